@@ -1,0 +1,193 @@
+//! ironsec's Linux fast path: packets between the site's TUN device and ESP-in-UDP sockets.
+//!
+//! The control plane (the daemon) builds [`Tables`] — tunnels, policies, SAs — and installs them
+//! with [`Dataplane::install`]; worker threads pick up the new snapshot on their next batch
+//! without locking. The control plane never touches a data packet.
+
+pub mod counters;
+pub mod iproute;
+pub mod prefix;
+pub mod tables;
+pub mod tun;
+pub mod udp;
+mod worker;
+
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
+
+use arc_swap::{ArcSwap, Guard};
+
+pub use counters::{DropReason, DropTotals, GatewayTotals, PerWorker, SaCounters, SaTotals};
+pub use prefix::{Prefix, PrefixError};
+pub use tables::{InboundEntry, OutboundEntry, Policy, TableError, Tables, Tunnel, TunnelId};
+
+use counters::GatewayCounters;
+use tun::Tun;
+use worker::Worker;
+
+#[derive(thiserror::Error, Debug)]
+pub enum DataplaneError {
+    #[error("cannot create TUN device '{name}': {source}")]
+    Tun {
+        name: String,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("cannot bind UDP socket on {addr}: {source}")]
+    Bind {
+        addr: SocketAddr,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("`ip {cmd}` failed: {reason}")]
+    Ip { cmd: String, reason: String },
+    #[error("cannot start worker thread: {0}")]
+    Thread(#[source] std::io::Error),
+}
+
+/// How the fast path is set up; fixed for the life of a [`Dataplane`].
+#[derive(Clone, Debug)]
+pub struct DataplaneConfig {
+    pub tun_name: String,
+    pub tun_mtu: u16,
+    pub tun_txqueuelen: u32,
+    /// One socket per address (per worker); tunnels refer to them by index.
+    pub local_addrs: Vec<SocketAddr>,
+    /// Worker threads; 0 = one per core.
+    pub workers: usize,
+    /// SO_RCVBUF / SO_SNDBUF per socket, in bytes.
+    pub socket_buffer: usize,
+    /// Packets per batched syscall.
+    pub batch: usize,
+}
+
+impl DataplaneConfig {
+    /// The worker count `workers` resolves to on this machine. Tables need it before the
+    /// dataplane starts, to size per-worker counters.
+    pub fn resolved_workers(&self) -> usize {
+        if self.workers > 0 {
+            self.workers
+        } else {
+            std::thread::available_parallelism().map_or(1, |n| n.get())
+        }
+    }
+}
+
+pub struct Dataplane {
+    tun: Arc<Tun>,
+    tables: Arc<ArcSwap<Tables>>,
+    counters: Arc<PerWorker<GatewayCounters>>,
+    stop: Arc<AtomicBool>,
+    threads: Vec<JoinHandle<()>>,
+    failure: Arc<Mutex<Option<String>>>,
+    workers: usize,
+}
+
+impl Dataplane {
+    /// Creates the TUN device and sockets and starts the workers with `tables`.
+    pub fn start(cfg: &DataplaneConfig, tables: Tables) -> Result<Dataplane, DataplaneError> {
+        let workers = cfg.resolved_workers();
+        let tun = Arc::new(Tun::create(&cfg.tun_name, cfg.tun_mtu, cfg.tun_txqueuelen)?);
+        let mut sockets = Vec::with_capacity(workers);
+        for _ in 0..workers {
+            let mut per_worker = Vec::with_capacity(cfg.local_addrs.len());
+            for &addr in &cfg.local_addrs {
+                per_worker.push(
+                    udp::bind(addr, cfg.socket_buffer)
+                        .map_err(|source| DataplaneError::Bind { addr, source })?,
+                );
+            }
+            sockets.push(per_worker);
+        }
+        let tables = Arc::new(ArcSwap::from_pointee(tables));
+        let counters = Arc::new(PerWorker::new(workers));
+        let stop = Arc::new(AtomicBool::new(false));
+        let failure = Arc::new(Mutex::new(None));
+        let max_packet = usize::from(cfg.tun_mtu).max(1500);
+        let mut threads = Vec::with_capacity(workers);
+        for (id, sockets) in sockets.into_iter().enumerate() {
+            let w = Worker {
+                id,
+                tun: tun.clone(),
+                sockets,
+                tables: tables.clone(),
+                counters: counters.clone(),
+                stop: stop.clone(),
+                batch: cfg.batch.max(1),
+                max_packet,
+            };
+            let failure = failure.clone();
+            let stop_all = stop.clone();
+            let t = std::thread::Builder::new()
+                .name(format!("ironsec-worker-{id}"))
+                .spawn(move || {
+                    if let Err(e) = w.run() {
+                        tracing::error!(worker = id, error = %e.0, "fast-path worker stopped");
+                        let mut f = failure.lock().unwrap_or_else(|p| p.into_inner());
+                        f.get_or_insert(e.0);
+                        stop_all.store(true, Ordering::Relaxed);
+                    }
+                })
+                .map_err(DataplaneError::Thread)?;
+            threads.push(t);
+        }
+        Ok(Dataplane {
+            tun,
+            tables,
+            counters,
+            stop,
+            threads,
+            failure,
+            workers,
+        })
+    }
+
+    /// Swaps in a new table snapshot; workers see it on their next batch.
+    pub fn install(&self, tables: Tables) {
+        self.tables.store(Arc::new(tables));
+    }
+
+    pub fn tables(&self) -> Guard<Arc<Tables>> {
+        self.tables.load()
+    }
+
+    pub fn totals(&self) -> GatewayTotals {
+        self.counters.totals()
+    }
+
+    pub fn workers(&self) -> usize {
+        self.workers
+    }
+
+    pub fn tun_name(&self) -> &str {
+        self.tun.name()
+    }
+
+    /// The first fatal worker error, if a worker stopped (for example the TUN device vanished).
+    /// The fast path is then down and the daemon should exit so its supervisor restarts it.
+    pub fn failure(&self) -> Option<String> {
+        self.failure
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+
+    /// Stops the workers and waits for them; the TUN device goes away with the last handle.
+    pub fn shutdown(mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+        for t in self.threads.drain(..) {
+            let _ = t.join();
+        }
+    }
+}
+
+impl Drop for Dataplane {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+        for t in self.threads.drain(..) {
+            let _ = t.join();
+        }
+    }
+}
