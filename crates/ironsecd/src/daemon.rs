@@ -105,6 +105,14 @@ async fn event_loop(running: Arc<Running>) -> Result<(), DaemonError> {
     let mut int = sig(SignalKind::interrupt())?;
     let mut hup = sig(SignalKind::hangup())?;
     let mut health = tokio::time::interval(Duration::from_millis(500));
+    // Keep-alives come from this loop, so a wedged event loop stops them and systemd restarts
+    // the daemon.
+    let mut watchdog = tokio::time::interval(
+        crate::sdnotify::watchdog_interval().unwrap_or(Duration::from_secs(3600)),
+    );
+    let watchdog_on = crate::sdnotify::watchdog_interval().is_some();
+    // Ready only now: the TUN device, routes, UDP sockets and control socket are all up.
+    crate::sdnotify::notify("READY=1");
     tracing::info!(
         tun = running.dp.tun_name(),
         workers = running.dp.workers(),
@@ -113,11 +121,16 @@ async fn event_loop(running: Arc<Running>) -> Result<(), DaemonError> {
     );
     loop {
         tokio::select! {
-            _ = term.recv() => { tracing::info!("SIGTERM: shutting down"); return Ok(()); }
+            _ = term.recv() => {
+                tracing::info!("SIGTERM: shutting down");
+                crate::sdnotify::notify("STOPPING=1");
+                return Ok(());
+            }
             _ = int.recv() => { tracing::info!("SIGINT: shutting down"); return Ok(()); }
             _ = hup.recv() => {
                 tracing::warn!("SIGHUP: configuration reload is not supported yet; restart ironsecd to apply changes");
             }
+            _ = watchdog.tick(), if watchdog_on => crate::sdnotify::notify("WATCHDOG=1"),
             _ = health.tick() => {
                 if let Some(f) = running.dp.failure() {
                     return Err(DaemonError::FastPath(f));

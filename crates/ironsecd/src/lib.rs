@@ -5,5 +5,6 @@ pub mod config;
 pub mod control;
 pub mod daemon;
 pub mod logging;
+pub mod sdnotify;
 pub mod status;
 pub mod tables;

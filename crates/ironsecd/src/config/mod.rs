@@ -72,11 +72,11 @@ impl Config {
         let raw = config::Config::builder()
             .add_source(config::File::from(path).format(config::FileFormat::Toml))
             .build()
-            .map_err(|e| ConfigError::new(path, "", strip_path(&e.to_string(), path)))?;
+            .map_err(|e| ConfigError::new(path, "", strip_location(&e.to_string())))?;
         let schema: FileSchema = serde_path_to_error::deserialize(raw).map_err(|e| {
             let key = e.path().to_string();
             let key = if key == "." { String::new() } else { key };
-            ConfigError::new(path, key, e.into_inner().to_string())
+            ConfigError::new(path, key, strip_location(&e.into_inner().to_string()))
         })?;
         validate(path, schema)
     }
@@ -97,9 +97,20 @@ impl Config {
     }
 }
 
-/// The config crate prefixes some messages with the file name; we add it ourselves.
-fn strip_path(msg: &str, path: &Path) -> String {
-    msg.replace(&format!(" in {}", path.display()), "")
+/// The config crate appends where it was (`in FILE`, `for key K`); our errors say that in
+/// their own fields, so drop the suffix.
+fn strip_location(msg: &str) -> String {
+    let mut m = msg.trim_end();
+    for marker in [" for key `", "\n in ", " in "] {
+        if let Some(i) = m.rfind(marker) {
+            // Only a trailing location, not " in " inside the message itself.
+            let tail = &m[i + marker.len()..];
+            if !tail.contains(' ') || marker != " in " {
+                m = m[..i].trim_end();
+            }
+        }
+    }
+    m.to_string()
 }
 
 fn validate(file: &Path, s: FileSchema) -> Result<Config, ConfigErrors> {
@@ -379,3 +390,6 @@ fn validate_connection(
         }),
     })
 }
+
+#[cfg(test)]
+mod tests;
