@@ -1,0 +1,420 @@
+#!/usr/bin/env bash
+# ironsec demo: two gateways with a manually keyed ESP-in-UDP tunnel, in network namespaces.
+#
+#   lanA 10.1.0.2 -- gwA 10.1.0.1 | 192.0.2.1 ==WAN== 192.0.2.2 | 10.2.0.1 gwB -- 10.2.0.2 lanB
+#
+# Builds the release binaries if needed, brings the topology up (netns-scripts/topology.sh with
+# its own prefix "demo"), generates fresh random keys, starts ironsecd in gwA and gwB (configs
+# derived from conf/static-gw-a.toml and conf/static-gw-b.toml), pings lanA -> lanB through the
+# tunnel, checks the tunnel's packet counters (and, with tcpdump, that the WAN carried only
+# ESP-in-UDP), prints both gateways' status and tears everything down.
+#
+# Usage (as root):
+#   netns-scripts/demo.sh [--keep] [--suite aes128gcm16|aes256gcm16|chacha20poly1305]
+#   netns-scripts/demo.sh --down      # tear down what a --keep run left running
+#
+#   --keep    leave the namespaces and both daemons running and print how to use them
+#   --suite   ESP suite of the tunnel (default aes128gcm16, as in the example configs)
+#   --down    stop the daemons of a --keep run (PIDs from its state file), remove the
+#             namespaces and its temporary directory
+#
+# Environment: IRONSEC_DEMO_PREFIX (namespace prefix, default "demo"), IRONSEC_BIN_DIR (use the
+# ironsecd/ironsecctl found there instead of building), IRONSEC_LOG (daemon log level, default
+# info), CARGO_TARGET_DIR (honoured when building).
+# Exit status: 0 if the pings crossed the tunnel and the counters agree, non-zero otherwise.
+set -euo pipefail
+
+HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+ROOT=$(dirname "$HERE")
+TOPO="$HERE/topology.sh"
+PREFIX="${IRONSEC_DEMO_PREFIX:-demo}"
+LANA="$PREFIX-lanA" GWA="$PREFIX-gwA" GWB="$PREFIX-gwB" LANB="$PREFIX-lanB"
+LANA_IP=10.1.0.2 LANB_IP=10.2.0.2
+PINGS=5
+if [ -d /run ] && [ -w /run ]; then STATE_DIR=/run; else STATE_DIR=/tmp; fi
+STATE="$STATE_DIR/ironsec-demo-$PREFIX.state"
+
+KEEP=0 SUITE=aes128gcm16 ACTION=demo
+WORK="" PID_A="" PID_B="" TCPDUMP_PID="" KEEP_RUNNING=0 WROTE_STATE=0
+
+say() { printf '%s\n' "$*"; }
+die() { printf 'demo.sh: error: %s\n' "$*" >&2; exit 1; }
+indent() { sed 's/^/    /'; }
+usage() { sed -n '2,/^set -euo/p' "${BASH_SOURCE[0]}" | sed -e '/^set -euo/d' -e 's/^# \{0,1\}//'; }
+
+while [ $# -gt 0 ]; do
+    case "$1" in
+        --keep) KEEP=1 ;;
+        --down) ACTION=down ;;
+        --suite) [ $# -ge 2 ] || die "--suite needs a value"; SUITE=$2; shift ;;
+        --suite=*) SUITE=${1#--suite=} ;;
+        -h|--help) usage; exit 0 ;;
+        *) usage >&2; die "unknown argument: $1" ;;
+    esac
+    shift
+done
+case "$SUITE" in
+    aes128gcm16) KEYLEN=20 ;;
+    aes256gcm16|chacha20poly1305) KEYLEN=36 ;;
+    *) die "unknown suite '$SUITE' (aes128gcm16 | aes256gcm16 | chacha20poly1305)" ;;
+esac
+
+[ "$(id -u)" = 0 ] || die "must run as root (it creates network namespaces, veth pairs and TUN devices); try: sudo $0 $*"
+command -v ip >/dev/null || die "iproute2 is not installed (Debian: apt-get install iproute2)"
+[ -x "$TOPO" ] || [ -f "$TOPO" ] || die "missing $TOPO"
+
+topo() { IRONSEC_NS_PREFIX="$PREFIX" bash "$TOPO" "$@"; }
+
+# Process state of a PID ("" if gone); zombies count as gone.
+alive() {
+    local st
+    st=$(cat "/proc/$1/stat" 2>/dev/null) || return 1
+    st=${st##*) }
+    [ "${st%% *}" != Z ]
+}
+
+# TERM a PID, wait up to 5 s, then KILL. Only for PIDs this script (or its --keep run) started.
+stop_pid() {
+    local pid=$1
+    [ -n "$pid" ] || return 0
+    alive "$pid" || return 0
+    kill -TERM "$pid" 2>/dev/null || return 0
+    for _ in $(seq 50); do alive "$pid" || return 0; sleep 0.1; done
+    echo "demo.sh: pid $pid ignored SIGTERM for 5 s, sending SIGKILL" >&2
+    kill -KILL "$pid" 2>/dev/null || true
+}
+
+# --down: undo a --keep run using its state file, then remove the namespaces regardless.
+down_from_state() {
+    local k v wd="" pids=() p
+    if [ -f "$STATE" ]; then
+        while IFS='=' read -r k v; do
+            case "$k" in
+                pid_gwA|pid_gwB) [[ "$v" =~ ^[0-9]+$ ]] && pids+=("$v") ;;
+                workdir) wd=$v ;;
+            esac
+        done <"$STATE"
+        for p in "${pids[@]}"; do
+            # Guard against PID reuse: only signal it if it is still an ironsecd.
+            if [ "$(cat "/proc/$p/comm" 2>/dev/null)" = ironsecd ]; then
+                say "stopping ironsecd pid $p"
+                stop_pid "$p"
+            fi
+        done
+        if [ -n "$wd" ] && [ -f "$wd/.ironsec-demo" ]; then rm -rf -- "$wd"; fi
+        rm -f -- "$STATE"
+    fi
+    topo down
+}
+
+if [ "$ACTION" = down ]; then
+    if [ -f "$STATE" ]; then say "tearing down the demo recorded in $STATE"; else
+        say "no state file $STATE; removing namespaces with prefix '$PREFIX' anyway"; fi
+    down_from_state
+    say "done: $(ip netns list | awk -v p="$PREFIX-" 'index($1,p)==1' | wc -l) '$PREFIX-*' namespaces left"
+    exit 0
+fi
+
+cleanup() {
+    local rc=$?
+    trap - EXIT INT TERM HUP
+    set +e
+    [ -n "$TCPDUMP_PID" ] && { kill -TERM "$TCPDUMP_PID" 2>/dev/null; wait "$TCPDUMP_PID" 2>/dev/null; }
+    if [ "$KEEP_RUNNING" != 1 ]; then
+        stop_pid "$PID_A"; stop_pid "$PID_B"
+        topo down
+        [ -n "$WORK" ] && rm -rf -- "$WORK"
+        [ "$WROTE_STATE" = 1 ] && rm -f -- "$STATE"
+    fi
+    exit "$rc"
+}
+trap cleanup EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
+trap 'exit 129' HUP
+
+# ---------------------------------------------------------------------------------------------
+# Binaries
+if [ -n "${IRONSEC_BIN_DIR:-}" ]; then
+    BIN=$IRONSEC_BIN_DIR
+else
+    case "${CARGO_TARGET_DIR:-}" in
+        "") BIN="$ROOT/target/release" ;;
+        /*) BIN="$CARGO_TARGET_DIR/release" ;;
+        *) BIN="$ROOT/$CARGO_TARGET_DIR/release" ;;
+    esac
+    if command -v cargo >/dev/null; then
+        [ -x "$BIN/ironsecd" ] || say "building ironsecd (cargo build --release -p ironsecd; the first build takes a few minutes)"
+        (cd "$ROOT" && cargo build --release -p ironsecd --quiet) || die "cargo build --release -p ironsecd failed"
+    elif [ -x "$BIN/ironsecd" ]; then
+        say "note: cargo is not in root's PATH; using the existing $BIN/ironsecd (may be stale)"
+    else
+        die "cargo is not in PATH and $BIN/ironsecd does not exist: build it first (cargo build --release -p ironsecd), or run with sudo env PATH=\"\$PATH\" $0"
+    fi
+fi
+D="$BIN/ironsecd" CTL="$BIN/ironsecctl"
+if ! [ -x "$D" ] || ! [ -x "$CTL" ]; then die "$D or $CTL not found (set IRONSEC_BIN_DIR?)"; fi
+
+if command -v python3 >/dev/null; then JSON=python3
+elif command -v jq >/dev/null; then JSON=jq
+else die "need python3 or jq to read 'ironsecctl status --json' (Debian: apt-get install python3)"; fi
+
+# Sum of packets/bytes over all tunnels' outbound and inbound SAs: "out_pkts out_bytes in_pkts in_bytes".
+counters() {
+    local out
+    out=$("$CTL" --socket "$1" status --json) || return 1
+    if [ "$JSON" = python3 ]; then
+        python3 -c '
+import json, sys
+d = json.load(sys.stdin)
+s = [0, 0, 0, 0]
+for c in d.get("connections") or []:
+    for t in c.get("tunnels") or []:
+        for i, k in ((0, "outbound"), (2, "inbound")):
+            sa = t.get(k) or {}
+            s[i] += int(sa.get("packets") or 0)
+            s[i + 1] += int(sa.get("bytes") or 0)
+print(*s)' <<<"$out"
+    else
+        jq -r '[.connections[]?.tunnels[]?] as $t
+               | [([$t[].outbound.packets // 0] | add // 0), ([$t[].outbound.bytes // 0] | add // 0),
+                  ([$t[].inbound.packets // 0] | add // 0), ([$t[].inbound.bytes // 0] | add // 0)]
+               | map(tostring) | join(" ")' <<<"$out"
+    fi
+}
+
+# ICMP echo: iputils ping if installed, else a small raw-socket echo in python3 (same summary line).
+do_ping() { # ns dst count
+    if command -v ping >/dev/null; then
+        timeout 30 ip netns exec "$1" ping -n -c "$3" -i 0.2 -W 1 "$2"
+    elif command -v python3 >/dev/null; then
+        say "(ping is not installed: using a python3 raw-socket ICMP echo; Debian: apt-get install iputils-ping)"
+        timeout 30 ip netns exec "$1" python3 - "$2" "$3" <<'EOF'
+import os, select, socket, struct, sys, time
+dst, n = sys.argv[1], int(sys.argv[2])
+s = socket.socket(socket.AF_INET, socket.SOCK_RAW, socket.IPPROTO_ICMP)
+ident = os.getpid() & 0xFFFF
+def csum(b):
+    if len(b) % 2:
+        b += b"\0"
+    v = sum(struct.unpack("!%dH" % (len(b) // 2), b))
+    v = (v >> 16) + (v & 0xFFFF)
+    v += v >> 16
+    return ~v & 0xFFFF
+print(f"PING {dst} 56(84) bytes of data (python3 ICMP echo).")
+got = 0
+for seq in range(1, n + 1):
+    body = b"ironsec-demo-pad" * 3 + b"12345678"
+    pkt = struct.pack("!BBHHH", 8, 0, 0, ident, seq) + body
+    pkt = struct.pack("!BBHHH", 8, 0, csum(pkt), ident, seq) + body
+    t0 = time.monotonic()
+    s.sendto(pkt, (dst, 0))
+    while True:
+        left = t0 + 1.0 - time.monotonic()
+        if left <= 0 or not select.select([s], [], [], left)[0]:
+            break
+        data, addr = s.recvfrom(4096)
+        ihl = (data[0] & 15) * 4
+        typ, _, _, rid, rseq = struct.unpack("!BBHHH", data[ihl:ihl + 8])
+        if typ == 0 and rid == ident and rseq == seq:
+            ms = (time.monotonic() - t0) * 1000
+            print(f"{len(data) - ihl} bytes from {addr[0]}: icmp_seq={seq} ttl={data[8]} time={ms:.3f} ms")
+            got += 1
+            break
+    time.sleep(max(0.0, t0 + 0.2 - time.monotonic()))
+print(f"\n--- {dst} ping statistics ---")
+print(f"{n} packets transmitted, {got} received, {100 * (n - got) // n}% packet loss")
+sys.exit(0 if got else 1)
+EOF
+    else
+        die "neither ping nor python3 is installed (Debian: apt-get install iputils-ping)"
+    fi
+}
+
+wait_ready() { # gw pid sock
+    local t0=$SECONDS
+    for _ in $(seq 100); do
+        if "$CTL" --socket "$3" status >/dev/null 2>&1; then return 0; fi
+        if ! alive "$2"; then
+            echo "demo.sh: ironsecd in $PREFIX-$1 exited during startup" >&2
+            return 1
+        fi
+        sleep 0.1
+    done
+    echo "demo.sh: ironsecd in $PREFIX-$1 not ready after $((SECONDS - t0)) s ('ironsecctl --socket $3 status' keeps failing)" >&2
+    return 1
+}
+
+show_logs() {
+    local g
+    for g in gwA gwB; do
+        echo "---- ironsecd log of $g ($WORK/$g.log, last 40 lines) ----" >&2
+        tail -n 40 "$WORK/$g.log" 2>/dev/null | indent >&2 || true
+    done
+}
+
+fail() { echo "demo.sh: FAIL: $*" >&2; show_logs; exit 1; }
+
+# ---------------------------------------------------------------------------------------------
+if [ -f "$STATE" ]; then
+    say "a previous --keep demo is recorded in $STATE: tearing it down first"
+    down_from_state
+fi
+
+say "== ironsec demo: suite $SUITE, namespaces $PREFIX-* =="
+topo up
+say "topology: $LANA $LANA_IP -- $GWA 10.1.0.1 | 192.0.2.1 ==WAN== 192.0.2.2 | 10.2.0.1 $GWB -- $LANB $LANB_IP"
+
+WORK=$(mktemp -d "${TMPDIR:-/tmp}/ironsec-demo.XXXXXX")
+touch "$WORK/.ironsec-demo"
+KEYS="$WORK/site.keys"
+
+# Configs: the example configs with only the keys file, control socket and suite changed.
+make_config() { # example out socket
+    sed -e "s|^control_socket = \"[^\"]*\"|control_socket = \"$3\"|" \
+        -e "s|^keys_file = \"[^\"]*\"|keys_file = \"$KEYS\"|" \
+        -e "s|^esp = \"[^\"]*\"|esp = \"$SUITE\"|" "$1" >"$2"
+    if ! grep -q "^control_socket = \"$3\"" "$2" || ! grep -q "^keys_file = \"$KEYS\"" "$2" ||
+        ! grep -q "^esp = \"$SUITE\"" "$2"; then
+        die "could not derive $2 from $1 (did the example's layout change?)"
+    fi
+}
+make_config "$ROOT/conf/static-gw-a.toml" "$WORK/gwA.toml" "$WORK/gwA.sock"
+make_config "$ROOT/conf/static-gw-b.toml" "$WORK/gwB.toml" "$WORK/gwB.sock"
+
+field() { sed -n "s/.*\\b$1 = \"\\([^\"]*\\)\".*/\\1/p" "$2" | head -n1; }
+SPI_AB=$(field spi_out "$WORK/gwA.toml") SPI_BA=$(field spi_in "$WORK/gwA.toml")
+A_WAN=$(field local "$WORK/gwA.toml") B_WAN=$(field remote "$WORK/gwA.toml")
+TUN=$(field tun "$WORK/gwA.toml") PORT=$(sed -n 's/^port = \([0-9]*\).*/\1/p' "$WORK/gwA.toml")
+if [ -z "$SPI_AB" ] || [ -z "$SPI_BA" ]; then die "could not read spi_out/spi_in from conf/static-gw-a.toml"; fi
+
+# Fresh random keys (key || 4-byte salt), one per SPI, shared by both gateways, mode 600.
+(
+    umask 077
+    for spi in "$SPI_AB" "$SPI_BA"; do
+        printf '%s = "%s"\n' "$spi" "$(head -c "$KEYLEN" /dev/urandom | od -An -tx1 | tr -d ' \n')"
+    done >"$KEYS"
+)
+chmod 600 "$KEYS"
+say "keys:     fresh random $SUITE keys ($KEYLEN bytes key+salt per SPI) in $KEYS (mode 600)"
+say "tunnel:   $GWA $A_WAN:$PORT <==ESP-in-UDP==> $GWB $B_WAN:$PORT, suite $SUITE"
+say "          SPI $SPI_AB carries A->B, SPI $SPI_BA carries B->A; selectors 10.1.0.0/24 <-> 10.2.0.0/24"
+
+for g in gwA gwB; do
+    ns="$PREFIX-$g"
+    ip netns exec "$ns" "$D" check --config "$WORK/$g.toml" >"$WORK/$g.check" 2>&1 ||
+        { indent <"$WORK/$g.check" >&2; die "ironsecd check --config $WORK/$g.toml failed"; }
+done
+
+start_gw() { # gw -> sets PID_<X>
+    IRONSEC_LOG="${IRONSEC_LOG:-info}" ip netns exec "$PREFIX-$1" "$D" --config "$WORK/$1.toml" \
+        </dev/null >"$WORK/$1.log" 2>&1 &
+}
+T0=$(date +%s.%N)
+start_gw gwA; PID_A=$!
+start_gw gwB; PID_B=$!
+{
+    echo "prefix=$PREFIX"
+    echo "workdir=$WORK"
+    echo "pid_gwA=$PID_A"
+    echo "pid_gwB=$PID_B"
+} >"$STATE"
+WROTE_STATE=1
+wait_ready gwA "$PID_A" "$WORK/gwA.sock" || fail "gateway A did not start"
+wait_ready gwB "$PID_B" "$WORK/gwB.sock" || fail "gateway B did not start"
+T1=$(date +%s.%N)
+say "started:  ironsecd pid $PID_A in $GWA, pid $PID_B in $GWB (both ready after $(awk -v a="$T0" -v b="$T1" 'BEGIN{printf "%.2f", b-a}') s)"
+say "routes:   $GWA: $(ip -n "$GWA" route get 10.2.0.2 | head -n1 | sed 's/ *$//')"
+say "          $GWB: $(ip -n "$GWB" route get 10.1.0.2 | head -n1 | sed 's/ *$//')"
+
+read -r A_OUT0 _ A_IN0 _ < <(counters "$WORK/gwA.sock") || fail "ironsecctl status --json failed on gwA"
+read -r B_OUT0 _ B_IN0 _ < <(counters "$WORK/gwB.sock") || fail "ironsecctl status --json failed on gwB"
+
+# Watch the WAN while pinging (optional: only if tcpdump is installed).
+if command -v tcpdump >/dev/null; then
+    timeout 60 ip netns exec "$GWA" tcpdump -l -n -i wan 'icmp or udp' \
+        >"$WORK/wan.txt" 2>"$WORK/tcpdump.err" &
+    TCPDUMP_PID=$!
+    for _ in $(seq 30); do grep -q 'listening on' "$WORK/tcpdump.err" 2>/dev/null && break; sleep 0.1; done
+fi
+
+say ""
+say "ping $LANA $LANA_IP -> $LANB $LANB_IP ($PINGS echo requests through the tunnel):"
+set +e
+do_ping "$LANA" "$LANB_IP" "$PINGS" >"$WORK/ping.txt" 2>&1
+PING_RC=$?
+set -e
+indent <"$WORK/ping.txt"
+RECEIVED=$(sed -n 's/.* \([0-9]\+\) received.*/\1/p' "$WORK/ping.txt" | tail -n1)
+RECEIVED=${RECEIVED:-0}
+
+if [ -n "$TCPDUMP_PID" ]; then
+    sleep 0.2
+    kill -TERM "$TCPDUMP_PID" 2>/dev/null || true
+    wait "$TCPDUMP_PID" 2>/dev/null || true
+    TCPDUMP_PID=""
+    ESP_LINES=$(grep -c "\.$PORT > .*\.$PORT: " "$WORK/wan.txt" || true)
+    CLEAR_ICMP=$(grep -c ' ICMP echo' "$WORK/wan.txt" || true)
+    say ""
+    say "WAN of $GWA (tcpdump -i wan 'icmp or udp'): $ESP_LINES UDP/$PORT datagrams, $CLEAR_ICMP clear-text ICMP echoes; first ones:"
+    head -n 4 "$WORK/wan.txt" | indent
+fi
+
+read -r A_OUT1 A_OUTB1 A_IN1 _ < <(counters "$WORK/gwA.sock") || fail "ironsecctl status --json failed on gwA"
+read -r B_OUT1 _ B_IN1 _ < <(counters "$WORK/gwB.sock") || fail "ironsecctl status --json failed on gwB"
+D_A_OUT=$((A_OUT1 - A_OUT0)) D_A_IN=$((A_IN1 - A_IN0)) D_B_OUT=$((B_OUT1 - B_OUT0)) D_B_IN=$((B_IN1 - B_IN0))
+say ""
+say "tunnel packet counters during the ping:"
+say "    $GWA outbound (SPI $SPI_AB): +$D_A_OUT   ($A_OUTB1 bytes in total)    $GWB inbound: +$D_B_IN"
+say "    $GWB outbound (SPI $SPI_BA): +$D_B_OUT                           $GWA inbound: +$D_A_IN"
+
+for g in gwA gwB; do
+    say ""
+    say "== $PREFIX-$g: ironsecctl --socket $WORK/$g.sock status =="
+    "$CTL" --socket "$WORK/$g.sock" status 2>&1 | indent || true
+done
+say ""
+
+if [ "$PING_RC" != 0 ] || [ "$RECEIVED" -eq 0 ]; then
+    fail "no ping reply crossed the tunnel ($RECEIVED/$PINGS replies, ping exit $PING_RC)"
+fi
+[ "$D_A_OUT" -ge "$PINGS" ] ||
+    fail "gwA's tunnel outbound counter grew by $D_A_OUT, less than the $PINGS echo requests: the traffic did not go through the tunnel"
+if [ -n "${CLEAR_ICMP:-}" ] && [ "$CLEAR_ICMP" -gt 0 ]; then
+    fail "$CLEAR_ICMP ICMP echo packets crossed the WAN in clear text"
+fi
+[ "$RECEIVED" = "$PINGS" ] || echo "demo.sh: warning: only $RECEIVED of $PINGS pings were answered" >&2
+say "PASS: $RECEIVED/$PINGS pings crossed the tunnel; $GWA sent $D_A_OUT ESP packets on SPI $SPI_AB."
+
+if [ "$KEEP" = 1 ]; then
+    KEEP_RUNNING=1
+    cat <<EOF
+
+The demo keeps running (--keep). Try:
+    ip netns exec $LANA ping $LANB_IP
+    ip netns exec $LANA bash                  # a shell on site A's LAN
+    $CTL --socket $WORK/gwA.sock status
+    $CTL --socket $WORK/gwB.sock status
+    ip netns exec $GWA tcpdump -ni wan udp port $PORT
+    ip -n $GWA -s link show $TUN
+Daemon logs: $WORK/gwA.log $WORK/gwB.log   PIDs: gwA $PID_A, gwB $PID_B (recorded in $STATE)
+Tear it down with:
+    $HERE/demo.sh --down
+or by hand:
+    kill $PID_A $PID_B; IRONSEC_NS_PREFIX=$PREFIX $TOPO down; rm -rf $WORK $STATE
+EOF
+    exit 0
+fi
+
+# Normal path: stop the daemons with SIGTERM and report how they exited (the trap tears down).
+stop_and_report() { # gw pid
+    local st=0
+    stop_pid "$2"
+    wait "$2" 2>/dev/null || st=$?
+    if [ "$st" = 0 ]; then say "stopped:  ironsecd in $PREFIX-$1 exited cleanly on SIGTERM"
+    else echo "demo.sh: warning: ironsecd in $PREFIX-$1 exited with status $st on SIGTERM" >&2; fi
+}
+stop_and_report gwA "$PID_A"
+stop_and_report gwB "$PID_B"
+PID_A="" PID_B=""
+say "tearing down namespaces $PREFIX-* (use --keep to leave the demo running)"
