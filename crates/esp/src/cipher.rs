@@ -2,7 +2,7 @@
 //! from the SA and the packet header. Shared by both directions so that what
 //! is sealed and what is opened cannot drift apart.
 
-use ring::aead::{self, Aad, LessSafeKey, Nonce, Tag, UnboundKey};
+use ring::aead::{Aad, LessSafeKey, Nonce, Tag, UnboundKey};
 use zeroize::Zeroizing;
 
 use crate::suite::{KeyError, Suite, SALT_LEN};
@@ -68,7 +68,8 @@ impl SaCipher {
             .map(|plain| plain.len())
     }
 
-    pub(crate) fn algorithm(&self) -> &'static aead::Algorithm {
+    #[cfg(test)]
+    pub(crate) fn algorithm(&self) -> &'static ring::aead::Algorithm {
         self.key.algorithm()
     }
 }

@@ -239,6 +239,28 @@ mod tests {
     }
 
     #[test]
+    fn iv_offset_changes_the_iv_not_the_sequence_number() {
+        let a = sa(true);
+        let b = sa(true).with_iv_offset(u64::MAX);
+        // A minimal IPv4 header (total length 20) as the inner packet.
+        let mut x = vec![0u8; 100];
+        x[HEADROOM] = 0x45;
+        x[HEADROOM + 3] = 20;
+        let mut y = x.clone();
+        let n = a.seal_in_place(&mut x, 20, 4).unwrap();
+        assert_eq!(b.seal_in_place(&mut y, 20, 4), Ok(n));
+        assert_eq!(&x[4..8], &y[4..8], "same sequence number");
+        assert_eq!(&x[8..16], &1u64.to_be_bytes());
+        assert_eq!(&y[8..16], &0u64.to_be_bytes(), "1 + (2^64 - 1) wraps to 0");
+        // Same key, same sequence number, different nonce: different ciphertext.
+        assert_ne!(&x[16..n], &y[16..n]);
+        // The receiver takes the IV from the packet, so the offset needs no agreement.
+        let rx = crate::InboundSa::new(Suite::Aes128Gcm16, 0x1234, &[1u8; 20], true, 0).unwrap();
+        let opened = rx.open_in_place(&mut y[..n]).unwrap();
+        assert_eq!((opened.seq, opened.len), (1, 20));
+    }
+
+    #[test]
     fn short_buffer_keeps_sequence_number() {
         let sa = sa(false);
         // 20 bytes of payload take 2 bytes of padding plus pad length and next header.

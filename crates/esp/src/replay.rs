@@ -66,33 +66,29 @@ impl ReplayWindow {
     }
 
     /// The full sequence number a packet most likely carries, given only its
-    /// low 32 bits (RFC 4303 Appendix A2.2): the one that lands in or right
-    /// of the window. A wrong guess is harmless: the high bits are part of the
-    /// authenticated data, so the packet then fails authentication.
+    /// low 32 bits: the candidate nearest the highest number seen.
+    ///
+    /// This is RFC 4303 Appendix A2.2 with one change. A2.2 puts every
+    /// packet left of the window into the next 2^32 block, so a late packet
+    /// costs a decryption, fails authentication and is counted as a forgery.
+    /// Taking the nearest candidate gives the same answer for every number in
+    /// the window or up to 2^31 ahead of it (more than any live peer can skip),
+    /// and reports late packets as [`ReplayError::TooOld`] without
+    /// decrypting. A wrong guess stays harmless either way: the high bits are
+    /// authenticated, so the packet then fails authentication.
     pub fn infer(&self, seq_lo: u32, esn: bool) -> u64 {
         if !esn {
             return u64::from(seq_lo);
         }
-        let th = (self.highest >> 32) as u32;
-        let tl = self.highest as u32;
-        // size <= MAX_REPLAY_WINDOW < 2^32, so W - 1 fits.
-        let w1 = (self.size - 1) as u32;
-        let seq_hi = if tl >= w1 {
-            // Case A: the window lies within one 2^32 subspace.
-            if seq_lo >= tl - w1 {
-                th
-            } else {
-                // Wrapped ahead; with no further subspace it can only be old.
-                th.checked_add(1).unwrap_or(th)
-            }
-        } else if seq_lo >= tl.wrapping_sub(w1) {
-            // Case B: the window spans two subspaces and seq_lo is in the
-            // older one; before the first wrap there is no older one.
-            th.checked_sub(1).unwrap_or(th)
-        } else {
-            th
-        };
-        (u64::from(seq_hi) << 32) | u64::from(seq_lo)
+        // Distance from the highest number's low half, taken in the 32-bit
+        // ring: within [-2^31, 2^31).
+        let delta = seq_lo.wrapping_sub(self.highest as u32) as i32;
+        // Near 0 or 2^64 the nearest candidate may not exist; the one in the
+        // highest number's own block always does.
+        let same_block = (self.highest & !u64::from(u32::MAX)) | u64::from(seq_lo);
+        self.highest
+            .checked_add_signed(i64::from(delta))
+            .unwrap_or(same_block)
     }
 
     /// Whether `seq` would be accepted, without recording it; used before
@@ -206,17 +202,25 @@ mod tests {
         // Before any packet: everything is in subspace 0.
         assert_eq!(w.infer(1, true), 1);
         assert_eq!(w.infer(u32::MAX, true), u64::from(u32::MAX));
-        // Case A, near the end of subspace 0.
+        // Near the end of block 0.
         w.update(0xFFFF_FFF0).unwrap();
         assert_eq!(w.infer(0xFFFF_FFF5, true), 0xFFFF_FFF5);
         assert_eq!(w.infer(0xFFFF_FC00, true), 0xFFFF_FC00);
         assert_eq!(w.infer(3, true), 0x1_0000_0003);
-        // Case B, just after the wrap.
+        // Just after the wrap.
         w.update(0x1_0000_0002).unwrap();
         assert_eq!(w.infer(0xFFFF_FFF5, true), 0xFFFF_FFF5);
         assert_eq!(w.infer(1, true), 0x1_0000_0001);
         assert_eq!(w.infer(0x8000_0000, true), 0x1_8000_0000);
-        // No subspace after the last one.
+        // Left of the window: in the past, not 2^32 ahead.
+        assert_eq!(w.infer(0xF000_0000, true), 0xF000_0000);
+        w.update(0x1_0000_1000).unwrap();
+        assert_eq!(w.infer(0x10, true), 0x1_0000_0010);
+        assert_eq!(w.check(0x1_0000_0010), Err(ReplayError::TooOld));
+        // No block before the first or after the last.
+        let mut w = ReplayWindow::new(64);
+        w.update(5).unwrap();
+        assert_eq!(w.infer(0xFFFF_FF00, true), 0xFFFF_FF00);
         let mut w = ReplayWindow::new(64);
         w.update(u64::MAX - 1).unwrap();
         assert_eq!(w.infer(u32::MAX, true), u64::MAX);

@@ -71,7 +71,8 @@ static TABLE: [Facts; 3] = [
 ];
 
 impl Suite {
-    /// Every suite, in order of preference for a default proposal.
+    /// Every suite, so callers can list or test them all without
+    /// repeating the set.
     pub const ALL: [Suite; 3] = [
         Suite::Aes128Gcm16,
         Suite::Aes256Gcm16,

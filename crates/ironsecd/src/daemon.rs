@@ -49,9 +49,18 @@ pub fn run(cfg: Config) -> Result<(), DaemonError> {
     let tables = crate::tables::build(&cfg, dp_cfg.resolved_workers())?;
     let dp = Dataplane::start(&dp_cfg, tables)?;
     let result = (|| {
+        let host = iproute::host_addresses();
         for c in &cfg.connections {
             for p in &c.remote_ts {
-                iproute::route_via(&p.to_string(), dp.tun_name())?;
+                // Traffic the gateway itself sends to the site should come from one of its own
+                // addresses inside the local selectors, or no policy would match it.
+                let src = host
+                    .iter()
+                    .find(|a| {
+                        a.is_ipv4() == p.is_v4() && c.local_ts.iter().any(|l| l.contains(**a))
+                    })
+                    .copied();
+                iproute::route_via(&p.to_string(), dp.tun_name(), src)?;
             }
         }
         Ok::<_, DaemonError>(())
