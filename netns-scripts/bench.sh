@@ -30,20 +30,17 @@
 set -euo pipefail
 
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
-ROOT=$(dirname "$HERE")
-TOPO="$HERE/topology.sh"
+# shellcheck disable=SC2034  # read by lib.sh
+PROG=bench.sh MSG_FD=2
 PREFIX="${IRONSEC_BENCH_PREFIX:-bench}"
-LANA="$PREFIX-lanA" GWA="$PREFIX-gwA" GWB="$PREFIX-gwB" LANB="$PREFIX-lanB"
+# shellcheck source-path=SCRIPTDIR source=lib.sh
+. "$HERE/lib.sh"    # sets ROOT TOPO LANA GWA GWB LANB; log die indent usage stop_pid ...
 LANB_IP=10.2.0.2
 TXQ="${IRONSEC_BENCH_TXQUEUELEN:-1000}"
 OMIT=1
 
 JSON_OUT=0 RUNS=3 TIME=5 SUITE=aes128gcm16
 WORK="" PID_A="" PID_B="" SRV_PID="" CLI_PID="" RES=""
-
-log() { printf '%s\n' "$*" >&2; }
-die() { printf 'bench.sh: error: %s\n' "$*" >&2; exit 1; }
-usage() { sed -n '2,/^set -euo/p' "${BASH_SOURCE[0]}" | sed -e '/^set -euo/d' -e 's/^# \{0,1\}//'; }
 
 while [ $# -gt 0 ]; do
     case "$1" in
@@ -62,11 +59,7 @@ done
 if ! [[ "$RUNS" =~ ^[0-9]+$ ]] || [ "$RUNS" -lt 1 ] || [ "$RUNS" -gt 99 ]; then die "--runs must be 1..99"; fi
 if ! [[ "$TIME" =~ ^[0-9]+$ ]] || [ "$TIME" -lt 1 ] || [ "$TIME" -gt 600 ]; then die "--time must be 1..600 seconds"; fi
 [[ "$TXQ" =~ ^[0-9]+$ ]] || die "IRONSEC_BENCH_TXQUEUELEN must be a number"
-case "$SUITE" in
-    aes128gcm16) KEYLEN=20 ;;
-    aes256gcm16|chacha20poly1305) KEYLEN=36 ;;
-    *) die "unknown suite '$SUITE' (aes128gcm16 | aes256gcm16 | chacha20poly1305)" ;;
-esac
+suite_keylen
 
 [ "$(id -u)" = 0 ] || die "must run as root (network namespaces, veth, TUN)"
 command -v ip >/dev/null || die "iproute2 is not installed (Debian: apt-get install iproute2)"
@@ -74,98 +67,25 @@ command -v iperf3 >/dev/null || die "iperf3 is not installed (Debian: apt-get in
 command -v python3 >/dev/null || die "python3 is needed to read iperf3 --json (Debian: apt-get install python3)"
 command -v timeout >/dev/null || die "timeout (coreutils) is not installed"
 CLK_TCK=$(getconf CLK_TCK)
+pick_json_tool    # python3 (checked above)
 
-topo() { IRONSEC_NS_PREFIX="$PREFIX" bash "$TOPO" "$@"; }
-
-alive() {
-    local st
-    st=$(cat "/proc/$1/stat" 2>/dev/null) || return 1
-    st=${st##*) }
-    [ "${st%% *}" != Z ]
-}
-
-stop_pid() {
-    local pid=$1
-    [ -n "$pid" ] || return 0
-    alive "$pid" || return 0
-    kill -TERM "$pid" 2>/dev/null || return 0
-    for _ in $(seq 50); do alive "$pid" || return 0; sleep 0.1; done
-    log "bench.sh: pid $pid ignored SIGTERM for 5 s, sending SIGKILL"
-    kill -KILL "$pid" 2>/dev/null || true
-}
-
-cleanup() {
-    local rc=$?
-    trap - EXIT INT TERM HUP
-    set +e
+# Run by lib.sh's cleanup trap on every exit.
+on_exit() {
     stop_pid "$CLI_PID"; stop_pid "$SRV_PID"
-    stop_pid "$PID_A"; stop_pid "$PID_B"
-    topo down >&2
-    [ -n "$WORK" ] && rm -rf -- "$WORK"
-    exit "$rc"
+    teardown
 }
-trap cleanup EXIT
-trap 'exit 130' INT
-trap 'exit 143' TERM
-trap 'exit 129' HUP
+install_cleanup_traps
 
-# ---------------------------------------------------------------------------------------------
-# Binaries
-if [ -n "${IRONSEC_BIN_DIR:-}" ]; then
-    BIN=$IRONSEC_BIN_DIR
-else
-    case "${CARGO_TARGET_DIR:-}" in
-        "") BIN="$ROOT/target/release" ;;
-        /*) BIN="$CARGO_TARGET_DIR/release" ;;
-        *) BIN="$ROOT/$CARGO_TARGET_DIR/release" ;;
-    esac
-    if command -v cargo >/dev/null; then
-        log "building: cargo build --release -p ironsecd"
-        (cd "$ROOT" && cargo build --release -p ironsecd --quiet) >&2 || die "cargo build --release -p ironsecd failed"
-    elif [ -x "$BIN/ironsecd" ]; then
-        log "note: cargo is not in PATH; using the existing $BIN/ironsecd (may be stale)"
-    else
-        die "cargo is not in PATH and $BIN/ironsecd does not exist (build it, or set IRONSEC_BIN_DIR)"
-    fi
-fi
-D="$BIN/ironsecd" CTL="$BIN/ironsecctl"
-if ! [ -x "$D" ] || ! [ -x "$CTL" ]; then die "$D or $CTL not found (set IRONSEC_BIN_DIR?)"; fi
+find_binaries always "building: cargo build --release -p ironsecd"
 
 # ---------------------------------------------------------------------------------------------
 log "topology up (namespaces $PREFIX-*)"
 topo up >&2
-WORK=$(mktemp -d "${TMPDIR:-/tmp}/ironsec-bench.XXXXXX")
-KEYS="$WORK/site.keys"
+make_workdir bench
 : >"$WORK/results.tsv"
-
-make_config() { # example out socket
-    sed -e "s|^control_socket = \"[^\"]*\"|control_socket = \"$3\"|" \
-        -e "s|^keys_file = \"[^\"]*\"|keys_file = \"$KEYS\"|" \
-        -e "s|^esp = \"[^\"]*\"|esp = \"$SUITE\"|" "$1" >"$2"
-    if ! grep -q "^control_socket = \"$3\"" "$2" || ! grep -q "^keys_file = \"$KEYS\"" "$2" ||
-        ! grep -q "^esp = \"$SUITE\"" "$2"; then
-        die "could not derive $2 from $1 (did the example's layout change?)"
-    fi
-}
-make_config "$ROOT/conf/static-gw-a.toml" "$WORK/gwA.toml" "$WORK/gwA.sock"
-make_config "$ROOT/conf/static-gw-b.toml" "$WORK/gwB.toml" "$WORK/gwB.sock"
-field() { sed -n "s/.*\\b$1 = \"\\([^\"]*\\)\".*/\\1/p" "$2" | head -n1; }
-SPI_AB=$(field spi_out "$WORK/gwA.toml") SPI_BA=$(field spi_in "$WORK/gwA.toml")
-TUN_A=$(field tun "$WORK/gwA.toml") TUN_B=$(field tun "$WORK/gwB.toml")
-if [ -z "$SPI_AB" ] || [ -z "$SPI_BA" ] || [ -z "$TUN_A" ] || [ -z "$TUN_B" ]; then
-    die "could not read spi_out/spi_in/tun from the example configs"
-fi
-(
-    umask 077
-    for spi in "$SPI_AB" "$SPI_BA"; do
-        printf '%s = "%s"\n' "$spi" "$(head -c "$KEYLEN" /dev/urandom | od -An -tx1 | tr -d ' \n')"
-    done >"$KEYS"
-)
-chmod 600 "$KEYS"
-for g in gwA gwB; do
-    ip netns exec "$PREFIX-$g" "$D" check --config "$WORK/$g.toml" >"$WORK/$g.check" 2>&1 ||
-        { sed 's/^/    /' "$WORK/$g.check" >&2; die "ironsecd check --config $WORK/$g.toml failed"; }
-done
+write_configs
+write_keys
+check_configs
 
 # One iperf3 run: fresh one-off server in lanB, client in lanA, both bounded by timeout.
 # Sets RES="mbps received_bytes retransmits" or returns 1 (reason on stderr). The client runs in
@@ -207,20 +127,6 @@ EOF
     RES=${res#OK }
 }
 
-# Outbound packets and bytes of gwA's tunnel(s), summed: "packets bytes".
-out_counters() {
-    "$CTL" --socket "$WORK/gwA.sock" status --json | python3 -c '
-import json, sys
-d = json.load(sys.stdin)
-p = b = 0
-for c in d.get("connections") or []:
-    for t in c.get("tunnels") or []:
-        o = t.get("outbound") or {}
-        p += int(o.get("packets") or 0)
-        b += int(o.get("bytes") or 0)
-print(p, b)'
-}
-
 cpu_ticks() { # pid -> utime+stime in clock ticks (whole thread group)
     local st f
     st=$(cat "/proc/$1/stat") || die "ironsecd pid $1 is gone"
@@ -234,7 +140,7 @@ run_case() {
     local c=$1 p=$2 check=${3:-} i mbps bytes retr c0 b0 c1 b1 ok=0
     for i in $(seq "$RUNS"); do
         if [ -n "$check" ]; then
-            read -r c0 b0 < <(out_counters) || die "ironsecctl status --json failed on gwA"
+            read -r c0 b0 _ < <(counters "$WORK/gwA.sock") || die "ironsecctl status --json failed on gwA"
         fi
         if ! iperf_once "$p" "$c-P$p-$i"; then
             log "  $c, $p stream(s), run $i/$RUNS: failed"
@@ -242,7 +148,7 @@ run_case() {
         fi
         read -r mbps bytes retr <<<"$RES"
         if [ -n "$check" ]; then
-            read -r c1 b1 < <(out_counters) || die "ironsecctl status --json failed on gwA"
+            read -r c1 b1 _ < <(counters "$WORK/gwA.sock") || die "ironsecctl status --json failed on gwA"
             # The tunnel must account for every payload byte iperf3 saw arrive (bytes counted by
             # ironsec include headers, and the warm-up second is not in iperf3's sum).
             if [ $((c1 - c0)) -le 0 ] || [ $((b1 - b0)) -lt $((bytes * 9 / 10)) ]; then
@@ -269,26 +175,13 @@ run_case no_tunnel 4
 log "(b) ironsec ($SUITE): plain routes removed, ironsecd in both gateways"
 ip -n "$GWA" route del 10.2.0.0/24 via 192.0.2.2 dev wan
 ip -n "$GWB" route del 10.1.0.0/24 via 192.0.2.1 dev wan
-start_gw() {
-    IRONSEC_LOG="${IRONSEC_LOG:-warn}" ip netns exec "$PREFIX-$1" "$D" --config "$WORK/$1.toml" \
-        </dev/null >"$WORK/$1.log" 2>&1 &
+not_ready() { # gw: its log, then die
+    indent <"$WORK/$1.log" >&2
+    die "ironsecd in $PREFIX-$1 $NOT_READY (log above)"
 }
-wait_ready() { # gw pid
-    for _ in $(seq 100); do
-        "$CTL" --socket "$WORK/$1.sock" status >/dev/null 2>&1 && return 0
-        if ! alive "$2"; then
-            sed 's/^/    /' "$WORK/$1.log" >&2
-            die "ironsecd in $PREFIX-$1 exited during startup (log above)"
-        fi
-        sleep 0.1
-    done
-    sed 's/^/    /' "$WORK/$1.log" >&2
-    die "ironsecd in $PREFIX-$1 did not become ready within 10 s (log above)"
-}
-start_gw gwA; PID_A=$!
-start_gw gwB; PID_B=$!
-wait_ready gwA "$PID_A"
-wait_ready gwB "$PID_B"
+start_gateways warn
+wait_ready gwA "$PID_A" || not_ready gwA
+wait_ready gwB "$PID_B" || not_ready gwB
 log "  ironsecd pids: gwA $PID_A, gwB $PID_B"
 for pair in "$GWA:$TUN_A" "$GWB:$TUN_B"; do
     ns=${pair%%:*} dev=${pair#*:}

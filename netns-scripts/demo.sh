@@ -25,10 +25,11 @@
 set -euo pipefail
 
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
-ROOT=$(dirname "$HERE")
-TOPO="$HERE/topology.sh"
+# shellcheck disable=SC2034  # read by lib.sh
+PROG=demo.sh MSG_FD=1
 PREFIX="${IRONSEC_DEMO_PREFIX:-demo}"
-LANA="$PREFIX-lanA" GWA="$PREFIX-gwA" GWB="$PREFIX-gwB" LANB="$PREFIX-lanB"
+# shellcheck source-path=SCRIPTDIR source=lib.sh
+. "$HERE/lib.sh"    # sets ROOT TOPO LANA GWA GWB LANB; say die indent usage stop_pid ...
 LANA_IP=10.1.0.2 LANB_IP=10.2.0.2
 PINGS=5
 if [ -d /run ] && [ -w /run ]; then STATE_DIR=/run; else STATE_DIR=/tmp; fi
@@ -36,11 +37,6 @@ STATE="$STATE_DIR/ironsec-demo-$PREFIX.state"
 
 KEEP=0 SUITE=aes128gcm16 ACTION=demo
 WORK="" PID_A="" PID_B="" TCPDUMP_PID="" KEEP_RUNNING=0 WROTE_STATE=0
-
-say() { printf '%s\n' "$*"; }
-die() { printf 'demo.sh: error: %s\n' "$*" >&2; exit 1; }
-indent() { sed 's/^/    /'; }
-usage() { sed -n '2,/^set -euo/p' "${BASH_SOURCE[0]}" | sed -e '/^set -euo/d' -e 's/^# \{0,1\}//'; }
 
 while [ $# -gt 0 ]; do
     case "$1" in
@@ -53,36 +49,11 @@ while [ $# -gt 0 ]; do
     esac
     shift
 done
-case "$SUITE" in
-    aes128gcm16) KEYLEN=20 ;;
-    aes256gcm16|chacha20poly1305) KEYLEN=36 ;;
-    *) die "unknown suite '$SUITE' (aes128gcm16 | aes256gcm16 | chacha20poly1305)" ;;
-esac
+suite_keylen
 
 [ "$(id -u)" = 0 ] || die "must run as root (it creates network namespaces, veth pairs and TUN devices); try: sudo $0 $*"
 command -v ip >/dev/null || die "iproute2 is not installed (Debian: apt-get install iproute2)"
 [ -x "$TOPO" ] || [ -f "$TOPO" ] || die "missing $TOPO"
-
-topo() { IRONSEC_NS_PREFIX="$PREFIX" bash "$TOPO" "$@"; }
-
-# Process state of a PID ("" if gone); zombies count as gone.
-alive() {
-    local st
-    st=$(cat "/proc/$1/stat" 2>/dev/null) || return 1
-    st=${st##*) }
-    [ "${st%% *}" != Z ]
-}
-
-# TERM a PID, wait up to 5 s, then KILL. Only for PIDs this script (or its --keep run) started.
-stop_pid() {
-    local pid=$1
-    [ -n "$pid" ] || return 0
-    alive "$pid" || return 0
-    kill -TERM "$pid" 2>/dev/null || return 0
-    for _ in $(seq 50); do alive "$pid" || return 0; sleep 0.1; done
-    echo "demo.sh: pid $pid ignored SIGTERM for 5 s, sending SIGKILL" >&2
-    kill -KILL "$pid" 2>/dev/null || true
-}
 
 # --down: undo a --keep run using its state file, then remove the namespaces regardless.
 down_from_state() {
@@ -115,73 +86,19 @@ if [ "$ACTION" = down ]; then
     exit 0
 fi
 
-cleanup() {
-    local rc=$?
-    trap - EXIT INT TERM HUP
-    set +e
+# Run by lib.sh's cleanup trap on every exit.
+on_exit() {
     [ -n "$TCPDUMP_PID" ] && { kill -TERM "$TCPDUMP_PID" 2>/dev/null; wait "$TCPDUMP_PID" 2>/dev/null; }
     if [ "$KEEP_RUNNING" != 1 ]; then
-        stop_pid "$PID_A"; stop_pid "$PID_B"
-        topo down
-        [ -n "$WORK" ] && rm -rf -- "$WORK"
+        teardown
         [ "$WROTE_STATE" = 1 ] && rm -f -- "$STATE"
     fi
-    exit "$rc"
 }
-trap cleanup EXIT
-trap 'exit 130' INT
-trap 'exit 143' TERM
-trap 'exit 129' HUP
+install_cleanup_traps
 
 # ---------------------------------------------------------------------------------------------
-# Binaries
-if [ -n "${IRONSEC_BIN_DIR:-}" ]; then
-    BIN=$IRONSEC_BIN_DIR
-else
-    case "${CARGO_TARGET_DIR:-}" in
-        "") BIN="$ROOT/target/release" ;;
-        /*) BIN="$CARGO_TARGET_DIR/release" ;;
-        *) BIN="$ROOT/$CARGO_TARGET_DIR/release" ;;
-    esac
-    if command -v cargo >/dev/null; then
-        [ -x "$BIN/ironsecd" ] || say "building ironsecd (cargo build --release -p ironsecd; the first build takes a few minutes)"
-        (cd "$ROOT" && cargo build --release -p ironsecd --quiet) || die "cargo build --release -p ironsecd failed"
-    elif [ -x "$BIN/ironsecd" ]; then
-        say "note: cargo is not in root's PATH; using the existing $BIN/ironsecd (may be stale)"
-    else
-        die "cargo is not in PATH and $BIN/ironsecd does not exist: build it first (cargo build --release -p ironsecd), or run with sudo env PATH=\"\$PATH\" $0"
-    fi
-fi
-D="$BIN/ironsecd" CTL="$BIN/ironsecctl"
-if ! [ -x "$D" ] || ! [ -x "$CTL" ]; then die "$D or $CTL not found (set IRONSEC_BIN_DIR?)"; fi
-
-if command -v python3 >/dev/null; then JSON=python3
-elif command -v jq >/dev/null; then JSON=jq
-else die "need python3 or jq to read 'ironsecctl status --json' (Debian: apt-get install python3)"; fi
-
-# Sum of packets/bytes over all tunnels' outbound and inbound SAs: "out_pkts out_bytes in_pkts in_bytes".
-counters() {
-    local out
-    out=$("$CTL" --socket "$1" status --json) || return 1
-    if [ "$JSON" = python3 ]; then
-        python3 -c '
-import json, sys
-d = json.load(sys.stdin)
-s = [0, 0, 0, 0]
-for c in d.get("connections") or []:
-    for t in c.get("tunnels") or []:
-        for i, k in ((0, "outbound"), (2, "inbound")):
-            sa = t.get(k) or {}
-            s[i] += int(sa.get("packets") or 0)
-            s[i + 1] += int(sa.get("bytes") or 0)
-print(*s)' <<<"$out"
-    else
-        jq -r '[.connections[]?.tunnels[]?] as $t
-               | [([$t[].outbound.packets // 0] | add // 0), ([$t[].outbound.bytes // 0] | add // 0),
-                  ([$t[].inbound.packets // 0] | add // 0), ([$t[].inbound.bytes // 0] | add // 0)]
-               | map(tostring) | join(" ")' <<<"$out"
-    fi
-}
+find_binaries first "building ironsecd (cargo build --release -p ironsecd; the first build takes a few minutes)"
+pick_json_tool
 
 # ICMP echo: iputils ping if installed, else a small raw-socket echo in python3 (same summary line).
 do_ping() { # ns dst count
@@ -231,20 +148,6 @@ EOF
     fi
 }
 
-wait_ready() { # gw pid sock
-    local t0=$SECONDS
-    for _ in $(seq 100); do
-        if "$CTL" --socket "$3" status >/dev/null 2>&1; then return 0; fi
-        if ! alive "$2"; then
-            echo "demo.sh: ironsecd in $PREFIX-$1 exited during startup" >&2
-            return 1
-        fi
-        sleep 0.1
-    done
-    echo "demo.sh: ironsecd in $PREFIX-$1 not ready after $((SECONDS - t0)) s ('ironsecctl --socket $3 status' keeps failing)" >&2
-    return 1
-}
-
 show_logs() {
     local g
     for g in gwA gwB; do
@@ -265,54 +168,23 @@ say "== ironsec demo: suite $SUITE, namespaces $PREFIX-* =="
 topo up
 say "topology: $LANA $LANA_IP -- $GWA 10.1.0.1 | 192.0.2.1 ==WAN== 192.0.2.2 | 10.2.0.1 $GWB -- $LANB $LANB_IP"
 
-WORK=$(mktemp -d "${TMPDIR:-/tmp}/ironsec-demo.XXXXXX")
+make_workdir demo
 touch "$WORK/.ironsec-demo"
-KEYS="$WORK/site.keys"
 
 # Configs: the example configs with only the keys file, control socket and suite changed.
-make_config() { # example out socket
-    sed -e "s|^control_socket = \"[^\"]*\"|control_socket = \"$3\"|" \
-        -e "s|^keys_file = \"[^\"]*\"|keys_file = \"$KEYS\"|" \
-        -e "s|^esp = \"[^\"]*\"|esp = \"$SUITE\"|" "$1" >"$2"
-    if ! grep -q "^control_socket = \"$3\"" "$2" || ! grep -q "^keys_file = \"$KEYS\"" "$2" ||
-        ! grep -q "^esp = \"$SUITE\"" "$2"; then
-        die "could not derive $2 from $1 (did the example's layout change?)"
-    fi
-}
-make_config "$ROOT/conf/static-gw-a.toml" "$WORK/gwA.toml" "$WORK/gwA.sock"
-make_config "$ROOT/conf/static-gw-b.toml" "$WORK/gwB.toml" "$WORK/gwB.sock"
-
-field() { sed -n "s/.*\\b$1 = \"\\([^\"]*\\)\".*/\\1/p" "$2" | head -n1; }
-SPI_AB=$(field spi_out "$WORK/gwA.toml") SPI_BA=$(field spi_in "$WORK/gwA.toml")
+write_configs
 A_WAN=$(field local "$WORK/gwA.toml") B_WAN=$(field remote "$WORK/gwA.toml")
-TUN=$(field tun "$WORK/gwA.toml") PORT=$(sed -n 's/^port = \([0-9]*\).*/\1/p' "$WORK/gwA.toml")
-if [ -z "$SPI_AB" ] || [ -z "$SPI_BA" ]; then die "could not read spi_out/spi_in from conf/static-gw-a.toml"; fi
+PORT=$(sed -n 's/^port = \([0-9]*\).*/\1/p' "$WORK/gwA.toml")
 
-# Fresh random keys (key || 4-byte salt), one per SPI, shared by both gateways, mode 600.
-(
-    umask 077
-    for spi in "$SPI_AB" "$SPI_BA"; do
-        printf '%s = "%s"\n' "$spi" "$(head -c "$KEYLEN" /dev/urandom | od -An -tx1 | tr -d ' \n')"
-    done >"$KEYS"
-)
-chmod 600 "$KEYS"
+write_keys
 say "keys:     fresh random $SUITE keys ($KEYLEN bytes key+salt per SPI) in $KEYS (mode 600)"
 say "tunnel:   $GWA $A_WAN:$PORT <==ESP-in-UDP==> $GWB $B_WAN:$PORT, suite $SUITE"
 say "          SPI $SPI_AB carries A->B, SPI $SPI_BA carries B->A; selectors 10.1.0.0/24 <-> 10.2.0.0/24"
 
-for g in gwA gwB; do
-    ns="$PREFIX-$g"
-    ip netns exec "$ns" "$D" check --config "$WORK/$g.toml" >"$WORK/$g.check" 2>&1 ||
-        { indent <"$WORK/$g.check" >&2; die "ironsecd check --config $WORK/$g.toml failed"; }
-done
+check_configs
 
-start_gw() { # gw -> sets PID_<X>
-    IRONSEC_LOG="${IRONSEC_LOG:-info}" ip netns exec "$PREFIX-$1" "$D" --config "$WORK/$1.toml" \
-        </dev/null >"$WORK/$1.log" 2>&1 &
-}
 T0=$(date +%s.%N)
-start_gw gwA; PID_A=$!
-start_gw gwB; PID_B=$!
+start_gateways info
 {
     echo "prefix=$PREFIX"
     echo "workdir=$WORK"
@@ -320,8 +192,8 @@ start_gw gwB; PID_B=$!
     echo "pid_gwB=$PID_B"
 } >"$STATE"
 WROTE_STATE=1
-wait_ready gwA "$PID_A" "$WORK/gwA.sock" || fail "gateway A did not start"
-wait_ready gwB "$PID_B" "$WORK/gwB.sock" || fail "gateway B did not start"
+wait_ready gwA "$PID_A" || { log "demo.sh: ironsecd in $GWA $NOT_READY"; fail "gateway A did not start"; }
+wait_ready gwB "$PID_B" || { log "demo.sh: ironsecd in $GWB $NOT_READY"; fail "gateway B did not start"; }
 T1=$(date +%s.%N)
 say "started:  ironsecd pid $PID_A in $GWA, pid $PID_B in $GWB (both ready after $(awk -v a="$T0" -v b="$T1" 'BEGIN{printf "%.2f", b-a}') s)"
 say "routes:   $GWA: $(ip -n "$GWA" route get 10.2.0.2 | head -n1 | sed 's/ *$//')"
@@ -396,7 +268,7 @@ The demo keeps running (--keep). Try:
     $CTL --socket $WORK/gwA.sock status
     $CTL --socket $WORK/gwB.sock status
     ip netns exec $GWA tcpdump -ni wan udp port $PORT
-    ip -n $GWA -s link show $TUN
+    ip -n $GWA -s link show $TUN_A
 Daemon logs: $WORK/gwA.log $WORK/gwB.log   PIDs: gwA $PID_A, gwB $PID_B (recorded in $STATE)
 Tear it down with:
     $HERE/demo.sh --down

@@ -1,0 +1,233 @@
+//! What the engine needs to know about a connection: identities, secret, proposals,
+//! selectors, timers. The daemon builds these from its own config file.
+
+use std::fmt;
+use std::net::IpAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use zeroize::Zeroizing;
+
+use crate::crypto::{EspProposal, IkeProposal};
+use crate::wire::{IdPayload, IdType, TrafficSelector};
+
+/// An IKE identity (RFC 7296 3.5). Compared as the peer sent it: type and bytes.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub enum Identity {
+    Fqdn(String),
+    Email(String),
+    Ipv4(std::net::Ipv4Addr),
+    Ipv6(std::net::Ipv6Addr),
+    KeyId(Vec<u8>),
+}
+
+impl Identity {
+    /// Parses the strongSwan-style forms: an IP address, `user@host` (RFC822), `@keyid:` hex,
+    /// otherwise an FQDN (a leading `@` is dropped, as in swanctl.conf).
+    pub fn parse(s: &str) -> Identity {
+        if let Ok(ip) = s.parse::<IpAddr>() {
+            return match ip {
+                IpAddr::V4(a) => Identity::Ipv4(a),
+                IpAddr::V6(a) => Identity::Ipv6(a),
+            };
+        }
+        if let Some(hex) = s.strip_prefix("@#") {
+            if let Some(bytes) = decode_hex(hex) {
+                return Identity::KeyId(bytes);
+            }
+        }
+        let s = s.strip_prefix('@').unwrap_or(s);
+        if s.contains('@') {
+            Identity::Email(s.to_string())
+        } else {
+            Identity::Fqdn(s.to_string())
+        }
+    }
+
+    pub fn to_payload(&self) -> IdPayload {
+        let (id_type, data) = match self {
+            Identity::Fqdn(s) => (IdType::Fqdn, s.as_bytes().to_vec()),
+            Identity::Email(s) => (IdType::Rfc822Addr, s.as_bytes().to_vec()),
+            Identity::Ipv4(a) => (IdType::Ipv4Addr, a.octets().to_vec()),
+            Identity::Ipv6(a) => (IdType::Ipv6Addr, a.octets().to_vec()),
+            Identity::KeyId(b) => (IdType::KeyId, b.clone()),
+        };
+        IdPayload { id_type, data }
+    }
+
+    pub fn from_payload(p: &IdPayload) -> Option<Identity> {
+        Some(match p.id_type {
+            IdType::Fqdn => Identity::Fqdn(String::from_utf8(p.data.clone()).ok()?),
+            IdType::Rfc822Addr => Identity::Email(String::from_utf8(p.data.clone()).ok()?),
+            IdType::Ipv4Addr => Identity::Ipv4(<[u8; 4]>::try_from(&p.data[..]).ok()?.into()),
+            IdType::Ipv6Addr => Identity::Ipv6(<[u8; 16]>::try_from(&p.data[..]).ok()?.into()),
+            IdType::KeyId => Identity::KeyId(p.data.clone()),
+            _ => return None,
+        })
+    }
+}
+
+fn decode_hex(s: &str) -> Option<Vec<u8>> {
+    if s.len() & 1 == 1 {
+        return None;
+    }
+    (0..s.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(s.get(i..i + 2)?, 16).ok())
+        .collect()
+}
+
+impl fmt::Display for Identity {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Identity::Fqdn(s) | Identity::Email(s) => f.write_str(s),
+            Identity::Ipv4(a) => write!(f, "{a}"),
+            Identity::Ipv6(a) => write!(f, "{a}"),
+            Identity::KeyId(b) => {
+                f.write_str("@#")?;
+                b.iter().try_for_each(|x| write!(f, "{x:02x}"))
+            }
+        }
+    }
+}
+
+/// A pre-shared key. Zeroed on drop; `Debug` never shows it.
+#[derive(Clone)]
+pub struct Psk(Zeroizing<Vec<u8>>);
+
+impl Psk {
+    pub fn new(bytes: Vec<u8>) -> Psk {
+        Psk(Zeroizing::new(bytes))
+    }
+
+    pub fn bytes(&self) -> &[u8] {
+        &self.0
+    }
+}
+
+impl fmt::Debug for Psk {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Psk(<redacted>)")
+    }
+}
+
+/// Retransmission of requests (RFC 7296 2.1): `initial`, then each wait `factor` times the
+/// last, at most `max_interval`; after `tries` retransmissions the peer is declared gone.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Retransmit {
+    pub initial: Duration,
+    pub factor: f64,
+    pub max_interval: Duration,
+    pub tries: u32,
+}
+
+impl Default for Retransmit {
+    fn default() -> Self {
+        Retransmit {
+            initial: Duration::from_secs(2),
+            factor: 1.8,
+            max_interval: Duration::from_secs(30),
+            tries: 5,
+        }
+    }
+}
+
+impl Retransmit {
+    /// Wait before retransmission number `n` (0 = wait after the first send).
+    pub fn interval(&self, n: u32) -> Duration {
+        let secs = self.initial.as_secs_f64() * self.factor.max(1.0).powi(n as i32);
+        Duration::from_secs_f64(secs.min(self.max_interval.as_secs_f64()))
+    }
+}
+
+/// SA lifetimes. The soft limit starts a rekey (with up to `jitter` taken off at random, so
+/// both ends rarely rekey at once); the hard limit deletes.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Lifetimes {
+    pub ike_rekey: Duration,
+    pub child_rekey: Duration,
+    pub child_hard: Duration,
+    pub child_rekey_bytes: Option<u64>,
+    pub child_rekey_packets: Option<u64>,
+    pub jitter: Duration,
+}
+
+impl Default for Lifetimes {
+    fn default() -> Self {
+        Lifetimes {
+            ike_rekey: Duration::from_secs(4 * 3600),
+            child_rekey: Duration::from_secs(3600),
+            child_hard: Duration::from_secs(3600 + 600),
+            child_rekey_bytes: None,
+            child_rekey_packets: None,
+            jitter: Duration::from_secs(60),
+        }
+    }
+}
+
+/// One connection to one peer.
+#[derive(Clone, Debug)]
+pub struct PeerConfig {
+    pub name: Arc<str>,
+    pub local_id: Identity,
+    pub remote_id: Identity,
+    pub psk: Psk,
+    pub ike_proposals: Vec<IkeProposal>,
+    pub esp_proposals: Vec<EspProposal>,
+    /// Our side's selectors (TSi when we initiate).
+    pub local_ts: Vec<TrafficSelector>,
+    pub remote_ts: Vec<TrafficSelector>,
+    /// Addresses the peer may contact us from as responder; empty = any.
+    pub remote_addrs: Vec<IpAddr>,
+    pub retransmit: Retransmit,
+    pub lifetimes: Lifetimes,
+    /// Liveness check after this much inbound silence (INFORMATIONAL with no payloads).
+    pub dpd_interval: Option<Duration>,
+    /// Make the peer use UDP encapsulation even without a NAT by announcing a NAT on our side
+    /// (a NAT_DETECTION_SOURCE_IP that cannot match), as strongSwan's `encap = yes` does. Our
+    /// fast path speaks ESP-in-UDP only, so this is on by default.
+    pub force_encap: bool,
+}
+
+/// Engine-wide settings.
+#[derive(Clone, Debug)]
+pub struct EndpointConfig {
+    /// IKE port (500) and NAT-T port (4500, where messages carry the non-ESP marker).
+    pub ike_port: u16,
+    pub natt_port: u16,
+    /// Half-open IKE SAs (IKE_SA_INIT answered, IKE_AUTH not yet) above which the responder
+    /// demands cookies (RFC 7296 2.6).
+    pub cookie_threshold: usize,
+    /// Hard cap on half-open SAs: beyond it new IKE_SA_INIT requests are dropped.
+    pub max_half_open: usize,
+    /// How long a half-open SA may wait for IKE_AUTH.
+    pub half_open_timeout: Duration,
+}
+
+impl Default for EndpointConfig {
+    fn default() -> Self {
+        EndpointConfig {
+            ike_port: 500,
+            natt_port: 4500,
+            cookie_threshold: 10,
+            max_half_open: 1000,
+            half_open_timeout: Duration::from_secs(30),
+        }
+    }
+}
+
+/// Key material handed to the fast path: key || salt. Zeroed on drop; `Debug` redacted.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Keymat(pub(crate) Zeroizing<Vec<u8>>);
+
+impl Keymat {
+    pub fn bytes(&self) -> &[u8] {
+        &self.0
+    }
+}
+
+impl fmt::Debug for Keymat {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "Keymat(<{} bytes redacted>)", self.0.len())
+    }
+}

@@ -1,0 +1,408 @@
+//! The engine's face: datagrams and `now` in; datagrams, events and deadlines out
+//! (the quinn-proto style). One `Endpoint` serves every connection of a gateway.
+
+use std::collections::{HashMap, VecDeque};
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Instant;
+
+use crate::config::{EndpointConfig, PeerConfig};
+use crate::crypto::{cookie, Rng};
+use crate::events::{Event, IkeSaId, Transmit};
+use crate::sa::{self, Ctx, IkeSa, State, Task};
+use crate::wire::{self, ExchangeType, Message, NotifyType, Payload};
+
+/// Counters of what the endpoint dropped or answered statelessly.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct EndpointStats {
+    pub received: u64,
+    pub malformed: u64,
+    pub unknown_spi: u64,
+    pub cookies_sent: u64,
+    pub half_open_dropped: u64,
+    pub retransmits_answered: u64,
+}
+
+#[derive(thiserror::Error, Debug, Clone, PartialEq, Eq)]
+pub enum CommandError {
+    #[error("no connection named '{0}'")]
+    NoSuchConnection(String),
+    #[error("no IKE SA {0:#018x}")]
+    NoSuchSa(IkeSaId),
+    #[error("no CHILD_SA with inbound SPI {0:#010x}")]
+    NoSuchChild(u32),
+}
+
+/// A snapshot of one IKE SA, for status displays.
+#[derive(Clone, Debug)]
+pub struct IkeSaSummary {
+    pub id: IkeSaId,
+    pub conn: Option<Arc<str>>,
+    pub initiator: bool,
+    pub spi_i: u64,
+    pub spi_r: u64,
+    pub local: SocketAddr,
+    pub remote: SocketAddr,
+    pub established: bool,
+    pub established_at: Option<Instant>,
+    pub rekey_at: Option<Instant>,
+    pub algorithms: Option<crate::crypto::IkeAlgorithms>,
+    pub children: Vec<ChildSummary>,
+}
+
+#[derive(Clone, Debug)]
+pub struct ChildSummary {
+    pub spi_in: u32,
+    pub spi_out: u32,
+    pub algorithms: crate::crypto::EspAlgorithms,
+    pub rekey_at: Option<Instant>,
+    pub expire_at: Option<Instant>,
+}
+
+pub struct Endpoint {
+    cfg: EndpointConfig,
+    rng: Box<dyn Rng + Send>,
+    peers: Vec<Arc<PeerConfig>>,
+    sas: HashMap<IkeSaId, IkeSa>,
+    /// Responder: (initiator SPI, peer address) -> our half-open SA, to recognise a
+    /// retransmitted IKE_SA_INIT.
+    init_index: HashMap<(u64, SocketAddr), IkeSaId>,
+    transmits: VecDeque<Transmit>,
+    events: VecDeque<Event>,
+    cookie_secret: [u8; 32],
+    stats: EndpointStats,
+}
+
+impl Endpoint {
+    pub fn new(
+        cfg: EndpointConfig,
+        peers: Vec<PeerConfig>,
+        mut rng: Box<dyn Rng + Send>,
+    ) -> Endpoint {
+        let mut cookie_secret = [0u8; 32];
+        rng.fill(&mut cookie_secret);
+        Endpoint {
+            cfg,
+            rng,
+            peers: peers.into_iter().map(Arc::new).collect(),
+            sas: HashMap::new(),
+            init_index: HashMap::new(),
+            transmits: VecDeque::new(),
+            events: VecDeque::new(),
+            cookie_secret,
+            stats: EndpointStats::default(),
+        }
+    }
+
+    /// Replaces the connection list (reload). Running SAs keep the config they started with.
+    pub fn set_peers(&mut self, peers: Vec<PeerConfig>) {
+        self.peers = peers.into_iter().map(Arc::new).collect();
+    }
+
+    pub fn stats(&self) -> EndpointStats {
+        self.stats
+    }
+
+    pub fn poll_transmit(&mut self) -> Option<Transmit> {
+        self.transmits.pop_front()
+    }
+
+    pub fn poll_event(&mut self) -> Option<Event> {
+        self.events.pop_front()
+    }
+
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        self.sas.values().filter_map(|s| s.deadline()).min()
+    }
+
+    fn with_sa<R>(
+        &mut self,
+        id: IkeSaId,
+        now: Instant,
+        f: impl FnOnce(&mut IkeSa, &mut Ctx) -> R,
+    ) -> Option<R> {
+        let sa = self.sas.get_mut(&id)?;
+        let mut ctx = Ctx {
+            now,
+            rng: &mut *self.rng,
+            cfg: &self.cfg,
+            transmits: &mut self.transmits,
+            events: &mut self.events,
+        };
+        let r = f(sa, &mut ctx);
+        self.settle(id);
+        Some(r)
+    }
+
+    /// Adopts SAs spawned by a rekey and forgets dead ones.
+    fn settle(&mut self, id: IkeSaId) {
+        let Some(sa) = self.sas.get_mut(&id) else {
+            return;
+        };
+        if let Some(new) = sa.spawned.take() {
+            self.sas.insert(new.id, *new);
+        }
+        let Some(sa) = self.sas.get(&id) else { return };
+        if sa.state == State::Dead {
+            let key = (sa.spi_i, sa.remote);
+            self.sas.remove(&id);
+            self.init_index.retain(|k, v| *v != id && *k != key);
+        } else if sa.state == State::Established {
+            let key = self
+                .init_index
+                .iter()
+                .find(|(_, v)| **v == id)
+                .map(|(k, _)| *k);
+            if let Some(k) = key {
+                self.init_index.remove(&k);
+            }
+        }
+    }
+
+    pub fn handle_timeout(&mut self, now: Instant) {
+        let due: Vec<IkeSaId> = self
+            .sas
+            .iter()
+            .filter(|(_, s)| s.deadline().is_some_and(|d| d <= now))
+            .map(|(id, _)| *id)
+            .collect();
+        for id in due {
+            self.with_sa(id, now, |sa, ctx| sa.on_timeout(ctx));
+        }
+    }
+
+    fn new_spi(&mut self) -> u64 {
+        loop {
+            let s = sa::random_ike_spi(&mut *self.rng);
+            if !self.sas.contains_key(&s) {
+                return s;
+            }
+        }
+    }
+
+    /// Starts an IKE SA (with its first CHILD_SA) for connection `conn` between two addresses.
+    pub fn initiate(
+        &mut self,
+        now: Instant,
+        conn: &str,
+        local: SocketAddr,
+        remote: SocketAddr,
+    ) -> Result<IkeSaId, CommandError> {
+        let c = self
+            .peers
+            .iter()
+            .find(|p| &*p.name == conn)
+            .cloned()
+            .ok_or_else(|| CommandError::NoSuchConnection(conn.to_string()))?;
+        let spi = self.new_spi();
+        let mut sa = IkeSa::new(spi, true, spi, 0, local, remote, now);
+        sa.conn = Some(c);
+        self.sas.insert(spi, sa);
+        self.with_sa(spi, now, |sa, ctx| sa.start_init(ctx, None, None, None));
+        Ok(spi)
+    }
+
+    /// Deletes an IKE SA and its CHILD_SAs (INFORMATIONAL with DELETE).
+    pub fn terminate(&mut self, now: Instant, ike: IkeSaId) -> Result<(), CommandError> {
+        self.with_sa(ike, now, |sa, ctx| {
+            if sa.state == State::Established {
+                sa.enqueue(ctx, Task::DeleteIke);
+            } else {
+                sa.close(ctx, crate::events::CloseReason::Local);
+            }
+        })
+        .ok_or(CommandError::NoSuchSa(ike))
+    }
+
+    pub fn rekey_child(
+        &mut self,
+        now: Instant,
+        ike: IkeSaId,
+        spi_in: u32,
+    ) -> Result<(), CommandError> {
+        let sa = self.sas.get(&ike).ok_or(CommandError::NoSuchSa(ike))?;
+        if !sa.children.iter().any(|c| c.info.spi_in == spi_in) {
+            return Err(CommandError::NoSuchChild(spi_in));
+        }
+        self.with_sa(ike, now, |sa, ctx| {
+            sa.enqueue(ctx, Task::RekeyChild(spi_in))
+        });
+        Ok(())
+    }
+
+    pub fn rekey_ike(&mut self, now: Instant, ike: IkeSaId) -> Result<(), CommandError> {
+        self.with_sa(ike, now, |sa, ctx| sa.enqueue(ctx, Task::RekeyIke))
+            .ok_or(CommandError::NoSuchSa(ike))
+    }
+
+    pub fn delete_child(
+        &mut self,
+        now: Instant,
+        ike: IkeSaId,
+        spi_in: u32,
+    ) -> Result<(), CommandError> {
+        self.with_sa(ike, now, |sa, ctx| {
+            sa.enqueue(ctx, Task::DeleteChild(spi_in))
+        })
+        .ok_or(CommandError::NoSuchSa(ike))
+    }
+
+    pub fn ike_sas(&self) -> Vec<IkeSaSummary> {
+        self.sas
+            .values()
+            .map(|s| IkeSaSummary {
+                id: s.id,
+                conn: s.conn_name(),
+                initiator: s.initiator,
+                spi_i: s.spi_i,
+                spi_r: s.spi_r,
+                local: s.local,
+                remote: s.remote,
+                established: s.state == State::Established,
+                established_at: s.established_at,
+                rekey_at: s.rekey_at,
+                algorithms: s.crypto.as_ref().map(|c| c.algs),
+                children: s
+                    .children
+                    .iter()
+                    .map(|c| ChildSummary {
+                        spi_in: c.info.spi_in,
+                        spi_out: c.info.spi_out,
+                        algorithms: c.info.algorithms,
+                        rekey_at: c.rekey_at,
+                        expire_at: c.expire_at,
+                    })
+                    .collect(),
+            })
+            .collect()
+    }
+
+    fn half_open(&self) -> usize {
+        self.sas
+            .values()
+            .filter(|s| !s.initiator && s.state == State::Init)
+            .count()
+    }
+
+    /// One UDP datagram received on `local` from `remote` (the whole UDP payload: on the NAT-T
+    /// port that includes the non-ESP marker).
+    pub fn handle(&mut self, now: Instant, local: SocketAddr, remote: SocketAddr, datagram: &[u8]) {
+        self.stats.received += 1;
+        let bytes = if local.port() == self.cfg.natt_port {
+            match datagram.strip_prefix(&wire::NON_ESP_MARKER[..]) {
+                Some(b) => b,
+                None => {
+                    self.stats.malformed += 1;
+                    return;
+                }
+            }
+        } else {
+            datagram
+        };
+        let msg = match Message::parse(bytes) {
+            Ok(m) => m,
+            Err(_) => {
+                self.stats.malformed += 1;
+                return;
+            }
+        };
+        let h = msg.header.clone();
+        if h.exchange == ExchangeType::IkeSaInit && !h.flags.response && h.spi_r == 0 {
+            self.init_request(now, local, remote, bytes, msg);
+            return;
+        }
+        let ours = if h.flags.initiator { h.spi_r } else { h.spi_i };
+        let theirs = if h.flags.initiator { h.spi_i } else { h.spi_r };
+        let Some(sa) = self.sas.get_mut(&ours) else {
+            self.stats.unknown_spi += 1;
+            return;
+        };
+        let peer_spi = if sa.initiator { sa.spi_r } else { sa.spi_i };
+        // An IKE_SA_INIT response is where the initiator learns the responder's SPI.
+        let learning =
+            h.exchange == ExchangeType::IkeSaInit && sa.initiator && sa.state == State::Init;
+        if !learning && peer_spi != theirs {
+            self.stats.unknown_spi += 1;
+            return;
+        }
+        if sa.natt && local.port() == self.cfg.natt_port && sa.local.port() != self.cfg.natt_port {
+            sa.local = local;
+        }
+        self.with_sa(ours, now, |sa, ctx| sa.handle(ctx, bytes, msg, remote));
+    }
+
+    fn init_request(
+        &mut self,
+        now: Instant,
+        local: SocketAddr,
+        remote: SocketAddr,
+        bytes: &[u8],
+        msg: Message,
+    ) {
+        let h = &msg.header;
+        if let Some(id) = self.init_index.get(&(h.spi_i, remote)).copied() {
+            // A retransmitted IKE_SA_INIT: resend our answer, create nothing.
+            if let Some(sa) = self.sas.get(&id) {
+                if let Some((0, datagrams)) = &sa.last_response {
+                    for d in datagrams.clone() {
+                        self.transmits.push_back(Transmit {
+                            local: sa.local,
+                            remote: sa.remote,
+                            payload: d,
+                        });
+                    }
+                    self.stats.retransmits_answered += 1;
+                }
+            }
+            return;
+        }
+        let half_open = self.half_open();
+        if half_open >= self.cfg.max_half_open {
+            self.stats.half_open_dropped += 1;
+            return;
+        }
+        if half_open >= self.cfg.cookie_threshold {
+            let ni = msg.payloads.iter().find_map(|p| match p {
+                Payload::Nonce(n) => Some(n.clone()),
+                _ => None,
+            });
+            let expected = cookie(
+                &self.cookie_secret,
+                1,
+                ni.as_deref().unwrap_or(&[]),
+                h.spi_i,
+                remote,
+            );
+            let presented = match msg.payloads.first() {
+                Some(Payload::Notify(n)) if n.kind == NotifyType::Cookie => Some(&n.data),
+                _ => None,
+            };
+            if presented != Some(&expected) {
+                self.stats.cookies_sent += 1;
+                let reply = [sa::notify(NotifyType::Cookie, expected)];
+                sa::init::stateless_reply(
+                    &self.cfg,
+                    &mut self.transmits,
+                    h.spi_i,
+                    local,
+                    remote,
+                    &reply,
+                );
+                return;
+            }
+        }
+        let spi = self.new_spi();
+        let mut ctx = Ctx {
+            now,
+            rng: &mut *self.rng,
+            cfg: &self.cfg,
+            transmits: &mut self.transmits,
+            events: &mut self.events,
+        };
+        if let Some(sa) = sa::init::respond(&mut ctx, &self.peers, spi, local, remote, bytes, &msg)
+        {
+            self.init_index.insert((h.spi_i, remote), spi);
+            self.sas.insert(spi, sa);
+        }
+    }
+}

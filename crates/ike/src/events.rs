@@ -1,0 +1,111 @@
+//! What the engine tells its owner: transmissions and events.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use crate::config::{Identity, Keymat};
+use crate::crypto::{EspAlgorithms, IkeAlgorithms};
+use crate::wire::{NotifyType, TrafficSelector};
+
+/// Our SPI of an IKE SA: unique within an endpoint, so it names the SA.
+pub type IkeSaId = u64;
+
+/// A datagram to send: the exact UDP payload (with the non-ESP marker when sent on the NAT-T
+/// port) and the addresses to send it between.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Transmit {
+    pub local: SocketAddr,
+    pub remote: SocketAddr,
+    pub payload: Vec<u8>,
+}
+
+/// A CHILD_SA as the fast path needs it.
+#[derive(Clone, Debug)]
+pub struct ChildSaInfo {
+    /// SPI we receive on (we chose it) and SPI we send with (the peer chose it).
+    pub spi_in: u32,
+    pub spi_out: u32,
+    pub algorithms: EspAlgorithms,
+    pub key_in: Keymat,
+    pub key_out: Keymat,
+    pub local_ts: Vec<TrafficSelector>,
+    pub remote_ts: Vec<TrafficSelector>,
+    pub local: SocketAddr,
+    pub remote: SocketAddr,
+    /// ESP must be UDP-encapsulated (always, in practice: see `PeerConfig::force_encap`).
+    pub encap: bool,
+}
+
+/// Why an IKE SA or CHILD_SA went away.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum CloseReason {
+    /// We deleted it (terminate command, lifetime, replaced by a rekey).
+    Local,
+    /// The peer sent a DELETE.
+    PeerDeleted,
+    /// A request went unanswered through every retransmission (includes DPD).
+    PeerUnreachable,
+    /// The peer refused: an error notify such as AUTHENTICATION_FAILED or NO_PROPOSAL_CHOSEN.
+    Refused(NotifyType),
+    /// The peer's response broke the protocol (bad AUTH, wrong identity, bad proposal...).
+    ProtocolError(String),
+    /// Replaced by a rekeyed SA.
+    Rekeyed,
+    /// Hard lifetime reached.
+    Expired,
+}
+
+#[derive(Clone, Debug)]
+pub enum Event {
+    IkeSaUp {
+        conn: Arc<str>,
+        ike: IkeSaId,
+        local: SocketAddr,
+        remote: SocketAddr,
+        remote_id: Identity,
+        algorithms: IkeAlgorithms,
+        initiator: bool,
+    },
+    IkeSaDown {
+        conn: Option<Arc<str>>,
+        ike: IkeSaId,
+        remote: SocketAddr,
+        reason: CloseReason,
+    },
+    /// The IKE SA was rekeyed: `new` carries on with the same CHILD_SAs.
+    IkeSaRekeyed {
+        conn: Arc<str>,
+        old: IkeSaId,
+        new: IkeSaId,
+        algorithms: IkeAlgorithms,
+    },
+    ChildSaUp {
+        conn: Arc<str>,
+        ike: IkeSaId,
+        child: ChildSaInfo,
+    },
+    /// `new` replaces the CHILD_SA whose inbound SPI was `old_spi_in`. Install `new` inbound
+    /// now; switch outbound to it; remove the old one when [`Event::ChildSaDown`] for it comes.
+    ChildSaRekeyed {
+        conn: Arc<str>,
+        ike: IkeSaId,
+        old_spi_in: u32,
+        new: ChildSaInfo,
+    },
+    ChildSaDown {
+        conn: Arc<str>,
+        ike: IkeSaId,
+        spi_in: u32,
+        spi_out: u32,
+        reason: CloseReason,
+    },
+    /// A negotiation failed in a way the operator should hear about (log it): which peer,
+    /// which notify, and details such as the offered and configured proposals.
+    Failure {
+        conn: Option<Arc<str>>,
+        remote: SocketAddr,
+        remote_id: Option<Identity>,
+        notify: NotifyType,
+        detail: String,
+    },
+}

@@ -1,0 +1,18 @@
+//! Sans-IO IKEv2 (RFC 7296) for site-to-site gateways: bytes and `now` in, bytes to send,
+//! events and deadlines out. No sockets, threads, clocks or sleeping here.
+//!
+//! [`Endpoint`] is the entry point: feed it datagrams with [`Endpoint::handle`] and expired
+//! deadlines with [`Endpoint::handle_timeout`]; drain [`Endpoint::poll_transmit`] and
+//! [`Endpoint::poll_event`]; sleep until [`Endpoint::poll_timeout`].
+
+pub mod config;
+pub mod crypto;
+pub mod endpoint;
+pub mod events;
+mod sa;
+pub mod ts;
+pub mod wire;
+
+pub use config::{EndpointConfig, Identity, Keymat, Lifetimes, PeerConfig, Psk, Retransmit};
+pub use endpoint::{ChildSummary, CommandError, Endpoint, EndpointStats, IkeSaSummary};
+pub use events::{ChildSaInfo, CloseReason, Event, IkeSaId, Transmit};

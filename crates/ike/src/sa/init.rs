@@ -1,0 +1,536 @@
+//! IKE_SA_INIT (RFC 7296 1.2): both roles, with COOKIE (2.6), INVALID_KE_PAYLOAD retry (1.2)
+//! and NAT detection (2.23).
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use super::{find_notify, random_bytes, Ctx, IkeSa, Pending, Request, SaCrypto, State};
+use crate::config::PeerConfig;
+use crate::crypto::{
+    self, accept_ike_response, choose_ike, derive_ike_keys, nat_detection_hash, offer_ike,
+    skeyseed, DhGroup, IkeAlgorithms, IkeProposal, KeyExchange, SkCipher,
+};
+use crate::events::Event;
+use crate::sa::proposals::{offered, to_wire};
+use crate::wire::{
+    self, ExchangeType, Header, KePayload, Message, NotifyType, Payload, ProtocolId, SaPayload,
+};
+
+pub(crate) const NONCE_LEN: usize = 32;
+
+/// The NAT_DETECTION_SOURCE_IP we send: the real hash, or — to force UDP encapsulation — a
+/// value that cannot match, so the peer believes we are behind a NAT.
+fn nat_source(
+    ctx: &mut Ctx,
+    conn: &PeerConfig,
+    spi_i: u64,
+    spi_r: u64,
+    local: SocketAddr,
+) -> Vec<u8> {
+    if conn.force_encap {
+        random_bytes(ctx.rng, 20)
+    } else {
+        nat_detection_hash(spi_i, spi_r, local).to_vec()
+    }
+}
+
+/// The single proposal that describes what was chosen, numbered as the initiator numbered it.
+pub(crate) fn chosen_ike(number: u8, algs: IkeAlgorithms, spi: Vec<u8>) -> SaPayload {
+    let o = offer_ike(&[IkeProposal {
+        encr: vec![algs.encr],
+        prf: vec![algs.prf],
+        dh: vec![algs.dh],
+    }]);
+    let mut p = o.into_iter().next().expect("one proposal in, one out");
+    p.number = number;
+    SaPayload {
+        proposals: vec![to_wire(&p, ProtocolId::Ike, spi)],
+    }
+}
+
+fn notify_payload(kind: NotifyType, data: Vec<u8>) -> Payload {
+    super::notify(kind, data)
+}
+
+impl IkeSa {
+    /// Initiator: sends IKE_SA_INIT with a KE for `group` (default: the first configured).
+    pub fn start_init(
+        &mut self,
+        ctx: &mut Ctx,
+        group: Option<DhGroup>,
+        cookie: Option<Vec<u8>>,
+        reuse: Option<(KeyExchange, Vec<u8>)>,
+    ) {
+        let Some(conn) = self.conn.clone() else {
+            return;
+        };
+        let group = group
+            .or_else(|| {
+                conn.ike_proposals
+                    .first()
+                    .and_then(|p| p.dh.first().copied())
+            })
+            .unwrap_or(DhGroup::Curve25519);
+        let (ke, ni) = match reuse {
+            Some((ke, ni)) if ke.group() == group => (ke, ni),
+            _ => (
+                KeyExchange::new(group, ctx.rng),
+                random_bytes(ctx.rng, NONCE_LEN),
+            ),
+        };
+        let mut payloads = Vec::new();
+        if let Some(c) = &cookie {
+            // RFC 7296 2.6: the cookie goes first, everything else unchanged.
+            payloads.push(notify_payload(NotifyType::Cookie, c.clone()));
+        }
+        let offer = offer_ike(&conn.ike_proposals);
+        payloads.push(Payload::Sa(SaPayload {
+            proposals: offer
+                .iter()
+                .map(|p| to_wire(p, ProtocolId::Ike, Vec::new()))
+                .collect(),
+        }));
+        payloads.push(Payload::Ke(KePayload {
+            group: group.id(),
+            data: ke.public().to_vec(),
+        }));
+        payloads.push(Payload::Nonce(ni.clone()));
+        payloads.push(notify_payload(
+            NotifyType::NatDetectionSourceIp,
+            nat_source(ctx, &conn, self.spi_i, 0, self.local),
+        ));
+        payloads.push(notify_payload(
+            NotifyType::NatDetectionDestinationIp,
+            nat_detection_hash(self.spi_i, 0, self.remote).to_vec(),
+        ));
+        let header = self.header(ExchangeType::IkeSaInit, false, 0);
+        let message = wire::encode_message(&header, &payloads);
+        let framed = self.frame(ctx.cfg, message.clone());
+        self.transmit(ctx, framed.clone());
+        self.state = State::Init;
+        self.pending = Some(Pending {
+            id: 0,
+            datagrams: vec![framed],
+            what: Request::Init {
+                ke,
+                ni,
+                message,
+                cookie,
+            },
+            retries: 0,
+            deadline: ctx.now + conn.retransmit.interval(0),
+        });
+    }
+
+    /// Initiator: the IKE_SA_INIT response (or a COOKIE / INVALID_KE_PAYLOAD demand).
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) fn init_response(
+        &mut self,
+        ctx: &mut Ctx,
+        bytes: &[u8],
+        msg: Message,
+        ke: KeyExchange,
+        ni: Vec<u8>,
+        message: Vec<u8>,
+        cookie: Option<Vec<u8>>,
+        pending: Pending,
+    ) {
+        let Some(conn) = self.conn.clone() else {
+            return;
+        };
+        let p = &msg.payloads;
+        if let Some(n) = find_notify(p, NotifyType::Cookie) {
+            if cookie.as_deref() != Some(&n.data[..]) && !n.data.is_empty() && n.data.len() <= 64 {
+                self.start_init(ctx, Some(ke.group()), Some(n.data.clone()), Some((ke, ni)));
+            } else {
+                // The same cookie again: keep retransmitting the request we have.
+                self.pending = Some(Pending {
+                    what: Request::Init {
+                        ke,
+                        ni,
+                        message,
+                        cookie,
+                    },
+                    ..pending
+                });
+            }
+            return;
+        }
+        if let Some(n) = find_notify(p, NotifyType::InvalidKePayload) {
+            let wanted = n
+                .data
+                .get(..2)
+                .map(|b| u16::from_be_bytes([b[0], b[1]]))
+                .and_then(DhGroup::from_id);
+            let allowed = wanted.filter(|g| {
+                *g != ke.group() && conn.ike_proposals.iter().any(|pr| pr.dh.contains(g))
+            });
+            match allowed {
+                Some(g) => self.start_init(ctx, Some(g), cookie, None),
+                None => self.fail(
+                    ctx,
+                    NotifyType::InvalidKePayload,
+                    format!(
+                        "peer wants DH group {:?}, which is not in our proposals {}",
+                        n.data,
+                        describe_ike(&conn.ike_proposals)
+                    ),
+                ),
+            }
+            return;
+        }
+        if let Some(n) = super::error_notify(p) {
+            let kind = n.kind;
+            let detail = match kind {
+                NotifyType::NoProposalChosen => format!(
+                    "peer accepted none of our IKE proposals {}",
+                    describe_ike(&conn.ike_proposals)
+                ),
+                _ => format!("peer refused IKE_SA_INIT with {kind:?}"),
+            };
+            self.fail(ctx, kind, detail);
+            return;
+        }
+        let sa = p.iter().find_map(|x| match x {
+            Payload::Sa(s) => Some(s),
+            _ => None,
+        });
+        let kep = p.iter().find_map(|x| match x {
+            Payload::Ke(k) => Some(k),
+            _ => None,
+        });
+        let nr = p.iter().find_map(|x| match x {
+            Payload::Nonce(n) => Some(n.clone()),
+            _ => None,
+        });
+        let (Some(sa), Some(kep), Some(nr)) = (sa, kep, nr) else {
+            self.fail(
+                ctx,
+                NotifyType::InvalidSyntax,
+                "IKE_SA_INIT response lacks SA, KE or Nonce".into(),
+            );
+            return;
+        };
+        let offered = offered(sa, ProtocolId::Ike);
+        let algs = match offered.as_slice() {
+            [one] => accept_ike_response(one, &conn.ike_proposals),
+            _ => None,
+        };
+        let Some(algs) = algs else {
+            self.fail(
+                ctx,
+                NotifyType::NoProposalChosen,
+                "peer answered with a proposal we did not offer".into(),
+            );
+            return;
+        };
+        if algs.dh != ke.group() || kep.group != ke.group().id() {
+            self.fail(
+                ctx,
+                NotifyType::InvalidKePayload,
+                "peer answered with another DH group".into(),
+            );
+            return;
+        }
+        if msg.header.spi_r == 0 {
+            self.fail(
+                ctx,
+                NotifyType::InvalidSyntax,
+                "responder SPI is zero".into(),
+            );
+            return;
+        }
+        self.spi_r = msg.header.spi_r;
+        let shared = match ke.agree(&kep.data) {
+            Ok(s) => s,
+            Err(e) => {
+                self.fail(
+                    ctx,
+                    NotifyType::InvalidSyntax,
+                    format!("bad KE from peer: {e}"),
+                );
+                return;
+            }
+        };
+        // NAT detection: a hash that does not match the address we see means a NAT between.
+        let natd_src = find_notify(p, NotifyType::NatDetectionSourceIp).map(|n| n.data.clone());
+        let natd_dst =
+            find_notify(p, NotifyType::NatDetectionDestinationIp).map(|n| n.data.clone());
+        let peer_nat =
+            natd_src.is_some_and(|h| h != nat_detection_hash(self.spi_i, self.spi_r, self.remote));
+        let our_nat =
+            natd_dst.is_some_and(|h| h != nat_detection_hash(self.spi_i, self.spi_r, self.local));
+        self.natt = conn.force_encap || peer_nat || our_nat;
+        if self.natt {
+            self.local.set_port(ctx.cfg.natt_port);
+            self.remote.set_port(ctx.cfg.natt_port);
+        }
+        let seed = skeyseed(algs.prf, &ni, &nr, &shared);
+        let keys = derive_ike_keys(algs, &seed, &ni, &nr, self.spi_i, self.spi_r);
+        let (Ok(tx), Ok(rx)) = (
+            SkCipher::new(algs.encr, &keys.sk_ei),
+            SkCipher::new(algs.encr, &keys.sk_er),
+        ) else {
+            self.fail(
+                ctx,
+                NotifyType::InvalidSyntax,
+                "key derivation failed".into(),
+            );
+            return;
+        };
+        self.crypto = Some(SaCrypto {
+            algs,
+            sk_d: keys.sk_d.clone(),
+            sk_pi: keys.sk_pi.clone(),
+            sk_pr: keys.sk_pr.clone(),
+            tx,
+            rx,
+            iv: 0,
+        });
+        self.nonces = (ni, nr);
+        self.init_messages = (message, bytes.to_vec());
+        self.next_request_id = 1;
+        self.state = State::Auth;
+        self.start_auth(ctx);
+    }
+
+    /// Reports a failed negotiation and ends the SA.
+    pub(crate) fn fail(&mut self, ctx: &mut Ctx, notify: NotifyType, detail: String) {
+        ctx.events.push_back(Event::Failure {
+            conn: self.conn_name(),
+            remote: self.remote,
+            remote_id: self.conn.as_ref().map(|c| c.remote_id.clone()),
+            notify,
+            detail: detail.clone(),
+        });
+        self.close(
+            ctx,
+            if notify.is_error() && !detail.starts_with("peer answered") {
+                crate::events::CloseReason::Refused(notify)
+            } else {
+                crate::events::CloseReason::ProtocolError(detail)
+            },
+        );
+    }
+}
+
+/// Configured IKE proposals in strongSwan syntax, for log lines.
+pub(crate) fn describe_ike(p: &[IkeProposal]) -> String {
+    let v: Vec<String> = p.iter().map(|x| x.to_string()).collect();
+    format!("[{}]", v.join(", "))
+}
+
+/// An offered SA payload rendered for an operator: known transforms by name, others by number.
+pub(crate) fn describe_offer(sa: &SaPayload) -> String {
+    let mut out = Vec::new();
+    for p in &sa.proposals {
+        let mut parts = Vec::new();
+        for t in &p.transforms {
+            let name = match t.kind.number() {
+                crypto::TRANSFORM_ENCR => {
+                    crypto::suite_from_transform(t.id, t.key_length).map(|s| s.name().to_string())
+                }
+                crypto::TRANSFORM_PRF => crypto::Prf::from_id(t.id).map(|x| x.name().to_string()),
+                crypto::TRANSFORM_DH => {
+                    crypto::DhGroup::from_id(t.id).map(|x| x.name().to_string())
+                }
+                crypto::TRANSFORM_ESN => Some(if t.id == 1 { "esn" } else { "noesn" }.to_string()),
+                crypto::TRANSFORM_INTEG if t.id == 0 => continue,
+                _ => None,
+            };
+            parts.push(name.unwrap_or_else(|| {
+                format!(
+                    "type{}:{}{}",
+                    t.kind.number(),
+                    t.id,
+                    t.key_length.map(|k| format!("/{k}")).unwrap_or_default()
+                )
+            }));
+        }
+        out.push(parts.join("-"));
+    }
+    format!("[{}]", out.join(", "))
+}
+
+/// Answers an IKE_SA_INIT request without creating state (COOKIE, INVALID_KE_PAYLOAD,
+/// NO_PROPOSAL_CHOSEN...).
+pub(crate) fn stateless_reply(
+    cfg: &crate::config::EndpointConfig,
+    transmits: &mut std::collections::VecDeque<crate::events::Transmit>,
+    spi_i: u64,
+    local: SocketAddr,
+    remote: SocketAddr,
+    payloads: &[Payload],
+) {
+    let header = Header {
+        spi_i,
+        spi_r: 0,
+        next_payload: 0,
+        major: 2,
+        minor: 0,
+        exchange: ExchangeType::IkeSaInit,
+        flags: wire::Flags {
+            initiator: false,
+            version: false,
+            response: true,
+        },
+        message_id: 0,
+        length: 0,
+    };
+    let m = wire::encode_message(&header, payloads);
+    let payload = if local.port() == cfg.natt_port {
+        [&wire::NON_ESP_MARKER[..], &m].concat()
+    } else {
+        m
+    };
+    transmits.push_back(crate::events::Transmit {
+        local,
+        remote,
+        payload,
+    });
+}
+
+/// Responder: a fresh IKE_SA_INIT request. Returns the new half-open SA, or None when the
+/// request was answered statelessly (error notify) or dropped.
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn respond(
+    ctx: &mut Ctx,
+    peers: &[Arc<PeerConfig>],
+    new_spi: u64,
+    local: SocketAddr,
+    remote: SocketAddr,
+    bytes: &[u8],
+    msg: &Message,
+) -> Option<IkeSa> {
+    let h = &msg.header;
+    let reply = |ctx: &mut Ctx, payloads: Vec<Payload>| {
+        stateless_reply(ctx.cfg, ctx.transmits, h.spi_i, local, remote, &payloads)
+    };
+    let candidates: Vec<Arc<PeerConfig>> = peers
+        .iter()
+        .filter(|c| c.remote_addrs.is_empty() || c.remote_addrs.contains(&remote.ip()))
+        .cloned()
+        .collect();
+    let p = &msg.payloads;
+    let sa = p.iter().find_map(|x| match x {
+        Payload::Sa(s) => Some(s),
+        _ => None,
+    });
+    let kep = p.iter().find_map(|x| match x {
+        Payload::Ke(k) => Some(k),
+        _ => None,
+    });
+    let ni = p.iter().find_map(|x| match x {
+        Payload::Nonce(n) => Some(n.clone()),
+        _ => None,
+    });
+    let (Some(sa), Some(kep), Some(ni)) = (sa, kep, ni) else {
+        reply(
+            ctx,
+            vec![notify_payload(NotifyType::InvalidSyntax, Vec::new())],
+        );
+        return None;
+    };
+    let offer = offered(sa, ProtocolId::Ike);
+    let chosen = candidates
+        .iter()
+        .find_map(|c| choose_ike(&offer, &c.ike_proposals).map(|x| (c.clone(), x)));
+    let Some((conn, (number, algs))) = chosen else {
+        let configured: Vec<String> = candidates
+            .iter()
+            .map(|c| describe_ike(&c.ike_proposals))
+            .collect();
+        ctx.events.push_back(Event::Failure {
+            conn: candidates.first().map(|c| c.name.clone()),
+            remote,
+            remote_id: None,
+            notify: NotifyType::NoProposalChosen,
+            detail: if candidates.is_empty() {
+                format!("no connection is configured for peer {}", remote.ip())
+            } else {
+                format!(
+                    "peer offered IKE proposals {} but we accept {}",
+                    describe_offer(sa),
+                    configured.join(" or ")
+                )
+            },
+        });
+        reply(
+            ctx,
+            vec![notify_payload(NotifyType::NoProposalChosen, Vec::new())],
+        );
+        return None;
+    };
+    if kep.group != algs.dh.id() {
+        reply(
+            ctx,
+            vec![notify_payload(
+                NotifyType::InvalidKePayload,
+                algs.dh.id().to_be_bytes().to_vec(),
+            )],
+        );
+        return None;
+    }
+    let ke = KeyExchange::new(algs.dh, ctx.rng);
+    let shared = match ke.agree(&kep.data) {
+        Ok(s) => s,
+        Err(_) => {
+            reply(
+                ctx,
+                vec![notify_payload(NotifyType::InvalidSyntax, Vec::new())],
+            );
+            return None;
+        }
+    };
+    let nr = random_bytes(ctx.rng, NONCE_LEN);
+    let mut sa_state = IkeSa::new(new_spi, false, h.spi_i, new_spi, local, remote, ctx.now);
+    sa_state.candidates = candidates;
+    let natd_src = find_notify(p, NotifyType::NatDetectionSourceIp).map(|n| n.data.clone());
+    let natd_dst = find_notify(p, NotifyType::NatDetectionDestinationIp).map(|n| n.data.clone());
+    let peer_nat = natd_src.is_some_and(|x| x != nat_detection_hash(h.spi_i, 0, remote));
+    let our_nat = natd_dst.is_some_and(|x| x != nat_detection_hash(h.spi_i, 0, local));
+    sa_state.natt = conn.force_encap || peer_nat || our_nat;
+    let payloads = vec![
+        Payload::Sa(chosen_ike(number, algs, Vec::new())),
+        Payload::Ke(KePayload {
+            group: algs.dh.id(),
+            data: ke.public().to_vec(),
+        }),
+        Payload::Nonce(nr.clone()),
+        notify_payload(
+            NotifyType::NatDetectionSourceIp,
+            nat_source(ctx, &conn, h.spi_i, new_spi, local),
+        ),
+        notify_payload(
+            NotifyType::NatDetectionDestinationIp,
+            nat_detection_hash(h.spi_i, new_spi, remote).to_vec(),
+        ),
+    ];
+    let header = sa_state.header(ExchangeType::IkeSaInit, true, 0);
+    let response = wire::encode_message(&header, &payloads);
+    let seed = skeyseed(algs.prf, &ni, &nr, &shared);
+    let keys = derive_ike_keys(algs, &seed, &ni, &nr, h.spi_i, new_spi);
+    let (Ok(rx), Ok(tx)) = (
+        SkCipher::new(algs.encr, &keys.sk_ei),
+        SkCipher::new(algs.encr, &keys.sk_er),
+    ) else {
+        return None;
+    };
+    sa_state.crypto = Some(SaCrypto {
+        algs,
+        sk_d: keys.sk_d.clone(),
+        sk_pi: keys.sk_pi.clone(),
+        sk_pr: keys.sk_pr.clone(),
+        tx,
+        rx,
+        iv: 0,
+    });
+    sa_state.nonces = (ni, nr);
+    let framed = sa_state.frame(ctx.cfg, response.clone());
+    sa_state.transmit(ctx, framed.clone());
+    sa_state.init_messages = (bytes.to_vec(), response);
+    sa_state.last_response = Some((0, vec![framed]));
+    sa_state.expected_request_id = 1;
+    sa_state.half_open_deadline = Some(ctx.now + ctx.cfg.half_open_timeout);
+    Some(sa_state)
+}

@@ -1,0 +1,676 @@
+//! One IKE SA: its keys, message IDs, the request in flight and its CHILD_SAs.
+//!
+//! Exchanges live in their own modules (`init`, `auth`, `info`, `child`); this one holds the
+//! state they share and the plumbing: sealing and opening SK payloads, sending requests with
+//! retransmission, answering retransmitted requests from the response cache.
+
+pub(crate) mod auth;
+pub(crate) mod child;
+pub(crate) mod info;
+pub(crate) mod init;
+pub(crate) mod proposals;
+
+use std::collections::VecDeque;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use zeroize::Zeroizing;
+
+use crate::config::{EndpointConfig, PeerConfig};
+use crate::crypto::{IkeAlgorithms, KeyExchange, Rng, SkCipher};
+use crate::events::{CloseReason, Event, IkeSaId, Transmit};
+use crate::wire::{self, ExchangeType, Flags, Header, Message, NotifyPayload, NotifyType, Payload};
+
+pub(crate) use child::{ChildOffer, ChildSa};
+
+/// Everything an SA method may produce, borrowed from the endpoint for one call.
+pub(crate) struct Ctx<'a> {
+    pub now: Instant,
+    pub rng: &'a mut dyn Rng,
+    pub cfg: &'a EndpointConfig,
+    pub transmits: &'a mut VecDeque<Transmit>,
+    pub events: &'a mut VecDeque<Event>,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum State {
+    /// Initiator: IKE_SA_INIT sent. Responder: IKE_SA_INIT answered (half-open).
+    Init,
+    /// Initiator: IKE_AUTH sent.
+    Auth,
+    Established,
+    /// Our DELETE for the IKE SA is in flight.
+    Closing,
+    /// Gone: the endpoint removes it.
+    Dead,
+}
+
+/// Keys of an established (or authenticating) IKE SA.
+pub(crate) struct SaCrypto {
+    pub algs: IkeAlgorithms,
+    pub sk_d: Zeroizing<Vec<u8>>,
+    pub sk_pi: Zeroizing<Vec<u8>>,
+    pub sk_pr: Zeroizing<Vec<u8>>,
+    /// Seals what we send (SK_ei if we are the original initiator, else SK_er).
+    pub tx: SkCipher,
+    pub rx: SkCipher,
+    /// Explicit IV counter: unique per key, which is all AEAD needs (RFC 5282 §3).
+    pub iv: u64,
+}
+
+/// A request we sent and wait an answer for.
+pub(crate) struct Pending {
+    pub id: u32,
+    pub datagrams: Vec<Vec<u8>>,
+    pub what: Request,
+    pub retries: u32,
+    pub deadline: Instant,
+}
+
+pub(crate) enum Request {
+    Init {
+        ke: KeyExchange,
+        ni: Vec<u8>,
+        message: Vec<u8>,
+        cookie: Option<Vec<u8>>,
+    },
+    Auth {
+        child: ChildOffer,
+    },
+    Dpd,
+    DeleteIke,
+    DeleteChild {
+        spi_in: u32,
+    },
+    CreateChild {
+        child: ChildOffer,
+        rekey_of: Option<u32>,
+    },
+    RekeyIke {
+        new_spi: u64,
+        ke: KeyExchange,
+        ni: Vec<u8>,
+    },
+}
+
+/// Work waiting for the request window (size 1).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Task {
+    Dpd,
+    DeleteIke,
+    DeleteChild(u32),
+    RekeyChild(u32),
+    RekeyIke,
+}
+
+pub(crate) struct IkeSa {
+    pub id: IkeSaId,
+    pub conn: Option<Arc<PeerConfig>>,
+    /// Responder before IKE_AUTH: the connections this peer might be.
+    pub candidates: Vec<Arc<PeerConfig>>,
+    pub initiator: bool,
+    pub spi_i: u64,
+    pub spi_r: u64,
+    pub local: SocketAddr,
+    pub remote: SocketAddr,
+    pub state: State,
+    pub crypto: Option<SaCrypto>,
+    /// Nonces (Ni, Nr) and the IKE_SA_INIT request and response as sent: AUTH signs them.
+    pub nonces: (Vec<u8>, Vec<u8>),
+    pub init_messages: (Vec<u8>, Vec<u8>),
+    pub next_request_id: u32,
+    pub expected_request_id: u32,
+    pub last_response: Option<(u32, Vec<Vec<u8>>)>,
+    pub pending: Option<Pending>,
+    pub queued: VecDeque<Task>,
+    pub children: Vec<ChildSa>,
+    pub last_inbound: Instant,
+    pub established_at: Option<Instant>,
+    pub rekey_at: Option<Instant>,
+    /// Half-open responder SAs give up after this.
+    pub half_open_deadline: Option<Instant>,
+    /// A NAT was detected or encapsulation is forced: IKE on 4500, ESP in UDP.
+    pub natt: bool,
+    /// An IKE SA created by a rekey we answered or completed, for the endpoint to adopt.
+    pub spawned: Option<Box<IkeSa>>,
+    /// Where the request being answered came from: responses go back there (RFC 7296 2.11),
+    /// whatever address the SA has on record.
+    pub respond_to: Option<SocketAddr>,
+}
+
+impl IkeSa {
+    pub fn new(
+        id: IkeSaId,
+        initiator: bool,
+        spi_i: u64,
+        spi_r: u64,
+        local: SocketAddr,
+        remote: SocketAddr,
+        now: Instant,
+    ) -> IkeSa {
+        IkeSa {
+            id,
+            conn: None,
+            candidates: Vec::new(),
+            initiator,
+            spi_i,
+            spi_r,
+            local,
+            remote,
+            state: State::Init,
+            crypto: None,
+            nonces: (Vec::new(), Vec::new()),
+            init_messages: (Vec::new(), Vec::new()),
+            next_request_id: 0,
+            expected_request_id: 0,
+            last_response: None,
+            pending: None,
+            queued: VecDeque::new(),
+            children: Vec::new(),
+            last_inbound: now,
+            established_at: None,
+            rekey_at: None,
+            half_open_deadline: None,
+            natt: false,
+            spawned: None,
+            respond_to: None,
+        }
+    }
+
+    pub fn conn_name(&self) -> Option<Arc<str>> {
+        self.conn.as_ref().map(|c| c.name.clone())
+    }
+
+    pub fn header(&self, exchange: ExchangeType, response: bool, message_id: u32) -> Header {
+        Header {
+            spi_i: self.spi_i,
+            spi_r: self.spi_r,
+            next_payload: 0,
+            major: 2,
+            minor: 0,
+            exchange,
+            flags: Flags {
+                initiator: self.initiator,
+                version: false,
+                response,
+            },
+            message_id,
+            length: 0,
+        }
+    }
+
+    /// Adds the non-ESP marker when the SA talks on the NAT-T port.
+    pub fn frame(&self, cfg: &EndpointConfig, msg: Vec<u8>) -> Vec<u8> {
+        if self.local.port() == cfg.natt_port {
+            let mut v = Vec::with_capacity(msg.len() + 4);
+            v.extend_from_slice(&wire::NON_ESP_MARKER);
+            v.extend_from_slice(&msg);
+            v
+        } else {
+            msg
+        }
+    }
+
+    pub fn transmit(&self, ctx: &mut Ctx, payload: Vec<u8>) {
+        ctx.transmits.push_back(Transmit {
+            local: self.local,
+            remote: self.remote,
+            payload,
+        });
+    }
+
+    /// Encodes `payloads` into an SK payload sealed with our key.
+    pub fn seal(&mut self, header: &Header, payloads: &[Payload]) -> Option<Vec<u8>> {
+        let crypto = self.crypto.as_mut()?;
+        let (first, inner) = wire::encode_chain(payloads);
+        let mut l = wire::layout_sk(
+            header,
+            &[],
+            first,
+            &inner,
+            SkCipher::IV_LEN,
+            SkCipher::ICV_LEN,
+        );
+        crypto.iv = crypto.iv.wrapping_add(1);
+        let iv = crypto.iv.to_be_bytes();
+        l.bytes[l.iv.clone()].copy_from_slice(&iv);
+        let (head, tail) = l.bytes.split_at_mut(l.iv.start);
+        let pt = l.plaintext.start - l.iv.start..l.plaintext.end - l.iv.start;
+        let tag = crypto.tx.seal(iv, &head[l.aad.clone()], &mut tail[pt]);
+        l.bytes[l.icv.clone()].copy_from_slice(&tag);
+        Some(l.bytes)
+    }
+
+    /// Decrypts the SK payload of `msg` (parsed from `bytes`) and parses the inner chain.
+    pub fn open(&self, bytes: &[u8], msg: &Message) -> Result<Vec<Payload>, OpenFailure> {
+        let crypto = self.crypto.as_ref().ok_or(OpenFailure::NoKeys)?;
+        match &msg.encrypted {
+            Some(wire::Encrypted::Sk {
+                first_inner,
+                aad,
+                body,
+            }) => {
+                let body = bytes.get(body.clone()).ok_or(OpenFailure::Malformed)?;
+                if body.len() < SkCipher::IV_LEN + SkCipher::ICV_LEN + 1 {
+                    return Err(OpenFailure::Malformed);
+                }
+                let iv: [u8; 8] = body[..8].try_into().map_err(|_| OpenFailure::Malformed)?;
+                let mut ct = body[8..].to_vec();
+                let aad = bytes.get(aad.clone()).ok_or(OpenFailure::Malformed)?;
+                let n = crypto
+                    .rx
+                    .open(iv, aad, &mut ct)
+                    .map_err(|_| OpenFailure::Integrity)?;
+                let pt = &ct[..n];
+                let pad = *pt.last().ok_or(OpenFailure::Malformed)? as usize;
+                if pad + 1 > pt.len() {
+                    return Err(OpenFailure::Malformed);
+                }
+                wire::parse_chain(*first_inner, &pt[..pt.len() - pad - 1])
+                    .map_err(|_| OpenFailure::Malformed)
+            }
+            // Fragmented messages (RFC 7383) are not reassembled yet: we never announce
+            // IKEV2_FRAGMENTATION_SUPPORTED, so a conforming peer does not send them.
+            Some(wire::Encrypted::Skf { .. }) => Err(OpenFailure::Fragmented),
+            None => Err(OpenFailure::NotEncrypted),
+        }
+    }
+
+    /// Sends a new encrypted request (the window is free) and tracks it for retransmission.
+    pub fn send_request(
+        &mut self,
+        ctx: &mut Ctx,
+        exchange: ExchangeType,
+        payloads: &[Payload],
+        what: Request,
+    ) {
+        let id = self.next_request_id;
+        let header = self.header(exchange, false, id);
+        let Some(msg) = self.seal(&header, payloads) else {
+            return;
+        };
+        self.next_request_id = self.next_request_id.wrapping_add(1);
+        let framed = self.frame(ctx.cfg, msg);
+        self.transmit(ctx, framed.clone());
+        let interval = self.retransmit_config().interval(0);
+        self.pending = Some(Pending {
+            id,
+            datagrams: vec![framed],
+            what,
+            retries: 0,
+            deadline: ctx.now + interval,
+        });
+    }
+
+    /// Sends an encrypted response to request `id` and caches it for retransmissions.
+    pub fn send_response(
+        &mut self,
+        ctx: &mut Ctx,
+        exchange: ExchangeType,
+        id: u32,
+        payloads: &[Payload],
+    ) {
+        let header = self.header(exchange, true, id);
+        let Some(msg) = self.seal(&header, payloads) else {
+            return;
+        };
+        let framed = self.frame(ctx.cfg, msg);
+        ctx.transmits.push_back(Transmit {
+            local: self.local,
+            remote: self.respond_to.unwrap_or(self.remote),
+            payload: framed.clone(),
+        });
+        self.last_response = Some((id, vec![framed]));
+    }
+
+    pub fn retransmit_config(&self) -> crate::config::Retransmit {
+        self.conn
+            .as_ref()
+            .or(self.candidates.first())
+            .map(|c| c.retransmit)
+            .unwrap_or_default()
+    }
+
+    /// The earliest moment this SA needs [`IkeSa::on_timeout`].
+    pub fn deadline(&self) -> Option<Instant> {
+        let mut d: Option<Instant> = None;
+        let mut take = |t: Option<Instant>| {
+            if let Some(t) = t {
+                d = Some(d.map_or(t, |x| x.min(t)));
+            }
+        };
+        take(self.pending.as_ref().map(|p| p.deadline));
+        take(self.half_open_deadline);
+        if self.state == State::Established {
+            take(self.rekey_at);
+            if self.pending.is_none() {
+                take(self.dpd_due());
+            }
+            for c in &self.children {
+                take(c.next_deadline());
+            }
+        }
+        d
+    }
+
+    fn dpd_due(&self) -> Option<Instant> {
+        let i = self.conn.as_ref()?.dpd_interval?;
+        Some(self.last_inbound + i)
+    }
+
+    pub fn on_timeout(&mut self, ctx: &mut Ctx) {
+        let now = ctx.now;
+        if self.half_open_deadline.is_some_and(|d| d <= now) && self.state != State::Established {
+            self.close(ctx, CloseReason::PeerUnreachable);
+            return;
+        }
+        if let Some(p) = self.pending.as_mut() {
+            if p.deadline <= now {
+                let rt = self
+                    .conn
+                    .as_ref()
+                    .or(self.candidates.first())
+                    .map(|c| c.retransmit)
+                    .unwrap_or_default();
+                if p.retries < rt.tries {
+                    p.retries += 1;
+                    p.deadline = now + rt.interval(p.retries);
+                    let datagrams = p.datagrams.clone();
+                    for d in datagrams {
+                        self.transmit(ctx, d);
+                    }
+                } else {
+                    let p = self.pending.take();
+                    self.request_failed(ctx, p);
+                    return;
+                }
+            }
+        }
+        if self.state != State::Established {
+            return;
+        }
+        if self.rekey_at.is_some_and(|t| t <= now) {
+            self.rekey_at = None;
+            self.enqueue(ctx, Task::RekeyIke);
+        }
+        if self.pending.is_none()
+            && self.queued.is_empty()
+            && self.dpd_due().is_some_and(|t| t <= now)
+        {
+            self.enqueue(ctx, Task::Dpd);
+        }
+        self.child_timers(ctx);
+    }
+
+    /// A request got no answer through all retransmissions: the peer is gone.
+    fn request_failed(&mut self, ctx: &mut Ctx, p: Option<Pending>) {
+        if let Some(Request::DeleteChild { spi_in }) = p.map(|p| p.what) {
+            // The peer did not confirm; the SA is gone on our side regardless.
+            self.remove_child(ctx, spi_in, CloseReason::Local);
+        }
+        self.close(ctx, CloseReason::PeerUnreachable);
+    }
+
+    /// Ends the SA and every CHILD_SA with events; the endpoint drops it.
+    pub fn close(&mut self, ctx: &mut Ctx, reason: CloseReason) {
+        if self.state == State::Dead {
+            return;
+        }
+        let was_up = self.established_at.is_some();
+        for c in std::mem::take(&mut self.children) {
+            if let Some(conn) = self.conn_name() {
+                ctx.events.push_back(Event::ChildSaDown {
+                    conn,
+                    ike: self.id,
+                    spi_in: c.info.spi_in,
+                    spi_out: c.info.spi_out,
+                    reason: reason.clone(),
+                });
+            }
+        }
+        if was_up || self.initiator {
+            ctx.events.push_back(Event::IkeSaDown {
+                conn: self.conn_name(),
+                ike: self.id,
+                remote: self.remote,
+                reason,
+            });
+        }
+        self.state = State::Dead;
+        self.pending = None;
+        self.queued.clear();
+    }
+
+    /// Queues work for the request window and starts it if the window is free.
+    pub fn enqueue(&mut self, ctx: &mut Ctx, t: Task) {
+        if !self.queued.contains(&t) {
+            self.queued.push_back(t);
+        }
+        self.kick(ctx);
+    }
+
+    /// Starts the next queued request if none is in flight.
+    pub fn kick(&mut self, ctx: &mut Ctx) {
+        while self.pending.is_none() && self.state == State::Established {
+            let Some(t) = self.queued.pop_front() else {
+                return;
+            };
+            match t {
+                Task::Dpd => self.send_request(ctx, ExchangeType::Informational, &[], Request::Dpd),
+                Task::DeleteIke => self.start_delete_ike(ctx),
+                Task::DeleteChild(spi) => self.start_delete_child(ctx, spi),
+                Task::RekeyChild(spi) => self.start_rekey_child(ctx, spi),
+                Task::RekeyIke => self.start_rekey_ike(ctx),
+            }
+        }
+    }
+
+    /// Handles an authenticated-or-not IKE message addressed to this SA.
+    pub fn handle(&mut self, ctx: &mut Ctx, bytes: &[u8], msg: Message, from: SocketAddr) {
+        if msg.header.flags.response {
+            self.handle_response(ctx, bytes, msg, from);
+        } else {
+            self.handle_request(ctx, bytes, msg, from);
+        }
+        self.kick(ctx);
+    }
+
+    fn handle_response(&mut self, ctx: &mut Ctx, bytes: &[u8], msg: Message, from: SocketAddr) {
+        let Some(p) = self.pending.as_ref() else {
+            return;
+        };
+        if p.id != msg.header.message_id {
+            return;
+        }
+        if matches!(p.what, Request::Init { .. }) {
+            let mut p = self.pending.take().expect("checked above");
+            // The request moves out; `p` keeps the retransmission state in case we go on
+            // waiting (then init_response puts the request back).
+            let Request::Init {
+                ke,
+                ni,
+                message,
+                cookie,
+            } = std::mem::replace(&mut p.what, Request::Dpd)
+            else {
+                unreachable!("matched above")
+            };
+            self.init_response(ctx, bytes, msg, ke, ni, message, cookie, p);
+            return;
+        }
+        let payloads = match self.open(bytes, &msg) {
+            Ok(p) => p,
+            // Unauthenticated garbage must not disturb the exchange: keep waiting.
+            Err(_) => return,
+        };
+        self.last_inbound = ctx.now;
+        self.learn_address(from);
+        let p = self.pending.take().expect("checked above");
+        match p.what {
+            Request::Init { .. } => {}
+            Request::Auth { child } => self.auth_response(ctx, &payloads, child),
+            Request::Dpd => {}
+            Request::DeleteIke => self.close(ctx, CloseReason::Local),
+            Request::DeleteChild { spi_in } => self.remove_child(ctx, spi_in, CloseReason::Local),
+            Request::CreateChild { child, rekey_of } => {
+                self.create_child_response(ctx, &payloads, child, rekey_of)
+            }
+            Request::RekeyIke { new_spi, ke, ni } => {
+                self.rekey_ike_response(ctx, &payloads, new_spi, ke, ni)
+            }
+        }
+    }
+
+    fn handle_request(&mut self, ctx: &mut Ctx, bytes: &[u8], msg: Message, from: SocketAddr) {
+        let id = msg.header.message_id;
+        self.respond_to = Some(from);
+        // A retransmitted request: answer from the cache, never process twice (RFC 7296 2.1).
+        if let Some((cached, datagrams)) = &self.last_response {
+            if *cached == id {
+                for d in datagrams.clone() {
+                    ctx.transmits.push_back(Transmit {
+                        local: self.local,
+                        remote: from,
+                        payload: d,
+                    });
+                }
+                return;
+            }
+        }
+        if id != self.expected_request_id {
+            return;
+        }
+        let payloads = match self.open(bytes, &msg) {
+            Ok(p) => p,
+            Err(_) => return,
+        };
+        self.last_inbound = ctx.now;
+        self.expected_request_id = self.expected_request_id.wrapping_add(1);
+        if let Some(unknown) = payloads.iter().find_map(|p| match p {
+            Payload::Unknown {
+                kind,
+                critical: true,
+                ..
+            } => Some(*kind),
+            _ => None,
+        }) {
+            let n = notify(NotifyType::UnsupportedCriticalPayload, vec![unknown]);
+            self.send_response(ctx, msg.header.exchange, id, &[n]);
+            return;
+        }
+        match msg.header.exchange {
+            ExchangeType::IkeAuth if self.state == State::Init && !self.initiator => {
+                self.auth_request(ctx, id, &payloads, from)
+            }
+            _ if self.state != State::Established && self.state != State::Closing => {}
+            ExchangeType::Informational => {
+                self.learn_address(from);
+                self.informational_request(ctx, id, &payloads)
+            }
+            ExchangeType::CreateChildSa => {
+                self.learn_address(from);
+                self.create_child_request(ctx, id, &payloads)
+            }
+            other => {
+                let n = notify(NotifyType::InvalidSyntax, Vec::new());
+                self.send_response(ctx, other, id, &[n]);
+            }
+        }
+    }
+
+    /// Behind a NAT the peer's mapping may change; follow it on authenticated messages
+    /// (RFC 7296 2.23).
+    fn learn_address(&mut self, from: SocketAddr) {
+        if self.natt && from != self.remote && from.port() != 0 {
+            self.remote = from;
+            for c in &mut self.children {
+                c.info.remote = from;
+            }
+        }
+    }
+
+    pub fn established(&mut self, ctx: &mut Ctx) {
+        self.state = State::Established;
+        self.established_at = Some(ctx.now);
+        self.half_open_deadline = None;
+        self.init_messages = (Vec::new(), Vec::new());
+        if let Some(conn) = &self.conn {
+            let l = conn.lifetimes;
+            self.rekey_at = Some(ctx.now + jittered(ctx.rng, l.ike_rekey, l.jitter));
+        }
+    }
+}
+
+/// Why an encrypted message could not be opened.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum OpenFailure {
+    NoKeys,
+    NotEncrypted,
+    Fragmented,
+    Integrity,
+    Malformed,
+}
+
+pub(crate) fn notify(kind: NotifyType, data: Vec<u8>) -> Payload {
+    Payload::Notify(NotifyPayload {
+        protocol: 0,
+        spi: Vec::new(),
+        kind,
+        data,
+    })
+}
+
+pub(crate) fn find_notify(payloads: &[Payload], kind: NotifyType) -> Option<&NotifyPayload> {
+    payloads.iter().find_map(|p| match p {
+        Payload::Notify(n) if n.kind == kind => Some(n),
+        _ => None,
+    })
+}
+
+/// The first error notify (type below 16384) in a message, if any.
+pub(crate) fn error_notify(payloads: &[Payload]) -> Option<&NotifyPayload> {
+    payloads.iter().find_map(|p| match p {
+        Payload::Notify(n) if n.kind.is_error() => Some(n),
+        _ => None,
+    })
+}
+
+/// `base` minus a random part of `jitter`, so two peers with the same settings rarely rekey
+/// at the same moment.
+pub(crate) fn jittered(rng: &mut dyn Rng, base: Duration, jitter: Duration) -> Duration {
+    let mut b = [0u8; 4];
+    rng.fill(&mut b);
+    let frac = f64::from(u32::from_be_bytes(b)) / f64::from(u32::MAX);
+    base.saturating_sub(jitter.mul_f64(frac))
+}
+
+pub(crate) fn random_bytes(rng: &mut dyn Rng, n: usize) -> Vec<u8> {
+    let mut v = vec![0u8; n];
+    rng.fill(&mut v);
+    v
+}
+
+/// A random nonzero IKE SPI (zero means "not yet known" on the wire).
+pub(crate) fn random_ike_spi(rng: &mut dyn Rng) -> u64 {
+    loop {
+        let mut b = [0u8; 8];
+        rng.fill(&mut b);
+        let s = u64::from_be_bytes(b);
+        if s != 0 {
+            return s;
+        }
+    }
+}
+
+/// A random SPI for an inbound CHILD_SA: never in the reserved 0..=255 range.
+pub(crate) fn random_child_spi(rng: &mut dyn Rng) -> u32 {
+    loop {
+        let mut b = [0u8; 4];
+        rng.fill(&mut b);
+        let spi = u32::from_be_bytes(b);
+        if spi > 255 {
+            return spi;
+        }
+    }
+}

@@ -1,0 +1,153 @@
+//! Traffic selector arithmetic: narrowing (RFC 7296 2.9) is intersection of ranges.
+
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+
+use crate::wire::TrafficSelector;
+
+fn key(a: IpAddr) -> (u8, u128) {
+    match a {
+        IpAddr::V4(v) => (4, u32::from(v) as u128),
+        IpAddr::V6(v) => (6, u128::from(v)),
+    }
+}
+
+fn addr(family: u8, v: u128) -> IpAddr {
+    if family == 4 {
+        IpAddr::V4(Ipv4Addr::from(v as u32))
+    } else {
+        IpAddr::V6(Ipv6Addr::from(v))
+    }
+}
+
+/// The selector covering `prefix/len`, any protocol and port.
+pub fn from_prefix(prefix: IpAddr, len: u8) -> TrafficSelector {
+    let (fam, v) = key(prefix);
+    let bits: u32 = if fam == 4 { 32 } else { 128 };
+    let len = u32::from(len).min(bits);
+    let host_mask: u128 = if len == bits {
+        0
+    } else if bits - len >= 128 {
+        u128::MAX
+    } else {
+        (1u128 << (bits - len)) - 1
+    };
+    TrafficSelector {
+        ip_protocol: 0,
+        start_port: 0,
+        end_port: 65535,
+        start: addr(fam, v & !host_mask),
+        end: addr(fam, v | host_mask),
+    }
+}
+
+/// The part of `a` that is also in `b`, if any.
+pub fn intersect(a: &TrafficSelector, b: &TrafficSelector) -> Option<TrafficSelector> {
+    let (fa, sa) = key(a.start);
+    let (_, ea) = key(a.end);
+    let (fb, sb) = key(b.start);
+    let (_, eb) = key(b.end);
+    if fa != fb {
+        return None;
+    }
+    let proto = match (a.ip_protocol, b.ip_protocol) {
+        (0, p) | (p, 0) => p,
+        (p, q) if p == q => p,
+        _ => return None,
+    };
+    let (sp, ep) = (a.start_port.max(b.start_port), a.end_port.min(b.end_port));
+    let (s, e) = (sa.max(sb), ea.min(eb));
+    if sp > ep || s > e {
+        return None;
+    }
+    Some(TrafficSelector {
+        ip_protocol: proto,
+        start_port: sp,
+        end_port: ep,
+        start: addr(fa, s),
+        end: addr(fa, e),
+    })
+}
+
+/// Responder narrowing: every non-empty intersection of a proposed selector with a configured
+/// one, in the proposer's order, without duplicates. Empty means TS_UNACCEPTABLE.
+pub fn narrow(
+    proposed: &[TrafficSelector],
+    configured: &[TrafficSelector],
+) -> Vec<TrafficSelector> {
+    let mut out: Vec<TrafficSelector> = Vec::new();
+    for p in proposed {
+        for c in configured {
+            if let Some(x) = intersect(p, c) {
+                if !out.contains(&x) {
+                    out.push(x);
+                }
+            }
+        }
+    }
+    out
+}
+
+/// Whether `inner` lies entirely within `outer`.
+pub fn within(inner: &TrafficSelector, outer: &TrafficSelector) -> bool {
+    intersect(inner, outer).as_ref() == Some(inner)
+}
+
+/// Initiator check of a response: every returned selector must be inside one we proposed.
+pub fn all_within(returned: &[TrafficSelector], proposed: &[TrafficSelector]) -> bool {
+    !returned.is_empty()
+        && returned
+            .iter()
+            .all(|r| proposed.iter().any(|p| within(r, p)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ts(s: &str) -> TrafficSelector {
+        let (a, l) = s.split_once('/').unwrap();
+        from_prefix(a.parse().unwrap(), l.parse().unwrap())
+    }
+
+    #[test]
+    fn prefixes_become_ranges() {
+        let t = ts("10.1.0.0/24");
+        assert_eq!(t.start, "10.1.0.0".parse::<IpAddr>().unwrap());
+        assert_eq!(t.end, "10.1.0.255".parse::<IpAddr>().unwrap());
+        let t = ts("0.0.0.0/0");
+        assert_eq!(t.end, "255.255.255.255".parse::<IpAddr>().unwrap());
+        let t = ts("::/0");
+        assert_eq!(t.end, IpAddr::V6(Ipv6Addr::from(u128::MAX)));
+        let t = ts("2001:db8::1/128");
+        assert_eq!(t.start, t.end);
+    }
+
+    #[test]
+    fn narrowing_intersects_in_proposer_order() {
+        let n = narrow(
+            &[ts("10.0.0.0/8")],
+            &[ts("10.2.0.0/24"), ts("192.168.0.0/16")],
+        );
+        assert_eq!(n, vec![ts("10.2.0.0/24")]);
+        assert!(narrow(&[ts("10.0.0.0/8")], &[ts("192.168.0.0/16")]).is_empty());
+        assert!(narrow(&[ts("10.0.0.0/8")], &[ts("::/0")]).is_empty());
+        let mut tcp = ts("10.2.0.0/24");
+        tcp.ip_protocol = 6;
+        tcp.start_port = 443;
+        tcp.end_port = 443;
+        assert_eq!(
+            narrow(&[ts("10.0.0.0/8")], &[tcp.clone()]),
+            vec![tcp.clone()]
+        );
+        let mut udp = tcp.clone();
+        udp.ip_protocol = 17;
+        assert!(intersect(&tcp, &udp).is_none());
+    }
+
+    #[test]
+    fn responses_must_stay_within_the_proposal() {
+        assert!(all_within(&[ts("10.2.0.0/25")], &[ts("10.2.0.0/24")]));
+        assert!(!all_within(&[ts("10.2.0.0/23")], &[ts("10.2.0.0/24")]));
+        assert!(!all_within(&[], &[ts("10.2.0.0/24")]));
+    }
+}

@@ -1,0 +1,576 @@
+//! Protocol tests: two endpoints wired in memory, a fake clock, and a network that can lose,
+//! duplicate or stall datagrams. Everything is deterministic (seeded RNG, no real time).
+
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+use ironsec_ike::crypto::TestRng;
+use ironsec_ike::wire::NotifyType;
+use ironsec_ike::{
+    ts, CloseReason, Endpoint, EndpointConfig, Event, Identity, IkeSaId, PeerConfig, Psk, Transmit,
+};
+
+const A: &str = "192.0.2.1";
+const B: &str = "192.0.2.2";
+
+fn addr(ip: &str, port: u16) -> SocketAddr {
+    format!("{ip}:{port}").parse().unwrap()
+}
+
+fn sel(s: &str) -> ironsec_ike::wire::TrafficSelector {
+    let (a, l) = s.split_once('/').unwrap();
+    ts::from_prefix(a.parse().unwrap(), l.parse().unwrap())
+}
+
+/// A site-to-site pair: A (10.1.0.0/24) and B (10.2.0.0/24), PSK "secret".
+fn peer(
+    name: &str,
+    me: &str,
+    them: &str,
+    local: &str,
+    remote: &str,
+    ike: &str,
+    esp: &str,
+) -> PeerConfig {
+    PeerConfig {
+        name: name.into(),
+        local_id: Identity::parse(me),
+        remote_id: Identity::parse(them),
+        psk: Psk::new(b"secret-shared-by-both-sites".to_vec()),
+        ike_proposals: ike.split(',').map(|p| p.parse().unwrap()).collect(),
+        esp_proposals: esp.split(',').map(|p| p.parse().unwrap()).collect(),
+        local_ts: local.split(',').map(sel).collect(),
+        remote_ts: remote.split(',').map(sel).collect(),
+        remote_addrs: Vec::new(),
+        retransmit: Default::default(),
+        lifetimes: Default::default(),
+        dpd_interval: Some(Duration::from_secs(30)),
+        force_encap: true,
+    }
+}
+
+fn pair_configs(ike: &str, esp: &str) -> (PeerConfig, PeerConfig) {
+    (
+        peer(
+            "to-b",
+            "gw-a.example",
+            "gw-b.example",
+            "10.1.0.0/24",
+            "10.2.0.0/24",
+            ike,
+            esp,
+        ),
+        peer(
+            "to-a",
+            "gw-b.example",
+            "gw-a.example",
+            "10.2.0.0/24",
+            "10.1.0.0/24",
+            ike,
+            esp,
+        ),
+    )
+}
+
+/// What the network does to a datagram: `n` counts datagrams in each direction from 0.
+type Filter = Box<dyn FnMut(bool, usize, &Transmit) -> Fate>;
+
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+enum Fate {
+    Deliver,
+    Drop,
+    Duplicate,
+}
+
+struct Net {
+    a: Endpoint,
+    b: Endpoint,
+    now: Instant,
+    sent: [usize; 2],
+    filter: Filter,
+    events_a: Vec<Event>,
+    events_b: Vec<Event>,
+}
+
+impl Net {
+    fn new(a: PeerConfig, b: PeerConfig) -> Net {
+        Net::with_config(a, b, EndpointConfig::default(), EndpointConfig::default())
+    }
+
+    fn with_config(a: PeerConfig, b: PeerConfig, ca: EndpointConfig, cb: EndpointConfig) -> Net {
+        Net {
+            a: Endpoint::new(ca, vec![a], Box::new(TestRng::new(1))),
+            b: Endpoint::new(cb, vec![b], Box::new(TestRng::new(2))),
+            now: Instant::now(),
+            sent: [0, 0],
+            filter: Box::new(|_, _, _| Fate::Deliver),
+            events_a: Vec::new(),
+            events_b: Vec::new(),
+        }
+    }
+
+    /// Moves datagrams until both sides are quiet.
+    fn pump(&mut self) {
+        for _ in 0..10_000 {
+            let mut moved = false;
+            while let Some(t) = self.a.poll_transmit() {
+                moved = true;
+                let n = self.sent[0];
+                self.sent[0] += 1;
+                match (self.filter)(true, n, &t) {
+                    Fate::Drop => {}
+                    Fate::Deliver => self.b.handle(self.now, t.remote, t.local, &t.payload),
+                    Fate::Duplicate => {
+                        self.b.handle(self.now, t.remote, t.local, &t.payload);
+                        self.b.handle(self.now, t.remote, t.local, &t.payload);
+                    }
+                }
+            }
+            while let Some(t) = self.b.poll_transmit() {
+                moved = true;
+                let n = self.sent[1];
+                self.sent[1] += 1;
+                match (self.filter)(false, n, &t) {
+                    Fate::Drop => {}
+                    Fate::Deliver => self.a.handle(self.now, t.remote, t.local, &t.payload),
+                    Fate::Duplicate => {
+                        self.a.handle(self.now, t.remote, t.local, &t.payload);
+                        self.a.handle(self.now, t.remote, t.local, &t.payload);
+                    }
+                }
+            }
+            while let Some(e) = self.a.poll_event() {
+                self.events_a.push(e);
+            }
+            while let Some(e) = self.b.poll_event() {
+                self.events_b.push(e);
+            }
+            if !moved {
+                return;
+            }
+        }
+        panic!("datagrams never stopped flowing");
+    }
+
+    /// Advances the clock to each deadline in turn for `total`.
+    fn run_for(&mut self, total: Duration) {
+        let end = self.now + total;
+        loop {
+            self.pump();
+            let next = [self.a.poll_timeout(), self.b.poll_timeout()]
+                .into_iter()
+                .flatten()
+                .min();
+            match next {
+                Some(t) if t <= end => {
+                    self.now = self.now.max(t);
+                    self.a.handle_timeout(self.now);
+                    self.b.handle_timeout(self.now);
+                }
+                _ => {
+                    self.now = end;
+                    self.pump();
+                    return;
+                }
+            }
+        }
+    }
+
+    fn initiate_a(&mut self) -> IkeSaId {
+        let id = self
+            .a
+            .initiate(self.now, "to-b", addr(A, 500), addr(B, 500))
+            .unwrap();
+        self.pump();
+        id
+    }
+}
+
+fn ike_up(ev: &[Event]) -> usize {
+    ev.iter()
+        .filter(|e| matches!(e, Event::IkeSaUp { .. }))
+        .count()
+}
+
+fn children_up(ev: &[Event]) -> Vec<&ironsec_ike::ChildSaInfo> {
+    ev.iter()
+        .filter_map(|e| match e {
+            Event::ChildSaUp { child, .. } => Some(child),
+            _ => None,
+        })
+        .collect()
+}
+
+fn failures(ev: &[Event]) -> Vec<NotifyType> {
+    ev.iter()
+        .filter_map(|e| match e {
+            Event::Failure { notify, .. } => Some(*notify),
+            _ => None,
+        })
+        .collect()
+}
+
+/// Both sides have one IKE SA and one CHILD_SA whose keys and SPIs mirror each other.
+fn assert_tunnel(net: &Net) {
+    assert_eq!(ike_up(&net.events_a), 1, "A: {:?}", net.events_a);
+    assert_eq!(ike_up(&net.events_b), 1, "B: {:?}", net.events_b);
+    let (ca, cb) = (children_up(&net.events_a), children_up(&net.events_b));
+    assert_eq!(
+        (ca.len(), cb.len()),
+        (1, 1),
+        "A: {:?}\nB: {:?}",
+        net.events_a,
+        net.events_b
+    );
+    let (a, b) = (ca[0], cb[0]);
+    assert_eq!(a.spi_out, b.spi_in);
+    assert_eq!(a.spi_in, b.spi_out);
+    assert_eq!(a.key_out, b.key_in);
+    assert_eq!(a.key_in, b.key_out);
+    assert_ne!(a.key_in, a.key_out);
+    assert_eq!(a.algorithms, b.algorithms);
+    assert_eq!(a.local_ts, b.remote_ts);
+    assert!(a.encap && b.encap, "encapsulation forced");
+    assert_eq!(a.remote.port(), 4500, "floated to the NAT-T port");
+    assert_eq!(a.key_out.bytes().len(), a.algorithms.encr.keymat_len());
+}
+
+#[test]
+fn handshake_for_each_suite_and_group() {
+    for (ike, esp) in [
+        ("aes128gcm16-prfsha256-x25519", "aes128gcm16"),
+        ("aes256gcm16-prfsha384-ecp384", "aes256gcm16-ecp384"),
+        ("chacha20poly1305-prfsha256-x25519", "chacha20poly1305"),
+        ("aes128gcm16-prfsha512-ecp256", "aes128gcm16-esn"),
+    ] {
+        let (a, b) = pair_configs(ike, esp);
+        let mut net = Net::new(a, b);
+        net.initiate_a();
+        assert_tunnel(&net);
+        let Event::IkeSaUp { algorithms, .. } = net
+            .events_a
+            .iter()
+            .find(|e| matches!(e, Event::IkeSaUp { .. }))
+            .unwrap()
+        else {
+            unreachable!()
+        };
+        assert_eq!(algorithms.to_string(), ike);
+    }
+}
+
+#[test]
+fn invalid_ke_payload_is_retried_in_the_peers_group() {
+    let (a, _) = pair_configs("aes128gcm16-prfsha256-x25519-ecp256", "aes128gcm16");
+    let (_, b) = pair_configs("aes128gcm16-prfsha256-ecp256", "aes128gcm16");
+    let mut net = Net::new(a, b);
+    net.initiate_a();
+    assert_tunnel(&net);
+    let Event::IkeSaUp { algorithms, .. } = &net.events_b[0] else {
+        panic!("{:?}", net.events_b)
+    };
+    assert_eq!(algorithms.dh.name(), "ecp256");
+}
+
+#[test]
+fn cookie_challenge_when_half_open_threshold_is_passed() {
+    let (a, b) = pair_configs("aes128gcm16-prfsha256-x25519", "aes128gcm16");
+    let cb = EndpointConfig {
+        cookie_threshold: 0,
+        ..Default::default()
+    };
+    let mut net = Net::with_config(a, b, EndpointConfig::default(), cb);
+    net.initiate_a();
+    assert_tunnel(&net);
+    assert_eq!(net.b.stats().cookies_sent, 1);
+}
+
+#[test]
+fn wrong_psk_fails_authentication_on_both_sides() {
+    let (a, mut b) = pair_configs("aes128gcm16-prfsha256-x25519", "aes128gcm16");
+    b.psk = Psk::new(b"another secret".to_vec());
+    let mut net = Net::new(a, b);
+    net.initiate_a();
+    assert_eq!(ike_up(&net.events_a) + ike_up(&net.events_b), 0);
+    assert!(children_up(&net.events_a).is_empty() && children_up(&net.events_b).is_empty());
+    assert_eq!(failures(&net.events_a), [NotifyType::AuthenticationFailed]);
+    assert_eq!(failures(&net.events_b), [NotifyType::AuthenticationFailed]);
+    assert!(net.a.ike_sas().is_empty() && net.b.ike_sas().is_empty());
+}
+
+#[test]
+fn no_common_proposal_is_refused_with_details() {
+    let (a, _) = pair_configs("aes128gcm16-prfsha256-x25519", "aes128gcm16");
+    let (_, b) = pair_configs("aes256gcm16-prfsha384-ecp384", "aes256gcm16");
+    let mut net = Net::new(a, b);
+    net.initiate_a();
+    assert_eq!(failures(&net.events_a), [NotifyType::NoProposalChosen]);
+    assert_eq!(failures(&net.events_b), [NotifyType::NoProposalChosen]);
+    let Event::Failure { detail, .. } = &net.events_b[0] else {
+        unreachable!()
+    };
+    assert!(
+        detail.contains("aes128gcm16-prfsha256-x25519")
+            && detail.contains("aes256gcm16-prfsha384-ecp384"),
+        "{detail}"
+    );
+    assert!(net.a.ike_sas().is_empty());
+}
+
+#[test]
+fn no_common_esp_proposal_leaves_ike_up_without_child() {
+    let (a, _) = pair_configs("aes128gcm16-prfsha256-x25519", "aes128gcm16");
+    let (_, b) = pair_configs("aes128gcm16-prfsha256-x25519", "chacha20poly1305");
+    let mut net = Net::new(a, b);
+    net.initiate_a();
+    assert_eq!(ike_up(&net.events_a), 1);
+    assert!(children_up(&net.events_a).is_empty());
+    assert_eq!(failures(&net.events_a), [NotifyType::NoProposalChosen]);
+    assert_eq!(failures(&net.events_b), [NotifyType::NoProposalChosen]);
+}
+
+#[test]
+fn every_message_lost_once_is_retransmitted() {
+    // The handshake is 4 datagrams: INIT req/resp, AUTH req/resp. Lose each one once.
+    for lost in 0..4 {
+        let (a, b) = pair_configs("aes128gcm16-prfsha256-x25519", "aes128gcm16");
+        let mut net = Net::new(a, b);
+        let mut seen = 0usize;
+        net.filter = Box::new(move |_, _, _| {
+            seen += 1;
+            if seen == lost + 1 {
+                Fate::Drop
+            } else {
+                Fate::Deliver
+            }
+        });
+        net.initiate_a();
+        net.run_for(Duration::from_secs(10));
+        assert_tunnel(&net);
+    }
+}
+
+#[test]
+fn every_message_duplicated_once_changes_nothing() {
+    for dup in 0..4 {
+        let (a, b) = pair_configs("aes128gcm16-prfsha256-x25519", "aes128gcm16");
+        let mut net = Net::new(a, b);
+        let mut seen = 0usize;
+        net.filter = Box::new(move |_, _, _| {
+            seen += 1;
+            if seen == dup + 1 {
+                Fate::Duplicate
+            } else {
+                Fate::Deliver
+            }
+        });
+        net.initiate_a();
+        net.run_for(Duration::from_secs(10));
+        assert_tunnel(&net);
+        assert_eq!(net.b.ike_sas().len(), 1);
+    }
+}
+
+#[test]
+fn dpd_declares_a_silent_peer_dead() {
+    let (a, b) = pair_configs("aes128gcm16-prfsha256-x25519", "aes128gcm16");
+    let mut net = Net::new(a, b);
+    net.initiate_a();
+    assert_tunnel(&net);
+    // B falls silent.
+    net.filter = Box::new(|from_a, _, _| if from_a { Fate::Deliver } else { Fate::Drop });
+    net.run_for(Duration::from_secs(30 + 120));
+    let down = net.events_a.iter().find_map(|e| match e {
+        Event::IkeSaDown { reason, .. } => Some(reason.clone()),
+        _ => None,
+    });
+    assert_eq!(
+        down,
+        Some(CloseReason::PeerUnreachable),
+        "{:?}",
+        net.events_a
+    );
+    assert!(net
+        .events_a
+        .iter()
+        .any(|e| matches!(e, Event::ChildSaDown { .. })));
+    assert!(net.a.ike_sas().is_empty());
+}
+
+#[test]
+fn liveness_checks_keep_a_quiet_tunnel_up() {
+    let (a, b) = pair_configs("aes128gcm16-prfsha256-x25519", "aes128gcm16");
+    let mut net = Net::new(a, b);
+    net.initiate_a();
+    net.run_for(Duration::from_secs(600));
+    assert!(!net
+        .events_a
+        .iter()
+        .any(|e| matches!(e, Event::IkeSaDown { .. })));
+    assert_eq!(net.a.ike_sas().len(), 1);
+}
+
+fn downs(ev: &[Event]) -> (usize, usize) {
+    (
+        ev.iter()
+            .filter(|e| matches!(e, Event::IkeSaDown { .. }))
+            .count(),
+        ev.iter()
+            .filter(|e| matches!(e, Event::ChildSaDown { .. }))
+            .count(),
+    )
+}
+
+#[test]
+fn delete_from_either_side_removes_everything() {
+    for from_a in [true, false] {
+        let (a, b) = pair_configs("aes128gcm16-prfsha256-x25519", "aes128gcm16");
+        let mut net = Net::new(a, b);
+        net.initiate_a();
+        if from_a {
+            let id = net.a.ike_sas()[0].id;
+            net.a.terminate(net.now, id).unwrap();
+        } else {
+            let id = net.b.ike_sas()[0].id;
+            net.b.terminate(net.now, id).unwrap();
+        }
+        net.pump();
+        assert_eq!(downs(&net.events_a), (1, 1), "{:?}", net.events_a);
+        assert_eq!(downs(&net.events_b), (1, 1), "{:?}", net.events_b);
+        assert!(net.a.ike_sas().is_empty() && net.b.ike_sas().is_empty());
+    }
+}
+
+fn rekeyed(ev: &[Event]) -> Vec<(u32, &ironsec_ike::ChildSaInfo)> {
+    ev.iter()
+        .filter_map(|e| match e {
+            Event::ChildSaRekeyed {
+                old_spi_in, new, ..
+            } => Some((*old_spi_in, new)),
+            _ => None,
+        })
+        .collect()
+}
+
+#[test]
+fn child_rekey_from_either_side_with_and_without_pfs() {
+    for esp in ["aes128gcm16", "aes128gcm16-x25519"] {
+        for from_a in [true, false] {
+            let (a, b) = pair_configs("aes128gcm16-prfsha256-x25519", esp);
+            let mut net = Net::new(a, b);
+            net.initiate_a();
+            let old_a = children_up(&net.events_a)[0].clone();
+            let (ep, ike, spi) = if from_a {
+                let s = &net.a.ike_sas()[0];
+                (&mut net.a, s.id, s.children[0].spi_in)
+            } else {
+                let s = &net.b.ike_sas()[0];
+                (&mut net.b, s.id, s.children[0].spi_in)
+            };
+            ep.rekey_child(net.now, ike, spi).unwrap();
+            net.pump();
+            let (ra, rb) = (rekeyed(&net.events_a), rekeyed(&net.events_b));
+            assert_eq!(
+                (ra.len(), rb.len()),
+                (1, 1),
+                "{esp} from_a={from_a}: {:?} / {:?}",
+                net.events_a,
+                net.events_b
+            );
+            assert_eq!(ra[0].0, old_a.spi_in);
+            let (na, nb) = (ra[0].1, rb[0].1);
+            assert_eq!(na.spi_out, nb.spi_in);
+            assert_eq!(na.key_out, nb.key_in);
+            assert_eq!(na.key_in, nb.key_out);
+            assert_ne!(na.key_out, old_a.key_out, "fresh keys");
+            // The old SA is deleted on both sides; the new one remains.
+            assert_eq!(downs(&net.events_a), (0, 1));
+            assert_eq!(downs(&net.events_b), (0, 1));
+            assert_eq!(net.a.ike_sas()[0].children.len(), 1);
+            assert_eq!(net.a.ike_sas()[0].children[0].spi_in, na.spi_in);
+        }
+    }
+}
+
+#[test]
+fn ike_rekey_keeps_children_and_the_new_sa_works() {
+    for from_a in [true, false] {
+        let (a, b) = pair_configs("aes128gcm16-prfsha256-x25519", "aes128gcm16");
+        let mut net = Net::new(a, b);
+        net.initiate_a();
+        let child = children_up(&net.events_a)[0].spi_in;
+        if from_a {
+            let id = net.a.ike_sas()[0].id;
+            net.a.rekey_ike(net.now, id).unwrap();
+        } else {
+            let id = net.b.ike_sas()[0].id;
+            net.b.rekey_ike(net.now, id).unwrap();
+        }
+        net.pump();
+        for ev in [&net.events_a, &net.events_b] {
+            assert_eq!(
+                ev.iter()
+                    .filter(|e| matches!(e, Event::IkeSaRekeyed { .. }))
+                    .count(),
+                1,
+                "{ev:?}"
+            );
+            assert_eq!(downs(ev).1, 0, "children survive: {ev:?}");
+        }
+        let sas = net.a.ike_sas();
+        assert_eq!(sas.len(), 1, "old SA deleted");
+        assert_eq!(sas[0].children[0].spi_in, child);
+        assert_eq!(net.b.ike_sas().len(), 1);
+        // The new SA carries exchanges: a CHILD_SA rekey over it succeeds.
+        let id = sas[0].id;
+        net.a.rekey_child(net.now, id, child).unwrap();
+        net.pump();
+        assert_eq!(rekeyed(&net.events_b).len(), 1, "{:?}", net.events_b);
+    }
+}
+
+#[test]
+fn traffic_selectors_are_narrowed_or_refused() {
+    let (a, mut b) = pair_configs("aes128gcm16-prfsha256-x25519", "aes128gcm16");
+    b.local_ts = vec![sel("10.2.0.0/25")];
+    let mut net = Net::new(a, b);
+    net.initiate_a();
+    let c = children_up(&net.events_a)[0];
+    assert_eq!(c.remote_ts, vec![sel("10.2.0.0/25")]);
+    assert_eq!(c.local_ts, vec![sel("10.1.0.0/24")]);
+
+    let (a, mut b) = pair_configs("aes128gcm16-prfsha256-x25519", "aes128gcm16");
+    b.local_ts = vec![sel("10.3.0.0/24")];
+    let mut net = Net::new(a, b);
+    net.initiate_a();
+    assert!(children_up(&net.events_a).is_empty());
+    assert_eq!(failures(&net.events_a), [NotifyType::TsUnacceptable]);
+}
+
+#[test]
+fn lifetimes_rekey_children_and_ike_sa() {
+    let (mut a, mut b) = pair_configs("aes128gcm16-prfsha256-x25519", "aes128gcm16");
+    for c in [&mut a, &mut b] {
+        c.lifetimes.child_rekey = Duration::from_secs(600);
+        c.lifetimes.child_hard = Duration::from_secs(700);
+        c.lifetimes.ike_rekey = Duration::from_secs(1000);
+        c.lifetimes.jitter = Duration::from_secs(30);
+    }
+    let mut net = Net::new(a, b);
+    net.initiate_a();
+    net.run_for(Duration::from_secs(1100));
+    assert!(!rekeyed(&net.events_a).is_empty(), "{:?}", net.events_a);
+    assert!(net
+        .events_a
+        .iter()
+        .any(|e| matches!(e, Event::IkeSaRekeyed { .. })));
+    assert_eq!(net.a.ike_sas().len(), 1);
+    assert_eq!(net.a.ike_sas()[0].children.len(), 1);
+    assert!(!net.events_a.iter().any(|e| matches!(
+        e,
+        Event::IkeSaDown {
+            reason: CloseReason::PeerUnreachable,
+            ..
+        }
+    )));
+}

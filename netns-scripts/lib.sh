@@ -1,0 +1,249 @@
+# shellcheck shell=bash
+# Shared helpers of netns-scripts/demo.sh and netns-scripts/bench.sh: binaries, process
+# handling, cleanup traps, gateway configs and keys, starting ironsecd in the namespaces and
+# reading its counters. Not a script of its own: source it, never run it.
+#
+# Before sourcing, the script sets
+#   HERE    the netns-scripts directory (the script's own directory)
+#   PROG    its name for messages ("demo.sh")
+#   PREFIX  the namespace prefix topology.sh is run with
+#   MSG_FD  where progress messages go: 1 (demo.sh) or 2 (bench.sh, whose stdout is the results)
+# Sourcing sets ROOT (the repository), TOPO (topology.sh) and the namespace names LANA GWA GWB
+# LANB; everything else is functions. It does not change shell options (the scripts set -euo
+# pipefail themselves).
+
+# These are read by the scripts that source this file, not here.
+# shellcheck disable=SC2034
+{
+    ROOT=$(dirname "$HERE")
+    TOPO="$HERE/topology.sh"
+    LANA="$PREFIX-lanA" GWA="$PREFIX-gwA" GWB="$PREFIX-gwB" LANB="$PREFIX-lanB"
+}
+
+# ---------------------------------------------------------------------------------------------
+# Messages
+
+say() { printf '%s\n' "$*"; }             # to stdout
+log() { printf '%s\n' "$*" >&2; }         # to stderr
+msg() { printf '%s\n' "$*" >&"$MSG_FD"; } # progress: to stdout or stderr as the script chose
+die() { printf '%s: error: %s\n' "$PROG" "$*" >&2; exit 1; }
+indent() { sed 's/^/    /'; }
+# The script's header comment (line 2 up to `set -euo`) as help text.
+usage() { sed -n '2,/^set -euo/p' "${BASH_SOURCE[-1]}" | sed -e '/^set -euo/d' -e 's/^# \{0,1\}//'; }
+
+# --suite value -> KEYLEN (bytes of key + 4-byte salt per SPI). Needs SUITE; sets KEYLEN.
+suite_keylen() {
+    case "$SUITE" in
+        aes128gcm16) KEYLEN=20 ;;
+        aes256gcm16|chacha20poly1305) KEYLEN=36 ;;
+        *) die "unknown suite '$SUITE' (aes128gcm16 | aes256gcm16 | chacha20poly1305)" ;;
+    esac
+}
+
+# topology.sh with this script's prefix: topo up|down|names. Needs PREFIX, TOPO.
+topo() { IRONSEC_NS_PREFIX="$PREFIX" bash "$TOPO" "$@"; }
+
+# ---------------------------------------------------------------------------------------------
+# Processes
+
+# True while PID $1 exists and is not a zombie.
+alive() {
+    local st
+    st=$(cat "/proc/$1/stat" 2>/dev/null) || return 1
+    st=${st##*) }
+    [ "${st%% *}" != Z ]
+}
+
+# TERM a PID, wait up to 5 s, then KILL. Only for PIDs this script (or its --keep run) started.
+# An empty PID is a no-op. Needs PROG.
+stop_pid() {
+    local pid=$1
+    [ -n "$pid" ] || return 0
+    alive "$pid" || return 0
+    kill -TERM "$pid" 2>/dev/null || return 0
+    for _ in $(seq 50); do alive "$pid" || return 0; sleep 0.1; done
+    log "$PROG: pid $pid ignored SIGTERM for 5 s, sending SIGKILL"
+    kill -KILL "$pid" 2>/dev/null || true
+}
+
+# Cleanup on every exit: install_cleanup_traps runs the script's own on_exit function (which it
+# must define) once, with set +e, on exit and on INT/TERM/HUP (exit status 130/143/129), and
+# keeps the exit status.
+cleanup() {
+    local rc=$?
+    trap - EXIT INT TERM HUP
+    set +e
+    on_exit
+    exit "$rc"
+}
+install_cleanup_traps() {
+    trap cleanup EXIT
+    trap 'exit 130' INT
+    trap 'exit 143' TERM
+    trap 'exit 129' HUP
+}
+
+# The common part of on_exit: stop both daemons, remove the namespaces and the work directory.
+# Needs PID_A, PID_B, WORK (each may be empty), MSG_FD.
+teardown() {
+    stop_pid "$PID_A"; stop_pid "$PID_B"
+    topo down >&"$MSG_FD"
+    if [ -n "$WORK" ]; then rm -rf -- "$WORK"; fi
+}
+
+# ---------------------------------------------------------------------------------------------
+# Binaries
+
+# Sets BIN, D (ironsecd) and CTL (ironsecctl). With IRONSEC_BIN_DIR, the binaries found there;
+# otherwise `cargo build --release -p ironsecd` in ROOT (target dir: CARGO_TARGET_DIR, default
+# ROOT/target; cargo's output to MSG_FD), or the existing binaries if cargo is not in PATH.
+# $1 = always|first: print $2 before every build, or only when there is no ironsecd yet.
+# Needs ROOT, PROG, MSG_FD; dies if the binaries are missing or the build fails.
+find_binaries() {
+    local when=$1 announce=$2
+    if [ -n "${IRONSEC_BIN_DIR:-}" ]; then
+        BIN=$IRONSEC_BIN_DIR
+    else
+        case "${CARGO_TARGET_DIR:-}" in
+            "") BIN="$ROOT/target/release" ;;
+            /*) BIN="$CARGO_TARGET_DIR/release" ;;
+            *) BIN="$ROOT/$CARGO_TARGET_DIR/release" ;;
+        esac
+        if command -v cargo >/dev/null; then
+            if [ "$when" = always ] || ! [ -x "$BIN/ironsecd" ]; then msg "$announce"; fi
+            (cd "$ROOT" && cargo build --release -p ironsecd --quiet) >&"$MSG_FD" ||
+                die "cargo build --release -p ironsecd failed"
+        elif [ -x "$BIN/ironsecd" ]; then
+            msg "note: cargo is not in root's PATH; using the existing $BIN/ironsecd (may be stale)"
+        else
+            die "cargo is not in PATH and $BIN/ironsecd does not exist: build it first (cargo build --release -p ironsecd), set IRONSEC_BIN_DIR, or run with sudo env PATH=\"\$PATH\" $0"
+        fi
+    fi
+    D="$BIN/ironsecd" CTL="$BIN/ironsecctl"
+    if ! [ -x "$D" ] || ! [ -x "$CTL" ]; then die "$D or $CTL not found (set IRONSEC_BIN_DIR?)"; fi
+}
+
+# ---------------------------------------------------------------------------------------------
+# Work directory, configs, keys
+
+# Fresh temporary directory ${TMPDIR:-/tmp}/ironsec-$1.XXXXXX. Sets WORK and KEYS (the keys file
+# both configs point at).
+make_workdir() {
+    WORK=$(mktemp -d "${TMPDIR:-/tmp}/ironsec-$1.XXXXXX")
+    KEYS="$WORK/site.keys"
+}
+
+# Copy of example config $1 to $2 with only the control socket ($3), keys file and ESP suite
+# changed. Needs KEYS, SUITE; dies if the example's layout no longer matches.
+make_config() { # example out socket
+    sed -e "s|^control_socket = \"[^\"]*\"|control_socket = \"$3\"|" \
+        -e "s|^keys_file = \"[^\"]*\"|keys_file = \"$KEYS\"|" \
+        -e "s|^esp = \"[^\"]*\"|esp = \"$SUITE\"|" "$1" >"$2"
+    if ! grep -q "^control_socket = \"$3\"" "$2" || ! grep -q "^keys_file = \"$KEYS\"" "$2" ||
+        ! grep -q "^esp = \"$SUITE\"" "$2"; then
+        die "could not derive $2 from $1 (did the example's layout change?)"
+    fi
+}
+
+# First quoted value of key $1 in file $2.
+field() { sed -n "s/.*\\b$1 = \"\\([^\"]*\\)\".*/\\1/p" "$2" | head -n1; }
+
+# WORK/gwA.toml and WORK/gwB.toml (control sockets WORK/gwA.sock, WORK/gwB.sock) from
+# conf/static-gw-a.toml and conf/static-gw-b.toml. Needs ROOT, WORK, KEYS, SUITE. Sets SPI_AB
+# (gwA's spi_out), SPI_BA (gwA's spi_in), TUN_A and TUN_B (the TUN device names).
+write_configs() {
+    make_config "$ROOT/conf/static-gw-a.toml" "$WORK/gwA.toml" "$WORK/gwA.sock"
+    make_config "$ROOT/conf/static-gw-b.toml" "$WORK/gwB.toml" "$WORK/gwB.sock"
+    SPI_AB=$(field spi_out "$WORK/gwA.toml") SPI_BA=$(field spi_in "$WORK/gwA.toml")
+    TUN_A=$(field tun "$WORK/gwA.toml") TUN_B=$(field tun "$WORK/gwB.toml")
+    if [ -z "$SPI_AB" ] || [ -z "$SPI_BA" ] || [ -z "$TUN_A" ] || [ -z "$TUN_B" ]; then
+        die "could not read spi_out/spi_in/tun from the example configs"
+    fi
+}
+
+# Fresh random keys (KEYLEN bytes: key || 4-byte salt), one per SPI, shared by both gateways,
+# written to KEYS with mode 600. Needs KEYS, KEYLEN, SPI_AB, SPI_BA.
+write_keys() {
+    (
+        umask 077
+        for spi in "$SPI_AB" "$SPI_BA"; do
+            printf '%s = "%s"\n' "$spi" "$(head -c "$KEYLEN" /dev/urandom | od -An -tx1 | tr -d ' \n')"
+        done >"$KEYS"
+    )
+    chmod 600 "$KEYS"
+}
+
+# `ironsecd check` of both configs inside their namespaces; dies (output on stderr) if one
+# fails. Needs D, PREFIX, WORK.
+check_configs() {
+    local g
+    for g in gwA gwB; do
+        ip netns exec "$PREFIX-$g" "$D" check --config "$WORK/$g.toml" >"$WORK/$g.check" 2>&1 ||
+            { indent <"$WORK/$g.check" >&2; die "ironsecd check --config $WORK/$g.toml failed"; }
+    done
+}
+
+# ---------------------------------------------------------------------------------------------
+# Daemons
+
+# Start ironsecd in gwA and gwB in the background (logs WORK/gwA.log, WORK/gwB.log; IRONSEC_LOG,
+# default $1). Needs D, PREFIX, WORK; sets PID_A and PID_B. Does not wait: see wait_ready.
+start_gateways() { # default-log-level
+    IRONSEC_LOG="${IRONSEC_LOG:-$1}" ip netns exec "$PREFIX-gwA" "$D" --config "$WORK/gwA.toml" \
+        </dev/null >"$WORK/gwA.log" 2>&1 &
+    PID_A=$!
+    IRONSEC_LOG="${IRONSEC_LOG:-$1}" ip netns exec "$PREFIX-gwB" "$D" --config "$WORK/gwB.toml" \
+        </dev/null >"$WORK/gwB.log" 2>&1 &
+    PID_B=$!
+}
+
+# Wait up to 10 s for the ironsecd of gateway $1 (gwA|gwB, PID $2) to answer
+# `ironsecctl --socket WORK/$1.sock status`. Returns 0 once it does; otherwise 1, with
+# NOT_READY set to why ("exited during startup" or "not ready after ..."). Needs CTL, WORK.
+wait_ready() { # gw pid
+    local t0=$SECONDS sock="$WORK/$1.sock"
+    NOT_READY=""
+    for _ in $(seq 100); do
+        if "$CTL" --socket "$sock" status >/dev/null 2>&1; then return 0; fi
+        if ! alive "$2"; then
+            NOT_READY="exited during startup"
+            return 1
+        fi
+        sleep 0.1
+    done
+    NOT_READY="not ready after $((SECONDS - t0)) s ('ironsecctl --socket $sock status' keeps failing)"
+    return 1
+}
+
+# Sets JSON to the tool counters uses: python3, else jq; dies if neither is installed.
+pick_json_tool() {
+    if command -v python3 >/dev/null; then JSON=python3
+    elif command -v jq >/dev/null; then JSON=jq
+    else die "need python3 or jq to read 'ironsecctl status --json' (Debian: apt-get install python3)"; fi
+}
+
+# Packets and bytes over all tunnels' outbound and inbound SAs of the daemon at control socket
+# $1, summed: prints "out_pkts out_bytes in_pkts in_bytes"; returns 1 if ironsecctl fails.
+# Needs CTL, JSON (pick_json_tool).
+counters() {
+    local out
+    out=$("$CTL" --socket "$1" status --json) || return 1
+    if [ "$JSON" = python3 ]; then
+        python3 -c '
+import json, sys
+d = json.load(sys.stdin)
+s = [0, 0, 0, 0]
+for c in d.get("connections") or []:
+    for t in c.get("tunnels") or []:
+        for i, k in ((0, "outbound"), (2, "inbound")):
+            sa = t.get(k) or {}
+            s[i] += int(sa.get("packets") or 0)
+            s[i + 1] += int(sa.get("bytes") or 0)
+print(*s)' <<<"$out"
+    else
+        jq -r '[.connections[]?.tunnels[]?] as $t
+               | [([$t[].outbound.packets // 0] | add // 0), ([$t[].outbound.bytes // 0] | add // 0),
+                  ([$t[].inbound.packets // 0] | add // 0), ([$t[].inbound.bytes // 0] | add // 0)]
+               | map(tostring) | join(" ")' <<<"$out"
+    fi
+}
