@@ -33,6 +33,18 @@ pub enum CommandError {
     NoSuchChild(u32),
 }
 
+/// Keys of one IKE SA for an outside decoder (feature `key-export`, tests only).
+#[cfg(feature = "key-export")]
+#[derive(Clone, Debug)]
+pub struct ExportedIkeKeys {
+    pub spi_i: u64,
+    pub spi_r: u64,
+    pub encr: ironsec_esp::Suite,
+    /// key || salt, as tshark's IKEv2 decryption table wants them.
+    pub sk_ei: Vec<u8>,
+    pub sk_er: Vec<u8>,
+}
+
 /// A snapshot of one IKE SA, for status displays.
 #[derive(Clone, Debug)]
 pub struct IkeSaSummary {
@@ -275,6 +287,21 @@ impl Endpoint {
                     .collect(),
             })
             .collect()
+    }
+
+    /// SK_ei and SK_er of an IKE SA, for tests that let an outside decoder (tshark) read the
+    /// encrypted messages. Compiled only with the `key-export` feature; never in a release.
+    #[cfg(feature = "key-export")]
+    pub fn export_ike_keys(&self, id: IkeSaId) -> Option<ExportedIkeKeys> {
+        let sa = self.sas.get(&id)?;
+        let c = sa.crypto.as_ref()?;
+        Some(ExportedIkeKeys {
+            spi_i: sa.spi_i,
+            spi_r: sa.spi_r,
+            encr: c.algs.encr,
+            sk_ei: c.sk_e.0.to_vec(),
+            sk_er: c.sk_e.1.to_vec(),
+        })
     }
 
     fn half_open(&self) -> usize {

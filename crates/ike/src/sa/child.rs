@@ -12,7 +12,6 @@ use crate::config::{Keymat, PeerConfig};
 use crate::crypto::{
     accept_esp_response, accept_ike_response, choose_esp, choose_ike, derive_child_keys,
     derive_ike_keys, offer_esp, offer_ike, skeyseed_rekey, EspAlgorithms, EspProposal, KeyExchange,
-    SkCipher,
 };
 use crate::events::{ChildSaInfo, CloseReason, Event};
 use crate::sa::init::{chosen_ike, NONCE_LEN};
@@ -792,11 +791,7 @@ impl IkeSa {
         let old = self.crypto.as_ref()?;
         let seed = skeyseed_rekey(old.algs.prf, &old.sk_d, shared, ni, nr);
         let keys = derive_ike_keys(algs, &seed, ni, nr, spi_i, spi_r);
-        let (ei, er) = (
-            SkCipher::new(algs.encr, &keys.sk_ei).ok()?,
-            SkCipher::new(algs.encr, &keys.sk_er).ok()?,
-        );
-        let (tx, rx) = if initiator { (ei, er) } else { (er, ei) };
+        let crypto = SaCrypto::new(algs, &keys, initiator)?;
         let mut new = IkeSa::new(
             our_spi,
             initiator,
@@ -808,15 +803,7 @@ impl IkeSa {
         );
         new.conn = Some(conn.clone());
         new.natt = self.natt;
-        new.crypto = Some(SaCrypto {
-            algs,
-            sk_d: keys.sk_d.clone(),
-            sk_pi: keys.sk_pi.clone(),
-            sk_pr: keys.sk_pr.clone(),
-            tx,
-            rx,
-            iv: 0,
-        });
+        new.crypto = Some(crypto);
         new.children = std::mem::take(&mut self.children);
         new.state = State::Established;
         new.established(ctx);

@@ -8,7 +8,7 @@ use super::{find_notify, random_bytes, Ctx, IkeSa, Pending, Request, SaCrypto, S
 use crate::config::PeerConfig;
 use crate::crypto::{
     self, accept_ike_response, choose_ike, derive_ike_keys, nat_detection_hash, offer_ike,
-    skeyseed, DhGroup, IkeAlgorithms, IkeProposal, KeyExchange, SkCipher,
+    skeyseed, DhGroup, IkeAlgorithms, IkeProposal, KeyExchange,
 };
 use crate::events::Event;
 use crate::sa::proposals::{offered, to_wire};
@@ -267,10 +267,7 @@ impl IkeSa {
         }
         let seed = skeyseed(algs.prf, &ni, &nr, &shared);
         let keys = derive_ike_keys(algs, &seed, &ni, &nr, self.spi_i, self.spi_r);
-        let (Ok(tx), Ok(rx)) = (
-            SkCipher::new(algs.encr, &keys.sk_ei),
-            SkCipher::new(algs.encr, &keys.sk_er),
-        ) else {
+        let Some(crypto) = SaCrypto::new(algs, &keys, true) else {
             self.fail(
                 ctx,
                 NotifyType::InvalidSyntax,
@@ -278,15 +275,7 @@ impl IkeSa {
             );
             return;
         };
-        self.crypto = Some(SaCrypto {
-            algs,
-            sk_d: keys.sk_d.clone(),
-            sk_pi: keys.sk_pi.clone(),
-            sk_pr: keys.sk_pr.clone(),
-            tx,
-            rx,
-            iv: 0,
-        });
+        self.crypto = Some(crypto);
         self.nonces = (ni, nr);
         self.init_messages = (message, bytes.to_vec());
         self.next_request_id = 1;
@@ -510,21 +499,7 @@ pub(crate) fn respond(
     let response = wire::encode_message(&header, &payloads);
     let seed = skeyseed(algs.prf, &ni, &nr, &shared);
     let keys = derive_ike_keys(algs, &seed, &ni, &nr, h.spi_i, new_spi);
-    let (Ok(rx), Ok(tx)) = (
-        SkCipher::new(algs.encr, &keys.sk_ei),
-        SkCipher::new(algs.encr, &keys.sk_er),
-    ) else {
-        return None;
-    };
-    sa_state.crypto = Some(SaCrypto {
-        algs,
-        sk_d: keys.sk_d.clone(),
-        sk_pi: keys.sk_pi.clone(),
-        sk_pr: keys.sk_pr.clone(),
-        tx,
-        rx,
-        iv: 0,
-    });
+    sa_state.crypto = Some(SaCrypto::new(algs, &keys, false)?);
     sa_state.nonces = (ni, nr);
     let framed = sa_state.frame(ctx.cfg, response.clone());
     sa_state.transmit(ctx, framed.clone());

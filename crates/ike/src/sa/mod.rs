@@ -57,6 +57,33 @@ pub(crate) struct SaCrypto {
     pub rx: SkCipher,
     /// Explicit IV counter: unique per key, which is all AEAD needs (RFC 5282 §3).
     pub iv: u64,
+    /// SK_ei and SK_er, kept only so a test build can hand them to an outside decoder.
+    #[cfg(feature = "key-export")]
+    pub sk_e: (Zeroizing<Vec<u8>>, Zeroizing<Vec<u8>>),
+}
+
+impl SaCrypto {
+    /// Keys for one side of an IKE SA: the original initiator seals with SK_ei.
+    pub fn new(
+        algs: IkeAlgorithms,
+        keys: &crate::crypto::IkeKeys,
+        initiator: bool,
+    ) -> Option<SaCrypto> {
+        let ei = SkCipher::new(algs.encr, &keys.sk_ei).ok()?;
+        let er = SkCipher::new(algs.encr, &keys.sk_er).ok()?;
+        let (tx, rx) = if initiator { (ei, er) } else { (er, ei) };
+        Some(SaCrypto {
+            algs,
+            sk_d: keys.sk_d.clone(),
+            sk_pi: keys.sk_pi.clone(),
+            sk_pr: keys.sk_pr.clone(),
+            tx,
+            rx,
+            iv: 0,
+            #[cfg(feature = "key-export")]
+            sk_e: (keys.sk_ei.clone(), keys.sk_er.clone()),
+        })
+    }
 }
 
 /// A request we sent and wait an answer for.
