@@ -574,3 +574,62 @@ fn lifetimes_rekey_children_and_ike_sa() {
         }
     )));
 }
+
+#[test]
+fn simultaneous_child_rekeys_leave_one_sa_on_each_side() {
+    for esp in ["aes128gcm16", "aes128gcm16-x25519"] {
+        let (a, b) = pair_configs("aes128gcm16-prfsha256-x25519", esp);
+        let mut net = Net::new(a, b);
+        net.initiate_a();
+        let (sa_a, sa_b) = (net.a.ike_sas()[0].clone(), net.b.ike_sas()[0].clone());
+        // Both requests are on the wire before either side sees the other's.
+        net.a
+            .rekey_child(net.now, sa_a.id, sa_a.children[0].spi_in)
+            .unwrap();
+        net.b
+            .rekey_child(net.now, sa_b.id, sa_b.children[0].spi_in)
+            .unwrap();
+        net.run_for(Duration::from_secs(5));
+        let (ca, cb) = (&net.a.ike_sas()[0].children, &net.b.ike_sas()[0].children);
+        assert_eq!(
+            (ca.len(), cb.len()),
+            (1, 1),
+            "{esp}: A {:?}\nB {:?}",
+            net.events_a,
+            net.events_b
+        );
+        assert_eq!(ca[0].spi_in, cb[0].spi_out);
+        assert_eq!(ca[0].spi_out, cb[0].spi_in);
+        assert_ne!(ca[0].spi_in, sa_a.children[0].spi_in, "the old SA is gone");
+        // Each side saw two rekeys and two deletes (the old SA and the redundant new one).
+        assert_eq!(rekeyed(&net.events_a).len(), 2);
+        assert_eq!(downs(&net.events_a), (0, 2));
+        assert_eq!(downs(&net.events_b), (0, 2));
+    }
+}
+
+#[test]
+fn simultaneous_ike_rekeys_settle_on_one_ike_sa() {
+    let (a, b) = pair_configs("aes128gcm16-prfsha256-x25519", "aes128gcm16");
+    let mut net = Net::new(a, b);
+    net.initiate_a();
+    let child = net.a.ike_sas()[0].children[0].spi_in;
+    let (ia, ib) = (net.a.ike_sas()[0].id, net.b.ike_sas()[0].id);
+    net.a.rekey_ike(net.now, ia).unwrap();
+    net.b.rekey_ike(net.now, ib).unwrap();
+    net.run_for(Duration::from_secs(30));
+    let (sa, sb) = (net.a.ike_sas(), net.b.ike_sas());
+    assert_eq!(
+        (sa.len(), sb.len()),
+        (1, 1),
+        "A {:?}\nB {:?}",
+        net.events_a,
+        net.events_b
+    );
+    assert_ne!(sa[0].id, ia, "rekeyed");
+    assert_eq!((sa[0].spi_i, sa[0].spi_r), (sb[0].spi_i, sb[0].spi_r));
+    assert_eq!(sa[0].children.len(), 1);
+    assert_eq!(sa[0].children[0].spi_in, child);
+    assert_eq!(downs(&net.events_a).1, 0, "no CHILD_SA lost");
+    assert_eq!(downs(&net.events_b).1, 0, "no CHILD_SA lost");
+}

@@ -29,6 +29,11 @@ pub(crate) struct ChildSa {
     pub expire_at: Option<Instant>,
     /// A rekey of this SA is under way or done (then it only waits for its delete).
     pub rekeyed: bool,
+    /// Rekeys of this SA that completed: ours (we initiated) and the peer's (we answered),
+    /// each as (lowest nonce of its exchange, inbound SPI of the SA it made). When both
+    /// exist the rekeys collided, and the one with the lowest nonce is redundant (2.8.1).
+    pub our_rekey: Option<(Vec<u8>, u32)>,
+    pub peer_rekey: Option<(Vec<u8>, u32)>,
 }
 
 impl ChildSa {
@@ -316,8 +321,11 @@ impl IkeSa {
         };
         let fail = |sa: &mut IkeSa, ctx: &mut Ctx, kind: NotifyType, detail: String| {
             if let Some(old) = rekey_of {
+                let retry = ctx.now + retry_delay(ctx);
                 if let Some(c) = sa.children.iter_mut().find(|c| c.info.spi_in == old) {
+                    // Try again later; the hard lifetime still bounds how long the old SA lives.
                     c.rekeyed = false;
+                    c.rekey_at = Some(retry);
                 }
             }
             ctx.events.push_back(Event::Failure {
@@ -427,10 +435,34 @@ impl IkeSa {
             remote: self.remote,
             encap: self.natt,
         };
+        let new_in = info.spi_in;
         self.child_up(ctx, info, rekey_of);
         if let Some(old) = rekey_of {
             // We started the rekey, so we delete the old SA — after the new one is in use.
             self.queued.push_back(Task::DeleteChild(old));
+            self.note_rekey(ctx, old, true, lowest(ni, nr), new_in);
+        }
+    }
+
+    /// Records a completed rekey of `old` and settles a collision once both sides' rekeys
+    /// are known: the CHILD_SA made by the exchange with the lowest nonce is deleted by the
+    /// peer that made it (RFC 7296 2.8.1) — here, if that is us.
+    fn note_rekey(&mut self, ctx: &mut Ctx, old: u32, ours: bool, nonce: Vec<u8>, new_in: u32) {
+        let Some(c) = self.children.iter_mut().find(|c| c.info.spi_in == old) else {
+            return;
+        };
+        if ours {
+            c.our_rekey = Some((nonce, new_in));
+        } else {
+            c.peer_rekey = Some((nonce, new_in));
+        }
+        if let (Some(o), Some(p)) = (&c.our_rekey, &c.peer_rekey) {
+            let redundant = (o.0 < p.0).then_some(o.1);
+            c.our_rekey = None;
+            c.peer_rekey = None;
+            if let Some(spi) = redundant {
+                self.enqueue(ctx, Task::DeleteChild(spi));
+            }
         }
     }
 
@@ -445,6 +477,8 @@ impl IkeSa {
             rekey_at: Some(ctx.now + jittered(ctx.rng, l.child_rekey, l.jitter)),
             expire_at: Some(ctx.now + l.child_hard),
             rekeyed: false,
+            our_rekey: None,
+            peer_rekey: None,
         };
         self.children.push(child);
         ctx.events.push_back(match rekey_of {
@@ -565,6 +599,12 @@ impl IkeSa {
         });
         let old_in = match rekey {
             Some(out) => match self.children.iter().find(|c| c.info.spi_out == out) {
+                Some(c) if self.deleting_child(c.info.spi_in) => {
+                    // RFC 7296 2.25: rekeying an SA we are closing.
+                    let n = notify(NotifyType::TemporaryFailure, Vec::new());
+                    self.send_response(ctx, ExchangeType::CreateChildSa, id, &[n]);
+                    return;
+                }
                 Some(c) => Some(c.info.spi_in),
                 None => {
                     let n = Payload::Notify(crate::wire::NotifyPayload {
@@ -583,7 +623,11 @@ impl IkeSa {
         match self.accept_child(ctx, payloads, &ni, &nr, false) {
             Ok((out, info)) => {
                 self.send_response(ctx, ExchangeType::CreateChildSa, id, &out);
+                let new_in = info.spi_in;
                 self.child_up(ctx, info, old_in);
+                if let Some(old) = old_in {
+                    self.note_rekey(ctx, old, false, lowest(&ni, &nr), new_in);
+                }
             }
             Err((kind, data, detail)) => {
                 self.send_response(ctx, ExchangeType::CreateChildSa, id, &[notify(kind, data)]);
@@ -664,8 +708,10 @@ impl IkeSa {
         let (Some(sa), Some(nr), Some(kep)) =
             (sa_of(payloads), nonce_of(payloads), ke_of(payloads))
         else {
-            // Refused (e.g. TEMPORARY_FAILURE during a collision): try again later.
-            self.rekey_at = Some(ctx.now + conn.retransmit.interval(1));
+            // Refused (e.g. TEMPORARY_FAILURE during a collision): try again after a random
+            // delay, so two peers that collided do not collide again.
+            self.rekey_at = Some(ctx.now + retry_delay(ctx));
+            let _ = conn;
             return;
         };
         let off = offered(sa, ProtocolId::Ike);
@@ -701,6 +747,21 @@ impl IkeSa {
         let Some(conn) = self.conn.clone() else {
             return;
         };
+        // RFC 7296 2.25: while we are creating, rekeying or deleting SAs ourselves (including
+        // rekeying this IKE SA), ask the peer to try again later; each side retries after a
+        // random delay, so simultaneous IKE rekeys settle on one new SA.
+        if matches!(
+            self.pending.as_ref().map(|p| &p.what),
+            Some(
+                Request::RekeyIke { .. }
+                    | Request::CreateChild { .. }
+                    | Request::DeleteChild { .. }
+            )
+        ) {
+            let n = notify(NotifyType::TemporaryFailure, Vec::new());
+            self.send_response(ctx, ExchangeType::CreateChildSa, id, &[n]);
+            return;
+        }
         let (Some(sa), Some(kep)) = (sa_of(payloads), ke_of(payloads)) else {
             self.send_response(
                 ctx,
@@ -817,6 +878,18 @@ impl IkeSa {
         self.rekey_at = None;
         Some(new)
     }
+}
+
+/// The lowest of an exchange's two nonces (byte-wise, as the collision rule compares them).
+fn lowest(a: &[u8], b: &[u8]) -> Vec<u8> {
+    a.min(b).to_vec()
+}
+
+/// 2 to 10 s, at random: how long to wait before retrying a refused rekey.
+fn retry_delay(ctx: &mut Ctx) -> std::time::Duration {
+    let mut b = [0u8; 2];
+    ctx.rng.fill(&mut b);
+    std::time::Duration::from_millis(2000 + u64::from(u16::from_be_bytes(b)) % 8000)
 }
 
 /// Configured ESP proposals in strongSwan syntax, for log lines.

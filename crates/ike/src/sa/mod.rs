@@ -606,6 +606,12 @@ impl IkeSa {
         }
     }
 
+    /// Whether a DELETE of the CHILD_SA with inbound SPI `spi_in` is in flight or queued.
+    pub fn deleting_child(&self, spi_in: u32) -> bool {
+        matches!(self.pending.as_ref().map(|p| &p.what), Some(Request::DeleteChild { spi_in: s }) if *s == spi_in)
+            || self.queued.contains(&Task::DeleteChild(spi_in))
+    }
+
     /// Behind a NAT the peer's mapping may change; follow it on authenticated messages
     /// (RFC 7296 2.23).
     fn learn_address(&mut self, from: SocketAddr) {
