@@ -147,8 +147,12 @@ pub struct Lifetimes {
     pub ike_rekey: Duration,
     pub child_rekey: Duration,
     pub child_hard: Duration,
+    /// Volume limits of a CHILD_SA (either direction), fed in by the owner through
+    /// [`crate::Endpoint::child_traffic`]: soft starts a rekey, hard deletes.
     pub child_rekey_bytes: Option<u64>,
     pub child_rekey_packets: Option<u64>,
+    pub child_hard_bytes: Option<u64>,
+    pub child_hard_packets: Option<u64>,
     pub jitter: Duration,
 }
 
@@ -160,6 +164,8 @@ impl Default for Lifetimes {
             child_hard: Duration::from_secs(3600 + 600),
             child_rekey_bytes: None,
             child_rekey_packets: None,
+            child_hard_bytes: None,
+            child_hard_packets: None,
             jitter: Duration::from_secs(60),
         }
     }

@@ -154,6 +154,11 @@ impl Endpoint {
         if let Some(new) = sa.spawned.take() {
             self.sas.insert(new.id, *new);
         }
+        if let Some(sa) = self.sas.get_mut(&id) {
+            if std::mem::take(&mut sa.initial_contact) {
+                self.drop_stale(id);
+            }
+        }
         let Some(sa) = self.sas.get(&id) else { return };
         if sa.state == State::Dead {
             let key = (sa.spi_i, sa.remote);
@@ -168,6 +173,41 @@ impl Endpoint {
             if let Some(k) = key {
                 self.init_index.remove(&k);
             }
+        }
+    }
+
+    /// INITIAL_CONTACT (RFC 7296 3.16): the peer of SA `id` restarted, so every other SA of
+    /// the same connection and identity is stale; close them without a DELETE they could
+    /// not read.
+    fn drop_stale(&mut self, id: IkeSaId) {
+        let Some(sa) = self.sas.get(&id) else { return };
+        let (Some(conn), now) = (sa.conn.clone(), sa.last_inbound) else {
+            return;
+        };
+        let stale: Vec<IkeSaId> = self
+            .sas
+            .iter()
+            .filter(|(other, s)| {
+                **other != id
+                    && s.conn
+                        .as_ref()
+                        .is_some_and(|c| c.name == conn.name && c.remote_id == conn.remote_id)
+            })
+            .map(|(k, _)| *k)
+            .collect();
+        for old in stale {
+            if let Some(s) = self.sas.get_mut(&old) {
+                let mut ctx = Ctx {
+                    now,
+                    rng: &mut *self.rng,
+                    cfg: &self.cfg,
+                    transmits: &mut self.transmits,
+                    events: &mut self.events,
+                };
+                s.close(&mut ctx, crate::events::CloseReason::Replaced);
+            }
+            self.sas.remove(&old);
+            self.init_index.retain(|_, v| *v != old);
         }
     }
 
@@ -239,6 +279,41 @@ impl Endpoint {
         self.with_sa(ike, now, |sa, ctx| {
             sa.enqueue(ctx, Task::RekeyChild(spi_in))
         });
+        Ok(())
+    }
+
+    /// Reports how much a CHILD_SA has carried so far (the fast path counts; the engine has
+    /// no packets). Past the soft byte/packet limit it is rekeyed, past the hard one deleted.
+    pub fn child_traffic(
+        &mut self,
+        now: Instant,
+        ike: IkeSaId,
+        spi_in: u32,
+        bytes: u64,
+        packets: u64,
+    ) -> Result<(), CommandError> {
+        let sa = self.sas.get(&ike).ok_or(CommandError::NoSuchSa(ike))?;
+        let c = sa
+            .children
+            .iter()
+            .find(|c| c.info.spi_in == spi_in)
+            .ok_or(CommandError::NoSuchChild(spi_in))?;
+        let Some(l) = sa.conn.as_ref().map(|c| c.lifetimes) else {
+            return Ok(());
+        };
+        let over = |limit: Option<u64>, v: u64| limit.is_some_and(|l| v >= l);
+        let task = if over(l.child_hard_bytes, bytes) || over(l.child_hard_packets, packets) {
+            Some(Task::DeleteChild(spi_in))
+        } else if !c.rekeyed
+            && (over(l.child_rekey_bytes, bytes) || over(l.child_rekey_packets, packets))
+        {
+            Some(Task::RekeyChild(spi_in))
+        } else {
+            None
+        };
+        if let Some(t) = task {
+            self.with_sa(ike, now, |sa, ctx| sa.enqueue(ctx, t));
+        }
         Ok(())
     }
 

@@ -53,6 +53,8 @@ pub enum CloseReason {
     Rekeyed,
     /// Hard lifetime reached.
     Expired,
+    /// The peer came back with INITIAL_CONTACT (it restarted): its old SAs are stale.
+    Replaced,
 }
 
 #[derive(Clone, Debug)]

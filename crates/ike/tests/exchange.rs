@@ -633,3 +633,56 @@ fn simultaneous_ike_rekeys_settle_on_one_ike_sa() {
     assert_eq!(downs(&net.events_a).1, 0, "no CHILD_SA lost");
     assert_eq!(downs(&net.events_b).1, 0, "no CHILD_SA lost");
 }
+
+#[test]
+fn volume_limits_rekey_then_delete_a_child() {
+    let (mut a, b) = pair_configs("aes128gcm16-prfsha256-x25519", "aes128gcm16");
+    a.lifetimes.child_rekey_bytes = Some(1_000_000);
+    a.lifetimes.child_hard_packets = Some(5_000);
+    let mut net = Net::new(a, b);
+    net.initiate_a();
+    let s = net.a.ike_sas()[0].clone();
+    let spi = s.children[0].spi_in;
+    net.a
+        .child_traffic(net.now, s.id, spi, 999_999, 10)
+        .unwrap();
+    net.pump();
+    assert!(rekeyed(&net.events_a).is_empty(), "below the soft limit");
+    net.a
+        .child_traffic(net.now, s.id, spi, 1_000_000, 10)
+        .unwrap();
+    net.pump();
+    let new = rekeyed(&net.events_a)[0].1.spi_in;
+    assert_eq!(net.a.ike_sas()[0].children.len(), 1);
+    net.a.child_traffic(net.now, s.id, new, 10, 5_000).unwrap();
+    net.pump();
+    assert!(net.a.ike_sas()[0].children.is_empty(), "hard limit deletes");
+    assert_eq!(downs(&net.events_b), (0, 2));
+    assert_eq!(
+        net.a.child_traffic(net.now, s.id, new, 0, 0),
+        Err(ironsec_ike::CommandError::NoSuchChild(new))
+    );
+}
+
+#[test]
+fn initial_contact_from_a_restarted_peer_replaces_its_old_sas() {
+    let (a, b) = pair_configs("aes128gcm16-prfsha256-x25519", "aes128gcm16");
+    let mut net = Net::new(a.clone(), b);
+    net.initiate_a();
+    let old = net.b.ike_sas()[0].id;
+    // A restarts: a fresh endpoint that knows nothing of the old SA.
+    net.a = Endpoint::new(
+        EndpointConfig::default(),
+        vec![a],
+        Box::new(TestRng::new(99)),
+    );
+    net.initiate_a();
+    let sas = net.b.ike_sas();
+    assert_eq!(sas.len(), 1, "{:?}", net.events_b);
+    assert_ne!(sas[0].id, old);
+    assert!(net.events_b.iter().any(
+        |e| matches!(e, Event::IkeSaDown { ike, reason: CloseReason::Replaced, .. } if *ike == old)
+    ));
+    assert_eq!(children_up(&net.events_b).len(), 2);
+    assert_eq!(downs(&net.events_b), (1, 1));
+}

@@ -252,7 +252,7 @@ impl IkeSa {
                 detail,
             }),
         }
-        let _ = find_notify(payloads, NotifyType::InitialContact);
+        self.initial_contact = find_notify(payloads, NotifyType::InitialContact).is_some();
         debug_assert!(self.state == State::Established);
     }
 

@@ -164,6 +164,8 @@ pub(crate) struct IkeSa {
     /// Where the request being answered came from: responses go back there (RFC 7296 2.11),
     /// whatever address the SA has on record.
     pub respond_to: Option<SocketAddr>,
+    /// The peer authenticated with INITIAL_CONTACT: the endpoint drops its older SAs.
+    pub initial_contact: bool,
 }
 
 impl IkeSa {
@@ -202,6 +204,7 @@ impl IkeSa {
             natt: false,
             spawned: None,
             respond_to: None,
+            initial_contact: false,
         }
     }
 
