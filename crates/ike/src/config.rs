@@ -145,6 +145,9 @@ impl Retransmit {
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct Lifetimes {
     pub ike_rekey: Duration,
+    /// If set, the IKE SA is reauthenticated (a fresh IKE SA and CHILD_SAs, made before the
+    /// old ones are deleted) this long after it came up, instead of only being rekeyed.
+    pub ike_reauth: Option<Duration>,
     pub child_rekey: Duration,
     pub child_hard: Duration,
     /// Volume limits of a CHILD_SA (either direction), fed in by the owner through
@@ -160,6 +163,7 @@ impl Default for Lifetimes {
     fn default() -> Self {
         Lifetimes {
             ike_rekey: Duration::from_secs(4 * 3600),
+            ike_reauth: None,
             child_rekey: Duration::from_secs(3600),
             child_hard: Duration::from_secs(3600 + 600),
             child_rekey_bytes: None,

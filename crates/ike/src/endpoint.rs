@@ -159,6 +159,17 @@ impl Endpoint {
                 self.drop_stale(id);
             }
         }
+        if let Some(sa) = self.sas.get_mut(&id) {
+            let now = sa.last_inbound;
+            if std::mem::take(&mut sa.wants_reauth) {
+                let _ = self.reauthenticate(now, id);
+            } else if sa.state == State::Established {
+                if let Some(old) = sa.replaces.take() {
+                    // The replacement is up with its CHILD_SAs: now the old one may go.
+                    self.with_sa(old, now, |o, ctx| o.enqueue(ctx, Task::DeleteIke));
+                }
+            }
+        }
         let Some(sa) = self.sas.get(&id) else { return };
         if sa.state == State::Dead {
             let key = (sa.spi_i, sa.remote);
@@ -249,6 +260,23 @@ impl Endpoint {
         let spi = self.new_spi();
         let mut sa = IkeSa::new(spi, true, spi, 0, local, remote, now);
         sa.conn = Some(c);
+        self.sas.insert(spi, sa);
+        self.with_sa(spi, now, |sa, ctx| sa.start_init(ctx, None, None, None));
+        Ok(spi)
+    }
+
+    /// Reauthenticates an IKE SA: a fresh IKE_SA_INIT/IKE_AUTH with the same connection and
+    /// addresses; the old SA and its CHILD_SAs are deleted only once the new ones are up.
+    pub fn reauthenticate(&mut self, now: Instant, ike: IkeSaId) -> Result<IkeSaId, CommandError> {
+        let old = self.sas.get(&ike).ok_or(CommandError::NoSuchSa(ike))?;
+        let conn = old.conn.clone().ok_or(CommandError::NoSuchSa(ike))?;
+        let (mut local, mut remote) = (old.local, old.remote);
+        local.set_port(self.cfg.ike_port);
+        remote.set_port(self.cfg.ike_port);
+        let spi = self.new_spi();
+        let mut sa = IkeSa::new(spi, true, spi, 0, local, remote, now);
+        sa.conn = Some(conn);
+        sa.replaces = Some(ike);
         self.sas.insert(spi, sa);
         self.with_sa(spi, now, |sa, ctx| sa.start_init(ctx, None, None, None));
         Ok(spi)

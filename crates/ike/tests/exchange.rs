@@ -686,3 +686,45 @@ fn initial_contact_from_a_restarted_peer_replaces_its_old_sas() {
     assert_eq!(children_up(&net.events_b).len(), 2);
     assert_eq!(downs(&net.events_b), (1, 1));
 }
+
+#[test]
+fn reauthentication_makes_the_new_sas_before_breaking_the_old() {
+    let (mut a, b) = pair_configs("aes128gcm16-prfsha256-x25519", "aes128gcm16");
+    a.lifetimes.ike_reauth = Some(Duration::from_secs(3000));
+    let mut net = Net::new(a, b);
+    net.initiate_a();
+    let old = net.a.ike_sas()[0].clone();
+    net.run_for(Duration::from_secs(3100));
+    let (sa, sb) = (net.a.ike_sas(), net.b.ike_sas());
+    assert_eq!(
+        (sa.len(), sb.len()),
+        (1, 1),
+        "A {:?}\nB {:?}",
+        net.events_a,
+        net.events_b
+    );
+    assert_ne!(sa[0].id, old.id);
+    assert_ne!(sa[0].children[0].spi_in, old.children[0].spi_in);
+    // Order on each side: the new CHILD_SA came up before the old one went down.
+    for ev in [&net.events_a, &net.events_b] {
+        let up = ev
+            .iter()
+            .rposition(|e| matches!(e, Event::ChildSaUp { .. }))
+            .unwrap();
+        let down = ev
+            .iter()
+            .position(|e| matches!(e, Event::ChildSaDown { .. }))
+            .unwrap();
+        assert!(up < down, "{ev:?}");
+        assert_eq!(ike_up(ev), 2);
+        assert_eq!(downs(ev), (1, 1));
+    }
+    // No INITIAL_CONTACT on reauthentication: B closed the old SA on A's DELETE.
+    assert!(net.events_b.iter().any(|e| matches!(
+        e,
+        Event::IkeSaDown {
+            reason: CloseReason::PeerDeleted,
+            ..
+        }
+    )));
+}

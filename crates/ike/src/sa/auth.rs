@@ -53,8 +53,10 @@ impl IkeSa {
                 method: AuthMethod::SharedKeyMic,
                 data: auth,
             }),
-            notify(NotifyType::InitialContact, Vec::new()),
         ];
+        if self.replaces.is_none() {
+            payloads.push(notify(NotifyType::InitialContact, Vec::new()));
+        }
         payloads.extend(child.payloads(&conn, None));
         self.send_request(
             ctx,

@@ -166,6 +166,13 @@ pub(crate) struct IkeSa {
     pub respond_to: Option<SocketAddr>,
     /// The peer authenticated with INITIAL_CONTACT: the endpoint drops its older SAs.
     pub initial_contact: bool,
+    /// This SA reauthenticates `replaces`: once it is up, the endpoint deletes that one
+    /// (make-before-break). Such an SA sends no INITIAL_CONTACT, or the peer would drop the
+    /// old SAs before the new ones carry traffic.
+    pub replaces: Option<IkeSaId>,
+    /// Reauthentication is due; the endpoint starts the replacement SA.
+    pub wants_reauth: bool,
+    pub reauth_at: Option<Instant>,
 }
 
 impl IkeSa {
@@ -205,6 +212,9 @@ impl IkeSa {
             spawned: None,
             respond_to: None,
             initial_contact: false,
+            replaces: None,
+            wants_reauth: false,
+            reauth_at: None,
         }
     }
 
@@ -374,6 +384,7 @@ impl IkeSa {
         take(self.half_open_deadline);
         if self.state == State::Established {
             take(self.rekey_at);
+            take(self.reauth_at);
             if self.pending.is_none() {
                 take(self.dpd_due());
             }
@@ -423,6 +434,10 @@ impl IkeSa {
         if self.rekey_at.is_some_and(|t| t <= now) {
             self.rekey_at = None;
             self.enqueue(ctx, Task::RekeyIke);
+        }
+        if self.reauth_at.is_some_and(|t| t <= now) {
+            self.reauth_at = None;
+            self.wants_reauth = true;
         }
         if self.pending.is_none()
             && self.queued.is_empty()
@@ -634,6 +649,12 @@ impl IkeSa {
         if let Some(conn) = &self.conn {
             let l = conn.lifetimes;
             self.rekey_at = Some(ctx.now + jittered(ctx.rng, l.ike_rekey, l.jitter));
+            // Only the side that initiated reauthenticates, so the two ends do not both.
+            if self.initiator {
+                self.reauth_at = l
+                    .ike_reauth
+                    .map(|r| ctx.now + jittered(ctx.rng, r, l.jitter));
+            }
         }
     }
 }
