@@ -212,6 +212,9 @@ pub struct EndpointConfig {
     pub max_half_open: usize,
     /// How long a half-open SA may wait for IKE_AUTH.
     pub half_open_timeout: Duration,
+    /// Largest IKE datagram we send once fragmentation is agreed (RFC 7383; strongSwan's
+    /// default too): larger encrypted messages go out as fragments.
+    pub fragment_size: usize,
 }
 
 impl Default for EndpointConfig {
@@ -222,6 +225,7 @@ impl Default for EndpointConfig {
             cookie_threshold: 10,
             max_half_open: 1000,
             half_open_timeout: Duration::from_secs(30),
+            fragment_size: 1280,
         }
     }
 }

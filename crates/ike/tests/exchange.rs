@@ -728,3 +728,59 @@ fn reauthentication_makes_the_new_sas_before_breaking_the_old() {
         }
     )));
 }
+
+#[test]
+fn large_messages_are_fragmented_and_reassembled() {
+    // Many selectors make IKE_AUTH large; a small fragment size forces several fragments.
+    let many: Vec<String> = (0..40).map(|i| format!("10.1.{i}.0/24")).collect();
+    let remote: Vec<String> = (0..40).map(|i| format!("10.2.{i}.0/24")).collect();
+    let a = peer(
+        "to-b",
+        "gw-a.example",
+        "gw-b.example",
+        &many.join(","),
+        &remote.join(","),
+        "aes128gcm16-prfsha256-x25519",
+        "aes128gcm16",
+    );
+    let b = peer(
+        "to-a",
+        "gw-b.example",
+        "gw-a.example",
+        &remote.join(","),
+        &many.join(","),
+        "aes128gcm16-prfsha256-x25519",
+        "aes128gcm16",
+    );
+    let cfg = EndpointConfig {
+        fragment_size: 576,
+        ..Default::default()
+    };
+    for lose in [None, Some(3usize)] {
+        let mut net = Net::with_config(a.clone(), b.clone(), cfg.clone(), cfg.clone());
+        let mut seen = 0usize;
+        net.filter = Box::new(move |_, _, t| {
+            seen += 1;
+            assert!(
+                t.payload.len() <= 576,
+                "datagram of {} bytes",
+                t.payload.len()
+            );
+            if Some(seen) == lose {
+                Fate::Drop
+            } else {
+                Fate::Deliver
+            }
+        });
+        net.initiate_a();
+        net.run_for(Duration::from_secs(10));
+        assert_tunnel(&net);
+        assert!(
+            net.sent[0] >= 4,
+            "IKE_AUTH went out in fragments: {:?}",
+            net.sent
+        );
+        let c = children_up(&net.events_a)[0];
+        assert_eq!(c.local_ts.len(), 40);
+    }
+}

@@ -864,6 +864,7 @@ impl IkeSa {
         );
         new.conn = Some(conn.clone());
         new.natt = self.natt;
+        new.fragmentation = self.fragmentation;
         new.crypto = Some(crypto);
         new.children = std::mem::take(&mut self.children);
         new.state = State::Established;

@@ -103,6 +103,10 @@ impl IkeSa {
             NotifyType::NatDetectionDestinationIp,
             nat_detection_hash(self.spi_i, 0, self.remote).to_vec(),
         ));
+        payloads.push(notify_payload(
+            NotifyType::Ikev2FragmentationSupported,
+            Vec::new(),
+        ));
         let header = self.header(ExchangeType::IkeSaInit, false, 0);
         let message = wire::encode_message(&header, &payloads);
         let framed = self.frame(ctx.cfg, message.clone());
@@ -261,6 +265,7 @@ impl IkeSa {
         let our_nat =
             natd_dst.is_some_and(|h| h != nat_detection_hash(self.spi_i, self.spi_r, self.local));
         self.natt = conn.force_encap || peer_nat || our_nat;
+        self.fragmentation = find_notify(p, NotifyType::Ikev2FragmentationSupported).is_some();
         if self.natt {
             self.local.set_port(ctx.cfg.natt_port);
             self.remote.set_port(ctx.cfg.natt_port);
@@ -479,7 +484,7 @@ pub(crate) fn respond(
     let peer_nat = natd_src.is_some_and(|x| x != nat_detection_hash(h.spi_i, 0, remote));
     let our_nat = natd_dst.is_some_and(|x| x != nat_detection_hash(h.spi_i, 0, local));
     sa_state.natt = conn.force_encap || peer_nat || our_nat;
-    let payloads = vec![
+    let mut payloads = vec![
         Payload::Sa(chosen_ike(number, algs, Vec::new())),
         Payload::Ke(KePayload {
             group: algs.dh.id(),
@@ -495,6 +500,13 @@ pub(crate) fn respond(
             nat_detection_hash(h.spi_i, new_spi, remote).to_vec(),
         ),
     ];
+    sa_state.fragmentation = find_notify(p, NotifyType::Ikev2FragmentationSupported).is_some();
+    if sa_state.fragmentation {
+        payloads.push(notify_payload(
+            NotifyType::Ikev2FragmentationSupported,
+            Vec::new(),
+        ));
+    }
     let header = sa_state.header(ExchangeType::IkeSaInit, true, 0);
     let response = wire::encode_message(&header, &payloads);
     let seed = skeyseed(algs.prf, &ni, &nr, &shared);

@@ -6,6 +6,7 @@
 
 pub(crate) mod auth;
 pub(crate) mod child;
+pub(crate) mod fragment;
 pub(crate) mod info;
 pub(crate) mod init;
 pub(crate) mod proposals;
@@ -173,6 +174,10 @@ pub(crate) struct IkeSa {
     /// Reauthentication is due; the endpoint starts the replacement SA.
     pub wants_reauth: bool,
     pub reauth_at: Option<Instant>,
+    /// Both ends announced IKEV2_FRAGMENTATION_SUPPORTED (RFC 7383).
+    pub fragmentation: bool,
+    /// Fragments of a message being reassembled.
+    pub reassembly: Option<fragment::Reassembly>,
 }
 
 impl IkeSa {
@@ -215,6 +220,8 @@ impl IkeSa {
             replaces: None,
             wants_reauth: false,
             reauth_at: None,
+            fragmentation: false,
+            reassembly: None,
         }
     }
 
@@ -260,63 +267,6 @@ impl IkeSa {
         });
     }
 
-    /// Encodes `payloads` into an SK payload sealed with our key.
-    pub fn seal(&mut self, header: &Header, payloads: &[Payload]) -> Option<Vec<u8>> {
-        let crypto = self.crypto.as_mut()?;
-        let (first, inner) = wire::encode_chain(payloads);
-        let mut l = wire::layout_sk(
-            header,
-            &[],
-            first,
-            &inner,
-            SkCipher::IV_LEN,
-            SkCipher::ICV_LEN,
-        );
-        crypto.iv = crypto.iv.wrapping_add(1);
-        let iv = crypto.iv.to_be_bytes();
-        l.bytes[l.iv.clone()].copy_from_slice(&iv);
-        let (head, tail) = l.bytes.split_at_mut(l.iv.start);
-        let pt = l.plaintext.start - l.iv.start..l.plaintext.end - l.iv.start;
-        let tag = crypto.tx.seal(iv, &head[l.aad.clone()], &mut tail[pt]);
-        l.bytes[l.icv.clone()].copy_from_slice(&tag);
-        Some(l.bytes)
-    }
-
-    /// Decrypts the SK payload of `msg` (parsed from `bytes`) and parses the inner chain.
-    pub fn open(&self, bytes: &[u8], msg: &Message) -> Result<Vec<Payload>, OpenFailure> {
-        let crypto = self.crypto.as_ref().ok_or(OpenFailure::NoKeys)?;
-        match &msg.encrypted {
-            Some(wire::Encrypted::Sk {
-                first_inner,
-                aad,
-                body,
-            }) => {
-                let body = bytes.get(body.clone()).ok_or(OpenFailure::Malformed)?;
-                if body.len() < SkCipher::IV_LEN + SkCipher::ICV_LEN + 1 {
-                    return Err(OpenFailure::Malformed);
-                }
-                let iv: [u8; 8] = body[..8].try_into().map_err(|_| OpenFailure::Malformed)?;
-                let mut ct = body[8..].to_vec();
-                let aad = bytes.get(aad.clone()).ok_or(OpenFailure::Malformed)?;
-                let n = crypto
-                    .rx
-                    .open(iv, aad, &mut ct)
-                    .map_err(|_| OpenFailure::Integrity)?;
-                let pt = &ct[..n];
-                let pad = *pt.last().ok_or(OpenFailure::Malformed)? as usize;
-                if pad + 1 > pt.len() {
-                    return Err(OpenFailure::Malformed);
-                }
-                wire::parse_chain(*first_inner, &pt[..pt.len() - pad - 1])
-                    .map_err(|_| OpenFailure::Malformed)
-            }
-            // Fragmented messages (RFC 7383) are not reassembled yet: we never announce
-            // IKEV2_FRAGMENTATION_SUPPORTED, so a conforming peer does not send them.
-            Some(wire::Encrypted::Skf { .. }) => Err(OpenFailure::Fragmented),
-            None => Err(OpenFailure::NotEncrypted),
-        }
-    }
-
     /// Sends a new encrypted request (the window is free) and tracks it for retransmission.
     pub fn send_request(
         &mut self,
@@ -327,16 +277,17 @@ impl IkeSa {
     ) {
         let id = self.next_request_id;
         let header = self.header(exchange, false, id);
-        let Some(msg) = self.seal(&header, payloads) else {
+        let Some(datagrams) = self.seal_datagrams(ctx.cfg, &header, payloads) else {
             return;
         };
         self.next_request_id = self.next_request_id.wrapping_add(1);
-        let framed = self.frame(ctx.cfg, msg);
-        self.transmit(ctx, framed.clone());
+        for d in &datagrams {
+            self.transmit(ctx, d.clone());
+        }
         let interval = self.retransmit_config().interval(0);
         self.pending = Some(Pending {
             id,
-            datagrams: vec![framed],
+            datagrams,
             what,
             retries: 0,
             deadline: ctx.now + interval,
@@ -352,16 +303,17 @@ impl IkeSa {
         payloads: &[Payload],
     ) {
         let header = self.header(exchange, true, id);
-        let Some(msg) = self.seal(&header, payloads) else {
+        let Some(datagrams) = self.seal_datagrams(ctx.cfg, &header, payloads) else {
             return;
         };
-        let framed = self.frame(ctx.cfg, msg);
-        ctx.transmits.push_back(Transmit {
-            local: self.local,
-            remote: self.respond_to.unwrap_or(self.remote),
-            payload: framed.clone(),
-        });
-        self.last_response = Some((id, vec![framed]));
+        for d in &datagrams {
+            ctx.transmits.push_back(Transmit {
+                local: self.local,
+                remote: self.respond_to.unwrap_or(self.remote),
+                payload: d.clone(),
+            });
+        }
+        self.last_response = Some((id, datagrams));
     }
 
     pub fn retransmit_config(&self) -> crate::config::Retransmit {
@@ -544,10 +496,11 @@ impl IkeSa {
             self.init_response(ctx, bytes, msg, ke, ni, message, cookie, p);
             return;
         }
-        let payloads = match self.open(bytes, &msg) {
-            Ok(p) => p,
-            // Unauthenticated garbage must not disturb the exchange: keep waiting.
-            Err(_) => return,
+        let payloads = match self.decrypt(bytes, &msg) {
+            Ok(Some(p)) => p,
+            // A fragment of a message still incomplete, or unauthenticated garbage that must
+            // not disturb the exchange: keep waiting.
+            Ok(None) | Err(_) => return,
         };
         self.last_inbound = ctx.now;
         self.learn_address(from);
@@ -572,7 +525,9 @@ impl IkeSa {
         self.respond_to = Some(from);
         // A retransmitted request: answer from the cache, never process twice (RFC 7296 2.1).
         if let Some((cached, datagrams)) = &self.last_response {
-            if *cached == id {
+            // For a fragmented request, answer its first fragment only (RFC 7383 2.6.1).
+            let first = !matches!(&msg.encrypted, Some(wire::Encrypted::Skf { fragment_number, .. }) if *fragment_number != 1);
+            if *cached == id && first {
                 for d in datagrams.clone() {
                     ctx.transmits.push_back(Transmit {
                         local: self.local,
@@ -586,9 +541,9 @@ impl IkeSa {
         if id != self.expected_request_id {
             return;
         }
-        let payloads = match self.open(bytes, &msg) {
-            Ok(p) => p,
-            Err(_) => return,
+        let payloads = match self.decrypt(bytes, &msg) {
+            Ok(Some(p)) => p,
+            Ok(None) | Err(_) => return,
         };
         self.last_inbound = ctx.now;
         self.expected_request_id = self.expected_request_id.wrapping_add(1);
@@ -664,7 +619,6 @@ impl IkeSa {
 pub(crate) enum OpenFailure {
     NoKeys,
     NotEncrypted,
-    Fragmented,
     Integrity,
     Malformed,
 }
