@@ -784,3 +784,83 @@ fn large_messages_are_fragmented_and_reassembled() {
         assert_eq!(c.local_ts.len(), 40);
     }
 }
+
+#[test]
+fn child_rekey_survives_each_message_lost_or_duplicated_once() {
+    // CREATE_CHILD_SA request and response, then the DELETE of the old SA and its answer.
+    for step in 0..4 {
+        for fate in [Fate::Drop, Fate::Duplicate] {
+            let (a, b) = pair_configs("aes128gcm16-prfsha256-x25519", "aes128gcm16-x25519");
+            let mut net = Net::new(a, b);
+            net.initiate_a();
+            let s = net.a.ike_sas()[0].clone();
+            let mut seen = 0usize;
+            net.filter = Box::new(move |_, _, _| {
+                seen += 1;
+                if seen == step + 1 {
+                    fate
+                } else {
+                    Fate::Deliver
+                }
+            });
+            net.a
+                .rekey_child(net.now, s.id, s.children[0].spi_in)
+                .unwrap();
+            net.run_for(Duration::from_secs(20));
+            let (ca, cb) = (&net.a.ike_sas()[0].children, &net.b.ike_sas()[0].children);
+            assert_eq!(
+                (ca.len(), cb.len()),
+                (1, 1),
+                "step {step} {fate:?}: A {:?}\nB {:?}",
+                net.events_a,
+                net.events_b
+            );
+            assert_eq!(ca[0].spi_in, cb[0].spi_out);
+            assert_ne!(ca[0].spi_in, s.children[0].spi_in);
+            assert_eq!(rekeyed(&net.events_b).len(), 1, "processed once");
+        }
+    }
+}
+
+#[test]
+fn unknown_critical_payload_is_refused() {
+    use ironsec_ike::wire::{encode_message, ExchangeType, Flags, Header, Message, Payload};
+    let (_, b) = pair_configs("aes128gcm16-prfsha256-x25519", "aes128gcm16");
+    let mut ep = Endpoint::new(
+        EndpointConfig::default(),
+        vec![b],
+        Box::new(TestRng::new(5)),
+    );
+    let header = Header {
+        spi_i: 0x1122334455667788,
+        spi_r: 0,
+        next_payload: 0,
+        major: 2,
+        minor: 0,
+        exchange: ExchangeType::IkeSaInit,
+        flags: Flags {
+            initiator: true,
+            version: false,
+            response: false,
+        },
+        message_id: 0,
+        length: 0,
+    };
+    let msg = encode_message(
+        &header,
+        &[Payload::Unknown {
+            kind: 200,
+            critical: true,
+            data: vec![1, 2, 3],
+        }],
+    );
+    ep.handle(Instant::now(), addr(B, 500), addr(A, 500), &msg);
+    let t = ep.poll_transmit().expect("a refusal");
+    let r = Message::parse(&t.payload).unwrap();
+    let Payload::Notify(n) = &r.payloads[0] else {
+        panic!("{r:?}")
+    };
+    assert_eq!(n.kind, NotifyType::UnsupportedCriticalPayload);
+    assert_eq!(n.data, vec![200]);
+    assert!(ep.ike_sas().is_empty());
+}

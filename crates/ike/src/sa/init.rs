@@ -406,6 +406,23 @@ pub(crate) fn respond(
         .cloned()
         .collect();
     let p = &msg.payloads;
+    if let Some(kind) = p.iter().find_map(|x| match x {
+        Payload::Unknown {
+            kind,
+            critical: true,
+            ..
+        } => Some(*kind),
+        _ => None,
+    }) {
+        reply(
+            ctx,
+            vec![notify_payload(
+                NotifyType::UnsupportedCriticalPayload,
+                vec![kind],
+            )],
+        );
+        return None;
+    }
     let sa = p.iter().find_map(|x| match x {
         Payload::Sa(s) => Some(s),
         _ => None,
