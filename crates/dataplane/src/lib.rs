@@ -27,6 +27,11 @@ use counters::GatewayCounters;
 use tun::Tun;
 use worker::Worker;
 
+/// Receives IKE messages that arrive on the NAT-T port: (local address, peer address, UDP
+/// payload including the non-ESP marker). Called on a worker thread, so it must only hand the
+/// datagram over (e.g. a channel send), never block.
+pub type IkeSink = Arc<dyn Fn(SocketAddr, SocketAddr, &[u8]) + Send + Sync>;
+
 #[derive(thiserror::Error, Debug)]
 pub enum DataplaneError {
     #[error("cannot create TUN device '{name}': {source}")]
@@ -83,11 +88,18 @@ pub struct Dataplane {
     threads: Vec<JoinHandle<()>>,
     failure: Arc<Mutex<Option<String>>>,
     workers: usize,
+    /// Clones of one worker's sockets, for the control plane's IKE messages on the NAT-T port
+    /// (a socket of its own on that port would take a share of the inbound ESP).
+    control: Vec<(SocketAddr, socket2::Socket)>,
 }
 
 impl Dataplane {
     /// Creates the TUN device and sockets and starts the workers with `tables`.
-    pub fn start(cfg: &DataplaneConfig, tables: Tables) -> Result<Dataplane, DataplaneError> {
+    pub fn start(
+        cfg: &DataplaneConfig,
+        tables: Tables,
+        ike_sink: Option<IkeSink>,
+    ) -> Result<Dataplane, DataplaneError> {
         let workers = cfg.resolved_workers();
         let tun = Arc::new(Tun::create(&cfg.tun_name, cfg.tun_mtu, cfg.tun_txqueuelen)?);
         let mut sockets = Vec::with_capacity(workers);
@@ -101,6 +113,18 @@ impl Dataplane {
             }
             sockets.push(per_worker);
         }
+        let control = match sockets.first() {
+            Some(first) => first
+                .iter()
+                .zip(&cfg.local_addrs)
+                .map(|(s, a)| {
+                    s.try_clone()
+                        .map(|c| (*a, c))
+                        .map_err(|source| DataplaneError::Bind { addr: *a, source })
+                })
+                .collect::<Result<Vec<_>, _>>()?,
+            None => Vec::new(),
+        };
         let tables = Arc::new(ArcSwap::from_pointee(tables));
         let counters = Arc::new(PerWorker::new(workers));
         let stop = Arc::new(AtomicBool::new(false));
@@ -117,6 +141,8 @@ impl Dataplane {
                 stop: stop.clone(),
                 batch: cfg.batch.max(1),
                 max_packet,
+                ike_sink: ike_sink.clone(),
+                local_addrs: cfg.local_addrs.clone(),
             };
             let failure = failure.clone();
             let stop_all = stop.clone();
@@ -141,7 +167,29 @@ impl Dataplane {
             threads,
             failure,
             workers,
+            control,
         })
+    }
+
+    /// Sends an IKE message from a NAT-T socket (`payload` already has the non-ESP marker).
+    pub fn send_ike(
+        &self,
+        local: SocketAddr,
+        remote: SocketAddr,
+        payload: &[u8],
+    ) -> std::io::Result<usize> {
+        let sock = self
+            .control
+            .iter()
+            .find(|(a, _)| *a == local)
+            .map(|(_, s)| s)
+            .ok_or_else(|| {
+                std::io::Error::new(
+                    std::io::ErrorKind::AddrNotAvailable,
+                    format!("no NAT-T socket on {local}"),
+                )
+            })?;
+        sock.send_to(payload, &remote.into())
     }
 
     /// Swaps in a new table snapshot; workers see it on their next batch.

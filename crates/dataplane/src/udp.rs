@@ -137,8 +137,8 @@ impl RecvBatch {
         (&mut self.bufs[i][..len], truncated)
     }
 
-    #[allow(dead_code)]
-    fn source(&self, i: usize) -> Option<SocketAddr> {
+    /// Where datagram `i` of the last receive came from.
+    pub fn source(&self, i: usize) -> Option<SocketAddr> {
         // SAFETY: the kernel filled this storage and its length on receive.
         let a = unsafe { SockAddr::new(self.addrs[i], self.hdrs[i].msg_hdr.msg_namelen) };
         a.as_socket()

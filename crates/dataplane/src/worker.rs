@@ -33,6 +33,10 @@ pub(crate) struct Worker {
     pub stop: Arc<AtomicBool>,
     pub batch: usize,
     pub max_packet: usize,
+    /// Where IKE messages arriving on the NAT-T port go: the control plane.
+    pub ike_sink: Option<crate::IkeSink>,
+    /// The address each socket is bound to (same order as `sockets`).
+    pub local_addrs: Vec<std::net::SocketAddr>,
 }
 
 /// Why a worker stopped on its own: the daemon treats it as fatal.
@@ -171,6 +175,13 @@ impl Worker {
                     continue;
                 }
                 let verdict = open_one(&tables, dgram);
+                if let (Inbound::Ike, Some(sink)) = (&verdict, &self.ike_sink) {
+                    if let Some(from) = recv.source(i) {
+                        let (dgram, _) = recv.datagram(i);
+                        sink(self.local_addrs[s], from, dgram);
+                    }
+                }
+                let (dgram, _) = recv.datagram(i);
                 deliver(self.id, dgram, verdict, &self.tun, gw);
             }
             if n < recv.capacity() {
@@ -279,7 +290,7 @@ fn deliver(worker: usize, dgram: &[u8], verdict: Inbound, tun: &Tun, gw: &Gatewa
             }
         }
         Inbound::Ike => {
-            // The control plane arrives with the IKE engine; until then IKE on 4500 is counted.
+            // Handed to the control plane (if any) by the caller; counted here.
             gw.ike();
             return;
         }

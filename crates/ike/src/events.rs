@@ -87,12 +87,17 @@ pub enum Event {
         child: ChildSaInfo,
     },
     /// `new` replaces the CHILD_SA whose inbound SPI was `old_spi_in`. Install `new` inbound
-    /// now; switch outbound to it; remove the old one when [`Event::ChildSaDown`] for it comes.
+    /// now; switch outbound to it as `initiated` says; remove the old one when
+    /// [`Event::ChildSaDown`] for it comes.
     ChildSaRekeyed {
         conn: Arc<str>,
         ike: IkeSaId,
         old_spi_in: u32,
         new: ChildSaInfo,
+        /// We started the rekey, so the peer has the new SA installed: send on it now. When
+        /// the peer started it, keep sending on the old SA until the peer deletes it, or
+        /// traffic from us could arrive before the peer has the new SA (make-before-break).
+        initiated: bool,
     },
     ChildSaDown {
         conn: Arc<str>,

@@ -47,7 +47,7 @@ pub fn run(cfg: Config) -> Result<(), DaemonError> {
         batch: cfg.gateway.batch,
     };
     let tables = crate::tables::build(&cfg, dp_cfg.resolved_workers())?;
-    let dp = Dataplane::start(&dp_cfg, tables)?;
+    let dp = Dataplane::start(&dp_cfg, tables, None)?;
     let result = (|| {
         let host = iproute::host_addresses();
         for c in &cfg.connections {

@@ -245,7 +245,7 @@ impl IkeSa {
             initiator: false,
         });
         match child {
-            Ok((_, info)) => self.child_up(ctx, info, None),
+            Ok((_, info)) => self.child_up(ctx, info, None, false),
             Err((kind, _, detail)) => ctx.events.push_back(Event::Failure {
                 conn: Some(conn.name.clone()),
                 remote: self.remote,

@@ -436,7 +436,7 @@ impl IkeSa {
             encap: self.natt,
         };
         let new_in = info.spi_in;
-        self.child_up(ctx, info, rekey_of);
+        self.child_up(ctx, info, rekey_of, true);
         if let Some(old) = rekey_of {
             // We started the rekey, so we delete the old SA — after the new one is in use.
             self.queued.push_back(Task::DeleteChild(old));
@@ -467,7 +467,13 @@ impl IkeSa {
     }
 
     /// Records a new CHILD_SA and reports it (as a rekey of `rekey_of`, if given).
-    pub(crate) fn child_up(&mut self, ctx: &mut Ctx, info: ChildSaInfo, rekey_of: Option<u32>) {
+    pub(crate) fn child_up(
+        &mut self,
+        ctx: &mut Ctx,
+        info: ChildSaInfo,
+        rekey_of: Option<u32>,
+        initiated: bool,
+    ) {
         let Some(conn) = self.conn.clone() else {
             return;
         };
@@ -491,6 +497,7 @@ impl IkeSa {
                     ike: self.id,
                     old_spi_in: old,
                     new: info,
+                    initiated,
                 }
             }
             None => Event::ChildSaUp {
@@ -624,7 +631,7 @@ impl IkeSa {
             Ok((out, info)) => {
                 self.send_response(ctx, ExchangeType::CreateChildSa, id, &out);
                 let new_in = info.spi_in;
-                self.child_up(ctx, info, old_in);
+                self.child_up(ctx, info, old_in, false);
                 if let Some(old) = old_in {
                     self.note_rekey(ctx, old, false, lowest(&ni, &nr), new_in);
                 }
