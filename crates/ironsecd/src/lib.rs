@@ -5,6 +5,7 @@ pub mod config;
 pub mod control;
 pub mod daemon;
 pub mod logging;
+pub mod plane;
 pub mod sdnotify;
 pub mod status;
 pub mod tables;

@@ -41,8 +41,23 @@ pub struct ConnectionStatus {
 pub struct TunnelStatus {
     pub local: String,
     pub remote: String,
+    /// The IKE SA serving the tunnel (negotiated tunnels only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ike: Option<IkeStatus>,
     pub outbound: Option<OutboundStatus>,
     pub inbound: Option<InboundStatus>,
+}
+
+#[derive(Serialize, Deserialize, Debug, Clone, PartialEq, Eq)]
+pub struct IkeStatus {
+    pub state: String,
+    pub initiator: bool,
+    pub spi_i: String,
+    pub spi_r: String,
+    pub algorithms: Option<String>,
+    pub established_secs: Option<u64>,
+    pub rekey_in_secs: Option<u64>,
+    pub children: usize,
 }
 
 #[derive(Serialize, Deserialize, Debug, Clone, PartialEq, Eq)]
@@ -116,6 +131,24 @@ impl Status {
             );
             for t in &conn.tunnels {
                 let _ = writeln!(s, "  tunnel {} -> {}", t.local, t.remote);
+                if let Some(i) = &t.ike {
+                    let _ = writeln!(
+                        s,
+                        "    ike {} {}, {} {}/{}, up {}s, rekey in {}s, {} child SA(s)",
+                        i.state,
+                        if i.initiator {
+                            "(initiator)"
+                        } else {
+                            "(responder)"
+                        },
+                        i.algorithms.as_deref().unwrap_or("-"),
+                        i.spi_i,
+                        i.spi_r,
+                        i.established_secs.unwrap_or(0),
+                        i.rekey_in_secs.map_or("-".to_string(), |x| x.to_string()),
+                        i.children
+                    );
+                }
                 match &t.outbound {
                     Some(o) => {
                         let _ = writeln!(

@@ -2,17 +2,20 @@
 //! model below, which is what the daemon runs on. Every error names file, key and reason.
 
 pub mod error;
+pub mod ike_keying;
 pub mod keys;
 pub mod schema;
+pub mod static_keying;
 
 use std::collections::{HashMap, HashSet};
 use std::net::{IpAddr, SocketAddr};
 use std::path::{Path, PathBuf};
 
 use ironsec_dataplane::Prefix;
-use ironsec_esp::Suite;
 
 pub use error::{ConfigError, ConfigErrors};
+#[cfg(test)]
+use ironsec_esp::Suite;
 pub use keys::Keymat;
 use schema::{ConnectionSchema, FileSchema, GatewaySchema, KeyingKind};
 
@@ -29,6 +32,7 @@ pub struct Gateway {
     pub tun_mtu: u16,
     pub tun_txqueuelen: u32,
     pub port: u16,
+    pub ike_port: u16,
     pub control_socket: PathBuf,
     pub workers: usize,
     pub replay_window: usize,
@@ -47,23 +51,28 @@ pub struct Connection {
 #[derive(Debug, Clone)]
 pub enum Keying {
     Static(StaticKeying),
+    Ike(IkeKeying),
 }
 
-#[derive(Debug, Clone)]
-pub struct StaticKeying {
-    pub suite: Suite,
-    pub esn: bool,
-    pub tunnels: Vec<StaticTunnel>,
-}
+pub use ike_keying::{IkeKeying, IkeTunnel};
+pub use schema::StartAction;
+pub use static_keying::{StaticKeying, StaticTunnel};
 
-#[derive(Debug, Clone)]
-pub struct StaticTunnel {
-    pub local: IpAddr,
-    pub remote: SocketAddr,
-    pub spi_out: u32,
-    pub spi_in: u32,
-    pub key_out: Keymat,
-    pub key_in: Keymat,
+impl Keying {
+    /// Local addresses of the tunnels: where ESP-in-UDP sockets must be bound.
+    pub fn local_ips(&self) -> Vec<IpAddr> {
+        match self {
+            Keying::Static(s) => s.tunnels.iter().map(|t| t.local).collect(),
+            Keying::Ike(i) => i.tunnels.iter().map(|t| t.local).collect(),
+        }
+    }
+
+    pub fn name(&self) -> &'static str {
+        match self {
+            Keying::Static(_) => "static",
+            Keying::Ike(_) => "ike",
+        }
+    }
 }
 
 impl Config {
@@ -85,9 +94,8 @@ impl Config {
     pub fn local_addrs(&self) -> Vec<SocketAddr> {
         let mut out: Vec<SocketAddr> = Vec::new();
         for c in &self.connections {
-            let Keying::Static(s) = &c.keying;
-            for t in &s.tunnels {
-                let a = SocketAddr::new(t.local, self.gateway.port);
+            for ip in c.keying.local_ips() {
+                let a = SocketAddr::new(ip, self.gateway.port);
                 if !out.contains(&a) {
                     out.push(a);
                 }
@@ -129,8 +137,11 @@ fn validate(file: &Path, s: FileSchema) -> Result<Config, ConfigErrors> {
             ));
         }
         if let Some(conn) = validate_connection(file, &key, c, gateway.port, &mut errs) {
-            let Keying::Static(st) = &conn.keying;
-            for (j, t) in st.tunnels.iter().enumerate() {
+            let tunnels = match &conn.keying {
+                Keying::Static(st) => &st.tunnels[..],
+                Keying::Ike(_) => &[],
+            };
+            for (j, t) in tunnels.iter().enumerate() {
                 let here = format!("{key}.tunnels[{j}].spi_in");
                 if let Some(prev) = spis_in.insert(t.spi_in, here.clone()) {
                     errs.push(ConfigError::new(
@@ -206,6 +217,7 @@ fn validate_gateway(file: &Path, g: GatewaySchema, errs: &mut Vec<ConfigError>) 
         tun_mtu: g.tun_mtu,
         tun_txqueuelen: g.tun_txqueuelen,
         port: g.port,
+        ike_port: g.ike_port,
         control_socket: g.control_socket,
         workers: g.workers,
         replay_window: g.replay_window,
@@ -259,23 +271,6 @@ fn validate_connection(
     }
     let local_ts = prefixes(file, &format!("{key}.local_ts"), &c.local_ts, errs);
     let remote_ts = prefixes(file, &format!("{key}.remote_ts"), &c.remote_ts, errs);
-    let KeyingKind::Static = c.keying;
-    let suite = match c.esp.parse::<Suite>() {
-        Ok(s) => Some(s),
-        Err(e) => {
-            errs.push(ConfigError::new(file, format!("{key}.esp"), e.to_string()));
-            None
-        }
-    };
-    if !c.esn {
-        // With manual keys the sequence number restarts at 1 whenever the daemon does. ESN
-        // keeps 64 bits of room; without it a busy SA exhausts its 32-bit space in hours.
-        errs.push(ConfigError::new(
-            file,
-            format!("{key}.esn"),
-            "static keying requires esn = true (a manually keyed SA cannot be rekeyed when its 32-bit sequence space runs out)",
-        ));
-    }
     if c.tunnels.is_empty() {
         errs.push(ConfigError::new(
             file,
@@ -283,112 +278,79 @@ fn validate_connection(
             "needs at least one tunnel",
         ));
     }
-    let keys = match keys::load(&c.keys_file) {
-        Ok(k) => Some(k),
-        Err(mut e) => {
-            // Point at the config key too, so the operator knows which connection it is.
-            for x in &mut e {
-                if x.key.is_empty() {
-                    x.key = format!("(keys_file of {key})");
-                }
-            }
-            errs.append(&mut e);
-            None
-        }
+    let name = c.name.clone();
+    let keying = match c.keying {
+        KeyingKind::Static => static_keying::validate(file, key, c, port, errs).map(Keying::Static),
+        KeyingKind::Ike => ike_keying::validate(file, key, c, errs).map(Keying::Ike),
     };
-    let mut tunnels = Vec::new();
-    for (j, t) in c.tunnels.into_iter().enumerate() {
-        let tk = format!("{key}.tunnels[{j}]");
-        let local = t.local.parse::<IpAddr>().map_err(|_| {
-            ConfigError::new(
-                file,
-                format!("{tk}.local"),
-                format!("'{}' is not an IP address", t.local),
-            )
-        });
-        let remote = t.remote.parse::<IpAddr>().map_err(|_| {
-            ConfigError::new(
-                file,
-                format!("{tk}.remote"),
-                format!("'{}' is not an IP address", t.remote),
-            )
-        });
-        let (local, remote) = match (local, remote) {
-            (Ok(l), Ok(r)) => (l, r),
-            (l, r) => {
-                errs.extend(l.err());
-                errs.extend(r.err());
-                continue;
-            }
-        };
-        if local.is_ipv4() != remote.is_ipv4() {
-            errs.push(ConfigError::new(
-                file,
-                &tk,
-                "local and remote must be the same IP version",
-            ));
-        }
-        for (name, spi) in [("spi_out", t.spi_out.0), ("spi_in", t.spi_in.0)] {
-            if spi < 256 {
-                errs.push(ConfigError::new(
-                    file,
-                    format!("{tk}.{name}"),
-                    format!("SPI {spi} is reserved (0-255); use 0x100 or above"),
-                ));
-            }
-        }
-        let (Some(keys), Some(suite)) = (&keys, suite) else {
-            continue;
-        };
-        let mut key_for = |name: &str, spi: u32| -> Option<Keymat> {
-            let Some(k) = keys.get(&spi) else {
-                errs.push(ConfigError::new(
-                    file,
-                    format!("{tk}.{name}"),
-                    format!("no key for SPI 0x{spi:08x} in {}", c.keys_file.display()),
-                ));
-                return None;
-            };
-            if k.len() != suite.keymat_len() {
-                errs.push(ConfigError::new(
-                    &c.keys_file,
-                    format!("0x{spi:08x}"),
-                    format!(
-                        "{suite} needs {} bytes of key material (key + 4-byte salt), this key has {}",
-                        suite.keymat_len(),
-                        k.len()
-                    ),
-                ));
-                return None;
-            }
-            Some(k.clone())
-        };
-        let key_out = key_for("spi_out", t.spi_out.0);
-        let key_in = key_for("spi_in", t.spi_in.0);
-        if let (Some(key_out), Some(key_in)) = (key_out, key_in) {
-            tunnels.push(StaticTunnel {
-                local,
-                remote: SocketAddr::new(remote, t.remote_port.unwrap_or(port)),
-                spi_out: t.spi_out.0,
-                spi_in: t.spi_in.0,
-                key_out,
-                key_in,
-            });
-        }
-    }
     if errs.len() > before {
         return None;
     }
     Some(Connection {
-        name: c.name,
+        name,
         local_ts,
         remote_ts,
-        keying: Keying::Static(StaticKeying {
-            suite: suite?,
-            esn: c.esn,
-            tunnels,
-        }),
+        keying: keying?,
     })
+}
+
+/// Parses a tunnel's two addresses, which must be of one IP version.
+pub(crate) fn tunnel_addrs(
+    file: &Path,
+    tk: &str,
+    local: &str,
+    remote: &str,
+    errs: &mut Vec<ConfigError>,
+) -> Option<(IpAddr, IpAddr)> {
+    let l = local.parse::<IpAddr>().map_err(|_| {
+        ConfigError::new(
+            file,
+            format!("{tk}.local"),
+            format!("'{local}' is not an IP address"),
+        )
+    });
+    let r = remote.parse::<IpAddr>().map_err(|_| {
+        ConfigError::new(
+            file,
+            format!("{tk}.remote"),
+            format!("'{remote}' is not an IP address"),
+        )
+    });
+    match (l, r) {
+        (Ok(l), Ok(r)) if l.is_ipv4() == r.is_ipv4() => Some((l, r)),
+        (Ok(_), Ok(_)) => {
+            errs.push(ConfigError::new(
+                file,
+                tk,
+                "local and remote must be the same IP version",
+            ));
+            None
+        }
+        (l, r) => {
+            errs.extend(l.err());
+            errs.extend(r.err());
+            None
+        }
+    }
+}
+
+/// Refuses keys that belong to the other keying, so a typo is not silently ignored.
+pub(crate) fn refuse_keys(
+    file: &Path,
+    key: &str,
+    present: &[(&str, bool)],
+    keying: &str,
+    errs: &mut Vec<ConfigError>,
+) {
+    for (name, is) in present {
+        if *is {
+            errs.push(ConfigError::new(
+                file,
+                format!("{key}.{name}"),
+                format!("not used with keying = \"{keying}\""),
+            ));
+        }
+    }
 }
 
 #[cfg(test)]

@@ -27,6 +27,9 @@ fn default_txqueuelen() -> u32 {
 fn default_port() -> u16 {
     4500
 }
+fn default_ike_port() -> u16 {
+    500
+}
 fn default_control_socket() -> PathBuf {
     "/run/ironsec/ironsecd.sock".into()
 }
@@ -38,9 +41,6 @@ fn default_socket_buffer() -> usize {
 }
 fn default_batch() -> usize {
     64
-}
-fn default_true() -> bool {
-    true
 }
 
 #[derive(Deserialize, Debug)]
@@ -54,6 +54,8 @@ pub struct GatewaySchema {
     pub tun_txqueuelen: u32,
     #[serde(default = "default_port")]
     pub port: u16,
+    #[serde(default = "default_ike_port")]
+    pub ike_port: u16,
     #[serde(default = "default_control_socket")]
     pub control_socket: PathBuf,
     #[serde(default)]
@@ -73,6 +75,7 @@ impl Default for GatewaySchema {
             tun_mtu: default_tun_mtu(),
             tun_txqueuelen: default_txqueuelen(),
             port: default_port(),
+            ike_port: default_ike_port(),
             control_socket: default_control_socket(),
             workers: 0,
             replay_window: default_replay_window(),
@@ -87,8 +90,21 @@ impl Default for GatewaySchema {
 pub enum KeyingKind {
     /// Manual SAs: SPIs and keys from the config, like `ip xfrm state add`.
     Static,
+    /// IKEv2 with a pre-shared key.
+    Ike,
 }
 
+#[derive(Deserialize, Debug, Clone, Copy, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum StartAction {
+    /// Initiate at start, and again whenever the IKE SA goes away.
+    Start,
+    /// Wait for the peer to initiate.
+    None,
+}
+
+/// One schema for both keyings: which keys apply depends on `keying`, and validation says
+/// which ones are missing or do not belong.
 #[derive(Deserialize, Debug)]
 #[serde(deny_unknown_fields)]
 pub struct ConnectionSchema {
@@ -96,11 +112,27 @@ pub struct ConnectionSchema {
     pub keying: KeyingKind,
     pub local_ts: Vec<String>,
     pub remote_ts: Vec<String>,
-    pub esp: String,
-    #[serde(default = "default_true")]
-    pub esn: bool,
-    pub keys_file: PathBuf,
     pub tunnels: Vec<TunnelSchema>,
+    // keying = "static"
+    pub esp: Option<String>,
+    pub esn: Option<bool>,
+    pub keys_file: Option<PathBuf>,
+    // keying = "ike"
+    pub local_id: Option<String>,
+    pub remote_id: Option<String>,
+    pub psk: Option<String>,
+    pub psk_file: Option<PathBuf>,
+    pub ike_proposals: Option<Vec<String>>,
+    pub esp_proposals: Option<Vec<String>>,
+    pub start_action: Option<StartAction>,
+    /// Seconds of inbound silence before a liveness check; 0 disables.
+    pub dpd_interval: Option<u64>,
+    /// CHILD_SA rekey after this many seconds (hard limit: 10% later).
+    pub rekey_time: Option<u64>,
+    /// IKE SA rekey after this many seconds.
+    pub ike_rekey_time: Option<u64>,
+    /// Force UDP encapsulation (the fast path speaks ESP-in-UDP only).
+    pub encap: Option<bool>,
 }
 
 #[derive(Deserialize, Debug)]
@@ -109,8 +141,8 @@ pub struct TunnelSchema {
     pub local: String,
     pub remote: String,
     pub remote_port: Option<u16>,
-    pub spi_out: Spi,
-    pub spi_in: Spi,
+    pub spi_out: Option<Spi>,
+    pub spi_in: Option<Spi>,
 }
 
 /// An SPI written as `"0xc0000102"` (as `ip xfrm` and swanctl print them) or as an integer.

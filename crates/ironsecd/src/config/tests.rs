@@ -55,7 +55,9 @@ fn shipped_examples_are_valid() {
         let p = d.write("c.toml", &example(&d, which), 0o644);
         let c = Config::load(&p).unwrap_or_else(|e| panic!("{e}"));
         assert_eq!(c.connections.len(), 1);
-        let Keying::Static(st) = &c.connections[0].keying;
+        let Keying::Static(st) = &c.connections[0].keying else {
+            panic!("static example")
+        };
         assert_eq!(st.suite, Suite::Aes128Gcm16);
         assert_eq!(st.tunnels[0].key_out.len(), 20);
         assert_eq!(c.local_addrs().len(), 1);
@@ -170,4 +172,91 @@ fn gateway_limits_and_syntax_errors() {
         Config::load(&d.0.join("absent.toml")).unwrap_err().0[0].key,
         ""
     );
+}
+
+/// The shipped IKE example for gateway `which`, pointed at a PSK file in `d`.
+fn ike_example(d: &Dir, which: &str) -> String {
+    let psk = d.write(
+        "site.psk",
+        "0x000102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f\n",
+        0o600,
+    );
+    let src = format!(
+        "{}/../../conf/ike-gw-{which}.toml",
+        env!("CARGO_MANIFEST_DIR")
+    );
+    std::fs::read_to_string(src)
+        .unwrap()
+        .replace("/etc/ironsec/site-b.psk", psk.to_str().unwrap())
+        .replace("/etc/ironsec/site-a.psk", psk.to_str().unwrap())
+}
+
+#[test]
+fn shipped_ike_examples_are_valid() {
+    let d = Dir::new("ike-examples");
+    for which in ["a", "b"] {
+        let p = d.write("c.toml", &ike_example(&d, which), 0o644);
+        let c = Config::load(&p).unwrap_or_else(|e| panic!("{e}"));
+        let Keying::Ike(k) = &c.connections[0].keying else {
+            panic!("ike example")
+        };
+        assert_eq!(k.psk.bytes().len(), 32);
+        assert_eq!(
+            k.ike_proposals[0].to_string(),
+            "aes256gcm16-prfsha256-x25519"
+        );
+        assert_eq!(k.tunnels.len(), 1);
+        assert!(
+            !format!("{k:?}").contains("000102"),
+            "PSK must not show in Debug"
+        );
+    }
+}
+
+#[test]
+fn ike_keying_errors_name_the_key() {
+    let d = Dir::new("ike-errors");
+    let base = ike_example(&d, "a");
+    let e = errors(
+        &d,
+        &base.replace(
+            "ike_proposals = [\"aes256gcm16-prfsha256-x25519\"]",
+            "ike_proposals = [\"aes256gcm16-prfmd5-x25519\"]",
+        ),
+    );
+    assert_eq!(e[0].key, "connection[0].ike_proposals[0]", "{e:?}");
+    let e = errors(&d, &base.replace("local_id = \"gw-a.example\"\n", ""));
+    assert_eq!(e[0].key, "connection[0].local_id");
+    let e = errors(
+        &d,
+        &base.replace("keying = \"ike\"", "keying = \"ike\"\nkeys_file = \"/x\""),
+    );
+    assert_eq!(e[0].key, "connection[0].keys_file");
+    assert!(e[0].reason.contains("not used with keying"), "{}", e[0]);
+    d.write("site.psk", "short", 0o600);
+    let e = errors(
+        &d,
+        &ike_example(&d, "a").replace(
+            &format!("{}", d.0.join("site.psk").display()),
+            &format!("{}", d.0.join("short.psk").display()),
+        ),
+    );
+    assert!(
+        e[0].reason.contains("cannot read") || e[0].key.contains("psk_file"),
+        "{e:?}"
+    );
+    let short = d.write("short.psk", "tooshort\n", 0o600);
+    let t = base.replace(
+        &format!("{}", d.0.join("site.psk").display()),
+        short.to_str().unwrap(),
+    );
+    let e = errors(&d, &t);
+    assert!(e[0].reason.contains("shorter than 16 bytes"), "{e:?}");
+    let open = d.write("open.psk", "a-long-enough-secret-phrase\n", 0o644);
+    let t = base.replace(
+        &format!("{}", d.0.join("site.psk").display()),
+        open.to_str().unwrap(),
+    );
+    let e = errors(&d, &t);
+    assert!(e[0].reason.contains("chmod 600"), "{e:?}");
 }

@@ -1,0 +1,220 @@
+//! `keying = "ike"`: IKEv2 with a pre-shared key.
+
+use std::net::IpAddr;
+use std::path::Path;
+use std::time::Duration;
+
+use ironsec_ike::crypto::{EspProposal, IkeProposal};
+use ironsec_ike::{Identity, Psk};
+use zeroize::Zeroizing;
+
+use super::error::ConfigError;
+use super::keys;
+use super::schema::{ConnectionSchema, StartAction};
+
+/// Proposals used when a connection names none: AEAD with Curve25519, as strongSwan offers.
+pub const DEFAULT_IKE_PROPOSALS: &[&str] = &[
+    "aes256gcm16-prfsha256-x25519",
+    "aes128gcm16-prfsha256-x25519",
+];
+pub const DEFAULT_ESP_PROPOSALS: &[&str] = &["aes256gcm16", "aes128gcm16"];
+
+#[derive(Debug, Clone)]
+pub struct IkeKeying {
+    pub local_id: Identity,
+    pub remote_id: Identity,
+    pub psk: Psk,
+    pub ike_proposals: Vec<IkeProposal>,
+    pub esp_proposals: Vec<EspProposal>,
+    pub start_action: StartAction,
+    pub dpd_interval: Option<Duration>,
+    pub rekey_time: Duration,
+    pub ike_rekey_time: Duration,
+    pub encap: bool,
+    pub tunnels: Vec<IkeTunnel>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct IkeTunnel {
+    pub local: IpAddr,
+    pub remote: IpAddr,
+}
+
+fn proposals<T: std::str::FromStr>(
+    file: &Path,
+    key: &str,
+    given: Option<Vec<String>>,
+    default: &[&str],
+    errs: &mut Vec<ConfigError>,
+) -> Vec<T>
+where
+    T::Err: std::fmt::Display,
+{
+    let list = given.unwrap_or_else(|| default.iter().map(|s| s.to_string()).collect());
+    if list.is_empty() {
+        errs.push(ConfigError::new(file, key, "needs at least one proposal"));
+    }
+    list.iter()
+        .enumerate()
+        .filter_map(|(i, p)| match p.parse::<T>() {
+            Ok(x) => Some(x),
+            Err(e) => {
+                errs.push(ConfigError::new(
+                    file,
+                    format!("{key}[{i}]"),
+                    format!("'{p}': {e}"),
+                ));
+                None
+            }
+        })
+        .collect()
+}
+
+/// A PSK as written: text, or `0x` followed by hex for binary keys.
+fn psk_bytes(text: &str) -> Option<Vec<u8>> {
+    match text.strip_prefix("0x") {
+        Some(h) => hex::decode(h).ok(),
+        None => Some(text.as_bytes().to_vec()),
+    }
+}
+
+pub(super) fn validate(
+    file: &Path,
+    key: &str,
+    c: ConnectionSchema,
+    errs: &mut Vec<ConfigError>,
+) -> Option<IkeKeying> {
+    super::refuse_keys(
+        file,
+        key,
+        &[
+            ("esp", c.esp.is_some()),
+            ("esn", c.esn.is_some()),
+            ("keys_file", c.keys_file.is_some()),
+        ],
+        "ike",
+        errs,
+    );
+    let need = |errs: &mut Vec<ConfigError>, name: &str| {
+        errs.push(ConfigError::new(
+            file,
+            format!("{key}.{name}"),
+            "required with keying = \"ike\"",
+        ));
+    };
+    let local_id = c.local_id.as_deref().map(Identity::parse);
+    let remote_id = c.remote_id.as_deref().map(Identity::parse);
+    if local_id.is_none() {
+        need(errs, "local_id");
+    }
+    if remote_id.is_none() {
+        need(errs, "remote_id");
+    }
+    let psk = match (&c.psk, &c.psk_file) {
+        (Some(_), Some(_)) => {
+            errs.push(ConfigError::new(
+                file,
+                format!("{key}.psk"),
+                "give psk or psk_file, not both",
+            ));
+            None
+        }
+        (Some(p), None) => psk_bytes(p).or_else(|| {
+            errs.push(ConfigError::new(
+                file,
+                format!("{key}.psk"),
+                "0x must be followed by hex digits",
+            ));
+            None
+        }),
+        (None, Some(path)) => match keys::check_private(path) {
+            Err(e) => {
+                errs.push(ConfigError {
+                    key: format!("(psk_file of {key})"),
+                    ..e
+                });
+                None
+            }
+            Ok(()) => match std::fs::read_to_string(path) {
+                Ok(text) => {
+                    let text = Zeroizing::new(text);
+                    psk_bytes(text.trim_end_matches(['\n', '\r'])).or_else(|| {
+                        errs.push(ConfigError::new(
+                            path,
+                            "",
+                            "0x must be followed by hex digits",
+                        ));
+                        None
+                    })
+                }
+                Err(e) => {
+                    errs.push(ConfigError::new(path, "", format!("cannot read: {e}")));
+                    None
+                }
+            },
+        },
+        (None, None) => {
+            need(errs, "psk_file");
+            None
+        }
+    };
+    if psk.as_ref().is_some_and(|p| p.len() < 16) {
+        errs.push(ConfigError::new(
+            file,
+            format!("{key}.psk"),
+            "a PSK shorter than 16 bytes can be guessed offline from one captured handshake",
+        ));
+    }
+    let ike_proposals = proposals(
+        file,
+        &format!("{key}.ike_proposals"),
+        c.ike_proposals,
+        DEFAULT_IKE_PROPOSALS,
+        errs,
+    );
+    let esp_proposals = proposals(
+        file,
+        &format!("{key}.esp_proposals"),
+        c.esp_proposals,
+        DEFAULT_ESP_PROPOSALS,
+        errs,
+    );
+    let mut tunnels = Vec::new();
+    for (j, t) in c.tunnels.iter().enumerate() {
+        let tk = format!("{key}.tunnels[{j}]");
+        if t.spi_in.is_some() || t.spi_out.is_some() {
+            errs.push(ConfigError::new(
+                file,
+                &tk,
+                "spi_in/spi_out are for keying = \"static\"; IKE chooses SPIs",
+            ));
+        }
+        if t.remote_port.is_some() {
+            errs.push(ConfigError::new(
+                file,
+                format!("{tk}.remote_port"),
+                "not used with keying = \"ike\" (IKE uses gateway.ike_port, then gateway.port)",
+            ));
+        }
+        if let Some((local, remote)) = super::tunnel_addrs(file, &tk, &t.local, &t.remote, errs) {
+            tunnels.push(IkeTunnel { local, remote });
+        }
+    }
+    let secs = |v: Option<u64>, default: u64| Duration::from_secs(v.unwrap_or(default));
+    Some(IkeKeying {
+        local_id: local_id?,
+        remote_id: remote_id?,
+        psk: Psk::new(psk?),
+        ike_proposals,
+        esp_proposals,
+        start_action: c.start_action.unwrap_or(StartAction::Start),
+        dpd_interval: match c.dpd_interval {
+            Some(0) => None,
+            v => Some(secs(v, 30)),
+        },
+        rekey_time: secs(c.rekey_time, 3600),
+        ike_rekey_time: secs(c.ike_rekey_time, 4 * 3600),
+        encap: c.encap.unwrap_or(true),
+        tunnels,
+    })
+}

@@ -1,0 +1,168 @@
+//! `keying = "static"`: manual SAs with SPIs and keys from a key file.
+
+use std::net::{IpAddr, SocketAddr};
+use std::path::Path;
+
+use ironsec_esp::Suite;
+
+use super::error::ConfigError;
+use super::keys::{self, Keymat};
+use super::schema::ConnectionSchema;
+
+#[derive(Debug, Clone)]
+pub struct StaticKeying {
+    pub suite: Suite,
+    pub esn: bool,
+    pub tunnels: Vec<StaticTunnel>,
+}
+
+#[derive(Debug, Clone)]
+pub struct StaticTunnel {
+    pub local: IpAddr,
+    pub remote: SocketAddr,
+    pub spi_out: u32,
+    pub spi_in: u32,
+    pub key_out: Keymat,
+    pub key_in: Keymat,
+}
+
+pub(super) fn validate(
+    file: &Path,
+    key: &str,
+    c: ConnectionSchema,
+    port: u16,
+    errs: &mut Vec<ConfigError>,
+) -> Option<StaticKeying> {
+    super::refuse_keys(
+        file,
+        key,
+        &[
+            ("local_id", c.local_id.is_some()),
+            ("remote_id", c.remote_id.is_some()),
+            ("psk", c.psk.is_some()),
+            ("psk_file", c.psk_file.is_some()),
+            ("ike_proposals", c.ike_proposals.is_some()),
+            ("esp_proposals", c.esp_proposals.is_some()),
+            ("start_action", c.start_action.is_some()),
+            ("dpd_interval", c.dpd_interval.is_some()),
+            ("rekey_time", c.rekey_time.is_some()),
+            ("ike_rekey_time", c.ike_rekey_time.is_some()),
+            ("encap", c.encap.is_some()),
+        ],
+        "static",
+        errs,
+    );
+    let suite = match c.esp.as_deref().map(str::parse::<Suite>) {
+        Some(Ok(s)) => Some(s),
+        Some(Err(e)) => {
+            errs.push(ConfigError::new(file, format!("{key}.esp"), e.to_string()));
+            None
+        }
+        None => {
+            errs.push(ConfigError::new(
+                file,
+                format!("{key}.esp"),
+                "required with keying = \"static\"",
+            ));
+            None
+        }
+    };
+    let esn = c.esn.unwrap_or(true);
+    if !esn {
+        // A manually keyed SA cannot be rekeyed: 32-bit sequence numbers would run out.
+        errs.push(ConfigError::new(
+            file,
+            format!("{key}.esn"),
+            "static keying requires esn = true (a manually keyed SA cannot be rekeyed when its 32-bit sequence space runs out)",
+        ));
+    }
+    let Some(keys_file) = c.keys_file.clone() else {
+        errs.push(ConfigError::new(
+            file,
+            format!("{key}.keys_file"),
+            "required with keying = \"static\"",
+        ));
+        return None;
+    };
+    let keys = match keys::load(&keys_file) {
+        Ok(k) => Some(k),
+        Err(mut e) => {
+            // Point at the config key too, so the operator knows which connection it is.
+            for x in &mut e {
+                if x.key.is_empty() {
+                    x.key = format!("(keys_file of {key})");
+                }
+            }
+            errs.append(&mut e);
+            None
+        }
+    };
+    let mut tunnels = Vec::new();
+    for (j, t) in c.tunnels.into_iter().enumerate() {
+        let tk = format!("{key}.tunnels[{j}]");
+        let (Some(spi_out), Some(spi_in)) = (t.spi_out, t.spi_in) else {
+            errs.push(ConfigError::new(
+                file,
+                &tk,
+                "static tunnels need spi_out and spi_in",
+            ));
+            continue;
+        };
+        let Some((local, remote)) = super::tunnel_addrs(file, &tk, &t.local, &t.remote, errs)
+        else {
+            continue;
+        };
+        for (name, spi) in [("spi_out", spi_out.0), ("spi_in", spi_in.0)] {
+            if spi < 256 {
+                errs.push(ConfigError::new(
+                    file,
+                    format!("{tk}.{name}"),
+                    format!("SPI {spi} is reserved (0-255); use 0x100 or above"),
+                ));
+            }
+        }
+        let (Some(keys), Some(suite)) = (&keys, suite) else {
+            continue;
+        };
+        let mut key_for = |name: &str, spi: u32| -> Option<Keymat> {
+            let Some(k) = keys.get(&spi) else {
+                errs.push(ConfigError::new(
+                    file,
+                    format!("{tk}.{name}"),
+                    format!("no key for SPI 0x{spi:08x} in {}", keys_file.display()),
+                ));
+                return None;
+            };
+            if k.len() != suite.keymat_len() {
+                errs.push(ConfigError::new(
+                    &keys_file,
+                    format!("0x{spi:08x}"),
+                    format!(
+                        "{suite} needs {} bytes of key material (key + 4-byte salt), this key has {}",
+                        suite.keymat_len(),
+                        k.len()
+                    ),
+                ));
+                return None;
+            }
+            Some(k.clone())
+        };
+        let key_out = key_for("spi_out", spi_out.0);
+        let key_in = key_for("spi_in", spi_in.0);
+        if let (Some(key_out), Some(key_in)) = (key_out, key_in) {
+            tunnels.push(StaticTunnel {
+                local,
+                remote: SocketAddr::new(remote, t.remote_port.unwrap_or(port)),
+                spi_out: spi_out.0,
+                spi_in: spi_in.0,
+                key_out,
+                key_in,
+            });
+        }
+    }
+    Some(StaticKeying {
+        suite: suite?,
+        esn,
+        tunnels,
+    })
+}
