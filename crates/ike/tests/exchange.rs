@@ -517,6 +517,18 @@ fn ike_rekey_keeps_children_and_the_new_sa_works() {
             );
             assert_eq!(downs(ev).1, 0, "children survive: {ev:?}");
         }
+        for ev in [&net.events_a, &net.events_b] {
+            assert!(
+                ev.iter().any(|e| matches!(
+                    e,
+                    Event::IkeSaDown {
+                        reason: CloseReason::Rekeyed,
+                        ..
+                    }
+                )),
+                "{ev:?}"
+            );
+        }
         let sas = net.a.ike_sas();
         assert_eq!(sas.len(), 1, "old SA deleted");
         assert_eq!(sas[0].children[0].spi_in, child);

@@ -884,6 +884,7 @@ impl IkeSa {
         });
         // This SA only waits for its DELETE now.
         self.rekey_at = None;
+        self.superseded = true;
         Some(new)
     }
 }

@@ -174,6 +174,8 @@ pub(crate) struct IkeSa {
     /// Reauthentication is due; the endpoint starts the replacement SA.
     pub wants_reauth: bool,
     pub reauth_at: Option<Instant>,
+    /// Replaced by a rekeyed IKE SA: whatever ends it now, it ends as `Rekeyed`.
+    pub superseded: bool,
     /// Both ends announced IKEV2_FRAGMENTATION_SUPPORTED (RFC 7383).
     pub fragmentation: bool,
     /// Fragments of a message being reassembled.
@@ -222,6 +224,7 @@ impl IkeSa {
             reauth_at: None,
             fragmentation: false,
             reassembly: None,
+            superseded: false,
         }
     }
 
@@ -414,6 +417,11 @@ impl IkeSa {
         if self.state == State::Dead {
             return;
         }
+        let reason = if self.superseded {
+            CloseReason::Rekeyed
+        } else {
+            reason
+        };
         let was_up = self.established_at.is_some();
         for c in std::mem::take(&mut self.children) {
             if let Some(conn) = self.conn_name() {
