@@ -1,27 +1,37 @@
 #!/usr/bin/env bash
-# ironsec demo: two gateways with a manually keyed ESP-in-UDP tunnel, in network namespaces.
+# ironsec demo: two gateways and an ESP-in-UDP tunnel between them, in network namespaces.
 #
 #   lanA 10.1.0.2 -- gwA 10.1.0.1 | 192.0.2.1 ==WAN== 192.0.2.2 | 10.2.0.1 gwB -- 10.2.0.2 lanB
 #
 # Builds the release binaries if needed, brings the topology up (netns-scripts/topology.sh with
-# its own prefix "demo"), generates fresh random keys, starts ironsecd in gwA and gwB (configs
-# derived from conf/static-gw-a.toml and conf/static-gw-b.toml), pings lanA -> lanB through the
-# tunnel, checks the tunnel's packet counters (and, with tcpdump, that the WAN carried only
-# ESP-in-UDP), prints both gateways' status and tears everything down.
+# its own prefix "demo") and starts ironsecd in gwA and gwB. By default the tunnel is negotiated
+# with IKEv2 and a fresh random pre-shared key (configs derived from conf/ike-gw-a.toml, the
+# initiator, and conf/ike-gw-b.toml, the responder; gwB is started first): the demo waits until
+# gwA shows the IKE SA established with a CHILD_SA (at most 10 s) and prints what was negotiated
+# and how long it took. With --static the tunnel is keyed manually instead, with fresh random
+# keys (configs derived from conf/static-gw-a.toml and conf/static-gw-b.toml). Either way it
+# pings lanA -> lanB through the tunnel, checks the tunnel's packet counters (and, with tcpdump,
+# that the WAN carried no clear-text ICMP), prints both gateways' status and tears everything
+# down.
 #
 # Usage (as root):
-#   netns-scripts/demo.sh [--keep] [--suite aes128gcm16|aes256gcm16|chacha20poly1305]
+#   netns-scripts/demo.sh [--static] [--keep] [--suite aes128gcm16|aes256gcm16|chacha20poly1305]
 #   netns-scripts/demo.sh --down      # tear down what a --keep run left running
 #
+#   --static  manually keyed tunnel (no IKE) instead of IKEv2 with a pre-shared key
 #   --keep    leave the namespaces and both daemons running and print how to use them
-#   --suite   ESP suite of the tunnel (default aes128gcm16, as in the example configs)
+#   --suite   AEAD suite of the tunnel. IKEv2: both gateways propose only ike_proposals =
+#             ["SUITE-prfsha256-x25519"] and esp_proposals = ["SUITE"] (default: the example
+#             configs' proposals, aes256gcm16). --static: the ESP suite (default aes128gcm16, as
+#             in the example configs)
 #   --down    stop the daemons of a --keep run (PIDs from its state file), remove the
 #             namespaces and its temporary directory
 #
 # Environment: IRONSEC_DEMO_PREFIX (namespace prefix, default "demo"), IRONSEC_BIN_DIR (use the
 # ironsecd/ironsecctl found there instead of building), IRONSEC_LOG (daemon log level, default
 # info), CARGO_TARGET_DIR (honoured when building).
-# Exit status: 0 if the pings crossed the tunnel and the counters agree, non-zero otherwise.
+# Exit status: 0 if the tunnel came up, the pings crossed it and the counters agree, non-zero
+# otherwise.
 set -euo pipefail
 
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
@@ -35,11 +45,12 @@ PINGS=5
 if [ -d /run ] && [ -w /run ]; then STATE_DIR=/run; else STATE_DIR=/tmp; fi
 STATE="$STATE_DIR/ironsec-demo-$PREFIX.state"
 
-KEEP=0 SUITE=aes128gcm16 ACTION=demo
-WORK="" PID_A="" PID_B="" TCPDUMP_PID="" KEEP_RUNNING=0 WROTE_STATE=0
+MODE=ike KEEP=0 SUITE="" ACTION=demo
+WORK="" PID_A="" PID_B="" TCPDUMP_PID="" KEEP_RUNNING=0 WROTE_STATE=0 LOG_LINES=40 IKE_PORT=""
 
 while [ $# -gt 0 ]; do
     case "$1" in
+        --static) MODE=static ;;
         --keep) KEEP=1 ;;
         --down) ACTION=down ;;
         --suite) [ $# -ge 2 ] || die "--suite needs a value"; SUITE=$2; shift ;;
@@ -49,7 +60,8 @@ while [ $# -gt 0 ]; do
     esac
     shift
 done
-suite_keylen
+if [ "$MODE" = static ]; then SUITE=${SUITE:-aes128gcm16}; fi
+if [ -n "$SUITE" ]; then suite_keylen; fi    # validates --suite (KEYLEN is for --static)
 
 [ "$(id -u)" = 0 ] || die "must run as root (it creates network namespaces, veth pairs and TUN devices); try: sudo $0 $*"
 command -v ip >/dev/null || die "iproute2 is not installed (Debian: apt-get install iproute2)"
@@ -148,11 +160,18 @@ EOF
     fi
 }
 
+# Both daemons' logs on stderr: the last LOG_LINES lines, or all of them with LOG_LINES=all.
 show_logs() {
     local g
+    [ -n "$WORK" ] || return 0
     for g in gwA gwB; do
-        echo "---- ironsecd log of $g ($WORK/$g.log, last 40 lines) ----" >&2
-        tail -n 40 "$WORK/$g.log" 2>/dev/null | indent >&2 || true
+        if [ "$LOG_LINES" = all ]; then
+            echo "---- ironsecd log of $g ($WORK/$g.log) ----" >&2
+            indent <"$WORK/$g.log" >&2 2>/dev/null || true
+        else
+            echo "---- ironsecd log of $g ($WORK/$g.log, last $LOG_LINES lines) ----" >&2
+            tail -n "$LOG_LINES" "$WORK/$g.log" 2>/dev/null | indent >&2 || true
+        fi
     done
 }
 
@@ -164,51 +183,128 @@ if [ -f "$STATE" ]; then
     down_from_state
 fi
 
-say "== ironsec demo: suite $SUITE, namespaces $PREFIX-* =="
+if [ "$MODE" = static ]; then WHAT="manually keyed tunnel, suite $SUITE"
+elif [ -n "$SUITE" ]; then WHAT="IKEv2 with a pre-shared key, suite $SUITE"
+else WHAT="IKEv2 with a pre-shared key, the example configs' proposals"; fi
+say "== ironsec demo: $WHAT, namespaces $PREFIX-* =="
 topo up
 say "topology: $LANA $LANA_IP -- $GWA 10.1.0.1 | 192.0.2.1 ==WAN== 192.0.2.2 | 10.2.0.1 $GWB -- $LANB $LANB_IP"
 
 make_workdir demo
 touch "$WORK/.ironsec-demo"
 
-# Configs: the example configs with only the keys file, control socket and suite changed.
-write_configs
-A_WAN=$(field local "$WORK/gwA.toml") B_WAN=$(field remote "$WORK/gwA.toml")
-PORT=$(sed -n 's/^port = \([0-9]*\).*/\1/p' "$WORK/gwA.toml")
+# The state file lets --down stop the daemons of a --keep run (or of a run that was killed).
+write_state() {
+    {
+        echo "prefix=$PREFIX"
+        echo "mode=$MODE"
+        echo "workdir=$WORK"
+        echo "pid_gwA=$PID_A"
+        echo "pid_gwB=$PID_B"
+    } >"$STATE"
+    WROTE_STATE=1
+}
 
-write_keys
-say "keys:     fresh random $SUITE keys ($KEYLEN bytes key+salt per SPI) in $KEYS (mode 600)"
-say "tunnel:   $GWA $A_WAN:$PORT <==ESP-in-UDP==> $GWB $B_WAN:$PORT, suite $SUITE"
-say "          SPI $SPI_AB carries A->B, SPI $SPI_BA carries B->A; selectors 10.1.0.0/24 <-> 10.2.0.0/24"
+# Watch the WAN (optional: only if tcpdump is installed) from now until the pings are done.
+start_tcpdump() {
+    command -v tcpdump >/dev/null || return 0
+    timeout 60 ip netns exec "$GWA" tcpdump -l -n -i wan 'icmp or udp' \
+        >"$WORK/wan.txt" 2>"$WORK/tcpdump.err" &
+    TCPDUMP_PID=$!
+    for _ in $(seq 30); do grep -q 'listening on' "$WORK/tcpdump.err" 2>/dev/null && break; sleep 0.1; done
+}
 
-check_configs
+secs_since() { awk -v a="$1" -v b="$(date +%s.%N)" 'BEGIN{printf "%.2f", b-a}'; }
 
-T0=$(date +%s.%N)
-start_gateways info
-{
-    echo "prefix=$PREFIX"
-    echo "workdir=$WORK"
-    echo "pid_gwA=$PID_A"
-    echo "pid_gwB=$PID_B"
-} >"$STATE"
-WROTE_STATE=1
-wait_ready gwA "$PID_A" || { log "demo.sh: ironsecd in $GWA $NOT_READY"; fail "gateway A did not start"; }
-wait_ready gwB "$PID_B" || { log "demo.sh: ironsecd in $GWB $NOT_READY"; fail "gateway B did not start"; }
-T1=$(date +%s.%N)
-say "started:  ironsecd pid $PID_A in $GWA, pid $PID_B in $GWB (both ready after $(awk -v a="$T0" -v b="$T1" 'BEGIN{printf "%.2f", b-a}') s)"
+if [ "$MODE" = static ]; then
+    # Configs: the example configs with only the keys file, control socket and suite changed.
+    write_configs
+    A_WAN=$(field local "$WORK/gwA.toml") B_WAN=$(field remote "$WORK/gwA.toml")
+    PORT=$(sed -n 's/^port = \([0-9]*\).*/\1/p' "$WORK/gwA.toml")
+
+    write_keys
+    say "keys:     fresh random $SUITE keys ($KEYLEN bytes key+salt per SPI) in $KEYS (mode 600)"
+    say "tunnel:   $GWA $A_WAN:$PORT <==ESP-in-UDP==> $GWB $B_WAN:$PORT, suite $SUITE"
+    say "          SPI $SPI_AB carries A->B, SPI $SPI_BA carries B->A; selectors 10.1.0.0/24 <-> 10.2.0.0/24"
+
+    check_configs
+
+    T0=$(date +%s.%N)
+    start_gateways info
+    write_state
+    wait_ready gwA "$PID_A" || { log "demo.sh: ironsecd in $GWA $NOT_READY"; fail "gateway A did not start"; }
+    wait_ready gwB "$PID_B" || { log "demo.sh: ironsecd in $GWB $NOT_READY"; fail "gateway B did not start"; }
+    say "started:  ironsecd pid $PID_A in $GWA, pid $PID_B in $GWB (both ready after $(secs_since "$T0") s)"
+else
+    # Configs: the IKE example configs with only the PSK file, control socket and (with
+    # --suite) the proposals changed.
+    write_ike_configs
+    A_WAN=$(field local "$WORK/gwA.toml") B_WAN=$(field remote "$WORK/gwA.toml")
+    PORT=$(sed -n 's/^port = \([0-9]*\).*/\1/p' "$WORK/gwA.toml")
+    IKE_PORT=$(sed -n 's/^ike_port = \([0-9]*\).*/\1/p' "$WORK/gwA.toml")
+    IKE_PROPS=$(sed -n 's/^ike_proposals = \(\[[^]]*\]\).*/\1/p' "$WORK/gwA.toml")
+    ESP_PROPS=$(sed -n 's/^esp_proposals = \(\[[^]]*\]\).*/\1/p' "$WORK/gwA.toml")
+
+    write_psk
+    say "psk:      fresh random pre-shared key (0x + 64 hex digits) in $PSK (mode 600), used by both gateways"
+    say "tunnel:   $GWA $A_WAN ($(field local_id "$WORK/gwA.toml"), initiator) <==IKEv2==> $GWB $B_WAN ($(field local_id "$WORK/gwB.toml"), responder)"
+    say "          IKE_SA_INIT on UDP/$IKE_PORT, then IKE_AUTH and ESP-in-UDP on UDP/$PORT; selectors 10.1.0.0/24 <-> 10.2.0.0/24"
+    say "          both propose ike_proposals = $IKE_PROPS, esp_proposals = $ESP_PROPS"
+
+    check_configs
+    start_tcpdump    # before the gateways: it sees the IKE exchange too
+
+    # The responder first, so that it is listening when the initiator's IKE_SA_INIT arrives.
+    T0=$(date +%s.%N)
+    start_gateway gwB info
+    write_state
+    wait_ready gwB "$PID_B" || { log "demo.sh: ironsecd in $GWB $NOT_READY"; fail "gateway B did not start"; }
+    say "started:  ironsecd pid $PID_B in $GWB (responder), ready after $(secs_since "$T0") s"
+    T1=$(date +%s.%N)
+    start_gateway gwA info
+    write_state
+    wait_ready gwA "$PID_A" || { log "demo.sh: ironsecd in $GWA $NOT_READY"; fail "gateway A did not start"; }
+    say "          ironsecd pid $PID_A in $GWA (initiator), ready after $(secs_since "$T1") s"
+
+    if ! wait_established gwA "$PID_A" 10; then
+        LOG_LINES=all
+        fail "the IKEv2 tunnel did not come up on $GWA: $NOT_UP"
+    fi
+    UP_SECS=$(secs_since "$T1")
+    read -r _ A_CHILDREN A_ALG A_SPI_I A_SPI_R A_INIT SPI_AB A_SUITE SPI_BA _ <<<"$IKE_LINE"
+    if ! wait_established gwB "$PID_B" 2; then
+        LOG_LINES=all
+        fail "$GWA has its IKE SA but $GWB does not: $NOT_UP"
+    fi
+    read -r _ _ B_ALG B_SPI_I B_SPI_R B_INIT B_OUT _ B_IN _ <<<"$IKE_LINE"
+    # Both ends must describe the same IKE SA and mirror-image CHILD_SA.
+    [ "$A_INIT/$B_INIT" = true/false ] || fail "expected $GWA initiator and $GWB responder, got initiator=$A_INIT/$B_INIT"
+    [ "$A_SPI_I/$A_SPI_R/$A_ALG" = "$B_SPI_I/$B_SPI_R/$B_ALG" ] ||
+        fail "the gateways disagree on the IKE SA: $GWA $A_SPI_I/$A_SPI_R $A_ALG, $GWB $B_SPI_I/$B_SPI_R $B_ALG"
+    [ "$SPI_AB/$SPI_BA" = "$B_IN/$B_OUT" ] ||
+        fail "the gateways disagree on the CHILD_SA: $GWA out $SPI_AB in $SPI_BA, $GWB out $B_OUT in $B_IN"
+    NEG_MS=$(log_interval "$WORK/gwA.log" "initiating IKE SA" "CHILD_SA up" | awk '{printf "%.1f", $1 * 1000}')
+
+    say ""
+    say "negotiated (IKEv2, PSK):"
+    say "    IKE SA    $A_ALG, SPIs $A_SPI_I (initiator $GWA) / $A_SPI_R (responder $GWB)"
+    say "    CHILD_SA  $A_SUITE: SPI $SPI_AB carries A->B, SPI $SPI_BA carries B->A ($A_CHILDREN CHILD_SA on $GWA)"
+    if [ -n "$NEG_MS" ]; then
+        say "    took      $NEG_MS ms (IKE_SA_INIT + IKE_AUTH: $GWA's log from 'initiating IKE SA' to 'CHILD_SA up');"
+        say "              the tunnel was up $UP_SECS s after $GWA's ironsecd was started"
+    else
+        say "    took      the tunnel was up $UP_SECS s after $GWA's ironsecd was started (IRONSEC_LOG hides the"
+        say "              log lines that time the exchange itself)"
+    fi
+fi
 say "routes:   $GWA: $(ip -n "$GWA" route get 10.2.0.2 | head -n1 | sed 's/ *$//')"
 say "          $GWB: $(ip -n "$GWB" route get 10.1.0.2 | head -n1 | sed 's/ *$//')"
 
 read -r A_OUT0 _ A_IN0 _ < <(counters "$WORK/gwA.sock") || fail "ironsecctl status --json failed on gwA"
 read -r B_OUT0 _ B_IN0 _ < <(counters "$WORK/gwB.sock") || fail "ironsecctl status --json failed on gwB"
 
-# Watch the WAN while pinging (optional: only if tcpdump is installed).
-if command -v tcpdump >/dev/null; then
-    timeout 60 ip netns exec "$GWA" tcpdump -l -n -i wan 'icmp or udp' \
-        >"$WORK/wan.txt" 2>"$WORK/tcpdump.err" &
-    TCPDUMP_PID=$!
-    for _ in $(seq 30); do grep -q 'listening on' "$WORK/tcpdump.err" 2>/dev/null && break; sleep 0.1; done
-fi
+# Watch the WAN while pinging (IKEv2: already watching since before the negotiation).
+if [ "$MODE" = static ]; then start_tcpdump; fi
 
 say ""
 say "ping $LANA $LANA_IP -> $LANB $LANB_IP ($PINGS echo requests through the tunnel):"
@@ -225,11 +321,20 @@ if [ -n "$TCPDUMP_PID" ]; then
     kill -TERM "$TCPDUMP_PID" 2>/dev/null || true
     wait "$TCPDUMP_PID" 2>/dev/null || true
     TCPDUMP_PID=""
-    ESP_LINES=$(grep -c "\.$PORT > .*\.$PORT: " "$WORK/wan.txt" || true)
     CLEAR_ICMP=$(grep -c ' ICMP echo' "$WORK/wan.txt" || true)
     say ""
-    say "WAN of $GWA (tcpdump -i wan 'icmp or udp'): $ESP_LINES UDP/$PORT datagrams, $CLEAR_ICMP clear-text ICMP echoes; first ones:"
-    head -n 4 "$WORK/wan.txt" | indent
+    if [ "$MODE" = static ]; then
+        ESP_LINES=$(grep -c "\.$PORT > .*\.$PORT: " "$WORK/wan.txt" || true)
+        say "WAN of $GWA (tcpdump -i wan 'icmp or udp'): $ESP_LINES UDP/$PORT datagrams, $CLEAR_ICMP clear-text ICMP echoes; first ones:"
+        head -n 4 "$WORK/wan.txt" | indent
+    else
+        # tcpdump decodes IKE (UDP/500, and UDP/4500 behind the non-ESP marker) as "isakmp".
+        IKE_LINES=$(grep -c 'isakmp' "$WORK/wan.txt" || true)
+        ESP_LINES=$(grep "\.$PORT > .*\.$PORT: " "$WORK/wan.txt" | grep -vc 'isakmp' || true)
+        say "WAN of $GWA (tcpdump -i wan 'icmp or udp', from before $GWA started): $IKE_LINES IKE datagrams,"
+        say "$ESP_LINES ESP-in-UDP/$PORT datagrams, $CLEAR_ICMP clear-text ICMP echoes; first ones:"
+        head -n 6 "$WORK/wan.txt" | indent
+    fi
 fi
 
 read -r A_OUT1 A_OUTB1 A_IN1 _ < <(counters "$WORK/gwA.sock") || fail "ironsecctl status --json failed on gwA"
@@ -256,10 +361,16 @@ if [ -n "${CLEAR_ICMP:-}" ] && [ "$CLEAR_ICMP" -gt 0 ]; then
     fail "$CLEAR_ICMP ICMP echo packets crossed the WAN in clear text"
 fi
 [ "$RECEIVED" = "$PINGS" ] || echo "demo.sh: warning: only $RECEIVED of $PINGS pings were answered" >&2
-say "PASS: $RECEIVED/$PINGS pings crossed the tunnel; $GWA sent $D_A_OUT ESP packets on SPI $SPI_AB."
+if [ "$MODE" = static ]; then
+    say "PASS: $RECEIVED/$PINGS pings crossed the tunnel; $GWA sent $D_A_OUT ESP packets on SPI $SPI_AB."
+else
+    say "PASS: IKEv2 brought the tunnel up ($A_ALG, CHILD_SA $A_SUITE); $RECEIVED/$PINGS pings crossed it;"
+    say "      $GWA sent $D_A_OUT ESP packets on SPI $SPI_AB."
+fi
 
 if [ "$KEEP" = 1 ]; then
     KEEP_RUNNING=1
+    if [ "$MODE" = static ]; then KEEP_SECRET="keys: $KEYS"; else KEEP_SECRET="pre-shared key: $PSK"; fi
     cat <<EOF
 
 The demo keeps running (--keep). Try:
@@ -267,9 +378,10 @@ The demo keeps running (--keep). Try:
     ip netns exec $LANA bash                  # a shell on site A's LAN
     $CTL --socket $WORK/gwA.sock status
     $CTL --socket $WORK/gwB.sock status
-    ip netns exec $GWA tcpdump -ni wan udp port $PORT
+    ip netns exec $GWA tcpdump -ni wan udp port $PORT${IKE_PORT:+ or udp port $IKE_PORT}
     ip -n $GWA -s link show $TUN_A
 Daemon logs: $WORK/gwA.log $WORK/gwB.log   PIDs: gwA $PID_A, gwB $PID_B (recorded in $STATE)
+Configs: $WORK/gwA.toml $WORK/gwB.toml   ${KEEP_SECRET}
 Tear it down with:
     $HERE/demo.sh --down
 or by hand:

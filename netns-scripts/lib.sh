@@ -1,7 +1,8 @@
 # shellcheck shell=bash
 # Shared helpers of netns-scripts/demo.sh and netns-scripts/bench.sh: binaries, process
-# handling, cleanup traps, gateway configs and keys, starting ironsecd in the namespaces and
-# reading its counters. Not a script of its own: source it, never run it.
+# handling, cleanup traps, gateway configs with manual keys (conf/static-gw-*.toml) or IKEv2 and a
+# PSK (conf/ike-gw-*.toml), starting ironsecd in the namespaces, reading its counters and waiting
+# for its IKE SA. Not a script of its own: source it, never run it.
 #
 # Before sourcing, the script sets
 #   HERE    the netns-scripts directory (the script's own directory)
@@ -126,11 +127,12 @@ find_binaries() {
 # ---------------------------------------------------------------------------------------------
 # Work directory, configs, keys
 
-# Fresh temporary directory ${TMPDIR:-/tmp}/ironsec-$1.XXXXXX. Sets WORK and KEYS (the keys file
-# both configs point at).
+# Fresh temporary directory ${TMPDIR:-/tmp}/ironsec-$1.XXXXXX. Sets WORK, KEYS (the keys file
+# both static configs point at) and PSK (the pre-shared key file both IKE configs point at).
 make_workdir() {
     WORK=$(mktemp -d "${TMPDIR:-/tmp}/ironsec-$1.XXXXXX")
     KEYS="$WORK/site.keys"
+    PSK="$WORK/site.psk"
 }
 
 # Copy of example config $1 to $2 with only the control socket ($3), keys file and ESP suite
@@ -173,6 +175,47 @@ write_keys() {
     chmod 600 "$KEYS"
 }
 
+# Copy of IKE example config $1 to $2 with only the control socket ($3) and psk_file changed,
+# and, if SUITE is not empty, the proposals: ike_proposals = ["SUITE-prfsha256-x25519"],
+# esp_proposals = ["SUITE"]. Needs PSK, SUITE (may be empty); dies if the example's layout no
+# longer matches.
+make_ike_config() { # example out socket
+    local ike="" esp="" args=()
+    if [ -n "$SUITE" ]; then
+        ike="[\"$SUITE-prfsha256-x25519\"]" esp="[\"$SUITE\"]"
+        args=(-e "s|^ike_proposals = \\[[^]]*\\]|ike_proposals = $ike|"
+              -e "s|^esp_proposals = \\[[^]]*\\]|esp_proposals = $esp|")
+    fi
+    sed -e "s|^control_socket = \"[^\"]*\"|control_socket = \"$3\"|" \
+        -e "s|^psk_file = \"[^\"]*\"|psk_file = \"$PSK\"|" "${args[@]}" "$1" >"$2"
+    if ! grep -q "^control_socket = \"$3\"" "$2" || ! grep -q "^psk_file = \"$PSK\"" "$2" ||
+        ! grep -q '^keying = "ike"' "$2" ||
+        { [ -n "$ike" ] && ! grep -qF "ike_proposals = $ike" "$2"; } ||
+        { [ -n "$esp" ] && ! grep -qF "esp_proposals = $esp" "$2"; }; then
+        die "could not derive $2 from $1 (did the example's layout change?)"
+    fi
+}
+
+# WORK/gwA.toml and WORK/gwB.toml (control sockets WORK/gwA.sock, WORK/gwB.sock) from
+# conf/ike-gw-a.toml (initiator) and conf/ike-gw-b.toml (responder). Needs ROOT, WORK, PSK, SUITE
+# (may be empty: the examples' proposals). Sets TUN_A and TUN_B.
+write_ike_configs() {
+    make_ike_config "$ROOT/conf/ike-gw-a.toml" "$WORK/gwA.toml" "$WORK/gwA.sock"
+    make_ike_config "$ROOT/conf/ike-gw-b.toml" "$WORK/gwB.toml" "$WORK/gwB.sock"
+    TUN_A=$(field tun "$WORK/gwA.toml") TUN_B=$(field tun "$WORK/gwB.toml")
+    if [ -z "$TUN_A" ] || [ -z "$TUN_B" ]; then die "could not read tun from the example configs"; fi
+}
+
+# A fresh random pre-shared key, "0x" and 64 hex digits (32 bytes), shared by both gateways,
+# written to PSK with mode 600. Needs PSK.
+write_psk() {
+    (
+        umask 077
+        printf '0x%s\n' "$(head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n')" >"$PSK"
+    )
+    chmod 600 "$PSK"
+}
+
 # `ironsecd check` of both configs inside their namespaces; dies (output on stderr) if one
 # fails. Needs D, PREFIX, WORK.
 check_configs() {
@@ -186,15 +229,22 @@ check_configs() {
 # ---------------------------------------------------------------------------------------------
 # Daemons
 
-# Start ironsecd in gwA and gwB in the background (logs WORK/gwA.log, WORK/gwB.log; IRONSEC_LOG,
-# default $1). Needs D, PREFIX, WORK; sets PID_A and PID_B. Does not wait: see wait_ready.
+# Start ironsecd in gateway $1 (gwA|gwB) in the background with config WORK/$1.toml (log
+# WORK/$1.log; IRONSEC_LOG, default $2). Needs D, PREFIX, WORK; sets PID_A or PID_B. Does not
+# wait: see wait_ready.
+start_gateway() { # gw default-log-level
+    IRONSEC_LOG="${IRONSEC_LOG:-$2}" ip netns exec "$PREFIX-$1" "$D" --config "$WORK/$1.toml" \
+        </dev/null >"$WORK/$1.log" 2>&1 &
+    case "$1" in
+        gwA) PID_A=$! ;;
+        gwB) PID_B=$! ;;
+    esac
+}
+
+# Start ironsecd in gwA and gwB (in that order; see start_gateway). Sets PID_A and PID_B.
 start_gateways() { # default-log-level
-    IRONSEC_LOG="${IRONSEC_LOG:-$1}" ip netns exec "$PREFIX-gwA" "$D" --config "$WORK/gwA.toml" \
-        </dev/null >"$WORK/gwA.log" 2>&1 &
-    PID_A=$!
-    IRONSEC_LOG="${IRONSEC_LOG:-$1}" ip netns exec "$PREFIX-gwB" "$D" --config "$WORK/gwB.toml" \
-        </dev/null >"$WORK/gwB.log" 2>&1 &
-    PID_B=$!
+    start_gateway gwA "$1"
+    start_gateway gwB "$1"
 }
 
 # Wait up to 10 s for the ironsecd of gateway $1 (gwA|gwB, PID $2) to answer
@@ -246,4 +296,78 @@ print(*s)' <<<"$out"
                   ([$t[].inbound.packets // 0] | add // 0), ([$t[].inbound.bytes // 0] | add // 0)]
                | map(tostring) | join(" ")' <<<"$out"
     fi
+}
+
+# The first IKE tunnel of the daemon at control socket $1, one line of 10 words ("-" where a
+# value is missing): state children algorithms spi_i spi_r initiator out_spi out_suite in_spi
+# in_suite. Returns 1 if ironsecctl fails or the daemon has no IKE tunnel. Needs CTL, JSON.
+ike_tunnel() {
+    local out line
+    out=$("$CTL" --socket "$1" status --json) || return 1
+    if [ "$JSON" = python3 ]; then
+        line=$(python3 -c '
+import json, sys
+d = json.load(sys.stdin)
+for c in d.get("connections") or []:
+    for t in c.get("tunnels") or []:
+        i = t.get("ike")
+        if not i:
+            continue
+        o, n = t.get("outbound") or {}, t.get("inbound") or {}
+        v = [i.get("state"), i.get("children"), i.get("algorithms"), i.get("spi_i"),
+             i.get("spi_r"), i.get("initiator"), o.get("spi"), o.get("suite"), n.get("spi"),
+             n.get("suite")]
+        print(*["-" if x is None or x == "" else str(x).lower() for x in v])
+        sys.exit()' <<<"$out")
+    else
+        line=$(jq -r 'first(.connections[]?.tunnels[]? | select(.ike != null)) as $t
+               | [$t.ike.state, $t.ike.children, $t.ike.algorithms, $t.ike.spi_i, $t.ike.spi_r,
+                  $t.ike.initiator, $t.outbound.spi, $t.outbound.suite, $t.inbound.spi,
+                  $t.inbound.suite]
+               | map(if . == null or . == "" then "-" else tostring end) | join(" ")' <<<"$out")
+    fi
+    [ -n "$line" ] || return 1
+    printf '%s\n' "$line"
+}
+
+# Wait up to $3 seconds (default 10, wall clock) for the ironsecd of gateway $1 (gwA|gwB, PID
+# $2) to show its IKE SA established with at least one CHILD_SA and both ESP SAs installed,
+# polling `ironsecctl status --json`. Returns 0 with IKE_LINE set to its ike_tunnel line;
+# otherwise 1, with NOT_UP set to why (the daemon exited, or the last state seen). Needs CTL,
+# JSON, WORK.
+wait_established() { # gw pid [timeout-secs]
+    local sock="$WORK/$1.sock" deadline st ch out_spi in_spi
+    deadline=$(( $(date +%s%N) + ${3:-10} * 1000000000 ))
+    IKE_LINE="" NOT_UP=""
+    while [ "$(date +%s%N)" -lt "$deadline" ]; do
+        if IKE_LINE=$(ike_tunnel "$sock" 2>/dev/null); then
+            read -r st ch _ _ _ _ out_spi _ in_spi _ <<<"$IKE_LINE"
+            if [ "$st" = established ] && [ "$ch" != - ] && [ "$ch" -ge 1 ] &&
+                [ "$out_spi" != - ] && [ "$in_spi" != - ]; then
+                return 0
+            fi
+        fi
+        if ! alive "$2"; then
+            NOT_UP="ironsecd exited"
+            return 1
+        fi
+        sleep 0.02
+    done
+    NOT_UP="no established IKE SA with a CHILD_SA after ${3:-10} s (last seen: ${IKE_LINE:-no IKE SA})"
+    IKE_LINE=""
+    return 1
+}
+
+# Seconds (3 decimals) between the first log line of file $1 containing $2 and the first one
+# after it containing $3, from the log lines' RFC 3339 UTC timestamps; prints nothing if either
+# line is missing (e.g. IRONSEC_LOG=warn).
+log_interval() { # log from to
+    awk -v a="$2" -v b="$3" '
+        function secs(ts,  t) {   # 2026-01-02T13:27:27.681582Z -> seconds of the day
+            t = substr(ts, 12); sub(/Z$/, "", t); split(t, f, ":")
+            return f[1] * 3600 + f[2] * 60 + f[3]
+        }
+        t0 == "" && index($0, a) { t0 = secs($1); next }
+        t0 != "" && index($0, b) { d = secs($1) - t0; if (d < 0) d += 86400; printf "%.3f\n", d; exit }
+    ' "$1"
 }

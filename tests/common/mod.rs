@@ -488,12 +488,26 @@ pub struct Daemon {
 
 impl Daemon {
     pub fn start(name: &str, ns: &str, config: &Path, socket: &Path, log: PathBuf) -> Daemon {
+        Daemon::start_with_log_level(name, ns, config, socket, log, None)
+    }
+
+    /// Like [`Daemon::start`], with IRONSEC_LOG set to `level` (default: env IRONSEC_TEST_LOG,
+    /// else "info").
+    pub fn start_with_log_level(
+        name: &str,
+        ns: &str,
+        config: &Path,
+        socket: &Path,
+        log: PathBuf,
+        level: Option<&str>,
+    ) -> Daemon {
         let mut cmd = ns_cmd(ns, IRONSECD);
         cmd.arg("--config").arg(config);
-        cmd.env(
-            "IRONSEC_LOG",
-            std::env::var("IRONSEC_TEST_LOG").unwrap_or_else(|_| "info".into()),
-        );
+        let level = match level {
+            Some(l) => l.to_string(),
+            None => std::env::var("IRONSEC_TEST_LOG").unwrap_or_else(|_| "info".into()),
+        };
+        cmd.env("IRONSEC_LOG", level);
         let proc_ = BgProc::spawn(&format!("ironsecd {name}"), cmd, log);
         let mut d = Daemon {
             name: name.to_string(),
@@ -551,6 +565,11 @@ impl Daemon {
     /// SIGTERM and wait; returns the exit status (None if it had to be killed).
     pub fn stop(&mut self) -> Option<ExitStatus> {
         self.proc_.stop(libc::SIGTERM, Duration::from_secs(5))
+    }
+
+    /// `kill -9` (by PID) and reap: no clean shutdown, the control socket file stays behind.
+    pub fn kill9(&mut self) {
+        self.proc_.stop(libc::SIGKILL, Duration::from_secs(5));
     }
 }
 
@@ -1112,4 +1131,653 @@ pub fn tcp_transfer(
     let got = srv.join().unwrap();
     client.unwrap_or_else(|e| panic!("TCP client {client_ns} -> {server}: {e}"));
     got.unwrap_or_else(|e| panic!("TCP server {server_ns} {server}: {e}"))
+}
+
+// ------------------------------------------------------------------------------------------
+// Paced pinger: sends on a fixed schedule (like `ping -i`) whatever the replies do, and
+// records when each request left and whether (and when) its reply came.
+
+/// One echo request of a [`PingRun`].
+#[derive(Clone, Debug)]
+pub struct PingRecord {
+    pub seq: u16,
+    /// Wall-clock send time (comparable with the daemons' log timestamps).
+    pub sent_at: std::time::SystemTime,
+    /// Round-trip time if the reply came within the reply timeout.
+    pub rtt: Option<Duration>,
+    /// A reply that came after the reply timeout.
+    pub late: bool,
+}
+
+#[derive(Clone, Debug, Default)]
+pub struct PingRun {
+    pub records: Vec<PingRecord>,
+    pub duplicates: u32,
+}
+
+impl PingRun {
+    pub fn sent(&self) -> usize {
+        self.records.len()
+    }
+
+    pub fn received(&self) -> usize {
+        self.records.iter().filter(|r| r.rtt.is_some()).count()
+    }
+
+    pub fn lost(&self) -> Vec<&PingRecord> {
+        self.records.iter().filter(|r| r.rtt.is_none()).collect()
+    }
+
+    pub fn max_rtt(&self) -> Duration {
+        self.records
+            .iter()
+            .filter_map(|r| r.rtt)
+            .max()
+            .unwrap_or_default()
+    }
+}
+
+/// Sends `count` echo requests from namespace `ns` to `dst`, one every `interval` on a fixed
+/// schedule (a late reply never delays the next request), each carrying `payload`; a reply
+/// counts if it comes within `reply_timeout`. Returns once every request is answered or timed
+/// out.
+pub fn ping_paced(
+    ns: &str,
+    dst: Ipv4Addr,
+    count: u16,
+    payload: Vec<u8>,
+    interval: Duration,
+    reply_timeout: Duration,
+) -> PingRun {
+    in_netns(ns, move || {
+        let fd = unsafe {
+            libc::socket(
+                libc::AF_INET,
+                libc::SOCK_RAW | libc::SOCK_CLOEXEC,
+                libc::IPPROTO_ICMP,
+            )
+        };
+        assert!(
+            fd >= 0,
+            "raw ICMP socket: {}",
+            std::io::Error::last_os_error()
+        );
+        struct Fd(i32);
+        impl Drop for Fd {
+            fn drop(&mut self) {
+                unsafe { libc::close(self.0) };
+            }
+        }
+        let fd = Fd(fd);
+        // A large receive buffer: at 20 requests/s nothing should ever be dropped here.
+        let rcvbuf: libc::c_int = 1 << 20;
+        unsafe {
+            libc::setsockopt(
+                fd.0,
+                libc::SOL_SOCKET,
+                libc::SO_RCVBUF,
+                &rcvbuf as *const _ as *const libc::c_void,
+                std::mem::size_of::<libc::c_int>() as u32,
+            )
+        };
+        let ident: u16 =
+            (std::process::id() as u16) ^ 0xa5a5 ^ (NEXT_ID.fetch_add(1, Ordering::SeqCst) as u16);
+        let mut sa: libc::sockaddr_in = unsafe { std::mem::zeroed() };
+        sa.sin_family = libc::AF_INET as libc::sa_family_t;
+        sa.sin_addr = libc::in_addr {
+            s_addr: u32::from_ne_bytes(dst.octets()),
+        };
+        let mut run = PingRun::default();
+        let mut sent_mono: Vec<Instant> = Vec::with_capacity(count as usize);
+        let start = Instant::now();
+        let mut next = 0u16; // requests sent so far
+        let mut buf = [0u8; 4096];
+        loop {
+            let now = Instant::now();
+            if next < count && now >= start + interval * u32::from(next) {
+                let seq = next + 1;
+                let msg = icmp_echo(ident, seq, &payload);
+                let sent_at = std::time::SystemTime::now();
+                let n = unsafe {
+                    libc::sendto(
+                        fd.0,
+                        msg.as_ptr() as *const libc::c_void,
+                        msg.len(),
+                        0,
+                        &sa as *const libc::sockaddr_in as *const libc::sockaddr,
+                        std::mem::size_of::<libc::sockaddr_in>() as u32,
+                    )
+                };
+                assert_eq!(
+                    n as usize,
+                    msg.len(),
+                    "sendto: {}",
+                    std::io::Error::last_os_error()
+                );
+                sent_mono.push(Instant::now());
+                run.records.push(PingRecord {
+                    seq,
+                    sent_at,
+                    rtt: None,
+                    late: false,
+                });
+                next += 1;
+                continue;
+            }
+            let all_sent = next == count;
+            let outstanding = run
+                .records
+                .iter()
+                .zip(&sent_mono)
+                .any(|(r, t)| r.rtt.is_none() && now < *t + reply_timeout);
+            if all_sent && !outstanding {
+                break;
+            }
+            // Wait for a reply until the next send is due (at most 10 ms at a time).
+            let until_send = if all_sent {
+                Duration::from_millis(10)
+            } else {
+                (start + interval * u32::from(next)).saturating_duration_since(now)
+            };
+            let ms = until_send.as_millis().clamp(0, 10) as libc::c_int;
+            let mut pfd = libc::pollfd {
+                fd: fd.0,
+                events: libc::POLLIN,
+                revents: 0,
+            };
+            let r = unsafe { libc::poll(&mut pfd, 1, ms) };
+            if r <= 0 {
+                continue;
+            }
+            while let Some(p) = {
+                let n = unsafe {
+                    libc::recv(
+                        fd.0,
+                        buf.as_mut_ptr() as *mut libc::c_void,
+                        buf.len(),
+                        libc::MSG_DONTWAIT,
+                    )
+                };
+                (n > 0).then(|| buf[..n as usize].to_vec())
+            } {
+                let got = Instant::now();
+                let ihl = ((p[0] & 0x0f) as usize) * 4;
+                if p.len() < ihl + 8 || p[12..16] != dst.octets() {
+                    continue;
+                }
+                let icmp = &p[ihl..];
+                if icmp[0] != 0 || u16::from_be_bytes([icmp[4], icmp[5]]) != ident {
+                    continue;
+                }
+                let seq = u16::from_be_bytes([icmp[6], icmp[7]]);
+                if seq == 0 || seq > next || icmp[8..] != payload[..] {
+                    continue;
+                }
+                let i = (seq - 1) as usize;
+                let rtt = got.saturating_duration_since(sent_mono[i]);
+                let rec = &mut run.records[i];
+                if rec.rtt.is_some() || rec.late {
+                    run.duplicates += 1;
+                } else if rtt <= reply_timeout {
+                    rec.rtt = Some(rtt);
+                } else {
+                    rec.late = true;
+                }
+            }
+        }
+        run
+    })
+}
+
+// ------------------------------------------------------------------------------------------
+// Wall-clock times as the daemons log them (tracing-subscriber: RFC 3339, UTC, microseconds)
+
+fn days_from_civil(y: i64, m: i64, d: i64) -> i64 {
+    let y = if m <= 2 { y - 1 } else { y };
+    let era = if y >= 0 { y } else { y - 399 } / 400;
+    let yoe = y - era * 400;
+    let mp = (m + 9) % 12;
+    let doy = (153 * mp + 2) / 5 + d - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    era * 146097 + doe - 719468
+}
+
+fn civil_from_days(z: i64) -> (i64, i64, i64) {
+    let z = z + 719468;
+    let era = if z >= 0 { z } else { z - 146096 } / 146097;
+    let doe = z - era * 146097;
+    let yoe = (doe - doe / 1460 + doe / 36524 - doe / 146096) / 365;
+    let y = yoe + era * 400;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    (if m <= 2 { y + 1 } else { y }, m, d)
+}
+
+/// Seconds since the Unix epoch.
+pub fn unix_secs(t: std::time::SystemTime) -> f64 {
+    t.duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs_f64())
+        .unwrap_or(0.0)
+}
+
+/// `2025-01-31T12:34:56.123456Z`, as the daemons' log lines start.
+pub fn utc_string(t: std::time::SystemTime) -> String {
+    let d = t.duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
+    let secs = d.as_secs() as i64;
+    let (y, m, day) = civil_from_days(secs.div_euclid(86400));
+    let s = secs.rem_euclid(86400);
+    format!(
+        "{y:04}-{m:02}-{day:02}T{:02}:{:02}:{:02}.{:06}Z",
+        s / 3600,
+        s / 60 % 60,
+        s % 60,
+        d.subsec_micros()
+    )
+}
+
+/// The timestamp at the start of a log line, as seconds since the Unix epoch.
+pub fn log_line_time(line: &str) -> Option<f64> {
+    let t = line.split_whitespace().next()?;
+    let t = t.strip_suffix('Z')?;
+    let (date, time) = t.split_once('T')?;
+    let mut dp = date.splitn(3, '-').map(|x| x.parse::<i64>());
+    let (y, m, d) = (dp.next()?.ok()?, dp.next()?.ok()?, dp.next()?.ok()?);
+    let mut tp = time.splitn(3, ':');
+    let h: i64 = tp.next()?.parse().ok()?;
+    let mi: i64 = tp.next()?.parse().ok()?;
+    let s: f64 = tp.next()?.parse().ok()?;
+    Some((days_from_civil(y, m, d) * 86400 + h * 3600 + mi * 60) as f64 + s)
+}
+
+/// Log lines whose timestamp lies within [from, to] (Unix seconds).
+pub fn log_lines_between(log: &str, from: f64, to: f64) -> Vec<String> {
+    log.lines()
+        .filter(|l| log_line_time(l).is_some_and(|t| t >= from && t <= to))
+        .map(str::to_string)
+        .collect()
+}
+
+// ------------------------------------------------------------------------------------------
+// iperf3
+
+pub struct Iperf3Result {
+    pub sent: u64,
+    pub received: u64,
+    pub secs: f64,
+    pub mbit_s: f64,
+}
+
+/// One iperf3 TCP run of `bytes` (-n) from `client_ns` to a one-shot server (-1) on
+/// `server_ip`:5201 in `server_ns` (reverse: -R). Bounded in time; panics with both sides'
+/// output on failure. iperf3 stops counting at the sender's end-of-test message, so the
+/// receiver's total may fall short of `bytes` (esnet/iperf#382): only the sender's is exact.
+pub fn iperf3_tcp(
+    client_ns: &str,
+    server_ns: &str,
+    server_ip: Ipv4Addr,
+    bytes: u64,
+    reverse: bool,
+    dir: &Path,
+    tag: &str,
+) -> Iperf3Result {
+    let port = "5201";
+    let mut srv_cmd = ns_cmd(server_ns, "iperf3");
+    srv_cmd.args([
+        "-s",
+        "-1",
+        "-B",
+        &server_ip.to_string(),
+        "-p",
+        port,
+        "--json",
+    ]);
+    let mut srv = BgProc::spawn(
+        &format!("iperf3 server {tag}"),
+        srv_cmd,
+        dir.join(format!("iperf3-server-{tag}.json")),
+    );
+    let listening = poll_until(Duration::from_secs(10), || {
+        let o = run_timeout(
+            ns_cmd(server_ns, "ss").args(["-Htln", "sport", "=", ":5201"]),
+            Duration::from_secs(5),
+        );
+        !String::from_utf8_lossy(&o.stdout).trim().is_empty()
+    });
+    assert!(
+        listening,
+        "iperf3 server did not listen within 10 s:\n{}",
+        srv.log_text()
+    );
+    let t0 = Instant::now();
+    let mut cli = ns_cmd(client_ns, "iperf3");
+    cli.args([
+        "-c",
+        &server_ip.to_string(),
+        "-p",
+        port,
+        "-n",
+        &bytes.to_string(),
+        "--json",
+        "--connect-timeout",
+        "5000",
+    ]);
+    if reverse {
+        cli.arg("-R");
+    }
+    let out = run_timeout(&mut cli, Duration::from_secs(90));
+    let secs = t0.elapsed().as_secs_f64();
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(
+        out.status.success(),
+        "iperf3 client ({tag}) failed: {}\n{text}\n{}\nserver:\n{}",
+        out.status,
+        String::from_utf8_lossy(&out.stderr),
+        srv.log_text(),
+    );
+    let v: Value =
+        serde_json::from_str(&text).unwrap_or_else(|e| panic!("iperf3 JSON ({e}): {text}"));
+    let get = |p: &str| {
+        v.pointer(p)
+            .and_then(Value::as_u64)
+            .unwrap_or_else(|| panic!("iperf3 JSON has no {p}: {v:#}"))
+    };
+    let received = get("/end/sum_received/bytes");
+    let sent = get("/end/sum_sent/bytes");
+    let bps = v
+        .pointer("/end/sum_received/bits_per_second")
+        .and_then(Value::as_f64)
+        .unwrap_or(0.0);
+    let st = srv.wait_exit(Duration::from_secs(15));
+    assert!(
+        st.success(),
+        "iperf3 server ({tag}) exited {st}:\n{}",
+        srv.log_text()
+    );
+    Iperf3Result {
+        sent,
+        received,
+        secs,
+        mbit_s: bps / 1e6,
+    }
+}
+
+// ------------------------------------------------------------------------------------------
+// IKE lab: topology + PSK files + two daemons configured from conf/ike-gw-{a,b}.toml
+// (A initiates: start_action = "start"; B responds: start_action = "none")
+
+/// One gateway's IKE settings (the rest comes from the example config).
+#[derive(Clone, Debug)]
+pub struct IkeSide {
+    pub ike_proposals: Vec<String>,
+    pub esp_proposals: Vec<String>,
+    /// The PSK file's text: the key as text, or 0x followed by hex.
+    pub psk_text: String,
+    pub dpd_interval: u64,
+    pub rekey_time: u64,
+    pub ike_rekey_time: u64,
+}
+
+impl IkeSide {
+    /// The PSK's bytes as the daemon reads them.
+    pub fn psk_bytes(&self) -> Vec<u8> {
+        match self.psk_text.strip_prefix("0x") {
+            Some(h) => (0..h.len())
+                .step_by(2)
+                .map(|i| u8::from_str_radix(&h[i..i + 2], 16).expect("hex PSK"))
+                .collect(),
+            None => self.psk_text.as_bytes().to_vec(),
+        }
+    }
+}
+
+#[derive(Clone, Debug)]
+pub struct IkeLabOpts {
+    pub a: IkeSide,
+    pub b: IkeSide,
+    /// IRONSEC_LOG for both daemons (default: env IRONSEC_TEST_LOG, else "info").
+    pub log_level: Option<String>,
+}
+
+impl Default for IkeLabOpts {
+    /// The examples' settings with a fresh random 32-byte PSK (hex) on both sides.
+    fn default() -> Self {
+        let side = IkeSide {
+            ike_proposals: vec!["aes256gcm16-prfsha256-x25519".into()],
+            esp_proposals: vec!["aes256gcm16".into()],
+            psk_text: format!("0x{}", hex(&random_bytes(32))),
+            dpd_interval: 30,
+            rekey_time: 3600,
+            ike_rekey_time: 14400,
+        };
+        IkeLabOpts {
+            a: side.clone(),
+            b: side,
+            log_level: None,
+        }
+    }
+}
+
+impl IkeLabOpts {
+    /// Sets IRONSEC_LOG for both daemons.
+    pub fn log_level(mut self, level: &str) -> Self {
+        self.log_level = Some(level.to_string());
+        self
+    }
+
+    /// Applies `f` to both sides.
+    pub fn both(mut self, f: impl Fn(&mut IkeSide)) -> Self {
+        f(&mut self.a);
+        f(&mut self.b);
+        self
+    }
+}
+
+fn toml_str_array(v: &[String]) -> String {
+    let items: Vec<String> = v.iter().map(|s| toml_str(s)).collect();
+    format!("[{}]", items.join(", "))
+}
+
+/// Field order matters: daemons stop before the namespaces go, the directory (logs) goes last.
+pub struct IkeLab {
+    pub a: Daemon,
+    pub b: Daemon,
+    pub topo: Topology,
+    pub opts: IkeLabOpts,
+    pub cfg_a: PathBuf,
+    pub cfg_b: PathBuf,
+    pub sock_a: PathBuf,
+    pub sock_b: PathBuf,
+    /// Every log file of each side, oldest first (one per daemon start).
+    pub logs_a: Vec<PathBuf>,
+    pub logs_b: Vec<PathBuf>,
+    pub dir: TempDir,
+}
+
+impl IkeLab {
+    /// Builds the topology, writes both configs and PSK files (0600), starts B (responder)
+    /// then A (initiator). Returns as soon as both daemons answer on their control sockets;
+    /// the tunnel may still be negotiating (see [`IkeLab::wait_up`]).
+    pub fn start(opts: IkeLabOpts) -> IkeLab {
+        require_root();
+        let prefix = unique_prefix();
+        let dir = TempDir::new(&prefix);
+        let topo = Topology::up(&prefix);
+        let write = |example: &str, side: &IkeSide, tag: &str| -> (PathBuf, PathBuf) {
+            let psk = dir.join(&format!("psk-{tag}"));
+            fs::write(&psk, format!("{}\n", side.psk_text)).unwrap();
+            fs::set_permissions(&psk, fs::Permissions::from_mode(0o600)).unwrap();
+            let sock = dir.join(&format!("{tag}.sock"));
+            let text = rewrite_toml_lines(
+                &example_config(example),
+                &[
+                    ("control_socket", toml_str(sock.to_str().unwrap())),
+                    ("psk_file", toml_str(psk.to_str().unwrap())),
+                    ("ike_proposals", toml_str_array(&side.ike_proposals)),
+                    ("esp_proposals", toml_str_array(&side.esp_proposals)),
+                    ("dpd_interval", side.dpd_interval.to_string()),
+                    ("rekey_time", side.rekey_time.to_string()),
+                    ("ike_rekey_time", side.ike_rekey_time.to_string()),
+                ],
+            );
+            let cfg = dir.join(&format!("gw-{tag}.toml"));
+            fs::write(&cfg, text).unwrap();
+            (cfg, sock)
+        };
+        let (cfg_a, sock_a) = write("ike-gw-a.toml", &opts.a, "a");
+        let (cfg_b, sock_b) = write("ike-gw-b.toml", &opts.b, "b");
+        let level = opts.log_level.clone();
+        let log_b = dir.join("ironsecd-b.0.log");
+        let b = Daemon::start_with_log_level(
+            "gwB",
+            &topo.gw_b,
+            &cfg_b,
+            &sock_b,
+            log_b.clone(),
+            level.as_deref(),
+        );
+        let log_a = dir.join("ironsecd-a.0.log");
+        let a = Daemon::start_with_log_level(
+            "gwA",
+            &topo.gw_a,
+            &cfg_a,
+            &sock_a,
+            log_a.clone(),
+            level.as_deref(),
+        );
+        IkeLab {
+            a,
+            b,
+            topo,
+            opts,
+            cfg_a,
+            cfg_b,
+            sock_a,
+            sock_b,
+            logs_a: vec![log_a],
+            logs_b: vec![log_b],
+            dir,
+        }
+    }
+
+    /// Starts gwA again (after [`Daemon::kill9`] or [`Daemon::stop`]) with a new log file.
+    pub fn restart_a(&mut self) {
+        let log = self
+            .dir
+            .join(&format!("ironsecd-a.{}.log", self.logs_a.len()));
+        self.logs_a.push(log.clone());
+        self.a = Daemon::start_with_log_level(
+            "gwA",
+            &self.topo.gw_a,
+            &self.cfg_a,
+            &self.sock_a,
+            log,
+            self.opts.log_level.as_deref(),
+        );
+    }
+
+    /// Starts gwB again with a new log file.
+    pub fn restart_b(&mut self) {
+        let log = self
+            .dir
+            .join(&format!("ironsecd-b.{}.log", self.logs_b.len()));
+        self.logs_b.push(log.clone());
+        self.b = Daemon::start_with_log_level(
+            "gwB",
+            &self.topo.gw_b,
+            &self.cfg_b,
+            &self.sock_b,
+            log,
+            self.opts.log_level.as_deref(),
+        );
+    }
+
+    fn all_logs(paths: &[PathBuf]) -> String {
+        let mut s = String::new();
+        for (i, p) in paths.iter().enumerate() {
+            if paths.len() > 1 {
+                s.push_str(&format!("=== daemon start #{i} ({}) ===\n", p.display()));
+            }
+            s.push_str(&fs::read_to_string(p).unwrap_or_default());
+        }
+        s
+    }
+
+    /// Everything gwA logged, over all its starts.
+    pub fn log_a(&self) -> String {
+        Self::all_logs(&self.logs_a)
+    }
+
+    pub fn log_b(&self) -> String {
+        Self::all_logs(&self.logs_b)
+    }
+
+    /// Both logs, for failure messages.
+    pub fn logs(&self) -> String {
+        format!(
+            "----- gwA log -----\n{}\n----- gwB log -----\n{}",
+            self.log_a(),
+            self.log_b()
+        )
+    }
+
+    /// Waits (bounded) until both sides show an established IKE SA with a CHILD_SA installed
+    /// in both directions; returns how long that took.
+    pub fn wait_up(&self, timeout: Duration) -> Result<Duration, String> {
+        let t0 = Instant::now();
+        let mut last = (Value::Null, Value::Null);
+        let ok = poll_until(timeout, || {
+            let (sa, sb) = match (ctl_status(&self.a.socket), ctl_status(&self.b.socket)) {
+                (Ok(a), Ok(b)) => (a, b),
+                _ => return false,
+            };
+            let up = tunnel_up(&sa) && tunnel_up(&sb);
+            last = (sa, sb);
+            up
+        });
+        if ok {
+            Ok(t0.elapsed())
+        } else {
+            Err(format!(
+                "tunnel not up within {timeout:?}\ngwA status: {:#}\ngwB status: {:#}\n{}",
+                last.0,
+                last.1,
+                self.logs()
+            ))
+        }
+    }
+}
+
+impl Drop for IkeLab {
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            eprintln!(
+                "[test] IKE lab {} failed; logs kept in {} (gwA: {:?}, gwB: {:?})",
+                self.topo.prefix,
+                self.dir.path.display(),
+                self.logs_a,
+                self.logs_b
+            );
+        }
+    }
+}
+
+/// The first tunnel's `ike` object of a status document, if any.
+pub fn ike_of(st: &Value) -> Option<&Value> {
+    st.pointer(&format!("{T0}/ike")).filter(|v| !v.is_null())
+}
+
+/// The first tunnel has an established IKE SA with at least one CHILD_SA, and SAs installed
+/// for both directions.
+pub fn tunnel_up(st: &Value) -> bool {
+    let Some(ike) = ike_of(st) else { return false };
+    ike["state"] == "established"
+        && ike["children"].as_u64().unwrap_or(0) >= 1
+        && st
+            .pointer(&format!("{T0}/outbound"))
+            .is_some_and(|v| !v.is_null())
+        && st
+            .pointer(&format!("{T0}/inbound"))
+            .is_some_and(|v| !v.is_null())
 }

@@ -475,10 +475,16 @@ impl Endpoint {
             if let Some(sa) = self.sas.get(&id) {
                 if let Some((0, datagrams)) = &sa.last_response {
                     for d in datagrams.clone() {
+                        // Answer from where the retransmission arrived, framed for that port.
+                        let payload = if local.port() == self.cfg.natt_port {
+                            [&wire::NON_ESP_MARKER[..], &d].concat()
+                        } else {
+                            d
+                        };
                         self.transmits.push_back(Transmit {
-                            local: sa.local,
-                            remote: sa.remote,
-                            payload: d,
+                            local,
+                            remote,
+                            payload,
                         });
                     }
                     self.stats.retransmits_answered += 1;

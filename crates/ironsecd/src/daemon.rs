@@ -60,9 +60,18 @@ impl Running {
         self.plane.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// Sends what the engine queued, applies its events and, if SAs changed, swaps in new
-    /// tables.
+    /// Applies the engine's events (swapping in new tables if SAs changed), then sends what
+    /// it queued.
     fn flush(&self, plane: &mut Plane, now: Instant, mut changed: bool) {
+        // Tables first: a rekey response must not leave before its new inbound SA is in place,
+        // or the peer's first packets on the new SA could beat it.
+        changed |= plane.drain_events(now);
+        if changed {
+            match plane.tables() {
+                Ok(t) => self.dp.install(t),
+                Err(e) => tracing::error!(error = %e, "cannot rebuild the fast-path tables"),
+            }
+        }
         while let Some(t) = plane.poll_transmit() {
             let sent = if t.local.port() == plane.cfg.gateway.ike_port {
                 match self.ike_sockets.iter().find(|(a, _)| *a == t.local) {
@@ -74,13 +83,6 @@ impl Running {
             };
             if let Err(e) = sent {
                 tracing::debug!(local = %t.local, remote = %t.remote, error = %e, "IKE send failed");
-            }
-        }
-        changed |= plane.drain_events(now);
-        if changed {
-            match plane.tables() {
-                Ok(t) => self.dp.install(t),
-                Err(e) => tracing::error!(error = %e, "cannot rebuild the fast-path tables"),
             }
         }
     }

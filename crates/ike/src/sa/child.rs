@@ -480,8 +480,10 @@ impl IkeSa {
         let l = conn.lifetimes;
         let child = ChildSa {
             info: info.clone(),
-            rekey_at: Some(ctx.now + jittered(ctx.rng, l.child_rekey, l.jitter)),
-            expire_at: Some(ctx.now + l.child_hard),
+            rekey_at: ctx
+                .now
+                .checked_add(jittered(ctx.rng, l.child_rekey, l.jitter)),
+            expire_at: ctx.now.checked_add(l.child_hard),
             rekeyed: false,
             our_rekey: None,
             peer_rekey: None,

@@ -58,8 +58,8 @@ fn open_body(crypto: &SaCrypto, aad: &[u8], body: &[u8]) -> Result<Vec<u8>, Open
 
 impl IkeSa {
     /// Seals `payloads` into one SK message, or into SKF fragments when both ends support
-    /// fragmentation and the message would not fit `cfg.fragment_size`; returns the datagrams
-    /// (framed for our port).
+    /// fragmentation and the message would not fit `cfg.fragment_size`; returns the messages
+    /// (unframed: [`IkeSa::datagram`] frames them when they leave).
     pub(crate) fn seal_datagrams(
         &mut self,
         cfg: &EndpointConfig,
@@ -107,7 +107,7 @@ impl IkeSa {
             );
             vec![seal_layout(crypto, l)]
         };
-        Some(messages.into_iter().map(|m| self.frame(cfg, m)).collect())
+        Some(messages)
     }
 
     /// Decrypts an SK message, or checks and stores an SKF fragment. `Ok(None)`: a fragment

@@ -4,7 +4,7 @@
 use std::net::SocketAddr;
 use std::sync::Arc;
 
-use super::{find_notify, random_bytes, Ctx, IkeSa, Pending, Request, SaCrypto, State};
+use super::{find_notify, later, random_bytes, Ctx, IkeSa, Pending, Request, SaCrypto, State};
 use crate::config::PeerConfig;
 use crate::crypto::{
     self, accept_ike_response, choose_ike, derive_ike_keys, nat_detection_hash, offer_ike,
@@ -109,12 +109,11 @@ impl IkeSa {
         ));
         let header = self.header(ExchangeType::IkeSaInit, false, 0);
         let message = wire::encode_message(&header, &payloads);
-        let framed = self.frame(ctx.cfg, message.clone());
-        self.transmit(ctx, framed.clone());
+        self.transmit(ctx, message.clone());
         self.state = State::Init;
         self.pending = Some(Pending {
             id: 0,
-            datagrams: vec![framed],
+            datagrams: vec![message.clone()],
             what: Request::Init {
                 ke,
                 ni,
@@ -122,7 +121,7 @@ impl IkeSa {
                 cookie,
             },
             retries: 0,
-            deadline: ctx.now + conn.retransmit.interval(0),
+            deadline: later(ctx.now, conn.retransmit.interval(0)),
         });
     }
 
@@ -530,11 +529,10 @@ pub(crate) fn respond(
     let keys = derive_ike_keys(algs, &seed, &ni, &nr, h.spi_i, new_spi);
     sa_state.crypto = Some(SaCrypto::new(algs, &keys, false)?);
     sa_state.nonces = (ni, nr);
-    let framed = sa_state.frame(ctx.cfg, response.clone());
-    sa_state.transmit(ctx, framed.clone());
+    sa_state.transmit(ctx, response.clone());
+    sa_state.last_response = Some((0, vec![response.clone()]));
     sa_state.init_messages = (bytes.to_vec(), response);
-    sa_state.last_response = Some((0, vec![framed]));
     sa_state.expected_request_id = 1;
-    sa_state.half_open_deadline = Some(ctx.now + ctx.cfg.half_open_timeout);
+    sa_state.half_open_deadline = ctx.now.checked_add(ctx.cfg.half_open_timeout);
     Some(sa_state)
 }

@@ -262,12 +262,21 @@ impl IkeSa {
         }
     }
 
-    pub fn transmit(&self, ctx: &mut Ctx, payload: Vec<u8>) {
-        ctx.transmits.push_back(Transmit {
+    /// A datagram carrying `msg` from this SA's current local address to `remote`, framed
+    /// for the port it leaves from. Messages are kept unframed (for retransmission and the
+    /// response cache) and framed only here, so a resend after a move to the NAT-T port still
+    /// carries the non-ESP marker.
+    pub fn datagram(&self, cfg: &EndpointConfig, remote: SocketAddr, msg: Vec<u8>) -> Transmit {
+        Transmit {
             local: self.local,
-            remote: self.remote,
-            payload,
-        });
+            remote,
+            payload: self.frame(cfg, msg),
+        }
+    }
+
+    pub fn transmit(&self, ctx: &mut Ctx, msg: Vec<u8>) {
+        let t = self.datagram(ctx.cfg, self.remote, msg);
+        ctx.transmits.push_back(t);
     }
 
     /// Sends a new encrypted request (the window is free) and tracks it for retransmission.
@@ -293,7 +302,7 @@ impl IkeSa {
             datagrams,
             what,
             retries: 0,
-            deadline: ctx.now + interval,
+            deadline: later(ctx.now, interval),
         });
     }
 
@@ -309,12 +318,10 @@ impl IkeSa {
         let Some(datagrams) = self.seal_datagrams(ctx.cfg, &header, payloads) else {
             return;
         };
+        let to = self.respond_to.unwrap_or(self.remote);
         for d in &datagrams {
-            ctx.transmits.push_back(Transmit {
-                local: self.local,
-                remote: self.respond_to.unwrap_or(self.remote),
-                payload: d.clone(),
-            });
+            let t = self.datagram(ctx.cfg, to, d.clone());
+            ctx.transmits.push_back(t);
         }
         self.last_response = Some((id, datagrams));
     }
@@ -371,7 +378,7 @@ impl IkeSa {
                     .unwrap_or_default();
                 if p.retries < rt.tries {
                     p.retries += 1;
-                    p.deadline = now + rt.interval(p.retries);
+                    p.deadline = later(now, rt.interval(p.retries));
                     let datagrams = p.datagrams.clone();
                     for d in datagrams {
                         self.transmit(ctx, d);
@@ -537,11 +544,8 @@ impl IkeSa {
             let first = !matches!(&msg.encrypted, Some(wire::Encrypted::Skf { fragment_number, .. }) if *fragment_number != 1);
             if *cached == id && first {
                 for d in datagrams.clone() {
-                    ctx.transmits.push_back(Transmit {
-                        local: self.local,
-                        remote: from,
-                        payload: d,
-                    });
+                    let t = self.datagram(ctx.cfg, from, d);
+                    ctx.transmits.push_back(t);
                 }
                 return;
             }
@@ -611,12 +615,15 @@ impl IkeSa {
         self.init_messages = (Vec::new(), Vec::new());
         if let Some(conn) = &self.conn {
             let l = conn.lifetimes;
-            self.rekey_at = Some(ctx.now + jittered(ctx.rng, l.ike_rekey, l.jitter));
+            // A lifetime too long to represent means "never".
+            self.rekey_at = ctx
+                .now
+                .checked_add(jittered(ctx.rng, l.ike_rekey, l.jitter));
             // Only the side that initiated reauthenticates, so the two ends do not both.
             if self.initiator {
                 self.reauth_at = l
                     .ike_reauth
-                    .map(|r| ctx.now + jittered(ctx.rng, r, l.jitter));
+                    .and_then(|r| ctx.now.checked_add(jittered(ctx.rng, r, l.jitter)));
             }
         }
     }
@@ -662,6 +669,14 @@ pub(crate) fn jittered(rng: &mut dyn Rng, base: Duration, jitter: Duration) -> D
     rng.fill(&mut b);
     let frac = f64::from(u32::from_be_bytes(b)) / f64::from(u32::MAX);
     base.saturating_sub(jitter.mul_f64(frac))
+}
+
+/// `now + d`, or as far as an `Instant` goes: a configured interval too long to represent
+/// must not panic the engine.
+pub(crate) fn later(now: Instant, d: Duration) -> Instant {
+    now.checked_add(d)
+        .or_else(|| now.checked_add(Duration::from_secs(100 * 365 * 86400)))
+        .unwrap_or(now)
 }
 
 pub(crate) fn random_bytes(rng: &mut dyn Rng, n: usize) -> Vec<u8> {

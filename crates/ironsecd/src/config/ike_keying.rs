@@ -200,7 +200,29 @@ pub(super) fn validate(
             tunnels.push(IkeTunnel { local, remote });
         }
     }
-    let secs = |v: Option<u64>, default: u64| Duration::from_secs(v.unwrap_or(default));
+    // Ten years: longer lifetimes only invite arithmetic trouble and mean "never" anyway.
+    const MAX_SECS: u64 = 10 * 365 * 86400;
+    for (name, v) in [
+        ("dpd_interval", c.dpd_interval),
+        ("rekey_time", c.rekey_time),
+        ("ike_rekey_time", c.ike_rekey_time),
+    ] {
+        match v {
+            Some(x) if x > MAX_SECS => errs.push(ConfigError::new(
+                file,
+                format!("{key}.{name}"),
+                format!("{x} s is more than ten years"),
+            )),
+            Some(0) if name != "dpd_interval" => errs.push(ConfigError::new(
+                file,
+                format!("{key}.{name}"),
+                "must be at least 1 second",
+            )),
+            _ => {}
+        }
+    }
+    let secs =
+        |v: Option<u64>, default: u64| Duration::from_secs(v.unwrap_or(default).min(MAX_SECS));
     Some(IkeKeying {
         local_id: local_id?,
         remote_id: remote_id?,

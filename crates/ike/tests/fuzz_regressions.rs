@@ -1,0 +1,278 @@
+//! Inputs found by the `ike_responder` fuzz target (fuzz/fuzz_targets/ike_responder.rs), each
+//! replayed as the fuzzer fed it, plus the same bug written as a readable scenario.
+
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::time::{Duration, Instant};
+
+use ironsec_ike::crypto::TestRng;
+use ironsec_ike::wire::{ExchangeType, Flags, Header, Message, NON_ESP_MARKER};
+use ironsec_ike::{ts, Endpoint, EndpointConfig, Identity, PeerConfig, Psk, Transmit};
+
+/// Every datagram an endpoint sends is an IKE message it can parse itself, behind the non-ESP
+/// marker exactly when it leaves from the NAT-T port (RFC 3948 2.2): without the marker the
+/// peer takes it for ESP (its first four bytes, the initiator's SPI, read as an ESP SPI).
+fn assert_well_framed(t: &Transmit) {
+    let bytes = if t.local.port() == 4500 {
+        t.payload
+            .strip_prefix(&NON_ESP_MARKER[..])
+            .unwrap_or_else(|| {
+                panic!(
+                    "sent {} -> {} without the non-ESP marker: {:02x?}",
+                    t.local,
+                    t.remote,
+                    &t.payload[..t.payload.len().min(32)]
+                )
+            })
+    } else {
+        &t.payload[..]
+    };
+    Message::parse(bytes).expect("the endpoint sent a message it cannot parse");
+}
+
+fn sel(s: &str) -> ironsec_ike::wire::TrafficSelector {
+    let (a, l) = s.split_once('/').unwrap();
+    ts::from_prefix(a.parse().unwrap(), l.parse().unwrap())
+}
+
+#[allow(clippy::too_many_arguments)]
+fn peer(
+    name: &str,
+    me: &str,
+    them: &str,
+    local: &str,
+    remote: &str,
+    ike: &str,
+    esp: &str,
+    psk: &[u8],
+) -> PeerConfig {
+    PeerConfig {
+        name: name.into(),
+        local_id: Identity::parse(me),
+        remote_id: Identity::parse(them),
+        psk: Psk::new(psk.to_vec()),
+        ike_proposals: ike.split(',').map(|p| p.parse().unwrap()).collect(),
+        esp_proposals: esp.split(',').map(|p| p.parse().unwrap()).collect(),
+        local_ts: local.split(',').map(sel).collect(),
+        remote_ts: remote.split(',').map(sel).collect(),
+        remote_addrs: Vec::new(),
+        retransmit: Default::default(),
+        lifetimes: Default::default(),
+        dpd_interval: Some(Duration::from_secs(30)),
+        force_encap: true,
+    }
+}
+
+/// A copy of the fuzz target's fixed responder (fuzz/src/lib.rs): same connections, same RNG
+/// seed, same framing, so its crash inputs replay here byte for byte.
+mod fuzz_responder {
+    use super::*;
+
+    const PSK: &[u8] = b"fuzzing-pre-shared-key-0123456789";
+    const SEED: u64 = 0x1505_ec00_0000_0002;
+
+    fn peers() -> Vec<PeerConfig> {
+        vec![
+            peer(
+                "to-a",
+                "gw-b.example",
+                "gw-a.example",
+                "10.2.0.0/24",
+                "10.1.0.0/24,10.11.0.0/16",
+                "aes256gcm16-aes128gcm16-prfsha256-x25519-ecp256",
+                "aes256gcm16-x25519,aes128gcm16-esn",
+                PSK,
+            ),
+            peer(
+                "to-c",
+                "gw-b.example",
+                "gw-c@example.org",
+                "10.2.0.0/24",
+                "10.3.0.0/24",
+                "chacha20poly1305-prfsha384-ecp384",
+                "chacha20poly1305",
+                PSK,
+            ),
+        ]
+    }
+
+    /// Frames `[ctl][len u16 BE][bytes]`: ctl bit 0 = port 4500, bit 1 = other source
+    /// address, ctl >> 2 = t, the clock advances t^4 * 10 ms first.
+    pub fn replay(input: &[u8]) {
+        let mut ep = Endpoint::new(
+            EndpointConfig::default(),
+            peers(),
+            Box::new(TestRng::new(SEED)),
+        );
+        let mut now = Instant::now();
+        let mut data = input;
+        while let Some((&ctl, rest)) = data.split_first() {
+            let (len, rest) = match rest {
+                [a, b, rest @ ..] => (usize::from(u16::from_be_bytes([*a, *b])), rest),
+                _ => (rest.len(), &[][..]),
+            };
+            let (d, rest) = rest.split_at(len.min(rest.len()));
+            data = rest;
+            let t = u64::from(ctl >> 2);
+            now += Duration::from_millis(t * t * t * t * 10);
+            let port = if ctl & 1 != 0 { 4500 } else { 500 };
+            let from = if ctl & 2 != 0 {
+                Ipv4Addr::new(198, 51, 100, 7)
+            } else {
+                Ipv4Addr::new(192, 0, 2, 1)
+            };
+            if !d.is_empty() {
+                ep.handle(
+                    now,
+                    SocketAddr::new(IpAddr::V4(Ipv4Addr::new(192, 0, 2, 2)), port),
+                    SocketAddr::new(IpAddr::V4(from), port),
+                    d,
+                );
+            }
+            ep.handle_timeout(now);
+            while let Some(t) = ep.poll_transmit() {
+                assert_well_framed(&t);
+            }
+            while ep.poll_event().is_some() {}
+        }
+    }
+}
+
+/// Fuzz crash 1 (minimized, 447 bytes, two frames): an IKE_SA_INIT request on port 500, then on port 4500 an
+/// IKE_AUTH-typed request with Message ID 0 and the right SPIs (it cannot be decrypted). The
+/// responder floats the half-open SA's local address to port 4500 on that unauthenticated
+/// datagram, takes it for a retransmission of request 0 and resends its cached IKE_SA_INIT
+/// response, framed for port 500, from port 4500: without the non-ESP marker.
+#[test]
+fn fuzz_crash_1_cached_init_response_resent_on_4500_without_marker() {
+    fuzz_responder::replay(include_bytes!("data/fuzz-crash-1-ike-responder.bin"));
+}
+
+/// The same bug without the fuzz harness: after IKE_SA_INIT, one unauthenticated 28-byte
+/// datagram on port 4500 carrying the SA's SPIs and Message ID 0 makes the responder send
+/// its IKE_SA_INIT response from port 4500 with no non-ESP marker.
+#[test]
+fn request_id_0_on_natt_port_does_not_resend_init_response_unframed() {
+    let a_addr = |p| SocketAddr::new(IpAddr::V4(Ipv4Addr::new(192, 0, 2, 1)), p);
+    let b_addr = |p| SocketAddr::new(IpAddr::V4(Ipv4Addr::new(192, 0, 2, 2)), p);
+    let psk = b"secret-shared-by-both-sites";
+    let ike = "aes128gcm16-prfsha256-x25519";
+    let pa = peer(
+        "to-b",
+        "gw-a.example",
+        "gw-b.example",
+        "10.1.0.0/24",
+        "10.2.0.0/24",
+        ike,
+        "aes128gcm16",
+        psk,
+    );
+    let pb = peer(
+        "to-a",
+        "gw-b.example",
+        "gw-a.example",
+        "10.2.0.0/24",
+        "10.1.0.0/24",
+        ike,
+        "aes128gcm16",
+        psk,
+    );
+    let mut a = Endpoint::new(
+        EndpointConfig::default(),
+        vec![pa],
+        Box::new(TestRng::new(1)),
+    );
+    let mut b = Endpoint::new(
+        EndpointConfig::default(),
+        vec![pb],
+        Box::new(TestRng::new(2)),
+    );
+    let now = Instant::now();
+    a.initiate(now, "to-b", a_addr(500), b_addr(500)).unwrap();
+    let init = a.poll_transmit().expect("IKE_SA_INIT request");
+    b.handle(now, init.remote, init.local, &init.payload);
+    let resp = b.poll_transmit().expect("IKE_SA_INIT response");
+    assert_well_framed(&resp);
+    let h = Header::parse(&resp.payload).unwrap();
+
+    // Not a real request: the SPIs of the half-open SA, Message ID 0, no payloads.
+    let forged = Header {
+        spi_i: h.spi_i,
+        spi_r: h.spi_r,
+        next_payload: 0,
+        major: 2,
+        minor: 0,
+        exchange: ExchangeType::Informational,
+        flags: Flags {
+            initiator: true,
+            version: false,
+            response: false,
+        },
+        message_id: 0,
+        length: 28,
+    };
+    let mut datagram = NON_ESP_MARKER.to_vec();
+    datagram.extend_from_slice(&forged.encode());
+    b.handle(now, b_addr(4500), a_addr(4500), &datagram);
+    while let Some(t) = b.poll_transmit() {
+        assert_well_framed(&t);
+    }
+}
+
+/// Found while writing the `config` fuzz target (not by the fuzzer): the daemon's loader
+/// accepts any `ike_rekey_time` / `rekey_time` up to i64::MAX seconds, and the engine adds
+/// lifetimes to `now` unchecked (`sa/mod.rs` `established`: `ctx.now + jittered(..)`;
+/// `sa/child.rs`: `ctx.now + l.child_rekey/child_hard`), so the IKE SA coming up panics with
+/// "overflow when adding duration to instant".
+#[test]
+fn huge_lifetimes_do_not_panic_when_the_sa_comes_up() {
+    let a_addr = |p| SocketAddr::new(IpAddr::V4(Ipv4Addr::new(192, 0, 2, 1)), p);
+    let b_addr = |p| SocketAddr::new(IpAddr::V4(Ipv4Addr::new(192, 0, 2, 2)), p);
+    let psk = b"secret-shared-by-both-sites";
+    let ike = "aes128gcm16-prfsha256-x25519";
+    let mut pa = peer(
+        "to-b",
+        "gw-a.example",
+        "gw-b.example",
+        "10.1.0.0/24",
+        "10.2.0.0/24",
+        ike,
+        "aes128gcm16",
+        psk,
+    );
+    // What ironsecd builds from `ike_rekey_time = rekey_time = 9223372036854775807`.
+    let big = Duration::from_secs(i64::MAX as u64);
+    pa.lifetimes.ike_rekey = big;
+    pa.lifetimes.child_rekey = big;
+    pa.lifetimes.child_hard = big + big / 10 + Duration::from_secs(60);
+    let pb = peer(
+        "to-a",
+        "gw-b.example",
+        "gw-a.example",
+        "10.2.0.0/24",
+        "10.1.0.0/24",
+        ike,
+        "aes128gcm16",
+        psk,
+    );
+    let mut a = Endpoint::new(
+        EndpointConfig::default(),
+        vec![pa],
+        Box::new(TestRng::new(1)),
+    );
+    let mut b = Endpoint::new(
+        EndpointConfig::default(),
+        vec![pb],
+        Box::new(TestRng::new(2)),
+    );
+    let now = Instant::now();
+    a.initiate(now, "to-b", a_addr(500), b_addr(500)).unwrap();
+    for _ in 0..8 {
+        while let Some(t) = a.poll_transmit() {
+            b.handle(now, t.remote, t.local, &t.payload);
+        }
+        while let Some(t) = b.poll_transmit() {
+            a.handle(now, t.remote, t.local, &t.payload);
+        }
+    }
+    assert!(a.ike_sas().iter().any(|s| s.established));
+}
