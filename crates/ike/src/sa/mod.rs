@@ -537,7 +537,6 @@ impl IkeSa {
 
     fn handle_request(&mut self, ctx: &mut Ctx, bytes: &[u8], msg: Message, from: SocketAddr) {
         let id = msg.header.message_id;
-        self.respond_to = Some(from);
         // A retransmitted request: answer from the cache, never process twice (RFC 7296 2.1).
         if let Some((cached, datagrams)) = &self.last_response {
             // For a fragmented request, answer its first fragment only (RFC 7383 2.6.1).
@@ -557,6 +556,8 @@ impl IkeSa {
             Ok(Some(p)) => p,
             Ok(None) | Err(_) => return,
         };
+        // Only an authenticated request may say where the answer goes (RFC 7296 2.23).
+        self.respond_to = Some(from);
         self.last_inbound = ctx.now;
         self.expected_request_id = self.expected_request_id.wrapping_add(1);
         if let Some(unknown) = payloads.iter().find_map(|p| match p {
