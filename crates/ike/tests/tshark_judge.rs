@@ -18,162 +18,14 @@
 use std::net::{IpAddr, SocketAddr};
 use std::path::{Path, PathBuf};
 use std::process::Command;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use ironsec_ike::crypto::TestRng;
 use ironsec_ike::endpoint::ExportedIkeKeys;
-use ironsec_ike::{ts, Endpoint, EndpointConfig, Event, Identity, PeerConfig, Psk, Transmit};
+use ironsec_ike::Event;
 
-const A: &str = "192.0.2.1";
-const B: &str = "192.0.2.2";
+mod common;
 
-fn sel(s: &str) -> ironsec_ike::wire::TrafficSelector {
-    let (a, l) = s.split_once('/').unwrap();
-    ts::from_prefix(a.parse().unwrap(), l.parse().unwrap())
-}
-
-fn peer(name: &str, me: &str, them: &str, local: &str, remote: &str, ike: &str) -> PeerConfig {
-    PeerConfig {
-        name: name.into(),
-        local_id: Identity::parse(me),
-        remote_id: Identity::parse(them),
-        psk: Psk::new(b"secret-shared-by-both-sites".to_vec()),
-        ike_proposals: vec![ike.parse().unwrap()],
-        esp_proposals: vec!["aes128gcm16".parse().unwrap()],
-        local_ts: vec![sel(local)],
-        remote_ts: vec![sel(remote)],
-        remote_addrs: Vec::new(),
-        retransmit: Default::default(),
-        lifetimes: Default::default(),
-        dpd_interval: Some(Duration::from_secs(30)),
-        force_encap: true,
-    }
-}
-
-/// One captured datagram: when, from, to, UDP payload.
-struct Captured {
-    at: Duration,
-    from: SocketAddr,
-    to: SocketAddr,
-    payload: Vec<u8>,
-}
-
-/// Two endpoints, a fake clock and a tap on the wire.
-struct Net {
-    a: Endpoint,
-    b: Endpoint,
-    start: Instant,
-    now: Instant,
-    wire: Vec<Captured>,
-    events_a: Vec<Event>,
-    events_b: Vec<Event>,
-}
-
-impl Net {
-    fn new(ike: &str) -> Net {
-        let a = peer(
-            "to-b",
-            "gw-a.example",
-            "gw-b.example",
-            "10.1.0.0/24",
-            "10.2.0.0/24",
-            ike,
-        );
-        let b = peer(
-            "to-a",
-            "gw-b.example",
-            "gw-a.example",
-            "10.2.0.0/24",
-            "10.1.0.0/24",
-            ike,
-        );
-        let now = Instant::now();
-        Net {
-            a: Endpoint::new(
-                EndpointConfig::default(),
-                vec![a],
-                Box::new(TestRng::new(1)),
-            ),
-            b: Endpoint::new(
-                EndpointConfig::default(),
-                vec![b],
-                Box::new(TestRng::new(2)),
-            ),
-            start: now,
-            now,
-            wire: Vec::new(),
-            events_a: Vec::new(),
-            events_b: Vec::new(),
-        }
-    }
-
-    fn tap(&mut self, t: &Transmit) {
-        self.wire.push(Captured {
-            at: self.now - self.start,
-            from: t.local,
-            to: t.remote,
-            payload: t.payload.clone(),
-        });
-    }
-
-    /// Moves datagrams (all delivered, all captured) until both sides are quiet.
-    fn pump(&mut self) {
-        for _ in 0..10_000 {
-            let mut moved = false;
-            while let Some(t) = self.a.poll_transmit() {
-                moved = true;
-                self.tap(&t);
-                self.b.handle(self.now, t.remote, t.local, &t.payload);
-            }
-            while let Some(t) = self.b.poll_transmit() {
-                moved = true;
-                self.tap(&t);
-                self.a.handle(self.now, t.remote, t.local, &t.payload);
-            }
-            while let Some(e) = self.a.poll_event() {
-                self.events_a.push(e);
-            }
-            while let Some(e) = self.b.poll_event() {
-                self.events_b.push(e);
-            }
-            if !moved {
-                return;
-            }
-        }
-        panic!("datagrams never stopped flowing");
-    }
-
-    /// Advances the clock to each deadline in turn for `total`.
-    fn run_for(&mut self, total: Duration) {
-        let end = self.now + total;
-        loop {
-            self.pump();
-            let next = [self.a.poll_timeout(), self.b.poll_timeout()]
-                .into_iter()
-                .flatten()
-                .min();
-            match next {
-                Some(t) if t <= end => {
-                    self.now = self.now.max(t);
-                    self.a.handle_timeout(self.now);
-                    self.b.handle_timeout(self.now);
-                }
-                _ => {
-                    self.now = end;
-                    self.pump();
-                    return;
-                }
-            }
-        }
-    }
-
-    fn count(&self, f: impl Fn(&Event) -> bool) -> (usize, usize) {
-        (
-            self.events_a.iter().filter(|e| f(e)).count(),
-            self.events_b.iter().filter(|e| f(e)).count(),
-        )
-    }
-}
+use common::{pair_configs, Captured, Net, A, B};
 
 /// Exports an IKE SA's keys from both ends and checks they agree.
 fn keys_of(net: &Net) -> ExportedIkeKeys {
@@ -192,7 +44,8 @@ fn keys_of(net: &Net) -> ExportedIkeKeys {
 
 /// A whole IKE SA life. Returns the capture and the keys of both IKE SAs it used.
 fn scenario(ike: &str) -> (Vec<Captured>, Vec<ExportedIkeKeys>) {
-    let mut net = Net::new(ike);
+    let (a, b) = pair_configs(ike, "aes128gcm16");
+    let mut net = Net::new(a, b);
     let a_addr: SocketAddr = format!("{A}:500").parse().unwrap();
     let b_addr: SocketAddr = format!("{B}:500").parse().unwrap();
 
