@@ -32,10 +32,12 @@ pub enum DropReason {
     Dummy,
     /// A send or TUN write failed.
     Io,
+    /// Over the connection's bandwidth share (gateway.bandwidth).
+    Shaped,
 }
 
 impl DropReason {
-    pub const COUNT: usize = 10;
+    pub const COUNT: usize = 11;
     pub const ALL: [DropReason; DropReason::COUNT] = [
         DropReason::Replay,
         DropReason::Authentication,
@@ -47,6 +49,7 @@ impl DropReason {
         DropReason::SeqExhausted,
         DropReason::Dummy,
         DropReason::Io,
+        DropReason::Shaped,
     ];
 
     /// Name used in status JSON and metrics labels.
@@ -62,6 +65,7 @@ impl DropReason {
             DropReason::SeqExhausted => "seq_exhausted",
             DropReason::Dummy => "dummy",
             DropReason::Io => "io",
+            DropReason::Shaped => "shaped",
         }
     }
 }

@@ -4,13 +4,21 @@
 //! with [`Dataplane::install`]; worker threads pick up the new snapshot on their next batch
 //! without locking. The control plane never touches a data packet.
 
+pub mod checksum;
 pub mod counters;
+pub mod gro;
 pub mod iproute;
+pub mod offload;
 pub mod prefix;
+pub mod shaper;
 pub mod tables;
 pub mod tun;
 pub mod udp;
 mod worker;
+
+/// The per-packet verdict functions, for the criterion benches of the whole packet path.
+#[doc(hidden)]
+pub use worker::{open_one, seal_one, Inbound};
 
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -21,7 +29,11 @@ use arc_swap::{ArcSwap, Guard};
 
 pub use counters::{DropReason, DropTotals, GatewayTotals, PerWorker, SaCounters, SaTotals};
 pub use prefix::{Prefix, PrefixError};
-pub use tables::{InboundEntry, OutboundEntry, Policy, TableError, Tables, Tunnel, TunnelId};
+pub use shaper::Bucket;
+pub use tables::{
+    flow_hash, one_tunnel, InboundEntry, OutboundEntry, Policy, Spread, TableError, Tables, Trap,
+    Tunnel, TunnelId,
+};
 
 use counters::GatewayCounters;
 use tun::Tun;
@@ -31,6 +43,18 @@ use worker::Worker;
 /// payload including the non-ESP marker). Called on a worker thread, so it must only hand the
 /// datagram over (e.g. a channel send), never block.
 pub type IkeSink = Arc<dyn Fn(SocketAddr, SocketAddr, &[u8]) + Send + Sync>;
+
+/// Receives the id of a trapped tunnel that has traffic but no SA (see
+/// [`Tunnel::with_trap`]): the control plane should negotiate one. Called on a worker thread;
+/// must not block.
+pub type AcquireSink = Arc<dyn Fn(TunnelId) + Send + Sync>;
+
+/// Where the fast path hands work to the control plane.
+#[derive(Clone, Default)]
+pub struct Sinks {
+    pub ike: Option<IkeSink>,
+    pub acquire: Option<AcquireSink>,
+}
 
 #[derive(thiserror::Error, Debug)]
 pub enum DataplaneError {
@@ -66,6 +90,10 @@ pub struct DataplaneConfig {
     pub socket_buffer: usize,
     /// Packets per batched syscall.
     pub batch: usize,
+    /// UDP segmentation offload: GSO on send, GRO on receive, where the kernel allows.
+    pub udp_offload: bool,
+    /// TUN offload: TSO super-packets from the device, split in the fast path.
+    pub tun_offload: bool,
 }
 
 impl DataplaneConfig {
@@ -98,20 +126,38 @@ impl Dataplane {
     pub fn start(
         cfg: &DataplaneConfig,
         tables: Tables,
-        ike_sink: Option<IkeSink>,
+        sinks: Sinks,
     ) -> Result<Dataplane, DataplaneError> {
         let workers = cfg.resolved_workers();
-        let tun = Arc::new(Tun::create(&cfg.tun_name, cfg.tun_mtu, cfg.tun_txqueuelen)?);
+        let tun = Arc::new(Tun::create(
+            &cfg.tun_name,
+            cfg.tun_mtu,
+            cfg.tun_txqueuelen,
+            cfg.tun_offload,
+            workers,
+        )?);
+        tracing::info!(
+            tun = tun.name(),
+            offload = tun.vnet(),
+            queues = tun.queues(),
+            "TUN device up"
+        );
         let mut sockets = Vec::with_capacity(workers);
+        let mut gro = cfg.udp_offload;
         for _ in 0..workers {
             let mut per_worker = Vec::with_capacity(cfg.local_addrs.len());
             for &addr in &cfg.local_addrs {
-                per_worker.push(
-                    udp::bind(addr, cfg.socket_buffer)
-                        .map_err(|source| DataplaneError::Bind { addr, source })?,
-                );
+                let sock = udp::bind(addr, cfg.socket_buffer)
+                    .map_err(|source| DataplaneError::Bind { addr, source })?;
+                if cfg.udp_offload && !udp::enable_gro(&sock) {
+                    gro = false;
+                }
+                per_worker.push(sock);
             }
             sockets.push(per_worker);
+        }
+        if cfg.udp_offload {
+            tracing::info!(gro, gso = true, "UDP segmentation offload");
         }
         let control = match sockets.first() {
             Some(first) => first
@@ -141,7 +187,10 @@ impl Dataplane {
                 stop: stop.clone(),
                 batch: cfg.batch.max(1),
                 max_packet,
-                ike_sink: ike_sink.clone(),
+                gso: cfg.udp_offload,
+                gro,
+                ike_sink: sinks.ike.clone(),
+                acquire_sink: sinks.acquire.clone(),
                 local_addrs: cfg.local_addrs.clone(),
             };
             let failure = failure.clone();

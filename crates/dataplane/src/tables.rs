@@ -6,7 +6,9 @@
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
-use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, OnceLock};
+use std::time::Instant;
 
 use ironsec_esp::{InboundSa, OutboundSa};
 use socket2::SockAddr;
@@ -23,10 +25,11 @@ pub struct OutboundEntry {
     pub counters: PerWorker<SaCounters>,
 }
 
-/// An inbound SA, the tunnel it belongs to and the selectors decrypted packets must match.
+/// An inbound SA and the selectors decrypted packets must match. Which tunnel it belongs to
+/// is the control plane's business: tunnel ids change when a reload adds or removes tunnels,
+/// and an SA must live on across that.
 pub struct InboundEntry {
     pub sa: InboundSa,
-    pub tunnel: TunnelId,
     /// Inner destination must fall in one of these.
     pub local_ts: Arc<[Prefix]>,
     /// Inner source must fall in one of these.
@@ -54,8 +57,47 @@ pub struct Tunnel {
     /// `None` while no SA is established: matching packets are dropped (`no_sa`), never sent
     /// in clear.
     pub outbound: Option<Arc<OutboundEntry>>,
+    /// Set when a packet with no SA should make the control plane negotiate one (an IPsec
+    /// "trap" policy): the fast path then reports the tunnel, at most every
+    /// [`Trap::INTERVAL_MS`].
+    pub trap: Option<Trap>,
+    /// Active-active: traffic routed to this tunnel is spread per flow over these tunnels
+    /// (this one included or not); `None` sends it here.
+    pub spread: Option<Spread>,
+    /// The connection's share of the gateway's bandwidth; None = unlimited.
+    pub shaper: Option<Arc<crate::shaper::Bucket>>,
     /// `remote` already in the kernel's form, so sending needs no conversion per packet.
     remote_raw: SockAddr,
+}
+
+/// Rate limit of one tunnel's acquire reports: a burst of packets before the SA exists must
+/// not become a burst of messages to the control plane.
+#[derive(Default)]
+pub struct Trap {
+    last_ms: AtomicU64,
+}
+
+/// Milliseconds since the first call: a clock only for spacing acquire reports.
+fn coarse_ms() -> u64 {
+    static EPOCH: OnceLock<Instant> = OnceLock::new();
+    // +1 so the very first report is never mistaken for "reported at 0".
+    EPOCH.get_or_init(Instant::now).elapsed().as_millis() as u64 + Trap::INTERVAL_MS + 1
+}
+
+impl Trap {
+    pub const INTERVAL_MS: u64 = 250;
+
+    /// Whether this packet should be reported; several workers may race, and then more than
+    /// one report gets through, which the control plane tolerates.
+    pub fn due(&self) -> bool {
+        let now = coarse_ms();
+        let last = self.last_ms.load(Ordering::Relaxed);
+        if now.saturating_sub(last) < Trap::INTERVAL_MS {
+            return false;
+        }
+        self.last_ms.store(now, Ordering::Relaxed);
+        true
+    }
 }
 
 impl Tunnel {
@@ -72,14 +114,132 @@ impl Tunnel {
             local,
             remote,
             outbound,
+            trap: None,
+            spread: None,
+            shaper: None,
             remote_raw: remote.into(),
         }
+    }
+
+    /// Marks the tunnel as trapped: packets without an SA are reported for negotiation.
+    pub fn with_trap(mut self) -> Tunnel {
+        self.trap = Some(Trap::default());
+        self
+    }
+
+    /// Spreads this tunnel's traffic over several tunnels by flow (active-active).
+    pub fn with_spread(mut self, spread: Spread) -> Tunnel {
+        self.spread = Some(spread);
+        self
     }
 
     #[inline]
     pub fn remote_sockaddr(&self) -> &SockAddr {
         &self.remote_raw
     }
+}
+
+/// A per-flow choice among tunnels, weighted: a table of slots filled by weighted rendezvous
+/// hashing, so that when a tunnel joins or leaves only the flows of its own slots move, and
+/// flows on the other tunnels keep their tunnel (no reordering).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Spread {
+    slots: Box<[TunnelId]>,
+}
+
+impl Spread {
+    /// Enough slots that weights up to 100:1 still get their share within a percent or two.
+    pub const SLOTS: usize = 1024;
+
+    /// `members` with their weights (0 = not used); None when no member has a weight.
+    pub fn weighted(members: &[(TunnelId, u32)]) -> Option<Spread> {
+        let members: Vec<(TunnelId, f64)> = members
+            .iter()
+            .filter(|(_, w)| *w > 0)
+            .map(|(t, w)| (*t, f64::from(*w)))
+            .collect();
+        if members.is_empty() {
+            return None;
+        }
+        let slots = (0..Spread::SLOTS)
+            .map(|slot| {
+                members
+                    .iter()
+                    .map(|(t, w)| {
+                        // Uniform in (0, 1) from (slot, tunnel); score w / -ln(u) is the
+                        // weighted rendezvous winner.
+                        let h = mix64(((slot as u64) << 32) ^ (*t as u64) ^ 0x9e37_79b9_7f4a_7c15);
+                        let u = ((h >> 11) as f64 + 0.5) / (1u64 << 53) as f64;
+                        (*t, w / -u.ln())
+                    })
+                    .max_by(|a, b| a.1.total_cmp(&b.1))
+                    .map(|(t, _)| t)
+                    .expect("members is not empty")
+            })
+            .collect();
+        Some(Spread { slots })
+    }
+
+    #[inline]
+    pub fn pick(&self, flow_hash: u32) -> TunnelId {
+        self.slots[flow_hash as usize % self.slots.len()]
+    }
+
+    /// How many slots each tunnel holds.
+    pub fn shares(&self) -> HashMap<TunnelId, usize> {
+        let mut m = HashMap::new();
+        for t in self.slots.iter() {
+            *m.entry(*t).or_insert(0) += 1;
+        }
+        m
+    }
+}
+
+/// A 64-bit finaliser (splitmix64): cheap, and every input bit reaches every output bit.
+#[inline]
+fn mix64(mut x: u64) -> u64 {
+    x ^= x >> 30;
+    x = x.wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    x ^= x >> 27;
+    x = x.wrapping_mul(0x94d0_49bb_1331_11eb);
+    x ^ (x >> 31)
+}
+
+/// Hash of a packet's flow: addresses, protocol and, for TCP, UDP and SCTP packets that are
+/// not fragments, the ports. One TCP connection always hashes the same, so it stays on one
+/// tunnel; fragments of a datagram hash on addresses and protocol only.
+#[inline]
+pub fn flow_hash(pkt: &[u8]) -> u32 {
+    let mut h: u64 = 0;
+    let (proto, l4): (u8, Option<&[u8]>) = match pkt.first().map(|b| b >> 4) {
+        Some(4) if pkt.len() >= 20 => {
+            h ^= u64::from(u32::from_be_bytes([pkt[12], pkt[13], pkt[14], pkt[15]])) << 32
+                | u64::from(u32::from_be_bytes([pkt[16], pkt[17], pkt[18], pkt[19]]));
+            let ihl = usize::from(pkt[0] & 0x0f) * 4;
+            let frag = u16::from_be_bytes([pkt[6], pkt[7]]) & 0x3fff != 0;
+            (
+                pkt[9],
+                (!frag && ihl >= 20).then(|| pkt.get(ihl..)).flatten(),
+            )
+        }
+        Some(6) if pkt.len() >= 40 => {
+            for c in pkt[8..40].chunks_exact(8) {
+                let mut w = [0u8; 8];
+                w.copy_from_slice(c);
+                h = mix64(h ^ u64::from_be_bytes(w));
+            }
+            // Extension headers are not walked: ports only when the next header is L4.
+            (pkt[6], pkt.get(40..))
+        }
+        _ => (0, None),
+    };
+    h ^= u64::from(proto) << 40;
+    if matches!(proto, 6 | 17 | 132) {
+        if let Some(p) = l4.filter(|p| p.len() >= 4) {
+            h ^= u64::from(u32::from_be_bytes([p[0], p[1], p[2], p[3]])) << 8;
+        }
+    }
+    mix64(h) as u32
 }
 
 /// Outbound policy: traffic from `local` to `remote` goes to `tunnel`.
@@ -149,8 +309,6 @@ pub enum TableError {
     DuplicateSpi(u32),
     #[error("policy refers to tunnel {0}, which does not exist")]
     NoSuchTunnel(TunnelId),
-    #[error("inbound SA 0x{spi:08x} refers to tunnel {tunnel}, which does not exist")]
-    InboundNoSuchTunnel { spi: u32, tunnel: TunnelId },
 }
 
 impl Tables {
@@ -163,15 +321,17 @@ impl Tables {
         if let Some(p) = policies.iter().find(|p| p.tunnel >= tunnels.len()) {
             return Err(TableError::NoSuchTunnel(p.tunnel));
         }
+        if let Some(t) = tunnels
+            .iter()
+            .filter_map(|t| t.spread.as_ref())
+            .flat_map(|s| s.slots.iter())
+            .find(|t| **t >= tunnels.len())
+        {
+            return Err(TableError::NoSuchTunnel(*t));
+        }
         let mut map = HashMap::with_capacity(inbound.len());
         for e in inbound {
             let spi = e.sa.spi();
-            if e.tunnel >= tunnels.len() {
-                return Err(TableError::InboundNoSuchTunnel {
-                    spi,
-                    tunnel: e.tunnel,
-                });
-            }
             if map.insert(spi, e).is_some() {
                 return Err(TableError::DuplicateSpi(spi));
             }
@@ -215,6 +375,43 @@ impl Tables {
     pub fn inbound_entries(&self) -> impl Iterator<Item = &Arc<InboundEntry>> {
         self.inbound.values()
     }
+}
+
+/// One side of an AES-128-GCM tunnel between `local` and `remote` selectors, sending with
+/// `out` (SPI, key material) and receiving `inb`: the fixture of the fast path's unit tests
+/// and its criterion bench, kept in one place.
+#[doc(hidden)]
+pub fn one_tunnel(local: &str, remote: &str, out: (u32, &[u8]), inb: (u32, &[u8])) -> Tables {
+    use crate::counters::{PerWorker, SaCounters};
+    use ironsec_esp::Suite;
+    let l: Prefix = local.parse().expect("prefix");
+    let r: Prefix = remote.parse().expect("prefix");
+    let o = OutboundSa::new(Suite::Aes128Gcm16, out.0, out.1, true).expect("key");
+    let i = InboundSa::new(Suite::Aes128Gcm16, inb.0, inb.1, true, 1024).expect("key");
+    Tables::new(
+        vec![Tunnel::new(
+            "peer".into(),
+            0,
+            "192.0.2.1:4500".parse().expect("addr"),
+            "192.0.2.2:4500".parse().expect("addr"),
+            Some(Arc::new(OutboundEntry {
+                sa: o,
+                counters: PerWorker::new(1),
+            })),
+        )],
+        vec![Policy {
+            local: l,
+            remote: r,
+            tunnel: 0,
+        }],
+        vec![Arc::new(InboundEntry {
+            sa: i,
+            local_ts: vec![l].into(),
+            remote_ts: vec![r].into(),
+            counters: PerWorker::<SaCounters>::new(1),
+        })],
+    )
+    .expect("one tunnel")
 }
 
 #[cfg(test)]
@@ -269,7 +466,6 @@ mod tests {
         let e = || {
             Arc::new(InboundEntry {
                 sa: InboundSa::new(Suite::Aes128Gcm16, 0x1000, &key, true, 0).unwrap(),
-                tunnel: 0,
                 local_ts: Arc::from(vec![]),
                 remote_ts: Arc::from(vec![]),
                 counters: PerWorker::new(1),
@@ -279,10 +475,78 @@ mod tests {
             Tables::new(vec![tunnel("a", None)], vec![], vec![e(), e()]).err(),
             Some(TableError::DuplicateSpi(0x1000))
         );
-        assert!(matches!(
-            Tables::new(vec![], vec![], vec![e()]),
-            Err(TableError::InboundNoSuchTunnel { .. })
-        ));
+        assert_eq!(
+            Tables::new(
+                vec![],
+                vec![Policy {
+                    local: "10.1.0.0/24".parse().unwrap(),
+                    remote: "10.2.0.0/24".parse().unwrap(),
+                    tunnel: 0,
+                }],
+                vec![e()],
+            )
+            .err(),
+            Some(TableError::NoSuchTunnel(0))
+        );
+    }
+
+    #[test]
+    fn spread_follows_weights_and_moves_only_the_lost_tunnels_flows() {
+        let s = Spread::weighted(&[(0, 3), (1, 1)]).unwrap();
+        let shares = s.shares();
+        let frac = shares[&0] as f64 / Spread::SLOTS as f64;
+        assert!((frac - 0.75).abs() < 0.05, "3:1 gave {frac}");
+        // Tunnel 1 gone: its slots go to 0, tunnel 0's slots stay where they were.
+        let only0 = Spread::weighted(&[(0, 3), (1, 0)]).unwrap();
+        for h in 0..Spread::SLOTS as u32 {
+            assert_eq!(only0.pick(h), 0);
+        }
+        // A third tunnel joins: only slots it wins move, to it.
+        let three = Spread::weighted(&[(0, 3), (1, 1), (2, 1)]).unwrap();
+        for h in 0..Spread::SLOTS as u32 {
+            let (before, after) = (s.pick(h), three.pick(h));
+            assert!(
+                before == after || after == 2,
+                "slot {h}: {before} -> {after}"
+            );
+        }
+        assert!(Spread::weighted(&[(0, 0)]).is_none());
+    }
+
+    #[test]
+    fn flow_hash_is_per_flow() {
+        let pkt = |sport: u16, frag: bool| {
+            let mut p = vec![0u8; 40];
+            p[0] = 0x45;
+            p[9] = 6;
+            p[12..16].copy_from_slice(&[10, 1, 0, 2]);
+            p[16..20].copy_from_slice(&[10, 2, 0, 2]);
+            if frag {
+                p[6] = 0x20; // more fragments
+            }
+            p[20..22].copy_from_slice(&sport.to_be_bytes());
+            p[22..24].copy_from_slice(&5201u16.to_be_bytes());
+            p
+        };
+        assert_eq!(flow_hash(&pkt(40000, false)), flow_hash(&pkt(40000, false)));
+        let distinct: std::collections::HashSet<u32> = (0..64)
+            .map(|i| flow_hash(&pkt(40000 + i, false)) % 16)
+            .collect();
+        assert!(distinct.len() > 8, "ports spread flows: {distinct:?}");
+        // A first fragment and a later one of the same datagram hash alike (no ports).
+        let mut later = pkt(1, true);
+        later[7] = 0x10;
+        assert_eq!(flow_hash(&pkt(40000, true)), flow_hash(&later));
+        assert_eq!(flow_hash(&[]), flow_hash(&[0x45]));
+    }
+
+    #[test]
+    fn trap_reports_are_spaced() {
+        let t = Trap::default();
+        assert!(t.due(), "first packet is reported");
+        assert!(!t.due(), "the next ones within the interval are not");
+        std::thread::sleep(std::time::Duration::from_millis(Trap::INTERVAL_MS + 20));
+        assert!(t.due());
     }
 
     #[test]

@@ -1,34 +1,127 @@
 //! The TUN device: the site-facing side of the fast path. This is the one module that knows
-//! how TUN devices are opened, so swapping `tun-tap` for an offload-capable implementation later
-//! is a change in one place.
+//! how TUN devices are opened. Two ways: with offload (our own ioctls: IFF_VNET_HDR and
+//! TUNSETOFFLOAD with checksum and TSO, so the kernel hands over 64 KiB TCP super-packets, see
+//! [`crate::offload`]), or plainly through `tun-tap` when the kernel refuses offload or it is
+//! turned off.
 
-use std::io;
+use std::fs::{File, OpenOptions};
+use std::io::{self, Read, Write};
 use std::os::fd::{AsRawFd, RawFd};
+use std::os::unix::fs::OpenOptionsExt;
 
 use tun_tap::{Iface, Mode};
 
 use crate::iproute::ip;
 use crate::DataplaneError;
 
+const IFF_TUN: libc::c_short = 0x0001;
+const IFF_NO_PI: libc::c_short = 0x1000;
+const IFF_VNET_HDR: libc::c_short = 0x4000;
+const IFF_MULTI_QUEUE: libc::c_short = 0x0100;
+const TUNSETIFF: libc::c_ulong = 0x4004_54ca;
+const TUNSETOFFLOAD: libc::c_ulong = 0x4004_54d0;
+const TUN_F_CSUM: libc::c_uint = 0x01;
+const TUN_F_TSO4: libc::c_uint = 0x02;
+const TUN_F_TSO6: libc::c_uint = 0x04;
+
+enum Dev {
+    Plain(Iface),
+    /// Opened with a virtio-net header before every packet, TSO and checksum offload on; one
+    /// queue per worker when there are several (IFF_MULTI_QUEUE: the kernel spreads flows).
+    Vnet {
+        files: Vec<File>,
+        name: String,
+    },
+}
+
 pub struct Tun {
-    iface: Iface,
+    dev: Dev,
+}
+
+/// `struct ifreq` as TUNSETIFF reads it: the name, then the flags.
+#[repr(C)]
+struct IfReq {
+    name: [u8; libc::IFNAMSIZ],
+    flags: libc::c_short,
+    _pad: [u8; 22],
+}
+
+fn open_vnet(name: &str, multi: bool) -> io::Result<(File, String)> {
+    let file = OpenOptions::new()
+        .read(true)
+        .write(true)
+        .custom_flags(libc::O_NONBLOCK | libc::O_CLOEXEC)
+        .open("/dev/net/tun")?;
+    let mut req = IfReq {
+        name: [0; libc::IFNAMSIZ],
+        flags: IFF_TUN | IFF_NO_PI | IFF_VNET_HDR | if multi { IFF_MULTI_QUEUE } else { 0 },
+        _pad: [0; 22],
+    };
+    let n = name.len().min(libc::IFNAMSIZ - 1);
+    req.name[..n].copy_from_slice(&name.as_bytes()[..n]);
+    // SAFETY: TUNSETIFF reads and writes an ifreq, which `req` is laid out as.
+    if unsafe { libc::ioctl(file.as_raw_fd(), TUNSETIFF as _, &mut req) } < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    let flags = TUN_F_CSUM | TUN_F_TSO4 | TUN_F_TSO6;
+    // SAFETY: TUNSETOFFLOAD takes the flags as an integer argument.
+    if unsafe { libc::ioctl(file.as_raw_fd(), TUNSETOFFLOAD as _, flags as libc::c_ulong) } < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    let end = req
+        .name
+        .iter()
+        .position(|b| *b == 0)
+        .unwrap_or(libc::IFNAMSIZ);
+    Ok((file, String::from_utf8_lossy(&req.name[..end]).into_owned()))
 }
 
 impl Tun {
     /// Creates (or attaches to) the device, then sets MTU and queue length and brings it up.
     /// The queue length matters: the kernel default (500) is where a busy userspace gateway
-    /// loses packets first (DESIGN.md).
-    pub fn create(name: &str, mtu: u16, txqueuelen: u32) -> Result<Tun, DataplaneError> {
-        let iface =
-            Iface::without_packet_info(name, Mode::Tun).map_err(|e| DataplaneError::Tun {
-                name: name.to_string(),
-                source: e,
-            })?;
-        iface.set_non_blocking().map_err(|e| DataplaneError::Tun {
+    /// loses packets first (DESIGN.md). With `offload`, asks for TSO and checksum offload and
+    /// falls back to a plain device if the kernel refuses.
+    pub fn create(
+        name: &str,
+        mtu: u16,
+        txqueuelen: u32,
+        offload: bool,
+        queues: usize,
+    ) -> Result<Tun, DataplaneError> {
+        let err = |e| DataplaneError::Tun {
             name: name.to_string(),
             source: e,
-        })?;
-        let dev = iface.name().to_string();
+        };
+        let multi = queues > 1;
+        let open_all = || -> io::Result<(Vec<File>, String)> {
+            let (first, dev) = open_vnet(name, multi)?;
+            let mut files = vec![first];
+            for _ in 1..queues {
+                files.push(open_vnet(&dev, multi)?.0);
+            }
+            Ok((files, dev))
+        };
+        let vnet = if offload {
+            match open_all() {
+                Ok(v) => Some(v),
+                Err(e) => {
+                    tracing::warn!(tun = name, error = %e, "TUN offload refused; plain TUN device");
+                    None
+                }
+            }
+        } else {
+            None
+        };
+        let dev = match vnet {
+            Some((files, name)) => Dev::Vnet { files, name },
+            None => {
+                let iface = Iface::without_packet_info(name, Mode::Tun).map_err(err)?;
+                iface.set_non_blocking().map_err(err)?;
+                Dev::Plain(iface)
+            }
+        };
+        let t = Tun { dev };
+        let dev = t.name().to_string();
         // No IPv6 link-local address: the kernel would otherwise send router solicitations
         // and MLD reports into the tunnel, which match no policy and only add noise.
         ip(&["link", "set", "dev", &dev, "addrgenmode", "none"])?;
@@ -43,28 +136,55 @@ impl Tun {
             &txqueuelen.to_string(),
             "up",
         ])?;
-        Ok(Tun { iface })
+        Ok(t)
     }
 
     pub fn name(&self) -> &str {
-        self.iface.name()
+        match &self.dev {
+            Dev::Plain(i) => i.name(),
+            Dev::Vnet { name, .. } => name,
+        }
     }
 
-    /// Non-blocking read of one packet.
+    /// Whether reads start with a virtio-net header and writes must too.
+    pub fn vnet(&self) -> bool {
+        matches!(self.dev, Dev::Vnet { .. })
+    }
+
+    /// How many queues (file descriptors) the device has; worker `w` uses queue
+    /// `w % queues()`.
+    pub fn queues(&self) -> usize {
+        match &self.dev {
+            Dev::Plain(_) => 1,
+            Dev::Vnet { files, .. } => files.len(),
+        }
+    }
+
+    /// Non-blocking read of one packet from queue `q` (with offload: the header, then a
+    /// packet or a TSO super-packet).
     #[inline]
-    pub fn recv(&self, buf: &mut [u8]) -> io::Result<usize> {
-        self.iface.recv(buf)
+    pub fn recv(&self, q: usize, buf: &mut [u8]) -> io::Result<usize> {
+        match &self.dev {
+            Dev::Plain(i) => i.recv(buf),
+            Dev::Vnet { files, .. } => (&files[q % files.len()]).read(buf),
+        }
     }
 
-    /// Writes one packet into the local stack.
+    /// Writes one packet into the local stack through queue `q`. With offload, `pkt` must
+    /// start with a virtio-net header (all zeros: a plain packet with its checksums done).
     #[inline]
-    pub fn send(&self, pkt: &[u8]) -> io::Result<usize> {
-        self.iface.send(pkt)
+    pub fn send(&self, q: usize, pkt: &[u8]) -> io::Result<usize> {
+        match &self.dev {
+            Dev::Plain(i) => i.send(pkt),
+            Dev::Vnet { files, .. } => (&files[q % files.len()]).write(pkt),
+        }
     }
-}
 
-impl AsRawFd for Tun {
-    fn as_raw_fd(&self) -> RawFd {
-        self.iface.as_raw_fd()
+    /// The file descriptor of queue `q`, to poll.
+    pub fn fd(&self, q: usize) -> RawFd {
+        match &self.dev {
+            Dev::Plain(i) => i.as_raw_fd(),
+            Dev::Vnet { files, .. } => files[q % files.len()].as_raw_fd(),
+        }
     }
 }

@@ -59,6 +59,8 @@ pub struct RecvBatch {
     iovs: Vec<libc::iovec>,
     addrs: Vec<libc::sockaddr_storage>,
     hdrs: Vec<libc::mmsghdr>,
+    /// Control buffers: where UDP GRO says how large the coalesced segments are.
+    ctrl: Vec<[u64; CTRL_LEN / 8]>,
 }
 
 impl RecvBatch {
@@ -91,6 +93,7 @@ impl RecvBatch {
             iovs,
             addrs,
             hdrs,
+            ctrl: vec![[0u64; CTRL_LEN / 8]; n],
         }
     }
 
@@ -100,9 +103,11 @@ impl RecvBatch {
 
     /// One recvmmsg without blocking. Returns how many datagrams arrived (0 when none).
     pub fn recv(&mut self, fd: RawFd) -> io::Result<usize> {
-        for h in self.hdrs.iter_mut() {
+        for (h, c) in self.hdrs.iter_mut().zip(self.ctrl.iter_mut()) {
             h.msg_hdr.msg_namelen = mem::size_of::<libc::sockaddr_storage>() as libc::socklen_t;
             h.msg_hdr.msg_flags = 0;
+            h.msg_hdr.msg_control = c.as_mut_ptr().cast();
+            h.msg_hdr.msg_controllen = CTRL_LEN as _;
             h.msg_len = 0;
         }
         debug_assert_eq!(self.iovs.len(), self.hdrs.len());
@@ -137,21 +142,112 @@ impl RecvBatch {
         (&mut self.bufs[i][..len], truncated)
     }
 
-    /// Where datagram `i` of the last receive came from.
-    pub fn source(&self, i: usize) -> Option<SocketAddr> {
+    /// The size of the segments datagram `i` holds, when the kernel coalesced several (UDP
+    /// GRO); None for a single datagram.
+    pub fn segment_size(&self, i: usize) -> Option<usize> {
+        let h = &self.hdrs[i].msg_hdr;
+        if h.msg_controllen == 0 {
+            return None;
+        }
+        // SAFETY: the kernel wrote `msg_controllen` bytes of cmsgs into this message's own
+        // control buffer; CMSG_FIRSTHDR/NXTHDR stay within it.
+        unsafe {
+            let mut c = libc::CMSG_FIRSTHDR(h);
+            while !c.is_null() {
+                if (*c).cmsg_level == SOL_UDP && (*c).cmsg_type == UDP_GRO {
+                    let v = std::ptr::read_unaligned(libc::CMSG_DATA(c).cast::<libc::c_int>());
+                    return usize::try_from(v).ok().filter(|v| *v > 0);
+                }
+                c = libc::CMSG_NXTHDR(h, c);
+            }
+        }
+        None
+    }
+
+    /// Datagram `i` as [`RecvBatch::datagram`] gives it, with its source to read only if
+    /// needed (converting every source address would be a per-datagram cost the ESP path has
+    /// no use for).
+    #[inline]
+    pub fn datagram_from(&mut self, i: usize) -> (&mut [u8], bool, Source<'_>) {
+        let h = &self.hdrs[i];
+        let len = (h.msg_len as usize).min(self.bufs[i].len());
+        let truncated = h.msg_hdr.msg_flags & libc::MSG_TRUNC != 0;
+        let from = Source {
+            addr: &self.addrs[i],
+            len: h.msg_hdr.msg_namelen,
+        };
+        (&mut self.bufs[i][..len], truncated, from)
+    }
+}
+
+/// `setsockopt`/cmsg numbers for UDP segmentation offload (Linux 4.18+, GRO 5.0+), which the
+/// libc crate does not export for every target.
+const SOL_UDP: libc::c_int = 17;
+const UDP_SEGMENT: libc::c_int = 103;
+const UDP_GRO: libc::c_int = 104;
+/// The kernel takes at most 64 segments and 64 KiB per GSO send.
+const GSO_MAX_SEGMENTS: usize = 64;
+const GSO_MAX_BYTES: usize = 65_000;
+/// Room for one cmsg carrying an int, aligned as the kernel wants.
+const CTRL_LEN: usize = 32;
+
+/// `msg_iovlen` as usize: it is `size_t` on glibc and `int` on musl.
+#[inline]
+#[allow(clippy::unnecessary_cast)]
+fn iovlen(h: &libc::msghdr) -> usize {
+    h.msg_iovlen as usize
+}
+
+/// Asks the kernel to hand this socket coalesced datagrams (UDP GRO): one receive then brings
+/// up to 64 KiB of same-sized ESP packets from one peer, split again by [`RecvBatch::segment`].
+/// Returns whether the kernel agreed; old kernels refuse and the socket works as before.
+pub fn enable_gro(sock: &Socket) -> bool {
+    let one: libc::c_int = 1;
+    // SAFETY: setsockopt with a valid fd and a pointer to a c_int of the given size.
+    unsafe {
+        libc::setsockopt(
+            sock.as_raw_fd(),
+            SOL_UDP,
+            UDP_GRO,
+            &one as *const libc::c_int as *const libc::c_void,
+            mem::size_of::<libc::c_int>() as libc::socklen_t,
+        ) == 0
+    }
+}
+
+/// The source address of a received datagram, converted on demand.
+pub struct Source<'a> {
+    addr: &'a libc::sockaddr_storage,
+    len: libc::socklen_t,
+}
+
+impl Source<'_> {
+    pub fn get(&self) -> Option<SocketAddr> {
         // SAFETY: the kernel filled this storage and its length on receive.
-        let a = unsafe { SockAddr::new(self.addrs[i], self.hdrs[i].msg_hdr.msg_namelen) };
-        a.as_socket()
+        unsafe { SockAddr::new(*self.addr, self.len) }.as_socket()
     }
 }
 
 /// Send side of a batch: headers pointing at caller-owned buffers and destination addresses.
 /// Filled and flushed within one batch, while the buffers and the table snapshot that owns the
 /// addresses are alive.
+///
+/// With segmentation offload on, consecutive datagrams to one destination that all have the
+/// same size (the last may be shorter) go out as one message with a UDP_SEGMENT control
+/// message: the kernel walks one large buffer through its stack instead of each packet, and
+/// splits it as late as it can. A kernel or device that refuses (EIO, EINVAL...) turns it off
+/// for good and the datagrams go out one by one.
 pub struct SendBatch {
+    /// One per datagram, in push order; a message's datagrams are contiguous here.
     iovs: Vec<libc::iovec>,
+    /// One per message.
     hdrs: Vec<libc::mmsghdr>,
-    len: usize,
+    ctrl: Vec<[u64; CTRL_LEN / 8]>,
+    /// Per message: segment size and total bytes.
+    seg: Vec<(usize, usize)>,
+    msgs: usize,
+    pkts: usize,
+    gso: bool,
 }
 
 impl SendBatch {
@@ -165,60 +261,260 @@ impl SendBatch {
                 .collect(),
             // SAFETY: all-zero mmsghdr is valid.
             hdrs: (0..n).map(|_| unsafe { mem::zeroed() }).collect(),
-            len: 0,
+            ctrl: vec![[0u64; CTRL_LEN / 8]; n],
+            seg: vec![(0, 0); n],
+            msgs: 0,
+            pkts: 0,
+            gso: false,
         }
     }
 
+    /// Turns segmentation offload on (it starts off).
+    pub fn with_gso(mut self, on: bool) -> SendBatch {
+        self.gso = on;
+        self
+    }
+
+    pub fn gso(&self) -> bool {
+        self.gso
+    }
+
     pub fn is_full(&self) -> bool {
-        self.len == self.hdrs.len()
+        self.pkts == self.iovs.len()
     }
 
     pub fn is_empty(&self) -> bool {
-        self.len == 0
+        self.pkts == 0
     }
 
     /// Queues `data` for `to`. The caller keeps both alive and unmoved until [`flush`].
     #[inline]
     pub fn push(&mut self, data: &[u8], to: &SockAddr) {
-        let i = self.len;
-        self.iovs[i] = libc::iovec {
+        let p = self.pkts;
+        self.iovs[p] = libc::iovec {
             iov_base: data.as_ptr() as *mut libc::c_void,
             iov_len: data.len(),
         };
-        let h = &mut self.hdrs[i].msg_hdr;
-        h.msg_iov = &mut self.iovs[i];
+        self.pkts += 1;
+        if self.gso && self.msgs > 0 {
+            let m = self.msgs - 1;
+            let h = &mut self.hdrs[m].msg_hdr;
+            let (seg, total) = self.seg[m];
+            let last_full = self.iovs[p - 1].iov_len == seg;
+            if h.msg_name == to.as_ptr() as *mut libc::c_void
+                && last_full
+                && data.len() <= seg
+                && iovlen(h) < GSO_MAX_SEGMENTS
+                && total + data.len() <= GSO_MAX_BYTES
+            {
+                h.msg_iovlen += 1;
+                self.seg[m].1 += data.len();
+                return;
+            }
+        }
+        let m = self.msgs;
+        let h = &mut self.hdrs[m].msg_hdr;
+        h.msg_iov = &mut self.iovs[p];
         h.msg_iovlen = 1;
         h.msg_name = to.as_ptr() as *mut libc::c_void;
         h.msg_namelen = to.len();
-        self.len += 1;
+        h.msg_control = std::ptr::null_mut();
+        h.msg_controllen = 0;
+        self.seg[m] = (data.len(), data.len());
+        self.msgs += 1;
+    }
+
+    /// Adds the UDP_SEGMENT control message to every message of several datagrams.
+    fn attach_segments(&mut self) {
+        for m in 0..self.msgs {
+            let h = &mut self.hdrs[m].msg_hdr;
+            if h.msg_iovlen < 2 {
+                continue;
+            }
+            let seg = self.seg[m].0 as u16;
+            h.msg_control = self.ctrl[m].as_mut_ptr().cast();
+            // SAFETY: CMSG_SPACE/LEN are pure arithmetic; the control buffer is CTRL_LEN bytes,
+            // larger than CMSG_SPACE(2), and CMSG_FIRSTHDR points inside it.
+            unsafe {
+                h.msg_controllen = libc::CMSG_SPACE(mem::size_of::<u16>() as u32) as _;
+                let c = libc::CMSG_FIRSTHDR(h);
+                (*c).cmsg_level = SOL_UDP;
+                (*c).cmsg_type = UDP_SEGMENT;
+                (*c).cmsg_len = libc::CMSG_LEN(mem::size_of::<u16>() as u32) as _;
+                std::ptr::write_unaligned(libc::CMSG_DATA(c).cast::<u16>(), seg);
+            }
+        }
+    }
+
+    /// Sends message `m`'s datagrams one by one (after the kernel refused to segment it).
+    fn send_each(&mut self, fd: RawFd, m: usize) -> (usize, usize) {
+        let h = self.hdrs[m].msg_hdr;
+        let (mut sent, mut failed) = (0, 0);
+        for k in 0..iovlen(&h) {
+            // SAFETY: msg_iov points at `msg_iovlen` iovecs of this batch.
+            let mut one: libc::msghdr = unsafe { mem::zeroed() };
+            one.msg_name = h.msg_name;
+            one.msg_namelen = h.msg_namelen;
+            one.msg_iov = unsafe { h.msg_iov.add(k) };
+            one.msg_iovlen = 1;
+            // SAFETY: `one` points at live buffers the caller keeps until flush returns.
+            if unsafe { libc::sendmsg(fd, &one, 0) } >= 0 {
+                sent += 1;
+            } else {
+                failed += 1;
+            }
+        }
+        (sent, failed)
     }
 
     /// Sends everything queued with as few sendmmsg calls as the kernel allows. Returns
-    /// (sent, failed): a datagram the kernel refuses is skipped and counted, the rest still go.
+    /// (sent, failed) datagrams: a datagram the kernel refuses is skipped and counted, the rest
+    /// still go.
     pub fn flush(&mut self, fd: RawFd) -> (usize, usize) {
-        let (mut done, mut failed) = (0, 0);
-        while done < self.len {
-            // SAFETY: headers [done..len) were filled by push() with pointers the caller keeps
-            // alive until this call returns.
+        self.attach_segments();
+        let (mut done, mut sent, mut failed) = (0, 0, 0);
+        while done < self.msgs {
+            // SAFETY: headers [done..msgs) were filled by push() with pointers the caller
+            // keeps alive until this call returns.
             let r = unsafe {
                 libc::sendmmsg(
                     fd,
                     self.hdrs[done..].as_mut_ptr(),
-                    (self.len - done) as libc::c_uint,
+                    (self.msgs - done) as libc::c_uint,
                     0,
                 )
             };
             if r > 0 {
+                for m in done..done + r as usize {
+                    sent += iovlen(&self.hdrs[m].msg_hdr);
+                }
                 done += r as usize;
-            } else if r < 0 && io::Error::last_os_error().kind() == io::ErrorKind::Interrupted {
                 continue;
-            } else {
-                // The first remaining datagram failed (unreachable, too big...): skip it.
-                done += 1;
-                failed += 1;
             }
+            let e = io::Error::last_os_error();
+            if r < 0 && e.kind() == io::ErrorKind::Interrupted {
+                continue;
+            }
+            let segs = iovlen(&self.hdrs[done].msg_hdr);
+            let refused = matches!(
+                e.raw_os_error(),
+                Some(libc::EIO | libc::EINVAL | libc::ENOPROTOOPT | libc::EOPNOTSUPP)
+            );
+            if segs > 1 && refused {
+                // No segmentation here: never again, and this message's datagrams one by one.
+                self.gso = false;
+                let (s, f) = self.send_each(fd, done);
+                sent += s;
+                failed += f;
+            } else {
+                // The first remaining message failed (unreachable, too big...): skip it.
+                failed += segs;
+            }
+            done += 1;
         }
-        self.len = 0;
-        (done - failed, failed)
+        self.msgs = 0;
+        self.pkts = 0;
+        (sent, failed)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sock(addr: &str) -> Socket {
+        bind(addr.parse().unwrap(), 1 << 20).unwrap()
+    }
+
+    /// Sends 20 datagrams (19 of 1000 bytes and a short last one) to `to` through one batch.
+    fn send_run(tx: &Socket, to: SocketAddr, gso: bool) -> (usize, usize, bool) {
+        let bufs: Vec<Vec<u8>> = (0..20u8)
+            .map(|i| vec![i; if i == 19 { 300 } else { 1000 }])
+            .collect();
+        let to: SockAddr = to.into();
+        let mut b = SendBatch::new(32).with_gso(gso);
+        for d in &bufs {
+            b.push(d, &to);
+        }
+        let (sent, failed) = b.flush(tx.as_raw_fd());
+        (sent, failed, b.gso())
+    }
+
+    /// GSO on loopback: a receiver without GRO gets the exact datagrams, in order; one with
+    /// GRO gets them coalesced with their segment size, and splitting restores them.
+    #[test]
+    fn gso_sends_exact_datagrams_and_gro_coalesces_them() {
+        let tx = sock("127.0.0.1:0");
+        let plain = sock("127.0.0.1:0");
+        let to = plain.local_addr().unwrap().as_socket().unwrap();
+        let (sent, failed, still_gso) = send_run(&tx, to, true);
+        assert_eq!((sent, failed), (20, 0));
+        let mut rb = RecvBatch::new(32, 2048);
+        let mut got = Vec::new();
+        for _ in 0..100 {
+            let n = rb.recv(plain.as_raw_fd()).unwrap();
+            for i in 0..n {
+                assert_eq!(rb.segment_size(i), None);
+                got.push(rb.datagram(i).0.to_vec());
+            }
+            if got.len() >= 20 {
+                break;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(5));
+        }
+        assert_eq!(got.len(), 20, "gso still on: {still_gso}");
+        for (i, d) in got.iter().enumerate() {
+            assert!(d.iter().all(|b| *b == i as u8), "datagram {i}");
+            assert_eq!(d.len(), if i == 19 { 300 } else { 1000 });
+        }
+
+        let gro = sock("127.0.0.1:0");
+        if !enable_gro(&gro) {
+            return; // a kernel without UDP GRO: the plain path above is what runs there
+        }
+        let to = gro.local_addr().unwrap().as_socket().unwrap();
+        send_run(&tx, to, true);
+        let mut rb = RecvBatch::new(8, 65_535);
+        let mut segs = Vec::new();
+        for _ in 0..100 {
+            let n = rb.recv(gro.as_raw_fd()).unwrap();
+            for i in 0..n {
+                let step = rb.segment_size(i);
+                let (d, trunc) = rb.datagram(i);
+                assert!(!trunc);
+                let step = step.unwrap_or(d.len());
+                segs.extend(d.chunks(step).map(|c| c.to_vec()));
+            }
+            if segs.len() >= 20 {
+                break;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(5));
+        }
+        assert_eq!(segs.len(), 20);
+        for (i, d) in segs.iter().enumerate() {
+            assert!(d.iter().all(|b| *b == i as u8), "segment {i}");
+        }
+    }
+
+    /// Different destinations or sizes never share a GSO message.
+    #[test]
+    fn gso_groups_only_same_destination_and_size() {
+        let a: SockAddr = "127.0.0.1:9".parse::<SocketAddr>().unwrap().into();
+        let b: SockAddr = "127.0.0.1:10".parse::<SocketAddr>().unwrap().into();
+        let big = vec![0u8; 1000];
+        let small = vec![0u8; 500];
+        let mut s = SendBatch::new(16).with_gso(true);
+        s.push(&big, &a);
+        s.push(&big, &a);
+        s.push(&small, &a); // shorter last: closes the message
+        s.push(&big, &a);
+        s.push(&big, &b);
+        assert_eq!(s.msgs, 3);
+        let lens: Vec<usize> = s.hdrs[..3].iter().map(|h| iovlen(&h.msg_hdr)).collect();
+        assert_eq!(lens, [3, 1, 1]);
+        let mut off = SendBatch::new(16);
+        off.push(&big, &a);
+        off.push(&big, &a);
+        assert_eq!(off.msgs, 2);
     }
 }

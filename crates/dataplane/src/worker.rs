@@ -17,6 +17,8 @@ use ironsec_esp::{
 use socket2::Socket;
 
 use crate::counters::{DropReason, GatewayCounters, PerWorker};
+use crate::gro::{Coalescer, UdpCoalescer};
+use crate::offload::{self, VnetHdr, VNET_HDR_LEN};
 use crate::tables::{inner_addrs, InboundEntry, InnerAddr, Tables};
 use crate::tun::Tun;
 use crate::udp::{RecvBatch, SendBatch};
@@ -33,8 +35,14 @@ pub(crate) struct Worker {
     pub stop: Arc<AtomicBool>,
     pub batch: usize,
     pub max_packet: usize,
+    /// Send same-sized ESP packets to one peer as one GSO message.
+    pub gso: bool,
+    /// The sockets hand over coalesced datagrams (UDP GRO): receive buffers must hold 64 KiB.
+    pub gro: bool,
     /// Where IKE messages arriving on the NAT-T port go: the control plane.
     pub ike_sink: Option<crate::IkeSink>,
+    /// Where trapped tunnels without an SA are reported: the control plane negotiates.
+    pub acquire_sink: Option<crate::AcquireSink>,
     /// The address each socket is bound to (same order as `sockets`).
     pub local_addrs: Vec<std::net::SocketAddr>,
 }
@@ -49,10 +57,29 @@ impl Worker {
             .map(|_| vec![0u8; HEADROOM + self.max_packet + MAX_TRAILER].into_boxed_slice())
             .collect();
         let mut out_meta: Vec<(usize, usize, usize)> = Vec::with_capacity(self.batch); // (buf, len, tunnel)
-        let mut send = SendBatch::new(self.batch);
-        let mut recv = RecvBatch::new(self.batch, self.max_packet + 512);
+        let mut send = SendBatch::new(self.batch).with_gso(self.gso);
+        // Decrypted TCP segments merged for one TUN write (offloading device only).
+        let mut co = self
+            .tun
+            .vnet()
+            .then(|| (Coalescer::default(), UdpCoalescer::default()));
+        // Where a TSO super-packet from the TUN device is read before being split.
+        let mut big = vec![
+            0u8;
+            if self.tun.vnet() {
+                VNET_HDR_LEN + 65_535
+            } else {
+                0
+            }
+        ];
+        let recv_len = if self.gro {
+            65_535
+        } else {
+            self.max_packet + 512
+        };
+        let mut recv = RecvBatch::new(self.batch, recv_len);
 
-        let tun_fd = self.tun.as_raw_fd();
+        let tun_fd = self.tun.fd(self.id);
         let mut fds: Vec<libc::pollfd> = std::iter::once(tun_fd)
             .chain(self.sockets.iter().map(|s| s.as_raw_fd()))
             .map(|fd| libc::pollfd {
@@ -83,11 +110,11 @@ impl Worker {
                 )));
             }
             if fds[0].revents & libc::POLLIN != 0 {
-                self.outbound(&mut out_bufs, &mut out_meta, &mut send, gw)?;
+                self.outbound(&mut out_bufs, &mut out_meta, &mut send, gw, &mut big)?;
             }
             for i in 0..self.sockets.len() {
                 if fds[i + 1].revents & libc::POLLIN != 0 {
-                    self.inbound(i, &mut recv, gw)?;
+                    self.inbound(i, &mut recv, gw, &mut co)?;
                 }
             }
         }
@@ -101,16 +128,22 @@ impl Worker {
         meta: &mut Vec<(usize, usize, usize)>,
         send: &mut SendBatch,
         gw: &GatewayCounters,
+        big: &mut [u8],
     ) -> Result<(), WorkerFailure> {
         loop {
             let tables = self.tables.load();
             meta.clear();
+            let mut used = 0;
             let mut drained = false;
-            for (i, buf) in bufs.iter_mut().enumerate() {
-                let n = match self
-                    .tun
-                    .recv(&mut buf[HEADROOM..HEADROOM + self.max_packet])
-                {
+            while used < bufs.len() {
+                // With offload one read may be a TSO super-packet: read it aside, then split
+                // it into the batch's buffers; else read straight into the next buffer.
+                let into: &mut [u8] = if self.tun.vnet() {
+                    &mut big[..]
+                } else {
+                    &mut bufs[used][HEADROOM..HEADROOM + self.max_packet]
+                };
+                let n = match self.tun.recv(self.id, into) {
                     Ok(n) => n,
                     Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
                         drained = true;
@@ -124,29 +157,103 @@ impl Worker {
                         )))
                     }
                 };
-                gw.tun_rx(1);
-                if let Some(m) = seal_one(&tables, self.id, buf, n, gw) {
-                    meta.push((i, m.0, m.1));
+                if !self.tun.vnet() {
+                    gw.tun_rx(1);
+                    let acq = self.acquire_sink.as_ref();
+                    if let Some(m) = seal_one(&tables, self.id, &mut bufs[used], n, gw, acq) {
+                        meta.push((used, m.0, m.1));
+                    }
+                    used += 1;
+                    continue;
+                }
+                let Some(h) = VnetHdr::parse(&big[..n]) else {
+                    gw.drop(DropReason::Malformed);
+                    continue;
+                };
+                let pkt = &mut big[VNET_HDR_LEN..n];
+                let segments = match offload::prepare(pkt, &h) {
+                    offload::Read::Malformed => {
+                        gw.tun_rx(1);
+                        gw.drop(DropReason::Malformed);
+                        continue;
+                    }
+                    offload::Read::Packet => None,
+                    offload::Read::Segments(k) => Some(k),
+                };
+                for i in 0..segments.unwrap_or(1) {
+                    if used == bufs.len() {
+                        // A super-packet larger than the batch: send what is sealed first.
+                        self.send_sealed(&tables, bufs, meta, send, gw);
+                        meta.clear();
+                        used = 0;
+                    }
+                    let out = &mut bufs[used][HEADROOM..HEADROOM + self.max_packet];
+                    let len = match segments {
+                        None if pkt.len() <= out.len() => {
+                            out[..pkt.len()].copy_from_slice(pkt);
+                            pkt.len()
+                        }
+                        None => 0,
+                        Some(_) => offload::segment(pkt, &h, i, out),
+                    };
+                    gw.tun_rx(1);
+                    if len == 0 {
+                        gw.drop(DropReason::Malformed);
+                        continue;
+                    }
+                    let acq = self.acquire_sink.as_ref();
+                    if let Some(m) = seal_one(&tables, self.id, &mut bufs[used], len, gw, acq) {
+                        meta.push((used, m.0, m.1));
+                    }
+                    used += 1;
                 }
             }
-            // Group by socket; with one local address this is a single pass.
-            for s in 0..self.sockets.len() {
-                for &(i, len, t) in meta.iter() {
-                    let tunnel = &tables.tunnels()[t];
-                    if tunnel.socket == s {
-                        send.push(&bufs[i][..len], tunnel.remote_sockaddr());
-                    }
-                }
-                if !send.is_empty() {
-                    let (sent, failed) = send.flush(self.sockets[s].as_raw_fd());
-                    gw.udp_tx(sent as u64);
-                    for _ in 0..failed {
-                        gw.drop(DropReason::Io);
-                    }
-                }
-            }
+            self.send_sealed(&tables, bufs, meta, send, gw);
             if drained {
                 return Ok(());
+            }
+        }
+    }
+
+    /// Sends the sealed packets of `meta` (buffer, length, tunnel) in batches per socket.
+    fn send_sealed(
+        &self,
+        tables: &Tables,
+        bufs: &[Box<[u8]>],
+        meta: &mut [(usize, usize, usize)],
+        send: &mut SendBatch,
+        gw: &GatewayCounters,
+    ) {
+        // Same tunnel next to each other (stable: a tunnel's packets keep their order), so
+        // GSO can send each tunnel's run as one message. Then group by socket; with one local
+        // address this is a single pass.
+        meta.sort_by_key(|&(_, _, t)| t);
+        for s in 0..self.sockets.len() {
+            for &(i, len, t) in meta.iter() {
+                let tunnel = &tables.tunnels()[t];
+                if tunnel.socket == s {
+                    send.push(&bufs[i][..len], tunnel.remote_sockaddr());
+                }
+            }
+            if !send.is_empty() {
+                let (sent, failed) = send.flush(self.sockets[s].as_raw_fd());
+                gw.udp_tx(sent as u64);
+                for _ in 0..failed {
+                    gw.drop(DropReason::Io);
+                }
+            }
+        }
+    }
+
+    /// Writes a coalesced run of `n` packets to the TUN device.
+    fn write_run(&self, run: &[u8], n: usize, gw: &GatewayCounters) {
+        let n = n as u64;
+        match self.tun.send(self.id, run) {
+            Ok(_) => gw.tun_tx(n),
+            Err(_) => {
+                for _ in 0..n {
+                    gw.drop(DropReason::Io);
+                }
             }
         }
     }
@@ -157,6 +264,7 @@ impl Worker {
         s: usize,
         recv: &mut RecvBatch,
         gw: &GatewayCounters,
+        co: &mut Option<(Coalescer, UdpCoalescer)>,
     ) -> Result<(), WorkerFailure> {
         let fd: RawFd = self.sockets[s].as_raw_fd();
         loop {
@@ -166,23 +274,62 @@ impl Worker {
             if n == 0 {
                 return Ok(());
             }
-            gw.udp_rx(n as u64);
             let tables = self.tables.load();
             for i in 0..n {
-                let (dgram, truncated) = recv.datagram(i);
+                let seg = recv.segment_size(i);
+                let (buf, truncated, from) = recv.datagram_from(i);
                 if truncated {
+                    gw.udp_rx(1);
                     gw.drop(DropReason::Malformed);
                     continue;
                 }
-                let verdict = open_one(&tables, dgram);
-                if let (Inbound::Ike, Some(sink)) = (&verdict, &self.ike_sink) {
-                    if let Some(from) = recv.source(i) {
-                        let (dgram, _) = recv.datagram(i);
-                        sink(self.local_addrs[s], from, dgram);
+                // One datagram, or (GRO) several of `seg` bytes each, the last maybe shorter.
+                let len = buf.len();
+                let step = seg.unwrap_or(len).max(1);
+                let mut off = 0;
+                while off < len {
+                    let end = (off + step).min(len);
+                    let d = &mut buf[off..end];
+                    gw.udp_rx(1);
+                    let verdict = open_one(&tables, d);
+                    if let (Inbound::Ike, Some(sink), Some(from)) =
+                        (&verdict, &self.ike_sink, from.get())
+                    {
+                        sink(self.local_addrs[s], from, d);
                     }
+                    match (verdict, co.as_mut()) {
+                        // Offloading TUN: TCP segments, or same-sized UDP datagrams, of one
+                        // flow are written as one.
+                        (Inbound::Deliver(range, sa), Some(co)) => {
+                            let pkt = &d[range.clone()];
+                            if co.0.must_flush_before(pkt) {
+                                let n = co.0.segments();
+                                self.write_run(co.0.take(), n, gw);
+                            }
+                            if co.1.must_flush_before(pkt) {
+                                let n = co.1.segments();
+                                self.write_run(co.1.take(), n, gw);
+                            }
+                            if co.0.push(pkt) || co.1.push(pkt) {
+                                sa.counters.get(self.id).packet(pkt.len());
+                            } else {
+                                deliver(self.id, d, Inbound::Deliver(range, sa), &self.tun, gw);
+                            }
+                        }
+                        (v, _) => deliver(self.id, d, v, &self.tun, gw),
+                    }
+                    off = end;
                 }
-                let (dgram, _) = recv.datagram(i);
-                deliver(self.id, dgram, verdict, &self.tun, gw);
+            }
+            if let Some(co) = co.as_mut() {
+                if co.0.pending() {
+                    let n = co.0.segments();
+                    self.write_run(co.0.take(), n, gw);
+                }
+                if co.1.pending() {
+                    let n = co.1.segments();
+                    self.write_run(co.1.take(), n, gw);
+                }
             }
             if n < recv.capacity() {
                 return Ok(());
@@ -194,12 +341,13 @@ impl Worker {
 /// Encrypts the packet in `buf[HEADROOM..HEADROOM+n]`; returns (ESP length, tunnel) to send, or
 /// counts why not.
 #[inline]
-pub(crate) fn seal_one(
+pub fn seal_one(
     tables: &Tables,
     worker: usize,
     buf: &mut [u8],
     n: usize,
     gw: &GatewayCounters,
+    acquire: Option<&crate::AcquireSink>,
 ) -> Option<(usize, usize)> {
     let Some((src, dst)) = inner_addrs(&buf[HEADROOM..HEADROOM + n]) else {
         gw.drop(DropReason::Malformed);
@@ -209,14 +357,29 @@ pub(crate) fn seal_one(
         InnerAddr::V4(_) => NEXT_HEADER_IPV4,
         InnerAddr::V6(_) => NEXT_HEADER_IPV6,
     };
-    let Some((tid, tunnel)) = tables.route_id(src, dst) else {
+    let Some((mut tid, mut tunnel)) = tables.route_id(src, dst) else {
         gw.drop(DropReason::NoPolicy);
         return None;
     };
+    if let Some(spread) = &tunnel.spread {
+        tid = spread.pick(crate::tables::flow_hash(&buf[HEADROOM..HEADROOM + n]));
+        tunnel = &tables.tunnels()[tid];
+    }
     let Some(out) = tunnel.outbound.as_ref() else {
         gw.drop(DropReason::NoSa);
+        if let (Some(trap), Some(sink)) = (&tunnel.trap, acquire) {
+            if trap.due() {
+                sink(tid);
+            }
+        }
         return None;
     };
+    if let Some(b) = &tunnel.shaper {
+        if !b.admit(n, crate::shaper::now_ns()) {
+            gw.drop(DropReason::Shaped);
+            return None;
+        }
+    }
     let c = out.counters.get(worker);
     match out.sa.seal_in_place(buf, n, next_header) {
         Ok(len) => {
@@ -237,7 +400,7 @@ pub(crate) fn seal_one(
 }
 
 /// What one received UDP/4500 datagram turned out to be.
-pub(crate) enum Inbound<'t> {
+pub enum Inbound<'t> {
     /// A decrypted packet for the site, at this range of the datagram buffer, from this SA.
     Deliver(std::ops::Range<usize>, &'t InboundEntry),
     /// IKE on 4500: belongs to the control plane.
@@ -250,7 +413,7 @@ pub(crate) enum Inbound<'t> {
 /// Classifies, decrypts in place and checks selectors; touches no device, so the decision
 /// logic is testable without a kernel.
 #[inline]
-pub(crate) fn open_one<'t>(tables: &'t Tables, dgram: &mut [u8]) -> Inbound<'t> {
+pub fn open_one<'t>(tables: &'t Tables, dgram: &mut [u8]) -> Inbound<'t> {
     let spi = match classify(dgram) {
         Datagram::Esp { spi } => spi,
         Datagram::NatKeepalive => return Inbound::NatKeepalive,
@@ -276,14 +439,23 @@ pub(crate) fn open_one<'t>(tables: &'t Tables, dgram: &mut [u8]) -> Inbound<'t> 
 
 /// Acts on [`open_one`]'s verdict: writes to the TUN device and counts.
 #[inline]
-fn deliver(worker: usize, dgram: &[u8], verdict: Inbound, tun: &Tun, gw: &GatewayCounters) {
+fn deliver(worker: usize, dgram: &mut [u8], verdict: Inbound, tun: &Tun, gw: &GatewayCounters) {
     let (reason, sa) = match verdict {
         Inbound::Deliver(range, sa) => {
-            let pkt = &dgram[range];
-            match tun.send(pkt) {
+            // An offloading device wants a virtio-net header first: all zeros (a plain packet
+            // whose checksums are done) in the bytes the ESP header and IV held.
+            let start = if tun.vnet() && range.start >= VNET_HDR_LEN {
+                dgram[range.start - VNET_HDR_LEN..range.start].fill(0);
+                range.start - VNET_HDR_LEN
+            } else {
+                range.start
+            };
+            let plain_len = range.end - range.start;
+            let pkt = &dgram[start..range.end];
+            match tun.send(worker, pkt) {
                 Ok(_) => {
                     gw.tun_tx(1);
-                    sa.counters.get(worker).packet(pkt.len());
+                    sa.counters.get(worker).packet(plain_len);
                     return;
                 }
                 Err(_) => (DropReason::Io, Some(sa)),
@@ -309,47 +481,15 @@ fn deliver(worker: usize, dgram: &[u8], verdict: Inbound, tun: &Tun, gw: &Gatewa
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::counters::{PerWorker, SaCounters};
-    use crate::tables::{InboundEntry, OutboundEntry, Policy, Tunnel};
-    use crate::Prefix;
-    use ironsec_esp::{InboundSa, OutboundSa, Suite};
+    use crate::counters::PerWorker;
+    use crate::tables::{Policy, Tunnel};
 
     const KEY_AB: [u8; 20] = [1; 20];
     const KEY_BA: [u8; 20] = [2; 20];
 
     /// Gateway tables for one side of a static tunnel: `local`/`remote` selectors, sending with
     /// `out_key` on SPI `out_spi`, receiving `in_spi` with `in_key`.
-    fn side(local: &str, remote: &str, out: (u32, &[u8]), inb: (u32, &[u8])) -> Tables {
-        let l: Prefix = local.parse().unwrap();
-        let r: Prefix = remote.parse().unwrap();
-        let o = OutboundSa::new(Suite::Aes128Gcm16, out.0, out.1, true).unwrap();
-        let i = InboundSa::new(Suite::Aes128Gcm16, inb.0, inb.1, true, 1024).unwrap();
-        Tables::new(
-            vec![Tunnel::new(
-                "peer".into(),
-                0,
-                "192.0.2.1:4500".parse().unwrap(),
-                "192.0.2.2:4500".parse().unwrap(),
-                Some(Arc::new(OutboundEntry {
-                    sa: o,
-                    counters: PerWorker::new(1),
-                })),
-            )],
-            vec![Policy {
-                local: l,
-                remote: r,
-                tunnel: 0,
-            }],
-            vec![Arc::new(InboundEntry {
-                sa: i,
-                tunnel: 0,
-                local_ts: vec![l].into(),
-                remote_ts: vec![r].into(),
-                counters: PerWorker::<SaCounters>::new(1),
-            })],
-        )
-        .unwrap()
-    }
+    use crate::tables::one_tunnel as side;
 
     fn ipv4(src: [u8; 4], dst: [u8; 4], len: usize) -> Vec<u8> {
         let mut p = vec![0u8; len];
@@ -366,7 +506,7 @@ mod tests {
     fn seal(a: &Tables, pkt: &[u8], gw: &GatewayCounters) -> Option<Vec<u8>> {
         let mut buf = vec![0u8; HEADROOM + pkt.len() + MAX_TRAILER];
         buf[HEADROOM..HEADROOM + pkt.len()].copy_from_slice(pkt);
-        seal_one(a, 0, &mut buf, pkt.len(), gw).map(|(len, _)| buf[..len].to_vec())
+        seal_one(a, 0, &mut buf, pkt.len(), gw, None).map(|(len, _)| buf[..len].to_vec())
     }
 
     fn pair() -> (Tables, Tables) {
@@ -410,6 +550,27 @@ mod tests {
         assert_eq!(verdict_name(&open_one(&b, &mut replay)), "drop replay");
     }
 
+    /// One tunnel 10.1.0.0/24 -> 10.2.0.0/24 that has no SA, trapped or not.
+    fn tunnel_without_sa(trap: bool) -> Tables {
+        let t = Tunnel::new(
+            "peer".into(),
+            0,
+            "192.0.2.1:4500".parse().unwrap(),
+            "192.0.2.2:4500".parse().unwrap(),
+            None,
+        );
+        Tables::new(
+            vec![if trap { t.with_trap() } else { t }],
+            vec![Policy {
+                local: "10.1.0.0/24".parse().unwrap(),
+                remote: "10.2.0.0/24".parse().unwrap(),
+                tunnel: 0,
+            }],
+            vec![],
+        )
+        .unwrap()
+    }
+
     #[test]
     fn outbound_without_policy_or_sa_is_never_sent_in_clear() {
         let (a, _) = pair();
@@ -418,27 +579,25 @@ mod tests {
         assert!(seal(&a, &ipv4([10, 1, 0, 2], [10, 3, 0, 2], 60), gw).is_none());
         assert!(seal(&a, &ipv4([10, 9, 0, 2], [10, 2, 0, 2], 60), gw).is_none());
         assert!(seal(&a, &[0x45, 0, 0], gw).is_none());
-        let no_sa = Tables::new(
-            vec![Tunnel::new(
-                "peer".into(),
-                0,
-                "192.0.2.1:4500".parse().unwrap(),
-                "192.0.2.2:4500".parse().unwrap(),
-                None,
-            )],
-            vec![Policy {
-                local: "10.1.0.0/24".parse().unwrap(),
-                remote: "10.2.0.0/24".parse().unwrap(),
-                tunnel: 0,
-            }],
-            vec![],
-        )
-        .unwrap();
+        let no_sa = tunnel_without_sa(false);
         assert!(seal(&no_sa, &ipv4([10, 1, 0, 2], [10, 2, 0, 2], 60), gw).is_none());
+        // Trapped: the same packet is still dropped (never sent in clear) and the tunnel is
+        // reported once for a burst.
+        let trapped = tunnel_without_sa(true);
+        let reported = Arc::new(std::sync::Mutex::new(Vec::new()));
+        let r = reported.clone();
+        let sink: crate::AcquireSink = Arc::new(move |t| r.lock().unwrap().push(t));
+        for _ in 0..5 {
+            let pkt = ipv4([10, 1, 0, 2], [10, 2, 0, 2], 60);
+            let mut buf = vec![0u8; HEADROOM + pkt.len() + MAX_TRAILER];
+            buf[HEADROOM..HEADROOM + pkt.len()].copy_from_slice(&pkt);
+            assert!(seal_one(&trapped, 0, &mut buf, pkt.len(), gw, Some(&sink)).is_none());
+        }
+        assert_eq!(*reported.lock().unwrap(), vec![0]);
         let d = pw.totals().drops;
         assert_eq!(d.get(DropReason::NoPolicy), 2);
         assert_eq!(d.get(DropReason::Malformed), 1);
-        assert_eq!(d.get(DropReason::NoSa), 1);
+        assert_eq!(d.get(DropReason::NoSa), 6);
     }
 
     #[test]
