@@ -105,6 +105,22 @@ impl Psk {
     }
 }
 
+/// Constant-time comparison, so a config reload that diffs connections does not leak how
+/// much of a key matched through timing.
+impl PartialEq for Psk {
+    fn eq(&self, other: &Psk) -> bool {
+        // Every byte is looked at whatever the first difference is.
+        let diff = self
+            .0
+            .iter()
+            .zip(other.0.iter())
+            .fold(0u8, |acc, (a, b)| acc | (a ^ b));
+        self.0.len() == other.0.len() && std::hint::black_box(diff) == 0
+    }
+}
+
+impl Eq for Psk {}
+
 impl fmt::Debug for Psk {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str("Psk(<redacted>)")
@@ -119,6 +135,10 @@ pub struct Retransmit {
     pub factor: f64,
     pub max_interval: Duration,
     pub tries: u32,
+    /// On an established IKE SA, a request unanswered this long (from its first send) means
+    /// the peer is gone even if retransmissions remain: the operator's DPD timeout. None =
+    /// when the retransmissions run out.
+    pub give_up_after: Option<Duration>,
 }
 
 impl Default for Retransmit {
@@ -128,6 +148,7 @@ impl Default for Retransmit {
             factor: 1.8,
             max_interval: Duration::from_secs(30),
             tries: 5,
+            give_up_after: None,
         }
     }
 }

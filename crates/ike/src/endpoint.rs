@@ -4,7 +4,7 @@
 use std::collections::{HashMap, VecDeque};
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use crate::config::{EndpointConfig, PeerConfig};
 use crate::crypto::{cookie, Rng};
@@ -21,6 +21,20 @@ pub struct EndpointStats {
     pub cookies_sent: u64,
     pub half_open_dropped: u64,
     pub retransmits_answered: u64,
+    /// Requests we sent (each exchange we started, IKE_SA_INIT included), not counting
+    /// retransmissions.
+    pub requests_sent: u64,
+    /// Retransmissions of our requests: a rising count means a lossy path or a dying peer.
+    pub retransmits_sent: u64,
+    /// Peers that authenticated with INITIAL_CONTACT (they restarted, or claim to).
+    pub initial_contacts: u64,
+}
+
+/// See [`Endpoint::liveness`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct PeerLiveness {
+    pub last_heard: Instant,
+    pub probing: bool,
 }
 
 #[derive(thiserror::Error, Debug, Clone, PartialEq, Eq)]
@@ -133,6 +147,23 @@ impl Endpoint {
         now: Instant,
         f: impl FnOnce(&mut IkeSa, &mut Ctx) -> R,
     ) -> Option<R> {
+        // An initiator still negotiating decides INITIAL_CONTACT when it sends IKE_AUTH: by
+        // then a sibling tunnel started at the same moment may exist (RFC 7296 3.16 says "the
+        // only IKE SA"), so look again now rather than only when it was created.
+        let initiating = self
+            .sas
+            .get(&id)
+            .filter(|s| s.initiator && s.state == crate::sa::State::Init)
+            .and_then(|s| s.conn.as_ref().map(|c| c.name.clone()));
+        if let Some(name) = initiating {
+            let siblings = self
+                .sas
+                .iter()
+                .any(|(k, s)| *k != id && s.conn.as_ref().is_some_and(|c| c.name == name));
+            if let Some(sa) = self.sas.get_mut(&id) {
+                sa.siblings |= siblings;
+            }
+        }
         let sa = self.sas.get_mut(&id)?;
         let mut ctx = Ctx {
             now,
@@ -140,6 +171,7 @@ impl Endpoint {
             cfg: &self.cfg,
             transmits: &mut self.transmits,
             events: &mut self.events,
+            stats: &mut self.stats,
         };
         let r = f(sa, &mut ctx);
         self.settle(id);
@@ -156,6 +188,7 @@ impl Endpoint {
         }
         if let Some(sa) = self.sas.get_mut(&id) {
             if std::mem::take(&mut sa.initial_contact) {
+                self.stats.initial_contacts += 1;
                 self.drop_stale(id);
             }
         }
@@ -189,10 +222,13 @@ impl Endpoint {
 
     /// INITIAL_CONTACT (RFC 7296 3.16): the peer of SA `id` restarted, so every other SA of
     /// the same connection and identity is stale; close them without a DELETE they could
-    /// not read.
+    /// not read. Only those from the same peer address: a connection's other tunnels (other
+    /// addresses of the same peer) come back with their own IKE SA, and a peer that sends
+    /// INITIAL_CONTACT on one tunnel while another is up (older ironsec, strongSwan with
+    /// several connections) must not tear down the tunnel that still carries the traffic.
     fn drop_stale(&mut self, id: IkeSaId) {
         let Some(sa) = self.sas.get(&id) else { return };
-        let (Some(conn), now) = (sa.conn.clone(), sa.last_inbound) else {
+        let (Some(conn), now, peer) = (sa.conn.clone(), sa.last_inbound, sa.remote.ip()) else {
             return;
         };
         let stale: Vec<IkeSaId> = self
@@ -200,6 +236,7 @@ impl Endpoint {
             .iter()
             .filter(|(other, s)| {
                 **other != id
+                    && s.remote.ip() == peer
                     && s.conn
                         .as_ref()
                         .is_some_and(|c| c.name == conn.name && c.remote_id == conn.remote_id)
@@ -214,6 +251,7 @@ impl Endpoint {
                     cfg: &self.cfg,
                     transmits: &mut self.transmits,
                     events: &mut self.events,
+                    stats: &mut self.stats,
                 };
                 s.close(&mut ctx, crate::events::CloseReason::Replaced);
             }
@@ -259,6 +297,12 @@ impl Endpoint {
             .ok_or_else(|| CommandError::NoSuchConnection(conn.to_string()))?;
         let spi = self.new_spi();
         let mut sa = IkeSa::new(spi, true, spi, 0, local, remote, now);
+        // INITIAL_CONTACT says "I have no other IKE SA with you" (RFC 7296 3.16): false while
+        // another tunnel of this connection is up, and the peer would drop that one.
+        sa.siblings = self
+            .sas
+            .values()
+            .any(|s| s.conn.as_ref().is_some_and(|o| o.name == c.name));
         sa.conn = Some(c);
         self.sas.insert(spi, sa);
         self.with_sa(spi, now, |sa, ctx| sa.start_init(ctx, None, None, None));
@@ -343,6 +387,30 @@ impl Endpoint {
             self.with_sa(ike, now, |sa, ctx| sa.enqueue(ctx, t));
         }
         Ok(())
+    }
+
+    /// Checks now that the peer of an established IKE SA is alive: unless it answers within
+    /// `give_up`, the SA closes with [`crate::CloseReason::PeerUnreachable`]. For failover,
+    /// where DPD's pace (seconds of silence, then the whole retransmission schedule) is too
+    /// slow. Returns whether a probe started: not for an SA that is not established or is
+    /// probing already.
+    pub fn probe(
+        &mut self,
+        now: Instant,
+        ike: IkeSaId,
+        give_up: Duration,
+    ) -> Result<bool, CommandError> {
+        self.with_sa(ike, now, |sa, ctx| sa.start_probe(ctx, give_up))
+            .ok_or(CommandError::NoSuchSa(ike))
+    }
+
+    /// When the peer of `ike` last proved alive (any authenticated message), and whether a
+    /// probe is out: what a gateway needs to decide on failover without keeping a copy.
+    pub fn liveness(&self, ike: IkeSaId) -> Option<PeerLiveness> {
+        self.sas.get(&ike).map(|s| PeerLiveness {
+            last_heard: s.last_inbound,
+            probing: s.probe.is_some(),
+        })
     }
 
     pub fn rekey_ike(&mut self, now: Instant, ike: IkeSaId) -> Result<(), CommandError> {
@@ -534,6 +602,7 @@ impl Endpoint {
             cfg: &self.cfg,
             transmits: &mut self.transmits,
             events: &mut self.events,
+            stats: &mut self.stats,
         };
         if let Some(sa) = sa::init::respond(&mut ctx, &self.peers, spi, local, remote, bytes, &msg)
         {

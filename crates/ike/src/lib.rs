@@ -14,5 +14,7 @@ pub mod ts;
 pub mod wire;
 
 pub use config::{EndpointConfig, Identity, Keymat, Lifetimes, PeerConfig, Psk, Retransmit};
-pub use endpoint::{ChildSummary, CommandError, Endpoint, EndpointStats, IkeSaSummary};
+pub use endpoint::{
+    ChildSummary, CommandError, Endpoint, EndpointStats, IkeSaSummary, PeerLiveness,
+};
 pub use events::{ChildSaInfo, CloseReason, Event, IkeSaId, Transmit};

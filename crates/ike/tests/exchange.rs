@@ -196,6 +196,195 @@ fn every_message_duplicated_once_changes_nothing() {
     }
 }
 
+/// Runs the network in `step`s (at most `steps`) until A reports an IKE SA down; returns how
+/// long that took.
+fn time_until_a_down(net: &mut Net, step: Duration, steps: usize) -> Option<Duration> {
+    let t0 = net.now;
+    for _ in 0..steps {
+        net.run_for(step);
+        if net
+            .events_a
+            .iter()
+            .any(|e| matches!(e, Event::IkeSaDown { .. }))
+        {
+            return Some(net.now - t0);
+        }
+    }
+    None
+}
+
+/// `give_up_after` (the operator's dpd_timeout) ends the wait long before the default
+/// schedule (2 s x 1.8^n, 5 retransmissions, about 75 s) would; the retransmissions that did
+/// go out are counted.
+#[test]
+fn dpd_timeout_caps_the_wait_for_a_silent_peer() {
+    let (mut a, b) = pair_configs("aes128gcm16-prfsha256-x25519", "aes128gcm16");
+    a.dpd_interval = Some(Duration::from_secs(5));
+    a.retransmit.give_up_after = Some(Duration::from_secs(10));
+    let mut net = Net::new(a, b);
+    net.initiate_a();
+    assert_tunnel(&net);
+    let before = net.a.stats();
+    net.filter = Box::new(|from_a, _, _| if from_a { Fate::Deliver } else { Fate::Drop });
+    let down_at = time_until_a_down(&mut net, Duration::from_millis(250), 120)
+        .expect("A never declared B dead");
+    // DPD request at 5 s of silence, given up 10 s later.
+    assert!(
+        down_at >= Duration::from_secs(15) && down_at <= Duration::from_millis(15_250),
+        "declared dead after {down_at:?}, expected 15 s"
+    );
+    let after = net.a.stats();
+    assert_eq!(
+        after.requests_sent,
+        before.requests_sent + 1,
+        "one DPD request"
+    );
+    // Retransmits at 2 s and 2 + 3.6 s, then 5.6 + 6.48 > 10: given up.
+    assert_eq!(after.retransmits_sent - before.retransmits_sent, 2);
+}
+
+/// A probe ends quickly either way: an answering peer clears it, a silent one is declared
+/// dead within the probe's time, long before DPD (30 s interval) would even ask.
+#[test]
+fn probe_checks_liveness_within_its_time() {
+    let (a, b) = pair_configs("aes128gcm16-prfsha256-x25519", "aes128gcm16");
+    let mut net = Net::new(a, b);
+    let ike = net.initiate_a();
+    assert_tunnel(&net);
+    // Alive: answered, nothing closes, and the answer counts as hearing from the peer.
+    let asked = net.now;
+    assert!(net.a.probe(net.now, ike, Duration::from_secs(1)).unwrap());
+    assert!(net.a.liveness(ike).unwrap().probing);
+    net.run_for(Duration::from_secs(3));
+    assert_eq!(net.a.ike_sas().len(), 1, "{:?}", net.events_a);
+    let live = net.a.liveness(ike).unwrap();
+    assert!(!live.probing && live.last_heard >= asked, "{live:?}");
+    // Silent: closed as PeerUnreachable one second after the probe started, with the
+    // request resent in between.
+    net.filter = Box::new(|from_a, _, _| if from_a { Fate::Deliver } else { Fate::Drop });
+    let before = net.a.stats().retransmits_sent;
+    assert!(net.a.probe(net.now, ike, Duration::from_secs(1)).unwrap());
+    assert!(
+        !net.a.probe(net.now, ike, Duration::from_secs(1)).unwrap(),
+        "one probe at a time"
+    );
+    let down_at = time_until_a_down(&mut net, Duration::from_millis(50), 40)
+        .expect("silent peer not declared dead");
+    assert!(
+        down_at >= Duration::from_secs(1) && down_at <= Duration::from_millis(1050),
+        "{down_at:?}"
+    );
+    assert!(net.events_a.iter().any(|e| matches!(
+        e,
+        Event::IkeSaDown {
+            reason: CloseReason::PeerUnreachable,
+            ..
+        }
+    )));
+    assert_eq!(
+        net.a.stats().retransmits_sent - before,
+        3,
+        "resent every 250 ms"
+    );
+}
+
+/// Two tunnels of one connection (two uplinks, one peer identity): the second IKE SA must not
+/// carry INITIAL_CONTACT, and even a peer that sends it on one address must not make us drop
+/// the IKE SA of the other address: both tunnels stay up.
+#[test]
+fn a_second_tunnel_of_a_connection_leaves_the_first_up() {
+    let (a, b) = pair_configs("aes128gcm16-prfsha256-x25519", "aes128gcm16");
+    let mut net = Net::new(a, b);
+    let first = net.initiate_a();
+    let second = net
+        .a
+        .initiate(
+            net.now,
+            "to-b",
+            addr("198.51.100.1", 500),
+            addr("198.51.100.2", 500),
+        )
+        .unwrap();
+    net.pump();
+    net.run_for(Duration::from_secs(2));
+    let ids: Vec<_> = net.a.ike_sas().iter().map(|s| s.id).collect();
+    assert!(
+        ids.contains(&first) && ids.contains(&second),
+        "{:?}",
+        net.events_a
+    );
+    assert_eq!(net.b.ike_sas().len(), 2, "B keeps both: {:?}", net.events_b);
+    assert!(
+        !net.events_b.iter().any(|e| matches!(
+            e,
+            Event::IkeSaDown {
+                reason: CloseReason::Replaced,
+                ..
+            }
+        )),
+        "{:?}",
+        net.events_b
+    );
+    // A restarted A (a fresh endpoint, same config) sends INITIAL_CONTACT on its first
+    // tunnel: B drops the stale SA of that address only.
+    let (a2, _) = pair_configs("aes128gcm16-prfsha256-x25519", "aes128gcm16");
+    net.a = ironsec_ike::Endpoint::new(
+        Default::default(),
+        vec![a2],
+        Box::new(ironsec_ike::crypto::TestRng::new(7)),
+    );
+    net.initiate_a();
+    net.run_for(Duration::from_secs(1));
+    let replaced = net
+        .events_b
+        .iter()
+        .filter(|e| {
+            matches!(
+                e,
+                Event::IkeSaDown {
+                    reason: CloseReason::Replaced,
+                    ..
+                }
+            )
+        })
+        .count();
+    assert_eq!(replaced, 1, "{:?}", net.events_b);
+    assert_eq!(net.b.ike_sas().len(), 2, "new SA + the other address's SA");
+}
+
+/// Two tunnels started at the same moment: whichever sends IKE_AUTH first sees the other
+/// and neither sends INITIAL_CONTACT (which would make a strict peer drop the other).
+#[test]
+fn tunnels_started_together_send_no_initial_contact() {
+    let (a, b) = pair_configs("aes128gcm16-prfsha256-x25519", "aes128gcm16");
+    let mut net = Net::new(a, b);
+    net.a
+        .initiate(net.now, "to-b", addr(A, 500), addr(B, 500))
+        .unwrap();
+    net.a
+        .initiate(
+            net.now,
+            "to-b",
+            addr("198.51.100.1", 500),
+            addr("198.51.100.2", 500),
+        )
+        .unwrap();
+    net.run_for(Duration::from_secs(2));
+    assert_eq!(net.a.ike_sas().len(), 2, "{:?}", net.events_a);
+    assert_eq!(net.b.ike_sas().len(), 2, "{:?}", net.events_b);
+    // No IKE_AUTH request from A carried INITIAL_CONTACT: B never replaced anything.
+    assert_eq!(net.b.stats().initial_contacts, 0);
+    assert!(!net
+        .events_b
+        .iter()
+        .any(|e| matches!(e, Event::IkeSaDown { .. })));
+    // A fresh start with one tunnel does say it.
+    let (a, b) = pair_configs("aes128gcm16-prfsha256-x25519", "aes128gcm16");
+    let mut net = Net::new(a, b);
+    net.initiate_a();
+    assert_eq!(net.b.stats().initial_contacts, 1);
+}
+
 #[test]
 fn dpd_declares_a_silent_peer_dead() {
     let (a, b) = pair_configs("aes128gcm16-prfsha256-x25519", "aes128gcm16");

@@ -1,12 +1,14 @@
 //! Inputs found by the `ike_responder` fuzz target (fuzz/fuzz_targets/ike_responder.rs), each
 //! replayed as the fuzzer fed it, plus the same bug written as a readable scenario.
 
+mod common;
+
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::time::{Duration, Instant};
 
 use ironsec_ike::crypto::TestRng;
 use ironsec_ike::wire::{ExchangeType, Flags, Header, Message, NON_ESP_MARKER};
-use ironsec_ike::{ts, Endpoint, EndpointConfig, Identity, PeerConfig, Psk, Transmit};
+use ironsec_ike::{Endpoint, EndpointConfig, PeerConfig, Psk, Transmit};
 
 /// Every datagram an endpoint sends is an IKE message it can parse itself, behind the non-ESP
 /// marker exactly when it leaves from the NAT-T port (RFC 3948 2.2): without the marker the
@@ -29,11 +31,7 @@ fn assert_well_framed(t: &Transmit) {
     Message::parse(bytes).expect("the endpoint sent a message it cannot parse");
 }
 
-fn sel(s: &str) -> ironsec_ike::wire::TrafficSelector {
-    let (a, l) = s.split_once('/').unwrap();
-    ts::from_prefix(a.parse().unwrap(), l.parse().unwrap())
-}
-
+/// The shared test peer (tests/common) with the fuzz target's own PSK.
 #[allow(clippy::too_many_arguments)]
 fn peer(
     name: &str,
@@ -46,19 +44,8 @@ fn peer(
     psk: &[u8],
 ) -> PeerConfig {
     PeerConfig {
-        name: name.into(),
-        local_id: Identity::parse(me),
-        remote_id: Identity::parse(them),
         psk: Psk::new(psk.to_vec()),
-        ike_proposals: ike.split(',').map(|p| p.parse().unwrap()).collect(),
-        esp_proposals: esp.split(',').map(|p| p.parse().unwrap()).collect(),
-        local_ts: local.split(',').map(sel).collect(),
-        remote_ts: remote.split(',').map(sel).collect(),
-        remote_addrs: Vec::new(),
-        retransmit: Default::default(),
-        lifetimes: Default::default(),
-        dpd_interval: Some(Duration::from_secs(30)),
-        force_encap: true,
+        ..common::peer(name, me, them, local, remote, ike, esp)
     }
 }
 

@@ -54,7 +54,7 @@ impl IkeSa {
                 data: auth,
             }),
         ];
-        if self.replaces.is_none() {
+        if self.replaces.is_none() && !self.siblings {
             payloads.push(notify(NotifyType::InitialContact, Vec::new()));
         }
         payloads.extend(child.payloads(&conn, None));

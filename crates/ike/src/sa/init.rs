@@ -122,7 +122,9 @@ impl IkeSa {
             },
             retries: 0,
             deadline: later(ctx.now, conn.retransmit.interval(0)),
+            sent: ctx.now,
         });
+        ctx.stats.requests_sent += 1;
     }
 
     /// Initiator: the IKE_SA_INIT response (or a COOKIE / INVALID_KE_PAYLOAD demand).

@@ -32,6 +32,7 @@ pub(crate) struct Ctx<'a> {
     pub cfg: &'a EndpointConfig,
     pub transmits: &'a mut VecDeque<Transmit>,
     pub events: &'a mut VecDeque<Event>,
+    pub stats: &'a mut crate::endpoint::EndpointStats,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -87,6 +88,14 @@ impl SaCrypto {
     }
 }
 
+/// A fast liveness check asked for by the gateway (failover), stricter than DPD.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Probe {
+    pub until: Instant,
+    pub every: Duration,
+    pub next: Instant,
+}
+
 /// A request we sent and wait an answer for.
 pub(crate) struct Pending {
     pub id: u32,
@@ -94,6 +103,8 @@ pub(crate) struct Pending {
     pub what: Request,
     pub retries: u32,
     pub deadline: Instant,
+    /// First sent: [`Retransmit::give_up_after`](crate::config::Retransmit) counts from here.
+    pub sent: Instant,
 }
 
 pub(crate) enum Request {
@@ -154,6 +165,9 @@ pub(crate) struct IkeSa {
     pub queued: VecDeque<Task>,
     pub children: Vec<ChildSa>,
     pub last_inbound: Instant,
+    /// An operator-side liveness probe (see [`crate::Endpoint::probe`]): the peer must answer
+    /// something before `until`, and the request in flight is resent every `every`.
+    pub probe: Option<Probe>,
     pub established_at: Option<Instant>,
     pub rekey_at: Option<Instant>,
     /// Half-open responder SAs give up after this.
@@ -171,6 +185,9 @@ pub(crate) struct IkeSa {
     /// (make-before-break). Such an SA sends no INITIAL_CONTACT, or the peer would drop the
     /// old SAs before the new ones carry traffic.
     pub replaces: Option<IkeSaId>,
+    /// Another IKE SA of the same connection lives (another tunnel to the same peer): this
+    /// one must not claim to be the only one with INITIAL_CONTACT.
+    pub siblings: bool,
     /// Reauthentication is due; the endpoint starts the replacement SA.
     pub wants_reauth: bool,
     pub reauth_at: Option<Instant>,
@@ -212,6 +229,7 @@ impl IkeSa {
             queued: VecDeque::new(),
             children: Vec::new(),
             last_inbound: now,
+            probe: None,
             established_at: None,
             rekey_at: None,
             half_open_deadline: None,
@@ -220,6 +238,7 @@ impl IkeSa {
             respond_to: None,
             initial_contact: false,
             replaces: None,
+            siblings: false,
             wants_reauth: false,
             reauth_at: None,
             fragmentation: false,
@@ -296,13 +315,15 @@ impl IkeSa {
         for d in &datagrams {
             self.transmit(ctx, d.clone());
         }
-        let interval = self.retransmit_config().interval(0);
+        let rt = self.retransmit_config();
+        ctx.stats.requests_sent += 1;
         self.pending = Some(Pending {
             id,
             datagrams,
             what,
             retries: 0,
-            deadline: later(ctx.now, interval),
+            deadline: self.retransmit_deadline(&rt, ctx.now, ctx.now, 0),
+            sent: ctx.now,
         });
     }
 
@@ -334,6 +355,48 @@ impl IkeSa {
             .unwrap_or_default()
     }
 
+    /// When to retransmit (or give up on) a request first sent at `sent`, after `retries`
+    /// retransmissions: the schedule's next interval, but never past `give_up_after` on an
+    /// established SA.
+    fn retransmit_deadline(
+        &self,
+        rt: &crate::config::Retransmit,
+        now: Instant,
+        sent: Instant,
+        retries: u32,
+    ) -> Instant {
+        let next = later(now, rt.interval(retries));
+        match rt.give_up_after {
+            Some(g) if self.state == State::Established => next.min(later(sent, g)),
+            _ => next,
+        }
+    }
+
+    /// Any authenticated message proves the peer alive: DPD restarts its wait, a probe ends.
+    fn heard_from_peer(&mut self, now: Instant) {
+        self.last_inbound = now;
+        self.probe = None;
+    }
+
+    /// Starts a probe: a liveness request now (or the request already in flight, resent
+    /// faster), and the SA closes as `PeerUnreachable` unless the peer answers within
+    /// `give_up`.
+    pub fn start_probe(&mut self, ctx: &mut Ctx, give_up: Duration) -> bool {
+        if self.state != State::Established || self.probe.is_some() {
+            return false;
+        }
+        let every = (give_up / 4).max(Duration::from_millis(50));
+        self.probe = Some(Probe {
+            until: later(ctx.now, give_up),
+            every,
+            next: later(ctx.now, every),
+        });
+        if self.pending.is_none() {
+            self.enqueue(ctx, Task::Dpd);
+        }
+        true
+    }
+
     /// The earliest moment this SA needs [`IkeSa::on_timeout`].
     pub fn deadline(&self) -> Option<Instant> {
         let mut d: Option<Instant> = None;
@@ -344,6 +407,8 @@ impl IkeSa {
         };
         take(self.pending.as_ref().map(|p| p.deadline));
         take(self.half_open_deadline);
+        take(self.probe.map(|p| p.until));
+        take(self.probe.map(|p| p.next));
         if self.state == State::Established {
             take(self.rekey_at);
             take(self.reauth_at);
@@ -368,26 +433,47 @@ impl IkeSa {
             self.close(ctx, CloseReason::PeerUnreachable);
             return;
         }
-        if let Some(p) = self.pending.as_mut() {
-            if p.deadline <= now {
-                let rt = self
-                    .conn
-                    .as_ref()
-                    .or(self.candidates.first())
-                    .map(|c| c.retransmit)
-                    .unwrap_or_default();
-                if p.retries < rt.tries {
-                    p.retries += 1;
-                    p.deadline = later(now, rt.interval(p.retries));
+        if let Some(mut probe) = self.probe {
+            if probe.until <= now {
+                self.close(ctx, CloseReason::PeerUnreachable);
+                return;
+            }
+            if probe.next <= now {
+                probe.next = later(now, probe.every);
+                self.probe = Some(probe);
+                if let Some(p) = self.pending.as_ref() {
                     let datagrams = p.datagrams.clone();
+                    ctx.stats.retransmits_sent += 1;
                     for d in datagrams {
                         self.transmit(ctx, d);
                     }
-                } else {
-                    let p = self.pending.take();
-                    self.request_failed(ctx, p);
-                    return;
                 }
+            }
+        }
+        if self.pending.as_ref().is_some_and(|p| p.deadline <= now) {
+            let rt = self.retransmit_config();
+            let established = self.state == State::Established;
+            let (sent, retries) = self
+                .pending
+                .as_ref()
+                .map(|p| (p.sent, p.retries))
+                .unwrap_or((now, 0));
+            let given_up = established && rt.give_up_after.is_some_and(|g| now >= later(sent, g));
+            if retries < rt.tries && !given_up {
+                let deadline = self.retransmit_deadline(&rt, now, sent, retries + 1);
+                if let Some(p) = self.pending.as_mut() {
+                    p.retries += 1;
+                    p.deadline = deadline;
+                    let datagrams = p.datagrams.clone();
+                    ctx.stats.retransmits_sent += 1;
+                    for d in datagrams {
+                        self.transmit(ctx, d);
+                    }
+                }
+            } else {
+                let p = self.pending.take();
+                self.request_failed(ctx, p);
+                return;
             }
         }
         if self.state != State::Established {
@@ -517,7 +603,7 @@ impl IkeSa {
             // not disturb the exchange: keep waiting.
             Ok(None) | Err(_) => return,
         };
-        self.last_inbound = ctx.now;
+        self.heard_from_peer(ctx.now);
         self.learn_address(from);
         let p = self.pending.take().expect("checked above");
         match p.what {
@@ -558,7 +644,7 @@ impl IkeSa {
         };
         // Only an authenticated request may say where the answer goes (RFC 7296 2.23).
         self.respond_to = Some(from);
-        self.last_inbound = ctx.now;
+        self.heard_from_peer(ctx.now);
         self.expected_request_id = self.expected_request_id.wrapping_add(1);
         if let Some(unknown) = payloads.iter().find_map(|p| match p {
             Payload::Unknown {
