@@ -14,12 +14,25 @@ use crate::status::Status;
 #[serde(tag = "command", rename_all = "lowercase")]
 pub enum Request {
     Status,
+    /// Negotiate the connection's tunnels now.
+    Initiate {
+        connection: String,
+    },
+    /// Delete the connection's IKE SAs and keep them down until `initiate`.
+    Terminate {
+        connection: String,
+    },
+    /// Re-read the config file (and conf.d, and the environment at the daemon's start).
+    Reload,
 }
 
 #[derive(Serialize, Deserialize, Debug, Clone, PartialEq, Eq)]
 #[serde(rename_all = "lowercase")]
 pub enum Response {
     Status(Status),
+    /// The command was applied; the text says what it did.
+    Ok(String),
+    /// Refused: the daemon's message, shown to the operator as it is.
     Error(String),
 }
 

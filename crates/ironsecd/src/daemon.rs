@@ -2,22 +2,27 @@
 //! the IKE control plane, serves the control socket and shuts down cleanly on SIGTERM/SIGINT.
 
 use std::collections::BTreeMap;
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
+use std::path::PathBuf;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
-use ironsec_dataplane::{iproute, Dataplane, DataplaneConfig, DropTotals, IkeSink};
+use ironsec_dataplane::{
+    iproute, AcquireSink, Dataplane, DataplaneConfig, IkeSink, Sinks, TunnelId,
+};
 use tokio::net::UdpSocket;
 use tokio::signal::unix::{signal, SignalKind};
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, Notify};
 
 use crate::config::{Config, Keying};
 use crate::control::{self, Request, Response};
 use crate::plane::Plane;
-use crate::status::{self, Status};
+use crate::status;
 
 /// IKE datagrams waiting for the control plane; beyond this a flood is dropped, not queued.
 const IKE_QUEUE: usize = 1024;
+/// Trapped tunnels reported by the fast path; each tunnel reports at most every 250 ms.
+const ACQUIRE_QUEUE: usize = 256;
 
 #[derive(thiserror::Error, Debug)]
 pub enum DaemonError {
@@ -37,6 +42,12 @@ pub enum DaemonError {
         #[source]
         source: std::io::Error,
     },
+    #[error("cannot listen for metrics on {addr}: {source}")]
+    Metrics {
+        addr: SocketAddr,
+        #[source]
+        source: std::io::Error,
+    },
     #[error("cannot start the async runtime: {0}")]
     Runtime(#[source] std::io::Error),
     #[error("fast path failed: {0}")]
@@ -52,12 +63,99 @@ struct Running {
     /// runtime having polled the socket's readiness first.
     ike_sockets: Vec<(SocketAddr, std::net::UdpSocket)>,
     started: Instant,
-    control_socket: std::path::PathBuf,
+    control_socket: PathBuf,
+    /// The file a reload reads again.
+    config_path: PathBuf,
+    /// Routes into the TUN device: prefix -> source address for the gateway's own packets.
+    routes: Mutex<BTreeMap<String, Option<IpAddr>>>,
+    /// Wakes the event loop after a control command changed the engine's timers.
+    wake: Notify,
+}
+
+/// The routes a config needs: every remote selector into the TUN device. Traffic the gateway
+/// itself sends to a site should come from one of its own addresses inside the local
+/// selectors, or no policy would match it.
+fn wanted_routes(cfg: &Config) -> BTreeMap<String, Option<IpAddr>> {
+    let host = iproute::host_addresses();
+    let mut out = BTreeMap::new();
+    for c in &cfg.connections {
+        for p in &c.remote_ts {
+            let src = host
+                .iter()
+                .find(|a| a.is_ipv4() == p.is_v4() && c.local_ts.iter().any(|l| l.contains(**a)))
+                .copied();
+            out.insert(p.to_string(), src);
+        }
+    }
+    out
 }
 
 impl Running {
     fn plane(&self) -> MutexGuard<'_, Plane> {
         self.plane.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Brings the kernel's routes in line with `cfg`; returns what failed.
+    fn apply_routes(&self, cfg: &Config) -> Vec<String> {
+        let want = wanted_routes(cfg);
+        let mut have = self.routes.lock().unwrap_or_else(|p| p.into_inner());
+        let mut errs = Vec::new();
+        let dev = self.dp.tun_name();
+        for (p, src) in &want {
+            if have.get(p) != Some(src) {
+                match iproute::route_via(p, dev, *src) {
+                    Ok(()) => {
+                        have.insert(p.clone(), *src);
+                    }
+                    Err(e) => errs.push(e.to_string()),
+                }
+            }
+        }
+        let stale: Vec<String> = have
+            .keys()
+            .filter(|p| !want.contains_key(*p))
+            .cloned()
+            .collect();
+        for p in stale {
+            match iproute::route_del(&p, dev) {
+                Ok(()) => {
+                    have.remove(&p);
+                }
+                Err(e) => errs.push(e.to_string()),
+            }
+        }
+        errs
+    }
+
+    /// Re-reads the config and applies what changed. A config with errors, or one that needs
+    /// a restart, is refused whole: the running one stays.
+    fn reload(&self, origin: &str) -> Result<String, String> {
+        crate::sdnotify::reloading();
+        let path = self.config_path.display().to_string();
+        let result = (|| -> Result<String, String> {
+            let new = Config::load(&self.config_path).map_err(|e| e.to_string())?;
+            let mut plane = self.plane();
+            let now = Instant::now();
+            let summary = plane.reload(new, now).map_err(|e| e.join("\n"))?;
+            let route_errs = self.apply_routes(&plane.cfg);
+            self.flush(&mut plane, now, true);
+            let mut msg = format!("reloaded {path}: {summary}");
+            for e in route_errs {
+                msg.push_str(&format!("\nwarning: {e}"));
+            }
+            Ok(msg)
+        })();
+        match &result {
+            Ok(m) => tracing::info!(origin, "{m}"),
+            Err(e) => {
+                for line in e.lines() {
+                    tracing::error!(origin, "reload refused, the running config stays: {line}");
+                }
+            }
+        }
+        self.wake.notify_one();
+        crate::sdnotify::notify("READY=1");
+        result.map_err(|e| format!("reload refused, the running config stays:\n{e}"))
     }
 
     /// Applies the engine's events (swapping in new tables if SAs changed), then sends what
@@ -73,6 +171,7 @@ impl Running {
             }
         }
         while let Some(t) = plane.poll_transmit() {
+            tracing::debug!(local = %t.local, remote = %t.remote, "IKE out: {}", crate::ikelog::summary(&t.payload));
             let sent = if t.local.port() == plane.cfg.gateway.ike_port {
                 match self.ike_sockets.iter().find(|(a, _)| *a == t.local) {
                     Some((_, s)) => s.send_to(&t.payload, t.remote).map(|_| ()),
@@ -97,32 +196,33 @@ pub fn run(cfg: Config) -> Result<(), DaemonError> {
         workers: cfg.gateway.workers,
         socket_buffer: cfg.gateway.socket_buffer,
         batch: cfg.gateway.batch,
+        udp_offload: cfg.gateway.udp_offload,
+        tun_offload: cfg.gateway.tun_offload,
     };
     let plane = Plane::new(cfg.clone(), dp_cfg.resolved_workers())?;
     let (tx, rx) = mpsc::channel::<IkeDatagram>(IKE_QUEUE);
     let sink_tx = tx.clone();
-    let sink: IkeSink = Arc::new(move |local, remote, data: &[u8]| {
+    // Always handed over, even when no connection negotiates yet: a reload may add one.
+    let ike: IkeSink = Arc::new(move |local, remote, data: &[u8]| {
         let _ = sink_tx.try_send((local, remote, data.to_vec()));
     });
-    let has_ike = cfg
-        .connections
-        .iter()
-        .any(|c| matches!(c.keying, Keying::Ike(_)));
-    let dp = Dataplane::start(&dp_cfg, plane.tables()?, has_ike.then_some(sink))?;
-    let host = iproute::host_addresses();
-    for c in &cfg.connections {
-        for p in &c.remote_ts {
-            // Traffic the gateway itself sends to the site should come from one of its own
-            // addresses inside the local selectors, or no policy would match it.
-            let src = host
-                .iter()
-                .find(|a| a.is_ipv4() == p.is_v4() && c.local_ts.iter().any(|l| l.contains(**a)))
-                .copied();
-            if let Err(e) = iproute::route_via(&p.to_string(), dp.tun_name(), src) {
-                dp.shutdown();
-                return Err(e.into());
-            }
+    let (acq_tx, acq_rx) = mpsc::channel::<TunnelId>(ACQUIRE_QUEUE);
+    let acquire: AcquireSink = Arc::new(move |id| {
+        let _ = acq_tx.try_send(id);
+    });
+    let sinks = Sinks {
+        ike: Some(ike),
+        acquire: Some(acquire),
+    };
+    let dp = Dataplane::start(&dp_cfg, plane.tables()?, sinks)?;
+    let routes = wanted_routes(&cfg);
+    for (p, src) in &routes {
+        if let Err(e) = iproute::route_via(p, dp.tun_name(), *src) {
+            dp.shutdown();
+            return Err(e.into());
         }
+    }
+    for c in &cfg.connections {
         if let Keying::Static(st) = &c.keying {
             for t in &st.tunnels {
                 tracing::info!(
@@ -142,6 +242,8 @@ pub fn run(cfg: Config) -> Result<(), DaemonError> {
         .build()
         .map_err(DaemonError::Runtime)?;
     let control_socket = cfg.gateway.control_socket.clone();
+    let config_path = cfg.file.clone();
+    let metrics_addr = cfg.gateway.metrics;
     let r = rt.block_on(async move {
         let mut ike_sockets = Vec::new();
         for addr in plane.ike_addrs() {
@@ -173,8 +275,21 @@ pub fn run(cfg: Config) -> Result<(), DaemonError> {
             ike_sockets,
             started: Instant::now(),
             control_socket,
+            config_path,
+            routes: Mutex::new(routes),
+            wake: Notify::new(),
         });
-        let r = event_loop(running.clone(), rx).await;
+        if let Some(addr) = metrics_addr {
+            let l = tokio::net::TcpListener::bind(addr)
+                .await
+                .map_err(|source| DaemonError::Metrics { addr, source })?;
+            let r = running.clone();
+            tokio::spawn(crate::metrics::serve(l, move || {
+                crate::report::status(&r.dp, &r.plane(), r.started)
+            }));
+            tracing::info!(%addr, "metrics endpoint listening");
+        }
+        let r = event_loop(running.clone(), rx, acq_rx).await;
         Ok::<_, DaemonError>((r, running))
     });
     let (r, running) = r?;
@@ -190,6 +305,7 @@ pub fn run(cfg: Config) -> Result<(), DaemonError> {
 async fn event_loop(
     running: Arc<Running>,
     mut ike_rx: mpsc::Receiver<IkeDatagram>,
+    mut acq_rx: mpsc::Receiver<TunnelId>,
 ) -> Result<(), DaemonError> {
     let sock_path = running.control_socket.clone();
     let listener = control::bind(&sock_path).map_err(|source| DaemonError::Control {
@@ -201,6 +317,8 @@ async fn event_loop(
     let mut int = sig(SignalKind::interrupt())?;
     let mut hup = sig(SignalKind::hangup())?;
     let mut health = tokio::time::interval(Duration::from_millis(500));
+    // Failover detection reads the fast path's counters this often.
+    let mut liveness = tokio::time::interval(Duration::from_millis(100));
     // Keep-alives come from this loop, so a wedged event loop stops them and systemd restarts
     // the daemon.
     let watchdog_every = crate::sdnotify::watchdog_interval();
@@ -235,11 +353,19 @@ async fn event_loop(
             }
             _ = int.recv() => { tracing::info!("SIGINT: shutting down"); return Ok(()); }
             _ = hup.recv() => {
-                tracing::warn!("SIGHUP: configuration reload is not supported yet; restart ironsecd to apply changes");
+                let _ = running.reload("SIGHUP");
+            }
+            _ = running.wake.notified() => {}
+            Some(id) = acq_rx.recv() => {
+                let mut plane = running.plane();
+                let now = Instant::now();
+                plane.on_acquire(id, now);
+                running.flush(&mut plane, now, false);
             }
             Some((local, from, data)) = ike_rx.recv() => {
                 let mut plane = running.plane();
                 let now = Instant::now();
+                tracing::debug!(%local, remote = %from, "IKE in: {}", crate::ikelog::summary(&data));
                 plane.ep.handle(now, local, from, &data);
                 running.flush(&mut plane, now, false);
             }
@@ -250,6 +376,12 @@ async fn event_loop(
                 running.flush(&mut plane, now, changed);
             }
             _ = watchdog.tick(), if watchdog_every.is_some() => crate::sdnotify::notify("WATCHDOG=1"),
+            _ = liveness.tick() => {
+                let mut plane = running.plane();
+                let now = Instant::now();
+                let changed = plane.tick(now);
+                running.flush(&mut plane, now, changed);
+            }
             _ = health.tick() => {
                 if let Some(f) = running.dp.failure() {
                     return Err(DaemonError::FastPath(f));
@@ -269,113 +401,28 @@ async fn event_loop(
 }
 
 fn handle(r: &Running, req: Request) -> Response {
+    let answer = |res: Result<String, String>| match res {
+        Ok(m) => Response::Ok(m),
+        Err(e) => Response::Error(e),
+    };
     match req {
-        Request::Status => Response::Status(status_of(r)),
-    }
-}
-
-fn drops_map(d: &DropTotals) -> BTreeMap<String, u64> {
-    d.iter().map(|(r, n)| (r.name().to_string(), n)).collect()
-}
-
-fn status_of(r: &Running) -> Status {
-    let tables = r.dp.tables();
-    let totals = r.dp.totals();
-    let plane = r.plane();
-    let ike_sas = plane.ep.ike_sas();
-    let now = Instant::now();
-    // Workers count every drop gateway-wide as well as per SA: the totals already include them.
-    let drops = totals.drops;
-    let mut connections: Vec<status::ConnectionStatus> = plane
-        .cfg
-        .connections
-        .iter()
-        .map(|c| status::ConnectionStatus {
-            name: c.name.clone(),
-            keying: c.keying.name().into(),
-            local_ts: c.local_ts.iter().map(|p| p.to_string()).collect(),
-            remote_ts: c.remote_ts.iter().map(|p| p.to_string()).collect(),
-            tunnels: Vec::new(),
-        })
-        .collect();
-    for (id, t) in tables.tunnels().iter().enumerate() {
-        let outbound = t.outbound.as_ref().map(|o| {
-            let tot = o.counters.totals();
-            status::OutboundStatus {
-                spi: status::spi_string(o.sa.spi()),
-                suite: o.sa.suite().to_string(),
-                esn: o.sa.esn(),
-                packets: tot.packets,
-                bytes: tot.bytes,
-                next_seq: o.sa.next_seq(),
-                drops: drops_map(&tot.drops),
-            }
-        });
-        let active_in = plane.store.active_out.get(&id).copied();
-        let inbound = tables
-            .inbound_entries()
-            .filter(|e| e.tunnel == id)
-            .max_by_key(|e| Some(e.sa.spi()) == active_in)
-            .map(|e| {
-                let tot = e.counters.totals();
-                status::InboundStatus {
-                    spi: status::spi_string(e.sa.spi()),
-                    suite: e.sa.suite().to_string(),
-                    esn: e.sa.esn(),
-                    packets: tot.packets,
-                    bytes: tot.bytes,
-                    highest_seq: e.sa.highest_seq(),
-                    drops: drops_map(&tot.drops),
-                }
-            });
-        let ike = plane
-            .tunnel_ike
-            .get(&id)
-            .and_then(|ike| ike_sas.iter().find(|s| s.id == *ike))
-            .map(|s| status::IkeStatus {
-                state: if s.established {
-                    "established"
-                } else {
-                    "connecting"
-                }
-                .into(),
-                initiator: s.initiator,
-                spi_i: format!("0x{:016x}", s.spi_i),
-                spi_r: format!("0x{:016x}", s.spi_r),
-                algorithms: s.algorithms.map(|a| a.to_string()),
-                established_secs: s
-                    .established_at
-                    .map(|t| now.saturating_duration_since(t).as_secs()),
-                rekey_in_secs: s
-                    .rekey_at
-                    .map(|t| t.saturating_duration_since(now).as_secs()),
-                children: s.children.len(),
-            });
-        let ts = status::TunnelStatus {
-            local: t.local.to_string(),
-            remote: t.remote.to_string(),
-            ike,
-            outbound,
-            inbound,
-        };
-        if let Some(c) = connections.iter_mut().find(|c| *c.name == *t.connection) {
-            c.tunnels.push(ts);
+        Request::Status => Response::Status(crate::report::status(&r.dp, &r.plane(), r.started)),
+        Request::Initiate { connection } => {
+            let mut plane = r.plane();
+            let now = Instant::now();
+            let res = plane.initiate(&connection, now);
+            r.flush(&mut plane, now, false);
+            r.wake.notify_one();
+            answer(res)
         }
-    }
-    Status {
-        version: env!("CARGO_PKG_VERSION").to_string(),
-        tun: r.dp.tun_name().to_string(),
-        workers: r.dp.workers(),
-        uptime_secs: r.started.elapsed().as_secs(),
-        counters: status::Counters {
-            tun_rx_packets: totals.tun_rx_packets,
-            tun_tx_packets: totals.tun_tx_packets,
-            udp_rx_packets: totals.udp_rx_packets,
-            udp_tx_packets: totals.udp_tx_packets,
-            ike_packets: totals.ike_packets,
-            keepalives: totals.keepalives,
-        },
-        drops: drops_map(&drops),
-        connections,
+        Request::Terminate { connection } => {
+            let mut plane = r.plane();
+            let now = Instant::now();
+            let res = plane.terminate(&connection, now);
+            r.flush(&mut plane, now, false);
+            r.wake.notify_one();
+            answer(res)
+        }
+        Request::Reload => answer(r.reload("ironsecctl")),
     }
 }

@@ -4,8 +4,12 @@
 pub mod config;
 pub mod control;
 pub mod daemon;
+pub mod ikelog;
 pub mod logging;
+pub mod metrics;
 pub mod plane;
+pub mod report;
 pub mod sdnotify;
+pub mod share;
 pub mod status;
 pub mod tables;

@@ -15,10 +15,33 @@ pub fn notify(state: &str) {
         Some(name) => SocketAddr::from_abstract_name(name.as_bytes()),
         None => SocketAddr::from_pathname(&path),
     };
-    let sent = addr.and_then(|a| UnixDatagram::unbound()?.send_to_addr(state.as_bytes(), &a));
-    if let Err(e) = sent {
-        tracing::warn!(error = %e, socket = %path, "cannot notify systemd");
+    // Never block the event loop on a full notify queue: a lost WATCHDOG=1 costs less than a
+    // stalled daemon, and the next one follows.
+    let sent = addr.and_then(|a| {
+        let s = UnixDatagram::unbound()?;
+        s.set_nonblocking(true)?;
+        s.send_to_addr(state.as_bytes(), &a)
+    });
+    match sent {
+        Ok(_) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
+            tracing::debug!(socket = %path, state, "notify socket full; message dropped")
+        }
+        Err(e) => tracing::warn!(error = %e, socket = %path, "cannot notify systemd"),
     }
+}
+
+/// Tells systemd a reload started; READY=1 must follow when it is over. MONOTONIC_USEC lets
+/// `Type=notify-reload` units (systemd 253+) match the two.
+pub fn reloading() {
+    // SAFETY: clock_gettime only writes the timespec we pass.
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut ts) };
+    let usec = ts.tv_sec as u64 * 1_000_000 + ts.tv_nsec as u64 / 1_000;
+    notify(&format!("RELOADING=1\nMONOTONIC_USEC={usec}"));
 }
 
 /// How often to send WATCHDOG=1: half the interval systemd set, if it set one.

@@ -15,7 +15,62 @@ pub struct Status {
     pub counters: Counters,
     /// Gateway-wide drop totals by reason (including the per-SA ones).
     pub drops: BTreeMap<String, u64>,
+    /// The IKE engine's message counters.
+    #[serde(default)]
+    pub ike: IkeCounters,
     pub connections: Vec<ConnectionStatus>,
+}
+
+#[derive(Serialize, Deserialize, Debug, Clone, PartialEq, Eq, Default)]
+pub struct IkeCounters {
+    pub received: u64,
+    pub malformed: u64,
+    pub unknown_spi: u64,
+    pub cookies_sent: u64,
+    pub half_open_dropped: u64,
+    pub retransmits_answered: u64,
+    /// Exchanges we started.
+    pub requests_sent: u64,
+    /// Retransmissions of our requests.
+    pub retransmits_sent: u64,
+}
+
+/// Per-connection event counts (since start, or since a reload added or changed it).
+#[derive(Serialize, Deserialize, Debug, Clone, PartialEq, Eq, Default)]
+pub struct ConnectionCounters {
+    pub ike_up: u64,
+    pub child_rekeys: u64,
+    pub ike_rekeys: u64,
+    pub dpd_failures: u64,
+    pub failures: u64,
+    #[serde(default)]
+    pub failovers: u64,
+    /// Moves to the tunnel the peer sends on (active-standby), not failures of ours.
+    #[serde(default)]
+    pub follows: u64,
+}
+
+/// A connection's share of the gateway's bandwidth.
+#[derive(Serialize, Deserialize, Debug, Clone, PartialEq, Eq, Default)]
+pub struct BandwidthStatus {
+    pub weight: u32,
+    /// The connection's own cap, bits/s.
+    pub cap_bps: Option<u64>,
+    /// The rate it may send at now, bits/s.
+    pub rate_bps: u64,
+    /// What it has been offering, bits/s (smoothed).
+    pub demand_bps: u64,
+    pub offered_bytes: u64,
+    pub offered_packets: u64,
+    /// Packets over its share, dropped (also in drops.shaped).
+    pub shaped_packets: u64,
+}
+
+/// Packets and bytes of every SA a tunnel has had, live or gone: what metrics count.
+#[derive(Serialize, Deserialize, Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Traffic {
+    pub packets: u64,
+    pub bytes: u64,
 }
 
 #[derive(Serialize, Deserialize, Debug, Clone, PartialEq, Eq, Default)]
@@ -34,6 +89,23 @@ pub struct ConnectionStatus {
     pub keying: String,
     pub local_ts: Vec<String>,
     pub remote_ts: Vec<String>,
+    /// `start`, `trap` or `none` (IKE connections).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub start_action: Option<String>,
+    #[serde(default)]
+    pub counters: ConnectionCounters,
+    /// `active-standby` or `active-active` (IKE connections).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mode: Option<String>,
+    /// Remote addresses of the tunnels that carry the traffic now.
+    #[serde(default)]
+    pub active: Vec<String>,
+    /// Bandwidth sharing (when gateway.bandwidth or the connection's bandwidth is set).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bandwidth: Option<BandwidthStatus>,
+    /// The last failover: how long ago and what happened.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_failover: Option<String>,
     pub tunnels: Vec<TunnelStatus>,
 }
 
@@ -41,6 +113,29 @@ pub struct ConnectionStatus {
 pub struct TunnelStatus {
     pub local: String,
     pub remote: String,
+    /// `up` (sends with an SA), `connecting`, `down`, or `trapped` (down, comes up on traffic).
+    pub state: String,
+    /// `active` (carries the traffic) or `standby`; absent for single-tunnel connections.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub role: Option<String>,
+    #[serde(default)]
+    pub priority: u32,
+    #[serde(default)]
+    pub weight: u32,
+    /// Why the last IKE SA went down or the last negotiation failed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_error: Option<String>,
+    /// The CHILD_SA the tunnel sends with (negotiated tunnels only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub child: Option<ChildStatus>,
+    /// Every CHILD_SA the tunnel sends with, each for its own selectors (the first is `child`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub children: Vec<ChildStatus>,
+    /// Totals over every SA the tunnel has had.
+    #[serde(default)]
+    pub total_out: Traffic,
+    #[serde(default)]
+    pub total_in: Traffic,
     /// The IKE SA serving the tunnel (negotiated tunnels only).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ike: Option<IkeStatus>,
@@ -58,6 +153,17 @@ pub struct IkeStatus {
     pub established_secs: Option<u64>,
     pub rekey_in_secs: Option<u64>,
     pub children: usize,
+}
+
+#[derive(Serialize, Deserialize, Debug, Clone, PartialEq, Eq)]
+pub struct ChildStatus {
+    pub spi_in: String,
+    pub spi_out: String,
+    pub algorithms: String,
+    pub local_ts: Vec<String>,
+    pub remote_ts: Vec<String>,
+    pub established_secs: u64,
+    pub rekey_in_secs: Option<u64>,
 }
 
 #[derive(Serialize, Deserialize, Debug, Clone, PartialEq, Eq)]
@@ -129,8 +235,52 @@ impl Status {
                 conn.local_ts.join(","),
                 conn.remote_ts.join(",")
             );
+            if let Some(b) = &conn.bandwidth {
+                let _ = writeln!(
+                    s,
+                    "  bandwidth: weight {}, rate {:.1} Mbit/s, demand {:.1} Mbit/s{}, shaped {} of {} packets",
+                    b.weight,
+                    b.rate_bps as f64 / 1e6,
+                    b.demand_bps as f64 / 1e6,
+                    b.cap_bps
+                        .map(|c| format!(", cap {:.1} Mbit/s", c as f64 / 1e6))
+                        .unwrap_or_default(),
+                    b.shaped_packets,
+                    b.offered_packets
+                );
+            }
+            if conn.tunnels.len() > 1 {
+                let _ = writeln!(
+                    s,
+                    "  {}: traffic on {}, {} failover(s){}",
+                    conn.mode.as_deref().unwrap_or("-"),
+                    if conn.active.is_empty() {
+                        "none".to_string()
+                    } else {
+                        conn.active.join("+")
+                    },
+                    conn.counters.failovers,
+                    conn.last_failover
+                        .as_deref()
+                        .map(|f| format!(", last {f}"))
+                        .unwrap_or_default()
+                );
+            }
             for t in &conn.tunnels {
-                let _ = writeln!(s, "  tunnel {} -> {}", t.local, t.remote);
+                let _ = writeln!(
+                    s,
+                    "  tunnel {} -> {}: {}{}",
+                    t.local,
+                    t.remote,
+                    t.state,
+                    t.role
+                        .as_deref()
+                        .map(|r| format!(", {r} (priority {}, weight {})", t.priority, t.weight))
+                        .unwrap_or_default()
+                );
+                if let Some(e) = &t.last_error {
+                    let _ = writeln!(s, "    last error: {e}");
+                }
                 if let Some(i) = &t.ike {
                     let _ = writeln!(
                         s,
@@ -147,6 +297,19 @@ impl Status {
                         i.established_secs.unwrap_or(0),
                         i.rekey_in_secs.map_or("-".to_string(), |x| x.to_string()),
                         i.children
+                    );
+                }
+                for c in &t.children {
+                    let _ = writeln!(
+                        s,
+                        "    child {}/{} {}, {} === {}, up {}s, rekey in {}s",
+                        c.spi_in,
+                        c.spi_out,
+                        c.algorithms,
+                        c.local_ts.join(","),
+                        c.remote_ts.join(","),
+                        c.established_secs,
+                        c.rekey_in_secs.map_or("-".to_string(), |x| x.to_string())
                     );
                 }
                 match &t.outbound {

@@ -4,13 +4,14 @@
 //! shares them: a rebuilt table must carry the same sequence counters and replay windows on.
 //! Tunnel ids are positions in [`tunnel_specs`], which only the config decides.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::time::Instant;
 
 use ironsec_dataplane::{
-    InboundEntry, OutboundEntry, PerWorker, Policy, Prefix, TableError, Tables, Tunnel, TunnelId,
+    InboundEntry, OutboundEntry, PerWorker, Policy, Prefix, Spread, TableError, Tables, Tunnel,
+    TunnelId,
 };
 use ironsec_esp::{InboundSa, KeyError, OutboundSa};
 use ironsec_ike::wire::TrafficSelector;
@@ -28,8 +29,26 @@ pub enum BuildError {
     },
     #[error(transparent)]
     Table(#[from] TableError),
+    #[error("no fast-path socket is bound to {0} (a new local address needs a restart)")]
+    NoSocket(IpAddr),
     #[error("cannot get random bytes for the IV offset: {0}")]
     Random(String),
+}
+
+/// What identifies a tunnel across reloads: its connection and its two addresses. Tunnel
+/// ids (positions in the fast path's table) change when a reload adds or removes tunnels;
+/// keys do not, so every piece of per-tunnel state is kept by key.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct TunnelKey {
+    pub conn: Arc<str>,
+    pub local: IpAddr,
+    pub remote: IpAddr,
+}
+
+impl std::fmt::Display for TunnelKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{} {} -> {}", self.conn, self.local, self.remote)
+    }
 }
 
 /// One tunnel of the config, in config order.
@@ -41,6 +60,16 @@ pub struct TunnelSpec {
     pub local: IpAddr,
     pub remote: IpAddr,
     pub ike: bool,
+}
+
+impl TunnelSpec {
+    pub fn key(&self) -> TunnelKey {
+        TunnelKey {
+            conn: self.conn.clone(),
+            local: self.local,
+            remote: self.remote,
+        }
+    }
 }
 
 pub fn tunnel_specs(cfg: &Config) -> Vec<TunnelSpec> {
@@ -71,11 +100,19 @@ pub fn tunnel_specs(cfg: &Config) -> Vec<TunnelSpec> {
     v
 }
 
+/// Which of a connection's tunnels carry its traffic, as the control plane decided.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Choice {
+    /// Active-standby: this one.
+    One(TunnelKey),
+    /// Active-active: these, flows spread by weight.
+    Spread(Vec<(TunnelKey, u32)>),
+}
+
 /// A negotiated CHILD_SA installed in the fast path.
 pub struct IkeChild {
-    pub conn: Arc<str>,
     pub ike: IkeSaId,
-    pub tunnel: TunnelId,
+    pub tunnel: TunnelKey,
     pub info: ChildSaInfo,
     pub outbound: Arc<OutboundEntry>,
     pub inbound: Arc<InboundEntry>,
@@ -84,15 +121,23 @@ pub struct IkeChild {
     pub retiring_until: Option<Instant>,
 }
 
+/// A manually keyed tunnel's two SAs, created once per config of the connection.
+pub struct StaticSas {
+    pub outbound: Arc<OutboundEntry>,
+    pub inbound: Arc<InboundEntry>,
+}
+
 /// The SAs that exist, static and negotiated.
 #[derive(Default)]
 pub struct SaStore {
-    /// Per tunnel id: the static outbound SA (None for IKE tunnels).
-    pub static_out: Vec<Option<Arc<OutboundEntry>>>,
-    pub static_in: Vec<Arc<InboundEntry>>,
+    pub statics: HashMap<TunnelKey, StaticSas>,
     pub children: BTreeMap<u32, IkeChild>,
-    /// Per tunnel: inbound SPI of the CHILD_SA it sends with.
-    pub active_out: HashMap<TunnelId, u32>,
+    /// Per tunnel: the CHILD_SAs it sends with (inbound SPIs), in the order they came up. Each
+    /// carries the traffic of its own selectors; the first is the tunnel's main one.
+    pub sending: HashMap<TunnelKey, Vec<u32>>,
+    /// Rekeys the peer started: the new SA (value) takes over sending when the old one (key)
+    /// is deleted (make-before-break).
+    pub successor: HashMap<u32, u32>,
 }
 
 /// Address ranges from a negotiation as prefixes for the fast path (a range that is not a
@@ -158,66 +203,140 @@ fn random_u64() -> Result<u64, BuildError> {
 }
 
 impl SaStore {
-    /// Creates the static SAs once, at start.
+    /// Creates the static SAs of connection `conn_index` (at start, and when a reload
+    /// changed that connection).
     ///
-    /// Static SAs start their sequence numbers at 1 on every start of the daemon, so each gets
+    /// Static SAs start their sequence numbers at 1 every time they are created, so each gets
     /// a random IV offset: the GCM/ChaCha nonce must never repeat under one key, and with
     /// manual keys the key outlives the process.
-    pub fn with_static(
+    pub fn add_static(
+        &mut self,
         cfg: &Config,
-        specs: &[TunnelSpec],
+        conn_index: usize,
         workers: usize,
-    ) -> Result<SaStore, BuildError> {
-        let mut store = SaStore {
-            static_out: vec![None; specs.len()],
-            ..Default::default()
+    ) -> Result<(), BuildError> {
+        let c = &cfg.connections[conn_index];
+        let Keying::Static(st) = &c.keying else {
+            return Ok(());
         };
-        let mut id = 0;
-        for c in &cfg.connections {
-            match &c.keying {
-                Keying::Ike(k) => id += k.tunnels.len(),
-                Keying::Static(st) => {
-                    let local_ts: Arc<[_]> = c.local_ts.clone().into();
-                    let remote_ts: Arc<[_]> = c.remote_ts.clone().into();
-                    for t in &st.tunnels {
-                        let key_err = |source| BuildError::Key {
-                            conn: c.name.clone(),
-                            source,
-                        };
-                        let out = OutboundSa::new(st.suite, t.spi_out, t.key_out.bytes(), st.esn)
-                            .map_err(key_err)?
-                            .with_iv_offset(random_u64()?);
-                        let inb = InboundSa::new(
-                            st.suite,
-                            t.spi_in,
-                            t.key_in.bytes(),
-                            st.esn,
-                            cfg.gateway.replay_window,
-                        )
-                        .map_err(key_err)?;
-                        store.static_out[id] = Some(Arc::new(OutboundEntry {
-                            sa: out,
-                            counters: PerWorker::new(workers),
-                        }));
-                        store.static_in.push(Arc::new(InboundEntry {
-                            sa: inb,
-                            tunnel: id,
-                            local_ts: local_ts.clone(),
-                            remote_ts: remote_ts.clone(),
-                            counters: PerWorker::new(workers),
-                        }));
-                        id += 1;
-                    }
-                }
-            }
+        let local_ts: Arc<[_]> = c.local_ts.clone().into();
+        let remote_ts: Arc<[_]> = c.remote_ts.clone().into();
+        for t in &st.tunnels {
+            let key_err = |source| BuildError::Key {
+                conn: c.name.clone(),
+                source,
+            };
+            let out = OutboundSa::new(st.suite, t.spi_out, t.key_out.bytes(), st.esn)
+                .map_err(key_err)?
+                .with_iv_offset(random_u64()?);
+            let inb = InboundSa::new(
+                st.suite,
+                t.spi_in,
+                t.key_in.bytes(),
+                st.esn,
+                cfg.gateway.replay_window,
+            )
+            .map_err(key_err)?;
+            self.statics.insert(
+                TunnelKey {
+                    conn: c.name.as_str().into(),
+                    local: t.local,
+                    remote: t.remote.ip(),
+                },
+                StaticSas {
+                    outbound: Arc::new(OutboundEntry {
+                        sa: out,
+                        counters: PerWorker::new(workers),
+                    }),
+                    inbound: Arc::new(InboundEntry {
+                        sa: inb,
+                        local_ts: local_ts.clone(),
+                        remote_ts: remote_ts.clone(),
+                        counters: PerWorker::new(workers),
+                    }),
+                },
+            );
+        }
+        Ok(())
+    }
+
+    /// The store for a fresh start: every static SA, no negotiated one.
+    pub fn with_static(cfg: &Config, workers: usize) -> Result<SaStore, BuildError> {
+        let mut store = SaStore::default();
+        for i in 0..cfg.connections.len() {
+            store.add_static(cfg, i, workers)?;
         }
         Ok(store)
+    }
+
+    /// The tunnel's main CHILD_SA: the first it sends with.
+    pub fn active_out(&self, key: &TunnelKey) -> Option<u32> {
+        self.sending.get(key).and_then(|v| v.first()).copied()
+    }
+
+    /// A new CHILD_SA to send with.
+    pub fn start_sending(&mut self, key: &TunnelKey, spi: u32) {
+        let v = self.sending.entry(key.clone()).or_default();
+        if !v.contains(&spi) {
+            v.push(spi);
+        }
+    }
+
+    /// `new` replaced `old` by a rekey: now if we started it (the peer has the new SA), else
+    /// when the peer deletes `old`.
+    pub fn rekeyed(&mut self, key: &TunnelKey, old: u32, new: u32, initiated: bool) {
+        let v = self.sending.entry(key.clone()).or_default();
+        match v.iter().position(|s| *s == old) {
+            Some(i) if initiated => v[i] = new,
+            Some(_) => {
+                self.successor.insert(old, new);
+            }
+            None => v.push(new),
+        }
+    }
+
+    /// CHILD_SA `spi` is gone: its successor, if any, takes its place.
+    pub fn stop_sending(&mut self, key: &TunnelKey, spi: u32) {
+        let next = self.successor.remove(&spi).filter(|n| {
+            self.children
+                .get(n)
+                .is_some_and(|c| c.retiring_until.is_none())
+        });
+        self.successor.retain(|_, n| *n != spi);
+        if let Some(v) = self.sending.get_mut(key) {
+            match (v.iter().position(|s| *s == spi), next) {
+                (Some(i), Some(n)) => v[i] = n,
+                (Some(i), None) => {
+                    v.remove(i);
+                }
+                (None, _) => {}
+            }
+            if v.is_empty() {
+                self.sending.remove(key);
+            }
+        }
+    }
+
+    /// Inbound SPIs of a tunnel's SAs, static and negotiated.
+    pub fn inbound_of(&self, key: &TunnelKey) -> Vec<u32> {
+        let mut v: Vec<u32> = self
+            .statics
+            .get(key)
+            .map(|s| s.inbound.sa.spi())
+            .into_iter()
+            .collect();
+        v.extend(
+            self.children
+                .values()
+                .filter(|c| &c.tunnel == key)
+                .map(|c| c.info.spi_in),
+        );
+        v
     }
 
     /// Installs a negotiated CHILD_SA's entries.
     pub fn child_entries(
         info: &ChildSaInfo,
-        tunnel: TunnelId,
         replay_window: usize,
         workers: usize,
     ) -> Result<(Arc<OutboundEntry>, Arc<InboundEntry>), KeyError> {
@@ -237,7 +356,6 @@ impl SaStore {
             }),
             Arc::new(InboundEntry {
                 sa: inb,
-                tunnel,
                 local_ts: ts_prefixes(&info.local_ts).into(),
                 remote_ts: ts_prefixes(&info.remote_ts).into(),
                 counters: PerWorker::new(workers),
@@ -260,20 +378,28 @@ fn policies_for(local: &[Prefix], remote: &[Prefix], tunnel: TunnelId, out: &mut
     }
 }
 
-/// Builds the fast path's tables from the config and the SAs that exist.
-pub fn build(cfg: &Config, specs: &[TunnelSpec], store: &SaStore) -> Result<Tables, BuildError> {
-    let addrs = cfg.local_addrs();
+/// Builds the fast path's tables from the config and the SAs that exist. Tunnels in
+/// `trapped` report packets that find no SA, so the control plane negotiates one.
+pub fn build(
+    cfg: &Config,
+    specs: &[TunnelSpec],
+    store: &SaStore,
+    trapped: &HashSet<TunnelKey>,
+    choice: &HashMap<Arc<str>, Choice>,
+    shapers: &HashMap<Arc<str>, Arc<ironsec_dataplane::Bucket>>,
+    addrs: &[SocketAddr],
+) -> Result<Tables, BuildError> {
     let mut tunnels = Vec::with_capacity(specs.len());
-    for (id, s) in specs.iter().enumerate() {
+    for s in specs {
+        let key = s.key();
         let socket = addrs
             .iter()
             .position(|a| a.ip() == s.local)
-            .expect("local_addrs() covers every tunnel's local address");
+            .ok_or(BuildError::NoSocket(s.local))?;
         let (remote, outbound) = if s.ike {
             match store
-                .active_out
-                .get(&id)
-                .and_then(|spi| store.children.get(spi))
+                .active_out(&key)
+                .and_then(|spi| store.children.get(&spi))
             {
                 Some(c) => (c.info.remote, Some(c.outbound.clone())),
                 None => (SocketAddr::new(s.remote, cfg.gateway.port), None),
@@ -288,15 +414,37 @@ pub fn build(cfg: &Config, specs: &[TunnelSpec], store: &SaStore) -> Result<Tabl
                 Keying::Ike(_) => None,
             }
             .unwrap_or(SocketAddr::new(s.remote, cfg.gateway.port));
-            (remote, store.static_out[id].clone())
+            (remote, store.statics.get(&key).map(|x| x.outbound.clone()))
         };
-        tunnels.push(Tunnel::new(
-            s.conn.clone(),
-            socket,
-            addrs[socket],
-            remote,
-            outbound,
-        ));
+        let t = Tunnel::new(s.conn.clone(), socket, addrs[socket], remote, outbound);
+        tunnels.push(if trapped.contains(&key) {
+            t.with_trap()
+        } else {
+            t
+        });
+    }
+    // Every CHILD_SA a tunnel sends with beyond its main one gets an entry of its own (same
+    // addresses, its own SA), reached by the policies of its selectors.
+    let mut extra: HashMap<u32, TunnelId> = HashMap::new();
+    for s in specs.iter().filter(|s| s.ike) {
+        let key = s.key();
+        for spi in store.sending.get(&key).into_iter().flatten().skip(1) {
+            let Some(c) = store.children.get(spi) else {
+                continue;
+            };
+            let socket = addrs
+                .iter()
+                .position(|a| a.ip() == s.local)
+                .ok_or(BuildError::NoSocket(s.local))?;
+            extra.insert(*spi, tunnels.len());
+            tunnels.push(Tunnel::new(
+                s.conn.clone(),
+                socket,
+                addrs[socket],
+                c.info.remote,
+                Some(c.outbound.clone()),
+            ));
+        }
     }
     let mut policies = Vec::new();
     for (ci, c) in cfg.connections.iter().enumerate() {
@@ -307,21 +455,59 @@ pub fn build(cfg: &Config, specs: &[TunnelSpec], store: &SaStore) -> Result<Tabl
             .map(|(i, _)| i)
             .collect();
         let Some(&first) = ids.first() else { continue };
-        // Outbound uses the connection's first tunnel that has an SA; with none, traffic for
-        // the site still matches (and is dropped as no_sa) rather than leaking elsewhere.
-        let up = ids
-            .iter()
-            .find(|id| tunnels[**id].outbound.is_some())
-            .copied();
-        match (&c.keying, up) {
-            (Keying::Ike(_), Some(id)) => {
-                let child = &store.children[&store.active_out[&id]];
-                policies_for(
-                    &ts_prefixes(&child.info.local_ts),
-                    &ts_prefixes(&child.info.remote_ts),
-                    id,
-                    &mut policies,
-                );
+        let id_of = |k: &TunnelKey| ids.iter().copied().find(|i| specs[*i].key() == *k);
+        // The control plane's choice if it made one; else the connection's first tunnel that
+        // has an SA; with none, traffic for the site still matches (and is dropped as no_sa)
+        // rather than leaking elsewhere.
+        let up = match choice.get(c.name.as_str()) {
+            Some(Choice::One(k)) => id_of(k),
+            Some(Choice::Spread(members)) => {
+                let weighted: Vec<(TunnelId, u32)> = members
+                    .iter()
+                    .filter_map(|(k, w)| id_of(k).map(|i| (i, *w)))
+                    .collect();
+                match (weighted.first(), Spread::weighted(&weighted)) {
+                    (Some((head, _)), Some(spread)) => {
+                        tunnels[*head].spread = Some(spread);
+                        Some(*head)
+                    }
+                    _ => None,
+                }
+            }
+            None => None,
+        }
+        .or_else(|| {
+            ids.iter()
+                .find(|id| tunnels[**id].outbound.is_some())
+                .copied()
+        });
+        let sending: Vec<(TunnelId, &IkeChild)> = up
+            .and_then(|id| {
+                store.sending.get(&specs[id].key()).map(|v| {
+                    v.iter()
+                        .enumerate()
+                        .filter_map(|(n, spi)| {
+                            let entry = if n == 0 {
+                                Some(id)
+                            } else {
+                                extra.get(spi).copied()
+                            };
+                            entry.zip(store.children.get(spi))
+                        })
+                        .collect()
+                })
+            })
+            .unwrap_or_default();
+        match (&c.keying, sending.is_empty()) {
+            (Keying::Ike(_), false) => {
+                for (entry, child) in sending {
+                    policies_for(
+                        &ts_prefixes(&child.info.local_ts),
+                        &ts_prefixes(&child.info.remote_ts),
+                        entry,
+                        &mut policies,
+                    );
+                }
             }
             _ => policies_for(
                 &c.local_ts,
@@ -331,7 +517,17 @@ pub fn build(cfg: &Config, specs: &[TunnelSpec], store: &SaStore) -> Result<Tabl
             ),
         }
     }
-    let mut inbound: Vec<Arc<InboundEntry>> = store.static_in.clone();
+    for t in tunnels.iter_mut() {
+        t.shaper = shapers.get(&t.connection).cloned();
+    }
+    let live: HashSet<TunnelKey> = specs.iter().map(|s| s.key()).collect();
+    let mut inbound: Vec<Arc<InboundEntry>> = store
+        .statics
+        .iter()
+        .filter(|(k, _)| live.contains(*k))
+        .map(|(_, s)| s.inbound.clone())
+        .collect();
+    // A retiring SA of a tunnel a reload removed still takes its last packets in flight.
     inbound.extend(store.children.values().map(|c| c.inbound.clone()));
     Ok(Tables::new(tunnels, policies, inbound)?)
 }

@@ -1,10 +1,13 @@
-//! ironsecctl: asks a running ironsecd over its control socket.
+//! ironsecctl: asks a running ironsecd over its control socket. The daemon's own messages
+//! (errors included) are printed as they come; the exit code says whether it agreed.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::time::{Duration, Instant};
 
 use clap::{Parser, Subcommand};
 use ironsecd::control::{request, Request, Response};
+use ironsecd::status::Status;
 
 #[derive(Parser)]
 #[command(name = "ironsecctl", version, about = "control a running ironsecd")]
@@ -17,7 +20,7 @@ struct Cli {
         default_value = "/run/ironsec/ironsecd.sock"
     )]
     socket: PathBuf,
-    /// Print JSON instead of a table.
+    /// Print JSON instead of text.
     #[arg(long, global = true)]
     json: bool,
     #[command(subcommand)]
@@ -26,37 +29,139 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Tunnels, SAs and counters.
+    /// Connections, tunnels, IKE and CHILD SAs, counters.
     Status,
+    /// Negotiate a connection now and wait until its tunnels are up.
+    Initiate {
+        connection: String,
+        /// Seconds to wait for the tunnels; 0 returns at once.
+        #[arg(long, default_value_t = 30)]
+        timeout: u64,
+    },
+    /// Delete a connection's IKE SAs; it stays down until `initiate` (a trapped connection
+    /// comes back on traffic).
+    Terminate { connection: String },
+    /// Re-read the configuration; a bad one is refused and the running one stays.
+    Reload,
+}
+
+fn print_json(v: &impl serde::Serialize) {
+    match serde_json::to_string_pretty(v) {
+        Ok(j) => println!("{j}"),
+        Err(e) => eprintln!("ironsecctl: {e}"),
+    }
+}
+
+/// Prints the daemon's answer; true when it agreed.
+fn report(resp: &Response, json: bool) -> bool {
+    match resp {
+        Response::Status(s) => {
+            if json {
+                print_json(s);
+            } else {
+                print!("{}", s.render());
+            }
+            true
+        }
+        Response::Ok(m) => {
+            if json {
+                print_json(&serde_json::json!({ "ok": m }));
+            } else {
+                println!("{m}");
+            }
+            true
+        }
+        Response::Error(e) => {
+            if json {
+                print_json(&serde_json::json!({ "error": e }));
+            } else {
+                eprintln!("ironsecd: {e}");
+            }
+            false
+        }
+    }
+}
+
+/// Waits until every tunnel of `name` is up; returns the tunnels' last errors otherwise.
+fn wait_up(socket: &std::path::Path, name: &str, timeout: Duration) -> Result<Status, String> {
+    let deadline = Instant::now() + timeout;
+    loop {
+        let st = match request(socket, &Request::Status)? {
+            Response::Status(s) => s,
+            Response::Error(e) => return Err(format!("ironsecd: {e}")),
+            Response::Ok(m) => return Err(format!("unexpected answer: {m}")),
+        };
+        let conn = st
+            .connections
+            .iter()
+            .find(|c| c.name == name)
+            .ok_or_else(|| format!("connection '{name}' is gone (reloaded away?)"))?;
+        if !conn.tunnels.is_empty() && conn.tunnels.iter().all(|t| t.state == "up") {
+            return Ok(st);
+        }
+        if Instant::now() >= deadline {
+            let mut msg = format!("connection '{name}' is not up after {timeout:?}");
+            for t in &conn.tunnels {
+                msg.push_str(&format!(
+                    "\n  tunnel {} -> {}: {}{}",
+                    t.local,
+                    t.remote,
+                    t.state,
+                    t.last_error
+                        .as_deref()
+                        .map(|e| format!(" (last error: {e})"))
+                        .unwrap_or_default()
+                ));
+            }
+            return Err(msg);
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    let req = match cli.command {
-        Command::Status => Request::Status,
+    let (req, wait) = match &cli.command {
+        Command::Status => (Request::Status, None),
+        Command::Initiate {
+            connection,
+            timeout,
+        } => (
+            Request::Initiate {
+                connection: connection.clone(),
+            },
+            (*timeout > 0).then(|| (connection.clone(), Duration::from_secs(*timeout))),
+        ),
+        Command::Terminate { connection } => (
+            Request::Terminate {
+                connection: connection.clone(),
+            },
+            None,
+        ),
+        Command::Reload => (Request::Reload, None),
     };
-    match request(&cli.socket, &req) {
-        Ok(Response::Status(s)) => {
-            if cli.json {
-                match serde_json::to_string_pretty(&s) {
-                    Ok(j) => println!("{j}"),
-                    Err(e) => {
-                        eprintln!("ironsecctl: {e}");
-                        return ExitCode::FAILURE;
-                    }
-                }
-            } else {
-                print!("{}", s.render());
-            }
-            ExitCode::SUCCESS
-        }
-        Ok(Response::Error(e)) => {
-            eprintln!("ironsecd: {e}");
-            ExitCode::FAILURE
-        }
+    let resp = match request(&cli.socket, &req) {
+        Ok(r) => r,
         Err(e) => {
             eprintln!("ironsecctl: {e}");
-            ExitCode::FAILURE
+            return ExitCode::FAILURE;
+        }
+    };
+    if !report(&resp, cli.json) {
+        return ExitCode::FAILURE;
+    }
+    if let Some((name, timeout)) = wait {
+        match wait_up(&cli.socket, &name, timeout) {
+            Ok(_) => {
+                if !cli.json {
+                    println!("connection '{name}' is up");
+                }
+            }
+            Err(e) => {
+                eprintln!("ironsecctl: {e}");
+                return ExitCode::FAILURE;
+            }
         }
     }
+    ExitCode::SUCCESS
 }

@@ -42,12 +42,7 @@ fn main() -> ExitCode {
     };
     match cli.command {
         Some(Command::Check) => {
-            println!(
-                "{}: OK ({} connection{})",
-                cli.config.display(),
-                cfg.connections.len(),
-                if cfg.connections.len() == 1 { "" } else { "s" }
-            );
+            println!("{}: OK ({})", cli.config.display(), cfg.describe());
             ExitCode::SUCCESS
         }
         None => match ironsecd::daemon::run(cfg) {

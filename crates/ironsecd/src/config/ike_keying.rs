@@ -5,12 +5,12 @@ use std::path::Path;
 use std::time::Duration;
 
 use ironsec_ike::crypto::{EspProposal, IkeProposal};
-use ironsec_ike::{Identity, Psk};
+use ironsec_ike::{Identity, Psk, Retransmit};
 use zeroize::Zeroizing;
 
 use super::error::ConfigError;
 use super::keys;
-use super::schema::{ConnectionSchema, StartAction};
+use super::schema::{CloseAction, ConnectionSchema, Mode, StartAction};
 
 /// Proposals used when a connection names none: AEAD with Curve25519, as strongSwan offers.
 pub const DEFAULT_IKE_PROPOSALS: &[&str] = &[
@@ -19,7 +19,7 @@ pub const DEFAULT_IKE_PROPOSALS: &[&str] = &[
 ];
 pub const DEFAULT_ESP_PROPOSALS: &[&str] = &["aes256gcm16", "aes128gcm16"];
 
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct IkeKeying {
     pub local_id: Identity,
     pub remote_id: Identity,
@@ -27,7 +27,19 @@ pub struct IkeKeying {
     pub ike_proposals: Vec<IkeProposal>,
     pub esp_proposals: Vec<EspProposal>,
     pub start_action: StartAction,
+    pub close_action: CloseAction,
     pub dpd_interval: Option<Duration>,
+    /// How long a request on an established IKE SA may stay unanswered; None = until the
+    /// retransmissions run out.
+    pub dpd_timeout: Option<Duration>,
+    pub retransmit: Retransmit,
+    pub mode: Mode,
+    /// A dead tunnel's traffic moves within this time (silence while sending for a sixth of
+    /// it starts a probe that gives up after a quarter of it; the rest is margin for the
+    /// peer to follow and for timer slack).
+    pub failover_after: Duration,
+    /// Move back to a higher-priority tunnel that has been up for this long; None = never.
+    pub preempt_hold: Option<Duration>,
     pub rekey_time: Duration,
     pub ike_rekey_time: Duration,
     pub encap: bool,
@@ -38,6 +50,10 @@ pub struct IkeKeying {
 pub struct IkeTunnel {
     pub local: IpAddr,
     pub remote: IpAddr,
+    /// Higher is preferred (active-standby); ties go to the earlier tunnel.
+    pub priority: u32,
+    /// Share of the flows (active-active), at least 1.
+    pub weight: u32,
 }
 
 fn proposals<T: std::str::FromStr>(
@@ -127,32 +143,21 @@ pub(super) fn validate(
             ));
             None
         }),
-        (None, Some(path)) => match keys::check_private(path) {
-            Err(e) => {
-                errs.push(ConfigError {
-                    key: format!("(psk_file of {key})"),
-                    ..e
-                });
-                None
-            }
-            Ok(()) => match std::fs::read_to_string(path) {
-                Ok(text) => {
-                    let text = Zeroizing::new(text);
-                    psk_bytes(text.trim_end_matches(['\n', '\r'])).or_else(|| {
-                        errs.push(ConfigError::new(
-                            path,
-                            "",
-                            "0x must be followed by hex digits",
-                        ));
-                        None
-                    })
-                }
-                Err(e) => {
-                    errs.push(ConfigError::new(path, "", format!("cannot read: {e}")));
-                    None
-                }
-            },
-        },
+        (None, Some(path)) => {
+            let pk = format!("{key}.psk_file");
+            let allow = c.allow_readable_secret_file.unwrap_or(false);
+            let read = keys::check_secret_file(file, &pk, path, allow).and_then(|()| {
+                let fail = |reason: String| {
+                    ConfigError::new(file, &pk, format!("{}: {reason}", path.display()))
+                };
+                let text = Zeroizing::new(
+                    std::fs::read_to_string(path).map_err(|e| fail(format!("cannot read: {e}")))?,
+                );
+                psk_bytes(text.trim_end_matches(['\n', '\r']))
+                    .ok_or_else(|| fail("0x must be followed by hex digits".into()))
+            });
+            read.map_err(|e| errs.push(e)).ok()
+        }
         (None, None) => {
             need(errs, "psk_file");
             None
@@ -161,7 +166,14 @@ pub(super) fn validate(
     if psk.as_ref().is_some_and(|p| p.len() < 16) {
         errs.push(ConfigError::new(
             file,
-            format!("{key}.psk"),
+            format!(
+                "{key}.{}",
+                if c.psk_file.is_some() {
+                    "psk_file"
+                } else {
+                    "psk"
+                }
+            ),
             "a PSK shorter than 16 bytes can be guessed offline from one captured handshake",
         ));
     }
@@ -197,13 +209,26 @@ pub(super) fn validate(
             ));
         }
         if let Some((local, remote)) = super::tunnel_addrs(file, &tk, &t.local, &t.remote, errs) {
-            tunnels.push(IkeTunnel { local, remote });
+            if t.weight == Some(0) || t.weight.is_some_and(|w| w > 1000) {
+                errs.push(ConfigError::new(
+                    file,
+                    format!("{tk}.weight"),
+                    "must be 1..=1000",
+                ));
+            }
+            tunnels.push(IkeTunnel {
+                local,
+                remote,
+                priority: t.priority.unwrap_or(0),
+                weight: t.weight.unwrap_or(1),
+            });
         }
     }
     // Ten years: longer lifetimes only invite arithmetic trouble and mean "never" anyway.
     const MAX_SECS: u64 = 10 * 365 * 86400;
     for (name, v) in [
         ("dpd_interval", c.dpd_interval),
+        ("dpd_timeout", c.dpd_timeout),
         ("rekey_time", c.rekey_time),
         ("ike_rekey_time", c.ike_rekey_time),
     ] {
@@ -221,6 +246,67 @@ pub(super) fn validate(
             _ => {}
         }
     }
+    if c.dpd_timeout == Some(0) {
+        errs.push(ConfigError::new(
+            file,
+            format!("{key}.dpd_timeout"),
+            "must be at least 1 second",
+        ));
+    }
+    let mut retransmit = Retransmit::default();
+    if let Some(t) = c.retransmit_timeout {
+        if !(0.1..=60.0).contains(&t) {
+            errs.push(ConfigError::new(
+                file,
+                format!("{key}.retransmit_timeout"),
+                format!("{t} s is outside 0.1..=60"),
+            ));
+        } else {
+            retransmit.initial = Duration::from_secs_f64(t);
+        }
+    }
+    if let Some(n) = c.retransmit_tries {
+        if n > 20 {
+            errs.push(ConfigError::new(
+                file,
+                format!("{key}.retransmit_tries"),
+                format!("{n} is more than 20"),
+            ));
+        } else {
+            retransmit.tries = n;
+        }
+    }
+    if let Some(b) = c.retransmit_base {
+        if !(1.0..=4.0).contains(&b) {
+            errs.push(ConfigError::new(
+                file,
+                format!("{key}.retransmit_base"),
+                format!("{b} is outside 1.0..=4.0"),
+            ));
+        } else {
+            retransmit.factor = b;
+        }
+    }
+    let start_action = c.start_action.unwrap_or(StartAction::Start);
+    let failover_after = match c.failover_after {
+        None => Duration::from_secs(3),
+        Some(f) if (0.3..=600.0).contains(&f) => Duration::from_secs_f64(f),
+        Some(f) => {
+            errs.push(ConfigError::new(
+                file,
+                format!("{key}.failover_after"),
+                format!("{f} s is outside 0.3..=600"),
+            ));
+            Duration::from_secs(3)
+        }
+    };
+    if c.preempt_hold.is_some() && c.preempt != Some(true) {
+        errs.push(ConfigError::new(
+            file,
+            format!("{key}.preempt_hold"),
+            "only means something with preempt = true",
+        ));
+    }
     let secs =
         |v: Option<u64>, default: u64| Duration::from_secs(v.unwrap_or(default).min(MAX_SECS));
     Some(IkeKeying {
@@ -229,7 +315,17 @@ pub(super) fn validate(
         psk: Psk::new(psk?),
         ike_proposals,
         esp_proposals,
-        start_action: c.start_action.unwrap_or(StartAction::Start),
+        start_action,
+        close_action: c.close_action.unwrap_or(match start_action {
+            StartAction::Start => CloseAction::Restart,
+            StartAction::Trap => CloseAction::Trap,
+            StartAction::None => CloseAction::None,
+        }),
+        dpd_timeout: c
+            .dpd_timeout
+            .filter(|t| *t > 0)
+            .map(|t| Duration::from_secs(t.min(MAX_SECS))),
+        retransmit,
         dpd_interval: match c.dpd_interval {
             Some(0) => None,
             v => Some(secs(v, 30)),
@@ -237,6 +333,10 @@ pub(super) fn validate(
         rekey_time: secs(c.rekey_time, 3600),
         ike_rekey_time: secs(c.ike_rekey_time, 4 * 3600),
         encap: c.encap.unwrap_or(true),
+        mode: c.mode.unwrap_or(Mode::ActiveStandby),
+        failover_after,
+        preempt_hold: (c.preempt == Some(true))
+            .then(|| Duration::from_secs(c.preempt_hold.unwrap_or(10).min(MAX_SECS))),
         tunnels,
     })
 }

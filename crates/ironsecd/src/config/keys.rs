@@ -56,9 +56,72 @@ pub fn check_private(path: &Path) -> Result<(), ConfigError> {
     Ok(())
 }
 
-/// Reads `0x<spi> = "<hex>"` lines (a TOML table) into keys by SPI.
+/// Checks the secret file `path` that key `key` of config file `file` names, and reports a
+/// problem against that config key (with the secret file's path in the reason), so the operator
+/// sees both which file is wrong and which connection wants it.
+///
+/// Without `allow_readable` the file must be private to its owner, as [`check_private`] wants.
+/// With it, group or others may *read* the file (some deployments hand secrets out through a
+/// group-readable store) and a warning is logged; writing by others is still refused, since
+/// whoever can change the key can impersonate the peer, which no setting should permit.
+pub fn check_secret_file(
+    file: &Path,
+    key: &str,
+    path: &Path,
+    allow_readable: bool,
+) -> Result<(), ConfigError> {
+    let fail =
+        |reason: String| ConfigError::new(file, key, format!("{}: {reason}", path.display()));
+    let meta = std::fs::metadata(path).map_err(|e| fail(format!("cannot read: {e}")))?;
+    if !meta.is_file() {
+        return Err(fail("not a regular file".into()));
+    }
+    let mode = meta.mode() & 0o777;
+    let who = |bits: u32| match (mode & bits & 0o070 != 0, mode & bits & 0o007 != 0) {
+        (true, false) => "its group",
+        (false, true) => "all local users",
+        _ => "its group and all local users",
+    };
+    if mode & 0o022 != 0 {
+        return Err(fail(format!(
+            "permissions {mode:04o} let {} change this secret file; run chmod 600 on it{}",
+            who(0o022),
+            if allow_readable {
+                " (allow_readable_secret_file permits reading by others, never writing)"
+            } else {
+                ""
+            }
+        )));
+    }
+    if mode & 0o077 != 0 {
+        if !allow_readable {
+            return Err(fail(format!(
+                "permissions {mode:04o} let {} read this secret file; run chmod 600 on it, \
+                 or set allow_readable_secret_file = true in this connection to accept that",
+                who(0o077)
+            )));
+        }
+        tracing::warn!(
+            config = %file.display(),
+            key,
+            secret_file = %path.display(),
+            mode = format!("{mode:04o}"),
+            "secret file is readable by {}; accepted because allow_readable_secret_file = true",
+            who(0o077)
+        );
+    }
+    Ok(())
+}
+
+/// Reads `0x<spi> = "<hex>"` lines (a TOML table) into keys by SPI, after [`check_private`].
 pub fn load(path: &Path) -> Result<HashMap<u32, Keymat>, Vec<ConfigError>> {
     check_private(path).map_err(|e| vec![e])?;
+    read_keys(path)
+}
+
+/// Reads a keys file without looking at its permissions: for callers that checked them with
+/// [`check_secret_file`].
+pub fn read_keys(path: &Path) -> Result<HashMap<u32, Keymat>, Vec<ConfigError>> {
     let text = Zeroizing::new(
         std::fs::read_to_string(path)
             .map_err(|e| vec![ConfigError::new(path, "", format!("cannot read: {e}"))])?,

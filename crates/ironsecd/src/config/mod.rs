@@ -1,13 +1,15 @@
-//! Configuration: one set of types ([`schema`]) for what the file says, validated into the
-//! model below, which is what the daemon runs on. Every error names file, key and reason.
+//! Configuration: one set of types ([`schema`]) for what the files say, read from the main
+//! file, its `conf.d` fragments and the environment ([`load`]), validated into the model below,
+//! which is what the daemon runs on. Every error names file, key and reason.
 
 pub mod error;
 pub mod ike_keying;
 pub mod keys;
+pub mod load;
 pub mod schema;
 pub mod static_keying;
 
-use std::collections::{HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap};
 use std::net::{IpAddr, SocketAddr};
 use std::path::{Path, PathBuf};
 
@@ -17,16 +19,25 @@ pub use error::{ConfigError, ConfigErrors};
 #[cfg(test)]
 use ironsec_esp::Suite;
 pub use keys::Keymat;
-use schema::{ConnectionSchema, FileSchema, GatewaySchema, KeyingKind};
+use load::{Loaded, SourcedConnection};
+pub use load::{ENVIRONMENT, ENV_PREFIX, FRAGMENT_DIR};
+use schema::{ConnectionSchema, GatewaySchema, KeyingKind};
 
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct Config {
+    /// The main file, as given.
     pub file: PathBuf,
+    /// Every file read: the main file first, then its `conf.d/*.toml` fragments in name order.
+    /// Kept so `ironsecd check` and the daemon's logs can show what a config was made of.
+    pub sources: Vec<PathBuf>,
+    /// The `IRONSEC_GATEWAY__<KEY>` variables that overrode gateway keys, sorted: the file
+    /// alone no longer tells what runs, so the daemon should say it.
+    pub env_overrides: Vec<String>,
     pub gateway: Gateway,
     pub connections: Vec<Connection>,
 }
 
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Gateway {
     pub tun: String,
     pub tun_mtu: u16,
@@ -38,24 +49,38 @@ pub struct Gateway {
     pub replay_window: usize,
     pub socket_buffer: usize,
     pub batch: usize,
+    /// Where the Prometheus text endpoint listens; None = off.
+    pub metrics: Option<SocketAddr>,
+    /// Cap on all tunnels' egress in bits/s, shared among connections by weight; None = none.
+    pub bandwidth: Option<u64>,
+    /// UDP GSO/GRO on the ESP sockets.
+    pub udp_offload: bool,
+    /// TSO super-packets from the TUN device.
+    pub tun_offload: bool,
 }
 
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct Connection {
     pub name: String,
     pub local_ts: Vec<Prefix>,
     pub remote_ts: Vec<Prefix>,
+    /// Share of gateway.bandwidth under contention, relative to the other connections'.
+    pub bandwidth_weight: u32,
+    /// This connection's own cap in bits/s.
+    pub bandwidth: Option<u64>,
     pub keying: Keying,
 }
 
-#[derive(Debug, Clone)]
+// One per connection, built at load: size does not matter, and a Box would only add noise.
+#[allow(clippy::large_enum_variant)]
+#[derive(Debug, Clone, PartialEq)]
 pub enum Keying {
     Static(StaticKeying),
     Ike(IkeKeying),
 }
 
 pub use ike_keying::{IkeKeying, IkeTunnel};
-pub use schema::StartAction;
+pub use schema::{CloseAction, Mode, StartAction};
 pub use static_keying::{StaticKeying, StaticTunnel};
 
 impl Keying {
@@ -76,18 +101,53 @@ impl Keying {
 }
 
 impl Config {
-    /// Reads and validates `path`.
+    /// Reads and validates `path`, the `conf.d/*.toml` fragments beside it and the
+    /// `IRONSEC_GATEWAY__<KEY>` overrides in the process environment.
     pub fn load(path: &Path) -> Result<Config, ConfigErrors> {
-        let raw = config::Config::builder()
-            .add_source(config::File::from(path).format(config::FileFormat::Toml))
-            .build()
-            .map_err(|e| ConfigError::new(path, "", strip_location(&e.to_string())))?;
-        let schema: FileSchema = serde_path_to_error::deserialize(raw).map_err(|e| {
-            let key = e.path().to_string();
-            let key = if key == "." { String::new() } else { key };
-            ConfigError::new(path, key, strip_location(&e.into_inner().to_string()))
-        })?;
-        validate(path, schema)
+        // vars() would panic on a variable that is not UTF-8; such a variable cannot be one of
+        // ours, so a lossy copy is enough.
+        let env = std::env::vars_os().map(|(k, v)| {
+            (
+                k.to_string_lossy().into_owned(),
+                v.to_string_lossy().into_owned(),
+            )
+        });
+        Config::load_with_env(path, env)
+    }
+
+    /// [`Config::load`] with the environment given as (name, value) pairs, so tests and tools
+    /// need not change the process environment (which is shared by all threads).
+    pub fn load_with_env(
+        path: &Path,
+        env: impl IntoIterator<Item = (String, String)>,
+    ) -> Result<Config, ConfigErrors> {
+        let mut errs = Vec::new();
+        let loaded = load::load(path, env, &mut errs);
+        validate(path, loaded, errs)
+    }
+
+    /// One line on what this config is made of: connections, files read, environment
+    /// overrides. For `ironsecd check` and the start-up log, so an operator sees that a
+    /// fragment or a variable was (or was not) picked up.
+    pub fn describe(&self) -> String {
+        let n = self.connections.len();
+        let files: Vec<String> = self
+            .sources
+            .iter()
+            .map(|p| p.display().to_string())
+            .collect();
+        let mut s = format!(
+            "{n} connection{} from {}",
+            if n == 1 { "" } else { "s" },
+            files.join(", ")
+        );
+        if !self.env_overrides.is_empty() {
+            s.push_str(&format!(
+                "; gateway keys from the environment: {}",
+                self.env_overrides.join(", ")
+            ));
+        }
+        s
     }
 
     /// Distinct local tunnel addresses, each with the gateway port: the sockets to bind.
@@ -121,67 +181,128 @@ fn strip_location(msg: &str) -> String {
     m.to_string()
 }
 
-fn validate(file: &Path, s: FileSchema) -> Result<Config, ConfigErrors> {
-    let mut errs = Vec::new();
-    let gateway = validate_gateway(file, s.gateway, &mut errs);
+/// Where a connection (or one of its keys) was defined, as seen from an error in `here`: the
+/// file is named only when it is another one.
+fn place(here: &Path, file: &Path, key: &str) -> String {
+    if here == file {
+        key.to_string()
+    } else {
+        format!("{}: {key}", file.display())
+    }
+}
+
+fn validate(
+    main: &Path,
+    loaded: Loaded,
+    mut errs: Vec<ConfigError>,
+) -> Result<Config, ConfigErrors> {
+    let gateway = loaded
+        .gateway
+        .map(|g| validate_gateway(main, g, &loaded.env, &mut errs));
+    // Without a gateway (main file unreadable) connections are still checked, against the
+    // default port.
+    let port = gateway
+        .as_ref()
+        .map_or_else(|| GatewaySchema::default().port, |g| g.port);
     let mut connections = Vec::new();
-    let mut names = HashSet::new();
-    let mut spis_in: HashMap<u32, String> = HashMap::new();
-    for (i, c) in s.connection.into_iter().enumerate() {
-        let key = format!("connection[{i}]");
-        if !names.insert(c.name.clone()) {
+    // (file, key) of each entry of `connections`.
+    let mut origins: Vec<(PathBuf, String)> = Vec::new();
+    let mut names: HashMap<String, (PathBuf, String)> = HashMap::new();
+    let mut spis_in: HashMap<u32, (PathBuf, String)> = HashMap::new();
+    for SourcedConnection { file, key, schema } in loaded.connections {
+        if let Some((pf, pk)) = names.get(&schema.name) {
             errs.push(ConfigError::new(
-                file,
+                &file,
                 format!("{key}.name"),
-                format!("connection name '{}' is used twice", c.name),
+                format!(
+                    "connection name '{}' is already used by {}",
+                    schema.name,
+                    place(&file, pf, pk)
+                ),
             ));
+        } else {
+            names.insert(schema.name.clone(), (file.clone(), key.clone()));
         }
-        if let Some(conn) = validate_connection(file, &key, c, gateway.port, &mut errs) {
+        if let Some(conn) = validate_connection(&file, &key, schema, port, &mut errs) {
             let tunnels = match &conn.keying {
                 Keying::Static(st) => &st.tunnels[..],
                 Keying::Ike(_) => &[],
             };
             for (j, t) in tunnels.iter().enumerate() {
                 let here = format!("{key}.tunnels[{j}].spi_in");
-                if let Some(prev) = spis_in.insert(t.spi_in, here.clone()) {
+                if let Some((pf, pk)) = spis_in.get(&t.spi_in) {
                     errs.push(ConfigError::new(
-                        file,
-                        here,
-                        format!("inbound SPI 0x{:08x} is also used by {prev}", t.spi_in),
+                        &file,
+                        &here,
+                        format!(
+                            "inbound SPI 0x{:08x} is also used by {}",
+                            t.spi_in,
+                            place(&file, pf, pk)
+                        ),
                     ));
+                } else {
+                    spis_in.insert(t.spi_in, (file.clone(), here));
                 }
             }
             connections.push(conn);
+            origins.push((file, key));
         }
     }
     // Two connections claiming the same remote addresses would make routing ambiguous and let
     // one site receive another's traffic.
     for (i, a) in connections.iter().enumerate() {
-        for b in &connections[i + 1..] {
-            for pa in &a.remote_ts {
-                if let Some(pb) = b.remote_ts.iter().find(|pb| pa.overlaps(pb)) {
+        let (fa, ka) = &origins[i];
+        for (b, (fb, kb)) in connections[i + 1..].iter().zip(&origins[i + 1..]) {
+            for (ia, pa) in a.remote_ts.iter().enumerate() {
+                if let Some((ib, pb)) = b
+                    .remote_ts
+                    .iter()
+                    .enumerate()
+                    .find(|(_, pb)| pa.overlaps(pb))
+                {
                     errs.push(ConfigError::new(
-                        file,
-                        format!("connection '{}'.remote_ts", b.name),
-                        format!("{pb} overlaps {pa} of connection '{}'", a.name),
+                        fb,
+                        format!("{kb}.remote_ts[{ib}]"),
+                        format!(
+                            "{pb} overlaps {pa} of connection '{}' ({})",
+                            a.name,
+                            place(fb, fa, &format!("{ka}.remote_ts[{ia}]"))
+                        ),
                     ));
                 }
             }
         }
     }
-    if errs.is_empty() {
-        Ok(Config {
-            file: file.to_path_buf(),
-            gateway,
-            connections,
-        })
-    } else {
-        Err(ConfigErrors(errs))
+    match gateway {
+        Some(gateway) if errs.is_empty() => {
+            let mut env_overrides: Vec<String> = loaded.env.into_values().collect();
+            env_overrides.sort();
+            Ok(Config {
+                file: main.to_path_buf(),
+                sources: loaded.sources,
+                env_overrides,
+                gateway,
+                connections,
+            })
+        }
+        _ => Err(ConfigErrors(errs)),
     }
 }
 
-fn validate_gateway(file: &Path, g: GatewaySchema, errs: &mut Vec<ConfigError>) -> Gateway {
-    let mut bad = |k: &str, r: String| errs.push(ConfigError::new(file, format!("gateway.{k}"), r));
+/// `env` maps gateway keys set by the environment to their variables: a bad value from there
+/// is reported against the variable, since the file does not hold it.
+fn validate_gateway(
+    file: &Path,
+    g: GatewaySchema,
+    env: &BTreeMap<String, String>,
+    errs: &mut Vec<ConfigError>,
+) -> Gateway {
+    let mut bad = |k: &str, r: String| {
+        errs.push(match env.get(k) {
+            Some(var) => ConfigError::new(Path::new(ENVIRONMENT), var.as_str(), r),
+            None => ConfigError::new(file, format!("gateway.{k}"), r),
+        })
+    };
     if g.tun.is_empty() || g.tun.len() > 15 || g.tun.contains(['/', ' ', '%']) {
         bad(
             "tun",
@@ -212,6 +333,20 @@ fn validate_gateway(file: &Path, g: GatewaySchema, errs: &mut Vec<ConfigError>) 
     if g.control_socket.as_os_str().is_empty() || !g.control_socket.is_absolute() {
         bad("control_socket", "must be an absolute path".into());
     }
+    let metrics = match g.metrics.as_deref().map(str::parse::<SocketAddr>) {
+        None => None,
+        Some(Ok(a)) => Some(a),
+        Some(Err(_)) => {
+            bad(
+                "metrics",
+                format!(
+                    "'{}' is not ADDRESS:PORT (e.g. \"127.0.0.1:9814\" or \"[::1]:9814\")",
+                    g.metrics.as_deref().unwrap_or_default()
+                ),
+            );
+            None
+        }
+    };
     Gateway {
         tun: g.tun,
         tun_mtu: g.tun_mtu,
@@ -223,6 +358,10 @@ fn validate_gateway(file: &Path, g: GatewaySchema, errs: &mut Vec<ConfigError>) 
         replay_window: g.replay_window,
         socket_buffer: g.socket_buffer,
         batch: g.batch,
+        metrics,
+        bandwidth: g.bandwidth.map(|b| b.0),
+        udp_offload: g.udp_offload,
+        tun_offload: g.tun_offload,
     }
 }
 
@@ -279,6 +418,22 @@ fn validate_connection(
         ));
     }
     let name = c.name.clone();
+    let bandwidth_weight = c.bandwidth_weight.unwrap_or(1);
+    if !(1..=1000).contains(&bandwidth_weight) {
+        errs.push(ConfigError::new(
+            file,
+            format!("{key}.bandwidth_weight"),
+            format!("{bandwidth_weight} is outside 1..=1000"),
+        ));
+    }
+    let bandwidth = c.bandwidth.map(|b| b.0);
+    if bandwidth == Some(0) {
+        errs.push(ConfigError::new(
+            file,
+            format!("{key}.bandwidth"),
+            "a cap of 0 would block the connection; remove it or give a rate",
+        ));
+    }
     let keying = match c.keying {
         KeyingKind::Static => static_keying::validate(file, key, c, port, errs).map(Keying::Static),
         KeyingKind::Ike => ike_keying::validate(file, key, c, errs).map(Keying::Ike),
@@ -290,6 +445,8 @@ fn validate_connection(
         name,
         local_ts,
         remote_ts,
+        bandwidth_weight,
+        bandwidth,
         keying: keying?,
     })
 }

@@ -9,14 +9,14 @@ use super::error::ConfigError;
 use super::keys::{self, Keymat};
 use super::schema::ConnectionSchema;
 
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct StaticKeying {
     pub suite: Suite,
     pub esn: bool,
     pub tunnels: Vec<StaticTunnel>,
 }
 
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct StaticTunnel {
     pub local: IpAddr,
     pub remote: SocketAddr,
@@ -45,6 +45,15 @@ pub(super) fn validate(
             ("esp_proposals", c.esp_proposals.is_some()),
             ("start_action", c.start_action.is_some()),
             ("dpd_interval", c.dpd_interval.is_some()),
+            ("close_action", c.close_action.is_some()),
+            ("mode", c.mode.is_some()),
+            ("failover_after", c.failover_after.is_some()),
+            ("preempt", c.preempt.is_some()),
+            ("preempt_hold", c.preempt_hold.is_some()),
+            ("dpd_timeout", c.dpd_timeout.is_some()),
+            ("retransmit_timeout", c.retransmit_timeout.is_some()),
+            ("retransmit_tries", c.retransmit_tries.is_some()),
+            ("retransmit_base", c.retransmit_base.is_some()),
             ("rekey_time", c.rekey_time.is_some()),
             ("ike_rekey_time", c.ike_rekey_time.is_some()),
             ("encap", c.encap.is_some()),
@@ -84,13 +93,25 @@ pub(super) fn validate(
         ));
         return None;
     };
-    let keys = match keys::load(&keys_file) {
+    let allow_readable = c.allow_readable_secret_file.unwrap_or(false);
+    let keys = keys::check_secret_file(
+        file,
+        &format!("{key}.keys_file"),
+        &keys_file,
+        allow_readable,
+    )
+    .map_err(|e| vec![e])
+    .and_then(|()| keys::read_keys(&keys_file));
+    let keys = match keys {
         Ok(k) => Some(k),
         Err(mut e) => {
-            // Point at the config key too, so the operator knows which connection it is.
+            // Problems with the file as a whole point at the config key too, so the operator
+            // knows which connection it is; problems with one line name the SPI in the file.
             for x in &mut e {
                 if x.key.is_empty() {
-                    x.key = format!("(keys_file of {key})");
+                    x.reason = format!("{}: {}", keys_file.display(), x.reason);
+                    x.file = file.to_path_buf();
+                    x.key = format!("{key}.keys_file");
                 }
             }
             errs.append(&mut e);

@@ -111,7 +111,12 @@ fn readable_keys_file_is_refused() {
     d.write("site.keys", KEYS, 0o640);
     let e = errors(&d, &t);
     assert!(e[0].reason.contains("chmod 600"), "{}", e[0]);
-    assert!(e[0].key.contains("keys_file of connection[0]"), "{}", e[0]);
+    assert_eq!(e[0].key, "connection[0].keys_file", "{}", e[0]);
+    assert!(
+        e[0].reason.contains("site.keys: permissions 0640"),
+        "{}",
+        e[0]
+    );
 }
 
 #[test]
@@ -187,8 +192,14 @@ fn ike_example(d: &Dir, which: &str) -> String {
     );
     std::fs::read_to_string(src)
         .unwrap()
-        .replace("/etc/ironsec/site-b.psk", psk.to_str().unwrap())
-        .replace("/etc/ironsec/site-a.psk", psk.to_str().unwrap())
+        .replace(
+            "\"psk/site-b.psk\"",
+            &format!("{:?}", psk.to_str().unwrap()),
+        )
+        .replace(
+            "\"psk/site-a.psk\"",
+            &format!("{:?}", psk.to_str().unwrap()),
+        )
 }
 
 #[test]
@@ -225,7 +236,12 @@ fn ike_keying_errors_name_the_key() {
         ),
     );
     assert_eq!(e[0].key, "connection[0].ike_proposals[0]", "{e:?}");
-    let e = errors(&d, &base.replace("local_id = \"gw-a.example\"\n", ""));
+    let no_local_id: String = base
+        .lines()
+        .filter(|l| !l.starts_with("local_id"))
+        .map(|l| format!("{l}\n"))
+        .collect();
+    let e = errors(&d, &no_local_id);
     assert_eq!(e[0].key, "connection[0].local_id");
     let e = errors(
         &d,
@@ -259,4 +275,564 @@ fn ike_keying_errors_name_the_key() {
     );
     let e = errors(&d, &t);
     assert!(e[0].reason.contains("chmod 600"), "{e:?}");
+}
+
+// ------------------------------------------------------------------------------------------
+// Main file + conf.d fragments + environment overrides.
+
+const PSK: &str = "a-long-enough-secret-phrase-0123";
+
+fn no_env() -> Vec<(String, String)> {
+    Vec::new()
+}
+
+fn env(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
+    pairs
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect()
+}
+
+/// An IKE connection table; its psk_file is written as given (relative or absolute).
+fn ike_conn(name: &str, remote_ts: &str, psk_file: &str, peer: &str) -> String {
+    format!(
+        "[[connection]]\nname = \"{name}\"\nkeying = \"ike\"\nlocal_id = \"gw-a.example\"\n\
+         remote_id = \"{name}.example\"\npsk_file = \"{psk_file}\"\nlocal_ts = [\"10.1.0.0/24\"]\n\
+         remote_ts = [\"{remote_ts}\"]\ntunnels = [ {{ local = \"192.0.2.1\", remote = \"{peer}\" }} ]\n"
+    )
+}
+
+const GATEWAY: &str = "[gateway]\ntun = \"ipsec0\"\n\n";
+
+/// `d/main.toml` with `main_conns`, and `d/conf.d/<name>` for each fragment; every psk_file
+/// the connections name relative to their file lives in `psk/` beside it.
+fn tree(d: &Dir, main_conns: &str, fragments: &[(&str, &str)]) -> PathBuf {
+    std::fs::create_dir_all(d.0.join("psk")).unwrap();
+    std::fs::create_dir_all(d.0.join("conf.d/psk")).unwrap();
+    for dir in ["psk", "conf.d/psk"] {
+        for n in ["b", "c", "d", "e"] {
+            d.write(&format!("{dir}/{n}.psk"), &format!("{PSK}\n"), 0o600);
+        }
+    }
+    for (name, body) in fragments {
+        d.write(&format!("conf.d/{name}"), body, 0o644);
+    }
+    d.write("main.toml", &format!("{GATEWAY}{main_conns}"), 0o644)
+}
+
+fn refused(p: &Path, env: Vec<(String, String)>) -> Vec<String> {
+    Config::load_with_env(p, env)
+        .expect_err("config should be refused")
+        .0
+        .iter()
+        .map(|e| e.to_string())
+        .collect()
+}
+
+#[test]
+fn fragments_are_appended_in_file_name_order() {
+    let d = Dir::new("frag-order");
+    let main = tree(
+        &d,
+        &ike_conn("b", "10.2.0.0/24", "psk/b.psk", "192.0.2.2"),
+        &[
+            (
+                "20-d.toml",
+                &ike_conn("d", "10.4.0.0/24", "psk/d.psk", "192.0.2.4"),
+            ),
+            (
+                "10-c.toml",
+                &ike_conn("c", "10.3.0.0/24", "psk/c.psk", "192.0.2.3"),
+            ),
+            // Not fragments: other extensions, hidden (editor) files.
+            ("README", "not toml at all ["),
+            ("30-e.toml.bak", "[gateway]\n"),
+            (".10-c.toml.swp", "[gateway]\n"),
+            (".#x.toml", "[gateway]\n"),
+        ],
+    );
+    let c = Config::load_with_env(&main, no_env()).unwrap_or_else(|e| panic!("{e}"));
+    let names: Vec<&str> = c.connections.iter().map(|c| c.name.as_str()).collect();
+    assert_eq!(names, ["b", "c", "d"]);
+    assert_eq!(
+        c.sources,
+        [
+            main.clone(),
+            d.0.join("conf.d/10-c.toml"),
+            d.0.join("conf.d/20-d.toml")
+        ]
+    );
+    assert_eq!(c.file, main);
+    assert!(c.env_overrides.is_empty());
+    let text = c.describe();
+    assert!(text.starts_with("3 connections from "), "{text}");
+    assert!(text.contains("conf.d/20-d.toml"), "{text}");
+}
+
+#[test]
+fn no_conf_d_is_fine_but_an_unreadable_one_is_not() {
+    let d = Dir::new("frag-none");
+    let main = d.write("main.toml", &example(&d, "a"), 0o644);
+    let c = Config::load_with_env(&main, no_env()).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(c.sources.len(), 1);
+    assert_eq!(c.sources[0], main);
+    assert_eq!(
+        c.describe(),
+        format!("1 connection from {}", main.display())
+    );
+    // conf.d that is not a directory: named, not ignored.
+    d.write("conf.d", "", 0o644);
+    let e = refused(&main, no_env());
+    assert_eq!(e.len(), 1, "{e:?}");
+    assert!(
+        e[0].starts_with(&format!("{}: cannot list: ", d.0.join("conf.d").display())),
+        "{e:?}"
+    );
+}
+
+#[test]
+fn a_fragment_holds_connections_only() {
+    let d = Dir::new("frag-gateway");
+    let main = tree(
+        &d,
+        "",
+        &[(
+            "c.toml",
+            &format!(
+                "nonsense = 1\n[gateway]\ntun = \"ipsec9\"\n\n{}",
+                ike_conn("c", "10.3.0.0/24", "psk/c.psk", "192.0.2.3")
+            ),
+        )],
+    );
+    let frag = d.0.join("conf.d/c.toml");
+    assert_eq!(
+        refused(&main, no_env()),
+        [
+            format!(
+                "{}: gateway: only the main file sets gateway keys (move them to {}); a conf.d fragment holds [[connection]] tables only",
+                frag.display(),
+                main.display()
+            ),
+            format!(
+                "{}: nonsense: unknown key; a conf.d fragment holds [[connection]] tables only",
+                frag.display()
+            ),
+        ]
+    );
+}
+
+#[test]
+fn errors_name_the_file_and_index_that_defined_the_connection() {
+    let d = Dir::new("frag-errors");
+    let main = tree(
+        &d,
+        &ike_conn("b", "10.2.0.0/24", "psk/b.psk", "192.0.2.2"),
+        &[
+            (
+                "c.toml",
+                &format!(
+                    "{}\n{}",
+                    ike_conn("c", "10.3.0.0/24", "psk/c.psk", "192.0.2.3"),
+                    ike_conn("d", "10.4.0.1/24", "psk/d.psk", "192.0.2.4")
+                        .replace("keying = \"ike\"", "keying = \"ike\"\nfrobnicate = 1")
+                ),
+            ),
+            (
+                "e.toml",
+                &ike_conn("e", "10.5.0.1/24", "psk/e.psk", "192.0.2.5"),
+            ),
+        ],
+    );
+    // The first serde error of a file stops that file; the others are still checked. (serde's
+    // list of valid keys grows with the schema: only its start is pinned here.)
+    let errs = refused(&main, no_env());
+    assert_eq!(errs.len(), 2, "{errs:?}");
+    assert!(
+        errs[0].starts_with(&format!(
+            "{}: connection[1].frobnicate: unknown field `frobnicate`, expected one of `name`, `keying`,",
+            d.0.join("conf.d/c.toml").display()
+        )),
+        "{errs:?}"
+    );
+    assert_eq!(
+        errs[1],
+        format!(
+            "{}: connection[0].remote_ts[0]: '10.5.0.1/24': host bits are set; did you mean 10.5.0.0/24?",
+            d.0.join("conf.d/e.toml").display()
+        )
+    );
+}
+
+#[test]
+fn duplicates_and_overlaps_across_files_name_both_places() {
+    let d = Dir::new("frag-dup");
+    let main = tree(
+        &d,
+        &format!(
+            "{}\n{}",
+            ike_conn("b", "10.2.0.0/24", "psk/b.psk", "192.0.2.2"),
+            ike_conn("c", "10.3.0.0/24", "psk/c.psk", "192.0.2.3")
+        ),
+        &[(
+            "x.toml",
+            &format!(
+                "{}\n{}",
+                ike_conn("d", "10.4.0.0/24", "psk/d.psk", "192.0.2.4")
+                    .replace("[\"10.4.0.0/24\"]", "[\"10.4.0.0/24\", \"10.3.0.128/25\"]"),
+                ike_conn("b", "10.5.0.0/24", "psk/b.psk", "192.0.2.5")
+            ),
+        )],
+    );
+    let frag = d.0.join("conf.d/x.toml");
+    assert_eq!(
+        refused(&main, no_env()),
+        [
+            format!(
+                "{}: connection[1].name: connection name 'b' is already used by {}: connection[0]",
+                frag.display(),
+                main.display()
+            ),
+            format!(
+                "{}: connection[0].remote_ts[1]: 10.3.0.128/25 overlaps 10.3.0.0/24 of connection 'c' ({}: connection[1].remote_ts[0])",
+                frag.display(),
+                main.display()
+            ),
+        ]
+    );
+    // Within one file the other place is just the key.
+    let main = d.write(
+        "main.toml",
+        &format!(
+            "{GATEWAY}{}\n{}",
+            ike_conn("b", "10.2.0.0/24", "psk/b.psk", "192.0.2.2"),
+            ike_conn("b", "10.2.0.0/25", "psk/b.psk", "192.0.2.3")
+        ),
+        0o644,
+    );
+    std::fs::remove_file(&frag).unwrap();
+    assert_eq!(
+        refused(&main, no_env()),
+        [
+            format!(
+                "{}: connection[1].name: connection name 'b' is already used by connection[0]",
+                main.display()
+            ),
+            format!(
+                "{}: connection[1].remote_ts[0]: 10.2.0.0/25 overlaps 10.2.0.0/24 of connection 'b' (connection[0].remote_ts[0])",
+                main.display()
+            ),
+        ]
+    );
+}
+
+#[test]
+fn duplicate_inbound_spi_across_files() {
+    let d = Dir::new("frag-spi");
+    d.write("site.keys", KEYS, 0o600);
+    let a = example(&d, "a");
+    let conn = a[a.find("[[connection]]").unwrap()..].to_string();
+    let main = d.write("main.toml", &a, 0o644);
+    std::fs::create_dir_all(d.0.join("conf.d")).unwrap();
+    let frag = d.write(
+        "conf.d/c.toml",
+        &conn
+            .replace("site-b", "site-c")
+            .replace("\"10.2.0.0/24\"", "\"10.3.0.0/24\""),
+        0o644,
+    );
+    assert_eq!(
+        refused(&main, no_env()),
+        [format!(
+            "{}: connection[0].tunnels[0].spi_in: inbound SPI 0xc0000201 is also used by {}: connection[0].tunnels[0].spi_in",
+            frag.display(),
+            main.display()
+        )]
+    );
+}
+
+#[test]
+fn relative_secret_files_are_found_beside_the_file_that_names_them() {
+    let d = Dir::new("relative");
+    std::fs::create_dir_all(d.0.join("keys")).unwrap();
+    d.write("keys/site.keys", KEYS, 0o600);
+    let main = tree(
+        &d,
+        &example(&d, "a")
+            .replace("[gateway]\n", "")
+            .replace(d.0.join("site.keys").to_str().unwrap(), "keys/site.keys")
+            .replace("tun = \"ipsec0\"", "")
+            .replace("\"10.2.0.0/24\"", "\"10.9.0.0/24\""),
+        &[(
+            "c.toml",
+            &ike_conn("c", "10.3.0.0/24", "psk/c.psk", "192.0.2.3"),
+        )],
+    );
+    // psk/c.psk exists in both d/psk and d/conf.d/psk: make the wrong one unusable.
+    d.write("psk/c.psk", "short\n", 0o600);
+    let c = Config::load_with_env(&main, no_env()).unwrap_or_else(|e| panic!("{e}"));
+    let Keying::Ike(k) = &c.connections[1].keying else {
+        panic!("ike")
+    };
+    assert_eq!(k.psk.bytes(), PSK.as_bytes());
+    // Absolute paths are used as written, and errors show the resolved path.
+    std::fs::remove_file(d.0.join("conf.d/psk/c.psk")).unwrap();
+    let e = refused(&main, no_env());
+    assert_eq!(e.len(), 1, "{e:?}");
+    assert!(
+        e[0].starts_with(&format!(
+            "{}: connection[0].psk_file: {}: cannot read: ",
+            d.0.join("conf.d/c.toml").display(),
+            d.0.join("conf.d/psk/c.psk").display()
+        )),
+        "{e:?}"
+    );
+}
+
+#[test]
+fn readable_secret_files_need_allow_readable_secret_file() {
+    let d = Dir::new("readable");
+    let main = tree(
+        &d,
+        &ike_conn("b", "10.2.0.0/24", "psk/b.psk", "192.0.2.2"),
+        &[],
+    );
+    let psk = d.0.join("psk/b.psk");
+    let chmod = |mode| {
+        std::fs::set_permissions(&psk, std::fs::Permissions::from_mode(mode)).unwrap();
+    };
+    let prefix = format!(
+        "{}: connection[0].psk_file: {}: ",
+        main.display(),
+        psk.display()
+    );
+    for (mode, who) in [
+        (0o640, "its group"),
+        (0o604, "all local users"),
+        (0o644, "its group and all local users"),
+    ] {
+        chmod(mode);
+        assert_eq!(
+            refused(&main, no_env()),
+            [format!(
+                "{prefix}permissions {mode:04o} let {who} read this secret file; run chmod 600 on it, or set allow_readable_secret_file = true in this connection to accept that"
+            )]
+        );
+    }
+    let allowing = d.write(
+        "main.toml",
+        &format!(
+            "{GATEWAY}{}",
+            ike_conn("b", "10.2.0.0/24", "psk/b.psk", "192.0.2.2").replace(
+                "keying = \"ike\"",
+                "keying = \"ike\"\nallow_readable_secret_file = true"
+            )
+        ),
+        0o644,
+    );
+    let c = Config::load_with_env(&allowing, no_env()).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(c.connections.len(), 1);
+    // Writable by others: refused even when reading is allowed.
+    chmod(0o664);
+    assert_eq!(
+        refused(&allowing, no_env()),
+        [format!(
+            "{prefix}permissions 0664 let its group change this secret file; run chmod 600 on it (allow_readable_secret_file permits reading by others, never writing)"
+        )]
+    );
+    // The static keying takes the key too.
+    chmod(0o600);
+    let t = example(&d, "a");
+    d.write("site.keys", KEYS, 0o640);
+    let p = d.write("static.toml", &t, 0o644);
+    assert!(Config::load_with_env(&p, no_env()).is_err());
+    let p = d.write(
+        "static.toml",
+        &t.replace(
+            "esn = true",
+            "esn = true\nallow_readable_secret_file = true",
+        ),
+        0o644,
+    );
+    Config::load_with_env(&p, no_env()).unwrap_or_else(|e| panic!("{e}"));
+}
+
+#[test]
+fn environment_overrides_gateway_keys() {
+    let d = Dir::new("env-ok");
+    let main = tree(
+        &d,
+        &ike_conn("b", "10.2.0.0/24", "psk/b.psk", "192.0.2.2"),
+        &[],
+    );
+    let c = Config::load_with_env(
+        &main,
+        env(&[
+            ("IRONSEC_GATEWAY__TUN", "ipsec1"),
+            ("IRONSEC_GATEWAY__workers", "2"),
+            ("ironsec_gateway__Metrics", "127.0.0.1:9814"),
+            ("IRONSEC_GATEWAY__CONTROL_SOCKET", "/run/x.sock"),
+            // Not config: the log filter, the scripts' namespace prefix, other programs'.
+            ("IRONSEC_LOG", "debug"),
+            ("IRONSEC_NS_PREFIX", "lab"),
+            ("GATEWAY__TUN", "nope"),
+        ]),
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(c.gateway.tun, "ipsec1");
+    assert_eq!(c.gateway.workers, 2);
+    assert_eq!(c.gateway.metrics, Some("127.0.0.1:9814".parse().unwrap()));
+    assert_eq!(c.gateway.control_socket, Path::new("/run/x.sock"));
+    assert_eq!(
+        c.gateway.tun_mtu, 1400,
+        "untouched keys keep the file's values"
+    );
+    assert_eq!(
+        c.env_overrides,
+        [
+            "IRONSEC_GATEWAY__CONTROL_SOCKET",
+            "IRONSEC_GATEWAY__TUN",
+            "IRONSEC_GATEWAY__workers",
+            "ironsec_gateway__Metrics"
+        ]
+    );
+    assert!(c.describe().ends_with(
+        "; gateway keys from the environment: IRONSEC_GATEWAY__CONTROL_SOCKET, IRONSEC_GATEWAY__TUN, IRONSEC_GATEWAY__workers, ironsec_gateway__Metrics"
+    ));
+    // A number is text where the key wants text.
+    let c = Config::load_with_env(&main, env(&[("IRONSEC_GATEWAY__TUN", "1234")])).unwrap();
+    assert_eq!(c.gateway.tun, "1234");
+    // Without overrides, the file's values.
+    let c = Config::load_with_env(&main, no_env()).unwrap();
+    assert_eq!(c.gateway.tun, "ipsec0");
+}
+
+#[test]
+fn bad_environment_overrides_name_the_variable() {
+    let d = Dir::new("env-bad");
+    let main = tree(
+        &d,
+        &ike_conn("b", "10.2.0.0/24", "psk/b.psk", "192.0.2.2"),
+        &[],
+    );
+    let keys = schema::GATEWAY_KEYS.join(", ");
+    assert_eq!(
+        refused(
+            &main,
+            env(&[
+                ("IRONSEC_GATEWAY__TUNN", "ipsec1"),
+                ("IRONSEC_GATEWAY__WORKERS", "many"),
+                ("IRONSEC_GATEWAY__TUN", "this-name-is-too-long"),
+                ("IRONSEC_GATEWAY__METRICS", "localhost"),
+                ("IRONSEC_GATEWAY_PORT", "4501"),
+                ("IRONSEC_GATEWAY__", "x"),
+            ])
+        ),
+        [
+            "environment: IRONSEC_GATEWAY_PORT: not a gateway override: they are named IRONSEC_GATEWAY__<KEY>, with two underscores before the key".to_string(),
+            format!("environment: IRONSEC_GATEWAY__: unknown key ''; gateway keys are {keys}"),
+            format!("environment: IRONSEC_GATEWAY__TUNN: unknown key 'tunn'; gateway keys are {keys}"),
+            "environment: IRONSEC_GATEWAY__WORKERS: 'many': invalid type: string \"many\", expected an integer".to_string(),
+            "environment: IRONSEC_GATEWAY__TUN: 'this-name-is-too-long' is not a valid interface name (1-15 characters, no '/', ' ' or '%')".to_string(),
+            "environment: IRONSEC_GATEWAY__METRICS: 'localhost' is not ADDRESS:PORT (e.g. \"127.0.0.1:9814\" or \"[::1]:9814\")".to_string(),
+        ]
+    );
+    assert_eq!(
+        refused(
+            &main,
+            env(&[
+                ("IRONSEC_GATEWAY__TUN", "ipsec1"),
+                ("IRONSEC_GATEWAY__tun", "ipsec2")
+            ])
+        ),
+        ["environment: IRONSEC_GATEWAY__tun: gateway.tun is already set by IRONSEC_GATEWAY__TUN"]
+    );
+}
+
+/// The environment's variables may name only gateway keys: the list must match the schema.
+#[test]
+fn gateway_keys_list_matches_the_schema() {
+    let raw = config::Config::builder()
+        .set_override("gateway.no_such_key", 1)
+        .unwrap()
+        .build()
+        .unwrap();
+    let e = serde_path_to_error::deserialize::<_, schema::FileSchema>(raw).unwrap_err();
+    let msg = strip_location(&e.into_inner().to_string());
+    let listed: Vec<&str> = msg
+        .split("expected one of ")
+        .nth(1)
+        .unwrap_or_else(|| panic!("{msg}"))
+        .split(", ")
+        .map(|k| k.trim().trim_matches('`'))
+        .collect();
+    assert_eq!(listed, schema::GATEWAY_KEYS);
+}
+
+#[test]
+fn secrets_never_appear_in_errors() {
+    let d = Dir::new("secret-errors");
+    let secret = "hunter2-but-much-longer-9f8e7d";
+    // A TOML error on the line that holds an inline PSK: position only, not the line.
+    let p = d.write(
+        "c.toml",
+        &format!("{GATEWAY}[[connection]]\nname = \"b\"\npsk = \"{secret}\n"),
+        0o644,
+    );
+    let e = refused(&p, no_env());
+    assert_eq!(e.len(), 1);
+    assert!(
+        e[0].starts_with(&format!(
+            "{}: not valid TOML at line 6, column",
+            p.display()
+        )),
+        "{e:?}"
+    );
+    // A mistyped PSK is not echoed either.
+    let t = ike_conn("b", "10.2.0.0/24", "x", "192.0.2.2")
+        .replace("psk_file = \"x\"", &format!("psk = [\"{secret}\"]"));
+    let p = d.write("c.toml", &format!("{GATEWAY}{t}"), 0o644);
+    let e = refused(&p, no_env());
+    assert_eq!(
+        e,
+        [format!(
+            "{}: connection[0].psk: expected a quoted string (the value is not shown: it is a secret)",
+            p.display()
+        )]
+    );
+    // A short PSK in a file: the file's key, not the value.
+    std::fs::create_dir_all(d.0.join("psk")).unwrap();
+    d.write("psk/b.psk", "0x0011223344\n", 0o600);
+    let p = d.write(
+        "c.toml",
+        &format!(
+            "{GATEWAY}{}",
+            ike_conn("b", "10.2.0.0/24", "psk/b.psk", "192.0.2.2")
+        ),
+        0o644,
+    );
+    let e = refused(&p, no_env());
+    assert_eq!(
+        e,
+        [format!(
+            "{}: connection[0].psk_file: a PSK shorter than 16 bytes can be guessed offline from one captured handshake",
+            p.display()
+        )]
+    );
+    for text in e {
+        assert!(!text.contains("0011223344") && !text.contains(secret));
+    }
+}
+
+#[test]
+fn bandwidth_rates_in_operator_units() {
+    use super::schema::parse_bandwidth;
+    assert_eq!(parse_bandwidth("200M"), Ok(200_000_000));
+    assert_eq!(parse_bandwidth("200 Mbit"), Ok(200_000_000));
+    assert_eq!(parse_bandwidth("1.5Gbit/s"), Ok(1_500_000_000));
+    assert_eq!(parse_bandwidth("500k"), Ok(500_000));
+    assert_eq!(parse_bandwidth("64000"), Ok(64_000));
+    assert!(parse_bandwidth("fast")
+        .unwrap_err()
+        .contains("'fast' is not a rate"));
+    assert!(parse_bandwidth("-5M").is_err());
 }

@@ -1,0 +1,435 @@
+//! Prometheus text exposition (format 0.0.4) of the [`Status`] document, served over a
+//! minimal HTTP/1.x responder: one GET per connection, no keep-alive. Off unless
+//! `gateway.metrics` is set; bind it to a management address, it has no authentication.
+
+use std::fmt::Write as _;
+use std::time::Duration;
+
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+
+use crate::status::Status;
+
+/// Label values are quoted; a connection name cannot hold `"` or `\` (config validation),
+/// but escape anyway so the output stays parseable whatever a name holds.
+fn esc(v: &str) -> String {
+    v.replace('\\', "\\\\")
+        .replace('"', "\\\"")
+        .replace('\n', "\\n")
+}
+
+struct Out(String);
+
+impl Out {
+    fn help(&mut self, name: &str, kind: &str, help: &str) {
+        let _ = writeln!(self.0, "# HELP {name} {help}");
+        let _ = writeln!(self.0, "# TYPE {name} {kind}");
+    }
+
+    fn sample(&mut self, name: &str, labels: &[(&str, &str)], v: u64) {
+        self.0.push_str(name);
+        if !labels.is_empty() {
+            self.0.push('{');
+            for (i, (k, val)) in labels.iter().enumerate() {
+                if i > 0 {
+                    self.0.push(',');
+                }
+                let _ = write!(self.0, "{k}=\"{}\"", esc(val));
+            }
+            self.0.push('}');
+        }
+        let _ = writeln!(self.0, " {v}");
+    }
+}
+
+/// Tunnel states as numbers, so alerts can say `ironsec_tunnel_up == 0`.
+fn up(state: &str) -> u64 {
+    u64::from(state == "up")
+}
+
+pub fn render(s: &Status) -> String {
+    let mut o = Out(String::new());
+    o.help(
+        "ironsec_uptime_seconds",
+        "gauge",
+        "Seconds since ironsecd started.",
+    );
+    o.sample("ironsec_uptime_seconds", &[], s.uptime_secs);
+
+    o.help(
+        "ironsec_connection_up",
+        "gauge",
+        "1 when at least one tunnel of the connection has an SA to send with.",
+    );
+    for c in &s.connections {
+        let any = c.tunnels.iter().any(|t| t.state == "up");
+        o.sample(
+            "ironsec_connection_up",
+            &[("connection", &c.name)],
+            u64::from(any),
+        );
+    }
+    o.help(
+        "ironsec_tunnel_up",
+        "gauge",
+        "1 when the tunnel has an SA to send with, 0 when connecting, down or trapped.",
+    );
+    for c in &s.connections {
+        for t in &c.tunnels {
+            o.sample(
+                "ironsec_tunnel_up",
+                &[
+                    ("connection", &c.name),
+                    ("local", &t.local),
+                    ("remote", &t.remote),
+                    ("state", &t.state),
+                ],
+                up(&t.state),
+            );
+        }
+    }
+    o.help(
+        "ironsec_tunnel_active",
+        "gauge",
+        "1 when the tunnel carries its connection's traffic (multi-tunnel connections).",
+    );
+    for c in &s.connections {
+        for t in &c.tunnels {
+            if let Some(role) = &t.role {
+                o.sample(
+                    "ironsec_tunnel_active",
+                    &[
+                        ("connection", &c.name),
+                        ("local", &t.local),
+                        ("remote", &t.remote),
+                    ],
+                    u64::from(role == "active"),
+                );
+            }
+        }
+    }
+    for (metric, help, pick) in [
+        (
+            "ironsec_tunnel_bytes_total",
+            "Inner packet bytes through the tunnel, over every SA it has had.",
+            (|t: &crate::status::Traffic| t.bytes) as fn(&crate::status::Traffic) -> u64,
+        ),
+        (
+            "ironsec_tunnel_packets_total",
+            "Inner packets through the tunnel, over every SA it has had.",
+            |t: &crate::status::Traffic| t.packets,
+        ),
+    ] {
+        o.help(metric, "counter", help);
+        for c in &s.connections {
+            for t in &c.tunnels {
+                for (dir, tr) in [("out", &t.total_out), ("in", &t.total_in)] {
+                    o.sample(
+                        metric,
+                        &[
+                            ("connection", &c.name),
+                            ("local", &t.local),
+                            ("remote", &t.remote),
+                            ("direction", dir),
+                        ],
+                        pick(tr),
+                    );
+                }
+            }
+        }
+    }
+    o.help(
+        "ironsec_drops_total",
+        "counter",
+        "Packets dropped by the fast path, by reason.",
+    );
+    for (reason, n) in &s.drops {
+        o.sample("ironsec_drops_total", &[("reason", reason)], *n);
+    }
+    o.help(
+        "ironsec_rekeys_total",
+        "counter",
+        "Completed rekeys by connection and SA kind.",
+    );
+    for c in &s.connections {
+        o.sample(
+            "ironsec_rekeys_total",
+            &[("connection", &c.name), ("sa", "child")],
+            c.counters.child_rekeys,
+        );
+        o.sample(
+            "ironsec_rekeys_total",
+            &[("connection", &c.name), ("sa", "ike")],
+            c.counters.ike_rekeys,
+        );
+    }
+    for (metric, help, pick) in [
+        (
+            "ironsec_dpd_failures_total",
+            "Established IKE SAs whose peer stopped answering.",
+            (|c: &crate::status::ConnectionCounters| c.dpd_failures)
+                as fn(&crate::status::ConnectionCounters) -> u64,
+        ),
+        (
+            "ironsec_negotiation_failures_total",
+            "Failed negotiations (authentication, proposals, selectors...).",
+            |c| c.failures,
+        ),
+        (
+            "ironsec_ike_sa_established_total",
+            "IKE SAs established.",
+            |c| c.ike_up,
+        ),
+        (
+            "ironsec_failovers_total",
+            "Times traffic moved off a failed tunnel (or back, with preempt).",
+            |c| c.failovers,
+        ),
+    ] {
+        o.help(metric, "counter", help);
+        for c in &s.connections {
+            o.sample(metric, &[("connection", &c.name)], pick(&c.counters));
+        }
+    }
+    o.help(
+        "ironsec_bandwidth_rate_bits",
+        "gauge",
+        "The rate a connection may send at now (its share of gateway.bandwidth), bits/s.",
+    );
+    for c in &s.connections {
+        if let Some(b) = &c.bandwidth {
+            o.sample(
+                "ironsec_bandwidth_rate_bits",
+                &[("connection", &c.name)],
+                b.rate_bps,
+            );
+        }
+    }
+    o.help(
+        "ironsec_bandwidth_shaped_packets_total",
+        "counter",
+        "Packets dropped for being over the connection's bandwidth share.",
+    );
+    for c in &s.connections {
+        if let Some(b) = &c.bandwidth {
+            o.sample(
+                "ironsec_bandwidth_shaped_packets_total",
+                &[("connection", &c.name)],
+                b.shaped_packets,
+            );
+        }
+    }
+    o.help(
+        "ironsec_bandwidth_offered_bytes_total",
+        "counter",
+        "Bytes a connection offered to send (admitted or shaped).",
+    );
+    for c in &s.connections {
+        if let Some(b) = &c.bandwidth {
+            o.sample(
+                "ironsec_bandwidth_offered_bytes_total",
+                &[("connection", &c.name)],
+                b.offered_bytes,
+            );
+        }
+    }
+    let ike = &s.ike;
+    for (metric, help, v) in [
+        (
+            "ironsec_ike_requests_total",
+            "IKE exchanges this gateway started.",
+            ike.requests_sent,
+        ),
+        (
+            "ironsec_ike_retransmits_total",
+            "Retransmissions of this gateway's IKE requests.",
+            ike.retransmits_sent,
+        ),
+        (
+            "ironsec_ike_received_total",
+            "IKE messages received.",
+            ike.received,
+        ),
+        (
+            "ironsec_ike_malformed_total",
+            "IKE messages dropped as malformed.",
+            ike.malformed,
+        ),
+        (
+            "ironsec_ike_cookies_sent_total",
+            "IKE_SA_INIT requests answered with a cookie (under load).",
+            ike.cookies_sent,
+        ),
+    ] {
+        o.help(metric, "counter", help);
+        o.sample(metric, &[], v);
+    }
+    let c = &s.counters;
+    o.help(
+        "ironsec_packets_total",
+        "counter",
+        "Packets through the gateway's devices: tun rx/tx, udp rx/tx.",
+    );
+    for (path, v) in [
+        ("tun_rx", c.tun_rx_packets),
+        ("tun_tx", c.tun_tx_packets),
+        ("udp_rx", c.udp_rx_packets),
+        ("udp_tx", c.udp_tx_packets),
+    ] {
+        o.sample("ironsec_packets_total", &[("path", path)], v);
+    }
+    o.0
+}
+
+/// Answers one HTTP request on `stream` with `body()` for `GET /metrics` (or `/`).
+async fn answer(mut stream: TcpStream, body: impl FnOnce() -> String) {
+    let mut buf = Vec::with_capacity(1024);
+    let mut chunk = [0u8; 1024];
+    // A slow or silent client gets five seconds, and a request line plus headers of 8 KiB.
+    let read = tokio::time::timeout(Duration::from_secs(5), async {
+        while !buf.windows(4).any(|w| w == b"\r\n\r\n") && buf.len() < 8192 {
+            match stream.read(&mut chunk).await {
+                Ok(0) | Err(_) => return false,
+                Ok(n) => buf.extend_from_slice(&chunk[..n]),
+            }
+        }
+        true
+    })
+    .await;
+    if !matches!(read, Ok(true)) {
+        return;
+    }
+    let line = String::from_utf8_lossy(&buf);
+    let mut parts = line.split_whitespace();
+    let (method, path) = (parts.next().unwrap_or(""), parts.next().unwrap_or(""));
+    let (code, ctype, text) = match (method, path) {
+        ("GET", "/metrics") | ("GET", "/") => {
+            ("200 OK", "text/plain; version=0.0.4; charset=utf-8", body())
+        }
+        ("GET", _) => ("404 Not Found", "text/plain", "try /metrics\n".to_string()),
+        _ => (
+            "405 Method Not Allowed",
+            "text/plain",
+            "GET only\n".to_string(),
+        ),
+    };
+    let head = format!(
+        "HTTP/1.1 {code}\r\nContent-Type: {ctype}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+        text.len()
+    );
+    let _ = stream.write_all(head.as_bytes()).await;
+    let _ = stream.write_all(text.as_bytes()).await;
+    let _ = stream.shutdown().await;
+}
+
+/// Serves metrics until the runtime stops; `status` is called once per scrape.
+pub async fn serve<F>(listener: TcpListener, status: F)
+where
+    F: Fn() -> Status + Clone + Send + 'static,
+{
+    loop {
+        match listener.accept().await {
+            Ok((stream, _)) => {
+                let f = status.clone();
+                tokio::spawn(async move { answer(stream, move || render(&f())).await });
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "metrics accept failed");
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::status::*;
+
+    fn sample_status() -> Status {
+        Status {
+            version: "0".into(),
+            tun: "ipsec0".into(),
+            workers: 2,
+            uptime_secs: 7,
+            counters: Counters::default(),
+            drops: [("replay".to_string(), 5u64)].into_iter().collect(),
+            ike: IkeCounters {
+                requests_sent: 3,
+                retransmits_sent: 1,
+                ..Default::default()
+            },
+            connections: vec![ConnectionStatus {
+                name: "site-b".into(),
+                keying: "ike".into(),
+                local_ts: vec!["10.1.0.0/24".into()],
+                remote_ts: vec!["10.2.0.0/24".into()],
+                start_action: Some("start".into()),
+                mode: None,
+                bandwidth: None,
+                active: vec![],
+                last_failover: None,
+                counters: ConnectionCounters {
+                    child_rekeys: 2,
+                    dpd_failures: 1,
+                    ..Default::default()
+                },
+                tunnels: vec![TunnelStatus {
+                    local: "192.0.2.1".into(),
+                    remote: "192.0.2.2:4500".into(),
+                    state: "up".into(),
+                    role: None,
+                    priority: 0,
+                    weight: 1,
+                    last_error: None,
+                    child: None,
+                    children: vec![],
+                    total_out: Traffic {
+                        packets: 10,
+                        bytes: 840,
+                    },
+                    total_in: Traffic {
+                        packets: 9,
+                        bytes: 756,
+                    },
+                    ike: None,
+                    outbound: None,
+                    inbound: None,
+                }],
+            }],
+        }
+    }
+
+    #[test]
+    fn renders_every_family_with_help_and_type() {
+        let text = render(&sample_status());
+        for line in [
+            "ironsec_connection_up{connection=\"site-b\"} 1",
+            "ironsec_tunnel_up{connection=\"site-b\",local=\"192.0.2.1\",remote=\"192.0.2.2:4500\",state=\"up\"} 1",
+            "ironsec_tunnel_bytes_total{connection=\"site-b\",local=\"192.0.2.1\",remote=\"192.0.2.2:4500\",direction=\"out\"} 840",
+            "ironsec_tunnel_packets_total{connection=\"site-b\",local=\"192.0.2.1\",remote=\"192.0.2.2:4500\",direction=\"in\"} 9",
+            "ironsec_drops_total{reason=\"replay\"} 5",
+            "ironsec_rekeys_total{connection=\"site-b\",sa=\"child\"} 2",
+            "ironsec_dpd_failures_total{connection=\"site-b\"} 1",
+            "ironsec_ike_requests_total 3",
+            "ironsec_ike_retransmits_total 1",
+        ] {
+            assert!(text.lines().any(|l| l == line), "missing {line}\n{text}");
+        }
+        // Every sample belongs to a family declared with HELP and TYPE before it.
+        let mut declared = std::collections::HashSet::new();
+        for l in text.lines() {
+            if let Some(rest) = l.strip_prefix("# TYPE ") {
+                declared.insert(rest.split(' ').next().unwrap().to_string());
+            } else if !l.starts_with('#') {
+                let name = l.split(['{', ' ']).next().unwrap();
+                assert!(declared.contains(name), "{name} has no TYPE line");
+            }
+        }
+    }
+
+    #[test]
+    fn label_values_are_escaped() {
+        assert_eq!(esc("a\"b\\c\nd"), "a\\\"b\\\\c\\nd");
+    }
+}

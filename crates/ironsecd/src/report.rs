@@ -1,0 +1,275 @@
+//! Builds the [`Status`] document from the fast path's counters and the control plane's
+//! state. `ironsecctl status` and the metrics endpoint both read it, so they always agree.
+
+use std::collections::BTreeMap;
+use std::time::Instant;
+
+use ironsec_dataplane::{Dataplane, DropTotals};
+
+use crate::config::{Keying, Mode, StartAction};
+use crate::plane::Plane;
+use crate::status::{self, Status};
+use crate::tables::ts_prefixes;
+
+fn drops_map(d: &DropTotals) -> BTreeMap<String, u64> {
+    d.iter().map(|(r, n)| (r.name().to_string(), n)).collect()
+}
+
+fn prefixes(v: &[ironsec_ike::wire::TrafficSelector]) -> Vec<String> {
+    ts_prefixes(v).iter().map(|p| p.to_string()).collect()
+}
+
+pub fn status(dp: &Dataplane, plane: &Plane, started: Instant) -> Status {
+    let tables = dp.tables();
+    let totals = dp.totals();
+    let ike_sas = plane.ep.ike_sas();
+    let now = Instant::now();
+    let mut connections: Vec<status::ConnectionStatus> = plane
+        .cfg
+        .connections
+        .iter()
+        .map(|c| {
+            let st = plane
+                .stats
+                .get(c.name.as_str())
+                .copied()
+                .unwrap_or_default();
+            status::ConnectionStatus {
+                name: c.name.clone(),
+                keying: c.keying.name().into(),
+                local_ts: c.local_ts.iter().map(|p| p.to_string()).collect(),
+                remote_ts: c.remote_ts.iter().map(|p| p.to_string()).collect(),
+                start_action: match &c.keying {
+                    Keying::Ike(k) => Some(
+                        match k.start_action {
+                            StartAction::Start => "start",
+                            StartAction::Trap => "trap",
+                            StartAction::None => "none",
+                        }
+                        .into(),
+                    ),
+                    Keying::Static(_) => None,
+                },
+                counters: status::ConnectionCounters {
+                    ike_up: st.ike_up,
+                    child_rekeys: st.child_rekeys,
+                    ike_rekeys: st.ike_rekeys,
+                    dpd_failures: st.dpd_failures,
+                    failures: st.failures,
+                    failovers: st.failovers,
+                    follows: st.follows,
+                },
+                mode: match &c.keying {
+                    Keying::Ike(k) => Some(
+                        match k.mode {
+                            Mode::ActiveStandby => "active-standby",
+                            Mode::ActiveActive => "active-active",
+                        }
+                        .into(),
+                    ),
+                    Keying::Static(_) => None,
+                },
+                active: plane
+                    .selections
+                    .get(c.name.as_str())
+                    .map(|s| s.active.iter().map(|k| k.remote.to_string()).collect())
+                    .unwrap_or_default(),
+                bandwidth: plane.shares.get(c.name.as_str()).map(|sh| {
+                    let (offered_bytes, offered_packets, shaped_packets) = sh.bucket.counters();
+                    status::BandwidthStatus {
+                        weight: c.bandwidth_weight,
+                        cap_bps: c.bandwidth,
+                        rate_bps: sh.bucket.rate() * 8,
+                        demand_bps: sh.demand as u64,
+                        offered_bytes,
+                        offered_packets,
+                        shaped_packets,
+                    }
+                }),
+                last_failover: plane
+                    .selections
+                    .get(c.name.as_str())
+                    .and_then(|s| s.last_failover.as_ref())
+                    .map(|(t, text)| {
+                        format!(
+                            "{}s ago: {text}",
+                            now.saturating_duration_since(*t).as_secs()
+                        )
+                    }),
+                tunnels: Vec::new(),
+            }
+        })
+        .collect();
+    for (id, spec) in plane.specs.iter().enumerate() {
+        let Some(t) = tables.tunnels().get(id) else {
+            continue;
+        };
+        let key = spec.key();
+        let outbound = t.outbound.as_ref().map(|o| {
+            let tot = o.counters.totals();
+            status::OutboundStatus {
+                spi: status::spi_string(o.sa.spi()),
+                suite: o.sa.suite().to_string(),
+                esn: o.sa.esn(),
+                packets: tot.packets,
+                bytes: tot.bytes,
+                next_seq: o.sa.next_seq(),
+                drops: drops_map(&tot.drops),
+            }
+        });
+        // The inbound SA shown is the one paired with the SA we send with (or the newest).
+        let active = plane.store.active_out(&key);
+        let inbound_spi = active.or_else(|| {
+            plane
+                .store
+                .inbound_of(&key)
+                .into_iter()
+                .max_by_key(|spi| plane.store.children.get(spi).map(|c| c.installed))
+        });
+        let inbound = inbound_spi.and_then(|spi| tables.inbound(spi)).map(|e| {
+            let tot = e.counters.totals();
+            status::InboundStatus {
+                spi: status::spi_string(e.sa.spi()),
+                suite: e.sa.suite().to_string(),
+                esn: e.sa.esn(),
+                packets: tot.packets,
+                bytes: tot.bytes,
+                highest_seq: e.sa.highest_seq(),
+                drops: drops_map(&tot.drops),
+            }
+        });
+        let state = plane.tunnels.get(&key);
+        let ike = state
+            .and_then(|s| s.ike)
+            .and_then(|ike| ike_sas.iter().find(|s| s.id == ike));
+        let child_status = |spi: u32| {
+            plane.store.children.get(&spi).map(|c| {
+                let rekey_at = ike.and_then(|i| {
+                    i.children
+                        .iter()
+                        .find(|ch| ch.spi_in == c.info.spi_in)
+                        .and_then(|ch| ch.rekey_at)
+                });
+                status::ChildStatus {
+                    spi_in: status::spi_string(c.info.spi_in),
+                    spi_out: status::spi_string(c.info.spi_out),
+                    algorithms: c.info.algorithms.to_string(),
+                    local_ts: prefixes(&c.info.local_ts),
+                    remote_ts: prefixes(&c.info.remote_ts),
+                    established_secs: now.saturating_duration_since(c.installed).as_secs(),
+                    rekey_in_secs: rekey_at.map(|t| t.saturating_duration_since(now).as_secs()),
+                }
+            })
+        };
+        let child = active.and_then(child_status);
+        let children: Vec<status::ChildStatus> = plane
+            .store
+            .sending
+            .get(&key)
+            .into_iter()
+            .flatten()
+            .filter_map(|spi| child_status(*spi))
+            .collect();
+        let ike_status = ike.map(|s| status::IkeStatus {
+            state: if s.established {
+                "established"
+            } else {
+                "connecting"
+            }
+            .into(),
+            initiator: s.initiator,
+            spi_i: format!("0x{:016x}", s.spi_i),
+            spi_r: format!("0x{:016x}", s.spi_r),
+            algorithms: s.algorithms.map(|a| a.to_string()),
+            established_secs: s
+                .established_at
+                .map(|t| now.saturating_duration_since(t).as_secs()),
+            rekey_in_secs: s
+                .rekey_at
+                .map(|t| t.saturating_duration_since(now).as_secs()),
+            children: s.children.len(),
+        });
+        let state_name = if outbound.is_some() {
+            "up"
+        } else if ike_status.is_some() {
+            "connecting"
+        } else if state.is_some_and(|s| s.trapped) {
+            "trapped"
+        } else {
+            "down"
+        };
+        let (out_total, in_total) = plane.tunnel_traffic(&key);
+        let conn_cfg = &plane.cfg.connections[spec.conn_index];
+        let (role, priority, weight) = match &conn_cfg.keying {
+            Keying::Ike(k) if k.tunnels.len() > 1 => {
+                let t = k
+                    .tunnels
+                    .iter()
+                    .find(|t| t.local == spec.local && t.remote == spec.remote);
+                let active = plane
+                    .selections
+                    .get(conn_cfg.name.as_str())
+                    .is_some_and(|s| s.active.contains(&key));
+                (
+                    Some(if active { "active" } else { "standby" }.to_string()),
+                    t.map_or(0, |t| t.priority),
+                    t.map_or(1, |t| t.weight),
+                )
+            }
+            _ => (None, 0, 1),
+        };
+        let ts = status::TunnelStatus {
+            local: t.local.to_string(),
+            remote: t.remote.to_string(),
+            state: state_name.into(),
+            role,
+            priority,
+            weight,
+            last_error: state.and_then(|s| s.last_error.clone()),
+            child,
+            children,
+            total_out: status::Traffic {
+                packets: out_total.packets,
+                bytes: out_total.bytes,
+            },
+            total_in: status::Traffic {
+                packets: in_total.packets,
+                bytes: in_total.bytes,
+            },
+            ike: ike_status,
+            outbound,
+            inbound,
+        };
+        if let Some(c) = connections.iter_mut().find(|c| *c.name == *spec.conn) {
+            c.tunnels.push(ts);
+        }
+    }
+    let es = plane.ep.stats();
+    Status {
+        version: env!("CARGO_PKG_VERSION").to_string(),
+        tun: dp.tun_name().to_string(),
+        workers: dp.workers(),
+        uptime_secs: started.elapsed().as_secs(),
+        counters: status::Counters {
+            tun_rx_packets: totals.tun_rx_packets,
+            tun_tx_packets: totals.tun_tx_packets,
+            udp_rx_packets: totals.udp_rx_packets,
+            udp_tx_packets: totals.udp_tx_packets,
+            ike_packets: totals.ike_packets,
+            keepalives: totals.keepalives,
+        },
+        // Workers count every drop gateway-wide as well as per SA: the totals include them.
+        drops: drops_map(&totals.drops),
+        ike: status::IkeCounters {
+            received: es.received,
+            malformed: es.malformed,
+            unknown_spi: es.unknown_spi,
+            cookies_sent: es.cookies_sent,
+            half_open_dropped: es.half_open_dropped,
+            retransmits_answered: es.retransmits_answered,
+            requests_sent: es.requests_sent,
+            retransmits_sent: es.retransmits_sent,
+        },
+        connections,
+    }
+}
