@@ -1,32 +1,76 @@
 #!/usr/bin/env bash
-# ironsec throughput benchmark (not part of the test suite).
+# ironsec benchmark against no tunnel, strongSwan and boringtun (not part of the test suite).
 #
-# On one topology (netns-scripts/topology.sh, prefix "bench") it measures iperf3 TCP from lanA to
-# lanB with 1 and 4 parallel streams, each case --runs times for --time seconds, and reports the
-# medians for
-#   (a) no tunnel: plain routes on the gateways (gwA: 10.2.0.0/24 via 192.0.2.2, gwB: 10.1.0.0/24
-#       via 192.0.2.1), the kernel forwarding in clear text;
-#   (b) ironsec: plain routes removed, ironsecd running in gwA and gwB with a manually keyed
-#       tunnel (configs derived from conf/static-gw-a.toml / static-gw-b.toml, fresh random keys);
-#       ironsecd routes the remote subnet through its TUN device.
-# For (b) it checks after every run that gwA's tunnel outbound counters account for the bytes
-# iperf3 moved (so the traffic did cross the tunnel), and records the CPU seconds each ironsecd
-# used (utime+stime from /proc/<pid>/stat) over all (b) runs.
+# One topology (netns-scripts/topology.sh, prefix "bench": lanA 10.1.0.2 - gwA 192.0.2.1 ==wan==
+# 192.0.2.2 gwB - lanB 10.2.0.2), one case after the other on it:
+#   no tunnel        plain routes on the gateways; the kernel forwards in clear text
+#   ironsec          ironsecd on both gateways, IKEv2 with a PSK (conf/ike-gw-a.toml initiates,
+#                    conf/ike-gw-b.toml responds), ike_proposals = ["SUITE-prfsha256-x25519"],
+#                    esp_proposals = ["SUITE"]; once per --suite
+#   strongswan       strongSwan 5.9 charon with kernel-libipsec (ESP in userspace over its TUN
+#                    ipsec0, always in UDP/4500) on both gateways, PSK, encap=yes, proposals
+#                    SUITE-prfsha256-x25519 / esp SUITE; once per --suite (netns-scripts/strongswan.sh)
+#   boringtun        boringtun-cli (userspace WireGuard, ChaCha20-Poly1305) on both gateways,
+#                    configured with wg(8) from wireguard-tools; wg0 10.99.0.1/30 <-> 10.99.0.2/30
+#                    over the WAN addresses, mtu 1420 (wg-quick's), routes to the remote LAN via wg0
+#   ironsec-static   ironsecd with manually keyed SAs (conf/static-gw-*.toml, fresh random keys):
+#                    the same fast path as IKE-negotiated SAs, so not run unless --cases names it
+# Every tunnel case first checks that both gateways route the remote LAN through the tunnel's
+# device and that no plain route bypasses it, and after every iperf3 run that gwA's tunnel
+# counters (ironsecctl status, swanctl --list-sas, wg show transfer) grew by at least 90% of the
+# payload bytes iperf3 received in that direction. All TUN devices get txqueuelen >= 1000.
+#
+# Figures per case (median of --runs runs; the runs of all figures are interleaved, so a burst of
+# noise hits one run of each, not every run of one):
+#   TCP 1 / 4 streams  iperf3 -P 1 / -P 4, lanA -> lanB (->) and -R (<-), -t TIME, 1 s omitted
+#   UDP 64 B           iperf3 -u -l 64 -b 0 from --udp-senders processes: packets/s that the
+#                      receiving iperf3 counted, -> and <-
+#   RTT idle           --pings pings lanA -> lanB 50 ms apart, median
+#   RTT load           ping lanA -> lanB every 100 ms during the 4-stream -> TCP runs, median
+#   CPU                utime+stime (/proc/PID/stat, all threads) of each gateway process (ironsecd,
+#                      charon, boringtun-cli) over the case's measurements, as seconds and % of one
+#                      core, and per GB of TCP payload
+# Ratios (throughput, packets/s) and RTT differences are to "no tunnel" of the same run.
 #
 # Usage (as root):
-#   netns-scripts/bench.sh [--json] [--runs N] [--time SECS] [--suite S]
+#   netns-scripts/bench.sh [--json] [--quick] [--runs N] [--time SECS] [--suite S[,S]]
+#                          [--cases C[,C]] [--udp-senders N] [--pings N]
 #
-#   --runs N    runs per case (default 3); the median is reported
-#   --time S    iperf3 -t per run in seconds (default 5; each run also has a 1 s omitted warm-up)
-#   --suite S   aes128gcm16 (default) | aes256gcm16 | chacha20poly1305
-#   --json      also print one JSON object with the results as the very last line of stdout
+#   --runs N         runs per figure (default 3); the median is reported
+#   --time S         seconds per iperf3 run (default 5; TCP runs also have a 1 s omitted warm-up)
+#   --quick          --runs 1 --time 2: a quick check that everything works, not a measurement
+#   --suite S        aes128gcm16 | aes256gcm16 | chacha20poly1305, or a comma-separated list, or
+#                    repeated: the suites of the ironsec and strongswan cases (default
+#                    aes128gcm16,chacha20poly1305). boringtun is always ChaCha20-Poly1305.
+#   --cases C        comma-separated, in any order: no-tunnel, ironsec, strongswan, boringtun,
+#                    ironsec-static (default no-tunnel,ironsec,strongswan,boringtun). Ratios need
+#                    no-tunnel.
+#   --udp-senders N  parallel iperf3 UDP senders (default 1: on 2 cores more senders starve the
+#                    receiver and lower what arrives, even without a tunnel)
+#   --pings N        idle pings per run (default 20)
+#   --json           also print one JSON object with every figure as the very last line of stdout
 #
-# Progress and diagnostics go to stderr; the table (and the JSON line) to stdout.
+# Progress and diagnostics go to stderr; the tables (and the JSON line) to stdout. The exit status
+# is 1 if a case could not be set up, lost its traffic to a bypass, or has a figure without a
+# single successful run (the others are still measured and printed).
+# A full default run (6 cases) takes about 14 minutes; --quick about 3.
+#
+# Needs iproute2, iperf3, ping, python3, util-linux (unshare, nsenter); for ironsec cargo (it runs
+# cargo build --release -p ironsecd first) or IRONSEC_BIN_DIR; for strongswan the packages of
+# tests/install-deps.sh (strongswan-charon strongswan-swanctl libcharon-extra-plugins
+# libstrongswan-extra-plugins libstrongswan-standard-plugins); for boringtun wireguard-tools (wg)
+# and boringtun-cli: taken from BORINGTUN, else PATH, else IRONSEC_BENCH_CACHE/bin (default
+# ~/.cache/ironsec-bench); when missing, bench.sh itself runs `cargo install boringtun-cli
+# --version 0.7.1 --locked --root IRONSEC_BENCH_CACHE` (about a minute, once).
 # Environment: IRONSEC_BENCH_PREFIX (namespace prefix, default "bench"), IRONSEC_BIN_DIR (use
-# prebuilt binaries), IRONSEC_LOG (daemon log level, default warn), IRONSEC_BENCH_TXQUEUELEN
-# (minimum txqueuelen of the TUN devices, default 1000), CARGO_TARGET_DIR.
+# prebuilt binaries), IRONSEC_LOG (ironsecd log level, default warn), IRONSEC_BENCH_TXQUEUELEN
+# (minimum txqueuelen of every tunnel's TUN device, default 1000), IRONSEC_BENCH_BT_THREADS
+# (boringtun-cli --threads, default 4 = its own default), BORINGTUN, IRONSEC_BENCH_CACHE,
+# IRONSEC_BENCH_BORINGTUN_VERSION (default 0.7.1), CARGO_TARGET_DIR.
+# Everything runs in the namespaces this script creates; a trap stops every process it started
+# (by PID) and removes the namespaces and its work directory on any exit.
 # The machine shares its cores between both gateways, iperf3 and the kernel: compare the ratios
-# of one run, not absolute numbers across machines.
+# of one run on a quiet machine, not absolute numbers across machines.
 set -euo pipefail
 
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
@@ -35,217 +79,280 @@ PROG=bench.sh MSG_FD=2
 PREFIX="${IRONSEC_BENCH_PREFIX:-bench}"
 # shellcheck source-path=SCRIPTDIR source=lib.sh
 . "$HERE/lib.sh"    # sets ROOT TOPO LANA GWA GWB LANB; log die indent usage stop_pid ...
-LANB_IP=10.2.0.2
+# shellcheck source-path=SCRIPTDIR source=bench-lib.sh
+. "$HERE/bench-lib.sh"
 TXQ="${IRONSEC_BENCH_TXQUEUELEN:-1000}"
-OMIT=1
+BT_VERSION="${IRONSEC_BENCH_BORINGTUN_VERSION:-0.7.1}"
+OMIT=1 UDP_LEN=64
 
-JSON_OUT=0 RUNS=3 TIME=5 SUITE=aes128gcm16
-WORK="" PID_A="" PID_B="" SRV_PID="" CLI_PID="" RES=""
+JSON_OUT=0 RUNS=3 TIME=5 SUITES="" CASES="no-tunnel,ironsec,strongswan,boringtun" UDP_SENDERS=1 PINGS=20
+WORK="" PID_A="" PID_B="" CLI_PID="" CLI_PIDS=() RES=""
+GW_PID_A="" GW_PID_B="" SW_DIR_A="" SW_DIR_B="" BT_PID_A="" BT_PID_B="" TUNNEL_KIND=none
 
 while [ $# -gt 0 ]; do
     case "$1" in
         --json) JSON_OUT=1 ;;
+        --quick) RUNS=1 TIME=2 ;;
         --runs) [ $# -ge 2 ] || die "--runs needs a value"; RUNS=$2; shift ;;
         --runs=*) RUNS=${1#--runs=} ;;
         --time) [ $# -ge 2 ] || die "--time needs a value"; TIME=$2; shift ;;
         --time=*) TIME=${1#--time=} ;;
-        --suite) [ $# -ge 2 ] || die "--suite needs a value"; SUITE=$2; shift ;;
-        --suite=*) SUITE=${1#--suite=} ;;
+        --suite) [ $# -ge 2 ] || die "--suite needs a value"; SUITES+=",$2"; shift ;;
+        --suite=*) SUITES+=",${1#--suite=}" ;;
+        --cases) [ $# -ge 2 ] || die "--cases needs a value"; CASES=$2; shift ;;
+        --cases=*) CASES=${1#--cases=} ;;
+        --udp-senders) [ $# -ge 2 ] || die "--udp-senders needs a value"; UDP_SENDERS=$2; shift ;;
+        --udp-senders=*) UDP_SENDERS=${1#--udp-senders=} ;;
+        --pings) [ $# -ge 2 ] || die "--pings needs a value"; PINGS=$2; shift ;;
+        --pings=*) PINGS=${1#--pings=} ;;
         -h|--help) usage; exit 0 ;;
         *) usage >&2; die "unknown argument: $1" ;;
     esac
     shift
 done
-if ! [[ "$RUNS" =~ ^[0-9]+$ ]] || [ "$RUNS" -lt 1 ] || [ "$RUNS" -gt 99 ]; then die "--runs must be 1..99"; fi
-if ! [[ "$TIME" =~ ^[0-9]+$ ]] || [ "$TIME" -lt 1 ] || [ "$TIME" -gt 600 ]; then die "--time must be 1..600 seconds"; fi
+num_in() { # option value min max
+    if ! [[ "$2" =~ ^[0-9]+$ ]] || [ "$2" -lt "$3" ] || [ "$2" -gt "$4" ]; then die "$1 must be $3..$4"; fi
+}
+num_in --runs "$RUNS" 1 99
+num_in --time "$TIME" 1 600
+num_in --udp-senders "$UDP_SENDERS" 1 16
+num_in --pings "$PINGS" 1 1000
 [[ "$TXQ" =~ ^[0-9]+$ ]] || die "IRONSEC_BENCH_TXQUEUELEN must be a number"
-suite_keylen
+
+# Suites: validated with lib.sh's suite_keylen; default AES-128-GCM and ChaCha20-Poly1305.
+SUITES=${SUITES#,}
+SUITES=${SUITES:-aes128gcm16,chacha20poly1305}
+IFS=, read -ra suites <<<"$SUITES"
+SUITE_LIST=()
+for SUITE in "${suites[@]}"; do
+    suite_keylen
+    [[ " ${SUITE_LIST[*]} " == *" $SUITE "* ]] || SUITE_LIST+=("$SUITE")
+done
+
+# The case list, in a fixed order: "kind suite name" (suite "-" where it does not apply).
+WANT_NT=0 WANT_IKE=0 WANT_STATIC=0 WANT_SW=0 WANT_BT=0
+IFS=, read -ra wanted <<<"$CASES"
+[ "${#wanted[@]}" -gt 0 ] || die "--cases is empty"
+for c in "${wanted[@]}"; do
+    case "$c" in
+        no-tunnel|no_tunnel|notunnel|none) WANT_NT=1 ;;
+        ironsec|ironsec-ike) WANT_IKE=1 ;;
+        ironsec-static|ironsec_static|static) WANT_STATIC=1 ;;
+        strongswan|strongSwan) WANT_SW=1 ;;
+        boringtun) WANT_BT=1 ;;
+        *) die "unknown case '$c' (no-tunnel, ironsec, strongswan, boringtun, ironsec-static)" ;;
+    esac
+done
+CASE_LIST=()
+[ "$WANT_NT" = 1 ] && CASE_LIST+=("notunnel - no_tunnel")
+if [ "$WANT_IKE" = 1 ]; then for s in "${SUITE_LIST[@]}"; do CASE_LIST+=("ironsec $s ironsec_$s"); done; fi
+if [ "$WANT_STATIC" = 1 ]; then for s in "${SUITE_LIST[@]}"; do CASE_LIST+=("static $s ironsec_static_$s"); done; fi
+if [ "$WANT_SW" = 1 ]; then for s in "${SUITE_LIST[@]}"; do CASE_LIST+=("strongswan $s strongswan_$s"); done; fi
+[ "$WANT_BT" = 1 ] && CASE_LIST+=("boringtun chacha20poly1305 boringtun")
 
 [ "$(id -u)" = 0 ] || die "must run as root (network namespaces, veth, TUN)"
-command -v ip >/dev/null || die "iproute2 is not installed (Debian: apt-get install iproute2)"
-command -v iperf3 >/dev/null || die "iperf3 is not installed (Debian: apt-get install iperf3)"
-command -v python3 >/dev/null || die "python3 is needed to read iperf3 --json (Debian: apt-get install python3)"
-command -v timeout >/dev/null || die "timeout (coreutils) is not installed"
+for t in ip iperf3 ping python3 timeout ss; do
+    command -v "$t" >/dev/null || die "$t is not installed (Debian: tests/install-deps.sh)"
+done
+if [ "$WANT_SW" = 1 ]; then
+    { [ -x /usr/lib/ipsec/charon ] && command -v swanctl >/dev/null; } ||
+        die "strongSwan is not installed (Debian: tests/install-deps.sh installs charon, swanctl and the plugins)"
+fi
+if [ "$WANT_BT" = 1 ]; then
+    for t in wg unshare nsenter; do
+        command -v "$t" >/dev/null || die "$t is not installed (Debian: apt-get install wireguard-tools util-linux)"
+    done
+    find_boringtun
+fi
 CLK_TCK=$(getconf CLK_TCK)
 pick_json_tool    # python3 (checked above)
 
 # Run by lib.sh's cleanup trap on every exit.
 on_exit() {
-    stop_pid "$CLI_PID"; stop_pid "$SRV_PID"
-    teardown
+    stop_pid "$CLI_PID"
+    for p in "${CLI_PIDS[@]}"; do stop_pid "$p"; done
+    stop_bg
+    strongswan_down
+    boringtun_down
+    teardown    # ironsecd (PID_A, PID_B), the namespaces, WORK
 }
 install_cleanup_traps
 
-find_binaries always "building: cargo build --release -p ironsecd"
+if [ "$WANT_IKE" = 1 ] || [ "$WANT_STATIC" = 1 ]; then
+    find_binaries always "building: cargo build --release -p ironsecd"
+fi
 
 # ---------------------------------------------------------------------------------------------
 log "topology up (namespaces $PREFIX-*)"
 topo up >&2
 make_workdir bench
-: >"$WORK/results.tsv"
-write_configs
-write_keys
-check_configs
+RES_TSV="$WORK/results.tsv" META_TSV="$WORK/meta.tsv"
+: >"$RES_TSV"
+: >"$META_TSV"
 
-# One iperf3 run: fresh one-off server in lanB, client in lanA, both bounded by timeout.
-# Sets RES="mbps received_bytes retransmits" or returns 1 (reason on stderr). The client runs in
-# the background so that a signal interrupts `wait` at once (the trap then cleans up).
-iperf_once() { # streams tag
-    local p=$1 out="$WORK/iperf-$2.json" srv="$WORK/iperf-$2.srv" rc=0 res
-    RES=""
-    timeout -k 2 $((TIME + OMIT + 30)) ip netns exec "$LANB" iperf3 -s -1 -B "$LANB_IP" >"$srv" 2>&1 &
-    SRV_PID=$!
-    for _ in $(seq 50); do
-        ip netns exec "$LANB" ss -Htln 'sport = :5201' 2>/dev/null | grep -q . && break
-        alive "$SRV_PID" || break
-        sleep 0.1
-    done
-    timeout -k 2 $((TIME + OMIT + 20)) ip netns exec "$LANA" \
-        iperf3 -c "$LANB_IP" -t "$TIME" -O "$OMIT" -P "$p" --json >"$out" 2>"$out.err" </dev/null &
-    CLI_PID=$!
-    wait "$CLI_PID" || rc=$?
-    CLI_PID=""
-    for _ in $(seq 50); do alive "$SRV_PID" || break; sleep 0.1; done
-    stop_pid "$SRV_PID"; wait "$SRV_PID" 2>/dev/null || true
-    SRV_PID=""
-    res=$(python3 - "$out" <<'EOF'
-import json, sys
-try:
-    d = json.load(open(sys.argv[1]))
-except Exception as e:
-    print("ERR unparseable iperf3 output:", e); sys.exit()
-if d.get("error"):
-    print("ERR", d["error"]); sys.exit()
-r, s = d["end"]["sum_received"], d["end"]["sum_sent"]
-print("OK %.1f %d %d" % (r["bits_per_second"] / 1e6, int(r["bytes"]), int(s.get("retransmits", 0))))
-EOF
-    )
-    if [ "${res%% *}" != OK ]; then
-        log "    iperf3 failed (exit $rc): ${res#ERR } $(head -c 300 "$out.err" 2>/dev/null)"
+CASE=""
+rec() { local IFS=$'\t'; printf '%s\t%s\n' "$CASE" "$*" >>"$RES_TSV"; }     # metric run value [extra...]
+meta() { printf '%s\t%s\t%s\n' "$CASE" "$1" "$2" >>"$META_TSV"; }            # key value
+
+# Both gateway processes' CPU ticks into TA TB; returns 1 (FAIL set) if one is gone.
+ticks() {
+    TA=0 TB=0
+    if [ -n "$GW_PID_A" ]; then TA=$(cpu_ticks "$GW_PID_A") || { FAIL="gwA's process $GW_PID_A exited"; return 1; }; fi
+    if [ -n "$GW_PID_B" ]; then TB=$(cpu_ticks "$GW_PID_B") || { FAIL="gwB's process $GW_PID_B exited"; return 1; }; fi
+}
+# gwA's tunnel counters into CO CI; returns 1 (FAIL set) if they cannot be read.
+tbytes() {
+    local o
+    o=$(tunnel_bytes) || { FAIL="could not read gwA's tunnel counters ($TUNNEL_KIND)"; return 1; }
+    read -r CO CI <<<"$o"
+}
+# The tunnel must have carried at least 90% of the payload bytes iperf3 received (its counters
+# include headers; the omitted warm-up second is not in iperf3's sum).
+check_tunnel() { # dir received-bytes what
+    local d rcv
+    [ "$TUNNEL_KIND" = none ] && return 0
+    # iperf3's JSON may print large byte counts as floats (2.8e+09): integers for bash.
+    rcv=$(printf '%.0f' "$2")
+    if [ "$1" = fwd ]; then d=$((CO - CO0)); else d=$((CI - CI0)); fi
+    if [ "$d" -lt $((rcv * 9 / 10)) ]; then
+        FAIL="$3: gwA's tunnel counters grew by $d bytes ($1) while iperf3 received $rcv bytes: traffic did not go through the tunnel"
         return 1
     fi
-    RES=${res#OK }
+    CHECKED_BYTES=$((CHECKED_BYTES + d)) IPERF_BYTES=$((IPERF_BYTES + rcv))
 }
 
-cpu_ticks() { # pid -> utime+stime in clock ticks (whole thread group)
-    local st f
-    st=$(cat "/proc/$1/stat") || die "ironsecd pid $1 is gone"
-    st=${st##*) }
-    read -ra f <<<"$st"
-    echo $((f[11] + f[12]))
-}
-
-# run_case <case> <streams> [check]: RUNS runs, appended to results.tsv
-run_case() {
-    local c=$1 p=$2 check=${3:-} i mbps bytes retr c0 b0 c1 b1 ok=0
-    for i in $(seq "$RUNS"); do
-        if [ -n "$check" ]; then
-            read -r c0 b0 _ < <(counters "$WORK/gwA.sock") || die "ironsecctl status --json failed on gwA"
-        fi
-        if ! iperf_once "$p" "$c-P$p-$i"; then
-            log "  $c, $p stream(s), run $i/$RUNS: failed"
-            continue
-        fi
+# One TCP run: streams dir run. Returns 1 only when the case must stop (FAIL set).
+tcp_run() {
+    local p=$1 dir=$2 run=$3 pingout="" mbps bytes retr med n arrow
+    [ "$dir" = fwd ] && arrow="->" || arrow="<-"
+    [ "$p" = 4 ] && [ "$dir" = fwd ] && pingout="$WORK/ping-$CASE-load-$run.txt"
+    ticks || return 1
+    local ta=$TA tb=$TB
+    tbytes || return 1
+    CO0=$CO CI0=$CI
+    if iperf_tcp "$p" "$dir" "$CASE-tcp$p-$dir-$run" "$pingout"; then
         read -r mbps bytes retr <<<"$RES"
-        if [ -n "$check" ]; then
-            read -r c1 b1 _ < <(counters "$WORK/gwA.sock") || die "ironsecctl status --json failed on gwA"
-            # The tunnel must account for every payload byte iperf3 saw arrive (bytes counted by
-            # ironsec include headers, and the warm-up second is not in iperf3's sum).
-            if [ $((c1 - c0)) -le 0 ] || [ $((b1 - b0)) -lt $((bytes * 9 / 10)) ]; then
-                die "gwA tunnel outbound grew by $((c1 - c0)) packets / $((b1 - b0)) bytes while iperf3 received $bytes bytes: traffic did not go through the tunnel"
+        ticks || return 1
+        tbytes || return 1
+        check_tunnel "$dir" "$bytes" "TCP $p $arrow run $run" || return 1
+        TCP_TA=$((TCP_TA + TA - ta)) TCP_TB=$((TCP_TB + TB - tb)) TCP_BYTES=$((TCP_BYTES + bytes))
+        rec "tcp${p}_$dir" "$run" "$mbps" "$bytes" "$retr"
+        log "  TCP $p $arrow run $run/$RUNS: $mbps Mbit/s, $retr retransmits"
+        if [ -n "$pingout" ]; then
+            n=$(ping_times "$pingout" | wc -l)
+            med=$(ping_times "$pingout" | median)
+            if [ "$n" -gt 0 ]; then
+                rec rtt_load "$run" "$med" "$n"
+                log "  RTT under load run $run/$RUNS: median $med ms ($n replies)"
+            else
+                log "  RTT under load run $run/$RUNS: no reply ($(tail -n 2 "$pingout" | tr '\n' ' '))"
             fi
-            TUN_PKTS=$((TUN_PKTS + c1 - c0)) TUN_BYTES=$((TUN_BYTES + b1 - b0)) IPERF_BYTES=$((IPERF_BYTES + bytes))
         fi
-        printf '%s\t%s\t%s\t%s\t%s\t%s\n' "$c" "$p" "$i" "$mbps" "$bytes" "$retr" >>"$WORK/results.tsv"
-        log "  $c, $p stream(s), run $i/$RUNS: $mbps Mbit/s, $retr retransmits"
-        ok=$((ok + 1))
-    done
-    [ "$ok" -gt 0 ] || die "every run of case '$c' with $p stream(s) failed"
-}
-
-# ---------------------------------------------------------------------------------------------
-# (a) no tunnel
-log "(a) no tunnel: plain routes on the gateways"
-ip -n "$GWA" route add 10.2.0.0/24 via 192.0.2.2 dev wan
-ip -n "$GWB" route add 10.1.0.0/24 via 192.0.2.1 dev wan
-run_case no_tunnel 1
-run_case no_tunnel 4
-
-# (b) ironsec
-log "(b) ironsec ($SUITE): plain routes removed, ironsecd in both gateways"
-ip -n "$GWA" route del 10.2.0.0/24 via 192.0.2.2 dev wan
-ip -n "$GWB" route del 10.1.0.0/24 via 192.0.2.1 dev wan
-not_ready() { # gw: its log, then die
-    indent <"$WORK/$1.log" >&2
-    die "ironsecd in $PREFIX-$1 $NOT_READY (log above)"
-}
-start_gateways warn
-wait_ready gwA "$PID_A" || not_ready gwA
-wait_ready gwB "$PID_B" || not_ready gwB
-log "  ironsecd pids: gwA $PID_A, gwB $PID_B"
-for pair in "$GWA:$TUN_A" "$GWB:$TUN_B"; do
-    ns=${pair%%:*} dev=${pair#*:}
-    q=$(ip -n "$ns" -o link show dev "$dev" | sed -n 's/.* qlen \([0-9]*\).*/\1/p')
-    if [ -z "$q" ] || [ "$q" -lt "$TXQ" ]; then
-        ip -n "$ns" link set dev "$dev" txqueuelen "$TXQ"
-        log "  $ns $dev: txqueuelen ${q:-?} -> $TXQ"
     else
-        log "  $ns $dev: txqueuelen $q"
+        log "  TCP $p $arrow run $run/$RUNS: failed"
     fi
-done
-TUN_MTU=$(ip -n "$GWA" -o link show dev "$TUN_A" | sed -n 's/.* mtu \([0-9]*\).*/\1/p')
-TUN_QLEN=$(ip -n "$GWA" -o link show dev "$TUN_A" | sed -n 's/.* qlen \([0-9]*\).*/\1/p')
-route=$(ip -n "$GWA" route get "$LANB_IP")
-case "$route" in
-    *" dev $TUN_A "*) log "  $GWA: $(head -n1 <<<"$route")" ;;
-    *) die "in $GWA, $LANB_IP is not routed through $TUN_A: $route" ;;
-esac
+    ticks
+}
 
-TUN_PKTS=0 TUN_BYTES=0 IPERF_BYTES=0
-CPU_A0=$(cpu_ticks "$PID_A") CPU_B0=$(cpu_ticks "$PID_B") W0=$(date +%s.%N)
-run_case ironsec 1 check
-run_case ironsec 4 check
-CPU_A1=$(cpu_ticks "$PID_A") CPU_B1=$(cpu_ticks "$PID_B") W1=$(date +%s.%N)
-if ! alive "$PID_A" || ! alive "$PID_B"; then die "an ironsecd exited during the runs"; fi
-log "  tunnel check: gwA outbound +$TUN_PKTS packets, +$TUN_BYTES bytes; iperf3 received $IPERF_BYTES bytes"
+# One UDP run: dir run. Returns 1 only when the case must stop (FAIL set).
+udp_run() {
+    local dir=$1 run=$2 pps bytes sent arrow
+    [ "$dir" = fwd ] && arrow="->" || arrow="<-"
+    tbytes || return 1
+    CO0=$CO CI0=$CI
+    if iperf_udp "$dir" "$CASE-udp-$dir-$run"; then
+        read -r pps bytes sent <<<"$RES"
+        tbytes || return 1
+        check_tunnel "$dir" "$bytes" "UDP $arrow run $run" || return 1
+        rec "udp${UDP_LEN}_$dir" "$run" "$pps" "$sent"
+        log "  UDP $UDP_LEN B $arrow run $run/$RUNS: $pps packets/s received ($sent/s sent)"
+    else
+        log "  UDP $UDP_LEN B $arrow run $run/$RUNS: failed"
+    fi
+    ticks
+}
+
+# All figures of the current case. Returns 1 (FAIL set) when the case had to stop.
+measure() {
+    local run t0 t1 a0 b0 med n sent
+    TCP_TA=0 TCP_TB=0 TCP_BYTES=0 CHECKED_BYTES=0 IPERF_BYTES=0
+    ticks || return 1
+    a0=$TA b0=$TB t0=$(now)
+    for run in $(seq "$RUNS"); do
+        if ping_idle "$CASE-idle-$run"; then
+            read -r med n sent <<<"$RES"
+            rec rtt_idle "$run" "$med" "$n" "$sent"
+            log "  RTT idle run $run/$RUNS: median $med ms ($n/$sent replies)"
+        else
+            log "  RTT idle run $run/$RUNS: failed"
+        fi
+        tcp_run 1 fwd "$run" || return 1
+        tcp_run 4 fwd "$run" || return 1
+        tcp_run 1 rev "$run" || return 1
+        tcp_run 4 rev "$run" || return 1
+        udp_run fwd "$run" || return 1
+        udp_run rev "$run" || return 1
+    done
+    ticks || return 1
+    t1=$(now)
+    meta cpu_a "$(awk -v t=$((TA - a0)) -v k="$CLK_TCK" 'BEGIN { printf "%.2f", t / k }')"
+    meta cpu_b "$(awk -v t=$((TB - b0)) -v k="$CLK_TCK" 'BEGIN { printf "%.2f", t / k }')"
+    meta tcp_cpu_a "$(awk -v t="$TCP_TA" -v k="$CLK_TCK" 'BEGIN { printf "%.2f", t / k }')"
+    meta tcp_cpu_b "$(awk -v t="$TCP_TB" -v k="$CLK_TCK" 'BEGIN { printf "%.2f", t / k }')"
+    meta tcp_bytes "$TCP_BYTES"
+    meta wall "$(awk -v a="$t0" -v b="$t1" 'BEGIN { printf "%.1f", b - a }')"
+    if [ "$TUNNEL_KIND" != none ]; then
+        log "  tunnel check: gwA's counters grew by $CHECKED_BYTES bytes while iperf3 received $IPERF_BYTES bytes"
+    fi
+}
+
+case_up() { # kind suite
+    case "$1" in
+        notunnel) notunnel_up ;;
+        ironsec) ironsec_up ike "$2" ;;
+        static) ironsec_up static "$2" ;;
+        strongswan) strongswan_up "$2" ;;
+        boringtun) boringtun_up ;;
+    esac
+}
+case_down() { # kind
+    case "$1" in
+        notunnel) notunnel_down ;;
+        ironsec|static) ironsec_down ;;
+        strongswan) strongswan_down ;;
+        boringtun) boringtun_down ;;
+    esac
+    TUNNEL_KIND=none
+}
+
+FAILED=0
+for entry in "${CASE_LIST[@]}"; do
+    read -r kind suite CASE <<<"$entry"
+    log "== $CASE"
+    meta kind "$kind"
+    meta suite "$suite"
+    FAIL="" MTU=- QLEN=- CASE_VERSION=""
+    if case_up "$kind" "$suite" && measure; then
+        meta status ok
+    else
+        log "  $CASE FAILED: $FAIL"
+        meta status failed
+        meta reason "$FAIL"
+        FAILED=1
+    fi
+    meta mtu "$MTU"
+    meta qlen "$QLEN"
+    meta version "$CASE_VERSION"
+    stop_bg
+    case_down "$kind"
+    check_clean
+done
 
 # ---------------------------------------------------------------------------------------------
-python3 - "$WORK/results.tsv" <<EOF
-import json, statistics, sys
-suite, runs, time_s, tck = "$SUITE", $RUNS, $TIME, $CLK_TCK
-cpu = {"gwA": ($CPU_A1 - $CPU_A0) / tck, "gwB": ($CPU_B1 - $CPU_B0) / tck}
-wall = $W1 - $W0
-rows = {}
-for line in open(sys.argv[1]):
-    c, p, _, mbps, nbytes, retr = line.split("\t")
-    r = rows.setdefault((c, int(p)), {"mbps": [], "retr": []})
-    r["mbps"].append(float(mbps)); r["retr"].append(int(retr))
-med = {k: statistics.median(v["mbps"]) for k, v in rows.items()}
-print(f"ironsec bench: iperf3 TCP lanA -> lanB, suite {suite}, {runs} run(s) x {time_s} s per case "
-      f"(+$OMIT s omitted warm-up), median")
-print(f"WAN MTU ${IRONSEC_WAN_MTU:-1500}; ironsec TUN $TUN_A mtu $TUN_MTU txqueuelen $TUN_QLEN; $(nproc) CPUs shared by both "
-      f"gateways, iperf3 and the kernel")
-print(f"{'case':<10} {'streams':>7} {'median Mbit/s':>14} {'vs no tunnel':>13} {'median retr':>12}   runs (Mbit/s)")
-for c in ("no_tunnel", "ironsec"):
-    for p in (1, 4):
-        r = rows[(c, p)]
-        ratio = med[(c, p)] / med[("no_tunnel", p)] if med[("no_tunnel", p)] else float("nan")
-        print(f"{c.replace('_', ' '):<10} {p:>7} {med[(c, p)]:>14.1f} {ratio:>13.2f} "
-              f"{statistics.median(r['retr']):>12.0f}   " + " ".join(f"{x:.1f}" for x in r["mbps"]))
-print(f"CPU seconds used during the ironsec runs ({wall:.1f} s wall): "
-      + ", ".join(f"{g} {s:.2f} s ({100 * s / wall:.0f}% of one core)" for g, s in cpu.items()))
-print("tunnel check: gwA outbound counters grew by $TUN_PKTS packets / $TUN_BYTES bytes "
-      "while iperf3 received $IPERF_BYTES payload bytes")
-if $JSON_OUT:
-    r1 = lambda x: round(x, 1)
-    out = {
-        "suite": suite, "runs": runs, "time_s": time_s,
-        "no_tunnel": {"tcp1_mbps": r1(med[("no_tunnel", 1)]), "tcp4_mbps": r1(med[("no_tunnel", 4)])},
-        "ironsec": {"tcp1_mbps": r1(med[("ironsec", 1)]), "tcp4_mbps": r1(med[("ironsec", 4)]),
-                    "cpu_s": {g: round(s, 2) for g, s in cpu.items()}, "wall_s": round(wall, 1)},
-        "ratio": {f"tcp{p}": round(med[("ironsec", p)] / med[("no_tunnel", p)], 3) if med[("no_tunnel", p)] else None
-                  for p in (1, 4)},
-        "samples_mbps": {f"{c}_tcp{p}": rows[(c, p)]["mbps"] for (c, p) in sorted(rows)},
-    }
-    print(json.dumps(out, separators=(",", ":")))
-EOF
+rc=0 jsonopt=()
+[ "$JSON_OUT" = 1 ] && jsonopt=(--json)
+python3 "$HERE/bench-report.py" --results "$RES_TSV" --meta "$META_TSV" --runs "$RUNS" --time "$TIME" \
+    --omit "$OMIT" --pings "$PINGS" --udp-len "$UDP_LEN" --udp-senders "$UDP_SENDERS" --cpus "$(nproc)" \
+    --txqueuelen "$TXQ" --wan-mtu "${IRONSEC_WAN_MTU:-1500}" "${jsonopt[@]}" || rc=$?
+[ "$rc" = 0 ] || [ "$rc" = 3 ] || die "bench-report.py failed (exit $rc)"
+if [ "$FAILED" = 1 ] || [ "$rc" = 3 ]; then exit 1; fi

@@ -768,17 +768,17 @@ fn log_delay(log: &str, needles: &[&str], t0: SystemTime) -> Option<f64> {
 fn ike_kill_and_restart_recovers() {
     let _s = serial();
     require_root();
-    let mut lab = IkeLab::start(IkeLabOpts::default().both(|s| s.dpd_interval = 2));
+    let mut lab = IkeLab::start(IkeLabOpts::default().both(|s| {
+        s.dpd_interval = 2;
+        s.dpd_timeout = 8;
+    }));
     wait_up(&lab);
     ping_both_ways(&lab, 3);
 
-    // How long A needs to give up on a silent peer: DPD after dpd_interval of silence, then
-    // the request and its retransmissions (ike::Retransmit defaults: 2 s x 1.8^n capped at
-    // 30 s, 5 retransmissions: ~74.7 s), then the start action's 5 s restart delay.
-    let give_up = 2.0
-        + (0..=5)
-            .map(|n| (2.0 * 1.8f64.powi(n)).min(30.0))
-            .sum::<f64>();
+    // How long A needs to give up on a silent peer: DPD after dpd_interval (2 s) of silence,
+    // then dpd_timeout (8 s; without it the retransmission schedule, 2 s x 1.8^n capped at
+    // 30 s, 5 retransmissions, would take ~74.7 s), then close action restart's 5 s delay.
+    let give_up = 2.0 + 8.0;
     let bound_a = Duration::from_secs_f64(give_up + 5.0 + 20.0);
 
     // (a) kill -9 B and restart it at once: A's DPD must notice, A re-initiates.

@@ -7,7 +7,20 @@ export DEBIAN_FRONTEND=noninteractive
 apt-get update -qq
 # iproute2/iputils-ping/nftables/procps: namespaces, pings, sysctl, packet loss rules;
 # iperf3: throughput; tcpdump + tshark: WAN captures and the outside judge of the wire format;
-# jq/python3: scripts parse JSON.
+# jq/python3: scripts parse JSON; systemd: systemd-analyze, with which tests/systemd_unit.rs
+# verifies systemd/ironsecd.service (no running systemd needed: it works in containers too).
+# strongswan-*: the interop peer (netns-scripts/strongswan.sh, tests/interop_strongswan.rs):
+# charon and swanctl, kernel-libipsec (ESP in userspace, libcharon-extra-plugins; the kernel here
+# has no ESP transform), curve25519 (libstrongswan-extra-plugins), AES-GCM (-standard-plugins).
+# strongswan.sh runs its own charon per namespace (own /run, VICI socket, config): a system
+# charon the packages may start on a systemd host stays in the root namespace, apart.
+# wireguard-tools: wg(8), with which netns-scripts/bench.sh configures its boringtun peer
+# (boringtun-cli itself is installed by bench.sh with cargo when missing, not here: CI does not
+# run benchmarks).
 apt-get install -y -qq --no-install-recommends \
     iproute2 iputils-ping nftables procps iperf3 tcpdump tshark jq python3 ca-certificates gcc \
+    systemd \
+    strongswan-charon strongswan-swanctl libcharon-extra-plugins libstrongswan-extra-plugins \
+    libstrongswan-standard-plugins \
+    wireguard-tools \
     >/dev/null

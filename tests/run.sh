@@ -7,4 +7,5 @@ cd "$(dirname "$0")/.."
 cargo fmt --all -- --check
 cargo clippy --workspace --all-targets --locked -- -D warnings
 # Integration tests share the machine's 2 cores and each builds a topology: one at a time.
-cargo test --workspace --locked -- --test-threads=1
+# --no-fail-fast: one failing test file must not hide the results of the others.
+cargo test --workspace --locked --no-fail-fast -- --test-threads=1

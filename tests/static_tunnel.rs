@@ -986,6 +986,7 @@ fn tshark_judges_aes128gcm16_esn() {
     tshark_judge(LabOpts {
         suite: "aes128gcm16",
         esn: true,
+        udp_offload: false,
     });
 }
 
@@ -994,6 +995,7 @@ fn tshark_judges_aes256gcm16() {
     tshark_judge(LabOpts {
         suite: "aes256gcm16",
         esn: true,
+        udp_offload: false,
     });
 }
 
@@ -1004,6 +1006,7 @@ fn independent_judge_chacha20poly1305() {
     tshark_judge(LabOpts {
         suite: "chacha20poly1305",
         esn: true,
+        udp_offload: false,
     });
 }
 

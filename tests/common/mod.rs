@@ -7,6 +7,8 @@
 //! the test panics (Drop guards); every wait has a deadline.
 #![allow(dead_code)]
 
+pub mod strongswan;
+
 use std::fs::{self, File};
 use std::io::{Read, Write};
 use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4, TcpListener, TcpStream, UdpSocket};
@@ -306,6 +308,11 @@ pub struct Topology {
 
 impl Topology {
     pub fn up(prefix: &str) -> Topology {
+        Topology::up_links(prefix, 1)
+    }
+
+    /// With `links` = 2, a second WAN veth `wan2`: gwA 198.51.100.1 === 198.51.100.2 gwB.
+    pub fn up_links(prefix: &str, links: u8) -> Topology {
         require_root();
         let t = Topology {
             prefix: prefix.to_string(),
@@ -315,20 +322,7 @@ impl Topology {
             lan_b: format!("{prefix}-lanB"),
         };
         // The guard exists before `up` so a half-built topology is removed too.
-        let out = run_timeout(
-            Command::new("bash")
-                .arg(topology_script())
-                .arg("up")
-                .env("IRONSEC_NS_PREFIX", prefix),
-            Duration::from_secs(30),
-        );
-        assert!(
-            out.status.success(),
-            "topology.sh up failed (is this root with `ip netns add` allowed?): {}\nstdout:\n{}\nstderr:\n{}",
-            out.status,
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        );
+        topology_up(prefix, &[("IRONSEC_WAN_LINKS", links.to_string())]);
         for ns in [&t.lan_a, &t.gw_a, &t.gw_b, &t.lan_b] {
             assert!(
                 Path::new(&format!("/var/run/netns/{ns}")).exists(),
@@ -339,16 +333,41 @@ impl Topology {
     }
 
     fn down(&self) {
-        let out = Command::new("bash")
-            .arg(topology_script())
-            .arg("down")
-            .env("IRONSEC_NS_PREFIX", &self.prefix)
-            .stdin(Stdio::null())
-            .output();
-        if let Ok(o) = &out {
-            if !o.status.success() {
-                eprintln!("topology.sh down: {}", String::from_utf8_lossy(&o.stderr));
-            }
+        topology_down(&self.prefix);
+    }
+}
+
+/// `topology.sh up` for `prefix` with extra settings in `env`; panics with its output if it
+/// fails (it removes what it built before it exits).
+fn topology_up(prefix: &str, env: &[(&str, String)]) {
+    let mut cmd = Command::new("bash");
+    cmd.arg(topology_script())
+        .arg("up")
+        .env("IRONSEC_NS_PREFIX", prefix);
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    let out = run_timeout(&mut cmd, Duration::from_secs(60));
+    assert!(
+        out.status.success(),
+        "topology.sh up {env:?} failed (is this root with `ip netns add` allowed?): {}\nstdout:\n{}\nstderr:\n{}",
+        out.status,
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// `topology.sh down` for `prefix`: removes every namespace it owns; never fails.
+fn topology_down(prefix: &str) {
+    let out = Command::new("bash")
+        .arg(topology_script())
+        .arg("down")
+        .env("IRONSEC_NS_PREFIX", prefix)
+        .stdin(Stdio::null())
+        .output();
+    if let Ok(o) = &out {
+        if !o.status.success() {
+            eprintln!("topology.sh down: {}", String::from_utf8_lossy(&o.stderr));
         }
     }
 }
@@ -357,6 +376,132 @@ impl Drop for Topology {
     fn drop(&mut self) {
         self.down();
     }
+}
+
+/// `topology.sh` with IRONSEC_SITES=n (3 or 4): gateways gwA.. on a WAN bridge, each with its
+/// LAN. Site i (0-based) has WAN address 192.0.2.(i+1), LAN 10.(i+1).0.0/24 with the gateway
+/// at .1 and a host at .2. Dropping it removes every namespace of the prefix.
+pub struct MultiSite {
+    pub prefix: String,
+    pub sites: usize,
+}
+
+impl MultiSite {
+    pub fn up(prefix: &str, sites: usize) -> MultiSite {
+        require_root();
+        let t = MultiSite {
+            prefix: prefix.to_string(),
+            sites,
+        };
+        topology_up(prefix, &[("IRONSEC_SITES", sites.to_string())]);
+        t
+    }
+
+    fn letter(i: usize) -> char {
+        (b'A' + i as u8) as char
+    }
+
+    pub fn gw(&self, i: usize) -> String {
+        format!("{}-gw{}", self.prefix, MultiSite::letter(i))
+    }
+
+    pub fn lan(&self, i: usize) -> String {
+        format!("{}-lan{}", self.prefix, MultiSite::letter(i))
+    }
+
+    pub fn wan_ip(i: usize) -> Ipv4Addr {
+        Ipv4Addr::new(192, 0, 2, i as u8 + 1)
+    }
+
+    pub fn lan_host(i: usize) -> Ipv4Addr {
+        Ipv4Addr::new(10, i as u8 + 1, 0, 2)
+    }
+
+    pub fn lan_net(i: usize) -> String {
+        format!("10.{}.0.0/24", i + 1)
+    }
+}
+
+impl Drop for MultiSite {
+    fn drop(&mut self) {
+        topology_down(&self.prefix);
+    }
+}
+
+// ------------------------------------------------------------------------------------------
+// Generated IKE configs (one PSK connection per `Conn`)
+
+/// One `[[connection]]` of a generated config.
+pub struct Conn<'a> {
+    pub name: &'a str,
+    pub local_id: &'a str,
+    pub remote_id: &'a str,
+    pub psk_file: &'a Path,
+    pub local_ts: &'a str,
+    pub remote_ts: &'a str,
+    pub local: Ipv4Addr,
+    pub remote: Ipv4Addr,
+    pub start_action: &'a str,
+    /// More `key = value` lines.
+    pub extra: &'a str,
+}
+
+pub fn conn_toml(c: &Conn) -> String {
+    format!(
+        r#"
+[[connection]]
+name = "{name}"
+keying = "ike"
+local_id = "{lid}"
+remote_id = "{rid}"
+psk_file = {psk}
+local_ts = ["{lts}"]
+remote_ts = ["{rts}"]
+ike_proposals = ["aes128gcm16-prfsha256-x25519"]
+esp_proposals = ["aes128gcm16"]
+start_action = "{start}"
+dpd_interval = 5
+retransmit_timeout = 0.5
+retransmit_tries = 3
+{extra}
+tunnels = [ {{ local = "{local}", remote = "{remote}" }} ]
+"#,
+        name = c.name,
+        lid = c.local_id,
+        rid = c.remote_id,
+        psk = toml_str(c.psk_file.to_str().unwrap()),
+        lts = c.local_ts,
+        rts = c.remote_ts,
+        start = c.start_action,
+        extra = c.extra,
+        local = c.local,
+        remote = c.remote,
+    )
+}
+
+pub fn gateway_toml(socket: &Path, extra: &str) -> String {
+    format!(
+        "[gateway]\ntun = \"ipsec0\"\ntun_mtu = 1400\ncontrol_socket = {}\nworkers = 2\n{extra}\n",
+        toml_str(socket.to_str().unwrap())
+    )
+}
+
+pub fn write_psk(dir: &TempDir, name: &str) -> PathBuf {
+    let p = dir.join(name);
+    fs::write(&p, format!("0x{}\n", hex(&random_bytes(32)))).unwrap();
+    fs::set_permissions(&p, fs::Permissions::from_mode(0o600)).unwrap();
+    p
+}
+
+/// Runs `ironsecctl --socket SOCKET ARGS...` and returns its output, whatever the exit code.
+pub fn ironsecctl(socket: &Path, args: &[&str]) -> Output {
+    run_timeout(
+        Command::new(IRONSECCTL)
+            .arg("--socket")
+            .arg(socket)
+            .args(args),
+        Duration::from_secs(60),
+    )
 }
 
 /// Runs `f` on a dedicated thread that has joined network namespace `ns` (setns CLONE_NEWNET);
@@ -501,6 +646,19 @@ impl Daemon {
         log: PathBuf,
         level: Option<&str>,
     ) -> Daemon {
+        Daemon::start_with_env(name, ns, config, socket, log, level, &[])
+    }
+
+    /// Like [`Daemon::start_with_log_level`], with extra environment variables.
+    pub fn start_with_env(
+        name: &str,
+        ns: &str,
+        config: &Path,
+        socket: &Path,
+        log: PathBuf,
+        level: Option<&str>,
+        env: &[(&str, String)],
+    ) -> Daemon {
         let mut cmd = ns_cmd(ns, IRONSECD);
         cmd.arg("--config").arg(config);
         let level = match level {
@@ -508,6 +666,9 @@ impl Daemon {
             None => std::env::var("IRONSEC_TEST_LOG").unwrap_or_else(|_| "info".into()),
         };
         cmd.env("IRONSEC_LOG", level);
+        for (k, v) in env {
+            cmd.env(k, v);
+        }
         let proc_ = BgProc::spawn(&format!("ironsecd {name}"), cmd, log);
         let mut d = Daemon {
             name: name.to_string(),
@@ -603,6 +764,10 @@ pub const T0: &str = "/connections/0/tunnels/0";
 pub struct LabOpts {
     pub suite: &'static str,
     pub esn: bool,
+    /// UDP GSO/GRO. A capture on a host with segmentation offload sees the super-packets
+    /// before the kernel splits them, so tests that judge captured ESP packet by packet turn
+    /// it off.
+    pub udp_offload: bool,
 }
 
 impl Default for LabOpts {
@@ -610,6 +775,7 @@ impl Default for LabOpts {
         LabOpts {
             suite: "aes128gcm16",
             esn: true,
+            udp_offload: true,
         }
     }
 }
@@ -646,6 +812,7 @@ impl Lab {
                     ("keys_file", toml_str(keys.to_str().unwrap())),
                     ("esp", toml_str(opts.suite)),
                     ("esn", opts.esn.to_string()),
+                    ("udp_offload", opts.udp_offload.to_string()),
                 ],
             );
             fs::write(out, text).unwrap();
@@ -1409,6 +1576,73 @@ pub struct Iperf3Result {
     pub mbit_s: f64,
 }
 
+/// One iperf3 run from `client_ns` to a one-shot server on `server_ip`:`port` in `server_ns`
+/// with the client arguments `args` (e.g. `["-t", "5", "-P", "4"]`); returns the client's JSON
+/// report. Bounded in time (the run's own length plus 60 s); panics with both sides' output if
+/// iperf3 fails.
+pub fn iperf3_json(
+    client_ns: &str,
+    server_ns: &str,
+    server_ip: Ipv4Addr,
+    port: u16,
+    args: &[&str],
+    dir: &Path,
+    tag: &str,
+) -> Value {
+    let port_s = port.to_string();
+    let mut srv_cmd = ns_cmd(server_ns, "iperf3");
+    srv_cmd.args([
+        "-s",
+        "-1",
+        "-B",
+        &server_ip.to_string(),
+        "-p",
+        &port_s,
+        "--json",
+    ]);
+    let mut srv = BgProc::spawn(
+        &format!("iperf3 server {tag}"),
+        srv_cmd,
+        dir.join(format!("iperf3-server-{tag}.json")),
+    );
+    let listening = poll_until(Duration::from_secs(10), || {
+        let o = run_timeout(
+            ns_cmd(server_ns, "ss").args(["-Htln", "sport", "=", &format!(":{port}")]),
+            Duration::from_secs(5),
+        );
+        let udp = run_timeout(
+            ns_cmd(server_ns, "ss").args(["-Huln", "sport", "=", &format!(":{port}")]),
+            Duration::from_secs(5),
+        );
+        !String::from_utf8_lossy(&o.stdout).trim().is_empty()
+            || !String::from_utf8_lossy(&udp.stdout).trim().is_empty()
+    });
+    assert!(
+        listening,
+        "iperf3 server {tag} did not listen within 10 s:\n{}",
+        srv.log_text()
+    );
+    let secs: u64 = args
+        .windows(2)
+        .find(|w| w[0] == "-t")
+        .and_then(|w| w[1].parse().ok())
+        .unwrap_or(10);
+    let mut cli = ns_cmd(client_ns, "iperf3");
+    cli.args(["-c", &server_ip.to_string(), "-p", &port_s, "--json"])
+        .args(args);
+    let out = run_timeout(&mut cli, Duration::from_secs(secs + 60));
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(
+        out.status.success(),
+        "iperf3 client ({tag}) failed: {}\n{text}\n{}\nserver:\n{}",
+        out.status,
+        String::from_utf8_lossy(&out.stderr),
+        srv.log_text(),
+    );
+    let _ = srv.wait_exit(Duration::from_secs(15));
+    serde_json::from_str(&text).unwrap_or_else(|e| panic!("iperf3 JSON ({e}): {text}"))
+}
+
 /// One iperf3 TCP run of `bytes` (-n) from `client_ns` to a one-shot server (-1) on
 /// `server_ip`:5201 in `server_ns` (reverse: -R). Bounded in time; panics with both sides'
 /// output on failure. iperf3 stops counting at the sender's end-of-test message, so the
@@ -1515,6 +1749,8 @@ pub struct IkeSide {
     /// The PSK file's text: the key as text, or 0x followed by hex.
     pub psk_text: String,
     pub dpd_interval: u64,
+    /// Seconds a request may go unanswered before the peer is declared dead.
+    pub dpd_timeout: u64,
     pub rekey_time: u64,
     pub ike_rekey_time: u64,
 }
@@ -1548,6 +1784,7 @@ impl Default for IkeLabOpts {
             esp_proposals: vec!["aes256gcm16".into()],
             psk_text: format!("0x{}", hex(&random_bytes(32))),
             dpd_interval: 30,
+            dpd_timeout: 60,
             rekey_time: 3600,
             ike_rekey_time: 14400,
         };
@@ -1617,6 +1854,7 @@ impl IkeLab {
                     ("ike_proposals", toml_str_array(&side.ike_proposals)),
                     ("esp_proposals", toml_str_array(&side.esp_proposals)),
                     ("dpd_interval", side.dpd_interval.to_string()),
+                    ("dpd_timeout", side.dpd_timeout.to_string()),
                     ("rekey_time", side.rekey_time.to_string()),
                     ("ike_rekey_time", side.ike_rekey_time.to_string()),
                 ],

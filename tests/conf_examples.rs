@@ -1,0 +1,675 @@
+//! `ironsecd check` on every shipped example and on one bad config per kind of error.
+//!
+//! The examples under conf/ are what operators copy, so each must pass `ironsecd check` as
+//! shipped, with only its secret files supplied: the test lists conf/ itself (a new example is
+//! covered without editing this file), copies each main file with its conf.d/ into a temporary
+//! directory, creates every psk_file and keys_file it names (relative ones where the file says,
+//! absolute ones rewritten into the temporary directory) and runs the built binary. The bad
+//! configs then pin the exact `FILE: KEY: REASON` lines an operator sees.
+//!
+//! No root, no network: only files under the temporary directory and the built binary.
+
+use std::collections::BTreeSet;
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use ironsecd::config::schema::GATEWAY_KEYS;
+
+const IRONSECD: &str = env!("CARGO_BIN_EXE_ironsecd");
+
+/// The PSK written for every example and case: it must never appear in the output.
+const PSK: &str = "conf-examples-psk-5f1d9a7c3e2b";
+
+/// Examples the README and the brief promise; more may exist.
+const REQUIRED_EXAMPLES: &[&str] = &[
+    "ike-gw-a.toml",
+    "ike-gw-b.toml",
+    "static-gw-a.toml",
+    "static-gw-b.toml",
+    "multisite-hub.toml",
+    "multisite-spoke-b.toml",
+    "multisite-spoke-c.toml",
+    "two-tunnels.toml",
+    "active-standby.toml",
+    "active-active.toml",
+    "fragment-example/ironsecd.toml",
+];
+
+fn conf_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../conf")
+}
+
+/// A fresh directory under the system temp dir, removed when dropped.
+struct TempDir(PathBuf);
+
+impl TempDir {
+    fn new(tag: &str) -> TempDir {
+        static N: AtomicUsize = AtomicUsize::new(0);
+        let d = std::env::temp_dir().join(format!(
+            "ironsec-conf-examples-{}-{}-{tag}",
+            std::process::id(),
+            N.fetch_add(1, Ordering::Relaxed)
+        ));
+        let _ = std::fs::remove_dir_all(&d);
+        std::fs::create_dir_all(&d).unwrap();
+        TempDir(d)
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+fn write(path: &Path, text: &str, mode: u32) {
+    std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+    std::fs::write(path, text).unwrap();
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode)).unwrap();
+}
+
+/// `ironsecd check --config cfg` with only `env` in its environment (so a developer's own
+/// IRONSEC_* variables cannot change the outcome).
+fn check(cfg: &Path, env: &[(&str, &str)]) -> Output {
+    let mut cmd = Command::new(IRONSECD);
+    cmd.arg("check").arg("--config").arg(cfg).env_clear();
+    if let Some(path) = std::env::var_os("PATH") {
+        cmd.env("PATH", path);
+    }
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    cmd.output().expect("run ironsecd check")
+}
+
+fn text(o: &Output) -> (String, String) {
+    (
+        String::from_utf8_lossy(&o.stdout).into_owned(),
+        String::from_utf8_lossy(&o.stderr).into_owned(),
+    )
+}
+
+/// Every `*.toml` under `dir`, relative to it.
+fn toml_files(dir: &Path, rel: &Path, out: &mut Vec<PathBuf>) {
+    let mut entries: Vec<_> = std::fs::read_dir(dir.join(rel))
+        .unwrap()
+        .map(|e| e.unwrap())
+        .collect();
+    entries.sort_by_key(|e| e.file_name());
+    for e in entries {
+        let r = rel.join(e.file_name());
+        if e.file_type().unwrap().is_dir() {
+            toml_files(dir, &r, out);
+        } else if r.extension().is_some_and(|x| x == "toml") {
+            out.push(r);
+        }
+    }
+}
+
+/// Writes the secret files `file`'s connections name (relative to `file`'s directory; absolute
+/// ones are moved under `abs_dir` and `file` rewritten to point there). Returns the number of
+/// connections and every secret written (PSK text and key hex), to look for in the output.
+fn supply_secrets(file: &Path, abs_dir: &Path, secrets: &mut Vec<String>) -> usize {
+    let mut text = std::fs::read_to_string(file).unwrap();
+    let table: toml::Table = text
+        .parse()
+        .unwrap_or_else(|e| panic!("{}: {e}", file.display()));
+    let conns = table
+        .get("connection")
+        .and_then(|c| c.as_array())
+        .cloned()
+        .unwrap_or_default();
+    let base = file.parent().unwrap();
+    let place = |named: &str, text: &mut String| -> PathBuf {
+        if Path::new(named).is_absolute() {
+            let n = std::fs::read_dir(abs_dir).map_or(0, |d| d.count());
+            let to = abs_dir.join(format!(
+                "{n}-{}",
+                Path::new(named).file_name().unwrap().to_str().unwrap()
+            ));
+            let quoted = format!("\"{named}\"");
+            assert!(
+                text.contains(&quoted),
+                "{}: {quoted} not found",
+                file.display()
+            );
+            *text = text.replace(&quoted, &format!("\"{}\"", to.display()));
+            std::fs::create_dir_all(abs_dir).unwrap();
+            // Reserve the name so the next one gets another.
+            std::fs::write(&to, "").unwrap();
+            to
+        } else {
+            base.join(named)
+        }
+    };
+    for c in &conns {
+        if let Some(p) = c.get("psk_file").and_then(|v| v.as_str()) {
+            let to = place(p, &mut text);
+            write(&to, &format!("{PSK}\n"), 0o600);
+            secrets.push(PSK.to_string());
+        }
+        if let Some(p) = c.get("keys_file").and_then(|v| v.as_str()) {
+            let to = place(p, &mut text);
+            let suite: ironsec_esp::Suite = c["esp"].as_str().unwrap().parse().unwrap();
+            let mut body = String::new();
+            for t in c["tunnels"].as_array().unwrap() {
+                for k in ["spi_out", "spi_in"] {
+                    let spi = match &t[k] {
+                        toml::Value::String(s) => {
+                            u32::from_str_radix(s.trim_start_matches("0x"), 16).unwrap()
+                        }
+                        toml::Value::Integer(i) => *i as u32,
+                        v => panic!("{}: {k} = {v}", file.display()),
+                    };
+                    let key: String = (0..suite.keymat_len())
+                        .map(|i| format!("{:02x}", (i as u32 * 29 + spi) as u8))
+                        .collect();
+                    body.push_str(&format!("0x{spi:08x} = \"{key}\"\n"));
+                    secrets.push(key);
+                }
+            }
+            write(&to, &body, 0o600);
+        }
+    }
+    std::fs::write(file, text).unwrap();
+    conns.len()
+}
+
+#[test]
+fn every_example_passes_check() {
+    let conf = conf_dir();
+    let mut all = Vec::new();
+    toml_files(&conf, Path::new(""), &mut all);
+    // A file in a conf.d directory is a fragment, checked with its main file.
+    let mains: Vec<PathBuf> = all
+        .into_iter()
+        .filter(|p| p.parent().and_then(|d| d.file_name()) != Some("conf.d".as_ref()))
+        .collect();
+    let found: BTreeSet<String> = mains.iter().map(|p| p.display().to_string()).collect();
+    for r in REQUIRED_EXAMPLES {
+        assert!(found.contains(*r), "conf/{r} is missing (found {found:?})");
+    }
+    let mut failures = Vec::new();
+    for rel in &mains {
+        let dir = TempDir::new("example");
+        let name = rel.file_name().unwrap();
+        let cfg = dir.0.join(name);
+        std::fs::copy(conf.join(rel), &cfg).unwrap();
+        let mut secrets = Vec::new();
+        let abs = dir.0.join("absolute-secrets");
+        let mut n = supply_secrets(&cfg, &abs, &mut secrets);
+        let src_frags = conf.join(rel).parent().unwrap().join("conf.d");
+        let mut fragments = 0;
+        if src_frags.is_dir() {
+            for e in std::fs::read_dir(&src_frags).unwrap() {
+                let e = e.unwrap();
+                let to = dir.0.join("conf.d").join(e.file_name());
+                std::fs::create_dir_all(to.parent().unwrap()).unwrap();
+                std::fs::copy(e.path(), &to).unwrap();
+                if to.extension().is_some_and(|x| x == "toml") {
+                    n += supply_secrets(&to, &abs, &mut secrets);
+                    fragments += 1;
+                }
+            }
+        }
+        let out = check(&cfg, &[]);
+        let (stdout, stderr) = text(&out);
+        let rel = rel.display();
+        if out.status.code() != Some(0) || !stdout.contains("OK") {
+            failures.push(format!(
+                "conf/{rel}: ironsecd check exited {:?}\nstdout: {stdout}\nstderr: {stderr}",
+                out.status.code()
+            ));
+            continue;
+        }
+        let count = format!("OK ({n} connection");
+        if !stdout.contains(&count) {
+            failures.push(format!("conf/{rel}: stdout lacks `{count}`: {stdout}"));
+        }
+        if rel.to_string() == "fragment-example/ironsecd.toml" {
+            assert!(
+                fragments >= 2,
+                "the fragment example has its conf.d fragments"
+            );
+        }
+        for s in &secrets {
+            if stdout.contains(s.as_str()) || stderr.contains(s.as_str()) {
+                failures.push(format!("conf/{rel}: output shows a secret"));
+            }
+        }
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n\n"));
+}
+
+// ------------------------------------------------------------------------------------------
+// Bad configs: one per kind of error, each with the exact lines `ironsecd check` prints.
+
+/// conf/ike-gw-a.toml copied to a temporary directory, its relative psk_file supplied.
+struct Lab {
+    dir: TempDir,
+    cfg: PathBuf,
+    psk: PathBuf,
+}
+
+impl Lab {
+    fn new() -> Lab {
+        let dir = TempDir::new("bad");
+        let cfg = dir.0.join("ike-gw-a.toml");
+        std::fs::copy(conf_dir().join("ike-gw-a.toml"), &cfg).unwrap();
+        let psk = dir.0.join("psk/site-b.psk");
+        write(&psk, &format!("{PSK}\n"), 0o600);
+        Lab { dir, cfg, psk }
+    }
+
+    fn edit(&self, f: impl FnOnce(String) -> String) {
+        let t = std::fs::read_to_string(&self.cfg).unwrap();
+        let new = f(t.clone());
+        assert_ne!(new, t, "the edit did not apply");
+        std::fs::write(&self.cfg, new).unwrap();
+    }
+
+    /// Sets `key = value` on the first line that sets `key` (the example's comments go too).
+    fn set(&self, key: &str, value: &str) {
+        self.edit(|t| {
+            let mut done = false;
+            let lines: Vec<String> = t
+                .lines()
+                .map(|l| {
+                    let is = l
+                        .strip_prefix(key)
+                        .is_some_and(|r| r.trim_start().starts_with('='));
+                    if is && !done {
+                        done = true;
+                        format!("{key} = {value}")
+                    } else {
+                        l.to_string()
+                    }
+                })
+                .collect();
+            assert!(done, "no `{key} =` line in the example");
+            lines.join("\n") + "\n"
+        });
+    }
+
+    /// The example's connection, renamed, for other selectors, with an absolute psk_file.
+    fn connection(&self, name: &str, remote_ts: &str) -> String {
+        let t = std::fs::read_to_string(conf_dir().join("ike-gw-a.toml")).unwrap();
+        let conn = &t[t.find("[[connection]]").unwrap()..];
+        conn.lines()
+            .map(|l| {
+                if l.starts_with("name =") {
+                    format!("name = \"{name}\"")
+                } else if l.starts_with("remote_ts =") {
+                    format!("remote_ts = [\"{remote_ts}\"]")
+                } else if l.starts_with("psk_file =") {
+                    format!("psk_file = \"{}\"", self.psk.display())
+                } else {
+                    l.to_string()
+                }
+            })
+            .collect::<Vec<_>>()
+            .join("\n")
+            + "\n"
+    }
+
+    fn fragment(&self, name: &str, text: &str) -> String {
+        let p = self.dir.0.join("conf.d").join(name);
+        write(&p, text, 0o644);
+        p.display().to_string()
+    }
+
+    fn chmod_psk(&self, mode: u32) {
+        std::fs::set_permissions(&self.psk, std::fs::Permissions::from_mode(mode)).unwrap();
+    }
+}
+
+enum Want {
+    /// Exit 0 and "OK" on stdout; stderr must contain each of these.
+    Ok(Vec<String>),
+    /// Exit 1, and exactly these error lines (each `Line`) on stderr.
+    Refused(Vec<Line>),
+}
+
+enum Line {
+    Exact(String),
+    /// For messages that end in a long list which other work may extend (serde's "expected
+    /// one of ..."): the line must start with this.
+    Prefix(String),
+}
+
+impl Line {
+    fn matches(&self, l: &str) -> bool {
+        match self {
+            Line::Exact(s) => l == s,
+            Line::Prefix(s) => l.starts_with(s.as_str()),
+        }
+    }
+}
+
+fn exact(lines: &[String]) -> Want {
+    Want::Refused(lines.iter().cloned().map(Line::Exact).collect())
+}
+
+type Case = (
+    &'static str,
+    &'static [(&'static str, &'static str)],
+    Box<dyn Fn(&Lab) -> Want>,
+);
+
+#[test]
+fn bad_configs_are_refused_with_file_key_and_reason() {
+    let gateway_keys = GATEWAY_KEYS
+        .iter()
+        .map(|k| format!("`{k}`"))
+        .collect::<Vec<_>>()
+        .join(", ");
+    let gw_keys_plain = GATEWAY_KEYS.join(", ");
+    let cases: Vec<Case> = vec![
+        (
+            "unknown key in gateway",
+            &[],
+            Box::new(move |l| {
+                l.edit(|t| t.replace("[gateway]\n", "[gateway]\nbogus_setting = 1\n"));
+                exact(&[format!(
+                    "{}: gateway.bogus_setting: unknown field `bogus_setting`, expected one of {gateway_keys}",
+                    l.cfg.display()
+                )])
+            }),
+        ),
+        (
+            "unknown key in connection",
+            &[],
+            Box::new(|l| {
+                l.edit(|t| t.replace("keying = \"ike\"", "keying = \"ike\"\nfrobnicate = 1"));
+                Want::Refused(vec![Line::Prefix(format!(
+                    "{}: connection[0].frobnicate: unknown field `frobnicate`, expected one of `name`, ",
+                    l.cfg.display()
+                ))])
+            }),
+        ),
+        (
+            "bad CIDR",
+            &[],
+            Box::new(|l| {
+                l.set("remote_ts", "[\"10.2.0.1/24\"]");
+                exact(&[format!(
+                    "{}: connection[0].remote_ts[0]: '10.2.0.1/24': host bits are set; did you mean 10.2.0.0/24?",
+                    l.cfg.display()
+                )])
+            }),
+        ),
+        (
+            "overlapping remote selectors",
+            &[],
+            Box::new(|l| {
+                let second = l.connection("site-c", "10.2.0.128/25");
+                l.edit(|t| format!("{t}\n{second}"));
+                exact(&[format!(
+                    "{}: connection[1].remote_ts[0]: 10.2.0.128/25 overlaps 10.2.0.0/24 of connection 'site-b' (connection[0].remote_ts[0])",
+                    l.cfg.display()
+                )])
+            }),
+        ),
+        (
+            "overlapping remote selectors across a conf.d fragment",
+            &[],
+            Box::new(|l| {
+                let f = l.fragment("site-c.toml", &l.connection("site-c", "10.2.0.0/16"));
+                exact(&[format!(
+                    "{f}: connection[0].remote_ts[0]: 10.2.0.0/16 overlaps 10.2.0.0/24 of connection 'site-b' ({}: connection[0].remote_ts[0])",
+                    l.cfg.display()
+                )])
+            }),
+        ),
+        (
+            "unknown IKE algorithm",
+            &[],
+            Box::new(|l| {
+                l.set("ike_proposals", "[\"aes256gcm16-prfmd5-x25519\"]");
+                // The list of valid keywords grows with the algorithms.
+                Want::Refused(vec![Line::Prefix(format!(
+                    "{}: connection[0].ike_proposals[0]: 'aes256gcm16-prfmd5-x25519': unknown keyword \"prfmd5\" in IKE proposal \"aes256gcm16-prfmd5-x25519\"; valid keywords: aes128gcm16, ",
+                    l.cfg.display()
+                ))])
+            }),
+        ),
+        (
+            "unknown ESP algorithm",
+            &[],
+            Box::new(|l| {
+                l.set("esp_proposals", "[\"aes256cbc\"]");
+                Want::Refused(vec![Line::Prefix(format!(
+                    "{}: connection[0].esp_proposals[0]: 'aes256cbc': unknown keyword \"aes256cbc\" in ESP proposal \"aes256cbc\"; valid keywords: aes128gcm16, ",
+                    l.cfg.display()
+                ))])
+            }),
+        ),
+        (
+            "group-readable psk_file",
+            &[],
+            Box::new(|l| {
+                l.chmod_psk(0o640);
+                exact(&[format!(
+                    "{}: connection[0].psk_file: {}: permissions 0640 let its group read this secret file; run chmod 600 on it, or set allow_readable_secret_file = true in this connection to accept that",
+                    l.cfg.display(),
+                    l.psk.display()
+                )])
+            }),
+        ),
+        (
+            "world-readable psk_file",
+            &[],
+            Box::new(|l| {
+                l.chmod_psk(0o604);
+                exact(&[format!(
+                    "{}: connection[0].psk_file: {}: permissions 0604 let all local users read this secret file; run chmod 600 on it, or set allow_readable_secret_file = true in this connection to accept that",
+                    l.cfg.display(),
+                    l.psk.display()
+                )])
+            }),
+        ),
+        (
+            "readable psk_file with allow_readable_secret_file",
+            &[],
+            Box::new(|l| {
+                l.chmod_psk(0o640);
+                l.edit(|t| {
+                    t.replace(
+                        "keying = \"ike\"",
+                        "keying = \"ike\"\nallow_readable_secret_file = true",
+                    )
+                });
+                Want::Ok(vec!["allow_readable_secret_file = true".into()])
+            }),
+        ),
+        (
+            "missing psk_file",
+            &[],
+            Box::new(|l| {
+                std::fs::remove_file(&l.psk).unwrap();
+                exact(&[format!(
+                    "{}: connection[0].psk_file: {}: cannot read: No such file or directory (os error 2)",
+                    l.cfg.display(),
+                    l.psk.display()
+                )])
+            }),
+        ),
+        (
+            "short PSK",
+            &[],
+            Box::new(|l| {
+                write(&l.psk, "0x00112233445566\n", 0o600);
+                exact(&[format!(
+                    "{}: connection[0].psk_file: a PSK shorter than 16 bytes can be guessed offline from one captured handshake",
+                    l.cfg.display()
+                )])
+            }),
+        ),
+        (
+            "bad metrics address",
+            &[],
+            Box::new(|l| {
+                l.edit(|t| {
+                    t.replace(
+                        "[gateway]\n",
+                        "[gateway]\nmetrics = \"localhost:metrics\"\n",
+                    )
+                });
+                exact(&[format!(
+                    "{}: gateway.metrics: 'localhost:metrics' is not ADDRESS:PORT (e.g. \"127.0.0.1:9814\" or \"[::1]:9814\")",
+                    l.cfg.display()
+                )])
+            }),
+        ),
+        (
+            "bad environment override",
+            &[("IRONSEC_GATEWAY__NOPE", "1")],
+            Box::new(move |_| {
+                exact(&[format!(
+                    "environment: IRONSEC_GATEWAY__NOPE: unknown key 'nope'; gateway keys are {gw_keys_plain}"
+                )])
+            }),
+        ),
+        (
+            "bad environment value",
+            &[("IRONSEC_GATEWAY__WORKERS", "lots")],
+            Box::new(|_| {
+                exact(&["environment: IRONSEC_GATEWAY__WORKERS: 'lots': invalid type: string \"lots\", expected an integer".to_string()])
+            }),
+        ),
+        (
+            "environment override accepted",
+            &[("IRONSEC_GATEWAY__TUN", "ipsec7"), ("IRONSEC_LOG", "debug")],
+            Box::new(|_| Want::Ok(vec![])),
+        ),
+        (
+            "IRONSEC_LOG and IRONSEC_NS_PREFIX are not config",
+            &[("IRONSEC_LOG", "debug"), ("IRONSEC_NS_PREFIX", "lab")],
+            Box::new(|_| Want::Ok(vec![])),
+        ),
+        (
+            "gateway in a fragment",
+            &[],
+            Box::new(|l| {
+                let f = l.fragment(
+                    "site-c.toml",
+                    &format!(
+                        "[gateway]\ntun = \"ipsec9\"\n\n{}",
+                        l.connection("site-c", "10.3.0.0/24")
+                    ),
+                );
+                exact(&[format!(
+                    "{f}: gateway: only the main file sets gateway keys (move them to {}); a conf.d fragment holds [[connection]] tables only",
+                    l.cfg.display()
+                )])
+            }),
+        ),
+        (
+            "duplicate connection name across files",
+            &[],
+            Box::new(|l| {
+                let f = l.fragment("site-c.toml", &l.connection("site-b", "10.3.0.0/24"));
+                exact(&[format!(
+                    "{f}: connection[0].name: connection name 'site-b' is already used by {}: connection[0]",
+                    l.cfg.display()
+                )])
+            }),
+        ),
+        (
+            "bad start_action",
+            &[],
+            Box::new(|l| {
+                l.set("start_action", "\"sometimes\"");
+                exact(&[format!(
+                    "{}: connection[0].start_action: 'sometimes' is not a start_action: expected \"start\", \"trap\", \"none\"",
+                    l.cfg.display()
+                )])
+            }),
+        ),
+        (
+            "retransmit_tries out of range",
+            &[],
+            Box::new(|l| {
+                l.edit(|t| {
+                    t.replace(
+                        "keying = \"ike\"",
+                        "keying = \"ike\"\nretransmit_tries = 21",
+                    )
+                });
+                exact(&[format!(
+                    "{}: connection[0].retransmit_tries: 21 is more than 20",
+                    l.cfg.display()
+                )])
+            }),
+        ),
+        (
+            "TOML syntax error",
+            &[],
+            Box::new(|l| {
+                // An unterminated string on a line that holds a secret: the position is
+                // reported, the line is not.
+                let bad = format!("psk = \"{PSK}");
+                l.edit(|t| t.replace("[gateway]\n", &format!("[gateway]\n{bad}\n")));
+                let t = std::fs::read_to_string(&l.cfg).unwrap();
+                let line = t.lines().position(|x| x == bad).unwrap() + 1;
+                exact(&[format!(
+                    "{}: not valid TOML at line {line}, column {}: invalid basic string",
+                    l.cfg.display(),
+                    bad.len() + 1
+                )])
+            }),
+        ),
+    ];
+    let mut failures = Vec::new();
+    for (name, env, setup) in &cases {
+        let lab = Lab::new();
+        let want = setup(&lab);
+        let out = check(&lab.cfg, env);
+        let (stdout, stderr) = text(&out);
+        let code = out.status.code();
+        let show = format!("exit {code:?}\nstdout: {stdout}\nstderr: {stderr}");
+        if stdout.contains(PSK) || stderr.contains(PSK) {
+            failures.push(format!("{name}: the output shows the PSK\n{show}"));
+        }
+        match want {
+            Want::Ok(needles) => {
+                if code != Some(0) || !stdout.contains("OK") {
+                    failures.push(format!("{name}: expected exit 0 and OK\n{show}"));
+                }
+                for n in needles {
+                    if !stderr.contains(&n) {
+                        failures.push(format!("{name}: stderr lacks `{n}`\n{show}"));
+                    }
+                }
+            }
+            Want::Refused(lines) => {
+                if code != Some(1) {
+                    failures.push(format!("{name}: expected exit 1\n{show}"));
+                }
+                // The error lines: those naming a file of this lab, or the environment.
+                let dir = lab.dir.0.display().to_string();
+                let got: Vec<&str> = stderr
+                    .lines()
+                    .filter(|l| l.starts_with(&dir) || l.starts_with("environment: "))
+                    .collect();
+                let ok =
+                    got.len() == lines.len() && got.iter().zip(&lines).all(|(g, w)| w.matches(g));
+                if !ok {
+                    let want: Vec<&str> = lines
+                        .iter()
+                        .map(|l| match l {
+                            Line::Exact(s) | Line::Prefix(s) => s.as_str(),
+                        })
+                        .collect();
+                    failures.push(format!(
+                        "{name}: expected the lines\n  {}\n{show}",
+                        want.join("\n  ")
+                    ));
+                }
+            }
+        }
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n\n"));
+}

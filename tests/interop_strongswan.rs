@@ -1,0 +1,1354 @@
+//! Interop with strongSwan 5.9 (Debian's charon with kernel-libipsec), both directions, in
+//! network namespaces (netns-scripts/topology.sh):
+//!
+//!   lanA 10.1.0.2 -- gwA: ironsecd 192.0.2.1 ===wan=== 192.0.2.2 strongSwan: gwB -- lanB 10.2.0.2
+//!
+//! ironsecd runs from conf/strongswan/ironsec-gw-a.toml, strongSwan from
+//! conf/strongswan/swanctl.conf (started by netns-scripts/strongswan.sh in its own directory,
+//! mount namespace and VICI socket), both with a fresh random PSK and, per test, other
+//! proposals, subnets or start actions. Every test checks data (pings both ways, iperf3 where
+//! it says so) and both sides' own view: `ironsecctl status --json` and strongSwan's
+//! `swanctl --list-sas` (CHILD_SA INSTALLED, SPIs crossed with ironsec's, bytes counted).
+//!
+//! Each test has its own namespace prefix and temporary directory and is torn down by its
+//! guards (ironsecd and charon killed by PID, namespaces removed), also when it fails. These
+//! tests need root and the strongSwan packages of tests/install-deps.sh; they FAIL (never skip)
+//! without them.
+//!
+//! Run: `cargo test -p ironsecd --test interop_strongswan -- --test-threads=1 --nocapture`
+
+mod common;
+
+use std::fs;
+use std::net::Ipv4Addr;
+use std::os::unix::fs::PermissionsExt;
+use std::path::PathBuf;
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use common::strongswan::*;
+use common::*;
+use serde_json::Value;
+
+const LAN_A_HOST: Ipv4Addr = Ipv4Addr::new(10, 1, 0, 2);
+const LAN_B_HOST: Ipv4Addr = Ipv4Addr::new(10, 2, 0, 2);
+const PING_PATTERN: &[u8] = b"\x5a\x17\xc0\xde-IRONSEC-STRONGSWAN-PING!\xa5";
+
+/// strongSwan's names in conf/strongswan/swanctl.conf: the connection and its CHILD_SA.
+const SW_CONN: &str = "gw-a";
+const SW_CHILD: &str = "site-a";
+
+/// How long an IKE_SA_INIT + IKE_AUTH between the two may take (both answer in milliseconds).
+const UP_TIMEOUT: Duration = Duration::from_secs(15);
+
+// ------------------------------------------------------------------------------------------
+// Configs from conf/strongswan/
+
+/// Replaces the value of every `key = ...` line of a swanctl.conf (all sections), keeping the
+/// indentation; panics if the key is not there so template drift is noticed.
+fn rewrite_swanctl(text: &str, replacements: &[(&str, String)]) -> String {
+    let mut lines: Vec<String> = text.lines().map(str::to_string).collect();
+    for (key, value) in replacements {
+        let mut found = false;
+        for l in lines.iter_mut() {
+            let t = l.trim_start();
+            if t.strip_prefix(key)
+                .is_some_and(|r| r.trim_start().starts_with('='))
+            {
+                let indent = &l[..l.len() - t.len()];
+                *l = format!("{indent}{key} = {value}");
+                found = true;
+            }
+        }
+        assert!(
+            found,
+            "key `{key}` not found in conf/strongswan/swanctl.conf"
+        );
+    }
+    let mut out = lines.join("\n");
+    out.push('\n');
+    out
+}
+
+/// A copy of the `children { NAME { ... } }` block of CHILD_SA `name`, renamed to `new` and
+/// with `replacements` applied, inserted after it (a second CHILD_SA on the same IKE SA).
+fn add_child(text: &str, name: &str, new: &str, replacements: &[(&str, String)]) -> String {
+    let open = format!("{name} {{");
+    let start = text
+        .find(&open)
+        .unwrap_or_else(|| panic!("no child {name}"));
+    let start = text[..start].rfind('\n').map_or(0, |i| i + 1);
+    let indent = &text[start..text[start..].find(&open).unwrap() + start];
+    let close = format!("\n{indent}}}\n");
+    let end = text[start..]
+        .find(&close)
+        .map(|i| start + i + close.len())
+        .unwrap_or_else(|| panic!("child {name} not closed"));
+    let block = text[start..end].replacen(&open, &format!("{new} {{"), 1);
+    let block = rewrite_swanctl(&block, replacements);
+    format!("{}{}{}", &text[..end], block, &text[end..])
+}
+
+fn toml_array(v: &[&str]) -> String {
+    let items: Vec<String> = v.iter().map(|s| toml_str(s)).collect();
+    format!("[{}]", items.join(", "))
+}
+
+/// What one test runs: the two configs as edits of conf/strongswan/*.
+#[derive(Clone, Debug)]
+struct Setup {
+    /// `key = value` rewrites of conf/strongswan/ironsec-gw-a.toml (value in TOML syntax).
+    ironsec: Vec<(&'static str, String)>,
+    /// Lines appended to the [[connection]] (keys the example does not set).
+    ironsec_extra: Vec<String>,
+    /// Rewrites of conf/strongswan/swanctl.conf (every line with that key).
+    swanctl: Vec<(&'static str, String)>,
+    /// Replaces the swanctl.conf text after the rewrites (e.g. a second child).
+    swanctl_edit: Option<fn(String) -> String>,
+    /// A different PSK for strongSwan (wrong PSK test).
+    sw_psk: Option<String>,
+}
+
+impl Setup {
+    /// ironsec initiates (`start_action = "start"`), strongSwan responds: the examples as is.
+    fn ironsec_initiates() -> Setup {
+        Setup {
+            ironsec: vec![("start_action", toml_str("start"))],
+            ironsec_extra: vec!["retransmit_timeout = 0.5".into()],
+            swanctl: Vec::new(),
+            swanctl_edit: None,
+            sw_psk: None,
+        }
+    }
+
+    /// strongSwan initiates (`swanctl --initiate`), ironsec waits (`start_action = "none"`).
+    fn strongswan_initiates() -> Setup {
+        let mut s = Setup::ironsec_initiates();
+        s.ironsec = vec![("start_action", toml_str("none"))];
+        s
+    }
+
+    /// The same IKE and ESP proposals on both sides.
+    fn proposals(mut self, ike: &str, esp: &str) -> Setup {
+        self.ironsec.push(("ike_proposals", toml_array(&[ike])));
+        self.ironsec.push(("esp_proposals", toml_array(&[esp])));
+        self.swanctl.push(("proposals", ike.to_string()));
+        self.swanctl.push(("esp_proposals", esp.to_string()));
+        self
+    }
+}
+
+/// Field order matters: ironsecd and charon stop before the namespaces go, the directory
+/// (logs, kept on failure) last.
+struct SwLab {
+    ironsec: Option<Daemon>,
+    sw: Option<StrongSwan>,
+    topo: Topology,
+    psk: String,
+    cfg_a: PathBuf,
+    sock_a: PathBuf,
+    sw_dir: PathBuf,
+    starts: usize,
+    dir: TempDir,
+}
+
+impl SwLab {
+    /// The topology and a fresh PSK; nothing runs yet.
+    fn new() -> SwLab {
+        require_root();
+        let prefix = unique_prefix();
+        let dir = TempDir::new(&prefix);
+        let topo = Topology::up(&prefix);
+        SwLab {
+            ironsec: None,
+            sw: None,
+            psk: format!("0x{}", hex(&random_bytes(32))),
+            cfg_a: dir.join("ironsec-gw-a.toml"),
+            sock_a: dir.join("a.sock"),
+            sw_dir: dir.join("strongswan"),
+            starts: 0,
+            topo,
+            dir,
+        }
+    }
+
+    /// Starts strongSwan (first, as a responder must be) and then ironsecd as `s` says.
+    fn start(s: &Setup) -> SwLab {
+        let mut lab = SwLab::new();
+        lab.start_strongswan(s);
+        lab.start_ironsec(s);
+        lab
+    }
+
+    fn start_strongswan(&mut self, s: &Setup) {
+        let psk = s.sw_psk.clone().unwrap_or_else(|| self.psk.clone());
+        let mut rw = vec![("secret", psk)];
+        rw.extend(s.swanctl.iter().cloned());
+        let mut text = rewrite_swanctl(&example_config("strongswan/swanctl.conf"), &rw);
+        if let Some(f) = s.swanctl_edit {
+            text = f(text);
+        }
+        self.sw = Some(StrongSwan::start(&self.topo.gw_b, &self.sw_dir, &text));
+    }
+
+    fn start_ironsec(&mut self, s: &Setup) {
+        let psk = self.dir.join("site-b.psk");
+        fs::write(&psk, format!("{}\n", self.psk)).unwrap();
+        fs::set_permissions(&psk, fs::Permissions::from_mode(0o600)).unwrap();
+        let mut rw = vec![
+            ("control_socket", toml_str(self.sock_a.to_str().unwrap())),
+            ("psk_file", toml_str(psk.to_str().unwrap())),
+        ];
+        rw.extend(s.ironsec.iter().cloned());
+        let mut text = rewrite_toml_lines(&example_config("strongswan/ironsec-gw-a.toml"), &rw);
+        for l in &s.ironsec_extra {
+            text.push_str(l);
+            text.push('\n');
+        }
+        fs::write(&self.cfg_a, text).unwrap();
+        let log = self.dir.join(&format!("ironsecd-a.{}.log", self.starts));
+        self.starts += 1;
+        self.ironsec = Some(Daemon::start(
+            "gwA",
+            &self.topo.gw_a,
+            &self.cfg_a,
+            &self.sock_a,
+            log,
+        ));
+    }
+
+    /// Stops both (ironsecd first) so the next [`SwLab::start_strongswan`] /
+    /// [`SwLab::start_ironsec`] begin afresh in the same namespaces.
+    fn stop_both(&mut self) {
+        if let Some(mut d) = self.ironsec.take() {
+            d.stop();
+        }
+        if let Some(mut sw) = self.sw.take() {
+            sw.stop();
+        }
+    }
+
+    fn a(&self) -> &Daemon {
+        self.ironsec.as_ref().expect("ironsecd runs")
+    }
+
+    fn sw(&self) -> &StrongSwan {
+        self.sw.as_ref().expect("strongSwan runs")
+    }
+
+    fn logs(&self) -> String {
+        format!(
+            "----- ironsecd (gwA) log -----\n{}\n----- strongSwan (gwB) charon.log -----\n{}",
+            self.ironsec
+                .as_ref()
+                .map(Daemon::log_text)
+                .unwrap_or_default(),
+            self.sw
+                .as_ref()
+                .map(StrongSwan::log_text)
+                .unwrap_or_default()
+        )
+    }
+
+    /// Waits until ironsec's tunnel is up and strongSwan has an ESTABLISHED IKE SA whose
+    /// INSTALLED CHILD_SA is the one ironsec sends on; returns the time it took and both views.
+    fn wait_up(&self) -> (Duration, Value, SwIke) {
+        let t0 = Instant::now();
+        let mut last: (Value, Vec<SwIke>) = (Value::Null, Vec::new());
+        let ok = poll_until(UP_TIMEOUT, || {
+            let Ok(st) = ctl_status(&self.a().socket) else {
+                return false;
+            };
+            let sas = self.sw().sas();
+            let up = tunnel_up(&st) && matching_ike(&st, &sas).is_some();
+            last = (st, sas);
+            up
+        });
+        let (st, sas) = last;
+        assert!(
+            ok,
+            "not up on both sides within {UP_TIMEOUT:?}\nironsec: {st:#}\nstrongSwan: {sas:#?}\n{}",
+            self.logs()
+        );
+        let ike = matching_ike(&st, &sas).unwrap();
+        (t0.elapsed(), st, ike)
+    }
+}
+
+impl Drop for SwLab {
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            eprintln!(
+                "[test] strongSwan lab {} failed; files kept in {}",
+                self.topo.prefix,
+                self.dir.path.display()
+            );
+        }
+    }
+}
+
+fn str_at<'a>(v: &'a Value, ptr: &str) -> &'a str {
+    v.pointer(ptr)
+        .and_then(Value::as_str)
+        .unwrap_or_else(|| panic!("status has no string at {ptr}: {v:#}"))
+}
+
+fn strs_at(v: &Value, ptr: &str) -> Vec<String> {
+    v.pointer(ptr)
+        .and_then(Value::as_array)
+        .unwrap_or_else(|| panic!("status has no array at {ptr}: {v:#}"))
+        .iter()
+        .map(|x| x.as_str().unwrap_or_default().to_string())
+        .collect()
+}
+
+/// strongSwan's IKE SA that is ironsec's (same SPIs), if its CHILD_SA that ironsec sends on
+/// is INSTALLED.
+fn matching_ike(st: &Value, sas: &[SwIke]) -> Option<SwIke> {
+    let ike = ike_of(st)?;
+    let (i, r) = (bare(ike["spi_i"].as_str()?), bare(ike["spi_r"].as_str()?));
+    let out = bare(st.pointer(&format!("{T0}/outbound/spi"))?.as_str()?);
+    sas.iter()
+        .find(|s| {
+            s.name == SW_CONN
+                && s.state == "ESTABLISHED"
+                && s.spi_i == i
+                && s.spi_r == r
+                && s.children
+                    .iter()
+                    .any(|c| c.state == "INSTALLED" && c.spi_in == out)
+        })
+        .cloned()
+}
+
+/// The CHILD_SA of strongSwan's IKE SA that receives what ironsec sends.
+fn sw_child_for<'a>(ike: &'a SwIke, st: &Value) -> &'a SwChild {
+    let out = bare(str_at(st, &format!("{T0}/outbound/spi")));
+    ike.children
+        .iter()
+        .find(|c| c.spi_in == out)
+        .unwrap_or_else(|| panic!("strongSwan has no CHILD_SA with inbound SPI {out}: {ike:#?}"))
+}
+
+/// Both sides agree on the IKE SA and the CHILD_SA: SPIs crossed, algorithms, selectors.
+fn check_views(st: &Value, ike: &SwIke, ike_algs: &str, esp_algs: &str) {
+    let ours = ike_of(st).unwrap();
+    assert_eq!(ours["algorithms"], ike_algs, "ironsec IKE SA: {ours}");
+    assert_eq!(ike.algorithms, ike_algs, "strongSwan IKE SA: {ike:#?}");
+    assert_eq!(
+        ours["initiator"].as_bool(),
+        Some(!ike.initiator),
+        "exactly one side initiated: ironsec {ours}, strongSwan {ike:#?}"
+    );
+    let c = sw_child_for(ike, st);
+    assert_eq!(c.state, "INSTALLED", "{c:#?}");
+    assert_eq!(
+        c.spi_out,
+        bare(str_at(st, &format!("{T0}/inbound/spi"))),
+        "strongSwan's outbound SPI is ironsec's inbound: {c:#?}\n{st:#}"
+    );
+    assert_eq!(c.algorithms, esp_algs, "strongSwan CHILD_SA: {c:#?}");
+    assert_eq!(
+        str_at(st, &format!("{T0}/child/algorithms")),
+        esp_algs,
+        "ironsec CHILD_SA"
+    );
+    assert_eq!(c.local_ts, strs_at(st, &format!("{T0}/child/remote_ts")));
+    assert_eq!(c.remote_ts, strs_at(st, &format!("{T0}/child/local_ts")));
+}
+
+// ------------------------------------------------------------------------------------------
+// Traffic
+
+fn ping_run(ns: &str, dst: Ipv4Addr, count: u16) -> PingRun {
+    ping_paced(
+        ns,
+        dst,
+        count,
+        pattern_payload(PING_PATTERN, 56),
+        Duration::from_millis(20),
+        Duration::from_secs(2),
+    )
+}
+
+fn ping_ok(lab: &SwLab, ns: &str, dst: Ipv4Addr, count: u16) {
+    let r = ping_run(ns, dst, count);
+    assert_eq!(
+        r.received(),
+        r.sent(),
+        "ping {ns} -> {dst}: {} of {} answered\n{}",
+        r.received(),
+        r.sent(),
+        lab.logs()
+    );
+}
+
+fn ping_both_ways(lab: &SwLab, count: u16) {
+    ping_ok(lab, &lab.topo.lan_a, LAN_B_HOST, count);
+    ping_ok(lab, &lab.topo.lan_b, LAN_A_HOST, count);
+}
+
+/// iputils ping from a chosen source address: how many of `count` were answered.
+fn ping_from(ns: &str, src: &str, dst: &str, count: u32) -> u32 {
+    let out = run_timeout(
+        ns_cmd(ns, "ping").args([
+            "-n",
+            "-q",
+            "-c",
+            &count.to_string(),
+            "-i",
+            "0.05",
+            "-W",
+            "1",
+            "-I",
+            src,
+            dst,
+        ]),
+        Duration::from_secs(30),
+    );
+    let text = String::from_utf8_lossy(&out.stdout);
+    text.lines()
+        .find_map(|l| {
+            let (_, rest) = l.split_once(" transmitted, ")?;
+            rest.split_whitespace().next()?.parse().ok()
+        })
+        .unwrap_or_else(|| {
+            panic!(
+                "ping -I {src} {dst} in {ns}: no summary\n{text}{}",
+                String::from_utf8_lossy(&out.stderr)
+            )
+        })
+}
+
+/// A short iperf3 TCP run each way through the tunnel; returns Mbit/s (A->B, B->A).
+fn iperf_both_ways(lab: &SwLab, bytes: u64) -> (f64, f64) {
+    let mut rates = [0.0; 2];
+    for (i, (reverse, tag)) in [(false, "lanA-to-lanB"), (true, "lanB-to-lanA")]
+        .into_iter()
+        .enumerate()
+    {
+        let r = iperf3_tcp(
+            &lab.topo.lan_a,
+            &lab.topo.lan_b,
+            LAN_B_HOST,
+            bytes,
+            reverse,
+            &lab.dir.path,
+            tag,
+        );
+        println!(
+            "  iperf3 {tag}: {} bytes sent in {:.2} s, {:.0} Mbit/s",
+            r.sent, r.secs, r.mbit_s
+        );
+        assert!(r.sent >= bytes, "iperf3 {tag}: sent only {}", r.sent);
+        rates[i] = r.mbit_s;
+    }
+    (rates[0], rates[1])
+}
+
+/// gwB (strongSwan with libipsec) sends `dst` into its ipsec0 TUN, through table 220, and has
+/// no other route for it.
+fn check_gw_b_routes(lab: &SwLab, dst: &str) {
+    let out = run_ok(
+        ns_cmd(&lab.topo.gw_b, "ip").args(["route", "get", dst]),
+        Duration::from_secs(5),
+    );
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.contains("dev ipsec0") && text.contains("table 220"),
+        "gwB routes {dst} via {text} (expected ipsec0 in table 220)"
+    );
+    let main = run_ok(
+        ns_cmd(&lab.topo.gw_b, "ip").args(["route", "show", "table", "main"]),
+        Duration::from_secs(5),
+    );
+    let main = String::from_utf8_lossy(&main.stdout);
+    assert!(
+        !main.contains("10.1.") && !main.contains("default"),
+        "gwB's main table has a route that would bypass the tunnel:\n{main}"
+    );
+}
+
+/// strongSwan's counters of the CHILD_SA ironsec sends on, once both directions carried
+/// traffic; panics if it never does.
+fn sw_counts_traffic(lab: &SwLab) -> SwChild {
+    let mut last = None;
+    let ok = poll_until(Duration::from_secs(5), || {
+        let st = lab.a().status();
+        let Some(ike) = matching_ike(&st, &lab.sw().sas()) else {
+            return false;
+        };
+        let c = sw_child_for(&ike, &st).clone();
+        let ok = c.bytes_in > 0 && c.bytes_out > 0 && c.packets_in > 0 && c.packets_out > 0;
+        last = Some(c);
+        ok
+    });
+    assert!(
+        ok,
+        "strongSwan's CHILD_SA counted no traffic: {last:#?}\n{}",
+        lab.logs()
+    );
+    last.unwrap()
+}
+
+/// The usual checks once up: both views, pings both ways, strongSwan and ironsec counting.
+fn check_tunnel(lab: &SwLab, ike_algs: &str, esp_algs: &str, pings: u16) -> (Value, SwChild) {
+    let (_, st, ike) = lab.wait_up();
+    check_views(&st, &ike, ike_algs, esp_algs);
+    check_gw_b_routes(lab, "10.1.0.2");
+    ping_both_ways(lab, pings);
+    let c = sw_counts_traffic(lab);
+    let st = lab.a().status();
+    for dir in ["outbound", "inbound"] {
+        assert!(
+            num(&st, &format!("{T0}/{dir}/packets")) >= u64::from(pings) * 2,
+            "ironsec {dir} packets: {st:#}"
+        );
+    }
+    for d in [
+        "authentication",
+        "unknown_spi",
+        "malformed",
+        "selector",
+        "replay",
+    ] {
+        assert_eq!(num(&st, &format!("/drops/{d}")), 0, "drops.{d}: {st:#}");
+    }
+    (st, c)
+}
+
+fn first_line_with<'a>(log: &'a str, needles: &[&str]) -> Option<&'a str> {
+    log.lines().find(|l| needles.iter().all(|n| l.contains(n)))
+}
+
+/// Time from ironsec's first 'initiating IKE SA' log line to its first 'CHILD_SA up', as text.
+fn exchange_time(log: &str) -> String {
+    let at = |needle: &str| first_line_with(log, &[needle]).and_then(log_line_time);
+    match (at("initiating IKE SA"), at("CHILD_SA up")) {
+        (Some(a), Some(b)) => format!("{:.1} ms", (b - a) * 1e3),
+        _ => "? (log lines missing)".to_string(),
+    }
+}
+
+// ------------------------------------------------------------------------------------------
+// 1. Both directions
+
+#[test]
+fn ironsec_initiates_strongswan_responds() {
+    let _s = serial();
+    require_root();
+    let s = Setup::ironsec_initiates();
+    let mut lab = SwLab::new();
+    let t0 = Instant::now();
+    lab.start_strongswan(&s);
+    let charon = t0.elapsed();
+    lab.start_ironsec(&s);
+    let (_, st, ike) = lab.wait_up();
+    println!(
+        "ironsec -> strongSwan: charon started and configured in {charon:.2?}; IKE_SA_INIT + \
+         IKE_AUTH with the CHILD_SA took {} (ironsec's log: 'initiating IKE SA' to 'CHILD_SA up')",
+        exchange_time(&lab.a().log_text())
+    );
+    assert_eq!(ike_of(&st).unwrap()["initiator"], true);
+    assert!(!ike.initiator, "strongSwan responded: {ike:#?}");
+    let (_, c) = check_tunnel(&lab, "aes128gcm16-prfsha256-x25519", "aes128gcm16", 10);
+    println!(
+        "  strongSwan CHILD_SA {}: in {} bytes / {} packets, out {} bytes / {} packets",
+        c.name, c.bytes_in, c.packets_in, c.bytes_out, c.packets_out
+    );
+    let before = sw_counts_traffic(&lab);
+    let (ab, ba) = iperf_both_ways(&lab, 16 << 20);
+    let after = sw_counts_traffic(&lab);
+    // strongSwan counts what its CHILD_SA carried each way (the data of one run plus the ACKs
+    // of the other; libipsec may drop some under load, which TCP resends).
+    let (d_in, d_out) = (
+        after.bytes_in - before.bytes_in,
+        after.bytes_out - before.bytes_out,
+    );
+    println!("  strongSwan's CHILD_SA counted {d_in} bytes in, {d_out} bytes out during iperf3");
+    assert!(
+        d_in > 8 << 20 && d_out > 8 << 20,
+        "strongSwan's CHILD_SA counted the iperf3 runs: before {before:#?} after {after:#?}"
+    );
+    println!("  iperf3 through ironsec <-> strongSwan: A->B {ab:.0} Mbit/s, B->A {ba:.0} Mbit/s");
+}
+
+#[test]
+fn strongswan_initiates_ironsec_responds() {
+    let _s = serial();
+    require_root();
+    let lab = SwLab::start(&Setup::strongswan_initiates());
+    // ironsec waits: nothing happens until strongSwan initiates.
+    let st = lab.a().status();
+    assert!(ike_of(&st).is_none(), "ironsec must not initiate: {st:#}");
+    let t0 = Instant::now();
+    let out = lab.sw().swanctl_ok(&["--initiate", "--child", SW_CHILD]);
+    let initiate = t0.elapsed();
+    assert!(
+        out.contains("initiate completed successfully"),
+        "swanctl --initiate: {out}"
+    );
+    let (took, st, ike) = lab.wait_up();
+    println!(
+        "strongSwan -> ironsec: swanctl --initiate returned after {initiate:.2?}, both sides up \
+         {:.2?} after it was run",
+        initiate + took
+    );
+    assert_eq!(ike_of(&st).unwrap()["initiator"], false);
+    assert!(ike.initiator, "strongSwan initiated: {ike:#?}");
+    check_tunnel(&lab, "aes128gcm16-prfsha256-x25519", "aes128gcm16", 10);
+    let (ab, ba) = iperf_both_ways(&lab, 16 << 20);
+    println!("  iperf3 through strongSwan <-> ironsec: A->B {ab:.0} Mbit/s, B->A {ba:.0} Mbit/s");
+}
+
+// ------------------------------------------------------------------------------------------
+// 2. Proposals
+
+#[test]
+fn proposals_suites_and_groups() {
+    let _s = serial();
+    require_root();
+    // (IKE, ESP, who initiates). The ECP-384 ESP proposal asks for PFS: the first CHILD_SA
+    // comes with IKE_AUTH (no KE), every rekey does a fresh ECP-384 exchange.
+    let cases = [
+        ("aes128gcm16-prfsha256-x25519", "aes128gcm16", true),
+        ("aes256gcm16-prfsha384-ecp384", "aes256gcm16-ecp384", false),
+        ("aes256gcm16-prfsha384-ecp384", "aes256gcm16-ecp384", true),
+        (
+            "chacha20poly1305-prfsha256-x25519",
+            "chacha20poly1305",
+            false,
+        ),
+    ];
+    let mut lab = SwLab::new();
+    for (ike, esp, ironsec_first) in cases {
+        let who = if ironsec_first {
+            "ironsec"
+        } else {
+            "strongSwan"
+        };
+        println!("{ike} / {esp}, {who} initiates:");
+        let setup = if ironsec_first {
+            Setup::ironsec_initiates()
+        } else {
+            Setup::strongswan_initiates()
+        }
+        .proposals(ike, esp);
+        lab.start_strongswan(&setup);
+        lab.start_ironsec(&setup);
+        if ironsec_first {
+            lab.wait_up();
+            println!(
+                "  IKE SA + CHILD_SA in {} (ironsec's log)",
+                exchange_time(&lab.a().log_text())
+            );
+        } else {
+            let t0 = Instant::now();
+            lab.sw().swanctl_ok(&["--initiate", "--child", SW_CHILD]);
+            let initiate = t0.elapsed();
+            lab.wait_up();
+            println!("  swanctl --initiate completed in {initiate:.2?}");
+        }
+        // The first CHILD_SA never has a DH group (it comes with IKE_AUTH).
+        let first_esp = esp.trim_end_matches("-ecp384");
+        check_tunnel(&lab, ike, first_esp, 5);
+        let (ab, ba) = iperf_both_ways(&lab, 4 << 20);
+        println!("  iperf3 A->B {ab:.0} Mbit/s, B->A {ba:.0} Mbit/s");
+        if esp.ends_with("-ecp384") {
+            // strongSwan rekeys the CHILD_SA: CREATE_CHILD_SA with KE (PFS).
+            let old = str_at(&lab.a().status(), &format!("{T0}/outbound/spi")).to_string();
+            lab.sw().swanctl_ok(&["--rekey", "--child", SW_CHILD]);
+            let mut st = Value::Null;
+            let rekeyed = poll_until(Duration::from_secs(10), || {
+                st = lab.a().status();
+                st.pointer(&format!("{T0}/child/algorithms"))
+                    .is_some_and(|a| a == esp)
+                    && st
+                        .pointer(&format!("{T0}/outbound/spi"))
+                        .is_some_and(|s| s != old.as_str())
+            });
+            assert!(
+                rekeyed,
+                "no PFS rekey on ironsec's side: {st:#}\n{}",
+                lab.logs()
+            );
+            let (_, st, ike_sa) = lab.wait_up();
+            check_views(&st, &ike_sa, ike, esp);
+            ping_both_ways(&lab, 5);
+            let c = sw_counts_traffic(&lab);
+            println!(
+                "  after strongSwan's PFS rekey: CHILD_SA {} {} with {} packets in, {} out",
+                c.name, c.algorithms, c.packets_in, c.packets_out
+            );
+            assert_eq!(
+                num(&st, "/connections/0/counters/child_rekeys"),
+                1,
+                "{st:#}"
+            );
+        }
+        lab.stop_both();
+    }
+}
+
+// ------------------------------------------------------------------------------------------
+// 3. Several subnets, several CHILD_SAs
+
+/// Second subnets on both sites, only inside this test's namespaces: lanA 10.1.1.2 (gwA
+/// 10.1.1.1), lanB 10.2.1.2 (gwB 10.2.1.1).
+fn add_second_subnets(lab: &SwLab) {
+    for (ns, addr, dev) in [
+        (&lab.topo.lan_a, "10.1.1.2/24", "a-lan"),
+        (&lab.topo.gw_a, "10.1.1.1/24", "lan"),
+        (&lab.topo.lan_b, "10.2.1.2/24", "b-lan"),
+        (&lab.topo.gw_b, "10.2.1.1/24", "lan"),
+    ] {
+        run_ok(
+            Command::new("ip").args(["-n", ns, "addr", "add", addr, "dev", dev]),
+            Duration::from_secs(5),
+        );
+    }
+}
+
+#[test]
+fn two_subnets_per_side_in_one_child_sa() {
+    let _s = serial();
+    require_root();
+    let mut s = Setup::ironsec_initiates();
+    s.ironsec
+        .push(("local_ts", toml_array(&["10.1.0.0/24", "10.1.1.0/24"])));
+    s.ironsec
+        .push(("remote_ts", toml_array(&["10.2.0.0/24", "10.2.1.0/24"])));
+    s.swanctl
+        .push(("local_ts", "10.2.0.0/24,10.2.1.0/24".into()));
+    s.swanctl
+        .push(("remote_ts", "10.1.0.0/24,10.1.1.0/24".into()));
+    let mut lab = SwLab::new();
+    add_second_subnets(&lab);
+    lab.start_strongswan(&s);
+    lab.start_ironsec(&s);
+    let (_, st, ike) = lab.wait_up();
+    check_views(&st, &ike, "aes128gcm16-prfsha256-x25519", "aes128gcm16");
+    assert_eq!(ike.children.len(), 1, "one CHILD_SA: {ike:#?}");
+    assert_eq!(ike_of(&st).unwrap()["children"], 1);
+    assert_eq!(
+        strs_at(&st, &format!("{T0}/child/local_ts")),
+        ["10.1.0.0/24", "10.1.1.0/24"]
+    );
+    assert_eq!(
+        strs_at(&st, &format!("{T0}/child/remote_ts")),
+        ["10.2.0.0/24", "10.2.1.0/24"]
+    );
+    check_gw_b_routes(&lab, "10.1.1.2");
+    // Every pair of subnets, both ways.
+    let mut n = 0;
+    for a in ["10.1.0.2", "10.1.1.2"] {
+        for b in ["10.2.0.2", "10.2.1.2"] {
+            assert_eq!(
+                ping_from(&lab.topo.lan_a, a, b, 5),
+                5,
+                "{a} -> {b}\n{}",
+                lab.logs()
+            );
+            assert_eq!(
+                ping_from(&lab.topo.lan_b, b, a, 5),
+                5,
+                "{b} -> {a}\n{}",
+                lab.logs()
+            );
+            n += 10;
+        }
+    }
+    let c = sw_counts_traffic(&lab);
+    assert!(c.packets_in >= n && c.packets_out >= n, "{c:#?}");
+    println!(
+        "two subnets per side in one CHILD_SA: {n} pings answered; strongSwan counted {} in / {} out",
+        c.packets_in, c.packets_out
+    );
+}
+
+/// strongSwan with two CHILD_SAs on one IKE SA: site-a (10.2.0.0/24 === 10.1.0.0/24) and
+/// site-a2 (10.2.1.0/24 === 10.1.1.0/24); ironsec's one connection covers both.
+fn second_child_setup() -> Setup {
+    let mut s = Setup::strongswan_initiates();
+    s.ironsec
+        .push(("local_ts", toml_array(&["10.1.0.0/24", "10.1.1.0/24"])));
+    s.ironsec
+        .push(("remote_ts", toml_array(&["10.2.0.0/24", "10.2.1.0/24"])));
+    s.swanctl_edit = Some(|t| {
+        add_child(
+            &t,
+            SW_CHILD,
+            "site-a2",
+            &[
+                ("local_ts", "10.2.1.0/24".into()),
+                ("remote_ts", "10.1.1.0/24".into()),
+            ],
+        )
+    });
+    s
+}
+
+/// Brings up site-a with IKE_AUTH and site-a2 with CREATE_CHILD_SA, both initiated by strongSwan.
+fn bring_up_two_children(lab: &SwLab) -> SwIke {
+    lab.sw().swanctl_ok(&["--initiate", "--child", SW_CHILD]);
+    lab.wait_up();
+    let out = lab.sw().swanctl_ok(&["--initiate", "--child", "site-a2"]);
+    assert!(out.contains("initiate completed successfully"), "{out}");
+    let mut last = (Value::Null, Vec::new());
+    let ok = poll_until(UP_TIMEOUT, || {
+        let st = lab.a().status();
+        let sas = lab.sw().sas();
+        let two = ike_of(&st).is_some_and(|i| i["children"] == 2)
+            && sas.len() == 1
+            && sas[0]
+                .children
+                .iter()
+                .filter(|c| c.state == "INSTALLED")
+                .count()
+                == 2;
+        last = (st, sas);
+        two
+    });
+    let (st, sas) = last;
+    assert!(
+        ok,
+        "second CHILD_SA not up on both sides: ironsec {st:#}\nstrongSwan {sas:#?}\n{}",
+        lab.logs()
+    );
+    sas[0].clone()
+}
+
+#[test]
+fn second_child_sa_on_the_same_ike_sa() {
+    let _s = serial();
+    require_root();
+    let s = second_child_setup();
+    let mut lab = SwLab::new();
+    add_second_subnets(&lab);
+    lab.start_strongswan(&s);
+    lab.start_ironsec(&s);
+    let ike = bring_up_two_children(&lab);
+    let names: Vec<&str> = ike.children.iter().map(|c| c.name.as_str()).collect();
+    assert_eq!(names, [SW_CHILD, "site-a2"], "{ike:#?}");
+    let st = lab.a().status();
+    // ironsec accepted the peer's CREATE_CHILD_SA and sends on both CHILD_SAs, each for its
+    // own selectors; status lists both, the first one as the tunnel's main CHILD_SA.
+    let c1 = &ike.children[0];
+    assert_eq!(c1.spi_in, bare(str_at(&st, &format!("{T0}/outbound/spi"))));
+    assert_eq!(
+        strs_at(&st, &format!("{T0}/children/1/local_ts")),
+        ["10.1.1.0/24"]
+    );
+    assert_eq!(
+        strs_at(&st, &format!("{T0}/children/1/remote_ts")),
+        ["10.2.1.0/24"]
+    );
+    assert_eq!(
+        strs_at(&st, &format!("{T0}/children/0/remote_ts")),
+        ["10.2.0.0/24"]
+    );
+}
+
+/// Two CHILD_SAs on one IKE SA: each carries its own selectors' traffic, both ways, and
+/// strongSwan counts packets on both.
+#[test]
+fn second_child_sa_carries_its_own_traffic() {
+    let _s = serial();
+    require_root();
+    let s = second_child_setup();
+    let mut lab = SwLab::new();
+    add_second_subnets(&lab);
+    lab.start_strongswan(&s);
+    lab.start_ironsec(&s);
+    bring_up_two_children(&lab);
+    for (a, b) in [("10.1.0.2", "10.2.0.2"), ("10.1.1.2", "10.2.1.2")] {
+        assert_eq!(
+            ping_from(&lab.topo.lan_a, a, b, 5),
+            5,
+            "{a} -> {b}\n{}",
+            lab.logs()
+        );
+        assert_eq!(
+            ping_from(&lab.topo.lan_b, b, a, 5),
+            5,
+            "{b} -> {a}\n{}",
+            lab.logs()
+        );
+    }
+    let sas = lab.sw().sas();
+    for c in &sas[0].children {
+        assert!(c.packets_in >= 10 && c.packets_out >= 10, "{c:#?}");
+    }
+}
+
+// ------------------------------------------------------------------------------------------
+// 4. Rekeys from both sides under traffic
+
+/// Pings both ways at 20/s for `secs` seconds on two threads.
+fn ping_both_ways_paced(
+    lab: &SwLab,
+    secs: u16,
+) -> (
+    std::thread::JoinHandle<PingRun>,
+    std::thread::JoinHandle<PingRun>,
+) {
+    let spawn = |ns: String, dst: Ipv4Addr| {
+        std::thread::spawn(move || {
+            ping_paced(
+                &ns,
+                dst,
+                secs * 20,
+                pattern_payload(PING_PATTERN, 56),
+                Duration::from_millis(50),
+                Duration::from_secs(2),
+            )
+        })
+    };
+    (
+        spawn(lab.topo.lan_a.clone(), LAN_B_HOST),
+        spawn(lab.topo.lan_b.clone(), LAN_A_HOST),
+    )
+}
+
+fn report_pings(lab: &SwLab, label: &str, run: &PingRun) {
+    let lost: Vec<u16> = run.lost().iter().map(|r| r.seq).collect();
+    println!(
+        "  {label}: {} pings at 20/s, {} answered, lost {:?}, max rtt {:.2?}",
+        run.sent(),
+        run.received(),
+        lost,
+        run.max_rtt()
+    );
+    assert!(
+        lost.is_empty(),
+        "{label}: pings lost {lost:?}\n{}",
+        lab.logs()
+    );
+}
+
+#[test]
+fn child_and_ike_rekeys_from_both_sides_lose_no_ping() {
+    let _s = serial();
+    require_root();
+    // strongSwan initiates, so the IKE SA ironsec rekeys itself shows as initiator = true.
+    // ironsec rekeys its CHILD_SA every 4.5-5 s and its IKE SA every 5.4-6 s; strongSwan (hours)
+    // only when told to.
+    let mut s = Setup::strongswan_initiates();
+    s.ironsec.push(("rekey_time", "5".into()));
+    s.ironsec.push(("ike_rekey_time", "6".into()));
+    let lab = SwLab::start(&s);
+    lab.sw().swanctl_ok(&["--initiate", "--child", SW_CHILD]);
+    let (_, st0, ike0) = lab.wait_up();
+    assert_eq!(ike_of(&st0).unwrap()["initiator"], false);
+    let (ab, ba) = ping_both_ways_paced(&lab, 12);
+    // strongSwan rekeys the CHILD_SA at ~1 s and the IKE SA at ~2.5 s; ironsec's own rekeys
+    // follow from its lifetimes (CHILD_SA ~5.5-6 s, IKE SA ~8-8.5 s).
+    std::thread::sleep(Duration::from_millis(1000));
+    lab.sw().swanctl_ok(&["--rekey", "--child", SW_CHILD]);
+    std::thread::sleep(Duration::from_millis(1500));
+    lab.sw().swanctl_ok(&["--rekey", "--ike", SW_CONN]);
+    let (ab, ba) = (ab.join().unwrap(), ba.join().unwrap());
+    println!("CHILD_SA and IKE SA rekeys, each side initiating, under pings:");
+    report_pings(&lab, "lanA -> lanB", &ab);
+    report_pings(&lab, "lanB -> lanA", &ba);
+    let log = lab.a().log_text();
+    let by_sw = log
+        .lines()
+        .filter(|l| l.contains("CHILD_SA rekeyed") && l.contains("initiated=false"))
+        .count();
+    let by_us = log
+        .lines()
+        .filter(|l| l.contains("CHILD_SA rekeyed") && l.contains("initiated=true"))
+        .count();
+    let ike_rekeys = log.lines().filter(|l| l.contains("IKE SA rekeyed")).count();
+    println!(
+        "  ironsec log: CHILD_SA rekeyed by strongSwan {by_sw}, by ironsec {by_us}; IKE SA rekeyed {ike_rekeys}"
+    );
+    assert!(
+        by_sw >= 1 && by_us >= 1,
+        "CHILD_SA rekeys by each side\n{}",
+        lab.logs()
+    );
+    assert!(
+        ike_rekeys >= 2,
+        "IKE SA rekeys by each side\n{}",
+        lab.logs()
+    );
+    let (_, st, ike) = lab.wait_up();
+    // The last IKE SA rekey was ironsec's: the new IKE SA's initiator is ironsec (RFC 7296 2.18).
+    assert_eq!(ike_of(&st).unwrap()["initiator"], true, "{st:#}");
+    assert!(!ike.initiator, "{ike:#?}");
+    assert_ne!(ike.spi_i, ike0.spi_i, "IKE SA was rekeyed");
+    assert!(
+        num(&st, "/connections/0/counters/child_rekeys") >= 2,
+        "{st:#}"
+    );
+    assert!(
+        num(&st, "/connections/0/counters/ike_rekeys") >= 2,
+        "{st:#}"
+    );
+    let sas = lab.sw().sas();
+    assert_eq!(sas.len(), 1, "strongSwan keeps one IKE SA: {sas:#?}");
+    for d in ["authentication", "unknown_spi", "replay"] {
+        assert_eq!(num(&st, &format!("/drops/{d}")), 0, "drops.{d}: {st:#}");
+    }
+}
+
+// ------------------------------------------------------------------------------------------
+// 5. Dead peer detection and restart
+
+#[test]
+fn dpd_notices_killed_strongswan_and_restart_reconnects() {
+    let _s = serial();
+    require_root();
+    let (interval, timeout) = (2u64, 4u64);
+    let mut s = Setup::ironsec_initiates();
+    s.ironsec.push(("dpd_interval", interval.to_string()));
+    s.ironsec.push(("dpd_timeout", timeout.to_string()));
+    s.ironsec_extra.push("close_action = \"restart\"".into());
+    let mut lab = SwLab::start(&s);
+    let (_, st0, _) = lab.wait_up();
+    ping_both_ways(&lab, 5);
+    let old_spi = ike_of(&st0).unwrap()["spi_i"].clone();
+
+    lab.sw.as_mut().unwrap().kill9();
+    let killed = Instant::now();
+    let mut st = Value::Null;
+    let noticed = poll_until(Duration::from_secs(interval + timeout + 10), || {
+        st = lab.a().status();
+        num(&st, "/connections/0/counters/dpd_failures") >= 1
+    });
+    let took = killed.elapsed();
+    assert!(
+        noticed,
+        "ironsec never noticed strongSwan's death: {st:#}\n{}",
+        lab.logs()
+    );
+    println!(
+        "strongSwan killed: ironsec's DPD noticed after {took:.2?} (dpd_interval {interval} s + \
+         dpd_timeout {timeout} s)"
+    );
+    assert!(
+        took <= Duration::from_secs(interval + timeout) + Duration::from_millis(1500),
+        "DPD took {took:?}, configured {interval} + {timeout} s"
+    );
+    assert!(
+        first_line_with(&lab.a().log_text(), &["IKE SA down", "PeerUnreachable"]).is_some(),
+        "{}",
+        lab.logs()
+    );
+
+    // strongSwan comes back (same directory, fresh state): close_action restart reconnects.
+    lab.sw = None;
+    let back = Instant::now();
+    lab.start_strongswan(&s);
+    let (_, st, _) = lab.wait_up();
+    println!(
+        "strongSwan restarted: tunnel up again {:.2?} after charon was started",
+        back.elapsed()
+    );
+    assert_ne!(ike_of(&st).unwrap()["spi_i"], old_spi, "a new IKE SA");
+    ping_both_ways(&lab, 5);
+    sw_counts_traffic(&lab);
+}
+
+// ------------------------------------------------------------------------------------------
+// 6. Terminate from each side
+
+/// Waits until neither side has an SA; returns when the IKE SAs were gone on both sides and
+/// when ironsec's retired CHILD_SAs were too (it keeps a deleted SA for packets in flight for
+/// 2 s).
+fn wait_both_down(lab: &SwLab, label: &str) -> (Duration, Duration) {
+    let t0 = Instant::now();
+    let mut ike_gone = None;
+    let mut last = (Value::Null, Vec::new());
+    let ok = poll_until(Duration::from_secs(10), || {
+        let st = lab.a().status();
+        let sas = lab.sw().sas();
+        if ike_gone.is_none() && ike_of(&st).is_none() && sas.is_empty() {
+            ike_gone = Some(t0.elapsed());
+        }
+        let down = ike_of(&st).is_none()
+            && st
+                .pointer(&format!("{T0}/outbound"))
+                .is_none_or(Value::is_null)
+            && st
+                .pointer(&format!("{T0}/inbound"))
+                .is_none_or(Value::is_null)
+            && sas.is_empty();
+        last = (st, sas);
+        down
+    });
+    let (st, sas) = last;
+    assert!(
+        ok,
+        "{label}: SAs remain: ironsec {st:#}\nstrongSwan {sas:#?}\n{}",
+        lab.logs()
+    );
+    (ike_gone.unwrap_or_default(), t0.elapsed())
+}
+
+#[test]
+fn terminate_from_each_side_removes_the_sas() {
+    let _s = serial();
+    require_root();
+    let mut s = Setup::ironsec_initiates();
+    s.ironsec_extra.push("close_action = \"none\"".into());
+    let lab = SwLab::start(&s);
+    lab.wait_up();
+    ping_both_ways(&lab, 3);
+
+    let out = ironsecctl(&lab.a().socket, &["terminate", "site-b"]);
+    assert!(
+        out.status.success(),
+        "ironsecctl terminate: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let (ike, all) = wait_both_down(&lab, "ironsecctl terminate");
+    println!(
+        "ironsecctl terminate: IKE SAs gone on both sides after {ike:.2?}, ironsec's retired \
+         CHILD_SAs after {all:.2?}"
+    );
+    let st = lab.a().status();
+    assert_eq!(str_at(&st, &format!("{T0}/state")), "down");
+
+    let out = ironsecctl(&lab.a().socket, &["initiate", "site-b"]);
+    assert!(
+        out.status.success(),
+        "ironsecctl initiate: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    lab.wait_up();
+    ping_both_ways(&lab, 3);
+
+    lab.sw().swanctl_ok(&["--terminate", "--ike", SW_CONN]);
+    let (ike, all) = wait_both_down(&lab, "swanctl --terminate");
+    println!(
+        "swanctl --terminate --ike: IKE SAs gone on both sides after {ike:.2?}, ironsec's \
+         retired CHILD_SAs after {all:.2?}"
+    );
+    let log = lab.a().log_text();
+    assert!(
+        first_line_with(&log, &["IKE SA down", "PeerDeleted"]).is_some(),
+        "{log}"
+    );
+    // close_action = "none": it stays down, and traffic for the site is dropped, not leaked.
+    let r = ping_run(&lab.topo.lan_a, LAN_B_HOST, 3);
+    assert_eq!(r.received(), 0);
+    let st = lab.a().status();
+    assert!(ike_of(&st).is_none(), "{st:#}");
+    assert_eq!(str_at(&st, &format!("{T0}/state")), "down");
+}
+
+// ------------------------------------------------------------------------------------------
+// 7. Refusals: wrong PSK, no common proposal
+
+/// Waits for an ironsec log line containing all of `needles`.
+fn wait_log_line(lab: &SwLab, needles: &[&str]) -> String {
+    let mut found = None;
+    let ok = poll_until(Duration::from_secs(10), || {
+        found = first_line_with(&lab.a().log_text(), needles).map(str::to_string);
+        found.is_some()
+    });
+    assert!(
+        ok,
+        "ironsec logged no line with {needles:?}\n{}",
+        lab.logs()
+    );
+    found.unwrap()
+}
+
+fn no_established_sa(lab: &SwLab) {
+    let st = lab.a().status();
+    assert!(
+        ike_of(&st).is_none_or(|i| i["state"] != "established"),
+        "ironsec has an IKE SA: {st:#}"
+    );
+    let sas = lab.sw().sas();
+    assert!(
+        sas.iter().all(|s| s.state != "ESTABLISHED"),
+        "strongSwan has an IKE SA: {sas:#?}"
+    );
+}
+
+/// A refused `swanctl --initiate`: fails, and says why.
+fn initiate_refused(lab: &SwLab, notify: &str) -> String {
+    let out = lab.sw().swanctl(&["--initiate", "--child", SW_CHILD]);
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        !out.status.success(),
+        "swanctl --initiate succeeded:\n{text}"
+    );
+    assert!(
+        text.contains(&format!("received {notify} notify")),
+        "swanctl --initiate output lacks {notify}:\n{text}"
+    );
+    text
+}
+
+#[test]
+fn wrong_psk_is_refused_on_both_sides() {
+    let _s = serial();
+    require_root();
+    let mut s = Setup::ironsec_initiates();
+    s.sw_psk = Some(format!("0x{}", hex(&random_bytes(32))));
+    let mut lab = SwLab::start(&s);
+    // ironsec initiates: strongSwan's AUTH check fails, it answers AUTHENTICATION_FAILED.
+    let line = wait_log_line(&lab, &["negotiation failed", "AUTHENTICATION_FAILED"]);
+    println!("ironsec initiating with a wrong PSK logs:\n  {line}");
+    assert!(line.contains("gw-a.example"), "{line}");
+    assert!(
+        lab.sw().log_text().contains("N(AUTH_FAILED)"),
+        "strongSwan sent no AUTHENTICATION_FAILED\n{}",
+        lab.logs()
+    );
+    no_established_sa(&lab);
+
+    // strongSwan initiates: ironsec's AUTH check fails.
+    lab.ironsec.take().unwrap().stop();
+    let mut r = Setup::strongswan_initiates();
+    r.sw_psk = s.sw_psk.clone();
+    lab.start_ironsec(&r);
+    initiate_refused(&lab, "AUTHENTICATION_FAILED");
+    let line = wait_log_line(&lab, &["negotiation failed", "AUTHENTICATION_FAILED"]);
+    println!("strongSwan initiating with a wrong PSK: ironsec logs:\n  {line}");
+    assert!(line.contains("gw-b.example"), "{line}");
+    no_established_sa(&lab);
+}
+
+#[test]
+fn no_common_proposal_is_refused_on_both_sides() {
+    let _s = serial();
+    require_root();
+    let (ours, theirs) = (
+        "aes128gcm16-prfsha256-x25519",
+        "aes256gcm16-prfsha384-ecp384",
+    );
+    let mut s = Setup::ironsec_initiates().proposals(ours, "aes128gcm16");
+    s.swanctl.push(("proposals", theirs.into()));
+    let mut lab = SwLab::start(&s);
+    // ironsec initiates: strongSwan answers IKE_SA_INIT with NO_PROPOSAL_CHOSEN.
+    let line = wait_log_line(&lab, &["negotiation failed", "NO_PROPOSAL_CHOSEN"]);
+    println!("IKE proposals, ironsec initiating:\n  {line}");
+    assert!(line.contains(ours), "{line}");
+    assert!(
+        lab.sw()
+            .log_text()
+            .contains("received proposals unacceptable"),
+        "{}",
+        lab.logs()
+    );
+    no_established_sa(&lab);
+
+    // strongSwan initiates: ironsec refuses, naming what was offered and what it accepts.
+    lab.ironsec.take().unwrap().stop();
+    let r = Setup::strongswan_initiates().proposals(ours, "aes128gcm16");
+    lab.start_ironsec(&r);
+    initiate_refused(&lab, "NO_PROPOSAL_CHOSEN");
+    let line = wait_log_line(&lab, &["negotiation failed", "NO_PROPOSAL_CHOSEN", theirs]);
+    println!("IKE proposals, strongSwan initiating: ironsec logs:\n  {line}");
+    assert!(line.contains(ours), "{line}");
+    no_established_sa(&lab);
+
+    // The same IKE proposals but no common ESP proposal: the IKE SA comes up (RFC 7296 1.2:
+    // a failed first CHILD_SA does not fail the IKE SA), the CHILD_SA does not.
+    lab.stop_both();
+    let (esp_ours, esp_theirs) = ("aes128gcm16", "chacha20poly1305");
+    let mut e = Setup::strongswan_initiates().proposals(ours, esp_ours);
+    e.swanctl.push(("esp_proposals", esp_theirs.into()));
+    lab.start_strongswan(&e);
+    lab.start_ironsec(&e);
+    initiate_refused(&lab, "NO_PROPOSAL_CHOSEN");
+    let line = wait_log_line(
+        &lab,
+        &["negotiation failed", "NO_PROPOSAL_CHOSEN", esp_theirs],
+    );
+    println!("ESP proposals, strongSwan initiating: ironsec logs:\n  {line}");
+    assert!(line.contains(&format!("[{esp_ours}]")), "{line}");
+    let st = lab.a().status();
+    assert!(
+        st.pointer(&format!("{T0}/outbound"))
+            .is_none_or(Value::is_null),
+        "{st:#}"
+    );
+    let sas = lab.sw().sas();
+    assert!(
+        sas.iter().all(|s| s.children.is_empty()),
+        "strongSwan has a CHILD_SA: {sas:#?}"
+    );
+}
+
+// ------------------------------------------------------------------------------------------
+// 8. Traffic selector narrowing
+
+#[test]
+fn narrowed_traffic_selectors_are_used_and_enforced() {
+    let _s = serial();
+    require_root();
+    // ironsec proposes 10.1.0.0/24 === 10.2.0.0/24; strongSwan allows only 10.2.0.0/25 on its
+    // side and narrows (RFC 7296 2.9). lanB also gets 10.2.0.200, outside the narrowed range.
+    let mut s = Setup::ironsec_initiates();
+    s.swanctl.push(("local_ts", "10.2.0.0/25".into()));
+    let mut lab = SwLab::new();
+    run_ok(
+        Command::new("ip").args([
+            "-n",
+            &lab.topo.lan_b,
+            "addr",
+            "add",
+            "10.2.0.200/24",
+            "dev",
+            "b-lan",
+        ]),
+        Duration::from_secs(5),
+    );
+    lab.start_strongswan(&s);
+    lab.start_ironsec(&s);
+    let (_, st, ike) = lab.wait_up();
+    check_views(&st, &ike, "aes128gcm16-prfsha256-x25519", "aes128gcm16");
+    assert_eq!(
+        strs_at(&st, &format!("{T0}/child/local_ts")),
+        ["10.1.0.0/24"]
+    );
+    assert_eq!(
+        strs_at(&st, &format!("{T0}/child/remote_ts")),
+        ["10.2.0.0/25"]
+    );
+    println!(
+        "narrowed CHILD_SA: ironsec {:?} === {:?}",
+        strs_at(&st, &format!("{T0}/child/local_ts")),
+        strs_at(&st, &format!("{T0}/child/remote_ts"))
+    );
+    ping_both_ways(&lab, 5);
+
+    let before = lab.a().status();
+    let sw_before = sw_counts_traffic(&lab);
+    // lanA -> 10.2.0.200: outside the CHILD_SA, so ironsec does not send it (counted).
+    let r = ping_run(&lab.topo.lan_a, Ipv4Addr::new(10, 2, 0, 200), 5);
+    assert_eq!(r.received(), 0, "10.2.0.200 must be unreachable");
+    // lanB 10.2.0.200 -> lanA: strongSwan has no policy for that source either.
+    assert_eq!(ping_from(&lab.topo.lan_b, "10.2.0.200", "10.1.0.2", 3), 0);
+    let after = lab.a().status();
+    let sw_after = sw_counts_traffic(&lab);
+    let d = |k: &str| num(&after, k) - num(&before, k);
+    println!(
+        "outside the narrowed selectors: ironsec drops.no_policy +{}, outbound packets +{}, \
+         inbound +{}; strongSwan packets in +{} out +{}",
+        d("/drops/no_policy"),
+        d(&format!("{T0}/outbound/packets")),
+        d(&format!("{T0}/inbound/packets")),
+        sw_after.packets_in - sw_before.packets_in,
+        sw_after.packets_out - sw_before.packets_out
+    );
+    assert_eq!(d("/drops/no_policy"), 5, "{after:#}");
+    assert_eq!(d(&format!("{T0}/outbound/packets")), 0, "{after:#}");
+    assert_eq!(d(&format!("{T0}/inbound/packets")), 0, "{after:#}");
+    assert_eq!(sw_after.packets_in, sw_before.packets_in);
+    assert_eq!(sw_after.packets_out, sw_before.packets_out);
+    // Inside still works.
+    ping_both_ways(&lab, 3);
+}
