@@ -229,6 +229,13 @@ pub struct EndpointConfig {
     /// Half-open IKE SAs (IKE_SA_INIT answered, IKE_AUTH not yet) above which the responder
     /// demands cookies (RFC 7296 2.6).
     pub cookie_threshold: usize,
+    /// IKE_SA_INIT requests a second (new ones, not retransmissions) above which the responder
+    /// demands cookies whatever the half-open count. A flood from spoofed addresses that no
+    /// connection accepts creates no half-open SA, so the count alone never engages cookies,
+    /// while each request would still cost a parse, a NO_PROPOSAL_CHOSEN answer and a logged
+    /// failure; with cookies it costs one HMAC and a stateless answer, and failures are logged
+    /// only for senders that can receive at their address.
+    pub cookie_rate_threshold: u64,
     /// Hard cap on half-open SAs: beyond it new IKE_SA_INIT requests are dropped.
     pub max_half_open: usize,
     /// How long a half-open SA may wait for IKE_AUTH.
@@ -244,6 +251,7 @@ impl Default for EndpointConfig {
             ike_port: 500,
             natt_port: 4500,
             cookie_threshold: 10,
+            cookie_rate_threshold: 100,
             max_half_open: 1000,
             half_open_timeout: Duration::from_secs(30),
             fragment_size: 1280,

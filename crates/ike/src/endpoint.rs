@@ -7,10 +7,14 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use crate::config::{EndpointConfig, PeerConfig};
-use crate::crypto::{cookie, Rng};
+use crate::crypto::{cookie, verify_cookie, Rng};
 use crate::events::{Event, IkeSaId, Transmit};
 use crate::sa::{self, Ctx, IkeSa, State, Task};
 use crate::wire::{self, ExchangeType, Message, NotifyType, Payload};
+
+/// How long the liveness check an INVALID_SPI hint starts may go unanswered when the
+/// connection sets no DPD timeout of its own.
+const HINT_GIVE_UP: Duration = Duration::from_secs(30);
 
 /// Counters of what the endpoint dropped or answered statelessly.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -18,6 +22,10 @@ pub struct EndpointStats {
     pub received: u64,
     pub malformed: u64,
     pub unknown_spi: u64,
+    /// Unprotected INVALID_SPI notifications we sent for ESP nobody here has an SA for.
+    pub invalid_spi_sent: u64,
+    /// Unprotected INVALID_SPI notifications received (hints that a peer lost its state).
+    pub invalid_spi_hints: u64,
     pub cookies_sent: u64,
     pub half_open_dropped: u64,
     pub retransmits_answered: u64,
@@ -28,6 +36,48 @@ pub struct EndpointStats {
     pub retransmits_sent: u64,
     /// Peers that authenticated with INITIAL_CONTACT (they restarted, or claim to).
     pub initial_contacts: u64,
+    /// Encrypted (SK/SKF) messages for a known IKE SA whose ICV did not verify: forged,
+    /// corrupted, or sealed with other keys. Dropped without an answer and without touching
+    /// the SA (RFC 7296 2.21: unauthenticated input must not change state).
+    pub integrity_failed: u64,
+    /// Messages for a known IKE SA with a Message ID that fits no exchange: requests that
+    /// are neither the next one nor a retransmission of the last one answered, and responses
+    /// to no request of ours in flight (RFC 7296 2.3). Dropped unanswered: INVALID_MESSAGE_ID
+    /// is optional (3.10.1). Late duplicates of a response already taken count here too.
+    pub wrong_message_id: u64,
+}
+
+/// New IKE_SA_INIT requests counted in one-second windows: the rate trigger of the cookie
+/// challenge ([`EndpointConfig::cookie_rate_threshold`]).
+#[derive(Debug, Default)]
+struct InitRate {
+    window: Option<Instant>,
+    current: u64,
+    previous: u64,
+}
+
+impl InitRate {
+    /// Counts one request at `now`; returns the larger of this window's count and the last
+    /// one's, so cookies stay on for a second after a flood stops rather than switching off at
+    /// each window's start.
+    fn count(&mut self, now: Instant) -> u64 {
+        const W: Duration = Duration::from_secs(1);
+        match self.window {
+            Some(start) if now.saturating_duration_since(start) < W => {}
+            Some(start) if now.saturating_duration_since(start) < 2 * W => {
+                self.previous = self.current;
+                self.current = 0;
+                self.window = Some(start + W);
+            }
+            _ => {
+                self.previous = 0;
+                self.current = 0;
+                self.window = Some(now);
+            }
+        }
+        self.current += 1;
+        self.current.max(self.previous)
+    }
 }
 
 /// See [`Endpoint::liveness`].
@@ -74,6 +124,10 @@ pub struct IkeSaSummary {
     pub rekey_at: Option<Instant>,
     pub algorithms: Option<crate::crypto::IkeAlgorithms>,
     pub children: Vec<ChildSummary>,
+    /// Message ID our next request will carry (RFC 7296 2.2).
+    pub next_request_id: u32,
+    /// Message ID the peer's next request must carry to be processed.
+    pub expected_request_id: u32,
 }
 
 #[derive(Clone, Debug)]
@@ -97,6 +151,8 @@ pub struct Endpoint {
     events: VecDeque<Event>,
     cookie_secret: [u8; 32],
     stats: EndpointStats,
+    invalid_spi: crate::invalid_spi::Pacing,
+    init_rate: InitRate,
 }
 
 impl Endpoint {
@@ -117,6 +173,8 @@ impl Endpoint {
             events: VecDeque::new(),
             cookie_secret,
             stats: EndpointStats::default(),
+            invalid_spi: Default::default(),
+            init_rate: InitRate::default(),
         }
     }
 
@@ -456,6 +514,8 @@ impl Endpoint {
                         expire_at: c.expire_at,
                     })
                     .collect(),
+                next_request_id: s.next_request_id,
+                expected_request_id: s.expected_request_id,
             })
             .collect()
     }
@@ -473,6 +533,67 @@ impl Endpoint {
             sk_ei: c.sk_e.0.to_vec(),
             sk_er: c.sk_e.1.to_vec(),
         })
+    }
+
+    /// ESP arrived on `local` from `remote` with an SPI the fast path has no SA for. With no
+    /// established IKE SA to that address (we restarted and the peer still uses the SAs we
+    /// forgot), tells the peer with an unprotected INVALID_SPI notification (RFC 7296 1.5), at
+    /// most once a second per address. With an IKE SA there, the packet is a straggler from
+    /// a rekeyed or deleted CHILD_SA and nothing is sent.
+    pub fn unknown_esp_spi(
+        &mut self,
+        now: Instant,
+        local: SocketAddr,
+        remote: SocketAddr,
+        spi: u32,
+    ) {
+        let peer = remote.ip();
+        if self
+            .sas
+            .values()
+            .any(|s| s.state == State::Established && s.remote.ip() == peer)
+        {
+            return;
+        }
+        if !self.invalid_spi.allow(now, peer) {
+            return;
+        }
+        let m = crate::invalid_spi::message(&mut *self.rng, spi);
+        let payload = if local.port() == self.cfg.natt_port {
+            [&wire::NON_ESP_MARKER[..], &m].concat()
+        } else {
+            m
+        };
+        self.transmits.push_back(Transmit {
+            local,
+            remote,
+            payload,
+        });
+        self.stats.invalid_spi_sent += 1;
+    }
+
+    /// An unprotected INVALID_SPI from `remote`: only a hint (it may be forged), so no answer
+    /// and no SA changes (RFC 7296 2.21.4), but a liveness check of every established IKE SA
+    /// with that address starts now, giving up as the connection's DPD would. A peer that is
+    /// alive answers it; one that restarted does not, and its SAs close as unreachable.
+    fn invalid_spi_hint(&mut self, now: Instant, remote: SocketAddr) {
+        self.stats.invalid_spi_hints += 1;
+        let ids: Vec<(IkeSaId, Duration)> = self
+            .sas
+            .values()
+            .filter(|s| s.state == State::Established && s.remote.ip() == remote.ip())
+            .map(|s| {
+                let give_up = s
+                    .conn
+                    .as_ref()
+                    .and_then(|c| c.retransmit.give_up_after)
+                    .unwrap_or(HINT_GIVE_UP);
+                (s.id, give_up)
+            })
+            .collect();
+        for (id, give_up) in ids {
+            self.with_sa(id, now, |sa, ctx| sa.start_probe(ctx, give_up));
+        }
     }
 
     fn half_open(&self) -> usize {
@@ -513,6 +634,9 @@ impl Endpoint {
         let theirs = if h.flags.initiator { h.spi_i } else { h.spi_r };
         let Some(sa) = self.sas.get_mut(&ours) else {
             self.stats.unknown_spi += 1;
+            if crate::invalid_spi::hint(&msg).is_some() {
+                self.invalid_spi_hint(now, remote);
+            }
             return;
         };
         let peer_spi = if sa.initiator { sa.spi_r } else { sa.spi_i };
@@ -560,28 +684,27 @@ impl Endpoint {
             }
             return;
         }
+        let rate = self.init_rate.count(now);
         let half_open = self.half_open();
         if half_open >= self.cfg.max_half_open {
             self.stats.half_open_dropped += 1;
             return;
         }
-        if half_open >= self.cfg.cookie_threshold {
+        if half_open >= self.cfg.cookie_threshold || rate > self.cfg.cookie_rate_threshold {
             let ni = msg.payloads.iter().find_map(|p| match p {
                 Payload::Nonce(n) => Some(n.clone()),
                 _ => None,
             });
-            let expected = cookie(
-                &self.cookie_secret,
-                1,
-                ni.as_deref().unwrap_or(&[]),
-                h.spi_i,
-                remote,
-            );
+            let ni = ni.as_deref().unwrap_or(&[]);
             let presented = match msg.payloads.first() {
                 Some(Payload::Notify(n)) if n.kind == NotifyType::Cookie => Some(&n.data),
                 _ => None,
             };
-            if presented != Some(&expected) {
+            // Compared in constant time: the cookie is a MAC of the sender's own inputs.
+            let valid = presented
+                .is_some_and(|p| verify_cookie(&self.cookie_secret, 1, ni, h.spi_i, remote, p));
+            if !valid {
+                let expected = cookie(&self.cookie_secret, 1, ni, h.spi_i, remote);
                 self.stats.cookies_sent += 1;
                 let reply = [sa::notify(NotifyType::Cookie, expected)];
                 sa::init::stateless_reply(

@@ -9,6 +9,7 @@ pub mod config;
 pub mod crypto;
 pub mod endpoint;
 pub mod events;
+mod invalid_spi;
 mod sa;
 pub mod ts;
 pub mod wire;

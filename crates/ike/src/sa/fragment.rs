@@ -36,7 +36,8 @@ fn seal_layout(crypto: &mut SaCrypto, mut l: SkLayout) -> Vec<u8> {
 }
 
 /// Decrypts `body` (IV || ciphertext || ICV) with `aad`; returns the plaintext without the
-/// padding and pad-length byte.
+/// padding and pad-length byte. Errors before the ICV is checked are `Malformed` (anyone can
+/// send those); a bad pad length after it verified is `Syntax` (only the peer can).
 fn open_body(crypto: &SaCrypto, aad: &[u8], body: &[u8]) -> Result<Vec<u8>, OpenFailure> {
     if body.len() < SkCipher::IV_LEN + SkCipher::ICV_LEN + 1 {
         return Err(OpenFailure::Malformed);
@@ -48,9 +49,9 @@ fn open_body(crypto: &SaCrypto, aad: &[u8], body: &[u8]) -> Result<Vec<u8>, Open
         .open(iv, aad, &mut ct)
         .map_err(|_| OpenFailure::Integrity)?;
     ct.truncate(n);
-    let pad = *ct.last().ok_or(OpenFailure::Malformed)? as usize;
+    let pad = *ct.last().ok_or(OpenFailure::Syntax)? as usize;
     if pad + 1 > ct.len() {
-        return Err(OpenFailure::Malformed);
+        return Err(OpenFailure::Syntax);
     }
     ct.truncate(ct.len() - pad - 1);
     Ok(ct)
@@ -127,9 +128,10 @@ impl IkeSa {
                 let aad = bytes.get(aad.clone()).ok_or(OpenFailure::Malformed)?;
                 let body = bytes.get(body.clone()).ok_or(OpenFailure::Malformed)?;
                 let inner = open_body(crypto, aad, body)?;
+                // Authenticated: a chain that does not parse is the peer's malformed message.
                 wire::parse_chain(*first_inner, &inner)
                     .map(Some)
-                    .map_err(|_| OpenFailure::Malformed)
+                    .map_err(|_| OpenFailure::Syntax)
             }
             Some(wire::Encrypted::Skf {
                 first_inner,
@@ -182,9 +184,10 @@ impl IkeSa {
                 }
                 let r = self.reassembly.take().expect("present");
                 let inner: Vec<u8> = r.parts.into_iter().flatten().flatten().collect();
+                // Every fragment was authenticated: as for SK, a bad chain is the peer's.
                 wire::parse_chain(r.first_inner, &inner)
                     .map(Some)
-                    .map_err(|_| OpenFailure::Malformed)
+                    .map_err(|_| OpenFailure::Syntax)
             }
             None => Err(OpenFailure::NotEncrypted),
         }

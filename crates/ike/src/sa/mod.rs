@@ -197,6 +197,10 @@ pub(crate) struct IkeSa {
     pub fragmentation: bool,
     /// Fragments of a message being reassembled.
     pub reassembly: Option<fragment::Reassembly>,
+    /// We just refused a request with INVALID_SYNTAX. RFC 7296 2.21.3: that notification
+    /// "is considered fatal in both peers, meaning that the IKE SA is deleted without needing
+    /// an explicit Delete payload", so [`IkeSa::handle`] closes the SA once it is sent.
+    pub invalid_syntax_sent: bool,
 }
 
 impl IkeSa {
@@ -244,6 +248,7 @@ impl IkeSa {
             fragmentation: false,
             reassembly: None,
             superseded: false,
+            invalid_syntax_sent: false,
         }
     }
 
@@ -345,6 +350,13 @@ impl IkeSa {
             ctx.transmits.push_back(t);
         }
         self.last_response = Some((id, datagrams));
+        // A refusal with INVALID_SYNTAX ends the IKE SA (RFC 7296 2.21.3). Not when it rides in
+        // an IKE_AUTH response next to our AUTH: there it refuses only the first CHILD_SA and
+        // the peer, having authenticated us, keeps the IKE SA (2.21.2), and so must we.
+        let auth = payloads.iter().any(|p| matches!(p, Payload::Auth(_)));
+        if !auth && find_notify(payloads, NotifyType::InvalidSyntax).is_some() {
+            self.invalid_syntax_sent = true;
+        }
     }
 
     pub fn retransmit_config(&self) -> crate::config::Retransmit {
@@ -571,14 +583,44 @@ impl IkeSa {
         } else {
             self.handle_request(ctx, bytes, msg, from);
         }
+        if std::mem::take(&mut self.invalid_syntax_sent) {
+            // RFC 7296 2.21.3: our INVALID_SYNTAX answer is fatal in both peers. The response
+            // is already queued (and the peer, on reading it, deletes its side too); a
+            // retransmission of the request then finds no SA and goes unanswered.
+            self.close(
+                ctx,
+                CloseReason::ProtocolError(
+                    "peer sent a malformed request; answered INVALID_SYNTAX (RFC 7296 2.21.3)"
+                        .into(),
+                ),
+            );
+            return;
+        }
         self.kick(ctx);
     }
 
+    /// Counts an encrypted message that could not be opened; it is then dropped unanswered.
+    /// Only [`OpenFailure::Syntax`] (authenticated, so from the peer) gets an answer, and
+    /// only for a request: see [`IkeSa::handle_request`].
+    fn count_unopened(ctx: &mut Ctx, e: OpenFailure) {
+        match e {
+            OpenFailure::Integrity => ctx.stats.integrity_failed += 1,
+            OpenFailure::NoKeys
+            | OpenFailure::NotEncrypted
+            | OpenFailure::Malformed
+            | OpenFailure::Syntax => ctx.stats.malformed += 1,
+        }
+    }
+
     fn handle_response(&mut self, ctx: &mut Ctx, bytes: &[u8], msg: Message, from: SocketAddr) {
+        // A response to no request of ours in flight: a late duplicate, or forged. RFC 7296
+        // 2.21.4 says never to answer a response; it must not touch the SA either.
         let Some(p) = self.pending.as_ref() else {
+            ctx.stats.wrong_message_id += 1;
             return;
         };
         if p.id != msg.header.message_id {
+            ctx.stats.wrong_message_id += 1;
             return;
         }
         if matches!(p.what, Request::Init { .. }) {
@@ -599,13 +641,41 @@ impl IkeSa {
         }
         let payloads = match self.decrypt(bytes, &msg) {
             Ok(Some(p)) => p,
-            // A fragment of a message still incomplete, or unauthenticated garbage that must
-            // not disturb the exchange: keep waiting.
-            Ok(None) | Err(_) => return,
+            // A fragment of a message still incomplete: keep waiting.
+            Ok(None) => return,
+            // Unauthenticated garbage must not disturb the exchange: keep waiting. A response
+            // that authenticates but does not parse is dropped too (no answer to a response,
+            // RFC 7296 2.21.4); retransmitting may yet get a good one, or gives up.
+            Err(e) => {
+                Self::count_unopened(ctx, e);
+                return;
+            }
         };
         self.heard_from_peer(ctx.now);
         self.learn_address(from);
         let p = self.pending.take().expect("checked above");
+        // RFC 7296 2.21.3: INVALID_SYNTAX "is considered fatal in both peers, meaning that the
+        // IKE SA is deleted without needing an explicit Delete payload". IKE_AUTH responses
+        // are left to `auth_response`: without AUTH it fails the SA anyway, and next to AUTH
+        // the notify refuses only the first CHILD_SA (2.21.2; see `send_response`).
+        if !matches!(p.what, Request::Auth { .. })
+            && find_notify(&payloads, NotifyType::InvalidSyntax).is_some()
+        {
+            ctx.events.push_back(Event::Failure {
+                conn: self.conn_name(),
+                remote: self.remote,
+                remote_id: self.conn.as_ref().map(|c| c.remote_id.clone()),
+                notify: NotifyType::InvalidSyntax,
+                detail: "peer found our request malformed (INVALID_SYNTAX); the IKE SA ends \
+                         (RFC 7296 2.21.3)"
+                    .into(),
+            });
+            if let Request::DeleteChild { spi_in } = p.what {
+                self.remove_child(ctx, spi_in, CloseReason::Local);
+            }
+            self.close(ctx, CloseReason::Refused(NotifyType::InvalidSyntax));
+            return;
+        }
         match p.what {
             Request::Init { .. } => {}
             Request::Auth { child } => self.auth_response(ctx, &payloads, child),
@@ -632,15 +702,37 @@ impl IkeSa {
                     let t = self.datagram(ctx.cfg, from, d);
                     ctx.transmits.push_back(t);
                 }
+                ctx.stats.retransmits_answered += 1;
                 return;
             }
         }
+        // Neither the next request nor a retransmission of the last: outside our window of
+        // one (RFC 7296 2.3). Checked before decrypting, so it costs no AEAD work.
         if id != self.expected_request_id {
+            ctx.stats.wrong_message_id += 1;
             return;
         }
         let payloads = match self.decrypt(bytes, &msg) {
             Ok(Some(p)) => p,
-            Ok(None) | Err(_) => return,
+            // A fragment of a message still incomplete.
+            Ok(None) => return,
+            // Passed the ICV and window checks, yet badly formatted: only the peer can have
+            // sent it. RFC 7296 2.21.2/2.21.3: answer INVALID_SYNTAX (and nothing else, without
+            // looking at the payloads), which then ends the IKE SA in both peers.
+            Err(OpenFailure::Syntax) => {
+                ctx.stats.malformed += 1;
+                self.respond_to = Some(from);
+                self.heard_from_peer(ctx.now);
+                self.expected_request_id = self.expected_request_id.wrapping_add(1);
+                let n = notify(NotifyType::InvalidSyntax, Vec::new());
+                self.send_response(ctx, msg.header.exchange, id, &[n]);
+                return;
+            }
+            // Not authenticated: drop it, and leave the SA exactly as it was.
+            Err(e) => {
+                Self::count_unopened(ctx, e);
+                return;
+            }
         };
         // Only an authenticated request may say where the answer goes (RFC 7296 2.23).
         self.respond_to = Some(from);
@@ -721,8 +813,15 @@ impl IkeSa {
 pub(crate) enum OpenFailure {
     NoKeys,
     NotEncrypted,
+    /// The ICV did not verify.
     Integrity,
+    /// Broken before the ICV could be checked (too short for IV and ICV, bad fragment
+    /// numbering, reassembly over its limit): anyone could have sent it.
     Malformed,
+    /// The ICV verified but the plaintext is not a valid message (pad length past the data,
+    /// an inner payload chain that does not parse): the peer, who holds the key, sent a
+    /// malformed message, which a request is answered for (RFC 7296 2.21.3).
+    Syntax,
 }
 
 pub(crate) fn notify(kind: NotifyType, data: Vec<u8>) -> Payload {

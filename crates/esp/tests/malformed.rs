@@ -1,0 +1,368 @@
+//! Hostile ESP packets against a live inbound SA (issue 8, "malformed input table"): one test
+//! per row, each run for every suite with and without ESN where that makes sense. Each row
+//! expects one [`OpenError`] and checks what the packet did to the anti-replay window.
+//!
+//! The window is only observable through [`InboundSa::highest_seq`] and through which packets
+//! it accepts, so every row ends by probing it with genuine packets kept aside:
+//!
+//! * a fresh packet right of the window (sequence number 101) still opens,
+//! * a packet that fell into a hole of the window (95) still opens,
+//! * a packet already received (100) is still a replay, and
+//! * a packet left of the window (30) is still too old.
+//!
+//! RFC 4303 3.4.3: "the receive window is updated only if the integrity verification
+//! succeeds". Packets that fail before or at the ICV leave the window exactly as it was.
+//! A packet whose ICV verifies came from the key holder, so its sequence number is recorded
+//! even when its decrypted trailer is then refused (bad padding, dummy, unknown next header):
+//! a copy of it is a replay, as for any other authentic packet. Those rows say so
+//! ([`Window::Records`]) and check it.
+
+mod common;
+
+use common::{ipv4_packet, keymat, pair, seal, SPI};
+use ironsec_esp::{
+    InboundSa, OpenError, OutboundSa, Suite, HEADROOM, ICV_LEN, MIN_ESP_LEN, NEXT_HEADER_IPV4,
+    NEXT_HEADER_NONE,
+};
+use ring::aead::{self, Aad, LessSafeKey, Nonce, UnboundKey};
+
+/// Replay window of the fixture, in packets.
+const WINDOW: usize = 64;
+/// Highest sequence number received by the fixture.
+const HIGHEST: u64 = 100;
+/// Sealed but never delivered: right of the window, in a hole of it, left of it.
+const FRESH: u64 = 101;
+const HOLE: u64 = 95;
+const OLD: u64 = 30;
+
+/// An inbound SA that has received 1..=100 except 30 and 95, the packets kept aside to probe
+/// its window with, and the sender (whose next sequence number is 102).
+struct Fixture {
+    suite: Suite,
+    esn: bool,
+    out: OutboundSa,
+    inb: InboundSa,
+    fresh: Vec<u8>,
+    hole: Vec<u8>,
+    old: Vec<u8>,
+    received: Vec<u8>,
+}
+
+impl Fixture {
+    fn new(suite: Suite, esn: bool) -> Fixture {
+        let (out, inb) = pair(suite, esn, WINDOW);
+        let (mut fresh, mut hole, mut old, mut received) = (vec![], vec![], vec![], vec![]);
+        for seq in 1..=FRESH {
+            let p = seal(&out, &ipv4_packet(40, seq as u8), NEXT_HEADER_IPV4);
+            match seq {
+                FRESH => fresh = p,
+                HOLE => hole = p,
+                OLD => old = p,
+                _ => {
+                    if seq == HIGHEST {
+                        received = p.clone();
+                    }
+                    assert_eq!(inb.open_in_place(&mut p.clone()).map(|o| o.seq), Ok(seq));
+                }
+            }
+        }
+        assert_eq!(inb.highest_seq(), HIGHEST);
+        Fixture {
+            suite,
+            esn,
+            out,
+            inb,
+            fresh,
+            hole,
+            old,
+            received,
+        }
+    }
+
+    fn open(&self, p: &[u8]) -> Result<u64, OpenError> {
+        self.inb.open_in_place(&mut p.to_vec()).map(|o| o.seq)
+    }
+
+    /// Seals `body` (inner packet, padding, pad length, next header: given whole, so they can
+    /// be wrong) as sequence number `seq` with the SA's real key, the way RFC 4106 / RFC 7634
+    /// frame it: nonce = salt || IV, AAD = SPI || [high 32 bits if ESN] || low 32 bits.
+    fn seal_raw(&self, seq: u64, body: &[u8]) -> Vec<u8> {
+        let k = keymat(self.suite);
+        let (key, salt) = k.split_at(self.suite.key_len());
+        let alg = match self.suite {
+            Suite::Aes128Gcm16 => &aead::AES_128_GCM,
+            Suite::Aes256Gcm16 => &aead::AES_256_GCM,
+            Suite::ChaCha20Poly1305 => &aead::CHACHA20_POLY1305,
+        };
+        let key = LessSafeKey::new(UnboundKey::new(alg, key).unwrap());
+        // An IV the sender's own counter never uses, so no nonce repeats under the key.
+        let iv = (!seq).to_be_bytes();
+        let mut nonce = [0u8; 12];
+        nonce[..4].copy_from_slice(salt);
+        nonce[4..].copy_from_slice(&iv);
+        let mut aad = SPI.to_be_bytes().to_vec();
+        if self.esn {
+            aad.extend(((seq >> 32) as u32).to_be_bytes());
+        }
+        aad.extend((seq as u32).to_be_bytes());
+        let mut p = SPI.to_be_bytes().to_vec();
+        p.extend((seq as u32).to_be_bytes());
+        p.extend(iv);
+        let mut ct = body.to_vec();
+        let tag = key
+            .seal_in_place_separate_tag(
+                Nonce::assume_unique_for_key(nonce),
+                Aad::from(&aad[..]),
+                &mut ct,
+            )
+            .unwrap();
+        p.extend(ct);
+        p.extend(tag.as_ref());
+        p
+    }
+}
+
+/// What a row's packets may do to the window.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Window {
+    /// Nothing: refused before or at the ICV.
+    Unchanged,
+    /// The ICV verified, so the packet's sequence number (the row's packets all carry
+    /// [`FRESH`]) is recorded before the trailer is refused.
+    Records,
+}
+
+struct Row {
+    /// Only for SAs with (Some(true)) or without (Some(false)) ESN; None: both.
+    esn: Option<bool>,
+    build: fn(&Fixture) -> Vec<Vec<u8>>,
+    error: OpenError,
+    window: Window,
+}
+
+fn run(row: Row) {
+    for suite in Suite::ALL {
+        for esn in [false, true] {
+            if row.esn.is_some_and(|e| e != esn) {
+                continue;
+            }
+            let f = Fixture::new(suite, esn);
+            let packets = (row.build)(&f);
+            assert!(!packets.is_empty());
+            for p in &packets {
+                let what = format!("{suite:?} esn={esn} {:02x?}", &p[..p.len().min(24)]);
+                assert_eq!(f.open(p), Err(row.error), "{what}");
+                // A second copy gets the same answer (or, once recorded, is a replay).
+                let again = f.open(p);
+                match row.window {
+                    Window::Unchanged => {
+                        assert_eq!(again, Err(row.error), "{what}");
+                        assert_eq!(f.inb.highest_seq(), HIGHEST, "{what}");
+                    }
+                    Window::Records => {
+                        assert_eq!(again, Err(OpenError::Replay), "{what}");
+                        assert_eq!(f.inb.highest_seq(), FRESH, "{what}");
+                    }
+                }
+            }
+            // The window accepts and refuses exactly what it did before.
+            let what = format!("{suite:?} esn={esn}");
+            match row.window {
+                Window::Unchanged => assert_eq!(f.open(&f.fresh), Ok(FRESH), "{what}"),
+                Window::Records => {
+                    assert_eq!(f.open(&f.fresh), Err(OpenError::Replay), "{what}")
+                }
+            }
+            assert_eq!(f.open(&f.hole), Ok(HOLE), "{what}");
+            assert_eq!(f.open(&f.received), Err(OpenError::Replay), "{what}");
+            assert_eq!(f.open(&f.old), Err(OpenError::TooOld), "{what}");
+            // And the sender's next packet goes through.
+            let next = seal(&f.out, &ipv4_packet(60, 1), NEXT_HEADER_IPV4);
+            assert_eq!(f.open(&next), Ok(FRESH + 1), "{what}");
+        }
+    }
+}
+
+/// One `#[test]` per row: `name: esn, build => OpenError variant, Window variant;`.
+macro_rules! rows {
+    ($(
+        $(#[doc = $doc:literal])*
+        $name:ident: $esn:expr, $build:expr => $error:ident, $window:ident;
+    )*) => {
+        $(
+            $(#[doc = $doc])*
+            #[test]
+            fn $name() {
+                run(Row {
+                    esn: $esn,
+                    build: $build,
+                    error: OpenError::$error,
+                    window: Window::$window,
+                });
+            }
+        )*
+    };
+}
+
+/// A 24-byte body: a 20-byte IPv4 packet, then `trailer` (4 bytes: padding, pad length, next
+/// header, however wrong).
+fn body(trailer: [u8; 4]) -> Vec<u8> {
+    let mut b = ipv4_packet(20, 0x77);
+    b.extend(trailer);
+    b
+}
+
+rows! {
+    /// Shorter than ESP header + IV + (pad length, next header) + ICV: every length from 0 to
+    /// MIN_ESP_LEN - 1, cut from a genuine packet.
+    shorter_than_header_iv_and_icv: None, |f| {
+        (0..MIN_ESP_LEN).map(|n| f.fresh[..n].to_vec()).collect()
+    } => Truncated, Unchanged;
+
+    /// A body (after header and IV, before the ICV) that is not a multiple of 4 bytes: no
+    /// conforming sender makes one (RFC 4303 2.4), refused before any cryptography.
+    misaligned_body: None, |f| {
+        (1..4)
+            .map(|extra| {
+                let mut p = f.fresh.clone();
+                p.extend(vec![0; extra]);
+                p
+            })
+            .collect()
+    } => Malformed, Unchanged;
+
+    /// Another SA's SPI: the caller looked up the wrong SA (or the packet is forged).
+    wrong_spi: None, |f| {
+        [SPI ^ 1, 0, 256, u32::MAX]
+            .iter()
+            .map(|spi| {
+                let mut p = f.fresh.clone();
+                p[..4].copy_from_slice(&spi.to_be_bytes());
+                p
+            })
+            .collect()
+    } => SpiMismatch, Unchanged;
+
+    /// A flipped bit in the ICV, the ciphertext, the IV or the sequence number (which the
+    /// ICV covers as AAD).
+    bad_icv: None, |f| {
+        let n = f.fresh.len();
+        [n - 1, n - ICV_LEN, HEADROOM, HEADROOM - 1, 7]
+            .iter()
+            .map(|at| {
+                let mut p = f.fresh.clone();
+                p[*at] ^= 0x10;
+                p
+            })
+            .collect()
+    } => Authentication, Unchanged;
+
+    /// Sealed with the wrong key (the fixture's key with one byte changed).
+    wrong_key: None, |f| {
+        let mut k = keymat(f.suite);
+        k[0] ^= 1;
+        let other = OutboundSa::new(f.suite, SPI, &k, f.esn)
+            .unwrap()
+            .with_next_seq(FRESH);
+        vec![seal(&other, &ipv4_packet(40, 3), NEXT_HEADER_IPV4)]
+    } => Authentication, Unchanged;
+
+    /// Pad Length larger than the data before it (200 bytes of padding in a 24-byte body).
+    pad_length_larger_than_the_payload: None, |f| {
+        let mut b = ipv4_packet(22, 0x66);
+        b.extend([200, NEXT_HEADER_IPV4]);
+        vec![f.seal_raw(FRESH, &b)]
+    } => BadPadding, Records;
+
+    /// Padding that is not 1, 2, 3, ... (RFC 4303 2.4 lets the receiver check it).
+    padding_not_the_default_pattern: None, |f| {
+        vec![f.seal_raw(FRESH, &body([1, 3, 2, NEXT_HEADER_IPV4]))]
+    } => BadPadding, Records;
+
+    /// Next header 59: a dummy packet (RFC 4303 2.6), authenticated and then discarded.
+    next_header_59_dummy: None, |f| {
+        let dummy = OutboundSa::new(f.suite, SPI, &keymat(f.suite), f.esn)
+            .unwrap()
+            .with_next_seq(FRESH)
+            .with_iv_offset(1 << 40);
+        vec![seal(&dummy, &[0x5a; 17], NEXT_HEADER_NONE)]
+    } => Dummy, Records;
+
+    /// A next header that is neither IPv4 nor IPv6 (transport mode TCP, 6): only tunnel mode.
+    unsupported_next_header: None, |f| {
+        vec![f.seal_raw(FRESH, &body([1, 2, 2, 6]))]
+    } => BadNextHeader, Records;
+
+    /// Sequence number 0, which a sender never uses (RFC 4303 3.3.3), even correctly sealed:
+    /// refused before decryption.
+    sequence_number_zero: None, |f| {
+        let mut forged = f.fresh.clone();
+        forged[4..8].copy_from_slice(&[0; 4]);
+        vec![f.seal_raw(0, &body([1, 2, 2, NEXT_HEADER_IPV4])), forged]
+    } => Replay, Unchanged;
+
+    /// A byte-identical copy of a packet already received.
+    replayed_sequence_number: None, |f| vec![f.received.clone()] => Replay, Unchanged;
+
+    /// Sequence numbers left of the window, received or not: refused before decryption.
+    too_old_sequence_number: None, |f| {
+        let forged = {
+            let mut p = f.fresh.clone();
+            p[4..8].copy_from_slice(&((HIGHEST - WINDOW as u64) as u32).to_be_bytes());
+            p
+        };
+        vec![f.old.clone(), f.seal_raw(2, &body([1, 2, 2, NEXT_HEADER_IPV4])), forged]
+    } => TooOld, Unchanged;
+
+    /// ESN: a packet sealed with high bits 1 (sequence number 2^32 + 150) when the receiver
+    /// is in the first 2^32 block infers high bits 0, so its AAD is not the sender's and the
+    /// ICV fails (RFC 4303 A2.2). Two such packets: from the real sender's code path and
+    /// sealed by hand.
+    esn_high_bits_mismatch: Some(true), |f| {
+        let ahead = OutboundSa::new(f.suite, SPI, &keymat(f.suite), true)
+            .unwrap()
+            .with_next_seq((1 << 32) + 150);
+        vec![
+            seal(&ahead, &ipv4_packet(40, 9), NEXT_HEADER_IPV4),
+            f.seal_raw((1 << 32) + 120, &body([1, 2, 2, NEXT_HEADER_IPV4])),
+        ]
+    } => Authentication, Unchanged;
+}
+
+/// ESN from the other side: a receiver past the 2^32 boundary refuses a packet sealed in the
+/// block before it (high bits 0) whose low bits land ahead of the window, without moving the
+/// window; the genuine packet with those low bits then opens.
+#[test]
+fn esn_high_bits_behind_the_receiver() {
+    for suite in Suite::ALL {
+        let (out, inb) = pair(suite, true, WINDOW);
+        let base = (1u64 << 32) + 10;
+        // The receiver follows the sender across the boundary (an SA starts at 1, so it has
+        // always seen the block before): one packet just before it, one just after.
+        for seq in [(1u64 << 32) - 20, base] {
+            let out = OutboundSa::new(suite, SPI, &keymat(suite), true)
+                .unwrap()
+                .with_next_seq(seq);
+            let p = seal(&out, &ipv4_packet(40, 0), NEXT_HEADER_IPV4);
+            assert_eq!(inb.open_in_place(&mut p.clone()).map(|o| o.seq), Ok(seq));
+        }
+        let out = out.with_next_seq(base + 1);
+        let genuine = seal(&out, &ipv4_packet(40, 1), NEXT_HEADER_IPV4);
+        // The same low bits, one block lower.
+        let behind = OutboundSa::new(suite, SPI, &keymat(suite), true)
+            .unwrap()
+            .with_next_seq(base + 1 - (1 << 32))
+            .with_iv_offset(1 << 50);
+        let stale = seal(&behind, &ipv4_packet(40, 2), NEXT_HEADER_IPV4);
+        assert_eq!(&stale[4..8], &genuine[4..8]);
+        assert_eq!(
+            inb.open_in_place(&mut stale.clone()),
+            Err(OpenError::Authentication)
+        );
+        assert_eq!(inb.highest_seq(), base);
+        assert_eq!(
+            inb.open_in_place(&mut genuine.clone()).map(|o| o.seq),
+            Ok(base + 1)
+        );
+    }
+}
