@@ -49,11 +49,18 @@ pub type IkeSink = Arc<dyn Fn(SocketAddr, SocketAddr, &[u8]) + Send + Sync>;
 /// must not block.
 pub type AcquireSink = Arc<dyn Fn(TunnelId) + Send + Sync>;
 
+/// Receives (local address, peer address, SPI) of ESP-in-UDP whose SPI no inbound SA has: a
+/// peer still sending on SAs this gateway lost (it restarted), or noise. At most ten reports a
+/// second per worker, so a flood of random SPIs costs the control plane nothing. Called on a
+/// worker thread; must not block.
+pub type UnknownSpiSink = Arc<dyn Fn(SocketAddr, SocketAddr, u32) + Send + Sync>;
+
 /// Where the fast path hands work to the control plane.
 #[derive(Clone, Default)]
 pub struct Sinks {
     pub ike: Option<IkeSink>,
     pub acquire: Option<AcquireSink>,
+    pub unknown_spi: Option<UnknownSpiSink>,
 }
 
 #[derive(thiserror::Error, Debug)]
@@ -191,6 +198,8 @@ impl Dataplane {
                 gro,
                 ike_sink: sinks.ike.clone(),
                 acquire_sink: sinks.acquire.clone(),
+                unknown_spi_sink: sinks.unknown_spi.clone(),
+                unknown_spi_reported: std::cell::Cell::new(None),
                 local_addrs: cfg.local_addrs.clone(),
             };
             let failure = failure.clone();

@@ -5,6 +5,7 @@
 //! one table snapshot load per batch, and no allocation, lock or log line per packet. (The only
 //! lock is inside an inbound SA's replay window, held for a bitmap update.)
 
+use std::net::SocketAddr;
 use std::os::fd::{AsRawFd, RawFd};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -25,6 +26,8 @@ use crate::udp::{RecvBatch, SendBatch};
 
 /// How long poll() may sleep before the worker looks at the stop flag again.
 const POLL_MS: i32 = 100;
+/// Pacing of [`Worker::report_unknown_spi`]: ten reports a second per worker at most.
+const UNKNOWN_SPI_REPORT_EVERY: std::time::Duration = std::time::Duration::from_millis(100);
 
 pub(crate) struct Worker {
     pub id: usize,
@@ -43,6 +46,9 @@ pub(crate) struct Worker {
     pub ike_sink: Option<crate::IkeSink>,
     /// Where trapped tunnels without an SA are reported: the control plane negotiates.
     pub acquire_sink: Option<crate::AcquireSink>,
+    /// Where ESP with an unknown SPI is reported (paced: see [`crate::UnknownSpiSink`]).
+    pub unknown_spi_sink: Option<crate::UnknownSpiSink>,
+    pub unknown_spi_reported: std::cell::Cell<Option<std::time::Instant>>,
     /// The address each socket is bound to (same order as `sockets`).
     pub local_addrs: Vec<std::net::SocketAddr>,
 }
@@ -245,6 +251,28 @@ impl Worker {
         }
     }
 
+    /// Hands an unknown-SPI datagram's addresses and SPI to the control plane, at most once
+    /// per [`UNKNOWN_SPI_REPORT_EVERY`].
+    fn report_unknown_spi(&self, local: SocketAddr, from: SocketAddr, d: &[u8]) {
+        let (Some(sink), Some(spi)) = (&self.unknown_spi_sink, d.get(..4)) else {
+            return;
+        };
+        let now = std::time::Instant::now();
+        if self
+            .unknown_spi_reported
+            .get()
+            .is_some_and(|t| now.saturating_duration_since(t) < UNKNOWN_SPI_REPORT_EVERY)
+        {
+            return;
+        }
+        self.unknown_spi_reported.set(Some(now));
+        sink(
+            local,
+            from,
+            u32::from_be_bytes([spi[0], spi[1], spi[2], spi[3]]),
+        );
+    }
+
     /// Writes a coalesced run of `n` packets to the TUN device.
     fn write_run(&self, run: &[u8], n: usize, gw: &GatewayCounters) {
         let n = n as u64;
@@ -296,6 +324,11 @@ impl Worker {
                         (&verdict, &self.ike_sink, from.get())
                     {
                         sink(self.local_addrs[s], from, d);
+                    }
+                    if let (Inbound::Drop(DropReason::UnknownSpi, None), Some(from)) =
+                        (&verdict, from.get())
+                    {
+                        self.report_unknown_spi(self.local_addrs[s], from, d);
                     }
                     match (verdict, co.as_mut()) {
                         // Offloading TUN: TCP segments, or same-sized UDP datagrams, of one
