@@ -29,7 +29,8 @@ pub enum Request {
 #[derive(Serialize, Deserialize, Debug, Clone, PartialEq, Eq)]
 #[serde(rename_all = "lowercase")]
 pub enum Response {
-    Status(Status),
+    /// Boxed: a status is large and the other answers are a line of text.
+    Status(Box<Status>),
     /// The command was applied; the text says what it did.
     Ok(String),
     /// Refused: the daemon's message, shown to the operator as it is.
@@ -39,6 +40,19 @@ pub enum Response {
 /// Binds the control socket, replacing a stale one left by a crashed daemon but refusing to
 /// steal the socket of a daemon that is still running.
 pub fn bind(path: &Path) -> std::io::Result<UnixListener> {
+    // bind() creates the socket with mode 0777 & ~umask and create_dir_all() the directory with
+    // 0777 & ~umask; the chmods below come after. Started with a lax umask (000, or 002 with an
+    // existing directory others may enter), the socket was connectable by every local user
+    // (terminate, reload) until the chmod, and the new directory writable by them. Create both
+    // under umask 077 so they are never more open than owner-only. (The umask is per process;
+    // no other thread creates files while the daemon binds its control socket.)
+    let old = unsafe { libc::umask(0o077) };
+    let r = bind_private(path);
+    unsafe { libc::umask(old) };
+    r
+}
+
+fn bind_private(path: &Path) -> std::io::Result<UnixListener> {
     if let Some(dir) = path.parent() {
         if !dir.exists() {
             std::fs::create_dir_all(dir)?;

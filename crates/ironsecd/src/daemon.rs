@@ -8,9 +8,8 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use ironsec_dataplane::{
-    iproute, AcquireSink, Dataplane, DataplaneConfig, IkeSink, Sinks, TunnelId,
+    iproute, AcquireSink, Dataplane, DataplaneConfig, IkeSink, Sinks, TunnelId, UnknownSpiSink,
 };
-use tokio::net::UdpSocket;
 use tokio::signal::unix::{signal, SignalKind};
 use tokio::sync::{mpsc, Notify};
 
@@ -23,6 +22,8 @@ use crate::status;
 const IKE_QUEUE: usize = 1024;
 /// Trapped tunnels reported by the fast path; each tunnel reports at most every 250 ms.
 const ACQUIRE_QUEUE: usize = 256;
+/// Unknown-SPI reports from the fast path (each worker reports at most ten a second).
+const UNKNOWN_SPI_QUEUE: usize = 64;
 
 #[derive(thiserror::Error, Debug)]
 pub enum DaemonError {
@@ -52,9 +53,13 @@ pub enum DaemonError {
     Runtime(#[source] std::io::Error),
     #[error("fast path failed: {0}")]
     FastPath(String),
+    #[error("cannot drop capabilities: {0}")]
+    Privileges(#[from] crate::privs::PrivError),
 }
 
 type IkeDatagram = (SocketAddr, SocketAddr, Vec<u8>);
+/// ESP with an SPI we have no SA for: (local, remote, SPI).
+type UnknownSpi = (SocketAddr, SocketAddr, u32);
 
 struct Running {
     dp: Dataplane,
@@ -188,6 +193,18 @@ impl Running {
 }
 
 pub fn run(cfg: Config) -> Result<(), DaemonError> {
+    // Before any thread exists, so that every thread has only these (see privs).
+    let kept = crate::privs::drop_to_network_caps()?;
+    tracing::info!(
+        kept = %crate::privs::names(&kept.effective),
+        "capabilities dropped to the network ones"
+    );
+    if !kept.bounding_extra.is_empty() {
+        tracing::debug!(
+            bounding = %crate::privs::names(&kept.bounding_extra),
+            "bounding set left as it was (no CAP_SETPCAP); no_new_privs keeps it unusable"
+        );
+    }
     let dp_cfg = DataplaneConfig {
         tun_name: cfg.gateway.tun.clone(),
         tun_mtu: cfg.gateway.tun_mtu,
@@ -202,17 +219,23 @@ pub fn run(cfg: Config) -> Result<(), DaemonError> {
     let plane = Plane::new(cfg.clone(), dp_cfg.resolved_workers())?;
     let (tx, rx) = mpsc::channel::<IkeDatagram>(IKE_QUEUE);
     let sink_tx = tx.clone();
+    let sink_admission = plane.admission.clone();
     // Always handed over, even when no connection negotiates yet: a reload may add one.
     let ike: IkeSink = Arc::new(move |local, remote, data: &[u8]| {
-        let _ = sink_tx.try_send((local, remote, data.to_vec()));
+        sink_admission.offer(&sink_tx, local, remote, data);
     });
     let (acq_tx, acq_rx) = mpsc::channel::<TunnelId>(ACQUIRE_QUEUE);
     let acquire: AcquireSink = Arc::new(move |id| {
         let _ = acq_tx.try_send(id);
     });
+    let (spi_tx, spi_rx) = mpsc::channel::<UnknownSpi>(UNKNOWN_SPI_QUEUE);
+    let unknown_spi: UnknownSpiSink = Arc::new(move |local, remote, spi| {
+        let _ = spi_tx.try_send((local, remote, spi));
+    });
     let sinks = Sinks {
         ike: Some(ike),
         acquire: Some(acquire),
+        unknown_spi: Some(unknown_spi),
     };
     let dp = Dataplane::start(&dp_cfg, plane.tables()?, sinks)?;
     let routes = wanted_routes(&cfg);
@@ -247,27 +270,17 @@ pub fn run(cfg: Config) -> Result<(), DaemonError> {
     let r = rt.block_on(async move {
         let mut ike_sockets = Vec::new();
         for addr in plane.ike_addrs() {
-            let bind = |addr| -> std::io::Result<(std::net::UdpSocket, UdpSocket)> {
+            // Read on a thread of its own, so a flood cannot crowd real peers out in the
+            // kernel's receive buffer (see ikeadmit).
+            let bind = |addr| -> std::io::Result<std::net::UdpSocket> {
                 let s = std::net::UdpSocket::bind(addr)?;
                 s.set_nonblocking(true)?;
                 let sender = s.try_clone()?;
-                Ok((sender, UdpSocket::from_std(s)?))
+                crate::ikeadmit::spawn_reader(addr, s, tx.clone(), plane.admission.clone())?;
+                Ok(sender)
             };
-            let (sender, receiver) =
-                bind(addr).map_err(|source| DaemonError::Ike { addr, source })?;
+            let sender = bind(addr).map_err(|source| DaemonError::Ike { addr, source })?;
             ike_sockets.push((addr, sender));
-            let tx = tx.clone();
-            tokio::spawn(async move {
-                let mut buf = vec![0u8; 65536];
-                loop {
-                    match receiver.recv_from(&mut buf).await {
-                        Ok((n, from)) => {
-                            let _ = tx.try_send((addr, from, buf[..n].to_vec()));
-                        }
-                        Err(e) => tracing::debug!(error = %e, "IKE receive failed"),
-                    }
-                }
-            });
         }
         let running = Arc::new(Running {
             dp,
@@ -289,7 +302,7 @@ pub fn run(cfg: Config) -> Result<(), DaemonError> {
             }));
             tracing::info!(%addr, "metrics endpoint listening");
         }
-        let r = event_loop(running.clone(), rx, acq_rx).await;
+        let r = event_loop(running.clone(), rx, acq_rx, spi_rx).await;
         Ok::<_, DaemonError>((r, running))
     });
     let (r, running) = r?;
@@ -306,6 +319,7 @@ async fn event_loop(
     running: Arc<Running>,
     mut ike_rx: mpsc::Receiver<IkeDatagram>,
     mut acq_rx: mpsc::Receiver<TunnelId>,
+    mut spi_rx: mpsc::Receiver<UnknownSpi>,
 ) -> Result<(), DaemonError> {
     let sock_path = running.control_socket.clone();
     let listener = control::bind(&sock_path).map_err(|source| DaemonError::Control {
@@ -366,7 +380,28 @@ async fn event_loop(
                 let mut plane = running.plane();
                 let now = Instant::now();
                 tracing::debug!(%local, remote = %from, "IKE in: {}", crate::ikelog::summary(&data));
+                let hints = plane.ep.stats().invalid_spi_hints;
                 plane.ep.handle(now, local, from, &data);
+                if plane.ep.stats().invalid_spi_hints > hints {
+                    tracing::info!(
+                        remote = %from,
+                        "peer reports INVALID_SPI (it may have restarted): checking it is alive"
+                    );
+                }
+                running.flush(&mut plane, now, false);
+            }
+            Some((local, from, spi)) = spi_rx.recv() => {
+                let mut plane = running.plane();
+                let now = Instant::now();
+                let sent = plane.ep.stats().invalid_spi_sent;
+                plane.ep.unknown_esp_spi(now, local, from, spi);
+                if plane.ep.stats().invalid_spi_sent > sent {
+                    tracing::info!(
+                        remote = %from,
+                        spi = %status::spi_string(spi),
+                        "ESP for an SA we do not have: told the peer (INVALID_SPI)"
+                    );
+                }
                 running.flush(&mut plane, now, false);
             }
             _ = sleep => {
@@ -406,7 +441,11 @@ fn handle(r: &Running, req: Request) -> Response {
         Err(e) => Response::Error(e),
     };
     match req {
-        Request::Status => Response::Status(crate::report::status(&r.dp, &r.plane(), r.started)),
+        Request::Status => Response::Status(Box::new(crate::report::status(
+            &r.dp,
+            &r.plane(),
+            r.started,
+        ))),
         Request::Initiate { connection } => {
             let mut plane = r.plane();
             let now = Instant::now();

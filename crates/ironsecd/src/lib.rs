@@ -4,10 +4,12 @@
 pub mod config;
 pub mod control;
 pub mod daemon;
+pub mod ikeadmit;
 pub mod ikelog;
 pub mod logging;
 pub mod metrics;
 pub mod plane;
+pub mod privs;
 pub mod report;
 pub mod sdnotify;
 pub mod share;

@@ -260,6 +260,31 @@ pub fn render(s: &Status) -> String {
             "IKE_SA_INIT requests answered with a cookie (under load).",
             ike.cookies_sent,
         ),
+        (
+            "ironsec_ike_invalid_spi_sent_total",
+            "INVALID_SPI notifications sent for ESP this gateway has no SA for.",
+            ike.invalid_spi_sent,
+        ),
+        (
+            "ironsec_ike_invalid_spi_hints_total",
+            "INVALID_SPI notifications received (each starts a liveness check).",
+            ike.invalid_spi_hints,
+        ),
+        (
+            "ironsec_ike_integrity_failed_total",
+            "Encrypted IKE messages for a known SA whose ICV did not verify.",
+            ike.integrity_failed,
+        ),
+        (
+            "ironsec_ike_wrong_message_id_total",
+            "IKE messages for a known SA with a Message ID that fits no exchange.",
+            ike.wrong_message_id,
+        ),
+        (
+            "ironsec_ike_queue_dropped_total",
+            "IKE datagrams dropped before the engine: its queue was full (a flood).",
+            ike.queue_dropped,
+        ),
     ] {
         o.help(metric, "counter", help);
         o.sample(metric, &[], v);

@@ -144,6 +144,9 @@ pub struct Plane {
     pub selections: HashMap<Arc<str>, Selection>,
     /// Bandwidth sharing: one bucket per connection while any cap is configured.
     pub shares: HashMap<Arc<str>, ShareState>,
+    /// Which IKE datagrams get into the control plane's queue under a flood (the configured
+    /// peers' addresses, kept current across reloads).
+    pub admission: Arc<crate::ikeadmit::Admission>,
 }
 
 /// A connection's bandwidth bucket and what the sharer measured of it.
@@ -283,6 +286,7 @@ impl Plane {
             .collect();
         Ok(Plane {
             ep: Endpoint::new(ep_cfg, peer_configs(&cfg), Box::new(SystemRng::new())),
+            admission: Arc::new(crate::ikeadmit::Admission::new(&cfg)),
             bound: cfg.local_addrs(),
             cfg,
             specs,
@@ -884,6 +888,7 @@ impl Plane {
         self.cfg = new;
         self.specs = tables::tunnel_specs(&self.cfg);
         self.ep.set_peers(peer_configs(&self.cfg));
+        self.admission.set_peers(&self.cfg);
         for (i, c) in self.cfg.connections.iter().enumerate() {
             if summary.unchanged.contains(&c.name) {
                 continue;

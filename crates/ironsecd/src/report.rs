@@ -269,6 +269,11 @@ pub fn status(dp: &Dataplane, plane: &Plane, started: Instant) -> Status {
             retransmits_answered: es.retransmits_answered,
             requests_sent: es.requests_sent,
             retransmits_sent: es.retransmits_sent,
+            invalid_spi_sent: es.invalid_spi_sent,
+            invalid_spi_hints: es.invalid_spi_hints,
+            integrity_failed: es.integrity_failed,
+            wrong_message_id: es.wrong_message_id,
+            queue_dropped: plane.admission.dropped(),
         },
         connections,
     }

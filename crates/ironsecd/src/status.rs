@@ -33,6 +33,22 @@ pub struct IkeCounters {
     pub requests_sent: u64,
     /// Retransmissions of our requests.
     pub retransmits_sent: u64,
+    /// INVALID_SPI notifications sent for ESP we have no SA for (we lost state).
+    #[serde(default)]
+    pub invalid_spi_sent: u64,
+    /// INVALID_SPI notifications received (each starts a liveness check of that peer).
+    #[serde(default)]
+    pub invalid_spi_hints: u64,
+    /// Encrypted messages for a known IKE SA whose ICV did not verify (forged or corrupt).
+    #[serde(default)]
+    pub integrity_failed: u64,
+    /// Messages for a known IKE SA with a Message ID that fits no exchange.
+    #[serde(default)]
+    pub wrong_message_id: u64,
+    /// Datagrams dropped before the engine saw them: its queue was full, or half full and
+    /// they came from an address no connection names (a flood).
+    #[serde(default)]
+    pub queue_dropped: u64,
 }
 
 /// Per-connection event counts (since start, or since a reload added or changed it).
@@ -226,6 +242,28 @@ impl Status {
             c.keepalives
         );
         let _ = writeln!(s, "  drops: {}", nonzero(&self.drops));
+        let k = &self.ike;
+        let ike: BTreeMap<String, u64> = [
+            ("malformed", k.malformed),
+            ("unknown_spi", k.unknown_spi),
+            ("integrity_failed", k.integrity_failed),
+            ("wrong_message_id", k.wrong_message_id),
+            ("cookies_sent", k.cookies_sent),
+            ("half_open_dropped", k.half_open_dropped),
+            ("invalid_spi_sent", k.invalid_spi_sent),
+            ("invalid_spi_hints", k.invalid_spi_hints),
+        ]
+        .into_iter()
+        .map(|(n, v)| (n.to_string(), v))
+        .collect();
+        let _ = writeln!(
+            s,
+            "  ike: {} received, {} requests sent, {} retransmitted; {}",
+            k.received,
+            k.requests_sent,
+            k.retransmits_sent,
+            nonzero(&ike)
+        );
         for conn in &self.connections {
             let _ = writeln!(
                 s,

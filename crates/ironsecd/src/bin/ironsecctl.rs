@@ -87,7 +87,7 @@ fn wait_up(socket: &std::path::Path, name: &str, timeout: Duration) -> Result<St
     let deadline = Instant::now() + timeout;
     loop {
         let st = match request(socket, &Request::Status)? {
-            Response::Status(s) => s,
+            Response::Status(s) => *s,
             Response::Error(e) => return Err(format!("ironsecd: {e}")),
             Response::Ok(m) => return Err(format!("unexpected answer: {m}")),
         };
