@@ -40,17 +40,8 @@ fn text(o: &Output) -> (String, String) {
     )
 }
 
-/// The tunnel of connection `conn` (its first) in a status document.
-fn tunnel<'a>(st: &'a Value, conn: &str) -> &'a Value {
-    st["connections"]
-        .as_array()
-        .and_then(|v| v.iter().find(|c| c["name"] == conn))
-        .map(|c| &c["tunnels"][0])
-        .unwrap_or_else(|| panic!("no connection {conn} in {st:#}"))
-}
-
 fn state(d: &Daemon, conn: &str) -> String {
-    tunnel(&d.status(), conn)["state"]
+    conn_tunnel(&d.status(), conn)["state"]
         .as_str()
         .unwrap_or("?")
         .to_string()
@@ -62,13 +53,13 @@ fn wait_state(d: &Daemon, conn: &str, want: &str, timeout: Duration) {
         ok,
         "{}: connection {conn} not {want} within {timeout:?}: {:#}\nlog:\n{}",
         d.name,
-        tunnel(&d.status(), conn),
+        conn_tunnel(&d.status(), conn),
         d.log_text()
     );
 }
 
 fn ike_spi(d: &Daemon, conn: &str) -> String {
-    tunnel(&d.status(), conn)["ike"]["spi_i"]
+    conn_tunnel(&d.status(), conn)["ike"]["spi_i"]
         .as_str()
         .unwrap_or("-")
         .to_string()
@@ -161,8 +152,8 @@ fn trap_negotiates_on_the_first_packet() {
     // No traffic, no negotiation.
     std::thread::sleep(Duration::from_secs(1));
     let st = p.a.status();
-    assert_eq!(tunnel(&st, "site-b")["state"], "trapped", "{st:#}");
-    assert!(tunnel(&st, "site-b")["ike"].is_null(), "{st:#}");
+    assert_eq!(conn_tunnel(&st, "site-b")["state"], "trapped", "{st:#}");
+    assert!(conn_tunnel(&st, "site-b")["ike"].is_null(), "{st:#}");
     assert_eq!(st["ike"]["requests_sent"], 0, "nothing sent yet: {st:#}");
 
     // The first packet towards lanB brings the tunnel up; it is dropped (counted) while the
@@ -191,7 +182,7 @@ fn trap_negotiates_on_the_first_packet() {
         "pings lost after the tunnel came up"
     );
     let st = p.a.status();
-    let t = tunnel(&st, "site-b");
+    let t = conn_tunnel(&st, "site-b");
     assert_eq!(t["state"], "up", "{st:#}");
     assert_eq!(t["ike"]["initiator"], true, "gwA initiated: {st:#}");
     assert!(

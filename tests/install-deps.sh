@@ -17,10 +17,17 @@ apt-get update -qq
 # wireguard-tools: wg(8), with which netns-scripts/bench.sh configures its boringtun peer
 # (boringtun-cli itself is installed by bench.sh with cargo when missing, not here: CI does not
 # run benchmarks).
+# g++: libfuzzer-sys builds libFuzzer (C++) for the fuzz smoke runs.
+# libfaketime: tests/faults.rs jumps the system clock a daemon sees (and only that daemon's).
 apt-get install -y -qq --no-install-recommends \
     iproute2 iputils-ping nftables procps iperf3 tcpdump tshark jq python3 ca-certificates gcc \
     systemd \
     strongswan-charon strongswan-swanctl libcharon-extra-plugins libstrongswan-extra-plugins \
     libstrongswan-standard-plugins \
     wireguard-tools \
+    libfaketime g++ \
     >/dev/null
+# cargo-fuzz for fuzz/ci-smoke.sh (tests/run.sh runs every fuzz target for 60 s).
+if ! cargo fuzz --version >/dev/null 2>&1; then
+    cargo install cargo-fuzz --locked --quiet
+fi

@@ -734,6 +734,15 @@ impl Daemon {
     }
 }
 
+/// The first tunnel of connection `conn` in a status document.
+pub fn conn_tunnel<'a>(st: &'a Value, conn: &str) -> &'a Value {
+    st["connections"]
+        .as_array()
+        .and_then(|v| v.iter().find(|c| c["name"] == conn))
+        .map(|c| &c["tunnels"][0])
+        .unwrap_or_else(|| panic!("no connection {conn} in {st:#}"))
+}
+
 /// `v[ptr]` as u64, panicking with the whole document when missing.
 pub fn num(v: &Value, ptr: &str) -> u64 {
     v.pointer(ptr)
