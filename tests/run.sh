@@ -8,4 +8,8 @@ cargo fmt --all -- --check
 cargo clippy --workspace --all-targets --locked -- -D warnings
 # Integration tests share the machine's 2 cores and each builds a topology: one at a time.
 # --no-fail-fast: one failing test file must not hide the results of the others.
-cargo test --workspace --locked --no-fail-fast -- --test-threads=1
+status=0
+cargo test --workspace --locked --no-fail-fast -- --test-threads=1 || status=$?
+# Every cargo-fuzz target for 60 s on its committed seeds (fails on any crash, leak or timeout).
+fuzz/ci-smoke.sh 60 || status=$?
+exit "$status"

@@ -109,6 +109,7 @@ pub fn spawn_reader(
                             revents: 0,
                         };
                         // Bounded, so a closed queue is noticed.
+                        // SAFETY: one valid pollfd, for a socket this thread owns.
                         unsafe { libc::poll(&mut pfd, 1, 200) };
                     }
                     Err(e) => tracing::debug!(error = %e, "IKE receive failed"),
