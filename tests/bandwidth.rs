@@ -42,18 +42,8 @@ fn hub_config(dir: &TempDir, psks: &[PathBuf], weights: [u32; 2]) -> String {
     {
         let mut text = gateway_toml(&dir.join("a.sock"), "bandwidth = \"200M\"");
         for (i, w) in [(1usize, weights[0]), (2, weights[1])] {
-            text += &conn_toml(&Conn {
-                name: ["", "site-b", "site-c"][i],
-                local_id: "gw-a.example",
-                remote_id: ["", "gw-b.example", "gw-c.example"][i],
-                psk_file: &psks[i - 1],
-                local_ts: &MultiSite::lan_net(0),
-                remote_ts: &MultiSite::lan_net(i),
-                local: MultiSite::wan_ip(0),
-                remote: MultiSite::wan_ip(i),
-                start_action: "start",
-                extra: &format!("bandwidth_weight = {w}"),
-            });
+            text +=
+                &MultiSite::hub_conn(i, &psks[i - 1], "start", &format!("bandwidth_weight = {w}"));
         }
         text
     }
@@ -79,19 +69,7 @@ impl Hub {
             let cfg = dir.join(&format!("{name}.toml"));
             fs::write(
                 &cfg,
-                gateway_toml(&sock, "")
-                    + &conn_toml(&Conn {
-                        name: "site-a",
-                        local_id: ["", "gw-b.example", "gw-c.example"][i],
-                        remote_id: "gw-a.example",
-                        psk_file: &psks[i - 1],
-                        local_ts: &MultiSite::lan_net(i),
-                        remote_ts: &MultiSite::lan_net(0),
-                        local: MultiSite::wan_ip(i),
-                        remote: MultiSite::wan_ip(0),
-                        start_action: "none",
-                        extra: "",
-                    }),
+                gateway_toml(&sock, "") + &MultiSite::spoke_conn(i, &psks[i - 1], "none", ""),
             )
             .unwrap();
             spokes.push(Daemon::start(

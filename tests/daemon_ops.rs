@@ -347,20 +347,7 @@ fn reload_adds_changes_and_removes_sites_without_touching_the_others() {
         .map(|i| write_psk(&dir, &format!("a{i}.psk")))
         .collect();
     // The hub's connection to spoke i (1..=3).
-    let hub_conn = |i: usize, extra: &str| {
-        conn_toml(&Conn {
-            name: names[i],
-            local_id: "gw-a.example",
-            remote_id: &format!("gw-{}.example", (b'a' + i as u8) as char),
-            psk_file: &psks[i - 1],
-            local_ts: &MultiSite::lan_net(0),
-            remote_ts: &MultiSite::lan_net(i),
-            local: MultiSite::wan_ip(0),
-            remote: MultiSite::wan_ip(i),
-            start_action: "start",
-            extra,
-        })
-    };
+    let hub_conn = |i: usize, extra: &str| MultiSite::hub_conn(i, &psks[i - 1], "start", extra);
     let sock_a = dir.join("a.sock");
     let hub =
         |conns: &[String]| gateway_toml(&sock_a, "metrics = \"127.0.0.1:9814\"") + &conns.concat();
@@ -374,19 +361,7 @@ fn reload_adds_changes_and_removes_sites_without_touching_the_others() {
         let cfg = dir.join(&format!("{}.toml", names[i]));
         fs::write(
             &cfg,
-            gateway_toml(&sock, "")
-                + &conn_toml(&Conn {
-                    name: "site-a",
-                    local_id: &format!("gw-{}.example", (b'a' + i as u8) as char),
-                    remote_id: "gw-a.example",
-                    psk_file: &psks[i - 1],
-                    local_ts: &MultiSite::lan_net(i),
-                    remote_ts: &MultiSite::lan_net(0),
-                    local: MultiSite::wan_ip(i),
-                    remote: MultiSite::wan_ip(0),
-                    start_action: "none",
-                    extra: "",
-                }),
+            gateway_toml(&sock, "") + &MultiSite::spoke_conn(i, &psks[i - 1], "none", ""),
         )
         .unwrap();
         spokes.push(Daemon::start(

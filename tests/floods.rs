@@ -206,25 +206,13 @@ fn ike_sa_init_flood_from_spoofed_sources_engages_cookies_and_a_new_site_still_c
     let psks: Vec<PathBuf> = (1..3)
         .map(|i| write_psk(&dir, &format!("a{i}.psk")))
         .collect();
-    let letter = |i: usize| (b'a' + i as u8) as char;
 
     // The hub answers both sites; B and C initiate.
     let sock_a = dir.join("a.sock");
     let cfg_a = dir.join("gw-a.toml");
     let mut hub = gateway_toml(&sock_a, "");
     for i in 1..3 {
-        hub += &conn_toml(&Conn {
-            name: names[i],
-            local_id: "gw-a.example",
-            remote_id: &format!("gw-{}.example", letter(i)),
-            psk_file: &psks[i - 1],
-            local_ts: &MultiSite::lan_net(0),
-            remote_ts: &MultiSite::lan_net(i),
-            local: MultiSite::wan_ip(0),
-            remote: MultiSite::wan_ip(i),
-            start_action: "none",
-            extra: "",
-        });
+        hub += &MultiSite::hub_conn(i, &psks[i - 1], "none", "");
     }
     fs::write(&cfg_a, hub).unwrap();
     let spoke = |i: usize| -> (PathBuf, PathBuf) {
@@ -232,19 +220,7 @@ fn ike_sa_init_flood_from_spoofed_sources_engages_cookies_and_a_new_site_still_c
         let cfg = dir.join(&format!("{}.toml", names[i]));
         fs::write(
             &cfg,
-            gateway_toml(&sock, "")
-                + &conn_toml(&Conn {
-                    name: "site-a",
-                    local_id: &format!("gw-{}.example", letter(i)),
-                    remote_id: "gw-a.example",
-                    psk_file: &psks[i - 1],
-                    local_ts: &MultiSite::lan_net(i),
-                    remote_ts: &MultiSite::lan_net(0),
-                    local: MultiSite::wan_ip(i),
-                    remote: MultiSite::wan_ip(0),
-                    start_action: "start",
-                    extra: "",
-                }),
+            gateway_toml(&sock, "") + &MultiSite::spoke_conn(i, &psks[i - 1], "start", ""),
         )
         .unwrap();
         (cfg, sock)

@@ -420,6 +420,44 @@ impl MultiSite {
     pub fn lan_net(i: usize) -> String {
         format!("10.{}.0.0/24", i + 1)
     }
+
+    /// Site `i`'s letter in identities and connection names: the hub is `a`, the spokes `b`,
+    /// `c`, `d`.
+    pub fn id_letter(i: usize) -> char {
+        Self::letter(i).to_ascii_lowercase()
+    }
+
+    /// The hub's (site 0) connection `site-<letter>` to spoke `i`, identities `gw-<letter>.example`.
+    pub fn hub_conn(i: usize, psk: &Path, start_action: &str, extra: &str) -> String {
+        conn_toml(&Conn {
+            name: &format!("site-{}", Self::id_letter(i)),
+            local_id: "gw-a.example",
+            remote_id: &format!("gw-{}.example", Self::id_letter(i)),
+            psk_file: psk,
+            local_ts: &Self::lan_net(0),
+            remote_ts: &Self::lan_net(i),
+            local: Self::wan_ip(0),
+            remote: Self::wan_ip(i),
+            start_action,
+            extra,
+        })
+    }
+
+    /// Spoke `i`'s connection `site-a` to the hub.
+    pub fn spoke_conn(i: usize, psk: &Path, start_action: &str, extra: &str) -> String {
+        conn_toml(&Conn {
+            name: "site-a",
+            local_id: &format!("gw-{}.example", Self::id_letter(i)),
+            remote_id: "gw-a.example",
+            psk_file: psk,
+            local_ts: &Self::lan_net(i),
+            remote_ts: &Self::lan_net(0),
+            local: Self::wan_ip(i),
+            remote: Self::wan_ip(0),
+            start_action,
+            extra,
+        })
+    }
 }
 
 impl Drop for MultiSite {
