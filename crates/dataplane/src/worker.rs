@@ -2,8 +2,8 @@
 //!
 //! A worker waits in poll() on the shared TUN device and its own sockets, then drains each
 //! ready one in batches: up to `batch` packets per syscall on the UDP side (recvmmsg/sendmmsg),
-//! one table snapshot load per batch, and no allocation, lock or log line per packet. (The only
-//! lock is inside an inbound SA's replay window, held for a bitmap update.)
+//! one table snapshot load per batch, and no allocation, lock or log line per packet (an inbound
+//! SA's replay window is lock-free: one compare-and-swap per packet).
 
 use std::net::SocketAddr;
 use std::os::fd::{AsRawFd, RawFd};

@@ -3,7 +3,6 @@
 
 use std::fmt;
 use std::ops::Range;
-use std::sync::{Mutex, MutexGuard};
 
 use crate::cipher::{EspAad, SaCipher};
 use crate::replay::{ReplayError, ReplayWindow};
@@ -85,15 +84,14 @@ pub fn peek_spi(esp: &[u8]) -> Option<u32> {
 }
 
 /// Inbound SA: the key and its anti-replay window. Shared by worker threads
-/// behind an `Arc`; the window sits in a mutex that is held only to check or
-/// record a sequence number, never while decrypting, so workers contend for
-/// nanoseconds rather than for a whole AEAD operation.
+/// behind an `Arc`; the window is lock-free (see [`ReplayWindow`]), so workers
+/// opening packets of one SA never wait for each other.
 pub struct InboundSa {
     cipher: SaCipher,
     suite: Suite,
     spi: u32,
     esn: bool,
-    window: Mutex<ReplayWindow>,
+    window: ReplayWindow,
 }
 
 impl InboundSa {
@@ -111,7 +109,7 @@ impl InboundSa {
             suite,
             spi,
             esn,
-            window: Mutex::new(ReplayWindow::new(replay_window)),
+            window: ReplayWindow::new(replay_window),
         })
     }
 
@@ -140,11 +138,8 @@ impl InboundSa {
         self.window().highest()
     }
 
-    /// A poisoned lock cannot leave the window inconsistent (its methods do
-    /// not panic between writes), so poisoning is ignored rather than
-    /// turned into a panic on the packet path.
-    pub(crate) fn window(&self) -> MutexGuard<'_, ReplayWindow> {
-        self.window.lock().unwrap_or_else(|e| e.into_inner())
+    pub(crate) fn window(&self) -> &ReplayWindow {
+        &self.window
     }
 
     /// Opens one whole ESP packet (the UDP payload, starting with the SPI)
@@ -156,14 +151,10 @@ impl InboundSa {
     /// opened concurrently exactly one is accepted.
     pub fn open_in_place(&self, buf: &mut [u8]) -> Result<Opened, OpenError> {
         let (seq_lo, iv) = self.check_header(buf)?;
-        let seq = {
-            let window = self.window();
-            let seq = window.infer(seq_lo, self.esn);
-            window.check(seq)?;
-            seq
-        };
+        let seq = self.window.infer(seq_lo, self.esn);
+        self.window.check(seq)?;
         let body_len = self.decrypt(buf, seq, iv)?;
-        self.window().update(seq)?;
+        self.window.update(seq)?;
         let body = buf
             .get(HEADROOM..HEADROOM + body_len)
             .ok_or(OpenError::Malformed)?;
@@ -228,7 +219,7 @@ impl fmt::Debug for InboundSa {
             .field("suite", &self.suite)
             .field("spi", &format_args!("{:#010x}", self.spi))
             .field("esn", &self.esn)
-            .field("window", &*self.window())
+            .field("window", &self.window)
             .finish_non_exhaustive()
     }
 }
