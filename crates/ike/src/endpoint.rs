@@ -45,6 +45,9 @@ pub struct EndpointStats {
     /// to no request of ours in flight (RFC 7296 2.3). Dropped unanswered: INVALID_MESSAGE_ID
     /// is optional (3.10.1). Late duplicates of a response already taken count here too.
     pub wrong_message_id: u64,
+    /// Requests with a major version above 2 answered with INVALID_MAJOR_VERSION (RFC 7296
+    /// 2.5), at most once a second per address. They are counted as malformed too.
+    pub invalid_major_version_sent: u64,
 }
 
 /// New IKE_SA_INIT requests counted in one-second windows: the rate trigger of the cookie
@@ -152,6 +155,8 @@ pub struct Endpoint {
     cookie_secret: [u8; 32],
     stats: EndpointStats,
     invalid_spi: crate::invalid_spi::Pacing,
+    /// Pacing of INVALID_MAJOR_VERSION answers: the trigger is one unauthenticated datagram.
+    bad_version: crate::invalid_spi::Pacing,
     init_rate: InitRate,
 }
 
@@ -174,6 +179,7 @@ impl Endpoint {
             cookie_secret,
             stats: EndpointStats::default(),
             invalid_spi: Default::default(),
+            bad_version: Default::default(),
             init_rate: InitRate::default(),
         }
     }
@@ -596,6 +602,53 @@ impl Endpoint {
         }
     }
 
+    /// A request of a later IKE major version: dropped, and answered (RFC 7296 1.5, 2.5) with
+    /// an unprotected INVALID_MAJOR_VERSION response carrying the request's SPIs, exchange type
+    /// and Message ID, in a version 2.0 header: the version we can speak. Responses are never
+    /// answered (two gateways must not bounce these at each other), and each address gets at
+    /// most one a second, as the trigger can be spoofed.
+    fn invalid_major_version(
+        &mut self,
+        now: Instant,
+        local: SocketAddr,
+        remote: SocketAddr,
+        bytes: &[u8],
+    ) {
+        let Ok(req) = wire::Header::decode(bytes) else {
+            return;
+        };
+        if req.flags.response || !self.bad_version.allow(now, remote.ip()) {
+            return;
+        }
+        let header = wire::Header {
+            major: 2,
+            minor: 0,
+            next_payload: 0,
+            flags: wire::Flags {
+                initiator: !req.flags.initiator,
+                version: false,
+                response: true,
+            },
+            length: 0,
+            ..req
+        };
+        let m = wire::encode_message(
+            &header,
+            &[sa::notify(NotifyType::InvalidMajorVersion, Vec::new())],
+        );
+        let payload = if local.port() == self.cfg.natt_port {
+            [&wire::NON_ESP_MARKER[..], &m].concat()
+        } else {
+            m
+        };
+        self.transmits.push_back(Transmit {
+            local,
+            remote,
+            payload,
+        });
+        self.stats.invalid_major_version_sent += 1;
+    }
+
     fn half_open(&self) -> usize {
         self.sas
             .values()
@@ -620,6 +673,11 @@ impl Endpoint {
         };
         let msg = match Message::parse(bytes) {
             Ok(m) => m,
+            Err(wire::ParseError::BadVersion { major, .. }) if major > 2 => {
+                self.stats.malformed += 1;
+                self.invalid_major_version(now, local, remote, bytes);
+                return;
+            }
             Err(_) => {
                 self.stats.malformed += 1;
                 return;

@@ -452,6 +452,10 @@ enum Expect {
     /// The (single, authenticated) request is answered INVALID_SYNTAX and both IKE SAs end
     /// (RFC 7296 2.21.3).
     Fatal,
+    /// The (single) datagram is dropped, counted as malformed, and answered with an
+    /// unprotected response holding only this notify, with the datagram's SPIs and Message ID
+    /// (RFC 7296 1.5); nothing else changes on either side.
+    Unprotected(NotifyType),
 }
 
 /// A row: the side that receives, and the datagrams (whole UDP payloads) it receives. `slot` is
@@ -514,6 +518,35 @@ fn run(row: Row) {
             // The answer completes the exchange the sender had open.
             let (back, _) = p.deliver(row.to.other(), &t.payload);
             assert!(back.is_empty(), "{back:?}");
+            still_works(&mut p);
+        }
+        Expect::Unprotected(kind) => {
+            let [d] = &datagrams[..] else {
+                panic!("one datagram expected")
+            };
+            let before = (snapshot(&p.net.a), snapshot(&p.net.b));
+            let malformed = p.ep_ref(row.to).stats().malformed;
+            let (sent, events) = p.deliver(row.to, d);
+            assert!(events.is_empty(), "{events:?}");
+            let [t] = &sent[..] else {
+                panic!("one answer expected: {sent:?}")
+            };
+            let strip = |b: &'static [u8], x: &[u8]| x.strip_prefix(b).map(<[u8]>::to_vec);
+            let asked = Header::decode(&strip(&NON_ESP_MARKER, d).unwrap()).unwrap();
+            let m = Message::parse(&strip(&NON_ESP_MARKER, &t.payload).unwrap()).unwrap();
+            let h = &m.header;
+            assert!(h.flags.response && (h.major, h.minor) == (2, 0), "{h:?}");
+            assert_eq!(
+                (h.spi_i, h.spi_r, h.message_id, h.exchange),
+                (asked.spi_i, asked.spi_r, asked.message_id, asked.exchange)
+            );
+            assert!(
+                matches!(m.payloads.as_slice(), [Payload::Notify(n)] if n.kind == kind),
+                "{:?}",
+                m.payloads
+            );
+            assert_eq!(p.ep_ref(row.to).stats().malformed, malformed + 1);
+            assert_eq!((snapshot(&p.net.a), snapshot(&p.net.b)), before);
             still_works(&mut p);
         }
         Expect::Fatal => {
@@ -692,11 +725,10 @@ rows! {
         vec![framed(&m)]
     } => Expect::Dropped(Counter::Malformed);
 
-    /// Major version 3: not IKEv2, dropped and counted. RFC 7296 2.5 says the receiver
-    /// SHOULD also send an unprotected INVALID_MAJOR_VERSION; this engine does not (yet), and
-    /// this row pins down that the SA is at least left alone.
+    /// Major version 3: not IKEv2, dropped and counted, and answered with an unprotected
+    /// INVALID_MAJOR_VERSION (RFC 7296 2.5); the SA is left alone.
     major_version_not_2: B, |p, _| patched(p, Side::B, 17, &[0x30])
-        => Expect::Dropped(Counter::Malformed);
+        => Expect::Unprotected(NotifyType::InvalidMajorVersion);
 
     // -- the outer payload chain (RFC 7296 3.2), before anything can be authenticated --
 

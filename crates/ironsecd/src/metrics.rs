@@ -281,6 +281,11 @@ pub fn render(s: &Status) -> String {
             ike.wrong_message_id,
         ),
         (
+            "ironsec_ike_invalid_major_version_sent_total",
+            "IKE requests of a later major version answered with INVALID_MAJOR_VERSION.",
+            ike.invalid_major_version_sent,
+        ),
+        (
             "ironsec_ike_queue_dropped_total",
             "IKE datagrams dropped before the engine: its queue was full (a flood).",
             ike.queue_dropped,

@@ -273,6 +273,7 @@ pub fn status(dp: &Dataplane, plane: &Plane, started: Instant) -> Status {
             invalid_spi_hints: es.invalid_spi_hints,
             integrity_failed: es.integrity_failed,
             wrong_message_id: es.wrong_message_id,
+            invalid_major_version_sent: es.invalid_major_version_sent,
             queue_dropped: plane.admission.dropped(),
         },
         connections,

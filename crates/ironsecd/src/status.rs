@@ -45,6 +45,9 @@ pub struct IkeCounters {
     /// Messages for a known IKE SA with a Message ID that fits no exchange.
     #[serde(default)]
     pub wrong_message_id: u64,
+    /// Requests of a later IKE major version answered with INVALID_MAJOR_VERSION.
+    #[serde(default)]
+    pub invalid_major_version_sent: u64,
     /// Datagrams dropped before the engine saw them: its queue was full, or half full and
     /// they came from an address no connection names (a flood).
     #[serde(default)]
@@ -252,6 +255,7 @@ impl Status {
             ("half_open_dropped", k.half_open_dropped),
             ("invalid_spi_sent", k.invalid_spi_sent),
             ("invalid_spi_hints", k.invalid_spi_hints),
+            ("invalid_major_version_sent", k.invalid_major_version_sent),
         ]
         .into_iter()
         .map(|(n, v)| (n.to_string(), v))
