@@ -232,6 +232,34 @@ tun_queue() { # ns dev
     MTU=$(ip -n "$1" -o link show dev "$2" | sed -n 's/.* mtu \([0-9]*\).*/\1/p')
 }
 
+# Where packets were lost, per namespace: "NS txdrop rcvbuf" lines, where txdrop sums every link's
+# tx_dropped (a full device queue: for a tunnel's device, the gateway did not read in time) and
+# rcvbuf is UDP RcvbufErrors (a socket's queue was full: the reader did not keep up).
+drop_snapshot() {
+    local ns
+    for ns in "$LANA" "$GWA" "$GWB" "$LANB"; do
+        printf '%s %s %s\n' "$ns" \
+            "$(ip -n "$ns" -j -s link show | python3 -c 'import json,sys; print(sum(l.get("stats64",{}).get("tx",{}).get("dropped",0) for l in json.load(sys.stdin)))')" \
+            "$(ip netns exec "$ns" awk '/^Udp:/ { if (h) { for (i = 1; i <= NF; i++) if (n[i] == "RcvbufErrors") print $i } else { h = 1; for (i = 1; i <= NF; i++) n[i] = $i } }' /proc/net/snmp)"
+    done
+}
+
+# Packets/s that arrived at the receiving host NS: received (pps) + its UDP RcvbufErrors between two
+# drop_snapshot outputs, over TIME seconds. iperf3 is the only UDP reader there.
+rcvbuf_rate() { # before after ns pps
+    paste -d' ' <(printf '%s\n' "$1") <(printf '%s\n' "$2") |
+        awk -v ns="$3" -v pps="$4" -v t="$TIME" '$1 == ns { printf "%.0f\n", pps + ($6 - $3) / t }'
+}
+
+# Logs the difference of two drop_snapshot outputs: "lost: NS txq N, NS rcvbuf N, ..." (nonzero only).
+log_drops() { # before after tag
+    local line
+    line=$(paste -d' ' <(printf '%s\n' "$1") <(printf '%s\n' "$2") |
+        awk '{ t = $5 - $2; r = $6 - $3; ns = $1; sub(/^[^-]*-/, "", ns)
+               if (t) printf "%s txq %d, ", ns, t; if (r) printf "%s rcvbuf %d, ", ns, r }')
+    log "    $3 lost: ${line:-nothing counted}"
+}
+
 # Both gateways must route the remote LAN through their tunnel device ($1 in gwA, $2 in gwB), and
 # their main table must not hold a plain route to it (which would bypass the tunnel).
 check_routes() { # devA devB

@@ -27,12 +27,18 @@ p.add_argument("--cpus", type=int, required=True)
 p.add_argument("--txqueuelen", type=int, required=True)
 p.add_argument("--wan-mtu", type=int, required=True)
 p.add_argument("--json", action="store_true")
+p.add_argument("--figures", default="rtt,tcp,udp")
 a = p.parse_args()
 
 L = a.udp_len
 THRU = [("tcp1_fwd", "TCP 1 ->"), ("tcp4_fwd", "TCP 4 ->"), ("tcp1_rev", "TCP 1 <-"),
         ("tcp4_rev", "TCP 4 <-"), (f"udp{L}_fwd", f"UDP {L} B ->"), (f"udp{L}_rev", f"UDP {L} B <-")]
 METRICS = [m for m, _ in THRU] + ["rtt_idle", "rtt_load"]
+FIGS = set(a.figures.split(","))
+# What a figure selection (bench.sh --figures) left out is not missing: rtt_load comes with tcp.
+WANTED = {m for m in METRICS
+          if (m.startswith("tcp") or m == "rtt_load") and "tcp" in FIGS
+          or m.startswith("udp") and "udp" in FIGS or m == "rtt_idle" and "rtt" in FIGS}
 
 cases, meta, samples, extra = [], {}, {}, {}
 for line in open(a.meta):
@@ -80,12 +86,16 @@ for c in cases:
         r["reason"] = m.get("reason")
     for mt in METRICS:
         v = med(c, mt)
-        if v is None and ok:
+        if v is None and ok and mt in WANTED:
             missing.append(f"{c} {mt}")
         if mt.startswith("udp"):
             r[f"{mt}_pps"] = None if v is None else round(v)
             sent = [float(e[0]) for e in extra.get(c, {}).get(mt, [])]
             r[f"{mt}_sent_pps"] = round(statistics.median(sent)) if sent else None
+            # Received plus what the receiving host's full UDP socket dropped: what the path
+            # (the tunnel) delivered to that host, whether or not iperf3 got the CPU to read it.
+            arr = [float(e[1]) for e in extra.get(c, {}).get(mt, []) if len(e) > 1]
+            r[f"{mt}_arrived_pps"] = round(statistics.median(arr)) if arr else None
         elif mt.startswith("tcp"):
             r[f"{mt}_mbps"] = num(v)
         else:
@@ -168,6 +178,12 @@ sent = [f"{r['label']} {r[f'udp{L}_fwd_sent_pps'] / 1000:.0f}/{r[f'udp{L}_rev_se
         for r in out_cases.values() if r.get(f"udp{L}_fwd_sent_pps") and r.get(f"udp{L}_rev_sent_pps")]
 if sent:
     print("UDP offered by iperf3, kpkt/s -> / <-: " + ", ".join(sent))
+arrived = [f"{r['label']} {r[f'udp{L}_fwd_arrived_pps'] / 1000:.1f}/{r[f'udp{L}_rev_arrived_pps'] / 1000:.1f}"
+           for r in out_cases.values()
+           if r.get(f"udp{L}_fwd_arrived_pps") is not None and r.get(f"udp{L}_rev_arrived_pps") is not None]
+if arrived:
+    print("UDP arrived at the receiving host (received + dropped by its full socket), kpkt/s -> / <-: "
+          + ", ".join(arrived))
 vers = sorted({r["version"] for r in out_cases.values() if r.get("version")})
 if vers:
     print("software: " + "; ".join(vers))

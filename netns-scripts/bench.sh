@@ -24,7 +24,11 @@
 # noise hits one run of each, not every run of one):
 #   TCP 1 / 4 streams  iperf3 -P 1 / -P 4, lanA -> lanB (->) and -R (<-), -t TIME, 1 s omitted
 #   UDP 64 B           iperf3 -u -l 64 -b 0 from --udp-senders processes: packets/s that the
-#                      receiving iperf3 counted, -> and <-
+#                      receiving iperf3 counted, -> and <-. Also "arrived": that plus what the
+#                      receiving host's UDP socket dropped because iperf3 did not read in time
+#                      (RcvbufErrors in its namespace) -- what the path delivered to the host.
+#                      After each run the log says where packets were lost (every namespace's
+#                      device queue drops and UDP socket buffer drops).
 #   RTT idle           --pings pings lanA -> lanB 50 ms apart, median
 #   RTT load           ping lanA -> lanB every 100 ms during the 4-stream -> TCP runs, median
 #   CPU                utime+stime (/proc/PID/stat, all threads) of each gateway process (ironsecd,
@@ -48,6 +52,8 @@
 #   --udp-senders N  parallel iperf3 UDP senders (default 1: on 2 cores more senders starve the
 #                    receiver and lower what arrives, even without a tunnel)
 #   --pings N        idle pings per run (default 20)
+#   --figures F      comma-separated subset of rtt, tcp, udp (default all three); the report
+#                    shows "-" for what was not measured. For quick A/B runs of one figure.
 #   --json           also print one JSON object with every figure as the very last line of stdout
 #
 # Progress and diagnostics go to stderr; the tables (and the JSON line) to stdout. The exit status
@@ -85,7 +91,7 @@ TXQ="${IRONSEC_BENCH_TXQUEUELEN:-1000}"
 BT_VERSION="${IRONSEC_BENCH_BORINGTUN_VERSION:-0.7.1}"
 OMIT=1 UDP_LEN=64
 
-JSON_OUT=0 RUNS=3 TIME=5 SUITES="" CASES="no-tunnel,ironsec,strongswan,boringtun" UDP_SENDERS=1 PINGS=20
+JSON_OUT=0 RUNS=3 TIME=5 SUITES="" CASES="no-tunnel,ironsec,strongswan,boringtun" UDP_SENDERS=1 PINGS=20 FIGURES="rtt,tcp,udp"
 WORK="" PID_A="" PID_B="" CLI_PID="" CLI_PIDS=() RES=""
 GW_PID_A="" GW_PID_B="" SW_DIR_A="" SW_DIR_B="" BT_PID_A="" BT_PID_B="" TUNNEL_KIND=none
 
@@ -105,6 +111,8 @@ while [ $# -gt 0 ]; do
         --udp-senders=*) UDP_SENDERS=${1#--udp-senders=} ;;
         --pings) [ $# -ge 2 ] || die "--pings needs a value"; PINGS=$2; shift ;;
         --pings=*) PINGS=${1#--pings=} ;;
+        --figures) [ $# -ge 2 ] || die "--figures needs a value"; FIGURES=$2; shift ;;
+        --figures=*) FIGURES=${1#--figures=} ;;
         -h|--help) usage; exit 0 ;;
         *) usage >&2; die "unknown argument: $1" ;;
     esac
@@ -118,6 +126,17 @@ num_in --time "$TIME" 1 600
 num_in --udp-senders "$UDP_SENDERS" 1 16
 num_in --pings "$PINGS" 1 1000
 [[ "$TXQ" =~ ^[0-9]+$ ]] || die "IRONSEC_BENCH_TXQUEUELEN must be a number"
+FIG_RTT=0 FIG_TCP=0 FIG_UDP=0
+IFS=, read -ra figs <<<"$FIGURES"
+for f in "${figs[@]}"; do
+    case "$f" in
+        rtt) FIG_RTT=1 ;;
+        tcp) FIG_TCP=1 ;;
+        udp) FIG_UDP=1 ;;
+        *) die "unknown figure '$f' (rtt, tcp, udp)" ;;
+    esac
+done
+[ $((FIG_RTT + FIG_TCP + FIG_UDP)) -gt 0 ] || die "--figures is empty"
 
 # Suites: validated with lib.sh's suite_keylen; default AES-128-GCM and ChaCha20-Poly1305.
 SUITES=${SUITES#,}
@@ -256,16 +275,20 @@ tcp_run() {
 
 # One UDP run: dir run. Returns 1 only when the case must stop (FAIL set).
 udp_run() {
-    local dir=$1 run=$2 pps bytes sent arrow
+    local dir=$1 run=$2 pps bytes sent arrow d0 d1 arrived
     [ "$dir" = fwd ] && arrow="->" || arrow="<-"
     tbytes || return 1
     CO0=$CO CI0=$CI
+    d0=$(drop_snapshot)
     if iperf_udp "$dir" "$CASE-udp-$dir-$run"; then
         read -r pps bytes sent <<<"$RES"
+        d1=$(drop_snapshot)
+        log_drops "$d0" "$d1" "UDP $UDP_LEN B $arrow run $run/$RUNS"
+        arrived=$(rcvbuf_rate "$d0" "$d1" "$([ "$dir" = fwd ] && echo "$LANB" || echo "$LANA")" "$pps")
         tbytes || return 1
         check_tunnel "$dir" "$bytes" "UDP $arrow run $run" || return 1
-        rec "udp${UDP_LEN}_$dir" "$run" "$pps" "$sent"
-        log "  UDP $UDP_LEN B $arrow run $run/$RUNS: $pps packets/s received ($sent/s sent)"
+        rec "udp${UDP_LEN}_$dir" "$run" "$pps" "$sent" "$arrived"
+        log "  UDP $UDP_LEN B $arrow run $run/$RUNS: $pps packets/s received ($sent/s sent, $arrived/s arrived)"
     else
         log "  UDP $UDP_LEN B $arrow run $run/$RUNS: failed"
     fi
@@ -279,19 +302,25 @@ measure() {
     ticks || return 1
     a0=$TA b0=$TB t0=$(now)
     for run in $(seq "$RUNS"); do
-        if ping_idle "$CASE-idle-$run"; then
-            read -r med n sent <<<"$RES"
-            rec rtt_idle "$run" "$med" "$n" "$sent"
-            log "  RTT idle run $run/$RUNS: median $med ms ($n/$sent replies)"
-        else
-            log "  RTT idle run $run/$RUNS: failed"
+        if [ "$FIG_RTT" = 1 ]; then
+            if ping_idle "$CASE-idle-$run"; then
+                read -r med n sent <<<"$RES"
+                rec rtt_idle "$run" "$med" "$n" "$sent"
+                log "  RTT idle run $run/$RUNS: median $med ms ($n/$sent replies)"
+            else
+                log "  RTT idle run $run/$RUNS: failed"
+            fi
         fi
-        tcp_run 1 fwd "$run" || return 1
-        tcp_run 4 fwd "$run" || return 1
-        tcp_run 1 rev "$run" || return 1
-        tcp_run 4 rev "$run" || return 1
-        udp_run fwd "$run" || return 1
-        udp_run rev "$run" || return 1
+        if [ "$FIG_TCP" = 1 ]; then
+            tcp_run 1 fwd "$run" || return 1
+            tcp_run 4 fwd "$run" || return 1
+            tcp_run 1 rev "$run" || return 1
+            tcp_run 4 rev "$run" || return 1
+        fi
+        if [ "$FIG_UDP" = 1 ]; then
+            udp_run fwd "$run" || return 1
+            udp_run rev "$run" || return 1
+        fi
     done
     ticks || return 1
     t1=$(now)
@@ -353,6 +382,6 @@ rc=0 jsonopt=()
 [ "$JSON_OUT" = 1 ] && jsonopt=(--json)
 python3 "$HERE/bench-report.py" --results "$RES_TSV" --meta "$META_TSV" --runs "$RUNS" --time "$TIME" \
     --omit "$OMIT" --pings "$PINGS" --udp-len "$UDP_LEN" --udp-senders "$UDP_SENDERS" --cpus "$(nproc)" \
-    --txqueuelen "$TXQ" --wan-mtu "${IRONSEC_WAN_MTU:-1500}" "${jsonopt[@]}" || rc=$?
+    --txqueuelen "$TXQ" --wan-mtu "${IRONSEC_WAN_MTU:-1500}" --figures "$FIGURES" "${jsonopt[@]}" || rc=$?
 [ "$rc" = 0 ] || [ "$rc" = 3 ] || die "bench-report.py failed (exit $rc)"
 if [ "$FAILED" = 1 ] || [ "$rc" = 3 ]; then exit 1; fi

@@ -1,0 +1,133 @@
+//! Runs `netns-scripts/bench.sh` the way an operator would, briefly, so the benchmark script
+//! does not rot between the sessions that measure with it: one quick run of no tunnel and of
+//! ironsec (IKEv2, AES-128-GCM, the freshly built debug binaries via IRONSEC_BIN_DIR) with the
+//! RTT and UDP figures only. It checks the report, not the numbers: every selected figure
+//! measured and positive, the figures left out reported as not measured (null), UDP "arrived"
+//! at least what iperf3 received, a loss line per UDP run in the log, and no namespace left
+//! behind. Also checks that a bad `--figures` value is refused.
+//!
+//! Needs root and iperf3 (tests/install-deps.sh); FAILS, never skips, without them.
+//!
+//! Run: `cargo test -p ironsecd --test bench_script -- --nocapture`
+
+mod common;
+
+use std::path::Path;
+use std::process::Command;
+
+use serde_json::Value;
+
+use common::{require_root, serial, unique_prefix, workspace_root, IRONSECD};
+
+fn namespaces_with(prefix: &str) -> Vec<String> {
+    let out = Command::new("ip")
+        .args(["netns", "list"])
+        .output()
+        .expect("ip netns list");
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter_map(|l| l.split_whitespace().next())
+        .filter(|n| n.starts_with(&format!("{prefix}-")))
+        .map(str::to_string)
+        .collect()
+}
+
+#[test]
+fn quick_run_reports_selected_figures_and_cleans_up() {
+    require_root();
+    let _serial = serial();
+    let prefix = format!("b{}", unique_prefix());
+    let bin_dir = Path::new(IRONSECD).parent().expect("binary directory");
+    let script = workspace_root().join("netns-scripts/bench.sh");
+    let out = Command::new("timeout")
+        .args(["-k", "10", "300", "bash"])
+        .arg(&script)
+        .args([
+            "--quick",
+            "--cases",
+            "no-tunnel,ironsec",
+            "--suite",
+            "aes128gcm16",
+            "--figures",
+            "rtt,udp",
+            "--pings",
+            "5",
+            "--json",
+        ])
+        .env("IRONSEC_BENCH_PREFIX", &prefix)
+        .env("IRONSEC_BIN_DIR", bin_dir)
+        .output()
+        .expect("run bench.sh");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    println!("{stdout}\n--- stderr ---\n{stderr}");
+    assert!(
+        out.status.success(),
+        "bench.sh failed ({}); see the output above",
+        out.status
+    );
+    assert!(
+        namespaces_with(&prefix).is_empty(),
+        "bench.sh left namespaces behind: {:?}",
+        namespaces_with(&prefix)
+    );
+
+    let json: Value = serde_json::from_str(stdout.lines().last().expect("a JSON last line"))
+        .expect("the last line is JSON");
+    for case in ["no_tunnel", "ironsec_aes128gcm16"] {
+        let c = &json["cases"][case];
+        assert_eq!(c["status"], "ok", "{case}: {c}");
+        for key in ["udp64_fwd_pps", "udp64_rev_pps", "rtt_idle_ms"] {
+            let v = c[key].as_f64().unwrap_or(0.0);
+            assert!(
+                v > 0.0,
+                "{case}: {key} = {} (expected a measurement)",
+                c[key]
+            );
+        }
+        for dir in ["fwd", "rev"] {
+            let got = c[format!("udp64_{dir}_pps")].as_f64().unwrap();
+            let arrived = c[format!("udp64_{dir}_arrived_pps")]
+                .as_f64()
+                .unwrap_or_else(|| panic!("{case}: no udp64_{dir}_arrived_pps"));
+            // Both are rates over slightly different spans (iperf3's own vs the run's seconds).
+            assert!(
+                arrived >= got * 0.95,
+                "{case} {dir}: arrived {arrived} packets/s < received {got}"
+            );
+        }
+        for key in ["tcp1_fwd_mbps", "tcp4_rev_mbps", "rtt_load_ms"] {
+            assert!(
+                c[key].is_null(),
+                "{case}: {key} measured though not selected"
+            );
+        }
+    }
+    let loss_lines = stderr
+        .lines()
+        .filter(|l| l.contains("UDP 64 B") && l.contains(" lost: "))
+        .count();
+    assert_eq!(
+        loss_lines, 4,
+        "one loss line per UDP run (2 cases x 2 directions)"
+    );
+    assert!(
+        !stdout.contains("no successful run for"),
+        "figures not selected were reported missing"
+    );
+}
+
+#[test]
+fn unknown_figure_is_refused() {
+    let out = Command::new("bash")
+        .arg(workspace_root().join("netns-scripts/bench.sh"))
+        .args(["--figures", "rtt,nope"])
+        .output()
+        .expect("run bench.sh");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "accepted --figures rtt,nope");
+    assert!(
+        stderr.contains("unknown figure 'nope'"),
+        "unexpected error: {stderr}"
+    );
+}
