@@ -565,6 +565,13 @@ impl Endpoint {
             return;
         }
         let m = crate::invalid_spi::message(&mut *self.rng, spi);
+        self.send_framed(local, remote, m);
+        self.stats.invalid_spi_sent += 1;
+    }
+
+    /// Queues one IKE message from `local` to `remote`, with the non-ESP marker in front when
+    /// `local` is the NAT-T port.
+    fn send_framed(&mut self, local: SocketAddr, remote: SocketAddr, m: Vec<u8>) {
         let payload = if local.port() == self.cfg.natt_port {
             [&wire::NON_ESP_MARKER[..], &m].concat()
         } else {
@@ -575,7 +582,6 @@ impl Endpoint {
             remote,
             payload,
         });
-        self.stats.invalid_spi_sent += 1;
     }
 
     /// An unprotected INVALID_SPI from `remote`: only a hint (it may be forged), so no answer
@@ -636,16 +642,7 @@ impl Endpoint {
             &header,
             &[sa::notify(NotifyType::InvalidMajorVersion, Vec::new())],
         );
-        let payload = if local.port() == self.cfg.natt_port {
-            [&wire::NON_ESP_MARKER[..], &m].concat()
-        } else {
-            m
-        };
-        self.transmits.push_back(Transmit {
-            local,
-            remote,
-            payload,
-        });
+        self.send_framed(local, remote, m);
         self.stats.invalid_major_version_sent += 1;
     }
 
@@ -723,19 +720,10 @@ impl Endpoint {
         if let Some(id) = self.init_index.get(&(h.spi_i, remote)).copied() {
             // A retransmitted IKE_SA_INIT: resend our answer, create nothing.
             if let Some(sa) = self.sas.get(&id) {
-                if let Some((0, datagrams)) = &sa.last_response {
-                    for d in datagrams.clone() {
+                if let Some((0, datagrams)) = sa.last_response.clone() {
+                    for d in datagrams {
                         // Answer from where the retransmission arrived, framed for that port.
-                        let payload = if local.port() == self.cfg.natt_port {
-                            [&wire::NON_ESP_MARKER[..], &d].concat()
-                        } else {
-                            d
-                        };
-                        self.transmits.push_back(Transmit {
-                            local,
-                            remote,
-                            payload,
-                        });
+                        self.send_framed(local, remote, d);
                     }
                     self.stats.retransmits_answered += 1;
                 }
