@@ -252,12 +252,20 @@ impl Worker {
     }
 
     /// Hands an unknown-SPI datagram's addresses and SPI to the control plane, at most once
-    /// per [`UNKNOWN_SPI_REPORT_EVERY`].
-    fn report_unknown_spi(&self, local: SocketAddr, from: SocketAddr, d: &[u8]) {
+    /// per [`UNKNOWN_SPI_REPORT_EVERY`]. `batch_now` is the receive batch's clock reading,
+    /// taken by the first unknown SPI of the batch: a flood of them reads the clock once per
+    /// batch, not once per packet.
+    fn report_unknown_spi(
+        &self,
+        batch_now: &mut Option<std::time::Instant>,
+        local: SocketAddr,
+        from: SocketAddr,
+        d: &[u8],
+    ) {
         let (Some(sink), Some(spi)) = (&self.unknown_spi_sink, d.get(..4)) else {
             return;
         };
-        let now = std::time::Instant::now();
+        let now = *batch_now.get_or_insert_with(std::time::Instant::now);
         if self
             .unknown_spi_reported
             .get()
@@ -303,6 +311,7 @@ impl Worker {
                 return Ok(());
             }
             let tables = self.tables.load();
+            let mut batch_now = None;
             for i in 0..n {
                 let seg = recv.segment_size(i);
                 let (buf, truncated, from) = recv.datagram_from(i);
@@ -328,7 +337,7 @@ impl Worker {
                     if let (Inbound::Drop(DropReason::UnknownSpi, None), Some(from)) =
                         (&verdict, from.get())
                     {
-                        self.report_unknown_spi(self.local_addrs[s], from, d);
+                        self.report_unknown_spi(&mut batch_now, self.local_addrs[s], from, d);
                     }
                     match (verdict, co.as_mut()) {
                         // Offloading TUN: TCP segments, or same-sized UDP datagrams, of one
