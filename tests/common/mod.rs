@@ -1157,6 +1157,110 @@ pub fn icmp_echo(id: u16, seq: u16, data: &[u8]) -> Vec<u8> {
 // Pinger (iputils ping is not installed on this machine; a raw ICMP socket does the same job
 // and lets the test choose the payload exactly).
 
+/// A raw ICMP socket aimed at one destination: what both pingers below send and receive with.
+struct IcmpSocket {
+    fd: i32,
+    dst: Ipv4Addr,
+    to: libc::sockaddr_in,
+    /// Echo identifier of this pinger, so concurrent pingers do not take each other's replies.
+    ident: u16,
+}
+
+impl IcmpSocket {
+    /// Opens the socket in the calling thread's namespace. `salt` keeps the identifiers of the
+    /// two pinger kinds apart.
+    fn open(dst: Ipv4Addr, salt: u16) -> IcmpSocket {
+        let fd = unsafe {
+            libc::socket(
+                libc::AF_INET,
+                libc::SOCK_RAW | libc::SOCK_CLOEXEC,
+                libc::IPPROTO_ICMP,
+            )
+        };
+        assert!(
+            fd >= 0,
+            "raw ICMP socket: {}",
+            std::io::Error::last_os_error()
+        );
+        let mut to: libc::sockaddr_in = unsafe { std::mem::zeroed() };
+        to.sin_family = libc::AF_INET as libc::sa_family_t;
+        to.sin_addr = libc::in_addr {
+            s_addr: u32::from_ne_bytes(dst.octets()),
+        };
+        let ident =
+            (std::process::id() as u16) ^ salt ^ (NEXT_ID.fetch_add(1, Ordering::SeqCst) as u16);
+        IcmpSocket { fd, dst, to, ident }
+    }
+
+    fn set_option<T>(&self, name: libc::c_int, value: &T) {
+        unsafe {
+            libc::setsockopt(
+                self.fd,
+                libc::SOL_SOCKET,
+                name,
+                value as *const T as *const libc::c_void,
+                std::mem::size_of::<T>() as u32,
+            )
+        };
+    }
+
+    fn send_echo(&self, seq: u16, payload: &[u8]) {
+        let msg = icmp_echo(self.ident, seq, payload);
+        let n = unsafe {
+            libc::sendto(
+                self.fd,
+                msg.as_ptr() as *const libc::c_void,
+                msg.len(),
+                0,
+                &self.to as *const libc::sockaddr_in as *const libc::sockaddr,
+                std::mem::size_of::<libc::sockaddr_in>() as u32,
+            )
+        };
+        assert_eq!(
+            n as usize,
+            msg.len(),
+            "sendto: {}",
+            std::io::Error::last_os_error()
+        );
+    }
+
+    /// One received datagram, if it is an echo reply from `dst` to this pinger: (sequence
+    /// number, whether its data is `payload`). None for anything else, or nothing to read.
+    fn recv_reply(&self, flags: libc::c_int, payload: &[u8]) -> Option<Option<(u16, bool)>> {
+        let mut buf = [0u8; 4096];
+        let n = unsafe {
+            libc::recv(
+                self.fd,
+                buf.as_mut_ptr() as *mut libc::c_void,
+                buf.len(),
+                flags,
+            )
+        };
+        if n <= 0 {
+            return None;
+        }
+        let p = &buf[..n as usize];
+        let ihl = ((p[0] & 0x0f) as usize) * 4;
+        if p.len() < ihl + 8 || p[12..16] != self.dst.octets() {
+            return Some(None);
+        }
+        let icmp = &p[ihl..];
+        if icmp[0] != 0 || u16::from_be_bytes([icmp[4], icmp[5]]) != self.ident {
+            return Some(None);
+        }
+        Some(Some((
+            u16::from_be_bytes([icmp[6], icmp[7]]),
+            icmp[8..] == *payload,
+        )))
+    }
+}
+
+impl Drop for IcmpSocket {
+    fn drop(&mut self) {
+        unsafe { libc::close(self.fd) };
+    }
+}
+
 pub struct PingResult {
     pub sent: u32,
     pub received: u32,
@@ -1173,87 +1277,25 @@ pub fn ping(
     reply_timeout: Duration,
 ) -> PingResult {
     in_netns(ns, move || {
-        let fd = unsafe {
-            libc::socket(
-                libc::AF_INET,
-                libc::SOCK_RAW | libc::SOCK_CLOEXEC,
-                libc::IPPROTO_ICMP,
-            )
-        };
-        assert!(
-            fd >= 0,
-            "raw ICMP socket: {}",
-            std::io::Error::last_os_error()
+        let sock = IcmpSocket::open(dst, 0x5a5a);
+        sock.set_option(
+            libc::SO_RCVTIMEO,
+            &libc::timeval {
+                tv_sec: 0,
+                tv_usec: 50_000,
+            },
         );
-        struct Fd(i32);
-        impl Drop for Fd {
-            fn drop(&mut self) {
-                unsafe { libc::close(self.0) };
-            }
-        }
-        let fd = Fd(fd);
-        let tv = libc::timeval {
-            tv_sec: 0,
-            tv_usec: 50_000,
-        };
-        unsafe {
-            libc::setsockopt(
-                fd.0,
-                libc::SOL_SOCKET,
-                libc::SO_RCVTIMEO,
-                &tv as *const _ as *const libc::c_void,
-                std::mem::size_of::<libc::timeval>() as u32,
-            )
-        };
-        let ident: u16 =
-            (std::process::id() as u16) ^ 0x5a5a ^ (NEXT_ID.fetch_add(1, Ordering::SeqCst) as u16);
-        let mut sa: libc::sockaddr_in = unsafe { std::mem::zeroed() };
-        sa.sin_family = libc::AF_INET as libc::sa_family_t;
-        sa.sin_addr = libc::in_addr {
-            s_addr: u32::from_ne_bytes(dst.octets()),
-        };
         let mut received = 0u32;
         for seq in 1..=count {
-            let msg = icmp_echo(ident, seq, &payload);
-            let n = unsafe {
-                libc::sendto(
-                    fd.0,
-                    msg.as_ptr() as *const libc::c_void,
-                    msg.len(),
-                    0,
-                    &sa as *const libc::sockaddr_in as *const libc::sockaddr,
-                    std::mem::size_of::<libc::sockaddr_in>() as u32,
-                )
-            };
-            assert_eq!(
-                n as usize,
-                msg.len(),
-                "sendto: {}",
-                std::io::Error::last_os_error()
-            );
+            sock.send_echo(seq, &payload);
             let deadline = Instant::now() + reply_timeout;
-            let mut buf = [0u8; 2048];
             let mut got = false;
             while Instant::now() < deadline {
-                let n = unsafe {
-                    libc::recv(fd.0, buf.as_mut_ptr() as *mut libc::c_void, buf.len(), 0)
-                };
-                if n <= 0 {
-                    continue;
-                }
-                let p = &buf[..n as usize];
-                let ihl = ((p[0] & 0x0f) as usize) * 4;
-                if p.len() < ihl + 8 || p[12..16] != dst.octets() {
-                    continue;
-                }
-                let icmp = &p[ihl..];
-                if icmp[0] == 0
-                    && u16::from_be_bytes([icmp[4], icmp[5]]) == ident
-                    && u16::from_be_bytes([icmp[6], icmp[7]]) == seq
-                    && icmp[8..] == payload[..]
-                {
-                    got = true;
-                    break;
+                if let Some(Some((s, true))) = sock.recv_reply(0, &payload) {
+                    if s == seq {
+                        got = true;
+                        break;
+                    }
                 }
             }
             if got {
@@ -1404,70 +1446,20 @@ pub fn ping_paced(
     reply_timeout: Duration,
 ) -> PingRun {
     in_netns(ns, move || {
-        let fd = unsafe {
-            libc::socket(
-                libc::AF_INET,
-                libc::SOCK_RAW | libc::SOCK_CLOEXEC,
-                libc::IPPROTO_ICMP,
-            )
-        };
-        assert!(
-            fd >= 0,
-            "raw ICMP socket: {}",
-            std::io::Error::last_os_error()
-        );
-        struct Fd(i32);
-        impl Drop for Fd {
-            fn drop(&mut self) {
-                unsafe { libc::close(self.0) };
-            }
-        }
-        let fd = Fd(fd);
+        let sock = IcmpSocket::open(dst, 0xa5a5);
         // A large receive buffer: at 20 requests/s nothing should ever be dropped here.
         let rcvbuf: libc::c_int = 1 << 20;
-        unsafe {
-            libc::setsockopt(
-                fd.0,
-                libc::SOL_SOCKET,
-                libc::SO_RCVBUF,
-                &rcvbuf as *const _ as *const libc::c_void,
-                std::mem::size_of::<libc::c_int>() as u32,
-            )
-        };
-        let ident: u16 =
-            (std::process::id() as u16) ^ 0xa5a5 ^ (NEXT_ID.fetch_add(1, Ordering::SeqCst) as u16);
-        let mut sa: libc::sockaddr_in = unsafe { std::mem::zeroed() };
-        sa.sin_family = libc::AF_INET as libc::sa_family_t;
-        sa.sin_addr = libc::in_addr {
-            s_addr: u32::from_ne_bytes(dst.octets()),
-        };
+        sock.set_option(libc::SO_RCVBUF, &rcvbuf);
         let mut run = PingRun::default();
         let mut sent_mono: Vec<Instant> = Vec::with_capacity(count as usize);
         let start = Instant::now();
         let mut next = 0u16; // requests sent so far
-        let mut buf = [0u8; 4096];
         loop {
             let now = Instant::now();
             if next < count && now >= start + interval * u32::from(next) {
                 let seq = next + 1;
-                let msg = icmp_echo(ident, seq, &payload);
                 let sent_at = std::time::SystemTime::now();
-                let n = unsafe {
-                    libc::sendto(
-                        fd.0,
-                        msg.as_ptr() as *const libc::c_void,
-                        msg.len(),
-                        0,
-                        &sa as *const libc::sockaddr_in as *const libc::sockaddr,
-                        std::mem::size_of::<libc::sockaddr_in>() as u32,
-                    )
-                };
-                assert_eq!(
-                    n as usize,
-                    msg.len(),
-                    "sendto: {}",
-                    std::io::Error::last_os_error()
-                );
+                sock.send_echo(seq, &payload);
                 sent_mono.push(Instant::now());
                 run.records.push(PingRecord {
                     seq,
@@ -1495,7 +1487,7 @@ pub fn ping_paced(
             };
             let ms = until_send.as_millis().clamp(0, 10) as libc::c_int;
             let mut pfd = libc::pollfd {
-                fd: fd.0,
+                fd: sock.fd,
                 events: libc::POLLIN,
                 revents: 0,
             };
@@ -1503,28 +1495,12 @@ pub fn ping_paced(
             if r <= 0 {
                 continue;
             }
-            while let Some(p) = {
-                let n = unsafe {
-                    libc::recv(
-                        fd.0,
-                        buf.as_mut_ptr() as *mut libc::c_void,
-                        buf.len(),
-                        libc::MSG_DONTWAIT,
-                    )
-                };
-                (n > 0).then(|| buf[..n as usize].to_vec())
-            } {
+            while let Some(reply) = sock.recv_reply(libc::MSG_DONTWAIT, &payload) {
                 let got = Instant::now();
-                let ihl = ((p[0] & 0x0f) as usize) * 4;
-                if p.len() < ihl + 8 || p[12..16] != dst.octets() {
+                let Some((seq, same_data)) = reply else {
                     continue;
-                }
-                let icmp = &p[ihl..];
-                if icmp[0] != 0 || u16::from_be_bytes([icmp[4], icmp[5]]) != ident {
-                    continue;
-                }
-                let seq = u16::from_be_bytes([icmp[6], icmp[7]]);
-                if seq == 0 || seq > next || icmp[8..] != payload[..] {
+                };
+                if seq == 0 || seq > next || !same_data {
                     continue;
                 }
                 let i = (seq - 1) as usize;
