@@ -240,13 +240,7 @@ fn ike_sa_init_flood_from_spoofed_sources_engages_cookies_and_a_new_site_still_c
         &sock_b,
         dir.join("ironsecd-b.log"),
     );
-    let logs = || {
-        format!(
-            "----- gwA -----\n{}\n----- gwB -----\n{}",
-            a.log_text(),
-            b.log_text()
-        )
-    };
+    let logs = || Daemon::both_logs(&a, &b);
     assert!(
         poll_until(Duration::from_secs(20), || is_up(&b, "site-a")
             && is_up(&a, "site-b")),
@@ -492,11 +486,7 @@ fn pair() -> Pair {
 
 impl Pair {
     fn logs(&self) -> String {
-        format!(
-            "----- gwA -----\n{}\n----- gwB -----\n{}",
-            self.a.log_text(),
-            self.b.log_text()
-        )
+        Daemon::both_logs(&self.a, &self.b)
     }
 
     fn mbit(&self, port: u16, secs: &str, tag: &str) -> (f64, u64) {

@@ -113,11 +113,7 @@ tunnels = [
 
 impl Lab {
     fn logs(&self) -> String {
-        format!(
-            "----- gwA -----\n{}\n----- gwB -----\n{}",
-            self.a.log_text(),
-            self.b.log_text()
-        )
+        Daemon::both_logs(&self.a, &self.b)
     }
 
     /// Both tunnels up on both gateways.

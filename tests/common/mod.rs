@@ -761,6 +761,15 @@ impl Daemon {
         self.proc_.log_text()
     }
 
+    /// The logs of two gateways, for failure messages.
+    pub fn both_logs(a: &Daemon, b: &Daemon) -> String {
+        format!(
+            "----- gwA -----\n{}\n----- gwB -----\n{}",
+            a.log_text(),
+            b.log_text()
+        )
+    }
+
     /// SIGTERM and wait; returns the exit status (None if it had to be killed).
     pub fn stop(&mut self) -> Option<ExitStatus> {
         self.proc_.stop(libc::SIGTERM, Duration::from_secs(5))
