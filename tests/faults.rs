@@ -231,18 +231,15 @@ fn outage(lab: &IkeLab, what: &str) -> f64 {
     const AFTER: f64 = 40.0;
     let interval = Duration::from_millis(200);
     let count = ((5.0 + DOWN + AFTER) * 5.0) as u16;
-    let lan_a = lab.topo.lan_a.clone();
     let t0 = SystemTime::now();
-    let pinger = std::thread::spawn(move || {
-        ping_paced(
-            &lan_a,
-            LAN_B_HOST,
-            count,
-            pattern_payload(PING_PATTERN, 56),
-            interval,
-            Duration::from_secs(1),
-        )
-    });
+    let pinger = ping_paced_in_background(
+        &lab.topo.lan_a,
+        LAN_B_HOST,
+        count,
+        pattern_payload(PING_PATTERN, 56),
+        interval,
+        Duration::from_secs(1),
+    );
     std::thread::sleep(Duration::from_secs(5));
     wan(lab, false);
     std::thread::sleep(Duration::from_secs_f64(DOWN));
@@ -423,17 +420,14 @@ fn system_clock_jumps_do_not_expire_or_rekey_sas() {
     let today = utc_string(SystemTime::now())[..10].to_string();
 
     // Pings at 10/s all through: two days forward, then three days back (a day before now).
-    let lan_a = lab.topo.lan_a.clone();
-    let pinger = std::thread::spawn(move || {
-        ping_paced(
-            &lan_a,
-            LAN_B_HOST,
-            200,
-            pattern_payload(PING_PATTERN, 56),
-            Duration::from_millis(100),
-            Duration::from_secs(1),
-        )
-    });
+    let pinger = ping_paced_in_background(
+        &lab.topo.lan_a,
+        LAN_B_HOST,
+        200,
+        pattern_payload(PING_PATTERN, 56),
+        Duration::from_millis(100),
+        Duration::from_secs(1),
+    );
     let (mark_a, mark_b) = (lab.log_a().len(), lab.log_b().len());
     std::thread::sleep(Duration::from_secs(3));
     fs::write(&offset, "+2d\n").unwrap();

@@ -145,17 +145,14 @@ fn ip(ns: &str, args: &[&str]) {
 }
 
 fn pinger(ns: &str, dst: Ipv4Addr, count: u16) -> std::thread::JoinHandle<PingRun> {
-    let ns = ns.to_string();
-    std::thread::spawn(move || {
-        ping_paced(
-            &ns,
-            dst,
-            count,
-            pattern_payload(PING_PATTERN, 56),
-            Duration::from_millis(50),
-            Duration::from_secs(2),
-        )
-    })
+    ping_paced_in_background(
+        ns,
+        dst,
+        count,
+        pattern_payload(PING_PATTERN, 56),
+        Duration::from_millis(50),
+        Duration::from_secs(2),
+    )
 }
 
 fn assert_no_loss(run: &PingRun, what: &str, logs: &dyn Fn() -> String) {

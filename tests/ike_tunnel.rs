@@ -499,17 +499,14 @@ struct Observed {
 fn ping_through(lab: &IkeLab, secs: u32, label: &str) -> (PingRun, Observed) {
     let interval = Duration::from_millis(50);
     let count = (secs * 20) as u16;
-    let ns = lab.topo.lan_a.clone();
-    let pinger = std::thread::spawn(move || {
-        ping_paced(
-            &ns,
-            LAN_B_HOST,
-            count,
-            pattern_payload(PING_PATTERN, 56),
-            interval,
-            Duration::from_secs(2),
-        )
-    });
+    let pinger = ping_paced_in_background(
+        &lab.topo.lan_a,
+        LAN_B_HOST,
+        count,
+        pattern_payload(PING_PATTERN, 56),
+        interval,
+        Duration::from_secs(2),
+    );
     let mut obs = Observed::default();
     let deadline = Instant::now() + Duration::from_secs(u64::from(secs) + 20);
     while !pinger.is_finished() {

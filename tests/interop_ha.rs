@@ -289,8 +289,14 @@ fn ping_run(ns: &str, dst: Ipv4Addr, count: u16) -> PingRun {
 }
 
 fn pinger(ns: &str, dst: Ipv4Addr, count: u16) -> std::thread::JoinHandle<PingRun> {
-    let ns = ns.to_string();
-    std::thread::spawn(move || ping_run(&ns, dst, count))
+    ping_paced_in_background(
+        ns,
+        dst,
+        count,
+        pattern_payload(PING_PATTERN, 56),
+        PING_INTERVAL,
+        Duration::from_secs(1),
+    )
 }
 
 fn ping_ok(lab: &Lab, ns: &str, dst: Ipv4Addr, count: u16) {

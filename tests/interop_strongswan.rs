@@ -892,21 +892,19 @@ fn ping_both_ways_paced(
     std::thread::JoinHandle<PingRun>,
     std::thread::JoinHandle<PingRun>,
 ) {
-    let spawn = |ns: String, dst: Ipv4Addr| {
-        std::thread::spawn(move || {
-            ping_paced(
-                &ns,
-                dst,
-                secs * 20,
-                pattern_payload(PING_PATTERN, 56),
-                Duration::from_millis(50),
-                Duration::from_secs(2),
-            )
-        })
+    let spawn = |ns: &str, dst: Ipv4Addr| {
+        ping_paced_in_background(
+            ns,
+            dst,
+            secs * 20,
+            pattern_payload(PING_PATTERN, 56),
+            Duration::from_millis(50),
+            Duration::from_secs(2),
+        )
     };
     (
-        spawn(lab.topo.lan_a.clone(), LAN_B_HOST),
-        spawn(lab.topo.lan_b.clone(), LAN_A_HOST),
+        spawn(&lab.topo.lan_a, LAN_B_HOST),
+        spawn(&lab.topo.lan_b, LAN_A_HOST),
     )
 }
 

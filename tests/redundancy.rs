@@ -183,17 +183,14 @@ fn tunnel_out_packets(st: &Value, i: usize) -> u64 {
 }
 
 fn pinger(ns: &str, dst: Ipv4Addr, count: u16) -> std::thread::JoinHandle<PingRun> {
-    let ns = ns.to_string();
-    std::thread::spawn(move || {
-        ping_paced(
-            &ns,
-            dst,
-            count,
-            pattern_payload(PING_PATTERN, 56),
-            Duration::from_millis(50),
-            Duration::from_secs(1),
-        )
-    })
+    ping_paced_in_background(
+        ns,
+        dst,
+        count,
+        pattern_payload(PING_PATTERN, 56),
+        Duration::from_millis(50),
+        Duration::from_secs(1),
+    )
 }
 
 /// (first lost, last lost) send times relative to the run's first ping, and how many.

@@ -1077,20 +1077,18 @@ fn strongswan_interop_keys_never_leave_ironsec() {
     // Rekeys under pings (20/s each way for 12 s): strongSwan rekeys the CHILD_SA at ~1 s
     // and the IKE SA at ~2.5 s; ironsec its CHILD_SA at ~4.5-5 s and its IKE SA at ~5.4-6 s
     // after each came up.
-    let spawn = |ns: String, dst: Ipv4Addr| {
-        std::thread::spawn(move || {
-            ping_paced(
-                &ns,
-                dst,
-                12 * 20,
-                pattern_payload(PING_PATTERN, 56),
-                Duration::from_millis(50),
-                Duration::from_secs(2),
-            )
-        })
+    let spawn = |ns: &str, dst: Ipv4Addr| {
+        ping_paced_in_background(
+            ns,
+            dst,
+            12 * 20,
+            pattern_payload(PING_PATTERN, 56),
+            Duration::from_millis(50),
+            Duration::from_secs(2),
+        )
     };
-    let ab = spawn(lab.topo.lan_a.clone(), LAN_B_HOST);
-    let ba = spawn(lab.topo.lan_b.clone(), LAN_A_HOST);
+    let ab = spawn(&lab.topo.lan_a, LAN_B_HOST);
+    let ba = spawn(&lab.topo.lan_b, LAN_A_HOST);
     std::thread::sleep(Duration::from_millis(1000));
     lab.sw().swanctl_ok(&["--rekey", "--child", SW_CHILD]);
     std::thread::sleep(Duration::from_millis(1000));

@@ -1442,6 +1442,19 @@ impl PingRun {
     }
 }
 
+/// [`ping_paced`] on its own thread, for pinging while the test does something else.
+pub fn ping_paced_in_background(
+    ns: &str,
+    dst: Ipv4Addr,
+    count: u16,
+    payload: Vec<u8>,
+    interval: Duration,
+    reply_timeout: Duration,
+) -> std::thread::JoinHandle<PingRun> {
+    let ns = ns.to_string();
+    std::thread::spawn(move || ping_paced(&ns, dst, count, payload, interval, reply_timeout))
+}
+
 /// Sends `count` echo requests from namespace `ns` to `dst`, one every `interval` on a fixed
 /// schedule (a late reply never delays the next request), each carrying `payload`; a reply
 /// counts if it comes within `reply_timeout`. Returns once every request is answered or timed

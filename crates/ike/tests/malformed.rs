@@ -644,6 +644,18 @@ fn good_request(p: &Pair, to: Side) -> Vec<u8> {
     )
 }
 
+/// [`good_request`] to B once per length in `lens`, its Header Length field set to it.
+fn with_header_lengths(p: &Pair, lens: &[u32]) -> Vec<Vec<u8>> {
+    let m = good_request(p, Side::B);
+    lens.iter()
+        .map(|l| {
+            let mut m = m.clone();
+            m[24..28].copy_from_slice(&l.to_be_bytes());
+            framed(&m)
+        })
+        .collect()
+}
+
 /// [`good_request`] with bytes `at` replaced by `with`.
 fn patched(p: &Pair, to: Side, at: usize, with: &[u8]) -> Vec<Vec<u8>> {
     let mut m = good_request(p, to);
@@ -693,36 +705,18 @@ rows! {
 
     /// Header Length larger than the datagram (a truncated message), by 1 and by a lot.
     header_length_beyond_the_datagram: B, |p, _| {
-        let m = good_request(p, Side::B);
-        [m.len() as u32 + 1, u32::MAX]
-            .iter()
-            .map(|l| {
-                let mut m = m.clone();
-                m[24..28].copy_from_slice(&l.to_be_bytes());
-                framed(&m)
-            })
-            .collect()
+        let len = good_request(p, Side::B).len() as u32;
+        with_header_lengths(p, &[len + 1, u32::MAX])
     } => Expect::Dropped(Counter::Malformed);
 
     /// Header Length smaller than the 28-byte header itself.
-    header_length_below_the_header: B, |p, _| {
-        let m = good_request(p, Side::B);
-        [0u32, 1, 27]
-            .iter()
-            .map(|l| {
-                let mut m = m.clone();
-                m[24..28].copy_from_slice(&l.to_be_bytes());
-                framed(&m)
-            })
-            .collect()
-    } => Expect::Dropped(Counter::Malformed);
+    header_length_below_the_header: B, |p, _| with_header_lengths(p, &[0, 1, 27])
+        => Expect::Dropped(Counter::Malformed);
 
     /// Header Length shorter than the datagram: trailing bytes that belong to no message.
     header_length_short_of_the_datagram: B, |p, _| {
-        let mut m = good_request(p, Side::B);
-        let l = m.len() as u32 - 1;
-        m[24..28].copy_from_slice(&l.to_be_bytes());
-        vec![framed(&m)]
+        let len = good_request(p, Side::B).len() as u32;
+        with_header_lengths(p, &[len - 1])
     } => Expect::Dropped(Counter::Malformed);
 
     /// Major version 3: not IKEv2, dropped and counted, and answered with an unprotected
