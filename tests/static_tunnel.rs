@@ -397,6 +397,111 @@ fn tcp_fixed_bytes_both_directions() {
     }
 }
 
+/// UDP super-packets from the LAN reach gwA's TUN device whole (USO) and gwA splits them into
+/// their datagrams, each with its own lengths, IP ID and checksums. Here lanA's sender makes
+/// them with UDP_SEGMENT; a LAN interface's GRO makes the same of forwarded floods
+/// (`rx-udp-gro-forwarding`). lanB must receive every datagram, intact (the kernel drops a
+/// datagram with a bad checksum before the socket), and gwA must have read super-packets.
+#[test]
+fn udp_super_packets_are_split_into_datagrams() {
+    const UDP_SEGMENT: libc::c_int = 103;
+    const BURSTS: u32 = 20;
+    const PER_BURST: u32 = 10;
+    const SIZE: usize = 200;
+    const LAST: usize = 77;
+    let _s = serial();
+    require_root();
+    let lab = Lab::start(LabOpts::default());
+    ping_ok(&lab.topo.lan_a, LAN_B_HOST, 1);
+    let rx = udp_socket_in(&lab.topo.lan_b, SocketAddr::from((LAN_B_HOST, 5310)));
+    rx.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    let tx = udp_socket_in(&lab.topo.lan_a, SocketAddr::from((LAN_A_HOST, 0)));
+    let seg = SIZE as libc::c_int;
+    // SAFETY: UDP_SEGMENT takes an int; `tx` is an open UDP socket.
+    let rc = unsafe {
+        libc::setsockopt(
+            std::os::fd::AsRawFd::as_raw_fd(&tx),
+            libc::SOL_UDP,
+            UDP_SEGMENT,
+            (&seg as *const libc::c_int).cast(),
+            std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+        )
+    };
+    assert_eq!(rc, 0, "UDP_SEGMENT: {}", std::io::Error::last_os_error());
+    let datagram = |burst: u32, i: u32| -> Vec<u8> {
+        let len = if i + 1 == PER_BURST { LAST } else { SIZE };
+        let mut d = Vec::with_capacity(len);
+        d.extend_from_slice(&burst.to_be_bytes());
+        d.extend_from_slice(&i.to_be_bytes());
+        d.extend((8..len).map(|k| (k as u32 * 7 + burst + i) as u8));
+        d
+    };
+    let super_rx = |st: &serde_json::Value| num(st, "/counters/tun_rx_super_packets");
+    let super_tx = |st: &serde_json::Value| num(st, "/counters/tun_tx_super_packets");
+    let (a0, b0) = (super_rx(&lab.a.status()), super_tx(&lab.b.status()));
+
+    let udp_stats = |ns: &str| {
+        let o = run_timeout(
+            ns_cmd(ns, "nstat").args(["-az", "Udp*", "Ip*Discards"]),
+            Duration::from_secs(5),
+        );
+        String::from_utf8_lossy(&o.stdout).into_owned()
+    };
+    // One burst at a time, read back before the next: the receiver's socket buffer holds
+    // fewer than BURSTS * PER_BURST datagrams.
+    let mut buf = vec![0u8; 2048];
+    for burst in 0..BURSTS {
+        let mut expected = std::collections::BTreeSet::new();
+        let mut out = Vec::new();
+        for i in 0..PER_BURST {
+            let d = datagram(burst, i);
+            out.extend_from_slice(&d);
+            expected.insert(d);
+        }
+        let n = tx
+            .send_to(&out, SocketAddr::from((LAN_B_HOST, 5310)))
+            .unwrap_or_else(|e| panic!("UDP_SEGMENT send of {} bytes: {e}", out.len()));
+        assert_eq!(n, out.len());
+        while !expected.is_empty() {
+            match rx.recv(&mut buf) {
+                Ok(n) => assert!(
+                    expected.remove(&buf[..n]),
+                    "burst {burst}: unexpected or repeated datagram of {n} bytes: {:02x?}",
+                    &buf[..n.min(16)]
+                ),
+                Err(e) => panic!(
+                    "burst {burst}: {} of {PER_BURST} datagrams missing, then: {e}\n\
+                     gwA: {}\ngwB: {}\nlanB:\n{}\ngwB:\n{}",
+                    expected.len(),
+                    lab.a.status(),
+                    lab.b.status(),
+                    udp_stats(&lab.topo.lan_b),
+                    udp_stats(&lab.topo.gw_b),
+                ),
+            }
+        }
+    }
+    let (sa, sb) = (lab.a.status(), lab.b.status());
+    let (a1, b1) = (super_rx(&sa), super_tx(&sb));
+    println!(
+        "gwA super-packets read: {}; gwB coalesced writes: {}",
+        a1 - a0,
+        b1 - b0
+    );
+    assert!(
+        a1 - a0 >= u64::from(BURSTS),
+        "gwA read {} UDP super-packets for {BURSTS} bursts: the TUN device split them (no USO?)\n{sa:#}",
+        a1 - a0
+    );
+    assert!(
+        b1 > b0,
+        "gwB coalesced none of the same-size datagrams\n{sb:#}"
+    );
+    for (name, st) in [("gwA", &sa), ("gwB", &sb)] {
+        assert_eq!(num(st, "/drops/malformed"), 0, "{name}: {st:#}");
+    }
+}
+
 // ------------------------------------------------------------------------------------------
 // 3. nothing but ESP-in-UDP on the WAN
 

@@ -113,6 +113,8 @@ impl SaCounters {
 pub struct GatewayCounters {
     tun_rx: AtomicU64,
     tun_tx: AtomicU64,
+    tun_rx_super: AtomicU64,
+    tun_tx_super: AtomicU64,
     udp_rx: AtomicU64,
     udp_tx: AtomicU64,
     ike: AtomicU64,
@@ -128,6 +130,16 @@ impl GatewayCounters {
     #[inline]
     pub fn tun_tx(&self, n: u64) {
         bump(&self.tun_tx, n);
+    }
+    /// One TSO/USO super-packet read from the TUN device (its segments count in `tun_rx`).
+    #[inline]
+    pub fn tun_rx_super(&self) {
+        bump(&self.tun_rx_super, 1);
+    }
+    /// One coalesced (GRO) write to the TUN device (its packets count in `tun_tx`).
+    #[inline]
+    pub fn tun_tx_super(&self) {
+        bump(&self.tun_tx_super, 1);
     }
     #[inline]
     pub fn udp_rx(&self, n: u64) {
@@ -229,6 +241,9 @@ impl PerWorker<SaCounters> {
 pub struct GatewayTotals {
     pub tun_rx_packets: u64,
     pub tun_tx_packets: u64,
+    /// Super-packets read (TSO/USO) and coalesced writes: whether TUN offload is doing its job.
+    pub tun_rx_super_packets: u64,
+    pub tun_tx_super_packets: u64,
     pub udp_rx_packets: u64,
     pub udp_tx_packets: u64,
     pub ike_packets: u64,
@@ -242,6 +257,8 @@ impl PerWorker<GatewayCounters> {
         for s in self.iter() {
             t.tun_rx_packets += s.tun_rx.load(Relaxed);
             t.tun_tx_packets += s.tun_tx.load(Relaxed);
+            t.tun_rx_super_packets += s.tun_rx_super.load(Relaxed);
+            t.tun_tx_super_packets += s.tun_tx_super.load(Relaxed);
             t.udp_rx_packets += s.udp_rx.load(Relaxed);
             t.udp_tx_packets += s.udp_tx.load(Relaxed);
             t.ike_packets += s.ike.load(Relaxed);

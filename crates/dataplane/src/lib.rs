@@ -146,6 +146,7 @@ impl Dataplane {
         tracing::info!(
             tun = tun.name(),
             offload = tun.vnet(),
+            udp_segmentation = tun.uso(),
             queues = tun.queues(),
             "TUN device up"
         );

@@ -1,11 +1,13 @@
 //! TUN offload: the virtio-net header the kernel puts before each packet on a TUN device
 //! opened with IFF_VNET_HDR, and the work it leaves to us: a TCP "super-packet" of up to 64 KiB
 //! (TSO) is split here into MSS-sized segments with their own IP and TCP headers and
-//! checksums, and a packet whose checksum the kernel left partial gets it completed.
+//! checksums; a UDP super-packet (USO: datagrams of one flow that the LAN interface's GRO
+//! merged, or that a local sender handed over with UDP_SEGMENT) into its datagrams; and a
+//! packet whose checksum the kernel left partial gets it completed.
 //!
-//! One read of the TUN device then brings up to ~45 full-sized packets instead of one, which is
-//! where a userspace gateway spends most of its time (DESIGN.md). Everything here is pure
-//! byte work on caller buffers, tested without a device.
+//! One read of the TUN device then brings up to ~45 full-sized TCP packets, or up to 64 small
+//! datagrams, instead of one: reads are where a userspace gateway spends most of its time
+//! (DESIGN.md). Everything here is pure byte work on caller buffers, tested without a device.
 
 use crate::checksum;
 
@@ -16,6 +18,7 @@ const F_NEEDS_CSUM: u8 = 1;
 const GSO_NONE: u8 = 0;
 const GSO_TCPV4: u8 = 1;
 const GSO_TCPV6: u8 = 4;
+const GSO_UDP_L4: u8 = 5;
 const GSO_ECN: u8 = 0x80;
 
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -48,6 +51,11 @@ impl VnetHdr {
     pub fn is_tso(&self) -> bool {
         matches!(self.gso_type & !GSO_ECN, GSO_TCPV4 | GSO_TCPV6)
     }
+
+    /// Whether the packet is a UDP (USO) super-packet to split into datagrams.
+    pub fn is_uso(&self) -> bool {
+        self.gso_type & !GSO_ECN == GSO_UDP_L4
+    }
 }
 
 /// Completes a checksum the kernel left partial (NEEDS_CSUM): the field at
@@ -67,63 +75,96 @@ pub fn complete_checksum(pkt: &mut [u8], h: &VnetHdr) -> bool {
     true
 }
 
-/// Where the headers of a TSO super-packet end: IP header, then TCP header.
-fn tcp_layout(pkt: &[u8]) -> Option<(bool, usize, usize)> {
-    let v4 = pkt.first()? >> 4 == 4;
-    let ip_len = if v4 {
-        usize::from(pkt.first()? & 0x0f) * 4
-    } else {
-        // Extension headers before TCP are not produced by the kernel's TSO for a TUN.
-        if *pkt.get(6)? != 6 {
+/// Where the headers of a super-packet end, by what it carries.
+#[derive(Clone, Copy)]
+enum Layout {
+    Tcp { v4: bool, ip: usize, tcp: usize },
+    Udp { v4: bool, ip: usize },
+}
+
+impl Layout {
+    /// The super-packet's layout if its headers match its GSO type (TSO: TCP; USO: UDP) and
+    /// fit. IPv6 extension headers before the transport header are not produced by the
+    /// kernel's GSO for a TUN device, so they are refused.
+    fn of(pkt: &[u8], h: &VnetHdr) -> Option<Layout> {
+        let proto = if h.is_tso() {
+            6
+        } else if h.is_uso() {
+            17
+        } else {
+            return None;
+        };
+        let v4 = match pkt.first()? >> 4 {
+            4 => true,
+            6 => false,
+            _ => return None,
+        };
+        let ip = if v4 {
+            usize::from(pkt[0] & 0x0f) * 4
+        } else {
+            40
+        };
+        if ip < 20 || *pkt.get(if v4 { 9 } else { 6 })? != proto {
             return None;
         }
-        40
-    };
-    if v4 && *pkt.get(9)? != 6 {
-        return None;
+        if proto == 17 {
+            return (ip + 8 <= pkt.len()).then_some(Layout::Udp { v4, ip });
+        }
+        let tcp = usize::from(pkt.get(ip + 12)? >> 4) * 4;
+        if tcp < 20 || ip + tcp > pkt.len() {
+            return None;
+        }
+        Some(Layout::Tcp { v4, ip, tcp })
     }
-    let tcp_len = usize::from(pkt.get(ip_len + 12)? >> 4) * 4;
-    if tcp_len < 20 || ip_len + tcp_len > pkt.len() {
-        return None;
+
+    /// Length of the headers every segment repeats.
+    fn headers(self) -> usize {
+        match self {
+            Layout::Tcp { ip, tcp, .. } => ip + tcp,
+            Layout::Udp { ip, .. } => ip + 8,
+        }
     }
-    Some((v4, ip_len, tcp_len))
 }
 
-/// How many segments a TSO super-packet makes (0 if it is not one we can split).
+/// How many segments a TSO or USO super-packet makes (0 if it is not one we can split).
 pub fn segment_count(pkt: &[u8], h: &VnetHdr) -> usize {
-    let Some((_, ip, tcp)) = tcp_layout(pkt) else {
+    let Some(layout) = Layout::of(pkt, h) else {
         return 0;
     };
-    let mss = usize::from(h.gso_size);
-    if mss == 0 {
+    let size = usize::from(h.gso_size);
+    if size == 0 {
         return 0;
     }
-    (pkt.len() - ip - tcp).div_ceil(mss).max(1)
+    (pkt.len() - layout.headers()).div_ceil(size).max(1)
 }
 
-/// Writes segment `i` of TSO super-packet `pkt` into `out`; returns its length (0 when `out`
-/// is too small or the packet cannot be split). Each segment gets the super-packet's headers
-/// with its own IP length, IPv4 ID and checksum, TCP sequence number, flags (FIN and PSH only
-/// on the last, CWR only on the first) and a full TCP checksum.
+/// Writes segment `i` of super-packet `pkt` into `out`; returns its length (0 when `out` is
+/// too small or the packet cannot be split). Each segment gets the super-packet's headers
+/// with its own IP length, IPv4 ID and checksum. TCP segments get their sequence number,
+/// flags (FIN and PSH only on the last, CWR only on the first) and a full TCP checksum; UDP
+/// datagrams their length and a full UDP checksum, as the kernel's own segmentation would.
 pub fn segment(pkt: &[u8], h: &VnetHdr, i: usize, out: &mut [u8]) -> usize {
-    let Some((v4, ip, tcp)) = tcp_layout(pkt) else {
+    let Some(layout) = Layout::of(pkt, h) else {
         return 0;
     };
-    let hl = ip + tcp;
-    let mss = usize::from(h.gso_size);
+    let hl = layout.headers();
+    let size = usize::from(h.gso_size);
     let payload = &pkt[hl..];
     let n = segment_count(pkt, h);
-    if mss == 0 || i >= n {
+    if size == 0 || i >= n {
         return 0;
     }
-    let start = i * mss;
-    let chunk = &payload[start.min(payload.len())..(start + mss).min(payload.len())];
+    let start = i * size;
+    let chunk = &payload[start.min(payload.len())..(start + size).min(payload.len())];
     let len = hl + chunk.len();
     if out.len() < len {
         return 0;
     }
     out[..hl].copy_from_slice(&pkt[..hl]);
     out[hl..len].copy_from_slice(chunk);
+    let (v4, ip) = match layout {
+        Layout::Tcp { v4, ip, .. } | Layout::Udp { v4, ip } => (v4, ip),
+    };
     if v4 {
         out[2..4].copy_from_slice(&(len as u16).to_be_bytes());
         let id = u16::from_be_bytes([pkt[4], pkt[5]]).wrapping_add(i as u16);
@@ -135,28 +176,36 @@ pub fn segment(pkt: &[u8], h: &VnetHdr, i: usize, out: &mut [u8]) -> usize {
         out[4..6].copy_from_slice(&((len - 40) as u16).to_be_bytes());
     }
     let t = ip;
-    let seq = u32::from_be_bytes([pkt[t + 4], pkt[t + 5], pkt[t + 6], pkt[t + 7]])
-        .wrapping_add(start as u32);
-    out[t + 4..t + 8].copy_from_slice(&seq.to_be_bytes());
-    let mut flags = pkt[t + 13];
-    if i + 1 < n {
-        flags &= !(0x01 | 0x08); // FIN, PSH
-    }
-    if i > 0 {
-        flags &= !0x80; // CWR
-    }
-    out[t + 13] = flags;
-    // TCP checksum: pseudo-header + TCP header + data.
-    out[t + 16..t + 18].copy_from_slice(&[0, 0]);
-    let tcp_seg_len = (len - ip) as u64;
-    let mut sum = if v4 {
-        checksum::sum(&out[12..20], 0) + 6 + tcp_seg_len
-    } else {
-        checksum::sum(&out[8..40], 0) + 6 + tcp_seg_len
+    let (proto, csum_at) = match layout {
+        Layout::Tcp { .. } => {
+            let seq = u32::from_be_bytes([pkt[t + 4], pkt[t + 5], pkt[t + 6], pkt[t + 7]])
+                .wrapping_add(start as u32);
+            out[t + 4..t + 8].copy_from_slice(&seq.to_be_bytes());
+            let mut flags = pkt[t + 13];
+            if i + 1 < n {
+                flags &= !(0x01 | 0x08); // FIN, PSH
+            }
+            if i > 0 {
+                flags &= !0x80; // CWR
+            }
+            out[t + 13] = flags;
+            (6, t + 16)
+        }
+        Layout::Udp { .. } => {
+            out[t + 4..t + 6].copy_from_slice(&((len - ip) as u16).to_be_bytes());
+            (17, t + 6)
+        }
     };
-    sum = checksum::sum(&out[t..len], sum);
-    let c = checksum::fold(sum);
-    out[t + 16..t + 18].copy_from_slice(&c.to_be_bytes());
+    // Transport checksum: pseudo-header + transport header + data.
+    out[csum_at..csum_at + 2].copy_from_slice(&[0, 0]);
+    let seg_len = (len - ip) as u64;
+    let pseudo = if v4 { &out[12..20] } else { &out[8..40] };
+    let sum = checksum::sum(pseudo, 0) + proto + seg_len;
+    let mut c = checksum::fold(checksum::sum(&out[t..len], sum));
+    if proto == 17 && c == 0 {
+        c = 0xffff; // zero means "no checksum" in UDP (RFC 768)
+    }
+    out[csum_at..csum_at + 2].copy_from_slice(&c.to_be_bytes());
     len
 }
 
@@ -164,7 +213,7 @@ pub fn segment(pkt: &[u8], h: &VnetHdr, i: usize, out: &mut [u8]) -> usize {
 pub enum Read {
     /// A plain packet (checksum completed if needed) at this range of the read buffer.
     Packet,
-    /// A TSO super-packet of this many segments: fetch each with [`segment`].
+    /// A TSO or USO super-packet of this many segments: fetch each with [`segment`].
     Segments(usize),
     /// Unusable (bad offsets, a GSO type we never asked for): drop and count.
     Malformed,
@@ -173,7 +222,7 @@ pub enum Read {
 /// Classifies `pkt` (the bytes after the vnet header) and completes its checksum if it is a
 /// plain packet.
 pub fn prepare(pkt: &mut [u8], h: &VnetHdr) -> Read {
-    if h.is_tso() {
+    if h.is_tso() || h.is_uso() {
         return match segment_count(pkt, h) {
             0 => Read::Malformed,
             n => Read::Segments(n),
@@ -261,6 +310,156 @@ mod tests {
         let mut small = vec![0u8; 100];
         assert_eq!(segment(&p, &h, 0, &mut small), 0);
         assert_eq!(segment(&p, &h, 3, &mut vec![0u8; 2000]), 0);
+    }
+
+    /// A UDP super-packet as GRO leaves it: one flow's datagrams of `size` bytes, headers
+    /// of the first, lengths of the whole.
+    fn udp_super_packet(v4: bool, size: usize, count: usize, last: usize) -> Vec<u8> {
+        let ip = if v4 { 20 } else { 40 };
+        let payload = size * (count - 1) + last;
+        let mut p = vec![0u8; ip + 8 + payload];
+        let total = p.len();
+        if v4 {
+            p[0] = 0x45;
+            p[2..4].copy_from_slice(&(total as u16).to_be_bytes());
+            p[4..6].copy_from_slice(&0xfffeu16.to_be_bytes());
+            p[8] = 64;
+            p[9] = 17;
+            p[12..16].copy_from_slice(&[10, 1, 0, 2]);
+            p[16..20].copy_from_slice(&[10, 2, 0, 2]);
+        } else {
+            p[0] = 0x60;
+            p[4..6].copy_from_slice(&((total - 40) as u16).to_be_bytes());
+            p[6] = 17;
+            p[7] = 64;
+            p[8] = 0xfd;
+            p[23] = 2;
+            p[24] = 0xfd;
+            p[39] = 3;
+        }
+        p[ip..ip + 2].copy_from_slice(&40000u16.to_be_bytes());
+        p[ip + 2..ip + 4].copy_from_slice(&5201u16.to_be_bytes());
+        p[ip + 4..ip + 6].copy_from_slice(&((total - ip) as u16).to_be_bytes());
+        for (i, b) in p[ip + 8..].iter_mut().enumerate() {
+            *b = (i % 253) as u8;
+        }
+        p
+    }
+
+    #[test]
+    fn uso_splits_into_valid_datagrams() {
+        for v4 in [true, false] {
+            let ip = if v4 { 20 } else { 40 };
+            let p = udp_super_packet(v4, 64, 5, 17);
+            let h = VnetHdr {
+                flags: F_NEEDS_CSUM,
+                gso_type: GSO_UDP_L4,
+                hdr_len: (ip + 8) as u16,
+                gso_size: 64,
+                csum_start: ip as u16,
+                csum_offset: 6,
+            };
+            assert!(h.is_uso() && !h.is_tso());
+            let mut q = p.clone();
+            assert!(matches!(prepare(&mut q, &h), Read::Segments(5)));
+            let mut data = Vec::new();
+            for i in 0..5 {
+                let mut out = vec![0u8; 200];
+                let n = segment(&p, &h, i, &mut out);
+                let s = &out[..n];
+                let size = if i < 4 { 64 } else { 17 };
+                assert_eq!(n, ip + 8 + size, "datagram {i}");
+                if v4 {
+                    assert_eq!(checksum::fold(checksum::sum(&s[..20], 0)), 0);
+                    assert_eq!(usize::from(u16::from_be_bytes([s[2], s[3]])), n);
+                    assert_eq!(
+                        u16::from_be_bytes([s[4], s[5]]),
+                        0xfffeu16.wrapping_add(i as u16)
+                    );
+                } else {
+                    assert_eq!(usize::from(u16::from_be_bytes([s[4], s[5]])), n - 40);
+                }
+                let udp_len = usize::from(u16::from_be_bytes([s[ip + 4], s[ip + 5]]));
+                assert_eq!(udp_len, 8 + size);
+                let pseudo = if v4 { &s[12..20] } else { &s[8..40] };
+                let sum = checksum::sum(pseudo, 0) + 17 + udp_len as u64;
+                assert_eq!(
+                    checksum::fold(checksum::sum(&s[ip..], sum)),
+                    0,
+                    "UDP checksum"
+                );
+                assert_ne!(&s[ip + 6..ip + 8], &[0, 0]);
+                data.extend_from_slice(&s[ip + 8..]);
+            }
+            assert_eq!(data, p[ip + 8..]);
+            assert_eq!(segment(&p, &h, 5, &mut [0u8; 200]), 0);
+            assert_eq!(segment(&p, &h, 0, &mut [0u8; 50]), 0);
+        }
+    }
+
+    #[test]
+    fn gso_type_must_match_the_transport() {
+        let h = VnetHdr {
+            gso_type: GSO_UDP_L4,
+            gso_size: 100,
+            ..Default::default()
+        };
+        // A TCP packet announced as USO, a UDP one announced as TSO, a truncated UDP header,
+        // a zero segment size: not split, dropped.
+        assert!(matches!(
+            prepare(&mut super_packet(300, 0x10), &h),
+            Read::Malformed
+        ));
+        let tso = VnetHdr {
+            gso_type: GSO_TCPV4,
+            ..h
+        };
+        let mut udp = udp_super_packet(true, 100, 3, 100);
+        assert!(matches!(prepare(&mut udp, &tso), Read::Malformed));
+        assert!(matches!(
+            prepare(&mut udp[..25].to_vec(), &h),
+            Read::Malformed
+        ));
+        let zero = VnetHdr { gso_size: 0, ..h };
+        assert!(matches!(prepare(&mut udp, &zero), Read::Malformed));
+        assert!(matches!(prepare(&mut udp, &h), Read::Segments(3)));
+    }
+
+    proptest::proptest! {
+        /// Whatever the kernel (or a bug) hands over, preparing and splitting never panics,
+        /// and every segment fits the buffer it was written to and says its own length.
+        #[test]
+        fn any_header_and_packet_is_safe(
+            mut pkt in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..600),
+            flags in 0u8..2,
+            gso_type in proptest::sample::select(vec![0u8, 1, 4, 5, 0x81, 3, 0x85]),
+            gso_size in 0u16..300,
+            csum_start in 0u16..700,
+            csum_offset in 0u16..20,
+            ip_first in proptest::sample::select(vec![0x45u8, 0x46, 0x4f, 0x60, 0x00]),
+            proto in proptest::sample::select(vec![6u8, 17, 1]),
+        ) {
+            if let Some(b) = pkt.first_mut() { *b = ip_first; }
+            if pkt.len() > 9 { pkt[9] = proto; }
+            if pkt.len() > 6 && ip_first >> 4 == 6 { pkt[6] = proto; }
+            let h = VnetHdr { flags, gso_type, hdr_len: 0, gso_size, csum_start, csum_offset };
+            let orig = pkt.clone();
+            if let Read::Segments(n) = prepare(&mut pkt, &h) {
+                proptest::prop_assert!(n >= 1);
+                let mut out = vec![0u8; 400];
+                for i in 0..=n {
+                    let len = segment(&orig, &h, i, &mut out);
+                    proptest::prop_assert!(len <= out.len());
+                    if i == n {
+                        proptest::prop_assert_eq!(len, 0);
+                    }
+                    let v4 = len >= 20 && out[0] >> 4 == 4;
+                    if v4 {
+                        proptest::prop_assert_eq!(usize::from(u16::from_be_bytes([out[2], out[3]])), len);
+                    }
+                }
+            }
+        }
     }
 
     #[test]

@@ -1,8 +1,8 @@
 //! The TUN device: the site-facing side of the fast path. This is the one module that knows
 //! how TUN devices are opened. Two ways: with offload (our own ioctls: IFF_VNET_HDR and
-//! TUNSETOFFLOAD with checksum and TSO, so the kernel hands over 64 KiB TCP super-packets, see
-//! [`crate::offload`]), or plainly through `tun-tap` when the kernel refuses offload or it is
-//! turned off.
+//! TUNSETOFFLOAD with checksum, TSO and USO, so the kernel hands over 64 KiB TCP super-packets
+//! and merged runs of UDP datagrams, see [`crate::offload`]), or plainly through `tun-tap` when
+//! the kernel refuses offload or it is turned off.
 
 use std::fs::{File, OpenOptions};
 use std::io::{self, Read, Write};
@@ -23,6 +23,8 @@ const TUNSETOFFLOAD: libc::c_ulong = 0x4004_54d0;
 const TUN_F_CSUM: libc::c_uint = 0x01;
 const TUN_F_TSO4: libc::c_uint = 0x02;
 const TUN_F_TSO6: libc::c_uint = 0x04;
+const TUN_F_USO4: libc::c_uint = 0x20;
+const TUN_F_USO6: libc::c_uint = 0x40;
 
 enum Dev {
     Plain(Iface),
@@ -31,6 +33,8 @@ enum Dev {
     Vnet {
         files: Vec<File>,
         name: String,
+        /// The kernel also hands over UDP super-packets (USO, Linux 6.2+).
+        uso: bool,
     },
 }
 
@@ -46,7 +50,8 @@ struct IfReq {
     _pad: [u8; 22],
 }
 
-fn open_vnet(name: &str, multi: bool) -> io::Result<(File, String)> {
+/// Opens one queue of the device; returns it, the device's name and whether USO is on.
+fn open_vnet(name: &str, multi: bool) -> io::Result<(File, String, bool)> {
     let file = OpenOptions::new()
         .read(true)
         .write(true)
@@ -63,24 +68,43 @@ fn open_vnet(name: &str, multi: bool) -> io::Result<(File, String)> {
     if unsafe { libc::ioctl(file.as_raw_fd(), TUNSETIFF as _, &mut req) } < 0 {
         return Err(io::Error::last_os_error());
     }
-    let flags = TUN_F_CSUM | TUN_F_TSO4 | TUN_F_TSO6;
-    // SAFETY: TUNSETOFFLOAD takes the flags as an integer argument.
-    if unsafe { libc::ioctl(file.as_raw_fd(), TUNSETOFFLOAD as _, flags as libc::c_ulong) } < 0 {
-        return Err(io::Error::last_os_error());
-    }
+    let set_offload = |flags: libc::c_uint| {
+        // SAFETY: TUNSETOFFLOAD takes the flags as an integer argument.
+        if unsafe { libc::ioctl(file.as_raw_fd(), TUNSETOFFLOAD as _, flags as libc::c_ulong) } < 0
+        {
+            return Err(io::Error::last_os_error());
+        }
+        Ok(())
+    };
+    let tso = TUN_F_CSUM | TUN_F_TSO4 | TUN_F_TSO6;
+    // UDP segmentation too (Linux 6.2+), so that datagrams the LAN interface's GRO merged stay
+    // merged up to our read; older kernels refuse the unknown flags with EINVAL.
+    let uso = match set_offload(tso | TUN_F_USO4 | TUN_F_USO6) {
+        Ok(()) => true,
+        Err(e) if e.raw_os_error() == Some(libc::EINVAL) => {
+            set_offload(tso)?;
+            false
+        }
+        Err(e) => return Err(e),
+    };
     let end = req
         .name
         .iter()
         .position(|b| *b == 0)
         .unwrap_or(libc::IFNAMSIZ);
-    Ok((file, String::from_utf8_lossy(&req.name[..end]).into_owned()))
+    Ok((
+        file,
+        String::from_utf8_lossy(&req.name[..end]).into_owned(),
+        uso,
+    ))
 }
 
 impl Tun {
     /// Creates (or attaches to) the device, then sets MTU and queue length and brings it up.
     /// The queue length matters: the kernel default (500) is where a busy userspace gateway
-    /// loses packets first (DESIGN.md). With `offload`, asks for TSO and checksum offload and
-    /// falls back to a plain device if the kernel refuses.
+    /// loses packets first (DESIGN.md). With `offload`, asks for TSO, USO and checksum offload
+    /// (TSO only where the kernel predates USO) and falls back to a plain device if the kernel
+    /// refuses.
     pub fn create(
         name: &str,
         mtu: u16,
@@ -93,13 +117,13 @@ impl Tun {
             source: e,
         };
         let multi = queues > 1;
-        let open_all = || -> io::Result<(Vec<File>, String)> {
-            let (first, dev) = open_vnet(name, multi)?;
+        let open_all = || -> io::Result<(Vec<File>, String, bool)> {
+            let (first, dev, uso) = open_vnet(name, multi)?;
             let mut files = vec![first];
             for _ in 1..queues {
                 files.push(open_vnet(&dev, multi)?.0);
             }
-            Ok((files, dev))
+            Ok((files, dev, uso))
         };
         let vnet = if offload {
             match open_all() {
@@ -113,7 +137,7 @@ impl Tun {
             None
         };
         let dev = match vnet {
-            Some((files, name)) => Dev::Vnet { files, name },
+            Some((files, name, uso)) => Dev::Vnet { files, name, uso },
             None => {
                 let iface = Iface::without_packet_info(name, Mode::Tun).map_err(err)?;
                 iface.set_non_blocking().map_err(err)?;
@@ -149,6 +173,11 @@ impl Tun {
     /// Whether reads start with a virtio-net header and writes must too.
     pub fn vnet(&self) -> bool {
         matches!(self.dev, Dev::Vnet { .. })
+    }
+
+    /// Whether reads may bring UDP super-packets too (see [`crate::offload`]).
+    pub fn uso(&self) -> bool {
+        matches!(self.dev, Dev::Vnet { uso: true, .. })
     }
 
     /// How many queues (file descriptors) the device has; worker `w` uses queue

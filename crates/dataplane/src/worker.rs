@@ -184,7 +184,10 @@ impl Worker {
                         continue;
                     }
                     offload::Read::Packet => None,
-                    offload::Read::Segments(k) => Some(k),
+                    offload::Read::Segments(k) => {
+                        gw.tun_rx_super();
+                        Some(k)
+                    }
                 };
                 for i in 0..segments.unwrap_or(1) {
                     if used == bufs.len() {
@@ -285,7 +288,12 @@ impl Worker {
     fn write_run(&self, run: &[u8], n: usize, gw: &GatewayCounters) {
         let n = n as u64;
         match self.tun.send(self.id, run) {
-            Ok(_) => gw.tun_tx(n),
+            Ok(_) => {
+                gw.tun_tx(n);
+                if n > 1 {
+                    gw.tun_tx_super();
+                }
+            }
             Err(_) => {
                 for _ in 0..n {
                     gw.drop(DropReason::Io);

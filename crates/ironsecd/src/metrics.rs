@@ -308,6 +308,17 @@ pub fn render(s: &Status) -> String {
     ] {
         o.sample("ironsec_packets_total", &[("path", path)], v);
     }
+    o.help(
+        "ironsec_tun_super_packets_total",
+        "counter",
+        "TUN offload at work: super-packets read and split (rx), coalesced writes (tx).",
+    );
+    for (dir, v) in [
+        ("rx", c.tun_rx_super_packets),
+        ("tx", c.tun_tx_super_packets),
+    ] {
+        o.sample("ironsec_tun_super_packets_total", &[("direction", dir)], v);
+    }
     o.0
 }
 

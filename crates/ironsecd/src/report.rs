@@ -253,6 +253,8 @@ pub fn status(dp: &Dataplane, plane: &Plane, started: Instant) -> Status {
         counters: status::Counters {
             tun_rx_packets: totals.tun_rx_packets,
             tun_tx_packets: totals.tun_tx_packets,
+            tun_rx_super_packets: totals.tun_rx_super_packets,
+            tun_tx_super_packets: totals.tun_tx_super_packets,
             udp_rx_packets: totals.udp_rx_packets,
             udp_tx_packets: totals.udp_tx_packets,
             ike_packets: totals.ike_packets,

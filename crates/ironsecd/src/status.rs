@@ -96,6 +96,12 @@ pub struct Traffic {
 pub struct Counters {
     pub tun_rx_packets: u64,
     pub tun_tx_packets: u64,
+    /// TUN offload at work: super-packets read (TSO/USO, split here) and coalesced writes
+    /// (GRO). Zero when the device has no offload or nothing could be merged.
+    #[serde(default)]
+    pub tun_rx_super_packets: u64,
+    #[serde(default)]
+    pub tun_tx_super_packets: u64,
     pub udp_rx_packets: u64,
     pub udp_tx_packets: u64,
     pub ike_packets: u64,
@@ -236,9 +242,11 @@ impl Status {
         );
         let _ = writeln!(
             s,
-            "  packets: tun rx {} tx {}, udp rx {} tx {}, ike {}, keepalives {}",
+            "  packets: tun rx {} ({} super) tx {} ({} super), udp rx {} tx {}, ike {}, keepalives {}",
             c.tun_rx_packets,
+            c.tun_rx_super_packets,
             c.tun_tx_packets,
+            c.tun_tx_super_packets,
             c.udp_rx_packets,
             c.udp_tx_packets,
             c.ike_packets,
