@@ -26,6 +26,7 @@ p.add_argument("--udp-senders", type=int, required=True)
 p.add_argument("--cpus", type=int, required=True)
 p.add_argument("--txqueuelen", type=int, required=True)
 p.add_argument("--wan-mtu", type=int, required=True)
+p.add_argument("--lan-gro", type=int, choices=(0, 1), default=0)
 p.add_argument("--json", action="store_true")
 p.add_argument("--figures", default="rtt,tcp,udp")
 a = p.parse_args()
@@ -129,6 +130,8 @@ print(f"ironsec bench: lanA -> lanB (->) and back (<-); median of {a.runs} run(s
       f"(TCP +{a.omit} s omitted warm-up)")
 print(f"{a.cpus} CPUs shared by both gateways, iperf3 and the kernel; WAN MTU {a.wan_mtu}; every tunnel's TUN "
       f"txqueuelen >= {a.txqueuelen}; UDP: {a.udp_senders} iperf3 sender(s), -l {L} -b 0")
+if a.lan_gro:
+    print("--lan-gro: both gateways' LAN interfaces with GRO, rx-udp-gro-forwarding and threaded NAPI")
 print()
 print(f"{'throughput':<{W}}" + "".join(f"{h:>16}" for _, h in THRU))
 print(f"{'(ratio to no tunnel)':<{W}}" + "".join(f"{u:>16}" for u in ["Mbit/s"] * 4 + ["kpkt/s"] * 2))
@@ -197,6 +200,7 @@ if a.json:
     print(json.dumps({
         "bench": "ironsec", "schema": 2, "runs": a.runs, "time_s": a.time, "omit_s": a.omit,
         "pings": a.pings, "udp_len": L, "udp_senders": a.udp_senders, "cpus": a.cpus,
-        "wan_mtu": a.wan_mtu, "txqueuelen_min": a.txqueuelen, "cases": out_cases,
+        "wan_mtu": a.wan_mtu, "txqueuelen_min": a.txqueuelen, "lan_gro": bool(a.lan_gro),
+        "cases": out_cases,
     }, separators=(",", ":")))
 sys.exit(3 if missing else 0)

@@ -38,7 +38,8 @@
 #
 # Usage (as root):
 #   netns-scripts/bench.sh [--json] [--quick] [--runs N] [--time SECS] [--suite S[,S]]
-#                          [--cases C[,C]] [--udp-senders N] [--pings N]
+#                          [--cases C[,C]] [--udp-senders N] [--pings N] [--figures F]
+#                          [--lan-gro]
 #
 #   --runs N         runs per figure (default 3); the median is reported
 #   --time S         seconds per iperf3 run (default 5; TCP runs also have a 1 s omitted warm-up)
@@ -54,6 +55,12 @@
 #   --pings N        idle pings per run (default 20)
 #   --figures F      comma-separated subset of rtt, tcp, udp (default all three); the report
 #                    shows "-" for what was not measured. For quick A/B runs of one figure.
+#   --lan-gro        LAN interfaces of both gateways tuned as README's "Host tuning for
+#                    small-datagram floods" recommends: GRO on, UDP GRO for forwarded traffic
+#                    (ethtool -K lan gro on rx-udp-gro-forwarding on), plus threaded NAPI (a
+#                    veth otherwise polls inside the sender's own system call, one packet per
+#                    poll, so GRO never merges anything; a NIC's interrupts batch by
+#                    themselves). The same for every case. Needs ethtool.
 #   --json           also print one JSON object with every figure as the very last line of stdout
 #
 # Progress and diagnostics go to stderr; the tables (and the JSON line) to stdout. The exit status
@@ -91,13 +98,14 @@ TXQ="${IRONSEC_BENCH_TXQUEUELEN:-1000}"
 BT_VERSION="${IRONSEC_BENCH_BORINGTUN_VERSION:-0.7.1}"
 OMIT=1 UDP_LEN=64
 
-JSON_OUT=0 RUNS=3 TIME=5 SUITES="" CASES="no-tunnel,ironsec,strongswan,boringtun" UDP_SENDERS=1 PINGS=20 FIGURES="rtt,tcp,udp"
+LAN_GRO=0 JSON_OUT=0 RUNS=3 TIME=5 SUITES="" CASES="no-tunnel,ironsec,strongswan,boringtun" UDP_SENDERS=1 PINGS=20 FIGURES="rtt,tcp,udp"
 WORK="" PID_A="" PID_B="" CLI_PID="" CLI_PIDS=() RES=""
 GW_PID_A="" GW_PID_B="" SW_DIR_A="" SW_DIR_B="" BT_PID_A="" BT_PID_B="" TUNNEL_KIND=none
 
 while [ $# -gt 0 ]; do
     case "$1" in
         --json) JSON_OUT=1 ;;
+        --lan-gro) LAN_GRO=1 ;;
         --quick) RUNS=1 TIME=2 ;;
         --runs) [ $# -ge 2 ] || die "--runs needs a value"; RUNS=$2; shift ;;
         --runs=*) RUNS=${1#--runs=} ;;
@@ -170,7 +178,9 @@ if [ "$WANT_SW" = 1 ]; then for s in "${SUITE_LIST[@]}"; do CASE_LIST+=("strongs
 [ "$WANT_BT" = 1 ] && CASE_LIST+=("boringtun chacha20poly1305 boringtun")
 
 [ "$(id -u)" = 0 ] || die "must run as root (network namespaces, veth, TUN)"
-for t in ip iperf3 ping python3 timeout ss; do
+needs=(ip iperf3 ping python3 timeout ss)
+[ "$LAN_GRO" = 1 ] && needs+=(ethtool)
+for t in "${needs[@]}"; do
     command -v "$t" >/dev/null || die "$t is not installed (Debian: tests/install-deps.sh)"
 done
 if [ "$WANT_SW" = 1 ]; then
@@ -204,6 +214,15 @@ fi
 # ---------------------------------------------------------------------------------------------
 log "topology up (namespaces $PREFIX-*)"
 topo up >&2
+if [ "$LAN_GRO" = 1 ]; then
+    for g in gwA gwB; do
+        # `ip netns exec` mounts the namespace's own /sys, where `lan` is this gateway's.
+        ip netns exec "$PREFIX-$g" sh -c 'ethtool -K lan gro on rx-udp-gro-forwarding on &&
+            echo 1 >/sys/class/net/lan/threaded' >&2 ||
+            die "--lan-gro: could not turn on GRO and threaded NAPI on $PREFIX-$g's lan"
+    done
+    log "LAN interfaces of both gateways: GRO, rx-udp-gro-forwarding and threaded NAPI on"
+fi
 make_workdir bench
 RES_TSV="$WORK/results.tsv" META_TSV="$WORK/meta.tsv"
 : >"$RES_TSV"
@@ -382,6 +401,6 @@ rc=0 jsonopt=()
 [ "$JSON_OUT" = 1 ] && jsonopt=(--json)
 python3 "$HERE/bench-report.py" --results "$RES_TSV" --meta "$META_TSV" --runs "$RUNS" --time "$TIME" \
     --omit "$OMIT" --pings "$PINGS" --udp-len "$UDP_LEN" --udp-senders "$UDP_SENDERS" --cpus "$(nproc)" \
-    --txqueuelen "$TXQ" --wan-mtu "${IRONSEC_WAN_MTU:-1500}" --figures "$FIGURES" "${jsonopt[@]}" || rc=$?
+    --txqueuelen "$TXQ" --wan-mtu "${IRONSEC_WAN_MTU:-1500}" --figures "$FIGURES" --lan-gro "$LAN_GRO" "${jsonopt[@]}" || rc=$?
 [ "$rc" = 0 ] || [ "$rc" = 3 ] || die "bench-report.py failed (exit $rc)"
 if [ "$FAILED" = 1 ] || [ "$rc" = 3 ]; then exit 1; fi

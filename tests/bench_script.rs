@@ -1,7 +1,8 @@
 //! Runs `netns-scripts/bench.sh` the way an operator would, briefly, so the benchmark script
 //! does not rot between the sessions that measure with it: one quick run of no tunnel and of
 //! ironsec (IKEv2, AES-128-GCM, the freshly built debug binaries via IRONSEC_BIN_DIR) with the
-//! RTT and UDP figures only. It checks the report, not the numbers: every selected figure
+//! RTT and UDP figures only, with `--lan-gro` (the LAN interfaces' GRO tuning, so that path of
+//! the script runs too). It checks the report, not the numbers: every selected figure
 //! measured and positive, the figures left out reported as not measured (null), UDP "arrived"
 //! at least what iperf3 received, a loss line per UDP run in the log, and no namespace left
 //! behind. Also checks that a bad `--figures` value is refused.
@@ -52,6 +53,7 @@ fn quick_run_reports_selected_figures_and_cleans_up() {
             "rtt,udp",
             "--pings",
             "5",
+            "--lan-gro",
             "--json",
         ])
         .env("IRONSEC_BENCH_PREFIX", &prefix)
@@ -74,6 +76,11 @@ fn quick_run_reports_selected_figures_and_cleans_up() {
 
     let json: Value = serde_json::from_str(stdout.lines().last().expect("a JSON last line"))
         .expect("the last line is JSON");
+    assert_eq!(json["lan_gro"], true, "--lan-gro not in the report");
+    assert!(
+        stderr.contains("rx-udp-gro-forwarding and threaded NAPI on"),
+        "--lan-gro did not say it tuned the LAN interfaces"
+    );
     for case in ["no_tunnel", "ironsec_aes128gcm16"] {
         let c = &json["cases"][case];
         assert_eq!(c["status"], "ok", "{case}: {c}");

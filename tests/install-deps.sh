@@ -14,6 +14,8 @@ apt-get update -qq
 # has no ESP transform), curve25519 (libstrongswan-extra-plugins), AES-GCM (-standard-plugins).
 # strongswan.sh runs its own charon per namespace (own /run, VICI socket, config): a system
 # charon the packages may start on a systemd host stays in the root namespace, apart.
+# ethtool: netns-scripts/bench.sh --lan-gro and tests/static_tunnel.rs turn on GRO for forwarded UDP
+# on a gateway's LAN veth, so that the TUN device hands over UDP super-packets.
 # wireguard-tools: wg(8), with which netns-scripts/bench.sh configures its boringtun peer
 # (boringtun-cli itself is installed by bench.sh with cargo when missing, not here: CI does not
 # run benchmarks).
@@ -24,7 +26,7 @@ apt-get install -y -qq --no-install-recommends \
     systemd \
     strongswan-charon strongswan-swanctl libcharon-extra-plugins libstrongswan-extra-plugins \
     libstrongswan-standard-plugins \
-    wireguard-tools \
+    wireguard-tools ethtool \
     libfaketime g++ \
     >/dev/null
 # cargo-fuzz for fuzz/ci-smoke.sh (tests/run.sh runs every fuzz target for 60 s).
