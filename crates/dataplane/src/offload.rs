@@ -84,8 +84,7 @@ enum Layout {
 
 impl Layout {
     /// The super-packet's layout if its headers match its GSO type (TSO: TCP; USO: UDP) and
-    /// fit. IPv6 extension headers before the transport header are not produced by the
-    /// kernel's GSO for a TUN device, so they are refused.
+    /// fit. Every segment repeats the IP header, IPv6 extension headers included.
     fn of(pkt: &[u8], h: &VnetHdr) -> Option<Layout> {
         let proto = if h.is_tso() {
             6
@@ -99,12 +98,12 @@ impl Layout {
             6 => false,
             _ => return None,
         };
-        let ip = if v4 {
-            usize::from(pkt[0] & 0x0f) * 4
+        let (next, ip) = if v4 {
+            (*pkt.get(9)?, usize::from(pkt[0] & 0x0f) * 4)
         } else {
-            40
+            v6_transport(pkt)?
         };
-        if ip < 20 || *pkt.get(if v4 { 9 } else { 6 })? != proto {
+        if ip < 20 || next != proto {
             return None;
         }
         if proto == 17 {
@@ -124,6 +123,26 @@ impl Layout {
             Layout::Udp { ip, .. } => ip + 8,
         }
     }
+}
+
+/// IPv6: the transport protocol and its header's offset, past the extension headers that GRO
+/// merges across (hop-by-hop and destination options). None for a routing header (the
+/// checksum's pseudo-header would need the final destination from it), a fragment header (GSO
+/// never makes fragments), more than 8 extension headers, or a chain cut short.
+fn v6_transport(pkt: &[u8]) -> Option<(u8, usize)> {
+    let mut next = *pkt.get(6)?;
+    let mut off = 40;
+    for _ in 0..8 {
+        match next {
+            0 | 60 => {
+                next = *pkt.get(off)?;
+                off += (usize::from(*pkt.get(off + 1)?) + 1) * 8;
+            }
+            43 | 44 => return None,
+            _ => return Some((next, off)),
+        }
+    }
+    None
 }
 
 /// How many segments a TSO or USO super-packet makes (0 if it is not one we can split).
@@ -398,6 +417,46 @@ mod tests {
     }
 
     #[test]
+    fn uso_keeps_ipv6_destination_options_and_refuses_routing_headers() {
+        // Insert an 8-byte destination options header (PadN) between IPv6 and UDP.
+        let plain = udp_super_packet(false, 64, 3, 64);
+        let mut p = plain[..40].to_vec();
+        p[6] = 60;
+        p.extend_from_slice(&[17, 0, 1, 4, 0, 0, 0, 0]);
+        p.extend_from_slice(&plain[40..]);
+        let total = p.len();
+        p[4..6].copy_from_slice(&((total - 40) as u16).to_be_bytes());
+        let h = VnetHdr {
+            flags: F_NEEDS_CSUM,
+            gso_type: GSO_UDP_L4,
+            hdr_len: 56,
+            gso_size: 64,
+            csum_start: 48,
+            csum_offset: 6,
+        };
+        assert!(matches!(prepare(&mut p.clone(), &h), Read::Segments(3)));
+        for i in 0..3 {
+            let mut out = [0u8; 200];
+            let n = segment(&p, &h, i, &mut out);
+            let s = &out[..n];
+            assert_eq!(n, 40 + 8 + 8 + 64);
+            assert_eq!(&s[40..48], &p[40..48], "extension header repeated");
+            assert_eq!(usize::from(u16::from_be_bytes([s[4], s[5]])), n - 40);
+            let udp_len = usize::from(u16::from_be_bytes([s[52], s[53]]));
+            assert_eq!(udp_len, 72);
+            let sum = checksum::sum(&s[8..40], 0) + 17 + udp_len as u64;
+            assert_eq!(
+                checksum::fold(checksum::sum(&s[48..], sum)),
+                0,
+                "UDP checksum"
+            );
+        }
+        // The same with a routing header: refused, not split with a wrong pseudo-header.
+        p[6] = 43;
+        assert!(matches!(prepare(&mut p, &h), Read::Malformed));
+    }
+
+    #[test]
     fn gso_type_must_match_the_transport() {
         let h = VnetHdr {
             gso_type: GSO_UDP_L4,
@@ -437,7 +496,7 @@ mod tests {
             csum_start in 0u16..700,
             csum_offset in 0u16..20,
             ip_first in proptest::sample::select(vec![0x45u8, 0x46, 0x4f, 0x60, 0x00]),
-            proto in proptest::sample::select(vec![6u8, 17, 1]),
+            proto in proptest::sample::select(vec![6u8, 17, 1, 0, 60, 43]),
         ) {
             if let Some(b) = pkt.first_mut() { *b = ip_first; }
             if pkt.len() > 9 { pkt[9] = proto; }
