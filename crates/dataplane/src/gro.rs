@@ -286,7 +286,7 @@ mod tests {
         // The kernel would complete the checksums per segment; our splitter does the same.
         assert!(matches!(
             offload::prepare(&mut sup, &h),
-            offload::Read::Segments(5)
+            offload::Read::Segments(s) if s.count() == 5
         ));
         for (i, orig) in segs.iter().enumerate() {
             let mut buf = vec![0u8; 2000];

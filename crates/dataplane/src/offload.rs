@@ -76,7 +76,7 @@ pub fn complete_checksum(pkt: &mut [u8], h: &VnetHdr) -> bool {
 }
 
 /// Where the headers of a super-packet end, by what it carries.
-#[derive(Clone, Copy)]
+#[derive(Clone, Copy, Debug)]
 enum Layout {
     Tcp { v4: bool, ip: usize, tcp: usize },
     Udp { v4: bool, ip: usize },
@@ -145,95 +145,122 @@ fn v6_transport(pkt: &[u8]) -> Option<(u8, usize)> {
     None
 }
 
-/// How many segments a TSO or USO super-packet makes (0 if it is not one we can split).
-pub fn segment_count(pkt: &[u8], h: &VnetHdr) -> usize {
-    let Some(layout) = Layout::of(pkt, h) else {
-        return 0;
-    };
-    let size = usize::from(h.gso_size);
-    if size == 0 {
-        return 0;
-    }
-    (pkt.len() - layout.headers()).div_ceil(size).max(1)
+/// A super-packet that can be split: its layout, segment size and count, worked out once per
+/// read by [`prepare`] so that fetching each segment does not parse the headers again.
+#[derive(Clone, Copy, Debug)]
+pub struct Split {
+    layout: Layout,
+    size: usize,
+    count: usize,
 }
 
-/// Writes segment `i` of super-packet `pkt` into `out`; returns its length (0 when `out` is
-/// too small or the packet cannot be split). Each segment gets the super-packet's headers
-/// with its own IP length, IPv4 ID and checksum. TCP segments get their sequence number,
-/// flags (FIN and PSH only on the last, CWR only on the first) and a full TCP checksum; UDP
-/// datagrams their length and a full UDP checksum, as the kernel's own segmentation would.
+impl Split {
+    /// None if `pkt` is not a TSO or USO super-packet we can split.
+    fn of(pkt: &[u8], h: &VnetHdr) -> Option<Split> {
+        let layout = Layout::of(pkt, h)?;
+        let size = usize::from(h.gso_size);
+        if size == 0 {
+            return None;
+        }
+        let count = (pkt.len() - layout.headers()).div_ceil(size).max(1);
+        Some(Split {
+            layout,
+            size,
+            count,
+        })
+    }
+
+    /// How many segments the super-packet makes.
+    pub fn count(&self) -> usize {
+        self.count
+    }
+
+    /// Writes segment `i` of super-packet `pkt` (the one this was made from) into `out`;
+    /// returns its length (0 when `out` is too small or there is no segment `i`). Each segment
+    /// gets the super-packet's headers with its own IP length, IPv4 ID and checksum. TCP
+    /// segments get their sequence number, flags (FIN and PSH only on the last, CWR only on
+    /// the first) and a full TCP checksum; UDP datagrams their length and a full UDP checksum,
+    /// as the kernel's own segmentation would.
+    pub fn segment(&self, pkt: &[u8], i: usize, out: &mut [u8]) -> usize {
+        let (layout, size, n) = (self.layout, self.size, self.count);
+        let hl = layout.headers();
+        if i >= n || pkt.len() < hl {
+            return 0;
+        }
+        let payload = &pkt[hl..];
+        let start = i * size;
+        let chunk = &payload[start.min(payload.len())..(start + size).min(payload.len())];
+        let len = hl + chunk.len();
+        if out.len() < len {
+            return 0;
+        }
+        out[..hl].copy_from_slice(&pkt[..hl]);
+        out[hl..len].copy_from_slice(chunk);
+        let (v4, ip) = match layout {
+            Layout::Tcp { v4, ip, .. } | Layout::Udp { v4, ip } => (v4, ip),
+        };
+        if v4 {
+            out[2..4].copy_from_slice(&(len as u16).to_be_bytes());
+            let id = u16::from_be_bytes([pkt[4], pkt[5]]).wrapping_add(i as u16);
+            out[4..6].copy_from_slice(&id.to_be_bytes());
+            out[10..12].copy_from_slice(&[0, 0]);
+            let c = checksum::fold(checksum::sum(&out[..ip], 0));
+            out[10..12].copy_from_slice(&c.to_be_bytes());
+        } else {
+            out[4..6].copy_from_slice(&((len - 40) as u16).to_be_bytes());
+        }
+        let t = ip;
+        let (proto, csum_at) = match layout {
+            Layout::Tcp { .. } => {
+                let seq = u32::from_be_bytes([pkt[t + 4], pkt[t + 5], pkt[t + 6], pkt[t + 7]])
+                    .wrapping_add(start as u32);
+                out[t + 4..t + 8].copy_from_slice(&seq.to_be_bytes());
+                let mut flags = pkt[t + 13];
+                if i + 1 < n {
+                    flags &= !(0x01 | 0x08); // FIN, PSH
+                }
+                if i > 0 {
+                    flags &= !0x80; // CWR
+                }
+                out[t + 13] = flags;
+                (6, t + 16)
+            }
+            Layout::Udp { .. } => {
+                out[t + 4..t + 6].copy_from_slice(&((len - ip) as u16).to_be_bytes());
+                (17, t + 6)
+            }
+        };
+        // Transport checksum: pseudo-header + transport header + data.
+        out[csum_at..csum_at + 2].copy_from_slice(&[0, 0]);
+        let seg_len = (len - ip) as u64;
+        let pseudo = if v4 { &out[12..20] } else { &out[8..40] };
+        let sum = checksum::sum(pseudo, 0) + proto + seg_len;
+        let mut c = checksum::fold(checksum::sum(&out[t..len], sum));
+        if proto == 17 && c == 0 {
+            c = 0xffff; // zero means "no checksum" in UDP (RFC 768)
+        }
+        out[csum_at..csum_at + 2].copy_from_slice(&c.to_be_bytes());
+        len
+    }
+}
+
+/// How many segments a TSO or USO super-packet makes (0 if it is not one we can split).
+pub fn segment_count(pkt: &[u8], h: &VnetHdr) -> usize {
+    Split::of(pkt, h).map_or(0, |s| s.count)
+}
+
+/// Segment `i` of super-packet `pkt` into `out`, as [`Split::segment`] (0 if `pkt` cannot be
+/// split). For one-off use; the fast path keeps the [`Split`] that [`prepare`] returned.
 pub fn segment(pkt: &[u8], h: &VnetHdr, i: usize, out: &mut [u8]) -> usize {
-    let Some(layout) = Layout::of(pkt, h) else {
-        return 0;
-    };
-    let hl = layout.headers();
-    let size = usize::from(h.gso_size);
-    let payload = &pkt[hl..];
-    let n = segment_count(pkt, h);
-    if size == 0 || i >= n {
-        return 0;
-    }
-    let start = i * size;
-    let chunk = &payload[start.min(payload.len())..(start + size).min(payload.len())];
-    let len = hl + chunk.len();
-    if out.len() < len {
-        return 0;
-    }
-    out[..hl].copy_from_slice(&pkt[..hl]);
-    out[hl..len].copy_from_slice(chunk);
-    let (v4, ip) = match layout {
-        Layout::Tcp { v4, ip, .. } | Layout::Udp { v4, ip } => (v4, ip),
-    };
-    if v4 {
-        out[2..4].copy_from_slice(&(len as u16).to_be_bytes());
-        let id = u16::from_be_bytes([pkt[4], pkt[5]]).wrapping_add(i as u16);
-        out[4..6].copy_from_slice(&id.to_be_bytes());
-        out[10..12].copy_from_slice(&[0, 0]);
-        let c = checksum::fold(checksum::sum(&out[..ip], 0));
-        out[10..12].copy_from_slice(&c.to_be_bytes());
-    } else {
-        out[4..6].copy_from_slice(&((len - 40) as u16).to_be_bytes());
-    }
-    let t = ip;
-    let (proto, csum_at) = match layout {
-        Layout::Tcp { .. } => {
-            let seq = u32::from_be_bytes([pkt[t + 4], pkt[t + 5], pkt[t + 6], pkt[t + 7]])
-                .wrapping_add(start as u32);
-            out[t + 4..t + 8].copy_from_slice(&seq.to_be_bytes());
-            let mut flags = pkt[t + 13];
-            if i + 1 < n {
-                flags &= !(0x01 | 0x08); // FIN, PSH
-            }
-            if i > 0 {
-                flags &= !0x80; // CWR
-            }
-            out[t + 13] = flags;
-            (6, t + 16)
-        }
-        Layout::Udp { .. } => {
-            out[t + 4..t + 6].copy_from_slice(&((len - ip) as u16).to_be_bytes());
-            (17, t + 6)
-        }
-    };
-    // Transport checksum: pseudo-header + transport header + data.
-    out[csum_at..csum_at + 2].copy_from_slice(&[0, 0]);
-    let seg_len = (len - ip) as u64;
-    let pseudo = if v4 { &out[12..20] } else { &out[8..40] };
-    let sum = checksum::sum(pseudo, 0) + proto + seg_len;
-    let mut c = checksum::fold(checksum::sum(&out[t..len], sum));
-    if proto == 17 && c == 0 {
-        c = 0xffff; // zero means "no checksum" in UDP (RFC 768)
-    }
-    out[csum_at..csum_at + 2].copy_from_slice(&c.to_be_bytes());
-    len
+    Split::of(pkt, h).map_or(0, |s| s.segment(pkt, i, out))
 }
 
 /// What the fast path does with one packet read from an offloading TUN device.
 pub enum Read {
     /// A plain packet (checksum completed if needed) at this range of the read buffer.
     Packet,
-    /// A TSO or USO super-packet of this many segments: fetch each with [`segment`].
-    Segments(usize),
+    /// A TSO or USO super-packet: fetch each segment with [`Split::segment`].
+    Segments(Split),
     /// Unusable (bad offsets, a GSO type we never asked for): drop and count.
     Malformed,
 }
@@ -242,10 +269,7 @@ pub enum Read {
 /// plain packet.
 pub fn prepare(pkt: &mut [u8], h: &VnetHdr) -> Read {
     if h.is_tso() || h.is_uso() {
-        return match segment_count(pkt, h) {
-            0 => Read::Malformed,
-            n => Read::Segments(n),
-        };
+        return Split::of(pkt, h).map_or(Read::Malformed, Read::Segments);
     }
     if h.gso_type != GSO_NONE {
         return Read::Malformed;
@@ -380,7 +404,7 @@ mod tests {
             };
             assert!(h.is_uso() && !h.is_tso());
             let mut q = p.clone();
-            assert!(matches!(prepare(&mut q, &h), Read::Segments(5)));
+            assert!(matches!(prepare(&mut q, &h), Read::Segments(s) if s.count() == 5));
             let mut data = Vec::new();
             for i in 0..5 {
                 let mut out = vec![0u8; 200];
@@ -434,7 +458,7 @@ mod tests {
             csum_start: 48,
             csum_offset: 6,
         };
-        assert!(matches!(prepare(&mut p.clone(), &h), Read::Segments(3)));
+        assert!(matches!(prepare(&mut p.clone(), &h), Read::Segments(s) if s.count() == 3));
         for i in 0..3 {
             let mut out = [0u8; 200];
             let n = segment(&p, &h, i, &mut out);
@@ -481,7 +505,7 @@ mod tests {
         ));
         let zero = VnetHdr { gso_size: 0, ..h };
         assert!(matches!(prepare(&mut udp, &zero), Read::Malformed));
-        assert!(matches!(prepare(&mut udp, &h), Read::Segments(3)));
+        assert!(matches!(prepare(&mut udp, &h), Read::Segments(s) if s.count() == 3));
     }
 
     proptest::proptest! {
@@ -503,7 +527,8 @@ mod tests {
             if pkt.len() > 6 && ip_first >> 4 == 6 { pkt[6] = proto; }
             let h = VnetHdr { flags, gso_type, hdr_len: 0, gso_size, csum_start, csum_offset };
             let orig = pkt.clone();
-            if let Read::Segments(n) = prepare(&mut pkt, &h) {
+            if let Read::Segments(split) = prepare(&mut pkt, &h) {
+                let n = split.count();
                 proptest::prop_assert!(n >= 1);
                 let mut out = vec![0u8; 400];
                 for i in 0..=n {

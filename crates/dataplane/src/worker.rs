@@ -184,12 +184,12 @@ impl Worker {
                         continue;
                     }
                     offload::Read::Packet => None,
-                    offload::Read::Segments(k) => {
+                    offload::Read::Segments(split) => {
                         gw.tun_rx_super();
-                        Some(k)
+                        Some(split)
                     }
                 };
-                for i in 0..segments.unwrap_or(1) {
+                for i in 0..segments.map_or(1, |s| s.count()) {
                     if used == bufs.len() {
                         // A super-packet larger than the batch: send what is sealed first.
                         self.send_sealed(&tables, bufs, meta, send, gw);
@@ -203,7 +203,7 @@ impl Worker {
                             pkt.len()
                         }
                         None => 0,
-                        Some(_) => offload::segment(pkt, &h, i, out),
+                        Some(split) => split.segment(pkt, i, out),
                     };
                     gw.tun_rx(1);
                     if len == 0 {
