@@ -191,7 +191,7 @@ EOF
 
 # ---------------------------------------------------------------------------------------------
 # Tunnel byte counters of gwA: "out_bytes in_bytes" (out = lanA -> lanB). Set by each case:
-# TUNNEL_KIND none|ironsec|strongswan|boringtun.
+# TUNNEL_KIND none|ironsec|strongswan|boringtun|null.
 
 tunnel_bytes() {
     local o
@@ -214,6 +214,11 @@ tunnel_bytes() {
             # wg show <dev> transfer: "<peer> <rx> <tx>"; boringtun counts inner packet bytes.
             o=$(bt_wg A show "$BT_DEV" transfer) || return 1
             awk '{ rx += $2; tx += $3 } END { printf "%.0f %.0f\n", tx, rx }' <<<"$o" ;;
+        null)
+            # nt0's own counters: what the stack sent into the device went out through the
+            # forwarder (tx), what it wrote into the device came in (rx).
+            o=$(ip -n "$GWA" -j -s link show dev "$NULL_DEV") || return 1
+            python3 -c 'import json,sys; s=json.load(sys.stdin)[0]["stats64"]; print(s["tx"]["bytes"], s["rx"]["bytes"])' <<<"$o" ;;
         *) die "unknown TUNNEL_KIND '$TUNNEL_KIND'" ;;
     esac
 }
@@ -567,4 +572,73 @@ find_boringtun() {
             die "cargo install boringtun-cli --version $BT_VERSION --locked --root $cache failed"
         BORINGTUN="$cache/bin/boringtun-cli"
     fi
+}
+
+# ---------------------------------------------------------------------------------------------
+# (e) null: the floor of any userspace tunnel (crates/dataplane/examples/null_forwarder.rs): a
+# plain TUN device and a connected UDP socket per gateway, one packet per system call, nothing
+# else. Clear text; only ever between this script's own namespaces.
+
+NULL_DEV=nt0 NULL_PORT=4600
+
+# The null_forwarder example next to the ironsec binaries: BIN/examples (IRONSEC_BIN_DIR, else
+# the release directory, built here with cargo). Sets NULL_FWD.
+find_null_forwarder() {
+    local bin
+    if [ -n "${IRONSEC_BIN_DIR:-}" ]; then
+        bin=$IRONSEC_BIN_DIR
+    else
+        case "${CARGO_TARGET_DIR:-}" in
+            "") bin="$ROOT/target/release" ;;
+            /*) bin="$CARGO_TARGET_DIR/release" ;;
+            *) bin="$ROOT/$CARGO_TARGET_DIR/release" ;;
+        esac
+        command -v cargo >/dev/null ||
+            die "cargo is not in PATH to build the null_forwarder example (or set IRONSEC_BIN_DIR)"
+        (cd "$ROOT" && cargo build --release -p ironsec-dataplane --example null_forwarder --quiet) >&2 ||
+            die "cargo build --release -p ironsec-dataplane --example null_forwarder failed"
+    fi
+    NULL_FWD="$bin/examples/null_forwarder"
+    [ -x "$NULL_FWD" ] || die "$NULL_FWD not found (cargo build -p ironsec-dataplane --example null_forwarder)"
+}
+
+# Start the forwarder in gateway namespace $1 (local WAN address $2, peer's $3); sets BG (not
+# spawn: stop_bg, which ends the loads between figures, must leave the gateways running).
+null_start() { # ns local peer
+    ip netns exec "$1" "$NULL_FWD" "$NULL_DEV" "$2:$NULL_PORT" "$3:$NULL_PORT" 1400 "$TXQ" \
+        </dev/null >"$WORK/null-$1.out" 2>&1 &
+    BG=$!
+    local _
+    for _ in $(seq 50); do
+        grep -q '^ready ' "$WORK/null-$1.out" 2>/dev/null && return 0
+        kill -0 "$BG" 2>/dev/null || break
+        sleep 0.1
+    done
+    indent <"$WORK/null-$1.out" >&2
+    FAIL="null_forwarder did not start in $1"
+    return 1
+}
+
+null_up() {
+    TUNNEL_KIND=null NULL_PID_A="" NULL_PID_B=""
+    null_start "$GWA" "$WAN_A" "$WAN_B" || return 1
+    NULL_PID_A=$BG
+    null_start "$GWB" "$WAN_B" "$WAN_A" || return 1
+    NULL_PID_B=$BG
+    # ip netns exec execs the forwarder: the PIDs are its own.
+    GW_PID_A=$NULL_PID_A GW_PID_B=$NULL_PID_B
+    ip -n "$GWA" route add "$LANB_NET" dev "$NULL_DEV"
+    ip -n "$GWB" route add "$LANA_NET" dev "$NULL_DEV"
+    tun_queue "$GWB" "$NULL_DEV"
+    tun_queue "$GWA" "$NULL_DEV"
+    log "  null_forwarder pids gwA $NULL_PID_A, gwB $NULL_PID_B; $NULL_DEV mtu $MTU txqueuelen $QLEN"
+    check_routes "$NULL_DEV" "$NULL_DEV" || return 1
+    CASE_VERSION="null_forwarder (ironsec-dataplane example; no crypto, one packet per syscall)"
+}
+
+null_down() {
+    stop_pid "${NULL_PID_A:-}"; stop_pid "${NULL_PID_B:-}"
+    wait "${NULL_PID_A:-}" 2>/dev/null || true
+    wait "${NULL_PID_B:-}" 2>/dev/null || true
+    NULL_PID_A="" NULL_PID_B="" GW_PID_A="" GW_PID_B=""
 }

@@ -67,11 +67,12 @@ def num(x, nd=1):
 def label(c):
     k, s = meta[c].get("kind"), meta[c].get("suite")
     return {"notunnel": "no tunnel", "ironsec": f"ironsec {s}", "static": f"ironsec static {s}",
-            "strongswan": f"strongSwan {s}", "boringtun": "boringtun (chacha20poly1305)"}.get(k, c)
+            "strongswan": f"strongSwan {s}", "boringtun": "boringtun (chacha20poly1305)",
+            "null": "null forwarder (no crypto)"}.get(k, c)
 
 
 IMPL = {"notunnel": "none", "ironsec": "ironsec", "static": "ironsec", "strongswan": "strongswan",
-        "boringtun": "boringtun"}
+        "boringtun": "boringtun", "null": "null-forwarder"}
 base = "no_tunnel" if "no_tunnel" in meta else None
 
 missing = []

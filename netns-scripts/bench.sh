@@ -13,11 +13,17 @@
 #   boringtun        boringtun-cli (userspace WireGuard, ChaCha20-Poly1305) on both gateways,
 #                    configured with wg(8) from wireguard-tools; wg0 10.99.0.1/30 <-> 10.99.0.2/30
 #                    over the WAN addresses, mtu 1420 (wg-quick's), routes to the remote LAN via wg0
+#   null             the floor of any userspace tunnel, not a tunnel: crates/dataplane's example
+#                    null_forwarder on both gateways, a plain TUN device (nt0) and a connected UDP
+#                    socket (WAN addresses, port 4600), one packet per system call, no
+#                    encryption, batching or offload, inner packets in clear text. It has the
+#                    same thread wake-ups per round trip as ironsecd, so its RTT over no tunnel is
+#                    what this machine charges any userspace tunnel for leaving the kernel
 #   ironsec-static   ironsecd with manually keyed SAs (conf/static-gw-*.toml, fresh random keys):
 #                    the same fast path as IKE-negotiated SAs, so not run unless --cases names it
 # Every tunnel case first checks that both gateways route the remote LAN through the tunnel's
 # device and that no plain route bypasses it, and after every iperf3 run that gwA's tunnel
-# counters (ironsecctl status, swanctl --list-sas, wg show transfer) grew by at least 90% of the
+# counters (ironsecctl status, swanctl --list-sas, wg show transfer, nt0's device counters) grew by at least 90% of the
 # payload bytes iperf3 received in that direction. All TUN devices get txqueuelen >= 1000.
 #
 # Figures per case (median of --runs runs; the runs of all figures are interleaved, so a burst of
@@ -32,8 +38,8 @@
 #   RTT idle           --pings pings lanA -> lanB 50 ms apart, median
 #   RTT load           ping lanA -> lanB every 100 ms during the 4-stream -> TCP runs, median
 #   CPU                utime+stime (/proc/PID/stat, all threads) of each gateway process (ironsecd,
-#                      charon, boringtun-cli) over the case's measurements, as seconds and % of one
-#                      core, and per GB of TCP payload
+#                      charon, boringtun-cli, null_forwarder) over the case's measurements, as
+#                      seconds and % of one core, and per GB of TCP payload
 # Ratios (throughput, packets/s) and RTT differences are to "no tunnel" of the same run.
 #
 # Usage (as root):
@@ -48,8 +54,8 @@
 #                    repeated: the suites of the ironsec and strongswan cases (default
 #                    aes128gcm16,chacha20poly1305). boringtun is always ChaCha20-Poly1305.
 #   --cases C        comma-separated, in any order: no-tunnel, ironsec, strongswan, boringtun,
-#                    ironsec-static (default no-tunnel,ironsec,strongswan,boringtun). Ratios need
-#                    no-tunnel.
+#                    null, ironsec-static (default no-tunnel,ironsec,strongswan,boringtun,null).
+#                    Ratios need no-tunnel.
 #   --udp-senders N  parallel iperf3 UDP senders (default 1: on 2 cores more senders starve the
 #                    receiver and lower what arrives, even without a tunnel)
 #   --pings N        idle pings per run (default 20)
@@ -66,10 +72,11 @@
 # Progress and diagnostics go to stderr; the tables (and the JSON line) to stdout. The exit status
 # is 1 if a case could not be set up, lost its traffic to a bypass, or has a figure without a
 # single successful run (the others are still measured and printed).
-# A full default run (6 cases) takes about 14 minutes; --quick about 3.
+# A full default run (7 cases) takes about 16 minutes; --quick about 3.
 #
 # Needs iproute2, iperf3, ping, python3, util-linux (unshare, nsenter); for ironsec cargo (it runs
-# cargo build --release -p ironsecd first) or IRONSEC_BIN_DIR; for strongswan the packages of
+# cargo build --release -p ironsecd first; for null also the example null_forwarder, found in
+# BIN/examples) or IRONSEC_BIN_DIR; for strongswan the packages of
 # tests/install-deps.sh (strongswan-charon strongswan-swanctl libcharon-extra-plugins
 # libstrongswan-extra-plugins libstrongswan-standard-plugins); for boringtun wireguard-tools (wg)
 # and boringtun-cli: taken from BORINGTUN, else PATH, else IRONSEC_BENCH_CACHE/bin (default
@@ -98,7 +105,7 @@ TXQ="${IRONSEC_BENCH_TXQUEUELEN:-1000}"
 BT_VERSION="${IRONSEC_BENCH_BORINGTUN_VERSION:-0.7.1}"
 OMIT=1 UDP_LEN=64
 
-LAN_GRO=0 JSON_OUT=0 RUNS=3 TIME=5 SUITES="" CASES="no-tunnel,ironsec,strongswan,boringtun" UDP_SENDERS=1 PINGS=20 FIGURES="rtt,tcp,udp"
+LAN_GRO=0 JSON_OUT=0 RUNS=3 TIME=5 SUITES="" CASES="no-tunnel,ironsec,strongswan,boringtun,null" UDP_SENDERS=1 PINGS=20 FIGURES="rtt,tcp,udp"
 WORK="" PID_A="" PID_B="" CLI_PID="" CLI_PIDS=() RES=""
 GW_PID_A="" GW_PID_B="" SW_DIR_A="" SW_DIR_B="" BT_PID_A="" BT_PID_B="" TUNNEL_KIND=none
 
@@ -157,7 +164,7 @@ for SUITE in "${suites[@]}"; do
 done
 
 # The case list, in a fixed order: "kind suite name" (suite "-" where it does not apply).
-WANT_NT=0 WANT_IKE=0 WANT_STATIC=0 WANT_SW=0 WANT_BT=0
+WANT_NT=0 WANT_IKE=0 WANT_STATIC=0 WANT_SW=0 WANT_BT=0 WANT_NULL=0
 IFS=, read -ra wanted <<<"$CASES"
 [ "${#wanted[@]}" -gt 0 ] || die "--cases is empty"
 for c in "${wanted[@]}"; do
@@ -167,7 +174,8 @@ for c in "${wanted[@]}"; do
         ironsec-static|ironsec_static|static) WANT_STATIC=1 ;;
         strongswan|strongSwan) WANT_SW=1 ;;
         boringtun) WANT_BT=1 ;;
-        *) die "unknown case '$c' (no-tunnel, ironsec, strongswan, boringtun, ironsec-static)" ;;
+        null|null-forwarder|null_forwarder) WANT_NULL=1 ;;
+        *) die "unknown case '$c' (no-tunnel, ironsec, strongswan, boringtun, null, ironsec-static)" ;;
     esac
 done
 CASE_LIST=()
@@ -176,6 +184,7 @@ if [ "$WANT_IKE" = 1 ]; then for s in "${SUITE_LIST[@]}"; do CASE_LIST+=("ironse
 if [ "$WANT_STATIC" = 1 ]; then for s in "${SUITE_LIST[@]}"; do CASE_LIST+=("static $s ironsec_static_$s"); done; fi
 if [ "$WANT_SW" = 1 ]; then for s in "${SUITE_LIST[@]}"; do CASE_LIST+=("strongswan $s strongswan_$s"); done; fi
 [ "$WANT_BT" = 1 ] && CASE_LIST+=("boringtun chacha20poly1305 boringtun")
+[ "$WANT_NULL" = 1 ] && CASE_LIST+=("null - null_forwarder")
 
 [ "$(id -u)" = 0 ] || die "must run as root (network namespaces, veth, TUN)"
 needs=(ip iperf3 ping python3 timeout ss)
@@ -203,6 +212,7 @@ on_exit() {
     stop_bg
     strongswan_down
     boringtun_down
+    null_down
     teardown    # ironsecd (PID_A, PID_B), the namespaces, WORK
 }
 install_cleanup_traps
@@ -210,6 +220,7 @@ install_cleanup_traps
 if [ "$WANT_IKE" = 1 ] || [ "$WANT_STATIC" = 1 ]; then
     find_binaries always "building: cargo build --release -p ironsecd"
 fi
+[ "$WANT_NULL" = 1 ] && find_null_forwarder
 
 # ---------------------------------------------------------------------------------------------
 log "topology up (namespaces $PREFIX-*)"
@@ -361,6 +372,7 @@ case_up() { # kind suite
         static) ironsec_up static "$2" ;;
         strongswan) strongswan_up "$2" ;;
         boringtun) boringtun_up ;;
+        null) null_up ;;
     esac
 }
 case_down() { # kind
@@ -369,6 +381,7 @@ case_down() { # kind
         ironsec|static) ironsec_down ;;
         strongswan) strongswan_down ;;
         boringtun) boringtun_down ;;
+        null) null_down ;;
     esac
     TUNNEL_KIND=none
 }

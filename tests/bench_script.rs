@@ -1,7 +1,8 @@
 //! Runs `netns-scripts/bench.sh` the way an operator would, briefly, so the benchmark script
-//! does not rot between the sessions that measure with it: one quick run of no tunnel and of
-//! ironsec (IKEv2, AES-128-GCM, the freshly built debug binaries via IRONSEC_BIN_DIR) with the
-//! RTT and UDP figures only, with `--lan-gro` (the LAN interfaces' GRO tuning, so that path of
+//! does not rot between the sessions that measure with it: one quick run of no tunnel, of
+//! ironsec (IKEv2, AES-128-GCM, the freshly built debug binaries via IRONSEC_BIN_DIR) and of the
+//! null forwarder (the dataplane's example, built here if `cargo test` did not) with the RTT and
+//! UDP figures only, with `--lan-gro` (the LAN interfaces' GRO tuning, so that path of
 //! the script runs too). It checks the report, not the numbers: every selected figure
 //! measured and positive, the figures left out reported as not measured (null), UDP "arrived"
 //! at least what iperf3 received, a loss line per UDP run in the log, and no namespace left
@@ -39,6 +40,31 @@ fn quick_run_reports_selected_figures_and_cleans_up() {
     let _serial = serial();
     let prefix = format!("b{}", unique_prefix());
     let bin_dir = Path::new(IRONSECD).parent().expect("binary directory");
+    // `cargo test --workspace` builds the example next to the binaries; a run of this test
+    // alone does not, so build it (a no-op when it is there).
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    let release = bin_dir.ends_with("release");
+    let built = Command::new(cargo)
+        .args([
+            "build",
+            "-p",
+            "ironsec-dataplane",
+            "--example",
+            "null_forwarder",
+        ])
+        .args(release.then_some("--release"))
+        .current_dir(workspace_root())
+        .status()
+        .expect("run cargo build --example null_forwarder");
+    assert!(
+        built.success(),
+        "cargo build --example null_forwarder failed"
+    );
+    assert!(
+        bin_dir.join("examples/null_forwarder").is_file(),
+        "no null_forwarder in {}/examples",
+        bin_dir.display()
+    );
     let script = workspace_root().join("netns-scripts/bench.sh");
     let out = Command::new("timeout")
         .args(["-k", "10", "300", "bash"])
@@ -46,7 +72,7 @@ fn quick_run_reports_selected_figures_and_cleans_up() {
         .args([
             "--quick",
             "--cases",
-            "no-tunnel,ironsec",
+            "no-tunnel,ironsec,null",
             "--suite",
             "aes128gcm16",
             "--figures",
@@ -81,7 +107,7 @@ fn quick_run_reports_selected_figures_and_cleans_up() {
         stderr.contains("rx-udp-gro-forwarding and threaded NAPI on"),
         "--lan-gro did not say it tuned the LAN interfaces"
     );
-    for case in ["no_tunnel", "ironsec_aes128gcm16"] {
+    for case in ["no_tunnel", "ironsec_aes128gcm16", "null_forwarder"] {
         let c = &json["cases"][case];
         assert_eq!(c["status"], "ok", "{case}: {c}");
         for key in ["udp64_fwd_pps", "udp64_rev_pps", "rtt_idle_ms"] {
@@ -115,8 +141,8 @@ fn quick_run_reports_selected_figures_and_cleans_up() {
         .filter(|l| l.contains("UDP 64 B") && l.contains(" lost: "))
         .count();
     assert_eq!(
-        loss_lines, 4,
-        "one loss line per UDP run (2 cases x 2 directions)"
+        loss_lines, 6,
+        "one loss line per UDP run (3 cases x 2 directions)"
     );
     assert!(
         !stdout.contains("no successful run for"),
