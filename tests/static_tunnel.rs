@@ -1279,3 +1279,68 @@ fn check_rejects_bad_configs_naming_file_and_key() {
         failures.join("\n")
     );
 }
+
+/// A LAN interface without UDP GRO forwarding gets one log line at startup with the `ethtool`
+/// command that turns on what is off (the TUN device takes USO on this kernel), naming only the
+/// LAN interface (the one local_ts is routed out of), and nothing once it is all on. Checked by
+/// restarting gwA after each `ethtool -K` on its LAN veth (GRO and UDP GRO forwarding start
+/// off on a veth).
+#[test]
+fn startup_advises_udp_gro_forwarding_on_the_lan_interface() {
+    let _s = serial();
+    require_root();
+    let mut lab = Lab::start(LabOpts::default());
+    let advice = |log: &str| -> Vec<String> {
+        log.lines()
+            .filter(|l| l.contains("turn on UDP GRO forwarding"))
+            .map(str::to_string)
+            .collect()
+    };
+    let restart = |lab: &mut Lab, run: u32| {
+        lab.a.stop();
+        lab.a = Daemon::start(
+            "gwA",
+            &lab.topo.gw_a,
+            &lab.dir.join("gw-a.toml"),
+            &lab.dir.join("a.sock"),
+            lab.dir.join(&format!("ironsecd-a-{run}.log")),
+        );
+    };
+    let log = lab.a.log_text();
+    assert!(
+        log.contains("udp_segmentation=true"),
+        "the TUN device did not take USO, so no advice is due:\n{log}"
+    );
+    let got = advice(&log);
+    assert_eq!(got.len(), 1, "one advice line expected:\n{log}");
+    assert!(
+        got[0].contains("interface=lan")
+            && got[0].contains("ethtool -K lan gro on rx-udp-gro-forwarding on"),
+        "{}",
+        got[0]
+    );
+
+    let gw_a = lab.topo.gw_a.clone();
+    let ethtool = |args: &[&str]| {
+        run_ok(
+            ns_cmd(&gw_a, "ethtool").args(["-K", "lan"]).args(args),
+            Duration::from_secs(5),
+        );
+    };
+    ethtool(&["gro", "on"]);
+    restart(&mut lab, 2);
+    let log = lab.a.log_text();
+    let got = advice(&log);
+    assert_eq!(got.len(), 1, "one advice line expected:\n{log}");
+    assert!(
+        got[0].contains("ethtool -K lan rx-udp-gro-forwarding on") && !got[0].contains("gro on "),
+        "only rx-udp-gro-forwarding is off now: {}",
+        got[0]
+    );
+
+    ethtool(&["rx-udp-gro-forwarding", "on"]);
+    restart(&mut lab, 3);
+    let log = lab.a.log_text();
+    assert!(log.contains("TUN device up"), "{log}");
+    assert!(advice(&log).is_empty(), "advice with all on:\n{log}");
+}

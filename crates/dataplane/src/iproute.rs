@@ -84,3 +84,50 @@ pub fn host_addresses() -> Vec<IpAddr> {
 pub fn route_del(prefix: &str, dev: &str) -> Result<(), DataplaneError> {
     ip(&["route", "del", prefix, "dev", dev])
 }
+
+/// The interface the kernel would send a packet for `addr` out of (`ip route get`), or `None`
+/// when there is no route or `ip` cannot be run.
+pub fn route_dev(addr: IpAddr) -> Option<String> {
+    let out = Command::new("ip")
+        .args(["-o", "route", "get", &addr.to_string()])
+        .output()
+        .ok()?;
+    if !out.status.success() {
+        return None;
+    }
+    dev_of(&String::from_utf8_lossy(&out.stdout))
+}
+
+/// The word after "dev" in one line of `ip -o route get` output.
+fn dev_of(line: &str) -> Option<String> {
+    let mut words = line.split_whitespace();
+    words.find(|w| *w == "dev")?;
+    words.next().map(str::to_string)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn dev_is_the_word_after_dev() {
+        assert_eq!(
+            dev_of("10.1.0.0 dev lan src 10.1.0.1 uid 0 \\    cache ").as_deref(),
+            Some("lan")
+        );
+        assert_eq!(
+            dev_of("local 10.1.0.1 dev lo table local src 10.1.0.1").as_deref(),
+            Some("lo")
+        );
+        assert_eq!(dev_of("unreachable 10.9.0.0"), None);
+        assert_eq!(dev_of("x dev"), None);
+    }
+
+    #[test]
+    fn loopback_address_routes_through_lo() {
+        assert_eq!(
+            route_dev("127.0.0.1".parse().unwrap()).as_deref(),
+            Some("lo")
+        );
+    }
+}

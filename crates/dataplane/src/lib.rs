@@ -6,6 +6,7 @@
 
 pub mod checksum;
 pub mod counters;
+pub mod ethtool;
 pub mod gro;
 pub mod iproute;
 pub mod offload;
@@ -270,6 +271,11 @@ impl Dataplane {
 
     pub fn tun_name(&self) -> &str {
         self.tun.name()
+    }
+
+    /// Whether the TUN device hands over UDP super-packets (see [`offload`]).
+    pub fn tun_uso(&self) -> bool {
+        self.tun.uso()
     }
 
     /// The first fatal worker error, if a worker stopped (for example the TUN device vanished).

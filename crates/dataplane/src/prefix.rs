@@ -84,6 +84,11 @@ impl Prefix {
         false
     }
 
+    /// 0.0.0.0/0 or ::/0: every address of its family.
+    pub fn is_catch_all(&self) -> bool {
+        matches!(self, Prefix::V4 { len: 0, .. } | Prefix::V6 { len: 0, .. })
+    }
+
     pub fn is_v4(&self) -> bool {
         matches!(self, Prefix::V4 { .. })
     }

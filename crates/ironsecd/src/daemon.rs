@@ -245,6 +245,12 @@ pub fn run(cfg: Config) -> Result<(), DaemonError> {
             return Err(e.into());
         }
     }
+    if dp.tun_uso() {
+        crate::tuning::advise_udp_gro_forwarding(
+            cfg.connections.iter().flat_map(|c| &c.local_ts),
+            dp.tun_name(),
+        );
+    }
     for c in &cfg.connections {
         if let Keying::Static(st) = &c.keying {
             for t in &st.tunnels {

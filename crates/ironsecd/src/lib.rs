@@ -15,3 +15,4 @@ pub mod sdnotify;
 pub mod share;
 pub mod status;
 pub mod tables;
+pub mod tuning;
