@@ -584,21 +584,15 @@ NULL_DEV=nt0 NULL_PORT=4600
 # The null_forwarder example next to the ironsec binaries: BIN/examples (IRONSEC_BIN_DIR, else
 # the release directory, built here with cargo). Sets NULL_FWD.
 find_null_forwarder() {
-    local bin
-    if [ -n "${IRONSEC_BIN_DIR:-}" ]; then
-        bin=$IRONSEC_BIN_DIR
-    else
-        case "${CARGO_TARGET_DIR:-}" in
-            "") bin="$ROOT/target/release" ;;
-            /*) bin="$CARGO_TARGET_DIR/release" ;;
-            *) bin="$ROOT/$CARGO_TARGET_DIR/release" ;;
-        esac
+    local BIN
+    bin_dir
+    if [ -z "${IRONSEC_BIN_DIR:-}" ]; then
         command -v cargo >/dev/null ||
             die "cargo is not in PATH to build the null_forwarder example (or set IRONSEC_BIN_DIR)"
         (cd "$ROOT" && cargo build --release -p ironsec-dataplane --example null_forwarder --quiet) >&2 ||
             die "cargo build --release -p ironsec-dataplane --example null_forwarder failed"
     fi
-    NULL_FWD="$bin/examples/null_forwarder"
+    NULL_FWD="$BIN/examples/null_forwarder"
     [ -x "$NULL_FWD" ] || die "$NULL_FWD not found (cargo build -p ironsec-dataplane --example null_forwarder)"
 }
 

@@ -100,16 +100,24 @@ teardown() {
 # ROOT/target; cargo's output to MSG_FD), or the existing binaries if cargo is not in PATH.
 # $1 = always|first: print $2 before every build, or only when there is no ironsecd yet.
 # Needs ROOT, PROG, MSG_FD; dies if the binaries are missing or the build fails.
-find_binaries() {
-    local when=$1 announce=$2
+# Where the binaries are: IRONSEC_BIN_DIR, else cargo's release directory (CARGO_TARGET_DIR
+# honoured). Sets BIN.
+bin_dir() {
     if [ -n "${IRONSEC_BIN_DIR:-}" ]; then
         BIN=$IRONSEC_BIN_DIR
-    else
-        case "${CARGO_TARGET_DIR:-}" in
-            "") BIN="$ROOT/target/release" ;;
-            /*) BIN="$CARGO_TARGET_DIR/release" ;;
-            *) BIN="$ROOT/$CARGO_TARGET_DIR/release" ;;
-        esac
+        return
+    fi
+    case "${CARGO_TARGET_DIR:-}" in
+        "") BIN="$ROOT/target/release" ;;
+        /*) BIN="$CARGO_TARGET_DIR/release" ;;
+        *) BIN="$ROOT/$CARGO_TARGET_DIR/release" ;;
+    esac
+}
+
+find_binaries() {
+    local when=$1 announce=$2
+    bin_dir
+    if [ -z "${IRONSEC_BIN_DIR:-}" ]; then
         if command -v cargo >/dev/null; then
             if [ "$when" = always ] || ! [ -x "$BIN/ironsecd" ]; then msg "$announce"; fi
             (cd "$ROOT" && cargo build --release -p ironsecd --quiet) >&"$MSG_FD" ||

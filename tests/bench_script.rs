@@ -41,25 +41,26 @@ fn quick_run_reports_selected_figures_and_cleans_up() {
     let prefix = format!("b{}", unique_prefix());
     let bin_dir = Path::new(IRONSECD).parent().expect("binary directory");
     // `cargo test --workspace` builds the example next to the binaries; a run of this test
-    // alone does not, so build it (a no-op when it is there).
+    // alone does not, so build it. With the workspace's features, as `cargo test --workspace`
+    // unifies them, this is a no-op after that.
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
     let release = bin_dir.ends_with("release");
-    let built = Command::new(cargo)
-        .args([
-            "build",
-            "-p",
-            "ironsec-dataplane",
-            "--example",
-            "null_forwarder",
-        ])
+    let mut build = Command::new(cargo);
+    // The variables cargo sets for a test (CARGO_PKG_NAME, CARGO_MANIFEST_DIR, ...) would make
+    // build scripts that watch them (ring's) run again and rebuild the crates above them.
+    for (k, _) in std::env::vars_os() {
+        let k = k.to_string_lossy();
+        if k.starts_with("CARGO_") && k != "CARGO_HOME" && k != "CARGO_TARGET_DIR" {
+            build.env_remove(&*k);
+        }
+    }
+    let built = build
+        .args(["build", "--workspace", "--examples"])
         .args(release.then_some("--release"))
         .current_dir(workspace_root())
         .status()
-        .expect("run cargo build --example null_forwarder");
-    assert!(
-        built.success(),
-        "cargo build --example null_forwarder failed"
-    );
+        .expect("run cargo build --workspace --examples");
+    assert!(built.success(), "cargo build --workspace --examples failed");
     assert!(
         bin_dir.join("examples/null_forwarder").is_file(),
         "no null_forwarder in {}/examples",

@@ -77,6 +77,11 @@ fn run() -> Result<(), String> {
             }
             return Err(format!("poll: {e}"));
         }
+        // The socket's POLLERR is a pending ICMP error (the peer was not listening yet), which
+        // the next recv reports and clears; the device's is fatal (it was deleted).
+        if fds[0].revents & (libc::POLLERR | libc::POLLHUP | libc::POLLNVAL) != 0 {
+            return Err(format!("TUN device {} failed", tun.name()));
+        }
         // Drain both sides; a send that fails (full queue, no route) loses that packet, as
         // any gateway under overload would.
         while let Ok(n) = tun.recv(0, &mut buf) {

@@ -10,7 +10,8 @@ const SIOCETHTOOL: libc::c_ulong = 0x8946;
 const ETHTOOL_GSTRINGS: u32 = 0x1b;
 const ETHTOOL_GSSET_INFO: u32 = 0x37;
 const ETHTOOL_GFEATURES: u32 = 0x3a;
-/// The string set of netdev feature names ("generic-receive-offload", ...).
+/// The string set of netdev feature names, by their kernel names ("rx-gro", which `ethtool -k`
+/// shows as generic-receive-offload, "rx-udp-gro-forwarding", ...).
 const ETH_SS_FEATURES: u32 = 4;
 const ETH_GSTRING_LEN: usize = 32;
 

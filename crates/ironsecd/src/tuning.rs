@@ -7,7 +7,7 @@ use std::collections::BTreeSet;
 use ironsec_dataplane::ethtool::Features;
 use ironsec_dataplane::{iproute, Prefix};
 
-/// kernel names of the features that let forwarded UDP datagrams of one flow reach the
+/// The kernel's names of the features that let forwarded UDP datagrams of one flow reach the
 /// TUN device merged, with the short names `ethtool -K` takes.
 const UDP_GRO_FORWARDING: [(&str, &str); 2] = [
     ("rx-gro", "gro"),
