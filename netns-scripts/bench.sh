@@ -72,7 +72,7 @@
 # Progress and diagnostics go to stderr; the tables (and the JSON line) to stdout. The exit status
 # is 1 if a case could not be set up, lost its traffic to a bypass, or has a figure without a
 # single successful run (the others are still measured and printed).
-# A full default run (7 cases) takes about 16 minutes; --quick about 3.
+# A full default run (7 cases) takes about 15 minutes; --quick about 3.
 #
 # Needs iproute2, iperf3, ping, python3, util-linux (unshare, nsenter); for ironsec cargo (it runs
 # cargo build --release -p ironsecd first; for null also the example null_forwarder, found in
