@@ -5,8 +5,8 @@
 //! merged, or that a local sender handed over with UDP_SEGMENT) into its datagrams; and a
 //! packet whose checksum the kernel left partial gets it completed.
 //!
-//! One read of the TUN device then brings up to ~45 full-sized TCP packets, or up to 64 small
-//! datagrams, instead of one: reads are where a userspace gateway spends most of its time
+//! One read of the TUN device then brings up to ~45 full-sized TCP packets, or a run of small
+//! datagrams (GRO merges at most 64), instead of one: reads are where a userspace gateway spends most of its time
 //! (DESIGN.md). Everything here is pure byte work on caller buffers, tested without a device.
 
 use crate::checksum;

@@ -189,7 +189,10 @@ impl Worker {
                         Some(split)
                     }
                 };
-                for i in 0..segments.map_or(1, |s| s.count()) {
+                // Every segment counts as read, sealed or dropped: one counter update per read.
+                let count = segments.map_or(1, |s| s.count());
+                gw.tun_rx(count as u64);
+                for i in 0..count {
                     if used == bufs.len() {
                         // A super-packet larger than the batch: send what is sealed first.
                         self.send_sealed(&tables, bufs, meta, send, gw);
@@ -205,7 +208,6 @@ impl Worker {
                         None => 0,
                         Some(split) => split.segment(pkt, i, out),
                     };
-                    gw.tun_rx(1);
                     if len == 0 {
                         gw.drop(DropReason::Malformed);
                         continue;

@@ -34,7 +34,7 @@ pub fn lan_interfaces<'a>(
 
 /// What is off on one interface, as `ethtool -K` short names; empty when all is on or the
 /// kernel does not name a feature.
-pub fn udp_gro_forwarding_off(f: &Features) -> Vec<&'static str> {
+fn udp_gro_forwarding_off(f: &Features) -> Vec<&'static str> {
     UDP_GRO_FORWARDING
         .iter()
         .filter(|(long, _)| f.active(long) == Some(false))
