@@ -8,7 +8,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use ironsec_dataplane::{
-    iproute, AcquireSink, Dataplane, DataplaneConfig, IkeSink, Sinks, TunnelId, UnknownSpiSink,
+    iproute, AcquireSink, Dataplane, IkeSink, Sinks, TunnelId, UnknownSpiSink,
 };
 use tokio::signal::unix::{signal, SignalKind};
 use tokio::sync::{mpsc, Notify};
@@ -205,17 +205,7 @@ pub fn run(cfg: Config) -> Result<(), DaemonError> {
             "bounding set left as it was (no CAP_SETPCAP); no_new_privs keeps it unusable"
         );
     }
-    let dp_cfg = DataplaneConfig {
-        tun_name: cfg.gateway.tun.clone(),
-        tun_mtu: cfg.gateway.tun_mtu,
-        tun_txqueuelen: cfg.gateway.tun_txqueuelen,
-        local_addrs: cfg.local_addrs(),
-        workers: cfg.gateway.workers,
-        socket_buffer: cfg.gateway.socket_buffer,
-        batch: cfg.gateway.batch,
-        udp_offload: cfg.gateway.udp_offload,
-        tun_offload: cfg.gateway.tun_offload,
-    };
+    let dp_cfg = cfg.dataplane_config();
     let plane = Plane::new(cfg.clone(), dp_cfg.resolved_workers())?;
     let (tx, rx) = mpsc::channel::<IkeDatagram>(IKE_QUEUE);
     let sink_tx = tx.clone();

@@ -210,62 +210,6 @@ fn fresh_state(c: &Connection) -> TunnelState {
     }
 }
 
-/// Gateway keys a reload cannot change: the sockets, TUN device and workers exist already.
-fn gateway_changes(old: &crate::config::Gateway, new: &crate::config::Gateway) -> Vec<String> {
-    let mut v = Vec::new();
-    let mut cmp = |k: &str, a: String, b: String| {
-        if a != b {
-            v.push(format!(
-                "gateway.{k}: changed from {a} to {b}; gateway settings apply at start (restart ironsecd)"
-            ));
-        }
-    };
-    cmp("tun", old.tun.clone(), new.tun.clone());
-    cmp("tun_mtu", old.tun_mtu.to_string(), new.tun_mtu.to_string());
-    cmp(
-        "tun_txqueuelen",
-        old.tun_txqueuelen.to_string(),
-        new.tun_txqueuelen.to_string(),
-    );
-    cmp("port", old.port.to_string(), new.port.to_string());
-    cmp(
-        "ike_port",
-        old.ike_port.to_string(),
-        new.ike_port.to_string(),
-    );
-    cmp(
-        "control_socket",
-        old.control_socket.display().to_string(),
-        new.control_socket.display().to_string(),
-    );
-    cmp("workers", old.workers.to_string(), new.workers.to_string());
-    cmp(
-        "replay_window",
-        old.replay_window.to_string(),
-        new.replay_window.to_string(),
-    );
-    cmp(
-        "socket_buffer",
-        old.socket_buffer.to_string(),
-        new.socket_buffer.to_string(),
-    );
-    cmp("batch", old.batch.to_string(), new.batch.to_string());
-    cmp(
-        "udp_offload",
-        old.udp_offload.to_string(),
-        new.udp_offload.to_string(),
-    );
-    cmp(
-        "tun_offload",
-        old.tun_offload.to_string(),
-        new.tun_offload.to_string(),
-    );
-    let show = |m: &Option<SocketAddr>| m.map_or("off".to_string(), |a| a.to_string());
-    cmp("metrics", show(&old.metrics), show(&new.metrics));
-    // `bandwidth` applies live: the sharer reads it every round.
-    v
-}
-
 impl Plane {
     pub fn new(cfg: Config, workers: usize) -> Result<Plane, BuildError> {
         let specs = tables::tunnel_specs(&cfg);
@@ -825,7 +769,10 @@ impl Plane {
     /// are torn down and brought up again with their new settings; removed ones are deleted.
     /// Returns the errors instead (and changes nothing) when the new config needs a restart.
     pub fn reload(&mut self, new: Config, now: Instant) -> Result<ReloadSummary, Vec<String>> {
-        let mut errs = gateway_changes(&self.cfg.gateway, &new.gateway);
+        let mut errs: Vec<String> = (self.cfg.gateway.restart_changes(&new.gateway))
+            .iter()
+            .map(ToString::to_string)
+            .collect();
         for c in &new.connections {
             for ip in c.keying.local_ips() {
                 if !self.bound.iter().any(|a| a.ip() == ip) {

@@ -3,6 +3,7 @@
 //! which is what the daemon runs on. Every error names file, key and reason.
 
 pub mod error;
+pub mod gateway;
 pub mod ike_keying;
 pub mod keys;
 pub mod load;
@@ -16,6 +17,7 @@ use std::path::{Path, PathBuf};
 use ironsec_dataplane::Prefix;
 
 pub use error::{ConfigError, ConfigErrors};
+pub use gateway::{Applies, Gateway, GatewayKey, NeedsRestart, SetsUp};
 #[cfg(test)]
 use ironsec_esp::Suite;
 pub use keys::Keymat;
@@ -35,28 +37,6 @@ pub struct Config {
     pub env_overrides: Vec<String>,
     pub gateway: Gateway,
     pub connections: Vec<Connection>,
-}
-
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Gateway {
-    pub tun: String,
-    pub tun_mtu: u16,
-    pub tun_txqueuelen: u32,
-    pub port: u16,
-    pub ike_port: u16,
-    pub control_socket: PathBuf,
-    pub workers: usize,
-    pub replay_window: usize,
-    pub socket_buffer: usize,
-    pub batch: usize,
-    /// Where the Prometheus text endpoint listens; None = off.
-    pub metrics: Option<SocketAddr>,
-    /// Cap on all tunnels' egress in bits/s, shared among connections by weight; None = none.
-    pub bandwidth: Option<u64>,
-    /// UDP GSO/GRO on the ESP sockets.
-    pub udp_offload: bool,
-    /// TSO super-packets from the TUN device.
-    pub tun_offload: bool,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -151,6 +131,12 @@ impl Config {
     }
 
     /// Distinct local tunnel addresses, each with the gateway port: the sockets to bind.
+    /// The fast path's settings: the `[gateway]` keys that set it up, and a socket per local
+    /// tunnel address.
+    pub fn dataplane_config(&self) -> ironsec_dataplane::DataplaneConfig {
+        self.gateway.dataplane_config(self.local_addrs())
+    }
+
     pub fn local_addrs(&self) -> Vec<SocketAddr> {
         let mut out: Vec<SocketAddr> = Vec::new();
         for c in &self.connections {
@@ -297,15 +283,15 @@ fn validate_gateway(
     env: &BTreeMap<String, String>,
     errs: &mut Vec<ConfigError>,
 ) -> Gateway {
-    let mut bad = |k: &str, r: String| {
-        errs.push(match env.get(k) {
+    let mut bad = |k: GatewayKey, r: String| {
+        errs.push(match env.get(k.name()) {
             Some(var) => ConfigError::new(Path::new(ENVIRONMENT), var.as_str(), r),
             None => ConfigError::new(file, format!("gateway.{k}"), r),
         })
     };
     if g.tun.is_empty() || g.tun.len() > 15 || g.tun.contains(['/', ' ', '%']) {
         bad(
-            "tun",
+            GatewayKey::Tun,
             format!(
                 "'{}' is not a valid interface name (1-15 characters, no '/', ' ' or '%')",
                 g.tun
@@ -313,32 +299,41 @@ fn validate_gateway(
         );
     }
     if !(576..=9000).contains(&g.tun_mtu) {
-        bad("tun_mtu", format!("{} is outside 576..=9000", g.tun_mtu));
+        bad(
+            GatewayKey::TunMtu,
+            format!("{} is outside 576..=9000", g.tun_mtu),
+        );
     }
     if g.port == 0 {
-        bad("port", "port 0 is not a port".into());
+        bad(GatewayKey::Port, "port 0 is not a port".into());
     }
     if !(64..=65536).contains(&g.replay_window) {
         bad(
-            "replay_window",
+            GatewayKey::ReplayWindow,
             format!("{} is outside 64..=65536 packets", g.replay_window),
         );
     }
     if g.workers > 256 {
-        bad("workers", format!("{} is more than 256", g.workers));
+        bad(
+            GatewayKey::Workers,
+            format!("{} is more than 256", g.workers),
+        );
     }
     if !(1..=1024).contains(&g.batch) {
-        bad("batch", format!("{} is outside 1..=1024", g.batch));
+        bad(
+            GatewayKey::Batch,
+            format!("{} is outside 1..=1024", g.batch),
+        );
     }
     if g.control_socket.as_os_str().is_empty() || !g.control_socket.is_absolute() {
-        bad("control_socket", "must be an absolute path".into());
+        bad(GatewayKey::ControlSocket, "must be an absolute path".into());
     }
     let metrics = match g.metrics.as_deref().map(str::parse::<SocketAddr>) {
         None => None,
         Some(Ok(a)) => Some(a),
         Some(Err(_)) => {
             bad(
-                "metrics",
+                GatewayKey::Metrics,
                 format!(
                     "'{}' is not ADDRESS:PORT (e.g. \"127.0.0.1:9814\" or \"[::1]:9814\")",
                     g.metrics.as_deref().unwrap_or_default()

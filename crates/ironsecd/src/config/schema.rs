@@ -46,24 +46,9 @@ fn default_batch() -> usize {
     64
 }
 
-/// Every key of `[gateway]`, in schema order: what an `IRONSEC_GATEWAY__<KEY>` variable may name.
-/// Checked against [`GatewaySchema`] by a unit test, so the two cannot drift apart.
-pub const GATEWAY_KEYS: &[&str] = &[
-    "tun",
-    "tun_mtu",
-    "tun_txqueuelen",
-    "port",
-    "ike_port",
-    "control_socket",
-    "workers",
-    "replay_window",
-    "socket_buffer",
-    "batch",
-    "metrics",
-    "bandwidth",
-    "udp_offload",
-    "tun_offload",
-];
+/// Every key of `[gateway]`: derived from [`super::gateway::GatewayKey::ALL`] and checked against
+/// [`GatewaySchema`] by a unit test, so the two cannot drift apart.
+pub use super::gateway::GATEWAY_KEYS;
 
 /// A conf.d fragment: connections only. Unknown top-level keys are not refused by serde here
 /// but by the loader, which says why (only the main file sets gateway keys).

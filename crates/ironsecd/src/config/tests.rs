@@ -836,3 +836,112 @@ fn bandwidth_rates_in_operator_units() {
         .contains("'fast' is not a rate"));
     assert!(parse_bandwidth("-5M").is_err());
 }
+
+/// A value for each gateway key that differs from the shipped example's and the default.
+fn sample(k: GatewayKey) -> &'static str {
+    match k {
+        GatewayKey::Tun => "\"ipsec9\"",
+        GatewayKey::TunMtu => "1300",
+        GatewayKey::TunTxqueuelen => "2000",
+        GatewayKey::Port => "4600",
+        GatewayKey::IkePort => "600",
+        GatewayKey::ControlSocket => "\"/run/ironsec/other.sock\"",
+        GatewayKey::Workers => "3",
+        GatewayKey::ReplayWindow => "2048",
+        GatewayKey::SocketBuffer => "2097152",
+        GatewayKey::Batch => "32",
+        GatewayKey::Metrics => "\"127.0.0.1:9814\"",
+        GatewayKey::Bandwidth => "\"100M\"",
+        GatewayKey::UdpOffload => "false",
+        GatewayKey::TunOffload => "false",
+    }
+}
+
+/// The shipped example with one gateway key set to `value` (its own line replaced).
+fn example_with(d: &Dir, key: GatewayKey, value: &str) -> Config {
+    let t: String = example(d, "a")
+        .lines()
+        .filter(|l| {
+            l.split('=')
+                .next()
+                .is_none_or(|lhs| lhs.trim() != key.name())
+        })
+        .map(|l| {
+            if l.trim() == "[gateway]" {
+                format!("{l}\n{} = {value}\n", key.name())
+            } else {
+                format!("{l}\n")
+            }
+        })
+        .collect();
+    let p = d.write("c.toml", &t, 0o644);
+    Config::load(&p).unwrap_or_else(|e| panic!("{key} = {value}: {e}"))
+}
+
+/// The one list of gateway keys ties the file's schema, the model, the reload diff and the
+/// fast path's settings together: each key, set in a file, changes its own value in the model
+/// and nothing else; a reload refuses it exactly when it applies at start; and the fast path's
+/// settings change exactly for the keys that set the fast path up.
+#[test]
+fn each_gateway_key_reaches_model_reload_diff_and_fast_path() {
+    let d = Dir::new("gw-keys");
+    let base = {
+        let p = d.write("c.toml", &example(&d, "a"), 0o644);
+        Config::load(&p).unwrap()
+    };
+    let dp = |c: &Config| format!("{:?}", c.dataplane_config());
+    for key in GatewayKey::ALL {
+        let changed = example_with(&d, key, sample(key));
+        for other in GatewayKey::ALL {
+            let (a, b) = (base.gateway.shown(other), changed.gateway.shown(other));
+            if other == key {
+                assert_ne!(a, b, "setting {key} did not change gateway.{key}");
+            } else {
+                assert_eq!(a, b, "setting {key} changed gateway.{other}");
+            }
+        }
+        let refused: Vec<GatewayKey> = base
+            .gateway
+            .restart_changes(&changed.gateway)
+            .into_iter()
+            .map(|n| n.key)
+            .collect();
+        match key.applies() {
+            Applies::Live => assert!(refused.is_empty(), "{key}: {refused:?}"),
+            Applies::AtStart(_) => assert_eq!(refused, [key]),
+        }
+        assert_eq!(
+            dp(&base) != dp(&changed),
+            key.applies() == Applies::AtStart(SetsUp::FastPath),
+            "{key}: the fast path's settings and the key's declared role disagree"
+        );
+    }
+}
+
+/// Defaults live in the schema's serde attributes and in `GatewaySchema::default()` (used when
+/// the file has no `[gateway]` table): both must say the same.
+#[test]
+fn gateway_defaults_agree_with_or_without_the_table() {
+    let with: schema::FileSchema = toml::from_str("[gateway]\n").unwrap();
+    let without: schema::FileSchema = toml::from_str("").unwrap();
+    assert_eq!(
+        format!("{:?}", with.gateway),
+        format!("{:?}", without.gateway)
+    );
+    assert_eq!(
+        format!("{:?}", without.gateway),
+        format!("{:?}", schema::GatewaySchema::default())
+    );
+}
+
+/// What a refused reload tells the operator for a start-only key.
+#[test]
+fn restart_change_message() {
+    let d = Dir::new("gw-msg");
+    let base = example_with(&d, GatewayKey::Workers, "0");
+    let new = example_with(&d, GatewayKey::Workers, "3");
+    assert_eq!(
+        base.gateway.restart_changes(&new.gateway)[0].to_string(),
+        "gateway.workers: changed from 0 to 3; gateway settings apply at start (restart ironsecd)"
+    );
+}

@@ -1,0 +1,218 @@
+//! The `[gateway]` table: one list of its keys ([`GatewayKey::ALL`]) from which the
+//! environment's override names, the reload diff and the fast path's settings are derived.
+//!
+//! Adding a key means adding a [`GatewayKey`] variant: the compiler then asks for its name, when
+//! it applies ([`GatewayKey::applies`]) and how it is shown ([`Gateway::shown`]), and the unit
+//! tests check the variant against the serde schema ([`super::schema::GatewaySchema`]), its
+//! default, the validated model ([`Gateway`]) and [`super::Config::dataplane_config`]. So a key
+//! that a reload could not apply can no longer be accepted by a reload and silently ignored.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use ironsec_dataplane::DataplaneConfig;
+
+/// The validated `[gateway]` table: what the daemon runs on.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Gateway {
+    pub tun: String,
+    pub tun_mtu: u16,
+    pub tun_txqueuelen: u32,
+    pub port: u16,
+    pub ike_port: u16,
+    pub control_socket: PathBuf,
+    pub workers: usize,
+    pub replay_window: usize,
+    pub socket_buffer: usize,
+    pub batch: usize,
+    /// Where the Prometheus text endpoint listens; None = off.
+    pub metrics: Option<SocketAddr>,
+    /// Cap on all tunnels' egress in bits/s, shared among connections by weight; None = none.
+    pub bandwidth: Option<u64>,
+    /// UDP GSO/GRO on the ESP sockets.
+    pub udp_offload: bool,
+    /// TSO super-packets from the TUN device.
+    pub tun_offload: bool,
+}
+
+/// One key of `[gateway]`, in schema order.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum GatewayKey {
+    Tun,
+    TunMtu,
+    TunTxqueuelen,
+    Port,
+    IkePort,
+    ControlSocket,
+    Workers,
+    ReplayWindow,
+    SocketBuffer,
+    Batch,
+    Metrics,
+    Bandwidth,
+    UdpOffload,
+    TunOffload,
+}
+
+/// When a changed value takes effect.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Applies {
+    /// Only when ironsecd starts: it sets up something that exists for the daemon's life. A
+    /// reload that changes it is refused whole.
+    AtStart(SetsUp),
+    /// On reload too: it is read again while running.
+    Live,
+}
+
+/// What a start-only key sets up.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SetsUp {
+    /// The fast path (TUN device, ESP sockets, workers): carried by [`DataplaneConfig`].
+    FastPath,
+    /// The daemon itself (IKE sockets, control socket, metrics listener, SA parameters).
+    Daemon,
+}
+
+impl GatewayKey {
+    /// Every key, in schema order.
+    pub const ALL: [GatewayKey; 14] = [
+        GatewayKey::Tun,
+        GatewayKey::TunMtu,
+        GatewayKey::TunTxqueuelen,
+        GatewayKey::Port,
+        GatewayKey::IkePort,
+        GatewayKey::ControlSocket,
+        GatewayKey::Workers,
+        GatewayKey::ReplayWindow,
+        GatewayKey::SocketBuffer,
+        GatewayKey::Batch,
+        GatewayKey::Metrics,
+        GatewayKey::Bandwidth,
+        GatewayKey::UdpOffload,
+        GatewayKey::TunOffload,
+    ];
+
+    /// The key as written in the file (and after `IRONSEC_GATEWAY__`).
+    pub const fn name(self) -> &'static str {
+        match self {
+            GatewayKey::Tun => "tun",
+            GatewayKey::TunMtu => "tun_mtu",
+            GatewayKey::TunTxqueuelen => "tun_txqueuelen",
+            GatewayKey::Port => "port",
+            GatewayKey::IkePort => "ike_port",
+            GatewayKey::ControlSocket => "control_socket",
+            GatewayKey::Workers => "workers",
+            GatewayKey::ReplayWindow => "replay_window",
+            GatewayKey::SocketBuffer => "socket_buffer",
+            GatewayKey::Batch => "batch",
+            GatewayKey::Metrics => "metrics",
+            GatewayKey::Bandwidth => "bandwidth",
+            GatewayKey::UdpOffload => "udp_offload",
+            GatewayKey::TunOffload => "tun_offload",
+        }
+    }
+
+    pub fn applies(self) -> Applies {
+        use Applies::{AtStart, Live};
+        use SetsUp::{Daemon, FastPath};
+        match self {
+            GatewayKey::Tun
+            | GatewayKey::TunMtu
+            | GatewayKey::TunTxqueuelen
+            | GatewayKey::Port
+            | GatewayKey::Workers
+            | GatewayKey::SocketBuffer
+            | GatewayKey::Batch
+            | GatewayKey::UdpOffload
+            | GatewayKey::TunOffload => AtStart(FastPath),
+            // replay_window sizes the anti-replay window of every SA, static ones included,
+            // which exist from the start: one value for all SAs keeps their behaviour alike.
+            GatewayKey::IkePort
+            | GatewayKey::ControlSocket
+            | GatewayKey::ReplayWindow
+            | GatewayKey::Metrics => AtStart(Daemon),
+            // The sharer reads it every round.
+            GatewayKey::Bandwidth => Live,
+        }
+    }
+}
+
+impl std::fmt::Display for GatewayKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+const fn key_names() -> [&'static str; GatewayKey::ALL.len()] {
+    let mut out = [""; GatewayKey::ALL.len()];
+    let mut i = 0;
+    while i < out.len() {
+        out[i] = GatewayKey::ALL[i].name();
+        i += 1;
+    }
+    out
+}
+
+/// Every key's name, in schema order: what an `IRONSEC_GATEWAY__<KEY>` variable may name.
+pub const GATEWAY_KEYS: [&str; GatewayKey::ALL.len()] = key_names();
+
+/// A reload changed a key that applies only at start.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("gateway.{key}: changed from {from} to {to}; gateway settings apply at start (restart ironsecd)")]
+pub struct NeedsRestart {
+    pub key: GatewayKey,
+    pub from: String,
+    pub to: String,
+}
+
+impl Gateway {
+    /// A key's value as the operator reads it in messages.
+    pub fn shown(&self, key: GatewayKey) -> String {
+        match key {
+            GatewayKey::Tun => self.tun.clone(),
+            GatewayKey::TunMtu => self.tun_mtu.to_string(),
+            GatewayKey::TunTxqueuelen => self.tun_txqueuelen.to_string(),
+            GatewayKey::Port => self.port.to_string(),
+            GatewayKey::IkePort => self.ike_port.to_string(),
+            GatewayKey::ControlSocket => self.control_socket.display().to_string(),
+            GatewayKey::Workers => self.workers.to_string(),
+            GatewayKey::ReplayWindow => self.replay_window.to_string(),
+            GatewayKey::SocketBuffer => self.socket_buffer.to_string(),
+            GatewayKey::Batch => self.batch.to_string(),
+            GatewayKey::Metrics => self.metrics.map_or("off".to_string(), |a| a.to_string()),
+            GatewayKey::Bandwidth => self
+                .bandwidth
+                .map_or("none".to_string(), |b| format!("{b} bit/s")),
+            GatewayKey::UdpOffload => self.udp_offload.to_string(),
+            GatewayKey::TunOffload => self.tun_offload.to_string(),
+        }
+    }
+
+    /// What a reload from `self` to `new` would change that only a restart can apply, in key
+    /// order. Empty: the reload can go ahead.
+    pub fn restart_changes(&self, new: &Gateway) -> Vec<NeedsRestart> {
+        GatewayKey::ALL
+            .into_iter()
+            .filter(|k| matches!(k.applies(), Applies::AtStart(_)))
+            .filter_map(|key| {
+                let (from, to) = (self.shown(key), new.shown(key));
+                (from != to).then_some(NeedsRestart { key, from, to })
+            })
+            .collect()
+    }
+
+    /// The fast path's settings, for sockets on `local_addrs`.
+    pub(super) fn dataplane_config(&self, local_addrs: Vec<SocketAddr>) -> DataplaneConfig {
+        DataplaneConfig {
+            tun_name: self.tun.clone(),
+            tun_mtu: self.tun_mtu,
+            tun_txqueuelen: self.tun_txqueuelen,
+            local_addrs,
+            workers: self.workers,
+            socket_buffer: self.socket_buffer,
+            batch: self.batch,
+            udp_offload: self.udp_offload,
+            tun_offload: self.tun_offload,
+        }
+    }
+}
