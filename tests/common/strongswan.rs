@@ -143,6 +143,7 @@ impl StrongSwan {
 
     /// `kill -9` by PID: charon gets no chance to send a DELETE. Waits until it is gone.
     pub fn kill9(&mut self) {
+        // SAFETY: kill(2) takes no pointers; `pid` is the charon this guard started.
         unsafe {
             libc::kill(self.pid as libc::pid_t, libc::SIGKILL);
         }
