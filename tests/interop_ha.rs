@@ -32,7 +32,6 @@ mod common;
 
 use std::fs;
 use std::net::Ipv4Addr;
-use std::os::unix::fs::PermissionsExt;
 use std::time::{Duration, Instant, SystemTime};
 
 use common::strongswan::*;
@@ -99,8 +98,7 @@ impl Lab {
         );
 
         let psk_file = dir.join("site-b.psk");
-        fs::write(&psk_file, format!("{psk}\n")).unwrap();
-        fs::set_permissions(&psk_file, fs::Permissions::from_mode(0o600)).unwrap();
+        write_secret(&psk_file, format!("{psk}\n"));
         let sock = dir.join("a.sock");
         let cfg = dir.join("gw-a.toml");
         let text = format!(

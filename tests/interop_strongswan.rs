@@ -21,7 +21,6 @@ mod common;
 
 use std::fs;
 use std::net::Ipv4Addr;
-use std::os::unix::fs::PermissionsExt;
 use std::path::PathBuf;
 use std::process::Command;
 use std::time::{Duration, Instant};
@@ -193,8 +192,7 @@ impl SwLab {
 
     fn start_ironsec(&mut self, s: &Setup) {
         let psk = self.dir.join("site-b.psk");
-        fs::write(&psk, format!("{}\n", self.psk)).unwrap();
-        fs::set_permissions(&psk, fs::Permissions::from_mode(0o600)).unwrap();
+        write_secret(&psk, format!("{}\n", self.psk));
         let mut rw = vec![
             ("control_socket", toml_str(self.sock_a.to_str().unwrap())),
             ("psk_file", toml_str(psk.to_str().unwrap())),

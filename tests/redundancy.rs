@@ -16,7 +16,6 @@ mod common;
 
 use std::fs;
 use std::net::Ipv4Addr;
-use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
@@ -44,9 +43,7 @@ fn lab(mode: &str, extra: &str) -> Lab {
     let prefix = unique_prefix();
     let dir = TempDir::new(&prefix);
     let topo = Topology::up_links(&prefix, 2);
-    let psk = dir.join("ab.psk");
-    fs::write(&psk, format!("0x{}\n", hex(&random_bytes(32)))).unwrap();
-    fs::set_permissions(&psk, fs::Permissions::from_mode(0o600)).unwrap();
+    let psk = write_psk(&dir, "ab.psk");
     let side = |me: char, sock: &Path, start: &str| {
         let (lid, rid, lts, rts, l1, r1, l2, r2) = if me == 'a' {
             (

@@ -244,71 +244,21 @@ fn ping_both_ways_and_counters() {
 /// server may overshoot. So iperf3 gives the bounded-time transfer and the throughput; the
 /// exact count is checked by `tcp_transfer`, which counts to EOF.
 fn iperf3_once(lab: &Lab, reverse: bool, bytes: u64, tag: &str) {
-    let port = "5201";
-    let mut srv_cmd = ns_cmd(&lab.topo.lan_b, "iperf3");
-    srv_cmd.args(["-s", "-1", "-B", "10.2.0.2", "-p", port, "--json"]);
-    let mut srv = BgProc::spawn(
-        &format!("iperf3 server {tag}"),
-        srv_cmd,
-        lab.dir.join(&format!("iperf3-server-{tag}.json")),
+    // Panics with both iperf3 sides' output if the client or the one-shot server fails (the
+    // daemons' guards print their logs).
+    let r = iperf3_tcp(
+        &lab.topo.lan_a,
+        &lab.topo.lan_b,
+        LAN_B_HOST,
+        bytes,
+        reverse,
+        &lab.dir.path,
+        tag,
     );
-    let listening = poll_until(Duration::from_secs(10), || {
-        let o = run_timeout(
-            ns_cmd(&lab.topo.lan_b, "ss").args(["-Htln", "sport", "=", ":5201"]),
-            Duration::from_secs(5),
-        );
-        !String::from_utf8_lossy(&o.stdout).trim().is_empty()
-    });
-    assert!(
-        listening,
-        "iperf3 server did not listen within 10 s:\n{}",
-        srv.log_text()
-    );
-
-    let t0 = Instant::now();
-    let mut cli = ns_cmd(&lab.topo.lan_a, "iperf3");
-    cli.args([
-        "-c",
-        "10.2.0.2",
-        "-p",
-        port,
-        "-n",
-        &bytes.to_string(),
-        "--json",
-        "--connect-timeout",
-        "5000",
-    ]);
-    if reverse {
-        cli.arg("-R");
-    }
-    let out = run_timeout(&mut cli, Duration::from_secs(90));
-    let secs = t0.elapsed().as_secs_f64();
-    let text = String::from_utf8_lossy(&out.stdout).into_owned();
-    assert!(
-        out.status.success(),
-        "iperf3 client ({tag}) failed: {}\n{text}\n{}\nserver:\n{}\ngwA:\n{}\ngwB:\n{}",
-        out.status,
-        String::from_utf8_lossy(&out.stderr),
-        srv.log_text(),
-        lab.a.log_text(),
-        lab.b.log_text()
-    );
-    let v: serde_json::Value =
-        serde_json::from_str(&text).unwrap_or_else(|e| panic!("iperf3 JSON ({e}): {text}"));
-    let get = |p: &str| {
-        v.pointer(p)
-            .and_then(|x| x.as_u64())
-            .unwrap_or_else(|| panic!("iperf3 JSON has no {p}: {v:#}"))
-    };
-    let recv = get("/end/sum_received/bytes");
-    let sent = get("/end/sum_sent/bytes");
-    let bps = v
-        .pointer("/end/sum_received/bits_per_second")
-        .and_then(|x| x.as_f64())
-        .unwrap_or(0.0);
+    let (sent, recv) = (r.sent, r.received);
     println!(
-        "iperf3 {tag}: sent {sent} received {recv} bytes in {secs:.2} s wall, {:.1} Mbit/s",
-        bps / 1e6
+        "iperf3 {tag}: sent {sent} received {recv} bytes in {:.2} s wall, {:.1} Mbit/s",
+        r.secs, r.mbit_s
     );
     assert!(
         sent >= bytes,
@@ -318,12 +268,6 @@ fn iperf3_once(lab: &Lab, reverse: bool, bytes: u64, tag: &str) {
     assert!(
         recv >= bytes / 4,
         "iperf3 {tag}: receiver counted only {recv} of {sent} bytes"
-    );
-    let st = srv.wait_exit(Duration::from_secs(15));
-    assert!(
-        st.success(),
-        "iperf3 server ({tag}) exited {st}:\n{}",
-        srv.log_text()
     );
 }
 

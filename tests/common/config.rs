@@ -64,11 +64,18 @@ pub fn gateway_toml(socket: &Path, extra: &str) -> String {
     )
 }
 
+/// Writes a fresh random 32-byte PSK (hex) to DIR/NAME, mode 0600.
 pub fn write_psk(dir: &TempDir, name: &str) -> PathBuf {
     let p = dir.join(name);
-    fs::write(&p, format!("0x{}\n", hex(&random_bytes(32)))).unwrap();
-    fs::set_permissions(&p, fs::Permissions::from_mode(0o600)).unwrap();
+    write_secret(&p, format!("0x{}\n", hex(&random_bytes(32))));
     p
+}
+
+/// Writes a secret file (PSK, keys, a config with secrets) and makes it mode 0600, as an
+/// operator keeps them.
+pub fn write_secret(path: &Path, contents: impl AsRef<[u8]>) {
+    fs::write(path, contents).unwrap_or_else(|e| panic!("write {}: {e}", path.display()));
+    fs::set_permissions(path, fs::Permissions::from_mode(0o600)).unwrap();
 }
 
 // ------------------------------------------------------------------------------------------
@@ -106,8 +113,7 @@ pub fn write_keys_file(path: &Path, entries: &[(u32, &[u8])]) {
     for (spi, km) in entries {
         s.push_str(&format!("0x{spi:08x} = \"{}\"\n", hex(km)));
     }
-    fs::write(path, s).unwrap();
-    fs::set_permissions(path, fs::Permissions::from_mode(0o600)).unwrap();
+    write_secret(path, s);
 }
 
 /// Rewrites `key = ...` lines (the first line whose trimmed text starts with `key =` or

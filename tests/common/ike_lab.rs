@@ -2,7 +2,6 @@
 //! (A initiates: start_action = "start"; B responds: start_action = "none").
 
 use std::fs;
-use std::os::unix::fs::PermissionsExt;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
@@ -10,7 +9,7 @@ use serde_json::Value;
 
 use super::{
     ctl_status, example_config, hex, poll_until, random_bytes, require_root, rewrite_toml_lines,
-    toml_str, tunnel_up, unique_prefix, Daemon, TempDir, Topology,
+    toml_str, tunnel_up, unique_prefix, write_secret, Daemon, TempDir, Topology,
 };
 
 /// One gateway's IKE settings (the rest comes from the example config).
@@ -115,8 +114,7 @@ impl IkeLab {
         let topo = Topology::up(&prefix);
         let write = |example: &str, side: &IkeSide, tag: &str| -> (PathBuf, PathBuf) {
             let psk = dir.join(&format!("psk-{tag}"));
-            fs::write(&psk, format!("{}\n", side.psk_text)).unwrap();
-            fs::set_permissions(&psk, fs::Permissions::from_mode(0o600)).unwrap();
+            write_secret(&psk, format!("{}\n", side.psk_text));
             let sock = dir.join(&format!("{tag}.sock"));
             let text = rewrite_toml_lines(
                 &example_config(example),
