@@ -29,10 +29,11 @@
 //! that it cannot pass vacuously.
 //!
 //! Needs root, the namespaces of netns-scripts/topology.sh and the strongSwan packages of
-//! tests/install-deps.sh; FAILS (never skips) without them. Everything runs in namespaces the
+//! tests/install-deps.sh (all but the matcher's own test are `#[ignore = "needs root"]`, run by
+//! tests/run.sh); FAILS (never skips) without them. Everything runs in namespaces the
 //! test creates; guards kill what it started (by PID) and remove the namespaces on failure too.
 //!
-//! Run: `cargo test -p ironsecd --test secrets -- --test-threads=1 --nocapture`
+//! Run: `cargo test -p ironsecd --test secrets -- --include-ignored --test-threads=1 --nocapture`
 
 mod common;
 
@@ -991,6 +992,7 @@ fn check_psk_errors(dir: &TempDir, cfg_text: &str, psk_text: &str, c: &mut Colle
 }
 
 #[test]
+#[ignore = "needs root"]
 fn strongswan_interop_keys_never_leave_ironsec() {
     let _s = serial();
     require_root();
@@ -1304,6 +1306,7 @@ impl StaticLab {
 }
 
 #[test]
+#[ignore = "needs root"]
 fn static_keys_never_leave_ironsec() {
     let _s = serial();
     require_root();
