@@ -88,19 +88,10 @@ pub struct Iperf3Result {
     pub mbit_s: f64,
 }
 
-/// One iperf3 run from `client_ns` to a one-shot server on `server_ip`:`port` in `server_ns`
-/// with the client arguments `args` (e.g. `["-t", "5", "-P", "4"]`); returns the client's JSON
-/// report. Bounded in time (the run's own length plus 60 s); panics with both sides' output if
-/// iperf3 fails.
-pub fn iperf3_json(
-    client_ns: &str,
-    server_ns: &str,
-    server_ip: Ipv4Addr,
-    port: u16,
-    args: &[&str],
-    dir: &Path,
-    tag: &str,
-) -> Value {
+/// A one-shot iperf3 server (-s -1, JSON report in DIR/iperf3-server-TAG.json) on
+/// `server_ip`:`port` in `server_ns`; returns once it listens (TCP or UDP), panics with its
+/// output if it does not within 10 s.
+fn iperf3_server(server_ns: &str, server_ip: Ipv4Addr, port: u16, dir: &Path, tag: &str) -> BgProc {
     let port_s = port.to_string();
     let mut srv_cmd = ns_cmd(server_ns, "iperf3");
     srv_cmd.args([
@@ -112,7 +103,7 @@ pub fn iperf3_json(
         &port_s,
         "--json",
     ]);
-    let mut srv = BgProc::spawn(
+    let srv = BgProc::spawn(
         &format!("iperf3 server {tag}"),
         srv_cmd,
         dir.join(format!("iperf3-server-{tag}.json")),
@@ -134,6 +125,24 @@ pub fn iperf3_json(
         "iperf3 server {tag} did not listen within 10 s:\n{}",
         srv.log_text()
     );
+    srv
+}
+
+/// One iperf3 run from `client_ns` to a one-shot server on `server_ip`:`port` in `server_ns`
+/// with the client arguments `args` (e.g. `["-t", "5", "-P", "4"]`); returns the client's JSON
+/// report. Bounded in time (the run's own length plus 60 s); panics with both sides' output if
+/// iperf3 fails.
+pub fn iperf3_json(
+    client_ns: &str,
+    server_ns: &str,
+    server_ip: Ipv4Addr,
+    port: u16,
+    args: &[&str],
+    dir: &Path,
+    tag: &str,
+) -> Value {
+    let port_s = port.to_string();
+    let mut srv = iperf3_server(server_ns, server_ip, port, dir, tag);
     let secs: u64 = args
         .windows(2)
         .find(|w| w[0] == "-t")
@@ -169,33 +178,7 @@ pub fn iperf3_tcp(
     tag: &str,
 ) -> Iperf3Result {
     let port = "5201";
-    let mut srv_cmd = ns_cmd(server_ns, "iperf3");
-    srv_cmd.args([
-        "-s",
-        "-1",
-        "-B",
-        &server_ip.to_string(),
-        "-p",
-        port,
-        "--json",
-    ]);
-    let mut srv = BgProc::spawn(
-        &format!("iperf3 server {tag}"),
-        srv_cmd,
-        dir.join(format!("iperf3-server-{tag}.json")),
-    );
-    let listening = poll_until(Duration::from_secs(10), || {
-        let o = run_timeout(
-            ns_cmd(server_ns, "ss").args(["-Htln", "sport", "=", ":5201"]),
-            Duration::from_secs(5),
-        );
-        !String::from_utf8_lossy(&o.stdout).trim().is_empty()
-    });
-    assert!(
-        listening,
-        "iperf3 server did not listen within 10 s:\n{}",
-        srv.log_text()
-    );
+    let mut srv = iperf3_server(server_ns, server_ip, 5201, dir, tag);
     let t0 = Instant::now();
     let mut cli = ns_cmd(client_ns, "iperf3");
     cli.args([
