@@ -19,11 +19,6 @@ pub fn ironsecctl(socket: &Path, args: &[&str]) -> Output {
     )
 }
 
-/// Runs `f` on a dedicated thread that has joined network namespace `ns` (setns CLONE_NEWNET);
-
-// ------------------------------------------------------------------------------------------
-// Daemon
-
 pub fn ctl_status(socket: &Path) -> Result<Value, String> {
     let out = run_timeout(
         Command::new(IRONSECCTL)

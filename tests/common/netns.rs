@@ -184,6 +184,7 @@ impl Drop for MultiSite {
     }
 }
 
+/// Runs `f` on a dedicated thread that has joined network namespace `ns` (setns CLONE_NEWNET);
 /// sockets created there stay in that namespace after the thread ends.
 pub fn in_netns<T: Send + 'static>(ns: &str, f: impl FnOnce() -> T + Send + 'static) -> T {
     let path = format!("/var/run/netns/{ns}");
