@@ -9,7 +9,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 [ "$(id -u)" = 0 ] || { echo "tests/run.sh: the integration tests need root (network namespaces)" >&2; exit 1; }
-if other=$(grep -rn --include='*.rs' -E '#\[ignore' crates tests fuzz | grep -vE '#\[ignore = "needs [^"]+"\]'); then
+if other=$(grep -rn --include='*.rs' --exclude-dir=target -E '#\[ignore' crates tests fuzz | grep -vE '#\[ignore = "needs [^"]+"\]'); then
     echo "tests/run.sh: only #[ignore = \"needs ...\"] is allowed (run.sh runs every ignored test):" >&2
     echo "$other" >&2
     exit 1
