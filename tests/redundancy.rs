@@ -7,16 +7,16 @@
 //! One connection with two tunnels, active-standby (failover when the primary's link dies,
 //! preempt when it comes back) and active-active (flows spread over both; the survivors carry
 //! every flow when one link dies). Links fail with `ip link set wan down` inside gwA's
-//! namespace. These tests need root and FAIL (never skip) without it; everything they start is
-//! removed by guards, also when they fail.
+//! namespace. These tests need root: they are `#[ignore = "needs root"]` (tests/run.sh runs
+//! them) and FAIL (never skip) without root; everything they start is removed by guards, also
+//! when they fail.
 //!
-//! Run: `cargo test -p ironsecd --test redundancy -- --test-threads=1 --nocapture`
+//! Run: `cargo test -p ironsecd --test redundancy -- --include-ignored --test-threads=1 --nocapture`
 
 mod common;
 
 use std::fs;
 use std::net::Ipv4Addr;
-use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
@@ -44,9 +44,7 @@ fn lab(mode: &str, extra: &str) -> Lab {
     let prefix = unique_prefix();
     let dir = TempDir::new(&prefix);
     let topo = Topology::up_links(&prefix, 2);
-    let psk = dir.join("ab.psk");
-    fs::write(&psk, format!("0x{}\n", hex(&random_bytes(32)))).unwrap();
-    fs::set_permissions(&psk, fs::Permissions::from_mode(0o600)).unwrap();
+    let psk = write_psk(&dir, "ab.psk");
     let side = |me: char, sock: &Path, start: &str| {
         let (lid, rid, lts, rts, l1, r1, l2, r2) = if me == 'a' {
             (
@@ -203,6 +201,7 @@ fn loss_window(run: &PingRun) -> Option<(Duration, Duration, usize)> {
 }
 
 #[test]
+#[ignore = "needs root"]
 fn active_standby_fails_over_within_two_seconds_and_preempts() {
     let _s = serial();
     let lab = lab("active-standby", "preempt = true\npreempt_hold = 3");
@@ -300,6 +299,7 @@ fn active_standby_fails_over_within_two_seconds_and_preempts() {
 }
 
 #[test]
+#[ignore = "needs root"]
 fn active_active_spreads_flows_and_survives_a_link_loss() {
     let _s = serial();
     let lab = lab("active-active", "");

@@ -29,10 +29,11 @@
 //! that it cannot pass vacuously.
 //!
 //! Needs root, the namespaces of netns-scripts/topology.sh and the strongSwan packages of
-//! tests/install-deps.sh; FAILS (never skips) without them. Everything runs in namespaces the
+//! tests/install-deps.sh (all but the matcher's own test are `#[ignore = "needs root"]`, run by
+//! tests/run.sh); FAILS (never skips) without them. Everything runs in namespaces the
 //! test creates; guards kill what it started (by PID) and remove the namespaces on failure too.
 //!
-//! Run: `cargo test -p ironsecd --test secrets -- --test-threads=1 --nocapture`
+//! Run: `cargo test -p ironsecd --test secrets -- --include-ignored --test-threads=1 --nocapture`
 
 mod common;
 
@@ -981,8 +982,7 @@ fn check_psk_errors(dir: &TempDir, cfg_text: &str, psk_text: &str, c: &mut Colle
         .collect::<Vec<_>>()
         .join("\n");
     let cfg = dir.join("bad-inline.toml");
-    fs::write(&cfg, inline).unwrap();
-    fs::set_permissions(&cfg, fs::Permissions::from_mode(0o600)).unwrap();
+    write_secret(&cfg, inline);
     let out = ironsecd_check(&cfg);
     assert_refused(&out, "ironsecd check with broken TOML");
     c.add_output(
@@ -992,6 +992,7 @@ fn check_psk_errors(dir: &TempDir, cfg_text: &str, psk_text: &str, c: &mut Colle
 }
 
 #[test]
+#[ignore = "needs root"]
 fn strongswan_interop_keys_never_leave_ironsec() {
     let _s = serial();
     require_root();
@@ -1007,8 +1008,7 @@ fn strongswan_interop_keys_never_leave_ironsec() {
     };
     let psk_text = format!("0x{}", hex(&random_bytes(32)));
     let psk = lab.dir.join("site-b.psk");
-    fs::write(&psk, format!("{psk_text}\n")).unwrap();
-    fs::set_permissions(&psk, fs::Permissions::from_mode(0o600)).unwrap();
+    write_secret(&psk, format!("{psk_text}\n"));
     let mut c = Collected::default();
 
     // strongSwan on gwB, logging its keys.
@@ -1306,6 +1306,7 @@ impl StaticLab {
 }
 
 #[test]
+#[ignore = "needs root"]
 fn static_keys_never_leave_ironsec() {
     let _s = serial();
     require_root();
@@ -1394,8 +1395,7 @@ fn static_keys_never_leave_ironsec() {
     ];
     for (i, (what, body)) in bad_keys.iter().enumerate() {
         let k = dir.join(&format!("bad-{i}.keys"));
-        fs::write(&k, body).unwrap();
-        fs::set_permissions(&k, fs::Permissions::from_mode(0o600)).unwrap();
+        write_secret(&k, body);
         let cfg = dir.join(&format!("bad-{i}.toml"));
         fs::write(
             &cfg,

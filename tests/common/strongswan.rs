@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::time::Duration;
 
-use super::{poll_until, run_timeout, workspace_root};
+use super::{poll_until, run_timeout, workspace_root, write_secret};
 
 pub fn strongswan_script() -> PathBuf {
     workspace_root().join("netns-scripts/strongswan.sh")
@@ -50,8 +50,7 @@ impl StrongSwan {
         fs::create_dir_all(dir).unwrap();
         fs::set_permissions(dir, fs::Permissions::from_mode(0o700)).unwrap();
         let conf = dir.join("swanctl.conf");
-        fs::write(&conf, swanctl_conf).unwrap();
-        fs::set_permissions(&conf, fs::Permissions::from_mode(0o600)).unwrap();
+        write_secret(&conf, swanctl_conf);
         let mut cmd = Command::new("bash");
         cmd.arg(strongswan_script()).arg("start").arg(ns).arg(dir);
         if let Some(template) = opts.template {
@@ -143,6 +142,7 @@ impl StrongSwan {
 
     /// `kill -9` by PID: charon gets no chance to send a DELETE. Waits until it is gone.
     pub fn kill9(&mut self) {
+        // SAFETY: kill(2) takes no pointers; `pid` is the charon this guard started.
         unsafe {
             libc::kill(self.pid as libc::pid_t, libc::SIGKILL);
         }

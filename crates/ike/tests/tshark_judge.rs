@@ -441,11 +441,13 @@ fn judge(ike: &str) {
 }
 
 #[test]
+#[ignore = "needs tshark (tests/install-deps.sh)"]
 fn tshark_decodes_aes128gcm16_prfsha256_x25519() {
     judge("aes128gcm16-prfsha256-x25519");
 }
 
 #[test]
+#[ignore = "needs tshark (tests/install-deps.sh)"]
 fn tshark_decodes_aes256gcm16_prfsha384_ecp384() {
     judge("aes256gcm16-prfsha384-ecp384");
 }
