@@ -25,7 +25,7 @@
 #                    hard-codes its pid file as /run/charon.pid, so instances must not share /run
 #   charon.pid       the PID `start` printed (what `stop` kills)
 #
-# Why it runs that way (DESIGN.md, "Test environment facts"): the kernel here has no ESP
+# Why it runs that way (ARCHITECTURE.md, "Test machine facts"): the kernel here has no ESP
 # transform, so charon uses kernel-libipsec (ESP in userspace over a TUN device `ipsec0`,
 # always in UDP/4500), which must be loaded before kernel-netlink; traffic enters the tunnel
 # only through the routes charon installs in table 220, so the namespace must not have another
