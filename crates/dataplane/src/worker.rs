@@ -6,7 +6,7 @@
 //! SA's replay window is lock-free: one compare-and-swap per packet).
 
 use std::net::SocketAddr;
-use std::os::fd::{AsRawFd, RawFd};
+use std::os::fd::{AsFd, AsRawFd, RawFd};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
@@ -23,7 +23,7 @@ use crate::gro::{Coalescer, UdpCoalescer};
 use crate::offload::{self, VnetHdr, VNET_HDR_LEN};
 use crate::tables::{inner_addrs, InboundEntry, InnerAddr, Tables};
 use crate::tun::Tun;
-use crate::udp::{RecvBatch, SendBatch};
+use crate::udp::{RecvBatch, SendSlots};
 
 /// How long poll() may sleep before the worker looks at the stop flag again.
 const POLL_MS: i32 = 100;
@@ -66,7 +66,7 @@ impl Worker {
             .map(|_| vec![0u8; HEADROOM + self.max_packet + MAX_TRAILER].into_boxed_slice())
             .collect();
         let mut out_meta: Vec<(usize, usize, usize)> = Vec::with_capacity(self.batch); // (buf, len, tunnel)
-        let mut send = SendBatch::new(self.batch).with_gso(self.gso);
+        let mut send = SendSlots::new(self.batch).with_gso(self.gso);
         // Decrypted TCP segments merged for one TUN write (offloading device only).
         let mut co = self
             .tun
@@ -135,7 +135,7 @@ impl Worker {
         &self,
         bufs: &mut [Box<[u8]>],
         meta: &mut Vec<(usize, usize, usize)>,
-        send: &mut SendBatch,
+        send: &mut SendSlots,
         gw: &GatewayCounters,
         big: &mut [u8],
     ) -> Result<(), WorkerFailure> {
@@ -235,13 +235,14 @@ impl Worker {
         tables: &Tables,
         bufs: &[Box<[u8]>],
         meta: &mut [(usize, usize, usize)],
-        send: &mut SendBatch,
+        send: &mut SendSlots,
         gw: &GatewayCounters,
     ) {
         // Same tunnel next to each other (stable: a tunnel's packets keep their order), so
         // GSO can send each tunnel's run as one message. Then group by socket; with one local
         // address this is a single pass.
         meta.sort_by_key(|&(_, _, t)| t);
+        let mut send = send.batch();
         for s in 0..self.sockets.len() {
             let mut last = None;
             for &(i, len, t) in meta.iter() {
@@ -258,7 +259,7 @@ impl Worker {
                 }
             }
             if !send.is_empty() {
-                let (sent, failed) = send.flush(self.sockets[s].as_raw_fd());
+                let (sent, failed) = send.flush(self.sockets[s].as_fd());
                 gw.udp_tx(sent as u64);
                 for _ in 0..failed {
                     gw.drop(DropReason::Io);
