@@ -15,7 +15,7 @@ use std::hint::black_box;
 
 use ironsec_dataplane::counters::GatewayCounters;
 use ironsec_dataplane::{
-    one_tunnel, open_one, seal_one, Direction, Inbound, Tables, Watch, WatchId,
+    account_sealed, one_tunnel, open_one, seal_one, Direction, Inbound, Tables, Watch, WatchId,
 };
 use ironsec_esp::{HEADROOM, MAX_TRAILER};
 
@@ -37,8 +37,9 @@ fn udp4(len: usize) -> Vec<u8> {
 fn seal_loop(a: &Tables, gw: &GatewayCounters, pkt: &[u8], bufs: &mut [Vec<u8>]) {
     for buf in bufs.iter_mut() {
         buf[HEADROOM..HEADROOM + pkt.len()].copy_from_slice(pkt);
-        let (len, _) = seal_one(a, 0, buf, pkt.len(), gw, None).expect("sealed");
-        buf.truncate(len);
+        let verdict = seal_one(a, buf, pkt.len());
+        let sealed = account_sealed(0, verdict, gw, None).expect("sealed");
+        buf.truncate(sealed.len);
     }
 }
 

@@ -20,7 +20,7 @@ mod worker;
 
 /// The per-packet verdict functions, for the criterion benches of the whole packet path.
 #[doc(hidden)]
-pub use worker::{open_one, seal_one, Inbound};
+pub use worker::{account_sealed, open_one, seal_one, Inbound, Outbound, Sealed};
 
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, Ordering};
