@@ -11,6 +11,7 @@ pub mod ethtool;
 pub mod gro;
 pub mod iproute;
 pub mod offload;
+pub mod packet;
 pub mod prefix;
 pub mod shaper;
 pub mod tables;

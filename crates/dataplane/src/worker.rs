@@ -21,7 +21,8 @@ use crate::activity::{Direction, Watch};
 use crate::counters::{DropReason, GatewayCounters, PerWorker};
 use crate::gro::{Coalescer, UdpCoalescer};
 use crate::offload::{self, VnetHdr, VNET_HDR_LEN};
-use crate::tables::{inner_addrs, InboundEntry, InnerAddr, OutboundEntry, Tables, Trap, TunnelId};
+use crate::packet::{inner_addrs, InnerAddr};
+use crate::tables::{InboundEntry, OutboundEntry, Tables, Trap, TunnelId};
 use crate::tun::Tun;
 use crate::udp::{RecvBatch, SendSlots};
 
