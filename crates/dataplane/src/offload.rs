@@ -7,7 +7,7 @@
 //!
 //! One read of the TUN device then brings up to ~45 full-sized TCP packets, or a run of small
 //! datagrams (GRO merges at most 64), instead of one: reads are where a userspace gateway spends most of its time
-//! (DESIGN.md). Everything here is pure byte work on caller buffers, tested without a device.
+//! (ARCHITECTURE.md). Everything here is pure byte work on caller buffers, tested without a device.
 
 use crate::checksum;
 use crate::packet::vnet::{F_NEEDS_CSUM, GSO_ECN, GSO_NONE, GSO_TCPV4, GSO_TCPV6, GSO_UDP_L4};

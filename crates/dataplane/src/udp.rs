@@ -199,7 +199,7 @@ fn iovlen(h: &libc::msghdr) -> usize {
 }
 
 /// Asks the kernel to hand this socket coalesced datagrams (UDP GRO): one receive then brings
-/// up to 64 KiB of same-sized ESP packets from one peer, split again by [`RecvBatch::segment`].
+/// up to 64 KiB of same-sized ESP packets from one peer, split again by [`RecvBatch::segment_size`].
 /// Returns whether the kernel agreed; old kernels refuse and the socket works as before.
 pub fn enable_gro(sock: &Socket) -> bool {
     let one: libc::c_int = 1;

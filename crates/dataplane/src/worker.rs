@@ -1,5 +1,21 @@
 //! One fast-path worker: moves packets TUN -> ESP -> UDP and UDP -> ESP -> TUN in batches.
 //!
+//! The life of a packet. Outbound: [`Worker::outbound`] reads the TUN device into a batch
+//! buffer behind [`HEADROOM`] bytes (an offloading device's TSO/USO super-packet is split by
+//! [`offload::prepare`] first); [`seal_one`] parses the inner header ([`inner_addrs`]), finds
+//! the policy (longest prefix, [`Tables::route_id`]) and its tunnel (active-active: by
+//! [`crate::flow_hash`]), takes the tunnel's outbound SA (none: dropped, and a trapped tunnel
+//! asks for one), lets the shaper admit it and seals it in place; [`account_sealed`] counts
+//! it; [`Worker::send_sealed`] sends the batch per socket with one sendmmsg (GSO: one message
+//! per same-sized run to a peer). Inbound: [`Worker::inbound`] receives a batch with recvmmsg
+//! (GRO: one buffer holds several datagrams); [`open_one`] classifies each (IKE goes to the
+//! control plane, NAT keepalives are counted), looks up the SPI ([`Tables::inbound`]), checks
+//! replay and decrypts in place, and checks the inner addresses against the SA's selectors;
+//! `deliver` writes the packet to the TUN device (offloading device: a flow's run merged by
+//! [`crate::gro`] into one write). Sealing and opening work in place in the batch's buffers.
+//! The first packet each way through an SA whose [`crate::Watch`] the control plane armed is
+//! reported to it, once per arming.
+//!
 //! A worker waits in poll() on the shared TUN device and its own sockets, then drains each
 //! ready one in batches: up to `batch` packets per syscall on the UDP side (recvmmsg/sendmmsg),
 //! one table snapshot load per batch, and no allocation, lock or log line per packet (an inbound
