@@ -13,7 +13,7 @@ use criterion::{
 };
 use ironsec_dataplane::counters::GatewayCounters;
 use ironsec_dataplane::offload::{self, VnetHdr};
-use ironsec_dataplane::{one_tunnel, open_one, seal_one, Inbound, Tables};
+use ironsec_dataplane::{account_sealed, one_tunnel, open_one, seal_one, Inbound, Tables};
 use ironsec_esp::{HEADROOM, MAX_TRAILER};
 
 const SIZES: [usize; 3] = [64, 512, 1400];
@@ -44,7 +44,8 @@ fn path(c: &mut Criterion) {
             bch.iter(|| {
                 // The copy stands for the TUN read that puts each packet in place.
                 buf[HEADROOM..HEADROOM + size].copy_from_slice(&pkt);
-                black_box(seal_one(&a, 0, &mut buf, size, &gw, None))
+                let verdict = seal_one(&a, &mut buf, size);
+                black_box(account_sealed(0, verdict, &gw, None))
             })
         });
     }
@@ -61,8 +62,9 @@ fn path(c: &mut Criterion) {
                         .map(|_| {
                             let mut buf = vec![0u8; HEADROOM + size + MAX_TRAILER];
                             buf[HEADROOM..HEADROOM + size].copy_from_slice(&pkt);
-                            let (len, _) = seal_one(&a, 0, &mut buf, size, &gw, None).unwrap();
-                            buf.truncate(len);
+                            let verdict = seal_one(&a, &mut buf, size);
+                            let sealed = account_sealed(0, verdict, &gw, None).unwrap();
+                            buf.truncate(sealed.len);
                             buf
                         })
                         .collect::<Vec<_>>()
@@ -140,7 +142,8 @@ fn split_and_seal(
             };
             for i in 0..split.count() {
                 let len = split.segment(sup, i, &mut buf[HEADROOM..HEADROOM + 1400]);
-                black_box(seal_one(tables, 0, &mut buf, len, gw, None));
+                let verdict = seal_one(tables, &mut buf, len);
+                black_box(account_sealed(0, verdict, gw, None));
             }
         })
     });

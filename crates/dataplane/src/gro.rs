@@ -10,11 +10,11 @@
 //! written as it is, after the pending run, so packet order is kept.
 
 use crate::checksum;
-use crate::offload::VNET_HDR_LEN;
+use crate::packet::vnet::{
+    F_NEEDS_CSUM, GSO_TCPV4, GSO_TCPV6, GSO_UDP_L4, HDR_LEN as VNET_HDR_LEN,
+};
+use crate::packet::{self, PROTO_TCP, PROTO_UDP};
 
-const GSO_TCPV4: u8 = 1;
-const GSO_TCPV6: u8 = 4;
-const F_NEEDS_CSUM: u8 = 1;
 const MAX_SEGMENTS: usize = 64;
 const MAX_LEN: usize = 65_535;
 
@@ -31,9 +31,9 @@ struct Tcp {
 }
 
 fn parse(p: &[u8]) -> Option<Tcp> {
-    let v4 = match p.first()? >> 4 {
+    let v4 = match packet::version(p)? {
         4 => {
-            if p[0] & 0x0f != 5 || p.len() < 20 || p[9] != 6 {
+            if p[0] & 0x0f != 5 || p.len() < 20 || p[9] != PROTO_TCP {
                 return None;
             }
             // No fragments (MF or offset).
@@ -46,7 +46,7 @@ fn parse(p: &[u8]) -> Option<Tcp> {
             true
         }
         6 => {
-            if p.len() < 40 || p[6] != 6 {
+            if p.len() < 40 || p[6] != PROTO_TCP {
                 return None;
             }
             if usize::from(u16::from_be_bytes([p[4], p[5]])) + 40 != p.len() {
@@ -57,7 +57,7 @@ fn parse(p: &[u8]) -> Option<Tcp> {
         _ => return None,
     };
     let ip = if v4 { 20 } else { 40 };
-    let tcp_len = usize::from(*p.get(ip + 12)? >> 4) * 4;
+    let tcp_len = packet::tcp_header_len(p, ip)?;
     let hl = ip + tcp_len;
     if tcp_len < 20 || hl > p.len() {
         return None;
@@ -346,15 +346,13 @@ impl Default for UdpCoalescer {
     }
 }
 
-const GSO_UDP_L4: u8 = 5;
-
 /// (v4, IP header length) of a UDP datagram we may merge: no IP options, no fragments,
 /// lengths consistent.
 fn udp_layout(p: &[u8]) -> Option<(bool, usize)> {
-    match p.first()? >> 4 {
+    match packet::version(p)? {
         4 if p.len() >= 28
             && p[0] & 0x0f == 5
-            && p[9] == 17
+            && p[9] == PROTO_UDP
             && u16::from_be_bytes([p[6], p[7]]) & 0x3fff == 0
             && usize::from(u16::from_be_bytes([p[2], p[3]])) == p.len()
             && usize::from(u16::from_be_bytes([p[24], p[25]])) == p.len() - 20 =>
@@ -362,7 +360,7 @@ fn udp_layout(p: &[u8]) -> Option<(bool, usize)> {
             Some((true, 20))
         }
         6 if p.len() >= 48
-            && p[6] == 17
+            && p[6] == PROTO_UDP
             && usize::from(u16::from_be_bytes([p[4], p[5]])) + 40 == p.len()
             && usize::from(u16::from_be_bytes([p[44], p[45]])) == p.len() - 40 =>
         {

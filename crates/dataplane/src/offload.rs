@@ -7,19 +7,14 @@
 //!
 //! One read of the TUN device then brings up to ~45 full-sized TCP packets, or a run of small
 //! datagrams (GRO merges at most 64), instead of one: reads are where a userspace gateway spends most of its time
-//! (DESIGN.md). Everything here is pure byte work on caller buffers, tested without a device.
+//! (ARCHITECTURE.md). Everything here is pure byte work on caller buffers, tested without a device.
 
 use crate::checksum;
+use crate::packet::vnet::{F_NEEDS_CSUM, GSO_ECN, GSO_NONE, GSO_TCPV4, GSO_TCPV6, GSO_UDP_L4};
+use crate::packet::{self, PROTO_TCP, PROTO_UDP, TCP_MIN_HEADER, UDP_HEADER};
 
 /// `struct virtio_net_hdr` (without num_buffers): what TUNSETVNETHDRSZ leaves at its default.
-pub const VNET_HDR_LEN: usize = 10;
-
-const F_NEEDS_CSUM: u8 = 1;
-const GSO_NONE: u8 = 0;
-const GSO_TCPV4: u8 = 1;
-const GSO_TCPV6: u8 = 4;
-const GSO_UDP_L4: u8 = 5;
-const GSO_ECN: u8 = 0x80;
+pub const VNET_HDR_LEN: usize = packet::vnet::HDR_LEN;
 
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct VnetHdr {
@@ -87,30 +82,30 @@ impl Layout {
     /// fit. Every segment repeats the IP header, IPv6 extension headers included.
     fn of(pkt: &[u8], h: &VnetHdr) -> Option<Layout> {
         let proto = if h.is_tso() {
-            6
+            PROTO_TCP
         } else if h.is_uso() {
-            17
+            PROTO_UDP
         } else {
             return None;
         };
-        let v4 = match pkt.first()? >> 4 {
+        let v4 = match packet::version(pkt)? {
             4 => true,
             6 => false,
             _ => return None,
         };
         let (next, ip) = if v4 {
-            (*pkt.get(9)?, usize::from(pkt[0] & 0x0f) * 4)
+            (*pkt.get(9)?, packet::ipv4_header_len(pkt)?)
         } else {
-            v6_transport(pkt)?
+            packet::ipv6_transport(pkt)?
         };
         if ip < 20 || next != proto {
             return None;
         }
-        if proto == 17 {
-            return (ip + 8 <= pkt.len()).then_some(Layout::Udp { v4, ip });
+        if proto == PROTO_UDP {
+            return (ip + UDP_HEADER <= pkt.len()).then_some(Layout::Udp { v4, ip });
         }
-        let tcp = usize::from(pkt.get(ip + 12)? >> 4) * 4;
-        if tcp < 20 || ip + tcp > pkt.len() {
+        let tcp = packet::tcp_header_len(pkt, ip)?;
+        if tcp < TCP_MIN_HEADER || ip + tcp > pkt.len() {
             return None;
         }
         Some(Layout::Tcp { v4, ip, tcp })
@@ -123,26 +118,6 @@ impl Layout {
             Layout::Udp { ip, .. } => ip + 8,
         }
     }
-}
-
-/// IPv6: the transport protocol and its header's offset, past the extension headers that GRO
-/// merges across (hop-by-hop and destination options). None for a routing header (the
-/// checksum's pseudo-header would need the final destination from it), a fragment header (GSO
-/// never makes fragments), more than 8 extension headers, or a chain cut short.
-fn v6_transport(pkt: &[u8]) -> Option<(u8, usize)> {
-    let mut next = *pkt.get(6)?;
-    let mut off = 40;
-    for _ in 0..8 {
-        match next {
-            0 | 60 => {
-                next = *pkt.get(off)?;
-                off += (usize::from(*pkt.get(off + 1)?) + 1) * 8;
-            }
-            43 | 44 => return None,
-            _ => return Some((next, off)),
-        }
-    }
-    None
 }
 
 /// A super-packet that can be split: its layout, segment size and count, worked out once per

@@ -13,7 +13,10 @@ use std::time::Instant;
 use ironsec_esp::{InboundSa, OutboundSa};
 use socket2::SockAddr;
 
+use crate::activity::Watch;
 use crate::counters::{PerWorker, SaCounters};
+use crate::packet::{self, PROTO_SCTP, PROTO_TCP, PROTO_UDP};
+pub use crate::packet::{inner_addrs, InnerAddr};
 use crate::prefix::Prefix;
 
 /// Index of a tunnel in [`Tables::tunnels`].
@@ -23,6 +26,9 @@ pub type TunnelId = usize;
 pub struct OutboundEntry {
     pub sa: OutboundSa,
     pub counters: PerWorker<SaCounters>,
+    /// Reports the first packet sealed after the control plane armed
+    /// [`Direction::Outbound`](crate::Direction::Outbound); `None` = not watched.
+    pub watch: Option<Arc<Watch>>,
 }
 
 /// An inbound SA and the selectors decrypted packets must match. Which tunnel it belongs to
@@ -35,6 +41,9 @@ pub struct InboundEntry {
     /// Inner source must fall in one of these.
     pub remote_ts: Arc<[Prefix]>,
     pub counters: PerWorker<SaCounters>,
+    /// Reports the first packet delivered after the control plane armed
+    /// [`Direction::Inbound`](crate::Direction::Inbound); `None` = not watched.
+    pub watch: Option<Arc<Watch>>,
 }
 
 impl InboundEntry {
@@ -211,12 +220,12 @@ fn mix64(mut x: u64) -> u64 {
 #[inline]
 pub fn flow_hash(pkt: &[u8]) -> u32 {
     let mut h: u64 = 0;
-    let (proto, l4): (u8, Option<&[u8]>) = match pkt.first().map(|b| b >> 4) {
+    let (proto, l4): (u8, Option<&[u8]>) = match packet::version(pkt) {
         Some(4) if pkt.len() >= 20 => {
             h ^= u64::from(u32::from_be_bytes([pkt[12], pkt[13], pkt[14], pkt[15]])) << 32
                 | u64::from(u32::from_be_bytes([pkt[16], pkt[17], pkt[18], pkt[19]]));
-            let ihl = usize::from(pkt[0] & 0x0f) * 4;
-            let frag = u16::from_be_bytes([pkt[6], pkt[7]]) & 0x3fff != 0;
+            let ihl = packet::ipv4_header_len(pkt).unwrap_or(0);
+            let frag = packet::ipv4_is_fragment(pkt).unwrap_or(false);
             (
                 pkt[9],
                 (!frag && ihl >= 20).then(|| pkt.get(ihl..)).flatten(),
@@ -234,7 +243,7 @@ pub fn flow_hash(pkt: &[u8]) -> u32 {
         _ => (0, None),
     };
     h ^= u64::from(proto) << 40;
-    if matches!(proto, 6 | 17 | 132) {
+    if matches!(proto, PROTO_TCP | PROTO_UDP | PROTO_SCTP) {
         if let Some(p) = l4.filter(|p| p.len() >= 4) {
             h ^= u64::from(u32::from_be_bytes([p[0], p[1], p[2], p[3]])) << 8;
         }
@@ -248,50 +257,6 @@ pub struct Policy {
     pub local: Prefix,
     pub remote: Prefix,
     pub tunnel: TunnelId,
-}
-
-/// An address pulled out of an inner packet header.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum InnerAddr {
-    V4(u32),
-    V6(u128),
-}
-
-impl InnerAddr {
-    #[inline]
-    fn within(self, set: &[Prefix]) -> bool {
-        match self {
-            InnerAddr::V4(a) => set.iter().any(|p| p.contains_v4(a)),
-            InnerAddr::V6(a) => set.iter().any(|p| p.contains_v6(a)),
-        }
-    }
-
-    #[inline]
-    fn matches(self, p: &Prefix) -> bool {
-        match self {
-            InnerAddr::V4(a) => p.contains_v4(a),
-            InnerAddr::V6(a) => p.contains_v6(a),
-        }
-    }
-}
-
-/// Source and destination of an inner IPv4/IPv6 packet, or `None` when the header is not a
-/// plausible IP header.
-#[inline]
-pub fn inner_addrs(pkt: &[u8]) -> Option<(InnerAddr, InnerAddr)> {
-    match pkt.first()? >> 4 {
-        4 if pkt.len() >= 20 => {
-            let src = u32::from_be_bytes(pkt[12..16].try_into().ok()?);
-            let dst = u32::from_be_bytes(pkt[16..20].try_into().ok()?);
-            Some((InnerAddr::V4(src), InnerAddr::V4(dst)))
-        }
-        6 if pkt.len() >= 40 => {
-            let src = u128::from_be_bytes(pkt[8..24].try_into().ok()?);
-            let dst = u128::from_be_bytes(pkt[24..40].try_into().ok()?);
-            Some((InnerAddr::V6(src), InnerAddr::V6(dst)))
-        }
-        _ => None,
-    }
 }
 
 /// Everything the fast path needs to move packets, swapped as a whole.
@@ -397,6 +362,7 @@ pub fn one_tunnel(local: &str, remote: &str, out: (u32, &[u8]), inb: (u32, &[u8]
             Some(Arc::new(OutboundEntry {
                 sa: o,
                 counters: PerWorker::new(1),
+                watch: None,
             })),
         )],
         vec![Policy {
@@ -409,6 +375,7 @@ pub fn one_tunnel(local: &str, remote: &str, out: (u32, &[u8]), inb: (u32, &[u8]
             local_ts: vec![l].into(),
             remote_ts: vec![r].into(),
             counters: PerWorker::<SaCounters>::new(1),
+            watch: None,
         })],
     )
     .expect("one tunnel")
@@ -469,6 +436,7 @@ mod tests {
                 local_ts: Arc::from(vec![]),
                 remote_ts: Arc::from(vec![]),
                 counters: PerWorker::new(1),
+                watch: None,
             })
         };
         assert_eq!(
@@ -547,18 +515,5 @@ mod tests {
         assert!(!t.due(), "the next ones within the interval are not");
         std::thread::sleep(std::time::Duration::from_millis(Trap::INTERVAL_MS + 20));
         assert!(t.due());
-    }
-
-    #[test]
-    fn inner_addresses() {
-        let mut p = [0u8; 20];
-        p[0] = 0x45;
-        p[12..16].copy_from_slice(&[10, 1, 0, 2]);
-        p[16..20].copy_from_slice(&[10, 2, 0, 2]);
-        assert_eq!(inner_addrs(&p), Some((v4("10.1.0.2"), v4("10.2.0.2"))));
-        assert_eq!(inner_addrs(&p[..19]), None);
-        assert_eq!(inner_addrs(&[]), None);
-        p[0] = 0x65;
-        assert_eq!(inner_addrs(&p), None, "v6 needs 40 bytes");
     }
 }

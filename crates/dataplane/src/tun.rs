@@ -102,7 +102,7 @@ fn open_vnet(name: &str, multi: bool) -> io::Result<(File, String, bool)> {
 impl Tun {
     /// Creates (or attaches to) the device, then sets MTU and queue length and brings it up.
     /// The queue length matters: the kernel default (500) is where a busy userspace gateway
-    /// loses packets first (DESIGN.md). With `offload`, asks for TSO, USO and checksum offload
+    /// loses packets first (ARCHITECTURE.md). With `offload`, asks for TSO, USO and checksum offload
     /// (TSO only where the kernel predates USO) and falls back to a plain device if the kernel
     /// refuses.
     pub fn create(

@@ -8,7 +8,7 @@
 use std::io;
 use std::mem;
 use std::net::SocketAddr;
-use std::os::fd::{AsRawFd, RawFd};
+use std::os::fd::{AsRawFd, BorrowedFd, RawFd};
 
 use socket2::{Domain, Protocol, SockAddr, Socket, Type};
 
@@ -199,7 +199,7 @@ fn iovlen(h: &libc::msghdr) -> usize {
 }
 
 /// Asks the kernel to hand this socket coalesced datagrams (UDP GRO): one receive then brings
-/// up to 64 KiB of same-sized ESP packets from one peer, split again by [`RecvBatch::segment`].
+/// up to 64 KiB of same-sized ESP packets from one peer, split again by [`RecvBatch::segment_size`].
 /// Returns whether the kernel agreed; old kernels refuse and the socket works as before.
 pub fn enable_gro(sock: &Socket) -> bool {
     let one: libc::c_int = 1;
@@ -228,113 +228,172 @@ impl Source<'_> {
     }
 }
 
-/// Send side of a batch: headers pointing at caller-owned buffers and destination addresses.
-/// Filled and flushed within one batch, while the buffers and the table snapshot that owns the
-/// addresses are alive.
+/// Storage for batched sends, allocated once per worker and reused by every [`SendBatch`]:
+/// the iovecs, message headers and control buffers sendmmsg reads. Between batches the raw
+/// pointers left in it are stale and never read: a batch only hands the kernel the entries it
+/// wrote itself.
 ///
 /// With segmentation offload on, consecutive datagrams to one destination that all have the
 /// same size (the last may be shorter) go out as one message with a UDP_SEGMENT control
 /// message: the kernel walks one large buffer through its stack instead of each packet, and
 /// splits it as late as it can. A kernel or device that refuses (EIO, EINVAL...) turns it off
 /// for good and the datagrams go out one by one.
-pub struct SendBatch {
+pub struct SendSlots {
     /// One per datagram, in push order; a message's datagrams are contiguous here.
     iovs: Vec<libc::iovec>,
     /// One per message.
     hdrs: Vec<libc::mmsghdr>,
     ctrl: Vec<[u64; CTRL_LEN / 8]>,
-    /// Per message: segment size and total bytes.
-    seg: Vec<(usize, usize)>,
-    msgs: usize,
-    pkts: usize,
+    /// Per message: its segment size and total bytes.
+    seg: Vec<Segments>,
     gso: bool,
 }
 
-impl SendBatch {
-    pub fn new(n: usize) -> SendBatch {
-        SendBatch {
+/// The datagrams one GSO message carries: `size` bytes each (the last may be shorter),
+/// `total` bytes in all.
+#[derive(Clone, Copy, Default)]
+struct Segments {
+    size: usize,
+    total: usize,
+}
+
+impl SendSlots {
+    /// Room for `n` datagrams per batch.
+    pub fn new(n: usize) -> SendSlots {
+        SendSlots {
             iovs: (0..n)
                 .map(|_| libc::iovec {
                     iov_base: std::ptr::null_mut(),
                     iov_len: 0,
                 })
                 .collect(),
-            // SAFETY: all-zero mmsghdr is valid.
+            // SAFETY: mmsghdr is a plain C struct for which all-zero (null pointers, zero
+            // lengths) is a valid value.
             hdrs: (0..n).map(|_| unsafe { mem::zeroed() }).collect(),
             ctrl: vec![[0u64; CTRL_LEN / 8]; n],
-            seg: vec![(0, 0); n],
-            msgs: 0,
-            pkts: 0,
+            seg: vec![Segments::default(); n],
             gso: false,
         }
     }
 
     /// Turns segmentation offload on (it starts off).
-    pub fn with_gso(mut self, on: bool) -> SendBatch {
+    pub fn with_gso(mut self, on: bool) -> SendSlots {
         self.gso = on;
         self
     }
 
+    /// Whether segmentation offload is (still) on.
     pub fn gso(&self) -> bool {
         self.gso
     }
 
+    /// How many datagrams one batch holds.
+    pub fn capacity(&self) -> usize {
+        self.iovs.len()
+    }
+
+    /// An empty batch in these slots. Datagrams pushed to it must outlive it, which is what
+    /// makes holding their addresses until [`SendBatch::flush`] sound.
+    pub fn batch<'a>(&'a mut self) -> SendBatch<'a> {
+        SendBatch {
+            slots: self,
+            msgs: 0,
+            pkts: 0,
+            borrowed: std::marker::PhantomData,
+        }
+    }
+}
+
+/// One batch of datagrams for [`SendBatch::flush`] to send with as few syscalls as it can.
+/// It keeps the addresses of the datagrams and destinations pushed to it, so it borrows them
+/// for its own lifetime `'a`: the borrow checker then proves they are alive and unchanged
+/// when the kernel reads them. Datagrams still queued when a batch is dropped are not sent.
+///
+/// ```compile_fail
+/// # use ironsec_dataplane::udp::SendSlots;
+/// let to: socket2::SockAddr = "127.0.0.1:9".parse::<std::net::SocketAddr>().unwrap().into();
+/// let mut slots = SendSlots::new(4);
+/// let mut batch = slots.batch();
+/// {
+///     let data = vec![0u8; 100];
+///     batch.push(&data, &to); // `data` does not live long enough
+/// }
+/// batch.is_empty();
+/// ```
+pub struct SendBatch<'a> {
+    slots: &'a mut SendSlots,
+    /// Messages and datagrams queued in `slots`.
+    msgs: usize,
+    pkts: usize,
+    /// The datagrams and destinations whose addresses `slots` holds.
+    borrowed: std::marker::PhantomData<(&'a [u8], &'a SockAddr)>,
+}
+
+impl<'a> SendBatch<'a> {
     pub fn is_full(&self) -> bool {
-        self.pkts == self.iovs.len()
+        self.pkts == self.slots.iovs.len()
     }
 
     pub fn is_empty(&self) -> bool {
         self.pkts == 0
     }
 
-    /// Queues `data` for `to`. The caller keeps both alive and unmoved until [`flush`].
+    /// Queues `data` for `to`. Panics when the batch is full (see [`SendBatch::is_full`]).
     #[inline]
-    pub fn push(&mut self, data: &[u8], to: &SockAddr) {
+    pub fn push(&mut self, data: &'a [u8], to: &'a SockAddr) {
+        let sl = &mut *self.slots;
         let p = self.pkts;
-        self.iovs[p] = libc::iovec {
+        // The kernel only reads through iov_base (sendmsg does not write the datagram), so
+        // the mutable pointer type libc asks for is never used to write.
+        sl.iovs[p] = libc::iovec {
             iov_base: data.as_ptr() as *mut libc::c_void,
             iov_len: data.len(),
         };
         self.pkts += 1;
-        if self.gso && self.msgs > 0 {
+        if sl.gso && self.msgs > 0 {
             let m = self.msgs - 1;
-            let h = &mut self.hdrs[m].msg_hdr;
-            let (seg, total) = self.seg[m];
-            let last_full = self.iovs[p - 1].iov_len == seg;
+            let h = &mut sl.hdrs[m].msg_hdr;
+            let seg = sl.seg[m];
+            let last_full = sl.iovs[p - 1].iov_len == seg.size;
             if h.msg_name == to.as_ptr() as *mut libc::c_void
                 && last_full
-                && data.len() <= seg
+                && data.len() <= seg.size
                 && iovlen(h) < GSO_MAX_SEGMENTS
-                && total + data.len() <= GSO_MAX_BYTES
+                && seg.total + data.len() <= GSO_MAX_BYTES
             {
                 h.msg_iovlen += 1;
-                self.seg[m].1 += data.len();
+                sl.seg[m].total += data.len();
                 return;
             }
         }
         let m = self.msgs;
-        let h = &mut self.hdrs[m].msg_hdr;
-        h.msg_iov = &mut self.iovs[p];
+        let h = &mut sl.hdrs[m].msg_hdr;
+        h.msg_iov = &mut sl.iovs[p];
         h.msg_iovlen = 1;
         h.msg_name = to.as_ptr() as *mut libc::c_void;
         h.msg_namelen = to.len();
         h.msg_control = std::ptr::null_mut();
         h.msg_controllen = 0;
-        self.seg[m] = (data.len(), data.len());
+        sl.seg[m] = Segments {
+            size: data.len(),
+            total: data.len(),
+        };
         self.msgs += 1;
     }
 
     /// Adds the UDP_SEGMENT control message to every message of several datagrams.
     fn attach_segments(&mut self) {
+        let sl = &mut *self.slots;
         for m in 0..self.msgs {
-            let h = &mut self.hdrs[m].msg_hdr;
+            let h = &mut sl.hdrs[m].msg_hdr;
             if h.msg_iovlen < 2 {
                 continue;
             }
-            let seg = self.seg[m].0 as u16;
-            h.msg_control = self.ctrl[m].as_mut_ptr().cast();
-            // SAFETY: CMSG_SPACE/LEN are pure arithmetic; the control buffer is CTRL_LEN bytes,
-            // larger than CMSG_SPACE(2), and CMSG_FIRSTHDR points inside it.
+            let seg = sl.seg[m].size as u16;
+            h.msg_control = sl.ctrl[m].as_mut_ptr().cast();
+            // SAFETY: CMSG_SPACE/LEN are pure arithmetic; the control buffer is CTRL_LEN bytes
+            // (8-aligned, as cmsghdr wants), larger than CMSG_SPACE(2), and CMSG_FIRSTHDR of
+            // a header whose msg_controllen covers one cmsg points at its start.
             unsafe {
                 h.msg_controllen = libc::CMSG_SPACE(mem::size_of::<u16>() as u32) as _;
                 let c = libc::CMSG_FIRSTHDR(h);
@@ -347,18 +406,22 @@ impl SendBatch {
     }
 
     /// Sends message `m`'s datagrams one by one (after the kernel refused to segment it).
-    fn send_each(&mut self, fd: RawFd, m: usize) -> (usize, usize) {
-        let h = self.hdrs[m].msg_hdr;
+    fn send_each(&mut self, fd: BorrowedFd<'_>, m: usize) -> (usize, usize) {
+        let h = self.slots.hdrs[m].msg_hdr;
         let (mut sent, mut failed) = (0, 0);
         for k in 0..iovlen(&h) {
-            // SAFETY: msg_iov points at `msg_iovlen` iovecs of this batch.
+            // SAFETY: msghdr is a plain C struct for which all-zero is a valid value.
             let mut one: libc::msghdr = unsafe { mem::zeroed() };
             one.msg_name = h.msg_name;
             one.msg_namelen = h.msg_namelen;
+            // SAFETY: message m was written by push() in this batch: msg_iov points at
+            // `msg_iovlen` consecutive iovecs of `self.slots.iovs`, so k < msg_iovlen stays
+            // inside that Vec.
             one.msg_iov = unsafe { h.msg_iov.add(k) };
             one.msg_iovlen = 1;
-            // SAFETY: `one` points at live buffers the caller keeps until flush returns.
-            if unsafe { libc::sendmsg(fd, &one, 0) } >= 0 {
+            // SAFETY: `one` points at an iovec of this batch and its destination, both set by
+            // push() from buffers borrowed for 'a, which `self` does not outlive.
+            if unsafe { libc::sendmsg(fd.as_raw_fd(), &one, 0) } >= 0 {
                 sent += 1;
             } else {
                 failed += 1;
@@ -367,26 +430,28 @@ impl SendBatch {
         (sent, failed)
     }
 
-    /// Sends everything queued with as few sendmmsg calls as the kernel allows. Returns
-    /// (sent, failed) datagrams: a datagram the kernel refuses is skipped and counted, the rest
-    /// still go.
-    pub fn flush(&mut self, fd: RawFd) -> (usize, usize) {
+    /// Sends everything queued with as few sendmmsg calls as the kernel allows, on `sock`,
+    /// and empties the batch. Returns (sent, failed) datagrams: a datagram the kernel refuses
+    /// is skipped and counted, the rest still go.
+    pub fn flush(&mut self, sock: BorrowedFd<'_>) -> (usize, usize) {
         self.attach_segments();
         let (mut done, mut sent, mut failed) = (0, 0, 0);
         while done < self.msgs {
-            // SAFETY: headers [done..msgs) were filled by push() with pointers the caller
-            // keeps alive until this call returns.
+            // SAFETY: headers [done..msgs) were written by push() in this batch: each points
+            // at iovecs and control buffers in `self.slots` (never resized, so not moved) and
+            // at datagrams and destinations borrowed for 'a, which `self` does not outlive.
+            // The count passed is the number of such headers.
             let r = unsafe {
                 libc::sendmmsg(
-                    fd,
-                    self.hdrs[done..].as_mut_ptr(),
+                    sock.as_raw_fd(),
+                    self.slots.hdrs[done..].as_mut_ptr(),
                     (self.msgs - done) as libc::c_uint,
                     0,
                 )
             };
             if r > 0 {
                 for m in done..done + r as usize {
-                    sent += iovlen(&self.hdrs[m].msg_hdr);
+                    sent += iovlen(&self.slots.hdrs[m].msg_hdr);
                 }
                 done += r as usize;
                 continue;
@@ -395,15 +460,15 @@ impl SendBatch {
             if r < 0 && e.kind() == io::ErrorKind::Interrupted {
                 continue;
             }
-            let segs = iovlen(&self.hdrs[done].msg_hdr);
+            let segs = iovlen(&self.slots.hdrs[done].msg_hdr);
             let refused = matches!(
                 e.raw_os_error(),
                 Some(libc::EIO | libc::EINVAL | libc::ENOPROTOOPT | libc::EOPNOTSUPP)
             );
             if segs > 1 && refused {
                 // No segmentation here: never again, and this message's datagrams one by one.
-                self.gso = false;
-                let (s, f) = self.send_each(fd, done);
+                self.slots.gso = false;
+                let (s, f) = self.send_each(sock, done);
                 sent += s;
                 failed += f;
             } else {
@@ -421,6 +486,7 @@ impl SendBatch {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::os::fd::AsFd;
 
     fn sock(addr: &str) -> Socket {
         bind(addr.parse().unwrap(), 1 << 20).unwrap()
@@ -432,12 +498,14 @@ mod tests {
             .map(|i| vec![i; if i == 19 { 300 } else { 1000 }])
             .collect();
         let to: SockAddr = to.into();
-        let mut b = SendBatch::new(32).with_gso(gso);
+        let mut slots = SendSlots::new(32).with_gso(gso);
+        let mut b = slots.batch();
         for d in &bufs {
             b.push(d, &to);
         }
-        let (sent, failed) = b.flush(tx.as_raw_fd());
-        (sent, failed, b.gso())
+        let (sent, failed) = b.flush(tx.as_fd());
+        assert!(b.is_empty());
+        (sent, failed, slots.gso())
     }
 
     /// GSO on loopback: a receiver without GRO gets the exact datagrams, in order; one with
@@ -496,6 +564,41 @@ mod tests {
         }
     }
 
+    /// A plain batch (no GSO) to two loopback receivers: each gets its datagrams, in order;
+    /// the slots then serve a second batch whose buffers are new.
+    #[test]
+    fn batch_sends_to_loopback_sockets_and_slots_are_reused() {
+        let tx = sock("127.0.0.1:0");
+        let rx = [sock("127.0.0.1:0"), sock("127.0.0.1:0")];
+        let to: Vec<SockAddr> = rx.iter().map(|r| r.local_addr().unwrap()).collect();
+        let mut slots = SendSlots::new(8);
+        for round in 0..2u8 {
+            let bufs: Vec<Vec<u8>> = (0..6u8).map(|i| vec![round * 10 + i; 100]).collect();
+            let mut b = slots.batch();
+            for (i, d) in bufs.iter().enumerate() {
+                b.push(d, &to[i % 2]);
+            }
+            assert!(!b.is_full());
+            assert_eq!(b.flush(tx.as_fd()), (6, 0));
+            for (r, rx) in rx.iter().enumerate() {
+                let mut rb = RecvBatch::new(8, 2048);
+                let mut got = Vec::new();
+                for _ in 0..100 {
+                    let n = rb.recv(rx.as_raw_fd()).unwrap();
+                    got.extend((0..n).map(|i| rb.datagram(i).0.to_vec()));
+                    if got.len() >= 3 {
+                        break;
+                    }
+                    std::thread::sleep(std::time::Duration::from_millis(5));
+                }
+                let want: Vec<Vec<u8>> = (0..3u8)
+                    .map(|k| vec![round * 10 + 2 * k + r as u8; 100])
+                    .collect();
+                assert_eq!(got, want, "round {round}, receiver {r}");
+            }
+        }
+    }
+
     /// Different destinations or sizes never share a GSO message.
     #[test]
     fn gso_groups_only_same_destination_and_size() {
@@ -503,16 +606,21 @@ mod tests {
         let b: SockAddr = "127.0.0.1:10".parse::<SocketAddr>().unwrap().into();
         let big = vec![0u8; 1000];
         let small = vec![0u8; 500];
-        let mut s = SendBatch::new(16).with_gso(true);
+        let mut slots = SendSlots::new(16).with_gso(true);
+        let mut s = slots.batch();
         s.push(&big, &a);
         s.push(&big, &a);
         s.push(&small, &a); // shorter last: closes the message
         s.push(&big, &a);
         s.push(&big, &b);
         assert_eq!(s.msgs, 3);
-        let lens: Vec<usize> = s.hdrs[..3].iter().map(|h| iovlen(&h.msg_hdr)).collect();
+        let lens: Vec<usize> = s.slots.hdrs[..3]
+            .iter()
+            .map(|h| iovlen(&h.msg_hdr))
+            .collect();
         assert_eq!(lens, [3, 1, 1]);
-        let mut off = SendBatch::new(16);
+        let mut off = SendSlots::new(16);
+        let mut off = off.batch();
         off.push(&big, &a);
         off.push(&big, &a);
         assert_eq!(off.msgs, 2);

@@ -1,12 +1,28 @@
 //! One fast-path worker: moves packets TUN -> ESP -> UDP and UDP -> ESP -> TUN in batches.
 //!
+//! The life of a packet. Outbound: [`Worker::outbound`] reads the TUN device into a batch
+//! buffer behind [`HEADROOM`] bytes (an offloading device's TSO/USO super-packet is split by
+//! [`offload::prepare`] first); [`seal_one`] parses the inner header ([`inner_addrs`]), finds
+//! the policy (longest prefix, [`Tables::route_id`]) and its tunnel (active-active: by
+//! [`crate::flow_hash`]), takes the tunnel's outbound SA (none: dropped, and a trapped tunnel
+//! asks for one), lets the shaper admit it and seals it in place; [`account_sealed`] counts
+//! it; [`Worker::send_sealed`] sends the batch per socket with one sendmmsg (GSO: one message
+//! per same-sized run to a peer). Inbound: [`Worker::inbound`] receives a batch with recvmmsg
+//! (GRO: one buffer holds several datagrams); [`open_one`] classifies each (IKE goes to the
+//! control plane, NAT keepalives are counted), looks up the SPI ([`Tables::inbound`]), checks
+//! replay and decrypts in place, and checks the inner addresses against the SA's selectors;
+//! `deliver` writes the packet to the TUN device (offloading device: a flow's run merged by
+//! [`crate::gro`] into one write). Sealing and opening work in place in the batch's buffers.
+//! The first packet each way through an SA whose [`crate::Watch`] the control plane armed is
+//! reported to it, once per arming.
+//!
 //! A worker waits in poll() on the shared TUN device and its own sockets, then drains each
 //! ready one in batches: up to `batch` packets per syscall on the UDP side (recvmmsg/sendmmsg),
 //! one table snapshot load per batch, and no allocation, lock or log line per packet (an inbound
 //! SA's replay window is lock-free: one compare-and-swap per packet).
 
 use std::net::SocketAddr;
-use std::os::fd::{AsRawFd, RawFd};
+use std::os::fd::{AsFd, AsRawFd, RawFd};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
@@ -17,12 +33,14 @@ use ironsec_esp::{
 };
 use socket2::Socket;
 
+use crate::activity::{Direction, Watch};
 use crate::counters::{DropReason, GatewayCounters, PerWorker};
 use crate::gro::{Coalescer, UdpCoalescer};
 use crate::offload::{self, VnetHdr, VNET_HDR_LEN};
-use crate::tables::{inner_addrs, InboundEntry, InnerAddr, Tables};
+use crate::packet::{inner_addrs, InnerAddr};
+use crate::tables::{InboundEntry, OutboundEntry, Tables, Trap, TunnelId};
 use crate::tun::Tun;
-use crate::udp::{RecvBatch, SendBatch};
+use crate::udp::{RecvBatch, SendSlots};
 
 /// How long poll() may sleep before the worker looks at the stop flag again.
 const POLL_MS: i32 = 100;
@@ -49,8 +67,25 @@ pub(crate) struct Worker {
     /// Where ESP with an unknown SPI is reported (paced: see [`crate::UnknownSpiSink`]).
     pub unknown_spi_sink: Option<crate::UnknownSpiSink>,
     pub unknown_spi_reported: std::cell::Cell<Option<std::time::Instant>>,
+    /// Where the first packet through an armed [`Watch`] is reported.
+    pub activity_sink: Option<crate::ActivitySink>,
     /// The address each socket is bound to (same order as `sockets`).
     pub local_addrs: Vec<std::net::SocketAddr>,
+}
+
+/// A sealed packet waiting in the outbound batch: which of the batch's buffers holds it.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Queued {
+    buf: usize,
+    sealed: Sealed,
+}
+
+/// Decrypted packets merged for one TUN write (offloading device only): TCP segments of one
+/// flow, and same-sized UDP datagrams of one flow.
+#[derive(Default)]
+pub(crate) struct Coalescers {
+    tcp: Coalescer,
+    udp: UdpCoalescer,
 }
 
 /// Why a worker stopped on its own: the daemon treats it as fatal.
@@ -62,13 +97,10 @@ impl Worker {
         let mut out_bufs: Vec<Box<[u8]>> = (0..self.batch)
             .map(|_| vec![0u8; HEADROOM + self.max_packet + MAX_TRAILER].into_boxed_slice())
             .collect();
-        let mut out_meta: Vec<(usize, usize, usize)> = Vec::with_capacity(self.batch); // (buf, len, tunnel)
-        let mut send = SendBatch::new(self.batch).with_gso(self.gso);
+        let mut out_meta: Vec<Queued> = Vec::with_capacity(self.batch);
+        let mut send = SendSlots::new(self.batch).with_gso(self.gso);
         // Decrypted TCP segments merged for one TUN write (offloading device only).
-        let mut co = self
-            .tun
-            .vnet()
-            .then(|| (Coalescer::default(), UdpCoalescer::default()));
+        let mut co = self.tun.vnet().then(Coalescers::default);
         // Where a TSO super-packet from the TUN device is read before being split.
         let mut big = vec![
             0u8;
@@ -131,8 +163,8 @@ impl Worker {
     fn outbound(
         &self,
         bufs: &mut [Box<[u8]>],
-        meta: &mut Vec<(usize, usize, usize)>,
-        send: &mut SendBatch,
+        meta: &mut Vec<Queued>,
+        send: &mut SendSlots,
         gw: &GatewayCounters,
         big: &mut [u8],
     ) -> Result<(), WorkerFailure> {
@@ -165,9 +197,10 @@ impl Worker {
                 };
                 if !self.tun.vnet() {
                     gw.tun_rx(1);
+                    let verdict = seal_one(&tables, &mut bufs[used], n);
                     let acq = self.acquire_sink.as_ref();
-                    if let Some(m) = seal_one(&tables, self.id, &mut bufs[used], n, gw, acq) {
-                        meta.push((used, m.0, m.1));
+                    if let Some(sealed) = account_sealed(self.id, verdict, gw, acq) {
+                        meta.push(Queued { buf: used, sealed });
                     }
                     used += 1;
                     continue;
@@ -212,9 +245,10 @@ impl Worker {
                         gw.drop(DropReason::Malformed);
                         continue;
                     }
+                    let verdict = seal_one(&tables, &mut bufs[used], len);
                     let acq = self.acquire_sink.as_ref();
-                    if let Some(m) = seal_one(&tables, self.id, &mut bufs[used], len, gw, acq) {
-                        meta.push((used, m.0, m.1));
+                    if let Some(sealed) = account_sealed(self.id, verdict, gw, acq) {
+                        meta.push(Queued { buf: used, sealed });
                     }
                     used += 1;
                 }
@@ -226,28 +260,41 @@ impl Worker {
         }
     }
 
-    /// Sends the sealed packets of `meta` (buffer, length, tunnel) in batches per socket.
+    /// Sends the sealed packets of `meta` in batches per socket.
     fn send_sealed(
         &self,
         tables: &Tables,
         bufs: &[Box<[u8]>],
-        meta: &mut [(usize, usize, usize)],
-        send: &mut SendBatch,
+        meta: &mut [Queued],
+        send: &mut SendSlots,
         gw: &GatewayCounters,
     ) {
         // Same tunnel next to each other (stable: a tunnel's packets keep their order), so
         // GSO can send each tunnel's run as one message. Then group by socket; with one local
         // address this is a single pass.
-        meta.sort_by_key(|&(_, _, t)| t);
+        meta.sort_by_key(|q| q.sealed.tunnel);
+        let mut send = send.batch();
         for s in 0..self.sockets.len() {
-            for &(i, len, t) in meta.iter() {
+            let mut last = None;
+            for &Queued {
+                buf,
+                sealed: Sealed { len, tunnel: t },
+            } in meta.iter()
+            {
                 let tunnel = &tables.tunnels()[t];
                 if tunnel.socket == s {
-                    send.push(&bufs[i][..len], tunnel.remote_sockaddr());
+                    // Once per tunnel's run: the watch only wants the first packet.
+                    if last != Some(t) {
+                        last = Some(t);
+                        if let Some(out) = &tunnel.outbound {
+                            self.activity(&out.watch, Direction::Outbound);
+                        }
+                    }
+                    send.push(&bufs[buf][..len], tunnel.remote_sockaddr());
                 }
             }
             if !send.is_empty() {
-                let (sent, failed) = send.flush(self.sockets[s].as_raw_fd());
+                let (sent, failed) = send.flush(self.sockets[s].as_fd());
                 gw.udp_tx(sent as u64);
                 for _ in 0..failed {
                     gw.drop(DropReason::Io);
@@ -286,6 +333,16 @@ impl Worker {
         );
     }
 
+    /// Reports a packet through a watched SA to the control plane if it armed the watch.
+    #[inline]
+    fn activity(&self, watch: &Option<Arc<Watch>>, direction: Direction) {
+        if let Some(a) = watch.as_ref().and_then(|w| w.packet(direction)) {
+            if let Some(sink) = &self.activity_sink {
+                sink(a);
+            }
+        }
+    }
+
     /// Writes a coalesced run of `n` packets to the TUN device.
     fn write_run(&self, run: &[u8], n: usize, gw: &GatewayCounters) {
         let n = n as u64;
@@ -310,7 +367,7 @@ impl Worker {
         s: usize,
         recv: &mut RecvBatch,
         gw: &GatewayCounters,
-        co: &mut Option<(Coalescer, UdpCoalescer)>,
+        co: &mut Option<Coalescers>,
     ) -> Result<(), WorkerFailure> {
         let fd: RawFd = self.sockets[s].as_raw_fd();
         loop {
@@ -349,20 +406,23 @@ impl Worker {
                     {
                         self.report_unknown_spi(&mut batch_now, self.local_addrs[s], from, d);
                     }
+                    if let Inbound::Deliver(_, sa) = &verdict {
+                        self.activity(&sa.watch, Direction::Inbound);
+                    }
                     match (verdict, co.as_mut()) {
                         // Offloading TUN: TCP segments, or same-sized UDP datagrams, of one
                         // flow are written as one.
                         (Inbound::Deliver(range, sa), Some(co)) => {
                             let pkt = &d[range.clone()];
-                            if co.0.must_flush_before(pkt) {
-                                let n = co.0.segments();
-                                self.write_run(co.0.take(), n, gw);
+                            if co.tcp.must_flush_before(pkt) {
+                                let n = co.tcp.segments();
+                                self.write_run(co.tcp.take(), n, gw);
                             }
-                            if co.1.must_flush_before(pkt) {
-                                let n = co.1.segments();
-                                self.write_run(co.1.take(), n, gw);
+                            if co.udp.must_flush_before(pkt) {
+                                let n = co.udp.segments();
+                                self.write_run(co.udp.take(), n, gw);
                             }
-                            if co.0.push(pkt) || co.1.push(pkt) {
+                            if co.tcp.push(pkt) || co.udp.push(pkt) {
                                 sa.counters.get(self.id).packet(pkt.len());
                             } else {
                                 deliver(self.id, d, Inbound::Deliver(range, sa), &self.tun, gw);
@@ -374,13 +434,13 @@ impl Worker {
                 }
             }
             if let Some(co) = co.as_mut() {
-                if co.0.pending() {
-                    let n = co.0.segments();
-                    self.write_run(co.0.take(), n, gw);
+                if co.tcp.pending() {
+                    let n = co.tcp.segments();
+                    self.write_run(co.tcp.take(), n, gw);
                 }
-                if co.1.pending() {
-                    let n = co.1.segments();
-                    self.write_run(co.1.take(), n, gw);
+                if co.udp.pending() {
+                    let n = co.udp.segments();
+                    self.write_run(co.udp.take(), n, gw);
                 }
             }
             if n < recv.capacity() {
@@ -390,62 +450,106 @@ impl Worker {
     }
 }
 
-/// Encrypts the packet in `buf[HEADROOM..HEADROOM+n]`; returns (ESP length, tunnel) to send, or
-/// counts why not.
+/// A packet sealed for sending: `len` bytes of ESP-in-UDP payload from the start of its
+/// buffer, for `tunnel`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Sealed {
+    pub len: usize,
+    pub tunnel: TunnelId,
+}
+
+/// What one packet read from the TUN device turned out to be: [`seal_one`]'s verdict, which
+/// [`account_sealed`] counts and acts on.
+pub enum Outbound<'t> {
+    /// Sealed with this SA; `plain_len` is the inner packet's length, for the SA's counters.
+    Send {
+        sealed: Sealed,
+        plain_len: usize,
+        sa: &'t OutboundEntry,
+    },
+    /// The tunnel has no SA: dropped (never sent in clear); a trapped tunnel asks the control
+    /// plane to negotiate one.
+    NoSa {
+        tunnel: TunnelId,
+        trap: Option<&'t Trap>,
+    },
+    /// Dropped; if an SA was chosen, that SA, so its counters can be charged.
+    Drop(DropReason, Option<&'t OutboundEntry>),
+}
+
+/// Looks up the policy and tunnel of the packet in `buf[HEADROOM..HEADROOM+n]` and encrypts it
+/// in place; counts nothing and touches no device, like [`open_one`].
 #[inline]
-pub fn seal_one(
-    tables: &Tables,
-    worker: usize,
-    buf: &mut [u8],
-    n: usize,
-    gw: &GatewayCounters,
-    acquire: Option<&crate::AcquireSink>,
-) -> Option<(usize, usize)> {
+pub fn seal_one<'t>(tables: &'t Tables, buf: &mut [u8], n: usize) -> Outbound<'t> {
     let Some((src, dst)) = inner_addrs(&buf[HEADROOM..HEADROOM + n]) else {
-        gw.drop(DropReason::Malformed);
-        return None;
+        return Outbound::Drop(DropReason::Malformed, None);
     };
     let next_header = match src {
         InnerAddr::V4(_) => NEXT_HEADER_IPV4,
         InnerAddr::V6(_) => NEXT_HEADER_IPV6,
     };
     let Some((mut tid, mut tunnel)) = tables.route_id(src, dst) else {
-        gw.drop(DropReason::NoPolicy);
-        return None;
+        return Outbound::Drop(DropReason::NoPolicy, None);
     };
     if let Some(spread) = &tunnel.spread {
         tid = spread.pick(crate::tables::flow_hash(&buf[HEADROOM..HEADROOM + n]));
         tunnel = &tables.tunnels()[tid];
     }
-    let Some(out) = tunnel.outbound.as_ref() else {
-        gw.drop(DropReason::NoSa);
-        if let (Some(trap), Some(sink)) = (&tunnel.trap, acquire) {
-            if trap.due() {
-                sink(tid);
-            }
-        }
-        return None;
+    let Some(out) = tunnel.outbound.as_deref() else {
+        return Outbound::NoSa {
+            tunnel: tid,
+            trap: tunnel.trap.as_ref(),
+        };
     };
     if let Some(b) = &tunnel.shaper {
         if !b.admit(n, crate::shaper::now_ns()) {
-            gw.drop(DropReason::Shaped);
-            return None;
+            return Outbound::Drop(DropReason::Shaped, None);
         }
     }
-    let c = out.counters.get(worker);
     match out.sa.seal_in_place(buf, n, next_header) {
-        Ok(len) => {
-            c.packet(n);
-            Some((len, tid))
+        Ok(len) => Outbound::Send {
+            sealed: Sealed { len, tunnel: tid },
+            plain_len: n,
+            sa: out,
+        },
+        Err(SealError::SequenceExhausted) => Outbound::Drop(DropReason::SeqExhausted, Some(out)),
+        Err(_) => Outbound::Drop(DropReason::Malformed, Some(out)),
+    }
+}
+
+/// Acts on [`seal_one`]'s verdict: counts it on the gateway's and the SA's counters, reports a
+/// trapped tunnel without SA to `acquire` (paced by its [`Trap`]), and returns the packet to
+/// send, if any.
+#[inline]
+pub fn account_sealed(
+    worker: usize,
+    verdict: Outbound,
+    gw: &GatewayCounters,
+    acquire: Option<&crate::AcquireSink>,
+) -> Option<Sealed> {
+    match verdict {
+        Outbound::Send {
+            sealed,
+            plain_len,
+            sa,
+        } => {
+            sa.counters.get(worker).packet(plain_len);
+            Some(sealed)
         }
-        Err(SealError::SequenceExhausted) => {
-            c.drop(DropReason::SeqExhausted);
-            gw.drop(DropReason::SeqExhausted);
+        Outbound::NoSa { tunnel, trap } => {
+            gw.drop(DropReason::NoSa);
+            if let (Some(trap), Some(sink)) = (trap, acquire) {
+                if trap.due() {
+                    sink(tunnel);
+                }
+            }
             None
         }
-        Err(_) => {
-            c.drop(DropReason::Malformed);
-            gw.drop(DropReason::Malformed);
+        Outbound::Drop(reason, sa) => {
+            if let Some(sa) = sa {
+                sa.counters.get(worker).drop(reason);
+            }
+            gw.drop(reason);
             None
         }
     }
@@ -558,7 +662,8 @@ mod tests {
     fn seal(a: &Tables, pkt: &[u8], gw: &GatewayCounters) -> Option<Vec<u8>> {
         let mut buf = vec![0u8; HEADROOM + pkt.len() + MAX_TRAILER];
         buf[HEADROOM..HEADROOM + pkt.len()].copy_from_slice(pkt);
-        seal_one(a, 0, &mut buf, pkt.len(), gw, None).map(|(len, _)| buf[..len].to_vec())
+        let verdict = seal_one(a, &mut buf, pkt.len());
+        account_sealed(0, verdict, gw, None).map(|s| buf[..s.len].to_vec())
     }
 
     fn pair() -> (Tables, Tables) {
@@ -643,7 +748,8 @@ mod tests {
             let pkt = ipv4([10, 1, 0, 2], [10, 2, 0, 2], 60);
             let mut buf = vec![0u8; HEADROOM + pkt.len() + MAX_TRAILER];
             buf[HEADROOM..HEADROOM + pkt.len()].copy_from_slice(&pkt);
-            assert!(seal_one(&trapped, 0, &mut buf, pkt.len(), gw, Some(&sink)).is_none());
+            let verdict = seal_one(&trapped, &mut buf, pkt.len());
+            assert!(account_sealed(0, verdict, gw, Some(&sink)).is_none());
         }
         assert_eq!(*reported.lock().unwrap(), vec![0]);
         let d = pw.totals().drops;

@@ -1,0 +1,226 @@
+//! Inner IP packets as the fast path reads them: the version, addresses, protocol and header
+//! lengths of the IPv4/IPv6 packets that cross the TUN device, and the numbers of the
+//! virtio-net header that an offloading TUN device puts before them. One place for both, so
+//! policy lookup ([`crate::tables`]), super-packet splitting ([`crate::offload`]) and merging
+//! ([`crate::gro`]) read headers the same way.
+//!
+//! Every parser takes the packet's bytes from its first IP header byte and returns `None`
+//! when they are too short for what it reads: a truncated or garbage packet is never a panic.
+
+use crate::prefix::Prefix;
+
+/// IPv4 header without options.
+pub const IPV4_MIN_HEADER: usize = 20;
+/// IPv6 fixed header.
+pub const IPV6_HEADER: usize = 40;
+/// UDP header.
+pub const UDP_HEADER: usize = 8;
+/// TCP header without options.
+pub const TCP_MIN_HEADER: usize = 20;
+
+/// IP protocol numbers (IANA) the fast path looks at.
+pub const PROTO_TCP: u8 = 6;
+pub const PROTO_UDP: u8 = 17;
+pub const PROTO_SCTP: u8 = 132;
+
+/// The virtio-net header of a TUN device opened with IFF_VNET_HDR (`struct virtio_net_hdr`,
+/// linux/virtio_net.h): its length and the values of its `flags` and `gso_type` fields.
+pub mod vnet {
+    /// `struct virtio_net_hdr` (without num_buffers): what TUNSETVNETHDRSZ leaves at its
+    /// default.
+    pub const HDR_LEN: usize = 10;
+    /// VIRTIO_NET_HDR_F_NEEDS_CSUM: the checksum at `csum_start + csum_offset` is partial.
+    pub const F_NEEDS_CSUM: u8 = 1;
+    /// VIRTIO_NET_HDR_GSO_*: what kind of super-packet follows.
+    pub const GSO_NONE: u8 = 0;
+    pub const GSO_TCPV4: u8 = 1;
+    pub const GSO_TCPV6: u8 = 4;
+    pub const GSO_UDP_L4: u8 = 5;
+    /// Flag bit on `gso_type`: the TCP super-packet has ECN's CWR set.
+    pub const GSO_ECN: u8 = 0x80;
+}
+
+/// The IP version of `pkt` (4 or 6 for packets we handle), from its first nibble.
+#[inline]
+pub fn version(pkt: &[u8]) -> Option<u8> {
+    pkt.first().map(|b| b >> 4)
+}
+
+/// An IPv4 header's length from its IHL field, in bytes (not checked against the packet).
+#[inline]
+pub fn ipv4_header_len(pkt: &[u8]) -> Option<usize> {
+    pkt.first().map(|b| usize::from(b & 0x0f) * 4)
+}
+
+/// Whether an IPv4 packet is a fragment: more fragments follow, or its offset is not zero.
+#[inline]
+pub fn ipv4_is_fragment(pkt: &[u8]) -> Option<bool> {
+    let f = pkt.get(6..8)?;
+    Some(u16::from_be_bytes([f[0], f[1]]) & 0x3fff != 0)
+}
+
+/// IPv6: the transport protocol and its header's offset, past the extension headers that GRO
+/// merges across (hop-by-hop and destination options). None for a routing header (the
+/// checksum's pseudo-header would need the final destination from it), a fragment header (GSO
+/// never makes fragments), more than 8 extension headers, or a chain cut short.
+pub fn ipv6_transport(pkt: &[u8]) -> Option<(u8, usize)> {
+    let mut next = *pkt.get(6)?;
+    let mut off = IPV6_HEADER;
+    for _ in 0..8 {
+        match next {
+            0 | 60 => {
+                next = *pkt.get(off)?;
+                off += (usize::from(*pkt.get(off + 1)?) + 1) * 8;
+            }
+            43 | 44 => return None,
+            _ => return Some((next, off)),
+        }
+    }
+    None
+}
+
+/// The length of the TCP header at offset `at` of `pkt`, from its data offset field, in bytes
+/// (not checked against the packet).
+#[inline]
+pub fn tcp_header_len(pkt: &[u8], at: usize) -> Option<usize> {
+    pkt.get(at + 12).map(|b| usize::from(b >> 4) * 4)
+}
+
+/// An address pulled out of an inner packet header.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum InnerAddr {
+    V4(u32),
+    V6(u128),
+}
+
+impl InnerAddr {
+    /// Whether one of `set` holds this address.
+    #[inline]
+    pub(crate) fn within(self, set: &[Prefix]) -> bool {
+        match self {
+            InnerAddr::V4(a) => set.iter().any(|p| p.contains_v4(a)),
+            InnerAddr::V6(a) => set.iter().any(|p| p.contains_v6(a)),
+        }
+    }
+
+    #[inline]
+    pub(crate) fn matches(self, p: &Prefix) -> bool {
+        match self {
+            InnerAddr::V4(a) => p.contains_v4(a),
+            InnerAddr::V6(a) => p.contains_v6(a),
+        }
+    }
+}
+
+/// Source and destination of an inner IPv4/IPv6 packet, or `None` when the header is not a
+/// plausible IP header.
+#[inline]
+pub fn inner_addrs(pkt: &[u8]) -> Option<(InnerAddr, InnerAddr)> {
+    match pkt.first()? >> 4 {
+        4 if pkt.len() >= 20 => {
+            let src = u32::from_be_bytes(pkt[12..16].try_into().ok()?);
+            let dst = u32::from_be_bytes(pkt[16..20].try_into().ok()?);
+            Some((InnerAddr::V4(src), InnerAddr::V4(dst)))
+        }
+        6 if pkt.len() >= 40 => {
+            let src = u128::from_be_bytes(pkt[8..24].try_into().ok()?);
+            let dst = u128::from_be_bytes(pkt[24..40].try_into().ok()?);
+            Some((InnerAddr::V6(src), InnerAddr::V6(dst)))
+        }
+        _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn v4_packet() -> [u8; 40] {
+        let mut p = [0u8; 40];
+        p[0] = 0x46; // IHL 6: 24 bytes
+        p[6] = 0x40; // DF only: not a fragment
+        p[9] = PROTO_UDP;
+        p[12..16].copy_from_slice(&[10, 1, 0, 2]);
+        p[16..20].copy_from_slice(&[10, 2, 0, 2]);
+        p
+    }
+
+    fn v6_packet(next: u8) -> Vec<u8> {
+        let mut p = vec![0u8; 64];
+        p[0] = 0x60;
+        p[6] = next;
+        p[8..24].copy_from_slice(&1u128.to_be_bytes());
+        p[24..40].copy_from_slice(&2u128.to_be_bytes());
+        p
+    }
+
+    #[test]
+    fn ipv4_fields() {
+        let mut p = v4_packet();
+        assert_eq!(version(&p), Some(4));
+        assert_eq!(ipv4_header_len(&p), Some(24));
+        assert_eq!(ipv4_is_fragment(&p), Some(false));
+        assert_eq!(
+            inner_addrs(&p),
+            Some((InnerAddr::V4(0x0a01_0002), InnerAddr::V4(0x0a02_0002)))
+        );
+        p[6] = 0x20; // more fragments
+        assert_eq!(ipv4_is_fragment(&p), Some(true));
+        p[6] = 0;
+        p[7] = 1; // offset 8
+        assert_eq!(ipv4_is_fragment(&p), Some(true));
+        // TCP header at 20 with data offset 8 words.
+        p[32] = 8 << 4;
+        assert_eq!(tcp_header_len(&p, 20), Some(32));
+    }
+
+    #[test]
+    fn ipv6_fields_and_extension_headers() {
+        let p = v6_packet(PROTO_TCP);
+        assert_eq!(version(&p), Some(6));
+        assert_eq!(inner_addrs(&p), Some((InnerAddr::V6(1), InnerAddr::V6(2))));
+        assert_eq!(ipv6_transport(&p), Some((PROTO_TCP, 40)));
+        // A destination options header of 16 bytes, then UDP.
+        let mut d = v6_packet(60);
+        d[40] = PROTO_UDP;
+        d[41] = 1;
+        assert_eq!(ipv6_transport(&d), Some((PROTO_UDP, 56)));
+        assert_eq!(ipv6_transport(&v6_packet(43)), None, "routing header");
+        assert_eq!(ipv6_transport(&v6_packet(44)), None, "fragment header");
+    }
+
+    #[test]
+    fn truncated_input_is_none() {
+        let p = v4_packet();
+        assert_eq!(version(&[]), None);
+        assert_eq!(ipv4_header_len(&[]), None);
+        assert_eq!(ipv4_is_fragment(&p[..7]), None);
+        assert_eq!(inner_addrs(&p[..19]), None);
+        assert_eq!(inner_addrs(&[]), None);
+        assert_eq!(tcp_header_len(&p[..32], 20), None, "no byte 32");
+        let v6 = v6_packet(60);
+        assert_eq!(inner_addrs(&v6[..39]), None);
+        assert_eq!(ipv6_transport(&v6[..6]), None);
+        assert_eq!(ipv6_transport(&v6[..40]), None, "extension header cut off");
+        assert_eq!(inner_addrs(&[0x15; 40]), None, "version 1");
+    }
+
+    fn v4(s: &str) -> InnerAddr {
+        let a: std::net::Ipv4Addr = s.parse().unwrap();
+        InnerAddr::V4(a.into())
+    }
+
+    /// (Moved from tables.rs with the parser.)
+    #[test]
+    fn inner_addresses() {
+        let mut p = [0u8; 20];
+        p[0] = 0x45;
+        p[12..16].copy_from_slice(&[10, 1, 0, 2]);
+        p[16..20].copy_from_slice(&[10, 2, 0, 2]);
+        assert_eq!(inner_addrs(&p), Some((v4("10.1.0.2"), v4("10.2.0.2"))));
+        assert_eq!(inner_addrs(&p[..19]), None);
+        assert_eq!(inner_addrs(&[]), None);
+        p[0] = 0x65;
+        assert_eq!(inner_addrs(&p), None, "v6 needs 40 bytes");
+    }
+}
