@@ -5,6 +5,9 @@
 //! deadlines with [`Endpoint::handle_timeout`]; drain [`Endpoint::poll_transmit`] and
 //! [`Endpoint::poll_event`]; sleep until [`Endpoint::poll_timeout`].
 
+// The engine parses hostile bytes and needs no raw memory access: keep it that way.
+#![forbid(unsafe_code)]
+
 pub mod config;
 pub mod crypto;
 pub mod endpoint;
