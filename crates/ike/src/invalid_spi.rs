@@ -25,7 +25,7 @@ const MAX_TRACKED: usize = 256;
 /// The unprotected INFORMATIONAL request reporting `spi`, unframed.
 pub(crate) fn message(rng: &mut dyn Rng, spi: u32) -> Vec<u8> {
     let header = Header {
-        spi_i: crate::sa::random_ike_spi(rng),
+        spi_i: crate::spi::random_ike_spi(rng),
         spi_r: 0,
         next_payload: 0,
         major: 2,
@@ -112,10 +112,10 @@ mod tests {
         parsed.header.flags.response = true;
         assert_eq!(hint(&parsed), None);
         parsed.header.flags.response = false;
-        parsed.payloads = vec![crate::sa::notify(NotifyType::InvalidIkeSpi, vec![])];
+        parsed.payloads = vec![Payload::notify(NotifyType::InvalidIkeSpi, vec![])];
         assert_eq!(hint(&parsed), None);
         // A truncated SPI is no hint either.
-        parsed.payloads = vec![crate::sa::notify(NotifyType::InvalidSpi, vec![1, 2])];
+        parsed.payloads = vec![Payload::notify(NotifyType::InvalidSpi, vec![1, 2])];
         assert_eq!(hint(&parsed), None);
     }
 

@@ -14,11 +14,12 @@ pub mod endpoint;
 pub mod events;
 mod invalid_spi;
 mod sa;
+mod spi;
+mod stats;
 pub mod ts;
 pub mod wire;
 
 pub use config::{EndpointConfig, Identity, Keymat, Lifetimes, PeerConfig, Psk, Retransmit};
-pub use endpoint::{
-    ChildSummary, CommandError, Endpoint, EndpointStats, IkeSaSummary, PeerLiveness,
-};
+pub use endpoint::{ChildSummary, CommandError, Endpoint, IkeSaSummary, PeerLiveness};
 pub use events::{ChildSaInfo, CloseReason, Event, IkeSaId, Transmit};
+pub use stats::EndpointStats;

@@ -2,7 +2,7 @@
 
 use std::net::SocketAddr;
 
-use super::{error_notify, find_notify, notify, Ctx, IkeSa, Request, State};
+use super::{error_notify, find_notify, Ctx, IkeSa, Request, State};
 use crate::config::Identity;
 use crate::crypto::{psk_auth, verify_psk_auth};
 use crate::events::{CloseReason, Event};
@@ -55,7 +55,7 @@ impl IkeSa {
             }),
         ];
         if self.replaces.is_none() && !self.siblings {
-            payloads.push(notify(NotifyType::InitialContact, Vec::new()));
+            payloads.push(Payload::notify(NotifyType::InitialContact, Vec::new()));
         }
         payloads.extend(child.payloads(&conn, None));
         self.send_request(
@@ -152,7 +152,10 @@ impl IkeSa {
                 ctx,
                 ExchangeType::IkeAuth,
                 id,
-                &[notify(NotifyType::AuthenticationFailed, Vec::new())],
+                &[Payload::notify(
+                    NotifyType::AuthenticationFailed,
+                    Vec::new(),
+                )],
             );
             ctx.events.push_back(Event::Failure {
                 conn: sa.candidates.first().map(|c| c.name.clone()),
@@ -231,7 +234,7 @@ impl IkeSa {
         let child = self.accept_child(ctx, payloads, &ni, &nr, true);
         match &child {
             Ok((p, _)) => response.extend(p.iter().cloned()),
-            Err((kind, data, _)) => response.push(notify(*kind, data.clone())),
+            Err((kind, data, _)) => response.push(Payload::notify(*kind, data.clone())),
         }
         self.send_response(ctx, ExchangeType::IkeAuth, id, &response);
         self.established(ctx);

@@ -4,10 +4,7 @@
 use std::sync::Arc;
 use std::time::Instant;
 
-use super::{
-    find_notify, jittered, notify, random_bytes, random_child_spi, random_ike_spi, Ctx, IkeSa,
-    Request, SaCrypto, State, Task,
-};
+use super::{find_notify, jittered, Ctx, IkeSa, Request, SaCrypto, State, Task};
 use crate::config::{Keymat, PeerConfig};
 use crate::crypto::{
     accept_esp_response, accept_ike_response, choose_esp, choose_ike, derive_child_keys,
@@ -16,6 +13,7 @@ use crate::crypto::{
 use crate::events::{ChildSaInfo, CloseReason, Event};
 use crate::sa::init::{chosen_ike, NONCE_LEN};
 use crate::sa::proposals::{offered, spi_of, to_wire};
+use crate::spi::{random_bytes, random_child_spi, random_ike_spi};
 use crate::ts;
 use crate::wire::{
     DeletePayload, ExchangeType, KePayload, NotifyType, Payload, ProtocolId, SaPayload,
@@ -591,7 +589,7 @@ impl IkeSa {
                 ctx,
                 ExchangeType::CreateChildSa,
                 id,
-                &[notify(NotifyType::InvalidSyntax, Vec::new())],
+                &[Payload::notify(NotifyType::InvalidSyntax, Vec::new())],
             );
             return;
         };
@@ -610,7 +608,7 @@ impl IkeSa {
             Some(out) => match self.children.iter().find(|c| c.info.spi_out == out) {
                 Some(c) if self.deleting_child(c.info.spi_in) => {
                     // RFC 7296 2.25: rekeying an SA we are closing.
-                    let n = notify(NotifyType::TemporaryFailure, Vec::new());
+                    let n = Payload::notify(NotifyType::TemporaryFailure, Vec::new());
                     self.send_response(ctx, ExchangeType::CreateChildSa, id, &[n]);
                     return;
                 }
@@ -639,7 +637,12 @@ impl IkeSa {
                 }
             }
             Err((kind, data, detail)) => {
-                self.send_response(ctx, ExchangeType::CreateChildSa, id, &[notify(kind, data)]);
+                self.send_response(
+                    ctx,
+                    ExchangeType::CreateChildSa,
+                    id,
+                    &[Payload::notify(kind, data)],
+                );
                 if let Some(conn) = self.conn.clone() {
                     ctx.events.push_back(Event::Failure {
                         conn: Some(conn.name.clone()),
@@ -767,7 +770,7 @@ impl IkeSa {
                     | Request::DeleteChild { .. }
             )
         ) {
-            let n = notify(NotifyType::TemporaryFailure, Vec::new());
+            let n = Payload::notify(NotifyType::TemporaryFailure, Vec::new());
             self.send_response(ctx, ExchangeType::CreateChildSa, id, &[n]);
             return;
         }
@@ -776,7 +779,7 @@ impl IkeSa {
                 ctx,
                 ExchangeType::CreateChildSa,
                 id,
-                &[notify(NotifyType::InvalidSyntax, Vec::new())],
+                &[Payload::notify(NotifyType::InvalidSyntax, Vec::new())],
             );
             return;
         };
@@ -786,7 +789,7 @@ impl IkeSa {
                 ctx,
                 ExchangeType::CreateChildSa,
                 id,
-                &[notify(NotifyType::NoProposalChosen, Vec::new())],
+                &[Payload::notify(NotifyType::NoProposalChosen, Vec::new())],
             );
             return;
         };
@@ -795,7 +798,7 @@ impl IkeSa {
                 ctx,
                 ExchangeType::CreateChildSa,
                 id,
-                &[notify(
+                &[Payload::notify(
                     NotifyType::InvalidKePayload,
                     algs.dh.id().to_be_bytes().to_vec(),
                 )],
@@ -811,7 +814,7 @@ impl IkeSa {
                 ctx,
                 ExchangeType::CreateChildSa,
                 id,
-                &[notify(NotifyType::InvalidSyntax, Vec::new())],
+                &[Payload::notify(NotifyType::InvalidSyntax, Vec::new())],
             );
             return;
         };
@@ -821,7 +824,7 @@ impl IkeSa {
                 ctx,
                 ExchangeType::CreateChildSa,
                 id,
-                &[notify(NotifyType::InvalidSyntax, Vec::new())],
+                &[Payload::notify(NotifyType::InvalidSyntax, Vec::new())],
             );
             return;
         };

@@ -4,7 +4,7 @@
 use std::net::SocketAddr;
 use std::sync::Arc;
 
-use super::{find_notify, later, random_bytes, Ctx, IkeSa, Pending, Request, SaCrypto, State};
+use super::{find_notify, later, Ctx, IkeSa, Pending, Request, SaCrypto, State};
 use crate::config::PeerConfig;
 use crate::crypto::{
     self, accept_ike_response, choose_ike, derive_ike_keys, nat_detection_hash, offer_ike,
@@ -12,6 +12,7 @@ use crate::crypto::{
 };
 use crate::events::Event;
 use crate::sa::proposals::{offered, to_wire};
+use crate::spi::random_bytes;
 use crate::wire::{
     self, ExchangeType, Header, KePayload, Message, NotifyType, Payload, ProtocolId, SaPayload,
 };
@@ -48,10 +49,6 @@ pub(crate) fn chosen_ike(number: u8, algs: IkeAlgorithms, spi: Vec<u8>) -> SaPay
     }
 }
 
-fn notify_payload(kind: NotifyType, data: Vec<u8>) -> Payload {
-    super::notify(kind, data)
-}
-
 impl IkeSa {
     /// Initiator: sends IKE_SA_INIT with a KE for `group` (default: the first configured).
     pub fn start_init(
@@ -81,7 +78,7 @@ impl IkeSa {
         let mut payloads = Vec::new();
         if let Some(c) = &cookie {
             // RFC 7296 2.6: the cookie goes first, everything else unchanged.
-            payloads.push(notify_payload(NotifyType::Cookie, c.clone()));
+            payloads.push(Payload::notify(NotifyType::Cookie, c.clone()));
         }
         let offer = offer_ike(&conn.ike_proposals);
         payloads.push(Payload::Sa(SaPayload {
@@ -95,15 +92,15 @@ impl IkeSa {
             data: ke.public().to_vec(),
         }));
         payloads.push(Payload::Nonce(ni.clone()));
-        payloads.push(notify_payload(
+        payloads.push(Payload::notify(
             NotifyType::NatDetectionSourceIp,
             nat_source(ctx, &conn, self.spi_i, 0, self.local),
         ));
-        payloads.push(notify_payload(
+        payloads.push(Payload::notify(
             NotifyType::NatDetectionDestinationIp,
             nat_detection_hash(self.spi_i, 0, self.remote).to_vec(),
         ));
-        payloads.push(notify_payload(
+        payloads.push(Payload::notify(
             NotifyType::Ikev2FragmentationSupported,
             Vec::new(),
         ));
@@ -417,7 +414,7 @@ pub(crate) fn respond(
     }) {
         reply(
             ctx,
-            vec![notify_payload(
+            vec![Payload::notify(
                 NotifyType::UnsupportedCriticalPayload,
                 vec![kind],
             )],
@@ -439,7 +436,7 @@ pub(crate) fn respond(
     let (Some(sa), Some(kep), Some(ni)) = (sa, kep, ni) else {
         reply(
             ctx,
-            vec![notify_payload(NotifyType::InvalidSyntax, Vec::new())],
+            vec![Payload::notify(NotifyType::InvalidSyntax, Vec::new())],
         );
         return None;
     };
@@ -469,14 +466,14 @@ pub(crate) fn respond(
         });
         reply(
             ctx,
-            vec![notify_payload(NotifyType::NoProposalChosen, Vec::new())],
+            vec![Payload::notify(NotifyType::NoProposalChosen, Vec::new())],
         );
         return None;
     };
     if kep.group != algs.dh.id() {
         reply(
             ctx,
-            vec![notify_payload(
+            vec![Payload::notify(
                 NotifyType::InvalidKePayload,
                 algs.dh.id().to_be_bytes().to_vec(),
             )],
@@ -489,7 +486,7 @@ pub(crate) fn respond(
         Err(_) => {
             reply(
                 ctx,
-                vec![notify_payload(NotifyType::InvalidSyntax, Vec::new())],
+                vec![Payload::notify(NotifyType::InvalidSyntax, Vec::new())],
             );
             return None;
         }
@@ -509,18 +506,18 @@ pub(crate) fn respond(
             data: ke.public().to_vec(),
         }),
         Payload::Nonce(nr.clone()),
-        notify_payload(
+        Payload::notify(
             NotifyType::NatDetectionSourceIp,
             nat_source(ctx, &conn, h.spi_i, new_spi, local),
         ),
-        notify_payload(
+        Payload::notify(
             NotifyType::NatDetectionDestinationIp,
             nat_detection_hash(h.spi_i, new_spi, remote).to_vec(),
         ),
     ];
     sa_state.fragmentation = find_notify(p, NotifyType::Ikev2FragmentationSupported).is_some();
     if sa_state.fragmentation {
-        payloads.push(notify_payload(
+        payloads.push(Payload::notify(
             NotifyType::Ikev2FragmentationSupported,
             Vec::new(),
         ));

@@ -21,6 +21,7 @@ use zeroize::Zeroizing;
 use crate::config::{EndpointConfig, PeerConfig};
 use crate::crypto::{IkeAlgorithms, KeyExchange, Rng, SkCipher};
 use crate::events::{CloseReason, Event, IkeSaId, Transmit};
+use crate::stats::EndpointStats;
 use crate::wire::{self, ExchangeType, Flags, Header, Message, NotifyPayload, NotifyType, Payload};
 
 pub(crate) use child::{ChildOffer, ChildSa};
@@ -32,7 +33,7 @@ pub(crate) struct Ctx<'a> {
     pub cfg: &'a EndpointConfig,
     pub transmits: &'a mut VecDeque<Transmit>,
     pub events: &'a mut VecDeque<Event>,
-    pub stats: &'a mut crate::endpoint::EndpointStats,
+    pub stats: &'a mut EndpointStats,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -724,7 +725,7 @@ impl IkeSa {
                 self.respond_to = Some(from);
                 self.heard_from_peer(ctx.now);
                 self.expected_request_id = self.expected_request_id.wrapping_add(1);
-                let n = notify(NotifyType::InvalidSyntax, Vec::new());
+                let n = Payload::notify(NotifyType::InvalidSyntax, Vec::new());
                 self.send_response(ctx, msg.header.exchange, id, &[n]);
                 return;
             }
@@ -746,7 +747,7 @@ impl IkeSa {
             } => Some(*kind),
             _ => None,
         }) {
-            let n = notify(NotifyType::UnsupportedCriticalPayload, vec![unknown]);
+            let n = Payload::notify(NotifyType::UnsupportedCriticalPayload, vec![unknown]);
             self.send_response(ctx, msg.header.exchange, id, &[n]);
             return;
         }
@@ -764,7 +765,7 @@ impl IkeSa {
                 self.create_child_request(ctx, id, &payloads)
             }
             other => {
-                let n = notify(NotifyType::InvalidSyntax, Vec::new());
+                let n = Payload::notify(NotifyType::InvalidSyntax, Vec::new());
                 self.send_response(ctx, other, id, &[n]);
             }
         }
@@ -824,15 +825,6 @@ pub(crate) enum OpenFailure {
     Syntax,
 }
 
-pub(crate) fn notify(kind: NotifyType, data: Vec<u8>) -> Payload {
-    Payload::Notify(NotifyPayload {
-        protocol: 0,
-        spi: Vec::new(),
-        kind,
-        data,
-    })
-}
-
 pub(crate) fn find_notify(payloads: &[Payload], kind: NotifyType) -> Option<&NotifyPayload> {
     payloads.iter().find_map(|p| match p {
         Payload::Notify(n) if n.kind == kind => Some(n),
@@ -863,34 +855,4 @@ pub(crate) fn later(now: Instant, d: Duration) -> Instant {
     now.checked_add(d)
         .or_else(|| now.checked_add(Duration::from_secs(100 * 365 * 86400)))
         .unwrap_or(now)
-}
-
-pub(crate) fn random_bytes(rng: &mut dyn Rng, n: usize) -> Vec<u8> {
-    let mut v = vec![0u8; n];
-    rng.fill(&mut v);
-    v
-}
-
-/// A random nonzero IKE SPI (zero means "not yet known" on the wire).
-pub(crate) fn random_ike_spi(rng: &mut dyn Rng) -> u64 {
-    loop {
-        let mut b = [0u8; 8];
-        rng.fill(&mut b);
-        let s = u64::from_be_bytes(b);
-        if s != 0 {
-            return s;
-        }
-    }
-}
-
-/// A random SPI for an inbound CHILD_SA: never in the reserved 0..=255 range.
-pub(crate) fn random_child_spi(rng: &mut dyn Rng) -> u32 {
-    loop {
-        let mut b = [0u8; 4];
-        rng.fill(&mut b);
-        let spi = u32::from_be_bytes(b);
-        if spi > 255 {
-            return spi;
-        }
-    }
 }
