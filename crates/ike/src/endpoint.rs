@@ -12,7 +12,7 @@ use crate::events::{Event, IkeSaId, Transmit};
 use crate::sa::{self, Ctx, IkeSa, State, Task};
 use crate::spi::random_ike_spi;
 pub use crate::stats::EndpointStats;
-use crate::wire::{self, ExchangeType, Message, NotifyType, Payload};
+use crate::wire::{self, ExchangeType, Message, NotifyType, Payload, Payloads};
 
 /// How long the liveness check an INVALID_SPI hint starts may go unanswered when the
 /// connection sets no DPD timeout of its own.
@@ -594,18 +594,14 @@ impl Endpoint {
         if req.flags.response || !self.bad_version.allow(now, remote.ip()) {
             return;
         }
-        let header = wire::Header {
-            major: 2,
-            minor: 0,
-            next_payload: 0,
-            flags: wire::Flags {
-                initiator: !req.flags.initiator,
-                version: false,
-                response: true,
-            },
-            length: 0,
-            ..req
-        };
+        // Same SPIs, exchange and Message ID; our version; answered as the other side.
+        let header = wire::Header::new(
+            req.spi_i,
+            req.spi_r,
+            req.exchange,
+            wire::Flags::response(!req.flags.initiator),
+            req.message_id,
+        );
         let m = wire::encode_message(
             &header,
             &[Payload::notify(NotifyType::InvalidMajorVersion, Vec::new())],
@@ -705,10 +701,7 @@ impl Endpoint {
             return;
         }
         if half_open >= self.cfg.cookie_threshold || rate > self.cfg.cookie_rate_threshold {
-            let ni = msg.payloads.iter().find_map(|p| match p {
-                Payload::Nonce(n) => Some(n.clone()),
-                _ => None,
-            });
+            let ni = msg.payloads.nonce().cloned();
             let ni = ni.as_deref().unwrap_or(&[]);
             let presented = match msg.payloads.first() {
                 Some(Payload::Notify(n)) if n.kind == NotifyType::Cookie => Some(&n.data),

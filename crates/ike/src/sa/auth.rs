@@ -2,26 +2,12 @@
 
 use std::net::SocketAddr;
 
-use super::{error_notify, find_notify, Ctx, IkeSa, Request, State};
+use super::{Ctx, IkeSa, Request, State};
 use crate::config::Identity;
 use crate::crypto::{psk_auth, verify_psk_auth};
 use crate::events::{CloseReason, Event};
 use crate::sa::child::ChildOffer;
-use crate::wire::{AuthMethod, AuthPayload, ExchangeType, IdPayload, NotifyType, Payload};
-
-fn id_of(payloads: &[Payload], initiator: bool) -> Option<&IdPayload> {
-    payloads.iter().find_map(|p| match (p, initiator) {
-        (Payload::IdI(i), true) | (Payload::IdR(i), false) => Some(i),
-        _ => None,
-    })
-}
-
-fn auth_of(payloads: &[Payload]) -> Option<&AuthPayload> {
-    payloads.iter().find_map(|p| match p {
-        Payload::Auth(a) => Some(a),
-        _ => None,
-    })
-}
+use crate::wire::{AuthMethod, AuthPayload, ExchangeType, NotifyType, Payload, Payloads};
 
 impl IkeSa {
     /// Initiator: IDi, IDr, AUTH, and the first CHILD_SA (SA, TSi, TSr).
@@ -71,8 +57,10 @@ impl IkeSa {
         let (Some(conn), Some(crypto)) = (self.conn.clone(), self.crypto.as_ref()) else {
             return;
         };
-        let (Some(idr), Some(auth)) = (id_of(payloads, false), auth_of(payloads)) else {
-            let kind = error_notify(payloads).map_or(NotifyType::InvalidSyntax, |n| n.kind);
+        let (Some(idr), Some(auth)) = (payloads.id_r(), payloads.auth()) else {
+            let kind = payloads
+                .error_notify()
+                .map_or(NotifyType::InvalidSyntax, |n| n.kind);
             let detail = if kind == NotifyType::AuthenticationFailed {
                 format!(
                     "peer rejected our authentication as '{}' (wrong PSK or identity?)",
@@ -144,8 +132,8 @@ impl IkeSa {
         };
         let (prf, algorithms) = (crypto.algs.prf, crypto.algs);
         let (sk_pi, sk_pr) = (crypto.sk_pi.clone(), crypto.sk_pr.clone());
-        let idi = id_of(payloads, true);
-        let idr = id_of(payloads, false).and_then(Identity::from_payload);
+        let idi = payloads.id_i();
+        let idr = payloads.id_r().and_then(Identity::from_payload);
         let peer_id = idi.and_then(Identity::from_payload);
         let reject = |sa: &mut IkeSa, ctx: &mut Ctx, detail: String| {
             sa.send_response(
@@ -166,7 +154,7 @@ impl IkeSa {
             });
             sa.close(ctx, CloseReason::Refused(NotifyType::AuthenticationFailed));
         };
-        let (Some(idi), Some(auth)) = (idi, auth_of(payloads)) else {
+        let (Some(idi), Some(auth)) = (idi, payloads.auth()) else {
             reject(self, ctx, "IKE_AUTH without IDi or AUTH".into());
             return;
         };
@@ -257,7 +245,7 @@ impl IkeSa {
                 detail,
             }),
         }
-        self.initial_contact = find_notify(payloads, NotifyType::InitialContact).is_some();
+        self.initial_contact = payloads.notify(NotifyType::InitialContact).is_some();
         debug_assert!(self.state == State::Established);
     }
 

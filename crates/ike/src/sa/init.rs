@@ -4,7 +4,7 @@
 use std::net::SocketAddr;
 use std::sync::Arc;
 
-use super::{find_notify, later, Ctx, IkeSa, Pending, Request, SaCrypto, State};
+use super::{later, Ctx, IkeSa, Pending, Request, SaCrypto, State};
 use crate::config::PeerConfig;
 use crate::crypto::{
     self, accept_ike_response, choose_ike, derive_ike_keys, nat_detection_hash, offer_ike,
@@ -14,7 +14,8 @@ use crate::events::Event;
 use crate::sa::proposals::{offered, to_wire};
 use crate::spi::random_bytes;
 use crate::wire::{
-    self, ExchangeType, Header, KePayload, Message, NotifyType, Payload, ProtocolId, SaPayload,
+    self, ExchangeType, Header, KePayload, Message, NotifyType, Payload, Payloads, ProtocolId,
+    SaPayload,
 };
 
 pub(crate) const NONCE_LEN: usize = 32;
@@ -141,7 +142,7 @@ impl IkeSa {
             return;
         };
         let p = &msg.payloads;
-        if let Some(n) = find_notify(p, NotifyType::Cookie) {
+        if let Some(n) = p.notify(NotifyType::Cookie) {
             if cookie.as_deref() != Some(&n.data[..]) && !n.data.is_empty() && n.data.len() <= 64 {
                 self.start_init(ctx, Some(ke.group()), Some(n.data.clone()), Some((ke, ni)));
             } else {
@@ -158,7 +159,7 @@ impl IkeSa {
             }
             return;
         }
-        if let Some(n) = find_notify(p, NotifyType::InvalidKePayload) {
+        if let Some(n) = p.notify(NotifyType::InvalidKePayload) {
             let wanted = n
                 .data
                 .get(..2)
@@ -181,7 +182,7 @@ impl IkeSa {
             }
             return;
         }
-        if let Some(n) = super::error_notify(p) {
+        if let Some(n) = p.error_notify() {
             let kind = n.kind;
             let detail = match kind {
                 NotifyType::NoProposalChosen => format!(
@@ -193,18 +194,9 @@ impl IkeSa {
             self.fail(ctx, kind, detail);
             return;
         }
-        let sa = p.iter().find_map(|x| match x {
-            Payload::Sa(s) => Some(s),
-            _ => None,
-        });
-        let kep = p.iter().find_map(|x| match x {
-            Payload::Ke(k) => Some(k),
-            _ => None,
-        });
-        let nr = p.iter().find_map(|x| match x {
-            Payload::Nonce(n) => Some(n.clone()),
-            _ => None,
-        });
+        let sa = p.sa();
+        let kep = p.ke();
+        let nr = p.nonce().cloned();
         let (Some(sa), Some(kep), Some(nr)) = (sa, kep, nr) else {
             self.fail(
                 ctx,
@@ -255,15 +247,18 @@ impl IkeSa {
             }
         };
         // NAT detection: a hash that does not match the address we see means a NAT between.
-        let natd_src = find_notify(p, NotifyType::NatDetectionSourceIp).map(|n| n.data.clone());
-        let natd_dst =
-            find_notify(p, NotifyType::NatDetectionDestinationIp).map(|n| n.data.clone());
+        let natd_src = p
+            .notify(NotifyType::NatDetectionSourceIp)
+            .map(|n| n.data.clone());
+        let natd_dst = p
+            .notify(NotifyType::NatDetectionDestinationIp)
+            .map(|n| n.data.clone());
         let peer_nat =
             natd_src.is_some_and(|h| h != nat_detection_hash(self.spi_i, self.spi_r, self.remote));
         let our_nat =
             natd_dst.is_some_and(|h| h != nat_detection_hash(self.spi_i, self.spi_r, self.local));
         self.natt = conn.force_encap || peer_nat || our_nat;
-        self.fragmentation = find_notify(p, NotifyType::Ikev2FragmentationSupported).is_some();
+        self.fragmentation = p.notify(NotifyType::Ikev2FragmentationSupported).is_some();
         if self.natt {
             self.local.set_port(ctx.cfg.natt_port);
             self.remote.set_port(ctx.cfg.natt_port);
@@ -354,21 +349,13 @@ pub(crate) fn stateless_reply(
     remote: SocketAddr,
     payloads: &[Payload],
 ) {
-    let header = Header {
+    let header = Header::new(
         spi_i,
-        spi_r: 0,
-        next_payload: 0,
-        major: 2,
-        minor: 0,
-        exchange: ExchangeType::IkeSaInit,
-        flags: wire::Flags {
-            initiator: false,
-            version: false,
-            response: true,
-        },
-        message_id: 0,
-        length: 0,
-    };
+        0,
+        ExchangeType::IkeSaInit,
+        wire::Flags::response(false),
+        0,
+    );
     let m = wire::encode_message(&header, payloads);
     let payload = if local.port() == cfg.natt_port {
         [&wire::NON_ESP_MARKER[..], &m].concat()
@@ -404,14 +391,7 @@ pub(crate) fn respond(
         .cloned()
         .collect();
     let p = &msg.payloads;
-    if let Some(kind) = p.iter().find_map(|x| match x {
-        Payload::Unknown {
-            kind,
-            critical: true,
-            ..
-        } => Some(*kind),
-        _ => None,
-    }) {
+    if let Some(kind) = p.unsupported_critical() {
         reply(
             ctx,
             vec![Payload::notify(
@@ -421,18 +401,9 @@ pub(crate) fn respond(
         );
         return None;
     }
-    let sa = p.iter().find_map(|x| match x {
-        Payload::Sa(s) => Some(s),
-        _ => None,
-    });
-    let kep = p.iter().find_map(|x| match x {
-        Payload::Ke(k) => Some(k),
-        _ => None,
-    });
-    let ni = p.iter().find_map(|x| match x {
-        Payload::Nonce(n) => Some(n.clone()),
-        _ => None,
-    });
+    let sa = p.sa();
+    let kep = p.ke();
+    let ni = p.nonce().cloned();
     let (Some(sa), Some(kep), Some(ni)) = (sa, kep, ni) else {
         reply(
             ctx,
@@ -494,8 +465,12 @@ pub(crate) fn respond(
     let nr = random_bytes(ctx.rng, NONCE_LEN);
     let mut sa_state = IkeSa::new(new_spi, false, h.spi_i, new_spi, local, remote, ctx.now);
     sa_state.candidates = candidates;
-    let natd_src = find_notify(p, NotifyType::NatDetectionSourceIp).map(|n| n.data.clone());
-    let natd_dst = find_notify(p, NotifyType::NatDetectionDestinationIp).map(|n| n.data.clone());
+    let natd_src = p
+        .notify(NotifyType::NatDetectionSourceIp)
+        .map(|n| n.data.clone());
+    let natd_dst = p
+        .notify(NotifyType::NatDetectionDestinationIp)
+        .map(|n| n.data.clone());
     let peer_nat = natd_src.is_some_and(|x| x != nat_detection_hash(h.spi_i, 0, remote));
     let our_nat = natd_dst.is_some_and(|x| x != nat_detection_hash(h.spi_i, 0, local));
     sa_state.natt = conn.force_encap || peer_nat || our_nat;
@@ -515,7 +490,7 @@ pub(crate) fn respond(
             nat_detection_hash(h.spi_i, new_spi, remote).to_vec(),
         ),
     ];
-    sa_state.fragmentation = find_notify(p, NotifyType::Ikev2FragmentationSupported).is_some();
+    sa_state.fragmentation = p.notify(NotifyType::Ikev2FragmentationSupported).is_some();
     if sa_state.fragmentation {
         payloads.push(Payload::notify(
             NotifyType::Ikev2FragmentationSupported,

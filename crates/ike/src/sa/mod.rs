@@ -22,7 +22,7 @@ use crate::config::{EndpointConfig, PeerConfig};
 use crate::crypto::{IkeAlgorithms, KeyExchange, Rng, SkCipher};
 use crate::events::{CloseReason, Event, IkeSaId, Transmit};
 use crate::stats::EndpointStats;
-use crate::wire::{self, ExchangeType, Flags, Header, Message, NotifyPayload, NotifyType, Payload};
+use crate::wire::{self, ExchangeType, Flags, Header, Message, NotifyType, Payload, Payloads};
 
 pub(crate) use child::{ChildOffer, ChildSa};
 
@@ -258,21 +258,12 @@ impl IkeSa {
     }
 
     pub fn header(&self, exchange: ExchangeType, response: bool, message_id: u32) -> Header {
-        Header {
-            spi_i: self.spi_i,
-            spi_r: self.spi_r,
-            next_payload: 0,
-            major: 2,
-            minor: 0,
-            exchange,
-            flags: Flags {
-                initiator: self.initiator,
-                version: false,
-                response,
-            },
-            message_id,
-            length: 0,
-        }
+        let flags = if response {
+            Flags::response(self.initiator)
+        } else {
+            Flags::request(self.initiator)
+        };
+        Header::new(self.spi_i, self.spi_r, exchange, flags, message_id)
     }
 
     /// Adds the non-ESP marker when the SA talks on the NAT-T port.
@@ -354,8 +345,8 @@ impl IkeSa {
         // A refusal with INVALID_SYNTAX ends the IKE SA (RFC 7296 2.21.3). Not when it rides in
         // an IKE_AUTH response next to our AUTH: there it refuses only the first CHILD_SA and
         // the peer, having authenticated us, keeps the IKE SA (2.21.2), and so must we.
-        let auth = payloads.iter().any(|p| matches!(p, Payload::Auth(_)));
-        if !auth && find_notify(payloads, NotifyType::InvalidSyntax).is_some() {
+        let auth = payloads.auth().is_some();
+        if !auth && payloads.notify(NotifyType::InvalidSyntax).is_some() {
             self.invalid_syntax_sent = true;
         }
     }
@@ -660,7 +651,7 @@ impl IkeSa {
         // are left to `auth_response`: without AUTH it fails the SA anyway, and next to AUTH
         // the notify refuses only the first CHILD_SA (2.21.2; see `send_response`).
         if !matches!(p.what, Request::Auth { .. })
-            && find_notify(&payloads, NotifyType::InvalidSyntax).is_some()
+            && payloads.notify(NotifyType::InvalidSyntax).is_some()
         {
             ctx.events.push_back(Event::Failure {
                 conn: self.conn_name(),
@@ -739,14 +730,7 @@ impl IkeSa {
         self.respond_to = Some(from);
         self.heard_from_peer(ctx.now);
         self.expected_request_id = self.expected_request_id.wrapping_add(1);
-        if let Some(unknown) = payloads.iter().find_map(|p| match p {
-            Payload::Unknown {
-                kind,
-                critical: true,
-                ..
-            } => Some(*kind),
-            _ => None,
-        }) {
+        if let Some(unknown) = payloads.unsupported_critical() {
             let n = Payload::notify(NotifyType::UnsupportedCriticalPayload, vec![unknown]);
             self.send_response(ctx, msg.header.exchange, id, &[n]);
             return;
@@ -823,21 +807,6 @@ pub(crate) enum OpenFailure {
     /// an inner payload chain that does not parse): the peer, who holds the key, sent a
     /// malformed message, which a request is answered for (RFC 7296 2.21.3).
     Syntax,
-}
-
-pub(crate) fn find_notify(payloads: &[Payload], kind: NotifyType) -> Option<&NotifyPayload> {
-    payloads.iter().find_map(|p| match p {
-        Payload::Notify(n) if n.kind == kind => Some(n),
-        _ => None,
-    })
-}
-
-/// The first error notify (type below 16384) in a message, if any.
-pub(crate) fn error_notify(payloads: &[Payload]) -> Option<&NotifyPayload> {
-    payloads.iter().find_map(|p| match p {
-        Payload::Notify(n) if n.kind.is_error() => Some(n),
-        _ => None,
-    })
 }
 
 /// `base` minus a random part of `jitter`, so two peers with the same settings rarely rekey
