@@ -1,7 +1,7 @@
 //! The engine's face: datagrams and `now` in; datagrams, events and deadlines out
 //! (the quinn-proto style). One `Endpoint` serves every connection of a gateway.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 use crate::config::{EndpointConfig, PeerConfig};
 use crate::crypto::{cookie, verify_cookie, Rng};
 use crate::events::{Event, IkeSaId, Transmit};
-use crate::sa::{self, Ctx, IkeSa, State, Task};
+use crate::sa::{self, Ctx, IkeSa, Outputs, SaAction, State, Task};
 use crate::spi::random_ike_spi;
 pub use crate::stats::EndpointStats;
 use crate::wire::{self, ExchangeType, Message, NotifyType, Payload, Payloads};
@@ -118,10 +118,9 @@ pub struct Endpoint {
     /// Responder: (initiator SPI, peer address) -> our half-open SA, to recognise a
     /// retransmitted IKE_SA_INIT.
     init_index: HashMap<(u64, SocketAddr), IkeSaId>,
-    transmits: VecDeque<Transmit>,
-    events: VecDeque<Event>,
+    /// Transmissions, events, counters and the SAs' pending [`SaAction`]s.
+    out: Outputs,
     cookie_secret: [u8; 32],
-    stats: EndpointStats,
     invalid_spi: crate::invalid_spi::Pacing,
     /// Pacing of INVALID_MAJOR_VERSION answers: the trigger is one unauthenticated datagram.
     bad_version: crate::invalid_spi::Pacing,
@@ -142,10 +141,8 @@ impl Endpoint {
             peers: peers.into_iter().map(Arc::new).collect(),
             sas: HashMap::new(),
             init_index: HashMap::new(),
-            transmits: VecDeque::new(),
-            events: VecDeque::new(),
+            out: Outputs::default(),
             cookie_secret,
-            stats: EndpointStats::default(),
             invalid_spi: Default::default(),
             bad_version: Default::default(),
             init_rate: InitRate::default(),
@@ -158,15 +155,15 @@ impl Endpoint {
     }
 
     pub fn stats(&self) -> EndpointStats {
-        self.stats
+        self.out.stats
     }
 
     pub fn poll_transmit(&mut self) -> Option<Transmit> {
-        self.transmits.pop_front()
+        self.out.transmits.pop_front()
     }
 
     pub fn poll_event(&mut self) -> Option<Event> {
-        self.events.pop_front()
+        self.out.events.pop_front()
     }
 
     pub fn poll_timeout(&self) -> Option<Instant> {
@@ -197,44 +194,40 @@ impl Endpoint {
             }
         }
         let sa = self.sas.get_mut(&id)?;
-        let mut ctx = Ctx {
-            now,
-            rng: &mut *self.rng,
-            cfg: &self.cfg,
-            transmits: &mut self.transmits,
-            events: &mut self.events,
-            stats: &mut self.stats,
-        };
+        let mut ctx = Ctx::new(now, &mut *self.rng, &self.cfg, &mut self.out);
         let r = f(sa, &mut ctx);
+        self.apply_actions(now);
         self.settle(id);
         Some(r)
     }
 
-    /// Adopts SAs spawned by a rekey and forgets dead ones.
-    fn settle(&mut self, id: IkeSaId) {
-        let Some(sa) = self.sas.get_mut(&id) else {
-            return;
-        };
-        if let Some(new) = sa.spawned.take() {
-            self.sas.insert(new.id, *new);
-        }
-        if let Some(sa) = self.sas.get_mut(&id) {
-            if std::mem::take(&mut sa.initial_contact) {
-                self.stats.initial_contacts += 1;
-                self.drop_stale(id);
-            }
-        }
-        if let Some(sa) = self.sas.get_mut(&id) {
-            let now = sa.last_inbound;
-            if std::mem::take(&mut sa.wants_reauth) {
-                let _ = self.reauthenticate(now, id);
-            } else if sa.state == State::Established {
-                if let Some(old) = sa.replaces.take() {
-                    // The replacement is up with its CHILD_SAs: now the old one may go.
-                    self.with_sa(old, now, |o, ctx| o.enqueue(ctx, Task::DeleteIke));
+    /// Carries out what the SAs asked for ([`SaAction`]), in the order they asked.
+    fn apply_actions(&mut self, now: Instant) {
+        while let Some(action) = self.out.actions.pop_front() {
+            match action {
+                SaAction::Adopt(new) => {
+                    self.sas.insert(new.id, *new);
+                }
+                SaAction::InitialContact { ike } => self.drop_stale(now, ike),
+                SaAction::Reauthenticate { ike } => {
+                    // Fails only if the SA went away meanwhile: then there is nothing to renew.
+                    let _ = self.reauthenticate(now, ike);
+                }
+                SaAction::DeleteReplaced { by, old } => {
+                    if self
+                        .sas
+                        .get(&by)
+                        .is_some_and(|s| s.state == State::Established)
+                    {
+                        self.with_sa(old, now, |o, ctx| o.enqueue(ctx, Task::DeleteIke));
+                    }
                 }
             }
         }
+    }
+
+    /// Forgets SA `id` if it is dead, and its half-open index entry once it is established.
+    fn settle(&mut self, id: IkeSaId) {
         let Some(sa) = self.sas.get(&id) else { return };
         if sa.state == State::Dead {
             let key = (sa.spi_i, sa.remote);
@@ -258,9 +251,9 @@ impl Endpoint {
     /// addresses of the same peer) come back with their own IKE SA, and a peer that sends
     /// INITIAL_CONTACT on one tunnel while another is up (older ironsec, strongSwan with
     /// several connections) must not tear down the tunnel that still carries the traffic.
-    fn drop_stale(&mut self, id: IkeSaId) {
+    fn drop_stale(&mut self, now: Instant, id: IkeSaId) {
         let Some(sa) = self.sas.get(&id) else { return };
-        let (Some(conn), now, peer) = (sa.conn.clone(), sa.last_inbound, sa.remote.ip()) else {
+        let (Some(conn), peer) = (sa.conn.clone(), sa.remote.ip()) else {
             return;
         };
         let stale: Vec<IkeSaId> = self
@@ -277,14 +270,7 @@ impl Endpoint {
             .collect();
         for old in stale {
             if let Some(s) = self.sas.get_mut(&old) {
-                let mut ctx = Ctx {
-                    now,
-                    rng: &mut *self.rng,
-                    cfg: &self.cfg,
-                    transmits: &mut self.transmits,
-                    events: &mut self.events,
-                    stats: &mut self.stats,
-                };
+                let mut ctx = Ctx::new(now, &mut *self.rng, &self.cfg, &mut self.out);
                 s.close(&mut ctx, crate::events::CloseReason::Replaced);
             }
             self.sas.remove(&old);
@@ -534,7 +520,7 @@ impl Endpoint {
         }
         let m = crate::invalid_spi::message(&mut *self.rng, spi);
         self.send_framed(local, remote, m);
-        self.stats.invalid_spi_sent += 1;
+        self.out.stats.invalid_spi_sent += 1;
     }
 
     /// Queues one IKE message from `local` to `remote`, with the non-ESP marker in front when
@@ -545,7 +531,7 @@ impl Endpoint {
         } else {
             m
         };
-        self.transmits.push_back(Transmit {
+        self.out.transmits.push_back(Transmit {
             local,
             remote,
             payload,
@@ -557,7 +543,7 @@ impl Endpoint {
     /// with that address starts now, giving up as the connection's DPD would. A peer that is
     /// alive answers it; one that restarted does not, and its SAs close as unreachable.
     fn invalid_spi_hint(&mut self, now: Instant, remote: SocketAddr) {
-        self.stats.invalid_spi_hints += 1;
+        self.out.stats.invalid_spi_hints += 1;
         let ids: Vec<(IkeSaId, Duration)> = self
             .sas
             .values()
@@ -607,7 +593,7 @@ impl Endpoint {
             &[Payload::notify(NotifyType::InvalidMajorVersion, Vec::new())],
         );
         self.send_framed(local, remote, m);
-        self.stats.invalid_major_version_sent += 1;
+        self.out.stats.invalid_major_version_sent += 1;
     }
 
     fn half_open(&self) -> usize {
@@ -620,12 +606,12 @@ impl Endpoint {
     /// One UDP datagram received on `local` from `remote` (the whole UDP payload: on the NAT-T
     /// port that includes the non-ESP marker).
     pub fn handle(&mut self, now: Instant, local: SocketAddr, remote: SocketAddr, datagram: &[u8]) {
-        self.stats.received += 1;
+        self.out.stats.received += 1;
         let bytes = if local.port() == self.cfg.natt_port {
             match datagram.strip_prefix(&wire::NON_ESP_MARKER[..]) {
                 Some(b) => b,
                 None => {
-                    self.stats.malformed += 1;
+                    self.out.stats.malformed += 1;
                     return;
                 }
             }
@@ -635,12 +621,12 @@ impl Endpoint {
         let msg = match Message::parse(bytes) {
             Ok(m) => m,
             Err(wire::ParseError::BadVersion { major, .. }) if major > 2 => {
-                self.stats.malformed += 1;
+                self.out.stats.malformed += 1;
                 self.invalid_major_version(now, local, remote, bytes);
                 return;
             }
             Err(_) => {
-                self.stats.malformed += 1;
+                self.out.stats.malformed += 1;
                 return;
             }
         };
@@ -652,7 +638,7 @@ impl Endpoint {
         let ours = if h.flags.initiator { h.spi_r } else { h.spi_i };
         let theirs = if h.flags.initiator { h.spi_i } else { h.spi_r };
         let Some(sa) = self.sas.get_mut(&ours) else {
-            self.stats.unknown_spi += 1;
+            self.out.stats.unknown_spi += 1;
             if crate::invalid_spi::hint(&msg).is_some() {
                 self.invalid_spi_hint(now, remote);
             }
@@ -663,7 +649,7 @@ impl Endpoint {
         let learning =
             h.exchange == ExchangeType::IkeSaInit && sa.initiator && sa.state == State::Init;
         if !learning && peer_spi != theirs {
-            self.stats.unknown_spi += 1;
+            self.out.stats.unknown_spi += 1;
             return;
         }
         if sa.natt && local.port() == self.cfg.natt_port && sa.local.port() != self.cfg.natt_port {
@@ -689,7 +675,7 @@ impl Endpoint {
                         // Answer from where the retransmission arrived, framed for that port.
                         self.send_framed(local, remote, d);
                     }
-                    self.stats.retransmits_answered += 1;
+                    self.out.stats.retransmits_answered += 1;
                 }
             }
             return;
@@ -697,7 +683,7 @@ impl Endpoint {
         let rate = self.init_rate.count(now);
         let half_open = self.half_open();
         if half_open >= self.cfg.max_half_open {
-            self.stats.half_open_dropped += 1;
+            self.out.stats.half_open_dropped += 1;
             return;
         }
         if half_open >= self.cfg.cookie_threshold || rate > self.cfg.cookie_rate_threshold {
@@ -712,11 +698,11 @@ impl Endpoint {
                 .is_some_and(|p| verify_cookie(&self.cookie_secret, 1, ni, h.spi_i, remote, p));
             if !valid {
                 let expected = cookie(&self.cookie_secret, 1, ni, h.spi_i, remote);
-                self.stats.cookies_sent += 1;
+                self.out.stats.cookies_sent += 1;
                 let reply = [Payload::notify(NotifyType::Cookie, expected)];
                 sa::init::stateless_reply(
                     &self.cfg,
-                    &mut self.transmits,
+                    &mut self.out.transmits,
                     h.spi_i,
                     local,
                     remote,
@@ -726,14 +712,7 @@ impl Endpoint {
             }
         }
         let spi = self.new_spi();
-        let mut ctx = Ctx {
-            now,
-            rng: &mut *self.rng,
-            cfg: &self.cfg,
-            transmits: &mut self.transmits,
-            events: &mut self.events,
-            stats: &mut self.stats,
-        };
+        let mut ctx = Ctx::new(now, &mut *self.rng, &self.cfg, &mut self.out);
         if let Some(sa) = sa::init::respond(&mut ctx, &self.peers, spi, local, remote, bytes, &msg)
         {
             self.init_index.insert((h.spi_i, remote), spi);

@@ -2,7 +2,7 @@
 
 use std::net::SocketAddr;
 
-use super::{Ctx, IkeSa, Request, State};
+use super::{Ctx, IkeSa, Request, SaAction, State};
 use crate::config::Identity;
 use crate::crypto::{psk_auth, verify_psk_auth};
 use crate::events::{CloseReason, Event};
@@ -245,7 +245,11 @@ impl IkeSa {
                 detail,
             }),
         }
-        self.initial_contact = payloads.notify(NotifyType::InitialContact).is_some();
+        if payloads.notify(NotifyType::InitialContact).is_some() {
+            ctx.stats.initial_contacts += 1;
+            ctx.actions
+                .push_back(SaAction::InitialContact { ike: self.id });
+        }
         debug_assert!(self.state == State::Established);
     }
 

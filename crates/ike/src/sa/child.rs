@@ -4,7 +4,7 @@
 use std::sync::Arc;
 use std::time::Instant;
 
-use super::{jittered, Ctx, IkeSa, Request, SaCrypto, State, Task};
+use super::{jittered, Ctx, IkeSa, Request, SaAction, SaCrypto, State, Task};
 use crate::config::{Keymat, PeerConfig};
 use crate::crypto::{
     accept_esp_response, accept_ike_response, choose_esp, choose_ike, derive_child_keys,
@@ -716,7 +716,7 @@ impl IkeSa {
         if let Some(new) = self.spawn_rekeyed(
             ctx, algs, &shared, &ni, &nr, new_spi, peer_spi, true, new_spi,
         ) {
-            self.spawned = Some(Box::new(new));
+            ctx.actions.push_back(SaAction::Adopt(Box::new(new)));
             self.queued.push_back(Task::DeleteIke);
         }
     }
@@ -808,7 +808,7 @@ impl IkeSa {
         if let Some(new) = self.spawn_rekeyed(
             ctx, algs, &shared, ni, &nr, peer_spi, new_spi, false, new_spi,
         ) {
-            self.spawned = Some(Box::new(new));
+            ctx.actions.push_back(SaAction::Adopt(Box::new(new)));
         }
     }
 

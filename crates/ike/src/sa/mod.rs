@@ -6,6 +6,7 @@
 
 pub(crate) mod auth;
 pub(crate) mod child;
+mod ctx;
 pub(crate) mod fragment;
 pub(crate) mod info;
 pub(crate) mod init;
@@ -21,20 +22,10 @@ use zeroize::Zeroizing;
 use crate::config::{EndpointConfig, PeerConfig};
 use crate::crypto::{IkeAlgorithms, KeyExchange, Rng, SkCipher};
 use crate::events::{CloseReason, Event, IkeSaId, Transmit};
-use crate::stats::EndpointStats;
 use crate::wire::{self, ExchangeType, Flags, Header, Message, NotifyType, Payload, Payloads};
 
 pub(crate) use child::{ChildOffer, ChildSa};
-
-/// Everything an SA method may produce, borrowed from the endpoint for one call.
-pub(crate) struct Ctx<'a> {
-    pub now: Instant,
-    pub rng: &'a mut dyn Rng,
-    pub cfg: &'a EndpointConfig,
-    pub transmits: &'a mut VecDeque<Transmit>,
-    pub events: &'a mut VecDeque<Event>,
-    pub stats: &'a mut EndpointStats,
-}
+pub(crate) use ctx::{Ctx, Outputs, SaAction};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum State {
@@ -175,22 +166,16 @@ pub(crate) struct IkeSa {
     pub half_open_deadline: Option<Instant>,
     /// A NAT was detected or encapsulation is forced: IKE on 4500, ESP in UDP.
     pub natt: bool,
-    /// An IKE SA created by a rekey we answered or completed, for the endpoint to adopt.
-    pub spawned: Option<Box<IkeSa>>,
     /// Where the request being answered came from: responses go back there (RFC 7296 2.11),
     /// whatever address the SA has on record.
     pub respond_to: Option<SocketAddr>,
-    /// The peer authenticated with INITIAL_CONTACT: the endpoint drops its older SAs.
-    pub initial_contact: bool,
-    /// This SA reauthenticates `replaces`: once it is up, the endpoint deletes that one
-    /// (make-before-break). Such an SA sends no INITIAL_CONTACT, or the peer would drop the
+    /// This SA reauthenticates `replaces`: once it is up, it asks the endpoint to delete
+    /// that one ([`SaAction::DeleteReplaced`], make-before-break). Such an SA sends no INITIAL_CONTACT, or the peer would drop the
     /// old SAs before the new ones carry traffic.
     pub replaces: Option<IkeSaId>,
     /// Another IKE SA of the same connection lives (another tunnel to the same peer): this
     /// one must not claim to be the only one with INITIAL_CONTACT.
     pub siblings: bool,
-    /// Reauthentication is due; the endpoint starts the replacement SA.
-    pub wants_reauth: bool,
     pub reauth_at: Option<Instant>,
     /// Replaced by a rekeyed IKE SA: whatever ends it now, it ends as `Rekeyed`.
     pub superseded: bool,
@@ -239,12 +224,9 @@ impl IkeSa {
             rekey_at: None,
             half_open_deadline: None,
             natt: false,
-            spawned: None,
             respond_to: None,
-            initial_contact: false,
             replaces: None,
             siblings: false,
-            wants_reauth: false,
             reauth_at: None,
             fragmentation: false,
             reassembly: None,
@@ -489,7 +471,8 @@ impl IkeSa {
         }
         if self.reauth_at.is_some_and(|t| t <= now) {
             self.reauth_at = None;
-            self.wants_reauth = true;
+            ctx.actions
+                .push_back(SaAction::Reauthenticate { ike: self.id });
         }
         if self.pending.is_none()
             && self.queued.is_empty()
@@ -774,6 +757,10 @@ impl IkeSa {
 
     pub fn established(&mut self, ctx: &mut Ctx) {
         self.state = State::Established;
+        if let Some(old) = self.replaces.take() {
+            ctx.actions
+                .push_back(SaAction::DeleteReplaced { by: self.id, old });
+        }
         self.established_at = Some(ctx.now);
         self.half_open_deadline = None;
         self.init_messages = (Vec::new(), Vec::new());
