@@ -521,6 +521,9 @@ impl Endpoint {
         let m = crate::invalid_spi::message(&mut *self.rng, spi);
         self.send_framed(local, remote, m);
         self.out.stats.invalid_spi_sent += 1;
+        self.out
+            .events
+            .push_back(Event::InvalidSpiSent { remote, spi });
     }
 
     /// Queues one IKE message from `local` to `remote`, with the non-ESP marker in front when
@@ -544,6 +547,7 @@ impl Endpoint {
     /// alive answers it; one that restarted does not, and its SAs close as unreachable.
     fn invalid_spi_hint(&mut self, now: Instant, remote: SocketAddr) {
         self.out.stats.invalid_spi_hints += 1;
+        self.out.events.push_back(Event::InvalidSpiHint { remote });
         let ids: Vec<(IkeSaId, Duration)> = self
             .sas
             .values()

@@ -48,6 +48,12 @@ fn restarted_peer_reports_the_spi_and_the_survivor_gives_up_after_its_dpd_timeou
             .unknown_esp_spi(net.now, addr(B, 4500), addr(A, 4500), 0x1234_5678);
     }
     assert_eq!(net.b.stats().invalid_spi_sent, 1);
+    // The owner hears of it once, as an event (to log), not by comparing counters.
+    let sent: Vec<Event> = std::iter::from_fn(|| net.b.poll_event()).collect();
+    assert!(
+        matches!(sent.as_slice(), [Event::InvalidSpiSent { remote, spi: 0x1234_5678 }] if *remote == addr(A, 4500)),
+        "{sent:?}"
+    );
     let t = net.b.poll_transmit().expect("an INVALID_SPI notification");
     assert_eq!(t.remote, addr(A, 4500));
     let bytes = t
@@ -76,6 +82,12 @@ fn restarted_peer_reports_the_spi_and_the_survivor_gives_up_after_its_dpd_timeou
     assert_eq!(net.a.stats().invalid_spi_hints, 1);
     assert_eq!(net.a.ike_sas().len(), 1, "a hint alone closes nothing");
     net.pump();
+    let hints = net
+        .events_a
+        .iter()
+        .filter(|e| matches!(e, Event::InvalidSpiHint { remote } if *remote == addr(B, 4500)))
+        .count();
+    assert_eq!(hints, 1, "{:?}", net.events_a);
     assert_eq!(
         net.a.stats().requests_sent,
         before + 1,
@@ -139,4 +151,8 @@ fn no_notification_while_an_ike_sa_with_that_peer_lives() {
         .unknown_esp_spi(net.now, addr(B, 4500), addr(A, 4500), 0xabcd);
     assert_eq!(net.b.stats().invalid_spi_sent, 0);
     assert!(net.b.poll_transmit().is_none());
+    assert!(
+        net.b.poll_event().is_none(),
+        "nothing sent, nothing to report"
+    );
 }
