@@ -8,6 +8,7 @@ use std::time::{Duration, Instant};
 
 use crate::config::{EndpointConfig, PeerConfig};
 use crate::crypto::{cookie, verify_cookie, Rng};
+use crate::deadlines::Deadlines;
 use crate::events::{Event, IkeSaId, Transmit};
 use crate::sa::{self, Ctx, IkeSa, Outputs, SaAction, State, Task};
 use crate::spi::random_ike_spi;
@@ -118,6 +119,13 @@ pub struct Endpoint {
     /// Responder: (initiator SPI, peer address) -> our half-open SA, to recognise a
     /// retransmitted IKE_SA_INIT.
     init_index: HashMap<(u64, SocketAddr), IkeSaId>,
+    /// Every SA's next deadline, sorted: [`Endpoint::poll_timeout`] and
+    /// [`Endpoint::handle_timeout`] look only here, never at every SA. Updated by
+    /// [`Endpoint::reindex`] whenever an SA may have changed.
+    deadlines: Deadlines,
+    /// The SAs `handle_timeout` visited, so tests can check it visits only the due ones.
+    #[cfg(test)]
+    timeout_visits: Vec<IkeSaId>,
     /// Transmissions, events, counters and the SAs' pending [`SaAction`]s.
     out: Outputs,
     cookie_secret: [u8; 32],
@@ -141,6 +149,9 @@ impl Endpoint {
             peers: peers.into_iter().map(Arc::new).collect(),
             sas: HashMap::new(),
             init_index: HashMap::new(),
+            deadlines: Deadlines::default(),
+            #[cfg(test)]
+            timeout_visits: Vec::new(),
             out: Outputs::default(),
             cookie_secret,
             invalid_spi: Default::default(),
@@ -166,8 +177,17 @@ impl Endpoint {
         self.out.events.pop_front()
     }
 
+    /// The earliest moment [`Endpoint::handle_timeout`] has work. O(log n) in the SAs.
     pub fn poll_timeout(&self) -> Option<Instant> {
-        self.sas.values().filter_map(|s| s.deadline()).min()
+        self.deadlines.first()
+    }
+
+    /// Brings SA `id`'s entry in the deadline index up to date (or drops it, if the SA is
+    /// gone). Called after anything that may have changed the SA; costs one SA's
+    /// [`IkeSa::deadline`], not a scan.
+    fn reindex(&mut self, id: IkeSaId) {
+        let when = self.sas.get(&id).and_then(|s| s.deadline());
+        self.deadlines.set(id, when);
     }
 
     fn with_sa<R>(
@@ -198,6 +218,7 @@ impl Endpoint {
         let r = f(sa, &mut ctx);
         self.apply_actions(now);
         self.settle(id);
+        self.reindex(id);
         Some(r)
     }
 
@@ -206,7 +227,9 @@ impl Endpoint {
         while let Some(action) = self.out.actions.pop_front() {
             match action {
                 SaAction::Adopt(new) => {
-                    self.sas.insert(new.id, *new);
+                    let id = new.id;
+                    self.sas.insert(id, *new);
+                    self.reindex(id);
                 }
                 SaAction::InitialContact { ike } => self.drop_stale(now, ike),
                 SaAction::Reauthenticate { ike } => {
@@ -274,18 +297,17 @@ impl Endpoint {
                 s.close(&mut ctx, crate::events::CloseReason::Replaced);
             }
             self.sas.remove(&old);
+            self.deadlines.set(old, None);
             self.init_index.retain(|_, v| *v != old);
         }
     }
 
+    /// Runs the timers of the SAs that are due at `now`, and only those (found in the
+    /// deadline index, not by visiting every SA).
     pub fn handle_timeout(&mut self, now: Instant) {
-        let due: Vec<IkeSaId> = self
-            .sas
-            .iter()
-            .filter(|(_, s)| s.deadline().is_some_and(|d| d <= now))
-            .map(|(id, _)| *id)
-            .collect();
-        for id in due {
+        for id in self.deadlines.due(now) {
+            #[cfg(test)]
+            self.timeout_visits.push(id);
             self.with_sa(id, now, |sa, ctx| sa.on_timeout(ctx));
         }
     }
@@ -721,6 +743,148 @@ impl Endpoint {
         {
             self.init_index.insert((h.spi_i, remote), spi);
             self.sas.insert(spi, sa);
+            self.reindex(spi);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::{Identity, Psk};
+    use crate::crypto::TestRng;
+
+    fn peer(name: &str, remote: &str) -> PeerConfig {
+        let sel = |s: &str| crate::ts::from_prefix(s.parse().unwrap(), 24);
+        PeerConfig {
+            name: name.into(),
+            local_id: Identity::parse("gw-a.example"),
+            remote_id: Identity::parse(remote),
+            psk: Psk::new(b"secret-shared-by-both-sites".to_vec()),
+            ike_proposals: vec!["aes128gcm16-prfsha256-x25519".parse().unwrap()],
+            esp_proposals: vec!["aes128gcm16".parse().unwrap()],
+            local_ts: vec![sel("10.1.0.0")],
+            remote_ts: vec![sel("10.2.0.0")],
+            remote_addrs: Vec::new(),
+            retransmit: Default::default(),
+            lifetimes: Default::default(),
+            dpd_interval: Some(Duration::from_secs(30)),
+            force_encap: true,
+        }
+    }
+
+    fn addr(s: &str) -> SocketAddr {
+        s.parse().unwrap()
+    }
+
+    /// The index says what a scan of every SA would.
+    fn index_matches_a_scan(ep: &Endpoint) {
+        for (id, sa) in &ep.sas {
+            assert_eq!(ep.deadlines.get(*id), sa.deadline(), "SA {id:#x}");
+        }
+        let with_deadline = ep.sas.values().filter(|s| s.deadline().is_some()).count();
+        assert_eq!(ep.deadlines.len(), with_deadline);
+        assert_eq!(
+            ep.poll_timeout(),
+            ep.sas.values().filter_map(|s| s.deadline()).min()
+        );
+    }
+
+    #[test]
+    fn handle_timeout_visits_only_the_due_sas() {
+        let t0 = Instant::now();
+        let mut ep = Endpoint::new(
+            EndpointConfig::default(),
+            vec![peer("to-b", "gw-b.example"), peer("to-c", "gw-c.example")],
+            Box::new(TestRng::new(1)),
+        );
+        // Two IKE_SA_INIT requests, sent 10 s apart, neither answered.
+        let (local, b, c) = (
+            addr("192.0.2.1:500"),
+            addr("192.0.2.2:500"),
+            addr("192.0.2.3:500"),
+        );
+        let early = ep.initiate(t0, "to-b", local, b).unwrap();
+        let late = ep
+            .initiate(t0 + Duration::from_secs(10), "to-c", local, c)
+            .unwrap();
+        assert_eq!(std::iter::from_fn(|| ep.poll_transmit()).count(), 2);
+        index_matches_a_scan(&ep);
+        let due = ep.poll_timeout().expect("a retransmission is due");
+        assert_eq!(Some(due), ep.sas[&early].deadline());
+        assert!(ep.sas[&late].deadline().unwrap() > due);
+
+        // Before the deadline nothing is visited at all.
+        ep.handle_timeout(due - Duration::from_millis(1));
+        assert!(ep.timeout_visits.is_empty());
+
+        // At it, the early SA retransmits and the late one is not even looked at.
+        ep.handle_timeout(due);
+        assert_eq!(ep.timeout_visits, [early]);
+        let sent: Vec<Transmit> = std::iter::from_fn(|| ep.poll_transmit()).collect();
+        assert_eq!(sent.len(), 1);
+        assert_eq!(sent[0].remote, b);
+        assert_eq!(ep.sas[&early].pending.as_ref().map(|p| p.retries), Some(1));
+        assert_eq!(ep.sas[&late].pending.as_ref().map(|p| p.retries), Some(0));
+        index_matches_a_scan(&ep);
+        assert!(
+            ep.poll_timeout().unwrap() > due,
+            "the fired deadline moved on"
+        );
+    }
+
+    #[test]
+    fn the_index_follows_sas_through_retransmission_give_up_and_removal() {
+        let t0 = Instant::now();
+        let mut ep = Endpoint::new(
+            EndpointConfig::default(),
+            vec![peer("to-b", "gw-b.example")],
+            Box::new(TestRng::new(2)),
+        );
+        let id = ep
+            .initiate(t0, "to-b", addr("192.0.2.1:500"), addr("192.0.2.2:500"))
+            .unwrap();
+        // Follow the deadlines until the unanswered SA gives up and is forgotten.
+        let mut steps = 0;
+        while let Some(t) = ep.poll_timeout() {
+            ep.handle_timeout(t);
+            index_matches_a_scan(&ep);
+            steps += 1;
+            assert!(steps < 100, "deadlines never ran out");
+        }
+        assert!(!ep.sas.contains_key(&id));
+        assert_eq!(ep.deadlines.len(), 0);
+        assert!(ep.timeout_visits.iter().all(|v| *v == id));
+        assert!(std::iter::from_fn(|| ep.poll_event())
+            .any(|e| matches!(e, Event::IkeSaDown { ike, .. } if ike == id)));
+    }
+
+    #[test]
+    fn terminate_keeps_the_index_in_step() {
+        let t0 = Instant::now();
+        let mut ep = Endpoint::new(
+            EndpointConfig::default(),
+            vec![peer("to-b", "gw-b.example")],
+            Box::new(TestRng::new(3)),
+        );
+        let ids: Vec<IkeSaId> = (0..50u8)
+            .map(|i| {
+                let remote = SocketAddr::from(([192, 0, 2, 100 + i], 500));
+                let t = t0 + Duration::from_millis(u64::from(i) * 10);
+                ep.initiate(t, "to-b", addr("192.0.2.1:500"), remote)
+                    .unwrap()
+            })
+            .collect();
+        index_matches_a_scan(&ep);
+        for id in ids.iter().step_by(2) {
+            ep.terminate(t0, *id).unwrap();
+        }
+        index_matches_a_scan(&ep);
+        assert_eq!(ep.deadlines.len(), 25);
+        // Only the earliest of the survivors is due at its deadline.
+        let first = ep.poll_timeout().unwrap();
+        ep.handle_timeout(first);
+        assert_eq!(ep.timeout_visits, [ids[1]]);
+        index_matches_a_scan(&ep);
     }
 }

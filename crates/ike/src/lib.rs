@@ -10,6 +10,7 @@
 
 pub mod config;
 pub mod crypto;
+mod deadlines;
 pub mod endpoint;
 pub mod events;
 mod invalid_spi;
