@@ -48,12 +48,12 @@ impl Deadlines {
     }
 
     /// SA `id`'s recorded deadline.
-    #[cfg(test)]
+    #[cfg(any(test, feature = "testkit"))]
     pub fn get(&self, id: IkeSaId) -> Option<Instant> {
         self.at.get(&id).copied()
     }
 
-    #[cfg(test)]
+    #[cfg(any(test, feature = "testkit"))]
     pub fn len(&self) -> usize {
         debug_assert_eq!(self.order.len(), self.at.len());
         self.at.len()

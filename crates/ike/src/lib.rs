@@ -17,6 +17,8 @@ mod invalid_spi;
 mod sa;
 mod spi;
 mod stats;
+#[cfg(any(test, feature = "testkit"))]
+pub mod testkit;
 pub mod ts;
 pub mod wire;
 

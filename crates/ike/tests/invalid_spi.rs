@@ -3,12 +3,10 @@
 //! checks liveness at once (rather than after its DPD interval) and, the check failing, closes
 //! its stale SAs; a forged notification changes nothing while the peer is alive.
 
-mod common;
-
 use std::time::Duration;
 
-use common::*;
 use ironsec_ike::crypto::TestRng;
+use ironsec_ike::testkit::*;
 use ironsec_ike::wire::{ExchangeType, Message, NotifyType, Payload, NON_ESP_MARKER};
 use ironsec_ike::{CloseReason, Endpoint, EndpointConfig, Event};
 
