@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use ironsec_ike::crypto::TestRng;
 use ironsec_ike::testkit::*;
-use ironsec_ike::wire::{ExchangeType, Message, NotifyType, Payload, NON_ESP_MARKER};
+use ironsec_ike::wire::{ExchangeType, Message, NotifyType, Payloads, NON_ESP_MARKER};
 use ironsec_ike::{CloseReason, Endpoint, EndpointConfig, Event};
 
 const SUITE: (&str, &str) = ("aes128gcm16-prfsha256-x25519", "aes128gcm16");
@@ -64,11 +64,7 @@ fn restarted_peer_reports_the_spi_and_the_survivor_gives_up_after_its_dpd_timeou
     assert_eq!(m.header.spi_r, 0);
     let n = m
         .payloads
-        .iter()
-        .find_map(|p| match p {
-            Payload::Notify(n) if n.kind == NotifyType::InvalidSpi => Some(n),
-            _ => None,
-        })
+        .notify(NotifyType::InvalidSpi)
         .expect("INVALID_SPI notify");
     assert_eq!(n.data, 0x1234_5678u32.to_be_bytes());
 
