@@ -1,54 +1,23 @@
 //! The engine's face: datagrams and `now` in; datagrams, events and deadlines out
 //! (the quinn-proto style). One `Endpoint` serves every connection of a gateway.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use crate::config::{EndpointConfig, PeerConfig};
 use crate::crypto::{cookie, verify_cookie, Rng};
+use crate::deadlines::Deadlines;
 use crate::events::{Event, IkeSaId, Transmit};
-use crate::sa::{self, Ctx, IkeSa, State, Task};
-use crate::wire::{self, ExchangeType, Message, NotifyType, Payload};
+use crate::sa::{self, Ctx, IkeSa, Outputs, SaAction, State, Task};
+use crate::spi::random_ike_spi;
+pub use crate::stats::EndpointStats;
+use crate::wire::{self, ExchangeType, Message, NotifyType, Payload, Payloads};
 
 /// How long the liveness check an INVALID_SPI hint starts may go unanswered when the
 /// connection sets no DPD timeout of its own.
 const HINT_GIVE_UP: Duration = Duration::from_secs(30);
-
-/// Counters of what the endpoint dropped or answered statelessly.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct EndpointStats {
-    pub received: u64,
-    pub malformed: u64,
-    pub unknown_spi: u64,
-    /// Unprotected INVALID_SPI notifications we sent for ESP nobody here has an SA for.
-    pub invalid_spi_sent: u64,
-    /// Unprotected INVALID_SPI notifications received (hints that a peer lost its state).
-    pub invalid_spi_hints: u64,
-    pub cookies_sent: u64,
-    pub half_open_dropped: u64,
-    pub retransmits_answered: u64,
-    /// Requests we sent (each exchange we started, IKE_SA_INIT included), not counting
-    /// retransmissions.
-    pub requests_sent: u64,
-    /// Retransmissions of our requests: a rising count means a lossy path or a dying peer.
-    pub retransmits_sent: u64,
-    /// Peers that authenticated with INITIAL_CONTACT (they restarted, or claim to).
-    pub initial_contacts: u64,
-    /// Encrypted (SK/SKF) messages for a known IKE SA whose ICV did not verify: forged,
-    /// corrupted, or sealed with other keys. Dropped without an answer and without touching
-    /// the SA (RFC 7296 2.21: unauthenticated input must not change state).
-    pub integrity_failed: u64,
-    /// Messages for a known IKE SA with a Message ID that fits no exchange: requests that
-    /// are neither the next one nor a retransmission of the last one answered, and responses
-    /// to no request of ours in flight (RFC 7296 2.3). Dropped unanswered: INVALID_MESSAGE_ID
-    /// is optional (3.10.1). Late duplicates of a response already taken count here too.
-    pub wrong_message_id: u64,
-    /// Requests with a major version above 2 answered with INVALID_MAJOR_VERSION (RFC 7296
-    /// 2.5), at most once a second per address. They are counted as malformed too.
-    pub invalid_major_version_sent: u64,
-}
 
 /// New IKE_SA_INIT requests counted in one-second windows: the rate trigger of the cookie
 /// challenge ([`EndpointConfig::cookie_rate_threshold`]).
@@ -150,10 +119,16 @@ pub struct Endpoint {
     /// Responder: (initiator SPI, peer address) -> our half-open SA, to recognise a
     /// retransmitted IKE_SA_INIT.
     init_index: HashMap<(u64, SocketAddr), IkeSaId>,
-    transmits: VecDeque<Transmit>,
-    events: VecDeque<Event>,
+    /// Every SA's next deadline, sorted: [`Endpoint::poll_timeout`] and
+    /// [`Endpoint::handle_timeout`] look only here, never at every SA. Updated by
+    /// [`Endpoint::reindex`] whenever an SA may have changed.
+    deadlines: Deadlines,
+    /// The SAs `handle_timeout` visited, so tests can check it visits only the due ones.
+    #[cfg(test)]
+    timeout_visits: Vec<IkeSaId>,
+    /// Transmissions, events, counters and the SAs' pending [`SaAction`]s.
+    out: Outputs,
     cookie_secret: [u8; 32],
-    stats: EndpointStats,
     invalid_spi: crate::invalid_spi::Pacing,
     /// Pacing of INVALID_MAJOR_VERSION answers: the trigger is one unauthenticated datagram.
     bad_version: crate::invalid_spi::Pacing,
@@ -174,10 +149,11 @@ impl Endpoint {
             peers: peers.into_iter().map(Arc::new).collect(),
             sas: HashMap::new(),
             init_index: HashMap::new(),
-            transmits: VecDeque::new(),
-            events: VecDeque::new(),
+            deadlines: Deadlines::default(),
+            #[cfg(test)]
+            timeout_visits: Vec::new(),
+            out: Outputs::default(),
             cookie_secret,
-            stats: EndpointStats::default(),
             invalid_spi: Default::default(),
             bad_version: Default::default(),
             init_rate: InitRate::default(),
@@ -190,19 +166,28 @@ impl Endpoint {
     }
 
     pub fn stats(&self) -> EndpointStats {
-        self.stats
+        self.out.stats
     }
 
     pub fn poll_transmit(&mut self) -> Option<Transmit> {
-        self.transmits.pop_front()
+        self.out.transmits.pop_front()
     }
 
     pub fn poll_event(&mut self) -> Option<Event> {
-        self.events.pop_front()
+        self.out.events.pop_front()
     }
 
+    /// The earliest moment [`Endpoint::handle_timeout`] has work. O(log n) in the SAs.
     pub fn poll_timeout(&self) -> Option<Instant> {
-        self.sas.values().filter_map(|s| s.deadline()).min()
+        self.deadlines.first()
+    }
+
+    /// Brings SA `id`'s entry in the deadline index up to date (or drops it, if the SA is
+    /// gone). Called after anything that may have changed the SA; costs one SA's
+    /// [`IkeSa::deadline`], not a scan.
+    fn reindex(&mut self, id: IkeSaId) {
+        let when = self.sas.get(&id).and_then(|s| s.deadline());
+        self.deadlines.set(id, when);
     }
 
     fn with_sa<R>(
@@ -229,44 +214,43 @@ impl Endpoint {
             }
         }
         let sa = self.sas.get_mut(&id)?;
-        let mut ctx = Ctx {
-            now,
-            rng: &mut *self.rng,
-            cfg: &self.cfg,
-            transmits: &mut self.transmits,
-            events: &mut self.events,
-            stats: &mut self.stats,
-        };
+        let mut ctx = Ctx::new(now, &mut *self.rng, &self.cfg, &mut self.out);
         let r = f(sa, &mut ctx);
+        self.apply_actions(now);
         self.settle(id);
+        self.reindex(id);
         Some(r)
     }
 
-    /// Adopts SAs spawned by a rekey and forgets dead ones.
-    fn settle(&mut self, id: IkeSaId) {
-        let Some(sa) = self.sas.get_mut(&id) else {
-            return;
-        };
-        if let Some(new) = sa.spawned.take() {
-            self.sas.insert(new.id, *new);
-        }
-        if let Some(sa) = self.sas.get_mut(&id) {
-            if std::mem::take(&mut sa.initial_contact) {
-                self.stats.initial_contacts += 1;
-                self.drop_stale(id);
-            }
-        }
-        if let Some(sa) = self.sas.get_mut(&id) {
-            let now = sa.last_inbound;
-            if std::mem::take(&mut sa.wants_reauth) {
-                let _ = self.reauthenticate(now, id);
-            } else if sa.state == State::Established {
-                if let Some(old) = sa.replaces.take() {
-                    // The replacement is up with its CHILD_SAs: now the old one may go.
-                    self.with_sa(old, now, |o, ctx| o.enqueue(ctx, Task::DeleteIke));
+    /// Carries out what the SAs asked for ([`SaAction`]), in the order they asked.
+    fn apply_actions(&mut self, now: Instant) {
+        while let Some(action) = self.out.actions.pop_front() {
+            match action {
+                SaAction::Adopt(new) => {
+                    let id = new.id;
+                    self.sas.insert(id, *new);
+                    self.reindex(id);
+                }
+                SaAction::InitialContact { ike } => self.drop_stale(now, ike),
+                SaAction::Reauthenticate { ike } => {
+                    // Fails only if the SA went away meanwhile: then there is nothing to renew.
+                    let _ = self.reauthenticate(now, ike);
+                }
+                SaAction::DeleteReplaced { by, old } => {
+                    if self
+                        .sas
+                        .get(&by)
+                        .is_some_and(|s| s.state == State::Established)
+                    {
+                        self.with_sa(old, now, |o, ctx| o.enqueue(ctx, Task::DeleteIke));
+                    }
                 }
             }
         }
+    }
+
+    /// Forgets SA `id` if it is dead, and its half-open index entry once it is established.
+    fn settle(&mut self, id: IkeSaId) {
         let Some(sa) = self.sas.get(&id) else { return };
         if sa.state == State::Dead {
             let key = (sa.spi_i, sa.remote);
@@ -290,9 +274,9 @@ impl Endpoint {
     /// addresses of the same peer) come back with their own IKE SA, and a peer that sends
     /// INITIAL_CONTACT on one tunnel while another is up (older ironsec, strongSwan with
     /// several connections) must not tear down the tunnel that still carries the traffic.
-    fn drop_stale(&mut self, id: IkeSaId) {
+    fn drop_stale(&mut self, now: Instant, id: IkeSaId) {
         let Some(sa) = self.sas.get(&id) else { return };
-        let (Some(conn), now, peer) = (sa.conn.clone(), sa.last_inbound, sa.remote.ip()) else {
+        let (Some(conn), peer) = (sa.conn.clone(), sa.remote.ip()) else {
             return;
         };
         let stale: Vec<IkeSaId> = self
@@ -309,36 +293,28 @@ impl Endpoint {
             .collect();
         for old in stale {
             if let Some(s) = self.sas.get_mut(&old) {
-                let mut ctx = Ctx {
-                    now,
-                    rng: &mut *self.rng,
-                    cfg: &self.cfg,
-                    transmits: &mut self.transmits,
-                    events: &mut self.events,
-                    stats: &mut self.stats,
-                };
+                let mut ctx = Ctx::new(now, &mut *self.rng, &self.cfg, &mut self.out);
                 s.close(&mut ctx, crate::events::CloseReason::Replaced);
             }
             self.sas.remove(&old);
+            self.deadlines.set(old, None);
             self.init_index.retain(|_, v| *v != old);
         }
     }
 
+    /// Runs the timers of the SAs that are due at `now`, and only those (found in the
+    /// deadline index, not by visiting every SA).
     pub fn handle_timeout(&mut self, now: Instant) {
-        let due: Vec<IkeSaId> = self
-            .sas
-            .iter()
-            .filter(|(_, s)| s.deadline().is_some_and(|d| d <= now))
-            .map(|(id, _)| *id)
-            .collect();
-        for id in due {
+        for id in self.deadlines.due(now) {
+            #[cfg(test)]
+            self.timeout_visits.push(id);
             self.with_sa(id, now, |sa, ctx| sa.on_timeout(ctx));
         }
     }
 
     fn new_spi(&mut self) -> u64 {
         loop {
-            let s = sa::random_ike_spi(&mut *self.rng);
+            let s = random_ike_spi(&mut *self.rng);
             if !self.sas.contains_key(&s) {
                 return s;
             }
@@ -526,6 +502,26 @@ impl Endpoint {
             .collect()
     }
 
+    /// Panics unless the deadline index says what a scan of every SA would. For the tests and
+    /// the fuzzer, which call it after every step (feature `testkit`).
+    #[cfg(any(test, feature = "testkit"))]
+    #[doc(hidden)]
+    pub fn check_deadline_index(&self) {
+        for (id, sa) in &self.sas {
+            assert_eq!(
+                self.deadlines.get(*id),
+                sa.deadline(),
+                "deadline index out of step for IKE SA {id:#x}"
+            );
+        }
+        let with_deadline = self.sas.values().filter(|s| s.deadline().is_some()).count();
+        assert_eq!(
+            self.deadlines.len(),
+            with_deadline,
+            "deadline index has stale entries"
+        );
+    }
+
     /// SK_ei and SK_er of an IKE SA, for tests that let an outside decoder (tshark) read the
     /// encrypted messages. Compiled only with the `key-export` feature; never in a release.
     #[cfg(feature = "key-export")]
@@ -566,7 +562,10 @@ impl Endpoint {
         }
         let m = crate::invalid_spi::message(&mut *self.rng, spi);
         self.send_framed(local, remote, m);
-        self.stats.invalid_spi_sent += 1;
+        self.out.stats.invalid_spi_sent += 1;
+        self.out
+            .events
+            .push_back(Event::InvalidSpiSent { remote, spi });
     }
 
     /// Queues one IKE message from `local` to `remote`, with the non-ESP marker in front when
@@ -577,7 +576,7 @@ impl Endpoint {
         } else {
             m
         };
-        self.transmits.push_back(Transmit {
+        self.out.transmits.push_back(Transmit {
             local,
             remote,
             payload,
@@ -589,7 +588,8 @@ impl Endpoint {
     /// with that address starts now, giving up as the connection's DPD would. A peer that is
     /// alive answers it; one that restarted does not, and its SAs close as unreachable.
     fn invalid_spi_hint(&mut self, now: Instant, remote: SocketAddr) {
-        self.stats.invalid_spi_hints += 1;
+        self.out.stats.invalid_spi_hints += 1;
+        self.out.events.push_back(Event::InvalidSpiHint { remote });
         let ids: Vec<(IkeSaId, Duration)> = self
             .sas
             .values()
@@ -626,24 +626,20 @@ impl Endpoint {
         if req.flags.response || !self.bad_version.allow(now, remote.ip()) {
             return;
         }
-        let header = wire::Header {
-            major: 2,
-            minor: 0,
-            next_payload: 0,
-            flags: wire::Flags {
-                initiator: !req.flags.initiator,
-                version: false,
-                response: true,
-            },
-            length: 0,
-            ..req
-        };
+        // Same SPIs, exchange and Message ID; our version; answered as the other side.
+        let header = wire::Header::new(
+            req.spi_i,
+            req.spi_r,
+            req.exchange,
+            wire::Flags::response(!req.flags.initiator),
+            req.message_id,
+        );
         let m = wire::encode_message(
             &header,
-            &[sa::notify(NotifyType::InvalidMajorVersion, Vec::new())],
+            &[Payload::notify(NotifyType::InvalidMajorVersion, Vec::new())],
         );
         self.send_framed(local, remote, m);
-        self.stats.invalid_major_version_sent += 1;
+        self.out.stats.invalid_major_version_sent += 1;
     }
 
     fn half_open(&self) -> usize {
@@ -656,12 +652,12 @@ impl Endpoint {
     /// One UDP datagram received on `local` from `remote` (the whole UDP payload: on the NAT-T
     /// port that includes the non-ESP marker).
     pub fn handle(&mut self, now: Instant, local: SocketAddr, remote: SocketAddr, datagram: &[u8]) {
-        self.stats.received += 1;
+        self.out.stats.received += 1;
         let bytes = if local.port() == self.cfg.natt_port {
             match datagram.strip_prefix(&wire::NON_ESP_MARKER[..]) {
                 Some(b) => b,
                 None => {
-                    self.stats.malformed += 1;
+                    self.out.stats.malformed += 1;
                     return;
                 }
             }
@@ -671,12 +667,12 @@ impl Endpoint {
         let msg = match Message::parse(bytes) {
             Ok(m) => m,
             Err(wire::ParseError::BadVersion { major, .. }) if major > 2 => {
-                self.stats.malformed += 1;
+                self.out.stats.malformed += 1;
                 self.invalid_major_version(now, local, remote, bytes);
                 return;
             }
             Err(_) => {
-                self.stats.malformed += 1;
+                self.out.stats.malformed += 1;
                 return;
             }
         };
@@ -688,7 +684,7 @@ impl Endpoint {
         let ours = if h.flags.initiator { h.spi_r } else { h.spi_i };
         let theirs = if h.flags.initiator { h.spi_i } else { h.spi_r };
         let Some(sa) = self.sas.get_mut(&ours) else {
-            self.stats.unknown_spi += 1;
+            self.out.stats.unknown_spi += 1;
             if crate::invalid_spi::hint(&msg).is_some() {
                 self.invalid_spi_hint(now, remote);
             }
@@ -699,7 +695,7 @@ impl Endpoint {
         let learning =
             h.exchange == ExchangeType::IkeSaInit && sa.initiator && sa.state == State::Init;
         if !learning && peer_spi != theirs {
-            self.stats.unknown_spi += 1;
+            self.out.stats.unknown_spi += 1;
             return;
         }
         if sa.natt && local.port() == self.cfg.natt_port && sa.local.port() != self.cfg.natt_port {
@@ -725,7 +721,7 @@ impl Endpoint {
                         // Answer from where the retransmission arrived, framed for that port.
                         self.send_framed(local, remote, d);
                     }
-                    self.stats.retransmits_answered += 1;
+                    self.out.stats.retransmits_answered += 1;
                 }
             }
             return;
@@ -733,14 +729,11 @@ impl Endpoint {
         let rate = self.init_rate.count(now);
         let half_open = self.half_open();
         if half_open >= self.cfg.max_half_open {
-            self.stats.half_open_dropped += 1;
+            self.out.stats.half_open_dropped += 1;
             return;
         }
         if half_open >= self.cfg.cookie_threshold || rate > self.cfg.cookie_rate_threshold {
-            let ni = msg.payloads.iter().find_map(|p| match p {
-                Payload::Nonce(n) => Some(n.clone()),
-                _ => None,
-            });
+            let ni = msg.payloads.nonce().cloned();
             let ni = ni.as_deref().unwrap_or(&[]);
             let presented = match msg.payloads.first() {
                 Some(Payload::Notify(n)) if n.kind == NotifyType::Cookie => Some(&n.data),
@@ -751,11 +744,11 @@ impl Endpoint {
                 .is_some_and(|p| verify_cookie(&self.cookie_secret, 1, ni, h.spi_i, remote, p));
             if !valid {
                 let expected = cookie(&self.cookie_secret, 1, ni, h.spi_i, remote);
-                self.stats.cookies_sent += 1;
-                let reply = [sa::notify(NotifyType::Cookie, expected)];
+                self.out.stats.cookies_sent += 1;
+                let reply = [Payload::notify(NotifyType::Cookie, expected)];
                 sa::init::stateless_reply(
                     &self.cfg,
-                    &mut self.transmits,
+                    &mut self.out.transmits,
                     h.spi_i,
                     local,
                     remote,
@@ -765,18 +758,136 @@ impl Endpoint {
             }
         }
         let spi = self.new_spi();
-        let mut ctx = Ctx {
-            now,
-            rng: &mut *self.rng,
-            cfg: &self.cfg,
-            transmits: &mut self.transmits,
-            events: &mut self.events,
-            stats: &mut self.stats,
-        };
+        let mut ctx = Ctx::new(now, &mut *self.rng, &self.cfg, &mut self.out);
         if let Some(sa) = sa::init::respond(&mut ctx, &self.peers, spi, local, remote, bytes, &msg)
         {
             self.init_index.insert((h.spi_i, remote), spi);
             self.sas.insert(spi, sa);
+            self.reindex(spi);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::crypto::TestRng;
+
+    fn peer(name: &str, remote: &str) -> PeerConfig {
+        crate::testkit::peer(
+            name,
+            "gw-a.example",
+            remote,
+            "10.1.0.0/24",
+            "10.2.0.0/24",
+            "aes128gcm16-prfsha256-x25519",
+            "aes128gcm16",
+        )
+    }
+
+    fn addr(s: &str) -> SocketAddr {
+        s.parse().unwrap()
+    }
+
+    fn index_matches_a_scan(ep: &Endpoint) {
+        ep.check_deadline_index();
+    }
+
+    #[test]
+    fn handle_timeout_visits_only_the_due_sas() {
+        let t0 = Instant::now();
+        let mut ep = Endpoint::new(
+            EndpointConfig::default(),
+            vec![peer("to-b", "gw-b.example"), peer("to-c", "gw-c.example")],
+            Box::new(TestRng::new(1)),
+        );
+        // Two IKE_SA_INIT requests, sent 10 s apart, neither answered.
+        let (local, b, c) = (
+            addr("192.0.2.1:500"),
+            addr("192.0.2.2:500"),
+            addr("192.0.2.3:500"),
+        );
+        let early = ep.initiate(t0, "to-b", local, b).unwrap();
+        let late = ep
+            .initiate(t0 + Duration::from_secs(10), "to-c", local, c)
+            .unwrap();
+        assert_eq!(std::iter::from_fn(|| ep.poll_transmit()).count(), 2);
+        index_matches_a_scan(&ep);
+        let due = ep.poll_timeout().expect("a retransmission is due");
+        assert_eq!(Some(due), ep.sas[&early].deadline());
+        assert!(ep.sas[&late].deadline().unwrap() > due);
+
+        // Before the deadline nothing is visited at all.
+        ep.handle_timeout(due - Duration::from_millis(1));
+        assert!(ep.timeout_visits.is_empty());
+
+        // At it, the early SA retransmits and the late one is not even looked at.
+        ep.handle_timeout(due);
+        assert_eq!(ep.timeout_visits, [early]);
+        let sent: Vec<Transmit> = std::iter::from_fn(|| ep.poll_transmit()).collect();
+        assert_eq!(sent.len(), 1);
+        assert_eq!(sent[0].remote, b);
+        assert_eq!(ep.sas[&early].pending.as_ref().map(|p| p.retries), Some(1));
+        assert_eq!(ep.sas[&late].pending.as_ref().map(|p| p.retries), Some(0));
+        index_matches_a_scan(&ep);
+        assert!(
+            ep.poll_timeout().unwrap() > due,
+            "the fired deadline moved on"
+        );
+    }
+
+    #[test]
+    fn the_index_follows_sas_through_retransmission_give_up_and_removal() {
+        let t0 = Instant::now();
+        let mut ep = Endpoint::new(
+            EndpointConfig::default(),
+            vec![peer("to-b", "gw-b.example")],
+            Box::new(TestRng::new(2)),
+        );
+        let id = ep
+            .initiate(t0, "to-b", addr("192.0.2.1:500"), addr("192.0.2.2:500"))
+            .unwrap();
+        // Follow the deadlines until the unanswered SA gives up and is forgotten.
+        let mut steps = 0;
+        while let Some(t) = ep.poll_timeout() {
+            ep.handle_timeout(t);
+            index_matches_a_scan(&ep);
+            steps += 1;
+            assert!(steps < 100, "deadlines never ran out");
+        }
+        assert!(!ep.sas.contains_key(&id));
+        assert_eq!(ep.deadlines.len(), 0);
+        assert!(ep.timeout_visits.iter().all(|v| *v == id));
+        assert!(std::iter::from_fn(|| ep.poll_event())
+            .any(|e| matches!(e, Event::IkeSaDown { ike, .. } if ike == id)));
+    }
+
+    #[test]
+    fn terminate_keeps_the_index_in_step() {
+        let t0 = Instant::now();
+        let mut ep = Endpoint::new(
+            EndpointConfig::default(),
+            vec![peer("to-b", "gw-b.example")],
+            Box::new(TestRng::new(3)),
+        );
+        let ids: Vec<IkeSaId> = (0..50u8)
+            .map(|i| {
+                let remote = SocketAddr::from(([192, 0, 2, 100 + i], 500));
+                let t = t0 + Duration::from_millis(u64::from(i) * 10);
+                ep.initiate(t, "to-b", addr("192.0.2.1:500"), remote)
+                    .unwrap()
+            })
+            .collect();
+        index_matches_a_scan(&ep);
+        for id in ids.iter().step_by(2) {
+            ep.terminate(t0, *id).unwrap();
+        }
+        index_matches_a_scan(&ep);
+        assert_eq!(ep.deadlines.len(), 25);
+        // Only the earliest of the survivors is due at its deadline.
+        let first = ep.poll_timeout().unwrap();
+        ep.handle_timeout(first);
+        assert_eq!(ep.timeout_visits, [ids[1]]);
+        index_matches_a_scan(&ep);
     }
 }

@@ -115,4 +115,15 @@ pub enum Event {
         notify: NotifyType,
         detail: String,
     },
+    /// An unprotected INVALID_SPI notification came from `remote` (RFC 7296 1.5): the peer
+    /// may have restarted and lost its SAs. Only a hint, as anyone can forge one: the engine
+    /// answers nothing and changes no SA, but checks at once that the peer of every
+    /// established IKE SA with that address is alive (2.21.4). Counted in
+    /// [`EndpointStats::invalid_spi_hints`](crate::EndpointStats::invalid_spi_hints).
+    InvalidSpiHint { remote: SocketAddr },
+    /// ESP came from `remote` with an SPI we have no SA for and no IKE SA with that address
+    /// lives (we restarted): we told the peer with an unprotected INVALID_SPI notification
+    /// carrying `spi`. Counted in
+    /// [`EndpointStats::invalid_spi_sent`](crate::EndpointStats::invalid_spi_sent).
+    InvalidSpiSent { remote: SocketAddr, spi: u32 },
 }

@@ -14,7 +14,9 @@ use std::net::IpAddr;
 use std::time::{Duration, Instant};
 
 use crate::crypto::Rng;
-use crate::wire::{self, ExchangeType, Flags, Header, Message, NotifyPayload, NotifyType, Payload};
+use crate::wire::{
+    self, ExchangeType, Flags, Header, Message, NotifyPayload, NotifyType, Payload, Payloads,
+};
 
 /// At most one notification per peer address this often: the trigger is unauthenticated
 /// traffic, so without a limit a spoofed ESP flood would turn us into a reflector.
@@ -24,21 +26,13 @@ const MAX_TRACKED: usize = 256;
 
 /// The unprotected INFORMATIONAL request reporting `spi`, unframed.
 pub(crate) fn message(rng: &mut dyn Rng, spi: u32) -> Vec<u8> {
-    let header = Header {
-        spi_i: crate::sa::random_ike_spi(rng),
-        spi_r: 0,
-        next_payload: 0,
-        major: 2,
-        minor: 0,
-        exchange: ExchangeType::Informational,
-        flags: Flags {
-            initiator: true,
-            version: false,
-            response: false,
-        },
-        message_id: 0,
-        length: 0,
-    };
+    let header = Header::new(
+        crate::spi::random_ike_spi(rng),
+        0,
+        ExchangeType::Informational,
+        Flags::request(true),
+        0,
+    );
     // Notification Data: the SPI of the wayward packet (RFC 7296 1.5); protocol ESP.
     let notify = Payload::Notify(NotifyPayload {
         protocol: 3,
@@ -56,13 +50,9 @@ pub(crate) fn hint(msg: &Message) -> Option<u32> {
     if h.exchange != ExchangeType::Informational || h.flags.response {
         return None;
     }
-    msg.payloads.iter().find_map(|p| match p {
-        Payload::Notify(n) if n.kind == NotifyType::InvalidSpi => {
-            let b = if n.data.len() == 4 { &n.data } else { &n.spi };
-            Some(u32::from_be_bytes(b.as_slice().try_into().ok()?))
-        }
-        _ => None,
-    })
+    let n = msg.payloads.notify(NotifyType::InvalidSpi)?;
+    let b = if n.data.len() == 4 { &n.data } else { &n.spi };
+    Some(u32::from_be_bytes(b.as_slice().try_into().ok()?))
 }
 
 /// Per-peer pacing of the notifications we send.
@@ -112,10 +102,10 @@ mod tests {
         parsed.header.flags.response = true;
         assert_eq!(hint(&parsed), None);
         parsed.header.flags.response = false;
-        parsed.payloads = vec![crate::sa::notify(NotifyType::InvalidIkeSpi, vec![])];
+        parsed.payloads = vec![Payload::notify(NotifyType::InvalidIkeSpi, vec![])];
         assert_eq!(hint(&parsed), None);
         // A truncated SPI is no hint either.
-        parsed.payloads = vec![crate::sa::notify(NotifyType::InvalidSpi, vec![1, 2])];
+        parsed.payloads = vec![Payload::notify(NotifyType::InvalidSpi, vec![1, 2])];
         assert_eq!(hint(&parsed), None);
     }
 

@@ -5,17 +5,24 @@
 //! deadlines with [`Endpoint::handle_timeout`]; drain [`Endpoint::poll_transmit`] and
 //! [`Endpoint::poll_event`]; sleep until [`Endpoint::poll_timeout`].
 
+// The engine parses hostile bytes and needs no raw memory access: keep it that way.
+#![forbid(unsafe_code)]
+
 pub mod config;
 pub mod crypto;
+mod deadlines;
 pub mod endpoint;
 pub mod events;
 mod invalid_spi;
 mod sa;
+mod spi;
+mod stats;
+#[cfg(any(test, feature = "testkit"))]
+pub mod testkit;
 pub mod ts;
 pub mod wire;
 
 pub use config::{EndpointConfig, Identity, Keymat, Lifetimes, PeerConfig, Psk, Retransmit};
-pub use endpoint::{
-    ChildSummary, CommandError, Endpoint, EndpointStats, IkeSaSummary, PeerLiveness,
-};
+pub use endpoint::{ChildSummary, CommandError, Endpoint, IkeSaSummary, PeerLiveness};
 pub use events::{ChildSaInfo, CloseReason, Event, IkeSaId, Transmit};
+pub use stats::EndpointStats;

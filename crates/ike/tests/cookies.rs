@@ -4,12 +4,10 @@
 //! logged failure per packet, and a real initiator still gets through by answering the
 //! challenge. Fake clock, no sockets.
 
-mod common;
-
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::time::Duration;
 
-use common::*;
+use ironsec_ike::testkit::*;
 use ironsec_ike::wire::{ExchangeType, Message, NotifyType, Payload};
 use ironsec_ike::{EndpointConfig, Event};
 

@@ -7,9 +7,7 @@ use ironsec_ike::crypto::TestRng;
 use ironsec_ike::wire::NotifyType;
 use ironsec_ike::{CloseReason, Endpoint, EndpointConfig, Event, Psk};
 
-mod common;
-
-use common::*;
+use ironsec_ike::testkit::*;
 
 fn ike_up(ev: &[Event]) -> usize {
     ev.iter()

@@ -1,14 +1,13 @@
 //! Inputs found by the `ike_responder` fuzz target (fuzz/fuzz_targets/ike_responder.rs), each
 //! replayed as the fuzzer fed it, plus the same bug written as a readable scenario.
 
-mod common;
-
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::time::{Duration, Instant};
 
 use ironsec_ike::crypto::TestRng;
+use ironsec_ike::testkit::responder::{peer, run_responder};
 use ironsec_ike::wire::{ExchangeType, Flags, Header, Message, NON_ESP_MARKER};
-use ironsec_ike::{Endpoint, EndpointConfig, PeerConfig, Psk, Transmit};
+use ironsec_ike::{Endpoint, EndpointConfig, Transmit};
 
 /// Every datagram an endpoint sends is an IKE message it can parse itself, behind the non-ESP
 /// marker exactly when it leaves from the NAT-T port (RFC 3948 2.2): without the marker the
@@ -31,99 +30,6 @@ fn assert_well_framed(t: &Transmit) {
     Message::parse(bytes).expect("the endpoint sent a message it cannot parse");
 }
 
-/// The shared test peer (tests/common) with the fuzz target's own PSK.
-#[allow(clippy::too_many_arguments)]
-fn peer(
-    name: &str,
-    me: &str,
-    them: &str,
-    local: &str,
-    remote: &str,
-    ike: &str,
-    esp: &str,
-    psk: &[u8],
-) -> PeerConfig {
-    PeerConfig {
-        psk: Psk::new(psk.to_vec()),
-        ..common::peer(name, me, them, local, remote, ike, esp)
-    }
-}
-
-/// A copy of the fuzz target's fixed responder (fuzz/src/lib.rs): same connections, same RNG
-/// seed, same framing, so its crash inputs replay here byte for byte.
-mod fuzz_responder {
-    use super::*;
-
-    const PSK: &[u8] = b"fuzzing-pre-shared-key-0123456789";
-    const SEED: u64 = 0x1505_ec00_0000_0002;
-
-    fn peers() -> Vec<PeerConfig> {
-        vec![
-            peer(
-                "to-a",
-                "gw-b.example",
-                "gw-a.example",
-                "10.2.0.0/24",
-                "10.1.0.0/24,10.11.0.0/16",
-                "aes256gcm16-aes128gcm16-prfsha256-x25519-ecp256",
-                "aes256gcm16-x25519,aes128gcm16-esn",
-                PSK,
-            ),
-            peer(
-                "to-c",
-                "gw-b.example",
-                "gw-c@example.org",
-                "10.2.0.0/24",
-                "10.3.0.0/24",
-                "chacha20poly1305-prfsha384-ecp384",
-                "chacha20poly1305",
-                PSK,
-            ),
-        ]
-    }
-
-    /// Frames `[ctl][len u16 BE][bytes]`: ctl bit 0 = port 4500, bit 1 = other source
-    /// address, ctl >> 2 = t, the clock advances t^4 * 10 ms first.
-    pub fn replay(input: &[u8]) {
-        let mut ep = Endpoint::new(
-            EndpointConfig::default(),
-            peers(),
-            Box::new(TestRng::new(SEED)),
-        );
-        let mut now = Instant::now();
-        let mut data = input;
-        while let Some((&ctl, rest)) = data.split_first() {
-            let (len, rest) = match rest {
-                [a, b, rest @ ..] => (usize::from(u16::from_be_bytes([*a, *b])), rest),
-                _ => (rest.len(), &[][..]),
-            };
-            let (d, rest) = rest.split_at(len.min(rest.len()));
-            data = rest;
-            let t = u64::from(ctl >> 2);
-            now += Duration::from_millis(t * t * t * t * 10);
-            let port = if ctl & 1 != 0 { 4500 } else { 500 };
-            let from = if ctl & 2 != 0 {
-                Ipv4Addr::new(198, 51, 100, 7)
-            } else {
-                Ipv4Addr::new(192, 0, 2, 1)
-            };
-            if !d.is_empty() {
-                ep.handle(
-                    now,
-                    SocketAddr::new(IpAddr::V4(Ipv4Addr::new(192, 0, 2, 2)), port),
-                    SocketAddr::new(IpAddr::V4(from), port),
-                    d,
-                );
-            }
-            ep.handle_timeout(now);
-            while let Some(t) = ep.poll_transmit() {
-                assert_well_framed(&t);
-            }
-            while ep.poll_event().is_some() {}
-        }
-    }
-}
-
 /// Fuzz crash 1 (minimized, 447 bytes, two frames): an IKE_SA_INIT request on port 500, then on port 4500 an
 /// IKE_AUTH-typed request with Message ID 0 and the right SPIs (it cannot be decrypted). The
 /// responder floats the half-open SA's local address to port 4500 on that unauthenticated
@@ -131,7 +37,7 @@ mod fuzz_responder {
 /// response, framed for port 500, from port 4500: without the non-ESP marker.
 #[test]
 fn fuzz_crash_1_cached_init_response_resent_on_4500_without_marker() {
-    fuzz_responder::replay(include_bytes!("data/fuzz-crash-1-ike-responder.bin"));
+    run_responder(include_bytes!("data/fuzz-crash-1-ike-responder.bin"));
 }
 
 /// The same bug without the fuzz harness: after IKE_SA_INIT, one unauthenticated 28-byte

@@ -3,13 +3,11 @@
 //! checks liveness at once (rather than after its DPD interval) and, the check failing, closes
 //! its stale SAs; a forged notification changes nothing while the peer is alive.
 
-mod common;
-
 use std::time::Duration;
 
-use common::*;
 use ironsec_ike::crypto::TestRng;
-use ironsec_ike::wire::{ExchangeType, Message, NotifyType, Payload, NON_ESP_MARKER};
+use ironsec_ike::testkit::*;
+use ironsec_ike::wire::{ExchangeType, Message, NotifyType, Payloads, NON_ESP_MARKER};
 use ironsec_ike::{CloseReason, Endpoint, EndpointConfig, Event};
 
 const SUITE: (&str, &str) = ("aes128gcm16-prfsha256-x25519", "aes128gcm16");
@@ -48,6 +46,12 @@ fn restarted_peer_reports_the_spi_and_the_survivor_gives_up_after_its_dpd_timeou
             .unknown_esp_spi(net.now, addr(B, 4500), addr(A, 4500), 0x1234_5678);
     }
     assert_eq!(net.b.stats().invalid_spi_sent, 1);
+    // The owner hears of it once, as an event (to log), not by comparing counters.
+    let sent: Vec<Event> = std::iter::from_fn(|| net.b.poll_event()).collect();
+    assert!(
+        matches!(sent.as_slice(), [Event::InvalidSpiSent { remote, spi: 0x1234_5678 }] if *remote == addr(A, 4500)),
+        "{sent:?}"
+    );
     let t = net.b.poll_transmit().expect("an INVALID_SPI notification");
     assert_eq!(t.remote, addr(A, 4500));
     let bytes = t
@@ -60,11 +64,7 @@ fn restarted_peer_reports_the_spi_and_the_survivor_gives_up_after_its_dpd_timeou
     assert_eq!(m.header.spi_r, 0);
     let n = m
         .payloads
-        .iter()
-        .find_map(|p| match p {
-            Payload::Notify(n) if n.kind == NotifyType::InvalidSpi => Some(n),
-            _ => None,
-        })
+        .notify(NotifyType::InvalidSpi)
         .expect("INVALID_SPI notify");
     assert_eq!(n.data, 0x1234_5678u32.to_be_bytes());
 
@@ -76,6 +76,12 @@ fn restarted_peer_reports_the_spi_and_the_survivor_gives_up_after_its_dpd_timeou
     assert_eq!(net.a.stats().invalid_spi_hints, 1);
     assert_eq!(net.a.ike_sas().len(), 1, "a hint alone closes nothing");
     net.pump();
+    let hints = net
+        .events_a
+        .iter()
+        .filter(|e| matches!(e, Event::InvalidSpiHint { remote } if *remote == addr(B, 4500)))
+        .count();
+    assert_eq!(hints, 1, "{:?}", net.events_a);
     assert_eq!(
         net.a.stats().requests_sent,
         before + 1,
@@ -139,4 +145,8 @@ fn no_notification_while_an_ike_sa_with_that_peer_lives() {
         .unknown_esp_spi(net.now, addr(B, 4500), addr(A, 4500), 0xabcd);
     assert_eq!(net.b.stats().invalid_spi_sent, 0);
     assert!(net.b.poll_transmit().is_none());
+    assert!(
+        net.b.poll_event().is_none(),
+        "nothing sent, nothing to report"
+    );
 }

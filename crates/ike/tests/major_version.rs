@@ -3,12 +3,10 @@
 //! exchange type and Message ID (1.5), at most once a second per address; responses, IKEv1
 //! (major 1) and malformed headers get no answer, and nothing is created.
 
-mod common;
-
 use std::time::{Duration, Instant};
 
-use common::*;
 use ironsec_ike::crypto::TestRng;
+use ironsec_ike::testkit::*;
 use ironsec_ike::wire::{
     ExchangeType, Flags, Header, Message, NotifyType, Payload, HEADER_LEN, NON_ESP_MARKER,
 };

@@ -37,9 +37,7 @@ use ironsec_ike::wire::{
 };
 use ironsec_ike::{CloseReason, Endpoint, EndpointConfig, EndpointStats, Event, Transmit};
 
-mod common;
-
-use common::*;
+use ironsec_ike::testkit::*;
 
 // Payload type numbers for chains built by hand.
 const NOTIFY: u8 = 41;

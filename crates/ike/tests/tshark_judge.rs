@@ -23,9 +23,7 @@ use std::time::Duration;
 use ironsec_ike::endpoint::ExportedIkeKeys;
 use ironsec_ike::Event;
 
-mod common;
-
-use common::{pair_configs, Captured, Net, A, B};
+use ironsec_ike::testkit::{pair_configs, Captured, Net, A, B};
 
 /// Exports an IKE SA's keys from both ends and checks they agree.
 fn keys_of(net: &Net) -> ExportedIkeKeys {

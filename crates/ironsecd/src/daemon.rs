@@ -377,28 +377,13 @@ async fn event_loop(
                 let mut plane = running.plane();
                 let now = Instant::now();
                 tracing::debug!(%local, remote = %from, "IKE in: {}", crate::ikelog::summary(&data));
-                let hints = plane.ep.stats().invalid_spi_hints;
                 plane.ep.handle(now, local, from, &data);
-                if plane.ep.stats().invalid_spi_hints > hints {
-                    tracing::info!(
-                        remote = %from,
-                        "peer reports INVALID_SPI (it may have restarted): checking it is alive"
-                    );
-                }
                 running.flush(&mut plane, now, false);
             }
             Some((local, from, spi)) = spi_rx.recv() => {
                 let mut plane = running.plane();
                 let now = Instant::now();
-                let sent = plane.ep.stats().invalid_spi_sent;
                 plane.ep.unknown_esp_spi(now, local, from, spi);
-                if plane.ep.stats().invalid_spi_sent > sent {
-                    tracing::info!(
-                        remote = %from,
-                        spi = %status::spi_string(spi),
-                        "ESP for an SA we do not have: told the peer (INVALID_SPI)"
-                    );
-                }
                 running.flush(&mut plane, now, false);
             }
             _ = sleep => {

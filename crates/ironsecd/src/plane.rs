@@ -1100,6 +1100,21 @@ impl Plane {
                 }
                 false
             }
+            Event::InvalidSpiHint { remote } => {
+                tracing::info!(
+                    %remote,
+                    "peer reports INVALID_SPI (it may have restarted): checking it is alive"
+                );
+                false
+            }
+            Event::InvalidSpiSent { remote, spi } => {
+                tracing::info!(
+                    %remote,
+                    spi = %crate::status::spi_string(spi),
+                    "ESP for an SA we do not have: told the peer (INVALID_SPI)"
+                );
+                false
+            }
         }
     }
 

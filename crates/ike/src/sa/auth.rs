@@ -2,26 +2,12 @@
 
 use std::net::SocketAddr;
 
-use super::{error_notify, find_notify, notify, Ctx, IkeSa, Request, State};
+use super::{Ctx, IkeSa, Request, SaAction, State};
 use crate::config::Identity;
 use crate::crypto::{psk_auth, verify_psk_auth};
 use crate::events::{CloseReason, Event};
 use crate::sa::child::ChildOffer;
-use crate::wire::{AuthMethod, AuthPayload, ExchangeType, IdPayload, NotifyType, Payload};
-
-fn id_of(payloads: &[Payload], initiator: bool) -> Option<&IdPayload> {
-    payloads.iter().find_map(|p| match (p, initiator) {
-        (Payload::IdI(i), true) | (Payload::IdR(i), false) => Some(i),
-        _ => None,
-    })
-}
-
-fn auth_of(payloads: &[Payload]) -> Option<&AuthPayload> {
-    payloads.iter().find_map(|p| match p {
-        Payload::Auth(a) => Some(a),
-        _ => None,
-    })
-}
+use crate::wire::{AuthMethod, AuthPayload, ExchangeType, NotifyType, Payload, Payloads};
 
 impl IkeSa {
     /// Initiator: IDi, IDr, AUTH, and the first CHILD_SA (SA, TSi, TSr).
@@ -55,7 +41,7 @@ impl IkeSa {
             }),
         ];
         if self.replaces.is_none() && !self.siblings {
-            payloads.push(notify(NotifyType::InitialContact, Vec::new()));
+            payloads.push(Payload::notify(NotifyType::InitialContact, Vec::new()));
         }
         payloads.extend(child.payloads(&conn, None));
         self.send_request(
@@ -71,8 +57,10 @@ impl IkeSa {
         let (Some(conn), Some(crypto)) = (self.conn.clone(), self.crypto.as_ref()) else {
             return;
         };
-        let (Some(idr), Some(auth)) = (id_of(payloads, false), auth_of(payloads)) else {
-            let kind = error_notify(payloads).map_or(NotifyType::InvalidSyntax, |n| n.kind);
+        let (Some(idr), Some(auth)) = (payloads.id_r(), payloads.auth()) else {
+            let kind = payloads
+                .error_notify()
+                .map_or(NotifyType::InvalidSyntax, |n| n.kind);
             let detail = if kind == NotifyType::AuthenticationFailed {
                 format!(
                     "peer rejected our authentication as '{}' (wrong PSK or identity?)",
@@ -144,15 +132,18 @@ impl IkeSa {
         };
         let (prf, algorithms) = (crypto.algs.prf, crypto.algs);
         let (sk_pi, sk_pr) = (crypto.sk_pi.clone(), crypto.sk_pr.clone());
-        let idi = id_of(payloads, true);
-        let idr = id_of(payloads, false).and_then(Identity::from_payload);
+        let idi = payloads.id_i();
+        let idr = payloads.id_r().and_then(Identity::from_payload);
         let peer_id = idi.and_then(Identity::from_payload);
         let reject = |sa: &mut IkeSa, ctx: &mut Ctx, detail: String| {
             sa.send_response(
                 ctx,
                 ExchangeType::IkeAuth,
                 id,
-                &[notify(NotifyType::AuthenticationFailed, Vec::new())],
+                &[Payload::notify(
+                    NotifyType::AuthenticationFailed,
+                    Vec::new(),
+                )],
             );
             ctx.events.push_back(Event::Failure {
                 conn: sa.candidates.first().map(|c| c.name.clone()),
@@ -163,7 +154,7 @@ impl IkeSa {
             });
             sa.close(ctx, CloseReason::Refused(NotifyType::AuthenticationFailed));
         };
-        let (Some(idi), Some(auth)) = (idi, auth_of(payloads)) else {
+        let (Some(idi), Some(auth)) = (idi, payloads.auth()) else {
             reject(self, ctx, "IKE_AUTH without IDi or AUTH".into());
             return;
         };
@@ -231,7 +222,7 @@ impl IkeSa {
         let child = self.accept_child(ctx, payloads, &ni, &nr, true);
         match &child {
             Ok((p, _)) => response.extend(p.iter().cloned()),
-            Err((kind, data, _)) => response.push(notify(*kind, data.clone())),
+            Err((kind, data, _)) => response.push(Payload::notify(*kind, data.clone())),
         }
         self.send_response(ctx, ExchangeType::IkeAuth, id, &response);
         self.established(ctx);
@@ -254,7 +245,11 @@ impl IkeSa {
                 detail,
             }),
         }
-        self.initial_contact = find_notify(payloads, NotifyType::InitialContact).is_some();
+        if payloads.notify(NotifyType::InitialContact).is_some() {
+            ctx.stats.initial_contacts += 1;
+            ctx.actions
+                .push_back(SaAction::InitialContact { ike: self.id });
+        }
         debug_assert!(self.state == State::Established);
     }
 

@@ -4,10 +4,7 @@
 use std::sync::Arc;
 use std::time::Instant;
 
-use super::{
-    find_notify, jittered, notify, random_bytes, random_child_spi, random_ike_spi, Ctx, IkeSa,
-    Request, SaCrypto, State, Task,
-};
+use super::{jittered, Ctx, IkeSa, Request, SaAction, SaCrypto, State, Task};
 use crate::config::{Keymat, PeerConfig};
 use crate::crypto::{
     accept_esp_response, accept_ike_response, choose_esp, choose_ike, derive_child_keys,
@@ -16,9 +13,10 @@ use crate::crypto::{
 use crate::events::{ChildSaInfo, CloseReason, Event};
 use crate::sa::init::{chosen_ike, NONCE_LEN};
 use crate::sa::proposals::{offered, spi_of, to_wire};
+use crate::spi::{random_bytes, random_child_spi, random_ike_spi};
 use crate::ts;
 use crate::wire::{
-    DeletePayload, ExchangeType, KePayload, NotifyType, Payload, ProtocolId, SaPayload,
+    DeletePayload, ExchangeType, KePayload, NotifyType, Payload, Payloads, ProtocolId, SaPayload,
     TrafficSelector,
 };
 
@@ -134,34 +132,6 @@ impl ChildOffer {
     }
 }
 
-fn sa_of(payloads: &[Payload]) -> Option<&SaPayload> {
-    payloads.iter().find_map(|p| match p {
-        Payload::Sa(s) => Some(s),
-        _ => None,
-    })
-}
-
-fn ts_of(payloads: &[Payload], initiator: bool) -> Option<&Vec<TrafficSelector>> {
-    payloads.iter().find_map(|p| match (p, initiator) {
-        (Payload::TsI(t), true) | (Payload::TsR(t), false) => Some(t),
-        _ => None,
-    })
-}
-
-fn nonce_of(payloads: &[Payload]) -> Option<&Vec<u8>> {
-    payloads.iter().find_map(|p| match p {
-        Payload::Nonce(n) => Some(n),
-        _ => None,
-    })
-}
-
-fn ke_of(payloads: &[Payload]) -> Option<&KePayload> {
-    payloads.iter().find_map(|p| match p {
-        Payload::Ke(k) => Some(k),
-        _ => None,
-    })
-}
-
 fn chosen_esp(number: u8, a: EspAlgorithms, spi: u32) -> SaPayload {
     let o = offer_esp(&[EspProposal {
         encr: vec![a.encr],
@@ -198,11 +168,8 @@ impl IkeSa {
             Vec::new(),
             "no connection".to_string(),
         ))?;
-        let (Some(sa), Some(tsi), Some(tsr)) = (
-            sa_of(payloads),
-            ts_of(payloads, true),
-            ts_of(payloads, false),
-        ) else {
+        let (Some(sa), Some(tsi), Some(tsr)) = (payloads.sa(), payloads.ts_i(), payloads.ts_r())
+        else {
             return Err((
                 NotifyType::InvalidSyntax,
                 Vec::new(),
@@ -215,7 +182,7 @@ impl IkeSa {
             conn.esp_proposals.clone()
         };
         let offer = offered(sa, ProtocolId::Esp);
-        let ke = ke_of(payloads);
+        let ke = payloads.ke();
         // With a KE the initiator wants PFS: only proposals with that group qualify; without,
         // only proposals without DH.
         let (number, algs) = choose_esp(&offer, &ours).ok_or_else(|| {
@@ -336,7 +303,7 @@ impl IkeSa {
                 detail,
             });
         };
-        if let Some(n) = super::error_notify(payloads) {
+        if let Some(n) = payloads.error_notify() {
             let kind = n.kind;
             let detail = match kind {
                 NotifyType::NoProposalChosen => format!(
@@ -349,11 +316,8 @@ impl IkeSa {
             fail(self, ctx, kind, detail);
             return;
         }
-        let (Some(sa), Some(tsi), Some(tsr)) = (
-            sa_of(payloads),
-            ts_of(payloads, true),
-            ts_of(payloads, false),
-        ) else {
+        let (Some(sa), Some(tsi), Some(tsr)) = (payloads.sa(), payloads.ts_i(), payloads.ts_r())
+        else {
             fail(
                 self,
                 ctx,
@@ -398,7 +362,7 @@ impl IkeSa {
             );
             return;
         }
-        let shared = match (algs.dh, &offer.ke, ke_of(payloads)) {
+        let shared = match (algs.dh, &offer.ke, payloads.ke()) {
             (None, _, _) => None,
             (Some(g), Some(mine), Some(k)) if mine.group() == g && k.group == g.id() => {
                 match mine.agree(&k.data) {
@@ -572,8 +536,8 @@ impl IkeSa {
         child: ChildOffer,
         rekey_of: Option<u32>,
     ) {
-        let Some(nr) = nonce_of(payloads).cloned() else {
-            if super::error_notify(payloads).is_none() {
+        let Some(nr) = payloads.nonce().cloned() else {
+            if payloads.error_notify().is_none() {
                 return;
             }
             let ni = child.nonce.clone();
@@ -586,22 +550,23 @@ impl IkeSa {
 
     /// A CREATE_CHILD_SA request: a new CHILD_SA, a CHILD_SA rekey, or an IKE SA rekey.
     pub(crate) fn create_child_request(&mut self, ctx: &mut Ctx, id: u32, payloads: &[Payload]) {
-        let Some(ni) = nonce_of(payloads).cloned() else {
+        let Some(ni) = payloads.nonce().cloned() else {
             self.send_response(
                 ctx,
                 ExchangeType::CreateChildSa,
                 id,
-                &[notify(NotifyType::InvalidSyntax, Vec::new())],
+                &[Payload::notify(NotifyType::InvalidSyntax, Vec::new())],
             );
             return;
         };
-        if sa_of(payloads)
+        if payloads
+            .sa()
             .is_some_and(|s| s.proposals.iter().any(|p| p.protocol == ProtocolId::Ike))
         {
             self.rekey_ike_request(ctx, id, payloads, &ni);
             return;
         }
-        let rekey = find_notify(payloads, NotifyType::RekeySa).map(|n| {
+        let rekey = payloads.notify(NotifyType::RekeySa).map(|n| {
             <[u8; 4]>::try_from(&n.spi[..])
                 .map(u32::from_be_bytes)
                 .unwrap_or(0)
@@ -610,7 +575,7 @@ impl IkeSa {
             Some(out) => match self.children.iter().find(|c| c.info.spi_out == out) {
                 Some(c) if self.deleting_child(c.info.spi_in) => {
                     // RFC 7296 2.25: rekeying an SA we are closing.
-                    let n = notify(NotifyType::TemporaryFailure, Vec::new());
+                    let n = Payload::notify(NotifyType::TemporaryFailure, Vec::new());
                     self.send_response(ctx, ExchangeType::CreateChildSa, id, &[n]);
                     return;
                 }
@@ -639,7 +604,12 @@ impl IkeSa {
                 }
             }
             Err((kind, data, detail)) => {
-                self.send_response(ctx, ExchangeType::CreateChildSa, id, &[notify(kind, data)]);
+                self.send_response(
+                    ctx,
+                    ExchangeType::CreateChildSa,
+                    id,
+                    &[Payload::notify(kind, data)],
+                );
                 if let Some(conn) = self.conn.clone() {
                     ctx.events.push_back(Event::Failure {
                         conn: Some(conn.name.clone()),
@@ -714,8 +684,7 @@ impl IkeSa {
         let Some(conn) = self.conn.clone() else {
             return;
         };
-        let (Some(sa), Some(nr), Some(kep)) =
-            (sa_of(payloads), nonce_of(payloads), ke_of(payloads))
+        let (Some(sa), Some(nr), Some(kep)) = (payloads.sa(), payloads.nonce(), payloads.ke())
         else {
             // Refused (e.g. TEMPORARY_FAILURE during a collision): try again after a random
             // delay, so two peers that collided do not collide again.
@@ -747,7 +716,7 @@ impl IkeSa {
         if let Some(new) = self.spawn_rekeyed(
             ctx, algs, &shared, &ni, &nr, new_spi, peer_spi, true, new_spi,
         ) {
-            self.spawned = Some(Box::new(new));
+            ctx.actions.push_back(SaAction::Adopt(Box::new(new)));
             self.queued.push_back(Task::DeleteIke);
         }
     }
@@ -767,16 +736,16 @@ impl IkeSa {
                     | Request::DeleteChild { .. }
             )
         ) {
-            let n = notify(NotifyType::TemporaryFailure, Vec::new());
+            let n = Payload::notify(NotifyType::TemporaryFailure, Vec::new());
             self.send_response(ctx, ExchangeType::CreateChildSa, id, &[n]);
             return;
         }
-        let (Some(sa), Some(kep)) = (sa_of(payloads), ke_of(payloads)) else {
+        let (Some(sa), Some(kep)) = (payloads.sa(), payloads.ke()) else {
             self.send_response(
                 ctx,
                 ExchangeType::CreateChildSa,
                 id,
-                &[notify(NotifyType::InvalidSyntax, Vec::new())],
+                &[Payload::notify(NotifyType::InvalidSyntax, Vec::new())],
             );
             return;
         };
@@ -786,7 +755,7 @@ impl IkeSa {
                 ctx,
                 ExchangeType::CreateChildSa,
                 id,
-                &[notify(NotifyType::NoProposalChosen, Vec::new())],
+                &[Payload::notify(NotifyType::NoProposalChosen, Vec::new())],
             );
             return;
         };
@@ -795,7 +764,7 @@ impl IkeSa {
                 ctx,
                 ExchangeType::CreateChildSa,
                 id,
-                &[notify(
+                &[Payload::notify(
                     NotifyType::InvalidKePayload,
                     algs.dh.id().to_be_bytes().to_vec(),
                 )],
@@ -811,7 +780,7 @@ impl IkeSa {
                 ctx,
                 ExchangeType::CreateChildSa,
                 id,
-                &[notify(NotifyType::InvalidSyntax, Vec::new())],
+                &[Payload::notify(NotifyType::InvalidSyntax, Vec::new())],
             );
             return;
         };
@@ -821,7 +790,7 @@ impl IkeSa {
                 ctx,
                 ExchangeType::CreateChildSa,
                 id,
-                &[notify(NotifyType::InvalidSyntax, Vec::new())],
+                &[Payload::notify(NotifyType::InvalidSyntax, Vec::new())],
             );
             return;
         };
@@ -839,7 +808,7 @@ impl IkeSa {
         if let Some(new) = self.spawn_rekeyed(
             ctx, algs, &shared, ni, &nr, peer_spi, new_spi, false, new_spi,
         ) {
-            self.spawned = Some(Box::new(new));
+            ctx.actions.push_back(SaAction::Adopt(Box::new(new)));
         }
     }
 

@@ -4,7 +4,7 @@
 use std::net::SocketAddr;
 use std::sync::Arc;
 
-use super::{find_notify, later, random_bytes, Ctx, IkeSa, Pending, Request, SaCrypto, State};
+use super::{later, Ctx, IkeSa, Pending, Request, SaCrypto, State};
 use crate::config::PeerConfig;
 use crate::crypto::{
     self, accept_ike_response, choose_ike, derive_ike_keys, nat_detection_hash, offer_ike,
@@ -12,8 +12,10 @@ use crate::crypto::{
 };
 use crate::events::Event;
 use crate::sa::proposals::{offered, to_wire};
+use crate::spi::random_bytes;
 use crate::wire::{
-    self, ExchangeType, Header, KePayload, Message, NotifyType, Payload, ProtocolId, SaPayload,
+    self, ExchangeType, Header, KePayload, Message, NotifyType, Payload, Payloads, ProtocolId,
+    SaPayload,
 };
 
 pub(crate) const NONCE_LEN: usize = 32;
@@ -48,10 +50,6 @@ pub(crate) fn chosen_ike(number: u8, algs: IkeAlgorithms, spi: Vec<u8>) -> SaPay
     }
 }
 
-fn notify_payload(kind: NotifyType, data: Vec<u8>) -> Payload {
-    super::notify(kind, data)
-}
-
 impl IkeSa {
     /// Initiator: sends IKE_SA_INIT with a KE for `group` (default: the first configured).
     pub fn start_init(
@@ -81,7 +79,7 @@ impl IkeSa {
         let mut payloads = Vec::new();
         if let Some(c) = &cookie {
             // RFC 7296 2.6: the cookie goes first, everything else unchanged.
-            payloads.push(notify_payload(NotifyType::Cookie, c.clone()));
+            payloads.push(Payload::notify(NotifyType::Cookie, c.clone()));
         }
         let offer = offer_ike(&conn.ike_proposals);
         payloads.push(Payload::Sa(SaPayload {
@@ -95,15 +93,15 @@ impl IkeSa {
             data: ke.public().to_vec(),
         }));
         payloads.push(Payload::Nonce(ni.clone()));
-        payloads.push(notify_payload(
+        payloads.push(Payload::notify(
             NotifyType::NatDetectionSourceIp,
             nat_source(ctx, &conn, self.spi_i, 0, self.local),
         ));
-        payloads.push(notify_payload(
+        payloads.push(Payload::notify(
             NotifyType::NatDetectionDestinationIp,
             nat_detection_hash(self.spi_i, 0, self.remote).to_vec(),
         ));
-        payloads.push(notify_payload(
+        payloads.push(Payload::notify(
             NotifyType::Ikev2FragmentationSupported,
             Vec::new(),
         ));
@@ -144,7 +142,7 @@ impl IkeSa {
             return;
         };
         let p = &msg.payloads;
-        if let Some(n) = find_notify(p, NotifyType::Cookie) {
+        if let Some(n) = p.notify(NotifyType::Cookie) {
             if cookie.as_deref() != Some(&n.data[..]) && !n.data.is_empty() && n.data.len() <= 64 {
                 self.start_init(ctx, Some(ke.group()), Some(n.data.clone()), Some((ke, ni)));
             } else {
@@ -161,7 +159,7 @@ impl IkeSa {
             }
             return;
         }
-        if let Some(n) = find_notify(p, NotifyType::InvalidKePayload) {
+        if let Some(n) = p.notify(NotifyType::InvalidKePayload) {
             let wanted = n
                 .data
                 .get(..2)
@@ -184,7 +182,7 @@ impl IkeSa {
             }
             return;
         }
-        if let Some(n) = super::error_notify(p) {
+        if let Some(n) = p.error_notify() {
             let kind = n.kind;
             let detail = match kind {
                 NotifyType::NoProposalChosen => format!(
@@ -196,18 +194,9 @@ impl IkeSa {
             self.fail(ctx, kind, detail);
             return;
         }
-        let sa = p.iter().find_map(|x| match x {
-            Payload::Sa(s) => Some(s),
-            _ => None,
-        });
-        let kep = p.iter().find_map(|x| match x {
-            Payload::Ke(k) => Some(k),
-            _ => None,
-        });
-        let nr = p.iter().find_map(|x| match x {
-            Payload::Nonce(n) => Some(n.clone()),
-            _ => None,
-        });
+        let sa = p.sa();
+        let kep = p.ke();
+        let nr = p.nonce().cloned();
         let (Some(sa), Some(kep), Some(nr)) = (sa, kep, nr) else {
             self.fail(
                 ctx,
@@ -258,15 +247,18 @@ impl IkeSa {
             }
         };
         // NAT detection: a hash that does not match the address we see means a NAT between.
-        let natd_src = find_notify(p, NotifyType::NatDetectionSourceIp).map(|n| n.data.clone());
-        let natd_dst =
-            find_notify(p, NotifyType::NatDetectionDestinationIp).map(|n| n.data.clone());
+        let natd_src = p
+            .notify(NotifyType::NatDetectionSourceIp)
+            .map(|n| n.data.clone());
+        let natd_dst = p
+            .notify(NotifyType::NatDetectionDestinationIp)
+            .map(|n| n.data.clone());
         let peer_nat =
             natd_src.is_some_and(|h| h != nat_detection_hash(self.spi_i, self.spi_r, self.remote));
         let our_nat =
             natd_dst.is_some_and(|h| h != nat_detection_hash(self.spi_i, self.spi_r, self.local));
         self.natt = conn.force_encap || peer_nat || our_nat;
-        self.fragmentation = find_notify(p, NotifyType::Ikev2FragmentationSupported).is_some();
+        self.fragmentation = p.notify(NotifyType::Ikev2FragmentationSupported).is_some();
         if self.natt {
             self.local.set_port(ctx.cfg.natt_port);
             self.remote.set_port(ctx.cfg.natt_port);
@@ -357,21 +349,13 @@ pub(crate) fn stateless_reply(
     remote: SocketAddr,
     payloads: &[Payload],
 ) {
-    let header = Header {
+    let header = Header::new(
         spi_i,
-        spi_r: 0,
-        next_payload: 0,
-        major: 2,
-        minor: 0,
-        exchange: ExchangeType::IkeSaInit,
-        flags: wire::Flags {
-            initiator: false,
-            version: false,
-            response: true,
-        },
-        message_id: 0,
-        length: 0,
-    };
+        0,
+        ExchangeType::IkeSaInit,
+        wire::Flags::response(false),
+        0,
+    );
     let m = wire::encode_message(&header, payloads);
     let payload = if local.port() == cfg.natt_port {
         [&wire::NON_ESP_MARKER[..], &m].concat()
@@ -407,39 +391,23 @@ pub(crate) fn respond(
         .cloned()
         .collect();
     let p = &msg.payloads;
-    if let Some(kind) = p.iter().find_map(|x| match x {
-        Payload::Unknown {
-            kind,
-            critical: true,
-            ..
-        } => Some(*kind),
-        _ => None,
-    }) {
+    if let Some(kind) = p.unsupported_critical() {
         reply(
             ctx,
-            vec![notify_payload(
+            vec![Payload::notify(
                 NotifyType::UnsupportedCriticalPayload,
                 vec![kind],
             )],
         );
         return None;
     }
-    let sa = p.iter().find_map(|x| match x {
-        Payload::Sa(s) => Some(s),
-        _ => None,
-    });
-    let kep = p.iter().find_map(|x| match x {
-        Payload::Ke(k) => Some(k),
-        _ => None,
-    });
-    let ni = p.iter().find_map(|x| match x {
-        Payload::Nonce(n) => Some(n.clone()),
-        _ => None,
-    });
+    let sa = p.sa();
+    let kep = p.ke();
+    let ni = p.nonce().cloned();
     let (Some(sa), Some(kep), Some(ni)) = (sa, kep, ni) else {
         reply(
             ctx,
-            vec![notify_payload(NotifyType::InvalidSyntax, Vec::new())],
+            vec![Payload::notify(NotifyType::InvalidSyntax, Vec::new())],
         );
         return None;
     };
@@ -469,14 +437,14 @@ pub(crate) fn respond(
         });
         reply(
             ctx,
-            vec![notify_payload(NotifyType::NoProposalChosen, Vec::new())],
+            vec![Payload::notify(NotifyType::NoProposalChosen, Vec::new())],
         );
         return None;
     };
     if kep.group != algs.dh.id() {
         reply(
             ctx,
-            vec![notify_payload(
+            vec![Payload::notify(
                 NotifyType::InvalidKePayload,
                 algs.dh.id().to_be_bytes().to_vec(),
             )],
@@ -489,7 +457,7 @@ pub(crate) fn respond(
         Err(_) => {
             reply(
                 ctx,
-                vec![notify_payload(NotifyType::InvalidSyntax, Vec::new())],
+                vec![Payload::notify(NotifyType::InvalidSyntax, Vec::new())],
             );
             return None;
         }
@@ -497,8 +465,12 @@ pub(crate) fn respond(
     let nr = random_bytes(ctx.rng, NONCE_LEN);
     let mut sa_state = IkeSa::new(new_spi, false, h.spi_i, new_spi, local, remote, ctx.now);
     sa_state.candidates = candidates;
-    let natd_src = find_notify(p, NotifyType::NatDetectionSourceIp).map(|n| n.data.clone());
-    let natd_dst = find_notify(p, NotifyType::NatDetectionDestinationIp).map(|n| n.data.clone());
+    let natd_src = p
+        .notify(NotifyType::NatDetectionSourceIp)
+        .map(|n| n.data.clone());
+    let natd_dst = p
+        .notify(NotifyType::NatDetectionDestinationIp)
+        .map(|n| n.data.clone());
     let peer_nat = natd_src.is_some_and(|x| x != nat_detection_hash(h.spi_i, 0, remote));
     let our_nat = natd_dst.is_some_and(|x| x != nat_detection_hash(h.spi_i, 0, local));
     sa_state.natt = conn.force_encap || peer_nat || our_nat;
@@ -509,18 +481,18 @@ pub(crate) fn respond(
             data: ke.public().to_vec(),
         }),
         Payload::Nonce(nr.clone()),
-        notify_payload(
+        Payload::notify(
             NotifyType::NatDetectionSourceIp,
             nat_source(ctx, &conn, h.spi_i, new_spi, local),
         ),
-        notify_payload(
+        Payload::notify(
             NotifyType::NatDetectionDestinationIp,
             nat_detection_hash(h.spi_i, new_spi, remote).to_vec(),
         ),
     ];
-    sa_state.fragmentation = find_notify(p, NotifyType::Ikev2FragmentationSupported).is_some();
+    sa_state.fragmentation = p.notify(NotifyType::Ikev2FragmentationSupported).is_some();
     if sa_state.fragmentation {
-        payloads.push(notify_payload(
+        payloads.push(Payload::notify(
             NotifyType::Ikev2FragmentationSupported,
             Vec::new(),
         ));

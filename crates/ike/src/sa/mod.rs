@@ -6,6 +6,7 @@
 
 pub(crate) mod auth;
 pub(crate) mod child;
+mod ctx;
 pub(crate) mod fragment;
 pub(crate) mod info;
 pub(crate) mod init;
@@ -21,19 +22,10 @@ use zeroize::Zeroizing;
 use crate::config::{EndpointConfig, PeerConfig};
 use crate::crypto::{IkeAlgorithms, KeyExchange, Rng, SkCipher};
 use crate::events::{CloseReason, Event, IkeSaId, Transmit};
-use crate::wire::{self, ExchangeType, Flags, Header, Message, NotifyPayload, NotifyType, Payload};
+use crate::wire::{self, ExchangeType, Flags, Header, Message, NotifyType, Payload, Payloads};
 
 pub(crate) use child::{ChildOffer, ChildSa};
-
-/// Everything an SA method may produce, borrowed from the endpoint for one call.
-pub(crate) struct Ctx<'a> {
-    pub now: Instant,
-    pub rng: &'a mut dyn Rng,
-    pub cfg: &'a EndpointConfig,
-    pub transmits: &'a mut VecDeque<Transmit>,
-    pub events: &'a mut VecDeque<Event>,
-    pub stats: &'a mut crate::endpoint::EndpointStats,
-}
+pub(crate) use ctx::{Ctx, Outputs, SaAction};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum State {
@@ -174,22 +166,16 @@ pub(crate) struct IkeSa {
     pub half_open_deadline: Option<Instant>,
     /// A NAT was detected or encapsulation is forced: IKE on 4500, ESP in UDP.
     pub natt: bool,
-    /// An IKE SA created by a rekey we answered or completed, for the endpoint to adopt.
-    pub spawned: Option<Box<IkeSa>>,
     /// Where the request being answered came from: responses go back there (RFC 7296 2.11),
     /// whatever address the SA has on record.
     pub respond_to: Option<SocketAddr>,
-    /// The peer authenticated with INITIAL_CONTACT: the endpoint drops its older SAs.
-    pub initial_contact: bool,
-    /// This SA reauthenticates `replaces`: once it is up, the endpoint deletes that one
-    /// (make-before-break). Such an SA sends no INITIAL_CONTACT, or the peer would drop the
+    /// This SA reauthenticates `replaces`: once it is up, it asks the endpoint to delete
+    /// that one ([`SaAction::DeleteReplaced`], make-before-break). Such an SA sends no INITIAL_CONTACT, or the peer would drop the
     /// old SAs before the new ones carry traffic.
     pub replaces: Option<IkeSaId>,
     /// Another IKE SA of the same connection lives (another tunnel to the same peer): this
     /// one must not claim to be the only one with INITIAL_CONTACT.
     pub siblings: bool,
-    /// Reauthentication is due; the endpoint starts the replacement SA.
-    pub wants_reauth: bool,
     pub reauth_at: Option<Instant>,
     /// Replaced by a rekeyed IKE SA: whatever ends it now, it ends as `Rekeyed`.
     pub superseded: bool,
@@ -238,12 +224,9 @@ impl IkeSa {
             rekey_at: None,
             half_open_deadline: None,
             natt: false,
-            spawned: None,
             respond_to: None,
-            initial_contact: false,
             replaces: None,
             siblings: false,
-            wants_reauth: false,
             reauth_at: None,
             fragmentation: false,
             reassembly: None,
@@ -257,21 +240,12 @@ impl IkeSa {
     }
 
     pub fn header(&self, exchange: ExchangeType, response: bool, message_id: u32) -> Header {
-        Header {
-            spi_i: self.spi_i,
-            spi_r: self.spi_r,
-            next_payload: 0,
-            major: 2,
-            minor: 0,
-            exchange,
-            flags: Flags {
-                initiator: self.initiator,
-                version: false,
-                response,
-            },
-            message_id,
-            length: 0,
-        }
+        let flags = if response {
+            Flags::response(self.initiator)
+        } else {
+            Flags::request(self.initiator)
+        };
+        Header::new(self.spi_i, self.spi_r, exchange, flags, message_id)
     }
 
     /// Adds the non-ESP marker when the SA talks on the NAT-T port.
@@ -353,8 +327,8 @@ impl IkeSa {
         // A refusal with INVALID_SYNTAX ends the IKE SA (RFC 7296 2.21.3). Not when it rides in
         // an IKE_AUTH response next to our AUTH: there it refuses only the first CHILD_SA and
         // the peer, having authenticated us, keeps the IKE SA (2.21.2), and so must we.
-        let auth = payloads.iter().any(|p| matches!(p, Payload::Auth(_)));
-        if !auth && find_notify(payloads, NotifyType::InvalidSyntax).is_some() {
+        let auth = payloads.auth().is_some();
+        if !auth && payloads.notify(NotifyType::InvalidSyntax).is_some() {
             self.invalid_syntax_sent = true;
         }
     }
@@ -497,7 +471,8 @@ impl IkeSa {
         }
         if self.reauth_at.is_some_and(|t| t <= now) {
             self.reauth_at = None;
-            self.wants_reauth = true;
+            ctx.actions
+                .push_back(SaAction::Reauthenticate { ike: self.id });
         }
         if self.pending.is_none()
             && self.queued.is_empty()
@@ -659,7 +634,7 @@ impl IkeSa {
         // are left to `auth_response`: without AUTH it fails the SA anyway, and next to AUTH
         // the notify refuses only the first CHILD_SA (2.21.2; see `send_response`).
         if !matches!(p.what, Request::Auth { .. })
-            && find_notify(&payloads, NotifyType::InvalidSyntax).is_some()
+            && payloads.notify(NotifyType::InvalidSyntax).is_some()
         {
             ctx.events.push_back(Event::Failure {
                 conn: self.conn_name(),
@@ -724,7 +699,7 @@ impl IkeSa {
                 self.respond_to = Some(from);
                 self.heard_from_peer(ctx.now);
                 self.expected_request_id = self.expected_request_id.wrapping_add(1);
-                let n = notify(NotifyType::InvalidSyntax, Vec::new());
+                let n = Payload::notify(NotifyType::InvalidSyntax, Vec::new());
                 self.send_response(ctx, msg.header.exchange, id, &[n]);
                 return;
             }
@@ -738,15 +713,8 @@ impl IkeSa {
         self.respond_to = Some(from);
         self.heard_from_peer(ctx.now);
         self.expected_request_id = self.expected_request_id.wrapping_add(1);
-        if let Some(unknown) = payloads.iter().find_map(|p| match p {
-            Payload::Unknown {
-                kind,
-                critical: true,
-                ..
-            } => Some(*kind),
-            _ => None,
-        }) {
-            let n = notify(NotifyType::UnsupportedCriticalPayload, vec![unknown]);
+        if let Some(unknown) = payloads.unsupported_critical() {
+            let n = Payload::notify(NotifyType::UnsupportedCriticalPayload, vec![unknown]);
             self.send_response(ctx, msg.header.exchange, id, &[n]);
             return;
         }
@@ -764,7 +732,7 @@ impl IkeSa {
                 self.create_child_request(ctx, id, &payloads)
             }
             other => {
-                let n = notify(NotifyType::InvalidSyntax, Vec::new());
+                let n = Payload::notify(NotifyType::InvalidSyntax, Vec::new());
                 self.send_response(ctx, other, id, &[n]);
             }
         }
@@ -789,6 +757,10 @@ impl IkeSa {
 
     pub fn established(&mut self, ctx: &mut Ctx) {
         self.state = State::Established;
+        if let Some(old) = self.replaces.take() {
+            ctx.actions
+                .push_back(SaAction::DeleteReplaced { by: self.id, old });
+        }
         self.established_at = Some(ctx.now);
         self.half_open_deadline = None;
         self.init_messages = (Vec::new(), Vec::new());
@@ -824,30 +796,6 @@ pub(crate) enum OpenFailure {
     Syntax,
 }
 
-pub(crate) fn notify(kind: NotifyType, data: Vec<u8>) -> Payload {
-    Payload::Notify(NotifyPayload {
-        protocol: 0,
-        spi: Vec::new(),
-        kind,
-        data,
-    })
-}
-
-pub(crate) fn find_notify(payloads: &[Payload], kind: NotifyType) -> Option<&NotifyPayload> {
-    payloads.iter().find_map(|p| match p {
-        Payload::Notify(n) if n.kind == kind => Some(n),
-        _ => None,
-    })
-}
-
-/// The first error notify (type below 16384) in a message, if any.
-pub(crate) fn error_notify(payloads: &[Payload]) -> Option<&NotifyPayload> {
-    payloads.iter().find_map(|p| match p {
-        Payload::Notify(n) if n.kind.is_error() => Some(n),
-        _ => None,
-    })
-}
-
 /// `base` minus a random part of `jitter`, so two peers with the same settings rarely rekey
 /// at the same moment.
 pub(crate) fn jittered(rng: &mut dyn Rng, base: Duration, jitter: Duration) -> Duration {
@@ -863,34 +811,4 @@ pub(crate) fn later(now: Instant, d: Duration) -> Instant {
     now.checked_add(d)
         .or_else(|| now.checked_add(Duration::from_secs(100 * 365 * 86400)))
         .unwrap_or(now)
-}
-
-pub(crate) fn random_bytes(rng: &mut dyn Rng, n: usize) -> Vec<u8> {
-    let mut v = vec![0u8; n];
-    rng.fill(&mut v);
-    v
-}
-
-/// A random nonzero IKE SPI (zero means "not yet known" on the wire).
-pub(crate) fn random_ike_spi(rng: &mut dyn Rng) -> u64 {
-    loop {
-        let mut b = [0u8; 8];
-        rng.fill(&mut b);
-        let s = u64::from_be_bytes(b);
-        if s != 0 {
-            return s;
-        }
-    }
-}
-
-/// A random SPI for an inbound CHILD_SA: never in the reserved 0..=255 range.
-pub(crate) fn random_child_spi(rng: &mut dyn Rng) -> u32 {
-    loop {
-        let mut b = [0u8; 4];
-        rng.fill(&mut b);
-        let spi = u32::from_be_bytes(b);
-        if spi > 255 {
-            return spi;
-        }
-    }
 }

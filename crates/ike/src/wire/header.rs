@@ -31,6 +31,24 @@ impl Flags {
         }
     }
 
+    /// The flags of a request from the original initiator (`initiator`) or responder.
+    pub fn request(initiator: bool) -> Flags {
+        Flags {
+            initiator,
+            version: false,
+            response: false,
+        }
+    }
+
+    /// The flags of a response from the original initiator (`initiator`) or responder.
+    pub fn response(initiator: bool) -> Flags {
+        Flags {
+            initiator,
+            version: false,
+            response: true,
+        }
+    }
+
     pub fn to_byte(self) -> u8 {
         let mut b = 0;
         if self.initiator {
@@ -64,6 +82,28 @@ pub struct Header {
 }
 
 impl Header {
+    /// A version 2.0 header, the only one we send. `next_payload` and `length` start at zero:
+    /// [`super::encode_message`] and the SK layouts fill them in.
+    pub fn new(
+        spi_i: u64,
+        spi_r: u64,
+        exchange: ExchangeType,
+        flags: Flags,
+        message_id: u32,
+    ) -> Header {
+        Header {
+            spi_i,
+            spi_r,
+            next_payload: 0,
+            major: 2,
+            minor: 0,
+            exchange,
+            flags,
+            message_id,
+            length: 0,
+        }
+    }
+
     /// Parses the header and checks the major version; the length field is checked against
     /// the datagram by [`super::Message::parse`], not here.
     pub fn parse(b: &[u8]) -> Result<Header, ParseError> {

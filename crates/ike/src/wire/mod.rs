@@ -17,7 +17,7 @@
 //!
 //! Module map: `numbers` (IANA registries), `header`, `payload` (generic header, chains,
 //! [`Payload`]), one module per payload family (`sa`, `ke`, `id`, `auth`, `notify`, `delete`,
-//! `ts`, `cp`, `eap`), `message` (whole messages), `sk` (encrypted layouts), `reader` (the
+//! `ts`, `cp`, `eap`), `payloads` (typed lookups in a chain), `message` (whole messages), `sk` (encrypted layouts), `reader` (the
 //! bounds-checked cursor), `error`.
 
 mod auth;
@@ -32,6 +32,7 @@ mod message;
 mod notify;
 mod numbers;
 mod payload;
+mod payloads;
 mod reader;
 mod sa;
 mod sk;
@@ -52,6 +53,7 @@ pub use numbers::{
     ATTR_FORMAT_TV, ATTR_KEY_LENGTH,
 };
 pub use payload::{encode_chain, parse_chain, Payload, GENERIC_HEADER_LEN};
+pub use payloads::Payloads;
 pub use sa::{Proposal, SaPayload, Transform};
 pub use sk::{layout_sk, layout_skf, SkLayout};
 pub use ts::{TrafficSelector, TS_IPV4_LEN, TS_IPV6_LEN};

@@ -59,6 +59,17 @@ pub enum Payload {
 }
 
 impl Payload {
+    /// A notify about the IKE SA itself (protocol 0, no SPI): the common case, e.g. an error
+    /// notify in a response or a status notify such as INITIAL_CONTACT.
+    pub fn notify(kind: super::NotifyType, data: Vec<u8>) -> Payload {
+        Payload::Notify(NotifyPayload {
+            protocol: 0,
+            spi: Vec::new(),
+            kind,
+            data,
+        })
+    }
+
     pub fn kind(&self) -> PayloadType {
         match self {
             Payload::Sa(_) => PayloadType::Sa,

@@ -1,14 +1,21 @@
-//! The two-endpoint network the protocol tests share: endpoints wired in memory, a fake
-//! clock, a filter that can lose or duplicate datagrams, and a tap on the wire.
-#![allow(dead_code)]
+//! Test scaffolding shared by this crate's unit tests, its integration tests (`tests/`) and
+//! the fuzz crate (`fuzz/`), so there is one test peer and one harness rather than copies:
+//! compiled for `cargo test` and with the `testkit` feature, never in a release build.
+//!
+//! - [`peer`] and [`pair_configs`]: the site-to-site connections the protocol tests use.
+//! - [`Net`]: two endpoints wired in memory on a fake clock, with a filter that can lose or
+//!   duplicate datagrams and a tap on the wire. It checks the endpoints' deadline index after
+//!   every step. The clock starts at `Instant::now()` and only moves by `run_for`.
+//! - [`responder`]: the fixed responder the `ike_responder` fuzz target drives, and its input
+//!   framing, so that fuzz inputs replay byte for byte in regression tests.
+
+pub mod responder;
 
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
-use ironsec_ike::crypto::TestRng;
-use ironsec_ike::{
-    ts, Endpoint, EndpointConfig, Event, Identity, IkeSaId, PeerConfig, Psk, Transmit,
-};
+use crate::crypto::TestRng;
+use crate::{ts, Endpoint, EndpointConfig, Event, Identity, IkeSaId, PeerConfig, Psk, Transmit};
 
 pub const A: &str = "192.0.2.1";
 pub const B: &str = "192.0.2.2";
@@ -17,7 +24,7 @@ pub fn addr(ip: &str, port: u16) -> SocketAddr {
     format!("{ip}:{port}").parse().unwrap()
 }
 
-pub fn sel(s: &str) -> ironsec_ike::wire::TrafficSelector {
+pub fn sel(s: &str) -> crate::wire::TrafficSelector {
     let (a, l) = s.split_once('/').unwrap();
     ts::from_prefix(a.parse().unwrap(), l.parse().unwrap())
 }
@@ -178,6 +185,8 @@ impl Net {
                     }
                 }
             }
+            self.a.check_deadline_index();
+            self.b.check_deadline_index();
             while let Some(e) = self.a.poll_event() {
                 self.events_a.push(e);
             }
