@@ -1,5 +1,5 @@
 //! The IANA "Internet Key Exchange Version 2 (IKEv2) Parameters" registries this gateway
-//! speaks, as enums: the one place these numbers are written down (DESIGN.md principle 3).
+//! speaks, as enums: the one place these numbers are written down (ARCHITECTURE.md, principle 3).
 //!
 //! Every enum has an `Other` escape so a value we do not know survives parsing and re-encoding
 //! unchanged, and so an unknown notify or transform can be reported by number. Build values with
