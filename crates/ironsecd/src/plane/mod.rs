@@ -29,6 +29,8 @@ pub mod tunnels;
 pub mod view;
 
 #[cfg(test)]
+mod bench;
+#[cfg(test)]
 mod tests;
 
 use std::collections::{BTreeMap, HashMap, HashSet};

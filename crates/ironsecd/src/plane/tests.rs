@@ -10,10 +10,10 @@ use super::*;
 use crate::config::Mode;
 
 /// A config file in a directory of its own, removed on drop.
-struct ConfFile(PathBuf);
+pub(super) struct ConfFile(pub(super) PathBuf);
 
 impl ConfFile {
-    fn new(tag: &str, body: &str) -> ConfFile {
+    pub(super) fn new(tag: &str, body: &str) -> ConfFile {
         let d = std::env::temp_dir().join(format!(
             "ironsec-plane-{tag}-{}-{:?}",
             std::process::id(),
@@ -26,7 +26,7 @@ impl ConfFile {
         ConfFile(p)
     }
 
-    fn load(&self) -> Config {
+    pub(super) fn load(&self) -> Config {
         Config::load_with_env(&self.0, Vec::new()).unwrap_or_else(|e| panic!("{e}"))
     }
 }
