@@ -4,6 +4,7 @@
 //! with [`Dataplane::install`]; worker threads pick up the new snapshot on their next batch
 //! without locking. The control plane never touches a data packet.
 
+pub mod activity;
 pub mod checksum;
 pub mod counters;
 pub mod ethtool;
@@ -28,6 +29,7 @@ use std::thread::JoinHandle;
 
 use arc_swap::{ArcSwap, Guard};
 
+pub use activity::{Direction, SaActivity, Watch, WatchId};
 pub use counters::{DropReason, DropTotals, GatewayTotals, PerWorker, SaCounters, SaTotals};
 pub use prefix::{Prefix, PrefixError};
 pub use shaper::Bucket;
@@ -56,12 +58,20 @@ pub type AcquireSink = Arc<dyn Fn(TunnelId) + Send + Sync>;
 /// worker thread; must not block.
 pub type UnknownSpiSink = Arc<dyn Fn(SocketAddr, SocketAddr, u32) + Send + Sync>;
 
+/// Receives the first packet through a watched SA after the control plane armed its
+/// [`Watch`] for that direction: one call per arming, however many packets follow. Called on
+/// a worker thread; must not block.
+pub type ActivitySink = Arc<dyn Fn(SaActivity) + Send + Sync>;
+
 /// Where the fast path hands work to the control plane.
 #[derive(Clone, Default)]
 pub struct Sinks {
     pub ike: Option<IkeSink>,
     pub acquire: Option<AcquireSink>,
     pub unknown_spi: Option<UnknownSpiSink>,
+    /// Without one, an armed [`Watch`] is still disarmed by the next packet, for the control
+    /// plane to poll with [`Watch::is_armed`].
+    pub activity: Option<ActivitySink>,
 }
 
 #[derive(thiserror::Error, Debug)]
@@ -201,6 +211,7 @@ impl Dataplane {
                 ike_sink: sinks.ike.clone(),
                 acquire_sink: sinks.acquire.clone(),
                 unknown_spi_sink: sinks.unknown_spi.clone(),
+                activity_sink: sinks.activity.clone(),
                 unknown_spi_reported: std::cell::Cell::new(None),
                 local_addrs: cfg.local_addrs.clone(),
             };

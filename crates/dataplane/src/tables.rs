@@ -13,6 +13,7 @@ use std::time::Instant;
 use ironsec_esp::{InboundSa, OutboundSa};
 use socket2::SockAddr;
 
+use crate::activity::Watch;
 use crate::counters::{PerWorker, SaCounters};
 use crate::prefix::Prefix;
 
@@ -23,6 +24,9 @@ pub type TunnelId = usize;
 pub struct OutboundEntry {
     pub sa: OutboundSa,
     pub counters: PerWorker<SaCounters>,
+    /// Reports the first packet sealed after the control plane armed
+    /// [`Direction::Outbound`](crate::Direction::Outbound); `None` = not watched.
+    pub watch: Option<Arc<Watch>>,
 }
 
 /// An inbound SA and the selectors decrypted packets must match. Which tunnel it belongs to
@@ -35,6 +39,9 @@ pub struct InboundEntry {
     /// Inner source must fall in one of these.
     pub remote_ts: Arc<[Prefix]>,
     pub counters: PerWorker<SaCounters>,
+    /// Reports the first packet delivered after the control plane armed
+    /// [`Direction::Inbound`](crate::Direction::Inbound); `None` = not watched.
+    pub watch: Option<Arc<Watch>>,
 }
 
 impl InboundEntry {
@@ -397,6 +404,7 @@ pub fn one_tunnel(local: &str, remote: &str, out: (u32, &[u8]), inb: (u32, &[u8]
             Some(Arc::new(OutboundEntry {
                 sa: o,
                 counters: PerWorker::new(1),
+                watch: None,
             })),
         )],
         vec![Policy {
@@ -409,6 +417,7 @@ pub fn one_tunnel(local: &str, remote: &str, out: (u32, &[u8]), inb: (u32, &[u8]
             local_ts: vec![l].into(),
             remote_ts: vec![r].into(),
             counters: PerWorker::<SaCounters>::new(1),
+            watch: None,
         })],
     )
     .expect("one tunnel")
@@ -469,6 +478,7 @@ mod tests {
                 local_ts: Arc::from(vec![]),
                 remote_ts: Arc::from(vec![]),
                 counters: PerWorker::new(1),
+                watch: None,
             })
         };
         assert_eq!(

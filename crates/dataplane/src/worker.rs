@@ -17,6 +17,7 @@ use ironsec_esp::{
 };
 use socket2::Socket;
 
+use crate::activity::{Direction, Watch};
 use crate::counters::{DropReason, GatewayCounters, PerWorker};
 use crate::gro::{Coalescer, UdpCoalescer};
 use crate::offload::{self, VnetHdr, VNET_HDR_LEN};
@@ -49,6 +50,8 @@ pub(crate) struct Worker {
     /// Where ESP with an unknown SPI is reported (paced: see [`crate::UnknownSpiSink`]).
     pub unknown_spi_sink: Option<crate::UnknownSpiSink>,
     pub unknown_spi_reported: std::cell::Cell<Option<std::time::Instant>>,
+    /// Where the first packet through an armed [`Watch`] is reported.
+    pub activity_sink: Option<crate::ActivitySink>,
     /// The address each socket is bound to (same order as `sockets`).
     pub local_addrs: Vec<std::net::SocketAddr>,
 }
@@ -240,9 +243,17 @@ impl Worker {
         // address this is a single pass.
         meta.sort_by_key(|&(_, _, t)| t);
         for s in 0..self.sockets.len() {
+            let mut last = None;
             for &(i, len, t) in meta.iter() {
                 let tunnel = &tables.tunnels()[t];
                 if tunnel.socket == s {
+                    // Once per tunnel's run: the watch only wants the first packet.
+                    if last != Some(t) {
+                        last = Some(t);
+                        if let Some(out) = &tunnel.outbound {
+                            self.activity(&out.watch, Direction::Outbound);
+                        }
+                    }
                     send.push(&bufs[i][..len], tunnel.remote_sockaddr());
                 }
             }
@@ -284,6 +295,16 @@ impl Worker {
             from,
             u32::from_be_bytes([spi[0], spi[1], spi[2], spi[3]]),
         );
+    }
+
+    /// Reports a packet through a watched SA to the control plane if it armed the watch.
+    #[inline]
+    fn activity(&self, watch: &Option<Arc<Watch>>, direction: Direction) {
+        if let Some(a) = watch.as_ref().and_then(|w| w.packet(direction)) {
+            if let Some(sink) = &self.activity_sink {
+                sink(a);
+            }
+        }
     }
 
     /// Writes a coalesced run of `n` packets to the TUN device.
@@ -348,6 +369,9 @@ impl Worker {
                         (&verdict, from.get())
                     {
                         self.report_unknown_spi(&mut batch_now, self.local_addrs[s], from, d);
+                    }
+                    if let Inbound::Deliver(_, sa) = &verdict {
+                        self.activity(&sa.watch, Direction::Inbound);
                     }
                     match (verdict, co.as_mut()) {
                         // Offloading TUN: TCP segments, or same-sized UDP datagrams, of one

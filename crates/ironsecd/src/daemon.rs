@@ -244,6 +244,7 @@ pub fn run(cfg: Config) -> Result<(), DaemonError> {
         ike: Some(ike),
         acquire: Some(acquire),
         unknown_spi: Some(unknown_spi),
+        activity: None,
     };
     let dp = Dataplane::start(&dp_cfg, plane.tables()?, sinks)?;
     let routes = wanted_routes(&cfg);

@@ -253,12 +253,14 @@ impl SaStore {
                     outbound: Arc::new(OutboundEntry {
                         sa: out,
                         counters: PerWorker::new(workers),
+                        watch: None,
                     }),
                     inbound: Arc::new(InboundEntry {
                         sa: inb,
                         local_ts: local_ts.clone(),
                         remote_ts: remote_ts.clone(),
                         counters: PerWorker::new(workers),
+                        watch: None,
                     }),
                 },
             );
@@ -461,12 +463,14 @@ impl SaStore {
             Arc::new(OutboundEntry {
                 sa: out,
                 counters: PerWorker::new(workers),
+                watch: None,
             }),
             Arc::new(InboundEntry {
                 sa: inb,
                 local_ts: ts_prefixes(&info.local_ts).into(),
                 remote_ts: ts_prefixes(&info.remote_ts).into(),
                 counters: PerWorker::new(workers),
+                watch: None,
             }),
         ))
     }
