@@ -8,7 +8,8 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use ironsec_dataplane::{
-    iproute, AcquireSink, Dataplane, IkeSink, Sinks, TunnelId, UnknownSpiSink,
+    iproute, AcquireSink, ActivitySink, Dataplane, IkeSink, SaActivity, Sinks, TunnelId,
+    UnknownSpiSink,
 };
 use tokio::signal::unix::{signal, SignalKind};
 use tokio::sync::{mpsc, Notify};
@@ -240,11 +241,17 @@ pub fn run(cfg: Config) -> Result<(), DaemonError> {
     let unknown_spi: UnknownSpiSink = Arc::new(move |local, remote, spi| {
         let _ = spi_tx.try_send((local, remote, spi));
     });
+    // Unbounded, yet bounded in fact: a watch reports once per arming, and the plane arms
+    // each tunnel's watch at most once per direction until it hears back.
+    let (act_tx, act_rx) = mpsc::unbounded_channel::<SaActivity>();
+    let activity: ActivitySink = Arc::new(move |a| {
+        let _ = act_tx.send(a);
+    });
     let sinks = Sinks {
         ike: Some(ike),
         acquire: Some(acquire),
         unknown_spi: Some(unknown_spi),
-        activity: None,
+        activity: Some(activity),
     };
     let dp = Dataplane::start(&dp_cfg, plane.tables()?, sinks)?;
     let routes = wanted_routes(&cfg);
@@ -317,7 +324,7 @@ pub fn run(cfg: Config) -> Result<(), DaemonError> {
             }));
             tracing::info!(%addr, "metrics endpoint listening");
         }
-        let r = event_loop(running.clone(), rx, acq_rx, spi_rx).await;
+        let r = event_loop(running.clone(), rx, acq_rx, spi_rx, act_rx).await;
         Ok::<_, DaemonError>((r, running))
     });
     let (r, running) = r?;
@@ -335,6 +342,7 @@ async fn event_loop(
     mut ike_rx: mpsc::Receiver<IkeDatagram>,
     mut acq_rx: mpsc::Receiver<TunnelId>,
     mut spi_rx: mpsc::Receiver<UnknownSpi>,
+    mut act_rx: mpsc::UnboundedReceiver<SaActivity>,
 ) -> Result<(), DaemonError> {
     let sock_path = running.control_socket.clone();
     let listener = control::bind(&sock_path).map_err(|source| DaemonError::Control {
@@ -346,8 +354,9 @@ async fn event_loop(
     let mut int = sig(SignalKind::interrupt())?;
     let mut hup = sig(SignalKind::hangup())?;
     let mut health = tokio::time::interval(Duration::from_millis(500));
-    // Failover detection reads the fast path's counters this often.
-    let mut liveness = tokio::time::interval(Duration::from_millis(100));
+    // Bandwidth sharing measures and re-divides this often (failover detection is driven by
+    // the fast path's activity reports and the plane's deadlines).
+    let mut share = tokio::time::interval(Duration::from_millis(100));
     // Keep-alives come from this loop, so a wedged event loop stops them and systemd restarts
     // the daemon.
     let watchdog_every = crate::sdnotify::watchdog_interval();
@@ -401,7 +410,14 @@ async fn event_loop(
             }
             _ = sleep => running.act(|plane, now| plane.on_timeout(now)),
             _ = watchdog.tick(), if watchdog_every.is_some() => crate::sdnotify::notify("WATCHDOG=1"),
-            _ = liveness.tick() => running.act(|plane, now| plane.tick(now)),
+            _ = share.tick() => running.act(|plane, now| plane.reshare(now)),
+            Some(a) = act_rx.recv() => running.act(|plane, now| {
+                plane.on_activity(a, now);
+                // Whatever else came in meanwhile, under the same lock.
+                while let Ok(a) = act_rx.try_recv() {
+                    plane.on_activity(a, now);
+                }
+            }),
             _ = health.tick() => {
                 if let Some(f) = running.dp.failure() {
                     return Err(DaemonError::FastPath(f));

@@ -11,7 +11,7 @@ use std::time::Instant;
 
 use ironsec_dataplane::{
     InboundEntry, OutboundEntry, PerWorker, Policy, Prefix, Spread, TableError, Tables, Tunnel,
-    TunnelId,
+    TunnelId, Watch,
 };
 use ironsec_esp::{InboundSa, KeyError, OutboundSa};
 use ironsec_ike::wire::TrafficSelector;
@@ -444,11 +444,13 @@ impl SaStore {
         v
     }
 
-    /// Installs a negotiated CHILD_SA's entries.
+    /// A negotiated CHILD_SA's entries; `watch` (its tunnel's) tells the control plane of
+    /// packets through them when armed.
     pub fn child_entries(
         info: &ChildSaInfo,
         replay_window: usize,
         workers: usize,
+        watch: Option<Arc<Watch>>,
     ) -> Result<(Arc<OutboundEntry>, Arc<InboundEntry>), KeyError> {
         let a = info.algorithms;
         let out = OutboundSa::new(a.encr, info.spi_out, info.key_out.bytes(), a.esn)?;
@@ -463,14 +465,14 @@ impl SaStore {
             Arc::new(OutboundEntry {
                 sa: out,
                 counters: PerWorker::new(workers),
-                watch: None,
+                watch: watch.clone(),
             }),
             Arc::new(InboundEntry {
                 sa: inb,
                 local_ts: ts_prefixes(&info.local_ts).into(),
                 remote_ts: ts_prefixes(&info.remote_ts).into(),
                 counters: PerWorker::new(workers),
-                watch: None,
+                watch,
             }),
         ))
     }

@@ -119,8 +119,9 @@ fn idle_cost() {
             assert!(all_up(&a), "every tunnel is up");
             // A moment later: nothing is due (rekeys and DPD are far away).
             now += Duration::from_millis(10);
+            // What the daemon's 100 ms timer does now (bandwidth sharing only, off here).
             let tick = mean(100, |i| {
-                a.tick(now + Duration::from_millis(100) * i);
+                a.reshare(now + Duration::from_millis(100) * i);
                 a.drain_events(now);
             });
             let deadline = mean(1000, |_| {

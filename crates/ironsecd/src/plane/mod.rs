@@ -39,7 +39,7 @@ use std::ops::Range;
 use std::sync::Arc;
 use std::time::Instant;
 
-use ironsec_dataplane::{Bucket, Prefix, Tables};
+use ironsec_dataplane::{Bucket, Prefix, Tables, WatchId};
 use ironsec_ike::crypto::SystemRng;
 use ironsec_ike::{Endpoint, EndpointConfig, Transmit};
 
@@ -77,8 +77,17 @@ pub struct Plane {
     /// Per connection (config index): its tunnels' positions in `specs` (config order keeps
     /// them together), so per-connection work never scans every tunnel.
     spans: Vec<Range<usize>>,
-    /// Connections with a tunnel to fail over to (config indexes): the liveness tick's work.
-    multi_tunnel: Vec<usize>,
+    /// Connection name -> config index.
+    by_name: HashMap<Arc<str>, usize>,
+    /// Activity watches -> their tunnels (see [`probing`]).
+    watches: HashMap<WatchId, TunnelKey>,
+    next_watch: u64,
+    /// Watched tunnels whose watch is armed again then.
+    rearm: Deadlines<TunnelKey>,
+    /// Watched tunnels sending without hearing back: checked (and probed) then.
+    silence: Deadlines<TunnelKey>,
+    /// Tunnels of preempting connections whose hold time ends then.
+    reselect: Deadlines<TunnelKey>,
     store: SaStore,
     ep: Endpoint,
     workers: usize,
@@ -97,6 +106,15 @@ pub struct Plane {
     /// Something changed what the fast path's tables hold (a retired SA, a new selection, a
     /// reload) outside an engine event; the next [`Plane::drain_events`] reports it.
     tables_stale: bool,
+}
+
+/// Connection name -> config index.
+fn names_of(cfg: &Config) -> HashMap<Arc<str>, usize> {
+    cfg.connections
+        .iter()
+        .enumerate()
+        .map(|(i, c)| (Arc::from(c.name.as_str()), i))
+        .collect()
 }
 
 /// Per connection, the range of its tunnels in `specs`.
@@ -141,7 +159,12 @@ impl Plane {
             admission: Arc::new(crate::ikeadmit::Admission::new(&cfg)),
             bound: cfg.local_addrs(),
             spans: spans_of(&cfg, &specs),
-            multi_tunnel: probing::multi_tunnel(&cfg),
+            by_name: names_of(&cfg),
+            watches: HashMap::new(),
+            next_watch: 0,
+            rearm: Deadlines::default(),
+            silence: Deadlines::default(),
+            reselect: Deadlines::default(),
             cfg,
             specs,
             store,
@@ -261,27 +284,34 @@ impl Plane {
         self.ep.stats().invalid_spi_sent > sent
     }
 
-    /// The earliest moment something is due: the engine's timers, restarts, retiring SAs.
-    /// Costs O(log n) in the number of tunnels.
+    /// The earliest moment something is due: the engine's timers, restarts, retiring SAs,
+    /// liveness checks. The plane's part costs O(1) in the number of tunnels.
     pub fn next_deadline(&self) -> Option<Instant> {
         [
             self.ep.poll_timeout(),
             self.restarts.next(),
             self.store.next_retirement(),
+            self.rearm.next(),
+            self.silence.next(),
+            self.reselect.next(),
         ]
         .into_iter()
         .flatten()
         .min()
     }
 
-    /// Timers: the engine's, restarts, and retiring SAs. Tables that changed are reported
-    /// by the next [`Plane::drain_events`].
+    /// Timers: the engine's, restarts, retiring SAs, liveness checks and preempt hold
+    /// times. Only what is due is looked at. Tables that changed are reported by the next
+    /// [`Plane::drain_events`].
     pub fn on_timeout(&mut self, now: Instant) {
         self.ep.handle_timeout(now);
         if self.restarts.any_due(now) {
             self.start_tunnels(now);
         }
         self.retire_expired(now);
+        self.rearm_due(now);
+        self.check_silences(now);
+        self.reselect_due(now);
     }
 
     pub fn poll_transmit(&mut self) -> Option<Transmit> {

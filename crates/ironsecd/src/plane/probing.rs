@@ -1,17 +1,29 @@
 //! "Sending without hearing back": a tunnel of a multi-tunnel connection that sends for a
 //! sixth of `failover_after` without a sign of life from the peer gets a probe (an IKE
 //! request), which closes its IKE SA unless the peer answers within a quarter of it. Only
-//! connections with a tunnel to fail over to are looked at; the others leave dead-peer
+//! connections with a tunnel to fail over to are watched; the others leave dead-peer
 //! detection to DPD.
+//!
+//! Driven by the fast path's activity watches, not by reading counters: each watched
+//! tunnel's SAs share one [`Watch`]; the first packet each way after the plane armed it
+//! comes back as an [`SaActivity`]. Outbound activity starts a run of sending and a
+//! silence deadline; inbound activity ends the silence. An idle tunnel has nothing armed
+//! that fires and nothing due, so it costs the control plane nothing; a busy one a few
+//! events a second (re-arming waits [`REARM_AFTER`]).
 
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use ironsec_ike::IkeSaId;
+use ironsec_dataplane::{Direction, SaActivity, Watch, WatchId};
 
-use super::tunnels::{Liveness, Traffic};
+use super::tunnels::Liveness;
 use super::Plane;
-use crate::config::{Config, Keying};
+use crate::config::{IkeKeying, Keying};
 use crate::tables::TunnelKey;
+
+/// After a packet, a watch is armed again this much later: the granularity at which the
+/// plane follows a busy tunnel (that of the counter scan this replaced).
+pub const REARM_AFTER: Duration = Duration::from_millis(100);
 
 /// When a silent tunnel is probed, and how long the probe waits for an answer.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -29,100 +41,235 @@ impl Thresholds {
     }
 }
 
-/// Updates a tunnel's record from its packet totals at `now`.
-pub fn observe(seen: &mut Liveness, inbound: Traffic, outbound: Traffic, now: Instant) {
-    if inbound.packets != seen.rx || seen.rx_at.is_none() {
-        seen.rx = inbound.packets;
-        seen.rx_at = Some(now);
-    }
-    if outbound.packets != seen.tx {
-        if seen
-            .tx_at
-            .is_none_or(|t| seen.rx_at.is_some_and(|r| t <= r))
-        {
-            seen.sending_since = Some(now);
+/// Records a packet through the tunnel's SAs at `now`.
+pub fn observe(seen: &mut Liveness, direction: Direction, now: Instant) {
+    match direction {
+        Direction::Inbound => seen.rx_at = Some(now),
+        Direction::Outbound => {
+            // A run of sending starts with the first packet after the last receive.
+            if seen
+                .tx_at
+                .is_none_or(|t| seen.rx_at.is_some_and(|r| t <= r))
+            {
+                seen.sending_since = Some(now);
+            }
+            seen.tx_at = Some(now);
         }
-        seen.tx = outbound.packets;
-        seen.tx_at = Some(now);
     }
 }
 
-/// Whether an up tunnel whose IKE SA is not probing yet should be probed now: it sent after
-/// it last heard ESP and has been silent for `probe_after`. Returns how long it has been
-/// silent. Silence counts from the last sign of life: ESP in, the start of this run of
-/// sending, or any IKE message (`last_ike`, an answered probe included, so a tunnel that
-/// only sends, its return traffic hashed onto another tunnel, is checked again after each
-/// silence rather than left to DPD).
-pub fn probe_due(
+/// The moment silence started, when the tunnel sent after it last heard ESP: the last sign
+/// of life, which is ESP in, the start of this run of sending, or any IKE message
+/// (`last_ike`, an answered probe included, so a tunnel that only sends, its return traffic
+/// hashed onto another tunnel, is checked again after each silence rather than left to DPD).
+/// None when it has heard since it last sent.
+pub fn silent_since(seen: &Liveness, last_ike: Instant) -> Option<Instant> {
+    let (rx_at, tx_at) = (seen.rx_at?, seen.tx_at?);
+    (tx_at > rx_at).then(|| rx_at.max(seen.sending_since.unwrap_or(rx_at)).max(last_ike))
+}
+
+/// What a silence deadline does at `now`: probe (the tunnel has been silent for
+/// `probe_after`; returns how long), or look again at the returned moment.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SilenceCheck {
+    Probe {
+        silent: Duration,
+    },
+    CheckAt(Instant),
+    /// It heard since it last sent: nothing to watch until it sends again.
+    Heard,
+}
+
+/// The probing decision, a pure function of the tunnel's record, the engine's last IKE
+/// message and `now`.
+pub fn check_silence(
     seen: &Liveness,
     last_ike: Instant,
     probe_after: Duration,
     now: Instant,
-) -> Option<Duration> {
-    let (rx_at, tx_at) = (seen.rx_at?, seen.tx_at?);
-    let since = rx_at.max(seen.sending_since.unwrap_or(rx_at)).max(last_ike);
-    let silent = now.saturating_duration_since(since);
-    (tx_at > rx_at && silent >= probe_after).then_some(silent)
+) -> SilenceCheck {
+    match silent_since(seen, last_ike) {
+        None => SilenceCheck::Heard,
+        Some(since) => {
+            let silent = now.saturating_duration_since(since);
+            if silent >= probe_after {
+                SilenceCheck::Probe { silent }
+            } else {
+                SilenceCheck::CheckAt(since + probe_after)
+            }
+        }
+    }
 }
 
-/// Connections (config indexes) with a tunnel to fail over to: the only ones the liveness
-/// tick looks at.
-pub(super) fn multi_tunnel(cfg: &Config) -> Vec<usize> {
-    cfg.connections
-        .iter()
-        .enumerate()
-        .filter(|(_, c)| matches!(&c.keying, Keying::Ike(k) if k.tunnels.len() >= 2))
-        .map(|(i, _)| i)
-        .collect()
+/// Whether connection `c` has a tunnel to fail over to.
+pub(super) fn is_multi(c: &crate::config::Connection) -> Option<&IkeKeying> {
+    match &c.keying {
+        Keying::Ike(k) if k.tunnels.len() >= 2 => Some(k),
+        _ => None,
+    }
 }
 
 impl Plane {
-    /// Reads the packet counters of multi-tunnel connections' tunnels and probes those that
-    /// send without hearing back, re-shares bandwidth, then re-selects the tunnels
-    /// multi-tunnel connections use (silence and preempt hold times are clock-driven; a
-    /// single tunnel's selection changes only with its SAs). Changed tables are reported by
-    /// the next [`Plane::drain_events`]. Called every 100 ms; it costs nothing per tunnel of
-    /// a single-tunnel connection.
-    pub fn tick(&mut self, now: Instant) {
-        let mut probes: Vec<(IkeSaId, Duration, TunnelKey, Duration)> = Vec::new();
-        for &ci in &self.multi_tunnel {
-            let Keying::Ike(k) = &self.cfg.connections[ci].keying else {
+    /// The keying of a watched tunnel's connection, and its config index.
+    fn watched_conn(&self, key: &TunnelKey) -> Option<(usize, &IkeKeying)> {
+        let ci = *self.by_name.get(&key.conn)?;
+        Some((ci, is_multi(&self.cfg.connections[ci])?))
+    }
+
+    /// The watch a new SA of tunnel `key` carries: the tunnel's, made (and armed both ways)
+    /// on its first SA. None for tunnels that are not watched.
+    pub(super) fn watch_for(&mut self, key: &TunnelKey, now: Instant) -> Option<Arc<Watch>> {
+        self.watched_conn(key)?;
+        let st = self.tunnels.get_mut(key)?;
+        if let Some(w) = &st.watch {
+            return Some(w.clone());
+        }
+        self.next_watch += 1;
+        let w = Arc::new(Watch::new(WatchId(self.next_watch)));
+        w.arm(Direction::Outbound);
+        w.arm(Direction::Inbound);
+        // Silence counts from the first look at the tunnel at the earliest.
+        st.seen.rx_at.get_or_insert(now);
+        st.watch = Some(w.clone());
+        self.watches.insert(w.id(), key.clone());
+        Some(w)
+    }
+
+    /// The tunnel's record starts again (its IKE SA went): arms its watch both ways and
+    /// drops its pending checks.
+    pub(super) fn restart_liveness(&mut self, key: &TunnelKey, now: Instant) {
+        self.silence.clear(key);
+        self.rearm.clear(key);
+        if let Some(st) = self.tunnels.get_mut(key) {
+            // A tunnel that comes back starts with a clean record, not the silence that
+            // killed it.
+            st.seen = Liveness {
+                rx_at: st.watch.as_ref().map(|_| now),
+                ..Liveness::default()
+            };
+            if let Some(w) = &st.watch {
+                w.arm(Direction::Outbound);
+                w.arm(Direction::Inbound);
+            }
+        }
+    }
+
+    /// A packet went through a watched tunnel's SAs.
+    pub fn on_activity(&mut self, a: SaActivity, now: Instant) {
+        let Some(key) = self.watches.get(&a.watch).cloned() else {
+            return;
+        };
+        let Some((ci, k)) = self.watched_conn(&key) else {
+            return;
+        };
+        let probe_after = Thresholds::of(k.failover_after).probe_after;
+        let Some(st) = self.tunnels.get_mut(&key) else {
+            return;
+        };
+        if st.watch.as_ref().map(|w| w.id()) != Some(a.watch) {
+            return;
+        }
+        observe(&mut st.seen, a.direction, now);
+        match a.direction {
+            Direction::Inbound => {
+                // The silence is over; follow the tunnel again in a moment.
+                self.silence.clear(&key);
+                self.rearm.set(key, now + REARM_AFTER);
+                // Traffic on another tunnel may mean the peer moved.
+                self.tables_stale |= self.select(ci, now);
+            }
+            Direction::Outbound => {
+                if self.silence.get(&key).is_none() {
+                    let last_ike = st
+                        .ike
+                        .and_then(|i| self.ep.liveness(i))
+                        .map(|l| l.last_heard);
+                    let since = silent_since(&st.seen, last_ike.unwrap_or(now)).unwrap_or(now);
+                    self.silence.set(key, since + probe_after);
+                }
+            }
+        }
+    }
+
+    /// Re-arms watches whose wait is over.
+    pub(super) fn rearm_due(&mut self, now: Instant) {
+        for key in self.rearm.take_due(now) {
+            if let Some(w) = self.tunnels.get(&key).and_then(|s| s.watch.as_ref()) {
+                w.arm(Direction::Inbound);
+                w.arm(Direction::Outbound);
+            }
+        }
+    }
+
+    /// Silence deadlines that came: probes the peer of a tunnel that sends without hearing
+    /// back, and looks again after the probe had its time.
+    pub(super) fn check_silences(&mut self, now: Instant) {
+        for key in self.silence.take_due(now) {
+            let Some((ci, k)) = self.watched_conn(&key) else {
                 continue;
             };
             let th = Thresholds::of(k.failover_after);
-            for i in self.spans[ci].clone() {
-                let key = self.specs[i].key();
-                let (out, inb) = self.tunnel_traffic(&key);
-                let up = self.is_up(&key);
-                let Some(st) = self.tunnels.get_mut(&key) else {
-                    continue;
-                };
-                observe(&mut st.seen, inb, out, now);
-                let Some(ike) = st.ike else {
-                    continue;
-                };
-                // The engine keeps the IKE side of liveness.
-                let Some(live) = self.ep.liveness(ike) else {
-                    continue;
-                };
-                if !up || live.probing {
-                    continue;
-                }
-                if let Some(silent) = probe_due(&st.seen, live.last_heard, th.probe_after, now) {
-                    probes.push((ike, th.give_up, key.clone(), silent));
+            let up = self.is_up(&key);
+            let Some(st) = self.tunnels.get(&key) else {
+                continue;
+            };
+            let Some(live) = st.ike.and_then(|i| self.ep.liveness(i)) else {
+                continue;
+            };
+            let ike = st.ike;
+            match check_silence(&st.seen, live.last_heard, th.probe_after, now) {
+                SilenceCheck::Heard => {}
+                SilenceCheck::CheckAt(t) => self.silence.set(key, t),
+                SilenceCheck::Probe { silent } => {
+                    if up && !live.probing {
+                        if let Some(ike) = ike {
+                            if self.ep.probe(now, ike, th.give_up) == Ok(true) {
+                                tracing::info!(tunnel = %key, silent_ms = silent.as_millis() as u64, "sending without hearing back: probing the peer");
+                            }
+                        }
+                    }
+                    // The probe is answered (a sign of life) or closes the IKE SA by then.
+                    self.silence.set(key, now + th.give_up);
                 }
             }
+            self.tables_stale |= self.select(ci, now);
         }
+    }
+
+    /// A tunnel of a preempting connection came up: traffic may move back to it once it
+    /// has been up for the hold time.
+    pub(super) fn schedule_preempt(&mut self, key: &TunnelKey, now: Instant) {
+        if let Some(hold) = self.watched_conn(key).and_then(|(_, k)| k.preempt_hold) {
+            self.reselect.set(key.clone(), now + hold);
+        }
+    }
+
+    /// Preempt hold times that ended: re-decides those connections. A better tunnel that is
+    /// being probed just then is looked at again shortly.
+    pub(super) fn reselect_due(&mut self, now: Instant) {
+        for key in self.reselect.take_due(now) {
+            let Some((ci, _)) = self.watched_conn(&key) else {
+                continue;
+            };
+            self.tables_stale |= self.select(ci, now);
+            let active = self
+                .selections
+                .get(&key.conn)
+                .is_some_and(|s| s.active.contains(&key));
+            let probing = self
+                .tunnels
+                .get(&key)
+                .and_then(|s| s.ike)
+                .and_then(|i| self.ep.liveness(i))
+                .is_some_and(|l| l.probing);
+            if !active && probing {
+                self.reselect.set(key, now + REARM_AFTER);
+            }
+        }
+    }
+
+    /// Re-shares bandwidth among the connections (every 100 ms, while any cap is set).
+    pub fn reshare(&mut self, now: Instant) {
         self.shares.reshare(&self.cfg, now);
-        for (ike, give_up, key, silent) in probes {
-            if self.ep.probe(now, ike, give_up) == Ok(true) {
-                tracing::info!(tunnel = %key, silent_ms = silent.as_millis() as u64, "sending without hearing back: probing the peer");
-            }
-        }
-        let mut changed = false;
-        for ci in self.multi_tunnel.clone() {
-            changed |= self.select(ci, now);
-        }
-        self.tables_stale |= changed;
     }
 }

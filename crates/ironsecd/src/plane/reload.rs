@@ -9,7 +9,7 @@ use std::time::Instant;
 use ironsec_ike::IkeSaId;
 
 use super::sas::RETIRE_GRACE;
-use super::{peer, probing, spans_of, tunnels, Plane};
+use super::{peer, spans_of, tunnels, Plane};
 use crate::config::gateway::NeedsRestart;
 use crate::config::Config;
 use crate::tables;
@@ -125,6 +125,10 @@ impl Plane {
             self.store.retire_connection(name, now + RETIRE_GRACE);
             self.tunnels.retain(|k, _| *k.conn != **name);
             self.restarts.retain(|k| *k.conn != **name);
+            self.rearm.retain(|k| *k.conn != **name);
+            self.silence.retain(|k| *k.conn != **name);
+            self.reselect.retain(|k| *k.conn != **name);
+            self.watches.retain(|_, k| *k.conn != **name);
             self.selections.remove(name.as_str());
             if summary.removed.contains(name) {
                 self.stats.remove(name.as_str());
@@ -133,7 +137,7 @@ impl Plane {
         self.cfg = new;
         self.specs = tables::tunnel_specs(&self.cfg);
         self.spans = spans_of(&self.cfg, &self.specs);
-        self.multi_tunnel = probing::multi_tunnel(&self.cfg);
+        self.by_name = super::names_of(&self.cfg);
         self.ep.set_peers(peer::peer_configs(&self.cfg));
         self.admission.set_peers(&self.cfg);
         for (i, c) in self.cfg.connections.iter().enumerate() {

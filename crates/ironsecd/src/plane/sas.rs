@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use ironsec_ike::{CloseReason, Event, IkeSaId};
 
-use super::tunnels::{Liveness, RESTART_DELAY};
+use super::tunnels::RESTART_DELAY;
 use super::Plane;
 use crate::config::{CloseAction, Keying};
 use crate::tables::{self, IkeChild, SaStore, TunnelKey};
@@ -25,14 +25,19 @@ impl Plane {
         now: Instant,
     ) -> Option<(TunnelKey, u32)> {
         let key = self.tunnel_for(&conn, info.local, info.remote)?;
-        let (outbound, inbound) =
-            match SaStore::child_entries(&info, self.cfg.gateway.replay_window, self.workers) {
-                Ok(e) => e,
-                Err(e) => {
-                    tracing::error!(connection = %conn, error = %e, "cannot install CHILD_SA");
-                    return None;
-                }
-            };
+        let watch = self.watch_for(&key, now);
+        let (outbound, inbound) = match SaStore::child_entries(
+            &info,
+            self.cfg.gateway.replay_window,
+            self.workers,
+            watch,
+        ) {
+            Ok(e) => e,
+            Err(e) => {
+                tracing::error!(connection = %conn, error = %e, "cannot install CHILD_SA");
+                return None;
+            }
+        };
         let spi = info.spi_in;
         self.store.insert_child(IkeChild {
             ike,
@@ -75,6 +80,7 @@ impl Plane {
                 self.stats_of(&conn).ike_up += 1;
                 if let Some(key) = self.tunnel_for(&conn, local, remote) {
                     self.restarts.clear(&key);
+                    self.schedule_preempt(&key, now);
                     let st = self.tunnels.entry(key).or_default();
                     st.ike = Some(ike);
                     st.held = false;
@@ -230,8 +236,6 @@ impl Plane {
         };
         st.ike = None;
         st.established_at = None;
-        // A tunnel that comes back starts with a clean record, not the silence that killed it.
-        st.seen = Liveness::default();
         let was_trapped = st.trapped;
         let mut restart = false;
         if peer_fault {
@@ -246,6 +250,8 @@ impl Plane {
         }
         // The trap flag lives in the tables.
         let changed = st.trapped != was_trapped;
+        self.restart_liveness(&key, now);
+        self.reselect.clear(&key);
         if restart {
             self.restarts.set(key, now + RESTART_DELAY);
         }

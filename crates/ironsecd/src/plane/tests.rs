@@ -5,9 +5,10 @@ use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use super::failover::{decide, Decision, FailoverReason, Policy, TunnelFacts};
-use super::probing::{observe, probe_due, Thresholds};
+use super::probing::{check_silence, observe, SilenceCheck, Thresholds};
 use super::*;
 use crate::config::Mode;
+use ironsec_dataplane::{Direction, SaActivity};
 
 /// A config file in a directory of its own, removed on drop.
 pub(super) struct ConfFile(pub(super) PathBuf);
@@ -318,7 +319,7 @@ fn reload_reports_added_changed_removed_and_unchanged() {
     assert!(plane
         .tunnel(&key("site-d", "192.0.2.1", "192.0.2.2"))
         .is_some());
-    assert_eq!(plane.multi_tunnel, vec![0, 1]);
+    assert_eq!(plane.by_name.get("site-d"), Some(&1));
     assert_eq!(plane.specs_of(1)[0].conn.as_ref(), "site-d");
 }
 
@@ -533,9 +534,11 @@ fn preempt_through_the_plane_marks_the_failed_tunnel_and_moves_back() {
     p.settle(at(6));
     assert!(p.a.sas().is_sending(&primary()));
     assert_eq!(p.a.selection("site-b").unwrap().active, vec![standby()]);
-    p.a.tick(at(15));
+    // The hold time is a deadline, not something a timer looks for.
+    assert!(p.a.next_deadline().is_some_and(|d| d <= at(16)));
+    p.a.on_timeout(at(15));
     assert_eq!(p.a.selection("site-b").unwrap().active, vec![standby()]);
-    p.a.tick(at(16));
+    p.a.on_timeout(at(16));
     assert_eq!(p.a.selection("site-b").unwrap().active, vec![primary()]);
     assert!(p.a.drain_events(at(16)), "the move reaches the tables");
     // Moving back with preempt counts as a failover too, and is the story status tells.
@@ -564,26 +567,116 @@ fn probe_is_due_after_a_sixth_of_failover_after_of_sending_into_silence() {
     let th = Thresholds::of(Duration::from_secs(3));
     assert_eq!(th.probe_after, Duration::from_millis(500));
     assert_eq!(th.give_up, Duration::from_millis(750));
-    let t = |p: u64| Traffic {
-        packets: p,
-        bytes: 0,
+    let check =
+        |seen: &Liveness, ike: u64, now: u64| check_silence(seen, at(ike), th.probe_after, at(now));
+    let mut seen = Liveness {
+        rx_at: Some(at(0)),
+        ..Default::default()
     };
-    let mut seen = Liveness::default();
-    // Quiet tunnel: first look records "heard at 0", nothing sent.
-    observe(&mut seen, t(0), t(0), at(0));
-    assert_eq!(probe_due(&seen, at(0), th.probe_after, at(5000)), None);
+    // Nothing sent: nothing to check.
+    assert_eq!(check(&seen, 0, 5000), SilenceCheck::Heard);
     // It starts sending at 1000: silence counts from then, not from the last receive.
-    observe(&mut seen, t(0), t(5), at(1000));
+    observe(&mut seen, Direction::Outbound, at(1000));
     assert_eq!(seen.sending_since, Some(at(1000)));
-    observe(&mut seen, t(0), t(9), at(1400));
-    assert_eq!(probe_due(&seen, at(0), th.probe_after, at(1499)), None);
+    observe(&mut seen, Direction::Outbound, at(1400));
+    assert_eq!(seen.sending_since, Some(at(1000)), "the same run");
+    assert_eq!(check(&seen, 0, 1499), SilenceCheck::CheckAt(at(1500)));
     assert_eq!(
-        probe_due(&seen, at(0), th.probe_after, at(1500)),
-        Some(Duration::from_millis(500))
+        check(&seen, 0, 1500),
+        SilenceCheck::Probe {
+            silent: Duration::from_millis(500)
+        }
     );
-    // Any IKE message is a sign of life too.
-    assert_eq!(probe_due(&seen, at(1200), th.probe_after, at(1500)), None);
-    // ESP in clears it.
-    observe(&mut seen, t(1), t(9), at(1500));
-    assert_eq!(probe_due(&seen, at(0), th.probe_after, at(1900)), None);
+    // Any IKE message is a sign of life too (an answered probe: checked again after the
+    // next silence).
+    assert_eq!(check(&seen, 1200, 1500), SilenceCheck::CheckAt(at(1700)));
+    // ESP in ends it; the next packet out starts a new run.
+    observe(&mut seen, Direction::Inbound, at(1500));
+    assert_eq!(check(&seen, 0, 9000), SilenceCheck::Heard);
+    observe(&mut seen, Direction::Outbound, at(2000));
+    assert_eq!(seen.sending_since, Some(at(2000)));
+    assert_eq!(check(&seen, 0, 2100), SilenceCheck::CheckAt(at(2500)));
+}
+
+/// What the fast path does for a packet through a tunnel's SAs: reports it if armed.
+fn packet(plane: &Plane, key: &TunnelKey, d: Direction) -> Option<SaActivity> {
+    plane.tunnel(key).unwrap().watch.as_ref().unwrap().packet(d)
+}
+
+#[test]
+fn sending_into_silence_probes_by_deadline_and_idle_tunnels_cost_nothing() {
+    let base = Instant::now();
+    let at = |ms: u64| base + Duration::from_millis(ms);
+    let mut p = Pair::new("silence", "", "");
+    p.a.start_tunnels(base);
+    p.settle(base);
+    let ep_deadline = p.a.ep.poll_timeout();
+    // Idle: nothing of the plane's own is due, whatever the time.
+    assert_eq!(p.a.next_deadline(), ep_deadline);
+    assert!(p.a.silence.next().is_none() && p.a.rearm.next().is_none());
+    // Both tunnels' SAs carry their tunnel's watch, armed both ways.
+    let watch = p.a.tunnel(&primary()).unwrap().watch.clone().unwrap();
+    assert!(p.a.sas().children_of(&primary()).all(|c| c
+        .outbound
+        .watch
+        .as_ref()
+        .is_some_and(|w| Arc::ptr_eq(w, &watch))));
+    // The first packet out: one report, later ones none.
+    let out = packet(&p.a, &primary(), Direction::Outbound).unwrap();
+    assert!(packet(&p.a, &primary(), Direction::Outbound).is_none());
+    p.a.on_activity(out, at(1000));
+    // Silence deadline a sixth of failover_after (3 s) after the run started.
+    assert_eq!(p.a.silence.get(&primary()), Some(at(1500)));
+    assert_eq!(p.a.next_deadline().map(|d| d.min(at(1500))), Some(at(1500)));
+    // Not yet due: no probe.
+    p.a.on_timeout(at(1499));
+    assert!(
+        !p.a.ep
+            .liveness(p.a.tunnel(&primary()).unwrap().ike.unwrap())
+            .unwrap()
+            .probing
+    );
+    // Due: the peer is probed, and looked at again after a quarter of failover_after.
+    p.a.on_timeout(at(1500));
+    let ike = p.a.tunnel(&primary()).unwrap().ike.unwrap();
+    assert!(p.a.ep.liveness(ike).unwrap().probing);
+    assert_eq!(p.a.silence.get(&primary()), Some(at(2250)));
+    // The peer answers at 1600 (a sign of life). Still no ESP back: after another 500 ms of
+    // silence since that answer, the next check probes again.
+    p.settle(at(1600));
+    assert!(!p.a.ep.liveness(ike).unwrap().probing);
+    p.a.on_timeout(at(2250));
+    assert!(p.a.ep.liveness(ike).unwrap().probing);
+    assert_eq!(p.a.silence.get(&primary()), Some(at(3000)));
+    p.settle(at(2260));
+    // ESP in: the silence is over, the watch is armed again a moment later.
+    let inb = packet(&p.a, &primary(), Direction::Inbound).unwrap();
+    p.a.on_activity(inb, at(2300));
+    assert!(p.a.silence.get(&primary()).is_none());
+    assert_eq!(p.a.rearm.get(&primary()), Some(at(2400)));
+    assert!(packet(&p.a, &primary(), Direction::Inbound).is_none());
+    p.a.on_timeout(at(2400));
+    assert!(watch.is_armed(Direction::Inbound) && watch.is_armed(Direction::Outbound));
+    assert!(p.a.rearm.next().is_none());
+}
+
+#[test]
+fn traffic_on_the_standby_while_the_active_is_silent_follows_the_peer() {
+    let base = Instant::now();
+    let at = |ms: u64| base + Duration::from_millis(ms);
+    let mut p = Pair::new("follow", "", "");
+    p.a.start_tunnels(base);
+    p.settle(base);
+    assert_eq!(p.a.selection("site-b").unwrap().active, vec![primary()]);
+    // ESP arrives on the standby 400 ms in: the primary is not silent long enough yet.
+    let inb = packet(&p.a, &standby(), Direction::Inbound).unwrap();
+    p.a.on_activity(inb, at(400));
+    assert_eq!(p.a.selection("site-b").unwrap().active, vec![primary()]);
+    // Again after the primary has been silent for half a second: follow.
+    p.a.on_timeout(at(500));
+    let inb = packet(&p.a, &standby(), Direction::Inbound).unwrap();
+    p.a.on_activity(inb, at(600));
+    assert_eq!(p.a.selection("site-b").unwrap().active, vec![standby()]);
+    assert_eq!(p.a.conn_stats("site-b").follows, 1);
+    assert!(p.a.drain_events(at(600)), "the move reaches the tables");
 }

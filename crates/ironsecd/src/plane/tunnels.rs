@@ -3,9 +3,10 @@
 //! for a trapped tunnel, and on the operator's `initiate`.
 
 use std::net::SocketAddr;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use ironsec_dataplane::{SaTotals, TunnelId};
+use ironsec_dataplane::{SaTotals, TunnelId, Watch};
 use ironsec_ike::IkeSaId;
 
 use super::Plane;
@@ -32,18 +33,19 @@ pub struct TunnelState {
     /// Traffic of SAs that are gone, so totals in metrics never go backwards.
     pub retired_out: Traffic,
     pub retired_in: Traffic,
-    /// Liveness as the fast path sees it: packet totals and when they last moved.
+    /// Liveness as the fast path reports it: when packets last went each way.
     pub seen: Liveness,
+    /// Shared by the tunnel's SAs, armed to hear of their next packet (tunnels of
+    /// connections with a tunnel to fail over to; see `probing`).
+    pub watch: Option<Arc<Watch>>,
     /// When traffic last moved off this tunnel because it failed: preempt waits for an IKE SA
     /// established after that, proof that the path works again.
     pub failed_at: Option<Instant>,
 }
 
-/// Packet totals of a tunnel at the last look, and when each last grew.
+/// When a tunnel last received and sent, as far as the plane followed it.
 #[derive(Default, Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Liveness {
-    pub rx: u64,
-    pub tx: u64,
     pub rx_at: Option<Instant>,
     pub tx_at: Option<Instant>,
     /// When the tunnel started sending after its last receive: silence counts from the later
