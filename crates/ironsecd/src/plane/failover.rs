@@ -302,6 +302,13 @@ impl Plane {
             }
             _ => {}
         }
+        // The next look for the peer's moves comes a moment later (as with the 100 ms scan
+        // this replaced), so that a peer moving at the same time as we do is heard on its new
+        // tunnel first rather than followed back at once.
+        let next_look = now + super::probing::REARM_AFTER;
+        if self.follow.get(&name).is_some_and(|t| t < next_look) {
+            self.follow.set(name.clone(), next_look);
+        }
         self.selections.entry(name).or_default().active = next;
         true
     }

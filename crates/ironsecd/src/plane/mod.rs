@@ -88,6 +88,8 @@ pub struct Plane {
     silence: Deadlines<TunnelKey>,
     /// Tunnels of preempting connections whose hold time ends then.
     reselect: Deadlines<TunnelKey>,
+    /// Connections whose tunnels heard ESP: decided again then (the peer may have moved).
+    follow: Deadlines<Arc<str>>,
     store: SaStore,
     ep: Endpoint,
     workers: usize,
@@ -165,6 +167,7 @@ impl Plane {
             rearm: Deadlines::default(),
             silence: Deadlines::default(),
             reselect: Deadlines::default(),
+            follow: Deadlines::default(),
             cfg,
             specs,
             store,
@@ -294,6 +297,7 @@ impl Plane {
             self.rearm.next(),
             self.silence.next(),
             self.reselect.next(),
+            self.follow.next(),
         ]
         .into_iter()
         .flatten()
@@ -325,11 +329,10 @@ impl Plane {
         while let Some(e) = self.ep.poll_event() {
             changed |= self.on_event(e, now);
         }
-        let stale = std::mem::take(&mut self.tables_stale);
-        if changed || stale {
+        if changed {
             self.select_all(now);
         }
-        changed || stale
+        changed | std::mem::take(&mut self.tables_stale)
     }
 
     /// Remote subnets per connection, for routes into the TUN device.

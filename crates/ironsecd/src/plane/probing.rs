@@ -159,7 +159,7 @@ impl Plane {
         let Some(key) = self.watches.get(&a.watch).cloned() else {
             return;
         };
-        let Some((ci, k)) = self.watched_conn(&key) else {
+        let Some((_, k)) = self.watched_conn(&key) else {
             return;
         };
         let probe_after = Thresholds::of(k.failover_after).probe_after;
@@ -174,9 +174,13 @@ impl Plane {
             Direction::Inbound => {
                 // The silence is over; follow the tunnel again in a moment.
                 self.silence.clear(&key);
+                // Traffic on another tunnel may mean the peer moved: decide in a moment, as
+                // the 100 ms scan did, so that a peer moving back at the same time as we do
+                // (preempt) is heard on its new tunnel first.
+                if self.follow.get(&key.conn).is_none() {
+                    self.follow.set(key.conn.clone(), now + REARM_AFTER);
+                }
                 self.rearm.set(key, now + REARM_AFTER);
-                // Traffic on another tunnel may mean the peer moved.
-                self.tables_stale |= self.select(ci, now);
             }
             Direction::Outbound => {
                 if self.silence.get(&key).is_none() {
@@ -244,25 +248,55 @@ impl Plane {
         }
     }
 
-    /// Preempt hold times that ended: re-decides those connections. A better tunnel that is
-    /// being probed just then is looked at again shortly.
+    /// Preempt hold times that ended, and connections whose tunnels heard ESP a moment ago:
+    /// re-decides those connections.
     pub(super) fn reselect_due(&mut self, now: Instant) {
-        for key in self.reselect.take_due(now) {
-            let Some((ci, _)) = self.watched_conn(&key) else {
+        let mut conns: Vec<Arc<str>> = self.follow.take_due(now);
+        conns.extend(self.reselect.take_due(now).into_iter().map(|k| k.conn));
+        conns.sort();
+        conns.dedup();
+        for conn in conns {
+            let Some(&ci) = self.by_name.get(&conn) else {
                 continue;
             };
             self.tables_stale |= self.select(ci, now);
-            let active = self
-                .selections
-                .get(&key.conn)
-                .is_some_and(|s| s.active.contains(&key));
-            let probing = self
+            self.keep_preempting(ci, now);
+        }
+    }
+
+    /// While a tunnel that may take the traffic back (preempt, hold time over) is up but
+    /// does not carry it (it is being probed, or traffic followed the peer off it before the
+    /// peer moved back too), the connection is decided again every [`REARM_AFTER`], as the
+    /// 100 ms scan did, until both ends meet on it.
+    fn keep_preempting(&mut self, ci: usize, now: Instant) {
+        let Some(k) = is_multi(&self.cfg.connections[ci]) else {
+            return;
+        };
+        let Some(hold) = k.preempt_hold else {
+            return;
+        };
+        let tunnels: Vec<(TunnelKey, u32)> = self
+            .specs_of(ci)
+            .iter()
+            .zip(&k.tunnels)
+            .map(|(s, t)| (s.key(), t.priority))
+            .collect();
+        let Some(sel) = self.selections.get(&*self.cfg.connections[ci].name) else {
+            return;
+        };
+        let carrying = tunnels
+            .iter()
+            .filter(|(t, _)| sel.active.contains(t))
+            .map(|(_, p)| *p)
+            .max()
+            .unwrap_or(0);
+        for (key, p) in tunnels {
+            let held_long = self
                 .tunnels
                 .get(&key)
-                .and_then(|s| s.ike)
-                .and_then(|i| self.ep.liveness(i))
-                .is_some_and(|l| l.probing);
-            if !active && probing {
+                .and_then(|s| s.established_at)
+                .is_some_and(|t| now.saturating_duration_since(t) >= hold);
+            if p > carrying && held_long && self.is_up(&key) && self.reselect.get(&key).is_none() {
                 self.reselect.set(key, now + REARM_AFTER);
             }
         }

@@ -128,6 +128,7 @@ impl Plane {
             self.rearm.retain(|k| *k.conn != **name);
             self.silence.retain(|k| *k.conn != **name);
             self.reselect.retain(|k| *k.conn != **name);
+            self.follow.retain(|c| **c != **name);
             self.watches.retain(|_, k| *k.conn != **name);
             self.selections.remove(name.as_str());
             if summary.removed.contains(name) {

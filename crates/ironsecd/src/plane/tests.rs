@@ -668,15 +668,25 @@ fn traffic_on_the_standby_while_the_active_is_silent_follows_the_peer() {
     p.a.start_tunnels(base);
     p.settle(base);
     assert_eq!(p.a.selection("site-b").unwrap().active, vec![primary()]);
-    // ESP arrives on the standby 400 ms in: the primary is not silent long enough yet.
+    // ESP arrives on the standby 300 ms in; at the look 100 ms later the primary has not
+    // been silent long enough yet.
     let inb = packet(&p.a, &standby(), Direction::Inbound).unwrap();
-    p.a.on_activity(inb, at(400));
+    p.a.on_activity(inb, at(300));
     assert_eq!(p.a.selection("site-b").unwrap().active, vec![primary()]);
-    // Again after the primary has been silent for half a second: follow.
-    p.a.on_timeout(at(500));
+    p.a.on_timeout(at(400));
+    assert_eq!(p.a.selection("site-b").unwrap().active, vec![primary()]);
+    assert!(p.a.follow.next().is_none());
+    // The standby's watch is armed again 100 ms after its packet.
+    let w = p.a.tunnel(&standby()).unwrap().watch.clone().unwrap();
+    assert!(w.is_armed(Direction::Inbound));
+    // Again after the primary has been silent for half a second: follow, at the next look
+    // (100 ms later).
     let inb = packet(&p.a, &standby(), Direction::Inbound).unwrap();
     p.a.on_activity(inb, at(600));
+    assert_eq!(p.a.selection("site-b").unwrap().active, vec![primary()]);
+    assert_eq!(p.a.follow.get(&Arc::from("site-b")), Some(at(700)));
+    p.a.on_timeout(at(700));
     assert_eq!(p.a.selection("site-b").unwrap().active, vec![standby()]);
     assert_eq!(p.a.conn_stats("site-b").follows, 1);
-    assert!(p.a.drain_events(at(600)), "the move reaches the tables");
+    assert!(p.a.drain_events(at(700)), "the move reaches the tables");
 }
