@@ -556,6 +556,9 @@ fn preempt_through_the_plane_marks_the_failed_tunnel_and_moves_back() {
     );
     // Moving back does not mark the standby as failed.
     assert_eq!(p.a.tunnel(&standby()).unwrap().failed_at, None);
+    // On its best tunnel, the connection has nothing of the plane's own due any more.
+    assert!(p.a.reselect.next().is_none() && p.a.follow.next().is_none());
+    assert_eq!(p.a.next_deadline(), p.a.ep.poll_timeout());
 }
 
 // --- sending without hearing back ---
