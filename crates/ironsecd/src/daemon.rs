@@ -8,7 +8,8 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use ironsec_dataplane::{
-    iproute, AcquireSink, Dataplane, IkeSink, Sinks, TunnelId, UnknownSpiSink,
+    iproute, AcquireSink, ActivitySink, Dataplane, IkeSink, SaActivity, Sinks, TunnelId,
+    UnknownSpiSink,
 };
 use tokio::signal::unix::{signal, SignalKind};
 use tokio::sync::{mpsc, Notify};
@@ -55,6 +56,15 @@ pub enum DaemonError {
     FastPath(String),
     #[error("cannot drop capabilities: {0}")]
     Privileges(#[from] crate::privs::PrivError),
+}
+
+/// Why a reload did not happen; the running config stays.
+#[derive(thiserror::Error, Debug)]
+enum ReloadFailed {
+    #[error(transparent)]
+    Config(#[from] crate::config::ConfigErrors),
+    #[error(transparent)]
+    Refused(#[from] crate::plane::ReloadRefused),
 }
 
 type IkeDatagram = (SocketAddr, SocketAddr, Vec<u8>);
@@ -137,19 +147,19 @@ impl Running {
     fn reload(&self, origin: &str) -> Result<String, String> {
         crate::sdnotify::reloading();
         let path = self.config_path.display().to_string();
-        let result = (|| -> Result<String, String> {
-            let new = Config::load(&self.config_path).map_err(|e| e.to_string())?;
-            let mut plane = self.plane();
-            let now = Instant::now();
-            let summary = plane.reload(new, now).map_err(|e| e.join("\n"))?;
-            let route_errs = self.apply_routes(&plane.cfg);
-            self.flush(&mut plane, now, true);
+        let result = (|| -> Result<String, ReloadFailed> {
+            let new = Config::load(&self.config_path)?;
+            let (summary, route_errs) = self.act(|plane, now| {
+                let summary = plane.reload(new, now)?;
+                Ok::<_, ReloadFailed>((summary, self.apply_routes(plane.config())))
+            })?;
             let mut msg = format!("reloaded {path}: {summary}");
             for e in route_errs {
                 msg.push_str(&format!("\nwarning: {e}"));
             }
             Ok(msg)
-        })();
+        })()
+        .map_err(|e| e.to_string());
         match &result {
             Ok(m) => tracing::info!(origin, "{m}"),
             Err(e) => {
@@ -163,13 +173,22 @@ impl Running {
         result.map_err(|e| format!("reload refused, the running config stays:\n{e}"))
     }
 
-    /// Applies the engine's events (swapping in new tables if SAs changed), then sends what
-    /// it queued.
-    fn flush(&self, plane: &mut Plane, now: Instant, mut changed: bool) {
+    /// Locks the plane, lets `f` act on it at one `now`, then flushes: the one way the
+    /// daemon changes the plane.
+    fn act<R>(&self, f: impl FnOnce(&mut Plane, Instant) -> R) -> R {
+        let mut plane = self.plane();
+        let now = Instant::now();
+        let r = f(&mut plane, now);
+        self.flush(&mut plane, now);
+        r
+    }
+
+    /// Applies the engine's events (swapping in new tables if SAs, or anything else the
+    /// tables hold, changed), then sends what it queued.
+    fn flush(&self, plane: &mut Plane, now: Instant) {
         // Tables first: a rekey response must not leave before its new inbound SA is in place,
         // or the peer's first packets on the new SA could beat it.
-        changed |= plane.drain_events(now);
-        if changed {
+        if plane.drain_events(now) {
             match plane.tables() {
                 Ok(t) => self.dp.install(t),
                 Err(e) => tracing::error!(error = %e, "cannot rebuild the fast-path tables"),
@@ -177,7 +196,7 @@ impl Running {
         }
         while let Some(t) = plane.poll_transmit() {
             tracing::debug!(local = %t.local, remote = %t.remote, "IKE out: {}", crate::ikelog::summary(&t.payload));
-            let sent = if t.local.port() == plane.cfg.gateway.ike_port {
+            let sent = if t.local.port() == plane.config().gateway.ike_port {
                 match self.ike_sockets.iter().find(|(a, _)| *a == t.local) {
                     Some((_, s)) => s.send_to(&t.payload, t.remote).map(|_| ()),
                     None => Err(std::io::Error::other("no IKE socket on that address")),
@@ -209,7 +228,7 @@ pub fn run(cfg: Config) -> Result<(), DaemonError> {
     let plane = Plane::new(cfg.clone(), dp_cfg.resolved_workers())?;
     let (tx, rx) = mpsc::channel::<IkeDatagram>(IKE_QUEUE);
     let sink_tx = tx.clone();
-    let sink_admission = plane.admission.clone();
+    let sink_admission = plane.admission().clone();
     // Always handed over, even when no connection negotiates yet: a reload may add one.
     let ike: IkeSink = Arc::new(move |local, remote, data: &[u8]| {
         sink_admission.offer(&sink_tx, local, remote, data);
@@ -222,11 +241,17 @@ pub fn run(cfg: Config) -> Result<(), DaemonError> {
     let unknown_spi: UnknownSpiSink = Arc::new(move |local, remote, spi| {
         let _ = spi_tx.try_send((local, remote, spi));
     });
+    // Unbounded, yet bounded in fact: a watch reports once per arming, and the plane arms
+    // each tunnel's watch at most once per direction until it hears back.
+    let (act_tx, act_rx) = mpsc::unbounded_channel::<SaActivity>();
+    let activity: ActivitySink = Arc::new(move |a| {
+        let _ = act_tx.send(a);
+    });
     let sinks = Sinks {
         ike: Some(ike),
         acquire: Some(acquire),
         unknown_spi: Some(unknown_spi),
-        activity: None,
+        activity: Some(activity),
     };
     let dp = Dataplane::start(&dp_cfg, plane.tables()?, sinks)?;
     let routes = wanted_routes(&cfg);
@@ -273,7 +298,7 @@ pub fn run(cfg: Config) -> Result<(), DaemonError> {
                 let s = std::net::UdpSocket::bind(addr)?;
                 s.set_nonblocking(true)?;
                 let sender = s.try_clone()?;
-                crate::ikeadmit::spawn_reader(addr, s, tx.clone(), plane.admission.clone())?;
+                crate::ikeadmit::spawn_reader(addr, s, tx.clone(), plane.admission().clone())?;
                 Ok(sender)
             };
             let sender = bind(addr).map_err(|source| DaemonError::Ike { addr, source })?;
@@ -299,7 +324,7 @@ pub fn run(cfg: Config) -> Result<(), DaemonError> {
             }));
             tracing::info!(%addr, "metrics endpoint listening");
         }
-        let r = event_loop(running.clone(), rx, acq_rx, spi_rx).await;
+        let r = event_loop(running.clone(), rx, acq_rx, spi_rx, act_rx).await;
         Ok::<_, DaemonError>((r, running))
     });
     let (r, running) = r?;
@@ -317,6 +342,7 @@ async fn event_loop(
     mut ike_rx: mpsc::Receiver<IkeDatagram>,
     mut acq_rx: mpsc::Receiver<TunnelId>,
     mut spi_rx: mpsc::Receiver<UnknownSpi>,
+    mut act_rx: mpsc::UnboundedReceiver<SaActivity>,
 ) -> Result<(), DaemonError> {
     let sock_path = running.control_socket.clone();
     let listener = control::bind(&sock_path).map_err(|source| DaemonError::Control {
@@ -328,18 +354,14 @@ async fn event_loop(
     let mut int = sig(SignalKind::interrupt())?;
     let mut hup = sig(SignalKind::hangup())?;
     let mut health = tokio::time::interval(Duration::from_millis(500));
-    // Failover detection reads the fast path's counters this often.
-    let mut liveness = tokio::time::interval(Duration::from_millis(100));
+    // Bandwidth sharing measures and re-divides this often (failover detection is driven by
+    // the fast path's activity reports and the plane's deadlines).
+    let mut share = tokio::time::interval(Duration::from_millis(100));
     // Keep-alives come from this loop, so a wedged event loop stops them and systemd restarts
     // the daemon.
     let watchdog_every = crate::sdnotify::watchdog_interval();
     let mut watchdog = tokio::time::interval(watchdog_every.unwrap_or(Duration::from_secs(3600)));
-    {
-        let mut plane = running.plane();
-        let now = Instant::now();
-        plane.start_tunnels(now);
-        running.flush(&mut plane, now, false);
-    }
+    running.act(|plane, now| plane.start_tunnels(now));
     // Ready only now: the TUN device, routes, UDP sockets and control socket are all up.
     crate::sdnotify::notify("READY=1");
     tracing::info!(
@@ -367,38 +389,24 @@ async fn event_loop(
                 let _ = running.reload("SIGHUP");
             }
             _ = running.wake.notified() => {}
-            Some(id) = acq_rx.recv() => {
-                let mut plane = running.plane();
-                let now = Instant::now();
-                plane.on_acquire(id, now);
-                running.flush(&mut plane, now, false);
-            }
+            Some(id) = acq_rx.recv() => running.act(|plane, now| plane.on_acquire(id, now)),
             Some((local, from, data)) = ike_rx.recv() => {
-                let mut plane = running.plane();
-                let now = Instant::now();
                 tracing::debug!(%local, remote = %from, "IKE in: {}", crate::ikelog::summary(&data));
-                plane.ep.handle(now, local, from, &data);
-                running.flush(&mut plane, now, false);
+                running.act(|plane, now| plane.on_ike_datagram(now, local, from, &data));
             }
             Some((local, from, spi)) = spi_rx.recv() => {
-                let mut plane = running.plane();
-                let now = Instant::now();
-                plane.ep.unknown_esp_spi(now, local, from, spi);
-                running.flush(&mut plane, now, false);
+                running.act(|plane, now| plane.on_unknown_spi(now, local, from, spi));
             }
-            _ = sleep => {
-                let mut plane = running.plane();
-                let now = Instant::now();
-                let changed = plane.on_timeout(now);
-                running.flush(&mut plane, now, changed);
-            }
+            _ = sleep => running.act(|plane, now| plane.on_timeout(now)),
             _ = watchdog.tick(), if watchdog_every.is_some() => crate::sdnotify::notify("WATCHDOG=1"),
-            _ = liveness.tick() => {
-                let mut plane = running.plane();
-                let now = Instant::now();
-                let changed = plane.tick(now);
-                running.flush(&mut plane, now, changed);
-            }
+            _ = share.tick() => running.act(|plane, now| plane.reshare(now)),
+            Some(a) = act_rx.recv() => running.act(|plane, now| {
+                plane.on_activity(a, now);
+                // Whatever else came in meanwhile, under the same lock.
+                while let Ok(a) = act_rx.try_recv() {
+                    plane.on_activity(a, now);
+                }
+            }),
             _ = health.tick() => {
                 if let Some(f) = running.dp.failure() {
                     return Err(DaemonError::FastPath(f));
@@ -418,10 +426,12 @@ async fn event_loop(
 }
 
 fn handle(r: &Running, req: Request) -> Response {
-    let answer = |res: Result<String, String>| match res {
-        Ok(m) => Response::Ok(m),
-        Err(e) => Response::Error(e),
-    };
+    fn answer<T: ToString, E: ToString>(res: Result<T, E>) -> Response {
+        match res {
+            Ok(m) => Response::Ok(m.to_string()),
+            Err(e) => Response::Error(e.to_string()),
+        }
+    }
     match req {
         Request::Status => Response::Status(Box::new(crate::report::status(
             &r.dp,
@@ -429,18 +439,12 @@ fn handle(r: &Running, req: Request) -> Response {
             r.started,
         ))),
         Request::Initiate { connection } => {
-            let mut plane = r.plane();
-            let now = Instant::now();
-            let res = plane.initiate(&connection, now);
-            r.flush(&mut plane, now, false);
+            let res = r.act(|plane, now| plane.initiate(&connection, now));
             r.wake.notify_one();
             answer(res)
         }
         Request::Terminate { connection } => {
-            let mut plane = r.plane();
-            let now = Instant::now();
-            let res = plane.terminate(&connection, now);
-            r.flush(&mut plane, now, false);
+            let res = r.act(|plane, now| plane.terminate(&connection, now));
             r.wake.notify_one();
             answer(res)
         }

@@ -22,18 +22,14 @@ fn prefixes(v: &[ironsec_ike::wire::TrafficSelector]) -> Vec<String> {
 pub fn status(dp: &Dataplane, plane: &Plane, started: Instant) -> Status {
     let tables = dp.tables();
     let totals = dp.totals();
-    let ike_sas = plane.ep.ike_sas();
+    let ike_sas = plane.ike_sas();
     let now = Instant::now();
     let mut connections: Vec<status::ConnectionStatus> = plane
-        .cfg
+        .config()
         .connections
         .iter()
         .map(|c| {
-            let st = plane
-                .stats
-                .get(c.name.as_str())
-                .copied()
-                .unwrap_or_default();
+            let st = plane.conn_stats(&c.name);
             status::ConnectionStatus {
                 name: c.name.clone(),
                 keying: c.keying.name().into(),
@@ -70,25 +66,23 @@ pub fn status(dp: &Dataplane, plane: &Plane, started: Instant) -> Status {
                     Keying::Static(_) => None,
                 },
                 active: plane
-                    .selections
-                    .get(c.name.as_str())
+                    .selection(&c.name)
                     .map(|s| s.active.iter().map(|k| k.remote.to_string()).collect())
                     .unwrap_or_default(),
-                bandwidth: plane.shares.get(c.name.as_str()).map(|sh| {
-                    let (offered_bytes, offered_packets, shaped_packets) = sh.bucket.counters();
+                bandwidth: plane.share(&c.name).map(|sh| {
+                    let (offered_bytes, offered_packets, shaped_packets) = sh.bucket().counters();
                     status::BandwidthStatus {
                         weight: c.bandwidth_weight,
                         cap_bps: c.bandwidth,
-                        rate_bps: sh.bucket.rate() * 8,
-                        demand_bps: sh.demand as u64,
+                        rate_bps: sh.bucket().rate() * 8,
+                        demand_bps: sh.demand() as u64,
                         offered_bytes,
                         offered_packets,
                         shaped_packets,
                     }
                 }),
                 last_failover: plane
-                    .selections
-                    .get(c.name.as_str())
+                    .selection(&c.name)
                     .and_then(|s| s.last_failover.as_ref())
                     .map(|(t, text)| {
                         format!(
@@ -100,7 +94,7 @@ pub fn status(dp: &Dataplane, plane: &Plane, started: Instant) -> Status {
             }
         })
         .collect();
-    for (id, spec) in plane.specs.iter().enumerate() {
+    for (id, spec) in plane.specs().iter().enumerate() {
         let Some(t) = tables.tunnels().get(id) else {
             continue;
         };
@@ -118,13 +112,13 @@ pub fn status(dp: &Dataplane, plane: &Plane, started: Instant) -> Status {
             }
         });
         // The inbound SA shown is the one paired with the SA we send with (or the newest).
-        let active = plane.store.active_out(&key);
+        let active = plane.sas().active_out(&key);
         let inbound_spi = active.or_else(|| {
             plane
-                .store
+                .sas()
                 .inbound_of(&key)
                 .into_iter()
-                .max_by_key(|spi| plane.store.children.get(spi).map(|c| c.installed))
+                .max_by_key(|spi| plane.sas().child(*spi).map(|c| c.installed))
         });
         let inbound = inbound_spi.and_then(|spi| tables.inbound(spi)).map(|e| {
             let tot = e.counters.totals();
@@ -138,12 +132,12 @@ pub fn status(dp: &Dataplane, plane: &Plane, started: Instant) -> Status {
                 drops: drops_map(&tot.drops),
             }
         });
-        let state = plane.tunnels.get(&key);
+        let state = plane.tunnel(&key);
         let ike = state
             .and_then(|s| s.ike)
             .and_then(|ike| ike_sas.iter().find(|s| s.id == ike));
         let child_status = |spi: u32| {
-            plane.store.children.get(&spi).map(|c| {
+            plane.sas().child(spi).map(|c| {
                 let rekey_at = ike.and_then(|i| {
                     i.children
                         .iter()
@@ -163,11 +157,9 @@ pub fn status(dp: &Dataplane, plane: &Plane, started: Instant) -> Status {
         };
         let child = active.and_then(child_status);
         let children: Vec<status::ChildStatus> = plane
-            .store
-            .sending
-            .get(&key)
-            .into_iter()
-            .flatten()
+            .sas()
+            .sending_of(&key)
+            .iter()
             .filter_map(|spi| child_status(*spi))
             .collect();
         let ike_status = ike.map(|s| status::IkeStatus {
@@ -199,7 +191,7 @@ pub fn status(dp: &Dataplane, plane: &Plane, started: Instant) -> Status {
             "down"
         };
         let (out_total, in_total) = plane.tunnel_traffic(&key);
-        let conn_cfg = &plane.cfg.connections[spec.conn_index];
+        let conn_cfg = &plane.config().connections[spec.conn_index];
         let (role, priority, weight) = match &conn_cfg.keying {
             Keying::Ike(k) if k.tunnels.len() > 1 => {
                 let t = k
@@ -207,8 +199,7 @@ pub fn status(dp: &Dataplane, plane: &Plane, started: Instant) -> Status {
                     .iter()
                     .find(|t| t.local == spec.local && t.remote == spec.remote);
                 let active = plane
-                    .selections
-                    .get(conn_cfg.name.as_str())
+                    .selection(&conn_cfg.name)
                     .is_some_and(|s| s.active.contains(&key));
                 (
                     Some(if active { "active" } else { "standby" }.to_string()),
@@ -244,7 +235,7 @@ pub fn status(dp: &Dataplane, plane: &Plane, started: Instant) -> Status {
             c.tunnels.push(ts);
         }
     }
-    let es = plane.ep.stats();
+    let es = plane.engine_stats();
     Status {
         version: env!("CARGO_PKG_VERSION").to_string(),
         tun: dp.tun_name().to_string(),
@@ -276,7 +267,7 @@ pub fn status(dp: &Dataplane, plane: &Plane, started: Instant) -> Status {
             integrity_failed: es.integrity_failed,
             wrong_message_id: es.wrong_message_id,
             invalid_major_version_sent: es.invalid_major_version_sent,
-            queue_dropped: plane.admission.dropped(),
+            queue_dropped: plane.admission().dropped(),
         },
         connections,
     }

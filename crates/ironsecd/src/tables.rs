@@ -4,14 +4,14 @@
 //! shares them: a rebuilt table must carry the same sequence counters and replay windows on.
 //! Tunnel ids are positions in [`tunnel_specs`], which only the config decides.
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::time::Instant;
 
 use ironsec_dataplane::{
     InboundEntry, OutboundEntry, PerWorker, Policy, Prefix, Spread, TableError, Tables, Tunnel,
-    TunnelId,
+    TunnelId, Watch,
 };
 use ironsec_esp::{InboundSa, KeyError, OutboundSa};
 use ironsec_ike::wire::TrafficSelector;
@@ -127,17 +127,23 @@ pub struct StaticSas {
     pub inbound: Arc<InboundEntry>,
 }
 
-/// The SAs that exist, static and negotiated.
+/// The SAs that exist, static and negotiated. Its indexes (per tunnel, by retirement time)
+/// are kept by its methods, so the control plane finds a tunnel's SAs and the next SA to
+/// retire without scanning every SA.
 #[derive(Default)]
 pub struct SaStore {
-    pub statics: HashMap<TunnelKey, StaticSas>,
-    pub children: BTreeMap<u32, IkeChild>,
+    statics: HashMap<TunnelKey, StaticSas>,
+    children: BTreeMap<u32, IkeChild>,
+    /// Per tunnel: the inbound SPIs of its CHILD_SAs (live and retiring).
+    by_tunnel: HashMap<TunnelKey, BTreeSet<u32>>,
+    /// Retiring CHILD_SAs by the moment they go.
+    retiring: BTreeSet<(Instant, u32)>,
     /// Per tunnel: the CHILD_SAs it sends with (inbound SPIs), in the order they came up. Each
     /// carries the traffic of its own selectors; the first is the tunnel's main one.
-    pub sending: HashMap<TunnelKey, Vec<u32>>,
+    sending: HashMap<TunnelKey, Vec<u32>>,
     /// Rekeys the peer started: the new SA (value) takes over sending when the old one (key)
     /// is deleted (make-before-break).
-    pub successor: HashMap<u32, u32>,
+    successor: HashMap<u32, u32>,
 }
 
 /// Address ranges from a negotiation as prefixes for the fast path (a range that is not a
@@ -271,6 +277,113 @@ impl SaStore {
         Ok(store)
     }
 
+    /// A negotiated CHILD_SA, by inbound SPI.
+    pub fn child(&self, spi: u32) -> Option<&IkeChild> {
+        self.children.get(&spi)
+    }
+
+    /// The tunnel's CHILD_SAs, live and retiring.
+    pub fn children_of<'a>(&'a self, key: &TunnelKey) -> impl Iterator<Item = &'a IkeChild> + 'a {
+        self.by_tunnel
+            .get(key)
+            .into_iter()
+            .flatten()
+            .filter_map(|spi| self.children.get(spi))
+    }
+
+    /// The tunnel's static SAs, if it is manually keyed.
+    pub fn statics_of(&self, key: &TunnelKey) -> Option<&StaticSas> {
+        self.statics.get(key)
+    }
+
+    /// Whether the tunnel has an SA to send with.
+    pub fn is_sending(&self, key: &TunnelKey) -> bool {
+        self.sending.contains_key(key)
+    }
+
+    /// The CHILD_SAs (inbound SPIs) the tunnel sends with, main one first.
+    pub fn sending_of(&self, key: &TunnelKey) -> &[u32] {
+        self.sending.get(key).map_or(&[], Vec::as_slice)
+    }
+
+    /// A CHILD_SA the engine negotiated, now in the fast path's tables.
+    pub fn insert_child(&mut self, child: IkeChild) {
+        let spi = child.info.spi_in;
+        let tunnel = child.tunnel.clone();
+        if let Some(old) = self.children.insert(spi, child) {
+            if let Some(t) = old.retiring_until {
+                self.retiring.remove(&(t, spi));
+            }
+            if let Some(set) = self.by_tunnel.get_mut(&old.tunnel) {
+                set.remove(&spi);
+            }
+        }
+        self.by_tunnel.entry(tunnel).or_default().insert(spi);
+    }
+
+    /// CHILD_SA `spi` was deleted: its inbound SA stays until `until` for packets in flight.
+    /// Returns its tunnel.
+    pub fn retire(&mut self, spi: u32, until: Instant) -> Option<TunnelKey> {
+        let c = self.children.get_mut(&spi)?;
+        if let Some(t) = c.retiring_until.replace(until) {
+            self.retiring.remove(&(t, spi));
+        }
+        self.retiring.insert((until, spi));
+        Some(c.tunnel.clone())
+    }
+
+    /// Retires every CHILD_SA of connection `conn` and forgets its tunnels' sending state
+    /// and static SAs (a reload changed or removed it).
+    pub fn retire_connection(&mut self, conn: &str, until: Instant) {
+        let spis: Vec<u32> = self
+            .by_tunnel
+            .iter()
+            .filter(|(k, _)| *k.conn == *conn)
+            .flat_map(|(_, v)| v.iter().copied())
+            .collect();
+        for spi in spis {
+            self.retire(spi, until);
+        }
+        self.sending.retain(|k, _| *k.conn != *conn);
+        self.statics.retain(|k, _| *k.conn != *conn);
+    }
+
+    /// When the next retiring CHILD_SA goes.
+    pub fn next_retirement(&self) -> Option<Instant> {
+        self.retiring.first().map(|(t, _)| *t)
+    }
+
+    /// Removes the retiring CHILD_SAs whose time has come and returns them.
+    pub fn expire(&mut self, now: Instant) -> Vec<IkeChild> {
+        let mut gone = Vec::new();
+        while let Some(&(t, spi)) = self.retiring.first() {
+            if t > now {
+                break;
+            }
+            self.retiring.pop_first();
+            let Some(c) = self.children.remove(&spi) else {
+                continue;
+            };
+            if let Some(set) = self.by_tunnel.get_mut(&c.tunnel) {
+                set.remove(&spi);
+                if set.is_empty() {
+                    self.by_tunnel.remove(&c.tunnel);
+                }
+            }
+            gone.push(c);
+        }
+        gone
+    }
+
+    /// The IKE SA `old` was rekeyed into `new`: its CHILD_SAs now belong to `new`.
+    pub fn move_children(&mut self, old: IkeSaId, new: IkeSaId) {
+        for c in self.children.values_mut() {
+            if c.ike == old {
+                c.ike = new;
+            }
+        }
+    }
+
     /// The tunnel's main CHILD_SA: the first it sends with.
     pub fn active_out(&self, key: &TunnelKey) -> Option<u32> {
         self.sending.get(key).and_then(|v| v.first()).copied()
@@ -327,20 +440,17 @@ impl SaStore {
             .map(|s| s.inbound.sa.spi())
             .into_iter()
             .collect();
-        v.extend(
-            self.children
-                .values()
-                .filter(|c| &c.tunnel == key)
-                .map(|c| c.info.spi_in),
-        );
+        v.extend(self.children_of(key).map(|c| c.info.spi_in));
         v
     }
 
-    /// Installs a negotiated CHILD_SA's entries.
+    /// A negotiated CHILD_SA's entries; `watch` (its tunnel's) tells the control plane of
+    /// packets through them when armed.
     pub fn child_entries(
         info: &ChildSaInfo,
         replay_window: usize,
         workers: usize,
+        watch: Option<Arc<Watch>>,
     ) -> Result<(Arc<OutboundEntry>, Arc<InboundEntry>), KeyError> {
         let a = info.algorithms;
         let out = OutboundSa::new(a.encr, info.spi_out, info.key_out.bytes(), a.esn)?;
@@ -355,14 +465,14 @@ impl SaStore {
             Arc::new(OutboundEntry {
                 sa: out,
                 counters: PerWorker::new(workers),
-                watch: None,
+                watch: watch.clone(),
             }),
             Arc::new(InboundEntry {
                 sa: inb,
                 local_ts: ts_prefixes(&info.local_ts).into(),
                 remote_ts: ts_prefixes(&info.remote_ts).into(),
                 counters: PerWorker::new(workers),
-                watch: None,
+                watch,
             }),
         ))
     }

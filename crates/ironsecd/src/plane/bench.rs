@@ -1,0 +1,163 @@
+//! What an idle control plane costs per timer round, by number of tunnels. Measure with
+//! `IRONSEC_PLANE_BENCH_SIZES=100,1000,4000 cargo test -p ironsecd --release --lib plane::bench
+//! -- --nocapture`; it prints times and asserts nothing about them, only that every tunnel came
+//! up and that an idle plane has nothing due. The test suite runs it at 100 tunnels (the
+//! default) as that check.
+
+use std::time::{Duration, Instant};
+
+use super::tests::ConfFile;
+use super::Plane;
+
+/// `n` tunnels, every one up (an IKE SA and a CHILD_SA each) and idle: either one tunnel
+/// per connection, or two (active-standby) so the liveness tick has work.
+fn configs(n: usize, two_per_connection: bool) -> (String, String) {
+    let gw = "[gateway]\ntun = \"ipsec0\"\nport = 4500\nike_port = 500\n";
+    let (mut a, mut b) = (gw.to_string(), gw.to_string());
+    let conns = if two_per_connection { n / 2 } else { n };
+    for i in 0..conns {
+        let (hi, lo) = (i / 256, i % 256);
+        let mut ta =
+            format!("{{ local = \"192.0.2.1\", remote = \"100.64.{hi}.{lo}\", priority = 100 }}");
+        let mut tb =
+            format!("{{ local = \"100.64.{hi}.{lo}\", remote = \"192.0.2.1\", priority = 100 }}");
+        let mut mode = String::new();
+        if two_per_connection {
+            ta += &format!(
+                ", {{ local = \"198.51.100.1\", remote = \"100.65.{hi}.{lo}\", priority = 50 }}"
+            );
+            tb += &format!(
+                ", {{ local = \"100.65.{hi}.{lo}\", remote = \"198.51.100.1\", priority = 50 }}"
+            );
+            mode = "mode = \"active-standby\"\n".into();
+        }
+        let conn =
+            |name: &str, me: &str, peer: &str, lts: &str, rts: &str, start: &str, t: &str| {
+                format!(
+                    "[[connection]]\nname = \"{name}\"\nkeying = \"ike\"\nlocal_id = \"{me}\"\n\
+                 remote_id = \"{peer}\"\npsk = \"0123456789abcdef0123456789abcdef\"\n\
+                 local_ts = [\"{lts}\"]\nremote_ts = [\"{rts}\"]\n\
+                 ike_proposals = [\"aes256gcm16-prfsha256-x25519\"]\n\
+                 esp_proposals = [\"aes256gcm16\"]\nstart_action = \"{start}\"\n{mode}\
+                 tunnels = [ {t} ]\n"
+                )
+            };
+        let site = format!("10.{hi}.{lo}.0/24");
+        let hub = format!("172.{}.{lo}.0/24", 16 + hi);
+        a += &conn(
+            &format!("s{i}"),
+            &format!("a{i}.example"),
+            &format!("b{i}.example"),
+            &hub,
+            &site,
+            "start",
+            &ta,
+        );
+        b += &conn(
+            &format!("h{i}"),
+            &format!("b{i}.example"),
+            &format!("a{i}.example"),
+            &site,
+            &hub,
+            "none",
+            &tb,
+        );
+    }
+    (a, b)
+}
+
+fn settle(a: &mut Plane, b: &mut Plane, now: Instant) {
+    loop {
+        let mut moved = false;
+        for a_to_b in [true, false] {
+            let (from, to) = if a_to_b {
+                (&mut *a, &mut *b)
+            } else {
+                (&mut *b, &mut *a)
+            };
+            from.drain_events(now);
+            while let Some(t) = from.poll_transmit() {
+                to.on_ike_datagram(now, t.remote, t.local, &t.payload);
+                moved = true;
+            }
+        }
+        if !moved {
+            return;
+        }
+    }
+}
+
+/// Mean time of `f` over `rounds` calls.
+fn mean(rounds: u32, mut f: impl FnMut(u32)) -> Duration {
+    let t = Instant::now();
+    for i in 0..rounds {
+        f(i);
+    }
+    t.elapsed() / rounds
+}
+
+/// Sizes from `IRONSEC_PLANE_BENCH_SIZES` (comma-separated tunnel counts), default 100.
+fn sizes() -> Vec<usize> {
+    std::env::var("IRONSEC_PLANE_BENCH_SIZES")
+        .ok()
+        .map(|v| {
+            v.split(',')
+                .map(|n| {
+                    n.trim()
+                        .parse()
+                        .expect("IRONSEC_PLANE_BENCH_SIZES: tunnel counts")
+                })
+                .collect()
+        })
+        .unwrap_or_else(|| vec![100])
+}
+
+#[test]
+fn idle_cost() {
+    for two in [false, true] {
+        for n in sizes() {
+            let (ca, cb) = configs(n, two);
+            let (fa, fb) = (ConfFile::new("bench-a", &ca), ConfFile::new("bench-b", &cb));
+            let mut a = Plane::new(fa.load(), 1).unwrap();
+            let mut b = Plane::new(fb.load(), 1).unwrap();
+            let mut now = Instant::now();
+            a.start_tunnels(now);
+            let all_up = |a: &Plane| a.specs().iter().all(|s| a.sas().is_sending(&s.key()));
+            // The responder admits so many half-open SAs at once; the rest retransmit.
+            for _ in 0..120 {
+                settle(&mut a, &mut b, now);
+                if all_up(&a) {
+                    break;
+                }
+                now += Duration::from_millis(500);
+                a.on_timeout(now);
+                b.on_timeout(now);
+            }
+            assert!(all_up(&a), "every tunnel is up");
+            // A moment later: nothing is due (rekeys and DPD are far away).
+            now += Duration::from_millis(10);
+            a.on_timeout(now);
+            assert!(
+                a.next_deadline().is_none_or(|d| d > now),
+                "an idle plane has nothing due"
+            );
+            // What the daemon's 100 ms timer does now (bandwidth sharing only, off here).
+            let tick = mean(100, |i| {
+                a.reshare(now + Duration::from_millis(100) * i);
+                a.drain_events(now);
+            });
+            let deadline = mean(1000, |_| {
+                std::hint::black_box(a.next_deadline());
+            });
+            let engine_deadline = mean(1000, |_| {
+                std::hint::black_box(a.ep.poll_timeout());
+            });
+            let timeout = mean(1000, |_| a.on_timeout(now));
+            let engine_timeout = mean(1000, |_| a.ep.handle_timeout(now));
+            println!(
+                "{n:>5} tunnels ({}): tick {tick:>10.1?}  next_deadline {deadline:>10.1?} (engine {engine_deadline:>10.1?})  on_timeout {timeout:>10.1?} (engine {engine_timeout:>10.1?})",
+                if two { "2 per connection" } else { "1 per connection" }
+            );
+        }
+    }
+}

@@ -1,0 +1,342 @@
+//! The control plane's state: the IKE engine, the SAs it negotiated, and which tunnel sends
+//! with which SA. Turns engine events into fast-path tables and operator log lines, and
+//! applies operator commands (initiate, terminate, reload).
+//!
+//! Each concern lives in a module of its own (see ARCHITECTURE.md):
+//! - [`sas`]: engine events to SA bookkeeping (install, rekey, retire, IKE SA down);
+//! - [`tunnels`]: per-tunnel state, starting and restarting tunnels;
+//! - [`failover`]: which tunnels carry a connection's traffic ([`failover::decide`], pure);
+//! - [`probing`]: "sending without hearing back" checks of multi-tunnel connections;
+//! - [`sharing`]: the connections' bandwidth buckets;
+//! - [`commands`] and [`reload`]: the operator's `initiate`, `terminate` and reload;
+//! - [`peer`]: the config translated into the engine's peer settings;
+//! - [`deadlines`]: per-key timers, so idle tunnels cost nothing;
+//! - [`view`]: the read-only accessors `ironsecctl status` and metrics are built from.
+//!
+//! Per-tunnel state is kept by [`TunnelKey`] (connection name and addresses), never by the
+//! fast path's tunnel id, so a reload that adds or removes tunnels leaves the others' state
+//! where it was.
+
+pub mod commands;
+pub mod deadlines;
+pub mod failover;
+mod peer;
+pub mod probing;
+pub mod reload;
+pub mod sas;
+pub mod sharing;
+pub mod tunnels;
+pub mod view;
+
+#[cfg(test)]
+mod bench;
+#[cfg(test)]
+mod tests;
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::net::SocketAddr;
+use std::ops::Range;
+use std::sync::Arc;
+use std::time::Instant;
+
+use ironsec_dataplane::{Bucket, Prefix, Tables, WatchId};
+use ironsec_ike::crypto::SystemRng;
+use ironsec_ike::{Endpoint, EndpointConfig, Transmit};
+
+use crate::config::{Config, Connection, Keying, Mode};
+use crate::tables::{self, BuildError, Choice, SaStore, TunnelKey, TunnelSpec};
+
+pub use commands::{CommandDone, CommandError};
+pub use failover::{FailoverReason, Selection};
+pub use reload::{ReloadError, ReloadRefused, ReloadSummary};
+pub use sharing::ShareState;
+pub use tunnels::{Liveness, Traffic, TunnelState};
+
+use deadlines::Deadlines;
+use sharing::Shares;
+
+/// Events per connection since the daemon started (or since a reload added it).
+#[derive(Default, Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ConnStats {
+    pub ike_up: u64,
+    pub child_rekeys: u64,
+    pub ike_rekeys: u64,
+    /// The peer stopped answering an established IKE SA (DPD or any other request).
+    pub dpd_failures: u64,
+    /// Negotiations that failed (AUTHENTICATION_FAILED, NO_PROPOSAL_CHOSEN, ...).
+    pub failures: u64,
+    /// Traffic moved off a tunnel that failed (or back, with preempt).
+    pub failovers: u64,
+    /// Traffic moved to the tunnel the peer sends on.
+    pub follows: u64,
+}
+
+pub struct Plane {
+    cfg: Config,
+    specs: Vec<TunnelSpec>,
+    /// Per connection (config index): its tunnels' positions in `specs` (config order keeps
+    /// them together), so per-connection work never scans every tunnel.
+    spans: Vec<Range<usize>>,
+    /// Connection name -> config index.
+    by_name: HashMap<Arc<str>, usize>,
+    /// Activity watches -> their tunnels (see [`probing`]).
+    watches: HashMap<WatchId, TunnelKey>,
+    next_watch: u64,
+    /// Watched tunnels whose watch is armed again then.
+    rearm: Deadlines<TunnelKey>,
+    /// Watched tunnels sending without hearing back: checked (and probed) then.
+    silence: Deadlines<TunnelKey>,
+    /// Tunnels of preempting connections whose hold time ends then.
+    reselect: Deadlines<TunnelKey>,
+    /// Connections whose tunnels heard ESP: decided again then (the peer may have moved).
+    follow: Deadlines<Arc<str>>,
+    store: SaStore,
+    ep: Endpoint,
+    workers: usize,
+    /// The fast path's sockets, fixed at start: tables refer to them by position.
+    bound: Vec<SocketAddr>,
+    tunnels: HashMap<TunnelKey, TunnelState>,
+    /// When tunnels initiate again (close action `restart`).
+    restarts: Deadlines<TunnelKey>,
+    stats: HashMap<Arc<str>, ConnStats>,
+    selections: HashMap<Arc<str>, Selection>,
+    /// Bandwidth sharing: one bucket per connection while any cap is configured.
+    shares: Shares,
+    /// Which IKE datagrams get into the control plane's queue under a flood (the configured
+    /// peers' addresses, kept current across reloads).
+    admission: Arc<crate::ikeadmit::Admission>,
+    /// Something changed what the fast path's tables hold (a retired SA, a new selection, a
+    /// reload) outside an engine event; the next [`Plane::drain_events`] reports it.
+    tables_stale: bool,
+}
+
+/// Connection name -> config index.
+fn names_of(cfg: &Config) -> HashMap<Arc<str>, usize> {
+    cfg.connections
+        .iter()
+        .enumerate()
+        .map(|(i, c)| (Arc::from(c.name.as_str()), i))
+        .collect()
+}
+
+/// Per connection, the range of its tunnels in `specs`.
+fn spans_of(cfg: &Config, specs: &[TunnelSpec]) -> Vec<Range<usize>> {
+    let mut spans = vec![0..0; cfg.connections.len()];
+    for (i, s) in specs.iter().enumerate() {
+        let r = &mut spans[s.conn_index];
+        if r.start == r.end {
+            *r = i..i + 1;
+        } else {
+            r.end = i + 1;
+        }
+    }
+    spans
+}
+
+impl Plane {
+    pub fn new(cfg: Config, workers: usize) -> Result<Plane, BuildError> {
+        let specs = tables::tunnel_specs(&cfg);
+        let store = SaStore::with_static(&cfg, workers)?;
+        let ep_cfg = EndpointConfig {
+            ike_port: cfg.gateway.ike_port,
+            natt_port: cfg.gateway.port,
+            ..Default::default()
+        };
+        let mut tunnels = HashMap::new();
+        for s in &specs {
+            tunnels.insert(
+                s.key(),
+                tunnels::fresh_state(&cfg.connections[s.conn_index]),
+            );
+        }
+        let stats = cfg
+            .connections
+            .iter()
+            .map(|c| (Arc::from(c.name.as_str()), ConnStats::default()))
+            .collect();
+        let mut shares = Shares::default();
+        shares.sync(&cfg, Instant::now());
+        Ok(Plane {
+            ep: Endpoint::new(ep_cfg, peer::peer_configs(&cfg), Box::new(SystemRng::new())),
+            admission: Arc::new(crate::ikeadmit::Admission::new(&cfg)),
+            bound: cfg.local_addrs(),
+            spans: spans_of(&cfg, &specs),
+            by_name: names_of(&cfg),
+            watches: HashMap::new(),
+            next_watch: 0,
+            rearm: Deadlines::default(),
+            silence: Deadlines::default(),
+            reselect: Deadlines::default(),
+            follow: Deadlines::default(),
+            cfg,
+            specs,
+            store,
+            workers,
+            tunnels,
+            restarts: Deadlines::default(),
+            stats,
+            selections: HashMap::new(),
+            shares,
+            tables_stale: false,
+        })
+    }
+
+    /// The addresses the fast path's sockets are bound to.
+    pub fn bound(&self) -> &[SocketAddr] {
+        &self.bound
+    }
+
+    /// Which IKE datagrams the readers let into the control plane's queue.
+    pub fn admission(&self) -> &Arc<crate::ikeadmit::Admission> {
+        &self.admission
+    }
+
+    pub fn tables(&self) -> Result<Tables, BuildError> {
+        let trapped: HashSet<TunnelKey> = self
+            .tunnels
+            .iter()
+            .filter(|(_, s)| s.trapped)
+            .map(|(k, _)| k.clone())
+            .collect();
+        let choice: HashMap<Arc<str>, Choice> = self
+            .cfg
+            .connections
+            .iter()
+            .filter_map(|c| {
+                let Keying::Ike(k) = &c.keying else {
+                    return None;
+                };
+                let sel = self.selections.get(c.name.as_str())?;
+                let choice = match k.mode {
+                    Mode::ActiveStandby => Choice::One(sel.active.first()?.clone()),
+                    Mode::ActiveActive => Choice::Spread(
+                        sel.active
+                            .iter()
+                            .map(|key| (key.clone(), failover::weight_of(k, key)))
+                            .collect(),
+                    ),
+                };
+                Some((Arc::from(c.name.as_str()), choice))
+            })
+            .collect();
+        let shapers: HashMap<Arc<str>, Arc<Bucket>> = self.shares.buckets();
+        tables::build(
+            &self.cfg,
+            &self.specs,
+            &self.store,
+            &trapped,
+            &choice,
+            &shapers,
+            &self.bound,
+        )
+    }
+
+    /// The tunnels of connection number `conn_index`, in config order.
+    fn specs_of(&self, conn_index: usize) -> &[TunnelSpec] {
+        self.spans
+            .get(conn_index)
+            .and_then(|r| self.specs.get(r.clone()))
+            .unwrap_or(&[])
+    }
+
+    /// Local addresses that take IKE on the IKE port (UDP 500).
+    pub fn ike_addrs(&self) -> Vec<SocketAddr> {
+        let mut v: Vec<SocketAddr> = Vec::new();
+        for s in self.specs.iter().filter(|s| s.ike) {
+            let a = SocketAddr::new(s.local, self.cfg.gateway.ike_port);
+            if !v.contains(&a) {
+                v.push(a);
+            }
+        }
+        v
+    }
+
+    fn connection(&self, name: &str) -> Option<&Connection> {
+        self.cfg.connections.iter().find(|c| c.name == name)
+    }
+
+    fn stats_of(&mut self, conn: &str) -> &mut ConnStats {
+        self.stats.entry(conn.into()).or_default()
+    }
+
+    /// An IKE datagram from the network. What it leads to comes out as engine events (an
+    /// INVALID_SPI hint among them) on the next [`Plane::drain_events`].
+    pub fn on_ike_datagram(
+        &mut self,
+        now: Instant,
+        local: SocketAddr,
+        remote: SocketAddr,
+        data: &[u8],
+    ) {
+        self.ep.handle(now, local, remote, data);
+    }
+
+    /// The fast path got ESP for an SPI it has no SA for; when the engine tells the peer
+    /// (INVALID_SPI), an [`ironsec_ike::Event::InvalidSpiSent`] says so.
+    pub fn on_unknown_spi(
+        &mut self,
+        now: Instant,
+        local: SocketAddr,
+        remote: SocketAddr,
+        spi: u32,
+    ) {
+        self.ep.unknown_esp_spi(now, local, remote, spi);
+    }
+
+    /// The earliest moment something is due: the engine's timers, restarts, retiring SAs,
+    /// liveness checks. The plane's part costs O(1) in the number of tunnels.
+    pub fn next_deadline(&self) -> Option<Instant> {
+        [
+            self.ep.poll_timeout(),
+            self.restarts.next(),
+            self.store.next_retirement(),
+            self.rearm.next(),
+            self.silence.next(),
+            self.reselect.next(),
+            self.follow.next(),
+        ]
+        .into_iter()
+        .flatten()
+        .min()
+    }
+
+    /// Timers: the engine's, restarts, retiring SAs, liveness checks and preempt hold
+    /// times. Only what is due is looked at. Tables that changed are reported by the next
+    /// [`Plane::drain_events`].
+    pub fn on_timeout(&mut self, now: Instant) {
+        self.ep.handle_timeout(now);
+        if self.restarts.any_due(now) {
+            self.start_tunnels(now);
+        }
+        self.retire_expired(now);
+        self.rearm_due(now);
+        self.check_silences(now);
+        self.reselect_due(now);
+    }
+
+    pub fn poll_transmit(&mut self) -> Option<Transmit> {
+        self.ep.poll_transmit()
+    }
+
+    /// Applies every pending engine event; returns whether the tables must be rebuilt (for
+    /// these events or for any earlier change).
+    pub fn drain_events(&mut self, now: Instant) -> bool {
+        let mut changed = false;
+        while let Some(e) = self.ep.poll_event() {
+            changed |= self.on_event(e, now);
+        }
+        if changed {
+            self.select_all(now);
+        }
+        changed | std::mem::take(&mut self.tables_stale)
+    }
+
+    /// Remote subnets per connection, for routes into the TUN device.
+    pub fn routes(&self) -> BTreeMap<String, (Vec<Prefix>, Vec<Prefix>)> {
+        self.cfg
+            .connections
+            .iter()
+            .map(|c| (c.name.clone(), (c.local_ts.clone(), c.remote_ts.clone())))
+            .collect()
+    }
+}

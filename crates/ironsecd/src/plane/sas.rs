@@ -1,0 +1,283 @@
+//! The engine's events turned into SA bookkeeping: CHILD_SAs installed, rekeyed (make before
+//! break), retired after a grace period, and what a lost IKE SA does to its tunnel (its
+//! connection's close action).
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use ironsec_ike::{CloseReason, Event, IkeSaId};
+
+use super::tunnels::RESTART_DELAY;
+use super::Plane;
+use crate::config::{CloseAction, Keying};
+use crate::tables::{self, IkeChild, SaStore, TunnelKey};
+
+/// How long a deleted CHILD_SA still accepts inbound packets already on their way.
+pub(super) const RETIRE_GRACE: Duration = Duration::from_secs(2);
+
+impl Plane {
+    fn install(
+        &mut self,
+        conn: Arc<str>,
+        ike: IkeSaId,
+        info: ironsec_ike::ChildSaInfo,
+        now: Instant,
+    ) -> Option<(TunnelKey, u32)> {
+        let key = self.tunnel_for(&conn, info.local, info.remote)?;
+        let watch = self.watch_for(&key, now);
+        let (outbound, inbound) = match SaStore::child_entries(
+            &info,
+            self.cfg.gateway.replay_window,
+            self.workers,
+            watch,
+        ) {
+            Ok(e) => e,
+            Err(e) => {
+                tracing::error!(connection = %conn, error = %e, "cannot install CHILD_SA");
+                return None;
+            }
+        };
+        let spi = info.spi_in;
+        self.store.insert_child(IkeChild {
+            ike,
+            tunnel: key.clone(),
+            info,
+            outbound,
+            inbound,
+            installed: now,
+            retiring_until: None,
+        });
+        Some((key, spi))
+    }
+
+    /// Retiring CHILD_SAs whose grace period is over leave the tables; their traffic stays
+    /// in the tunnel's totals.
+    pub(super) fn retire_expired(&mut self, now: Instant) {
+        let expired = self.store.expire(now);
+        for c in &expired {
+            if let Some(st) = self.tunnels.get_mut(&c.tunnel) {
+                st.retired_out.add(&c.outbound.counters.totals());
+                st.retired_in.add(&c.inbound.counters.totals());
+            }
+        }
+        self.tables_stale |= !expired.is_empty();
+    }
+
+    /// Applies one engine event; returns whether the tables must be rebuilt.
+    pub(super) fn on_event(&mut self, e: Event, now: Instant) -> bool {
+        match e {
+            Event::IkeSaUp {
+                conn,
+                ike,
+                local,
+                remote,
+                remote_id,
+                algorithms,
+                initiator,
+            } => {
+                tracing::info!(connection = %conn, %local, %remote, %remote_id, %algorithms, initiator, "IKE SA up");
+                self.stats_of(&conn).ike_up += 1;
+                if let Some(key) = self.tunnel_for(&conn, local, remote) {
+                    self.restarts.clear(&key);
+                    self.schedule_preempt(&key, now);
+                    let st = self.tunnels.entry(key).or_default();
+                    st.ike = Some(ike);
+                    st.held = false;
+                    st.last_error = None;
+                    st.established_at = Some(now);
+                }
+                false
+            }
+            Event::ChildSaUp { conn, ike, child } => {
+                tracing::info!(
+                    connection = %conn,
+                    spi_in = %format!("0x{:08x}", child.spi_in),
+                    spi_out = %format!("0x{:08x}", child.spi_out),
+                    algorithms = %child.algorithms,
+                    local_ts = %ts_list(&child.local_ts),
+                    remote_ts = %ts_list(&child.remote_ts),
+                    "CHILD_SA up"
+                );
+                if let Some((key, spi)) = self.install(conn, ike, child, now) {
+                    self.store.start_sending(&key, spi);
+                }
+                true
+            }
+            Event::ChildSaRekeyed {
+                conn,
+                ike,
+                old_spi_in,
+                new,
+                initiated,
+            } => {
+                tracing::info!(
+                    connection = %conn,
+                    old_spi_in = %format!("0x{old_spi_in:08x}"),
+                    spi_in = %format!("0x{:08x}", new.spi_in),
+                    initiated,
+                    "CHILD_SA rekeyed"
+                );
+                self.stats_of(&conn).child_rekeys += 1;
+                if let Some((key, spi)) = self.install(conn, ike, new, now) {
+                    // Make-before-break: send on the new SA only once the peer surely has it.
+                    self.store.rekeyed(&key, old_spi_in, spi, initiated);
+                }
+                true
+            }
+            Event::ChildSaDown {
+                conn,
+                spi_in,
+                reason,
+                ..
+            } => {
+                tracing::info!(connection = %conn, spi_in = %format!("0x{spi_in:08x}"), reason = ?reason, "CHILD_SA down");
+                let Some(key) = self.store.retire(spi_in, now + RETIRE_GRACE) else {
+                    return false;
+                };
+                self.store.stop_sending(&key, spi_in);
+                true
+            }
+            Event::IkeSaDown {
+                conn,
+                ike,
+                remote,
+                reason,
+            } => self.on_ike_down(conn, ike, remote, reason, now),
+            Event::IkeSaRekeyed {
+                conn,
+                old,
+                new,
+                algorithms,
+            } => {
+                tracing::info!(connection = %conn, %algorithms, "IKE SA rekeyed");
+                self.stats_of(&conn).ike_rekeys += 1;
+                for st in self.tunnels.values_mut() {
+                    if st.ike == Some(old) {
+                        st.ike = Some(new);
+                    }
+                }
+                self.store.move_children(old, new);
+                false
+            }
+            Event::Failure {
+                conn,
+                remote,
+                remote_id,
+                notify,
+                detail,
+            } => {
+                tracing::warn!(
+                    connection = %conn.as_deref().unwrap_or("-"),
+                    %remote,
+                    remote_id = %remote_id.map(|i| i.to_string()).unwrap_or_else(|| "-".into()),
+                    notify = %notify,
+                    "negotiation failed: {detail}"
+                );
+                if let Some(c) = conn.as_deref() {
+                    self.stats_of(c).failures += 1;
+                    let msg = format!("{notify}: {detail}");
+                    for (k, st) in self.tunnels.iter_mut() {
+                        if *k.conn == *c && k.remote == remote.ip() {
+                            st.last_error = Some(msg.clone());
+                        }
+                    }
+                }
+                false
+            }
+            Event::InvalidSpiHint { remote } => {
+                tracing::info!(
+                    %remote,
+                    "peer reports INVALID_SPI (it may have restarted): checking it is alive"
+                );
+                false
+            }
+            Event::InvalidSpiSent { remote, spi } => {
+                tracing::info!(
+                    %remote,
+                    spi = %crate::status::spi_string(spi),
+                    "ESP for an SA we do not have: told the peer (INVALID_SPI)"
+                );
+                false
+            }
+        }
+    }
+
+    /// An IKE SA went down: its tunnel forgets it and, when the peer is at fault and the
+    /// operator did not hold the tunnel, follows its connection's close action (restart
+    /// after [`RESTART_DELAY`], or trap). Returns whether the tables must change.
+    pub(super) fn on_ike_down(
+        &mut self,
+        conn: Option<Arc<str>>,
+        ike: IkeSaId,
+        remote: SocketAddr,
+        reason: CloseReason,
+        now: Instant,
+    ) -> bool {
+        let conn_s = conn.as_deref().unwrap_or("-").to_string();
+        let key = self.tunnel_of_ike(ike);
+        let peer_fault = matches!(
+            reason,
+            CloseReason::PeerUnreachable
+                | CloseReason::PeerDeleted
+                | CloseReason::Refused(_)
+                | CloseReason::ProtocolError(_)
+                | CloseReason::Expired
+        );
+        match &reason {
+            CloseReason::PeerUnreachable
+            | CloseReason::Refused(_)
+            | CloseReason::ProtocolError(_) => {
+                tracing::warn!(connection = %conn_s, %remote, reason = ?reason, "IKE SA down")
+            }
+            _ => tracing::info!(connection = %conn_s, %remote, reason = ?reason, "IKE SA down"),
+        }
+        let Some(key) = key else {
+            return false;
+        };
+        let established = self
+            .tunnels
+            .get(&key)
+            .is_some_and(|s| s.established_at.is_some());
+        if reason == CloseReason::PeerUnreachable && established {
+            self.stats_of(&conn_s).dpd_failures += 1;
+        }
+        let action = match self.connection(&key.conn).map(|c| &c.keying) {
+            Some(Keying::Ike(k)) => k.close_action,
+            _ => CloseAction::None,
+        };
+        let Some(st) = self.tunnels.get_mut(&key) else {
+            return false;
+        };
+        st.ike = None;
+        st.established_at = None;
+        let was_trapped = st.trapped;
+        let mut restart = false;
+        if peer_fault {
+            st.last_error.get_or_insert_with(|| format!("{reason:?}"));
+            if !st.held {
+                match action {
+                    CloseAction::Restart => restart = true,
+                    CloseAction::Trap => st.trapped = true,
+                    CloseAction::None => {}
+                }
+            }
+        }
+        // The trap flag lives in the tables.
+        let changed = st.trapped != was_trapped;
+        self.restart_liveness(&key, now);
+        self.reselect.clear(&key);
+        if restart {
+            self.restarts.set(key, now + RESTART_DELAY);
+        }
+        changed
+    }
+}
+
+fn ts_list(v: &[ironsec_ike::wire::TrafficSelector]) -> String {
+    tables::ts_prefixes(v)
+        .iter()
+        .map(|p| p.to_string())
+        .collect::<Vec<_>>()
+        .join(",")
+}

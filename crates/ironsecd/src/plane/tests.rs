@@ -1,0 +1,695 @@
+//! The plane without root: configs parsed from TOML, two planes' engines wired to each other
+//! in memory, a fake clock (`base + Duration`).
+
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use super::failover::{decide, Decision, FailoverReason, Policy, TunnelFacts};
+use super::probing::{check_silence, observe, SilenceCheck, Thresholds};
+use super::*;
+use crate::config::Mode;
+use ironsec_dataplane::{Direction, SaActivity};
+
+/// A config file in a directory of its own, removed on drop.
+pub(super) struct ConfFile(pub(super) PathBuf);
+
+impl ConfFile {
+    pub(super) fn new(tag: &str, body: &str) -> ConfFile {
+        let d = std::env::temp_dir().join(format!(
+            "ironsec-plane-{tag}-{}-{:?}",
+            std::process::id(),
+            std::thread::current().id()
+        ));
+        let _ = std::fs::remove_dir_all(&d);
+        std::fs::create_dir_all(&d).unwrap();
+        let p = d.join("ironsecd.toml");
+        std::fs::write(&p, body).unwrap();
+        ConfFile(p)
+    }
+
+    pub(super) fn load(&self) -> Config {
+        Config::load_with_env(&self.0, Vec::new()).unwrap_or_else(|e| panic!("{e}"))
+    }
+}
+
+impl Drop for ConfFile {
+    fn drop(&mut self) {
+        if let Some(d) = self.0.parent() {
+            let _ = std::fs::remove_dir_all(d);
+        }
+    }
+}
+
+const PSK: &str = "0123456789abcdef0123456789abcdef";
+
+fn gateway(port: u16) -> String {
+    format!("[gateway]\ntun = \"ipsec0\"\nport = {port}\nike_port = 500\n")
+}
+
+/// An active-standby connection over two tunnels: ours .1 addresses, the peer's .2.
+fn connection(name: &str, me: &str, peer: &str, extra: &str, flip: bool) -> String {
+    let (l, r) = if flip { ("2", "1") } else { ("1", "2") };
+    let (lts, rts) = if flip {
+        ("10.2.0.0/24", "10.1.0.0/24")
+    } else {
+        ("10.1.0.0/24", "10.2.0.0/24")
+    };
+    format!(
+        "[[connection]]\nname = \"{name}\"\nkeying = \"ike\"\nlocal_id = \"{me}\"\nremote_id = \"{peer}\"\n\
+         psk = \"{PSK}\"\nlocal_ts = [\"{lts}\"]\nremote_ts = [\"{rts}\"]\n\
+         ike_proposals = [\"aes256gcm16-prfsha256-x25519\"]\nesp_proposals = [\"aes256gcm16\"]\n\
+         mode = \"active-standby\"\nfailover_after = 3\n{extra}\n\
+         tunnels = [\n  {{ local = \"192.0.2.{l}\", remote = \"192.0.2.{r}\", priority = 100 }},\n  \
+         {{ local = \"198.51.100.{l}\", remote = \"198.51.100.{r}\", priority = 50 }},\n]\n"
+    )
+}
+
+fn plane_of(tag: &str, body: &str) -> (Plane, ConfFile) {
+    let f = ConfFile::new(tag, body);
+    (Plane::new(f.load(), 1).unwrap(), f)
+}
+
+/// Gateway A ("site-b") and gateway B ("site-a"), wired to each other.
+struct Pair {
+    a: Plane,
+    b: Plane,
+    _files: (ConfFile, ConfFile),
+}
+
+impl Pair {
+    fn new(tag: &str, a_extra: &str, b_extra: &str) -> Pair {
+        let (a, fa) = plane_of(
+            &format!("{tag}-a"),
+            &(gateway(4500)
+                + &connection("site-b", "gw-a.example", "gw-b.example", a_extra, false)),
+        );
+        let (b, fb) = plane_of(
+            &format!("{tag}-b"),
+            &(gateway(4500) + &connection("site-a", "gw-b.example", "gw-a.example", b_extra, true)),
+        );
+        Pair {
+            a,
+            b,
+            _files: (fa, fb),
+        }
+    }
+
+    /// Delivers every queued IKE message and applies every event, as the daemon's flush
+    /// does, until both sides are quiet.
+    fn settle(&mut self, now: Instant) {
+        loop {
+            let mut moved = false;
+            for a_to_b in [true, false] {
+                let (from, to) = if a_to_b {
+                    (&mut self.a, &mut self.b)
+                } else {
+                    (&mut self.b, &mut self.a)
+                };
+                from.drain_events(now);
+                while let Some(t) = from.poll_transmit() {
+                    to.on_ike_datagram(now, t.remote, t.local, &t.payload);
+                    moved = true;
+                }
+            }
+            if !moved {
+                self.a.drain_events(now);
+                self.b.drain_events(now);
+                return;
+            }
+        }
+    }
+}
+
+fn key(conn: &str, local: &str, remote: &str) -> TunnelKey {
+    TunnelKey {
+        conn: conn.into(),
+        local: local.parse().unwrap(),
+        remote: remote.parse().unwrap(),
+    }
+}
+
+fn primary() -> TunnelKey {
+    key("site-b", "192.0.2.1", "192.0.2.2")
+}
+
+fn standby() -> TunnelKey {
+    key("site-b", "198.51.100.1", "198.51.100.2")
+}
+
+#[test]
+fn both_tunnels_come_up_and_the_primary_carries_the_traffic() {
+    let base = Instant::now();
+    let mut p = Pair::new("up", "", "");
+    p.a.start_tunnels(base);
+    p.settle(base);
+    assert!(p.a.sas().is_sending(&primary()));
+    assert!(p.a.sas().is_sending(&standby()));
+    assert_eq!(p.a.selection("site-b").unwrap().active, vec![primary()]);
+    // Coming up is not a failover.
+    assert_eq!(p.a.conn_stats("site-b").failovers, 0);
+    assert_eq!(p.a.conn_stats("site-b").ike_up, 2);
+    assert!(p.a.tables().is_ok());
+}
+
+#[test]
+fn peer_deleting_its_sas_fails_over_and_restarts_after_the_delay() {
+    let base = Instant::now();
+    let at = |ms: u64| base + Duration::from_millis(ms);
+    let mut p = Pair::new("restart", "", "");
+    p.a.start_tunnels(base);
+    p.settle(base);
+    let done = p.b.terminate("site-a", at(1000)).unwrap();
+    assert_eq!(done.to_string(), "connection 'site-a': deleting 2 IKE SAs");
+    p.settle(at(1000));
+    // A: the peer deleted both IKE SAs (a peer fault): nothing is up, both restart in 5 s.
+    assert!(!p.a.sas().is_sending(&primary()));
+    assert_eq!(
+        p.a.selection("site-b").unwrap().active,
+        Vec::<TunnelKey>::new()
+    );
+    let (when, text) =
+        p.a.selection("site-b")
+            .unwrap()
+            .last_failover
+            .clone()
+            .unwrap();
+    assert_eq!(when, at(1000));
+    assert_eq!(text, "192.0.2.2 -> none: no tunnel is up");
+    assert_eq!(p.a.conn_stats("site-b").failovers, 1);
+    assert_eq!(p.a.restarts.get(&primary()), Some(at(6000)));
+    assert_eq!(p.a.restarts.get(&standby()), Some(at(6000)));
+    assert!(p.a.next_deadline().is_some_and(|d| d <= at(6000)));
+    assert!(p.a.tunnel(&primary()).unwrap().ike.is_none());
+    // B: the operator's terminate holds its tunnels down, no restart.
+    assert!(p.b.restarts.next().is_none());
+    assert!(p.b.tunnels.values().all(|s| s.held));
+    // The retired CHILD_SAs leave the tables after the grace period.
+    assert!(p.a.sas().next_retirement() == Some(at(3000)));
+    p.a.on_timeout(at(3000));
+    assert!(p.a.sas().children_of(&primary()).next().is_none());
+    assert!(p.a.drain_events(at(3000)));
+    // At the restart time, A initiates both again, and B answers (a held tunnel still
+    // answers a peer).
+    p.a.on_timeout(at(6000));
+    assert!(p.a.restarts.next().is_none());
+    assert!(p.a.tunnel(&primary()).unwrap().ike.is_some());
+    p.settle(at(6000));
+    assert!(p.a.sas().is_sending(&primary()));
+    // The primary failed and came back without preempt: traffic stays where the first
+    // tunnel up put it, or on the primary if it came up first; either way it is up.
+    assert_eq!(p.a.selection("site-b").unwrap().active.len(), 1);
+}
+
+#[test]
+fn close_action_trap_traps_the_tunnel_instead_of_restarting() {
+    let base = Instant::now();
+    let mut p = Pair::new("trap", "close_action = \"trap\"", "");
+    p.a.start_tunnels(base);
+    p.settle(base);
+    assert!(!p.a.tunnel(&primary()).unwrap().trapped);
+    p.b.terminate("site-a", base).unwrap();
+    // Settle by hand: the trap flag changes the tables.
+    while let Some(t) = p.b.poll_transmit() {
+        p.a.on_ike_datagram(base, t.remote, t.local, &t.payload);
+    }
+    assert!(p.a.drain_events(base));
+    assert!(p.a.tunnel(&primary()).unwrap().trapped);
+    assert!(p.a.restarts.next().is_none());
+}
+
+#[test]
+fn operator_terminate_holds_and_initiate_releases() {
+    let base = Instant::now();
+    let at = |ms: u64| base + Duration::from_millis(ms);
+    let mut p = Pair::new("hold", "", "");
+    p.a.start_tunnels(base);
+    p.settle(base);
+    let e = |r: Result<CommandDone, CommandError>| r.unwrap_err().to_string();
+    assert_eq!(e(p.a.initiate("nope", base)), "no connection named 'nope'");
+    assert_eq!(
+        e(p.a.initiate("site-b", base)),
+        "connection 'site-b': every tunnel already has an IKE SA"
+    );
+    assert_eq!(
+        p.a.terminate("site-b", at(10)).unwrap().to_string(),
+        "connection 'site-b': deleting 2 IKE SAs"
+    );
+    p.settle(at(10));
+    assert!(p.a.tunnels.values().all(|s| s.held && s.ike.is_none()));
+    assert!(
+        p.a.restarts.next().is_none(),
+        "a held tunnel does not restart"
+    );
+    assert_eq!(
+        e(p.a.terminate("site-b", at(20))),
+        "connection 'site-b' has no IKE SA"
+    );
+    assert_eq!(
+        p.a.initiate("site-b", at(30)).unwrap().to_string(),
+        "connection 'site-b': initiating 2 tunnels"
+    );
+    assert!(p.a.tunnels.values().all(|s| !s.held && s.ike.is_some()));
+}
+
+#[test]
+fn static_connections_refuse_commands_with_todays_text() {
+    let body = gateway(4500)
+        + "[[connection]]\nname = \"st\"\nkeying = \"static\"\nlocal_ts = [\"10.1.0.0/24\"]\n\
+           remote_ts = [\"10.2.0.0/24\"]\nesp = \"aes128gcm16\"\n\
+           tunnels = [ { local = \"192.0.2.1\", remote = \"192.0.2.2\", spi_in = \"0xc0000201\", \
+           spi_out = \"0xc0000102\" } ]\nkeys_file = \"site.keys\"\n";
+    let f = ConfFile::new("static", &body);
+    let keys = f.0.with_file_name("site.keys");
+    std::fs::write(
+        &keys,
+        "0xc0000102 = \"000102030405060708090a0b0c0d0e0f10111213\"\n\
+         0xc0000201 = \"202122232425262728292a2b2c2d2e2f30313233\"\n",
+    )
+    .unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&keys, std::fs::Permissions::from_mode(0o600)).unwrap();
+    let mut plane = Plane::new(f.load(), 1).unwrap();
+    let now = Instant::now();
+    assert_eq!(
+        plane.initiate("st", now).unwrap_err().to_string(),
+        "connection 'st' uses static keys: there is nothing to negotiate"
+    );
+    assert_eq!(
+        plane.terminate("st", now).unwrap_err().to_string(),
+        "connection 'st' uses static keys: its SAs exist as long as its config does"
+    );
+}
+
+fn two_connections(port: u16, b_extra: &str, second: Option<&str>) -> String {
+    let mut s =
+        gateway(port) + &connection("site-b", "gw-a.example", "gw-b.example", b_extra, false);
+    if let Some(name) = second {
+        s += &connection(name, "gw-a.example", "gw-x.example", "", false)
+            .replace("10.2.0.0/24", "10.9.0.0/24");
+    }
+    s
+}
+
+#[test]
+fn reload_reports_added_changed_removed_and_unchanged() {
+    let now = Instant::now();
+    let (mut plane, _f) = plane_of("reload", &two_connections(4500, "", Some("site-c")));
+    let same = ConfFile::new("reload-same", &two_connections(4500, "", Some("site-c")));
+    let s = plane.reload(same.load(), now).unwrap();
+    assert_eq!(
+        s.to_string(),
+        "added: none; changed: none; removed: none; unchanged: site-b, site-c"
+    );
+    assert!(plane.drain_events(now), "a reload rebuilds the tables");
+    let new = ConfFile::new(
+        "reload-new",
+        &two_connections(4500, "preempt = true", Some("site-d")),
+    );
+    let s = plane.reload(new.load(), now).unwrap();
+    assert_eq!(s.changed, ["site-b"]);
+    assert_eq!(s.removed, ["site-c"]);
+    assert_eq!(s.added, ["site-d"]);
+    assert!(s.unchanged.is_empty());
+    assert_eq!(
+        s.to_string(),
+        "added: site-d; changed: site-b; removed: site-c; unchanged: none"
+    );
+    // The removed connection's state is gone; the new one has its tunnels.
+    assert!(plane.tunnels.keys().all(|k| &*k.conn != "site-c"));
+    assert!(plane
+        .tunnel(&key("site-d", "192.0.2.1", "192.0.2.2"))
+        .is_some());
+    assert_eq!(plane.by_name.get("site-d"), Some(&1));
+    assert_eq!(plane.specs_of(1)[0].conn.as_ref(), "site-d");
+}
+
+#[test]
+fn reload_refuses_gateway_changes_and_new_addresses_with_todays_text() {
+    let now = Instant::now();
+    let (mut plane, _f) = plane_of("refuse", &two_connections(4500, "", None));
+    let new = ConfFile::new("refuse-new", &two_connections(4501, "", None));
+    let err = plane.reload(new.load(), now).unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "gateway.port: changed from 4500 to 4501; gateway settings apply at start (restart ironsecd)"
+    );
+    assert!(
+        matches!(&err.0[..], [ReloadError::Gateway(n)] if n.key == crate::config::GatewayKey::Port)
+    );
+    let moved = two_connections(4500, "", None).replace("198.51.100.1", "198.51.100.7");
+    let new = ConfFile::new("refuse-addr", &moved);
+    let err = plane.reload(new.load(), now).unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "connection 'site-b': local address 198.51.100.7 is not one the running daemon listens on (restart ironsecd to add an address)"
+    );
+    // Nothing changed.
+    assert_eq!(plane.config().gateway.port, 4500);
+    assert!(plane.tunnel(&standby()).is_some());
+}
+
+// --- the failover policy as a pure function ---
+
+fn facts(priority: u32, up: bool) -> TunnelFacts {
+    TunnelFacts {
+        priority,
+        up,
+        ..Default::default()
+    }
+}
+
+fn standby_policy(preempt_hold: Option<Duration>) -> Policy {
+    Policy {
+        mode: Mode::ActiveStandby,
+        probe_after: Duration::from_millis(500),
+        preempt_hold,
+    }
+}
+
+#[test]
+fn decide_picks_the_best_up_tunnel_and_fails_over_when_it_goes() {
+    let now = Instant::now();
+    let p = standby_policy(None);
+    let (a, b) = (primary(), standby());
+    let both = [(a.clone(), facts(100, true)), (b.clone(), facts(50, true))];
+    assert_eq!(
+        decide(p, &both, &[], now),
+        Decision {
+            active: vec![a.clone()],
+            reason: None
+        }
+    );
+    // Equal priorities: config order.
+    let tie = [(a.clone(), facts(7, true)), (b.clone(), facts(7, true))];
+    assert_eq!(decide(p, &tie, &[], now).active, vec![a.clone()]);
+    let down = [(a.clone(), facts(100, false)), (b.clone(), facts(50, true))];
+    let d = decide(p, &down, std::slice::from_ref(&a), now);
+    assert_eq!(d.active, vec![b.clone()]);
+    assert_eq!(d.reason, Some(FailoverReason::Down(a.remote)));
+    assert_eq!(d.reason.unwrap().to_string(), "192.0.2.2 is down");
+    let none = [
+        (a.clone(), facts(100, false)),
+        (b.clone(), facts(50, false)),
+    ];
+    let d = decide(p, &none, std::slice::from_ref(&b), now);
+    assert!(d.active.is_empty());
+    assert_eq!(d.reason.unwrap().to_string(), "no tunnel is up");
+    // Active-active: every up tunnel, no story.
+    let aa = Policy {
+        mode: Mode::ActiveActive,
+        ..p
+    };
+    assert_eq!(decide(aa, &both, &[], now).active, vec![a, b]);
+}
+
+#[test]
+fn decide_follows_the_peer_when_ours_is_silent_and_another_just_heard() {
+    let base = Instant::now();
+    let at = |ms: u64| base + Duration::from_millis(ms);
+    let p = standby_policy(None);
+    let (a, b) = (primary(), standby());
+    let tunnels = |a_rx: u64, b_rx: u64| {
+        [
+            (
+                a.clone(),
+                TunnelFacts {
+                    rx_at: Some(at(a_rx)),
+                    ..facts(100, true)
+                },
+            ),
+            (
+                b.clone(),
+                TunnelFacts {
+                    rx_at: Some(at(b_rx)),
+                    ..facts(50, true)
+                },
+            ),
+        ]
+    };
+    // Ours silent 500 ms, the other heard 100 ms ago: follow.
+    let d = decide(p, &tunnels(1000, 1400), std::slice::from_ref(&a), at(1500));
+    assert_eq!(d.active, vec![b.clone()]);
+    assert_eq!(
+        d.reason.unwrap().to_string(),
+        "the peer moved to 198.51.100.2"
+    );
+    // Ours silent only 499 ms: stay.
+    let d = decide(p, &tunnels(1001, 1400), std::slice::from_ref(&a), at(1500));
+    assert_eq!(d.active, vec![a.clone()]);
+    // The other last heard 300 ms ago: not recent enough, stay.
+    let d = decide(p, &tunnels(1000, 1200), std::slice::from_ref(&a), at(1500));
+    assert_eq!(
+        d,
+        Decision {
+            active: vec![a],
+            reason: None
+        }
+    );
+}
+
+#[test]
+fn decide_moves_back_only_with_preempt_after_the_hold_on_a_newer_sa() {
+    let base = Instant::now();
+    let at = |s: u64| base + Duration::from_secs(s);
+    let (a, b) = (primary(), standby());
+    let hold = Some(Duration::from_secs(10));
+    let primary_facts = |failed: Option<u64>, est: Option<u64>, probing| TunnelFacts {
+        failed_at: failed.map(at),
+        established_at: est.map(at),
+        probing,
+        ..facts(100, true)
+    };
+    let with = |f| [(a.clone(), f), (b.clone(), facts(50, true))];
+    let on_b = std::slice::from_ref(&b);
+    // Never failed (came up just after the standby): takes over at once, preempt or not.
+    let d = decide(
+        standby_policy(None),
+        &with(primary_facts(None, Some(1), false)),
+        on_b,
+        at(1),
+    );
+    assert_eq!(d.active, vec![a.clone()]);
+    assert_eq!(
+        d.reason.unwrap().to_string(),
+        "192.0.2.2 has a higher priority"
+    );
+    assert!(d.reason.unwrap().is_upgrade());
+    // Failed at 5, SA up since 6: without preempt it never comes back.
+    let back = with(primary_facts(Some(5), Some(6), false));
+    assert_eq!(
+        decide(standby_policy(None), &back, on_b, at(100)).active,
+        vec![b.clone()]
+    );
+    // With preempt: not before the hold time...
+    assert_eq!(
+        decide(standby_policy(hold), &back, on_b, at(15)).active,
+        vec![b.clone()]
+    );
+    // ...then back.
+    let d = decide(standby_policy(hold), &back, on_b, at(16));
+    assert_eq!(d.active, vec![a.clone()]);
+    assert_eq!(d.reason, Some(FailoverReason::Preempt(a.remote)));
+    assert_eq!(d.reason.unwrap().to_string(), "192.0.2.2 is back (preempt)");
+    // An SA older than the failure is no proof the path works again.
+    let stale = with(primary_facts(Some(5), Some(4), false));
+    assert_eq!(
+        decide(standby_policy(hold), &stale, on_b, at(100)).active,
+        vec![b.clone()]
+    );
+    // A tunnel being probed is not better.
+    let probing = with(primary_facts(None, Some(1), true));
+    assert_eq!(
+        decide(standby_policy(hold), &probing, on_b, at(100)).active,
+        vec![b]
+    );
+}
+
+#[test]
+fn preempt_through_the_plane_marks_the_failed_tunnel_and_moves_back() {
+    let base = Instant::now();
+    let at = |s: u64| base + Duration::from_secs(s);
+    let mut p = Pair::new("preempt", "preempt = true\npreempt_hold = 10", "");
+    p.a.start_tunnels(base);
+    p.settle(base);
+    assert_eq!(p.a.selection("site-b").unwrap().active, vec![primary()]);
+    // The primary's IKE SA goes (the peer deletes just that one).
+    let ike_b =
+        p.b.tunnel(&key("site-a", "192.0.2.2", "192.0.2.1"))
+            .unwrap()
+            .ike
+            .unwrap();
+    p.b.ep.terminate(at(1), ike_b).unwrap();
+    p.settle(at(1));
+    assert_eq!(p.a.selection("site-b").unwrap().active, vec![standby()]);
+    assert_eq!(p.a.tunnel(&primary()).unwrap().failed_at, Some(at(1)));
+    let (_, text) =
+        p.a.selection("site-b")
+            .unwrap()
+            .last_failover
+            .clone()
+            .unwrap();
+    assert_eq!(text, "192.0.2.2 -> 198.51.100.2: 192.0.2.2 is down");
+    // It restarts 5 s later; traffic stays on the standby for the hold time.
+    p.a.on_timeout(at(6));
+    p.settle(at(6));
+    assert!(p.a.sas().is_sending(&primary()));
+    assert_eq!(p.a.selection("site-b").unwrap().active, vec![standby()]);
+    // The hold time is a deadline, not something a timer looks for.
+    assert!(p.a.next_deadline().is_some_and(|d| d <= at(16)));
+    p.a.on_timeout(at(15));
+    assert_eq!(p.a.selection("site-b").unwrap().active, vec![standby()]);
+    p.a.on_timeout(at(16));
+    assert_eq!(p.a.selection("site-b").unwrap().active, vec![primary()]);
+    assert!(p.a.drain_events(at(16)), "the move reaches the tables");
+    // Moving back with preempt counts as a failover too, and is the story status tells.
+    assert_eq!(p.a.conn_stats("site-b").failovers, 2);
+    let (when, text) =
+        p.a.selection("site-b")
+            .unwrap()
+            .last_failover
+            .clone()
+            .unwrap();
+    assert_eq!(when, at(16));
+    assert_eq!(
+        text,
+        "198.51.100.2 -> 192.0.2.2: 192.0.2.2 is back (preempt)"
+    );
+    // Moving back does not mark the standby as failed.
+    assert_eq!(p.a.tunnel(&standby()).unwrap().failed_at, None);
+    // On its best tunnel, the connection has nothing of the plane's own due any more.
+    assert!(p.a.reselect.next().is_none() && p.a.follow.next().is_none());
+    assert_eq!(p.a.next_deadline(), p.a.ep.poll_timeout());
+}
+
+// --- sending without hearing back ---
+
+#[test]
+fn probe_is_due_after_a_sixth_of_failover_after_of_sending_into_silence() {
+    let base = Instant::now();
+    let at = |ms: u64| base + Duration::from_millis(ms);
+    let th = Thresholds::of(Duration::from_secs(3));
+    assert_eq!(th.probe_after, Duration::from_millis(500));
+    assert_eq!(th.give_up, Duration::from_millis(750));
+    let check =
+        |seen: &Liveness, ike: u64, now: u64| check_silence(seen, at(ike), th.probe_after, at(now));
+    let mut seen = Liveness {
+        rx_at: Some(at(0)),
+        ..Default::default()
+    };
+    // Nothing sent: nothing to check.
+    assert_eq!(check(&seen, 0, 5000), SilenceCheck::Heard);
+    // It starts sending at 1000: silence counts from then, not from the last receive.
+    observe(&mut seen, Direction::Outbound, at(1000));
+    assert_eq!(seen.sending_since, Some(at(1000)));
+    observe(&mut seen, Direction::Outbound, at(1400));
+    assert_eq!(seen.sending_since, Some(at(1000)), "the same run");
+    assert_eq!(check(&seen, 0, 1499), SilenceCheck::CheckAt(at(1500)));
+    assert_eq!(
+        check(&seen, 0, 1500),
+        SilenceCheck::Probe {
+            silent: Duration::from_millis(500)
+        }
+    );
+    // Any IKE message is a sign of life too (an answered probe: checked again after the
+    // next silence).
+    assert_eq!(check(&seen, 1200, 1500), SilenceCheck::CheckAt(at(1700)));
+    // ESP in ends it; the next packet out starts a new run.
+    observe(&mut seen, Direction::Inbound, at(1500));
+    assert_eq!(check(&seen, 0, 9000), SilenceCheck::Heard);
+    observe(&mut seen, Direction::Outbound, at(2000));
+    assert_eq!(seen.sending_since, Some(at(2000)));
+    assert_eq!(check(&seen, 0, 2100), SilenceCheck::CheckAt(at(2500)));
+}
+
+/// What the fast path does for a packet through a tunnel's SAs: reports it if armed.
+fn packet(plane: &Plane, key: &TunnelKey, d: Direction) -> Option<SaActivity> {
+    plane.tunnel(key).unwrap().watch.as_ref().unwrap().packet(d)
+}
+
+#[test]
+fn sending_into_silence_probes_by_deadline_and_idle_tunnels_cost_nothing() {
+    let base = Instant::now();
+    let at = |ms: u64| base + Duration::from_millis(ms);
+    let mut p = Pair::new("silence", "", "");
+    p.a.start_tunnels(base);
+    p.settle(base);
+    let ep_deadline = p.a.ep.poll_timeout();
+    // Idle: nothing of the plane's own is due, whatever the time.
+    assert_eq!(p.a.next_deadline(), ep_deadline);
+    assert!(p.a.silence.next().is_none() && p.a.rearm.next().is_none());
+    // Both tunnels' SAs carry their tunnel's watch, armed both ways.
+    let watch = p.a.tunnel(&primary()).unwrap().watch.clone().unwrap();
+    assert!(p.a.sas().children_of(&primary()).all(|c| c
+        .outbound
+        .watch
+        .as_ref()
+        .is_some_and(|w| Arc::ptr_eq(w, &watch))));
+    // The first packet out: one report, later ones none.
+    let out = packet(&p.a, &primary(), Direction::Outbound).unwrap();
+    assert!(packet(&p.a, &primary(), Direction::Outbound).is_none());
+    p.a.on_activity(out, at(1000));
+    // Silence deadline a sixth of failover_after (3 s) after the run started.
+    assert_eq!(p.a.silence.get(&primary()), Some(at(1500)));
+    assert_eq!(p.a.next_deadline().map(|d| d.min(at(1500))), Some(at(1500)));
+    // Not yet due: no probe.
+    p.a.on_timeout(at(1499));
+    assert!(
+        !p.a.ep
+            .liveness(p.a.tunnel(&primary()).unwrap().ike.unwrap())
+            .unwrap()
+            .probing
+    );
+    // Due: the peer is probed, and looked at again after a quarter of failover_after.
+    p.a.on_timeout(at(1500));
+    let ike = p.a.tunnel(&primary()).unwrap().ike.unwrap();
+    assert!(p.a.ep.liveness(ike).unwrap().probing);
+    assert_eq!(p.a.silence.get(&primary()), Some(at(2250)));
+    // The peer answers at 1600 (a sign of life). Still no ESP back: after another 500 ms of
+    // silence since that answer, the next check probes again.
+    p.settle(at(1600));
+    assert!(!p.a.ep.liveness(ike).unwrap().probing);
+    p.a.on_timeout(at(2250));
+    assert!(p.a.ep.liveness(ike).unwrap().probing);
+    assert_eq!(p.a.silence.get(&primary()), Some(at(3000)));
+    p.settle(at(2260));
+    // ESP in: the silence is over, the watch is armed again a moment later.
+    let inb = packet(&p.a, &primary(), Direction::Inbound).unwrap();
+    p.a.on_activity(inb, at(2300));
+    assert!(p.a.silence.get(&primary()).is_none());
+    assert_eq!(p.a.rearm.get(&primary()), Some(at(2400)));
+    assert!(packet(&p.a, &primary(), Direction::Inbound).is_none());
+    p.a.on_timeout(at(2400));
+    assert!(watch.is_armed(Direction::Inbound) && watch.is_armed(Direction::Outbound));
+    assert!(p.a.rearm.next().is_none());
+}
+
+#[test]
+fn traffic_on_the_standby_while_the_active_is_silent_follows_the_peer() {
+    let base = Instant::now();
+    let at = |ms: u64| base + Duration::from_millis(ms);
+    let mut p = Pair::new("follow", "", "");
+    p.a.start_tunnels(base);
+    p.settle(base);
+    assert_eq!(p.a.selection("site-b").unwrap().active, vec![primary()]);
+    // ESP arrives on the standby 300 ms in; at the look 100 ms later the primary has not
+    // been silent long enough yet.
+    let inb = packet(&p.a, &standby(), Direction::Inbound).unwrap();
+    p.a.on_activity(inb, at(300));
+    assert_eq!(p.a.selection("site-b").unwrap().active, vec![primary()]);
+    p.a.on_timeout(at(400));
+    assert_eq!(p.a.selection("site-b").unwrap().active, vec![primary()]);
+    assert!(p.a.follow.next().is_none());
+    // The standby's watch is armed again 100 ms after its packet.
+    let w = p.a.tunnel(&standby()).unwrap().watch.clone().unwrap();
+    assert!(w.is_armed(Direction::Inbound));
+    // Again after the primary has been silent for half a second: follow, at the next look
+    // (100 ms later).
+    let inb = packet(&p.a, &standby(), Direction::Inbound).unwrap();
+    p.a.on_activity(inb, at(600));
+    assert_eq!(p.a.selection("site-b").unwrap().active, vec![primary()]);
+    assert_eq!(p.a.follow.get(&Arc::from("site-b")), Some(at(700)));
+    p.a.on_timeout(at(700));
+    assert_eq!(p.a.selection("site-b").unwrap().active, vec![standby()]);
+    assert_eq!(p.a.conn_stats("site-b").follows, 1);
+    assert!(p.a.drain_events(at(700)), "the move reaches the tables");
+}

@@ -1,0 +1,182 @@
+//! Per-tunnel state beyond the SAs, and starting tunnels: at start (`start_action`), after
+//! a loss (`close_action = "restart"`, timed by the plane's restart deadlines), on traffic
+//! for a trapped tunnel, and on the operator's `initiate`.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use ironsec_dataplane::{SaTotals, TunnelId, Watch};
+use ironsec_ike::IkeSaId;
+
+use super::Plane;
+use crate::config::{Connection, Keying, StartAction};
+use crate::tables::{TunnelKey, TunnelSpec};
+
+/// Wait before initiating again after an IKE SA of a `restart` connection went down.
+pub(super) const RESTART_DELAY: Duration = Duration::from_secs(5);
+
+/// What the control plane knows about one tunnel beyond its SAs.
+#[derive(Default, Debug, Clone)]
+pub struct TunnelState {
+    /// The IKE SA serving the tunnel (being set up or established).
+    pub ike: Option<IkeSaId>,
+    /// Traffic without an SA makes us negotiate (start or close action `trap`).
+    pub trapped: bool,
+    /// The operator terminated it: no automatic restart until `ironsecctl initiate`.
+    pub held: bool,
+    /// When the current IKE SA came up; None while connecting or down.
+    pub established_at: Option<Instant>,
+    // (traffic selection uses it for the preempt hold time)
+    /// Why the last IKE SA went down or the last negotiation failed, for status.
+    pub last_error: Option<String>,
+    /// Traffic of SAs that are gone, so totals in metrics never go backwards.
+    pub retired_out: Traffic,
+    pub retired_in: Traffic,
+    /// Liveness as the fast path reports it: when packets last went each way.
+    pub seen: Liveness,
+    /// Shared by the tunnel's SAs, armed to hear of their next packet (tunnels of
+    /// connections with a tunnel to fail over to; see `probing`).
+    pub watch: Option<Arc<Watch>>,
+    /// When traffic last moved off this tunnel because it failed: preempt waits for an IKE SA
+    /// established after that, proof that the path works again.
+    pub failed_at: Option<Instant>,
+}
+
+/// When a tunnel last received and sent, as far as the plane followed it.
+#[derive(Default, Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Liveness {
+    pub rx_at: Option<Instant>,
+    pub tx_at: Option<Instant>,
+    /// When the tunnel started sending after its last receive: silence counts from the later
+    /// of this and `rx_at`, so a standby that just took over is not suspect for the time it
+    /// had nothing to send.
+    pub sending_since: Option<Instant>,
+}
+
+#[derive(Default, Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Traffic {
+    pub packets: u64,
+    pub bytes: u64,
+}
+
+impl Traffic {
+    pub(super) fn add(&mut self, t: &SaTotals) {
+        self.packets += t.packets;
+        self.bytes += t.bytes;
+    }
+}
+
+/// A tunnel's state when its connection is (re)configured.
+pub(super) fn fresh_state(c: &Connection) -> TunnelState {
+    TunnelState {
+        trapped: matches!(&c.keying, Keying::Ike(k) if k.start_action == StartAction::Trap),
+        ..Default::default()
+    }
+}
+
+impl Plane {
+    /// A tunnel is up when it has an SA to send with.
+    pub(super) fn is_up(&self, key: &TunnelKey) -> bool {
+        self.store.is_sending(key)
+    }
+
+    /// Totals of every SA a tunnel has had (live, retiring and gone), for metrics.
+    pub fn tunnel_traffic(&self, key: &TunnelKey) -> (Traffic, Traffic) {
+        let st = self.tunnels.get(key);
+        let mut out = st.map(|s| s.retired_out).unwrap_or_default();
+        let mut inb = st.map(|s| s.retired_in).unwrap_or_default();
+        if let Some(s) = self.store.statics_of(key) {
+            out.add(&s.outbound.counters.totals());
+            inb.add(&s.inbound.counters.totals());
+        }
+        for c in self.store.children_of(key) {
+            out.add(&c.outbound.counters.totals());
+            inb.add(&c.inbound.counters.totals());
+        }
+        (out, inb)
+    }
+
+    /// The tunnel of `conn` an SA between these addresses belongs to: the exact pair, else
+    /// the remote address alone (NAT), else the connection's first tunnel.
+    pub(super) fn tunnel_for(
+        &self,
+        conn: &str,
+        local: SocketAddr,
+        remote: SocketAddr,
+    ) -> Option<TunnelKey> {
+        let of_conn = || self.specs.iter().filter(|s| &*s.conn == conn);
+        of_conn()
+            .find(|s| s.local == local.ip() && s.remote == remote.ip())
+            .or_else(|| of_conn().find(|s| s.remote == remote.ip()))
+            .or_else(|| of_conn().next())
+            .map(|s| s.key())
+    }
+
+    pub(super) fn tunnel_of_ike(&self, ike: IkeSaId) -> Option<TunnelKey> {
+        self.tunnels
+            .iter()
+            .find(|(_, s)| s.ike == Some(ike))
+            .map(|(k, _)| k.clone())
+    }
+
+    /// Starts an IKE SA for one tunnel.
+    pub(super) fn initiate_tunnel(&mut self, spec: &TunnelSpec, now: Instant, why: &str) {
+        let port = self.cfg.gateway.ike_port;
+        let key = spec.key();
+        match self.ep.initiate(
+            now,
+            &spec.conn,
+            SocketAddr::new(spec.local, port),
+            SocketAddr::new(spec.remote, port),
+        ) {
+            Ok(ike) => {
+                tracing::info!(connection = %spec.conn, local = %spec.local, remote = %spec.remote, reason = why, "initiating IKE SA");
+                self.restarts.clear(&key);
+                self.tunnels.entry(key).or_default().ike = Some(ike);
+            }
+            Err(e) => tracing::error!(connection = %spec.conn, error = %e, "cannot initiate"),
+        }
+    }
+
+    /// Initiates every tunnel of `start` connections that has no IKE SA, and every tunnel
+    /// whose restart time has come.
+    pub fn start_tunnels(&mut self, now: Instant) {
+        for s in self.specs.clone() {
+            if !s.ike {
+                continue;
+            }
+            let Keying::Ike(k) = &self.cfg.connections[s.conn_index].keying else {
+                continue;
+            };
+            let start = k.start_action == StartAction::Start;
+            let key = s.key();
+            let restart_at = self.restarts.get(&key);
+            let st = self.tunnels.entry(key).or_default();
+            if st.ike.is_some() || st.held {
+                continue;
+            }
+            let why = match restart_at {
+                Some(t) if t <= now => "restart",
+                Some(_) => continue,
+                None if start => "start_action start",
+                None => continue,
+            };
+            self.initiate_tunnel(&s, now, why);
+        }
+    }
+
+    /// The fast path saw traffic for trapped tunnel `id` with no SA.
+    pub fn on_acquire(&mut self, id: TunnelId, now: Instant) {
+        let Some(s) = self.specs.get(id).cloned() else {
+            return;
+        };
+        let st = self.tunnels.entry(s.key()).or_default();
+        // A trap outlives `terminate` (as in strongSwan): only removing it from the config
+        // stops traffic from bringing the tunnel up.
+        if !st.trapped || st.ike.is_some() {
+            return;
+        }
+        self.initiate_tunnel(&s, now, "traffic for a trapped tunnel");
+    }
+}
