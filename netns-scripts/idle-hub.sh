@@ -20,7 +20,8 @@
 # 0) and rekeying is a day away (rekey_time = ike_rekey_time = 86400), so nothing is due on any
 # tunnel: what is measured is the control plane idling (its timers and any per-tunnel scans),
 # plus the fast-path workers' idle wake-ups. The hub's IKE messages received during the window
-# are reported too (0 means the window really was idle).
+# are reported too (0 means the window really was idle), and how long one `ironsecctl status
+# --json` of the hub takes after the window (with the parsing of its answer).
 #
 # Usage (as root):
 #   netns-scripts/idle-hub.sh [--connections N] [--seconds S] [--timeout T] [--pace P]
@@ -251,7 +252,7 @@ cpu_ticks() {
 
 run_case() { # conns
     local n=$1 want=$(($1 * 2)) t0 deadline hub_up=0 peer_up=0 last=-1 i next step start
-    local h0 p0 h1 p1 hn0 pn0 hn1 pn1 w0 w1 rx0 rx1 line
+    local h0 p0 h1 p1 hn0 pn0 hn1 pn1 w0 w1 rx0 rx1 s0 line
     R_CONNS=$n R_TUNNELS=$want R_CONVERGED=false R_BRINGUP=null
     start=start
     [ "$PACE" -gt 0 ] && start=none
@@ -314,12 +315,14 @@ run_case() { # conns
     R_HUB_CPU=$(awk -v t=$((h1 - h0)) -v hz="$CLK_TCK" -v w="$R_WINDOW" 'BEGIN { printf "%.2f", t / hz / w * 100 }')
     R_PEER_CPU=$(awk -v t=$((p1 - p0)) -v hz="$CLK_TCK" -v w="$R_WINDOW" 'BEGIN { printf "%.2f", t / hz / w * 100 }')
     R_HUB_NS=$(ns_pct "$hn0" "$hn1" "$w0" "$w1") R_PEER_NS=$(ns_pct "$pn0" "$pn1" "$w0" "$w1")
+    s0=$(now_ns)
     line=$(side_status hub) || die "the hub's ironsecd does not answer status"
+    R_STATUS=$(secs_between "$s0" "$(now_ns)")
     R_HUB_UP_AFTER=${line%% *} rx1=${line#* }
     R_HUB_IKE_RX=$((rx1 - rx0))
     line=$(side_status peer) || die "the peer's ironsecd does not answer status"
     R_PEER_UP_AFTER=${line%% *}
-    log "    hub $R_HUB_CPU % CPU ($R_HUB_NS by schedstat), peer $R_PEER_CPU % CPU ($R_PEER_NS) over $R_WINDOW s; tunnels up after: hub $R_HUB_UP_AFTER, peer $R_PEER_UP_AFTER; IKE messages the hub received meanwhile: $R_HUB_IKE_RX"
+    log "    hub $R_HUB_CPU % CPU ($R_HUB_NS by schedstat), peer $R_PEER_CPU % CPU ($R_PEER_NS) over $R_WINDOW s; tunnels up after: hub $R_HUB_UP_AFTER, peer $R_PEER_UP_AFTER; IKE messages the hub received meanwhile: $R_HUB_IKE_RX; one 'ironsecctl status --json' of the hub afterwards took $R_STATUS s"
     stop_daemons
 }
 
@@ -332,10 +335,10 @@ ns_pct() {
 
 # The R_* of the last run_case as a JSON object.
 case_json() {
-    printf '{"connections":%s,"tunnels":%s,"converged":%s,"bringup_secs":%s,"tunnels_up_hub":%s,"tunnels_up_peer":%s,"window_secs":%s,"hub_cpu_pct":%s,"peer_cpu_pct":%s,"hub_cpu_pct_schedstat":%s,"peer_cpu_pct_schedstat":%s,"tunnels_up_hub_after":%s,"tunnels_up_peer_after":%s,"hub_ike_received_during":%s,"loadavg_1min_before":%s}' \
+    printf '{"connections":%s,"tunnels":%s,"converged":%s,"bringup_secs":%s,"tunnels_up_hub":%s,"tunnels_up_peer":%s,"window_secs":%s,"hub_cpu_pct":%s,"peer_cpu_pct":%s,"hub_cpu_pct_schedstat":%s,"peer_cpu_pct_schedstat":%s,"tunnels_up_hub_after":%s,"tunnels_up_peer_after":%s,"hub_ike_received_during":%s,"hub_status_secs":%s,"loadavg_1min_before":%s}' \
         "$R_CONNS" "$R_TUNNELS" "$R_CONVERGED" "$R_BRINGUP" "$R_HUB_UP" "$R_PEER_UP" "$R_WINDOW" \
         "$R_HUB_CPU" "$R_PEER_CPU" "$R_HUB_NS" "$R_PEER_NS" "$R_HUB_UP_AFTER" "$R_PEER_UP_AFTER" "$R_HUB_IKE_RX" \
-        "$R_LOAD"
+        "$R_STATUS" "$R_LOAD"
 }
 
 case_text() {

@@ -62,6 +62,7 @@ fn check_case(c: &Value, connections: u64, window: f64) {
         assert_eq!(c[key], tunnels, "{key}: {c:#}");
     }
     assert!(number(c, "bringup_secs") > 0.0, "{c:#}");
+    assert!(number(c, "hub_status_secs") > 0.0, "{c:#}");
     assert!(number(c, "window_secs") >= window, "{c:#}");
     for key in ["hub_cpu_pct", "peer_cpu_pct"] {
         let v = number(c, key);
