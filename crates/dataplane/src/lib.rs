@@ -3,6 +3,9 @@
 //! The control plane (the daemon) builds [`Tables`] — tunnels, policies, SAs — and installs them
 //! with [`Dataplane::install`]; worker threads pick up the new snapshot on their next batch
 //! without locking. The control plane never touches a data packet.
+//!
+//! How a packet travels TUN -> ESP -> UDP and back: `ARCHITECTURE.md`, "Life of a packet" (and
+//! the module doc of `worker.rs`).
 
 pub mod activity;
 pub mod checksum;

@@ -14,6 +14,8 @@
 //!
 //! No input bytes can make this crate panic: malformed, forged or replayed
 //! packets come back as error values for the caller to count.
+//!
+//! Where this crate sits among the others: `ARCHITECTURE.md` at the repository root.
 
 #![forbid(unsafe_code)]
 

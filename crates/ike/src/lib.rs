@@ -4,6 +4,9 @@
 //! [`Endpoint`] is the entry point: feed it datagrams with [`Endpoint::handle`] and expired
 //! deadlines with [`Endpoint::handle_timeout`]; drain [`Endpoint::poll_transmit`] and
 //! [`Endpoint::poll_event`]; sleep until [`Endpoint::poll_timeout`].
+//!
+//! How a datagram travels through the engine and on to the daemon: `ARCHITECTURE.md`, "Life of an
+//! IKE message".
 
 // The engine parses hostile bytes and needs no raw memory access: keep it that way.
 #![forbid(unsafe_code)]

@@ -1,5 +1,8 @@
 //! ironsecd: configuration, the wiring from config to the fast path, the control socket, and
 //! the status model shared with ironsecctl.
+//!
+//! The crates, the control plane's modules and where each kind of change goes:
+//! `ARCHITECTURE.md` at the repository root.
 
 pub mod config;
 pub mod control;

@@ -1,4 +1,4 @@
-//! The config file as written: serde types that refuse unknown keys. [`super::validate`] turns
+//! The config file as written: serde types that refuse unknown keys. `config::validate` turns
 //! them into the checked model the daemon runs on.
 
 use std::path::PathBuf;

@@ -9,7 +9,7 @@
 //! - [`probing`]: "sending without hearing back" checks of multi-tunnel connections;
 //! - [`sharing`]: the connections' bandwidth buckets;
 //! - [`commands`] and [`reload`]: the operator's `initiate`, `terminate` and reload;
-//! - [`peer`]: the config translated into the engine's peer settings;
+//! - `peer`: the config translated into the engine's peer settings;
 //! - [`deadlines`]: per-key timers, so idle tunnels cost nothing;
 //! - [`view`]: the read-only accessors `ironsecctl status` and metrics are built from.
 //!
