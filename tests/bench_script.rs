@@ -18,22 +18,9 @@ mod common;
 use std::path::Path;
 use std::process::Command;
 
-use serde_json::Value;
-
-use common::{require_root, serial, unique_prefix, workspace_root, IRONSECD};
-
-fn namespaces_with(prefix: &str) -> Vec<String> {
-    let out = Command::new("ip")
-        .args(["netns", "list"])
-        .output()
-        .expect("ip netns list");
-    String::from_utf8_lossy(&out.stdout)
-        .lines()
-        .filter_map(|l| l.split_whitespace().next())
-        .filter(|n| n.starts_with(&format!("{prefix}-")))
-        .map(str::to_string)
-        .collect()
-}
+use common::{
+    require_root, run_json_script, serial, unique_prefix, workspace_root, ScriptReport, IRONSECD,
+};
 
 #[test]
 #[ignore = "needs root"]
@@ -69,42 +56,32 @@ fn quick_run_reports_selected_figures_and_cleans_up() {
         bin_dir.display()
     );
     let script = workspace_root().join("netns-scripts/bench.sh");
-    let out = Command::new("timeout")
-        .args(["-k", "10", "300", "bash"])
-        .arg(&script)
-        .args([
-            "--quick",
-            "--cases",
-            "no-tunnel,ironsec,null",
-            "--suite",
-            "aes128gcm16",
-            "--figures",
-            "rtt,udp",
-            "--pings",
-            "5",
-            "--lan-gro",
-            "--json",
-        ])
-        .env("IRONSEC_BENCH_PREFIX", &prefix)
-        .env("IRONSEC_BIN_DIR", bin_dir)
-        .output()
-        .expect("run bench.sh");
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    println!("{stdout}\n--- stderr ---\n{stderr}");
-    assert!(
-        out.status.success(),
-        "bench.sh failed ({}); see the output above",
-        out.status
+    let ScriptReport {
+        json,
+        stdout,
+        stderr,
+    } = run_json_script(
+        "bench.sh",
+        Command::new("timeout")
+            .args(["-k", "10", "300", "bash"])
+            .arg(&script)
+            .args([
+                "--quick",
+                "--cases",
+                "no-tunnel,ironsec,null",
+                "--suite",
+                "aes128gcm16",
+                "--figures",
+                "rtt,udp",
+                "--pings",
+                "5",
+                "--lan-gro",
+                "--json",
+            ])
+            .env("IRONSEC_BENCH_PREFIX", &prefix)
+            .env("IRONSEC_BIN_DIR", bin_dir),
+        &prefix,
     );
-    assert!(
-        namespaces_with(&prefix).is_empty(),
-        "bench.sh left namespaces behind: {:?}",
-        namespaces_with(&prefix)
-    );
-
-    let json: Value = serde_json::from_str(stdout.lines().last().expect("a JSON last line"))
-        .expect("the last line is JSON");
     assert_eq!(json["lan_gro"], true, "--lan-gro not in the report");
     assert!(
         stderr.contains("rx-udp-gro-forwarding and threaded NAPI on"),

@@ -18,20 +18,9 @@ use std::process::Command;
 
 use serde_json::Value;
 
-use common::{require_root, serial, unique_prefix, workspace_root, IRONSECCTL, IRONSECD};
-
-fn namespaces_with(prefix: &str) -> Vec<String> {
-    let out = Command::new("ip")
-        .args(["netns", "list"])
-        .output()
-        .expect("ip netns list");
-    String::from_utf8_lossy(&out.stdout)
-        .lines()
-        .filter_map(|l| l.split_whitespace().next())
-        .filter(|n| n.starts_with(&format!("{prefix}-")))
-        .map(str::to_string)
-        .collect()
-}
+use common::{
+    require_root, run_json_script, serial, unique_prefix, workspace_root, IRONSECCTL, IRONSECD,
+};
 
 fn script() -> Command {
     let mut c = Command::new("bash");
@@ -84,41 +73,29 @@ fn tiny_run_reports_tunnels_up_and_cpu_and_cleans_up() {
     require_root();
     let _serial = serial();
     let prefix = format!("i{}", unique_prefix());
-    let out = Command::new("timeout")
-        .args(["-k", "10", "240", "bash"])
-        .arg(workspace_root().join("netns-scripts/idle-hub.sh"))
-        .args([
-            "--connections",
-            "2",
-            "--seconds",
-            "3",
-            "--settle",
-            "1",
-            "--timeout",
-            "60",
-            "--baseline",
-            "--json",
-        ])
-        .env("IRONSECD", IRONSECD)
-        .env("IRONSECCTL", IRONSECCTL)
-        .env("IRONSEC_IDLE_PREFIX", &prefix)
-        .output()
-        .expect("run idle-hub.sh");
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    println!("{stdout}\n--- stderr ---\n{stderr}");
-    assert!(
-        out.status.success(),
-        "idle-hub.sh failed ({}); see the output above",
-        out.status
-    );
-    assert!(
-        namespaces_with(&prefix).is_empty(),
-        "idle-hub.sh left namespaces behind: {:?}",
-        namespaces_with(&prefix)
-    );
-    let json: Value = serde_json::from_str(stdout.lines().last().expect("a JSON last line"))
-        .expect("the last line is JSON");
+    let json = run_json_script(
+        "idle-hub.sh",
+        Command::new("timeout")
+            .args(["-k", "10", "240", "bash"])
+            .arg(workspace_root().join("netns-scripts/idle-hub.sh"))
+            .args([
+                "--connections",
+                "2",
+                "--seconds",
+                "3",
+                "--settle",
+                "1",
+                "--timeout",
+                "60",
+                "--baseline",
+                "--json",
+            ])
+            .env("IRONSECD", IRONSECD)
+            .env("IRONSECCTL", IRONSECCTL)
+            .env("IRONSEC_IDLE_PREFIX", &prefix),
+        &prefix,
+    )
+    .json;
     assert_eq!(json["ironsecd"], IRONSECD, "not the binary the suite built");
     assert!(
         json["conditions"]

@@ -3,7 +3,7 @@
 //! keys ([`config`]), ironsecd under guard ([`daemon`]) and its status documents ([`status`]),
 //! the static and IKE labs ([`lab`], [`ike_lab`]), captures and pcap files ([`capture`],
 //! [`pcap`]), packet builders ([`packets`]), pingers ([`ping`]), bulk traffic ([`traffic`]),
-//! daemon log times ([`logtime`]) and strongSwan as a peer ([`strongswan`]). Everything but
+//! daemon log times ([`logtime`]), the `netns-scripts` reports ([`scripts`]) and strongSwan as a peer ([`strongswan`]). Everything but
 //! `strongswan` is re-exported here, so a test file says `use common::*;`.
 //!
 //! Tests that need root (namespaces, TUN devices, raw sockets) are marked
@@ -27,6 +27,7 @@ mod packets;
 mod pcap;
 mod ping;
 mod process;
+mod scripts;
 mod status;
 pub mod strongswan;
 mod tempdir;
@@ -36,7 +37,7 @@ mod traffic;
 #[allow(unused_imports)]
 pub use {
     capture::*, config::*, daemon::*, ike_lab::*, lab::*, logtime::*, netns::*, packets::*,
-    pcap::*, ping::*, process::*, status::*, tempdir::*, traffic::*,
+    pcap::*, ping::*, process::*, scripts::*, status::*, tempdir::*, traffic::*,
 };
 
 use std::path::{Path, PathBuf};

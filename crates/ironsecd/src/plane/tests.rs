@@ -94,6 +94,14 @@ impl Pair {
         }
     }
 
+    /// A pair whose initiator started its tunnels at `now`, with every exchange done.
+    fn up(tag: &str, a_extra: &str, b_extra: &str, now: Instant) -> Pair {
+        let mut p = Pair::new(tag, a_extra, b_extra);
+        p.a.start_tunnels(now);
+        p.settle(now);
+        p
+    }
+
     /// Delivers every queued IKE message and applies every event, as the daemon's flush
     /// does, until both sides are quiet.
     fn settle(&mut self, now: Instant) {
@@ -139,9 +147,7 @@ fn standby() -> TunnelKey {
 #[test]
 fn both_tunnels_come_up_and_the_primary_carries_the_traffic() {
     let base = Instant::now();
-    let mut p = Pair::new("up", "", "");
-    p.a.start_tunnels(base);
-    p.settle(base);
+    let p = Pair::up("up", "", "", base);
     assert!(p.a.sas().is_sending(&primary()));
     assert!(p.a.sas().is_sending(&standby()));
     assert_eq!(p.a.selection("site-b").unwrap().active, vec![primary()]);
@@ -155,9 +161,7 @@ fn both_tunnels_come_up_and_the_primary_carries_the_traffic() {
 fn peer_deleting_its_sas_fails_over_and_restarts_after_the_delay() {
     let base = Instant::now();
     let at = |ms: u64| base + Duration::from_millis(ms);
-    let mut p = Pair::new("restart", "", "");
-    p.a.start_tunnels(base);
-    p.settle(base);
+    let mut p = Pair::up("restart", "", "", base);
     let done = p.b.terminate("site-a", at(1000)).unwrap();
     assert_eq!(done.to_string(), "connection 'site-a': deleting 2 IKE SAs");
     p.settle(at(1000));
@@ -203,9 +207,7 @@ fn peer_deleting_its_sas_fails_over_and_restarts_after_the_delay() {
 #[test]
 fn close_action_trap_traps_the_tunnel_instead_of_restarting() {
     let base = Instant::now();
-    let mut p = Pair::new("trap", "close_action = \"trap\"", "");
-    p.a.start_tunnels(base);
-    p.settle(base);
+    let mut p = Pair::up("trap", "close_action = \"trap\"", "", base);
     assert!(!p.a.tunnel(&primary()).unwrap().trapped);
     p.b.terminate("site-a", base).unwrap();
     // Settle by hand: the trap flag changes the tables.
@@ -221,9 +223,7 @@ fn close_action_trap_traps_the_tunnel_instead_of_restarting() {
 fn operator_terminate_holds_and_initiate_releases() {
     let base = Instant::now();
     let at = |ms: u64| base + Duration::from_millis(ms);
-    let mut p = Pair::new("hold", "", "");
-    p.a.start_tunnels(base);
-    p.settle(base);
+    let mut p = Pair::up("hold", "", "", base);
     let e = |r: Result<CommandDone, CommandError>| r.unwrap_err().to_string();
     assert_eq!(e(p.a.initiate("nope", base)), "no connection named 'nope'");
     assert_eq!(
@@ -508,9 +508,7 @@ fn decide_moves_back_only_with_preempt_after_the_hold_on_a_newer_sa() {
 fn preempt_through_the_plane_marks_the_failed_tunnel_and_moves_back() {
     let base = Instant::now();
     let at = |s: u64| base + Duration::from_secs(s);
-    let mut p = Pair::new("preempt", "preempt = true\npreempt_hold = 10", "");
-    p.a.start_tunnels(base);
-    p.settle(base);
+    let mut p = Pair::up("preempt", "preempt = true\npreempt_hold = 10", "", base);
     assert_eq!(p.a.selection("site-b").unwrap().active, vec![primary()]);
     // The primary's IKE SA goes (the peer deletes just that one).
     let ike_b =
@@ -610,9 +608,7 @@ fn packet(plane: &Plane, key: &TunnelKey, d: Direction) -> Option<SaActivity> {
 fn sending_into_silence_probes_by_deadline_and_idle_tunnels_cost_nothing() {
     let base = Instant::now();
     let at = |ms: u64| base + Duration::from_millis(ms);
-    let mut p = Pair::new("silence", "", "");
-    p.a.start_tunnels(base);
-    p.settle(base);
+    let mut p = Pair::up("silence", "", "", base);
     let ep_deadline = p.a.ep.poll_timeout();
     // Idle: nothing of the plane's own is due, whatever the time.
     assert_eq!(p.a.next_deadline(), ep_deadline);
@@ -667,9 +663,7 @@ fn sending_into_silence_probes_by_deadline_and_idle_tunnels_cost_nothing() {
 fn traffic_on_the_standby_while_the_active_is_silent_follows_the_peer() {
     let base = Instant::now();
     let at = |ms: u64| base + Duration::from_millis(ms);
-    let mut p = Pair::new("follow", "", "");
-    p.a.start_tunnels(base);
-    p.settle(base);
+    let mut p = Pair::up("follow", "", "", base);
     assert_eq!(p.a.selection("site-b").unwrap().active, vec![primary()]);
     // ESP arrives on the standby 300 ms in; at the look 100 ms later the primary has not
     // been silent long enough yet.
