@@ -494,6 +494,7 @@ fn reload_adds_changes_and_removes_sites_without_touching_the_others() {
     )
     .unwrap();
     let (hb, _hc) = pingers(4);
+    // SAFETY: kill(2) touches no memory; the PID is the daemon this test started and still owns.
     unsafe { libc::kill(a.proc_.pid() as i32, libc::SIGHUP) };
     let ok = poll_until(Duration::from_secs(10), || {
         let s = ike_spi(&a, "site-c");

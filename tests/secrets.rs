@@ -800,9 +800,11 @@ fn with_umask<T>(mask: libc::mode_t, f: impl FnOnce() -> T) -> T {
     struct Restore(libc::mode_t);
     impl Drop for Restore {
         fn drop(&mut self) {
+            // SAFETY: umask(2) only swaps the process's file mode mask; it touches no memory.
             unsafe { libc::umask(self.0) };
         }
     }
+    // SAFETY: as above.
     let _r = Restore(unsafe { libc::umask(mask) });
     f()
 }

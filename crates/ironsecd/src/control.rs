@@ -46,8 +46,10 @@ pub fn bind(path: &Path) -> std::io::Result<UnixListener> {
     // (terminate, reload) until the chmod, and the new directory writable by them. Create both
     // under umask 077 so they are never more open than owner-only. (The umask is per process;
     // no other thread creates files while the daemon binds its control socket.)
+    // SAFETY: umask(2) only swaps the process's file mode mask; it touches no memory.
     let old = unsafe { libc::umask(0o077) };
     let r = bind_private(path);
+    // SAFETY: as above, restoring the mask bind_private ran under.
     unsafe { libc::umask(old) };
     r
 }

@@ -34,11 +34,11 @@ pub fn notify(state: &str) {
 /// Tells systemd a reload started; READY=1 must follow when it is over. MONOTONIC_USEC lets
 /// `Type=notify-reload` units (systemd 253+) match the two.
 pub fn reloading() {
-    // SAFETY: clock_gettime only writes the timespec we pass.
     let mut ts = libc::timespec {
         tv_sec: 0,
         tv_nsec: 0,
     };
+    // SAFETY: clock_gettime only writes the timespec we pass, which lives across the call.
     unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut ts) };
     let usec = ts.tv_sec as u64 * 1_000_000 + ts.tv_nsec as u64 / 1_000;
     notify(&format!("RELOADING=1\nMONOTONIC_USEC={usec}"));
