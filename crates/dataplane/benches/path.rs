@@ -16,19 +16,11 @@ use ironsec_dataplane::offload::{self, VnetHdr};
 use ironsec_dataplane::{account_sealed, one_tunnel, open_one, seal_one, Inbound, Tables};
 use ironsec_esp::{HEADROOM, MAX_TRAILER};
 
+mod packets;
+use packets::{tso_super_packet, udp4};
+
 const SIZES: [usize; 3] = [64, 512, 1400];
 const BATCH: u64 = 128;
-
-fn udp4(len: usize) -> Vec<u8> {
-    let mut p = vec![0x5au8; len];
-    p[0] = 0x45;
-    p[2..4].copy_from_slice(&(len as u16).to_be_bytes());
-    p[8] = 64;
-    p[9] = 17;
-    p[12..16].copy_from_slice(&[10, 1, 0, 2]);
-    p[16..20].copy_from_slice(&[10, 2, 0, 2]);
-    p
-}
 
 fn path(c: &mut Criterion) {
     let (k1, k2) = ([1u8; 20], [2u8; 20]);
@@ -84,23 +76,7 @@ fn path(c: &mut Criterion) {
 
     // TSO: one 64 KiB super-packet from the TUN device split into 1400-byte segments.
     let mut group = c.benchmark_group("tso_split_and_seal");
-    let mss = 1348usize; // 1400 - 20 (IP) - 32 (TCP with timestamps)
-    let payload = 46 * mss;
-    let mut sup = vec![0x33u8; 52 + payload];
-    sup[0] = 0x45;
-    sup[9] = 6;
-    sup[12..16].copy_from_slice(&[10, 1, 0, 2]);
-    sup[16..20].copy_from_slice(&[10, 2, 0, 2]);
-    sup[32] = 8 << 4;
-    sup[33] = 0x10;
-    let h = VnetHdr {
-        flags: 1,
-        gso_type: 1,
-        hdr_len: 52,
-        gso_size: mss as u16,
-        csum_start: 20,
-        csum_offset: 16,
-    };
+    let (mut sup, h) = tso_super_packet();
     split_and_seal(&mut group, "aes128gcm16/1400", &mut sup, &h, &a, &gw);
     group.finish();
 

@@ -23,18 +23,11 @@ use ironsec_dataplane::{
 };
 use ironsec_esp::{HEADROOM, MAX_TRAILER};
 
-const SIZE: usize = 64;
+#[path = "../benches/packets/mod.rs"]
+mod packets;
+use packets::{tso_super_packet, udp4};
 
-fn udp4(len: usize) -> Vec<u8> {
-    let mut p = vec![0x5au8; len];
-    p[0] = 0x45;
-    p[2..4].copy_from_slice(&(len as u16).to_be_bytes());
-    p[8] = 64;
-    p[9] = 17;
-    p[12..16].copy_from_slice(&[10, 1, 0, 2]);
-    p[16..20].copy_from_slice(&[10, 2, 0, 2]);
-    p
-}
+const SIZE: usize = 64;
 
 /// Seals `n` packets, each into its own buffer (kept for [`open_loop`]).
 #[inline(never)]
@@ -83,27 +76,6 @@ fn split_loop(a: &Tables, gw: &GatewayCounters, sup: &mut [u8], h: &VnetHdr, rou
             black_box(account_sealed(0, verdict, gw, None));
         }
     }
-}
-
-/// A TCP super-packet of 46 segments of 1348 bytes (1400-byte packets with timestamps).
-fn tso_super_packet() -> (Vec<u8>, VnetHdr) {
-    let mss = 1348usize;
-    let mut sup = vec![0x33u8; 52 + 46 * mss];
-    sup[0] = 0x45;
-    sup[9] = 6;
-    sup[12..16].copy_from_slice(&[10, 1, 0, 2]);
-    sup[16..20].copy_from_slice(&[10, 2, 0, 2]);
-    sup[32] = 8 << 4;
-    sup[33] = 0x10;
-    let h = VnetHdr {
-        flags: 1,
-        gso_type: 1,
-        hdr_len: 52,
-        gso_size: mss as u16,
-        csum_start: 20,
-        csum_offset: 16,
-    };
-    (sup, h)
 }
 
 fn main() {

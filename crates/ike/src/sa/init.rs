@@ -246,18 +246,8 @@ impl IkeSa {
                 return;
             }
         };
-        // NAT detection: a hash that does not match the address we see means a NAT between.
-        let natd_src = p
-            .notify(NotifyType::NatDetectionSourceIp)
-            .map(|n| n.data.clone());
-        let natd_dst = p
-            .notify(NotifyType::NatDetectionDestinationIp)
-            .map(|n| n.data.clone());
-        let peer_nat =
-            natd_src.is_some_and(|h| h != nat_detection_hash(self.spi_i, self.spi_r, self.remote));
-        let our_nat =
-            natd_dst.is_some_and(|h| h != nat_detection_hash(self.spi_i, self.spi_r, self.local));
-        self.natt = conn.force_encap || peer_nat || our_nat;
+        self.natt =
+            conn.force_encap || nat_between(p, self.spi_i, self.spi_r, self.local, self.remote);
         self.fragmentation = p.notify(NotifyType::Ikev2FragmentationSupported).is_some();
         if self.natt {
             self.local.set_port(ctx.cfg.natt_port);
@@ -465,15 +455,7 @@ pub(crate) fn respond(
     let nr = random_bytes(ctx.rng, NONCE_LEN);
     let mut sa_state = IkeSa::new(new_spi, false, h.spi_i, new_spi, local, remote, ctx.now);
     sa_state.candidates = candidates;
-    let natd_src = p
-        .notify(NotifyType::NatDetectionSourceIp)
-        .map(|n| n.data.clone());
-    let natd_dst = p
-        .notify(NotifyType::NatDetectionDestinationIp)
-        .map(|n| n.data.clone());
-    let peer_nat = natd_src.is_some_and(|x| x != nat_detection_hash(h.spi_i, 0, remote));
-    let our_nat = natd_dst.is_some_and(|x| x != nat_detection_hash(h.spi_i, 0, local));
-    sa_state.natt = conn.force_encap || peer_nat || our_nat;
+    sa_state.natt = conn.force_encap || nat_between(p, h.spi_i, 0, local, remote);
     let mut payloads = vec![
         Payload::Sa(chosen_ike(number, algs, Vec::new())),
         Payload::Ke(KePayload {
@@ -509,4 +491,22 @@ pub(crate) fn respond(
     sa_state.expected_request_id = 1;
     sa_state.half_open_deadline = ctx.now.checked_add(ctx.cfg.half_open_timeout);
     Some(sa_state)
+}
+
+/// NAT detection (RFC 7296 2.23): whether the peer's NAT_DETECTION_SOURCE_IP (hashed over the
+/// SPIs it knew and its own address) or NAT_DETECTION_DESTINATION_IP (over ours) disagrees
+/// with the addresses this datagram came from and went to, i.e. a NAT sits between us.
+fn nat_between(
+    p: &[Payload],
+    spi_i: u64,
+    spi_r: u64,
+    local: SocketAddr,
+    remote: SocketAddr,
+) -> bool {
+    let differs = |kind, addr| {
+        p.notify(kind)
+            .is_some_and(|n| n.data[..] != nat_detection_hash(spi_i, spi_r, addr)[..])
+    };
+    differs(NotifyType::NatDetectionSourceIp, remote)
+        || differs(NotifyType::NatDetectionDestinationIp, local)
 }
