@@ -12,6 +12,7 @@ pub mod checksum;
 pub mod counters;
 pub mod ethtool;
 pub mod gro;
+pub mod guard;
 pub mod iproute;
 pub mod offload;
 pub mod packet;

@@ -8,8 +8,8 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use ironsec_dataplane::{
-    iproute, AcquireSink, ActivitySink, Dataplane, IkeSink, SaActivity, Sinks, TunnelId,
-    UnknownSpiSink,
+    guard, iproute, AcquireSink, ActivitySink, Dataplane, IkeSink, Prefix, SaActivity, Sinks,
+    TunnelId, UnknownSpiSink,
 };
 use tokio::signal::unix::{signal, SignalKind};
 use tokio::sync::{mpsc, Notify};
@@ -105,6 +105,44 @@ fn wanted_routes(cfg: &Config) -> BTreeMap<String, Option<IpAddr>> {
     out
 }
 
+/// The guard prefix of a route key of [`wanted_routes`] (which holds them as text).
+fn guard_of(prefix: &str) -> Result<Prefix, ironsec_dataplane::DataplaneError> {
+    prefix
+        .parse()
+        .map_err(|e| ironsec_dataplane::DataplaneError::Ip {
+            cmd: format!("route replace blackhole {prefix}"),
+            reason: format!("not a prefix: {e}"),
+        })
+}
+
+/// Brings the guard routes in line with `routes` at start: installs (or adopts, after a crash
+/// or a restart) one per remote selector and removes those of selectors no longer configured
+/// (a connection removed while the daemon was stopped). See `ironsec_dataplane::guard`.
+fn reconcile_guards(
+    routes: &BTreeMap<String, Option<IpAddr>>,
+) -> Result<(), ironsec_dataplane::DataplaneError> {
+    let have = guard::list()?;
+    let want = routes
+        .keys()
+        .map(|p| guard_of(p))
+        .collect::<Result<Vec<_>, _>>()?;
+    for p in &want {
+        guard::install(p)?;
+    }
+    let adopted = want.iter().filter(|p| have.contains(p)).count();
+    let stale: Vec<&Prefix> = have.iter().filter(|p| !want.contains(p)).collect();
+    for p in &stale {
+        guard::remove(p)?;
+    }
+    tracing::info!(
+        guards = want.len(),
+        adopted,
+        removed = stale.len(),
+        "guard routes in place (they stay when ironsecd stops; `ironsecd cleanup` removes them)"
+    );
+    Ok(())
+}
+
 impl Running {
     fn plane(&self) -> MutexGuard<'_, Plane> {
         self.plane.lock().unwrap_or_else(|p| p.into_inner())
@@ -118,6 +156,11 @@ impl Running {
         let dev = self.dp.tun_name();
         for (p, src) in &want {
             if have.get(p) != Some(src) {
+                // The guard first, so the new prefix never follows the main table in clear.
+                if let Err(e) = guard_of(p).and_then(|g| guard::install(&g)) {
+                    errs.push(e.to_string());
+                    continue;
+                }
                 match iproute::route_via(p, dev, *src) {
                     Ok(()) => {
                         have.insert(p.clone(), *src);
@@ -132,7 +175,10 @@ impl Running {
             .cloned()
             .collect();
         for p in stale {
-            match iproute::route_del(&p, dev) {
+            // A removed connection's traffic is no longer ours to guard: its guard goes too.
+            match iproute::route_del(&p, dev)
+                .and_then(|()| guard_of(&p).and_then(|g| guard::remove(&g)))
+            {
                 Ok(()) => {
                     have.remove(&p);
                 }
@@ -253,8 +299,11 @@ pub fn run(cfg: Config) -> Result<(), DaemonError> {
         unknown_spi: Some(unknown_spi),
         activity: Some(activity),
     };
-    let dp = Dataplane::start(&dp_cfg, plane.tables()?, sinks)?;
+    // Guards before the TUN device: from here on, whatever happens to this process, traffic
+    // for the remote selectors is never routed out in clear.
     let routes = wanted_routes(&cfg);
+    reconcile_guards(&routes)?;
+    let dp = Dataplane::start(&dp_cfg, plane.tables()?, sinks)?;
     for (p, src) in &routes {
         if let Err(e) = iproute::route_via(p, dp.tun_name(), *src) {
             dp.shutdown();
@@ -331,7 +380,8 @@ pub fn run(cfg: Config) -> Result<(), DaemonError> {
     drop(rt);
     if let Ok(running) = Arc::try_unwrap(running) {
         let _ = std::fs::remove_file(&running.control_socket);
-        // Routes go with the TUN device; the device goes with the fast path.
+        // Routes go with the TUN device; the device goes with the fast path. The guard routes
+        // stay (see `ironsec_dataplane::guard`).
         running.dp.shutdown();
     }
     r

@@ -26,11 +26,20 @@ enum Command {
     /// Validate the configuration (and the key files it names) and exit: 0 when valid,
     /// 1 with one `FILE: KEY: REASON` line per problem otherwise.
     Check,
+    /// Remove the guard routes ironsecd leaves in place when it stops (so that traffic for the
+    /// remote sites is dropped, never sent in clear, while it is not running). The explicit
+    /// uninstall step: refused while the daemon of this config answers on its control socket.
+    Cleanup,
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
     ironsecd::logging::init();
+    let check_only = match cli.command {
+        Some(Command::Cleanup) => return cleanup(&cli.config),
+        Some(Command::Check) => true,
+        None => false,
+    };
     let cfg = match Config::load(&cli.config) {
         Ok(c) => c,
         Err(errs) => {
@@ -40,18 +49,59 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    match cli.command {
-        Some(Command::Check) => {
-            println!("{}: OK ({})", cli.config.display(), cfg.describe());
+    if check_only {
+        println!("{}: OK ({})", cli.config.display(), cfg.describe());
+        return ExitCode::SUCCESS;
+    }
+    match ironsecd::daemon::run(cfg) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            tracing::error!(error = %e, "ironsecd stopped");
+            eprintln!("ironsecd: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// `ironsecd cleanup`: removes every guard route of this network namespace. A config that does
+/// not load does not stop it (the guards may belong to an older one); a daemon that answers on
+/// the config's control socket does, since it would be left running without its guards.
+fn cleanup(config: &std::path::Path) -> ExitCode {
+    match Config::load(config) {
+        Ok(cfg) => {
+            let sock = &cfg.gateway.control_socket;
+            if std::os::unix::net::UnixStream::connect(sock).is_ok() {
+                eprintln!(
+                    "ironsecd cleanup: ironsecd is running (its control socket {} answers); stop it first",
+                    sock.display()
+                );
+                return ExitCode::FAILURE;
+            }
+        }
+        Err(errs) => {
+            for e in &errs.0 {
+                eprintln!("warning: {e}");
+            }
+            eprintln!(
+                "warning: cannot check for a running ironsecd ({} does not load); removing the guards anyway",
+                config.display()
+            );
+        }
+    }
+    match ironsec_dataplane::guard::remove_all() {
+        Ok(removed) => {
+            let list: Vec<String> = removed.iter().map(|p| p.to_string()).collect();
+            println!(
+                "removed {} guard route(s){}{}",
+                removed.len(),
+                if list.is_empty() { "" } else { ": " },
+                list.join(" ")
+            );
             ExitCode::SUCCESS
         }
-        None => match ironsecd::daemon::run(cfg) {
-            Ok(()) => ExitCode::SUCCESS,
-            Err(e) => {
-                tracing::error!(error = %e, "ironsecd stopped");
-                eprintln!("ironsecd: {e}");
-                ExitCode::FAILURE
-            }
-        },
+        Err(e) => {
+            eprintln!("ironsecd cleanup: {e}");
+            ExitCode::FAILURE
+        }
     }
 }

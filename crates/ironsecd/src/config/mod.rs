@@ -405,6 +405,24 @@ fn validate_connection(
     }
     let local_ts = prefixes(file, &format!("{key}.local_ts"), &c.local_ts, errs);
     let remote_ts = prefixes(file, &format!("{key}.remote_ts"), &c.remote_ts, errs);
+    for (i, p) in remote_ts.iter().enumerate() {
+        // Routes into the TUN device (and the guard routes that outlive the daemon) are made
+        // for each remote selector: a catch-all one would take over the host's default route,
+        // including the way to the peers and, once the daemon stops, everything.
+        if p.is_catch_all() {
+            errs.push(ConfigError::new(
+                file,
+                format!("{key}.remote_ts[{i}]"),
+                format!(
+                    "{p} as a policy-based remote selector would replace this host's default \
+                     route (and cut the way to the peers); sending all traffic through a tunnel \
+                     needs a route-based connection (a tunnel interface of its own, where the \
+                     routing table decides), which ironsec does not offer yet: list the remote \
+                     site's subnets instead"
+                ),
+            ));
+        }
+    }
     if c.tunnels.is_empty() {
         errs.push(ConfigError::new(
             file,

@@ -945,3 +945,31 @@ fn restart_change_message() {
         "gateway.workers: changed from 0 to 3; gateway settings apply at start (restart ironsecd)"
     );
 }
+
+#[test]
+fn catch_all_remote_selectors_are_refused_with_a_pointer_to_route_based() {
+    let d = Dir::new("catch-all");
+    for (ts, idx) in [("0.0.0.0/0", 1), ("::/0", 1)] {
+        let t = example(&d, "a").replace(
+            "remote_ts = [\"10.2.0.0/24\"]",
+            &format!("remote_ts = [\"10.2.0.0/24\", \"{ts}\"]"),
+        );
+        let e = errors(&d, &t);
+        assert_eq!(e.len(), 1, "{e:?}");
+        assert_eq!(e[0].key, format!("connection[0].remote_ts[{idx}]"));
+        assert!(
+            e[0].reason.starts_with(&format!("{ts} as a policy-based")),
+            "{}",
+            e[0]
+        );
+        assert!(e[0].reason.contains("default route"), "{}", e[0]);
+        assert!(e[0].reason.contains("route-based connection"), "{}", e[0]);
+    }
+    // Halves of the address space are ordinary selectors.
+    let t = example(&d, "a").replace(
+        "remote_ts = [\"10.2.0.0/24\"]",
+        "remote_ts = [\"0.0.0.0/1\", \"128.0.0.0/1\"]",
+    );
+    let p = d.write("c.toml", &t, 0o644);
+    Config::load(&p).unwrap_or_else(|e| panic!("{e}"));
+}
