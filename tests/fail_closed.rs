@@ -1,0 +1,445 @@
+//! Fail closed across the daemon's life (README "Fail closed: guard routes"): with ironsecd
+//! killed (SIGKILL), stopped (SIGTERM) or restarting, no packet for a remote selector leaves in
+//! clear, although the gateway has a default route out of its WAN interface.
+//!
+//! The judge is outside gwA: an nftables counter on gwB's side of the WAN wire (netdev ingress
+//! hook on `wan`) counts every packet that arrives with an inner destination in lanB's subnet,
+//! i.e. unencrypted (ESP packets are addressed to gwB's WAN address). A second counter counts
+//! ESP-in-UDP, to show the same wire carries the tunnel. The control test removes the guards
+//! with `ironsecd cleanup` and shows the judge then does see cleartext: the judge can fail.
+//!
+//! Also: a reload that adds or removes a remote selector adds or removes its guard, and a
+//! catch-all `remote_ts` is refused before anything touches the host's default route.
+
+mod common;
+
+use std::fs;
+use std::net::Ipv4Addr;
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use common::*;
+
+const LAN_B_HOST: Ipv4Addr = Ipv4Addr::new(10, 2, 0, 2);
+const LAN_B_NET: &str = "10.2.0.0/24";
+const PING_PATTERN: &[u8] = b"IRONSEC-FAIL-CLOSED-CANARY";
+/// The routing protocol number of guard routes (`ironsec_dataplane::guard::GUARD_PROTO`).
+const GUARD_PROTO: &str = "147";
+const UP_TIMEOUT: Duration = Duration::from_secs(20);
+
+fn ip(ns: &str, args: &[&str]) -> String {
+    let o = run_ok(ns_cmd(ns, "ip").args(args), Duration::from_secs(5));
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+/// The guard routes in `ns`, as `ip route show` prints them.
+fn guards(ns: &str) -> String {
+    ip(ns, &["-4", "route", "show", "proto", GUARD_PROTO])
+}
+
+/// The outside judge: counters on gwB's end of the WAN wire.
+struct Judge {
+    ns: String,
+}
+
+impl Judge {
+    fn install(ns: &str) -> Judge {
+        let rules = format!(
+            "table netdev fc_judge {{\n\
+               chain wire {{\n\
+                 type filter hook ingress device \"wan\" priority 0; policy accept;\n\
+                 ip daddr {LAN_B_NET} counter comment \"cleartext\"\n\
+                 udp dport 4500 counter comment \"esp\"\n\
+               }}\n\
+             }}\n"
+        );
+        let mut cmd = ns_cmd(ns, "nft");
+        cmd.args(["-f", "-"]);
+        run_with_stdin(&mut cmd, rules.as_bytes());
+        Judge { ns: ns.to_string() }
+    }
+
+    /// (cleartext packets to lanB's subnet, ESP-in-UDP packets) seen on the wire so far.
+    fn counts(&self) -> (u64, u64) {
+        let out = ip_nft(&self.ns, &["list", "chain", "netdev", "fc_judge", "wire"]);
+        let count = |tag: &str| -> u64 {
+            let line = out
+                .lines()
+                .find(|l| l.contains(&format!("comment \"{tag}\"")))
+                .unwrap_or_else(|| panic!("no {tag} rule in:\n{out}"));
+            let mut w = line.split_whitespace();
+            w.find(|x| *x == "packets")
+                .and_then(|_| w.next())
+                .and_then(|n| n.parse().ok())
+                .unwrap_or_else(|| panic!("no packet count in {line:?}"))
+        };
+        (count("cleartext"), count("esp"))
+    }
+}
+
+fn ip_nft(ns: &str, args: &[&str]) -> String {
+    let o = run_ok(ns_cmd(ns, "nft").args(args), Duration::from_secs(5));
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+fn run_with_stdin(cmd: &mut Command, input: &[u8]) {
+    use std::io::Write;
+    use std::process::Stdio;
+    let mut child = cmd
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn nft");
+    child.stdin.take().unwrap().write_all(input).unwrap();
+    let st = wait_deadline(&mut child, Duration::from_secs(5)).expect("nft -f timed out");
+    let mut err = String::new();
+    if let Some(mut e) = child.stderr.take() {
+        use std::io::Read;
+        let _ = e.read_to_string(&mut err);
+    }
+    assert!(st.success(), "nft -f failed: {err}");
+}
+
+/// A lab with the tunnel up, gwA given a default route out of its WAN (so that anything not
+/// routed elsewhere would leave in clear), and the judge on gwB's end of the wire.
+fn lab_with_default_route() -> (IkeLab, Judge) {
+    let lab = IkeLab::start(IkeLabOpts::default());
+    lab.wait_up(UP_TIMEOUT).unwrap_or_else(|e| panic!("{e}"));
+    ip(
+        &lab.topo.gw_a,
+        &["route", "add", "default", "via", "192.0.2.2", "dev", "wan"],
+    );
+    let judge = Judge::install(&lab.topo.gw_b);
+    assert!(
+        wait_ping(&lab, Duration::from_secs(10)),
+        "no ping through the tunnel at the start\n{}",
+        lab.logs()
+    );
+    let (clear, esp) = judge.counts();
+    assert_eq!(clear, 0, "cleartext on the wire with the tunnel up");
+    assert!(
+        esp > 0,
+        "the judge saw no ESP for a ping through the tunnel"
+    );
+    assert!(
+        guards(&lab.topo.gw_a).contains(LAN_B_NET),
+        "no guard route for {LAN_B_NET} in gwA: {}\n{}",
+        ip(&lab.topo.gw_a, &["route"]),
+        lab.logs()
+    );
+    (lab, judge)
+}
+
+/// One ping lanA -> lanB every 250 ms until one is answered (bounded).
+fn wait_ping(lab: &IkeLab, timeout: Duration) -> bool {
+    let deadline = Instant::now() + timeout;
+    while Instant::now() < deadline {
+        let r = ping(
+            &lab.topo.lan_a,
+            LAN_B_HOST,
+            1,
+            pattern_payload(PING_PATTERN, 56),
+            Duration::ZERO,
+            Duration::from_millis(250),
+        );
+        if r.received == 1 {
+            return true;
+        }
+    }
+    false
+}
+
+/// What happens to gwA's daemon under traffic.
+#[derive(Clone, Copy, Debug)]
+enum Absence {
+    /// SIGKILL, 2 s with no daemon, start again.
+    Crash,
+    /// SIGTERM, 2 s with no daemon, start again.
+    Stop,
+    /// SIGTERM and start again at once, as `systemctl restart` does.
+    Restart,
+}
+
+/// lanA pings lanB every 10 ms (bounded: 800 requests, 8 s) while gwA's daemon goes away and
+/// comes back; the judge must count zero cleartext packets, and the tunnel must carry pings
+/// again afterwards. (Without guards, even the ~0.1 s gap of a restart leaks a few of these:
+/// checked by disabling the guards, see the report in README "Fail closed".)
+fn absent_under_traffic(how: Absence) {
+    let _s = serial();
+    require_root();
+    let (mut lab, judge) = lab_with_default_route();
+    let pinger = ping_paced_in_background(
+        &lab.topo.lan_a,
+        LAN_B_HOST,
+        800,
+        pattern_payload(PING_PATTERN, 56),
+        Duration::from_millis(10),
+        Duration::from_millis(500),
+    );
+    std::thread::sleep(Duration::from_millis(1000));
+    let (_, esp_before) = judge.counts();
+    match how {
+        Absence::Crash => lab.a.kill9(),
+        Absence::Stop | Absence::Restart => {
+            let st = lab.a.stop();
+            assert!(
+                st.is_some_and(|s| s.success()),
+                "gwA did not stop cleanly on SIGTERM: {st:?}\n{}",
+                lab.logs()
+            );
+        }
+    }
+    if !matches!(how, Absence::Restart) {
+        // The gap: no daemon, no TUN device, traffic still arriving from lanA.
+        assert!(
+            poll_until(Duration::from_secs(5), || !ip(
+                &lab.topo.gw_a,
+                &["link", "show"]
+            )
+            .contains("ipsec0")),
+            "ipsec0 still exists after the daemon went away"
+        );
+        std::thread::sleep(Duration::from_secs(2));
+        let g = guards(&lab.topo.gw_a);
+        assert!(
+            g.contains(LAN_B_NET),
+            "{how:?}: the guard for {LAN_B_NET} went with the daemon: {g:?}"
+        );
+        // `ip route get` refuses (EINVAL) an address whose route is a blackhole.
+        let route = run_timeout(
+            ns_cmd(&lab.topo.gw_a, "ip").args(["route", "get", "10.2.0.2"]),
+            Duration::from_secs(5),
+        );
+        assert!(
+            !route.status.success(),
+            "{how:?}: with no daemon gwA routes lanB by {}",
+            String::from_utf8_lossy(&route.stdout)
+        );
+        let (clear, _) = judge.counts();
+        assert_eq!(
+            clear, 0,
+            "{how:?}: cleartext for lanB on the WAN while ironsecd was down"
+        );
+    }
+    lab.restart_a();
+    let up = lab.wait_up(UP_TIMEOUT).unwrap_or_else(|e| panic!("{e}"));
+    let run = pinger.join().expect("pinger");
+    assert!(
+        wait_ping(&lab, Duration::from_secs(10)),
+        "{how:?}: no ping through the tunnel after the restart\n{}",
+        lab.logs()
+    );
+    let (clear, esp_after) = judge.counts();
+    println!(
+        "{how:?}: {} pings sent, {} answered, {} lost; tunnel up {up:.1?} after the daemon was ready again; \
+         judge on the WAN: {clear} cleartext, {} ESP packets since the kill",
+        run.sent(),
+        run.received(),
+        run.lost().len(),
+        esp_after - esp_before
+    );
+    assert_eq!(
+        clear,
+        0,
+        "{how:?}: {clear} cleartext packets for lanB on the WAN\n{}",
+        lab.logs()
+    );
+    assert!(
+        esp_after > esp_before,
+        "{how:?}: no ESP on the WAN after the restart"
+    );
+    assert!(
+        !run.lost().is_empty() || matches!(how, Absence::Restart),
+        "{how:?}: no ping was lost while the daemon was away: did it go away?"
+    );
+    // The restarted daemon adopted the guard rather than adding a second one.
+    let g = guards(&lab.topo.gw_a);
+    assert_eq!(g.lines().count(), 1, "guards after the restart: {g:?}");
+    assert!(
+        lab.log_a().contains("adopted=1"),
+        "the restarted gwA did not report adopting its guard\n{}",
+        lab.log_a()
+    );
+}
+
+#[test]
+#[ignore = "needs root"]
+fn sigkill_under_traffic_leaks_no_cleartext() {
+    absent_under_traffic(Absence::Crash);
+}
+
+#[test]
+#[ignore = "needs root"]
+fn sigterm_under_traffic_leaks_no_cleartext() {
+    absent_under_traffic(Absence::Stop);
+}
+
+#[test]
+#[ignore = "needs root"]
+fn restart_under_traffic_leaks_no_cleartext() {
+    absent_under_traffic(Absence::Restart);
+}
+
+/// The control: with the guard removed by the explicit step, the same traffic with the daemon
+/// killed leaves in clear and the judge counts it. Also: cleanup refuses while the daemon runs.
+#[test]
+#[ignore = "needs root"]
+fn without_the_guard_the_judge_sees_cleartext() {
+    let _s = serial();
+    require_root();
+    let (mut lab, judge) = lab_with_default_route();
+    let cleanup = |lab: &IkeLab| {
+        run_timeout(
+            ns_cmd(&lab.topo.gw_a, IRONSECD)
+                .arg("cleanup")
+                .arg("--config")
+                .arg(&lab.cfg_a),
+            Duration::from_secs(10),
+        )
+    };
+    let o = cleanup(&lab);
+    assert!(
+        !o.status.success(),
+        "cleanup with the daemon running should be refused"
+    );
+    assert!(
+        String::from_utf8_lossy(&o.stderr).contains("ironsecd is running"),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    assert!(guards(&lab.topo.gw_a).contains(LAN_B_NET));
+
+    lab.a.kill9();
+    let o = cleanup(&lab);
+    let out = String::from_utf8_lossy(&o.stdout);
+    assert!(
+        o.status.success(),
+        "cleanup: {out}{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    assert!(
+        out.contains("removed 1 guard route(s): 10.2.0.0/24"),
+        "{out}"
+    );
+    assert_eq!(guards(&lab.topo.gw_a), "", "guards left after cleanup");
+    let r = ping(
+        &lab.topo.lan_a,
+        LAN_B_HOST,
+        20,
+        pattern_payload(PING_PATTERN, 56),
+        Duration::from_millis(20),
+        Duration::from_millis(100),
+    );
+    let (clear, _) = judge.counts();
+    println!(
+        "without the guard: {} pings sent, judge counted {clear} cleartext packets",
+        r.sent
+    );
+    assert!(
+        clear >= u64::from(r.sent),
+        "the judge saw {clear} cleartext packets of {} sent without a guard: it cannot see a leak",
+        r.sent
+    );
+    // A second cleanup finds nothing and says so.
+    let o = cleanup(&lab);
+    assert!(o.status.success());
+    assert!(String::from_utf8_lossy(&o.stdout).contains("removed 0 guard route(s)"));
+}
+
+/// A reload that adds a remote selector adds its guard; one that removes it removes the guard;
+/// the other selector's guard stays throughout.
+#[test]
+#[ignore = "needs root"]
+fn reload_adds_and_removes_guards() {
+    let _s = serial();
+    require_root();
+    let lab = IkeLab::start(IkeLabOpts::default());
+    let original = fs::read_to_string(&lab.cfg_a).unwrap();
+    let reload = |text: &str| {
+        fs::write(&lab.cfg_a, text).unwrap();
+        let o = ironsecctl(&lab.sock_a, &["reload"]);
+        assert!(
+            o.status.success(),
+            "reload: {}{}",
+            String::from_utf8_lossy(&o.stdout),
+            String::from_utf8_lossy(&o.stderr)
+        );
+    };
+    reload(&rewrite_toml_lines(
+        &original,
+        &[("remote_ts", r#"["10.2.0.0/24", "10.9.0.0/24"]"#.to_string())],
+    ));
+    let g = guards(&lab.topo.gw_a);
+    assert!(
+        g.contains("10.9.0.0/24") && g.contains(LAN_B_NET),
+        "guards after adding 10.9.0.0/24: {g:?}"
+    );
+    reload(&original);
+    let g = guards(&lab.topo.gw_a);
+    assert!(
+        !g.contains("10.9.0.0/24") && g.contains(LAN_B_NET),
+        "guards after removing 10.9.0.0/24: {g:?}"
+    );
+    assert_eq!(ip(&lab.topo.gw_a, &["route", "show", "10.9.0.0/24"]), "");
+}
+
+/// 0.0.0.0/0 as a policy-based remote selector is refused at config check and at start, with a
+/// pointer to route-based connections, and gwA's default route is left as it was.
+#[test]
+#[ignore = "needs root"]
+fn catch_all_remote_ts_is_refused_and_the_default_route_stays() {
+    let _s = serial();
+    require_root();
+    let prefix = unique_prefix();
+    let dir = TempDir::new(&prefix);
+    let topo = Topology::up(&prefix);
+    ip(
+        &topo.gw_a,
+        &["route", "add", "default", "via", "192.0.2.2", "dev", "wan"],
+    );
+    let before = ip(&topo.gw_a, &["route", "show", "default"]);
+    let psk = write_psk(&dir, "psk");
+    let sock = dir.join("a.sock");
+    let cfg = dir.join("gw-a.toml");
+    let text = format!(
+        "{}{}",
+        gateway_toml(&sock, ""),
+        conn_toml(&Conn {
+            name: "everything",
+            local_id: "gw-a.example",
+            remote_id: "gw-b.example",
+            psk_file: &psk,
+            local_ts: "10.1.0.0/24",
+            remote_ts: "0.0.0.0/0",
+            local: Ipv4Addr::new(192, 0, 2, 1),
+            remote: Ipv4Addr::new(192, 0, 2, 2),
+            start_action: "start",
+            extra: "",
+        })
+    );
+    fs::write(&cfg, text).unwrap();
+    for args in [&["check", "--config"][..], &["--config"][..]] {
+        let o = run_timeout(
+            ns_cmd(&topo.gw_a, IRONSECD).args(args).arg(&cfg),
+            Duration::from_secs(10),
+        );
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert!(!o.status.success(), "ironsecd {args:?} accepted 0.0.0.0/0");
+        assert!(
+            err.contains("connection[0].remote_ts[0]: 0.0.0.0/0 as a policy-based remote selector")
+                && err.contains("route-based connection"),
+            "ironsecd {args:?}: {err}"
+        );
+    }
+    assert_eq!(
+        ip(&topo.gw_a, &["route", "show", "default"]),
+        before,
+        "gwA's default route changed"
+    );
+    assert_eq!(
+        guards(&topo.gw_a),
+        "",
+        "guards installed for a refused config"
+    );
+}
