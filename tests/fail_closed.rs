@@ -366,14 +366,23 @@ fn reload_adds_and_removes_guards() {
             String::from_utf8_lossy(&o.stderr)
         );
     };
+    let guards6 = |ns: &str| ip(ns, &["-6", "route", "show", "proto", GUARD_PROTO]);
     reload(&rewrite_toml_lines(
         &original,
-        &[("remote_ts", r#"["10.2.0.0/24", "10.9.0.0/24"]"#.to_string())],
+        &[(
+            "remote_ts",
+            r#"["10.2.0.0/24", "10.9.0.0/24", "fd00:9::/64"]"#.to_string(),
+        )],
     ));
     let g = guards(&lab.topo.gw_a);
     assert!(
         g.contains("10.9.0.0/24") && g.contains(LAN_B_NET),
         "guards after adding 10.9.0.0/24: {g:?}"
+    );
+    let g6 = guards6(&lab.topo.gw_a);
+    assert!(
+        g6.contains("blackhole fd00:9::/64") && g6.contains("metric 4242"),
+        "IPv6 guard after adding fd00:9::/64: {g6:?}"
     );
     reload(&original);
     let g = guards(&lab.topo.gw_a);
@@ -381,7 +390,32 @@ fn reload_adds_and_removes_guards() {
         !g.contains("10.9.0.0/24") && g.contains(LAN_B_NET),
         "guards after removing 10.9.0.0/24: {g:?}"
     );
+    assert_eq!(guards6(&lab.topo.gw_a), "", "IPv6 guard left after removal");
     assert_eq!(ip(&lab.topo.gw_a, &["route", "show", "10.9.0.0/24"]), "");
+
+    // A selector removed while the daemon is stopped: its guard stays until the next start,
+    // which removes it and adopts the other.
+    reload(&rewrite_toml_lines(
+        &original,
+        &[("remote_ts", r#"["10.2.0.0/24", "10.9.0.0/24"]"#.to_string())],
+    ));
+    let mut lab = lab;
+    assert!(lab.a.stop().is_some_and(|s| s.success()));
+    assert!(guards(&lab.topo.gw_a).contains("10.9.0.0/24"));
+    fs::write(&lab.cfg_a, &original).unwrap();
+    lab.restart_a();
+    let g = guards(&lab.topo.gw_a);
+    assert!(
+        !g.contains("10.9.0.0/24") && g.contains(LAN_B_NET),
+        "guards after a start without 10.9.0.0/24: {g:?}"
+    );
+    let log = lab.log_a();
+    assert!(
+        log.lines().any(|l| l.contains("guard routes in place")
+            && l.contains("adopted=1")
+            && l.contains("removed=1")),
+        "the start did not report adopting one guard and removing one:\n{log}"
+    );
 }
 
 /// 0.0.0.0/0 as a policy-based remote selector is refused at config check and at start, with a
