@@ -72,6 +72,14 @@ impl Keying {
         }
     }
 
+    /// Peer addresses of the tunnels, in `tunnels` order.
+    pub fn remote_ips(&self) -> Vec<IpAddr> {
+        match self {
+            Keying::Static(s) => s.tunnels.iter().map(|t| t.remote.ip()).collect(),
+            Keying::Ike(i) => i.tunnels.iter().map(|t| t.remote).collect(),
+        }
+    }
+
     pub fn name(&self) -> &'static str {
         match self {
             Keying::Static(_) => "static",
@@ -451,6 +459,31 @@ fn validate_connection(
         KeyingKind::Static => static_keying::validate(file, key, c, port, errs).map(Keying::Static),
         KeyingKind::Ike => ike_keying::validate(file, key, c, errs).map(Keying::Ike),
     };
+    if let Some(k) = &keying {
+        // Routing a peer's own address into the TUN device would send the tunnel's IKE and
+        // ESP packets into the tunnel itself (and, with the daemon stopped, into its guard).
+        for (i, p) in remote_ts.iter().enumerate() {
+            if p.is_catch_all() {
+                continue;
+            }
+            if let Some((j, peer)) = k
+                .remote_ips()
+                .into_iter()
+                .enumerate()
+                .find(|(_, a)| p.contains(*a))
+            {
+                errs.push(ConfigError::new(
+                    file,
+                    format!("{key}.remote_ts[{i}]"),
+                    format!(
+                        "{p} contains {peer}, the peer of tunnels[{j}]: the tunnel's own IKE and \
+                         ESP packets would be routed into the tunnel; list the remote site's \
+                         subnets without the peer's address"
+                    ),
+                ));
+            }
+        }
+    }
     if errs.len() > before {
         return None;
     }

@@ -965,11 +965,30 @@ fn catch_all_remote_selectors_are_refused_with_a_pointer_to_route_based() {
         assert!(e[0].reason.contains("default route"), "{}", e[0]);
         assert!(e[0].reason.contains("route-based connection"), "{}", e[0]);
     }
-    // Halves of the address space are ordinary selectors.
+    // Halves of the address space are ordinary selectors, as long as they leave the peer
+    // (192.0.2.2 in the example) out.
+    let t = example(&d, "a").replace(
+        "remote_ts = [\"10.2.0.0/24\"]",
+        "remote_ts = [\"0.0.0.0/1\", \"128.0.0.0/2\"]",
+    );
+    let p = d.write("c.toml", &t, 0o644);
+    Config::load(&p).unwrap_or_else(|e| panic!("{e}"));
+}
+
+#[test]
+fn a_remote_selector_holding_the_peer_is_refused() {
+    let d = Dir::new("peer-inside");
     let t = example(&d, "a").replace(
         "remote_ts = [\"10.2.0.0/24\"]",
         "remote_ts = [\"0.0.0.0/1\", \"128.0.0.0/1\"]",
     );
-    let p = d.write("c.toml", &t, 0o644);
-    Config::load(&p).unwrap_or_else(|e| panic!("{e}"));
+    let e = errors(&d, &t);
+    assert_eq!(e.len(), 1, "{e:?}");
+    assert_eq!(e[0].key, "connection[0].remote_ts[1]");
+    assert_eq!(
+        e[0].reason,
+        "128.0.0.0/1 contains 192.0.2.2, the peer of tunnels[0]: the tunnel's own IKE and ESP \
+         packets would be routed into the tunnel; list the remote site's subnets without the \
+         peer's address"
+    );
 }
