@@ -163,8 +163,8 @@ enum Absence {
 
 /// lanA pings lanB every 10 ms (bounded: 800 requests, 8 s) while gwA's daemon goes away and
 /// comes back; the judge must count zero cleartext packets, and the tunnel must carry pings
-/// again afterwards. (Without guards, even the ~0.1 s gap of a restart leaks a few of these:
-/// checked by disabling the guards, see the report in README "Fail closed".)
+/// again afterwards. (With the guards disabled in the daemon, the judge counted 209 cleartext
+/// packets in the 2 s gap of a kill or a stop and 5 in the ~0.1 s gap of a restart.)
 fn absent_under_traffic(how: Absence) {
     let _s = serial();
     require_root();
