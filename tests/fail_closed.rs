@@ -477,3 +477,29 @@ fn catch_all_remote_ts_is_refused_and_the_default_route_stays() {
         "guards installed for a refused config"
     );
 }
+
+/// The shipped unit keeps the guards across stop and restart: nothing it runs on stop calls
+/// `ironsecd cleanup`, and its comments name the explicit step.
+#[test]
+fn the_systemd_unit_never_removes_the_guards() {
+    let unit = fs::read_to_string(workspace_root().join("systemd/ironsecd.service")).unwrap();
+    let directives: Vec<&str> = unit
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.starts_with('#'))
+        .collect();
+    for l in &directives {
+        assert!(
+            !(l.starts_with("ExecStop") && l.contains("cleanup")),
+            "the unit removes the guards on stop: {l}"
+        );
+        assert!(
+            !l.contains("ironsecd cleanup"),
+            "the unit runs the cleanup step: {l}"
+        );
+    }
+    assert!(
+        unit.contains("ironsecd cleanup --config /etc/ironsec/ironsecd.toml"),
+        "the unit's comments should name the uninstall step"
+    );
+}
