@@ -106,6 +106,17 @@ pub enum Event {
         spi_out: u32,
         reason: CloseReason,
     },
+    /// A CHILD_SA we asked for (not a rekey: the first one, at IKE_AUTH) was refused by the
+    /// peer (`notify`, e.g. NO_PROPOSAL_CHOSEN or TS_UNACCEPTABLE) or its answer was unusable.
+    /// The IKE SA stays up without it and the engine does not try again: whether and when to
+    /// is the owner's policy (ironsecd starts a new IKE SA after a backoff). Comes right after
+    /// the [`Event::Failure`] that describes the same refusal.
+    ChildSaRefused {
+        conn: Arc<str>,
+        ike: IkeSaId,
+        notify: NotifyType,
+        detail: String,
+    },
     /// A negotiation failed in a way the operator should hear about (log it): which peer,
     /// which notify, and details such as the offered and configured proposals.
     Failure {

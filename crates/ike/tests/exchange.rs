@@ -150,6 +150,18 @@ fn no_common_esp_proposal_leaves_ike_up_without_child() {
     assert!(children_up(&net.events_a).is_empty());
     assert_eq!(failures(&net.events_a), [NotifyType::NoProposalChosen]);
     assert_eq!(failures(&net.events_b), [NotifyType::NoProposalChosen]);
+    // The initiator is told the CHILD_SA it asked for was refused (its owner retries); the
+    // responder, which refused, is not.
+    let refused = |ev: &[Event]| -> Vec<NotifyType> {
+        ev.iter()
+            .filter_map(|e| match e {
+                Event::ChildSaRefused { notify, .. } => Some(*notify),
+                _ => None,
+            })
+            .collect()
+    };
+    assert_eq!(refused(&net.events_a), [NotifyType::NoProposalChosen]);
+    assert!(refused(&net.events_b).is_empty());
 }
 
 #[test]

@@ -150,6 +150,9 @@ pub struct TunnelStatus {
     /// Why the last IKE SA went down or the last negotiation failed.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_error: Option<String>,
+    /// The peer refused the CHILD_SA this tunnel's IKE SA asked for; absent once one is up.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub child_refused: Option<ChildRefusedStatus>,
     /// The CHILD_SA the tunnel sends with (negotiated tunnels only).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub child: Option<ChildStatus>,
@@ -166,6 +169,21 @@ pub struct TunnelStatus {
     pub ike: Option<IkeStatus>,
     pub outbound: Option<OutboundStatus>,
     pub inbound: Option<InboundStatus>,
+}
+
+/// A refused CHILD_SA and the retry (a new IKE SA, 5 s doubling to 5 min between tries).
+#[derive(Serialize, Deserialize, Debug, Clone, PartialEq, Eq)]
+pub struct ChildRefusedStatus {
+    /// The error notify, e.g. `NO_PROPOSAL_CHOSEN` or `TS_UNACCEPTABLE`.
+    pub notify: String,
+    pub detail: String,
+    /// Refusals in a row.
+    pub refusals: u32,
+    pub secs_ago: u64,
+    /// Seconds until a new IKE SA tries again; absent when no retry is scheduled (the IKE SA
+    /// went down meanwhile and the close action decides).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub next_try_in_secs: Option<u64>,
 }
 
 #[derive(Serialize, Deserialize, Debug, Clone, PartialEq, Eq)]
@@ -330,6 +348,20 @@ impl Status {
                 );
                 if let Some(e) = &t.last_error {
                     let _ = writeln!(s, "    last error: {e}");
+                }
+                if let Some(r) = &t.child_refused {
+                    let _ = writeln!(
+                        s,
+                        "    child SA refused: {} ({}), {} time(s), last {}s ago, {}",
+                        r.notify,
+                        r.detail,
+                        r.refusals,
+                        r.secs_ago,
+                        r.next_try_in_secs
+                            .map_or("no retry scheduled".to_string(), |n| {
+                                format!("next try (new IKE SA) in {n}s")
+                            })
+                    );
                 }
                 if let Some(i) = &t.ike {
                     let _ = writeln!(

@@ -300,8 +300,16 @@ impl IkeSa {
                 remote: sa.remote,
                 remote_id: Some(conn.remote_id.clone()),
                 notify: kind,
-                detail,
+                detail: detail.clone(),
             });
+            if rekey_of.is_none() {
+                ctx.events.push_back(Event::ChildSaRefused {
+                    conn: conn.name.clone(),
+                    ike: sa.id,
+                    notify: kind,
+                    detail,
+                });
+            }
         };
         if let Some(n) = payloads.error_notify() {
             let kind = n.kind;

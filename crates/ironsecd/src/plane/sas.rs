@@ -101,8 +101,19 @@ impl Plane {
                 );
                 if let Some((key, spi)) = self.install(conn, ike, child, now) {
                     self.store.start_sending(&key, spi);
+                    self.child_accepted(&key);
                 }
                 true
+            }
+            Event::ChildSaRefused {
+                conn,
+                ike,
+                notify,
+                detail,
+            } => {
+                // Logged and counted with the Failure event that came just before.
+                self.on_child_refused(&conn, ike, notify, detail, now);
+                false
             }
             Event::ChildSaRekeyed {
                 conn,
