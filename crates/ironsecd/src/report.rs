@@ -223,8 +223,10 @@ pub fn status(dp: &Dataplane, plane: &Plane, started: Instant) -> Status {
                     detail: r.detail.clone(),
                     refusals: r.refusals,
                     secs_ago: now.saturating_duration_since(r.at).as_secs(),
+                    rekey: r.rekey_retry_at.is_some(),
                     next_try_in_secs: plane
                         .child_retry_at(&key)
+                        .or(r.rekey_retry_at)
                         .map(|t| t.saturating_duration_since(now).as_secs()),
                 }
             }),

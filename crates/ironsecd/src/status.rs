@@ -180,8 +180,12 @@ pub struct ChildRefusedStatus {
     /// Refusals in a row.
     pub refusals: u32,
     pub secs_ago: u64,
-    /// Seconds until a new IKE SA tries again; absent when no retry is scheduled (the IKE SA
-    /// went down meanwhile and the close action decides).
+    /// A rekey was refused: the old CHILD_SA still carries the traffic and the next try is a
+    /// rekey (until the old SA's hard lifetime; then a new IKE SA).
+    #[serde(default)]
+    pub rekey: bool,
+    /// Seconds until the next try (a new IKE SA, or the rekey); absent when none is scheduled
+    /// (the IKE SA went down meanwhile and the close action decides).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub next_try_in_secs: Option<u64>,
 }
@@ -352,14 +356,16 @@ impl Status {
                 if let Some(r) = &t.child_refused {
                     let _ = writeln!(
                         s,
-                        "    child SA refused: {} ({}), {} time(s), last {}s ago, {}",
+                        "    child SA {}refused: {} ({}), {} time(s), last {}s ago, {}",
+                        if r.rekey { "rekey " } else { "" },
                         r.notify,
                         r.detail,
                         r.refusals,
                         r.secs_ago,
                         r.next_try_in_secs
                             .map_or("no retry scheduled".to_string(), |n| {
-                                format!("next try (new IKE SA) in {n}s")
+                                let how = if r.rekey { "rekey" } else { "new IKE SA" };
+                                format!("next try ({how}) in {n}s")
                             })
                     );
                 }

@@ -4,6 +4,11 @@
 //! new IKE SA after a backoff ([`backoff`]: 5 s doubling to 5 min), until a CHILD_SA comes up
 //! or the operator terminates the connection. Status shows the refusal and the next try.
 //!
+//! A refused rekey (CREATE_CHILD_SA) is the engine's to retry while the old SA lives; it is
+//! recorded here for status, and if the old SA reaches its hard lifetime before a rekey
+//! succeeds (a PFS group the peer no longer takes, say) the tunnel is in the same place as
+//! after a refusal at IKE_AUTH and takes the same way out.
+//!
 //! Why a new IKE SA and not a CREATE_CHILD_SA on the existing one: the refusal usually comes
 //! from the peer's config, and peers judge a CREATE_CHILD_SA by the config their IKE SA was
 //! authenticated with. strongSwan, for one, keeps the old connection for an established IKE SA
@@ -29,7 +34,8 @@ pub fn backoff(refusals: u32) -> Duration {
     FIRST_RETRY.saturating_mul(1u32 << doublings).min(MAX_RETRY)
 }
 
-/// What was refused and when the tunnel tries again, for status and the retry itself.
+/// What was refused, for status and the retry. When the next try is: the plane's deadline
+/// (`Plane::child_retry_at`) for a new IKE SA, `rekey_retry_at` for the engine's rekey.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ChildRefusal {
     /// The peer's error notify (or ours, when its answer was unusable).
@@ -37,23 +43,23 @@ pub struct ChildRefusal {
     pub detail: String,
     /// When the last refusal came.
     pub at: Instant,
-    /// Refusals in a row; a CHILD_SA that comes up clears the record.
+    /// Refusals in a row; a CHILD_SA that comes up (or is rekeyed) clears the record.
     pub refusals: u32,
-    /// The IKE SA that got the last refusal: the retry replaces it.
+    /// The IKE SA that got the last refusal: a retry replaces it.
     pub ike: IkeSaId,
-    /// When the tunnel starts a new IKE SA.
-    pub next_try: Instant,
+    /// The refusal was of a rekey, which the engine tries again then while the old SA lives.
+    pub rekey_retry_at: Option<Instant>,
 }
 
 impl Plane {
-    /// The CHILD_SA that IKE SA `ike` asked for was refused: record it and schedule a new
-    /// IKE SA for its tunnel.
+    /// The CHILD_SA that IKE SA `ike` asked for was refused: record it and, unless it was a
+    /// rekey (`rekey_retry_at`: the engine's next try), schedule a new IKE SA for its tunnel.
     pub(super) fn on_child_refused(
         &mut self,
         conn: &str,
         ike: IkeSaId,
-        notify: NotifyType,
-        detail: String,
+        (notify, detail): (NotifyType, String),
+        rekey_retry_at: Option<Instant>,
         now: Instant,
     ) {
         let Some(key) = self.tunnel_of_ike(ike) else {
@@ -66,25 +72,65 @@ impl Plane {
             return;
         }
         let refusals = st.child_refused.as_ref().map_or(0, |r| r.refusals) + 1;
-        let delay = backoff(refusals);
-        let next_try = now + delay;
-        tracing::warn!(
-            connection = %conn,
-            remote = %key.remote,
-            notify = %notify,
-            refusals,
-            retry_in_secs = delay.as_secs(),
-            "CHILD_SA refused: {detail}; a new IKE SA will try again"
-        );
+        if let Some(retry) = rekey_retry_at {
+            tracing::warn!(
+                connection = %conn,
+                remote = %key.remote,
+                notify = %notify,
+                refusals,
+                retry_in_secs = retry.saturating_duration_since(now).as_secs(),
+                "CHILD_SA rekey refused: {detail}; the old SA carries on, the rekey will try again"
+            );
+        }
         st.child_refused = Some(ChildRefusal {
             notify,
-            detail,
+            detail: detail.clone(),
             at: now,
             refusals,
             ike,
-            next_try,
+            rekey_retry_at,
         });
-        self.child_retries.set(key, next_try);
+        if rekey_retry_at.is_none() {
+            let delay = backoff(refusals);
+            tracing::warn!(
+                connection = %conn,
+                remote = %key.remote,
+                notify = %notify,
+                refusals,
+                retry_in_secs = delay.as_secs(),
+                "CHILD_SA refused: {detail}; a new IKE SA will try again"
+            );
+            self.child_retries.set(key, now + delay);
+        }
+    }
+
+    /// A CHILD_SA of IKE SA `ike` expired. If its rekeys were refused and the tunnel has no
+    /// other SA to send on, the IKE SA is of no use any more: a new one is scheduled, as after
+    /// a refusal at IKE_AUTH.
+    pub(super) fn on_child_expired(&mut self, key: &TunnelKey, ike: IkeSaId, now: Instant) {
+        if self.is_up(key) {
+            return;
+        }
+        let Some(st) = self.tunnels.get_mut(key) else {
+            return;
+        };
+        let Some(r) = st.child_refused.as_mut() else {
+            return;
+        };
+        if st.held || r.ike != ike || st.ike != Some(ike) {
+            return;
+        }
+        r.rekey_retry_at = None;
+        let delay = backoff(r.refusals);
+        tracing::warn!(
+            connection = %key.conn,
+            remote = %key.remote,
+            notify = %r.notify,
+            refusals = r.refusals,
+            retry_in_secs = delay.as_secs(),
+            "CHILD_SA expired, its rekeys refused; a new IKE SA will try again"
+        );
+        self.child_retries.set(key.clone(), now + delay);
     }
 
     /// A CHILD_SA came up on `key`: nothing left to retry.

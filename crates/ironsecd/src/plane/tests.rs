@@ -719,10 +719,13 @@ fn a_refused_child_sa_is_retried_with_a_new_ike_sa_and_backoff_until_accepted() 
     let r = st.child_refused.clone().expect("the refusal is recorded");
     assert_eq!(r.notify, NotifyType::NoProposalChosen);
     assert_eq!(r.refusals, 1);
-    assert_eq!(r.next_try, t0 + Duration::from_secs(5));
-    assert_eq!(p.a.child_retry_at(&primary()), Some(r.next_try));
+    let next_try =
+        p.a.child_retry_at(&primary())
+            .expect("a retry is scheduled");
+    assert_eq!(next_try, t0 + Duration::from_secs(5));
+    assert_eq!(r.rekey_retry_at, None);
     assert!(!p.a.is_up(&primary()));
-    assert!(p.a.next_deadline().is_some_and(|d| d <= r.next_try));
+    assert!(p.a.next_deadline().is_some_and(|d| d <= next_try));
     let first_ike = st.ike.expect("an IKE SA serves the tunnel");
 
     // Not due yet: nothing changes.
@@ -743,14 +746,15 @@ fn a_refused_child_sa_is_retried_with_a_new_ike_sa_and_backoff_until_accepted() 
     );
     let r = st.child_refused.clone().unwrap();
     assert_eq!(r.refusals, 2);
-    assert_eq!(r.next_try, t1 + Duration::from_secs(10));
+    let next_try = p.a.child_retry_at(&primary()).unwrap();
+    assert_eq!(next_try, t1 + Duration::from_secs(10));
 
     // The peer's config is fixed (a new B that accepts aes256gcm16): the next retry brings
     // the tunnel up by itself, and the refusal is forgotten.
     let (b, fb) = b_with_esp("refused-b2", "aes256gcm16");
     p.b = b;
     p._files.1 = fb;
-    let t2 = r.next_try;
+    let t2 = next_try;
     p.a.on_timeout(t2);
     p.settle(t2);
     assert!(p.a.is_up(&primary()), "tunnel up after the retry");
@@ -781,4 +785,87 @@ fn terminate_stops_the_retries_of_a_refused_child_sa() {
     p.a.on_timeout(t);
     p.settle(t);
     assert!(p.a.ike_sas().is_empty(), "no new IKE SA after terminate");
+}
+
+/// Runs both planes' timers, deadline by deadline, up to `end`.
+fn run_until(p: &mut Pair, end: Instant) {
+    loop {
+        let next = [p.a.next_deadline(), p.b.next_deadline()]
+            .into_iter()
+            .flatten()
+            .min();
+        match next {
+            Some(t) if t <= end => {
+                p.a.on_timeout(t);
+                p.b.on_timeout(t);
+                p.settle(t);
+            }
+            _ => return,
+        }
+    }
+}
+
+#[test]
+fn a_child_sa_whose_rekeys_are_refused_expires_and_a_new_ike_sa_brings_it_back() {
+    let t0 = Instant::now();
+    // The first CHILD_SA takes no DH (IKE_AUTH), so a PFS group mismatch shows only at the
+    // rekey: A offers x25519, B wants ecp384.
+    let a_conn = connection(
+        "site-b",
+        "gw-a.example",
+        "gw-b.example",
+        "rekey_time = 10",
+        false,
+    )
+    .replace(
+        "esp_proposals = [\"aes256gcm16\"]",
+        "esp_proposals = [\"aes256gcm16-x25519\"]",
+    );
+    let (a, fa) = plane_of("rekey-refused-a", &(gateway(4500) + &a_conn));
+    let (b, fb) = b_with_esp("rekey-refused-b", "aes256gcm16-ecp384");
+    let mut p = Pair {
+        a,
+        b,
+        _files: (fa, fb),
+    };
+    p.a.start_tunnels(t0);
+    p.settle(t0);
+    assert!(p.a.is_up(&primary()));
+    let first_ike = p.a.tunnel(&primary()).unwrap().ike.unwrap();
+
+    // Rekey due at 9-10 s (jitter), refused; the old SA carries on until its hard lifetime
+    // (12 s), the engine retrying the rekey meanwhile.
+    run_until(&mut p, t0 + Duration::from_millis(11_500));
+    let r = p.a.tunnel(&primary()).unwrap().child_refused.clone();
+    let r = r.expect("the refused rekey is recorded");
+    assert!(r.rekey_retry_at.is_some(), "{r:?}");
+    assert!(
+        p.a.is_up(&primary()),
+        "the old SA still carries the traffic"
+    );
+    assert_eq!(p.a.child_retry_at(&primary()), None);
+
+    // Hard lifetime: the SA is gone, the IKE SA useless: a new IKE SA is scheduled.
+    run_until(&mut p, t0 + Duration::from_millis(12_100));
+    assert!(!p.a.is_up(&primary()));
+    let retry =
+        p.a.child_retry_at(&primary())
+            .expect("a new IKE SA is scheduled");
+    let r =
+        p.a.tunnel(&primary())
+            .unwrap()
+            .child_refused
+            .clone()
+            .unwrap();
+    assert_eq!(r.rekey_retry_at, None);
+    assert_eq!(
+        retry.saturating_duration_since(t0 + Duration::from_secs(12)),
+        super::child_retry::backoff(r.refusals),
+    );
+
+    // The new IKE SA's first CHILD_SA (no DH) is accepted: the tunnel is back.
+    run_until(&mut p, retry);
+    assert!(p.a.is_up(&primary()), "tunnel back after the new IKE SA");
+    assert_ne!(p.a.tunnel(&primary()).unwrap().ike, Some(first_ike));
+    assert!(p.a.tunnel(&primary()).unwrap().child_refused.is_none());
 }
