@@ -105,8 +105,9 @@ impl Plane {
     }
 
     /// A CHILD_SA of IKE SA `ike` expired. If its rekeys were refused and the tunnel has no
-    /// other SA to send on, the IKE SA is of no use any more: a new one is scheduled, as after
-    /// a refusal at IKE_AUTH.
+    /// other SA to send on, the IKE SA is of no use any more: a new one starts at once (the
+    /// peer did accept this CHILD_SA at IKE_AUTH, and the tunnel is down until then); if that
+    /// one is refused too, the backoff of a refusal at IKE_AUTH follows.
     pub(super) fn on_child_expired(&mut self, key: &TunnelKey, ike: IkeSaId, now: Instant) {
         if self.is_up(key) {
             return;
@@ -121,16 +122,14 @@ impl Plane {
             return;
         }
         r.rekey_retry_at = None;
-        let delay = backoff(r.refusals);
         tracing::warn!(
             connection = %key.conn,
             remote = %key.remote,
             notify = %r.notify,
             refusals = r.refusals,
-            retry_in_secs = delay.as_secs(),
-            "CHILD_SA expired, its rekeys refused; a new IKE SA will try again"
+            "CHILD_SA expired, its rekeys refused; a new IKE SA tries again now"
         );
-        self.child_retries.set(key.clone(), now + delay);
+        self.child_retries.set(key.clone(), now);
     }
 
     /// A CHILD_SA came up on `key`: nothing left to retry.
