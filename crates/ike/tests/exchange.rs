@@ -693,6 +693,14 @@ fn volume_limits_rekey_then_delete_a_child() {
     net.a.child_traffic(net.now, s.id, new, 10, 5_000).unwrap();
     net.pump();
     assert!(net.a.ike_sas()[0].children.is_empty(), "hard limit deletes");
+    assert!(
+        net.events_a.iter().any(|e| matches!(
+            e,
+            Event::ChildSaDown { spi_in, reason: CloseReason::Expired, .. } if *spi_in == new
+        )),
+        "the hard limit's delete says Expired: {:?}",
+        net.events_a
+    );
     assert_eq!(downs(&net.events_b), (0, 2));
     assert_eq!(
         net.a.child_traffic(net.now, s.id, new, 0, 0),

@@ -506,6 +506,13 @@ impl IkeSa {
         }
     }
 
+    /// The CHILD_SA reached a hard limit: its delete reports [`CloseReason::Expired`].
+    pub(crate) fn mark_expired(&mut self, spi_in: u32) {
+        if let Some(c) = self.children.iter_mut().find(|c| c.info.spi_in == spi_in) {
+            c.expired = true;
+        }
+    }
+
     /// Soft lifetime: rekey; hard lifetime: delete.
     pub(crate) fn child_timers(&mut self, ctx: &mut Ctx) {
         let now = ctx.now;
