@@ -155,7 +155,10 @@ impl Plane {
                 continue;
             }
             let old = refusal.ike;
-            let Some(spec) = self.specs.iter().find(|s| s.key() == key).cloned() else {
+            let Some(&ci) = self.by_name.get(&key.conn) else {
+                continue;
+            };
+            let Some(spec) = self.specs_of(ci).iter().find(|s| s.key() == key).cloned() else {
                 continue;
             };
             if let Err(e) = self.ep.terminate(now, old) {
