@@ -1422,9 +1422,11 @@ fn refused_child_sa_is_retried_until_strongswan_accepts_it() {
     let next = r["next_try_in_secs"]
         .as_u64()
         .expect("a retry is scheduled");
+    // Whole seconds, both rounded down: the delay after the refusal is 5 s.
+    let delay = next + r["secs_ago"].as_u64().unwrap();
     assert!(
-        next <= 5,
-        "first retry in {next}s, expected at most 5: {st:#}"
+        (4..=5).contains(&delay),
+        "first retry {delay} s after the refusal, expected 5: {st:#}"
     );
     assert_ne!(str_at(&st, &format!("{T0}/state")), "up");
     let text =
@@ -1444,9 +1446,10 @@ fn refused_child_sa_is_retried_until_strongswan_accepts_it() {
     let next = r["next_try_in_secs"]
         .as_u64()
         .expect("a retry is scheduled");
+    let delay = next + r["secs_ago"].as_u64().unwrap();
     assert!(
-        (6..=10).contains(&next),
-        "second retry in {next}s, expected 10 s after the refusal: {st:#}"
+        (9..=10).contains(&delay),
+        "second retry {delay} s after the refusal, expected 10 (doubled): {st:#}"
     );
     let sw_ikes = lab.sw().sas();
     assert!(
