@@ -21,13 +21,15 @@ apt-get update -qq
 # run benchmarks).
 # g++: libfuzzer-sys builds libFuzzer (C++) for the fuzz smoke runs.
 # libfaketime: tests/faults.rs jumps the system clock a daemon sees (and only that daemon's).
+# python3-seccomp: libseccomp's binding, with which tests/tools/unit_sandbox.py applies the
+# systemd unit's syscall filter to ironsecd (tests/unit_sandbox.rs; systemd is not PID 1 here).
 apt-get install -y -qq --no-install-recommends \
     iproute2 iputils-ping nftables procps iperf3 tcpdump tshark jq python3 ca-certificates gcc \
     systemd \
     strongswan-charon strongswan-swanctl libcharon-extra-plugins libstrongswan-extra-plugins \
     libstrongswan-standard-plugins \
     wireguard-tools ethtool \
-    libfaketime g++ \
+    libfaketime g++ python3-seccomp \
     >/dev/null
 # cargo-fuzz for fuzz/ci-smoke.sh (tests/run.sh runs every fuzz target for 60 s).
 if ! cargo fuzz --version >/dev/null 2>&1; then

@@ -251,9 +251,14 @@ impl SwLab {
     /// Waits until ironsec's tunnel is up and strongSwan has an ESTABLISHED IKE SA whose
     /// INSTALLED CHILD_SA is the one ironsec sends on; returns the time it took and both views.
     fn wait_up(&self) -> (Duration, Value, SwIke) {
+        self.wait_up_within(UP_TIMEOUT)
+    }
+
+    /// [`SwLab::wait_up`] with another bound.
+    fn wait_up_within(&self, timeout: Duration) -> (Duration, Value, SwIke) {
         let t0 = Instant::now();
         let mut last: (Value, Vec<SwIke>) = (Value::Null, Vec::new());
-        let ok = poll_until(UP_TIMEOUT, || {
+        let ok = poll_until(timeout, || {
             let Ok(st) = ctl_status(&self.a().socket) else {
                 return false;
             };
@@ -265,7 +270,7 @@ impl SwLab {
         let (st, sas) = last;
         assert!(
             ok,
-            "not up on both sides within {UP_TIMEOUT:?}\nironsec: {st:#}\nstrongSwan: {sas:#?}\n{}",
+            "not up on both sides within {timeout:?}\nironsec: {st:#}\nstrongSwan: {sas:#?}\n{}",
             self.logs()
         );
         let ike = matching_ike(&st, &sas).unwrap();
@@ -1359,4 +1364,205 @@ fn narrowed_traffic_selectors_are_used_and_enforced() {
     assert_eq!(sw_after.packets_out, sw_before.packets_out);
     // Inside still works.
     ping_both_ways(&lab, 3);
+}
+
+// ------------------------------------------------------------------------------------------
+// 9. A refused CHILD_SA is retried
+
+/// The refusal ironsec's status shows for the first tunnel, once it has at least `refusals`.
+fn wait_refusals(lab: &SwLab, refusals: u64, within: Duration) -> Value {
+    let mut last = Value::Null;
+    let ok = poll_until(within, || {
+        let Ok(st) = ctl_status(&lab.a().socket) else {
+            return false;
+        };
+        let n = st
+            .pointer(&format!("{T0}/child_refused/refusals"))
+            .and_then(Value::as_u64)
+            .unwrap_or(0);
+        last = st;
+        n >= refusals
+    });
+    assert!(
+        ok,
+        "ironsec's status shows no {refusals}th CHILD_SA refusal within {within:?}: {last:#}\n{}",
+        lab.logs()
+    );
+    last
+}
+
+/// strongSwan is configured with an ESP proposal ironsec does not offer: the IKE SA comes up,
+/// the CHILD_SA is refused (NO_PROPOSAL_CHOSEN), and ironsec's status says so and when it
+/// tries again; the try after 5 s (a new IKE SA) is refused too and the next one is 10 s
+/// later. Then strongSwan's config is fixed with `swanctl --load-conns` and the tunnel comes up
+/// by itself at the next try, with no ironsecctl command: pings pass both ways.
+#[test]
+#[ignore = "needs root"]
+fn refused_child_sa_is_retried_until_strongswan_accepts_it() {
+    let _s = serial();
+    require_root();
+    let (ike, esp_ours, esp_theirs) = (
+        "aes128gcm16-prfsha256-x25519",
+        "aes128gcm16",
+        "chacha20poly1305",
+    );
+    let mut s = Setup::ironsec_initiates().proposals(ike, esp_ours);
+    s.swanctl.push(("esp_proposals", esp_theirs.into()));
+    let lab = SwLab::start(&s);
+
+    let st = wait_refusals(&lab, 1, Duration::from_secs(10));
+    let t_first = Instant::now();
+    let r = st.pointer(&format!("{T0}/child_refused")).unwrap();
+    println!("status after the first refusal: {r}");
+    assert_eq!(r["notify"], "NO_PROPOSAL_CHOSEN", "{st:#}");
+    assert!(
+        r["detail"].as_str().unwrap_or("").contains(esp_ours),
+        "{st:#}"
+    );
+    let next = r["next_try_in_secs"]
+        .as_u64()
+        .expect("a retry is scheduled");
+    // Whole seconds, both rounded down: the delay after the refusal is 5 s.
+    let delay = next + r["secs_ago"].as_u64().unwrap();
+    assert!(
+        (4..=5).contains(&delay),
+        "first retry {delay} s after the refusal, expected 5: {st:#}"
+    );
+    assert_ne!(str_at(&st, &format!("{T0}/state")), "up");
+    let text =
+        String::from_utf8_lossy(&ironsecctl(&lab.a().socket, &["status"]).stdout).into_owned();
+    assert!(
+        text.contains("child SA refused: NO_PROPOSAL_CHOSEN") && text.contains("next try"),
+        "ironsecctl status does not show the refusal:\n{text}"
+    );
+    let line = wait_log_line(&lab, &["CHILD_SA refused", "NO_PROPOSAL_CHOSEN"]);
+    println!("ironsec logs:\n  {line}");
+
+    // The retry 5 s later is a new IKE SA, refused again: the next try is 10 s after it.
+    let st = wait_refusals(&lab, 2, Duration::from_secs(15));
+    let waited = t_first.elapsed();
+    let r = st.pointer(&format!("{T0}/child_refused")).unwrap();
+    println!("status after the second refusal ({waited:?} later): {r}");
+    let next = r["next_try_in_secs"]
+        .as_u64()
+        .expect("a retry is scheduled");
+    let delay = next + r["secs_ago"].as_u64().unwrap();
+    assert!(
+        (9..=10).contains(&delay),
+        "second retry {delay} s after the refusal, expected 10 (doubled): {st:#}"
+    );
+    let sw_ikes = lab.sw().sas();
+    assert!(
+        sw_ikes.len() <= 1,
+        "the IKE SA without a CHILD_SA is deleted before the next one: {sw_ikes:#?}"
+    );
+
+    // Fix strongSwan's config; nothing is done on ironsec's side.
+    let fixed = rewrite_swanctl(
+        &fs::read_to_string(lab.sw_dir.join("swanctl.conf")).unwrap(),
+        &[("esp_proposals", esp_ours.to_string())],
+    );
+    let conf = lab.sw_dir.join("swanctl-fixed.conf");
+    write_secret(&conf, fixed);
+    lab.sw()
+        .swanctl_ok(&["--load-conns", "--file", conf.to_str().unwrap()]);
+    let t_fix = Instant::now();
+    let (_, st, _) = lab.wait_up_within(Duration::from_secs(20));
+    println!(
+        "tunnel up {:?} after strongSwan's config was fixed (next try was due in {next}s)",
+        t_fix.elapsed()
+    );
+    assert!(
+        st.pointer(&format!("{T0}/child_refused")).is_none(),
+        "the refusal is cleared once a CHILD_SA is up: {st:#}"
+    );
+    ping_both_ways(&lab, 5);
+    sw_counts_traffic(&lab);
+}
+
+/// The first CHILD_SA takes no DH, so a PFS group mismatch shows only at the rekey: ironsec
+/// offers `aes128gcm16-x25519`, strongSwan wants `aes128gcm16-ecp384`. The rekey
+/// (CREATE_CHILD_SA) is refused and status says so while the old SA carries on; when the old
+/// SA's hard lifetime ends, a new IKE SA (whose IKE_AUTH needs no DH) brings the tunnel back by
+/// itself.
+#[test]
+#[ignore = "needs root"]
+fn refused_child_rekey_recovers_with_a_new_ike_sa() {
+    let _s = serial();
+    require_root();
+    let ike = "aes128gcm16-prfsha256-x25519";
+    let mut s = Setup::ironsec_initiates().proposals(ike, "aes128gcm16-x25519");
+    s.swanctl
+        .push(("esp_proposals", "aes128gcm16-ecp384".into()));
+    // CHILD_SA rekey at 9-10 s, hard lifetime 12 s.
+    s.ironsec.push(("rekey_time", "10".into()));
+    let lab = SwLab::start(&s);
+    let (_, st, _) = lab.wait_up();
+    let first_ike = str_at(&st, &format!("{T0}/ike/spi_i")).to_string();
+    ping_both_ways(&lab, 3);
+
+    // The rekey is refused; the old SA still carries the traffic.
+    let mut last = Value::Null;
+    let ok = poll_until(Duration::from_secs(15), || {
+        let Ok(st) = ctl_status(&lab.a().socket) else {
+            return false;
+        };
+        let rekey = st
+            .pointer(&format!("{T0}/child_refused/rekey"))
+            .and_then(Value::as_bool)
+            .unwrap_or(false);
+        last = st;
+        rekey
+    });
+    assert!(ok, "no refused rekey in status: {last:#}\n{}", lab.logs());
+    let r = last.pointer(&format!("{T0}/child_refused")).unwrap();
+    println!("status after the refused rekey: {r}");
+    assert!(
+        ["NO_PROPOSAL_CHOSEN", "INVALID_KE_PAYLOAD"].contains(&r["notify"].as_str().unwrap_or("")),
+        "{last:#}"
+    );
+    assert_eq!(str_at(&last, &format!("{T0}/state")), "up", "{last:#}");
+    let line = wait_log_line(&lab, &["CHILD_SA rekey refused"]);
+    println!("ironsec logs:\n  {line}");
+
+    // The old SA expires; a new IKE SA brings the tunnel back, with no command.
+    let t0 = Instant::now();
+    let ok = poll_until(Duration::from_secs(30), || {
+        let Ok(st) = ctl_status(&lab.a().socket) else {
+            return false;
+        };
+        let back = tunnel_up(&st)
+            && st
+                .pointer(&format!("{T0}/ike/spi_i"))
+                .and_then(Value::as_str)
+                != Some(first_ike.as_str())
+            && st.pointer(&format!("{T0}/child_refused")).is_none();
+        last = st;
+        back
+    });
+    assert!(
+        ok,
+        "the tunnel did not come back on a new IKE SA: {last:#}\n{}",
+        lab.logs()
+    );
+    println!(
+        "tunnel back on a new IKE SA {:?} after the refusal was seen",
+        t0.elapsed()
+    );
+    let line = wait_log_line(&lab, &["CHILD_SA expired, its rekeys refused"]);
+    println!("ironsec logs:\n  {line}");
+    // How long the tunnel had no CHILD_SA: from the expiry to the next "CHILD_SA up".
+    let log = lab.a().log_text();
+    let expired_at = log_line_time(&line).unwrap();
+    let up_again = log
+        .lines()
+        .filter(|l| l.contains("CHILD_SA up"))
+        .filter_map(log_line_time)
+        .find(|t| *t >= expired_at);
+    println!(
+        "no CHILD_SA for {:.3} s (expiry to the new IKE SA's CHILD_SA up, ironsec's log)",
+        up_again.expect("a CHILD_SA up line after the expiry") - expired_at
+    );
+    ping_both_ways(&lab, 3);
+    sw_counts_traffic(&lab);
 }

@@ -79,7 +79,31 @@ impl Daemon {
         level: Option<&str>,
         env: &[(&str, String)],
     ) -> Daemon {
-        let mut cmd = ns_cmd(ns, IRONSECD);
+        Daemon::start_wrapped(name, ns, config, socket, log, level, env, &[])
+    }
+
+    /// Like [`Daemon::start_with_env`], with ironsecd run by `wrapper` (a program and its
+    /// arguments, ironsecd's command line appended), e.g. tests/tools/unit_sandbox.py.
+    /// An empty `wrapper` runs ironsecd directly.
+    #[allow(clippy::too_many_arguments)]
+    pub fn start_wrapped(
+        name: &str,
+        ns: &str,
+        config: &Path,
+        socket: &Path,
+        log: PathBuf,
+        level: Option<&str>,
+        env: &[(&str, String)],
+        wrapper: &[String],
+    ) -> Daemon {
+        let mut cmd = match wrapper.split_first() {
+            Some((prog, args)) => {
+                let mut c = ns_cmd(ns, prog);
+                c.args(args).arg(IRONSECD);
+                c
+            }
+            None => ns_cmd(ns, IRONSECD),
+        };
         cmd.arg("--config").arg(config);
         let level = match level {
             Some(l) => l.to_string(),

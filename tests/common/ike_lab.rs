@@ -45,6 +45,8 @@ pub struct IkeLabOpts {
     pub b: IkeSide,
     /// IRONSEC_LOG for both daemons (default: env IRONSEC_TEST_LOG, else "info").
     pub log_level: Option<String>,
+    /// A program (and its arguments) that runs both daemons, e.g. a sandbox; empty: none.
+    pub wrapper: Vec<String>,
 }
 
 impl Default for IkeLabOpts {
@@ -63,6 +65,7 @@ impl Default for IkeLabOpts {
             a: side.clone(),
             b: side,
             log_level: None,
+            wrapper: Vec::new(),
         }
     }
 }
@@ -137,22 +140,26 @@ impl IkeLab {
         let (cfg_b, sock_b) = write("ike-gw-b.toml", &opts.b, "b");
         let level = opts.log_level.clone();
         let log_b = dir.join("ironsecd-b.0.log");
-        let b = Daemon::start_with_log_level(
+        let b = Daemon::start_wrapped(
             "gwB",
             &topo.gw_b,
             &cfg_b,
             &sock_b,
             log_b.clone(),
             level.as_deref(),
+            &[],
+            &opts.wrapper,
         );
         let log_a = dir.join("ironsecd-a.0.log");
-        let a = Daemon::start_with_log_level(
+        let a = Daemon::start_wrapped(
             "gwA",
             &topo.gw_a,
             &cfg_a,
             &sock_a,
             log_a.clone(),
             level.as_deref(),
+            &[],
+            &opts.wrapper,
         );
         IkeLab {
             a,
@@ -175,13 +182,15 @@ impl IkeLab {
             .dir
             .join(&format!("ironsecd-a.{}.log", self.logs_a.len()));
         self.logs_a.push(log.clone());
-        self.a = Daemon::start_with_log_level(
+        self.a = Daemon::start_wrapped(
             "gwA",
             &self.topo.gw_a,
             &self.cfg_a,
             &self.sock_a,
             log,
             self.opts.log_level.as_deref(),
+            &[],
+            &self.opts.wrapper,
         );
     }
 
@@ -191,13 +200,15 @@ impl IkeLab {
             .dir
             .join(&format!("ironsecd-b.{}.log", self.logs_b.len()));
         self.logs_b.push(log.clone());
-        self.b = Daemon::start_with_log_level(
+        self.b = Daemon::start_wrapped(
             "gwB",
             &self.topo.gw_b,
             &self.cfg_b,
             &self.sock_b,
             log,
             self.opts.log_level.as_deref(),
+            &[],
+            &self.opts.wrapper,
         );
     }
 

@@ -424,7 +424,13 @@ impl Endpoint {
             None
         };
         if let Some(t) = task {
-            self.with_sa(ike, now, |sa, ctx| sa.enqueue(ctx, t));
+            self.with_sa(ike, now, |sa, ctx| {
+                if t == Task::DeleteChild(spi_in) {
+                    // A hard volume limit: the delete reports the SA as expired.
+                    sa.mark_expired(spi_in);
+                }
+                sa.enqueue(ctx, t)
+            });
         }
         Ok(())
     }

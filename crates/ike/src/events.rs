@@ -106,6 +106,25 @@ pub enum Event {
         spi_out: u32,
         reason: CloseReason,
     },
+    /// A CHILD_SA we asked for was refused by the peer (`notify`, e.g. NO_PROPOSAL_CHOSEN,
+    /// TS_UNACCEPTABLE, INVALID_KE_PAYLOAD) or its answer was unusable. Comes right after the
+    /// [`Event::Failure`] that describes the same refusal.
+    ///
+    /// - The first CHILD_SA (at IKE_AUTH, `rekey_of` None): the IKE SA stays up without it and
+    ///   the engine does not try again; whether and when to is the owner's policy (ironsecd
+    ///   starts a new IKE SA after a backoff).
+    /// - A rekey of the CHILD_SA whose inbound SPI is `rekey_of`: the old SA carries on and the
+    ///   engine tries the rekey again at `retry_at`; if the old SA reaches its hard lifetime
+    ///   first, an [`Event::ChildSaDown`] with [`CloseReason::Expired`] follows and the IKE SA
+    ///   is left without it, as after a refusal at IKE_AUTH.
+    ChildSaRefused {
+        conn: Arc<str>,
+        ike: IkeSaId,
+        notify: NotifyType,
+        detail: String,
+        rekey_of: Option<u32>,
+        retry_at: Option<std::time::Instant>,
+    },
     /// A negotiation failed in a way the operator should hear about (log it): which peer,
     /// which notify, and details such as the offered and configured proposals.
     Failure {

@@ -150,6 +150,18 @@ fn no_common_esp_proposal_leaves_ike_up_without_child() {
     assert!(children_up(&net.events_a).is_empty());
     assert_eq!(failures(&net.events_a), [NotifyType::NoProposalChosen]);
     assert_eq!(failures(&net.events_b), [NotifyType::NoProposalChosen]);
+    // The initiator is told the CHILD_SA it asked for was refused (its owner retries); the
+    // responder, which refused, is not.
+    let refused = |ev: &[Event]| -> Vec<NotifyType> {
+        ev.iter()
+            .filter_map(|e| match e {
+                Event::ChildSaRefused { notify, .. } => Some(*notify),
+                _ => None,
+            })
+            .collect()
+    };
+    assert_eq!(refused(&net.events_a), [NotifyType::NoProposalChosen]);
+    assert!(refused(&net.events_b).is_empty());
 }
 
 #[test]
@@ -681,6 +693,14 @@ fn volume_limits_rekey_then_delete_a_child() {
     net.a.child_traffic(net.now, s.id, new, 10, 5_000).unwrap();
     net.pump();
     assert!(net.a.ike_sas()[0].children.is_empty(), "hard limit deletes");
+    assert!(
+        net.events_a.iter().any(|e| matches!(
+            e,
+            Event::ChildSaDown { spi_in, reason: CloseReason::Expired, .. } if *spi_in == new
+        )),
+        "the hard limit's delete says Expired: {:?}",
+        net.events_a
+    );
     assert_eq!(downs(&net.events_b), (0, 2));
     assert_eq!(
         net.a.child_traffic(net.now, s.id, new, 0, 0),

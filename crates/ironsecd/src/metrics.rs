@@ -423,6 +423,7 @@ mod tests {
                     priority: 0,
                     weight: 1,
                     last_error: None,
+                    child_refused: None,
                     child: None,
                     children: vec![],
                     total_out: Traffic {

@@ -7,6 +7,11 @@
 //! thing, before any thread exists: Linux capabilities are per thread, and threads started
 //! later (the fast-path workers) inherit the reduced sets. `ip`, which route changes run,
 //! gets the bounding set on exec, so it too holds at most the two.
+//!
+//! Dropping the sets takes capset(2), which systemd's `@privileged` syscall group holds:
+//! `systemd/ironsecd.service` re-allows it after removing that group (its comment says why
+//! that, and not skipping this drop, is the safer fix), and `tests/unit_sandbox.rs` runs the
+//! daemon under the unit's own filter so the two cannot drift apart again.
 
 use caps::{CapSet, Capability, CapsHashSet};
 

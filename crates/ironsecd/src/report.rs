@@ -217,6 +217,19 @@ pub fn status(dp: &Dataplane, plane: &Plane, started: Instant) -> Status {
             priority,
             weight,
             last_error: state.and_then(|s| s.last_error.clone()),
+            child_refused: state.and_then(|s| s.child_refused.as_ref()).map(|r| {
+                status::ChildRefusedStatus {
+                    notify: r.notify.to_string(),
+                    detail: r.detail.clone(),
+                    refusals: r.refusals,
+                    secs_ago: now.saturating_duration_since(r.at).as_secs(),
+                    rekey: r.rekey_retry_at.is_some(),
+                    next_try_in_secs: plane
+                        .child_retry_at(&key)
+                        .or(r.rekey_retry_at)
+                        .map(|t| t.saturating_duration_since(now).as_secs()),
+                }
+            }),
             child,
             children,
             total_out: status::Traffic {

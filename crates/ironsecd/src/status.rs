@@ -150,6 +150,9 @@ pub struct TunnelStatus {
     /// Why the last IKE SA went down or the last negotiation failed.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_error: Option<String>,
+    /// The peer refused the CHILD_SA this tunnel's IKE SA asked for; absent once one is up.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub child_refused: Option<ChildRefusedStatus>,
     /// The CHILD_SA the tunnel sends with (negotiated tunnels only).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub child: Option<ChildStatus>,
@@ -166,6 +169,25 @@ pub struct TunnelStatus {
     pub ike: Option<IkeStatus>,
     pub outbound: Option<OutboundStatus>,
     pub inbound: Option<InboundStatus>,
+}
+
+/// A refused CHILD_SA and the retry (a new IKE SA, 5 s doubling to 5 min between tries).
+#[derive(Serialize, Deserialize, Debug, Clone, PartialEq, Eq)]
+pub struct ChildRefusedStatus {
+    /// The error notify, e.g. `NO_PROPOSAL_CHOSEN` or `TS_UNACCEPTABLE`.
+    pub notify: String,
+    pub detail: String,
+    /// Refusals in a row.
+    pub refusals: u32,
+    pub secs_ago: u64,
+    /// A rekey was refused: the old CHILD_SA still carries the traffic and the next try is a
+    /// rekey (until the old SA's hard lifetime; then a new IKE SA).
+    #[serde(default)]
+    pub rekey: bool,
+    /// Seconds until the next try (a new IKE SA, or the rekey); absent when none is scheduled
+    /// (the IKE SA went down meanwhile and the close action decides).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub next_try_in_secs: Option<u64>,
 }
 
 #[derive(Serialize, Deserialize, Debug, Clone, PartialEq, Eq)]
@@ -330,6 +352,22 @@ impl Status {
                 );
                 if let Some(e) = &t.last_error {
                     let _ = writeln!(s, "    last error: {e}");
+                }
+                if let Some(r) = &t.child_refused {
+                    let _ = writeln!(
+                        s,
+                        "    child SA {}refused: {} ({}), {} time(s), last {}s ago, {}",
+                        if r.rekey { "rekey " } else { "" },
+                        r.notify,
+                        r.detail,
+                        r.refusals,
+                        r.secs_ago,
+                        r.next_try_in_secs
+                            .map_or("no retry scheduled".to_string(), |n| {
+                                let how = if r.rekey { "rekey" } else { "new IKE SA" };
+                                format!("next try ({how}) in {n}s")
+                            })
+                    );
                 }
                 if let Some(i) = &t.ike {
                     let _ = writeln!(

@@ -27,6 +27,8 @@ pub(crate) struct ChildSa {
     pub expire_at: Option<Instant>,
     /// A rekey of this SA is under way or done (then it only waits for its delete).
     pub rekeyed: bool,
+    /// Its hard lifetime ran out: its delete reports [`CloseReason::Expired`].
+    pub expired: bool,
     /// Rekeys of this SA that completed: ours (we initiated) and the peer's (we answered),
     /// each as (lowest nonce of its exchange, inbound SPI of the SA it made). When both
     /// exist the rekeys collided, and the one with the lowest nonce is redundant (2.8.1).
@@ -287,12 +289,14 @@ impl IkeSa {
             return;
         };
         let fail = |sa: &mut IkeSa, ctx: &mut Ctx, kind: NotifyType, detail: String| {
+            let mut retry_at = None;
             if let Some(old) = rekey_of {
                 let retry = ctx.now + retry_delay(ctx);
                 if let Some(c) = sa.children.iter_mut().find(|c| c.info.spi_in == old) {
                     // Try again later; the hard lifetime still bounds how long the old SA lives.
                     c.rekeyed = false;
                     c.rekey_at = Some(retry);
+                    retry_at = Some(retry);
                 }
             }
             ctx.events.push_back(Event::Failure {
@@ -300,7 +304,15 @@ impl IkeSa {
                 remote: sa.remote,
                 remote_id: Some(conn.remote_id.clone()),
                 notify: kind,
+                detail: detail.clone(),
+            });
+            ctx.events.push_back(Event::ChildSaRefused {
+                conn: conn.name.clone(),
+                ike: sa.id,
+                notify: kind,
                 detail,
+                rekey_of,
+                retry_at,
             });
         };
         if let Some(n) = payloads.error_notify() {
@@ -449,6 +461,7 @@ impl IkeSa {
                 .checked_add(jittered(ctx.rng, l.child_rekey, l.jitter)),
             expire_at: ctx.now.checked_add(l.child_hard),
             rekeyed: false,
+            expired: false,
             our_rekey: None,
             peer_rekey: None,
         };
@@ -477,6 +490,10 @@ impl IkeSa {
     pub(crate) fn remove_child(&mut self, ctx: &mut Ctx, spi_in: u32, reason: CloseReason) {
         if let Some(i) = self.children.iter().position(|c| c.info.spi_in == spi_in) {
             let c = self.children.remove(i);
+            let reason = match reason {
+                CloseReason::Local if c.expired => CloseReason::Expired,
+                other => other,
+            };
             if let Some(conn) = self.conn_name() {
                 ctx.events.push_back(Event::ChildSaDown {
                     conn,
@@ -489,6 +506,13 @@ impl IkeSa {
         }
     }
 
+    /// The CHILD_SA reached a hard limit: its delete reports [`CloseReason::Expired`].
+    pub(crate) fn mark_expired(&mut self, spi_in: u32) {
+        if let Some(c) = self.children.iter_mut().find(|c| c.info.spi_in == spi_in) {
+            c.expired = true;
+        }
+    }
+
     /// Soft lifetime: rekey; hard lifetime: delete.
     pub(crate) fn child_timers(&mut self, ctx: &mut Ctx) {
         let now = ctx.now;
@@ -496,6 +520,7 @@ impl IkeSa {
         for c in &mut self.children {
             if c.expire_at.is_some_and(|t| t <= now) {
                 c.expire_at = None;
+                c.expired = true;
                 tasks.push(Task::DeleteChild(c.info.spi_in));
             } else if !c.rekeyed && c.rekey_at.is_some_and(|t| t <= now) {
                 c.rekey_at = None;

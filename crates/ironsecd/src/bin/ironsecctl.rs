@@ -103,13 +103,24 @@ fn wait_up(socket: &std::path::Path, name: &str, timeout: Duration) -> Result<St
             let mut msg = format!("connection '{name}' is not up after {timeout:?}");
             for t in &conn.tunnels {
                 msg.push_str(&format!(
-                    "\n  tunnel {} -> {}: {}{}",
+                    "\n  tunnel {} -> {}: {}{}{}",
                     t.local,
                     t.remote,
                     t.state,
                     t.last_error
                         .as_deref()
                         .map(|e| format!(" (last error: {e})"))
+                        .unwrap_or_default(),
+                    t.child_refused
+                        .as_ref()
+                        .map(|r| format!(
+                            " (child SA refused {} time(s): {}{})",
+                            r.refusals,
+                            r.notify,
+                            r.next_try_in_secs
+                                .map(|n| format!(", next try in {n}s"))
+                                .unwrap_or_default()
+                        ))
                         .unwrap_or_default()
                 ));
             }

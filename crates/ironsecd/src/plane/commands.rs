@@ -127,6 +127,7 @@ impl Plane {
                 st.held = true;
                 st.ike = None;
                 self.restarts.clear(k);
+                self.child_retries.clear(k);
             }
         }
         if ids.is_empty() {

@@ -5,6 +5,7 @@
 //! Each concern lives in a module of its own (see ARCHITECTURE.md):
 //! - [`sas`]: engine events to SA bookkeeping (install, rekey, retire, IKE SA down);
 //! - [`tunnels`]: per-tunnel state, starting and restarting tunnels;
+//! - [`child_retry`]: a refused CHILD_SA tried again with a new IKE SA, with backoff;
 //! - [`failover`]: which tunnels carry a connection's traffic ([`failover::decide`], pure);
 //! - [`probing`]: "sending without hearing back" checks of multi-tunnel connections;
 //! - [`sharing`]: the connections' bandwidth buckets;
@@ -17,6 +18,7 @@
 //! fast path's tunnel id, so a reload that adds or removes tunnels leaves the others' state
 //! where it was.
 
+pub mod child_retry;
 pub mod commands;
 pub mod deadlines;
 pub mod failover;
@@ -98,6 +100,8 @@ pub struct Plane {
     tunnels: HashMap<TunnelKey, TunnelState>,
     /// When tunnels initiate again (close action `restart`).
     restarts: Deadlines<TunnelKey>,
+    /// When tunnels whose CHILD_SA was refused try again (see [`child_retry`]).
+    child_retries: Deadlines<TunnelKey>,
     stats: HashMap<Arc<str>, ConnStats>,
     selections: HashMap<Arc<str>, Selection>,
     /// Bandwidth sharing: one bucket per connection while any cap is configured.
@@ -174,6 +178,7 @@ impl Plane {
             workers,
             tunnels,
             restarts: Deadlines::default(),
+            child_retries: Deadlines::default(),
             stats,
             selections: HashMap::new(),
             shares,
@@ -289,6 +294,7 @@ impl Plane {
         [
             self.ep.poll_timeout(),
             self.restarts.next(),
+            self.child_retries.next(),
             self.store.next_retirement(),
             self.rearm.next(),
             self.silence.next(),
@@ -307,6 +313,9 @@ impl Plane {
         self.ep.handle_timeout(now);
         if self.restarts.any_due(now) {
             self.start_tunnels(now);
+        }
+        if self.child_retries.any_due(now) {
+            self.retry_refused_children(now);
         }
         self.retire_expired(now);
         self.rearm_due(now);

@@ -125,6 +125,7 @@ impl Plane {
             self.store.retire_connection(name, now + RETIRE_GRACE);
             self.tunnels.retain(|k, _| *k.conn != **name);
             self.restarts.retain(|k| *k.conn != **name);
+            self.child_retries.retain(|k| *k.conn != **name);
             self.rearm.retain(|k| *k.conn != **name);
             self.silence.retain(|k| *k.conn != **name);
             self.reselect.retain(|k| *k.conn != **name);

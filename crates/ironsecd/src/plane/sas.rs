@@ -101,8 +101,21 @@ impl Plane {
                 );
                 if let Some((key, spi)) = self.install(conn, ike, child, now) {
                     self.store.start_sending(&key, spi);
+                    self.child_accepted(&key);
                 }
                 true
+            }
+            Event::ChildSaRefused {
+                conn,
+                ike,
+                notify,
+                detail,
+                rekey_of: _,
+                retry_at,
+            } => {
+                // Counted with the Failure event that came just before.
+                self.on_child_refused(&conn, ike, (notify, detail), retry_at, now);
+                false
             }
             Event::ChildSaRekeyed {
                 conn,
@@ -122,11 +135,13 @@ impl Plane {
                 if let Some((key, spi)) = self.install(conn, ike, new, now) {
                     // Make-before-break: send on the new SA only once the peer surely has it.
                     self.store.rekeyed(&key, old_spi_in, spi, initiated);
+                    self.child_accepted(&key);
                 }
                 true
             }
             Event::ChildSaDown {
                 conn,
+                ike,
                 spi_in,
                 reason,
                 ..
@@ -136,6 +151,9 @@ impl Plane {
                     return false;
                 };
                 self.store.stop_sending(&key, spi_in);
+                if reason == CloseReason::Expired {
+                    self.on_child_expired(&key, ike, now);
+                }
                 true
             }
             Event::IkeSaDown {

@@ -687,3 +687,186 @@ fn traffic_on_the_standby_while_the_active_is_silent_follows_the_peer() {
     assert_eq!(p.a.conn_stats("site-b").follows, 1);
     assert!(p.a.drain_events(at(700)), "the move reaches the tables");
 }
+
+/// Gateway B's config accepting only `esp` (A offers aes256gcm16).
+fn b_with_esp(tag: &str, esp: &str) -> (Plane, ConfFile) {
+    let conn = connection("site-a", "gw-b.example", "gw-a.example", "", true).replace(
+        "esp_proposals = [\"aes256gcm16\"]",
+        &format!("esp_proposals = [\"{esp}\"]"),
+    );
+    plane_of(tag, &(gateway(4500) + &conn))
+}
+
+#[test]
+fn a_refused_child_sa_is_retried_with_a_new_ike_sa_and_backoff_until_accepted() {
+    use ironsec_ike::wire::NotifyType;
+    let t0 = Instant::now();
+    let (a, fa) = plane_of(
+        "refused-a",
+        &(gateway(4500) + &connection("site-b", "gw-a.example", "gw-b.example", "", false)),
+    );
+    let (b, fb) = b_with_esp("refused-b", "chacha20poly1305");
+    let mut p = Pair {
+        a,
+        b,
+        _files: (fa, fb),
+    };
+    p.a.start_tunnels(t0);
+    p.settle(t0);
+
+    // The IKE SA is up, its CHILD_SA refused: recorded, with the first retry in 5 s.
+    let st = p.a.tunnel(&primary()).unwrap().clone();
+    let r = st.child_refused.clone().expect("the refusal is recorded");
+    assert_eq!(r.notify, NotifyType::NoProposalChosen);
+    assert_eq!(r.refusals, 1);
+    let next_try =
+        p.a.child_retry_at(&primary())
+            .expect("a retry is scheduled");
+    assert_eq!(next_try, t0 + Duration::from_secs(5));
+    assert_eq!(r.rekey_retry_at, None);
+    assert!(!p.a.is_up(&primary()));
+    assert!(p.a.next_deadline().is_some_and(|d| d <= next_try));
+    let first_ike = st.ike.expect("an IKE SA serves the tunnel");
+
+    // Not due yet: nothing changes.
+    let t = t0 + Duration::from_secs(4);
+    p.a.on_timeout(t);
+    p.settle(t);
+    assert_eq!(p.a.tunnel(&primary()).unwrap().ike, Some(first_ike));
+
+    // Due: a new IKE SA replaces the old one, is refused again, and the delay doubles.
+    let t1 = t0 + Duration::from_secs(5);
+    p.a.on_timeout(t1);
+    p.settle(t1);
+    let st = p.a.tunnel(&primary()).unwrap().clone();
+    assert_ne!(st.ike, Some(first_ike), "the retry starts a new IKE SA");
+    assert!(
+        !p.a.ike_sas().iter().any(|s| s.id == first_ike),
+        "the IKE SA without a CHILD_SA is deleted"
+    );
+    let r = st.child_refused.clone().unwrap();
+    assert_eq!(r.refusals, 2);
+    let next_try = p.a.child_retry_at(&primary()).unwrap();
+    assert_eq!(next_try, t1 + Duration::from_secs(10));
+
+    // The peer's config is fixed (a new B that accepts aes256gcm16): the next retry brings
+    // the tunnel up by itself, and the refusal is forgotten.
+    let (b, fb) = b_with_esp("refused-b2", "aes256gcm16");
+    p.b = b;
+    p._files.1 = fb;
+    let t2 = next_try;
+    p.a.on_timeout(t2);
+    p.settle(t2);
+    assert!(p.a.is_up(&primary()), "tunnel up after the retry");
+    assert!(p.a.tunnel(&primary()).unwrap().child_refused.is_none());
+    assert_eq!(p.a.child_retry_at(&primary()), None);
+}
+
+#[test]
+fn terminate_stops_the_retries_of_a_refused_child_sa() {
+    let t0 = Instant::now();
+    let (a, fa) = plane_of(
+        "refused-held-a",
+        &(gateway(4500) + &connection("site-b", "gw-a.example", "gw-b.example", "", false)),
+    );
+    let (b, fb) = b_with_esp("refused-held-b", "chacha20poly1305");
+    let mut p = Pair {
+        a,
+        b,
+        _files: (fa, fb),
+    };
+    p.a.start_tunnels(t0);
+    p.settle(t0);
+    assert!(p.a.child_retry_at(&primary()).is_some());
+    p.a.terminate("site-b", t0).unwrap();
+    p.settle(t0);
+    assert_eq!(p.a.child_retry_at(&primary()), None);
+    let t = t0 + Duration::from_secs(60);
+    p.a.on_timeout(t);
+    p.settle(t);
+    assert!(p.a.ike_sas().is_empty(), "no new IKE SA after terminate");
+}
+
+/// Runs both planes' timers, deadline by deadline, up to `end`.
+fn run_until(p: &mut Pair, end: Instant) {
+    loop {
+        let next = [p.a.next_deadline(), p.b.next_deadline()]
+            .into_iter()
+            .flatten()
+            .min();
+        match next {
+            Some(t) if t <= end => {
+                p.a.on_timeout(t);
+                p.b.on_timeout(t);
+                p.settle(t);
+            }
+            _ => return,
+        }
+    }
+}
+
+#[test]
+fn a_child_sa_whose_rekeys_are_refused_expires_and_a_new_ike_sa_brings_it_back() {
+    let t0 = Instant::now();
+    // The first CHILD_SA takes no DH (IKE_AUTH), so a PFS group mismatch shows only at the
+    // rekey: A offers x25519, B wants ecp384.
+    let a_conn = connection(
+        "site-b",
+        "gw-a.example",
+        "gw-b.example",
+        "rekey_time = 10",
+        false,
+    )
+    .replace(
+        "esp_proposals = [\"aes256gcm16\"]",
+        "esp_proposals = [\"aes256gcm16-x25519\"]",
+    );
+    let (a, fa) = plane_of("rekey-refused-a", &(gateway(4500) + &a_conn));
+    let (b, fb) = b_with_esp("rekey-refused-b", "aes256gcm16-ecp384");
+    let mut p = Pair {
+        a,
+        b,
+        _files: (fa, fb),
+    };
+    p.a.start_tunnels(t0);
+    p.settle(t0);
+    assert!(p.a.is_up(&primary()));
+    let first_ike = p.a.tunnel(&primary()).unwrap().ike.unwrap();
+
+    // Rekey due at 9-10 s (jitter), refused; the old SA carries on until its hard lifetime
+    // (12 s), the engine retrying the rekey meanwhile.
+    run_until(&mut p, t0 + Duration::from_millis(11_500));
+    let r = p.a.tunnel(&primary()).unwrap().child_refused.clone();
+    let r = r.expect("the refused rekey is recorded");
+    assert!(r.rekey_retry_at.is_some(), "{r:?}");
+    assert!(
+        p.a.is_up(&primary()),
+        "the old SA still carries the traffic"
+    );
+    assert_eq!(p.a.child_retry_at(&primary()), None);
+
+    // Hard lifetime: the SA is gone, the IKE SA useless: a new IKE SA is due at once.
+    // (Stepped to just after the expiry, before the plane's own deadline runs.)
+    let expiry = t0 + Duration::from_secs(12);
+    p.a.on_timeout(expiry);
+    p.b.on_timeout(expiry);
+    p.settle(expiry);
+    assert!(!p.a.is_up(&primary()));
+    let retry =
+        p.a.child_retry_at(&primary())
+            .expect("a new IKE SA is scheduled");
+    let r =
+        p.a.tunnel(&primary())
+            .unwrap()
+            .child_refused
+            .clone()
+            .unwrap();
+    assert_eq!(r.rekey_retry_at, None);
+    assert_eq!(retry, expiry, "the new IKE SA starts at once");
+
+    // The new IKE SA's first CHILD_SA (no DH) is accepted: the tunnel is back.
+    run_until(&mut p, retry);
+    assert!(p.a.is_up(&primary()), "tunnel back after the new IKE SA");
+    assert_ne!(p.a.tunnel(&primary()).unwrap().ike, Some(first_ike));
+    assert!(p.a.tunnel(&primary()).unwrap().child_refused.is_none());
+}

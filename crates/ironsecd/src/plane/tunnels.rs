@@ -30,6 +30,8 @@ pub struct TunnelState {
     // (traffic selection uses it for the preempt hold time)
     /// Why the last IKE SA went down or the last negotiation failed, for status.
     pub last_error: Option<String>,
+    /// The CHILD_SA of the current IKE SA was refused: what, and when the tunnel tries again.
+    pub child_refused: Option<super::child_retry::ChildRefusal>,
     /// Traffic of SAs that are gone, so totals in metrics never go backwards.
     pub retired_out: Traffic,
     pub retired_in: Traffic,

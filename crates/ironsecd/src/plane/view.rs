@@ -29,6 +29,11 @@ impl Plane {
         self.tunnels.get(key)
     }
 
+    /// When a tunnel whose CHILD_SA was refused tries again (see `child_retry`).
+    pub fn child_retry_at(&self, key: &TunnelKey) -> Option<std::time::Instant> {
+        self.child_retries.get(key)
+    }
+
     /// A connection's event counters.
     pub fn conn_stats(&self, name: &str) -> ConnStats {
         self.stats.get(name).copied().unwrap_or_default()
