@@ -13,6 +13,7 @@ pub mod counters;
 pub mod ethtool;
 pub mod gro;
 pub mod iproute;
+pub mod mtu;
 pub mod offload;
 pub mod packet;
 pub mod prefix;
@@ -217,6 +218,7 @@ impl Dataplane {
                 unknown_spi_sink: sinks.unknown_spi.clone(),
                 activity_sink: sinks.activity.clone(),
                 unknown_spi_reported: std::cell::Cell::new(None),
+                icmp_limiter: mtu::IcmpLimiter::new(),
                 local_addrs: cfg.local_addrs.clone(),
             };
             let failure = failure.clone();

@@ -75,6 +75,9 @@ pub struct Tunnel {
     pub spread: Option<Spread>,
     /// The connection's share of the gateway's bandwidth; None = unlimited.
     pub shaper: Option<Arc<crate::shaper::Bucket>>,
+    /// What fits through this tunnel: the MSS its SYNs are clamped to (both directions) and
+    /// the inner size above which DF packets get an ICMP error back.
+    pub mtu: crate::mtu::TunnelMtu,
     /// `remote` already in the kernel's form, so sending needs no conversion per packet.
     remote_raw: SockAddr,
 }
@@ -126,6 +129,7 @@ impl Tunnel {
             trap: None,
             spread: None,
             shaper: None,
+            mtu: crate::mtu::TunnelMtu::UNLIMITED,
             remote_raw: remote.into(),
         }
     }
@@ -277,6 +281,15 @@ pub enum TableError {
 }
 
 impl Tables {
+    /// The same tables with every tunnel sized `mtu` (tests and benches; the daemon sets
+    /// each tunnel's own when it builds them).
+    pub fn with_mtu(mut self, mtu: crate::mtu::TunnelMtu) -> Tables {
+        for t in &mut self.tunnels {
+            t.mtu = mtu;
+        }
+        self
+    }
+
     /// Checks the cross references so the fast path can index without checks failing.
     pub fn new(
         tunnels: Vec<Tunnel>,

@@ -341,6 +341,19 @@ impl<'a> SendBatch<'a> {
     /// Queues `data` for `to`. Panics when the batch is full (see [`SendBatch::is_full`]).
     #[inline]
     pub fn push(&mut self, data: &'a [u8], to: &'a SockAddr) {
+        self.push_with(data, to, false)
+    }
+
+    /// Queues `data` for `to` as a message of its own that no other datagram joins: a
+    /// datagram larger than the path MTU, which the kernel fragments when sent alone but
+    /// refuses (EINVAL) as a GSO segment.
+    #[inline]
+    pub fn push_alone(&mut self, data: &'a [u8], to: &'a SockAddr) {
+        self.push_with(data, to, true)
+    }
+
+    #[inline]
+    fn push_with(&mut self, data: &'a [u8], to: &'a SockAddr, alone: bool) {
         let sl = &mut *self.slots;
         let p = self.pkts;
         // The kernel only reads through iov_base (sendmsg does not write the datagram), so
@@ -350,7 +363,7 @@ impl<'a> SendBatch<'a> {
             iov_len: data.len(),
         };
         self.pkts += 1;
-        if sl.gso && self.msgs > 0 {
+        if sl.gso && self.msgs > 0 && !alone {
             let m = self.msgs - 1;
             let h = &mut sl.hdrs[m].msg_hdr;
             let seg = sl.seg[m];
@@ -376,7 +389,8 @@ impl<'a> SendBatch<'a> {
         h.msg_controllen = 0;
         sl.seg[m] = Segments {
             size: data.len(),
-            total: data.len(),
+            // Full to the brim: nothing joins a message sent alone.
+            total: if alone { GSO_MAX_BYTES } else { data.len() },
         };
         self.msgs += 1;
     }
@@ -624,5 +638,23 @@ mod tests {
         off.push(&big, &a);
         off.push(&big, &a);
         assert_eq!(off.msgs, 2);
+    }
+
+    /// A datagram pushed alone (larger than the path MTU) neither joins a run nor is joined.
+    #[test]
+    fn pushed_alone_is_a_message_of_its_own() {
+        let a: SockAddr = "127.0.0.1:9".parse::<SocketAddr>().unwrap().into();
+        let big = vec![0u8; 1000];
+        let mut slots = SendSlots::new(16).with_gso(true);
+        let mut s = slots.batch();
+        s.push(&big, &a);
+        s.push_alone(&big, &a);
+        s.push(&big, &a);
+        s.push(&big, &a);
+        let lens: Vec<usize> = s.slots.hdrs[..s.msgs]
+            .iter()
+            .map(|h| iovlen(&h.msg_hdr))
+            .collect();
+        assert_eq!(lens, [1, 1, 2]);
     }
 }

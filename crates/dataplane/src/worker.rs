@@ -36,6 +36,7 @@ use socket2::Socket;
 use crate::activity::{Direction, Watch};
 use crate::counters::{DropReason, GatewayCounters, PerWorker};
 use crate::gro::{Coalescer, UdpCoalescer};
+use crate::mtu::{self, IcmpLimiter, TOO_BIG_BUF};
 use crate::offload::{self, VnetHdr, VNET_HDR_LEN};
 use crate::packet::{inner_addrs, InnerAddr};
 use crate::tables::{InboundEntry, OutboundEntry, Tables, Trap, TunnelId};
@@ -71,7 +72,14 @@ pub(crate) struct Worker {
     pub activity_sink: Option<crate::ActivitySink>,
     /// The address each socket is bound to (same order as `sockets`).
     pub local_addrs: Vec<std::net::SocketAddr>,
+    /// Paces the ICMP "too big" errors this worker writes back to the site.
+    pub icmp_limiter: IcmpLimiter,
 }
+
+/// Where a worker writes an ICMP error before sending it to the TUN device: room for the
+/// virtio-net header an offloading device wants first. Owned by the worker's loop, so an
+/// oversized packet costs no allocation.
+pub(crate) type IcmpScratch = [u8; VNET_HDR_LEN + TOO_BIG_BUF];
 
 /// A sealed packet waiting in the outbound batch: which of the batch's buffers holds it.
 #[derive(Clone, Copy, Debug)]
@@ -116,6 +124,7 @@ impl Worker {
             self.max_packet + 512
         };
         let mut recv = RecvBatch::new(self.batch, recv_len);
+        let mut icmp: IcmpScratch = [0u8; VNET_HDR_LEN + TOO_BIG_BUF];
 
         let tun_fd = self.tun.fd(self.id);
         let mut fds: Vec<libc::pollfd> = std::iter::once(tun_fd)
@@ -148,7 +157,14 @@ impl Worker {
                 )));
             }
             if fds[0].revents & libc::POLLIN != 0 {
-                self.outbound(&mut out_bufs, &mut out_meta, &mut send, gw, &mut big)?;
+                self.outbound(
+                    &mut out_bufs,
+                    &mut out_meta,
+                    &mut send,
+                    gw,
+                    &mut big,
+                    &mut icmp,
+                )?;
             }
             for i in 0..self.sockets.len() {
                 if fds[i + 1].revents & libc::POLLIN != 0 {
@@ -167,6 +183,7 @@ impl Worker {
         send: &mut SendSlots,
         gw: &GatewayCounters,
         big: &mut [u8],
+        icmp: &mut IcmpScratch,
     ) -> Result<(), WorkerFailure> {
         loop {
             let tables = self.tables.load();
@@ -197,9 +214,7 @@ impl Worker {
                 };
                 if !self.tun.vnet() {
                     gw.tun_rx(1);
-                    let verdict = seal_one(&tables, &mut bufs[used], n);
-                    let acq = self.acquire_sink.as_ref();
-                    if let Some(sealed) = account_sealed(self.id, verdict, gw, acq) {
+                    if let Some(sealed) = self.seal(&tables, &mut bufs[used], n, gw, icmp) {
                         meta.push(Queued { buf: used, sealed });
                     }
                     used += 1;
@@ -245,9 +260,7 @@ impl Worker {
                         gw.drop(DropReason::Malformed);
                         continue;
                     }
-                    let verdict = seal_one(&tables, &mut bufs[used], len);
-                    let acq = self.acquire_sink.as_ref();
-                    if let Some(sealed) = account_sealed(self.id, verdict, gw, acq) {
+                    if let Some(sealed) = self.seal(&tables, &mut bufs[used], len, gw, icmp) {
                         meta.push(Queued { buf: used, sealed });
                     }
                     used += 1;
@@ -257,6 +270,48 @@ impl Worker {
             if drained {
                 return Ok(());
             }
+        }
+    }
+
+    /// Seals one packet read from the TUN device ([`seal_one`]), counts the verdict and, for a
+    /// packet too big for its tunnel, writes the ICMP error back to the site.
+    #[inline]
+    fn seal(
+        &self,
+        tables: &Tables,
+        buf: &mut [u8],
+        n: usize,
+        gw: &GatewayCounters,
+        icmp: &mut IcmpScratch,
+    ) -> Option<Sealed> {
+        let verdict = seal_one(tables, buf, n);
+        if let Outbound::TooBig { mtu, .. } = verdict {
+            self.too_big(&buf[HEADROOM..HEADROOM + n], mtu, gw, icmp);
+        }
+        account_sealed(self.id, verdict, gw, self.acquire_sink.as_ref())
+    }
+
+    /// Answers an inner packet that does not fit its tunnel with ICMP "fragmentation needed"
+    /// (IPv4) or "packet too big" (IPv6) carrying `mtu`, within the worker's rate limit.
+    #[cold]
+    fn too_big(&self, pkt: &[u8], mtu: u16, gw: &GatewayCounters, icmp: &mut IcmpScratch) {
+        if !self.icmp_limiter.admit(crate::shaper::now_ns()) {
+            gw.icmp_limited();
+            return;
+        }
+        let Some(len) = mtu::write_too_big(pkt, mtu, &mut icmp[VNET_HDR_LEN..]) else {
+            return;
+        };
+        // An offloading device wants a virtio-net header first: zeros, checksums done.
+        let start = if self.tun.vnet() {
+            icmp[..VNET_HDR_LEN].fill(0);
+            0
+        } else {
+            VNET_HDR_LEN
+        };
+        match self.tun.send(self.id, &icmp[start..VNET_HDR_LEN + len]) {
+            Ok(_) => gw.icmp_too_big(),
+            Err(_) => gw.drop(DropReason::Io),
         }
     }
 
@@ -290,7 +345,11 @@ impl Worker {
                             self.activity(&out.watch, Direction::Outbound);
                         }
                     }
-                    send.push(&bufs[buf][..len], tunnel.remote_sockaddr());
+                    if len <= usize::from(tunnel.mtu.max_datagram) {
+                        send.push(&bufs[buf][..len], tunnel.remote_sockaddr());
+                    } else {
+                        send.push_alone(&bufs[buf][..len], tunnel.remote_sockaddr());
+                    }
                 }
             }
             if !send.is_empty() {
@@ -396,6 +455,11 @@ impl Worker {
                     let d = &mut buf[off..end];
                     gw.udp_rx(1);
                     let verdict = open_one(&tables, d);
+                    if let Inbound::Deliver(range, _) = &verdict {
+                        if clamp_inbound(&tables, &mut d[range.clone()]) {
+                            gw.mss_clamped();
+                        }
+                    }
                     if let (Inbound::Ike, Some(sink), Some(from)) =
                         (&verdict, &self.ike_sink, from.get())
                     {
@@ -461,12 +525,17 @@ pub struct Sealed {
 /// What one packet read from the TUN device turned out to be: [`seal_one`]'s verdict, which
 /// [`account_sealed`] counts and acts on.
 pub enum Outbound<'t> {
-    /// Sealed with this SA; `plain_len` is the inner packet's length, for the SA's counters.
+    /// Sealed with this SA; `plain_len` is the inner packet's length, for the SA's counters;
+    /// `clamped`: a SYN whose MSS was lowered to fit the tunnel.
     Send {
         sealed: Sealed,
         plain_len: usize,
         sa: &'t OutboundEntry,
+        clamped: bool,
     },
+    /// Longer than the tunnel carries in one datagram and must not be fragmented (IPv4 with
+    /// DF, or IPv6): dropped, and the sender is told `mtu` by ICMP.
+    TooBig { mtu: u16, sa: &'t OutboundEntry },
     /// The tunnel has no SA: dropped (never sent in clear); a trapped tunnel asks the control
     /// plane to negotiate one.
     NoSa {
@@ -501,6 +570,14 @@ pub fn seal_one<'t>(tables: &'t Tables, buf: &mut [u8], n: usize) -> Outbound<'t
             trap: tunnel.trap.as_ref(),
         };
     };
+    let pkt = &mut buf[HEADROOM..HEADROOM + n];
+    if n > usize::from(tunnel.mtu.max_inner) && mtu::must_not_fragment(pkt) {
+        return Outbound::TooBig {
+            mtu: tunnel.mtu.max_inner,
+            sa: out,
+        };
+    }
+    let clamped = mtu::clamp_mss(pkt, tunnel.mtu.mss_for(pkt));
     if let Some(b) = &tunnel.shaper {
         if !b.admit(n, crate::shaper::now_ns()) {
             return Outbound::Drop(DropReason::Shaped, None);
@@ -511,6 +588,7 @@ pub fn seal_one<'t>(tables: &'t Tables, buf: &mut [u8], n: usize) -> Outbound<'t
             sealed: Sealed { len, tunnel: tid },
             plain_len: n,
             sa: out,
+            clamped,
         },
         Err(SealError::SequenceExhausted) => Outbound::Drop(DropReason::SeqExhausted, Some(out)),
         Err(_) => Outbound::Drop(DropReason::Malformed, Some(out)),
@@ -532,9 +610,18 @@ pub fn account_sealed(
             sealed,
             plain_len,
             sa,
+            clamped,
         } => {
             sa.counters.get(worker).packet(plain_len);
+            if clamped {
+                gw.mss_clamped();
+            }
             Some(sealed)
+        }
+        Outbound::TooBig { sa, .. } => {
+            sa.counters.get(worker).drop(DropReason::TooBig);
+            gw.drop(DropReason::TooBig);
+            None
         }
         Outbound::NoSa { tunnel, trap } => {
             gw.drop(DropReason::NoSa);
@@ -591,6 +678,25 @@ pub fn open_one<'t>(tables: &'t Tables, dgram: &mut [u8]) -> Inbound<'t> {
         Err(_) => DropReason::Malformed,
     };
     Inbound::Drop(reason, Some(sa))
+}
+
+/// Clamps the MSS of a SYN or SYN-ACK arriving from the peer, before it reaches the site:
+/// the site's host will send through the tunnel its reply takes, so that tunnel's
+/// [`crate::mtu::TunnelMtu`] decides. Returns whether the packet changed. A non-SYN costs a
+/// protocol byte and a flags byte; only SYNs look up the route back.
+#[inline]
+pub fn clamp_inbound(tables: &Tables, pkt: &mut [u8]) -> bool {
+    if mtu::syn_offset(pkt).is_none() {
+        return false;
+    }
+    let Some((src, dst)) = inner_addrs(pkt) else {
+        return false;
+    };
+    let Some((_, tunnel)) = tables.route_id(dst, src) else {
+        return false;
+    };
+    let m = tunnel.mtu.mss_for(pkt);
+    mtu::clamp_mss(pkt, m)
 }
 
 /// Acts on [`open_one`]'s verdict: writes to the TUN device and counts.
@@ -756,6 +862,84 @@ mod tests {
         assert_eq!(d.get(DropReason::NoPolicy), 2);
         assert_eq!(d.get(DropReason::Malformed), 1);
         assert_eq!(d.get(DropReason::NoSa), 6);
+    }
+
+    /// A TCP SYN 10.1.0.2 -> 10.2.0.2 with MSS 1460 (and a valid checksum), `len` bytes long
+    /// with DF set.
+    fn tcp_syn(src: [u8; 4], dst: [u8; 4], flags: u8) -> Vec<u8> {
+        let mut p = ipv4(src, dst, 44);
+        p[6] = 0x40;
+        p[9] = crate::packet::PROTO_TCP;
+        p[32] = 6 << 4;
+        p[33] = flags;
+        p[40..44].copy_from_slice(&[2, 4, 0x05, 0xb4]);
+        let pseudo = crate::checksum::sum(&p[12..20], 0) + 6 + 24;
+        let c = crate::checksum::fold(crate::checksum::sum(&p[20..], pseudo));
+        p[36..38].copy_from_slice(&c.to_be_bytes());
+        p
+    }
+
+    fn tcp_ok(p: &[u8]) -> bool {
+        let pseudo = crate::checksum::sum(&p[12..20], 0) + 6 + (p.len() as u64 - 20);
+        crate::checksum::fold(crate::checksum::sum(&p[20..], pseudo)) == 0
+    }
+
+    #[test]
+    fn syns_are_clamped_both_ways_and_oversized_df_packets_refused() {
+        use crate::mtu::{MssClamp, TunnelMtu};
+        let m = TunnelMtu::for_path(1280, false, 1400, MssClamp::Auto);
+        let (a, b) = pair();
+        let (a, b) = (a.with_mtu(m), b.with_mtu(m));
+        let pw = PerWorker::<GatewayCounters>::new(1);
+        let gw = pw.get(0);
+        // Outbound: the SYN leaves with MSS 1178 and a valid checksum.
+        let syn = tcp_syn([10, 1, 0, 2], [10, 2, 0, 2], 0x02);
+        let mut esp = seal(&a, &syn, gw).unwrap();
+        let Inbound::Deliver(r, _) = open_one(&b, &mut esp) else {
+            panic!("not delivered")
+        };
+        let got = &mut esp[r];
+        assert_eq!(&got[42..44], &1178u16.to_be_bytes());
+        assert!(tcp_ok(got));
+        // Inbound: a SYN-ACK from the peer that was not clamped there (say, clamping off on
+        // the far side) is clamped before it reaches the site, by the tunnel back.
+        let synack = tcp_syn([10, 2, 0, 2], [10, 1, 0, 2], 0x12);
+        let mut esp = seal(&b.with_mtu(TunnelMtu::UNLIMITED), &synack, gw).unwrap();
+        let (a2, _) = pair();
+        let a2 = a2.with_mtu(m);
+        let Inbound::Deliver(r, _) = open_one(&a2, &mut esp) else {
+            panic!("not delivered")
+        };
+        assert_eq!(&esp[r.clone()][42..44], &1460u16.to_be_bytes());
+        assert!(clamp_inbound(&a2, &mut esp[r.clone()]));
+        assert_eq!(&esp[r.clone()][42..44], &1178u16.to_be_bytes());
+        assert!(tcp_ok(&esp[r]));
+        assert_eq!(
+            pw.totals().mss_clamped,
+            1,
+            "the outbound one (account_sealed)"
+        );
+        // A DF packet of 1219 bytes does not fit (1218 do); without DF it is sealed whole.
+        let (a, _) = pair();
+        let a = a.with_mtu(m);
+        let mut big = ipv4([10, 1, 0, 2], [10, 2, 0, 2], 1218);
+        big[6] = 0x40;
+        assert!(seal(&a, &big, gw).is_some());
+        let mut big = ipv4([10, 1, 0, 2], [10, 2, 0, 2], 1219);
+        big[6] = 0x40;
+        let mut buf = vec![0u8; HEADROOM + big.len() + MAX_TRAILER];
+        buf[HEADROOM..HEADROOM + big.len()].copy_from_slice(&big);
+        assert!(matches!(
+            seal_one(&a, &mut buf, big.len()),
+            Outbound::TooBig { mtu: 1218, .. }
+        ));
+        assert!(seal(&a, &big, gw).is_none());
+        assert_eq!(pw.totals().drops.get(DropReason::TooBig), 1);
+        big[6] = 0;
+        assert!(
+            seal(&a, &big, gw).is_some(),
+            "no DF: sealed, the outer is fragmented"
+        );
     }
 
     #[test]

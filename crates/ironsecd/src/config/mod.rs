@@ -23,7 +23,7 @@ use ironsec_esp::Suite;
 pub use keys::Keymat;
 use load::{Loaded, SourcedConnection};
 pub use load::{ENVIRONMENT, ENV_PREFIX, FRAGMENT_DIR};
-use schema::{ConnectionSchema, GatewaySchema, KeyingKind};
+use schema::{ConnectionSchema, GatewaySchema, KeyingKind, WordOrNumber};
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct Config {
@@ -48,7 +48,23 @@ pub struct Connection {
     pub bandwidth_weight: u32,
     /// This connection's own cap in bits/s.
     pub bandwidth: Option<u64>,
+    /// How SYNs through its tunnels get their MSS clamped.
+    pub mss_clamp: MssClamp,
+    /// The outer path MTU its tunnels are sized for.
+    pub path_mtu: PathMtu,
     pub keying: Keying,
+}
+
+pub use ironsec_dataplane::mtu::MssClamp;
+
+/// The outer path MTU a connection's tunnels are sized for (see `tables::tunnel_mtu`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum PathMtu {
+    /// The kernel's route MTU (or learned path MTU) towards the peer, read when tables are
+    /// built; 1500 if it cannot be read.
+    #[default]
+    Auto,
+    Fixed(u16),
 }
 
 // One per connection, built at load: size does not matter, and a Box would only add noise.
@@ -429,6 +445,39 @@ fn validate_connection(
             "a cap of 0 would block the connection; remove it or give a rate",
         ));
     }
+    let mss_clamp = match &c.mss_clamp {
+        None => MssClamp::Auto,
+        Some(WordOrNumber::Word(w)) if w == "auto" => MssClamp::Auto,
+        Some(WordOrNumber::Word(w)) if w == "off" => MssClamp::Off,
+        Some(WordOrNumber::Number(n)) if (536..=9000).contains(n) => MssClamp::Fixed(*n as u16),
+        Some(other) => {
+            errs.push(ConfigError::new(
+                file,
+                format!("{key}.mss_clamp"),
+                format!(
+                    "{} is not an MSS clamp: expected \"auto\", \"off\" or an MSS in 536..=9000",
+                    show(other)
+                ),
+            ));
+            MssClamp::Auto
+        }
+    };
+    let path_mtu = match &c.path_mtu {
+        None => PathMtu::Auto,
+        Some(WordOrNumber::Word(w)) if w == "auto" => PathMtu::Auto,
+        Some(WordOrNumber::Number(n)) if (1280..=9000).contains(n) => PathMtu::Fixed(*n as u16),
+        Some(other) => {
+            errs.push(ConfigError::new(
+                file,
+                format!("{key}.path_mtu"),
+                format!(
+                    "{} is not a path MTU: expected \"auto\" or bytes in 1280..=9000",
+                    show(other)
+                ),
+            ));
+            PathMtu::Auto
+        }
+    };
     let keying = match c.keying {
         KeyingKind::Static => static_keying::validate(file, key, c, port, errs).map(Keying::Static),
         KeyingKind::Ike => ike_keying::validate(file, key, c, errs).map(Keying::Ike),
@@ -442,8 +491,18 @@ fn validate_connection(
         remote_ts,
         bandwidth_weight,
         bandwidth,
+        mss_clamp,
+        path_mtu,
         keying: keying?,
     })
+}
+
+/// A word-or-number value as the operator wrote it, for an error message.
+fn show(v: &WordOrNumber) -> String {
+    match v {
+        WordOrNumber::Word(w) => format!("'{w}'"),
+        WordOrNumber::Number(n) => n.to_string(),
+    }
 }
 
 /// Parses a tunnel's two addresses, which must be of one IP version.

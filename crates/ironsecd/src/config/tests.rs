@@ -945,3 +945,32 @@ fn restart_change_message() {
         "gateway.workers: changed from 0 to 3; gateway settings apply at start (restart ironsecd)"
     );
 }
+
+#[test]
+fn mss_clamp_and_path_mtu() {
+    let d = Dir::new("mtu");
+    let load = |extra: &str| {
+        let t = example(&d, "a").replace("esn = true", &format!("esn = true\n{extra}"));
+        let p = d.write("c.toml", &t, 0o644);
+        Config::load(&p)
+    };
+    let c = load("").unwrap();
+    assert_eq!(c.connections[0].mss_clamp, MssClamp::Auto, "on by default");
+    assert_eq!(c.connections[0].path_mtu, PathMtu::Auto);
+    let c = load("mss_clamp = 1350\npath_mtu = 1280").unwrap();
+    assert_eq!(c.connections[0].mss_clamp, MssClamp::Fixed(1350));
+    assert_eq!(c.connections[0].path_mtu, PathMtu::Fixed(1280));
+    let c = load("mss_clamp = \"off\"\npath_mtu = \"auto\"").unwrap();
+    assert_eq!(c.connections[0].mss_clamp, MssClamp::Off);
+    for (extra, key, why) in [
+        ("mss_clamp = 100", "mss_clamp", "536..=9000"),
+        ("mss_clamp = \"yes\"", "mss_clamp", "\"auto\", \"off\""),
+        ("path_mtu = 1000", "path_mtu", "1280..=9000"),
+        ("path_mtu = \"off\"", "path_mtu", "\"auto\""),
+    ] {
+        let e = load(extra).expect_err(extra).0;
+        assert_eq!(e.len(), 1, "{extra}");
+        assert_eq!(e[0].key, format!("connection[0].{key}"));
+        assert!(e[0].reason.contains(why), "{}", e[0]);
+    }
+}
