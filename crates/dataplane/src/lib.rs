@@ -25,7 +25,7 @@ mod worker;
 
 /// The per-packet verdict functions, for the criterion benches of the whole packet path.
 #[doc(hidden)]
-pub use worker::{account_sealed, open_one, seal_one, Inbound, Outbound, Sealed};
+pub use worker::{account_sealed, clamp_inbound, open_one, seal_one, Inbound, Outbound, Sealed};
 
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, Ordering};

@@ -149,6 +149,28 @@ const OPT_EOL: u8 = 0;
 const OPT_NOP: u8 = 1;
 const OPT_MSS: u8 = 2;
 
+/// Whether `pkt` may be a TCP SYN (or SYN-ACK): the one check every packet pays, inlined and
+/// a handful of instructions (protocol byte, flags byte at the IHL's offset). IPv6 with
+/// extension headers answers yes and leaves the walk to [`clamp_mss`]. A false positive costs
+/// only the call; a false negative never happens.
+#[inline(always)]
+pub fn may_be_syn(pkt: &[u8]) -> bool {
+    match pkt.first().map(|b| b >> 4) {
+        Some(4) => {
+            pkt.get(9) == Some(&PROTO_TCP)
+                && pkt
+                    .get(usize::from(pkt[0] & 0x0f) * 4 + 13)
+                    .is_some_and(|f| f & TCP_SYN != 0)
+        }
+        Some(6) => match pkt.get(6) {
+            Some(&PROTO_TCP) => pkt.get(IPV6_HEADER + 13).is_some_and(|f| f & TCP_SYN != 0),
+            Some(0 | 60) => true,
+            _ => false,
+        },
+        _ => false,
+    }
+}
+
 /// Where the TCP header of a SYN starts, if `pkt` is one (IPv4 first fragment, or IPv6 with
 /// at most hop-by-hop/destination options before TCP). Cheap on everything else: a protocol
 /// byte and a flags byte.
@@ -176,7 +198,9 @@ pub fn syn_offset(pkt: &[u8]) -> Option<usize> {
 /// Lowers the MSS option of a SYN (or SYN-ACK) in `pkt` to `mss` if it is larger, and fixes
 /// the TCP checksum incrementally (RFC 1624, eqn. 3). Returns whether it changed the packet.
 /// Never raises an MSS, never adds an option a SYN lacks (the peer's default, 536 or 1220,
-/// already fits), and leaves a malformed option list alone.
+/// already fits), and leaves a malformed option list alone. Out of line: the fast path calls
+/// it only when [`may_be_syn`] says so.
+#[inline(never)]
 pub fn clamp_mss(pkt: &mut [u8], mss: u16) -> bool {
     if mss == 0 {
         return false;
@@ -528,6 +552,39 @@ mod tests {
         assert!(clamp_mss(&mut p, 1200));
         assert_eq!(&p[43..45], &1200u16.to_be_bytes());
         assert_eq!(full_tcp_checksum_v4(&p), 0);
+    }
+
+    #[test]
+    fn the_inline_check_never_misses_a_syn() {
+        let syn = syn_v4();
+        assert!(may_be_syn(&syn));
+        let mut ack = syn.clone();
+        ack[33] = 0x10;
+        assert!(!may_be_syn(&ack));
+        let mut udp = syn.clone();
+        udp[9] = 17;
+        assert!(!may_be_syn(&udp));
+        // Whatever the bytes, a packet syn_offset takes for a SYN passes the inline check.
+        let mut p = syn.clone();
+        for i in 0..p.len() {
+            for v in [0u8, 2, 6, 0x45, 0x46, 0x60, 0xff] {
+                let old = p[i];
+                p[i] = v;
+                if syn_offset(&p).is_some() {
+                    assert!(may_be_syn(&p), "byte {i} = {v}");
+                }
+                p[i] = old;
+            }
+        }
+        let mut v6 = vec![0u8; 60];
+        v6[0] = 0x60;
+        v6[6] = PROTO_TCP;
+        v6[53] = TCP_SYN;
+        assert!(may_be_syn(&v6));
+        v6[6] = 60;
+        assert!(may_be_syn(&v6), "extension headers: the slow path decides");
+        v6[6] = packet::PROTO_UDP;
+        assert!(!may_be_syn(&v6));
     }
 
     #[test]

@@ -577,7 +577,7 @@ pub fn seal_one<'t>(tables: &'t Tables, buf: &mut [u8], n: usize) -> Outbound<'t
             sa: out,
         };
     }
-    let clamped = mtu::clamp_mss(pkt, tunnel.mtu.mss_for(pkt));
+    let clamped = mtu::may_be_syn(pkt) && mtu::clamp_mss(pkt, tunnel.mtu.mss_for(pkt));
     if let Some(b) = &tunnel.shaper {
         if !b.admit(n, crate::shaper::now_ns()) {
             return Outbound::Drop(DropReason::Shaped, None);
@@ -686,9 +686,13 @@ pub fn open_one<'t>(tables: &'t Tables, dgram: &mut [u8]) -> Inbound<'t> {
 /// protocol byte and a flags byte; only SYNs look up the route back.
 #[inline]
 pub fn clamp_inbound(tables: &Tables, pkt: &mut [u8]) -> bool {
-    if mtu::syn_offset(pkt).is_none() {
-        return false;
-    }
+    mtu::may_be_syn(pkt) && clamp_inbound_syn(tables, pkt)
+}
+
+/// [`clamp_inbound`] for a packet that may be a SYN: out of line, so the route lookup it
+/// repeats stays inlined in [`seal_one`].
+#[inline(never)]
+fn clamp_inbound_syn(tables: &Tables, pkt: &mut [u8]) -> bool {
     let Some((src, dst)) = inner_addrs(pkt) else {
         return false;
     };
