@@ -10,6 +10,9 @@
 //!    DF segments with ICMP "fragmentation needed", next-hop MTU 1218, seen on lanA, and the
 //!    transfer completes.
 //!
+//! 3. DSCP: with `copy_dscp` "out" (the default) on gwA and "no" on gwB, EF pings (TOS 0xb8)
+//!    leave gwA in ESP marked EF and gwB's replies (EF inside too) unmarked.
+//!
 //! tcpdump captures on the LAN links and tshark reads them: the judge is outside ironsec.
 //! Needs root: `cargo test -p ironsecd --test mtu -- --include-ignored --test-threads=1`.
 
@@ -31,8 +34,8 @@ const MSS: u64 = MAX_INNER - 40;
 const TRANSFER: usize = 8 << 20;
 const PATTERN: &[u8] = b"IRONSEC-MTU-0123456789-abcdefghijklmnop/";
 
-/// Two static-key gateways over a WAN of [`WAN_MTU`]; `clamp_a` / `clamp_b` are the
-/// connections' `mss_clamp` values as written in TOML.
+/// Two static-key gateways over a WAN of [`WAN_MTU`]; `extra_a` / `extra_b` are TOML lines
+/// added to each side's connection (`mss_clamp = ...`, `copy_dscp = ...`).
 struct MtuLab {
     a: Daemon,
     b: Daemon,
@@ -41,7 +44,7 @@ struct MtuLab {
 }
 
 impl MtuLab {
-    fn start(clamp_a: &str, clamp_b: &str) -> MtuLab {
+    fn start(extra_a: &str, extra_b: &str) -> MtuLab {
         require_root();
         let prefix = unique_prefix();
         let dir = TempDir::new(&prefix);
@@ -53,7 +56,7 @@ impl MtuLab {
         );
         let keys = dir.join("site.keys");
         write_keys_file(&keys, &[(SPI_A_TO_B, &key_ab), (SPI_B_TO_A, &key_ba)]);
-        let mk = |example: &str, sock: &std::path::Path, clamp: &str| {
+        let mk = |example: &str, sock: &std::path::Path, extra: &str| {
             let text = rewrite_toml_lines(
                 &example_config(example),
                 &[
@@ -62,18 +65,15 @@ impl MtuLab {
                     ("esp", toml_str(suite)),
                 ],
             )
-            .replace("esn = true", &format!("esn = true\nmss_clamp = {clamp}"));
-            assert!(
-                text.contains("mss_clamp"),
-                "example has no `esn = true` line"
-            );
+            .replace("esn = true", &format!("esn = true\n{extra}"));
+            assert!(text.contains(extra), "example has no `esn = true` line");
             let out = dir.join(example);
             fs::write(&out, text).unwrap();
             out
         };
         let (sock_a, sock_b) = (dir.join("a.sock"), dir.join("b.sock"));
-        let cfg_a = mk("static-gw-a.toml", &sock_a, clamp_a);
-        let cfg_b = mk("static-gw-b.toml", &sock_b, clamp_b);
+        let cfg_a = mk("static-gw-a.toml", &sock_a, extra_a);
+        let cfg_b = mk("static-gw-b.toml", &sock_b, extra_b);
         let a = Daemon::start("gwA", &topo.gw_a, &cfg_a, &sock_a, dir.join("a.log"));
         let b = Daemon::start("gwB", &topo.gw_b, &cfg_b, &sock_b, dir.join("b.log"));
         MtuLab { a, b, topo, dir }
@@ -140,7 +140,7 @@ fn mss_seen(file: &std::path::Path, syn_ack: bool) -> Vec<u64> {
 #[ignore = "needs root"]
 fn clamped_syns_carry_full_size_tcp_over_a_1280_wan() {
     let _s = serial();
-    let lab = MtuLab::start("\"auto\"", "\"off\"");
+    let lab = MtuLab::start("mss_clamp = \"auto\"", "mss_clamp = \"off\"");
     let syn_filter = ["tcp[tcpflags] & tcp-syn != 0"];
     let on_b = lab.capture(&lab.topo.lan_b, "b-lan", "lanB", &syn_filter);
     let on_a = lab.capture(&lab.topo.lan_a, "a-lan", "lanA", &syn_filter);
@@ -174,7 +174,7 @@ fn clamped_syns_carry_full_size_tcp_over_a_1280_wan() {
 #[ignore = "needs root"]
 fn without_clamping_pmtu_discovery_works_through_our_icmp() {
     let _s = serial();
-    let lab = MtuLab::start("\"off\"", "\"off\"");
+    let lab = MtuLab::start("mss_clamp = \"off\"", "mss_clamp = \"off\"");
     let icmp = lab.capture(&lab.topo.lan_a, "a-lan", "lanA-icmp", &["icmp"]);
     lab.transfer();
     let file = icmp.file.clone();
@@ -218,4 +218,37 @@ fn without_clamping_pmtu_discovery_works_through_our_icmp() {
         "ICMP errors: {}",
         num(&sa, "/counters/icmp_too_big")
     );
+}
+
+#[test]
+#[ignore = "needs root"]
+fn inner_dscp_is_copied_to_the_outer_header() {
+    let _s = serial();
+    let lab = MtuLab::start("", "copy_dscp = \"no\"");
+    let wan = lab.capture(&lab.topo.gw_a, "wan", "wan", &["udp", "port", "4500"]);
+    run_ok(
+        ns_cmd(&lab.topo.lan_a, "ping")
+            .args(["-Q", "0xb8", "-c", "5", "-i", "0.2", "-W", "2", "10.2.0.2"]),
+        Duration::from_secs(20),
+    );
+    let file = wan.file.clone();
+    wan.stop();
+    let dscp_from = |src: &str| -> Vec<String> {
+        tshark_fields(
+            &file,
+            &format!("ip.src == {src} && udp.port == 4500"),
+            &["ip.dsfield.dscp"],
+        )
+        .into_iter()
+        .map(|r| r[0].clone())
+        .collect()
+    };
+    let out_a = dscp_from("192.0.2.1");
+    let out_b = dscp_from("192.0.2.2");
+    assert_eq!(
+        out_a,
+        vec!["46"; 5],
+        "gwA (copy_dscp out): requests marked EF"
+    );
+    assert_eq!(out_b, vec!["0"; 5], "gwB (copy_dscp no): replies unmarked");
 }

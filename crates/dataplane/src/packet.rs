@@ -86,6 +86,19 @@ pub fn tcp_header_len(pkt: &[u8], at: usize) -> Option<usize> {
     pkt.get(at + 12).map(|b| usize::from(b >> 4) * 4)
 }
 
+/// The DSCP of an IPv4 (`v6` false) or IPv6 packet, in place in the TOS / traffic class byte
+/// (the low two ECN bits cleared): what an outer header copies with `copy_dscp`. The caller
+/// has checked the header is there.
+#[inline]
+pub fn dscp_byte(pkt: &[u8], v6: bool) -> u8 {
+    let tos = if v6 {
+        (pkt[0] << 4) | (pkt[1] >> 4)
+    } else {
+        pkt[1]
+    };
+    tos & 0xfc
+}
+
 /// An address pulled out of an inner packet header.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum InnerAddr {
@@ -187,6 +200,17 @@ mod tests {
         assert_eq!(ipv6_transport(&d), Some((PROTO_UDP, 56)));
         assert_eq!(ipv6_transport(&v6_packet(43)), None, "routing header");
         assert_eq!(ipv6_transport(&v6_packet(44)), None, "fragment header");
+    }
+
+    #[test]
+    fn dscp_of_both_versions() {
+        let mut p = v4_packet();
+        p[1] = 0xb9; // EF with ECN ECT(1)
+        assert_eq!(dscp_byte(&p, false), 0xb8);
+        let mut v6 = v6_packet(PROTO_UDP);
+        v6[0] = 0x6b; // traffic class 0xb9 across the first two bytes
+        v6[1] = 0x90;
+        assert_eq!(dscp_byte(&v6, true), 0xb8);
     }
 
     #[test]

@@ -78,6 +78,9 @@ pub struct Tunnel {
     /// What fits through this tunnel: the MSS its SYNs are clamped to (both directions) and
     /// the inner size above which DF packets get an ICMP error back.
     pub mtu: crate::mtu::TunnelMtu,
+    /// Copy the inner packet's DSCP to the outer header (`copy_dscp = "out"`, strongSwan's
+    /// default): WAN routers can then queue the tunnel's traffic by class without seeing in.
+    pub dscp_out: bool,
     /// `remote` already in the kernel's form, so sending needs no conversion per packet.
     remote_raw: SockAddr,
 }
@@ -130,6 +133,7 @@ impl Tunnel {
             spread: None,
             shaper: None,
             mtu: crate::mtu::TunnelMtu::UNLIMITED,
+            dscp_out: true,
             remote_raw: remote.into(),
         }
     }
@@ -286,6 +290,14 @@ impl Tables {
     pub fn with_mtu(mut self, mtu: crate::mtu::TunnelMtu) -> Tables {
         for t in &mut self.tunnels {
             t.mtu = mtu;
+        }
+        self
+    }
+
+    /// The same tables with every tunnel's `copy_dscp` outbound set to `on` (tests).
+    pub fn with_dscp_out(mut self, on: bool) -> Tables {
+        for t in &mut self.tunnels {
+            t.dscp_out = on;
         }
         self
     }

@@ -333,7 +333,12 @@ impl Worker {
             let mut last = None;
             for &Queued {
                 buf,
-                sealed: Sealed { len, tunnel: t },
+                sealed:
+                    Sealed {
+                        len,
+                        tunnel: t,
+                        tos,
+                    },
             } in meta.iter()
             {
                 let tunnel = &tables.tunnels()[t];
@@ -345,11 +350,8 @@ impl Worker {
                             self.activity(&out.watch, Direction::Outbound);
                         }
                     }
-                    if len <= usize::from(tunnel.mtu.max_datagram) {
-                        send.push(&bufs[buf][..len], tunnel.remote_sockaddr());
-                    } else {
-                        send.push_alone(&bufs[buf][..len], tunnel.remote_sockaddr());
-                    }
+                    let alone = len > usize::from(tunnel.mtu.max_datagram);
+                    send.push_marked(&bufs[buf][..len], tunnel.remote_sockaddr(), tos, alone);
                 }
             }
             if !send.is_empty() {
@@ -515,11 +517,12 @@ impl Worker {
 }
 
 /// A packet sealed for sending: `len` bytes of ESP-in-UDP payload from the start of its
-/// buffer, for `tunnel`.
+/// buffer, for `tunnel`, with outer TOS / traffic class `tos` (the inner DSCP, or 0).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Sealed {
     pub len: usize,
     pub tunnel: TunnelId,
+    pub tos: u8,
 }
 
 /// What one packet read from the TUN device turned out to be: [`seal_one`]'s verdict, which
@@ -578,6 +581,12 @@ pub fn seal_one<'t>(tables: &'t Tables, buf: &mut [u8], n: usize) -> Outbound<'t
         };
     }
     let clamped = mtu::may_be_syn(pkt) && mtu::clamp_mss(pkt, tunnel.mtu.mss_for(pkt));
+    // Read before sealing encrypts the header.
+    let tos = if tunnel.dscp_out {
+        crate::packet::dscp_byte(pkt, next_header == NEXT_HEADER_IPV6)
+    } else {
+        0
+    };
     if let Some(b) = &tunnel.shaper {
         if !b.admit(n, crate::shaper::now_ns()) {
             return Outbound::Drop(DropReason::Shaped, None);
@@ -585,7 +594,11 @@ pub fn seal_one<'t>(tables: &'t Tables, buf: &mut [u8], n: usize) -> Outbound<'t
     }
     match out.sa.seal_in_place(buf, n, next_header) {
         Ok(len) => Outbound::Send {
-            sealed: Sealed { len, tunnel: tid },
+            sealed: Sealed {
+                len,
+                tunnel: tid,
+                tos,
+            },
             plain_len: n,
             sa: out,
             clamped,
@@ -944,6 +957,25 @@ mod tests {
             seal(&a, &big, gw).is_some(),
             "no DF: sealed, the outer is fragmented"
         );
+    }
+
+    #[test]
+    fn outer_tos_is_the_inner_dscp_unless_off() {
+        let (a, _) = pair();
+        let mut pkt = ipv4([10, 1, 0, 2], [10, 2, 0, 2], 100);
+        pkt[1] = 0xb9; // EF, ECT(1): the ECN bits are not copied
+        let mut buf = vec![0u8; HEADROOM + pkt.len() + MAX_TRAILER];
+        buf[HEADROOM..HEADROOM + pkt.len()].copy_from_slice(&pkt);
+        let Outbound::Send { sealed, .. } = seal_one(&a, &mut buf, pkt.len()) else {
+            panic!("not sealed")
+        };
+        assert_eq!(sealed.tos, 0xb8);
+        let a = pair().0.with_dscp_out(false);
+        buf[HEADROOM..HEADROOM + pkt.len()].copy_from_slice(&pkt);
+        let Outbound::Send { sealed, .. } = seal_one(&a, &mut buf, pkt.len()) else {
+            panic!("not sealed")
+        };
+        assert_eq!(sealed.tos, 0, "copy_dscp = no");
     }
 
     #[test]

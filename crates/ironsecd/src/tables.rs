@@ -540,12 +540,9 @@ pub fn build(
             (remote, store.statics.get(&key).map(|x| x.outbound.clone()))
         };
         let mut t = Tunnel::new(s.conn.clone(), socket, addrs[socket], remote, outbound);
-        t.mtu = mtus.tunnel(
-            &cfg.connections[s.conn_index],
-            cfg.gateway.tun_mtu,
-            s.local,
-            remote,
-        );
+        let conn = &cfg.connections[s.conn_index];
+        t.mtu = mtus.tunnel(conn, cfg.gateway.tun_mtu, s.local, remote);
+        t.dscp_out = conn.copy_dscp == crate::config::CopyDscp::Out;
         tunnels.push(if trapped.contains(&key) {
             t.with_trap()
         } else {
@@ -573,12 +570,9 @@ pub fn build(
                 c.info.remote,
                 Some(c.outbound.clone()),
             );
-            t.mtu = mtus.tunnel(
-                &cfg.connections[s.conn_index],
-                cfg.gateway.tun_mtu,
-                s.local,
-                c.info.remote,
-            );
+            let conn = &cfg.connections[s.conn_index];
+            t.mtu = mtus.tunnel(conn, cfg.gateway.tun_mtu, s.local, c.info.remote);
+            t.dscp_out = conn.copy_dscp == crate::config::CopyDscp::Out;
             tunnels.push(t);
         }
     }

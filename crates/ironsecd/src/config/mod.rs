@@ -52,7 +52,19 @@ pub struct Connection {
     pub mss_clamp: MssClamp,
     /// The outer path MTU its tunnels are sized for.
     pub path_mtu: PathMtu,
+    /// Whether the inner DSCP is copied to the outer header.
+    pub copy_dscp: CopyDscp,
     pub keying: Keying,
+}
+
+/// strongSwan's `copy_dscp`, as far as ironsec does it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum CopyDscp {
+    /// Inner to outer when sealing (strongSwan's default): the WAN can queue by class.
+    #[default]
+    Out,
+    /// Outer headers carry DSCP 0.
+    No,
 }
 
 pub use ironsec_dataplane::mtu::MssClamp;
@@ -478,6 +490,30 @@ fn validate_connection(
             PathMtu::Auto
         }
     };
+    let copy_dscp = match c.copy_dscp.as_deref() {
+        None | Some("out") => CopyDscp::Out,
+        Some("no") => CopyDscp::No,
+        Some(w @ ("in" | "yes")) => {
+            errs.push(ConfigError::new(
+                file,
+                format!("{key}.copy_dscp"),
+                format!(
+                    "'{w}' (copying the outer DSCP into decrypted packets) is not supported: \
+                     anyone on the WAN could then remark traffic inside the site; use \"out\" \
+                     or \"no\""
+                ),
+            ));
+            CopyDscp::Out
+        }
+        Some(w) => {
+            errs.push(ConfigError::new(
+                file,
+                format!("{key}.copy_dscp"),
+                format!("'{w}' is not a copy_dscp: expected \"out\" or \"no\""),
+            ));
+            CopyDscp::Out
+        }
+    };
     let keying = match c.keying {
         KeyingKind::Static => static_keying::validate(file, key, c, port, errs).map(Keying::Static),
         KeyingKind::Ike => ike_keying::validate(file, key, c, errs).map(Keying::Ike),
@@ -493,6 +529,7 @@ fn validate_connection(
         bandwidth,
         mss_clamp,
         path_mtu,
+        copy_dscp,
         keying: keying?,
     })
 }

@@ -947,7 +947,7 @@ fn restart_change_message() {
 }
 
 #[test]
-fn mss_clamp_and_path_mtu() {
+fn mss_clamp_path_mtu_and_copy_dscp() {
     let d = Dir::new("mtu");
     let load = |extra: &str| {
         let t = example(&d, "a").replace("esn = true", &format!("esn = true\n{extra}"));
@@ -962,11 +962,21 @@ fn mss_clamp_and_path_mtu() {
     assert_eq!(c.connections[0].path_mtu, PathMtu::Fixed(1280));
     let c = load("mss_clamp = \"off\"\npath_mtu = \"auto\"").unwrap();
     assert_eq!(c.connections[0].mss_clamp, MssClamp::Off);
+    assert_eq!(
+        c.connections[0].copy_dscp,
+        CopyDscp::Out,
+        "strongSwan's default"
+    );
+    let c = load("copy_dscp = \"no\"").unwrap();
+    assert_eq!(c.connections[0].copy_dscp, CopyDscp::No);
     for (extra, key, why) in [
         ("mss_clamp = 100", "mss_clamp", "536..=9000"),
         ("mss_clamp = \"yes\"", "mss_clamp", "\"auto\", \"off\""),
         ("path_mtu = 1000", "path_mtu", "1280..=9000"),
         ("path_mtu = \"off\"", "path_mtu", "\"auto\""),
+        ("copy_dscp = \"in\"", "copy_dscp", "not supported"),
+        ("copy_dscp = \"yes\"", "copy_dscp", "not supported"),
+        ("copy_dscp = \"maybe\"", "copy_dscp", "\"out\" or \"no\""),
     ] {
         let e = load(extra).expect_err(extra).0;
         assert_eq!(e.len(), 1, "{extra}");
