@@ -13,6 +13,8 @@
 //! 3. DSCP: with `copy_dscp` "out" (the default) on gwA and "no" on gwB, EF pings (TOS 0xb8)
 //!    leave gwA in ESP marked EF and gwB's replies (EF inside too) unmarked.
 //!
+//!    With `copy_dscp = "in"` on gwB and the WAN remarking gwA's ESP CS1 (nftables), the
+//!    pings reach lanB marked CS1.
 //! 4. Against strongSwan (5.9, kernel-libipsec) as gwB over the same 1280 WAN, with ironsec
 //!    clamping: the SYN reaches lanB with MSS 1178 and TCP at full size completes both ways.
 //!
@@ -255,6 +257,41 @@ fn inner_dscp_is_copied_to_the_outer_header() {
         "gwA (copy_dscp out): requests marked EF"
     );
     assert_eq!(out_b, vec!["0"; 5], "gwB (copy_dscp no): replies unmarked");
+}
+
+#[test]
+#[ignore = "needs root"]
+fn outer_dscp_is_copied_in_where_asked() {
+    let _s = serial();
+    let lab = MtuLab::start("", "copy_dscp = \"in\"");
+    // The WAN remarks gwA's ESP CS1 (an nftables rule on gwA's way out, as a provider's edge
+    // router would): gwB copies that into the decrypted pings, whose own DSCP is EF.
+    let nft = |args: &str| {
+        run_ok(
+            ns_cmd(&lab.topo.gw_a, "nft").args(args.split(' ')),
+            Duration::from_secs(10),
+        )
+    };
+    nft("add table ip remark");
+    nft("add chain ip remark out { type filter hook output priority 0 ; }");
+    nft("add rule ip remark out udp sport 4500 ip dscp set cs1");
+    let lan = lab.capture(&lab.topo.lan_b, "b-lan", "lanB-icmp", &["icmp"]);
+    run_ok(
+        ns_cmd(&lab.topo.lan_a, "ping")
+            .args(["-Q", "0xb8", "-c", "5", "-i", "0.2", "-W", "2", "10.2.0.2"]),
+        Duration::from_secs(20),
+    );
+    let file = lan.file.clone();
+    lan.stop();
+    let requests: Vec<String> = tshark_fields(&file, "icmp.type == 8", &["ip.dsfield.dscp"])
+        .into_iter()
+        .map(|r| r[0].clone())
+        .collect();
+    assert_eq!(
+        requests,
+        vec!["8"; 5],
+        "echo requests on lanB carry the outer DSCP (CS1), not their own (EF)"
+    );
 }
 
 /// ironsecd (gwA, `conf/strongswan/ironsec-gw-a.toml`, initiating, `extra` lines added) and

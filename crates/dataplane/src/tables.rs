@@ -81,6 +81,9 @@ pub struct Tunnel {
     /// Copy the inner packet's DSCP to the outer header (`copy_dscp = "out"`, strongSwan's
     /// default): WAN routers can then queue the tunnel's traffic by class without seeing in.
     pub dscp_out: bool,
+    /// Copy the outer header's DSCP into packets decrypted for the site that this tunnel
+    /// answers (`copy_dscp = "in"`): found by the route back, like the inbound MSS clamp.
+    pub dscp_in: bool,
     /// `remote` already in the kernel's form, so sending needs no conversion per packet.
     remote_raw: SockAddr,
 }
@@ -134,6 +137,7 @@ impl Tunnel {
             shaper: None,
             mtu: crate::mtu::TunnelMtu::UNLIMITED,
             dscp_out: true,
+            dscp_in: false,
             remote_raw: remote.into(),
         }
     }
@@ -274,6 +278,9 @@ pub struct Tables {
     /// Most specific remote prefix first, so the first match is the longest match.
     policies: Vec<Policy>,
     tunnels: Vec<Tunnel>,
+    /// Some tunnel has `dscp_in`: only then do workers read the outer TOS of what they
+    /// receive and look up the route back of each decrypted packet.
+    any_dscp_in: bool,
 }
 
 #[derive(thiserror::Error, Debug, PartialEq, Eq)]
@@ -335,8 +342,24 @@ impl Tables {
         Ok(Tables {
             inbound: map,
             policies,
+            any_dscp_in: tunnels.iter().any(|t| t.dscp_in),
             tunnels,
         })
+    }
+
+    /// Whether some tunnel copies the outer DSCP inwards (see [`Tunnel::dscp_in`]).
+    #[inline]
+    pub fn any_dscp_in(&self) -> bool {
+        self.any_dscp_in
+    }
+
+    /// The same tables with every tunnel's `copy_dscp` inbound set to `on` (tests).
+    pub fn with_dscp_in(mut self, on: bool) -> Tables {
+        for t in &mut self.tunnels {
+            t.dscp_in = on;
+        }
+        self.any_dscp_in = on && !self.tunnels.is_empty();
+        self
     }
 
     #[inline]

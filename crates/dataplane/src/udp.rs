@@ -164,6 +164,33 @@ impl RecvBatch {
         None
     }
 
+    /// The outer TOS / traffic class of datagram `i`, if the socket asked for it
+    /// ([`enable_recv_tos`]).
+    pub fn tos(&self, i: usize) -> Option<u8> {
+        let h = &self.hdrs[i].msg_hdr;
+        if h.msg_controllen == 0 {
+            return None;
+        }
+        // SAFETY: the kernel wrote `msg_controllen` bytes of cmsgs into this message's own
+        // control buffer; CMSG_FIRSTHDR/NXTHDR stay within it, and CMSG_DATA of a cmsg of
+        // this level and type holds at least one byte (IP_TOS) or an int (IPV6_TCLASS).
+        unsafe {
+            let mut c = libc::CMSG_FIRSTHDR(h);
+            while !c.is_null() {
+                match ((*c).cmsg_level, (*c).cmsg_type) {
+                    (libc::IPPROTO_IP, libc::IP_TOS) => return Some(*libc::CMSG_DATA(c)),
+                    (libc::IPPROTO_IPV6, libc::IPV6_TCLASS) => {
+                        let v = std::ptr::read_unaligned(libc::CMSG_DATA(c).cast::<libc::c_int>());
+                        return Some(v as u8);
+                    }
+                    _ => {}
+                }
+                c = libc::CMSG_NXTHDR(h, c);
+            }
+        }
+        None
+    }
+
     /// Datagram `i` as [`RecvBatch::datagram`] gives it, with its source to read only if
     /// needed (converting every source address would be a per-datagram cost the ESP path has
     /// no use for).
@@ -210,6 +237,27 @@ pub fn enable_gro(sock: &Socket) -> bool {
             sock.as_raw_fd(),
             SOL_UDP,
             UDP_GRO,
+            &one as *const libc::c_int as *const libc::c_void,
+            mem::size_of::<libc::c_int>() as libc::socklen_t,
+        ) == 0
+    }
+}
+
+/// Asks the kernel for each received datagram's TOS / traffic class (IP_RECVTOS and, on an
+/// IPv6 socket, IPV6_RECVTCLASS), read by [`RecvBatch::tos`]. Returns whether it agreed.
+pub fn enable_recv_tos(sock: &Socket, v6: bool) -> bool {
+    let one: libc::c_int = 1;
+    let (level, name) = if v6 {
+        (libc::IPPROTO_IPV6, libc::IPV6_RECVTCLASS)
+    } else {
+        (libc::IPPROTO_IP, libc::IP_RECVTOS)
+    };
+    // SAFETY: setsockopt with a valid fd and a pointer to a c_int of the given size.
+    unsafe {
+        libc::setsockopt(
+            sock.as_raw_fd(),
+            level,
+            name,
             &one as *const libc::c_int as *const libc::c_void,
             mem::size_of::<libc::c_int>() as libc::socklen_t,
         ) == 0

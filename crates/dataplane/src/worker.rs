@@ -440,8 +440,10 @@ impl Worker {
             }
             let tables = self.tables.load();
             let mut batch_now = None;
+            let dscp_in = tables.any_dscp_in();
             for i in 0..n {
                 let seg = recv.segment_size(i);
+                let outer_tos = if dscp_in { recv.tos(i) } else { None };
                 let (buf, truncated, from) = recv.datagram_from(i);
                 if truncated {
                     gw.udp_rx(1);
@@ -460,6 +462,9 @@ impl Worker {
                     if let Inbound::Deliver(range, _) = &verdict {
                         if clamp_inbound(&tables, &mut d[range.clone()]) {
                             gw.mss_clamped();
+                        }
+                        if let Some(tos) = outer_tos {
+                            copy_dscp_in(&tables, &mut d[range.clone()], tos);
                         }
                     }
                     if let (Inbound::Ike, Some(sink), Some(from)) =
@@ -714,6 +719,18 @@ fn clamp_inbound_syn(tables: &Tables, pkt: &mut [u8]) -> bool {
     };
     let m = tunnel.mtu.mss_for(pkt);
     mtu::clamp_mss(pkt, m)
+}
+
+/// Writes the outer header's DSCP `tos` into a decrypted packet if the tunnel its reply takes
+/// copies DSCP inwards (`copy_dscp = "in"`). Called only when [`Tables::any_dscp_in`].
+#[inline(never)]
+pub fn copy_dscp_in(tables: &Tables, pkt: &mut [u8], tos: u8) {
+    let Some((src, dst)) = inner_addrs(pkt) else {
+        return;
+    };
+    if tables.route_id(dst, src).is_some_and(|(_, t)| t.dscp_in) {
+        crate::packet::set_dscp(pkt, tos);
+    }
 }
 
 /// Acts on [`open_one`]'s verdict: writes to the TUN device and counts.
@@ -976,6 +993,31 @@ mod tests {
             panic!("not sealed")
         };
         assert_eq!(sealed.tos, 0, "copy_dscp = no");
+    }
+
+    #[test]
+    fn outer_dscp_is_copied_in_only_where_asked() {
+        let a = pair().0;
+        let mut pkt = ipv4([10, 1, 0, 2], [10, 2, 0, 2], 100);
+        pkt[1] = 0x01; // ECT(1), DSCP 0
+        let c = crate::checksum::fold(crate::checksum::sum(&pkt[..20], 0));
+        pkt[10..12].copy_from_slice(&c.to_be_bytes());
+        let gw = GatewayCounters::default();
+        let esp = seal(&a, &pkt, &gw).unwrap();
+        for (on, want) in [(true, 0x29u8), (false, 0x01)] {
+            let b = pair().1.with_dscp_in(on);
+            assert_eq!(b.any_dscp_in(), on);
+            let mut d = esp.clone();
+            let Inbound::Deliver(r, _) = open_one(&b, &mut d) else {
+                panic!("not delivered")
+            };
+            copy_dscp_in(&b, &mut d[r.clone()], 0x28);
+            assert_eq!(d[r.start + 1], want, "copy in {on}");
+            assert_eq!(
+                crate::checksum::fold(crate::checksum::sum(&d[r][..20], 0)),
+                0
+            );
+        }
     }
 
     #[test]

@@ -542,7 +542,8 @@ pub fn build(
         let mut t = Tunnel::new(s.conn.clone(), socket, addrs[socket], remote, outbound);
         let conn = &cfg.connections[s.conn_index];
         t.mtu = mtus.tunnel(conn, cfg.gateway.tun_mtu, s.local, remote);
-        t.dscp_out = conn.copy_dscp == crate::config::CopyDscp::Out;
+        t.dscp_out = conn.copy_dscp.outwards();
+        t.dscp_in = conn.copy_dscp.inwards();
         tunnels.push(if trapped.contains(&key) {
             t.with_trap()
         } else {
@@ -572,7 +573,8 @@ pub fn build(
             );
             let conn = &cfg.connections[s.conn_index];
             t.mtu = mtus.tunnel(conn, cfg.gateway.tun_mtu, s.local, c.info.remote);
-            t.dscp_out = conn.copy_dscp == crate::config::CopyDscp::Out;
+            t.dscp_out = conn.copy_dscp.outwards();
+            t.dscp_in = conn.copy_dscp.inwards();
             tunnels.push(t);
         }
     }

@@ -57,14 +57,29 @@ pub struct Connection {
     pub keying: Keying,
 }
 
-/// strongSwan's `copy_dscp`, as far as ironsec does it.
+/// strongSwan's `copy_dscp`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum CopyDscp {
     /// Inner to outer when sealing (strongSwan's default): the WAN can queue by class.
     #[default]
     Out,
-    /// Outer headers carry DSCP 0.
+    /// Outer to inner when opening: the WAN's marking reaches the site (anyone on the WAN
+    /// path can then remark the site's traffic, hence not the default).
+    In,
+    /// Both.
+    Yes,
+    /// Neither: outer headers carry DSCP 0, inner ones are left alone.
     No,
+}
+
+impl CopyDscp {
+    pub fn outwards(self) -> bool {
+        matches!(self, CopyDscp::Out | CopyDscp::Yes)
+    }
+
+    pub fn inwards(self) -> bool {
+        matches!(self, CopyDscp::In | CopyDscp::Yes)
+    }
 }
 
 pub use ironsec_dataplane::mtu::MssClamp;
@@ -493,23 +508,13 @@ fn validate_connection(
     let copy_dscp = match c.copy_dscp.as_deref() {
         None | Some("out") => CopyDscp::Out,
         Some("no") => CopyDscp::No,
-        Some(w @ ("in" | "yes")) => {
-            errs.push(ConfigError::new(
-                file,
-                format!("{key}.copy_dscp"),
-                format!(
-                    "'{w}' (copying the outer DSCP into decrypted packets) is not supported: \
-                     anyone on the WAN could then remark traffic inside the site; use \"out\" \
-                     or \"no\""
-                ),
-            ));
-            CopyDscp::Out
-        }
+        Some("in") => CopyDscp::In,
+        Some("yes") => CopyDscp::Yes,
         Some(w) => {
             errs.push(ConfigError::new(
                 file,
                 format!("{key}.copy_dscp"),
-                format!("'{w}' is not a copy_dscp: expected \"out\" or \"no\""),
+                format!("'{w}' is not a copy_dscp: expected \"out\", \"in\", \"yes\" or \"no\""),
             ));
             CopyDscp::Out
         }

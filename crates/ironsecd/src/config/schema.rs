@@ -254,8 +254,8 @@ pub struct ConnectionSchema {
     /// The outer path's MTU towards the peer: "auto" (default: the kernel's route to the
     /// peer) or bytes, 1280..=9000.
     pub path_mtu: Option<WordOrNumber>,
-    /// DSCP copy between inner and outer headers, strongSwan's words: "out" (default), "no";
-    /// "in" and "yes" are refused with a reason.
+    /// DSCP copy between inner and outer headers, strongSwan's words: "out" (default), "in",
+    /// "yes", "no".
     pub copy_dscp: Option<String>,
     /// Accept a psk_file/keys_file that group or others may read (with a warning at load).
     /// For secrets deployed by tools that cannot set 0600; off by default because a key other

@@ -969,14 +969,20 @@ fn mss_clamp_path_mtu_and_copy_dscp() {
     );
     let c = load("copy_dscp = \"no\"").unwrap();
     assert_eq!(c.connections[0].copy_dscp, CopyDscp::No);
+    for (w, v) in [("in", CopyDscp::In), ("yes", CopyDscp::Yes)] {
+        let c = load(&format!("copy_dscp = \"{w}\"")).unwrap();
+        assert_eq!(c.connections[0].copy_dscp, v);
+    }
     for (extra, key, why) in [
         ("mss_clamp = 100", "mss_clamp", "536..=9000"),
         ("mss_clamp = \"yes\"", "mss_clamp", "\"auto\", \"off\""),
         ("path_mtu = 1000", "path_mtu", "1280..=9000"),
         ("path_mtu = \"off\"", "path_mtu", "\"auto\""),
-        ("copy_dscp = \"in\"", "copy_dscp", "not supported"),
-        ("copy_dscp = \"yes\"", "copy_dscp", "not supported"),
-        ("copy_dscp = \"maybe\"", "copy_dscp", "\"out\" or \"no\""),
+        (
+            "copy_dscp = \"maybe\"",
+            "copy_dscp",
+            "\"out\", \"in\", \"yes\" or \"no\"",
+        ),
     ] {
         let e = load(extra).expect_err(extra).0;
         assert_eq!(e.len(), 1, "{extra}");
