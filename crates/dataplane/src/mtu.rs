@@ -94,6 +94,18 @@ impl TunnelMtu {
         }
     }
 
+    /// The largest inner packet of IPv4 (`v6` false) or IPv6 sent without an ICMP error: for
+    /// IPv6 never below 1280, which every IPv6 path must carry and no host may be told less
+    /// than (RFC 8201 §4); such a packet is sealed and its outer datagram fragmented.
+    #[inline]
+    pub fn limit(&self, v6: bool) -> u16 {
+        if v6 {
+            self.max_inner.max(MIN_PATH_MTU)
+        } else {
+            self.max_inner
+        }
+    }
+
     /// The MSS limit for an inner packet of IP version `v`; 0 = none.
     #[inline]
     pub fn mss_for(&self, pkt: &[u8]) -> u16 {

@@ -579,9 +579,10 @@ pub fn seal_one<'t>(tables: &'t Tables, buf: &mut [u8], n: usize) -> Outbound<'t
         };
     };
     let pkt = &mut buf[HEADROOM..HEADROOM + n];
-    if n > usize::from(tunnel.mtu.max_inner) && mtu::must_not_fragment(pkt) {
+    let limit = tunnel.mtu.limit(next_header == NEXT_HEADER_IPV6);
+    if n > usize::from(limit) && mtu::must_not_fragment(pkt) {
         return Outbound::TooBig {
-            mtu: tunnel.mtu.max_inner,
+            mtu: limit,
             sa: out,
         };
     }
@@ -974,6 +975,26 @@ mod tests {
             seal(&a, &big, gw).is_some(),
             "no DF: sealed, the outer is fragmented"
         );
+        // IPv6 may not be told less than 1280 (RFC 8201): up to 1280 it is sealed (the outer
+        // fragmented), above it refused with 1280.
+        let v6 = |len: usize| {
+            let mut p = vec![0u8; len];
+            p[0] = 0x60;
+            p[4..6].copy_from_slice(&((len - 40) as u16).to_be_bytes());
+            p[6] = crate::packet::PROTO_UDP;
+            p[8] = 0xfd;
+            p[24] = 0xfd;
+            p
+        };
+        let a6 = side("fd00::/8", "fd00::/8", (0x301, &KEY_AB), (0x103, &KEY_BA)).with_mtu(m);
+        assert!(seal(&a6, &v6(1280), gw).is_some());
+        let p = v6(1281);
+        let mut buf = vec![0u8; HEADROOM + p.len() + MAX_TRAILER];
+        buf[HEADROOM..HEADROOM + p.len()].copy_from_slice(&p);
+        assert!(matches!(
+            seal_one(&a6, &mut buf, p.len()),
+            Outbound::TooBig { mtu: 1280, .. }
+        ));
     }
 
     #[test]
