@@ -15,6 +15,8 @@
 //!
 //!    With `copy_dscp = "in"` on gwB and the WAN remarking gwA's ESP CS1 (nftables), the
 //!    pings reach lanB marked CS1.
+//!    Pings of 1328 bytes without DF are cut into two fragments each before sealing: no
+//!    outer fragment on the WAN, every datagram within 1280.
 //! 4. Against strongSwan (5.9, kernel-libipsec) as gwB over the same 1280 WAN, with ironsec
 //!    clamping: the SYN reaches lanB with MSS 1178 and TCP at full size completes both ways.
 //!
@@ -51,6 +53,11 @@ struct MtuLab {
 
 impl MtuLab {
     fn start(extra_a: &str, extra_b: &str) -> MtuLab {
+        MtuLab::start_offload(extra_a, extra_b, true)
+    }
+
+    /// With `udp_offload` off a capture on the WAN sees each datagram, not GSO super-packets.
+    fn start_offload(extra_a: &str, extra_b: &str, udp_offload: bool) -> MtuLab {
         require_root();
         let prefix = unique_prefix();
         let dir = TempDir::new(&prefix);
@@ -69,6 +76,7 @@ impl MtuLab {
                     ("control_socket", toml_str(sock.to_str().unwrap())),
                     ("keys_file", toml_str(keys.to_str().unwrap())),
                     ("esp", toml_str(suite)),
+                    ("udp_offload", udp_offload.to_string()),
                 ],
             )
             .replace("esn = true", &format!("esn = true\n{extra}"));
@@ -292,6 +300,51 @@ fn outer_dscp_is_copied_in_where_asked() {
         vec!["8"; 5],
         "echo requests on lanB carry the outer DSCP (CS1), not their own (EF)"
     );
+}
+
+#[test]
+#[ignore = "needs root"]
+fn packets_without_df_are_fragmented_before_sealing() {
+    let _s = serial();
+    let lab = MtuLab::start_offload("", "", false);
+    let wan = lab.capture(
+        &lab.topo.gw_a,
+        "wan",
+        "wan-frag",
+        &["udp", "port", "4500", "or", "ip[6:2] & 0x3fff != 0"],
+    );
+    // 1328-byte pings without DF: more than the tunnel's 1218, less than the TUN device's 1400.
+    let out = run_ok(
+        ns_cmd(&lab.topo.lan_a, "ping").args([
+            "-M", "dont", "-s", "1300", "-c", "5", "-i", "0.2", "-W", "2", "10.2.0.2",
+        ]),
+        Duration::from_secs(20),
+    );
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("5 received"), "{text}");
+    let file = wan.file.clone();
+    wan.stop();
+    let esp = tshark_fields(&file, "udp.port == 4500", &["ip.len"]);
+    let outer_frags = tshark_fields(&file, "ip.flags.mf == 1 || ip.frag_offset > 0", &["ip.len"]);
+    assert!(
+        esp.len() >= 20,
+        "2 ESP datagrams per ping each way: {esp:?}"
+    );
+    assert!(
+        outer_frags.is_empty(),
+        "outer fragments on the WAN: {outer_frags:?}"
+    );
+    for r in &esp {
+        let len: u64 = r[0].parse().unwrap();
+        assert!(len <= u64::from(WAN_MTU), "outer datagram of {len} bytes");
+    }
+    let (sa, sb) = (lab.a.status(), lab.b.status());
+    assert_eq!(
+        num(&sa, "/counters/inner_fragmented"),
+        5,
+        "gwA: each request"
+    );
+    assert_eq!(num(&sb, "/counters/inner_fragmented"), 5, "gwB: each reply");
 }
 
 /// ironsecd (gwA, `conf/strongswan/ironsec-gw-a.toml`, initiating, `extra` lines added) and

@@ -127,6 +127,7 @@ pub struct GatewayCounters {
     mss_clamped: AtomicU64,
     icmp_too_big: AtomicU64,
     icmp_limited: AtomicU64,
+    inner_fragmented: AtomicU64,
     drops: Drops,
 }
 
@@ -179,6 +180,11 @@ impl GatewayCounters {
     #[inline]
     pub fn icmp_limited(&self) {
         bump(&self.icmp_limited, 1);
+    }
+    /// A packet without DF cut into fragments to fit its tunnel.
+    #[inline]
+    pub fn inner_fragmented(&self) {
+        bump(&self.inner_fragmented, 1);
     }
     #[inline]
     pub fn drop(&self, r: DropReason) {
@@ -276,6 +282,8 @@ pub struct GatewayTotals {
     pub mss_clamped: u64,
     pub icmp_too_big: u64,
     pub icmp_limited: u64,
+    /// Packets without DF cut into fragments before sealing.
+    pub inner_fragmented: u64,
     pub drops: DropTotals,
 }
 
@@ -294,6 +302,7 @@ impl PerWorker<GatewayCounters> {
             t.mss_clamped += s.mss_clamped.load(Relaxed);
             t.icmp_too_big += s.icmp_too_big.load(Relaxed);
             t.icmp_limited += s.icmp_limited.load(Relaxed);
+            t.inner_fragmented += s.inner_fragmented.load(Relaxed);
             t.drops.add(&s.drops);
         }
         t

@@ -279,6 +279,75 @@ pub fn must_not_fragment(pkt: &[u8]) -> bool {
     }
 }
 
+/// How an IPv4 packet without DF that is longer than `limit` is cut into fragments that fit
+/// (RFC 791; RFC 4459 §3 "inner fragmentation", as Linux does for IPsec tunnel mode): every
+/// fragment but the last carries `per` payload bytes, a multiple of 8. `None` when the packet
+/// has IPv4 options (which option is copied into which fragment is not worth the fast path's
+/// code: such a packet is sealed whole and its outer datagram fragmented) or `limit` leaves
+/// no room.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Fragments {
+    pub count: usize,
+    pub per: usize,
+}
+
+impl Fragments {
+    /// The most fragments a plan makes: a 9000-byte packet (the largest `tun_mtu`) over the
+    /// smallest tunnel (`MIN_PATH_MTU` over IPv6: 1198 bytes, 1176 of payload each).
+    pub const MAX: usize = 8;
+
+    pub fn plan(pkt: &[u8], limit: u16) -> Option<Fragments> {
+        if packet::ipv4_header_len(pkt)? != IPV4_MIN_HEADER || pkt.len() <= usize::from(limit) {
+            return None;
+        }
+        let per = (usize::from(limit).checked_sub(IPV4_MIN_HEADER)?) & !7;
+        if per == 0 {
+            return None;
+        }
+        let count = (pkt.len() - IPV4_MIN_HEADER).div_ceil(per);
+        (count <= Self::MAX).then_some(Fragments { count, per })
+    }
+
+    /// Writes fragment `k` of `pkt` into `out` (header, then its share of the payload) and
+    /// returns its length; `out` must hold `IPV4_MIN_HEADER + per` bytes.
+    pub fn write(&self, pkt: &[u8], k: usize, out: &mut [u8]) -> usize {
+        let start = IPV4_MIN_HEADER + k * self.per;
+        let end = (start + self.per).min(pkt.len());
+        let len = IPV4_MIN_HEADER + end - start;
+        out[..IPV4_MIN_HEADER].copy_from_slice(&pkt[..IPV4_MIN_HEADER]);
+        out[IPV4_MIN_HEADER..len].copy_from_slice(&pkt[start..end]);
+        self.fix_header(&mut out[..len], k, pkt);
+        len
+    }
+
+    /// Turns `pkt` itself into its first fragment (the payload is already in place) and
+    /// returns its length. Call after every [`Fragments::write`]: it shortens the packet.
+    pub fn first_in_place(&self, pkt: &mut [u8]) -> usize {
+        let len = IPV4_MIN_HEADER + self.per;
+        let orig = [pkt[6], pkt[7]];
+        let mut head = [0u8; IPV4_MIN_HEADER];
+        head.copy_from_slice(&pkt[..IPV4_MIN_HEADER]);
+        head[6..8].copy_from_slice(&orig);
+        self.fix_header(&mut pkt[..len], 0, &head);
+        len
+    }
+
+    /// Total length, MF and offset of fragment `k` (the original may itself be a fragment:
+    /// offsets add, and its MF carries over to the last piece), and the header checksum.
+    fn fix_header(&self, h: &mut [u8], k: usize, orig: &[u8]) {
+        let len = h.len() as u16;
+        h[2..4].copy_from_slice(&len.to_be_bytes());
+        let f = u16::from_be_bytes([orig[6], orig[7]]);
+        let off = (f & 0x1fff) + (k * self.per / 8) as u16;
+        let more = k + 1 < self.count || f & 0x2000 != 0;
+        let f = (f & 0x4000) | if more { 0x2000 } else { 0 } | off;
+        h[6..8].copy_from_slice(&f.to_be_bytes());
+        h[10..12].copy_from_slice(&[0, 0]);
+        let c = checksum::fold(checksum::sum(&h[..IPV4_MIN_HEADER], 0));
+        h[10..12].copy_from_slice(&c.to_be_bytes());
+    }
+}
+
 /// ICMP type 3 code 4 and ICMPv6 type 2 code 0.
 const ICMP_UNREACH: u8 = 3;
 const ICMP_FRAG_NEEDED: u8 = 4;
@@ -731,6 +800,59 @@ mod tests {
         let lo = std::net::IpAddr::from([127, 0, 0, 1]);
         let m = route_mtu(lo, "127.0.0.1:4500".parse().unwrap()).unwrap();
         assert!(m >= 1280, "loopback's MTU is 64k: {m}");
+    }
+
+    #[test]
+    fn inner_fragments_reassemble_to_the_packet() {
+        // 1400 bytes of UDP without DF, a 1218-byte limit: 1192 + 188 payload bytes.
+        let mut pkt: Vec<u8> = (0..1400u32).map(|i| (i * 7) as u8).collect();
+        pkt[..20].copy_from_slice(&[
+            0x45, 0, 0x05, 0x78, 0x12, 0x34, 0, 0, 64, 17, 0, 0, 10, 1, 0, 2, 10, 2, 0, 2,
+        ]);
+        let c = checksum::fold(checksum::sum(&pkt[..20], 0));
+        pkt[10..12].copy_from_slice(&c.to_be_bytes());
+        let orig = pkt.clone();
+        let f = Fragments::plan(&pkt, 1218).unwrap();
+        assert_eq!(
+            f,
+            Fragments {
+                count: 2,
+                per: 1192
+            }
+        );
+        let mut second = vec![0u8; 1400];
+        let n1 = f.write(&pkt, 1, &mut second);
+        let n0 = f.first_in_place(&mut pkt);
+        assert_eq!((n0, n1), (1212, 208));
+        let (a, b) = (&pkt[..n0], &second[..n1]);
+        for h in [a, b] {
+            assert_eq!(
+                checksum::fold(checksum::sum(&h[..20], 0)),
+                0,
+                "header checksum"
+            );
+            assert_eq!(&h[4..6], &[0x12, 0x34], "same identification");
+            assert_eq!(&h[12..20], &orig[12..20]);
+        }
+        assert_eq!(u16::from_be_bytes([a[2], a[3]]), 1212);
+        assert_eq!(u16::from_be_bytes([a[6], a[7]]), 0x2000, "MF, offset 0");
+        assert_eq!(u16::from_be_bytes([b[2], b[3]]), 208);
+        assert_eq!(u16::from_be_bytes([b[6], b[7]]), 1192 / 8, "last: no MF");
+        let mut joined = a[20..].to_vec();
+        joined.extend_from_slice(&b[20..]);
+        assert_eq!(joined, orig[20..]);
+        // A fragment fragmented again: offsets add, its MF stays on the last piece.
+        let mut frag = orig.clone();
+        frag[6..8].copy_from_slice(&(0x2000u16 | 100).to_be_bytes());
+        let f = Fragments::plan(&frag, 1218).unwrap();
+        let mut last = vec![0u8; 1400];
+        f.write(&frag, 1, &mut last);
+        assert_eq!(u16::from_be_bytes([last[6], last[7]]), 0x2000 | (100 + 149));
+        // Options, or a packet that fits: not planned.
+        let mut opts = orig.clone();
+        opts[0] = 0x46;
+        assert_eq!(Fragments::plan(&opts, 1218), None);
+        assert_eq!(Fragments::plan(&orig, 1400), None);
     }
 
     #[test]

@@ -81,6 +81,24 @@ pub(crate) struct Worker {
 /// oversized packet costs no allocation.
 pub(crate) type IcmpScratch = [u8; VNET_HDR_LEN + TOO_BIG_BUF];
 
+/// What [`Worker::seal`] did with a packet.
+enum Step {
+    /// Sealed: queue it for sending.
+    Queue(Sealed),
+    /// Dropped or answered; counted.
+    Done,
+    /// Cut it into these fragments first ([`Worker::fragment`]).
+    Fragment(mtu::Fragments),
+}
+
+/// The outbound batch's buffers, what is sealed in them, and the send slots: what
+/// [`Worker::fragment`] needs to make room for fragments.
+struct OutBatch<'a> {
+    bufs: &'a mut [Box<[u8]>],
+    meta: &'a mut Vec<Queued>,
+    send: &'a mut SendSlots,
+}
+
 /// A sealed packet waiting in the outbound batch: which of the batch's buffers holds it.
 #[derive(Clone, Copy, Debug)]
 pub(crate) struct Queued {
@@ -214,10 +232,17 @@ impl Worker {
                 };
                 if !self.tun.vnet() {
                     gw.tun_rx(1);
-                    if let Some(sealed) = self.seal(&tables, &mut bufs[used], n, gw, icmp) {
-                        meta.push(Queued { buf: used, sealed });
-                    }
-                    used += 1;
+                    used = match self.seal(&tables, &mut bufs[used], n, gw, icmp) {
+                        Step::Queue(sealed) => {
+                            meta.push(Queued { buf: used, sealed });
+                            used + 1
+                        }
+                        Step::Done => used + 1,
+                        Step::Fragment(plan) => {
+                            let out = OutBatch { bufs, meta, send };
+                            self.fragment(&tables, out, gw, used, n, plan)
+                        }
+                    };
                     continue;
                 }
                 let Some(h) = VnetHdr::parse(&big[..n]) else {
@@ -260,10 +285,17 @@ impl Worker {
                         gw.drop(DropReason::Malformed);
                         continue;
                     }
-                    if let Some(sealed) = self.seal(&tables, &mut bufs[used], len, gw, icmp) {
-                        meta.push(Queued { buf: used, sealed });
-                    }
-                    used += 1;
+                    used = match self.seal(&tables, &mut bufs[used], len, gw, icmp) {
+                        Step::Queue(sealed) => {
+                            meta.push(Queued { buf: used, sealed });
+                            used + 1
+                        }
+                        Step::Done => used + 1,
+                        Step::Fragment(plan) => {
+                            let out = OutBatch { bufs, meta, send };
+                            self.fragment(&tables, out, gw, used, len, plan)
+                        }
+                    };
                 }
             }
             self.send_sealed(&tables, bufs, meta, send, gw);
@@ -283,12 +315,67 @@ impl Worker {
         n: usize,
         gw: &GatewayCounters,
         icmp: &mut IcmpScratch,
-    ) -> Option<Sealed> {
+    ) -> Step {
         let verdict = seal_one(tables, buf, n);
-        if let Outbound::TooBig { mtu, .. } = verdict {
-            self.too_big(&buf[HEADROOM..HEADROOM + n], mtu, gw, icmp);
+        match verdict {
+            Outbound::TooBig { mtu, .. } => {
+                self.too_big(&buf[HEADROOM..HEADROOM + n], mtu, gw, icmp)
+            }
+            Outbound::Fragment { plan, .. } => return Step::Fragment(plan),
+            _ => {}
         }
-        account_sealed(self.id, verdict, gw, self.acquire_sink.as_ref())
+        match account_sealed(self.id, verdict, gw, self.acquire_sink.as_ref()) {
+            Some(s) => Step::Queue(s),
+            None => Step::Done,
+        }
+    }
+
+    /// Cuts the packet in `out.bufs[at]` (`n` bytes, no DF, longer than its tunnel carries)
+    /// into `plan`'s fragments in the buffers from `at` on and seals each; when the batch has
+    /// not that many buffers left it sends what is sealed first. Returns the next free buffer.
+    #[cold]
+    fn fragment(
+        &self,
+        tables: &Tables,
+        out: OutBatch<'_>,
+        gw: &GatewayCounters,
+        mut at: usize,
+        n: usize,
+        plan: mtu::Fragments,
+    ) -> usize {
+        let OutBatch { bufs, meta, send } = out;
+        if plan.count > bufs.len() {
+            // A batch of fewer buffers than fragments (batch = 1): cannot be cut here.
+            gw.drop(DropReason::TooBig);
+            return at + 1;
+        }
+        if at + plan.count > bufs.len() {
+            self.send_sealed(tables, bufs, meta, send, gw);
+            meta.clear();
+            if at != 0 {
+                let (first, rest) = bufs.split_at_mut(at);
+                first[0][HEADROOM..HEADROOM + n].copy_from_slice(&rest[0][HEADROOM..HEADROOM + n]);
+            }
+            at = 0;
+        }
+        let (head, tail) = bufs.split_at_mut(at + 1);
+        let pkt = &mut head[at][HEADROOM..HEADROOM + n];
+        let mut lens = [0usize; mtu::Fragments::MAX];
+        for (k, len) in lens.iter_mut().enumerate().take(plan.count).skip(1) {
+            *len = plan.write(pkt, k, &mut tail[k - 1][HEADROOM..]);
+        }
+        lens[0] = plan.first_in_place(pkt);
+        gw.inner_fragmented();
+        for (k, len) in lens.iter().enumerate().take(plan.count) {
+            let verdict = seal_one(tables, &mut bufs[at + k], *len);
+            if let Some(sealed) = account_sealed(self.id, verdict, gw, self.acquire_sink.as_ref()) {
+                meta.push(Queued {
+                    buf: at + k,
+                    sealed,
+                });
+            }
+        }
+        at + plan.count
     }
 
     /// Answers an inner packet that does not fit its tunnel with ICMP "fragmentation needed"
@@ -544,6 +631,12 @@ pub enum Outbound<'t> {
     /// Longer than the tunnel carries in one datagram and must not be fragmented (IPv4 with
     /// DF, or IPv6): dropped, and the sender is told `mtu` by ICMP.
     TooBig { mtu: u16, sa: &'t OutboundEntry },
+    /// Longer than the tunnel carries, IPv4 without DF: to be cut into `plan`'s fragments and
+    /// each sealed (the worker does; a caller that does not is dropping it, as `too_big`).
+    Fragment {
+        plan: mtu::Fragments,
+        sa: &'t OutboundEntry,
+    },
     /// The tunnel has no SA: dropped (never sent in clear); a trapped tunnel asks the control
     /// plane to negotiate one.
     NoSa {
@@ -580,11 +673,16 @@ pub fn seal_one<'t>(tables: &'t Tables, buf: &mut [u8], n: usize) -> Outbound<'t
     };
     let pkt = &mut buf[HEADROOM..HEADROOM + n];
     let limit = tunnel.mtu.limit(next_header == NEXT_HEADER_IPV6);
-    if n > usize::from(limit) && mtu::must_not_fragment(pkt) {
-        return Outbound::TooBig {
-            mtu: limit,
-            sa: out,
-        };
+    if n > usize::from(limit) {
+        if mtu::must_not_fragment(pkt) {
+            return Outbound::TooBig {
+                mtu: limit,
+                sa: out,
+            };
+        }
+        if let Some(plan) = mtu::Fragments::plan(pkt, limit) {
+            return Outbound::Fragment { plan, sa: out };
+        }
     }
     let clamped = mtu::may_be_syn(pkt) && mtu::clamp_mss(pkt, tunnel.mtu.mss_for(pkt));
     // Read before sealing encrypts the header.
@@ -637,7 +735,7 @@ pub fn account_sealed(
             }
             Some(sealed)
         }
-        Outbound::TooBig { sa, .. } => {
+        Outbound::TooBig { sa, .. } | Outbound::Fragment { sa, .. } => {
             sa.counters.get(worker).drop(DropReason::TooBig);
             gw.drop(DropReason::TooBig);
             None
@@ -971,9 +1069,20 @@ mod tests {
         assert!(seal(&a, &big, gw).is_none());
         assert_eq!(pw.totals().drops.get(DropReason::TooBig), 1);
         big[6] = 0;
+        let mut buf = vec![0u8; HEADROOM + big.len() + MAX_TRAILER];
+        buf[HEADROOM..HEADROOM + big.len()].copy_from_slice(&big);
         assert!(
-            seal(&a, &big, gw).is_some(),
-            "no DF: sealed, the outer is fragmented"
+            matches!(
+                seal_one(&a, &mut buf, big.len()),
+                Outbound::Fragment {
+                    plan: mtu::Fragments {
+                        count: 2,
+                        per: 1192
+                    },
+                    ..
+                }
+            ),
+            "no DF: cut into fragments that fit (the worker seals each)"
         );
         // IPv6 may not be told less than 1280 (RFC 8201): up to 1280 it is sealed (the outer
         // fragmented), above it refused with 1280.

@@ -335,6 +335,11 @@ pub fn render(s: &Status) -> String {
             "ICMP too-big errors not sent: over the rate limit.",
             c.icmp_limited,
         ),
+        (
+            "ironsec_inner_fragmented_total",
+            "Packets without DF cut into fragments to fit a tunnel before sealing.",
+            c.inner_fragmented,
+        ),
     ] {
         o.help(metric, "counter", help);
         o.sample(metric, &[], v);

@@ -253,6 +253,7 @@ pub fn status(dp: &Dataplane, plane: &Plane, started: Instant) -> Status {
             mss_clamped: totals.mss_clamped,
             icmp_too_big: totals.icmp_too_big,
             icmp_limited: totals.icmp_limited,
+            inner_fragmented: totals.inner_fragmented,
         },
         // Workers count every drop gateway-wide as well as per SA: the totals include them.
         drops: drops_map(&totals.drops),

@@ -115,6 +115,9 @@ pub struct Counters {
     pub icmp_too_big: u64,
     #[serde(default)]
     pub icmp_limited: u64,
+    /// Packets without DF cut into fragments to fit a tunnel before sealing.
+    #[serde(default)]
+    pub inner_fragmented: u64,
 }
 
 #[derive(Serialize, Deserialize, Debug, Clone, PartialEq, Eq)]
@@ -263,8 +266,8 @@ impl Status {
         );
         let _ = writeln!(
             s,
-            "  mtu: mss clamped {}, icmp too-big sent {} (rate-limited {})",
-            c.mss_clamped, c.icmp_too_big, c.icmp_limited
+            "  mtu: mss clamped {}, icmp too-big sent {} (rate-limited {}), fragmented {}",
+            c.mss_clamped, c.icmp_too_big, c.icmp_limited, c.inner_fragmented
         );
         let _ = writeln!(s, "  drops: {}", nonzero(&self.drops));
         let k = &self.ike;
