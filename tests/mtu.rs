@@ -17,6 +17,8 @@
 //!    pings reach lanB marked CS1.
 //!    Pings of 1328 bytes without DF are cut into two fragments each before sealing: no
 //!    outer fragment on the WAN, every datagram within 1280.
+//!    IPv6 beside IPv4: a 1280-byte IPv6 packet crosses (IPv6's minimum, outer fragmented),
+//!    a larger one with DF semantics is answered with packet too big, MTU 1280.
 //! 4. Against strongSwan (5.9, kernel-libipsec) as gwB over the same 1280 WAN, with ironsec
 //!    clamping: the SYN reaches lanB with MSS 1178 and TCP at full size completes both ways.
 //!
@@ -53,15 +55,44 @@ struct MtuLab {
 
 impl MtuLab {
     fn start(extra_a: &str, extra_b: &str) -> MtuLab {
-        MtuLab::start_offload(extra_a, extra_b, true)
+        MtuLab::start_with(extra_a, extra_b, true, false)
     }
 
     /// With `udp_offload` off a capture on the WAN sees each datagram, not GSO super-packets.
-    fn start_offload(extra_a: &str, extra_b: &str, udp_offload: bool) -> MtuLab {
+    /// With `v6` the sites get IPv6 too (lanA fd01::2, gwA fd01::1, gwB fd02::1, lanB
+    /// fd02::2) and the connections carry fd01::/64 <-> fd02::/64 beside the IPv4 subnets.
+    fn start_with(extra_a: &str, extra_b: &str, udp_offload: bool, v6: bool) -> MtuLab {
         require_root();
         let prefix = unique_prefix();
         let dir = TempDir::new(&prefix);
         let topo = Topology::up_wan_mtu(&prefix, WAN_MTU);
+        if v6 {
+            let ip = |ns: &str, args: &str| {
+                run_ok(
+                    ns_cmd(ns, "ip").args(args.split(' ')),
+                    Duration::from_secs(10),
+                );
+            };
+            for (gw, lan, gw_if, lan_if, net) in [
+                (&topo.gw_a, &topo.lan_a, "lan", "a-lan", "fd01"),
+                (&topo.gw_b, &topo.lan_b, "lan", "b-lan", "fd02"),
+            ] {
+                run_ok(
+                    ns_cmd(gw, "sysctl").args(["-qw", "net.ipv6.conf.all.forwarding=1"]),
+                    Duration::from_secs(10),
+                );
+                ip(gw, &format!("-6 addr add {net}::1/64 dev {gw_if} nodad"));
+                ip(lan, &format!("-6 addr add {net}::2/64 dev {lan_if} nodad"));
+                ip(lan, &format!("-6 route add default via {net}::1"));
+            }
+        }
+        let ts = |ts: &str, net: &str| {
+            if v6 {
+                format!("[\"{ts}\", \"{net}::/64\"]")
+            } else {
+                format!("[\"{ts}\"]")
+            }
+        };
         let suite = "aes128gcm16";
         let (key_ab, key_ba) = (
             random_bytes(keymat_len(suite)),
@@ -69,25 +100,35 @@ impl MtuLab {
         );
         let keys = dir.join("site.keys");
         write_keys_file(&keys, &[(SPI_A_TO_B, &key_ab), (SPI_B_TO_A, &key_ba)]);
-        let mk = |example: &str, sock: &std::path::Path, extra: &str| {
-            let text = rewrite_toml_lines(
-                &example_config(example),
-                &[
-                    ("control_socket", toml_str(sock.to_str().unwrap())),
-                    ("keys_file", toml_str(keys.to_str().unwrap())),
-                    ("esp", toml_str(suite)),
-                    ("udp_offload", udp_offload.to_string()),
-                ],
-            )
-            .replace("esn = true", &format!("esn = true\n{extra}"));
-            assert!(text.contains(extra), "example has no `esn = true` line");
-            let out = dir.join(example);
-            fs::write(&out, text).unwrap();
-            out
-        };
+        let mk =
+            |example: &str, sock: &std::path::Path, extra: &str, local: String, remote: String| {
+                let text = rewrite_toml_lines(
+                    &example_config(example),
+                    &[
+                        ("control_socket", toml_str(sock.to_str().unwrap())),
+                        ("keys_file", toml_str(keys.to_str().unwrap())),
+                        ("esp", toml_str(suite)),
+                        ("udp_offload", udp_offload.to_string()),
+                        ("local_ts", local),
+                        ("remote_ts", remote),
+                    ],
+                )
+                .replace("esn = true", &format!("esn = true\n{extra}"));
+                assert!(text.contains(extra), "example has no `esn = true` line");
+                let out = dir.join(example);
+                fs::write(&out, text).unwrap();
+                out
+            };
         let (sock_a, sock_b) = (dir.join("a.sock"), dir.join("b.sock"));
-        let cfg_a = mk("static-gw-a.toml", &sock_a, extra_a);
-        let cfg_b = mk("static-gw-b.toml", &sock_b, extra_b);
+        let (site_a, site_b) = (ts("10.1.0.0/24", "fd01"), ts("10.2.0.0/24", "fd02"));
+        let cfg_a = mk(
+            "static-gw-a.toml",
+            &sock_a,
+            extra_a,
+            site_a.clone(),
+            site_b.clone(),
+        );
+        let cfg_b = mk("static-gw-b.toml", &sock_b, extra_b, site_b, site_a);
         let a = Daemon::start("gwA", &topo.gw_a, &cfg_a, &sock_a, dir.join("a.log"));
         let b = Daemon::start("gwB", &topo.gw_b, &cfg_b, &sock_b, dir.join("b.log"));
         MtuLab { a, b, topo, dir }
@@ -319,7 +360,7 @@ fn outer_dscp_is_copied_in_where_asked() {
 #[ignore = "needs root"]
 fn packets_without_df_are_fragmented_before_sealing() {
     let _s = serial();
-    let lab = MtuLab::start_offload("", "", false);
+    let lab = MtuLab::start_with("", "", false, false);
     let wan = lab.capture(
         &lab.topo.gw_a,
         "wan",
@@ -358,6 +399,68 @@ fn packets_without_df_are_fragmented_before_sealing() {
         "gwA: each request"
     );
     assert_eq!(num(&sb, "/counters/inner_fragmented"), 5, "gwB: each reply");
+}
+
+#[test]
+#[ignore = "needs root"]
+fn ipv6_packet_too_big_and_clamping() {
+    let _s = serial();
+    let lab = MtuLab::start_with("mss_clamp = \"auto\"", "mss_clamp = \"off\"", true, true);
+    let cap = lab.capture(&lab.topo.lan_a, "a-lan", "lanA-v6", &["icmp6"]);
+    let syn_cap = lab.capture(
+        &lab.topo.lan_b,
+        "b-lan",
+        "lanB-v6-syn",
+        &["ip6", "and", "tcp"],
+    );
+    let ping6 = |size: &str| {
+        run_timeout(
+            ns_cmd(&lab.topo.lan_a, "ping").args([
+                "-6", "-M", "do", "-s", size, "-c", "3", "-i", "0.3", "-W", "2", "fd02::2",
+            ]),
+            Duration::from_secs(20),
+        )
+    };
+    // 1280 bytes (1232 of ICMPv6 payload) is more than the tunnel carries in one datagram over
+    // this IPv4 WAN (1218) but IPv6's minimum: it must cross.
+    let at_min = ping6("1232");
+    assert!(
+        String::from_utf8_lossy(&at_min.stdout).contains("3 received"),
+        "1280-byte IPv6 pings: {}",
+        String::from_utf8_lossy(&at_min.stdout)
+    );
+    // 1348 bytes: packet too big, MTU 1280, from the far end.
+    let _ = ping6("1300");
+    let file = cap.file.clone();
+    cap.stop();
+    let ptb = tshark_fields(&file, "icmpv6.type == 2", &["ipv6.src", "icmpv6.mtu"]);
+    assert!(
+        !ptb.is_empty() && ptb.iter().all(|r| r[0] == "fd02::2" && r[1] == "1280"),
+        "packet too big on lanA: {ptb:?}"
+    );
+    let sa = lab.a.status();
+    assert!(num(&sa, "/counters/icmp_too_big") >= 1);
+    // An IPv6 TCP connection: its SYN reaches lanB clamped to 1218 - 60.
+    let server: std::net::SocketAddr = "[fd02::2]:5202".parse().unwrap();
+    let listener = in_netns(&lab.topo.lan_b, move || {
+        std::net::TcpListener::bind(server).expect("bind on lanB")
+    });
+    let client = in_netns(&lab.topo.lan_a, move || {
+        std::net::TcpStream::connect_timeout(&server, Duration::from_secs(5))
+    });
+    client.expect("IPv6 TCP connect through the tunnel");
+    drop(listener);
+    let file = syn_cap.file.clone();
+    syn_cap.stop();
+    let syns = tshark_fields(
+        &file,
+        "tcp.flags.syn == 1 && tcp.flags.ack == 0",
+        &["tcp.options.mss_val"],
+    );
+    assert!(
+        !syns.is_empty() && syns.iter().all(|r| r[0] == (MAX_INNER - 60).to_string()),
+        "IPv6 SYN's MSS on lanB: {syns:?}"
+    );
 }
 
 /// ironsecd (gwA, `conf/strongswan/ironsec-gw-a.toml`, initiating, `extra` lines added) and
