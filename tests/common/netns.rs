@@ -50,6 +50,20 @@ impl Topology {
         t
     }
 
+    /// The two-site topology with `mtu` on the WAN veth (both gateways' `wan`).
+    pub fn up_wan_mtu(prefix: &str, mtu: u16) -> Topology {
+        require_root();
+        let t = Topology {
+            prefix: prefix.to_string(),
+            lan_a: format!("{prefix}-lanA"),
+            gw_a: format!("{prefix}-gwA"),
+            gw_b: format!("{prefix}-gwB"),
+            lan_b: format!("{prefix}-lanB"),
+        };
+        topology_up(prefix, &[("IRONSEC_WAN_MTU", mtu.to_string())]);
+        t
+    }
+
     fn down(&self) {
         topology_down(&self.prefix);
     }

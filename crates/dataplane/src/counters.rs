@@ -34,10 +34,13 @@ pub enum DropReason {
     Io,
     /// Over the connection's bandwidth share (gateway.bandwidth).
     Shaped,
+    /// Larger than the tunnel carries in one datagram, and DF (or IPv6): the sender gets an
+    /// ICMP "fragmentation needed" / "packet too big" instead (see `icmp_too_big`).
+    TooBig,
 }
 
 impl DropReason {
-    pub const COUNT: usize = 11;
+    pub const COUNT: usize = 12;
     pub const ALL: [DropReason; DropReason::COUNT] = [
         DropReason::Replay,
         DropReason::Authentication,
@@ -50,6 +53,7 @@ impl DropReason {
         DropReason::Dummy,
         DropReason::Io,
         DropReason::Shaped,
+        DropReason::TooBig,
     ];
 
     /// Name used in status JSON and metrics labels.
@@ -66,6 +70,7 @@ impl DropReason {
             DropReason::Dummy => "dummy",
             DropReason::Io => "io",
             DropReason::Shaped => "shaped",
+            DropReason::TooBig => "too_big",
         }
     }
 }
@@ -119,6 +124,10 @@ pub struct GatewayCounters {
     udp_tx: AtomicU64,
     ike: AtomicU64,
     keepalives: AtomicU64,
+    mss_clamped: AtomicU64,
+    icmp_too_big: AtomicU64,
+    icmp_limited: AtomicU64,
+    inner_fragmented: AtomicU64,
     drops: Drops,
 }
 
@@ -156,6 +165,26 @@ impl GatewayCounters {
     #[inline]
     pub fn keepalive(&self) {
         bump(&self.keepalives, 1);
+    }
+    /// A SYN or SYN-ACK whose MSS was lowered to fit its tunnel (either direction).
+    #[inline]
+    pub fn mss_clamped(&self) {
+        bump(&self.mss_clamped, 1);
+    }
+    /// An ICMP "fragmentation needed" / "packet too big" written to the site.
+    #[inline]
+    pub fn icmp_too_big(&self) {
+        bump(&self.icmp_too_big, 1);
+    }
+    /// One not written: over the worker's ICMP rate limit.
+    #[inline]
+    pub fn icmp_limited(&self) {
+        bump(&self.icmp_limited, 1);
+    }
+    /// A packet without DF cut into fragments to fit its tunnel.
+    #[inline]
+    pub fn inner_fragmented(&self) {
+        bump(&self.inner_fragmented, 1);
     }
     #[inline]
     pub fn drop(&self, r: DropReason) {
@@ -248,6 +277,13 @@ pub struct GatewayTotals {
     pub udp_tx_packets: u64,
     pub ike_packets: u64,
     pub keepalives: u64,
+    /// SYNs whose MSS was clamped; ICMP too-big errors sent to the site, and those the rate
+    /// limit held back.
+    pub mss_clamped: u64,
+    pub icmp_too_big: u64,
+    pub icmp_limited: u64,
+    /// Packets without DF cut into fragments before sealing.
+    pub inner_fragmented: u64,
     pub drops: DropTotals,
 }
 
@@ -263,6 +299,10 @@ impl PerWorker<GatewayCounters> {
             t.udp_tx_packets += s.udp_tx.load(Relaxed);
             t.ike_packets += s.ike.load(Relaxed);
             t.keepalives += s.keepalives.load(Relaxed);
+            t.mss_clamped += s.mss_clamped.load(Relaxed);
+            t.icmp_too_big += s.icmp_too_big.load(Relaxed);
+            t.icmp_limited += s.icmp_limited.load(Relaxed);
+            t.inner_fragmented += s.inner_fragmented.load(Relaxed);
             t.drops.add(&s.drops);
         }
         t

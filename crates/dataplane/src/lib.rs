@@ -14,6 +14,7 @@ pub mod ethtool;
 pub mod gro;
 pub mod guard;
 pub mod iproute;
+pub mod mtu;
 pub mod offload;
 pub mod packet;
 pub mod prefix;
@@ -25,7 +26,7 @@ mod worker;
 
 /// The per-packet verdict functions, for the criterion benches of the whole packet path.
 #[doc(hidden)]
-pub use worker::{account_sealed, open_one, seal_one, Inbound, Outbound, Sealed};
+pub use worker::{account_sealed, clamp_inbound, open_one, seal_one, Inbound, Outbound, Sealed};
 
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -142,6 +143,10 @@ pub struct Dataplane {
     /// Clones of one worker's sockets, for the control plane's IKE messages on the NAT-T port
     /// (a socket of its own on that port would take a share of the inbound ESP).
     control: Vec<(SocketAddr, socket2::Socket)>,
+    /// Clones of every worker's sockets, to turn on IP_RECVTOS when tables first ask for the
+    /// outer DSCP (`copy_dscp = "in"`); until then no receive pays for it.
+    all_sockets: Vec<(SocketAddr, socket2::Socket)>,
+    recv_tos: AtomicBool,
 }
 
 impl Dataplane {
@@ -195,6 +200,16 @@ impl Dataplane {
                 .collect::<Result<Vec<_>, _>>()?,
             None => Vec::new(),
         };
+        let all_sockets = sockets
+            .iter()
+            .flat_map(|w| w.iter().zip(&cfg.local_addrs))
+            .map(|(s, a)| {
+                s.try_clone()
+                    .map(|c| (*a, c))
+                    .map_err(|source| DataplaneError::Bind { addr: *a, source })
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        let want_tos = tables.any_dscp_in();
         let tables = Arc::new(ArcSwap::from_pointee(tables));
         let counters = Arc::new(PerWorker::new(workers));
         let stop = Arc::new(AtomicBool::new(false));
@@ -218,6 +233,7 @@ impl Dataplane {
                 unknown_spi_sink: sinks.unknown_spi.clone(),
                 activity_sink: sinks.activity.clone(),
                 unknown_spi_reported: std::cell::Cell::new(None),
+                icmp_limiter: mtu::IcmpLimiter::new(),
                 local_addrs: cfg.local_addrs.clone(),
             };
             let failure = failure.clone();
@@ -235,7 +251,7 @@ impl Dataplane {
                 .map_err(DataplaneError::Thread)?;
             threads.push(t);
         }
-        Ok(Dataplane {
+        let dp = Dataplane {
             tun,
             tables,
             counters,
@@ -244,7 +260,25 @@ impl Dataplane {
             failure,
             workers,
             control,
-        })
+            all_sockets,
+            recv_tos: AtomicBool::new(false),
+        };
+        if want_tos {
+            dp.enable_recv_tos();
+        }
+        Ok(dp)
+    }
+
+    /// Asks every socket for the outer TOS of what it receives, once.
+    fn enable_recv_tos(&self) {
+        if self.recv_tos.swap(true, Ordering::Relaxed) {
+            return;
+        }
+        for (a, s) in &self.all_sockets {
+            if !udp::enable_recv_tos(s, a.is_ipv6()) {
+                tracing::warn!(socket = %a, "cannot read the outer DSCP (IP_RECVTOS): copy_dscp \"in\" copies nothing");
+            }
+        }
     }
 
     /// Sends an IKE message from a NAT-T socket (`payload` already has the non-ESP marker).
@@ -270,6 +304,9 @@ impl Dataplane {
 
     /// Swaps in a new table snapshot; workers see it on their next batch.
     pub fn install(&self, tables: Tables) {
+        if tables.any_dscp_in() {
+            self.enable_recv_tos();
+        }
         self.tables.store(Arc::new(tables));
     }
 

@@ -86,6 +86,43 @@ pub fn tcp_header_len(pkt: &[u8], at: usize) -> Option<usize> {
     pkt.get(at + 12).map(|b| usize::from(b >> 4) * 4)
 }
 
+/// The DSCP of an IPv4 (`v6` false) or IPv6 packet, in place in the TOS / traffic class byte
+/// (the low two ECN bits cleared): what an outer header copies with `copy_dscp`. The caller
+/// has checked the header is there.
+#[inline]
+pub fn dscp_byte(pkt: &[u8], v6: bool) -> u8 {
+    let tos = if v6 {
+        (pkt[0] << 4) | (pkt[1] >> 4)
+    } else {
+        pkt[1]
+    };
+    tos & 0xfc
+}
+
+/// Writes DSCP `tos & 0xfc` into an IPv4 or IPv6 packet's TOS / traffic class, keeping its
+/// ECN bits, and for IPv4 fixes the header checksum incrementally (RFC 1624). The caller has
+/// checked the header is there (`inner_addrs`).
+pub fn set_dscp(pkt: &mut [u8], tos: u8) {
+    let dscp = tos & 0xfc;
+    match pkt[0] >> 4 {
+        4 => {
+            let old = u16::from_be_bytes([pkt[0], pkt[1]]);
+            pkt[1] = dscp | (pkt[1] & 0x03);
+            let new = u16::from_be_bytes([pkt[0], pkt[1]]);
+            let hc = u16::from_be_bytes([pkt[10], pkt[11]]);
+            let sum = u64::from(!hc) + u64::from(!old) + u64::from(new);
+            pkt[10..12].copy_from_slice(&crate::checksum::fold(sum).to_be_bytes());
+        }
+        6 => {
+            // Traffic class: low nibble of byte 0, high nibble of byte 1.
+            let tc = dscp | ((pkt[1] >> 4) & 0x03);
+            pkt[0] = (pkt[0] & 0xf0) | (tc >> 4);
+            pkt[1] = (pkt[1] & 0x0f) | (tc << 4);
+        }
+        _ => {}
+    }
+}
+
 /// An address pulled out of an inner packet header.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum InnerAddr {
@@ -187,6 +224,35 @@ mod tests {
         assert_eq!(ipv6_transport(&d), Some((PROTO_UDP, 56)));
         assert_eq!(ipv6_transport(&v6_packet(43)), None, "routing header");
         assert_eq!(ipv6_transport(&v6_packet(44)), None, "fragment header");
+    }
+
+    #[test]
+    fn dscp_of_both_versions() {
+        let mut p = v4_packet();
+        p[1] = 0xb9; // EF with ECN ECT(1)
+        assert_eq!(dscp_byte(&p, false), 0xb8);
+        let mut v6 = v6_packet(PROTO_UDP);
+        v6[0] = 0x6b; // traffic class 0xb9 across the first two bytes
+        v6[1] = 0x90;
+        assert_eq!(dscp_byte(&v6, true), 0xb8);
+    }
+
+    #[test]
+    fn dscp_is_written_keeping_ecn_and_a_valid_checksum() {
+        let mut p = v4_packet();
+        p[0] = 0x45;
+        p[1] = 0x01; // ECT(1)
+        let c = crate::checksum::fold(crate::checksum::sum(&p[..20], 0));
+        p[10..12].copy_from_slice(&c.to_be_bytes());
+        set_dscp(&mut p, 0x28); // AF11
+        assert_eq!(p[1], 0x29);
+        assert_eq!(crate::checksum::fold(crate::checksum::sum(&p[..20], 0)), 0);
+        let mut v6 = v6_packet(PROTO_UDP);
+        v6[0] = 0x60;
+        v6[1] = 0x1f; // traffic class 0x01 (ECT(1)), flow label bits kept
+        set_dscp(&mut v6, 0xb8);
+        assert_eq!(dscp_byte(&v6, true), 0xb8);
+        assert_eq!((v6[0], v6[1]), (0x6b, 0x9f));
     }
 
     #[test]

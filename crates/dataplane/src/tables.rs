@@ -75,6 +75,15 @@ pub struct Tunnel {
     pub spread: Option<Spread>,
     /// The connection's share of the gateway's bandwidth; None = unlimited.
     pub shaper: Option<Arc<crate::shaper::Bucket>>,
+    /// What fits through this tunnel: the MSS its SYNs are clamped to (both directions) and
+    /// the inner size above which DF packets get an ICMP error back.
+    pub mtu: crate::mtu::TunnelMtu,
+    /// Copy the inner packet's DSCP to the outer header (`copy_dscp = "out"`, strongSwan's
+    /// default): WAN routers can then queue the tunnel's traffic by class without seeing in.
+    pub dscp_out: bool,
+    /// Copy the outer header's DSCP into packets decrypted for the site that this tunnel
+    /// answers (`copy_dscp = "in"`): found by the route back, like the inbound MSS clamp.
+    pub dscp_in: bool,
     /// `remote` already in the kernel's form, so sending needs no conversion per packet.
     remote_raw: SockAddr,
 }
@@ -126,6 +135,9 @@ impl Tunnel {
             trap: None,
             spread: None,
             shaper: None,
+            mtu: crate::mtu::TunnelMtu::UNLIMITED,
+            dscp_out: true,
+            dscp_in: false,
             remote_raw: remote.into(),
         }
     }
@@ -266,6 +278,9 @@ pub struct Tables {
     /// Most specific remote prefix first, so the first match is the longest match.
     policies: Vec<Policy>,
     tunnels: Vec<Tunnel>,
+    /// Some tunnel has `dscp_in`: only then do workers read the outer TOS of what they
+    /// receive and look up the route back of each decrypted packet.
+    any_dscp_in: bool,
 }
 
 #[derive(thiserror::Error, Debug, PartialEq, Eq)]
@@ -277,6 +292,23 @@ pub enum TableError {
 }
 
 impl Tables {
+    /// The same tables with every tunnel sized `mtu` (tests and benches; the daemon sets
+    /// each tunnel's own when it builds them).
+    pub fn with_mtu(mut self, mtu: crate::mtu::TunnelMtu) -> Tables {
+        for t in &mut self.tunnels {
+            t.mtu = mtu;
+        }
+        self
+    }
+
+    /// The same tables with every tunnel's `copy_dscp` outbound set to `on` (tests).
+    pub fn with_dscp_out(mut self, on: bool) -> Tables {
+        for t in &mut self.tunnels {
+            t.dscp_out = on;
+        }
+        self
+    }
+
     /// Checks the cross references so the fast path can index without checks failing.
     pub fn new(
         tunnels: Vec<Tunnel>,
@@ -310,8 +342,24 @@ impl Tables {
         Ok(Tables {
             inbound: map,
             policies,
+            any_dscp_in: tunnels.iter().any(|t| t.dscp_in),
             tunnels,
         })
+    }
+
+    /// Whether some tunnel copies the outer DSCP inwards (see [`Tunnel::dscp_in`]).
+    #[inline]
+    pub fn any_dscp_in(&self) -> bool {
+        self.any_dscp_in
+    }
+
+    /// The same tables with every tunnel's `copy_dscp` inbound set to `on` (tests).
+    pub fn with_dscp_in(mut self, on: bool) -> Tables {
+        for t in &mut self.tunnels {
+            t.dscp_in = on;
+        }
+        self.any_dscp_in = on && !self.tunnels.is_empty();
+        self
     }
 
     #[inline]

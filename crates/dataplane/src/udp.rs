@@ -164,6 +164,33 @@ impl RecvBatch {
         None
     }
 
+    /// The outer TOS / traffic class of datagram `i`, if the socket asked for it
+    /// ([`enable_recv_tos`]).
+    pub fn tos(&self, i: usize) -> Option<u8> {
+        let h = &self.hdrs[i].msg_hdr;
+        if h.msg_controllen == 0 {
+            return None;
+        }
+        // SAFETY: the kernel wrote `msg_controllen` bytes of cmsgs into this message's own
+        // control buffer; CMSG_FIRSTHDR/NXTHDR stay within it, and CMSG_DATA of a cmsg of
+        // this level and type holds at least one byte (IP_TOS) or an int (IPV6_TCLASS).
+        unsafe {
+            let mut c = libc::CMSG_FIRSTHDR(h);
+            while !c.is_null() {
+                match ((*c).cmsg_level, (*c).cmsg_type) {
+                    (libc::IPPROTO_IP, libc::IP_TOS) => return Some(*libc::CMSG_DATA(c)),
+                    (libc::IPPROTO_IPV6, libc::IPV6_TCLASS) => {
+                        let v = std::ptr::read_unaligned(libc::CMSG_DATA(c).cast::<libc::c_int>());
+                        return Some(v as u8);
+                    }
+                    _ => {}
+                }
+                c = libc::CMSG_NXTHDR(h, c);
+            }
+        }
+        None
+    }
+
     /// Datagram `i` as [`RecvBatch::datagram`] gives it, with its source to read only if
     /// needed (converting every source address would be a per-datagram cost the ESP path has
     /// no use for).
@@ -188,8 +215,9 @@ const UDP_GRO: libc::c_int = 104;
 /// The kernel takes at most 64 segments and 64 KiB per GSO send.
 const GSO_MAX_SEGMENTS: usize = 64;
 const GSO_MAX_BYTES: usize = 65_000;
-/// Room for one cmsg carrying an int, aligned as the kernel wants.
-const CTRL_LEN: usize = 32;
+/// Room for two cmsgs carrying an int each (UDP_SEGMENT and IP_TOS / IPV6_TCLASS), aligned
+/// as the kernel wants.
+const CTRL_LEN: usize = 64;
 
 /// `msg_iovlen` as usize: it is `size_t` on glibc and `int` on musl.
 #[inline]
@@ -209,6 +237,27 @@ pub fn enable_gro(sock: &Socket) -> bool {
             sock.as_raw_fd(),
             SOL_UDP,
             UDP_GRO,
+            &one as *const libc::c_int as *const libc::c_void,
+            mem::size_of::<libc::c_int>() as libc::socklen_t,
+        ) == 0
+    }
+}
+
+/// Asks the kernel for each received datagram's TOS / traffic class (IP_RECVTOS and, on an
+/// IPv6 socket, IPV6_RECVTCLASS), read by [`RecvBatch::tos`]. Returns whether it agreed.
+pub fn enable_recv_tos(sock: &Socket, v6: bool) -> bool {
+    let one: libc::c_int = 1;
+    let (level, name) = if v6 {
+        (libc::IPPROTO_IPV6, libc::IPV6_RECVTCLASS)
+    } else {
+        (libc::IPPROTO_IP, libc::IP_RECVTOS)
+    };
+    // SAFETY: setsockopt with a valid fd and a pointer to a c_int of the given size.
+    unsafe {
+        libc::setsockopt(
+            sock.as_raw_fd(),
+            level,
+            name,
             &one as *const libc::c_int as *const libc::c_void,
             mem::size_of::<libc::c_int>() as libc::socklen_t,
         ) == 0
@@ -250,11 +299,14 @@ pub struct SendSlots {
 }
 
 /// The datagrams one GSO message carries: `size` bytes each (the last may be shorter),
-/// `total` bytes in all.
+/// `total` bytes in all, sent with outer TOS / traffic class `tos` (0: the socket's, no
+/// control message) to an IPv6 destination or not.
 #[derive(Clone, Copy, Default)]
 struct Segments {
     size: usize,
     total: usize,
+    tos: u8,
+    v6: bool,
 }
 
 impl SendSlots {
@@ -341,6 +393,22 @@ impl<'a> SendBatch<'a> {
     /// Queues `data` for `to`. Panics when the batch is full (see [`SendBatch::is_full`]).
     #[inline]
     pub fn push(&mut self, data: &'a [u8], to: &'a SockAddr) {
+        self.push_marked(data, to, 0, false)
+    }
+
+    /// Queues `data` for `to` as a message of its own that no other datagram joins: a
+    /// datagram larger than the path MTU, which the kernel fragments when sent alone but
+    /// refuses (EINVAL) as a GSO segment.
+    #[inline]
+    pub fn push_alone(&mut self, data: &'a [u8], to: &'a SockAddr) {
+        self.push_marked(data, to, 0, true)
+    }
+
+    /// [`SendBatch::push`] (or, `alone`, [`SendBatch::push_alone`]) with the outer header's
+    /// TOS / traffic class byte `tos` (an IP_TOS or IPV6_TCLASS control message; 0 sends
+    /// none). Only datagrams of one `tos` share a GSO message.
+    #[inline]
+    pub fn push_marked(&mut self, data: &'a [u8], to: &'a SockAddr, tos: u8, alone: bool) {
         let sl = &mut *self.slots;
         let p = self.pkts;
         // The kernel only reads through iov_base (sendmsg does not write the datagram), so
@@ -350,7 +418,7 @@ impl<'a> SendBatch<'a> {
             iov_len: data.len(),
         };
         self.pkts += 1;
-        if sl.gso && self.msgs > 0 {
+        if sl.gso && self.msgs > 0 && !alone {
             let m = self.msgs - 1;
             let h = &mut sl.hdrs[m].msg_hdr;
             let seg = sl.seg[m];
@@ -358,6 +426,7 @@ impl<'a> SendBatch<'a> {
             if h.msg_name == to.as_ptr() as *mut libc::c_void
                 && last_full
                 && data.len() <= seg.size
+                && seg.tos == tos
                 && iovlen(h) < GSO_MAX_SEGMENTS
                 && seg.total + data.len() <= GSO_MAX_BYTES
             {
@@ -376,31 +445,58 @@ impl<'a> SendBatch<'a> {
         h.msg_controllen = 0;
         sl.seg[m] = Segments {
             size: data.len(),
-            total: data.len(),
+            // Full to the brim: nothing joins a message sent alone.
+            total: if alone { GSO_MAX_BYTES } else { data.len() },
+            tos,
+            v6: to.is_ipv6(),
         };
         self.msgs += 1;
     }
 
-    /// Adds the UDP_SEGMENT control message to every message of several datagrams.
+    /// Adds the control messages: UDP_SEGMENT to every message of several datagrams, IP_TOS
+    /// (IPV6_TCLASS) to every message with a `tos`.
     fn attach_segments(&mut self) {
         let sl = &mut *self.slots;
         for m in 0..self.msgs {
             let h = &mut sl.hdrs[m].msg_hdr;
-            if h.msg_iovlen < 2 {
+            let seg = sl.seg[m];
+            let segment = h.msg_iovlen >= 2;
+            if !segment && seg.tos == 0 {
                 continue;
             }
-            let seg = sl.seg[m].size as u16;
             h.msg_control = sl.ctrl[m].as_mut_ptr().cast();
-            // SAFETY: CMSG_SPACE/LEN are pure arithmetic; the control buffer is CTRL_LEN bytes
-            // (8-aligned, as cmsghdr wants), larger than CMSG_SPACE(2), and CMSG_FIRSTHDR of
-            // a header whose msg_controllen covers one cmsg points at its start.
+            // SAFETY: CMSG_SPACE/LEN are pure arithmetic. The control buffer is CTRL_LEN
+            // bytes (8-aligned, as cmsghdr wants), at least CMSG_SPACE(2) + CMSG_SPACE(4);
+            // msg_controllen is set to cover every cmsg written before CMSG_FIRSTHDR/NXTHDR
+            // are asked for their position, so each points inside the buffer.
             unsafe {
-                h.msg_controllen = libc::CMSG_SPACE(mem::size_of::<u16>() as u32) as _;
-                let c = libc::CMSG_FIRSTHDR(h);
-                (*c).cmsg_level = SOL_UDP;
-                (*c).cmsg_type = UDP_SEGMENT;
-                (*c).cmsg_len = libc::CMSG_LEN(mem::size_of::<u16>() as u32) as _;
-                std::ptr::write_unaligned(libc::CMSG_DATA(c).cast::<u16>(), seg);
+                let seg_space = libc::CMSG_SPACE(mem::size_of::<u16>() as u32) as usize;
+                let tos_space = libc::CMSG_SPACE(mem::size_of::<libc::c_int>() as u32) as usize;
+                h.msg_controllen =
+                    (usize::from(segment) * seg_space + usize::from(seg.tos != 0) * tos_space) as _;
+                let mut c = libc::CMSG_FIRSTHDR(h);
+                if segment {
+                    (*c).cmsg_level = SOL_UDP;
+                    (*c).cmsg_type = UDP_SEGMENT;
+                    (*c).cmsg_len = libc::CMSG_LEN(mem::size_of::<u16>() as u32) as _;
+                    std::ptr::write_unaligned(libc::CMSG_DATA(c).cast::<u16>(), seg.size as u16);
+                    c = libc::CMSG_NXTHDR(h, c);
+                }
+                if seg.tos != 0 && !c.is_null() {
+                    (*c).cmsg_level = if seg.v6 {
+                        libc::IPPROTO_IPV6
+                    } else {
+                        libc::IPPROTO_IP
+                    };
+                    (*c).cmsg_type = if seg.v6 {
+                        libc::IPV6_TCLASS
+                    } else {
+                        libc::IP_TOS
+                    };
+                    (*c).cmsg_len = libc::CMSG_LEN(mem::size_of::<libc::c_int>() as u32) as _;
+                    let v = libc::c_int::from(seg.tos);
+                    std::ptr::write_unaligned(libc::CMSG_DATA(c).cast::<libc::c_int>(), v);
+                }
             }
         }
     }
@@ -624,5 +720,76 @@ mod tests {
         off.push(&big, &a);
         off.push(&big, &a);
         assert_eq!(off.msgs, 2);
+    }
+
+    /// Marked datagrams (IP_TOS) only share a GSO message with the same mark, and the kernel
+    /// takes both control messages together: every datagram arrives, with its TOS.
+    #[test]
+    fn marked_datagrams_carry_their_tos() {
+        let rx = bind("127.0.0.1:0".parse().unwrap(), 1 << 20).unwrap();
+        let one: libc::c_int = 1;
+        // SAFETY: setsockopt with a valid fd and a pointer to a c_int of the given size.
+        let r = unsafe {
+            libc::setsockopt(
+                rx.as_raw_fd(),
+                libc::IPPROTO_IP,
+                libc::IP_RECVTOS,
+                (&one as *const libc::c_int).cast(),
+                mem::size_of::<libc::c_int>() as libc::socklen_t,
+            )
+        };
+        assert_eq!(r, 0);
+        let to: SockAddr = rx.local_addr().unwrap();
+        let tx = bind("127.0.0.1:0".parse().unwrap(), 1 << 20).unwrap();
+        let d = vec![7u8; 200];
+        let mut slots = SendSlots::new(8).with_gso(true);
+        let mut s = slots.batch();
+        s.push_marked(&d, &to, 0xb8, false);
+        s.push_marked(&d, &to, 0xb8, false);
+        s.push_marked(&d, &to, 0x28, false);
+        s.push(&d, &to);
+        assert_eq!(s.msgs, 3, "EF pair, AF11 one, unmarked one");
+        assert_eq!(s.flush(tx.as_fd()), (4, 0));
+        let mut tos = Vec::new();
+        let mut batch = RecvBatch::new(8, 2048);
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(2);
+        while tos.len() < 4 && std::time::Instant::now() < deadline {
+            let n = batch.recv(rx.as_raw_fd()).unwrap();
+            for i in 0..n {
+                let h = &batch.hdrs[i].msg_hdr;
+                let mut t = None;
+                // SAFETY: the kernel wrote msg_controllen bytes of cmsgs into this message's
+                // control buffer; CMSG_FIRSTHDR/NXTHDR stay within it.
+                unsafe {
+                    let mut c = libc::CMSG_FIRSTHDR(h);
+                    while !c.is_null() {
+                        if (*c).cmsg_level == libc::IPPROTO_IP && (*c).cmsg_type == libc::IP_TOS {
+                            t = Some(*libc::CMSG_DATA(c));
+                        }
+                        c = libc::CMSG_NXTHDR(h, c);
+                    }
+                }
+                tos.push(t.expect("IP_TOS cmsg"));
+            }
+        }
+        assert_eq!(tos, [0xb8, 0xb8, 0x28, 0]);
+    }
+
+    /// A datagram pushed alone (larger than the path MTU) neither joins a run nor is joined.
+    #[test]
+    fn pushed_alone_is_a_message_of_its_own() {
+        let a: SockAddr = "127.0.0.1:9".parse::<SocketAddr>().unwrap().into();
+        let big = vec![0u8; 1000];
+        let mut slots = SendSlots::new(16).with_gso(true);
+        let mut s = slots.batch();
+        s.push(&big, &a);
+        s.push_alone(&big, &a);
+        s.push(&big, &a);
+        s.push(&big, &a);
+        let lens: Vec<usize> = s.slots.hdrs[..s.msgs]
+            .iter()
+            .map(|h| iovlen(&h.msg_hdr))
+            .collect();
+        assert_eq!(lens, [1, 1, 2]);
     }
 }

@@ -11,6 +11,7 @@ pub mod ikeadmit;
 pub mod ikelog;
 pub mod logging;
 pub mod metrics;
+pub mod pathmtu;
 pub mod plane;
 pub mod privs;
 pub mod report;

@@ -319,6 +319,31 @@ pub fn render(s: &Status) -> String {
     ] {
         o.sample("ironsec_tun_super_packets_total", &[("direction", dir)], v);
     }
+    for (metric, help, v) in [
+        (
+            "ironsec_mss_clamped_total",
+            "TCP SYNs whose MSS was lowered to fit a tunnel, both directions.",
+            c.mss_clamped,
+        ),
+        (
+            "ironsec_icmp_too_big_total",
+            "ICMP fragmentation-needed / packet-too-big errors sent to the site.",
+            c.icmp_too_big,
+        ),
+        (
+            "ironsec_icmp_rate_limited_total",
+            "ICMP too-big errors not sent: over the rate limit.",
+            c.icmp_limited,
+        ),
+        (
+            "ironsec_inner_fragmented_total",
+            "Packets without DF cut into fragments to fit a tunnel before sealing.",
+            c.inner_fragmented,
+        ),
+    ] {
+        o.help(metric, "counter", help);
+        o.sample(metric, &[], v);
+    }
     o.0
 }
 

@@ -263,6 +263,10 @@ pub fn status(dp: &Dataplane, plane: &Plane, started: Instant) -> Status {
             udp_tx_packets: totals.udp_tx_packets,
             ike_packets: totals.ike_packets,
             keepalives: totals.keepalives,
+            mss_clamped: totals.mss_clamped,
+            icmp_too_big: totals.icmp_too_big,
+            icmp_limited: totals.icmp_limited,
+            inner_fragmented: totals.inner_fragmented,
         },
         // Workers count every drop gateway-wide as well as per SA: the totals include them.
         drops: drops_map(&totals.drops),

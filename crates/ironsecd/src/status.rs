@@ -106,6 +106,18 @@ pub struct Counters {
     pub udp_tx_packets: u64,
     pub ike_packets: u64,
     pub keepalives: u64,
+    /// MTU: SYNs whose MSS was clamped to fit a tunnel (both directions); ICMP "fragmentation
+    /// needed" / "packet too big" written back to the site, and those the rate limit held
+    /// back (the packets themselves count as drops, `too_big`).
+    #[serde(default)]
+    pub mss_clamped: u64,
+    #[serde(default)]
+    pub icmp_too_big: u64,
+    #[serde(default)]
+    pub icmp_limited: u64,
+    /// Packets without DF cut into fragments to fit a tunnel before sealing.
+    #[serde(default)]
+    pub inner_fragmented: u64,
 }
 
 #[derive(Serialize, Deserialize, Debug, Clone, PartialEq, Eq)]
@@ -273,6 +285,11 @@ impl Status {
             c.udp_tx_packets,
             c.ike_packets,
             c.keepalives
+        );
+        let _ = writeln!(
+            s,
+            "  mtu: mss clamped {}, icmp too-big sent {} (rate-limited {}), fragmented {}",
+            c.mss_clamped, c.icmp_too_big, c.icmp_limited, c.inner_fragmented
         );
         let _ = writeln!(s, "  drops: {}", nonzero(&self.drops));
         let k = &self.ike;

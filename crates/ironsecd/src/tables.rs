@@ -492,6 +492,14 @@ fn policies_for(local: &[Prefix], remote: &[Prefix], tunnel: TunnelId, out: &mut
     }
 }
 
+/// How the tunnels' traffic is shaped: each connection's bandwidth bucket, and the path
+/// MTUs its tunnels are sized for (MSS clamp, ICMP too-big).
+#[derive(Clone, Copy)]
+pub struct Shaping<'a> {
+    pub shapers: &'a HashMap<Arc<str>, Arc<ironsec_dataplane::Bucket>>,
+    pub mtus: &'a crate::pathmtu::PathMtus,
+}
+
 /// Builds the fast path's tables from the config and the SAs that exist. Tunnels in
 /// `trapped` report packets that find no SA, so the control plane negotiates one.
 pub fn build(
@@ -500,9 +508,10 @@ pub fn build(
     store: &SaStore,
     trapped: &HashSet<TunnelKey>,
     choice: &HashMap<Arc<str>, Choice>,
-    shapers: &HashMap<Arc<str>, Arc<ironsec_dataplane::Bucket>>,
+    shaping: Shaping,
     addrs: &[SocketAddr],
 ) -> Result<Tables, BuildError> {
+    let Shaping { shapers, mtus } = shaping;
     let mut tunnels = Vec::with_capacity(specs.len());
     for s in specs {
         let key = s.key();
@@ -530,7 +539,11 @@ pub fn build(
             .unwrap_or(SocketAddr::new(s.remote, cfg.gateway.port));
             (remote, store.statics.get(&key).map(|x| x.outbound.clone()))
         };
-        let t = Tunnel::new(s.conn.clone(), socket, addrs[socket], remote, outbound);
+        let mut t = Tunnel::new(s.conn.clone(), socket, addrs[socket], remote, outbound);
+        let conn = &cfg.connections[s.conn_index];
+        t.mtu = mtus.tunnel(conn, cfg.gateway.tun_mtu, s.local, remote);
+        t.dscp_out = conn.copy_dscp.outwards();
+        t.dscp_in = conn.copy_dscp.inwards();
         tunnels.push(if trapped.contains(&key) {
             t.with_trap()
         } else {
@@ -551,13 +564,18 @@ pub fn build(
                 .position(|a| a.ip() == s.local)
                 .ok_or(BuildError::NoSocket(s.local))?;
             extra.insert(*spi, tunnels.len());
-            tunnels.push(Tunnel::new(
+            let mut t = Tunnel::new(
                 s.conn.clone(),
                 socket,
                 addrs[socket],
                 c.info.remote,
                 Some(c.outbound.clone()),
-            ));
+            );
+            let conn = &cfg.connections[s.conn_index];
+            t.mtu = mtus.tunnel(conn, cfg.gateway.tun_mtu, s.local, c.info.remote);
+            t.dscp_out = conn.copy_dscp.outwards();
+            t.dscp_in = conn.copy_dscp.inwards();
+            tunnels.push(t);
         }
     }
     let mut policies = Vec::new();

@@ -23,7 +23,7 @@ use ironsec_esp::Suite;
 pub use keys::Keymat;
 use load::{Loaded, SourcedConnection};
 pub use load::{ENVIRONMENT, ENV_PREFIX, FRAGMENT_DIR};
-use schema::{ConnectionSchema, GatewaySchema, KeyingKind};
+use schema::{ConnectionSchema, GatewaySchema, KeyingKind, WordOrNumber};
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct Config {
@@ -48,7 +48,50 @@ pub struct Connection {
     pub bandwidth_weight: u32,
     /// This connection's own cap in bits/s.
     pub bandwidth: Option<u64>,
+    /// How SYNs through its tunnels get their MSS clamped.
+    pub mss_clamp: MssClamp,
+    /// The outer path MTU its tunnels are sized for.
+    pub path_mtu: PathMtu,
+    /// Whether the inner DSCP is copied to the outer header.
+    pub copy_dscp: CopyDscp,
     pub keying: Keying,
+}
+
+/// strongSwan's `copy_dscp`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum CopyDscp {
+    /// Inner to outer when sealing (strongSwan's default): the WAN can queue by class.
+    #[default]
+    Out,
+    /// Outer to inner when opening: the WAN's marking reaches the site (anyone on the WAN
+    /// path can then remark the site's traffic, hence not the default).
+    In,
+    /// Both.
+    Yes,
+    /// Neither: outer headers carry DSCP 0, inner ones are left alone.
+    No,
+}
+
+impl CopyDscp {
+    pub fn outwards(self) -> bool {
+        matches!(self, CopyDscp::Out | CopyDscp::Yes)
+    }
+
+    pub fn inwards(self) -> bool {
+        matches!(self, CopyDscp::In | CopyDscp::Yes)
+    }
+}
+
+pub use ironsec_dataplane::mtu::MssClamp;
+
+/// The outer path MTU a connection's tunnels are sized for (see `tables::tunnel_mtu`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum PathMtu {
+    /// The kernel's route MTU (or learned path MTU) towards the peer, read when tables are
+    /// built; 1500 if it cannot be read.
+    #[default]
+    Auto,
+    Fixed(u16),
 }
 
 // One per connection, built at load: size does not matter, and a Box would only add noise.
@@ -455,6 +498,53 @@ fn validate_connection(
             "a cap of 0 would block the connection; remove it or give a rate",
         ));
     }
+    let mss_clamp = match &c.mss_clamp {
+        None => MssClamp::Auto,
+        Some(WordOrNumber::Word(w)) if w == "auto" => MssClamp::Auto,
+        Some(WordOrNumber::Word(w)) if w == "off" => MssClamp::Off,
+        Some(WordOrNumber::Number(n)) if (536..=9000).contains(n) => MssClamp::Fixed(*n as u16),
+        Some(other) => {
+            errs.push(ConfigError::new(
+                file,
+                format!("{key}.mss_clamp"),
+                format!(
+                    "{} is not an MSS clamp: expected \"auto\", \"off\" or an MSS in 536..=9000",
+                    show(other)
+                ),
+            ));
+            MssClamp::Auto
+        }
+    };
+    let path_mtu = match &c.path_mtu {
+        None => PathMtu::Auto,
+        Some(WordOrNumber::Word(w)) if w == "auto" => PathMtu::Auto,
+        Some(WordOrNumber::Number(n)) if (1280..=9000).contains(n) => PathMtu::Fixed(*n as u16),
+        Some(other) => {
+            errs.push(ConfigError::new(
+                file,
+                format!("{key}.path_mtu"),
+                format!(
+                    "{} is not a path MTU: expected \"auto\" or bytes in 1280..=9000",
+                    show(other)
+                ),
+            ));
+            PathMtu::Auto
+        }
+    };
+    let copy_dscp = match c.copy_dscp.as_deref() {
+        None | Some("out") => CopyDscp::Out,
+        Some("no") => CopyDscp::No,
+        Some("in") => CopyDscp::In,
+        Some("yes") => CopyDscp::Yes,
+        Some(w) => {
+            errs.push(ConfigError::new(
+                file,
+                format!("{key}.copy_dscp"),
+                format!("'{w}' is not a copy_dscp: expected \"out\", \"in\", \"yes\" or \"no\""),
+            ));
+            CopyDscp::Out
+        }
+    };
     let keying = match c.keying {
         KeyingKind::Static => static_keying::validate(file, key, c, port, errs).map(Keying::Static),
         KeyingKind::Ike => ike_keying::validate(file, key, c, errs).map(Keying::Ike),
@@ -493,8 +583,19 @@ fn validate_connection(
         remote_ts,
         bandwidth_weight,
         bandwidth,
+        mss_clamp,
+        path_mtu,
+        copy_dscp,
         keying: keying?,
     })
+}
+
+/// A word-or-number value as the operator wrote it, for an error message.
+fn show(v: &WordOrNumber) -> String {
+    match v {
+        WordOrNumber::Word(w) => format!("'{w}'"),
+        WordOrNumber::Number(n) => n.to_string(),
+    }
 }
 
 /// Parses a tunnel's two addresses, which must be of one IP version.

@@ -248,6 +248,15 @@ pub struct ConnectionSchema {
     /// Seconds the higher-priority tunnel must stay up before traffic moves back.
     pub preempt_hold: Option<u64>,
     // both keyings
+    /// TCP MSS clamping of SYNs through the tunnels: "auto" (default: to what fits), "off",
+    /// or a fixed MSS such as 1350 (never above what fits).
+    pub mss_clamp: Option<WordOrNumber>,
+    /// The outer path's MTU towards the peer: "auto" (default: the kernel's route to the
+    /// peer) or bytes, 1280..=9000.
+    pub path_mtu: Option<WordOrNumber>,
+    /// DSCP copy between inner and outer headers, strongSwan's words: "out" (default), "in",
+    /// "yes", "no".
+    pub copy_dscp: Option<String>,
     /// Accept a psk_file/keys_file that group or others may read (with a warning at load).
     /// For secrets deployed by tools that cannot set 0600; off by default because a key other
     /// local users can read is no longer secret.
@@ -266,6 +275,36 @@ pub struct TunnelSchema {
     pub remote_port: Option<u16>,
     pub spi_out: Option<Spi>,
     pub spi_in: Option<Spi>,
+}
+
+/// A key that takes a word (`"auto"`, `"off"`) or a number. Which words and which range is
+/// the validator's business, so its error can name the key's own choices.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum WordOrNumber {
+    Word(String),
+    Number(i64),
+}
+
+impl<'de> Deserialize<'de> for WordOrNumber {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<WordOrNumber, D::Error> {
+        struct V;
+        impl Visitor<'_> for V {
+            type Value = WordOrNumber;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("a word such as \"auto\" or a number")
+            }
+            fn visit_i64<E: de::Error>(self, v: i64) -> Result<WordOrNumber, E> {
+                Ok(WordOrNumber::Number(v))
+            }
+            fn visit_u64<E: de::Error>(self, v: u64) -> Result<WordOrNumber, E> {
+                Ok(WordOrNumber::Number(i64::try_from(v).unwrap_or(i64::MAX)))
+            }
+            fn visit_str<E: de::Error>(self, v: &str) -> Result<WordOrNumber, E> {
+                Ok(WordOrNumber::Word(v.to_string()))
+            }
+        }
+        d.deserialize_any(V)
+    }
 }
 
 /// A rate in bits per second, written `"200M"`, `"200Mbit"`, `"1.5G"`, `"500k"` (decimal

@@ -992,3 +992,48 @@ fn a_remote_selector_holding_the_peer_is_refused() {
          peer's address"
     );
 }
+
+#[test]
+fn mss_clamp_path_mtu_and_copy_dscp() {
+    let d = Dir::new("mtu");
+    let load = |extra: &str| {
+        let t = example(&d, "a").replace("esn = true", &format!("esn = true\n{extra}"));
+        let p = d.write("c.toml", &t, 0o644);
+        Config::load(&p)
+    };
+    let c = load("").unwrap();
+    assert_eq!(c.connections[0].mss_clamp, MssClamp::Auto, "on by default");
+    assert_eq!(c.connections[0].path_mtu, PathMtu::Auto);
+    let c = load("mss_clamp = 1350\npath_mtu = 1280").unwrap();
+    assert_eq!(c.connections[0].mss_clamp, MssClamp::Fixed(1350));
+    assert_eq!(c.connections[0].path_mtu, PathMtu::Fixed(1280));
+    let c = load("mss_clamp = \"off\"\npath_mtu = \"auto\"").unwrap();
+    assert_eq!(c.connections[0].mss_clamp, MssClamp::Off);
+    assert_eq!(
+        c.connections[0].copy_dscp,
+        CopyDscp::Out,
+        "strongSwan's default"
+    );
+    let c = load("copy_dscp = \"no\"").unwrap();
+    assert_eq!(c.connections[0].copy_dscp, CopyDscp::No);
+    for (w, v) in [("in", CopyDscp::In), ("yes", CopyDscp::Yes)] {
+        let c = load(&format!("copy_dscp = \"{w}\"")).unwrap();
+        assert_eq!(c.connections[0].copy_dscp, v);
+    }
+    for (extra, key, why) in [
+        ("mss_clamp = 100", "mss_clamp", "536..=9000"),
+        ("mss_clamp = \"yes\"", "mss_clamp", "\"auto\", \"off\""),
+        ("path_mtu = 1000", "path_mtu", "1280..=9000"),
+        ("path_mtu = \"off\"", "path_mtu", "\"auto\""),
+        (
+            "copy_dscp = \"maybe\"",
+            "copy_dscp",
+            "\"out\", \"in\", \"yes\" or \"no\"",
+        ),
+    ] {
+        let e = load(extra).expect_err(extra).0;
+        assert_eq!(e.len(), 1, "{extra}");
+        assert_eq!(e[0].key, format!("connection[0].{key}"));
+        assert!(e[0].reason.contains(why), "{}", e[0]);
+    }
+}

@@ -97,6 +97,8 @@ pub struct Plane {
     workers: usize,
     /// The fast path's sockets, fixed at start: tables refer to them by position.
     bound: Vec<SocketAddr>,
+    /// Path MTUs towards the peers, read from the kernel and cached for table builds.
+    path_mtus: crate::pathmtu::PathMtus,
     tunnels: HashMap<TunnelKey, TunnelState>,
     /// When tunnels initiate again (close action `restart`).
     restarts: Deadlines<TunnelKey>,
@@ -164,6 +166,7 @@ impl Plane {
             ep: Endpoint::new(ep_cfg, peer::peer_configs(&cfg), Box::new(SystemRng::new())),
             admission: Arc::new(crate::ikeadmit::Admission::new(&cfg)),
             bound: cfg.local_addrs(),
+            path_mtus: Default::default(),
             spans: spans_of(&cfg, &specs),
             by_name: names_of(&cfg),
             watches: HashMap::new(),
@@ -231,7 +234,10 @@ impl Plane {
             &self.store,
             &trapped,
             &choice,
-            &shapers,
+            tables::Shaping {
+                shapers: &shapers,
+                mtus: &self.path_mtus,
+            },
             &self.bound,
         )
     }

@@ -1,0 +1,55 @@
+//! The outer path MTU of each tunnel, as the kernel knows it, asked at most once per
+//! [`PathMtus::TTL`] per address pair: tables are rebuilt on every SA event, and a hub with
+//! thousands of tunnels must not pay a socket and three syscalls per tunnel each time.
+
+use std::collections::HashMap;
+use std::net::{IpAddr, SocketAddr};
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use crate::config::{Connection, PathMtu};
+use ironsec_dataplane::mtu::{route_mtu, TunnelMtu};
+
+/// Used when the kernel cannot say (no route yet): Ethernet's.
+pub const FALLBACK_PATH_MTU: u16 = 1500;
+
+#[derive(Default)]
+pub struct PathMtus {
+    cache: Mutex<HashMap<(IpAddr, SocketAddr), (u16, Instant)>>,
+}
+
+impl PathMtus {
+    /// How long a path MTU read from the kernel is used before it is read again, so a route
+    /// change or a learned (smaller) path MTU is picked up at the next rebuild after it.
+    pub const TTL: Duration = Duration::from_secs(60);
+
+    /// The kernel's path MTU from `local` to `remote` (cached).
+    pub fn kernel(&self, local: IpAddr, remote: SocketAddr) -> u16 {
+        let now = Instant::now();
+        let mut cache = self.cache.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some((m, at)) = cache.get(&(local, remote)) {
+            if now.saturating_duration_since(*at) < Self::TTL {
+                return *m;
+            }
+        }
+        let m = route_mtu(local, remote).unwrap_or(FALLBACK_PATH_MTU);
+        cache.insert((local, remote), (m, now));
+        m
+    }
+
+    /// What one tunnel of `c` carries: its path MTU (configured or the kernel's), the SA's
+    /// overhead and the TUN device's MTU `device_mtu`, and the connection's MSS clamp.
+    pub fn tunnel(
+        &self,
+        c: &Connection,
+        device_mtu: u16,
+        local: IpAddr,
+        remote: SocketAddr,
+    ) -> TunnelMtu {
+        let path = match c.path_mtu {
+            PathMtu::Fixed(m) => m,
+            PathMtu::Auto => self.kernel(local, remote),
+        };
+        TunnelMtu::for_path(path, remote.is_ipv6(), device_mtu, c.mss_clamp)
+    }
+}
