@@ -259,6 +259,7 @@ impl SaStore {
                         sa: inb,
                         local_ts: local_ts.clone(),
                         remote_ts: remote_ts.clone(),
+                        ports: None,
                         counters: PerWorker::new(workers),
                         watch: None,
                     }),
@@ -471,6 +472,7 @@ impl SaStore {
                 sa: inb,
                 local_ts: ts_prefixes(&info.local_ts).into(),
                 remote_ts: ts_prefixes(&info.remote_ts).into(),
+                ports: None,
                 counters: PerWorker::new(workers),
                 watch,
             }),
@@ -486,6 +488,7 @@ fn policies_for(local: &[Prefix], remote: &[Prefix], tunnel: TunnelId, out: &mut
                     local: *l,
                     remote: *r,
                     tunnel,
+                    ports: None,
                 });
             }
         }
