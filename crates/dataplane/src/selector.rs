@@ -9,7 +9,7 @@
 use std::fmt;
 use std::str::FromStr;
 
-use crate::packet::{self, InnerAddr, PROTO_SCTP, PROTO_TCP, PROTO_UDP};
+use crate::packet::{self, PROTO_SCTP, PROTO_TCP, PROTO_UDP};
 use crate::prefix::{Prefix, PrefixError};
 
 /// ICMP and ICMPv6 (IANA): their type and code take the place of a port (RFC 4301 4.4.1.1:
@@ -309,7 +309,9 @@ pub struct Transport {
 
 impl Transport {
     /// Reads the transport of an IPv4/IPv6 packet; `None` when it cannot be told (bad
-    /// version, truncated header, an IPv6 extension header chain too long to walk).
+    /// version, truncated header, an IPv6 extension header chain too long to walk). Out of
+    /// line, so the policy lookup that calls it for narrowed policies stays small.
+    #[inline(never)]
     pub fn of(pkt: &[u8]) -> Option<Transport> {
         let (proto, at, first) = match packet::version(pkt)? {
             4 if pkt.len() >= packet::IPV4_MIN_HEADER => {
@@ -393,10 +395,16 @@ impl PortSelectors {
         })
     }
 
-    /// Whether a decrypted packet from `src` to `dst` (from the peer's side) matches: its
-    /// source and source port in a remote selector, its destination and destination port in a
-    /// local one.
-    pub fn admits_inbound(&self, pkt: &[u8], src: InnerAddr, dst: InnerAddr) -> bool {
+    /// Whether a decrypted packet (from the peer's side) matches: its source and source port
+    /// in a remote selector, its destination and destination port in a local one. Out of
+    /// line and reading the addresses again: only narrowed SAs get here, and the
+    /// address-only check that calls it stays as small as it was.
+    #[cold]
+    #[inline(never)]
+    pub fn admits_inbound(&self, pkt: &[u8]) -> bool {
+        let Some((src, dst)) = packet::inner_addrs(pkt) else {
+            return false;
+        };
         let t = Transport::of(pkt);
         let t = t.as_ref();
         self.remote
@@ -709,10 +717,7 @@ mod tests {
     #[test]
     fn inbound_pairs_each_side_with_its_port() {
         let s = PortSelectors::of(&[sel("10.2.0.0/24[tcp/443]")], &[sel("10.1.0.0/24")]).unwrap();
-        let ok = |p: &[u8]| {
-            let (src, dst) = packet::inner_addrs(p).unwrap();
-            s.admits_inbound(p, src, dst)
-        };
+        let ok = |p: &[u8]| s.admits_inbound(p);
         // Inbound packet: from the peer's 10.1/24 to our 10.2.0.2:443.
         assert!(ok(&tcp(40000, 443)));
         assert!(!ok(&tcp(443, 40000)), "source port 443 is not ours");

@@ -51,17 +51,22 @@ pub struct InboundEntry {
 }
 
 impl InboundEntry {
-    /// Whether the decrypted packet `pkt` from `src` to `dst` may enter the site: its source
-    /// must belong to the peer's selectors and its destination to ours, with their protocol
-    /// and ports when the SA was narrowed to them.
+    /// Whether a decrypted packet from `src` to `dst` may enter the site: its source must
+    /// belong to the peer's selectors and its destination to ours.
     #[inline]
-    pub fn admits(&self, pkt: &[u8], src: InnerAddr, dst: InnerAddr) -> bool {
-        src.within(&self.remote_ts)
-            && dst.within(&self.local_ts)
-            && self
-                .ports
-                .as_ref()
-                .is_none_or(|p| p.admits_inbound(pkt, src, dst))
+    pub fn admits(&self, src: InnerAddr, dst: InnerAddr) -> bool {
+        src.within(&self.remote_ts) && dst.within(&self.local_ts)
+    }
+
+    /// Whether a decrypted packet that [`admits`](Self::admits) by its addresses also
+    /// matches the protocol and ports of an SA narrowed to them; true without a look at
+    /// the packet for an address-only SA.
+    #[inline]
+    pub fn admits_ports(&self, pkt: &[u8]) -> bool {
+        match &self.ports {
+            None => true,
+            Some(p) => p.admits_inbound(pkt),
+        }
     }
 }
 
@@ -361,8 +366,9 @@ impl Tables {
                 continue;
             }
             if let Some(ports) = &p.ports {
-                let t = transport.get_or_insert_with(|| Transport::of(pkt));
-                if !ports.admits_outbound(t.as_ref()) {
+                if !ports
+                    .admits_outbound(transport.get_or_insert_with(|| Transport::of(pkt)).as_ref())
+                {
                     continue;
                 }
             }
