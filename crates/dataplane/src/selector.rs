@@ -437,6 +437,15 @@ impl PolicyPorts {
             && self.remote.admits(t, t.and_then(Transport::dst_port))
     }
 
+    /// [`admits_outbound`](Self::admits_outbound) of a packet leaving the site. Out of line
+    /// and cold: address-only policies never call it, and the lookup loop stays as small as
+    /// it is without ports.
+    #[cold]
+    #[inline(never)]
+    pub fn admits_packet(&self, pkt: &[u8]) -> bool {
+        self.admits_outbound(Transport::of(pkt).as_ref())
+    }
+
     /// Order among policies of the same prefixes: narrower first.
     pub fn specificity(&self) -> (bool, u32) {
         let (a, b) = (self.local.specificity(), self.remote.specificity());

@@ -18,7 +18,7 @@ use crate::counters::{PerWorker, SaCounters};
 use crate::packet::{self, PROTO_SCTP, PROTO_TCP, PROTO_UDP};
 pub use crate::packet::{inner_addrs, InnerAddr};
 use crate::prefix::Prefix;
-use crate::selector::{PolicyPorts, PortSelectors, Transport};
+use crate::selector::{PolicyPorts, PortSelectors};
 
 /// Index of a tunnel in [`Tables::tunnels`].
 pub type TunnelId = usize;
@@ -58,14 +58,15 @@ impl InboundEntry {
         src.within(&self.remote_ts) && dst.within(&self.local_ts)
     }
 
-    /// Whether a decrypted packet that [`admits`](Self::admits) by its addresses also
-    /// matches the protocol and ports of an SA narrowed to them; true without a look at
-    /// the packet for an address-only SA.
+    /// Whether the decrypted packet at `range` of `buf`, which [`admits`](Self::admits) by
+    /// its addresses, also matches the protocol and ports of an SA narrowed to them; true
+    /// without a look at the packet for an address-only SA (the slice is taken only in the
+    /// out-of-line check, so the common case costs one test of `ports`).
     #[inline]
-    pub fn admits_ports(&self, pkt: &[u8]) -> bool {
+    pub fn admits_ports(&self, buf: &[u8], range: std::ops::Range<usize>) -> bool {
         match &self.ports {
             None => true,
-            Some(p) => p.admits_inbound(pkt),
+            Some(p) => p.admits_inbound(buf.get(range).unwrap_or_default()),
         }
     }
 }
@@ -351,8 +352,8 @@ impl Tables {
 
     /// The tunnel for packet `pkt` from `src` to `dst`: the first policy in table order
     /// (longest prefix, then narrowest protocol/ports) whose addresses and, if it has them,
-    /// protocol and ports match. The transport header is read at most once, and only when a
-    /// policy whose addresses match is narrowed to ports.
+    /// protocol and ports match. Only a policy narrowed to ports, whose addresses matched,
+    /// reads the transport header.
     #[inline]
     pub fn route_id(
         &self,
@@ -360,21 +361,14 @@ impl Tables {
         src: InnerAddr,
         dst: InnerAddr,
     ) -> Option<(TunnelId, &Tunnel)> {
-        let mut transport: Option<Option<Transport>> = None;
-        for p in &self.policies {
-            if !(dst.matches(&p.remote) && src.matches(&p.local)) {
-                continue;
-            }
-            if let Some(ports) = &p.ports {
-                if !ports
-                    .admits_outbound(transport.get_or_insert_with(|| Transport::of(pkt)).as_ref())
-                {
-                    continue;
-                }
-            }
-            return Some((p.tunnel, &self.tunnels[p.tunnel]));
-        }
-        None
+        self.policies
+            .iter()
+            .find(|p| {
+                dst.matches(&p.remote)
+                    && src.matches(&p.local)
+                    && p.ports.as_ref().is_none_or(|pp| pp.admits_packet(pkt))
+            })
+            .map(|p| (p.tunnel, &self.tunnels[p.tunnel]))
     }
 
     pub fn tunnels(&self) -> &[Tunnel] {

@@ -582,7 +582,7 @@ pub fn open_one<'t>(tables: &'t Tables, dgram: &mut [u8]) -> Inbound<'t> {
     };
     let reason = match sa.sa.open_in_place(dgram) {
         Ok(opened) => match inner_addrs(&dgram[opened.range()]) {
-            Some((src, dst)) if sa.admits(src, dst) && sa.admits_ports(&dgram[opened.range()]) => {
+            Some((src, dst)) if sa.admits(src, dst) && sa.admits_ports(dgram, opened.range()) => {
                 return Inbound::Deliver(opened.range(), sa)
             }
             Some(_) => DropReason::Selector,
