@@ -1532,3 +1532,90 @@ fn ironsec_narrows_strongswan_to_its_configured_port() {
     assert_eq!(c.local_ts, ["10.2.0.0/24[tcp/5201]"], "strongSwan: {c:#?}");
     only_tcp_5201_crosses(&lab);
 }
+
+/// strongSwan's child from `sw.sas()` by name.
+fn sw_child_named(lab: &SwLab, name: &str) -> SwChild {
+    let sas = lab.sw().sas();
+    sas.iter()
+        .flat_map(|i| i.children.iter())
+        .find(|c| c.name == name && c.state == "INSTALLED")
+        .cloned()
+        .unwrap_or_else(|| panic!("strongSwan has no INSTALLED child {name}: {sas:#?}"))
+}
+
+#[test]
+#[ignore = "needs root"]
+fn a_port_child_sa_beside_a_subnet_child_sa_takes_only_its_port() {
+    let _s = serial();
+    require_root();
+    // One IKE SA, two CHILD_SAs strongSwan initiates: site-a for the whole subnets, site-a-5201
+    // for TCP/5201 on its side only. ironsec's one connection covers both; its fast path must
+    // send TCP/5201 on the second and everything else on the first.
+    let mut s = Setup::strongswan_initiates();
+    s.swanctl_edit = Some(|t| {
+        add_child(
+            &t,
+            SW_CHILD,
+            "site-a-5201",
+            &[("local_ts", "10.2.0.0/24[tcp/5201]".into())],
+        )
+    });
+    let lab = SwLab::start(&s);
+    lab.sw().swanctl_ok(&["--initiate", "--child", SW_CHILD]);
+    lab.wait_up();
+    let out = lab
+        .sw()
+        .swanctl_ok(&["--initiate", "--child", "site-a-5201"]);
+    assert!(out.contains("initiate completed successfully"), "{out}");
+    let up = poll_until(UP_TIMEOUT, || {
+        ike_of(&lab.a().status()).is_some_and(|i| i["children"] == 2)
+    });
+    assert!(up, "second CHILD_SA not up in ironsec\n{}", lab.logs());
+    let st = lab.a().status();
+    assert_eq!(
+        strs_at(&st, &format!("{T0}/children/1/remote_ts")),
+        ["10.2.0.0/24[tcp/5201]"],
+        "{st:#}"
+    );
+
+    let (whole0, port0) = (
+        sw_child_named(&lab, SW_CHILD),
+        sw_child_named(&lab, "site-a-5201"),
+    );
+    iperf3_tcp(
+        &lab.topo.lan_a,
+        &lab.topo.lan_b,
+        LAN_B_HOST,
+        1 << 20,
+        false,
+        &lab.dir.path,
+        "tcp5201",
+    );
+    let (whole1, port1) = (
+        sw_child_named(&lab, SW_CHILD),
+        sw_child_named(&lab, "site-a-5201"),
+    );
+    ping_ok(&lab, &lab.topo.lan_a, LAN_B_HOST, 5);
+    let (whole2, port2) = (
+        sw_child_named(&lab, SW_CHILD),
+        sw_child_named(&lab, "site-a-5201"),
+    );
+    println!(
+        "strongSwan packets in: TCP/5201 run: site-a +{}, site-a-5201 +{}; 5 pings: site-a +{}, \
+         site-a-5201 +{}",
+        whole1.packets_in - whole0.packets_in,
+        port1.packets_in - port0.packets_in,
+        whole2.packets_in - whole1.packets_in,
+        port2.packets_in - port1.packets_in
+    );
+    assert!(port1.packets_in - port0.packets_in > 100, "{port1:#?}");
+    assert_eq!(
+        whole1.packets_in, whole0.packets_in,
+        "TCP/5201 leaked onto site-a"
+    );
+    assert_eq!(whole2.packets_in - whole1.packets_in, 5, "{whole2:#?}");
+    assert_eq!(
+        port2.packets_in, port1.packets_in,
+        "ICMP leaked onto site-a-5201"
+    );
+}
