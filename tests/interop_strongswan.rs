@@ -1619,3 +1619,17 @@ fn a_port_child_sa_beside_a_subnet_child_sa_takes_only_its_port() {
         "ICMP leaked onto site-a-5201"
     );
 }
+
+#[test]
+#[ignore = "needs root"]
+fn ironsec_proposes_its_configured_port_and_strongswan_accepts_it() {
+    let _s = serial();
+    require_root();
+    // ironsec initiates with remote_ts 10.2.0.0/24[tcp/5201] in its TSr; strongSwan's whole
+    // subnet contains it, so strongSwan answers with exactly that.
+    let mut s = Setup::ironsec_initiates();
+    s.ironsec
+        .push(("remote_ts", toml_array(&["10.2.0.0/24[tcp/5201]"])));
+    let lab = SwLab::start(&s);
+    only_tcp_5201_crosses(&lab);
+}

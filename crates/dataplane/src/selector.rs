@@ -316,7 +316,8 @@ impl Transport {
         let (proto, at, first) = match packet::version(pkt)? {
             4 if pkt.len() >= packet::IPV4_MIN_HEADER => {
                 let off = u16::from_be_bytes([pkt[6], pkt[7]]) & 0x1fff;
-                (pkt[9], packet::ipv4_header_len(pkt)?, off == 0)
+                let ihl = packet::ipv4_header_len(pkt).filter(|l| *l >= packet::IPV4_MIN_HEADER)?;
+                (pkt[9], ihl, off == 0)
             }
             6 if pkt.len() >= packet::IPV6_HEADER => ipv6_walk(pkt)?,
             _ => return None,
@@ -640,6 +641,9 @@ mod tests {
             None
         );
         assert_eq!(Transport::of(&[0x45]), None);
+        let mut short_ihl = tcp(1, 443);
+        short_ihl[0] = 0x44;
+        assert_eq!(Transport::of(&short_ihl), None, "IHL below 5 words");
         assert_eq!(Transport::of(&[]), None);
         // IPv6: a fragment header then UDP; first fragment has ports, a later one not.
         let v6 = |offset: u16| {
