@@ -1566,3 +1566,276 @@ fn refused_child_rekey_recovers_with_a_new_ike_sa() {
     ping_both_ways(&lab, 3);
     sw_counts_traffic(&lab);
 }
+
+// ------------------------------------------------------------------------------------------
+// 10. Protocol and port selectors
+
+/// An nftables counter in gwA for packets to lanB (10.2.0.0/24) that leave by any device
+/// but ironsec's TUN: inner packets in clear. It goes with the namespace.
+fn count_clear_to_lan_b(lab: &SwLab) {
+    for cmd in [
+        "add table inet selguard",
+        "add chain inet selguard post { type filter hook postrouting priority 0; policy accept; }",
+        "add rule inet selguard post oifname != \"ipsec0\" ip daddr 10.2.0.0/24 counter",
+    ] {
+        run_ok(
+            ns_cmd(&lab.topo.gw_a, "nft").arg(cmd),
+            Duration::from_secs(5),
+        );
+    }
+}
+
+/// Packets the counter of [`count_clear_to_lan_b`] saw.
+fn clear_to_lan_b(lab: &SwLab) -> u64 {
+    let out = run_ok(
+        ns_cmd(&lab.topo.gw_a, "nft").args(["list", "chain", "inet", "selguard", "post"]),
+        Duration::from_secs(5),
+    );
+    let text = String::from_utf8_lossy(&out.stdout);
+    text.split_once("counter packets ")
+        .and_then(|(_, rest)| rest.split_whitespace().next()?.parse().ok())
+        .unwrap_or_else(|| panic!("no counter in gwA's selguard chain:\n{text}"))
+}
+
+/// A TCP connection attempt from lanA to 10.2.0.2:`port` for up to 3 s (SYN and its
+/// retransmissions); whether it connected.
+fn tcp_connects(lab: &SwLab, port: u16) -> bool {
+    run_timeout(
+        ns_cmd(&lab.topo.lan_a, "timeout").args([
+            "3",
+            "bash",
+            "-c",
+            &format!("exec 3<>/dev/tcp/10.2.0.2/{port}"),
+        ]),
+        Duration::from_secs(10),
+    )
+    .status
+    .success()
+}
+
+/// The CHILD_SA is 10.1.0.0/24 === 10.2.0.0/24[tcp/5201]: iperf3 (TCP to 5201) crosses it
+/// both ways, counted on both sides; ping and TCP to another port do not cross it, are
+/// counted as ironsec's `no_policy` drops and never leave gwA in clear.
+fn only_tcp_5201_crosses(lab: &SwLab) {
+    let (_, st, ike) = lab.wait_up();
+    check_views(&st, &ike, "aes128gcm16-prfsha256-x25519", "aes128gcm16");
+    assert_eq!(
+        strs_at(&st, &format!("{T0}/child/remote_ts")),
+        ["10.2.0.0/24[tcp/5201]"],
+        "{st:#}"
+    );
+    assert_eq!(
+        strs_at(&st, &format!("{T0}/child/local_ts")),
+        ["10.1.0.0/24"]
+    );
+    count_clear_to_lan_b(lab);
+
+    let before = lab.a().status();
+    let (ab, ba) = iperf_both_ways(lab, 1 << 20);
+    println!(
+        "  iperf3 TCP/5201 through the narrowed CHILD_SA: A->B {ab:.0} Mbit/s, B->A {ba:.0} Mbit/s"
+    );
+    let sw_before = sw_counts_traffic(lab);
+    let mid = lab.a().status();
+    let d = |a: &Value, b: &Value, k: &str| num(b, k) - num(a, k);
+    for dir in ["outbound", "inbound"] {
+        assert!(
+            d(&before, &mid, &format!("{T0}/{dir}/packets")) > 100,
+            "TCP/5201 must cross the SA ({dir}): {mid:#}"
+        );
+    }
+
+    // Outside the selectors: ICMP both ways, TCP to 5202.
+    let r = ping_run(&lab.topo.lan_a, LAN_B_HOST, 5);
+    assert_eq!(
+        r.received(),
+        0,
+        "ping lanA -> lanB must not cross a TCP/5201 SA"
+    );
+    assert!(
+        !tcp_connects(lab, 5202),
+        "TCP/5202 must not cross a TCP/5201 SA"
+    );
+    assert_eq!(ping_from(&lab.topo.lan_b, "10.2.0.2", "10.1.0.2", 3), 0);
+    let after = lab.a().status();
+    let sw_after = sw_counts_traffic(lab);
+    let no_policy = d(&mid, &after, "/drops/no_policy");
+    println!(
+        "outside [tcp/5201]: ironsec drops.no_policy +{no_policy}, outbound packets +{}, inbound \
+         +{}, drops.selector {}; strongSwan packets in +{} out +{}; in clear on gwA's WAN: {}",
+        d(&mid, &after, &format!("{T0}/outbound/packets")),
+        d(&mid, &after, &format!("{T0}/inbound/packets")),
+        num(&after, "/drops/selector"),
+        sw_after.packets_in - sw_before.packets_in,
+        sw_after.packets_out - sw_before.packets_out,
+        clear_to_lan_b(lab)
+    );
+    // 5 pings and at least the first SYN (with its retransmissions in 3 s).
+    assert!(no_policy >= 6, "{after:#}");
+    assert_eq!(
+        d(&mid, &after, &format!("{T0}/outbound/packets")),
+        0,
+        "{after:#}"
+    );
+    assert_eq!(
+        d(&mid, &after, &format!("{T0}/inbound/packets")),
+        0,
+        "{after:#}"
+    );
+    assert_eq!(num(&after, "/drops/selector"), 0, "{after:#}");
+    assert_eq!(sw_after.packets_in, sw_before.packets_in);
+    assert_eq!(sw_after.packets_out, sw_before.packets_out);
+    assert_eq!(clear_to_lan_b(lab), 0, "inner packets left gwA in clear");
+    // And TCP/5201 still works after all that.
+    assert!(tcp_connects_5201_through(lab));
+}
+
+/// iperf3 once more, A -> B: the SA is still there for its own traffic.
+fn tcp_connects_5201_through(lab: &SwLab) -> bool {
+    let r = iperf3_tcp(
+        &lab.topo.lan_a,
+        &lab.topo.lan_b,
+        LAN_B_HOST,
+        64 << 10,
+        false,
+        &lab.dir.path,
+        "again",
+    );
+    r.sent >= 64 << 10
+}
+
+#[test]
+#[ignore = "needs root"]
+fn strongswan_narrows_to_a_port_and_ironsec_sends_only_that() {
+    let _s = serial();
+    require_root();
+    // ironsec initiates 10.1.0.0/24 === 10.2.0.0/24; strongSwan allows only TCP/5201 on its
+    // side and narrows (RFC 7296 2.9); ironsec accepts the narrower CHILD_SA and enforces it.
+    let mut s = Setup::ironsec_initiates();
+    s.swanctl.push(("local_ts", "10.2.0.0/24[tcp/5201]".into()));
+    let lab = SwLab::start(&s);
+    only_tcp_5201_crosses(&lab);
+}
+
+#[test]
+#[ignore = "needs root"]
+fn ironsec_narrows_strongswan_to_its_configured_port() {
+    let _s = serial();
+    require_root();
+    // strongSwan initiates with whole subnets; ironsec's config says 10.2.0.0/24[tcp/5201],
+    // so as responder it narrows, and strongSwan installs exactly that.
+    let mut s = Setup::strongswan_initiates();
+    s.ironsec
+        .push(("remote_ts", toml_array(&["10.2.0.0/24[tcp/5201]"])));
+    let lab = SwLab::start(&s);
+    let out = lab.sw().swanctl_ok(&["--initiate", "--child", SW_CHILD]);
+    assert!(
+        out.contains("initiate completed successfully"),
+        "swanctl --initiate: {out}"
+    );
+    let (_, st, ike) = lab.wait_up();
+    let c = sw_child_for(&ike, &st);
+    assert_eq!(c.local_ts, ["10.2.0.0/24[tcp/5201]"], "strongSwan: {c:#?}");
+    only_tcp_5201_crosses(&lab);
+}
+
+/// strongSwan's child from `sw.sas()` by name.
+fn sw_child_named(lab: &SwLab, name: &str) -> SwChild {
+    let sas = lab.sw().sas();
+    sas.iter()
+        .flat_map(|i| i.children.iter())
+        .find(|c| c.name == name && c.state == "INSTALLED")
+        .cloned()
+        .unwrap_or_else(|| panic!("strongSwan has no INSTALLED child {name}: {sas:#?}"))
+}
+
+#[test]
+#[ignore = "needs root"]
+fn a_port_child_sa_beside_a_subnet_child_sa_takes_only_its_port() {
+    let _s = serial();
+    require_root();
+    // One IKE SA, two CHILD_SAs strongSwan initiates: site-a for the whole subnets, site-a-5201
+    // for TCP/5201 on its side only. ironsec's one connection covers both; its fast path must
+    // send TCP/5201 on the second and everything else on the first.
+    let mut s = Setup::strongswan_initiates();
+    s.swanctl_edit = Some(|t| {
+        add_child(
+            &t,
+            SW_CHILD,
+            "site-a-5201",
+            &[("local_ts", "10.2.0.0/24[tcp/5201]".into())],
+        )
+    });
+    let lab = SwLab::start(&s);
+    lab.sw().swanctl_ok(&["--initiate", "--child", SW_CHILD]);
+    lab.wait_up();
+    let out = lab
+        .sw()
+        .swanctl_ok(&["--initiate", "--child", "site-a-5201"]);
+    assert!(out.contains("initiate completed successfully"), "{out}");
+    let up = poll_until(UP_TIMEOUT, || {
+        ike_of(&lab.a().status()).is_some_and(|i| i["children"] == 2)
+    });
+    assert!(up, "second CHILD_SA not up in ironsec\n{}", lab.logs());
+    let st = lab.a().status();
+    assert_eq!(
+        strs_at(&st, &format!("{T0}/children/1/remote_ts")),
+        ["10.2.0.0/24[tcp/5201]"],
+        "{st:#}"
+    );
+
+    let (whole0, port0) = (
+        sw_child_named(&lab, SW_CHILD),
+        sw_child_named(&lab, "site-a-5201"),
+    );
+    iperf3_tcp(
+        &lab.topo.lan_a,
+        &lab.topo.lan_b,
+        LAN_B_HOST,
+        1 << 20,
+        false,
+        &lab.dir.path,
+        "tcp5201",
+    );
+    let (whole1, port1) = (
+        sw_child_named(&lab, SW_CHILD),
+        sw_child_named(&lab, "site-a-5201"),
+    );
+    ping_ok(&lab, &lab.topo.lan_a, LAN_B_HOST, 5);
+    let (whole2, port2) = (
+        sw_child_named(&lab, SW_CHILD),
+        sw_child_named(&lab, "site-a-5201"),
+    );
+    println!(
+        "strongSwan packets in: TCP/5201 run: site-a +{}, site-a-5201 +{}; 5 pings: site-a +{}, \
+         site-a-5201 +{}",
+        whole1.packets_in - whole0.packets_in,
+        port1.packets_in - port0.packets_in,
+        whole2.packets_in - whole1.packets_in,
+        port2.packets_in - port1.packets_in
+    );
+    assert!(port1.packets_in - port0.packets_in > 100, "{port1:#?}");
+    assert_eq!(
+        whole1.packets_in, whole0.packets_in,
+        "TCP/5201 leaked onto site-a"
+    );
+    assert_eq!(whole2.packets_in - whole1.packets_in, 5, "{whole2:#?}");
+    assert_eq!(
+        port2.packets_in, port1.packets_in,
+        "ICMP leaked onto site-a-5201"
+    );
+}
+
+#[test]
+#[ignore = "needs root"]
+fn ironsec_proposes_its_configured_port_and_strongswan_accepts_it() {
+    let _s = serial();
+    require_root();
+    // ironsec initiates with remote_ts 10.2.0.0/24[tcp/5201] in its TSr; strongSwan's whole
+    // subnet contains it, so strongSwan answers with exactly that.
+    let mut s = Setup::ironsec_initiates();
+    s.ironsec
+        .push(("remote_ts", toml_array(&["10.2.0.0/24[tcp/5201]"])));
+    let lab = SwLab::start(&s);
+    only_tcp_5201_crosses(&lab);
+}

@@ -16,6 +16,8 @@ pub struct LabOpts {
     /// before the kernel splits them, so tests that judge captured ESP packet by packet turn
     /// it off.
     pub udp_offload: bool,
+    /// More `key = value` rewrites of gwB's config (e.g. narrower `local_ts`).
+    pub b_rewrites: Vec<(&'static str, String)>,
 }
 
 impl Default for LabOpts {
@@ -24,6 +26,7 @@ impl Default for LabOpts {
             suite: "aes128gcm16",
             esn: true,
             udp_offload: true,
+            b_rewrites: Vec::new(),
         }
     }
 }
@@ -52,23 +55,22 @@ impl Lab {
         let keys = dir.join("site.keys");
         write_keys_file(&keys, &[(SPI_A_TO_B, &key_ab), (SPI_B_TO_A, &key_ba)]);
 
-        let mk = |example: &str, sock: &Path, out: &Path| {
-            let text = rewrite_toml_lines(
-                &example_config(example),
-                &[
-                    ("control_socket", toml_str(sock.to_str().unwrap())),
-                    ("keys_file", toml_str(keys.to_str().unwrap())),
-                    ("esp", toml_str(opts.suite)),
-                    ("esn", opts.esn.to_string()),
-                    ("udp_offload", opts.udp_offload.to_string()),
-                ],
-            );
+        let mk = |example: &str, sock: &Path, out: &Path, more: &[(&str, String)]| {
+            let mut rw = vec![
+                ("control_socket", toml_str(sock.to_str().unwrap())),
+                ("keys_file", toml_str(keys.to_str().unwrap())),
+                ("esp", toml_str(opts.suite)),
+                ("esn", opts.esn.to_string()),
+                ("udp_offload", opts.udp_offload.to_string()),
+            ];
+            rw.extend(more.iter().cloned());
+            let text = rewrite_toml_lines(&example_config(example), &rw);
             fs::write(out, text).unwrap();
         };
         let (sock_a, sock_b) = (dir.join("a.sock"), dir.join("b.sock"));
         let (cfg_a, cfg_b) = (dir.join("gw-a.toml"), dir.join("gw-b.toml"));
-        mk("static-gw-a.toml", &sock_a, &cfg_a);
-        mk("static-gw-b.toml", &sock_b, &cfg_b);
+        mk("static-gw-a.toml", &sock_a, &cfg_a, &[]);
+        mk("static-gw-b.toml", &sock_b, &cfg_b, &opts.b_rewrites);
 
         let a = Daemon::start(
             "gwA",

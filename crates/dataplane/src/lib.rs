@@ -18,6 +18,7 @@ pub mod mtu;
 pub mod offload;
 pub mod packet;
 pub mod prefix;
+pub mod selector;
 pub mod shaper;
 pub mod tables;
 pub mod tun;
@@ -38,6 +39,7 @@ use arc_swap::{ArcSwap, Guard};
 pub use activity::{Direction, SaActivity, Watch, WatchId};
 pub use counters::{DropReason, DropTotals, GatewayTotals, PerWorker, SaCounters, SaTotals};
 pub use prefix::{Prefix, PrefixError};
+pub use selector::{PolicyPorts, PortSelectors, Ports, Selector, SelectorError};
 pub use shaper::Bucket;
 pub use tables::{
     flow_hash, one_tunnel, InboundEntry, OutboundEntry, Policy, Spread, TableError, Tables, Trap,

@@ -18,6 +18,7 @@ use crate::counters::{PerWorker, SaCounters};
 use crate::packet::{self, PROTO_SCTP, PROTO_TCP, PROTO_UDP};
 pub use crate::packet::{inner_addrs, InnerAddr};
 use crate::prefix::Prefix;
+use crate::selector::{PolicyPorts, PortSelectors};
 
 /// Index of a tunnel in [`Tables::tunnels`].
 pub type TunnelId = usize;
@@ -40,6 +41,9 @@ pub struct InboundEntry {
     pub local_ts: Arc<[Prefix]>,
     /// Inner source must fall in one of these.
     pub remote_ts: Arc<[Prefix]>,
+    /// The selectors' protocols and ports, when any selector has them; `None` (address-only
+    /// selectors) keeps the check to the two prefix lookups above.
+    pub ports: Option<Box<PortSelectors>>,
     pub counters: PerWorker<SaCounters>,
     /// Reports the first packet delivered after the control plane armed
     /// [`Direction::Inbound`](crate::Direction::Inbound); `None` = not watched.
@@ -47,11 +51,23 @@ pub struct InboundEntry {
 }
 
 impl InboundEntry {
-    /// Whether a decrypted packet may enter the site: its source must belong to the peer's
-    /// selectors and its destination to ours.
+    /// Whether a decrypted packet from `src` to `dst` may enter the site: its source must
+    /// belong to the peer's selectors and its destination to ours.
     #[inline]
     pub fn admits(&self, src: InnerAddr, dst: InnerAddr) -> bool {
         src.within(&self.remote_ts) && dst.within(&self.local_ts)
+    }
+
+    /// Whether the decrypted packet at `range` of `buf`, which [`admits`](Self::admits) by
+    /// its addresses, also matches the protocol and ports of an SA narrowed to them; true
+    /// without a look at the packet for an address-only SA (the slice is taken only in the
+    /// out-of-line check, so the common case costs one test of `ports`).
+    #[inline]
+    pub fn admits_ports(&self, buf: &[u8], range: std::ops::Range<usize>) -> bool {
+        match &self.ports {
+            None => true,
+            Some(p) => p.admits_inbound(buf.get(range).unwrap_or_default()),
+        }
     }
 }
 
@@ -269,6 +285,9 @@ pub struct Policy {
     pub local: Prefix,
     pub remote: Prefix,
     pub tunnel: TunnelId,
+    /// The protocol and ports the policy is narrowed to; `None` = addresses only, and then
+    /// the packet's transport header is never read.
+    pub ports: Option<PolicyPorts>,
 }
 
 /// Everything the fast path needs to move packets, swapped as a whole.
@@ -333,11 +352,16 @@ impl Tables {
                 return Err(TableError::DuplicateSpi(spi));
             }
         }
+        // Longest prefixes first, and among equal prefixes the narrower protocol/ports (as
+        // strongSwan orders its policies), so a port-specific SA beside an address-only one
+        // for the same subnets gets its ports' traffic and the other the rest.
+        let narrowness = |p: &Policy| p.ports.map_or((false, 0), |pp| pp.specificity());
         policies.sort_by(|a, b| {
             b.remote
                 .len()
                 .cmp(&a.remote.len())
                 .then(b.local.len().cmp(&a.local.len()))
+                .then(narrowness(b).cmp(&narrowness(a)))
         });
         Ok(Tables {
             inbound: map,
@@ -367,18 +391,46 @@ impl Tables {
         self.inbound.get(&spi).map(|e| &**e)
     }
 
-    /// The tunnel for a packet from `src` to `dst`: longest remote prefix wins.
+    /// The tunnel for a packet from `src` to `dst` judged by addresses alone (a policy
+    /// narrowed to a protocol or ports never matches): longest remote prefix wins.
     #[inline]
     pub fn route(&self, src: InnerAddr, dst: InnerAddr) -> Option<&Tunnel> {
-        self.route_id(src, dst).map(|(_, t)| t)
+        self.route_id(&[], src, dst).map(|(_, t)| t)
     }
 
+    /// The tunnel for packet `pkt` from `src` to `dst`: the first policy in table order
+    /// (longest prefix, then narrowest protocol/ports) whose addresses and, if it has them,
+    /// protocol and ports match. Only a policy narrowed to ports, whose addresses matched,
+    /// reads the transport header.
     #[inline]
-    pub fn route_id(&self, src: InnerAddr, dst: InnerAddr) -> Option<(TunnelId, &Tunnel)> {
+    pub fn route_id(
+        &self,
+        pkt: &[u8],
+        src: InnerAddr,
+        dst: InnerAddr,
+    ) -> Option<(TunnelId, &Tunnel)> {
         self.policies
             .iter()
-            .find(|p| dst.matches(&p.remote) && src.matches(&p.local))
+            .find(|p| {
+                dst.matches(&p.remote)
+                    && src.matches(&p.local)
+                    && p.ports.as_ref().is_none_or(|pp| pp.admits_packet(pkt))
+            })
             .map(|p| (p.tunnel, &self.tunnels[p.tunnel]))
+    }
+
+    /// The tunnel that carries the flow of packet `pkt` arriving from the peer, `src` (remote)
+    /// to `dst` (local): the policy [`route_id`](Self::route_id) would pick for its reply, with
+    /// ports read in the arriving direction.
+    pub fn route_back(&self, pkt: &[u8], src: InnerAddr, dst: InnerAddr) -> Option<&Tunnel> {
+        self.policies
+            .iter()
+            .find(|p| {
+                src.matches(&p.remote)
+                    && dst.matches(&p.local)
+                    && p.ports.as_ref().is_none_or(|pp| pp.admits_arriving(pkt))
+            })
+            .map(|p| &self.tunnels[p.tunnel])
     }
 
     pub fn tunnels(&self) -> &[Tunnel] {
@@ -417,11 +469,13 @@ pub fn one_tunnel(local: &str, remote: &str, out: (u32, &[u8]), inb: (u32, &[u8]
             local: l,
             remote: r,
             tunnel: 0,
+            ports: None,
         }],
         vec![Arc::new(InboundEntry {
             sa: i,
             local_ts: vec![l].into(),
             remote_ts: vec![r].into(),
+            ports: None,
             counters: PerWorker::<SaCounters>::new(1),
             watch: None,
         })],
@@ -455,6 +509,7 @@ mod tests {
             local: l.parse().unwrap(),
             remote: r.parse().unwrap(),
             tunnel: t,
+            ports: None,
         };
         let t = Tables::new(
             vec![tunnel("wide", None), tunnel("narrow", None)],
@@ -483,6 +538,7 @@ mod tests {
                 sa: InboundSa::new(Suite::Aes128Gcm16, 0x1000, &key, true, 0).unwrap(),
                 local_ts: Arc::from(vec![]),
                 remote_ts: Arc::from(vec![]),
+                ports: None,
                 counters: PerWorker::new(1),
                 watch: None,
             })
@@ -498,6 +554,7 @@ mod tests {
                     local: "10.1.0.0/24".parse().unwrap(),
                     remote: "10.2.0.0/24".parse().unwrap(),
                     tunnel: 0,
+                    ports: None,
                 }],
                 vec![e()],
             )

@@ -658,7 +658,8 @@ pub fn seal_one<'t>(tables: &'t Tables, buf: &mut [u8], n: usize) -> Outbound<'t
         InnerAddr::V4(_) => NEXT_HEADER_IPV4,
         InnerAddr::V6(_) => NEXT_HEADER_IPV6,
     };
-    let Some((mut tid, mut tunnel)) = tables.route_id(src, dst) else {
+    let Some((mut tid, mut tunnel)) = tables.route_id(&buf[HEADROOM..HEADROOM + n], src, dst)
+    else {
         return Outbound::Drop(DropReason::NoPolicy, None);
     };
     if let Some(spread) = &tunnel.spread {
@@ -785,7 +786,9 @@ pub fn open_one<'t>(tables: &'t Tables, dgram: &mut [u8]) -> Inbound<'t> {
     };
     let reason = match sa.sa.open_in_place(dgram) {
         Ok(opened) => match inner_addrs(&dgram[opened.range()]) {
-            Some((src, dst)) if sa.admits(src, dst) => return Inbound::Deliver(opened.range(), sa),
+            Some((src, dst)) if sa.admits(src, dst) && sa.admits_ports(dgram, opened.range()) => {
+                return Inbound::Deliver(opened.range(), sa)
+            }
             Some(_) => DropReason::Selector,
             None => DropReason::Malformed,
         },
@@ -813,7 +816,7 @@ fn clamp_inbound_syn(tables: &Tables, pkt: &mut [u8]) -> bool {
     let Some((src, dst)) = inner_addrs(pkt) else {
         return false;
     };
-    let Some((_, tunnel)) = tables.route_id(dst, src) else {
+    let Some(tunnel) = tables.route_back(pkt, src, dst) else {
         return false;
     };
     let m = tunnel.mtu.mss_for(pkt);
@@ -827,7 +830,7 @@ pub fn copy_dscp_in(tables: &Tables, pkt: &mut [u8], tos: u8) {
     let Some((src, dst)) = inner_addrs(pkt) else {
         return;
     };
-    if tables.route_id(dst, src).is_some_and(|(_, t)| t.dscp_in) {
+    if tables.route_back(pkt, src, dst).is_some_and(|t| t.dscp_in) {
         crate::packet::set_dscp(pkt, tos);
     }
 }
@@ -961,6 +964,7 @@ mod tests {
                 local: "10.1.0.0/24".parse().unwrap(),
                 remote: "10.2.0.0/24".parse().unwrap(),
                 tunnel: 0,
+                ports: None,
             }],
             vec![],
         )
@@ -1179,5 +1183,128 @@ mod tests {
             verdict_name(&open_one(&b, &mut [1, 2, 3])),
             "drop malformed"
         );
+    }
+
+    /// A UDP packet from `src:sport` to `dst:dport`, or a non-initial fragment of one.
+    fn udp(src: [u8; 4], dst: [u8; 4], sport: u16, dport: u16, later_fragment: bool) -> Vec<u8> {
+        let mut p = ipv4(src, dst, 64);
+        p[20..22].copy_from_slice(&sport.to_be_bytes());
+        p[22..24].copy_from_slice(&dport.to_be_bytes());
+        if later_fragment {
+            p[7] = 0x10;
+        }
+        p
+    }
+
+    /// Side A with two SAs to the same subnets: UDP/53 on tunnel 0 ("dns"), the rest on
+    /// tunnel 1 ("rest"); side B receives both, the DNS SA narrowed to port 53.
+    fn port_pair() -> (Tables, Tables) {
+        use crate::selector::{PolicyPorts, PortSelectors, Selector};
+        use ironsec_esp::{InboundSa, OutboundSa, Suite};
+        let sel = |s: &str| s.parse::<Selector>().unwrap();
+        let out = |spi| {
+            Some(Arc::new(crate::tables::OutboundEntry {
+                sa: OutboundSa::new(Suite::Aes128Gcm16, spi, &KEY_AB, true).unwrap(),
+                counters: PerWorker::new(1),
+                watch: None,
+            }))
+        };
+        let tunnel = |name: &str, spi| {
+            Tunnel::new(
+                name.into(),
+                0,
+                "192.0.2.1:4500".parse().unwrap(),
+                "192.0.2.2:4500".parse().unwrap(),
+                out(spi),
+            )
+        };
+        let (l, r) = (sel("10.1.0.0/24"), sel("10.2.0.0/24"));
+        let dns = sel("10.2.0.0/24[udp/53]");
+        let policy = |remote: Selector, tunnel| Policy {
+            local: l.prefix,
+            remote: remote.prefix,
+            tunnel,
+            ports: PolicyPorts::of(l.ports, remote.ports),
+        };
+        // Listed address-only first: the table must still try the narrower one first.
+        let a = Tables::new(
+            vec![tunnel("dns", 0x201), tunnel("rest", 0x202)],
+            vec![policy(r, 1), policy(dns, 0)],
+            vec![],
+        )
+        .unwrap();
+        let inbound = |spi, local: Selector| {
+            Arc::new(InboundEntry {
+                sa: InboundSa::new(Suite::Aes128Gcm16, spi, &KEY_AB, true, 1024).unwrap(),
+                local_ts: vec![local.prefix].into(),
+                remote_ts: vec![l.prefix].into(),
+                ports: PortSelectors::of(&[local], &[l]).map(Box::new),
+                counters: PerWorker::new(1),
+                watch: None,
+            })
+        };
+        let b = Tables::new(vec![], vec![], vec![inbound(0x201, dns), inbound(0x202, r)]).unwrap();
+        (a, b)
+    }
+
+    fn spi_of(esp: &[u8]) -> u32 {
+        u32::from_be_bytes(esp[..4].try_into().unwrap())
+    }
+
+    #[test]
+    fn ports_pick_the_sa_and_are_enforced_inbound() {
+        let (a, b) = port_pair();
+        let pw = PerWorker::<GatewayCounters>::new(1);
+        let gw = pw.get(0);
+        let (h1, h2) = ([10, 1, 0, 2], [10, 2, 0, 2]);
+        let dns = seal(&a, &udp(h1, h2, 40000, 53, false), gw).unwrap();
+        assert_eq!(spi_of(&dns), 0x201, "UDP/53 takes the DNS SA");
+        let other = seal(&a, &udp(h1, h2, 40000, 54, false), gw).unwrap();
+        assert_eq!(spi_of(&other), 0x202, "UDP/54 takes the other");
+        // A later fragment has no port: not the port-specific SA, the any-port one.
+        let frag = seal(&a, &udp(h1, h2, 0, 0, true), gw).unwrap();
+        assert_eq!(spi_of(&frag), 0x202);
+        for mut esp in [dns, other, frag] {
+            assert!(matches!(open_one(&b, &mut esp), Inbound::Deliver(..)));
+        }
+        // The peer sends UDP/54 or a later fragment on the DNS SA: dropped as selector.
+        let dns_out = a.tunnels()[0].outbound.as_ref().unwrap();
+        for pkt in [udp(h1, h2, 40000, 54, false), udp(h1, h2, 0, 0, true)] {
+            let mut buf = vec![0u8; HEADROOM + pkt.len() + MAX_TRAILER];
+            buf[HEADROOM..HEADROOM + pkt.len()].copy_from_slice(&pkt);
+            let n = dns_out
+                .sa
+                .seal_in_place(&mut buf, pkt.len(), NEXT_HEADER_IPV4)
+                .unwrap();
+            assert_eq!(verdict_name(&open_one(&b, &mut buf[..n])), "drop selector");
+        }
+        // Only a port-specific policy: other traffic to the subnet is dropped, not sent.
+        let only_dns = Tables::new(
+            vec![Tunnel::new(
+                "dns".into(),
+                0,
+                "192.0.2.1:4500".parse().unwrap(),
+                "192.0.2.2:4500".parse().unwrap(),
+                a.tunnels()[0].outbound.clone(),
+            )],
+            vec![Policy {
+                local: "10.1.0.0/24".parse().unwrap(),
+                remote: "10.2.0.0/24".parse().unwrap(),
+                tunnel: 0,
+                ports: crate::selector::PolicyPorts::of(
+                    crate::selector::Ports::ANY,
+                    "10.2.0.0/24[udp/53]"
+                        .parse::<crate::selector::Selector>()
+                        .unwrap()
+                        .ports,
+                ),
+            }],
+            vec![],
+        )
+        .unwrap();
+        assert!(seal(&only_dns, &udp(h1, h2, 1, 53, false), gw).is_some());
+        assert!(seal(&only_dns, &udp(h1, h2, 1, 54, false), gw).is_none());
+        assert!(seal(&only_dns, &udp(h1, h2, 0, 0, true), gw).is_none());
+        assert_eq!(pw.totals().drops.get(DropReason::NoPolicy), 2);
     }
 }

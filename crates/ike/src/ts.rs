@@ -40,6 +40,14 @@ pub fn from_prefix(prefix: IpAddr, len: u8) -> TrafficSelector {
     }
 }
 
+fn is_opaque(t: &TrafficSelector) -> bool {
+    t.start_port == 65535 && t.end_port == 0
+}
+
+fn is_any_port(t: &TrafficSelector) -> bool {
+    t.start_port == 0 && t.end_port == 65535
+}
+
 /// The part of `a` that is also in `b`, if any.
 pub fn intersect(a: &TrafficSelector, b: &TrafficSelector) -> Option<TrafficSelector> {
     let (fa, sa) = key(a.start);
@@ -54,9 +62,23 @@ pub fn intersect(a: &TrafficSelector, b: &TrafficSelector) -> Option<TrafficSele
         (p, q) if p == q => p,
         _ => return None,
     };
-    let (sp, ep) = (a.start_port.max(b.start_port), a.end_port.min(b.end_port));
+    // OPAQUE ports (RFC 7296 3.13.1: start 65535, end 0) are inside ANY and only inside
+    // ANY or OPAQUE; an ordinary range intersects by its bounds.
+    let (sp, ep) = match (is_opaque(a), is_opaque(b)) {
+        (true, true) => (65535, 0),
+        (true, false) if is_any_port(b) => (65535, 0),
+        (false, true) if is_any_port(a) => (65535, 0),
+        (true, _) | (_, true) => return None,
+        _ => {
+            let r = (a.start_port.max(b.start_port), a.end_port.min(b.end_port));
+            if r.0 > r.1 {
+                return None;
+            }
+            r
+        }
+    };
     let (s, e) = (sa.max(sb), ea.min(eb));
-    if sp > ep || s > e {
+    if s > e {
         return None;
     }
     Some(TrafficSelector {
@@ -142,6 +164,33 @@ mod tests {
         let mut udp = tcp.clone();
         udp.ip_protocol = 17;
         assert!(intersect(&tcp, &udp).is_none());
+        // Port ranges intersect by bounds; ICMP type/code ranges the same way.
+        let mut high = tcp.clone();
+        (high.start_port, high.end_port) = (1024, 65535);
+        let mut mid = tcp.clone();
+        (mid.start_port, mid.end_port) = (1000, 2000);
+        assert_eq!(
+            intersect(&high, &mid).map(|t| (t.start_port, t.end_port)),
+            Some((1024, 2000))
+        );
+        let mut echo = ts("10.2.0.0/24");
+        (echo.ip_protocol, echo.start_port, echo.end_port) = (1, 0x0800, 0x08ff);
+        let mut unreach = echo.clone();
+        (unreach.start_port, unreach.end_port) = (0x0300, 0x03ff);
+        assert!(intersect(&echo, &unreach).is_none());
+        assert_eq!(
+            narrow(&[ts("10.0.0.0/8")], &[echo.clone()]),
+            vec![echo.clone()]
+        );
+        // OPAQUE: within ANY, not within a range.
+        let mut opaque = udp.clone();
+        (opaque.start_port, opaque.end_port) = (65535, 0);
+        let mut any_udp = ts("10.2.0.0/24");
+        any_udp.ip_protocol = 17;
+        assert_eq!(intersect(&opaque, &any_udp), Some(opaque.clone()));
+        assert_eq!(intersect(&any_udp, &opaque), Some(opaque.clone()));
+        assert!(intersect(&opaque, &udp).is_none());
+        assert!(within(&opaque, &any_udp));
     }
 
     #[test]

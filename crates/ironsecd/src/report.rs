@@ -9,14 +9,15 @@ use ironsec_dataplane::{Dataplane, DropTotals};
 use crate::config::{Keying, Mode, StartAction};
 use crate::plane::Plane;
 use crate::status::{self, Status};
-use crate::tables::ts_prefixes;
+use crate::tables::ts_selectors;
 
 fn drops_map(d: &DropTotals) -> BTreeMap<String, u64> {
     d.iter().map(|(r, n)| (r.name().to_string(), n)).collect()
 }
 
-fn prefixes(v: &[ironsec_ike::wire::TrafficSelector]) -> Vec<String> {
-    ts_prefixes(v).iter().map(|p| p.to_string()).collect()
+/// Negotiated selectors in the config's syntax: `10.2.0.0/24`, `10.2.0.0/24[tcp/443]`.
+fn selectors(v: &[ironsec_ike::wire::TrafficSelector]) -> Vec<String> {
+    ts_selectors(v).iter().map(|p| p.to_string()).collect()
 }
 
 pub fn status(dp: &Dataplane, plane: &Plane, started: Instant) -> Status {
@@ -33,8 +34,8 @@ pub fn status(dp: &Dataplane, plane: &Plane, started: Instant) -> Status {
             status::ConnectionStatus {
                 name: c.name.clone(),
                 keying: c.keying.name().into(),
-                local_ts: c.local_ts.iter().map(|p| p.to_string()).collect(),
-                remote_ts: c.remote_ts.iter().map(|p| p.to_string()).collect(),
+                local_ts: c.local_selectors.iter().map(|p| p.to_string()).collect(),
+                remote_ts: c.remote_selectors.iter().map(|p| p.to_string()).collect(),
                 start_action: match &c.keying {
                     Keying::Ike(k) => Some(
                         match k.start_action {
@@ -148,8 +149,8 @@ pub fn status(dp: &Dataplane, plane: &Plane, started: Instant) -> Status {
                     spi_in: status::spi_string(c.info.spi_in),
                     spi_out: status::spi_string(c.info.spi_out),
                     algorithms: c.info.algorithms.to_string(),
-                    local_ts: prefixes(&c.info.local_ts),
-                    remote_ts: prefixes(&c.info.remote_ts),
+                    local_ts: selectors(&c.info.local_ts),
+                    remote_ts: selectors(&c.info.remote_ts),
                     established_secs: now.saturating_duration_since(c.installed).as_secs(),
                     rekey_in_secs: rekey_at.map(|t| t.saturating_duration_since(now).as_secs()),
                 }

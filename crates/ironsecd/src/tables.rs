@@ -10,8 +10,8 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use ironsec_dataplane::{
-    InboundEntry, OutboundEntry, PerWorker, Policy, Prefix, Spread, TableError, Tables, Tunnel,
-    TunnelId, Watch,
+    InboundEntry, OutboundEntry, PerWorker, Policy, PolicyPorts, PortSelectors, Ports, Prefix,
+    Selector, Spread, TableError, Tables, Tunnel, TunnelId, Watch,
 };
 use ironsec_esp::{InboundSa, KeyError, OutboundSa};
 use ironsec_ike::wire::TrafficSelector;
@@ -146,12 +146,22 @@ pub struct SaStore {
     successor: HashMap<u32, u32>,
 }
 
-/// Address ranges from a negotiation as prefixes for the fast path (a range that is not a
-/// single prefix becomes the prefixes that cover exactly it). Ports and protocols are not
-/// enforced by the fast path.
+/// Address ranges from a negotiation as prefixes (a range that is not a single prefix
+/// becomes the prefixes that cover exactly it), for routes and status.
 pub fn ts_prefixes(ts: &[TrafficSelector]) -> Vec<Prefix> {
+    ts_selectors(ts).into_iter().map(|s| s.prefix).collect()
+}
+
+/// Negotiated selectors as the fast path enforces them: each address range as the prefixes
+/// that cover exactly it, every one with the selector's protocol and port range.
+pub fn ts_selectors(ts: &[TrafficSelector]) -> Vec<Selector> {
     let mut out = Vec::new();
     for t in ts {
+        let ports = Ports {
+            proto: t.ip_protocol,
+            start: t.start_port,
+            end: t.end_port,
+        };
         let (s, e, bits) = match (t.start, t.end) {
             (IpAddr::V4(a), IpAddr::V4(b)) => (u32::from(a) as u128, u32::from(b) as u128, 32u32),
             (IpAddr::V6(a), IpAddr::V6(b)) => (u128::from(a), u128::from(b), 128),
@@ -182,8 +192,8 @@ pub fn ts_prefixes(ts: &[TrafficSelector]) -> Vec<Prefix> {
             } else {
                 IpAddr::V6(cur.into())
             };
-            if let Ok(p) = Prefix::new(addr, len) {
-                out.push(p);
+            if let Ok(prefix) = Prefix::new(addr, len) {
+                out.push(Selector { prefix, ports });
             }
             let span = if size_bits >= 128 {
                 u128::MAX
@@ -227,6 +237,7 @@ impl SaStore {
         };
         let local_ts: Arc<[_]> = c.local_ts.clone().into();
         let remote_ts: Arc<[_]> = c.remote_ts.clone().into();
+        let ports = PortSelectors::of(&c.local_selectors, &c.remote_selectors);
         for t in &st.tunnels {
             let key_err = |source| BuildError::Key {
                 conn: c.name.clone(),
@@ -259,6 +270,7 @@ impl SaStore {
                         sa: inb,
                         local_ts: local_ts.clone(),
                         remote_ts: remote_ts.clone(),
+                        ports: ports.clone().map(Box::new),
                         counters: PerWorker::new(workers),
                         watch: None,
                     }),
@@ -453,6 +465,7 @@ impl SaStore {
         watch: Option<Arc<Watch>>,
     ) -> Result<(Arc<OutboundEntry>, Arc<InboundEntry>), KeyError> {
         let a = info.algorithms;
+        let (local, remote) = (ts_selectors(&info.local_ts), ts_selectors(&info.remote_ts));
         let out = OutboundSa::new(a.encr, info.spi_out, info.key_out.bytes(), a.esn)?;
         let inb = InboundSa::new(
             a.encr,
@@ -469,8 +482,9 @@ impl SaStore {
             }),
             Arc::new(InboundEntry {
                 sa: inb,
-                local_ts: ts_prefixes(&info.local_ts).into(),
-                remote_ts: ts_prefixes(&info.remote_ts).into(),
+                local_ts: local.iter().map(|s| s.prefix).collect(),
+                remote_ts: remote.iter().map(|s| s.prefix).collect(),
+                ports: PortSelectors::of(&local, &remote).map(Box::new),
                 counters: PerWorker::new(workers),
                 watch,
             }),
@@ -478,14 +492,18 @@ impl SaStore {
     }
 }
 
-fn policies_for(local: &[Prefix], remote: &[Prefix], tunnel: TunnelId, out: &mut Vec<Policy>) {
+/// The outbound policies of a pair of selector lists: one per local x remote selector of
+/// one IP version whose protocols agree (a TCP local with a UDP remote selects nothing).
+fn policies_for(local: &[Selector], remote: &[Selector], tunnel: TunnelId, out: &mut Vec<Policy>) {
     for l in local {
         for r in remote {
-            if l.is_v4() == r.is_v4() {
+            let (lp, rp) = (l.ports.proto, r.ports.proto);
+            if l.prefix.is_v4() == r.prefix.is_v4() && (lp == 0 || rp == 0 || lp == rp) {
                 out.push(Policy {
-                    local: *l,
-                    remote: *r,
+                    local: l.prefix,
+                    remote: r.prefix,
                     tunnel,
+                    ports: PolicyPorts::of(l.ports, r.ports),
                 });
             }
         }
@@ -634,16 +652,16 @@ pub fn build(
             (Keying::Ike(_), false) => {
                 for (entry, child) in sending {
                     policies_for(
-                        &ts_prefixes(&child.info.local_ts),
-                        &ts_prefixes(&child.info.remote_ts),
+                        &ts_selectors(&child.info.local_ts),
+                        &ts_selectors(&child.info.remote_ts),
                         entry,
                         &mut policies,
                     );
                 }
             }
             _ => policies_for(
-                &c.local_ts,
-                &c.remote_ts,
+                &c.local_selectors,
+                &c.remote_selectors,
                 up.unwrap_or(first),
                 &mut policies,
             ),
@@ -707,5 +725,28 @@ mod tests {
             show(ts_prefixes(&[ts("10.0.0.9", "10.0.0.9")])),
             ["10.0.0.9/32"]
         );
+    }
+
+    #[test]
+    fn negotiated_ports_reach_the_fast_path() {
+        let mut t = ts("10.0.0.1", "10.0.0.2");
+        (t.ip_protocol, t.start_port, t.end_port) = (6, 443, 443);
+        let v: Vec<String> = ts_selectors(&[t]).iter().map(|s| s.to_string()).collect();
+        assert_eq!(v, ["10.0.0.1/32[tcp/443]", "10.0.0.2/32[tcp/443]"]);
+        let sel = |s: &str| s.parse::<Selector>().unwrap();
+        let mut out = Vec::new();
+        policies_for(
+            &[sel("10.1.0.0/24[tcp]"), sel("10.1.0.0/24[udp]")],
+            &[sel("10.2.0.0/24[tcp/443]"), sel("2001:db8::/64")],
+            0,
+            &mut out,
+        );
+        // tcp x tcp/443 only: udp x tcp/443 selects nothing, and v4 never pairs with v6.
+        assert_eq!(out.len(), 1, "{out:?}");
+        let p = out[0].ports.expect("narrowed");
+        assert_eq!((p.local.proto, p.remote.proto, p.remote.start), (6, 6, 443));
+        out.clear();
+        policies_for(&[sel("10.1.0.0/24")], &[sel("10.2.0.0/24")], 0, &mut out);
+        assert_eq!(out[0].ports, None, "address-only stays address-only");
     }
 }

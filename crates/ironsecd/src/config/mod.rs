@@ -14,7 +14,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::net::{IpAddr, SocketAddr};
 use std::path::{Path, PathBuf};
 
-use ironsec_dataplane::Prefix;
+use ironsec_dataplane::{Prefix, Selector};
 
 pub use error::{ConfigError, ConfigErrors};
 pub use gateway::{Applies, Gateway, GatewayKey, NeedsRestart, SetsUp};
@@ -42,8 +42,14 @@ pub struct Config {
 #[derive(Debug, Clone, PartialEq)]
 pub struct Connection {
     pub name: String,
+    /// The address prefixes of `local_selectors` (each once, in order): what routes, LAN
+    /// checks and the overlap check between connections work on.
     pub local_ts: Vec<Prefix>,
     pub remote_ts: Vec<Prefix>,
+    /// `local_ts`/`remote_ts` as written, with their protocol and ports
+    /// (`10.2.0.0/24[tcp/443]`): what we propose in TSi/TSr and what the fast path enforces.
+    pub local_selectors: Vec<Selector>,
+    pub remote_selectors: Vec<Selector>,
     /// Share of gateway.bandwidth under contention, relative to the other connections'.
     pub bandwidth_weight: u32,
     /// This connection's own cap in bits/s.
@@ -286,16 +292,18 @@ fn validate(
         }
     }
     // Two connections claiming the same remote addresses would make routing ambiguous and let
-    // one site receive another's traffic.
+    // one site receive another's traffic. Selectors that differ in protocol or ports may
+    // share addresses (`10.2.0.0/24[tcp/443]` on one, `10.2.0.0/24` on another): the fast
+    // path tries the narrower first, so each connection gets exactly its own part.
     for (i, a) in connections.iter().enumerate() {
         let (fa, ka) = &origins[i];
         for (b, (fb, kb)) in connections[i + 1..].iter().zip(&origins[i + 1..]) {
-            for (ia, pa) in a.remote_ts.iter().enumerate() {
+            for (ia, pa) in a.remote_selectors.iter().enumerate() {
                 if let Some((ib, pb)) = b
-                    .remote_ts
+                    .remote_selectors
                     .iter()
                     .enumerate()
-                    .find(|(_, pb)| pa.overlaps(pb))
+                    .find(|(_, pb)| pa.prefix.overlaps(&pb.prefix) && pa.ports == pb.ports)
                 {
                     errs.push(ConfigError::new(
                         fb,
@@ -411,13 +419,14 @@ fn validate_gateway(
     }
 }
 
-fn prefixes(file: &Path, key: &str, v: &[String], errs: &mut Vec<ConfigError>) -> Vec<Prefix> {
+/// Parses `local_ts`/`remote_ts`: each entry a prefix with an optional `[proto/port]`.
+fn selectors(file: &Path, key: &str, v: &[String], errs: &mut Vec<ConfigError>) -> Vec<Selector> {
     if v.is_empty() {
         errs.push(ConfigError::new(file, key, "needs at least one subnet"));
     }
     v.iter()
         .enumerate()
-        .filter_map(|(i, s)| match s.parse::<Prefix>() {
+        .filter_map(|(i, s)| match s.parse::<Selector>() {
             Ok(p) => Some(p),
             Err(e) => {
                 errs.push(ConfigError::new(
@@ -429,6 +438,17 @@ fn prefixes(file: &Path, key: &str, v: &[String], errs: &mut Vec<ConfigError>) -
             }
         })
         .collect()
+}
+
+/// The distinct prefixes of `sel`, in order.
+fn prefixes_of(sel: &[Selector]) -> Vec<Prefix> {
+    let mut out: Vec<Prefix> = Vec::with_capacity(sel.len());
+    for s in sel {
+        if !out.contains(&s.prefix) {
+            out.push(s.prefix);
+        }
+    }
+    out
 }
 
 fn validate_connection(
@@ -454,9 +474,16 @@ fn validate_connection(
             ),
         ));
     }
-    let local_ts = prefixes(file, &format!("{key}.local_ts"), &c.local_ts, errs);
-    let remote_ts = prefixes(file, &format!("{key}.remote_ts"), &c.remote_ts, errs);
-    for (i, p) in remote_ts.iter().enumerate() {
+    let local_selectors = selectors(file, &format!("{key}.local_ts"), &c.local_ts, errs);
+    let remote_selectors = selectors(file, &format!("{key}.remote_ts"), &c.remote_ts, errs);
+    // The remote prefixes with the index of the entry that gave each (for error keys).
+    let remote_ts: Vec<(usize, Prefix)> = c
+        .remote_ts
+        .iter()
+        .enumerate()
+        .filter_map(|(i, s)| s.parse::<Selector>().ok().map(|sel| (i, sel.prefix)))
+        .collect();
+    for &(i, p) in &remote_ts {
         // Routes into the TUN device (and the guard routes that outlive the daemon) are made
         // for each remote selector: a catch-all one would take over the host's default route,
         // including the way to the peers and, once the daemon stops, everything.
@@ -552,7 +579,7 @@ fn validate_connection(
     if let Some(k) = &keying {
         // Routing a peer's own address into the TUN device would send the tunnel's IKE and
         // ESP packets into the tunnel itself (and, with the daemon stopped, into its guard).
-        for (i, p) in remote_ts.iter().enumerate() {
+        for &(i, p) in &remote_ts {
             if p.is_catch_all() {
                 continue;
             }
@@ -579,8 +606,10 @@ fn validate_connection(
     }
     Some(Connection {
         name,
-        local_ts,
-        remote_ts,
+        local_ts: prefixes_of(&local_selectors),
+        remote_ts: prefixes_of(&remote_selectors),
+        local_selectors,
+        remote_selectors,
         bandwidth_weight,
         bandwidth,
         mss_clamp,

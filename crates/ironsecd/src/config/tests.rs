@@ -1037,3 +1037,63 @@ fn mss_clamp_path_mtu_and_copy_dscp() {
         assert!(e[0].reason.contains(why), "{}", e[0]);
     }
 }
+
+#[test]
+fn selectors_with_protocol_and_ports() {
+    let d = Dir::new("selectors");
+    let main = tree(
+        &d,
+        &format!(
+            "{}\n{}",
+            ike_conn("web", "10.2.0.0/24[tcp/443]", "psk/b.psk", "192.0.2.2")
+                .replace("[\"10.1.0.0/24\"]", "[\"10.1.0.0/24[tcp]\"]"),
+            // The same subnet for everything else, on another connection: allowed, the
+            // narrower selector wins in the fast path.
+            ike_conn("rest", "10.2.0.0/24", "psk/c.psk", "192.0.2.3")
+        ),
+        &[],
+    );
+    let c = Config::load_with_env(&main, no_env()).unwrap_or_else(|e| panic!("{e}"));
+    let web = &c.connections[0];
+    assert_eq!(web.remote_ts, ["10.2.0.0/24".parse().unwrap()]);
+    assert_eq!(
+        web.remote_selectors,
+        ["10.2.0.0/24[tcp/443]".parse::<Selector>().unwrap()]
+    );
+    assert_eq!(web.remote_selectors[0].ports.proto, 6);
+    assert_eq!(
+        (
+            web.remote_selectors[0].ports.start,
+            web.remote_selectors[0].ports.end
+        ),
+        (443, 443)
+    );
+    assert_eq!(web.local_selectors[0].to_string(), "10.1.0.0/24[tcp]");
+    assert!(c.connections[1].remote_selectors[0].ports.is_any());
+
+    // Bad selectors are refused with file, key and reason; the same subnet with the same
+    // protocol and ports on two connections is still an overlap.
+    let main = d.write(
+        "main.toml",
+        &format!(
+            "{GATEWAY}{}\n{}\n{}",
+            ike_conn("a", "10.2.0.0/24[tcp/99999]", "psk/b.psk", "192.0.2.2"),
+            ike_conn("b", "10.3.0.0/24[udp/53]", "psk/c.psk", "192.0.2.3"),
+            ike_conn("c", "10.3.0.0/25[udp/53]", "psk/c.psk", "192.0.2.4")
+        ),
+        0o644,
+    );
+    assert_eq!(
+        refused(&main, no_env()),
+        [
+            format!(
+                "{}: connection[0].remote_ts[0]: '10.2.0.0/24[tcp/99999]': '99999' is not a port, a port range like 1024-65535, %any or opaque",
+                main.display()
+            ),
+            format!(
+                "{}: connection[2].remote_ts[0]: 10.3.0.0/25[udp/53] overlaps 10.3.0.0/24[udp/53] of connection 'b' (connection[1].remote_ts[0])",
+                main.display()
+            ),
+        ]
+    );
+}

@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use ironsec_dataplane::Prefix;
+use ironsec_dataplane::Selector;
 use ironsec_ike::{ts, Lifetimes, PeerConfig};
 
 use crate::config::{Config, Connection, Keying};
@@ -11,9 +11,16 @@ fn peer_config(c: &Connection) -> Option<PeerConfig> {
     let Keying::Ike(k) = &c.keying else {
         return None;
     };
-    let to_ts = |v: &[Prefix]| {
+    // Proposed exactly as configured, protocol and ports included.
+    let to_ts = |v: &[Selector]| {
         v.iter()
-            .map(|p| ts::from_prefix(p.addr(), p.len()))
+            .map(|s| {
+                let mut t = ts::from_prefix(s.prefix.addr(), s.prefix.len());
+                t.ip_protocol = s.ports.proto;
+                t.start_port = s.ports.start;
+                t.end_port = s.ports.end;
+                t
+            })
             .collect()
     };
     let jitter = (k.rekey_time / 10).min(Duration::from_secs(60));
@@ -26,8 +33,8 @@ fn peer_config(c: &Connection) -> Option<PeerConfig> {
         psk: k.psk.clone(),
         ike_proposals: k.ike_proposals.clone(),
         esp_proposals: k.esp_proposals.clone(),
-        local_ts: to_ts(&c.local_ts),
-        remote_ts: to_ts(&c.remote_ts),
+        local_ts: to_ts(&c.local_selectors),
+        remote_ts: to_ts(&c.remote_selectors),
         remote_addrs: k.tunnels.iter().map(|t| t.remote).collect(),
         retransmit,
         lifetimes: Lifetimes {

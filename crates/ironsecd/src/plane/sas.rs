@@ -293,7 +293,7 @@ impl Plane {
 }
 
 fn ts_list(v: &[ironsec_ike::wire::TrafficSelector]) -> String {
-    tables::ts_prefixes(v)
+    tables::ts_selectors(v)
         .iter()
         .map(|p| p.to_string())
         .collect::<Vec<_>>()

@@ -870,3 +870,62 @@ fn a_child_sa_whose_rekeys_are_refused_expires_and_a_new_ike_sa_brings_it_back()
     assert_ne!(p.a.tunnel(&primary()).unwrap().ike, Some(first_ike));
     assert!(p.a.tunnel(&primary()).unwrap().child_refused.is_none());
 }
+
+/// A UDP-or-TCP IPv4 packet from 10.1.0.2:40000 to 10.2.0.2:`dport`, at HEADROOM of a
+/// buffer with room for the ESP trailer.
+fn inner_packet(proto: u8, dport: u16) -> (Vec<u8>, usize) {
+    use ironsec_esp::{HEADROOM, MAX_TRAILER};
+    let mut p = vec![0u8; 60];
+    p[0] = 0x45;
+    p[2..4].copy_from_slice(&60u16.to_be_bytes());
+    p[8] = 64;
+    p[9] = proto;
+    p[12..16].copy_from_slice(&[10, 1, 0, 2]);
+    p[16..20].copy_from_slice(&[10, 2, 0, 2]);
+    p[20..22].copy_from_slice(&40000u16.to_be_bytes());
+    p[22..24].copy_from_slice(&dport.to_be_bytes());
+    let mut buf = vec![0u8; HEADROOM + p.len() + MAX_TRAILER];
+    buf[HEADROOM..HEADROOM + p.len()].copy_from_slice(&p);
+    (buf, p.len())
+}
+
+#[test]
+fn a_responder_narrowed_to_a_port_reaches_both_fast_paths() {
+    use ironsec_dataplane::counters::GatewayCounters;
+    use ironsec_dataplane::{account_sealed, open_one, seal_one, Inbound};
+    let now = Instant::now();
+    // B allows only TCP/443 on its side; A proposes the whole subnets and accepts B's answer.
+    let (a, fa) = plane_of(
+        "ports-a",
+        &(gateway(4500) + &connection("site-b", "gw-a.example", "gw-b.example", "", false)),
+    );
+    let (b, fb) = plane_of(
+        "ports-b",
+        &(gateway(4500)
+            + &connection("site-a", "gw-b.example", "gw-a.example", "", true).replace(
+                "local_ts = [\"10.2.0.0/24\"]",
+                "local_ts = [\"10.2.0.0/24[tcp/443]\"]",
+            )),
+    );
+    let mut p = Pair {
+        a,
+        b,
+        _files: (fa, fb),
+    };
+    p.a.start_tunnels(now);
+    p.settle(now);
+    let (ta, tb) = (p.a.tables().unwrap(), p.b.tables().unwrap());
+    let gw = GatewayCounters::default();
+    let mut sent = 0;
+    for (proto, dport, crosses) in [(6, 443, true), (6, 80, false), (17, 443, false)] {
+        let (mut buf, n) = inner_packet(proto, dport);
+        let out = account_sealed(0, seal_one(&ta, &mut buf, n), &gw, None);
+        assert_eq!(out.is_some(), crosses, "proto {proto} port {dport}");
+        if let Some(s) = out {
+            sent += 1;
+            let v = open_one(&tb, &mut buf[..s.len]);
+            assert!(matches!(v, Inbound::Deliver(..)), "B delivers what A sent");
+        }
+    }
+    assert_eq!(sent, 1);
+}
