@@ -282,6 +282,12 @@ impl SaStore {
         self.children.get(&spi)
     }
 
+    /// A negotiated CHILD_SA to change, for tests that fake what the fast path did to it.
+    #[cfg(test)]
+    pub fn child_mut(&mut self, spi: u32) -> Option<&mut IkeChild> {
+        self.children.get_mut(&spi)
+    }
+
     /// The tunnel's CHILD_SAs, live and retiring.
     pub fn children_of<'a>(&'a self, key: &TunnelKey) -> impl Iterator<Item = &'a IkeChild> + 'a {
         self.by_tunnel

@@ -687,3 +687,109 @@ fn traffic_on_the_standby_while_the_active_is_silent_follows_the_peer() {
     assert_eq!(p.a.conn_stats("site-b").follows, 1);
     assert!(p.a.drain_events(at(700)), "the move reaches the tables");
 }
+
+/// The CHILD_SA the primary tunnel sends with.
+fn sending_sa(plane: &Plane) -> u32 {
+    plane.sas().active_out(&primary()).unwrap()
+}
+
+/// Drives A's timers and the exchanges they start until `until`, every 10 ms of fake time.
+fn run_until(p: &mut Pair, from: Instant, until: Instant) {
+    let mut t = from;
+    while t <= until {
+        p.a.on_timeout(t);
+        p.b.on_timeout(t);
+        p.settle(t);
+        t += Duration::from_millis(10);
+    }
+}
+
+#[test]
+fn a_volume_limit_crossed_in_the_fast_path_rekeys_before_the_hard_limit() {
+    let base = Instant::now();
+    let at = |ms: u64| base + Duration::from_millis(ms);
+    let limits = "rekey_bytes = \"4MB\"\nlife_bytes = \"40MB\"";
+    let mut p = Pair::up("volume", limits, "", base);
+    let old = sending_sa(&p.a);
+    // A small limit is looked at every MIN_CHECK, a sent-nothing SA without effect.
+    assert_eq!(p.a.volume.get(&old), Some(base + volume::MIN_CHECK));
+    run_until(&mut p, base, at(500));
+    assert_eq!(sending_sa(&p.a), old);
+    assert_eq!(p.a.conn_stats("site-b").child_rekeys, 0);
+    // The fast path seals 5 MB (in one worker's counters), past rekey_bytes.
+    let c = p.a.sas().child(old).unwrap();
+    for _ in 0..5 {
+        c.outbound.counters.get(0).packet(1_000_000);
+    }
+    run_until(&mut p, at(510), at(800));
+    // Rekeyed (make-before-break: we initiated, so the new SA sends at once), the old SA
+    // retired, not deleted for its hard limit; the new one is watched from zero.
+    assert_eq!(p.a.conn_stats("site-b").child_rekeys, 1);
+    let new = sending_sa(&p.a);
+    assert_ne!(new, old);
+    assert!(p.a.sas().child(old).unwrap().retiring_until.is_some());
+    assert!(p.a.volume.get(&old).is_none());
+    assert!(p.a.volume.get(&new).is_some());
+    assert_eq!(p.b.conn_stats("site-a").child_rekeys, 1);
+    // Nothing more happens while the new SA carries little.
+    run_until(&mut p, at(810), at(2000));
+    assert_eq!(p.a.conn_stats("site-b").child_rekeys, 1);
+}
+
+#[test]
+fn an_sa_near_the_end_of_its_sequence_numbers_is_rekeyed() {
+    let base = Instant::now();
+    let at = |ms: u64| base + Duration::from_millis(ms);
+    let mut p = Pair::up("seq", "", "", base);
+    let old = sending_sa(&p.a);
+    // Without ESN and with no configured limit, the sequence space alone is watched, from
+    // afar: the first look at MAX_CHECK.
+    assert!(!p.a.sas().child(old).unwrap().info.algorithms.esn);
+    assert_eq!(p.a.volume.get(&old), Some(base + volume::MAX_CHECK));
+    // Fake an SA that has sent up to just below SEQ_REKEY_AT (4 billion packets cannot run
+    // in a test): the next look at the assumed rate comes within a second.
+    let c = p.a.store.child_mut(old).unwrap();
+    let a = c.info.algorithms;
+    let sa = ironsec_esp::OutboundSa::new(a.encr, c.info.spi_out, c.info.key_out.bytes(), false)
+        .unwrap()
+        .with_next_seq(volume::SEQ_REKEY_AT - 1_000_000);
+    c.outbound = Arc::new(ironsec_dataplane::OutboundEntry {
+        sa,
+        counters: ironsec_dataplane::PerWorker::new(1),
+        watch: None,
+    });
+    p.a.volume.set(old, at(100));
+    run_until(&mut p, at(100), at(110));
+    assert_eq!(p.a.conn_stats("site-b").child_rekeys, 0, "not yet");
+    let next = p.a.volume.get(&old).unwrap();
+    assert!(
+        next <= at(110) + Duration::from_millis(250),
+        "{:?}",
+        next - base
+    );
+    // The SA seals past SEQ_REKEY_AT: the next look rekeys it, once.
+    let c = p.a.store.child_mut(old).unwrap();
+    let sa = ironsec_esp::OutboundSa::new(a.encr, c.info.spi_out, c.info.key_out.bytes(), false)
+        .unwrap()
+        .with_next_seq(volume::SEQ_REKEY_AT + 5);
+    c.outbound = Arc::new(ironsec_dataplane::OutboundEntry {
+        sa,
+        counters: ironsec_dataplane::PerWorker::new(1),
+        watch: None,
+    });
+    run_until(&mut p, at(120), next + Duration::from_millis(50));
+    assert_eq!(p.a.conn_stats("site-b").child_rekeys, 1);
+    assert_ne!(sending_sa(&p.a), old);
+    assert_eq!(
+        p.a.sas()
+            .child(sending_sa(&p.a))
+            .unwrap()
+            .outbound
+            .sa
+            .next_seq(),
+        1,
+        "the new SA starts its sequence numbers afresh"
+    );
+    run_until(&mut p, next + Duration::from_millis(60), at(3000));
+    assert_eq!(p.a.conn_stats("site-b").child_rekeys, 1, "rekeyed once");
+}
