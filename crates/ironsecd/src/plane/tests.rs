@@ -793,3 +793,52 @@ fn an_sa_near_the_end_of_its_sequence_numbers_is_rekeyed() {
     run_until(&mut p, next + Duration::from_millis(60), at(3000));
     assert_eq!(p.a.conn_stats("site-b").child_rekeys, 1, "rekeyed once");
 }
+
+#[test]
+fn both_ends_reaching_a_volume_limit_at_once_keep_one_matching_sa_pair() {
+    let base = Instant::now();
+    let at = |ms: u64| base + Duration::from_millis(ms);
+    let limits = "rekey_bytes = \"4MB\"\nlife_bytes = \"40MB\"";
+    let mut p = Pair::up("volume-collide", limits, limits, base);
+    let b_primary = key("site-a", "192.0.2.2", "192.0.2.1");
+    for round in 0..4u64 {
+        // Both ends count the same traffic and look at the same moment: both rekey, the
+        // requests cross (a collision), one new SA pair survives.
+        let t = at(1000 * round + 100);
+        let a_old = p.a.sas().active_out(&primary()).unwrap();
+        let b_old = p.b.sas().active_out(&b_primary).unwrap();
+        for (plane, spi) in [(&p.a, a_old), (&p.b, b_old)] {
+            plane
+                .sas()
+                .child(spi)
+                .unwrap()
+                .outbound
+                .counters
+                .get(0)
+                .packet(5_000_000);
+        }
+        p.a.on_timeout(t);
+        p.b.on_timeout(t);
+        p.settle(t);
+        run_until(&mut p, t, t + Duration::from_millis(500));
+        let a_new = p.a.sas().active_out(&primary());
+        let b_new = p.b.sas().active_out(&b_primary);
+        let (Some(a_new), Some(b_new)) = (a_new, b_new) else {
+            panic!("round {round}: a side has no SA to send with: A {a_new:?} B {b_new:?}");
+        };
+        assert_ne!(a_new, a_old, "round {round}");
+        let (ca, cb) = (
+            p.a.sas().child(a_new).unwrap(),
+            p.b.sas().child(b_new).unwrap(),
+        );
+        assert!(ca.retiring_until.is_none() && cb.retiring_until.is_none());
+        assert_eq!(
+            ca.info.spi_out, cb.info.spi_in,
+            "round {round}: A sends to B's SA"
+        );
+        assert_eq!(
+            cb.info.spi_out, ca.info.spi_in,
+            "round {round}: B sends to A's SA"
+        );
+    }
+}

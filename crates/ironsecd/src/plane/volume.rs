@@ -184,6 +184,20 @@ impl Plane {
                 used,
                 seq_rekey_asked: before.seq_rekey_asked,
             };
+            if let Some((limits, _)) = self.volume_limits(spi) {
+                let over = |l: Option<u64>, v: u64| l.is_some_and(|l| v >= l);
+                if over(limits.life_bytes, used.bytes) || over(limits.life_packets, used.packets) {
+                    // In normal operation the rekey at the soft limit replaced this SA long
+                    // ago: reaching the hard limit means it failed or was not answered.
+                    tracing::warn!(
+                        connection = %c.tunnel.conn,
+                        spi_in = %format!("0x{spi:08x}"),
+                        bytes = used.bytes,
+                        packets = used.packets,
+                        "CHILD_SA reached its hard volume limit (life_bytes/life_packets): deleting"
+                    );
+                }
+            }
             let _ = self
                 .ep
                 .child_traffic(now, ike, spi, used.bytes, used.packets);
