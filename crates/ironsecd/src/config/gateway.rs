@@ -37,7 +37,8 @@ pub struct Gateway {
     pub cookie_threshold: usize,
     /// Half-open IKE SAs above which new IKE_SA_INIT requests are dropped.
     pub half_open_limit: usize,
-    /// Largest IKE datagram sent once fragmentation (RFC 7383) is agreed.
+    /// Largest IP datagram (headers included) an IKE message goes out in once fragmentation
+    /// (RFC 7383) is agreed: larger messages are sent as fragments.
     pub ike_fragment_size: usize,
 }
 

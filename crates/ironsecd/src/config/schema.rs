@@ -110,7 +110,8 @@ pub struct GatewaySchema {
     /// Half-open IKE SAs above which new IKE_SA_INIT requests are dropped.
     #[serde(default = "default_half_open_limit")]
     pub half_open_limit: usize,
-    /// Largest IKE datagram (bytes) once IKE fragmentation is agreed.
+    /// Largest IP datagram (bytes, IP and UDP headers included) an IKE message is sent in once
+    /// IKE fragmentation is agreed.
     #[serde(default = "default_ike_fragment_size")]
     pub ike_fragment_size: usize,
 }

@@ -7,6 +7,9 @@ use ironsec_ike::{ts, EndpointConfig, Lifetimes, PeerConfig};
 
 use crate::config::{Config, Connection, Keying};
 
+/// IPv6 (40) and UDP (8) headers: what an IKE datagram adds to its payload at most.
+const IPV6_UDP_HEADERS: usize = 48;
+
 /// The engine-wide settings from `[gateway]`.
 pub(super) fn endpoint_config(cfg: &Config) -> EndpointConfig {
     let g = &cfg.gateway;
@@ -15,7 +18,10 @@ pub(super) fn endpoint_config(cfg: &Config) -> EndpointConfig {
         natt_port: g.port,
         cookie_threshold: g.cookie_threshold,
         max_half_open: g.half_open_limit,
-        fragment_size: g.ike_fragment_size,
+        // The operator's number is the whole IP datagram (strongSwan's charon.fragment_size);
+        // the engine's is the UDP payload. IPv6 and UDP headers (48 bytes) come off, so a
+        // fragment fits over either family.
+        fragment_size: g.ike_fragment_size.saturating_sub(IPV6_UDP_HEADERS),
         ..Default::default()
     }
 }
