@@ -1,6 +1,7 @@
-//! Volume lifetimes between two ironsecd gateways, for real in network namespaces: CHILD_SAs
-//! with a small `rekey_bytes` are rekeyed again and again under sustained traffic, each time
-//! before their `life_bytes`, and not one packet is lost.
+//! Volume lifetimes and reauthentication between two ironsecd gateways, for real in network
+//! namespaces: CHILD_SAs with a small `rekey_bytes` are rekeyed again and again under sustained
+//! traffic, each time before their `life_bytes`, and an IKE SA with a short `reauth_time` is
+//! replaced again and again, and not one packet is lost.
 //!
 //!   lanA 10.1.0.2 -- gwA ===wan=== gwB -- lanB 10.2.0.2   (tests/common/ike_lab.rs)
 //!
@@ -120,4 +121,58 @@ fn volume_rekeys_under_sustained_traffic_lose_no_packet() {
         }
         assert!(tunnel_up(&st), "{name}: tunnel down at the end: {st:#}");
     }
+}
+
+#[test]
+#[ignore = "needs root"]
+fn reauthentication_under_traffic_loses_no_packet() {
+    let _s = serial();
+    require_root();
+    // gwA reauthenticates every 6-8 s (reauth_time 8; the jitter is a tenth of rekey_time).
+    let mut opts = IkeLabOpts::default().both(|s| s.rekey_time = 20);
+    opts.a.conn_extra = "reauth_time = 8\n".into();
+    let lab = IkeLab::start(opts);
+    lab.wait_up(Duration::from_secs(15))
+        .unwrap_or_else(|e| panic!("{e}"));
+    let first_ike = ike_of(&lab.a.status()).map(|i| i["spi_i"].clone());
+    let run = ping_paced(
+        &lab.topo.lan_a,
+        LAN_B_HOST,
+        500,
+        pattern_payload(PATTERN, 200),
+        Duration::from_millis(40),
+        Duration::from_secs(2),
+    );
+    let la = lab.log_a();
+    let ups = count_lines_with(&la, "IKE SA up");
+    println!(
+        "reauthentication: {} pings, {} answered, {} lost, max rtt {:.2?}; 'IKE SA up' lines on gwA {ups}",
+        run.sent(),
+        run.received(),
+        run.lost().len(),
+        run.max_rtt()
+    );
+    assert!(
+        run.lost().is_empty(),
+        "lost {} pings across reauthentications\n{}",
+        run.lost().len(),
+        lab.logs()
+    );
+    assert!(
+        ups >= 3,
+        "expected at least two reauthentications in 20 s, saw {ups} IKE SAs up\n{}",
+        lab.logs()
+    );
+    let st = lab.a.status();
+    assert!(tunnel_up(&st), "tunnel down at the end: {st:#}");
+    assert_ne!(
+        ike_of(&st).map(|i| i["spi_i"].clone()),
+        first_ike,
+        "a new IKE SA"
+    );
+    assert_eq!(
+        ike_of(&lab.b.status()).unwrap()["spi_i"],
+        ike_of(&st).unwrap()["spi_i"],
+        "both ends on the same IKE SA"
+    );
 }

@@ -842,3 +842,32 @@ fn both_ends_reaching_a_volume_limit_at_once_keep_one_matching_sa_pair() {
         );
     }
 }
+
+#[test]
+fn reauth_time_replaces_the_ike_sa_before_the_old_one_goes() {
+    let base = Instant::now();
+    let at = |s: u64| base + Duration::from_secs(s);
+    // reauth_time 120 s (60 s of jitter): a fresh IKE SA between 60 and 120 s.
+    let mut p = Pair::up("reauth", "reauth_time = 120", "", base);
+    let ike0 = p.a.tunnel(&primary()).unwrap().ike.unwrap();
+    let sa0 = sending_sa(&p.a);
+    let mut t = base;
+    while t <= at(125) {
+        p.a.on_timeout(t);
+        p.b.on_timeout(t);
+        p.settle(t);
+        // Make-before-break: the tunnel always has an SA to send with.
+        assert!(p.a.sas().is_sending(&primary()), "{:?}", t - base);
+        t += Duration::from_millis(100);
+    }
+    let ike1 = p.a.tunnel(&primary()).unwrap().ike.unwrap();
+    assert_ne!(ike1, ike0, "the IKE SA was replaced");
+    assert_ne!(sending_sa(&p.a), sa0, "with new CHILD_SAs");
+    // Two tunnels, each up once and reauthenticated once.
+    assert_eq!(p.a.conn_stats("site-b").ike_up, 4);
+    assert!(
+        p.a.restarts.next().is_none(),
+        "nothing restarts: no failure"
+    );
+    assert_eq!(p.a.conn_stats("site-b").failovers, 0);
+}
