@@ -871,3 +871,29 @@ fn reauth_time_replaces_the_ike_sa_before_the_old_one_goes() {
     );
     assert_eq!(p.a.conn_stats("site-b").failovers, 0);
 }
+
+#[test]
+fn engine_settings_reach_the_engine_at_start_and_on_reload() {
+    let now = Instant::now();
+    let (mut plane, _f) = plane_of("engine-settings", &two_connections(4500, "", None));
+    let c = plane.ep.config();
+    assert_eq!(
+        (c.cookie_threshold, c.max_half_open, c.fragment_size),
+        (10, 1000, 1280 - 48),
+        "defaults; the fragment size is the IP datagram less IPv6 and UDP headers"
+    );
+    let body = two_connections(4500, "", None).replace(
+        "ike_port = 500\n",
+        "ike_port = 500\ncookie_threshold = 0\nhalf_open_limit = 50\nike_fragment_size = 576\n",
+    );
+    let new = ConfFile::new("engine-settings-new", &body);
+    plane
+        .reload(new.load(), now)
+        .expect("engine settings apply on reload");
+    let c = plane.ep.config();
+    assert_eq!(
+        (c.cookie_threshold, c.max_half_open, c.fragment_size),
+        (0, 50, 576 - 48)
+    );
+    assert_eq!((c.ike_port, c.natt_port), (500, 4500), "ports as bound");
+}
