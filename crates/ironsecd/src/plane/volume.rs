@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 use super::Plane;
 use crate::config::{Keying, VolumeLimits};
 
-/// Outbound sequence numbers used after which an SA without ESN is rekeyed: 2^32 - 2^28, 15/16
+/// Sequence numbers used (in either direction) after which an SA without ESN is rekeyed: 2^32 - 2^28, 15/16
 /// of the space. The 2^28 (268 million) packets left must cover the look that notices
 /// (at most [`MIN_CHECK`] late near the limit) and the CREATE_CHILD_SA exchange, retransmissions
 /// included (about 45 s with the default schedule): at [`ASSUMED_PPS`] that is under 100
@@ -37,8 +37,8 @@ pub const MAX_CHECK: Duration = Duration::from_secs(300);
 pub const ASSUMED_BYTES_PER_SEC: u64 = 10_000_000_000 / 8;
 pub const ASSUMED_PPS: u64 = 2_000_000;
 
-/// What an SA has carried: bytes and packets in its busier direction, and outbound
-/// sequence numbers used.
+/// What an SA has carried: bytes and packets in its busier direction, and the highest
+/// sequence number used in either direction.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct Usage {
     pub bytes: u64,
@@ -157,7 +157,14 @@ impl Plane {
         Some(Usage {
             bytes: o.bytes.max(i.bytes),
             packets: o.packets.max(i.packets),
-            seq: c.outbound.sa.next_seq().saturating_sub(1),
+            // The peer's sequence numbers too: a peer that does not rekey in time would
+            // otherwise run its SA into our replay window's end.
+            seq: c
+                .outbound
+                .sa
+                .next_seq()
+                .saturating_sub(1)
+                .max(c.inbound.sa.highest_seq()),
         })
     }
 
