@@ -897,3 +897,25 @@ fn engine_settings_reach_the_engine_at_start_and_on_reload() {
     );
     assert_eq!((c.ike_port, c.natt_port), (500, 4500), "ports as bound");
 }
+
+#[test]
+fn an_sa_past_its_hard_volume_limit_is_deleted() {
+    let base = Instant::now();
+    let at = |ms: u64| base + Duration::from_millis(ms);
+    let limits = "rekey_bytes = \"4MB\"\nlife_bytes = \"8MB\"";
+    let mut p = Pair::up("volume-hard", limits, "", base);
+    let old = sending_sa(&p.a);
+    // More than life_bytes between two looks (a rekey that could not happen in time): the
+    // SA is deleted, not kept past its limit.
+    p.a.sas()
+        .child(old)
+        .unwrap()
+        .inbound
+        .counters
+        .get(0)
+        .packet(9_000_000);
+    run_until(&mut p, at(100), at(400));
+    assert!(p.a.sas().child(old).unwrap().retiring_until.is_some());
+    assert_ne!(p.a.sas().active_out(&primary()), Some(old));
+    assert_eq!(p.a.conn_stats("site-b").child_rekeys, 0);
+}
