@@ -1395,10 +1395,27 @@ fn sw_child_volume(text: String) -> String {
     out
 }
 
-/// 20 s of 8 Mbit/s UDP lanA -> lanB with paced pings both ways beside it; asserts that not
-/// one ping or datagram was lost and returns the iperf3 datagram count.
+/// 20 s of 8 Mbit/s UDP lanA -> lanB (the volume) with pings every 10 ms both ways beside
+/// it (the judge). Asserts that not one ping was lost: a rekey that left a gap of more than
+/// 10 ms in either direction would lose some. UDP loss is reported and bounded only loosely
+/// (1%): on this 2-core machine shared with other tests a stalled receiver overflows its
+/// socket buffer now and then whatever the tunnel does (seen once: 62 datagrams in the second
+/// before any rekey). Returns the iperf3 datagram count.
 fn sustained_traffic_without_loss(lab: &SwLab, label: &str) -> u64 {
-    let (ab, ba) = ping_both_ways_paced(lab, 20);
+    let spawn = |ns: &str, dst: Ipv4Addr| {
+        ping_paced_in_background(
+            ns,
+            dst,
+            2000,
+            pattern_payload(PING_PATTERN, 56),
+            Duration::from_millis(10),
+            Duration::from_secs(2),
+        )
+    };
+    let (ab, ba) = (
+        spawn(&lab.topo.lan_a, LAN_B_HOST),
+        spawn(&lab.topo.lan_b, LAN_A_HOST),
+    );
     let report = iperf3_json(
         &lab.topo.lan_a,
         &lab.topo.lan_b,
@@ -1409,8 +1426,20 @@ fn sustained_traffic_without_loss(lab: &SwLab, label: &str) -> u64 {
         label,
     );
     let (ab, ba) = (ab.join().unwrap(), ba.join().unwrap());
-    report_pings(lab, &format!("{label}: lanA -> lanB"), &ab);
-    report_pings(lab, &format!("{label}: lanB -> lanA"), &ba);
+    for (dir, run) in [("lanA -> lanB", &ab), ("lanB -> lanA", &ba)] {
+        let lost: Vec<u16> = run.lost().iter().map(|r| r.seq).collect();
+        println!(
+            "  {label}: {dir}: {} pings at 100/s, {} answered, lost {lost:?}, max rtt {:.2?}",
+            run.sent(),
+            run.received(),
+            run.max_rtt()
+        );
+        assert!(
+            lost.is_empty(),
+            "{label}: {dir}: pings lost {lost:?}\n{}",
+            lab.logs()
+        );
+    }
     let sum = &report["end"]["sum"];
     let (packets, lost) = (
         sum["packets"].as_u64().unwrap_or(0),
@@ -1421,7 +1450,11 @@ fn sustained_traffic_without_loss(lab: &SwLab, label: &str) -> u64 {
         packets > 10_000,
         "{label}: iperf3 sent too little: {report:#}"
     );
-    assert_eq!(lost, 0, "{label}: UDP datagrams lost\n{}", lab.logs());
+    assert!(
+        lost * 100 <= packets,
+        "{label}: {lost} of {packets} UDP datagrams lost\n{}",
+        lab.logs()
+    );
     packets
 }
 
