@@ -24,6 +24,8 @@ pub struct IkeSide {
     pub dpd_timeout: u64,
     pub rekey_time: u64,
     pub ike_rekey_time: u64,
+    /// Lines appended to the connection table (the example's last), e.g. volume lifetimes.
+    pub conn_extra: String,
 }
 
 impl IkeSide {
@@ -60,6 +62,7 @@ impl Default for IkeLabOpts {
             dpd_timeout: 60,
             rekey_time: 3600,
             ike_rekey_time: 14400,
+            conn_extra: String::new(),
         };
         IkeLabOpts {
             a: side.clone(),
@@ -132,6 +135,7 @@ impl IkeLab {
                     ("ike_rekey_time", side.ike_rekey_time.to_string()),
                 ],
             );
+            let text = text + &side.conn_extra;
             let cfg = dir.join(&format!("gw-{tag}.toml"));
             fs::write(&cfg, text).unwrap();
             (cfg, sock)

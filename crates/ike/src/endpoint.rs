@@ -165,6 +165,23 @@ impl Endpoint {
         self.peers = peers.into_iter().map(Arc::new).collect();
     }
 
+    /// The engine-wide settings in force.
+    pub fn config(&self) -> &EndpointConfig {
+        &self.cfg
+    }
+
+    /// Replaces the admission and fragmentation settings (reload): `cookie_threshold`,
+    /// `cookie_rate_threshold`, `max_half_open`, `half_open_timeout` and `fragment_size`
+    /// apply to the next IKE_SA_INIT and the next message sent. The ports stay as they were:
+    /// the sockets are bound to them.
+    pub fn set_limits(&mut self, cfg: EndpointConfig) {
+        self.cfg = EndpointConfig {
+            ike_port: self.cfg.ike_port,
+            natt_port: self.cfg.natt_port,
+            ..cfg
+        };
+    }
+
     pub fn stats(&self) -> EndpointStats {
         self.out.stats
     }

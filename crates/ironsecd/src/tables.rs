@@ -294,6 +294,12 @@ impl SaStore {
         self.children.get(&spi)
     }
 
+    /// A negotiated CHILD_SA to change, for tests that fake what the fast path did to it.
+    #[cfg(test)]
+    pub fn child_mut(&mut self, spi: u32) -> Option<&mut IkeChild> {
+        self.children.get_mut(&spi)
+    }
+
     /// The tunnel's CHILD_SAs, live and retiring.
     pub fn children_of<'a>(&'a self, key: &TunnelKey) -> impl Iterator<Item = &'a IkeChild> + 'a {
         self.by_tunnel
@@ -414,7 +420,15 @@ impl SaStore {
     pub fn rekeyed(&mut self, key: &TunnelKey, old: u32, new: u32, initiated: bool) {
         let v = self.sending.entry(key.clone()).or_default();
         match v.iter().position(|s| *s == old) {
-            Some(i) if initiated => v[i] = new,
+            Some(i) if initiated => {
+                v[i] = new;
+                // A rekey collision (RFC 7296 2.8.1): the peer's rekey of `old` came first.
+                // Whoever made the redundant SA deletes it; if that is ours, the peer's
+                // takes its place rather than leaving the tunnel without an SA.
+                if let Some(peer_new) = self.successor.remove(&old) {
+                    self.successor.insert(new, peer_new);
+                }
+            }
             Some(_) => {
                 self.successor.insert(old, new);
             }

@@ -798,11 +798,14 @@ pub(crate) enum OpenFailure {
 
 /// `base` minus a random part of `jitter`, so two peers with the same settings rarely rekey
 /// at the same moment.
+/// The jitter is at most half of `base`: one jitter serves every lifetime of a connection, and
+/// one larger than a short lifetime (a `reauth_time` below the CHILD_SA's jitter) would
+/// otherwise make it due at once, again after every renewal.
 pub(crate) fn jittered(rng: &mut dyn Rng, base: Duration, jitter: Duration) -> Duration {
     let mut b = [0u8; 4];
     rng.fill(&mut b);
     let frac = f64::from(u32::from_be_bytes(b)) / f64::from(u32::MAX);
-    base.saturating_sub(jitter.mul_f64(frac))
+    base.saturating_sub(jitter.min(base / 2).mul_f64(frac))
 }
 
 /// `now + d`, or as far as an `Instant` goes: a configured interval too long to represent

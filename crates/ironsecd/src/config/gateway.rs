@@ -33,6 +33,13 @@ pub struct Gateway {
     pub udp_offload: bool,
     /// TSO super-packets from the TUN device.
     pub tun_offload: bool,
+    /// Half-open IKE SAs above which IKE_SA_INIT must carry a cookie (RFC 7296 2.6).
+    pub cookie_threshold: usize,
+    /// Half-open IKE SAs above which new IKE_SA_INIT requests are dropped.
+    pub half_open_limit: usize,
+    /// Largest IP datagram (headers included) an IKE message goes out in once fragmentation
+    /// (RFC 7383) is agreed: larger messages are sent as fragments.
+    pub ike_fragment_size: usize,
 }
 
 /// One key of `[gateway]`, in schema order.
@@ -52,6 +59,9 @@ pub enum GatewayKey {
     Bandwidth,
     UdpOffload,
     TunOffload,
+    CookieThreshold,
+    HalfOpenLimit,
+    IkeFragmentSize,
 }
 
 /// When a changed value takes effect.
@@ -75,7 +85,7 @@ pub enum SetsUp {
 
 impl GatewayKey {
     /// Every key, in schema order.
-    pub const ALL: [GatewayKey; 14] = [
+    pub const ALL: [GatewayKey; 17] = [
         GatewayKey::Tun,
         GatewayKey::TunMtu,
         GatewayKey::TunTxqueuelen,
@@ -90,6 +100,9 @@ impl GatewayKey {
         GatewayKey::Bandwidth,
         GatewayKey::UdpOffload,
         GatewayKey::TunOffload,
+        GatewayKey::CookieThreshold,
+        GatewayKey::HalfOpenLimit,
+        GatewayKey::IkeFragmentSize,
     ];
 
     /// The key as written in the file (and after `IRONSEC_GATEWAY__`).
@@ -109,6 +122,9 @@ impl GatewayKey {
             GatewayKey::Bandwidth => "bandwidth",
             GatewayKey::UdpOffload => "udp_offload",
             GatewayKey::TunOffload => "tun_offload",
+            GatewayKey::CookieThreshold => "cookie_threshold",
+            GatewayKey::HalfOpenLimit => "half_open_limit",
+            GatewayKey::IkeFragmentSize => "ike_fragment_size",
         }
     }
 
@@ -133,6 +149,11 @@ impl GatewayKey {
             | GatewayKey::Metrics => AtStart(Daemon),
             // The sharer reads it every round.
             GatewayKey::Bandwidth => Live,
+            // The IKE engine reads them for each new IKE_SA_INIT or outgoing message; a
+            // reload hands it the new values (`Endpoint::set_limits`).
+            GatewayKey::CookieThreshold
+            | GatewayKey::HalfOpenLimit
+            | GatewayKey::IkeFragmentSize => Live,
         }
     }
 }
@@ -185,6 +206,9 @@ impl Gateway {
                 .map_or("none".to_string(), |b| format!("{b} bit/s")),
             GatewayKey::UdpOffload => self.udp_offload.to_string(),
             GatewayKey::TunOffload => self.tun_offload.to_string(),
+            GatewayKey::CookieThreshold => self.cookie_threshold.to_string(),
+            GatewayKey::HalfOpenLimit => self.half_open_limit.to_string(),
+            GatewayKey::IkeFragmentSize => self.ike_fragment_size.to_string(),
         }
     }
 

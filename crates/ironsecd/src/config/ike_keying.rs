@@ -42,8 +42,72 @@ pub struct IkeKeying {
     pub preempt_hold: Option<Duration>,
     pub rekey_time: Duration,
     pub ike_rekey_time: Duration,
+    /// Reauthenticate the IKE SA this long after it came up; None = never.
+    pub reauth_time: Option<Duration>,
+    /// CHILD_SA volume lifetimes.
+    pub volume: VolumeLimits,
     pub encap: bool,
     pub tunnels: Vec<IkeTunnel>,
+}
+
+/// A CHILD_SA's volume lifetimes, counted per direction (the busier one decides): past
+/// `rekey_*` it is rekeyed, past `life_*` deleted. Each pair is both set (rekey < life) or
+/// both absent.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct VolumeLimits {
+    pub rekey_bytes: Option<u64>,
+    pub life_bytes: Option<u64>,
+    pub rekey_packets: Option<u64>,
+    pub life_packets: Option<u64>,
+}
+
+/// Smallest `rekey_bytes`: each rekey is an exchange with a key derivation, and below about a
+/// megabyte a busy tunnel would do little else.
+pub const MIN_REKEY_BYTES: u64 = 1_000_000;
+/// Smallest `rekey_packets`, for the same reason.
+pub const MIN_REKEY_PACKETS: u64 = 1_000;
+
+/// One volume pair (`rekey_<what>`, `life_<what>`) as strongSwan reads it: 0 or absent =
+/// none; only `rekey_*` = life 10% later; only `life_*` = rekey at 90% of it (so that a
+/// make-before-break rekey replaces the SA before the hard limit deletes it); both = rekey
+/// must come first.
+fn volume_pair(
+    file: &Path,
+    key: &str,
+    what: &str,
+    min_rekey: u64,
+    rekey: Option<u64>,
+    life: Option<u64>,
+    errs: &mut Vec<ConfigError>,
+) -> (Option<u64>, Option<u64>) {
+    let (rekey, life) = (rekey.filter(|v| *v > 0), life.filter(|v| *v > 0));
+    let (rekey, life) = match (rekey, life) {
+        (None, None) => return (None, None),
+        (Some(r), None) => (r, r.saturating_add(r / 10)),
+        (None, Some(l)) => (l - l / 10, l),
+        (Some(r), Some(l)) => {
+            if r >= l {
+                errs.push(ConfigError::new(
+                    file,
+                    format!("{key}.rekey_{what}"),
+                    format!(
+                        "{r} is not below life_{what} ({l}): the SA must be rekeyed before its hard limit deletes it"
+                    ),
+                ));
+            }
+            (r, l)
+        }
+    };
+    if rekey < min_rekey {
+        errs.push(ConfigError::new(
+            file,
+            format!("{key}.rekey_{what}"),
+            format!(
+                "{rekey} is below {min_rekey}: the tunnel would spend its time rekeying (life_{what} alone rekeys at 90% of it)"
+            ),
+        ));
+    }
+    (Some(rekey), Some(life))
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -231,6 +295,7 @@ pub(super) fn validate(
         ("dpd_timeout", c.dpd_timeout),
         ("rekey_time", c.rekey_time),
         ("ike_rekey_time", c.ike_rekey_time),
+        ("reauth_time", c.reauth_time),
     ] {
         match v {
             Some(x) if x > MAX_SECS => errs.push(ConfigError::new(
@@ -238,11 +303,9 @@ pub(super) fn validate(
                 format!("{key}.{name}"),
                 format!("{x} s is more than ten years"),
             )),
-            Some(0) if name != "dpd_interval" => errs.push(ConfigError::new(
-                file,
-                format!("{key}.{name}"),
-                "must be at least 1 second",
-            )),
+            Some(0) if name != "dpd_interval" && name != "reauth_time" => errs.push(
+                ConfigError::new(file, format!("{key}.{name}"), "must be at least 1 second"),
+            ),
             _ => {}
         }
     }
@@ -307,6 +370,30 @@ pub(super) fn validate(
             "only means something with preempt = true",
         ));
     }
+    let (rekey_bytes, life_bytes) = volume_pair(
+        file,
+        key,
+        "bytes",
+        MIN_REKEY_BYTES,
+        c.rekey_bytes.map(|v| v.0),
+        c.life_bytes.map(|v| v.0),
+        errs,
+    );
+    let (rekey_packets, life_packets) = volume_pair(
+        file,
+        key,
+        "packets",
+        MIN_REKEY_PACKETS,
+        c.rekey_packets.map(|v| v.0),
+        c.life_packets.map(|v| v.0),
+        errs,
+    );
+    let volume = VolumeLimits {
+        rekey_bytes,
+        life_bytes,
+        rekey_packets,
+        life_packets,
+    };
     let secs =
         |v: Option<u64>, default: u64| Duration::from_secs(v.unwrap_or(default).min(MAX_SECS));
     Some(IkeKeying {
@@ -332,6 +419,11 @@ pub(super) fn validate(
         },
         rekey_time: secs(c.rekey_time, 3600),
         ike_rekey_time: secs(c.ike_rekey_time, 4 * 3600),
+        reauth_time: c
+            .reauth_time
+            .filter(|t| *t > 0)
+            .map(|t| Duration::from_secs(t.min(MAX_SECS))),
+        volume,
         encap: c.encap.unwrap_or(true),
         mode: c.mode.unwrap_or(Mode::ActiveStandby),
         failover_after,

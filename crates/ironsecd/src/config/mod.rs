@@ -108,7 +108,7 @@ pub enum Keying {
     Ike(IkeKeying),
 }
 
-pub use ike_keying::{IkeKeying, IkeTunnel};
+pub use ike_keying::{IkeKeying, IkeTunnel, VolumeLimits};
 pub use schema::{CloseAction, Mode, StartAction};
 pub use static_keying::{StaticKeying, StaticTunnel};
 
@@ -401,6 +401,35 @@ fn validate_gateway(
             None
         }
     };
+    if g.cookie_threshold > 1_000_000 {
+        bad(
+            GatewayKey::CookieThreshold,
+            format!("{} is more than 1000000", g.cookie_threshold),
+        );
+    }
+    if !(1..=1_000_000).contains(&g.half_open_limit) {
+        bad(
+            GatewayKey::HalfOpenLimit,
+            format!("{} is outside 1..=1000000", g.half_open_limit),
+        );
+    } else if g.half_open_limit <= g.cookie_threshold {
+        bad(
+            GatewayKey::HalfOpenLimit,
+            format!(
+                "{} is not above cookie_threshold ({}): requests would be dropped before cookies are ever asked for",
+                g.half_open_limit, g.cookie_threshold
+            ),
+        );
+    }
+    if !(576..=65000).contains(&g.ike_fragment_size) {
+        bad(
+            GatewayKey::IkeFragmentSize,
+            format!(
+                "{} is outside 576..=65000 bytes (576: the smallest datagram IPv4 hosts must accept)",
+                g.ike_fragment_size
+            ),
+        );
+    }
     Gateway {
         tun: g.tun,
         tun_mtu: g.tun_mtu,
@@ -416,6 +445,9 @@ fn validate_gateway(
         bandwidth: g.bandwidth.map(|b| b.0),
         udp_offload: g.udp_offload,
         tun_offload: g.tun_offload,
+        cookie_threshold: g.cookie_threshold,
+        half_open_limit: g.half_open_limit,
+        ike_fragment_size: g.ike_fragment_size,
     }
 }
 

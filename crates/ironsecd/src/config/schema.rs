@@ -45,6 +45,17 @@ fn default_socket_buffer() -> usize {
 fn default_batch() -> usize {
     64
 }
+// The IKE engine's own defaults (`ironsec_ike::EndpointConfig`), so an absent key changes
+// nothing.
+fn default_cookie_threshold() -> usize {
+    10
+}
+fn default_half_open_limit() -> usize {
+    1000
+}
+fn default_ike_fragment_size() -> usize {
+    1280
+}
 
 /// Every key of `[gateway]`: derived from [`super::gateway::GatewayKey::ALL`] and checked against
 /// [`GatewaySchema`] by a unit test, so the two cannot drift apart.
@@ -93,6 +104,16 @@ pub struct GatewaySchema {
     /// TSO and checksum offload on the TUN device (default on).
     #[serde(default = "default_true")]
     pub tun_offload: bool,
+    /// Half-open IKE SAs above which IKE_SA_INIT must carry a cookie.
+    #[serde(default = "default_cookie_threshold")]
+    pub cookie_threshold: usize,
+    /// Half-open IKE SAs above which new IKE_SA_INIT requests are dropped.
+    #[serde(default = "default_half_open_limit")]
+    pub half_open_limit: usize,
+    /// Largest IP datagram (bytes, IP and UDP headers included) an IKE message is sent in once
+    /// IKE fragmentation is agreed.
+    #[serde(default = "default_ike_fragment_size")]
+    pub ike_fragment_size: usize,
 }
 
 fn default_true() -> bool {
@@ -116,6 +137,9 @@ impl Default for GatewaySchema {
             bandwidth: None,
             udp_offload: true,
             tun_offload: true,
+            cookie_threshold: default_cookie_threshold(),
+            half_open_limit: default_half_open_limit(),
+            ike_fragment_size: default_ike_fragment_size(),
         }
     }
 }
@@ -233,6 +257,17 @@ pub struct ConnectionSchema {
     pub rekey_time: Option<u64>,
     /// IKE SA rekey after this many seconds.
     pub ike_rekey_time: Option<u64>,
+    /// Reauthenticate the IKE SA (a new IKE SA and CHILD_SAs, made before the old ones go)
+    /// after this many seconds; absent or 0 = never (rekeying only).
+    pub reauth_time: Option<u64>,
+    /// CHILD_SA rekey after this many bytes in either direction ("500MB", "2GiB" or bytes).
+    pub rekey_bytes: Option<Volume>,
+    /// CHILD_SA hard byte limit: deleted when it carried this much (default rekey_bytes + 10%).
+    pub life_bytes: Option<Volume>,
+    /// CHILD_SA rekey after this many packets in either direction.
+    pub rekey_packets: Option<Volume>,
+    /// CHILD_SA hard packet limit (default rekey_packets + 10%).
+    pub life_packets: Option<Volume>,
     /// Force UDP encapsulation (the fast path speaks ESP-in-UDP only).
     pub encap: Option<bool>,
     /// How several tunnels share the traffic.
@@ -403,4 +438,75 @@ pub fn parse_spi(v: &str) -> Result<Spi, String> {
     };
     r.map(Spi)
         .map_err(|_| format!("'{v}' is not an SPI: expected 0x and 1 to 8 hex digits"))
+}
+
+/// An amount of bytes or packets: an integer, or a number with a unit, `"500MB"`, `"2GiB"`,
+/// `"100k"` (k, M, G, T are powers of 1000, Ki, Mi, Gi, Ti of 1024; a trailing `B` is
+/// optional). Azure's "102,400,000 KB" is written `"102400000KiB"` or `"102400000KB"`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Volume(pub u64);
+
+impl<'de> Deserialize<'de> for Volume {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Volume, D::Error> {
+        struct V;
+        impl Visitor<'_> for V {
+            type Value = Volume;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("an amount such as \"500MB\", \"2GiB\" or an integer")
+            }
+            fn visit_u64<E: de::Error>(self, v: u64) -> Result<Volume, E> {
+                Ok(Volume(v))
+            }
+            fn visit_i64<E: de::Error>(self, v: i64) -> Result<Volume, E> {
+                u64::try_from(v)
+                    .map(Volume)
+                    .map_err(|_| E::custom("an amount cannot be negative"))
+            }
+            fn visit_str<E: de::Error>(self, v: &str) -> Result<Volume, E> {
+                parse_volume(v).map(Volume).map_err(E::custom)
+            }
+        }
+        d.deserialize_any(V)
+    }
+}
+
+/// Parses a [`Volume`] written as text.
+pub fn parse_volume(v: &str) -> Result<u64, String> {
+    let t = v.trim();
+    let bad = || {
+        format!(
+            "'{t}' is not an amount: expected an integer or a number with k, M, G, T (x1000) or Ki, Mi, Gi, Ti (x1024), e.g. \"500MB\""
+        )
+    };
+    let body = t.strip_suffix('B').unwrap_or(t).trim_end();
+    let units: [(&str, u64); 8] = [
+        ("Ki", 1 << 10),
+        ("Mi", 1 << 20),
+        ("Gi", 1 << 30),
+        ("Ti", 1 << 40),
+        ("k", 1_000),
+        ("M", 1_000_000),
+        ("G", 1_000_000_000),
+        ("T", 1_000_000_000_000),
+    ];
+    let (num, mult) = units
+        .iter()
+        .find_map(|(u, m)| {
+            body.strip_suffix(u)
+                .or_else(|| (*u == "k").then(|| body.strip_suffix('K')).flatten())
+                .map(|n| (n.trim_end(), *m))
+        })
+        .unwrap_or((body, 1));
+    if num.is_empty() {
+        return Err(bad());
+    }
+    if let Ok(n) = num.parse::<u64>() {
+        return n.checked_mul(mult).ok_or_else(bad);
+    }
+    match num.parse::<f64>() {
+        Ok(n) if n.is_finite() && n >= 0.0 && n * (mult as f64) < 1.8e19 => {
+            Ok((n * mult as f64) as u64)
+        }
+        _ => Err(bad()),
+    }
 }

@@ -854,6 +854,9 @@ fn sample(k: GatewayKey) -> &'static str {
         GatewayKey::Bandwidth => "\"100M\"",
         GatewayKey::UdpOffload => "false",
         GatewayKey::TunOffload => "false",
+        GatewayKey::CookieThreshold => "20",
+        GatewayKey::HalfOpenLimit => "500",
+        GatewayKey::IkeFragmentSize => "576",
     }
 }
 
@@ -944,6 +947,147 @@ fn restart_change_message() {
         base.gateway.restart_changes(&new.gateway)[0].to_string(),
         "gateway.workers: changed from 0 to 3; gateway settings apply at start (restart ironsecd)"
     );
+}
+
+#[test]
+fn volumes_in_operator_units() {
+    use schema::parse_volume;
+    assert_eq!(parse_volume("500MB"), Ok(500_000_000));
+    assert_eq!(parse_volume("2GiB"), Ok(2 << 30));
+    assert_eq!(parse_volume("102400000KB"), Ok(102_400_000_000));
+    assert_eq!(parse_volume("1.5 M"), Ok(1_500_000));
+    assert_eq!(parse_volume("100k"), Ok(100_000));
+    assert_eq!(parse_volume("12345"), Ok(12345));
+    assert!(parse_volume("lots")
+        .unwrap_err()
+        .contains("'lots' is not an amount"));
+    assert!(parse_volume("MB").is_err());
+    assert!(parse_volume("-5MB").is_err());
+    assert!(parse_volume("99999999999TiB").is_err(), "overflow");
+}
+
+/// The IKE example with `extra` lines added to its connection.
+fn ike_with(d: &Dir, extra: &str) -> String {
+    ike_example(d, "a").replace(
+        "rekey_time = 3600 ",
+        &format!("{extra}\nrekey_time = 3600 "),
+    )
+}
+
+fn volume_of(d: &Dir, extra: &str) -> (VolumeLimits, Option<std::time::Duration>) {
+    let p = d.write("c.toml", &ike_with(d, extra), 0o644);
+    let c = Config::load(&p).unwrap_or_else(|e| panic!("{extra}: {e}"));
+    let Keying::Ike(k) = &c.connections[0].keying else {
+        panic!("ike example")
+    };
+    (k.volume, k.reauth_time)
+}
+
+#[test]
+fn volume_lifetimes_default_like_strongswan_and_rekey_comes_first() {
+    let d = Dir::new("volume");
+    let none = volume_of(&d, "");
+    assert_eq!(none, (VolumeLimits::default(), None));
+    // rekey alone: life 10% later (strongSwan's default).
+    let (v, _) = volume_of(&d, "rekey_bytes = \"100MB\"\nrekey_packets = 1000000");
+    assert_eq!(v.rekey_bytes, Some(100_000_000));
+    assert_eq!(v.life_bytes, Some(110_000_000));
+    assert_eq!(v.rekey_packets, Some(1_000_000));
+    assert_eq!(v.life_packets, Some(1_100_000));
+    // life alone: rekey at 90%, so the SA is replaced before it is deleted.
+    let (v, _) = volume_of(&d, "life_bytes = \"102400000KiB\"");
+    assert_eq!(v.life_bytes, Some(102_400_000 * 1024));
+    assert_eq!(v.rekey_bytes, Some(102_400_000 * 1024 / 10 * 9));
+    assert_eq!(v.rekey_packets, None);
+    // 0 = none, as in swanctl.conf.
+    assert_eq!(volume_of(&d, "rekey_bytes = 0").0, VolumeLimits::default());
+    let (v, reauth) = volume_of(
+        &d,
+        "rekey_bytes = \"4MB\"\nlife_bytes = \"16MB\"\nreauth_time = 7200",
+    );
+    assert_eq!(
+        (v.rekey_bytes, v.life_bytes),
+        (Some(4_000_000), Some(16_000_000))
+    );
+    assert_eq!(reauth, Some(std::time::Duration::from_secs(7200)));
+    assert_eq!(volume_of(&d, "reauth_time = 0").1, None);
+
+    let e = errors(
+        &d,
+        &ike_with(&d, "rekey_bytes = \"2GB\"\nlife_bytes = \"1GB\""),
+    );
+    assert_eq!(e.len(), 1, "{e:?}");
+    assert_eq!(e[0].key, "connection[0].rekey_bytes");
+    assert_eq!(
+        e[0].reason,
+        "2000000000 is not below life_bytes (1000000000): the SA must be rekeyed before its hard limit deletes it"
+    );
+    let e = errors(
+        &d,
+        &ike_with(&d, "rekey_packets = 10\nlife_bytes = \"1kB\""),
+    );
+    let keys: Vec<&str> = e.iter().map(|e| e.key.as_str()).collect();
+    assert_eq!(
+        keys,
+        ["connection[0].rekey_bytes", "connection[0].rekey_packets"],
+        "{e:?}"
+    );
+    assert!(e[1].reason.starts_with("10 is below 1000"), "{}", e[1]);
+    let e = errors(&d, &ike_with(&d, "life_bytes = \"lots\""));
+    assert!(
+        e[0].to_string().contains("'lots' is not an amount"),
+        "{e:?}"
+    );
+    let e = errors(&d, &ike_with(&d, "reauth_time = 999999999999"));
+    assert_eq!(e[0].key, "connection[0].reauth_time");
+}
+
+#[test]
+fn volume_keys_are_refused_for_static_keying() {
+    let d = Dir::new("volume-static");
+    let t = example(&d, "a").replace(
+        "keying = \"static\"",
+        "keying = \"static\"\nrekey_bytes = \"10MB\"\nreauth_time = 60",
+    );
+    let keys: Vec<String> = errors(&d, &t).into_iter().map(|e| e.key).collect();
+    assert!(
+        keys.contains(&"connection[0].rekey_bytes".to_string()),
+        "{keys:?}"
+    );
+    assert!(
+        keys.contains(&"connection[0].reauth_time".to_string()),
+        "{keys:?}"
+    );
+}
+
+#[test]
+fn engine_settings_are_range_checked() {
+    let d = Dir::new("gw-engine");
+    let with =
+        |extra: &str| example(&d, "a").replace("[gateway]\n", &format!("[gateway]\n{extra}\n"));
+    let e = errors(&d, &with("ike_fragment_size = 500"));
+    assert_eq!(e[0].key, "gateway.ike_fragment_size");
+    assert!(
+        e[0].reason.starts_with("500 is outside 576..=65000"),
+        "{}",
+        e[0]
+    );
+    let e = errors(&d, &with("cookie_threshold = 50\nhalf_open_limit = 50"));
+    assert_eq!(e[0].key, "gateway.half_open_limit");
+    assert_eq!(
+        e[0].reason,
+        "50 is not above cookie_threshold (50): requests would be dropped before cookies are ever asked for"
+    );
+    let e = errors(&d, &with("half_open_limit = 0"));
+    assert_eq!(e[0].reason, "0 is outside 1..=1000000");
+    let p = d.write(
+        "c.toml",
+        &with("cookie_threshold = 0\nike_fragment_size = 576"),
+        0o644,
+    );
+    let c = Config::load(&p).unwrap();
+    assert_eq!(c.gateway.cookie_threshold, 0, "0 = cookies always");
+    assert_eq!(c.gateway.ike_fragment_size, 576);
 }
 
 #[test]

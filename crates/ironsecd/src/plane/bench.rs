@@ -154,8 +154,22 @@ fn idle_cost() {
             });
             let timeout = mean(1000, |_| a.on_timeout(now));
             let engine_timeout = mean(1000, |_| a.ep.handle_timeout(now));
+            // One volume look per CHILD_SA (what each costs when its deadline comes, at
+            // most every MIN_CHECK and every MAX_CHECK when idle): all made due at once.
+            let spis: Vec<u32> = a.volume_samples.keys().copied().collect();
+            let looks = spis.len().max(1) as u32;
+            let volume_look = mean(10, |_| {
+                for s in &spis {
+                    a.volume.set(*s, now);
+                }
+                a.check_volumes(now);
+            }) / looks;
+            assert!(
+                a.volume.next().is_some_and(|d| d > now),
+                "every SA looked at has its next look filed"
+            );
             println!(
-                "{n:>5} tunnels ({}): tick {tick:>10.1?}  next_deadline {deadline:>10.1?} (engine {engine_deadline:>10.1?})  on_timeout {timeout:>10.1?} (engine {engine_timeout:>10.1?})",
+                "{n:>5} tunnels ({}): tick {tick:>10.1?}  next_deadline {deadline:>10.1?} (engine {engine_deadline:>10.1?})  on_timeout {timeout:>10.1?} (engine {engine_timeout:>10.1?})  volume look per CHILD_SA {volume_look:>8.1?}",
                 if two { "2 per connection" } else { "1 per connection" }
             );
         }

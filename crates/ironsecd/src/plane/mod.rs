@@ -12,6 +12,7 @@
 //! - [`commands`] and [`reload`]: the operator's `initiate`, `terminate` and reload;
 //! - `peer`: the config translated into the engine's peer settings;
 //! - [`deadlines`]: per-key timers, so idle tunnels cost nothing;
+//! - [`volume`]: volume lifetimes and the sequence space from the fast path's counters;
 //! - [`view`]: the read-only accessors `ironsecctl status` and metrics are built from.
 //!
 //! Per-tunnel state is kept by [`TunnelKey`] (connection name and addresses), never by the
@@ -29,6 +30,7 @@ pub mod sas;
 pub mod sharing;
 pub mod tunnels;
 pub mod view;
+pub mod volume;
 
 #[cfg(test)]
 mod bench;
@@ -43,7 +45,7 @@ use std::time::Instant;
 
 use ironsec_dataplane::{Bucket, Prefix, Tables, WatchId};
 use ironsec_ike::crypto::SystemRng;
-use ironsec_ike::{Endpoint, EndpointConfig, Transmit};
+use ironsec_ike::{Endpoint, Transmit};
 
 use crate::config::{Config, Connection, Keying, Mode};
 use crate::tables::{self, BuildError, Choice, SaStore, TunnelKey, TunnelSpec};
@@ -92,6 +94,9 @@ pub struct Plane {
     reselect: Deadlines<TunnelKey>,
     /// Connections whose tunnels heard ESP: decided again then (the peer may have moved).
     follow: Deadlines<Arc<str>>,
+    /// CHILD_SAs (inbound SPI) whose traffic is looked at then (see [`volume`]).
+    volume: Deadlines<u32>,
+    volume_samples: HashMap<u32, volume::Sample>,
     store: SaStore,
     ep: Endpoint,
     workers: usize,
@@ -143,11 +148,7 @@ impl Plane {
     pub fn new(cfg: Config, workers: usize) -> Result<Plane, BuildError> {
         let specs = tables::tunnel_specs(&cfg);
         let store = SaStore::with_static(&cfg, workers)?;
-        let ep_cfg = EndpointConfig {
-            ike_port: cfg.gateway.ike_port,
-            natt_port: cfg.gateway.port,
-            ..Default::default()
-        };
+        let ep_cfg = peer::endpoint_config(&cfg);
         let mut tunnels = HashMap::new();
         for s in &specs {
             tunnels.insert(
@@ -175,6 +176,8 @@ impl Plane {
             silence: Deadlines::default(),
             reselect: Deadlines::default(),
             follow: Deadlines::default(),
+            volume: Deadlines::default(),
+            volume_samples: HashMap::new(),
             cfg,
             specs,
             store,
@@ -306,6 +309,7 @@ impl Plane {
             self.silence.next(),
             self.reselect.next(),
             self.follow.next(),
+            self.volume.next(),
         ]
         .into_iter()
         .flatten()
@@ -327,6 +331,7 @@ impl Plane {
         self.rearm_due(now);
         self.check_silences(now);
         self.reselect_due(now);
+        self.check_volumes(now);
     }
 
     pub fn poll_transmit(&mut self) -> Option<Transmit> {

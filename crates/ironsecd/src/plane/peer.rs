@@ -3,9 +3,28 @@
 use std::time::Duration;
 
 use ironsec_dataplane::Selector;
-use ironsec_ike::{ts, Lifetimes, PeerConfig};
+use ironsec_ike::{ts, EndpointConfig, Lifetimes, PeerConfig};
 
 use crate::config::{Config, Connection, Keying};
+
+/// IPv6 (40) and UDP (8) headers: what an IKE datagram adds to its payload at most.
+const IPV6_UDP_HEADERS: usize = 48;
+
+/// The engine-wide settings from `[gateway]`.
+pub(super) fn endpoint_config(cfg: &Config) -> EndpointConfig {
+    let g = &cfg.gateway;
+    EndpointConfig {
+        ike_port: g.ike_port,
+        natt_port: g.port,
+        cookie_threshold: g.cookie_threshold,
+        max_half_open: g.half_open_limit,
+        // The operator's number is the whole IP datagram (strongSwan's charon.fragment_size);
+        // the engine's is the UDP payload. IPv6 and UDP headers (48 bytes) come off, so a
+        // fragment fits over either family.
+        fragment_size: g.ike_fragment_size.saturating_sub(IPV6_UDP_HEADERS),
+        ..Default::default()
+    }
+}
 
 fn peer_config(c: &Connection) -> Option<PeerConfig> {
     let Keying::Ike(k) = &c.keying else {
@@ -39,13 +58,13 @@ fn peer_config(c: &Connection) -> Option<PeerConfig> {
         retransmit,
         lifetimes: Lifetimes {
             ike_rekey: k.ike_rekey_time,
-            ike_reauth: None,
+            ike_reauth: k.reauth_time,
             child_rekey: k.rekey_time,
             child_hard: k.rekey_time + k.rekey_time / 10 + jitter,
-            child_rekey_bytes: None,
-            child_rekey_packets: None,
-            child_hard_bytes: None,
-            child_hard_packets: None,
+            child_rekey_bytes: k.volume.rekey_bytes,
+            child_rekey_packets: k.volume.rekey_packets,
+            child_hard_bytes: k.volume.life_bytes,
+            child_hard_packets: k.volume.life_packets,
             jitter,
         },
         dpd_interval: k.dpd_interval,

@@ -141,6 +141,7 @@ impl Plane {
         self.spans = spans_of(&self.cfg, &self.specs);
         self.by_name = super::names_of(&self.cfg);
         self.ep.set_peers(peer::peer_configs(&self.cfg));
+        self.ep.set_limits(peer::endpoint_config(&self.cfg));
         self.admission.set_peers(&self.cfg);
         for (i, c) in self.cfg.connections.iter().enumerate() {
             if summary.unchanged.contains(&c.name) {

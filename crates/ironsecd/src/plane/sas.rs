@@ -48,6 +48,7 @@ impl Plane {
             installed: now,
             retiring_until: None,
         });
+        self.watch_volume(spi, now);
         Some((key, spi))
     }
 
@@ -56,6 +57,7 @@ impl Plane {
     pub(super) fn retire_expired(&mut self, now: Instant) {
         let expired = self.store.expire(now);
         for c in &expired {
+            self.unwatch_volume(c.info.spi_in);
             if let Some(st) = self.tunnels.get_mut(&c.tunnel) {
                 st.retired_out.add(&c.outbound.counters.totals());
                 st.retired_in.add(&c.inbound.counters.totals());
@@ -147,6 +149,7 @@ impl Plane {
                 ..
             } => {
                 tracing::info!(connection = %conn, spi_in = %format!("0x{spi_in:08x}"), reason = ?reason, "CHILD_SA down");
+                self.unwatch_volume(spi_in);
                 let Some(key) = self.store.retire(spi_in, now + RETIRE_GRACE) else {
                     return false;
                 };

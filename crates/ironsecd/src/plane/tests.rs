@@ -929,3 +929,235 @@ fn a_responder_narrowed_to_a_port_reaches_both_fast_paths() {
     }
     assert_eq!(sent, 1);
 }
+
+/// The CHILD_SA the primary tunnel sends with.
+fn sending_sa(plane: &Plane) -> u32 {
+    plane.sas().active_out(&primary()).unwrap()
+}
+
+/// Drives A's timers and the exchanges they start until `until`, every 10 ms of fake time.
+fn run_between(p: &mut Pair, from: Instant, until: Instant) {
+    let mut t = from;
+    while t <= until {
+        p.a.on_timeout(t);
+        p.b.on_timeout(t);
+        p.settle(t);
+        t += Duration::from_millis(10);
+    }
+}
+
+#[test]
+fn a_volume_limit_crossed_in_the_fast_path_rekeys_before_the_hard_limit() {
+    let base = Instant::now();
+    let at = |ms: u64| base + Duration::from_millis(ms);
+    let limits = "rekey_bytes = \"4MB\"\nlife_bytes = \"40MB\"";
+    let mut p = Pair::up("volume", limits, "", base);
+    let old = sending_sa(&p.a);
+    // A small limit is looked at every MIN_CHECK, a sent-nothing SA without effect.
+    assert_eq!(p.a.volume.get(&old), Some(base + volume::MIN_CHECK));
+    run_between(&mut p, base, at(500));
+    assert_eq!(sending_sa(&p.a), old);
+    assert_eq!(p.a.conn_stats("site-b").child_rekeys, 0);
+    // The fast path seals 5 MB (in one worker's counters), past rekey_bytes.
+    let c = p.a.sas().child(old).unwrap();
+    for _ in 0..5 {
+        c.outbound.counters.get(0).packet(1_000_000);
+    }
+    run_between(&mut p, at(510), at(800));
+    // Rekeyed (make-before-break: we initiated, so the new SA sends at once), the old SA
+    // retired, not deleted for its hard limit; the new one is watched from zero.
+    assert_eq!(p.a.conn_stats("site-b").child_rekeys, 1);
+    let new = sending_sa(&p.a);
+    assert_ne!(new, old);
+    assert!(p.a.sas().child(old).unwrap().retiring_until.is_some());
+    assert!(p.a.volume.get(&old).is_none());
+    assert!(p.a.volume.get(&new).is_some());
+    assert_eq!(p.b.conn_stats("site-a").child_rekeys, 1);
+    // Nothing more happens while the new SA carries little.
+    run_between(&mut p, at(810), at(2000));
+    assert_eq!(p.a.conn_stats("site-b").child_rekeys, 1);
+}
+
+#[test]
+fn an_sa_near_the_end_of_its_sequence_numbers_is_rekeyed() {
+    let base = Instant::now();
+    let at = |ms: u64| base + Duration::from_millis(ms);
+    let mut p = Pair::up("seq", "", "", base);
+    let old = sending_sa(&p.a);
+    // Without ESN and with no configured limit, the sequence space alone is watched, from
+    // afar: the first look at MAX_CHECK.
+    assert!(!p.a.sas().child(old).unwrap().info.algorithms.esn);
+    assert_eq!(p.a.volume.get(&old), Some(base + volume::MAX_CHECK));
+    // Fake an SA that has sent up to just below SEQ_REKEY_AT (4 billion packets cannot run
+    // in a test): the next look at the assumed rate comes within a second.
+    let c = p.a.store.child_mut(old).unwrap();
+    let a = c.info.algorithms;
+    let sa = ironsec_esp::OutboundSa::new(a.encr, c.info.spi_out, c.info.key_out.bytes(), false)
+        .unwrap()
+        .with_next_seq(volume::SEQ_REKEY_AT - 1_000_000);
+    c.outbound = Arc::new(ironsec_dataplane::OutboundEntry {
+        sa,
+        counters: ironsec_dataplane::PerWorker::new(1),
+        watch: None,
+    });
+    p.a.volume.set(old, at(100));
+    run_between(&mut p, at(100), at(110));
+    assert_eq!(p.a.conn_stats("site-b").child_rekeys, 0, "not yet");
+    let next = p.a.volume.get(&old).unwrap();
+    assert!(
+        next <= at(110) + Duration::from_millis(250),
+        "{:?}",
+        next - base
+    );
+    // The SA seals past SEQ_REKEY_AT: the next look rekeys it, once.
+    let c = p.a.store.child_mut(old).unwrap();
+    let sa = ironsec_esp::OutboundSa::new(a.encr, c.info.spi_out, c.info.key_out.bytes(), false)
+        .unwrap()
+        .with_next_seq(volume::SEQ_REKEY_AT + 5);
+    c.outbound = Arc::new(ironsec_dataplane::OutboundEntry {
+        sa,
+        counters: ironsec_dataplane::PerWorker::new(1),
+        watch: None,
+    });
+    run_between(&mut p, at(120), next + Duration::from_millis(50));
+    assert_eq!(p.a.conn_stats("site-b").child_rekeys, 1);
+    assert_ne!(sending_sa(&p.a), old);
+    assert_eq!(
+        p.a.sas()
+            .child(sending_sa(&p.a))
+            .unwrap()
+            .outbound
+            .sa
+            .next_seq(),
+        1,
+        "the new SA starts its sequence numbers afresh"
+    );
+    run_between(&mut p, next + Duration::from_millis(60), at(3000));
+    assert_eq!(p.a.conn_stats("site-b").child_rekeys, 1, "rekeyed once");
+}
+
+#[test]
+fn both_ends_reaching_a_volume_limit_at_once_keep_one_matching_sa_pair() {
+    let base = Instant::now();
+    let at = |ms: u64| base + Duration::from_millis(ms);
+    let limits = "rekey_bytes = \"4MB\"\nlife_bytes = \"40MB\"";
+    let mut p = Pair::up("volume-collide", limits, limits, base);
+    let b_primary = key("site-a", "192.0.2.2", "192.0.2.1");
+    for round in 0..4u64 {
+        // Both ends count the same traffic and look at the same moment: both rekey, the
+        // requests cross (a collision), one new SA pair survives.
+        let t = at(1000 * round + 100);
+        let a_old = p.a.sas().active_out(&primary()).unwrap();
+        let b_old = p.b.sas().active_out(&b_primary).unwrap();
+        for (plane, spi) in [(&p.a, a_old), (&p.b, b_old)] {
+            plane
+                .sas()
+                .child(spi)
+                .unwrap()
+                .outbound
+                .counters
+                .get(0)
+                .packet(5_000_000);
+        }
+        p.a.on_timeout(t);
+        p.b.on_timeout(t);
+        p.settle(t);
+        run_between(&mut p, t, t + Duration::from_millis(500));
+        let a_new = p.a.sas().active_out(&primary());
+        let b_new = p.b.sas().active_out(&b_primary);
+        let (Some(a_new), Some(b_new)) = (a_new, b_new) else {
+            panic!("round {round}: a side has no SA to send with: A {a_new:?} B {b_new:?}");
+        };
+        assert_ne!(a_new, a_old, "round {round}");
+        let (ca, cb) = (
+            p.a.sas().child(a_new).unwrap(),
+            p.b.sas().child(b_new).unwrap(),
+        );
+        assert!(ca.retiring_until.is_none() && cb.retiring_until.is_none());
+        assert_eq!(
+            ca.info.spi_out, cb.info.spi_in,
+            "round {round}: A sends to B's SA"
+        );
+        assert_eq!(
+            cb.info.spi_out, ca.info.spi_in,
+            "round {round}: B sends to A's SA"
+        );
+    }
+}
+
+#[test]
+fn reauth_time_replaces_the_ike_sa_before_the_old_one_goes() {
+    let base = Instant::now();
+    let at = |s: u64| base + Duration::from_secs(s);
+    // reauth_time 120 s (60 s of jitter): a fresh IKE SA between 60 and 120 s.
+    let mut p = Pair::up("reauth", "reauth_time = 120", "", base);
+    let ike0 = p.a.tunnel(&primary()).unwrap().ike.unwrap();
+    let sa0 = sending_sa(&p.a);
+    let mut t = base;
+    while t <= at(125) {
+        p.a.on_timeout(t);
+        p.b.on_timeout(t);
+        p.settle(t);
+        // Make-before-break: the tunnel always has an SA to send with.
+        assert!(p.a.sas().is_sending(&primary()), "{:?}", t - base);
+        t += Duration::from_millis(100);
+    }
+    let ike1 = p.a.tunnel(&primary()).unwrap().ike.unwrap();
+    assert_ne!(ike1, ike0, "the IKE SA was replaced");
+    assert_ne!(sending_sa(&p.a), sa0, "with new CHILD_SAs");
+    // Two tunnels, each up once and reauthenticated once.
+    assert_eq!(p.a.conn_stats("site-b").ike_up, 4);
+    assert!(
+        p.a.restarts.next().is_none(),
+        "nothing restarts: no failure"
+    );
+    assert_eq!(p.a.conn_stats("site-b").failovers, 0);
+}
+
+#[test]
+fn engine_settings_reach_the_engine_at_start_and_on_reload() {
+    let now = Instant::now();
+    let (mut plane, _f) = plane_of("engine-settings", &two_connections(4500, "", None));
+    let c = plane.ep.config();
+    assert_eq!(
+        (c.cookie_threshold, c.max_half_open, c.fragment_size),
+        (10, 1000, 1280 - 48),
+        "defaults; the fragment size is the IP datagram less IPv6 and UDP headers"
+    );
+    let body = two_connections(4500, "", None).replace(
+        "ike_port = 500\n",
+        "ike_port = 500\ncookie_threshold = 0\nhalf_open_limit = 50\nike_fragment_size = 576\n",
+    );
+    let new = ConfFile::new("engine-settings-new", &body);
+    plane
+        .reload(new.load(), now)
+        .expect("engine settings apply on reload");
+    let c = plane.ep.config();
+    assert_eq!(
+        (c.cookie_threshold, c.max_half_open, c.fragment_size),
+        (0, 50, 576 - 48)
+    );
+    assert_eq!((c.ike_port, c.natt_port), (500, 4500), "ports as bound");
+}
+
+#[test]
+fn an_sa_past_its_hard_volume_limit_is_deleted() {
+    let base = Instant::now();
+    let at = |ms: u64| base + Duration::from_millis(ms);
+    let limits = "rekey_bytes = \"4MB\"\nlife_bytes = \"8MB\"";
+    let mut p = Pair::up("volume-hard", limits, "", base);
+    let old = sending_sa(&p.a);
+    // More than life_bytes between two looks (a rekey that could not happen in time): the
+    // SA is deleted, not kept past its limit.
+    p.a.sas()
+        .child(old)
+        .unwrap()
+        .inbound
+        .counters
+        .get(0)
+        .packet(9_000_000);
+    run_between(&mut p, at(100), at(400));
+    assert!(p.a.sas().child(old).unwrap().retiring_until.is_some());
+    assert_ne!(p.a.sas().active_out(&primary()), Some(old));
+    assert_eq!(p.a.conn_stats("site-b").child_rekeys, 0);
+}
