@@ -54,6 +54,8 @@ pub fn status(dp: &Dataplane, plane: &Plane, started: Instant) -> Status {
                     failures: st.failures,
                     failovers: st.failovers,
                     follows: st.follows,
+                    nat_keepalives: st.nat_keepalives,
+                    peer_moves: st.peer_moves,
                 },
                 mode: match &c.keying {
                     Keying::Ike(k) => Some(

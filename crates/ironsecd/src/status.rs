@@ -67,6 +67,12 @@ pub struct ConnectionCounters {
     /// Moves to the tunnel the peer sends on (active-standby), not failures of ours.
     #[serde(default)]
     pub follows: u64,
+    /// NAT keepalives sent: we are behind a NAT and the tunnel was idle.
+    #[serde(default)]
+    pub nat_keepalives: u64,
+    /// Times the peer, behind a NAT, was followed to a new address or port.
+    #[serde(default)]
+    pub peer_moves: u64,
 }
 
 /// A connection's share of the gateway's bandwidth.

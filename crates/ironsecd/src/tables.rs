@@ -119,6 +119,8 @@ pub struct IkeChild {
     pub installed: Instant,
     /// Deleted: the inbound SA stays a moment for packets already in flight, then goes.
     pub retiring_until: Option<Instant>,
+    /// The peer is behind a NAT: an authenticated packet from a new address moves it.
+    pub nat_peer: bool,
 }
 
 /// A manually keyed tunnel's two SAs, created once per config of the connection.
@@ -373,6 +375,17 @@ impl SaStore {
             gone.push(c);
         }
         gone
+    }
+
+    /// The peer of IKE SA `ike`, behind a NAT, moved to `remote`: its CHILD_SAs send there.
+    /// Returns whether any did not already.
+    pub fn move_peer(&mut self, ike: IkeSaId, remote: SocketAddr) -> bool {
+        let mut moved = false;
+        for c in self.children.values_mut().filter(|c| c.ike == ike) {
+            moved |= c.info.remote != remote;
+            c.info.remote = remote;
+        }
+        moved
     }
 
     /// The IKE SA `old` was rekeyed into `new`: its CHILD_SAs now belong to `new`.
@@ -643,7 +656,12 @@ pub fn build(
         .collect();
     // A retiring SA of a tunnel a reload removed still takes its last packets in flight.
     inbound.extend(store.children.values().map(|c| c.inbound.clone()));
-    Ok(Tables::new(tunnels, policies, inbound)?)
+    let followed = store
+        .children
+        .values()
+        .filter(|c| c.nat_peer)
+        .map(|c| (c.info.spi_in, c.info.remote));
+    Ok(Tables::new(tunnels, policies, inbound)?.following(followed))
 }
 
 #[cfg(test)]

@@ -29,6 +29,9 @@ pub struct IkeKeying {
     pub start_action: StartAction,
     pub close_action: CloseAction,
     pub dpd_interval: Option<Duration>,
+    /// NAT keepalives (RFC 3948 2.3) this often while we are behind a NAT and the tunnel
+    /// sends nothing; None = off.
+    pub nat_keepalive: Option<Duration>,
     /// How long a request on an established IKE SA may stay unanswered; None = until the
     /// retransmissions run out.
     pub dpd_timeout: Option<Duration>,
@@ -246,6 +249,15 @@ pub(super) fn validate(
             _ => {}
         }
     }
+    // A NAT forgets a UDP mapping after 30 s to a few minutes; a keepalive rarer than an
+    // hour keeps nothing alive.
+    if c.nat_keepalive.is_some_and(|k| k > 3600) {
+        errs.push(ConfigError::new(
+            file,
+            format!("{key}.nat_keepalive"),
+            "must be 0 (off) or 1..=3600 seconds",
+        ));
+    }
     if c.dpd_timeout == Some(0) {
         errs.push(ConfigError::new(
             file,
@@ -329,6 +341,10 @@ pub(super) fn validate(
         dpd_interval: match c.dpd_interval {
             Some(0) => None,
             v => Some(secs(v, 30)),
+        },
+        nat_keepalive: match c.nat_keepalive {
+            Some(0) => None,
+            v => Some(secs(v, 20)),
         },
         rekey_time: secs(c.rekey_time, 3600),
         ike_rekey_time: secs(c.ike_rekey_time, 4 * 3600),

@@ -945,3 +945,28 @@ fn restart_change_message() {
         "gateway.workers: changed from 0 to 3; gateway settings apply at start (restart ironsecd)"
     );
 }
+
+#[test]
+fn nat_keepalive_defaults_to_20_s_and_0_turns_it_off() {
+    let d = Dir::new("nat-keepalive");
+    let base = ike_example(&d, "a");
+    let with =
+        |extra: &str| base.replace("keying = \"ike\"", &format!("keying = \"ike\"\n{extra}"));
+    let keepalive = |toml: &str| {
+        let p = d.write("c.toml", toml, 0o644);
+        let c = Config::load(&p).unwrap_or_else(|e| panic!("{e}"));
+        let Keying::Ike(k) = &c.connections[0].keying else {
+            panic!("ike example")
+        };
+        k.nat_keepalive
+    };
+    assert_eq!(keepalive(&base), Some(std::time::Duration::from_secs(20)));
+    assert_eq!(keepalive(&with("nat_keepalive = 0")), None);
+    assert_eq!(
+        keepalive(&with("nat_keepalive = 5")),
+        Some(std::time::Duration::from_secs(5))
+    );
+    let e = errors(&d, &with("nat_keepalive = 7200"));
+    assert_eq!(e[0].key, "connection[0].nat_keepalive", "{e:?}");
+    assert!(e[0].reason.contains("1..=3600"), "{}", e[0]);
+}

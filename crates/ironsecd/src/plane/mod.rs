@@ -20,6 +20,7 @@
 pub mod commands;
 pub mod deadlines;
 pub mod failover;
+pub mod nat;
 mod peer;
 pub mod probing;
 pub mod reload;
@@ -69,6 +70,10 @@ pub struct ConnStats {
     pub failovers: u64,
     /// Traffic moved to the tunnel the peer sends on.
     pub follows: u64,
+    /// NAT keepalives sent (we are behind a NAT and the tunnel was idle).
+    pub nat_keepalives: u64,
+    /// Times the peer, behind a NAT, was followed to a new address or port.
+    pub peer_moves: u64,
 }
 
 pub struct Plane {
@@ -98,6 +103,10 @@ pub struct Plane {
     tunnels: HashMap<TunnelKey, TunnelState>,
     /// When tunnels initiate again (close action `restart`).
     restarts: Deadlines<TunnelKey>,
+    /// Tunnels behind a NAT: looked at then, and a keepalive sent if they were idle.
+    keepalives: Deadlines<TunnelKey>,
+    /// Datagrams the plane itself sends (NAT keepalives), after the engine's.
+    outbox: std::collections::VecDeque<Transmit>,
     stats: HashMap<Arc<str>, ConnStats>,
     selections: HashMap<Arc<str>, Selection>,
     /// Bandwidth sharing: one bucket per connection while any cap is configured.
@@ -174,6 +183,8 @@ impl Plane {
             workers,
             tunnels,
             restarts: Deadlines::default(),
+            keepalives: Deadlines::default(),
+            outbox: Default::default(),
             stats,
             selections: HashMap::new(),
             shares,
@@ -294,6 +305,7 @@ impl Plane {
             self.silence.next(),
             self.reselect.next(),
             self.follow.next(),
+            self.keepalives.next(),
         ]
         .into_iter()
         .flatten()
@@ -312,10 +324,12 @@ impl Plane {
         self.rearm_due(now);
         self.check_silences(now);
         self.reselect_due(now);
+        self.keepalives_due(now);
     }
 
+    /// The next datagram to send: the engine's IKE messages, then the plane's keepalives.
     pub fn poll_transmit(&mut self) -> Option<Transmit> {
-        self.ep.poll_transmit()
+        self.ep.poll_transmit().or_else(|| self.outbox.pop_front())
     }
 
     /// Applies every pending engine event; returns whether the tables must be rebuilt (for

@@ -41,6 +41,11 @@ pub struct TunnelState {
     /// When traffic last moved off this tunnel because it failed: preempt waits for an IKE SA
     /// established after that, proof that the path works again.
     pub failed_at: Option<Instant>,
+    /// Where the IKE SA talks and what NAT detection found (see `nat`); None before the
+    /// first IKE SA came up.
+    pub nat: Option<super::nat::NatPath>,
+    /// Outbound packets when keepalives last looked: unchanged at the next look means idle.
+    pub keepalive_mark: u64,
 }
 
 /// When a tunnel last received and sent, as far as the plane followed it.
