@@ -34,6 +34,10 @@ const UP_TIMEOUT: Duration = Duration::from_secs(20);
 const IDLE: Duration = Duration::from_secs(60);
 /// ironsec's keepalive interval in the first test: short, so the idle minute holds many.
 const KEEPALIVE_S: u64 = 3;
+/// strongSwan's gateway as ironsec's config names it in the first test.
+const PEER_NAME: &str = "gw-b.nat.test";
+/// strongSwan's second address, where [`PEER_NAME`] moves.
+const GW_B_MOVED: &str = "192.0.2.3";
 
 /// ironsecd's config: one IKE connection, DPD off (so nothing but keepalives crosses an
 /// idle NAT), with `extra` lines.
@@ -181,9 +185,12 @@ impl Run {
     }
 }
 
+/// Starts strongSwan, then ironsecd. With `hosts`, ironsecd runs in a mount namespace of its
+/// own where that file is /etc/hosts: peer names resolve there, and nowhere else on the host.
 fn start(
     lab: NatLab,
     dir: TempDir,
+    hosts: Option<&Path>,
     ironsec_ns: &str,
     ironsec_cfg: impl FnOnce(&Path, &Path) -> String,
     sw_ns: &str,
@@ -196,7 +203,20 @@ fn start(
     let cfg: PathBuf = dir.join("ironsec.toml");
     fs::write(&cfg, ironsec_cfg(&sock, &psk)).unwrap();
     let sw = StrongSwan::start(sw_ns, &dir.join("strongswan"), &sw_conf(&psk_text));
-    let ironsec = Daemon::start("ironsec", ironsec_ns, &cfg, &sock, dir.join("ironsecd.log"));
+    let log = dir.join("ironsecd.log");
+    let ironsec = match hosts {
+        None => Daemon::start("ironsec", ironsec_ns, &cfg, &sock, log),
+        Some(hosts) => {
+            let mut cmd = ns_cmd(ironsec_ns, "unshare");
+            cmd.args(["--mount", "--propagation", "private", "sh", "-c"])
+                .arg(r#"mount --bind "$1" /etc/hosts && exec "$2" --config "$3""#)
+                .arg("sh")
+                .arg(hosts)
+                .arg(IRONSECD)
+                .arg(&cfg);
+            Daemon::start_command("ironsec", ironsec_ns, cmd, &cfg, &sock, log, None, &[])
+        }
+    };
     Run {
         ironsec,
         sw,
@@ -213,16 +233,24 @@ fn ironsec_behind_nat_keeps_the_mapping_alive() {
     let lab = NatLab::up(&prefix);
     let dir = TempDir::new(&prefix);
     let (gw_a, gw_b) = (lab.gw_a.clone(), lab.gw_b.clone());
+    // strongSwan's gateway by name, resolved from a hosts file only ironsecd sees.
+    let hosts = dir.join("hosts");
+    fs::write(
+        &hosts,
+        format!("127.0.0.1 localhost\n{GW_B_PUBLIC} {PEER_NAME}\n"),
+    )
+    .unwrap();
     let r = start(
         lab,
         dir,
+        Some(&hosts),
         &gw_a,
         |sock, psk| {
             ironsec_toml(
                 sock,
                 psk,
                 GW_A_PRIVATE,
-                GW_B_PUBLIC,
+                PEER_NAME,
                 "10.1.0.0/24",
                 "10.2.0.0/24",
                 "start",
@@ -233,7 +261,7 @@ fn ironsec_behind_nat_keeps_the_mapping_alive() {
         |psk| {
             swanctl_conf(
                 psk,
-                GW_B_PUBLIC,
+                &format!("{GW_B_PUBLIC}, {GW_B_MOVED}"),
                 "%any",
                 "10.2.0.0/24",
                 "10.1.0.0/24",
@@ -299,6 +327,43 @@ fn ironsec_behind_nat_keeps_the_mapping_alive() {
         during <= 1,
         "{during} keepalives while the tunnel carried a ping every 200 ms"
     );
+
+    // The peer's name now resolves elsewhere; the next reconnect (strongSwan deletes the IKE
+    // SA, ironsec's close action restarts it) resolves it again and goes there.
+    run_ok(
+        ns_cmd(&r.lab.gw_b, "ip").args(["addr", "add", &format!("{GW_B_MOVED}/24"), "dev", "wan"]),
+        Duration::from_secs(10),
+    );
+    fs::write(
+        &hosts,
+        format!("127.0.0.1 localhost\n{GW_B_MOVED} {PEER_NAME}\n"),
+    )
+    .unwrap();
+    r.sw.swanctl_ok(&["--terminate", "--ike", "gw-a"]);
+    let mut last = String::new();
+    let moved = poll_until(UP_TIMEOUT, || {
+        last = r.sw.swanctl_ok(&["--list-sas"]);
+        last.contains("ESTABLISHED")
+            && last.contains(&format!("@ {GW_B_MOVED}[4500]"))
+            && last.contains("INSTALLED")
+            && ctl_status(&r.ironsec.socket).is_ok_and(|st| tunnel_up(&st))
+    });
+    assert!(
+        moved,
+        "ironsec did not reconnect to the new address of {PEER_NAME}:\n{last}\n{}",
+        r.logs()
+    );
+    assert_eq!(
+        r.ping(&r.lab.lan_a, LAN_B_HOST, 3),
+        3,
+        "lanA -> lanB after the move\n{}",
+        r.logs()
+    );
+    let log = r.ironsec.log_text();
+    assert!(
+        log.contains("resolves to a new address"),
+        "no log line for the new address:\n{log}"
+    );
 }
 
 #[test]
@@ -312,6 +377,7 @@ fn strongswan_behind_nat_is_followed_when_the_nat_remaps() {
     let r = start(
         lab,
         dir,
+        None,
         &gw_b,
         |sock, psk| {
             ironsec_toml(

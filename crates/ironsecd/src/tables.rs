@@ -60,6 +60,9 @@ pub struct TunnelSpec {
     pub local: IpAddr,
     pub remote: IpAddr,
     pub ike: bool,
+    /// The peer was given by this DNS name: `remote` is what it resolved to at load, and
+    /// every initiation resolves it again.
+    pub remote_name: Option<Arc<str>>,
 }
 
 impl TunnelSpec {
@@ -75,25 +78,26 @@ impl TunnelSpec {
 pub fn tunnel_specs(cfg: &Config) -> Vec<TunnelSpec> {
     let mut v = Vec::new();
     for (i, c) in cfg.connections.iter().enumerate() {
-        let pairs: Vec<(IpAddr, IpAddr, bool)> = match &c.keying {
+        let pairs: Vec<(IpAddr, IpAddr, bool, Option<Arc<str>>)> = match &c.keying {
             Keying::Static(s) => s
                 .tunnels
                 .iter()
-                .map(|t| (t.local, t.remote.ip(), false))
+                .map(|t| (t.local, t.remote.ip(), false, None))
                 .collect(),
             Keying::Ike(k) => k
                 .tunnels
                 .iter()
-                .map(|t| (t.local, t.remote, true))
+                .map(|t| (t.local, t.remote, true, t.remote_name.clone()))
                 .collect(),
         };
-        for (local, remote, ike) in pairs {
+        for (local, remote, ike, remote_name) in pairs {
             v.push(TunnelSpec {
                 conn: c.name.as_str().into(),
                 conn_index: i,
                 local,
                 remote,
                 ike,
+                remote_name,
             });
         }
     }

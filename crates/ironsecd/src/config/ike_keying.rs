@@ -49,10 +49,15 @@ pub struct IkeKeying {
     pub tunnels: Vec<IkeTunnel>,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct IkeTunnel {
     pub local: IpAddr,
+    /// The peer's address; for a peer given by name, what the name resolved to when the
+    /// config was loaded.
     pub remote: IpAddr,
+    /// The DNS name the peer was given by, resolved again on every reconnect (see
+    /// `config::peer_name`); None for an address.
+    pub remote_name: Option<std::sync::Arc<str>>,
     /// Higher is preferred (active-standby); ties go to the earlier tunnel.
     pub priority: u32,
     /// Share of the flows (active-active), at least 1.
@@ -211,7 +216,20 @@ pub(super) fn validate(
                 "not used with keying = \"ike\" (IKE uses gateway.ike_port, then gateway.port)",
             ));
         }
-        if let Some((local, remote)) = super::tunnel_addrs(file, &tk, &t.local, &t.remote, errs) {
+        // A peer given by name: resolved now (start, reload) and on every reconnect.
+        let remote_name = super::peer_name::is_dns_name(&t.remote)
+            .then(|| std::sync::Arc::<str>::from(t.remote.as_str()));
+        let resolved = match (&remote_name, t.local.parse::<IpAddr>()) {
+            (Some(name), Ok(local)) => match super::peer_name::resolve(name, local) {
+                Ok(a) => a.to_string(),
+                Err(reason) => {
+                    errs.push(ConfigError::new(file, format!("{tk}.remote"), reason));
+                    continue;
+                }
+            },
+            _ => t.remote.clone(),
+        };
+        if let Some((local, remote)) = super::tunnel_addrs(file, &tk, &t.local, &resolved, errs) {
             if t.weight == Some(0) || t.weight.is_some_and(|w| w > 1000) {
                 errs.push(ConfigError::new(
                     file,
@@ -222,6 +240,7 @@ pub(super) fn validate(
             tunnels.push(IkeTunnel {
                 local,
                 remote,
+                remote_name,
                 priority: t.priority.unwrap_or(0),
                 weight: t.weight.unwrap_or(1),
             });

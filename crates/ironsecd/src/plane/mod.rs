@@ -7,6 +7,7 @@
 //! - [`tunnels`]: per-tunnel state, starting and restarting tunnels;
 //! - [`failover`]: which tunnels carry a connection's traffic ([`failover::decide`], pure);
 //! - [`probing`]: "sending without hearing back" checks of multi-tunnel connections;
+//! - [`nat`]: NAT keepalives and following a peer behind a NAT to its new address;
 //! - [`sharing`]: the connections' bandwidth buckets;
 //! - [`commands`] and [`reload`]: the operator's `initiate`, `terminate` and reload;
 //! - `peer`: the config translated into the engine's peer settings;
