@@ -12,6 +12,12 @@
 //!   NAT) initiates, ironsecd on gwB; traffic both ways; then the NAT re-maps its source ports
 //!   (new port range, old mappings flushed) and traffic from strongSwan's side arrives from a
 //!   new port: ironsec's fast path follows it, and its own traffic reaches the new port.
+//! - `both_ends_behind_nats`: strongSwan behind a NAT of its own that forwards UDP 500/4500
+//!   to it; ironsec (behind the first NAT) finds both ends behind NATs, keeps its mapping over
+//!   an idle period longer than the NAT timeout, and traffic crosses both NATs both ways.
+//!
+//! The first test also names strongSwan's gateway by DNS name (a hosts file bind-mounted over
+//! /etc/hosts in ironsecd's own mount namespace) and checks that a reconnect resolves it again.
 //!
 //! Root, strongSwan and nftables needed (tests/install-deps.sh); `#[ignore = "needs root"]`.
 //! Run: `cargo test -p ironsecd --test nat_traversal -- --include-ignored --test-threads=1 --nocapture`
@@ -454,5 +460,89 @@ fn strongswan_behind_nat_is_followed_when_the_nat_remaps() {
     assert!(
         log.contains("peer behind a NAT moved"),
         "no log line for the move:\n{log}"
+    );
+}
+
+#[test]
+#[ignore = "needs root"]
+fn both_ends_behind_nats() {
+    let _g = serial();
+    let prefix = unique_prefix();
+    let lab = NatLab::up_both(&prefix);
+    let dir = TempDir::new(&prefix);
+    let (gw_a, gw_b) = (lab.gw_a.clone(), lab.gw_b.clone());
+    let r = start(
+        lab,
+        dir,
+        None,
+        &gw_a,
+        |sock, psk| {
+            ironsec_toml(
+                sock,
+                psk,
+                GW_A_PRIVATE,
+                GW_B_PUBLIC,
+                "10.1.0.0/24",
+                "10.2.0.0/24",
+                "start",
+                &format!("nat_keepalive = {KEEPALIVE_S}"),
+            )
+        },
+        &gw_b,
+        |psk| {
+            swanctl_conf(
+                psk,
+                GW_B_PRIVATE,
+                "%any",
+                "10.2.0.0/24",
+                "10.1.0.0/24",
+                "none",
+            )
+        },
+    );
+    r.wait_up();
+    let log = r.ironsec.log_text();
+    assert!(
+        log.contains("we_are_behind_nat=true peer_is_behind_nat=true"),
+        "ironsec did not find both ends behind NATs:\n{log}"
+    );
+    assert_eq!(
+        r.ping(&r.lab.lan_a, LAN_B_HOST, 3),
+        3,
+        "lanA -> lanB\n{}",
+        r.logs()
+    );
+    assert_eq!(
+        r.ping(&r.lab.lan_b, LAN_A_HOST, 3),
+        3,
+        "lanB -> lanA\n{}",
+        r.logs()
+    );
+    // Idle longer than the NATs' UDP timeout: only ironsec's keepalives keep its NAT's
+    // mapping (strongSwan's come every 20 s and its NAT forwards the ports anyway).
+    let before = r.lab.counter("keepalive_out");
+    let idle = Duration::from_secs(u64::from(NAT_UDP_TIMEOUT_S) + 6);
+    std::thread::sleep(idle);
+    let sent = r.lab.counter("keepalive_out") - before;
+    assert!(
+        sent >= idle.as_secs() / KEEPALIVE_S - 2,
+        "{sent} keepalives in {idle:?}\n{}",
+        r.logs()
+    );
+    let got = r.ping(&r.lab.lan_b, LAN_A_HOST, 5);
+    assert!(
+        got >= 4,
+        "after {idle:?} idle, lanB -> lanA: {got}/5 answered\n{}",
+        r.logs()
+    );
+    assert_eq!(
+        r.ping(&r.lab.lan_a, LAN_B_HOST, 3),
+        3,
+        "lanA -> lanB after idle\n{}",
+        r.logs()
+    );
+    eprintln!(
+        "[test] both behind NATs: {sent} keepalives from ironsec, {} from strongSwan",
+        r.lab.counter_b("keepalive_out")
     );
 }
