@@ -266,7 +266,9 @@ pub struct Policy {
 /// [`crate::PeerMovedSink`]). `None`: the peer's address is fixed and not followed.
 struct InboundSlot {
     entry: Arc<InboundEntry>,
-    nat_peer: Option<SocketAddr>,
+    /// Boxed: a fixed peer's slot stays two words, so the lookup every packet makes costs
+    /// what it did before NAT peers were followed.
+    nat_peer: Option<Box<SocketAddr>>,
 }
 
 #[derive(Default)]
@@ -332,7 +334,7 @@ impl Tables {
     pub fn following(mut self, peers: impl IntoIterator<Item = (u32, SocketAddr)>) -> Tables {
         for (spi, addr) in peers {
             if let Some(slot) = self.inbound.get_mut(&spi) {
-                slot.nat_peer = Some(addr);
+                slot.nat_peer = Some(Box::new(addr));
             }
         }
         self
@@ -346,8 +348,10 @@ impl Tables {
     /// The inbound SA for `spi` and, if its peer is behind a NAT, the address its tunnel
     /// sends to now (see [`Tables::following`]).
     #[inline]
-    pub fn inbound_followed(&self, spi: u32) -> Option<(&InboundEntry, Option<SocketAddr>)> {
-        self.inbound.get(&spi).map(|e| (&*e.entry, e.nat_peer))
+    pub fn inbound_followed(&self, spi: u32) -> Option<(&InboundEntry, Option<&SocketAddr>)> {
+        self.inbound
+            .get(&spi)
+            .map(|e| (&*e.entry, e.nat_peer.as_deref()))
     }
 
     /// The tunnel for a packet from `src` to `dst`: longest remote prefix wins.

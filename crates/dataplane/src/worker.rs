@@ -444,7 +444,7 @@ impl Worker {
                         // Only SAs of peers behind a NAT carry an address to compare with,
                         // so a fixed peer costs nothing here.
                         if let Some(peer) = nat_peer {
-                            if let Some(from) = from.get().filter(|f| f != peer) {
+                            if let Some(from) = from.get().filter(|f| f != *peer) {
                                 self.report_peer_moved(&mut batch_now, sa.sa.spi(), from);
                             }
                         }
@@ -601,7 +601,11 @@ pub enum Inbound<'t> {
     /// A decrypted packet for the site, at this range of the datagram buffer, from this SA;
     /// for a peer behind a NAT, the address its tunnel sends to now (see
     /// [`Tables::following`]).
-    Deliver(std::ops::Range<usize>, &'t InboundEntry, Option<SocketAddr>),
+    Deliver(
+        std::ops::Range<usize>,
+        &'t InboundEntry,
+        Option<&'t SocketAddr>,
+    ),
     /// IKE on 4500: belongs to the control plane.
     Ike,
     NatKeepalive,
@@ -768,7 +772,7 @@ mod tests {
         let b = b.following([(0x201, peer), (0x999, peer)]);
         let v = open_one(&b, &mut again);
         assert!(
-            matches!(v, Inbound::Deliver(_, _, Some(p)) if p == peer),
+            matches!(v, Inbound::Deliver(_, _, Some(p)) if *p == peer),
             "{}",
             verdict_name(&v)
         );

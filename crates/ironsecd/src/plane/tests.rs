@@ -812,7 +812,7 @@ fn behind_a_nat_idle_tunnels_send_keepalives_and_the_peer_follows_a_new_port() {
     assert_eq!(p.b.conn_stats("site-a").peer_moves, 1);
     let tables = p.b.tables().unwrap();
     let (_, followed) = tables.inbound_followed(b_spi).unwrap();
-    assert_eq!(followed, Some(moved));
+    assert_eq!(followed, Some(&moved));
     assert!(tables.tunnels().iter().any(|t| t.remote == moved));
     // The same report again changes nothing.
     p.b.on_peer_moved(at(62), b_spi, moved);
