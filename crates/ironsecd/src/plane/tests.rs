@@ -818,4 +818,32 @@ fn behind_a_nat_idle_tunnels_send_keepalives_and_the_peer_follows_a_new_port() {
     p.b.on_peer_moved(at(62), b_spi, moved);
     assert!(!p.b.drain_events(at(62)));
     assert_eq!(p.b.conn_stats("site-a").peer_moves, 1);
+
+    // An authenticated IKE request (A's liveness probe) from yet another port moves B too
+    // (RFC 7296 2.23), and the fast path's destination with it.
+    let ike_a = p.a.tunnel(&primary()).unwrap().ike.unwrap();
+    assert!(p.a.ep.probe(at(63), ike_a, Duration::from_secs(5)).unwrap());
+    let again: SocketAddr = "203.0.113.1:34500".parse().unwrap();
+    let mut requests = 0;
+    while let Some(t) = p.a.poll_transmit() {
+        p.b.on_ike_datagram(at(63), t.remote, again, &t.payload);
+        requests += 1;
+    }
+    assert_eq!(requests, 1);
+    assert!(p.b.drain_events(at(63)));
+    assert_eq!(p.b.sas().child(b_spi).unwrap().info.remote, again);
+    assert_eq!(p.b.conn_stats("site-a").peer_moves, 2);
+    let reply = p.b.poll_transmit().expect("B answers the probe");
+    assert_eq!(
+        reply.remote, again,
+        "the answer goes where the request came from"
+    );
+    // A datagram from elsewhere that does not authenticate (B's answer with its ICV
+    // broken, sent back as if it came from A) moves nothing.
+    let forged: SocketAddr = "198.51.100.66:4500".parse().unwrap();
+    let mut junk = reply.payload.clone();
+    *junk.last_mut().unwrap() ^= 1;
+    p.b.on_ike_datagram(at(64), "192.0.2.2:4500".parse().unwrap(), forged, &junk);
+    assert!(!p.b.drain_events(at(64)));
+    assert_eq!(p.b.sas().child(b_spi).unwrap().info.remote, again);
 }
