@@ -129,6 +129,16 @@ secrets {{
     )
 }
 
+/// `tshark -r PCAP -Y FILTER -T fields -e ...`: one line per matching packet.
+fn tshark_fields(pcap: &Path, filter: &str, fields: &[&str]) -> String {
+    let mut c = std::process::Command::new("tshark");
+    c.arg("-r").arg(pcap).args(["-Y", filter, "-T", "fields"]);
+    for f in fields {
+        c.args(["-e", f]);
+    }
+    String::from_utf8_lossy(&run_ok(&mut c, Duration::from_secs(60)).stdout).into_owned()
+}
+
 /// Field order: both daemons stop before the namespaces go, the directory (kept on failure)
 /// last.
 struct Run {
@@ -289,10 +299,43 @@ fn ironsec_behind_nat_keeps_the_mapping_alive() {
         r.logs()
     );
 
+    // The wire on the NAT's public side, for tshark to judge what crossed it.
+    let pcap = r.dir.join("nat-out.pcap");
+    let cap = Capture::start(
+        &r.lab.nat,
+        "out",
+        &pcap,
+        &["udp", "port", "4500"],
+        r.dir.join("tcpdump.log"),
+    );
     let before = r.lab.counter("keepalive_out");
     std::thread::sleep(IDLE);
     let sent = r.lab.counter("keepalive_out") - before;
+    cap.stop();
     eprintln!("[test] NAT keepalives through the NAT in {IDLE:?} of idle: {sent}");
+    // tshark's own dissector (udpencap) calls them NAT-keepalives: from the NAT's public
+    // address (ironsec's mapping) to strongSwan's UDP/4500, and nothing else crossed.
+    let fields = tshark_fields(
+        &pcap,
+        "udpencap.nat_keepalive",
+        &["ip.src", "ip.dst", "udp.dstport"],
+    );
+    let seen = fields.lines().filter(|l| !l.trim().is_empty()).count() as u64;
+    assert!(
+        fields
+            .lines()
+            .all(|l| l.split_whitespace().collect::<Vec<_>>() == [NAT_PUBLIC, GW_B_PUBLIC, "4500"]),
+        "keepalives between the wrong addresses:\n{fields}"
+    );
+    let others = tshark_fields(&pcap, "!udpencap.nat_keepalive", &["frame.number"]);
+    assert!(
+        others.trim().is_empty(),
+        "the idle tunnel carried more than keepalives:\n{others}"
+    );
+    assert!(
+        seen + 1 >= sent && seen <= sent + 1,
+        "tshark saw {seen} keepalives, the NAT counted {sent}"
+    );
     // The peer in front of the NAT reaches the LAN behind ironsec first: only possible if
     // the NAT still maps ironsec's UDP/4500, i.e. the keepalives kept it.
     let got = r.ping(&r.lab.lan_b, LAN_A_HOST, 5);
