@@ -286,6 +286,12 @@ fn ironsec_behind_nat_keeps_the_mapping_alive() {
         },
     );
     r.wait_up();
+    let st = r.ironsec.status();
+    assert_eq!(
+        st.pointer(&format!("{T0}/nat/we_are_behind_nat")),
+        Some(&Value::Bool(true)),
+        "{st:#}"
+    );
     assert_eq!(
         r.ping(&r.lab.lan_a, LAN_B_HOST, 3),
         3,
@@ -454,6 +460,17 @@ fn strongswan_behind_nat_is_followed_when_the_nat_remaps() {
     );
     r.sw.swanctl_ok(&["--initiate", "--child", "site-a"]);
     r.wait_up();
+    let st = r.ironsec.status();
+    assert_eq!(
+        st.pointer(&format!("{T0}/nat/peer_is_behind_nat")),
+        Some(&Value::Bool(true)),
+        "{st:#}"
+    );
+    assert_eq!(
+        st.pointer(&format!("{T0}/nat/we_are_behind_nat")),
+        Some(&Value::Bool(false)),
+        "{st:#}"
+    );
     assert_eq!(
         r.ping(&r.lab.lan_a, LAN_B_HOST, 3),
         3,
@@ -486,6 +503,18 @@ fn strongswan_behind_nat_is_followed_when_the_nat_remaps() {
         "ironsec did not follow the peer: {:#}\n{}",
         r.ironsec.status(),
         r.logs()
+    );
+    // Status says where the peer is now: the NAT's address, a port from the new range.
+    let st = r.ironsec.status();
+    let peer: std::net::SocketAddr = st
+        .pointer(&format!("{T0}/nat/peer"))
+        .and_then(Value::as_str)
+        .and_then(|p| p.parse().ok())
+        .unwrap_or_else(|| panic!("no nat.peer in {st:#}"));
+    assert_eq!(peer.ip().to_string(), NAT_PUBLIC);
+    assert!(
+        (REMAP_PORTS.0..=REMAP_PORTS.1).contains(&peer.port()),
+        "peer {peer} is not on a re-mapped port"
     );
     let to_new_port = r.lab.counter("remapped_in");
     assert!(

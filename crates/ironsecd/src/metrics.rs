@@ -446,6 +446,7 @@ mod tests {
                     ike: None,
                     outbound: None,
                     inbound: None,
+                    nat: None,
                 }],
             }],
         }

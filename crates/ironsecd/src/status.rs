@@ -172,6 +172,21 @@ pub struct TunnelStatus {
     pub ike: Option<IkeStatus>,
     pub outbound: Option<OutboundStatus>,
     pub inbound: Option<InboundStatus>,
+    /// What NAT detection found for the IKE SA and where it talks now (negotiated tunnels with
+    /// an IKE SA only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub nat: Option<NatStatus>,
+}
+
+/// A tunnel's NAT traversal state.
+#[derive(Serialize, Deserialize, Debug, Clone, PartialEq, Eq)]
+pub struct NatStatus {
+    /// We are behind a NAT: keepalives keep its mapping (see `nat_keepalive`).
+    pub we_are_behind_nat: bool,
+    /// The peer is behind a NAT: it is followed to the address its packets come from.
+    pub peer_is_behind_nat: bool,
+    /// The peer's address and port the tunnel sends to now.
+    pub peer: String,
 }
 
 #[derive(Serialize, Deserialize, Debug, Clone, PartialEq, Eq)]
@@ -336,6 +351,22 @@ impl Status {
                 );
                 if let Some(e) = &t.last_error {
                     let _ = writeln!(s, "    last error: {e}");
+                }
+                if let Some(n) = t
+                    .nat
+                    .as_ref()
+                    .filter(|n| n.we_are_behind_nat || n.peer_is_behind_nat)
+                {
+                    let _ = writeln!(
+                        s,
+                        "    nat: {}, peer at {}",
+                        match (n.we_are_behind_nat, n.peer_is_behind_nat) {
+                            (true, true) => "both ends behind NATs",
+                            (true, false) => "we are behind a NAT",
+                            _ => "the peer is behind a NAT",
+                        },
+                        n.peer
+                    );
                 }
                 if let Some(i) = &t.ike {
                     let _ = writeln!(
