@@ -33,7 +33,9 @@ pub struct NatPath {
 impl Plane {
     /// The keepalive interval of `key`'s connection; None = off (or not an IKE connection).
     fn keepalive_interval(&self, key: &TunnelKey) -> Option<std::time::Duration> {
-        match &self.connection(&key.conn)?.keying {
+        // By the name index, not a search of the config: this runs for every keepalive.
+        let conn = self.cfg.connections.get(*self.by_name.get(&key.conn)?)?;
+        match &conn.keying {
             Keying::Ike(k) => k.nat_keepalive,
             Keying::Static(_) => None,
         }
