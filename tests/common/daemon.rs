@@ -105,6 +105,22 @@ impl Daemon {
             None => ns_cmd(ns, IRONSECD),
         };
         cmd.arg("--config").arg(config);
+        Daemon::start_command(name, ns, cmd, config, socket, log, level, env)
+    }
+
+    /// ironsecd started by `cmd` (already naming the binary and `--config`), e.g. wrapped
+    /// to run in a mount namespace of its own; otherwise as [`Daemon::start_with_env`].
+    #[allow(clippy::too_many_arguments)]
+    pub fn start_command(
+        name: &str,
+        ns: &str,
+        mut cmd: Command,
+        config: &Path,
+        socket: &Path,
+        log: PathBuf,
+        level: Option<&str>,
+        env: &[(&str, String)],
+    ) -> Daemon {
         let level = match level {
             Some(l) => l.to_string(),
             None => std::env::var("IRONSEC_TEST_LOG").unwrap_or_else(|_| "info".into()),

@@ -22,6 +22,7 @@ mod daemon;
 mod ike_lab;
 mod lab;
 mod logtime;
+mod nat_lab;
 mod netns;
 mod packets;
 mod pcap;
@@ -36,8 +37,8 @@ mod traffic;
 // Each test file uses its own share of these.
 #[allow(unused_imports)]
 pub use {
-    capture::*, config::*, daemon::*, ike_lab::*, lab::*, logtime::*, netns::*, packets::*,
-    pcap::*, ping::*, process::*, scripts::*, status::*, tempdir::*, traffic::*,
+    capture::*, config::*, daemon::*, ike_lab::*, lab::*, logtime::*, nat_lab::*, netns::*,
+    packets::*, pcap::*, ping::*, process::*, scripts::*, status::*, tempdir::*, traffic::*,
 };
 
 use std::path::{Path, PathBuf};

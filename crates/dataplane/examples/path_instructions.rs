@@ -49,7 +49,7 @@ fn seal_loop(a: &Tables, gw: &GatewayCounters, pkt: &[u8], bufs: &mut [Vec<u8>])
 fn open_loop(b: &Tables, bufs: &mut [Vec<u8>]) {
     for d in bufs.iter_mut() {
         let v = open_one(b, d);
-        let Inbound::Deliver(range, _) = &v else {
+        let Inbound::Deliver(range, _, _) = &v else {
             panic!("not delivered")
         };
         black_box(clamp_inbound(b, &mut d[range.clone()]));

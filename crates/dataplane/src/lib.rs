@@ -71,6 +71,13 @@ pub type UnknownSpiSink = Arc<dyn Fn(SocketAddr, SocketAddr, u32) + Send + Sync>
 /// a worker thread; must not block.
 pub type ActivitySink = Arc<dyn Fn(SaActivity) + Send + Sync>;
 
+/// Receives (inbound SPI, source address) when an SA whose peer is behind a NAT (see
+/// [`Tables::following`]) delivered an authenticated, replay-checked packet from an address
+/// other than the one its tunnel sends to: the peer's NAT mapping changed, and the control
+/// plane should send there (RFC 3948; RFC 7296 2.23). At most ten reports a second per
+/// worker. Called on a worker thread; must not block.
+pub type PeerMovedSink = Arc<dyn Fn(u32, SocketAddr) + Send + Sync>;
+
 /// Where the fast path hands work to the control plane.
 #[derive(Clone, Default)]
 pub struct Sinks {
@@ -80,6 +87,7 @@ pub struct Sinks {
     /// Without one, an armed [`Watch`] is still disarmed by the next packet, for the control
     /// plane to poll with [`Watch::is_armed`].
     pub activity: Option<ActivitySink>,
+    pub peer_moved: Option<PeerMovedSink>,
 }
 
 #[derive(thiserror::Error, Debug)]
@@ -234,6 +242,8 @@ impl Dataplane {
                 acquire_sink: sinks.acquire.clone(),
                 unknown_spi_sink: sinks.unknown_spi.clone(),
                 activity_sink: sinks.activity.clone(),
+                peer_moved_sink: sinks.peer_moved.clone(),
+                peer_moved_reported: std::cell::Cell::new(None),
                 unknown_spi_reported: std::cell::Cell::new(None),
                 icmp_limiter: mtu::IcmpLimiter::new(),
                 local_addrs: cfg.local_addrs.clone(),

@@ -291,9 +291,20 @@ pub struct Policy {
 }
 
 /// Everything the fast path needs to move packets, swapped as a whole.
+/// An inbound SA in one table snapshot: the entry (shared by every snapshot) and, for a peer
+/// behind a NAT, the address the tunnel sends to now. A packet that authenticates from another
+/// address shows the peer's NAT mapping changed; the fast path reports it (see
+/// [`crate::PeerMovedSink`]). `None`: the peer's address is fixed and not followed.
+struct InboundSlot {
+    entry: Arc<InboundEntry>,
+    /// Boxed: a fixed peer's slot stays two words, so the lookup every packet makes costs
+    /// what it did before NAT peers were followed.
+    nat_peer: Option<Box<SocketAddr>>,
+}
+
 #[derive(Default)]
 pub struct Tables {
-    inbound: HashMap<u32, Arc<InboundEntry>>,
+    inbound: HashMap<u32, InboundSlot>,
     /// Most specific remote prefix first, so the first match is the longest match.
     policies: Vec<Policy>,
     tunnels: Vec<Tunnel>,
@@ -348,7 +359,11 @@ impl Tables {
         let mut map = HashMap::with_capacity(inbound.len());
         for e in inbound {
             let spi = e.sa.spi();
-            if map.insert(spi, e).is_some() {
+            let slot = InboundSlot {
+                entry: e,
+                nat_peer: None,
+            };
+            if map.insert(spi, slot).is_some() {
                 return Err(TableError::DuplicateSpi(spi));
             }
         }
@@ -386,9 +401,29 @@ impl Tables {
         self
     }
 
+    /// Marks the inbound SAs of peers behind a NAT with the address their tunnel sends to
+    /// now (SPI, address); SPIs this table does not hold are ignored.
+    pub fn following(mut self, peers: impl IntoIterator<Item = (u32, SocketAddr)>) -> Tables {
+        for (spi, addr) in peers {
+            if let Some(slot) = self.inbound.get_mut(&spi) {
+                slot.nat_peer = Some(Box::new(addr));
+            }
+        }
+        self
+    }
+
     #[inline]
     pub fn inbound(&self, spi: u32) -> Option<&InboundEntry> {
-        self.inbound.get(&spi).map(|e| &**e)
+        self.inbound.get(&spi).map(|e| &*e.entry)
+    }
+
+    /// The inbound SA for `spi` and, if its peer is behind a NAT, the address its tunnel
+    /// sends to now (see [`Tables::following`]).
+    #[inline]
+    pub fn inbound_followed(&self, spi: u32) -> Option<(&InboundEntry, Option<&SocketAddr>)> {
+        self.inbound
+            .get(&spi)
+            .map(|e| (&*e.entry, e.nat_peer.as_deref()))
     }
 
     /// The tunnel for a packet from `src` to `dst` judged by addresses alone (a policy
@@ -438,7 +473,7 @@ impl Tables {
     }
 
     pub fn inbound_entries(&self) -> impl Iterator<Item = &Arc<InboundEntry>> {
-        self.inbound.values()
+        self.inbound.values().map(|s| &s.entry)
     }
 }
 

@@ -47,6 +47,9 @@ use crate::udp::{RecvBatch, SendSlots};
 const POLL_MS: i32 = 100;
 /// Pacing of [`Worker::report_unknown_spi`]: ten reports a second per worker at most.
 const UNKNOWN_SPI_REPORT_EVERY: std::time::Duration = std::time::Duration::from_millis(100);
+/// Pacing of [`Worker::report_peer_moved`]: ten reports a second per worker at most, until
+/// the control plane's new tables send to the new address and the reports stop by themselves.
+const PEER_MOVED_REPORT_EVERY: std::time::Duration = std::time::Duration::from_millis(100);
 
 pub(crate) struct Worker {
     pub id: usize,
@@ -70,6 +73,10 @@ pub(crate) struct Worker {
     pub unknown_spi_reported: std::cell::Cell<Option<std::time::Instant>>,
     /// Where the first packet through an armed [`Watch`] is reported.
     pub activity_sink: Option<crate::ActivitySink>,
+    /// Where an authenticated packet from a NAT peer's new address is reported (paced: see
+    /// [`crate::PeerMovedSink`]).
+    pub peer_moved_sink: Option<crate::PeerMovedSink>,
+    pub peer_moved_reported: std::cell::Cell<Option<std::time::Instant>>,
     /// The address each socket is bound to (same order as `sockets`).
     pub local_addrs: Vec<std::net::SocketAddr>,
     /// Paces the ICMP "too big" errors this worker writes back to the site.
@@ -481,6 +488,32 @@ impl Worker {
         );
     }
 
+    /// Tells the control plane that inbound SA `spi`, whose peer is behind a NAT, delivered an
+    /// authenticated, replay-checked packet from `from`, not from the address its tunnel
+    /// sends to: the peer's NAT mapping changed (RFC 3948, RFC 7296 2.23). At most once per
+    /// [`PEER_MOVED_REPORT_EVERY`]; `batch_now` is shared with [`Worker::report_unknown_spi`]
+    /// so a batch reads the clock once.
+    fn report_peer_moved(
+        &self,
+        batch_now: &mut Option<std::time::Instant>,
+        spi: u32,
+        from: SocketAddr,
+    ) {
+        let Some(sink) = &self.peer_moved_sink else {
+            return;
+        };
+        let now = *batch_now.get_or_insert_with(std::time::Instant::now);
+        if self
+            .peer_moved_reported
+            .get()
+            .is_some_and(|t| now.saturating_duration_since(t) < PEER_MOVED_REPORT_EVERY)
+        {
+            return;
+        }
+        self.peer_moved_reported.set(Some(now));
+        sink(spi, from);
+    }
+
     /// Reports a packet through a watched SA to the control plane if it armed the watch.
     #[inline]
     fn activity(&self, watch: &Option<Arc<Watch>>, direction: Direction) {
@@ -546,7 +579,7 @@ impl Worker {
                     let d = &mut buf[off..end];
                     gw.udp_rx(1);
                     let verdict = open_one(&tables, d);
-                    if let Inbound::Deliver(range, _) = &verdict {
+                    if let Inbound::Deliver(range, _, _) = &verdict {
                         if clamp_inbound(&tables, &mut d[range.clone()]) {
                             gw.mss_clamped();
                         }
@@ -564,13 +597,20 @@ impl Worker {
                     {
                         self.report_unknown_spi(&mut batch_now, self.local_addrs[s], from, d);
                     }
-                    if let Inbound::Deliver(_, sa) = &verdict {
+                    if let Inbound::Deliver(_, sa, nat_peer) = &verdict {
                         self.activity(&sa.watch, Direction::Inbound);
+                        // Only SAs of peers behind a NAT carry an address to compare with,
+                        // so a fixed peer costs nothing here.
+                        if let Some(peer) = nat_peer {
+                            if let Some(from) = from.get().filter(|f| f != *peer) {
+                                self.report_peer_moved(&mut batch_now, sa.sa.spi(), from);
+                            }
+                        }
                     }
                     match (verdict, co.as_mut()) {
                         // Offloading TUN: TCP segments, or same-sized UDP datagrams, of one
                         // flow are written as one.
-                        (Inbound::Deliver(range, sa), Some(co)) => {
+                        (Inbound::Deliver(range, sa, peer), Some(co)) => {
                             let pkt = &d[range.clone()];
                             if co.tcp.must_flush_before(pkt) {
                                 let n = co.tcp.segments();
@@ -583,7 +623,8 @@ impl Worker {
                             if co.tcp.push(pkt) || co.udp.push(pkt) {
                                 sa.counters.get(self.id).packet(pkt.len());
                             } else {
-                                deliver(self.id, d, Inbound::Deliver(range, sa), &self.tun, gw);
+                                let v = Inbound::Deliver(range, sa, peer);
+                                deliver(self.id, d, v, &self.tun, gw);
                             }
                         }
                         (v, _) => deliver(self.id, d, v, &self.tun, gw),
@@ -762,8 +803,14 @@ pub fn account_sealed(
 
 /// What one received UDP/4500 datagram turned out to be.
 pub enum Inbound<'t> {
-    /// A decrypted packet for the site, at this range of the datagram buffer, from this SA.
-    Deliver(std::ops::Range<usize>, &'t InboundEntry),
+    /// A decrypted packet for the site, at this range of the datagram buffer, from this SA;
+    /// for a peer behind a NAT, the address its tunnel sends to now (see
+    /// [`Tables::following`]).
+    Deliver(
+        std::ops::Range<usize>,
+        &'t InboundEntry,
+        Option<&'t SocketAddr>,
+    ),
     /// IKE on 4500: belongs to the control plane.
     Ike,
     NatKeepalive,
@@ -781,13 +828,13 @@ pub fn open_one<'t>(tables: &'t Tables, dgram: &mut [u8]) -> Inbound<'t> {
         Datagram::Ike(_) => return Inbound::Ike,
         Datagram::Malformed(_) => return Inbound::Drop(DropReason::Malformed, None),
     };
-    let Some(sa) = tables.inbound(spi) else {
+    let Some((sa, nat_peer)) = tables.inbound_followed(spi) else {
         return Inbound::Drop(DropReason::UnknownSpi, None);
     };
     let reason = match sa.sa.open_in_place(dgram) {
         Ok(opened) => match inner_addrs(&dgram[opened.range()]) {
             Some((src, dst)) if sa.admits(src, dst) && sa.admits_ports(dgram, opened.range()) => {
-                return Inbound::Deliver(opened.range(), sa)
+                return Inbound::Deliver(opened.range(), sa, nat_peer)
             }
             Some(_) => DropReason::Selector,
             None => DropReason::Malformed,
@@ -839,7 +886,7 @@ pub fn copy_dscp_in(tables: &Tables, pkt: &mut [u8], tos: u8) {
 #[inline]
 fn deliver(worker: usize, dgram: &mut [u8], verdict: Inbound, tun: &Tun, gw: &GatewayCounters) {
     let (reason, sa) = match verdict {
-        Inbound::Deliver(range, sa) => {
+        Inbound::Deliver(range, sa, _) => {
             // An offloading device wants a virtio-net header first: all zeros (a plain packet
             // whose checksums are done) in the bytes the ESP header and IV held.
             let start = if tun.vnet() && range.start >= VNET_HDR_LEN {
@@ -927,7 +974,7 @@ mod tests {
 
     fn verdict_name(v: &Inbound) -> String {
         match v {
-            Inbound::Deliver(r, _) => format!("deliver {}", r.len()),
+            Inbound::Deliver(r, _, _) => format!("deliver {}", r.len()),
             Inbound::Ike => "ike".into(),
             Inbound::NatKeepalive => "keepalive".into(),
             Inbound::Drop(r, _) => format!("drop {}", r.name()),
@@ -942,11 +989,33 @@ mod tests {
         let mut esp = seal(&a, &pkt, &gw).expect("policy matches");
         let mut replay = esp.clone();
         let v = open_one(&b, &mut esp);
-        let Inbound::Deliver(range, _) = &v else {
+        let Inbound::Deliver(range, _, _) = &v else {
             panic!("{}", verdict_name(&v))
         };
         assert_eq!(&esp[range.clone()], &pkt[..]);
         assert_eq!(verdict_name(&open_one(&b, &mut replay)), "drop replay");
+    }
+
+    #[test]
+    fn only_sas_of_nat_peers_carry_the_address_to_compare_with() {
+        let (a, b) = pair();
+        let gw = GatewayCounters::default();
+        let pkt = ipv4([10, 1, 0, 2], [10, 2, 0, 2], 100);
+        let mut esp = seal(&a, &pkt, &gw).unwrap();
+        let mut again = seal(&a, &pkt, &gw).unwrap();
+        assert!(matches!(
+            open_one(&b, &mut esp),
+            Inbound::Deliver(_, _, None)
+        ));
+        let peer: SocketAddr = "198.51.100.7:4500".parse().unwrap();
+        // B's inbound SA is 0x201; an SPI the table does not hold is ignored.
+        let b = b.following([(0x201, peer), (0x999, peer)]);
+        let v = open_one(&b, &mut again);
+        assert!(
+            matches!(v, Inbound::Deliver(_, _, Some(p)) if *p == peer),
+            "{}",
+            verdict_name(&v)
+        );
     }
 
     /// One tunnel 10.1.0.0/24 -> 10.2.0.0/24 that has no SA, trapped or not.
@@ -1032,7 +1101,7 @@ mod tests {
         // Outbound: the SYN leaves with MSS 1178 and a valid checksum.
         let syn = tcp_syn([10, 1, 0, 2], [10, 2, 0, 2], 0x02);
         let mut esp = seal(&a, &syn, gw).unwrap();
-        let Inbound::Deliver(r, _) = open_one(&b, &mut esp) else {
+        let Inbound::Deliver(r, _, _) = open_one(&b, &mut esp) else {
             panic!("not delivered")
         };
         let got = &mut esp[r];
@@ -1044,7 +1113,7 @@ mod tests {
         let mut esp = seal(&b.with_mtu(TunnelMtu::UNLIMITED), &synack, gw).unwrap();
         let (a2, _) = pair();
         let a2 = a2.with_mtu(m);
-        let Inbound::Deliver(r, _) = open_one(&a2, &mut esp) else {
+        let Inbound::Deliver(r, _, _) = open_one(&a2, &mut esp) else {
             panic!("not delivered")
         };
         assert_eq!(&esp[r.clone()][42..44], &1460u16.to_be_bytes());
@@ -1142,7 +1211,7 @@ mod tests {
             let b = pair().1.with_dscp_in(on);
             assert_eq!(b.any_dscp_in(), on);
             let mut d = esp.clone();
-            let Inbound::Deliver(r, _) = open_one(&b, &mut d) else {
+            let Inbound::Deliver(r, _, _) = open_one(&b, &mut d) else {
                 panic!("not delivered")
             };
             copy_dscp_in(&b, &mut d[r.clone()], 0x28);

@@ -476,6 +476,23 @@ impl Endpoint {
         })
     }
 
+    /// An authenticated, replay-checked ESP packet of one of `ike`'s CHILD_SAs came from
+    /// `from` (the fast path checked it): a peer behind a NAT whose mapping changed. The SA
+    /// follows it as it would an IKE message (RFC 3948 / RFC 7296 2.23), for a peer NAT
+    /// detection put behind a NAT only; a change comes out as
+    /// [`crate::Event::PeerAddressChanged`]. Returns whether the address changed.
+    pub fn peer_moved(
+        &mut self,
+        now: Instant,
+        ike: IkeSaId,
+        from: SocketAddr,
+    ) -> Result<bool, CommandError> {
+        self.with_sa(ike, now, |sa, ctx| {
+            sa.state == State::Established && sa.learn_address(ctx, from)
+        })
+        .ok_or(CommandError::NoSuchSa(ike))
+    }
+
     pub fn rekey_ike(&mut self, now: Instant, ike: IkeSaId) -> Result<(), CommandError> {
         self.with_sa(ike, now, |sa, ctx| sa.enqueue(ctx, Task::RekeyIke))
             .ok_or(CommandError::NoSuchSa(ike))

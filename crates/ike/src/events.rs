@@ -36,6 +36,19 @@ pub struct ChildSaInfo {
     pub encap: bool,
 }
 
+/// What NAT detection (RFC 7296 2.23) found in IKE_SA_INIT, apart from whether encapsulation
+/// is forced: which end's address a NAT rewrites.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct NatDetected {
+    /// Our address as the peer saw it is not ours (its NAT_DETECTION_DESTINATION_IP did not
+    /// match): we are behind a NAT, so we keep its mapping alive (RFC 3948 2.3 keepalives).
+    pub local: bool,
+    /// The peer's address as we see it is not the one it hashed (NAT_DETECTION_SOURCE_IP did
+    /// not match): the peer is behind a NAT, so we follow its address when an authenticated
+    /// packet comes from a new one.
+    pub remote: bool,
+}
+
 /// Why an IKE SA or CHILD_SA went away.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum CloseReason {
@@ -67,6 +80,8 @@ pub enum Event {
         remote_id: Identity,
         algorithms: IkeAlgorithms,
         initiator: bool,
+        /// Which ends NAT detection put behind a NAT.
+        nat: NatDetected,
     },
     IkeSaDown {
         conn: Option<Arc<str>>,
@@ -133,6 +148,15 @@ pub enum Event {
         remote_id: Option<Identity>,
         notify: NotifyType,
         detail: String,
+    },
+    /// The peer, behind a NAT, now sends from `remote`: an authenticated IKE message or (see
+    /// [`crate::Endpoint::peer_moved`]) an authenticated ESP packet came from there (RFC 7296
+    /// 2.23). The IKE SA and its CHILD_SAs now send there; the owner moves its ESP too.
+    PeerAddressChanged {
+        conn: Option<Arc<str>>,
+        ike: IkeSaId,
+        old: SocketAddr,
+        remote: SocketAddr,
     },
     /// An unprotected INVALID_SPI notification came from `remote` (RFC 7296 1.5): the peer
     /// may have restarted and lost its SAs. Only a hint, as anyone can forge one: the engine

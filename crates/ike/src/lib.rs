@@ -27,5 +27,5 @@ pub mod wire;
 
 pub use config::{EndpointConfig, Identity, Keymat, Lifetimes, PeerConfig, Psk, Retransmit};
 pub use endpoint::{ChildSummary, CommandError, Endpoint, IkeSaSummary, PeerLiveness};
-pub use events::{ChildSaInfo, CloseReason, Event, IkeSaId, Transmit};
+pub use events::{ChildSaInfo, CloseReason, Event, IkeSaId, NatDetected, Transmit};
 pub use stats::EndpointStats;

@@ -8,8 +8,8 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use ironsec_dataplane::{
-    guard, iproute, AcquireSink, ActivitySink, Dataplane, IkeSink, Prefix, SaActivity, Sinks,
-    TunnelId, UnknownSpiSink,
+    guard, iproute, AcquireSink, ActivitySink, Dataplane, IkeSink, PeerMovedSink, Prefix,
+    SaActivity, Sinks, TunnelId, UnknownSpiSink,
 };
 use tokio::signal::unix::{signal, SignalKind};
 use tokio::sync::{mpsc, Notify};
@@ -25,6 +25,9 @@ const IKE_QUEUE: usize = 1024;
 const ACQUIRE_QUEUE: usize = 256;
 /// Unknown-SPI reports from the fast path (each worker reports at most ten a second).
 const UNKNOWN_SPI_QUEUE: usize = 64;
+/// "Peer behind a NAT moved" reports from the fast path (each worker reports at most ten a
+/// second, and only until the tables send to the new address).
+const PEER_MOVED_QUEUE: usize = 64;
 
 #[derive(thiserror::Error, Debug)]
 pub enum DaemonError {
@@ -70,6 +73,8 @@ enum ReloadFailed {
 type IkeDatagram = (SocketAddr, SocketAddr, Vec<u8>);
 /// ESP with an SPI we have no SA for: (local, remote, SPI).
 type UnknownSpi = (SocketAddr, SocketAddr, u32);
+/// Authenticated ESP of a NAT peer from a new address: (inbound SPI, source).
+type PeerMoved = (u32, SocketAddr);
 
 struct Running {
     dp: Dataplane,
@@ -293,11 +298,16 @@ pub fn run(cfg: Config) -> Result<(), DaemonError> {
     let activity: ActivitySink = Arc::new(move |a| {
         let _ = act_tx.send(a);
     });
+    let (moved_tx, moved_rx) = mpsc::channel::<PeerMoved>(PEER_MOVED_QUEUE);
+    let peer_moved: PeerMovedSink = Arc::new(move |spi, from| {
+        let _ = moved_tx.try_send((spi, from));
+    });
     let sinks = Sinks {
         ike: Some(ike),
         acquire: Some(acquire),
         unknown_spi: Some(unknown_spi),
         activity: Some(activity),
+        peer_moved: Some(peer_moved),
     };
     // Guards before the TUN device: from here on, whatever happens to this process, traffic
     // for the remote selectors is never routed out in clear.
@@ -373,7 +383,14 @@ pub fn run(cfg: Config) -> Result<(), DaemonError> {
             }));
             tracing::info!(%addr, "metrics endpoint listening");
         }
-        let r = event_loop(running.clone(), rx, acq_rx, spi_rx, act_rx).await;
+        let queues = Queues {
+            ike: rx,
+            acquire: acq_rx,
+            unknown_spi: spi_rx,
+            activity: act_rx,
+            peer_moved: moved_rx,
+        };
+        let r = event_loop(running.clone(), queues).await;
         Ok::<_, DaemonError>((r, running))
     });
     let (r, running) = r?;
@@ -387,13 +404,23 @@ pub fn run(cfg: Config) -> Result<(), DaemonError> {
     r
 }
 
-async fn event_loop(
-    running: Arc<Running>,
-    mut ike_rx: mpsc::Receiver<IkeDatagram>,
-    mut acq_rx: mpsc::Receiver<TunnelId>,
-    mut spi_rx: mpsc::Receiver<UnknownSpi>,
-    mut act_rx: mpsc::UnboundedReceiver<SaActivity>,
-) -> Result<(), DaemonError> {
+/// What the fast path and the IKE readers hand the event loop.
+struct Queues {
+    ike: mpsc::Receiver<IkeDatagram>,
+    acquire: mpsc::Receiver<TunnelId>,
+    unknown_spi: mpsc::Receiver<UnknownSpi>,
+    activity: mpsc::UnboundedReceiver<SaActivity>,
+    peer_moved: mpsc::Receiver<PeerMoved>,
+}
+
+async fn event_loop(running: Arc<Running>, queues: Queues) -> Result<(), DaemonError> {
+    let Queues {
+        ike: mut ike_rx,
+        acquire: mut acq_rx,
+        unknown_spi: mut spi_rx,
+        activity: mut act_rx,
+        peer_moved: mut moved_rx,
+    } = queues;
     let sock_path = running.control_socket.clone();
     let listener = control::bind(&sock_path).map_err(|source| DaemonError::Control {
         path: sock_path.display().to_string(),
@@ -446,6 +473,9 @@ async fn event_loop(
             }
             Some((local, from, spi)) = spi_rx.recv() => {
                 running.act(|plane, now| plane.on_unknown_spi(now, local, from, spi));
+            }
+            Some((spi, from)) = moved_rx.recv() => {
+                running.act(|plane, now| plane.on_peer_moved(now, spi, from));
             }
             _ = sleep => running.act(|plane, now| plane.on_timeout(now)),
             _ = watchdog.tick(), if watchdog_every.is_some() => crate::sdnotify::notify("WATCHDOG=1"),

@@ -185,6 +185,16 @@ pub fn render(s: &Status) -> String {
             "Times traffic moved off a failed tunnel (or back, with preempt).",
             |c| c.failovers,
         ),
+        (
+            "ironsec_nat_keepalives_sent_total",
+            "NAT keepalives sent (this gateway is behind a NAT and the tunnel was idle).",
+            |c| c.nat_keepalives,
+        ),
+        (
+            "ironsec_peer_moves_total",
+            "Times a peer behind a NAT was followed to a new address or port.",
+            |c| c.peer_moves,
+        ),
     ] {
         o.help(metric, "counter", help);
         for c in &s.connections {
@@ -462,6 +472,7 @@ mod tests {
                     ike: None,
                     outbound: None,
                     inbound: None,
+                    nat: None,
                 }],
             }],
         }

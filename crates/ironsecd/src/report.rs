@@ -55,6 +55,8 @@ pub fn status(dp: &Dataplane, plane: &Plane, started: Instant) -> Status {
                     failures: st.failures,
                     failovers: st.failovers,
                     follows: st.follows,
+                    nat_keepalives: st.nat_keepalives,
+                    peer_moves: st.peer_moves,
                 },
                 mode: match &c.keying {
                     Keying::Ike(k) => Some(
@@ -244,6 +246,14 @@ pub fn status(dp: &Dataplane, plane: &Plane, started: Instant) -> Status {
             ike: ike_status,
             outbound,
             inbound,
+            nat: state
+                .filter(|s| s.ike.is_some())
+                .and_then(|s| s.nat)
+                .map(|n| status::NatStatus {
+                    we_are_behind_nat: n.nat.local,
+                    peer_is_behind_nat: n.nat.remote,
+                    peer: n.remote.to_string(),
+                }),
         };
         if let Some(c) = connections.iter_mut().find(|c| *c.name == *spec.conn) {
             c.tunnels.push(ts);

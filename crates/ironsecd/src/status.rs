@@ -67,6 +67,12 @@ pub struct ConnectionCounters {
     /// Moves to the tunnel the peer sends on (active-standby), not failures of ours.
     #[serde(default)]
     pub follows: u64,
+    /// NAT keepalives sent: we are behind a NAT and the tunnel was idle.
+    #[serde(default)]
+    pub nat_keepalives: u64,
+    /// Times the peer, behind a NAT, was followed to a new address or port.
+    #[serde(default)]
+    pub peer_moves: u64,
 }
 
 /// A connection's share of the gateway's bandwidth.
@@ -181,6 +187,21 @@ pub struct TunnelStatus {
     pub ike: Option<IkeStatus>,
     pub outbound: Option<OutboundStatus>,
     pub inbound: Option<InboundStatus>,
+    /// What NAT detection found for the IKE SA and where it talks now (negotiated tunnels with
+    /// an IKE SA only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub nat: Option<NatStatus>,
+}
+
+/// A tunnel's NAT traversal state.
+#[derive(Serialize, Deserialize, Debug, Clone, PartialEq, Eq)]
+pub struct NatStatus {
+    /// We are behind a NAT: keepalives keep its mapping (see `nat_keepalive`).
+    pub we_are_behind_nat: bool,
+    /// The peer is behind a NAT: it is followed to the address its packets come from.
+    pub peer_is_behind_nat: bool,
+    /// The peer's address and port the tunnel sends to now.
+    pub peer: String,
 }
 
 /// A refused CHILD_SA and the retry (a new IKE SA, 5 s doubling to 5 min between tries).
@@ -384,6 +405,22 @@ impl Status {
                                 let how = if r.rekey { "rekey" } else { "new IKE SA" };
                                 format!("next try ({how}) in {n}s")
                             })
+                    );
+                }
+                if let Some(n) = t
+                    .nat
+                    .as_ref()
+                    .filter(|n| n.we_are_behind_nat || n.peer_is_behind_nat)
+                {
+                    let _ = writeln!(
+                        s,
+                        "    nat: {}, peer at {}",
+                        match (n.we_are_behind_nat, n.peer_is_behind_nat) {
+                            (true, true) => "both ends behind NATs",
+                            (true, false) => "we are behind a NAT",
+                            _ => "the peer is behind a NAT",
+                        },
+                        n.peer
                     );
                 }
                 if let Some(i) = &t.ike {

@@ -60,6 +60,9 @@ pub struct TunnelSpec {
     pub local: IpAddr,
     pub remote: IpAddr,
     pub ike: bool,
+    /// The peer was given by this DNS name: `remote` is what it resolved to at load, and
+    /// every initiation resolves it again.
+    pub remote_name: Option<Arc<str>>,
 }
 
 impl TunnelSpec {
@@ -75,25 +78,26 @@ impl TunnelSpec {
 pub fn tunnel_specs(cfg: &Config) -> Vec<TunnelSpec> {
     let mut v = Vec::new();
     for (i, c) in cfg.connections.iter().enumerate() {
-        let pairs: Vec<(IpAddr, IpAddr, bool)> = match &c.keying {
+        let pairs: Vec<(IpAddr, IpAddr, bool, Option<Arc<str>>)> = match &c.keying {
             Keying::Static(s) => s
                 .tunnels
                 .iter()
-                .map(|t| (t.local, t.remote.ip(), false))
+                .map(|t| (t.local, t.remote.ip(), false, None))
                 .collect(),
             Keying::Ike(k) => k
                 .tunnels
                 .iter()
-                .map(|t| (t.local, t.remote, true))
+                .map(|t| (t.local, t.remote, true, t.remote_name.clone()))
                 .collect(),
         };
-        for (local, remote, ike) in pairs {
+        for (local, remote, ike, remote_name) in pairs {
             v.push(TunnelSpec {
                 conn: c.name.as_str().into(),
                 conn_index: i,
                 local,
                 remote,
                 ike,
+                remote_name,
             });
         }
     }
@@ -119,6 +123,8 @@ pub struct IkeChild {
     pub installed: Instant,
     /// Deleted: the inbound SA stays a moment for packets already in flight, then goes.
     pub retiring_until: Option<Instant>,
+    /// The peer is behind a NAT: an authenticated packet from a new address moves it.
+    pub nat_peer: bool,
 }
 
 /// A manually keyed tunnel's two SAs, created once per config of the connection.
@@ -391,6 +397,17 @@ impl SaStore {
             gone.push(c);
         }
         gone
+    }
+
+    /// The peer of IKE SA `ike`, behind a NAT, moved to `remote`: its CHILD_SAs send there.
+    /// Returns whether any did not already.
+    pub fn move_peer(&mut self, ike: IkeSaId, remote: SocketAddr) -> bool {
+        let mut moved = false;
+        for c in self.children.values_mut().filter(|c| c.ike == ike) {
+            moved |= c.info.remote != remote;
+            c.info.remote = remote;
+        }
+        moved
     }
 
     /// The IKE SA `old` was rekeyed into `new`: its CHILD_SAs now belong to `new`.
@@ -693,7 +710,12 @@ pub fn build(
         .collect();
     // A retiring SA of a tunnel a reload removed still takes its last packets in flight.
     inbound.extend(store.children.values().map(|c| c.inbound.clone()));
-    Ok(Tables::new(tunnels, policies, inbound)?)
+    let followed = store
+        .children
+        .values()
+        .filter(|c| c.nat_peer)
+        .map(|c| (c.info.spi_in, c.info.remote));
+    Ok(Tables::new(tunnels, policies, inbound)?.following(followed))
 }
 
 #[cfg(test)]

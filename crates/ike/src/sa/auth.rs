@@ -113,6 +113,7 @@ impl IkeSa {
             remote_id: conn.remote_id.clone(),
             algorithms,
             initiator: true,
+            nat: self.nat,
         });
         let (ni, nr) = self.nonces.clone();
         self.complete_child(ctx, payloads, child, &ni, &nr, None);
@@ -234,6 +235,7 @@ impl IkeSa {
             remote_id: conn.remote_id.clone(),
             algorithms,
             initiator: false,
+            nat: self.nat,
         });
         match child {
             Ok((_, info)) => self.child_up(ctx, info, None, false),

@@ -867,6 +867,7 @@ impl IkeSa {
         );
         new.conn = Some(conn.clone());
         new.natt = self.natt;
+        new.nat = self.nat;
         new.fragmentation = self.fragmentation;
         new.crypto = Some(crypto);
         new.children = std::mem::take(&mut self.children);

@@ -10,7 +10,7 @@ use crate::crypto::{
     self, accept_ike_response, choose_ike, derive_ike_keys, nat_detection_hash, offer_ike,
     skeyseed, DhGroup, IkeAlgorithms, IkeProposal, KeyExchange,
 };
-use crate::events::Event;
+use crate::events::{Event, NatDetected};
 use crate::sa::proposals::{offered, to_wire};
 use crate::spi::random_bytes;
 use crate::wire::{
@@ -246,8 +246,8 @@ impl IkeSa {
                 return;
             }
         };
-        self.natt =
-            conn.force_encap || nat_between(p, self.spi_i, self.spi_r, self.local, self.remote);
+        self.nat = nat_between(p, self.spi_i, self.spi_r, self.local, self.remote);
+        self.natt = conn.force_encap || self.nat.local || self.nat.remote;
         self.fragmentation = p.notify(NotifyType::Ikev2FragmentationSupported).is_some();
         if self.natt {
             self.local.set_port(ctx.cfg.natt_port);
@@ -455,7 +455,8 @@ pub(crate) fn respond(
     let nr = random_bytes(ctx.rng, NONCE_LEN);
     let mut sa_state = IkeSa::new(new_spi, false, h.spi_i, new_spi, local, remote, ctx.now);
     sa_state.candidates = candidates;
-    sa_state.natt = conn.force_encap || nat_between(p, h.spi_i, 0, local, remote);
+    sa_state.nat = nat_between(p, h.spi_i, 0, local, remote);
+    sa_state.natt = conn.force_encap || sa_state.nat.local || sa_state.nat.remote;
     let mut payloads = vec![
         Payload::Sa(chosen_ike(number, algs, Vec::new())),
         Payload::Ke(KePayload {
@@ -495,18 +496,21 @@ pub(crate) fn respond(
 
 /// NAT detection (RFC 7296 2.23): whether the peer's NAT_DETECTION_SOURCE_IP (hashed over the
 /// SPIs it knew and its own address) or NAT_DETECTION_DESTINATION_IP (over ours) disagrees
-/// with the addresses this datagram came from and went to, i.e. a NAT sits between us.
+/// with the addresses this datagram came from and went to, i.e. a NAT sits between us, and
+/// in front of which end.
 fn nat_between(
     p: &[Payload],
     spi_i: u64,
     spi_r: u64,
     local: SocketAddr,
     remote: SocketAddr,
-) -> bool {
+) -> NatDetected {
     let differs = |kind, addr| {
         p.notify(kind)
             .is_some_and(|n| n.data[..] != nat_detection_hash(spi_i, spi_r, addr)[..])
     };
-    differs(NotifyType::NatDetectionSourceIp, remote)
-        || differs(NotifyType::NatDetectionDestinationIp, local)
+    NatDetected {
+        local: differs(NotifyType::NatDetectionDestinationIp, local),
+        remote: differs(NotifyType::NatDetectionSourceIp, remote),
+    }
 }

@@ -166,6 +166,8 @@ pub(crate) struct IkeSa {
     pub half_open_deadline: Option<Instant>,
     /// A NAT was detected or encapsulation is forced: IKE on 4500, ESP in UDP.
     pub natt: bool,
+    /// Which ends NAT detection put behind a NAT (`natt` may be set without either).
+    pub nat: crate::events::NatDetected,
     /// Where the request being answered came from: responses go back there (RFC 7296 2.11),
     /// whatever address the SA has on record.
     pub respond_to: Option<SocketAddr>,
@@ -224,6 +226,7 @@ impl IkeSa {
             rekey_at: None,
             half_open_deadline: None,
             natt: false,
+            nat: Default::default(),
             respond_to: None,
             replaces: None,
             siblings: false,
@@ -627,7 +630,7 @@ impl IkeSa {
             }
         };
         self.heard_from_peer(ctx.now);
-        self.learn_address(from);
+        self.learn_address(ctx, from);
         let p = self.pending.take().expect("checked above");
         // RFC 7296 2.21.3: INVALID_SYNTAX "is considered fatal in both peers, meaning that the
         // IKE SA is deleted without needing an explicit Delete payload". IKE_AUTH responses
@@ -724,11 +727,11 @@ impl IkeSa {
             }
             _ if self.state != State::Established && self.state != State::Closing => {}
             ExchangeType::Informational => {
-                self.learn_address(from);
+                self.learn_address(ctx, from);
                 self.informational_request(ctx, id, &payloads)
             }
             ExchangeType::CreateChildSa => {
-                self.learn_address(from);
+                self.learn_address(ctx, from);
                 self.create_child_request(ctx, id, &payloads)
             }
             other => {
@@ -745,14 +748,24 @@ impl IkeSa {
     }
 
     /// Behind a NAT the peer's mapping may change; follow it on authenticated messages
-    /// (RFC 7296 2.23).
-    fn learn_address(&mut self, from: SocketAddr) {
-        if self.natt && from != self.remote && from.port() != 0 {
-            self.remote = from;
-            for c in &mut self.children {
-                c.info.remote = from;
-            }
+    /// (RFC 7296 2.23), and only for a peer NAT detection put behind one: without a NAT, a
+    /// packet from another address is someone replaying or redirecting it, not the peer
+    /// moving. Returns whether the address changed.
+    pub(crate) fn learn_address(&mut self, ctx: &mut Ctx, from: SocketAddr) -> bool {
+        if !(self.natt && self.nat.remote) || from == self.remote || from.port() == 0 {
+            return false;
         }
+        let old = std::mem::replace(&mut self.remote, from);
+        for c in &mut self.children {
+            c.info.remote = from;
+        }
+        ctx.events.push_back(Event::PeerAddressChanged {
+            conn: self.conn_name(),
+            ike: self.id,
+            old,
+            remote: from,
+        });
+        true
     }
 
     pub fn established(&mut self, ctx: &mut Ctx) {

@@ -29,6 +29,9 @@ pub struct IkeKeying {
     pub start_action: StartAction,
     pub close_action: CloseAction,
     pub dpd_interval: Option<Duration>,
+    /// NAT keepalives (RFC 3948 2.3) this often while we are behind a NAT and the tunnel
+    /// sends nothing; None = off.
+    pub nat_keepalive: Option<Duration>,
     /// How long a request on an established IKE SA may stay unanswered; None = until the
     /// retransmissions run out.
     pub dpd_timeout: Option<Duration>,
@@ -110,10 +113,15 @@ fn volume_pair(
     (Some(rekey), Some(life))
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct IkeTunnel {
     pub local: IpAddr,
+    /// The peer's address; for a peer given by name, what the name resolved to when the
+    /// config was loaded.
     pub remote: IpAddr,
+    /// The DNS name the peer was given by, resolved again on every reconnect (see
+    /// `config::peer_name`); None for an address.
+    pub remote_name: Option<std::sync::Arc<str>>,
     /// Higher is preferred (active-standby); ties go to the earlier tunnel.
     pub priority: u32,
     /// Share of the flows (active-active), at least 1.
@@ -272,7 +280,20 @@ pub(super) fn validate(
                 "not used with keying = \"ike\" (IKE uses gateway.ike_port, then gateway.port)",
             ));
         }
-        if let Some((local, remote)) = super::tunnel_addrs(file, &tk, &t.local, &t.remote, errs) {
+        // A peer given by name: resolved now (start, reload) and on every reconnect.
+        let remote_name = super::peer_name::is_dns_name(&t.remote)
+            .then(|| std::sync::Arc::<str>::from(t.remote.as_str()));
+        let resolved = match (&remote_name, t.local.parse::<IpAddr>()) {
+            (Some(name), Ok(local)) => match super::peer_name::resolve(name, local) {
+                Ok(a) => a.to_string(),
+                Err(reason) => {
+                    errs.push(ConfigError::new(file, format!("{tk}.remote"), reason));
+                    continue;
+                }
+            },
+            _ => t.remote.clone(),
+        };
+        if let Some((local, remote)) = super::tunnel_addrs(file, &tk, &t.local, &resolved, errs) {
             if t.weight == Some(0) || t.weight.is_some_and(|w| w > 1000) {
                 errs.push(ConfigError::new(
                     file,
@@ -283,6 +304,7 @@ pub(super) fn validate(
             tunnels.push(IkeTunnel {
                 local,
                 remote,
+                remote_name,
                 priority: t.priority.unwrap_or(0),
                 weight: t.weight.unwrap_or(1),
             });
@@ -308,6 +330,15 @@ pub(super) fn validate(
             ),
             _ => {}
         }
+    }
+    // A NAT forgets a UDP mapping after 30 s to a few minutes; a keepalive rarer than an
+    // hour keeps nothing alive.
+    if c.nat_keepalive.is_some_and(|k| k > 3600) {
+        errs.push(ConfigError::new(
+            file,
+            format!("{key}.nat_keepalive"),
+            "must be 0 (off) or 1..=3600 seconds",
+        ));
     }
     if c.dpd_timeout == Some(0) {
         errs.push(ConfigError::new(
@@ -416,6 +447,10 @@ pub(super) fn validate(
         dpd_interval: match c.dpd_interval {
             Some(0) => None,
             v => Some(secs(v, 30)),
+        },
+        nat_keepalive: match c.nat_keepalive {
+            Some(0) => None,
+            v => Some(secs(v, 20)),
         },
         rekey_time: secs(c.rekey_time, 3600),
         ike_rekey_time: secs(c.ike_rekey_time, 4 * 3600),

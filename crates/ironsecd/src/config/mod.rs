@@ -7,6 +7,7 @@ pub mod gateway;
 pub mod ike_keying;
 pub mod keys;
 pub mod load;
+pub mod peer_name;
 pub mod schema;
 pub mod static_keying;
 

@@ -253,6 +253,9 @@ pub struct ConnectionSchema {
     pub retransmit_base: Option<f64>,
     /// Seconds of inbound silence before a liveness check; 0 disables.
     pub dpd_interval: Option<u64>,
+    /// Seconds between NAT keepalives while we are behind a NAT and the tunnel sends nothing
+    /// (RFC 3948 2.3); 0 disables. Default 20, as strongSwan's `keep_alive`.
+    pub nat_keepalive: Option<u64>,
     /// CHILD_SA rekey after this many seconds (hard limit: 10% later).
     pub rekey_time: Option<u64>,
     /// IKE SA rekey after this many seconds.

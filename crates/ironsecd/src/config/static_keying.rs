@@ -45,6 +45,7 @@ pub(super) fn validate(
             ("esp_proposals", c.esp_proposals.is_some()),
             ("start_action", c.start_action.is_some()),
             ("dpd_interval", c.dpd_interval.is_some()),
+            ("nat_keepalive", c.nat_keepalive.is_some()),
             ("close_action", c.close_action.is_some()),
             ("mode", c.mode.is_some()),
             ("failover_after", c.failover_after.is_some()),

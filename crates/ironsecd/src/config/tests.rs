@@ -1241,3 +1241,65 @@ fn selectors_with_protocol_and_ports() {
         ]
     );
 }
+
+#[test]
+fn nat_keepalive_defaults_to_20_s_and_0_turns_it_off() {
+    let d = Dir::new("nat-keepalive");
+    let base = ike_example(&d, "a");
+    let with =
+        |extra: &str| base.replace("keying = \"ike\"", &format!("keying = \"ike\"\n{extra}"));
+    let keepalive = |toml: &str| {
+        let p = d.write("c.toml", toml, 0o644);
+        let c = Config::load(&p).unwrap_or_else(|e| panic!("{e}"));
+        let Keying::Ike(k) = &c.connections[0].keying else {
+            panic!("ike example")
+        };
+        k.nat_keepalive
+    };
+    assert_eq!(keepalive(&base), Some(std::time::Duration::from_secs(20)));
+    assert_eq!(keepalive(&with("nat_keepalive = 0")), None);
+    assert_eq!(
+        keepalive(&with("nat_keepalive = 5")),
+        Some(std::time::Duration::from_secs(5))
+    );
+    let e = errors(&d, &with("nat_keepalive = 7200"));
+    assert_eq!(e[0].key, "connection[0].nat_keepalive", "{e:?}");
+    assert!(e[0].reason.contains("1..=3600"), "{}", e[0]);
+}
+
+#[test]
+fn a_peer_given_by_name_is_resolved_or_refused_with_the_reason() {
+    let d = Dir::new("peer-name");
+    let base = ike_example(&d, "a");
+    let named = |name: &str| {
+        base.lines()
+            .map(|l| {
+                if l.starts_with("tunnels = ") {
+                    format!("tunnels = [ {{ local = \"127.0.0.1\", remote = \"{name}\" }} ]\n")
+                } else {
+                    format!("{l}\n")
+                }
+            })
+            .collect::<String>()
+    };
+    let p = d.write("c.toml", &named("localhost"), 0o644);
+    let c = Config::load(&p).unwrap_or_else(|e| panic!("{e}"));
+    let Keying::Ike(k) = &c.connections[0].keying else {
+        panic!("ike example")
+    };
+    assert_eq!(
+        k.tunnels[0].remote,
+        "127.0.0.1".parse::<std::net::IpAddr>().unwrap()
+    );
+    assert_eq!(k.tunnels[0].remote_name.as_deref(), Some("localhost"));
+    let e = errors(&d, &named("no-such-peer.invalid"));
+    assert_eq!(e[0].key, "connection[0].tunnels[0].remote", "{e:?}");
+    assert!(
+        e[0].reason
+            .contains("cannot resolve 'no-such-peer.invalid'"),
+        "{}",
+        e[0]
+    );
+    let e = errors(&d, &named("10.0.0.300"));
+    assert!(e[0].reason.contains("not an IP address"), "{}", e[0]);
+}

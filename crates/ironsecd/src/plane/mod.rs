@@ -8,6 +8,7 @@
 //! - [`child_retry`]: a refused CHILD_SA tried again with a new IKE SA, with backoff;
 //! - [`failover`]: which tunnels carry a connection's traffic ([`failover::decide`], pure);
 //! - [`probing`]: "sending without hearing back" checks of multi-tunnel connections;
+//! - [`nat`]: NAT keepalives and following a peer behind a NAT to its new address;
 //! - [`sharing`]: the connections' bandwidth buckets;
 //! - [`commands`] and [`reload`]: the operator's `initiate`, `terminate` and reload;
 //! - `peer`: the config translated into the engine's peer settings;
@@ -23,6 +24,7 @@ pub mod child_retry;
 pub mod commands;
 pub mod deadlines;
 pub mod failover;
+pub mod nat;
 mod peer;
 pub mod probing;
 pub mod reload;
@@ -73,6 +75,10 @@ pub struct ConnStats {
     pub failovers: u64,
     /// Traffic moved to the tunnel the peer sends on.
     pub follows: u64,
+    /// NAT keepalives sent (we are behind a NAT and the tunnel was idle).
+    pub nat_keepalives: u64,
+    /// Times the peer, behind a NAT, was followed to a new address or port.
+    pub peer_moves: u64,
 }
 
 pub struct Plane {
@@ -109,6 +115,10 @@ pub struct Plane {
     restarts: Deadlines<TunnelKey>,
     /// When tunnels whose CHILD_SA was refused try again (see [`child_retry`]).
     child_retries: Deadlines<TunnelKey>,
+    /// Tunnels behind a NAT: looked at then, and a keepalive sent if they were idle.
+    keepalives: Deadlines<TunnelKey>,
+    /// Datagrams the plane itself sends (NAT keepalives), after the engine's.
+    outbox: std::collections::VecDeque<Transmit>,
     stats: HashMap<Arc<str>, ConnStats>,
     selections: HashMap<Arc<str>, Selection>,
     /// Bandwidth sharing: one bucket per connection while any cap is configured.
@@ -185,6 +195,8 @@ impl Plane {
             tunnels,
             restarts: Deadlines::default(),
             child_retries: Deadlines::default(),
+            keepalives: Deadlines::default(),
+            outbox: Default::default(),
             stats,
             selections: HashMap::new(),
             shares,
@@ -310,6 +322,7 @@ impl Plane {
             self.reselect.next(),
             self.follow.next(),
             self.volume.next(),
+            self.keepalives.next(),
         ]
         .into_iter()
         .flatten()
@@ -332,10 +345,12 @@ impl Plane {
         self.check_silences(now);
         self.reselect_due(now);
         self.check_volumes(now);
+        self.keepalives_due(now);
     }
 
+    /// The next datagram to send: the engine's IKE messages, then the plane's keepalives.
     pub fn poll_transmit(&mut self) -> Option<Transmit> {
-        self.ep.poll_transmit()
+        self.ep.poll_transmit().or_else(|| self.outbox.pop_front())
     }
 
     /// Applies every pending engine event; returns whether the tables must be rebuilt (for

@@ -39,6 +39,11 @@ impl Plane {
             }
         };
         let spi = info.spi_in;
+        let nat_peer = self
+            .tunnels
+            .get(&key)
+            .and_then(|s| s.nat)
+            .is_some_and(|p| p.nat.remote);
         self.store.insert_child(IkeChild {
             ike,
             tunnel: key.clone(),
@@ -47,6 +52,7 @@ impl Plane {
             inbound,
             installed: now,
             retiring_until: None,
+            nat_peer,
         });
         self.watch_volume(spi, now);
         Some((key, spi))
@@ -77,20 +83,28 @@ impl Plane {
                 remote_id,
                 algorithms,
                 initiator,
+                nat,
             } => {
                 tracing::info!(connection = %conn, %local, %remote, %remote_id, %algorithms, initiator, "IKE SA up");
                 self.stats_of(&conn).ike_up += 1;
                 if let Some(key) = self.tunnel_for(&conn, local, remote) {
                     self.restarts.clear(&key);
                     self.schedule_preempt(&key, now);
-                    let st = self.tunnels.entry(key).or_default();
+                    let st = self.tunnels.entry(key.clone()).or_default();
                     st.ike = Some(ike);
                     st.held = false;
                     st.last_error = None;
                     st.established_at = Some(now);
+                    self.nat_up(&key, local, remote, nat, now);
                 }
                 false
             }
+            Event::PeerAddressChanged {
+                conn,
+                ike,
+                old,
+                remote,
+            } => self.peer_address_changed(conn.as_deref(), ike, old, remote),
             Event::ChildSaUp { conn, ike, child } => {
                 tracing::info!(
                     connection = %conn,

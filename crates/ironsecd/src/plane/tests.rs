@@ -1161,3 +1161,163 @@ fn an_sa_past_its_hard_volume_limit_is_deleted() {
     assert_ne!(p.a.sas().active_out(&primary()), Some(old));
     assert_eq!(p.a.conn_stats("site-b").child_rekeys, 0);
 }
+
+/// The NAT in front of gateway A's primary address in [`Pair::settle_nat`]: A's
+/// 192.0.2.1:port is seen by B as 203.0.113.1:(port + 10000).
+fn nat_out(a: SocketAddr) -> SocketAddr {
+    match a.ip().to_string().as_str() {
+        "192.0.2.1" => SocketAddr::new("203.0.113.1".parse().unwrap(), a.port() + 10000),
+        _ => a,
+    }
+}
+
+fn nat_back(a: SocketAddr) -> SocketAddr {
+    match a.ip().to_string().as_str() {
+        "203.0.113.1" => SocketAddr::new("192.0.2.1".parse().unwrap(), a.port() - 10000),
+        _ => a,
+    }
+}
+
+impl Pair {
+    /// Like [`Pair::settle`], with a NAT in front of A's primary address.
+    fn settle_nat(&mut self, now: Instant) {
+        loop {
+            let mut moved = false;
+            self.a.drain_events(now);
+            while let Some(t) = self.a.poll_transmit() {
+                self.b
+                    .on_ike_datagram(now, t.remote, nat_out(t.local), &t.payload);
+                moved = true;
+            }
+            self.b.drain_events(now);
+            while let Some(t) = self.b.poll_transmit() {
+                self.a
+                    .on_ike_datagram(now, nat_back(t.remote), t.local, &t.payload);
+                moved = true;
+            }
+            if !moved {
+                return;
+            }
+        }
+    }
+}
+
+#[test]
+fn behind_a_nat_idle_tunnels_send_keepalives_and_the_peer_follows_a_new_port() {
+    let base = Instant::now();
+    let at = |s: u64| base + Duration::from_secs(s);
+    // B knows A's primary tunnel by the NAT's public address, as an operator configures it.
+    let (a, fa) = plane_of(
+        "nat-a",
+        &(gateway(4500)
+            + &connection(
+                "site-b",
+                "gw-a.example",
+                "gw-b.example",
+                "nat_keepalive = 20\ndpd_interval = 0",
+                false,
+            )),
+    );
+    let b_conf = gateway(4500)
+        + &connection(
+            "site-a",
+            "gw-b.example",
+            "gw-a.example",
+            "dpd_interval = 0",
+            true,
+        )
+        .replace("remote = \"192.0.2.1\"", "remote = \"203.0.113.1\"");
+    let (b, fb) = plane_of("nat-b", &b_conf);
+    let mut p = Pair {
+        a,
+        b,
+        _files: (fa, fb),
+    };
+    p.a.start_tunnels(base);
+    p.settle_nat(base);
+    assert!(p.a.sas().is_sending(&primary()));
+    assert!(p.a.sas().is_sending(&standby()));
+    // A learned that it is behind the NAT on the primary tunnel only; B that A is.
+    let nat_a = p.a.tunnel(&primary()).unwrap().nat.unwrap();
+    assert!(nat_a.nat.local, "{nat_a:?}");
+    assert!(!p.a.tunnel(&standby()).unwrap().nat.unwrap().nat.local);
+    let b_primary = key("site-a", "192.0.2.2", "203.0.113.1");
+    let nat_b = p.b.tunnel(&b_primary).unwrap().nat.unwrap();
+    assert!(nat_b.nat.remote && !nat_b.nat.local, "{nat_b:?}");
+    assert_eq!(nat_b.remote, "203.0.113.1:14500".parse().unwrap());
+    // Only the tunnel behind the NAT has a keepalive deadline, and B (not behind one) none.
+    assert_eq!(p.a.keepalives.get(&primary()), Some(at(20)));
+    assert_eq!(p.a.keepalives.get(&standby()), None);
+    assert_eq!(p.b.keepalives.next(), None);
+
+    // Idle for 20 s: one keepalive, from A's NAT-T socket to B's.
+    p.a.on_timeout(at(20));
+    let sent: Vec<Transmit> = std::iter::from_fn(|| p.a.poll_transmit()).collect();
+    let keepalives: Vec<&Transmit> = sent.iter().filter(|t| t.payload == [0xFF]).collect();
+    assert_eq!(keepalives.len(), 1, "{sent:?}");
+    assert_eq!(keepalives[0].local, "192.0.2.1:4500".parse().unwrap());
+    assert_eq!(keepalives[0].remote, "192.0.2.2:4500".parse().unwrap());
+    assert_eq!(p.a.conn_stats("site-b").nat_keepalives, 1);
+    assert_eq!(p.a.keepalives.get(&primary()), Some(at(40)));
+
+    // Busy: ESP went out during the interval, so no keepalive is needed.
+    let spi = p.a.sas().active_out(&primary()).unwrap();
+    p.a.sas()
+        .child(spi)
+        .unwrap()
+        .outbound
+        .counters
+        .get(0)
+        .packet(100);
+    p.a.on_timeout(at(40));
+    assert!(std::iter::from_fn(|| p.a.poll_transmit()).all(|t| t.payload != [0xFF]));
+    assert_eq!(p.a.conn_stats("site-b").nat_keepalives, 1);
+    // Idle again: the next one goes.
+    p.a.on_timeout(at(60));
+    assert!(std::iter::from_fn(|| p.a.poll_transmit()).any(|t| t.payload == [0xFF]));
+    assert_eq!(p.a.conn_stats("site-b").nat_keepalives, 2);
+
+    // The NAT gives A another port; B's fast path reports ESP from it and B follows.
+    let b_spi = p.b.sas().active_out(&b_primary).unwrap();
+    let moved: SocketAddr = "203.0.113.1:24500".parse().unwrap();
+    p.b.on_peer_moved(at(61), b_spi, moved);
+    assert!(p.b.drain_events(at(61)), "the tables must be rebuilt");
+    assert_eq!(p.b.sas().child(b_spi).unwrap().info.remote, moved);
+    assert_eq!(p.b.conn_stats("site-a").peer_moves, 1);
+    let tables = p.b.tables().unwrap();
+    let (_, followed) = tables.inbound_followed(b_spi).unwrap();
+    assert_eq!(followed, Some(&moved));
+    assert!(tables.tunnels().iter().any(|t| t.remote == moved));
+    // The same report again changes nothing.
+    p.b.on_peer_moved(at(62), b_spi, moved);
+    assert!(!p.b.drain_events(at(62)));
+    assert_eq!(p.b.conn_stats("site-a").peer_moves, 1);
+
+    // An authenticated IKE request (A's liveness probe) from yet another port moves B too
+    // (RFC 7296 2.23), and the fast path's destination with it.
+    let ike_a = p.a.tunnel(&primary()).unwrap().ike.unwrap();
+    assert!(p.a.ep.probe(at(63), ike_a, Duration::from_secs(5)).unwrap());
+    let again: SocketAddr = "203.0.113.1:34500".parse().unwrap();
+    let mut requests = 0;
+    while let Some(t) = p.a.poll_transmit() {
+        p.b.on_ike_datagram(at(63), t.remote, again, &t.payload);
+        requests += 1;
+    }
+    assert_eq!(requests, 1);
+    assert!(p.b.drain_events(at(63)));
+    assert_eq!(p.b.sas().child(b_spi).unwrap().info.remote, again);
+    assert_eq!(p.b.conn_stats("site-a").peer_moves, 2);
+    let reply = p.b.poll_transmit().expect("B answers the probe");
+    assert_eq!(
+        reply.remote, again,
+        "the answer goes where the request came from"
+    );
+    // A datagram from elsewhere that does not authenticate (B's answer with its ICV
+    // broken, sent back as if it came from A) moves nothing.
+    let forged: SocketAddr = "198.51.100.66:4500".parse().unwrap();
+    let mut junk = reply.payload.clone();
+    *junk.last_mut().unwrap() ^= 1;
+    p.b.on_ike_datagram(at(64), "192.0.2.2:4500".parse().unwrap(), forged, &junk);
+    assert!(!p.b.drain_events(at(64)));
+    assert_eq!(p.b.sas().child(b_spi).unwrap().info.remote, again);
+}

@@ -43,6 +43,14 @@ pub struct TunnelState {
     /// When traffic last moved off this tunnel because it failed: preempt waits for an IKE SA
     /// established after that, proof that the path works again.
     pub failed_at: Option<Instant>,
+    /// Where the IKE SA talks and what NAT detection found (see `nat`); None before the
+    /// first IKE SA came up.
+    pub nat: Option<super::nat::NatPath>,
+    /// Outbound packets when keepalives last looked: unchanged at the next look means idle.
+    pub keepalive_mark: u64,
+    /// A peer given by name: the address the last initiation resolved it to, when that is
+    /// not the one resolved at load (the IKE SA that comes up is this tunnel's).
+    pub dialed: Option<std::net::IpAddr>,
 }
 
 /// When a tunnel last received and sent, as far as the plane followed it.
@@ -108,9 +116,15 @@ impl Plane {
         remote: SocketAddr,
     ) -> Option<TunnelKey> {
         let of_conn = || self.specs.iter().filter(|s| &*s.conn == conn);
+        let dialed = |s: &&TunnelSpec| {
+            self.tunnels
+                .get(&s.key())
+                .is_some_and(|st| st.dialed == Some(remote.ip()))
+        };
         of_conn()
             .find(|s| s.local == local.ip() && s.remote == remote.ip())
             .or_else(|| of_conn().find(|s| s.remote == remote.ip()))
+            .or_else(|| of_conn().find(dialed))
             .or_else(|| of_conn().next())
             .map(|s| s.key())
     }
@@ -126,18 +140,46 @@ impl Plane {
     pub(super) fn initiate_tunnel(&mut self, spec: &TunnelSpec, now: Instant, why: &str) {
         let port = self.cfg.gateway.ike_port;
         let key = spec.key();
+        let remote = self.resolve_peer(spec);
         match self.ep.initiate(
             now,
             &spec.conn,
             SocketAddr::new(spec.local, port),
-            SocketAddr::new(spec.remote, port),
+            SocketAddr::new(remote, port),
         ) {
             Ok(ike) => {
-                tracing::info!(connection = %spec.conn, local = %spec.local, remote = %spec.remote, reason = why, "initiating IKE SA");
+                tracing::info!(connection = %spec.conn, local = %spec.local, %remote, reason = why, "initiating IKE SA");
                 self.restarts.clear(&key);
-                self.tunnels.entry(key).or_default().ike = Some(ike);
+                let st = self.tunnels.entry(key).or_default();
+                st.ike = Some(ike);
+                st.dialed = (remote != spec.remote).then_some(remote);
             }
             Err(e) => tracing::error!(connection = %spec.conn, error = %e, "cannot initiate"),
+        }
+    }
+
+    /// Where to initiate to: a peer given by name is resolved again (it may have moved since
+    /// the config was loaded); if that fails, the last address it had.
+    fn resolve_peer(&self, spec: &TunnelSpec) -> std::net::IpAddr {
+        let Some(name) = &spec.remote_name else {
+            return spec.remote;
+        };
+        match crate::config::peer_name::resolve(name, spec.local) {
+            Ok(a) => {
+                if a != spec.remote {
+                    tracing::info!(connection = %spec.conn, peer = %name, was = %spec.remote, now = %a, "peer's name resolves to a new address");
+                }
+                a
+            }
+            Err(e) => {
+                let last = self
+                    .tunnels
+                    .get(&spec.key())
+                    .and_then(|s| s.dialed)
+                    .unwrap_or(spec.remote);
+                tracing::warn!(connection = %spec.conn, error = %e, address = %last, "cannot resolve the peer again: trying its last address");
+                last
+            }
         }
     }
 
