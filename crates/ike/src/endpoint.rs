@@ -7,6 +7,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use crate::config::{EndpointConfig, PeerConfig};
+use crate::cookie_secret::CookieSecrets;
 use crate::crypto::{cookie, verify_cookie, Rng};
 use crate::deadlines::Deadlines;
 use crate::events::{Event, IkeSaId, Transmit};
@@ -128,7 +129,8 @@ pub struct Endpoint {
     timeout_visits: Vec<IkeSaId>,
     /// Transmissions, events, counters and the SAs' pending [`SaAction`]s.
     out: Outputs,
-    cookie_secret: [u8; 32],
+    /// Makes and checks cookies; rotated on a schedule ([`crate::cookie_secret`]).
+    cookie_secrets: CookieSecrets,
     invalid_spi: crate::invalid_spi::Pacing,
     /// Pacing of INVALID_MAJOR_VERSION answers: the trigger is one unauthenticated datagram.
     bad_version: crate::invalid_spi::Pacing,
@@ -141,8 +143,7 @@ impl Endpoint {
         peers: Vec<PeerConfig>,
         mut rng: Box<dyn Rng + Send>,
     ) -> Endpoint {
-        let mut cookie_secret = [0u8; 32];
-        rng.fill(&mut cookie_secret);
+        let cookie_secrets = CookieSecrets::new(&mut *rng);
         Endpoint {
             cfg,
             rng,
@@ -153,7 +154,7 @@ impl Endpoint {
             #[cfg(test)]
             timeout_visits: Vec::new(),
             out: Outputs::default(),
-            cookie_secret,
+            cookie_secrets,
             invalid_spi: Default::default(),
             bad_version: Default::default(),
             init_rate: InitRate::default(),
@@ -780,10 +781,19 @@ impl Endpoint {
                 _ => None,
             };
             // Compared in constant time: the cookie is a MAC of the sender's own inputs.
-            let valid = presented
-                .is_some_and(|p| verify_cookie(&self.cookie_secret, 1, ni, h.spi_i, remote, p));
+            // The version byte names the secret that made it: the current one, or the one
+            // before it during its grace period.
+            let valid = presented.is_some_and(|p| {
+                let Some(&version) = p.first() else {
+                    return false;
+                };
+                self.cookie_secrets
+                    .for_version(now, &mut *self.rng, version)
+                    .is_some_and(|secret| verify_cookie(secret, version, ni, h.spi_i, remote, p))
+            });
             if !valid {
-                let expected = cookie(&self.cookie_secret, 1, ni, h.spi_i, remote);
+                let (secret, version) = self.cookie_secrets.current(now, &mut *self.rng);
+                let expected = cookie(secret, version, ni, h.spi_i, remote);
                 self.out.stats.cookies_sent += 1;
                 let reply = [Payload::notify(NotifyType::Cookie, expected)];
                 sa::init::stateless_reply(

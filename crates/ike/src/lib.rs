@@ -12,6 +12,7 @@
 #![forbid(unsafe_code)]
 
 pub mod config;
+pub mod cookie_secret;
 pub mod crypto;
 mod deadlines;
 pub mod endpoint;

@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use ironsec_ike::testkit::*;
 use ironsec_ike::wire::{ExchangeType, Message, NotifyType, Payload};
-use ironsec_ike::{EndpointConfig, Event};
+use ironsec_ike::{EndpointConfig, Event, PeerConfig};
 
 const SUITE: (&str, &str) = ("aes128gcm16-prfsha256-x25519", "aes128gcm16");
 
@@ -134,4 +134,68 @@ fn a_rate_threshold_of_zero_challenges_every_new_ike_sa() {
     net.initiate_a();
     assert_eq!(net.b.stats().cookies_sent, 1);
     assert_eq!(net.count(|e| matches!(e, Event::IkeSaUp { .. })), (1, 1));
+}
+
+/// B's cookie challenge to A's first IKE_SA_INIT (B demands cookies for every new IKE SA),
+/// and A's second request carrying it, made but not yet delivered.
+fn challenged_request(net: &mut Net) -> (u8, Vec<u8>) {
+    let request = an_init_request(net);
+    net.b.handle(net.now, addr(B, 500), addr(A, 500), &request);
+    let reply = net.b.poll_transmit().expect("a cookie challenge");
+    let m = Message::parse(&reply.payload).unwrap();
+    let version = match m.payloads.first() {
+        Some(Payload::Notify(n)) if n.kind == NotifyType::Cookie => n.data[0],
+        other => panic!("expected a cookie, got {other:?}"),
+    };
+    net.a
+        .handle(net.now, addr(A, 500), addr(B, 500), &reply.payload);
+    let again = net.a.poll_transmit().expect("IKE_SA_INIT with the cookie");
+    (version, again.payload)
+}
+
+/// What B answers to `request` at `now`: the version byte of a new cookie challenge, or None
+/// if it went on with the exchange.
+fn answer(net: &mut Net, request: &[u8]) -> Option<u8> {
+    net.b.handle(net.now, addr(B, 500), addr(A, 500), request);
+    let reply = net.b.poll_transmit().expect("an answer");
+    let m = Message::parse(&reply.payload).unwrap();
+    match m.payloads.first() {
+        Some(Payload::Notify(n)) if n.kind == NotifyType::Cookie => Some(n.data[0]),
+        _ => None,
+    }
+}
+
+fn always_challenging(a: PeerConfig, b: PeerConfig) -> Net {
+    let cb = EndpointConfig {
+        cookie_rate_threshold: 0,
+        ..Default::default()
+    };
+    Net::with_config(a, b, EndpointConfig::default(), cb)
+}
+
+#[test]
+fn the_cookie_secret_rotates_and_the_previous_one_verifies_only_during_its_grace_period() {
+    use ironsec_ike::cookie_secret::{GRACE, ROTATION};
+    let (a, b) = pair_configs(SUITE.0, SUITE.1);
+
+    // Answered within the grace period after a rotation: accepted, no second challenge.
+    let mut net = always_challenging(a.clone(), b.clone());
+    let (v1, request) = challenged_request(&mut net);
+    net.now += ROTATION + GRACE / 2;
+    assert_eq!(
+        answer(&mut net, &request),
+        None,
+        "accepted during the grace period"
+    );
+    assert_eq!(net.b.stats().cookies_sent, 1);
+
+    // The same answer (the endpoints are seeded alike) after the grace period: challenged
+    // again, with a cookie of the new secret's version.
+    let mut net = always_challenging(a, b);
+    let (v1_again, request) = challenged_request(&mut net);
+    assert_eq!(v1, v1_again, "same seeds, same exchange");
+    net.now += ROTATION + GRACE;
+    let v2 = answer(&mut net, &request).expect("challenged again after the grace period");
+    assert_ne!(v1, v2, "the version byte changes with the secret");
+    assert_eq!(net.b.stats().cookies_sent, 2);
 }
