@@ -9,6 +9,9 @@
 //!   lifetimes run on the monotonic clock, so nothing expires or rekeys early;
 //! - the TUN device deleted under the daemon: a clear error and a non-zero exit, so systemd
 //!   (Restart=on-failure) starts it again.
+//! - a fast-path worker that panics or returns on its own (injected through the test build's
+//!   `fault-injection` hook): noticed, logged, a non-zero exit, and the guard routes drop the
+//!   remote site's traffic while the daemon is away.
 //!
 //! - a peer that restarts and loses its SAs while traffic flows: it answers the old SPIs with
 //!   INVALID_SPI, the survivor checks liveness at once instead of after its DPD interval, and
@@ -213,6 +216,92 @@ fn tun_device_deleted_exits_non_zero_with_a_clear_error() {
     );
     // The peer is untouched: its own daemon still runs.
     assert!(lab.b.proc_.try_wait().is_none(), "gwB exited too");
+}
+
+/// Restarts gwA with its worker 0 watching a trigger file (the `fault-injection` hook of the
+/// test build, `IRONSEC_FAULT_WORKER`), brings the tunnel up, writes `kind` ("panic" or
+/// "return") into the trigger, and checks the daemon notices: an error line naming the worker,
+/// exit status 1 within 5 s, and the remote site's traffic dropped by the guard route while it
+/// is gone.
+fn injected_worker_failure(kind: &str, expect: &str) {
+    let _s = serial();
+    require_root();
+    let mut lab = IkeLab::start(IkeLabOpts::default());
+    wait_up(&lab);
+    let trigger = lab.dir.join("worker-fault");
+    lab.a.stop();
+    let log = lab.dir.join("ironsecd-a.fault.log");
+    lab.logs_a.push(log.clone());
+    lab.a = Daemon::start_with_env(
+        "gwA",
+        &lab.topo.gw_a,
+        &lab.cfg_a,
+        &lab.sock_a,
+        log,
+        None,
+        &[("IRONSEC_FAULT_WORKER", trigger.display().to_string())],
+    );
+    wait_up(&lab);
+    ping_both_ways(&lab, 2);
+    assert_eq!(lab.a.status()["workers_failed"], 0, "{}", lab.logs());
+
+    fs::write(&trigger, kind).unwrap();
+    let t0 = Instant::now();
+    let status = lab.a.proc_.wait_exit(Duration::from_secs(10));
+    let took = t0.elapsed();
+    let log = lab.log_a();
+    println!("worker 0 told to {kind}: gwA exited after {took:.2?} with {status}");
+    assert_eq!(status.code(), Some(1), "exit status: {status}\n{log}");
+    assert!(
+        took < Duration::from_secs(5),
+        "noticed only after {took:?}\n{log}"
+    );
+    let stopped = log
+        .lines()
+        .find(|l| l.contains("fast-path worker stopped"))
+        .unwrap_or_else(|| panic!("no error line for the worker\n{log}"));
+    assert!(
+        stopped.contains("ERROR") && stopped.contains(expect),
+        "{stopped}"
+    );
+    assert!(
+        log.contains(&format!("ironsecd: fast path failed: {expect}")),
+        "no clear error on stderr\n{log}"
+    );
+    // Fail closed while the daemon is away: nothing from site A reaches site B.
+    let r = ping(
+        &lab.topo.lan_a,
+        LAN_B_HOST,
+        3,
+        pattern_payload(PING_PATTERN, 56),
+        Duration::from_millis(20),
+        Duration::from_millis(500),
+    );
+    assert_eq!(r.received, 0, "traffic got through with gwA down");
+    let guards = run_ok(
+        ns_cmd(&lab.topo.gw_a, "ip").args(["-4", "route", "show", "proto", "147"]),
+        Duration::from_secs(5),
+    );
+    let guards = String::from_utf8_lossy(&guards.stdout).to_string();
+    assert!(guards.contains("blackhole 10.2.0.0/24"), "guards: {guards}");
+}
+
+#[test]
+#[ignore = "needs root"]
+fn a_panicking_worker_is_noticed_and_the_daemon_exits_non_zero() {
+    injected_worker_failure(
+        "panic",
+        "fast-path worker 0 panicked: fault injected through IRONSEC_FAULT_WORKER",
+    );
+}
+
+#[test]
+#[ignore = "needs root"]
+fn a_worker_that_returns_unasked_is_noticed_and_the_daemon_exits_non_zero() {
+    injected_worker_failure(
+        "return",
+        "fast-path worker 0 returned without being asked to stop",
+    );
 }
 
 /// The pings of `run` whose replies came, as (seconds since `t0`, answered).

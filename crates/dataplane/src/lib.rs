@@ -20,6 +20,7 @@ pub mod packet;
 pub mod prefix;
 pub mod selector;
 pub mod shaper;
+mod supervise;
 pub mod tables;
 pub mod tun;
 pub mod udp;
@@ -31,7 +32,7 @@ pub use worker::{account_sealed, clamp_inbound, open_one, seal_one, Inbound, Out
 
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::thread::JoinHandle;
 
 use arc_swap::{ArcSwap, Guard};
@@ -148,7 +149,8 @@ pub struct Dataplane {
     counters: Arc<PerWorker<GatewayCounters>>,
     stop: Arc<AtomicBool>,
     threads: Vec<JoinHandle<()>>,
-    failure: Arc<Mutex<Option<String>>>,
+    /// How the workers ended, if any did on its own (`supervise.rs`).
+    supervision: Arc<supervise::Supervision>,
     workers: usize,
     /// Clones of one worker's sockets, for the control plane's IKE messages on the NAT-T port
     /// (a socket of its own on that port would take a share of the inbound ESP).
@@ -223,7 +225,7 @@ impl Dataplane {
         let tables = Arc::new(ArcSwap::from_pointee(tables));
         let counters = Arc::new(PerWorker::new(workers));
         let stop = Arc::new(AtomicBool::new(false));
-        let failure = Arc::new(Mutex::new(None));
+        let supervision = Arc::new(supervise::Supervision::default());
         let max_packet = usize::from(cfg.tun_mtu).max(1500);
         let mut threads = Vec::with_capacity(workers);
         for (id, sockets) in sockets.into_iter().enumerate() {
@@ -248,18 +250,11 @@ impl Dataplane {
                 icmp_limiter: mtu::IcmpLimiter::new(),
                 local_addrs: cfg.local_addrs.clone(),
             };
-            let failure = failure.clone();
+            let sup = supervision.clone();
             let stop_all = stop.clone();
             let t = std::thread::Builder::new()
                 .name(format!("ironsec-worker-{id}"))
-                .spawn(move || {
-                    if let Err(e) = w.run() {
-                        tracing::error!(worker = id, error = %e.0, "fast-path worker stopped");
-                        let mut f = failure.lock().unwrap_or_else(|p| p.into_inner());
-                        f.get_or_insert(e.0);
-                        stop_all.store(true, Ordering::Relaxed);
-                    }
-                })
+                .spawn(move || supervise::supervised(id, &sup, &stop_all, || w.run()))
                 .map_err(DataplaneError::Thread)?;
             threads.push(t);
         }
@@ -269,7 +264,7 @@ impl Dataplane {
             counters,
             stop,
             threads,
-            failure,
+            supervision,
             workers,
             control,
             all_sockets,
@@ -345,11 +340,18 @@ impl Dataplane {
 
     /// The first fatal worker error, if a worker stopped (for example the TUN device vanished).
     /// The fast path is then down and the daemon should exit so its supervisor restarts it.
+    /// A worker that panicked or returned unasked counts as failed too (`supervise.rs`).
     pub fn failure(&self) -> Option<String> {
-        self.failure
+        self.supervision
+            .first
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .clone()
+    }
+
+    /// How many workers ended without being asked to (0 while the fast path is whole).
+    pub fn workers_failed(&self) -> usize {
+        self.supervision.failed.load(Ordering::Relaxed)
     }
 
     /// Stops the workers and waits for them; the TUN device goes away with the last handle.

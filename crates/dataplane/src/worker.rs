@@ -161,8 +161,16 @@ impl Worker {
             })
             .collect();
         let gw = self.counters.get(self.id);
+        #[cfg(feature = "fault-injection")]
+        let fault = fault::Trigger::from_env(self.id);
 
         while !self.stop.load(Ordering::Relaxed) {
+            #[cfg(feature = "fault-injection")]
+            if let Some(f) = &fault {
+                if f.fire() {
+                    return Ok(());
+                }
+            }
             // SAFETY: fds is a valid array of pollfd of the given length.
             let r = unsafe { libc::poll(fds.as_mut_ptr(), fds.len() as libc::nfds_t, POLL_MS) };
             if r < 0 {
@@ -1375,5 +1383,36 @@ mod tests {
         assert!(seal(&only_dns, &udp(h1, h2, 1, 54, false), gw).is_none());
         assert!(seal(&only_dns, &udp(h1, h2, 0, 0, true), gw).is_none());
         assert_eq!(pw.totals().drops.get(DropReason::NoPolicy), 2);
+    }
+}
+
+/// A test-only way to make a running worker fail, for the integration test of worker
+/// supervision (`tests/faults.rs`). Compiled only with the `fault-injection` feature, which
+/// only the ironsecd crate's test build enables (a dev-dependency feature), so the shipped
+/// binary has no such hook.
+#[cfg(feature = "fault-injection")]
+mod fault {
+    /// `IRONSEC_FAULT_WORKER=<path>`: once a file appears at `path`, worker 0 panics if it
+    /// says `panic`, or returns as if its loop ended if it says `return`.
+    pub(super) struct Trigger(std::path::PathBuf);
+
+    impl Trigger {
+        pub(super) fn from_env(worker: usize) -> Option<Trigger> {
+            let path = std::env::var_os("IRONSEC_FAULT_WORKER")?;
+            (worker == 0).then(|| Trigger(path.into()))
+        }
+
+        /// Panics for `panic`; true for `return`; false while there is no file.
+        pub(super) fn fire(&self) -> bool {
+            match std::fs::read_to_string(&self.0)
+                .ok()
+                .as_deref()
+                .map(str::trim)
+            {
+                Some("panic") => panic!("fault injected through IRONSEC_FAULT_WORKER"),
+                Some("return") => true,
+                _ => false,
+            }
+        }
     }
 }

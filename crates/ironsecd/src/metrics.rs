@@ -55,6 +55,16 @@ pub fn render(s: &Status) -> String {
         "Seconds since ironsecd started.",
     );
     o.sample("ironsec_uptime_seconds", &[], s.uptime_secs);
+    o.help(
+        "ironsec_workers_failed",
+        "gauge",
+        "Fast-path workers that panicked or stopped on their own (the daemon then exits to be restarted).",
+    );
+    o.sample(
+        "ironsec_workers_failed",
+        &[],
+        u64::try_from(s.workers_failed).unwrap_or(u64::MAX),
+    );
 
     o.help(
         "ironsec_connection_up",
@@ -427,6 +437,7 @@ mod tests {
             version: "0".into(),
             tun: "ipsec0".into(),
             workers: 2,
+            workers_failed: 1,
             uptime_secs: 7,
             counters: Counters::default(),
             drops: [("replay".to_string(), 5u64)].into_iter().collect(),
@@ -491,6 +502,7 @@ mod tests {
             "ironsec_dpd_failures_total{connection=\"site-b\"} 1",
             "ironsec_ike_requests_total 3",
             "ironsec_ike_retransmits_total 1",
+            "ironsec_workers_failed 1",
         ] {
             assert!(text.lines().any(|l| l == line), "missing {line}\n{text}");
         }

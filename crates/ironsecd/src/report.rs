@@ -264,6 +264,7 @@ pub fn status(dp: &Dataplane, plane: &Plane, started: Instant) -> Status {
         version: env!("CARGO_PKG_VERSION").to_string(),
         tun: dp.tun_name().to_string(),
         workers: dp.workers(),
+        workers_failed: dp.workers_failed(),
         uptime_secs: started.elapsed().as_secs(),
         counters: status::Counters {
             tun_rx_packets: totals.tun_rx_packets,

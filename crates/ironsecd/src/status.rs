@@ -11,6 +11,10 @@ pub struct Status {
     pub version: String,
     pub tun: String,
     pub workers: usize,
+    /// Fast-path workers that panicked or stopped on their own. Non-zero only in the moment
+    /// before the daemon exits to be restarted (`ironsec_dataplane`'s `supervise.rs`).
+    #[serde(default)]
+    pub workers_failed: usize,
     pub uptime_secs: u64,
     pub counters: Counters,
     /// Gateway-wide drop totals by reason (including the per-SA ones).
@@ -295,6 +299,13 @@ impl Status {
             "ironsecd {}  tun {}  workers {}  up {}s",
             self.version, self.tun, self.workers, self.uptime_secs
         );
+        if self.workers_failed > 0 {
+            let _ = writeln!(
+                s,
+                "  FAST PATH DOWN: {} worker(s) failed; ironsecd is exiting to be restarted",
+                self.workers_failed
+            );
+        }
         let _ = writeln!(
             s,
             "  packets: tun rx {} ({} super) tx {} ({} super), udp rx {} tx {}, ike {}, keepalives {}",
