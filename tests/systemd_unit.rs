@@ -454,6 +454,8 @@ fn unit_has_required_properties() {
     assert_eq!(single(&svc, "ProtectSystem"), "strict");
     assert_eq!(single(&svc, "PrivateTmp"), "yes");
     assert_eq!(single(&svc, "NoNewPrivileges"), "yes");
+    // No core dump may hold key material (issue 19).
+    assert_eq!(single(&svc, "LimitCORE"), "0", "LimitCORE=0");
 
     // The address families the daemon (and its `ip` children) need are all allowed.
     let families = words(single(&svc, "RestrictAddressFamilies"));

@@ -86,6 +86,8 @@ const NOT_SANDBOX: &[&str] = &[
     "RestartSec",
     "WatchdogSec",
     "TimeoutStopSec",
+    // A resource limit; the daemon sets RLIMIT_CORE 0 itself (privs.rs, forbid_core_dumps).
+    "LimitCORE",
 ];
 
 /// `key=value` pairs of [Service], in order; comments and blank lines skipped.

@@ -22,6 +22,11 @@ pub const KEPT: [Capability; 2] = [Capability::CAP_NET_ADMIN, Capability::CAP_NE
 pub enum PrivError {
     #[error("cannot set no_new_privs: {0}")]
     NoNewPrivs(std::io::Error),
+    #[error("cannot turn off core dumps ({what}): {source}")]
+    CoreDumps {
+        what: &'static str,
+        source: std::io::Error,
+    },
     #[error("cannot {what}: {source}")]
     Caps {
         what: &'static str,
@@ -81,10 +86,92 @@ pub fn drop_to_network_caps() -> Result<Kept, PrivError> {
     })
 }
 
+/// Makes sure no core dump of this process is ever written: the daemon holds PSKs and IKE
+/// and ESP keys, and a core of an aborted ironsecd once held three raw copies of the PSK.
+///
+/// Two independent locks, both set before the config (and so any key file) is read:
+/// - `RLIMIT_CORE` 0 (soft and hard, so no later code can raise it again): the kernel writes
+///   no core file for a limit of 0. Set with prlimit(2), not setrlimit(2): the unit's syscall
+///   filter denies `@resources`, which holds setrlimit, while prlimit64 is allowed.
+/// - `PR_SET_DUMPABLE` 0: the kernel dumps no core of a non-dumpable process whatever the
+///   limit, even to a `core_pattern` pipe handler (systemd-coredump, apport), which ignores
+///   `RLIMIT_CORE`; it also keeps other processes of the same user from ptrace-attaching
+///   (gdb, gcore) or reading its memory through /proc. Side effect: /proc/PID files become
+///   root-owned, which nothing in ironsec reads as another user. Capability changes made
+///   afterwards ([`drop_to_network_caps`] only shrinks the sets) do not reset the flag; an
+///   exec does, so the `ip` children are dumpable again, but they hold no keys.
+pub fn forbid_core_dumps() -> Result<(), PrivError> {
+    let zero = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: prlimit on our own process (pid 0) with a valid rlimit to read and no old value
+    // wanted (null is allowed).
+    let r = unsafe { libc::prlimit(0, libc::RLIMIT_CORE, &zero, std::ptr::null_mut()) };
+    if r != 0 {
+        return Err(PrivError::CoreDumps {
+            what: "RLIMIT_CORE 0",
+            source: std::io::Error::last_os_error(),
+        });
+    }
+    // SAFETY: prctl with PR_SET_DUMPABLE takes integer arguments only.
+    let r = unsafe { libc::prctl(libc::PR_SET_DUMPABLE, 0, 0, 0, 0) };
+    if r != 0 {
+        return Err(PrivError::CoreDumps {
+            what: "PR_SET_DUMPABLE 0",
+            source: std::io::Error::last_os_error(),
+        });
+    }
+    Ok(())
+}
+
 /// `CAP_NET_ADMIN,CAP_NET_BIND_SERVICE` style, for log fields.
 pub fn names(caps: &[Capability]) -> String {
     caps.iter()
         .map(|c| c.to_string())
         .collect::<Vec<_>>()
         .join(",")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Runs in a child process (fork), so the test binary itself stays dumpable.
+    #[test]
+    fn core_dumps_are_forbidden_for_good() {
+        // SAFETY: fork in a test; the child only makes syscalls and exits with _exit.
+        let pid = unsafe { libc::fork() };
+        assert!(pid >= 0, "fork failed");
+        if pid == 0 {
+            let ok = forbid_core_dumps().is_ok();
+            // SAFETY: prctl(PR_GET_DUMPABLE) takes no pointers.
+            let dumpable = unsafe { libc::prctl(libc::PR_GET_DUMPABLE, 0, 0, 0, 0) };
+            let mut lim = libc::rlimit {
+                rlim_cur: 1,
+                rlim_max: 1,
+            };
+            // SAFETY: getrlimit writes into a valid rlimit.
+            unsafe { libc::getrlimit(libc::RLIMIT_CORE, &mut lim) };
+            // The soft limit may not exceed the hard limit of 0 now.
+            let raise = libc::rlimit {
+                rlim_cur: libc::RLIM_INFINITY,
+                rlim_max: 0,
+            };
+            // SAFETY: prlimit on our own process with a valid rlimit.
+            let raised =
+                unsafe { libc::prlimit(0, libc::RLIMIT_CORE, &raise, std::ptr::null_mut()) } == 0;
+            let code = if ok && dumpable == 0 && lim.rlim_cur == 0 && lim.rlim_max == 0 && !raised {
+                0
+            } else {
+                1
+            };
+            // SAFETY: _exit ends the forked child without running the test harness's code.
+            unsafe { libc::_exit(code) };
+        }
+        let mut status = 0;
+        // SAFETY: waits for the child forked above.
+        unsafe { libc::waitpid(pid, &mut status, 0) };
+        assert!(libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0);
+    }
 }

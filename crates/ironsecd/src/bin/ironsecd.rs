@@ -35,6 +35,11 @@ enum Command {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     ironsecd::logging::init();
+    // Before any key file is read: no core dump may ever hold one.
+    if let Err(e) = ironsecd::privs::forbid_core_dumps() {
+        eprintln!("ironsecd: {e}");
+        return ExitCode::FAILURE;
+    }
     let check_only = match cli.command {
         Some(Command::Cleanup) => return cleanup(&cli.config),
         Some(Command::Check) => true,
