@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use ironsec_ike::crypto::{EspProposal, IkeProposal};
 use ironsec_ike::{Identity, Psk, Retransmit};
-use zeroize::Zeroizing;
+use zeroize::{Zeroize, Zeroizing};
 
 use super::error::ConfigError;
 use super::keys;
@@ -158,18 +158,20 @@ where
         .collect()
 }
 
-/// A PSK as written: text, or `0x` followed by hex for binary keys.
-fn psk_bytes(text: &str) -> Option<Vec<u8>> {
+/// A PSK as written: text, or `0x` followed by hex for binary keys. Zeroed on drop, so a
+/// config refused for another reason leaves no copy behind either.
+fn psk_bytes(text: &str) -> Option<Zeroizing<Vec<u8>>> {
     match text.strip_prefix("0x") {
         Some(h) => hex::decode(h).ok(),
         None => Some(text.as_bytes().to_vec()),
     }
+    .map(Zeroizing::new)
 }
 
 pub(super) fn validate(
     file: &Path,
     key: &str,
-    c: ConnectionSchema,
+    mut c: ConnectionSchema,
     errs: &mut Vec<ConfigError>,
 ) -> Option<IkeKeying> {
     super::refuse_keys(
@@ -249,6 +251,8 @@ pub(super) fn validate(
             "a PSK shorter than 16 bytes can be guessed offline from one captured handshake",
         ));
     }
+    // An inline `psk` is read: clear the schema's copy rather than free it as it is.
+    c.psk.zeroize();
     let ike_proposals = proposals(
         file,
         &format!("{key}.ike_proposals"),
@@ -430,7 +434,8 @@ pub(super) fn validate(
     Some(IkeKeying {
         local_id: local_id?,
         remote_id: remote_id?,
-        psk: Psk::new(psk?),
+        // The bytes move into the Psk (zeroed on drop); what is left behind is empty.
+        psk: Psk::new(std::mem::take(&mut *psk?)),
         ike_proposals,
         esp_proposals,
         start_action,
