@@ -506,3 +506,35 @@ impl Status {
         s
     }
 }
+
+#[cfg(test)]
+mod worker_failure_tests {
+    use super::*;
+
+    fn status(workers_failed: usize) -> Status {
+        Status {
+            version: "0".into(),
+            tun: "ipsec0".into(),
+            workers: 2,
+            workers_failed,
+            uptime_secs: 1,
+            counters: Counters::default(),
+            drops: BTreeMap::new(),
+            ike: IkeCounters::default(),
+            connections: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn a_failed_worker_is_shown_and_an_older_daemons_json_still_reads() {
+        assert!(!status(0).render().contains("FAST PATH DOWN"));
+        assert!(status(1)
+            .render()
+            .contains("FAST PATH DOWN: 1 worker(s) failed"));
+        // A daemon from before the field: it reads as 0.
+        let mut v = serde_json::to_value(status(0)).unwrap();
+        v.as_object_mut().unwrap().remove("workers_failed");
+        let back: Status = serde_json::from_value(v).unwrap();
+        assert_eq!(back.workers_failed, 0);
+    }
+}
