@@ -30,10 +30,15 @@ pub const WRITE_DEADLINE: Duration = Duration::from_secs(5);
 /// [`ACCEPT_BACKOFF_MAX`].
 const ACCEPT_BACKOFF_MIN: Duration = Duration::from_millis(10);
 const ACCEPT_BACKOFF_MAX: Duration = Duration::from_secs(1);
+/// An episode of failures ends at the first accept this long after its last failure: under
+/// sustained pressure accepts alternate between working (a descriptor was freed) and failing,
+/// and that is one episode, not one per freed descriptor.
+const ACCEPT_EPISODE_QUIET: Duration = Duration::from_secs(10);
 
 /// Backs off a listener's failing `accept()` (EMFILE/ENFILE leave the connection queued, so
-/// the listener stays readable and an immediate retry fails again) and logs one warning per
-/// episode of failures, then one (info) line with their count when an accept succeeds again.
+/// the listener stays readable and an immediate retry fails again) and logs one warning when
+/// an episode of failures starts and one line with their count when it ends (the first accept
+/// [`ACCEPT_EPISODE_QUIET`] after the last failure), never a line per failure.
 #[derive(Debug)]
 pub struct AcceptBackoff {
     what: &'static str,
@@ -43,14 +48,18 @@ pub struct AcceptBackoff {
 #[derive(Debug, Clone, Copy)]
 struct Episode {
     started: Instant,
+    last_failure: Instant,
     failures: u64,
     delay: Duration,
+    /// An accept worked since the last failure: the next failure waits the least again.
+    recovered: bool,
 }
 
 /// An episode of failed accepts that has just ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct EpisodeEnd {
     pub failures: u64,
+    /// From the first failure to the last.
     pub lasted: Duration,
 }
 
@@ -69,32 +78,46 @@ impl AcceptBackoff {
         match &mut self.episode {
             Some(ep) => {
                 ep.failures += 1;
-                ep.delay = (ep.delay * 2).min(ACCEPT_BACKOFF_MAX);
+                ep.last_failure = now;
+                ep.delay = if ep.recovered {
+                    ACCEPT_BACKOFF_MIN
+                } else {
+                    (ep.delay * 2).min(ACCEPT_BACKOFF_MAX)
+                };
+                ep.recovered = false;
                 ep.delay
             }
             None => {
                 tracing::warn!(
                     listener = self.what,
                     %error,
-                    "accept failed; backing off (one line when it recovers)"
+                    "accept failed; backing off (one line with the count when it is over)"
                 );
                 self.episode = Some(Episode {
                     started: now,
+                    last_failure: now,
                     failures: 1,
                     delay: ACCEPT_BACKOFF_MIN,
+                    recovered: false,
                 });
                 ACCEPT_BACKOFF_MIN
             }
         }
     }
 
-    /// An accept succeeded at `now`: ends the episode of failures, if one was running.
+    /// An accept succeeded at `now`: ends the episode of failures if the last one is
+    /// [`ACCEPT_EPISODE_QUIET`] old.
     pub fn succeeded(&mut self, now: Instant) -> Option<EpisodeEnd> {
-        let ep = self.episode.take()?;
+        let ep = self.episode.as_mut()?;
+        if now.saturating_duration_since(ep.last_failure) < ACCEPT_EPISODE_QUIET {
+            ep.recovered = true;
+            return None;
+        }
         let end = EpisodeEnd {
             failures: ep.failures,
-            lasted: now.saturating_duration_since(ep.started),
+            lasted: ep.last_failure.saturating_duration_since(ep.started),
         };
+        self.episode = None;
         tracing::info!(
             listener = self.what,
             failures = end.failures,
@@ -162,29 +185,32 @@ mod tests {
     #[test]
     fn backoff_doubles_to_the_cap_and_counts_the_episode() {
         let base = Instant::now();
+        let ms = |n: u64| base + Duration::from_millis(n);
         let mut b = AcceptBackoff::new("test");
         assert_eq!(b.succeeded(base), None, "no episode, nothing to end");
-        let mut delays = Vec::new();
-        for i in 0..10u64 {
-            delays.push(b.failed(base + Duration::from_millis(i), &emfile()));
-        }
+        let delays: Vec<Duration> = (0..10u64).map(|i| b.failed(ms(i), &emfile())).collect();
         assert_eq!(delays[0], ACCEPT_BACKOFF_MIN);
         assert_eq!(delays[1], ACCEPT_BACKOFF_MIN * 2);
         assert!(delays.windows(2).all(|w| w[1] >= w[0]));
         assert_eq!(*delays.last().unwrap(), ACCEPT_BACKOFF_MAX);
-        let end = b.succeeded(base + Duration::from_secs(3)).unwrap();
+        // A freed descriptor lets one accept through: same episode, and the next failure
+        // waits the least again.
+        assert_eq!(b.succeeded(ms(100)), None);
+        assert_eq!(b.failed(ms(200), &emfile()), ACCEPT_BACKOFF_MIN);
+        assert_eq!(b.failed(ms(210), &emfile()), ACCEPT_BACKOFF_MIN * 2);
+        // Quiet for long enough: the episode ends with its count.
+        assert_eq!(b.succeeded(ms(5_000)), None);
+        let end = b.succeeded(ms(210) + ACCEPT_EPISODE_QUIET).unwrap();
         assert_eq!(
             end,
             EpisodeEnd {
-                failures: 10,
-                lasted: Duration::from_secs(3)
+                failures: 12,
+                lasted: Duration::from_millis(210)
             }
         );
+        assert_eq!(b.succeeded(ms(60_000)), None, "ended once");
         // A new episode starts from the bottom again.
-        assert_eq!(
-            b.failed(base + Duration::from_secs(4), &emfile()),
-            ACCEPT_BACKOFF_MIN
-        );
+        assert_eq!(b.failed(ms(70_000), &emfile()), ACCEPT_BACKOFF_MIN);
     }
 
     #[test]
