@@ -400,6 +400,14 @@ fn unit_has_required_properties() {
         "WatchdogSec= must enable the watchdog, got {watchdog:?}"
     );
 
+    // A descriptor limit well above the kernel's soft default of 1024, soft and hard alike
+    // (one number), so that clients cannot exhaust it and the daemon need not raise it.
+    let nofile = single(&svc, "LimitNOFILE");
+    let n: u64 = nofile.parse().unwrap_or_else(|_| {
+        panic!("LimitNOFILE= must be one number (soft = hard), got {nofile:?}")
+    });
+    assert!(n >= 4096, "LimitNOFILE={n} is too low");
+
     // Every command runs an installed binary from /usr/local/bin.
     for key in EXEC_KEYS {
         for v in values(&svc, key) {

@@ -5,7 +5,7 @@
 //! `systemd-analyze syscall-filter` (so the groups are systemd's own, not a copy), and runs
 //! each ironsecd through `tests/tools/unit_sandbox.py`, which applies, as systemd's exec_child
 //! does: UMask=, CapabilityBoundingSet=, AmbientCapabilities=, NoNewPrivileges=,
-//! RestrictAddressFamilies=, MemoryDenyWriteExecute=, RestrictNamespaces= and the syscall
+//! RestrictAddressFamilies=, MemoryDenyWriteExecute=, RestrictNamespaces=, LimitNOFILE= and the syscall
 //! allow list with systemd's default action (the process is killed with SIGSYS), native
 //! architecture only (SystemCallArchitectures=native). A change to the unit or to the daemon
 //! that makes the two disagree fails here.
@@ -53,6 +53,7 @@ const REPRODUCED: &[&str] = &[
     "RestrictAddressFamilies",
     "MemoryDenyWriteExecute",
     "RestrictNamespaces",
+    "LimitNOFILE",
 ];
 /// Sandbox keys it deliberately leaves out (module doc says why).
 const NOT_REPRODUCED: &[&str] = &[
@@ -240,6 +241,10 @@ fn sandbox_spec(unit: &str) -> Value {
         "address_families": families,
         "memory_deny_write_execute": one("MemoryDenyWriteExecute").as_deref().is_some_and(yes),
         "restrict_namespaces": restrict_namespaces.as_deref().is_some_and(yes),
+        "limit_nofile": one("LimitNOFILE").map(|v| {
+            v.parse::<u64>()
+                .unwrap_or_else(|_| panic!("LimitNOFILE={v}: only one number is reproduced"))
+        }),
     })
 }
 
@@ -269,6 +274,16 @@ fn proc_status_field(pid: u32, field: &str) -> String {
 
 /// The bit mask of CAP_NET_ADMIN and CAP_NET_BIND_SERVICE, as /proc shows capability sets.
 const NET_CAPS_MASK: u64 = (1 << 12) | (1 << 10);
+
+/// (soft, hard) of "Max open files" in /proc/PID/limits.
+fn max_open_files(pid: u32) -> Option<(u64, u64)> {
+    let text = std::fs::read_to_string(format!("/proc/{pid}/limits")).unwrap();
+    let line = text.lines().find(|l| l.starts_with("Max open files"))?;
+    let mut n = line["Max open files".len()..]
+        .split_whitespace()
+        .map(|w| w.parse::<u64>().ok());
+    Some((n.next()??, n.next()??))
+}
 
 fn cap_mask(pid: u32, field: &str) -> u64 {
     u64::from_str_radix(&proc_status_field(pid, field), 16).unwrap()
@@ -361,6 +376,16 @@ fn ironsecd_runs_under_the_units_sandbox() {
             cap_mask(pid, "CapInh"),
             0,
             "{name}: inheritable set cleared by privs.rs"
+        );
+        // The harness can raise the hard limit only with CAP_SYS_RESOURCE (see the tool).
+        let (_, hard_here) = max_open_files(std::process::id()).unwrap();
+        let want = sandbox_spec(UNIT)["limit_nofile"]
+            .as_u64()
+            .map(|n| n.min(hard_here));
+        assert_eq!(
+            max_open_files(pid),
+            want.map(|n| (n, n)),
+            "{name}: LimitNOFILE= (soft, hard)"
         );
     }
 

@@ -10,6 +10,8 @@ its [Service] sandbox settings into a JSON spec (syscall groups already expanded
 What it applies, in the order systemd's exec_child does (src/core/execute.c), then execv:
 
   UMask=                      umask(2)
+  LimitNOFILE=                setrlimit(RLIMIT_NOFILE), soft = hard = the value (at most
+                              the current hard limit without CAP_SYS_RESOURCE)
   CapabilityBoundingSet=      PR_CAPBSET_DROP of every other capability
   AmbientCapabilities=        capset(2) inheritable = ambient (permitted and effective kept),
                               then PR_CAP_AMBIENT_RAISE of each
@@ -31,6 +33,7 @@ as systemd skips them. Needs Debian's python3-seccomp (libseccomp's own binding)
 import ctypes
 import json
 import os
+import resource
 import socket
 import sys
 
@@ -169,6 +172,16 @@ def main():
 
     if spec.get("umask") is not None:
         os.umask(int(spec["umask"], 8))
+    if spec.get("limit_nofile") is not None:
+        # Above the current hard limit only with CAP_SYS_RESOURCE, which systemd has and a
+        # container's root may lack: then the hard limit is as far as it goes (the test
+        # expects the same).
+        n = int(spec["limit_nofile"])
+        hard = resource.getrlimit(resource.RLIMIT_NOFILE)[1]
+        try:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (n, n))
+        except (ValueError, OSError):
+            resource.setrlimit(resource.RLIMIT_NOFILE, (min(n, hard), min(n, hard)))
     bounding = spec.get("capability_bounding_set")
     if bounding is not None:
         keep = {cap_number(c) for c in bounding}

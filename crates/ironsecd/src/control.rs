@@ -5,9 +5,10 @@ use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 
 use serde::{Deserialize, Serialize};
-use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt};
 use tokio::net::{UnixListener, UnixStream};
 
+use crate::limits::{CONTROL_CONNECTIONS, CONTROL_REQUEST_LINE, READ_DEADLINE, WRITE_DEADLINE};
 use crate::status::Status;
 
 #[derive(Serialize, Deserialize, Debug, Clone, PartialEq, Eq)]
@@ -75,25 +76,84 @@ fn bind_private(path: &Path) -> std::io::Result<UnixListener> {
     Ok(l)
 }
 
-/// Serves one client connection with `handler` until it hangs up.
+/// One request line read from a client.
+#[derive(Debug, PartialEq, Eq)]
+enum Line {
+    /// A line, without its newline.
+    Request(Vec<u8>),
+    /// [`CONTROL_REQUEST_LINE`] bytes without a newline.
+    TooLong,
+    /// The client hung up (or the read failed) before a newline.
+    Gone,
+}
+
+/// Reads one line of at most [`CONTROL_REQUEST_LINE`] bytes, keeping what follows it in `buf`
+/// for the next call. Never holds more than the limit plus one read.
+async fn read_line<R: AsyncRead + Unpin>(r: &mut R, buf: &mut Vec<u8>) -> Line {
+    let mut chunk = [0u8; 4096];
+    loop {
+        if let Some(i) = buf.iter().position(|&b| b == b'\n') {
+            let mut line: Vec<u8> = buf.drain(..=i).collect();
+            line.pop();
+            return Line::Request(line);
+        }
+        if buf.len() >= CONTROL_REQUEST_LINE {
+            return Line::TooLong;
+        }
+        match r.read(&mut chunk).await {
+            Ok(0) | Err(_) => return Line::Gone,
+            Ok(n) => buf.extend_from_slice(&chunk[..n]),
+        }
+    }
+}
+
+fn encode(resp: &Response) -> String {
+    let mut out = serde_json::to_string(resp).unwrap_or_else(|e| {
+        serde_json::to_string(&Response::Error(format!("cannot encode response: {e}")))
+            .unwrap_or_default()
+    });
+    out.push('\n');
+    out
+}
+
+/// What a client beyond [`CONTROL_CONNECTIONS`] is told before its connection is closed.
+pub fn busy() -> String {
+    encode(&Response::Error(format!(
+        "too many control clients (at most {CONTROL_CONNECTIONS} at once); retry"
+    )))
+}
+
+/// Serves one client connection with `handler` until it hangs up, sends a request longer than
+/// [`CONTROL_REQUEST_LINE`] (answered with an error, then closed), is silent for
+/// [`READ_DEADLINE`] or takes longer than [`WRITE_DEADLINE`] to read an answer.
 pub async fn serve<F>(stream: UnixStream, handler: F)
 where
     F: Fn(Request) -> Response,
 {
-    let (r, mut w) = stream.into_split();
-    let mut lines = BufReader::new(r).lines();
-    while let Ok(Some(line)) = lines.next_line().await {
-        let resp = match serde_json::from_str::<Request>(&line) {
-            Ok(req) => handler(req),
-            Err(e) => Response::Error(format!("bad request: {e}")),
-        };
-        let mut out = serde_json::to_string(&resp).unwrap_or_else(|e| {
-            serde_json::to_string(&Response::Error(format!("cannot encode response: {e}")))
-                .unwrap_or_default()
-        });
-        out.push('\n');
-        if w.write_all(out.as_bytes()).await.is_err() {
-            break;
+    let (mut r, mut w) = stream.into_split();
+    let mut buf = Vec::new();
+    loop {
+        let (resp, last) =
+            match tokio::time::timeout(READ_DEADLINE, read_line(&mut r, &mut buf)).await {
+                Ok(Line::Request(line)) => {
+                    let resp = match serde_json::from_slice::<Request>(&line) {
+                        Ok(req) => handler(req),
+                        Err(e) => Response::Error(format!("bad request: {e}")),
+                    };
+                    (resp, false)
+                }
+                Ok(Line::TooLong) => (
+                    Response::Error(format!(
+                    "request longer than {CONTROL_REQUEST_LINE} bytes without a newline; closing"
+                )),
+                    true,
+                ),
+                Ok(Line::Gone) | Err(_) => return,
+            };
+        let out = encode(&resp);
+        match tokio::time::timeout(WRITE_DEADLINE, w.write_all(out.as_bytes())).await {
+            Ok(Ok(())) if !last => {}
+            _ => return,
         }
     }
 }
@@ -109,11 +169,56 @@ pub fn request(path: &Path, req: &Request) -> Result<Response, String> {
     })?;
     let mut line = serde_json::to_string(req).map_err(|e| e.to_string())?;
     line.push('\n');
-    s.write_all(line.as_bytes())
-        .map_err(|e| format!("cannot send request: {e}"))?;
+    // A daemon that refuses the connection (too many clients) answers and closes before
+    // reading: the write then fails, and its answer is still there to read.
+    let sent = s.write_all(line.as_bytes());
     let mut resp = String::new();
-    std::io::BufReader::new(s)
-        .read_line(&mut resp)
-        .map_err(|e| format!("cannot read response: {e}"))?;
+    let read = std::io::BufReader::new(s).read_line(&mut resp);
+    if resp.is_empty() {
+        sent.map_err(|e| format!("cannot send request: {e}"))?;
+        read.map_err(|e| format!("cannot read response: {e}"))?;
+    }
     serde_json::from_str(&resp).map_err(|e| format!("bad response from ironsecd: {e}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn block_on<T>(f: impl std::future::Future<Output = T>) -> T {
+        tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap()
+            .block_on(f)
+    }
+
+    #[test]
+    fn lines_are_split_and_the_rest_kept() {
+        let mut input: &[u8] = b"{\"command\":\"status\"}\n{\"command\":\"reload\"}\n";
+        let mut buf = Vec::new();
+        let a = block_on(read_line(&mut input, &mut buf));
+        assert_eq!(a, Line::Request(b"{\"command\":\"status\"}".to_vec()));
+        let b = block_on(read_line(&mut input, &mut buf));
+        assert_eq!(b, Line::Request(b"{\"command\":\"reload\"}".to_vec()));
+        assert_eq!(block_on(read_line(&mut input, &mut buf)), Line::Gone);
+    }
+
+    #[test]
+    fn a_line_without_newline_stops_at_the_limit() {
+        let big = vec![b'x'; 10 * CONTROL_REQUEST_LINE];
+        let mut input: &[u8] = &big;
+        let mut buf = Vec::new();
+        assert_eq!(block_on(read_line(&mut input, &mut buf)), Line::TooLong);
+        assert!(
+            buf.len() < CONTROL_REQUEST_LINE + 4096,
+            "held {}",
+            buf.len()
+        );
+        // A newline just past the limit does not make it a request either.
+        let mut at_limit = vec![b'y'; CONTROL_REQUEST_LINE];
+        at_limit.push(b'\n');
+        let mut input: &[u8] = &at_limit;
+        let mut buf = Vec::new();
+        assert_eq!(block_on(read_line(&mut input, &mut buf)), Line::TooLong);
+    }
 }

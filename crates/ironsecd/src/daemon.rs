@@ -12,10 +12,11 @@ use ironsec_dataplane::{
     SaActivity, Sinks, TunnelId, UnknownSpiSink,
 };
 use tokio::signal::unix::{signal, SignalKind};
-use tokio::sync::{mpsc, Notify};
+use tokio::sync::{mpsc, Notify, Semaphore};
 
 use crate::config::{Config, Keying};
 use crate::control::{self, Request, Response};
+use crate::limits;
 use crate::plane::Plane;
 use crate::status;
 
@@ -263,6 +264,20 @@ impl Running {
 }
 
 pub fn run(cfg: Config) -> Result<(), DaemonError> {
+    // First, while descriptors are plentiful: the notify socket every READY/WATCHDOG reuses,
+    // so a later descriptor shortage cannot cost a keep-alive.
+    crate::sdnotify::init();
+    match limits::raise_nofile_limit() {
+        Ok(l) => match l.raised_from {
+            Some(old) => tracing::info!(
+                limit = l.soft,
+                was = old,
+                "descriptor limit raised to the hard limit"
+            ),
+            None => tracing::info!(limit = l.soft, "descriptor limit"),
+        },
+        Err(e) => tracing::warn!(error = %e, "cannot read or raise the descriptor limit"),
+    }
     // Before any thread exists, so that every thread has only these (see privs).
     let kept = crate::privs::drop_to_network_caps()?;
     tracing::info!(
@@ -426,6 +441,9 @@ async fn event_loop(running: Arc<Running>, queues: Queues) -> Result<(), DaemonE
         path: sock_path.display().to_string(),
         source,
     })?;
+    // Clients are served by a task of their own: backing off a failing accept must not stall
+    // this loop (the watchdog keep-alives come from it).
+    tokio::spawn(serve_control(listener, running.clone()));
     let sig = |k| signal(k).map_err(DaemonError::Runtime);
     let mut term = sig(SignalKind::terminate())?;
     let mut int = sig(SignalKind::interrupt())?;
@@ -492,14 +510,32 @@ async fn event_loop(running: Arc<Running>, queues: Queues) -> Result<(), DaemonE
                     return Err(DaemonError::FastPath(f));
                 }
             }
-            acc = listener.accept() => match acc {
-                Ok((stream, _)) => {
-                    let r = running.clone();
-                    tokio::spawn(async move {
-                        control::serve(stream, move |req| handle(&r, req)).await;
-                    });
-                }
-                Err(e) => tracing::warn!(error = %e, "control socket accept failed"),
+        }
+    }
+}
+
+/// Accepts control-socket clients, at most [`limits::CONTROL_CONNECTIONS`] at once (one more
+/// is told so and closed), backing off failed accepts (see [`limits::AcceptBackoff`]).
+async fn serve_control(listener: tokio::net::UnixListener, running: Arc<Running>) {
+    let slots = Arc::new(Semaphore::new(limits::CONTROL_CONNECTIONS));
+    let mut backoff = limits::AcceptBackoff::new("control socket");
+    loop {
+        match listener.accept().await {
+            Ok((stream, _)) => {
+                backoff.succeeded(Instant::now());
+                let Ok(slot) = slots.clone().try_acquire_owned() else {
+                    let _ = stream.try_write(control::busy().as_bytes());
+                    continue;
+                };
+                let r = running.clone();
+                tokio::spawn(async move {
+                    control::serve(stream, move |req| handle(&r, req)).await;
+                    drop(slot);
+                });
+            }
+            Err(e) => {
+                let pause = backoff.failed(Instant::now(), &e);
+                tokio::time::sleep(pause).await;
             }
         }
     }

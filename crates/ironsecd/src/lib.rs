@@ -9,6 +9,7 @@ pub mod control;
 pub mod daemon;
 pub mod ikeadmit;
 pub mod ikelog;
+pub mod limits;
 pub mod logging;
 pub mod metrics;
 pub mod pathmtu;

@@ -3,10 +3,16 @@
 //! `gateway.metrics` is set; bind it to a management address, it has no authentication.
 
 use std::fmt::Write as _;
-use std::time::Duration;
+use std::sync::Arc;
+use std::time::Instant;
 
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::Semaphore;
+
+use crate::limits::{
+    AcceptBackoff, METRICS_CONNECTIONS, METRICS_REQUEST_HEAD, READ_DEADLINE, WRITE_DEADLINE,
+};
 
 use crate::status::Status;
 
@@ -367,61 +373,117 @@ pub fn render(s: &Status) -> String {
     o.0
 }
 
-/// Answers one HTTP request on `stream` with `body()` for `GET /metrics` (or `/`).
-async fn answer(mut stream: TcpStream, body: impl FnOnce() -> String) {
-    let mut buf = Vec::with_capacity(1024);
-    let mut chunk = [0u8; 1024];
-    // A slow or silent client gets five seconds, and a request line plus headers of 8 KiB.
-    let read = tokio::time::timeout(Duration::from_secs(5), async {
-        while !buf.windows(4).any(|w| w == b"\r\n\r\n") && buf.len() < 8192 {
-            match stream.read(&mut chunk).await {
-                Ok(0) | Err(_) => return false,
-                Ok(n) => buf.extend_from_slice(&chunk[..n]),
-            }
-        }
-        true
-    })
-    .await;
-    if !matches!(read, Ok(true)) {
-        return;
-    }
-    let line = String::from_utf8_lossy(&buf);
-    let mut parts = line.split_whitespace();
-    let (method, path) = (parts.next().unwrap_or(""), parts.next().unwrap_or(""));
-    let (code, ctype, text) = match (method, path) {
-        ("GET", "/metrics") | ("GET", "/") => {
-            ("200 OK", "text/plain; version=0.0.4; charset=utf-8", body())
-        }
-        ("GET", _) => ("404 Not Found", "text/plain", "try /metrics\n".to_string()),
-        _ => (
-            "405 Method Not Allowed",
-            "text/plain",
-            "GET only\n".to_string(),
-        ),
-    };
-    let head = format!(
-        "HTTP/1.1 {code}\r\nContent-Type: {ctype}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
-        text.len()
-    );
-    let _ = stream.write_all(head.as_bytes()).await;
-    let _ = stream.write_all(text.as_bytes()).await;
-    let _ = stream.shutdown().await;
+/// Where reading an HTTP request head ended.
+#[derive(Debug, PartialEq, Eq)]
+enum Head {
+    Complete,
+    /// Longer than [`METRICS_REQUEST_HEAD`] without the blank line that ends it.
+    TooLong,
+    /// The client hung up or the read failed.
+    Gone,
 }
 
-/// Serves metrics until the runtime stops; `status` is called once per scrape.
+/// Reads a request head into `buf`, at most [`METRICS_REQUEST_HEAD`] bytes of it.
+async fn read_head<R: AsyncRead + Unpin>(stream: &mut R, buf: &mut Vec<u8>) -> Head {
+    let mut chunk = [0u8; 1024];
+    loop {
+        if buf.windows(4).any(|w| w == b"\r\n\r\n") {
+            return Head::Complete;
+        }
+        if buf.len() >= METRICS_REQUEST_HEAD {
+            return Head::TooLong;
+        }
+        let room = (METRICS_REQUEST_HEAD - buf.len()).min(chunk.len());
+        match stream.read(&mut chunk[..room]).await {
+            Ok(0) | Err(_) => return Head::Gone,
+            Ok(n) => buf.extend_from_slice(&chunk[..n]),
+        }
+    }
+}
+
+/// A complete HTTP/1.1 answer that closes the connection.
+fn response(code: &str, ctype: &str, text: &str) -> String {
+    format!(
+        "HTTP/1.1 {code}\r\nContent-Type: {ctype}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{text}",
+        text.len()
+    )
+}
+
+/// What a client beyond [`METRICS_CONNECTIONS`] is told before its connection is closed.
+fn busy() -> String {
+    response(
+        "503 Service Unavailable",
+        "text/plain",
+        &format!("too many metrics clients (at most {METRICS_CONNECTIONS} at once); retry\n"),
+    )
+}
+
+/// Answers one HTTP request on `stream` with `body()` for `GET /metrics` (or `/`). A client
+/// gets [`READ_DEADLINE`] to send its request head and [`WRITE_DEADLINE`] to read the answer.
+async fn answer(mut stream: TcpStream, body: impl FnOnce() -> String) {
+    let mut buf = Vec::with_capacity(1024);
+    let head = tokio::time::timeout(READ_DEADLINE, read_head(&mut stream, &mut buf)).await;
+    let out = match head {
+        Ok(Head::Complete) => {
+            let line = String::from_utf8_lossy(&buf);
+            let mut parts = line.split_whitespace();
+            let (method, path) = (parts.next().unwrap_or(""), parts.next().unwrap_or(""));
+            match (method, path) {
+                ("GET", "/metrics") | ("GET", "/") => response(
+                    "200 OK",
+                    "text/plain; version=0.0.4; charset=utf-8",
+                    &body(),
+                ),
+                ("GET", _) => response("404 Not Found", "text/plain", "try /metrics\n"),
+                _ => response("405 Method Not Allowed", "text/plain", "GET only\n"),
+            }
+        }
+        Ok(Head::TooLong) => response(
+            "431 Request Header Fields Too Large",
+            "text/plain",
+            &format!("request head longer than {METRICS_REQUEST_HEAD} bytes\n"),
+        ),
+        Ok(Head::Gone) => return,
+        Err(_) => response(
+            "408 Request Timeout",
+            "text/plain",
+            &format!("no request within {} s\n", READ_DEADLINE.as_secs()),
+        ),
+    };
+    let _ = tokio::time::timeout(WRITE_DEADLINE, async {
+        stream.write_all(out.as_bytes()).await?;
+        stream.shutdown().await
+    })
+    .await;
+}
+
+/// Serves metrics until the runtime stops; `status` is called once per scrape. At most
+/// [`METRICS_CONNECTIONS`] clients are served at once; one more is answered 503 without
+/// waiting (a non-blocking write into its empty send buffer) and closed, so a flood of
+/// connections holds no descriptors.
 pub async fn serve<F>(listener: TcpListener, status: F)
 where
     F: Fn() -> Status + Clone + Send + 'static,
 {
+    let slots = Arc::new(Semaphore::new(METRICS_CONNECTIONS));
+    let mut backoff = AcceptBackoff::new("metrics");
     loop {
         match listener.accept().await {
             Ok((stream, _)) => {
+                backoff.succeeded(Instant::now());
+                let Ok(slot) = slots.clone().try_acquire_owned() else {
+                    let _ = stream.try_write(busy().as_bytes());
+                    continue;
+                };
                 let f = status.clone();
-                tokio::spawn(async move { answer(stream, move || render(&f())).await });
+                tokio::spawn(async move {
+                    answer(stream, move || render(&f())).await;
+                    drop(slot);
+                });
             }
             Err(e) => {
-                tracing::warn!(error = %e, "metrics accept failed");
-                tokio::time::sleep(Duration::from_millis(100)).await;
+                let pause = backoff.failed(Instant::now(), &e);
+                tokio::time::sleep(pause).await;
             }
         }
     }
@@ -521,5 +583,38 @@ mod tests {
     #[test]
     fn label_values_are_escaped() {
         assert_eq!(esc("a\"b\\c\nd"), "a\\\"b\\\\c\\nd");
+    }
+
+    fn head_of(input: &[u8]) -> (Head, usize) {
+        let mut r = input;
+        let mut buf = Vec::new();
+        let h = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap()
+            .block_on(read_head(&mut r, &mut buf));
+        (h, buf.len())
+    }
+
+    #[test]
+    fn request_heads_are_read_up_to_the_limit() {
+        let (h, _) = head_of(b"GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n");
+        assert_eq!(h, Head::Complete);
+        assert_eq!(head_of(b"GET /metrics HTTP/1.1\r\n").0, Head::Gone);
+        let big = vec![b'a'; 1 << 20];
+        let (h, held) = head_of(&big);
+        assert_eq!(h, Head::TooLong);
+        assert_eq!(
+            held, METRICS_REQUEST_HEAD,
+            "reads no further than the limit"
+        );
+    }
+
+    #[test]
+    fn a_refused_client_is_told_why() {
+        let b = busy();
+        assert!(b.starts_with("HTTP/1.1 503 Service Unavailable\r\n"), "{b}");
+        assert!(b.ends_with("retry\n"), "{b}");
+        let body = b.split("\r\n\r\n").nth(1).unwrap();
+        assert!(b.contains(&format!("Content-Length: {}\r\n", body.len())));
     }
 }

@@ -1,33 +1,78 @@
 //! systemd's notify protocol (sd_notify(3)) without libsystemd: a datagram to $NOTIFY_SOCKET.
 //! Outside systemd the variable is unset and every call is a no-op.
+//!
+//! One socket, opened by [`init`] when the daemon starts and reused for every message: a
+//! socket per message needs a free descriptor each time, and when a flood of clients had used
+//! them up the WATCHDOG=1 keep-alives stopped and systemd would have killed the daemon (issue 19).
 
 use std::os::linux::net::SocketAddrExt;
 use std::os::unix::net::{SocketAddr, UnixDatagram};
+use std::sync::OnceLock;
 use std::time::Duration;
+
+/// The socket and where its messages go.
+#[derive(Debug)]
+struct Notifier {
+    sock: UnixDatagram,
+    addr: SocketAddr,
+    path: String,
+}
+
+impl Notifier {
+    /// For `$NOTIFY_SOCKET`'s value: a path, or `@name` for an abstract socket.
+    fn open(path: &str) -> std::io::Result<Notifier> {
+        let addr = match path.strip_prefix('@') {
+            Some(name) => SocketAddr::from_abstract_name(name.as_bytes())?,
+            None => SocketAddr::from_pathname(path)?,
+        };
+        let sock = UnixDatagram::unbound()?;
+        // Never block the event loop on a full notify queue: a lost WATCHDOG=1 costs less than
+        // a stalled daemon, and the next one follows.
+        sock.set_nonblocking(true)?;
+        Ok(Notifier {
+            sock,
+            addr,
+            path: path.to_string(),
+        })
+    }
+
+    fn send(&self, state: &str) {
+        match self.sock.send_to_addr(state.as_bytes(), &self.addr) {
+            Ok(_) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
+                tracing::debug!(socket = %self.path, state, "notify socket full; message dropped")
+            }
+            Err(e) => tracing::warn!(error = %e, socket = %self.path, "cannot notify systemd"),
+        }
+    }
+}
+
+static NOTIFIER: OnceLock<Option<Notifier>> = OnceLock::new();
+
+fn notifier() -> Option<&'static Notifier> {
+    NOTIFIER
+        .get_or_init(|| {
+            let path = std::env::var_os("NOTIFY_SOCKET")?;
+            let path = path.to_string_lossy().into_owned();
+            Notifier::open(&path)
+                .map_err(
+                    |e| tracing::warn!(error = %e, socket = %path, "cannot open the notify socket"),
+                )
+                .ok()
+        })
+        .as_ref()
+}
+
+/// Opens the notify socket now if systemd asked for notifications (the first [`notify`] would
+/// otherwise). Call it at start, before descriptors can run short.
+pub fn init() {
+    notifier();
+}
 
 /// Sends `state` (e.g. "READY=1") if systemd asked for notifications.
 pub fn notify(state: &str) {
-    let Some(path) = std::env::var_os("NOTIFY_SOCKET") else {
-        return;
-    };
-    let path = path.to_string_lossy().into_owned();
-    let addr = match path.strip_prefix('@') {
-        Some(name) => SocketAddr::from_abstract_name(name.as_bytes()),
-        None => SocketAddr::from_pathname(&path),
-    };
-    // Never block the event loop on a full notify queue: a lost WATCHDOG=1 costs less than a
-    // stalled daemon, and the next one follows.
-    let sent = addr.and_then(|a| {
-        let s = UnixDatagram::unbound()?;
-        s.set_nonblocking(true)?;
-        s.send_to_addr(state.as_bytes(), &a)
-    });
-    match sent {
-        Ok(_) => {}
-        Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
-            tracing::debug!(socket = %path, state, "notify socket full; message dropped")
-        }
-        Err(e) => tracing::warn!(error = %e, socket = %path, "cannot notify systemd"),
+    if let Some(n) = notifier() {
+        n.send(state);
     }
 }
 
@@ -63,17 +108,18 @@ mod tests {
     use super::*;
 
     #[test]
-    fn sends_state_to_the_notify_socket() {
+    fn one_socket_sends_every_state() {
         let dir = std::env::temp_dir().join(format!("ironsec-notify-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
         let sock = dir.join("notify");
         let rx = UnixDatagram::bind(&sock).unwrap();
-        std::env::set_var("NOTIFY_SOCKET", &sock);
-        notify("READY=1");
-        std::env::remove_var("NOTIFY_SOCKET");
+        let n = Notifier::open(sock.to_str().unwrap()).unwrap();
         let mut buf = [0u8; 64];
-        let n = rx.recv(&mut buf).unwrap();
-        assert_eq!(&buf[..n], b"READY=1");
+        for state in ["READY=1", "WATCHDOG=1", "WATCHDOG=1"] {
+            n.send(state);
+            let len = rx.recv(&mut buf).unwrap();
+            assert_eq!(&buf[..len], state.as_bytes());
+        }
         std::fs::remove_dir_all(dir).unwrap();
     }
 }
