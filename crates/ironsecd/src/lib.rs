@@ -10,6 +10,7 @@ pub mod daemon;
 pub mod ikeadmit;
 pub mod ikelog;
 pub mod logging;
+pub mod loglimit;
 pub mod metrics;
 pub mod pathmtu;
 pub mod plane;

@@ -266,6 +266,16 @@ pub fn render(s: &Status) -> String {
             ike.malformed,
         ),
         (
+            "ironsec_ike_no_proposal_chosen_total",
+            "IKE_SA_INIT requests answered with NO_PROPOSAL_CHOSEN (no connection for the sender, or no acceptable proposal).",
+            ike.no_proposal_chosen,
+        ),
+        (
+            "ironsec_log_lines_suppressed_total",
+            "Log lines caused by unauthenticated datagrams and not written (per-source rate limit).",
+            ike.log_suppressed,
+        ),
+        (
             "ironsec_ike_cookies_sent_total",
             "IKE_SA_INIT requests answered with a cookie (under load).",
             ike.cookies_sent,

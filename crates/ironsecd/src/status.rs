@@ -4,6 +4,7 @@
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 
+use ironsec_ike::PeerText;
 use serde::{Deserialize, Serialize};
 
 #[derive(Serialize, Deserialize, Debug, Clone, PartialEq, Eq)]
@@ -52,6 +53,13 @@ pub struct IkeCounters {
     /// they came from an address no connection names (a flood).
     #[serde(default)]
     pub queue_dropped: u64,
+    /// IKE_SA_INIT requests answered with NO_PROPOSAL_CHOSEN (unconfigured sender included).
+    #[serde(default)]
+    pub no_proposal_chosen: u64,
+    /// Log lines caused by unauthenticated datagrams and not written: over the per-source
+    /// rate limit (README, "Log rate limit").
+    #[serde(default)]
+    pub log_suppressed: u64,
 }
 
 /// Per-connection event counts (since start, or since a reload added or changed it).
@@ -286,7 +294,9 @@ fn nonzero(drops: &BTreeMap<String, u64>) -> String {
 }
 
 impl Status {
-    /// Human-readable rendering for `ironsecctl status`.
+    /// Human-readable rendering for `ironsecctl status`. Free text that may hold what a peer
+    /// sent (errors, details) is escaped again on the way to the terminal (`PeerText`), so
+    /// the document of any daemon, old or new, cannot forge a line or send an escape sequence.
     pub fn render(&self) -> String {
         let mut s = String::new();
         let c = &self.counters;
@@ -324,6 +334,8 @@ impl Status {
             ("invalid_spi_sent", k.invalid_spi_sent),
             ("invalid_spi_hints", k.invalid_spi_hints),
             ("invalid_major_version_sent", k.invalid_major_version_sent),
+            ("no_proposal_chosen", k.no_proposal_chosen),
+            ("log_suppressed", k.log_suppressed),
         ]
         .into_iter()
         .map(|(n, v)| (n.to_string(), v))
@@ -389,7 +401,7 @@ impl Status {
                         .unwrap_or_default()
                 );
                 if let Some(e) = &t.last_error {
-                    let _ = writeln!(s, "    last error: {e}");
+                    let _ = writeln!(s, "    last error: {}", PeerText::relayed(e));
                 }
                 if let Some(r) = &t.child_refused {
                     let _ = writeln!(
@@ -397,7 +409,7 @@ impl Status {
                         "    child SA {}refused: {} ({}), {} time(s), last {}s ago, {}",
                         if r.rekey { "rekey " } else { "" },
                         r.notify,
-                        r.detail,
+                        PeerText::relayed(&r.detail),
                         r.refusals,
                         r.secs_ago,
                         r.next_try_in_secs
