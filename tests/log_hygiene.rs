@@ -351,7 +351,7 @@ fn spoofed_ike_sa_init_trickle_logs_a_bounded_number_of_lines_and_counts_all() {
          cookies {cookies}"
     );
     assert!(
-        refused > u64::from(ironsecd::loglimit::TOTAL) * 10,
+        refused > 200,
         "too few requests reached the engine ({refused}) to test the limit"
     );
     assert!(
