@@ -148,6 +148,30 @@ mod tests {
         assert_eq!(PeerText::relayed("a\x1bb").to_string(), "a\\x1bb");
     }
 
+    #[test]
+    fn identities_from_the_wire_are_shown_escaped() {
+        use crate::config::Identity;
+        use crate::wire::{IdPayload, IdType};
+        let fqdn = IdPayload {
+            id_type: IdType::Fqdn,
+            data: b"gw\n\x1b[2J".to_vec(),
+        };
+        assert_eq!(Identity::describe(&fqdn), "gw\\n\\x1b[2J");
+        let not_utf8 = IdPayload {
+            id_type: IdType::Rfc822Addr,
+            data: b"a@\xff\n".to_vec(),
+        };
+        assert_eq!(Identity::describe(&not_utf8), "<ID_RFC822_ADDR a@\\xff\\n>");
+        let dn = IdPayload {
+            id_type: IdType::DerAsn1Dn,
+            data: vec![0x30, 0x1b, 0x0a],
+        };
+        assert_eq!(Identity::describe(&dn), "<ID_DER_ASN1_DN 0\\x1b\\n>");
+        // Configured identities are unchanged.
+        assert_eq!(Identity::parse("gw-b.example").to_string(), "gw-b.example");
+        assert_eq!(Identity::parse("@#0a1b").to_string(), "@#0a1b");
+    }
+
     proptest! {
         #[test]
         fn output_never_holds_a_control_character(b in proptest::collection::vec(any::<u8>(), 0..600),

@@ -428,11 +428,12 @@ where
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use crate::status::*;
 
-    fn sample_status() -> Status {
+    /// A status document with one connection and one tunnel (also used by `status.rs`).
+    pub(crate) fn sample_status() -> Status {
         Status {
             version: "0".into(),
             tun: "ipsec0".into(),

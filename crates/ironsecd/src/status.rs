@@ -507,3 +507,32 @@ impl Status {
         s
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use crate::metrics::tests::sample_status;
+
+    #[test]
+    fn text_rendering_escapes_what_a_peer_sent() {
+        let mut st = sample_status();
+        let t = &mut st.connections[0].tunnels[0];
+        // A document as an older daemon could send it: raw control bytes in free text.
+        t.last_error = Some("no connection for peer identity 'x\nFORGED\x1b]0;t\x07'".into());
+        t.child_refused = Some(super::ChildRefusedStatus {
+            notify: "TS_UNACCEPTABLE".into(),
+            detail: "d\x1b[2J\r".into(),
+            refusals: 1,
+            secs_ago: 0,
+            rekey: false,
+            next_try_in_secs: None,
+        });
+        let text = st.render();
+        assert!(
+            !text.chars().any(|c| c.is_control() && c != '\n'),
+            "{text:?}"
+        );
+        assert!(!text.lines().any(|l| l.starts_with("FORGED")), "{text}");
+        assert!(text.contains("'x\\nFORGED\\x1b]0;t\\x07'"), "{text}");
+        assert!(text.contains("d\\x1b[2J\\r"), "{text}");
+    }
+}
