@@ -9,6 +9,7 @@ use std::time::Duration;
 use zeroize::Zeroizing;
 
 use crate::crypto::{EspProposal, IkeProposal};
+use crate::peer_text::PeerText;
 use crate::wire::{IdPayload, IdType, TrafficSelector};
 
 /// An IKE identity (RFC 7296 3.5). Compared as the peer sent it: type and bytes.
@@ -65,6 +66,16 @@ impl Identity {
             _ => return None,
         })
     }
+
+    /// How an ID payload from a peer is shown in logs and status: the identity (escaped by
+    /// `Display`) or, for one that does not decode (invalid UTF-8, an unsupported type such as a
+    /// DN), its type number and bytes, escaped.
+    pub fn describe(p: &IdPayload) -> String {
+        match Identity::from_payload(p) {
+            Some(id) => id.to_string(),
+            None => format!("<{} {}>", p.id_type, PeerText::new(&p.data)),
+        }
+    }
 }
 
 fn decode_hex(s: &str) -> Option<Vec<u8>> {
@@ -80,7 +91,9 @@ fn decode_hex(s: &str) -> Option<Vec<u8>> {
 impl fmt::Display for Identity {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            Identity::Fqdn(s) | Identity::Email(s) => f.write_str(s),
+            // The peer chose these bytes: escaped, so an identity cannot forge a log line or
+            // drive the terminal that shows it.
+            Identity::Fqdn(s) | Identity::Email(s) => write!(f, "{}", PeerText::new(s.as_bytes())),
             Identity::Ipv4(a) => write!(f, "{a}"),
             Identity::Ipv6(a) => write!(f, "{a}"),
             Identity::KeyId(b) => {

@@ -33,4 +33,8 @@ pub struct EndpointStats {
     /// Requests with a major version above 2 answered with INVALID_MAJOR_VERSION (RFC 7296
     /// 2.5), at most once a second per address. They are counted as malformed too.
     pub invalid_major_version_sent: u64,
+    /// IKE_SA_INIT requests answered with NO_PROPOSAL_CHOSEN: no connection for the sender's
+    /// address, or none of its proposals acceptable. Counted even when the log line is not
+    /// written (log lines of unauthenticated traffic are rate-limited).
+    pub no_proposal_chosen: u64,
 }

@@ -11,6 +11,7 @@ pub mod ikeadmit;
 pub mod ikelog;
 pub mod limits;
 pub mod logging;
+pub mod loglimit;
 pub mod metrics;
 pub mod pathmtu;
 pub mod plane;

@@ -282,6 +282,16 @@ pub fn render(s: &Status) -> String {
             ike.malformed,
         ),
         (
+            "ironsec_ike_no_proposal_chosen_total",
+            "IKE_SA_INIT requests answered with NO_PROPOSAL_CHOSEN (no connection for the sender, or no acceptable proposal).",
+            ike.no_proposal_chosen,
+        ),
+        (
+            "ironsec_log_lines_suppressed_total",
+            "Log lines caused by unauthenticated datagrams and not written (per-source rate limit).",
+            ike.log_suppressed,
+        ),
+        (
             "ironsec_ike_cookies_sent_total",
             "IKE_SA_INIT requests answered with a cookie (under load).",
             ike.cookies_sent,
@@ -490,11 +500,12 @@ where
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use crate::status::*;
 
-    fn sample_status() -> Status {
+    /// A status document with one connection and one tunnel (also used by `status.rs`).
+    pub(crate) fn sample_status() -> Status {
         Status {
             version: "0".into(),
             tun: "ipsec0".into(),

@@ -297,6 +297,8 @@ pub fn status(dp: &Dataplane, plane: &Plane, started: Instant) -> Status {
             wrong_message_id: es.wrong_message_id,
             invalid_major_version_sent: es.invalid_major_version_sent,
             queue_dropped: plane.admission().dropped(),
+            no_proposal_chosen: es.no_proposal_chosen,
+            log_suppressed: plane.log_suppressed(),
         },
         connections,
     }

@@ -4,6 +4,7 @@
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 
+use ironsec_ike::PeerText;
 use serde::{Deserialize, Serialize};
 
 #[derive(Serialize, Deserialize, Debug, Clone, PartialEq, Eq)]
@@ -56,6 +57,13 @@ pub struct IkeCounters {
     /// they came from an address no connection names (a flood).
     #[serde(default)]
     pub queue_dropped: u64,
+    /// IKE_SA_INIT requests answered with NO_PROPOSAL_CHOSEN (unconfigured sender included).
+    #[serde(default)]
+    pub no_proposal_chosen: u64,
+    /// Log lines caused by unauthenticated datagrams and not written: over the per-source
+    /// rate limit (README, "Log rate limit").
+    #[serde(default)]
+    pub log_suppressed: u64,
 }
 
 /// Per-connection event counts (since start, or since a reload added or changed it).
@@ -290,7 +298,9 @@ fn nonzero(drops: &BTreeMap<String, u64>) -> String {
 }
 
 impl Status {
-    /// Human-readable rendering for `ironsecctl status`.
+    /// Human-readable rendering for `ironsecctl status`. Free text that may hold what a peer
+    /// sent (errors, details) is escaped again on the way to the terminal (`PeerText`), so
+    /// the document of any daemon, old or new, cannot forge a line or send an escape sequence.
     pub fn render(&self) -> String {
         let mut s = String::new();
         let c = &self.counters;
@@ -335,6 +345,8 @@ impl Status {
             ("invalid_spi_sent", k.invalid_spi_sent),
             ("invalid_spi_hints", k.invalid_spi_hints),
             ("invalid_major_version_sent", k.invalid_major_version_sent),
+            ("no_proposal_chosen", k.no_proposal_chosen),
+            ("log_suppressed", k.log_suppressed),
         ]
         .into_iter()
         .map(|(n, v)| (n.to_string(), v))
@@ -400,7 +412,7 @@ impl Status {
                         .unwrap_or_default()
                 );
                 if let Some(e) = &t.last_error {
-                    let _ = writeln!(s, "    last error: {e}");
+                    let _ = writeln!(s, "    last error: {}", PeerText::relayed(e));
                 }
                 if let Some(r) = &t.child_refused {
                     let _ = writeln!(
@@ -408,7 +420,7 @@ impl Status {
                         "    child SA {}refused: {} ({}), {} time(s), last {}s ago, {}",
                         if r.rekey { "rekey " } else { "" },
                         r.notify,
-                        r.detail,
+                        PeerText::relayed(&r.detail),
                         r.refusals,
                         r.secs_ago,
                         r.next_try_in_secs
@@ -536,5 +548,34 @@ mod worker_failure_tests {
         v.as_object_mut().unwrap().remove("workers_failed");
         let back: Status = serde_json::from_value(v).unwrap();
         assert_eq!(back.workers_failed, 0);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::metrics::tests::sample_status;
+
+    #[test]
+    fn text_rendering_escapes_what_a_peer_sent() {
+        let mut st = sample_status();
+        let t = &mut st.connections[0].tunnels[0];
+        // A document as an older daemon could send it: raw control bytes in free text.
+        t.last_error = Some("no connection for peer identity 'x\nFORGED\x1b]0;t\x07'".into());
+        t.child_refused = Some(super::ChildRefusedStatus {
+            notify: "TS_UNACCEPTABLE".into(),
+            detail: "d\x1b[2J\r".into(),
+            refusals: 1,
+            secs_ago: 0,
+            rekey: false,
+            next_try_in_secs: None,
+        });
+        let text = st.render();
+        assert!(
+            !text.chars().any(|c| c.is_control() && c != '\n'),
+            "{text:?}"
+        );
+        assert!(!text.lines().any(|l| l.starts_with("FORGED")), "{text}");
+        assert!(text.contains("'x\\nFORGED\\x1b]0;t\\x07'"), "{text}");
+        assert!(text.contains("d\\x1b[2J\\r"), "{text}");
     }
 }

@@ -73,8 +73,7 @@ impl IkeSa {
             return;
         };
         if Identity::from_payload(idr).as_ref() != Some(&conn.remote_id) {
-            let seen =
-                Identity::from_payload(idr).map_or("<unparseable>".to_string(), |i| i.to_string());
+            let seen = Identity::describe(idr);
             self.fail(
                 ctx,
                 NotifyType::AuthenticationFailed,
@@ -168,9 +167,7 @@ impl IkeSa {
             })
             .cloned();
         let Some(conn) = conn else {
-            let who = peer_id
-                .as_ref()
-                .map_or("<unparseable>".to_string(), |i| i.to_string());
+            let who = Identity::describe(idi);
             reject(
                 self,
                 ctx,

@@ -410,6 +410,7 @@ pub(crate) fn respond(
             .iter()
             .map(|c| describe_ike(&c.ike_proposals))
             .collect();
+        ctx.stats.no_proposal_chosen += 1;
         ctx.events.push_back(Event::Failure {
             conn: candidates.first().map(|c| c.name.clone()),
             remote,

@@ -6,6 +6,7 @@ use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
 use clap::{Parser, Subcommand};
+use ironsec_ike::PeerText;
 use ironsecd::control::{request, Request, Response};
 use ironsecd::status::Status;
 
@@ -52,6 +53,25 @@ fn print_json(v: &impl serde::Serialize) {
     }
 }
 
+/// The daemon's text with every control character but the line breaks escaped, line by line:
+/// what a peer sent (an identity in an error) must not drive the operator's terminal, whatever
+/// daemon version produced the text (README, "Peer-supplied text").
+fn terminal_safe(text: &str) -> String {
+    text.split('\n')
+        .map(|l| PeerText::relayed(l).to_string())
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+fn print_text(text: &str) {
+    let t = terminal_safe(text);
+    if t.ends_with('\n') {
+        print!("{t}");
+    } else {
+        println!("{t}");
+    }
+}
+
 /// Prints the daemon's answer; true when it agreed.
 fn report(resp: &Response, json: bool) -> bool {
     match resp {
@@ -59,7 +79,7 @@ fn report(resp: &Response, json: bool) -> bool {
             if json {
                 print_json(s);
             } else {
-                print!("{}", s.render());
+                print_text(&s.render());
             }
             true
         }
@@ -67,7 +87,7 @@ fn report(resp: &Response, json: bool) -> bool {
             if json {
                 print_json(&serde_json::json!({ "ok": m }));
             } else {
-                println!("{m}");
+                print_text(m);
             }
             true
         }
@@ -75,7 +95,7 @@ fn report(resp: &Response, json: bool) -> bool {
             if json {
                 print_json(&serde_json::json!({ "error": e }));
             } else {
-                eprintln!("ironsecd: {e}");
+                eprintln!("ironsecd: {}", terminal_safe(e));
             }
             false
         }
@@ -109,7 +129,7 @@ fn wait_up(socket: &std::path::Path, name: &str, timeout: Duration) -> Result<St
                     t.state,
                     t.last_error
                         .as_deref()
-                        .map(|e| format!(" (last error: {e})"))
+                        .map(|e| format!(" (last error: {})", PeerText::relayed(e)))
                         .unwrap_or_default(),
                     t.child_refused
                         .as_ref()
@@ -169,7 +189,7 @@ fn main() -> ExitCode {
                 }
             }
             Err(e) => {
-                eprintln!("ironsecctl: {e}");
+                eprintln!("ironsecctl: {}", terminal_safe(&e));
                 return ExitCode::FAILURE;
             }
         }

@@ -129,6 +129,9 @@ pub struct Plane {
     /// Something changed what the fast path's tables hold (a retired SA, a new selection, a
     /// reload) outside an engine event; the next [`Plane::drain_events`] reports it.
     tables_stale: bool,
+    /// Log lines caused by unauthenticated datagrams, limited per source (see
+    /// [`crate::loglimit`]); its window's end is one of the plane's deadlines (summaries).
+    log_limit: crate::loglimit::LogLimiter,
 }
 
 /// Connection name -> config index.
@@ -201,12 +204,18 @@ impl Plane {
             selections: HashMap::new(),
             shares,
             tables_stale: false,
+            log_limit: crate::loglimit::LogLimiter::default(),
         })
     }
 
     /// The addresses the fast path's sockets are bound to.
     pub fn bound(&self) -> &[SocketAddr] {
         &self.bound
+    }
+
+    /// Log lines of unauthenticated traffic not written (rate limit), since start.
+    pub fn log_suppressed(&self) -> u64 {
+        self.log_limit.suppressed_total()
     }
 
     /// Which IKE datagrams the readers let into the control plane's queue.
@@ -323,6 +332,7 @@ impl Plane {
             self.follow.next(),
             self.volume.next(),
             self.keepalives.next(),
+            self.log_limit.next_deadline(),
         ]
         .into_iter()
         .flatten()
@@ -346,6 +356,9 @@ impl Plane {
         self.reselect_due(now);
         self.check_volumes(now);
         self.keepalives_due(now);
+        for s in self.log_limit.due(now) {
+            s.log();
+        }
     }
 
     /// The next datagram to send: the engine's IKE messages, then the plane's keepalives.

@@ -11,6 +11,7 @@ use ironsec_ike::{CloseReason, Event, IkeSaId};
 use super::tunnels::RESTART_DELAY;
 use super::Plane;
 use crate::config::{CloseAction, Keying};
+use crate::loglimit::LogKind;
 use crate::tables::{self, IkeChild, SaStore, TunnelKey};
 
 /// How long a deleted CHILD_SA still accepts inbound packets already on their way.
@@ -202,13 +203,20 @@ impl Plane {
                 notify,
                 detail,
             } => {
-                tracing::warn!(
-                    connection = %conn.as_deref().unwrap_or("-"),
-                    %remote,
-                    remote_id = %remote_id.map(|i| i.to_string()).unwrap_or_else(|| "-".into()),
-                    notify = %notify,
-                    "negotiation failed: {detail}"
-                );
+                // Anyone can cause this line (an IKE_SA_INIT from any address): limited per
+                // source. The identity and detail are already escaped (`PeerText`).
+                if self
+                    .log_limit
+                    .admit(remote.ip(), LogKind::NegotiationFailed, now)
+                {
+                    tracing::warn!(
+                        connection = %conn.as_deref().unwrap_or("-"),
+                        %remote,
+                        remote_id = %remote_id.map(|i| i.to_string()).unwrap_or_else(|| "-".into()),
+                        notify = %notify,
+                        "negotiation failed: {detail}"
+                    );
+                }
                 if let Some(c) = conn.as_deref() {
                     self.stats_of(c).failures += 1;
                     let msg = format!("{notify}: {detail}");
@@ -221,18 +229,28 @@ impl Plane {
                 false
             }
             Event::InvalidSpiHint { remote } => {
-                tracing::info!(
-                    %remote,
-                    "peer reports INVALID_SPI (it may have restarted): checking it is alive"
-                );
+                if self
+                    .log_limit
+                    .admit(remote.ip(), LogKind::InvalidSpiHint, now)
+                {
+                    tracing::info!(
+                        %remote,
+                        "peer reports INVALID_SPI (it may have restarted): checking it is alive"
+                    );
+                }
                 false
             }
             Event::InvalidSpiSent { remote, spi } => {
-                tracing::info!(
-                    %remote,
-                    spi = %crate::status::spi_string(spi),
-                    "ESP for an SA we do not have: told the peer (INVALID_SPI)"
-                );
+                if self
+                    .log_limit
+                    .admit(remote.ip(), LogKind::InvalidSpiSent, now)
+                {
+                    tracing::info!(
+                        %remote,
+                        spi = %crate::status::spi_string(spi),
+                        "ESP for an SA we do not have: told the peer (INVALID_SPI)"
+                    );
+                }
                 false
             }
         }
