@@ -23,13 +23,15 @@ apt-get update -qq
 # libfaketime: tests/faults.rs jumps the system clock a daemon sees (and only that daemon's).
 # python3-seccomp: libseccomp's binding, with which tests/tools/unit_sandbox.py applies the
 # systemd unit's syscall filter to ironsecd (tests/unit_sandbox.rs; systemd is not PID 1 here).
+# gdb (gcore) + libcap2-bin (capsh): tests/core_dumps.rs tries to dump the daemon as an operator
+# without CAP_SYS_PTRACE would.
 apt-get install -y -qq --no-install-recommends \
     iproute2 iputils-ping nftables procps iperf3 tcpdump tshark jq python3 ca-certificates gcc \
     systemd \
     strongswan-charon strongswan-swanctl libcharon-extra-plugins libstrongswan-extra-plugins \
     libstrongswan-standard-plugins \
     wireguard-tools ethtool \
-    libfaketime g++ python3-seccomp \
+    libfaketime g++ python3-seccomp gdb libcap2-bin \
     >/dev/null
 # cargo-fuzz for fuzz/ci-smoke.sh (tests/run.sh runs every fuzz target for 60 s).
 if ! cargo fuzz --version >/dev/null 2>&1; then
