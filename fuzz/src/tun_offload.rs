@@ -82,7 +82,7 @@ pub fn split(hdr: &VnetHdr, pkt: &[u8]) -> Option<Vec<Vec<u8>>> {
     match offload::prepare(&mut p, hdr) {
         Read::Malformed => None,
         Read::Packet => {
-            if hdr.flags & F_NEEDS_CSUM != 0 && hdr.csum_offset % 2 == 0 {
+            if hdr.flags & F_NEEDS_CSUM != 0 && hdr.csum_offset.is_multiple_of(2) {
                 // The field held the pseudo-header's sum; with it, the completed checksum
                 // makes csum_start.. sum to zero.
                 let start = usize::from(hdr.csum_start);
