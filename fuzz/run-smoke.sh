@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Runs one cargo-fuzz target for a while: fuzz/run-smoke.sh TARGET SECONDS [libFuzzer args...]
 #
-# Targets: ike_message, ike_responder, esp_open, config. Needs cargo-fuzz
+# Targets: ike_message, ike_responder, esp_open, config, offload, gro, inner. Needs cargo-fuzz
 # (`cargo install cargo-fuzz`); RUSTC_BOOTSTRAP=1 lets the stable toolchain take the
 # sanitizer flags cargo-fuzz passes. The committed seeds in fuzz/corpus/TARGET are read but
 # not written: new inputs go to a scratch corpus, so a CI run leaves the tree clean.

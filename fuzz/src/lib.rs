@@ -36,3 +36,5 @@ pub fn config_fixture_dir() -> std::path::PathBuf {
     })
     .clone()
 }
+
+pub mod tun_offload;

@@ -31,6 +31,10 @@ struct Tcp {
 }
 
 fn parse(p: &[u8]) -> Option<Tcp> {
+    // IPv6's length field allows 40 bytes more than a run's buffer holds.
+    if p.len() > MAX_LEN {
+        return None;
+    }
     let v4 = match packet::version(p)? {
         4 => {
             if p[0] & 0x0f != 5 || p.len() < 20 || p[9] != PROTO_TCP {
@@ -69,6 +73,19 @@ fn parse(p: &[u8]) -> Option<Tcp> {
         seq: u32::from_be_bytes([p[ip + 4], p[ip + 5], p[ip + 6], p[ip + 7]]),
         flags: p[ip + 13],
     })
+}
+
+/// Whether IPv4 packet `p` may follow `segments` packets that began with `head` in a run, as
+/// the kernel's GRO decides (inet_gro_receive): the same DF (and reserved) bit, and without
+/// DF the ID one more per packet. Splitting the run again gives every segment the head's ID
+/// plus its index, which is then the ID it came with; a DF packet's ID identifies nothing
+/// (RFC 6864) and may change.
+fn ipv4_id_follows(head: &[u8], p: &[u8], segments: usize) -> bool {
+    if head[6..8] != p[6..8] {
+        return false;
+    }
+    let id = |b: &[u8]| u16::from_be_bytes([b[4], b[5]]);
+    p[6] & 0x40 != 0 || id(p) == id(head).wrapping_add(segments as u16)
 }
 
 /// Merges consecutive segments into `buf` (virtio-net header, then the super-packet).
@@ -124,9 +141,11 @@ impl Coalescer {
             && self.segments < MAX_SEGMENTS
             && self.len + payload <= MAX_LEN
             && matches!(t.flags, 0x10 | 0x18)
-            // Same addresses, (v4) TOS and TTL, (v6) traffic class, flow and hop limit.
+            // Same addresses, (v4) TOS, TTL, DF and IDs that follow, (v6) traffic class,
+            // flow and hop limit.
             && if h.v4 {
                 cur[1] == p[1] && cur[8] == p[8] && cur[12..20] == p[12..20]
+                    && ipv4_id_follows(cur, p, self.segments)
             } else {
                 cur[0..4] == p[0..4] && cur[7..40] == p[7..40]
             }
@@ -316,6 +335,64 @@ mod tests {
         assert!(!c.push(&[0x45u8; 28]));
         assert!(!c.push(&tcp4(1, 0, 0x10, 0)));
     }
+
+    /// Sets the IPv4 ID and the DF bit and fixes the header checksum.
+    fn with_id(mut p: Vec<u8>, id: u16, df: bool) -> Vec<u8> {
+        p[4..6].copy_from_slice(&id.to_be_bytes());
+        p[6] = if df { 0x40 } else { 0 };
+        p[10..12].fill(0);
+        let c = checksum::fold(checksum::sum(&p[..20], 0));
+        p[10..12].copy_from_slice(&c.to_be_bytes());
+        p
+    }
+
+    /// An IPv6 TCP packet as long as its payload length field allows: 65,575 bytes, more
+    /// than a run's buffer.
+    fn jumbo_tcp6() -> Vec<u8> {
+        let mut p = vec![0u8; 40 + 65_535];
+        p[0] = 0x60;
+        p[4..6].copy_from_slice(&u16::MAX.to_be_bytes());
+        p[6] = PROTO_TCP;
+        p[52] = 5 << 4;
+        p[53] = 0x10;
+        p
+    }
+
+    /// What the `gro` fuzz target taught (fuzz/fuzz_targets/gro.rs): a second segment the
+    /// kernel's GRO would not merge after the first, because splitting the run again could not
+    /// give it back as it came, and input no coalescer may take.
+    #[test]
+    fn unmergeable_continuations_and_oversized_input() {
+        let first = |df| with_id(tcp4(1000, 1300, 0x10, 1), 100, df);
+        let next = |id, df| with_id(tcp4(2300, 1300, 0x10, 2), id, df);
+        let rows: [(&str, bool, Vec<u8>, bool); 6] = [
+            ("non-DF, next ID", false, next(101, false), true),
+            ("non-DF, ID not following", false, next(107, false), false),
+            ("non-DF, same ID", false, next(100, false), false),
+            (
+                "DF, ID not following (RFC 6864)",
+                true,
+                next(100, true),
+                true,
+            ),
+            ("DF then no DF", true, next(101, false), false),
+            ("no DF then DF", false, next(101, true), false),
+        ];
+        for (what, df, second, merges) in rows {
+            let mut c = Coalescer::default();
+            assert!(c.push(&first(df)), "{what}");
+            assert_eq!(!c.must_flush_before(&second), merges, "{what}");
+        }
+        // Longer than any run: refused by both coalescers, not a slice out of range.
+        let mut c = Coalescer::default();
+        assert!(!c.push(&jumbo_tcp6()));
+        let mut u = UdpCoalescer::default();
+        let mut j = jumbo_tcp6();
+        j[6] = PROTO_UDP;
+        j[44..46].copy_from_slice(&u16::MAX.to_be_bytes());
+        assert!(!u.push(&j));
+        assert!(!c.pending() && !u.pending());
+    }
 }
 
 /// Same-flow UDP datagrams of one size (the last may be shorter) merged into one write with a
@@ -349,6 +426,9 @@ impl Default for UdpCoalescer {
 /// (v4, IP header length) of a UDP datagram we may merge: no IP options, no fragments,
 /// lengths consistent.
 fn udp_layout(p: &[u8]) -> Option<(bool, usize)> {
+    if p.len() > MAX_LEN {
+        return None;
+    }
     match packet::version(p)? {
         4 if p.len() >= 28
             && p[0] & 0x0f == 5
@@ -392,7 +472,10 @@ impl UdpCoalescer {
             && self.segments < MAX_SEGMENTS
             && self.len + payload <= MAX_LEN
             && if v4 {
-                cur[1] == p[1] && cur[8] == p[8] && cur[12..20] == p[12..20]
+                cur[1] == p[1]
+                    && cur[8] == p[8]
+                    && cur[12..20] == p[12..20]
+                    && ipv4_id_follows(cur, p, self.segments)
             } else {
                 cur[0..4] == p[0..4] && cur[7..40] == p[7..40]
             }
@@ -483,6 +566,8 @@ mod udp_tests {
         p[0] = 0x45;
         p[1] = 0;
         p[2..4].copy_from_slice(&((28 + payload) as u16).to_be_bytes());
+        // IPv4 ID: the n-th datagram of a burst (no DF: IDs must follow each other).
+        p[4..6].copy_from_slice(&u16::from(fill).to_be_bytes());
         p[6] = 0;
         p[7] = 0;
         p[8] = 64;
@@ -507,6 +592,11 @@ mod udp_tests {
         // Another flow, or a larger datagram, ends the run.
         assert!(c.must_flush_before(&udp4(40001, 64, 0)));
         assert!(c.must_flush_before(&udp4(40000, 65, 0)));
+        // So does a non-DF datagram whose IPv4 ID does not follow the run's.
+        let mut d = udp4(40000, 64, 10);
+        assert!(!c.must_flush_before(&d));
+        d[4..6].copy_from_slice(&7u16.to_be_bytes());
+        assert!(c.must_flush_before(&d));
         assert_eq!(c.segments(), 10);
         let out = c.take().to_vec();
         assert_eq!(out[1], GSO_UDP_L4);

@@ -521,6 +521,196 @@ mod tests {
         }
     }
 
+    /// What a read from an offloading TUN device may hold that the splitter must refuse (or
+    /// may take), one row each: the malformed-input table the `offload` fuzz target
+    /// (fuzz/fuzz_targets/offload.rs) checks around. `Some(n)`: split into `n` segments;
+    /// `None`: dropped as malformed.
+    #[test]
+    fn malformed_offload_headers_and_packets() {
+        let tso = VnetHdr {
+            flags: F_NEEDS_CSUM,
+            gso_type: GSO_TCPV4,
+            hdr_len: 40,
+            gso_size: 1000,
+            csum_start: 20,
+            csum_offset: 16,
+        };
+        let uso6 = VnetHdr {
+            gso_type: GSO_UDP_L4,
+            hdr_len: 48,
+            gso_size: 64,
+            csum_start: 40,
+            csum_offset: 6,
+            ..tso
+        };
+        let tcp = super_packet(2500, 0x10);
+        let udp6 = udp_super_packet(false, 64, 3, 64);
+        let edit = |p: &[u8], f: &dyn Fn(&mut Vec<u8>)| {
+            let mut p = p.to_vec();
+            f(&mut p);
+            p
+        };
+        // IPv6 with an extension header of `next` (8 bytes) before UDP.
+        let v6_ext = |next: u8| {
+            let mut p = udp6[..40].to_vec();
+            p[6] = next;
+            p.extend_from_slice(&[17, 0, 0, 0, 0, 0, 0, 0]);
+            p.extend_from_slice(&udp6[40..]);
+            p
+        };
+        let rows: Vec<(&str, VnetHdr, Vec<u8>, Option<usize>)> = vec![
+            ("valid TSO", tso, tcp.clone(), Some(3)),
+            (
+                "gso_size 0",
+                VnetHdr { gso_size: 0, ..tso },
+                tcp.clone(),
+                None,
+            ),
+            (
+                "gso_size 1",
+                VnetHdr { gso_size: 1, ..tso },
+                tcp.clone(),
+                Some(2500),
+            ),
+            (
+                "gso_size above the payload",
+                VnetHdr {
+                    gso_size: 65535,
+                    ..tso
+                },
+                tcp.clone(),
+                Some(1),
+            ),
+            (
+                "hdr_len beyond the packet (ignored: headers are read from the packet)",
+                VnetHdr {
+                    hdr_len: 65535,
+                    ..tso
+                },
+                tcp.clone(),
+                Some(3),
+            ),
+            (
+                "csum_start/offset beyond the packet (ignored for GSO: recomputed)",
+                VnetHdr {
+                    csum_start: 65535,
+                    csum_offset: 65535,
+                    ..tso
+                },
+                tcp.clone(),
+                Some(3),
+            ),
+            (
+                "ECN flag on the GSO type",
+                VnetHdr {
+                    gso_type: GSO_TCPV4 | GSO_ECN,
+                    ..tso
+                },
+                tcp.clone(),
+                Some(3),
+            ),
+            (
+                "GSO type we never asked for",
+                VnetHdr { gso_type: 3, ..tso },
+                tcp.clone(),
+                None,
+            ),
+            ("headers only", tso, tcp[..40].to_vec(), Some(1)),
+            ("IHL below 5", tso, edit(&tcp, &|p| p[0] = 0x44), None),
+            (
+                "IHL beyond the packet",
+                tso,
+                edit(&tcp[..50], &|p| p[0] = 0x4f),
+                None,
+            ),
+            (
+                "TCP data offset below 5",
+                tso,
+                edit(&tcp, &|p| p[32] = 4 << 4),
+                None,
+            ),
+            (
+                "TCP options beyond the packet",
+                tso,
+                edit(&tcp[..50], &|p| p[32] = 15 << 4),
+                None,
+            ),
+            (
+                "TCP options up to the end",
+                tso,
+                edit(&tcp[..80], &|p| p[32] = 15 << 4),
+                Some(1),
+            ),
+            ("IP version 5", tso, edit(&tcp, &|p| p[0] = 0x55), None),
+            (
+                "TSO type on IPv6 TCP, GSO_TCPV4 given",
+                VnetHdr {
+                    gso_size: 64,
+                    ..tso
+                },
+                {
+                    // The split follows the packet's version; the kernel's type says only "TCP".
+                    let mut p = udp6.clone();
+                    p[6] = 6;
+                    p[52] = 5 << 4;
+                    p
+                },
+                Some(3),
+            ),
+            ("valid USO over IPv6", uso6, udp6.clone(), Some(3)),
+            ("IPv6 hop-by-hop options", uso6, v6_ext(0), Some(3)),
+            ("IPv6 destination options", uso6, v6_ext(60), Some(3)),
+            ("IPv6 routing header", uso6, v6_ext(43), None),
+            ("IPv6 fragment header", uso6, v6_ext(44), None),
+            (
+                "IPv6 extension chain cut short",
+                uso6,
+                v6_ext(60)[..44].to_vec(),
+                None,
+            ),
+            ("IPv6 UDP header cut short", uso6, udp6[..46].to_vec(), None),
+            ("IPv6 header cut short", uso6, udp6[..30].to_vec(), None),
+            ("empty", uso6, Vec::new(), None),
+        ];
+        for (what, h, p, want) in rows {
+            let mut q = p.clone();
+            let got = match prepare(&mut q, &h) {
+                Read::Segments(s) => Some(s.count()),
+                Read::Malformed => None,
+                Read::Packet => panic!("{what}: a GSO read taken as a plain packet"),
+            };
+            assert_eq!(got, want, "{what}");
+            assert_eq!(q, p, "{what}: prepare changed a super-packet");
+            if let Read::Segments(s) = prepare(&mut q, &h) {
+                let mut out = vec![0u8; 70_000];
+                let total: usize = (0..s.count()).map(|i| s.segment(&p, i, &mut out)).sum();
+                assert!(total >= p.len(), "{what}");
+            }
+        }
+        // Plain packets: the partial checksum's field must lie inside the packet.
+        let plain = VnetHdr {
+            gso_type: GSO_NONE,
+            gso_size: 0,
+            ..tso
+        };
+        let len = tcp.len() as u16;
+        for (what, start, offset, ok) in [
+            ("field at the end", len - 2, 0, true),
+            ("field one byte past the end", len - 1, 0, false),
+            ("start past the end", len + 1, 0, false),
+            ("offset overflowing past the end", 20, u16::MAX, false),
+        ] {
+            let h = VnetHdr {
+                csum_start: start,
+                csum_offset: offset,
+                ..plain
+            };
+            let r = prepare(&mut tcp.clone(), &h);
+            assert_eq!(matches!(r, Read::Packet), ok, "{what}");
+            assert_eq!(matches!(r, Read::Malformed), !ok, "{what}");
+        }
+    }
+
     #[test]
     fn partial_checksum_is_completed() {
         let mut p = super_packet(100, 0x18);
