@@ -16,6 +16,7 @@ use tokio::sync::{mpsc, Notify};
 
 use crate::config::{Config, Keying};
 use crate::control::{self, Request, Response};
+use crate::guards::GuardStart;
 use crate::plane::Plane;
 use crate::status;
 
@@ -88,6 +89,8 @@ struct Running {
     config_path: PathBuf,
     /// Routes into the TUN device: prefix -> source address for the gateway's own packets.
     routes: Mutex<BTreeMap<String, Option<IpAddr>>>,
+    /// What the start found of the guard routes (status shows it).
+    guard_start: GuardStart,
     /// Wakes the event loop after a control command changed the engine's timers.
     wake: Notify,
 }
@@ -125,7 +128,7 @@ fn guard_of(prefix: &str) -> Result<Prefix, ironsec_dataplane::DataplaneError> {
 /// (a connection removed while the daemon was stopped). See `ironsec_dataplane::guard`.
 fn reconcile_guards(
     routes: &BTreeMap<String, Option<IpAddr>>,
-) -> Result<(), ironsec_dataplane::DataplaneError> {
+) -> Result<GuardStart, ironsec_dataplane::DataplaneError> {
     let have = guard::list()?;
     let want = routes
         .keys()
@@ -145,12 +148,27 @@ fn reconcile_guards(
         removed = stale.len(),
         "guard routes in place (they stay when ironsecd stops; `ironsecd cleanup` removes them)"
     );
-    Ok(())
+    Ok(GuardStart {
+        adopted,
+        removed: stale.len(),
+    })
 }
 
 impl Running {
     fn plane(&self) -> MutexGuard<'_, Plane> {
         self.plane.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// The status document: the plane's and the fast path's, with the guard routes as the
+    /// kernel has them now (read outside the plane's lock).
+    fn status(&self) -> status::Status {
+        let (mut st, want) = {
+            let plane = self.plane();
+            let st = crate::report::status(&self.dp, &plane, self.started);
+            (st, crate::guards::wanted(plane.config()))
+        };
+        st.guards = Some(crate::guards::status(&want, self.guard_start));
+        st
     }
 
     /// Brings the kernel's routes in line with `cfg`; returns what failed.
@@ -312,7 +330,7 @@ pub fn run(cfg: Config) -> Result<(), DaemonError> {
     // Guards before the TUN device: from here on, whatever happens to this process, traffic
     // for the remote selectors is never routed out in clear.
     let routes = wanted_routes(&cfg);
-    reconcile_guards(&routes)?;
+    let guard_start = reconcile_guards(&routes)?;
     let dp = Dataplane::start(&dp_cfg, plane.tables()?, sinks)?;
     for (p, src) in &routes {
         if let Err(e) = iproute::route_via(p, dp.tun_name(), *src) {
@@ -371,6 +389,7 @@ pub fn run(cfg: Config) -> Result<(), DaemonError> {
             control_socket,
             config_path,
             routes: Mutex::new(routes),
+            guard_start,
             wake: Notify::new(),
         });
         if let Some(addr) = metrics_addr {
@@ -378,9 +397,7 @@ pub fn run(cfg: Config) -> Result<(), DaemonError> {
                 .await
                 .map_err(|source| DaemonError::Metrics { addr, source })?;
             let r = running.clone();
-            tokio::spawn(crate::metrics::serve(l, move || {
-                crate::report::status(&r.dp, &r.plane(), r.started)
-            }));
+            tokio::spawn(crate::metrics::serve(l, move || r.status()));
             tracing::info!(%addr, "metrics endpoint listening");
         }
         let queues = Queues {
@@ -513,11 +530,7 @@ fn handle(r: &Running, req: Request) -> Response {
         }
     }
     match req {
-        Request::Status => Response::Status(Box::new(crate::report::status(
-            &r.dp,
-            &r.plane(),
-            r.started,
-        ))),
+        Request::Status => Response::Status(Box::new(r.status())),
         Request::Initiate { connection } => {
             let res = r.act(|plane, now| plane.initiate(&connection, now));
             r.wake.notify_one();

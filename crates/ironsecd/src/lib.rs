@@ -7,6 +7,7 @@
 pub mod config;
 pub mod control;
 pub mod daemon;
+pub mod guards;
 pub mod ikeadmit;
 pub mod ikelog;
 pub mod logging;

@@ -354,6 +354,35 @@ pub fn render(s: &Status) -> String {
         o.help(metric, "counter", help);
         o.sample(metric, &[], v);
     }
+    if let Some(g) = &s.guards {
+        for (metric, help, v) in [
+            (
+                "ironsec_guard_routes",
+                "Guard routes (fail closed while the daemon is absent) installed in the kernel now.",
+                g.installed,
+            ),
+            (
+                "ironsec_guard_routes_adopted",
+                "Guard routes found in place at start and kept (left by a stop, crash or restart).",
+                g.adopted_at_start,
+            ),
+        ] {
+            o.help(metric, "gauge", help);
+            o.sample(metric, &[], v as u64);
+        }
+        o.help(
+            "ironsec_remote_selector_guarded",
+            "gauge",
+            "1 when the remote selector's guard route is installed, 0 when it is missing.",
+        );
+        for x in &g.selectors {
+            o.sample(
+                "ironsec_remote_selector_guarded",
+                &[("prefix", &x.prefix)],
+                u64::from(x.guarded),
+            );
+        }
+    }
     o.0
 }
 
@@ -435,6 +464,22 @@ mod tests {
                 retransmits_sent: 1,
                 ..Default::default()
             },
+            guards: Some(GuardsStatus {
+                installed: 1,
+                adopted_at_start: 1,
+                removed_at_start: 0,
+                selectors: vec![
+                    GuardedSelector {
+                        prefix: "10.2.0.0/24".into(),
+                        guarded: true,
+                    },
+                    GuardedSelector {
+                        prefix: "10.9.0.0/24".into(),
+                        guarded: false,
+                    },
+                ],
+                error: None,
+            }),
             connections: vec![ConnectionStatus {
                 name: "site-b".into(),
                 keying: "ike".into(),
@@ -491,6 +536,10 @@ mod tests {
             "ironsec_dpd_failures_total{connection=\"site-b\"} 1",
             "ironsec_ike_requests_total 3",
             "ironsec_ike_retransmits_total 1",
+            "ironsec_guard_routes 1",
+            "ironsec_guard_routes_adopted 1",
+            "ironsec_remote_selector_guarded{prefix=\"10.2.0.0/24\"} 1",
+            "ironsec_remote_selector_guarded{prefix=\"10.9.0.0/24\"} 0",
         ] {
             assert!(text.lines().any(|l| l == line), "missing {line}\n{text}");
         }

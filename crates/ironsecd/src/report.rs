@@ -297,6 +297,7 @@ pub fn status(dp: &Dataplane, plane: &Plane, started: Instant) -> Status {
             invalid_major_version_sent: es.invalid_major_version_sent,
             queue_dropped: plane.admission().dropped(),
         },
+        guards: None,
         connections,
     }
 }

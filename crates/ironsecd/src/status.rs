@@ -18,7 +18,33 @@ pub struct Status {
     /// The IKE engine's message counters.
     #[serde(default)]
     pub ike: IkeCounters,
+    /// The guard routes that keep the remote selectors fail closed while the daemon is absent
+    /// (README "Fail closed: guard routes"); filled by the daemon, which owns them.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub guards: Option<GuardsStatus>,
     pub connections: Vec<ConnectionStatus>,
+}
+
+/// ironsec's guard routes (`blackhole PREFIX proto 147 metric 4242`) as the kernel has them now.
+#[derive(Serialize, Deserialize, Debug, Clone, PartialEq, Eq, Default)]
+pub struct GuardsStatus {
+    /// Guard routes in this network namespace's main table, read from the kernel.
+    pub installed: usize,
+    /// Guards found in place at start and kept (left by a stop, crash or restart).
+    pub adopted_at_start: usize,
+    /// Guards of selectors no longer configured, removed at start.
+    pub removed_at_start: usize,
+    /// Every remote selector's prefix and whether its guard is installed.
+    pub selectors: Vec<GuardedSelector>,
+    /// Why the kernel's routes could not be read (then no selector counts as guarded).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+}
+
+#[derive(Serialize, Deserialize, Debug, Clone, PartialEq, Eq)]
+pub struct GuardedSelector {
+    pub prefix: String,
+    pub guarded: bool,
 }
 
 #[derive(Serialize, Deserialize, Debug, Clone, PartialEq, Eq, Default)]
@@ -313,6 +339,32 @@ impl Status {
             c.mss_clamped, c.icmp_too_big, c.icmp_limited, c.inner_fragmented
         );
         let _ = writeln!(s, "  drops: {}", nonzero(&self.drops));
+        if let Some(g) = &self.guards {
+            let unguarded: Vec<&str> = g
+                .selectors
+                .iter()
+                .filter(|x| !x.guarded)
+                .map(|x| x.prefix.as_str())
+                .collect();
+            let _ = writeln!(
+                s,
+                "  guards: {} route(s) installed (at start: {} adopted, {} removed), {} of {} remote selector(s) guarded{}{}",
+                g.installed,
+                g.adopted_at_start,
+                g.removed_at_start,
+                g.selectors.len() - unguarded.len(),
+                g.selectors.len(),
+                if unguarded.is_empty() {
+                    String::new()
+                } else {
+                    format!(", UNGUARDED: {}", unguarded.join(","))
+                },
+                g.error
+                    .as_deref()
+                    .map(|e| format!(" (cannot read routes: {e})"))
+                    .unwrap_or_default()
+            );
+        }
         let k = &self.ike;
         let ike: BTreeMap<String, u64> = [
             ("malformed", k.malformed),
