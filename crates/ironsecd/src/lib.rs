@@ -16,6 +16,7 @@ pub mod pathmtu;
 pub mod plane;
 pub mod privs;
 pub mod report;
+pub mod routemtu;
 pub mod sdnotify;
 pub mod share;
 pub mod status;
