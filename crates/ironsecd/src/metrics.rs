@@ -354,6 +354,26 @@ pub fn render(s: &Status) -> String {
         o.help(metric, "counter", help);
         o.sample(metric, &[], v);
     }
+    o.help(
+        "ironsec_static_seq_space_used_percent",
+        "gauge",
+        "Static SAs (which cannot rekey): percent of the sequence space used; at 100 they stop sending.",
+    );
+    for c in &s.connections {
+        for t in &c.tunnels {
+            if let Some(q) = &t.seq_space {
+                o.sample(
+                    "ironsec_static_seq_space_used_percent",
+                    &[
+                        ("connection", &c.name),
+                        ("local", &t.local),
+                        ("remote", &t.remote),
+                    ],
+                    u64::from(q.percent),
+                );
+            }
+        }
+    }
     if let Some(g) = &s.guards {
         for (metric, help, v) in [
             (
@@ -518,6 +538,12 @@ mod tests {
                     outbound: None,
                     inbound: None,
                     nat: None,
+                    seq_space: Some(SeqSpaceStatus {
+                        used: 3_300_000_000,
+                        size: u64::from(u32::MAX),
+                        percent: 76,
+                        esn: false,
+                    }),
                 }],
             }],
         }
@@ -536,6 +562,7 @@ mod tests {
             "ironsec_dpd_failures_total{connection=\"site-b\"} 1",
             "ironsec_ike_requests_total 3",
             "ironsec_ike_retransmits_total 1",
+            "ironsec_static_seq_space_used_percent{connection=\"site-b\",local=\"192.0.2.1\",remote=\"192.0.2.2:4500\"} 76",
             "ironsec_guard_routes 1",
             "ironsec_guard_routes_adopted 1",
             "ironsec_remote_selector_guarded{prefix=\"10.2.0.0/24\"} 1",

@@ -254,6 +254,14 @@ pub fn status(dp: &Dataplane, plane: &Plane, started: Instant) -> Status {
                     peer_is_behind_nat: n.nat.remote,
                     peer: n.remote.to_string(),
                 }),
+            seq_space: plane
+                .static_seq_space(&key)
+                .map(|q| status::SeqSpaceStatus {
+                    used: q.used,
+                    size: q.size,
+                    percent: q.percent(),
+                    esn: q.esn,
+                }),
         };
         if let Some(c) = connections.iter_mut().find(|c| *c.name == *spec.conn) {
             c.tunnels.push(ts);

@@ -217,6 +217,22 @@ pub struct TunnelStatus {
     /// an IKE SA only).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub nat: Option<NatStatus>,
+    /// How much of its sequence space the static SA pair has used (static tunnels only: they
+    /// cannot rekey; README "Static SAs and the sequence space").
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub seq_space: Option<SeqSpaceStatus>,
+}
+
+/// A static SA pair's sequence space.
+#[derive(Serialize, Deserialize, Debug, Clone, PartialEq, Eq)]
+pub struct SeqSpaceStatus {
+    /// The highest sequence number sent or received.
+    pub used: u64,
+    /// 4294967295 without ESN; 18446744073709551615 with.
+    pub size: u64,
+    /// Whole percent of `size` used.
+    pub percent: u8,
+    pub esn: bool,
 }
 
 /// A tunnel's NAT traversal state.
@@ -504,6 +520,21 @@ impl Status {
                         c.remote_ts.join(","),
                         c.established_secs,
                         c.rekey_in_secs.map_or("-".to_string(), |x| x.to_string())
+                    );
+                }
+                if let Some(q) = &t.seq_space {
+                    let _ = writeln!(
+                        s,
+                        "    sequence space: {}% used ({} of {}{}){}",
+                        q.percent,
+                        q.used,
+                        q.size,
+                        if q.esn { ", esn" } else { "" },
+                        if q.percent >= 75 {
+                            "; static keys cannot rekey: install new keys or use esn = true"
+                        } else {
+                            ""
+                        }
                     );
                 }
                 match &t.outbound {
