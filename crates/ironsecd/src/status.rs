@@ -286,6 +286,94 @@ pub struct ChildStatus {
     pub remote_ts: Vec<String>,
     pub established_secs: u64,
     pub rekey_in_secs: Option<u64>,
+    /// What it carried against its volume limits.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub volume: Option<VolumeStatus>,
+}
+
+/// A CHILD_SA's volume against its limits (README "Volume lifetimes and the sequence space").
+#[derive(Serialize, Deserialize, Debug, Clone, PartialEq, Eq, Default)]
+pub struct VolumeStatus {
+    /// Bytes and packets in its busier direction: what `rekey_*`/`life_*` count.
+    pub bytes: u64,
+    pub packets: u64,
+    /// The highest sequence number used in either direction.
+    pub seq: u64,
+    /// The connection's limits (absent: none).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rekey_bytes: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub life_bytes: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rekey_packets: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub life_packets: Option<u64>,
+    /// Without ESN: the sequence number past which it is rekeyed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub seq_rekey_at: Option<u64>,
+    /// Left before the rekey in each measure (absent: no limit, or reached and the rekey
+    /// under way).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rekey_in_bytes: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rekey_in_packets: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rekey_in_seq: Option<u64>,
+    /// Milliseconds until the daemon next reads its counters against the limits (absent: no
+    /// limit ahead).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub next_check_in_ms: Option<u64>,
+}
+
+impl VolumeStatus {
+    /// One line for `ironsecctl status`: `volume: 12000 bytes, 10 packets, seq 10; rekey in
+    /// 3988000 bytes (rekey_bytes 4000000, life_bytes 4400000), in 4026531830 seq; next look
+    /// in 100 ms`.
+    pub fn render(&self) -> String {
+        let mut s = format!(
+            "volume: {} bytes, {} packets, seq {}",
+            self.bytes, self.packets, self.seq
+        );
+        let mut limits = Vec::new();
+        for (what, rekey_in, rekey, life) in [
+            (
+                "bytes",
+                self.rekey_in_bytes,
+                self.rekey_bytes,
+                self.life_bytes,
+            ),
+            (
+                "packets",
+                self.rekey_in_packets,
+                self.rekey_packets,
+                self.life_packets,
+            ),
+        ] {
+            if let (Some(r), Some(l)) = (rekey, life) {
+                limits.push(format!(
+                    "{} {what} (rekey_{what} {r}, life_{what} {l})",
+                    rekey_in.map_or("rekey due, passed".to_string(), |n| format!("in {n}")),
+                ));
+            }
+        }
+        if let Some(at) = self.seq_rekey_at {
+            limits.push(format!(
+                "{} seq (no ESN: rekeyed at {at})",
+                self.rekey_in_seq
+                    .map_or("rekey due, passed".to_string(), |n| format!("in {n}"))
+            ));
+        }
+        if limits.is_empty() {
+            s.push_str("; no volume limit");
+        } else {
+            s.push_str("; rekey ");
+            s.push_str(&limits.join(", "));
+        }
+        if let Some(ms) = self.next_check_in_ms {
+            s.push_str(&format!("; next look in {ms} ms"));
+        }
+        s
+    }
 }
 
 #[derive(Serialize, Deserialize, Debug, Clone, PartialEq, Eq)]
@@ -521,6 +609,9 @@ impl Status {
                         c.established_secs,
                         c.rekey_in_secs.map_or("-".to_string(), |x| x.to_string())
                     );
+                    if let Some(v) = &c.volume {
+                        let _ = writeln!(s, "      {}", v.render());
+                    }
                 }
                 if let Some(q) = &t.seq_space {
                     let _ = writeln!(
@@ -576,5 +667,51 @@ impl Status {
             }
         }
         s
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn volume_line_names_each_limit_and_what_is_left() {
+        let v = VolumeStatus {
+            bytes: 3_000_000,
+            packets: 3,
+            seq: 3,
+            rekey_bytes: Some(4_000_000),
+            life_bytes: Some(40_000_000),
+            seq_rekey_at: Some(4_026_531_840),
+            rekey_in_bytes: Some(1_000_000),
+            rekey_in_seq: Some(4_026_531_837),
+            next_check_in_ms: Some(100),
+            ..Default::default()
+        };
+        assert_eq!(
+            v.render(),
+            "volume: 3000000 bytes, 3 packets, seq 3; rekey in 1000000 bytes (rekey_bytes \
+             4000000, life_bytes 40000000), in 4026531837 seq (no ESN: rekeyed at 4026531840); \
+             next look in 100 ms"
+        );
+        let passed = VolumeStatus {
+            bytes: 5_000_000,
+            rekey_bytes: Some(4_000_000),
+            life_bytes: Some(40_000_000),
+            ..Default::default()
+        };
+        assert!(passed
+            .render()
+            .contains("rekey due, passed bytes (rekey_bytes 4000000"));
+        let none = VolumeStatus {
+            bytes: 10,
+            packets: 1,
+            seq: 1,
+            ..Default::default()
+        };
+        assert_eq!(
+            none.render(),
+            "volume: 10 bytes, 1 packets, seq 1; no volume limit"
+        );
     }
 }

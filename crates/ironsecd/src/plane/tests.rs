@@ -1032,6 +1032,53 @@ fn a_volume_limit_crossed_in_the_fast_path_rekeys_before_the_hard_limit() {
 }
 
 #[test]
+fn status_sees_a_child_sas_volume_against_its_limits() {
+    let base = Instant::now();
+    let at = |ms: u64| base + Duration::from_millis(ms);
+    let limits = "rekey_bytes = \"4MB\"\nlife_bytes = \"40MB\"\nrekey_packets = \"10000\"";
+    let mut p = Pair::up("volume-status", limits, "", base);
+    let spi = sending_sa(&p.a);
+    let v = p.a.child_volume(spi).unwrap();
+    assert_eq!(v.used, volume::Usage::default());
+    assert_eq!(v.limits.rekey_bytes, Some(4_000_000));
+    assert_eq!(v.limits.life_bytes, Some(40_000_000));
+    // Only rekey_packets: life 10% later, as strongSwan reads it.
+    assert_eq!(v.limits.rekey_packets, Some(10_000));
+    assert_eq!(v.limits.life_packets, Some(11_000));
+    // The sequence space of an SA without ESN is a limit of its own.
+    assert_eq!(v.seq_rekey_at, Some(volume::SEQ_REKEY_AT));
+    assert_eq!(v.next_check, Some(base + volume::MIN_CHECK));
+    // The fast path seals 3 MB in 3 packets: status sees it at once (live counters), with
+    // 1 MB left before the rekey; the next look is still the planned one.
+    let c = p.a.sas().child(spi).unwrap();
+    for _ in 0..3 {
+        c.outbound.counters.get(0).packet(1_000_000);
+    }
+    let v = p.a.child_volume(spi).unwrap();
+    assert_eq!((v.used.bytes, v.used.packets), (3_000_000, 3));
+    assert_eq!(
+        volume::left(v.limits.rekey_bytes, v.used.bytes),
+        Some(1_000_000)
+    );
+    assert_eq!(
+        volume::left(v.limits.rekey_packets, v.used.packets),
+        Some(9_997)
+    );
+    // Past rekey_bytes the rekey happens and the new SA starts from nothing.
+    c.outbound.counters.get(0).packet(2_000_000);
+    run_between(&mut p, at(100), at(400));
+    let new = sending_sa(&p.a);
+    assert_ne!(new, spi);
+    let v = p.a.child_volume(new).unwrap();
+    assert_eq!((v.used.bytes, v.used.packets), (0, 0));
+    assert!(v.next_check.is_some_and(|t| t > at(400)));
+    // A retired SA has no volume watch, but status can still read what it carried.
+    let old = p.a.child_volume(spi).unwrap();
+    assert_eq!(old.used.bytes, 5_000_000);
+    assert_eq!(old.next_check, None);
+}
+
+#[test]
 fn an_sa_near_the_end_of_its_sequence_numbers_is_rekeyed() {
     let base = Instant::now();
     let at = |ms: u64| base + Duration::from_millis(ms);
