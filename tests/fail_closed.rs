@@ -361,6 +361,121 @@ fn without_the_guard_the_judge_sees_cleartext() {
     assert!(String::from_utf8_lossy(&o.stdout).contains("removed 0 guard route(s)"));
 }
 
+/// `ironsecctl status` (JSON and text) and metrics show the guards as the kernel has them: on a
+/// fresh start one installed and none adopted; a guard deleted by hand shows as unguarded; after
+/// a stop, `ironsecd cleanup` and a start the guard is back (installed, none adopted); after a
+/// crash and a start it is adopted.
+#[test]
+#[ignore = "needs root"]
+fn status_and_metrics_show_the_guards() {
+    let _s = serial();
+    require_root();
+    let mut lab = IkeLab::start(IkeLabOpts::default());
+    let guards_of = |lab: &IkeLab| lab.a.status()["guards"].clone();
+    let selector = |g: &serde_json::Value| -> bool {
+        let sel = g["selectors"].as_array().unwrap_or_else(|| panic!("{g:#}"));
+        assert_eq!(sel.len(), 1, "{g:#}");
+        assert_eq!(sel[0]["prefix"], LAN_B_NET, "{g:#}");
+        sel[0]["guarded"].as_bool().unwrap()
+    };
+    let text = |lab: &IkeLab| {
+        String::from_utf8_lossy(&ironsecctl(&lab.sock_a, &["status"]).stdout).into_owned()
+    };
+
+    let g = guards_of(&lab);
+    assert_eq!(g["installed"], 1, "fresh start: {g:#}");
+    assert_eq!(g["adopted_at_start"], 0, "fresh start: {g:#}");
+    assert!(selector(&g), "fresh start: {g:#}");
+    let t = text(&lab);
+    assert!(
+        t.contains("guards: 1 route(s) installed (at start: 0 adopted, 0 removed), 1 of 1 remote selector(s) guarded\n"),
+        "{t}"
+    );
+
+    // Deleted behind the daemon's back: status reads the kernel, so it says so.
+    ip(
+        &lab.topo.gw_a,
+        &[
+            "route",
+            "del",
+            "blackhole",
+            LAN_B_NET,
+            "proto",
+            GUARD_PROTO,
+            "metric",
+            "4242",
+        ],
+    );
+    let g = guards_of(&lab);
+    assert_eq!(g["installed"], 0, "after deleting the guard: {g:#}");
+    assert!(!selector(&g), "after deleting the guard: {g:#}");
+    let t = text(&lab);
+    assert!(
+        t.contains("0 of 1 remote selector(s) guarded, UNGUARDED: 10.2.0.0/24"),
+        "{t}"
+    );
+
+    // Stop, the explicit cleanup, and a start with metrics on: the guard comes back.
+    assert!(lab.a.stop().is_some_and(|s| s.success()));
+    let o = run_timeout(
+        ns_cmd(&lab.topo.gw_a, IRONSECD)
+            .arg("cleanup")
+            .arg("--config")
+            .arg(&lab.cfg_a),
+        Duration::from_secs(10),
+    );
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    assert_eq!(guards(&lab.topo.gw_a), "", "guards left after cleanup");
+    let cfg = fs::read_to_string(&lab.cfg_a).unwrap().replacen(
+        "[gateway]\n",
+        "[gateway]\nmetrics = \"127.0.0.1:9814\"\n",
+        1,
+    );
+    fs::write(&lab.cfg_a, cfg).unwrap();
+    lab.restart_a();
+    let g = guards_of(&lab);
+    assert_eq!(g["installed"], 1, "after cleanup and start: {g:#}");
+    assert_eq!(g["adopted_at_start"], 0, "after cleanup and start: {g:#}");
+    assert!(selector(&g), "after cleanup and start: {g:#}");
+    assert!(guards(&lab.topo.gw_a).contains(LAN_B_NET));
+    let m = metrics(&lab.topo.gw_a);
+    for line in [
+        "ironsec_guard_routes 1",
+        "ironsec_guard_routes_adopted 0",
+        "ironsec_remote_selector_guarded{prefix=\"10.2.0.0/24\"} 1",
+    ] {
+        assert!(m.lines().any(|l| l == line), "no {line:?} in\n{m}");
+    }
+
+    // A crash and a start: the guard that outlived the daemon is adopted.
+    lab.a.kill9();
+    assert!(guards(&lab.topo.gw_a).contains(LAN_B_NET));
+    lab.restart_a();
+    let g = guards_of(&lab);
+    assert_eq!(g["installed"], 1, "after a crash and start: {g:#}");
+    assert_eq!(g["adopted_at_start"], 1, "after a crash and start: {g:#}");
+    assert!(selector(&g), "after a crash and start: {g:#}");
+    let m = metrics(&lab.topo.gw_a);
+    assert!(
+        m.lines().any(|l| l == "ironsec_guard_routes_adopted 1"),
+        "{m}"
+    );
+}
+
+/// The metrics endpoint of gwA (`gateway.metrics = "127.0.0.1:9814"`), inside its namespace.
+fn metrics(ns: &str) -> String {
+    in_netns(ns, || {
+        use std::io::{Read, Write};
+        let mut s = std::net::TcpStream::connect("127.0.0.1:9814").expect("metrics connect");
+        s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+        s.write_all(b"GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n")
+            .unwrap();
+        let mut out = String::new();
+        s.read_to_string(&mut out).unwrap();
+        out
+    })
+}
+
 /// A reload that adds a remote selector adds its guard; one that removes it removes the guard;
 /// the other selector's guard stays throughout.
 #[test]

@@ -6,9 +6,11 @@
 //! 1. With MSS clamping (gwA "auto", gwB "off"), the SYN reaches lanB with the MSS that fits
 //!    the tunnel (1280 - 20 - 8 - 8 - 8 - 2 - 16 = 1218 bytes of inner packet, MSS 1178), and
 //!    the SYN-ACK, which gwB lets through unclamped, is clamped by gwA on its way in.
-//! 2. With clamping off on both, path MTU discovery must do the work: gwA answers the full-size
-//!    DF segments with ICMP "fragmentation needed", next-hop MTU 1218, seen on lanA, and the
-//!    transfer completes.
+//! 2. With clamping off on both, path MTU discovery must do the work in one step: the route
+//!    into gwA's TUN device carries the tunnel's MTU, so gwA's kernel answers the full-size DF
+//!    segments with ICMP "fragmentation needed", next-hop MTU 1218 (never the device's 1400),
+//!    seen on lanA, and the transfer completes; with that route MTU removed by hand the fast
+//!    path answers with 1218 itself. A reload changing `path_mtu` changes the route's MTU.
 //!
 //! 3. DSCP: with `copy_dscp` "out" (the default) on gwA and "no" on gwB, EF pings (TOS 0xb8)
 //!    leave gwA in ESP marked EF and gwB's replies (EF inside too) unmarked.
@@ -243,32 +245,39 @@ fn clamped_syns_carry_full_size_tcp_over_a_1280_wan() {
 fn without_clamping_pmtu_discovery_works_through_our_icmp() {
     let _s = serial();
     let lab = MtuLab::start("mss_clamp = \"off\"", "mss_clamp = \"off\"");
+    // The route into the TUN device carries the tunnel's MTU, so the kernel's own answer to a
+    // too-big packet is already the tunnel's (not the device's 1400).
+    let route = tun_route(&lab.topo.gw_a, "10.2.0.0/24");
+    assert!(
+        route.contains(&format!("mtu {MAX_INNER}")),
+        "gwA's route to lanB: {route:?}"
+    );
     let icmp = lab.capture(&lab.topo.lan_a, "a-lan", "lanA-icmp", &["icmp"]);
     lab.transfer();
+    // Our own ICMP, for a route MTU that lags the tunnel's (a path MTU that shrank since the
+    // tables were built): with the route's MTU removed by hand, DF pings of 1328 bytes (more
+    // than the tunnel carries, less than the device's 1400) reach the fast path, which answers
+    // from the far end's address. They go to 10.2.0.3 (no host there; the fast path answers
+    // before sealing), for which lanA has not learned a path MTU from the transfer.
+    ip_in(
+        &lab.topo.gw_a,
+        "route replace 10.2.0.0/24 dev ipsec0 src 10.1.0.1",
+    );
+    assert!(!tun_route(&lab.topo.gw_a, "10.2.0.0/24").contains("mtu"));
+    let probe = run_timeout(
+        ns_cmd(&lab.topo.lan_a, "ping").args([
+            "-M", "do", "-s", "1300", "-c", "2", "-i", "0.3", "-W", "1", "10.2.0.3",
+        ]),
+        Duration::from_secs(20),
+    );
+    eprintln!("[mtu] probes: {}", String::from_utf8_lossy(&probe.stdout));
     let file = icmp.file.clone();
     icmp.stop();
-    // lanA's 1500-byte segments meet gwA's TUN device (1400: the kernel's own ICMP), then
-    // the tunnel (1218: ours, from the far end's address).
     let frag_needed = tshark_fields(
         &file,
         "icmp.type == 3 && icmp.code == 4",
         &["ip.src", "ip.dst", "icmp.mtu"],
     );
-    let ours: Vec<_> = frag_needed
-        .iter()
-        .filter(|r| r[2] == MAX_INNER.to_string())
-        .collect();
-    assert!(
-        !ours.is_empty(),
-        "no ICMP fragmentation-needed with MTU {MAX_INNER} on lanA; saw {frag_needed:?}"
-    );
-    for r in &ours {
-        assert_eq!(
-            (r[0].as_str(), r[1].as_str()),
-            ("10.2.0.2", "10.1.0.2"),
-            "from the unreachable far end to the sender"
-        );
-    }
     let sa = lab.a.status();
     eprintln!(
         "[mtu] frag-needed seen on lanA (src, dst, mtu): {frag_needed:?}; gwA icmp_too_big {} \
@@ -276,15 +285,123 @@ fn without_clamping_pmtu_discovery_works_through_our_icmp() {
         num(&sa, "/counters/icmp_too_big"),
         num(&sa, "/counters/icmp_limited")
     );
+    // One step: every error lanA saw names the tunnel's MTU; the transfer's came from gwA's
+    // kernel (the route), the probes' from the fast path on behalf of the far end.
+    assert!(
+        frag_needed.iter().all(|r| r[2] == MAX_INNER.to_string()),
+        "a frag-needed with an MTU other than {MAX_INNER} on lanA: {frag_needed:?}"
+    );
+    let from = |src: &str| frag_needed.iter().filter(|r| r[0] == src).count();
+    assert!(
+        from("10.1.0.1") >= 1,
+        "no frag-needed from gwA's kernel for the transfer: {frag_needed:?}"
+    );
+    assert!(
+        from("10.2.0.3") >= 1,
+        "no frag-needed from the fast path (far end's address) for the probes: {frag_needed:?}"
+    );
+    assert_eq!(
+        from("10.1.0.1") + from("10.2.0.3"),
+        frag_needed.len(),
+        "{frag_needed:?}"
+    );
+    assert!(
+        frag_needed.iter().all(|r| r[1] == "10.1.0.2"),
+        "to the sender: {frag_needed:?}"
+    );
     assert!(num(&sa, "/counters/icmp_too_big") >= 1);
     assert!(num(&sa, "/drops/too_big") >= 1, "{sa}");
     assert_eq!(num(&sa, "/counters/mss_clamped"), 0, "mss_clamp = off");
     // Once lanA has learned the path MTU, nothing more is too big: a handful of errors,
     // not one per segment of the 8 MiB.
+    assert!(frag_needed.len() < 50, "ICMP errors: {}", frag_needed.len());
+}
+
+/// The route's MTU follows its tunnel's: a reload that changes `path_mtu` changes it, and one
+/// whose tunnel carries as much as the device needs none.
+#[test]
+#[ignore = "needs root"]
+fn route_mtu_follows_the_tunnel_on_reload() {
+    let _s = serial();
+    let lab = MtuLab::start("", "");
+    let cfg = lab.dir.join("static-gw-a.toml");
+    let original = fs::read_to_string(&cfg).unwrap();
+    let reload_with = |extra: &str| {
+        fs::write(
+            &cfg,
+            original.replace("esn = true", &format!("esn = true\n{extra}")),
+        )
+        .unwrap();
+        let o = ironsecctl(&lab.dir.join("a.sock"), &["reload"]);
+        assert!(
+            o.status.success(),
+            "reload: {}{}",
+            String::from_utf8_lossy(&o.stdout),
+            String::from_utf8_lossy(&o.stderr)
+        );
+        tun_route(&lab.topo.gw_a, "10.2.0.0/24")
+    };
+    let route = tun_route(&lab.topo.gw_a, "10.2.0.0/24");
+    assert!(route.contains("mtu 1218"), "the 1280 WAN's: {route:?}");
+    // 1400 - 20 - 8 - 32 + 2, rounded down to 4, - 2.
+    let route = reload_with("path_mtu = 1400");
     assert!(
-        num(&sa, "/counters/icmp_too_big") < 50,
-        "ICMP errors: {}",
-        num(&sa, "/counters/icmp_too_big")
+        route.contains("mtu 1338"),
+        "after path_mtu = 1400: {route:?}"
+    );
+    // 1438 fits, more than the device's 1400: the route needs no MTU of its own.
+    let route = reload_with("path_mtu = 1500");
+    assert!(
+        route.contains("src 10.1.0.1") && !route.contains("mtu"),
+        "after path_mtu = 1500: {route:?}"
+    );
+    let route = reload_with("");
+    assert!(
+        route.contains("mtu 1218"),
+        "back to the kernel's path MTU: {route:?}"
+    );
+    // The guard beside it was never touched.
+    let g = run_ok(
+        ns_cmd(&lab.topo.gw_a, "ip").args(["route", "show", "10.2.0.0/24", "proto", "147"]),
+        Duration::from_secs(5),
+    );
+    assert!(
+        String::from_utf8_lossy(&g.stdout).contains("blackhole 10.2.0.0/24"),
+        "{}",
+        String::from_utf8_lossy(&g.stdout)
+    );
+    assert!(
+        lab.a
+            .log_text()
+            .contains("route into the TUN device sized to its tunnels"),
+        "{}",
+        lab.a.log_text()
+    );
+}
+
+/// `ip route show PREFIX dev ipsec0` in `ns`: the route into the TUN device.
+fn tun_route(ns: &str, prefix: &str) -> String {
+    let out = run_ok(
+        ns_cmd(ns, "ip").args(["route", "show", prefix, "dev", "ipsec0"]),
+        Duration::from_secs(5),
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// `ip -6 route show PREFIX dev ipsec0` in `ns`.
+fn tun_route6(ns: &str, prefix: &str) -> String {
+    let out = run_ok(
+        ns_cmd(ns, "ip").args(["-6", "route", "show", prefix, "dev", "ipsec0"]),
+        Duration::from_secs(5),
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// `ip ARGS` in `ns` (ARGS split at spaces).
+fn ip_in(ns: &str, args: &str) {
+    run_ok(
+        ns_cmd(ns, "ip").args(args.split(' ')),
+        Duration::from_secs(5),
     );
 }
 
@@ -361,37 +478,67 @@ fn outer_dscp_is_copied_in_where_asked() {
 fn packets_without_df_are_fragmented_before_sealing() {
     let _s = serial();
     let lab = MtuLab::start_with("", "", false, false);
-    let wan = lab.capture(
-        &lab.topo.gw_a,
-        "wan",
-        "wan-frag",
-        &["udp", "port", "4500", "or", "ip[6:2] & 0x3fff != 0"],
-    );
     // 1328-byte pings without DF: more than the tunnel's 1218, less than the TUN device's 1400.
-    let out = run_ok(
-        ns_cmd(&lab.topo.lan_a, "ping").args([
-            "-M", "dont", "-s", "1300", "-c", "5", "-i", "0.2", "-W", "2", "10.2.0.2",
-        ]),
-        Duration::from_secs(20),
+    // Each crosses in two ESP datagrams each way, none above the WAN's MTU, no outer fragment.
+    let pings_cross_in_fragments = |tag: &str| {
+        let wan = lab.capture(
+            &lab.topo.gw_a,
+            "wan",
+            tag,
+            &["udp", "port", "4500", "or", "ip[6:2] & 0x3fff != 0"],
+        );
+        let out = run_ok(
+            ns_cmd(&lab.topo.lan_a, "ping").args([
+                "-M", "dont", "-s", "1300", "-c", "5", "-i", "0.2", "-W", "2", "10.2.0.2",
+            ]),
+            Duration::from_secs(20),
+        );
+        let text = String::from_utf8_lossy(&out.stdout);
+        assert!(text.contains("5 received"), "{tag}: {text}");
+        let file = wan.file.clone();
+        wan.stop();
+        let esp = tshark_fields(&file, "udp.port == 4500", &["ip.len"]);
+        let outer_frags =
+            tshark_fields(&file, "ip.flags.mf == 1 || ip.frag_offset > 0", &["ip.len"]);
+        assert!(
+            esp.len() >= 20,
+            "{tag}: 2 ESP datagrams per ping each way: {esp:?}"
+        );
+        assert!(
+            outer_frags.is_empty(),
+            "{tag}: outer fragments on the WAN: {outer_frags:?}"
+        );
+        for r in &esp {
+            let len: u64 = r[0].parse().unwrap();
+            assert!(
+                len <= u64::from(WAN_MTU),
+                "{tag}: outer datagram of {len} bytes"
+            );
+        }
+    };
+    // With the routes' MTU (the tunnel's) the gateways' kernels cut them before the TUN device.
+    pings_cross_in_fragments("wan-frag-route");
+    let (sa, sb) = (lab.a.status(), lab.b.status());
+    assert_eq!(
+        num(&sa, "/counters/inner_fragmented"),
+        0,
+        "gwA: the kernel cut them"
     );
-    let text = String::from_utf8_lossy(&out.stdout);
-    assert!(text.contains("5 received"), "{text}");
-    let file = wan.file.clone();
-    wan.stop();
-    let esp = tshark_fields(&file, "udp.port == 4500", &["ip.len"]);
-    let outer_frags = tshark_fields(&file, "ip.flags.mf == 1 || ip.frag_offset > 0", &["ip.len"]);
-    assert!(
-        esp.len() >= 20,
-        "2 ESP datagrams per ping each way: {esp:?}"
+    assert_eq!(
+        num(&sb, "/counters/inner_fragmented"),
+        0,
+        "gwB: the kernel cut them"
     );
-    assert!(
-        outer_frags.is_empty(),
-        "outer fragments on the WAN: {outer_frags:?}"
+    // With a route MTU that lags the tunnel's (removed by hand here), the fast path does.
+    ip_in(
+        &lab.topo.gw_a,
+        "route replace 10.2.0.0/24 dev ipsec0 src 10.1.0.1",
     );
-    for r in &esp {
-        let len: u64 = r[0].parse().unwrap();
-        assert!(len <= u64::from(WAN_MTU), "outer datagram of {len} bytes");
-    }
+    ip_in(
+        &lab.topo.gw_b,
+        "route replace 10.1.0.0/24 dev ipsec0 src 10.2.0.1",
+    );
+    pings_cross_in_fragments("wan-frag-fastpath");
     let (sa, sb) = (lab.a.status(), lab.b.status());
     assert_eq!(
         num(&sa, "/counters/inner_fragmented"),
@@ -413,29 +560,45 @@ fn ipv6_packet_too_big_and_clamping() {
         "lanB-v6-syn",
         &["ip6", "and", "tcp"],
     );
-    let ping6 = |size: &str| {
+    let ping6 = |size: &str, to: &str| {
         run_timeout(
             ns_cmd(&lab.topo.lan_a, "ping").args([
-                "-6", "-M", "do", "-s", size, "-c", "3", "-i", "0.3", "-W", "2", "fd02::2",
+                "-6", "-M", "do", "-s", size, "-c", "3", "-i", "0.3", "-W", "2", to,
             ]),
             Duration::from_secs(20),
         )
     };
     // 1280 bytes (1232 of ICMPv6 payload) is more than the tunnel carries in one datagram over
     // this IPv4 WAN (1218) but IPv6's minimum: it must cross.
-    let at_min = ping6("1232");
+    let at_min = ping6("1232", "fd02::2");
     assert!(
         String::from_utf8_lossy(&at_min.stdout).contains("3 received"),
         "1280-byte IPv6 pings: {}",
         String::from_utf8_lossy(&at_min.stdout)
     );
-    // 1348 bytes: packet too big, MTU 1280, from the far end.
-    let _ = ping6("1300");
+    // 1348 bytes: packet too big, MTU 1280, from gwA's kernel: the route into the TUN device
+    // carries IPv6's 1280 (the tunnel carries less in one datagram, IPv6 is never told less).
+    let route = tun_route6(&lab.topo.gw_a, "fd02::/64");
+    assert!(route.contains("mtu 1280"), "gwA's route to lanB: {route:?}");
+    let _ = ping6("1300", "fd02::2");
+    // With the route's MTU removed by hand (one that lags the tunnel's), the fast path answers
+    // for the far end, from its address (fd02::3: lanA has learned nothing about it yet).
+    ip_in(
+        &lab.topo.gw_a,
+        "-6 route replace fd02::/64 dev ipsec0 src fd01::1",
+    );
+    let _ = ping6("1300", "fd02::3");
     let file = cap.file.clone();
     cap.stop();
     let ptb = tshark_fields(&file, "icmpv6.type == 2", &["ipv6.src", "icmpv6.mtu"]);
+    let from = |src: &str| ptb.iter().filter(|r| r[0] == src).count();
     assert!(
-        !ptb.is_empty() && ptb.iter().all(|r| r[0] == "fd02::2" && r[1] == "1280"),
+        from("fd01::1") >= 1 && from("fd02::3") >= 1,
+        "packet too big on lanA from gwA's kernel and the fast path: {ptb:?}"
+    );
+    assert!(
+        ptb.iter()
+            .all(|r| (r[0] == "fd01::1" || r[0] == "fd02::3") && r[1] == "1280"),
         "packet too big on lanA: {ptb:?}"
     );
     let sa = lab.a.status();

@@ -168,6 +168,15 @@ fn ping_both_ways_and_counters() {
             out_p + 1,
             "{name}: next_seq should be one past the packets sent on a fresh static SA"
         );
+        // Static SAs cannot rekey: status shows their sequence space (ESN: 2^64 - 1), the
+        // highest sequence number sent or received.
+        assert_eq!(
+            num(st, &format!("{T0}/seq_space/used")),
+            out_p.max(num(st, &format!("{T0}/inbound/highest_seq"))),
+            "{name}: sequence space used"
+        );
+        assert_eq!(num(st, &format!("{T0}/seq_space/size")), u64::MAX, "{name}");
+        assert_eq!(num(st, &format!("{T0}/seq_space/percent")), 0, "{name}");
         assert!(
             num(st, "/counters/tun_rx_packets") >= 10,
             "{name}: tun_rx_packets"

@@ -139,7 +139,32 @@ fn volume_rekeys_under_sustained_traffic_lose_no_packet() {
             );
         }
         assert!(tunnel_up(&st), "{name}: tunnel down at the end: {st:#}");
+        // Status shows the CHILD_SA's volume against its limits: under the hard limit (it
+        // was rekeyed in time), with what is left before the next rekey.
+        let v = &st
+            .pointer(&format!("{T0}/child/volume"))
+            .cloned()
+            .unwrap_or_default();
+        assert_eq!(v["rekey_bytes"], 4_000_000, "{name}: {st:#}");
+        assert_eq!(v["life_bytes"], 16_000_000, "{name}: {st:#}");
+        let bytes = num(v, "/bytes");
+        assert!(bytes < 16_000_000, "{name}: {v:#}");
+        if bytes < 4_000_000 {
+            assert_eq!(
+                num(v, "/rekey_in_bytes"),
+                4_000_000 - bytes,
+                "{name}: {v:#}"
+            );
+        }
+        assert!(v["next_check_in_ms"].as_u64().is_some(), "{name}: {v:#}");
     }
+    let text = ironsecctl(&lab.sock_a, &["status"]);
+    let text = String::from_utf8_lossy(&text.stdout);
+    assert!(
+        text.lines().any(|l| l.trim_start().starts_with("volume: ")
+            && l.contains("(rekey_bytes 4000000, life_bytes 16000000)")),
+        "{text}"
+    );
 }
 
 #[test]

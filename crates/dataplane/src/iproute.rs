@@ -32,19 +32,27 @@ pub fn ip(args: &[&str]) -> Result<(), DataplaneError> {
 /// `src` is the address the gateway's own packets to that site leave with. Without it the
 /// kernel may pick the WAN address, which is outside the selectors, and the gateway itself
 /// could not reach the remote site.
-pub fn route_via(prefix: &str, dev: &str, src: Option<IpAddr>) -> Result<(), DataplaneError> {
-    match src {
-        Some(src) => ip(&[
-            "route",
-            "replace",
-            prefix,
-            "dev",
-            dev,
-            "src",
-            &src.to_string(),
-        ]),
-        None => ip(&["route", "replace", prefix, "dev", dev]),
+///
+/// `mtu`, when the tunnel carries less than the device's MTU, makes the kernel answer (or
+/// fragment) larger packets itself with the tunnel's MTU, so path MTU discovery takes one step.
+/// `replace` matches the route by prefix and metric, so the guard route for the same prefix
+/// (`guard`, another metric) is never touched.
+pub fn route_via(
+    prefix: &str,
+    dev: &str,
+    src: Option<IpAddr>,
+    mtu: Option<u16>,
+) -> Result<(), DataplaneError> {
+    let src = src.map(|a| a.to_string());
+    let mtu = mtu.map(|m| m.to_string());
+    let mut args = vec!["route", "replace", prefix, "dev", dev];
+    if let Some(src) = &src {
+        args.extend(["src", src.as_str()]);
     }
+    if let Some(mtu) = &mtu {
+        args.extend(["mtu", mtu.as_str()]);
+    }
+    ip(&args)
 }
 
 /// Addresses configured on this host's interfaces (in the current network namespace).

@@ -9,13 +9,14 @@ use std::time::{Duration, Instant};
 
 use ironsec_dataplane::{
     guard, iproute, AcquireSink, ActivitySink, Dataplane, IkeSink, PeerMovedSink, Prefix,
-    SaActivity, Sinks, TunnelId, UnknownSpiSink,
+    SaActivity, Sinks, Tables, TunnelId, UnknownSpiSink,
 };
 use tokio::signal::unix::{signal, SignalKind};
 use tokio::sync::{mpsc, Notify, Semaphore};
 
 use crate::config::{Config, Keying};
 use crate::control::{self, Request, Response};
+use crate::guards::GuardStart;
 use crate::limits;
 use crate::plane::Plane;
 use crate::status;
@@ -87,10 +88,46 @@ struct Running {
     control_socket: PathBuf,
     /// The file a reload reads again.
     config_path: PathBuf,
-    /// Routes into the TUN device: prefix -> source address for the gateway's own packets.
-    routes: Mutex<BTreeMap<String, Option<IpAddr>>>,
+    /// Routes into the TUN device as installed: prefix -> source and MTU.
+    routes: Mutex<BTreeMap<String, TunRoute>>,
+    /// What the start found of the guard routes (status shows it).
+    guard_start: GuardStart,
     /// Wakes the event loop after a control command changed the engine's timers.
     wake: Notify,
+}
+
+/// One route into the TUN device as the daemon wants it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct TunRoute {
+    /// The source of the gateway's own packets to the site.
+    src: Option<IpAddr>,
+    /// The tunnels' MTU, when less than the device's (see `crate::routemtu`).
+    mtu: Option<u16>,
+}
+
+/// The routes a config needs with the fast path's `tables`: [`wanted_routes`] with each
+/// route's MTU from the tunnels that carry it.
+fn wanted_tun_routes(cfg: &Config, tables: &Tables) -> BTreeMap<String, TunRoute> {
+    let mtus = crate::routemtu::route_mtus(
+        cfg.connections
+            .iter()
+            .map(|c| (c.name.as_str(), c.remote_ts.as_slice())),
+        tables.tunnels().iter().map(|t| (&*t.connection, t.mtu)),
+        cfg.gateway.tun_mtu,
+    );
+    let mut out = BTreeMap::new();
+    for c in &cfg.connections {
+        for p in &c.remote_ts {
+            out.insert(p.to_string(), mtus.get(p).copied());
+        }
+    }
+    wanted_routes(cfg)
+        .into_iter()
+        .map(|(p, src)| {
+            let mtu = out.get(&p).copied().flatten();
+            (p, TunRoute { src, mtu })
+        })
+        .collect()
 }
 
 /// The routes a config needs: every remote selector into the TUN device. Traffic the gateway
@@ -126,7 +163,7 @@ fn guard_of(prefix: &str) -> Result<Prefix, ironsec_dataplane::DataplaneError> {
 /// (a connection removed while the daemon was stopped). See `ironsec_dataplane::guard`.
 fn reconcile_guards(
     routes: &BTreeMap<String, Option<IpAddr>>,
-) -> Result<(), ironsec_dataplane::DataplaneError> {
+) -> Result<GuardStart, ironsec_dataplane::DataplaneError> {
     let have = guard::list()?;
     let want = routes
         .keys()
@@ -146,7 +183,10 @@ fn reconcile_guards(
         removed = stale.len(),
         "guard routes in place (they stay when ironsecd stops; `ironsecd cleanup` removes them)"
     );
-    Ok(())
+    Ok(GuardStart {
+        adopted,
+        removed: stale.len(),
+    })
 }
 
 impl Running {
@@ -154,22 +194,44 @@ impl Running {
         self.plane.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// Brings the kernel's routes in line with `cfg`; returns what failed.
+    /// The status document: the plane's and the fast path's, with the guard routes as the
+    /// kernel has them now (read outside the plane's lock).
+    fn status(&self) -> status::Status {
+        let (mut st, want) = {
+            let plane = self.plane();
+            let st = crate::report::status(&self.dp, &plane, self.started);
+            (st, crate::guards::wanted(plane.config()))
+        };
+        st.guards = Some(crate::guards::status(&want, self.guard_start));
+        st
+    }
+
+    /// Brings the kernel's routes in line with `cfg` and the installed tables (a route's MTU
+    /// follows its tunnels'); returns what failed.
     fn apply_routes(&self, cfg: &Config) -> Vec<String> {
-        let want = wanted_routes(cfg);
+        let want = wanted_tun_routes(cfg, &self.dp.tables());
         let mut have = self.routes.lock().unwrap_or_else(|p| p.into_inner());
         let mut errs = Vec::new();
         let dev = self.dp.tun_name();
-        for (p, src) in &want {
-            if have.get(p) != Some(src) {
+        for (p, r) in &want {
+            if have.get(p) != Some(r) {
                 // The guard first, so the new prefix never follows the main table in clear.
-                if let Err(e) = guard_of(p).and_then(|g| guard::install(&g)) {
-                    errs.push(e.to_string());
-                    continue;
+                if !have.contains_key(p) {
+                    if let Err(e) = guard_of(p).and_then(|g| guard::install(&g)) {
+                        errs.push(e.to_string());
+                        continue;
+                    }
                 }
-                match iproute::route_via(p, dev, *src) {
+                match iproute::route_via(p, dev, r.src, r.mtu) {
                     Ok(()) => {
-                        have.insert(p.clone(), *src);
+                        if have.get(p).map(|h| h.mtu) != Some(r.mtu) {
+                            tracing::info!(
+                                prefix = %p,
+                                mtu = r.mtu.map_or("device".to_string(), |m| m.to_string()),
+                                "route into the TUN device sized to its tunnels"
+                            );
+                        }
+                        have.insert(p.clone(), *r);
                     }
                     Err(e) => errs.push(e.to_string()),
                 }
@@ -201,10 +263,12 @@ impl Running {
         let path = self.config_path.display().to_string();
         let result = (|| -> Result<String, ReloadFailed> {
             let new = Config::load(&self.config_path)?;
-            let (summary, route_errs) = self.act(|plane, now| {
-                let summary = plane.reload(new, now)?;
-                Ok::<_, ReloadFailed>((summary, self.apply_routes(plane.config())))
-            })?;
+            let summary = self.act(|plane, now| plane.reload(new, now))?;
+            // After the act: its flush has installed the tables the routes' MTUs come from.
+            let route_errs = {
+                let plane = self.plane();
+                self.apply_routes(plane.config())
+            };
             let mut msg = format!("reloaded {path}: {summary}");
             for e in route_errs {
                 msg.push_str(&format!("\nwarning: {e}"));
@@ -242,7 +306,14 @@ impl Running {
         // or the peer's first packets on the new SA could beat it.
         if plane.drain_events(now) {
             match plane.tables() {
-                Ok(t) => self.dp.install(t),
+                Ok(t) => {
+                    self.dp.install(t);
+                    // A tunnel's MTU may have changed (a new path MTU, a peer that moved):
+                    // its routes follow, so the kernel's ICMP errors stay right.
+                    for e in self.apply_routes(plane.config()) {
+                        tracing::warn!(error = %e, "cannot update a route into the TUN device");
+                    }
+                }
                 Err(e) => tracing::error!(error = %e, "cannot rebuild the fast-path tables"),
             }
         }
@@ -327,10 +398,11 @@ pub fn run(cfg: Config) -> Result<(), DaemonError> {
     // Guards before the TUN device: from here on, whatever happens to this process, traffic
     // for the remote selectors is never routed out in clear.
     let routes = wanted_routes(&cfg);
-    reconcile_guards(&routes)?;
+    let guard_start = reconcile_guards(&routes)?;
     let dp = Dataplane::start(&dp_cfg, plane.tables()?, sinks)?;
-    for (p, src) in &routes {
-        if let Err(e) = iproute::route_via(p, dp.tun_name(), *src) {
+    let routes = wanted_tun_routes(&cfg, &dp.tables());
+    for (p, r) in &routes {
+        if let Err(e) = iproute::route_via(p, dp.tun_name(), r.src, r.mtu) {
             dp.shutdown();
             return Err(e.into());
         }
@@ -386,6 +458,7 @@ pub fn run(cfg: Config) -> Result<(), DaemonError> {
             control_socket,
             config_path,
             routes: Mutex::new(routes),
+            guard_start,
             wake: Notify::new(),
         });
         if let Some(addr) = metrics_addr {
@@ -393,9 +466,7 @@ pub fn run(cfg: Config) -> Result<(), DaemonError> {
                 .await
                 .map_err(|source| DaemonError::Metrics { addr, source })?;
             let r = running.clone();
-            tokio::spawn(crate::metrics::serve(l, move || {
-                crate::report::status(&r.dp, &r.plane(), r.started)
-            }));
+            tokio::spawn(crate::metrics::serve(l, move || r.status()));
             tracing::info!(%addr, "metrics endpoint listening");
         }
         let queues = Queues {
@@ -549,11 +620,7 @@ fn handle(r: &Running, req: Request) -> Response {
         }
     }
     match req {
-        Request::Status => Response::Status(Box::new(crate::report::status(
-            &r.dp,
-            &r.plane(),
-            r.started,
-        ))),
+        Request::Status => Response::Status(Box::new(r.status())),
         Request::Initiate { connection } => {
             let res = r.act(|plane, now| plane.initiate(&connection, now));
             r.wake.notify_one();

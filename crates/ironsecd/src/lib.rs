@@ -7,6 +7,7 @@
 pub mod config;
 pub mod control;
 pub mod daemon;
+pub mod guards;
 pub mod ikeadmit;
 pub mod ikelog;
 pub mod limits;
@@ -17,6 +18,7 @@ pub mod pathmtu;
 pub mod plane;
 pub mod privs;
 pub mod report;
+pub mod routemtu;
 pub mod sdnotify;
 pub mod share;
 pub mod status;

@@ -380,6 +380,109 @@ pub fn render(s: &Status) -> String {
         o.help(metric, "counter", help);
         o.sample(metric, &[], v);
     }
+    o.help(
+        "ironsec_child_sa_volume",
+        "gauge",
+        "The tunnel's CHILD_SA: bytes and packets in its busier direction and the highest sequence number, as its volume limits count them.",
+    );
+    for c in &s.connections {
+        for t in &c.tunnels {
+            if let Some(v) = t.child.as_ref().and_then(|ch| ch.volume.as_ref()) {
+                for (measure, n) in [("bytes", v.bytes), ("packets", v.packets), ("seq", v.seq)] {
+                    o.sample(
+                        "ironsec_child_sa_volume",
+                        &[
+                            ("connection", &c.name),
+                            ("local", &t.local),
+                            ("remote", &t.remote),
+                            ("measure", measure),
+                        ],
+                        n,
+                    );
+                }
+            }
+        }
+    }
+    o.help(
+        "ironsec_child_sa_volume_limit",
+        "gauge",
+        "The tunnel's CHILD_SA: its volume limits (rekey_bytes, life_bytes, rekey_packets, life_packets; seq_rekey without ESN).",
+    );
+    for c in &s.connections {
+        for t in &c.tunnels {
+            if let Some(v) = t.child.as_ref().and_then(|ch| ch.volume.as_ref()) {
+                for (limit, n) in [
+                    ("rekey_bytes", v.rekey_bytes),
+                    ("life_bytes", v.life_bytes),
+                    ("rekey_packets", v.rekey_packets),
+                    ("life_packets", v.life_packets),
+                    ("seq_rekey", v.seq_rekey_at),
+                ] {
+                    if let Some(n) = n {
+                        o.sample(
+                            "ironsec_child_sa_volume_limit",
+                            &[
+                                ("connection", &c.name),
+                                ("local", &t.local),
+                                ("remote", &t.remote),
+                                ("limit", limit),
+                            ],
+                            n,
+                        );
+                    }
+                }
+            }
+        }
+    }
+    o.help(
+        "ironsec_static_seq_space_used_percent",
+        "gauge",
+        "Static SAs (which cannot rekey): percent of the sequence space used; at 100 they stop sending.",
+    );
+    for c in &s.connections {
+        for t in &c.tunnels {
+            if let Some(q) = &t.seq_space {
+                o.sample(
+                    "ironsec_static_seq_space_used_percent",
+                    &[
+                        ("connection", &c.name),
+                        ("local", &t.local),
+                        ("remote", &t.remote),
+                    ],
+                    u64::from(q.percent),
+                );
+            }
+        }
+    }
+    if let Some(g) = &s.guards {
+        for (metric, help, v) in [
+            (
+                "ironsec_guard_routes",
+                "Guard routes (fail closed while the daemon is absent) installed in the kernel now.",
+                g.installed,
+            ),
+            (
+                "ironsec_guard_routes_adopted",
+                "Guard routes found in place at start and kept (left by a stop, crash or restart).",
+                g.adopted_at_start,
+            ),
+        ] {
+            o.help(metric, "gauge", help);
+            o.sample(metric, &[], v as u64);
+        }
+        o.help(
+            "ironsec_remote_selector_guarded",
+            "gauge",
+            "1 when the remote selector's guard route is installed, 0 when it is missing.",
+        );
+        for x in &g.selectors {
+            o.sample(
+                "ironsec_remote_selector_guarded",
+                &[("prefix", &x.prefix)],
+                u64::from(x.guarded),
+            );
+        }
+    }
     o.0
 }
 
@@ -519,6 +622,22 @@ pub(crate) mod tests {
                 retransmits_sent: 1,
                 ..Default::default()
             },
+            guards: Some(GuardsStatus {
+                installed: 1,
+                adopted_at_start: 1,
+                removed_at_start: 0,
+                selectors: vec![
+                    GuardedSelector {
+                        prefix: "10.2.0.0/24".into(),
+                        guarded: true,
+                    },
+                    GuardedSelector {
+                        prefix: "10.9.0.0/24".into(),
+                        guarded: false,
+                    },
+                ],
+                error: None,
+            }),
             connections: vec![ConnectionStatus {
                 name: "site-b".into(),
                 keying: "ike".into(),
@@ -543,7 +662,23 @@ pub(crate) mod tests {
                     weight: 1,
                     last_error: None,
                     child_refused: None,
-                    child: None,
+                    child: Some(ChildStatus {
+                        spi_in: "0xc1".into(),
+                        spi_out: "0xc2".into(),
+                        algorithms: "AES_GCM_16_128".into(),
+                        local_ts: vec!["10.1.0.0/24".into()],
+                        remote_ts: vec!["10.2.0.0/24".into()],
+                        established_secs: 5,
+                        rekey_in_secs: Some(100),
+                        volume: Some(VolumeStatus {
+                            bytes: 3_000_000,
+                            packets: 3,
+                            seq: 3,
+                            rekey_bytes: Some(4_000_000),
+                            life_bytes: Some(40_000_000),
+                            ..Default::default()
+                        }),
+                    }),
                     children: vec![],
                     total_out: Traffic {
                         packets: 10,
@@ -557,6 +692,12 @@ pub(crate) mod tests {
                     outbound: None,
                     inbound: None,
                     nat: None,
+                    seq_space: Some(SeqSpaceStatus {
+                        used: 3_300_000_000,
+                        size: u64::from(u32::MAX),
+                        percent: 76,
+                        esn: false,
+                    }),
                 }],
             }],
         }
@@ -576,6 +717,13 @@ pub(crate) mod tests {
             "ironsec_ike_requests_total 3",
             "ironsec_ike_retransmits_total 1",
             "ironsec_workers_failed 1",
+            "ironsec_static_seq_space_used_percent{connection=\"site-b\",local=\"192.0.2.1\",remote=\"192.0.2.2:4500\"} 76",
+            "ironsec_child_sa_volume{connection=\"site-b\",local=\"192.0.2.1\",remote=\"192.0.2.2:4500\",measure=\"bytes\"} 3000000",
+            "ironsec_child_sa_volume_limit{connection=\"site-b\",local=\"192.0.2.1\",remote=\"192.0.2.2:4500\",limit=\"rekey_bytes\"} 4000000",
+            "ironsec_guard_routes 1",
+            "ironsec_guard_routes_adopted 1",
+            "ironsec_remote_selector_guarded{prefix=\"10.2.0.0/24\"} 1",
+            "ironsec_remote_selector_guarded{prefix=\"10.9.0.0/24\"} 0",
         ] {
             assert!(text.lines().any(|l| l == line), "missing {line}\n{text}");
         }

@@ -7,6 +7,7 @@ use std::time::Instant;
 use ironsec_dataplane::{Dataplane, DropTotals};
 
 use crate::config::{Keying, Mode, StartAction};
+use crate::plane::volume::{left, ChildVolume};
 use crate::plane::Plane;
 use crate::status::{self, Status};
 use crate::tables::ts_selectors;
@@ -18,6 +19,26 @@ fn drops_map(d: &DropTotals) -> BTreeMap<String, u64> {
 /// Negotiated selectors in the config's syntax: `10.2.0.0/24`, `10.2.0.0/24[tcp/443]`.
 fn selectors(v: &[ironsec_ike::wire::TrafficSelector]) -> Vec<String> {
     ts_selectors(v).iter().map(|p| p.to_string()).collect()
+}
+
+/// A CHILD_SA's volume and limits as status shows them.
+fn volume_status(v: &ChildVolume, now: Instant) -> status::VolumeStatus {
+    status::VolumeStatus {
+        bytes: v.used.bytes,
+        packets: v.used.packets,
+        seq: v.used.seq,
+        rekey_bytes: v.limits.rekey_bytes,
+        life_bytes: v.limits.life_bytes,
+        rekey_packets: v.limits.rekey_packets,
+        life_packets: v.limits.life_packets,
+        seq_rekey_at: v.seq_rekey_at,
+        rekey_in_bytes: left(v.limits.rekey_bytes, v.used.bytes),
+        rekey_in_packets: left(v.limits.rekey_packets, v.used.packets),
+        rekey_in_seq: left(v.seq_rekey_at, v.used.seq),
+        next_check_in_ms: v
+            .next_check
+            .map(|t| t.saturating_duration_since(now).as_millis() as u64),
+    }
 }
 
 pub fn status(dp: &Dataplane, plane: &Plane, started: Instant) -> Status {
@@ -155,6 +176,7 @@ pub fn status(dp: &Dataplane, plane: &Plane, started: Instant) -> Status {
                     remote_ts: selectors(&c.info.remote_ts),
                     established_secs: now.saturating_duration_since(c.installed).as_secs(),
                     rekey_in_secs: rekey_at.map(|t| t.saturating_duration_since(now).as_secs()),
+                    volume: plane.child_volume(spi).map(|v| volume_status(&v, now)),
                 }
             })
         };
@@ -254,6 +276,14 @@ pub fn status(dp: &Dataplane, plane: &Plane, started: Instant) -> Status {
                     peer_is_behind_nat: n.nat.remote,
                     peer: n.remote.to_string(),
                 }),
+            seq_space: plane
+                .static_seq_space(&key)
+                .map(|q| status::SeqSpaceStatus {
+                    used: q.used,
+                    size: q.size,
+                    percent: q.percent(),
+                    esn: q.esn,
+                }),
         };
         if let Some(c) = connections.iter_mut().find(|c| *c.name == *spec.conn) {
             c.tunnels.push(ts);
@@ -300,6 +330,7 @@ pub fn status(dp: &Dataplane, plane: &Plane, started: Instant) -> Status {
             no_proposal_chosen: es.no_proposal_chosen,
             log_suppressed: plane.log_suppressed(),
         },
+        guards: None,
         connections,
     }
 }

@@ -23,7 +23,33 @@ pub struct Status {
     /// The IKE engine's message counters.
     #[serde(default)]
     pub ike: IkeCounters,
+    /// The guard routes that keep the remote selectors fail closed while the daemon is absent
+    /// (README "Fail closed: guard routes"); filled by the daemon, which owns them.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub guards: Option<GuardsStatus>,
     pub connections: Vec<ConnectionStatus>,
+}
+
+/// ironsec's guard routes (`blackhole PREFIX proto 147 metric 4242`) as the kernel has them now.
+#[derive(Serialize, Deserialize, Debug, Clone, PartialEq, Eq, Default)]
+pub struct GuardsStatus {
+    /// Guard routes in this network namespace's main table, read from the kernel.
+    pub installed: usize,
+    /// Guards found in place at start and kept (left by a stop, crash or restart).
+    pub adopted_at_start: usize,
+    /// Guards of selectors no longer configured, removed at start.
+    pub removed_at_start: usize,
+    /// Every remote selector's prefix and whether its guard is installed.
+    pub selectors: Vec<GuardedSelector>,
+    /// Why the kernel's routes could not be read (then no selector counts as guarded).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+}
+
+#[derive(Serialize, Deserialize, Debug, Clone, PartialEq, Eq)]
+pub struct GuardedSelector {
+    pub prefix: String,
+    pub guarded: bool,
 }
 
 #[derive(Serialize, Deserialize, Debug, Clone, PartialEq, Eq, Default)]
@@ -203,6 +229,22 @@ pub struct TunnelStatus {
     /// an IKE SA only).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub nat: Option<NatStatus>,
+    /// How much of its sequence space the static SA pair has used (static tunnels only: they
+    /// cannot rekey; README "Static SAs and the sequence space").
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub seq_space: Option<SeqSpaceStatus>,
+}
+
+/// A static SA pair's sequence space.
+#[derive(Serialize, Deserialize, Debug, Clone, PartialEq, Eq)]
+pub struct SeqSpaceStatus {
+    /// The highest sequence number sent or received.
+    pub used: u64,
+    /// 4294967295 without ESN; 18446744073709551615 with.
+    pub size: u64,
+    /// Whole percent of `size` used.
+    pub percent: u8,
+    pub esn: bool,
 }
 
 /// A tunnel's NAT traversal state.
@@ -256,6 +298,94 @@ pub struct ChildStatus {
     pub remote_ts: Vec<String>,
     pub established_secs: u64,
     pub rekey_in_secs: Option<u64>,
+    /// What it carried against its volume limits.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub volume: Option<VolumeStatus>,
+}
+
+/// A CHILD_SA's volume against its limits (README "Volume lifetimes and the sequence space").
+#[derive(Serialize, Deserialize, Debug, Clone, PartialEq, Eq, Default)]
+pub struct VolumeStatus {
+    /// Bytes and packets in its busier direction: what `rekey_*`/`life_*` count.
+    pub bytes: u64,
+    pub packets: u64,
+    /// The highest sequence number used in either direction.
+    pub seq: u64,
+    /// The connection's limits (absent: none).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rekey_bytes: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub life_bytes: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rekey_packets: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub life_packets: Option<u64>,
+    /// Without ESN: the sequence number past which it is rekeyed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub seq_rekey_at: Option<u64>,
+    /// Left before the rekey in each measure (absent: no limit, or reached and the rekey
+    /// under way).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rekey_in_bytes: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rekey_in_packets: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rekey_in_seq: Option<u64>,
+    /// Milliseconds until the daemon next reads its counters against the limits (absent: no
+    /// limit ahead).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub next_check_in_ms: Option<u64>,
+}
+
+impl VolumeStatus {
+    /// One line for `ironsecctl status`: `volume: 12000 bytes, 10 packets, seq 10; rekey in
+    /// 3988000 bytes (rekey_bytes 4000000, life_bytes 4400000), in 4026531830 seq; next look
+    /// in 100 ms`.
+    pub fn render(&self) -> String {
+        let mut s = format!(
+            "volume: {} bytes, {} packets, seq {}",
+            self.bytes, self.packets, self.seq
+        );
+        let mut limits = Vec::new();
+        for (what, rekey_in, rekey, life) in [
+            (
+                "bytes",
+                self.rekey_in_bytes,
+                self.rekey_bytes,
+                self.life_bytes,
+            ),
+            (
+                "packets",
+                self.rekey_in_packets,
+                self.rekey_packets,
+                self.life_packets,
+            ),
+        ] {
+            if let (Some(r), Some(l)) = (rekey, life) {
+                limits.push(format!(
+                    "{} {what} (rekey_{what} {r}, life_{what} {l})",
+                    rekey_in.map_or("rekey due, passed".to_string(), |n| format!("in {n}")),
+                ));
+            }
+        }
+        if let Some(at) = self.seq_rekey_at {
+            limits.push(format!(
+                "{} seq (no ESN: rekeyed at {at})",
+                self.rekey_in_seq
+                    .map_or("rekey due, passed".to_string(), |n| format!("in {n}"))
+            ));
+        }
+        if limits.is_empty() {
+            s.push_str("; no volume limit");
+        } else {
+            s.push_str("; rekey ");
+            s.push_str(&limits.join(", "));
+        }
+        if let Some(ms) = self.next_check_in_ms {
+            s.push_str(&format!("; next look in {ms} ms"));
+        }
+        s
+    }
 }
 
 #[derive(Serialize, Deserialize, Debug, Clone, PartialEq, Eq)]
@@ -334,6 +464,32 @@ impl Status {
             c.mss_clamped, c.icmp_too_big, c.icmp_limited, c.inner_fragmented
         );
         let _ = writeln!(s, "  drops: {}", nonzero(&self.drops));
+        if let Some(g) = &self.guards {
+            let unguarded: Vec<&str> = g
+                .selectors
+                .iter()
+                .filter(|x| !x.guarded)
+                .map(|x| x.prefix.as_str())
+                .collect();
+            let _ = writeln!(
+                s,
+                "  guards: {} route(s) installed (at start: {} adopted, {} removed), {} of {} remote selector(s) guarded{}{}",
+                g.installed,
+                g.adopted_at_start,
+                g.removed_at_start,
+                g.selectors.len() - unguarded.len(),
+                g.selectors.len(),
+                if unguarded.is_empty() {
+                    String::new()
+                } else {
+                    format!(", UNGUARDED: {}", unguarded.join(","))
+                },
+                g.error
+                    .as_deref()
+                    .map(|e| format!(" (cannot read routes: {e})"))
+                    .unwrap_or_default()
+            );
+        }
         let k = &self.ike;
         let ike: BTreeMap<String, u64> = [
             ("malformed", k.malformed),
@@ -476,6 +632,24 @@ impl Status {
                         c.established_secs,
                         c.rekey_in_secs.map_or("-".to_string(), |x| x.to_string())
                     );
+                    if let Some(v) = &c.volume {
+                        let _ = writeln!(s, "      {}", v.render());
+                    }
+                }
+                if let Some(q) = &t.seq_space {
+                    let _ = writeln!(
+                        s,
+                        "    sequence space: {}% used ({} of {}{}){}",
+                        q.percent,
+                        q.used,
+                        q.size,
+                        if q.esn { ", esn" } else { "" },
+                        if q.percent >= 75 {
+                            "; static keys cannot rekey: install new keys or use esn = true"
+                        } else {
+                            ""
+                        }
+                    );
                 }
                 match &t.outbound {
                     Some(o) => {
@@ -534,6 +708,7 @@ mod worker_failure_tests {
             drops: BTreeMap::new(),
             ike: IkeCounters::default(),
             connections: Vec::new(),
+            guards: None,
         }
     }
 
@@ -577,5 +752,51 @@ mod tests {
         assert!(!text.lines().any(|l| l.starts_with("FORGED")), "{text}");
         assert!(text.contains("'x\\nFORGED\\x1b]0;t\\x07'"), "{text}");
         assert!(text.contains("d\\x1b[2J\\r"), "{text}");
+    }
+}
+
+#[cfg(test)]
+mod volume_tests {
+    use super::*;
+
+    #[test]
+    fn volume_line_names_each_limit_and_what_is_left() {
+        let v = VolumeStatus {
+            bytes: 3_000_000,
+            packets: 3,
+            seq: 3,
+            rekey_bytes: Some(4_000_000),
+            life_bytes: Some(40_000_000),
+            seq_rekey_at: Some(4_026_531_840),
+            rekey_in_bytes: Some(1_000_000),
+            rekey_in_seq: Some(4_026_531_837),
+            next_check_in_ms: Some(100),
+            ..Default::default()
+        };
+        assert_eq!(
+            v.render(),
+            "volume: 3000000 bytes, 3 packets, seq 3; rekey in 1000000 bytes (rekey_bytes \
+             4000000, life_bytes 40000000), in 4026531837 seq (no ESN: rekeyed at 4026531840); \
+             next look in 100 ms"
+        );
+        let passed = VolumeStatus {
+            bytes: 5_000_000,
+            rekey_bytes: Some(4_000_000),
+            life_bytes: Some(40_000_000),
+            ..Default::default()
+        };
+        assert!(passed
+            .render()
+            .contains("rekey due, passed bytes (rekey_bytes 4000000"));
+        let none = VolumeStatus {
+            bytes: 10,
+            packets: 1,
+            seq: 1,
+            ..Default::default()
+        };
+        assert_eq!(
+            none.render(),
+            "volume: 10 bytes, 1 packets, seq 1; no volume limit"
+        );
     }
 }

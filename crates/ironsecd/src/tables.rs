@@ -315,6 +315,12 @@ impl SaStore {
             .filter_map(|spi| self.children.get(spi))
     }
 
+    /// A tunnel's static SAs to change, for tests that fake what the fast path did to them.
+    #[cfg(test)]
+    pub fn static_mut(&mut self, key: &TunnelKey) -> Option<&mut StaticSas> {
+        self.statics.get_mut(key)
+    }
+
     /// The tunnel's static SAs, if it is manually keyed.
     pub fn statics_of(&self, key: &TunnelKey) -> Option<&StaticSas> {
         self.statics.get(key)

@@ -29,6 +29,7 @@ mod peer;
 pub mod probing;
 pub mod reload;
 pub mod sas;
+pub mod seqspace;
 pub mod sharing;
 pub mod tunnels;
 pub mod view;

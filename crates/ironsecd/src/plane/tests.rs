@@ -280,6 +280,59 @@ fn static_connections_refuse_commands_with_todays_text() {
     );
 }
 
+#[test]
+fn status_shows_a_static_sas_sequence_space() {
+    let body = gateway(4500)
+        + "[[connection]]\nname = \"st\"\nkeying = \"static\"\nlocal_ts = [\"10.1.0.0/24\"]\n\
+           remote_ts = [\"10.2.0.0/24\"]\nesp = \"aes128gcm16\"\n\
+           tunnels = [ { local = \"192.0.2.1\", remote = \"192.0.2.2\", spi_in = \"0xc0000201\", \
+           spi_out = \"0xc0000102\" } ]\nkeys_file = \"site.keys\"\n";
+    let f = ConfFile::new("static-seq", &body);
+    let keys = f.0.with_file_name("site.keys");
+    std::fs::write(
+        &keys,
+        "0xc0000102 = \"000102030405060708090a0b0c0d0e0f10111213\"\n\
+         0xc0000201 = \"202122232425262728292a2b2c2d2e2f30313233\"\n",
+    )
+    .unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&keys, std::fs::Permissions::from_mode(0o600)).unwrap();
+    let mut p = Plane::new(f.load(), 1).unwrap();
+    let key = TunnelKey {
+        conn: "st".into(),
+        local: "192.0.2.1".parse().unwrap(),
+        remote: "192.0.2.2".parse().unwrap(),
+    };
+    // Static SAs have ESN (the config requires it): the space is 2^64 - 1.
+    let q = p.static_seq_space(&key).unwrap();
+    assert_eq!((q.used, q.size, q.esn, q.percent()), (0, u64::MAX, true, 0));
+    // Fake the fast path having sealed past the 32-bit space (4 billion packets cannot run in
+    // a test): nothing runs out, status shows the count.
+    let sas = p.store.static_mut(&key).unwrap();
+    let sa = ironsec_esp::OutboundSa::new(
+        sas.outbound.sa.suite(),
+        sas.outbound.sa.spi(),
+        &[7u8; 20],
+        true,
+    )
+    .unwrap()
+    .with_next_seq((1 << 33) + 1);
+    sas.outbound = Arc::new(ironsec_dataplane::OutboundEntry {
+        sa,
+        counters: ironsec_dataplane::PerWorker::new(1),
+        watch: None,
+    });
+    let q = p.static_seq_space(&key).unwrap();
+    assert_eq!((q.used, q.percent()), (1 << 33, 0));
+    // Negotiated tunnels have none: they rekey.
+    let other = TunnelKey {
+        conn: "st".into(),
+        local: "192.0.2.1".parse().unwrap(),
+        remote: "192.0.2.9".parse().unwrap(),
+    };
+    assert_eq!(p.static_seq_space(&other), None);
+}
+
 fn two_connections(port: u16, b_extra: &str, second: Option<&str>) -> String {
     let mut s =
         gateway(port) + &connection("site-b", "gw-a.example", "gw-b.example", b_extra, false);
@@ -976,6 +1029,53 @@ fn a_volume_limit_crossed_in_the_fast_path_rekeys_before_the_hard_limit() {
     // Nothing more happens while the new SA carries little.
     run_between(&mut p, at(810), at(2000));
     assert_eq!(p.a.conn_stats("site-b").child_rekeys, 1);
+}
+
+#[test]
+fn status_sees_a_child_sas_volume_against_its_limits() {
+    let base = Instant::now();
+    let at = |ms: u64| base + Duration::from_millis(ms);
+    let limits = "rekey_bytes = \"4MB\"\nlife_bytes = \"40MB\"\nrekey_packets = \"10000\"";
+    let mut p = Pair::up("volume-status", limits, "", base);
+    let spi = sending_sa(&p.a);
+    let v = p.a.child_volume(spi).unwrap();
+    assert_eq!(v.used, volume::Usage::default());
+    assert_eq!(v.limits.rekey_bytes, Some(4_000_000));
+    assert_eq!(v.limits.life_bytes, Some(40_000_000));
+    // Only rekey_packets: life 10% later, as strongSwan reads it.
+    assert_eq!(v.limits.rekey_packets, Some(10_000));
+    assert_eq!(v.limits.life_packets, Some(11_000));
+    // The sequence space of an SA without ESN is a limit of its own.
+    assert_eq!(v.seq_rekey_at, Some(volume::SEQ_REKEY_AT));
+    assert_eq!(v.next_check, Some(base + volume::MIN_CHECK));
+    // The fast path seals 3 MB in 3 packets: status sees it at once (live counters), with
+    // 1 MB left before the rekey; the next look is still the planned one.
+    let c = p.a.sas().child(spi).unwrap();
+    for _ in 0..3 {
+        c.outbound.counters.get(0).packet(1_000_000);
+    }
+    let v = p.a.child_volume(spi).unwrap();
+    assert_eq!((v.used.bytes, v.used.packets), (3_000_000, 3));
+    assert_eq!(
+        volume::left(v.limits.rekey_bytes, v.used.bytes),
+        Some(1_000_000)
+    );
+    assert_eq!(
+        volume::left(v.limits.rekey_packets, v.used.packets),
+        Some(9_997)
+    );
+    // Past rekey_bytes the rekey happens and the new SA starts from nothing.
+    c.outbound.counters.get(0).packet(2_000_000);
+    run_between(&mut p, at(100), at(400));
+    let new = sending_sa(&p.a);
+    assert_ne!(new, spi);
+    let v = p.a.child_volume(new).unwrap();
+    assert_eq!((v.used.bytes, v.used.packets), (0, 0));
+    assert!(v.next_check.is_some_and(|t| t > at(400)));
+    // A retired SA has no volume watch, but status can still read what it carried.
+    let old = p.a.child_volume(spi).unwrap();
+    assert_eq!(old.used.bytes, 5_000_000);
+    assert_eq!(old.next_check, None);
 }
 
 #[test]

@@ -103,7 +103,35 @@ pub(super) struct Sample {
     seq_rekey_asked: bool,
 }
 
+/// A CHILD_SA's volume as status shows it: what it carried, its limits, the next look.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ChildVolume {
+    pub used: Usage,
+    pub limits: VolumeLimits,
+    /// Without ESN: the sequence number past which it is rekeyed ([`SEQ_REKEY_AT`]).
+    pub seq_rekey_at: Option<u64>,
+    /// When the plane next reads its counters; `None` when no limit is ahead.
+    pub next_check: Option<Instant>,
+}
+
+/// What is left of `used` before `limit`: `None` when there is no limit or it was reached.
+pub fn left(limit: Option<u64>, used: u64) -> Option<u64> {
+    limit.filter(|l| used < *l).map(|l| l - used)
+}
+
 impl Plane {
+    /// A negotiated CHILD_SA's volume (live counters) and limits, for status.
+    pub fn child_volume(&self, spi: u32) -> Option<ChildVolume> {
+        let used = self.usage_of(spi)?;
+        let (limits, seq_rekey_at) = self.volume_limits(spi)?;
+        Some(ChildVolume {
+            used,
+            limits,
+            seq_rekey_at,
+            next_check: self.volume.get(&spi),
+        })
+    }
+
     /// Starts watching a new CHILD_SA's volume (if it has any limit) from `now`.
     pub(super) fn watch_volume(&mut self, spi: u32, now: Instant) {
         let sample = Sample {
