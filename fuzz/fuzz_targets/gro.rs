@@ -13,10 +13,12 @@
 //!   header with the lengths fixed: up to 65,575 bytes for IPv6.
 //!
 //! Checked, besides "no panic": the writes split again are exactly as many packets as went in,
-//! in order; a packet written alone is written unchanged; a packet that went into a run comes
-//! out with the same bytes except its checksums (recomputed), its TCP urgent pointer (runs hold
-//! no URG segment) and, when DF is set, its IPv4 ID (RFC 6864: meaningless in an atomic
-//! datagram); if its checksums were valid it comes out byte for byte, those fields aside.
+//! in order; a packet written alone is written unchanged; only a packet whose checksums verify
+//! goes into a run (IPv4 header and TCP/UDP; a UDP-over-IPv4 checksum of 0 is "none"), so a run
+//! never launders a bad checksum (issue 19); it comes out with the same bytes except its TCP
+//! urgent pointer (runs hold no URG segment), when DF is set its IPv4 ID (RFC 6864:
+//! meaningless in an atomic datagram), and the checksums that cover those, or the UDP checksum
+//! it had none.
 
 #![no_main]
 
@@ -95,6 +97,19 @@ fn transport_sum(p: &[u8], ip: usize, proto: u8) -> u16 {
     checksum::fold(checksum::sum(&p[ip..], sum))
 }
 
+/// Whether the packet may join a run: its IPv4 header and transport checksums verify, or it
+/// is UDP over IPv4 without a checksum (0).
+fn sums_mergeable(p: &[u8]) -> bool {
+    let Some((ip, proto)) = layout(p) else {
+        return false;
+    };
+    let v4 = p[0] >> 4 == 4;
+    if v4 && proto == 17 && p[ip + 6..ip + 8] == [0, 0] {
+        return checksum::fold(checksum::sum(&p[..ip], 0)) == 0;
+    }
+    sums_valid(p)
+}
+
 /// Whether the packet's IPv4 header and transport checksums verify.
 fn sums_valid(p: &[u8]) -> bool {
     let Some((ip, proto)) = layout(p) else {
@@ -106,9 +121,13 @@ fn sums_valid(p: &[u8]) -> bool {
         && !(proto == 17 && p[ip + 6..ip + 8] == [0, 0])
 }
 
-/// Input packet `p` and what came out of a run for it, `a`: equal but for checksums and a DF
-/// packet's ID.
+/// Input packet `p` and what came out of a run for it, `a`: `p` had valid checksums, and `a`
+/// equals it but for a DF packet's ID and the urgent pointer (and the checksums over them).
 fn check_merged(i: usize, p: &[u8], a: &[u8]) {
+    assert!(
+        sums_mergeable(p),
+        "packet {i}: merged with a bad checksum (laundered)"
+    );
     assert_eq!(a.len(), p.len(), "packet {i}: length");
     let (ip, proto) = layout(p).expect("merged packets have IP headers");
     let v4 = p[0] >> 4 == 4;
@@ -120,16 +139,10 @@ fn check_merged(i: usize, p: &[u8], a: &[u8]) {
             mask(4..6);
             mask(10..12);
         }
-        if !sums_valid(p) {
-            mask(10..12);
+        if proto == 17 && p[ip + 6..ip + 8] == [0, 0] {
+            // No UDP checksum in: the run's segments get one.
+            mask(ip + 6..ip + 8);
         }
-    }
-    if !sums_valid(p) {
-        mask(if proto == 6 {
-            ip + 16..ip + 18
-        } else {
-            ip + 6..ip + 8
-        });
     }
     if proto == 6 {
         // Runs hold only ACK (and PSH) segments: without URG the urgent pointer means nothing

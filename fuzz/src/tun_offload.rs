@@ -4,7 +4,7 @@
 //! seeds (`examples/gen_offload_seeds.rs`).
 
 use ironsec_dataplane::checksum;
-use ironsec_dataplane::gro::{Coalescer, UdpCoalescer};
+use ironsec_dataplane::gro::Coalescers;
 use ironsec_dataplane::offload::{self, Read, VnetHdr, VNET_HDR_LEN};
 use ironsec_dataplane::packet::vnet::{F_NEEDS_CSUM, GSO_NONE, GSO_TCPV4, GSO_TCPV6, GSO_UDP_L4};
 
@@ -24,8 +24,7 @@ pub struct Write {
 /// packets on an offloading TUN device, and returns the writes in order. Packets neither
 /// coalescer takes are written alone with an all-zero header.
 pub fn coalesce<'a>(packets: impl IntoIterator<Item = &'a [u8]>) -> Vec<Write> {
-    let mut tcp = Coalescer::default();
-    let mut udp = UdpCoalescer::default();
+    let mut co = Coalescers::default();
     let mut out = Vec::new();
     let emit = |w: &[u8], segments: usize, out: &mut Vec<Write>| {
         let hdr = VnetHdr::parse(w).expect("a coalescer's write starts with a vnet header");
@@ -36,21 +35,14 @@ pub fn coalesce<'a>(packets: impl IntoIterator<Item = &'a [u8]>) -> Vec<Write> {
         });
     };
     for p in packets {
-        if tcp.must_flush_before(p) {
-            let n = tcp.segments();
-            emit(tcp.take(), n, &mut out);
-        }
-        if udp.must_flush_before(p) {
-            let n = udp.segments();
-            emit(udp.take(), n, &mut out);
-        }
+        let held = co.offer(p, |w, n| emit(w, n, &mut out));
         assert!(
-            !tcp.pending() || !udp.pending(),
+            !co.tcp.pending() || !co.udp.pending(),
             "both coalescers hold a run"
         );
-        if !(tcp.push(p) || udp.push(p)) {
+        if !held {
             assert!(
-                !tcp.pending() && !udp.pending(),
+                !co.tcp.pending() && !co.udp.pending(),
                 "a run left before a lone write"
             );
             out.push(Write {
@@ -60,15 +52,8 @@ pub fn coalesce<'a>(packets: impl IntoIterator<Item = &'a [u8]>) -> Vec<Write> {
             });
         }
     }
-    if tcp.pending() {
-        let n = tcp.segments();
-        emit(tcp.take(), n, &mut out);
-    }
-    if udp.pending() {
-        let n = udp.segments();
-        emit(udp.take(), n, &mut out);
-    }
-    assert!(!tcp.pending() && !udp.pending());
+    co.flush(|w, n| emit(w, n, &mut out));
+    assert!(!co.tcp.pending() && !co.udp.pending());
     out
 }
 

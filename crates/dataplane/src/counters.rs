@@ -125,6 +125,7 @@ pub struct GatewayCounters {
     ike: AtomicU64,
     keepalives: AtomicU64,
     mss_clamped: AtomicU64,
+    gro_bad_checksums: AtomicU64,
     icmp_too_big: AtomicU64,
     icmp_limited: AtomicU64,
     inner_fragmented: AtomicU64,
@@ -170,6 +171,14 @@ impl GatewayCounters {
     #[inline]
     pub fn mss_clamped(&self) {
         bump(&self.mss_clamped, 1);
+    }
+    /// Decrypted packets the coalescers did not merge because a checksum failed (written alone,
+    /// unchanged, for the receiving stack to drop). Zero is not bumped: called once per batch.
+    #[inline]
+    pub fn gro_bad_checksums(&self, n: u64) {
+        if n > 0 {
+            bump(&self.gro_bad_checksums, n);
+        }
     }
     /// An ICMP "fragmentation needed" / "packet too big" written to the site.
     #[inline]
@@ -280,6 +289,8 @@ pub struct GatewayTotals {
     /// SYNs whose MSS was clamped; ICMP too-big errors sent to the site, and those the rate
     /// limit held back.
     pub mss_clamped: u64,
+    /// Decrypted packets not coalesced because a checksum failed.
+    pub gro_bad_checksums: u64,
     pub icmp_too_big: u64,
     pub icmp_limited: u64,
     /// Packets without DF cut into fragments before sealing.
@@ -300,6 +311,7 @@ impl PerWorker<GatewayCounters> {
             t.ike_packets += s.ike.load(Relaxed);
             t.keepalives += s.keepalives.load(Relaxed);
             t.mss_clamped += s.mss_clamped.load(Relaxed);
+            t.gro_bad_checksums += s.gro_bad_checksums.load(Relaxed);
             t.icmp_too_big += s.icmp_too_big.load(Relaxed);
             t.icmp_limited += s.icmp_limited.load(Relaxed);
             t.inner_fragmented += s.inner_fragmented.load(Relaxed);

@@ -8,6 +8,14 @@
 //! sequence number, same ACK number, window and options, only ACK set (PSH may end a run), no
 //! IP options or fragments, and every segment but the last of the same size. Anything else is
 //! written as it is, after the pending run, so packet order is kept.
+//!
+//! Like the kernel's GRO, a segment joins a run only if its checksums verify (IPv4 header and
+//! TCP/UDP; a UDP-over-IPv4 checksum of 0 means "none" and passes): the run gets a fresh
+//! checksum, which would otherwise launder a segment corrupted before the remote gateway
+//! encrypted it. A segment that fails is written alone and unchanged, so the receiving stack
+//! drops it as it would without us, and counted. The check costs one pass over each segment
+//! that joins a run (the head's when its first follower comes); a packet written alone is not
+//! summed.
 
 use crate::checksum;
 use crate::packet::vnet::{
@@ -17,6 +25,66 @@ use crate::packet::{self, PROTO_TCP, PROTO_UDP};
 
 const MAX_SEGMENTS: usize = 64;
 const MAX_LEN: usize = 65_535;
+
+/// Both coalescers, driven as a worker drives them: at most one holds a run at a time, so
+/// packets reach the TUN device in the order they came.
+#[derive(Default)]
+pub struct Coalescers {
+    pub tcp: Coalescer,
+    pub udp: UdpCoalescer,
+}
+
+impl Coalescers {
+    /// Offers a decrypted packet; `write(run, segments)` gets every run that must go out
+    /// before it. True: held. False: nothing is pending, the caller writes `p` alone (not
+    /// mergeable, or a checksum failed).
+    pub fn offer(&mut self, p: &[u8], mut write: impl FnMut(&[u8], usize)) -> bool {
+        loop {
+            match self.tcp.offer(p) {
+                Offer::FlushFirst => {
+                    let n = self.tcp.segments();
+                    write(self.tcp.take(), n);
+                }
+                Offer::Held => {
+                    // `p` started a TCP run: an older UDP run goes first.
+                    if self.udp.pending() {
+                        let n = self.udp.segments();
+                        write(self.udp.take(), n);
+                    }
+                    return true;
+                }
+                Offer::Refused => break,
+            }
+        }
+        loop {
+            match self.udp.offer(p) {
+                Offer::FlushFirst => {
+                    let n = self.udp.segments();
+                    write(self.udp.take(), n);
+                }
+                Offer::Held => return true,
+                Offer::Refused => return false,
+            }
+        }
+    }
+
+    /// Writes the pending run, if any.
+    pub fn flush(&mut self, mut write: impl FnMut(&[u8], usize)) {
+        if self.tcp.pending() {
+            let n = self.tcp.segments();
+            write(self.tcp.take(), n);
+        }
+        if self.udp.pending() {
+            let n = self.udp.segments();
+            write(self.udp.take(), n);
+        }
+    }
+
+    /// Packets written alone because a checksum failed, since the last call.
+    pub fn take_bad_checksums(&mut self) -> u64 {
+        std::mem::take(&mut self.tcp.sums.bad) + std::mem::take(&mut self.udp.sums.bad)
+    }
+}
 
 /// A TCP packet's layout, if it is one we may merge.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -88,7 +156,102 @@ fn ipv4_id_follows(head: &[u8], p: &[u8], segments: usize) -> bool {
     p[6] & 0x40 != 0 || id(p) == id(head).wrapping_add(segments as u16)
 }
 
+/// What a coalescer did with an offered packet ([`Coalescer::offer`], [`UdpCoalescer::offer`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Offer {
+    /// Held: the packet joined the pending run or started one.
+    Held,
+    /// The pending run must be written first ([`Coalescer::take`]); then offer the packet
+    /// again. Said when the packet does not continue the run, or when it or the run's head
+    /// failed its checksum.
+    FlushFirst,
+    /// Not mergeable and nothing is pending: the caller writes the packet alone.
+    Refused,
+}
+
+/// Whether the checksums of `p` (IP header length `ip`, transport `proto`) verify, as the
+/// receiving stack would check them: IPv4 header, then TCP or UDP over the pseudo-header. A
+/// UDP checksum of 0 is "no checksum" over IPv4 (RFC 768) and invalid over IPv6 (RFC 8200
+/// 8.1).
+fn checksums_valid(p: &[u8], ip: usize, proto: u8) -> bool {
+    let v4 = ip == 20;
+    if v4 && checksum::fold(checksum::sum(&p[..20], 0)) != 0 {
+        return false;
+    }
+    if proto == PROTO_UDP && p[ip + 6..ip + 8] == [0, 0] {
+        return v4;
+    }
+    let pseudo = if v4 {
+        checksum::sum(&p[12..20], 0)
+    } else {
+        checksum::sum(&p[8..40], 0)
+    } + u64::from(proto)
+        + (p.len() - ip) as u64;
+    checksum::fold(checksum::sum(&p[ip..], pseudo)) == 0
+}
+
+/// What is known of a pending run's head checksums: summed only when a second segment would
+/// join it, so a packet written alone is never summed.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+enum HeadSums {
+    #[default]
+    Unchecked,
+    /// Verified (the run has more than one segment).
+    Valid,
+    /// Failed: the head goes out alone.
+    Invalid,
+}
+
+/// The checksum check of one coalescer: each packet is summed at most once, when it would
+/// join a run (or its first follower comes).
+#[derive(Clone, Copy, Debug, Default)]
+struct SumGate {
+    head: HeadSums,
+    /// The packet last refused for a bad checksum ([`Offer::FlushFirst`]) was that packet:
+    /// offered again, it starts its run as [`HeadSums::Invalid`] and is not summed (or
+    /// counted) twice. Only a bad verdict is carried over: if the caller offers another
+    /// packet instead, the worst outcome is one good packet written alone.
+    refused_bad: bool,
+    /// Packets refused because a checksum failed.
+    bad: u64,
+}
+
+impl SumGate {
+    /// A run starts (with the packet offered again after a FlushFirst, if there was one).
+    fn start(&mut self) {
+        self.head = if std::mem::take(&mut self.refused_bad) {
+            HeadSums::Invalid
+        } else {
+            HeadSums::Unchecked
+        };
+    }
+
+    /// Whether `p` may join the run that starts at `head` (IP header lengths `ip`, transport
+    /// `proto`): both verify. False means FlushFirst.
+    fn admit(&mut self, head: &[u8], p: &[u8], ip: usize, proto: u8) -> bool {
+        if self.head == HeadSums::Unchecked {
+            self.head = if checksums_valid(head, ip, proto) {
+                HeadSums::Valid
+            } else {
+                self.bad += 1;
+                HeadSums::Invalid
+            };
+        }
+        if self.head == HeadSums::Invalid {
+            // The head alone; `p` is offered again and starts a run.
+            return false;
+        }
+        if !checksums_valid(p, ip, proto) {
+            self.bad += 1;
+            self.refused_bad = true;
+            return false;
+        }
+        true
+    }
+}
+
 /// Merges consecutive segments into `buf` (virtio-net header, then the super-packet).
+#[derive(Clone)]
 pub struct Coalescer {
     buf: Vec<u8>,
     /// Length of the pending packet after the header; 0 = nothing pending.
@@ -99,6 +262,7 @@ pub struct Coalescer {
     next_seq: u32,
     /// The last segment was short or had PSH: the run is over.
     closed: bool,
+    sums: SumGate,
 }
 
 impl Default for Coalescer {
@@ -111,6 +275,7 @@ impl Default for Coalescer {
             mss: 0,
             next_seq: 0,
             closed: false,
+            sums: SumGate::default(),
         }
     }
 }
@@ -157,24 +322,32 @@ impl Coalescer {
             && cur[h.ip + 20..h.hl] == p[t.ip + 20..t.hl]
     }
 
-    /// Offers a decrypted packet. Returns false if it cannot join or start a run (not TCP, or
-    /// flags other than ACK/PSH): the caller flushes and writes it alone. When it returns true
-    /// the packet is held; `flush` first if [`Coalescer::must_flush_before`] said so.
-    pub fn must_flush_before(&self, p: &[u8]) -> bool {
-        match parse(p) {
-            Some(t) => self.pending() && !self.continues(p, &t),
-            None => self.pending(),
-        }
+    /// Packets not merged because a checksum failed (they were written alone, unchanged).
+    pub fn bad_checksums(&self) -> u64 {
+        self.sums.bad
     }
 
-    /// Adds `p` to the pending run or starts one with it; false if `p` is not mergeable TCP
-    /// (nothing was taken).
-    pub fn push(&mut self, p: &[u8]) -> bool {
+    /// Offers a decrypted packet: held (joins or starts a run), FlushFirst (write
+    /// [`Coalescer::take`], then offer it again), or Refused (not mergeable TCP, nothing
+    /// pending: the caller writes it alone).
+    pub fn offer(&mut self, p: &[u8]) -> Offer {
         let Some(t) = parse(p) else {
-            return false;
+            return if self.pending() {
+                Offer::FlushFirst
+            } else {
+                Offer::Refused
+            };
         };
         let payload = p.len() - t.hl;
-        if self.pending() && self.continues(p, &t) {
+        if self.pending() {
+            if !self.continues(p, &t) {
+                return Offer::FlushFirst;
+            }
+            let h = self.head.expect("pending");
+            let head = &self.buf[VNET_HDR_LEN..VNET_HDR_LEN + self.len];
+            if !self.sums.admit(head, p, h.ip, PROTO_TCP) {
+                return Offer::FlushFirst;
+            }
             let at = VNET_HDR_LEN + self.len;
             self.buf[at..at + payload].copy_from_slice(&p[t.hl..]);
             self.len += payload;
@@ -183,13 +356,13 @@ impl Coalescer {
             if payload < self.mss || t.flags & 0x08 != 0 {
                 self.closed = true;
                 // The run ends with this segment's flags (PSH).
-                let h = self.head.expect("pending");
                 self.buf[VNET_HDR_LEN + h.ip + 13] = t.flags;
             }
-            return true;
+            return Offer::Held;
         }
-        if self.pending() || payload == 0 || !matches!(t.flags, 0x10 | 0x18) {
-            return false;
+        if payload == 0 || !matches!(t.flags, 0x10 | 0x18) {
+            self.sums.refused_bad = false;
+            return Offer::Refused;
         }
         self.buf[VNET_HDR_LEN..VNET_HDR_LEN + p.len()].copy_from_slice(p);
         self.len = p.len();
@@ -198,7 +371,8 @@ impl Coalescer {
         self.mss = payload;
         self.next_seq = t.seq.wrapping_add(payload as u32);
         self.closed = t.flags & 0x08 != 0;
-        true
+        self.sums.start();
+        Offer::Held
     }
 
     /// The pending packet with its virtio-net header, ready to write; resets the run.
@@ -293,8 +467,7 @@ mod tests {
             .collect();
         let mut c = Coalescer::default();
         for s in &segs {
-            assert!(!c.must_flush_before(s));
-            assert!(c.push(s));
+            assert_eq!(c.offer(s), Offer::Held);
         }
         let out = c.take().to_vec();
         let h = VnetHdr::parse(&out).unwrap();
@@ -319,21 +492,79 @@ mod tests {
     fn only_true_continuations_merge() {
         let a = tcp4(1000, 1300, 0x10, 1);
         let mut c = Coalescer::default();
-        assert!(c.push(&a));
+        assert_eq!(c.offer(&a), Offer::Held);
         // A gap in the sequence, another flow, a SYN: not merged.
-        assert!(c.must_flush_before(&tcp4(9999, 1300, 0x10, 1)));
+        assert_eq!(probe(&c, &tcp4(9999, 1300, 0x10, 1)), Offer::FlushFirst);
         let mut other = tcp4(2300, 1300, 0x10, 1);
         other[20..22].copy_from_slice(&40001u16.to_be_bytes());
-        assert!(c.must_flush_before(&other));
-        assert!(c.must_flush_before(&tcp4(2300, 1300, 0x12, 1)));
-        assert!(!c.must_flush_before(&tcp4(2300, 1300, 0x10, 1)));
+        assert_eq!(probe(&c, &other), Offer::FlushFirst);
+        assert_eq!(probe(&c, &tcp4(2300, 1300, 0x12, 1)), Offer::FlushFirst);
+        assert_eq!(probe(&c, &tcp4(2300, 1300, 0x10, 1)), Offer::Held);
         // A single packet goes out as it came, with an all-zero header.
         let one = c.take().to_vec();
         assert_eq!(&one[..VNET_HDR_LEN], &[0u8; VNET_HDR_LEN]);
         assert_eq!(&one[VNET_HDR_LEN..], &a[..]);
         // Not TCP, or no payload: not taken.
-        assert!(!c.push(&[0x45u8; 28]));
-        assert!(!c.push(&tcp4(1, 0, 0x10, 0)));
+        assert_eq!(c.offer(&[0x45u8; 28]), Offer::Refused);
+        assert_eq!(c.offer(&tcp4(1, 0, 0x10, 0)), Offer::Refused);
+    }
+
+    /// What `c` would do with `p`, leaving `c` as it is.
+    fn probe(c: &Coalescer, p: &[u8]) -> Offer {
+        c.clone().offer(p)
+    }
+
+    /// Feeds `packets` through both coalescers as a worker does: the writes, each with its
+    /// segment count.
+    fn drive(packets: &[Vec<u8>]) -> (Vec<(Vec<u8>, usize)>, u64) {
+        let mut co = Coalescers::default();
+        let mut out = Vec::new();
+        for p in packets {
+            if !co.offer(p, |w, n| out.push((w.to_vec(), n))) {
+                let mut alone = vec![0u8; VNET_HDR_LEN];
+                alone.extend_from_slice(p);
+                out.push((alone, 1));
+            }
+        }
+        co.flush(|w, n| out.push((w.to_vec(), n)));
+        (out, co.take_bad_checksums())
+    }
+
+    /// The finding of issue 19: a segment whose TCP checksum was already wrong is not merged
+    /// (the run would get a fresh checksum and launder it). The run before it is written, it
+    /// is written alone and unchanged, the segments after it merge again; a bad head is
+    /// written alone too; each bad one is counted once.
+    #[test]
+    fn a_segment_with_a_bad_checksum_is_written_alone_unchanged() {
+        let mut segs: Vec<Vec<u8>> = (0..7u32)
+            .map(|i| tcp4(1000 + i * 1300, 1300, 0x10, i as u8))
+            .collect();
+        segs[3][60] ^= 0x01; // payload corrupted before the remote gateway encrypted it
+        let (out, bad) = drive(&segs);
+        let counts: Vec<usize> = out.iter().map(|(_, n)| *n).collect();
+        assert_eq!(counts, [3, 1, 3]);
+        assert_eq!(&out[1].0[..VNET_HDR_LEN], &[0u8; VNET_HDR_LEN]);
+        assert_eq!(&out[1].0[VNET_HDR_LEN..], &segs[3][..]);
+        assert_eq!(bad, 1);
+
+        // A bad head: alone; the next two merge. A bad IPv4 header checksum counts too.
+        let mut segs: Vec<Vec<u8>> = (0..3u32)
+            .map(|i| tcp4(1000 + i * 1300, 1300, 0x10, i as u8))
+            .collect();
+        segs[0][36] ^= 0x80;
+        let (out, bad) = drive(&segs);
+        let counts: Vec<usize> = out.iter().map(|(_, n)| *n).collect();
+        assert_eq!(counts, [1, 2]);
+        assert_eq!(&out[0].0[VNET_HDR_LEN..], &segs[0][..]);
+        assert_eq!(bad, 1);
+        let mut segs: Vec<Vec<u8>> = (0..3u32)
+            .map(|i| tcp4(1000 + i * 1300, 1300, 0x10, i as u8))
+            .collect();
+        segs[2][10] ^= 0x01;
+        let (out, bad) = drive(&segs);
+        let counts: Vec<usize> = out.iter().map(|(_, n)| *n).collect();
+        assert_eq!((counts, bad), (vec![2, 1], 1));
+        assert_eq!(&out[1].0[VNET_HDR_LEN..], &segs[2][..]);
     }
 
     /// Sets the IPv4 ID and the DF bit and fixes the header checksum.
@@ -380,17 +611,17 @@ mod tests {
         ];
         for (what, df, second, merges) in rows {
             let mut c = Coalescer::default();
-            assert!(c.push(&first(df)), "{what}");
-            assert_eq!(!c.must_flush_before(&second), merges, "{what}");
+            assert_eq!(c.offer(&first(df)), Offer::Held, "{what}");
+            assert_eq!(probe(&c, &second) == Offer::Held, merges, "{what}");
         }
         // Longer than any run: refused by both coalescers, not a slice out of range.
         let mut c = Coalescer::default();
-        assert!(!c.push(&jumbo_tcp6()));
+        assert_eq!(c.offer(&jumbo_tcp6()), Offer::Refused);
         let mut u = UdpCoalescer::default();
         let mut j = jumbo_tcp6();
         j[6] = PROTO_UDP;
         j[44..46].copy_from_slice(&u16::MAX.to_be_bytes());
-        assert!(!u.push(&j));
+        assert_eq!(u.offer(&j), Offer::Refused);
         assert!(!c.pending() && !u.pending());
     }
 }
@@ -398,6 +629,7 @@ mod tests {
 /// Same-flow UDP datagrams of one size (the last may be shorter) merged into one write with a
 /// UDP segmentation (USO, GSO_UDP_L4) header: for floods of small datagrams, where one TUN write
 /// per packet is most of the receiving gateway's work.
+#[derive(Clone)]
 pub struct UdpCoalescer {
     buf: Vec<u8>,
     len: usize,
@@ -407,6 +639,7 @@ pub struct UdpCoalescer {
     segments: usize,
     size: usize,
     closed: bool,
+    sums: SumGate,
 }
 
 impl Default for UdpCoalescer {
@@ -419,6 +652,7 @@ impl Default for UdpCoalescer {
             segments: 0,
             size: 0,
             closed: false,
+            sums: SumGate::default(),
         }
     }
 }
@@ -459,10 +693,12 @@ impl UdpCoalescer {
         self.segments
     }
 
-    fn continues(&self, p: &[u8]) -> bool {
-        let Some((v4, ip)) = udp_layout(p) else {
-            return false;
-        };
+    /// Packets not merged because a checksum failed (they were written alone, unchanged).
+    pub fn bad_checksums(&self) -> u64 {
+        self.sums.bad
+    }
+
+    fn continues(&self, p: &[u8], v4: bool, ip: usize) -> bool {
         let cur = &self.buf[VNET_HDR_LEN..VNET_HDR_LEN + self.ip + 8];
         let payload = p.len() - ip - 8;
         !self.closed
@@ -482,27 +718,34 @@ impl UdpCoalescer {
             && cur[ip..ip + 4] == p[ip..ip + 4]
     }
 
-    /// Whether the pending run must be written before `p` is offered.
-    pub fn must_flush_before(&self, p: &[u8]) -> bool {
-        self.pending() && !self.continues(p)
-    }
-
-    /// Adds `p` to the pending run or starts one; false if `p` is not a mergeable datagram.
-    pub fn push(&mut self, p: &[u8]) -> bool {
+    /// Offers a decrypted packet, as [`Coalescer::offer`] does for TCP.
+    pub fn offer(&mut self, p: &[u8]) -> Offer {
         let Some((v4, ip)) = udp_layout(p) else {
-            return false;
+            return if self.pending() {
+                Offer::FlushFirst
+            } else {
+                Offer::Refused
+            };
         };
         let payload = p.len() - ip - 8;
-        if self.pending() && self.continues(p) {
+        if self.pending() {
+            if !self.continues(p, v4, ip) {
+                return Offer::FlushFirst;
+            }
+            let head = &self.buf[VNET_HDR_LEN..VNET_HDR_LEN + self.len];
+            if !self.sums.admit(head, p, ip, PROTO_UDP) {
+                return Offer::FlushFirst;
+            }
             let at = VNET_HDR_LEN + self.len;
             self.buf[at..at + payload].copy_from_slice(&p[ip + 8..]);
             self.len += payload;
             self.segments += 1;
             self.closed = payload < self.size;
-            return true;
+            return Offer::Held;
         }
-        if self.pending() || payload == 0 {
-            return false;
+        if payload == 0 {
+            self.sums.refused_bad = false;
+            return Offer::Refused;
         }
         self.buf[VNET_HDR_LEN..VNET_HDR_LEN + p.len()].copy_from_slice(p);
         self.len = p.len();
@@ -511,7 +754,8 @@ impl UdpCoalescer {
         self.segments = 1;
         self.size = payload;
         self.closed = false;
-        true
+        self.sums.start();
+        Offer::Held
     }
 
     /// The pending run with its virtio-net header; resets the run.
@@ -577,8 +821,92 @@ mod udp_tests {
         p[20..22].copy_from_slice(&sport.to_be_bytes());
         p[22..24].copy_from_slice(&5201u16.to_be_bytes());
         p[24..26].copy_from_slice(&((8 + payload) as u16).to_be_bytes());
-        p[26..28].fill(0);
+        p[26..28].fill(0); // no UDP checksum: allowed over IPv4
+        ip_sum(&mut p);
         p
+    }
+
+    fn ip_sum(p: &mut [u8]) {
+        p[10..12].fill(0);
+        let c = checksum::fold(checksum::sum(&p[..20], 0));
+        p[10..12].copy_from_slice(&c.to_be_bytes());
+    }
+
+    /// Fills in the UDP checksum of an IPv4 or IPv6 datagram.
+    fn udp_sum(p: &mut [u8]) {
+        let ip = if p[0] >> 4 == 4 { 20 } else { 40 };
+        p[ip + 6..ip + 8].fill(0);
+        let pseudo = if ip == 20 {
+            checksum::sum(&p[12..20], 0)
+        } else {
+            checksum::sum(&p[8..40], 0)
+        } + 17
+            + (p.len() - ip) as u64;
+        let c = checksum::fold(checksum::sum(&p[ip..], pseudo));
+        let c = if c == 0 { 0xffff } else { c };
+        p[ip + 6..ip + 8].copy_from_slice(&c.to_be_bytes());
+    }
+
+    fn udp6(payload: usize, fill: u8) -> Vec<u8> {
+        let mut p = vec![fill; 48 + payload];
+        p[0..4].copy_from_slice(&[0x60, 0, 0, 0]);
+        p[4..6].copy_from_slice(&((8 + payload) as u16).to_be_bytes());
+        p[6] = 17;
+        p[7] = 64;
+        p[8..24].fill(0);
+        p[23] = 1;
+        p[24..40].fill(0);
+        p[39] = 2;
+        p[40..42].copy_from_slice(&40000u16.to_be_bytes());
+        p[42..44].copy_from_slice(&5201u16.to_be_bytes());
+        p[44..46].copy_from_slice(&((8 + payload) as u16).to_be_bytes());
+        udp_sum(&mut p);
+        p
+    }
+
+    fn probe(c: &UdpCoalescer, p: &[u8]) -> Offer {
+        c.clone().offer(p)
+    }
+
+    /// Segment counts of the writes of both coalescers driven over `packets`, and the bad
+    /// checksums counted.
+    fn runs(packets: &[Vec<u8>]) -> (Vec<usize>, u64) {
+        let mut co = Coalescers::default();
+        let mut out = Vec::new();
+        for p in packets {
+            if !co.offer(p, |_, n| out.push(n)) {
+                out.push(1);
+            }
+        }
+        co.flush(|_, n| out.push(n));
+        (out, co.take_bad_checksums())
+    }
+
+    /// UDP checksums: a wrong one is never merged; 0 is "no checksum" over IPv4 and merges,
+    /// but is invalid over IPv6 (RFC 8200 8.1) and does not.
+    #[test]
+    fn udp_checksums_gate_merging() {
+        // IPv4 with real checksums, one corrupted in the middle.
+        let mut d: Vec<Vec<u8>> = (0..6u8)
+            .map(|i| {
+                let mut p = udp4(40000, 64, i);
+                udp_sum(&mut p);
+                p
+            })
+            .collect();
+        assert_eq!(runs(&d), (vec![6], 0));
+        d[2][40] ^= 0x10;
+        assert_eq!(runs(&d), (vec![2, 1, 3], 1));
+        // IPv4 without checksums: merged.
+        let d: Vec<Vec<u8>> = (0..6u8).map(|i| udp4(40000, 64, i)).collect();
+        assert_eq!(runs(&d), (vec![6], 0));
+        // IPv6: valid checksums merge; a zero one is written alone.
+        let mut d: Vec<Vec<u8>> = (0..4u8).map(|i| udp6(64, i)).collect();
+        assert_eq!(runs(&d), (vec![4], 0));
+        d[3][46..48].fill(0);
+        assert_eq!(runs(&d), (vec![3, 1], 1));
+        d[0][46..48].fill(0);
+        assert_eq!(runs(&d), (vec![1, 2, 1], 2));
     }
 
     #[test]
@@ -586,17 +914,17 @@ mod udp_tests {
         let mut c = UdpCoalescer::default();
         for i in 0..10u8 {
             let d = udp4(40000, 64, i);
-            assert!(!c.must_flush_before(&d));
-            assert!(c.push(&d));
+            assert_eq!(c.offer(&d), Offer::Held);
         }
         // Another flow, or a larger datagram, ends the run.
-        assert!(c.must_flush_before(&udp4(40001, 64, 0)));
-        assert!(c.must_flush_before(&udp4(40000, 65, 0)));
+        assert_eq!(probe(&c, &udp4(40001, 64, 0)), Offer::FlushFirst);
+        assert_eq!(probe(&c, &udp4(40000, 65, 0)), Offer::FlushFirst);
         // So does a non-DF datagram whose IPv4 ID does not follow the run's.
         let mut d = udp4(40000, 64, 10);
-        assert!(!c.must_flush_before(&d));
+        assert_eq!(probe(&c, &d), Offer::Held);
         d[4..6].copy_from_slice(&7u16.to_be_bytes());
-        assert!(c.must_flush_before(&d));
+        ip_sum(&mut d);
+        assert_eq!(probe(&c, &d), Offer::FlushFirst);
         assert_eq!(c.segments(), 10);
         let out = c.take().to_vec();
         assert_eq!(out[1], GSO_UDP_L4);
@@ -612,7 +940,7 @@ mod udp_tests {
         }
         // A lone datagram goes out as it came.
         let d = udp4(1, 30, 9);
-        assert!(c.push(&d));
+        assert_eq!(c.offer(&d), Offer::Held);
         let one = c.take().to_vec();
         assert_eq!(&one[..VNET_HDR_LEN], &[0u8; VNET_HDR_LEN]);
         assert_eq!(&one[VNET_HDR_LEN..], &d[..]);

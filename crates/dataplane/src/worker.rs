@@ -35,7 +35,7 @@ use socket2::Socket;
 
 use crate::activity::{Direction, Watch};
 use crate::counters::{DropReason, GatewayCounters, PerWorker};
-use crate::gro::{Coalescer, UdpCoalescer};
+use crate::gro::Coalescers;
 use crate::mtu::{self, IcmpLimiter, TOO_BIG_BUF};
 use crate::offload::{self, VnetHdr, VNET_HDR_LEN};
 use crate::packet::{inner_addrs, InnerAddr};
@@ -111,14 +111,6 @@ struct OutBatch<'a> {
 pub(crate) struct Queued {
     buf: usize,
     sealed: Sealed,
-}
-
-/// Decrypted packets merged for one TUN write (offloading device only): TCP segments of one
-/// flow, and same-sized UDP datagrams of one flow.
-#[derive(Default)]
-pub(crate) struct Coalescers {
-    tcp: Coalescer,
-    udp: UdpCoalescer,
 }
 
 /// Why a worker stopped on its own: the daemon treats it as fatal.
@@ -620,15 +612,7 @@ impl Worker {
                         // flow are written as one.
                         (Inbound::Deliver(range, sa, peer), Some(co)) => {
                             let pkt = &d[range.clone()];
-                            if co.tcp.must_flush_before(pkt) {
-                                let n = co.tcp.segments();
-                                self.write_run(co.tcp.take(), n, gw);
-                            }
-                            if co.udp.must_flush_before(pkt) {
-                                let n = co.udp.segments();
-                                self.write_run(co.udp.take(), n, gw);
-                            }
-                            if co.tcp.push(pkt) || co.udp.push(pkt) {
+                            if co.offer(pkt, |run, n| self.write_run(run, n, gw)) {
                                 sa.counters.get(self.id).packet(pkt.len());
                             } else {
                                 let v = Inbound::Deliver(range, sa, peer);
@@ -641,14 +625,8 @@ impl Worker {
                 }
             }
             if let Some(co) = co.as_mut() {
-                if co.tcp.pending() {
-                    let n = co.tcp.segments();
-                    self.write_run(co.tcp.take(), n, gw);
-                }
-                if co.udp.pending() {
-                    let n = co.udp.segments();
-                    self.write_run(co.udp.take(), n, gw);
-                }
+                co.flush(|run, n| self.write_run(run, n, gw));
+                gw.gro_bad_checksums(co.take_bad_checksums());
             }
             if n < recv.capacity() {
                 return Ok(());

@@ -357,6 +357,11 @@ pub fn render(s: &Status) -> String {
     }
     for (metric, help, v) in [
         (
+            "ironsec_gro_bad_checksums_total",
+            "Decrypted packets not coalesced because a checksum failed (written alone, unchanged).",
+            c.gro_bad_checksums,
+        ),
+        (
             "ironsec_mss_clamped_total",
             "TCP SYNs whose MSS was lowered to fit a tunnel, both directions.",
             c.mss_clamped,

@@ -306,6 +306,7 @@ pub fn status(dp: &Dataplane, plane: &Plane, started: Instant) -> Status {
             ike_packets: totals.ike_packets,
             keepalives: totals.keepalives,
             mss_clamped: totals.mss_clamped,
+            gro_bad_checksums: totals.gro_bad_checksums,
             icmp_too_big: totals.icmp_too_big,
             icmp_limited: totals.icmp_limited,
             inner_fragmented: totals.inner_fragmented,

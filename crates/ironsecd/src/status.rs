@@ -155,6 +155,10 @@ pub struct Counters {
     /// back (the packets themselves count as drops, `too_big`).
     #[serde(default)]
     pub mss_clamped: u64,
+    /// Decrypted packets not coalesced for the TUN device because their checksum failed:
+    /// written alone and unchanged, for the receiving stack to drop.
+    #[serde(default)]
+    pub gro_bad_checksums: u64,
     #[serde(default)]
     pub icmp_too_big: u64,
     #[serde(default)]
@@ -458,6 +462,13 @@ impl Status {
             c.ike_packets,
             c.keepalives
         );
+        if c.gro_bad_checksums > 0 {
+            let _ = writeln!(
+                s,
+                "  not coalesced (bad inner checksum): {}",
+                c.gro_bad_checksums
+            );
+        }
         let _ = writeln!(
             s,
             "  mtu: mss clamped {}, icmp too-big sent {} (rate-limited {}), fragmented {}",
