@@ -86,6 +86,7 @@ impl Plane {
 
     /// `ironsecctl initiate`: brings up every tunnel of `name` that has no IKE SA.
     pub fn initiate(&mut self, name: &str, now: Instant) -> Result<CommandDone, CommandError> {
+        self.saw(now);
         self.ike_connection(name, CommandError::StaticNothingToNegotiate)?;
         let specs: Vec<TunnelSpec> = self
             .specs
@@ -114,6 +115,7 @@ impl Plane {
     /// `ironsecctl terminate`: deletes the connection's IKE SAs (and with them its CHILD_SAs)
     /// and keeps them down until `initiate`. A trapped connection stays trapped.
     pub fn terminate(&mut self, name: &str, now: Instant) -> Result<CommandDone, CommandError> {
+        self.saw(now);
         self.ike_connection(name, CommandError::StaticSasFollowConfig)?;
         let ids: Vec<IkeSaId> = self
             .ep

@@ -118,6 +118,12 @@ pub struct Plane {
     child_retries: Deadlines<TunnelKey>,
     /// Tunnels behind a NAT: looked at then, and a keepalive sent if they were idle.
     keepalives: Deadlines<TunnelKey>,
+    /// The paths (our NAT-T address, the peer's) of tunnels that send keepalives, so that
+    /// the IKE messages the engine sends on them count as sends (see [`nat`]).
+    nat_paths: HashMap<(SocketAddr, SocketAddr), TunnelKey>,
+    /// The latest `now` the plane was given: when the engine's datagrams were made, at the
+    /// latest (they are made in the calls that pass it).
+    clock: Option<Instant>,
     /// Datagrams the plane itself sends (NAT keepalives), after the engine's.
     outbox: std::collections::VecDeque<Transmit>,
     stats: HashMap<Arc<str>, ConnStats>,
@@ -200,6 +206,8 @@ impl Plane {
             restarts: Deadlines::default(),
             child_retries: Deadlines::default(),
             keepalives: Deadlines::default(),
+            nat_paths: HashMap::new(),
+            clock: None,
             outbox: Default::default(),
             stats,
             selections: HashMap::new(),
@@ -304,6 +312,7 @@ impl Plane {
         remote: SocketAddr,
         data: &[u8],
     ) {
+        self.saw(now);
         self.ep.handle(now, local, remote, data);
     }
 
@@ -316,6 +325,7 @@ impl Plane {
         remote: SocketAddr,
         spi: u32,
     ) {
+        self.saw(now);
         self.ep.unknown_esp_spi(now, local, remote, spi);
     }
 
@@ -344,6 +354,7 @@ impl Plane {
     /// times. Only what is due is looked at. Tables that changed are reported by the next
     /// [`Plane::drain_events`].
     pub fn on_timeout(&mut self, now: Instant) {
+        self.saw(now);
         self.ep.handle_timeout(now);
         if self.restarts.any_due(now) {
             self.start_tunnels(now);
@@ -362,14 +373,24 @@ impl Plane {
         }
     }
 
+    /// Moves the plane's clock (see `clock`) forward to `now`.
+    fn saw(&mut self, now: Instant) {
+        self.clock = Some(self.clock.map_or(now, |c| c.max(now)));
+    }
+
     /// The next datagram to send: the engine's IKE messages, then the plane's keepalives.
     pub fn poll_transmit(&mut self) -> Option<Transmit> {
-        self.ep.poll_transmit().or_else(|| self.outbox.pop_front())
+        if let Some(t) = self.ep.poll_transmit() {
+            self.note_ike_sent(&t);
+            return Some(t);
+        }
+        self.outbox.pop_front()
     }
 
     /// Applies every pending engine event; returns whether the tables must be rebuilt (for
     /// these events or for any earlier change).
     pub fn drain_events(&mut self, now: Instant) -> bool {
+        self.saw(now);
         let mut changed = false;
         while let Some(e) = self.ep.poll_event() {
             changed |= self.on_event(e, now);

@@ -1302,10 +1302,9 @@ impl Pair {
     }
 }
 
-#[test]
-fn behind_a_nat_idle_tunnels_send_keepalives_and_the_peer_follows_a_new_port() {
-    let base = Instant::now();
-    let at = |s: u64| base + Duration::from_secs(s);
+/// A behind a NAT on its primary tunnel (keepalives every 20 s, no DPD), B in front of it,
+/// both tunnels up at `base`.
+fn nat_pair(base: Instant) -> Pair {
     // B knows A's primary tunnel by the NAT's public address, as an operator configures it.
     let (a, fa) = plane_of(
         "nat-a",
@@ -1335,6 +1334,14 @@ fn behind_a_nat_idle_tunnels_send_keepalives_and_the_peer_follows_a_new_port() {
     };
     p.a.start_tunnels(base);
     p.settle_nat(base);
+    p
+}
+
+#[test]
+fn behind_a_nat_idle_tunnels_send_keepalives_and_the_peer_follows_a_new_port() {
+    let base = Instant::now();
+    let at = |s: u64| base + Duration::from_secs(s);
+    let mut p = nat_pair(base);
     assert!(p.a.sas().is_sending(&primary()));
     assert!(p.a.sas().is_sending(&standby()));
     // A learned that it is behind the NAT on the primary tunnel only; B that A is.
@@ -1420,4 +1427,73 @@ fn behind_a_nat_idle_tunnels_send_keepalives_and_the_peer_follows_a_new_port() {
     p.b.on_ike_datagram(at(64), "192.0.2.2:4500".parse().unwrap(), forged, &junk);
     assert!(!p.b.drain_events(at(64)));
     assert_eq!(p.b.sas().child(b_spi).unwrap().info.remote, again);
+}
+
+/// Drives A of a [`nat_pair`] in 100 ms steps over `from..to` (ms after `base`), one
+/// outbound ESP packet on the primary tunnel at each step in `busy`, and returns when (ms
+/// after `base`) keepalives went out.
+fn keepalive_times(
+    p: &mut Pair,
+    base: Instant,
+    from: u64,
+    to: u64,
+    busy: std::ops::Range<u64>,
+) -> Vec<u64> {
+    let spi = p.a.sas().active_out(&primary()).unwrap();
+    let mut times = Vec::new();
+    for ms in (from..to).step_by(100) {
+        let now = base + Duration::from_millis(ms);
+        if busy.contains(&ms) {
+            let sas = p.a.sas();
+            sas.child(spi).unwrap().outbound.counters.get(0).packet(100);
+        }
+        p.a.on_timeout(now);
+        while let Some(t) = p.a.poll_transmit() {
+            if t.payload == [0xFF] {
+                times.push(ms);
+            }
+        }
+    }
+    times
+}
+
+#[test]
+fn behind_a_nat_the_first_keepalive_goes_one_interval_after_the_last_send() {
+    let base = Instant::now();
+    let mut p = nat_pair(base);
+    // ESP every 100 ms from 3 s to 47.3 s, then silence until 120 s.
+    let times = keepalive_times(&mut p, base, 100, 120_000, 3_000..47_400);
+    let last_esp = 47_300;
+    // None while ESP flows; the first one interval after the last packet, up to a tenth of
+    // an interval (the busy look's step, 2 s) earlier and never later: the old look, once
+    // per interval, sent it at 80 s, 32.7 s after the last packet, past a 30 s NAT timeout.
+    let first = times[0];
+    assert!(first > last_esp, "{times:?}");
+    assert!(
+        (last_esp + 20_000 - 2_000..=last_esp + 20_000).contains(&first),
+        "first keepalive {first} ms, last ESP {last_esp} ms: {times:?}"
+    );
+    // Then one every interval while idle.
+    assert_eq!(
+        times,
+        vec![first, first + 20_000, first + 40_000],
+        "{times:?}"
+    );
+    assert_eq!(p.a.conn_stats("site-b").nat_keepalives, 3);
+
+    // An IKE message A sends (a liveness probe, answered by B) counts as a send: the next
+    // keepalive goes one interval after it, not at the idle tunnel's usual time.
+    let probe_at = 121_000;
+    assert!(
+        probe_at < first + 60_000,
+        "the probe comes before the next keepalive"
+    );
+    let now = base + Duration::from_millis(probe_at);
+    p.a.on_timeout(now);
+    assert!(std::iter::from_fn(|| p.a.poll_transmit()).all(|t| t.payload != [0xFF]));
+    let ike_a = p.a.tunnel(&primary()).unwrap().ike.unwrap();
+    assert!(p.a.ep.probe(now, ike_a, Duration::from_secs(5)).unwrap());
+    p.settle_nat(now);
+    let times = keepalive_times(&mut p, base, probe_at + 100, probe_at + 30_000, 0..0);
+    assert_eq!(times, vec![probe_at + 20_000], "probe at {probe_at} ms");
 }

@@ -46,8 +46,9 @@ pub struct TunnelState {
     /// Where the IKE SA talks and what NAT detection found (see `nat`); None before the
     /// first IKE SA came up.
     pub nat: Option<super::nat::NatPath>,
-    /// Outbound packets when keepalives last looked: unchanged at the next look means idle.
-    pub keepalive_mark: u64,
+    /// What NAT keepalives know of this tunnel's sending (see `nat`); None until an IKE SA
+    /// found us behind a NAT.
+    pub keepalive: Option<super::nat::SendLog>,
     /// A peer given by name: the address the last initiation resolved it to, when that is
     /// not the one resolved at load (the IKE SA that comes up is this tunnel's).
     pub dialed: Option<std::net::IpAddr>,
