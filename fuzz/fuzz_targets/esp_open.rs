@@ -201,7 +201,7 @@ fuzz_target!(|data: &[u8]| {
     let mut inp = Input(data);
     let Some(flags) = inp.u8() else { return };
     let esn = flags & 1 != 0;
-    let suite = Suite::ALL[usize::from((flags >> 1) & 3) % 3];
+    let suite = Suite::AEAD[usize::from((flags >> 1) & 3) % 3];
     let window = [0, 64, 128, 4096][usize::from((flags >> 3) & 3)];
     let sa = InboundSa::new(suite, SPI, &keymat(suite), esn, window).unwrap();
     assert_eq!(sa.esn(), esn);

@@ -38,7 +38,12 @@ impl SaCipher {
         let mut salt = Zeroizing::new([0u8; SALT_LEN]);
         salt.copy_from_slice(salt_bytes);
         // ring only refuses a key of the wrong length, which was checked above.
-        let key = UnboundKey::new(suite.algorithm(), key).map_err(|_| length_error)?;
+        // ESP with AES-CBC + HMAC is not wired into the SA yet (issue 20, in progress).
+        let alg = suite
+            .encr()
+            .aead_algorithm()
+            .ok_or(KeyError::Unsupported { suite })?;
+        let key = UnboundKey::new(alg, key).map_err(|_| length_error)?;
         Ok(SaCipher {
             key: LessSafeKey::new(key),
             salt,
@@ -118,7 +123,7 @@ mod tests {
 
     #[test]
     fn key_length_is_checked() {
-        for suite in Suite::ALL {
+        for suite in Suite::AEAD {
             for len in [
                 0,
                 suite.key_len(),
@@ -136,7 +141,7 @@ mod tests {
                 );
             }
             let c = SaCipher::new(suite, &vec![7u8; suite.keymat_len()]).unwrap();
-            assert_eq!(c.algorithm(), suite.algorithm());
+            assert_eq!(Some(c.algorithm()), suite.encr().aead_algorithm());
             assert_eq!(*c.salt, [7u8; 4]);
         }
     }

@@ -310,7 +310,7 @@ mod tests {
         #[test]
         fn authenticated_garbage_never_panics(
             body in proptest::collection::vec(any::<u8>(), 0..200),
-            suite in prop::sample::select(Suite::ALL.to_vec()),
+            suite in prop::sample::select(Suite::AEAD.to_vec()),
         ) {
             let (out, inb) = pair(suite, false);
             let mut body = body;

@@ -34,7 +34,7 @@ pub use classify::{classify, Datagram, MalformedKind};
 pub use inbound::{peek_spi, InboundSa, OpenError, Opened};
 pub use outbound::{OutboundSa, SealError};
 pub use replay::{ReplayError, ReplayWindow, DEFAULT_REPLAY_WINDOW, MAX_REPLAY_WINDOW};
-pub use suite::{KeyError, Suite, UnknownSuite};
+pub use suite::{CbcCipher, Encr, Integ, KeyError, Suite, UnknownSuite};
 
 /// SPI plus the low 32 bits of the sequence number: the part of the header
 /// that is always on the wire, ESN or not.

@@ -93,6 +93,7 @@ impl Fixture {
             Suite::Aes128Gcm16 => &aead::AES_128_GCM,
             Suite::Aes256Gcm16 => &aead::AES_256_GCM,
             Suite::ChaCha20Poly1305 => &aead::CHACHA20_POLY1305,
+            Suite::Cbc(..) => unimplemented!("the AEAD framing only"),
         };
         let key = LessSafeKey::new(UnboundKey::new(alg, key).unwrap());
         // An IV the sender's own counter never uses, so no nonce repeats under the key.
@@ -141,7 +142,7 @@ struct Row {
 }
 
 fn run(row: Row) {
-    for suite in Suite::ALL {
+    for suite in Suite::AEAD {
         for esn in [false, true] {
             if row.esn.is_some_and(|e| e != esn) {
                 continue;
@@ -334,7 +335,7 @@ rows! {
 /// window; the genuine packet with those low bits then opens.
 #[test]
 fn esn_high_bits_behind_the_receiver() {
-    for suite in Suite::ALL {
+    for suite in Suite::AEAD {
         let (out, inb) = pair(suite, true, WINDOW);
         let base = (1u64 << 32) + 10;
         // The receiver follows the sender across the boundary (an SA starts at 1, so it has

@@ -9,7 +9,7 @@ use ironsec_esp::{
 use proptest::prelude::*;
 
 fn any_suite() -> impl Strategy<Value = Suite> {
-    prop::sample::select(Suite::ALL.to_vec())
+    prop::sample::select(Suite::AEAD.to_vec())
 }
 
 proptest! {
@@ -115,7 +115,7 @@ proptest! {
 
 #[test]
 fn wrong_key_or_suite_fails_authentication() {
-    for suite in Suite::ALL {
+    for suite in Suite::AEAD {
         let (out, _) = pair(suite, false, 0);
         let packet = seal(&out, &ipv4_packet(100, 3), NEXT_HEADER_IPV4);
 

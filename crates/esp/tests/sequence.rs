@@ -24,7 +24,7 @@ fn seal_one(sa: &OutboundSa) -> Result<Vec<u8>, SealError> {
 
 #[test]
 fn without_esn_the_last_sequence_number_is_u32_max() {
-    for suite in Suite::ALL {
+    for suite in Suite::AEAD {
         let (out, inb) = pair(suite, false, 0);
         let out = out.with_next_seq(u64::from(u32::MAX) - 2);
         for expected in u64::from(u32::MAX) - 2..=u64::from(u32::MAX) {
@@ -42,7 +42,7 @@ fn without_esn_the_last_sequence_number_is_u32_max() {
 
 #[test]
 fn with_esn_the_last_sequence_number_is_u64_max() {
-    for suite in Suite::ALL {
+    for suite in Suite::AEAD {
         let (out, _) = pair(suite, true, 0);
         let out = out.with_next_seq(u64::MAX - 2);
         // Past u32::MAX an ESN SA goes on.

@@ -37,7 +37,7 @@ pub const ESN_YES: u16 = 1;
 /// ChaCha20-Poly1305 must not carry one (RFC 7634 §2), so any other
 /// combination names nothing we implement.
 pub fn suite_from_transform(id: u16, key_length: Option<u16>) -> Option<Suite> {
-    Suite::ALL
+    Suite::AEAD
         .into_iter()
         .find(|s| s.transform_id() == id && s.key_length_attribute() == key_length)
 }
