@@ -44,13 +44,27 @@ fn iana_numbers() {
         [("prfsha256", 32), ("prfsha384", 48), ("prfsha512", 64)]
     );
     assert_eq!(
-        DhGroup::ALL.map(|g| (g.name(), g.public_len())),
-        [("ecp256", 64), ("ecp384", 96), ("x25519", 32)]
+        DhGroup::ALL.map(|g| (g.name(), g.id(), g.public_len())),
+        [
+            ("ecp256", 19, 64),
+            ("ecp384", 20, 96),
+            ("x25519", 31, 32),
+            ("ecp521", 21, 132),
+            ("modp2048", 14, 256),
+            ("modp3072", 15, 384),
+            ("modp4096", 16, 512),
+            ("modp6144", 17, 768),
+            ("modp8192", 18, 1024),
+            ("modp2048s256", 24, 256),
+            ("modp1024", 2, 128),
+            ("modp1536", 5, 192),
+        ]
     );
     assert_eq!(DhGroup::from_name("curve25519"), Some(DhGroup::Curve25519));
     assert_eq!(DhGroup::from_name("ECP256"), Some(DhGroup::Ecp256));
     assert_eq!(Prf::from_id(2), None); // PRF_HMAC_SHA1
-    assert_eq!(DhGroup::from_id(14), None); // MODP-2048
+    assert_eq!(DhGroup::from_id(1), None); // MODP-768
+    assert_eq!(DhGroup::from_id(22), None); // MODP-1024 with 160-bit subgroup
     assert_eq!(DhGroup::from_id(0), None);
 }
 
@@ -194,9 +208,9 @@ fn refuses_bad_ike_proposals() {
     }
     assert!(!msg.contains("noesn"), "ESN is not an IKE keyword: {msg}");
 
-    let e = ike_err("aes256gcm16-prfsha256-modp2048");
+    let e = ike_err("aes256gcm16-prfsha256-modp768");
     assert!(
-        matches!(&e, ProposalError::Unknown { token, .. } if token == "modp2048"),
+        matches!(&e, ProposalError::Unknown { token, .. } if token == "modp768"),
         "{e}"
     );
     let e = ike_err("aes128gcm8-prfsha256-x25519");

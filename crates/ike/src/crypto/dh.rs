@@ -8,12 +8,16 @@
 //! * Curve25519, group 31 (RFC 8031 §2): the KE data is the 32-byte X25519
 //!   public value and the shared secret the 32-byte X25519 output, which must
 //!   not be all zero (the peer sent a low-order point).
+//! * ECP group 21 (P-521) the same way as 19 and 20, with 66-byte coordinates.
+//! * MODP groups 2, 5, 14-18 and 24: in `modp.rs` (constants, exponent sizes,
+//!   RFC 6989 checks); this module only dispatches to it.
 
 use std::fmt;
 
 use p256::elliptic_curve::sec1::ToEncodedPoint;
 use zeroize::{Zeroize, Zeroizing};
 
+use super::modp::{self, Modp};
 use super::rng::Rng;
 use super::transforms::DhGroup;
 
@@ -40,9 +44,26 @@ pub enum DhError {
         /// The group of this exchange.
         group: DhGroup,
     },
-    /// The X25519 result is all zero: the peer sent a low-order point, which
-    /// RFC 8031 §2 requires us to refuse.
-    #[error("{group} shared secret is all zero (peer sent a low-order point)")]
+    /// The peer's MODP public value y is not 1 < y < p-1 (RFC 6989 §2.1):
+    /// 0, 1 and p-1 would force the shared secret into {0, 1, p-1}, and a value
+    /// not below p is not a reduced group element.
+    #[error("{group} public value is out of range (must be 1 < y < p-1)")]
+    PublicOutOfRange {
+        /// The group of this exchange.
+        group: DhGroup,
+    },
+    /// The peer's MODP public value is not in the prime-order subgroup
+    /// (y^q != 1; RFC 6989 §2.2), in a group whose p-1 has small factors
+    /// (group 24): such a value would leak our exponent modulo those factors.
+    #[error("{group} public value is not in the prime-order subgroup")]
+    NotInSubgroup {
+        /// The group of this exchange.
+        group: DhGroup,
+    },
+    /// The result carries nothing from our private key: an all-zero X25519
+    /// output (the peer sent a low-order point, RFC 8031 §2) or a MODP g^ir of
+    /// 1 (RFC 6989 §2.1).
+    #[error("{group} shared secret is degenerate (peer sent a low-order value)")]
     NonContributory {
         /// The group of this exchange.
         group: DhGroup,
@@ -82,7 +103,36 @@ impl fmt::Debug for SharedSecret {
 enum Private {
     P256(p256::SecretKey),
     P384(p384::SecretKey),
+    P521(p521::SecretKey),
     X25519(x25519_dalek::StaticSecret),
+    Modp(Modp, modp::Secret),
+}
+
+/// How a group's exchange is computed; one exhaustive match, so a new
+/// [`DhGroup`] cannot be forgotten here.
+enum Kind {
+    Ecp256,
+    Ecp384,
+    Ecp521,
+    X25519,
+    Modp(Modp),
+}
+
+fn kind(group: DhGroup) -> Kind {
+    match group {
+        DhGroup::Ecp256 => Kind::Ecp256,
+        DhGroup::Ecp384 => Kind::Ecp384,
+        DhGroup::Ecp521 => Kind::Ecp521,
+        DhGroup::Curve25519 => Kind::X25519,
+        DhGroup::Modp1024 => Kind::Modp(Modp::G1024),
+        DhGroup::Modp1536 => Kind::Modp(Modp::G1536),
+        DhGroup::Modp2048 => Kind::Modp(Modp::G2048),
+        DhGroup::Modp3072 => Kind::Modp(Modp::G3072),
+        DhGroup::Modp4096 => Kind::Modp(Modp::G4096),
+        DhGroup::Modp6144 => Kind::Modp(Modp::G6144),
+        DhGroup::Modp8192 => Kind::Modp(Modp::G8192),
+        DhGroup::Modp2048s256 => Kind::Modp(Modp::G2048s256),
+    }
 }
 
 /// Our half of one Diffie-Hellman exchange: the private key (wiped when
@@ -105,7 +155,8 @@ impl fmt::Debug for KeyExchange {
 
 /// How many candidate scalars to draw before deciding the RNG is broken. A
 /// random 32- or 48-byte string is a valid P-256/P-384 scalar except with
-/// probability below 2^-32, so even two failures in a row mean a broken RNG.
+/// probability below 2^-32 (a 66-byte one with its top 7 bits cleared, P-521,
+/// below 2^-259), so even two failures in a row mean a broken RNG.
 const MAX_SCALAR_TRIES: usize = 64;
 
 impl KeyExchange {
@@ -116,14 +167,19 @@ impl KeyExchange {
     /// If `rng` produces 64 invalid ECP scalars in a row (zero, or not below
     /// the group order, as all-zero or all-0xff output is), which only a
     /// broken RNG does; going on with such an RNG would make predictable keys.
+    /// MODP exponents need no retry (see `modp.rs`).
     pub fn new(group: DhGroup, rng: &mut dyn Rng) -> KeyExchange {
-        match group {
-            DhGroup::Curve25519 => {
+        match kind(group) {
+            Kind::Modp(m) => {
+                let (secret, public) = m.generate(rng);
+                Self::modp(group, m, secret, public)
+            }
+            Kind::X25519 => {
                 let mut bytes = Zeroizing::new([0u8; 32]);
                 rng.fill(&mut bytes[..]);
                 Self::x25519(x25519_dalek::StaticSecret::from(*bytes))
             }
-            DhGroup::Ecp256 => {
+            Kind::Ecp256 => {
                 let mut bytes = Zeroizing::new([0u8; 32]);
                 for _ in 0..MAX_SCALAR_TRIES {
                     rng.fill(&mut bytes[..]);
@@ -133,7 +189,7 @@ impl KeyExchange {
                 }
                 panic!("the random number generator produced {MAX_SCALAR_TRIES} invalid P-256 scalars in a row");
             }
-            DhGroup::Ecp384 => {
+            Kind::Ecp384 => {
                 let mut bytes = Zeroizing::new([0u8; 48]);
                 for _ in 0..MAX_SCALAR_TRIES {
                     rng.fill(&mut bytes[..]);
@@ -143,19 +199,39 @@ impl KeyExchange {
                 }
                 panic!("the random number generator produced {MAX_SCALAR_TRIES} invalid P-384 scalars in a row");
             }
+            Kind::Ecp521 => {
+                let mut bytes = Zeroizing::new([0u8; 66]);
+                for _ in 0..MAX_SCALAR_TRIES {
+                    rng.fill(&mut bytes[..]);
+                    // The order n is just below 2^521: keep 521 bits, so a
+                    // draw is refused only when it is not below n (< 2^-259).
+                    bytes[0] &= 0x01;
+                    if let Ok(k) = p521::SecretKey::from_slice(&bytes[..]) {
+                        return Self::p521(k);
+                    }
+                }
+                panic!("the random number generator produced {MAX_SCALAR_TRIES} invalid P-521 scalars in a row");
+            }
         }
     }
 
     /// A key pair from a fixed private key: the big-endian scalar for ECP
-    /// groups (32 or 48 bytes), the 32 random bytes (clamped on use, RFC 7748
-    /// §5) for Curve25519. For known-answer tests; the engine uses [`new`].
+    /// groups (32, 48 or 66 bytes), the 32 random bytes (clamped on use, RFC
+    /// 7748 §5) for Curve25519, the big-endian exponent for MODP groups (1 to
+    /// 128 bytes, at least 2; for group 24 below q; the exponentiation runs
+    /// over `8 * bytes.len()` bits). For known-answer tests; the engine uses
+    /// [`new`].
     ///
     /// [`new`]: KeyExchange::new
     #[doc(hidden)]
     pub fn from_private(group: DhGroup, bytes: &[u8]) -> Result<KeyExchange, DhError> {
         let invalid = DhError::InvalidPrivate { group };
-        match group {
-            DhGroup::Curve25519 => {
+        match kind(group) {
+            Kind::Modp(m) => {
+                let (secret, public) = m.with_private(bytes).ok_or(invalid)?;
+                Ok(Self::modp(group, m, secret, public))
+            }
+            Kind::X25519 => {
                 let mut b: [u8; 32] = bytes.try_into().map_err(|_| invalid)?;
                 let secret = x25519_dalek::StaticSecret::from(b);
                 b.zeroize();
@@ -163,13 +239,24 @@ impl KeyExchange {
             }
             // from_slice would accept (and left-pad) shorter scalars; insist on
             // the field size so a truncated test vector is caught.
-            DhGroup::Ecp256 if bytes.len() == 32 => p256::SecretKey::from_slice(bytes)
+            Kind::Ecp256 if bytes.len() == 32 => p256::SecretKey::from_slice(bytes)
                 .map(Self::p256)
                 .map_err(|_| invalid),
-            DhGroup::Ecp384 if bytes.len() == 48 => p384::SecretKey::from_slice(bytes)
+            Kind::Ecp384 if bytes.len() == 48 => p384::SecretKey::from_slice(bytes)
                 .map(Self::p384)
                 .map_err(|_| invalid),
-            DhGroup::Ecp256 | DhGroup::Ecp384 => Err(invalid),
+            Kind::Ecp521 if bytes.len() == 66 => p521::SecretKey::from_slice(bytes)
+                .map(Self::p521)
+                .map_err(|_| invalid),
+            Kind::Ecp256 | Kind::Ecp384 | Kind::Ecp521 => Err(invalid),
+        }
+    }
+
+    fn modp(group: DhGroup, m: Modp, secret: modp::Secret, public: Vec<u8>) -> KeyExchange {
+        KeyExchange {
+            group,
+            private: Private::Modp(m, secret),
+            public,
         }
     }
 
@@ -200,6 +287,15 @@ impl KeyExchange {
         }
     }
 
+    fn p521(secret: p521::SecretKey) -> KeyExchange {
+        let point = secret.public_key().to_encoded_point(false);
+        KeyExchange {
+            group: DhGroup::Ecp521,
+            public: point.as_bytes()[1..].to_vec(),
+            private: Private::P521(secret),
+        }
+    }
+
     /// The group of this exchange.
     pub fn group(&self) -> DhGroup {
         self.group
@@ -210,7 +306,9 @@ impl KeyExchange {
         &self.public
     }
 
-    /// Completes the exchange with the peer's Key Exchange Data.
+    /// Completes the exchange with the peer's Key Exchange Data, after
+    /// checking it as RFC 6989 says (length; ECP: a point of the group; MODP:
+    /// 1 < y < p-1, and in the subgroup for group 24; no degenerate result).
     pub fn agree(&self, peer_public: &[u8]) -> Result<SharedSecret, DhError> {
         let group = self.group;
         if peer_public.len() != group.public_len() {
@@ -245,7 +343,36 @@ impl KeyExchange {
                     p384::ecdh::diffie_hellman(secret.to_nonzero_scalar(), peer.as_affine());
                 Ok(SharedSecret::new(shared.raw_secret_bytes().to_vec()))
             }
+            Private::P521(secret) => {
+                let peer = p521::PublicKey::from_sec1_bytes(&sec1(peer_public))
+                    .map_err(|_| DhError::InvalidPublic { group })?;
+                let shared =
+                    p521::ecdh::diffie_hellman(secret.to_nonzero_scalar(), peer.as_affine());
+                Ok(SharedSecret::new(shared.raw_secret_bytes().to_vec()))
+            }
+            Private::Modp(m, secret) => match m.agree(secret, peer_public) {
+                Ok(shared) => Ok(SharedSecret(shared)),
+                Err(modp::Refusal::Length) => Err(DhError::PublicLength {
+                    group,
+                    expected: group.public_len(),
+                    got: peer_public.len(),
+                }),
+                Err(modp::Refusal::OutOfRange) => Err(DhError::PublicOutOfRange { group }),
+                Err(modp::Refusal::NotInSubgroup) => Err(DhError::NotInSubgroup { group }),
+                Err(modp::Refusal::SharedIsOne) => Err(DhError::NonContributory { group }),
+            },
         }
+    }
+}
+
+/// The prime p of a MODP group, big-endian and the group's KE data length;
+/// `None` for the ECP groups and Curve25519. For tests of the edge values RFC
+/// 6989 says to refuse (p-1, p, ...).
+#[doc(hidden)]
+pub fn modp_prime(group: DhGroup) -> Option<Vec<u8>> {
+    match kind(group) {
+        Kind::Modp(m) => Some(m.prime()),
+        Kind::Ecp256 | Kind::Ecp384 | Kind::Ecp521 | Kind::X25519 => None,
     }
 }
 

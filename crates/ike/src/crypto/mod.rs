@@ -3,10 +3,12 @@
 //! PSK authentication, NAT detection and cookies, and the SK payload AEAD.
 //!
 //! Nothing here is a hand-rolled primitive: HMAC, SHA and the AEADs are
-//! `ring`'s, Curve25519 is `x25519-dalek`'s and the NIST curves are RustCrypto's
-//! `p256`/`p384` (which, unlike `ring`, can import a fixed private key, as the
-//! RFC 5903 known-answer tests need). This module only composes them the way
-//! RFC 7296, RFC 5282, RFC 5903, RFC 7634 and RFC 8031 say.
+//! `ring`'s, Curve25519 is `x25519-dalek`'s, the NIST curves are RustCrypto's
+//! `p256`/`p384`/`p521` (which, unlike `ring`, can import a fixed private key, as the
+//! RFC 5903 known-answer tests need) and the MODP groups' modular exponentiation is
+//! `crypto-bigint`'s constant-time Montgomery ladder. This module only composes them
+//! the way RFC 7296, RFC 5282, RFC 5903, RFC 7634, RFC 8031, RFC 3526, RFC 5114 and
+//! RFC 6989 say.
 //!
 //! Like the rest of the crate it is sans-IO: randomness comes in through
 //! [`Rng`], so a test can make an exchange byte-for-byte reproducible with
@@ -19,6 +21,7 @@
 
 mod dh;
 mod keys;
+mod modp;
 mod prf;
 mod proposal;
 mod rng;
@@ -27,7 +30,7 @@ mod transforms;
 
 pub use ironsec_esp::Suite;
 
-pub use dh::{DhError, KeyExchange, SharedSecret};
+pub use dh::{modp_prime, DhError, KeyExchange, SharedSecret};
 pub use keys::{
     cookie, derive_child_keys, derive_ike_keys, nat_detection_hash, psk_auth, skeyseed,
     skeyseed_rekey, verify_cookie, verify_psk_auth, ChildKeys, IkeKeys, COOKIE_LEN,
@@ -42,6 +45,6 @@ pub use proposal::{
 pub use rng::{Rng, SystemRng, TestRng};
 pub use sk::{AuthError, KeyLenError, SkCipher};
 pub use transforms::{
-    suite_from_transform, DhGroup, Prf, DH_NONE, ESN_NO, ESN_YES, INTEG_NONE, TRANSFORM_DH,
-    TRANSFORM_ENCR, TRANSFORM_ESN, TRANSFORM_INTEG, TRANSFORM_PRF,
+    suite_from_transform, DhGroup, DhStrength, Prf, DH_NONE, ESN_NO, ESN_YES, INTEG_NONE,
+    TRANSFORM_DH, TRANSFORM_ENCR, TRANSFORM_ESN, TRANSFORM_INTEG, TRANSFORM_PRF,
 };

@@ -3,8 +3,9 @@
 //!
 //! Sources: RFC 7296 §3.3.2 and the IANA "Internet Key Exchange Version 2
 //! (IKEv2) Parameters" registry (Transform Types; Transform Type 1, 2, 4 and 5
-//! Transform IDs), RFC 4868 (PRF_HMAC_SHA2_*), RFC 5903 (ECP groups 19, 20),
-//! RFC 8031 (Curve25519, group 31). The encryption transforms are the
+//! Transform IDs), RFC 4868 (PRF_HMAC_SHA2_*), RFC 5903 (ECP groups 19, 20, 21),
+//! RFC 8031 (Curve25519, group 31), RFC 2409 and RFC 3526 (MODP groups 2, 5, 14-18),
+//! RFC 5114 (group 24). The encryption transforms are the
 //! [`Suite`]s of `ironsec-esp` (RFC 5282 AES-GCM, RFC 7634 ChaCha20-Poly1305).
 
 use std::fmt;
@@ -139,6 +140,9 @@ impl fmt::Display for Prf {
 }
 
 /// A Diffie-Hellman group (IKEv2 Transform Type 4).
+///
+/// The order of the variants is the order of the table and of [`DhGroup::ALL`]; the variant
+/// names are the RFCs' group names.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum DhGroup {
     /// 256-bit random ECP group, NIST P-256 (RFC 5903), group 19.
@@ -147,6 +151,64 @@ pub enum DhGroup {
     Ecp384,
     /// Curve25519 (RFC 8031), group 31.
     Curve25519,
+    /// 521-bit random ECP group, NIST P-521 (RFC 5903), group 21.
+    Ecp521,
+    /// 2048-bit MODP group (RFC 3526 §3), group 14: the one group RFC 8247 says every
+    /// implementation MUST support, and what most gear offers by default.
+    Modp2048,
+    /// 3072-bit MODP group (RFC 3526 §4), group 15.
+    Modp3072,
+    /// 4096-bit MODP group (RFC 3526 §5), group 16.
+    Modp4096,
+    /// 6144-bit MODP group (RFC 3526 §6), group 17.
+    Modp6144,
+    /// 8192-bit MODP group (RFC 3526 §7), group 18.
+    Modp8192,
+    /// 2048-bit MODP group with a 256-bit prime-order subgroup (RFC 5114 §2.3), group 24.
+    ///
+    /// RFC 8247 §2.4 says SHOULD NOT (the RFC 5114 groups' generation is not verifiable, and a
+    /// peer's value must pass a subgroup check, which this implementation does). It stays
+    /// [`DhStrength::Allowed`] rather than legacy because Azure VPN Gateway and other gear offer
+    /// it by default ("DHGroup24"), and nothing practical is known against it.
+    Modp2048s256,
+    /// 1024-bit MODP group (RFC 2409 §6.2), group 2. [`DhStrength::Legacy`]: RFC 8247 §2.4
+    /// SHOULD NOT; within reach of a well-funded attacker's precomputation (Logjam).
+    Modp1024,
+    /// 1536-bit MODP group (RFC 3526 §2), group 5. [`DhStrength::Legacy`]: RFC 8247 §2.4
+    /// SHOULD NOT.
+    Modp1536,
+}
+
+/// How ironsec regards a group: the fact the daemon's config check reads to refuse legacy
+/// groups unless a connection opts in to them.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum DhStrength {
+    /// Offered and accepted freely: Curve25519, ECP-256, ECP-384 and MODP-2048 (the groups RFC
+    /// 8247 §2.4 says MUST or SHOULD, and Curve25519).
+    Recommended,
+    /// Accepted when configured: sound but slow (MODP-3072 and up) or with a caveat (group 24,
+    /// see [`DhGroup::Modp2048s256`]); ECP-521.
+    Allowed,
+    /// Weak (RFC 8247 §2.4 SHOULD NOT, Logjam-era sizes): groups 2 and 5. Implemented for old
+    /// gear, used only where a connection opts in.
+    Legacy,
+}
+
+impl DhStrength {
+    /// The word the README and error messages use: `recommended`, `allowed` or `legacy`.
+    pub fn name(self) -> &'static str {
+        match self {
+            DhStrength::Recommended => "recommended",
+            DhStrength::Allowed => "allowed",
+            DhStrength::Legacy => "legacy",
+        }
+    }
+}
+
+impl fmt::Display for DhStrength {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
 }
 
 struct DhFacts {
@@ -154,18 +216,27 @@ struct DhFacts {
     id: u16,
     name: &'static str,
     aliases: &'static [&'static str],
+    /// Bytes of Key Exchange Data.
     public_len: usize,
+    /// Bytes of g^ir.
+    shared_len: usize,
+    strength: DhStrength,
+    /// Where the group is defined.
+    rfc: &'static str,
 }
 
 /// Indexed by `DhGroup as usize`.
-static GROUPS: [DhFacts; 3] = [
+static GROUPS: [DhFacts; 12] = [
     DhFacts {
         group: DhGroup::Ecp256,
         id: 19,
         name: "ecp256",
         aliases: &[],
-        // RFC 5903 §7: x || y, each 32 bytes.
+        // RFC 5903 §7: x || y, each 32 bytes; the secret is x.
         public_len: 64,
+        shared_len: 32,
+        strength: DhStrength::Recommended,
+        rfc: "RFC 5903",
     },
     DhFacts {
         group: DhGroup::Ecp384,
@@ -173,6 +244,9 @@ static GROUPS: [DhFacts; 3] = [
         name: "ecp384",
         aliases: &[],
         public_len: 96,
+        shared_len: 48,
+        strength: DhStrength::Recommended,
+        rfc: "RFC 5903",
     },
     DhFacts {
         group: DhGroup::Curve25519,
@@ -180,14 +254,122 @@ static GROUPS: [DhFacts; 3] = [
         name: "x25519",
         // strongSwan's own keyword is "curve25519"; it accepts "x25519" too.
         aliases: &["curve25519"],
-        // RFC 8031 §2: the 32-byte u-coordinate.
+        // RFC 8031 §2: the 32-byte u-coordinate, and the 32-byte X25519 output.
         public_len: 32,
+        shared_len: 32,
+        strength: DhStrength::Recommended,
+        rfc: "RFC 8031",
+    },
+    DhFacts {
+        group: DhGroup::Ecp521,
+        id: 21,
+        name: "ecp521",
+        aliases: &[],
+        // RFC 5903 §7: each coordinate ceil(521 / 8) = 66 bytes.
+        public_len: 132,
+        shared_len: 66,
+        strength: DhStrength::Allowed,
+        rfc: "RFC 5903",
+    },
+    // MODP: KE data and g^ir are the prime's length, left-padded (RFC 7296 §3.4, §2.14).
+    DhFacts {
+        group: DhGroup::Modp2048,
+        id: 14,
+        name: "modp2048",
+        aliases: &[],
+        public_len: 256,
+        shared_len: 256,
+        strength: DhStrength::Recommended,
+        rfc: "RFC 3526",
+    },
+    DhFacts {
+        group: DhGroup::Modp3072,
+        id: 15,
+        name: "modp3072",
+        aliases: &[],
+        public_len: 384,
+        shared_len: 384,
+        strength: DhStrength::Allowed,
+        rfc: "RFC 3526",
+    },
+    DhFacts {
+        group: DhGroup::Modp4096,
+        id: 16,
+        name: "modp4096",
+        aliases: &[],
+        public_len: 512,
+        shared_len: 512,
+        strength: DhStrength::Allowed,
+        rfc: "RFC 3526",
+    },
+    DhFacts {
+        group: DhGroup::Modp6144,
+        id: 17,
+        name: "modp6144",
+        aliases: &[],
+        public_len: 768,
+        shared_len: 768,
+        strength: DhStrength::Allowed,
+        rfc: "RFC 3526",
+    },
+    DhFacts {
+        group: DhGroup::Modp8192,
+        id: 18,
+        name: "modp8192",
+        aliases: &[],
+        public_len: 1024,
+        shared_len: 1024,
+        strength: DhStrength::Allowed,
+        rfc: "RFC 3526",
+    },
+    DhFacts {
+        group: DhGroup::Modp2048s256,
+        id: 24,
+        name: "modp2048s256",
+        aliases: &[],
+        public_len: 256,
+        shared_len: 256,
+        strength: DhStrength::Allowed,
+        rfc: "RFC 5114",
+    },
+    DhFacts {
+        group: DhGroup::Modp1024,
+        id: 2,
+        name: "modp1024",
+        aliases: &[],
+        public_len: 128,
+        shared_len: 128,
+        strength: DhStrength::Legacy,
+        rfc: "RFC 2409",
+    },
+    DhFacts {
+        group: DhGroup::Modp1536,
+        id: 5,
+        name: "modp1536",
+        aliases: &[],
+        public_len: 192,
+        shared_len: 192,
+        strength: DhStrength::Legacy,
+        rfc: "RFC 3526",
     },
 ];
 
 impl DhGroup {
-    /// Every group we implement.
-    pub const ALL: [DhGroup; 3] = [DhGroup::Ecp256, DhGroup::Ecp384, DhGroup::Curve25519];
+    /// Every group we implement, in table order.
+    pub const ALL: [DhGroup; 12] = [
+        DhGroup::Ecp256,
+        DhGroup::Ecp384,
+        DhGroup::Curve25519,
+        DhGroup::Ecp521,
+        DhGroup::Modp2048,
+        DhGroup::Modp3072,
+        DhGroup::Modp4096,
+        DhGroup::Modp6144,
+        DhGroup::Modp8192,
+        DhGroup::Modp2048s256,
+        DhGroup::Modp1024,
+        DhGroup::Modp1536,
+    ];
 
     fn facts(self) -> &'static DhFacts {
         &GROUPS[self as usize]
@@ -203,7 +385,7 @@ impl DhGroup {
         GROUPS.iter().find(|f| f.id == id).map(|f| f.group)
     }
 
-    /// Canonical strongSwan keyword: `ecp256`, `ecp384` or `x25519`.
+    /// Canonical strongSwan keyword, e.g. `ecp256`, `x25519`, `modp2048`, `modp2048s256`.
     pub fn name(self) -> &'static str {
         self.facts().name
     }
@@ -226,12 +408,25 @@ impl DhGroup {
     }
 
     /// Bytes of the shared secret g^ir: the x coordinate for ECP groups
-    /// (RFC 5903 §7), the u-coordinate for Curve25519 (RFC 8031 §2).
+    /// (RFC 5903 §7), the u-coordinate for Curve25519 (RFC 8031 §2), the
+    /// prime's length for MODP groups (RFC 7296 §2.14).
     pub fn shared_len(self) -> usize {
-        match self {
-            DhGroup::Ecp256 | DhGroup::Ecp384 => self.public_len() / 2,
-            DhGroup::Curve25519 => self.public_len(),
-        }
+        self.facts().shared_len
+    }
+
+    /// How ironsec regards the group (see [`DhStrength`]).
+    pub fn strength(self) -> DhStrength {
+        self.facts().strength
+    }
+
+    /// Whether the group is too weak to use unless a connection opts in: groups 2 and 5.
+    pub fn is_legacy(self) -> bool {
+        self.strength() == DhStrength::Legacy
+    }
+
+    /// The RFC that defines the group, e.g. `RFC 3526`.
+    pub fn rfc(self) -> &'static str {
+        self.facts().rfc
     }
 }
 
@@ -253,6 +448,74 @@ mod tests {
         }
         for (i, g) in DhGroup::ALL.iter().enumerate() {
             assert_eq!(GROUPS[i].group, *g);
+        }
+    }
+
+    #[test]
+    fn group_ids_and_names_are_unique() {
+        for (i, a) in GROUPS.iter().enumerate() {
+            for b in &GROUPS[i + 1..] {
+                assert_ne!(a.id, b.id);
+                assert!(!a.name.eq_ignore_ascii_case(b.name));
+            }
+        }
+    }
+
+    /// Exactly groups 2 and 5 are legacy (the daemon refuses them without an opt-in); group 24
+    /// is allowed, though RFC 8247 says SHOULD NOT, because Azure offers it by default.
+    #[test]
+    fn only_groups_2_and_5_are_legacy() {
+        let legacy: Vec<u16> = DhGroup::ALL
+            .iter()
+            .filter(|g| g.is_legacy())
+            .map(|g| g.id())
+            .collect();
+        assert_eq!(legacy, [2, 5]);
+        assert_eq!(DhGroup::Modp1024.strength(), DhStrength::Legacy);
+        assert_eq!(DhGroup::Modp1536.strength(), DhStrength::Legacy);
+        assert_eq!(DhGroup::Modp2048s256.strength(), DhStrength::Allowed);
+        assert!(!DhGroup::Modp2048s256.is_legacy());
+        for g in [
+            DhGroup::Curve25519,
+            DhGroup::Ecp256,
+            DhGroup::Ecp384,
+            DhGroup::Modp2048,
+        ] {
+            assert_eq!(g.strength(), DhStrength::Recommended, "{g}");
+        }
+        assert_eq!(DhStrength::Legacy.to_string(), "legacy");
+    }
+
+    /// strongSwan 5.9's keywords and the IANA numbers, as its `key_exchange.c` and the IANA
+    /// registry spell them.
+    #[test]
+    fn strongswan_keywords_and_iana_numbers() {
+        let expected = [
+            ("modp1024", 2),
+            ("modp1536", 5),
+            ("modp2048", 14),
+            ("modp3072", 15),
+            ("modp4096", 16),
+            ("modp6144", 17),
+            ("modp8192", 18),
+            ("ecp256", 19),
+            ("ecp384", 20),
+            ("ecp521", 21),
+            ("modp2048s256", 24),
+            ("x25519", 31),
+            ("curve25519", 31),
+        ];
+        for (name, id) in expected {
+            let g = DhGroup::from_name(name).unwrap();
+            assert_eq!(g.id(), id, "{name}");
+            assert_eq!(DhGroup::from_id(id), Some(g));
+        }
+        // Groups we do not implement: 768-bit MODP, the other RFC 5114 groups, Curve448.
+        for id in [1, 22, 23, 25, 26, 32] {
+            assert_eq!(DhGroup::from_id(id), None, "{id}");
+        }
+        for name in ["modp768", "modp1024s160", "modp2048s224", "curve448"] {
+            assert_eq!(DhGroup::from_name(name), None, "{name}");
         }
     }
 }
