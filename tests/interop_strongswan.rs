@@ -2112,3 +2112,84 @@ fn ike_fragments_cross_a_small_wan_mtu_to_strongswan() {
         );
     }
 }
+
+// ------------------------------------------------------------------------------------------
+// Issue 20: the DH groups real gear offers
+
+/// MODP-2048 (what strongSwan and most gear propose by default), MODP-3072 with group 24 for
+/// PFS (Azure's "DHGroup24"), and ECP-521: the IKE SA in the group, data through, then
+/// strongSwan rekeys the CHILD_SA with a fresh exchange in the ESP proposal's group.
+#[test]
+#[ignore = "needs root"]
+fn modp_and_ecp521_groups_with_strongswan() {
+    let _s = serial();
+    require_root();
+    let cases = [
+        (
+            "aes256gcm16-prfsha256-modp2048",
+            "aes256gcm16-modp2048",
+            true,
+        ),
+        (
+            "aes256gcm16-prfsha256-modp3072",
+            "aes256gcm16-modp2048s256",
+            false,
+        ),
+        ("aes256gcm16-prfsha512-ecp521", "aes256gcm16-ecp521", true),
+    ];
+    let mut lab = SwLab::new();
+    for (ike, esp, ironsec_first) in cases {
+        let who = if ironsec_first {
+            "ironsec"
+        } else {
+            "strongSwan"
+        };
+        println!("{ike} / {esp}, {who} initiates:");
+        let setup = if ironsec_first {
+            Setup::ironsec_initiates()
+        } else {
+            Setup::strongswan_initiates()
+        }
+        .proposals(ike, esp);
+        lab.start_strongswan(&setup);
+        lab.start_ironsec(&setup);
+        if ironsec_first {
+            lab.wait_up();
+            println!(
+                "  IKE SA + CHILD_SA in {} (ironsec's log)",
+                exchange_time(&lab.a().log_text())
+            );
+        } else {
+            let t0 = Instant::now();
+            lab.sw().swanctl_ok(&["--initiate", "--child", SW_CHILD]);
+            println!("  swanctl --initiate completed in {:.2?}", t0.elapsed());
+            lab.wait_up();
+        }
+        // The first CHILD_SA comes with IKE_AUTH, without a KE.
+        let first_esp = "aes256gcm16";
+        check_tunnel(&lab, ike, first_esp, 5);
+
+        let old = str_at(&lab.a().status(), &format!("{T0}/outbound/spi")).to_string();
+        let t0 = Instant::now();
+        lab.sw().swanctl_ok(&["--rekey", "--child", SW_CHILD]);
+        let mut st = Value::Null;
+        let rekeyed = poll_until(Duration::from_secs(15), || {
+            st = lab.a().status();
+            st.pointer(&format!("{T0}/child/algorithms"))
+                .is_some_and(|a| a == esp)
+                && st
+                    .pointer(&format!("{T0}/outbound/spi"))
+                    .is_some_and(|s| s != old.as_str())
+        });
+        assert!(
+            rekeyed,
+            "{esp}: no PFS rekey on ironsec's side: {st:#}\n{}",
+            lab.logs()
+        );
+        println!("  strongSwan's PFS rekey done in {:.2?}", t0.elapsed());
+        let (_, st, ike_sa) = lab.wait_up();
+        check_views(&st, &ike_sa, ike, esp);
+        ping_both_ways(&lab, 5);
+        lab.stop_both();
+    }
+}

@@ -310,6 +310,9 @@ fn sw_group(g: &str) -> String {
         "ECP_256" => "ecp256".into(),
         "ECP_384" => "ecp384".into(),
         "ECP_521" => "ecp521".into(),
+        // MODP_2048 .. MODP_8192, MODP_1024, MODP_1536; MODP_2048_256 is RFC 5114's group 24.
+        "MODP_2048_256" => "modp2048s256".into(),
+        g if g.starts_with("MODP_") => format!("modp{}", &g["MODP_".len()..]),
         g => g.to_string(),
     }
 }

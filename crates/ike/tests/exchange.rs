@@ -908,3 +908,62 @@ fn unknown_critical_payload_is_refused() {
     assert_eq!(n.data, vec![200]);
     assert!(ep.ike_sas().is_empty());
 }
+
+/// The groups real gear offers (issue 20), between two engines: the IKE SA in MODP-2048 or
+/// ECP-521 after an INVALID_KE_PAYLOAD retry from x25519, a CHILD_SA rekey with PFS in group 24
+/// or ECP-521, and an IKE SA rekey in the SA's group.
+#[test]
+fn modp_and_ecp521_groups_carry_handshake_and_rekeys() {
+    for (ike_a, ike_b, esp, group) in [
+        (
+            "aes256gcm16-prfsha256-x25519-modp2048",
+            "aes256gcm16-prfsha256-modp2048",
+            "aes256gcm16-modp2048s256",
+            "modp2048",
+        ),
+        (
+            "aes256gcm16-prfsha384-x25519-ecp521",
+            "aes256gcm16-prfsha384-ecp521",
+            "aes256gcm16-ecp521",
+            "ecp521",
+        ),
+    ] {
+        let (a, _) = pair_configs(ike_a, esp);
+        let (_, b) = pair_configs(ike_b, esp);
+        let mut net = Net::new(a, b);
+        net.initiate_a();
+        assert_tunnel(&net);
+        let Some(Event::IkeSaUp { algorithms, .. }) = net
+            .events_b
+            .iter()
+            .find(|e| matches!(e, Event::IkeSaUp { .. }))
+        else {
+            panic!("{:?}", net.events_b)
+        };
+        assert_eq!(algorithms.dh.name(), group);
+
+        // CHILD_SA rekey with PFS.
+        let s = &net.a.ike_sas()[0];
+        let (ike, spi) = (s.id, s.children[0].spi_in);
+        net.a.rekey_child(net.now, ike, spi).unwrap();
+        net.pump();
+        let (ra, rb) = (rekeyed(&net.events_a), rekeyed(&net.events_b));
+        assert_eq!((ra.len(), rb.len()), (1, 1), "{group}: {:?}", net.events_a);
+        assert_eq!(ra[0].1.key_out, rb[0].1.key_in);
+        assert_eq!(ra[0].1.algorithms.to_string(), esp);
+
+        // IKE SA rekey, its KE in the SA's group.
+        net.a.rekey_ike(net.now, ike).unwrap();
+        net.pump();
+        for ev in [&net.events_a, &net.events_b] {
+            assert_eq!(
+                ev.iter()
+                    .filter(|e| matches!(e, Event::IkeSaRekeyed { .. }))
+                    .count(),
+                1,
+                "{group}: {ev:?}"
+            );
+        }
+        assert_eq!(net.a.ike_sas().len(), 1);
+    }
+}
