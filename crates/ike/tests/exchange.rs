@@ -967,3 +967,41 @@ fn modp_and_ecp521_groups_carry_handshake_and_rekeys() {
         assert_eq!(net.a.ike_sas().len(), 1);
     }
 }
+
+/// An IKE SA rekey whose KE group the responder does not pick: it answers INVALID_KE_PAYLOAD
+/// naming its group (RFC 7296 §1.3.2), and the initiator retries the rekey in that group.
+/// Here b initiated the SA (in its first group, MODP-2048); a's rekey offers its own order
+/// (x25519 first) with a KE in the SA's group, and b, taking the initiator's first allowed
+/// group, asks for x25519.
+#[test]
+fn ike_rekey_is_retried_in_the_group_the_responder_asks_for() {
+    let (a, _) = pair_configs("aes256gcm16-prfsha256-x25519-modp2048", "aes256gcm16");
+    let (_, b) = pair_configs("aes256gcm16-prfsha256-modp2048-x25519", "aes256gcm16");
+    let mut net = Net::new(a, b);
+    net.b
+        .initiate(net.now, "to-a", addr(B, 500), addr(A, 500))
+        .unwrap();
+    net.pump();
+    let Some(Event::IkeSaUp { algorithms, .. }) = net
+        .events_a
+        .iter()
+        .find(|e| matches!(e, Event::IkeSaUp { .. }))
+    else {
+        panic!("{:?}", net.events_a)
+    };
+    assert_eq!(algorithms.dh.name(), "modp2048");
+    let id = net.a.ike_sas()[0].id;
+    net.a.rekey_ike(net.now, id).unwrap();
+    net.pump();
+    for ev in [&net.events_a, &net.events_b] {
+        let rekeyed: Vec<_> = ev
+            .iter()
+            .filter_map(|e| match e {
+                Event::IkeSaRekeyed { algorithms, .. } => Some(algorithms.dh.name()),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(rekeyed, ["x25519"], "{ev:?}");
+    }
+    assert_eq!(net.a.ike_sas().len(), 1);
+}

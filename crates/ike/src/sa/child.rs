@@ -8,7 +8,8 @@ use super::{jittered, Ctx, IkeSa, Request, SaAction, SaCrypto, State, Task};
 use crate::config::{Keymat, PeerConfig};
 use crate::crypto::{
     accept_esp_response, accept_ike_response, choose_esp, choose_ike, derive_child_keys,
-    derive_ike_keys, offer_esp, offer_ike, skeyseed_rekey, EspAlgorithms, EspProposal, KeyExchange,
+    derive_ike_keys, offer_esp, offer_ike, skeyseed_rekey, DhGroup, EspAlgorithms, EspProposal,
+    KeyExchange,
 };
 use crate::events::{ChildSaInfo, CloseReason, Event};
 use crate::sa::init::{chosen_ike, NONCE_LEN};
@@ -672,8 +673,9 @@ impl IkeSa {
             return;
         };
         let new_spi = random_ike_spi(ctx.rng);
-        // Offer the configured proposals, with the current group first so the KE fits.
-        let group = crypto.algs.dh;
+        // The KE is in the SA's group, unless the peer answered a first try with
+        // INVALID_KE_PAYLOAD naming another group of our proposals.
+        let group = self.rekey_group.take().unwrap_or(crypto.algs.dh);
         let ke = KeyExchange::new(group, ctx.rng);
         let ni = random_bytes(ctx.rng, NONCE_LEN);
         let offer = offer_ike(&conn.ike_proposals);
@@ -711,10 +713,30 @@ impl IkeSa {
         };
         let (Some(sa), Some(nr), Some(kep)) = (payloads.sa(), payloads.nonce(), payloads.ke())
         else {
+            // The peer picked another group of our offer than our KE's: retry at once with a
+            // KE in the group it names (RFC 7296 §1.3.2), if it is one we offered. Once per
+            // try: a KE not in the SA's group was already such a retry, and a peer that asks
+            // again gets the delayed retry below rather than a ping-pong.
+            let first_try = self
+                .crypto
+                .as_ref()
+                .is_some_and(|c| c.algs.dh == ke.group());
+            let wanted = payloads
+                .notify(NotifyType::InvalidKePayload)
+                .and_then(|n| n.data.get(..2))
+                .map(|b| u16::from_be_bytes([b[0], b[1]]))
+                .and_then(DhGroup::from_id)
+                .filter(|g| {
+                    *g != ke.group() && conn.ike_proposals.iter().any(|p| p.dh.contains(g))
+                });
+            if let (true, Some(g)) = (first_try, wanted) {
+                self.rekey_group = Some(g);
+                self.enqueue(ctx, Task::RekeyIke);
+                return;
+            }
             // Refused (e.g. TEMPORARY_FAILURE during a collision): try again after a random
             // delay, so two peers that collided do not collide again.
             self.rekey_at = Some(ctx.now + retry_delay(ctx));
-            let _ = conn;
             return;
         };
         let off = offered(sa, ProtocolId::Ike);

@@ -162,6 +162,9 @@ pub(crate) struct IkeSa {
     pub probe: Option<Probe>,
     pub established_at: Option<Instant>,
     pub rekey_at: Option<Instant>,
+    /// The group the peer asked for with INVALID_KE_PAYLOAD in answer to our IKE SA rekey: the
+    /// retry's KE is in it (RFC 7296 §1.3.2) instead of the SA's own group.
+    pub rekey_group: Option<crate::crypto::DhGroup>,
     /// Half-open responder SAs give up after this.
     pub half_open_deadline: Option<Instant>,
     /// A NAT was detected or encapsulation is forced: IKE on 4500, ESP in UDP.
@@ -224,6 +227,7 @@ impl IkeSa {
             probe: None,
             established_at: None,
             rekey_at: None,
+            rekey_group: None,
             half_open_deadline: None,
             natt: false,
             nat: Default::default(),
