@@ -2190,6 +2190,23 @@ fn modp_and_ecp521_groups_with_strongswan() {
         let (_, st, ike_sa) = lab.wait_up();
         check_views(&st, &ike_sa, ike, esp);
         ping_both_ways(&lab, 5);
+
+        // strongSwan rekeys the IKE SA: a CREATE_CHILD_SA with a KE in the IKE group.
+        let spi_i = ike_sa.spi_i.clone();
+        lab.sw().swanctl_ok(&["--rekey", "--ike", SW_CONN]);
+        let mut st = Value::Null;
+        let rekeyed = poll_until(Duration::from_secs(15), || {
+            st = lab.a().status();
+            matching_ike(&st, &lab.sw().sas()).is_some_and(|i| i.spi_i != spi_i)
+        });
+        assert!(rekeyed, "{ike}: no IKE SA rekey: {st:#}\n{}", lab.logs());
+        let (_, st, ike_sa) = lab.wait_up();
+        check_views(&st, &ike_sa, ike, esp);
+        ping_both_ways(&lab, 5);
+        println!(
+            "  strongSwan's IKE SA rekey in {}: done, pings through",
+            ike_sa.algorithms
+        );
         lab.stop_both();
     }
 }
