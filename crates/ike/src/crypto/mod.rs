@@ -12,20 +12,24 @@
 //! [`Rng`], so a test can make an exchange byte-for-byte reproducible with
 //! [`TestRng`] while the daemon passes [`SystemRng`].
 //!
-//! Only AEAD ciphers are offered (AES-GCM with a 16-byte ICV and
-//! ChaCha20-Poly1305), for the IKE SA's SK payload and for ESP alike; they are
-//! the [`Suite`]s of the `ironsec-esp` crate, so one table names them for both.
-//! With an AEAD there is no integrity transform and no SK_ai/SK_ar.
+//! The IKE SA's SK payload and ESP run the same [`Suite`]s, from the
+//! `ironsec-esp` crate's one table: AEADs (AES-GCM with a 16-byte ICV,
+//! ChaCha20-Poly1305), which have no integrity transform and no SK_ai/SK_ar,
+//! and AES-CBC with an HMAC (`aes` + `cbc` for the cipher, `ring` for the MAC),
+//! which have both. Proposals keep the two apart as RFC 7296 §3.3 wants.
 
 mod dh;
 mod keys;
+mod legacy;
 mod prf;
 mod proposal;
 mod rng;
 mod sk;
+mod sk_aead;
+mod sk_cbc;
 mod transforms;
 
-pub use ironsec_esp::Suite;
+pub use ironsec_esp::{CbcCipher, Encr, Integ, Suite};
 
 pub use dh::{DhError, KeyExchange, SharedSecret};
 pub use keys::{
@@ -33,6 +37,7 @@ pub use keys::{
     skeyseed_rekey, verify_cookie, verify_psk_auth, ChildKeys, IkeKeys, COOKIE_LEN,
     NAT_DETECTION_HASH_LEN, PSK_KEY_PAD,
 };
+pub use legacy::{LegacyAlgorithm, LegacyLevel};
 pub use prf::{prf, prf_plus, PrfPlusTooLong};
 pub use proposal::{
     accept_esp_response, accept_ike_response, choose_esp, choose_ike, offer_esp, offer_ike,
@@ -40,8 +45,10 @@ pub use proposal::{
     ProposalError,
 };
 pub use rng::{Rng, SystemRng, TestRng};
-pub use sk::{AuthError, KeyLenError, SkCipher};
+pub use sk::{AuthError, KeyLenError, OpenError, SealError, SkCipher};
+pub use sk_aead::SkAead;
+pub use sk_cbc::{NotBlockAligned, SkCbc, CBC_BLOCK_LEN};
 pub use transforms::{
-    suite_from_transform, DhGroup, Prf, DH_NONE, ESN_NO, ESN_YES, INTEG_NONE, TRANSFORM_DH,
-    TRANSFORM_ENCR, TRANSFORM_ESN, TRANSFORM_INTEG, TRANSFORM_PRF,
+    encr_from_transform, integ_from_transform, DhGroup, Prf, DH_NONE, ESN_NO, ESN_YES, INTEG_NONE,
+    TRANSFORM_DH, TRANSFORM_ENCR, TRANSFORM_ESN, TRANSFORM_INTEG, TRANSFORM_PRF,
 };
