@@ -175,7 +175,11 @@ fn is_mixed(p: &OfferedProposal) -> bool {
         .transforms
         .iter()
         .any(|t| t.kind == TRANSFORM_ENCR && t.id == 12);
-    (aead && (integ || cbc)) || (cbc && !integ)
+    // AEAD beside CBC or INTEG, or CBC without INTEG.
+    matches!(
+        (aead, cbc, integ),
+        (true, true, _) | (true, _, true) | (_, true, false)
+    )
 }
 
 #[test]
