@@ -190,7 +190,9 @@ fn prf_known_answers() {
         b"Jefe".as_slice(),
         b"what do ya want for nothing?".as_slice(),
     );
-    let cases: &[(Prf, &[u8], &[u8], &str, &str)] = &[
+    // (PRF, key, data, expected, source)
+    type Case<'a> = (Prf, &'a [u8], &'a [u8], &'a str, &'a str);
+    let cases: &[Case] = &[
         (
             Prf::HmacSha1,
             jefe.0,
