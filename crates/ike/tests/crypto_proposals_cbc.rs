@@ -253,8 +253,8 @@ fn default_is_strongswans_default_as_far_as_implemented() {
             Prf::HmacSha1
         ]
     );
-    // strongSwan's order (ECC, then MODP 3072+, then MODP 2048), of the groups we have: the
-    // ones implemented today come in this order, whatever joins them.
+    // strongSwan's order (Curve25519, NIST ECC, then MODP 3072+, then MODP 2048), of the
+    // groups we have: the ones implemented today come in this order, whatever joins them.
     let known: Vec<DhGroup> =
         d.dh.iter()
             .copied()
@@ -262,7 +262,7 @@ fn default_is_strongswans_default_as_far_as_implemented() {
             .collect();
     assert_eq!(
         known,
-        [DhGroup::Ecp256, DhGroup::Ecp384, DhGroup::Curve25519]
+        [DhGroup::Curve25519, DhGroup::Ecp256, DhGroup::Ecp384]
     );
     assert!(d.dh.iter().all(|g| DhGroup::ALL.contains(g)));
 

@@ -98,17 +98,20 @@ const UNSUPPORTED_INTEGRITY: &[&str] = &[
     "aes256gmac",
 ];
 
-/// strongSwan 5.9.8's default proposals, as strongSwan keywords in its order
-/// (`src/libstrongswan/crypto/proposal/proposal.c`: `proposal_create_default`
-/// and `proposal_create_default_aead`, IKE through
-/// `proposal_add_supported_ike`, which adds each round's algorithms in
-/// algorithm-ID order, the order of its crypto factory's enumerators; the
-/// swanctl `default` keyword is both, non-AEAD first, `vici_config.c`
-/// `parse_proposal`). `default` is the subset of each list that ironsec
-/// implements, in this order: every keyword is looked up in the transform
-/// tables, so an algorithm added there (e.g. the MODP groups, ECP-521) joins
-/// `default` with no change here. The lists assume strongSwan's default
-/// plugins.
+/// strongSwan 5.9.8's default proposals, as strongSwan keywords in its order.
+/// Which algorithms: `src/libstrongswan/crypto/proposal/proposal.c`,
+/// `proposal_create_default` and `proposal_create_default_aead` (IKE through
+/// `proposal_add_supported_ike`, in rounds by strength); the swanctl
+/// `default` keyword is both, non-AEAD first (`vici_config.c`,
+/// `parse_proposal`). The order within a round is that of strongSwan's crypto
+/// factory, the order in which its plugins registered each algorithm
+/// (`crypto_factory.c`, `add_entry`), so it depends on the plugins loaded;
+/// these lists are the order strongSwan 5.9.8 (Debian 12) prints for
+/// `default` with the plugins of `conf/strongswan/strongswan.conf` (the
+/// interop lab), where Curve25519 comes before the NIST curves. `default` is
+/// the subset of each list that ironsec implements, in this order: every
+/// keyword is looked up in the transform tables, so an algorithm added there
+/// (e.g. the MODP groups, ECP-521) joins `default` with no change here.
 mod strongswan_default {
     /// IKE, non-AEAD proposal: ENCR round 1 (AES-CBC, AES-CTR, Camellia-CBC,
     /// Camellia-CTR, each 128/192/256) and round 2 (3DES).
@@ -129,28 +132,28 @@ mod strongswan_default {
     ];
     /// IKE, AEAD proposal: round 1 (16-byte ICVs) and round 2 (12 and 8).
     pub const IKE_AEAD: &[&str] = &[
-        "aes128ccm16",
-        "aes192ccm16",
-        "aes256ccm16",
         "aes128gcm16",
         "aes192gcm16",
         "aes256gcm16",
+        "aes128ccm16",
+        "aes192ccm16",
+        "aes256ccm16",
         "camellia128ccm16",
         "camellia192ccm16",
         "camellia256ccm16",
         "chacha20poly1305",
-        "aes128ccm12",
-        "aes192ccm12",
-        "aes256ccm12",
-        "aes128ccm8",
-        "aes192ccm8",
-        "aes256ccm8",
         "aes128gcm12",
         "aes192gcm12",
         "aes256gcm12",
         "aes128gcm8",
         "aes192gcm8",
         "aes256gcm8",
+        "aes128ccm12",
+        "aes192ccm12",
+        "aes256ccm12",
+        "aes128ccm8",
+        "aes192ccm8",
+        "aes256ccm8",
     ];
     /// IKE, non-AEAD proposal: INTEG round 1 (SHA-2) and round 2.
     pub const IKE_INTEG: &[&str] = &["sha256", "sha384", "sha512", "sha1", "aesxcbc", "aescmac"];
@@ -166,14 +169,14 @@ mod strongswan_default {
     /// Both IKE proposals: key exchange round 1 (ECC), round 2 (MODP 3072 and
     /// up), round 3 (MODP 2048). Extend the DH table, not this list.
     pub const IKE_DH: &[&str] = &[
+        "curve25519",
+        "curve448",
         "ecp256",
         "ecp384",
         "ecp521",
         "ecp256bp",
         "ecp384bp",
         "ecp512bp",
-        "curve25519",
-        "curve448",
         "modp3072",
         "modp4096",
         "modp6144",
