@@ -1,12 +1,15 @@
 //! The cryptographic core of the IKEv2 engine: the transform table, proposal
 //! parsing and selection, the PRF and `prf+`, Diffie-Hellman, the key schedule,
-//! PSK authentication, NAT detection and cookies, and the SK payload AEAD.
+//! PSK authentication, NAT detection and cookies, the SK payload's protection
+//! (AEAD, or AES-CBC with an HMAC), and which configured algorithms are legacy.
 //!
 //! Nothing here is a hand-rolled primitive: HMAC, SHA and the AEADs are
-//! `ring`'s, Curve25519 is `x25519-dalek`'s and the NIST curves are RustCrypto's
-//! `p256`/`p384` (which, unlike `ring`, can import a fixed private key, as the
-//! RFC 5903 known-answer tests need). This module only composes them the way
-//! RFC 7296, RFC 5282, RFC 5903, RFC 7634 and RFC 8031 say.
+//! `ring`'s, AES-CBC is RustCrypto's `aes` + `cbc` (`ring` has no CBC), the
+//! truncated-ICV comparison is `subtle`'s, Curve25519 is `x25519-dalek`'s and
+//! the NIST curves are RustCrypto's `p256`/`p384` (which, unlike `ring`, can
+//! import a fixed private key, as the RFC 5903 known-answer tests need). This
+//! module only composes them the way RFC 7296, RFC 5282, RFC 5903, RFC 7634,
+//! RFC 8031, RFC 3602, RFC 2404 and RFC 4868 say.
 //!
 //! Like the rest of the crate it is sans-IO: randomness comes in through
 //! [`Rng`], so a test can make an exchange byte-for-byte reproducible with
