@@ -209,7 +209,7 @@ impl SkCipher {
             iv_len,
             icv_len,
         };
-        let pt_start = header_end + iv_len;
+        let pt_start = header_end.checked_add(iv_len).ok_or(err)?;
         let icv_start = message.len().checked_sub(icv_len).ok_or(err)?;
         if iv.len() != iv_len
             || pt_start > icv_start
