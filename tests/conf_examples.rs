@@ -485,6 +485,32 @@ fn bad_configs_are_refused_with_file_key_and_reason() {
             }),
         ),
         (
+            "SHA-1 proposals load, each use warned about",
+            &[],
+            Box::new(|l| {
+                l.set("ike_proposals", "[\"aes128-sha1-ecp256\"]");
+                l.set("esp_proposals", "[\"aes128gcm16\", \"aes128-sha1\"]");
+                let w = "warning: connection 'site-b': ";
+                let why = "SHA-1 is MUST- in RFC 8247/8221: still interoperable, but prefer SHA-2";
+                Want::Ok(vec![
+                    format!("{w}ike_proposals[0] 'aes128-sha1-prfsha1-ecp256' uses legacy sha1: {why}"),
+                    format!("{w}ike_proposals[0] 'aes128-sha1-prfsha1-ecp256' uses legacy prfsha1: {why}"),
+                    format!("{w}esp_proposals[1] 'aes128-sha1' uses legacy sha1: {why}"),
+                ])
+            }),
+        ),
+        (
+            "AES-CBC without integrity",
+            &[],
+            Box::new(|l| {
+                l.set("ike_proposals", "[\"aes256-prfsha256-ecp256\"]");
+                exact(&[format!(
+                    "{}: connection[0].ike_proposals[0]: 'aes256-prfsha256-ecp256': IKE proposal \"aes256-prfsha256-ecp256\" has the non-AEAD cipher \"aes256\" but no integrity algorithm; add one of: sha1, sha256, sha384, sha512 (or use an AEAD such as aes256gcm16)",
+                    l.cfg.display()
+                )])
+            }),
+        ),
+        (
             "missing psk_file",
             &[],
             Box::new(|l| {

@@ -713,6 +713,105 @@ fn proposals_suites_and_groups() {
     }
 }
 
+/// IKE SAs with AES-CBC + HMAC (issue 20): strongSwan's classic `aes256-sha256` and
+/// `aes128-sha1` proposals, each side initiating, with an AEAD CHILD_SA (ESP with AES-CBC
+/// comes with the fast path's CBC SAs). The PRF is named as strongSwan would derive it.
+/// Last, `default` on both sides: strongSwan's and ironsec's default sets meet on the first
+/// algorithms of strongSwan's non-AEAD proposal.
+#[test]
+#[ignore = "needs root"]
+fn cbc_hmac_ike_sas() {
+    let _s = serial();
+    require_root();
+    // (ironsec's IKE proposal, strongSwan's, the IKE algorithms expected, ESP, who initiates)
+    let cases = [
+        (
+            "aes256-sha256-prfsha256-ecp256",
+            "aes256-sha256-prfsha256-ecp256",
+            "aes256-sha256-prfsha256-ecp256",
+            "aes256gcm16",
+            true,
+        ),
+        (
+            "aes256-sha256-prfsha256-ecp256",
+            "aes256-sha256-prfsha256-ecp256",
+            "aes256-sha256-prfsha256-ecp256",
+            "aes256gcm16",
+            false,
+        ),
+        (
+            "aes128-sha1-prfsha1-x25519",
+            "aes128-sha1-prfsha1-x25519",
+            "aes128-sha1-prfsha1-x25519",
+            "aes128gcm16",
+            false,
+        ),
+        (
+            "default",
+            "default",
+            "aes128-sha256-prfsha256-x25519",
+            "aes256gcm16",
+            true,
+        ),
+        (
+            "default",
+            "default",
+            "aes128-sha256-prfsha256-x25519",
+            "aes256gcm16",
+            false,
+        ),
+        // strongSwan offers its default (KE for Curve25519); ironsec takes the CBC proposal's
+        // AES-256 and SHA-256 (with the PRF strongSwan derives from it) and answers
+        // INVALID_KE_PAYLOAD for ECP-256.
+        (
+            "aes256-sha256-ecp256",
+            "default",
+            "aes256-sha256-prfsha256-ecp256",
+            "aes256gcm16",
+            false,
+        ),
+    ];
+    let mut lab = SwLab::new();
+    for (ours, theirs, ike, esp, ironsec_first) in cases {
+        println!("ironsec {ours}, strongSwan {theirs} / {esp}, ironsec initiates: {ironsec_first}");
+        let mut setup = if ironsec_first {
+            Setup::ironsec_initiates()
+        } else {
+            Setup::strongswan_initiates()
+        }
+        .proposals(ours, esp);
+        setup.swanctl.retain(|(k, _)| *k != "proposals");
+        setup.swanctl.push(("proposals", theirs.to_string()));
+        lab.start_strongswan(&setup);
+        lab.start_ironsec(&setup);
+        if !ironsec_first {
+            lab.sw().swanctl_ok(&["--initiate", "--child", SW_CHILD]);
+        }
+        lab.wait_up();
+        check_tunnel(&lab, ike, esp, 5);
+        // An IKE SA rekey from strongSwan: new SK_* for the same CBC suite, then traffic
+        // and a CHILD_SA rekey over the new IKE SA.
+        lab.sw().swanctl_ok(&["--rekey", "--ike", SW_CONN]);
+        let mut st = Value::Null;
+        let rekeyed = poll_until(Duration::from_secs(10), || {
+            st = lab.a().status();
+            st.pointer("/connections/0/counters/ike_rekeys")
+                .and_then(Value::as_u64)
+                .is_some_and(|n| n >= 1)
+        });
+        assert!(
+            rekeyed,
+            "no IKE rekey on ironsec's side: {st:#}\n{}",
+            lab.logs()
+        );
+        let (_, st, ike_sa) = lab.wait_up();
+        check_views(&st, &ike_sa, ike, esp);
+        lab.sw().swanctl_ok(&["--rekey", "--child", SW_CHILD]);
+        ping_both_ways(&lab, 3);
+        lab.stop_both();
+    }
+}
+
 // ------------------------------------------------------------------------------------------
 // 3. Several subnets, several CHILD_SAs
 

@@ -281,6 +281,7 @@ fn responder_seeds(root: &Path) -> Vec<Vec<u8>> {
     r.initiate(0);
     save("to-c-chacha-ecp384", &r, 1);
 
+
     // 5. INVALID_KE_PAYLOAD: the initiator guesses ECP-256, the responder wants X25519 first.
     let mut r = Rec::single(
         initiator_peer("aes128gcm16-prfsha256-ecp256-x25519", "aes128gcm16-esn"),
@@ -357,6 +358,22 @@ fn responder_seeds(root: &Path) -> Vec<Vec<u8>> {
     r.other_addr = true;
     r.wait(Duration::from_secs(40));
     save("rebinding", &r, 1);
+
+    // 11. The second connection with AES-CBC + HMAC-SHA-256 for IKE and ESP (issue 20).
+    let mut c = peer(
+        "to-b",
+        "gw-c@example.org",
+        "gw-b.example",
+        "10.3.0.0/24",
+        "10.2.0.0/24",
+        "aes256-sha256-prfsha384-ecp384",
+        "aes256-sha256",
+        PSK,
+    );
+    c.dpd_interval = None;
+    let mut r = Rec::single(c, EndpointConfig::default(), 111);
+    r.initiate(0);
+    save("to-c-cbc-sha256", &r, 1);
 
     messages
 }

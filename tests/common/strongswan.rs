@@ -296,11 +296,21 @@ fn parse_vici_pretty(text: &str) -> Vec<(String, Vici)> {
     stack.pop().unwrap().1
 }
 
+/// The cipher (and, for a non-AEAD one, the integrity algorithm) in ironsec's keywords.
 fn sw_encr(v: &Vici) -> String {
-    match (v.str("encr-alg").as_str(), v.str("encr-keysize").as_str()) {
+    let encr = match (v.str("encr-alg").as_str(), v.str("encr-keysize").as_str()) {
         ("AES_GCM_16", k) => format!("aes{k}gcm16"),
+        ("AES_CBC", k) => format!("aes{k}"),
         ("CHACHA20_POLY1305", _) => "chacha20poly1305".to_string(),
         (a, k) => format!("{a}/{k}"),
+    };
+    match v.str("integ-alg").as_str() {
+        "" => encr,
+        "HMAC_SHA1_96" => format!("{encr}-sha1"),
+        "HMAC_SHA2_256_128" => format!("{encr}-sha256"),
+        "HMAC_SHA2_384_192" => format!("{encr}-sha384"),
+        "HMAC_SHA2_512_256" => format!("{encr}-sha512"),
+        i => format!("{encr}-{i}"),
     }
 }
 
@@ -320,6 +330,7 @@ fn sw_group(g: &str) -> String {
 fn sw_prf(p: &str) -> String {
     match p.strip_prefix("PRF_HMAC_SHA2_") {
         Some(bits) => format!("prfsha{bits}"),
+        None if p == "PRF_HMAC_SHA1" => "prfsha1".to_string(),
         None => p.to_string(),
     }
 }

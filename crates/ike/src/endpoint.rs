@@ -77,9 +77,12 @@ pub struct ExportedIkeKeys {
     pub spi_i: u64,
     pub spi_r: u64,
     pub encr: ironsec_esp::Suite,
-    /// key || salt, as tshark's IKEv2 decryption table wants them.
+    /// key (|| salt for an AEAD), as tshark's IKEv2 decryption table wants them.
     pub sk_ei: Vec<u8>,
     pub sk_er: Vec<u8>,
+    /// Integrity keys; empty for an AEAD.
+    pub sk_ai: Vec<u8>,
+    pub sk_ar: Vec<u8>,
 }
 
 /// A snapshot of one IKE SA, for status displays.
@@ -563,7 +566,7 @@ impl Endpoint {
         );
     }
 
-    /// SK_ei and SK_er of an IKE SA, for tests that let an outside decoder (tshark) read the
+    /// SK_e* and SK_a* of an IKE SA, for tests that let an outside decoder (tshark) read the
     /// encrypted messages. Compiled only with the `key-export` feature; never in a release.
     #[cfg(feature = "key-export")]
     pub fn export_ike_keys(&self, id: IkeSaId) -> Option<ExportedIkeKeys> {
@@ -575,6 +578,8 @@ impl Endpoint {
             encr: c.algs.encr,
             sk_ei: c.sk_e.0.to_vec(),
             sk_er: c.sk_e.1.to_vec(),
+            sk_ai: c.sk_a.0.to_vec(),
+            sk_ar: c.sk_a.1.to_vec(),
         })
     }
 

@@ -4,10 +4,11 @@
 //! RFC 7634, RFC 8031).
 
 use ironsec_ike::crypto::{
-    accept_esp_response, accept_ike_response, choose_esp, choose_ike, offer_esp, offer_ike,
-    suite_from_transform, DhGroup, EspAlgorithms, EspProposal, IkeAlgorithms, IkeProposal,
-    OfferedProposal, OfferedTransform, Prf, ProposalError, Suite, TRANSFORM_DH, TRANSFORM_ENCR,
-    TRANSFORM_ESN, TRANSFORM_INTEG, TRANSFORM_PRF,
+    accept_esp_response, accept_ike_response, choose_esp, choose_ike, encr_from_transform,
+    integ_from_transform, offer_esp, offer_ike, CbcCipher, DhGroup, Encr, EspAlgorithms,
+    EspProposal, IkeAlgorithms, IkeProposal, Integ, OfferedProposal, OfferedTransform, Prf,
+    ProposalError, Suite, TRANSFORM_DH, TRANSFORM_ENCR, TRANSFORM_ESN, TRANSFORM_INTEG,
+    TRANSFORM_PRF,
 };
 
 // ---- the table ----------------------------------------------------------
@@ -62,7 +63,7 @@ fn iana_numbers() {
     );
     assert_eq!(DhGroup::from_name("curve25519"), Some(DhGroup::Curve25519));
     assert_eq!(DhGroup::from_name("ECP256"), Some(DhGroup::Ecp256));
-    assert_eq!(Prf::from_id(2), None); // PRF_HMAC_SHA1
+    assert_eq!(Prf::from_id(2), Some(Prf::HmacSha1)); // RFC 7296 §3.3.2
     assert_eq!(DhGroup::from_id(1), None); // MODP-768
     assert_eq!(DhGroup::from_id(22), None); // MODP-1024 with 160-bit subgroup
     assert_eq!(DhGroup::from_id(0), None);
@@ -70,33 +71,41 @@ fn iana_numbers() {
 
 #[test]
 fn encryption_transforms() {
-    assert_eq!(
-        suite_from_transform(20, Some(128)),
-        Some(Suite::Aes128Gcm16)
-    );
-    assert_eq!(
-        suite_from_transform(20, Some(256)),
-        Some(Suite::Aes256Gcm16)
-    );
-    assert_eq!(
-        suite_from_transform(28, None),
-        Some(Suite::ChaCha20Poly1305)
-    );
-    // AES-GCM needs a key length; 192 bits is not offered.
-    assert_eq!(suite_from_transform(20, None), None);
-    assert_eq!(suite_from_transform(20, Some(192)), None);
+    assert_eq!(encr_from_transform(20, Some(128)), Some(Encr::Aes128Gcm16));
+    assert_eq!(encr_from_transform(20, Some(256)), Some(Encr::Aes256Gcm16));
+    assert_eq!(encr_from_transform(28, None), Some(Encr::ChaCha20Poly1305));
+    // RFC 3602 AES-CBC, ID 12, each key size by its Key Length attribute.
+    for (bits, c) in [
+        (128, CbcCipher::Aes128),
+        (192, CbcCipher::Aes192),
+        (256, CbcCipher::Aes256),
+    ] {
+        assert_eq!(encr_from_transform(12, Some(bits)), Some(Encr::Cbc(c)));
+    }
+    // AES needs a key length; AES-GCM-192 is not implemented.
+    assert_eq!(encr_from_transform(20, None), None);
+    assert_eq!(encr_from_transform(12, None), None);
+    assert_eq!(encr_from_transform(20, Some(192)), None);
     // ChaCha20-Poly1305 must not carry one (RFC 7634 §2).
-    assert_eq!(suite_from_transform(28, Some(256)), None);
-    // AES-GCM with 8- and 12-byte ICVs, AES-CBC.
-    assert_eq!(suite_from_transform(18, Some(128)), None);
-    assert_eq!(suite_from_transform(19, Some(128)), None);
-    assert_eq!(suite_from_transform(12, Some(128)), None);
-    for s in Suite::AEAD {
+    assert_eq!(encr_from_transform(28, Some(256)), None);
+    // AES-GCM with 8- and 12-byte ICVs, 3DES.
+    assert_eq!(encr_from_transform(18, Some(128)), None);
+    assert_eq!(encr_from_transform(19, Some(128)), None);
+    assert_eq!(encr_from_transform(3, None), None);
+    for s in Suite::ALL {
         assert_eq!(
-            suite_from_transform(s.transform_id(), s.key_length_attribute()),
-            Some(s)
+            encr_from_transform(s.transform_id(), s.key_length_attribute()),
+            Some(s.encr())
         );
     }
+    // RFC 2404 / RFC 4868 integrity IDs; NONE and attributes name nothing.
+    assert_eq!(integ_from_transform(2, None), Some(Integ::HmacSha1_96));
+    assert_eq!(integ_from_transform(12, None), Some(Integ::HmacSha256_128));
+    assert_eq!(integ_from_transform(13, None), Some(Integ::HmacSha384_192));
+    assert_eq!(integ_from_transform(14, None), Some(Integ::HmacSha512_256));
+    assert_eq!(integ_from_transform(0, None), None);
+    assert_eq!(integ_from_transform(12, Some(128)), None);
+    assert_eq!(integ_from_transform(1, None), None); // HMAC-MD5-96
 }
 
 // ---- parsing -----------------------------------------------------------
@@ -114,7 +123,8 @@ fn parses_ike_proposals() {
     assert_eq!(
         ike("aes256gcm16-prfsha384-ecp384"),
         IkeProposal {
-            encr: vec![Suite::Aes256Gcm16],
+            encr: vec![Encr::Aes256Gcm16],
+            integ: vec![],
             prf: vec![Prf::HmacSha384],
             dh: vec![DhGroup::Ecp384],
         }
@@ -122,7 +132,8 @@ fn parses_ike_proposals() {
     assert_eq!(
         ike("aes128gcm16-aes256gcm16-prfsha256-x25519-ecp256"),
         IkeProposal {
-            encr: vec![Suite::Aes128Gcm16, Suite::Aes256Gcm16],
+            encr: vec![Encr::Aes128Gcm16, Encr::Aes256Gcm16],
+            integ: vec![],
             prf: vec![Prf::HmacSha256],
             dh: vec![DhGroup::Curve25519, DhGroup::Ecp256],
         }
@@ -132,7 +143,8 @@ fn parses_ike_proposals() {
     assert_eq!(
         ike(" CURVE25519-prfsha512-ChaCha20Poly1305-aes128gcm128-prfsha512 "),
         IkeProposal {
-            encr: vec![Suite::ChaCha20Poly1305, Suite::Aes128Gcm16],
+            encr: vec![Encr::ChaCha20Poly1305, Encr::Aes128Gcm16],
+            integ: vec![],
             prf: vec![Prf::HmacSha512],
             dh: vec![DhGroup::Curve25519],
         }
@@ -144,7 +156,8 @@ fn parses_esp_proposals() {
     assert_eq!(
         esp("aes128gcm16"),
         EspProposal {
-            encr: vec![Suite::Aes128Gcm16],
+            encr: vec![Encr::Aes128Gcm16],
+            integ: vec![],
             dh: vec![],
             esn: vec![false],
         }
@@ -152,7 +165,8 @@ fn parses_esp_proposals() {
     assert_eq!(
         esp("aes256gcm16-chacha20poly1305-x25519-ecp384"),
         EspProposal {
-            encr: vec![Suite::Aes256Gcm16, Suite::ChaCha20Poly1305],
+            encr: vec![Encr::Aes256Gcm16, Encr::ChaCha20Poly1305],
+            integ: vec![],
             dh: vec![DhGroup::Curve25519, DhGroup::Ecp384],
             esn: vec![false],
         }
@@ -186,13 +200,13 @@ fn refuses_bad_ike_proposals() {
         ProposalError::EmptyKeyword { .. }
     ));
 
-    let e = ike_err("aes256-prfsha256-modp2048");
+    let e = ike_err("camellia256-prfsha256-modp2048");
     assert!(
-        matches!(&e, ProposalError::Unknown { token, .. } if token == "aes256"),
+        matches!(&e, ProposalError::Unknown { token, .. } if token == "camellia256"),
         "{e}"
     );
     let msg = e.to_string();
-    assert!(msg.contains("\"aes256\""), "{msg}");
+    assert!(msg.contains("\"camellia256\""), "{msg}");
     for valid in [
         "aes128gcm16",
         "aes256gcm16",
@@ -219,16 +233,28 @@ fn refuses_bad_ike_proposals() {
         "{e}"
     );
 
-    let e = ike_err("aes256gcm16-sha256-prfsha256-x25519");
+    let e = ike_err("aes256-aesxcbc-prfsha256-x25519");
     assert!(
-        matches!(&e, ProposalError::Integrity { token, .. } if token == "sha256"),
+        matches!(&e, ProposalError::Integrity { token, .. } if token == "aesxcbc"),
         "{e}"
     );
     let msg = e.to_string();
     assert!(
-        msg.contains("\"sha256\"") && msg.contains("AEAD") && msg.contains("prfsha256"),
+        msg.contains("\"aesxcbc\"") && msg.contains("not implement") && msg.contains("sha256"),
         "{msg}"
     );
+    let e = ike_err("aes256-prfsha256-x25519");
+    assert!(
+        matches!(
+            &e,
+            ProposalError::NoIntegrity {
+                cipher: "aes256",
+                ..
+            }
+        ),
+        "{e}"
+    );
+    assert!(e.to_string().contains("sha256"), "{e}");
 
     let e = ike_err("aes256gcm16-prfsha256-x25519-esn");
     assert!(
@@ -238,7 +264,7 @@ fn refuses_bad_ike_proposals() {
 
     let e = ike_err("aes256gcm16-x25519");
     assert!(
-        matches!(&e, ProposalError::Missing { what: "PRF", .. }),
+        matches!(&e, ProposalError::Missing { what, .. } if what.starts_with("PRF")),
         "{e}"
     );
     assert!(e.to_string().contains("prfsha256"), "{e}");
@@ -273,9 +299,21 @@ fn refuses_bad_esp_proposals() {
         esp_err(""),
         ProposalError::Empty { kind: "ESP", .. }
     ));
-    let e = esp_err("aes128gcm16-sha256");
+    let e = esp_err("aes128gcm16-md5");
     assert!(
-        matches!(&e, ProposalError::Integrity { kind: "ESP", token, .. } if token == "sha256"),
+        matches!(&e, ProposalError::Integrity { kind: "ESP", token, .. } if token == "md5"),
+        "{e}"
+    );
+    let e = esp_err("aes128-x25519");
+    assert!(
+        matches!(
+            &e,
+            ProposalError::NoIntegrity {
+                kind: "ESP",
+                cipher: "aes128",
+                ..
+            }
+        ),
         "{e}"
     );
     let e = esp_err("aes128gcm16-prfsha256");
@@ -392,9 +430,9 @@ fn esps(list: &[&str]) -> Vec<EspProposal> {
 
 fn ike_algs(s: &str) -> IkeAlgorithms {
     let p = ike(s);
-    assert!(p.encr.len() == 1 && p.prf.len() == 1 && p.dh.len() == 1);
+    assert!(p.encr.len() == 1 && p.integ.len() <= 1 && p.prf.len() == 1 && p.dh.len() == 1);
     IkeAlgorithms {
-        encr: p.encr[0],
+        encr: Suite::from_parts(p.encr[0], p.integ.first().copied()).unwrap(),
         prf: p.prf[0],
         dh: p.dh[0],
     }
@@ -800,7 +838,8 @@ fn ike_offer_choose_accept_round_trip() {
         let offer = offer_ike(&initiator);
         let (number, algs) = choose_ike(&offer, &responder).expect("a common proposal");
         let reply = offer_ike(&[IkeProposal {
-            encr: vec![algs.encr],
+            encr: vec![algs.encr.encr()],
+            integ: algs.encr.integ().into_iter().collect(),
             prf: vec![algs.prf],
             dh: vec![algs.dh],
         }]);
@@ -828,7 +867,8 @@ fn esp_offer_choose_accept_round_trip() {
         let offer = offer_esp(&initiator);
         let (number, algs) = choose_esp(&offer, &responder).expect("a common proposal");
         let reply = offer_esp(&[EspProposal {
-            encr: vec![algs.encr],
+            encr: vec![algs.encr.encr()],
+            integ: algs.encr.integ().into_iter().collect(),
             dh: algs.dh.into_iter().collect(),
             esn: vec![algs.esn],
         }]);
@@ -1026,7 +1066,7 @@ mod properties {
                 prop_assert!(has(encr));
                 prop_assert!(has(t(2, algs.prf.id(), None)));
                 prop_assert!(has(t(4, algs.dh.id(), None)));
-                prop_assert!(ours.iter().any(|q| q.encr.contains(&algs.encr) && q.prf.contains(&algs.prf) && q.dh.contains(&algs.dh)));
+                prop_assert!(ours.iter().any(|q| q.encr.contains(&algs.encr.encr()) && q.prf.contains(&algs.prf) && q.dh.contains(&algs.dh)));
                 for earlier in &offer[..idx] {
                     prop_assert_eq!(choose_ike(std::slice::from_ref(earlier), &ours), None);
                 }
@@ -1044,7 +1084,7 @@ mod properties {
                         None => q.dh.is_empty(),
                         Some(g) => q.dh.contains(&g),
                     };
-                    q.encr.contains(&algs.encr) && q.esn.contains(&algs.esn) && dh_ok
+                    q.encr.contains(&algs.encr.encr()) && q.esn.contains(&algs.esn) && dh_ok
                 });
                 prop_assert!(fits);
                 for earlier in &offer[..idx] {
@@ -1060,7 +1100,7 @@ mod properties {
             let mine = &ours[first..];
             let (number, algs) = choose_ike(&offer_ike(mine), mine).unwrap();
             prop_assert_eq!(number, 1);
-            prop_assert_eq!(algs.encr, mine[0].encr[0]);
+            prop_assert_eq!(algs.encr.encr(), mine[0].encr[0]);
         }
 
         #[test]

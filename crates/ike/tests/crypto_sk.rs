@@ -1,4 +1,6 @@
-//! The SK payload AEAD: known answers, round trips and tampering.
+//! The SK payload AEAD (`SkAead`): known answers, round trips and tampering.
+//! The message-level `SkCipher` for every suite, CBC included, is in
+//! `crypto_sk_cbc.rs`.
 //!
 //! Sources of the known answers:
 //! * RFC 7634 Appendix B, "IKEv2 Example" (ChaCha20-Poly1305 in an SK
@@ -10,7 +12,7 @@
 //!   what the SK payload uses, so the same key, nonce, AAD and plaintext must
 //!   give the same ciphertext and tag here.
 
-use ironsec_ike::crypto::{AuthError, KeyLenError, SkCipher, Suite};
+use ironsec_ike::crypto::{AuthError, KeyLenError, SkAead, Suite};
 
 fn unhex(s: &str) -> Vec<u8> {
     hex::decode(s.split_whitespace().collect::<String>()).unwrap()
@@ -78,7 +80,7 @@ fn iv_of(s: &str) -> [u8; 8] {
 #[test]
 fn known_answers_seal() {
     for k in KATS {
-        let c = SkCipher::new(k.suite, &unhex(k.keymat)).unwrap();
+        let c = SkAead::new(k.suite, &unhex(k.keymat)).unwrap();
         let mut buf = unhex(k.plaintext);
         let tag = c.seal(iv_of(k.iv), &unhex(k.aad), &mut buf);
         buf.extend_from_slice(&tag);
@@ -94,7 +96,7 @@ fn known_answers_seal() {
 #[test]
 fn known_answers_open() {
     for k in KATS {
-        let c = SkCipher::new(k.suite, &unhex(k.keymat)).unwrap();
+        let c = SkAead::new(k.suite, &unhex(k.keymat)).unwrap();
         let mut buf = unhex(k.ciphertext_and_tag);
         let n = c.open(iv_of(k.iv), &unhex(k.aad), &mut buf).unwrap();
         assert_eq!(
@@ -115,7 +117,7 @@ fn keymat(suite: Suite) -> Vec<u8> {
 #[test]
 fn round_trip_every_suite_and_length() {
     for suite in Suite::AEAD {
-        let c = SkCipher::new(suite, &keymat(suite)).unwrap();
+        let c = SkAead::new(suite, &keymat(suite)).unwrap();
         assert_eq!(c.suite(), suite);
         for len in [0usize, 1, 15, 16, 17, 100, 1500] {
             let plain: Vec<u8> = (0..len).map(|i| i as u8).collect();
@@ -127,7 +129,7 @@ fn round_trip_every_suite_and_length() {
                 assert_ne!(buf, plain);
             }
             buf.extend_from_slice(&tag);
-            assert_eq!(buf.len(), len + SkCipher::ICV_LEN);
+            assert_eq!(buf.len(), len + SkAead::ICV_LEN);
             let n = c.open(iv, aad, &mut buf).unwrap();
             assert_eq!(&buf[..n], &plain[..], "{suite} {len}");
         }
@@ -137,7 +139,7 @@ fn round_trip_every_suite_and_length() {
 #[test]
 fn tampering_fails_authentication() {
     for suite in Suite::AEAD {
-        let c = SkCipher::new(suite, &keymat(suite)).unwrap();
+        let c = SkAead::new(suite, &keymat(suite)).unwrap();
         let aad = b"header".to_vec();
         let iv = [9u8; 8];
         let mut sealed = b"inner payloads".to_vec();
@@ -179,7 +181,7 @@ fn tampering_fails_authentication() {
         // Another key (differing only in the salt) does not open it.
         let mut other = keymat(suite);
         *other.last_mut().unwrap() ^= 1;
-        let c2 = SkCipher::new(suite, &other).unwrap();
+        let c2 = SkAead::new(suite, &other).unwrap();
         assert_eq!(
             c2.open(iv, &aad, &mut sealed.clone()),
             Err(AuthError),
@@ -193,11 +195,12 @@ fn wrong_key_lengths_are_refused() {
     for suite in Suite::AEAD {
         let n = suite.keymat_len();
         for len in [0, suite.key_len(), n - 1, n + 1] {
-            let err = SkCipher::new(suite, &vec![0; len]).unwrap_err();
+            let err = SkAead::new(suite, &vec![0; len]).unwrap_err();
             assert_eq!(
                 err,
                 KeyLenError {
                     suite,
+                    what: "SK_e (key + 4-byte salt)",
                     expected: n,
                     got: len
                 }
@@ -211,7 +214,7 @@ fn wrong_key_lengths_are_refused() {
 fn debug_shows_no_key() {
     for suite in Suite::AEAD {
         let k = keymat(suite);
-        let dbg = format!("{:?}", SkCipher::new(suite, &k).unwrap());
+        let dbg = format!("{:?}", SkAead::new(suite, &k).unwrap());
         assert!(dbg.contains("redacted"), "{dbg}");
         assert!(!dbg.contains(&hex::encode(&k[1..5])), "{dbg}");
         assert!(!dbg.contains("37, 74"), "{dbg}");

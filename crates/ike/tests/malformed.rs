@@ -33,7 +33,7 @@ use ironsec_ike::endpoint::ExportedIkeKeys;
 use ironsec_ike::wire::{
     encode_chain, encode_message, layout_sk, layout_skf, parse_chain, DeletePayload, Encrypted,
     ExchangeType, Flags, Header, Message, NotifyPayload, NotifyType, Payload, ProtocolId, SkLayout,
-    HEADER_LEN, NON_ESP_MARKER,
+    SkShape, HEADER_LEN, NON_ESP_MARKER,
 };
 use ironsec_ike::{CloseReason, Endpoint, EndpointConfig, EndpointStats, Event, Transmit};
 
@@ -169,11 +169,11 @@ impl Pair {
     }
 
     fn cipher(&self, from: Side) -> SkCipher {
-        let k = match from {
-            Side::A => &self.keys.sk_ei,
-            Side::B => &self.keys.sk_er,
+        let (e, a) = match from {
+            Side::A => (&self.keys.sk_ei, &self.keys.sk_ai),
+            Side::B => (&self.keys.sk_er, &self.keys.sk_ar),
         };
-        SkCipher::new(self.keys.encr, k).unwrap()
+        SkCipher::new(self.keys.encr, e, a).unwrap()
     }
 
     /// An SK message holding `inner` (raw bytes of an inner chain whose first payload type is
@@ -197,14 +197,7 @@ impl Pair {
         inner: &[u8],
         tweak: fn(&mut [u8]),
     ) -> Vec<u8> {
-        let l = layout_sk(
-            header,
-            &[],
-            first,
-            inner,
-            SkCipher::IV_LEN,
-            SkCipher::ICV_LEN,
-        );
+        let l = layout_sk(header, &[], first, inner, self.shape());
         self.seal_layout(key, l, tweak)
     }
 
@@ -222,30 +215,28 @@ impl Pair {
         } else {
             Side::B
         };
-        let l = layout_skf(
-            header,
-            first,
-            number,
-            total,
-            chunk,
-            SkCipher::IV_LEN,
-            SkCipher::ICV_LEN,
-        );
+        let l = layout_skf(header, first, number, total, chunk, self.shape());
         self.seal_layout(from, l, |_| {})
+    }
+
+    /// The SK payload sizes of this SA's suite.
+    fn shape(&self) -> SkShape {
+        let c = self.cipher(Side::A);
+        SkShape {
+            iv_len: c.iv_len(),
+            icv_len: c.icv_len(),
+            block_len: c.block_len(),
+        }
     }
 
     fn seal_layout(&self, key: Side, mut l: SkLayout, tweak: fn(&mut [u8])) -> Vec<u8> {
         static IV: AtomicU64 = AtomicU64::new(1 << 63);
         tweak(&mut l.bytes[l.plaintext.clone()]);
         // Far from the engine's own IV counter, so no nonce is used twice under one key.
-        let iv = IV.fetch_add(1, Ordering::Relaxed).to_be_bytes();
-        l.bytes[l.iv.clone()].copy_from_slice(&iv);
-        let (head, tail) = l.bytes.split_at_mut(l.iv.end);
-        let pt = l.plaintext.start - l.iv.end..l.plaintext.end - l.iv.end;
-        let tag = self
-            .cipher(key)
-            .seal(iv, &head[l.aad.clone()], &mut tail[pt]);
-        l.bytes[l.icv.clone()].copy_from_slice(&tag);
+        let n = IV.fetch_add(1, Ordering::Relaxed).to_be_bytes();
+        let c = self.cipher(key);
+        let iv: Vec<u8> = n.iter().copied().cycle().take(c.iv_len()).collect();
+        c.seal_with_iv(&iv, &mut l.bytes, l.aad.end).unwrap();
         l.bytes
     }
 
@@ -268,13 +259,11 @@ impl Pair {
         else {
             panic!("not an SK message: {m:?}")
         };
-        let iv: [u8; 8] = bytes[body.clone()][..8].try_into().unwrap();
-        let mut ct = bytes[body.start + 8..body.end].to_vec();
-        let n = self
+        let mut ct = self
             .cipher(from)
-            .open(iv, &bytes[aad], &mut ct)
-            .expect("ICV of the endpoint's own message");
-        ct.truncate(n);
+            .open(&bytes[aad], &bytes[body])
+            .expect("ICV of the endpoint's own message")
+            .to_vec();
         let pad = usize::from(*ct.last().unwrap());
         ct.truncate(ct.len() - pad - 1);
         (m.header, parse_chain(first_inner, &ct).unwrap())

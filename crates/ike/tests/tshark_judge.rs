@@ -2,7 +2,7 @@
 //! IKE_AUTH with the first CHILD_SA, a CHILD_SA rekey, an IKE SA rekey, a DPD check and a
 //! DELETE), every datagram goes into a pcap, and Wireshark's dissector (`tshark`) must decode
 //! all of it: no malformed frame, no error, every SK payload decrypted with the exported keys
-//! and its AEAD tag verified.
+//! and its ICV verified (the AEAD tag, or for AES-CBC the truncated HMAC under SK_ai/SK_ar).
 //!
 //! The IKE SA keys come from `Endpoint::export_ike_keys` (feature `key-export`, enabled for this
 //! crate's tests by the self dev-dependency in Cargo.toml) and go to tshark's
@@ -20,6 +20,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
 
+use ironsec_ike::crypto::{CbcCipher, Encr, Integ, Suite};
 use ironsec_ike::endpoint::ExportedIkeKeys;
 use ironsec_ike::Event;
 
@@ -35,14 +36,15 @@ fn keys_of(net: &Net) -> ExportedIkeKeys {
     assert_eq!((ka.spi_i, ka.spi_r), (sa[0].spi_i, sa[0].spi_r));
     assert_eq!(ka.sk_ei, kb.sk_ei);
     assert_eq!(ka.sk_er, kb.sk_er);
+    assert_eq!((&ka.sk_ai, &ka.sk_ar), (&kb.sk_ai, &kb.sk_ar));
     assert_eq!(ka.encr, kb.encr);
     assert_ne!(ka.sk_ei, ka.sk_er);
     ka
 }
 
 /// A whole IKE SA life. Returns the capture and the keys of both IKE SAs it used.
-fn scenario(ike: &str) -> (Vec<Captured>, Vec<ExportedIkeKeys>) {
-    let (a, b) = pair_configs(ike, "aes128gcm16");
+fn scenario(ike: &str, esp: &str) -> (Vec<Captured>, Vec<ExportedIkeKeys>) {
+    let (a, b) = pair_configs(ike, esp);
     let mut net = Net::new(a, b);
     let a_addr: SocketAddr = format!("{A}:500").parse().unwrap();
     let b_addr: SocketAddr = format!("{B}:500").parse().unwrap();
@@ -191,26 +193,43 @@ fn write_pcap(path: &Path, wire: &[Captured]) {
 
 // ----- tshark -----
 
-/// Wireshark 4.0's name for an encryption algorithm in `ikev2_decryption_table`.
-fn wireshark_encr(s: ironsec_esp::Suite) -> &'static str {
-    match s {
-        ironsec_esp::Suite::Aes128Gcm16 => "AES-GCM-128 with 16 octet ICV [RFC5282]",
-        ironsec_esp::Suite::Aes256Gcm16 => "AES-GCM-256 with 16 octet ICV [RFC5282]",
+/// Wireshark 4.0's names for a suite's encryption and integrity algorithms in
+/// `ikev2_decryption_table` (`vs_ikev2_encr_algs` and `vs_ikev2_auth_algs` in
+/// packet-isakmp.c; the strings are in libwireshark).
+fn wireshark_algs(s: Suite) -> (&'static str, &'static str) {
+    let encr = match s.encr() {
+        Encr::Aes128Gcm16 => "AES-GCM-128 with 16 octet ICV [RFC5282]",
+        Encr::Aes256Gcm16 => "AES-GCM-256 with 16 octet ICV [RFC5282]",
+        Encr::Cbc(CbcCipher::Aes128) => "AES-CBC-128 [RFC3602]",
+        Encr::Cbc(CbcCipher::Aes192) => "AES-CBC-192 [RFC3602]",
+        Encr::Cbc(CbcCipher::Aes256) => "AES-CBC-256 [RFC3602]",
         other => panic!("Wireshark 4.0 cannot decrypt IKEv2 with {other:?}"),
-    }
+    };
+    let integ = match s.integ() {
+        None => "NONE [RFC4306]",
+        Some(Integ::HmacSha1_96) => "HMAC_SHA1_96 [RFC2404]",
+        Some(Integ::HmacSha256_128) => "HMAC_SHA2_256_128 [RFC4868]",
+        Some(Integ::HmacSha384_192) => "HMAC_SHA2_384_192 [RFC4868]",
+        Some(Integ::HmacSha512_256) => "HMAC_SHA2_512_256 [RFC4868]",
+    };
+    (encr, integ)
 }
 
 /// One `ikev2_decryption_table` record: I-SPI, R-SPI, SK_ei, SK_er (hex, unquoted, as
 /// strongSwan's save-keys plugin writes them), encryption algorithm, SK_ai, SK_ar (empty for
 /// AEAD), integrity algorithm ("NONE" for AEAD).
 fn uat_record(k: &ExportedIkeKeys) -> String {
+    let (encr, integ) = wireshark_algs(k.encr);
     format!(
-        "uat:ikev2_decryption_table:{:016x},{:016x},{},{},\"{}\",,,\"NONE [RFC4306]\"",
+        "uat:ikev2_decryption_table:{:016x},{:016x},{},{},\"{}\",{},{},\"{}\"",
         k.spi_i,
         k.spi_r,
         hex::encode(&k.sk_ei),
         hex::encode(&k.sk_er),
-        wireshark_encr(k.encr)
+        encr,
+        hex::encode(&k.sk_ai),
+        hex::encode(&k.sk_ar),
+        integ
     )
 }
 
@@ -258,8 +277,8 @@ impl Tshark {
     }
 }
 
-fn judge(ike: &str) {
-    let (wire, keys) = scenario(ike);
+fn judge(ike: &str, esp: &str) {
+    let (wire, keys) = scenario(ike, esp);
     let n = wire.len();
     let dir =
         std::env::temp_dir().join(format!("ironsec-tshark-judge-{}-{ike}", std::process::id()));
@@ -348,7 +367,7 @@ fn judge(ike: &str) {
         .frames("isakmp.ikev2.integrity_checksum || isakmp.enc.pad_length.big")
         .is_empty());
 
-    // Every SK payload decrypted, and its AEAD tag checked correct.
+    // Every SK payload decrypted, and its ICV (AEAD tag or HMAC) checked correct.
     assert_eq!(
         t.frames("isakmp.enc.decrypted").len(),
         encrypted,
@@ -359,7 +378,7 @@ fn judge(ike: &str) {
         .lines()
         .filter(|l| l.contains("Integrity Checksum Data:") && l.ends_with("[correct]"))
         .count();
-    assert_eq!(correct, encrypted, "AEAD tags verified by tshark");
+    assert_eq!(correct, encrypted, "ICVs verified by tshark");
     assert!(!verbose.contains("[incorrect"), "{verbose}");
 
     // The inner payloads are there: IDi/IDr, AUTH, SA, TSi/TSr in IKE_AUTH, ...
@@ -441,11 +460,31 @@ fn judge(ike: &str) {
 #[test]
 #[ignore = "needs tshark (tests/install-deps.sh)"]
 fn tshark_decodes_aes128gcm16_prfsha256_x25519() {
-    judge("aes128gcm16-prfsha256-x25519");
+    judge("aes128gcm16-prfsha256-x25519", "aes128gcm16");
 }
 
 #[test]
 #[ignore = "needs tshark (tests/install-deps.sh)"]
 fn tshark_decodes_aes256gcm16_prfsha384_ecp384() {
-    judge("aes256gcm16-prfsha384-ecp384");
+    judge("aes256gcm16-prfsha384-ecp384", "aes128gcm16");
+}
+
+#[test]
+#[ignore = "needs tshark (tests/install-deps.sh)"]
+fn tshark_decodes_aes256_sha256_prfsha256_ecp256() {
+    judge("aes256-sha256-prfsha256-ecp256", "aes256-sha256");
+}
+
+#[test]
+#[ignore = "needs tshark (tests/install-deps.sh)"]
+fn tshark_decodes_aes128_sha1_prfsha1_ecp256() {
+    judge("aes128-sha1-prfsha1-ecp256", "aes128-sha1");
+}
+
+#[test]
+#[ignore = "needs tshark (tests/install-deps.sh)"]
+fn tshark_decodes_aes192_sha512_and_aes256_sha384() {
+    // The other HMACs and key sizes, with PRFs that differ from the integrity hash.
+    judge("aes192-sha512-prfsha384-x25519", "aes128gcm16");
+    judge("aes256-sha384-prfsha512-ecp384", "aes128gcm16");
 }

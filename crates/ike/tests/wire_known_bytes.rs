@@ -252,7 +252,7 @@ fn hand_built_sk_layout() {
         length: 0,
     };
     // An empty INFORMATIONAL (a liveness check): SK with Next Payload 0.
-    let l = layout_sk(&header, &[], 0, &[], 8, 16);
+    let l = layout_sk(&header, &[], 0, &[], SkShape::AEAD);
     #[rustfmt::skip]
     let expected = unhex(&[
         "0102030405060708", "1112131415161718",

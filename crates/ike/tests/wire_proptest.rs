@@ -293,9 +293,11 @@ proptest! {
         inner in vec(payload(), 0..=6),
         iv_len in 0usize..=16,
         icv_len in 0usize..=16,
+        block_len in prop_oneof![Just(1usize), Just(8), Just(16)],
     ) {
         let (first, chain) = encode_chain(&inner);
-        let l = layout_sk(&h, &clear, first, &chain, iv_len, icv_len);
+        let shape = SkShape { iv_len, icv_len, block_len };
+        let l = layout_sk(&h, &clear, first, &chain, shape);
         let m = Message::parse(&l.bytes).unwrap();
         prop_assert_eq!(m.header.length as usize, l.bytes.len());
         prop_assert_eq!(&m.payloads, &clear);
@@ -304,7 +306,10 @@ proptest! {
             Some(Encrypted::Sk { first_inner: first, aad: l.aad.clone(), body: l.iv.start..l.icv.end })
         );
         let pt = &l.bytes[l.plaintext.clone()];
-        prop_assert_eq!(pt.last(), Some(&0));
-        prop_assert_eq!(parse_chain(first, &pt[..pt.len() - 1]).unwrap(), inner);
+        prop_assert_eq!(pt.len() % block_len, 0);
+        let pad = usize::from(*pt.last().unwrap());
+        prop_assert!(pad < block_len);
+        prop_assert_eq!(pad, pt.len() - 1 - chain.len());
+        prop_assert_eq!(parse_chain(first, &pt[..pt.len() - 1 - pad]).unwrap(), inner);
     }
 }

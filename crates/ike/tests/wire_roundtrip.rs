@@ -382,7 +382,7 @@ fn ike_auth_inner() -> Vec<Payload> {
 fn ike_auth_via_layout_sk() {
     let inner = ike_auth_inner();
     let (first, chain) = encode_chain(&inner);
-    let l = layout_sk(&auth_header(), &[], first, &chain, 8, 16);
+    let l = layout_sk(&auth_header(), &[], first, &chain, SkShape::AEAD);
 
     // The ranges tile the message, and the plaintext is the chain plus a zero Pad Length.
     assert_eq!(l.aad, 0..HEADER_LEN + 4);
@@ -440,7 +440,7 @@ fn layout_sk_after_cleartext_payloads() {
         spis: vec![],
     })];
     let (first, chain) = encode_chain(&inner);
-    let l = layout_sk(&auth_header(), &clear, first, &chain, 8, 16);
+    let l = layout_sk(&auth_header(), &clear, first, &chain, SkShape::AEAD);
     let m = Message::parse(&l.bytes).unwrap();
     assert_eq!(m.header.next_payload, 41);
     assert_eq!(m.payloads, clear);
@@ -464,8 +464,8 @@ fn layout_sk_after_cleartext_payloads() {
 fn layout_skf_fragments() {
     let (first, chain) = encode_chain(&ike_auth_inner());
     let (a, b) = chain.split_at(chain.len() / 2);
-    let f1 = layout_skf(&auth_header(), first, 1, 2, a, 8, 16);
-    let f2 = layout_skf(&auth_header(), first, 2, 2, b, 8, 16);
+    let f1 = layout_skf(&auth_header(), first, 1, 2, a, SkShape::AEAD);
+    let f2 = layout_skf(&auth_header(), first, 2, 2, b, SkShape::AEAD);
     for (f, number, chunk, inner) in [(&f1, 1u16, a, first), (&f2, 2, b, 0)] {
         assert_eq!(f.aad, 0..HEADER_LEN + 8);
         assert_eq!(f.iv, f.aad.end..f.aad.end + 8);

@@ -263,6 +263,7 @@ impl Running {
         let path = self.config_path.display().to_string();
         let result = (|| -> Result<String, ReloadFailed> {
             let new = Config::load(&self.config_path)?;
+            let warnings = new.warnings();
             let summary = self.act(|plane, now| plane.reload(new, now))?;
             // After the act: its flush has installed the tables the routes' MTUs come from.
             let route_errs = {
@@ -270,7 +271,7 @@ impl Running {
                 self.apply_routes(plane.config())
             };
             let mut msg = format!("reloaded {path}: {summary}");
-            for e in route_errs {
+            for e in warnings.iter().chain(&route_errs) {
                 msg.push_str(&format!("\nwarning: {e}"));
             }
             Ok(msg)
@@ -360,6 +361,9 @@ pub fn run(cfg: Config) -> Result<(), DaemonError> {
             bounding = %crate::privs::names(&kept.bounding_extra),
             "bounding set left as it was (no CAP_SETPCAP); no_new_privs keeps it unusable"
         );
+    }
+    for w in cfg.warnings() {
+        tracing::warn!("{w}");
     }
     let dp_cfg = cfg.dataplane_config();
     let plane = Plane::new(cfg.clone(), dp_cfg.resolved_workers())?;

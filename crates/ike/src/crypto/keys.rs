@@ -45,10 +45,15 @@ pub fn skeyseed_rekey(
 }
 
 /// The keys of an IKE SA. With an AEAD SK_ai and SK_ar are empty (RFC 5282
-/// §7.1) and so are not kept; SK_ei and SK_er are key || 4-byte salt.
+/// §7.1) and SK_ei and SK_er are key || 4-byte salt; with AES-CBC SK_ai and
+/// SK_ar are the HMAC keys and SK_ei and SK_er the AES keys.
 pub struct IkeKeys {
     /// Key for deriving CHILD_SA keys and the next SKEYSEED.
     pub sk_d: Zeroizing<Vec<u8>>,
+    /// Integrity key of what the original initiator sends (empty for an AEAD).
+    pub sk_ai: Zeroizing<Vec<u8>>,
+    /// Integrity key of what the original responder sends (empty for an AEAD).
+    pub sk_ar: Zeroizing<Vec<u8>>,
     /// Encrypts what the original initiator sends.
     pub sk_ei: Zeroizing<Vec<u8>>,
     /// Encrypts what the original responder sends.
@@ -64,6 +69,8 @@ impl fmt::Debug for IkeKeys {
         let r = |k: &Zeroizing<Vec<u8>>| format!("<{} bytes redacted>", k.len());
         f.debug_struct("IkeKeys")
             .field("sk_d", &r(&self.sk_d))
+            .field("sk_ai", &r(&self.sk_ai))
+            .field("sk_ar", &r(&self.sk_ar))
             .field("sk_ei", &r(&self.sk_ei))
             .field("sk_er", &r(&self.sk_er))
             .field("sk_pi", &r(&self.sk_pi))
@@ -74,9 +81,11 @@ impl fmt::Debug for IkeKeys {
 
 /// RFC 7296 §2.14:
 /// `{SK_d | SK_ai | SK_ar | SK_ei | SK_er | SK_pi | SK_pr} = prf+(SKEYSEED, Ni | Nr | SPIi | SPIr)`,
-/// with SK_d, SK_pi, SK_pr the PRF's key length, SK_ai/SK_ar empty (AEAD) and
-/// SK_ei/SK_er the suite's key plus 4-byte salt (RFC 5282 §7.1, RFC 7634 §3).
-/// For a rekeyed IKE SA pass the new SKEYSEED, the new nonces and the new SPIs.
+/// with SK_d, SK_pi, SK_pr the PRF's preferred key length (§2.13), SK_ai/SK_ar
+/// the integrity transform's key length (empty for an AEAD) and SK_ei/SK_er
+/// the cipher's key, plus a 4-byte salt for an AEAD (RFC 5282 §7.1, RFC 7634
+/// §3). For a rekeyed IKE SA pass the new SKEYSEED, the new nonces and the new
+/// SPIs.
 pub fn derive_ike_keys(
     algs: IkeAlgorithms,
     skeyseed: &[u8],
@@ -85,12 +94,14 @@ pub fn derive_ike_keys(
     spi_i: u64,
     spi_r: u64,
 ) -> IkeKeys {
-    let (p, e) = (algs.prf.key_len(), algs.encr.keymat_len());
+    let p = algs.prf.key_len();
+    let e = algs.encr.encr().keymat_len();
+    let a = algs.encr.integ().map_or(0, |i| i.key_len());
     let stream = expand(
         algs.prf,
         skeyseed,
         &[ni, nr, &spi_i.to_be_bytes(), &spi_r.to_be_bytes()],
-        3 * p + 2 * e,
+        3 * p + 2 * a + 2 * e,
     );
     let mut rest: &[u8] = &stream;
     let mut take = |n: usize| {
@@ -100,6 +111,8 @@ pub fn derive_ike_keys(
     };
     IkeKeys {
         sk_d: take(p),
+        sk_ai: take(a),
+        sk_ar: take(a),
         sk_ei: take(e),
         sk_er: take(e),
         sk_pi: take(p),
@@ -107,7 +120,8 @@ pub fn derive_ike_keys(
     }
 }
 
-/// The ESP keys of one CHILD_SA, each the suite's key plus 4-byte salt.
+/// The ESP keys of one CHILD_SA, one direction's [`Suite::keymat_len`] bytes
+/// each: an AEAD's key and 4-byte salt, or the CBC key then the HMAC key.
 pub struct ChildKeys {
     /// Protects traffic from the initiator of the CREATE_CHILD_SA (or
     /// IKE_AUTH) exchange to its responder.
@@ -127,8 +141,10 @@ impl fmt::Debug for ChildKeys {
 
 /// RFC 7296 §2.17: `KEYMAT = prf+(SK_d, Ni | Nr)`, or with PFS
 /// `KEYMAT = prf+(SK_d, g^ir (new) | Ni | Nr)`. The initiator-to-responder key
-/// comes first, then the responder-to-initiator one; with an AEAD each is just
-/// the encryption key and salt. `ni`/`nr` are the nonces of the exchange that
+/// comes first, then the responder-to-initiator one; each is the encryption
+/// key (with an AEAD's salt) followed by the integrity key, if any ("the
+/// encryption key is taken from the first octets of KEYMAT and the
+/// authentication key is taken from the next octets"). `ni`/`nr` are the nonces of the exchange that
 /// creates the CHILD_SA (those of IKE_SA_INIT for the first one).
 pub fn derive_child_keys(
     prf: Prf,

@@ -3,14 +3,18 @@
 //!
 //! Sources: RFC 7296 §3.3.2 and the IANA "Internet Key Exchange Version 2
 //! (IKEv2) Parameters" registry (Transform Types; Transform Type 1, 2, 4 and 5
-//! Transform IDs), RFC 4868 (PRF_HMAC_SHA2_*), RFC 5903 (ECP groups 19, 20, 21),
-//! RFC 8031 (Curve25519, group 31), RFC 2409 and RFC 3526 (MODP groups 2, 5, 14-18),
-//! RFC 5114 (group 24). The encryption transforms are the
-//! [`Suite`]s of `ironsec-esp` (RFC 5282 AES-GCM, RFC 7634 ChaCha20-Poly1305).
+//! Transform IDs), RFC 2104 / RFC 7296 §3.3.2 (PRF_HMAC_SHA1), RFC 4868
+//! (PRF_HMAC_SHA2_*), RFC 5903 (ECP groups 19, 20, 21), RFC 8031 (Curve25519,
+//! group 31), RFC 2409 and RFC 3526 (MODP groups 2, 5, 14-18), RFC 5114 (group 24).
+//! The encryption transforms are the
+//! [`Encr`]s of `ironsec-esp` (RFC 5282 AES-GCM, RFC 7634 ChaCha20-Poly1305,
+//! RFC 3602 AES-CBC) and the integrity transforms its [`Integ`]s (RFC 2404,
+//! RFC 4868); an SA runs a consistent pair of them, a
+//! [`Suite`](ironsec_esp::Suite).
 
 use std::fmt;
 
-use ironsec_esp::Suite;
+use ironsec_esp::{Encr, Integ};
 use ring::hmac;
 
 /// Transform Type 1: encryption algorithm (ENCR).
@@ -33,14 +37,19 @@ pub const ESN_NO: u16 = 0;
 /// ESN transform ID 1: extended (64-bit) sequence numbers.
 pub const ESN_YES: u16 = 1;
 
-/// The encryption suite named by an ENCR transform ID and its Key Length
-/// attribute (in bits). AES-GCM needs the attribute (RFC 5282 §8) and
-/// ChaCha20-Poly1305 must not carry one (RFC 7634 §2), so any other
-/// combination names nothing we implement.
-pub fn suite_from_transform(id: u16, key_length: Option<u16>) -> Option<Suite> {
-    Suite::AEAD
-        .into_iter()
-        .find(|s| s.transform_id() == id && s.key_length_attribute() == key_length)
+/// The encryption transform named by an ENCR transform ID and its Key Length
+/// attribute (in bits). AES (GCM and CBC) needs the attribute (RFC 5282 §8,
+/// RFC 3602 §5) and ChaCha20-Poly1305 must not carry one (RFC 7634 §2), so
+/// any other combination names nothing we implement.
+pub fn encr_from_transform(id: u16, key_length: Option<u16>) -> Option<Encr> {
+    Encr::from_transform(id, key_length)
+}
+
+/// The integrity transform named by an INTEG transform ID; these take no Key
+/// Length attribute (RFC 7296 §3.3.5), so one that carries it names nothing.
+/// [`INTEG_NONE`] is not a transform we run and names nothing either.
+pub fn integ_from_transform(id: u16, key_length: Option<u16>) -> Option<Integ> {
+    key_length.is_none().then(|| Integ::from_id(id)).flatten()
 }
 
 /// A negotiated pseudorandom function (IKEv2 Transform Type 2).
@@ -52,6 +61,10 @@ pub enum Prf {
     HmacSha384,
     /// PRF_HMAC_SHA2_512 (RFC 4868), transform ID 7.
     HmacSha512,
+    /// PRF_HMAC_SHA1 (RFC 2104, RFC 7296 §3.3.2), transform ID 2: what gear
+    /// configured with `sha1` integrity uses, since strongSwan derives the PRF
+    /// from the integrity algorithm when none is named.
+    HmacSha1,
 }
 
 struct PrfFacts {
@@ -63,7 +76,7 @@ struct PrfFacts {
 }
 
 /// Indexed by `Prf as usize`.
-static PRFS: [PrfFacts; 3] = [
+static PRFS: [PrfFacts; 4] = [
     PrfFacts {
         prf: Prf::HmacSha256,
         id: 5,
@@ -85,11 +98,23 @@ static PRFS: [PrfFacts; 3] = [
         output_len: 64,
         hmac: hmac::HMAC_SHA512,
     },
+    PrfFacts {
+        prf: Prf::HmacSha1,
+        id: 2,
+        name: "prfsha1",
+        output_len: 20,
+        hmac: hmac::HMAC_SHA1_FOR_LEGACY_USE_ONLY,
+    },
 ];
 
 impl Prf {
-    /// Every PRF we implement.
-    pub const ALL: [Prf; 3] = [Prf::HmacSha256, Prf::HmacSha384, Prf::HmacSha512];
+    /// Every PRF we implement, strongest first within SHA-2, SHA-1 last.
+    pub const ALL: [Prf; 4] = [
+        Prf::HmacSha256,
+        Prf::HmacSha384,
+        Prf::HmacSha512,
+        Prf::HmacSha1,
+    ];
 
     fn facts(self) -> &'static PrfFacts {
         &PRFS[self as usize]
@@ -122,10 +147,26 @@ impl Prf {
         self.facts().output_len
     }
 
-    /// Preferred key length in bytes: the length of SK_d, SK_pi and SK_pr.
-    /// For the HMAC-SHA2 PRFs it equals the output length (RFC 4868 §2.1.2).
+    /// Preferred key length in bytes: the length of SK_d, SK_pi and SK_pr
+    /// (RFC 7296 §2.13, §2.14). For the HMAC PRFs it equals the output length:
+    /// RFC 4868 §2.1.2 for SHA-2, and for HMAC-SHA1 the 20-byte digest (RFC 2104
+    /// §3 recommends a key of at least the output length; strongSwan and the
+    /// Linux kernel use 20).
     pub fn key_len(self) -> usize {
         self.output_len()
+    }
+
+    /// The PRF strongSwan adds for integrity algorithm `integ` to an IKE
+    /// proposal that names no PRF (strongSwan 5.9.8,
+    /// `src/libstrongswan/crypto/proposal/proposal.c`, `check_proposal` and its
+    /// `integ_prf_map`): `sha1` gives `prfsha1`, `sha256` gives `prfsha256`, ...
+    pub fn for_integ(integ: Integ) -> Prf {
+        match integ {
+            Integ::HmacSha1_96 => Prf::HmacSha1,
+            Integ::HmacSha256_128 => Prf::HmacSha256,
+            Integ::HmacSha384_192 => Prf::HmacSha384,
+            Integ::HmacSha512_256 => Prf::HmacSha512,
+        }
     }
 
     pub(crate) fn hmac(self) -> hmac::Algorithm {

@@ -60,6 +60,7 @@ fn without_dh(p: &[EspProposal]) -> Vec<EspProposal> {
     p.iter()
         .map(|x| EspProposal {
             encr: x.encr.clone(),
+            integ: x.integ.clone(),
             dh: Vec::new(),
             esn: x.esn.clone(),
         })
@@ -137,7 +138,8 @@ impl ChildOffer {
 
 fn chosen_esp(number: u8, a: EspAlgorithms, spi: u32) -> SaPayload {
     let o = offer_esp(&[EspProposal {
-        encr: vec![a.encr],
+        encr: vec![a.encr.encr()],
+        integ: a.encr.integ().into_iter().collect(),
         dh: a.dh.into_iter().collect(),
         esn: vec![a.esn],
     }]);

@@ -2,8 +2,8 @@
 //! and checking and reassembling the fragments of a received one.
 
 use crate::config::EndpointConfig;
-use crate::crypto::SkCipher;
-use crate::wire::{self, Header, Message, Payload, SkLayout, HEADER_LEN};
+use crate::crypto::{OpenError, Rng, SkCipher};
+use crate::wire::{self, Header, Message, Payload, SkLayout, SkShape, HEADER_LEN};
 
 use super::{IkeSa, OpenFailure, SaCrypto};
 
@@ -24,37 +24,37 @@ pub(crate) struct Reassembly {
     size: usize,
 }
 
-fn seal_layout(crypto: &mut SaCrypto, mut l: SkLayout) -> Vec<u8> {
-    crypto.iv = crypto.iv.wrapping_add(1);
-    let iv = crypto.iv.to_be_bytes();
-    l.bytes[l.iv.clone()].copy_from_slice(&iv);
-    let (head, tail) = l.bytes.split_at_mut(l.iv.start);
-    let pt = l.plaintext.start - l.iv.start..l.plaintext.end - l.iv.start;
-    let tag = crypto.tx.seal(iv, &head[l.aad.clone()], &mut tail[pt]);
-    l.bytes[l.icv.clone()].copy_from_slice(&tag);
-    l.bytes
+/// The sizes `cipher` needs in an SK/SKF payload.
+fn shape(cipher: &SkCipher) -> SkShape {
+    SkShape {
+        iv_len: cipher.iv_len(),
+        icv_len: cipher.icv_len(),
+        block_len: cipher.block_len(),
+    }
 }
 
-/// Decrypts `body` (IV || ciphertext || ICV) with `aad`; returns the plaintext without the
-/// padding and pad-length byte. Errors before the ICV is checked are `Malformed` (anyone can
-/// send those); a bad pad length after it verified is `Syntax` (only the peer can).
-fn open_body(crypto: &SaCrypto, aad: &[u8], body: &[u8]) -> Result<Vec<u8>, OpenFailure> {
-    if body.len() < SkCipher::IV_LEN + SkCipher::ICV_LEN + 1 {
-        return Err(OpenFailure::Malformed);
-    }
-    let iv: [u8; 8] = body[..8].try_into().map_err(|_| OpenFailure::Malformed)?;
-    let mut ct = body[8..].to_vec();
-    let n = crypto
-        .rx
-        .open(iv, aad, &mut ct)
-        .map_err(|_| OpenFailure::Integrity)?;
-    ct.truncate(n);
-    let pad = *ct.last().ok_or(OpenFailure::Syntax)? as usize;
-    if pad + 1 > ct.len() {
-        return Err(OpenFailure::Syntax);
-    }
-    ct.truncate(ct.len() - pad - 1);
-    Ok(ct)
+/// Seals a laid-out message with our key: `None` only if the layout does not fit the suite,
+/// which would be a bug here; the message is then not sent rather than sent wrong.
+fn seal_layout(crypto: &mut SaCrypto, rng: &mut dyn Rng, mut l: SkLayout) -> Option<Vec<u8>> {
+    crypto.tx.seal(rng, &mut l.bytes, l.aad.end).ok()?;
+    Some(l.bytes)
+}
+
+/// Checks and decrypts `body` (IV || ciphertext || ICV) after `header` (the message up to the
+/// end of the SK/SKF header); returns the plaintext without the padding and pad-length byte.
+/// Errors before the ICV is checked are `Malformed` (anyone can send those); a bad pad length
+/// after it verified is `Syntax` (only the peer can).
+fn open_body(crypto: &SaCrypto, header: &[u8], body: &[u8]) -> Result<Vec<u8>, OpenFailure> {
+    let plain = crypto.rx.open(header, body).map_err(|e| match e {
+        OpenError::Integrity(_) => OpenFailure::Integrity,
+        OpenError::TooShort { .. } | OpenError::NotBlockAligned { .. } => OpenFailure::Malformed,
+    })?;
+    let (&pad, rest) = plain.split_last().ok_or(OpenFailure::Syntax)?;
+    let keep = rest
+        .len()
+        .checked_sub(usize::from(pad))
+        .ok_or(OpenFailure::Syntax)?;
+    Ok(rest[..keep].to_vec())
 }
 
 impl IkeSa {
@@ -64,6 +64,7 @@ impl IkeSa {
     pub(crate) fn seal_datagrams(
         &mut self,
         cfg: &EndpointConfig,
+        rng: &mut dyn Rng,
         header: &Header,
         payloads: &[Payload],
     ) -> Option<Vec<Vec<u8>>> {
@@ -75,9 +76,13 @@ impl IkeSa {
         };
         let crypto = self.crypto.as_mut()?;
         let (first, inner) = wire::encode_chain(payloads);
-        let overhead = HEADER_LEN + SKF_HEADER_LEN + SkCipher::IV_LEN + 1 + SkCipher::ICV_LEN;
-        let whole = HEADER_LEN + 4 + SkCipher::IV_LEN + inner.len() + 1 + SkCipher::ICV_LEN;
-        let room = cfg.fragment_size.saturating_sub(marker + overhead);
+        let shape = shape(&crypto.tx);
+        let whole = HEADER_LEN + 4 + shape.body_len(inner.len());
+        // The most inner bytes one fragment holds: the room left by the headers, IV, Pad
+        // Length and ICV, rounded down to the block so its padding cannot push it over.
+        let overhead = HEADER_LEN + SKF_HEADER_LEN + shape.body_len(0);
+        let block = shape.block_len.max(1);
+        let room = cfg.fragment_size.saturating_sub(marker + overhead) / block * block;
         let messages = if fragmentation && whole + marker > cfg.fragment_size && room > 0 {
             let chunks: Vec<&[u8]> = inner.chunks(room).collect();
             let total = chunks.len() as u16;
@@ -85,28 +90,13 @@ impl IkeSa {
                 .iter()
                 .enumerate()
                 .map(|(i, c)| {
-                    let l = wire::layout_skf(
-                        header,
-                        first,
-                        i as u16 + 1,
-                        total,
-                        c,
-                        SkCipher::IV_LEN,
-                        SkCipher::ICV_LEN,
-                    );
-                    seal_layout(crypto, l)
+                    let l = wire::layout_skf(header, first, i as u16 + 1, total, c, shape);
+                    seal_layout(crypto, rng, l)
                 })
-                .collect()
+                .collect::<Option<Vec<_>>>()?
         } else {
-            let l = wire::layout_sk(
-                header,
-                &[],
-                first,
-                &inner,
-                SkCipher::IV_LEN,
-                SkCipher::ICV_LEN,
-            );
-            vec![seal_layout(crypto, l)]
+            let l = wire::layout_sk(header, &[], first, &inner, shape);
+            vec![seal_layout(crypto, rng, l)?]
         };
         Some(messages)
     }

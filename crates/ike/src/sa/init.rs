@@ -39,7 +39,8 @@ fn nat_source(
 /// The single proposal that describes what was chosen, numbered as the initiator numbered it.
 pub(crate) fn chosen_ike(number: u8, algs: IkeAlgorithms, spi: Vec<u8>) -> SaPayload {
     let o = offer_ike(&[IkeProposal {
-        encr: vec![algs.encr],
+        encr: vec![algs.encr.encr()],
+        integ: algs.encr.integ().into_iter().collect(),
         prf: vec![algs.prf],
         dh: vec![algs.dh],
     }]);
@@ -305,7 +306,10 @@ pub(crate) fn describe_offer(sa: &SaPayload) -> String {
         for t in &p.transforms {
             let name = match t.kind.number() {
                 crypto::TRANSFORM_ENCR => {
-                    crypto::suite_from_transform(t.id, t.key_length).map(|s| s.name().to_string())
+                    crypto::encr_from_transform(t.id, t.key_length).map(|s| s.name().to_string())
+                }
+                crypto::TRANSFORM_INTEG if t.id != 0 => {
+                    crypto::integ_from_transform(t.id, t.key_length).map(|s| s.name().to_string())
                 }
                 crypto::TRANSFORM_PRF => crypto::Prf::from_id(t.id).map(|x| x.name().to_string()),
                 crypto::TRANSFORM_DH => {

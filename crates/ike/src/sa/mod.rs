@@ -46,14 +46,16 @@ pub(crate) struct SaCrypto {
     pub sk_d: Zeroizing<Vec<u8>>,
     pub sk_pi: Zeroizing<Vec<u8>>,
     pub sk_pr: Zeroizing<Vec<u8>>,
-    /// Seals what we send (SK_ei if we are the original initiator, else SK_er).
+    /// Seals what we send (SK_ei/SK_ai if we are the original initiator, else SK_er/SK_ar);
+    /// it picks each message's IV.
     pub tx: SkCipher,
     pub rx: SkCipher,
-    /// Explicit IV counter: unique per key, which is all AEAD needs (RFC 5282 §3).
-    pub iv: u64,
     /// SK_ei and SK_er, kept only so a test build can hand them to an outside decoder.
     #[cfg(feature = "key-export")]
     pub sk_e: (Zeroizing<Vec<u8>>, Zeroizing<Vec<u8>>),
+    /// SK_ai and SK_ar (empty for an AEAD), likewise.
+    #[cfg(feature = "key-export")]
+    pub sk_a: (Zeroizing<Vec<u8>>, Zeroizing<Vec<u8>>),
 }
 
 impl SaCrypto {
@@ -63,8 +65,8 @@ impl SaCrypto {
         keys: &crate::crypto::IkeKeys,
         initiator: bool,
     ) -> Option<SaCrypto> {
-        let ei = SkCipher::new(algs.encr, &keys.sk_ei).ok()?;
-        let er = SkCipher::new(algs.encr, &keys.sk_er).ok()?;
+        let ei = SkCipher::new(algs.encr, &keys.sk_ei, &keys.sk_ai).ok()?;
+        let er = SkCipher::new(algs.encr, &keys.sk_er, &keys.sk_ar).ok()?;
         let (tx, rx) = if initiator { (ei, er) } else { (er, ei) };
         Some(SaCrypto {
             algs,
@@ -73,9 +75,10 @@ impl SaCrypto {
             sk_pr: keys.sk_pr.clone(),
             tx,
             rx,
-            iv: 0,
             #[cfg(feature = "key-export")]
             sk_e: (keys.sk_ei.clone(), keys.sk_er.clone()),
+            #[cfg(feature = "key-export")]
+            sk_a: (keys.sk_ai.clone(), keys.sk_ar.clone()),
         })
     }
 }
@@ -294,7 +297,7 @@ impl IkeSa {
     ) {
         let id = self.next_request_id;
         let header = self.header(exchange, false, id);
-        let Some(datagrams) = self.seal_datagrams(ctx.cfg, &header, payloads) else {
+        let Some(datagrams) = self.seal_datagrams(ctx.cfg, ctx.rng, &header, payloads) else {
             return;
         };
         self.next_request_id = self.next_request_id.wrapping_add(1);
@@ -322,7 +325,7 @@ impl IkeSa {
         payloads: &[Payload],
     ) {
         let header = self.header(exchange, true, id);
-        let Some(datagrams) = self.seal_datagrams(ctx.cfg, &header, payloads) else {
+        let Some(datagrams) = self.seal_datagrams(ctx.cfg, ctx.rng, &header, payloads) else {
             return;
         };
         let to = self.respond_to.unwrap_or(self.remote);

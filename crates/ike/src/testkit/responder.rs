@@ -92,8 +92,10 @@ pub fn responder_peers() -> Vec<PeerConfig> {
             "gw-c@example.org",
             "10.2.0.0/24",
             "10.3.0.0/24",
-            "chacha20poly1305-prfsha384-ecp384",
-            "chacha20poly1305",
+            // AES-CBC + HMAC beside the AEAD (offered as two proposals), so the fuzzer can
+            // reach the CBC SK payload too.
+            "chacha20poly1305-aes256-sha256-prfsha384-ecp384",
+            "chacha20poly1305,aes256-sha256",
             PSK,
         ),
     ]

@@ -55,7 +55,7 @@ pub use numbers::{
 pub use payload::{encode_chain, parse_chain, Payload, GENERIC_HEADER_LEN};
 pub use payloads::Payloads;
 pub use sa::{Proposal, SaPayload, Transform};
-pub use sk::{layout_sk, layout_skf, SkLayout};
+pub use sk::{layout_sk, layout_skf, SkLayout, SkShape};
 pub use ts::{TrafficSelector, TS_IPV4_LEN, TS_IPV6_LEN};
 
 /// The four zero bytes before an IKE message on UDP port 4500 (RFC 3948 section 2.2), which

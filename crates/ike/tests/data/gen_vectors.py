@@ -9,7 +9,9 @@ itself:
 * prf+                      RFC 7296 section 2.13
 * SKEYSEED, SK_*            RFC 7296 section 2.14; with an AEAD (RFC 5282
                             section 7.1, RFC 7634 section 3) SK_ai/SK_ar are
-                            empty and SK_e* is key || 4-byte salt
+                            empty and SK_e* is key || 4-byte salt; with
+                            AES-CBC SK_a* is the HMAC key (RFC 2404, RFC 4868:
+                            the hash's output length) and SK_e* the AES key
 * PSK AUTH                  RFC 7296 section 2.15
 * CHILD_SA KEYMAT           RFC 7296 section 2.17 (with and without PFS)
 * rekeyed IKE SA SKEYSEED   RFC 7296 section 2.18
@@ -35,16 +37,23 @@ PRFS = {
     "prfsha256": (hashlib.sha256, 32),
     "prfsha384": (hashlib.sha384, 48),
     "prfsha512": (hashlib.sha512, 64),
+    # RFC 2104 / RFC 7296: HMAC-SHA1, 20-byte output and preferred key length.
+    "prfsha1": (hashlib.sha1, 20),
 }
 
-# Bytes of SK_e / ESP keying material: AES key plus 4-byte salt (RFC 5282
-# section 7.1, RFC 4106 section 8.1), ChaCha20 key plus 4-byte salt
-# (RFC 7634 section 3).
+# (bytes of SK_e, bytes of SK_a) and of one direction's ESP keying material
+# (their sum): AES key plus 4-byte salt (RFC 5282 section 7.1, RFC 4106
+# section 8.1), ChaCha20 key plus 4-byte salt (RFC 7634 section 3), no
+# integrity key; AES-CBC key and HMAC key (RFC 7296 section 2.17: encryption
+# key first).
 SUITES = {
-    "aes128gcm16": 16 + 4,
-    "aes256gcm16": 32 + 4,
-    "chacha20poly1305": 32 + 4,
+    "aes128gcm16": (16 + 4, 0),
+    "aes256gcm16": (32 + 4, 0),
+    "chacha20poly1305": (32 + 4, 0),
 }
+for _bits in [128, 192, 256]:
+    for _integ, _klen in [("sha1", 20), ("sha256", 32), ("sha384", 48), ("sha512", 64)]:
+        SUITES["aes%d-%s" % (_bits, _integ)] = (_bits // 8, _klen)
 
 # Shared secret lengths of the DH groups: x coordinate (RFC 5903 section 7)
 # or the X25519 output (RFC 8031 section 2).
@@ -81,8 +90,8 @@ def prf_plus(name, key, seed, length):
 def ike_keys(name, suite, skeyseed, ni, nr, spi_i, spi_r):
     """{SK_d | SK_ai | SK_ar | SK_ei | SK_er | SK_pi | SK_pr}."""
     p = PRFS[name][1]
-    e = SUITES[suite]
-    sizes = [("sk_d", p), ("sk_ai", 0), ("sk_ar", 0), ("sk_ei", e), ("sk_er", e),
+    e, a = SUITES[suite]
+    sizes = [("sk_d", p), ("sk_ai", a), ("sk_ar", a), ("sk_ei", e), ("sk_er", e),
              ("sk_pi", p), ("sk_pr", p)]
     stream = prf_plus(name, skeyseed, ni + nr + spi_i + spi_r, sum(n for _, n in sizes))
     keys = {}
@@ -126,7 +135,11 @@ def main():
 
     for name in PRFS:
         for suite in SUITES:
-            for group, glen in GROUP_SECRET_LEN.items():
+            # The CBC suites with one group only: the group does not change the schedule.
+            groups = list(GROUP_SECRET_LEN.items())
+            if SUITES[suite][1]:
+                groups = groups[-1:]
+            for group, glen in groups:
                 label = "%s %s %s" % (name, suite, group)
                 ni = det("Ni " + label, 32)
                 nr = det("Nr " + label, 32)
@@ -164,7 +177,7 @@ def main():
                 ni = det("Ni " + label, 32)
                 nr = det("Nr " + label, 32)
                 g_ir = det("g^ir " + label, 32) if pfs else b""
-                n = SUITES[suite]
+                n = sum(SUITES[suite])
                 keymat = prf_plus(name, sk_d, g_ir + ni + nr, 2 * n)
                 out["child"].append({"prf": name, "suite": suite, "sk_d": sk_d.hex(),
                                      "g_ir": g_ir.hex() if pfs else None,

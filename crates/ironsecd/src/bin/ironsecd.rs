@@ -55,6 +55,9 @@ fn main() -> ExitCode {
         }
     };
     if check_only {
+        for w in cfg.warnings() {
+            eprintln!("warning: {w}");
+        }
         println!("{}: OK ({})", cli.config.display(), cfg.describe());
         return ExitCode::SUCCESS;
     }

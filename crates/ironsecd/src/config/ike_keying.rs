@@ -4,7 +4,7 @@ use std::net::IpAddr;
 use std::path::Path;
 use std::time::Duration;
 
-use ironsec_ike::crypto::{EspProposal, IkeProposal};
+use ironsec_ike::crypto::{EspProposal, IkeProposal, LegacyAlgorithm, LegacyLevel};
 use ironsec_ike::{Identity, Psk, Retransmit};
 use zeroize::{Zeroize, Zeroizing};
 
@@ -12,7 +12,8 @@ use super::error::ConfigError;
 use super::keys;
 use super::schema::{CloseAction, ConnectionSchema, Mode, StartAction};
 
-/// Proposals used when a connection names none: AEAD with Curve25519, as strongSwan offers.
+/// Proposals used when a connection names none: AEAD with Curve25519. (strongSwan's own
+/// default set is the `default` keyword, `ironsec_ike::crypto::IkeProposal::strongswan_default`.)
 pub const DEFAULT_IKE_PROPOSALS: &[&str] = &[
     "aes256gcm16-prfsha256-x25519",
     "aes128gcm16-prfsha256-x25519",
@@ -26,6 +27,9 @@ pub struct IkeKeying {
     pub psk: Psk,
     pub ike_proposals: Vec<IkeProposal>,
     pub esp_proposals: Vec<EspProposal>,
+    /// The proposals may name legacy algorithms that need the opt-in (see
+    /// [`IkeKeying::legacy_warnings`]).
+    pub allow_legacy_crypto: bool,
     pub start_action: StartAction,
     pub close_action: CloseAction,
     pub dpd_interval: Option<Duration>,
@@ -128,11 +132,15 @@ pub struct IkeTunnel {
     pub weight: u32,
 }
 
+/// Parses a list of proposals (or takes `default`), refusing each that does not parse and
+/// each that names a legacy algorithm needing the opt-in when `allow_legacy` is false.
 fn proposals<T: std::str::FromStr>(
     file: &Path,
     key: &str,
     given: Option<Vec<String>>,
     default: &[&str],
+    legacy: impl Fn(&T) -> Vec<LegacyAlgorithm>,
+    allow_legacy: bool,
     errs: &mut Vec<ConfigError>,
 ) -> Vec<T>
 where
@@ -145,7 +153,23 @@ where
     list.iter()
         .enumerate()
         .filter_map(|(i, p)| match p.parse::<T>() {
-            Ok(x) => Some(x),
+            Ok(x) => {
+                let refused: Vec<LegacyAlgorithm> = legacy(&x)
+                    .into_iter()
+                    .filter(|l| l.level == LegacyLevel::OptIn && !allow_legacy)
+                    .collect();
+                for l in &refused {
+                    errs.push(ConfigError::new(
+                        file,
+                        format!("{key}[{i}]"),
+                        format!(
+                            "'{p}': {} is legacy ({}); remove it, or set                              allow_legacy_crypto = true on this connection to use it anyway",
+                            l.keyword, l.reason
+                        ),
+                    ));
+                }
+                refused.is_empty().then_some(x)
+            }
             Err(e) => {
                 errs.push(ConfigError::new(
                     file,
@@ -156,6 +180,46 @@ where
             }
         })
         .collect()
+}
+
+impl IkeKeying {
+    /// One line per legacy algorithm the proposals use, for `ironsecd check` and the start-up
+    /// log: SHA-1 (allowed, but a SHA-2 choice is better) and, with `allow_legacy_crypto`, the
+    /// opt-in ones. The ironsec-ike crate's `crypto::LegacyAlgorithm` says which and why.
+    pub fn legacy_warnings(&self) -> Vec<String> {
+        let mut out = Vec::new();
+        let lists = [
+            (
+                "ike_proposals",
+                self.ike_proposals
+                    .iter()
+                    .map(|p| (p.to_string(), p.legacy_algorithms()))
+                    .collect::<Vec<_>>(),
+            ),
+            (
+                "esp_proposals",
+                self.esp_proposals
+                    .iter()
+                    .map(|p| (p.to_string(), p.legacy_algorithms()))
+                    .collect(),
+            ),
+        ];
+        for (key, list) in lists {
+            for (i, (text, legacy)) in list.iter().enumerate() {
+                for l in legacy {
+                    let how = match l.level {
+                        LegacyLevel::Discouraged => "",
+                        LegacyLevel::OptIn => " (allowed by allow_legacy_crypto = true)",
+                    };
+                    out.push(format!(
+                        "{key}[{i}] '{text}' uses legacy {}{how}: {}",
+                        l.keyword, l.reason
+                    ));
+                }
+            }
+        }
+        out
+    }
 }
 
 /// A PSK as written: text, or `0x` followed by hex for binary keys. Zeroed on drop, so a
@@ -253,11 +317,14 @@ pub(super) fn validate(
     }
     // An inline `psk` is read: clear the schema's copy rather than free it as it is.
     c.psk.zeroize();
+    let allow_legacy_crypto = c.allow_legacy_crypto.unwrap_or(false);
     let ike_proposals = proposals(
         file,
         &format!("{key}.ike_proposals"),
         c.ike_proposals,
         DEFAULT_IKE_PROPOSALS,
+        IkeProposal::legacy_algorithms,
+        allow_legacy_crypto,
         errs,
     );
     let esp_proposals = proposals(
@@ -265,6 +332,8 @@ pub(super) fn validate(
         &format!("{key}.esp_proposals"),
         c.esp_proposals,
         DEFAULT_ESP_PROPOSALS,
+        EspProposal::legacy_algorithms,
+        allow_legacy_crypto,
         errs,
     );
     let mut tunnels = Vec::new();
@@ -438,6 +507,7 @@ pub(super) fn validate(
         psk: Psk::new(std::mem::take(&mut *psk?)),
         ike_proposals,
         esp_proposals,
+        allow_legacy_crypto,
         start_action,
         close_action: c.close_action.unwrap_or(match start_action {
             StartAction::Start => CloseAction::Restart,
@@ -471,4 +541,57 @@ pub(super) fn validate(
             .then(|| Duration::from_secs(c.preempt_hold.unwrap_or(10).min(MAX_SECS))),
         tunnels,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// No algorithm needs the opt-in yet (MODP-1024/1536 and 3DES come with their tables), so
+    /// the refusal is shown with a stand-in legacy list.
+    #[test]
+    fn opt_in_algorithms_are_refused_without_allow_legacy_crypto() {
+        let modp1024 = |_: &IkeProposal| {
+            vec![LegacyAlgorithm {
+                keyword: "modp1024",
+                level: LegacyLevel::OptIn,
+                reason: "1024-bit MODP group",
+            }]
+        };
+        let given = || Some(vec!["aes128-sha1-ecp256".to_string()]);
+        let file = Path::new("/etc/ironsec/ironsec.toml");
+        let mut errs = Vec::new();
+        let p = proposals(
+            file,
+            "connection[0].ike_proposals",
+            given(),
+            &[],
+            modp1024,
+            false,
+            &mut errs,
+        );
+        assert!(p.is_empty());
+        assert_eq!(errs.len(), 1);
+        assert_eq!(errs[0].key, "connection[0].ike_proposals[0]");
+        let msg = errs[0].to_string();
+        assert!(
+            msg.contains("modp1024 is legacy") && msg.contains("allow_legacy_crypto = true"),
+            "{msg}"
+        );
+        let mut errs = Vec::new();
+        let p = proposals(file, "k", given(), &[], modp1024, true, &mut errs);
+        assert_eq!((p.len(), errs.len()), (1, 0));
+        // Discouraged ones (SHA-1) never need the opt-in.
+        let mut errs = Vec::new();
+        let p: Vec<IkeProposal> = proposals(
+            file,
+            "k",
+            given(),
+            &[],
+            IkeProposal::legacy_algorithms,
+            false,
+            &mut errs,
+        );
+        assert_eq!((p.len(), errs.len()), (1, 0));
+    }
 }

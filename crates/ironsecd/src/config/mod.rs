@@ -188,6 +188,21 @@ impl Config {
         s
     }
 
+    /// What is valid but worth an operator's look, one line each, naming the connection:
+    /// today the legacy algorithms its proposals use (`IkeKeying::legacy_warnings`).
+    /// `ironsecd check` prints them and the daemon logs them at start.
+    pub fn warnings(&self) -> Vec<String> {
+        let mut out = Vec::new();
+        for c in &self.connections {
+            if let Keying::Ike(k) = &c.keying {
+                for w in k.legacy_warnings() {
+                    out.push(format!("connection '{}': {w}", c.name));
+                }
+            }
+        }
+        out
+    }
+
     /// Distinct local tunnel addresses, each with the gateway port: the sockets to bind.
     /// The fast path's settings: the `[gateway]` keys that set it up, and a socket per local
     /// tunnel address.

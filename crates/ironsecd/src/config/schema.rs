@@ -240,6 +240,9 @@ pub struct ConnectionSchema {
     pub psk_file: Option<PathBuf>,
     pub ike_proposals: Option<Vec<String>>,
     pub esp_proposals: Option<Vec<String>>,
+    /// Lets the proposals name legacy algorithms that need an opt-in (MODP-768/1024/1536,
+    /// 3DES; `ironsec_ike::crypto::LegacyLevel::OptIn`). Default false.
+    pub allow_legacy_crypto: Option<bool>,
     pub start_action: Option<StartAction>,
     pub close_action: Option<CloseAction>,
     /// Seconds a request on an established IKE SA may go unanswered before the peer is

@@ -43,6 +43,7 @@ pub(super) fn validate(
             ("psk_file", c.psk_file.is_some()),
             ("ike_proposals", c.ike_proposals.is_some()),
             ("esp_proposals", c.esp_proposals.is_some()),
+            ("allow_legacy_crypto", c.allow_legacy_crypto.is_some()),
             ("start_action", c.start_action.is_some()),
             ("dpd_interval", c.dpd_interval.is_some()),
             ("nat_keepalive", c.nat_keepalive.is_some()),

@@ -277,6 +277,93 @@ fn ike_keying_errors_name_the_key() {
     assert!(e[0].reason.contains("chmod 600"), "{e:?}");
 }
 
+#[test]
+fn cbc_proposals_and_default_load_and_sha1_is_warned_about() {
+    let d = Dir::new("ike-cbc");
+    let base: String = ike_example(&d, "a")
+        .lines()
+        .filter(|l| !l.starts_with("esp_proposals"))
+        .map(|l| format!("{l}\n"))
+        .collect();
+    let aead = "ike_proposals = [\"aes256gcm16-prfsha256-x25519\"]";
+    assert!(base.contains(aead), "the example's proposal line moved");
+    let with = |ike: &str, esp: &str| {
+        base.replace(
+            aead,
+            &format!("ike_proposals = [{ike}]\nesp_proposals = [{esp}]"),
+        )
+    };
+    let load = |toml: String| {
+        let p = d.write("c.toml", &toml, 0o644);
+        Config::load(&p).unwrap_or_else(|e| panic!("{e}"))
+    };
+    // strongSwan's `aes256-sha256-modp2048` with a group we have: no warnings.
+    let c = load(with("\"aes256-sha256-ecp256\"", "\"aes256-sha256\""));
+    let Keying::Ike(k) = &c.connections[0].keying else {
+        panic!("ike")
+    };
+    assert_eq!(
+        k.ike_proposals[0].to_string(),
+        "aes256-sha256-prfsha256-ecp256"
+    );
+    assert!(!k.allow_legacy_crypto);
+    assert!(c.warnings().is_empty(), "{:?}", c.warnings());
+    // SHA-1 loads without the opt-in, and each use is warned about by name.
+    let c = load(with("\"aes128-sha1-ecp256\"", "\"aes128-sha1\""));
+    let w = c.warnings();
+    assert_eq!(w.len(), 3, "{w:?}");
+    assert!(
+        w[0].starts_with("connection '") && w[0].contains("ike_proposals[0]"),
+        "{w:?}"
+    );
+    assert!(
+        w[0].contains("legacy sha1") && w[1].contains("legacy prfsha1"),
+        "{w:?}"
+    );
+    assert!(
+        w[2].contains("esp_proposals[0] 'aes128-sha1' uses legacy sha1"),
+        "{w:?}"
+    );
+    // strongSwan's default set, both kinds.
+    let c = load(with("\"default\"", "\"default\", \"aes256gcm16\""));
+    let Keying::Ike(k) = &c.connections[0].keying else {
+        panic!("ike")
+    };
+    assert_eq!(
+        k.ike_proposals[0],
+        ironsec_ike::crypto::IkeProposal::strongswan_default()
+    );
+    assert_eq!(k.esp_proposals.len(), 2);
+    // A CBC cipher without integrity is refused with the key and the fix.
+    let e = errors(&d, &with("\"aes256-prfsha256-ecp256\"", "\"aes256gcm16\""));
+    assert_eq!(e[0].key, "connection[0].ike_proposals[0]", "{e:?}");
+    assert!(e[0].reason.contains("integrity algorithm"), "{}", e[0]);
+    let e = errors(&d, &with("\"aes256gcm16-prfsha256-ecp256\"", "\"aes128\""));
+    assert_eq!(e[0].key, "connection[0].esp_proposals[0]", "{e:?}");
+    // The opt-in is an IKE key.
+    let c = load(base.replace(aead, &format!("{aead}\nallow_legacy_crypto = true")));
+    let Keying::Ike(k) = &c.connections[0].keying else {
+        panic!("ike")
+    };
+    assert!(k.allow_legacy_crypto);
+}
+
+#[test]
+fn allow_legacy_crypto_is_not_a_static_key() {
+    let d = Dir::new("static-legacy");
+    let e = errors(
+        &d,
+        &example(&d, "a").replace(
+            "keying = \"static\"",
+            "keying = \"static\"\nallow_legacy_crypto = true",
+        ),
+    );
+    assert!(
+        e.iter().any(|e| e.key.ends_with("allow_legacy_crypto")),
+        "{e:?}"
+    );
+}
+
 // ------------------------------------------------------------------------------------------
 // Main file + conf.d fragments + environment overrides.
 
