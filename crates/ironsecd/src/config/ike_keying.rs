@@ -163,7 +163,7 @@ where
                         file,
                         format!("{key}[{i}]"),
                         format!(
-                            "'{p}': {} is legacy ({}); remove it, or set                              allow_legacy_crypto = true on this connection to use it anyway",
+                            "'{p}': {} is legacy ({}); remove it, or set allow_legacy_crypto = true on this connection to use it anyway",
                             l.keyword, l.reason
                         ),
                     ));
