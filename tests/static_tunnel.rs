@@ -46,12 +46,8 @@ fn ping_ok(ns: &str, dst: Ipv4Addr, count: u16) {
 }
 
 fn suite_of(name: &str) -> Suite {
-    match name {
-        "aes128gcm16" => Suite::Aes128Gcm16,
-        "aes256gcm16" => Suite::Aes256Gcm16,
-        "chacha20poly1305" => Suite::ChaCha20Poly1305,
-        s => panic!("unknown suite {s}"),
-    }
+    name.parse()
+        .unwrap_or_else(|e| panic!("unknown suite {name}: {e}"))
 }
 
 /// Seals `inner` (an IPv4 packet) with a fresh outbound SA and returns the ESP packet.
@@ -61,10 +57,10 @@ fn seal(suite: &str, spi: u32, keymat: &[u8], esn: bool, seq: u64, inner: &[u8])
         .with_next_seq(seq);
     let mut buf = vec![0u8; HEADROOM + inner.len() + MAX_TRAILER];
     buf[HEADROOM..HEADROOM + inner.len()].copy_from_slice(inner);
-    let n = sa
+    let r = sa
         .seal_in_place(&mut buf, inner.len(), NEXT_HEADER_IPV4)
         .unwrap_or_else(|e| panic!("seal_in_place: {e:?}"));
-    buf.truncate(n);
+    let buf = buf[r].to_vec();
     assert_eq!(
         &buf[0..4],
         &spi.to_be_bytes(),
