@@ -100,7 +100,8 @@ fn key_length_must_match_suite() {
     assert_eq!(e.len(), 2, "{e:?}");
     assert!(e[0].file.ends_with("site.keys"));
     assert!(
-        e[0].reason.contains("needs 36 bytes of key material (32-byte key + 4-byte salt)"),
+        e[0].reason
+            .contains("needs 36 bytes of key material (32-byte key + 4-byte salt)"),
         "{}",
         e[0]
     );
@@ -126,10 +127,18 @@ fn cbc_suites_take_aes_key_then_hmac_key() {
     );
     // With 16 + 20 bytes, aes128-sha1 loads.
     let t = example(&d, "a").replace("\"aes128gcm16\"", "\"aes128-sha1\"");
-    let k36 = |b: u8| (0..36u8).map(|i| format!("{:02x}", b + i)).collect::<String>();
+    let k36 = |b: u8| {
+        (0..36u8)
+            .map(|i| format!("{:02x}", b + i))
+            .collect::<String>()
+    };
     d.write(
         "site.keys",
-        &format!("0xc0000102 = \"{}\"\n0xc0000201 = \"{}\"\n", k36(0), k36(0x40)),
+        &format!(
+            "0xc0000102 = \"{}\"\n0xc0000201 = \"{}\"\n",
+            k36(0),
+            k36(0x40)
+        ),
         0o600,
     );
     let p = d.write("c.toml", &t, 0o644);
