@@ -1099,7 +1099,7 @@ fn check_trailer(pt: Vec<u8>, block: usize) -> Result<Vec<u8>, String> {
             return Err(format!("padding byte {i} is {b}, expected {}", i + 1));
         }
     }
-    if pt.len() % block != 0 {
+    if !pt.len().is_multiple_of(block) {
         return Err(format!(
             "ciphertext does not end on a {block}-byte boundary"
         ));
