@@ -32,9 +32,12 @@ enum Aes {
 
 /// One direction's AES-CBC key and HMAC key.
 ///
-/// The HMAC key is kept only as ring's `hmac::Key` (the inner and outer
-/// hash states it precomputes); the raw bytes are never copied out of the
-/// caller's keying material.
+/// The AES round keys are wiped on drop (the `aes` crate's `zeroize`
+/// feature). The HMAC key is kept only as ring's `hmac::Key` (the inner and
+/// outer hash states it precomputes) and its raw bytes are never copied out of
+/// the caller's keying material (which the caller keeps in `Zeroizing`
+/// buffers); ring offers no way to wipe those states, as for the AEAD keys
+/// it holds.
 pub(crate) struct CbcHmac {
     aes: Aes,
     mac: hmac::Key,
