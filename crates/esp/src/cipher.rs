@@ -120,6 +120,7 @@ impl SaCipher {
 }
 
 impl AeadCipher {
+    #[inline]
     fn seal(
         &self,
         packet: &mut [u8],
@@ -143,6 +144,7 @@ impl AeadCipher {
         Ok(())
     }
 
+    #[inline]
     fn open(
         &self,
         packet: &mut [u8],
@@ -161,6 +163,7 @@ impl AeadCipher {
     }
 }
 
+#[inline]
 fn aead_iv(header: &[u8]) -> Option<[u8; AEAD_IV_LEN]> {
     header
         .get(SPI_SEQ_LEN..SPI_SEQ_LEN + AEAD_IV_LEN)?

@@ -6,7 +6,7 @@ use std::ops::Range;
 
 use crate::cipher::SaCipher;
 use crate::replay::{ReplayError, ReplayWindow};
-use crate::suite::{KeyError, Suite};
+use crate::suite::{KeyError, Layout, Suite};
 use crate::{trailer, SPI_SEQ_LEN};
 
 /// Why an ESP packet was dropped. Every variant is a drop reason the
@@ -90,6 +90,7 @@ pub fn peek_spi(esp: &[u8]) -> Option<u32> {
 pub struct InboundSa {
     cipher: SaCipher,
     suite: Suite,
+    layout: Layout,
     spi: u32,
     esn: bool,
     window: ReplayWindow,
@@ -109,6 +110,7 @@ impl InboundSa {
         Ok(InboundSa {
             cipher: SaCipher::new(suite, keymat)?,
             suite,
+            layout: Layout::of(suite),
             spi,
             esn,
             window: ReplayWindow::new(replay_window),
@@ -159,7 +161,7 @@ impl InboundSa {
         self.window.check(seq)?;
         let body_len = self.decrypt(buf, seq)?;
         self.window.update(seq)?;
-        let offset = self.suite.header_len();
+        let offset = self.layout.header;
         let body = buf
             .get(offset..offset + body_len)
             .ok_or(OpenError::Malformed)?;
@@ -176,7 +178,7 @@ impl InboundSa {
 
     /// Length, SPI and alignment checks; returns the low sequence bits.
     fn check_header(&self, buf: &[u8]) -> Result<u32, OpenError> {
-        if buf.len() < self.suite.min_packet_len() {
+        if buf.len() < self.layout.min_packet() {
             return Err(OpenError::Truncated);
         }
         if peek_spi(buf) != Some(self.spi) {
@@ -185,8 +187,10 @@ impl InboundSa {
         // RFC 4303 §2.4: pad length and next header end on a 4-byte
         // boundary, and a block cipher's input is whole blocks (RFC 3602
         // §2.4), so a peer never sends a body of another length.
-        let overhead = self.suite.header_len() + self.suite.icv_len();
-        if (buf.len() - overhead) % self.suite.block_len() != 0 {
+        if !self
+            .layout
+            .aligned(buf.len() - self.layout.header - self.layout.icv)
+        {
             return Err(OpenError::Malformed);
         }
         buf.get(4..SPI_SEQ_LEN)
@@ -201,7 +205,7 @@ impl InboundSa {
     /// checks, so known-answer tests can reach the raw cipher framing.
     pub(crate) fn decrypt(&self, buf: &mut [u8], seq: u64) -> Result<usize, OpenError> {
         self.cipher
-            .open(buf, self.suite.header_len(), self.spi, seq, self.esn)
+            .open(buf, self.layout.header, self.spi, seq, self.esn)
             .map_err(|_| OpenError::Authentication)
     }
 }

@@ -6,7 +6,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use crate::cbc::IvKey;
 use crate::cipher::{SaCipher, AEAD_IV_LEN};
-use crate::suite::{KeyError, Suite};
+use crate::suite::{KeyError, Layout, Suite};
 use crate::{trailer, HEADROOM, MAX_IV_LEN};
 
 /// Counter value once the last sequence number has been handed out. 0 is
@@ -37,6 +37,7 @@ pub struct OutboundSa {
     /// (see [`IvKey`] for why). The AEADs send the counter itself.
     iv_key: Option<IvKey>,
     suite: Suite,
+    layout: Layout,
     spi: u32,
     esn: bool,
     /// Next sequence number to hand out, or [`EXHAUSTED`].
@@ -61,6 +62,7 @@ impl OutboundSa {
         Ok(OutboundSa {
             cipher,
             iv_key,
+            layout: Layout::of(suite),
             suite,
             spi,
             esn,
@@ -129,6 +131,7 @@ impl OutboundSa {
     /// `fetch_add`, because the counter must stop at the end of the space
     /// instead of wrapping back to already used numbers, even with many
     /// threads racing at the boundary.
+    #[inline]
     fn take_seq(&self) -> Result<u64, SealError> {
         let max = self.max_seq();
         self.next
@@ -146,7 +149,7 @@ impl OutboundSa {
     /// where the inner packet begins, at [`HEADROOM`], so a suite with a
     /// shorter header than the longest starts further in.
     pub fn packet_start(&self) -> usize {
-        HEADROOM - self.suite.header_len()
+        HEADROOM - self.layout.header
     }
 
     /// Seals the inner packet at `buf[HEADROOM..HEADROOM + payload_len]`
@@ -170,22 +173,12 @@ impl OutboundSa {
             .filter(|r| r.end <= buf.len())
             .ok_or(SealError::BufferTooSmall)?;
         let seq = self.take_seq()?;
+        self.write_trailer(buf, payload_len, body_len, next_header)?;
         // The IV counter is the 64-bit sequence number (plus a constant offset): unique per
         // key by construction, which is all RFC 4106 §3.1 and RFC 7634 §2 ask of an AEAD's
         // IV. AES-CBC needs it unpredictable as well (RFC 3602 §2.1) and encrypts it.
         let ctr = seq.wrapping_add(self.iv_offset);
-        let mut iv = [0u8; MAX_IV_LEN];
-        let iv = match &self.iv_key {
-            None => {
-                iv[..AEAD_IV_LEN].copy_from_slice(&ctr.to_be_bytes());
-                &iv[..AEAD_IV_LEN]
-            }
-            Some(k) => {
-                iv = k.iv(ctr);
-                &iv[..]
-            }
-        };
-        self.seal_with_iv(buf, payload_len, next_header, seq, iv)
+        self.finish(buf, body_len, seq, Iv::Counter(ctr))
     }
 
     /// Sealing with a caller-chosen sequence number and IV (of
@@ -193,6 +186,7 @@ impl OutboundSa {
     /// breaks an AEAD, and a predictable one breaks CBC, so outside code only
     /// gets the counter-driven [`OutboundSa::seal_in_place`]; tests use this to
     /// reproduce published vectors whose IV is not their sequence number.
+    #[cfg(test)]
     pub(crate) fn seal_with_iv(
         &self,
         buf: &mut [u8],
@@ -202,16 +196,13 @@ impl OutboundSa {
         iv: &[u8],
     ) -> Result<Range<usize>, SealError> {
         let body_len = self.body_len(payload_len)?;
-        let trailer_range = HEADROOM + payload_len..HEADROOM + body_len;
-        let trailer_bytes = buf
-            .get_mut(trailer_range)
-            .ok_or(SealError::BufferTooSmall)?;
-        trailer::write(trailer_bytes, next_header);
-        self.seal_body(buf, body_len, seq, iv)
+        self.write_trailer(buf, payload_len, body_len, next_header)?;
+        self.finish(buf, body_len, seq, Iv::Given(iv))
     }
 
     /// Encrypts `buf[HEADROOM..HEADROOM + body_len]` as it is, trailer
-    /// included, and writes the header and ICV around it.
+    /// included, and writes the header (with the given IV) and ICV around it.
+    #[cfg(test)]
     pub(crate) fn seal_body(
         &self,
         buf: &mut [u8],
@@ -219,22 +210,54 @@ impl OutboundSa {
         seq: u64,
         iv: &[u8],
     ) -> Result<Range<usize>, SealError> {
+        self.finish(buf, body_len, seq, Iv::Given(iv))
+    }
+
+    #[inline]
+    fn write_trailer(
+        &self,
+        buf: &mut [u8],
+        payload_len: usize,
+        body_len: usize,
+        next_header: u8,
+    ) -> Result<(), SealError> {
+        let trailer_bytes = buf
+            .get_mut(HEADROOM + payload_len..HEADROOM + body_len)
+            .ok_or(SealError::BufferTooSmall)?;
+        trailer::write(trailer_bytes, next_header);
+        Ok(())
+    }
+
+    /// Writes the header around the body at `buf[HEADROOM..HEADROOM + body_len]`,
+    /// encrypts it and appends the ICV.
+    #[inline(always)]
+    fn finish(
+        &self,
+        buf: &mut [u8],
+        body_len: usize,
+        seq: u64,
+        iv: Iv<'_>,
+    ) -> Result<Range<usize>, SealError> {
         let range = self
             .packet_range(body_len)
             .ok_or(SealError::BufferTooSmall)?;
         let packet = buf
             .get_mut(range.clone())
             .ok_or(SealError::BufferTooSmall)?;
-        let header_len = self.suite.header_len();
+        let header_len = self.layout.header;
         let header = packet
             .get_mut(..header_len)
             .ok_or(SealError::BufferTooSmall)?;
-        header[..4].copy_from_slice(&self.spi.to_be_bytes());
-        header[4..8].copy_from_slice(&(seq as u32).to_be_bytes());
-        if iv.len() != header_len - 8 {
-            return Err(SealError::BufferTooSmall);
+        let (spi_seq, iv_bytes) = header.split_at_mut(8);
+        spi_seq[..4].copy_from_slice(&self.spi.to_be_bytes());
+        spi_seq[4..].copy_from_slice(&(seq as u32).to_be_bytes());
+        // Fixed-size copies for the two real layouts; the suite decided the header length.
+        match (iv, &self.iv_key, iv_bytes.len()) {
+            (Iv::Counter(ctr), None, AEAD_IV_LEN) => iv_bytes.copy_from_slice(&ctr.to_be_bytes()),
+            (Iv::Counter(ctr), Some(k), MAX_IV_LEN) => iv_bytes.copy_from_slice(&k.iv(ctr)),
+            (Iv::Given(given), _, n) if given.len() == n => iv_bytes.copy_from_slice(given),
+            _ => return Err(SealError::BufferTooSmall),
         }
-        header[8..].copy_from_slice(iv);
         // The ciphers refuse only what the checks above rule out (a body that
         // is not whole blocks, inputs beyond an AEAD's ~2^36-byte limit).
         self.cipher
@@ -243,8 +266,11 @@ impl OutboundSa {
         Ok(range)
     }
 
+    #[inline]
     fn body_len(&self, payload_len: usize) -> Result<usize, SealError> {
-        trailer::body_len(payload_len, self.suite.block_len()).ok_or(SealError::BufferTooSmall)
+        self.layout
+            .body_len(payload_len)
+            .ok_or(SealError::BufferTooSmall)
     }
 
     /// Where the packet with a body of `body_len` bytes lies in the buffer.
@@ -252,9 +278,18 @@ impl OutboundSa {
     fn packet_range(&self, body_len: usize) -> Option<Range<usize>> {
         let end = HEADROOM
             .checked_add(body_len)?
-            .checked_add(self.suite.icv_len())?;
+            .checked_add(self.layout.icv)?;
         Some(self.packet_start()..end)
     }
+}
+
+/// Where a packet's IV comes from: the SA's counter (the only way outside
+/// the crate), or the caller (known-answer tests).
+#[derive(Clone, Copy)]
+enum Iv<'a> {
+    Counter(u64),
+    #[cfg_attr(not(test), allow(dead_code))]
+    Given(&'a [u8]),
 }
 
 impl fmt::Debug for OutboundSa {

@@ -561,6 +561,48 @@ impl Suite {
     }
 }
 
+/// A suite's sizes, worked out once per SA so that the packet path does no
+/// table lookups and no division (every block length is a power of two).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct Layout {
+    /// [`Suite::header_len`].
+    pub(crate) header: usize,
+    /// [`Suite::icv_len`].
+    pub(crate) icv: usize,
+    /// [`Suite::block_len`] - 1.
+    block_mask: usize,
+}
+
+impl Layout {
+    pub(crate) fn of(suite: Suite) -> Layout {
+        debug_assert!(suite.block_len().is_power_of_two());
+        Layout {
+            header: suite.header_len(),
+            icv: suite.icv_len(),
+            block_mask: suite.block_len() - 1,
+        }
+    }
+
+    /// Payload, padding, pad length and next header: `payload_len + 2`
+    /// rounded up to the block ([`trailer::body_len`](crate::trailer::body_len)).
+    #[inline]
+    pub(crate) fn body_len(self, payload_len: usize) -> Option<usize> {
+        Some(payload_len.checked_add(2 + self.block_mask)? & !self.block_mask)
+    }
+
+    /// Whether a body of `len` bytes is whole blocks.
+    #[inline]
+    pub(crate) fn aligned(self, len: usize) -> bool {
+        len & self.block_mask == 0
+    }
+
+    /// [`Suite::min_packet_len`].
+    #[inline]
+    pub(crate) fn min_packet(self) -> usize {
+        self.header + 2 + self.icv
+    }
+}
+
 fn valid_names() -> String {
     let names: Vec<&str> = Suite::ALL.iter().map(|s| s.name()).collect();
     names.join(", ")
@@ -725,6 +767,15 @@ mod tests {
                 assert_eq!(s.sealed_len(s.max_payload(len)), Some(len), "{s} {payload}");
             }
             assert_eq!(s.sealed_len(usize::MAX), None);
+            let l = Layout::of(s);
+            assert_eq!(l.min_packet(), s.min_packet_len());
+            for payload in [0, 1, 13, 14, 15, 16, 1400, usize::MAX - 20, usize::MAX] {
+                assert_eq!(
+                    l.body_len(payload),
+                    crate::trailer::body_len(payload, s.block_len()),
+                    "{s} {payload}"
+                );
+            }
             assert_eq!(s.max_payload(0), 0);
         }
         assert_eq!(

@@ -18,6 +18,7 @@ pub(crate) fn body_len(payload_len: usize, block: usize) -> Option<usize> {
 /// Fills `trailer` (everything after the payload in the body) with the
 /// default padding 1, 2, 3, ... (RFC 4303 §2.4), the pad length and the next
 /// header.
+#[inline]
 pub(crate) fn write(trailer: &mut [u8], next_header: u8) {
     let Some(pad_len) = trailer.len().checked_sub(2) else {
         return;
