@@ -6,12 +6,16 @@
 //! packets whose sequence number the receiver can infer.
 //!
 //! Input: `[flags]` then records `[kind]...` (see `Record`).
-//! - flags bit 0: ESN; bits 1-2: suite (mod 3); bits 3-4: replay window 1024 (default) / 64 /
-//!   128 / 4096.
+//! - flags bit 0: ESN; bits 3-4: replay window 1024 (default) / 64 / 128 / 4096; bit 5 clear:
+//!   an AEAD, bits 1-2 (mod 3) pick which (the layout of the seeds from before AES-CBC); bit 5
+//!   set: AES-CBC + HMAC, bits 1-2 and 6-7 (a 4-bit number mod 12) pick which. Every suite of
+//!   `Suite::ALL` is reachable.
 //! - kind & 3 == 0 (raw): `[len u16][bytes]`; with kind & 4 the first 4 bytes are replaced by
 //!   the SA's SPI.
 //! - kind & 3 == 1 (sealed body): `[seq][len u16][body]`: `body` (payload, padding, pad
-//!   length, next header: all fuzz bytes) encrypted with ring at sequence number `seq`.
+//!   length, next header: all fuzz bytes) encrypted at sequence number `seq` by a framing
+//!   written here (ring's AEADs; RustCrypto AES-CBC + ring HMAC), not the crate's. A CBC body
+//!   that is not whole blocks goes out unencrypted: it is refused by its size first.
 //! - kind & 3 == 2 (sealed packet): `[seq][next header][len u16][inner]`: sealed by
 //!   `OutboundSa` (well-formed padding).
 //! - kind & 3 == 3: `classify` on `[len u16][bytes]` only.
@@ -22,12 +26,14 @@
 
 use std::collections::BTreeSet;
 
+use aes::cipher::block_padding::NoPadding;
+use aes::cipher::{BlockEncryptMut, KeyIvInit};
 use ironsec_esp::{
-    classify, Datagram, InboundSa, OpenError, OutboundSa, Suite, HEADROOM, ICV_LEN, MAX_TRAILER,
-    MIN_ESP_LEN,
+    classify, CbcCipher, Datagram, InboundSa, OpenError, OutboundSa, Suite, HEADROOM,
+    MAX_TRAILER, MIN_ESP_LEN,
 };
 use libfuzzer_sys::fuzz_target;
-use ring::aead;
+use ring::{aead, hmac};
 
 const SPI: u32 = 0xc000_0201;
 const MAX_RECORDS: usize = 64;
@@ -61,17 +67,81 @@ fn keymat(suite: Suite) -> Vec<u8> {
         .collect()
 }
 
+/// The suite `flags` picks (see the module doc).
+fn suite_of(flags: u8) -> Suite {
+    let low = usize::from((flags >> 1) & 3);
+    if flags & 0x20 == 0 {
+        Suite::AEAD[low % 3]
+    } else {
+        let cbc = &Suite::ALL[3..];
+        cbc[(low | usize::from(flags >> 6) << 2) % cbc.len()]
+    }
+}
+
 fn algorithm(suite: Suite) -> &'static aead::Algorithm {
     match suite {
         Suite::Aes128Gcm16 => &aead::AES_128_GCM,
         Suite::Aes256Gcm16 => &aead::AES_256_GCM,
-        Suite::ChaCha20Poly1305 => &aead::CHACHA20_POLY1305,
+        _ => &aead::CHACHA20_POLY1305,
     }
 }
 
-/// An ESP packet sealed independently of the crate (RFC 4303 / 4106 / 7634): SPI, low
-/// sequence bits, explicit IV, ciphertext of `body`, ICV; AAD with the high bits under ESN.
+/// An ESP packet sealed independently of the crate.
 fn seal_raw(suite: Suite, esn: bool, seq: u64, body: &[u8]) -> Vec<u8> {
+    match suite {
+        Suite::Cbc(cipher, _) => seal_raw_cbc(suite, cipher, esn, seq, body),
+        _ => seal_raw_aead(suite, esn, seq, body),
+    }
+}
+
+/// RFC 3602 + RFC 4303 3.3.2: SPI, low sequence bits, 16-byte IV, AES-CBC of `body` (if it is
+/// whole blocks; else `body` as it is), then the HMAC of all that with the high sequence bits
+/// appended under ESN (3.3.2.1), truncated to the ICV. Key material: AES key, HMAC key.
+fn seal_raw_cbc(suite: Suite, cipher: CbcCipher, esn: bool, seq: u64, body: &[u8]) -> Vec<u8> {
+    let km = keymat(suite);
+    let (enc, mac) = km.split_at(cipher.key_len());
+    let integ = suite.integ().unwrap();
+    let iv = {
+        let mut iv = [0u8; 16];
+        iv[..8].copy_from_slice(&seq.wrapping_mul(0x9e37_79b9_7f4a_7c15).to_be_bytes());
+        iv
+    };
+    let mut ct = body.to_vec();
+    if ct.len() % 16 == 0 {
+        let n = ct.len();
+        match cipher {
+            CbcCipher::Aes128 => cbc::Encryptor::<aes::Aes128>::new_from_slices(enc, &iv)
+                .unwrap()
+                .encrypt_padded_mut::<NoPadding>(&mut ct, n)
+                .map(|_| ()),
+            CbcCipher::Aes192 => cbc::Encryptor::<aes::Aes192>::new_from_slices(enc, &iv)
+                .unwrap()
+                .encrypt_padded_mut::<NoPadding>(&mut ct, n)
+                .map(|_| ()),
+            CbcCipher::Aes256 => cbc::Encryptor::<aes::Aes256>::new_from_slices(enc, &iv)
+                .unwrap()
+                .encrypt_padded_mut::<NoPadding>(&mut ct, n)
+                .map(|_| ()),
+        }
+        .unwrap();
+    }
+    let mut pkt = Vec::with_capacity(HEADROOM + body.len() + integ.icv_len());
+    pkt.extend_from_slice(&SPI.to_be_bytes());
+    pkt.extend_from_slice(&(seq as u32).to_be_bytes());
+    pkt.extend_from_slice(&iv);
+    pkt.extend_from_slice(&ct);
+    let mut ctx = hmac::Context::with_key(&hmac::Key::new(integ.hmac_algorithm(), mac));
+    ctx.update(&pkt);
+    if esn {
+        ctx.update(&((seq >> 32) as u32).to_be_bytes());
+    }
+    pkt.extend_from_slice(&ctx.sign().as_ref()[..integ.icv_len()]);
+    pkt
+}
+
+/// RFC 4303 / 4106 / 7634: SPI, low sequence bits, explicit IV, ciphertext of `body`, ICV;
+/// AAD with the high bits under ESN.
+fn seal_raw_aead(suite: Suite, esn: bool, seq: u64, body: &[u8]) -> Vec<u8> {
     let km = keymat(suite);
     let (key, salt) = km.split_at(suite.key_len());
     let key = aead::LessSafeKey::new(aead::UnboundKey::new(algorithm(suite), key).unwrap());
@@ -85,7 +155,7 @@ fn seal_raw(suite: Suite, esn: bool, seq: u64, body: &[u8]) -> Vec<u8> {
     } else {
         aad.extend_from_slice(&(seq as u32).to_be_bytes());
     }
-    let mut pkt = Vec::with_capacity(HEADROOM + body.len() + ICV_LEN);
+    let mut pkt = Vec::with_capacity(HEADROOM + body.len() + suite.icv_len());
     pkt.extend_from_slice(&SPI.to_be_bytes());
     pkt.extend_from_slice(&(seq as u32).to_be_bytes());
     pkt.extend_from_slice(&iv);
@@ -175,15 +245,16 @@ fn check_classify(pkt: &[u8]) {
 }
 
 fn check_opened(
+    suite: Suite,
     r: &Result<ironsec_esp::Opened, OpenError>,
     buf: &[u8],
     plain: Option<&[u8]>,
     seq: Option<u64>,
 ) {
     if let Ok(o) = r {
-        assert_eq!(o.offset, HEADROOM);
+        assert_eq!(o.offset, suite.header_len());
         assert!(
-            o.range().end <= buf.len() - ICV_LEN,
+            o.range().end <= buf.len() - suite.icv_len(),
             "{o:?} beyond the body"
         );
         assert!(o.next_header == 4 || o.next_header == 41, "{o:?}");
@@ -201,7 +272,7 @@ fuzz_target!(|data: &[u8]| {
     let mut inp = Input(data);
     let Some(flags) = inp.u8() else { return };
     let esn = flags & 1 != 0;
-    let suite = Suite::AEAD[usize::from((flags >> 1) & 3) % 3];
+    let suite = suite_of(flags);
     let window = [0, 64, 128, 4096][usize::from((flags >> 3) & 3)];
     let sa = InboundSa::new(suite, SPI, &keymat(suite), esn, window).unwrap();
     assert_eq!(sa.esn(), esn);
@@ -222,7 +293,7 @@ fuzz_target!(|data: &[u8]| {
                 }
                 check_classify(&buf);
                 let r = sa.open_in_place(&mut buf);
-                check_opened(&r, &buf, None, None);
+                check_opened(suite, &r, &buf, None, None);
                 match &r {
                     Ok(o) => model.record(o.seq),
                     Err(_) if after_auth(&r, true) => model.lost = true,
@@ -253,19 +324,20 @@ fuzz_target!(|data: &[u8]| {
                         .with_next_seq(s);
                     let mut buf = vec![0u8; HEADROOM + inner.len() + MAX_TRAILER];
                     buf[HEADROOM..HEADROOM + inner.len()].copy_from_slice(inner);
-                    let n = out
+                    let r = out
                         .seal_in_place(&mut buf, inner.len(), nh)
                         .expect("sealing within the sequence space");
-                    buf.truncate(n);
-                    (buf, inner.to_vec())
+                    assert_eq!(r.start, HEADROOM - suite.header_len());
+                    (buf[r].to_vec(), inner.to_vec())
                 };
                 check_classify(&buf);
                 if buf.len() >= MIN_ESP_LEN {
                     assert_eq!(classify(&buf), Datagram::Esp { spi: SPI });
                 }
-                let body_len = buf.len() - HEADROOM - ICV_LEN;
-                let aligned = body_len % 4 == 0;
-                let size_verdict = if buf.len() < MIN_ESP_LEN {
+                let overhead = suite.header_len() + suite.icv_len();
+                let aligned = buf.len() >= overhead
+                    && (buf.len() - overhead) % suite.block_len() == 0;
+                let size_verdict = if buf.len() < suite.min_packet_len() {
                     Some(OpenError::Truncated)
                 } else if !aligned {
                     Some(OpenError::Malformed)
@@ -274,7 +346,7 @@ fuzz_target!(|data: &[u8]| {
                 };
                 let prediction = model.predict(s, esn);
                 let r = sa.open_in_place(&mut buf);
-                check_opened(&r, &buf, Some(&plain), Some(s));
+                check_opened(suite, &r, &buf, Some(&plain), Some(s));
                 if let Some(e) = size_verdict {
                     assert_eq!(r, Err(e), "seq {s}, {} bytes", buf.len());
                     continue;

@@ -94,13 +94,12 @@ pub fn hex(b: &[u8]) -> String {
     b.iter().map(|x| format!("{x:02x}")).collect()
 }
 
-/// Key material length (key || 4-byte salt) for a suite name.
+/// Key material length of a suite name: an AEAD's key || 4-byte salt, AES-CBC's key || HMAC key.
 pub fn keymat_len(suite: &str) -> usize {
-    match suite {
-        "aes128gcm16" => 20,
-        "aes256gcm16" | "chacha20poly1305" => 36,
-        s => panic!("unknown suite {s}"),
-    }
+    suite
+        .parse::<ironsec_esp::Suite>()
+        .unwrap_or_else(|e| panic!("{e}"))
+        .keymat_len()
 }
 
 /// The SPIs of conf/static-gw-a.toml: gwA -> gwB and gwB -> gwA.

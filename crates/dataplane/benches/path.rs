@@ -57,7 +57,8 @@ fn path(c: &mut Criterion) {
                             buf[HEADROOM..HEADROOM + size].copy_from_slice(&pkt);
                             let verdict = seal_one(&a, &mut buf, size);
                             let sealed = account_sealed(0, verdict, &gw, None).unwrap();
-                            buf.truncate(sealed.len);
+                            buf.truncate(sealed.start + sealed.len);
+                            buf.drain(..sealed.start);
                             buf
                         })
                         .collect::<Vec<_>>()

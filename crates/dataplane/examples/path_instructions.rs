@@ -25,7 +25,7 @@ use ironsec_dataplane::{
     account_sealed, clamp_inbound, one_tunnel, open_one, seal_one, Direction, Inbound, Tables,
     Watch, WatchId,
 };
-use ironsec_esp::{HEADROOM, MAX_TRAILER};
+use ironsec_esp::{Suite, HEADROOM, MAX_TRAILER};
 
 #[path = "../benches/packets/mod.rs"]
 mod packets;
@@ -33,21 +33,30 @@ use packets::{tso_super_packet, udp4};
 
 const SIZE: usize = 64;
 
-/// Seals `n` packets, each into its own buffer (kept for [`open_loop`]).
+/// Seals `n` packets, each into its own buffer (kept for [`open_loop`]), and notes where
+/// each sealed packet starts in it.
 #[inline(never)]
-fn seal_loop(a: &Tables, gw: &GatewayCounters, pkt: &[u8], bufs: &mut [Vec<u8>]) {
-    for buf in bufs.iter_mut() {
+fn seal_loop(
+    a: &Tables,
+    gw: &GatewayCounters,
+    pkt: &[u8],
+    bufs: &mut [Vec<u8>],
+    starts: &mut [usize],
+) {
+    for (buf, start) in bufs.iter_mut().zip(starts.iter_mut()) {
         buf[HEADROOM..HEADROOM + pkt.len()].copy_from_slice(pkt);
         let verdict = seal_one(a, buf, pkt.len());
         let sealed = account_sealed(0, verdict, gw, None).expect("sealed");
-        buf.truncate(sealed.len);
+        buf.truncate(sealed.start + sealed.len);
+        *start = sealed.start;
     }
 }
 
 /// Opens every datagram of `bufs`.
 #[inline(never)]
-fn open_loop(b: &Tables, bufs: &mut [Vec<u8>]) {
-    for d in bufs.iter_mut() {
+fn open_loop(b: &Tables, bufs: &mut [Vec<u8>], starts: &[usize]) {
+    for (d, &start) in bufs.iter_mut().zip(starts) {
+        let d = &mut d[start..];
         let v = open_one(b, d);
         let Inbound::Deliver(range, _, _) = &v else {
             panic!("not delivered")
@@ -91,7 +100,7 @@ fn main() {
         .map(|s| s.parse().expect("a packet count"))
         .unwrap_or(100_000);
     let (k1, k2) = ([1u8; 20], [2u8; 20]);
-    let mtu = TunnelMtu::for_path(1500, false, 1400, MssClamp::Auto);
+    let mtu = TunnelMtu::for_path(1500, false, 1400, MssClamp::Auto, Suite::Aes128Gcm16);
     let a = one_tunnel("10.1.0.0/24", "10.2.0.0/24", (0x1000, &k1), (0x2000, &k2)).with_mtu(mtu);
     let b = one_tunnel("10.2.0.0/24", "10.1.0.0/24", (0x2000, &k2), (0x1000, &k1)).with_mtu(mtu);
     let gw = GatewayCounters::default();
@@ -99,8 +108,9 @@ fn main() {
     let mut bufs: Vec<Vec<u8>> = (0..n)
         .map(|_| vec![0u8; HEADROOM + SIZE + MAX_TRAILER])
         .collect();
-    seal_loop(&a, &gw, &pkt, &mut bufs);
-    open_loop(&b, &mut bufs);
+    let mut starts = vec![0usize; n];
+    seal_loop(&a, &gw, &pkt, &mut bufs, &mut starts);
+    open_loop(&b, &mut bufs, &starts);
     watch_loop(&Some(std::sync::Arc::new(Watch::new(WatchId(1)))), n);
     let (mut sup, h) = tso_super_packet();
     split_loop(&a, &gw, &mut sup, &h, n / 46);

@@ -43,8 +43,8 @@ pub use prefix::{Prefix, PrefixError};
 pub use selector::{PolicyPorts, PortSelectors, Ports, Selector, SelectorError};
 pub use shaper::Bucket;
 pub use tables::{
-    flow_hash, one_tunnel, InboundEntry, OutboundEntry, Policy, Spread, TableError, Tables, Trap,
-    Tunnel, TunnelId,
+    flow_hash, one_tunnel, one_tunnel_with, InboundEntry, OutboundEntry, Policy, Spread,
+    TableError, Tables, Trap, Tunnel, TunnelId,
 };
 
 use counters::GatewayCounters;

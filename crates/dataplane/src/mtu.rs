@@ -3,17 +3,21 @@
 //! inner sender. `ARCHITECTURE.md`, "Life of a packet", says where these run; the README's
 //! "MTU" section says what an operator sees.
 //!
-//! Sizes, for the AEAD suites ironsec speaks (all: 8-byte SPI and sequence, 8-byte IV, padding
-//! to 4 bytes, pad length and next header, 16-byte ICV), with the outer path MTU `P`:
-//! the UDP payload is `P - outer IP header (20 or 40) - 8`, and an inner packet of `n` bytes
-//! takes `16 + round_up_4(n + 2) + 16` of it. [`TunnelMtu::for_path`] solves that for the
-//! largest `n`; the clamped MSS is that minus the inner IP and TCP headers.
+//! Sizes depend on the SA's suite. With the outer path MTU `P` the UDP payload is
+//! `P - outer IP header (20 or 40) - 8`, and an inner packet of `n` bytes takes
+//! [`Suite::sealed_len`]`(n)` of it: for the AEADs `16 + round_up_4(n + 2) + 16` (8-byte SPI
+//! and sequence, 8-byte IV, padding to 4 bytes, pad length and next header, 16-byte ICV), for
+//! AES-CBC `24 + round_up_16(n + 2) + ICV` (16-byte IV, padding to the AES block, a 12- to
+//! 32-byte truncated HMAC), up to 30 bytes more. [`TunnelMtu::for_path`] solves that for the
+//! largest `n` ([`Suite::max_payload`]); the clamped MSS is that minus the inner IP and TCP
+//! headers. The control plane builds each tunnel's [`TunnelMtu`] with the suite of the SA it
+//! sends with, so MSS clamping, ICMP "too big" and fragmentation use that SA's overhead.
 //!
 //! Nothing here allocates: the ICMP error is written into a buffer the worker owns.
 
 use std::cell::Cell;
 
-use ironsec_esp::{HEADROOM, ICV_LEN};
+use ironsec_esp::Suite;
 
 use crate::checksum;
 use crate::packet::{self, IPV4_MIN_HEADER, IPV6_HEADER, PROTO_TCP, TCP_MIN_HEADER, UDP_HEADER};
@@ -48,10 +52,6 @@ pub struct TunnelMtu {
     pub max_datagram: u16,
 }
 
-/// ESP-in-UDP bytes around an inner packet before padding: UDP header, SPI, sequence and IV,
-/// pad length and next header, ICV.
-const ESP_FIXED: usize = UDP_HEADER + HEADROOM + 2 + ICV_LEN;
-
 /// The smallest path MTU a tunnel is given: IPv6's minimum link MTU. Below it IPv6 inner
 /// packets could not cross at all.
 pub const MIN_PATH_MTU: u16 = 1280;
@@ -65,20 +65,26 @@ impl TunnelMtu {
         max_datagram: u16::MAX,
     };
 
-    /// For an outer path of `path_mtu` bytes over IPv4 (`outer_v6` false) or IPv6, capped by
-    /// `device_mtu` (the TUN device's MTU: nothing larger ever arrives from the site, and the
-    /// kernel answers the site's oversized DF packets itself).
-    pub fn for_path(path_mtu: u16, outer_v6: bool, device_mtu: u16, clamp: MssClamp) -> TunnelMtu {
+    /// For an outer path of `path_mtu` bytes over IPv4 (`outer_v6` false) or IPv6, sealed with
+    /// `suite`, capped by `device_mtu` (the TUN device's MTU: nothing larger ever arrives from
+    /// the site, and the kernel answers the site's oversized DF packets itself).
+    pub fn for_path(
+        path_mtu: u16,
+        outer_v6: bool,
+        device_mtu: u16,
+        clamp: MssClamp,
+        suite: Suite,
+    ) -> TunnelMtu {
         let outer_ip = if outer_v6 {
             IPV6_HEADER
         } else {
             IPV4_MIN_HEADER
         };
         let max_datagram = usize::from(path_mtu.max(MIN_PATH_MTU)) - outer_ip - UDP_HEADER;
-        let room = max_datagram + UDP_HEADER - ESP_FIXED;
-        // Body (inner + 2) is padded to 4 bytes: the inner packet gets the rest.
-        let max_inner = ((room + 2) & !3) - 2;
-        let max_inner = (max_inner as u16).min(device_mtu);
+        // The body (inner + 2) is padded to the suite's block: the inner packet gets the rest.
+        // At least 1280 - 48 - 58 bytes whatever the suite, so the MSS arithmetic cannot wrap.
+        let max_inner = suite.max_payload(max_datagram);
+        let max_inner = u16::try_from(max_inner).unwrap_or(u16::MAX).min(device_mtu);
         let fits_v4 = max_inner - (IPV4_MIN_HEADER + TCP_MIN_HEADER) as u16;
         let fits_v6 = max_inner - (IPV6_HEADER + TCP_MIN_HEADER) as u16;
         let (mss_v4, mss_v6) = match clamp {
@@ -538,6 +544,10 @@ impl Default for IcmpLimiter {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use ironsec_esp::{CbcCipher, Integ};
+
+    /// The AEADs all have the same overhead.
+    const GCM: Suite = Suite::Aes128Gcm16;
 
     /// A SYN laid out as Linux sends one (10.1.0.2 -> 10.2.0.2:80): IPv4 + TCP with MSS 1460,
     /// SACK permitted, timestamps, NOP, window scale 7; its TCP checksum is filled in by
@@ -572,43 +582,67 @@ mod tests {
     #[test]
     fn sizes_for_common_paths() {
         // 1500 over IPv4: 1472 bytes of UDP payload; 16 + round4(n + 2) + 16 + 8 <= 1480.
-        let m = TunnelMtu::for_path(1500, false, 9000, MssClamp::Auto);
+        let m = TunnelMtu::for_path(1500, false, 9000, MssClamp::Auto, GCM);
         assert_eq!(m.max_inner, 1438);
         assert_eq!((m.mss_v4, m.mss_v6), (1398, 1378));
         assert_eq!(m.max_datagram, 1472);
-        let m = TunnelMtu::for_path(1280, false, 1400, MssClamp::Auto);
+        let m = TunnelMtu::for_path(1280, false, 1400, MssClamp::Auto, GCM);
         assert_eq!(m.max_inner, 1218);
         assert_eq!((m.mss_v4, m.mss_v6), (1178, 1158));
-        let m = TunnelMtu::for_path(1280, true, 1400, MssClamp::Auto);
+        let m = TunnelMtu::for_path(1280, true, 1400, MssClamp::Auto, GCM);
         assert_eq!(m.max_inner, 1198);
         // The TUN device's MTU caps it; a fixed clamp is lowered to what fits, never raised.
-        let m = TunnelMtu::for_path(1500, false, 1400, MssClamp::Fixed(1350));
+        let m = TunnelMtu::for_path(1500, false, 1400, MssClamp::Fixed(1350), GCM);
         assert_eq!((m.max_inner, m.mss_v4, m.mss_v6), (1400, 1350, 1330));
-        let m = TunnelMtu::for_path(1280, false, 1400, MssClamp::Fixed(1350));
+        let m = TunnelMtu::for_path(1280, false, 1400, MssClamp::Fixed(1350), GCM);
         assert_eq!((m.mss_v4, m.mss_v6), (1178, 1158));
-        let m = TunnelMtu::for_path(1500, false, 1400, MssClamp::Off);
+        let m = TunnelMtu::for_path(1500, false, 1400, MssClamp::Off, GCM);
         assert_eq!((m.mss_v4, m.mss_v6), (0, 0));
         // Below IPv6's minimum the path is taken as 1280.
         assert_eq!(
-            TunnelMtu::for_path(576, false, 1400, MssClamp::Auto),
-            TunnelMtu::for_path(1280, false, 1400, MssClamp::Auto)
+            TunnelMtu::for_path(576, false, 1400, MssClamp::Auto, GCM),
+            TunnelMtu::for_path(1280, false, 1400, MssClamp::Auto, GCM)
         );
-        // Check the arithmetic against the sealer's own: the largest inner packet seals to
-        // exactly what the path carries, one more byte does not.
-        for (path, v6) in [(1500u16, false), (1280, false), (1280, true), (1419, false)] {
-            let m = TunnelMtu::for_path(path, v6, 9000, MssClamp::Auto);
-            let outer = |n: usize| {
-                (if v6 { 40 } else { 20 }) + UDP_HEADER + HEADROOM + ((n + 2 + 3) & !3) + ICV_LEN
-            };
-            assert!(
-                outer(usize::from(m.max_inner)) <= usize::from(path),
-                "{path}"
-            );
-            assert!(
-                outer(usize::from(m.max_inner) + 4) > usize::from(path),
-                "{path}"
-            );
+        // Check the arithmetic against the sealer's own, for every suite: the largest inner
+        // packet seals to what the path carries, one more byte does not.
+        for suite in Suite::ALL {
+            for (path, v6) in [(1500u16, false), (1280, false), (1280, true), (1419, false)] {
+                let m = TunnelMtu::for_path(path, v6, 9000, MssClamp::Auto, suite);
+                let outer = |n: usize| {
+                    (if v6 { 40 } else { 20 }) + UDP_HEADER + suite.sealed_len(n).unwrap()
+                };
+                let max = usize::from(m.max_inner);
+                assert!(outer(max) <= usize::from(path), "{suite} {path}");
+                assert!(outer(max + 1) > usize::from(path), "{suite} {path}");
+                assert_eq!(
+                    usize::from(m.mss_v4),
+                    max - 40,
+                    "{suite} {path}: MSS follows the suite"
+                );
+            }
         }
+    }
+
+    #[test]
+    fn cbc_costs_more_than_gcm() {
+        // 1500 over IPv4, 1472 of UDP payload. AES-CBC + HMAC-SHA-256-128: 24-byte header,
+        // 16-byte ICV, body to 16: 1472 - 40 = 1432 -> 1424 of body -> 1422 inner.
+        let cbc = Suite::Cbc(CbcCipher::Aes256, Integ::HmacSha256_128);
+        let m = TunnelMtu::for_path(1500, false, 9000, MssClamp::Auto, cbc);
+        assert_eq!((m.max_inner, m.mss_v4, m.mss_v6), (1422, 1382, 1362));
+        assert_eq!(m.max_datagram, 1472);
+        // HMAC-SHA-1-96: 12-byte ICV: 1436 -> 1424 of body, the same 1422.
+        let sha1 = Suite::Cbc(CbcCipher::Aes128, Integ::HmacSha1_96);
+        let m = TunnelMtu::for_path(1500, false, 9000, MssClamp::Auto, sha1);
+        assert_eq!(m.max_inner, 1422);
+        // HMAC-SHA-512-256: 32-byte ICV: 1416 -> 1408 of body -> 1406.
+        let sha512 = Suite::Cbc(CbcCipher::Aes256, Integ::HmacSha512_256);
+        let m = TunnelMtu::for_path(1500, false, 9000, MssClamp::Auto, sha512);
+        assert_eq!(m.max_inner, 1406);
+        // The IPv6 minimum path still carries a 1280-byte IPv6 packet's worth of TCP.
+        let m = TunnelMtu::for_path(1280, true, 9000, MssClamp::Auto, sha512);
+        assert_eq!(m.max_inner, 1166);
+        assert_eq!(m.limit(true), MIN_PATH_MTU);
     }
 
     #[test]

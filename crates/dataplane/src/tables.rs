@@ -482,12 +482,23 @@ impl Tables {
 /// and its criterion bench, kept in one place.
 #[doc(hidden)]
 pub fn one_tunnel(local: &str, remote: &str, out: (u32, &[u8]), inb: (u32, &[u8])) -> Tables {
+    one_tunnel_with(ironsec_esp::Suite::Aes128Gcm16, local, remote, out, inb)
+}
+
+/// [`one_tunnel`] with another suite (key material of its [`ironsec_esp::Suite::keymat_len`]).
+#[doc(hidden)]
+pub fn one_tunnel_with(
+    suite: ironsec_esp::Suite,
+    local: &str,
+    remote: &str,
+    out: (u32, &[u8]),
+    inb: (u32, &[u8]),
+) -> Tables {
     use crate::counters::{PerWorker, SaCounters};
-    use ironsec_esp::Suite;
     let l: Prefix = local.parse().expect("prefix");
     let r: Prefix = remote.parse().expect("prefix");
-    let o = OutboundSa::new(Suite::Aes128Gcm16, out.0, out.1, true).expect("key");
-    let i = InboundSa::new(Suite::Aes128Gcm16, inb.0, inb.1, true, 1024).expect("key");
+    let o = OutboundSa::new(suite, out.0, out.1, true).expect("key");
+    let i = InboundSa::new(suite, inb.0, inb.1, true, 1024).expect("key");
     Tables::new(
         vec![Tunnel::new(
             "peer".into(),

@@ -429,6 +429,7 @@ impl Worker {
                 buf,
                 sealed:
                     Sealed {
+                        start,
                         len,
                         tunnel: t,
                         tos,
@@ -445,7 +446,8 @@ impl Worker {
                         }
                     }
                     let alone = len > usize::from(tunnel.mtu.max_datagram);
-                    send.push_marked(&bufs[buf][..len], tunnel.remote_sockaddr(), tos, alone);
+                    let packet = &bufs[buf][start..start + len];
+                    send.push_marked(packet, tunnel.remote_sockaddr(), tos, alone);
                 }
             }
             if !send.is_empty() {
@@ -635,10 +637,13 @@ impl Worker {
     }
 }
 
-/// A packet sealed for sending: `len` bytes of ESP-in-UDP payload from the start of its
-/// buffer, for `tunnel`, with outer TOS / traffic class `tos` (the inner DSCP, or 0).
+/// A packet sealed for sending: `len` bytes of ESP-in-UDP payload from `start` in its buffer
+/// (where its SA's header begins: `HEADROOM - header_len`, 8 for the AEADs, 0 for AES-CBC),
+/// for `tunnel`, with outer TOS / traffic class `tos` (the inner DSCP, or 0). Each packet is
+/// one contiguous slice, so a GSO run of them is a list of slices as before.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Sealed {
+    pub start: usize,
     pub len: usize,
     pub tunnel: TunnelId,
     pub tos: u8,
@@ -725,9 +730,10 @@ pub fn seal_one<'t>(tables: &'t Tables, buf: &mut [u8], n: usize) -> Outbound<'t
         }
     }
     match out.sa.seal_in_place(buf, n, next_header) {
-        Ok(len) => Outbound::Send {
+        Ok(range) => Outbound::Send {
             sealed: Sealed {
-                len,
+                start: range.start,
+                len: range.len(),
                 tunnel: tid,
                 tos,
             },
@@ -938,7 +944,7 @@ mod tests {
         let mut buf = vec![0u8; HEADROOM + pkt.len() + MAX_TRAILER];
         buf[HEADROOM..HEADROOM + pkt.len()].copy_from_slice(pkt);
         let verdict = seal_one(a, &mut buf, pkt.len());
-        account_sealed(0, verdict, gw, None).map(|s| buf[..s.len].to_vec())
+        account_sealed(0, verdict, gw, None).map(|s| buf[s.start..s.start + s.len].to_vec())
     }
 
     fn pair() -> (Tables, Tables) {
@@ -1076,10 +1082,76 @@ mod tests {
         crate::checksum::fold(crate::checksum::sum(&p[20..], pseudo)) == 0
     }
 
+    /// An AES-CBC tunnel: the sealed packet starts at the front of the buffer (24-byte
+    /// header), round-trips, and the MTU arithmetic uses CBC's larger overhead.
+    #[test]
+    fn cbc_tunnel_seals_from_the_buffer_start_and_sizes_its_mtu() {
+        use crate::mtu::{MssClamp, TunnelMtu};
+        use crate::tables::one_tunnel_with;
+        use ironsec_esp::{CbcCipher, Integ, Suite};
+        let suite = Suite::Cbc(CbcCipher::Aes256, Integ::HmacSha256_128);
+        let (k1, k2) = ([1u8; 64], [2u8; 64]);
+        let m = TunnelMtu::for_path(1280, false, 1400, MssClamp::Auto, suite);
+        // 1280 - 20 - 8 = 1252 of UDP payload; 1252 - 24 - 16 = 1212 -> 1200 of body.
+        assert_eq!(m.max_inner, 1198);
+        let a = one_tunnel_with(
+            suite,
+            "10.1.0.0/24",
+            "10.2.0.0/24",
+            (0x201, &k1),
+            (0x102, &k2),
+        )
+        .with_mtu(m);
+        let b = one_tunnel_with(
+            suite,
+            "10.2.0.0/24",
+            "10.1.0.0/24",
+            (0x102, &k2),
+            (0x201, &k1),
+        );
+        let gw = GatewayCounters::default();
+        for len in [20, 100, 1198] {
+            let mut pkt = ipv4([10, 1, 0, 2], [10, 2, 0, 2], len);
+            pkt[6] = 0x40; // DF
+            let mut buf = vec![0u8; HEADROOM + pkt.len() + MAX_TRAILER];
+            buf[HEADROOM..HEADROOM + pkt.len()].copy_from_slice(&pkt);
+            let Outbound::Send { sealed, .. } = seal_one(&a, &mut buf, pkt.len()) else {
+                panic!("not sealed")
+            };
+            assert_eq!(sealed.start, 0);
+            assert!(sealed.len <= usize::from(m.max_datagram), "{len}");
+            let esp = &mut buf[sealed.start..sealed.start + sealed.len];
+            let Inbound::Deliver(r, _, _) = open_one(&b, esp) else {
+                panic!("not delivered")
+            };
+            assert_eq!(r.start, 24);
+            assert_eq!(&esp[r], &pkt[..]);
+        }
+        // One byte more than fits, with DF: refused with the CBC tunnel's MTU.
+        let mut big = ipv4([10, 1, 0, 2], [10, 2, 0, 2], 1199);
+        big[6] = 0x40;
+        let mut buf = vec![0u8; HEADROOM + big.len() + MAX_TRAILER];
+        buf[HEADROOM..HEADROOM + big.len()].copy_from_slice(&big);
+        assert!(matches!(
+            seal_one(&a, &mut buf, big.len()),
+            Outbound::TooBig { mtu: 1198, .. }
+        ));
+        // The AEAD tunnel over the same path carries 20 bytes more.
+        let gcm = TunnelMtu::for_path(1280, false, 1400, MssClamp::Auto, Suite::Aes128Gcm16);
+        assert_eq!(gcm.max_inner, 1218);
+        assert!(seal(&pair().0.with_mtu(gcm), &big, &gw).is_some());
+    }
+
     #[test]
     fn syns_are_clamped_both_ways_and_oversized_df_packets_refused() {
         use crate::mtu::{MssClamp, TunnelMtu};
-        let m = TunnelMtu::for_path(1280, false, 1400, MssClamp::Auto);
+        let m = TunnelMtu::for_path(
+            1280,
+            false,
+            1400,
+            MssClamp::Auto,
+            ironsec_esp::Suite::Aes128Gcm16,
+        );
         let (a, b) = pair();
         let (a, b) = (a.with_mtu(m), b.with_mtu(m));
         let pw = PerWorker::<GatewayCounters>::new(1);
@@ -1219,11 +1291,11 @@ mod tests {
         let out = a.tunnels()[0].outbound.as_ref().unwrap();
         let mut buf = vec![0u8; HEADROOM + 80 + MAX_TRAILER];
         buf[HEADROOM..HEADROOM + 80].copy_from_slice(&spoofed);
-        let n = out
+        let r = out
             .sa
             .seal_in_place(&mut buf, 80, NEXT_HEADER_IPV4)
             .unwrap();
-        assert_eq!(verdict_name(&open_one(&b, &mut buf[..n])), "drop selector");
+        assert_eq!(verdict_name(&open_one(&b, &mut buf[r])), "drop selector");
 
         let mut esp = seal(&a, &ipv4([10, 1, 0, 2], [10, 2, 0, 2], 64), &gw).unwrap();
         let last = esp.len() - 1;
@@ -1327,11 +1399,11 @@ mod tests {
         for pkt in [udp(h1, h2, 40000, 54, false), udp(h1, h2, 0, 0, true)] {
             let mut buf = vec![0u8; HEADROOM + pkt.len() + MAX_TRAILER];
             buf[HEADROOM..HEADROOM + pkt.len()].copy_from_slice(&pkt);
-            let n = dns_out
+            let r = dns_out
                 .sa
                 .seal_in_place(&mut buf, pkt.len(), NEXT_HEADER_IPV4)
                 .unwrap();
-            assert_eq!(verdict_name(&open_one(&b, &mut buf[..n])), "drop selector");
+            assert_eq!(verdict_name(&open_one(&b, &mut buf[r])), "drop selector");
         }
         // Only a port-specific policy: other traffic to the subnet is dropped, not sent.
         let only_dns = Tables::new(

@@ -4,10 +4,10 @@
 use std::fmt;
 use std::ops::Range;
 
-use crate::cipher::{EspAad, SaCipher};
+use crate::cipher::SaCipher;
 use crate::replay::{ReplayError, ReplayWindow};
-use crate::suite::{KeyError, Suite};
-use crate::{trailer, HEADROOM, ICV_LEN, IV_LEN, MIN_ESP_LEN, SPI_SEQ_LEN};
+use crate::suite::{KeyError, Layout, Suite};
+use crate::{trailer, SPI_SEQ_LEN};
 
 /// Why an ESP packet was dropped. Every variant is a drop reason the
 /// dataplane counts; none of them is fatal to the SA.
@@ -59,7 +59,8 @@ impl From<ReplayError> for OpenError {
 /// [`InboundSa::open_in_place`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Opened {
-    /// Start of the inner packet (always [`HEADROOM`]).
+    /// Start of the inner packet: right after the SA's header
+    /// ([`Suite::header_len`]: 16 bytes for the AEADs, 24 for AES-CBC).
     pub offset: usize,
     /// Inner packet length, without ESP and TFC padding.
     pub len: usize,
@@ -89,13 +90,15 @@ pub fn peek_spi(esp: &[u8]) -> Option<u32> {
 pub struct InboundSa {
     cipher: SaCipher,
     suite: Suite,
+    layout: Layout,
     spi: u32,
     esn: bool,
     window: ReplayWindow,
 }
 
 impl InboundSa {
-    /// `keymat` is this direction's key then salt; `replay_window` is in
+    /// `keymat` is this direction's [`Suite::keymat_len`] bytes (an AEAD's
+    /// key then salt, or the AES-CBC key then the HMAC key); `replay_window` is in
     /// packets with the rounding of [`ReplayWindow::new`] (0 = default).
     pub fn new(
         suite: Suite,
@@ -107,6 +110,7 @@ impl InboundSa {
         Ok(InboundSa {
             cipher: SaCipher::new(suite, keymat)?,
             suite,
+            layout: Layout::of(suite),
             spi,
             esn,
             window: ReplayWindow::new(replay_window),
@@ -118,7 +122,7 @@ impl InboundSa {
         self.spi
     }
 
-    /// AEAD suite of this SA.
+    /// Suite of this SA.
     pub fn suite(&self) -> Suite {
         self.suite
     }
@@ -145,70 +149,63 @@ impl InboundSa {
     /// Opens one whole ESP packet (the UDP payload, starting with the SPI)
     /// in place; on success the inner packet is `buf[opened.range()]`.
     ///
-    /// Cheap checks come first so that junk and replays cost no AEAD work;
-    /// the window is updated only after authentication, so forgeries cannot
-    /// move it, and checked again then, so that of two copies of one packet
-    /// opened concurrently exactly one is accepted.
+    /// The order is RFC 4303 §3.4.3's: cheap checks and the replay check
+    /// first, so that junk and replays cost no cryptography; then the ICV
+    /// (for AES-CBC before anything is decrypted); the window is updated only
+    /// after authentication, so forgeries cannot move it, and checked again
+    /// then, so that of two copies of one packet opened concurrently exactly
+    /// one is accepted.
     pub fn open_in_place(&self, buf: &mut [u8]) -> Result<Opened, OpenError> {
-        let (seq_lo, iv) = self.check_header(buf)?;
+        let seq_lo = self.check_header(buf)?;
         let seq = self.window.infer(seq_lo, self.esn);
         self.window.check(seq)?;
-        let body_len = self.decrypt(buf, seq, iv)?;
+        let body_len = self.decrypt(buf, seq)?;
         self.window.update(seq)?;
+        let offset = self.layout.header;
         let body = buf
-            .get(HEADROOM..HEADROOM + body_len)
+            .get(offset..offset + body_len)
             .ok_or(OpenError::Malformed)?;
         let (data_len, next_header) = trailer::parse(body)?;
         let data = body.get(..data_len).ok_or(OpenError::Malformed)?;
         let len = trailer::inner_len(data, next_header)?;
         Ok(Opened {
-            offset: HEADROOM,
+            offset,
             len,
             next_header,
             seq,
         })
     }
 
-    /// Length, SPI and alignment checks; returns the low sequence bits and
-    /// the explicit IV.
-    fn check_header(&self, buf: &[u8]) -> Result<(u32, [u8; IV_LEN]), OpenError> {
-        if buf.len() < MIN_ESP_LEN {
+    /// Length, SPI and alignment checks; returns the low sequence bits.
+    fn check_header(&self, buf: &[u8]) -> Result<u32, OpenError> {
+        if buf.len() < self.layout.min_packet() {
             return Err(OpenError::Truncated);
         }
         if peek_spi(buf) != Some(self.spi) {
             return Err(OpenError::SpiMismatch);
         }
         // RFC 4303 §2.4: pad length and next header end on a 4-byte
-        // boundary, so a peer never sends a body of another length.
-        if (buf.len() - HEADROOM - ICV_LEN) % 4 != 0 {
+        // boundary, and a block cipher's input is whole blocks (RFC 3602
+        // §2.4), so a peer never sends a body of another length.
+        if !self
+            .layout
+            .aligned(buf.len() - self.layout.header - self.layout.icv)
+        {
             return Err(OpenError::Malformed);
         }
-        let seq_lo = buf
-            .get(4..SPI_SEQ_LEN)
+        buf.get(4..SPI_SEQ_LEN)
             .and_then(|b| b.try_into().ok())
             .map(u32::from_be_bytes)
-            .ok_or(OpenError::Truncated)?;
-        let iv: [u8; IV_LEN] = buf
-            .get(SPI_SEQ_LEN..HEADROOM)
-            .and_then(|b| b.try_into().ok())
-            .ok_or(OpenError::Truncated)?;
-        Ok((seq_lo, iv))
+            .ok_or(OpenError::Truncated)
     }
 
     /// Authenticates and decrypts with the full sequence number `seq`,
-    /// leaving the body (payload, padding, pad length, next header) at
-    /// `buf[HEADROOM..]`; returns the body length. No replay or trailer
-    /// checks, so known-answer tests can reach the raw AEAD framing.
-    pub(crate) fn decrypt(
-        &self,
-        buf: &mut [u8],
-        seq: u64,
-        iv: [u8; IV_LEN],
-    ) -> Result<usize, OpenError> {
-        let aad = EspAad::new(self.spi, seq, self.esn);
-        let in_out = buf.get_mut(HEADROOM..).ok_or(OpenError::Truncated)?;
+    /// leaving the body (payload, padding, pad length, next header) right
+    /// after the header; returns the body length. No replay or trailer
+    /// checks, so known-answer tests can reach the raw cipher framing.
+    pub(crate) fn decrypt(&self, buf: &mut [u8], seq: u64) -> Result<usize, OpenError> {
         self.cipher
-            .open(&iv, &aad, in_out)
+            .open(buf, self.layout.header, self.spi, seq, self.esn)
             .map_err(|_| OpenError::Authentication)
     }
 }
@@ -227,10 +224,11 @@ impl fmt::Debug for InboundSa {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::{OutboundSa, MAX_TRAILER};
+    use crate::suite::{CbcCipher, Integ};
+    use crate::{OutboundSa, HEADROOM, MAX_TRAILER, MIN_ESP_LEN};
     use proptest::prelude::*;
 
-    const KEY: [u8; 36] = [9u8; 36];
+    const KEY: [u8; 96] = [9u8; 96];
 
     fn pair(suite: Suite, esn: bool) -> (OutboundSa, InboundSa) {
         let n = suite.keymat_len();
@@ -243,29 +241,45 @@ mod tests {
     /// Seals an arbitrary body exactly as given, so trailer handling can be
     /// driven with authenticated garbage.
     fn seal_raw(out: &OutboundSa, seq: u64, body: &[u8]) -> Vec<u8> {
-        let mut buf = vec![0u8; HEADROOM + body.len() + ICV_LEN];
+        let suite = out.suite();
+        let mut buf = vec![0u8; HEADROOM + body.len() + suite.icv_len()];
         buf[HEADROOM..HEADROOM + body.len()].copy_from_slice(body);
-        let n = out
-            .seal_body(&mut buf, body.len(), seq, seq.to_be_bytes())
+        let iv = [seq as u8; 16];
+        let r = out
+            .seal_body(&mut buf, body.len(), seq, &iv[..suite.iv_len()])
             .unwrap();
-        assert_eq!(n, buf.len());
-        buf
+        assert_eq!(r.end, buf.len());
+        buf[r].to_vec()
+    }
+
+    /// A body of `n` bytes ending in the given trailer bytes, whole blocks of `suite`.
+    fn body(suite: Suite, tail: &[u8]) -> Vec<u8> {
+        let mut b = vec![0u8; tail.len().next_multiple_of(suite.block_len())];
+        let at = b.len() - tail.len();
+        b[at..].copy_from_slice(tail);
+        b
     }
 
     #[test]
     fn authenticated_trailer_errors_still_use_up_the_sequence_number() {
-        let (out, inb) = pair(Suite::Aes256Gcm16, false);
-        let mut p = seal_raw(&out, 1, &[0, 0, 0, 7, 1, 2, 2, 99]);
-        assert_eq!(inb.open_in_place(&mut p), Err(OpenError::BadNextHeader));
-        let mut p = seal_raw(&out, 1, &[0, 0, 0, 7, 1, 2, 2, 99]);
-        assert_eq!(inb.open_in_place(&mut p), Err(OpenError::Replay));
-        let mut p = seal_raw(&out, 2, &[0, 0, 9, 9, 1, 3, 2, 4]);
-        assert_eq!(inb.open_in_place(&mut p), Err(OpenError::BadPadding));
-        let mut p = seal_raw(&out, 3, &[0, 0, 9, 9, 1, 2, 2, 59]);
-        assert_eq!(inb.open_in_place(&mut p), Err(OpenError::Dummy));
-        let mut p = seal_raw(&out, 4, &[0, 0, 9, 9, 1, 2, 2, 4]);
-        assert_eq!(inb.open_in_place(&mut p), Err(OpenError::Malformed));
-        assert_eq!(inb.highest_seq(), 4);
+        for suite in [
+            Suite::Aes256Gcm16,
+            Suite::Cbc(CbcCipher::Aes128, Integ::HmacSha1_96),
+        ] {
+            let (out, inb) = pair(suite, false);
+            let b = |t: &[u8]| body(suite, t);
+            let mut p = seal_raw(&out, 1, &b(&[0, 0, 0, 7, 1, 2, 2, 99]));
+            assert_eq!(inb.open_in_place(&mut p), Err(OpenError::BadNextHeader));
+            let mut p = seal_raw(&out, 1, &b(&[0, 0, 0, 7, 1, 2, 2, 99]));
+            assert_eq!(inb.open_in_place(&mut p), Err(OpenError::Replay));
+            let mut p = seal_raw(&out, 2, &b(&[0, 0, 9, 9, 1, 3, 2, 4]));
+            assert_eq!(inb.open_in_place(&mut p), Err(OpenError::BadPadding));
+            let mut p = seal_raw(&out, 3, &b(&[0, 0, 9, 9, 1, 2, 2, 59]));
+            assert_eq!(inb.open_in_place(&mut p), Err(OpenError::Dummy));
+            let mut p = seal_raw(&out, 4, &b(&[0, 0, 9, 9, 1, 2, 2, 4]));
+            assert_eq!(inb.open_in_place(&mut p), Err(OpenError::Malformed));
+            assert_eq!(inb.highest_seq(), 4, "{suite}");
+        }
     }
 
     #[test]
@@ -280,16 +294,38 @@ mod tests {
         );
         p[3] = 1;
         assert_eq!(inb.open_in_place(&mut p), Err(OpenError::SpiMismatch));
+        // AES-CBC: the body must be whole 16-byte blocks.
+        let suite = Suite::Cbc(CbcCipher::Aes256, Integ::HmacSha512_256);
+        let (_, inb) = pair(suite, false);
+        let min = suite.min_packet_len();
+        assert_eq!(min, 24 + 2 + 32);
+        for len in [min, 24 + 4 + 32, 24 + 20 + 32, 24 + 32 + 32 - 1] {
+            let mut p = vec![0u8; len];
+            p[..4].copy_from_slice(&0x4000u32.to_be_bytes());
+            assert_eq!(
+                inb.open_in_place(&mut p),
+                Err(OpenError::Malformed),
+                "{len}"
+            );
+        }
+        let mut p = vec![0u8; min - 1];
+        p[..4].copy_from_slice(&0x4000u32.to_be_bytes());
+        assert_eq!(inb.open_in_place(&mut p), Err(OpenError::Truncated));
+        // Whole blocks reach the ICV check (and fail it).
+        let mut p = vec![0u8; 24 + 16 + 32];
+        p[..4].copy_from_slice(&0x4000u32.to_be_bytes());
+        p[7] = 1;
+        assert_eq!(inb.open_in_place(&mut p), Err(OpenError::Authentication));
     }
 
     #[test]
     fn dummy_packet_from_seal_in_place() {
         let (out, inb) = pair(Suite::Aes128Gcm16, true);
         let mut buf = vec![0u8; HEADROOM + 40 + MAX_TRAILER];
-        let n = out
+        let r = out
             .seal_in_place(&mut buf, 40, crate::NEXT_HEADER_NONE)
             .unwrap();
-        assert_eq!(inb.open_in_place(&mut buf[..n]), Err(OpenError::Dummy));
+        assert_eq!(inb.open_in_place(&mut buf[r]), Err(OpenError::Dummy));
         assert_eq!(inb.highest_seq(), 1);
     }
 
@@ -310,15 +346,18 @@ mod tests {
         #[test]
         fn authenticated_garbage_never_panics(
             body in proptest::collection::vec(any::<u8>(), 0..200),
-            suite in prop::sample::select(Suite::AEAD.to_vec()),
+            suite in prop::sample::select(Suite::ALL.to_vec()),
         ) {
             let (out, inb) = pair(suite, false);
             let mut body = body;
-            body.truncate(body.len() / 4 * 4);
+            body.truncate(body.len() / suite.block_len() * suite.block_len());
+            if body.is_empty() {
+                body = vec![0; suite.block_len()];
+            }
             let mut p = seal_raw(&out, 1, &body);
             match inb.open_in_place(&mut p) {
                 Ok(o) => {
-                    prop_assert!(o.range().end <= p.len() - ICV_LEN);
+                    prop_assert!(o.range().end <= p.len() - suite.icv_len());
                     prop_assert!(o.next_header == 4 || o.next_header == 41);
                 }
                 Err(e) => prop_assert!(!matches!(

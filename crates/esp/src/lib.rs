@@ -7,10 +7,20 @@
 //! packet is written [`HEADROOM`] bytes into its buffer with [`MAX_TRAILER`]
 //! spare bytes after it, and an inbound ESP packet is decrypted where it lies.
 //!
-//! Only AEAD suites with a 16-byte ICV are offered (AES-GCM, RFC 4106;
-//! ChaCha20-Poly1305, RFC 7634): they need no separate integrity transform and
-//! are what strongSwan proposes by default for ESP. All cryptography is
-//! `ring`'s.
+//! Suites ([`Suite`]): the AEADs with a 16-byte ICV (AES-GCM, RFC 4106;
+//! ChaCha20-Poly1305, RFC 7634), which are what strongSwan proposes by default,
+//! and AES-CBC (RFC 3602) with HMAC-SHA-1-96 (RFC 2404) or HMAC-SHA-2 truncated
+//! to half (RFC 4868), encrypt-then-MAC, which is what most other gear proposes.
+//! The AEADs and the HMACs are `ring`'s; AES-CBC is RustCrypto's `aes` and
+//! `cbc` (ring has no CBC mode).
+//!
+//! The suites differ in header (IV of 8 or 16 bytes), padding (to 4 or 16
+//! bytes) and ICV (12 to 32 bytes), so the buffer constants are the maxima
+//! over all suites and every SA answers for its own sizes
+//! ([`Suite::header_len`], [`Suite::sealed_len`]): an inner packet always sits
+//! at [`HEADROOM`], and the sealed packet starts wherever its SA's header has
+//! to (`HEADROOM - header_len`), which [`OutboundSa::seal_in_place`] returns.
+//! The AEAD path pays nothing for this: one subtraction.
 //!
 //! No input bytes can make this crate panic: malformed, forged or replayed
 //! packets come back as error values for the caller to count.
@@ -19,6 +29,7 @@
 
 #![forbid(unsafe_code)]
 
+mod cbc;
 mod cipher;
 mod classify;
 mod inbound;
@@ -39,20 +50,27 @@ pub use suite::{CbcCipher, Encr, Integ, KeyError, Suite, UnknownSuite};
 /// SPI plus the low 32 bits of the sequence number: the part of the header
 /// that is always on the wire, ESN or not.
 pub const SPI_SEQ_LEN: usize = 8;
-/// Explicit per-packet IV of the AEAD suites (RFC 4106 §3.1, RFC 7634 §2).
-pub const IV_LEN: usize = 8;
-/// All offered suites use the full 16-byte tag; shorter GCM ICVs are not
-/// offered because they weaken forgery resistance for no real saving.
-pub const ICV_LEN: usize = 16;
+/// Longest explicit per-packet IV of any suite: the AES block of AES-CBC
+/// (RFC 3602 §3). The AEADs' is 8 bytes (RFC 4106 §3.1, RFC 7634 §2).
+pub const MAX_IV_LEN: usize = 16;
+/// Longest ICV of any suite: HMAC-SHA-512-256 (RFC 4868). The AEADs' is 16;
+/// shorter GCM ICVs are not offered because they weaken forgery resistance
+/// for no real saving.
+pub const MAX_ICV_LEN: usize = 32;
+/// Largest unit the encrypted body is padded to: the AES block for CBC.
+pub const MAX_BLOCK_LEN: usize = 16;
 /// Bytes an inner packet must be preceded by in its buffer so that sealing
-/// can write the ESP header in front of it without moving the packet.
-pub const HEADROOM: usize = SPI_SEQ_LEN + IV_LEN;
-/// Worst-case bytes sealing appends after the inner packet: up to 3 padding
-/// bytes (to 4-byte alignment), pad length, next header and the ICV.
-pub const MAX_TRAILER: usize = 3 + 2 + ICV_LEN;
-/// Smallest ESP packet that can be valid: header, IV, an empty payload's pad
-/// length and next header, and the ICV.
-pub const MIN_ESP_LEN: usize = HEADROOM + 2 + ICV_LEN;
+/// can write any suite's ESP header in front of it without moving the
+/// packet. A suite with a shorter header starts its packet further in.
+pub const HEADROOM: usize = SPI_SEQ_LEN + MAX_IV_LEN;
+/// Worst-case bytes sealing appends after the inner packet, over all suites:
+/// up to 15 padding bytes (to a 16-byte block), pad length, next header and
+/// the longest ICV.
+pub const MAX_TRAILER: usize = MAX_BLOCK_LEN - 1 + 2 + MAX_ICV_LEN;
+/// Smallest ESP packet that any suite could accept (an AEAD's: 16-byte
+/// header, pad length and next header, 16-byte ICV); each SA checks its own
+/// [`Suite::min_packet_len`].
+pub const MIN_ESP_LEN: usize = SPI_SEQ_LEN + 8 + 2 + 16;
 
 /// Next header of a tunnelled IPv4 packet (IP-in-IP protocol number).
 pub const NEXT_HEADER_IPV4: u8 = 4;

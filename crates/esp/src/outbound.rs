@@ -1,11 +1,13 @@
 //! Outbound SA: turns an inner IP packet into an ESP packet in place.
 
 use std::fmt;
+use std::ops::Range;
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use crate::cipher::{EspAad, SaCipher};
-use crate::suite::{KeyError, Suite};
-use crate::{trailer, HEADROOM, ICV_LEN, IV_LEN};
+use crate::cbc::IvKey;
+use crate::cipher::{SaCipher, AEAD_IV_LEN};
+use crate::suite::{KeyError, Layout, Suite};
+use crate::{trailer, HEADROOM, MAX_IV_LEN};
 
 /// Counter value once the last sequence number has been handed out. 0 is
 /// free for this because it is never a valid sequence number, and it is the
@@ -31,23 +33,36 @@ pub enum SealError {
 /// reuse a nonce.
 pub struct OutboundSa {
     cipher: SaCipher,
+    /// AES-CBC only: the key that turns the counter into an unpredictable IV
+    /// (see [`IvKey`] for why). The AEADs send the counter itself.
+    iv_key: Option<IvKey>,
     suite: Suite,
+    layout: Layout,
     spi: u32,
     esn: bool,
     /// Next sequence number to hand out, or [`EXHAUSTED`].
     next: AtomicU64,
-    /// Added (mod 2^64) to the sequence number to form the explicit IV. See
+    /// Added (mod 2^64) to the sequence number to form the IV counter. See
     /// [`OutboundSa::with_iv_offset`].
     iv_offset: u64,
 }
 
 impl OutboundSa {
     /// `keymat` is this direction's slice of the CHILD_SA keying material
-    /// (key then salt); `esn` is whether extended sequence numbers were
-    /// negotiated.
+    /// ([`Suite::keymat_len`] bytes: an AEAD's key then salt, or the AES-CBC
+    /// key then the HMAC key); `esn` is whether extended sequence numbers
+    /// were negotiated. An AES-CBC SA also draws its random IV key here, the
+    /// one time this crate asks the operating system for anything.
     pub fn new(suite: Suite, spi: u32, keymat: &[u8], esn: bool) -> Result<Self, KeyError> {
+        let cipher = SaCipher::new(suite, keymat)?;
+        let iv_key = match suite {
+            Suite::Cbc(..) => Some(IvKey::random().ok_or(KeyError::Random { suite })?),
+            _ => None,
+        };
         Ok(OutboundSa {
-            cipher: SaCipher::new(suite, keymat)?,
+            cipher,
+            iv_key,
+            layout: Layout::of(suite),
             suite,
             spi,
             esn,
@@ -56,11 +71,12 @@ impl OutboundSa {
         })
     }
 
-    /// Derives the explicit IV as `seq + offset (mod 2^64)` instead of `seq`. Adding a
-    /// constant is a bijection, so IVs stay unique for the life of this SA; a random offset
-    /// also keeps them unique across SA instances that share a key — manual keys outlive the
-    /// process, and a restarted daemon starts its sequence numbers at 1 again, which with a
-    /// plain counter IV would repeat AEAD nonces under the same key.
+    /// Derives the IV counter as `seq + offset (mod 2^64)` instead of `seq`: an AEAD sends
+    /// it as its explicit IV, AES-CBC encrypts it ([`IvKey`]). Adding a constant is a
+    /// bijection, so IVs stay unique for the life of this SA; a random offset also keeps them
+    /// unique across SA instances that share a key — manual keys outlive the process, and a
+    /// restarted daemon starts its sequence numbers at 1 again, which with a plain counter IV
+    /// would repeat AEAD nonces under the same key.
     pub fn with_iv_offset(mut self, offset: u64) -> Self {
         self.iv_offset = offset;
         self
@@ -79,7 +95,7 @@ impl OutboundSa {
         self.spi
     }
 
-    /// AEAD suite of this SA.
+    /// Suite of this SA.
     pub fn suite(&self) -> Suite {
         self.suite
     }
@@ -115,6 +131,7 @@ impl OutboundSa {
     /// `fetch_add`, because the counter must stop at the end of the space
     /// instead of wrapping back to already used numbers, even with many
     /// threads racing at the boundary.
+    #[inline]
     fn take_seq(&self) -> Result<u64, SealError> {
         let max = self.max_seq();
         self.next
@@ -128,82 +145,151 @@ impl OutboundSa {
             .map_err(|_| SealError::SequenceExhausted)
     }
 
+    /// Where this SA's packets start in a sealing buffer: its header ends
+    /// where the inner packet begins, at [`HEADROOM`], so a suite with a
+    /// shorter header than the longest starts further in.
+    pub fn packet_start(&self) -> usize {
+        HEADROOM - self.layout.header
+    }
+
     /// Seals the inner packet at `buf[HEADROOM..HEADROOM + payload_len]`
-    /// into an ESP packet starting at `buf[0]` and returns its length.
+    /// into an ESP packet and returns where in `buf` it lies: it starts at
+    /// [`OutboundSa::packet_start`] (the header is written in front of the
+    /// inner packet, which is encrypted where it is) and ends after the ICV.
     ///
     /// `buf` needs room for the padding, pad length, next header and ICV
     /// after the payload; [`MAX_TRAILER`](crate::MAX_TRAILER) bytes are always
     /// enough. The size is checked before a sequence number is taken, so a
     /// short buffer does not burn one.
+    #[inline]
     pub fn seal_in_place(
         &self,
         buf: &mut [u8],
         payload_len: usize,
         next_header: u8,
-    ) -> Result<usize, SealError> {
-        let body_len = trailer::body_len(payload_len).ok_or(SealError::BufferTooSmall)?;
-        packet_len(body_len)
-            .filter(|&len| len <= buf.len())
+    ) -> Result<Range<usize>, SealError> {
+        let body_len = self.body_len(payload_len)?;
+        self.packet_range(body_len)
+            .filter(|r| r.end <= buf.len())
             .ok_or(SealError::BufferTooSmall)?;
         let seq = self.take_seq()?;
-        // The explicit IV is the 64-bit sequence number (plus a constant offset):
-        // unique per key by construction, which is all RFC 4106 §3.1 and RFC 7634
-        // §2 ask of it.
-        let iv = seq.wrapping_add(self.iv_offset).to_be_bytes();
-        self.seal_with_iv(buf, payload_len, next_header, seq, iv)
+        self.write_trailer(buf, payload_len, body_len, next_header)?;
+        // The IV counter is the 64-bit sequence number (plus a constant offset): unique per
+        // key by construction, which is all RFC 4106 §3.1 and RFC 7634 §2 ask of an AEAD's
+        // IV. AES-CBC needs it unpredictable as well (RFC 3602 §2.1) and encrypts it.
+        let ctr = seq.wrapping_add(self.iv_offset);
+        self.finish(buf, body_len, seq, Iv::Counter(ctr))
     }
 
-    /// Sealing with a caller-chosen sequence number and IV. Crate-private:
-    /// reusing an IV under one key breaks the AEAD, so outside code only gets
-    /// the counter-driven [`OutboundSa::seal_in_place`]; tests use this to
+    /// Sealing with a caller-chosen sequence number and IV (of
+    /// [`Suite::iv_len`] bytes). Crate-private: reusing an IV under one key
+    /// breaks an AEAD, and a predictable one breaks CBC, so outside code only
+    /// gets the counter-driven [`OutboundSa::seal_in_place`]; tests use this to
     /// reproduce published vectors whose IV is not their sequence number.
+    #[cfg(test)]
     pub(crate) fn seal_with_iv(
         &self,
         buf: &mut [u8],
         payload_len: usize,
         next_header: u8,
         seq: u64,
-        iv: [u8; IV_LEN],
-    ) -> Result<usize, SealError> {
-        let body_len = trailer::body_len(payload_len).ok_or(SealError::BufferTooSmall)?;
-        let trailer_range = HEADROOM + payload_len..HEADROOM + body_len;
-        let trailer_bytes = buf
-            .get_mut(trailer_range)
-            .ok_or(SealError::BufferTooSmall)?;
-        trailer::write(trailer_bytes, next_header);
-        self.seal_body(buf, body_len, seq, iv)
+        iv: &[u8],
+    ) -> Result<Range<usize>, SealError> {
+        let body_len = self.body_len(payload_len)?;
+        self.write_trailer(buf, payload_len, body_len, next_header)?;
+        self.finish(buf, body_len, seq, Iv::Given(iv))
     }
 
     /// Encrypts `buf[HEADROOM..HEADROOM + body_len]` as it is, trailer
-    /// included, and writes the header and ICV around it.
+    /// included, and writes the header (with the given IV) and ICV around it.
+    #[cfg(test)]
     pub(crate) fn seal_body(
         &self,
         buf: &mut [u8],
         body_len: usize,
         seq: u64,
-        iv: [u8; IV_LEN],
-    ) -> Result<usize, SealError> {
-        let total = packet_len(body_len).ok_or(SealError::BufferTooSmall)?;
-        let packet = buf.get_mut(..total).ok_or(SealError::BufferTooSmall)?;
-        let (header, rest) = packet.split_at_mut(HEADROOM);
-        let (body, icv) = rest.split_at_mut(body_len);
-        header[..4].copy_from_slice(&self.spi.to_be_bytes());
-        header[4..8].copy_from_slice(&(seq as u32).to_be_bytes());
-        header[8..].copy_from_slice(&iv);
-        let aad = EspAad::new(self.spi, seq, self.esn);
-        // ring refuses only inputs longer than the AEAD's limit (about
-        // 2^36 bytes), which no buffer handed to a packet path approaches.
-        let tag = self
-            .cipher
-            .seal(&iv, &aad, body)
+        iv: &[u8],
+    ) -> Result<Range<usize>, SealError> {
+        self.finish(buf, body_len, seq, Iv::Given(iv))
+    }
+
+    #[inline]
+    fn write_trailer(
+        &self,
+        buf: &mut [u8],
+        payload_len: usize,
+        body_len: usize,
+        next_header: u8,
+    ) -> Result<(), SealError> {
+        let trailer_bytes = buf
+            .get_mut(HEADROOM + payload_len..HEADROOM + body_len)
+            .ok_or(SealError::BufferTooSmall)?;
+        trailer::write(trailer_bytes, next_header);
+        Ok(())
+    }
+
+    /// Writes the header around the body at `buf[HEADROOM..HEADROOM + body_len]`,
+    /// encrypts it and appends the ICV.
+    #[inline(always)]
+    fn finish(
+        &self,
+        buf: &mut [u8],
+        body_len: usize,
+        seq: u64,
+        iv: Iv<'_>,
+    ) -> Result<Range<usize>, SealError> {
+        let range = self
+            .packet_range(body_len)
+            .ok_or(SealError::BufferTooSmall)?;
+        let packet = buf
+            .get_mut(range.clone())
+            .ok_or(SealError::BufferTooSmall)?;
+        let header_len = self.layout.header;
+        let header = packet
+            .get_mut(..header_len)
+            .ok_or(SealError::BufferTooSmall)?;
+        let (spi_seq, iv_bytes) = header.split_at_mut(8);
+        spi_seq[..4].copy_from_slice(&self.spi.to_be_bytes());
+        spi_seq[4..].copy_from_slice(&(seq as u32).to_be_bytes());
+        // Fixed-size copies for the two real layouts; the suite decided the header length.
+        match (iv, &self.iv_key, iv_bytes.len()) {
+            (Iv::Counter(ctr), None, AEAD_IV_LEN) => iv_bytes.copy_from_slice(&ctr.to_be_bytes()),
+            (Iv::Counter(ctr), Some(k), MAX_IV_LEN) => iv_bytes.copy_from_slice(&k.iv(ctr)),
+            (Iv::Given(given), _, n) if given.len() == n => iv_bytes.copy_from_slice(given),
+            _ => return Err(SealError::BufferTooSmall),
+        }
+        // The ciphers refuse only what the checks above rule out (a body that
+        // is not whole blocks, inputs beyond an AEAD's ~2^36-byte limit).
+        self.cipher
+            .seal(packet, header_len, self.spi, seq, self.esn)
             .map_err(|_| SealError::BufferTooSmall)?;
-        icv.copy_from_slice(tag.as_ref());
-        Ok(total)
+        Ok(range)
+    }
+
+    #[inline]
+    fn body_len(&self, payload_len: usize) -> Result<usize, SealError> {
+        self.layout
+            .body_len(payload_len)
+            .ok_or(SealError::BufferTooSmall)
+    }
+
+    /// Where the packet with a body of `body_len` bytes lies in the buffer.
+    #[inline]
+    fn packet_range(&self, body_len: usize) -> Option<Range<usize>> {
+        let end = HEADROOM
+            .checked_add(body_len)?
+            .checked_add(self.layout.icv)?;
+        Some(self.packet_start()..end)
     }
 }
 
-fn packet_len(body_len: usize) -> Option<usize> {
-    body_len.checked_add(HEADROOM + ICV_LEN)
+/// Where a packet's IV comes from: the SA's counter (the only way outside
+/// the crate), or the caller (known-answer tests).
+#[derive(Clone, Copy)]
+enum Iv<'a> {
+    Counter(u64),
+    #[cfg_attr(not(test), allow(dead_code))]
+    Given(&'a [u8]),
 }
 
 impl fmt::Debug for OutboundSa {
@@ -220,7 +306,10 @@ impl fmt::Debug for OutboundSa {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::suite::{CbcCipher, Integ};
     use crate::MAX_TRAILER;
+
+    const CBC: Suite = Suite::Cbc(CbcCipher::Aes256, Integ::HmacSha256_128);
 
     fn sa(esn: bool) -> OutboundSa {
         OutboundSa::new(Suite::Aes128Gcm16, 0x1234, &[1u8; 20], esn).unwrap()
@@ -230,12 +319,35 @@ mod tests {
     fn header_layout_and_padding() {
         let sa = sa(true).with_next_seq(0x1_0000_0002);
         let mut buf = vec![0u8; HEADROOM + 21 + MAX_TRAILER];
-        let n = sa.seal_in_place(&mut buf, 21, 4).unwrap();
-        assert_eq!(n, HEADROOM + 24 + ICV_LEN);
-        assert_eq!(&buf[..4], &0x1234u32.to_be_bytes());
-        assert_eq!(&buf[4..8], &2u32.to_be_bytes());
-        assert_eq!(&buf[8..16], &0x1_0000_0002u64.to_be_bytes());
+        let r = sa.seal_in_place(&mut buf, 21, 4).unwrap();
+        // The AEAD header is 16 bytes: the packet starts 8 bytes into the headroom.
+        assert_eq!(r, 8..HEADROOM + 24 + 16);
+        let p = &buf[r];
+        assert_eq!(&p[..4], &0x1234u32.to_be_bytes());
+        assert_eq!(&p[4..8], &2u32.to_be_bytes());
+        assert_eq!(&p[8..16], &0x1_0000_0002u64.to_be_bytes());
         assert_eq!(sa.next_seq(), 0x1_0000_0003);
+    }
+
+    #[test]
+    fn cbc_header_layout_padding_and_unpredictable_iv() {
+        let sa = OutboundSa::new(CBC, 0x1234, &[3u8; 64], false).unwrap();
+        let mut buf = vec![0u8; HEADROOM + 21 + MAX_TRAILER];
+        let r = sa.seal_in_place(&mut buf, 21, 4).unwrap();
+        // 24-byte header from the start of the buffer, 21 + 2 padded to 32, 16-byte ICV.
+        assert_eq!(r, 0..HEADROOM + 32 + 16);
+        assert_eq!(sa.packet_start(), 0);
+        assert_eq!(&buf[..4], &0x1234u32.to_be_bytes());
+        assert_eq!(&buf[4..8], &1u32.to_be_bytes());
+        let iv1 = buf[8..24].to_vec();
+        let r2 = sa.seal_in_place(&mut buf, 21, 4).unwrap();
+        assert_eq!(r2, r);
+        assert_ne!(&buf[8..24], &iv1[..], "a fresh IV per packet");
+        assert_ne!(&iv1[8..], &1u64.to_be_bytes(), "not the counter in clear");
+        // Another SA instance with the same key draws another IV key.
+        let other = OutboundSa::new(CBC, 0x1234, &[3u8; 64], false).unwrap();
+        other.seal_in_place(&mut buf, 21, 4).unwrap();
+        assert_ne!(&buf[8..24], &iv1[..]);
     }
 
     #[test]
@@ -247,8 +359,10 @@ mod tests {
         x[HEADROOM] = 0x45;
         x[HEADROOM + 3] = 20;
         let mut y = x.clone();
-        let n = a.seal_in_place(&mut x, 20, 4).unwrap();
-        assert_eq!(b.seal_in_place(&mut y, 20, 4), Ok(n));
+        let r = a.seal_in_place(&mut x, 20, 4).unwrap();
+        assert_eq!(b.seal_in_place(&mut y, 20, 4), Ok(r.clone()));
+        let (x, y) = (&mut x[r.clone()], &mut y[r]);
+        let n = x.len();
         assert_eq!(&x[4..8], &y[4..8], "same sequence number");
         assert_eq!(&x[8..16], &1u64.to_be_bytes());
         assert_eq!(&y[8..16], &0u64.to_be_bytes(), "1 + (2^64 - 1) wraps to 0");
@@ -256,7 +370,7 @@ mod tests {
         assert_ne!(&x[16..n], &y[16..n]);
         // The receiver takes the IV from the packet, so the offset needs no agreement.
         let rx = crate::InboundSa::new(Suite::Aes128Gcm16, 0x1234, &[1u8; 20], true, 0).unwrap();
-        let opened = rx.open_in_place(&mut y[..n]).unwrap();
+        let opened = rx.open_in_place(y).unwrap();
         assert_eq!((opened.seq, opened.len), (1, 20));
     }
 
@@ -264,7 +378,7 @@ mod tests {
     fn short_buffer_keeps_sequence_number() {
         let sa = sa(false);
         // 20 bytes of payload take 2 bytes of padding plus pad length and next header.
-        let mut buf = vec![0u8; HEADROOM + 24 + ICV_LEN - 1];
+        let mut buf = vec![0u8; HEADROOM + 24 + 16 - 1];
         assert_eq!(
             sa.seal_in_place(&mut buf, 20, 4),
             Err(SealError::BufferTooSmall)
@@ -278,8 +392,8 @@ mod tests {
             Err(SealError::BufferTooSmall)
         );
         assert_eq!(sa.next_seq(), 1);
-        let mut buf = vec![0u8; HEADROOM + 24 + ICV_LEN];
-        assert_eq!(sa.seal_in_place(&mut buf, 20, 4), Ok(buf.len()));
+        let mut buf = vec![0u8; HEADROOM + 24 + 16];
+        assert_eq!(sa.seal_in_place(&mut buf, 20, 4), Ok(8..buf.len()));
     }
 
     #[test]

@@ -520,6 +520,36 @@ impl Suite {
         }
     }
 
+    /// Bytes in front of the encrypted body: SPI, the low 32 bits of the
+    /// sequence number and the explicit IV. At most [`HEADROOM`](crate::HEADROOM).
+    pub fn header_len(self) -> usize {
+        crate::SPI_SEQ_LEN + self.iv_len()
+    }
+
+    /// Length of the ESP packet (from the SPI to the end of the ICV) that
+    /// carries `payload_len` bytes, padded as RFC 4303 §2.4 asks: payload, pad
+    /// length and next header to a multiple of [`Suite::block_len`]. `None`
+    /// if that overflows.
+    pub fn sealed_len(self, payload_len: usize) -> Option<usize> {
+        crate::trailer::body_len(payload_len, self.block_len())?
+            .checked_add(self.header_len() + self.icv_len())
+    }
+
+    /// The largest payload whose ESP packet is at most `esp_len` bytes (the
+    /// inverse of [`Suite::sealed_len`]), 0 if not even an empty one fits:
+    /// what the MTU arithmetic of the fast path solves for.
+    pub fn max_payload(self, esp_len: usize) -> usize {
+        let room = esp_len.saturating_sub(self.header_len() + self.icv_len());
+        (room / self.block_len() * self.block_len()).saturating_sub(2)
+    }
+
+    /// The shortest ESP packet this suite could have sent: header, pad length
+    /// and next header, ICV. Anything shorter is truncated; anything whose
+    /// body is not a whole number of [`Suite::block_len`] is malformed.
+    pub fn min_packet_len(self) -> usize {
+        self.header_len() + 2 + self.icv_len()
+    }
+
     /// IANA IKEv2 encryption transform ID of [`Suite::encr`].
     pub fn transform_id(self) -> u16 {
         self.encr().transform_id()
@@ -528,6 +558,48 @@ impl Suite {
     /// Key Length attribute of [`Suite::encr`].
     pub fn key_length_attribute(self) -> Option<u16> {
         self.encr().key_length_attribute()
+    }
+}
+
+/// A suite's sizes, worked out once per SA so that the packet path does no
+/// table lookups and no division (every block length is a power of two).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct Layout {
+    /// [`Suite::header_len`].
+    pub(crate) header: usize,
+    /// [`Suite::icv_len`].
+    pub(crate) icv: usize,
+    /// [`Suite::block_len`] - 1.
+    block_mask: usize,
+}
+
+impl Layout {
+    pub(crate) fn of(suite: Suite) -> Layout {
+        debug_assert!(suite.block_len().is_power_of_two());
+        Layout {
+            header: suite.header_len(),
+            icv: suite.icv_len(),
+            block_mask: suite.block_len() - 1,
+        }
+    }
+
+    /// Payload, padding, pad length and next header: `payload_len + 2`
+    /// rounded up to the block ([`trailer::body_len`](crate::trailer::body_len)).
+    #[inline]
+    pub(crate) fn body_len(self, payload_len: usize) -> Option<usize> {
+        Some(payload_len.checked_add(2 + self.block_mask)? & !self.block_mask)
+    }
+
+    /// Whether a body of `len` bytes is whole blocks.
+    #[inline]
+    pub(crate) fn aligned(self, len: usize) -> bool {
+        len & self.block_mask == 0
+    }
+
+    /// [`Suite::min_packet_len`].
+    #[inline]
+    pub(crate) fn min_packet(self) -> usize {
+        self.header + 2 + self.icv
     }
 }
 
@@ -560,7 +632,7 @@ impl fmt::Display for Suite {
 
 /// Keying material that does not fit the suite, which means IKE derived the
 /// wrong amount: installing such an SA must fail rather than guess.
-#[derive(thiserror::Error, Debug, PartialEq, Eq)]
+#[derive(thiserror::Error, Debug, Clone, Copy, PartialEq, Eq)]
 pub enum KeyError {
     /// The keying material is not exactly [`Suite::keymat_len`] bytes.
     #[error("{suite} needs {expected} bytes of key material, got {got}")]
@@ -572,10 +644,11 @@ pub enum KeyError {
         /// Bytes that were given.
         got: usize,
     },
-    /// Not implemented for this suite yet (temporary, issue 20 in progress).
-    #[error("{suite} is not implemented for SAs yet")]
-    Unsupported {
-        /// The suite.
+    /// The operating system gave no random bytes for the key that makes
+    /// AES-CBC IVs unpredictable (see `cbc.rs`); the SA cannot send safely.
+    #[error("{suite}: no randomness available for the IV key")]
+    Random {
+        /// Suite the SA was created for.
         suite: Suite,
     },
 }
@@ -675,6 +748,48 @@ mod tests {
         );
         assert_eq!(Encr::from_transform(12, None), None);
         assert_eq!(Encr::from_transform(28, Some(256)), None);
+    }
+
+    #[test]
+    fn sizes_per_suite() {
+        for s in Suite::ALL {
+            assert!(s.header_len() <= crate::HEADROOM, "{s}");
+            assert!(s.min_packet_len() >= crate::MIN_ESP_LEN, "{s}");
+            assert!(s.icv_len() <= crate::MAX_ICV_LEN, "{s}");
+            assert!(s.block_len() <= crate::MAX_BLOCK_LEN, "{s}");
+            for payload in 0..100 {
+                let len = s.sealed_len(payload).unwrap();
+                // The trailer never needs more than MAX_TRAILER after the payload.
+                assert!(len - s.header_len() - payload <= crate::MAX_TRAILER, "{s}");
+                assert_eq!((len - s.header_len() - s.icv_len()) % s.block_len(), 0);
+                // max_payload inverts sealed_len: the largest payload that fits.
+                assert!(s.max_payload(len) >= payload, "{s} {payload}");
+                assert_eq!(s.sealed_len(s.max_payload(len)), Some(len), "{s} {payload}");
+            }
+            assert_eq!(s.sealed_len(usize::MAX), None);
+            let l = Layout::of(s);
+            assert_eq!(l.min_packet(), s.min_packet_len());
+            for payload in [0, 1, 13, 14, 15, 16, 1400, usize::MAX - 20, usize::MAX] {
+                assert_eq!(
+                    l.body_len(payload),
+                    crate::trailer::body_len(payload, s.block_len()),
+                    "{s} {payload}"
+                );
+            }
+            assert_eq!(s.max_payload(0), 0);
+        }
+        assert_eq!(
+            Suite::ALL.iter().map(|s| s.min_packet_len()).min(),
+            Some(crate::MIN_ESP_LEN)
+        );
+        assert_eq!(
+            Suite::ALL.iter().map(|s| s.header_len()).max(),
+            Some(crate::HEADROOM)
+        );
+        // RFC 3602 §3: a 16-byte IV; 1400 bytes of payload take 1402 -> 1408 of body.
+        let cbc = Suite::Cbc(CbcCipher::Aes256, Integ::HmacSha256_128);
+        assert_eq!(cbc.sealed_len(1400), Some(24 + 1408 + 16));
+        assert_eq!(Suite::Aes128Gcm16.sealed_len(1400), Some(16 + 1404 + 16));
     }
 
     #[test]

@@ -5,16 +5,20 @@
 use crate::inbound::OpenError;
 use crate::{NEXT_HEADER_IPV4, NEXT_HEADER_IPV6, NEXT_HEADER_NONE};
 
-/// Length of payload, padding, pad length and next header. RFC 4303 §2.4
-/// requires pad length and next header to end on a 4-byte boundary; the
-/// 16-byte header keeps that alignment, so only the body is padded.
-pub(crate) fn body_len(payload_len: usize) -> Option<usize> {
-    payload_len.checked_add(2)?.checked_next_multiple_of(4)
+/// Length of payload, padding, pad length and next header for a suite whose
+/// body must be a multiple of `block` ([`Suite::block_len`](crate::Suite::block_len)).
+/// RFC 4303 §2.4 requires pad length and next header to end on a 4-byte
+/// boundary (the AEADs' 16-byte header keeps that alignment, so only the body
+/// is padded), and a block cipher's input to be whole blocks: 16 bytes for
+/// AES-CBC (RFC 3602 §2.4).
+pub(crate) fn body_len(payload_len: usize, block: usize) -> Option<usize> {
+    payload_len.checked_add(2)?.checked_next_multiple_of(block)
 }
 
 /// Fills `trailer` (everything after the payload in the body) with the
 /// default padding 1, 2, 3, ... (RFC 4303 §2.4), the pad length and the next
 /// header.
+#[inline]
 pub(crate) fn write(trailer: &mut [u8], next_header: u8) {
     let Some(pad_len) = trailer.len().checked_sub(2) else {
         return;
@@ -92,19 +96,24 @@ mod tests {
 
     #[test]
     fn padding_aligns_body() {
-        assert_eq!(body_len(0), Some(4));
-        assert_eq!(body_len(1), Some(4));
-        assert_eq!(body_len(2), Some(4));
-        assert_eq!(body_len(3), Some(8));
-        assert_eq!(body_len(84), Some(88));
-        assert_eq!(body_len(usize::MAX), None);
-        assert_eq!(body_len(usize::MAX - 2), None);
+        assert_eq!(body_len(0, 4), Some(4));
+        assert_eq!(body_len(1, 4), Some(4));
+        assert_eq!(body_len(2, 4), Some(4));
+        assert_eq!(body_len(3, 4), Some(8));
+        assert_eq!(body_len(84, 4), Some(88));
+        assert_eq!(body_len(usize::MAX, 4), None);
+        assert_eq!(body_len(usize::MAX - 2, 4), None);
+        assert_eq!(body_len(0, 16), Some(16));
+        assert_eq!(body_len(14, 16), Some(16));
+        assert_eq!(body_len(15, 16), Some(32));
+        assert_eq!(body_len(1400, 16), Some(1408));
+        assert_eq!(body_len(usize::MAX - 15, 16), None);
     }
 
     #[test]
     fn write_then_parse() {
-        for payload in 20..40usize {
-            let body = body_len(payload).unwrap();
+        for (payload, block) in (20..40usize).flat_map(|p| [(p, 4), (p, 16)]) {
+            let body = body_len(payload, block).unwrap();
             let mut buf = vec![0x45u8; body];
             write(&mut buf[payload..], NEXT_HEADER_IPV6);
             assert_eq!(parse(&buf), Ok((payload, NEXT_HEADER_IPV6)));

@@ -19,12 +19,15 @@
 
 mod common;
 
+use aes::cipher::block_padding::NoPadding;
+use aes::cipher::{BlockEncryptMut, KeyIvInit};
 use common::{ipv4_packet, keymat, pair, seal, SPI};
 use ironsec_esp::{
-    InboundSa, OpenError, OutboundSa, Suite, HEADROOM, ICV_LEN, MIN_ESP_LEN, NEXT_HEADER_IPV4,
+    CbcCipher, InboundSa, OpenError, OutboundSa, Suite, MIN_ESP_LEN, NEXT_HEADER_IPV4,
     NEXT_HEADER_NONE,
 };
 use ring::aead::{self, Aad, LessSafeKey, Nonce, UnboundKey};
+use ring::hmac;
 
 /// Replay window of the fixture, in packets.
 const WINDOW: usize = 64;
@@ -84,16 +87,25 @@ impl Fixture {
     }
 
     /// Seals `body` (inner packet, padding, pad length, next header: given whole, so they can
-    /// be wrong) as sequence number `seq` with the SA's real key, the way RFC 4106 / RFC 7634
-    /// frame it: nonce = salt || IV, AAD = SPI || [high 32 bits if ESN] || low 32 bits.
+    /// be wrong) as sequence number `seq` with the SA's real key, framed by hand from the
+    /// RFCs rather than by the crate's own code: [`Fixture::seal_aead`] or
+    /// [`Fixture::seal_cbc`].
     fn seal_raw(&self, seq: u64, body: &[u8]) -> Vec<u8> {
+        match self.suite {
+            Suite::Cbc(cipher, _) => self.seal_cbc(cipher, seq, body),
+            _ => self.seal_aead(seq, body),
+        }
+    }
+
+    /// RFC 4106 / RFC 7634: nonce = salt || IV, AAD = SPI || [high 32 bits if ESN] || low 32
+    /// bits, the tag appended.
+    fn seal_aead(&self, seq: u64, body: &[u8]) -> Vec<u8> {
         let k = keymat(self.suite);
         let (key, salt) = k.split_at(self.suite.key_len());
         let alg = match self.suite {
             Suite::Aes128Gcm16 => &aead::AES_128_GCM,
             Suite::Aes256Gcm16 => &aead::AES_256_GCM,
-            Suite::ChaCha20Poly1305 => &aead::CHACHA20_POLY1305,
-            Suite::Cbc(..) => unimplemented!("the AEAD framing only"),
+            _ => &aead::CHACHA20_POLY1305,
         };
         let key = LessSafeKey::new(UnboundKey::new(alg, key).unwrap());
         // An IV the sender's own counter never uses, so no nonce repeats under the key.
@@ -121,6 +133,46 @@ impl Fixture {
         p.extend(tag.as_ref());
         p
     }
+
+    /// RFC 3602 with RFC 4303 3.3.2 (encrypt, then MAC): SPI || low 32 bits || 16-byte IV ||
+    /// AES-CBC(body), then the HMAC of all that, with the high 32 bits appended (ESN,
+    /// 3.3.2.1) but not sent, truncated to the ICV length. The keying material is the AES key
+    /// then the HMAC key (RFC 7296 2.17).
+    fn seal_cbc(&self, cipher: CbcCipher, seq: u64, body: &[u8]) -> Vec<u8> {
+        let integ = self.suite.integ().unwrap();
+        let k = keymat(self.suite);
+        let (enc, mac) = k.split_at(cipher.key_len());
+        let mut iv = [0u8; 16];
+        iv[8..].copy_from_slice(&(!seq).to_be_bytes());
+        let mut ct = body.to_vec();
+        let n = ct.len();
+        match cipher {
+            CbcCipher::Aes128 => cbc::Encryptor::<aes::Aes128>::new_from_slices(enc, &iv)
+                .unwrap()
+                .encrypt_padded_mut::<NoPadding>(&mut ct, n)
+                .map(|_| ()),
+            CbcCipher::Aes192 => cbc::Encryptor::<aes::Aes192>::new_from_slices(enc, &iv)
+                .unwrap()
+                .encrypt_padded_mut::<NoPadding>(&mut ct, n)
+                .map(|_| ()),
+            CbcCipher::Aes256 => cbc::Encryptor::<aes::Aes256>::new_from_slices(enc, &iv)
+                .unwrap()
+                .encrypt_padded_mut::<NoPadding>(&mut ct, n)
+                .map(|_| ()),
+        }
+        .expect("the rows build whole blocks");
+        let mut p = SPI.to_be_bytes().to_vec();
+        p.extend((seq as u32).to_be_bytes());
+        p.extend(iv);
+        p.extend(ct);
+        let mut authenticated = p.clone();
+        if self.esn {
+            authenticated.extend(((seq >> 32) as u32).to_be_bytes());
+        }
+        let tag = hmac::sign(&hmac::Key::new(integ.hmac_algorithm(), mac), &authenticated);
+        p.extend(&tag.as_ref()[..integ.icv_len()]);
+        p
+    }
 }
 
 /// What a row's packets may do to the window.
@@ -142,7 +194,7 @@ struct Row {
 }
 
 fn run(row: Row) {
-    for suite in Suite::AEAD {
+    for suite in Suite::ALL {
         for esn in [false, true] {
             if row.esn.is_some_and(|e| e != esn) {
                 continue;
@@ -151,7 +203,7 @@ fn run(row: Row) {
             let packets = (row.build)(&f);
             assert!(!packets.is_empty());
             for p in &packets {
-                let what = format!("{suite:?} esn={esn} {:02x?}", &p[..p.len().min(24)]);
+                let what = format!("{suite} esn={esn} {:02x?}", &p[..p.len().min(24)]);
                 assert_eq!(f.open(p), Err(row.error), "{what}");
                 // A second copy gets the same answer (or, once recorded, is a replay).
                 let again = f.open(p);
@@ -167,7 +219,7 @@ fn run(row: Row) {
                 }
             }
             // The window accepts and refuses exactly what it did before.
-            let what = format!("{suite:?} esn={esn}");
+            let what = format!("{suite} esn={esn}");
             match row.window {
                 Window::Unchanged => assert_eq!(f.open(&f.fresh), Ok(FRESH), "{what}"),
                 Window::Records => {
@@ -205,10 +257,12 @@ macro_rules! rows {
     };
 }
 
-/// A 24-byte body: a 20-byte IPv4 packet, then `trailer` (4 bytes: padding, pad length, next
-/// header, however wrong).
-fn body(trailer: [u8; 4]) -> Vec<u8> {
+/// A body of whole blocks of the suite: a 20-byte IPv4 packet, TFC padding (zeros, 8 bytes
+/// for AES-CBC, none for an AEAD) and `trailer` (4 bytes: padding, pad length, next header,
+/// however wrong).
+fn body(f: &Fixture, trailer: [u8; 4]) -> Vec<u8> {
     let mut b = ipv4_packet(20, 0x77);
+    b.resize((20 + 4usize).next_multiple_of(f.suite.block_len()) - 4, 0);
     b.extend(trailer);
     b
 }
@@ -220,10 +274,11 @@ rows! {
         (0..MIN_ESP_LEN).map(|n| f.fresh[..n].to_vec()).collect()
     } => Truncated, Unchanged;
 
-    /// A body (after header and IV, before the ICV) that is not a multiple of 4 bytes: no
-    /// conforming sender makes one (RFC 4303 2.4), refused before any cryptography.
+    /// A body (after header and IV, before the ICV) that is not a multiple of 4 bytes (of the
+    /// 16-byte AES block for CBC): no conforming sender makes one (RFC 4303 2.4, RFC 3602
+    /// 2.4), refused before any cryptography.
     misaligned_body: None, |f| {
-        (1..4)
+        (1..f.suite.block_len())
             .map(|extra| {
                 let mut p = f.fresh.clone();
                 p.extend(vec![0; extra]);
@@ -245,10 +300,11 @@ rows! {
     } => SpiMismatch, Unchanged;
 
     /// A flipped bit in the ICV, the ciphertext, the IV or the sequence number (which the
-    /// ICV covers as AAD).
+    /// ICV covers: as AAD of an AEAD, in the HMAC input of AES-CBC).
     bad_icv: None, |f| {
         let n = f.fresh.len();
-        [n - 1, n - ICV_LEN, HEADROOM, HEADROOM - 1, 7]
+        let h = f.suite.header_len();
+        [n - 1, n - f.suite.icv_len(), h, h - 1, 8, 7]
             .iter()
             .map(|at| {
                 let mut p = f.fresh.clone();
@@ -258,26 +314,36 @@ rows! {
             .collect()
     } => Authentication, Unchanged;
 
-    /// Sealed with the wrong key (the fixture's key with one byte changed).
+    /// Sealed with the wrong key (the fixture's key with one byte changed): an AEAD's key or
+    /// salt, AES-CBC's HMAC key. (A wrong AES-CBC encryption key with the right HMAC key
+    /// authenticates and decrypts to garbage: `wrong_cbc_encryption_key` below.)
     wrong_key: None, |f| {
-        let mut k = keymat(f.suite);
-        k[0] ^= 1;
-        let other = OutboundSa::new(f.suite, SPI, &k, f.esn)
-            .unwrap()
-            .with_next_seq(FRESH);
-        vec![seal(&other, &ipv4_packet(40, 3), NEXT_HEADER_IPV4)]
+        let flip = |at: usize| {
+            let mut k = keymat(f.suite);
+            k[at] ^= 1;
+            let other = OutboundSa::new(f.suite, SPI, &k, f.esn)
+                .unwrap()
+                .with_next_seq(FRESH);
+            seal(&other, &ipv4_packet(40, 3), NEXT_HEADER_IPV4)
+        };
+        let last = f.suite.keymat_len() - 1;
+        if f.suite.is_aead() {
+            vec![flip(0), flip(last)]
+        } else {
+            vec![flip(f.suite.key_len()), flip(last)]
+        }
     } => Authentication, Unchanged;
 
     /// Pad Length larger than the data before it (200 bytes of padding in a 24-byte body).
     pad_length_larger_than_the_payload: None, |f| {
-        let mut b = ipv4_packet(22, 0x66);
+        let mut b = ipv4_packet(24usize.next_multiple_of(f.suite.block_len()) - 2, 0x66);
         b.extend([200, NEXT_HEADER_IPV4]);
         vec![f.seal_raw(FRESH, &b)]
     } => BadPadding, Records;
 
     /// Padding that is not 1, 2, 3, ... (RFC 4303 2.4 lets the receiver check it).
     padding_not_the_default_pattern: None, |f| {
-        vec![f.seal_raw(FRESH, &body([1, 3, 2, NEXT_HEADER_IPV4]))]
+        vec![f.seal_raw(FRESH, &body(f, [1, 3, 2, NEXT_HEADER_IPV4]))]
     } => BadPadding, Records;
 
     /// Next header 59: a dummy packet (RFC 4303 2.6), authenticated and then discarded.
@@ -291,7 +357,7 @@ rows! {
 
     /// A next header that is neither IPv4 nor IPv6 (transport mode TCP, 6): only tunnel mode.
     unsupported_next_header: None, |f| {
-        vec![f.seal_raw(FRESH, &body([1, 2, 2, 6]))]
+        vec![f.seal_raw(FRESH, &body(f, [1, 2, 2, 6]))]
     } => BadNextHeader, Records;
 
     /// Sequence number 0, which a sender never uses (RFC 4303 3.3.3), even correctly sealed:
@@ -299,7 +365,7 @@ rows! {
     sequence_number_zero: None, |f| {
         let mut forged = f.fresh.clone();
         forged[4..8].copy_from_slice(&[0; 4]);
-        vec![f.seal_raw(0, &body([1, 2, 2, NEXT_HEADER_IPV4])), forged]
+        vec![f.seal_raw(0, &body(f, [1, 2, 2, NEXT_HEADER_IPV4])), forged]
     } => Replay, Unchanged;
 
     /// A byte-identical copy of a packet already received.
@@ -312,7 +378,7 @@ rows! {
             p[4..8].copy_from_slice(&((HIGHEST - WINDOW as u64) as u32).to_be_bytes());
             p
         };
-        vec![f.old.clone(), f.seal_raw(2, &body([1, 2, 2, NEXT_HEADER_IPV4])), forged]
+        vec![f.old.clone(), f.seal_raw(2, &body(f, [1, 2, 2, NEXT_HEADER_IPV4])), forged]
     } => TooOld, Unchanged;
 
     /// ESN: a packet sealed with high bits 1 (sequence number 2^32 + 150) when the receiver
@@ -325,7 +391,7 @@ rows! {
             .with_next_seq((1 << 32) + 150);
         vec![
             seal(&ahead, &ipv4_packet(40, 9), NEXT_HEADER_IPV4),
-            f.seal_raw((1 << 32) + 120, &body([1, 2, 2, NEXT_HEADER_IPV4])),
+            f.seal_raw((1 << 32) + 120, &body(f, [1, 2, 2, NEXT_HEADER_IPV4])),
         ]
     } => Authentication, Unchanged;
 }
@@ -335,7 +401,7 @@ rows! {
 /// window; the genuine packet with those low bits then opens.
 #[test]
 fn esn_high_bits_behind_the_receiver() {
-    for suite in Suite::AEAD {
+    for suite in Suite::ALL {
         let (out, inb) = pair(suite, true, WINDOW);
         let base = (1u64 << 32) + 10;
         // The receiver follows the sender across the boundary (an SA starts at 1, so it has
@@ -365,5 +431,47 @@ fn esn_high_bits_behind_the_receiver() {
             inb.open_in_place(&mut genuine.clone()).map(|o| o.seq),
             Ok(base + 1)
         );
+    }
+}
+
+/// AES-CBC with the right HMAC key and a wrong AES key: the ICV verifies (it is computed
+/// over the ciphertext), so the sequence number is recorded, and the garbage the wrong key
+/// decrypts to is refused by the trailer checks, never delivered.
+#[test]
+fn wrong_cbc_encryption_key() {
+    for suite in Suite::ALL.into_iter().filter(|s| !s.is_aead()) {
+        for esn in [false, true] {
+            let f = Fixture::new(suite, esn);
+            let mut k = keymat(suite);
+            k[0] ^= 1;
+            let other = OutboundSa::new(suite, SPI, &k, esn)
+                .unwrap()
+                .with_next_seq(FRESH);
+            let p = seal(&other, &ipv4_packet(40, 3), NEXT_HEADER_IPV4);
+            let r = f.open(&p);
+            assert!(
+                matches!(
+                    r,
+                    Err(OpenError::BadPadding | OpenError::BadNextHeader | OpenError::Malformed)
+                ),
+                "{suite}: {r:?}"
+            );
+            assert_eq!(f.inb.highest_seq(), FRESH);
+        }
+    }
+}
+
+/// The hand-made framing of [`Fixture::seal_raw`] and the crate's own agree: a correct body
+/// sealed by hand opens, for every suite.
+#[test]
+fn hand_sealed_packets_open() {
+    for suite in Suite::ALL {
+        for esn in [false, true] {
+            let f = Fixture::new(suite, esn);
+            let p = f.seal_raw(FRESH, &body(&f, [1, 2, 2, NEXT_HEADER_IPV4]));
+            let opened = f.inb.open_in_place(&mut p.clone()).unwrap();
+            assert_eq!((opened.seq, opened.len), (FRESH, 20), "{suite}");
+            assert_eq!(opened.offset, suite.header_len(), "{suite}");
+        }
     }
 }

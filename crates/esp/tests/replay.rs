@@ -9,7 +9,7 @@ use ironsec_esp::{OpenError, Suite, NEXT_HEADER_IPV4};
 use proptest::prelude::*;
 
 fn any_suite() -> impl Strategy<Value = Suite> {
-    prop::sample::select(Suite::AEAD.to_vec())
+    prop::sample::select(Suite::ALL.to_vec())
 }
 
 proptest! {

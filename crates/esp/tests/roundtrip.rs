@@ -4,12 +4,12 @@ mod common;
 
 use common::{ipv4_packet, ipv6_packet, pair, seal, sealed_seq, SPI};
 use ironsec_esp::{
-    InboundSa, OpenError, Suite, HEADROOM, ICV_LEN, NEXT_HEADER_IPV4, NEXT_HEADER_IPV6,
+    CbcCipher, InboundSa, Integ, OpenError, Suite, HEADROOM, NEXT_HEADER_IPV4, NEXT_HEADER_IPV6,
 };
 use proptest::prelude::*;
 
 fn any_suite() -> impl Strategy<Value = Suite> {
-    prop::sample::select(Suite::AEAD.to_vec())
+    prop::sample::select(Suite::ALL.to_vec())
 }
 
 proptest! {
@@ -35,13 +35,16 @@ proptest! {
         let mut packet = seal(&out, &payload, NEXT_HEADER_IPV4);
         prop_assert_eq!(packet.len() % 4, 0);
         prop_assert!(packet.len() <= HEADROOM + payload.len() + ironsec_esp::MAX_TRAILER);
-        prop_assert_eq!(sealed_seq(&packet), start);
+        prop_assert_eq!(&packet[4..8], &(start as u32).to_be_bytes());
+        if suite.is_aead() {
+            prop_assert_eq!(sealed_seq(&packet), start);
+        }
         prop_assert_eq!(out.next_seq(), start + 1);
 
         let opened = inb.open_in_place(&mut packet).unwrap();
         prop_assert_eq!(opened.seq, start);
         prop_assert_eq!(opened.next_header, NEXT_HEADER_IPV4);
-        prop_assert_eq!(opened.offset, HEADROOM);
+        prop_assert_eq!(opened.offset, suite.header_len());
         prop_assert_eq!(opened.len, len);
         prop_assert_eq!(&packet[opened.range()], &inner[..]);
         prop_assert_eq!(inb.highest_seq(), start);
@@ -92,6 +95,35 @@ proptest! {
         prop_assert_eq!(inb.highest_seq(), 0);
     }
 
+    /// Every single-bit flip, of every bit of the packet, is caught: the
+    /// SPI names another SA, a sequence number may turn into 0 (a replay),
+    /// everything else, header, IV, ciphertext and ICV alike, fails the ICV.
+    #[test]
+    fn every_single_bit_flip_fails(
+        suite in any_suite(),
+        esn in any::<bool>(),
+        len in 20usize..120,
+    ) {
+        let (out, inb) = pair(suite, esn, 0);
+        let packet = seal(&out, &ipv4_packet(len, 7), NEXT_HEADER_IPV4);
+        for bit in 0..packet.len() * 8 {
+            let mut p = packet.clone();
+            p[bit / 8] ^= 1 << (bit % 8);
+            let result = inb.open_in_place(&mut p);
+            match bit / 8 {
+                0..=3 => prop_assert_eq!(result, Err(OpenError::SpiMismatch)),
+                4..=7 => prop_assert!(
+                    matches!(result, Err(OpenError::Authentication | OpenError::Replay)),
+                    "{} bit {}: {:?}", suite, bit, result
+                ),
+                _ => prop_assert_eq!(result, Err(OpenError::Authentication), "{} bit {}", suite, bit),
+            }
+        }
+        prop_assert_eq!(inb.highest_seq(), 0);
+        // The unflipped packet still opens: nothing above moved the window.
+        prop_assert!(inb.open_in_place(&mut packet.clone()).is_ok());
+    }
+
     /// Packets cut short or padded out fail too (never success, never a
     /// panic).
     #[test]
@@ -115,18 +147,29 @@ proptest! {
 
 #[test]
 fn wrong_key_or_suite_fails_authentication() {
-    for suite in Suite::AEAD {
+    for suite in Suite::ALL {
         let (out, _) = pair(suite, false, 0);
         let packet = seal(&out, &ipv4_packet(100, 3), NEXT_HEADER_IPV4);
 
         let mut other_key = common::keymat(suite);
         other_key[0] ^= 1;
         let inb = InboundSa::new(suite, SPI, &other_key, false, 0).unwrap();
-        assert_eq!(
-            inb.open_in_place(&mut packet.clone()),
-            Err(OpenError::Authentication)
-        );
+        let r = inb.open_in_place(&mut packet.clone());
+        if suite.is_aead() {
+            assert_eq!(r, Err(OpenError::Authentication));
+        } else {
+            // AES-CBC: the HMAC key is intact, so the packet authenticates and
+            // decrypts to garbage, which the trailer checks refuse.
+            assert!(
+                matches!(
+                    r,
+                    Err(OpenError::BadPadding | OpenError::BadNextHeader | OpenError::Malformed)
+                ),
+                "{suite}: {r:?}"
+            );
+        }
 
+        // An AEAD's salt, or the HMAC key's last byte.
         let mut other_salt = common::keymat(suite);
         *other_salt.last_mut().unwrap() ^= 1;
         let inb = InboundSa::new(suite, SPI, &other_salt, false, 0).unwrap();
@@ -150,8 +193,18 @@ fn sealed_packet_layout() {
     for len in 20..28 {
         let packet = seal(&out, &ipv4_packet(len, 0), NEXT_HEADER_IPV4);
         assert_eq!(&packet[..4], &SPI.to_be_bytes());
-        let body = packet.len() - HEADROOM - ICV_LEN;
+        let body = packet.len() - 16 - 16;
         assert_eq!(body % 4, 0);
         assert!(body >= len + 2 && body < len + 6, "len {len} body {body}");
+    }
+    // AES-CBC: 24-byte header (16-byte IV), body padded to 16, 12-byte ICV.
+    let (out, _) = pair(Suite::Cbc(CbcCipher::Aes128, Integ::HmacSha1_96), false, 0);
+    for len in 20..60 {
+        let packet = seal(&out, &ipv4_packet(len, 0), NEXT_HEADER_IPV4);
+        assert_eq!(&packet[..4], &SPI.to_be_bytes());
+        let body = packet.len() - 24 - 12;
+        assert_eq!(body % 16, 0);
+        assert!(body >= len + 2 && body < len + 18, "len {len} body {body}");
+        assert!(packet.len() <= HEADROOM + len + ironsec_esp::MAX_TRAILER);
     }
 }

@@ -17,14 +17,13 @@ fn seal_one(sa: &OutboundSa) -> Result<Vec<u8>, SealError> {
     let inner = ipv4_packet(40, 0);
     let mut buf = vec![0u8; HEADROOM + inner.len() + MAX_TRAILER];
     buf[HEADROOM..HEADROOM + inner.len()].copy_from_slice(&inner);
-    let n = sa.seal_in_place(&mut buf, inner.len(), NEXT_HEADER_IPV4)?;
-    buf.truncate(n);
-    Ok(buf)
+    let r = sa.seal_in_place(&mut buf, inner.len(), NEXT_HEADER_IPV4)?;
+    Ok(buf[r].to_vec())
 }
 
 #[test]
 fn without_esn_the_last_sequence_number_is_u32_max() {
-    for suite in Suite::AEAD {
+    for suite in Suite::ALL {
         let (out, inb) = pair(suite, false, 0);
         let out = out.with_next_seq(u64::from(u32::MAX) - 2);
         for expected in u64::from(u32::MAX) - 2..=u64::from(u32::MAX) {
@@ -42,13 +41,16 @@ fn without_esn_the_last_sequence_number_is_u32_max() {
 
 #[test]
 fn with_esn_the_last_sequence_number_is_u64_max() {
-    for suite in Suite::AEAD {
+    for suite in Suite::ALL {
         let (out, _) = pair(suite, true, 0);
         let out = out.with_next_seq(u64::MAX - 2);
         // Past u32::MAX an ESN SA goes on.
         for expected in u64::MAX - 2..=u64::MAX {
             let p = seal_one(&out).unwrap();
-            assert_eq!(sealed_seq(&p), expected);
+            // Only an AEAD's IV shows the high bits; AES-CBC's is encrypted.
+            if suite.is_aead() {
+                assert_eq!(sealed_seq(&p), expected);
+            }
             assert_eq!(&p[4..8], &(expected as u32).to_be_bytes());
         }
         assert!(out.is_exhausted());

@@ -9,6 +9,7 @@ use std::time::{Duration, Instant};
 
 use crate::config::{Connection, PathMtu};
 use ironsec_dataplane::mtu::{route_mtu, TunnelMtu};
+use ironsec_esp::Suite;
 
 /// Used when the kernel cannot say (no route yet): Ethernet's.
 pub const FALLBACK_PATH_MTU: u16 = 1500;
@@ -37,19 +38,22 @@ impl PathMtus {
         m
     }
 
-    /// What one tunnel of `c` carries: its path MTU (configured or the kernel's), the SA's
-    /// overhead and the TUN device's MTU `device_mtu`, and the connection's MSS clamp.
+    /// What one tunnel of `c` carries: its path MTU (configured or the kernel's), the
+    /// overhead of `suite` (the suite of the SA it sends with; without one,
+    /// [`Connection::costliest_suite`]) and the TUN device's MTU `device_mtu`, and the
+    /// connection's MSS clamp.
     pub fn tunnel(
         &self,
         c: &Connection,
         device_mtu: u16,
         local: IpAddr,
         remote: SocketAddr,
+        suite: Suite,
     ) -> TunnelMtu {
         let path = match c.path_mtu {
             PathMtu::Fixed(m) => m,
             PathMtu::Auto => self.kernel(local, remote),
         };
-        TunnelMtu::for_path(path, remote.is_ipv6(), device_mtu, c.mss_clamp)
+        TunnelMtu::for_path(path, remote.is_ipv6(), device_mtu, c.mss_clamp, suite)
     }
 }

@@ -57,7 +57,13 @@ mod tests {
     }
 
     fn path(mtu: u16) -> TunnelMtu {
-        TunnelMtu::for_path(mtu, false, 1400, MssClamp::Auto)
+        TunnelMtu::for_path(
+            mtu,
+            false,
+            1400,
+            MssClamp::Auto,
+            ironsec_esp::Suite::Aes128Gcm16,
+        )
     }
 
     #[test]

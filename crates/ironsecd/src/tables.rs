@@ -599,9 +599,12 @@ pub fn build(
             .unwrap_or(SocketAddr::new(s.remote, cfg.gateway.port));
             (remote, store.statics.get(&key).map(|x| x.outbound.clone()))
         };
-        let mut t = Tunnel::new(s.conn.clone(), socket, addrs[socket], remote, outbound);
         let conn = &cfg.connections[s.conn_index];
-        t.mtu = mtus.tunnel(conn, cfg.gateway.tun_mtu, s.local, remote);
+        let suite = outbound
+            .as_ref()
+            .map_or_else(|| conn.costliest_suite(), |o| o.sa.suite());
+        let mut t = Tunnel::new(s.conn.clone(), socket, addrs[socket], remote, outbound);
+        t.mtu = mtus.tunnel(conn, cfg.gateway.tun_mtu, s.local, remote, suite);
         t.dscp_out = conn.copy_dscp.outwards();
         t.dscp_in = conn.copy_dscp.inwards();
         tunnels.push(if trapped.contains(&key) {
@@ -632,7 +635,8 @@ pub fn build(
                 Some(c.outbound.clone()),
             );
             let conn = &cfg.connections[s.conn_index];
-            t.mtu = mtus.tunnel(conn, cfg.gateway.tun_mtu, s.local, c.info.remote);
+            let suite = c.outbound.sa.suite();
+            t.mtu = mtus.tunnel(conn, cfg.gateway.tun_mtu, s.local, c.info.remote, suite);
             t.dscp_out = conn.copy_dscp.outwards();
             t.dscp_in = conn.copy_dscp.inwards();
             tunnels.push(t);

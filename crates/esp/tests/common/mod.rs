@@ -44,14 +44,15 @@ pub fn ipv6_packet(len: usize, fill: u8) -> Vec<u8> {
 pub fn seal(sa: &OutboundSa, payload: &[u8], next_header: u8) -> Vec<u8> {
     let mut buf = vec![0u8; HEADROOM + payload.len() + MAX_TRAILER];
     buf[HEADROOM..HEADROOM + payload.len()].copy_from_slice(payload);
-    let n = sa
+    let r = sa
         .seal_in_place(&mut buf, payload.len(), next_header)
         .unwrap();
-    buf.truncate(n);
-    buf
+    assert_eq!(r.start, HEADROOM - sa.suite().header_len());
+    buf[r].to_vec()
 }
 
-/// The full sequence number a packet was sealed with: our explicit IV.
+/// The full sequence number an AEAD packet was sealed with: our explicit IV.
+/// (An AES-CBC IV is the counter encrypted, so it says nothing.)
 pub fn sealed_seq(packet: &[u8]) -> u64 {
     u64::from_be_bytes(packet[8..16].try_into().unwrap())
 }

@@ -11,7 +11,8 @@ use zeroize::Zeroizing;
 use super::error::ConfigError;
 use super::schema::parse_spi;
 
-/// Key material (key || salt). Zeroed when dropped; `Debug` shows only its length.
+/// Key material: an AEAD's key || salt, or AES-CBC's key || HMAC key. Zeroed when dropped;
+/// `Debug` shows only its length.
 #[derive(Clone, PartialEq, Eq)]
 pub struct Keymat(Zeroizing<Vec<u8>>);
 

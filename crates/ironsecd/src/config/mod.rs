@@ -19,7 +19,6 @@ use ironsec_dataplane::{Prefix, Selector};
 
 pub use error::{ConfigError, ConfigErrors};
 pub use gateway::{Applies, Gateway, GatewayKey, NeedsRestart, SetsUp};
-#[cfg(test)]
 use ironsec_esp::Suite;
 pub use keys::Keymat;
 use load::{Loaded, SourcedConnection};
@@ -107,6 +106,29 @@ pub enum PathMtu {
 pub enum Keying {
     Static(StaticKeying),
     Ike(IkeKeying),
+}
+
+impl Connection {
+    /// The ESP suite with the largest per-packet overhead this connection may run: its static
+    /// suite, or the costliest of its ESP proposals. What a tunnel without an SA is sized for
+    /// (route MTU, MSS clamp), so the size cannot grow past what an SA will carry once it is
+    /// negotiated; a tunnel with an SA is sized for that SA's suite.
+    pub fn costliest_suite(&self) -> Suite {
+        let suites: Vec<Suite> = match &self.keying {
+            Keying::Static(st) => vec![st.suite],
+            Keying::Ike(ike) => ike
+                .esp_proposals
+                .iter()
+                .flat_map(|p| p.encr.iter().copied())
+                .collect(),
+        };
+        // Overhead is ordered the same at every size (AEAD < CBC, then by ICV), so one
+        // Ethernet-sized datagram decides.
+        suites
+            .into_iter()
+            .min_by_key(|s| s.max_payload(1472))
+            .unwrap_or(Suite::Aes128Gcm16)
+    }
 }
 
 pub use ike_keying::{IkeKeying, IkeTunnel, VolumeLimits};

@@ -26,6 +26,19 @@ pub struct StaticTunnel {
     pub key_in: Keymat,
 }
 
+/// What a suite's key material is made of, in the order the key file holds it (RFC 4106
+/// §8.1 / RFC 7634 §2: key then salt; RFC 7296 §2.17: encryption key then integrity key).
+pub fn keymat_layout(suite: Suite) -> String {
+    match suite.integ() {
+        None => format!("{}-byte key + 4-byte salt", suite.key_len()),
+        Some(integ) => format!(
+            "{}-byte AES key + {}-byte HMAC key",
+            suite.key_len(),
+            integ.key_len()
+        ),
+    }
+}
+
 pub(super) fn validate(
     file: &Path,
     key: &str,
@@ -166,8 +179,9 @@ pub(super) fn validate(
                     &keys_file,
                     format!("0x{spi:08x}"),
                     format!(
-                        "{suite} needs {} bytes of key material (key + 4-byte salt), this key has {}",
+                        "{suite} needs {} bytes of key material ({}), this key has {}",
                         suite.keymat_len(),
+                        keymat_layout(suite),
                         k.len()
                     ),
                 ));

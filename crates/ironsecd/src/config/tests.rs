@@ -99,9 +99,56 @@ fn key_length_must_match_suite() {
     let e = errors(&d, &t);
     assert_eq!(e.len(), 2, "{e:?}");
     assert!(e[0].file.ends_with("site.keys"));
-    assert!(e[0].reason.contains("needs 36 bytes"), "{}", e[0]);
+    assert!(
+        e[0].reason
+            .contains("needs 36 bytes of key material (32-byte key + 4-byte salt)"),
+        "{}",
+        e[0]
+    );
     // The message names the SPI, never the key.
     assert!(!e[0].to_string().contains("00010203"));
+}
+
+/// AES-CBC + HMAC for static SAs: the key file holds the AES key then the HMAC key
+/// (RFC 7296 2.17), and a wrong length says so.
+#[test]
+fn cbc_suites_take_aes_key_then_hmac_key() {
+    let d = Dir::new("cbc");
+    let t = example(&d, "a").replace("\"aes128gcm16\"", "\"aes256-sha256\"");
+    let e = errors(&d, &t);
+    assert_eq!(e.len(), 2, "{e:?}");
+    assert!(
+        e[0].reason.contains(
+            "aes256-sha256 needs 64 bytes of key material (32-byte AES key + 32-byte HMAC key), \
+             this key has 20"
+        ),
+        "{}",
+        e[0]
+    );
+    // With 16 + 20 bytes, aes128-sha1 loads.
+    let t = example(&d, "a").replace("\"aes128gcm16\"", "\"aes128-sha1\"");
+    let k36 = |b: u8| {
+        (0..36u8)
+            .map(|i| format!("{:02x}", b + i))
+            .collect::<String>()
+    };
+    d.write(
+        "site.keys",
+        &format!(
+            "0xc0000102 = \"{}\"\n0xc0000201 = \"{}\"\n",
+            k36(0),
+            k36(0x40)
+        ),
+        0o600,
+    );
+    let p = d.write("c.toml", &t, 0o644);
+    let cfg = Config::load(&p).unwrap_or_else(|e| panic!("{e}"));
+    let Keying::Static(st) = &cfg.connections[0].keying else {
+        panic!("static example")
+    };
+    assert_eq!(st.suite.name(), "aes128-sha1");
+    assert_eq!(st.tunnels[0].key_out.len(), 36);
+    assert_eq!(cfg.connections[0].costliest_suite(), st.suite);
 }
 
 #[test]

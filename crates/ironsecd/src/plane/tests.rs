@@ -976,7 +976,7 @@ fn a_responder_narrowed_to_a_port_reaches_both_fast_paths() {
         assert_eq!(out.is_some(), crosses, "proto {proto} port {dport}");
         if let Some(s) = out {
             sent += 1;
-            let v = open_one(&tb, &mut buf[..s.len]);
+            let v = open_one(&tb, &mut buf[s.start..s.start + s.len]);
             assert!(matches!(v, Inbound::Deliver(..)), "B delivers what A sent");
         }
     }
