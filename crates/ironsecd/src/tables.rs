@@ -502,11 +502,6 @@ impl SaStore {
         watch: Option<Arc<Watch>>,
     ) -> Result<(Arc<OutboundEntry>, Arc<InboundEntry>), KeyError> {
         let a = info.algorithms;
-        // IKE negotiates AES-CBC + HMAC for ESP; until the ESP crate builds such SAs (issue 20),
-        // refuse them here as it means to, rather than hand it keys it cannot take yet.
-        if !a.encr.is_aead() {
-            return Err(KeyError::Unsupported { suite: a.encr });
-        }
         let (local, remote) = (ts_selectors(&info.local_ts), ts_selectors(&info.remote_ts));
         let out = OutboundSa::new(a.encr, info.spi_out, info.key_out.bytes(), a.esn)?;
         let inb = InboundSa::new(

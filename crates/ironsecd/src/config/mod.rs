@@ -119,7 +119,20 @@ impl Connection {
             Keying::Ike(ike) => ike
                 .esp_proposals
                 .iter()
-                .flat_map(|p| p.encr.iter().copied())
+                .flat_map(|p| {
+                    // Every suite the proposal can agree on: an AEAD alone, a CBC cipher
+                    // with each of its integrity algorithms.
+                    p.encr.iter().flat_map(move |&e| {
+                        let integs: Vec<Option<ironsec_esp::Integ>> = if e.is_aead() {
+                            vec![None]
+                        } else {
+                            p.integ.iter().copied().map(Some).collect()
+                        };
+                        integs
+                            .into_iter()
+                            .filter_map(move |i| Suite::from_parts(e, i))
+                    })
+                })
                 .collect(),
         };
         // Overhead is ordered the same at every size (AEAD < CBC, then by ICV), so one
