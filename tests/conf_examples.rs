@@ -35,6 +35,7 @@ const REQUIRED_EXAMPLES: &[&str] = &[
     "active-standby.toml",
     "active-active.toml",
     "fragment-example/ironsecd.toml",
+    "azure-default.toml",
 ];
 
 fn conf_dir() -> PathBuf {

@@ -4,7 +4,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 
 use crate::config::{Identity, Keymat};
-use crate::crypto::{EspAlgorithms, IkeAlgorithms};
+use crate::crypto::{EspAlgorithms, IkeAlgorithms, LegacyAlgorithm};
 use crate::wire::{NotifyType, TrafficSelector};
 
 /// Our SPI of an IKE SA: unique within an endpoint, so it names the SA.
@@ -148,6 +148,11 @@ pub enum Event {
         remote_id: Option<Identity>,
         notify: NotifyType,
         detail: String,
+        /// For a peer's IKE_SA_INIT answered with NO_PROPOSAL_CHOSEN: the legacy groups
+        /// (opt-in, e.g. MODP-1024) it offered that no candidate connection accepts, so the
+        /// operator learns that `allow_legacy_crypto` (and the group in the proposals) would
+        /// have matched. Empty everywhere else.
+        legacy_refused: Vec<LegacyAlgorithm>,
     },
     /// The peer, behind a NAT, now sends from `remote`: an authenticated IKE message or (see
     /// [`crate::Endpoint::peer_moved`]) an authenticated ESP packet came from there (RFC 7296

@@ -42,6 +42,7 @@ pub use keys::{
     skeyseed_rekey, verify_cookie, verify_psk_auth, ChildKeys, IkeKeys, COOKIE_LEN,
     NAT_DETECTION_HASH_LEN, PSK_KEY_PAD,
 };
+pub(crate) use legacy::of_group as legacy_group;
 pub use legacy::{LegacyAlgorithm, LegacyLevel};
 pub use prf::{prf, prf_plus, PrfPlusTooLong};
 pub use proposal::{

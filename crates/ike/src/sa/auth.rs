@@ -151,6 +151,7 @@ impl IkeSa {
                 remote_id: peer_id.clone(),
                 notify: NotifyType::AuthenticationFailed,
                 detail,
+                legacy_refused: Vec::new(),
             });
             sa.close(ctx, CloseReason::Refused(NotifyType::AuthenticationFailed));
         };
@@ -242,6 +243,7 @@ impl IkeSa {
                 remote_id: Some(conn.remote_id.clone()),
                 notify: kind,
                 detail,
+                legacy_refused: Vec::new(),
             }),
         }
         if payloads.notify(NotifyType::InitialContact).is_some() {

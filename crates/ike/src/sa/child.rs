@@ -308,6 +308,7 @@ impl IkeSa {
                 remote_id: Some(conn.remote_id.clone()),
                 notify: kind,
                 detail: detail.clone(),
+                legacy_refused: Vec::new(),
             });
             ctx.events.push_back(Event::ChildSaRefused {
                 conn: conn.name.clone(),
@@ -645,6 +646,7 @@ impl IkeSa {
                         remote_id: Some(conn.remote_id.clone()),
                         notify: kind,
                         detail,
+                        legacy_refused: Vec::new(),
                     });
                 }
             }

@@ -280,6 +280,7 @@ impl IkeSa {
             remote_id: self.conn.as_ref().map(|c| c.remote_id.clone()),
             notify,
             detail: detail.clone(),
+            legacy_refused: Vec::new(),
         });
         self.close(
             ctx,
@@ -415,6 +416,25 @@ pub(crate) fn respond(
             .map(|c| describe_ike(&c.ike_proposals))
             .collect();
         ctx.stats.no_proposal_chosen += 1;
+        // Legacy groups the peer offered that none of the candidates lists: the config
+        // refuses them without `allow_legacy_crypto`, which the operator should hear about.
+        let mut legacy_refused: Vec<crypto::LegacyAlgorithm> = Vec::new();
+        for t in sa.proposals.iter().flat_map(|p| &p.transforms) {
+            if t.kind.number() != crypto::TRANSFORM_DH {
+                continue;
+            }
+            let Some(g) = DhGroup::from_id(t.id) else {
+                continue;
+            };
+            let accepted = candidates
+                .iter()
+                .any(|c| c.ike_proposals.iter().any(|p| p.dh.contains(&g)));
+            if let Some(l) = crypto::legacy_group(g) {
+                if !accepted && !legacy_refused.contains(&l) {
+                    legacy_refused.push(l);
+                }
+            }
+        }
         ctx.events.push_back(Event::Failure {
             conn: candidates.first().map(|c| c.name.clone()),
             remote,
@@ -429,6 +449,7 @@ pub(crate) fn respond(
                     configured.join(" or ")
                 )
             },
+            legacy_refused,
         });
         reply(
             ctx,

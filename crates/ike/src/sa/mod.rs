@@ -654,6 +654,7 @@ impl IkeSa {
                 detail: "peer found our request malformed (INVALID_SYNTAX); the IKE SA ends \
                          (RFC 7296 2.21.3)"
                     .into(),
+                legacy_refused: Vec::new(),
             });
             if let Request::DeleteChild { spi_in } = p.what {
                 self.remove_child(ctx, spi_in, CloseReason::Local);

@@ -202,6 +202,7 @@ impl Plane {
                 remote_id,
                 notify,
                 detail,
+                legacy_refused,
             } => {
                 // Anyone can cause this line (an IKE_SA_INIT from any address): limited per
                 // source. The identity and detail are already escaped (`PeerText`).
@@ -216,6 +217,18 @@ impl Plane {
                         notify = %notify,
                         "negotiation failed: {detail}"
                     );
+                    // Our own keywords (not peer text): what the operator can opt in to.
+                    if !legacy_refused.is_empty() {
+                        let kws: Vec<&str> = legacy_refused.iter().map(|l| l.keyword).collect();
+                        tracing::warn!(
+                            connection = %conn.as_deref().unwrap_or("-"),
+                            %remote,
+                            legacy = %kws.join(","),
+                            "the peer offered legacy {}, refused: accepting it needs \
+                             allow_legacy_crypto = true and the group in ike_proposals",
+                            kws.join(", ")
+                        );
+                    }
                 }
                 if let Some(c) = conn.as_deref() {
                     self.stats_of(c).failures += 1;
