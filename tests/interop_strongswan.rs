@@ -2518,7 +2518,13 @@ fn tshark_decrypts_with_strongswans_keys(lab: &SwLab, esp: &str) -> (usize, usiz
         "{esp}: tshark reports malformed/error frames:\n{}",
         fields(
             "_ws.malformed || _ws.expert.severity == error",
-            &["frame.number", "esp.spi", "esp.sequence", "_ws.expert.message", "_ws.col.Info"]
+            &[
+                "frame.number",
+                "esp.spi",
+                "esp.sequence",
+                "_ws.expert.message",
+                "_ws.col.Info"
+            ]
         )
     );
     if !aead {
