@@ -140,6 +140,32 @@ fn no_common_proposal_is_refused_with_details() {
     assert!(net.a.ike_sas().is_empty());
 }
 
+/// A peer offering only MODP-1024 to a responder without it: NO_PROPOSAL_CHOSEN, and the
+/// failure names the legacy group (for the daemon's opt-in hint); a refusal over modern groups
+/// names none.
+#[test]
+fn refused_legacy_group_is_named_in_the_failure() {
+    let (a, _) = pair_configs("aes128-sha256-modp1024", "aes128-sha256");
+    let (_, b) = pair_configs("aes128-sha256-modp2048", "aes128-sha256");
+    let mut net = Net::new(a, b);
+    net.initiate_a();
+    assert_eq!(failures(&net.events_b), [NotifyType::NoProposalChosen]);
+    let Event::Failure { legacy_refused, .. } = &net.events_b[0] else {
+        unreachable!()
+    };
+    let kws: Vec<&str> = legacy_refused.iter().map(|l| l.keyword).collect();
+    assert_eq!(kws, ["modp1024"]);
+
+    let (a, _) = pair_configs("aes128gcm16-prfsha256-x25519", "aes128gcm16");
+    let (_, b) = pair_configs("aes256gcm16-prfsha384-ecp384", "aes256gcm16");
+    let mut net = Net::new(a, b);
+    net.initiate_a();
+    let Event::Failure { legacy_refused, .. } = &net.events_b[0] else {
+        unreachable!()
+    };
+    assert!(legacy_refused.is_empty());
+}
+
 #[test]
 fn no_common_esp_proposal_leaves_ike_up_without_child() {
     let (a, _) = pair_configs("aes128gcm16-prfsha256-x25519", "aes128gcm16");
