@@ -2737,8 +2737,8 @@ fn azure_default_policy_with_strongswan() {
         ];
         let mut text = rewrite_toml_lines(&example_config("azure-default.toml"), &rw);
         text.push_str("retransmit_timeout = 0.5\n");
-        lab.start_ironsec_text(&text);
         let t0 = Instant::now();
+        lab.start_ironsec_text(&text);
         if !ironsec_first {
             lab.sw().swanctl_ok(&["--initiate", "--child", SW_CHILD]);
         }
