@@ -2725,6 +2725,12 @@ fn azure_default_policy_with_strongswan() {
         ];
         setup.swanctl_edit = Some(sw_azure_lifetimes);
         lab.start_strongswan(&setup);
+        let conns = lab.sw().swanctl_ok(&["--list-conns"]);
+        assert!(
+            conns.contains("rekeying every 28800s")
+                && conns.contains("rekeying every 27000s or 104857600000 bytes"),
+            "strongSwan does not have Azure's lifetimes:\n{conns}"
+        );
         let psk = lab.dir.join("site-b.psk");
         write_secret(&psk, format!("{}\n", lab.psk));
         let start = if ironsec_first { "start" } else { "none" };
