@@ -50,7 +50,8 @@
 #   --runs N         runs per figure (default 3); the median is reported
 #   --time S         seconds per iperf3 run (default 5; TCP runs also have a 1 s omitted warm-up)
 #   --quick          --runs 1 --time 2: a quick check that everything works, not a measurement
-#   --suite S        aes128gcm16 | aes256gcm16 | chacha20poly1305, or a comma-separated list, or
+#   --suite S        aes128gcm16 | aes256gcm16 | chacha20poly1305 | an AES-CBC + HMAC suite such as
+#                    aes256-sha256 or aes128-sha1, or a comma-separated list, or
 #                    repeated: the suites of the ironsec and strongswan cases (default
 #                    aes128gcm16,chacha20poly1305). boringtun is always ChaCha20-Poly1305.
 #   --cases C        comma-separated, in any order: no-tunnel, ironsec, strongswan, boringtun,

@@ -223,7 +223,7 @@ if [ "$MODE" = static ]; then
     PORT=$(sed -n 's/^port = \([0-9]*\).*/\1/p' "$WORK/gwA.toml")
 
     write_keys
-    say "keys:     fresh random $SUITE keys ($KEYLEN bytes key+salt per SPI) in $KEYS (mode 600)"
+    say "keys:     fresh random $SUITE keys ($KEYLEN bytes of keying material per SPI) in $KEYS (mode 600)"
     say "tunnel:   $GWA $A_WAN:$PORT <==ESP-in-UDP==> $GWB $B_WAN:$PORT, suite $SUITE"
     say "          SPI $SPI_AB carries A->B, SPI $SPI_BA carries B->A; selectors 10.1.0.0/24 <-> 10.2.0.0/24"
 

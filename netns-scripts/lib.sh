@@ -32,13 +32,27 @@ indent() { sed 's/^/    /'; }
 # The script's header comment (line 2 up to `set -euo`) as help text.
 usage() { sed -n '2,/^set -euo/p' "${BASH_SOURCE[-1]}" | sed -e '/^set -euo/d' -e 's/^# \{0,1\}//'; }
 
-# --suite value -> KEYLEN (bytes of key + 4-byte salt per SPI). Needs SUITE; sets KEYLEN.
+# --suite value -> KEYLEN (bytes of keying material per SPI: AEAD key + 4-byte salt, or CBC key + HMAC key). Needs SUITE; sets KEYLEN.
 suite_keylen() {
+    # Bytes of keying material per direction (the esp crate's Suite::keymat_len): an AEAD's key
+    # and 4-byte salt, or an AES-CBC key followed by its HMAC key (RFC 7296 2.17).
+    local enc integ=0
     case "$SUITE" in
-        aes128gcm16) KEYLEN=20 ;;
-        aes256gcm16|chacha20poly1305) KEYLEN=36 ;;
-        *) die "unknown suite '$SUITE' (aes128gcm16 | aes256gcm16 | chacha20poly1305)" ;;
+        aes128gcm16) KEYLEN=20; return ;;
+        aes256gcm16|chacha20poly1305) KEYLEN=36; return ;;
+        aes128-*) enc=16 ;;
+        aes192-*) enc=24 ;;
+        aes256-*) enc=32 ;;
+        *) die "unknown suite '$SUITE' (aes128gcm16 | aes256gcm16 | chacha20poly1305 | aes128|aes192|aes256-sha1|sha256|sha384|sha512)" ;;
     esac
+    case "${SUITE#*-}" in
+        sha1) integ=20 ;;
+        sha256) integ=32 ;;
+        sha384) integ=48 ;;
+        sha512) integ=64 ;;
+        *) die "unknown suite '$SUITE': AES-CBC needs one of sha1, sha256, sha384, sha512" ;;
+    esac
+    KEYLEN=$((enc + integ))
 }
 
 # topology.sh with this script's prefix: topo up|down|names. Needs PREFIX, TOPO.
