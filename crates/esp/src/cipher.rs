@@ -21,8 +21,8 @@ const AEAD_ICV_LEN: usize = 16;
 
 /// One direction's keys. An enum rather than a trait object: the match costs
 /// the AEAD path one predictable branch and no indirect call. The CBC keys
-/// (two AES key schedules and two hash states, about twice an AEAD's) are
-/// boxed, allocated once per SA, so the AEAD SAs do not grow; the AEAD key
+/// (AES encryption and decryption round keys and the HMAC's two hash
+/// states, about twice an AEAD key) are boxed, allocated once per SA, so the AEAD SAs do not grow; the AEAD key
 /// stays inline because boxing it would add a pointer chase to the fast path.
 #[allow(clippy::large_enum_variant)]
 pub(crate) enum SaCipher {

@@ -221,8 +221,12 @@ impl OutboundSa {
         body_len: usize,
         next_header: u8,
     ) -> Result<(), SealError> {
+        // body_len >= payload_len + 2; both checked to fit with HEADROOM.
+        let end = HEADROOM
+            .checked_add(body_len)
+            .ok_or(SealError::BufferTooSmall)?;
         let trailer_bytes = buf
-            .get_mut(HEADROOM + payload_len..HEADROOM + body_len)
+            .get_mut(HEADROOM + payload_len..end)
             .ok_or(SealError::BufferTooSmall)?;
         trailer::write(trailer_bytes, next_header);
         Ok(())
