@@ -1,50 +1,14 @@
 //! ironsecctl: asks a running ironsecd over its control socket. The daemon's own messages
 //! (errors included) are printed as they come; the exit code says whether it agreed.
 
-use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
-use clap::{Parser, Subcommand};
+use clap::Parser;
 use ironsec_ike::PeerText;
+use ironsecd::cli::ctl::{Cli, Command};
 use ironsecd::control::{request, Request, Response};
 use ironsecd::status::Status;
-
-#[derive(Parser)]
-#[command(name = "ironsecctl", version, about = "control a running ironsecd")]
-struct Cli {
-    /// The daemon's control socket (gateway.control_socket).
-    #[arg(
-        long,
-        short,
-        global = true,
-        default_value = "/run/ironsec/ironsecd.sock"
-    )]
-    socket: PathBuf,
-    /// Print JSON instead of text.
-    #[arg(long, global = true)]
-    json: bool,
-    #[command(subcommand)]
-    command: Command,
-}
-
-#[derive(Subcommand)]
-enum Command {
-    /// Connections, tunnels, IKE and CHILD SAs, counters.
-    Status,
-    /// Negotiate a connection now and wait until its tunnels are up.
-    Initiate {
-        connection: String,
-        /// Seconds to wait for the tunnels; 0 returns at once.
-        #[arg(long, default_value_t = 30)]
-        timeout: u64,
-    },
-    /// Delete a connection's IKE SAs; it stays down until `initiate` (a trapped connection
-    /// comes back on traffic).
-    Terminate { connection: String },
-    /// Re-read the configuration; a bad one is refused and the running one stays.
-    Reload,
-}
 
 fn print_json(v: &impl serde::Serialize) {
     match serde_json::to_string_pretty(v) {

@@ -1,36 +1,10 @@
 //! ironsecd: the ironsec gateway daemon.
 
-use std::path::PathBuf;
 use std::process::ExitCode;
 
-use clap::{Parser, Subcommand};
+use clap::Parser;
+use ironsecd::cli::daemon::{Cli, Command};
 use ironsecd::config::Config;
-
-#[derive(Parser)]
-#[command(name = "ironsecd", version, about = "ironsec IPsec gateway daemon")]
-struct Cli {
-    /// Configuration file (TOML).
-    #[arg(
-        long,
-        short,
-        global = true,
-        default_value = "/etc/ironsec/ironsecd.toml"
-    )]
-    config: PathBuf,
-    #[command(subcommand)]
-    command: Option<Command>,
-}
-
-#[derive(Subcommand)]
-enum Command {
-    /// Validate the configuration (and the key files it names) and exit: 0 when valid,
-    /// 1 with one `FILE: KEY: REASON` line per problem otherwise.
-    Check,
-    /// Remove the guard routes ironsecd leaves in place when it stops (so that traffic for the
-    /// remote sites is dropped, never sent in clear, while it is not running). The explicit
-    /// uninstall step: refused while the daemon of this config answers on its control socket.
-    Cleanup,
-}
 
 fn main() -> ExitCode {
     let cli = Cli::parse();

@@ -1,0 +1,41 @@
+//! ironsecctl's command line (the man page and shell completions are generated from it).
+
+use std::path::PathBuf;
+
+use clap::{Parser, Subcommand};
+
+#[derive(Parser)]
+#[command(name = "ironsecctl", version, about = "control a running ironsecd")]
+pub struct Cli {
+    /// The daemon's control socket (gateway.control_socket).
+    #[arg(
+        long,
+        short,
+        global = true,
+        default_value = "/run/ironsec/ironsecd.sock"
+    )]
+    pub socket: PathBuf,
+    /// Print JSON instead of text.
+    #[arg(long, global = true)]
+    pub json: bool,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Subcommand)]
+pub enum Command {
+    /// Connections, tunnels, IKE and CHILD SAs, counters.
+    Status,
+    /// Negotiate a connection now and wait until its tunnels are up.
+    Initiate {
+        connection: String,
+        /// Seconds to wait for the tunnels; 0 returns at once.
+        #[arg(long, default_value_t = 30)]
+        timeout: u64,
+    },
+    /// Delete a connection's IKE SAs; it stays down until `initiate` (a trapped connection
+    /// comes back on traffic).
+    Terminate { connection: String },
+    /// Re-read the configuration; a bad one is refused and the running one stays.
+    Reload,
+}

@@ -1,0 +1,31 @@
+//! ironsecd's command line (the man page and shell completions are generated from it).
+
+use std::path::PathBuf;
+
+use clap::{Parser, Subcommand};
+
+#[derive(Parser)]
+#[command(name = "ironsecd", version, about = "ironsec IPsec gateway daemon")]
+pub struct Cli {
+    /// Configuration file (TOML).
+    #[arg(
+        long,
+        short,
+        global = true,
+        default_value = "/etc/ironsec/ironsecd.toml"
+    )]
+    pub config: PathBuf,
+    #[command(subcommand)]
+    pub command: Option<Command>,
+}
+
+#[derive(Subcommand)]
+pub enum Command {
+    /// Validate the configuration (and the key files it names) and exit: 0 when valid,
+    /// 1 with one `FILE: KEY: REASON` line per problem otherwise.
+    Check,
+    /// Remove the guard routes ironsecd leaves in place when it stops (so that traffic for the
+    /// remote sites is dropped, never sent in clear, while it is not running). The explicit
+    /// uninstall step: refused while the daemon of this config answers on its control socket.
+    Cleanup,
+}
