@@ -5,7 +5,13 @@ use std::path::PathBuf;
 use clap::{Parser, Subcommand};
 
 #[derive(Parser)]
-#[command(name = "ironsecctl", version, about = "control a running ironsecd")]
+#[command(
+    name = "ironsecctl",
+    version = super::VERSION,
+    about = "control a running ironsecd",
+    after_help = super::CTL_SHORT_HELP,
+    after_long_help = super::long_help(super::CTL_SECTIONS)
+)]
 pub struct Cli {
     /// The daemon's control socket (gateway.control_socket).
     #[arg(

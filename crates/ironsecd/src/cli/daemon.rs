@@ -5,7 +5,17 @@ use std::path::PathBuf;
 use clap::{Parser, Subcommand};
 
 #[derive(Parser)]
-#[command(name = "ironsecd", version, about = "ironsec IPsec gateway daemon")]
+#[command(
+    name = "ironsecd",
+    version = super::VERSION,
+    about = "ironsec IPsec gateway daemon",
+    long_about = "ironsec IPsec gateway daemon: joins the local site's networks to remote sites \
+                  over IKEv2-negotiated (or manually keyed) ESP-in-UDP tunnels through a TUN \
+                  device. Without a command it runs in the foreground (under systemd as \
+                  ironsecd.service), logging to stderr; `ironsecctl` controls it.",
+    after_help = super::DAEMON_SHORT_HELP,
+    after_long_help = super::long_help(super::DAEMON_SECTIONS)
+)]
 pub struct Cli {
     /// Configuration file (TOML).
     #[arg(
