@@ -230,9 +230,64 @@ pub fn packaged_unit(source: &str) -> Result<String, String> {
     Ok(unit)
 }
 
-/// Writes everything under `out`: `man/*.8`, `completions/{bash,zsh,fish}/*` and
-/// `systemd/ironsecd.service` (from `source_unit`). Returns the files written.
-pub fn write_all(out: &Path, source_unit: &Path) -> Result<Vec<PathBuf>, String> {
+/// The one entry of the package's Debian changelog (`/usr/share/doc/ironsec/changelog.Debian.gz`):
+/// which version and commit the package was built from, by whom and when.
+#[derive(Clone)]
+pub struct Changelog {
+    /// The package version, e.g. `0.1.0-1` (what `cargo deb --deb-version` is given).
+    pub deb_version: String,
+    /// `Full Name <email>`: who built the package.
+    pub maintainer: String,
+    /// RFC 2822 date, as `date -R` prints it.
+    pub date: String,
+}
+
+impl Changelog {
+    /// The changelog in Debian's format (deb-changelog(5)). Fails on a maintainer without an
+    /// address or a date that is not RFC 2822 shaped, which dpkg-parsechangelog would refuse.
+    pub fn render(&self) -> Result<String, String> {
+        let m = self.maintainer.trim();
+        let addr_ok = m
+            .split_once('<')
+            .and_then(|(name, rest)| Some((name.trim(), rest.strip_suffix('>')?)))
+            .is_some_and(|(name, addr)| !name.is_empty() && addr.contains('@'));
+        if !addr_ok {
+            return Err(format!("maintainer {m:?} is not 'Full Name <email>'"));
+        }
+        // "Mon, 07 Dec 2026 00:17:47 +0000"
+        let d = self.date.trim();
+        let date_ok = d.len() >= 29
+            && d.as_bytes()[3] == b','
+            && d.rsplit(' ').next().is_some_and(|z| {
+                z.len() == 5
+                    && z.starts_with(['+', '-'])
+                    && z[1..].bytes().all(|b| b.is_ascii_digit())
+            });
+        if !date_ok {
+            return Err(format!("date {d:?} is not an RFC 2822 date (date -R)"));
+        }
+        if self.deb_version.is_empty() || self.deb_version.contains(char::is_whitespace) {
+            return Err(format!("bad package version {:?}", self.deb_version));
+        }
+        Ok(format!(
+            "ironsec ({version}) unstable; urgency=medium\n\n  \
+             * Built from ironsec {source}: `ironsecd --version` names the same\n    \
+             commit. What changed: README.md, section \"Status\", and the git history.\n\n \
+             -- {m}  {d}\n",
+            version = self.deb_version,
+            source = ironsecd::cli::VERSION,
+        ))
+    }
+}
+
+/// Writes everything the package takes from the build under `out`: `man/*.8`,
+/// `completions/{bash,zsh,fish}/*`, `systemd/ironsecd.service` (from `source_unit`) and
+/// `changelog`. Returns the files written.
+pub fn write_all(
+    out: &Path,
+    source_unit: &Path,
+    changelog: &Changelog,
+) -> Result<Vec<PathBuf>, String> {
     let write = |rel: &Path, bytes: &[u8]| -> Result<PathBuf, String> {
         let path = out.join(rel);
         if let Some(dir) = path.parent() {
@@ -257,6 +312,10 @@ pub fn write_all(out: &Path, source_unit: &Path) -> Result<Vec<PathBuf>, String>
     written.push(write(
         Path::new("systemd/ironsecd.service"),
         unit.as_bytes(),
+    )?);
+    written.push(write(
+        Path::new("changelog"),
+        changelog.render()?.as_bytes(),
     )?);
     Ok(written)
 }
@@ -368,5 +427,45 @@ mod tests {
         assert!(packaged_unit("[Service]\nExecStart=/usr/local/bin/ironsecd\n").is_err());
         let moved = SOURCE_UNIT.replace("ExecStart=/usr/local/bin/", "ExecStart=/opt/bin/");
         assert!(packaged_unit(&moved).is_err());
+    }
+
+    #[test]
+    fn changelog_entry() {
+        let c = Changelog {
+            deb_version: "0.1.0-1".into(),
+            maintainer: "Ada Operator <ada@example.org>".into(),
+            date: "Mon, 07 Dec 2026 00:17:47 +0000".into(),
+        };
+        let text = c.render().expect("valid");
+        assert!(text.starts_with("ironsec (0.1.0-1) unstable; urgency=medium\n\n  * Built from"));
+        assert!(text.contains(ironsecd::cli::VERSION));
+        assert!(text
+            .ends_with("\n -- Ada Operator <ada@example.org>  Mon, 07 Dec 2026 00:17:47 +0000\n"));
+        for bad in [
+            Changelog {
+                maintainer: "root".into(),
+                ..c.clone()
+            },
+            Changelog {
+                maintainer: "<a@b>".into(),
+                ..c.clone()
+            },
+            Changelog {
+                date: "2026-12-07".into(),
+                ..c.clone()
+            },
+            Changelog {
+                deb_version: "0.1 0".into(),
+                ..c.clone()
+            },
+        ] {
+            assert!(
+                bad.render().is_err(),
+                "{} / {} / {}",
+                bad.maintainer,
+                bad.date,
+                bad.deb_version
+            );
+        }
     }
 }

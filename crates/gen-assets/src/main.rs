@@ -1,29 +1,45 @@
-//! `ironsec-gen-assets OUT_DIR`: writes the man pages, shell completions and packaged systemd
-//! unit (see the library's doc) under OUT_DIR. `packaging/build-deb.sh` runs it before
-//! `cargo deb`, whose asset list takes the files from there.
+//! `ironsec-gen-assets OUT_DIR --maintainer 'Name <email>' --date "$(date -R)"`: writes the man
+//! pages, shell completions, packaged systemd unit and Debian changelog (see the library's doc)
+//! under OUT_DIR. `packaging/build-deb.sh` runs it before `cargo deb`, whose asset list takes
+//! the files from there.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::Parser;
+use ironsec_gen_assets::Changelog;
 
 #[derive(Parser)]
 #[command(
     name = "ironsec-gen-assets",
     version = ironsecd::cli::VERSION,
-    about = "generate ironsec's man pages, shell completions and packaged systemd unit"
+    about = "generate ironsec's man pages, shell completions, packaged systemd unit and changelog"
 )]
 struct Args {
-    /// Directory to write man/, completions/ and systemd/ into (created if missing).
+    /// Directory to write man/, completions/, systemd/ and changelog into (created if missing).
     out_dir: PathBuf,
     /// The source tree's unit, from which the packaged one is made.
     #[arg(long, default_value = concat!(env!("CARGO_MANIFEST_DIR"), "/../../systemd/ironsecd.service"))]
     unit: PathBuf,
+    /// Package version for the changelog; must be what `cargo deb --deb-version` is given.
+    #[arg(long, default_value = concat!(env!("CARGO_PKG_VERSION"), "-1"))]
+    deb_version: String,
+    /// Who builds the package, `Full Name <email>` (the changelog's and package's maintainer).
+    #[arg(long)]
+    maintainer: String,
+    /// Changelog date, RFC 2822 (`date -R`).
+    #[arg(long)]
+    date: String,
 }
 
 fn main() -> ExitCode {
     let args = Args::parse();
-    match ironsec_gen_assets::write_all(&args.out_dir, &args.unit) {
+    let changelog = Changelog {
+        deb_version: args.deb_version,
+        maintainer: args.maintainer,
+        date: args.date,
+    };
+    match ironsec_gen_assets::write_all(&args.out_dir, &args.unit, &changelog) {
         Ok(files) => {
             for f in files {
                 println!("{}", f.display());
