@@ -28,7 +28,8 @@ pub const PACKAGE_BIN_DIR: &str = "/usr/sbin";
 pub const SOURCE_BIN_DIR: &str = "/usr/local/bin";
 /// Man section: both are system administration tools (root only).
 const MAN_SECTION: &str = "8";
-/// The source unit's header paragraph about installing from source, replaced in the package.
+/// The first line of the source unit's paragraph about installing from source: the header up
+/// to the end of that paragraph is replaced in the package.
 const SOURCE_INSTALL_PARAGRAPH: &str = "# Install (as root, from the source tree):";
 
 /// The two command lines, with their man sections, as the binaries parse them.
@@ -189,8 +190,8 @@ pub fn completions() -> Vec<(PathBuf, Vec<u8>)> {
 }
 
 /// The unit as the package installs it, from the source tree's `systemd/ironsecd.service`:
-/// the binaries in [`PACKAGE_BIN_DIR`] instead of [`SOURCE_BIN_DIR`], and the header's
-/// from-source install steps replaced by the package's. Everything else (the sandbox above all)
+/// the binaries in [`PACKAGE_BIN_DIR`] instead of [`SOURCE_BIN_DIR`], and the header up to the
+/// end of its from-source install steps replaced by the package's. Everything else (the sandbox above all)
 /// is the tested source unit, unchanged. Fails when the source unit no longer has the shape
 /// this expects, rather than shipping a unit that runs binaries the package does not have.
 pub fn packaged_unit(source: &str) -> Result<String, String> {
@@ -205,16 +206,20 @@ pub fn packaged_unit(source: &str) -> Result<String, String> {
         .position(|l| l.trim_end() == "#")
         .map(|n| start + n)
         .ok_or("the source unit's install paragraph does not end with a '#' line")?;
-    let package_paragraph = [
-        "# Installed by the Debian package `ironsec`, which does not enable or start it: an",
-        "# unconfigured gateway must not run. Configure, check, then enable:",
+    let package_header = [
+        "# ironsecd as a systemd service, installed by the Debian package `ironsec` (made from",
+        "# systemd/ironsecd.service of the source tree by crates/gen-assets).",
+        "#",
+        "# The package does not enable or start it: an unconfigured gateway must not run.",
+        "# Configure, check, then enable:",
         "#   \"$EDITOR\" /etc/ironsec/ironsecd.toml    # examples: /usr/share/doc/ironsec/examples/",
         "#   ironsecd check --config /etc/ironsec/ironsecd.toml",
         "#   systemctl enable --now ironsecd",
         "# Change settings with `systemctl edit ironsecd` (a drop-in), not in this file: package",
         "# upgrades replace it.",
     ];
-    lines.splice(start..end, package_paragraph);
+    // Everything up to the end of the install paragraph is about the source install.
+    lines.splice(0..end, package_header);
     let mut unit = lines.join("\n");
     unit.push('\n');
     let from = format!("{SOURCE_BIN_DIR}/");
@@ -281,12 +286,12 @@ impl Changelog {
 }
 
 /// Writes everything the package takes from the build under `out`: `man/*.8`,
-/// `completions/{bash,zsh,fish}/*`, `systemd/ironsecd.service` (from `source_unit`) and
-/// `changelog`. Returns the files written.
+/// `completions/{bash,zsh,fish}/*`, `systemd/ironsecd.service` (from `source_unit`) and, for
+/// a package, `changelog`. Returns the files written.
 pub fn write_all(
     out: &Path,
     source_unit: &Path,
-    changelog: &Changelog,
+    changelog: Option<&Changelog>,
 ) -> Result<Vec<PathBuf>, String> {
     let write = |rel: &Path, bytes: &[u8]| -> Result<PathBuf, String> {
         let path = out.join(rel);
@@ -313,10 +318,9 @@ pub fn write_all(
         Path::new("systemd/ironsecd.service"),
         unit.as_bytes(),
     )?);
-    written.push(write(
-        Path::new("changelog"),
-        changelog.render()?.as_bytes(),
-    )?);
+    if let Some(c) = changelog {
+        written.push(write(Path::new("changelog"), c.render()?.as_bytes())?);
+    }
     Ok(written)
 }
 
@@ -356,7 +360,8 @@ mod tests {
     #[test]
     fn the_binary_pages_carry_the_help_sections() {
         let d = page("ironsecd.8");
-        assert!(d.starts_with(".TH ironsecd 8 "), "{}", &d[..80]);
+        assert!(d.contains("\n.TH ironsecd 8 "), "{d}");
+        assert!(d.contains("\n.nh\n"), "hyphenation stays off: {d}");
         for s in DAEMON_SECTIONS {
             assert!(
                 d.contains(&format!(".SH \"{}\"", s.title))
@@ -412,6 +417,7 @@ mod tests {
             "source install steps left: {unit}"
         );
         assert!(unit.contains("does not enable or start it"));
+        assert!(!unit.contains("for an install from source"), "{unit}");
         // Only the header and the binaries' directory differ.
         let strip = |u: &str| -> Vec<String> {
             u.lines()

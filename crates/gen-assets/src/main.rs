@@ -1,7 +1,8 @@
-//! `ironsec-gen-assets OUT_DIR --maintainer 'Name <email>' --date "$(date -R)"`: writes the man
-//! pages, shell completions, packaged systemd unit and Debian changelog (see the library's doc)
-//! under OUT_DIR. `packaging/build-deb.sh` runs it before `cargo deb`, whose asset list takes
-//! the files from there.
+//! `ironsec-gen-assets OUT_DIR [--maintainer 'Name <email>' --date "$(date -R)"]`: writes the
+//! man pages, shell completions, packaged systemd unit and (with the two options) the Debian
+//! changelog under OUT_DIR (see the library's doc). `packaging/build-deb.sh` runs it before
+//! `cargo deb`, whose asset list takes the files from there; a source install can take the man
+//! pages and completions from it too.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -24,22 +25,26 @@ struct Args {
     /// Package version for the changelog; must be what `cargo deb --deb-version` is given.
     #[arg(long, default_value = concat!(env!("CARGO_PKG_VERSION"), "-1"))]
     deb_version: String,
-    /// Who builds the package, `Full Name <email>` (the changelog's and package's maintainer).
-    #[arg(long)]
-    maintainer: String,
+    /// Who builds the package, `Full Name <email>`: with --date, also writes the Debian
+    /// changelog naming this maintainer (packaging/build-deb.sh passes both).
+    #[arg(long, requires = "date")]
+    maintainer: Option<String>,
     /// Changelog date, RFC 2822 (`date -R`).
-    #[arg(long)]
-    date: String,
+    #[arg(long, requires = "maintainer")]
+    date: Option<String>,
 }
 
 fn main() -> ExitCode {
     let args = Args::parse();
-    let changelog = Changelog {
-        deb_version: args.deb_version,
-        maintainer: args.maintainer,
-        date: args.date,
+    let changelog = match (args.maintainer, args.date) {
+        (Some(maintainer), Some(date)) => Some(Changelog {
+            deb_version: args.deb_version,
+            maintainer,
+            date,
+        }),
+        _ => None,
     };
-    match ironsec_gen_assets::write_all(&args.out_dir, &args.unit, &changelog) {
+    match ironsec_gen_assets::write_all(&args.out_dir, &args.unit, changelog.as_ref()) {
         Ok(files) => {
             for f in files {
                 println!("{}", f.display());
