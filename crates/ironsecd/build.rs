@@ -3,22 +3,41 @@
 //! reporting a problem, or a package test, can then tell exactly which source a binary is.
 //!
 //! - In a git checkout of this workspace: `git rev-parse --short=12 HEAD`, plus `-dirty` when the
-//!   sources the binaries are built from (`crates/`, the workspace's `Cargo.toml` and
-//!   `Cargo.lock`) differ from that commit, untracked files there included.
+//!   sources compiled into the binaries (each workspace crate's `src/`, `build.rs` and
+//!   `Cargo.toml`, the workspace's `Cargo.toml` and `Cargo.lock`) differ from that commit,
+//!   untracked files there included.
 //! - Otherwise (a source package or tarball, no git, or a checkout of some other repository
 //!   around the sources): the `IRONSEC_COMMIT` environment variable of the build, as a
 //!   packager who knows the commit sets it, else `unknown commit`.
 //!
 //! The script reruns when HEAD moves (`git rev-parse --git-path` finds HEAD, the branch's ref
-//! and `packed-refs` in worktrees too), when the index changes (a commit or `git add`) and when
-//! any file under `crates/` changes (so `-dirty` appears and disappears with edits), not on
-//! edits elsewhere (docs, tests), which do not change the binaries.
+//! and `packed-refs` in worktrees too) and when any of those sources changes, so `-dirty`
+//! appears and disappears with edits. Not on edits elsewhere (tests, docs), nor on index
+//! changes (`git add` does not change what differs from HEAD): each rerun recompiles this crate.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-/// The source paths whose state decides `-dirty`, relative to the workspace root.
-const SOURCES: &[&str] = &["crates", "Cargo.toml", "Cargo.lock"];
+/// The sources compiled into the binaries, relative to the workspace root (existing ones only):
+/// what decides `-dirty` and what reruns this script.
+fn sources(root: &Path) -> Vec<String> {
+    let mut paths = vec!["Cargo.toml".to_string(), "Cargo.lock".to_string()];
+    let mut crates: Vec<String> = std::fs::read_dir(root.join("crates"))
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter(|e| e.path().is_dir())
+        .filter_map(|e| e.file_name().into_string().ok())
+        .collect();
+    crates.sort();
+    for c in crates {
+        for f in ["src", "build.rs", "Cargo.toml"] {
+            paths.push(format!("crates/{c}/{f}"));
+        }
+    }
+    paths.retain(|p| root.join(p).exists());
+    paths
+}
 
 fn main() {
     println!("cargo:rerun-if-env-changed=IRONSEC_COMMIT");
@@ -80,12 +99,13 @@ fn git_commit(root: &Path) -> Option<String> {
             }
         }
     }
-    for s in SOURCES {
+    let sources = sources(root);
+    for s in &sources {
         println!("cargo:rerun-if-changed={}", root.join(s).display());
     }
 
     let mut status = vec!["status", "--porcelain", "--untracked-files=normal", "--"];
-    status.extend(SOURCES);
+    status.extend(sources.iter().map(String::as_str));
     let dirty = match git(root, &status) {
         Some(s) => !s.is_empty(),
         // Cannot tell: do not claim a clean build.
