@@ -81,11 +81,7 @@ fn git_commit(root: &Path) -> Option<String> {
     }
     let hash = git(root, &["rev-parse", "--short=12", "HEAD"])?;
 
-    let mut watched = vec![
-        "HEAD".to_string(),
-        "index".to_string(),
-        "packed-refs".to_string(),
-    ];
+    let mut watched = vec!["HEAD".to_string(), "packed-refs".to_string()];
     if let Some(branch) = git(root, &["symbolic-ref", "-q", "HEAD"]) {
         watched.push(branch);
     }
