@@ -474,4 +474,22 @@ mod tests {
             );
         }
     }
+
+    /// The config the package installs as /etc/ironsec/ironsecd.toml loads as shipped (no
+    /// connection, nothing to start); tests/package.rs checks it installed, with the binary.
+    #[test]
+    fn shipped_config_loads() {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../packaging/ironsecd.toml");
+        match ironsecd::config::Config::load_with_env(&path, []) {
+            Ok(cfg) => assert!(cfg.connections.is_empty(), "{}", cfg.describe()),
+            Err(errs) => panic!(
+                "packaging/ironsecd.toml does not load:\n{}",
+                errs.0
+                    .iter()
+                    .map(|e| e.to_string())
+                    .collect::<Vec<_>>()
+                    .join("\n")
+            ),
+        }
+    }
 }

@@ -55,7 +55,8 @@ pub const DAEMON_SECTIONS: &[Section] = &[
             },
             Item {
                 name: "/usr/share/doc/ironsec/",
-                text: "README.md (configuration reference, operation) and examples/",
+                text: "from the Debian package: README.md (configuration reference, \
+                       operation) and examples/",
             },
         ],
     },
