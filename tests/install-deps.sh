@@ -25,15 +25,16 @@ apt-get update -qq
 # systemd unit's syscall filter to ironsecd (tests/unit_sandbox.rs; systemd is not PID 1 here).
 # gdb (gcore) + libcap2-bin (capsh): tests/core_dumps.rs tries to dump the daemon as an operator
 # without CAP_SYS_PTRACE would.
-# man-db: tests/package.rs renders the installed man pages with man(1) (dpkg, util-linux's
-# unshare/nsenter/setpriv and systemd-analyze, which it also uses, are here already).
+# man-db, zsh, fish: tests/package.rs renders the installed man pages with man(1) and runs the
+# installed completions in each shell (dpkg, util-linux's unshare/nsenter/setpriv and
+# systemd-analyze, which it also uses, are here already).
 apt-get install -y -qq --no-install-recommends \
     iproute2 iputils-ping nftables procps iperf3 tcpdump tshark jq python3 ca-certificates gcc \
     systemd \
     strongswan-charon strongswan-swanctl libcharon-extra-plugins libstrongswan-extra-plugins \
     libstrongswan-standard-plugins \
     wireguard-tools ethtool \
-    libfaketime g++ python3-seccomp gdb libcap2-bin man-db \
+    libfaketime g++ python3-seccomp gdb libcap2-bin man-db zsh fish \
     >/dev/null
 # cargo-fuzz for fuzz/ci-smoke.sh (tests/run.sh runs every fuzz target for 60 s).
 if ! cargo fuzz --version >/dev/null 2>&1; then

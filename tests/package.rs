@@ -452,7 +452,7 @@ fn deb_installs_works_and_removes_cleanly() {
         "man ironsecctl-initiate lacks --timeout"
     );
 
-    // --- Completions: bash completes a subcommand for real; zsh and fish scripts are there.
+    // --- Completions: bash and fish complete a subcommand for real, zsh parses its script.
     let bash = root.ok(&[
         "bash",
         "-c",
@@ -467,15 +467,18 @@ fn deb_installs_works_and_removes_cleanly() {
         "initiate",
         "bash completion of `ironsecctl ini`"
     );
-    for f in [
-        "/usr/share/zsh/vendor-completions/_ironsecctl",
-        "/usr/share/fish/vendor_completions.d/ironsecctl.fish",
-    ] {
-        let s = root.ok(&["cat", f]);
-        assert!(
-            s.contains("initiate") && s.contains("ironsecctl"),
-            "{f}:\n{s}"
-        );
+    // fish loads vendor_completions.d by itself, as it would for an operator.
+    let fish = root.ok(&["fish", "-c", "complete -C 'ironsecctl ini'"]);
+    assert!(
+        fish.starts_with("initiate\t"),
+        "fish completion of `ironsecctl ini`: {fish:?}"
+    );
+    for f in ["_ironsecd", "_ironsecctl"] {
+        root.ok(&[
+            "zsh",
+            "-n",
+            &format!("/usr/share/zsh/vendor-completions/{f}"),
+        ]);
     }
 
     // --- The installed unit: runs the installed binaries, passes systemd-analyze verify, points
