@@ -361,7 +361,7 @@ fn deb_installs_works_and_removes_cleanly() {
     ]);
     assert_eq!(
         modes,
-        "700 root /etc/ironsec\n700 root /etc/ironsec/conf.d\n600 root /etc/ironsec/ironsecd.toml\n\
+        "700 root /etc/ironsec\n700 root /etc/ironsec/conf.d\n644 root /etc/ironsec/ironsecd.toml\n\
          755 root /usr/sbin/ironsecd\n755 root /usr/sbin/ironsecctl\n"
     );
 

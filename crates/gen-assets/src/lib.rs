@@ -276,8 +276,9 @@ impl Changelog {
         }
         Ok(format!(
             "ironsec ({version}) unstable; urgency=medium\n\n  \
-             * Built from ironsec {source}: `ironsecd --version` names the same\n    \
-             commit. What changed: README.md, section \"Status\", and the git history.\n\n \
+             * Built from ironsec {source}.\n    \
+             `ironsecd --version` names the same commit. What changed: README.md,\n    \
+             section \"Status\", and the git history.\n\n \
              -- {m}  {d}\n",
             version = self.deb_version,
             source = ironsecd::cli::VERSION,
@@ -445,6 +446,11 @@ mod tests {
         let text = c.render().expect("valid");
         assert!(text.starts_with("ironsec (0.1.0-1) unstable; urgency=medium\n\n  * Built from"));
         assert!(text.contains(ironsecd::cli::VERSION));
+        // Debian's limit (lintian: debian-changelog-line-too-long); a -dirty commit is longest.
+        assert!(
+            text.lines().all(|l| l.len() + "-dirty".len() <= 80),
+            "{text}"
+        );
         assert!(text
             .ends_with("\n -- Ada Operator <ada@example.org>  Mon, 07 Dec 2026 00:17:47 +0000\n"));
         for bad in [
