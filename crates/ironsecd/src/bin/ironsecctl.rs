@@ -291,7 +291,9 @@ fn list_conns(cli: &Cli, filter: Option<&str>) -> Result<(), Failure> {
     if cli.json {
         print_json(&json!({ "connections": conns }));
     } else {
-        print_text(&ironsecd::conns::render(&conns));
+        if !conns.is_empty() {
+            print_text(&ironsecd::conns::render(&conns));
+        }
         if let Some(n) = note {
             print_text(&n);
         }
