@@ -193,8 +193,15 @@ fn rekey_child_and_ike_sas_while_a_ping_flows() {
         num(&p.a.status(), "/connections/0/counters/child_rekeys"),
         1
     );
-    let b_child = tunnel(&p.b, "site-a")["child"]["spi_out"].clone();
-    assert_eq!(b_child, after["child"]["spi_in"], "gwB sends on the new SA");
+    // gwB answered the rekey: it sends on the new SA once gwA deleted the old one.
+    let ok = poll_until(Duration::from_secs(5), || {
+        tunnel(&p.b, "site-a")["child"]["spi_out"] == after["child"]["spi_in"]
+    });
+    assert!(
+        ok,
+        "gwB does not send on the new SA: {:#}",
+        tunnel(&p.b, "site-a")
+    );
 
     // IKE SA, with --json: new IKE SPIs, the CHILD_SA moves along.
     std::thread::sleep(Duration::from_secs(1));
