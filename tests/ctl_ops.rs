@@ -177,6 +177,7 @@ fn rekey_child_and_ike_sas_while_a_ping_flows() {
     let o = ctl(&p.a, &["rekey", "site-b"]);
     let (out, err) = text(&o);
     assert!(o.status.success(), "rekey: {out}{err}\n{}", p.a.log_text());
+    println!("$ ironsecctl rekey site-b\n{out}");
     assert!(
         out.starts_with("connection 'site-b': rekeying 1 CHILD_SA\n  192.0.2.1 -> 192.0.2.2: "),
         "{out}"
@@ -206,6 +207,7 @@ fn rekey_child_and_ike_sas_while_a_ping_flows() {
     // IKE SA, with --json: new IKE SPIs, the CHILD_SA moves along.
     std::thread::sleep(Duration::from_secs(1));
     let v = ctl_json(&p.a, &["rekey", "site-b", "--ike"]);
+    println!("$ ironsecctl --json rekey site-b --ike\n{v:#}");
     assert_eq!(v["command"], "rekey");
     assert_eq!(v["kind"], "ike");
     assert_eq!(v["connection"], "site-b");
@@ -265,6 +267,7 @@ fn list_conns_shows_the_running_config_and_status_filters_by_name() {
     let o = ctl(&p.a, &["list-conns"]);
     let (out, err) = text(&o);
     assert!(o.status.success(), "{out}{err}");
+    println!("$ ironsecctl list-conns\n{out}");
     for want in [
         "site-b: IKEv2, psk auth, active-standby, start_action start, close_action restart\n",
         "  local:  gw-a.example  10.1.0.0/24\n",
@@ -406,6 +409,7 @@ fn json_outcomes_of_initiate_and_terminate() {
     let o = ctl(&p.a, &["--json", "initiate", "site-c", "--timeout", "2"]);
     assert_eq!(o.status.code(), Some(1), "{:?}", text(&o));
     let v = json_of(&o);
+    println!("$ ironsecctl --json initiate site-c --timeout 2\n{v:#}");
     assert_eq!(v["outcome"], "timeout", "{v:#}");
     assert_eq!(v["connection"], "site-c");
     assert_eq!(v["waited_secs"], 2);
