@@ -636,5 +636,19 @@ fn handle(r: &Running, req: Request) -> Response {
             answer(res)
         }
         Request::Reload => answer(r.reload("ironsecctl")),
+        Request::Rekey { connection, ike } => {
+            let kind = if ike {
+                crate::rekey::RekeyKind::Ike
+            } else {
+                crate::rekey::RekeyKind::Child
+            };
+            let res = r.act(|plane, now| plane.rekey(&connection, kind, now));
+            r.wake.notify_one();
+            match res {
+                Ok(crate::plane::CommandDone::Rekeying(started)) => Response::Rekeying(started),
+                other => answer(other),
+            }
+        }
+        Request::ListConns => Response::Connections(crate::conns::list(r.plane().config())),
     }
 }

@@ -25,6 +25,9 @@ pub struct IkeKeying {
     pub local_id: Identity,
     pub remote_id: Identity,
     pub psk: Psk,
+    /// The file the PSK was read from (None: inline `psk`): `ironsecctl list-conns` names
+    /// it, never the key.
+    pub psk_file: Option<std::path::PathBuf>,
     pub ike_proposals: Vec<IkeProposal>,
     pub esp_proposals: Vec<EspProposal>,
     /// The proposals may name legacy algorithms that need the opt-in (see
@@ -505,6 +508,7 @@ pub(super) fn validate(
         remote_id: remote_id?,
         // The bytes move into the Psk (zeroed on drop); what is left behind is empty.
         psk: Psk::new(std::mem::take(&mut *psk?)),
+        psk_file: c.psk_file.clone(),
         ike_proposals,
         esp_proposals,
         allow_legacy_crypto,

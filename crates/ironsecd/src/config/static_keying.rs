@@ -13,6 +13,8 @@ use super::schema::ConnectionSchema;
 pub struct StaticKeying {
     pub suite: Suite,
     pub esn: bool,
+    /// Where the keys came from: `ironsecctl list-conns` names the file, never the keys.
+    pub keys_file: std::path::PathBuf,
     pub tunnels: Vec<StaticTunnel>,
 }
 
@@ -205,6 +207,7 @@ pub(super) fn validate(
     Some(StaticKeying {
         suite: suite?,
         esn,
+        keys_file,
         tunnels,
     })
 }
