@@ -340,7 +340,7 @@ pub(super) fn validate(
         errs,
     );
     let mut tunnels = Vec::new();
-    for (j, t) in c.tunnels.iter().enumerate() {
+    for (j, t) in c.tunnels.iter().flatten().enumerate() {
         let tk = format!("{key}.tunnels[{j}]");
         if t.spi_in.is_some() || t.spi_out.is_some() {
             errs.push(ConfigError::new(
@@ -357,11 +357,15 @@ pub(super) fn validate(
             ));
         }
         // A peer given by name: resolved now (start, reload) and on every reconnect.
-        let remote_name = super::peer_name::is_dns_name(&t.remote)
-            .then(|| std::sync::Arc::<str>::from(t.remote.as_str()));
-        let resolved = match (&remote_name, t.local.parse::<IpAddr>()) {
-            (Some(name), Ok(local)) => match super::peer_name::resolve(name, local) {
-                Ok(a) => a.to_string(),
+        let remote_name = t
+            .remote
+            .as_deref()
+            .filter(|r| super::peer_name::is_dns_name(r))
+            .map(std::sync::Arc::<str>::from);
+        let local_ip = t.local.as_deref().map(str::parse::<IpAddr>);
+        let resolved = match (&remote_name, local_ip) {
+            (Some(name), Some(Ok(local))) => match super::peer_name::resolve(name, local) {
+                Ok(a) => Some(a.to_string()),
                 Err(reason) => {
                     errs.push(ConfigError::new(file, format!("{tk}.remote"), reason));
                     continue;
@@ -369,7 +373,9 @@ pub(super) fn validate(
             },
             _ => t.remote.clone(),
         };
-        if let Some((local, remote)) = super::tunnel_addrs(file, &tk, &t.local, &resolved, errs) {
+        if let Some((local, remote)) =
+            super::tunnel_addrs(file, &tk, t.local.as_deref(), resolved.as_deref(), errs)
+        {
             if t.weight == Some(0) || t.weight.is_some_and(|w| w > 1000) {
                 errs.push(ConfigError::new(
                     file,

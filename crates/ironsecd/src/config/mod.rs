@@ -10,6 +10,7 @@ pub mod load;
 pub mod peer_name;
 pub mod schema;
 pub mod static_keying;
+pub mod suggest;
 
 use std::collections::{BTreeMap, HashMap};
 use std::net::{IpAddr, SocketAddr};
@@ -275,6 +276,17 @@ fn strip_location(msg: &str) -> String {
     m.to_string()
 }
 
+/// The reason for a required key that is absent.
+pub(crate) const MISSING: &str = "required key is missing";
+
+/// Whether two key paths are the same entry or one holds the other (`connection[0].tunnels`
+/// holds `connection[0].tunnels[1].local`).
+fn related(a: &str, b: &str) -> bool {
+    let (short, long) = if a.len() <= b.len() { (a, b) } else { (b, a) };
+    long.strip_prefix(short)
+        .is_some_and(|rest| rest.is_empty() || rest.starts_with(['.', '[']))
+}
+
 /// Where a connection (or one of its keys) was defined, as seen from an error in `here`: the
 /// file is named only when it is another one.
 fn place(here: &Path, file: &Path, key: &str) -> String {
@@ -290,6 +302,9 @@ fn validate(
     loaded: Loaded,
     mut errs: Vec<ConfigError>,
 ) -> Result<Config, ConfigErrors> {
+    // What validation finds below about a key the loader refused and set aside (now absent
+    // or defaulted) is a consequence of that error, not news: dropped at the end.
+    let from_loader = errs.len();
     let gateway = loaded
         .gateway
         .map(|g| validate_gateway(main, g, &loaded.env, &mut errs));
@@ -304,18 +319,19 @@ fn validate(
     let mut names: HashMap<String, (PathBuf, String)> = HashMap::new();
     let mut spis_in: HashMap<u32, (PathBuf, String)> = HashMap::new();
     for SourcedConnection { file, key, schema } in loaded.connections {
-        if let Some((pf, pk)) = names.get(&schema.name) {
-            errs.push(ConfigError::new(
+        match schema.name.as_ref().map(|n| (n, names.get(n))) {
+            Some((name, Some((pf, pk)))) => errs.push(ConfigError::new(
                 &file,
                 format!("{key}.name"),
                 format!(
-                    "connection name '{}' is already used by {}",
-                    schema.name,
+                    "connection name '{name}' is already used by {}",
                     place(&file, pf, pk)
                 ),
-            ));
-        } else {
-            names.insert(schema.name.clone(), (file.clone(), key.clone()));
+            )),
+            Some((name, None)) => {
+                names.insert(name.clone(), (file.clone(), key.clone()));
+            }
+            None => {}
         }
         if let Some(conn) = validate_connection(&file, &key, schema, port, &mut errs) {
             let tunnels = match &conn.keying {
@@ -367,6 +383,30 @@ fn validate(
                     ));
                 }
             }
+        }
+    }
+    // `psk` and `psk_file` are alternatives: with one set aside, the other looks required.
+    let refused: Vec<(PathBuf, String)> = loaded
+        .refused
+        .iter()
+        .flat_map(|(f, k)| {
+            let other = k
+                .strip_suffix(".psk_file")
+                .map(|c| format!("{c}.psk"))
+                .or_else(|| k.strip_suffix(".psk").map(|c| format!("{c}.psk_file")));
+            std::iter::once((f.clone(), k.clone())).chain(other.map(|o| (f.clone(), o)))
+        })
+        .collect();
+    let mut i = from_loader;
+    while i < errs.len() {
+        let e = &errs[i];
+        if refused
+            .iter()
+            .any(|(f, k)| *f == e.file && related(k, &e.key))
+        {
+            errs.remove(i);
+        } else {
+            i += 1;
         }
     }
     match gateway {
@@ -542,26 +582,48 @@ fn validate_connection(
     errs: &mut Vec<ConfigError>,
 ) -> Option<Connection> {
     let before = errs.len();
-    if c.name.is_empty()
-        || !c
-            .name
-            .chars()
-            .all(|ch| ch.is_ascii_alphanumeric() || "._-".contains(ch))
-    {
-        errs.push(ConfigError::new(
-            file,
-            format!("{key}.name"),
-            format!(
-                "'{}' is not a valid name (letters, digits, '.', '_', '-')",
-                c.name
-            ),
-        ));
+    let missing = |errs: &mut Vec<ConfigError>, name: &str| {
+        errs.push(ConfigError::new(file, format!("{key}.{name}"), MISSING));
+    };
+    match &c.name {
+        None => missing(errs, "name"),
+        Some(name)
+            if name.is_empty()
+                || !name
+                    .chars()
+                    .all(|ch| ch.is_ascii_alphanumeric() || "._-".contains(ch)) =>
+        {
+            errs.push(ConfigError::new(
+                file,
+                format!("{key}.name"),
+                format!("'{name}' is not a valid name (letters, digits, '.', '_', '-')"),
+            ));
+        }
+        Some(_) => {}
     }
-    let local_selectors = selectors(file, &format!("{key}.local_ts"), &c.local_ts, errs);
-    let remote_selectors = selectors(file, &format!("{key}.remote_ts"), &c.remote_ts, errs);
-    // The remote prefixes with the index of the entry that gave each (for error keys).
-    let remote_ts: Vec<(usize, Prefix)> = c
+    for (name, present) in [
+        ("keying", c.keying.is_some()),
+        ("local_ts", c.local_ts.is_some()),
+        ("remote_ts", c.remote_ts.is_some()),
+        ("tunnels", c.tunnels.is_some()),
+    ] {
+        if !present {
+            missing(errs, name);
+        }
+    }
+    let remote_ts_written = c.remote_ts.as_deref().unwrap_or_default();
+    let local_selectors = c
+        .local_ts
+        .as_ref()
+        .map(|v| selectors(file, &format!("{key}.local_ts"), v, errs))
+        .unwrap_or_default();
+    let remote_selectors = c
         .remote_ts
+        .as_ref()
+        .map(|v| selectors(file, &format!("{key}.remote_ts"), v, errs))
+        .unwrap_or_default();
+    // The remote prefixes with the index of the entry that gave each (for error keys).
+    let remote_ts: Vec<(usize, Prefix)> = remote_ts_written
         .iter()
         .enumerate()
         .filter_map(|(i, s)| s.parse::<Selector>().ok().map(|sel| (i, sel.prefix)))
@@ -584,14 +646,14 @@ fn validate_connection(
             ));
         }
     }
-    if c.tunnels.is_empty() {
+    if c.tunnels.as_ref().is_some_and(Vec::is_empty) {
         errs.push(ConfigError::new(
             file,
             format!("{key}.tunnels"),
             "needs at least one tunnel",
         ));
     }
-    let name = c.name.clone();
+    let name = c.name.clone().unwrap_or_default();
     let bandwidth_weight = c.bandwidth_weight.unwrap_or(1);
     if !(1..=1000).contains(&bandwidth_weight) {
         errs.push(ConfigError::new(
@@ -618,8 +680,9 @@ fn validate_connection(
                 file,
                 format!("{key}.mss_clamp"),
                 format!(
-                    "{} is not an MSS clamp: expected \"auto\", \"off\" or an MSS in 536..=9000",
-                    show(other)
+                    "{} is not an MSS clamp: expected \"auto\", \"off\" or an MSS in 536..=9000{}",
+                    show(other),
+                    word_hint(other, &["auto", "off"])
                 ),
             ));
             MssClamp::Auto
@@ -634,8 +697,9 @@ fn validate_connection(
                 file,
                 format!("{key}.path_mtu"),
                 format!(
-                    "{} is not a path MTU: expected \"auto\" or bytes in 1280..=9000",
-                    show(other)
+                    "{} is not a path MTU: expected \"auto\" or bytes in 1280..=9000{}",
+                    show(other),
+                    word_hint(other, &["auto"])
                 ),
             ));
             PathMtu::Auto
@@ -650,14 +714,20 @@ fn validate_connection(
             errs.push(ConfigError::new(
                 file,
                 format!("{key}.copy_dscp"),
-                format!("'{w}' is not a copy_dscp: expected \"out\", \"in\", \"yes\" or \"no\""),
+                format!(
+                    "'{w}' is not a copy_dscp: expected \"out\", \"in\", \"yes\" or \"no\"{}",
+                    suggest::did_you_mean(w, ["out", "in", "yes", "no"])
+                ),
             ));
             CopyDscp::Out
         }
     };
     let keying = match c.keying {
-        KeyingKind::Static => static_keying::validate(file, key, c, port, errs).map(Keying::Static),
-        KeyingKind::Ike => ike_keying::validate(file, key, c, errs).map(Keying::Ike),
+        Some(KeyingKind::Static) => {
+            static_keying::validate(file, key, c, port, errs).map(Keying::Static)
+        }
+        Some(KeyingKind::Ike) => ike_keying::validate(file, key, c, errs).map(Keying::Ike),
+        None => None,
     };
     if let Some(k) = &keying {
         // Routing a peer's own address into the TUN device would send the tunnel's IKE and
@@ -702,6 +772,14 @@ fn validate_connection(
     })
 }
 
+/// " (did you mean ...)" for a misspelt word among `words`; nothing for a number.
+fn word_hint(v: &WordOrNumber, words: &[&str]) -> String {
+    match v {
+        WordOrNumber::Word(w) => suggest::did_you_mean(w, words.iter().copied()),
+        WordOrNumber::Number(_) => String::new(),
+    }
+}
+
 /// A word-or-number value as the operator wrote it, for an error message.
 fn show(v: &WordOrNumber) -> String {
     match v {
@@ -714,24 +792,21 @@ fn show(v: &WordOrNumber) -> String {
 pub(crate) fn tunnel_addrs(
     file: &Path,
     tk: &str,
-    local: &str,
-    remote: &str,
+    local: Option<&str>,
+    remote: Option<&str>,
     errs: &mut Vec<ConfigError>,
 ) -> Option<(IpAddr, IpAddr)> {
-    let l = local.parse::<IpAddr>().map_err(|_| {
-        ConfigError::new(
-            file,
-            format!("{tk}.local"),
-            format!("'{local}' is not an IP address"),
-        )
-    });
-    let r = remote.parse::<IpAddr>().map_err(|_| {
-        ConfigError::new(
-            file,
-            format!("{tk}.remote"),
-            format!("'{remote}' is not an IP address"),
-        )
-    });
+    let addr = |name: &str, v: Option<&str>| {
+        let k = format!("{tk}.{name}");
+        match v {
+            None => Err(ConfigError::new(file, k, MISSING)),
+            Some(v) => v
+                .parse::<IpAddr>()
+                .map_err(|_| ConfigError::new(file, k, format!("'{v}' is not an IP address"))),
+        }
+    };
+    let l = addr("local", local);
+    let r = addr("remote", remote);
     match (l, r) {
         (Ok(l), Ok(r)) if l.is_ipv4() == r.is_ipv4() => Some((l, r)),
         (Ok(_), Ok(_)) => {

@@ -141,7 +141,7 @@ pub(super) fn validate(
         }
     };
     let mut tunnels = Vec::new();
-    for (j, t) in c.tunnels.into_iter().enumerate() {
+    for (j, t) in c.tunnels.into_iter().flatten().enumerate() {
         let tk = format!("{key}.tunnels[{j}]");
         let (Some(spi_out), Some(spi_in)) = (t.spi_out, t.spi_in) else {
             errs.push(ConfigError::new(
@@ -151,7 +151,8 @@ pub(super) fn validate(
             ));
             continue;
         };
-        let Some((local, remote)) = super::tunnel_addrs(file, &tk, &t.local, &t.remote, errs)
+        let Some((local, remote)) =
+            super::tunnel_addrs(file, &tk, t.local.as_deref(), t.remote.as_deref(), errs)
         else {
             continue;
         };
