@@ -1449,3 +1449,225 @@ fn a_peer_given_by_name_is_resolved_or_refused_with_the_reason() {
     let e = errors(&d, &named("10.0.0.300"));
     assert!(e[0].reason.contains("not an IP address"), "{}", e[0]);
 }
+
+// ------------------------------------------------------------------------------------------
+// Every error of a file in one run (serde alone stops at the first), with "did you mean".
+
+/// The lines of a refused config, with the temporary directory shown as `D`.
+fn refused_in(d: &Dir, p: &Path, env: Vec<(String, String)>) -> Vec<String> {
+    let dir = d.0.display().to_string();
+    refused(p, env)
+        .into_iter()
+        .map(|l| l.replace(&dir, "D"))
+        .collect()
+}
+
+#[test]
+fn four_kinds_of_error_in_four_tables_are_all_reported() {
+    let d = Dir::new("four-errors");
+    let main = tree(
+        &d,
+        &format!(
+            "{}\n{}\n{}",
+            ike_conn("b", "10.2.0.0/24", "psk/b.psk", "192.0.2.2")
+                .replace("remote_ts =", "remote_tss ="),
+            ike_conn("c", "10.3.0.0/24", "psk/c.psk", "192.0.2.3")
+                .replace("keying = \"ike\"", "keying = \"ikev2\""),
+            ike_conn("d", "10.4.0.1/24", "psk/d.psk", "192.0.2.4"),
+        ),
+        &[],
+    );
+    std::fs::write(
+        &main,
+        std::fs::read_to_string(&main)
+            .unwrap()
+            .replace("[gateway]\n", "[gateway]\ntun_mtu = \"big\"\n"),
+    )
+    .unwrap();
+    assert_eq!(
+        refused_in(&d, &main, no_env()),
+        [
+            "D/main.toml: gateway.tun_mtu: invalid type: string \"big\", expected an integer",
+            "D/main.toml: connection[0].remote_tss: unknown key (did you mean \"remote_ts\"?)",
+            "D/main.toml: connection[1].keying: 'ikev2' is not a keying: expected \"static\", \"ike\" (did you mean \"ike\"?)",
+            // The misspelt key leaves remote_ts absent: that is reported too, it is the fix.
+            "D/main.toml: connection[0].remote_ts: required key is missing",
+            "D/main.toml: connection[2].remote_ts[0]: '10.4.0.1/24': host bits are set; did you mean 10.4.0.0/24?",
+        ]
+    );
+}
+
+#[test]
+fn one_connection_with_many_problems_shows_them_all() {
+    let d = Dir::new("many-in-one");
+    let conn = "[[connection]]\nkeying = \"ike\"\nlocal_id = \"gw-a.example\"\nremote_id = \"c.example\"\n\
+                psk_file = \"psk/c.psk\"\nstart_action = \"trapp\"\nmode = \"active-activ\"\n\
+                rekey_bytes = \"lots\"\nlocal_ts = [\"10.1.0.0/24\"]\n\
+                tunnels = [ { local = \"192.0.2.1\", remot = \"192.0.2.3\", weight = \"x\" }, 5 ]\n";
+    let main = tree(&d, conn, &[]);
+    assert_eq!(
+        refused_in(&d, &main, no_env()),
+        [
+            "D/main.toml: connection[0].tunnels[0].remot: unknown key (did you mean \"remote\"?)",
+            "D/main.toml: connection[0].tunnels[1]: expected a table such as { local = \"192.0.2.1\", remote = \"198.51.100.1\" }",
+            "D/main.toml: connection[0].mode: 'active-activ' is not a mode: expected \"active-standby\", \"active-active\" (did you mean \"active-active\"?)",
+            "D/main.toml: connection[0].rekey_bytes: 'lots' is not an amount: expected an integer or a number with k, M, G, T (x1000) or Ki, Mi, Gi, Ti (x1024), e.g. \"500MB\"",
+            "D/main.toml: connection[0].start_action: 'trapp' is not a start_action: expected \"start\", \"trap\", \"none\" (did you mean \"trap\"?)",
+            "D/main.toml: connection[0].name: required key is missing",
+            "D/main.toml: connection[0].remote_ts: required key is missing",
+        ]
+    );
+}
+
+#[test]
+fn errors_in_the_main_file_and_fragments_come_together() {
+    let d = Dir::new("frag-and-main");
+    let main = tree(
+        &d,
+        &ike_conn("b", "10.2.0.0/24", "psk/b.psk", "192.0.2.2").replace(
+            "keying = \"ike\"",
+            "keying = \"ike\"\nesp_proposal = [\"aes128gcm16\"]",
+        ),
+        &[
+            (
+                "c.toml",
+                &format!(
+                    "[[connections]]\nname = \"x\"\n\n{}",
+                    ike_conn("c", "10.3.0.0/24", "psk/c.psk", "192.0.2.3")
+                        .replace("keying = \"ike\"", "keying = \"statc\"")
+                ),
+            ),
+            (
+                "d.toml",
+                &ike_conn("d", "10.4.0.0/24", "psk/d.psk", "192.0.2.4")
+                    .replace("tunnels =", "tunnels = 5\n#"),
+            ),
+        ],
+    );
+    assert_eq!(
+        refused_in(&d, &main, no_env()),
+        [
+            "D/main.toml: connection[0].esp_proposal: unknown key (did you mean \"esp_proposals\"?)",
+            "D/conf.d/c.toml: connections: unknown key (did you mean \"connection\"?); a conf.d fragment holds [[connection]] tables only",
+            "D/conf.d/c.toml: connection[0].keying: 'statc' is not a keying: expected \"static\", \"ike\" (did you mean \"static\"?)",
+            "D/conf.d/d.toml: connection[0].tunnels: invalid type: integer `5`, expected a sequence",
+        ]
+    );
+    // The main file's own top level gets suggestions as well.
+    let d = Dir::new("top-level");
+    let p = d.write(
+        "top.toml",
+        "[gateways]\ntun = \"ipsec0\"\n[[conection]]\nname = \"x\"\n[[zzz]]\n",
+        0o644,
+    );
+    assert_eq!(
+        refused_in(&d, &p, no_env()),
+        [
+            "D/top.toml: conection: unknown key (did you mean \"connection\"?)",
+            "D/top.toml: gateways: unknown key (did you mean \"gateway\"?)",
+            "D/top.toml: zzz: unknown key; the top-level keys are gateway, connection",
+        ]
+    );
+}
+
+#[test]
+fn a_misspelt_environment_variable_is_answered_with_the_right_one() {
+    let d = Dir::new("env-typo");
+    let main = tree(
+        &d,
+        &ike_conn("b", "10.2.0.0/24", "psk/b.psk", "192.0.2.2"),
+        &[],
+    );
+    assert_eq!(
+        refused_in(
+            &d,
+            &main,
+            env(&[
+                ("IRONSEC_GATEWAY__METRIC", "127.0.0.1:9814"),
+                ("IRONSEC_GATEWAY__TUN_MUT", "1400"),
+            ])
+        ),
+        [
+            "environment: IRONSEC_GATEWAY__METRIC: unknown key 'metric' (did you mean IRONSEC_GATEWAY__METRICS?)",
+            "environment: IRONSEC_GATEWAY__TUN_MUT: unknown key 'tun_mut' (did you mean IRONSEC_GATEWAY__TUN_MTU?)",
+        ]
+    );
+}
+
+/// Values of the other words a key takes get a suggestion too; a far-off one gets the list only.
+#[test]
+fn misspelt_words_get_a_suggestion() {
+    let d = Dir::new("words");
+    let main = tree(
+        &d,
+        &ike_conn("b", "10.2.0.0/24", "psk/b.psk", "192.0.2.2").replace(
+            "keying = \"ike\"",
+            "keying = \"ike\"\nclose_action = \"sometimes\"\nmss_clamp = \"of\"\npath_mtu = \"aut\"",
+        ),
+        &[],
+    );
+    assert_eq!(
+        refused_in(&d, &main, no_env()),
+        [
+            "D/main.toml: connection[0].close_action: 'sometimes' is not a close_action: expected \"none\", \"trap\", \"restart\"",
+            "D/main.toml: connection[0].mss_clamp: 'of' is not an MSS clamp: expected \"auto\", \"off\" or an MSS in 536..=9000 (did you mean \"off\"?)",
+            "D/main.toml: connection[0].path_mtu: 'aut' is not a path MTU: expected \"auto\" or bytes in 1280..=9000 (did you mean \"auto\"?)",
+        ]
+    );
+}
+
+/// The key lists unknown keys are checked against are the ones serde itself refuses unknown
+/// keys with: the same derive, no second list to keep in step.
+#[test]
+fn key_lists_are_the_schema_types_own() {
+    fn serde_list<T: serde::de::DeserializeOwned + std::fmt::Debug>() -> Vec<String> {
+        let raw = config::Config::builder()
+            .set_override("no_such_key", 1)
+            .unwrap()
+            .build()
+            .unwrap();
+        let msg = raw.try_deserialize::<T>().unwrap_err().to_string();
+        msg.split("expected one of ")
+            .nth(1)
+            .unwrap_or_else(|| panic!("{msg}"))
+            .split(", ")
+            .map(|k| k.trim().trim_matches('`').to_string())
+            .collect()
+    }
+    use schema::{keys_of, ConnectionSchema, FileSchema, GatewaySchema, TunnelSchema};
+    assert_eq!(
+        serde_list::<ConnectionSchema>(),
+        keys_of::<ConnectionSchema>()
+    );
+    assert_eq!(serde_list::<TunnelSchema>(), keys_of::<TunnelSchema>());
+    assert_eq!(serde_list::<GatewaySchema>(), keys_of::<GatewaySchema>());
+    assert_eq!(keys_of::<GatewaySchema>(), schema::GATEWAY_KEYS);
+    assert_eq!(keys_of::<FileSchema>(), ["gateway", "connection"]);
+    assert!(keys_of::<ConnectionSchema>().contains(&"esp_proposals"));
+}
+
+/// A value refused while reading is not blamed twice: a bad `tunnels` entry does not also
+/// make the connection "need at least one tunnel", a bad `psk` not "require psk_file".
+#[test]
+fn a_refused_value_is_reported_once() {
+    let d = Dir::new("once");
+    let main = tree(
+        &d,
+        &ike_conn("b", "10.2.0.0/24", "psk/b.psk", "192.0.2.2")
+            .replace(
+                "psk_file = \"psk/b.psk\"",
+                "psk = [\"hunter2-but-much-longer-9f8e7d\"]",
+            )
+            .replace("tunnels = [", "tunnels = [ 7, "),
+        &[],
+    );
+    let got = refused_in(&d, &main, no_env());
+    assert_eq!(
+        got,
+        [
+            "D/main.toml: connection[0].tunnels[0]: expected a table such as { local = \"192.0.2.1\", remote = \"198.51.100.1\" }",
+            "D/main.toml: connection[0].psk: expected a quoted string (the value is not shown: it is a secret)",
+        ]
+    );
+    assert!(!got.concat().contains("hunter2"));
+}
