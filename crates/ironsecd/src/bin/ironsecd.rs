@@ -19,7 +19,14 @@ fn main() -> ExitCode {
         Some(Command::Check) => true,
         None => false,
     };
-    let cfg = match Config::load(&cli.config) {
+    // `check` accepts the example secret files shipped under conf/ (with a warning each), so
+    // every example can be checked from a fresh clone; the daemon refuses them.
+    let loaded = if check_only {
+        Config::load_for_check(&cli.config)
+    } else {
+        Config::load(&cli.config)
+    };
+    let cfg = match loaded {
         Ok(c) => c,
         Err(errs) => {
             for e in &errs.0 {
@@ -29,7 +36,7 @@ fn main() -> ExitCode {
         }
     };
     if check_only {
-        for w in cfg.warnings() {
+        for w in cfg.warnings().iter().chain(&cfg.example_secrets) {
             eprintln!("warning: {w}");
         }
         println!("{}: OK ({})", cli.config.display(), cfg.describe());

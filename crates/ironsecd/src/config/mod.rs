@@ -38,6 +38,19 @@ pub struct Config {
     pub env_overrides: Vec<String>,
     pub gateway: Gateway,
     pub connections: Vec<Connection>,
+    /// The shipped example secret files this config names ([`keys::EXAMPLE_MARK`]), one line
+    /// each: only [`Config::load_for_check`] accepts them, and `ironsecd check` shows these.
+    pub example_secrets: Vec<String>,
+}
+
+/// What loading does with a shipped example secret file.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Examples {
+    /// Refuse it, as any error: the daemon never runs with a key everyone has.
+    Refuse,
+    /// Accept it and say so ([`Config::example_secrets`]): `ironsecd check` on the shipped
+    /// examples, from a fresh clone.
+    Accept,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -178,15 +191,7 @@ impl Config {
     /// Reads and validates `path`, the `conf.d/*.toml` fragments beside it and the
     /// `IRONSEC_GATEWAY__<KEY>` overrides in the process environment.
     pub fn load(path: &Path) -> Result<Config, ConfigErrors> {
-        // vars() would panic on a variable that is not UTF-8; such a variable cannot be one of
-        // ours, so a lossy copy is enough.
-        let env = std::env::vars_os().map(|(k, v)| {
-            (
-                k.to_string_lossy().into_owned(),
-                v.to_string_lossy().into_owned(),
-            )
-        });
-        Config::load_with_env(path, env)
+        Config::load_with_env(path, process_env())
     }
 
     /// [`Config::load`] with the environment given as (name, value) pairs, so tests and tools
@@ -197,7 +202,24 @@ impl Config {
     ) -> Result<Config, ConfigErrors> {
         let mut errs = Vec::new();
         let loaded = load::load(path, env, &mut errs);
-        validate(path, loaded, errs)
+        validate(path, loaded, errs, Examples::Refuse)
+    }
+
+    /// [`Config::load`] for `ironsecd check`: the same checks, except that the example secret
+    /// files shipped under `conf/` are accepted and listed in [`Config::example_secrets`]
+    /// instead of refused, so every shipped example can be checked as it is.
+    pub fn load_for_check(path: &Path) -> Result<Config, ConfigErrors> {
+        Config::load_for_check_with_env(path, process_env())
+    }
+
+    /// [`Config::load_for_check`] with the environment given, as [`Config::load_with_env`].
+    pub fn load_for_check_with_env(
+        path: &Path,
+        env: impl IntoIterator<Item = (String, String)>,
+    ) -> Result<Config, ConfigErrors> {
+        let mut errs = Vec::new();
+        let loaded = load::load(path, env, &mut errs);
+        validate(path, loaded, errs, Examples::Accept)
     }
 
     /// One line on what this config is made of: connections, files read, environment
@@ -260,6 +282,17 @@ impl Config {
     }
 }
 
+/// The process environment as (name, value) pairs. vars() would panic on a variable that is
+/// not UTF-8; such a variable cannot be one of ours, so a lossy copy is enough.
+fn process_env() -> impl Iterator<Item = (String, String)> {
+    std::env::vars_os().map(|(k, v)| {
+        (
+            k.to_string_lossy().into_owned(),
+            v.to_string_lossy().into_owned(),
+        )
+    })
+}
+
 /// The config crate appends where it was (`in FILE`, `for key K`); our errors say that in
 /// their own fields, so drop the suffix.
 fn strip_location(msg: &str) -> String {
@@ -301,6 +334,7 @@ fn validate(
     main: &Path,
     loaded: Loaded,
     mut errs: Vec<ConfigError>,
+    examples: Examples,
 ) -> Result<Config, ConfigErrors> {
     // What validation finds below about a key the loader refused and set aside (now absent
     // or defaulted) is a consequence of that error, not news: dropped at the end.
@@ -318,7 +352,30 @@ fn validate(
     let mut origins: Vec<(PathBuf, String)> = Vec::new();
     let mut names: HashMap<String, (PathBuf, String)> = HashMap::new();
     let mut spis_in: HashMap<u32, (PathBuf, String)> = HashMap::new();
+    let mut example_secrets = Vec::new();
     for SourcedConnection { file, key, schema } in loaded.connections {
+        for (name, path) in [
+            ("psk_file", &schema.psk_file),
+            ("keys_file", &schema.keys_file),
+        ] {
+            let Some(path) = path.as_deref().filter(|p| keys::is_example(p)) else {
+                continue;
+            };
+            let e = ConfigError::new(
+                &file,
+                format!("{key}.{name}"),
+                format!(
+                    "{} is an example shipped with ironsec, not a secret (everyone has it): \
+                     ironsecd does not run with it; put a key of your own in its place \
+                     (README, Configuration) and chmod 600 it",
+                    path.display()
+                ),
+            );
+            match examples {
+                Examples::Refuse => errs.push(e),
+                Examples::Accept => example_secrets.push(e.to_string()),
+            }
+        }
         match schema.name.as_ref().map(|n| (n, names.get(n))) {
             Some((name, Some((pf, pk)))) => errs.push(ConfigError::new(
                 &file,
@@ -419,6 +476,7 @@ fn validate(
                 env_overrides,
                 gateway,
                 connections,
+                example_secrets,
             })
         }
         _ => Err(ConfigErrors(errs)),

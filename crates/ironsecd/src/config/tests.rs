@@ -1,5 +1,5 @@
 use std::os::unix::fs::PermissionsExt;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use super::*;
 
@@ -39,8 +39,8 @@ fn example(d: &Dir, which: &str) -> String {
     );
     std::fs::read_to_string(src)
         .unwrap()
-        .replace("/etc/ironsec/site-b.keys", keys.to_str().unwrap())
-        .replace("/etc/ironsec/site-a.keys", keys.to_str().unwrap())
+        .replace("keys/site-b.keys", keys.to_str().unwrap())
+        .replace("keys/site-a.keys", keys.to_str().unwrap())
 }
 
 fn errors(d: &Dir, toml: &str) -> Vec<ConfigError> {
@@ -1670,4 +1670,51 @@ fn a_refused_value_is_reported_once() {
         ]
     );
     assert!(!got.concat().contains("hunter2"));
+}
+
+/// The secret files shipped under conf/ are examples ([`keys::EXAMPLE_MARK`]): `ironsecd
+/// check` accepts them (readable as git leaves them) and says so, the daemon refuses them.
+#[test]
+fn shipped_example_secrets_pass_check_but_not_the_daemon() {
+    let conf = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../conf");
+    for (example, key, secret) in [
+        ("ike-gw-a.toml", "connection[0].psk_file", "psk/site-b.psk"),
+        (
+            "static-gw-a.toml",
+            "connection[0].keys_file",
+            "keys/site-b.keys",
+        ),
+    ] {
+        let p = conf.join(example);
+        let checked =
+            Config::load_for_check_with_env(&p, no_env()).unwrap_or_else(|e| panic!("{e}"));
+        let why = format!(
+            "{} is an example shipped with ironsec, not a secret (everyone has it): ironsecd \
+             does not run with it; put a key of your own in its place (README, Configuration) \
+             and chmod 600 it",
+            conf.join(secret).display()
+        );
+        assert_eq!(
+            checked.example_secrets,
+            [format!("{}: {key}: {why}", p.display())]
+        );
+        let refused = Config::load_with_env(&p, no_env()).unwrap_err().0;
+        assert_eq!(refused, [ConfigError::new(&p, key, why)]);
+    }
+    // A real secret in the same place is no example: nothing to say about it.
+    let d = Dir::new("not-example");
+    let main = tree(
+        &d,
+        &ike_conn("b", "10.2.0.0/24", "psk/b.psk", "192.0.2.2"),
+        &[],
+    );
+    let c = Config::load_for_check_with_env(&main, no_env()).unwrap();
+    assert!(c.example_secrets.is_empty());
+    assert!(Config::load_with_env(&main, no_env()).is_ok());
+    // The mark anywhere in a PSK file makes it an example, whatever its permissions.
+    d.write("psk/b.psk", &format!("{}: x\n", keys::EXAMPLE_MARK), 0o644);
+    assert!(Config::load_for_check_with_env(&main, no_env()).is_ok());
+    assert!(Config::load_with_env(&main, no_env()).unwrap_err().0[0]
+        .reason
+        .contains("is an example shipped with ironsec"));
 }
