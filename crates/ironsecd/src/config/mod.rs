@@ -320,6 +320,40 @@ fn related(a: &str, b: &str) -> bool {
         .is_some_and(|rest| rest.is_empty() || rest.starts_with(['.', '[']))
 }
 
+/// Orders errors the way an operator reads the files: the environment's first, then file by
+/// file (the main file, then the fragments) and within a file table by table (`[gateway]`,
+/// then each connection in order). Within a table the order found stays (what was refused
+/// while reading, then validation's findings). An error about another file (a keys file)
+/// stays after the error it came with.
+fn in_file_order(errs: &mut [ConfigError], sources: &[PathBuf]) {
+    let table = |key: &str| -> usize {
+        key.strip_prefix("connection[")
+            .and_then(|r| r.split(']').next())
+            .and_then(|i| i.parse::<usize>().ok())
+            .map_or(0, |i| i + 1)
+    };
+    let mut last = (0, 0);
+    let mut ranked: Vec<((usize, usize), ConfigError)> = errs
+        .iter()
+        .cloned()
+        .map(|e| {
+            let rank = if e.file == Path::new(ENVIRONMENT) {
+                (0, 0)
+            } else if let Some(i) = sources.iter().position(|s| *s == e.file) {
+                (i + 1, table(&e.key))
+            } else {
+                last
+            };
+            last = rank;
+            (rank, e)
+        })
+        .collect();
+    ranked.sort_by_key(|(rank, _)| *rank);
+    for (slot, (_, e)) in errs.iter_mut().zip(ranked) {
+        *slot = e;
+    }
+}
+
 /// Where a connection (or one of its keys) was defined, as seen from an error in `here`: the
 /// file is named only when it is another one.
 fn place(here: &Path, file: &Path, key: &str) -> String {
@@ -466,6 +500,7 @@ fn validate(
             i += 1;
         }
     }
+    in_file_order(&mut errs, &loaded.sources);
     match gateway {
         Some(gateway) if errs.is_empty() => {
             let mut env_overrides: Vec<String> = loaded.env.into_values().collect();

@@ -632,14 +632,15 @@ fn duplicates_and_overlaps_across_files_name_both_places() {
     let frag = d.0.join("conf.d/x.toml");
     assert_eq!(
         refused(&main, no_env()),
+        // In the order of the file: connection[0]'s error, then connection[1]'s.
         [
             format!(
-                "{}: connection[1].name: connection name 'b' is already used by {}: connection[0]",
+                "{}: connection[0].remote_ts[1]: 10.3.0.128/25 overlaps 10.3.0.0/24 of connection 'c' ({}: connection[1].remote_ts[0])",
                 frag.display(),
                 main.display()
             ),
             format!(
-                "{}: connection[0].remote_ts[1]: 10.3.0.128/25 overlaps 10.3.0.0/24 of connection 'c' ({}: connection[1].remote_ts[0])",
+                "{}: connection[1].name: connection name 'b' is already used by {}: connection[0]",
                 frag.display(),
                 main.display()
             ),
@@ -1489,9 +1490,9 @@ fn four_kinds_of_error_in_four_tables_are_all_reported() {
         [
             "D/main.toml: gateway.tun_mtu: invalid type: string \"big\", expected an integer",
             "D/main.toml: connection[0].remote_tss: unknown key (did you mean \"remote_ts\"?)",
-            "D/main.toml: connection[1].keying: 'ikev2' is not a keying: expected \"static\", \"ike\" (did you mean \"ike\"?)",
             // The misspelt key leaves remote_ts absent: that is reported too, it is the fix.
             "D/main.toml: connection[0].remote_ts: required key is missing",
+            "D/main.toml: connection[1].keying: 'ikev2' is not a keying: expected \"static\", \"ike\" (did you mean \"ike\"?)",
             "D/main.toml: connection[2].remote_ts[0]: '10.4.0.1/24': host bits are set; did you mean 10.4.0.0/24?",
         ]
     );
