@@ -395,13 +395,18 @@ fn validate(
             let Some(path) = path.as_deref().filter(|p| keys::is_example(p)) else {
                 continue;
             };
+            let how = if name == "psk_file" {
+                format!("rm {0} && ironsecctl genpsk {0}", path.display())
+            } else {
+                "put keys of your own in it (README, keying = \"static\") and chmod 600 it"
+                    .to_string()
+            };
             let e = ConfigError::new(
                 &file,
                 format!("{key}.{name}"),
                 format!(
                     "{} is an example shipped with ironsec, not a secret (everyone has it): \
-                     ironsecd does not run with it; put a key of your own in its place \
-                     (README, Configuration) and chmod 600 it",
+                     ironsecd does not run with it; replace it: {how}",
                     path.display()
                 ),
             );

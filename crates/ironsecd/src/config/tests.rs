@@ -1689,11 +1689,16 @@ fn shipped_example_secrets_pass_check_but_not_the_daemon() {
         let p = conf.join(example);
         let checked =
             Config::load_for_check_with_env(&p, no_env()).unwrap_or_else(|e| panic!("{e}"));
+        let secret = conf.join(secret);
+        let how = if key.ends_with("psk_file") {
+            format!("rm {0} && ironsecctl genpsk {0}", secret.display())
+        } else {
+            "put keys of your own in it (README, keying = \"static\") and chmod 600 it".into()
+        };
         let why = format!(
             "{} is an example shipped with ironsec, not a secret (everyone has it): ironsecd \
-             does not run with it; put a key of your own in its place (README, Configuration) \
-             and chmod 600 it",
-            conf.join(secret).display()
+             does not run with it; replace it: {how}",
+            secret.display()
         );
         assert_eq!(
             checked.example_secrets,
