@@ -15,6 +15,18 @@ pub struct Cli {
         default_value = "/etc/ironsec/ironsecd.toml"
     )]
     pub config: PathBuf,
+    /// Log format: `auto` writes to journald's socket with priorities and fields when stderr
+    /// is the journal (systemd's `JOURNAL_STREAM`), else text; `text` is `LEVEL message
+    /// key=value ...` lines on stderr, `json` one JSON object per line on stderr,
+    /// `journald` the journal's native protocol. The level is set by `IRONSEC_LOG`.
+    #[arg(
+        long,
+        global = true,
+        value_enum,
+        env = "IRONSEC_LOG_FORMAT",
+        default_value_t = crate::logging::LogFormat::Auto
+    )]
+    pub log_format: crate::logging::LogFormat,
     #[command(subcommand)]
     pub command: Option<Command>,
 }

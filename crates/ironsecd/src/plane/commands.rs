@@ -155,10 +155,10 @@ impl Plane {
         }
         for id in &ids {
             if let Err(e) = self.ep.terminate(now, *id) {
-                tracing::debug!(connection = name, error = %e, "terminate");
+                tracing::debug!(connection = %name, error = %e, "terminate");
             }
         }
-        tracing::info!(connection = name, "terminated by the operator");
+        tracing::info!(connection = %name, "terminated by the operator");
         Ok(CommandDone::Deleting {
             connection: name.into(),
             ike_sas: ids.len(),
