@@ -30,7 +30,9 @@ use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::os::unix::net::UnixDatagram;
 use std::path::PathBuf;
 use std::process::Command;
-use std::time::{Duration, Instant};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use common::*;
 use serde_json::Value;
@@ -207,6 +209,29 @@ fn journald_native_protocol() {
     journal
         .set_read_timeout(Some(Duration::from_millis(200)))
         .unwrap();
+    // Read as journald does, from the start: a datagram socket's queue is short (10 by
+    // default), and a daemon whose journal stops reading blocks on its next line.
+    let entries = Arc::new(Mutex::new(Vec::<BTreeMap<String, String>>::new()));
+    let done = Arc::new(AtomicBool::new(false));
+    let reader = {
+        let (entries, done) = (entries.clone(), done.clone());
+        std::thread::spawn(move || {
+            let mut buf = vec![0u8; 1 << 16];
+            while !done.load(Ordering::Relaxed) {
+                match journal.recv(&mut buf) {
+                    Ok(0) => {} // the layer's "is anyone there" probe
+                    Ok(n) => entries
+                        .lock()
+                        .unwrap()
+                        .push(parse_journal_entry(&buf[..n]).into_iter().collect()),
+                    Err(e)
+                        if e.kind() == std::io::ErrorKind::WouldBlock
+                            || e.kind() == std::io::ErrorKind::TimedOut => {}
+                    Err(e) => panic!("journal socket: {e}"),
+                }
+            }
+        })
+    };
     // A group-readable PSK accepted with allow_readable_secret_file: a warning at start.
     let psk = format!("0x{}", hex(&random_bytes(32)));
     let (cfg, sock) = ike_config(
@@ -246,29 +271,23 @@ fn journald_native_protocol() {
         &[("JOURNAL_STREAM", stream)],
         &wrapper,
     );
-    let mut entries: Vec<BTreeMap<String, String>> = Vec::new();
-    let deadline = Instant::now() + Duration::from_secs(10);
-    let mut buf = vec![0u8; 1 << 16];
-    let have = |es: &[BTreeMap<String, String>], msg: &str| {
-        es.iter()
-            .any(|e| e.get("MESSAGE").is_some_and(|m| m.contains(msg)))
-    };
-    while Instant::now() < deadline
-        && !(have(&entries, "ironsecd ready")
-            && entries
-                .iter()
-                .any(|e| e.get("PRIORITY").map(String::as_str) == Some("7")))
-    {
-        match journal.recv(&mut buf) {
-            Ok(0) => {} // the layer's "is anyone there" probe
-            Ok(n) => entries.push(parse_journal_entry(&buf[..n]).into_iter().collect()),
-            Err(e)
-                if e.kind() == std::io::ErrorKind::WouldBlock
-                    || e.kind() == std::io::ErrorKind::TimedOut => {}
-            Err(e) => panic!("journal socket: {e}"),
-        }
-    }
+    let seen = poll_until(Duration::from_secs(10), || {
+        let es = entries.lock().unwrap();
+        es.iter().any(|e| {
+            e.get("MESSAGE")
+                .is_some_and(|m| m.contains("initiating IKE SA"))
+        }) && es
+            .iter()
+            .any(|e| e.get("PRIORITY").map(String::as_str) == Some("7"))
+    });
     a.stop();
+    done.store(true, Ordering::Relaxed);
+    reader.join().unwrap();
+    let entries = entries.lock().unwrap().clone();
+    assert!(
+        seen,
+        "no initiation and debug line in the journal: {entries:#?}"
+    );
     let shown = || format!("{entries:#?}\nstderr:\n{}", a.log_text());
     let find = |msg: &str| {
         entries
