@@ -303,21 +303,75 @@ mod tests {
         assert_eq!(q("gw\\x1b"), "gw\\x1b");
     }
 
+    use std::sync::{Arc, Mutex};
+
+    #[derive(Clone, Default)]
+    struct Buf(Arc<Mutex<Vec<u8>>>);
+
+    impl io::Write for Buf {
+        fn write(&mut self, b: &[u8]) -> io::Result<usize> {
+            self.0.lock().unwrap().extend_from_slice(b);
+            Ok(b.len())
+        }
+        fn flush(&mut self) -> io::Result<()> {
+            Ok(())
+        }
+    }
+
+    /// What a peer sent stays escaped in the text and JSON formats: no control byte in the
+    /// output, and the JSON string holds PeerText's escaped form.
+    #[test]
+    fn peer_text_stays_escaped_in_text_and_json() {
+        let hostile = b"gw-b.example\nFORGED INFO x\x1b]0;pwned\x07\xff";
+        let log = |json: bool| {
+            let buf = Buf::default();
+            let w = buf.clone();
+            let event = || {
+                let id = ironsec_ike::PeerText::new(hostile);
+                tracing::warn!(remote_id = %id, "negotiation failed: identity '{id}'");
+            };
+            if json {
+                let sub = tracing_subscriber::fmt()
+                    .json()
+                    .with_writer(move || w.clone())
+                    .finish();
+                tracing::subscriber::with_default(sub, event);
+            } else {
+                let sub = tracing_subscriber::fmt()
+                    .fmt_fields(TextFields)
+                    .with_writer(move || w.clone())
+                    .with_ansi(false)
+                    .finish();
+                tracing::subscriber::with_default(sub, event);
+            }
+            let out = buf.0.lock().unwrap().clone();
+            String::from_utf8(out).unwrap()
+        };
+        for json in [false, true] {
+            let out = log(json);
+            assert_eq!(out.lines().count(), 1, "{out}");
+            assert!(
+                !out.trim_end().bytes().any(|b| b.is_ascii_control()),
+                "{out:?}"
+            );
+            if json {
+                let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+                assert_eq!(
+                    v["fields"]["remote_id"],
+                    "gw-b.example\\nFORGED INFO x\\x1b]0;pwned\\x07\\xff"
+                );
+            } else {
+                assert!(
+                    out.contains("identity 'gw-b.example\\nFORGED INFO x\\x1b]0;pwned\\x07\\xff'"),
+                    "{out}"
+                );
+            }
+        }
+    }
+
     /// The text formatter writes `%`, `?` and `&str` fields alike.
     #[test]
     fn call_site_style_does_not_change_the_text() {
-        use std::sync::{Arc, Mutex};
-        #[derive(Clone, Default)]
-        struct Buf(Arc<Mutex<Vec<u8>>>);
-        impl io::Write for Buf {
-            fn write(&mut self, b: &[u8]) -> io::Result<usize> {
-                self.0.lock().unwrap().extend_from_slice(b);
-                Ok(b.len())
-            }
-            fn flush(&mut self) -> io::Result<()> {
-                Ok(())
-            }
-        }
         let buf = Buf::default();
         let w = buf.clone();
         let sub = tracing_subscriber::fmt()
