@@ -15,7 +15,9 @@
 //! - `contrib_metrics_exist_in_a_live_scrape`: every `ironsec_*` metric the alert rules and
 //!   the Grafana dashboard name is in a live gateway's scrape (with samples, except the static
 //!   tunnels' one in an IKE lab), from the endpoint that is on by default on 127.0.0.1:14500
-//!   and not reachable from the WAN.
+//!   and not reachable from the WAN; with `metrics_token_file` (set by the environment) a
+//!   scrape without the token, or with a wrong one, gets 401 and no metric, and the token is
+//!   in no log.
 //! - `promtool_checks_and_tests_the_alert_rules` (needs promtool, Debian `prometheus`):
 //!   `promtool check rules` and `promtool test rules` on `contrib/prometheus/`, and the
 //!   dashboard's queries all use the `$datasource` template variable.
@@ -372,13 +374,15 @@ fn contrib(path: &str) -> String {
     fs::read_to_string(&p).unwrap_or_else(|e| panic!("{}: {e}", p.display()))
 }
 
-fn scrape(ns: &str, addr: &'static str) -> std::io::Result<String> {
+/// `GET /metrics` from namespace `ns`, with `Authorization: Bearer TOKEN` when given.
+fn scrape(ns: &str, addr: &'static str, token: Option<&str>) -> std::io::Result<String> {
+    let auth = token.map_or(String::new(), |t| format!("Authorization: Bearer {t}\r\n"));
     in_netns(ns, move || {
         use std::io::{Read, Write};
         let mut s =
             std::net::TcpStream::connect_timeout(&addr.parse().unwrap(), Duration::from_secs(2))?;
         s.set_read_timeout(Some(Duration::from_secs(5)))?;
-        s.write_all(b"GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n")?;
+        s.write_all(format!("GET /metrics HTTP/1.1\r\nHost: x\r\n{auth}\r\n").as_bytes())?;
         let mut out = String::new();
         s.read_to_string(&mut out)?;
         Ok(out)
@@ -390,20 +394,45 @@ fn scrape(ns: &str, addr: &'static str) -> std::io::Result<String> {
 fn contrib_metrics_exist_in_a_live_scrape() {
     require_root();
     let _g = serial();
-    // Bandwidth sharing on, so its series exist; set by the environment, as an operator may.
+    // Bandwidth sharing on, so its series exist, and a bearer token; both set by the
+    // environment, as an operator may (IRONSEC_GATEWAY__*).
+    let dir = TempDir::new(&unique_prefix());
+    let token = hex(&random_bytes(16));
+    let token_file = dir.join("metrics.token");
+    write_secret(&token_file, format!("{token}\n"));
     let opts = IkeLabOpts {
-        wrapper: vec!["env".into(), "IRONSEC_GATEWAY__BANDWIDTH=100M".into()],
+        wrapper: vec![
+            "env".into(),
+            "IRONSEC_GATEWAY__BANDWIDTH=100M".into(),
+            format!(
+                "IRONSEC_GATEWAY__METRICS_TOKEN_FILE={}",
+                token_file.display()
+            ),
+        ],
         ..IkeLabOpts::default()
     };
     let lab = IkeLab::start(opts);
     lab.wait_up(Duration::from_secs(10))
         .unwrap_or_else(|e| panic!("{e}\n{}", lab.logs()));
-    let m = scrape(&lab.topo.gw_a, DEFAULT_METRICS)
+    // Without the token, or with a wrong one: 401, nothing else.
+    for t in [None, Some("wrong"), Some(&token[1..])] {
+        let r = scrape(&lab.topo.gw_a, DEFAULT_METRICS, t).unwrap();
+        assert!(r.starts_with("HTTP/1.1 401 Unauthorized\r\n"), "{t:?}: {r}");
+        assert!(!r.contains("ironsec_"), "{r}");
+    }
+    let m = scrape(&lab.topo.gw_a, DEFAULT_METRICS, Some(&token))
         .unwrap_or_else(|e| panic!("default metrics endpoint: {e}\n{}", lab.logs()));
     assert!(m.starts_with("HTTP/1.1 200 OK"), "{m}");
+    assert!(
+        lab.log_a()
+            .contains("metrics endpoint listening listen=127.0.0.1:14500 auth=\"bearer token\""),
+        "{}",
+        lab.log_a()
+    );
+    assert!(!lab.logs().contains(&token), "the token is in a log");
     // Loopback only by default: not reachable from the WAN.
     assert!(
-        scrape(&lab.topo.gw_b, "192.0.2.1:14500").is_err(),
+        scrape(&lab.topo.gw_b, "192.0.2.1:14500", Some(&token)).is_err(),
         "the default metrics endpoint answers on the WAN address"
     );
     let typed: BTreeSet<String> = m
