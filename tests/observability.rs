@@ -19,8 +19,9 @@
 //!   scrape without the token, or with a wrong one, gets 401 and no metric, and the token is
 //!   in no log.
 //! - `promtool_checks_and_tests_the_alert_rules` (needs promtool, Debian `prometheus`):
-//!   `promtool check rules` and `promtool test rules` on `contrib/prometheus/`, and the
-//!   dashboard's queries all use the `$datasource` template variable.
+//!   `promtool check rules` and `promtool test rules` on `contrib/prometheus/`, every alert
+//!   tested, and the dashboard's queries all use the `$datasource` template variable and are
+//!   valid PromQL (checked by promtool as recording rules).
 //!
 //! Run: `cargo test -p ironsecd --test observability -- --include-ignored --test-threads=1`
 
@@ -522,6 +523,9 @@ fn promtool_checks_and_tests_the_alert_rules() {
     assert!(vars.iter().any(|v| v["name"] == "datasource"
         && v["type"] == "datasource"
         && v["query"] == "prometheus"));
+    // Every query is valid PromQL once Grafana's variables are filled in: promtool checks
+    // them as recording rules.
+    let mut rules = String::from("groups:\n  - name: dashboard\n    rules:\n");
     for p in d["panels"].as_array().unwrap() {
         if p["type"] == "row" {
             continue;
@@ -529,7 +533,30 @@ fn promtool_checks_and_tests_the_alert_rules() {
         assert_eq!(p["datasource"]["uid"], "${datasource}", "{p}");
         for t in p["targets"].as_array().unwrap() {
             assert_eq!(t["datasource"]["uid"], "${datasource}", "{t}");
-            assert!(t["expr"].as_str().unwrap().contains("ironsec_"), "{t}");
+            let expr = t["expr"].as_str().unwrap();
+            assert!(expr.contains("ironsec_"), "{t}");
+            let filled = expr
+                .replace("$__rate_interval", "5m")
+                .replace("$instance", ".*")
+                .replace("$connection", ".*");
+            rules.push_str(&format!(
+                "      - record: ironsec_dashboard_query\n        expr: {}\n",
+                serde_json::to_string(&filled).unwrap()
+            ));
         }
     }
+    let tmp = TempDir::new(&unique_prefix());
+    let file = tmp.join("dashboard-queries.yml");
+    fs::write(&file, rules).unwrap();
+    let out = Command::new("promtool")
+        .args(["check", "rules"])
+        .arg(&file)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "a dashboard query is not valid PromQL\n{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
 }

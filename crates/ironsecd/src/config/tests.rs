@@ -1081,7 +1081,7 @@ fn gateway_defaults_agree_with_or_without_the_table() {
 /// The metrics endpoint is on by default on loopback, `"off"` turns it off, and a token file
 /// must be private, hold a token and serve an endpoint that is on; the token never shows.
 #[test]
-fn metrics_default_off_and_token_file() {
+fn metrics_default_on_off_and_token_file() {
     let d = Dir::new("metrics");
     let c = example_with(&d, GatewayKey::Bandwidth, "\"100M\"");
     assert_eq!(c.gateway.metrics, Some("127.0.0.1:14500".parse().unwrap()));
