@@ -31,7 +31,7 @@ use tracing_subscriber::fmt::FormatFields;
 /// How log lines are written.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, clap::ValueEnum)]
 pub enum LogFormat {
-    /// journald's native protocol when stderr is the journal (`JOURNAL_STREAM`), else text.
+    /// The journal's native protocol when stderr is the journal (`JOURNAL_STREAM`), else text.
     #[default]
     Auto,
     /// `LEVEL message key=value ...` lines on stderr.

@@ -15,10 +15,7 @@ pub struct Cli {
         default_value = "/etc/ironsec/ironsecd.toml"
     )]
     pub config: PathBuf,
-    /// Log format: `auto` writes to journald's socket with priorities and fields when stderr
-    /// is the journal (systemd's `JOURNAL_STREAM`), else text; `text` is `LEVEL message
-    /// key=value ...` lines on stderr, `json` one JSON object per line on stderr,
-    /// `journald` the journal's native protocol. The level is set by `IRONSEC_LOG`.
+    /// How to log (the level is set by `IRONSEC_LOG`, e.g. `debug`; default `info`).
     #[arg(
         long,
         global = true,
