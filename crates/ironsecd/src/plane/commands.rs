@@ -252,7 +252,15 @@ impl Plane {
                     .collect(),
             });
         }
-        tracing::info!(connection = name, sas = started.len(), kind = ?kind, "rekey started by the operator");
+        tracing::info!(
+            connection = %name,
+            sas = started.len(),
+            kind = match kind {
+                RekeyKind::Child => "child",
+                RekeyKind::Ike => "ike",
+            },
+            "rekey started by the operator"
+        );
         Ok(CommandDone::Rekeying(RekeyStarted {
             connection: name.into(),
             kind,
