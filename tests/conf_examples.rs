@@ -714,7 +714,7 @@ fn bad_configs_are_refused_with_file_key_and_reason() {
                     )
                 });
                 exact(&[format!(
-                    "{}: gateway.metrics: 'localhost:metrics' is not ADDRESS:PORT (e.g. \"127.0.0.1:9814\" or \"[::1]:9814\")",
+                    "{}: gateway.metrics: 'localhost:metrics' is not ADDRESS:PORT (e.g. \"127.0.0.1:14500\" or \"[::1]:14500\") or \"off\"",
                     l.cfg.display()
                 )])
             }),

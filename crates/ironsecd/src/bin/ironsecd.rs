@@ -8,7 +8,10 @@ use ironsecd::config::Config;
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    ironsecd::logging::init();
+    if let Err(e) = ironsecd::logging::init(cli.log_format) {
+        eprintln!("ironsecd: {e}");
+        return ExitCode::FAILURE;
+    }
     // Before any key file is read: no core dump may ever hold one.
     if let Err(e) = ironsecd::privs::forbid_core_dumps() {
         eprintln!("ironsecd: {e}");

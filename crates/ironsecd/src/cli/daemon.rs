@@ -15,6 +15,15 @@ pub struct Cli {
         default_value = "/etc/ironsec/ironsecd.toml"
     )]
     pub config: PathBuf,
+    /// How to log (the level is set by `IRONSEC_LOG`, e.g. `debug`; default `info`).
+    #[arg(
+        long,
+        global = true,
+        value_enum,
+        env = "IRONSEC_LOG_FORMAT",
+        default_value_t = crate::logging::LogFormat::Auto
+    )]
+    pub log_format: crate::logging::LogFormat,
     #[command(subcommand)]
     pub command: Option<Command>,
 }

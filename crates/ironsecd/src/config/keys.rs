@@ -125,7 +125,7 @@ pub fn check_secret_file(
         }
         tracing::warn!(
             config = %file.display(),
-            key,
+            key = %key,
             secret_file = %path.display(),
             mode = format!("{mode:04o}"),
             "secret file is readable by {}; accepted because allow_readable_secret_file = true",

@@ -19,7 +19,7 @@ use std::path::{Path, PathBuf};
 use ironsec_dataplane::{Prefix, Selector};
 
 pub use error::{ConfigError, ConfigErrors};
-pub use gateway::{Applies, Gateway, GatewayKey, NeedsRestart, SetsUp};
+pub use gateway::{Applies, Gateway, GatewayKey, MetricsToken, NeedsRestart, SetsUp};
 use ironsec_esp::Suite;
 pub use keys::Keymat;
 use load::{Loaded, SourcedConnection};
@@ -576,18 +576,52 @@ fn validate_gateway(
     if g.control_socket.as_os_str().is_empty() || !g.control_socket.is_absolute() {
         bad(GatewayKey::ControlSocket, "must be an absolute path".into());
     }
-    let metrics = match g.metrics.as_deref().map(str::parse::<SocketAddr>) {
+    let metrics = match g.metrics.as_str() {
+        "off" => None,
+        m => match m.parse::<SocketAddr>() {
+            Ok(a) => Some(a),
+            Err(_) => {
+                bad(
+                    GatewayKey::Metrics,
+                    format!(
+                        "'{m}' is not ADDRESS:PORT (e.g. \"{}\" or \"[::1]:14500\") or \"off\"",
+                        schema::DEFAULT_METRICS
+                    ),
+                );
+                None
+            }
+        },
+    };
+    let metrics_token = match &g.metrics_token_file {
         None => None,
-        Some(Ok(a)) => Some(a),
-        Some(Err(_)) => {
-            bad(
-                GatewayKey::Metrics,
-                format!(
-                    "'{}' is not ADDRESS:PORT (e.g. \"127.0.0.1:9814\" or \"[::1]:9814\")",
-                    g.metrics.as_deref().unwrap_or_default()
-                ),
-            );
-            None
+        Some(path) => {
+            let read = keys::check_private(path)
+                .map_err(|e| e.reason)
+                .and_then(|()| {
+                    std::fs::read_to_string(path)
+                        .map(zeroize::Zeroizing::new)
+                        .map_err(|e| format!("cannot read: {e}"))
+                })
+                .and_then(|text| {
+                    MetricsToken::new(&text).ok_or_else(|| "holds no token".to_string())
+                });
+            match read {
+                Ok(t) if metrics.is_some() => Some((path.clone(), t)),
+                Ok(_) => {
+                    bad(
+                        GatewayKey::MetricsTokenFile,
+                        "set, but metrics = \"off\": nothing would use it".into(),
+                    );
+                    None
+                }
+                Err(reason) => {
+                    bad(
+                        GatewayKey::MetricsTokenFile,
+                        format!("{}: {reason}", path.display()),
+                    );
+                    None
+                }
+            }
         }
     };
     if g.cookie_threshold > 1_000_000 {
@@ -631,6 +665,7 @@ fn validate_gateway(
         socket_buffer: g.socket_buffer,
         batch: g.batch,
         metrics,
+        metrics_token,
         bandwidth: g.bandwidth.map(|b| b.0),
         udp_offload: g.udp_offload,
         tun_offload: g.tun_offload,

@@ -98,9 +98,14 @@ pub struct GatewaySchema {
     pub socket_buffer: usize,
     #[serde(default = "default_batch")]
     pub batch: usize,
-    /// Prometheus text endpoint, `"ADDRESS:PORT"`; off when absent.
+    /// Prometheus text endpoint, `"ADDRESS:PORT"` or `"off"`; default
+    /// [`DEFAULT_METRICS`] (loopback only).
+    #[serde(default = "default_metrics")]
+    pub metrics: String,
+    /// A file holding the bearer token a scrape must send (`Authorization: Bearer TOKEN`);
+    /// none: no authentication (fine on loopback).
     #[serde(default)]
-    pub metrics: Option<String>,
+    pub metrics_token_file: Option<PathBuf>,
     /// Cap on the sum of every tunnel's egress: "200M", "1.5Gbit", "500k" or bits/s.
     #[serde(default)]
     pub bandwidth: Option<Bandwidth>,
@@ -126,6 +131,17 @@ fn default_true() -> bool {
     true
 }
 
+/// Where the metrics endpoint listens unless told otherwise: loopback only, so that it is on
+/// for the local Prometheus (or a reverse proxy) without being reachable from the networks the
+/// gateway serves. The port is outside 9100-9999, the range of Prometheus exporter defaults,
+/// which is wholly allocated: any port there is another exporter's that may run on this host
+/// (README "Metrics").
+pub const DEFAULT_METRICS: &str = "127.0.0.1:14500";
+
+fn default_metrics() -> String {
+    DEFAULT_METRICS.to_string()
+}
+
 impl Default for GatewaySchema {
     fn default() -> Self {
         GatewaySchema {
@@ -139,7 +155,8 @@ impl Default for GatewaySchema {
             replay_window: default_replay_window(),
             socket_buffer: default_socket_buffer(),
             batch: default_batch(),
-            metrics: None,
+            metrics: default_metrics(),
+            metrics_token_file: None,
             bandwidth: None,
             udp_offload: true,
             tun_offload: true,

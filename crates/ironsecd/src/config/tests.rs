@@ -880,7 +880,7 @@ fn bad_environment_overrides_name_the_variable() {
             "environment: IRONSEC_GATEWAY__TUNN: unknown key 'tunn' (did you mean IRONSEC_GATEWAY__TUN?)".to_string(),
             "environment: IRONSEC_GATEWAY__WORKERS: 'many': invalid type: string \"many\", expected an integer".to_string(),
             "environment: IRONSEC_GATEWAY__TUN: 'this-name-is-too-long' is not a valid interface name (1-15 characters, no '/', ' ' or '%')".to_string(),
-            "environment: IRONSEC_GATEWAY__METRICS: 'localhost' is not ADDRESS:PORT (e.g. \"127.0.0.1:9814\" or \"[::1]:9814\")".to_string(),
+            "environment: IRONSEC_GATEWAY__METRICS: 'localhost' is not ADDRESS:PORT (e.g. \"127.0.0.1:14500\" or \"[::1]:14500\") or \"off\"".to_string(),
         ]
     );
     assert_eq!(
@@ -985,7 +985,12 @@ fn bandwidth_rates_in_operator_units() {
 }
 
 /// A value for each gateway key that differs from the shipped example's and the default.
-fn sample(k: GatewayKey) -> &'static str {
+/// `d` holds the files a key names.
+fn sample(d: &Dir, k: GatewayKey) -> String {
+    if k == GatewayKey::MetricsTokenFile {
+        let p = d.write("metrics.token", "t0ken\n", 0o600);
+        return format!("\"{}\"", p.display());
+    }
     match k {
         GatewayKey::Tun => "\"ipsec9\"",
         GatewayKey::TunMtu => "1300",
@@ -1004,7 +1009,9 @@ fn sample(k: GatewayKey) -> &'static str {
         GatewayKey::CookieThreshold => "20",
         GatewayKey::HalfOpenLimit => "500",
         GatewayKey::IkeFragmentSize => "576",
+        GatewayKey::MetricsTokenFile => unreachable!(),
     }
+    .to_string()
 }
 
 /// The shipped example with one gateway key set to `value` (its own line replaced).
@@ -1041,7 +1048,7 @@ fn each_gateway_key_reaches_model_reload_diff_and_fast_path() {
     };
     let dp = |c: &Config| format!("{:?}", c.dataplane_config());
     for key in GatewayKey::ALL {
-        let changed = example_with(&d, key, sample(key));
+        let changed = example_with(&d, key, &sample(&d, key));
         for other in GatewayKey::ALL {
             let (a, b) = (base.gateway.shown(other), changed.gateway.shown(other));
             if other == key {
@@ -1082,6 +1089,52 @@ fn gateway_defaults_agree_with_or_without_the_table() {
         format!("{:?}", without.gateway),
         format!("{:?}", schema::GatewaySchema::default())
     );
+}
+
+/// The metrics endpoint is on by default on loopback, `"off"` turns it off, and a token file
+/// must be private, hold a token and serve an endpoint that is on; the token never shows.
+#[test]
+fn metrics_default_on_off_and_token_file() {
+    let d = Dir::new("metrics");
+    let c = example_with(&d, GatewayKey::Bandwidth, "\"100M\"");
+    assert_eq!(c.gateway.metrics, Some("127.0.0.1:14500".parse().unwrap()));
+    assert!(c.gateway.metrics_token.is_none());
+    let off = example_with(&d, GatewayKey::Metrics, "\"off\"");
+    assert_eq!(off.gateway.metrics, None);
+    let tok = d.write("tok", "  correct horse\n", 0o600);
+    let c = example_with(
+        &d,
+        GatewayKey::MetricsTokenFile,
+        &format!("\"{}\"", tok.display()),
+    );
+    let (path, t) = c.gateway.metrics_token.as_ref().unwrap();
+    assert_eq!(path, &tok);
+    assert!(t.matches(b"correct horse"));
+    assert!(!format!("{:?}", c.gateway).contains("horse"));
+    assert!(!c
+        .gateway
+        .shown(GatewayKey::MetricsTokenFile)
+        .contains("horse"));
+    let load = |body: &str| {
+        let t = example(&d, "a").replace("[gateway]", &format!("[gateway]\n{body}"));
+        let p = d.write("bad.toml", &t, 0o644);
+        Config::load(&p).unwrap_err().to_string()
+    };
+    let open = d.write("open", "t0ken\n", 0o644);
+    let e = load(&format!("metrics_token_file = \"{}\"", open.display()));
+    assert!(
+        e.contains("gateway.metrics_token_file") && e.contains("chmod 600"),
+        "{e}"
+    );
+    let empty = d.write("empty", "\n", 0o600);
+    let e = load(&format!("metrics_token_file = \"{}\"", empty.display()));
+    assert!(e.contains("holds no token"), "{e}");
+    let e = load(&format!(
+        "metrics = \"off\"\nmetrics_token_file = \"{}\"",
+        tok.display()
+    ));
+    assert!(e.contains("nothing would use it"), "{e}");
+    assert!(!e.contains("horse"));
 }
 
 /// What a refused reload tells the operator for a start-only key.

@@ -155,10 +155,10 @@ impl Plane {
         }
         for id in &ids {
             if let Err(e) = self.ep.terminate(now, *id) {
-                tracing::debug!(connection = name, error = %e, "terminate");
+                tracing::debug!(connection = %name, error = %e, "terminate");
             }
         }
-        tracing::info!(connection = name, "terminated by the operator");
+        tracing::info!(connection = %name, "terminated by the operator");
         Ok(CommandDone::Deleting {
             connection: name.into(),
             ike_sas: ids.len(),
@@ -252,7 +252,15 @@ impl Plane {
                     .collect(),
             });
         }
-        tracing::info!(connection = name, sas = started.len(), kind = ?kind, "rekey started by the operator");
+        tracing::info!(
+            connection = %name,
+            sas = started.len(),
+            kind = match kind {
+                RekeyKind::Child => "child",
+                RekeyKind::Ike => "ike",
+            },
+            "rekey started by the operator"
+        );
         Ok(CommandDone::Rekeying(RekeyStarted {
             connection: name.into(),
             kind,
