@@ -67,12 +67,13 @@ def num(x, nd=1):
 def label(c):
     k, s = meta[c].get("kind"), meta[c].get("suite")
     return {"notunnel": "no tunnel", "ironsec": f"ironsec {s}", "static": f"ironsec static {s}",
+            "baseline": f"ironsec {s} (baseline build)",
             "strongswan": f"strongSwan {s}", "boringtun": "boringtun (chacha20poly1305)",
             "null": "null forwarder (no crypto)"}.get(k, c)
 
 
-IMPL = {"notunnel": "none", "ironsec": "ironsec", "static": "ironsec", "strongswan": "strongswan",
-        "boringtun": "boringtun", "null": "null-forwarder"}
+IMPL = {"notunnel": "none", "ironsec": "ironsec", "static": "ironsec", "baseline": "ironsec-baseline",
+        "strongswan": "strongswan", "boringtun": "boringtun", "null": "null-forwarder"}
 base = "no_tunnel" if "no_tunnel" in meta else None
 
 missing = []
@@ -82,7 +83,7 @@ for c in cases:
     ok = m.get("status") == "ok"
     r = {"impl": IMPL.get(m.get("kind"), m.get("kind")), "label": label(c),
          "suite": None if m.get("suite") in (None, "-") else m.get("suite"),
-         "keying": {"static": "static", "ironsec": "ike", "strongswan": "ike", "boringtun": "wireguard"}.get(m.get("kind")),
+         "keying": {"static": "static", "ironsec": "ike", "baseline": "ike", "strongswan": "ike", "boringtun": "wireguard"}.get(m.get("kind")),
          "status": m.get("status"), "version": m.get("version") or None}
     if not ok:
         r["reason"] = m.get("reason")

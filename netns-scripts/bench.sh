@@ -21,6 +21,9 @@
 #                    what this machine charges any userspace tunnel for leaving the kernel
 #   ironsec-static   ironsecd with manually keyed SAs (conf/static-gw-*.toml, fresh random keys):
 #                    the same fast path as IKE-negotiated SAs, so not run unless --cases names it
+#   baseline         with --baseline DIR: the ironsec case again (same configs, same suites) with
+#                    the ironsecd/ironsecctl in DIR, e.g. an older commit's release build, right
+#                    after the ironsec case of each suite: a regression check in one run
 # Every tunnel case first checks that both gateways route the remote LAN through the tunnel's
 # device and that no plain route bypasses it, and after every iperf3 run that gwA's tunnel
 # counters (ironsecctl status, swanctl --list-sas, wg show transfer, nt0's device counters) grew by at least 90% of the
@@ -45,7 +48,7 @@
 # Usage (as root):
 #   netns-scripts/bench.sh [--json] [--quick] [--runs N] [--time SECS] [--suite S[,S]]
 #                          [--cases C[,C]] [--udp-senders N] [--pings N] [--figures F]
-#                          [--lan-gro]
+#                          [--lan-gro] [--baseline DIR]
 #
 #   --runs N         runs per figure (default 3); the median is reported
 #   --time S         seconds per iperf3 run (default 5; TCP runs also have a 1 s omitted warm-up)
@@ -68,6 +71,9 @@
 #                    veth otherwise polls inside the sender's own system call, one packet per
 #                    poll, so GRO never merges anything; a NIC's interrupts batch by
 #                    themselves). The same for every case. Needs ethtool.
+#   --baseline DIR   also run the ironsec case with DIR/ironsecd and DIR/ironsecctl (another
+#                    build, e.g. `git worktree add /tmp/old COMMIT && cargo build --release` there)
+#                    as case ironsec_baseline_SUITE; needs the ironsec case
 #   --json           also print one JSON object with every figure as the very last line of stdout
 #
 # Progress and diagnostics go to stderr; the tables (and the JSON line) to stdout. The exit status
@@ -106,13 +112,15 @@ TXQ="${IRONSEC_BENCH_TXQUEUELEN:-1000}"
 BT_VERSION="${IRONSEC_BENCH_BORINGTUN_VERSION:-0.7.1}"
 OMIT=1 UDP_LEN=64
 
-LAN_GRO=0 JSON_OUT=0 RUNS=3 TIME=5 SUITES="" CASES="no-tunnel,ironsec,strongswan,boringtun,null" UDP_SENDERS=1 PINGS=20 FIGURES="rtt,tcp,udp"
+BASELINE="" LAN_GRO=0 JSON_OUT=0 RUNS=3 TIME=5 SUITES="" CASES="no-tunnel,ironsec,strongswan,boringtun,null" UDP_SENDERS=1 PINGS=20 FIGURES="rtt,tcp,udp"
 WORK="" PID_A="" PID_B="" CLI_PID="" CLI_PIDS=() RES=""
 GW_PID_A="" GW_PID_B="" SW_DIR_A="" SW_DIR_B="" BT_PID_A="" BT_PID_B="" TUNNEL_KIND=none
 
 while [ $# -gt 0 ]; do
     case "$1" in
         --json) JSON_OUT=1 ;;
+        --baseline) [ $# -ge 2 ] || die "--baseline needs a directory"; BASELINE=$2; shift ;;
+        --baseline=*) BASELINE=${1#--baseline=} ;;
         --lan-gro) LAN_GRO=1 ;;
         --quick) RUNS=1 TIME=2 ;;
         --runs) [ $# -ge 2 ] || die "--runs needs a value"; RUNS=$2; shift ;;
@@ -181,7 +189,17 @@ for c in "${wanted[@]}"; do
 done
 CASE_LIST=()
 [ "$WANT_NT" = 1 ] && CASE_LIST+=("notunnel - no_tunnel")
-if [ "$WANT_IKE" = 1 ]; then for s in "${SUITE_LIST[@]}"; do CASE_LIST+=("ironsec $s ironsec_$s"); done; fi
+if [ "$WANT_IKE" = 1 ]; then
+    for s in "${SUITE_LIST[@]}"; do
+        CASE_LIST+=("ironsec $s ironsec_$s")
+        [ -n "$BASELINE" ] && CASE_LIST+=("baseline $s ironsec_baseline_$s")
+    done
+fi
+if [ -n "$BASELINE" ]; then
+    [ "$WANT_IKE" = 1 ] || die "--baseline needs the ironsec case"
+    [ -x "$BASELINE/ironsecd" ] && [ -x "$BASELINE/ironsecctl" ] ||
+        die "--baseline: $BASELINE/ironsecd or $BASELINE/ironsecctl not found"
+fi
 if [ "$WANT_STATIC" = 1 ]; then for s in "${SUITE_LIST[@]}"; do CASE_LIST+=("static $s ironsec_static_$s"); done; fi
 if [ "$WANT_SW" = 1 ]; then for s in "${SUITE_LIST[@]}"; do CASE_LIST+=("strongswan $s strongswan_$s"); done; fi
 [ "$WANT_BT" = 1 ] && CASE_LIST+=("boringtun chacha20poly1305 boringtun")
@@ -370,6 +388,7 @@ case_up() { # kind suite
     case "$1" in
         notunnel) notunnel_up ;;
         ironsec) ironsec_up ike "$2" ;;
+        baseline) ironsec_up ike "$2" ;;
         static) ironsec_up static "$2" ;;
         strongswan) strongswan_up "$2" ;;
         boringtun) boringtun_up ;;
@@ -379,7 +398,7 @@ case_up() { # kind suite
 case_down() { # kind
     case "$1" in
         notunnel) notunnel_down ;;
-        ironsec|static) ironsec_down ;;
+        ironsec|static|baseline) ironsec_down ;;
         strongswan) strongswan_down ;;
         boringtun) boringtun_down ;;
         null) null_down ;;
@@ -394,6 +413,9 @@ for entry in "${CASE_LIST[@]}"; do
     meta kind "$kind"
     meta suite "$suite"
     FAIL="" MTU=- QLEN=- CASE_VERSION=""
+    # The baseline case runs, measures and stops with the --baseline binaries.
+    OWN_D=${D:-} OWN_CTL=${CTL:-}
+    [ "$kind" = baseline ] && D="$BASELINE/ironsecd" CTL="$BASELINE/ironsecctl"
     if case_up "$kind" "$suite" && measure; then
         meta status ok
     else
@@ -407,6 +429,7 @@ for entry in "${CASE_LIST[@]}"; do
     meta version "$CASE_VERSION"
     stop_bg
     case_down "$kind"
+    D=$OWN_D CTL=$OWN_CTL
     check_clean
 done
 

@@ -454,11 +454,21 @@ fn reload_adds_changes_and_removes_sites_without_touching_the_others() {
     let good = fs::read_to_string(&cfg_a).unwrap();
     let bad_cidr = good.replacen("10.3.0.0/24", "10.3.0.0/33", 1);
     let bad_gateway = good.replace("tun = \"ipsec0\"", "tun = \"ipsec9\"");
-    for (bad, want) in [
-        (&bad_cidr, "10.3.0.0/33"),
+    // Several errors in one file: every one comes back, not just the first serde met.
+    let bad_many = bad_cidr.replacen("keying = \"ike\"", "keying = \"ike\"\ndpd_intervall = 5", 1);
+    assert_ne!(bad_many, bad_cidr, "the example has a keying line");
+    for (bad, wants) in [
+        (&bad_cidr, &["10.3.0.0/33"][..]),
         (
             &bad_gateway,
-            "gateway.tun: changed from ipsec0 to ipsec9; gateway settings apply at start (restart ironsecd)",
+            &["gateway.tun: changed from ipsec0 to ipsec9; gateway settings apply at start (restart ironsecd)"][..],
+        ),
+        (
+            &bad_many,
+            &[
+                "10.3.0.0/33",
+                ".dpd_intervall: unknown key (did you mean \"dpd_interval\"?)",
+            ][..],
         ),
     ] {
         fs::write(&cfg_a, bad).unwrap();
@@ -469,8 +479,10 @@ fn reload_adds_changes_and_removes_sites_without_touching_the_others() {
             err.starts_with("ironsecd: reload refused, the running config stays:"),
             "{err}"
         );
-        assert!(err.contains(want), "{err}");
-        if want.contains("33") {
+        for want in wants {
+            assert!(err.contains(want), "{err}");
+        }
+        if wants[0].contains("33") {
             assert!(err.contains(&cfg_a.display().to_string()), "names the file: {err}");
         }
     }
@@ -513,14 +525,14 @@ fn reload_adds_changes_and_removes_sites_without_touching_the_others() {
     assert_eq!(
         metric(
             &m,
-            "ironsec_tunnel_up{connection=\"site-b\",local=\"192.0.2.1:4500\""
+            "ironsec_tunnel_up{connection=\"site-b\",local=\"192.0.2.1\",remote=\"192.0.2.2\"}"
         ),
         1
     );
     assert!(
         metric(
             &m,
-            "ironsec_tunnel_packets_total{connection=\"site-b\",local=\"192.0.2.1:4500\",remote=\"192.0.2.2:4500\",direction=\"out\"}"
+            "ironsec_tunnel_packets_total{connection=\"site-b\",local=\"192.0.2.1\",remote=\"192.0.2.2\",direction=\"out\"}"
         ) >= 200
     );
     assert!(metric(&m, "ironsec_ike_requests_total") >= 3);

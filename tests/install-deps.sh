@@ -36,6 +36,26 @@ apt-get install -y -qq --no-install-recommends \
     wireguard-tools ethtool \
     libfaketime g++ python3-seccomp gdb libcap2-bin man-db zsh fish \
     >/dev/null
+# prometheus: ships promtool, with which tests/contrib_prometheus.rs checks and unit-tests
+# contrib/prometheus/ironsec-alerts.yml. Only promtool is wanted: the package's maintainer
+# scripts would start a Prometheus server (its init script where systemd is not PID 1), so a
+# policy-rc.d that refuses every start is in place while it installs, and whatever did start
+# is stopped afterwards.
+if ! command -v promtool >/dev/null 2>&1; then
+    had_policy=0
+    if [ -e /usr/sbin/policy-rc.d ]; then had_policy=1; mv /usr/sbin/policy-rc.d /usr/sbin/policy-rc.d.ironsec; fi
+    printf '#!/bin/sh\nexit 101\n' >/usr/sbin/policy-rc.d
+    chmod 755 /usr/sbin/policy-rc.d
+    apt-get install -y -qq --no-install-recommends prometheus >/dev/null || rc=$?
+    rm -f /usr/sbin/policy-rc.d
+    if [ "$had_policy" = 1 ]; then mv /usr/sbin/policy-rc.d.ironsec /usr/sbin/policy-rc.d; fi
+    [ "${rc:-0}" = 0 ] || exit "$rc"
+    if command -v systemctl >/dev/null 2>&1 && [ -d /run/systemd/system ]; then
+        systemctl disable --now prometheus >/dev/null 2>&1 || true
+    elif [ -x /etc/init.d/prometheus ]; then
+        /etc/init.d/prometheus stop >/dev/null 2>&1 || true
+    fi
+fi
 # cargo-fuzz for fuzz/ci-smoke.sh (tests/run.sh runs every fuzz target for 60 s).
 if ! cargo fuzz --version >/dev/null 2>&1; then
     cargo install cargo-fuzz --locked --quiet

@@ -493,7 +493,7 @@ fn active_standby_against_strongswan_with_two_addresses() {
         &a_log,
         at_cut,
         log_line_time,
-        &["probing the peer", "192.0.2.1 -> 192.0.2.2"],
+        &["probing the peer", "local=192.0.2.1 remote=192.0.2.2"],
     );
     let failover = first_after(
         &a_log,

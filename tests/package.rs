@@ -399,15 +399,19 @@ fn deb_installs_works_and_removes_cleanly() {
         with_conn, example,
         "no commented [[connection]] found in the example"
     );
+    // The key file made as the example's comment says, with the installed ironsecctl.
     root.ok(&[
         "sh",
         "-euc",
         "mkdir -m 0700 /tmp/site && printf '%s' \"$1\" > /tmp/site/ironsecd.toml && \
-         (umask 077; printf '0x%s\\n' \"$2\" > /tmp/site/site-b.psk)",
+         ironsecctl genpsk /tmp/site/site-b.psk",
         "sh",
         &with_conn,
-        &"0123456789abcdef".repeat(4),
     ]);
+    assert!(
+        example.contains("ironsecctl genpsk /etc/ironsec/site-b.psk"),
+        "the example no longer says how to make its key file"
+    );
     let check = root.ok(&["ironsecd", "check", "--config", "/tmp/site/ironsecd.toml"]);
     assert!(
         check.contains("OK (1 connection from"),

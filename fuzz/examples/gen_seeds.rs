@@ -480,8 +480,8 @@ fn config_seeds(root: &Path, conf: &Path) {
         }
         let text = std::fs::read_to_string(&p).unwrap();
         let text = text
-            .replace("/etc/ironsec/site-b.keys", &keys)
-            .replace("/etc/ironsec/site-a.keys", &keys)
+            .replace("keys/site-b.keys", &keys)
+            .replace("keys/site-a.keys", &keys)
             .replace("/etc/ironsec/site-b.psk", &psk)
             .replace("/etc/ironsec/site-a.psk", &psk);
         let name = p.file_stem().unwrap().to_str().unwrap();

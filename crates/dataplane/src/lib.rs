@@ -177,7 +177,7 @@ impl Dataplane {
             workers,
         )?);
         tracing::info!(
-            tun = tun.name(),
+            tun = %tun.name(),
             offload = tun.vnet(),
             udp_segmentation = tun.uso(),
             queues = tun.queues(),

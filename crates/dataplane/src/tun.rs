@@ -129,7 +129,7 @@ impl Tun {
             match open_all() {
                 Ok(v) => Some(v),
                 Err(e) => {
-                    tracing::warn!(tun = name, error = %e, "TUN offload refused; plain TUN device");
+                    tracing::warn!(tun = %name, error = %e, "TUN offload refused; plain TUN device");
                     None
                 }
             }

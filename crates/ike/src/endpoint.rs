@@ -113,6 +113,9 @@ pub struct ChildSummary {
     pub algorithms: crate::crypto::EspAlgorithms,
     pub rekey_at: Option<Instant>,
     pub expire_at: Option<Instant>,
+    /// A rekey of it was started (by either side): its successor is on the way, so another
+    /// rekey of it (an operator's `rekey`) would only race that one.
+    pub rekeying: bool,
 }
 
 pub struct Endpoint {
@@ -538,6 +541,7 @@ impl Endpoint {
                         algorithms: c.info.algorithms,
                         rekey_at: c.rekey_at,
                         expire_at: c.expire_at,
+                        rekeying: c.rekeyed,
                     })
                     .collect(),
                 next_request_id: s.next_request_id,

@@ -70,6 +70,18 @@ pub enum CloseReason {
     Replaced,
 }
 
+/// As logged (`reason=PeerUnreachable`, `reason=Refused(AUTHENTICATION_FAILED)`): the
+/// variant's name, with what it carries in parentheses.
+impl std::fmt::Display for CloseReason {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            CloseReason::Refused(n) => write!(f, "Refused({n})"),
+            CloseReason::ProtocolError(e) => write!(f, "ProtocolError({e})"),
+            other => write!(f, "{other:?}"),
+        }
+    }
+}
+
 #[derive(Clone, Debug)]
 pub enum Event {
     IkeSaUp {

@@ -74,6 +74,16 @@ pub const DAEMON_SECTIONS: &[Section] = &[
                        or IRONSEC_GATEWAY__METRICS=127.0.0.1:9814; `check` lists those in use",
             },
             Item {
+                name: "IRONSEC_LOG_FORMAT=FORMAT",
+                text: "what --log-format says when it is not given: auto, text, json or \
+                       journald",
+            },
+            Item {
+                name: "JOURNAL_STREAM",
+                text: "set by systemd; when it names stderr, --log-format auto logs to the \
+                       journal natively (priorities, structured fields)",
+            },
+            Item {
                 name: "NOTIFY_SOCKET, WATCHDOG_USEC",
                 text: "set by systemd (Type=notify): readiness, reload and watchdog messages \
                        go there",
@@ -242,6 +252,8 @@ mod tests {
             "IRONSEC_LOG",
             crate::config::load::ENV_PREFIX,
             "NOTIFY_SOCKET",
+            "IRONSEC_LOG_FORMAT",
+            "JOURNAL_STREAM",
             "SIGHUP",
             "SIGTERM",
             "/etc/ironsec/ironsecd.toml",

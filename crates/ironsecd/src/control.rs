@@ -1,14 +1,16 @@
 //! The control socket: one JSON request per line in, one JSON response per line out. Only
 //! root may connect (the socket is created 0600 in a 0700 directory).
 
-use std::os::unix::fs::PermissionsExt;
-use std::path::Path;
+use std::os::unix::fs::{MetadataExt, PermissionsExt};
+use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt};
 use tokio::net::{UnixListener, UnixStream};
 
+use crate::conns::ConnConfig;
 use crate::limits::{CONTROL_CONNECTIONS, CONTROL_REQUEST_LINE, READ_DEADLINE, WRITE_DEADLINE};
+use crate::rekey::RekeyStarted;
 use crate::status::Status;
 
 #[derive(Serialize, Deserialize, Debug, Clone, PartialEq, Eq)]
@@ -25,6 +27,16 @@ pub enum Request {
     },
     /// Re-read the config file (and conf.d, and the environment at the daemon's start).
     Reload,
+    /// Rekey the connection's CHILD_SAs (or, with `ike`, its IKE SAs) now. Answered with
+    /// [`Response::Rekeying`].
+    Rekey {
+        connection: String,
+        #[serde(default)]
+        ike: bool,
+    },
+    /// The running config's connections. Answered with [`Response::Connections`].
+    #[serde(rename = "list-conns")]
+    ListConns,
 }
 
 #[derive(Serialize, Deserialize, Debug, Clone, PartialEq, Eq)]
@@ -36,6 +48,11 @@ pub enum Response {
     Ok(String),
     /// Refused: the daemon's message, shown to the operator as it is.
     Error(String),
+    /// The rekeys a `rekey` started (only that request gets it, so older clients never see
+    /// it).
+    Rekeying(RekeyStarted),
+    /// The answer to `list-conns`.
+    Connections(Vec<ConnConfig>),
 }
 
 /// Binds the control socket, replacing a stale one left by a crashed daemon but refusing to
@@ -158,16 +175,70 @@ where
     }
 }
 
+/// Why ironsecctl got no answer. Connecting names the two causes an operator meets daily
+/// apart: no permission on the socket (run as root) and no daemon behind it.
+#[derive(Debug, thiserror::Error)]
+pub enum ClientError {
+    #[error("permission denied on {}: {hint}", .socket.display())]
+    PermissionDenied { socket: PathBuf, hint: String },
+    #[error("ironsecd is not running on {} ({source})", .socket.display())]
+    NotRunning {
+        socket: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("cannot connect to {}: {source}", .socket.display())]
+    Connect {
+        socket: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("cannot send request: {0}")]
+    Send(std::io::Error),
+    #[error("cannot read response: {0}")]
+    Read(std::io::Error),
+    #[error("bad response from ironsecd: {0}")]
+    BadResponse(String),
+}
+
+/// Who may connect, for the "permission denied" hint: the owner of the socket or, when even
+/// that cannot be looked at (its directory is 0700), of its directory. The socket is 0600,
+/// so its owner and root are the only ones.
+fn access_hint(owner: Option<u32>) -> String {
+    match owner {
+        None | Some(0) => "run as root".into(),
+        Some(uid) => format!("run as root or as uid {uid} (the socket's owner)"),
+    }
+}
+
+/// The error for a failed connect to `socket`; `owner` is who owns the socket (or its
+/// directory), if that could be read.
+pub fn connect_error(socket: &Path, e: std::io::Error, owner: Option<u32>) -> ClientError {
+    let socket = socket.to_path_buf();
+    match e.raw_os_error() {
+        Some(libc::EACCES) | Some(libc::EPERM) => ClientError::PermissionDenied {
+            socket,
+            hint: access_hint(owner),
+        },
+        Some(libc::ENOENT) | Some(libc::ECONNREFUSED) => {
+            ClientError::NotRunning { socket, source: e }
+        }
+        _ => ClientError::Connect { socket, source: e },
+    }
+}
+
+fn owner_of(socket: &Path) -> Option<u32> {
+    std::fs::metadata(socket)
+        .ok()
+        .or_else(|| std::fs::metadata(socket.parent()?).ok())
+        .map(|m| m.uid())
+}
+
 /// Client side, for ironsecctl: one request, one response (blocking; no runtime needed).
-pub fn request(path: &Path, req: &Request) -> Result<Response, String> {
+pub fn request(path: &Path, req: &Request) -> Result<Response, ClientError> {
     use std::io::{BufRead, Write};
-    let mut s = std::os::unix::net::UnixStream::connect(path).map_err(|e| {
-        format!(
-            "cannot connect to {}: {e} (is ironsecd running?)",
-            path.display()
-        )
-    })?;
-    let mut line = serde_json::to_string(req).map_err(|e| e.to_string())?;
+    let mut s = std::os::unix::net::UnixStream::connect(path)
+        .map_err(|e| connect_error(path, e, owner_of(path)))?;
+    let mut line =
+        serde_json::to_string(req).map_err(|e| ClientError::BadResponse(e.to_string()))?;
     line.push('\n');
     // A daemon that refuses the connection (too many clients) answers and closes before
     // reading: the write then fails, and its answer is still there to read.
@@ -175,10 +246,10 @@ pub fn request(path: &Path, req: &Request) -> Result<Response, String> {
     let mut resp = String::new();
     let read = std::io::BufReader::new(s).read_line(&mut resp);
     if resp.is_empty() {
-        sent.map_err(|e| format!("cannot send request: {e}"))?;
-        read.map_err(|e| format!("cannot read response: {e}"))?;
+        sent.map_err(ClientError::Send)?;
+        read.map_err(ClientError::Read)?;
     }
-    serde_json::from_str(&resp).map_err(|e| format!("bad response from ironsecd: {e}"))
+    serde_json::from_str(&resp).map_err(|e| ClientError::BadResponse(e.to_string()))
 }
 
 #[cfg(test)]
@@ -220,5 +291,62 @@ mod tests {
         let mut input: &[u8] = &at_limit;
         let mut buf = Vec::new();
         assert_eq!(block_on(read_line(&mut input, &mut buf)), Line::TooLong);
+    }
+
+    fn errno(n: i32) -> std::io::Error {
+        std::io::Error::from_raw_os_error(n)
+    }
+
+    #[test]
+    fn connect_errors_say_what_to_do() {
+        let p = Path::new("/run/ironsec/ironsecd.sock");
+        for n in [libc::EACCES, libc::EPERM] {
+            assert_eq!(
+                connect_error(p, errno(n), Some(0)).to_string(),
+                "permission denied on /run/ironsec/ironsecd.sock: run as root"
+            );
+        }
+        assert_eq!(
+            connect_error(p, errno(libc::EACCES), None).to_string(),
+            "permission denied on /run/ironsec/ironsecd.sock: run as root"
+        );
+        assert_eq!(
+            connect_error(p, errno(libc::EACCES), Some(998)).to_string(),
+            "permission denied on /run/ironsec/ironsecd.sock: run as root or as uid 998 \
+             (the socket's owner)"
+        );
+        for n in [libc::ENOENT, libc::ECONNREFUSED] {
+            let m = connect_error(p, errno(n), Some(0)).to_string();
+            assert!(
+                m.starts_with("ironsecd is not running on /run/ironsec/ironsecd.sock ("),
+                "{m}"
+            );
+            assert!(!m.contains("root"), "{m}");
+        }
+        let m = connect_error(p, errno(libc::ENOTSOCK), Some(0)).to_string();
+        assert!(
+            m.starts_with("cannot connect to /run/ironsec/ironsecd.sock: "),
+            "{m}"
+        );
+        assert!(!m.contains("running") && !m.contains("root"), "{m}");
+    }
+
+    #[test]
+    fn new_requests_keep_the_wire_form() {
+        let r: Request = serde_json::from_str(r#"{"command":"rekey","connection":"a"}"#).unwrap();
+        assert_eq!(
+            r,
+            Request::Rekey {
+                connection: "a".into(),
+                ike: false
+            }
+        );
+        assert_eq!(
+            serde_json::to_string(&Request::ListConns).unwrap(),
+            r#"{"command":"list-conns"}"#
+        );
+        // What older clients send is read as before.
+        let r: Request = serde_json::from_str(r#"{"command":"status"}"#).unwrap();
+        assert_eq!(r, Request::Status);
     }
 }

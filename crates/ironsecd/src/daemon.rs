@@ -49,7 +49,7 @@ pub enum DaemonError {
         #[source]
         source: std::io::Error,
     },
-    #[error("cannot listen for metrics on {addr}: {source}")]
+    #[error("cannot listen for metrics on {addr}: {source} (gateway.metrics: another address, or \"off\")")]
     Metrics {
         addr: SocketAddr,
         #[source]
@@ -278,10 +278,10 @@ impl Running {
         })()
         .map_err(|e| e.to_string());
         match &result {
-            Ok(m) => tracing::info!(origin, "{m}"),
+            Ok(m) => tracing::info!(origin = %origin, "{m}"),
             Err(e) => {
                 for line in e.lines() {
-                    tracing::error!(origin, "reload refused, the running config stays: {line}");
+                    tracing::error!(origin = %origin, "reload refused, the running config stays: {line}");
                 }
             }
         }
@@ -439,6 +439,7 @@ pub fn run(cfg: Config) -> Result<(), DaemonError> {
     let control_socket = cfg.gateway.control_socket.clone();
     let config_path = cfg.file.clone();
     let metrics_addr = cfg.gateway.metrics;
+    let metrics_token = cfg.gateway.metrics_token.as_ref().map(|(_, t)| t.clone());
     let r = rt.block_on(async move {
         let mut ike_sockets = Vec::new();
         for addr in plane.ike_addrs() {
@@ -470,8 +471,13 @@ pub fn run(cfg: Config) -> Result<(), DaemonError> {
                 .await
                 .map_err(|source| DaemonError::Metrics { addr, source })?;
             let r = running.clone();
-            tokio::spawn(crate::metrics::serve(l, move || r.status()));
-            tracing::info!(%addr, "metrics endpoint listening");
+            let auth = if metrics_token.is_some() {
+                "bearer token"
+            } else {
+                "none"
+            };
+            tokio::spawn(crate::metrics::serve(l, metrics_token, move || r.status()));
+            tracing::info!(listen = %addr, auth, "metrics endpoint listening");
         }
         let queues = Queues {
             ike: rx,
@@ -636,5 +642,19 @@ fn handle(r: &Running, req: Request) -> Response {
             answer(res)
         }
         Request::Reload => answer(r.reload("ironsecctl")),
+        Request::Rekey { connection, ike } => {
+            let kind = if ike {
+                crate::rekey::RekeyKind::Ike
+            } else {
+                crate::rekey::RekeyKind::Child
+            };
+            let res = r.act(|plane, now| plane.rekey(&connection, kind, now));
+            r.wake.notify_one();
+            match res {
+                Ok(crate::plane::CommandDone::Rekeying(started)) => Response::Rekeying(started),
+                other => answer(other),
+            }
+        }
+        Request::ListConns => Response::Connections(crate::conns::list(r.plane().config())),
     }
 }

@@ -6,8 +6,10 @@
 
 pub mod cli;
 pub mod config;
+pub mod conns;
 pub mod control;
 pub mod daemon;
+pub mod genpsk;
 pub mod guards;
 pub mod ikeadmit;
 pub mod ikelog;
@@ -15,9 +17,11 @@ pub mod limits;
 pub mod logging;
 pub mod loglimit;
 pub mod metrics;
+pub mod namefilter;
 pub mod pathmtu;
 pub mod plane;
 pub mod privs;
+pub mod rekey;
 pub mod report;
 pub mod routemtu;
 pub mod sdnotify;

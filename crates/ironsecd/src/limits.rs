@@ -89,8 +89,8 @@ impl AcceptBackoff {
             }
             None => {
                 tracing::warn!(
-                    listener = self.what,
-                    %error,
+                    listener = %self.what,
+                    error = %error,
                     "accept failed; backing off (one line with the count when it is over)"
                 );
                 self.episode = Some(Episode {
@@ -119,7 +119,7 @@ impl AcceptBackoff {
         };
         self.episode = None;
         tracing::info!(
-            listener = self.what,
+            listener = %self.what,
             failures = end.failures,
             lasted_ms = end.lasted.as_millis() as u64,
             "accept works again"

@@ -78,7 +78,8 @@ impl Summary {
                 suppressed,
                 window,
             } => tracing::warn!(
-                kind = kind.as_str(),
+                kind = %kind.as_str(),
+                remote = %source,
                 "suppressed {suppressed} similar messages from {source} in the last {} s",
                 window.as_secs()
             ),

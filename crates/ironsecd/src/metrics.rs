@@ -1,6 +1,14 @@
 //! Prometheus text exposition (format 0.0.4) of the [`Status`] document, served over a
-//! minimal HTTP/1.x responder: one GET per connection, no keep-alive. Off unless
-//! `gateway.metrics` is set; bind it to a management address, it has no authentication.
+//! minimal HTTP/1.x responder: one GET per connection, no keep-alive. On by default on
+//! loopback (`gateway.metrics`, `"off"` to disable); with `gateway.metrics_token_file` a
+//! scrape must send `Authorization: Bearer TOKEN`, checked in constant time.
+//!
+//! Series are stable: a label value never changes while the thing it names exists, so
+//! alert rules and graphs follow one series per tunnel across state changes, rekeys, NAT
+//! moves and new DNS answers. A tunnel is labelled with its connection and its configured
+//! `local` and `remote` (the peer's address or DNS name as written, no port); its state is a
+//! value (`ironsec_tunnel_up`, and `ironsec_tunnel_state` with one series per possible state,
+//! 1 for the current one), never a label of a series that comes and goes.
 
 use std::fmt::Write as _;
 use std::sync::Arc;
@@ -14,7 +22,8 @@ use crate::limits::{
     AcceptBackoff, METRICS_CONNECTIONS, METRICS_REQUEST_HEAD, READ_DEADLINE, WRITE_DEADLINE,
 };
 
-use crate::status::Status;
+use crate::config::MetricsToken;
+use crate::status::{Status, TunnelStatus, TUNNEL_STATES};
 
 /// Label values are quoted; a connection name cannot hold `"` or `\` (config validation),
 /// but escape anyway so the output stays parseable whatever a name holds.
@@ -51,6 +60,24 @@ impl Out {
 /// Tunnel states as numbers, so alerts can say `ironsec_tunnel_up == 0`.
 fn up(state: &str) -> u64 {
     u64::from(state == "up")
+}
+
+/// A tunnel's identity labels: stable for its life (module doc).
+fn tunnel_labels<'a>(conn: &'a str, t: &'a TunnelStatus) -> [(&'static str, &'a str); 3] {
+    [
+        ("connection", conn),
+        ("local", t.metrics_local()),
+        ("remote", t.metrics_remote()),
+    ]
+}
+
+/// `base` plus one more label.
+fn with<'a>(
+    base: [(&'static str, &'a str); 3],
+    k: &'static str,
+    v: &'a str,
+) -> [(&'static str, &'a str); 4] {
+    [base[0], base[1], base[2], (k, v)]
 }
 
 pub fn render(s: &Status) -> String {
@@ -94,14 +121,25 @@ pub fn render(s: &Status) -> String {
         for t in &c.tunnels {
             o.sample(
                 "ironsec_tunnel_up",
-                &[
-                    ("connection", &c.name),
-                    ("local", &t.local),
-                    ("remote", &t.remote),
-                    ("state", &t.state),
-                ],
+                &tunnel_labels(&c.name, t),
                 up(&t.state),
             );
+        }
+    }
+    o.help(
+        "ironsec_tunnel_state",
+        "gauge",
+        "The tunnel's state: one series per state (up, connecting, down, trapped), 1 for the current one.",
+    );
+    for c in &s.connections {
+        for t in &c.tunnels {
+            for state in TUNNEL_STATES {
+                o.sample(
+                    "ironsec_tunnel_state",
+                    &with(tunnel_labels(&c.name, t), "state", state),
+                    u64::from(t.state == state),
+                );
+            }
         }
     }
     o.help(
@@ -114,11 +152,7 @@ pub fn render(s: &Status) -> String {
             if let Some(role) = &t.role {
                 o.sample(
                     "ironsec_tunnel_active",
-                    &[
-                        ("connection", &c.name),
-                        ("local", &t.local),
-                        ("remote", &t.remote),
-                    ],
+                    &tunnel_labels(&c.name, t),
                     u64::from(role == "active"),
                 );
             }
@@ -142,12 +176,7 @@ pub fn render(s: &Status) -> String {
                 for (dir, tr) in [("out", &t.total_out), ("in", &t.total_in)] {
                     o.sample(
                         metric,
-                        &[
-                            ("connection", &c.name),
-                            ("local", &t.local),
-                            ("remote", &t.remote),
-                            ("direction", dir),
-                        ],
+                        &with(tunnel_labels(&c.name, t), "direction", dir),
                         pick(tr),
                     );
                 }
@@ -177,6 +206,18 @@ pub fn render(s: &Status) -> String {
             "ironsec_rekeys_total",
             &[("connection", &c.name), ("sa", "ike")],
             c.counters.ike_rekeys,
+        );
+    }
+    o.help(
+        "ironsec_child_rekey_failures_total",
+        "counter",
+        "CHILD_SA rekeys that failed: refused by the peer, or the SA reached its hard lifetime or volume limit first.",
+    );
+    for c in &s.connections {
+        o.sample(
+            "ironsec_child_rekey_failures_total",
+            &[("connection", &c.name)],
+            c.counters.child_rekey_failures,
         );
     }
     for (metric, help, pick) in [
@@ -396,12 +437,7 @@ pub fn render(s: &Status) -> String {
                 for (measure, n) in [("bytes", v.bytes), ("packets", v.packets), ("seq", v.seq)] {
                     o.sample(
                         "ironsec_child_sa_volume",
-                        &[
-                            ("connection", &c.name),
-                            ("local", &t.local),
-                            ("remote", &t.remote),
-                            ("measure", measure),
-                        ],
+                        &with(tunnel_labels(&c.name, t), "measure", measure),
                         n,
                     );
                 }
@@ -426,12 +462,7 @@ pub fn render(s: &Status) -> String {
                     if let Some(n) = n {
                         o.sample(
                             "ironsec_child_sa_volume_limit",
-                            &[
-                                ("connection", &c.name),
-                                ("local", &t.local),
-                                ("remote", &t.remote),
-                                ("limit", limit),
-                            ],
+                            &with(tunnel_labels(&c.name, t), "limit", limit),
                             n,
                         );
                     }
@@ -449,11 +480,7 @@ pub fn render(s: &Status) -> String {
             if let Some(q) = &t.seq_space {
                 o.sample(
                     "ironsec_static_seq_space_used_percent",
-                    &[
-                        ("connection", &c.name),
-                        ("local", &t.local),
-                        ("remote", &t.remote),
-                    ],
+                    &tunnel_labels(&c.name, t),
                     u64::from(q.percent),
                 );
             }
@@ -521,9 +548,46 @@ async fn read_head<R: AsyncRead + Unpin>(stream: &mut R, buf: &mut Vec<u8>) -> H
 
 /// A complete HTTP/1.1 answer that closes the connection.
 fn response(code: &str, ctype: &str, text: &str) -> String {
+    response_with(code, "", ctype, text)
+}
+
+/// [`response`] with `extra` header lines (each ending in CRLF).
+fn response_with(code: &str, extra: &str, ctype: &str, text: &str) -> String {
     format!(
-        "HTTP/1.1 {code}\r\nContent-Type: {ctype}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{text}",
+        "HTTP/1.1 {code}\r\n{extra}Content-Type: {ctype}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{text}",
         text.len()
+    )
+}
+
+/// Whether the request head carries `Authorization: Bearer <token>` (header name and scheme
+/// in any case, RFC 9110 and RFC 6750). Every Authorization line is compared, each in constant
+/// time; the token is never logged or echoed.
+fn authorized(head: &str, token: &MetricsToken) -> bool {
+    let mut ok = false;
+    for line in head.split("\r\n").skip(1) {
+        let Some((name, value)) = line.split_once(':') else {
+            continue;
+        };
+        if !name.trim().eq_ignore_ascii_case("authorization") {
+            continue;
+        }
+        let value = value.trim();
+        if let Some((scheme, cred)) = value.split_once(' ') {
+            if scheme.eq_ignore_ascii_case("bearer") {
+                ok |= token.matches(cred.trim().as_bytes());
+            }
+        }
+    }
+    ok
+}
+
+/// What a scrape without the right token gets.
+fn unauthorized() -> String {
+    response_with(
+        "401 Unauthorized",
+        "WWW-Authenticate: Bearer realm=\"ironsec metrics\"\r\n",
+        "text/plain",
+        "a bearer token is required (gateway.metrics_token_file)\n",
     )
 }
 
@@ -536,9 +600,14 @@ fn busy() -> String {
     )
 }
 
-/// Answers one HTTP request on `stream` with `body()` for `GET /metrics` (or `/`). A client
-/// gets [`READ_DEADLINE`] to send its request head and [`WRITE_DEADLINE`] to read the answer.
-async fn answer(mut stream: TcpStream, body: impl FnOnce() -> String) {
+/// Answers one HTTP request on `stream` with `body()` for `GET /metrics` (or `/`), if it
+/// carries `token` when there is one. A client gets [`READ_DEADLINE`] to send its request
+/// head and [`WRITE_DEADLINE`] to read the answer.
+async fn answer(
+    mut stream: TcpStream,
+    token: Option<&MetricsToken>,
+    body: impl FnOnce() -> String,
+) {
     let mut buf = Vec::with_capacity(1024);
     let head = tokio::time::timeout(READ_DEADLINE, read_head(&mut stream, &mut buf)).await;
     let out = match head {
@@ -547,6 +616,7 @@ async fn answer(mut stream: TcpStream, body: impl FnOnce() -> String) {
             let mut parts = line.split_whitespace();
             let (method, path) = (parts.next().unwrap_or(""), parts.next().unwrap_or(""));
             match (method, path) {
+                _ if token.is_some_and(|t| !authorized(&line, t)) => unauthorized(),
                 ("GET", "/metrics") | ("GET", "/") => response(
                     "200 OK",
                     "text/plain; version=0.0.4; charset=utf-8",
@@ -579,11 +649,12 @@ async fn answer(mut stream: TcpStream, body: impl FnOnce() -> String) {
 /// [`METRICS_CONNECTIONS`] clients are served at once; one more is answered 503 without
 /// waiting (a non-blocking write into its empty send buffer) and closed, so a flood of
 /// connections holds no descriptors.
-pub async fn serve<F>(listener: TcpListener, status: F)
+pub async fn serve<F>(listener: TcpListener, token: Option<MetricsToken>, status: F)
 where
     F: Fn() -> Status + Clone + Send + 'static,
 {
     let slots = Arc::new(Semaphore::new(METRICS_CONNECTIONS));
+    let token = token.map(Arc::new);
     let mut backoff = AcceptBackoff::new("metrics");
     loop {
         match listener.accept().await {
@@ -594,8 +665,9 @@ where
                     continue;
                 };
                 let f = status.clone();
+                let token = token.clone();
                 tokio::spawn(async move {
-                    answer(stream, move || render(&f())).await;
+                    answer(stream, token.as_deref(), move || render(&f())).await;
                     drop(slot);
                 });
             }
@@ -661,6 +733,7 @@ pub(crate) mod tests {
                 tunnels: vec![TunnelStatus {
                     local: "192.0.2.1".into(),
                     remote: "192.0.2.2:4500".into(),
+                    peer: "gw-b.example".into(),
                     state: "up".into(),
                     role: None,
                     priority: 0,
@@ -713,18 +786,18 @@ pub(crate) mod tests {
         let text = render(&sample_status());
         for line in [
             "ironsec_connection_up{connection=\"site-b\"} 1",
-            "ironsec_tunnel_up{connection=\"site-b\",local=\"192.0.2.1\",remote=\"192.0.2.2:4500\",state=\"up\"} 1",
-            "ironsec_tunnel_bytes_total{connection=\"site-b\",local=\"192.0.2.1\",remote=\"192.0.2.2:4500\",direction=\"out\"} 840",
-            "ironsec_tunnel_packets_total{connection=\"site-b\",local=\"192.0.2.1\",remote=\"192.0.2.2:4500\",direction=\"in\"} 9",
+            "ironsec_tunnel_up{connection=\"site-b\",local=\"192.0.2.1\",remote=\"gw-b.example\"} 1",
+            "ironsec_tunnel_bytes_total{connection=\"site-b\",local=\"192.0.2.1\",remote=\"gw-b.example\",direction=\"out\"} 840",
+            "ironsec_tunnel_packets_total{connection=\"site-b\",local=\"192.0.2.1\",remote=\"gw-b.example\",direction=\"in\"} 9",
             "ironsec_drops_total{reason=\"replay\"} 5",
             "ironsec_rekeys_total{connection=\"site-b\",sa=\"child\"} 2",
             "ironsec_dpd_failures_total{connection=\"site-b\"} 1",
             "ironsec_ike_requests_total 3",
             "ironsec_ike_retransmits_total 1",
             "ironsec_workers_failed 1",
-            "ironsec_static_seq_space_used_percent{connection=\"site-b\",local=\"192.0.2.1\",remote=\"192.0.2.2:4500\"} 76",
-            "ironsec_child_sa_volume{connection=\"site-b\",local=\"192.0.2.1\",remote=\"192.0.2.2:4500\",measure=\"bytes\"} 3000000",
-            "ironsec_child_sa_volume_limit{connection=\"site-b\",local=\"192.0.2.1\",remote=\"192.0.2.2:4500\",limit=\"rekey_bytes\"} 4000000",
+            "ironsec_static_seq_space_used_percent{connection=\"site-b\",local=\"192.0.2.1\",remote=\"gw-b.example\"} 76",
+            "ironsec_child_sa_volume{connection=\"site-b\",local=\"192.0.2.1\",remote=\"gw-b.example\",measure=\"bytes\"} 3000000",
+            "ironsec_child_sa_volume_limit{connection=\"site-b\",local=\"192.0.2.1\",remote=\"gw-b.example\",limit=\"rekey_bytes\"} 4000000",
             "ironsec_guard_routes 1",
             "ironsec_guard_routes_adopted 1",
             "ironsec_remote_selector_guarded{prefix=\"10.2.0.0/24\"} 1",
@@ -742,6 +815,94 @@ pub(crate) mod tests {
                 assert!(declared.contains(name), "{name} has no TYPE line");
             }
         }
+    }
+
+    /// A state change changes values, never the set of series (alert rules and graphs
+    /// follow one series per tunnel and state).
+    #[test]
+    fn tunnel_series_do_not_change_with_its_state() {
+        let series = |st: &Status| -> Vec<String> {
+            render(st)
+                .lines()
+                .filter(|l| !l.starts_with('#'))
+                .map(|l| l.rsplit_once(' ').unwrap().0.to_string())
+                .collect()
+        };
+        let mut st = sample_status();
+        let before = series(&st);
+        let text = render(&st);
+        for (state, v) in [("up", 1), ("connecting", 0), ("down", 0), ("trapped", 0)] {
+            let line = format!("ironsec_tunnel_state{{connection=\"site-b\",local=\"192.0.2.1\",remote=\"gw-b.example\",state=\"{state}\"}} {v}");
+            assert!(text.lines().any(|l| l == line), "missing {line}\n{text}");
+        }
+        for state in ["connecting", "down", "trapped"] {
+            let t = &mut st.connections[0].tunnels[0];
+            t.state = state.into();
+            // The peer moved behind its NAT: `remote` changes, the labels do not.
+            t.remote = "192.0.2.99:31337".into();
+            assert_eq!(series(&st), before, "{state}");
+            let text = render(&st);
+            assert!(text.contains("ironsec_tunnel_up{connection=\"site-b\",local=\"192.0.2.1\",remote=\"gw-b.example\"} 0"));
+            assert!(text.contains(&format!("remote=\"gw-b.example\",state=\"{state}\"}} 1")));
+        }
+        // Only ironsec_tunnel_state has a state label.
+        for l in render(&st).lines().filter(|l| l.contains("state=")) {
+            assert!(l.starts_with("ironsec_tunnel_state{"), "{l}");
+        }
+    }
+
+    #[test]
+    fn labels_carry_addresses_without_ports() {
+        let mut t = sample_status().connections[0].tunnels[0].clone();
+        t.peer = String::new();
+        assert_eq!(t.metrics_local(), "192.0.2.1");
+        assert_eq!(t.metrics_remote(), "192.0.2.2");
+        t.local = "[2001:db8::1]:4500".into();
+        t.remote = "[2001:db8::2]:500".into();
+        assert_eq!(t.metrics_local(), "2001:db8::1");
+        assert_eq!(t.metrics_remote(), "2001:db8::2");
+        t.local = "2001:db8::1".into();
+        assert_eq!(t.metrics_local(), "2001:db8::1");
+    }
+
+    #[test]
+    fn a_token_is_required_when_configured() {
+        let t = MetricsToken::new("s3cret-token\n").unwrap();
+        let req = |auth: &str| format!("GET /metrics HTTP/1.1\r\nHost: x\r\n{auth}\r\n");
+        assert!(authorized(
+            &req("Authorization: Bearer s3cret-token\r\n"),
+            &t
+        ));
+        assert!(authorized(
+            &req("authorization:  bearer s3cret-token \r\n"),
+            &t
+        ));
+        assert!(!authorized(&req(""), &t));
+        assert!(!authorized(
+            &req("Authorization: Bearer s3cret-toke\r\n"),
+            &t
+        ));
+        assert!(!authorized(
+            &req("Authorization: Bearer s3cret-token2\r\n"),
+            &t
+        ));
+        assert!(!authorized(
+            &req("Authorization: Basic czNjcmV0LXRva2Vu\r\n"),
+            &t
+        ));
+        // The request line is not a header.
+        assert!(!authorized(
+            "Authorization: Bearer s3cret-token\r\n\r\n",
+            &t
+        ));
+        let r = unauthorized();
+        assert!(
+            r.starts_with("HTTP/1.1 401 Unauthorized\r\nWWW-Authenticate: Bearer"),
+            "{r}"
+        );
+        assert!(!r.contains("s3cret"));
+        assert_eq!(format!("{t:?}"), "MetricsToken(<redacted>)");
+        assert!(MetricsToken::new(" \n").is_none());
     }
 
     #[test]

@@ -78,6 +78,7 @@ pub fn status(dp: &Dataplane, plane: &Plane, started: Instant) -> Status {
                     follows: st.follows,
                     nat_keepalives: st.nat_keepalives,
                     peer_moves: st.peer_moves,
+                    child_rekey_failures: st.child_rekey_failures,
                 },
                 mode: match &c.keying {
                     Keying::Ike(k) => Some(
@@ -237,6 +238,10 @@ pub fn status(dp: &Dataplane, plane: &Plane, started: Instant) -> Status {
         let ts = status::TunnelStatus {
             local: t.local.to_string(),
             remote: t.remote.to_string(),
+            peer: spec
+                .remote_name
+                .as_deref()
+                .map_or_else(|| spec.remote.to_string(), str::to_string),
             state: state_name.into(),
             role,
             priority,

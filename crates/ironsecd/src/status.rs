@@ -111,6 +111,11 @@ pub struct ConnectionCounters {
     /// Times the peer, behind a NAT, was followed to a new address or port.
     #[serde(default)]
     pub peer_moves: u64,
+    /// CHILD_SA rekeys that failed: refused by the peer (the old SA carried on and the
+    /// rekey was tried again), or a CHILD_SA that reached its hard lifetime or volume limit
+    /// (its rekey never completed).
+    #[serde(default)]
+    pub child_rekey_failures: u64,
 }
 
 /// A connection's share of the gateway's bandwidth.
@@ -194,10 +199,18 @@ pub struct ConnectionStatus {
     pub tunnels: Vec<TunnelStatus>,
 }
 
+/// Every value [`TunnelStatus::state`] takes: metrics give each its own series.
+pub const TUNNEL_STATES: [&str; 4] = ["up", "connecting", "down", "trapped"];
+
 #[derive(Serialize, Deserialize, Debug, Clone, PartialEq, Eq)]
 pub struct TunnelStatus {
     pub local: String,
     pub remote: String,
+    /// The peer as configured: its address, or the DNS name it was given by. Unlike
+    /// `remote` (where the peer is now, with its port), it never changes while the daemon
+    /// runs, so metrics label the tunnel with it.
+    #[serde(default)]
+    pub peer: String,
     /// `up` (sends with an SA), `connecting`, `down`, or `trapped` (down, comes up on traffic).
     pub state: String,
     /// `active` (carries the traffic) or `standby`; absent for single-tunnel connections.
@@ -412,6 +425,34 @@ pub struct InboundStatus {
     pub bytes: u64,
     pub highest_seq: u64,
     pub drops: BTreeMap<String, u64>,
+}
+
+/// The address of `ADDRESS:PORT` (`[V6]:PORT` too), or the whole text when it has no port.
+fn address_of(s: &str) -> &str {
+    match s.rsplit_once(':') {
+        Some((a, port))
+            if port.parse::<u16>().is_ok() && (!a.contains(':') || a.starts_with('[')) =>
+        {
+            a.trim_start_matches('[').trim_end_matches(']')
+        }
+        _ => s,
+    }
+}
+
+impl TunnelStatus {
+    /// The tunnel's local address without its port, for metrics labels.
+    pub fn metrics_local(&self) -> &str {
+        address_of(&self.local)
+    }
+
+    /// The configured peer, for metrics labels (the current address if a document has none).
+    pub fn metrics_remote(&self) -> &str {
+        if self.peer.is_empty() {
+            address_of(&self.remote)
+        } else {
+            &self.peer
+        }
+    }
 }
 
 pub fn spi_string(spi: u32) -> String {

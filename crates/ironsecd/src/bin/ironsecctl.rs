@@ -1,5 +1,7 @@
 //! ironsecctl: asks a running ironsecd over its control socket. The daemon's own messages
-//! (errors included) are printed as they come; the exit code says whether it agreed.
+//! (errors included) are printed as they come; the exit code says whether it agreed. With
+//! `--json` every command prints one JSON document on stdout, and every failure is
+//! `{"error": ...}` (plus what is known, e.g. an initiate's tunnels) with exit code 1.
 
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
@@ -8,9 +10,12 @@ use clap::Parser;
 use ironsec_ike::PeerText;
 use ironsecd::cli::ctl::{Cli, Command};
 use ironsecd::control::{request, Request, Response};
-use ironsecd::status::Status;
+use ironsecd::namefilter::NameFilter;
+use ironsecd::status::{ChildRefusedStatus, Status};
+use serde::Serialize;
+use serde_json::{json, Value};
 
-fn print_json(v: &impl serde::Serialize) {
+fn print_json(v: &impl Serialize) {
     match serde_json::to_string_pretty(v) {
         Ok(j) => println!("{j}"),
         Err(e) => eprintln!("ironsecctl: {e}"),
@@ -36,127 +41,340 @@ fn print_text(text: &str) {
     }
 }
 
-/// Prints the daemon's answer; true when it agreed.
-fn report(resp: &Response, json: bool) -> bool {
-    match resp {
-        Response::Status(s) => {
-            if json {
-                print_json(s);
-            } else {
-                print_text(&s.render());
+/// Why a command failed, and who said so.
+enum Failure {
+    /// The daemon refused: its message as it is.
+    Daemon(String),
+    /// ironsecctl's own finding (no connection, a timeout, a file it could not write).
+    Ctl(String),
+    /// ironsecctl's finding with more for `--json` than the message: `extra`'s fields are
+    /// printed beside `error`.
+    CtlWith(String, Value),
+}
+
+impl Failure {
+    fn report(self, json: bool) {
+        let (who, msg, extra) = match self {
+            Failure::Daemon(m) => ("ironsecd", m, Value::Null),
+            Failure::Ctl(m) => ("ironsecctl", m, Value::Null),
+            Failure::CtlWith(m, x) => ("ironsecctl", m, x),
+        };
+        if json {
+            let mut v = json!({ "error": msg });
+            if let (Some(o), Value::Object(x)) = (v.as_object_mut(), extra) {
+                o.extend(x);
             }
-            true
-        }
-        Response::Ok(m) => {
-            if json {
-                print_json(&serde_json::json!({ "ok": m }));
-            } else {
-                print_text(m);
-            }
-            true
-        }
-        Response::Error(e) => {
-            if json {
-                print_json(&serde_json::json!({ "error": e }));
-            } else {
-                eprintln!("ironsecd: {}", terminal_safe(e));
-            }
-            false
+            print_json(&v);
+        } else {
+            eprintln!("{who}: {}", terminal_safe(&msg));
         }
     }
 }
 
-/// Waits until every tunnel of `name` is up; returns the tunnels' last errors otherwise.
-fn wait_up(socket: &std::path::Path, name: &str, timeout: Duration) -> Result<Status, String> {
+/// One request; a refusal or a transport error is a [`Failure`].
+fn ask(cli: &Cli, req: &Request) -> Result<Response, Failure> {
+    match request(&cli.socket, req) {
+        Ok(Response::Error(e)) => Err(Failure::Daemon(e)),
+        Ok(r) => Ok(r),
+        Err(e) => Err(Failure::Ctl(e.to_string())),
+    }
+}
+
+fn unexpected(r: &Response) -> Failure {
+    let what = match r {
+        Response::Status(_) => "a status",
+        Response::Ok(_) => "a message",
+        Response::Error(_) => "an error",
+        Response::Rekeying(_) => "a rekey answer",
+        Response::Connections(_) => "a connection list",
+    };
+    Failure::Ctl(format!(
+        "unexpected answer from ironsecd ({what}); is it the same version as ironsecctl?"
+    ))
+}
+
+fn status(cli: &Cli) -> Result<Status, Failure> {
+    match ask(cli, &Request::Status)? {
+        Response::Status(s) => Ok(*s),
+        r => Err(unexpected(&r)),
+    }
+}
+
+/// A tunnel's state when `initiate` stopped waiting, for its outcome.
+#[derive(Serialize)]
+struct TunnelOutcome {
+    local: String,
+    remote: String,
+    state: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    last_error: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    child_refused: Option<ChildRefusedStatus>,
+}
+
+impl TunnelOutcome {
+    fn line(&self) -> String {
+        format!(
+            "  tunnel {} -> {}: {}{}{}",
+            self.local,
+            self.remote,
+            self.state,
+            self.last_error
+                .as_deref()
+                .map(|e| format!(" (last error: {})", PeerText::relayed(e)))
+                .unwrap_or_default(),
+            self.child_refused
+                .as_ref()
+                .map(|r| format!(
+                    " (child SA refused {} time(s): {}{})",
+                    r.refusals,
+                    r.notify,
+                    r.next_try_in_secs
+                        .map(|n| format!(", next try in {n}s"))
+                        .unwrap_or_default()
+                ))
+                .unwrap_or_default()
+        )
+    }
+}
+
+/// Waits until every tunnel of `name` is up (Ok) or `timeout` passed (Err); both with each
+/// tunnel's state at the end.
+fn wait_up(
+    cli: &Cli,
+    name: &str,
+    timeout: Duration,
+) -> Result<Result<Vec<TunnelOutcome>, Vec<TunnelOutcome>>, Failure> {
     let deadline = Instant::now() + timeout;
     loop {
-        let st = match request(socket, &Request::Status)? {
-            Response::Status(s) => *s,
-            Response::Error(e) => return Err(format!("ironsecd: {e}")),
-            Response::Ok(m) => return Err(format!("unexpected answer: {m}")),
-        };
+        let st = status(cli)?;
         let conn = st
             .connections
             .iter()
             .find(|c| c.name == name)
-            .ok_or_else(|| format!("connection '{name}' is gone (reloaded away?)"))?;
+            .ok_or_else(|| Failure::Ctl(format!("connection '{name}' is gone (reloaded away?)")))?;
+        let tunnels = conn
+            .tunnels
+            .iter()
+            .map(|t| TunnelOutcome {
+                local: t.local.clone(),
+                remote: t.remote.clone(),
+                state: t.state.clone(),
+                last_error: t.last_error.clone(),
+                child_refused: t.child_refused.clone(),
+            })
+            .collect::<Vec<_>>();
         if !conn.tunnels.is_empty() && conn.tunnels.iter().all(|t| t.state == "up") {
-            return Ok(st);
+            return Ok(Ok(tunnels));
         }
         if Instant::now() >= deadline {
-            let mut msg = format!("connection '{name}' is not up after {timeout:?}");
-            for t in &conn.tunnels {
-                msg.push_str(&format!(
-                    "\n  tunnel {} -> {}: {}{}{}",
-                    t.local,
-                    t.remote,
-                    t.state,
-                    t.last_error
-                        .as_deref()
-                        .map(|e| format!(" (last error: {})", PeerText::relayed(e)))
-                        .unwrap_or_default(),
-                    t.child_refused
-                        .as_ref()
-                        .map(|r| format!(
-                            " (child SA refused {} time(s): {}{})",
-                            r.refusals,
-                            r.notify,
-                            r.next_try_in_secs
-                                .map(|n| format!(", next try in {n}s"))
-                                .unwrap_or_default()
-                        ))
-                        .unwrap_or_default()
-                ));
-            }
-            return Err(msg);
+            return Ok(Err(tunnels));
         }
         std::thread::sleep(Duration::from_millis(100));
     }
 }
 
-fn main() -> ExitCode {
-    let cli = Cli::parse();
-    let (req, wait) = match &cli.command {
-        Command::Status => (Request::Status, None),
+fn initiate(cli: &Cli, connection: &str, timeout: u64) -> Result<(), Failure> {
+    let req = Request::Initiate {
+        connection: connection.into(),
+    };
+    let msg = match ask(cli, &req)? {
+        Response::Ok(m) => m,
+        r => return Err(unexpected(&r)),
+    };
+    if !cli.json {
+        print_text(&msg);
+    }
+    if timeout == 0 {
+        if cli.json {
+            print_json(&json!({
+                "command": "initiate",
+                "connection": connection,
+                "ok": msg,
+                "outcome": "initiating",
+            }));
+        }
+        return Ok(());
+    }
+    let wait = Duration::from_secs(timeout);
+    match wait_up(cli, connection, wait)? {
+        Ok(tunnels) => {
+            if cli.json {
+                print_json(&json!({
+                    "command": "initiate",
+                    "connection": connection,
+                    "ok": msg,
+                    "outcome": "up",
+                    "tunnels": tunnels,
+                }));
+            } else {
+                println!("connection '{connection}' is up");
+            }
+            Ok(())
+        }
+        Err(tunnels) => {
+            let mut text = format!("connection '{connection}' is not up after {wait:?}");
+            for t in &tunnels {
+                text.push('\n');
+                text.push_str(&t.line());
+            }
+            Err(Failure::CtlWith(
+                text,
+                json!({
+                    "command": "initiate",
+                    "connection": connection,
+                    "ok": msg,
+                    "outcome": "timeout",
+                    "waited_secs": timeout,
+                    "tunnels": tunnels,
+                }),
+            ))
+        }
+    }
+}
+
+/// A command the daemon answers with a line of text.
+fn simple(cli: &Cli, req: Request, command: &str, connection: Option<&str>) -> Result<(), Failure> {
+    let msg = match ask(cli, &req)? {
+        Response::Ok(m) => m,
+        r => return Err(unexpected(&r)),
+    };
+    if cli.json {
+        let mut v = json!({ "command": command, "ok": msg });
+        if let Some(c) = connection {
+            v["connection"] = json!(c);
+        }
+        print_json(&v);
+    } else {
+        print_text(&msg);
+    }
+    Ok(())
+}
+
+fn show_status(cli: &Cli, filter: Option<&str>) -> Result<(), Failure> {
+    let mut st = status(cli)?;
+    let mut note = None;
+    if let Some(f) = filter.map(NameFilter::new) {
+        match f.select(std::mem::take(&mut st.connections), |c| &c.name) {
+            Ok(v) => st.connections = v,
+            Err(e) if e.is_error() => return Err(Failure::Ctl(e.to_string())),
+            Err(e) => note = Some(e.to_string()),
+        }
+    }
+    if cli.json {
+        print_json(&st);
+    } else {
+        print_text(&st.render());
+        if let Some(n) = note {
+            print_text(&n);
+        }
+    }
+    Ok(())
+}
+
+fn list_conns(cli: &Cli, filter: Option<&str>) -> Result<(), Failure> {
+    let mut conns = match ask(cli, &Request::ListConns)? {
+        Response::Connections(v) => v,
+        r => return Err(unexpected(&r)),
+    };
+    let mut note = None;
+    if let Some(f) = filter.map(NameFilter::new) {
+        match f.select(conns, |c| &c.name) {
+            Ok(v) => conns = v,
+            Err(e) if e.is_error() => return Err(Failure::Ctl(e.to_string())),
+            Err(e) => {
+                conns = Vec::new();
+                note = Some(e.to_string());
+            }
+        }
+    }
+    if cli.json {
+        print_json(&json!({ "connections": conns }));
+    } else {
+        if !conns.is_empty() {
+            print_text(&ironsecd::conns::render(&conns));
+        }
+        if let Some(n) = note {
+            print_text(&n);
+        }
+    }
+    Ok(())
+}
+
+fn rekey(cli: &Cli, connection: &str, ike: bool) -> Result<(), Failure> {
+    let req = Request::Rekey {
+        connection: connection.into(),
+        ike,
+    };
+    let started = match ask(cli, &req)? {
+        Response::Rekeying(r) => r,
+        r => return Err(unexpected(&r)),
+    };
+    if cli.json {
+        let mut v = json!(started);
+        v["command"] = json!("rekey");
+        print_json(&v);
+    } else {
+        print_text(&started.to_string());
+    }
+    Ok(())
+}
+
+fn genpsk(cli: &Cli, file: Option<&std::path::Path>) -> Result<(), Failure> {
+    match file {
+        Some(p) => {
+            ironsecd::genpsk::write_new(p).map_err(Failure::Ctl)?;
+            if cli.json {
+                print_json(&json!({ "command": "genpsk", "file": p, "mode": "0600" }));
+            } else {
+                println!(
+                    "wrote a new 32-byte PSK to {} (mode 0600); give both gateways the same \
+                     file as psk_file",
+                    p.display()
+                );
+            }
+        }
+        None => {
+            let psk = ironsecd::genpsk::new_psk().map_err(Failure::Ctl)?;
+            if cli.json {
+                print_json(&json!({ "command": "genpsk", "psk": psk.trim_end() }));
+            } else {
+                print!("{}", psk.as_str());
+            }
+        }
+    }
+    Ok(())
+}
+
+fn run(cli: &Cli) -> Result<(), Failure> {
+    match &cli.command {
+        Command::Status { connection } => show_status(cli, connection.as_deref()),
+        Command::ListConns { connection } => list_conns(cli, connection.as_deref()),
         Command::Initiate {
             connection,
             timeout,
-        } => (
-            Request::Initiate {
-                connection: connection.clone(),
-            },
-            (*timeout > 0).then(|| (connection.clone(), Duration::from_secs(*timeout))),
-        ),
-        Command::Terminate { connection } => (
+        } => initiate(cli, connection, *timeout),
+        Command::Terminate { connection } => simple(
+            cli,
             Request::Terminate {
                 connection: connection.clone(),
             },
-            None,
+            "terminate",
+            Some(connection),
         ),
-        Command::Reload => (Request::Reload, None),
-    };
-    let resp = match request(&cli.socket, &req) {
-        Ok(r) => r,
-        Err(e) => {
-            eprintln!("ironsecctl: {e}");
-            return ExitCode::FAILURE;
-        }
-    };
-    if !report(&resp, cli.json) {
-        return ExitCode::FAILURE;
+        Command::Reload => simple(cli, Request::Reload, "reload", None),
+        Command::Rekey { connection, ike } => rekey(cli, connection, *ike),
+        Command::Genpsk { file } => genpsk(cli, file.as_deref()),
     }
-    if let Some((name, timeout)) = wait {
-        match wait_up(&cli.socket, &name, timeout) {
-            Ok(_) => {
-                if !cli.json {
-                    println!("connection '{name}' is up");
-                }
-            }
-            Err(e) => {
-                eprintln!("ironsecctl: {}", terminal_safe(&e));
-                return ExitCode::FAILURE;
-            }
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match run(&cli) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(f) => {
+            f.report(cli.json);
+            ExitCode::FAILURE
         }
     }
-    ExitCode::SUCCESS
 }

@@ -8,7 +8,10 @@ use ironsecd::config::Config;
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    ironsecd::logging::init();
+    if let Err(e) = ironsecd::logging::init(cli.log_format) {
+        eprintln!("ironsecd: {e}");
+        return ExitCode::FAILURE;
+    }
     // Before any key file is read: no core dump may ever hold one.
     if let Err(e) = ironsecd::privs::forbid_core_dumps() {
         eprintln!("ironsecd: {e}");
@@ -19,7 +22,14 @@ fn main() -> ExitCode {
         Some(Command::Check) => true,
         None => false,
     };
-    let cfg = match Config::load(&cli.config) {
+    // `check` accepts the example secret files shipped under conf/ (with a warning each), so
+    // every example can be checked from a fresh clone; the daemon refuses them.
+    let loaded = if check_only {
+        Config::load_for_check(&cli.config)
+    } else {
+        Config::load(&cli.config)
+    };
+    let cfg = match loaded {
         Ok(c) => c,
         Err(errs) => {
             for e in &errs.0 {
@@ -29,7 +39,7 @@ fn main() -> ExitCode {
         }
     };
     if check_only {
-        for w in cfg.warnings() {
+        for w in cfg.warnings().iter().chain(&cfg.example_secrets) {
             eprintln!("warning: {w}");
         }
         println!("{}: OK ({})", cli.config.display(), cfg.describe());

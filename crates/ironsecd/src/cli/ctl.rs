@@ -30,8 +30,18 @@ pub struct Cli {
 
 #[derive(Subcommand)]
 pub enum Command {
-    /// Connections, tunnels, IKE and CHILD SAs, counters.
-    Status,
+    /// Connections, tunnels, IKE and CHILD SAs, counters (swanctl --list-sas).
+    Status {
+        /// Only this connection, or the connections a glob pattern (`*`, `?`) matches, e.g.
+        /// `site-*`. An unknown name is an error.
+        connection: Option<String>,
+    },
+    /// The running config's connections: keying, identities, selectors, proposals, mode,
+    /// tunnels and lifetimes (swanctl --list-conns). Secrets are never shown.
+    ListConns {
+        /// A connection name or glob pattern, as for `status`.
+        connection: Option<String>,
+    },
     /// Negotiate a connection now and wait until its tunnels are up.
     Initiate {
         connection: String,
@@ -44,4 +54,19 @@ pub enum Command {
     Terminate { connection: String },
     /// Re-read the configuration; a bad one is refused and the running one stays.
     Reload,
+    /// Rekey a connection's CHILD_SAs now (or its IKE SAs with --ike), make-before-break as
+    /// lifetimes do; the new SPIs show in `status` once the exchanges complete.
+    Rekey {
+        connection: String,
+        /// Rekey the IKE SA of each tunnel instead of its CHILD_SAs.
+        #[arg(long)]
+        ike: bool,
+    },
+    /// Print a new random pre-shared key (32 bytes, hex) in the format psk_file takes, or
+    /// write it to FILE (created mode 0600; an existing file is never overwritten). Needs no
+    /// running daemon.
+    Genpsk {
+        /// The PSK file to create; stdout when absent.
+        file: Option<PathBuf>,
+    },
 }

@@ -12,7 +12,7 @@ use clap::{Parser, Subcommand};
     long_about = "ironsec IPsec gateway daemon: joins the local site's networks to remote sites \
                   over IKEv2-negotiated (or manually keyed) ESP-in-UDP tunnels through a TUN \
                   device. Without a command it runs in the foreground (under systemd as \
-                  ironsecd.service), logging to stderr; `ironsecctl` controls it.",
+                  ironsecd.service), logging to stderr or the journal; `ironsecctl` controls it.",
     after_help = super::DAEMON_SHORT_HELP,
     after_long_help = super::long_help(super::DAEMON_SECTIONS)
 )]
@@ -25,6 +25,15 @@ pub struct Cli {
         default_value = "/etc/ironsec/ironsecd.toml"
     )]
     pub config: PathBuf,
+    /// How to log (the level is set by `IRONSEC_LOG`, e.g. `debug`; default `info`).
+    #[arg(
+        long,
+        global = true,
+        value_enum,
+        env = "IRONSEC_LOG_FORMAT",
+        default_value_t = crate::logging::LogFormat::Auto
+    )]
+    pub log_format: crate::logging::LogFormat,
     #[command(subcommand)]
     pub command: Option<Command>,
 }

@@ -27,6 +27,9 @@ pub struct Gateway {
     pub batch: usize,
     /// Where the Prometheus text endpoint listens; None = off.
     pub metrics: Option<SocketAddr>,
+    /// The metrics endpoint's bearer token file and the token read from it; None = no
+    /// authentication.
+    pub metrics_token: Option<(PathBuf, MetricsToken)>,
     /// Cap on all tunnels' egress in bits/s, shared among connections by weight; None = none.
     pub bandwidth: Option<u64>,
     /// UDP GSO/GRO on the ESP sockets.
@@ -40,6 +43,32 @@ pub struct Gateway {
     /// Largest IP datagram (headers included) an IKE message goes out in once fragmentation
     /// (RFC 7383) is agreed: larger messages are sent as fragments.
     pub ike_fragment_size: usize,
+}
+
+/// The metrics endpoint's bearer token. Zeroed when dropped; `Debug` shows no byte of it;
+/// compared in constant time ([`MetricsToken::matches`]).
+#[derive(Clone, PartialEq, Eq)]
+pub struct MetricsToken(zeroize::Zeroizing<String>);
+
+impl MetricsToken {
+    /// The token file's text without surrounding white space (a trailing newline is usual).
+    pub fn new(text: &str) -> Option<MetricsToken> {
+        let t = text.trim();
+        (!t.is_empty()).then(|| MetricsToken(zeroize::Zeroizing::new(t.to_string())))
+    }
+
+    /// Whether `offered` is the token, in time that does not depend on where they differ (so
+    /// a client cannot find it byte by byte by timing its answers).
+    pub fn matches(&self, offered: &[u8]) -> bool {
+        use subtle::ConstantTimeEq;
+        bool::from(self.0.as_bytes().ct_eq(offered))
+    }
+}
+
+impl std::fmt::Debug for MetricsToken {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("MetricsToken(<redacted>)")
+    }
 }
 
 /// One key of `[gateway]`, in schema order.
@@ -56,6 +85,7 @@ pub enum GatewayKey {
     SocketBuffer,
     Batch,
     Metrics,
+    MetricsTokenFile,
     Bandwidth,
     UdpOffload,
     TunOffload,
@@ -85,7 +115,7 @@ pub enum SetsUp {
 
 impl GatewayKey {
     /// Every key, in schema order.
-    pub const ALL: [GatewayKey; 17] = [
+    pub const ALL: [GatewayKey; 18] = [
         GatewayKey::Tun,
         GatewayKey::TunMtu,
         GatewayKey::TunTxqueuelen,
@@ -97,6 +127,7 @@ impl GatewayKey {
         GatewayKey::SocketBuffer,
         GatewayKey::Batch,
         GatewayKey::Metrics,
+        GatewayKey::MetricsTokenFile,
         GatewayKey::Bandwidth,
         GatewayKey::UdpOffload,
         GatewayKey::TunOffload,
@@ -119,6 +150,7 @@ impl GatewayKey {
             GatewayKey::SocketBuffer => "socket_buffer",
             GatewayKey::Batch => "batch",
             GatewayKey::Metrics => "metrics",
+            GatewayKey::MetricsTokenFile => "metrics_token_file",
             GatewayKey::Bandwidth => "bandwidth",
             GatewayKey::UdpOffload => "udp_offload",
             GatewayKey::TunOffload => "tun_offload",
@@ -146,7 +178,8 @@ impl GatewayKey {
             GatewayKey::IkePort
             | GatewayKey::ControlSocket
             | GatewayKey::ReplayWindow
-            | GatewayKey::Metrics => AtStart(Daemon),
+            | GatewayKey::Metrics
+            | GatewayKey::MetricsTokenFile => AtStart(Daemon),
             // The sharer reads it every round.
             GatewayKey::Bandwidth => Live,
             // The IKE engine reads them for each new IKE_SA_INIT or outgoing message; a
@@ -201,6 +234,11 @@ impl Gateway {
             GatewayKey::SocketBuffer => self.socket_buffer.to_string(),
             GatewayKey::Batch => self.batch.to_string(),
             GatewayKey::Metrics => self.metrics.map_or("off".to_string(), |a| a.to_string()),
+            // The path only: the token itself is never shown.
+            GatewayKey::MetricsTokenFile => self
+                .metrics_token
+                .as_ref()
+                .map_or("none".to_string(), |(p, _)| p.display().to_string()),
             GatewayKey::Bandwidth => self
                 .bandwidth
                 .map_or("none".to_string(), |b| format!("{b} bit/s")),

@@ -25,6 +25,9 @@ pub struct IkeKeying {
     pub local_id: Identity,
     pub remote_id: Identity,
     pub psk: Psk,
+    /// The file the PSK was read from (None: inline `psk`): `ironsecctl list-conns` names
+    /// it, never the key.
+    pub psk_file: Option<std::path::PathBuf>,
     pub ike_proposals: Vec<IkeProposal>,
     pub esp_proposals: Vec<EspProposal>,
     /// The proposals may name legacy algorithms that need the opt-in (see
@@ -337,7 +340,7 @@ pub(super) fn validate(
         errs,
     );
     let mut tunnels = Vec::new();
-    for (j, t) in c.tunnels.iter().enumerate() {
+    for (j, t) in c.tunnels.iter().flatten().enumerate() {
         let tk = format!("{key}.tunnels[{j}]");
         if t.spi_in.is_some() || t.spi_out.is_some() {
             errs.push(ConfigError::new(
@@ -354,11 +357,15 @@ pub(super) fn validate(
             ));
         }
         // A peer given by name: resolved now (start, reload) and on every reconnect.
-        let remote_name = super::peer_name::is_dns_name(&t.remote)
-            .then(|| std::sync::Arc::<str>::from(t.remote.as_str()));
-        let resolved = match (&remote_name, t.local.parse::<IpAddr>()) {
-            (Some(name), Ok(local)) => match super::peer_name::resolve(name, local) {
-                Ok(a) => a.to_string(),
+        let remote_name = t
+            .remote
+            .as_deref()
+            .filter(|r| super::peer_name::is_dns_name(r))
+            .map(std::sync::Arc::<str>::from);
+        let local_ip = t.local.as_deref().map(str::parse::<IpAddr>);
+        let resolved = match (&remote_name, local_ip) {
+            (Some(name), Some(Ok(local))) => match super::peer_name::resolve(name, local) {
+                Ok(a) => Some(a.to_string()),
                 Err(reason) => {
                     errs.push(ConfigError::new(file, format!("{tk}.remote"), reason));
                     continue;
@@ -366,7 +373,9 @@ pub(super) fn validate(
             },
             _ => t.remote.clone(),
         };
-        if let Some((local, remote)) = super::tunnel_addrs(file, &tk, &t.local, &resolved, errs) {
+        if let Some((local, remote)) =
+            super::tunnel_addrs(file, &tk, t.local.as_deref(), resolved.as_deref(), errs)
+        {
             if t.weight == Some(0) || t.weight.is_some_and(|w| w > 1000) {
                 errs.push(ConfigError::new(
                     file,
@@ -505,6 +514,7 @@ pub(super) fn validate(
         remote_id: remote_id?,
         // The bytes move into the Psk (zeroed on drop); what is left behind is empty.
         psk: Psk::new(std::mem::take(&mut *psk?)),
+        psk_file: c.psk_file.clone(),
         ike_proposals,
         esp_proposals,
         allow_legacy_crypto,

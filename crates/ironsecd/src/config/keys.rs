@@ -57,6 +57,23 @@ pub fn check_private(path: &Path) -> Result<(), ConfigError> {
     Ok(())
 }
 
+/// The text that marks a secret file as an example shipped with ironsec (under `conf/`), so
+/// that every example config can be checked from a fresh clone: such a file is no secret
+/// (everyone has it, and git cannot keep it 0600), so its permissions are not checked;
+/// `ironsecd check` warns about it and the daemon refuses to run with it
+/// ([`super::Config::load`]).
+pub const EXAMPLE_MARK: &str = "ironsec-example-secret-not-for-use";
+
+/// Whether the file at `path` is a shipped example secret: it holds [`EXAMPLE_MARK`].
+pub fn is_example(path: &Path) -> bool {
+    std::fs::read(path).is_ok_and(|bytes| {
+        let bytes = Zeroizing::new(bytes);
+        bytes
+            .windows(EXAMPLE_MARK.len())
+            .any(|w| w == EXAMPLE_MARK.as_bytes())
+    })
+}
+
 /// Checks the secret file `path` that key `key` of config file `file` names, and reports a
 /// problem against that config key (with the secret file's path in the reason), so the operator
 /// sees both which file is wrong and which connection wants it.
@@ -76,6 +93,10 @@ pub fn check_secret_file(
     let meta = std::fs::metadata(path).map_err(|e| fail(format!("cannot read: {e}")))?;
     if !meta.is_file() {
         return Err(fail("not a regular file".into()));
+    }
+    if is_example(path) {
+        // Not a secret: the loader reports it as an example instead.
+        return Ok(());
     }
     let mode = meta.mode() & 0o777;
     let who = |bits: u32| match (mode & bits & 0o070 != 0, mode & bits & 0o007 != 0) {
@@ -104,7 +125,7 @@ pub fn check_secret_file(
         }
         tracing::warn!(
             config = %file.display(),
-            key,
+            key = %key,
             secret_file = %path.display(),
             mode = format!("{mode:04o}"),
             "secret file is readable by {}; accepted because allow_readable_secret_file = true",

@@ -15,10 +15,15 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use serde::de::DeserializeOwned;
+use serde_path_to_error::Segment;
 use zeroize::Zeroizing;
 
 use super::error::ConfigError;
-use super::schema::{ConnectionSchema, FileSchema, FragmentSchema, GatewaySchema, GATEWAY_KEYS};
+use super::schema::{
+    keys_of, ConnectionSchema, FileSchema, FragmentSchema, GatewaySchema, TunnelSchema,
+    GATEWAY_KEYS,
+};
+use super::suggest;
 
 /// What the `file` of an error about an environment variable says: there is no file to name.
 pub const ENVIRONMENT: &str = "environment";
@@ -44,6 +49,10 @@ pub(super) struct Loaded {
     pub sources: Vec<PathBuf>,
     /// Gateway key -> the variable that set it, for errors and for `Config::env_overrides`.
     pub env: BTreeMap<String, String>,
+    /// (file, key) of every entry refused while reading and set aside so the rest could be
+    /// read. Validation sees those keys as absent (or defaulted), so what it would say about
+    /// them ("missing", a range against a default) is not reported a second time.
+    pub refused: Vec<(PathBuf, String)>,
 }
 
 /// A validated override: the variable, the gateway key it sets and the typed value.
@@ -53,63 +62,255 @@ struct EnvOverride {
     value: config::Value,
 }
 
+/// Errors found while reading, and the keys they set aside (see [`Loaded::refused`]).
+#[derive(Default)]
+struct Found {
+    errs: Vec<ConfigError>,
+    refused: Vec<(PathBuf, String)>,
+}
+
+impl Found {
+    /// Reports `key` of `file` and marks it set aside.
+    fn refuse(&mut self, file: &Path, key: String, reason: String) {
+        self.refused.push((file.to_path_buf(), key.clone()));
+        self.errs.push(ConfigError::new(file, key, reason));
+    }
+}
+
 /// Reads the main file, its fragments and the overrides in `env`; problems go to `errs`, and
 /// as much as could be read is returned so that validation can report the rest in one pass.
+///
+/// Every problem of a file is reported, not just the first serde meets: each table is checked
+/// for unknown keys against its schema type's own key list ([`keys_of`]), then deserialized on
+/// its own (`[gateway]`, each `[[connection]]`) so that one bad connection cannot hide another,
+/// and each value serde refuses is reported and set aside before trying again.
 pub(super) fn load(
     path: &Path,
     env: impl IntoIterator<Item = (String, String)>,
     errs: &mut Vec<ConfigError>,
 ) -> Loaded {
     let overrides = env_overrides(env, errs);
+    let mut found = Found::default();
     let mut sources = vec![path.to_path_buf()];
     let mut connections = Vec::new();
-    let gateway = match read_toml(path)
-        .and_then(|(text, _)| deserialize::<FileSchema>(path, &text, &overrides))
-    {
-        Ok(s) => {
-            connections.extend(sourced(path, s.connection));
-            Some(s.gateway)
+    let gateway = match read_toml(path) {
+        Ok((_, mut table)) => {
+            top_level_keys(path, &mut table, None, &mut found);
+            let gateway = read_gateway(path, table.remove("gateway"), &overrides, &mut found);
+            connections.extend(read_connections(
+                path,
+                table.remove("connection"),
+                &mut found,
+            ));
+            Some(gateway)
         }
         Err(e) => {
-            errs.push(e);
+            found.errs.push(e);
             None
         }
     };
     match fragment_paths(path) {
         Ok(fragments) => {
             for f in fragments {
-                connections.extend(sourced(&f, read_fragment(&f, path, errs)));
+                match read_toml(&f) {
+                    Ok((_, mut table)) => {
+                        top_level_keys(&f, &mut table, Some(path), &mut found);
+                        connections.extend(read_connections(
+                            &f,
+                            table.remove("connection"),
+                            &mut found,
+                        ));
+                    }
+                    Err(e) => found.errs.push(e),
+                }
                 sources.push(f);
             }
         }
-        Err(e) => errs.push(e),
+        Err(e) => found.errs.push(e),
     }
+    errs.extend(found.errs);
     Loaded {
         gateway,
         connections,
         sources,
         env: overrides.into_iter().map(|o| (o.key, o.var)).collect(),
+        refused: found.refused,
     }
 }
 
-/// Tags a file's connections with their origin and resolves their relative secret file paths
-/// against the file's directory: the operator wrote them next to that file, and the daemon's
-/// working directory (`/` under systemd) is no place to look for them.
-fn sourced(file: &Path, conns: Vec<ConnectionSchema>) -> Vec<SourcedConnection> {
-    let base = file.parent().unwrap_or(Path::new(""));
-    conns
-        .into_iter()
-        .enumerate()
-        .map(|(i, mut c)| {
-            c.psk_file = c.psk_file.map(|p| base.join(p));
-            c.keys_file = c.keys_file.map(|p| base.join(p));
-            SourcedConnection {
-                file: file.to_path_buf(),
-                key: format!("connection[{i}]"),
-                schema: c,
+/// Refuses (and removes) the top-level keys a file may not have: anything but `[gateway]` and
+/// `[[connection]]` in the main file, anything but `[[connection]]` in a fragment (`main` is
+/// then the main file, named in the error so the operator knows where gateway keys go).
+fn top_level_keys(file: &Path, table: &mut toml::Table, main: Option<&Path>, found: &mut Found) {
+    let known = match main {
+        None => keys_of::<FileSchema>(),
+        Some(_) => keys_of::<FragmentSchema>(),
+    };
+    let unknown: Vec<String> = table
+        .keys()
+        .filter(|k| !known.contains(&k.as_str()))
+        .cloned()
+        .collect();
+    for key in unknown {
+        table.remove(&key);
+        let reason = match main {
+            Some(main) if key == "gateway" => format!(
+                "only the main file sets gateway keys (move them to {}); a {FRAGMENT_DIR} fragment holds [[connection]] tables only",
+                main.display()
+            ),
+            Some(_) => format!(
+                "unknown key{}; a {FRAGMENT_DIR} fragment holds [[connection]] tables only",
+                suggest::did_you_mean(&key, known.iter().copied())
+            ),
+            None => unknown_key(&key, known, "the top-level keys are"),
+        };
+        found.refuse(file, key, reason);
+    }
+}
+
+/// The reason for an unknown key: the closest known one if there is one, else the list.
+fn unknown_key(key: &str, known: &[&str], list_intro: &str) -> String {
+    match suggest::closest(key, known.iter().copied()) {
+        Some(c) => format!("unknown key (did you mean \"{c}\"?)"),
+        None => format!("unknown key; {list_intro} {}", known.join(", ")),
+    }
+}
+
+/// Removes and reports the keys of `table` (at `key`) that are not in `known`.
+fn drop_unknown_keys(
+    file: &Path,
+    key: &str,
+    table: &mut toml::Table,
+    known: &[&str],
+    list_intro: &str,
+    found: &mut Found,
+) {
+    let unknown: Vec<String> = table
+        .keys()
+        .filter(|k| !known.contains(&k.as_str()))
+        .cloned()
+        .collect();
+    for k in unknown {
+        table.remove(&k);
+        found.refuse(
+            file,
+            format!("{key}.{k}"),
+            unknown_key(&k, known, list_intro),
+        );
+    }
+}
+
+/// `[gateway]` with the environment's overrides: every bad key reported, and left at its
+/// default so that the rest is still validated.
+fn read_gateway(
+    file: &Path,
+    value: Option<toml::Value>,
+    overrides: &[EnvOverride],
+    found: &mut Found,
+) -> GatewaySchema {
+    let mut table = match value {
+        None => toml::Table::new(),
+        Some(toml::Value::Table(t)) => t,
+        Some(_) => {
+            found.refuse(
+                file,
+                "gateway".into(),
+                "expected a table: [gateway] and key = value lines below it".into(),
+            );
+            toml::Table::new()
+        }
+    };
+    drop_unknown_keys(
+        file,
+        "gateway",
+        &mut table,
+        &GATEWAY_KEYS,
+        "gateway keys are",
+        found,
+    );
+    deserialize_all(file, "gateway", table, overrides, found).unwrap_or_default()
+}
+
+/// A file's `[[connection]]` tables, each checked on its own, tagged with its origin.
+fn read_connections(
+    file: &Path,
+    value: Option<toml::Value>,
+    found: &mut Found,
+) -> Vec<SourcedConnection> {
+    let items = match value {
+        None => return Vec::new(),
+        Some(toml::Value::Array(items)) => items,
+        Some(_) => {
+            found.refuse(
+                file,
+                "connection".into(),
+                "expected [[connection]] tables".into(),
+            );
+            return Vec::new();
+        }
+    };
+    let mut out = Vec::new();
+    for (i, item) in items.into_iter().enumerate() {
+        let key = format!("connection[{i}]");
+        let toml::Value::Table(mut table) = item else {
+            found.refuse(file, key, "expected a [[connection]] table".into());
+            continue;
+        };
+        drop_unknown_keys(
+            file,
+            &key,
+            &mut table,
+            keys_of::<ConnectionSchema>(),
+            "connection keys are",
+            found,
+        );
+        if let Some(toml::Value::Array(tunnels)) = table.get_mut("tunnels") {
+            let mut bad_tunnel = false;
+            for (j, t) in tunnels.iter_mut().enumerate() {
+                let tk = format!("{key}.tunnels[{j}]");
+                match t {
+                    toml::Value::Table(t) => drop_unknown_keys(
+                        file,
+                        &tk,
+                        t,
+                        keys_of::<TunnelSchema>(),
+                        "tunnel keys are",
+                        found,
+                    ),
+                    _ => {
+                        bad_tunnel = true;
+                        found.refuse(
+                            file,
+                            tk,
+                            "expected a table such as { local = \"192.0.2.1\", remote = \"198.51.100.1\" }".into(),
+                        );
+                    }
+                }
             }
-        })
-        .collect()
+            if bad_tunnel {
+                // Removing the entry would renumber the tunnels after it in later errors.
+                table.remove("tunnels");
+            }
+        }
+        if let Some(schema) = deserialize_all::<ConnectionSchema>(file, &key, table, &[], found) {
+            out.push(SourcedConnection {
+                file: file.to_path_buf(),
+                key,
+                schema: with_resolved_paths(file, schema),
+            });
+        }
+    }
+    out
+}
+
+/// Resolves a connection's relative secret file paths against the directory of the file that
+/// names them: the operator wrote them next to that file, and the daemon's working directory
+/// (`/` under systemd) is no place to look for them.
+fn with_resolved_paths(file: &Path, mut c: ConnectionSchema) -> ConnectionSchema {
+    let base = file.parent().unwrap_or(Path::new(""));
+    c.psk_file = c.psk_file.map(|p| base.join(p));
+    c.keys_file = c.keys_file.map(|p| base.join(p));
+    c
 }
 
 /// `conf.d/*.toml` beside `main`, sorted by file name so the order of connections (and of
@@ -134,36 +335,6 @@ pub fn fragment_paths(main: &Path) -> Result<Vec<PathBuf>, ConfigError> {
     }
     names.sort();
     Ok(names.into_iter().map(|n| dir.join(n)).collect())
-}
-
-/// A fragment's connections. Any other top-level key is refused (all of them reported), yet
-/// its connections are still checked so one run shows every problem.
-fn read_fragment(path: &Path, main: &Path, errs: &mut Vec<ConfigError>) -> Vec<ConnectionSchema> {
-    let (text, table) = match read_toml(path) {
-        Ok(t) => t,
-        Err(e) => {
-            errs.push(e);
-            return Vec::new();
-        }
-    };
-    for key in table.keys().filter(|k| *k != "connection") {
-        let reason = if key == "gateway" {
-            format!(
-                "only the main file sets gateway keys (move them to {}); a {FRAGMENT_DIR} fragment holds [[connection]] tables only",
-                main.display()
-            )
-        } else {
-            format!("unknown key; a {FRAGMENT_DIR} fragment holds [[connection]] tables only")
-        };
-        errs.push(ConfigError::new(path, key.as_str(), reason));
-    }
-    match deserialize::<FragmentSchema>(path, &text, &[]) {
-        Ok(f) => f.connection,
-        Err(e) => {
-            errs.push(e);
-            Vec::new()
-        }
-    }
 }
 
 /// A file's text, checked to be TOML. The parser's own message quotes the offending line,
@@ -191,56 +362,111 @@ fn read_toml(path: &Path) -> Result<(Zeroizing<String>, toml::Table), ConfigErro
     Ok((text, table))
 }
 
-/// Deserializes one file's text (with `overrides` applied to its `[gateway]`) through the
-/// config crate, keeping the key path of the first problem.
-fn deserialize<T: DeserializeOwned>(
-    path: &Path,
-    text: &str,
+/// Deserializes `table` (at `key`; with `overrides` set in it) as a `T`, reporting every
+/// value serde refuses: each is reported, set aside and the rest tried again, until what is
+/// left deserializes (every schema key is optional or defaulted, so it does). None if an error
+/// names no key that could be set aside.
+///
+/// The values go through the config crate, as they always have, so its conversions (`"1400"`
+/// for an integer key, `"yes"` for a bool) keep working and environment values behave alike.
+fn deserialize_all<T: DeserializeOwned>(
+    file: &Path,
+    key: &str,
+    table: toml::Table,
     overrides: &[EnvOverride],
-) -> Result<T, ConfigError> {
-    let mut b = config::Config::builder()
-        .add_source(config::File::from_str(text, config::FileFormat::Toml));
-    for o in overrides {
-        b = b
-            .set_override(format!("gateway.{}", o.key), o.value.clone())
-            .map_err(|e| ConfigError::new(Path::new(ENVIRONMENT), &o.var, e.to_string()))?;
-    }
-    let raw = b
-        .build()
-        .map_err(|e| ConfigError::new(path, "", without_source_lines(&e.to_string())))?;
-    serde_path_to_error::deserialize(raw).map_err(|e| {
-        let key = e.path().to_string();
-        let key = if key == "." { String::new() } else { key };
+    found: &mut Found,
+) -> Option<T> {
+    let mut value = toml::Value::Table(table);
+    let mut overrides: Vec<&EnvOverride> = overrides.iter().collect();
+    let mut errs = Vec::new();
+    let result = loop {
+        let mut raw = to_config(&value);
+        if let config::ValueKind::Table(t) = &mut raw.kind {
+            for o in &overrides {
+                t.insert(o.key.clone(), o.value.clone());
+            }
+        }
+        let e = match serde_path_to_error::deserialize::<_, T>(raw) {
+            Ok(t) => break Some(t),
+            Err(e) => e,
+        };
+        let path: Vec<Segment> = e.path().iter().cloned().collect();
+        let rel = e.path().to_string();
+        let rel = if rel == "." { String::new() } else { rel };
         let reason = super::strip_location(&e.into_inner().to_string());
         // A mistyped secret must not be echoed back ("invalid type: integer `1234`").
-        let reason = if key == "psk" || key.ends_with(".psk") {
+        let reason = if rel == "psk" {
             "expected a quoted string (the value is not shown: it is a secret)".to_string()
         } else {
             reason
         };
-        match overrides
-            .iter()
-            .find(|o| key == format!("gateway.{}", o.key))
-        {
-            Some(o) => ConfigError::new(Path::new(ENVIRONMENT), &o.var, reason),
-            None => ConfigError::new(path, key, reason),
+        if let Some(i) = overrides.iter().position(|o| o.key == rel) {
+            errs.push(ConfigError::new(
+                Path::new(ENVIRONMENT),
+                &overrides[i].var,
+                reason,
+            ));
+            overrides.remove(i);
+            continue;
         }
-    })
+        let full = if rel.is_empty() {
+            key.to_string()
+        } else {
+            format!("{key}.{rel}")
+        };
+        found.refused.push((file.to_path_buf(), full.clone()));
+        errs.push(ConfigError::new(file, full, reason));
+        if !set_aside(&mut value, &path) {
+            break None;
+        }
+    };
+    // serde meets the keys in no fixed order (the config crate's tables are hash maps).
+    errs.sort_by(|a, b| a.key.cmp(&b.key));
+    found.errs.extend(errs);
+    result
 }
 
-/// Drops the source excerpt (`12 | psk = "..."`, `  |     ^`) a TOML parser puts in its
-/// messages: the line may hold a secret, and our error already names file and position.
-fn without_source_lines(msg: &str) -> String {
-    let kept: Vec<&str> = msg
-        .lines()
-        .filter(|l| {
-            !l.trim_start_matches(|c: char| c.is_ascii_digit() || c == ' ')
-                .starts_with('|')
-        })
-        .map(str::trim)
-        .filter(|l| !l.is_empty())
-        .collect();
-    super::strip_location(&kept.join("; "))
+/// Removes the entry an error's `path` names: the innermost table key on it (an array element
+/// goes with its whole array, so that later errors keep their indices). False if there is none.
+fn set_aside(value: &mut toml::Value, path: &[Segment]) -> bool {
+    let Some(last) = path.iter().rposition(|s| matches!(s, Segment::Map { .. })) else {
+        return false;
+    };
+    let mut cur = value;
+    for s in &path[..last] {
+        cur = match (s, cur) {
+            (Segment::Map { key }, toml::Value::Table(t)) => match t.get_mut(key) {
+                Some(v) => v,
+                None => return false,
+            },
+            (Segment::Seq { index }, toml::Value::Array(a)) => match a.get_mut(*index) {
+                Some(v) => v,
+                None => return false,
+            },
+            _ => return false,
+        };
+    }
+    match (&path[last], cur) {
+        (Segment::Map { key }, toml::Value::Table(t)) => t.remove(key).is_some(),
+        _ => false,
+    }
+}
+
+/// A TOML value as the config crate's, to deserialize through it.
+fn to_config(v: &toml::Value) -> config::Value {
+    use config::ValueKind as K;
+    let kind = match v {
+        toml::Value::String(s) => K::String(s.clone()),
+        toml::Value::Integer(i) => K::I64(*i),
+        toml::Value::Float(f) => K::Float(*f),
+        toml::Value::Boolean(b) => K::Boolean(*b),
+        toml::Value::Datetime(d) => K::String(d.to_string()),
+        toml::Value::Array(a) => K::Array(a.iter().map(to_config).collect()),
+        toml::Value::Table(t) => {
+            K::Table(t.iter().map(|(k, v)| (k.clone(), to_config(v))).collect())
+        }
+    };
+    config::Value::new(None, kind)
 }
 
 /// `IRONSEC_GATEWAY__<KEY>` variables from `env`, each checked on its own against the gateway
@@ -267,10 +493,18 @@ fn env_overrides(
         }
         let key = var[ENV_PREFIX.len()..].to_ascii_lowercase();
         if !GATEWAY_KEYS.contains(&key.as_str()) {
-            errs.push(err(format!(
-                "unknown key '{key}'; gateway keys are {}",
-                GATEWAY_KEYS.join(", ")
-            )));
+            errs.push(err(
+                match suggest::closest(&key, GATEWAY_KEYS.iter().copied()) {
+                    Some(c) => format!(
+                        "unknown key '{key}' (did you mean {ENV_PREFIX}{}?)",
+                        c.to_ascii_uppercase()
+                    ),
+                    None => format!(
+                        "unknown key '{key}'; gateway keys are {}",
+                        GATEWAY_KEYS.join(", ")
+                    ),
+                },
+            ));
             continue;
         }
         if let Some(prev) = out.iter().find(|o| o.key == key) {

@@ -10,6 +10,7 @@ pub mod load;
 pub mod peer_name;
 pub mod schema;
 pub mod static_keying;
+pub mod suggest;
 
 use std::collections::{BTreeMap, HashMap};
 use std::net::{IpAddr, SocketAddr};
@@ -18,7 +19,7 @@ use std::path::{Path, PathBuf};
 use ironsec_dataplane::{Prefix, Selector};
 
 pub use error::{ConfigError, ConfigErrors};
-pub use gateway::{Applies, Gateway, GatewayKey, NeedsRestart, SetsUp};
+pub use gateway::{Applies, Gateway, GatewayKey, MetricsToken, NeedsRestart, SetsUp};
 use ironsec_esp::Suite;
 pub use keys::Keymat;
 use load::{Loaded, SourcedConnection};
@@ -37,6 +38,19 @@ pub struct Config {
     pub env_overrides: Vec<String>,
     pub gateway: Gateway,
     pub connections: Vec<Connection>,
+    /// The shipped example secret files this config names ([`keys::EXAMPLE_MARK`]), one line
+    /// each: only [`Config::load_for_check`] accepts them, and `ironsecd check` shows these.
+    pub example_secrets: Vec<String>,
+}
+
+/// What loading does with a shipped example secret file.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Examples {
+    /// Refuse it, as any error: the daemon never runs with a key everyone has.
+    Refuse,
+    /// Accept it and say so ([`Config::example_secrets`]): `ironsecd check` on the shipped
+    /// examples, from a fresh clone.
+    Accept,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -177,15 +191,7 @@ impl Config {
     /// Reads and validates `path`, the `conf.d/*.toml` fragments beside it and the
     /// `IRONSEC_GATEWAY__<KEY>` overrides in the process environment.
     pub fn load(path: &Path) -> Result<Config, ConfigErrors> {
-        // vars() would panic on a variable that is not UTF-8; such a variable cannot be one of
-        // ours, so a lossy copy is enough.
-        let env = std::env::vars_os().map(|(k, v)| {
-            (
-                k.to_string_lossy().into_owned(),
-                v.to_string_lossy().into_owned(),
-            )
-        });
-        Config::load_with_env(path, env)
+        Config::load_with_env(path, process_env())
     }
 
     /// [`Config::load`] with the environment given as (name, value) pairs, so tests and tools
@@ -196,7 +202,24 @@ impl Config {
     ) -> Result<Config, ConfigErrors> {
         let mut errs = Vec::new();
         let loaded = load::load(path, env, &mut errs);
-        validate(path, loaded, errs)
+        validate(path, loaded, errs, Examples::Refuse)
+    }
+
+    /// [`Config::load`] for `ironsecd check`: the same checks, except that the example secret
+    /// files shipped under `conf/` are accepted and listed in [`Config::example_secrets`]
+    /// instead of refused, so every shipped example can be checked as it is.
+    pub fn load_for_check(path: &Path) -> Result<Config, ConfigErrors> {
+        Config::load_for_check_with_env(path, process_env())
+    }
+
+    /// [`Config::load_for_check`] with the environment given, as [`Config::load_with_env`].
+    pub fn load_for_check_with_env(
+        path: &Path,
+        env: impl IntoIterator<Item = (String, String)>,
+    ) -> Result<Config, ConfigErrors> {
+        let mut errs = Vec::new();
+        let loaded = load::load(path, env, &mut errs);
+        validate(path, loaded, errs, Examples::Accept)
     }
 
     /// One line on what this config is made of: connections, files read, environment
@@ -259,6 +282,17 @@ impl Config {
     }
 }
 
+/// The process environment as (name, value) pairs. vars() would panic on a variable that is
+/// not UTF-8; such a variable cannot be one of ours, so a lossy copy is enough.
+fn process_env() -> impl Iterator<Item = (String, String)> {
+    std::env::vars_os().map(|(k, v)| {
+        (
+            k.to_string_lossy().into_owned(),
+            v.to_string_lossy().into_owned(),
+        )
+    })
+}
+
 /// The config crate appends where it was (`in FILE`, `for key K`); our errors say that in
 /// their own fields, so drop the suffix.
 fn strip_location(msg: &str) -> String {
@@ -275,6 +309,51 @@ fn strip_location(msg: &str) -> String {
     m.to_string()
 }
 
+/// The reason for a required key that is absent.
+pub(crate) const MISSING: &str = "required key is missing";
+
+/// Whether two key paths are the same entry or one holds the other (`connection[0].tunnels`
+/// holds `connection[0].tunnels[1].local`).
+fn related(a: &str, b: &str) -> bool {
+    let (short, long) = if a.len() <= b.len() { (a, b) } else { (b, a) };
+    long.strip_prefix(short)
+        .is_some_and(|rest| rest.is_empty() || rest.starts_with(['.', '[']))
+}
+
+/// Orders errors the way an operator reads the files: the environment's first, then file by
+/// file (the main file, then the fragments) and within a file table by table (`[gateway]`,
+/// then each connection in order). Within a table the order found stays (what was refused
+/// while reading, then validation's findings). An error about another file (a keys file)
+/// stays after the error it came with.
+fn in_file_order(errs: &mut [ConfigError], sources: &[PathBuf]) {
+    let table = |key: &str| -> usize {
+        key.strip_prefix("connection[")
+            .and_then(|r| r.split(']').next())
+            .and_then(|i| i.parse::<usize>().ok())
+            .map_or(0, |i| i + 1)
+    };
+    let mut last = (0, 0);
+    let mut ranked: Vec<((usize, usize), ConfigError)> = errs
+        .iter()
+        .cloned()
+        .map(|e| {
+            let rank = if e.file == Path::new(ENVIRONMENT) {
+                (0, 0)
+            } else if let Some(i) = sources.iter().position(|s| *s == e.file) {
+                (i + 1, table(&e.key))
+            } else {
+                last
+            };
+            last = rank;
+            (rank, e)
+        })
+        .collect();
+    ranked.sort_by_key(|(rank, _)| *rank);
+    for (slot, (_, e)) in errs.iter_mut().zip(ranked) {
+        *slot = e;
+    }
+}
+
 /// Where a connection (or one of its keys) was defined, as seen from an error in `here`: the
 /// file is named only when it is another one.
 fn place(here: &Path, file: &Path, key: &str) -> String {
@@ -289,7 +368,11 @@ fn validate(
     main: &Path,
     loaded: Loaded,
     mut errs: Vec<ConfigError>,
+    examples: Examples,
 ) -> Result<Config, ConfigErrors> {
+    // What validation finds below about a key the loader refused and set aside (now absent
+    // or defaulted) is a consequence of that error, not news: dropped at the end.
+    let from_loader = errs.len();
     let gateway = loaded
         .gateway
         .map(|g| validate_gateway(main, g, &loaded.env, &mut errs));
@@ -303,19 +386,48 @@ fn validate(
     let mut origins: Vec<(PathBuf, String)> = Vec::new();
     let mut names: HashMap<String, (PathBuf, String)> = HashMap::new();
     let mut spis_in: HashMap<u32, (PathBuf, String)> = HashMap::new();
+    let mut example_secrets = Vec::new();
     for SourcedConnection { file, key, schema } in loaded.connections {
-        if let Some((pf, pk)) = names.get(&schema.name) {
-            errs.push(ConfigError::new(
+        for (name, path) in [
+            ("psk_file", &schema.psk_file),
+            ("keys_file", &schema.keys_file),
+        ] {
+            let Some(path) = path.as_deref().filter(|p| keys::is_example(p)) else {
+                continue;
+            };
+            let how = if name == "psk_file" {
+                format!("rm {0} && ironsecctl genpsk {0}", path.display())
+            } else {
+                "put keys of your own in it (README, keying = \"static\") and chmod 600 it"
+                    .to_string()
+            };
+            let e = ConfigError::new(
+                &file,
+                format!("{key}.{name}"),
+                format!(
+                    "{} is an example shipped with ironsec, not a secret (everyone has it): \
+                     ironsecd does not run with it; replace it: {how}",
+                    path.display()
+                ),
+            );
+            match examples {
+                Examples::Refuse => errs.push(e),
+                Examples::Accept => example_secrets.push(e.to_string()),
+            }
+        }
+        match schema.name.as_ref().map(|n| (n, names.get(n))) {
+            Some((name, Some((pf, pk)))) => errs.push(ConfigError::new(
                 &file,
                 format!("{key}.name"),
                 format!(
-                    "connection name '{}' is already used by {}",
-                    schema.name,
+                    "connection name '{name}' is already used by {}",
                     place(&file, pf, pk)
                 ),
-            ));
-        } else {
-            names.insert(schema.name.clone(), (file.clone(), key.clone()));
+            )),
+            Some((name, None)) => {
+                names.insert(name.clone(), (file.clone(), key.clone()));
+            }
+            None => {}
         }
         if let Some(conn) = validate_connection(&file, &key, schema, port, &mut errs) {
             let tunnels = match &conn.keying {
@@ -369,6 +481,31 @@ fn validate(
             }
         }
     }
+    // `psk` and `psk_file` are alternatives: with one set aside, the other looks required.
+    let refused: Vec<(PathBuf, String)> = loaded
+        .refused
+        .iter()
+        .flat_map(|(f, k)| {
+            let other = k
+                .strip_suffix(".psk_file")
+                .map(|c| format!("{c}.psk"))
+                .or_else(|| k.strip_suffix(".psk").map(|c| format!("{c}.psk_file")));
+            std::iter::once((f.clone(), k.clone())).chain(other.map(|o| (f.clone(), o)))
+        })
+        .collect();
+    let mut i = from_loader;
+    while i < errs.len() {
+        let e = &errs[i];
+        if refused
+            .iter()
+            .any(|(f, k)| *f == e.file && related(k, &e.key))
+        {
+            errs.remove(i);
+        } else {
+            i += 1;
+        }
+    }
+    in_file_order(&mut errs, &loaded.sources);
     match gateway {
         Some(gateway) if errs.is_empty() => {
             let mut env_overrides: Vec<String> = loaded.env.into_values().collect();
@@ -379,6 +516,7 @@ fn validate(
                 env_overrides,
                 gateway,
                 connections,
+                example_secrets,
             })
         }
         _ => Err(ConfigErrors(errs)),
@@ -438,18 +576,52 @@ fn validate_gateway(
     if g.control_socket.as_os_str().is_empty() || !g.control_socket.is_absolute() {
         bad(GatewayKey::ControlSocket, "must be an absolute path".into());
     }
-    let metrics = match g.metrics.as_deref().map(str::parse::<SocketAddr>) {
+    let metrics = match g.metrics.as_str() {
+        "off" => None,
+        m => match m.parse::<SocketAddr>() {
+            Ok(a) => Some(a),
+            Err(_) => {
+                bad(
+                    GatewayKey::Metrics,
+                    format!(
+                        "'{m}' is not ADDRESS:PORT (e.g. \"{}\" or \"[::1]:14500\") or \"off\"",
+                        schema::DEFAULT_METRICS
+                    ),
+                );
+                None
+            }
+        },
+    };
+    let metrics_token = match &g.metrics_token_file {
         None => None,
-        Some(Ok(a)) => Some(a),
-        Some(Err(_)) => {
-            bad(
-                GatewayKey::Metrics,
-                format!(
-                    "'{}' is not ADDRESS:PORT (e.g. \"127.0.0.1:9814\" or \"[::1]:9814\")",
-                    g.metrics.as_deref().unwrap_or_default()
-                ),
-            );
-            None
+        Some(path) => {
+            let read = keys::check_private(path)
+                .map_err(|e| e.reason)
+                .and_then(|()| {
+                    std::fs::read_to_string(path)
+                        .map(zeroize::Zeroizing::new)
+                        .map_err(|e| format!("cannot read: {e}"))
+                })
+                .and_then(|text| {
+                    MetricsToken::new(&text).ok_or_else(|| "holds no token".to_string())
+                });
+            match read {
+                Ok(t) if metrics.is_some() => Some((path.clone(), t)),
+                Ok(_) => {
+                    bad(
+                        GatewayKey::MetricsTokenFile,
+                        "set, but metrics = \"off\": nothing would use it".into(),
+                    );
+                    None
+                }
+                Err(reason) => {
+                    bad(
+                        GatewayKey::MetricsTokenFile,
+                        format!("{}: {reason}", path.display()),
+                    );
+                    None
+                }
+            }
         }
     };
     if g.cookie_threshold > 1_000_000 {
@@ -493,6 +665,7 @@ fn validate_gateway(
         socket_buffer: g.socket_buffer,
         batch: g.batch,
         metrics,
+        metrics_token,
         bandwidth: g.bandwidth.map(|b| b.0),
         udp_offload: g.udp_offload,
         tun_offload: g.tun_offload,
@@ -542,26 +715,48 @@ fn validate_connection(
     errs: &mut Vec<ConfigError>,
 ) -> Option<Connection> {
     let before = errs.len();
-    if c.name.is_empty()
-        || !c
-            .name
-            .chars()
-            .all(|ch| ch.is_ascii_alphanumeric() || "._-".contains(ch))
-    {
-        errs.push(ConfigError::new(
-            file,
-            format!("{key}.name"),
-            format!(
-                "'{}' is not a valid name (letters, digits, '.', '_', '-')",
-                c.name
-            ),
-        ));
+    let missing = |errs: &mut Vec<ConfigError>, name: &str| {
+        errs.push(ConfigError::new(file, format!("{key}.{name}"), MISSING));
+    };
+    match &c.name {
+        None => missing(errs, "name"),
+        Some(name)
+            if name.is_empty()
+                || !name
+                    .chars()
+                    .all(|ch| ch.is_ascii_alphanumeric() || "._-".contains(ch)) =>
+        {
+            errs.push(ConfigError::new(
+                file,
+                format!("{key}.name"),
+                format!("'{name}' is not a valid name (letters, digits, '.', '_', '-')"),
+            ));
+        }
+        Some(_) => {}
     }
-    let local_selectors = selectors(file, &format!("{key}.local_ts"), &c.local_ts, errs);
-    let remote_selectors = selectors(file, &format!("{key}.remote_ts"), &c.remote_ts, errs);
-    // The remote prefixes with the index of the entry that gave each (for error keys).
-    let remote_ts: Vec<(usize, Prefix)> = c
+    for (name, present) in [
+        ("keying", c.keying.is_some()),
+        ("local_ts", c.local_ts.is_some()),
+        ("remote_ts", c.remote_ts.is_some()),
+        ("tunnels", c.tunnels.is_some()),
+    ] {
+        if !present {
+            missing(errs, name);
+        }
+    }
+    let remote_ts_written = c.remote_ts.as_deref().unwrap_or_default();
+    let local_selectors = c
+        .local_ts
+        .as_ref()
+        .map(|v| selectors(file, &format!("{key}.local_ts"), v, errs))
+        .unwrap_or_default();
+    let remote_selectors = c
         .remote_ts
+        .as_ref()
+        .map(|v| selectors(file, &format!("{key}.remote_ts"), v, errs))
+        .unwrap_or_default();
+    // The remote prefixes with the index of the entry that gave each (for error keys).
+    let remote_ts: Vec<(usize, Prefix)> = remote_ts_written
         .iter()
         .enumerate()
         .filter_map(|(i, s)| s.parse::<Selector>().ok().map(|sel| (i, sel.prefix)))
@@ -584,14 +779,14 @@ fn validate_connection(
             ));
         }
     }
-    if c.tunnels.is_empty() {
+    if c.tunnels.as_ref().is_some_and(Vec::is_empty) {
         errs.push(ConfigError::new(
             file,
             format!("{key}.tunnels"),
             "needs at least one tunnel",
         ));
     }
-    let name = c.name.clone();
+    let name = c.name.clone().unwrap_or_default();
     let bandwidth_weight = c.bandwidth_weight.unwrap_or(1);
     if !(1..=1000).contains(&bandwidth_weight) {
         errs.push(ConfigError::new(
@@ -618,8 +813,9 @@ fn validate_connection(
                 file,
                 format!("{key}.mss_clamp"),
                 format!(
-                    "{} is not an MSS clamp: expected \"auto\", \"off\" or an MSS in 536..=9000",
-                    show(other)
+                    "{} is not an MSS clamp: expected \"auto\", \"off\" or an MSS in 536..=9000{}",
+                    show(other),
+                    word_hint(other, &["auto", "off"])
                 ),
             ));
             MssClamp::Auto
@@ -634,8 +830,9 @@ fn validate_connection(
                 file,
                 format!("{key}.path_mtu"),
                 format!(
-                    "{} is not a path MTU: expected \"auto\" or bytes in 1280..=9000",
-                    show(other)
+                    "{} is not a path MTU: expected \"auto\" or bytes in 1280..=9000{}",
+                    show(other),
+                    word_hint(other, &["auto"])
                 ),
             ));
             PathMtu::Auto
@@ -650,14 +847,20 @@ fn validate_connection(
             errs.push(ConfigError::new(
                 file,
                 format!("{key}.copy_dscp"),
-                format!("'{w}' is not a copy_dscp: expected \"out\", \"in\", \"yes\" or \"no\""),
+                format!(
+                    "'{w}' is not a copy_dscp: expected \"out\", \"in\", \"yes\" or \"no\"{}",
+                    suggest::did_you_mean(w, ["out", "in", "yes", "no"])
+                ),
             ));
             CopyDscp::Out
         }
     };
     let keying = match c.keying {
-        KeyingKind::Static => static_keying::validate(file, key, c, port, errs).map(Keying::Static),
-        KeyingKind::Ike => ike_keying::validate(file, key, c, errs).map(Keying::Ike),
+        Some(KeyingKind::Static) => {
+            static_keying::validate(file, key, c, port, errs).map(Keying::Static)
+        }
+        Some(KeyingKind::Ike) => ike_keying::validate(file, key, c, errs).map(Keying::Ike),
+        None => None,
     };
     if let Some(k) = &keying {
         // Routing a peer's own address into the TUN device would send the tunnel's IKE and
@@ -702,6 +905,14 @@ fn validate_connection(
     })
 }
 
+/// " (did you mean ...)" for a misspelt word among `words`; nothing for a number.
+fn word_hint(v: &WordOrNumber, words: &[&str]) -> String {
+    match v {
+        WordOrNumber::Word(w) => suggest::did_you_mean(w, words.iter().copied()),
+        WordOrNumber::Number(_) => String::new(),
+    }
+}
+
 /// A word-or-number value as the operator wrote it, for an error message.
 fn show(v: &WordOrNumber) -> String {
     match v {
@@ -714,24 +925,21 @@ fn show(v: &WordOrNumber) -> String {
 pub(crate) fn tunnel_addrs(
     file: &Path,
     tk: &str,
-    local: &str,
-    remote: &str,
+    local: Option<&str>,
+    remote: Option<&str>,
     errs: &mut Vec<ConfigError>,
 ) -> Option<(IpAddr, IpAddr)> {
-    let l = local.parse::<IpAddr>().map_err(|_| {
-        ConfigError::new(
-            file,
-            format!("{tk}.local"),
-            format!("'{local}' is not an IP address"),
-        )
-    });
-    let r = remote.parse::<IpAddr>().map_err(|_| {
-        ConfigError::new(
-            file,
-            format!("{tk}.remote"),
-            format!("'{remote}' is not an IP address"),
-        )
-    });
+    let addr = |name: &str, v: Option<&str>| {
+        let k = format!("{tk}.{name}");
+        match v {
+            None => Err(ConfigError::new(file, k, MISSING)),
+            Some(v) => v
+                .parse::<IpAddr>()
+                .map_err(|_| ConfigError::new(file, k, format!("'{v}' is not an IP address"))),
+        }
+    };
+    let l = addr("local", local);
+    let r = addr("remote", remote);
     match (l, r) {
         (Ok(l), Ok(r)) if l.is_ipv4() == r.is_ipv4() => Some((l, r)),
         (Ok(_), Ok(_)) => {

@@ -61,6 +61,12 @@ fn default_ike_fragment_size() -> usize {
 /// [`GatewaySchema`] by a unit test, so the two cannot drift apart.
 pub use super::gateway::GATEWAY_KEYS;
 
+/// The keys of a table of type `T`, as its serde derive knows them: what unknown keys are
+/// refused against and suggestions picked from, without a second list that could drift.
+pub fn keys_of<T: serde::de::DeserializeOwned>() -> &'static [&'static str] {
+    serde_aux::serde_introspection::serde_introspect::<T>()
+}
+
 /// A conf.d fragment: connections only. Unknown top-level keys are not refused by serde here
 /// but by the loader, which says why (only the main file sets gateway keys).
 #[derive(Deserialize, Debug, Default)]
@@ -92,9 +98,14 @@ pub struct GatewaySchema {
     pub socket_buffer: usize,
     #[serde(default = "default_batch")]
     pub batch: usize,
-    /// Prometheus text endpoint, `"ADDRESS:PORT"`; off when absent.
+    /// Prometheus text endpoint, `"ADDRESS:PORT"` or `"off"`; default
+    /// [`DEFAULT_METRICS`] (loopback only).
+    #[serde(default = "default_metrics")]
+    pub metrics: String,
+    /// A file holding the bearer token a scrape must send (`Authorization: Bearer TOKEN`);
+    /// none: no authentication (fine on loopback).
     #[serde(default)]
-    pub metrics: Option<String>,
+    pub metrics_token_file: Option<PathBuf>,
     /// Cap on the sum of every tunnel's egress: "200M", "1.5Gbit", "500k" or bits/s.
     #[serde(default)]
     pub bandwidth: Option<Bandwidth>,
@@ -120,6 +131,17 @@ fn default_true() -> bool {
     true
 }
 
+/// Where the metrics endpoint listens unless told otherwise: loopback only, so that it is on
+/// for the local Prometheus (or a reverse proxy) without being reachable from the networks the
+/// gateway serves. The port is outside 9100-9999, the range of Prometheus exporter defaults,
+/// which is wholly allocated: any port there is another exporter's that may run on this host
+/// (README "Metrics").
+pub const DEFAULT_METRICS: &str = "127.0.0.1:14500";
+
+fn default_metrics() -> String {
+    DEFAULT_METRICS.to_string()
+}
+
 impl Default for GatewaySchema {
     fn default() -> Self {
         GatewaySchema {
@@ -133,7 +155,8 @@ impl Default for GatewaySchema {
             replay_window: default_replay_window(),
             socket_buffer: default_socket_buffer(),
             batch: default_batch(),
-            metrics: None,
+            metrics: default_metrics(),
+            metrics_token_file: None,
             bandwidth: None,
             udp_offload: true,
             tun_offload: true,
@@ -146,7 +169,8 @@ impl Default for GatewaySchema {
 
 /// `TryFrom<String>` for a config word: the config crate's own message for an unknown enum
 /// value ("enum X does not have variant constructor y") tells an operator neither the key's
-/// choices nor how to spell them. Aliases are accepted but not advertised.
+/// choices nor how to spell them; this one lists them and suggests the closest. Aliases are
+/// accepted but not advertised.
 macro_rules! config_word {
     ($ty:ident, $what:literal, [$($word:literal => $variant:ident),+] $(, aliases [$($alias:literal => $avariant:ident),+])?) => {
         impl TryFrom<String> for $ty {
@@ -156,9 +180,10 @@ macro_rules! config_word {
                     $($word => Ok($ty::$variant),)+
                     $($($alias => Ok($ty::$avariant),)+)?
                     _ => Err(format!(
-                        "'{s}' is not a {}: expected {}",
+                        "'{s}' is not a {}: expected {}{}",
                         $what,
-                        [$(concat!("\"", $word, "\"")),+].join(", ")
+                        [$(concat!("\"", $word, "\"")),+].join(", "),
+                        super::suggest::did_you_mean(&s, [$($word),+])
                     )),
                 }
             }
@@ -168,6 +193,7 @@ macro_rules! config_word {
 
 config_word!(KeyingKind, "keying", ["static" => Static, "ike" => Ike]);
 config_word!(StartAction, "start_action", ["start" => Start, "trap" => Trap, "none" => None]);
+config_word!(Mode, "mode", ["active-standby" => ActiveStandby, "active-active" => ActiveActive]);
 config_word!(
     CloseAction,
     "close_action",
@@ -198,7 +224,7 @@ pub enum StartAction {
 
 /// How the tunnels of one connection carry its traffic.
 #[derive(Deserialize, Debug, Clone, Copy, PartialEq, Eq)]
-#[serde(rename_all = "kebab-case")]
+#[serde(try_from = "String")]
 pub enum Mode {
     /// One tunnel at a time: the up tunnel of highest priority; the others stand by, up.
     ActiveStandby,
@@ -221,14 +247,23 @@ pub enum CloseAction {
 
 /// One schema for both keyings: which keys apply depends on `keying`, and validation says
 /// which ones are missing or do not belong.
+///
+/// Every key is an `Option`, the required ones too (validation reports those missing): so a
+/// connection whose bad keys were set aside still deserializes, and its other keys are still
+/// checked in the same run ([`super::load`]).
 #[derive(Deserialize, Debug)]
 #[serde(deny_unknown_fields)]
 pub struct ConnectionSchema {
-    pub name: String,
-    pub keying: KeyingKind,
-    pub local_ts: Vec<String>,
-    pub remote_ts: Vec<String>,
-    pub tunnels: Vec<TunnelSchema>,
+    /// Required.
+    pub name: Option<String>,
+    /// Required.
+    pub keying: Option<KeyingKind>,
+    /// Required.
+    pub local_ts: Option<Vec<String>>,
+    /// Required.
+    pub remote_ts: Option<Vec<String>>,
+    /// Required.
+    pub tunnels: Option<Vec<TunnelSchema>>,
     // keying = "static"
     pub esp: Option<String>,
     pub esn: Option<bool>,
@@ -307,8 +342,10 @@ pub struct ConnectionSchema {
 #[derive(Deserialize, Debug)]
 #[serde(deny_unknown_fields)]
 pub struct TunnelSchema {
-    pub local: String,
-    pub remote: String,
+    /// Required (an `Option` for the same reason as [`ConnectionSchema`]'s keys).
+    pub local: Option<String>,
+    /// Required.
+    pub remote: Option<String>,
     /// active-standby: the up tunnel with the highest priority carries the traffic.
     pub priority: Option<u32>,
     /// active-active: share of the flows.

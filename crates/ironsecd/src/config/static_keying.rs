@@ -13,6 +13,8 @@ use super::schema::ConnectionSchema;
 pub struct StaticKeying {
     pub suite: Suite,
     pub esn: bool,
+    /// Where the keys came from: `ironsecctl list-conns` names the file, never the keys.
+    pub keys_file: std::path::PathBuf,
     pub tunnels: Vec<StaticTunnel>,
 }
 
@@ -139,7 +141,7 @@ pub(super) fn validate(
         }
     };
     let mut tunnels = Vec::new();
-    for (j, t) in c.tunnels.into_iter().enumerate() {
+    for (j, t) in c.tunnels.into_iter().flatten().enumerate() {
         let tk = format!("{key}.tunnels[{j}]");
         let (Some(spi_out), Some(spi_in)) = (t.spi_out, t.spi_in) else {
             errs.push(ConfigError::new(
@@ -149,7 +151,8 @@ pub(super) fn validate(
             ));
             continue;
         };
-        let Some((local, remote)) = super::tunnel_addrs(file, &tk, &t.local, &t.remote, errs)
+        let Some((local, remote)) =
+            super::tunnel_addrs(file, &tk, t.local.as_deref(), t.remote.as_deref(), errs)
         else {
             continue;
         };
@@ -205,6 +208,7 @@ pub(super) fn validate(
     Some(StaticKeying {
         suite: suite?,
         esn,
+        keys_file,
         tunnels,
     })
 }

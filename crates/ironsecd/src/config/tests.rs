@@ -1,5 +1,5 @@
 use std::os::unix::fs::PermissionsExt;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use super::*;
 
@@ -39,8 +39,8 @@ fn example(d: &Dir, which: &str) -> String {
     );
     std::fs::read_to_string(src)
         .unwrap()
-        .replace("/etc/ironsec/site-b.keys", keys.to_str().unwrap())
-        .replace("/etc/ironsec/site-a.keys", keys.to_str().unwrap())
+        .replace("keys/site-b.keys", keys.to_str().unwrap())
+        .replace("keys/site-a.keys", keys.to_str().unwrap())
 }
 
 fn errors(d: &Dir, toml: &str) -> Vec<ConfigError> {
@@ -71,7 +71,12 @@ fn unknown_key_names_file_and_path() {
     let e = errors(&d, &t);
     assert_eq!(e.len(), 1);
     assert_eq!(e[0].key, "connection[0].frobnicate");
-    assert!(e[0].reason.contains("unknown field"), "{}", e[0]);
+    assert!(
+        e[0].reason
+            .starts_with("unknown key; connection keys are name, keying, local_ts,"),
+        "{}",
+        e[0]
+    );
     assert!(e[0]
         .to_string()
         .starts_with(&format!("{}: ", d.0.join("c.toml").display())));
@@ -577,19 +582,26 @@ fn errors_name_the_file_and_index_that_defined_the_connection() {
             ),
         ],
     );
-    // The first serde error of a file stops that file; the others are still checked. (serde's
-    // list of valid keys grows with the schema: only its start is pinned here.)
+    // An unknown key hides nothing: the rest of its connection and file are still checked.
+    // (The list of valid keys grows with the schema: only its start is pinned here.)
     let errs = refused(&main, no_env());
-    assert_eq!(errs.len(), 2, "{errs:?}");
+    assert_eq!(errs.len(), 3, "{errs:?}");
     assert!(
         errs[0].starts_with(&format!(
-            "{}: connection[1].frobnicate: unknown field `frobnicate`, expected one of `name`, `keying`,",
+            "{}: connection[1].frobnicate: unknown key; connection keys are name, keying,",
             d.0.join("conf.d/c.toml").display()
         )),
         "{errs:?}"
     );
     assert_eq!(
         errs[1],
+        format!(
+            "{}: connection[1].remote_ts[0]: '10.4.0.1/24': host bits are set; did you mean 10.4.0.0/24?",
+            d.0.join("conf.d/c.toml").display()
+        )
+    );
+    assert_eq!(
+        errs[2],
         format!(
             "{}: connection[0].remote_ts[0]: '10.5.0.1/24': host bits are set; did you mean 10.5.0.0/24?",
             d.0.join("conf.d/e.toml").display()
@@ -620,14 +632,15 @@ fn duplicates_and_overlaps_across_files_name_both_places() {
     let frag = d.0.join("conf.d/x.toml");
     assert_eq!(
         refused(&main, no_env()),
+        // In the order of the file: connection[0]'s error, then connection[1]'s.
         [
             format!(
-                "{}: connection[1].name: connection name 'b' is already used by {}: connection[0]",
+                "{}: connection[0].remote_ts[1]: 10.3.0.128/25 overlaps 10.3.0.0/24 of connection 'c' ({}: connection[1].remote_ts[0])",
                 frag.display(),
                 main.display()
             ),
             format!(
-                "{}: connection[0].remote_ts[1]: 10.3.0.128/25 overlaps 10.3.0.0/24 of connection 'c' ({}: connection[1].remote_ts[0])",
+                "{}: connection[1].name: connection name 'b' is already used by {}: connection[0]",
                 frag.display(),
                 main.display()
             ),
@@ -864,10 +877,10 @@ fn bad_environment_overrides_name_the_variable() {
         [
             "environment: IRONSEC_GATEWAY_PORT: not a gateway override: they are named IRONSEC_GATEWAY__<KEY>, with two underscores before the key".to_string(),
             format!("environment: IRONSEC_GATEWAY__: unknown key ''; gateway keys are {keys}"),
-            format!("environment: IRONSEC_GATEWAY__TUNN: unknown key 'tunn'; gateway keys are {keys}"),
+            "environment: IRONSEC_GATEWAY__TUNN: unknown key 'tunn' (did you mean IRONSEC_GATEWAY__TUN?)".to_string(),
             "environment: IRONSEC_GATEWAY__WORKERS: 'many': invalid type: string \"many\", expected an integer".to_string(),
             "environment: IRONSEC_GATEWAY__TUN: 'this-name-is-too-long' is not a valid interface name (1-15 characters, no '/', ' ' or '%')".to_string(),
-            "environment: IRONSEC_GATEWAY__METRICS: 'localhost' is not ADDRESS:PORT (e.g. \"127.0.0.1:9814\" or \"[::1]:9814\")".to_string(),
+            "environment: IRONSEC_GATEWAY__METRICS: 'localhost' is not ADDRESS:PORT (e.g. \"127.0.0.1:14500\" or \"[::1]:14500\") or \"off\"".to_string(),
         ]
     );
     assert_eq!(
@@ -972,7 +985,12 @@ fn bandwidth_rates_in_operator_units() {
 }
 
 /// A value for each gateway key that differs from the shipped example's and the default.
-fn sample(k: GatewayKey) -> &'static str {
+/// `d` holds the files a key names.
+fn sample(d: &Dir, k: GatewayKey) -> String {
+    if k == GatewayKey::MetricsTokenFile {
+        let p = d.write("metrics.token", "t0ken\n", 0o600);
+        return format!("\"{}\"", p.display());
+    }
     match k {
         GatewayKey::Tun => "\"ipsec9\"",
         GatewayKey::TunMtu => "1300",
@@ -991,7 +1009,9 @@ fn sample(k: GatewayKey) -> &'static str {
         GatewayKey::CookieThreshold => "20",
         GatewayKey::HalfOpenLimit => "500",
         GatewayKey::IkeFragmentSize => "576",
+        GatewayKey::MetricsTokenFile => unreachable!(),
     }
+    .to_string()
 }
 
 /// The shipped example with one gateway key set to `value` (its own line replaced).
@@ -1028,7 +1048,7 @@ fn each_gateway_key_reaches_model_reload_diff_and_fast_path() {
     };
     let dp = |c: &Config| format!("{:?}", c.dataplane_config());
     for key in GatewayKey::ALL {
-        let changed = example_with(&d, key, sample(key));
+        let changed = example_with(&d, key, &sample(&d, key));
         for other in GatewayKey::ALL {
             let (a, b) = (base.gateway.shown(other), changed.gateway.shown(other));
             if other == key {
@@ -1069,6 +1089,52 @@ fn gateway_defaults_agree_with_or_without_the_table() {
         format!("{:?}", without.gateway),
         format!("{:?}", schema::GatewaySchema::default())
     );
+}
+
+/// The metrics endpoint is on by default on loopback, `"off"` turns it off, and a token file
+/// must be private, hold a token and serve an endpoint that is on; the token never shows.
+#[test]
+fn metrics_default_on_off_and_token_file() {
+    let d = Dir::new("metrics");
+    let c = example_with(&d, GatewayKey::Bandwidth, "\"100M\"");
+    assert_eq!(c.gateway.metrics, Some("127.0.0.1:14500".parse().unwrap()));
+    assert!(c.gateway.metrics_token.is_none());
+    let off = example_with(&d, GatewayKey::Metrics, "\"off\"");
+    assert_eq!(off.gateway.metrics, None);
+    let tok = d.write("tok", "  correct horse\n", 0o600);
+    let c = example_with(
+        &d,
+        GatewayKey::MetricsTokenFile,
+        &format!("\"{}\"", tok.display()),
+    );
+    let (path, t) = c.gateway.metrics_token.as_ref().unwrap();
+    assert_eq!(path, &tok);
+    assert!(t.matches(b"correct horse"));
+    assert!(!format!("{:?}", c.gateway).contains("horse"));
+    assert!(!c
+        .gateway
+        .shown(GatewayKey::MetricsTokenFile)
+        .contains("horse"));
+    let load = |body: &str| {
+        let t = example(&d, "a").replace("[gateway]", &format!("[gateway]\n{body}"));
+        let p = d.write("bad.toml", &t, 0o644);
+        Config::load(&p).unwrap_err().to_string()
+    };
+    let open = d.write("open", "t0ken\n", 0o644);
+    let e = load(&format!("metrics_token_file = \"{}\"", open.display()));
+    assert!(
+        e.contains("gateway.metrics_token_file") && e.contains("chmod 600"),
+        "{e}"
+    );
+    let empty = d.write("empty", "\n", 0o600);
+    let e = load(&format!("metrics_token_file = \"{}\"", empty.display()));
+    assert!(e.contains("holds no token"), "{e}");
+    let e = load(&format!(
+        "metrics = \"off\"\nmetrics_token_file = \"{}\"",
+        tok.display()
+    ));
+    assert!(e.contains("nothing would use it"), "{e}");
+    assert!(!e.contains("horse"));
 }
 
 /// What a refused reload tells the operator for a start-only key.
@@ -1436,4 +1502,278 @@ fn a_peer_given_by_name_is_resolved_or_refused_with_the_reason() {
     );
     let e = errors(&d, &named("10.0.0.300"));
     assert!(e[0].reason.contains("not an IP address"), "{}", e[0]);
+}
+
+// ------------------------------------------------------------------------------------------
+// Every error of a file in one run (serde alone stops at the first), with "did you mean".
+
+/// The lines of a refused config, with the temporary directory shown as `D`.
+fn refused_in(d: &Dir, p: &Path, env: Vec<(String, String)>) -> Vec<String> {
+    let dir = d.0.display().to_string();
+    refused(p, env)
+        .into_iter()
+        .map(|l| l.replace(&dir, "D"))
+        .collect()
+}
+
+#[test]
+fn four_kinds_of_error_in_four_tables_are_all_reported() {
+    let d = Dir::new("four-errors");
+    let main = tree(
+        &d,
+        &format!(
+            "{}\n{}\n{}",
+            ike_conn("b", "10.2.0.0/24", "psk/b.psk", "192.0.2.2")
+                .replace("remote_ts =", "remote_tss ="),
+            ike_conn("c", "10.3.0.0/24", "psk/c.psk", "192.0.2.3")
+                .replace("keying = \"ike\"", "keying = \"ikev2\""),
+            ike_conn("d", "10.4.0.1/24", "psk/d.psk", "192.0.2.4"),
+        ),
+        &[],
+    );
+    std::fs::write(
+        &main,
+        std::fs::read_to_string(&main)
+            .unwrap()
+            .replace("[gateway]\n", "[gateway]\ntun_mtu = \"big\"\n"),
+    )
+    .unwrap();
+    assert_eq!(
+        refused_in(&d, &main, no_env()),
+        [
+            "D/main.toml: gateway.tun_mtu: invalid type: string \"big\", expected an integer",
+            "D/main.toml: connection[0].remote_tss: unknown key (did you mean \"remote_ts\"?)",
+            // The misspelt key leaves remote_ts absent: that is reported too, it is the fix.
+            "D/main.toml: connection[0].remote_ts: required key is missing",
+            "D/main.toml: connection[1].keying: 'ikev2' is not a keying: expected \"static\", \"ike\" (did you mean \"ike\"?)",
+            "D/main.toml: connection[2].remote_ts[0]: '10.4.0.1/24': host bits are set; did you mean 10.4.0.0/24?",
+        ]
+    );
+}
+
+#[test]
+fn one_connection_with_many_problems_shows_them_all() {
+    let d = Dir::new("many-in-one");
+    let conn = "[[connection]]\nkeying = \"ike\"\nlocal_id = \"gw-a.example\"\nremote_id = \"c.example\"\n\
+                psk_file = \"psk/c.psk\"\nstart_action = \"trapp\"\nmode = \"active-activ\"\n\
+                rekey_bytes = \"lots\"\nlocal_ts = [\"10.1.0.0/24\"]\n\
+                tunnels = [ { local = \"192.0.2.1\", remot = \"192.0.2.3\", weight = \"x\" }, 5 ]\n";
+    let main = tree(&d, conn, &[]);
+    assert_eq!(
+        refused_in(&d, &main, no_env()),
+        [
+            "D/main.toml: connection[0].tunnels[0].remot: unknown key (did you mean \"remote\"?)",
+            "D/main.toml: connection[0].tunnels[1]: expected a table such as { local = \"192.0.2.1\", remote = \"198.51.100.1\" }",
+            "D/main.toml: connection[0].mode: 'active-activ' is not a mode: expected \"active-standby\", \"active-active\" (did you mean \"active-active\"?)",
+            "D/main.toml: connection[0].rekey_bytes: 'lots' is not an amount: expected an integer or a number with k, M, G, T (x1000) or Ki, Mi, Gi, Ti (x1024), e.g. \"500MB\"",
+            "D/main.toml: connection[0].start_action: 'trapp' is not a start_action: expected \"start\", \"trap\", \"none\" (did you mean \"trap\"?)",
+            "D/main.toml: connection[0].name: required key is missing",
+            "D/main.toml: connection[0].remote_ts: required key is missing",
+        ]
+    );
+}
+
+#[test]
+fn errors_in_the_main_file_and_fragments_come_together() {
+    let d = Dir::new("frag-and-main");
+    let main = tree(
+        &d,
+        &ike_conn("b", "10.2.0.0/24", "psk/b.psk", "192.0.2.2").replace(
+            "keying = \"ike\"",
+            "keying = \"ike\"\nesp_proposal = [\"aes128gcm16\"]",
+        ),
+        &[
+            (
+                "c.toml",
+                &format!(
+                    "[[connections]]\nname = \"x\"\n\n{}",
+                    ike_conn("c", "10.3.0.0/24", "psk/c.psk", "192.0.2.3")
+                        .replace("keying = \"ike\"", "keying = \"statc\"")
+                ),
+            ),
+            (
+                "d.toml",
+                &ike_conn("d", "10.4.0.0/24", "psk/d.psk", "192.0.2.4")
+                    .replace("tunnels =", "tunnels = 5\n#"),
+            ),
+        ],
+    );
+    assert_eq!(
+        refused_in(&d, &main, no_env()),
+        [
+            "D/main.toml: connection[0].esp_proposal: unknown key (did you mean \"esp_proposals\"?)",
+            "D/conf.d/c.toml: connections: unknown key (did you mean \"connection\"?); a conf.d fragment holds [[connection]] tables only",
+            "D/conf.d/c.toml: connection[0].keying: 'statc' is not a keying: expected \"static\", \"ike\" (did you mean \"static\"?)",
+            "D/conf.d/d.toml: connection[0].tunnels: invalid type: integer `5`, expected a sequence",
+        ]
+    );
+    // The main file's own top level gets suggestions as well.
+    let d = Dir::new("top-level");
+    let p = d.write(
+        "top.toml",
+        "[gateways]\ntun = \"ipsec0\"\n[[conection]]\nname = \"x\"\n[[zzz]]\n",
+        0o644,
+    );
+    assert_eq!(
+        refused_in(&d, &p, no_env()),
+        [
+            "D/top.toml: conection: unknown key (did you mean \"connection\"?)",
+            "D/top.toml: gateways: unknown key (did you mean \"gateway\"?)",
+            "D/top.toml: zzz: unknown key; the top-level keys are gateway, connection",
+        ]
+    );
+}
+
+#[test]
+fn a_misspelt_environment_variable_is_answered_with_the_right_one() {
+    let d = Dir::new("env-typo");
+    let main = tree(
+        &d,
+        &ike_conn("b", "10.2.0.0/24", "psk/b.psk", "192.0.2.2"),
+        &[],
+    );
+    assert_eq!(
+        refused_in(
+            &d,
+            &main,
+            env(&[
+                ("IRONSEC_GATEWAY__METRIC", "127.0.0.1:9814"),
+                ("IRONSEC_GATEWAY__TUN_MUT", "1400"),
+            ])
+        ),
+        [
+            "environment: IRONSEC_GATEWAY__METRIC: unknown key 'metric' (did you mean IRONSEC_GATEWAY__METRICS?)",
+            "environment: IRONSEC_GATEWAY__TUN_MUT: unknown key 'tun_mut' (did you mean IRONSEC_GATEWAY__TUN_MTU?)",
+        ]
+    );
+}
+
+/// Values of the other words a key takes get a suggestion too; a far-off one gets the list only.
+#[test]
+fn misspelt_words_get_a_suggestion() {
+    let d = Dir::new("words");
+    let main = tree(
+        &d,
+        &ike_conn("b", "10.2.0.0/24", "psk/b.psk", "192.0.2.2").replace(
+            "keying = \"ike\"",
+            "keying = \"ike\"\nclose_action = \"sometimes\"\nmss_clamp = \"of\"\npath_mtu = \"aut\"",
+        ),
+        &[],
+    );
+    assert_eq!(
+        refused_in(&d, &main, no_env()),
+        [
+            "D/main.toml: connection[0].close_action: 'sometimes' is not a close_action: expected \"none\", \"trap\", \"restart\"",
+            "D/main.toml: connection[0].mss_clamp: 'of' is not an MSS clamp: expected \"auto\", \"off\" or an MSS in 536..=9000 (did you mean \"off\"?)",
+            "D/main.toml: connection[0].path_mtu: 'aut' is not a path MTU: expected \"auto\" or bytes in 1280..=9000 (did you mean \"auto\"?)",
+        ]
+    );
+}
+
+/// The key lists unknown keys are checked against are the ones serde itself refuses unknown
+/// keys with: the same derive, no second list to keep in step.
+#[test]
+fn key_lists_are_the_schema_types_own() {
+    fn serde_list<T: serde::de::DeserializeOwned + std::fmt::Debug>() -> Vec<String> {
+        let raw = config::Config::builder()
+            .set_override("no_such_key", 1)
+            .unwrap()
+            .build()
+            .unwrap();
+        let msg = raw.try_deserialize::<T>().unwrap_err().to_string();
+        msg.split("expected one of ")
+            .nth(1)
+            .unwrap_or_else(|| panic!("{msg}"))
+            .split(", ")
+            .map(|k| k.trim().trim_matches('`').to_string())
+            .collect()
+    }
+    use schema::{keys_of, ConnectionSchema, FileSchema, GatewaySchema, TunnelSchema};
+    assert_eq!(
+        serde_list::<ConnectionSchema>(),
+        keys_of::<ConnectionSchema>()
+    );
+    assert_eq!(serde_list::<TunnelSchema>(), keys_of::<TunnelSchema>());
+    assert_eq!(serde_list::<GatewaySchema>(), keys_of::<GatewaySchema>());
+    assert_eq!(keys_of::<GatewaySchema>(), schema::GATEWAY_KEYS);
+    assert_eq!(keys_of::<FileSchema>(), ["gateway", "connection"]);
+    assert!(keys_of::<ConnectionSchema>().contains(&"esp_proposals"));
+}
+
+/// A value refused while reading is not blamed twice: a bad `tunnels` entry does not also
+/// make the connection "need at least one tunnel", a bad `psk` not "require psk_file".
+#[test]
+fn a_refused_value_is_reported_once() {
+    let d = Dir::new("once");
+    let main = tree(
+        &d,
+        &ike_conn("b", "10.2.0.0/24", "psk/b.psk", "192.0.2.2")
+            .replace(
+                "psk_file = \"psk/b.psk\"",
+                "psk = [\"hunter2-but-much-longer-9f8e7d\"]",
+            )
+            .replace("tunnels = [", "tunnels = [ 7, "),
+        &[],
+    );
+    let got = refused_in(&d, &main, no_env());
+    assert_eq!(
+        got,
+        [
+            "D/main.toml: connection[0].tunnels[0]: expected a table such as { local = \"192.0.2.1\", remote = \"198.51.100.1\" }",
+            "D/main.toml: connection[0].psk: expected a quoted string (the value is not shown: it is a secret)",
+        ]
+    );
+    assert!(!got.concat().contains("hunter2"));
+}
+
+/// The secret files shipped under conf/ are examples ([`keys::EXAMPLE_MARK`]): `ironsecd
+/// check` accepts them (readable as git leaves them) and says so, the daemon refuses them.
+#[test]
+fn shipped_example_secrets_pass_check_but_not_the_daemon() {
+    let conf = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../conf");
+    for (example, key, secret) in [
+        ("ike-gw-a.toml", "connection[0].psk_file", "psk/site-b.psk"),
+        (
+            "static-gw-a.toml",
+            "connection[0].keys_file",
+            "keys/site-b.keys",
+        ),
+    ] {
+        let p = conf.join(example);
+        let checked =
+            Config::load_for_check_with_env(&p, no_env()).unwrap_or_else(|e| panic!("{e}"));
+        let secret = conf.join(secret);
+        let how = if key.ends_with("psk_file") {
+            format!("rm {0} && ironsecctl genpsk {0}", secret.display())
+        } else {
+            "put keys of your own in it (README, keying = \"static\") and chmod 600 it".into()
+        };
+        let why = format!(
+            "{} is an example shipped with ironsec, not a secret (everyone has it): ironsecd \
+             does not run with it; replace it: {how}",
+            secret.display()
+        );
+        assert_eq!(
+            checked.example_secrets,
+            [format!("{}: {key}: {why}", p.display())]
+        );
+        let refused = Config::load_with_env(&p, no_env()).unwrap_err().0;
+        assert_eq!(refused, [ConfigError::new(&p, key, why)]);
+    }
+    // A real secret in the same place is no example: nothing to say about it.
+    let d = Dir::new("not-example");
+    let main = tree(
+        &d,
+        &ike_conn("b", "10.2.0.0/24", "psk/b.psk", "192.0.2.2"),
+        &[],
+    );
+    let c = Config::load_for_check_with_env(&main, no_env()).unwrap();
+    assert!(c.example_secrets.is_empty());
+    assert!(Config::load_with_env(&main, no_env()).is_ok());
+    // The mark anywhere in a PSK file makes it an example, whatever its permissions.
+    d.write("psk/b.psk", &format!("{}: x\n", keys::EXAMPLE_MARK), 0o644);
+    assert!(Config::load_for_check_with_env(&main, no_env()).is_ok());
+    assert!(Config::load_with_env(&main, no_env()).unwrap_err().0[0]
+        .reason
+        .contains("is an example shipped with ironsec"));
 }

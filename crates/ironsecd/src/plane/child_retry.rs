@@ -65,12 +65,15 @@ impl Plane {
         let Some(key) = self.tunnel_of_ike(ike) else {
             return;
         };
+        if self.tunnels.get(&key).is_none_or(|st| st.held) {
+            return;
+        }
+        if rekey_retry_at.is_some() {
+            self.stats_of(conn).child_rekey_failures += 1;
+        }
         let Some(st) = self.tunnels.get_mut(&key) else {
             return;
         };
-        if st.held {
-            return;
-        }
         let refusals = st.child_refused.as_ref().map_or(0, |r| r.refusals) + 1;
         if let Some(retry) = rekey_retry_at {
             tracing::warn!(

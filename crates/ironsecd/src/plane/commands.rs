@@ -1,5 +1,6 @@
-//! The operator's commands on a running connection: `ironsecctl initiate` and `terminate`.
-//! Their results' texts are what the control socket answers.
+//! The operator's commands on a running connection: `ironsecctl initiate`, `terminate` and
+//! `rekey`. Their results' texts (and `rekey`'s typed answer) are what the control socket
+//! answers.
 
 use std::time::Instant;
 
@@ -7,6 +8,8 @@ use ironsec_ike::IkeSaId;
 
 use super::Plane;
 use crate::config::Keying;
+use crate::rekey::{RekeyKind, RekeySkipped, RekeyStarted, RekeyTarget};
+use crate::status::spi_string;
 use crate::tables::TunnelSpec;
 
 /// A command that did something.
@@ -16,6 +19,8 @@ pub enum CommandDone {
     Initiating { connection: String, tunnels: usize },
     /// `terminate` deletes this many IKE SAs.
     Deleting { connection: String, ike_sas: usize },
+    /// `rekey` started these rekeys.
+    Rekeying(RekeyStarted),
 }
 
 fn plural(n: usize) -> &'static str {
@@ -45,6 +50,7 @@ impl std::fmt::Display for CommandDone {
                 "connection '{connection}': deleting {ike_sas} IKE SA{}",
                 plural(*ike_sas)
             ),
+            CommandDone::Rekeying(r) => r.fmt(f),
         }
     }
 }
@@ -65,6 +71,18 @@ pub enum CommandError {
     /// `terminate` found no IKE SA (the connection is held down all the same).
     #[error("connection '{0}' has no IKE SA")]
     NoIkeSa(String),
+    /// `rekey` on a manually keyed connection.
+    #[error(
+        "connection '{0}' uses static keys: there is no IKE to rekey with (new keys mean a \
+         new keys_file and a reload)"
+    )]
+    StaticNoRekey(String),
+    /// `rekey` found no tunnel it could rekey; the text says each tunnel's reason.
+    #[error("connection '{connection}': nothing to rekey: {}", .reasons.join("; "))]
+    NothingToRekey {
+        connection: String,
+        reasons: Vec<String>,
+    },
 }
 
 impl Plane {
@@ -137,13 +155,117 @@ impl Plane {
         }
         for id in &ids {
             if let Err(e) = self.ep.terminate(now, *id) {
-                tracing::debug!(connection = name, error = %e, "terminate");
+                tracing::debug!(connection = %name, error = %e, "terminate");
             }
         }
-        tracing::info!(connection = name, "terminated by the operator");
+        tracing::info!(connection = %name, "terminated by the operator");
         Ok(CommandDone::Deleting {
             connection: name.into(),
             ike_sas: ids.len(),
         })
+    }
+
+    /// `ironsecctl rekey`: starts a rekey of every CHILD_SA each established tunnel of `name`
+    /// sends with (or, with `kind` [`RekeyKind::Ike`], of each tunnel's IKE SA), through the
+    /// engine's own rekey (the one lifetimes start), so the new SAs are installed before the
+    /// old ones go and no packet is lost. Tunnels that cannot be rekeyed now are skipped with
+    /// their reason; when none can, that is the error.
+    pub fn rekey(
+        &mut self,
+        name: &str,
+        kind: RekeyKind,
+        now: Instant,
+    ) -> Result<CommandDone, CommandError> {
+        self.saw(now);
+        self.ike_connection(name, CommandError::StaticNoRekey)?;
+        let summaries = self.ep.ike_sas();
+        let specs: Vec<TunnelSpec> = self
+            .specs
+            .iter()
+            .filter(|s| &*s.conn == name)
+            .cloned()
+            .collect();
+        let mut started = Vec::new();
+        let mut skipped = Vec::new();
+        for s in &specs {
+            let key = s.key();
+            let (local, remote) = (s.local.to_string(), s.remote.to_string());
+            let skip = |reason: &str| RekeySkipped {
+                local: local.clone(),
+                remote: remote.clone(),
+                reason: reason.into(),
+            };
+            let ike = self.tunnels.get(&key).and_then(|t| t.ike);
+            let Some(sa) = ike.and_then(|id| summaries.iter().find(|x| x.id == id)) else {
+                skipped.push(skip("no IKE SA (the tunnel is down)"));
+                continue;
+            };
+            if !sa.established {
+                skipped.push(skip("its IKE SA is not established yet"));
+                continue;
+            }
+            let target = |child: Option<u32>| RekeyTarget {
+                local: local.clone(),
+                remote: remote.clone(),
+                ike_spi_i: format!("0x{:016x}", sa.spi_i),
+                ike_spi_r: format!("0x{:016x}", sa.spi_r),
+                child_spi_in: child.map(spi_string),
+            };
+            match kind {
+                RekeyKind::Ike => match self.ep.rekey_ike(now, sa.id) {
+                    Ok(()) => started.push(target(None)),
+                    Err(e) => skipped.push(skip(&e.to_string())),
+                },
+                RekeyKind::Child => {
+                    let sending = self.store.sending_of(&key).to_vec();
+                    let children: Vec<_> = sa
+                        .children
+                        .iter()
+                        .filter(|c| sending.contains(&c.spi_in))
+                        .collect();
+                    if children.is_empty() {
+                        skipped.push(skip("no CHILD_SA (its IKE SA is up without one)"));
+                        continue;
+                    }
+                    for c in children {
+                        if c.rekeying {
+                            skipped.push(skip(&format!(
+                                "CHILD_SA {} is being rekeyed already",
+                                spi_string(c.spi_in)
+                            )));
+                            continue;
+                        }
+                        match self.ep.rekey_child(now, sa.id, c.spi_in) {
+                            Ok(()) => started.push(target(Some(c.spi_in))),
+                            Err(e) => skipped.push(skip(&e.to_string())),
+                        }
+                    }
+                }
+            }
+        }
+        if started.is_empty() {
+            return Err(CommandError::NothingToRekey {
+                connection: name.into(),
+                reasons: skipped
+                    .iter()
+                    .map(|s| format!("{} -> {}: {}", s.local, s.remote, s.reason))
+                    .collect(),
+            });
+        }
+        tracing::info!(
+            connection = %name,
+            sas = started.len(),
+            kind = match kind {
+                RekeyKind::Child => "child",
+                RekeyKind::Ike => "ike",
+            },
+            "rekey started by the operator"
+        );
+        Ok(CommandDone::Rekeying(RekeyStarted {
+            connection: name.into(),
+            kind,
+            started,
+            skipped,
+        }))
     }
 }

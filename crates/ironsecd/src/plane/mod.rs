@@ -80,6 +80,8 @@ pub struct ConnStats {
     pub nat_keepalives: u64,
     /// Times the peer, behind a NAT, was followed to a new address or port.
     pub peer_moves: u64,
+    /// CHILD_SA rekeys refused by the peer, and CHILD_SAs that reached a hard limit.
+    pub child_rekey_failures: u64,
 }
 
 pub struct Plane {

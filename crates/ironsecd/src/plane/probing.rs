@@ -228,7 +228,7 @@ impl Plane {
                     if up && !live.probing {
                         if let Some(ike) = ike {
                             if self.ep.probe(now, ike, th.give_up) == Ok(true) {
-                                tracing::info!(tunnel = %key, silent_ms = silent.as_millis() as u64, "sending without hearing back: probing the peer");
+                                tracing::info!(connection = %key.conn, local = %key.local, remote = %key.remote, silent_ms = silent.as_millis() as u64, "sending without hearing back: probing the peer");
                             }
                         }
                     }

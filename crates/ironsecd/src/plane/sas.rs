@@ -109,8 +109,8 @@ impl Plane {
             Event::ChildSaUp { conn, ike, child } => {
                 tracing::info!(
                     connection = %conn,
-                    spi_in = %format!("0x{:08x}", child.spi_in),
-                    spi_out = %format!("0x{:08x}", child.spi_out),
+                    spi_in = %crate::status::spi_string(child.spi_in),
+                    spi_out = %crate::status::spi_string(child.spi_out),
                     algorithms = %child.algorithms,
                     local_ts = %ts_list(&child.local_ts),
                     remote_ts = %ts_list(&child.remote_ts),
@@ -143,8 +143,8 @@ impl Plane {
             } => {
                 tracing::info!(
                     connection = %conn,
-                    old_spi_in = %format!("0x{old_spi_in:08x}"),
-                    spi_in = %format!("0x{:08x}", new.spi_in),
+                    old_spi_in = %crate::status::spi_string(old_spi_in),
+                    spi_in = %crate::status::spi_string(new.spi_in),
                     initiated,
                     "CHILD_SA rekeyed"
                 );
@@ -163,7 +163,10 @@ impl Plane {
                 reason,
                 ..
             } => {
-                tracing::info!(connection = %conn, spi_in = %format!("0x{spi_in:08x}"), reason = ?reason, "CHILD_SA down");
+                tracing::info!(connection = %conn, spi_in = %crate::status::spi_string(spi_in), reason = %reason, "CHILD_SA down");
+                if reason == CloseReason::Expired {
+                    self.stats_of(&conn).child_rekey_failures += 1;
+                }
                 self.unwatch_volume(spi_in);
                 let Some(key) = self.store.retire(spi_in, now + RETIRE_GRACE) else {
                     return false;
@@ -294,9 +297,9 @@ impl Plane {
             CloseReason::PeerUnreachable
             | CloseReason::Refused(_)
             | CloseReason::ProtocolError(_) => {
-                tracing::warn!(connection = %conn_s, %remote, reason = ?reason, "IKE SA down")
+                tracing::warn!(connection = %conn_s, %remote, reason = %reason, "IKE SA down")
             }
-            _ => tracing::info!(connection = %conn_s, %remote, reason = ?reason, "IKE SA down"),
+            _ => tracing::info!(connection = %conn_s, %remote, reason = %reason, "IKE SA down"),
         }
         let Some(key) = key else {
             return false;
@@ -308,6 +311,7 @@ impl Plane {
         if reason == CloseReason::PeerUnreachable && established {
             self.stats_of(&conn_s).dpd_failures += 1;
         }
+
         let action = match self.connection(&key.conn).map(|c| &c.keying) {
             Some(Keying::Ike(k)) => k.close_action,
             _ => CloseAction::None,

@@ -278,6 +278,93 @@ fn static_connections_refuse_commands_with_todays_text() {
         plane.terminate("st", now).unwrap_err().to_string(),
         "connection 'st' uses static keys: its SAs exist as long as its config does"
     );
+    assert_eq!(
+        plane
+            .rekey("st", crate::rekey::RekeyKind::Child, now)
+            .unwrap_err()
+            .to_string(),
+        "connection 'st' uses static keys: there is no IKE to rekey with (new keys mean a \
+         new keys_file and a reload)"
+    );
+}
+
+#[test]
+fn operator_rekey_replaces_child_and_ike_sas_make_before_break() {
+    use crate::rekey::RekeyKind;
+    let base = Instant::now();
+    let at = |ms: u64| base + Duration::from_millis(ms);
+    let mut p = Pair::up("rekey", "", "", base);
+    let e = |r: Result<CommandDone, CommandError>| r.unwrap_err().to_string();
+    assert_eq!(
+        e(p.a.rekey("nope", RekeyKind::Child, base)),
+        "no connection named 'nope'"
+    );
+    let old_primary = sending_sa(&p.a);
+    let old_standby = p.a.sas().active_out(&standby()).unwrap();
+    let done = p.a.rekey("site-b", RekeyKind::Child, at(10)).unwrap();
+    let CommandDone::Rekeying(r) = &done else {
+        panic!("{done:?}")
+    };
+    assert_eq!(r.kind, RekeyKind::Child);
+    assert_eq!(r.started.len(), 2, "{done}");
+    assert!(r.skipped.is_empty());
+    assert_eq!(
+        r.started[0].child_spi_in.as_deref(),
+        Some(crate::status::spi_string(old_primary).as_str())
+    );
+    assert!(done
+        .to_string()
+        .starts_with("connection 'site-b': rekeying 2 CHILD_SAs\n"));
+    p.settle(at(10));
+    // We initiated: the new SAs send at once, the old ones retire (packets in flight still
+    // open), and both ends counted a rekey per tunnel.
+    let new_primary = sending_sa(&p.a);
+    assert_ne!(new_primary, old_primary);
+    assert_ne!(p.a.sas().active_out(&standby()).unwrap(), old_standby);
+    assert!(p
+        .a
+        .sas()
+        .child(old_primary)
+        .unwrap()
+        .retiring_until
+        .is_some());
+    assert_eq!(p.a.conn_stats("site-b").child_rekeys, 2);
+    assert_eq!(p.b.conn_stats("site-a").child_rekeys, 2);
+
+    // The IKE SAs: new SPIs, the CHILD_SAs move along unchanged.
+    let ike_before: Vec<u64> = p.a.ike_sas().iter().map(|s| s.spi_i).collect();
+    let done = p.a.rekey("site-b", RekeyKind::Ike, at(20)).unwrap();
+    assert!(
+        done.to_string()
+            .starts_with("connection 'site-b': rekeying 2 IKE SAs\n"),
+        "{done}"
+    );
+    p.settle(at(20));
+    assert_eq!(p.a.conn_stats("site-b").ike_rekeys, 2);
+    let established: Vec<_> =
+        p.a.ike_sas()
+            .into_iter()
+            .filter(|s| s.established)
+            .collect();
+    assert_eq!(established.len(), 2);
+    assert!(established.iter().all(|s| !ike_before.contains(&s.spi_i)));
+    assert_eq!(sending_sa(&p.a), new_primary);
+    for key in [primary(), standby()] {
+        let ike = p.a.tunnel(&key).unwrap().ike.unwrap();
+        assert!(
+            established.iter().any(|s| s.id == ike),
+            "{key:?} follows its new IKE SA"
+        );
+    }
+
+    // A tunnel without an IKE SA is skipped; none left is the error.
+    p.a.terminate("site-b", at(30)).unwrap();
+    p.settle(at(30));
+    assert_eq!(
+        e(p.a.rekey("site-b", RekeyKind::Child, at(40))),
+        "connection 'site-b': nothing to rekey: 192.0.2.1 -> 192.0.2.2: no IKE SA (the tunnel \
+         is down); 198.51.100.1 -> 198.51.100.2: no IKE SA (the tunnel is down)"
+    );
 }
 
 #[test]

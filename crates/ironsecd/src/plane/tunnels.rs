@@ -149,7 +149,7 @@ impl Plane {
             SocketAddr::new(remote, port),
         ) {
             Ok(ike) => {
-                tracing::info!(connection = %spec.conn, local = %spec.local, %remote, reason = why, "initiating IKE SA");
+                tracing::info!(connection = %spec.conn, local = %spec.local, %remote, reason = %why, "initiating IKE SA");
                 self.restarts.clear(&key);
                 let st = self.tunnels.entry(key).or_default();
                 st.ike = Some(ike);
@@ -178,7 +178,7 @@ impl Plane {
                     .get(&spec.key())
                     .and_then(|s| s.dialed)
                     .unwrap_or(spec.remote);
-                tracing::warn!(connection = %spec.conn, error = %e, address = %last, "cannot resolve the peer again: trying its last address");
+                tracing::warn!(connection = %spec.conn, error = %e, remote = %last, "cannot resolve the peer again: trying its last address");
                 last
             }
         }

@@ -226,7 +226,7 @@ impl Plane {
                     // ago: reaching the hard limit means it failed or was not answered.
                     tracing::warn!(
                         connection = %c.tunnel.conn,
-                        spi_in = %format!("0x{spi:08x}"),
+                        spi_in = %crate::status::spi_string(spi),
                         bytes = used.bytes,
                         packets = used.packets,
                         "CHILD_SA reached its hard volume limit (life_bytes/life_packets): deleting"
@@ -238,7 +238,8 @@ impl Plane {
                 .child_traffic(now, ike, spi, used.bytes, used.packets);
             if !esn && used.seq >= SEQ_REKEY_AT && !sample.seq_rekey_asked {
                 tracing::info!(
-                    spi_in = %format!("0x{spi:08x}"),
+                    connection = %c.tunnel.conn,
+                    spi_in = %crate::status::spi_string(spi),
                     seq = used.seq,
                     "CHILD_SA near the end of its sequence numbers: rekeying"
                 );
