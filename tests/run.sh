@@ -34,8 +34,10 @@ LANES=${IRONSEC_TEST_LANES:-2}
 case "$LANES" in '' | *[!0-9]* | 0) echo "tests/run.sh: IRONSEC_TEST_LANES must be 1 or more" >&2; exit 1 ;; esac
 
 # Tests that measure throughput or shaping, or flood the gateways: alone on the machine, so
-# that what they measure is the daemon, not another lane.
-SERIAL=(bandwidth floods bench_script client_limits)
+# that what they measure is the daemon, not another lane. `package` too, after bench_script:
+# it builds the release binaries (bench.sh's build, reused) and the .deb, which would otherwise
+# take the CPU from a lane's timers.
+SERIAL=(bandwidth floods bench_script client_limits package)
 # Seconds each integration test binary took in CI (tests/run.sh on two cores), to balance the
 # lanes; a test not listed counts as 60 s. Only the balance depends on these numbers.
 declare -A WEIGHT=(
