@@ -61,7 +61,8 @@ if ! cargo fuzz --version >/dev/null 2>&1; then
     cargo install cargo-fuzz --locked --quiet
 fi
 # cargo-deb for packaging/build-deb.sh and tests/package.rs (the Debian package). Built from
-# source: about 2.5 min of CPU (measured: 7m39s wall on 2 cores shared with other builds).
+# source, crates already downloaded: 3m01s of CPU, 3m07s wall on the 2 cores with other builds
+# running (7m39s under heavier load); only on a machine without it.
 if ! cargo deb --version >/dev/null 2>&1; then
     cargo install cargo-deb --locked --quiet
 fi
