@@ -71,7 +71,7 @@ pub const DAEMON_SECTIONS: &[Section] = &[
             Item {
                 name: "IRONSEC_GATEWAY__<KEY>=VALUE",
                 text: "overrides one [gateway] key of the file, e.g. IRONSEC_GATEWAY__TUN=ipsec1 \
-                       or IRONSEC_GATEWAY__METRICS=127.0.0.1:9814; `check` lists those in use",
+                       or IRONSEC_GATEWAY__METRICS=off; `check` lists those in use",
             },
             Item {
                 name: "IRONSEC_LOG_FORMAT=FORMAT",
