@@ -36,7 +36,7 @@ apt-get install -y -qq --no-install-recommends \
     wireguard-tools ethtool \
     libfaketime g++ python3-seccomp gdb libcap2-bin man-db zsh fish \
     >/dev/null
-# prometheus: ships promtool, with which tests/contrib_prometheus.rs checks and unit-tests
+# prometheus: ships promtool, with which tests/observability.rs checks and unit-tests
 # contrib/prometheus/ironsec-alerts.yml. Only promtool is wanted: the package's maintainer
 # scripts would start a Prometheus server (its init script where systemd is not PID 1), so a
 # policy-rc.d that refuses every start is in place while it installs, and whatever did start
