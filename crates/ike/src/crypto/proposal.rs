@@ -359,6 +359,22 @@ pub enum ProposalError {
         /// Every keyword valid in this kind of proposal.
         valid: String,
     },
+    /// A strongSwan cipher or group keyword that ironsec deliberately does not
+    /// implement: named as such, with the reason and what to use instead, so
+    /// an operator copying a swanctl.conf proposal is not told it is a typo.
+    #[error("{token:?} in {kind} proposal {proposal:?}: {why}; use {instead}")]
+    NotImplemented {
+        /// "IKE" or "ESP".
+        kind: &'static str,
+        /// The proposal as given.
+        proposal: String,
+        /// The offending keyword.
+        token: String,
+        /// What the algorithm is and why ironsec leaves it out.
+        why: &'static str,
+        /// The keywords to use in its place.
+        instead: &'static str,
+    },
     /// A strongSwan integrity keyword that ironsec does not implement.
     #[error(
         "{token:?} in {kind} proposal {proposal:?} is an integrity algorithm ironsec does not \
@@ -457,6 +473,45 @@ fn esp_keywords() -> String {
     .join(", ")
 }
 
+/// strongSwan keywords of algorithms ironsec leaves out on purpose, with the
+/// reason and the replacement an operator should configure (README, "Proposal
+/// keywords"). Matched case-insensitively; `None` for anything else.
+fn not_implemented(token: &str) -> Option<(&'static str, &'static str)> {
+    let t = token.to_ascii_lowercase();
+    const AES_CBC: &str =
+        "AES-CBC with HMAC (e.g. aes256-sha256, aes128-sha1) or an AEAD (aes256gcm16)";
+    if t == "3des" || t == "des" {
+        return Some((
+            "3DES-CBC is not implemented: RFC 8221 says SHOULD NOT (a 64-bit block, Sweet32), \
+             ironsec keeps DES code out of the IPsec path, and every peer default that offers \
+             3DES (Azure's, Windows') also offers AES",
+            AES_CBC,
+        ));
+    }
+    if t == "modp768" {
+        return Some((
+            "the 768-bit MODP group (1) is not implemented: RFC 8247 says MUST NOT (breakable)",
+            "modp2048 or stronger, ecp256, x25519 (or modp1024 with allow_legacy_crypto = true)",
+        ));
+    }
+    if t.starts_with("camellia")
+        || (t.starts_with("aes") && (t.ends_with("ctr") || t.contains("ccm")))
+        || (t.starts_with("aes") && (t.ends_with("gcm8") || t.ends_with("gcm12")))
+    {
+        return Some((
+            "AES-CTR, AES-CCM, AES-GCM with 8- or 12-byte ICVs and Camellia are not implemented",
+            AES_CBC,
+        ));
+    }
+    if t.ends_with("bp") || t == "ecp192" || t == "ecp224" || t == "curve448" || t == "x448" {
+        return Some((
+            "the Brainpool, NIST P-192/P-224 and 448 groups are not implemented",
+            "x25519, ecp256, ecp384, ecp521 or modp2048 and stronger",
+        ));
+    }
+    None
+}
+
 fn push_unique<T: PartialEq>(v: &mut Vec<T>, x: T) {
     if !v.contains(&x) {
         v.push(x);
@@ -553,6 +608,14 @@ impl FromStr for IkeProposal {
                     token: token.to_owned(),
                     valid: integ_names().join(", "),
                 });
+            } else if let Some((why, instead)) = not_implemented(token) {
+                return Err(ProposalError::NotImplemented {
+                    kind: KIND,
+                    proposal,
+                    token: token.to_owned(),
+                    why,
+                    instead,
+                });
             } else {
                 return Err(ProposalError::Unknown {
                     kind: KIND,
@@ -633,6 +696,14 @@ impl FromStr for EspProposal {
                     proposal,
                     token: token.to_owned(),
                     valid: integ_names().join(", "),
+                });
+            } else if let Some((why, instead)) = not_implemented(token) {
+                return Err(ProposalError::NotImplemented {
+                    kind: KIND,
+                    proposal,
+                    token: token.to_owned(),
+                    why,
+                    instead,
                 });
             } else {
                 return Err(ProposalError::Unknown {
