@@ -649,7 +649,10 @@ impl Status {
                         match (n.we_are_behind_nat, n.peer_is_behind_nat) {
                             (true, true) => "both ends behind NATs",
                             (true, false) => "we are behind a NAT",
-                            _ => "the peer is behind a NAT",
+                            // A peer that forces UDP encapsulation (ironsec always does,
+                            // strongSwan with encap = yes) fakes NAT detection: from here it
+                            // cannot be told apart from a real NAT, and it is followed alike.
+                            _ => "the peer is behind a NAT (or forces UDP encapsulation)",
                         },
                         n.peer
                     );
