@@ -102,16 +102,22 @@ impl Plane {
         }
     }
 
+    /// The tunnels of connection `name` (a copy of `specs_of`'s: the commands change the
+    /// plane while they walk them).
+    fn specs_named(&self, name: &str) -> Vec<TunnelSpec> {
+        self.cfg
+            .connections
+            .iter()
+            .position(|c| c.name == name)
+            .map(|i| self.specs_of(i).to_vec())
+            .unwrap_or_default()
+    }
+
     /// `ironsecctl initiate`: brings up every tunnel of `name` that has no IKE SA.
     pub fn initiate(&mut self, name: &str, now: Instant) -> Result<CommandDone, CommandError> {
         self.saw(now);
         self.ike_connection(name, CommandError::StaticNothingToNegotiate)?;
-        let specs: Vec<TunnelSpec> = self
-            .specs
-            .iter()
-            .filter(|s| &*s.conn == name)
-            .cloned()
-            .collect();
+        let specs = self.specs_named(name);
         let mut started = 0;
         for s in &specs {
             let st = self.tunnels.entry(s.key()).or_default();
@@ -179,12 +185,7 @@ impl Plane {
         self.saw(now);
         self.ike_connection(name, CommandError::StaticNoRekey)?;
         let summaries = self.ep.ike_sas();
-        let specs: Vec<TunnelSpec> = self
-            .specs
-            .iter()
-            .filter(|s| &*s.conn == name)
-            .cloned()
-            .collect();
+        let specs = self.specs_named(name);
         let mut started = Vec::new();
         let mut skipped = Vec::new();
         for s in &specs {
