@@ -16,7 +16,7 @@ use std::net::{SocketAddr, UdpSocket};
 use std::os::fd::AsRawFd;
 use std::process::ExitCode;
 
-use ironsec_dataplane::tun::Tun;
+use ironsec_dataplane::tun::{Queueing, Tun};
 
 fn main() -> ExitCode {
     match run() {
@@ -46,7 +46,8 @@ fn run() -> Result<(), String> {
         .map_err(|e| format!("txqueuelen {qlen:?}: {e}"))?;
 
     // A plain device (no offload) with one queue: one packet per read and per write.
-    let tun = Tun::create(name, mtu, qlen, false, 1).map_err(|e| e.to_string())?;
+    let tun = Tun::create(name, mtu, qlen, false, 1, Queueing::KernelDefault)
+        .map_err(|e| e.to_string())?;
     let sock = UdpSocket::bind(local).map_err(|e| format!("bind {local}: {e}"))?;
     sock.connect(peer)
         .map_err(|e| format!("connect {peer}: {e}"))?;

@@ -16,6 +16,7 @@ pub mod guard;
 pub mod interfaces;
 pub mod iproute;
 pub mod mtu;
+pub mod netlink;
 pub mod offload;
 pub mod packet;
 pub mod prefix;
@@ -112,6 +113,13 @@ pub enum DataplaneError {
     },
     #[error("`ip {cmd}` failed: {reason}")]
     Ip { cmd: String, reason: String },
+    /// An rtnetlink request (`netlink`) the kernel refused.
+    #[error("{what}: {source}")]
+    Netlink {
+        what: String,
+        #[source]
+        source: std::io::Error,
+    },
     #[error("cannot start worker thread: {0}")]
     Thread(#[source] std::io::Error),
     #[error("cannot set up the workers' wait (epoll): {0}")]
@@ -198,6 +206,7 @@ impl Dataplane {
             cfg.tun_txqueuelen,
             cfg.tun_offload,
             workers,
+            tun::Queueing::KernelDefault,
         )?);
         tracing::info!(
             tun = %tun.name(),
@@ -365,7 +374,14 @@ impl Dataplane {
             txqueuelen,
             offload,
         } = self.tun_settings;
-        let tun = Arc::new(Tun::create(name, mtu, txqueuelen, offload, self.workers)?);
+        let tun = Arc::new(Tun::create(
+            name,
+            mtu,
+            txqueuelen,
+            offload,
+            self.workers,
+            tun::Queueing::Single,
+        )?);
         let mut last = self.last_iface.lock().unwrap_or_else(|p| p.into_inner());
         let id = IfaceId::new(last.wrapping_add(1))
             .filter(|id| *id != IfaceId::NOWHERE)

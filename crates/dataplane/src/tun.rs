@@ -11,7 +11,6 @@ use std::os::unix::fs::OpenOptionsExt;
 
 use tun_tap::{Iface, Mode};
 
-use crate::iproute::ip;
 use crate::DataplaneError;
 
 const IFF_TUN: libc::c_short = 0x0001;
@@ -40,6 +39,24 @@ enum Dev {
 
 pub struct Tun {
     dev: Dev,
+}
+
+/// How a device queues what the kernel sends into it: its root qdisc.
+///
+/// A multi-queue TUN device has 256 possible queues however many are open, and the
+/// kernel's default for a multi-queue device is `mq` with a default qdisc (`pfifo_fast`, three
+/// rings of txqueuelen entries) for each of the 256: measured here, bringing 500 such devices
+/// up took 2.95 s and 3.2 GiB of kernel memory (6.5 MiB each), 0.16 s and 135 MiB with one
+/// root qdisc. The TUN driver drops at its own ring (txqueuelen packets per queue) rather than
+/// stopping the queue, so the qdisc never holds a packet either way (`tc -s qdisc`: backlog 0,
+/// the device's TX dropped counts the overflow).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Queueing {
+    /// The kernel's default (the gateway's one shared device).
+    KernelDefault,
+    /// One `pfifo_fast` at the root for all queues, set before the device comes up (a
+    /// route-based connection's device: there may be thousands).
+    Single,
 }
 
 /// `struct ifreq` as TUNSETIFF reads it: the name, then the flags.
@@ -100,7 +117,8 @@ fn open_vnet(name: &str, multi: bool) -> io::Result<(File, String, bool)> {
 }
 
 impl Tun {
-    /// Creates (or attaches to) the device, then sets MTU and queue length and brings it up.
+    /// Creates (or attaches to) the device, then sets MTU, queue length and `queueing` and
+    /// brings it up.
     /// The queue length matters: the kernel default (500) is where a busy userspace gateway
     /// loses packets first (ARCHITECTURE.md). With `offload`, asks for TSO, USO and checksum offload
     /// (TSO only where the kernel predates USO) and falls back to a plain device if the kernel
@@ -111,6 +129,7 @@ impl Tun {
         txqueuelen: u32,
         offload: bool,
         queues: usize,
+        queueing: Queueing,
     ) -> Result<Tun, DataplaneError> {
         let err = |e| DataplaneError::Tun {
             name: name.to_string(),
@@ -145,21 +164,11 @@ impl Tun {
             }
         };
         let t = Tun { dev };
-        let dev = t.name().to_string();
-        // No IPv6 link-local address: the kernel would otherwise send router solicitations
-        // and MLD reports into the tunnel, which match no policy and only add noise.
-        ip(&["link", "set", "dev", &dev, "addrgenmode", "none"])?;
-        ip(&[
-            "link",
-            "set",
-            "dev",
-            &dev,
-            "mtu",
-            &mtu.to_string(),
-            "txqueuelen",
-            &txqueuelen.to_string(),
-            "up",
-        ])?;
+        // No IPv6 link-local address first (the kernel would otherwise send router
+        // solicitations and MLD reports into the tunnel, which match no policy and only add
+        // noise), then MTU, queue length and up: one netlink request each, not an `ip`
+        // process, since a route-based connection makes a device of its own.
+        crate::netlink::link_setup(t.name(), mtu, txqueuelen, queueing == Queueing::Single)?;
         Ok(t)
     }
 

@@ -8,8 +8,8 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use ironsec_dataplane::{
-    guard, iproute, AcquireSink, ActivitySink, Dataplane, IfaceId, IkeSink, PeerMovedSink, Prefix,
-    SaActivity, Sinks, Tables, TunnelId, UnknownSpiSink,
+    guard, iproute, netlink, AcquireSink, ActivitySink, Dataplane, IfaceId, IkeSink, PeerMovedSink,
+    Prefix, SaActivity, Sinks, Tables, TunnelId, UnknownSpiSink,
 };
 use tokio::signal::unix::{signal, SignalKind};
 use tokio::sync::{mpsc, Notify, Semaphore};
@@ -132,7 +132,7 @@ fn wanted_tun_routes(cfg: &Config, tables: &Tables) -> BTreeMap<String, TunRoute
             out.insert(p.to_string(), mtus.get(p).copied());
         }
     }
-    wanted_routes(cfg)
+    wanted_routes(cfg, iproute::host_addresses)
         .into_iter()
         .map(|(p, (dev, src))| {
             let mtu = out.get(&p).copied().flatten();
@@ -144,9 +144,16 @@ fn wanted_tun_routes(cfg: &Config, tables: &Tables) -> BTreeMap<String, TunRoute
 /// The routes a config needs: every policy-based remote selector into the shared TUN device,
 /// every route-based connection's static route into its interface. Traffic the gateway itself
 /// sends to a policy-based site should come from one of its own addresses inside the local
-/// selectors, or no policy would match it.
-fn wanted_routes(cfg: &Config) -> BTreeMap<String, (String, Option<IpAddr>)> {
-    let host = iproute::host_addresses();
+/// selectors, or no policy would match it: `host` gives the host's addresses, read only when
+/// there is such a route. It runs after every table change, and reading the addresses means
+/// dumping every interface: with a thousand route-based connections (a device each) that was
+/// most of what a hub did while they came up, for routes that take no source address.
+pub(crate) fn wanted_routes(
+    cfg: &Config,
+    host: impl FnOnce() -> Vec<IpAddr>,
+) -> BTreeMap<String, (String, Option<IpAddr>)> {
+    let mut host = Some(host);
+    let mut addrs: Vec<IpAddr> = Vec::new();
     let mut out = BTreeMap::new();
     for c in &cfg.connections {
         if let Some(rb) = &c.route_based {
@@ -155,8 +162,11 @@ fn wanted_routes(cfg: &Config) -> BTreeMap<String, (String, Option<IpAddr>)> {
             }
             continue;
         }
+        if let Some(read) = host.take() {
+            addrs = read();
+        }
         for p in &c.remote_ts {
-            let src = host
+            let src = addrs
                 .iter()
                 .find(|a| a.is_ipv4() == p.is_v4() && c.local_ts.iter().any(|l| l.contains(**a)))
                 .copied();
@@ -196,8 +206,8 @@ fn reconcile_guards(want: &[Prefix]) -> Result<GuardStart, ironsec_dataplane::Da
 struct Iface {
     name: String,
     id: IfaceId,
-    /// The address put on it ("169.254.21.1/30"), if any.
-    address: Option<String>,
+    /// The address put on it (169.254.21.1 and 30), if any.
+    address: Option<(IpAddr, u8)>,
 }
 
 impl Running {
@@ -310,7 +320,7 @@ impl Running {
             }
         }
         for (conn, rb) in &want {
-            let address = rb.address_text();
+            let address = rb.address;
             if !have.contains_key(conn) {
                 match self.dp.add_interface(&rb.interface) {
                     Ok(id) => {
@@ -334,12 +344,12 @@ impl Running {
                 continue;
             };
             if i.address != address {
-                if let Some(old) = &i.address {
-                    let _ = iproute::ip(&["addr", "del", old, "dev", &i.name]);
+                if let Some((old, len)) = i.address {
+                    let _ = netlink::addr_del(&i.name, old, len);
                 }
-                match &address {
-                    Some(a) => match iproute::ip(&["addr", "replace", a, "dev", &i.name]) {
-                        Ok(()) => i.address = address.clone(),
+                match address {
+                    Some((a, len)) => match netlink::addr_replace(&i.name, a, len) {
+                        Ok(()) => i.address = address,
                         Err(e) => errs.push(format!("connection '{conn}': {e}")),
                     },
                     None => i.address = None,

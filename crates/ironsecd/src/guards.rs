@@ -3,6 +3,8 @@
 //! remote selector is guarded now. Read from the kernel at each status request, so a guard an
 //! operator deleted by hand shows as missing rather than as what the daemon once installed.
 
+use std::collections::HashSet;
+
 use ironsec_dataplane::{guard, Prefix};
 
 use crate::config::Config;
@@ -21,6 +23,9 @@ pub struct GuardStart {
 /// connection's remote selectors; a route-based connection's static `routes` and its
 /// `protect` prefixes (its selectors, 0.0.0.0/0 by default, are not routes).
 pub fn wanted(cfg: &Config) -> Vec<Prefix> {
+    // A set beside the list: this runs after every table change, and a thousand route-based
+    // connections' routes made a quadratic search for duplicates show in a hub's profile.
+    let mut seen: HashSet<Prefix> = HashSet::new();
     let mut out: Vec<Prefix> = Vec::new();
     for c in &cfg.connections {
         let guarded: Vec<&Prefix> = match &c.route_based {
@@ -28,7 +33,7 @@ pub fn wanted(cfg: &Config) -> Vec<Prefix> {
             Some(rb) => rb.routes.iter().chain(&rb.protect).collect(),
         };
         for p in guarded {
-            if !out.contains(p) {
+            if seen.insert(*p) {
                 out.push(*p);
             }
         }

@@ -654,14 +654,17 @@ pub fn build(
             tunnels.push(t);
         }
     }
+    // Each connection's tunnels, in one pass: the tables are rebuilt at every SA change, and
+    // a search of all tunnels per connection (and of all connections per SA, below) made a
+    // hub bringing up a thousand connections spend most of its time here.
+    let mut by_conn: Vec<Vec<TunnelId>> = vec![Vec::new(); cfg.connections.len()];
+    for (i, s) in specs.iter().enumerate() {
+        if let Some(ids) = by_conn.get_mut(s.conn_index) {
+            ids.push(i);
+        }
+    }
     let mut policies = Vec::new();
-    for (ci, c) in cfg.connections.iter().enumerate() {
-        let ids: Vec<TunnelId> = specs
-            .iter()
-            .enumerate()
-            .filter(|(_, s)| s.conn_index == ci)
-            .map(|(i, _)| i)
-            .collect();
+    for (c, ids) in cfg.connections.iter().zip(&by_conn) {
         let Some(&first) = ids.first() else { continue };
         let scope = devices.get(c.name.as_str()).copied();
         if c.route_based.is_some() && scope.is_none() {
@@ -738,14 +741,19 @@ pub fn build(
     // Each SA delivers to its connection's device as it is now (a reload may have made or
     // removed it); a route-based connection without one delivers nowhere (dropped, counted),
     // never to the shared device. An SA of a connection a reload removed keeps its device.
+    let route_based: HashMap<&str, bool> = cfg
+        .connections
+        .iter()
+        .map(|c| (c.name.as_str(), c.route_based.is_some()))
+        .collect();
     let point = |e: &InboundEntry, conn: &str| {
-        let Some(c) = cfg.connections.iter().find(|c| c.name == conn) else {
+        let Some(&route_based) = route_based.get(conn) else {
             return;
         };
-        e.device.set(match (devices.get(conn), &c.route_based) {
+        e.device.set(match (devices.get(conn), route_based) {
             (Some(id), _) => Some(*id),
-            (None, Some(_)) => Some(IfaceId::NOWHERE),
-            (None, None) => None,
+            (None, true) => Some(IfaceId::NOWHERE),
+            (None, false) => None,
         });
     };
     let mut inbound: Vec<Arc<InboundEntry>> = store

@@ -1780,6 +1780,22 @@ fn shipped_example_secrets_pass_check_but_not_the_daemon() {
 }
 
 #[test]
+fn policy_based_routes_take_a_host_address_inside_the_local_selectors() {
+    let d = Dir::new("routes-src");
+    let p = d.write("c.toml", &example(&d, "a"), 0o644);
+    let cfg = Config::load(&p).unwrap_or_else(|e| panic!("{e}"));
+    let mut reads = 0;
+    let routes = crate::daemon::wanted_routes(&cfg, || {
+        reads += 1;
+        vec!["192.0.2.1".parse().unwrap(), "10.1.0.1".parse().unwrap()]
+    });
+    assert_eq!(reads, 1);
+    let (dev, src) = &routes["10.2.0.0/24"];
+    assert_eq!(dev, &cfg.gateway.tun);
+    assert_eq!(*src, Some("10.1.0.1".parse().unwrap()));
+}
+
+#[test]
 fn route_based_connections_default_to_any_selectors_and_check_their_keys() {
     let d = Dir::new("route-based");
     // Route-based: no selectors written, 0.0.0.0/0 both ways; its routes and guards parsed.
@@ -1805,6 +1821,22 @@ fn route_based_connections_default_to_any_selectors_and_check_their_keys() {
         .map(|p| p.to_string())
         .collect();
     assert_eq!(guarded, ["10.2.0.0/24", "10.20.0.0/16", "10.0.0.0/8"]);
+    // Its routes go into its interface with no source address: the host's addresses (every
+    // interface dumped, after every table change) are not read for them.
+    let routes = crate::daemon::wanted_routes(&cfg, || {
+        panic!("host addresses read for a route-based connection's routes")
+    });
+    let routes: Vec<(&str, &str)> = routes
+        .iter()
+        .map(|(p, (dev, src))| {
+            assert_eq!(*src, None);
+            (p.as_str(), dev.as_str())
+        })
+        .collect();
+    assert_eq!(
+        routes,
+        [("10.2.0.0/24", "vti-b"), ("10.20.0.0/16", "vti-b")]
+    );
 
     // Bad values, all reported at once, each at its key.
     let bad = t
