@@ -38,18 +38,10 @@ fn metric() -> String {
     GUARD_METRIC.to_string()
 }
 
-/// Installs (or keeps: `replace` is idempotent) the guard for `prefix`.
+/// Installs (or keeps: `replace` is idempotent) the guard for `prefix`: `ip route replace
+/// blackhole PREFIX proto 147 metric 4242`, through rtnetlink (a start installs every guard).
 pub fn install(prefix: &Prefix) -> Result<(), DataplaneError> {
-    ip(&[
-        "route",
-        "replace",
-        "blackhole",
-        &prefix.to_string(),
-        "proto",
-        &proto(),
-        "metric",
-        &metric(),
-    ])
+    crate::netlink::blackhole_replace(prefix, GUARD_PROTO, GUARD_METRIC)
 }
 
 /// Removes the guard for `prefix`; a guard that is already gone is not an error.

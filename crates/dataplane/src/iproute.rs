@@ -1,5 +1,6 @@
-//! Link and route changes through iproute2's `ip`. These run on setup and reload only, never
-//! per packet, so a subprocess is simpler and easier to audit than a netlink client.
+//! Link and route changes. These run on setup and reload only, never per packet: what runs
+//! once per route or device goes through rtnetlink (`crate::netlink`: a hub may have
+//! thousands), the rest through iproute2's `ip`, simpler and easier to audit.
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::process::Command;
@@ -43,16 +44,13 @@ pub fn route_via(
     src: Option<IpAddr>,
     mtu: Option<u16>,
 ) -> Result<(), DataplaneError> {
-    let src = src.map(|a| a.to_string());
-    let mtu = mtu.map(|m| m.to_string());
-    let mut args = vec!["route", "replace", prefix, "dev", dev];
-    if let Some(src) = &src {
-        args.extend(["src", src.as_str()]);
-    }
-    if let Some(mtu) = &mtu {
-        args.extend(["mtu", mtu.as_str()]);
-    }
-    ip(&args)
+    let p: crate::Prefix = prefix.parse().map_err(|e| DataplaneError::Netlink {
+        what: format!("installing the route {prefix} into device {dev}"),
+        source: std::io::Error::new(std::io::ErrorKind::InvalidInput, e),
+    })?;
+    // Through rtnetlink: a start installs one per route, and a thousand route-based
+    // connections' static routes were a thousand `ip` processes.
+    crate::netlink::route_replace(&p, dev, src, mtu)
 }
 
 /// Addresses configured on this host's interfaces (in the current network namespace).

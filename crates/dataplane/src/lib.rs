@@ -488,5 +488,10 @@ impl Drop for Dataplane {
         for t in self.threads.drain(..) {
             let _ = t.join();
         }
+        // The workers are gone: the route-based devices close, many at once.
+        let devices = self.devices.swap(Arc::new(Devices::default()));
+        if let Ok(devices) = Arc::try_unwrap(devices) {
+            interfaces::close_all(devices.into_tuns());
+        }
     }
 }

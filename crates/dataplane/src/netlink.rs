@@ -3,7 +3,9 @@
 //! device of its own, so a hub with a thousand of them did this a thousand times at start, and
 //! through `ip` that was three thousand processes: 17.5 of the 25 s a 1,000-connection hub took
 //! to start (netns-scripts/route-scale.sh). One request over a netlink socket takes
-//! microseconds. Routes stay with `ip` (`iproute`, `guard`): few, and rarely changed.
+//! microseconds. The same for installing a route into a device and a guard route (`iproute`,
+//! `guard`), which a start does once per static route; listing and removing routes, rare,
+//! stay with `ip`.
 //!
 //! Each call opens a NETLINK_ROUTE socket, sends one request asking for an acknowledgement and
 //! reads until the kernel's answer to it (bounded by a receive timeout), so an error comes
@@ -13,7 +15,7 @@ use std::io;
 use std::net::IpAddr;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 
-use crate::DataplaneError;
+use crate::{DataplaneError, Prefix};
 
 // From linux/netlink.h, linux/rtnetlink.h, linux/if_link.h, linux/if_addr.h.
 const NETLINK_ROUTE: libc::c_int = 0;
@@ -26,7 +28,20 @@ const NLA_F_NESTED: u16 = 0x8000;
 const RTM_NEWLINK: u16 = 16;
 const RTM_NEWADDR: u16 = 20;
 const RTM_DELADDR: u16 = 21;
+const RTM_NEWROUTE: u16 = 24;
 const RTM_NEWQDISC: u16 = 36;
+const RTA_DST: u16 = 1;
+const RTA_OIF: u16 = 4;
+const RTA_PRIORITY: u16 = 6;
+const RTA_PREFSRC: u16 = 7;
+const RTA_METRICS: u16 = 8;
+const RTAX_MTU: u16 = 2;
+const RT_TABLE_MAIN: u8 = 254;
+const RTPROT_BOOT: u8 = 3;
+const RT_SCOPE_UNIVERSE: u8 = 0;
+const RT_SCOPE_LINK: u8 = 253;
+const RTN_UNICAST: u8 = 1;
+const RTN_BLACKHOLE: u8 = 6;
 const TCA_KIND: u16 = 1;
 const TC_H_ROOT: u32 = 0xFFFF_FFFF;
 const IFLA_MTU: u16 = 4;
@@ -305,8 +320,99 @@ pub fn addr_del(name: &str, addr: IpAddr, prefix_len: u8) -> Result<(), Dataplan
     request(addr_msg(RTM_DELADDR, 0, index, addr, prefix_len)).map_err(err)
 }
 
+/// `ip route replace PREFIX dev DEV [src SRC] [mtu MTU]` (`dev` `None`: `ip route replace
+/// blackhole PREFIX`), with `proto` and `metric` where given, in the main table.
+fn route_msg(
+    prefix: &Prefix,
+    dev: Option<u32>,
+    src: Option<IpAddr>,
+    mtu: Option<u16>,
+    proto: Option<u8>,
+    metric: Option<u32>,
+) -> Vec<u8> {
+    let (family, dst) = match prefix.addr() {
+        IpAddr::V4(a) => (libc::AF_INET as u8, a.octets().to_vec()),
+        IpAddr::V6(a) => (libc::AF_INET6 as u8, a.octets().to_vec()),
+    };
+    // As `ip` chooses: a route through a device without a gateway is link-scoped in IPv4,
+    // anything else universe.
+    let scope = if dev.is_some() && prefix.is_v4() {
+        RT_SCOPE_LINK
+    } else {
+        RT_SCOPE_UNIVERSE
+    };
+    let kind = if dev.is_some() {
+        RTN_UNICAST
+    } else {
+        RTN_BLACKHOLE
+    };
+    let mut m = Msg::new(RTM_NEWROUTE, NLM_F_CREATE | NLM_F_REPLACE);
+    // struct rtmsg: family, dst_len, src_len, tos, table, protocol, scope, type, flags.
+    m.0.extend_from_slice(&[
+        family,
+        prefix.len(),
+        0,
+        0,
+        RT_TABLE_MAIN,
+        proto.unwrap_or(RTPROT_BOOT),
+        scope,
+        kind,
+    ]);
+    m.0.extend_from_slice(&0u32.to_ne_bytes());
+    let mut m = m.attr(RTA_DST, &dst);
+    if let Some(index) = dev {
+        m = m.attr(RTA_OIF, &index.to_ne_bytes());
+    }
+    if let Some(src) = src {
+        m = match src {
+            IpAddr::V4(a) => m.attr(RTA_PREFSRC, &a.octets()),
+            IpAddr::V6(a) => m.attr(RTA_PREFSRC, &a.octets()),
+        };
+    }
+    if let Some(metric) = metric {
+        m = m.attr(RTA_PRIORITY, &metric.to_ne_bytes());
+    }
+    if let Some(mtu) = mtu {
+        m = m.nest(RTA_METRICS, |m| {
+            m.attr(RTAX_MTU, &u32::from(mtu).to_ne_bytes())
+        });
+    }
+    m.finish()
+}
+
+/// `ip route replace PREFIX dev DEV [src SRC] [mtu MTU]` (see [`crate::iproute::route_via`]).
+pub fn route_replace(
+    prefix: &Prefix,
+    dev: &str,
+    src: Option<IpAddr>,
+    mtu: Option<u16>,
+) -> Result<(), DataplaneError> {
+    let err = |source| DataplaneError::Netlink {
+        what: format!("installing the route {prefix} into device {dev}"),
+        source,
+    };
+    let index = index(dev).map_err(err)?;
+    request(route_msg(prefix, Some(index), src, mtu, None, None)).map_err(err)
+}
+
+/// `ip route replace blackhole PREFIX proto PROTO metric METRIC` (see [`crate::guard`]).
+pub fn blackhole_replace(prefix: &Prefix, proto: u8, metric: u32) -> Result<(), DataplaneError> {
+    request(route_msg(
+        prefix,
+        None,
+        None,
+        None,
+        Some(proto),
+        Some(metric),
+    ))
+    .map_err(|source| DataplaneError::Netlink {
+        what: format!("installing the guard route for {prefix}"),
+        source,
+    })
+}
+
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
     fn u16_at(b: &[u8], o: usize) -> u16 {
@@ -385,6 +491,40 @@ mod tests {
     }
 
     #[test]
+    fn route_requests_follow_ip_defaults() {
+        let p: Prefix = "10.9.0.0/24".parse().unwrap();
+        let m = route_msg(&p, Some(5), None, Some(1300), None, None);
+        assert_eq!(u16_at(&m, 4), RTM_NEWROUTE);
+        // rtmsg: AF_INET, /24, main table, proto boot, scope link, unicast.
+        assert_eq!(&m[16..24], &[libc::AF_INET as u8, 24, 0, 0, 254, 3, 253, 1]);
+        assert_eq!((u16_at(&m, 28), u16_at(&m, 30)), (8, RTA_DST));
+        assert_eq!(&m[32..36], &[10, 9, 0, 0]);
+        assert_eq!((u16_at(&m, 36), u16_at(&m, 38)), (8, RTA_OIF));
+        assert_eq!(u32_at(&m, 40), 5);
+        assert_eq!(
+            (u16_at(&m, 44), u16_at(&m, 46)),
+            (12, RTA_METRICS | NLA_F_NESTED)
+        );
+        assert_eq!((u16_at(&m, 48), u16_at(&m, 50)), (8, RTAX_MTU));
+        assert_eq!(u32_at(&m, 52), 1300);
+        let g = route_msg(&p, None, None, None, Some(147), Some(4242));
+        // Blackhole: proto 147, scope universe, no device, the metric.
+        assert_eq!(&g[16..24], &[libc::AF_INET as u8, 24, 0, 0, 254, 147, 0, 6]);
+        assert_eq!((u16_at(&g, 36), u16_at(&g, 38)), (8, RTA_PRIORITY));
+        assert_eq!(u32_at(&g, 40), 4242);
+        let v6 = route_msg(
+            &"fd00::/64".parse().unwrap(),
+            Some(5),
+            None,
+            None,
+            None,
+            None,
+        );
+        assert_eq!(v6[16], libc::AF_INET6 as u8);
+        assert_eq!(v6[22], 0, "IPv6 routes are universe-scoped");
+    }
+
+    #[test]
     fn acknowledgements_are_found_and_read() {
         let ack = |seq: u32, code: i32| {
             let mut b = Vec::new();
@@ -409,7 +549,7 @@ mod tests {
 
     /// Runs `f` on a thread of its own in a new network namespace (a thread's namespace is its
     /// own: the test process and its other threads stay where they are), with `lo` only.
-    fn in_new_netns(f: impl FnOnce() + Send + 'static) {
+    pub(crate) fn in_new_netns(f: impl FnOnce() + Send + 'static) {
         assert_eq!(
             // SAFETY: geteuid has no preconditions.
             unsafe { libc::geteuid() },
@@ -426,7 +566,7 @@ mod tests {
     }
 
     /// `PROG ARGS` in the calling thread's namespace (a child inherits it), its stdout.
-    fn ip_cmd(prog: &str, args: &[&str]) -> String {
+    pub(crate) fn ip_cmd(prog: &str, args: &[&str]) -> String {
         let out = std::process::Command::new(prog)
             .args(args)
             .output()
@@ -500,6 +640,93 @@ mod tests {
             );
             let e = addr_replace("nosuchdev0", v4, 30).unwrap_err();
             assert!(e.to_string().contains("nosuchdev0"), "{e}");
+            // Routes read back exactly as the same ones `ip` makes.
+            addr_replace("nltest0", "10.1.0.1".parse().unwrap(), 24).unwrap();
+            let p = |s: &str| -> Prefix { s.parse().unwrap() };
+            let same = |ours: &str, theirs: &str, family: &str| {
+                let show = |pfx: &str| ip_out(&[family, "route", "show", "table", "main", pfx]);
+                let (a, b) = (show(ours), show(theirs));
+                let ours_host = ours.split('/').next().unwrap();
+                let theirs_host = theirs.split('/').next().unwrap();
+                assert!(!a.is_empty(), "no route {ours}");
+                assert_eq!(a.replace(ours_host, "P"), b.replace(theirs_host, "P"));
+            };
+            route_replace(&p("10.9.0.0/24"), "nltest0", None, None).unwrap();
+            ip_out(&["route", "replace", "10.8.0.0/24", "dev", "nltest0"]);
+            same("10.9.0.0/24", "10.8.0.0/24", "-4");
+            let src = Some("10.1.0.1".parse().unwrap());
+            route_replace(&p("10.9.1.0/24"), "nltest0", src, Some(1300)).unwrap();
+            ip_out(&[
+                "route",
+                "replace",
+                "10.8.1.0/24",
+                "dev",
+                "nltest0",
+                "src",
+                "10.1.0.1",
+                "mtu",
+                "1300",
+            ]);
+            same("10.9.1.0/24", "10.8.1.0/24", "-4");
+            route_replace(&p("10.9.1.0/24"), "nltest0", src, Some(1280)).unwrap();
+            let r = ip_out(&["route", "show", "10.9.1.0/24"]);
+            assert!(
+                r.contains("mtu 1280") && !r.contains("1300"),
+                "replaced: {r}"
+            );
+            route_replace(&p("fd00:9::/64"), "nltest0", None, Some(1300)).unwrap();
+            ip_out(&[
+                "-6",
+                "route",
+                "replace",
+                "fd00:8::/64",
+                "dev",
+                "nltest0",
+                "mtu",
+                "1300",
+            ]);
+            same("fd00:9::/64", "fd00:8::/64", "-6");
+            // A guard beside the route for the same prefix: another metric, both stay.
+            blackhole_replace(&p("10.9.0.0/24"), 147, 4242).unwrap();
+            blackhole_replace(&p("10.9.0.0/24"), 147, 4242).expect("idempotent");
+            ip_out(&[
+                "route",
+                "replace",
+                "blackhole",
+                "10.8.0.0/24",
+                "proto",
+                "147",
+                "metric",
+                "4242",
+            ]);
+            same("10.9.0.0/24", "10.8.0.0/24", "-4");
+            blackhole_replace(&p("fd00:9::/64"), 147, 4242).unwrap();
+            ip_out(&[
+                "-6",
+                "route",
+                "replace",
+                "blackhole",
+                "fd00:8::/64",
+                "proto",
+                "147",
+                "metric",
+                "4242",
+            ]);
+            same("fd00:9::/64", "fd00:8::/64", "-6");
+            assert_eq!(
+                crate::guard::list().unwrap(),
+                [
+                    p("10.8.0.0/24"),
+                    p("10.9.0.0/24"),
+                    p("fd00:8::/64"),
+                    p("fd00:9::/64")
+                ]
+            );
+            let e = route_replace(&p("10.9.2.0/24"), "nosuchdev0", None, None).unwrap_err();
+            assert!(
+                e.to_string().contains("10.9.2.0/24 into device nosuchdev0"),
+                "{e}"
+            );
             drop(tun);
         });
     }
