@@ -558,6 +558,18 @@ fn route_based_fails_closed_with_the_tunnel_down_and_routes_withdrawn() {
 #[test]
 #[ignore = "needs root"]
 fn route_based_active_standby_moves_traffic_when_a_link_is_cut() {
+    two_tunnels_under_one_interface("active-standby");
+}
+
+/// The same with active-active: both tunnels carry the interface's flows until one link is
+/// cut, then the other carries them all.
+#[test]
+#[ignore = "needs root"]
+fn route_based_active_active_keeps_the_flows_on_the_tunnel_left() {
+    two_tunnels_under_one_interface("active-active");
+}
+
+fn two_tunnels_under_one_interface(mode: &str) {
     require_root();
     let prefix = unique_prefix();
     let dir = TempDir::new(&prefix);
@@ -571,9 +583,8 @@ fn route_based_active_standby_moves_traffic_when_a_link_is_cut() {
             l[0], r[0], l[1], r[1]
         )
     };
-    let extra = |routes: &str| {
-        format!("routes = [\"{routes}\"]\nmode = \"active-standby\"\nfailover_after = 2")
-    };
+    let extra =
+        |routes: &str| format!("routes = [\"{routes}\"]\nmode = \"{mode}\"\nfailover_after = 2");
     let cfg_a = gateway(&sock_a)
         + &rb_conn(
             "site-b",
@@ -635,10 +646,15 @@ fn route_based_active_standby_moves_traffic_when_a_link_is_cut() {
             .map(|v| v.iter().map(|x| x.as_str().unwrap().to_string()).collect())
             .unwrap_or_default()
     };
+    let before: &[&str] = if mode == "active-standby" {
+        &["192.0.2.2"]
+    } else {
+        &["192.0.2.2", "198.51.100.2"]
+    };
     assert_eq!(
         active(&a.status()),
-        ["192.0.2.2"],
-        "the higher priority carries it"
+        before,
+        "{mode}: which tunnels carry the interface's traffic"
     );
     // Cut the first link (both ends), pinging every 50 ms meanwhile.
     let pinger = ping_paced_in_background(
@@ -659,7 +675,7 @@ fn route_based_active_standby_moves_traffic_when_a_link_is_cut() {
     let run = pinger.join().expect("pinger");
     let st = a.status();
     println!(
-        "link cut: {} of {} pings answered, {} lost; active now {:?}",
+        "{mode}, link cut: {} of {} pings answered, {} lost; active now {:?}",
         run.received(),
         run.sent(),
         run.lost().len(),
