@@ -13,6 +13,7 @@ pub mod counters;
 pub mod ethtool;
 pub mod gro;
 pub mod guard;
+pub mod interfaces;
 pub mod iproute;
 pub mod mtu;
 pub mod offload;
@@ -28,7 +29,9 @@ mod worker;
 
 /// The per-packet verdict functions, for the criterion benches of the whole packet path.
 #[doc(hidden)]
-pub use worker::{account_sealed, clamp_inbound, open_one, seal_one, Inbound, Outbound, Sealed};
+pub use worker::{
+    account_sealed, clamp_inbound, open_one, seal_in, seal_one, Inbound, Outbound, Sealed,
+};
 
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -39,6 +42,7 @@ use arc_swap::{ArcSwap, Guard};
 
 pub use activity::{Direction, SaActivity, Watch, WatchId};
 pub use counters::{DropReason, DropTotals, GatewayTotals, PerWorker, SaCounters, SaTotals};
+pub use interfaces::{DeviceCell, IfaceId};
 pub use prefix::{Prefix, PrefixError};
 pub use selector::{PolicyPorts, PortSelectors, Ports, Selector, SelectorError};
 pub use shaper::Bucket;
@@ -48,6 +52,7 @@ pub use tables::{
 };
 
 use counters::GatewayCounters;
+use interfaces::{Devices, Epoll, Token};
 use tun::Tun;
 use worker::Worker;
 
@@ -109,6 +114,8 @@ pub enum DataplaneError {
     Ip { cmd: String, reason: String },
     #[error("cannot start worker thread: {0}")]
     Thread(#[source] std::io::Error),
+    #[error("cannot set up the workers' wait (epoll): {0}")]
+    Epoll(#[source] std::io::Error),
 }
 
 /// How the fast path is set up; fixed for the life of a [`Dataplane`].
@@ -145,6 +152,14 @@ impl DataplaneConfig {
 
 pub struct Dataplane {
     tun: Arc<Tun>,
+    /// Route-based connections' devices (`interfaces.rs`).
+    devices: Arc<ArcSwap<Devices>>,
+    /// Each worker's epoll set, in worker order: a new device's queue `w` goes into set `w`.
+    epolls: Vec<Arc<Epoll>>,
+    /// The last [`IfaceId`] handed out; ids are never reused.
+    last_iface: std::sync::Mutex<u32>,
+    /// How new devices are made (MTU, queue length, offload), as the shared one was.
+    tun_settings: TunSettings,
     tables: Arc<ArcSwap<Tables>>,
     counters: Arc<PerWorker<GatewayCounters>>,
     stop: Arc<AtomicBool>,
@@ -159,6 +174,14 @@ pub struct Dataplane {
     /// outer DSCP (`copy_dscp = "in"`); until then no receive pays for it.
     all_sockets: Vec<(SocketAddr, socket2::Socket)>,
     recv_tos: AtomicBool,
+}
+
+/// How every TUN device of the fast path is made: the shared one and each route-based one.
+#[derive(Clone, Copy, Debug)]
+struct TunSettings {
+    mtu: u16,
+    txqueuelen: u32,
+    offload: bool,
 }
 
 impl Dataplane {
@@ -227,11 +250,25 @@ impl Dataplane {
         let stop = Arc::new(AtomicBool::new(false));
         let supervision = Arc::new(supervise::Supervision::default());
         let max_packet = usize::from(cfg.tun_mtu).max(1500);
+        let devices = Arc::new(ArcSwap::from_pointee(Devices::default()));
+        let mut epolls = Vec::with_capacity(workers);
+        for (id, socks) in sockets.iter().enumerate() {
+            let ep = Epoll::new().map_err(DataplaneError::Epoll)?;
+            ep.add(tun.fd(id), Token::SharedTun)
+                .map_err(DataplaneError::Epoll)?;
+            for (i, s) in socks.iter().enumerate() {
+                ep.add(std::os::fd::AsRawFd::as_raw_fd(s), Token::Socket(i))
+                    .map_err(DataplaneError::Epoll)?;
+            }
+            epolls.push(Arc::new(ep));
+        }
         let mut threads = Vec::with_capacity(workers);
         for (id, sockets) in sockets.into_iter().enumerate() {
             let w = Worker {
                 id,
                 tun: tun.clone(),
+                devices: devices.clone(),
+                epoll: epolls[id].clone(),
                 sockets,
                 tables: tables.clone(),
                 counters: counters.clone(),
@@ -260,6 +297,14 @@ impl Dataplane {
         }
         let dp = Dataplane {
             tun,
+            devices,
+            epolls,
+            last_iface: std::sync::Mutex::new(0),
+            tun_settings: TunSettings {
+                mtu: cfg.tun_mtu,
+                txqueuelen: cfg.tun_txqueuelen,
+                offload: cfg.tun_offload,
+            },
             tables,
             counters,
             stop,
@@ -307,6 +352,64 @@ impl Dataplane {
                 )
             })?;
         sock.send_to(payload, &remote.into())
+    }
+
+    /// Creates a route-based connection's TUN device `name` (made like the shared one: MTU,
+    /// queue length, offload, one queue per worker), brings it up and has every worker wait
+    /// on it. Its packets find no policy until tables scoped to the returned id are installed,
+    /// so they are dropped, never sent anywhere else. The device goes away with
+    /// [`remove_interface`](Self::remove_interface) or with the process.
+    pub fn add_interface(&self, name: &str) -> Result<IfaceId, DataplaneError> {
+        let TunSettings {
+            mtu,
+            txqueuelen,
+            offload,
+        } = self.tun_settings;
+        let tun = Arc::new(Tun::create(name, mtu, txqueuelen, offload, self.workers)?);
+        let mut last = self.last_iface.lock().unwrap_or_else(|p| p.into_inner());
+        let id = IfaceId::new(last.wrapping_add(1))
+            .filter(|id| *id != IfaceId::NOWHERE)
+            .ok_or_else(|| DataplaneError::Tun {
+                name: name.to_string(),
+                source: std::io::Error::other("out of interface ids"),
+            })?;
+        *last = id.get();
+        // In the snapshot before any worker can be woken for it.
+        self.devices.rcu(|d| d.with(id, tun.clone()));
+        if let Err(source) = interfaces::register(&self.epolls, &tun, id) {
+            self.devices.rcu(|d| d.without(id).0);
+            return Err(DataplaneError::Tun {
+                name: name.to_string(),
+                source,
+            });
+        }
+        tracing::info!(
+            interface = %tun.name(),
+            offload = tun.vnet(),
+            queues = tun.queues(),
+            "tunnel interface up"
+        );
+        Ok(id)
+    }
+
+    /// Removes a route-based connection's device: the workers stop waiting on it, and it
+    /// (with the kernel's routes through it) goes once the last worker let go of it.
+    pub fn remove_interface(&self, id: IfaceId) {
+        let mut gone = None;
+        self.devices.rcu(|d| {
+            let (next, tun) = d.without(id);
+            gone = tun;
+            next
+        });
+        if let Some(tun) = gone {
+            interfaces::unregister(&self.epolls, &tun);
+            tracing::info!(interface = %tun.name(), "tunnel interface removed");
+        }
+    }
+
+    /// How many route-based devices exist.
+    pub fn interfaces(&self) -> usize {
+        self.devices.load().len()
     }
 
     /// Swaps in a new table snapshot; workers see it on their next batch.

@@ -15,6 +15,7 @@ use socket2::SockAddr;
 
 use crate::activity::Watch;
 use crate::counters::{PerWorker, SaCounters};
+pub use crate::interfaces::{DeviceCell, IfaceId};
 use crate::packet::{self, PROTO_SCTP, PROTO_TCP, PROTO_UDP};
 pub use crate::packet::{inner_addrs, InnerAddr};
 use crate::prefix::Prefix;
@@ -48,6 +49,9 @@ pub struct InboundEntry {
     /// Reports the first packet delivered after the control plane armed
     /// [`Direction::Inbound`](crate::Direction::Inbound); `None` = not watched.
     pub watch: Option<Arc<Watch>>,
+    /// The device its decrypted packets are written to: the shared TUN device, or the
+    /// route-based connection's own (set by the control plane with each table it builds).
+    pub device: DeviceCell,
 }
 
 impl InboundEntry {
@@ -288,6 +292,10 @@ pub struct Policy {
     /// The protocol and ports the policy is narrowed to; `None` = addresses only, and then
     /// the packet's transport header is never read.
     pub ports: Option<PolicyPorts>,
+    /// Which device's packets it applies to: `None`, those of the shared TUN device (a
+    /// policy-based connection); `Some`, those a route-based connection's own device reads,
+    /// which the kernel's routes sent there.
+    pub scope: Option<IfaceId>,
 }
 
 /// Everything the fast path needs to move packets, swapped as a whole.
@@ -305,8 +313,11 @@ struct InboundSlot {
 #[derive(Default)]
 pub struct Tables {
     inbound: HashMap<u32, InboundSlot>,
-    /// Most specific remote prefix first, so the first match is the longest match.
+    /// The shared TUN device's policies, most specific remote prefix first, so the first
+    /// match is the longest match.
     policies: Vec<Policy>,
+    /// Each route-based device's policies, in the same order.
+    scoped: HashMap<IfaceId, Vec<Policy>>,
     tunnels: Vec<Tunnel>,
     /// Some tunnel has `dscp_in`: only then do workers read the outer TOS of what they
     /// receive and look up the route back of each decrypted packet.
@@ -378,9 +389,21 @@ impl Tables {
                 .then(b.local.len().cmp(&a.local.len()))
                 .then(narrowness(b).cmp(&narrowness(a)))
         });
+        let mut scoped: HashMap<IfaceId, Vec<Policy>> = HashMap::new();
+        let policies = policies
+            .into_iter()
+            .filter_map(|p| match p.scope {
+                None => Some(p),
+                Some(dev) => {
+                    scoped.entry(dev).or_default().push(p);
+                    None
+                }
+            })
+            .collect();
         Ok(Tables {
             inbound: map,
             policies,
+            scoped,
             any_dscp_in: tunnels.iter().any(|t| t.dscp_in),
             tunnels,
         })
@@ -444,7 +467,20 @@ impl Tables {
         src: InnerAddr,
         dst: InnerAddr,
     ) -> Option<(TunnelId, &Tunnel)> {
-        self.policies
+        self.route_id_in(None, pkt, src, dst)
+    }
+
+    /// [`route_id`](Self::route_id) among the policies of the device the packet was read
+    /// from (`None`: the shared TUN device).
+    #[inline]
+    pub fn route_id_in(
+        &self,
+        scope: Option<IfaceId>,
+        pkt: &[u8],
+        src: InnerAddr,
+        dst: InnerAddr,
+    ) -> Option<(TunnelId, &Tunnel)> {
+        self.policies_of(scope)
             .iter()
             .find(|p| {
                 dst.matches(&p.remote)
@@ -458,7 +494,18 @@ impl Tables {
     /// to `dst` (local): the policy [`route_id`](Self::route_id) would pick for its reply, with
     /// ports read in the arriving direction.
     pub fn route_back(&self, pkt: &[u8], src: InnerAddr, dst: InnerAddr) -> Option<&Tunnel> {
-        self.policies
+        self.route_back_in(None, pkt, src, dst)
+    }
+
+    /// [`route_back`](Self::route_back) for a packet delivered to device `scope`.
+    pub fn route_back_in(
+        &self,
+        scope: Option<IfaceId>,
+        pkt: &[u8],
+        src: InnerAddr,
+        dst: InnerAddr,
+    ) -> Option<&Tunnel> {
+        self.policies_of(scope)
             .iter()
             .find(|p| {
                 src.matches(&p.remote)
@@ -466,6 +513,16 @@ impl Tables {
                     && p.ports.as_ref().is_none_or(|pp| pp.admits_arriving(pkt))
             })
             .map(|p| &self.tunnels[p.tunnel])
+    }
+
+    /// The policies of one device: the shared TUN device's (`None`) or a route-based
+    /// device's (none if it has no policies in this snapshot: its packets are dropped).
+    #[inline]
+    pub fn policies_of(&self, scope: Option<IfaceId>) -> &[Policy] {
+        match scope {
+            None => &self.policies,
+            Some(dev) => self.scoped.get(&dev).map_or(&[], |v| v.as_slice()),
+        }
     }
 
     pub fn tunnels(&self) -> &[Tunnel] {
@@ -516,6 +573,7 @@ pub fn one_tunnel_with(
             remote: r,
             tunnel: 0,
             ports: None,
+            scope: None,
         }],
         vec![Arc::new(InboundEntry {
             sa: i,
@@ -524,6 +582,7 @@ pub fn one_tunnel_with(
             ports: None,
             counters: PerWorker::<SaCounters>::new(1),
             watch: None,
+            device: DeviceCell::default(),
         })],
     )
     .expect("one tunnel")
@@ -556,6 +615,7 @@ mod tests {
             remote: r.parse().unwrap(),
             tunnel: t,
             ports: None,
+            scope: None,
         };
         let t = Tables::new(
             vec![tunnel("wide", None), tunnel("narrow", None)],
@@ -577,6 +637,46 @@ mod tests {
     }
 
     #[test]
+    fn a_devices_packets_see_only_that_devices_policies() {
+        let (d1, d2) = (IfaceId::new(1).unwrap(), IfaceId::new(2).unwrap());
+        let p = |r: &str, t, scope| Policy {
+            local: "0.0.0.0/0".parse().unwrap(),
+            remote: r.parse().unwrap(),
+            tunnel: t,
+            ports: None,
+            scope,
+        };
+        let t = Tables::new(
+            vec![
+                tunnel("shared", None),
+                tunnel("vti-b", None),
+                tunnel("vti-c", None),
+            ],
+            vec![
+                p("10.2.0.0/24", 0, None),
+                p("0.0.0.0/0", 1, Some(d1)),
+                p("0.0.0.0/0", 2, Some(d2)),
+            ],
+            vec![],
+        )
+        .unwrap();
+        let r = |scope, d| {
+            t.route_id_in(scope, &[], v4("10.1.0.2"), v4(d))
+                .map(|(_, t)| &*t.connection)
+        };
+        // The shared device never sees a route-based connection's 0.0.0.0/0.
+        assert_eq!(r(None, "10.2.0.9"), Some("shared"));
+        assert_eq!(r(None, "10.3.0.9"), None);
+        // A device's packets go to its own connection, whatever the address.
+        assert_eq!(r(Some(d1), "10.2.0.9"), Some("vti-b"));
+        assert_eq!(r(Some(d2), "10.2.0.9"), Some("vti-c"));
+        assert_eq!(r(IfaceId::new(3), "10.2.0.9"), None, "an unknown device");
+        assert!(t
+            .route_back_in(Some(d2), &[], v4("10.9.9.9"), v4("10.1.0.2"))
+            .is_some_and(|t| &*t.connection == "vti-c"));
+    }
+
+    #[test]
     fn rejects_duplicate_spi_and_dangling_refs() {
         let key = [7u8; 20];
         let e = || {
@@ -587,6 +687,7 @@ mod tests {
                 ports: None,
                 counters: PerWorker::new(1),
                 watch: None,
+                device: DeviceCell::default(),
             })
         };
         assert_eq!(
@@ -601,6 +702,7 @@ mod tests {
                     remote: "10.2.0.0/24".parse().unwrap(),
                     tunnel: 0,
                     ports: None,
+                    scope: None,
                 }],
                 vec![e()],
             )

@@ -36,6 +36,7 @@ use socket2::Socket;
 use crate::activity::{Direction, Watch};
 use crate::counters::{DropReason, GatewayCounters, PerWorker};
 use crate::gro::Coalescers;
+use crate::interfaces::{Devices, Epoll, IfaceId, Token};
 use crate::mtu::{self, IcmpLimiter, TOO_BIG_BUF};
 use crate::offload::{self, VnetHdr, VNET_HDR_LEN};
 use crate::packet::{inner_addrs, InnerAddr};
@@ -54,6 +55,12 @@ const PEER_MOVED_REPORT_EVERY: std::time::Duration = std::time::Duration::from_m
 pub(crate) struct Worker {
     pub id: usize,
     pub tun: Arc<Tun>,
+    /// Route-based connections' devices (`interfaces.rs`); their queues for this worker are
+    /// in `epoll`, registered by the control plane as devices come and go.
+    pub devices: Arc<ArcSwap<Devices>>,
+    /// What this worker waits in: the shared TUN device's queue, its sockets, and the
+    /// route-based devices' queues.
+    pub epoll: Arc<Epoll>,
     pub sockets: Vec<Socket>,
     pub tables: Arc<ArcSwap<Tables>>,
     pub counters: Arc<PerWorker<GatewayCounters>>,
@@ -88,6 +95,13 @@ pub(crate) struct Worker {
 /// oversized packet costs no allocation.
 pub(crate) type IcmpScratch = [u8; VNET_HDR_LEN + TOO_BIG_BUF];
 
+/// The device a packet was read from: the TUN device to answer on and whose policies apply.
+#[derive(Clone, Copy)]
+struct Dev<'a> {
+    tun: &'a Tun,
+    scope: Option<IfaceId>,
+}
+
 /// What [`Worker::seal`] did with a packet.
 enum Step {
     /// Sealed: queue it for sending.
@@ -104,6 +118,17 @@ struct OutBatch<'a> {
     bufs: &'a mut [Box<[u8]>],
     meta: &'a mut Vec<Queued>,
     send: &'a mut SendSlots,
+}
+
+/// The outbound path's buffers, owned by the worker's loop and lent to each drain of a
+/// device.
+struct OutScratch<'a> {
+    bufs: &'a mut Vec<Box<[u8]>>,
+    meta: &'a mut Vec<Queued>,
+    send: &'a mut SendSlots,
+    /// Where an offloading device's super-packet is read before being split.
+    big: &'a mut Vec<u8>,
+    icmp: &'a mut IcmpScratch,
 }
 
 /// A sealed packet waiting in the outbound batch: which of the batch's buffers holds it.
@@ -124,17 +149,10 @@ impl Worker {
             .collect();
         let mut out_meta: Vec<Queued> = Vec::with_capacity(self.batch);
         let mut send = SendSlots::new(self.batch).with_gso(self.gso);
-        // Decrypted TCP segments merged for one TUN write (offloading device only).
-        let mut co = self.tun.vnet().then(Coalescers::default);
-        // Where a TSO super-packet from the TUN device is read before being split.
-        let mut big = vec![
-            0u8;
-            if self.tun.vnet() {
-                VNET_HDR_LEN + 65_535
-            } else {
-                0
-            }
-        ];
+        // Decrypted TCP segments merged for one TUN write (offloading devices only).
+        let mut co = Coalescers::default();
+        // Where a TSO super-packet from an offloading TUN device is read before being split.
+        let mut big = vec![0u8; VNET_HDR_LEN + 65_535];
         let recv_len = if self.gro {
             65_535
         } else {
@@ -143,15 +161,7 @@ impl Worker {
         let mut recv = RecvBatch::new(self.batch, recv_len);
         let mut icmp: IcmpScratch = [0u8; VNET_HDR_LEN + TOO_BIG_BUF];
 
-        let tun_fd = self.tun.fd(self.id);
-        let mut fds: Vec<libc::pollfd> = std::iter::once(tun_fd)
-            .chain(self.sockets.iter().map(|s| s.as_raw_fd()))
-            .map(|fd| libc::pollfd {
-                fd,
-                events: libc::POLLIN,
-                revents: 0,
-            })
-            .collect();
+        let mut events = vec![libc::epoll_event { events: 0, u64: 0 }; 64];
         let gw = self.counters.get(self.id);
         #[cfg(feature = "fault-injection")]
         let fault = fault::Trigger::from_env(self.id);
@@ -163,53 +173,79 @@ impl Worker {
                     return Ok(());
                 }
             }
-            // SAFETY: fds is a valid array of pollfd of the given length.
-            let r = unsafe { libc::poll(fds.as_mut_ptr(), fds.len() as libc::nfds_t, POLL_MS) };
-            if r < 0 {
-                let e = std::io::Error::last_os_error();
-                if e.kind() == std::io::ErrorKind::Interrupted {
-                    continue;
-                }
-                return Err(WorkerFailure(format!("poll: {e}")));
-            }
-            if r == 0 {
-                continue;
-            }
-            if fds[0].revents & (libc::POLLERR | libc::POLLHUP | libc::POLLNVAL) != 0 {
-                return Err(WorkerFailure(format!(
-                    "TUN device {} failed (deleted?)",
-                    self.tun.name()
-                )));
-            }
-            if fds[0].revents & libc::POLLIN != 0 {
-                self.outbound(
-                    &mut out_bufs,
-                    &mut out_meta,
-                    &mut send,
-                    gw,
-                    &mut big,
-                    &mut icmp,
-                )?;
-            }
-            for i in 0..self.sockets.len() {
-                if fds[i + 1].revents & libc::POLLIN != 0 {
-                    self.inbound(i, &mut recv, gw, &mut co)?;
+            let n = match self.epoll.wait(&mut events, POLL_MS) {
+                Ok(n) => n,
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+                Err(e) => return Err(WorkerFailure(format!("epoll_wait: {e}"))),
+            };
+            let mut out = OutScratch {
+                bufs: &mut out_bufs,
+                meta: &mut out_meta,
+                send: &mut send,
+                big: &mut big,
+                icmp: &mut icmp,
+            };
+            for ev in &events[..n] {
+                let (flags, data) = (ev.events, ev.u64);
+                let failed = flags & (libc::EPOLLERR | libc::EPOLLHUP) as u32 != 0;
+                let readable = flags & libc::EPOLLIN as u32 != 0;
+                match Token::from_u64(data) {
+                    Some(Token::SharedTun) => {
+                        if failed {
+                            return Err(WorkerFailure(format!(
+                                "TUN device {} failed (deleted?)",
+                                self.tun.name()
+                            )));
+                        }
+                        if readable {
+                            self.outbound(&self.tun, None, &mut out, gw)?;
+                        }
+                    }
+                    Some(Token::Socket(i)) if readable && i < self.sockets.len() => {
+                        self.inbound(i, &mut recv, gw, &mut co)?;
+                    }
+                    Some(Token::Iface(id)) => {
+                        let devices = self.devices.load();
+                        // Removed since the wait began: nothing to read from it any more.
+                        let Some(tun) = devices.get(id).cloned() else {
+                            continue;
+                        };
+                        drop(devices);
+                        if failed {
+                            // Deleted from outside (`ip link del`): stop waiting on it; the
+                            // control plane's own removal finds it gone.
+                            self.epoll.remove(tun.fd(self.id));
+                            continue;
+                        }
+                        if readable {
+                            self.outbound(&tun, Some(id), &mut out, gw)?;
+                        }
+                    }
+                    _ => {}
                 }
             }
         }
         Ok(())
     }
 
-    /// Drains the TUN device: read, look up policy, seal in place, send in batches.
+    /// Drains a TUN device (the shared one, `scope` `None`, or a route-based connection's):
+    /// read, look up policy among the device's, seal in place, send in batches.
     fn outbound(
         &self,
-        bufs: &mut [Box<[u8]>],
-        meta: &mut Vec<Queued>,
-        send: &mut SendSlots,
+        tun: &Tun,
+        scope: Option<IfaceId>,
+        scratch: &mut OutScratch<'_>,
         gw: &GatewayCounters,
-        big: &mut [u8],
-        icmp: &mut IcmpScratch,
     ) -> Result<(), WorkerFailure> {
+        let OutScratch {
+            bufs,
+            meta,
+            send,
+            big,
+            icmp,
+        } = scratch;
+        let (bufs, big): (&mut [Box<[u8]>], &mut [u8]) = (&mut bufs[..], &mut big[..]);
+        let dev = Dev { tun, scope };
         loop {
             let tables = self.tables.load();
             meta.clear();
@@ -218,12 +254,12 @@ impl Worker {
             while used < bufs.len() {
                 // With offload one read may be a TSO super-packet: read it aside, then split
                 // it into the batch's buffers; else read straight into the next buffer.
-                let into: &mut [u8] = if self.tun.vnet() {
+                let into: &mut [u8] = if tun.vnet() {
                     &mut big[..]
                 } else {
                     &mut bufs[used][HEADROOM..HEADROOM + self.max_packet]
                 };
-                let n = match self.tun.recv(self.id, into) {
+                let n = match tun.recv(self.id, into) {
                     Ok(n) => n,
                     Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
                         drained = true;
@@ -233,13 +269,13 @@ impl Worker {
                     Err(e) => {
                         return Err(WorkerFailure(format!(
                             "reading TUN device {}: {e}",
-                            self.tun.name()
+                            tun.name()
                         )))
                     }
                 };
-                if !self.tun.vnet() {
+                if !tun.vnet() {
                     gw.tun_rx(1);
-                    used = match self.seal(&tables, &mut bufs[used], n, gw, icmp) {
+                    used = match self.seal(&tables, dev, &mut bufs[used], n, gw, icmp) {
                         Step::Queue(sealed) => {
                             meta.push(Queued { buf: used, sealed });
                             used + 1
@@ -247,7 +283,7 @@ impl Worker {
                         Step::Done => used + 1,
                         Step::Fragment(plan) => {
                             let out = OutBatch { bufs, meta, send };
-                            self.fragment(&tables, out, gw, used, n, plan)
+                            self.fragment(&tables, scope, out, gw, used, n, plan)
                         }
                     };
                     continue;
@@ -292,7 +328,7 @@ impl Worker {
                         gw.drop(DropReason::Malformed);
                         continue;
                     }
-                    used = match self.seal(&tables, &mut bufs[used], len, gw, icmp) {
+                    used = match self.seal(&tables, dev, &mut bufs[used], len, gw, icmp) {
                         Step::Queue(sealed) => {
                             meta.push(Queued { buf: used, sealed });
                             used + 1
@@ -300,7 +336,7 @@ impl Worker {
                         Step::Done => used + 1,
                         Step::Fragment(plan) => {
                             let out = OutBatch { bufs, meta, send };
-                            self.fragment(&tables, out, gw, used, len, plan)
+                            self.fragment(&tables, scope, out, gw, used, len, plan)
                         }
                     };
                 }
@@ -318,15 +354,16 @@ impl Worker {
     fn seal(
         &self,
         tables: &Tables,
+        dev: Dev<'_>,
         buf: &mut [u8],
         n: usize,
         gw: &GatewayCounters,
         icmp: &mut IcmpScratch,
     ) -> Step {
-        let verdict = seal_one(tables, buf, n);
+        let verdict = seal_in(tables, dev.scope, buf, n);
         match verdict {
             Outbound::TooBig { mtu, .. } => {
-                self.too_big(&buf[HEADROOM..HEADROOM + n], mtu, gw, icmp)
+                self.too_big(dev.tun, &buf[HEADROOM..HEADROOM + n], mtu, gw, icmp)
             }
             Outbound::Fragment { plan, .. } => return Step::Fragment(plan),
             _ => {}
@@ -341,9 +378,11 @@ impl Worker {
     /// into `plan`'s fragments in the buffers from `at` on and seals each; when the batch has
     /// not that many buffers left it sends what is sealed first. Returns the next free buffer.
     #[cold]
+    #[allow(clippy::too_many_arguments)]
     fn fragment(
         &self,
         tables: &Tables,
+        scope: Option<IfaceId>,
         out: OutBatch<'_>,
         gw: &GatewayCounters,
         mut at: usize,
@@ -374,7 +413,7 @@ impl Worker {
         lens[0] = plan.first_in_place(pkt);
         gw.inner_fragmented();
         for (k, len) in lens.iter().enumerate().take(plan.count) {
-            let verdict = seal_one(tables, &mut bufs[at + k], *len);
+            let verdict = seal_in(tables, scope, &mut bufs[at + k], *len);
             if let Some(sealed) = account_sealed(self.id, verdict, gw, self.acquire_sink.as_ref()) {
                 meta.push(Queued {
                     buf: at + k,
@@ -388,7 +427,14 @@ impl Worker {
     /// Answers an inner packet that does not fit its tunnel with ICMP "fragmentation needed"
     /// (IPv4) or "packet too big" (IPv6) carrying `mtu`, within the worker's rate limit.
     #[cold]
-    fn too_big(&self, pkt: &[u8], mtu: u16, gw: &GatewayCounters, icmp: &mut IcmpScratch) {
+    fn too_big(
+        &self,
+        tun: &Tun,
+        pkt: &[u8],
+        mtu: u16,
+        gw: &GatewayCounters,
+        icmp: &mut IcmpScratch,
+    ) {
         if !self.icmp_limiter.admit(crate::shaper::now_ns()) {
             gw.icmp_limited();
             return;
@@ -397,13 +443,13 @@ impl Worker {
             return;
         };
         // An offloading device wants a virtio-net header first: zeros, checksums done.
-        let start = if self.tun.vnet() {
+        let start = if tun.vnet() {
             icmp[..VNET_HDR_LEN].fill(0);
             0
         } else {
             VNET_HDR_LEN
         };
-        match self.tun.send(self.id, &icmp[start..VNET_HDR_LEN + len]) {
+        match tun.send(self.id, &icmp[start..VNET_HDR_LEN + len]) {
             Ok(_) => gw.icmp_too_big(),
             Err(_) => gw.drop(DropReason::Io),
         }
@@ -526,10 +572,10 @@ impl Worker {
         }
     }
 
-    /// Writes a coalesced run of `n` packets to the TUN device.
-    fn write_run(&self, run: &[u8], n: usize, gw: &GatewayCounters) {
+    /// Writes a coalesced run of `n` packets to TUN device `tun`.
+    fn write_run(&self, tun: &Tun, run: &[u8], n: usize, gw: &GatewayCounters) {
         let n = n as u64;
-        match self.tun.send(self.id, run) {
+        match tun.send(self.id, run) {
             Ok(_) => {
                 gw.tun_tx(n);
                 if n > 1 {
@@ -550,7 +596,7 @@ impl Worker {
         s: usize,
         recv: &mut RecvBatch,
         gw: &GatewayCounters,
-        co: &mut Option<Coalescers>,
+        co: &mut Coalescers,
     ) -> Result<(), WorkerFailure> {
         let fd: RawFd = self.sockets[s].as_raw_fd();
         loop {
@@ -561,6 +607,10 @@ impl Worker {
                 return Ok(());
             }
             let tables = self.tables.load();
+            let devices = self.devices.load();
+            // The device the coalescer's pending runs are for: a packet for another one
+            // flushes them first, so each run goes out of its own device.
+            let mut pending: Option<IfaceId> = None;
             let mut batch_now = None;
             let dscp_in = tables.any_dscp_in();
             for i in 0..n {
@@ -581,12 +631,13 @@ impl Worker {
                     let d = &mut buf[off..end];
                     gw.udp_rx(1);
                     let verdict = open_one(&tables, d);
-                    if let Inbound::Deliver(range, _, _) = &verdict {
-                        if clamp_inbound(&tables, &mut d[range.clone()]) {
+                    if let Inbound::Deliver(range, sa, _) = &verdict {
+                        let scope = sa.device.get();
+                        if clamp_inbound_in(&tables, scope, &mut d[range.clone()]) {
                             gw.mss_clamped();
                         }
                         if let Some(tos) = outer_tos {
-                            copy_dscp_in(&tables, &mut d[range.clone()], tos);
+                            copy_dscp_in(&tables, scope, &mut d[range.clone()], tos);
                         }
                     }
                     if let (Inbound::Ike, Some(sink), Some(from)) =
@@ -609,27 +660,54 @@ impl Worker {
                             }
                         }
                     }
-                    match (verdict, co.as_mut()) {
+                    let target = match &verdict {
+                        Inbound::Deliver(_, sa, _) => sa.device.get(),
+                        _ => None,
+                    };
+                    let tun: &Tun = match target {
+                        None => &self.tun,
+                        Some(id) => match devices.get(id) {
+                            Some(t) => t,
+                            None => {
+                                // Its connection's device is gone (a reload removed it).
+                                if let Inbound::Deliver(_, sa, _) = &verdict {
+                                    sa.counters.get(self.id).drop(DropReason::Io);
+                                }
+                                gw.drop(DropReason::Io);
+                                off = end;
+                                continue;
+                            }
+                        },
+                    };
+                    if matches!(verdict, Inbound::Deliver(..)) && target != pending {
+                        let was: &Tun = pending
+                            .and_then(|id| devices.get(id).map(|t| &**t))
+                            .unwrap_or(&self.tun);
+                        co.flush(|run, n| self.write_run(was, run, n, gw));
+                        pending = target;
+                    }
+                    match verdict {
                         // Offloading TUN: TCP segments, or same-sized UDP datagrams, of one
                         // flow are written as one.
-                        (Inbound::Deliver(range, sa, peer), Some(co)) => {
+                        Inbound::Deliver(range, sa, peer) if tun.vnet() => {
                             let pkt = &d[range.clone()];
-                            if co.offer(pkt, |run, n| self.write_run(run, n, gw)) {
+                            if co.offer(pkt, |run, n| self.write_run(tun, run, n, gw)) {
                                 sa.counters.get(self.id).packet(pkt.len());
                             } else {
                                 let v = Inbound::Deliver(range, sa, peer);
-                                deliver(self.id, d, v, &self.tun, gw);
+                                deliver(self.id, d, v, tun, gw);
                             }
                         }
-                        (v, _) => deliver(self.id, d, v, &self.tun, gw),
+                        v => deliver(self.id, d, v, tun, gw),
                     }
                     off = end;
                 }
             }
-            if let Some(co) = co.as_mut() {
-                co.flush(|run, n| self.write_run(run, n, gw));
-                gw.gro_bad_checksums(co.take_bad_checksums());
-            }
+            let last: &Tun = pending
+                .and_then(|id| devices.get(id).map(|t| &**t))
+                .unwrap_or(&self.tun);
+            co.flush(|run, n| self.write_run(last, run, n, gw));
+            gw.gro_bad_checksums(co.take_bad_checksums());
             if n < recv.capacity() {
                 return Ok(());
             }
@@ -683,6 +761,18 @@ pub enum Outbound<'t> {
 /// in place; counts nothing and touches no device, like [`open_one`].
 #[inline]
 pub fn seal_one<'t>(tables: &'t Tables, buf: &mut [u8], n: usize) -> Outbound<'t> {
+    seal_in(tables, None, buf, n)
+}
+
+/// [`seal_one`] for a packet read from device `scope` (`None`: the shared TUN device): only
+/// that device's policies apply.
+#[inline]
+pub fn seal_in<'t>(
+    tables: &'t Tables,
+    scope: Option<IfaceId>,
+    buf: &mut [u8],
+    n: usize,
+) -> Outbound<'t> {
     let Some((src, dst)) = inner_addrs(&buf[HEADROOM..HEADROOM + n]) else {
         return Outbound::Drop(DropReason::Malformed, None);
     };
@@ -690,7 +780,8 @@ pub fn seal_one<'t>(tables: &'t Tables, buf: &mut [u8], n: usize) -> Outbound<'t
         InnerAddr::V4(_) => NEXT_HEADER_IPV4,
         InnerAddr::V6(_) => NEXT_HEADER_IPV6,
     };
-    let Some((mut tid, mut tunnel)) = tables.route_id(&buf[HEADROOM..HEADROOM + n], src, dst)
+    let Some((mut tid, mut tunnel)) =
+        tables.route_id_in(scope, &buf[HEADROOM..HEADROOM + n], src, dst)
     else {
         return Outbound::Drop(DropReason::NoPolicy, None);
     };
@@ -845,17 +936,24 @@ pub fn open_one<'t>(tables: &'t Tables, dgram: &mut [u8]) -> Inbound<'t> {
 /// protocol byte and a flags byte; only SYNs look up the route back.
 #[inline]
 pub fn clamp_inbound(tables: &Tables, pkt: &mut [u8]) -> bool {
-    mtu::may_be_syn(pkt) && clamp_inbound_syn(tables, pkt)
+    clamp_inbound_in(tables, None, pkt)
+}
+
+/// [`clamp_inbound`] for a packet delivered to device `scope`: the reply's tunnel is found
+/// among that device's policies.
+#[inline]
+pub fn clamp_inbound_in(tables: &Tables, scope: Option<IfaceId>, pkt: &mut [u8]) -> bool {
+    mtu::may_be_syn(pkt) && clamp_inbound_syn(tables, scope, pkt)
 }
 
 /// [`clamp_inbound`] for a packet that may be a SYN: out of line, so the route lookup it
 /// repeats stays inlined in [`seal_one`].
 #[inline(never)]
-fn clamp_inbound_syn(tables: &Tables, pkt: &mut [u8]) -> bool {
+fn clamp_inbound_syn(tables: &Tables, scope: Option<IfaceId>, pkt: &mut [u8]) -> bool {
     let Some((src, dst)) = inner_addrs(pkt) else {
         return false;
     };
-    let Some(tunnel) = tables.route_back(pkt, src, dst) else {
+    let Some(tunnel) = tables.route_back_in(scope, pkt, src, dst) else {
         return false;
     };
     let m = tunnel.mtu.mss_for(pkt);
@@ -865,11 +963,14 @@ fn clamp_inbound_syn(tables: &Tables, pkt: &mut [u8]) -> bool {
 /// Writes the outer header's DSCP `tos` into a decrypted packet if the tunnel its reply takes
 /// copies DSCP inwards (`copy_dscp = "in"`). Called only when [`Tables::any_dscp_in`].
 #[inline(never)]
-pub fn copy_dscp_in(tables: &Tables, pkt: &mut [u8], tos: u8) {
+pub fn copy_dscp_in(tables: &Tables, scope: Option<IfaceId>, pkt: &mut [u8], tos: u8) {
     let Some((src, dst)) = inner_addrs(pkt) else {
         return;
     };
-    if tables.route_back(pkt, src, dst).is_some_and(|t| t.dscp_in) {
+    if tables
+        .route_back_in(scope, pkt, src, dst)
+        .is_some_and(|t| t.dscp_in)
+    {
         crate::packet::set_dscp(pkt, tos);
     }
 }
@@ -1026,6 +1127,7 @@ mod tests {
                 remote: "10.2.0.0/24".parse().unwrap(),
                 tunnel: 0,
                 ports: None,
+                scope: None,
             }],
             vec![],
         )
@@ -1272,7 +1374,7 @@ mod tests {
             let Inbound::Deliver(r, _, _) = open_one(&b, &mut d) else {
                 panic!("not delivered")
             };
-            copy_dscp_in(&b, &mut d[r.clone()], 0x28);
+            copy_dscp_in(&b, None, &mut d[r.clone()], 0x28);
             assert_eq!(d[r.start + 1], want, "copy in {on}");
             assert_eq!(
                 crate::checksum::fold(crate::checksum::sum(&d[r][..20], 0)),
@@ -1352,6 +1454,7 @@ mod tests {
             remote: remote.prefix,
             tunnel,
             ports: PolicyPorts::of(l.ports, remote.ports),
+            scope: None,
         };
         // Listed address-only first: the table must still try the narrower one first.
         let a = Tables::new(
@@ -1368,6 +1471,7 @@ mod tests {
                 ports: PortSelectors::of(&[local], &[l]).map(Box::new),
                 counters: PerWorker::new(1),
                 watch: None,
+                device: Default::default(),
             })
         };
         let b = Tables::new(vec![], vec![], vec![inbound(0x201, dns), inbound(0x202, r)]).unwrap();
@@ -1425,6 +1529,7 @@ mod tests {
                         .unwrap()
                         .ports,
                 ),
+                scope: None,
             }],
             vec![],
         )

@@ -8,7 +8,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use ironsec_dataplane::{
-    guard, iproute, AcquireSink, ActivitySink, Dataplane, IkeSink, PeerMovedSink, Prefix,
+    guard, iproute, AcquireSink, ActivitySink, Dataplane, IfaceId, IkeSink, PeerMovedSink, Prefix,
     SaActivity, Sinks, Tables, TunnelId, UnknownSpiSink,
 };
 use tokio::signal::unix::{signal, SignalKind};
@@ -61,6 +61,10 @@ pub enum DaemonError {
     FastPath(String),
     #[error("cannot drop capabilities: {0}")]
     Privileges(#[from] crate::privs::PrivError),
+    #[error("tunnel interface: {0}")]
+    Interface(String),
+    #[error("cannot install routes: {0}")]
+    Routes(String),
 }
 
 /// Why a reload did not happen; the running config stays.
@@ -88,17 +92,24 @@ struct Running {
     control_socket: PathBuf,
     /// The file a reload reads again.
     config_path: PathBuf,
-    /// Routes into the TUN device as installed: prefix -> source and MTU.
+    /// Routes into the TUN devices as installed: prefix -> device, source and MTU.
     routes: Mutex<BTreeMap<String, TunRoute>>,
+    /// Guard routes as installed (the config's guarded prefixes).
+    guards: Mutex<Vec<Prefix>>,
+    /// Route-based connections' interfaces, by connection name.
+    ifaces: Mutex<BTreeMap<String, Iface>>,
     /// What the start found of the guard routes (status shows it).
     guard_start: GuardStart,
     /// Wakes the event loop after a control command changed the engine's timers.
     wake: Notify,
 }
 
-/// One route into the TUN device as the daemon wants it.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+/// One route into a TUN device (the shared one, or a route-based connection's) as the
+/// daemon wants it.
+#[derive(Clone, Debug, PartialEq, Eq)]
 struct TunRoute {
+    /// The device: the gateway's `tun`, or a route-based connection's `interface`.
+    dev: String,
     /// The source of the gateway's own packets to the site.
     src: Option<IpAddr>,
     /// The tunnels' MTU, when less than the device's (see `crate::routemtu`).
@@ -106,70 +117,61 @@ struct TunRoute {
 }
 
 /// The routes a config needs with the fast path's `tables`: [`wanted_routes`] with each
-/// route's MTU from the tunnels that carry it.
+/// route's MTU from the tunnels that carry it (the shared device's routes; a route-based
+/// connection's static routes take its interface's MTU).
 fn wanted_tun_routes(cfg: &Config, tables: &Tables) -> BTreeMap<String, TunRoute> {
+    let policy_based = || cfg.connections.iter().filter(|c| c.route_based.is_none());
     let mtus = crate::routemtu::route_mtus(
-        cfg.connections
-            .iter()
-            .map(|c| (c.name.as_str(), c.remote_ts.as_slice())),
+        policy_based().map(|c| (c.name.as_str(), c.remote_ts.as_slice())),
         tables.tunnels().iter().map(|t| (&*t.connection, t.mtu)),
         cfg.gateway.tun_mtu,
     );
     let mut out = BTreeMap::new();
-    for c in &cfg.connections {
+    for c in policy_based() {
         for p in &c.remote_ts {
             out.insert(p.to_string(), mtus.get(p).copied());
         }
     }
     wanted_routes(cfg)
         .into_iter()
-        .map(|(p, src)| {
+        .map(|(p, (dev, src))| {
             let mtu = out.get(&p).copied().flatten();
-            (p, TunRoute { src, mtu })
+            (p, TunRoute { dev, src, mtu })
         })
         .collect()
 }
 
-/// The routes a config needs: every remote selector into the TUN device. Traffic the gateway
-/// itself sends to a site should come from one of its own addresses inside the local
+/// The routes a config needs: every policy-based remote selector into the shared TUN device,
+/// every route-based connection's static route into its interface. Traffic the gateway itself
+/// sends to a policy-based site should come from one of its own addresses inside the local
 /// selectors, or no policy would match it.
-fn wanted_routes(cfg: &Config) -> BTreeMap<String, Option<IpAddr>> {
+fn wanted_routes(cfg: &Config) -> BTreeMap<String, (String, Option<IpAddr>)> {
     let host = iproute::host_addresses();
     let mut out = BTreeMap::new();
     for c in &cfg.connections {
+        if let Some(rb) = &c.route_based {
+            for p in &rb.routes {
+                out.insert(p.to_string(), (rb.interface.clone(), None));
+            }
+            continue;
+        }
         for p in &c.remote_ts {
             let src = host
                 .iter()
                 .find(|a| a.is_ipv4() == p.is_v4() && c.local_ts.iter().any(|l| l.contains(**a)))
                 .copied();
-            out.insert(p.to_string(), src);
+            out.insert(p.to_string(), (cfg.gateway.tun.clone(), src));
         }
     }
     out
 }
 
-/// The guard prefix of a route key of [`wanted_routes`] (which holds them as text).
-fn guard_of(prefix: &str) -> Result<Prefix, ironsec_dataplane::DataplaneError> {
-    prefix
-        .parse()
-        .map_err(|e| ironsec_dataplane::DataplaneError::Ip {
-            cmd: format!("route replace blackhole {prefix}"),
-            reason: format!("not a prefix: {e}"),
-        })
-}
-
-/// Brings the guard routes in line with `routes` at start: installs (or adopts, after a crash
-/// or a restart) one per remote selector and removes those of selectors no longer configured
-/// (a connection removed while the daemon was stopped). See `ironsec_dataplane::guard`.
-fn reconcile_guards(
-    routes: &BTreeMap<String, Option<IpAddr>>,
-) -> Result<GuardStart, ironsec_dataplane::DataplaneError> {
+/// Brings the guard routes in line with `want` at start: installs (or adopts, after a crash
+/// or a restart) one per guarded prefix and removes those no longer configured (a connection
+/// removed while the daemon was stopped). See `ironsec_dataplane::guard`.
+fn reconcile_guards(want: &[Prefix]) -> Result<GuardStart, ironsec_dataplane::DataplaneError> {
     let have = guard::list()?;
-    let want = routes
-        .keys()
-        .map(|p| guard_of(p))
-        .collect::<Result<Vec<_>, _>>()?;
-    for p in &want {
+    for p in want {
         guard::install(p)?;
     }
     let adopted = want.iter().filter(|p| have.contains(p)).count();
@@ -187,6 +189,15 @@ fn reconcile_guards(
         adopted,
         removed: stale.len(),
     })
+}
+
+/// A route-based connection's interface as the daemon made it.
+#[derive(Debug, Clone)]
+struct Iface {
+    name: String,
+    id: IfaceId,
+    /// The address put on it ("169.254.21.1/30"), if any.
+    address: Option<String>,
 }
 
 impl Running {
@@ -207,50 +218,132 @@ impl Running {
     }
 
     /// Brings the kernel's routes in line with `cfg` and the installed tables (a route's MTU
-    /// follows its tunnels'); returns what failed.
+    /// follows its tunnels'), and the guard routes with the config's guarded prefixes: a new
+    /// guard before its route, a stale one after its route went; returns what failed.
     fn apply_routes(&self, cfg: &Config) -> Vec<String> {
         let want = wanted_tun_routes(cfg, &self.dp.tables());
+        let want_guards = crate::guards::wanted(cfg);
         let mut have = self.routes.lock().unwrap_or_else(|p| p.into_inner());
+        let mut guards = self.guards.lock().unwrap_or_else(|p| p.into_inner());
         let mut errs = Vec::new();
-        let dev = self.dp.tun_name();
+        // The guards first, so a new prefix never follows the main table in clear.
+        for g in &want_guards {
+            if !guards.contains(g) {
+                match guard::install(g) {
+                    Ok(()) => guards.push(*g),
+                    Err(e) => errs.push(e.to_string()),
+                }
+            }
+        }
         for (p, r) in &want {
             if have.get(p) != Some(r) {
-                // The guard first, so the new prefix never follows the main table in clear.
-                if !have.contains_key(p) {
-                    if let Err(e) = guard_of(p).and_then(|g| guard::install(&g)) {
-                        errs.push(e.to_string());
-                        continue;
-                    }
-                }
-                match iproute::route_via(p, dev, r.src, r.mtu) {
+                match iproute::route_via(p, &r.dev, r.src, r.mtu) {
                     Ok(()) => {
-                        if have.get(p).map(|h| h.mtu) != Some(r.mtu) {
+                        if have.get(p).map(|h| h.mtu) != Some(r.mtu) && r.mtu.is_some() {
                             tracing::info!(
                                 prefix = %p,
                                 mtu = r.mtu.map_or("device".to_string(), |m| m.to_string()),
                                 "route into the TUN device sized to its tunnels"
                             );
                         }
-                        have.insert(p.clone(), *r);
+                        have.insert(p.clone(), r.clone());
                     }
                     Err(e) => errs.push(e.to_string()),
                 }
             }
         }
-        let stale: Vec<String> = have
-            .keys()
-            .filter(|p| !want.contains_key(*p))
-            .cloned()
+        let stale: Vec<(String, String)> = have
+            .iter()
+            .filter(|(p, _)| !want.contains_key(*p))
+            .map(|(p, r)| (p.clone(), r.dev.clone()))
             .collect();
-        for p in stale {
-            // A removed connection's traffic is no longer ours to guard: its guard goes too.
-            match iproute::route_del(&p, dev)
-                .and_then(|()| guard_of(&p).and_then(|g| guard::remove(&g)))
-            {
+        for (p, dev) in stale {
+            // A removed interface took its routes with it.
+            let gone = !std::path::Path::new("/sys/class/net").join(&dev).exists();
+            match iproute::route_del(&p, &dev) {
                 Ok(()) => {
                     have.remove(&p);
                 }
+                Err(_) if gone => {
+                    have.remove(&p);
+                }
                 Err(e) => errs.push(e.to_string()),
+            }
+        }
+        // A removed connection's traffic is no longer ours to guard: its guards go too.
+        let stale_guards: Vec<Prefix> = guards
+            .iter()
+            .filter(|g| !want_guards.contains(g))
+            .copied()
+            .collect();
+        for g in stale_guards {
+            match guard::remove(&g) {
+                Ok(()) => guards.retain(|h| *h != g),
+                Err(e) => errs.push(e.to_string()),
+            }
+        }
+        errs
+    }
+
+    /// Makes the route-based connections' interfaces match the plane's config: creates the
+    /// new ones (with their address), removes those of connections gone or no longer
+    /// route-based, recreates a renamed one, and tells the plane which device each has.
+    /// The caller installs new tables afterwards. Returns what failed.
+    fn sync_interfaces(&self, plane: &mut Plane) -> Vec<String> {
+        let mut have = self.ifaces.lock().unwrap_or_else(|p| p.into_inner());
+        let mut errs = Vec::new();
+        let want: BTreeMap<String, crate::config::RouteBased> = plane
+            .config()
+            .connections
+            .iter()
+            .filter_map(|c| Some((c.name.clone(), c.route_based.clone()?)))
+            .collect();
+        let stale: Vec<String> = have
+            .iter()
+            .filter(|(conn, i)| want.get(*conn).is_none_or(|rb| rb.interface != i.name))
+            .map(|(conn, _)| conn.clone())
+            .collect();
+        for conn in stale {
+            if let Some(i) = have.remove(&conn) {
+                plane.set_device(&conn, None);
+                self.dp.remove_interface(i.id);
+            }
+        }
+        for (conn, rb) in &want {
+            let address = rb.address_text();
+            if !have.contains_key(conn) {
+                match self.dp.add_interface(&rb.interface) {
+                    Ok(id) => {
+                        plane.set_device(conn, Some(id));
+                        have.insert(
+                            conn.clone(),
+                            Iface {
+                                name: rb.interface.clone(),
+                                id,
+                                address: None,
+                            },
+                        );
+                    }
+                    Err(e) => {
+                        errs.push(format!("connection '{conn}': {e}"));
+                        continue;
+                    }
+                }
+            }
+            let Some(i) = have.get_mut(conn) else {
+                continue;
+            };
+            if i.address != address {
+                if let Some(old) = &i.address {
+                    let _ = iproute::ip(&["addr", "del", old, "dev", &i.name]);
+                }
+                match &address {
+                    Some(a) => match iproute::ip(&["addr", "replace", a, "dev", &i.name]) {
+                        Ok(()) => i.address = address.clone(),
+                        Err(e) => errs.push(format!("connection '{conn}': {e}")),
+                    },
+                    None => i.address = None,
+                }
             }
         }
         errs
@@ -264,14 +357,20 @@ impl Running {
         let result = (|| -> Result<String, ReloadFailed> {
             let new = Config::load(&self.config_path)?;
             let warnings = new.warnings();
-            let summary = self.act(|plane, now| plane.reload(new, now))?;
+            let (summary, iface_errs) = self.act(|plane, now| {
+                let summary = plane.reload(new, now)?;
+                let errs = self.sync_interfaces(plane);
+                // Scoped to the devices as they are now, whatever else changed.
+                plane.touch_tables();
+                Ok::<_, crate::plane::ReloadRefused>((summary, errs))
+            })?;
             // After the act: its flush has installed the tables the routes' MTUs come from.
             let route_errs = {
                 let plane = self.plane();
                 self.apply_routes(plane.config())
             };
             let mut msg = format!("reloaded {path}: {summary}");
-            for e in warnings.iter().chain(&route_errs) {
+            for e in warnings.iter().chain(&iface_errs).chain(&route_errs) {
                 msg.push_str(&format!("\nwarning: {e}"));
             }
             Ok(msg)
@@ -399,18 +498,12 @@ pub fn run(cfg: Config) -> Result<(), DaemonError> {
         activity: Some(activity),
         peer_moved: Some(peer_moved),
     };
-    // Guards before the TUN device: from here on, whatever happens to this process, traffic
-    // for the remote selectors is never routed out in clear.
-    let routes = wanted_routes(&cfg);
-    let guard_start = reconcile_guards(&routes)?;
+    // Guards before the TUN devices: from here on, whatever happens to this process, traffic
+    // for the remote selectors (and route-based connections' guarded prefixes) is never
+    // routed out in clear.
+    let guards = crate::guards::wanted(&cfg);
+    let guard_start = reconcile_guards(&guards)?;
     let dp = Dataplane::start(&dp_cfg, plane.tables()?, sinks)?;
-    let routes = wanted_tun_routes(&cfg, &dp.tables());
-    for (p, r) in &routes {
-        if let Err(e) = iproute::route_via(p, dp.tun_name(), r.src, r.mtu) {
-            dp.shutdown();
-            return Err(e.into());
-        }
-    }
     if dp.tun_uso() {
         crate::tuning::advise_udp_gro_forwarding(
             cfg.connections.iter().flat_map(|c| &c.local_ts),
@@ -462,10 +555,25 @@ pub fn run(cfg: Config) -> Result<(), DaemonError> {
             started: Instant::now(),
             control_socket,
             config_path,
-            routes: Mutex::new(routes),
+            routes: Mutex::new(BTreeMap::new()),
+            guards: Mutex::new(guards),
+            ifaces: Mutex::new(BTreeMap::new()),
             guard_start,
             wake: Notify::new(),
         });
+        // The route-based connections' interfaces, then tables scoped to them, then the
+        // routes (some point into those interfaces).
+        {
+            let mut plane = running.plane();
+            let errs = running.sync_interfaces(&mut plane);
+            if let Some(e) = errs.first() {
+                return Err(DaemonError::Interface(e.clone()));
+            }
+            running.dp.install(plane.tables()?);
+            if let Some(e) = running.apply_routes(plane.config()).first() {
+                return Err(DaemonError::Routes(e.clone()));
+            }
+        }
         if let Some(addr) = metrics_addr {
             let l = tokio::net::TcpListener::bind(addr)
                 .await

@@ -17,12 +17,20 @@ pub struct GuardStart {
     pub removed: usize,
 }
 
-/// The remote selectors' route prefixes of `cfg`, each once, in config order: what is guarded.
+/// What is guarded in `cfg`, each prefix once, in config order: a policy-based
+/// connection's remote selectors; a route-based connection's static `routes` and its
+/// `protect` prefixes (its selectors, 0.0.0.0/0 by default, are not routes).
 pub fn wanted(cfg: &Config) -> Vec<Prefix> {
     let mut out: Vec<Prefix> = Vec::new();
-    for p in cfg.connections.iter().flat_map(|c| &c.remote_ts) {
-        if !out.contains(p) {
-            out.push(*p);
+    for c in &cfg.connections {
+        let guarded: Vec<&Prefix> = match &c.route_based {
+            None => c.remote_ts.iter().collect(),
+            Some(rb) => rb.routes.iter().chain(&rb.protect).collect(),
+        };
+        for p in guarded {
+            if !out.contains(p) {
+                out.push(*p);
+            }
         }
     }
     out

@@ -10,8 +10,8 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use ironsec_dataplane::{
-    InboundEntry, OutboundEntry, PerWorker, Policy, PolicyPorts, PortSelectors, Ports, Prefix,
-    Selector, Spread, TableError, Tables, Tunnel, TunnelId, Watch,
+    IfaceId, InboundEntry, OutboundEntry, PerWorker, Policy, PolicyPorts, PortSelectors, Ports,
+    Prefix, Selector, Spread, TableError, Tables, Tunnel, TunnelId, Watch,
 };
 use ironsec_esp::{InboundSa, KeyError, OutboundSa};
 use ironsec_ike::wire::TrafficSelector;
@@ -279,6 +279,7 @@ impl SaStore {
                         ports: ports.clone().map(Box::new),
                         counters: PerWorker::new(workers),
                         watch: None,
+                        device: Default::default(),
                     }),
                 },
             );
@@ -524,6 +525,7 @@ impl SaStore {
                 ports: PortSelectors::of(&local, &remote).map(Box::new),
                 counters: PerWorker::new(workers),
                 watch,
+                device: Default::default(),
             }),
         ))
     }
@@ -531,7 +533,13 @@ impl SaStore {
 
 /// The outbound policies of a pair of selector lists: one per local x remote selector of
 /// one IP version whose protocols agree (a TCP local with a UDP remote selects nothing).
-fn policies_for(local: &[Selector], remote: &[Selector], tunnel: TunnelId, out: &mut Vec<Policy>) {
+fn policies_for(
+    local: &[Selector],
+    remote: &[Selector],
+    tunnel: TunnelId,
+    scope: Option<IfaceId>,
+    out: &mut Vec<Policy>,
+) {
     for l in local {
         for r in remote {
             let (lp, rp) = (l.ports.proto, r.ports.proto);
@@ -541,6 +549,7 @@ fn policies_for(local: &[Selector], remote: &[Selector], tunnel: TunnelId, out: 
                     remote: r.prefix,
                     tunnel,
                     ports: PolicyPorts::of(l.ports, r.ports),
+                    scope,
                 });
             }
         }
@@ -553,6 +562,10 @@ fn policies_for(local: &[Selector], remote: &[Selector], tunnel: TunnelId, out: 
 pub struct Shaping<'a> {
     pub shapers: &'a HashMap<Arc<str>, Arc<ironsec_dataplane::Bucket>>,
     pub mtus: &'a crate::pathmtu::PathMtus,
+    /// The device of each route-based connection whose interface exists: its policies apply
+    /// to that device's packets, its SAs deliver there. A route-based connection without one
+    /// (not created yet) gets no policies: nothing can arrive for it anyway.
+    pub devices: &'a HashMap<Arc<str>, IfaceId>,
 }
 
 /// Builds the fast path's tables from the config and the SAs that exist. Tunnels in
@@ -566,7 +579,11 @@ pub fn build(
     shaping: Shaping,
     addrs: &[SocketAddr],
 ) -> Result<Tables, BuildError> {
-    let Shaping { shapers, mtus } = shaping;
+    let Shaping {
+        shapers,
+        mtus,
+        devices,
+    } = shaping;
     let mut tunnels = Vec::with_capacity(specs.len());
     for s in specs {
         let key = s.key();
@@ -646,6 +663,10 @@ pub fn build(
             .map(|(i, _)| i)
             .collect();
         let Some(&first) = ids.first() else { continue };
+        let scope = devices.get(c.name.as_str()).copied();
+        if c.route_based.is_some() && scope.is_none() {
+            continue;
+        }
         let id_of = |k: &TunnelKey| ids.iter().copied().find(|i| specs[*i].key() == *k);
         // The control plane's choice if it made one; else the connection's first tunnel that
         // has an SA; with none, traffic for the site still matches (and is dropped as no_sa)
@@ -696,6 +717,7 @@ pub fn build(
                         &ts_selectors(&child.info.local_ts),
                         &ts_selectors(&child.info.remote_ts),
                         entry,
+                        scope,
                         &mut policies,
                     );
                 }
@@ -704,6 +726,7 @@ pub fn build(
                 &c.local_selectors,
                 &c.remote_selectors,
                 up.unwrap_or(first),
+                scope,
                 &mut policies,
             ),
         }
@@ -712,14 +735,33 @@ pub fn build(
         t.shaper = shapers.get(&t.connection).cloned();
     }
     let live: HashSet<TunnelKey> = specs.iter().map(|s| s.key()).collect();
+    // Each SA delivers to its connection's device as it is now (a reload may have made or
+    // removed it); a route-based connection without one delivers nowhere (dropped, counted),
+    // never to the shared device. An SA of a connection a reload removed keeps its device.
+    let point = |e: &InboundEntry, conn: &str| {
+        let Some(c) = cfg.connections.iter().find(|c| c.name == conn) else {
+            return;
+        };
+        e.device.set(match (devices.get(conn), &c.route_based) {
+            (Some(id), _) => Some(*id),
+            (None, Some(_)) => Some(IfaceId::NOWHERE),
+            (None, None) => None,
+        });
+    };
     let mut inbound: Vec<Arc<InboundEntry>> = store
         .statics
         .iter()
         .filter(|(k, _)| live.contains(*k))
-        .map(|(_, s)| s.inbound.clone())
+        .map(|(k, s)| {
+            point(&s.inbound, &k.conn);
+            s.inbound.clone()
+        })
         .collect();
     // A retiring SA of a tunnel a reload removed still takes its last packets in flight.
-    inbound.extend(store.children.values().map(|c| c.inbound.clone()));
+    inbound.extend(store.children.values().map(|c| {
+        point(&c.inbound, &c.tunnel.conn);
+        c.inbound.clone()
+    }));
     let followed = store
         .children
         .values()
@@ -785,6 +827,7 @@ mod tests {
             &[sel("10.1.0.0/24[tcp]"), sel("10.1.0.0/24[udp]")],
             &[sel("10.2.0.0/24[tcp/443]"), sel("2001:db8::/64")],
             0,
+            None,
             &mut out,
         );
         // tcp x tcp/443 only: udp x tcp/443 selects nothing, and v4 never pairs with v6.
@@ -792,7 +835,13 @@ mod tests {
         let p = out[0].ports.expect("narrowed");
         assert_eq!((p.local.proto, p.remote.proto, p.remote.start), (6, 6, 443));
         out.clear();
-        policies_for(&[sel("10.1.0.0/24")], &[sel("10.2.0.0/24")], 0, &mut out);
+        policies_for(
+            &[sel("10.1.0.0/24")],
+            &[sel("10.2.0.0/24")],
+            0,
+            None,
+            &mut out,
+        );
         assert_eq!(out[0].ports, None, "address-only stays address-only");
     }
 }

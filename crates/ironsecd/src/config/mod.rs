@@ -74,7 +74,42 @@ pub struct Connection {
     pub path_mtu: PathMtu,
     /// Whether the inner DSCP is copied to the outer header.
     pub copy_dscp: CopyDscp,
+    /// A route-based connection's interface; `None` for a policy-based one (the gateway's
+    /// shared TUN device, with a route per remote selector).
+    pub route_based: Option<RouteBased>,
     pub keying: Keying,
+}
+
+/// What makes a connection route-based (ARCHITECTURE.md, "Route-based connections").
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RouteBased {
+    /// The tunnel interface ironsecd creates for it.
+    pub interface: String,
+    /// The address put on it: the address itself and its prefix length.
+    pub address: Option<(IpAddr, u8)>,
+    /// Static routes into the interface.
+    pub routes: Vec<Prefix>,
+    /// Guarded prefixes (blackhole routes that outlive the daemon).
+    pub protect: Vec<Prefix>,
+}
+
+impl RouteBased {
+    /// `interface_address` as written back: "169.254.21.1/30".
+    pub fn address_text(&self) -> Option<String> {
+        self.address.map(|(a, l)| format!("{a}/{l}"))
+    }
+}
+
+/// Whether `name` can be a Linux interface name: 1 to 15 bytes (IFNAMSIZ less the NUL), no
+/// '/', ':', whitespace or control characters, and not "." or "..".
+pub(crate) fn valid_ifname(name: &str) -> bool {
+    !name.is_empty()
+        && name.len() < 16
+        && name != "."
+        && name != ".."
+        && name
+            .chars()
+            .all(|c| c.is_ascii_graphic() && c != '/' && c != ':')
 }
 
 /// strongSwan's `copy_dscp`.
@@ -458,9 +493,64 @@ fn validate(
     // one site receive another's traffic. Selectors that differ in protocol or ports may
     // share addresses (`10.2.0.0/24[tcp/443]` on one, `10.2.0.0/24` on another): the fast
     // path tries the narrower first, so each connection gets exactly its own part.
+    // Route-based connections are apart: their selectors apply to their own interface's
+    // packets only, so they overlap nothing; their interfaces and static routes must be
+    // their own, though.
     for (i, a) in connections.iter().enumerate() {
         let (fa, ka) = &origins[i];
+        if let Some(ra) = &a.route_based {
+            if gateway.as_ref().is_some_and(|g| g.tun == ra.interface) {
+                errs.push(ConfigError::new(
+                    fa,
+                    format!("{ka}.interface"),
+                    format!(
+                        "'{}' is the gateway's shared TUN device (gateway.tun); a route-based \
+                         connection needs an interface of its own",
+                        ra.interface
+                    ),
+                ));
+            }
+        }
         for (b, (fb, kb)) in connections[i + 1..].iter().zip(&origins[i + 1..]) {
+            if let (Some(ra), Some(rb)) = (&a.route_based, &b.route_based) {
+                if ra.interface == rb.interface {
+                    errs.push(ConfigError::new(
+                        fb,
+                        format!("{kb}.interface"),
+                        format!(
+                            "'{}' is already the interface of connection '{}' ({})",
+                            rb.interface,
+                            a.name,
+                            place(fb, fa, &format!("{ka}.interface"))
+                        ),
+                    ));
+                }
+            }
+            // The same prefix routed two ways: the kernel keeps one route per prefix.
+            for (x, y, fy, ky) in [(a, b, fb, kb), (b, a, fa, ka)] {
+                let Some(ry) = &y.route_based else { continue };
+                let claimed: Vec<Prefix> = match &x.route_based {
+                    Some(rx) => rx.routes.clone(),
+                    None => x.remote_ts.clone(),
+                };
+                for (iy, p) in ry.routes.iter().enumerate() {
+                    if claimed.contains(p) {
+                        errs.push(ConfigError::new(
+                            fy,
+                            format!("{ky}.routes[{iy}]"),
+                            format!(
+                                "{p} is routed by connection '{}' already; one prefix takes one \
+                                 route (several paths for a prefix: let the routing daemon \
+                                 choose)",
+                                x.name
+                            ),
+                        ));
+                    }
+                }
+            }
+            if a.route_based.is_some() || b.route_based.is_some() {
+                continue;
+            }
             for (ia, pa) in a.remote_selectors.iter().enumerate() {
                 if let Some((ib, pb)) = b
                     .remote_selectors
@@ -715,9 +805,18 @@ fn validate_connection(
     errs: &mut Vec<ConfigError>,
 ) -> Option<Connection> {
     let before = errs.len();
+    let mut c = c;
     let missing = |errs: &mut Vec<ConfigError>, name: &str| {
         errs.push(ConfigError::new(file, format!("{key}.{name}"), MISSING));
     };
+    let route_based = route_based(file, key, &c, errs);
+    if c.interface.is_some() {
+        // Route-based: the routing table decides what enters the tunnel, so by default the
+        // tunnel carries anything (narrowable in config).
+        let any = || Some(vec!["0.0.0.0/0".to_string()]);
+        c.local_ts = c.local_ts.take().or_else(any);
+        c.remote_ts = c.remote_ts.take().or_else(any);
+    }
     match &c.name {
         None => missing(errs, "name"),
         Some(name)
@@ -765,16 +864,16 @@ fn validate_connection(
         // Routes into the TUN device (and the guard routes that outlive the daemon) are made
         // for each remote selector: a catch-all one would take over the host's default route,
         // including the way to the peers and, once the daemon stops, everything.
-        if p.is_catch_all() {
+        if p.is_catch_all() && c.interface.is_none() {
             errs.push(ConfigError::new(
                 file,
                 format!("{key}.remote_ts[{i}]"),
                 format!(
                     "{p} as a policy-based remote selector would replace this host's default \
-                     route (and cut the way to the peers); sending all traffic through a tunnel \
-                     needs a route-based connection (a tunnel interface of its own, where the \
-                     routing table decides), which ironsec does not offer yet: list the remote \
-                     site's subnets instead"
+                     route (and cut the way to the peers); to send any traffic through a tunnel, \
+                     make the connection route-based (`interface = \"vti-...\"`: a tunnel \
+                     interface of its own, where the routing table decides), or list the \
+                     remote site's subnets"
                 ),
             ));
         }
@@ -855,6 +954,7 @@ fn validate_connection(
             CopyDscp::Out
         }
     };
+    let policy_based = c.interface.is_none();
     let keying = match c.keying {
         Some(KeyingKind::Static) => {
             static_keying::validate(file, key, c, port, errs).map(Keying::Static)
@@ -862,7 +962,7 @@ fn validate_connection(
         Some(KeyingKind::Ike) => ike_keying::validate(file, key, c, errs).map(Keying::Ike),
         None => None,
     };
-    if let Some(k) = &keying {
+    if let (Some(k), true) = (&keying, policy_based) {
         // Routing a peer's own address into the TUN device would send the tunnel's IKE and
         // ESP packets into the tunnel itself (and, with the daemon stopped, into its guard).
         for &(i, p) in &remote_ts {
@@ -901,8 +1001,121 @@ fn validate_connection(
         mss_clamp,
         path_mtu,
         copy_dscp,
+        route_based: route_based?,
         keying: keying?,
     })
+}
+
+/// The route-based keys of a connection: `Some(None)` for a policy-based one, `None` (with
+/// errors pushed) when they are wrong. A peer's own address routed into the interface would
+/// send the tunnel's IKE and ESP into the tunnel itself, so `routes` may not contain one;
+/// catch-all prefixes are refused in `routes` and `protect` for the same reason as in a
+/// policy-based `remote_ts`.
+fn route_based(
+    file: &Path,
+    key: &str,
+    c: &ConnectionSchema,
+    errs: &mut Vec<ConfigError>,
+) -> Option<Option<RouteBased>> {
+    let before = errs.len();
+    let Some(interface) = &c.interface else {
+        for (name, present) in [
+            ("interface_address", c.interface_address.is_some()),
+            ("routes", c.routes.is_some()),
+            ("protect", c.protect.is_some()),
+        ] {
+            if present {
+                errs.push(ConfigError::new(
+                    file,
+                    format!("{key}.{name}"),
+                    "only for a route-based connection: set `interface` too",
+                ));
+            }
+        }
+        return (errs.len() == before).then_some(None);
+    };
+    if !valid_ifname(interface) {
+        errs.push(ConfigError::new(
+            file,
+            format!("{key}.interface"),
+            format!(
+                "'{interface}' is not an interface name: 1 to 15 characters, none of them '/', \
+                 ':', a space or a control character"
+            ),
+        ));
+    }
+    let address = match &c.interface_address {
+        None => None,
+        Some(a) => match parse_if_address(a) {
+            Some(v) => Some(v),
+            None => {
+                errs.push(ConfigError::new(
+                    file,
+                    format!("{key}.interface_address"),
+                    format!(
+                        "'{a}' is not an address with a prefix length, e.g. \"169.254.21.1/30\""
+                    ),
+                ));
+                None
+            }
+        },
+    };
+    let peers: Vec<IpAddr> = c
+        .tunnels
+        .iter()
+        .flatten()
+        .filter_map(|t| t.remote.as_deref()?.parse().ok())
+        .collect();
+    let mut list = |name: &str, v: &Option<Vec<String>>| -> Vec<Prefix> {
+        let mut out = Vec::new();
+        for (i, s) in v.iter().flatten().enumerate() {
+            let k = format!("{key}.{name}[{i}]");
+            match s.parse::<Prefix>() {
+                Err(e) => errs.push(ConfigError::new(file, k, format!("'{s}': {e}"))),
+                Ok(p) if p.is_catch_all() => errs.push(ConfigError::new(
+                    file,
+                    k,
+                    format!(
+                        "{p} would replace this host's default route (and cut the way to the \
+                         peers); a default route into a tunnel belongs to the routing daemon"
+                    ),
+                )),
+                Ok(p) => match peers.iter().find(|a| p.contains(**a)) {
+                    Some(peer) if name == "routes" => errs.push(ConfigError::new(
+                        file,
+                        k,
+                        format!(
+                            "{p} contains {peer}, a peer of this connection: its IKE and ESP \
+                             packets would be routed into the tunnel"
+                        ),
+                    )),
+                    _ if out.contains(&p) => {}
+                    _ => out.push(p),
+                },
+            }
+        }
+        out
+    };
+    let routes = list("routes", &c.routes);
+    let protect = list("protect", &c.protect);
+    (errs.len() == before).then(|| {
+        Some(RouteBased {
+            interface: interface.clone(),
+            address,
+            routes,
+            protect,
+        })
+    })
+}
+
+/// "169.254.21.1/30" as an address and prefix length (the host bits stay: it is the
+/// interface's own address, not a network).
+fn parse_if_address(s: &str) -> Option<(IpAddr, u8)> {
+    let (a, l) = s.split_once('/')?;
+    let a: IpAddr = a.trim().parse().ok()?;
+    let l: u8 = l.trim().parse().ok()?;
+    let max = if a.is_ipv4() { 32 } else { 128 };
+    (l <= max && !a.is_unspecified()).then_some((a, l))
 }
 
 /// " (did you mean ...)" for a misspelt word among `words`; nothing for a number.

@@ -258,12 +258,26 @@ pub struct ConnectionSchema {
     pub name: Option<String>,
     /// Required.
     pub keying: Option<KeyingKind>,
-    /// Required.
+    /// Required, except for a route-based connection (`interface`), where both default to
+    /// ["0.0.0.0/0"].
     pub local_ts: Option<Vec<String>>,
-    /// Required.
+    /// Required, except for a route-based connection (as `local_ts`).
     pub remote_ts: Option<Vec<String>>,
     /// Required.
     pub tunnels: Option<Vec<TunnelSchema>>,
+    // route-based connections
+    /// Makes the connection route-based: a tunnel interface of its own with this name,
+    /// created and removed by ironsecd; the kernel's routes decide what enters it.
+    pub interface: Option<String>,
+    /// An address (with its prefix length) ironsecd puts on the interface, e.g. the APIPA
+    /// /30 a BGP session runs over ("169.254.21.1/30").
+    pub interface_address: Option<String>,
+    /// Static routes into the interface (prefixes); a routing daemon can add the rest.
+    pub routes: Option<Vec<String>>,
+    /// Prefixes that must never leave except through a tunnel: guard routes (blackhole,
+    /// metric 4242) that stay while routes into the interface come and go and while
+    /// ironsecd is absent.
+    pub protect: Option<Vec<String>>,
     // keying = "static"
     pub esp: Option<String>,
     pub esn: Option<bool>,

@@ -46,7 +46,7 @@ use std::ops::Range;
 use std::sync::Arc;
 use std::time::Instant;
 
-use ironsec_dataplane::{Bucket, Prefix, Tables, WatchId};
+use ironsec_dataplane::{Bucket, IfaceId, Prefix, Tables, WatchId};
 use ironsec_ike::crypto::SystemRng;
 use ironsec_ike::{Endpoint, Transmit};
 
@@ -113,6 +113,9 @@ pub struct Plane {
     bound: Vec<SocketAddr>,
     /// Path MTUs towards the peers, read from the kernel and cached for table builds.
     path_mtus: crate::pathmtu::PathMtus,
+    /// Route-based connections' interfaces as the daemon created them (it owns the devices;
+    /// the plane only scopes tables to them).
+    devices: HashMap<Arc<str>, IfaceId>,
     tunnels: HashMap<TunnelKey, TunnelState>,
     /// When tunnels initiate again (close action `restart`).
     restarts: Deadlines<TunnelKey>,
@@ -190,6 +193,7 @@ impl Plane {
             admission: Arc::new(crate::ikeadmit::Admission::new(&cfg)),
             bound: cfg.local_addrs(),
             path_mtus: Default::default(),
+            devices: HashMap::new(),
             spans: spans_of(&cfg, &specs),
             by_name: names_of(&cfg),
             watches: HashMap::new(),
@@ -272,9 +276,34 @@ impl Plane {
             tables::Shaping {
                 shapers: &shapers,
                 mtus: &self.path_mtus,
+                devices: &self.devices,
             },
             &self.bound,
         )
+    }
+
+    /// Records that route-based connection `conn`'s interface is device `id` (`None`: it
+    /// has none now). The caller builds and installs new tables afterwards.
+    pub fn set_device(&mut self, conn: &str, id: Option<IfaceId>) {
+        match id {
+            Some(id) => {
+                self.devices.insert(Arc::from(conn), id);
+            }
+            None => {
+                self.devices.remove(conn);
+            }
+        }
+    }
+
+    /// Asks for new tables at the next flush (something they are built from changed outside
+    /// the plane's own events, e.g. a device).
+    pub fn touch_tables(&mut self) {
+        self.tables_stale = true;
+    }
+
+    /// The device of each route-based connection that has one.
+    pub fn devices(&self) -> &HashMap<Arc<str>, IfaceId> {
+        &self.devices
     }
 
     /// The tunnels of connection number `conn_index`, in config order.
