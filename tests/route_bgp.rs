@@ -84,6 +84,9 @@ fn secs(d: Duration) -> String {
 /// `route-based.sh down PREFIX`, which stops what still runs inside (by PID) and removes them.
 struct RouteTopo {
     prefix: String,
+    /// The environment `up` ran with (TMPDIR decides where the script keeps its state), for
+    /// every later call.
+    env: Vec<(String, String)>,
 }
 
 impl RouteTopo {
@@ -92,13 +95,12 @@ impl RouteTopo {
         // The guard exists first, so a half-built topology is removed too.
         let t = RouteTopo {
             prefix: prefix.to_string(),
+            env: env
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
         };
-        let mut cmd = Command::new("bash");
-        cmd.arg(script()).args(["up", prefix]).args(args);
-        for (k, v) in env {
-            cmd.env(k, v);
-        }
-        let out = run_timeout(&mut cmd, timeout);
+        let out = run_timeout(t.command(&["up", prefix]).args(args), timeout);
         assert!(
             out.status.success(),
             "route-based.sh up {prefix} {args:?} failed ({}):\nstdout:\n{}\nstderr:\n{}",
@@ -110,6 +112,16 @@ impl RouteTopo {
         t
     }
 
+    /// `bash route-based.sh ARGS...` with the topology's environment.
+    fn command(&self, args: &[&str]) -> Command {
+        let mut c = Command::new("bash");
+        c.arg(script()).args(args);
+        for (k, v) in &self.env {
+            c.env(k, v);
+        }
+        c
+    }
+
     fn ns(&self, role: &str) -> String {
         format!("{}-{role}", self.prefix)
     }
@@ -117,9 +129,7 @@ impl RouteTopo {
     /// `route-based.sh cut|heal PREFIX LINK`.
     fn script(&self, verb: &str, link: &str) {
         run_ok(
-            Command::new("bash")
-                .arg(script())
-                .args([verb, &self.prefix, link]),
+            &mut self.command(&[verb, &self.prefix, link]),
             Duration::from_secs(20),
         );
     }
@@ -127,9 +137,8 @@ impl RouteTopo {
 
 impl Drop for RouteTopo {
     fn drop(&mut self) {
-        let out = Command::new("bash")
-            .arg(script())
-            .args(["down", &self.prefix])
+        let out = self
+            .command(&["down", &self.prefix])
             .stdin(std::process::Stdio::null())
             .output();
         if let Ok(o) = out {
@@ -689,9 +698,14 @@ fn spokes_learn_each_other_through_the_hub_and_a_new_lan_prefix_within_seconds()
     let _s = serial();
     let lab = RouteLab::start(false);
 
-    // No ironsec config names a LAN prefix: they all come from BGP.
+    // No ironsec config names a LAN prefix (outside its comments): they all come from BGP.
     for (i, example) in TOML.iter().enumerate() {
         let t = std::fs::read_to_string(lab.dir.join(&format!("{}.toml", GW[i]))).unwrap();
+        let t: String = t
+            .lines()
+            .map(|l| l.split('#').next().unwrap_or(""))
+            .collect::<Vec<_>>()
+            .join("\n");
         for j in 0..3 {
             assert!(
                 !t.contains(&lan_net(j)),
@@ -959,13 +973,22 @@ fn hub_ironsecd_restart_brings_bgp_and_traffic_back_without_an_operator() {
         Duration::from_secs(5),
     );
     let get = format!("{}{}", text(&get.stdout), text(&get.stderr));
+    let guard = route_table(&b_gw);
     println!(
-        "(e) meanwhile on spoke B: ip route get 10.3.0.2: {}",
-        get.trim()
+        "(e) meanwhile on spoke B: `ip route get 10.3.0.2`: {} (the guard: {})",
+        get.trim(),
+        guard
+            .lines()
+            .find(|l| l.starts_with("blackhole"))
+            .unwrap_or("none")
     );
     assert!(
         !get.contains("dev wan"),
         "C's LAN would leave B in clear: {get}"
+    );
+    assert!(
+        guard.contains("blackhole 10.0.0.0/8 proto 147 metric 4242"),
+        "no guard route on spoke B:\n{guard}"
     );
 
     // Started again with the same config: nothing else is done.
@@ -1015,12 +1038,13 @@ fn route_based_script_up_status_cut_heal_down() {
         })
         .collect();
     let status = || {
-        let mut c = Command::new("bash");
-        c.arg(script()).args(["status", &prefix]);
-        for (k, v) in env {
-            c.env(k, v);
-        }
-        text(&run_ok(&mut c, Duration::from_secs(30)).stdout)
+        text(
+            &run_ok(
+                &mut topo.command(&["status", &prefix]),
+                Duration::from_secs(30),
+            )
+            .stdout,
+        )
     };
     let st = status();
     println!("{st}");
