@@ -267,6 +267,9 @@ impl RouteLab {
         }
         let log = self.dir.join(&format!("{}.bird.log", GW[i]));
         assert!(t.contains("\nlog syslog all;\n"), "{}", path.display());
+        // Connection attempts, refusals and errors in the log too, for a failure's diagnosis.
+        assert!(t.contains("debug { states };"), "{}", path.display());
+        t = t.replace("debug { states };", "debug { states, events };");
         t = t.replace(
             "\nlog syslog all;\n",
             &format!("\nlog \"{}\" all;\n", log.display()),
@@ -366,6 +369,23 @@ fn wait_kernel_route(ns: &str, prefix: &str, dev: &str, timeout: Duration) -> Du
         route_table(ns)
     );
     t0.elapsed()
+}
+
+/// Every tunnel of every connection in an `ironsecctl status --json` document is up (IKE SA
+/// established with a CHILD_SA, SAs installed both ways).
+fn all_tunnels_up(st: &Value) -> bool {
+    let conns = st["connections"].as_array().cloned().unwrap_or_default();
+    !conns.is_empty()
+        && conns.iter().all(|c| {
+            c["tunnels"].as_array().is_some_and(|ts| {
+                ts.iter().all(|t| {
+                    t["ike"]["state"] == "established"
+                        && t["ike"]["children"].as_u64().unwrap_or(0) >= 1
+                        && !t["outbound"].is_null()
+                        && !t["inbound"].is_null()
+                })
+            })
+        })
 }
 
 /// Packets (received, sent) by interface `dev` in `ns`.
@@ -996,15 +1016,31 @@ fn hub_ironsecd_restart_brings_bgp_and_traffic_back_without_an_operator() {
     let cfg = lab.dir.join(&format!("{}.toml", GW[HUB]));
     let d = lab.start_daemon(HUB, &cfg);
     lab.daemons[HUB] = d;
+    let hub_up = poll_until(Duration::from_secs(30), || {
+        all_tunnels_up(&lab.daemons[HUB].status())
+    });
+    assert!(
+        hub_up,
+        "the hub's tunnels did not come back\n{}",
+        lab.logs()
+    );
+    let ike = t_start.elapsed();
     lab.wait_all_established(Duration::from_secs(60));
     let bgp = t_start.elapsed();
     wait_kernel_route(&b_gw, &lan_net(C), "vti-hub", Duration::from_secs(10));
     let ok = poll_until(Duration::from_secs(20), || lab.ping(B, lan_host(C), 1) == 1);
     println!(
-        "(e) hub ironsecd started again: every BGP session established after {}, B->C answered after {}",
+        "(e) hub ironsecd started again: both tunnels up after {}, every BGP session established after {}, B->C answered after {}",
+        secs(ike),
         secs(bgp),
         secs(t_start.elapsed())
     );
+    if bgp > Duration::from_secs(5) {
+        // Slower than one error wait (1 s) and connect delay: say why (BIRD's events are on).
+        for b in &lab.birds {
+            println!("----- bird {} log -----\n{}", b.name, b.log_text());
+        }
+    }
     assert!(ok, "B->C did not come back\n{}", lab.logs());
     assert!(lab.ping(C, lan_host(B), 5) >= 4, "{}", lab.logs());
 }
