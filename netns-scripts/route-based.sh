@@ -297,7 +297,6 @@ on_exit() {
 status() {
     local g ns sock
     [ -d "$STATE" ] || die "no state directory $STATE: is $PREFIX up?"
-    JSON=""
     [ -n "${IRONSECCTL:-}" ] && CTL=$IRONSECCTL || { bin_dir; CTL="$BIN/ironsecctl"; }
     for g in "${GWS[@]}"; do
         ns=$(ns_of "$g")
