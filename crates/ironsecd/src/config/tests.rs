@@ -1307,7 +1307,8 @@ fn catch_all_remote_selectors_are_refused_with_a_pointer_to_route_based() {
             e[0]
         );
         assert!(e[0].reason.contains("default route"), "{}", e[0]);
-        assert!(e[0].reason.contains("route-based connection"), "{}", e[0]);
+        assert!(e[0].reason.contains("route-based"), "{}", e[0]);
+        assert!(e[0].reason.contains("interface = "), "{}", e[0]);
     }
     // Halves of the address space are ordinary selectors, as long as they leave the peer
     // (192.0.2.2 in the example) out.
@@ -1776,4 +1777,74 @@ fn shipped_example_secrets_pass_check_but_not_the_daemon() {
     assert!(Config::load_with_env(&main, no_env()).unwrap_err().0[0]
         .reason
         .contains("is an example shipped with ironsec"));
+}
+
+#[test]
+fn route_based_connections_default_to_any_selectors_and_check_their_keys() {
+    let d = Dir::new("route-based");
+    // Route-based: no selectors written, 0.0.0.0/0 both ways; its routes and guards parsed.
+    let t = example(&d, "a")
+        .replace("local_ts = [\"10.1.0.0/24\"]\n", "")
+        .replace(
+            "remote_ts = [\"10.2.0.0/24\"]",
+            "interface = \"vti-b\"\ninterface_address = \"169.254.21.1/30\"\n\
+             routes = [\"10.2.0.0/24\", \"10.20.0.0/16\"]\nprotect = [\"10.0.0.0/8\"]",
+        );
+    let p = d.write("rb.toml", &t, 0o644);
+    let cfg = Config::load(&p).unwrap_or_else(|e| panic!("{e}"));
+    let c = &cfg.connections[0];
+    assert_eq!(c.remote_ts, vec!["0.0.0.0/0".parse().unwrap()]);
+    assert_eq!(c.local_ts, vec!["0.0.0.0/0".parse().unwrap()]);
+    let rb = c.route_based.as_ref().expect("route-based");
+    assert_eq!(rb.interface, "vti-b");
+    assert_eq!(rb.address_text().as_deref(), Some("169.254.21.1/30"));
+    assert_eq!(rb.routes.len(), 2);
+    assert_eq!(rb.protect, vec!["10.0.0.0/8".parse().unwrap()]);
+    let guarded: Vec<String> = crate::guards::wanted(&cfg)
+        .iter()
+        .map(|p| p.to_string())
+        .collect();
+    assert_eq!(guarded, ["10.2.0.0/24", "10.20.0.0/16", "10.0.0.0/8"]);
+
+    // Bad values, all reported at once, each at its key.
+    let bad = t
+        .replace("\"vti-b\"", "\"vti-much-too-long-name\"")
+        .replace("169.254.21.1/30", "169.254.21.1")
+        .replace("\"10.20.0.0/16\"", "\"0.0.0.0/0\", \"192.0.2.0/24\"");
+    let e = errors(&d, &bad);
+    let keys: Vec<&str> = e.iter().map(|e| e.key.as_str()).collect();
+    assert_eq!(
+        keys,
+        [
+            "connection[0].interface",
+            "connection[0].interface_address",
+            "connection[0].routes[1]",
+            "connection[0].routes[2]",
+        ],
+        "{e:?}"
+    );
+    assert!(
+        e[3].reason.contains("a peer of this connection"),
+        "{}",
+        e[3]
+    );
+
+    // The route-based keys need `interface`.
+    let policy = example(&d, "a").replace(
+        "remote_ts = [\"10.2.0.0/24\"]",
+        "remote_ts = [\"10.2.0.0/24\"]\nroutes = [\"10.9.0.0/16\"]",
+    );
+    let e = errors(&d, &policy);
+    assert_eq!(e.len(), 1, "{e:?}");
+    assert_eq!(e[0].key, "connection[0].routes");
+    assert!(e[0].reason.contains("set `interface`"), "{}", e[0]);
+
+    // The gateway's own device, or another connection's, is not an interface of its own.
+    let shared = t.replace("\"vti-b\"", "\"ipsec0\"");
+    let e = errors(&d, &shared);
+    assert!(
+        e.iter()
+            .any(|e| e.key == "connection[0].interface" && e.reason.contains("gateway.tun")),
+        "{e:?}"
+    );
 }
