@@ -591,7 +591,7 @@ fn catch_all_remote_ts_is_refused_and_the_default_route_stays() {
         assert!(!o.status.success(), "ironsecd {args:?} accepted 0.0.0.0/0");
         assert!(
             err.contains("connection[0].remote_ts[0]: 0.0.0.0/0 as a policy-based remote selector")
-                && err.contains("route-based connection"),
+                && err.contains("make the connection route-based"),
             "ironsecd {args:?}: {err}"
         );
     }

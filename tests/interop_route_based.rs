@@ -24,12 +24,12 @@
 //! rising by at least what iperf3's receiver counted that way, and a capture on the WAN holding nothing but UDP to port
 //! 4500/500 between the gateways (no inner packet in clear).
 //!
-//! The BIRD helpers are in the private module [`bird_min`] (tests/common/bird.rs is being
-//! written elsewhere; merge them there).
-//!
 //! Run: `cargo test -p ironsecd --test interop_route_based -- --include-ignored --test-threads=1 --nocapture`
 
 mod common;
+
+use std::path::Path;
+use std::process::Command;
 
 use std::fs;
 use std::net::Ipv4Addr;
@@ -38,8 +38,6 @@ use std::time::{Duration, Instant};
 use common::strongswan::*;
 use common::*;
 use serde_json::Value;
-
-use bird_min::Bird;
 
 const LAN_A_HOST: Ipv4Addr = Ipv4Addr::new(10, 1, 0, 2);
 const LAN_B_HOST: Ipv4Addr = Ipv4Addr::new(10, 2, 0, 2);
@@ -67,93 +65,21 @@ const UP_TIMEOUT: Duration = Duration::from_secs(20);
 const BGP_TIMEOUT: Duration = Duration::from_secs(30);
 
 // ------------------------------------------------------------------------------------------
-// BIRD under guard (a minimal copy; tests/common/bird.rs is the shared one)
-
-mod bird_min {
-    use std::path::{Path, PathBuf};
-    use std::process::Command;
-    use std::time::Duration;
-
-    use super::common::{ns_cmd, poll_until, run_timeout, BgProc};
-
-    /// One BIRD 2 (`bird -f`) in namespace `ns` with its own control socket and pid file, killed
-    /// by PID (SIGTERM: BIRD removes the routes it installed) when dropped.
-    pub struct Bird {
-        pub sock: PathBuf,
-        proc_: BgProc,
-    }
-
-    impl Bird {
-        /// Checks `conf` (`bird -p`), starts BIRD and waits until birdc answers.
-        pub fn start(name: &str, ns: &str, conf: &Path, dir: &Path) -> Bird {
-            let check = run_timeout(
-                Command::new("bird").arg("-p").arg("-c").arg(conf),
-                Duration::from_secs(10),
-            );
-            assert!(
-                check.status.success(),
-                "bird -p -c {}: {}{}",
-                conf.display(),
-                String::from_utf8_lossy(&check.stdout),
-                String::from_utf8_lossy(&check.stderr)
-            );
-            let sock = dir.join(format!("bird-{name}.ctl"));
-            let mut cmd = ns_cmd(ns, "bird");
-            cmd.arg("-f")
-                .arg("-c")
-                .arg(conf)
-                .arg("-s")
-                .arg(&sock)
-                .arg("-P")
-                .arg(dir.join(format!("bird-{name}.pid")));
-            let proc_ = BgProc::spawn(
-                &format!("bird {name}"),
-                cmd,
-                dir.join(format!("bird-{name}.log")),
-            );
-            let mut b = Bird { sock, proc_ };
-            let up = poll_until(Duration::from_secs(10), || {
-                b.proc_.try_wait().is_some()
-                    || b.birdc(&["show", "status"]).contains("up and running")
-            });
-            assert!(
-                up && b.proc_.try_wait().is_none(),
-                "bird {name} did not come up in {ns}:\n{}",
-                b.proc_.log_text()
-            );
-            b
-        }
-
-        /// `birdc -s SOCK ARGS...`: its output, whatever the exit status.
-        pub fn birdc(&self, args: &[&str]) -> String {
-            let out = run_timeout(
-                Command::new("birdc").arg("-s").arg(&self.sock).args(args),
-                Duration::from_secs(10),
-            );
-            format!(
-                "{}{}",
-                String::from_utf8_lossy(&out.stdout),
-                String::from_utf8_lossy(&out.stderr)
-            )
-        }
-
-        /// The Info column of `show protocols PROTO` ("Established", "Active ...", ...).
-        pub fn protocol_info(&self, proto: &str) -> String {
-            let text = self.birdc(&["show", "protocols", proto]);
-            text.lines()
-                .find(|l| l.split_whitespace().next() == Some(proto))
-                .map(|l| l.split_whitespace().skip(5).collect::<Vec<_>>().join(" "))
-                .unwrap_or_default()
-        }
-
-        pub fn established(&self, proto: &str) -> bool {
-            self.protocol_info(proto).starts_with("Established")
-        }
-
-        pub fn log_text(&self) -> String {
-            self.proc_.log_text()
-        }
-    }
+/// Checks `conf` with `bird -p`, then starts BIRD in `ns` (tests/common/bird.rs); its
+/// stdout and stderr (where these configs log) are in `proc_.log_text()`.
+fn start_bird(name: &str, ns: &str, conf: &Path, dir: &Path) -> Bird {
+    let check = run_timeout(
+        Command::new("bird").arg("-p").arg("-c").arg(conf),
+        Duration::from_secs(10),
+    );
+    assert!(
+        check.status.success(),
+        "bird -p -c {}: {}{}",
+        conf.display(),
+        String::from_utf8_lossy(&check.stdout),
+        String::from_utf8_lossy(&check.stderr)
+    );
+    Bird::start(name, ns, conf, &dir.join(format!("bird-{name}.log")), dir)
 }
 
 /// BIRD on ironsec's side (gwA): the mirror of conf/bird/strongswan-peer.conf, on `vti-sw`.
@@ -308,13 +234,13 @@ impl RbLab {
 
     fn start_bird_b(&mut self) {
         let conf = workspace_root().join("conf/bird/strongswan-peer.conf");
-        self.bird_b = Some(Bird::start("b", &self.topo.gw_b, &conf, &self.dir.path));
+        self.bird_b = Some(start_bird("b", &self.topo.gw_b, &conf, &self.dir.path));
     }
 
     fn start_bird_a(&mut self) {
         let conf = self.dir.join("bird-a.conf");
         fs::write(&conf, ironsec_bird_conf()).unwrap();
-        self.bird_a = Some(Bird::start("a", &self.topo.gw_a, &conf, &self.dir.path));
+        self.bird_a = Some(start_bird("a", &self.topo.gw_a, &conf, &self.dir.path));
     }
 
     fn a(&self) -> &Daemon {
@@ -326,7 +252,7 @@ impl RbLab {
     }
 
     fn logs(&self) -> String {
-        let bird = |b: &Option<Bird>| b.as_ref().map(Bird::log_text).unwrap_or_default();
+        let bird = |b: &Option<Bird>| b.as_ref().map(|b| b.proc_.log_text()).unwrap_or_default();
         format!(
             "----- ironsecd (gwA) log -----\n{}\n----- strongSwan (gwB) charon.log -----\n{}\n\
              ----- BIRD gwA -----\n{}\n----- BIRD gwB -----\n{}\n----- gwA routes -----\n{}\n\
@@ -372,12 +298,14 @@ impl RbLab {
     /// Waits until both BGP sessions are Established.
     fn wait_bgp(&self) {
         let (a, b) = (self.bird_a.as_ref().unwrap(), self.bird_b.as_ref().unwrap());
-        let ok = poll_until(BGP_TIMEOUT, || a.established(BGP_A) && b.established(BGP_B));
+        let ok = poll_until(BGP_TIMEOUT, || {
+            a.protocol(BGP_A).established() && b.protocol(BGP_B).established()
+        });
         assert!(
             ok,
             "BGP not Established on both sides within {BGP_TIMEOUT:?}: gwA {:?}, gwB {:?}\n{}",
-            a.protocol_info(BGP_A),
-            b.protocol_info(BGP_B),
+            a.protocol(BGP_A).info,
+            b.protocol(BGP_B).info,
             self.logs()
         );
     }
@@ -541,8 +469,12 @@ fn check_learned_routes(lab: &RbLab) {
     }
     let a = lab.bird_a.as_ref().unwrap();
     let b = lab.bird_b.as_ref().unwrap();
-    let ra = a.birdc(&["show", "route", "protocol", BGP_A]);
-    let rb = b.birdc(&["show", "route", "protocol", BGP_B]);
+    let ra = a
+        .birdc(&["show", "route", "protocol", BGP_A])
+        .unwrap_or_else(|e| e);
+    let rb = b
+        .birdc(&["show", "route", "protocol", BGP_B])
+        .unwrap_or_else(|e| e);
     assert!(ra.contains("10.2.0.0/24"), "gwA BIRD: {ra}");
     assert!(rb.contains("10.1.0.0/24"), "gwB BIRD: {rb}");
 }
@@ -812,10 +744,10 @@ fn route_based(who: Initiator) {
     // Still Established after the traffic (no flap under load).
     let (a, b) = (lab.bird_a.as_ref().unwrap(), lab.bird_b.as_ref().unwrap());
     assert!(
-        a.established(BGP_A) && b.established(BGP_B),
+        a.protocol(BGP_A).established() && b.protocol(BGP_B).established(),
         "BGP dropped during the traffic: gwA {:?}, gwB {:?}\n{}",
-        a.protocol_info(BGP_A),
-        b.protocol_info(BGP_B),
+        a.protocol(BGP_A).info,
+        b.protocol(BGP_B).info,
         lab.logs()
     );
 }
