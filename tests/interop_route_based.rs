@@ -275,23 +275,8 @@ impl RbLab {
     /// Waits until ironsec's tunnel is up and strongSwan has the matching ESTABLISHED IKE SA
     /// with the INSTALLED CHILD_SA ironsec sends on; returns both views.
     fn wait_up(&self) -> (Value, SwIke) {
-        let mut last: (Value, Vec<SwIke>) = (Value::Null, Vec::new());
-        let ok = poll_until(UP_TIMEOUT, || {
-            let Ok(st) = ctl_status(&self.a().socket) else {
-                return false;
-            };
-            let sas = self.sw().sas();
-            let up = tunnel_up(&st) && matching_ike(&st, &sas).is_some();
-            last = (st, sas);
-            up
-        });
-        let (st, sas) = last;
-        assert!(
-            ok,
-            "not up on both sides within {UP_TIMEOUT:?}\nironsec: {st:#}\nstrongSwan: {sas:#?}\n{}",
-            self.logs()
-        );
-        let ike = matching_ike(&st, &sas).unwrap();
+        let (_, st, ike) = wait_both_up(&self.a().socket, self.sw(), SW_CONN, UP_TIMEOUT)
+            .unwrap_or_else(|e| panic!("{e}\n{}", self.logs()));
         (st, ike)
     }
 
@@ -326,29 +311,10 @@ impl Drop for RbLab {
 // ------------------------------------------------------------------------------------------
 // Views and routes
 
-/// strongSwan's IKE SA that is ironsec's (same SPIs), if its CHILD_SA that ironsec sends on
-/// is INSTALLED.
-fn matching_ike(st: &Value, sas: &[SwIke]) -> Option<SwIke> {
-    let ike = ike_of(st)?;
-    let (i, r) = (bare(ike["spi_i"].as_str()?), bare(ike["spi_r"].as_str()?));
-    let out = bare(st.pointer(&format!("{T0}/outbound/spi"))?.as_str()?);
-    sas.iter()
-        .find(|s| {
-            s.name == SW_CONN
-                && s.state == "ESTABLISHED"
-                && s.spi_i == i
-                && s.spi_r == r
-                && s.children
-                    .iter()
-                    .any(|c| c.state == "INSTALLED" && c.spi_in == out)
-        })
-        .cloned()
-}
-
 /// The CHILD_SA of strongSwan's that receives what ironsec sends, from a fresh look.
 fn sw_child(lab: &RbLab) -> SwChild {
     let st = lab.a().status();
-    let ike = matching_ike(&st, &lab.sw().sas())
+    let ike = matching_ike(&st, &lab.sw().sas(), SW_CONN)
         .unwrap_or_else(|| panic!("strongSwan has no IKE SA matching ironsec's: {st:#}"));
     let out = bare(
         st.pointer(&format!("{T0}/outbound/spi"))

@@ -341,53 +341,6 @@ fn route_based_beside_policy_based_on_one_gateway() {
     );
 }
 
-/// Counters on gwB's end of the WAN wire: packets to lanB's subnet in clear, and ESP-in-UDP.
-struct Judge {
-    ns: String,
-}
-
-impl Judge {
-    fn install(ns: &str, clear_dst: &str) -> Judge {
-        let rules = format!(
-            "table netdev rb_judge {{\n\
-               chain wire {{\n\
-                 type filter hook ingress device \"wan\" priority 0; policy accept;\n\
-                 ip daddr {clear_dst} counter comment \"cleartext\"\n\
-                 udp dport 4500 counter comment \"esp\"\n\
-               }}\n\
-             }}\n"
-        );
-        let path = std::env::temp_dir().join(format!("rb-judge-{}.nft", std::process::id()));
-        fs::write(&path, rules).unwrap();
-        run_ok(
-            ns_cmd(ns, "nft").args(["-f", path.to_str().unwrap()]),
-            Duration::from_secs(5),
-        );
-        let _ = fs::remove_file(&path);
-        Judge { ns: ns.to_string() }
-    }
-
-    fn counts(&self) -> (u64, u64) {
-        let o = run_ok(
-            ns_cmd(&self.ns, "nft").args(["list", "chain", "netdev", "rb_judge", "wire"]),
-            Duration::from_secs(5),
-        );
-        let out = String::from_utf8_lossy(&o.stdout).into_owned();
-        let count = |tag: &str| -> u64 {
-            let line = out
-                .lines()
-                .find(|l| l.contains(&format!("comment \"{tag}\"")))
-                .unwrap_or_else(|| panic!("no {tag} rule in:\n{out}"));
-            let mut w = line.split_whitespace();
-            w.find(|x| *x == "packets")
-                .and_then(|_| w.next())
-                .and_then(|n| n.parse().ok())
-                .unwrap_or_else(|| panic!("no packet count in {line:?}"))
-        };
-        (count("cleartext"), count("esp"))
-    }
-}
-
 /// Sends `n` pings lanA -> lanB (not expecting answers) and returns how many were answered.
 fn burst(topo: &Topology, n: u16) -> u32 {
     ping(
@@ -472,7 +425,7 @@ fn route_based_fails_closed_with_the_tunnel_down_and_routes_withdrawn() {
         "32",
     ];
     ip(&topo.gw_a, &[&["route", "add"][..], &learned[..]].concat());
-    let judge = Judge::install(&topo.gw_b, "10.2.0.0/16");
+    let judge = WireJudge::install(&topo.gw_b, "10.2.0.0/16");
     assert!(
         wait_ping(
             &topo.lan_a,

@@ -309,22 +309,13 @@ pub fn render(conns: &[ConnConfig]) -> String {
         if let Some(rb) = &c.route_based {
             let _ = writeln!(
                 s,
-                "  route-based: interface {}{}{}{}",
+                "  route-based: interface {}{}",
                 rb.interface,
-                rb.interface_address
-                    .as_ref()
-                    .map(|a| format!(", address {a}"))
-                    .unwrap_or_default(),
-                if rb.routes.is_empty() {
-                    String::new()
-                } else {
-                    format!(", routes {}", rb.routes.join(", "))
-                },
-                if rb.protect.is_empty() {
-                    String::new()
-                } else {
-                    format!(", protect {}", rb.protect.join(", "))
-                }
+                crate::status::interface_keys(
+                    rb.interface_address.as_deref(),
+                    &rb.routes,
+                    &rb.protect
+                )
             );
         }
         if c.bandwidth_bps.is_some() || c.bandwidth_weight != 1 {

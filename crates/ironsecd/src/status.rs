@@ -227,6 +227,21 @@ pub struct InterfaceStatus {
     pub kernel: Option<InterfaceCounters>,
 }
 
+/// ", address A, routes P,Q, protect R": a route-based connection's interface keys for a text
+/// line (status and list-conns), each part only when set.
+pub fn interface_keys(address: Option<&str>, routes: &[String], protect: &[String]) -> String {
+    let mut s = String::new();
+    if let Some(a) = address {
+        s.push_str(&format!(", address {a}"));
+    }
+    for (word, list) in [("routes", routes), ("protect", protect)] {
+        if !list.is_empty() {
+            s.push_str(&format!(", {word} {}", list.join(",")));
+        }
+    }
+    s
+}
+
 /// A network device's counters as /sys/class/net/DEV/statistics has them.
 #[derive(Serialize, Deserialize, Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct InterfaceCounters {
@@ -638,23 +653,10 @@ impl Status {
             if let Some(i) = &conn.interface {
                 let _ = writeln!(
                     s,
-                    "  interface {}: {}{}{}{}{}",
+                    "  interface {}: {}{}{}",
                     i.name,
                     if i.present { &i.state } else { "missing" },
-                    i.address
-                        .as_ref()
-                        .map(|a| format!(", address {a}"))
-                        .unwrap_or_default(),
-                    if i.routes.is_empty() {
-                        String::new()
-                    } else {
-                        format!(", routes {}", i.routes.join(","))
-                    },
-                    if i.protect.is_empty() {
-                        String::new()
-                    } else {
-                        format!(", protects {}", i.protect.join(","))
-                    },
+                    interface_keys(i.address.as_deref(), &i.routes, &i.protect),
                     i.kernel
                         .map(|k| format!(
                             "; kernel: tx {} packets {} bytes (into the tunnel), rx {} packets {} bytes",
