@@ -70,9 +70,6 @@ if ! command -v promtool >/dev/null 2>&1; then install_quietly prometheus promet
 # gateway namespace, and tests/route_bgp.rs parses conf/bird/*.conf with `bird -p`. The
 # package's own bird (service bird) is not wanted.
 if ! command -v bird >/dev/null 2>&1 || ! command -v birdc >/dev/null 2>&1; then install_quietly bird2 bird; fi
-# keepalived: VRRP between two gateway hosts (a virtual address that moves to the backup),
-# run per namespace by the redundancy tests; its service is not wanted either.
-if ! command -v keepalived >/dev/null 2>&1; then install_quietly keepalived keepalived; fi
 # cargo-fuzz for fuzz/ci-smoke.sh (tests/run.sh runs every fuzz target for 60 s).
 if ! cargo fuzz --version >/dev/null 2>&1; then
     cargo install cargo-fuzz --locked --quiet
