@@ -38,6 +38,7 @@ const REQUIRED_EXAMPLES: &[&str] = &[
     "active-active.toml",
     "fragment-example/ironsecd.toml",
     "azure-default.toml",
+    "azure-bgp.toml",
 ];
 
 fn conf_dir() -> PathBuf {

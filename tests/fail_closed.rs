@@ -15,7 +15,6 @@ mod common;
 
 use std::fs;
 use std::net::Ipv4Addr;
-use std::process::Command;
 use std::time::{Duration, Instant};
 
 use common::*;
@@ -37,80 +36,16 @@ fn guards(ns: &str) -> String {
     ip(ns, &["-4", "route", "show", "proto", GUARD_PROTO])
 }
 
-/// The outside judge: counters on gwB's end of the WAN wire.
-struct Judge {
-    ns: String,
-}
-
-impl Judge {
-    fn install(ns: &str) -> Judge {
-        let rules = format!(
-            "table netdev fc_judge {{\n\
-               chain wire {{\n\
-                 type filter hook ingress device \"wan\" priority 0; policy accept;\n\
-                 ip daddr {LAN_B_NET} counter comment \"cleartext\"\n\
-                 udp dport 4500 counter comment \"esp\"\n\
-               }}\n\
-             }}\n"
-        );
-        let mut cmd = ns_cmd(ns, "nft");
-        cmd.args(["-f", "-"]);
-        run_with_stdin(&mut cmd, rules.as_bytes());
-        Judge { ns: ns.to_string() }
-    }
-
-    /// (cleartext packets to lanB's subnet, ESP-in-UDP packets) seen on the wire so far.
-    fn counts(&self) -> (u64, u64) {
-        let out = ip_nft(&self.ns, &["list", "chain", "netdev", "fc_judge", "wire"]);
-        let count = |tag: &str| -> u64 {
-            let line = out
-                .lines()
-                .find(|l| l.contains(&format!("comment \"{tag}\"")))
-                .unwrap_or_else(|| panic!("no {tag} rule in:\n{out}"));
-            let mut w = line.split_whitespace();
-            w.find(|x| *x == "packets")
-                .and_then(|_| w.next())
-                .and_then(|n| n.parse().ok())
-                .unwrap_or_else(|| panic!("no packet count in {line:?}"))
-        };
-        (count("cleartext"), count("esp"))
-    }
-}
-
-fn ip_nft(ns: &str, args: &[&str]) -> String {
-    let o = run_ok(ns_cmd(ns, "nft").args(args), Duration::from_secs(5));
-    String::from_utf8_lossy(&o.stdout).into_owned()
-}
-
-fn run_with_stdin(cmd: &mut Command, input: &[u8]) {
-    use std::io::Write;
-    use std::process::Stdio;
-    let mut child = cmd
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("spawn nft");
-    child.stdin.take().unwrap().write_all(input).unwrap();
-    let st = wait_deadline(&mut child, Duration::from_secs(5)).expect("nft -f timed out");
-    let mut err = String::new();
-    if let Some(mut e) = child.stderr.take() {
-        use std::io::Read;
-        let _ = e.read_to_string(&mut err);
-    }
-    assert!(st.success(), "nft -f failed: {err}");
-}
-
 /// A lab with the tunnel up, gwA given a default route out of its WAN (so that anything not
 /// routed elsewhere would leave in clear), and the judge on gwB's end of the wire.
-fn lab_with_default_route() -> (IkeLab, Judge) {
+fn lab_with_default_route() -> (IkeLab, WireJudge) {
     let lab = IkeLab::start(IkeLabOpts::default());
     lab.wait_up(UP_TIMEOUT).unwrap_or_else(|e| panic!("{e}"));
     ip(
         &lab.topo.gw_a,
         &["route", "add", "default", "via", "192.0.2.2", "dev", "wan"],
     );
-    let judge = Judge::install(&lab.topo.gw_b);
+    let judge = WireJudge::install(&lab.topo.gw_b, LAN_B_NET);
     assert!(
         wait_ping(&lab, Duration::from_secs(10)),
         "no ping through the tunnel at the start\n{}",
@@ -591,7 +526,7 @@ fn catch_all_remote_ts_is_refused_and_the_default_route_stays() {
         assert!(!o.status.success(), "ironsecd {args:?} accepted 0.0.0.0/0");
         assert!(
             err.contains("connection[0].remote_ts[0]: 0.0.0.0/0 as a policy-based remote selector")
-                && err.contains("route-based connection"),
+                && err.contains("make the connection route-based"),
             "ironsecd {args:?}: {err}"
         );
     }

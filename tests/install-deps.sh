@@ -36,26 +36,40 @@ apt-get install -y -qq --no-install-recommends \
     wireguard-tools ethtool \
     libfaketime g++ python3-seccomp gdb libcap2-bin man-db zsh fish \
     >/dev/null
-# prometheus: ships promtool, with which tests/observability.rs checks and unit-tests
-# contrib/prometheus/ironsec-alerts.yml. Only promtool is wanted: the package's maintainer
-# scripts would start a Prometheus server (its init script where systemd is not PID 1), so a
-# policy-rc.d that refuses every start is in place while it installs, and whatever did start
-# is stopped afterwards.
-if ! command -v promtool >/dev/null 2>&1; then
-    had_policy=0
+# Packages whose maintainer scripts would start a system daemon (their init script where systemd
+# is not PID 1, the unit where it is) that the tests never want running: the tests start their
+# own instances, each in a namespace with its own config, socket and pid file, and a system one
+# would sit in the root namespace, holding ports and pid files and, for routing and VRRP
+# daemons, possibly talking on the host's real interfaces. So while they install, a policy-rc.d
+# refuses every start (exit 101), an existing one is put back afterwards, and whatever started
+# anyway is stopped and disabled. Usage: install_quietly PACKAGE SERVICE...
+install_quietly() {
+    local pkg=$1 svc rc=0 had_policy=0
+    shift
     if [ -e /usr/sbin/policy-rc.d ]; then had_policy=1; mv /usr/sbin/policy-rc.d /usr/sbin/policy-rc.d.ironsec; fi
     printf '#!/bin/sh\nexit 101\n' >/usr/sbin/policy-rc.d
     chmod 755 /usr/sbin/policy-rc.d
-    apt-get install -y -qq --no-install-recommends prometheus >/dev/null || rc=$?
+    apt-get install -y -qq --no-install-recommends "$pkg" >/dev/null || rc=$?
     rm -f /usr/sbin/policy-rc.d
     if [ "$had_policy" = 1 ]; then mv /usr/sbin/policy-rc.d.ironsec /usr/sbin/policy-rc.d; fi
-    [ "${rc:-0}" = 0 ] || exit "$rc"
-    if command -v systemctl >/dev/null 2>&1 && [ -d /run/systemd/system ]; then
-        systemctl disable --now prometheus >/dev/null 2>&1 || true
-    elif [ -x /etc/init.d/prometheus ]; then
-        /etc/init.d/prometheus stop >/dev/null 2>&1 || true
-    fi
-fi
+    [ "$rc" = 0 ] || exit "$rc"
+    for svc in "$@"; do
+        if command -v systemctl >/dev/null 2>&1 && [ -d /run/systemd/system ]; then
+            systemctl disable --now "$svc" >/dev/null 2>&1 || true
+        elif [ -x "/etc/init.d/$svc" ]; then
+            /etc/init.d/"$svc" stop >/dev/null 2>&1 || true
+            if command -v update-rc.d >/dev/null 2>&1; then update-rc.d "$svc" disable >/dev/null 2>&1 || true; fi
+        fi
+    done
+}
+# prometheus: ships promtool, with which tests/observability.rs checks and unit-tests
+# contrib/prometheus/ironsec-alerts.yml. Only promtool is wanted, not a Prometheus server.
+if ! command -v promtool >/dev/null 2>&1; then install_quietly prometheus prometheus; fi
+# bird2: BIRD 2 (bird, birdc), the routing daemon of route-based connections (BGP and BFD over
+# the tunnel interfaces): tests/route_bgp.rs and netns-scripts/route-based.sh run one per
+# gateway namespace, and tests/route_bgp.rs parses conf/bird/*.conf with `bird -p`. The
+# package's own bird (service bird) is not wanted.
+if ! command -v bird >/dev/null 2>&1 || ! command -v birdc >/dev/null 2>&1; then install_quietly bird2 bird; fi
 # cargo-fuzz for fuzz/ci-smoke.sh (tests/run.sh runs every fuzz target for 60 s).
 if ! cargo fuzz --version >/dev/null 2>&1; then
     cargo install cargo-fuzz --locked --quiet

@@ -279,25 +279,8 @@ impl SwLab {
 
     /// [`SwLab::wait_up`] with another bound.
     fn wait_up_within(&self, timeout: Duration) -> (Duration, Value, SwIke) {
-        let t0 = Instant::now();
-        let mut last: (Value, Vec<SwIke>) = (Value::Null, Vec::new());
-        let ok = poll_until(timeout, || {
-            let Ok(st) = ctl_status(&self.a().socket) else {
-                return false;
-            };
-            let sas = self.sw().sas();
-            let up = tunnel_up(&st) && matching_ike(&st, &sas).is_some();
-            last = (st, sas);
-            up
-        });
-        let (st, sas) = last;
-        assert!(
-            ok,
-            "not up on both sides within {timeout:?}\nironsec: {st:#}\nstrongSwan: {sas:#?}\n{}",
-            self.logs()
-        );
-        let ike = matching_ike(&st, &sas).unwrap();
-        (t0.elapsed(), st, ike)
+        wait_both_up(&self.a().socket, self.sw(), SW_CONN, timeout)
+            .unwrap_or_else(|e| panic!("{e}\n{}", self.logs()))
     }
 }
 
@@ -326,25 +309,6 @@ fn strs_at(v: &Value, ptr: &str) -> Vec<String> {
         .iter()
         .map(|x| x.as_str().unwrap_or_default().to_string())
         .collect()
-}
-
-/// strongSwan's IKE SA that is ironsec's (same SPIs), if its CHILD_SA that ironsec sends on
-/// is INSTALLED.
-fn matching_ike(st: &Value, sas: &[SwIke]) -> Option<SwIke> {
-    let ike = ike_of(st)?;
-    let (i, r) = (bare(ike["spi_i"].as_str()?), bare(ike["spi_r"].as_str()?));
-    let out = bare(st.pointer(&format!("{T0}/outbound/spi"))?.as_str()?);
-    sas.iter()
-        .find(|s| {
-            s.name == SW_CONN
-                && s.state == "ESTABLISHED"
-                && s.spi_i == i
-                && s.spi_r == r
-                && s.children
-                    .iter()
-                    .any(|c| c.state == "INSTALLED" && c.spi_in == out)
-        })
-        .cloned()
 }
 
 /// The CHILD_SA of strongSwan's IKE SA that receives what ironsec sends.
@@ -501,7 +465,7 @@ fn sw_counts_traffic(lab: &SwLab) -> SwChild {
     let mut last = None;
     let ok = poll_until(Duration::from_secs(5), || {
         let st = lab.a().status();
-        let Some(ike) = matching_ike(&st, &lab.sw().sas()) else {
+        let Some(ike) = matching_ike(&st, &lab.sw().sas(), SW_CONN) else {
             return false;
         };
         let c = sw_child_for(&ike, &st).clone();
@@ -2302,7 +2266,7 @@ fn modp_and_ecp521_groups_with_strongswan() {
         let mut st = Value::Null;
         let rekeyed = poll_until(Duration::from_secs(15), || {
             st = lab.a().status();
-            matching_ike(&st, &lab.sw().sas()).is_some_and(|i| i.spi_i != spi_i)
+            matching_ike(&st, &lab.sw().sas(), SW_CONN).is_some_and(|i| i.spi_i != spi_i)
         });
         assert!(rekeyed, "{ike}: no IKE SA rekey: {st:#}\n{}", lab.logs());
         let (_, st, ike_sa) = lab.wait_up();
@@ -2415,7 +2379,7 @@ fn tshark_decrypts_with_strongswans_keys(lab: &SwLab, esp: &str) -> (usize, usiz
         (key("integrity initiator"), key("integrity responder"))
     };
     let st = lab.a().status();
-    let ike = matching_ike(&st, &lab.sw().sas()).expect("strongSwan's IKE SA");
+    let ike = matching_ike(&st, &lab.sw().sas(), SW_CONN).expect("strongSwan's IKE SA");
     let c = sw_child_for(&ike, &st).clone();
     // The CHILD_SA came with IKE_AUTH: its initiator is the IKE SA's. The initiator's
     // outbound SA uses the initiator keys.

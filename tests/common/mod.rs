@@ -3,8 +3,10 @@
 //! keys ([`config`]), ironsecd under guard ([`daemon`]) and its status documents ([`status`]),
 //! the static and IKE labs ([`lab`], [`ike_lab`]), captures and pcap files ([`capture`],
 //! [`pcap`]), packet builders ([`packets`]), pingers ([`ping`]), bulk traffic ([`traffic`]),
-//! daemon log times ([`logtime`]), the `netns-scripts` reports ([`scripts`]) and strongSwan as a peer ([`strongswan`]). Everything but
-//! `strongswan` is re-exported here, so a test file says `use common::*;`.
+//! daemon log times ([`logtime`]), the outside judge of fail-closed tests ([`judge`]), the `netns-scripts` reports ([`scripts`]), BIRD 2 under guard
+//! with `birdc` queries for BGP sessions, routes and BFD sessions ([`bird`]) and strongSwan as
+//! a peer ([`strongswan`]). Everything but `strongswan` is re-exported here, so a test file says
+//! `use common::*;`.
 //!
 //! Tests that need root (namespaces, TUN devices, raw sockets) are marked
 //! `#[ignore = "needs root"]`: `cargo test --workspace` runs the rest as any user, and
@@ -16,10 +18,12 @@
 //! the test panics (Drop guards); every wait has a deadline.
 #![allow(dead_code)]
 
+mod bird;
 mod capture;
 mod config;
 mod daemon;
 mod ike_lab;
+mod judge;
 mod lab;
 mod logtime;
 mod nat_lab;
@@ -37,8 +41,9 @@ mod traffic;
 // Each test file uses its own share of these.
 #[allow(unused_imports)]
 pub use {
-    capture::*, config::*, daemon::*, ike_lab::*, lab::*, logtime::*, nat_lab::*, netns::*,
-    packets::*, pcap::*, ping::*, process::*, scripts::*, status::*, tempdir::*, traffic::*,
+    bird::*, capture::*, config::*, daemon::*, ike_lab::*, judge::*, lab::*, logtime::*,
+    nat_lab::*, netns::*, packets::*, pcap::*, ping::*, process::*, scripts::*, status::*,
+    tempdir::*, traffic::*,
 };
 
 use std::path::{Path, PathBuf};

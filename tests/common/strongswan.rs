@@ -9,7 +9,9 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::time::Duration;
 
-use super::{poll_until, run_timeout, workspace_root, write_secret};
+use super::{
+    ctl_status, ike_of, poll_until, run_timeout, tunnel_up, workspace_root, write_secret, T0,
+};
 
 pub fn strongswan_script() -> PathBuf {
     workspace_root().join("netns-scripts/strongswan.sh")
@@ -389,4 +391,52 @@ pub fn parse_list_sas(text: &str) -> Vec<SwIke> {
 /// "0x1234abcd" -> "1234abcd" (strongSwan prints SPIs as bare hex).
 pub fn bare(spi: &str) -> String {
     spi.trim_start_matches("0x").to_ascii_lowercase()
+}
+
+/// strongSwan's ESTABLISHED IKE SA of connection `conn` that is ironsec's first tunnel's
+/// (status `st`): same SPIs, with an INSTALLED CHILD_SA receiving what ironsec sends.
+pub fn matching_ike(st: &serde_json::Value, sas: &[SwIke], conn: &str) -> Option<SwIke> {
+    let ike = ike_of(st)?;
+    let (i, r) = (bare(ike["spi_i"].as_str()?), bare(ike["spi_r"].as_str()?));
+    let out = bare(st.pointer(&format!("{T0}/outbound/spi"))?.as_str()?);
+    sas.iter()
+        .find(|s| {
+            s.name == conn
+                && s.state == "ESTABLISHED"
+                && s.spi_i == i
+                && s.spi_r == r
+                && s.children
+                    .iter()
+                    .any(|c| c.state == "INSTALLED" && c.spi_in == out)
+        })
+        .cloned()
+}
+
+/// Waits (bounded) until the ironsecd answering on `socket` has its tunnel up and strongSwan
+/// `sw` the matching IKE SA of connection `conn` ([`matching_ike`]); returns how long that
+/// took, ironsec's status and strongSwan's SA, or both views when they did not meet in time.
+pub fn wait_both_up(
+    socket: &Path,
+    sw: &StrongSwan,
+    conn: &str,
+    timeout: Duration,
+) -> Result<(Duration, serde_json::Value, SwIke), String> {
+    let t0 = std::time::Instant::now();
+    let mut last: (serde_json::Value, Vec<SwIke>) = (serde_json::Value::Null, Vec::new());
+    let ok = poll_until(timeout, || {
+        let Ok(st) = ctl_status(socket) else {
+            return false;
+        };
+        let sas = sw.sas();
+        let up = tunnel_up(&st) && matching_ike(&st, &sas, conn).is_some();
+        last = (st, sas);
+        up
+    });
+    let (st, sas) = last;
+    match matching_ike(&st, &sas, conn).filter(|_| ok) {
+        Some(ike) => Ok((t0.elapsed(), st, ike)),
+        None => Err(format!(
+            "not up on both sides within {timeout:?}\nironsec: {st:#}\nstrongSwan: {sas:#?}"
+        )),
+    }
 }

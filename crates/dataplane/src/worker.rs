@@ -16,8 +16,9 @@
 //! The first packet each way through an SA whose [`crate::Watch`] the control plane armed is
 //! reported to it, once per arming.
 //!
-//! A worker waits in poll() on the shared TUN device and its own sockets, then drains each
-//! ready one in batches: up to `batch` packets per syscall on the UDP side (recvmmsg/sendmmsg),
+//! A worker waits in its epoll set on the shared TUN device, its own sockets and the
+//! route-based connections' devices (`interfaces.rs`), then drains each ready one in batches
+//! (a device's packets look only at its own policies, [`seal_in`]): up to `batch` packets per syscall on the UDP side (recvmmsg/sendmmsg),
 //! one table snapshot load per batch, and no allocation, lock or log line per packet (an inbound
 //! SA's replay window is lock-free: one compare-and-swap per packet).
 

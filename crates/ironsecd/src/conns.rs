@@ -34,7 +34,22 @@ pub struct ConnConfig {
     /// The connection's own cap, bits/s.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub bandwidth_bps: Option<u64>,
+    /// Route-based connections only: their tunnel interface.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub route_based: Option<RouteBasedConfig>,
     pub tunnels: Vec<TunnelConfig>,
+}
+
+/// A route-based connection's interface keys as configured.
+#[derive(Serialize, Deserialize, Debug, Clone, PartialEq, Eq)]
+pub struct RouteBasedConfig {
+    pub interface: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub interface_address: Option<String>,
+    #[serde(default)]
+    pub routes: Vec<String>,
+    #[serde(default)]
+    pub protect: Vec<String>,
 }
 
 /// The IKE side of a connection.
@@ -210,6 +225,12 @@ pub fn conn_config(c: &Connection) -> ConnConfig {
         static_keys,
         bandwidth_weight: c.bandwidth_weight,
         bandwidth_bps: c.bandwidth,
+        route_based: c.route_based.as_ref().map(|rb| RouteBasedConfig {
+            interface: rb.interface.clone(),
+            interface_address: rb.address_text(),
+            routes: rb.routes.iter().map(|p| p.to_string()).collect(),
+            protect: rb.protect.iter().map(|p| p.to_string()).collect(),
+        }),
         tunnels,
     }
 }
@@ -284,6 +305,18 @@ pub fn render(conns: &[ConnConfig]) -> String {
             (None, None) => {
                 let _ = writeln!(s, "{}", c.keying);
             }
+        }
+        if let Some(rb) = &c.route_based {
+            let _ = writeln!(
+                s,
+                "  route-based: interface {}{}",
+                rb.interface,
+                crate::status::interface_keys(
+                    rb.interface_address.as_deref(),
+                    &rb.routes,
+                    &rb.protect
+                )
+            );
         }
         if c.bandwidth_bps.is_some() || c.bandwidth_weight != 1 {
             let _ = writeln!(

@@ -113,6 +113,51 @@ pub fn render(s: &Status) -> String {
         );
     }
     o.help(
+        "ironsec_interface_up",
+        "gauge",
+        "A route-based connection's tunnel interface: 1 while it exists and a tunnel of the connection has an SA (what is routed into it is sealed), 0 otherwise (dropped and counted as no_sa).",
+    );
+    for c in &s.connections {
+        if let Some(i) = &c.interface {
+            o.sample(
+                "ironsec_interface_up",
+                &[("connection", &c.name), ("interface", &i.name)],
+                u64::from(i.present && i.state == "up"),
+            );
+        }
+    }
+    for (metric, help, pick) in [
+        (
+            "ironsec_interface_bytes_total",
+            "Bytes the kernel counted on a route-based connection's tunnel interface: direction out = routed into the tunnel, in = delivered from it.",
+            (|k: &crate::status::InterfaceCounters| (k.tx_bytes, k.rx_bytes))
+                as fn(&crate::status::InterfaceCounters) -> (u64, u64),
+        ),
+        (
+            "ironsec_interface_packets_total",
+            "Packets the kernel counted on a route-based connection's tunnel interface (directions as for the bytes).",
+            |k: &crate::status::InterfaceCounters| (k.tx_packets, k.rx_packets),
+        ),
+    ] {
+        o.help(metric, "counter", help);
+        for c in &s.connections {
+            let Some(i) = &c.interface else { continue };
+            let Some(k) = &i.kernel else { continue };
+            let (out, inn) = pick(k);
+            for (dir, v) in [("out", out), ("in", inn)] {
+                o.sample(
+                    metric,
+                    &[
+                        ("connection", &c.name),
+                        ("interface", &i.name),
+                        ("direction", dir),
+                    ],
+                    v,
+                );
+            }
+        }
+    }
+    o.help(
         "ironsec_tunnel_up",
         "gauge",
         "1 when the tunnel has an SA to send with, 0 when connecting, down or trapped.",
@@ -725,6 +770,20 @@ pub(crate) mod tests {
                 bandwidth: None,
                 active: vec![],
                 last_failover: None,
+                interface: Some(crate::status::InterfaceStatus {
+                    name: "vti-b".into(),
+                    present: true,
+                    state: "up".into(),
+                    address: Some("169.254.21.1/30".into()),
+                    routes: vec![],
+                    protect: vec!["10.0.0.0/8".into()],
+                    kernel: Some(crate::status::InterfaceCounters {
+                        rx_packets: 9,
+                        rx_bytes: 756,
+                        tx_packets: 10,
+                        tx_bytes: 840,
+                    }),
+                }),
                 counters: ConnectionCounters {
                     child_rekeys: 2,
                     dpd_failures: 1,
@@ -802,6 +861,9 @@ pub(crate) mod tests {
             "ironsec_guard_routes_adopted 1",
             "ironsec_remote_selector_guarded{prefix=\"10.2.0.0/24\"} 1",
             "ironsec_remote_selector_guarded{prefix=\"10.9.0.0/24\"} 0",
+            "ironsec_interface_up{connection=\"site-b\",interface=\"vti-b\"} 1",
+            "ironsec_interface_bytes_total{connection=\"site-b\",interface=\"vti-b\",direction=\"out\"} 840",
+            "ironsec_interface_packets_total{connection=\"site-b\",interface=\"vti-b\",direction=\"in\"} 9",
         ] {
             assert!(text.lines().any(|l| l == line), "missing {line}\n{text}");
         }

@@ -115,6 +115,19 @@ pub fn status(dp: &Dataplane, plane: &Plane, started: Instant) -> Status {
                             now.saturating_duration_since(*t).as_secs()
                         )
                     }),
+                interface: c.route_based.as_ref().map(|rb| {
+                    let kernel = status::InterfaceCounters::read(&rb.interface);
+                    status::InterfaceStatus {
+                        name: rb.interface.clone(),
+                        present: kernel.is_some() && plane.devices().contains_key(c.name.as_str()),
+                        // Filled in below, with the tunnels.
+                        state: "down".into(),
+                        address: rb.address_text(),
+                        routes: rb.routes.iter().map(|p| p.to_string()).collect(),
+                        protect: rb.protect.iter().map(|p| p.to_string()).collect(),
+                        kernel,
+                    }
+                }),
                 tunnels: Vec::new(),
             }
         })
@@ -291,6 +304,9 @@ pub fn status(dp: &Dataplane, plane: &Plane, started: Instant) -> Status {
                 }),
         };
         if let Some(c) = connections.iter_mut().find(|c| *c.name == *spec.conn) {
+            if let Some(i) = c.interface.as_mut().filter(|_| ts.state == "up") {
+                i.state = "up".into();
+            }
             c.tunnels.push(ts);
         }
     }

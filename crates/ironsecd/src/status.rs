@@ -196,7 +196,81 @@ pub struct ConnectionStatus {
     /// The last failover: how long ago and what happened.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_failover: Option<String>,
+    /// A route-based connection's tunnel interface; absent for a policy-based one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub interface: Option<InterfaceStatus>,
     pub tunnels: Vec<TunnelStatus>,
+}
+
+/// A route-based connection's tunnel interface, as ironsecd made it and as the kernel
+/// counts it.
+#[derive(Serialize, Deserialize, Debug, Clone, PartialEq, Eq)]
+pub struct InterfaceStatus {
+    pub name: String,
+    /// Whether the device exists now: false when it could not be made, or someone deleted it.
+    pub present: bool,
+    /// "up" while a tunnel of the connection has an SA to send with: what is routed into the
+    /// interface is then sealed; "down": it is dropped and counted (`no_sa`), never sent in
+    /// clear.
+    pub state: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub address: Option<String>,
+    /// Static routes into it (a routing daemon may add others).
+    #[serde(default)]
+    pub routes: Vec<String>,
+    /// Guarded prefixes (blackhole routes at metric 4242 behind whatever routes them).
+    #[serde(default)]
+    pub protect: Vec<String>,
+    /// The kernel's counters of the device (`ip -s link`), read with the status: `tx` is what
+    /// the host routed into the tunnel (towards the peer), `rx` what came out of it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub kernel: Option<InterfaceCounters>,
+}
+
+/// ", address A, routes P,Q, protect R": a route-based connection's interface keys for a text
+/// line (status and list-conns), each part only when set.
+pub fn interface_keys(address: Option<&str>, routes: &[String], protect: &[String]) -> String {
+    let mut s = String::new();
+    if let Some(a) = address {
+        s.push_str(&format!(", address {a}"));
+    }
+    for (word, list) in [("routes", routes), ("protect", protect)] {
+        if !list.is_empty() {
+            s.push_str(&format!(", {word} {}", list.join(",")));
+        }
+    }
+    s
+}
+
+/// A network device's counters as /sys/class/net/DEV/statistics has them.
+#[derive(Serialize, Deserialize, Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct InterfaceCounters {
+    pub rx_packets: u64,
+    pub rx_bytes: u64,
+    pub tx_packets: u64,
+    pub tx_bytes: u64,
+}
+
+impl InterfaceCounters {
+    /// Reads device `name`'s counters; `None` if it does not exist (in this namespace).
+    pub fn read(name: &str) -> Option<InterfaceCounters> {
+        let dir = std::path::Path::new("/sys/class/net")
+            .join(name)
+            .join("statistics");
+        let get = |f: &str| -> Option<u64> {
+            std::fs::read_to_string(dir.join(f))
+                .ok()?
+                .trim()
+                .parse()
+                .ok()
+        };
+        Some(InterfaceCounters {
+            rx_packets: get("rx_packets")?,
+            rx_bytes: get("rx_bytes")?,
+            tx_packets: get("tx_packets")?,
+            tx_bytes: get("tx_bytes")?,
+        })
+    }
 }
 
 /// Every value [`TunnelStatus::state`] takes: metrics give each its own series.
@@ -576,6 +650,21 @@ impl Status {
                 conn.local_ts.join(","),
                 conn.remote_ts.join(",")
             );
+            if let Some(i) = &conn.interface {
+                let _ = writeln!(
+                    s,
+                    "  interface {}: {}{}{}",
+                    i.name,
+                    if i.present { &i.state } else { "missing" },
+                    interface_keys(i.address.as_deref(), &i.routes, &i.protect),
+                    i.kernel
+                        .map(|k| format!(
+                            "; kernel: tx {} packets {} bytes (into the tunnel), rx {} packets {} bytes",
+                            k.tx_packets, k.tx_bytes, k.rx_packets, k.rx_bytes
+                        ))
+                        .unwrap_or_default()
+                );
+            }
             if let Some(b) = &conn.bandwidth {
                 let _ = writeln!(
                     s,

@@ -85,6 +85,18 @@ impl Plane {
     /// are torn down and brought up again with their new settings; removed ones are deleted.
     /// Returns the errors instead (and changes nothing) when the new config needs a restart.
     pub fn reload(&mut self, new: Config, now: Instant) -> Result<ReloadSummary, ReloadRefused> {
+        fn same_sas(a: &crate::config::Connection, b: &crate::config::Connection) -> bool {
+            let sas_of = |c: &crate::config::Connection| {
+                let mut c = c.clone();
+                if let Some(rb) = &mut c.route_based {
+                    rb.routes.clear();
+                    rb.protect.clear();
+                    rb.address = None;
+                }
+                c
+            };
+            sas_of(a) == sas_of(b)
+        }
         let errs = self.refusals(&new);
         if !errs.is_empty() {
             return Err(ReloadRefused(errs));
@@ -93,7 +105,9 @@ impl Plane {
         let mut gone: Vec<String> = Vec::new();
         for old in &self.cfg.connections {
             match new.connections.iter().find(|c| c.name == old.name) {
-                Some(c) if c == old => summary.unchanged.push(old.name.clone()),
+                // A route-based connection's routes, guards and interface address are the
+                // daemon's to apply; its SAs carry on.
+                Some(c) if same_sas(c, old) => summary.unchanged.push(old.name.clone()),
                 Some(_) => {
                     summary.changed.push(old.name.clone());
                     gone.push(old.name.clone());
