@@ -857,6 +857,9 @@ fn bfd_detects_a_cut_direct_path_within_a_second_and_traffic_moves_to_the_hub() 
     let r = lab.birds[B].wait_route(&c_net, Duration::from_secs(5)).0;
     assert_eq!(r.from, "spoke_c", "{r:?}");
     assert!(lab.ping(B, lan_host(C), 5) >= 4, "{}", lab.logs());
+    for (i, peer) in [(B, "169.254.22.2"), (C, "169.254.22.1")] {
+        lab.birds[i].wait_bfd_up(peer, Duration::from_secs(10));
+    }
 
     // Pings B -> C every 50 ms for 8 s; the direct path is cut 2 s in.
     let interval = Duration::from_millis(50);
@@ -973,6 +976,11 @@ fn hub_ironsecd_restart_brings_bgp_and_traffic_back_without_an_operator() {
     let mut lab = RouteLab::start(false);
     assert!(lab.ping(B, lan_host(C), 5) >= 4, "{}", lab.logs());
     let b_gw = lab.gw(B);
+    // BFD up on both spokes first: traffic flows as soon as BGP is up, which (with the hub
+    // quick to start) can be before BFD is; a session that never was up declares nothing.
+    for (i, hub_addr) in [(B, "169.254.21.1"), (C, "169.254.21.5")] {
+        lab.birds[i].wait_bfd_up(hub_addr, Duration::from_secs(10));
+    }
 
     // SIGTERM: ironsecd exits, its tunnel interfaces go with it.
     let t_stop = Instant::now();

@@ -362,6 +362,25 @@ impl Bird {
         );
     }
 
+    /// Waits until the BFD session with `addr` is `Up`; returns how long it took. BGP comes up
+    /// first (BFD starts with a slow transmit interval), so a test that stops a peer to watch
+    /// BFD declare it down must wait for this first: a session that never was up has nothing
+    /// to declare, and the BGP session then lasts until its hold timer.
+    pub fn wait_bfd_up(&self, addr: &str, timeout: Duration) -> Duration {
+        let t0 = Instant::now();
+        if poll_until(timeout, || {
+            self.bfd_session(addr).is_some_and(|s| s.state == "Up")
+        }) {
+            return t0.elapsed();
+        }
+        panic!(
+            "bird {}: BFD session with {addr} not up within {timeout:?}:\n{}",
+            self.name,
+            self.birdc(&["show", "bfd", "sessions"])
+                .unwrap_or_else(|e| e)
+        );
+    }
+
     /// Waits until the BFD session with `addr` is in a state other than `Up` (Down, Init,
     /// AdminDown) and returns it. Polls every 10 ms, so that the session is seen in its first
     /// state after Up, whose `since` is when BFD declared the neighbour down.
