@@ -23,7 +23,9 @@
 #   setup          the spoke's ironsecd launched -> all N connections up on the hub (an
 #                  established IKE SA with a CHILD_SA and both ESP SAs, from `ironsecctl status
 #                  --json` polled every 0.5 s); negotiate: from the spoke answering instead;
-#                  rate: N / setup
+#                  rate: N / setup; what it cost: the IKE messages the hub received and
+#                  dropped (its queue, half-open limit, cookies), the spoke's retransmissions and
+#                  each namespace's UDP receive-buffer drops (/proc/net/snmp RcvbufErrors)
 #   hub memory     VmRSS and VmHWM of the hub's ironsecd after --settle s; per connection: RSS/N,
 #                  and with --baseline (RSS(N) - RSS(1)) / (N - 1). The kernel's side (the
 #                  devices, their queues, addresses and routes) as the change of the machine's
@@ -336,6 +338,19 @@ vm_kib() { # pid field
     awk -v f="$2:" '$1 == f { print $2 }' "/proc/$1/status"
 }
 
+# IKE counters of side $1 after bring-up: "received retransmits_sent queue_dropped
+# half_open_dropped cookies_sent"; the kernel's UDP receive-buffer drops in its namespace.
+ike_counters() { # side
+    ctl "$1" status --json 2>/dev/null | "$PY" -c '
+import json, sys
+i = json.load(sys.stdin).get("ike") or {}
+print(*[int(i.get(k) or 0) for k in ("received", "retransmits_sent", "queue_dropped", "half_open_dropped", "cookies_sent")])'
+}
+udp_rcvbuf_errors() { # namespace
+    ip netns exec "$1" awk '$1 == "Udp:" && !h { for (i = 1; i <= NF; i++) c[$i] = i; h = 1; next }
+        $1 == "Udp:" { print $c["RcvbufErrors"] }' /proc/net/snmp
+}
+
 # SUnreclaim + Percpu of /proc/meminfo, KiB: the kernel memory devices and routes take.
 kernel_kib() {
     awk '$1 == "SUnreclaim:" || $1 == "Percpu:" { s += $2 } END { print s }' /proc/meminfo
@@ -467,6 +482,11 @@ run_case() { # conns
     R_HUB_UP=$hub_up
     if line=$(side_status spk); then spk_up=${line%% *}; fi
     R_SPK_UP=$spk_up
+    # What bring-up cost in retransmissions and where messages were lost.
+    read -r R_HUB_IKE_IN _ R_HUB_IKE_QDROP R_HUB_HALFOPEN R_HUB_COOKIES < <(ike_counters hub) || true
+    read -r _ R_SPK_RETX _ _ _ < <(ike_counters spk) || true
+    R_HUB_UDP_DROPS=$(udp_rcvbuf_errors "$HUB") R_SPK_UDP_DROPS=$(udp_rcvbuf_errors "$SPK")
+    log "    bring-up: hub received $R_HUB_IKE_IN IKE messages (queue dropped $R_HUB_IKE_QDROP, half-open dropped $R_HUB_HALFOPEN, cookies sent $R_HUB_COOKIES, UDP receive-buffer drops $R_HUB_UDP_DROPS); spoke retransmitted $R_SPK_RETX (UDP receive-buffer drops $R_SPK_UDP_DROPS)"
     [ "$R_CONVERGED" = true ] && log "    all $n connections up on the hub $R_SETUP s after the spoke's start ($R_RATE/s; spoke start $R_SPK_START s, negotiation $R_NEGOTIATE s); spoke: $R_SPK_UP up"
     sleep "$SETTLE"
     R_RSS=$(vm_kib "$PID_HUB" VmRSS) R_HWM=$(vm_kib "$PID_HUB" VmHWM)
@@ -502,9 +522,10 @@ run_case() { # conns
 
 # The R_* of the last run_case as a JSON object.
 case_json() {
-    printf '{"connections":%s,"converged":%s,"hub_start_secs":%s,"hub_interfaces":%s,"kernel_kib":%s,"kernel_per_connection_kib":%s,"spoke_start_secs":%s,"setup_secs":%s,"negotiate_secs":%s,"setup_per_sec":%s,"connections_up_hub":%s,"connections_up_spoke":%s,"hub_rss_kib":%s,"hub_hwm_kib":%s,"hub_rss_per_connection_kib":%s,"window_secs":%s,"hub_cpu_pct":%s,"spoke_cpu_pct":%s,"hub_cpu_pct_schedstat":%s,"spoke_cpu_pct_schedstat":%s,"hub_ike_received_during":%s,"connections_up_hub_after":%s,"hub_status_secs":%s,"hub_status_bytes":%s,"tcp_first_mbps":%s,"tcp_first_runs_mbps":%s,"tcp_first_interface":"vti1","tcp_first_interface_bytes":%s,"tcp_last_mbps":%s,"tcp_last_runs_mbps":%s,"tcp_last_interface":"vti%s","tcp_last_interface_bytes":%s,"spoke_stop_secs":%s,"hub_stop_secs":%s,"loadavg_1min_before":%s}' \
+    printf '{"connections":%s,"converged":%s,"hub_start_secs":%s,"hub_interfaces":%s,"kernel_kib":%s,"kernel_per_connection_kib":%s,"spoke_start_secs":%s,"setup_secs":%s,"negotiate_secs":%s,"setup_per_sec":%s,"connections_up_hub":%s,"connections_up_spoke":%s,"hub_ike_received":%s,"hub_ike_queue_dropped":%s,"hub_ike_half_open_dropped":%s,"hub_ike_cookies_sent":%s,"hub_udp_rcvbuf_errors":%s,"spoke_ike_retransmits_sent":%s,"spoke_udp_rcvbuf_errors":%s,"hub_rss_kib":%s,"hub_hwm_kib":%s,"hub_rss_per_connection_kib":%s,"window_secs":%s,"hub_cpu_pct":%s,"spoke_cpu_pct":%s,"hub_cpu_pct_schedstat":%s,"spoke_cpu_pct_schedstat":%s,"hub_ike_received_during":%s,"connections_up_hub_after":%s,"hub_status_secs":%s,"hub_status_bytes":%s,"tcp_first_mbps":%s,"tcp_first_runs_mbps":%s,"tcp_first_interface":"vti1","tcp_first_interface_bytes":%s,"tcp_last_mbps":%s,"tcp_last_runs_mbps":%s,"tcp_last_interface":"vti%s","tcp_last_interface_bytes":%s,"spoke_stop_secs":%s,"hub_stop_secs":%s,"loadavg_1min_before":%s}' \
         "$R_CONNS" "$R_CONVERGED" "$R_HUB_START" "$R_HUB_IFACES" "$R_KERNEL" "$R_KERNEL_PER" "$R_SPK_START" "$R_SETUP" "$R_NEGOTIATE" "$R_RATE" \
-        "$R_HUB_UP" "$R_SPK_UP" "$R_RSS" "$R_HWM" "$R_RSS_PER" "$R_WINDOW" "$R_HUB_CPU" "$R_SPK_CPU" \
+        "$R_HUB_UP" "$R_SPK_UP" "${R_HUB_IKE_IN:-null}" "${R_HUB_IKE_QDROP:-null}" "${R_HUB_HALFOPEN:-null}" "${R_HUB_COOKIES:-null}" \
+        "${R_HUB_UDP_DROPS:-null}" "${R_SPK_RETX:-null}" "${R_SPK_UDP_DROPS:-null}" "$R_RSS" "$R_HWM" "$R_RSS_PER" "$R_WINDOW" "$R_HUB_CPU" "$R_SPK_CPU" \
         "$R_HUB_NS" "$R_SPK_NS" "$R_HUB_IKE_RX" "$R_HUB_UP_AFTER" "$R_STATUS" "$R_STATUS_BYTES" "$R_TCP_FIRST" \
         "$R_TCP_FIRST_ALL" "$R_TCP_FIRST_BYTES" "$R_TCP_LAST" "$R_TCP_LAST_ALL" "$R_CONNS" "$R_TCP_LAST_BYTES" "$R_SPK_STOP" "$R_HUB_STOP" "$R_LOAD"
 }

@@ -23,6 +23,10 @@ use crate::status;
 
 /// IKE datagrams waiting for the control plane; beyond this a flood is dropped, not queued.
 const IKE_QUEUE: usize = 1024;
+/// IKE datagrams handled under one lock and one flush at most, when several are queued: a
+/// flush rebuilds the fast path's tables and checks every route, work that grows with the
+/// connections, so a thousand peers' messages one flush each made bring-up quadratic.
+const IKE_BATCH: usize = 64;
 /// Trapped tunnels reported by the fast path; each tunnel reports at most every 250 ms.
 const ACQUIRE_QUEUE: usize = 256;
 /// Unknown-SPI reports from the fast path (each worker reports at most ten a second).
@@ -684,10 +688,21 @@ async fn event_loop(running: Arc<Running>, queues: Queues) -> Result<(), DaemonE
             }
             _ = running.wake.notified() => {}
             Some(id) = acq_rx.recv() => running.act(|plane, now| plane.on_acquire(id, now)),
-            Some((local, from, data)) = ike_rx.recv() => {
-                tracing::debug!(%local, remote = %from, "IKE in: {}", crate::ikelog::summary(&data));
-                running.act(|plane, now| plane.on_ike_datagram(now, local, from, &data));
-            }
+            Some(first) = ike_rx.recv() => running.act(|plane, now| {
+                // What else is queued already (a burst: many peers at once) under the same lock
+                // and one flush, so the tables and routes are rebuilt once for the burst rather
+                // than once per message; the flush still installs them before anything is sent.
+                let mut next = Some(first);
+                let mut taken = 0;
+                while let Some((local, from, data)) = next.take() {
+                    tracing::debug!(%local, remote = %from, "IKE in: {}", crate::ikelog::summary(&data));
+                    plane.on_ike_datagram(now, local, from, &data);
+                    taken += 1;
+                    if taken < IKE_BATCH {
+                        next = ike_rx.try_recv().ok();
+                    }
+                }
+            }),
             Some((local, from, spi)) = spi_rx.recv() => {
                 running.act(|plane, now| plane.on_unknown_spi(now, local, from, spi));
             }
