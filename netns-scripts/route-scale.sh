@@ -40,7 +40,8 @@
 #   TCP            iperf3 TCP streams of --tcp-seconds s, one at a time, through the first and
 #                  through the last connection (receiver's Mbit/s, median of --tcp-runs), and
 #                  with --baseline their ratios to the same through the single connection of
-#                  N = 1
+#                  N = 1; beside them how busy the machine's CPUs were meanwhile and how much
+#                  time the hypervisor stole (/proc/stat), since a shared host moves these figures
 #   hub stop       SIGTERM -> the hub's ironsecd gone (its N devices removed)
 #
 # Usage (as root):
@@ -351,6 +352,12 @@ udp_rcvbuf_errors() { # namespace
         $1 == "Udp:" { print $c["RcvbufErrors"] }' /proc/net/snmp
 }
 
+# "busy steal total" clock ticks of all CPUs from /proc/stat (steal: time the hypervisor gave
+# this machine's CPUs to someone else, which a TCP figure on a shared host depends on).
+cpu_ticks_all() {
+    awk '$1 == "cpu" { t = 0; for (i = 2; i <= NF; i++) t += $i; print t - $5 - $6 - $9, $9, t; exit }' /proc/stat
+}
+
 # SUnreclaim + Percpu of /proc/meminfo, KiB: the kernel memory devices and routes take.
 kernel_kib() {
     awk '$1 == "SUnreclaim:" || $1 == "Percpu:" { s += $2 } END { print s }' /proc/meminfo
@@ -510,10 +517,16 @@ run_case() { # conns
     R_HUB_UP_AFTER=${line%% *} rx1=${line#* }
     R_HUB_IKE_RX=$((rx1 - rx0))
     log "    hub $R_HUB_CPU % CPU ($R_HUB_NS by schedstat), spoke $R_SPK_CPU % ($R_SPK_NS) over $R_WINDOW s; hub IKE messages meanwhile: $R_HUB_IKE_RX; one 'ironsecctl status --json' of the hub took $R_STATUS s ($R_STATUS_BYTES bytes)"
+    local c0 c1
+    c0=$(cpu_ticks_all)
     if [ "$n" -gt 1 ]; then tcp_rounds 1 "$n"; else tcp_rounds 1; fi
+    c1=$(cpu_ticks_all)
+    # Of the machine's CPU time while the streams ran: busy (all of ours and anyone else's in
+    # this machine) and stolen by the hypervisor, %.
+    read -r R_TCP_BUSY R_TCP_STEAL < <(awk -v a="$c0" -v b="$c1" 'BEGIN { split(a, x, " "); split(b, y, " "); t = y[3] - x[3]; if (t <= 0) t = 1; printf "%.1f %.1f\n", (y[1] - x[1]) / t * 100, (y[2] - x[2]) / t * 100 }')
     R_TCP_FIRST=${TCP_MEDIAN[1]} R_TCP_FIRST_BYTES=${TCP_BYTES[1]} R_TCP_FIRST_ALL=${TCP_ALL[1]}
     R_TCP_LAST=${TCP_MEDIAN[$n]} R_TCP_LAST_BYTES=${TCP_BYTES[$n]} R_TCP_LAST_ALL=${TCP_ALL[$n]}
-    log "    TCP (median of $TCP_RUNS): c1 $R_TCP_FIRST Mbit/s $R_TCP_FIRST_ALL, c$n $R_TCP_LAST Mbit/s $R_TCP_LAST_ALL"
+    log "    TCP (median of $TCP_RUNS): c1 $R_TCP_FIRST Mbit/s $R_TCP_FIRST_ALL, c$n $R_TCP_LAST Mbit/s $R_TCP_LAST_ALL (CPUs busy $R_TCP_BUSY %, stolen $R_TCP_STEAL %)"
     R_SPK_STOP=$(stop_timed "$PID_SPK")
     R_HUB_STOP=$(stop_timed "$PID_HUB")
     PID_HUB="" PID_SPK=""
@@ -522,12 +535,12 @@ run_case() { # conns
 
 # The R_* of the last run_case as a JSON object.
 case_json() {
-    printf '{"connections":%s,"converged":%s,"hub_start_secs":%s,"hub_interfaces":%s,"kernel_kib":%s,"kernel_per_connection_kib":%s,"spoke_start_secs":%s,"setup_secs":%s,"negotiate_secs":%s,"setup_per_sec":%s,"connections_up_hub":%s,"connections_up_spoke":%s,"hub_ike_received":%s,"hub_ike_queue_dropped":%s,"hub_ike_half_open_dropped":%s,"hub_ike_cookies_sent":%s,"hub_udp_rcvbuf_errors":%s,"spoke_ike_retransmits_sent":%s,"spoke_udp_rcvbuf_errors":%s,"hub_rss_kib":%s,"hub_hwm_kib":%s,"hub_rss_per_connection_kib":%s,"window_secs":%s,"hub_cpu_pct":%s,"spoke_cpu_pct":%s,"hub_cpu_pct_schedstat":%s,"spoke_cpu_pct_schedstat":%s,"hub_ike_received_during":%s,"connections_up_hub_after":%s,"hub_status_secs":%s,"hub_status_bytes":%s,"tcp_first_mbps":%s,"tcp_first_runs_mbps":%s,"tcp_first_interface":"vti1","tcp_first_interface_bytes":%s,"tcp_last_mbps":%s,"tcp_last_runs_mbps":%s,"tcp_last_interface":"vti%s","tcp_last_interface_bytes":%s,"spoke_stop_secs":%s,"hub_stop_secs":%s,"loadavg_1min_before":%s}' \
+    printf '{"connections":%s,"converged":%s,"hub_start_secs":%s,"hub_interfaces":%s,"kernel_kib":%s,"kernel_per_connection_kib":%s,"spoke_start_secs":%s,"setup_secs":%s,"negotiate_secs":%s,"setup_per_sec":%s,"connections_up_hub":%s,"connections_up_spoke":%s,"hub_ike_received":%s,"hub_ike_queue_dropped":%s,"hub_ike_half_open_dropped":%s,"hub_ike_cookies_sent":%s,"hub_udp_rcvbuf_errors":%s,"spoke_ike_retransmits_sent":%s,"spoke_udp_rcvbuf_errors":%s,"hub_rss_kib":%s,"hub_hwm_kib":%s,"hub_rss_per_connection_kib":%s,"window_secs":%s,"hub_cpu_pct":%s,"spoke_cpu_pct":%s,"hub_cpu_pct_schedstat":%s,"spoke_cpu_pct_schedstat":%s,"hub_ike_received_during":%s,"connections_up_hub_after":%s,"hub_status_secs":%s,"hub_status_bytes":%s,"tcp_first_mbps":%s,"tcp_first_runs_mbps":%s,"tcp_first_interface":"vti1","tcp_first_interface_bytes":%s,"tcp_last_mbps":%s,"tcp_last_runs_mbps":%s,"tcp_last_interface":"vti%s","tcp_last_interface_bytes":%s,"tcp_cpu_busy_pct":%s,"tcp_cpu_steal_pct":%s,"spoke_stop_secs":%s,"hub_stop_secs":%s,"loadavg_1min_before":%s}' \
         "$R_CONNS" "$R_CONVERGED" "$R_HUB_START" "$R_HUB_IFACES" "$R_KERNEL" "$R_KERNEL_PER" "$R_SPK_START" "$R_SETUP" "$R_NEGOTIATE" "$R_RATE" \
         "$R_HUB_UP" "$R_SPK_UP" "${R_HUB_IKE_IN:-null}" "${R_HUB_IKE_QDROP:-null}" "${R_HUB_HALFOPEN:-null}" "${R_HUB_COOKIES:-null}" \
         "${R_HUB_UDP_DROPS:-null}" "${R_SPK_RETX:-null}" "${R_SPK_UDP_DROPS:-null}" "$R_RSS" "$R_HWM" "$R_RSS_PER" "$R_WINDOW" "$R_HUB_CPU" "$R_SPK_CPU" \
         "$R_HUB_NS" "$R_SPK_NS" "$R_HUB_IKE_RX" "$R_HUB_UP_AFTER" "$R_STATUS" "$R_STATUS_BYTES" "$R_TCP_FIRST" \
-        "$R_TCP_FIRST_ALL" "$R_TCP_FIRST_BYTES" "$R_TCP_LAST" "$R_TCP_LAST_ALL" "$R_CONNS" "$R_TCP_LAST_BYTES" "$R_SPK_STOP" "$R_HUB_STOP" "$R_LOAD"
+        "$R_TCP_FIRST_ALL" "$R_TCP_FIRST_BYTES" "$R_TCP_LAST" "$R_TCP_LAST_ALL" "$R_CONNS" "$R_TCP_LAST_BYTES" "$R_TCP_BUSY" "$R_TCP_STEAL" "$R_SPK_STOP" "$R_HUB_STOP" "$R_LOAD"
 }
 
 case_text() {

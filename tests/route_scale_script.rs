@@ -71,6 +71,25 @@ fn check_case(c: &Value, connections: u64) {
     ] {
         assert!(number(c, key) > 0.0, "{key}: {c:#}");
     }
+    // Each connection's IKE_SA_INIT and IKE_AUTH at least; what bring-up lost, present.
+    assert!(
+        number(c, "hub_ike_received") >= (2 * connections) as f64,
+        "{c:#}"
+    );
+    for key in [
+        "hub_ike_queue_dropped",
+        "hub_ike_half_open_dropped",
+        "hub_ike_cookies_sent",
+        "hub_udp_rcvbuf_errors",
+        "spoke_ike_retransmits_sent",
+        "spoke_udp_rcvbuf_errors",
+    ] {
+        assert!(number(c, key) >= 0.0, "{key}: {c:#}");
+    }
+    for key in ["tcp_cpu_busy_pct", "tcp_cpu_steal_pct"] {
+        let v = number(c, key);
+        assert!((0.0..=100.0).contains(&v), "{key} = {v}: {c:#}");
+    }
     // Slab and per-CPU memory of the whole machine: present, its sign up to what else runs.
     number(c, "kernel_kib");
     number(c, "kernel_per_connection_kib");
