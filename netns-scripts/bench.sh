@@ -329,7 +329,16 @@ udp_run() {
     tbytes || return 1
     CO0=$CO CI0=$CI
     d0=$(drop_snapshot)
-    if iperf_udp "$dir" "$CASE-udp-$dir-$run"; then
+    # A flood of small datagrams can starve iperf3's own control connection through the same
+    # tunnel, and the client then hangs at the end of the test until its timeout: one more try,
+    # with fresh snapshots, before the run counts as failed.
+    if iperf_udp "$dir" "$CASE-udp-$dir-$run" || {
+        log "  UDP $UDP_LEN B $arrow run $run/$RUNS: iperf3 failed ($(tail -n 1 "$WORK/iperf-$CASE-udp-$dir-$run-1.err" 2>/dev/null)); once more"
+        tbytes || return 1
+        CO0=$CO CI0=$CI
+        d0=$(drop_snapshot)
+        iperf_udp "$dir" "$CASE-udp-$dir-$run-again"
+    }; then
         read -r pps bytes sent <<<"$RES"
         d1=$(drop_snapshot)
         log_drops "$d0" "$d1" "UDP $UDP_LEN B $arrow run $run/$RUNS"
