@@ -67,7 +67,6 @@ while [ $# -gt 0 ]; do
         *) die "unknown option '$1' (see --help)" ;;
     esac
 done
-is_count() { [[ $1 =~ ^[0-9]+$ ]] && [ "$1" -ge "$2" ] && [ "$1" -le "$3" ]; }
 is_count "$CONNS" 1 16000 || die "--connections must be 1..16000, not '$CONNS'"
 is_count "$SECS" 1 3600 || die "--seconds must be 1..3600, not '$SECS'"
 is_count "$TIMEOUT" 1 86400 || die "--timeout must be 1..86400, not '$TIMEOUT'"
@@ -99,10 +98,6 @@ on_exit() {
     if [ -n "$WORK" ]; then rm -rf -- "$WORK"; fi
 }
 install_cleanup_traps
-
-now_ns() { date +%s%N; }
-# Seconds (3 decimals) from nanosecond timestamps $1 to $2.
-secs_between() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.3f", (b - a) / 1e9 }'; }
 
 # ---------------------------------------------------------------------------------------------
 # Topology: both veth pairs are created inside the hub namespace with their other end moved
@@ -227,26 +222,6 @@ for c in d.get("connections") or []:
 print(up, (d.get("ike") or {}).get("received", 0))'
 }
 
-# Run time of PID $1 in nanoseconds, summed over its threads (/proc/PID/task/*/schedstat, first
-# field: exact, where utime+stime are counted in whole clock ticks); "-" without schedstat.
-run_ns() {
-    local sum=0 f t
-    for f in /proc/"$1"/task/*/schedstat; do
-        { read -r t _ <"$f"; } 2>/dev/null || continue   # a thread that just exited
-        sum=$((sum + t))
-    done
-    if [ -e "/proc/$1/task" ] && [ "$sum" -gt 0 ]; then echo "$sum"; else echo -; fi
-}
-
-# utime+stime of PID $1 in clock ticks (all threads); dies if the process is gone.
-cpu_ticks() {
-    local st f
-    st=$(cat "/proc/$1/stat" 2>/dev/null) || die "process $1 is gone"
-    st=${st##*) }
-    read -ra f <<<"$st"
-    echo $((f[11] + f[12]))
-}
-
 # ---------------------------------------------------------------------------------------------
 # One measurement with $1 connections. Sets R_* (see the report).
 
@@ -324,13 +299,6 @@ run_case() { # conns
     R_PEER_UP_AFTER=${line%% *}
     log "    hub $R_HUB_CPU % CPU ($R_HUB_NS by schedstat), peer $R_PEER_CPU % CPU ($R_PEER_NS) over $R_WINDOW s; tunnels up after: hub $R_HUB_UP_AFTER, peer $R_PEER_UP_AFTER; IKE messages the hub received meanwhile: $R_HUB_IKE_RX; one 'ironsecctl status --json' of the hub afterwards took $R_STATUS s"
     stop_daemons
-}
-
-# CPU % of one core from run times $1 -> $2 (ns, or "-") over wall clock $3 -> $4 (ns), 3
-# decimals; null without schedstat.
-ns_pct() {
-    if [ "$1" = - ] || [ "$2" = - ]; then echo null; return; fi
-    awk -v a="$1" -v b="$2" -v s="$3" -v e="$4" 'BEGIN { printf "%.3f", (b - a) / (e - s) * 100 }'
 }
 
 # The R_* of the last run_case as a JSON object.

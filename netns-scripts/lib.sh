@@ -1,5 +1,5 @@
 # shellcheck shell=bash
-# Shared helpers of netns-scripts/demo.sh and netns-scripts/bench.sh: binaries, process
+# Shared helpers of netns-scripts/demo.sh, bench.sh, idle-hub.sh and route-scale.sh: binaries, process
 # handling, cleanup traps, gateway configs with manual keys (conf/static-gw-*.toml) or IKEv2 and a
 # PSK (conf/ike-gw-*.toml), starting ironsecd in the namespaces, reading its counters and waiting
 # for its IKE SA. Not a script of its own: source it, never run it.
@@ -392,4 +392,42 @@ log_interval() { # log from to
         t0 == "" && index($0, a) { t0 = secs($1); next }
         t0 != "" && index($0, b) { d = secs($1) - t0; if (d < 0) d += 86400; printf "%.3f\n", d; exit }
     ' "$1"
+}
+
+# ---------------------------------------------------------------------------------------------
+# Measuring helpers of idle-hub.sh and route-scale.sh (CPU time of a process, wall clock).
+
+# Whether $1 is a whole number in $2..=$3 (option checks).
+is_count() { [[ $1 =~ ^[0-9]+$ ]] && [ "$1" -ge "$2" ] && [ "$1" -le "$3" ]; }
+
+now_ns() { date +%s%N; }
+
+# Seconds (3 decimals) from nanosecond timestamps $1 to $2.
+secs_between() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.3f", (b - a) / 1e9 }'; }
+
+# Run time of PID $1 in nanoseconds, summed over its threads (/proc/PID/task/*/schedstat, first
+# field: exact, where utime+stime are counted in whole clock ticks); "-" without schedstat.
+run_ns() {
+    local sum=0 f t
+    for f in /proc/"$1"/task/*/schedstat; do
+        { read -r t _ <"$f"; } 2>/dev/null || continue   # a thread that just exited
+        sum=$((sum + t))
+    done
+    if [ -e "/proc/$1/task" ] && [ "$sum" -gt 0 ]; then echo "$sum"; else echo -; fi
+}
+
+# utime+stime of PID $1 in clock ticks (all threads); dies if the process is gone.
+cpu_ticks() {
+    local st f
+    st=$(cat "/proc/$1/stat" 2>/dev/null) || die "process $1 is gone"
+    st=${st##*) }
+    read -ra f <<<"$st"
+    echo $((f[11] + f[12]))
+}
+
+# CPU % of one core from run times $1 -> $2 (ns, or "-") over wall clock $3 -> $4 (ns), 3
+# decimals; null without schedstat.
+ns_pct() {
+    if [ "$1" = - ] || [ "$2" = - ]; then echo null; return; fi
+    awk -v a="$1" -v b="$2" -v s="$3" -v e="$4" 'BEGIN { printf "%.3f", (b - a) / (e - s) * 100 }'
 }
