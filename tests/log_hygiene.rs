@@ -28,7 +28,9 @@ use std::time::{Duration, Instant};
 
 use common::*;
 use ironsec_ike::crypto::SystemRng;
-use ironsec_ike::{Endpoint, EndpointConfig, Event, Identity, PeerConfig, Psk};
+use ironsec_ike::{
+    Endpoint, EndpointConfig, Event, Identity, LocalAuth, PeerConfig, Psk, RemoteAuth,
+};
 use serde_json::Value;
 
 const GW_A: &str = "192.0.2.1";
@@ -80,7 +82,12 @@ fn hostile_initiator(ns: &str, id: Identity, timeout: Duration) -> Vec<Event> {
         name: "evil".into(),
         local_id: id,
         remote_id: Identity::parse("gw-a.example"),
-        psk: Psk::new(b"not the PSK: the identity is refused before AUTH is checked".to_vec()),
+        local_auth: LocalAuth::Psk(Psk::new(
+            b"not the PSK: the identity is refused before AUTH is checked".to_vec(),
+        )),
+        remote_auth: RemoteAuth::Psk(Psk::new(
+            b"not the PSK: the identity is refused before AUTH is checked".to_vec(),
+        )),
         ike_proposals: vec!["aes128gcm16-prfsha256-x25519".parse().unwrap()],
         esp_proposals: vec!["aes128gcm16".parse().unwrap()],
         local_ts: vec![sel("10.2.0.0/24")],

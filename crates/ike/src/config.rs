@@ -6,13 +6,18 @@ use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
+use ironsec_pki::DistinguishedName;
 use zeroize::Zeroizing;
 
 use crate::crypto::{EspProposal, IkeProposal};
 use crate::peer_text::PeerText;
 use crate::wire::{IdPayload, IdType, TrafficSelector};
 
-/// An IKE identity (RFC 7296 3.5). Compared as the peer sent it: type and bytes.
+/// An IKE identity (RFC 7296 3.5). Compared as the peer sent it: type and bytes (a DN by its
+/// attributes, whatever string types encode them).
+///
+/// A configured `remote_id` may also be a pattern ([`Identity::matches`]): `%any`, an FQDN or
+/// e-mail address starting with `*`, or a DN with `*` values, as strongSwan's identities are.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub enum Identity {
     Fqdn(String),
@@ -20,12 +25,33 @@ pub enum Identity {
     Ipv4(std::net::Ipv4Addr),
     Ipv6(std::net::Ipv6Addr),
     KeyId(Vec<u8>),
+    /// ID_DER_ASN1_DN. One parsed from config text has no DER until it is resolved against a
+    /// certificate's subject ([`Identity::to_payload`] needs it).
+    Dn(DistinguishedName),
+    /// `%any`: matches every identity; never sent.
+    Any,
 }
 
 impl Identity {
     /// Parses the strongSwan-style forms: an IP address, `user@host` (RFC822), `@keyid:` hex,
     /// otherwise an FQDN (a leading `@` is dropped, as in swanctl.conf).
     pub fn parse(s: &str) -> Identity {
+        Identity::try_parse(s).unwrap_or_else(|_| Identity::Fqdn(s.to_string()))
+    }
+
+    /// [`Identity::parse`], but text with `=` that is not a valid DN is an error rather than
+    /// an FQDN (which never contains `=`): what config validation uses.
+    pub fn try_parse(s: &str) -> Result<Identity, ironsec_pki::DnError> {
+        if s == "%any" {
+            return Ok(Identity::Any);
+        }
+        if s.contains('=') {
+            return DistinguishedName::parse(s).map(Identity::Dn);
+        }
+        Ok(Identity::parse_simple(s))
+    }
+
+    fn parse_simple(s: &str) -> Identity {
         if let Ok(ip) = s.parse::<IpAddr>() {
             return match ip {
                 IpAddr::V4(a) => Identity::Ipv4(a),
@@ -45,15 +71,53 @@ impl Identity {
         }
     }
 
-    pub fn to_payload(&self) -> IdPayload {
+    /// The ID payload for this identity; None for one that cannot be sent: `%any`, a DN
+    /// without DER (config text not resolved against a certificate).
+    pub fn to_payload(&self) -> Option<IdPayload> {
         let (id_type, data) = match self {
             Identity::Fqdn(s) => (IdType::Fqdn, s.as_bytes().to_vec()),
             Identity::Email(s) => (IdType::Rfc822Addr, s.as_bytes().to_vec()),
             Identity::Ipv4(a) => (IdType::Ipv4Addr, a.octets().to_vec()),
             Identity::Ipv6(a) => (IdType::Ipv6Addr, a.octets().to_vec()),
             Identity::KeyId(b) => (IdType::KeyId, b.clone()),
+            Identity::Dn(dn) => (IdType::DerAsn1Dn, dn.der()?.to_vec()),
+            Identity::Any => return None,
         };
-        IdPayload { id_type, data }
+        Some(IdPayload { id_type, data })
+    }
+
+    /// Whether this identity, as a pattern from config, accepts `peer` (what the peer sent):
+    /// `%any` accepts all; `*.example.org` any FQDN ending in `.example.org`; `*@example.org`
+    /// any e-mail address at that domain; a DN with `*` values any DN with the same attribute
+    /// types in the same order and equal other values (strongSwan's rules). FQDNs and e-mail
+    /// addresses compare case-insensitively (DNS names are); anything else must be equal.
+    pub fn matches(&self, peer: &Identity) -> bool {
+        match (self, peer) {
+            (Identity::Any, _) => true,
+            (Identity::Fqdn(p), Identity::Fqdn(s)) | (Identity::Email(p), Identity::Email(s)) => {
+                match p.strip_prefix('*') {
+                    Some(suffix) => {
+                        s.len() > suffix.len()
+                            && s.to_ascii_lowercase()
+                                .ends_with(&suffix.to_ascii_lowercase())
+                    }
+                    None => p.eq_ignore_ascii_case(s),
+                }
+            }
+            (Identity::Dn(p), Identity::Dn(d)) => p.matches(d),
+            _ => self == peer,
+        }
+    }
+
+    /// Whether this identity is a pattern (matches more than one identity): such a
+    /// `remote_id` is not sent as IDr.
+    pub fn is_pattern(&self) -> bool {
+        match self {
+            Identity::Any => true,
+            Identity::Fqdn(s) | Identity::Email(s) => s.starts_with('*'),
+            Identity::Dn(dn) => dn.has_wildcards(),
+            _ => false,
+        }
     }
 
     pub fn from_payload(p: &IdPayload) -> Option<Identity> {
@@ -63,6 +127,7 @@ impl Identity {
             IdType::Ipv4Addr => Identity::Ipv4(<[u8; 4]>::try_from(&p.data[..]).ok()?.into()),
             IdType::Ipv6Addr => Identity::Ipv6(<[u8; 16]>::try_from(&p.data[..]).ok()?.into()),
             IdType::KeyId => Identity::KeyId(p.data.clone()),
+            IdType::DerAsn1Dn => Identity::Dn(DistinguishedName::from_der(&p.data).ok()?),
             _ => return None,
         })
     }
@@ -100,6 +165,9 @@ impl fmt::Display for Identity {
                 f.write_str("@#")?;
                 b.iter().try_for_each(|x| write!(f, "{x:02x}"))
             }
+            // Escapes what the peer chose, as above.
+            Identity::Dn(dn) => write!(f, "{dn}"),
+            Identity::Any => f.write_str("%any"),
         }
     }
 }
@@ -214,8 +282,10 @@ impl Default for Lifetimes {
 pub struct PeerConfig {
     pub name: Arc<str>,
     pub local_id: Identity,
+    /// For a certificate-authenticated peer, may be a pattern ([`Identity::matches`]).
     pub remote_id: Identity,
-    pub psk: Psk,
+    pub local_auth: crate::credentials::LocalAuth,
+    pub remote_auth: crate::credentials::RemoteAuth,
     pub ike_proposals: Vec<IkeProposal>,
     pub esp_proposals: Vec<EspProposal>,
     /// Our side's selectors (TSi when we initiate).

@@ -11,7 +11,7 @@ use crate::cookie_secret::CookieSecrets;
 use crate::crypto::{cookie, verify_cookie, Rng};
 use crate::deadlines::Deadlines;
 use crate::events::{Event, IkeSaId, Transmit};
-use crate::sa::{self, Ctx, IkeSa, Outputs, SaAction, State, Task};
+use crate::sa::{self, Ctx, IkeSa, Outputs, SaAction, State, Task, WallClock};
 use crate::spi::random_ike_spi;
 pub use crate::stats::EndpointStats;
 use crate::wire::{self, ExchangeType, Message, NotifyType, Payload, Payloads};
@@ -141,6 +141,7 @@ pub struct Endpoint {
     /// Pacing of INVALID_MAJOR_VERSION answers: the trigger is one unauthenticated datagram.
     bad_version: crate::invalid_spi::Pacing,
     init_rate: InitRate,
+    clock: WallClock,
 }
 
 impl Endpoint {
@@ -157,6 +158,7 @@ impl Endpoint {
             sas: HashMap::new(),
             init_index: HashMap::new(),
             deadlines: Deadlines::default(),
+            clock: WallClock::default(),
             #[cfg(test)]
             timeout_visits: Vec::new(),
             out: Outputs::default(),
@@ -201,6 +203,13 @@ impl Endpoint {
         self.out.events.pop_front()
     }
 
+    /// Tells the engine the wall-clock time: at monotonic `now` it was `unix_secs` seconds
+    /// since the Unix epoch. Certificates are checked against it; the owner calls this at
+    /// start and again from time to time (a stepped system clock is picked up then).
+    pub fn set_wall_clock(&mut self, now: Instant, unix_secs: i64) {
+        self.clock.set(now, unix_secs);
+    }
+
     /// The earliest moment [`Endpoint::handle_timeout`] has work. O(log n) in the SAs.
     pub fn poll_timeout(&self) -> Option<Instant> {
         self.deadlines.first()
@@ -238,7 +247,7 @@ impl Endpoint {
             }
         }
         let sa = self.sas.get_mut(&id)?;
-        let mut ctx = Ctx::new(now, &mut *self.rng, &self.cfg, &mut self.out);
+        let mut ctx = Ctx::new(now, self.clock, &mut *self.rng, &self.cfg, &mut self.out);
         let r = f(sa, &mut ctx);
         self.apply_actions(now);
         self.settle(id);
@@ -300,7 +309,8 @@ impl Endpoint {
     /// several connections) must not tear down the tunnel that still carries the traffic.
     fn drop_stale(&mut self, now: Instant, id: IkeSaId) {
         let Some(sa) = self.sas.get(&id) else { return };
-        let (Some(conn), peer) = (sa.conn.clone(), sa.remote.ip()) else {
+        let (Some(conn), peer, peer_id) = (sa.conn.clone(), sa.remote.ip(), sa.remote_identity())
+        else {
             return;
         };
         let stale: Vec<IkeSaId> = self
@@ -309,15 +319,14 @@ impl Endpoint {
             .filter(|(other, s)| {
                 **other != id
                     && s.remote.ip() == peer
-                    && s.conn
-                        .as_ref()
-                        .is_some_and(|c| c.name == conn.name && c.remote_id == conn.remote_id)
+                    && s.conn.as_ref().is_some_and(|c| c.name == conn.name)
+                    && s.remote_identity() == peer_id
             })
             .map(|(k, _)| *k)
             .collect();
         for old in stale {
             if let Some(s) = self.sas.get_mut(&old) {
-                let mut ctx = Ctx::new(now, &mut *self.rng, &self.cfg, &mut self.out);
+                let mut ctx = Ctx::new(now, self.clock, &mut *self.rng, &self.cfg, &mut self.out);
                 s.close(&mut ctx, crate::events::CloseReason::Replaced);
             }
             self.sas.remove(&old);
@@ -817,7 +826,7 @@ impl Endpoint {
             }
         }
         let spi = self.new_spi();
-        let mut ctx = Ctx::new(now, &mut *self.rng, &self.cfg, &mut self.out);
+        let mut ctx = Ctx::new(now, self.clock, &mut *self.rng, &self.cfg, &mut self.out);
         if let Some(sa) = sa::init::respond(&mut ctx, &self.peers, spi, local, remote, bytes, &msg)
         {
             self.init_index.insert((h.spi_i, remote), spi);

@@ -13,6 +13,7 @@
 
 pub mod config;
 pub mod cookie_secret;
+pub mod credentials;
 pub mod crypto;
 mod deadlines;
 pub mod endpoint;
@@ -28,7 +29,9 @@ pub mod ts;
 pub mod wire;
 
 pub use config::{EndpointConfig, Identity, Keymat, Lifetimes, PeerConfig, Psk, Retransmit};
+pub use credentials::{Credential, LocalAuth, PeerTrust, RemoteAuth, SendCert};
 pub use endpoint::{ChildSummary, CommandError, Endpoint, IkeSaSummary, PeerLiveness};
 pub use events::{ChildSaInfo, CloseReason, Event, IkeSaId, NatDetected, Transmit};
+pub use ironsec_pki as pki;
 pub use peer_text::PeerText;
 pub use stats::EndpointStats;

@@ -5,7 +5,7 @@ use std::time::{Duration, Instant};
 
 use ironsec_ike::crypto::TestRng;
 use ironsec_ike::wire::NotifyType;
-use ironsec_ike::{CloseReason, Endpoint, EndpointConfig, Event, Psk};
+use ironsec_ike::{CloseReason, Endpoint, EndpointConfig, Event, LocalAuth, Psk, RemoteAuth};
 
 use ironsec_ike::testkit::*;
 
@@ -111,7 +111,8 @@ fn cookie_challenge_when_half_open_threshold_is_passed() {
 #[test]
 fn wrong_psk_fails_authentication_on_both_sides() {
     let (a, mut b) = pair_configs("aes128gcm16-prfsha256-x25519", "aes128gcm16");
-    b.psk = Psk::new(b"another secret".to_vec());
+    b.local_auth = LocalAuth::Psk(Psk::new(b"another secret".to_vec()));
+    b.remote_auth = RemoteAuth::Psk(Psk::new(b"another secret".to_vec()));
     let mut net = Net::new(a, b);
     net.initiate_a();
     assert_eq!(ike_up(&net.events_a) + ike_up(&net.events_b), 0);

@@ -93,7 +93,10 @@ mod tests {
         let crate::config::Keying::Ike(k) = &c.connections[0].keying else {
             panic!("ike")
         };
-        assert_eq!(k.psk.bytes(), hex::decode(&first[2..66]).unwrap());
+        assert_eq!(
+            k.psk.as_ref().unwrap().bytes(),
+            hex::decode(&first[2..66]).unwrap()
+        );
         let _ = std::fs::remove_dir_all(&dir);
     }
 }

@@ -1,29 +1,47 @@
-//! IKE_AUTH with PSK (RFC 7296 1.2, 2.15) and the first CHILD_SA.
+//! IKE_AUTH (RFC 7296 1.2, 2.15) and the first CHILD_SA. How each end proves itself (PSK or
+//! certificate signature) is [`super::proof`]'s business.
 
 use std::net::SocketAddr;
 
+use super::proof::{self, Signed};
 use super::{Ctx, IkeSa, Request, SaAction, State};
 use crate::config::Identity;
-use crate::crypto::{psk_auth, verify_psk_auth};
 use crate::events::{CloseReason, Event};
 use crate::sa::child::ChildOffer;
-use crate::wire::{AuthMethod, AuthPayload, ExchangeType, NotifyType, Payload, Payloads};
+use crate::wire::{ExchangeType, NotifyType, Payload, Payloads};
 
 impl IkeSa {
-    /// Initiator: IDi, IDr, AUTH, and the first CHILD_SA (SA, TSi, TSr).
+    /// Initiator: IDi, [CERT], [CERTREQ], [IDr], AUTH, and the first CHILD_SA (SA, TSi, TSr).
     pub(crate) fn start_auth(&mut self, ctx: &mut Ctx) {
         let (Some(conn), Some(crypto)) = (self.conn.clone(), self.crypto.as_ref()) else {
             return;
         };
-        let idi = conn.local_id.to_payload();
-        let auth = psk_auth(
-            crypto.algs.prf,
-            conn.psk.bytes(),
-            &self.init_messages.0,
-            &self.nonces.1,
-            &crypto.sk_pi,
-            &idi.body_bytes(),
+        let Some(idi) = conn.local_id.to_payload() else {
+            self.fail(
+                ctx,
+                NotifyType::AuthenticationFailed,
+                format!("local identity '{}' cannot be sent", conn.local_id),
+            );
+            return;
+        };
+        let proof = proof::prove(
+            &conn,
+            &self.wishes,
+            &Signed {
+                prf: crypto.algs.prf,
+                sk_p: &crypto.sk_pi,
+                real_message: &self.init_messages.0,
+                nonce: &self.nonces.1,
+                id_body: &idi.body_bytes(),
+            },
         );
+        let (certs, auth) = match proof {
+            Ok(p) => p,
+            Err(detail) => {
+                self.fail(ctx, NotifyType::AuthenticationFailed, detail);
+                return;
+            }
+        };
         // The first CHILD_SA uses the IKE SA's key exchange: no KE, so no DH transforms.
         let child = ChildOffer::new(
             ctx,
@@ -32,14 +50,21 @@ impl IkeSa {
             conn.remote_ts.clone(),
             true,
         );
-        let mut payloads = vec![
-            Payload::IdI(idi),
-            Payload::IdR(conn.remote_id.to_payload()),
-            Payload::Auth(AuthPayload {
-                method: AuthMethod::SharedKeyMic,
-                data: auth,
-            }),
-        ];
+        let mut payloads = vec![Payload::IdI(idi)];
+        // RFC 7296 §1.2: CERT, then CERTREQ, then IDr, then AUTH.
+        payloads.extend(certs);
+        if let Some(trust) = conn.remote_auth.trust() {
+            payloads.push(proof::certreq(trust));
+        }
+        // A pattern (`%any`, `*.example.org`) says nothing the responder could pick by.
+        if let Some(idr) = conn
+            .remote_id
+            .to_payload()
+            .filter(|_| !conn.remote_id.is_pattern())
+        {
+            payloads.push(Payload::IdR(idr));
+        }
+        payloads.push(auth);
         if self.replaces.is_none() && !self.siblings {
             payloads.push(Payload::notify(NotifyType::InitialContact, Vec::new()));
         }
@@ -63,7 +88,8 @@ impl IkeSa {
                 .map_or(NotifyType::InvalidSyntax, |n| n.kind);
             let detail = if kind == NotifyType::AuthenticationFailed {
                 format!(
-                    "peer rejected our authentication as '{}' (wrong PSK or identity?)",
+                    "peer rejected our authentication as '{}' (wrong PSK, certificate or \
+                     identity?)",
                     conn.local_id
                 )
             } else {
@@ -72,44 +98,46 @@ impl IkeSa {
             self.fail(ctx, kind, detail);
             return;
         };
-        if Identity::from_payload(idr).as_ref() != Some(&conn.remote_id) {
+        let Some(peer_id) = Identity::from_payload(idr).filter(|id| conn.remote_id.matches(id))
+        else {
             let seen = Identity::describe(idr);
             self.fail(
                 ctx,
                 NotifyType::AuthenticationFailed,
-                format!("peer identified as '{seen}', expected '{}'", conn.remote_id),
-            );
-            return;
-        }
-        let ok = auth.method == AuthMethod::SharedKeyMic
-            && verify_psk_auth(
-                crypto.algs.prf,
-                conn.psk.bytes(),
-                &self.init_messages.1,
-                &self.nonces.0,
-                &crypto.sk_pr,
-                &idr.body_bytes(),
-                &auth.data,
-            );
-        if !ok {
-            self.fail(
-                ctx,
-                NotifyType::AuthenticationFailed,
                 format!(
-                    "AUTH from '{}' does not verify (wrong PSK?)",
+                    "peer identity '{seen}' does not match remote_id '{}'",
                     conn.remote_id
                 ),
             );
             return;
+        };
+        let checked = proof::check(
+            &conn,
+            ctx.unix,
+            &Signed {
+                prf: crypto.algs.prf,
+                sk_p: &crypto.sk_pr,
+                real_message: &self.init_messages.1,
+                nonce: &self.nonces.0,
+                id_body: &idr.body_bytes(),
+            },
+            &peer_id,
+            auth,
+            &payloads.certs(),
+        );
+        if let Err(detail) = checked {
+            self.fail(ctx, NotifyType::AuthenticationFailed, detail);
+            return;
         }
         let algorithms = crypto.algs;
         self.established(ctx);
+        self.peer_id = Some(peer_id.clone());
         ctx.events.push_back(Event::IkeSaUp {
             conn: conn.name.clone(),
             ike: self.id,
             local: self.local,
             remote: self.remote,
-            remote_id: conn.remote_id.clone(),
+            remote_id: peer_id,
             algorithms,
             initiator: true,
             nat: self.nat,
@@ -118,8 +146,8 @@ impl IkeSa {
         self.complete_child(ctx, payloads, child, &ni, &nr, None);
     }
 
-    /// Responder: IKE_AUTH request. Picks the connection by the peer's identity, checks AUTH,
-    /// answers with ours and the first CHILD_SA.
+    /// Responder: IKE_AUTH request. Picks the connection by the peer's identity (and the IDr it
+    /// asked for), checks its proof, answers with ours and the first CHILD_SA.
     pub(crate) fn auth_request(
         &mut self,
         ctx: &mut Ctx,
@@ -146,7 +174,11 @@ impl IkeSa {
                 )],
             );
             ctx.events.push_back(Event::Failure {
-                conn: sa.candidates.first().map(|c| c.name.clone()),
+                conn: sa
+                    .conn
+                    .as_ref()
+                    .or(sa.candidates.first())
+                    .map(|c| c.name.clone()),
                 remote: from,
                 remote_id: peer_id.clone(),
                 notify: NotifyType::AuthenticationFailed,
@@ -159,64 +191,85 @@ impl IkeSa {
             reject(self, ctx, "IKE_AUTH without IDi or AUTH".into());
             return;
         };
-        let conn = self
-            .candidates
-            .iter()
-            .find(|c| {
-                Some(&c.remote_id) == peer_id.as_ref()
-                    && idr.as_ref().is_none_or(|r| *r == c.local_id)
-            })
-            .cloned();
-        let Some(conn) = conn else {
+        let conn = peer_id.as_ref().and_then(|pid| {
+            self.candidates
+                .iter()
+                .find(|c| c.remote_id.matches(pid) && idr.as_ref().is_none_or(|r| *r == c.local_id))
+                .cloned()
+        });
+        let (Some(conn), Some(peer_id_v)) = (conn, peer_id.clone()) else {
             let who = Identity::describe(idi);
-            reject(
-                self,
-                ctx,
-                format!("no connection for peer identity '{who}'"),
-            );
-            return;
-        };
-        let ok = auth.method == AuthMethod::SharedKeyMic
-            && verify_psk_auth(
-                prf,
-                conn.psk.bytes(),
-                &self.init_messages.0,
-                &self.nonces.1,
-                &sk_pi,
-                &idi.body_bytes(),
-                &auth.data,
-            );
-        if !ok {
-            self.conn = Some(conn.clone());
+            let configured: Vec<String> = self
+                .candidates
+                .iter()
+                .map(|c| format!("'{}'", c.remote_id))
+                .collect();
             reject(
                 self,
                 ctx,
                 format!(
-                    "AUTH from '{}' does not verify (wrong PSK?)",
-                    conn.remote_id
+                    "no connection for peer identity '{who}': it does not match any remote_id \
+                     for this address ({})",
+                    configured.join(", ")
                 ),
             );
             return;
+        };
+        self.wishes.read_certreqs(payloads);
+        let checked = proof::check(
+            &conn,
+            ctx.unix,
+            &Signed {
+                prf,
+                sk_p: &sk_pi,
+                real_message: &self.init_messages.0,
+                nonce: &self.nonces.1,
+                id_body: &idi.body_bytes(),
+            },
+            &peer_id_v,
+            auth,
+            &payloads.certs(),
+        );
+        if let Err(detail) = checked {
+            self.conn = Some(conn.clone());
+            reject(self, ctx, detail);
+            return;
         }
+        let Some(idr_p) = conn.local_id.to_payload() else {
+            self.conn = Some(conn.clone());
+            reject(
+                self,
+                ctx,
+                format!("local identity '{}' cannot be sent", conn.local_id),
+            );
+            return;
+        };
+        let ours = proof::prove(
+            &conn,
+            &self.wishes,
+            &Signed {
+                prf,
+                sk_p: &sk_pr,
+                real_message: &self.init_messages.1,
+                nonce: &self.nonces.0,
+                id_body: &idr_p.body_bytes(),
+            },
+        );
+        let (certs, auth) = match ours {
+            Ok(p) => p,
+            Err(detail) => {
+                self.conn = Some(conn.clone());
+                reject(self, ctx, detail);
+                return;
+            }
+        };
         self.conn = Some(conn.clone());
         self.candidates.clear();
         self.learn_endpoint(from);
-        let idr_p = conn.local_id.to_payload();
-        let our_auth = psk_auth(
-            prf,
-            conn.psk.bytes(),
-            &self.init_messages.1,
-            &self.nonces.0,
-            &sk_pr,
-            &idr_p.body_bytes(),
-        );
-        let mut response = vec![
-            Payload::IdR(idr_p),
-            Payload::Auth(AuthPayload {
-                method: AuthMethod::SharedKeyMic,
-                data: our_auth,
-            }),
-        ];
+        // RFC 7296 §1.2: IDr, [CERT], AUTH, then the CHILD_SA.
+        let mut response = vec![Payload::IdR(idr_p)];
+        response.extend(certs);
+        response.push(auth);
         let (ni, nr) = self.nonces.clone();
         let child = self.accept_child(ctx, payloads, &ni, &nr, true);
         match &child {
@@ -225,12 +278,13 @@ impl IkeSa {
         }
         self.send_response(ctx, ExchangeType::IkeAuth, id, &response);
         self.established(ctx);
+        self.peer_id = Some(peer_id_v.clone());
         ctx.events.push_back(Event::IkeSaUp {
             conn: conn.name.clone(),
             ike: self.id,
             local: self.local,
             remote: self.remote,
-            remote_id: conn.remote_id.clone(),
+            remote_id: peer_id_v.clone(),
             algorithms,
             initiator: false,
             nat: self.nat,
@@ -240,7 +294,7 @@ impl IkeSa {
             Err((kind, _, detail)) => ctx.events.push_back(Event::Failure {
                 conn: Some(conn.name.clone()),
                 remote: self.remote,
-                remote_id: Some(conn.remote_id.clone()),
+                remote_id: Some(peer_id_v),
                 notify: kind,
                 detail,
                 legacy_refused: Vec::new(),

@@ -305,7 +305,7 @@ impl IkeSa {
             ctx.events.push_back(Event::Failure {
                 conn: Some(conn.name.clone()),
                 remote: sa.remote,
-                remote_id: Some(conn.remote_id.clone()),
+                remote_id: sa.remote_identity(),
                 notify: kind,
                 detail: detail.clone(),
                 legacy_refused: Vec::new(),
@@ -643,7 +643,7 @@ impl IkeSa {
                     ctx.events.push_back(Event::Failure {
                         conn: Some(conn.name.clone()),
                         remote: self.remote,
-                        remote_id: Some(conn.remote_id.clone()),
+                        remote_id: self.remote_identity(),
                         notify: kind,
                         detail,
                         legacy_refused: Vec::new(),

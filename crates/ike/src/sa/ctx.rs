@@ -35,9 +35,34 @@ pub(crate) struct Outputs {
     pub actions: VecDeque<SaAction>,
 }
 
+/// Wall-clock time for certificate validity, handed in by the owner
+/// ([`crate::Endpoint::set_wall_clock`]) as "at monotonic instant `t`, Unix time was `u`":
+/// the engine reads no clock, and a certificate check at `now` is `u + (now - t)`.
+#[derive(Clone, Copy, Debug, Default)]
+pub(crate) struct WallClock {
+    anchor: Option<(Instant, i64)>,
+}
+
+impl WallClock {
+    pub fn set(&mut self, at: Instant, unix: i64) {
+        self.anchor = Some((at, unix));
+    }
+
+    /// Unix seconds at `now`; None until the owner set the clock.
+    pub fn unix_at(&self, now: Instant) -> Option<i64> {
+        let (at, unix) = self.anchor?;
+        let ahead = now.saturating_duration_since(at).as_secs() as i64;
+        let behind = at.saturating_duration_since(now).as_secs() as i64;
+        Some(unix + ahead - behind)
+    }
+}
+
 /// Everything an SA method may use and produce, borrowed from the endpoint for one call.
 pub(crate) struct Ctx<'a> {
     pub now: Instant,
+    /// Unix seconds at `now`, if the owner gave a wall clock: certificates are checked
+    /// against it, and refused without it.
+    pub unix: Option<i64>,
     pub rng: &'a mut dyn Rng,
     pub cfg: &'a EndpointConfig,
     pub transmits: &'a mut VecDeque<Transmit>,
@@ -49,6 +74,7 @@ pub(crate) struct Ctx<'a> {
 impl<'a> Ctx<'a> {
     pub fn new(
         now: Instant,
+        clock: WallClock,
         rng: &'a mut dyn Rng,
         cfg: &'a EndpointConfig,
         out: &'a mut Outputs,
@@ -61,6 +87,7 @@ impl<'a> Ctx<'a> {
         } = out;
         Ctx {
             now,
+            unix: clock.unix_at(now),
             rng,
             cfg,
             transmits,

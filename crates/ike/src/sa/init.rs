@@ -4,7 +4,7 @@
 use std::net::SocketAddr;
 use std::sync::Arc;
 
-use super::{later, Ctx, IkeSa, Pending, Request, SaCrypto, State};
+use super::{later, proof, Ctx, IkeSa, Pending, Request, SaCrypto, State};
 use crate::config::PeerConfig;
 use crate::crypto::{
     self, accept_ike_response, choose_ike, derive_ike_keys, nat_detection_hash, offer_ike,
@@ -106,6 +106,9 @@ impl IkeSa {
             NotifyType::Ikev2FragmentationSupported,
             Vec::new(),
         ));
+        if proof::uses_signatures(&conn) {
+            payloads.push(proof::hash_notify());
+        }
         let header = self.header(ExchangeType::IkeSaInit, false, 0);
         let message = wire::encode_message(&header, &payloads);
         self.transmit(ctx, message.clone());
@@ -250,6 +253,8 @@ impl IkeSa {
         self.nat = nat_between(p, self.spi_i, self.spi_r, self.local, self.remote);
         self.natt = conn.force_encap || self.nat.local || self.nat.remote;
         self.fragmentation = p.notify(NotifyType::Ikev2FragmentationSupported).is_some();
+        self.wishes.read_hashes(p);
+        self.wishes.read_certreqs(p);
         if self.natt {
             self.local.set_port(ctx.cfg.natt_port);
             self.remote.set_port(ctx.cfg.natt_port);
@@ -277,7 +282,7 @@ impl IkeSa {
         ctx.events.push_back(Event::Failure {
             conn: self.conn_name(),
             remote: self.remote,
-            remote_id: self.conn.as_ref().map(|c| c.remote_id.clone()),
+            remote_id: self.remote_identity(),
             notify,
             detail: detail.clone(),
             legacy_refused: Vec::new(),
@@ -499,6 +504,23 @@ pub(crate) fn respond(
             nat_detection_hash(h.spi_i, new_spi, remote).to_vec(),
         ),
     ];
+    // RFC 7296 §1.2: HDR, SAr1, KEr, Nr, [CERTREQ]. Which connection the peer is, is known
+    // only at IKE_AUTH: ask for a certificate if one it might be authenticates by one.
+    if let Some(trust) = sa_state
+        .candidates
+        .iter()
+        .find_map(|c| c.remote_auth.trust())
+    {
+        payloads.push(proof::certreq(trust));
+    }
+    sa_state.wishes.read_hashes(p);
+    if sa_state
+        .candidates
+        .iter()
+        .any(|c| proof::uses_signatures(c))
+    {
+        payloads.push(proof::hash_notify());
+    }
     sa_state.fragmentation = p.notify(NotifyType::Ikev2FragmentationSupported).is_some();
     if sa_state.fragmentation {
         payloads.push(Payload::notify(

@@ -10,6 +10,7 @@ mod ctx;
 pub(crate) mod fragment;
 pub(crate) mod info;
 pub(crate) mod init;
+pub(crate) mod proof;
 pub(crate) mod proposals;
 
 use std::collections::VecDeque;
@@ -25,7 +26,7 @@ use crate::events::{CloseReason, Event, IkeSaId, Transmit};
 use crate::wire::{self, ExchangeType, Flags, Header, Message, NotifyType, Payload, Payloads};
 
 pub(crate) use child::{ChildOffer, ChildSa};
-pub(crate) use ctx::{Ctx, Outputs, SaAction};
+pub(crate) use ctx::{Ctx, Outputs, SaAction, WallClock};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum State {
@@ -195,6 +196,10 @@ pub(crate) struct IkeSa {
     /// "is considered fatal in both peers, meaning that the IKE SA is deleted without needing
     /// an explicit Delete payload", so [`IkeSa::handle`] closes the SA once it is sent.
     pub invalid_syntax_sent: bool,
+    /// What the peer asked of our AUTH (RFC 7427 hashes, CERTREQ).
+    pub wishes: proof::PeerWishes,
+    /// The identity the peer authenticated as (a `remote_id` may be a pattern).
+    pub peer_id: Option<crate::config::Identity>,
 }
 
 impl IkeSa {
@@ -242,7 +247,17 @@ impl IkeSa {
             reassembly: None,
             superseded: false,
             invalid_syntax_sent: false,
+            wishes: Default::default(),
+            peer_id: None,
         }
+    }
+
+    /// Who the peer is: the identity it authenticated as, else the configured one (which may
+    /// be a pattern).
+    pub fn remote_identity(&self) -> Option<crate::config::Identity> {
+        self.peer_id
+            .clone()
+            .or_else(|| self.conn.as_ref().map(|c| c.remote_id.clone()))
     }
 
     pub fn conn_name(&self) -> Option<Arc<str>> {
@@ -649,7 +664,7 @@ impl IkeSa {
             ctx.events.push_back(Event::Failure {
                 conn: self.conn_name(),
                 remote: self.remote,
-                remote_id: self.conn.as_ref().map(|c| c.remote_id.clone()),
+                remote_id: self.remote_identity(),
                 notify: NotifyType::InvalidSyntax,
                 detail: "peer found our request malformed (INVALID_SYNTAX); the IKE SA ends \
                          (RFC 7296 2.21.3)"

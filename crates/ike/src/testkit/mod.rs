@@ -15,7 +15,10 @@ use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use crate::crypto::TestRng;
-use crate::{ts, Endpoint, EndpointConfig, Event, Identity, IkeSaId, PeerConfig, Psk, Transmit};
+use crate::{
+    ts, Endpoint, EndpointConfig, Event, Identity, IkeSaId, LocalAuth, PeerConfig, Psk, RemoteAuth,
+    Transmit,
+};
 
 pub const A: &str = "192.0.2.1";
 pub const B: &str = "192.0.2.2";
@@ -43,7 +46,8 @@ pub fn peer(
         name: name.into(),
         local_id: Identity::parse(me),
         remote_id: Identity::parse(them),
-        psk: Psk::new(b"secret-shared-by-both-sites".to_vec()),
+        local_auth: LocalAuth::Psk(Psk::new(b"secret-shared-by-both-sites".to_vec())),
+        remote_auth: RemoteAuth::Psk(Psk::new(b"secret-shared-by-both-sites".to_vec())),
         ike_proposals: ike.split(',').map(|p| p.parse().unwrap()).collect(),
         esp_proposals: esp.split(',').map(|p| p.parse().unwrap()).collect(),
         local_ts: local.split(',').map(sel).collect(),

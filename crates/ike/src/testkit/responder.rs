@@ -24,7 +24,7 @@ use std::time::{Duration, Instant};
 
 use crate::crypto::TestRng;
 use crate::wire::{Message, NON_ESP_MARKER};
-use crate::{Endpoint, EndpointConfig, Event, PeerConfig, Psk, Transmit};
+use crate::{Endpoint, EndpointConfig, Event, LocalAuth, PeerConfig, Psk, RemoteAuth, Transmit};
 
 /// The responder under test.
 pub const RESPONDER_IP: Ipv4Addr = Ipv4Addr::new(192, 0, 2, 2);
@@ -68,7 +68,8 @@ pub fn peer(
     psk: &[u8],
 ) -> PeerConfig {
     PeerConfig {
-        psk: Psk::new(psk.to_vec()),
+        local_auth: LocalAuth::Psk(Psk::new(psk.to_vec())),
+        remote_auth: RemoteAuth::Psk(Psk::new(psk.to_vec())),
         ..super::peer(name, me, them, local, remote, ike, esp)
     }
 }

@@ -40,6 +40,11 @@ impl AuthPayload {
     }
 }
 
+/// Certificate Encoding "X.509 Certificate - Signature" (RFC 7296 §3.6): a DER certificate in
+/// CERT, concatenated SHA-1 hashes of trust anchors' SubjectPublicKeyInfo in CERTREQ. The only
+/// encoding ironsec sends or reads; others are ignored.
+pub const CERT_X509_SIGNATURE: u8 = 4;
+
 /// A CERT payload (a certificate, `encoding` 4 for X.509 signature) or a CERTREQ payload (the
 /// SHA-1 hashes of acceptable CA keys, possibly none). Both are kept opaque here.
 #[derive(Clone, Debug, PartialEq, Eq)]

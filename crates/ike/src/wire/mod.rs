@@ -38,7 +38,7 @@ mod sa;
 mod sk;
 mod ts;
 
-pub use auth::{AuthPayload, CertPayload};
+pub use auth::{AuthPayload, CertPayload, CERT_X509_SIGNATURE};
 pub use cp::{CpPayload, CFG_ACK, CFG_REPLY, CFG_REQUEST, CFG_SET};
 pub use delete::DeletePayload;
 pub use eap::{EapPayload, EAP_FAILURE, EAP_REQUEST, EAP_RESPONSE, EAP_SUCCESS};

@@ -1,7 +1,7 @@
 //! Typed lookups in a payload chain: "the Nonce", "the SA payload", "the INITIAL_CONTACT
 //! notify", written once here rather than as a `find_map` at every place a message is read.
 
-use super::auth::AuthPayload;
+use super::auth::{AuthPayload, CertPayload};
 use super::id::IdPayload;
 use super::ke::KePayload;
 use super::notify::NotifyPayload;
@@ -22,6 +22,10 @@ pub trait Payloads {
     /// IDr.
     fn id_r(&self) -> Option<&IdPayload>;
     fn auth(&self) -> Option<&AuthPayload>;
+    /// Every CERT payload, in order (end-entity certificate first, RFC 7296 §3.6).
+    fn certs(&self) -> Vec<&CertPayload>;
+    /// Every CERTREQ payload; empty when the peer asked for none.
+    fn certreqs(&self) -> Vec<&CertPayload>;
     /// TSi.
     fn ts_i(&self) -> Option<&Vec<TrafficSelector>>;
     /// TSr.
@@ -76,6 +80,24 @@ impl Payloads for [Payload] {
             Payload::Auth(a) => Some(a),
             _ => None,
         })
+    }
+
+    fn certs(&self) -> Vec<&CertPayload> {
+        self.iter()
+            .filter_map(|p| match p {
+                Payload::Cert(c) => Some(c),
+                _ => None,
+            })
+            .collect()
+    }
+
+    fn certreqs(&self) -> Vec<&CertPayload> {
+        self.iter()
+            .filter_map(|p| match p {
+                Payload::CertReq(c) => Some(c),
+                _ => None,
+            })
+            .collect()
     }
 
     fn ts_i(&self) -> Option<&Vec<TrafficSelector>> {

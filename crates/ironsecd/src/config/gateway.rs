@@ -43,6 +43,9 @@ pub struct Gateway {
     /// Largest IP datagram (headers included) an IKE message goes out in once fragmentation
     /// (RFC 7383) is agreed: larger messages are sent as fragments.
     pub ike_fragment_size: usize,
+    /// Where trust anchors and CRLs are read from (the loaded ones: [`super::Config::trust`]).
+    pub ca_dir: Option<PathBuf>,
+    pub crl_dir: Option<PathBuf>,
 }
 
 /// The metrics endpoint's bearer token. Zeroed when dropped; `Debug` shows no byte of it;
@@ -92,6 +95,8 @@ pub enum GatewayKey {
     CookieThreshold,
     HalfOpenLimit,
     IkeFragmentSize,
+    CaDir,
+    CrlDir,
 }
 
 /// When a changed value takes effect.
@@ -115,7 +120,7 @@ pub enum SetsUp {
 
 impl GatewayKey {
     /// Every key, in schema order.
-    pub const ALL: [GatewayKey; 18] = [
+    pub const ALL: [GatewayKey; 20] = [
         GatewayKey::Tun,
         GatewayKey::TunMtu,
         GatewayKey::TunTxqueuelen,
@@ -134,6 +139,8 @@ impl GatewayKey {
         GatewayKey::CookieThreshold,
         GatewayKey::HalfOpenLimit,
         GatewayKey::IkeFragmentSize,
+        GatewayKey::CaDir,
+        GatewayKey::CrlDir,
     ];
 
     /// The key as written in the file (and after `IRONSEC_GATEWAY__`).
@@ -157,6 +164,8 @@ impl GatewayKey {
             GatewayKey::CookieThreshold => "cookie_threshold",
             GatewayKey::HalfOpenLimit => "half_open_limit",
             GatewayKey::IkeFragmentSize => "ike_fragment_size",
+            GatewayKey::CaDir => "ca_dir",
+            GatewayKey::CrlDir => "crl_dir",
         }
     }
 
@@ -187,6 +196,9 @@ impl GatewayKey {
             GatewayKey::CookieThreshold
             | GatewayKey::HalfOpenLimit
             | GatewayKey::IkeFragmentSize => Live,
+            // Read again at every reload: renewed CA certificates and fresh CRLs apply to new
+            // negotiations (established SAs stay).
+            GatewayKey::CaDir | GatewayKey::CrlDir => Live,
         }
     }
 }
@@ -209,6 +221,11 @@ const fn key_names() -> [&'static str; GatewayKey::ALL.len()] {
 
 /// Every key's name, in schema order: what an `IRONSEC_GATEWAY__<KEY>` variable may name.
 pub const GATEWAY_KEYS: [&str; GatewayKey::ALL.len()] = key_names();
+
+fn shown_path(p: &Option<PathBuf>) -> String {
+    p.as_ref()
+        .map_or("none".to_string(), |p| p.display().to_string())
+}
 
 /// A reload changed a key that applies only at start.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -247,6 +264,8 @@ impl Gateway {
             GatewayKey::CookieThreshold => self.cookie_threshold.to_string(),
             GatewayKey::HalfOpenLimit => self.half_open_limit.to_string(),
             GatewayKey::IkeFragmentSize => self.ike_fragment_size.to_string(),
+            GatewayKey::CaDir => shown_path(&self.ca_dir),
+            GatewayKey::CrlDir => shown_path(&self.crl_dir),
         }
     }
 

@@ -10,6 +10,7 @@ use zeroize::{Zeroize, Zeroizing};
 
 use super::error::ConfigError;
 use super::keys;
+use super::pki::{AuthConfig, RemoteAuthConfig};
 use super::schema::{CloseAction, ConnectionSchema, Mode, StartAction};
 
 /// Proposals used when a connection names none: AEAD with Curve25519. (strongSwan's own
@@ -24,7 +25,9 @@ pub const DEFAULT_ESP_PROPOSALS: &[&str] = &["aes256gcm16", "aes128gcm16"];
 pub struct IkeKeying {
     pub local_id: Identity,
     pub remote_id: Identity,
-    pub psk: Psk,
+    /// None when both directions use certificates.
+    pub psk: Option<Psk>,
+    pub auth: AuthConfig,
     /// The file the PSK was read from (None: inline `psk`): `ironsecctl list-conns` names
     /// it, never the key.
     pub psk_file: Option<std::path::PathBuf>,
@@ -259,12 +262,25 @@ pub(super) fn validate(
             "required with keying = \"ike\"",
         ));
     };
-    let local_id = c.local_id.as_deref().map(Identity::parse);
-    let remote_id = c.remote_id.as_deref().map(Identity::parse);
-    if local_id.is_none() {
+    let parse_id = |errs: &mut Vec<ConfigError>, name: &str, v: Option<&str>| {
+        let v = v?;
+        Identity::try_parse(v)
+            .map_err(|e| {
+                errs.push(ConfigError::new(
+                    file,
+                    format!("{key}.{name}"),
+                    format!("'{v}': {e}"),
+                ))
+            })
+            .ok()
+    };
+    let local_id = parse_id(errs, "local_id", c.local_id.as_deref());
+    let remote_id = parse_id(errs, "remote_id", c.remote_id.as_deref());
+    // With a certificate, local_id defaults to its subject (pki::validate_auth).
+    if c.local_id.is_none() && c.local_cert.is_none() {
         need(errs, "local_id");
     }
-    if remote_id.is_none() {
+    if c.remote_id.is_none() {
         need(errs, "remote_id");
     }
     let psk = match (&c.psk, &c.psk_file) {
@@ -299,11 +315,40 @@ pub(super) fn validate(
             });
             read.map_err(|e| errs.push(e)).ok()
         }
-        (None, None) => {
-            need(errs, "psk_file");
-            None
-        }
+        // Required unless both directions use certificates (pki::validate_auth says so).
+        (None, None) => None,
     };
+    let auth = super::pki::validate_auth(
+        file,
+        key,
+        &c,
+        local_id.clone(),
+        c.psk.is_some() || c.psk_file.is_some(),
+        errs,
+    );
+    let (auth, local_id) = match auth {
+        Some((auth, id, _)) => (Some(auth), id),
+        None => (None, None),
+    };
+    if let (
+        Some(AuthConfig {
+            remote: RemoteAuthConfig::Psk,
+            ..
+        }),
+        Some(id),
+    ) = (&auth, &remote_id)
+    {
+        if id.is_pattern() {
+            errs.push(ConfigError::new(
+                file,
+                format!("{key}.remote_id"),
+                format!(
+                    "'{id}' is a pattern; a PSK peer must be named exactly (patterns need \
+                     remote_auth = \"pubkey\")"
+                ),
+            ));
+        }
+    }
     if psk.as_ref().is_some_and(|p| p.len() < 16) {
         errs.push(ConfigError::new(
             file,
@@ -513,7 +558,8 @@ pub(super) fn validate(
         local_id: local_id?,
         remote_id: remote_id?,
         // The bytes move into the Psk (zeroed on drop); what is left behind is empty.
-        psk: Psk::new(std::mem::take(&mut *psk?)),
+        psk: psk.map(|mut p| Psk::new(std::mem::take(&mut *p))),
+        auth: auth?,
         psk_file: c.psk_file.clone(),
         ike_proposals,
         esp_proposals,

@@ -310,6 +310,9 @@ fn with_resolved_paths(file: &Path, mut c: ConnectionSchema) -> ConnectionSchema
     let base = file.parent().unwrap_or(Path::new(""));
     c.psk_file = c.psk_file.map(|p| base.join(p));
     c.keys_file = c.keys_file.map(|p| base.join(p));
+    c.local_cert = c.local_cert.map(|p| base.join(p));
+    c.local_key = c.local_key.map(|p| base.join(p));
+    c.remote_cert = c.remote_cert.map(|p| base.join(p));
     c
 }
 

@@ -8,6 +8,7 @@ pub mod ike_keying;
 pub mod keys;
 pub mod load;
 pub mod peer_name;
+pub mod pki;
 pub mod schema;
 pub mod static_keying;
 pub mod suggest;
@@ -38,6 +39,8 @@ pub struct Config {
     pub env_overrides: Vec<String>,
     pub gateway: Gateway,
     pub connections: Vec<Connection>,
+    /// Trust anchors and CRLs read from `gateway.ca_dir` / `gateway.crl_dir`.
+    pub trust: pki::Trust,
     /// The shipped example secret files this config names ([`keys::EXAMPLE_MARK`]), one line
     /// each: only [`Config::load_for_check`] accepts them, and `ironsecd check` shows these.
     pub example_secrets: Vec<String>,
@@ -411,6 +414,10 @@ fn validate(
     let gateway = loaded
         .gateway
         .map(|g| validate_gateway(main, g, &loaded.env, &mut errs));
+    let trust = gateway
+        .as_ref()
+        .map(|g| pki::load_trust(main, g, &mut errs))
+        .unwrap_or_default();
     // Without a gateway (main file unreadable) connections are still checked, against the
     // default port.
     let port = gateway
@@ -606,6 +613,7 @@ fn validate(
                 env_overrides,
                 gateway,
                 connections,
+                trust,
                 example_secrets,
             })
         }
@@ -621,6 +629,7 @@ fn validate_gateway(
     env: &BTreeMap<String, String>,
     errs: &mut Vec<ConfigError>,
 ) -> Gateway {
+    let base = file.parent().unwrap_or(Path::new("")).to_path_buf();
     let mut bad = |k: GatewayKey, r: String| {
         errs.push(match env.get(k.name()) {
             Some(var) => ConfigError::new(Path::new(ENVIRONMENT), var.as_str(), r),
@@ -762,6 +771,8 @@ fn validate_gateway(
         cookie_threshold: g.cookie_threshold,
         half_open_limit: g.half_open_limit,
         ike_fragment_size: g.ike_fragment_size,
+        ca_dir: g.ca_dir.map(|d| base.join(d)),
+        crl_dir: g.crl_dir.map(|d| base.join(d)),
     }
 }
 

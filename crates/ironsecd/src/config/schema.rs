@@ -125,6 +125,13 @@ pub struct GatewaySchema {
     /// IKE fragmentation is agreed.
     #[serde(default = "default_ike_fragment_size")]
     pub ike_fragment_size: usize,
+    /// Trust anchors for certificate authentication: every PEM/DER certificate file in this
+    /// directory (relative paths: to the main config file's directory).
+    #[serde(default)]
+    pub ca_dir: Option<PathBuf>,
+    /// Certificate revocation lists (PEM or DER files) checked with the anchors.
+    #[serde(default)]
+    pub crl_dir: Option<PathBuf>,
 }
 
 fn default_true() -> bool {
@@ -163,6 +170,8 @@ impl Default for GatewaySchema {
             cookie_threshold: default_cookie_threshold(),
             half_open_limit: default_half_open_limit(),
             ike_fragment_size: default_ike_fragment_size(),
+            ca_dir: None,
+            crl_dir: None,
         }
     }
 }
@@ -287,6 +296,18 @@ pub struct ConnectionSchema {
     pub remote_id: Option<String>,
     pub psk: Option<String>,
     pub psk_file: Option<PathBuf>,
+    /// Certificate authentication: our end-entity certificate (intermediates may follow it in
+    /// the same PEM file) and its private key (0600).
+    pub local_cert: Option<PathBuf>,
+    pub local_key: Option<PathBuf>,
+    /// The peer's certificate, pinned: it need not send it, and must send this one if any.
+    pub remote_cert: Option<PathBuf>,
+    /// "psk" or "pubkey": how we prove ourselves (default pubkey with local_cert, else psk).
+    pub local_auth: Option<String>,
+    /// "psk" or "pubkey": how the peer must (default: as local_auth).
+    pub remote_auth: Option<String>,
+    /// "ifasked" (default), "always" or "never": when our certificates go out.
+    pub send_cert: Option<String>,
     pub ike_proposals: Option<Vec<String>>,
     pub esp_proposals: Option<Vec<String>>,
     /// Lets the proposals name legacy algorithms that need an opt-in (MODP-768/1024/1536,

@@ -263,7 +263,7 @@ fn shipped_ike_examples_are_valid() {
         let Keying::Ike(k) = &c.connections[0].keying else {
             panic!("ike example")
         };
-        assert_eq!(k.psk.bytes().len(), 32);
+        assert_eq!(k.psk.as_ref().unwrap().bytes().len(), 32);
         assert_eq!(
             k.ike_proposals[0].to_string(),
             "aes256gcm16-prfsha256-x25519"
@@ -720,7 +720,7 @@ fn relative_secret_files_are_found_beside_the_file_that_names_them() {
     let Keying::Ike(k) = &c.connections[1].keying else {
         panic!("ike")
     };
-    assert_eq!(k.psk.bytes(), PSK.as_bytes());
+    assert_eq!(k.psk.as_ref().unwrap().bytes(), PSK.as_bytes());
     // Absolute paths are used as written, and errors show the resolved path.
     std::fs::remove_file(d.0.join("conf.d/psk/c.psk")).unwrap();
     let e = refused(&main, no_env());
@@ -991,6 +991,12 @@ fn sample(d: &Dir, k: GatewayKey) -> String {
         let p = d.write("metrics.token", "t0ken\n", 0o600);
         return format!("\"{}\"", p.display());
     }
+    if matches!(k, GatewayKey::CaDir | GatewayKey::CrlDir) {
+        // An empty directory: no anchors or CRLs, but a different value.
+        let p = d.0.join(format!("empty-{}", k.name()));
+        std::fs::create_dir_all(&p).unwrap();
+        return format!("\"{}\"", p.display());
+    }
     match k {
         GatewayKey::Tun => "\"ipsec9\"",
         GatewayKey::TunMtu => "1300",
@@ -1009,7 +1015,7 @@ fn sample(d: &Dir, k: GatewayKey) -> String {
         GatewayKey::CookieThreshold => "20",
         GatewayKey::HalfOpenLimit => "500",
         GatewayKey::IkeFragmentSize => "576",
-        GatewayKey::MetricsTokenFile => unreachable!(),
+        GatewayKey::MetricsTokenFile | GatewayKey::CaDir | GatewayKey::CrlDir => unreachable!(),
     }
     .to_string()
 }

@@ -3,8 +3,11 @@
 use std::time::Duration;
 
 use ironsec_dataplane::Selector;
-use ironsec_ike::{ts, EndpointConfig, Lifetimes, PeerConfig};
+use std::sync::Arc;
 
+use ironsec_ike::{ts, EndpointConfig, Lifetimes, LocalAuth, PeerConfig, PeerTrust, RemoteAuth};
+
+use crate::config::pki::{LocalAuthConfig, RemoteAuthConfig, Trust};
 use crate::config::{Config, Connection, Keying};
 
 /// IPv6 (40) and UDP (8) headers: what an IKE datagram adds to its payload at most.
@@ -26,7 +29,7 @@ pub(super) fn endpoint_config(cfg: &Config) -> EndpointConfig {
     }
 }
 
-fn peer_config(c: &Connection) -> Option<PeerConfig> {
+fn peer_config(c: &Connection, trust: &Trust) -> Option<PeerConfig> {
     let Keying::Ike(k) = &c.keying else {
         return None;
     };
@@ -49,7 +52,20 @@ fn peer_config(c: &Connection) -> Option<PeerConfig> {
         name: c.name.as_str().into(),
         local_id: k.local_id.clone(),
         remote_id: k.remote_id.clone(),
-        psk: k.psk.clone(),
+        local_auth: match (&k.auth.local, &k.psk) {
+            (LocalAuthConfig::Pubkey(c), _) => LocalAuth::Pubkey(c.credential.clone()),
+            (LocalAuthConfig::Psk, Some(psk)) => LocalAuth::Psk(psk.clone()),
+            // Validation requires a PSK for PSK authentication.
+            (LocalAuthConfig::Psk, None) => return None,
+        },
+        remote_auth: match (&k.auth.remote, &k.psk) {
+            (RemoteAuthConfig::Pubkey { pinned }, _) => RemoteAuth::Pubkey(Arc::new(PeerTrust {
+                store: trust.store.clone(),
+                pinned: pinned.as_ref().map(|p| p.cert.clone()),
+            })),
+            (RemoteAuthConfig::Psk, Some(psk)) => RemoteAuth::Psk(psk.clone()),
+            (RemoteAuthConfig::Psk, None) => return None,
+        },
         ike_proposals: k.ike_proposals.clone(),
         esp_proposals: k.esp_proposals.clone(),
         local_ts: to_ts(&c.local_selectors),
@@ -74,5 +90,8 @@ fn peer_config(c: &Connection) -> Option<PeerConfig> {
 
 /// The engine's peers: one per IKE-keyed connection.
 pub(super) fn peer_configs(cfg: &Config) -> Vec<PeerConfig> {
-    cfg.connections.iter().filter_map(peer_config).collect()
+    cfg.connections
+        .iter()
+        .filter_map(|c| peer_config(c, &cfg.trust))
+        .collect()
 }

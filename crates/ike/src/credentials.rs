@@ -1,0 +1,114 @@
+//! How each end of a connection proves who it is: a pre-shared key or a certificate and its
+//! private key (RFC 7296 §2.15, RFC 7427). The two directions are independent, as in
+//! strongSwan: we may sign with a certificate and accept the peer's PSK MIC, or the other way.
+
+use std::fmt;
+use std::sync::Arc;
+
+use ironsec_pki::{Certificate, PrivateKey, TrustStore};
+
+use crate::config::{Identity, Psk};
+
+/// How we authenticate ourselves.
+#[derive(Clone, Debug)]
+pub enum LocalAuth {
+    Psk(Psk),
+    Pubkey(Arc<Credential>),
+}
+
+/// How the peer must authenticate itself.
+#[derive(Clone, Debug)]
+pub enum RemoteAuth {
+    Psk(Psk),
+    Pubkey(Arc<PeerTrust>),
+}
+
+/// Our certificate chain and the key that signs for it.
+pub struct Credential {
+    /// End-entity certificate first, then intermediates (sent in this order, RFC 7296 §3.6).
+    pub chain: Vec<Certificate>,
+    pub key: PrivateKey,
+    pub send_cert: SendCert,
+}
+
+impl fmt::Debug for Credential {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Credential")
+            .field(
+                "subject",
+                &self.chain.first().map(|c| c.subject().to_string()),
+            )
+            .field("chain", &self.chain.len())
+            .field("key", &self.key)
+            .field("send_cert", &self.send_cert)
+            .finish()
+    }
+}
+
+/// When CERT payloads go out (strongSwan's `send_cert`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum SendCert {
+    /// When the peer sent a CERTREQ (any; an empty one too).
+    #[default]
+    IfAsked,
+    Always,
+    /// The peer holds our certificate already.
+    Never,
+}
+
+/// What a peer's certificate is checked against.
+#[derive(Debug)]
+pub struct PeerTrust {
+    /// Trust anchors and CRLs (the gateway's `ca_dir` and `crl_dir`).
+    pub store: Arc<TrustStore>,
+    /// The peer's own certificate, configured (`remote_cert`): the peer need not send it, and a
+    /// certificate it sends must be this one. Trusted as it is (its validity period and the
+    /// CRLs still apply).
+    pub pinned: Option<Certificate>,
+}
+
+impl LocalAuth {
+    pub fn psk(&self) -> Option<&Psk> {
+        match self {
+            LocalAuth::Psk(p) => Some(p),
+            LocalAuth::Pubkey(_) => None,
+        }
+    }
+    pub fn credential(&self) -> Option<&Arc<Credential>> {
+        match self {
+            LocalAuth::Psk(_) => None,
+            LocalAuth::Pubkey(c) => Some(c),
+        }
+    }
+}
+
+impl RemoteAuth {
+    pub fn psk(&self) -> Option<&Psk> {
+        match self {
+            RemoteAuth::Psk(p) => Some(p),
+            RemoteAuth::Pubkey(_) => None,
+        }
+    }
+    pub fn trust(&self) -> Option<&Arc<PeerTrust>> {
+        match self {
+            RemoteAuth::Psk(_) => None,
+            RemoteAuth::Pubkey(t) => Some(t),
+        }
+    }
+}
+
+/// Whether a certificate speaks for an identity (RFC 4945 §3.1, as strongSwan checks it): a DN
+/// equal to the subject; an FQDN, e-mail address or IP address among the subjectAltNames.
+pub fn id_in_certificate(id: &Identity, cert: &Certificate) -> bool {
+    match id {
+        Identity::Dn(dn) => cert.subject() == dn,
+        Identity::Fqdn(name) => cert.san_dns().iter().any(|d| d.eq_ignore_ascii_case(name)),
+        Identity::Email(addr) => cert
+            .san_email()
+            .iter()
+            .any(|e| e.eq_ignore_ascii_case(addr)),
+        Identity::Ipv4(a) => cert.san_ip().contains(&std::net::IpAddr::V4(*a)),
+        Identity::Ipv6(a) => cert.san_ip().contains(&std::net::IpAddr::V6(*a)),
+        Identity::KeyId(_) | Identity::Any => false,
+    }
+}

@@ -1,0 +1,430 @@
+//! Certificate authentication in the config: the gateway's trust anchors and CRLs (`ca_dir`,
+//! `crl_dir`), and a connection's `local_cert`/`local_key`, `remote_cert`, `local_auth`,
+//! `remote_auth` and `send_cert`. Files are read here (the daemon's I/O); the IKE engine gets
+//! parsed certificates and keys.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use ironsec_ike::credentials::id_in_certificate;
+use ironsec_ike::pki::{Certificate, Crl, PrivateKey, TrustStore};
+use ironsec_ike::{Credential, Identity, SendCert};
+use zeroize::Zeroizing;
+
+use super::error::ConfigError;
+use super::gateway::Gateway;
+use super::keys;
+use super::schema::ConnectionSchema;
+
+/// The loaded trust anchors and CRLs. Equal when the same certificates and CRLs were loaded,
+/// so a reload that read the same files changes nothing.
+#[derive(Debug, Clone, Default)]
+pub struct Trust {
+    pub store: Arc<TrustStore>,
+    /// Each anchor's file, in the order of `store.anchors()`.
+    pub anchor_files: Vec<PathBuf>,
+    /// Each CRL's file, in the order of `store.crls()`.
+    pub crl_files: Vec<PathBuf>,
+}
+
+impl PartialEq for Trust {
+    fn eq(&self, other: &Trust) -> bool {
+        let ders = |t: &Trust| -> Vec<Vec<u8>> {
+            t.store.anchors().iter().map(|c| c.der().to_vec()).collect()
+        };
+        ders(self) == ders(other)
+            && self.crl_files == other.crl_files
+            && self.store.crls().len() == other.store.crls().len()
+    }
+}
+
+/// Files of a directory, sorted by name; hidden files skipped.
+fn files_in(dir: &Path) -> std::io::Result<Vec<PathBuf>> {
+    let mut v: Vec<PathBuf> = std::fs::read_dir(dir)?
+        .filter_map(|e| e.ok())
+        .map(|e| e.path())
+        .filter(|p| p.is_file())
+        .filter(|p| {
+            !p.file_name()
+                .and_then(|n| n.to_str())
+                .is_some_and(|n| n.starts_with('.'))
+        })
+        .collect();
+    v.sort();
+    Ok(v)
+}
+
+/// Reads `ca_dir` and `crl_dir`. Every file in `ca_dir` must hold CA certificates; every file
+/// in `crl_dir` CRLs. Errors name the file.
+pub fn load_trust(file: &Path, g: &Gateway, errs: &mut Vec<ConfigError>) -> Trust {
+    let mut anchors = Vec::new();
+    let mut anchor_files = Vec::new();
+    if let Some(dir) = &g.ca_dir {
+        match files_in(dir) {
+            Err(e) => errs.push(ConfigError::new(
+                file,
+                "gateway.ca_dir",
+                format!("{}: cannot read: {e}", dir.display()),
+            )),
+            Ok(paths) => {
+                for p in paths {
+                    let certs = std::fs::read(&p)
+                        .map_err(|e| format!("cannot read: {e}"))
+                        .and_then(|b| {
+                            Certificate::all_from_pem_or_der(&b).map_err(|e| e.to_string())
+                        });
+                    match certs {
+                        Err(e) => errs.push(ConfigError::new(
+                            file,
+                            "gateway.ca_dir",
+                            format!("{}: {e}", p.display()),
+                        )),
+                        Ok(certs) => {
+                            for c in certs {
+                                if !c.is_ca() {
+                                    errs.push(ConfigError::new(
+                                        file,
+                                        "gateway.ca_dir",
+                                        format!(
+                                            "{}: '{}' is not a CA certificate (no basicConstraints \
+                                             cA); a peer's own certificate goes in its \
+                                             connection's remote_cert",
+                                            p.display(),
+                                            c.subject()
+                                        ),
+                                    ));
+                                    continue;
+                                }
+                                anchors.push(c);
+                                anchor_files.push(p.clone());
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+    let mut crls = Vec::new();
+    let mut crl_files = Vec::new();
+    if let Some(dir) = &g.crl_dir {
+        match files_in(dir) {
+            Err(e) => errs.push(ConfigError::new(
+                file,
+                "gateway.crl_dir",
+                format!("{}: cannot read: {e}", dir.display()),
+            )),
+            Ok(paths) => {
+                for p in paths {
+                    let read = std::fs::read(&p)
+                        .map_err(|e| format!("cannot read: {e}"))
+                        .and_then(|b| Crl::all_from_pem_or_der(&b).map_err(|e| e.to_string()));
+                    match read {
+                        Err(e) => errs.push(ConfigError::new(
+                            file,
+                            "gateway.crl_dir",
+                            format!("{}: {e}", p.display()),
+                        )),
+                        Ok(v) => {
+                            for crl in v {
+                                crls.push(crl);
+                                crl_files.push(p.clone());
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+    Trust {
+        store: Arc::new(TrustStore::new(anchors, crls)),
+        anchor_files,
+        crl_files,
+    }
+}
+
+/// How a connection authenticates, as configured.
+#[derive(Debug, Clone, PartialEq)]
+pub struct AuthConfig {
+    pub local: LocalAuthConfig,
+    pub remote: RemoteAuthConfig,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum LocalAuthConfig {
+    Psk,
+    Pubkey(LocalCert),
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum RemoteAuthConfig {
+    Psk,
+    Pubkey { pinned: Option<PinnedCert> },
+}
+
+/// Our certificate and key as loaded. Equal when the same files are named with the same
+/// `send_cert`: a renewed certificate in the same file is picked up by the next negotiation
+/// without the connection counting as changed (its SAs stay).
+#[derive(Debug, Clone)]
+pub struct LocalCert {
+    pub cert_file: PathBuf,
+    pub key_file: PathBuf,
+    pub credential: Arc<Credential>,
+}
+
+impl PartialEq for LocalCert {
+    fn eq(&self, other: &LocalCert) -> bool {
+        self.cert_file == other.cert_file
+            && self.key_file == other.key_file
+            && self.credential.send_cert == other.credential.send_cert
+    }
+}
+
+/// A pinned peer certificate; equal by file, as [`LocalCert`].
+#[derive(Debug, Clone)]
+pub struct PinnedCert {
+    pub file: PathBuf,
+    pub cert: Certificate,
+}
+
+impl PartialEq for PinnedCert {
+    fn eq(&self, other: &PinnedCert) -> bool {
+        self.file == other.file
+    }
+}
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Method {
+    Psk,
+    Pubkey,
+}
+
+fn method(
+    file: &Path,
+    key: &str,
+    name: &str,
+    v: Option<&str>,
+    errs: &mut Vec<ConfigError>,
+) -> Option<Method> {
+    match v? {
+        "psk" => Some(Method::Psk),
+        "pubkey" => Some(Method::Pubkey),
+        other => {
+            errs.push(ConfigError::new(
+                file,
+                format!("{key}.{name}"),
+                format!("'{other}' is not one of: \"psk\", \"pubkey\""),
+            ));
+            None
+        }
+    }
+}
+
+/// The connection's authentication, and its `local_id` resolved against its certificate
+/// (`local_id` absent with a certificate: the certificate's subject DN). `psk_given`: a PSK
+/// was configured. Returns None after pushing errors.
+pub fn validate_auth(
+    file: &Path,
+    key: &str,
+    c: &ConnectionSchema,
+    local_id: Option<Identity>,
+    psk_given: bool,
+    errs: &mut Vec<ConfigError>,
+) -> Option<(AuthConfig, Option<Identity>, bool)> {
+    let before = errs.len();
+    let local = method(file, key, "local_auth", c.local_auth.as_deref(), errs).unwrap_or(
+        if c.local_cert.is_some() {
+            Method::Pubkey
+        } else {
+            Method::Psk
+        },
+    );
+    let remote = method(file, key, "remote_auth", c.remote_auth.as_deref(), errs).unwrap_or(local);
+    let send_cert = match c.send_cert.as_deref() {
+        None | Some("ifasked") => SendCert::IfAsked,
+        Some("always") => SendCert::Always,
+        Some("never") => SendCert::Never,
+        Some(other) => {
+            errs.push(ConfigError::new(
+                file,
+                format!("{key}.send_cert"),
+                format!("'{other}' is not one of: \"ifasked\", \"always\", \"never\""),
+            ));
+            SendCert::IfAsked
+        }
+    };
+    let needs_psk = local == Method::Psk || remote == Method::Psk;
+    let mut local_id = local_id;
+    let local_cfg = match local {
+        Method::Psk => {
+            for (name, v) in [("local_cert", &c.local_cert), ("local_key", &c.local_key)] {
+                if v.is_some() {
+                    errs.push(ConfigError::new(
+                        file,
+                        format!("{key}.{name}"),
+                        "set, but local_auth = \"psk\": we would not use it",
+                    ));
+                }
+            }
+            if matches!(local_id, Some(Identity::Dn(_))) {
+                errs.push(ConfigError::new(
+                    file,
+                    format!("{key}.local_id"),
+                    "a distinguished name is sent as the subject of our certificate: it needs \
+                     local_auth = \"pubkey\" and local_cert",
+                ));
+            }
+            LocalAuthConfig::Psk
+        }
+        Method::Pubkey => match local_cert(file, key, c, send_cert, &mut local_id, errs) {
+            Some(lc) => LocalAuthConfig::Pubkey(lc),
+            None => return None,
+        },
+    };
+    let remote_cfg = match remote {
+        Method::Psk => {
+            if c.remote_cert.is_some() {
+                errs.push(ConfigError::new(
+                    file,
+                    format!("{key}.remote_cert"),
+                    "set, but remote_auth = \"psk\": we would not use it",
+                ));
+            }
+            RemoteAuthConfig::Psk
+        }
+        Method::Pubkey => {
+            let pinned = match &c.remote_cert {
+                None => None,
+                Some(p) => Some(PinnedCert {
+                    file: p.clone(),
+                    cert: read_certs(file, &format!("{key}.remote_cert"), p, errs)?
+                        .into_iter()
+                        .next()?,
+                }),
+            };
+            RemoteAuthConfig::Pubkey { pinned }
+        }
+    };
+    if needs_psk && !psk_given {
+        errs.push(ConfigError::new(
+            file,
+            format!("{key}.psk_file"),
+            "required with keying = \"ike\" unless both local_auth and remote_auth are \"pubkey\"",
+        ));
+    }
+    (errs.len() == before).then_some((
+        AuthConfig {
+            local: local_cfg,
+            remote: remote_cfg,
+        },
+        local_id,
+        needs_psk,
+    ))
+}
+
+fn read_certs(
+    file: &Path,
+    key: &str,
+    path: &Path,
+    errs: &mut Vec<ConfigError>,
+) -> Option<Vec<Certificate>> {
+    let r = std::fs::read(path)
+        .map_err(|e| format!("cannot read: {e}"))
+        .and_then(|b| Certificate::all_from_pem_or_der(&b).map_err(|e| e.to_string()));
+    match r {
+        Ok(v) if !v.is_empty() => Some(v),
+        Ok(_) => {
+            errs.push(ConfigError::new(
+                file,
+                key,
+                format!("{}: no certificate in it", path.display()),
+            ));
+            None
+        }
+        Err(e) => {
+            errs.push(ConfigError::new(
+                file,
+                key,
+                format!("{}: {e}", path.display()),
+            ));
+            None
+        }
+    }
+}
+
+fn local_cert(
+    file: &Path,
+    key: &str,
+    c: &ConnectionSchema,
+    send_cert: SendCert,
+    local_id: &mut Option<Identity>,
+    errs: &mut Vec<ConfigError>,
+) -> Option<LocalCert> {
+    let (Some(cert_file), Some(key_file)) = (&c.local_cert, &c.local_key) else {
+        for (name, v) in [("local_cert", &c.local_cert), ("local_key", &c.local_key)] {
+            if v.is_none() {
+                errs.push(ConfigError::new(
+                    file,
+                    format!("{key}.{name}"),
+                    "required with local_auth = \"pubkey\"",
+                ));
+            }
+        }
+        return None;
+    };
+    let chain = read_certs(file, &format!("{key}.local_cert"), cert_file, errs);
+    let kk = format!("{key}.local_key");
+    let allow = c.allow_readable_secret_file.unwrap_or(false);
+    let private = keys::check_secret_file(file, &kk, key_file, allow).and_then(|()| {
+        let fail = |r: String| ConfigError::new(file, &kk, format!("{}: {r}", key_file.display()));
+        let bytes =
+            Zeroizing::new(std::fs::read(key_file).map_err(|e| fail(format!("cannot read: {e}")))?);
+        PrivateKey::from_pem_or_der(&bytes).map_err(|e| fail(e.to_string()))
+    });
+    let private = private.map_err(|e| errs.push(e)).ok();
+    let (chain, private) = (chain?, private?);
+    let end = &chain[0];
+    if private.public_key_spki() != end.spki() {
+        errs.push(ConfigError::new(
+            file,
+            &kk,
+            format!(
+                "{} is not the key of {} ('{}')",
+                key_file.display(),
+                cert_file.display(),
+                end.subject()
+            ),
+        ));
+        return None;
+    }
+    match local_id.take() {
+        None => *local_id = Some(Identity::Dn(end.subject().clone())),
+        // Sent as the certificate's own encoding of the name, so the peer's comparison with
+        // the subject cannot trip over string types.
+        Some(Identity::Dn(dn)) if dn == *end.subject() => {
+            *local_id = Some(Identity::Dn(end.subject().clone()))
+        }
+        Some(id) if id_in_certificate(&id, end) => *local_id = Some(id),
+        Some(id) => {
+            errs.push(ConfigError::new(
+                file,
+                format!("{key}.local_id"),
+                format!(
+                    "'{id}' is neither the subject nor a subjectAltName of local_cert '{}' \
+                     ({}); the peer would refuse it",
+                    end.subject(),
+                    cert_file.display()
+                ),
+            ));
+            return None;
+        }
+    }
+    Some(LocalCert {
+        cert_file: cert_file.clone(),
+        key_file: key_file.clone(),
+        credential: Arc::new(Credential {
+            chain,
+            key: private,
+            send_cert,
+        }),
+    })
+}
