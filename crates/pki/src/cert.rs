@@ -123,7 +123,9 @@ impl Certificate {
         let (rest, cert) = x509_parser::parse_x509_certificate(der)
             .map_err(|e| CertError::Malformed(e.to_string()))?;
         if !rest.is_empty() {
-            return Err(CertError::Malformed("trailing data after the certificate".into()));
+            return Err(CertError::Malformed(
+                "trailing data after the certificate".into(),
+            ));
         }
         let der = &der[..der.len() - rest.len()];
         let tbs = &cert.tbs_certificate;
@@ -143,7 +145,9 @@ impl Certificate {
                     GeneralName::RFC822Name(e) => san_email.push((*e).to_string()),
                     GeneralName::IPAddress(b) => match b.len() {
                         4 => san_ip.push(IpAddr::from(<[u8; 4]>::try_from(*b).unwrap_or_default())),
-                        16 => san_ip.push(IpAddr::from(<[u8; 16]>::try_from(*b).unwrap_or_default())),
+                        16 => {
+                            san_ip.push(IpAddr::from(<[u8; 16]>::try_from(*b).unwrap_or_default()))
+                        }
                         _ => {}
                     },
                     _ => {}
@@ -250,7 +254,10 @@ impl Certificate {
     }
     /// keyUsage allows keyCertSign (true when the extension is absent).
     pub fn may_sign_certs(&self) -> bool {
-        self.inner.key_usage.as_ref().map_or(true, |k| k.key_cert_sign())
+        self.inner
+            .key_usage
+            .as_ref()
+            .map_or(true, |k| k.key_cert_sign())
     }
     /// keyUsage allows cRLSign (true when absent).
     pub fn may_sign_crls(&self) -> bool {
@@ -275,7 +282,12 @@ impl Certificate {
     pub fn signed_by(&self, issuer: &Certificate) -> Result<(), crate::SigError> {
         let scheme = SignatureScheme::from_algorithm_identifier(&self.inner.sig_alg)
             .ok_or(crate::SigError::Unsupported)?;
-        verify(issuer.spki(), scheme, &self.inner.tbs, &self.inner.signature)
+        verify(
+            issuer.spki(),
+            scheme,
+            &self.inner.tbs,
+            &self.inner.signature,
+        )
     }
     /// SHA-256 fingerprint of the DER, for logs and `ironsecctl certs`.
     pub fn fingerprint(&self) -> [u8; 32] {

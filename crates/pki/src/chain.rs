@@ -176,7 +176,8 @@ impl TrustStore {
         for (i, issuer) in path.iter().enumerate().skip(1) {
             let subject = issuer.subject().to_string();
             let is_anchor = i == path.len() - 1;
-            let legacy_root = is_anchor && !issuer.has_basic_constraints() && issuer.is_self_signed();
+            let legacy_root =
+                is_anchor && !issuer.has_basic_constraints() && issuer.is_self_signed();
             if !issuer.is_ca() && !legacy_root {
                 return Err(ChainError::NotCa {
                     subject,
@@ -242,4 +243,428 @@ fn check_time(cert: &Certificate, now: i64) -> Result<(), ChainError> {
         });
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::test_pki::*;
+    use rcgen::{BasicConstraints, IsCa, KeyUsagePurpose, SignatureAlgorithm};
+    use rcgen::{PKCS_ECDSA_P256_SHA256 as P256, PKCS_ECDSA_P384_SHA384 as P384, PKCS_ED25519};
+
+    struct Pki {
+        root: Ca,
+        inter: Ca,
+        end_key: rcgen::KeyPair,
+        end: Certificate,
+    }
+
+    fn pki(
+        root_alg: &'static SignatureAlgorithm,
+        inter_alg: &'static SignatureAlgorithm,
+        end_alg: &'static SignatureAlgorithm,
+    ) -> Pki {
+        let root = root("root", root_alg);
+        let inter = sub_ca(ca_params("inter"), inter_alg, &root);
+        let end_key = key(end_alg);
+        let end = issue(end_params("gw-a", 0x1234), &end_key, &inter);
+        Pki {
+            root,
+            inter,
+            end_key,
+            end,
+        }
+    }
+
+    fn store(p: &Pki, crls: Vec<Crl>) -> TrustStore {
+        TrustStore::new(vec![p.root.parsed()], crls)
+    }
+
+    fn subjects(chain: &[Certificate]) -> Vec<String> {
+        chain.iter().map(|c| c.subject().to_string()).collect()
+    }
+
+    #[test]
+    fn valid_chains_with_every_key_type() {
+        let combos: [(
+            &SignatureAlgorithm,
+            &SignatureAlgorithm,
+            &SignatureAlgorithm,
+        ); 4] = [
+            (&P256, &P256, &P256),
+            (&P384, &P256, &PKCS_ED25519),
+            (&PKCS_ED25519, &P384, &P384),
+            (&P256, &P384, &PKCS_ED25519),
+        ];
+        for (r, i, e) in combos {
+            let p = pki(r, i, e);
+            let chain = store(&p, vec![])
+                .validate(&p.end, &[p.inter.parsed()], NOW)
+                .unwrap();
+            assert_eq!(
+                subjects(&chain),
+                [
+                    "C=CH, O=ironsec, CN=gw-a",
+                    "C=CH, O=ironsec, CN=inter",
+                    "C=CH, O=ironsec, CN=root"
+                ]
+            );
+        }
+    }
+
+    #[test]
+    fn rsa_ca_from_fixture_key() {
+        let rsa = rsa_key();
+        let root = Ca {
+            cert: ca_params("rsa-root").self_signed(&rsa).unwrap(),
+            key: rsa,
+        };
+        assert_eq!(
+            root.parsed().spki(),
+            include_bytes!("../testdata/rsa2048.spki.der")
+        );
+        let end_key = key(&P256);
+        let end = issue(end_params("gw-rsa", 7), &end_key, &root);
+        let chain = TrustStore::new(vec![root.parsed()], vec![])
+            .validate(&end, &[], NOW)
+            .unwrap();
+        assert_eq!(chain.len(), 2);
+        assert!(root.parsed().is_self_signed());
+    }
+
+    #[test]
+    fn intermediates_in_any_order_with_unrelated_ones() {
+        let p = pki(&P256, &P256, &P256);
+        let other = pki(&P256, &P256, &P256);
+        let inters = [
+            other.inter.parsed(),
+            p.end.clone(),
+            p.inter.parsed(),
+            other.root.parsed(),
+        ];
+        // `other.inter` has the same name as `p.inter` (CN=inter) but another key: it is tried
+        // (or not) and the right one found.
+        let chain = store(&p, vec![]).validate(&p.end, &inters, NOW).unwrap();
+        assert_eq!(chain[1].der(), p.inter.cert.der().as_ref());
+    }
+
+    #[test]
+    fn two_anchors_with_one_name_are_both_tried() {
+        let p = pki(&P256, &P256, &P256);
+        let decoy = root("root", &P256);
+        let ts = TrustStore::new(vec![decoy.parsed(), p.root.parsed()], vec![]);
+        ts.validate(&p.end, &[p.inter.parsed()], NOW).unwrap();
+    }
+
+    #[test]
+    fn expired_and_not_yet_valid() {
+        let p = pki(&P256, &P256, &P256);
+        let ts = store(&p, vec![]);
+        let inter = [p.inter.parsed()];
+        let old = issue(
+            params("old", IsCa::ExplicitNoCa, 2020, 2023),
+            &p.end_key,
+            &p.inter,
+        );
+        let err = ts.validate(&old, &inter, NOW).unwrap_err();
+        assert_eq!(
+            err,
+            ChainError::Expired {
+                subject: "C=CH, O=ironsec, CN=old".into(),
+                not_after: "2023-01-01 00:00:00 UTC".into(),
+                days: 882,
+            }
+        );
+        assert_eq!(
+            err.to_string(),
+            "certificate 'C=CH, O=ironsec, CN=old' expired 882 days ago (notAfter 2023-01-01 00:00:00 UTC)"
+        );
+        let future = issue(
+            params("future", IsCa::ExplicitNoCa, 2026, 2030),
+            &p.end_key,
+            &p.inter,
+        );
+        assert_eq!(
+            ts.validate(&future, &inter, NOW).unwrap_err(),
+            ChainError::NotYetValid {
+                subject: "C=CH, O=ironsec, CN=future".into(),
+                not_before: "2026-01-01 00:00:00 UTC".into(),
+            }
+        );
+        // An expired intermediate is named.
+        let mut ip = ca_params("old-inter");
+        ip.not_after = rcgen::date_time_ymd(2024, 6, 1);
+        let old_inter = sub_ca(ip, &P256, &p.root);
+        let end = issue(end_params("gw-b", 9), &p.end_key, &old_inter);
+        assert!(matches!(
+            ts.validate(&end, &[old_inter.parsed()], NOW),
+            Err(ChainError::Expired { subject, .. }) if subject == "C=CH, O=ironsec, CN=old-inter"
+        ));
+    }
+
+    #[test]
+    fn unknown_issuer() {
+        let p = pki(&P256, &P256, &P256);
+        let ts = store(&p, vec![]);
+        // Intermediate not sent.
+        assert_eq!(
+            ts.validate(&p.end, &[], NOW).unwrap_err(),
+            ChainError::UnknownIssuer {
+                subject: "C=CH, O=ironsec, CN=gw-a".into(),
+                issuer: "C=CH, O=ironsec, CN=inter".into(),
+            }
+        );
+        // A chain to another root.
+        let other = pki(&P256, &P256, &P256);
+        let mut other_root_params = ca_params("other-root");
+        other_root_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+        let other_root = root("other-root", &P256);
+        let end = issue(end_params("gw-x", 1), &other.end_key, &other_root);
+        assert!(matches!(
+            ts.validate(&end, &[], NOW),
+            Err(ChainError::UnknownIssuer { issuer, .. }) if issuer == "C=CH, O=ironsec, CN=other-root"
+        ));
+    }
+
+    #[test]
+    fn wrong_key_behind_the_right_name_is_a_bad_signature() {
+        let p = pki(&P256, &P256, &P256);
+        let other = pki(&P256, &P256, &P256);
+        // other.end is issued by an "inter" whose name matches p.inter, but not its key.
+        assert_eq!(
+            store(&p, vec![])
+                .validate(&other.end, &[p.inter.parsed()], NOW)
+                .unwrap_err(),
+            ChainError::BadSignature {
+                subject: "C=CH, O=ironsec, CN=gw-a".into(),
+                issuer: "C=CH, O=ironsec, CN=inter".into(),
+            }
+        );
+    }
+
+    #[test]
+    fn flipped_signature_byte() {
+        let p = pki(&P256, &P256, &P256);
+        let mut der = p.end.der().to_vec();
+        let last = der.len() - 5;
+        der[last] ^= 0x01;
+        let bad = Certificate::from_der(&der).unwrap();
+        assert!(bad.signed_by(&p.inter.parsed()).is_err());
+        assert!(matches!(
+            store(&p, vec![]).validate(&bad, &[p.inter.parsed()], NOW),
+            Err(ChainError::BadSignature { .. })
+        ));
+    }
+
+    #[test]
+    fn issuer_without_ca_flag() {
+        let p = pki(&P256, &P256, &P256);
+        let mut ip = ca_params("not-a-ca");
+        ip.is_ca = IsCa::ExplicitNoCa;
+        let fake = sub_ca(ip, &P256, &p.root);
+        let end = issue(end_params("gw-c", 3), &p.end_key, &fake);
+        assert_eq!(
+            store(&p, vec![])
+                .validate(&end, &[fake.parsed()], NOW)
+                .unwrap_err(),
+            ChainError::NotCa {
+                subject: "C=CH, O=ironsec, CN=not-a-ca".into(),
+                reason: "its basicConstraints do not say cA",
+            }
+        );
+        // cA but keyUsage without keyCertSign.
+        let mut ip = ca_params("no-certsign");
+        ip.key_usages = vec![KeyUsagePurpose::CrlSign];
+        let ca = sub_ca(ip, &P256, &p.root);
+        let end = issue(end_params("gw-d", 4), &p.end_key, &ca);
+        assert!(matches!(
+            store(&p, vec![]).validate(&end, &[ca.parsed()], NOW),
+            Err(ChainError::NotCa {
+                reason: "its keyUsage lacks keyCertSign",
+                ..
+            })
+        ));
+    }
+
+    #[test]
+    fn path_len_constraint() {
+        let mut rp = ca_params("root0");
+        rp.is_ca = IsCa::Ca(BasicConstraints::Constrained(0));
+        let rk = key(&P256);
+        let root = Ca {
+            cert: rp.self_signed(&rk).unwrap(),
+            key: rk,
+        };
+        let inter = sub_ca(ca_params("inter"), &P256, &root);
+        let end_key = key(&P256);
+        let end = issue(end_params("gw-e", 5), &end_key, &inter);
+        let ts = TrustStore::new(vec![root.parsed()], vec![]);
+        assert_eq!(
+            ts.validate(&end, &[inter.parsed()], NOW).unwrap_err(),
+            ChainError::PathLen {
+                subject: "C=CH, O=ironsec, CN=root0".into()
+            }
+        );
+        // pathLen 0 still allows issuing end entities directly.
+        let direct = issue(end_params("gw-f", 6), &end_key, &root);
+        ts.validate(&direct, &[], NOW).unwrap();
+        assert_eq!(root.parsed().path_len(), Some(0));
+    }
+
+    #[test]
+    fn end_key_usage_must_allow_signatures() {
+        let p = pki(&P256, &P256, &P256);
+        let mut ep = end_params("gw-g", 8);
+        ep.key_usages = vec![KeyUsagePurpose::KeyEncipherment];
+        let end = issue(ep, &p.end_key, &p.inter);
+        assert_eq!(
+            store(&p, vec![])
+                .validate(&end, &[p.inter.parsed()], NOW)
+                .unwrap_err(),
+            ChainError::KeyUsage {
+                subject: "C=CH, O=ironsec, CN=gw-g".into()
+            }
+        );
+    }
+
+    #[test]
+    fn crl_revokes_end_and_wrong_key_crl_is_ignored() {
+        let p = pki(&P256, &P256, &P256);
+        let inter = [p.inter.parsed()];
+        let revoking = crl(&p.inter, &[0x99, 0x1234]);
+        assert_eq!(revoking.issuer(), p.end.issuer());
+        assert!(revoking.revokes(&[0x12, 0x34]));
+        assert!(revoking.revokes(&[0x00, 0x12, 0x34]));
+        assert!(!revoking.revokes(&[0x12]));
+        assert!(revoking.signed_by(&p.inter.parsed()).is_ok());
+        assert_eq!(
+            store(&p, vec![revoking.clone()])
+                .validate(&p.end, &inter, NOW)
+                .unwrap_err(),
+            ChainError::Revoked {
+                subject: "C=CH, O=ironsec, CN=gw-a".into(),
+                serial: "12:34".into(),
+                issuer: "C=CH, O=ironsec, CN=inter".into(),
+            }
+        );
+        // Same issuer name, another key: must not count.
+        let impostor = root("inter", &P256);
+        let forged = crl(&impostor, &[0x1234]);
+        assert_eq!(forged.issuer(), p.end.issuer());
+        assert!(forged.signed_by(&p.inter.parsed()).is_err());
+        store(&p, vec![forged])
+            .validate(&p.end, &inter, NOW)
+            .unwrap();
+        // A CRL of the root revoking the intermediate.
+        let root_crl = crl(&p.root, &[]);
+        store(&p, vec![root_crl])
+            .validate(&p.end, &inter, NOW)
+            .unwrap();
+        // A CRL listing other serials.
+        store(&p, vec![crl(&p.inter, &[1, 2, 3])])
+            .validate(&p.end, &inter, NOW)
+            .unwrap();
+        // An issuer whose keyUsage does not allow cRLSign cannot revoke.
+        let mut ip = ca_params("no-crlsign");
+        ip.key_usages = vec![KeyUsagePurpose::KeyCertSign];
+        let ca = sub_ca(ip, &P256, &p.root);
+        let end = issue(end_params("gw-h", 0x42), &p.end_key, &ca);
+        let view = ca_params("no-crlsign").self_signed(&ca.key).unwrap();
+        let crl = crl_signed(&view, &ca.key, &[0x42]);
+        assert!(crl.signed_by(&ca.parsed()).is_ok());
+        store(&p, vec![crl])
+            .validate(&end, &[ca.parsed()], NOW)
+            .unwrap();
+    }
+
+    #[test]
+    fn revoked_intermediate() {
+        let p = pki(&P256, &P256, &P256);
+        let inter = p.inter.parsed();
+        let serial: u64 = inter
+            .serial()
+            .iter()
+            .take(8)
+            .fold(0, |a, b| (a << 8) | u64::from(*b));
+        if inter.serial().len() > 8 {
+            return; // rcgen's random serials are shorter; guard anyway
+        }
+        let root_crl = crl(&p.root, &[serial]);
+        assert!(matches!(
+            store(&p, vec![root_crl]).validate(&p.end, &[inter], NOW),
+            Err(ChainError::Revoked { subject, .. }) if subject == "C=CH, O=ironsec, CN=inter"
+        ));
+    }
+
+    #[test]
+    fn pinned_end_entity_and_self_signed_anchor() {
+        let p = pki(&P256, &P256, &P256);
+        let ts = TrustStore::new(vec![p.end.clone()], vec![]);
+        assert_eq!(ts.validate(&p.end, &[], NOW).unwrap().len(), 1);
+        assert!(matches!(
+            ts.validate(&p.end, &[], NOW + 3 * 365 * 86_400),
+            Err(ChainError::Expired { .. })
+        ));
+        // A root given as the end entity, trusted.
+        let ts = store(&p, vec![]);
+        ts.validate(&p.root.parsed(), &[], NOW).unwrap();
+    }
+
+    #[test]
+    fn loops_and_length_are_bounded() {
+        // Two CAs that cross-certify each other, neither trusted: must end, as UnknownIssuer
+        // or BadSignature, not loop.
+        let a = root("loop-a", &P256);
+        let b = root("loop-b", &P256);
+        let a_by_b = sub_ca(ca_params("loop-a"), &P256, &b);
+        let b_by_a = sub_ca(ca_params("loop-b"), &P256, &a);
+        let k = key(&P256);
+        let end = issue(end_params("gw-loop", 1), &k, &a);
+        let ts = TrustStore::new(vec![root("x", &P256).parsed()], vec![]);
+        let r = ts.validate(
+            &end,
+            &[a_by_b.parsed(), b_by_a.parsed(), a.parsed(), b.parsed()],
+            NOW,
+        );
+        assert!(r.is_err());
+
+        // A chain of 9 intermediates exceeds MAX_CHAIN_LEN.
+        let top = root("deep-root", &P256);
+        let mut cas = vec![];
+        let mut parent = &top;
+        for i in 0..9 {
+            cas.push(sub_ca(ca_params(&format!("deep-{i}")), &P256, parent));
+            parent = cas.last().unwrap();
+        }
+        let end = issue(end_params("gw-deep", 2), &k, parent);
+        let inters: Vec<Certificate> = cas.iter().map(|c| c.parsed()).collect();
+        let ts = TrustStore::new(vec![top.parsed()], vec![]);
+        assert_eq!(
+            ts.validate(&end, &inters, NOW).unwrap_err(),
+            ChainError::TooLong(MAX_CHAIN_LEN)
+        );
+        // 6 intermediates fit.
+        let end = issue(end_params("gw-ok", 3), &k, &cas[5]);
+        assert_eq!(ts.validate(&end, &inters, NOW).unwrap().len(), 8);
+    }
+
+    #[test]
+    fn certreq_hashes_are_spki_sha1s() {
+        let p = pki(&P256, &P256, &P256);
+        let other = root("other", &P384);
+        let ts = TrustStore::new(
+            vec![p.root.parsed(), other.parsed(), p.root.parsed()],
+            vec![],
+        );
+        let h = ts.certreq_hashes();
+        assert_eq!(h.len(), 40);
+        let expect = ring::digest::digest(
+            &ring::digest::SHA1_FOR_LEGACY_USE_ONLY,
+            p.root.parsed().spki(),
+        );
+        assert_eq!(&h[..20], expect.as_ref());
+        assert_eq!(&h[20..], other.parsed().spki_sha1());
+        assert_eq!(ts.anchors().len(), 3);
+        assert!(ts.crls().is_empty());
+    }
 }

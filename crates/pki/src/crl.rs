@@ -27,8 +27,8 @@ struct Inner {
 impl Crl {
     /// One CRL from DER.
     pub fn from_der(der: &[u8]) -> Result<Crl, CertError> {
-        let (rest, crl) =
-            x509_parser::parse_x509_crl(der).map_err(|e| CertError::Malformed(format!("CRL: {e}")))?;
+        let (rest, crl) = x509_parser::parse_x509_crl(der)
+            .map_err(|e| CertError::Malformed(format!("CRL: {e}")))?;
         if !rest.is_empty() {
             return Err(CertError::Malformed("trailing data after the CRL".into()));
         }
@@ -85,6 +85,11 @@ impl Crl {
     pub fn signed_by(&self, issuer: &crate::Certificate) -> Result<(), crate::SigError> {
         let scheme = SignatureScheme::from_algorithm_identifier(&self.inner.sig_alg)
             .ok_or(crate::SigError::Unsupported)?;
-        verify(issuer.spki(), scheme, &self.inner.tbs, &self.inner.signature)
+        verify(
+            issuer.spki(),
+            scheme,
+            &self.inner.tbs,
+            &self.inner.signature,
+        )
     }
 }

@@ -54,7 +54,10 @@ const ATTRIBUTES: &[(&str, &str)] = &[
 ];
 
 fn oid_for(name: &str) -> Option<String> {
-    if let Some((_, oid)) = ATTRIBUTES.iter().find(|(n, _)| n.eq_ignore_ascii_case(name)) {
+    if let Some((_, oid)) = ATTRIBUTES
+        .iter()
+        .find(|(n, _)| n.eq_ignore_ascii_case(name))
+    {
         return Some((*oid).to_string());
     }
     // A dotted OID (what Display prints for attribute types without a name).
@@ -215,7 +218,11 @@ fn unescape(value: &str) -> Result<Vec<u8>, DnError> {
                 out.push(c);
                 i += 2;
             }
-            None => return Err(DnError::Malformed(format!("trailing backslash in '{value}'"))),
+            None => {
+                return Err(DnError::Malformed(format!(
+                    "trailing backslash in '{value}'"
+                )))
+            }
         }
     }
     Ok(out)
@@ -339,15 +346,19 @@ mod tests {
         // The same name as a PrintableString is equal, and hashes the same.
         let printable = DistinguishedName::from_der(&der_name(0x13, b"gw-a")).unwrap();
         assert_eq!(n, printable);
-        let set: HashSet<DistinguishedName> = [n.clone(), printable, dn("c=ch, o=IRONSEC, cn=Gw-A")]
-            .into_iter()
-            .collect();
+        let set: HashSet<DistinguishedName> =
+            [n.clone(), printable, dn("c=ch, o=IRONSEC, cn=Gw-A")]
+                .into_iter()
+                .collect();
         assert_eq!(set.len(), 1);
     }
 
     #[test]
     fn bmp_string_compares_as_text() {
-        let bmp: Vec<u8> = "gw-a".encode_utf16().flat_map(|u| u.to_be_bytes()).collect();
+        let bmp: Vec<u8> = "gw-a"
+            .encode_utf16()
+            .flat_map(|u| u.to_be_bytes())
+            .collect();
         let n = DistinguishedName::from_der(&der_name(0x1e, &bmp)).unwrap();
         assert_eq!(n, dn("C=CH, O=ironsec, CN=gw-a"));
     }
@@ -369,10 +380,13 @@ mod tests {
 
     #[test]
     fn display_escapes_control_and_non_ascii() {
-        let n = DistinguishedName::from_der(&der_name(0x0c, "x\n\u{1b}[31mü,\\".as_bytes()))
-            .unwrap();
+        let n =
+            DistinguishedName::from_der(&der_name(0x0c, "x\n\u{1b}[31mü,\\".as_bytes())).unwrap();
         let shown = n.to_string();
-        assert_eq!(shown, "C=CH, O=ironsec, CN=x\\x0a\\x1b[31m\\xc3\\xbc\\,\\\\");
+        assert_eq!(
+            shown,
+            "C=CH, O=ironsec, CN=x\\x0a\\x1b[31m\\xc3\\xbc\\,\\\\"
+        );
         assert!(shown.bytes().all(|b| (0x20..0x7f).contains(&b)));
         // Display output parses back to the same name.
         assert_eq!(dn(&shown), n);
