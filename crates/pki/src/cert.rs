@@ -3,7 +3,12 @@
 use std::net::IpAddr;
 use std::sync::Arc;
 
+use x509_parser::der_parser::asn1_rs::{Any, FromDer};
+use x509_parser::extensions::GeneralName;
+use x509_parser::x509::X509Name;
+
 use crate::dn::DistinguishedName;
+use crate::signature::{verify, SignatureScheme};
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum CertError {
@@ -16,93 +21,279 @@ pub enum CertError {
 /// A parsed certificate. Cheap to clone (the DER and parsed fields are shared).
 #[derive(Clone, Debug)]
 pub struct Certificate {
-    // chosen by the implementation; holds Arc'd DER and the parsed fields below
-    _inner: Arc<()>,
+    inner: Arc<Inner>,
+}
+
+/// Everything IKE asks of a certificate, extracted once at parse time so the accessors are
+/// plain field reads and the DER is not walked again.
+#[derive(Debug)]
+struct Inner {
+    der: Vec<u8>,
+    subject: DistinguishedName,
+    issuer: DistinguishedName,
+    serial: Vec<u8>,
+    not_before: i64,
+    not_after: i64,
+    san_dns: Vec<String>,
+    san_email: Vec<String>,
+    san_ip: Vec<IpAddr>,
+    spki: Vec<u8>,
+    tbs: Vec<u8>,
+    /// DER AlgorithmIdentifier of the signature (outer signatureAlgorithm).
+    sig_alg: Vec<u8>,
+    signature: Vec<u8>,
+    ca: bool,
+    /// Whether basicConstraints is there at all: a legacy (v1) self-signed root has none and
+    /// is still accepted as a trust anchor.
+    has_basic_constraints: bool,
+    path_len: Option<u32>,
+    /// keyUsage bits as x509-parser numbers them; None when the extension is absent.
+    key_usage: Option<x509_parser::extensions::KeyUsage>,
+}
+
+/// Serial numbers as the API hands them out: big-endian, no leading zero bytes (a DER INTEGER
+/// adds one before a high bit), at least one byte.
+pub(crate) fn normalize_serial(raw: &[u8]) -> Vec<u8> {
+    let skip = raw.iter().take_while(|&&b| b == 0).count();
+    if skip == raw.len() {
+        return vec![0];
+    }
+    raw[skip..].to_vec()
+}
+
+/// The DER AlgorithmIdentifier that follows the signed part (`tbs`, a subslice of `der`) in
+/// a certificate or CRL.
+pub(crate) fn sig_alg_after(der: &[u8], tbs: &[u8]) -> Result<Vec<u8>, CertError> {
+    let start = (tbs.as_ptr() as usize)
+        .checked_sub(der.as_ptr() as usize)
+        .ok_or_else(|| CertError::Malformed("signed part outside the DER".into()))?;
+    let rest = der
+        .get(start + tbs.len()..)
+        .ok_or_else(|| CertError::Malformed("signed part outside the DER".into()))?;
+    let (rem, _) = Any::from_der(rest)
+        .map_err(|_| CertError::Malformed("no signatureAlgorithm after the signed part".into()))?;
+    Ok(rest[..rest.len() - rem.len()].to_vec())
+}
+
+pub(crate) fn name(n: &X509Name<'_>) -> DistinguishedName {
+    DistinguishedName::from_x509(n)
+}
+
+/// `YYYY-MM-DD HH:MM:SS UTC` for Unix seconds (proleptic Gregorian, as X.509 times are).
+pub fn format_time(secs: i64) -> String {
+    let days = secs.div_euclid(86_400);
+    let rem = secs.rem_euclid(86_400);
+    // Howard Hinnant's civil_from_days.
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    let y = yoe + era * 400 + i64::from(m <= 2);
+    format!(
+        "{y:04}-{m:02}-{d:02} {:02}:{:02}:{:02} UTC",
+        rem / 3600,
+        rem % 3600 / 60,
+        rem % 60
+    )
+}
+
+/// Decodes the PEM blocks with one of `labels`; None if `bytes` is not PEM at all.
+pub(crate) fn pem_blocks(bytes: &[u8], labels: &[&str]) -> Option<Result<Vec<Vec<u8>>, String>> {
+    if !bytes.windows(11).any(|w| w == b"-----BEGIN ") {
+        return None;
+    }
+    let mut out = Vec::new();
+    for block in x509_parser::pem::Pem::iter_from_buffer(bytes) {
+        match block {
+            Ok(p) if labels.contains(&p.label.as_str()) => out.push(p.contents),
+            Ok(_) => {}
+            Err(e) => return Some(Err(format!("PEM: {e:?}"))),
+        }
+    }
+    Some(Ok(out))
 }
 
 impl Certificate {
     /// One certificate from DER.
     pub fn from_der(der: &[u8]) -> Result<Certificate, CertError> {
-        todo!()
+        let (rest, cert) = x509_parser::parse_x509_certificate(der)
+            .map_err(|e| CertError::Malformed(e.to_string()))?;
+        if !rest.is_empty() {
+            return Err(CertError::Malformed(
+                "trailing data after the certificate".into(),
+            ));
+        }
+        let der = &der[..der.len() - rest.len()];
+        let tbs = &cert.tbs_certificate;
+        // RFC 5280 §4.1.1.2: the signed and the outer algorithm must be the same, or a
+        // verifier could be made to check the signature under another algorithm.
+        if tbs.signature != cert.signature_algorithm {
+            return Err(CertError::Malformed(
+                "signature algorithm differs inside and outside the signed part".into(),
+            ));
+        }
+        let ext_err = |e: x509_parser::error::X509Error| CertError::Malformed(e.to_string());
+        let (mut san_dns, mut san_email, mut san_ip) = (Vec::new(), Vec::new(), Vec::new());
+        if let Some(san) = cert.subject_alternative_name().map_err(ext_err)? {
+            for gn in &san.value.general_names {
+                match gn {
+                    GeneralName::DNSName(d) => san_dns.push((*d).to_string()),
+                    GeneralName::RFC822Name(e) => san_email.push((*e).to_string()),
+                    GeneralName::IPAddress(b) => match b.len() {
+                        4 => san_ip.push(IpAddr::from(<[u8; 4]>::try_from(*b).unwrap_or_default())),
+                        16 => {
+                            san_ip.push(IpAddr::from(<[u8; 16]>::try_from(*b).unwrap_or_default()))
+                        }
+                        _ => {}
+                    },
+                    _ => {}
+                }
+            }
+        }
+        let bc = cert.basic_constraints().map_err(ext_err)?;
+        let key_usage = cert.key_usage().map_err(ext_err)?.map(|k| k.value.clone());
+        let inner = Inner {
+            subject: name(&tbs.subject),
+            issuer: name(&tbs.issuer),
+            serial: normalize_serial(tbs.raw_serial()),
+            not_before: tbs.validity.not_before.timestamp(),
+            not_after: tbs.validity.not_after.timestamp(),
+            san_dns,
+            san_email,
+            san_ip,
+            spki: tbs.subject_pki.raw.to_vec(),
+            tbs: tbs.as_ref().to_vec(),
+            sig_alg: sig_alg_after(der, tbs.as_ref())?,
+            signature: cert.signature_value.data.to_vec(),
+            ca: bc.as_ref().is_some_and(|b| b.value.ca),
+            has_basic_constraints: bc.is_some(),
+            path_len: bc.and_then(|b| b.value.path_len_constraint),
+            key_usage,
+            der: der.to_vec(),
+        };
+        Ok(Certificate {
+            inner: Arc::new(inner),
+        })
     }
 
     /// Every certificate in a file's bytes: all PEM CERTIFICATE blocks in order, or one DER.
     pub fn all_from_pem_or_der(bytes: &[u8]) -> Result<Vec<Certificate>, CertError> {
-        todo!()
+        match pem_blocks(bytes, &["CERTIFICATE", "X509 CERTIFICATE"]) {
+            None if bytes.is_empty() => Err(CertError::NotFound),
+            None => Ok(vec![Certificate::from_der(bytes)?]),
+            Some(Err(e)) => Err(CertError::Malformed(e)),
+            Some(Ok(blocks)) if blocks.is_empty() => Err(CertError::NotFound),
+            Some(Ok(blocks)) => blocks.iter().map(|b| Certificate::from_der(b)).collect(),
+        }
     }
 
     pub fn der(&self) -> &[u8] {
-        todo!()
+        &self.inner.der
     }
     pub fn subject(&self) -> &DistinguishedName {
-        todo!()
+        &self.inner.subject
     }
     pub fn issuer(&self) -> &DistinguishedName {
-        todo!()
+        &self.inner.issuer
     }
     /// Serial number, big-endian bytes without leading zeros.
     pub fn serial(&self) -> &[u8] {
-        todo!()
+        &self.inner.serial
+    }
+    /// The serial as colon-separated hex, as logs and `openssl x509 -serial` show it.
+    pub fn serial_hex(&self) -> String {
+        self.inner
+            .serial
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect::<Vec<_>>()
+            .join(":")
     }
     /// notBefore / notAfter, seconds since the Unix epoch.
     pub fn not_before(&self) -> i64 {
-        todo!()
+        self.inner.not_before
     }
     pub fn not_after(&self) -> i64 {
-        todo!()
+        self.inner.not_after
     }
     /// subjectAltName entries.
     pub fn san_dns(&self) -> &[String] {
-        todo!()
+        &self.inner.san_dns
     }
     pub fn san_email(&self) -> &[String] {
-        todo!()
+        &self.inner.san_email
     }
     pub fn san_ip(&self) -> &[IpAddr] {
-        todo!()
+        &self.inner.san_ip
     }
     /// DER SubjectPublicKeyInfo.
     pub fn spki(&self) -> &[u8] {
-        todo!()
+        &self.inner.spki
     }
     /// SHA-1 of the DER SubjectPublicKeyInfo: what CERTREQ lists for a trust anchor
     /// (RFC 7296 §3.7; strongSwan's KEYID_PUBKEY_INFO_SHA1).
     pub fn spki_sha1(&self) -> [u8; 20] {
-        todo!()
+        let d = ring::digest::digest(&ring::digest::SHA1_FOR_LEGACY_USE_ONLY, &self.inner.spki);
+        let mut out = [0u8; 20];
+        out.copy_from_slice(d.as_ref());
+        out
     }
     /// basicConstraints cA, and its pathLenConstraint.
     pub fn is_ca(&self) -> bool {
-        todo!()
+        self.inner.ca
     }
     pub fn path_len(&self) -> Option<u32> {
-        todo!()
+        self.inner.path_len
+    }
+    pub(crate) fn has_basic_constraints(&self) -> bool {
+        self.inner.has_basic_constraints
     }
     /// keyUsage allows keyCertSign (true when the extension is absent).
     pub fn may_sign_certs(&self) -> bool {
-        todo!()
+        self.inner
+            .key_usage
+            .as_ref()
+            .map_or(true, |k| k.key_cert_sign())
     }
     /// keyUsage allows cRLSign (true when absent).
     pub fn may_sign_crls(&self) -> bool {
-        todo!()
+        self.inner.key_usage.as_ref().map_or(true, |k| k.crl_sign())
     }
     /// keyUsage allows digitalSignature (true when absent): an end-entity key signing AUTH.
     pub fn may_sign_data(&self) -> bool {
-        todo!()
+        self.inner
+            .key_usage
+            .as_ref()
+            .map_or(true, |k| k.digital_signature())
     }
     /// Self-issued and self-signed (the signature verifies with its own key).
     pub fn is_self_signed(&self) -> bool {
-        todo!()
+        self.inner.subject == self.inner.issuer && self.signed_by(self).is_ok()
     }
     /// Days from `now` (Unix seconds) to notAfter, rounded down; negative once expired.
     pub fn days_left(&self, now: i64) -> i64 {
-        todo!()
+        (self.inner.not_after - now).div_euclid(86_400)
     }
     /// The certificate's own signature, made by `issuer`'s key.
     pub fn signed_by(&self, issuer: &Certificate) -> Result<(), crate::SigError> {
-        todo!()
+        let scheme = SignatureScheme::from_algorithm_identifier(&self.inner.sig_alg)
+            .ok_or(crate::SigError::Unsupported)?;
+        verify(
+            issuer.spki(),
+            scheme,
+            &self.inner.tbs,
+            &self.inner.signature,
+        )
     }
     /// SHA-256 fingerprint of the DER, for logs and `ironsecctl certs`.
     pub fn fingerprint(&self) -> [u8; 32] {
-        todo!()
+        let d = ring::digest::digest(&ring::digest::SHA256, &self.inner.der);
+        let mut out = [0u8; 32];
+        out.copy_from_slice(d.as_ref());
+        out
     }
 }

@@ -10,6 +10,8 @@ pub mod crl;
 pub mod dn;
 pub mod keys;
 pub mod signature;
+#[cfg(test)]
+mod test_pki;
 
 pub use cert::{CertError, Certificate};
 pub use chain::{ChainError, TrustStore};
