@@ -155,7 +155,7 @@ impl Certificate {
             }
         }
         let bc = cert.basic_constraints().map_err(ext_err)?;
-        let key_usage = cert.key_usage().map_err(ext_err)?.map(|k| k.value.clone());
+        let key_usage = cert.key_usage().map_err(ext_err)?.map(|k| *k.value);
         let inner = Inner {
             subject: name(&tbs.subject),
             issuer: name(&tbs.issuer),
@@ -295,5 +295,205 @@ impl Certificate {
         let mut out = [0u8; 32];
         out.copy_from_slice(d.as_ref());
         out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::test_pki::*;
+    use crate::Crl;
+    use rcgen::PKCS_ECDSA_P256_SHA256 as P256;
+
+    #[test]
+    fn fields() {
+        let root = root("root", &P256);
+        let k = key(&P256);
+        let end = issue(end_params("gw-a", 0x80), &k, &root);
+        assert_eq!(end.subject().to_string(), "C=CH, O=ironsec, CN=gw-a");
+        assert_eq!(end.issuer(), root.parsed().subject());
+        assert_eq!(end.subject().der().unwrap()[0], 0x30);
+        // 0x80 is encoded 00 80 in DER; the API drops the zero.
+        assert_eq!(end.serial(), &[0x80]);
+        assert_eq!(end.serial_hex(), "80");
+        assert_eq!(end.san_dns(), ["gw-a.example"]);
+        assert_eq!(end.san_email(), ["admin@ironsec.example"]);
+        assert_eq!(
+            end.san_ip(),
+            [
+                "192.0.2.1".parse::<IpAddr>().unwrap(),
+                "2001:db8::1".parse().unwrap()
+            ]
+        );
+        assert_eq!(end.not_before(), 1_704_067_200); // 2024-01-01
+        assert_eq!(end.not_after(), 1_798_761_600); // 2027-01-01
+        assert_eq!(end.days_left(NOW), 579);
+        assert_eq!(end.days_left(end.not_after() - 1), 0);
+        assert_eq!(end.days_left(end.not_after() + 1), -1);
+        assert_eq!(end.spki(), k.public_key_der());
+        assert!(!end.is_ca() && end.may_sign_data() && !end.may_sign_certs());
+        assert!(!end.is_self_signed());
+        assert!(end.signed_by(&root.parsed()).is_ok());
+        let r = root.parsed();
+        assert!(r.is_ca() && r.may_sign_certs() && r.may_sign_crls() && !r.may_sign_data());
+        assert!(r.is_self_signed());
+        assert_eq!(r.path_len(), None);
+        assert_eq!(
+            r.fingerprint().as_ref(),
+            ring::digest::digest(&ring::digest::SHA256, root.cert.der()).as_ref()
+        );
+    }
+
+    #[test]
+    fn spki_sha1_is_over_the_whole_subject_public_key_info() {
+        // strongSwan's KEYID_PUBKEY_INFO_SHA1 (pkcs1_encoder.c build_info_sha1,
+        // openssl_util.c): SHA-1 of the DER SubjectPublicKeyInfo, algorithm included. The
+        // known answer is `sha1sum testdata/rsa2048.spki.der`.
+        let rsa = rcgen::KeyPair::from_pem(include_str!("../testdata/rsa2048.pkcs8.pem")).unwrap();
+        let ca = Ca {
+            cert: ca_params("rsa").self_signed(&rsa).unwrap(),
+            key: rsa,
+        };
+        let got: String = ca
+            .parsed()
+            .spki_sha1()
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect();
+        assert_eq!(got, "dde9047ac74611bdb7fced6f3d067e346dcef2f5");
+    }
+
+    #[test]
+    fn format_time_known_values() {
+        assert_eq!(format_time(0), "1970-01-01 00:00:00 UTC");
+        assert_eq!(format_time(NOW), "2025-06-01 00:00:00 UTC");
+        assert_eq!(format_time(951_782_400 + 3_661), "2000-02-29 01:01:01 UTC");
+        assert_eq!(format_time(-1), "1969-12-31 23:59:59 UTC");
+        assert_eq!(format_time(253_402_300_799), "9999-12-31 23:59:59 UTC");
+    }
+
+    #[test]
+    fn pem_bundles_and_der() {
+        let a = root("a", &P256);
+        let b = root("b", &P256);
+        let bundle = format!("junk before\n{}\n{}trailing", a.cert.pem(), b.cert.pem());
+        let certs = Certificate::all_from_pem_or_der(bundle.as_bytes()).unwrap();
+        assert_eq!(certs.len(), 2);
+        assert_eq!(certs[1].subject().to_string(), "C=CH, O=ironsec, CN=b");
+        let der = Certificate::all_from_pem_or_der(a.cert.der()).unwrap();
+        assert_eq!(der[0].der(), a.cert.der().as_ref());
+        assert_eq!(
+            Certificate::all_from_pem_or_der(b"").unwrap_err(),
+            CertError::NotFound
+        );
+        let key_only = include_bytes!("../testdata/p384.pkcs8.pem");
+        assert_eq!(
+            Certificate::all_from_pem_or_der(key_only).unwrap_err(),
+            CertError::NotFound
+        );
+        assert!(matches!(
+            Certificate::all_from_pem_or_der(
+                b"-----BEGIN CERTIFICATE-----\n!!\n-----END CERTIFICATE-----\n"
+            ),
+            Err(CertError::Malformed(_))
+        ));
+        let mut trailing = a.cert.der().to_vec();
+        trailing.push(0);
+        assert!(matches!(
+            Certificate::from_der(&trailing),
+            Err(CertError::Malformed(_))
+        ));
+    }
+
+    #[test]
+    fn crl_pem_and_fields() {
+        let ca = root("ca", &P256);
+        let crl = crl(&ca, &[5, 0x1234]);
+        assert_eq!(crl.this_update(), 1_746_057_600); // 2025-05-01
+        assert_eq!(crl.next_update(), Some(1_746_662_400));
+        assert!(crl.revokes(&[5]) && !crl.revokes(&[6]));
+        let pem = format!(
+            "-----BEGIN X509 CRL-----\n{}\n-----END X509 CRL-----\n",
+            base64(&crl_der(&ca))
+        );
+        let crls = Crl::all_from_pem_or_der(pem.as_bytes()).unwrap();
+        assert_eq!(crls.len(), 1);
+        assert_eq!(crls[0].issuer().to_string(), "C=CH, O=ironsec, CN=ca");
+        assert_eq!(Crl::all_from_pem_or_der(&crl_der(&ca)).unwrap().len(), 1);
+        assert_eq!(
+            Crl::all_from_pem_or_der(ca.cert.pem().as_bytes()).unwrap_err(),
+            CertError::NotFound
+        );
+    }
+
+    fn crl_der(ca: &Ca) -> Vec<u8> {
+        rcgen::CertificateRevocationListParams {
+            this_update: rcgen::date_time_ymd(2025, 5, 1),
+            next_update: rcgen::date_time_ymd(2025, 5, 8),
+            crl_number: rcgen::SerialNumber::from(2u64),
+            issuing_distribution_point: None,
+            revoked_certs: vec![],
+            key_identifier_method: rcgen::KeyIdMethod::Sha256,
+        }
+        .signed_by(&ca.cert, &ca.key)
+        .unwrap()
+        .der()
+        .to_vec()
+    }
+
+    fn base64(data: &[u8]) -> String {
+        const T: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+        let mut out = String::new();
+        for c in data.chunks(3) {
+            let n = (u32::from(c[0]) << 16)
+                | (u32::from(*c.get(1).unwrap_or(&0)) << 8)
+                | u32::from(*c.get(2).unwrap_or(&0));
+            for i in 0..4 {
+                if i <= c.len() {
+                    out.push(T[(n >> (18 - 6 * i)) as usize & 63] as char);
+                } else {
+                    out.push('=');
+                }
+            }
+        }
+        out
+    }
+
+    /// Truncated and bit-flipped certificates and CRLs: errors or (for flips in the
+    /// signature or a value) a parsed object, never a panic.
+    #[test]
+    fn mangled_der_never_panics() {
+        let ca = root("ca", &P256);
+        let k = key(&P256);
+        let end = issue(end_params("gw-a", 77), &k, &ca);
+        let crl = crl_der(&ca);
+        for der in [end.der().to_vec(), crl] {
+            for cut in 0..der.len() {
+                assert!(Certificate::from_der(&der[..cut]).is_err());
+                let _ = Crl::all_from_pem_or_der(&der[..cut]);
+            }
+            for i in 0..der.len() {
+                for bit in [0, 3, 7] {
+                    let mut v = der.clone();
+                    v[i] ^= 1 << bit;
+                    if let Ok(c) = Certificate::from_der(&v) {
+                        let _ = (c.signed_by(&ca.parsed()), c.is_self_signed(), c.to_owned());
+                        let _ = c.subject().to_string();
+                    }
+                    if let Ok(crls) = Crl::all_from_pem_or_der(&v) {
+                        let _ = crls[0].signed_by(&ca.parsed());
+                    }
+                }
+            }
+        }
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn arbitrary_bytes(bytes in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..300)) {
+            let _ = Certificate::from_der(&bytes);
+            let _ = Certificate::all_from_pem_or_der(&bytes);
+            let _ = Crl::all_from_pem_or_der(&bytes);
+        }
     }
 }
