@@ -24,6 +24,10 @@
 #   run/             bind-mounted over /run in charon's private mount namespace: charon 5.9.8
 #                    hard-codes its pid file as /run/charon.pid, so instances must not share /run
 #   charon.pid       the PID `start` printed (what `stop` kills)
+# and swanctl takes its credentials from DIR's own subdirectories, which the caller fills if the
+# config uses certificates (SWANCTL_DIR=DIR; see conf/strongswan/swanctl-certs.conf):
+#   x509/ (own certificates), x509ca/ (CA certificates: roots and intermediates), x509crl/
+#   (CRLs), private/ (private keys of any type; rsa/ and ecdsa/ work too)
 #
 # Why it runs that way (ARCHITECTURE.md, "Test machine facts"): the kernel here has no ESP
 # transform, so charon uses kernel-libipsec (ESP in userspace over a TUN device `ipsec0`,
@@ -60,7 +64,10 @@ absdir() {
 run_swanctl() {
     local dir=$1 cmd=$2
     shift 2
-    STRONGSWAN_CONF="$dir/strongswan.conf" swanctl "$cmd" --uri "unix://$dir/charon.vici" "$@"
+    # SWANCTL_DIR: swanctl's credential directories (x509, x509ca, x509crl, private, ...) are
+    # DIR's, not /etc/swanctl's (swanctl 5.9.8 takes them from this variable, never from
+    # --file's directory).
+    SWANCTL_DIR="$dir" STRONGSWAN_CONF="$dir/strongswan.conf" swanctl "$cmd" --uri "unix://$dir/charon.vici" "$@"
 }
 
 load() {

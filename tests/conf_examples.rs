@@ -39,6 +39,8 @@ const REQUIRED_EXAMPLES: &[&str] = &[
     "fragment-example/ironsecd.toml",
     "azure-default.toml",
     "azure-bgp.toml",
+    "cert-gw-a.toml",
+    "cert-gw-b.toml",
 ];
 
 fn conf_dir() -> PathBuf {

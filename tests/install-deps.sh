@@ -14,6 +14,8 @@ apt-get update -qq
 # has no ESP transform), curve25519 (libstrongswan-extra-plugins), AES-GCM (-standard-plugins).
 # strongswan.sh runs its own charon per namespace (own /run, VICI socket, config): a system
 # charon the packages may start on a systemd host stays in the root namespace, apart.
+# strongswan-pki: strongSwan's `pki` tool (no service), with which tests/common/pki.rs makes the
+# test PKI (RSA and ECDSA CAs, gateway certificates, CRLs) of tests/interop_certs.rs.
 # ethtool: netns-scripts/bench.sh --lan-gro and tests/static_tunnel.rs turn on GRO for forwarded UDP
 # on a gateway's LAN veth, so that the TUN device hands over UDP super-packets.
 # wireguard-tools: wg(8), with which netns-scripts/bench.sh configures its boringtun peer
@@ -32,7 +34,7 @@ apt-get install -y -qq --no-install-recommends \
     iproute2 iputils-ping nftables procps iperf3 tcpdump tshark jq python3 ca-certificates gcc \
     systemd \
     strongswan-charon strongswan-swanctl libcharon-extra-plugins libstrongswan-extra-plugins \
-    libstrongswan-standard-plugins \
+    libstrongswan-standard-plugins strongswan-pki \
     wireguard-tools ethtool \
     libfaketime g++ python3-seccomp gdb libcap2-bin man-db zsh fish \
     >/dev/null

@@ -4,8 +4,9 @@
 //! the static and IKE labs ([`lab`], [`ike_lab`]), captures and pcap files ([`capture`],
 //! [`pcap`]), packet builders ([`packets`]), pingers ([`ping`]), bulk traffic ([`traffic`]),
 //! daemon log times ([`logtime`]), the outside judge of fail-closed tests ([`judge`]), the `netns-scripts` reports ([`scripts`]), BIRD 2 under guard
-//! with `birdc` queries for BGP sessions, routes and BFD sessions ([`bird`]) and strongSwan as
-//! a peer ([`strongswan`]). Everything but `strongswan` is re-exported here, so a test file says
+//! with `birdc` queries for BGP sessions, routes and BFD sessions ([`bird`]), strongSwan as
+//! a peer ([`strongswan`]) and a test PKI made with strongSwan's `pki` tool ([`pki`]).
+//! Everything but `strongswan` and `pki` is re-exported here, so a test file says
 //! `use common::*;`.
 //!
 //! Tests that need root (namespaces, TUN devices, raw sockets) are marked
@@ -31,6 +32,7 @@ mod netns;
 mod packets;
 mod pcap;
 mod ping;
+pub mod pki;
 mod process;
 mod scripts;
 mod status;
