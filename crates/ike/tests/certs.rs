@@ -12,8 +12,8 @@ use ironsec_ike::{
     Credential, Event, Identity, LocalAuth, PeerConfig, PeerTrust, Psk, RemoteAuth, SendCert,
 };
 use rcgen::{
-    BasicConstraints, CertificateParams, CertificateRevocationListParams, DnType, IsCa, KeyIdMethod,
-    KeyPair, KeyUsagePurpose, RevokedCertParams, SerialNumber, SignatureAlgorithm,
+    BasicConstraints, CertificateParams, CertificateRevocationListParams, DnType, IsCa,
+    KeyIdMethod, KeyPair, KeyUsagePurpose, RevokedCertParams, SerialNumber, SignatureAlgorithm,
 };
 
 struct Ca {
@@ -48,10 +48,17 @@ fn ca_params(cn: &str) -> CertificateParams {
 
 impl Pki {
     fn new(alg: &'static SignatureAlgorithm) -> Pki {
+        Pki::named(alg, "")
+    }
+
+    /// A PKI whose CA names start with `prefix`.
+    fn named(alg: &'static SignatureAlgorithm, prefix: &str) -> Pki {
         let root_key = KeyPair::generate_for(alg).unwrap();
-        let root = ca_params("Root CA").self_signed(&root_key).unwrap();
+        let root = ca_params(&format!("{prefix}Root CA"))
+            .self_signed(&root_key)
+            .unwrap();
         let int_key = KeyPair::generate_for(alg).unwrap();
-        let int = ca_params("Intermediate CA")
+        let int = ca_params(&format!("{prefix}Intermediate CA"))
             .signed_by(&int_key, &root, &root_key)
             .unwrap();
         Pki {
@@ -185,7 +192,9 @@ fn failure_details(events: &[Event]) -> Vec<String> {
     events
         .iter()
         .filter_map(|e| match e {
-            Event::Failure { detail, notify, .. } if *notify == NotifyType::AuthenticationFailed => {
+            Event::Failure { detail, notify, .. }
+                if *notify == NotifyType::AuthenticationFailed =>
+            {
                 Some(detail.clone())
             }
             _ => None,
@@ -204,8 +213,18 @@ fn up_ids(events: &[Event]) -> Vec<Identity> {
 }
 
 fn assert_up(net: &Net) {
-    assert_eq!(up_ids(&net.events_a).len(), 1, "A: {:?}", failure_details(&net.events_a));
-    assert_eq!(up_ids(&net.events_b).len(), 1, "B: {:?}", failure_details(&net.events_b));
+    assert_eq!(
+        up_ids(&net.events_a).len(),
+        1,
+        "A: {:?}",
+        failure_details(&net.events_a)
+    );
+    assert_eq!(
+        up_ids(&net.events_b).len(),
+        1,
+        "B: {:?}",
+        failure_details(&net.events_b)
+    );
     assert_eq!(children_up(&net.events_a).len(), 1);
     assert_eq!(children_up(&net.events_b).len(), 1);
 }
@@ -221,7 +240,12 @@ fn assert_refused_by(events: &[Event], needle: &str) {
 #[test]
 fn ecdsa_p256_chain_with_dn_identities() {
     let pki = Pki::new(&rcgen::PKCS_ECDSA_P256_SHA256);
-    let (a, b) = cert_pair(&pki, pki.valid("gw-a.example", 10), pki.valid("gw-b.example", 11), vec![]);
+    let (a, b) = cert_pair(
+        &pki,
+        pki.valid("gw-a.example", 10),
+        pki.valid("gw-b.example", 11),
+        vec![],
+    );
     let want_b = a.remote_id.clone();
     let mut net = net(a, b);
     net.initiate_a();
@@ -233,8 +257,12 @@ fn ecdsa_p256_chain_with_dn_identities() {
 fn ecdsa_p384_and_ed25519_sign_with_rfc7427() {
     for alg in [&rcgen::PKCS_ECDSA_P384_SHA384, &rcgen::PKCS_ED25519] {
         let pki = Pki::new(alg);
-        let (a, b) =
-            cert_pair(&pki, pki.valid("gw-a.example", 10), pki.valid("gw-b.example", 11), vec![]);
+        let (a, b) = cert_pair(
+            &pki,
+            pki.valid("gw-a.example", 10),
+            pki.valid("gw-b.example", 11),
+            vec![],
+        );
         let mut net = net(a, b);
         net.initiate_a();
         assert_up(&net);
@@ -244,8 +272,12 @@ fn ecdsa_p384_and_ed25519_sign_with_rfc7427() {
 #[test]
 fn fqdn_identities_in_the_san_and_wildcard_patterns() {
     let pki = Pki::new(&rcgen::PKCS_ECDSA_P256_SHA256);
-    let (mut a, mut b) =
-        cert_pair(&pki, pki.valid("gw-a.example", 10), pki.valid("gw-b.example", 11), vec![]);
+    let (mut a, mut b) = cert_pair(
+        &pki,
+        pki.valid("gw-a.example", 10),
+        pki.valid("gw-b.example", 11),
+        vec![],
+    );
     a.local_id = Identity::parse("gw-a.example");
     b.local_id = Identity::parse("gw-b.example");
     a.remote_id = Identity::parse("*.example");
@@ -264,8 +296,12 @@ fn fqdn_identities_in_the_san_and_wildcard_patterns() {
 #[test]
 fn certificate_one_way_psk_the_other() {
     let pki = Pki::new(&rcgen::PKCS_ECDSA_P256_SHA256);
-    let (mut a, mut b) =
-        cert_pair(&pki, pki.valid("gw-a.example", 10), pki.valid("gw-b.example", 11), vec![]);
+    let (mut a, mut b) = cert_pair(
+        &pki,
+        pki.valid("gw-a.example", 10),
+        pki.valid("gw-b.example", 11),
+        vec![],
+    );
     // B proves itself with the PSK, A with its certificate.
     let psk = Psk::new(b"a long enough pre-shared key".to_vec());
     b.local_auth = LocalAuth::Psk(psk.clone());
@@ -324,7 +360,9 @@ fn revoked_initiator_is_refused_by_the_responder() {
     assert!(up_ids(&net.events_b).is_empty());
     assert_refused_by(&net.events_b, "revoked");
     // A hears AUTHENTICATION_FAILED.
-    assert!(failure_details(&net.events_a).iter().any(|d| d.contains("rejected")));
+    assert!(failure_details(&net.events_a)
+        .iter()
+        .any(|d| d.contains("rejected")));
 }
 
 #[test]
@@ -357,28 +395,56 @@ fn expired_and_not_yet_valid_certificates_are_refused() {
 fn the_engine_clock_decides_expiry() {
     // Valid now; ten years on (the wall clock moved with the engine's `now`) it is not.
     let pki = Pki::new(&rcgen::PKCS_ECDSA_P256_SHA256);
-    let (a, b) = cert_pair(&pki, pki.valid("gw-a.example", 10), pki.valid("gw-b.example", 11), vec![]);
-    let mut n = Net::new(a, b);
-    let later = n.now + Duration::from_secs(40 * 365 * 86400);
-    n.a.set_wall_clock(later, unix_now() + 40 * 365 * 86400);
-    n.b.set_wall_clock(later, unix_now() + 40 * 365 * 86400);
+    let (a, b) = cert_pair(
+        &pki,
+        pki.valid("gw-a.example", 10),
+        pki.valid("gw-b.example", 11),
+        vec![],
+    );
+    let mut n = net(a, b);
+    // Set once, at the start; the engine's `now` then moves on by forty years.
+    n.now += Duration::from_secs(40 * 365 * 86400);
     n.initiate_a();
-    assert_refused_by(&n.events_a, "expired");
+    // B checks A's certificate first (IKE_AUTH request) and refuses it.
+    assert_refused_by(&n.events_b, "expired");
 }
 
 #[test]
 fn unknown_issuer_and_wrong_identity_are_refused() {
     let pki = Pki::new(&rcgen::PKCS_ECDSA_P256_SHA256);
-    let other = Pki::new(&rcgen::PKCS_ECDSA_P256_SHA256);
+    let other = Pki::named(&rcgen::PKCS_ECDSA_P256_SHA256, "Other ");
     // B's certificate comes from another PKI.
-    let (a, mut b) = cert_pair(&pki, pki.valid("gw-a.example", 10), other.valid("gw-b.example", 11), vec![]);
+    let (a, mut b) = cert_pair(
+        &pki,
+        pki.valid("gw-a.example", 10),
+        other.valid("gw-b.example", 11),
+        vec![],
+    );
     b.remote_auth = RemoteAuth::Pubkey(pki.trust(vec![]));
     let mut n = net(a, b);
     n.initiate_a();
     assert_refused_by(&n.events_a, "not a trusted CA");
 
+    // Same CA names, other keys: the signature check catches it.
+    let same_names = Pki::new(&rcgen::PKCS_ECDSA_P256_SHA256);
+    let (a, mut b) = cert_pair(
+        &pki,
+        pki.valid("gw-a.example", 10),
+        same_names.valid("gw-b.example", 11),
+        vec![],
+    );
+    b.remote_auth = RemoteAuth::Pubkey(pki.trust(vec![]));
+    let mut n = net(a, b);
+    n.initiate_a();
+    assert_refused_by(&n.events_a, "does not verify");
+
     // A valid certificate, but for mallory: A expects gw-b.
-    let (a, b) = cert_pair(&pki, pki.valid("gw-a.example", 10), pki.valid("mallory.example", 13), vec![]);
+    let (a, b) = cert_pair(
+        &pki,
+        pki.valid("gw-a.example", 10),
+        pki.valid("mallory.example", 13),
+        vec![],
+    );
     let mut a = a;
     a.remote_id = Identity::parse("C=CH, O=ironsec test, CN=gw-b.example");
     let mut n = net(a, b);
@@ -390,8 +456,12 @@ fn unknown_issuer_and_wrong_identity_are_refused() {
 fn a_certificate_that_does_not_carry_the_identity_is_refused() {
     // B claims gw-b.example as FQDN but its certificate names only mallory.example.
     let pki = Pki::new(&rcgen::PKCS_ECDSA_P256_SHA256);
-    let (mut a, mut b) =
-        cert_pair(&pki, pki.valid("gw-a.example", 10), pki.valid("mallory.example", 13), vec![]);
+    let (mut a, mut b) = cert_pair(
+        &pki,
+        pki.valid("gw-a.example", 10),
+        pki.valid("mallory.example", 13),
+        vec![],
+    );
     b.local_id = Identity::parse("gw-b.example");
     a.remote_id = Identity::parse("gw-b.example");
     let mut n = net(a, b);
@@ -402,7 +472,12 @@ fn a_certificate_that_does_not_carry_the_identity_is_refused() {
 #[test]
 fn without_a_wall_clock_certificates_are_refused() {
     let pki = Pki::new(&rcgen::PKCS_ECDSA_P256_SHA256);
-    let (a, b) = cert_pair(&pki, pki.valid("gw-a.example", 10), pki.valid("gw-b.example", 11), vec![]);
+    let (a, b) = cert_pair(
+        &pki,
+        pki.valid("gw-a.example", 10),
+        pki.valid("gw-b.example", 11),
+        vec![],
+    );
     let mut n = Net::new(a, b);
     n.initiate_a();
     assert_refused_by(&n.events_b, "wall-clock");
@@ -411,8 +486,12 @@ fn without_a_wall_clock_certificates_are_refused() {
 #[test]
 fn a_psk_peer_cannot_pass_where_a_certificate_is_required() {
     let pki = Pki::new(&rcgen::PKCS_ECDSA_P256_SHA256);
-    let (mut a, b) =
-        cert_pair(&pki, pki.valid("gw-a.example", 10), pki.valid("gw-b.example", 11), vec![]);
+    let (mut a, b) = cert_pair(
+        &pki,
+        pki.valid("gw-a.example", 10),
+        pki.valid("gw-b.example", 11),
+        vec![],
+    );
     a.local_auth = LocalAuth::Psk(Psk::new(b"a long enough pre-shared key".to_vec()));
     a.local_id = Identity::parse("gw-a.example");
     let mut b = b;
