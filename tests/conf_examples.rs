@@ -116,7 +116,15 @@ fn toml_files(dir: &Path, rel: &Path, out: &mut Vec<PathBuf>) {
 
 /// Writes the secret files `file`'s connections name (relative to `file`'s directory; absolute
 /// ones are moved under `abs_dir` and `file` rewritten to point there). Returns the number of
-/// connections and every secret written (PSK text and key hex), to look for in the output.
+/// connections and every secret written (PSK text, key hex, private key PEM), to look for in the
+/// output.
+///
+/// A connection with a `local_key` gets a new private key and a certificate for it in place of
+/// the shipped example PKI's (conf/pki/): subject `C=CH, O=ironsec test, CN=NAME` and
+/// subjectAltName NAME, where NAME is the shipped certificate's file name without `.pem`, as
+/// conf/pki/make-pki.sh names them, issued by a new CA that is the gateway's only trust anchor
+/// (`ca_dir`); `crl_dir` is an empty directory. Every one of these paths is rewritten to one
+/// under `abs_dir`, relative or not.
 fn supply_secrets(file: &Path, abs_dir: &Path, secrets: &mut Vec<String>) -> usize {
     let mut text = std::fs::read_to_string(file).unwrap();
     let table: toml::Table = text
@@ -150,6 +158,8 @@ fn supply_secrets(file: &Path, abs_dir: &Path, secrets: &mut Vec<String>) -> usi
             base.join(named)
         }
     };
+    // (name, PEM) of each certificate made for a local_key: the gateway's trust anchors.
+    let mut anchors: Vec<(String, String)> = Vec::new();
     for c in &conns {
         if let Some(p) = c.get("psk_file").and_then(|v| v.as_str()) {
             let to = place(p, &mut text);
@@ -178,9 +188,82 @@ fn supply_secrets(file: &Path, abs_dir: &Path, secrets: &mut Vec<String>) -> usi
             }
             write(&to, &body, 0o600);
         }
+        if let Some(p) = c.get("local_key").and_then(|v| v.as_str()) {
+            let cert_named = c["local_cert"]
+                .as_str()
+                .expect("local_key without local_cert");
+            let name = Path::new(cert_named)
+                .file_name()
+                .unwrap()
+                .to_str()
+                .unwrap()
+                .trim_end_matches(".pem")
+                .to_string();
+            let key = rcgen::KeyPair::generate().unwrap();
+            let mut params = rcgen::CertificateParams::new(vec![name.clone()]).unwrap();
+            let mut dn = rcgen::DistinguishedName::new();
+            dn.push(rcgen::DnType::CountryName, "CH");
+            dn.push(rcgen::DnType::OrganizationName, "ironsec test");
+            dn.push(rcgen::DnType::CommonName, name.as_str());
+            params.distinguished_name = dn;
+            let ca_key = rcgen::KeyPair::generate().unwrap();
+            let mut ca_params = rcgen::CertificateParams::new(vec![]).unwrap();
+            ca_params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+            ca_params
+                .distinguished_name
+                .push(rcgen::DnType::CommonName, format!("{name} test CA"));
+            let ca = ca_params.self_signed(&ca_key).unwrap();
+            let cert = params.signed_by(&key, &ca, &ca_key).unwrap();
+            let key_pem = key.serialize_pem();
+            let key_to = rewrite_path(&mut text, p, abs_dir, file);
+            write(&key_to, &key_pem, 0o600);
+            secrets.extend(
+                key_pem
+                    .lines()
+                    .filter(|l| !l.starts_with("-----"))
+                    .map(str::to_string),
+            );
+            let cert_to = rewrite_path(&mut text, cert_named, abs_dir, file);
+            write(&cert_to, &cert.pem(), 0o644);
+            anchors.push((name, ca.pem()));
+        }
+    }
+    if !anchors.is_empty() {
+        let gateway = table.get("gateway").and_then(|g| g.as_table());
+        let dir_named = |k: &str| gateway.and_then(|g| g.get(k)).and_then(|v| v.as_str());
+        for (k, certs) in [("ca_dir", &anchors[..]), ("crl_dir", &[][..])] {
+            if let Some(named) = dir_named(k) {
+                let to = rewrite_path(&mut text, named, abs_dir, file);
+                std::fs::remove_file(&to).unwrap();
+                std::fs::create_dir(&to).unwrap();
+                for (name, pem) in certs {
+                    write(&to.join(format!("{name}.pem")), pem, 0o644);
+                }
+            }
+        }
     }
     std::fs::write(file, text).unwrap();
     conns.len()
+}
+
+/// Rewrites the value `"named"` in `text` to a new path under `abs_dir`, reserved as an empty
+/// file, and returns it.
+fn rewrite_path(text: &mut String, named: &str, abs_dir: &Path, file: &Path) -> PathBuf {
+    std::fs::create_dir_all(abs_dir).unwrap();
+    let n = std::fs::read_dir(abs_dir).map_or(0, |d| d.count());
+    let to = abs_dir.join(format!(
+        "{n}-{}",
+        Path::new(named).file_name().unwrap().to_str().unwrap()
+    ));
+    let quoted = format!("\"{named}\"");
+    assert!(
+        text.contains(&quoted),
+        "{}: {quoted} not found",
+        file.display()
+    );
+    *text = text.replace(&quoted, &format!("\"{}\"", to.display()));
+    std::fs::write(&to, "").unwrap();
+    to
 }
 
 /// The main files under conf/ (a file in a conf.d directory is a fragment, checked with its
@@ -213,7 +296,7 @@ fn named_secrets(file: &Path) -> Vec<(String, PathBuf)> {
         .unwrap_or_default();
     let mut out = Vec::new();
     for (i, c) in conns.iter().enumerate() {
-        for k in ["psk_file", "keys_file"] {
+        for k in ["psk_file", "keys_file", "local_key"] {
             if let Some(p) = c.get(k).and_then(|v| v.as_str()) {
                 out.push((
                     format!("connection[{i}].{k}"),

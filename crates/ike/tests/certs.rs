@@ -9,7 +9,8 @@ use ironsec_ike::pki::{Certificate, Crl, PrivateKey, TrustStore};
 use ironsec_ike::testkit::*;
 use ironsec_ike::wire::NotifyType;
 use ironsec_ike::{
-    Credential, Event, Identity, LocalAuth, PeerConfig, PeerTrust, Psk, RemoteAuth, SendCert,
+    CloseReason, Credential, Event, Identity, LocalAuth, PeerConfig, PeerTrust, Psk, RemoteAuth,
+    SendCert,
 };
 use rcgen::{
     BasicConstraints, CertificateParams, CertificateRevocationListParams, DnType, IsCa,
@@ -344,6 +345,20 @@ fn revoked_certificate_is_refused_with_the_reason() {
     assert!(up_ids(&net.events_a).is_empty());
     assert_refused_by(&net.events_a, "revoked");
     assert_refused_by(&net.events_a, "CN=gw-b.example");
+    // B, the responder, had its IKE SA up after its IKE_AUTH response; A's INFORMATIONAL
+    // with AUTHENTICATION_FAILED (RFC 7296 2.21.2) takes it down at once, not at DPD.
+    assert_refused_by(&net.events_b, "peer rejected our authentication");
+    assert!(
+        net.events_b.iter().any(|e| matches!(
+            e,
+            Event::IkeSaDown {
+                reason: CloseReason::Refused(NotifyType::AuthenticationFailed),
+                ..
+            }
+        )),
+        "B's IKE SA is not down: {:?}",
+        net.events_b
+    );
 }
 
 #[test]

@@ -101,6 +101,7 @@ impl IkeSa {
         let Some(peer_id) = Identity::from_payload(idr).filter(|id| conn.remote_id.matches(id))
         else {
             let seen = Identity::describe(idr);
+            self.notify_authentication_failed(ctx);
             self.fail(
                 ctx,
                 NotifyType::AuthenticationFailed,
@@ -126,6 +127,7 @@ impl IkeSa {
             &payloads.certs(),
         );
         if let Err(detail) = checked {
+            self.notify_authentication_failed(ctx);
             self.fail(ctx, NotifyType::AuthenticationFailed, detail);
             return;
         }

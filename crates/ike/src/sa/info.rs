@@ -2,10 +2,31 @@
 
 use super::{Ctx, IkeSa, Request, State};
 use crate::events::CloseReason;
-use crate::wire::{DeletePayload, ExchangeType, Payload, ProtocolId};
+use crate::wire::{DeletePayload, ExchangeType, NotifyType, Payload, Payloads, ProtocolId};
 
 impl IkeSa {
     pub(crate) fn informational_request(&mut self, ctx: &mut Ctx, id: u32, payloads: &[Payload]) {
+        // RFC 7296 §2.21.2: an initiator that cannot authenticate us (our certificate revoked
+        // or expired, or its signature check failed) tells us so in an INFORMATIONAL after our
+        // IKE_AUTH response; strongSwan then forgets the IKE SA without waiting for an answer.
+        // Without this our half would stay up until DPD noticed.
+        if payloads.notify(NotifyType::AuthenticationFailed).is_some() {
+            self.send_response(ctx, ExchangeType::Informational, id, &[]);
+            let local_id = self
+                .conn
+                .as_ref()
+                .map_or_else(String::new, |c| c.local_id.to_string());
+            self.fail(
+                ctx,
+                NotifyType::AuthenticationFailed,
+                format!(
+                    "peer rejected our authentication as '{local_id}' after IKE_AUTH \
+                     (our certificate, its chain or revocation status, or our signature; \
+                     the peer's log says which)"
+                ),
+            );
+            return;
+        }
         let mut response = Vec::new();
         let mut delete_ike = false;
         let mut ours = Vec::new();
@@ -43,6 +64,23 @@ impl IkeSa {
         self.send_response(ctx, ExchangeType::Informational, id, &response);
         for spi in ours {
             self.remove_child(ctx, spi, CloseReason::PeerDeleted);
+        }
+    }
+
+    /// Tells the peer, in an INFORMATIONAL request nobody waits for, that we refuse its
+    /// authentication (RFC 7296 §2.21.2), so that a responder whose IKE_AUTH response we reject
+    /// drops the IKE SA it already considers up. Sent once: the IKE SA is closed right after.
+    pub(crate) fn notify_authentication_failed(&mut self, ctx: &mut Ctx) {
+        let id = self.next_request_id;
+        let header = self.header(ExchangeType::Informational, false, id);
+        let n = Payload::notify(NotifyType::AuthenticationFailed, Vec::new());
+        let Some(datagrams) = self.seal_datagrams(ctx.cfg, ctx.rng, &header, &[n]) else {
+            return;
+        };
+        self.next_request_id = self.next_request_id.wrapping_add(1);
+        ctx.stats.requests_sent += 1;
+        for d in datagrams {
+            self.transmit(ctx, d);
         }
     }
 

@@ -433,12 +433,17 @@ fn validate(
         for (name, path) in [
             ("psk_file", &schema.psk_file),
             ("keys_file", &schema.keys_file),
+            ("local_key", &schema.local_key),
         ] {
             let Some(path) = path.as_deref().filter(|p| keys::is_example(p)) else {
                 continue;
             };
             let how = if name == "psk_file" {
                 format!("rm {0} && ironsecctl genpsk {0}", path.display())
+            } else if name == "local_key" {
+                "make a key and certificate of your own (README, \"Certificates\": \
+                 conf/pki/make-pki.sh) and point local_cert and local_key at them"
+                    .to_string()
             } else {
                 "put keys of your own in it (README, keying = \"static\") and chmod 600 it"
                     .to_string()
