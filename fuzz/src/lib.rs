@@ -38,3 +38,43 @@ pub fn config_fixture_dir() -> std::path::PathBuf {
 }
 
 pub mod tun_offload;
+
+/// The `ike_auth_certs` target's wall clock: 2027-06-01 00:00:00 UTC, inside every fixture
+/// certificate's validity period.
+pub const CERT_AUTH_UNIX: i64 = 1_811_808_000;
+
+/// The `ike_auth_certs` target's responder check: the fixture trust anchors (ECDSA and RSA
+/// roots) and their intermediates' CRLs (fuzz/fixtures/certauth/).
+pub fn cert_auth() -> &'static ironsec_ike::testkit::certauth::CertAuth {
+    use ironsec_ike::pki::{Certificate, Crl, TrustStore};
+    static AUTH: std::sync::OnceLock<ironsec_ike::testkit::certauth::CertAuth> =
+        std::sync::OnceLock::new();
+    AUTH.get_or_init(|| {
+        let anchors = [
+            &include_bytes!("../fixtures/certauth/ecdsa-root.der")[..],
+            &include_bytes!("../fixtures/certauth/rsa-root.der")[..],
+        ]
+        .iter()
+        .map(|d| Certificate::from_der(d).expect("fixture root"))
+        .collect();
+        let crls = [
+            &include_bytes!("../fixtures/certauth/ecdsa-int.crl.der")[..],
+            &include_bytes!("../fixtures/certauth/rsa-int.crl.der")[..],
+        ]
+        .iter()
+        .map(|d| Crl::from_der(d).expect("fixture CRL"))
+        .collect();
+        ironsec_ike::testkit::certauth::CertAuth::new(TrustStore::new(anchors, crls), None)
+    })
+}
+
+/// One `ike_auth_certs` input: never a panic, and a refusal's reason (it is logged) never
+/// carries a control character, whatever the certificates and identities say.
+pub fn run_cert_auth(data: &[u8]) {
+    if let Some(Err(why)) = cert_auth().check(CERT_AUTH_UNIX, data) {
+        assert!(
+            !why.chars().any(char::is_control),
+            "control character in a refusal reason: {why:?}"
+        );
+    }
+}

@@ -9,6 +9,7 @@
 //! - [`responder`]: the fixed responder the `ike_responder` fuzz target drives, and its input
 //!   framing, so that fuzz inputs replay byte for byte in regression tests.
 
+pub mod certauth;
 pub mod responder;
 
 use std::net::SocketAddr;
