@@ -955,3 +955,231 @@ fn bad_configs_are_refused_with_file_key_and_reason() {
     }
     assert!(failures.is_empty(), "{}", failures.join("\n\n"));
 }
+
+// ------------------------------------------------------------------------------------------
+// Bad certificate configs: conf/cert-gw-a.toml with a PKI of its own (rcgen), one thing broken
+// per case, and every error of a file in one run.
+
+/// conf/cert-gw-a.toml in a temporary directory with its own CA, certificate and key.
+struct CertLab {
+    /// Removed with the lab.
+    _dir: TempDir,
+    cfg: PathBuf,
+    cert: PathBuf,
+    key: PathBuf,
+    other_key: PathBuf,
+    ca_dir: PathBuf,
+}
+
+impl CertLab {
+    fn new() -> CertLab {
+        let dir = TempDir::new("cert");
+        let ca_key = rcgen::KeyPair::generate().unwrap();
+        let mut ca = rcgen::CertificateParams::new(vec![]).unwrap();
+        ca.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+        ca.distinguished_name
+            .push(rcgen::DnType::CommonName, "conf-examples CA");
+        let ca = ca.self_signed(&ca_key).unwrap();
+        let key = rcgen::KeyPair::generate().unwrap();
+        let mut ee = rcgen::CertificateParams::new(vec!["gw-a.example".to_string()]).unwrap();
+        let mut dn = rcgen::DistinguishedName::new();
+        dn.push(rcgen::DnType::CountryName, "CH");
+        dn.push(rcgen::DnType::OrganizationName, "ironsec test");
+        dn.push(rcgen::DnType::CommonName, "gw-a.example");
+        ee.distinguished_name = dn;
+        let ee = ee.signed_by(&key, &ca, &ca_key).unwrap();
+        let ca_dir = dir.0.join("cacerts");
+        std::fs::create_dir(&ca_dir).unwrap();
+        write(&ca_dir.join("ca.pem"), &ca.pem(), 0o644);
+        std::fs::create_dir(dir.0.join("crls")).unwrap();
+        let cert = dir.0.join("gw-a.pem");
+        write(&cert, &ee.pem(), 0o644);
+        let key_file = dir.0.join("gw-a.key");
+        write(&key_file, &key.serialize_pem(), 0o600);
+        let other_key = dir.0.join("other.key");
+        write(
+            &other_key,
+            &rcgen::KeyPair::generate().unwrap().serialize_pem(),
+            0o600,
+        );
+        let cfg = dir.0.join("cert-gw-a.toml");
+        let text = std::fs::read_to_string(conf_dir().join("cert-gw-a.toml")).unwrap();
+        let text = text
+            .replace("\"pki/cacerts\"", &format!("\"{}\"", ca_dir.display()))
+            .replace(
+                "\"pki/crls\"",
+                &format!("\"{}\"", dir.0.join("crls").display()),
+            )
+            .replace(
+                "\"pki/certs/gw-a.example.pem\"",
+                &format!("\"{}\"", cert.display()),
+            )
+            .replace(
+                "\"pki/private/gw-a.example.key\"",
+                &format!("\"{}\"", key_file.display()),
+            );
+        write(&cfg, &text, 0o644);
+        CertLab {
+            _dir: dir,
+            cfg,
+            cert,
+            key: key_file,
+            other_key,
+            ca_dir,
+        }
+    }
+
+    fn edit(&self, f: impl FnOnce(String) -> String) {
+        let t = std::fs::read_to_string(&self.cfg).unwrap();
+        write(&self.cfg, &f(t), 0o644);
+    }
+
+    /// Replaces the line that starts with `key =` in the connection.
+    fn set(&self, key: &str, value: &str) {
+        self.edit(|t| {
+            t.lines()
+                .map(|l| {
+                    if l.starts_with(&format!("{key} =")) {
+                        format!("{key} = {value}")
+                    } else {
+                        l.to_string()
+                    }
+                })
+                .collect::<Vec<_>>()
+                .join("\n")
+                + "\n"
+        });
+    }
+}
+
+#[test]
+fn bad_certificate_configs_are_refused_with_file_key_and_reason() {
+    let lab = CertLab::new();
+    let out = check(&lab.cfg, &[]);
+    let (stdout, stderr) = text(&out);
+    assert_eq!(out.status.code(), Some(0), "{stdout}\n{stderr}");
+    let cfg = lab.cfg.display().to_string();
+    let q = |p: &Path| format!("\"{}\"", p.display());
+    // (what, edit, the error lines expected: each a prefix "FILE: KEY: " and a part of the
+    // reason).
+    type Edit<'a> = Box<dyn Fn(&CertLab) + 'a>;
+    let cases: Vec<(&str, Edit, Vec<(&str, String)>)> = vec![
+        (
+            "a key that is not the certificate's",
+            Box::new(|l| l.set("local_key", &q(&l.other_key))),
+            vec![(
+                "connection[0].local_key",
+                format!(
+                    "{} is not the key of {} ('C=CH, O=ironsec test, CN=gw-a.example')",
+                    lab.other_key.display(),
+                    lab.cert.display()
+                ),
+            )],
+        ),
+        (
+            "a local_id the certificate does not carry",
+            Box::new(|l| l.set("local_id", "\"gw-z.example\"")),
+            vec![(
+                "connection[0].local_id",
+                "'gw-z.example' is neither the subject nor a subjectAltName of local_cert"
+                    .to_string(),
+            )],
+        ),
+        (
+            "a group-readable private key",
+            Box::new(|l| {
+                std::fs::set_permissions(&l.key, std::fs::Permissions::from_mode(0o640)).unwrap()
+            }),
+            vec![(
+                "connection[0].local_key",
+                format!(
+                    "{}: permissions 0640 let its group read this secret file",
+                    lab.key.display()
+                ),
+            )],
+        ),
+        (
+            "a missing certificate file",
+            Box::new(|l| std::fs::remove_file(&l.cert).unwrap()),
+            vec![(
+                "connection[0].local_cert",
+                format!("{}", lab.cert.display()),
+            )],
+        ),
+        (
+            "an end-entity certificate in ca_dir",
+            Box::new(|l| {
+                std::fs::copy(&l.cert, l.ca_dir.join("gw-a.pem"))
+                    .map(drop)
+                    .unwrap()
+            }),
+            vec![(
+                "gateway.ca_dir",
+                "'C=CH, O=ironsec test, CN=gw-a.example' is not a CA certificate".to_string(),
+            )],
+        ),
+        (
+            "a certificate without its private key",
+            Box::new(|l| l.edit(|t| t.replace("local_key =", "# local_key ="))),
+            vec![(
+                "connection[0].local_key",
+                "required with local_auth = \"pubkey\"".to_string(),
+            )],
+        ),
+        (
+            "a garbage private key",
+            Box::new(|l| write(&l.key, "not a key\n", 0o600)),
+            vec![(
+                "connection[0].local_key",
+                format!("{}: ", lab.key.display()),
+            )],
+        ),
+        (
+            "all at once: wrong key, unknown local_id, end entity in ca_dir",
+            Box::new(|l| {
+                l.set("local_key", &q(&l.other_key));
+                l.set("local_id", "\"gw-z.example\"");
+                std::fs::copy(&l.cert, l.ca_dir.join("gw-a.pem")).unwrap();
+            }),
+            vec![
+                ("gateway.ca_dir", "is not a CA certificate".to_string()),
+                ("connection[0].local_key", "is not the key of".to_string()),
+            ],
+        ),
+    ];
+    let mut failures = Vec::new();
+    for (what, edit, want) in cases {
+        let lab = CertLab::new();
+        edit(&lab);
+        let out = check(&lab.cfg, &[]);
+        let (stdout, stderr) = text(&out);
+        let cfg_here = lab.cfg.display().to_string();
+        if out.status.code() != Some(1) {
+            failures.push(format!(
+                "{what}: exit {:?}\n{stdout}\n{stderr}",
+                out.status.code()
+            ));
+            continue;
+        }
+        for (key, reason) in &want {
+            let prefix = format!("{cfg_here}: {key}: ");
+            let reason = reason.replace(&lab_dir(&cfg), &lab_dir(&cfg_here));
+            if !stderr
+                .lines()
+                .any(|l| l.starts_with(&prefix) && l.contains(reason.as_str()))
+            {
+                failures.push(format!("{what}: no `{prefix}...{reason}...` in\n{stderr}"));
+            }
+        }
+        if stderr.contains("PRIVATE KEY") {
+            failures.push(format!("{what}: key material in the output: {stderr}"));
+        }
+        drop(lab);
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n\n"));
+}
+
+/// The temporary directory of a CertLab's config file, to carry expected paths over.
+fn lab_dir(cfg: &str) -> String {
+    Path::new(cfg).parent().unwrap().display().to_string()
+}
