@@ -18,6 +18,20 @@ pub enum CertError {
     Malformed(String),
 }
 
+/// Extensions validation acts on, or that may be critical without changing what IKE should
+/// accept: keyUsage, subjectAltName, basicConstraints, extendedKeyUsage (IPsec has no EKU rule:
+/// RFC 4945 §5.1.3.12 says not to refuse over it), subjectKeyIdentifier and
+/// authorityKeyIdentifier (identifiers only). Name constraints, policy constraints and the
+/// like are not enforced, so a certificate marking them critical is refused in a chain.
+const UNDERSTOOD_EXTENSIONS: &[&str] = &[
+    "2.5.29.15", // keyUsage
+    "2.5.29.17", // subjectAltName
+    "2.5.29.19", // basicConstraints
+    "2.5.29.37", // extendedKeyUsage
+    "2.5.29.14", // subjectKeyIdentifier
+    "2.5.29.35", // authorityKeyIdentifier
+];
+
 /// A parsed certificate. Cheap to clone (the DER and parsed fields are shared).
 #[derive(Clone, Debug)]
 pub struct Certificate {
@@ -46,6 +60,9 @@ struct Inner {
     /// Whether basicConstraints is there at all: a legacy (v1) self-signed root has none and
     /// is still accepted as a trust anchor.
     has_basic_constraints: bool,
+    /// OIDs (dotted) of critical extensions this crate does not act on (RFC 5280 §4.2: a
+    /// certificate with one must be refused when it is used in a chain).
+    unsupported_critical: Vec<String>,
     path_len: Option<u32>,
     /// keyUsage bits as x509-parser numbers them; None when the extension is absent.
     key_usage: Option<x509_parser::extensions::KeyUsage>,
@@ -155,6 +172,13 @@ impl Certificate {
             }
         }
         let bc = cert.basic_constraints().map_err(ext_err)?;
+        let unsupported_critical = cert
+            .extensions()
+            .iter()
+            .filter(|e| e.critical)
+            .map(|e| e.oid.to_id_string())
+            .filter(|oid| !UNDERSTOOD_EXTENSIONS.contains(&oid.as_str()))
+            .collect();
         let key_usage = cert.key_usage().map_err(ext_err)?.map(|k| *k.value);
         let inner = Inner {
             subject: name(&tbs.subject),
@@ -171,6 +195,7 @@ impl Certificate {
             signature: cert.signature_value.data.to_vec(),
             ca: bc.as_ref().is_some_and(|b| b.value.ca),
             has_basic_constraints: bc.is_some(),
+            unsupported_critical,
             path_len: bc.and_then(|b| b.value.path_len_constraint),
             key_usage,
             der: der.to_vec(),
@@ -249,6 +274,12 @@ impl Certificate {
     pub fn path_len(&self) -> Option<u32> {
         self.inner.path_len
     }
+    /// Critical extensions (dotted OIDs) that validation does not understand: a chain through
+    /// this certificate is refused.
+    pub fn unsupported_critical_extensions(&self) -> &[String] {
+        &self.inner.unsupported_critical
+    }
+
     pub(crate) fn has_basic_constraints(&self) -> bool {
         self.inner.has_basic_constraints
     }

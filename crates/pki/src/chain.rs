@@ -47,6 +47,8 @@ pub enum ChainError {
     PathLen { subject: String },
     #[error("certificate '{subject}': key usage does not allow digitalSignature")]
     KeyUsage { subject: String },
+    #[error("certificate '{subject}' has a critical extension ironsec does not enforce ({oid})")]
+    UnsupportedCritical { subject: String, oid: String },
     #[error("certificate chain longer than {0}")]
     TooLong(usize),
 }
@@ -172,6 +174,15 @@ impl TrustStore {
     fn check_path(&self, path: &[Certificate], now: i64) -> Result<(), ChainError> {
         for cert in path {
             check_time(cert, now)?;
+        }
+        // RFC 5280 §4.2; the anchor is configured, not checked.
+        for cert in &path[..path.len() - 1] {
+            if let Some(oid) = cert.unsupported_critical_extensions().first() {
+                return Err(ChainError::UnsupportedCritical {
+                    subject: cert.subject().to_string(),
+                    oid: oid.clone(),
+                });
+            }
         }
         for (i, issuer) in path.iter().enumerate().skip(1) {
             let subject = issuer.subject().to_string();
@@ -525,6 +536,39 @@ mod tests {
                 subject: "C=CH, O=ironsec, CN=gw-g".into()
             }
         );
+    }
+
+    #[test]
+    fn unknown_critical_extensions_are_refused_non_critical_ones_ignored() {
+        let p = pki(&P256, &P256, &P256);
+        let with = |critical: bool| {
+            let mut ep = end_params("gw-x", 9);
+            let mut ext =
+                rcgen::CustomExtension::from_oid_content(&[1, 3, 6, 1, 4, 1, 99999, 1], vec![5, 0]);
+            ext.set_criticality(critical);
+            ep.custom_extensions = vec![ext];
+            issue(ep, &p.end_key, &p.inter)
+        };
+        let inter = [p.inter.parsed()];
+        let critical = with(true);
+        assert_eq!(
+            critical.unsupported_critical_extensions(),
+            ["1.3.6.1.4.1.99999.1".to_string()]
+        );
+        let err = store(&p, vec![])
+            .validate(&critical, &inter, NOW)
+            .unwrap_err();
+        assert_eq!(
+            err,
+            ChainError::UnsupportedCritical {
+                subject: "C=CH, O=ironsec, CN=gw-x".into(),
+                oid: "1.3.6.1.4.1.99999.1".into()
+            }
+        );
+        assert!(err.to_string().contains("critical extension"));
+        let plain = with(false);
+        assert!(plain.unsupported_critical_extensions().is_empty());
+        assert!(store(&p, vec![]).validate(&plain, &inter, NOW).is_ok());
     }
 
     #[test]
