@@ -10,7 +10,6 @@
 //! intermediate). The generator checks each verdict with the target's own responder.
 
 use std::path::Path;
-use std::sync::Arc;
 
 use ironsec_fuzz::{cert_auth, CERT_AUTH_UNIX};
 use ironsec_ike::pki::{Certificate, PrivateKey};
@@ -38,11 +37,7 @@ fn main() {
         let ee = cert(&format!("{kind}-ee.der"));
         let int = cert(&format!("{kind}-int.der"));
         let cred = |chain: Vec<Certificate>| {
-            Arc::new(Credential {
-                chain,
-                key: key(&format!("{kind}-ee.key")),
-                send_cert: SendCert::Always,
-            })
+            Credential::new(chain, key(&format!("{kind}-ee.key")), SendCert::Always)
         };
         let dn = Identity::Dn(ee.subject().clone());
         let fqdn = Identity::parse(&format!("gw.{kind}.example"));

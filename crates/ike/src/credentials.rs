@@ -13,7 +13,72 @@ use crate::config::{Identity, Psk};
 #[derive(Clone, Debug)]
 pub enum LocalAuth {
     Psk(Psk),
-    Pubkey(Arc<Credential>),
+    Pubkey(Credentials),
+}
+
+/// A connection's certificates, in configured order; never empty. Several are for a peer
+/// population that trusts different CAs (a CA migration, two partners' PKIs): each negotiation
+/// uses the first whose CA the peer named in its CERTREQ (RFC 7296 §3.7), else the first.
+#[derive(Clone, Debug)]
+pub struct Credentials(Arc<[Choice]>);
+
+#[derive(Debug)]
+struct Choice {
+    cred: Arc<Credential>,
+    /// The CAs above the certificate as a peer names them in a CERTREQ (SHA-1 of their
+    /// SubjectPublicKeyInfo): its intermediates and the trust anchors that issued the topmost.
+    ca_hashes: Vec<[u8; 20]>,
+}
+
+impl Credentials {
+    /// One certificate: nothing to choose.
+    pub fn one(c: Credential) -> Credentials {
+        Credentials::new(vec![Arc::new(c)], &[]).expect("one credential")
+    }
+
+    /// `all` in order of preference, matched against CERTREQs by their intermediates and by
+    /// those of `anchors` (our trust anchors: usually our own root is among them) that issued
+    /// their topmost certificate. None when `all` is empty.
+    pub fn new(all: Vec<Arc<Credential>>, anchors: &[Certificate]) -> Option<Credentials> {
+        if all.is_empty() {
+            return None;
+        }
+        let choices: Vec<Choice> = all
+            .into_iter()
+            .map(|cred| {
+                let mut ca_hashes: Vec<[u8; 20]> =
+                    cred.chain.iter().skip(1).map(|c| c.spki_sha1()).collect();
+                if let Some(top) = cred.chain.last() {
+                    ca_hashes.extend(
+                        anchors
+                            .iter()
+                            .filter(|a| a.subject() == top.issuer() && top.signed_by(a).is_ok())
+                            .map(|a| a.spki_sha1()),
+                    );
+                }
+                Choice { cred, ca_hashes }
+            })
+            .collect();
+        Some(Credentials(choices.into()))
+    }
+
+    pub fn all(&self) -> impl Iterator<Item = &Arc<Credential>> {
+        self.0.iter().map(|c| &c.cred)
+    }
+
+    /// The default: the first configured.
+    pub fn first(&self) -> &Arc<Credential> {
+        &self.0[0].cred
+    }
+
+    /// The credential for a peer whose CERTREQs named the CAs `hashes`: the first that chains
+    /// to one of them, else the first.
+    pub fn for_certreq(&self, hashes: &[[u8; 20]]) -> &Arc<Credential> {
+        self.0
+            .iter()
+            .find(|c| c.ca_hashes.iter().any(|h| hashes.contains(h)))
+            .map_or(self.first(), |c| &c.cred)
+    }
 }
 
 /// How the peer must authenticate itself.
@@ -29,6 +94,16 @@ pub struct Credential {
     pub chain: Vec<Certificate>,
     pub key: PrivateKey,
     pub send_cert: SendCert,
+}
+
+impl Credential {
+    pub fn new(chain: Vec<Certificate>, key: PrivateKey, send_cert: SendCert) -> Credential {
+        Credential {
+            chain,
+            key,
+            send_cert,
+        }
+    }
 }
 
 impl fmt::Debug for Credential {
@@ -74,7 +149,7 @@ impl LocalAuth {
             LocalAuth::Pubkey(_) => None,
         }
     }
-    pub fn credential(&self) -> Option<&Arc<Credential>> {
+    pub fn credentials(&self) -> Option<&Credentials> {
         match self {
             LocalAuth::Psk(_) => None,
             LocalAuth::Pubkey(c) => Some(c),

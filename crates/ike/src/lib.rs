@@ -29,7 +29,7 @@ pub mod ts;
 pub mod wire;
 
 pub use config::{EndpointConfig, Identity, Keymat, Lifetimes, PeerConfig, Psk, Retransmit};
-pub use credentials::{Credential, LocalAuth, PeerTrust, RemoteAuth, SendCert};
+pub use credentials::{Credential, Credentials, LocalAuth, PeerTrust, RemoteAuth, SendCert};
 pub use endpoint::{ChildSummary, CommandError, Endpoint, IkeSaSummary, PeerLiveness};
 pub use events::{ChildSaInfo, CloseReason, Event, IkeSaId, NatDetected, Transmit};
 pub use ironsec_pki as pki;

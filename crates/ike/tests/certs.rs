@@ -9,8 +9,8 @@ use ironsec_ike::pki::{Certificate, Crl, PrivateKey, TrustStore};
 use ironsec_ike::testkit::*;
 use ironsec_ike::wire::NotifyType;
 use ironsec_ike::{
-    CloseReason, Credential, Event, Identity, LocalAuth, PeerConfig, PeerTrust, Psk, RemoteAuth,
-    SendCert,
+    CloseReason, Credential, Credentials, Event, Identity, LocalAuth, PeerConfig, PeerTrust, Psk,
+    RemoteAuth, SendCert,
 };
 use rcgen::{
     BasicConstraints, CertificateParams, CertificateRevocationListParams, DnType, IsCa,
@@ -92,14 +92,14 @@ impl Pki {
         p.not_before = not_before;
         p.not_after = not_after;
         let cert = p.signed_by(&key, &self.int.cert, &self.int.key).unwrap();
-        Credential {
-            chain: vec![
+        Credential::new(
+            vec![
                 Certificate::from_der(cert.der()).unwrap(),
                 Certificate::from_der(self.int.cert.der()).unwrap(),
             ],
-            key: PrivateKey::from_pem_or_der(key.serialize_pem().as_bytes()).unwrap(),
-            send_cert: SendCert::IfAsked,
-        }
+            PrivateKey::from_pem_or_der(key.serialize_pem().as_bytes()).unwrap(),
+            SendCert::IfAsked,
+        )
     }
 
     fn valid(&self, name: &str, serial: u64) -> Credential {
@@ -174,8 +174,8 @@ fn cert_pair(
     b.local_id = Identity::Dn(cred_b.chain[0].subject().clone());
     a.remote_id = b.local_id.clone();
     b.remote_id = a.local_id.clone();
-    a.local_auth = LocalAuth::Pubkey(Arc::new(cred_a));
-    b.local_auth = LocalAuth::Pubkey(Arc::new(cred_b));
+    a.local_auth = LocalAuth::Pubkey(Credentials::one(cred_a));
+    b.local_auth = LocalAuth::Pubkey(Credentials::one(cred_b));
     a.remote_auth = RemoteAuth::Pubkey(pki.trust(crls.clone()));
     b.remote_auth = RemoteAuth::Pubkey(pki.trust(crls));
     (a, b)
@@ -285,7 +285,7 @@ fn fqdn_identities_in_the_san_and_wildcard_patterns() {
     b.remote_id = Identity::parse("C=CH, O=ironsec test, CN=*");
     // B's pattern is a DN: A must then identify by its DN.
     a.local_id = Identity::Dn(match &a.local_auth {
-        LocalAuth::Pubkey(c) => c.chain[0].subject().clone(),
+        LocalAuth::Pubkey(c) => c.first().chain[0].subject().clone(),
         _ => unreachable!(),
     });
     let mut net = net(a, b);
@@ -514,4 +514,49 @@ fn a_psk_peer_cannot_pass_where_a_certificate_is_required() {
     let mut n = net(a, b);
     n.initiate_a();
     assert_refused_by(&n.events_b, "expects a certificate");
+}
+
+/// A holds certificates from two PKIs; B trusts one of them and names its root in CERTREQ: A
+/// picks the certificate that chains to it, whichever order they are configured in. With no
+/// CERTREQ match, A uses its first certificate (and B refuses it here).
+#[test]
+fn the_peers_certreq_chooses_which_certificate_we_send() {
+    let old = Pki::named(&rcgen::PKCS_ECDSA_P256_SHA256, "Old ");
+    let new = Pki::named(&rcgen::PKCS_ECDSA_P256_SHA256, "New ");
+    let other = Pki::named(&rcgen::PKCS_ECDSA_P256_SHA256, "Other ");
+    for (trusted, first_old, up) in [
+        (&new, true, true),
+        (&old, true, true),
+        (&new, false, true),
+        (&old, false, true),
+        (&other, true, false),
+    ] {
+        let (cred_old, cred_new) = (old.valid("gw-a.example", 10), new.valid("gw-a.example", 20));
+        let creds = if first_old {
+            vec![cred_old, cred_new]
+        } else {
+            vec![cred_new, cred_old]
+        };
+        let (mut a, mut b) = cert_pair(
+            trusted,
+            trusted.valid("gw-a.example", 30),
+            trusted.valid("gw-b.example", 11),
+            vec![],
+        );
+        let roots = [&old, &new].map(|p| Certificate::from_der(p.root.cert.der()).unwrap());
+        a.local_auth = LocalAuth::Pubkey(
+            Credentials::new(creds.into_iter().map(Arc::new).collect(), &roots).unwrap(),
+        );
+        // A trusts B's PKI; B trusts only `trusted` (cert_pair set it up so).
+        a.remote_auth = RemoteAuth::Pubkey(trusted.trust(vec![]));
+        b.remote_auth = RemoteAuth::Pubkey(trusted.trust(vec![]));
+        let mut n = net(a, b);
+        n.initiate_a();
+        if up {
+            assert_up(&n);
+        } else {
+            assert!(up_ids(&n.events_b).is_empty());
+            assert_refused_by(&n.events_b, "not a trusted CA");
+        }
+    }
 }

@@ -5,7 +5,6 @@
 //! refused, never panic, and say why in a reason that is safe to log (no control characters).
 //! The full exchange answers such a refusal with AUTHENTICATION_FAILED (tests/certs.rs).
 
-use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use ironsec_ike::pki::{Certificate, Crl, PrivateKey, TrustStore};
@@ -60,11 +59,11 @@ fn fixture() -> Fixture {
     let other_root = ca("Other Root CA", &other_key, None);
     let other_ee = ee("gw.example", &ee_key, (&other_root, &other_key));
     let parse = |c: &rcgen::Certificate| Certificate::from_der(c.der()).unwrap();
-    let cred = Arc::new(Credential {
-        chain: vec![parse(&gw), parse(&int)],
-        key: PrivateKey::from_pem_or_der(ee_key.serialize_pem().as_bytes()).unwrap(),
-        send_cert: SendCert::Always,
-    });
+    let cred = Credential::new(
+        vec![parse(&gw), parse(&int)],
+        PrivateKey::from_pem_or_der(ee_key.serialize_pem().as_bytes()).unwrap(),
+        SendCert::Always,
+    );
     let data = initiator_payloads(cred, Identity::parse("gw.example"), true);
     let valid = parse_chain(data[0], &data[1..]).unwrap();
     let auth = CertAuth::new(TrustStore::new(vec![parse(&root)], Vec::<Crl>::new()), None);

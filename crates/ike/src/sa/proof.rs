@@ -43,6 +43,9 @@ pub(crate) struct PeerWishes {
     pub hashes: Vec<HashAlgorithm>,
     /// It sent a CERTREQ (any, an empty one too): `send_cert = "ifasked"` sends ours.
     pub certreq: bool,
+    /// The CAs its X.509 CERTREQs named (SHA-1 of their SubjectPublicKeyInfo): which of our
+    /// certificates to use when we hold several.
+    pub certreq_hashes: Vec<[u8; 20]>,
 }
 
 impl PeerWishes {
@@ -61,9 +64,25 @@ impl PeerWishes {
 
     pub fn read_certreqs(&mut self, payloads: &[Payload]) {
         use crate::wire::Payloads;
-        self.certreq |= !payloads.certreqs().is_empty();
+        let reqs = payloads.certreqs();
+        self.certreq |= !reqs.is_empty();
+        for r in reqs.iter().filter(|r| r.encoding == CERT_X509_SIGNATURE) {
+            for h in r.data.chunks_exact(20) {
+                // At most a few hundred, whatever the peer sends (a lookup list, not a store).
+                if self.certreq_hashes.len() < MAX_CERTREQ_HASHES {
+                    let mut a = [0u8; 20];
+                    a.copy_from_slice(h);
+                    if !self.certreq_hashes.contains(&a) {
+                        self.certreq_hashes.push(a);
+                    }
+                }
+            }
+        }
     }
 }
+
+/// How many CA hashes of a peer's CERTREQs are kept.
+const MAX_CERTREQ_HASHES: usize = 256;
 
 fn hash_from_number(n: u16) -> Option<HashAlgorithm> {
     Some(match n {
@@ -131,7 +150,8 @@ pub(crate) fn prove(
                 ),
             }),
         )),
-        LocalAuth::Pubkey(cred) => {
+        LocalAuth::Pubkey(creds) => {
+            let cred = creds.for_certreq(&wishes.certreq_hashes);
             let mut out = Vec::new();
             let send = match cred.send_cert {
                 SendCert::Always => true,

@@ -11,7 +11,7 @@
 use std::sync::Arc;
 
 use crate::config::Identity;
-use crate::credentials::{Credential, LocalAuth, PeerTrust, RemoteAuth};
+use crate::credentials::{Credential, Credentials, LocalAuth, PeerTrust, RemoteAuth};
 use crate::crypto::Prf;
 use crate::sa::proof::{self, PeerWishes, Signed};
 use crate::wire::{encode_chain, parse_chain, Payload, Payloads};
@@ -56,9 +56,9 @@ fn conn(local: LocalAuth, remote: RemoteAuth, local_id: Identity) -> PeerConfig 
 /// its CERTs, AUTH signed with RFC 7427 as a peer that announced SHA-256/384/512 gets it, or
 /// with the key type's classic method when `rfc7427` is false), as the first payload type
 /// followed by the encoded chain: a seed for the fuzz target.
-pub fn initiator_payloads(cred: Arc<Credential>, local_id: Identity, rfc7427: bool) -> Vec<u8> {
+pub fn initiator_payloads(cred: Credential, local_id: Identity, rfc7427: bool) -> Vec<u8> {
     let conn = conn(
-        LocalAuth::Pubkey(cred),
+        LocalAuth::Pubkey(Credentials::one(cred)),
         RemoteAuth::Psk(crate::Psk::new(b"unused by the initiator".to_vec())),
         local_id.clone(),
     );
@@ -74,6 +74,7 @@ pub fn initiator_payloads(cred: Arc<Credential>, local_id: Identity, rfc7427: bo
             Vec::new()
         },
         certreq: true,
+        certreq_hashes: Vec::new(),
     };
     let body = idi.body_bytes();
     let (certs, auth) = proof::prove(&conn, &wishes, &signed(&body)).expect("signing works");

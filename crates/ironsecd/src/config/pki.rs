@@ -421,10 +421,6 @@ fn local_cert(
     Some(LocalCert {
         cert_file: cert_file.clone(),
         key_file: key_file.clone(),
-        credential: Arc::new(Credential {
-            chain,
-            key: private,
-            send_cert,
-        }),
+        credential: Arc::new(Credential::new(chain, private, send_cert)),
     })
 }

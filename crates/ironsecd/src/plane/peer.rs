@@ -5,7 +5,9 @@ use std::time::Duration;
 use ironsec_dataplane::Selector;
 use std::sync::Arc;
 
-use ironsec_ike::{ts, EndpointConfig, Lifetimes, LocalAuth, PeerConfig, PeerTrust, RemoteAuth};
+use ironsec_ike::{
+    ts, Credentials, EndpointConfig, Lifetimes, LocalAuth, PeerConfig, PeerTrust, RemoteAuth,
+};
 
 use crate::config::pki::{LocalAuthConfig, RemoteAuthConfig, Trust};
 use crate::config::{Config, Connection, Keying};
@@ -53,7 +55,10 @@ fn peer_config(c: &Connection, trust: &Trust) -> Option<PeerConfig> {
         local_id: k.local_id.clone(),
         remote_id: k.remote_id.clone(),
         local_auth: match (&k.auth.local, &k.psk) {
-            (LocalAuthConfig::Pubkey(c), _) => LocalAuth::Pubkey(c.credential.clone()),
+            (LocalAuthConfig::Pubkey(c), _) => LocalAuth::Pubkey(Credentials::new(
+                vec![c.credential.clone()],
+                trust.store.anchors(),
+            )?),
             (LocalAuthConfig::Psk, Some(psk)) => LocalAuth::Psk(psk.clone()),
             // Validation requires a PSK for PSK authentication.
             (LocalAuthConfig::Psk, None) => return None,
