@@ -863,11 +863,19 @@ fn certs_listing_metrics_and_renewal_by_reload() {
         assert!(text.contains(want), "no {want:?} in\n{text}");
     }
     let conns = ctl_ok(&sock_a, &["list-conns"]);
+    eprintln!("----- ironsecctl list-conns (gwA) -----\n{conns}");
     assert!(conns.contains("site-b: IKEv2, pubkey auth,"), "{conns}");
     assert!(!conns.contains("BEGIN") && !text.contains("BEGIN"));
 
     // --- The metric: notAfter of the local certificate, for site-b.
     let m = scrape(&lab.topo.gw_a);
+    eprintln!(
+        "----- certificate metrics (gwA) -----\n{}",
+        m.lines()
+            .filter(|l| l.contains("ironsec_certificate_") || l.contains("ironsec_crl_"))
+            .collect::<Vec<_>>()
+            .join("\n")
+    );
     let want = local_expiry_line(&local);
     assert!(m.lines().any(|l| l == want), "no {want}\n{m}");
     assert!(
