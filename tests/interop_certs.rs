@@ -21,6 +21,10 @@
 //!   `IRONSEC_*` substrings below); ironsec presents a revoked certificate and strongSwan
 //!   refuses it (strongSwan's `SW_*` lines below, measured strongSwan against strongSwan).
 //! - The example pair conf/cert-gw-a.toml / conf/cert-gw-b.toml: two ironsecds.
+//! - Operating them, on the example pair: `ironsecctl certs` (text and --json) and the
+//!   certificate expiry metric; gw-a's certificate renewed in place and taken by `ironsecctl
+//!   reload` with the SAs untouched, gw-b revoking the old one and a new negotiation coming up
+//!   (so with the new one); a reload whose local_key no longer matches is refused.
 //!
 //! Each test has its own namespace prefix, directory and PKI copy and is torn down by its
 //! guards (ironsecd and charon killed by PID, namespaces removed), also when it fails; the
