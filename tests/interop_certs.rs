@@ -857,6 +857,10 @@ fn certs_listing_metrics_and_renewal_by_reload() {
     assert!(int_crl["next_update_days_left"].as_i64().unwrap() >= 13);
     let text = ctl_ok(&sock_a, &["certs"]);
     eprintln!("----- ironsecctl certs (gwA) -----\n{text}");
+    eprintln!(
+        "----- ironsecctl --json certs (gwA), the local certificate and the first CRL -----\n{:#}\n{:#}",
+        local, crls[0]
+    );
     for want in [
         &format!("local certificate {}", gw_a.chain.display()),
         &format!("  subject:     {}", GW_A.dn),
