@@ -312,6 +312,23 @@ fn list_conns_shows_the_running_config_and_status_filters_by_name() {
     );
     assert_eq!(v["connections"][0]["tunnels"][0]["remote"], "192.0.2.2");
     assert!(!v.to_string().contains(&psk[2..]), "the PSK is in JSON");
+    let ike = &v["connections"][0]["ike"];
+    assert_eq!(
+        (&ike["auth"], &ike["local_auth"], &ike["remote_auth"]),
+        (&"psk".into(), &"psk".into(), &"psk".into()),
+        "{v:#}"
+    );
+    // No certificate in a PSK gateway: `certs` says so (tests/interop_certs.rs lists some).
+    let o = ctl(&p.a, &["certs"]);
+    assert!(o.status.success(), "{:?}", text(&o));
+    assert!(
+        text(&o).0.starts_with("no certificates loaded"),
+        "{:?}",
+        text(&o)
+    );
+    let v = ctl_json(&p.a, &["certs"]);
+    assert_eq!(v["certificates"], serde_json::json!([]), "{v:#}");
+    assert_eq!(v["crls"], serde_json::json!([]), "{v:#}");
     let o = ctl(&p.a, &["list-conns", "hub-*"]);
     assert!(o.status.success(), "{:?}", text(&o));
     assert_eq!(

@@ -21,6 +21,10 @@
 //!   `IRONSEC_*` substrings below); ironsec presents a revoked certificate and strongSwan
 //!   refuses it (strongSwan's `SW_*` lines below, measured strongSwan against strongSwan).
 //! - The example pair conf/cert-gw-a.toml / conf/cert-gw-b.toml: two ironsecds.
+//! - Operating them, on the example pair: `ironsecctl certs` (text and --json) and the
+//!   certificate expiry metric; gw-a's certificate renewed in place and taken by `ironsecctl
+//!   reload` with the SAs untouched, gw-b revoking the old one and a new negotiation coming up
+//!   (so with the new one); a reload whose local_key no longer matches is refused.
 //!
 //! Each test has its own namespace prefix, directory and PKI copy and is torn down by its
 //! guards (ironsecd and charon killed by PID, namespaces removed), also when it fails; the
@@ -676,14 +680,13 @@ fn cert_example(lab: &CertLab, name: &str, own: &Cert, sock: &Path) -> PathBuf {
     cfg
 }
 
-#[test]
-#[ignore = "needs root"]
-fn example_pair_cert_gw_a_and_b() {
-    let mut lab = CertLab::new(KeyKind::EcdsaP256);
+/// Starts conf/cert-gw-b.toml and conf/cert-gw-a.toml (ironsecd on both gateways, the lab's
+/// PKI) and waits until both have the tunnel up; returns their control sockets (A, B).
+fn start_example_pair(lab: &mut CertLab) -> (PathBuf, PathBuf) {
     let (a, b) = (lab.pki.gw_a.clone(), lab.pki.gw_b.clone());
     let (sock_a, sock_b) = (lab.dir.join("a.sock"), lab.dir.join("b.sock"));
-    let cfg_b = cert_example(&lab, "cert-gw-b.toml", &b, &sock_b);
-    let cfg_a = cert_example(&lab, "cert-gw-a.toml", &a, &sock_a);
+    let cfg_b = cert_example(lab, "cert-gw-b.toml", &b, &sock_b);
+    let cfg_a = cert_example(lab, "cert-gw-a.toml", &a, &sock_a);
     lab.ironsec_b = Some(Daemon::start(
         "gwB",
         &lab.topo.gw_b,
@@ -708,7 +711,281 @@ fn example_pair_cert_gw_a_and_b() {
         "cert-gw-a.toml <-> cert-gw-b.toml: not up within {UP_TIMEOUT:?}\n{}",
         lab.logs()
     );
+    (sock_a, sock_b)
+}
+
+#[test]
+#[ignore = "needs root"]
+fn example_pair_cert_gw_a_and_b() {
+    let mut lab = CertLab::new(KeyKind::EcdsaP256);
+    start_example_pair(&mut lab);
     ping_both_ways(&lab, 5);
+}
+
+// ------------------------------------------------------------------------------------------
+// 3b. Operating certificates: `ironsecctl certs`, the expiry metric, renewal by reload
+
+/// `ironsecctl ARGS` that must succeed; its stdout.
+fn ctl_ok(sock: &Path, args: &[&str]) -> String {
+    let o = ironsecctl(sock, args);
+    assert!(
+        o.status.success(),
+        "ironsecctl {args:?}: {}\n{}{}",
+        o.status,
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    );
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+fn ctl_json(sock: &Path, args: &[&str]) -> Value {
+    let mut all = vec!["--json"];
+    all.extend(args);
+    let out = ctl_ok(sock, &all);
+    serde_json::from_str(&out).unwrap_or_else(|e| panic!("ironsecctl {args:?}: {e}: {out}"))
+}
+
+/// The one certificate of `role` in an `ironsecctl certs --json` document.
+fn cert_of<'a>(certs: &'a Value, role: &str) -> &'a Value {
+    let v: Vec<&Value> = certs["certificates"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|c| c["role"] == role)
+        .collect();
+    assert_eq!(v.len(), 1, "{role}: {certs:#}");
+    v[0]
+}
+
+/// `openssl x509 -noout -fingerprint -sha256` of a PEM file: `AB:CD:...`.
+fn openssl_fingerprint(pem: &Path) -> String {
+    let o = run_timeout(
+        std::process::Command::new("openssl")
+            .args(["x509", "-noout", "-fingerprint", "-sha256", "-in"])
+            .arg(pem),
+        Duration::from_secs(10),
+    );
+    assert!(o.status.success(), "openssl: {o:?}");
+    let out = String::from_utf8_lossy(&o.stdout);
+    out.trim().split_once('=').unwrap().1.to_string()
+}
+
+/// The SAs of the first tunnel: IKE SPIs (i, r) and the CHILD_SA's (out, in).
+fn spis(sock: &Path) -> [String; 4] {
+    let st = ctl_status(sock).unwrap();
+    let t = &st["connections"][0]["tunnels"][0];
+    [
+        t["ike"]["spi_i"].to_string(),
+        t["ike"]["spi_r"].to_string(),
+        t["outbound"]["spi"].to_string(),
+        t["inbound"]["spi"].to_string(),
+    ]
+}
+
+/// `GET /metrics` on the default endpoint (127.0.0.1:14500) in namespace `ns`.
+fn scrape(ns: &str) -> String {
+    in_netns(ns, || {
+        use std::io::{Read, Write};
+        let mut s = std::net::TcpStream::connect_timeout(
+            &"127.0.0.1:14500".parse().unwrap(),
+            Duration::from_secs(2),
+        )?;
+        s.set_read_timeout(Some(Duration::from_secs(5)))?;
+        s.write_all(b"GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n")?;
+        let mut out = String::new();
+        s.read_to_string(&mut out)?;
+        Ok::<_, std::io::Error>(out)
+    })
+    .unwrap_or_else(|e| panic!("scrape in {ns}: {e}"))
+}
+
+const EXPIRY: &str = "ironsec_certificate_expiry_timestamp_seconds";
+
+/// The expiry series of A's local certificate for site-b, as the daemon must export it.
+fn local_expiry_line(local: &Value) -> String {
+    format!(
+        "{EXPIRY}{{subject=\"{}\",serial=\"{}\",role=\"local\",connection=\"site-b\"}} {}",
+        local["subject"].as_str().unwrap(),
+        local["serial"].as_str().unwrap(),
+        local["not_after_unix"]
+    )
+}
+
+/// Two ironsecds with the example pair's configs: `ironsecctl certs` lists what they loaded
+/// and the metric exports it; gw-a's certificate is renewed in place (same key and identity,
+/// another serial and notAfter) and `ironsecctl reload` takes it without touching the SAs;
+/// gw-b then revokes the old certificate, and a new negotiation comes up (so with the new
+/// one); a reload whose key no longer matches the certificate is refused and changes nothing.
+#[test]
+#[ignore = "needs root"]
+fn certs_listing_metrics_and_renewal_by_reload() {
+    let mut lab = CertLab::new(KeyKind::EcdsaP256);
+    let (sock_a, sock_b) = start_example_pair(&mut lab);
+    let gw_a = lab.pki.gw_a.clone();
+
+    // --- What A loaded: the root (ca_dir), its certificate and the intermediate, two CRLs.
+    let certs = ctl_json(&sock_a, &["certs"]);
+    let roles: Vec<&str> = certs["certificates"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["role"].as_str().unwrap())
+        .collect();
+    assert_eq!(roles, ["anchor", "local", "intermediate"], "{certs:#}");
+    let local = cert_of(&certs, "local").clone();
+    assert_eq!(local["subject"], GW_A.dn, "{certs:#}");
+    assert_eq!(local["connections"], serde_json::json!(["site-b"]));
+    assert_eq!(local["file"], gw_a.chain.to_str().unwrap());
+    assert_eq!(local["san"], serde_json::json!(["dns:gw-a.example"]));
+    // pki's default lifetime: 1095 days from now.
+    let days = local["days_left"].as_i64().unwrap();
+    assert!((1093..=1095).contains(&days), "days_left {days}");
+    assert_eq!(local["fingerprint_sha256"], openssl_fingerprint(&gw_a.cert));
+    let int = cert_of(&certs, "intermediate");
+    assert_eq!(int["subject"], local["issuer"]);
+    assert_eq!(int["connections"], serde_json::json!(["site-b"]));
+    let anchor = cert_of(&certs, "anchor");
+    assert_eq!(anchor["issuer"], int["issuer"]);
+    assert_eq!(anchor["connections"], serde_json::json!(["site-b"]));
+    let crls = certs["crls"].as_array().unwrap();
+    assert_eq!(crls.len(), 2, "{certs:#}");
+    let int_crl = crls
+        .iter()
+        .find(|c| c["issuer"] == int["subject"])
+        .unwrap_or_else(|| panic!("{certs:#}"));
+    assert_eq!(int_crl["revoked"], 2);
+    assert!(int_crl["next_update_days_left"].as_i64().unwrap() >= 13);
+    let text = ctl_ok(&sock_a, &["certs"]);
+    eprintln!("----- ironsecctl certs (gwA) -----\n{text}");
+    eprintln!(
+        "----- ironsecctl --json certs (gwA), the local certificate and the first CRL -----\n{:#}\n{:#}",
+        local, crls[0]
+    );
+    for want in [
+        &format!("local certificate {}", gw_a.chain.display()),
+        &format!("  subject:     {}", GW_A.dn),
+        &format!("  serial:      {}", local["serial"].as_str().unwrap()),
+        "  used by:     site-b",
+        "  revoked:     2 certificate(s)",
+    ] {
+        assert!(text.contains(want), "no {want:?} in\n{text}");
+    }
+    let conns = ctl_ok(&sock_a, &["list-conns"]);
+    eprintln!("----- ironsecctl list-conns (gwA) -----\n{conns}");
+    assert!(conns.contains("site-b: IKEv2, pubkey auth,"), "{conns}");
+    assert!(!conns.contains("BEGIN") && !text.contains("BEGIN"));
+
+    // --- The metric: notAfter of the local certificate, for site-b.
+    let m = scrape(&lab.topo.gw_a);
+    eprintln!(
+        "----- certificate metrics (gwA) -----\n{}",
+        m.lines()
+            .filter(|l| l.contains("ironsec_certificate_") || l.contains("ironsec_crl_"))
+            .collect::<Vec<_>>()
+            .join("\n")
+    );
+    let want = local_expiry_line(&local);
+    assert!(m.lines().any(|l| l == want), "no {want}\n{m}");
+    assert!(
+        m.lines()
+            .any(|l| l.starts_with(&format!("{EXPIRY}{{")) && l.contains("role=\"anchor\",file=")),
+        "{m}"
+    );
+    assert!(
+        m.contains("ironsec_crl_next_update_timestamp_seconds{issuer="),
+        "{m}"
+    );
+
+    // --- Renewal: a new certificate for the same key over the same file, then reload.
+    let before_a = spis(&sock_a);
+    let before_b = spis(&sock_b);
+    let old_cert = lab.pki.dir.join("gw-a.old.pem");
+    fs::copy(&gw_a.cert, &old_cert).unwrap();
+    // A second apart at least, so that notBefore differs too.
+    std::thread::sleep(Duration::from_millis(1100));
+    let renewed = lab.pki.renew(&gw_a, 400);
+    let out = ctl_ok(&sock_a, &["reload"]);
+    assert!(out.contains("reloaded"), "{out}");
+    let certs2 = ctl_json(&sock_a, &["certs"]);
+    let local2 = cert_of(&certs2, "local").clone();
+    assert_ne!(local2["serial"], local["serial"], "{certs2:#}");
+    assert_eq!(local2["subject"], local["subject"]);
+    assert_eq!(local2["fingerprint_sha256"], openssl_fingerprint(&renewed));
+    let days2 = local2["days_left"].as_i64().unwrap();
+    assert!((398..=400).contains(&days2), "days_left {days2}");
+    let text2 = ctl_ok(&sock_a, &["certs"]);
+    eprintln!("----- ironsecctl certs (gwA) after the renewal -----\n{text2}");
+    assert!(
+        text2.contains(local2["serial"].as_str().unwrap()),
+        "{text2}"
+    );
+    let m = scrape(&lab.topo.gw_a);
+    assert!(m.lines().any(|l| l == local_expiry_line(&local2)), "{m}");
+    assert!(
+        !m.contains(&local_expiry_line(&local)),
+        "old series still there\n{m}"
+    );
+    // The SAs did not notice.
+    assert_eq!(
+        spis(&sock_a),
+        before_a,
+        "A's SAs changed on reload\n{}",
+        lab.logs()
+    );
+    assert_eq!(spis(&sock_b), before_b, "B's SAs changed\n{}", lab.logs());
+
+    // --- B revokes the old certificate (reload: the CRL is reread, the SAs stay) ...
+    lab.pki.revoke_also(&[&old_cert]);
+    ctl_ok(&sock_b, &["reload"]);
+    let b_crl = ctl_json(&sock_b, &["certs"]);
+    assert!(
+        b_crl["crls"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|c| c["revoked"] == 3),
+        "{b_crl:#}"
+    );
+    assert_eq!(
+        spis(&sock_b),
+        before_b,
+        "B's SAs changed on reload\n{}",
+        lab.logs()
+    );
+    assert_eq!(spis(&sock_a), before_a);
+    // ... so a new negotiation can only succeed with the renewed certificate.
+    ctl_ok(&sock_a, &["terminate", "site-b"]);
+    ctl_ok(&sock_a, &["initiate", "site-b", "--timeout", "20"]);
+    let up = poll_until(UP_TIMEOUT, || {
+        [&sock_a, &sock_b]
+            .iter()
+            .all(|s| ctl_status(s).is_ok_and(|st| tunnel_up(&st)))
+    });
+    assert!(up, "not up again after the renewal\n{}", lab.logs());
+    let after_a = spis(&sock_a);
+    assert_ne!(after_a[..2], before_a[..2], "no new IKE SA\n{}", lab.logs());
+    assert!(
+        !lab.logs().contains(IRONSEC_AUTH_FAILED),
+        "an authentication failed\n{}",
+        lab.logs()
+    );
+    ping_both_ways(&lab, 3);
+
+    // --- A bad reload: local_key no longer the key of local_cert. Refused; nothing changes.
+    let renewed_a = spis(&sock_a);
+    let renewed_b = spis(&sock_b);
+    fs::copy(&lab.pki.gw_b.key, &gw_a.key).unwrap();
+    let o = ironsecctl(&sock_a, &["reload"]);
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(!o.status.success(), "a mismatched key was accepted: {err}");
+    assert!(err.contains("reload refused"), "{err}");
+    assert!(err.contains("is not the key of"), "{err}");
+    let certs3 = ctl_json(&sock_a, &["certs"]);
+    assert_eq!(cert_of(&certs3, "local")["serial"], local2["serial"]);
+    std::thread::sleep(Duration::from_secs(1));
+    assert_eq!(spis(&sock_a), renewed_a, "{}", lab.logs());
+    assert_eq!(spis(&sock_b), renewed_b, "{}", lab.logs());
+    assert!(ctl_status(&sock_a).is_ok_and(|st| tunnel_up(&st)));
 }
 
 // ------------------------------------------------------------------------------------------

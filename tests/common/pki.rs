@@ -429,6 +429,75 @@ impl Pki {
         Pki::layout(self.kind, dir, self.took)
     }
 
+    /// Renews `c`: a new certificate for the same identity (DN and SAN) and key, issued by
+    /// the intermediate now for `days` days (so another serial and notAfter), written to
+    /// `NAME.renewed.pem` and, followed by the intermediate, over `NAME.chain.pem` (the file
+    /// ironsec's `local_cert` names). Returns `NAME.renewed.pem`.
+    pub fn renew(&self, c: &Cert, days: u32) -> PathBuf {
+        let conf = self.dir.join("pki.conf");
+        let s = |p: &Path| p.to_str().unwrap().to_string();
+        let out = self.dir.join(format!("{}.renewed.pem", c.name));
+        let days = days.to_string();
+        pki(
+            &conf,
+            &[
+                "--issue",
+                "--type",
+                "priv",
+                "--in",
+                &s(&c.key),
+                "--cacert",
+                &s(&self.int),
+                "--cakey",
+                &s(&self.int_key),
+                "--dn",
+                c.id.dn,
+                "--san",
+                c.id.fqdn,
+                "--lifetime",
+                &days,
+                "--outform",
+                "pem",
+            ],
+            &out,
+            0o644,
+        );
+        concat(&[&out, &self.int], &c.chain);
+        out
+    }
+
+    /// Signs the intermediate's CRL anew, revoking `certs` (key compromise) besides the
+    /// two revoked certificates, and writes it over `crls/int.crl.pem` (ironsec's crl_dir).
+    pub fn revoke_also(&self, certs: &[&Path]) {
+        let conf = self.dir.join("pki.conf");
+        let s = |p: &Path| p.to_str().unwrap().to_string();
+        let mut args: Vec<String> = [
+            "--signcrl",
+            "--cacert",
+            &s(&self.int),
+            "--cakey",
+            &s(&self.int_key),
+        ]
+        .iter()
+        .map(|a| a.to_string())
+        .collect();
+        for c in [&self.gw_a_revoked.cert, &self.gw_b_revoked.cert]
+            .into_iter()
+            .map(PathBuf::as_path)
+            .chain(certs.iter().copied())
+        {
+            args.extend([
+                "--reason".into(),
+                "key-compromise".into(),
+                "--cert".into(),
+                s(c),
+            ]);
+        }
+        args.extend(["--outform".into(), "pem".into()]);
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        pki(&conf, &args, &self.crl_dir.join("int.crl.pem"), 0o644);
+    }
+
     /// Fills swanctl's credential directories under `swanctl_dir` (strongswan.sh's DIR): `own`
     /// into x509/ (the end-entity certificate alone) and private/, the root and the
     /// intermediate into x509ca/, both CRLs into x509crl/. Returns `own`'s file name in x509/,

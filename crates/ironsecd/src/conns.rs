@@ -11,6 +11,9 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
+use ironsec_ike::SendCert;
+
+use crate::config::pki::{AuthConfig, LocalAuthConfig, RemoteAuthConfig};
 use crate::config::schema::{CloseAction, Mode, StartAction};
 use crate::config::{Config, Connection, Keying};
 
@@ -57,11 +60,33 @@ pub struct RouteBasedConfig {
 pub struct IkeConfig {
     pub local_id: String,
     pub remote_id: String,
-    /// `psk` (the only method so far).
+    /// `psk` or `pubkey` when both directions use it, else `local/remote` (`pubkey/psk`).
     pub auth: String,
-    /// Where the PSK was read from; absent for an inline `psk` (whose value is never shown).
+    /// How we authenticate to the peer: `psk` or `pubkey`.
+    #[serde(default)]
+    pub local_auth: String,
+    /// How the peer must authenticate to us: `psk` or `pubkey`.
+    #[serde(default)]
+    pub remote_auth: String,
+    /// Where the PSK was read from; absent for an inline `psk` (whose value is never shown)
+    /// and when no direction uses a PSK.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub psk_file: Option<String>,
+    /// Whether a PSK is configured and used (psk_file or inline).
+    #[serde(default)]
+    pub psk: bool,
+    /// local_auth pubkey: our certificate file (with its intermediates) and its key's file
+    /// (the key itself is never shown), and when the certificate is sent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub local_cert: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub local_key: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub send_cert: Option<String>,
+    /// remote_auth pubkey with a pinned peer certificate: its file. Absent with pubkey: any
+    /// certificate that chains to a trust anchor (ca_dir) and carries remote_id.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub remote_cert: Option<String>,
     pub ike_proposals: Vec<String>,
     pub esp_proposals: Vec<String>,
     /// `active-standby` or `active-active`.
@@ -153,48 +178,115 @@ pub fn close_action_name(a: CloseAction) -> &'static str {
     }
 }
 
+pub fn send_cert_name(s: SendCert) -> &'static str {
+    match s {
+        SendCert::IfAsked => "ifasked",
+        SendCert::Always => "always",
+        SendCert::Never => "never",
+    }
+}
+
+/// `auth`, `local_auth`, `remote_auth`, `local_cert`, `local_key`, `send_cert`, `remote_cert`
+/// of a connection's authentication.
+struct AuthView {
+    auth: String,
+    local: &'static str,
+    remote: &'static str,
+    local_cert: Option<String>,
+    local_key: Option<String>,
+    send_cert: Option<String>,
+    remote_cert: Option<String>,
+}
+
+fn auth_view(a: &AuthConfig) -> AuthView {
+    let (local, local_cert, local_key, send_cert) = match &a.local {
+        LocalAuthConfig::Psk => ("psk", None, None, None),
+        LocalAuthConfig::Pubkey(lc) => (
+            "pubkey",
+            Some(lc.cert_file.display().to_string()),
+            Some(lc.key_file.display().to_string()),
+            Some(send_cert_name(lc.credential.send_cert).to_string()),
+        ),
+    };
+    let (remote, remote_cert) = match &a.remote {
+        RemoteAuthConfig::Psk => ("psk", None),
+        RemoteAuthConfig::Pubkey { pinned } => (
+            "pubkey",
+            pinned.as_ref().map(|p| p.file.display().to_string()),
+        ),
+    };
+    AuthView {
+        auth: if local == remote {
+            local.to_string()
+        } else {
+            format!("{local}/{remote}")
+        },
+        local,
+        remote,
+        local_cert,
+        local_key,
+        send_cert,
+        remote_cert,
+    }
+}
+
 /// One connection of the running config as `list-conns` shows it.
 pub fn conn_config(c: &Connection) -> ConnConfig {
     let (ike, static_keys, tunnels) = match &c.keying {
-        Keying::Ike(k) => (
-            Some(IkeConfig {
-                local_id: k.local_id.to_string(),
-                remote_id: k.remote_id.to_string(),
-                auth: "psk".into(),
-                psk_file: k.psk_file.as_ref().map(|p| p.display().to_string()),
-                ike_proposals: k.ike_proposals.iter().map(|p| p.to_string()).collect(),
-                esp_proposals: k.esp_proposals.iter().map(|p| p.to_string()).collect(),
-                mode: mode_name(k.mode).into(),
-                start_action: start_action_name(k.start_action).into(),
-                close_action: close_action_name(k.close_action).into(),
-                lifetimes: Lifetimes {
-                    rekey_time_secs: secs(k.rekey_time),
-                    ike_rekey_time_secs: secs(k.ike_rekey_time),
-                    reauth_time_secs: k.reauth_time.map(secs),
-                    rekey_bytes: k.volume.rekey_bytes,
-                    life_bytes: k.volume.life_bytes,
-                    rekey_packets: k.volume.rekey_packets,
-                    life_packets: k.volume.life_packets,
-                },
-                dpd_interval_secs: k.dpd_interval.map(secs),
-                dpd_timeout_secs: k.dpd_timeout.map(secs),
-                failover_after_secs: secs(k.failover_after),
-                preempt_hold_secs: k.preempt_hold.map(secs),
-            }),
-            None,
-            k.tunnels
-                .iter()
-                .map(|t| TunnelConfig {
-                    local: t.local.to_string(),
-                    remote: t.remote.to_string(),
-                    remote_name: t.remote_name.as_deref().map(str::to_string),
-                    priority: t.priority,
-                    weight: t.weight,
-                    spi_in: None,
-                    spi_out: None,
-                })
-                .collect(),
-        ),
+        Keying::Ike(k) => {
+            let a = auth_view(&k.auth);
+            let psk_used = a.local == "psk" || a.remote == "psk";
+            (
+                Some(IkeConfig {
+                    local_id: k.local_id.to_string(),
+                    remote_id: k.remote_id.to_string(),
+                    auth: a.auth,
+                    local_auth: a.local.into(),
+                    remote_auth: a.remote.into(),
+                    psk_file: k
+                        .psk_file
+                        .as_ref()
+                        .filter(|_| psk_used)
+                        .map(|p| p.display().to_string()),
+                    psk: psk_used && k.psk.is_some(),
+                    local_cert: a.local_cert,
+                    local_key: a.local_key,
+                    send_cert: a.send_cert,
+                    remote_cert: a.remote_cert,
+                    ike_proposals: k.ike_proposals.iter().map(|p| p.to_string()).collect(),
+                    esp_proposals: k.esp_proposals.iter().map(|p| p.to_string()).collect(),
+                    mode: mode_name(k.mode).into(),
+                    start_action: start_action_name(k.start_action).into(),
+                    close_action: close_action_name(k.close_action).into(),
+                    lifetimes: Lifetimes {
+                        rekey_time_secs: secs(k.rekey_time),
+                        ike_rekey_time_secs: secs(k.ike_rekey_time),
+                        reauth_time_secs: k.reauth_time.map(secs),
+                        rekey_bytes: k.volume.rekey_bytes,
+                        life_bytes: k.volume.life_bytes,
+                        rekey_packets: k.volume.rekey_packets,
+                        life_packets: k.volume.life_packets,
+                    },
+                    dpd_interval_secs: k.dpd_interval.map(secs),
+                    dpd_timeout_secs: k.dpd_timeout.map(secs),
+                    failover_after_secs: secs(k.failover_after),
+                    preempt_hold_secs: k.preempt_hold.map(secs),
+                }),
+                None,
+                k.tunnels
+                    .iter()
+                    .map(|t| TunnelConfig {
+                        local: t.local.to_string(),
+                        remote: t.remote.to_string(),
+                        remote_name: t.remote_name.as_deref().map(str::to_string),
+                        priority: t.priority,
+                        weight: t.weight,
+                        spi_in: None,
+                        spi_out: None,
+                    })
+                    .collect(),
+            )
+        }
         Keying::Static(s) => (
             None,
             Some(StaticConfig {
@@ -251,16 +343,43 @@ pub fn render(conns: &[ConnConfig]) -> String {
         let _ = write!(s, "{}: ", c.name);
         match (&c.ike, &c.static_keys) {
             (Some(k), _) => {
+                let auth = if k.local_auth != k.remote_auth && !k.local_auth.is_empty() {
+                    format!("local {} / remote {}", k.local_auth, k.remote_auth)
+                } else {
+                    k.auth.clone()
+                };
                 let _ = writeln!(
                     s,
-                    "IKEv2, {} auth, {}, start_action {}, close_action {}",
-                    k.auth, k.mode, k.start_action, k.close_action
+                    "IKEv2, {auth} auth, {}, start_action {}, close_action {}",
+                    k.mode, k.start_action, k.close_action
                 );
                 let _ = writeln!(s, "  local:  {}  {}", k.local_id, c.local_ts.join(", "));
                 let _ = writeln!(s, "  remote: {}  {}", k.remote_id, c.remote_ts.join(", "));
+                if let Some(cert) = &k.local_cert {
+                    let _ = writeln!(
+                        s,
+                        "  local_cert: {cert} (key {}, send_cert {})",
+                        k.local_key.as_deref().unwrap_or("?"),
+                        k.send_cert.as_deref().unwrap_or("ifasked")
+                    );
+                }
+                if k.remote_auth == "pubkey" {
+                    match &k.remote_cert {
+                        Some(p) => {
+                            let _ = writeln!(s, "  remote_cert: {p} (pinned)");
+                        }
+                        None => {
+                            let _ = writeln!(
+                                s,
+                                "  remote_cert: any chaining to ca_dir with identity {}",
+                                k.remote_id
+                            );
+                        }
+                    }
+                }
                 if let Some(p) = &k.psk_file {
                     let _ = writeln!(s, "  psk_file: {p}");
-                } else {
+                } else if k.psk {
                     let _ = writeln!(s, "  psk: inline in the config (not shown)");
                 }
                 let _ = writeln!(s, "  ike proposals: {}", k.ike_proposals.join(", "));
@@ -492,5 +611,127 @@ tunnels = [ {{ local = "192.0.2.1", remote = "198.51.100.3", spi_out = "0xc00001
         }
         let back: Vec<ConnConfig> = serde_json::from_str(&json).unwrap();
         assert_eq!(back, l);
+    }
+
+    fn conf(name: &str) -> PathBuf {
+        Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../../conf")
+            .join(name)
+    }
+
+    #[test]
+    fn certificate_authentication_is_shown_per_direction() {
+        // The example pair (conf/pki's keys are marked examples: only check-mode loads them).
+        let cfg = Config::load_for_check_with_env(&conf("cert-gw-a.toml"), [])
+            .unwrap_or_else(|e| panic!("{e}"));
+        let l = list(&cfg);
+        let k = l[0].ike.as_ref().unwrap();
+        assert_eq!(
+            (
+                k.auth.as_str(),
+                k.local_auth.as_str(),
+                k.remote_auth.as_str()
+            ),
+            ("pubkey", "pubkey", "pubkey")
+        );
+        assert!(!k.psk && k.psk_file.is_none() && k.remote_cert.is_none());
+        assert!(k
+            .local_cert
+            .as_deref()
+            .unwrap()
+            .ends_with("pki/certs/gw-a.example.pem"));
+        assert!(k
+            .local_key
+            .as_deref()
+            .unwrap()
+            .ends_with("pki/private/gw-a.example.key"));
+        assert_eq!(k.send_cert.as_deref(), Some("ifasked"));
+        let text = render(&l);
+        for want in [
+            "site-b: IKEv2, pubkey auth, active-standby",
+            "  local_cert: ",
+            "gw-a.example.pem (key ",
+            "gw-a.example.key, send_cert ifasked)",
+            "  remote_cert: any chaining to ca_dir with identity C=CH, O=ironsec test, \
+             CN=gw-b.example",
+        ] {
+            assert!(text.contains(want), "no {want:?} in\n{text}");
+        }
+        assert!(!text.contains("psk"), "{text}");
+
+        // Our certificate, the peer's PSK; and a pinned peer certificate.
+        let d = Dir::new("mixed");
+        let psk = d.write("b.psk", &format!("{PSK}\n"));
+        let q = |p: &Path| format!("{:?}", p.to_str().unwrap());
+        let toml = format!(
+            r#"
+[gateway]
+tun = "ipsec0"
+ca_dir = {ca}
+
+[[connection]]
+name = "mixed"
+keying = "ike"
+local_cert = {cert}
+local_key = {key}
+remote_auth = "psk"
+psk_file = {psk}
+send_cert = "always"
+local_id = "gw-a.example"
+remote_id = "gw-b.example"
+local_ts = ["10.1.0.0/24"]
+remote_ts = ["10.2.0.0/24"]
+tunnels = [ {{ local = "192.0.2.1", remote = "198.51.100.1" }} ]
+
+[[connection]]
+name = "pinned"
+keying = "ike"
+local_auth = "psk"
+remote_auth = "pubkey"
+remote_cert = {peer}
+psk_file = {psk}
+local_id = "gw-a.example"
+remote_id = "gw-b.example"
+local_ts = ["10.1.0.0/24"]
+remote_ts = ["10.3.0.0/24"]
+tunnels = [ {{ local = "192.0.2.1", remote = "198.51.100.2" }} ]
+"#,
+            ca = q(&conf("pki/cacerts")),
+            cert = q(&conf("pki/certs/gw-a.example.pem")),
+            key = q(&conf("pki/private/gw-a.example.key")),
+            peer = q(&conf("pki/certs/gw-b.example.pem")),
+            psk = q(&psk),
+        );
+        let p = d.write("gw.toml", &toml);
+        let cfg = Config::load_for_check_with_env(&p, []).unwrap_or_else(|e| panic!("{e}"));
+        let l = list(&cfg);
+        let (m, pin) = (l[0].ike.as_ref().unwrap(), l[1].ike.as_ref().unwrap());
+        assert_eq!(m.auth, "pubkey/psk");
+        assert_eq!(pin.auth, "psk/pubkey");
+        assert!(m.psk && pin.psk);
+        assert_eq!(m.send_cert.as_deref(), Some("always"));
+        assert!(pin.local_cert.is_none());
+        assert!(pin
+            .remote_cert
+            .as_deref()
+            .unwrap()
+            .ends_with("pki/certs/gw-b.example.pem"));
+        let text = render(&l);
+        for want in [
+            "mixed: IKEv2, local pubkey / remote psk auth,",
+            "pinned: IKEv2, local psk / remote pubkey auth,",
+            "gw-b.example.pem (pinned)",
+            &format!("  psk_file: {}", psk.display()),
+        ] {
+            assert!(text.contains(want), "no {want:?} in\n{text}");
+        }
+        let json = serde_json::to_string(&l).unwrap();
+        for secret in [PSK, &PSK[2..]] {
+            assert!(!text.contains(secret) && !json.contains(secret));
+        }
+        let key = std::fs::read_to_string(conf("pki/private/gw-a.example.key")).unwrap();
+        for line in key.lines().filter(|l| !l.starts_with('-') && l.len() > 16) {
+            assert!(!text.contains(line) && !json.contains(line), "{line}");
+        }
     }
 }

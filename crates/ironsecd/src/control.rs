@@ -8,6 +8,7 @@ use serde::{Deserialize, Serialize};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt};
 use tokio::net::{UnixListener, UnixStream};
 
+use crate::certs::CertList;
 use crate::conns::ConnConfig;
 use crate::limits::{CONTROL_CONNECTIONS, CONTROL_REQUEST_LINE, READ_DEADLINE, WRITE_DEADLINE};
 use crate::rekey::RekeyStarted;
@@ -37,6 +38,9 @@ pub enum Request {
     /// The running config's connections. Answered with [`Response::Connections`].
     #[serde(rename = "list-conns")]
     ListConns,
+    /// The certificates and CRLs the running config loaded. Answered with
+    /// [`Response::Certificates`].
+    Certs,
 }
 
 #[derive(Serialize, Deserialize, Debug, Clone, PartialEq, Eq)]
@@ -53,6 +57,8 @@ pub enum Response {
     Rekeying(RekeyStarted),
     /// The answer to `list-conns`.
     Connections(Vec<ConnConfig>),
+    /// The answer to `certs`.
+    Certificates(CertList),
 }
 
 /// Binds the control socket, replacing a stale one left by a crashed daemon but refusing to
@@ -344,6 +350,10 @@ mod tests {
         assert_eq!(
             serde_json::to_string(&Request::ListConns).unwrap(),
             r#"{"command":"list-conns"}"#
+        );
+        assert_eq!(
+            serde_json::to_string(&Request::Certs).unwrap(),
+            r#"{"command":"certs"}"#
         );
         // What older clients send is read as before.
         let r: Request = serde_json::from_str(r#"{"command":"status"}"#).unwrap();

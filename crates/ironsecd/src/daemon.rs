@@ -231,6 +231,12 @@ impl Running {
         st
     }
 
+    /// The running config's certificates and CRLs (`ironsecctl certs`, the certificate
+    /// metrics), expiry counted from the wall clock now.
+    fn certs(&self) -> crate::certs::CertList {
+        crate::certs::list(self.plane().config(), crate::certs::unix_now())
+    }
+
     /// Brings the kernel's routes in line with `cfg` and the installed tables (a route's MTU
     /// follows its tunnels'), and the guard routes with the config's guarded prefixes: a new
     /// guard before its route, a stale one after its route went; returns what failed.
@@ -598,7 +604,9 @@ pub fn run(cfg: Config) -> Result<(), DaemonError> {
             } else {
                 "none"
             };
-            tokio::spawn(crate::metrics::serve(l, metrics_token, move || r.status()));
+            tokio::spawn(crate::metrics::serve(l, metrics_token, move || {
+                crate::metrics::render_all(&r.status(), &r.certs())
+            }));
             tracing::info!(listen = %addr, auth, "metrics endpoint listening");
         }
         let queues = Queues {
@@ -789,5 +797,6 @@ fn handle(r: &Running, req: Request) -> Response {
             }
         }
         Request::ListConns => Response::Connections(crate::conns::list(r.plane().config())),
+        Request::Certs => Response::Certificates(r.certs()),
     }
 }

@@ -22,6 +22,7 @@ use crate::limits::{
     AcceptBackoff, METRICS_CONNECTIONS, METRICS_REQUEST_HEAD, READ_DEADLINE, WRITE_DEADLINE,
 };
 
+use crate::certs::{CertList, CertRole};
 use crate::config::MetricsToken;
 use crate::status::{Status, TunnelStatus, TUNNEL_STATES};
 
@@ -41,7 +42,8 @@ impl Out {
         let _ = writeln!(self.0, "# TYPE {name} {kind}");
     }
 
-    fn sample(&mut self, name: &str, labels: &[(&str, &str)], v: u64) {
+    /// One sample; `v` is a counter or gauge (u64), or a Unix time (i64, negative before 1970).
+    fn sample(&mut self, name: &str, labels: &[(&str, &str)], v: impl std::fmt::Display) {
         self.0.push_str(name);
         if !labels.is_empty() {
             self.0.push('{');
@@ -563,6 +565,58 @@ pub fn render(s: &Status) -> String {
     o.0
 }
 
+/// The certificate series: one per loaded certificate and user (trust anchors by file,
+/// the others by connection), valued notAfter; one per CRL with a nextUpdate. The family
+/// headers are always there, so a gateway without certificates still names the metrics.
+pub fn render_certs(l: &CertList) -> String {
+    let mut o = Out(String::new());
+    let cert = "ironsec_certificate_expiry_timestamp_seconds";
+    o.help(
+        cert,
+        "gauge",
+        "notAfter of each loaded certificate, Unix seconds: trust anchors (role anchor, by file), each connection's own certificate and intermediates (local, intermediate) and pinned peer certificates (pinned), by connection.",
+    );
+    for c in &l.certificates {
+        let base = [
+            ("subject", c.subject.as_str()),
+            ("serial", c.serial.as_str()),
+            ("role", c.role.name()),
+        ];
+        if c.role == CertRole::Anchor {
+            let labels = with(base, "file", c.file.as_str());
+            o.sample(cert, &labels, c.not_after_unix);
+        } else {
+            for conn in &c.connections {
+                let labels = with(base, "connection", conn.as_str());
+                o.sample(cert, &labels, c.not_after_unix);
+            }
+        }
+    }
+    let crl = "ironsec_crl_next_update_timestamp_seconds";
+    o.help(
+        crl,
+        "gauge",
+        "nextUpdate of each loaded CRL (crl_dir), Unix seconds; a CRL without nextUpdate has no series.",
+    );
+    for c in &l.crls {
+        if let Some(n) = c.next_update_unix {
+            o.sample(
+                crl,
+                &[("issuer", c.issuer.as_str()), ("file", c.file.as_str())],
+                n,
+            );
+        }
+    }
+    o.0
+}
+
+/// Everything a scrape returns: the status's families, then the certificates'.
+pub fn render_all(s: &Status, certs: &CertList) -> String {
+    let mut out = render(s);
+    out.push_str(&render_certs(certs));
+    out
+}
+
 /// Where reading an HTTP request head ended.
 #[derive(Debug, PartialEq, Eq)]
 enum Head {
@@ -690,13 +744,14 @@ async fn answer(
     .await;
 }
 
-/// Serves metrics until the runtime stops; `status` is called once per scrape. At most
+/// Serves metrics until the runtime stops; `body` (the exposition text, [`render_all`]) is
+/// called once per scrape. At most
 /// [`METRICS_CONNECTIONS`] clients are served at once; one more is answered 503 without
 /// waiting (a non-blocking write into its empty send buffer) and closed, so a flood of
 /// connections holds no descriptors.
-pub async fn serve<F>(listener: TcpListener, token: Option<MetricsToken>, status: F)
+pub async fn serve<F>(listener: TcpListener, token: Option<MetricsToken>, body: F)
 where
-    F: Fn() -> Status + Clone + Send + 'static,
+    F: Fn() -> String + Clone + Send + 'static,
 {
     let slots = Arc::new(Semaphore::new(METRICS_CONNECTIONS));
     let token = token.map(Arc::new);
@@ -709,10 +764,10 @@ where
                     let _ = stream.try_write(busy().as_bytes());
                     continue;
                 };
-                let f = status.clone();
+                let f = body.clone();
                 let token = token.clone();
                 tokio::spawn(async move {
-                    answer(stream, token.as_deref(), move || render(&f())).await;
+                    answer(stream, token.as_deref(), f).await;
                     drop(slot);
                 });
             }
@@ -727,6 +782,7 @@ where
 #[cfg(test)]
 pub(crate) mod tests {
     use super::*;
+    use crate::certs::{CertInfo, CrlInfo};
     use crate::status::*;
 
     /// A status document with one connection and one tunnel (also used by `status.rs`).
@@ -838,6 +894,95 @@ pub(crate) mod tests {
                 }],
             }],
         }
+    }
+
+    fn cert(role: CertRole, file: &str, connections: &[&str], not_after: i64) -> CertInfo {
+        CertInfo {
+            role,
+            file: file.into(),
+            subject: format!("C=CH, O=ironsec test, CN={}", role.name()),
+            issuer: "C=CH, O=ironsec test, CN=root".into(),
+            san: vec![],
+            serial: "0d:b2".into(),
+            not_before: String::new(),
+            not_after: String::new(),
+            not_before_unix: 0,
+            not_after_unix: not_after,
+            days_left: 0,
+            fingerprint_sha256: String::new(),
+            connections: connections.iter().map(|s| s.to_string()).collect(),
+        }
+    }
+
+    #[test]
+    fn certificates_have_one_series_per_user() {
+        let l = CertList {
+            now_unix: 0,
+            certificates: vec![
+                cert(
+                    CertRole::Anchor,
+                    "/ca/root.pem",
+                    &["site-b", "site-c"],
+                    2_000_000_000,
+                ),
+                cert(
+                    CertRole::Local,
+                    "/c/gw-a.pem",
+                    &["site-b", "site-c"],
+                    1_900_000_000,
+                ),
+                cert(
+                    CertRole::Intermediate,
+                    "/c/gw-a.pem",
+                    &["site-b"],
+                    1_950_000_000,
+                ),
+                cert(CertRole::Pinned, "/c/gw-b.pem", &["site-b"], -5),
+            ],
+            crls: vec![
+                CrlInfo {
+                    file: "/crl/int.pem".into(),
+                    issuer: "C=CH, CN=int".into(),
+                    this_update: String::new(),
+                    this_update_unix: 1,
+                    next_update: Some(String::new()),
+                    next_update_unix: Some(1_700_000_000),
+                    next_update_days_left: Some(3),
+                    revoked: 2,
+                },
+                CrlInfo {
+                    file: "/crl/none.pem".into(),
+                    issuer: "C=CH, CN=none".into(),
+                    this_update: String::new(),
+                    this_update_unix: 1,
+                    next_update: None,
+                    next_update_unix: None,
+                    next_update_days_left: None,
+                    revoked: 0,
+                },
+            ],
+        };
+        let text = render_certs(&l);
+        let m = "ironsec_certificate_expiry_timestamp_seconds";
+        let want = [
+            format!("{m}{{subject=\"C=CH, O=ironsec test, CN=anchor\",serial=\"0d:b2\",role=\"anchor\",file=\"/ca/root.pem\"}} 2000000000"),
+            format!("{m}{{subject=\"C=CH, O=ironsec test, CN=local\",serial=\"0d:b2\",role=\"local\",connection=\"site-b\"}} 1900000000"),
+            format!("{m}{{subject=\"C=CH, O=ironsec test, CN=local\",serial=\"0d:b2\",role=\"local\",connection=\"site-c\"}} 1900000000"),
+            format!("{m}{{subject=\"C=CH, O=ironsec test, CN=intermediate\",serial=\"0d:b2\",role=\"intermediate\",connection=\"site-b\"}} 1950000000"),
+            format!("{m}{{subject=\"C=CH, O=ironsec test, CN=pinned\",serial=\"0d:b2\",role=\"pinned\",connection=\"site-b\"}} -5"),
+            "ironsec_crl_next_update_timestamp_seconds{issuer=\"C=CH, CN=int\",file=\"/crl/int.pem\"} 1700000000".to_string(),
+        ];
+        for w in &want {
+            assert!(text.lines().any(|l| l == w), "missing {w}\n{text}");
+        }
+        let samples = text.lines().filter(|l| !l.starts_with('#')).count();
+        assert_eq!(samples, want.len(), "{text}");
+        // Without certificates the families are still declared (alerts and tests name them).
+        let empty = render_certs(&CertList::default());
+        assert!(empty.contains(&format!("# TYPE {m} gauge")));
+        assert!(empty.lines().all(|l| l.starts_with('#')), "{empty}");
+        let all = render_all(&sample_status(), &l);
+        assert!(all.contains("ironsec_uptime_seconds ") && all.contains(&want[0]));
     }
 
     #[test]

@@ -577,6 +577,7 @@ mod tests {
         let inter = [p.inter.parsed()];
         let revoking = crl(&p.inter, &[0x99, 0x1234]);
         assert_eq!(revoking.issuer(), p.end.issuer());
+        assert_eq!(revoking.revoked_count(), 2);
         assert!(revoking.revokes(&[0x12, 0x34]));
         assert!(revoking.revokes(&[0x00, 0x12, 0x34]));
         assert!(!revoking.revokes(&[0x12]));

@@ -77,6 +77,10 @@ impl Crl {
     pub fn next_update(&self) -> Option<i64> {
         self.inner.next_update
     }
+    /// How many certificates it lists as revoked (for `ironsecctl certs`).
+    pub fn revoked_count(&self) -> usize {
+        self.inner.revoked.len()
+    }
     /// Whether `serial` (big-endian, no leading zeros) is listed.
     pub fn revokes(&self, serial: &[u8]) -> bool {
         self.inner.revoked.contains(&normalize_serial(serial))

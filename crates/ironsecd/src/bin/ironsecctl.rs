@@ -87,6 +87,7 @@ fn unexpected(r: &Response) -> Failure {
         Response::Error(_) => "an error",
         Response::Rekeying(_) => "a rekey answer",
         Response::Connections(_) => "a connection list",
+        Response::Certificates(_) => "a certificate list",
     };
     Failure::Ctl(format!(
         "unexpected answer from ironsecd ({what}); is it the same version as ironsecctl?"
@@ -301,6 +302,19 @@ fn list_conns(cli: &Cli, filter: Option<&str>) -> Result<(), Failure> {
     Ok(())
 }
 
+fn certs(cli: &Cli) -> Result<(), Failure> {
+    let list = match ask(cli, &Request::Certs)? {
+        Response::Certificates(l) => l,
+        r => return Err(unexpected(&r)),
+    };
+    if cli.json {
+        print_json(&list);
+    } else {
+        print_text(&ironsecd::certs::render(&list));
+    }
+    Ok(())
+}
+
 fn rekey(cli: &Cli, connection: &str, ike: bool) -> Result<(), Failure> {
     let req = Request::Rekey {
         connection: connection.into(),
@@ -350,6 +364,7 @@ fn run(cli: &Cli) -> Result<(), Failure> {
     match &cli.command {
         Command::Status { connection } => show_status(cli, connection.as_deref()),
         Command::ListConns { connection } => list_conns(cli, connection.as_deref()),
+        Command::Certs => certs(cli),
         Command::Initiate {
             connection,
             timeout,

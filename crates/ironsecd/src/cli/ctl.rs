@@ -42,6 +42,11 @@ pub enum Command {
         /// A connection name or glob pattern, as for `status`.
         connection: Option<String>,
     },
+    /// The certificates and CRLs the daemon has loaded (trust anchors from ca_dir, each
+    /// connection's certificate and intermediates, pinned remote_cert, CRLs from crl_dir):
+    /// subject, issuer, altNames, serial, validity, days to expiry, SHA-256 fingerprint and
+    /// the connections using each. Shows what the last reload read. Keys are never shown.
+    Certs,
     /// Negotiate a connection now and wait until its tunnels are up.
     Initiate {
         connection: String,
