@@ -1135,6 +1135,71 @@ fn bad_certificate_configs_are_refused_with_file_key_and_reason() {
             )],
         ),
         (
+            "local_certs beside local_cert",
+            Box::new(|l| {
+                l.edit(|t| {
+                    t.replace(
+                        "local_key =",
+                        &format!(
+                            "local_certs = [{{ cert = {}, key = {} }}]\nlocal_key =",
+                            q(&l.cert),
+                            q(&l.key)
+                        ),
+                    )
+                })
+            }),
+            vec![(
+                "connection[0].local_certs",
+                "set together with local_cert/local_key".to_string(),
+            )],
+        ),
+        (
+            "a local_certs entry without its key, another whose key is not its own",
+            Box::new(|l| {
+                l.edit(|t| {
+                    t.replace("local_cert =", "# local_cert =")
+                        .replace("local_key =", "# local_key =")
+                        .replace(
+                            "[[connection]]\n",
+                            &format!(
+                                "[[connection]]\nlocal_certs = [{{ cert = {c} }}, {{ cert = {c}, key = {o} }}]\n",
+                                c = q(&l.cert),
+                                o = q(&l.other_key)
+                            ),
+                        )
+                })
+            }),
+            vec![("connection[0].local_certs[0].key", "required".to_string())],
+        ),
+        (
+            "a local_certs entry that does not carry local_id",
+            Box::new(|l| {
+                l.edit(|t| {
+                    t.replace("local_cert =", "# local_cert =")
+                        .replace("local_key =", "# local_key =")
+                        .replace(
+                            "[[connection]]\n",
+                            &format!(
+                                "[[connection]]\nlocal_certs = [{{ cert = {c}, key = {k} }}, {{ cert = {c}, key = {k} }}]\n",
+                                c = q(&l.cert),
+                                k = q(&l.key)
+                            ),
+                        )
+                });
+                l.set("local_id", "\"C=CH, O=ironsec test, CN=gw-z.example\"");
+            }),
+            vec![
+                (
+                    "connection[0].local_id",
+                    "is neither the subject nor a subjectAltName of connection[0].local_certs[0].cert".to_string(),
+                ),
+                (
+                    "connection[0].local_id",
+                    "is neither the subject nor a subjectAltName of connection[0].local_certs[1].cert".to_string(),
+                ),
+            ],
+        ),
+        (
             "all at once: wrong key, unknown local_id, end entity in ca_dir",
             Box::new(|l| {
                 l.set("local_key", &q(&l.other_key));

@@ -160,6 +160,9 @@ struct CertLab {
     topo: Topology,
     pki: Pki,
     dir: TempDir,
+    /// A certificate ironsec names before its own in `local_certs` (instead of
+    /// local_cert/local_key): the peer's CERTREQ must make ironsec pass it over.
+    decoy_first: Option<Cert>,
 }
 
 impl CertLab {
@@ -178,6 +181,7 @@ impl CertLab {
             topo,
             pki,
             dir,
+            decoy_first: None,
         }
     }
 
@@ -234,6 +238,23 @@ impl CertLab {
                 ("start_action", toml_str(start)),
             ],
         );
+        let text = match &self.decoy_first {
+            None => text,
+            Some(decoy) => {
+                let kept: Vec<&str> = text
+                    .lines()
+                    .filter(|l| !l.starts_with("local_cert =") && !l.starts_with("local_key ="))
+                    .collect();
+                format!(
+                    "{}\nlocal_certs = [{{ cert = {}, key = {} }}, {{ cert = {}, key = {} }}]\n",
+                    kept.join("\n"),
+                    p(&decoy.chain),
+                    p(&decoy.key),
+                    p(&own.chain),
+                    p(&own.key)
+                )
+            }
+        };
         let cfg = self.dir.join("ironsec-certs-gw-a.toml");
         fs::write(&cfg, format!("{text}retransmit_timeout = 0.5\n")).unwrap();
         self.ironsec = Some(Daemon::start(
@@ -657,6 +678,53 @@ fn revoked_ironsec_cert_refused_by_strongswan_ironsec_initiates() {
 #[ignore = "needs root"]
 fn revoked_ironsec_cert_refused_by_strongswan_strongswan_initiates() {
     strongswan_refuses_revoked(KeyKind::Rsa3072, Ids::Fqdn, Initiator::StrongSwan);
+}
+
+/// ironsec holds two certificates for gw-a (`local_certs`): first one from the RSA PKI, which
+/// strongSwan does not trust, then one from the ECDSA PKI, which it does. strongSwan's CERTREQ
+/// names the ECDSA CAs, so ironsec presents and signs with the second: the tunnel comes up and
+/// strongSwan logs the ECDSA intermediate. (Configured alone, the RSA one is refused: the
+/// refusal tests above.)
+fn certreq_chooses_among_local_certs(init: Initiator) {
+    let mut lab = CertLab::new(KeyKind::EcdsaP256);
+    let rsa = Pki::shared(KeyKind::Rsa3072).copy_to(&lab.dir.join("pki-rsa"));
+    lab.decoy_first = Some(rsa.gw_a.clone());
+    let (a, b) = (lab.pki.gw_a.clone(), lab.pki.gw_b.clone());
+    lab.start(&a, &b, Ids::Fqdn, init);
+    if init == Initiator::StrongSwan {
+        let out = lab.sw_initiate();
+        assert!(
+            out.contains("initiate completed successfully"),
+            "swanctl --initiate: {out}\n{}",
+            lab.logs()
+        );
+    }
+    lab.wait_up();
+    let log = lab.sw().log_text();
+    let int = format!("received issuer cert \"{ORG}, CN=ironsec test intermediate CA ecdsa\"");
+    assert!(
+        log.lines().any(|l| l.contains(&int)),
+        "strongSwan did not log `{int}`\n{}",
+        lab.logs()
+    );
+    assert!(
+        !log.contains("intermediate CA rsa"),
+        "ironsec sent the RSA chain\n{}",
+        lab.logs()
+    );
+    ping_both_ways(&lab, 3);
+}
+
+#[test]
+#[ignore = "needs root"]
+fn certreq_chooses_among_local_certs_ironsec_initiates() {
+    certreq_chooses_among_local_certs(Initiator::Ironsec);
+}
+
+#[test]
+#[ignore = "needs root"]
+fn certreq_chooses_among_local_certs_strongswan_initiates() {
+    certreq_chooses_among_local_certs(Initiator::StrongSwan);
 }
 
 // ------------------------------------------------------------------------------------------

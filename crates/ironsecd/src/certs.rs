@@ -212,14 +212,16 @@ pub fn list(cfg: &Config, now: i64) -> CertList {
     }
     for c in &cfg.connections {
         let Keying::Ike(k) = &c.keying else { continue };
-        if let LocalAuthConfig::Pubkey(lc) = &k.auth.local {
-            for (i, cert) in lc.credential.chain.iter().enumerate() {
-                let role = if i == 0 {
-                    CertRole::Local
-                } else {
-                    CertRole::Intermediate
-                };
-                col.add(cert, role, &lc.cert_file, Some(&c.name), now);
+        if let LocalAuthConfig::Pubkey(certs) = &k.auth.local {
+            for lc in certs.iter() {
+                for (i, cert) in lc.credential.chain.iter().enumerate() {
+                    let role = if i == 0 {
+                        CertRole::Local
+                    } else {
+                        CertRole::Intermediate
+                    };
+                    col.add(cert, role, &lc.cert_file, Some(&c.name), now);
+                }
             }
         }
         if let RemoteAuthConfig::Pubkey { pinned: Some(p) } = &k.auth.remote {

@@ -201,12 +201,22 @@ struct AuthView {
 fn auth_view(a: &AuthConfig) -> AuthView {
     let (local, local_cert, local_key, send_cert) = match &a.local {
         LocalAuthConfig::Psk => ("psk", None, None, None),
-        LocalAuthConfig::Pubkey(lc) => (
-            "pubkey",
-            Some(lc.cert_file.display().to_string()),
-            Some(lc.key_file.display().to_string()),
-            Some(send_cert_name(lc.credential.send_cert).to_string()),
-        ),
+        // Several certificates (`local_certs`): listed in order, comma-separated.
+        LocalAuthConfig::Pubkey(certs) => {
+            let list = |f: fn(&crate::config::pki::LocalCert) -> &std::path::Path| {
+                certs
+                    .iter()
+                    .map(|lc| f(lc).display().to_string())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            };
+            (
+                "pubkey",
+                Some(list(|lc| &lc.cert_file)),
+                Some(list(|lc| &lc.key_file)),
+                Some(send_cert_name(certs.first.credential.send_cert).to_string()),
+            )
+        }
     };
     let (remote, remote_cert) = match &a.remote {
         RemoteAuthConfig::Psk => ("psk", None),

@@ -312,6 +312,12 @@ fn with_resolved_paths(file: &Path, mut c: ConnectionSchema) -> ConnectionSchema
     c.keys_file = c.keys_file.map(|p| base.join(p));
     c.local_cert = c.local_cert.map(|p| base.join(p));
     c.local_key = c.local_key.map(|p| base.join(p));
+    if let Some(v) = &mut c.local_certs {
+        for e in v {
+            e.cert = e.cert.take().map(|p| base.join(p));
+            e.key = e.key.take().map(|p| base.join(p));
+        }
+    }
     c.remote_cert = c.remote_cert.map(|p| base.join(p));
     c
 }

@@ -430,17 +430,21 @@ fn validate(
     let mut spis_in: HashMap<u32, (PathBuf, String)> = HashMap::new();
     let mut example_secrets = Vec::new();
     for SourcedConnection { file, key, schema } in loaded.connections {
-        for (name, path) in [
-            ("psk_file", &schema.psk_file),
-            ("keys_file", &schema.keys_file),
-            ("local_key", &schema.local_key),
-        ] {
+        let more_keys = schema.local_certs.iter().flatten().enumerate();
+        let secret_files = [
+            ("psk_file".to_string(), schema.psk_file.clone()),
+            ("keys_file".to_string(), schema.keys_file.clone()),
+            ("local_key".to_string(), schema.local_key.clone()),
+        ]
+        .into_iter()
+        .chain(more_keys.map(|(i, e)| (format!("local_certs[{i}].key"), e.key.clone())));
+        for (name, path) in secret_files {
             let Some(path) = path.as_deref().filter(|p| keys::is_example(p)) else {
                 continue;
             };
             let how = if name == "psk_file" {
                 format!("rm {0} && ironsecctl genpsk {0}", path.display())
-            } else if name == "local_key" {
+            } else if name.contains("key") && name != "keys_file" {
                 "make a key and certificate of your own (README, \"Certificates\": \
                  conf/pki/make-pki.sh) and point local_cert and local_key at them"
                     .to_string()

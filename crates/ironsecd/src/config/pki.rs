@@ -152,7 +152,21 @@ pub struct AuthConfig {
 #[derive(Debug, Clone, PartialEq)]
 pub enum LocalAuthConfig {
     Psk,
-    Pubkey(LocalCert),
+    Pubkey(LocalCerts),
+}
+
+/// A connection's certificates: `local_cert`/`local_key`, or the entries of `local_certs` in
+/// order (the first is the default; the peer's CERTREQ may choose another).
+#[derive(Debug, Clone, PartialEq)]
+pub struct LocalCerts {
+    pub first: LocalCert,
+    pub more: Vec<LocalCert>,
+}
+
+impl LocalCerts {
+    pub fn iter(&self) -> impl Iterator<Item = &LocalCert> {
+        std::iter::once(&self.first).chain(&self.more)
+    }
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -232,7 +246,7 @@ pub fn validate_auth(
 ) -> Option<(AuthConfig, Option<Identity>, bool)> {
     let before = errs.len();
     let local = method(file, key, "local_auth", c.local_auth.as_deref(), errs).unwrap_or(
-        if c.local_cert.is_some() {
+        if c.local_cert.is_some() || c.local_certs.is_some() {
             Method::Pubkey
         } else {
             Method::Psk
@@ -256,8 +270,13 @@ pub fn validate_auth(
     let mut local_id = local_id;
     let local_cfg = match local {
         Method::Psk => {
-            for (name, v) in [("local_cert", &c.local_cert), ("local_key", &c.local_key)] {
-                if v.is_some() {
+            let given = [
+                ("local_cert", c.local_cert.is_some()),
+                ("local_key", c.local_key.is_some()),
+                ("local_certs", c.local_certs.is_some()),
+            ];
+            for (name, set) in given {
+                if set {
                     errs.push(ConfigError::new(
                         file,
                         format!("{key}.{name}"),
@@ -275,7 +294,7 @@ pub fn validate_auth(
             }
             LocalAuthConfig::Psk
         }
-        Method::Pubkey => match local_cert(file, key, c, send_cert, &mut local_id, errs) {
+        Method::Pubkey => match local_certs(file, key, c, send_cert, &mut local_id, errs) {
             Some(lc) => LocalAuthConfig::Pubkey(lc),
             None => return None,
         },
@@ -351,31 +370,135 @@ fn read_certs(
     }
 }
 
-fn local_cert(
+/// `local_cert`/`local_key`, or `local_certs`: every certificate read, its key checked
+/// against it, and all of them carrying `local_id` (default: the first one's subject DN).
+fn local_certs(
     file: &Path,
     key: &str,
     c: &ConnectionSchema,
     send_cert: SendCert,
     local_id: &mut Option<Identity>,
     errs: &mut Vec<ConfigError>,
-) -> Option<LocalCert> {
-    let (Some(cert_file), Some(key_file)) = (&c.local_cert, &c.local_key) else {
-        for (name, v) in [("local_cert", &c.local_cert), ("local_key", &c.local_key)] {
-            if v.is_none() {
+) -> Option<LocalCerts> {
+    // (cert, key, config key of the cert, config key of the key)
+    let mut pairs: Vec<(&Path, &Path, String, String)> = Vec::new();
+    match &c.local_certs {
+        Some(list) => {
+            if c.local_cert.is_some() || c.local_key.is_some() {
                 errs.push(ConfigError::new(
                     file,
-                    format!("{key}.{name}"),
-                    "required with local_auth = \"pubkey\"",
+                    format!("{key}.local_certs"),
+                    "set together with local_cert/local_key: name the certificates in one or \
+                     the other",
                 ));
+                return None;
+            }
+            if list.is_empty() {
+                errs.push(ConfigError::new(
+                    file,
+                    format!("{key}.local_certs"),
+                    "empty: name at least one { cert = \"...\", key = \"...\" }",
+                ));
+                return None;
+            }
+            let before = errs.len();
+            for (i, e) in list.iter().enumerate() {
+                let k = format!("{key}.local_certs[{i}]");
+                for (name, v) in [("cert", &e.cert), ("key", &e.key)] {
+                    if v.is_none() {
+                        errs.push(ConfigError::new(file, format!("{k}.{name}"), "required"));
+                    }
+                }
+                if let (Some(cf), Some(kf)) = (&e.cert, &e.key) {
+                    pairs.push((cf, kf, format!("{k}.cert"), format!("{k}.key")));
+                }
+            }
+            if errs.len() != before {
+                return None;
             }
         }
-        return None;
-    };
-    let chain = read_certs(file, &format!("{key}.local_cert"), cert_file, errs);
-    let kk = format!("{key}.local_key");
+        None => {
+            let (Some(cert_file), Some(key_file)) = (&c.local_cert, &c.local_key) else {
+                for (name, v) in [("local_cert", &c.local_cert), ("local_key", &c.local_key)] {
+                    if v.is_none() {
+                        errs.push(ConfigError::new(
+                            file,
+                            format!("{key}.{name}"),
+                            "required with local_auth = \"pubkey\"",
+                        ));
+                    }
+                }
+                return None;
+            };
+            pairs.push((
+                cert_file,
+                key_file,
+                format!("{key}.local_cert"),
+                format!("{key}.local_key"),
+            ));
+        }
+    }
     let allow = c.allow_readable_secret_file.unwrap_or(false);
-    let private = keys::check_secret_file(file, &kk, key_file, allow).and_then(|()| {
-        let fail = |r: String| ConfigError::new(file, &kk, format!("{}: {r}", key_file.display()));
+    let loaded: Vec<Option<LocalCert>> = pairs
+        .iter()
+        .map(|(cf, kf, ck, kk)| one_local_cert(file, cf, kf, ck, kk, allow, send_cert, errs))
+        .collect();
+    let mut loaded: Vec<LocalCert> = loaded.into_iter().collect::<Option<_>>()?;
+    let first = loaded.remove(0);
+    let first_end = &first.credential.chain[0];
+    let id = match local_id.take() {
+        None => Identity::Dn(first_end.subject().clone()),
+        // Sent as the certificate's own encoding of the name, so the peer's comparison with
+        // the subject cannot trip over string types.
+        Some(Identity::Dn(dn)) if dn == *first_end.subject() => {
+            Identity::Dn(first_end.subject().clone())
+        }
+        Some(id) => id,
+    };
+    let mut ok = true;
+    for (lc, (_, _, ck, _)) in std::iter::once(&first).chain(&loaded).zip(&pairs) {
+        let end = &lc.credential.chain[0];
+        if !id_in_certificate(&id, end) {
+            ok = false;
+            let which = if c.local_certs.is_some() {
+                ck.clone()
+            } else {
+                "local_cert".to_string()
+            };
+            errs.push(ConfigError::new(
+                file,
+                format!("{key}.local_id"),
+                format!(
+                    "'{id}' is neither the subject nor a subjectAltName of {which} '{}' ({}); \
+                     the peer would refuse it",
+                    end.subject(),
+                    lc.cert_file.display()
+                ),
+            ));
+        }
+    }
+    *local_id = Some(id);
+    ok.then_some(LocalCerts {
+        first,
+        more: loaded,
+    })
+}
+
+/// One certificate file and its key: read, the key private and matching the certificate.
+#[allow(clippy::too_many_arguments)]
+fn one_local_cert(
+    file: &Path,
+    cert_file: &Path,
+    key_file: &Path,
+    cert_key: &str,
+    kk: &str,
+    allow: bool,
+    send_cert: SendCert,
+    errs: &mut Vec<ConfigError>,
+) -> Option<LocalCert> {
+    let chain = read_certs(file, cert_key, cert_file, errs);
+    let private = keys::check_secret_file(file, kk, key_file, allow).and_then(|()| {
+        let fail = |r: String| ConfigError::new(file, kk, format!("{}: {r}", key_file.display()));
         let bytes =
             Zeroizing::new(std::fs::read(key_file).map_err(|e| fail(format!("cannot read: {e}")))?);
         PrivateKey::from_pem_or_der(&bytes).map_err(|e| fail(e.to_string()))
@@ -386,7 +509,7 @@ fn local_cert(
     if private.public_key_spki() != end.spki() {
         errs.push(ConfigError::new(
             file,
-            &kk,
+            kk,
             format!(
                 "{} is not the key of {} ('{}')",
                 key_file.display(),
@@ -396,31 +519,9 @@ fn local_cert(
         ));
         return None;
     }
-    match local_id.take() {
-        None => *local_id = Some(Identity::Dn(end.subject().clone())),
-        // Sent as the certificate's own encoding of the name, so the peer's comparison with
-        // the subject cannot trip over string types.
-        Some(Identity::Dn(dn)) if dn == *end.subject() => {
-            *local_id = Some(Identity::Dn(end.subject().clone()))
-        }
-        Some(id) if id_in_certificate(&id, end) => *local_id = Some(id),
-        Some(id) => {
-            errs.push(ConfigError::new(
-                file,
-                format!("{key}.local_id"),
-                format!(
-                    "'{id}' is neither the subject nor a subjectAltName of local_cert '{}' \
-                     ({}); the peer would refuse it",
-                    end.subject(),
-                    cert_file.display()
-                ),
-            ));
-            return None;
-        }
-    }
     Some(LocalCert {
-        cert_file: cert_file.clone(),
-        key_file: key_file.clone(),
+        cert_file: cert_file.to_path_buf(),
+        key_file: key_file.to_path_buf(),
         credential: Arc::new(Credential::new(chain, private, send_cert)),
     })
 }

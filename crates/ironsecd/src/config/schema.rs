@@ -300,6 +300,9 @@ pub struct ConnectionSchema {
     /// the same PEM file) and its private key (0600).
     pub local_cert: Option<PathBuf>,
     pub local_key: Option<PathBuf>,
+    /// Instead of local_cert/local_key: several certificates with their keys, the one whose
+    /// CA the peer's CERTREQ names used, else the first.
+    pub local_certs: Option<Vec<LocalCertSchema>>,
     /// The peer's certificate, pinned: it need not send it, and must send this one if any.
     pub remote_cert: Option<PathBuf>,
     /// "psk" or "pubkey": how we prove ourselves (default pubkey with local_cert, else psk).
@@ -372,6 +375,16 @@ pub struct ConnectionSchema {
     /// For secrets deployed by tools that cannot set 0600; off by default because a key other
     /// local users can read is no longer secret.
     pub allow_readable_secret_file: Option<bool>,
+}
+
+/// One entry of `local_certs`.
+#[derive(Deserialize, Debug)]
+#[serde(deny_unknown_fields)]
+pub struct LocalCertSchema {
+    /// Required: the certificate, then its intermediates.
+    pub cert: Option<PathBuf>,
+    /// Required: its private key (0600).
+    pub key: Option<PathBuf>,
 }
 
 #[derive(Deserialize, Debug)]

@@ -56,7 +56,7 @@ fn peer_config(c: &Connection, trust: &Trust) -> Option<PeerConfig> {
         remote_id: k.remote_id.clone(),
         local_auth: match (&k.auth.local, &k.psk) {
             (LocalAuthConfig::Pubkey(c), _) => LocalAuth::Pubkey(Credentials::new(
-                vec![c.credential.clone()],
+                c.iter().map(|lc| lc.credential.clone()).collect(),
                 trust.store.anchors(),
             )?),
             (LocalAuthConfig::Psk, Some(psk)) => LocalAuth::Psk(psk.clone()),
