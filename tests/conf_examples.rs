@@ -1063,7 +1063,8 @@ fn bad_certificate_configs_are_refused_with_file_key_and_reason() {
     // (what, edit, the error lines expected: each a prefix "FILE: KEY: " and a part of the
     // reason).
     type Edit<'a> = Box<dyn Fn(&CertLab) + 'a>;
-    let cases: Vec<(&str, Edit, Vec<(&str, String)>)> = vec![
+    type CertCase<'a> = (&'a str, Edit<'a>, Vec<(&'a str, String)>);
+    let cases: Vec<CertCase> = vec![
         (
             "a key that is not the certificate's",
             Box::new(|l| l.set("local_key", &q(&l.other_key))),
