@@ -119,27 +119,13 @@ protocol bgp strongswan {
 // ------------------------------------------------------------------------------------------
 // The lab
 
-/// Replaces the value of every `key = ...` line of a swanctl.conf, keeping the indentation;
-/// panics if the key is not there so template drift is noticed.
+/// The shared rewrite ([`common::rewrite_swanctl_template`]) for this file's template.
 fn rewrite_swanctl(text: &str, replacements: &[(&str, String)]) -> String {
-    let mut lines: Vec<String> = text.lines().map(str::to_string).collect();
-    for (key, value) in replacements {
-        let mut found = false;
-        for l in lines.iter_mut() {
-            let t = l.trim_start();
-            if t.strip_prefix(key)
-                .is_some_and(|r| r.trim_start().starts_with('='))
-            {
-                let indent = &l[..l.len() - t.len()];
-                *l = format!("{indent}{key} = {value}");
-                found = true;
-            }
-        }
-        assert!(found, "key `{key}` not found in swanctl-route-based.conf");
-    }
-    let mut out = lines.join("\n");
-    out.push('\n');
-    out
+    common::rewrite_swanctl_template(
+        text,
+        "conf/strongswan/swanctl-route-based.conf",
+        replacements,
+    )
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -115,6 +115,30 @@ pub fn write_keys_file(path: &Path, entries: &[(u32, &[u8])]) {
     write_secret(path, s);
 }
 
+/// Replaces the value of every `key = ...` line of a swanctl.conf (all sections), keeping the
+/// indentation; panics if the key is not there so template drift is noticed (`what` names the
+/// template in that message).
+pub fn rewrite_swanctl_template(text: &str, what: &str, replacements: &[(&str, String)]) -> String {
+    let mut lines: Vec<String> = text.lines().map(str::to_string).collect();
+    for (key, value) in replacements {
+        let mut found = false;
+        for l in lines.iter_mut() {
+            let t = l.trim_start();
+            if t.strip_prefix(key)
+                .is_some_and(|r| r.trim_start().starts_with('='))
+            {
+                let indent = &l[..l.len() - t.len()];
+                *l = format!("{indent}{key} = {value}");
+                found = true;
+            }
+        }
+        assert!(found, "key `{key}` not found in {what}");
+    }
+    let mut out = lines.join("\n");
+    out.push('\n');
+    out
+}
+
 /// Rewrites `key = ...` lines (the first line whose trimmed text starts with `key =` or
 /// `key=`) of a TOML text; panics if a key is not found so example drift is noticed.
 pub fn rewrite_toml_lines(text: &str, replacements: &[(&str, String)]) -> String {
