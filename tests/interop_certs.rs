@@ -145,6 +145,14 @@ struct CertLab {
     /// A certificate ironsec names before its own in `local_certs` (instead of
     /// local_cert/local_key): the peer's CERTREQ must make ironsec pass it over.
     decoy_first: Option<Cert>,
+    /// strongswan.conf template for gwB's charon instead of conf/strongswan/strongswan.conf.
+    sw_template: Option<PathBuf>,
+    /// strongSwan's `send_cert` (default: the template's `ifasked`).
+    sw_send_cert: Option<&'static str>,
+    /// ironsec's `remote_cert`: the peer certificate it holds (pinned).
+    pinned_peer: Option<PathBuf>,
+    /// ironsec's `rsa_pss = true`.
+    ironsec_rsa_pss: bool,
 }
 
 impl CertLab {
@@ -164,6 +172,10 @@ impl CertLab {
             pki,
             dir,
             decoy_first: None,
+            sw_template: None,
+            sw_send_cert: None,
+            pinned_peer: None,
+            ironsec_rsa_pss: false,
         }
     }
 
@@ -175,11 +187,21 @@ impl CertLab {
         let file = self.pki.install_swanctl(&sw_dir, own);
         let text = example_config("strongswan/swanctl-certs.conf");
         let text = set_ids(&text, local_id, remote_id);
-        let text = rewrite_swanctl(
+        let mut set = vec![("certs", file), ("start_action", start.to_string())];
+        if let Some(v) = self.sw_send_cert {
+            set.push(("send_cert", v.to_string()));
+        }
+        let text = rewrite_swanctl(&text, &set);
+        let opts = SwOptions {
+            template: self.sw_template.as_deref(),
+            ..SwOptions::default()
+        };
+        self.sw = Some(StrongSwan::start_with(
+            &self.topo.gw_b,
+            &sw_dir,
             &text,
-            &[("certs", file), ("start_action", start.to_string())],
-        );
-        self.sw = Some(StrongSwan::start(&self.topo.gw_b, &sw_dir, &text));
+            opts,
+        ));
     }
 
     /// charon in gwA instead of ironsecd: swanctl-certs.conf mirrored (addresses, subnets,
@@ -236,6 +258,15 @@ impl CertLab {
                     p(&own.key)
                 )
             }
+        };
+        let text = match &self.pinned_peer {
+            None => text,
+            Some(cert) => format!("{text}remote_cert = {}\n", p(cert)),
+        };
+        let text = if self.ironsec_rsa_pss {
+            format!("{text}rsa_pss = true\n")
+        } else {
+            text
         };
         let cfg = self.dir.join("ironsec-certs-gw-a.toml");
         fs::write(&cfg, format!("{text}retransmit_timeout = 0.5\n")).unwrap();
@@ -709,6 +740,112 @@ fn certreq_chooses_among_local_certs_strongswan_initiates() {
     certreq_chooses_among_local_certs(Initiator::StrongSwan);
 }
 
+/// strongSwan signs its AUTH with RSASSA-PSS (`charon.rsa_pss = yes`, RFC 7427 with the PSS
+/// AlgorithmIdentifier and its parameters): ironsec verifies it, each side initiating.
+fn strongswan_signs_with_rsa_pss(init: Initiator) {
+    let mut lab = CertLab::new(KeyKind::Rsa3072);
+    let conf = example_config("strongswan/strongswan.conf");
+    assert!(
+        conf.contains("\ncharon {\n"),
+        "conf/strongswan/strongswan.conf changed"
+    );
+    let template = lab.dir.join("strongswan-pss.conf");
+    fs::write(
+        &template,
+        conf.replacen("\ncharon {\n", "\ncharon {\n    rsa_pss = yes\n", 1),
+    )
+    .unwrap();
+    lab.sw_template = Some(template);
+    let (a, b) = (lab.pki.gw_a.clone(), lab.pki.gw_b.clone());
+    lab.start(&a, &b, Ids::Dn, init);
+    if init == Initiator::StrongSwan {
+        let out = lab.sw_initiate();
+        assert!(
+            out.contains("initiate completed successfully"),
+            "swanctl --initiate: {out}\n{}",
+            lab.logs()
+        );
+    }
+    lab.wait_up();
+    let mine = format!("authentication of '{}' (myself) with RSA_EMSA_PSS", GW_B.dn);
+    assert!(
+        lab.sw().log_text().lines().any(|l| l.contains(&mine)),
+        "strongSwan did not sign with PSS (`{mine}`)\n{}",
+        lab.logs()
+    );
+    ping_both_ways(&lab, 3);
+}
+
+/// ironsec with `rsa_pss = true` signs its AUTH with RSASSA-PSS: strongSwan verifies it.
+#[test]
+#[ignore = "needs root"]
+fn ironsec_signs_with_rsa_pss() {
+    let mut lab = CertLab::new(KeyKind::Rsa3072);
+    lab.ironsec_rsa_pss = true;
+    let (a, b) = (lab.pki.gw_a.clone(), lab.pki.gw_b.clone());
+    lab.start(&a, &b, Ids::Dn, Initiator::Ironsec);
+    lab.wait_up();
+    let theirs = format!("authentication of '{}' with RSA_EMSA_PSS", GW_A.dn);
+    let log = lab.sw().log_text();
+    assert!(
+        log.lines()
+            .any(|l| l.contains(&theirs) && l.contains("successful")),
+        "strongSwan did not verify a PSS signature (`{theirs}... successful`)\n{}",
+        lab.logs()
+    );
+    ping_both_ways(&lab, 3);
+}
+
+#[test]
+#[ignore = "needs root"]
+fn strongswan_signs_with_rsa_pss_ironsec_initiates() {
+    strongswan_signs_with_rsa_pss(Initiator::Ironsec);
+}
+
+#[test]
+#[ignore = "needs root"]
+fn strongswan_signs_with_rsa_pss_strongswan_initiates() {
+    strongswan_signs_with_rsa_pss(Initiator::StrongSwan);
+}
+
+/// strongSwan sends no certificate (`send_cert = never`); ironsec holds it (`remote_cert`)
+/// and authenticates strongSwan with it, each side initiating.
+fn pinned_strongswan_certificate(init: Initiator) {
+    let mut lab = CertLab::new(KeyKind::EcdsaP256);
+    lab.sw_send_cert = Some("never");
+    lab.pinned_peer = Some(lab.pki.gw_b.cert.clone());
+    let (a, b) = (lab.pki.gw_a.clone(), lab.pki.gw_b.clone());
+    lab.start(&a, &b, Ids::Fqdn, init);
+    if init == Initiator::StrongSwan {
+        let out = lab.sw_initiate();
+        assert!(
+            out.contains("initiate completed successfully"),
+            "swanctl --initiate: {out}\n{}",
+            lab.logs()
+        );
+    }
+    lab.wait_up();
+    let log = lab.sw().log_text();
+    assert!(
+        !log.contains("sending end entity cert"),
+        "strongSwan sent its certificate\n{}",
+        lab.logs()
+    );
+    ping_both_ways(&lab, 3);
+}
+
+#[test]
+#[ignore = "needs root"]
+fn pinned_strongswan_certificate_ironsec_initiates() {
+    pinned_strongswan_certificate(Initiator::Ironsec);
+}
+
+#[test]
+#[ignore = "needs root"]
+fn pinned_strongswan_certificate_strongswan_initiates() {
+    pinned_strongswan_certificate(Initiator::StrongSwan);
+}
+
 // ------------------------------------------------------------------------------------------
 // 3. The example pair: two ironsecds with conf/cert-gw-a.toml and conf/cert-gw-b.toml
 
@@ -872,6 +1009,19 @@ fn certs_listing_metrics_and_renewal_by_reload() {
     let mut lab = CertLab::new(KeyKind::EcdsaP256);
     let (sock_a, sock_b) = start_example_pair(&mut lab);
     let gw_a = lab.pki.gw_a.clone();
+    // The private keys' base64 lines: never in a log, a status, a listing or a metric.
+    let key_lines: Vec<String> = [&gw_a.key, &lab.pki.gw_b.key]
+        .iter()
+        .flat_map(|k| {
+            fs::read_to_string(k)
+                .unwrap()
+                .lines()
+                .filter(|l| !l.starts_with("-----") && l.len() > 16)
+                .map(str::to_string)
+                .collect::<Vec<_>>()
+        })
+        .collect();
+    assert!(!key_lines.is_empty());
 
     // --- What A loaded: the root (ca_dir), its certificate and the intermediate, two CRLs.
     let certs = ctl_json(&sock_a, &["certs"]);
@@ -1036,6 +1186,22 @@ fn certs_listing_metrics_and_renewal_by_reload() {
     assert_eq!(spis(&sock_a), renewed_a, "{}", lab.logs());
     assert_eq!(spis(&sock_b), renewed_b, "{}", lab.logs());
     assert!(ctl_status(&sock_a).is_ok_and(|st| tunnel_up(&st)));
+
+    // --- No key material anywhere an operator or a scraper looks.
+    let mut seen = lab.logs();
+    for sock in [&sock_a, &sock_b] {
+        for args in [&["status"][..], &["list-conns"], &["certs"]] {
+            seen.push_str(&ctl_json(sock, args).to_string());
+            seen.push_str(&ctl_ok(sock, args));
+        }
+    }
+    seen.push_str(&scrape(&lab.topo.gw_a));
+    for l in &key_lines {
+        assert!(
+            !seen.contains(l.as_str()),
+            "private key material shown: {l}"
+        );
+    }
 }
 
 // ------------------------------------------------------------------------------------------

@@ -94,6 +94,9 @@ pub struct Credential {
     pub chain: Vec<Certificate>,
     pub key: PrivateKey,
     pub send_cert: SendCert,
+    /// An RSA key signs RFC 7427 AUTH with RSASSA-PSS rather than PKCS#1 v1.5 (strongSwan's
+    /// `charon.rsa_pss`). Off by default: PKCS#1 v1.5 is what every peer verifies.
+    pub rsa_pss: bool,
 }
 
 impl Credential {
@@ -102,7 +105,14 @@ impl Credential {
             chain,
             key,
             send_cert,
+            rsa_pss: false,
         }
+    }
+
+    /// The same, signing with RSASSA-PSS when the key is RSA (`rsa_pss`).
+    pub fn with_rsa_pss(mut self, on: bool) -> Credential {
+        self.rsa_pss = on;
+        self
     }
 }
 
@@ -116,6 +126,7 @@ impl fmt::Debug for Credential {
             .field("chain", &self.chain.len())
             .field("key", &self.key)
             .field("send_cert", &self.send_cert)
+            .field("rsa_pss", &self.rsa_pss)
             .finish()
     }
 }

@@ -85,6 +85,18 @@ impl Pki {
         not_after: time::OffsetDateTime,
     ) -> Credential {
         let key = KeyPair::generate_for(self.alg).unwrap();
+        self.gateway_with_key(name, serial, not_before, not_after, key)
+    }
+
+    /// [`Pki::gateway`] for a given key (RSA from a fixture: rcgen cannot make RSA keys).
+    fn gateway_with_key(
+        &self,
+        name: &str,
+        serial: u64,
+        not_before: time::OffsetDateTime,
+        not_after: time::OffsetDateTime,
+        key: KeyPair,
+    ) -> Credential {
         let mut p = CertificateParams::new(vec![name.to_string()]).unwrap();
         p.distinguished_name = dn(name);
         p.serial_number = Some(SerialNumber::from(serial));
@@ -558,5 +570,29 @@ fn the_peers_certreq_chooses_which_certificate_we_send() {
             assert!(up_ids(&n.events_b).is_empty());
             assert_refused_by(&n.events_b, "not a trusted CA");
         }
+    }
+}
+
+/// An RSA gateway key (the pki crate's OpenSSL-made fixture) signing RFC 7427 AUTH with PKCS#1
+/// v1.5 (the default) and with RSASSA-PSS (`rsa_pss`): the peer verifies both.
+#[test]
+fn rsa_signs_with_pkcs1_or_pss() {
+    let pem = include_str!("../../pki/testdata/rsa2048.pkcs8.pem");
+    for pss in [false, true] {
+        let pki = Pki::new(&rcgen::PKCS_ECDSA_P256_SHA256);
+        let key = KeyPair::from_pem_and_sign_algo(pem, &rcgen::PKCS_RSA_SHA256).unwrap();
+        let rsa = pki
+            .gateway_with_key(
+                "gw-a.example",
+                10,
+                rcgen::date_time_ymd(2021, 1, 1),
+                rcgen::date_time_ymd(2055, 1, 1),
+                key,
+            )
+            .with_rsa_pss(pss);
+        let (a, b) = cert_pair(&pki, rsa, pki.valid("gw-b.example", 11), vec![]);
+        let mut n = net(a, b);
+        n.initiate_a();
+        assert_up(&n);
     }
 }

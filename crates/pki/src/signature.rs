@@ -224,6 +224,12 @@ impl SignatureScheme {
         }
     }
 
+    /// RSASSA-PSS with any hash.
+    pub fn is_rsa_pss(self) -> bool {
+        use SignatureScheme::*;
+        matches!(self, RsaPssSha256 | RsaPssSha384 | RsaPssSha512)
+    }
+
     pub(crate) fn is_rsa(self) -> bool {
         use SignatureScheme::*;
         matches!(

@@ -175,9 +175,12 @@ pub(crate) fn prove(
 /// type's classic method.
 fn sign(cred: &Credential, wishes: &PeerWishes, octets: &[u8]) -> Result<AuthPayload, String> {
     let failed = |e: ironsec_pki::KeyError| format!("signing AUTH failed: {e}");
-    let chosen = cred
-        .key
-        .schemes()
+    let mut schemes = cred.key.schemes();
+    if cred.rsa_pss {
+        // PSS before PKCS#1 v1.5 (stable: the hash order stays).
+        schemes.sort_by_key(|s| !s.is_rsa_pss());
+    }
+    let chosen = schemes
         .into_iter()
         .find(|s| wishes.hashes.contains(&s.hash()) && s.algorithm_identifier().is_some());
     if let Some(scheme) = chosen {

@@ -176,7 +176,7 @@ pub enum RemoteAuthConfig {
 }
 
 /// Our certificate and key as loaded. Equal when the same files are named with the same
-/// `send_cert`: a renewed certificate in the same file is picked up by the next negotiation
+/// `send_cert` and `rsa_pss`: a renewed certificate in the same file is picked up by the next negotiation
 /// without the connection counting as changed (its SAs stay).
 #[derive(Debug, Clone)]
 pub struct LocalCert {
@@ -190,6 +190,7 @@ impl PartialEq for LocalCert {
         self.cert_file == other.cert_file
             && self.key_file == other.key_file
             && self.credential.send_cert == other.credential.send_cert
+            && self.credential.rsa_pss == other.credential.rsa_pss
     }
 }
 
@@ -274,6 +275,7 @@ pub fn validate_auth(
                 ("local_cert", c.local_cert.is_some()),
                 ("local_key", c.local_key.is_some()),
                 ("local_certs", c.local_certs.is_some()),
+                ("rsa_pss", c.rsa_pss.is_some()),
             ];
             for (name, set) in given {
                 if set {
@@ -441,7 +443,13 @@ fn local_certs(
     let allow = c.allow_readable_secret_file.unwrap_or(false);
     let loaded: Vec<Option<LocalCert>> = pairs
         .iter()
-        .map(|(cf, kf, ck, kk)| one_local_cert(file, cf, kf, ck, kk, allow, send_cert, errs))
+        .map(|(cf, kf, ck, kk)| {
+            let how = Signing {
+                send_cert,
+                rsa_pss: c.rsa_pss.unwrap_or(false),
+            };
+            one_local_cert(file, cf, kf, ck, kk, allow, how, errs)
+        })
         .collect();
     let mut loaded: Vec<LocalCert> = loaded.into_iter().collect::<Option<_>>()?;
     let first = loaded.remove(0);
@@ -484,6 +492,13 @@ fn local_certs(
     })
 }
 
+/// A connection's settings for how its certificates are used.
+#[derive(Clone, Copy)]
+struct Signing {
+    send_cert: SendCert,
+    rsa_pss: bool,
+}
+
 /// One certificate file and its key: read, the key private and matching the certificate.
 #[allow(clippy::too_many_arguments)]
 fn one_local_cert(
@@ -493,7 +508,7 @@ fn one_local_cert(
     cert_key: &str,
     kk: &str,
     allow: bool,
-    send_cert: SendCert,
+    how: Signing,
     errs: &mut Vec<ConfigError>,
 ) -> Option<LocalCert> {
     let chain = read_certs(file, cert_key, cert_file, errs);
@@ -522,6 +537,8 @@ fn one_local_cert(
     Some(LocalCert {
         cert_file: cert_file.to_path_buf(),
         key_file: key_file.to_path_buf(),
-        credential: Arc::new(Credential::new(chain, private, send_cert)),
+        credential: Arc::new(
+            Credential::new(chain, private, how.send_cert).with_rsa_pss(how.rsa_pss),
+        ),
     })
 }

@@ -311,6 +311,8 @@ pub struct ConnectionSchema {
     pub remote_auth: Option<String>,
     /// "ifasked" (default), "always" or "never": when our certificates go out.
     pub send_cert: Option<String>,
+    /// Sign with RSASSA-PSS instead of PKCS#1 v1.5 when our key is RSA (default false).
+    pub rsa_pss: Option<bool>,
     pub ike_proposals: Option<Vec<String>>,
     pub esp_proposals: Option<Vec<String>>,
     /// Lets the proposals name legacy algorithms that need an opt-in (MODP-768/1024/1536,
