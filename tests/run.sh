@@ -45,7 +45,7 @@ declare -A WEIGHT=(
     [static_tunnel]=57 [interop_ha]=43 [volume_rekey]=43 [log_hygiene]=39 [fail_closed]=34
     [daemon_ops]=31 [mtu]=31 [secrets]=17 [idle_hub_script]=12 [route_scale_script]=16 [unit_sandbox]=8
     [core_dumps]=2 [conf_examples]=1 [systemd_unit]=1 [ctl_ops]=17 [observability]=4
-    [route_based]=45 [interop_route_based]=40 [route_bgp]=40 [interop_certs]=60
+    [route_based]=45 [interop_route_based]=40 [route_bgp]=40 [interop_certs]=40
 )
 
 status=0
