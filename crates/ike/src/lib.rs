@@ -20,6 +20,7 @@ pub mod endpoint;
 pub mod events;
 mod invalid_spi;
 pub mod peer_text;
+pub mod pool;
 mod sa;
 mod spi;
 mod stats;
