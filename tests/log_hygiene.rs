@@ -97,6 +97,7 @@ fn hostile_initiator(ns: &str, id: Identity, timeout: Duration) -> Vec<Event> {
         lifetimes: Default::default(),
         dpd_interval: None,
         force_encap: true,
+        vip: ironsec_ike::config::VipRole::None,
     };
     let mut ep = Endpoint::new(
         EndpointConfig::default(),

@@ -305,7 +305,9 @@ fn responder_seeds(root: &Path) -> Vec<Vec<u8>> {
 
     // 7. Wrong PSK: AUTHENTICATION_FAILED.
     let mut bad = initiator_peer(default_ike, default_esp);
-    bad.psk = ironsec_ike::Psk::new(b"not-the-right-pre-shared-key-0000".to_vec());
+    bad.local_auth = ironsec_ike::LocalAuth::Psk(ironsec_ike::Psk::new(
+        b"not-the-right-pre-shared-key-0000".to_vec(),
+    ));
     let mut r = Rec::single(bad, EndpointConfig::default(), 107);
     r.initiate(0);
     save("wrong-psk", &r, 0);

@@ -301,6 +301,32 @@ pub struct PeerConfig {
     /// (a NAT_DETECTION_SOURCE_IP that cannot match), as strongSwan's `encap = yes` does. Our
     /// fast path speaks ESP-in-UDP only, so this is on by default.
     pub force_encap: bool,
+    /// Virtual IPs (RFC 7296 §3.15): whether we ask for an inner address, hand them out, or
+    /// neither.
+    pub vip: VipRole,
+}
+
+/// A connection's part in virtual IP assignment (remote access).
+#[derive(Clone, Debug, Default, PartialEq)]
+pub enum VipRole {
+    #[default]
+    None,
+    /// We are the client: ask the gateway for an inner address (CFG_REQUEST in IKE_AUTH).
+    Request,
+    /// We are the gateway: a client that asks gets an address from this pool, and its
+    /// CHILD_SAs are narrowed to that address.
+    Assign(VipPool),
+}
+
+/// The pool of a remote-access connection and what comes with an address.
+#[derive(Clone, Debug, PartialEq)]
+pub struct VipPool {
+    /// A prefix or range ([`crate::pool::AddressPool::new`]).
+    pub range: String,
+    /// How long a client's address stays its own after it left.
+    pub grace: Duration,
+    /// Sent as INTERNAL_IP4_DNS.
+    pub dns: Vec<std::net::Ipv4Addr>,
 }
 
 /// Engine-wide settings.

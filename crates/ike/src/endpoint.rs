@@ -167,11 +167,51 @@ impl Endpoint {
             bad_version: Default::default(),
             init_rate: InitRate::default(),
         }
+        .with_pools()
     }
 
     /// Replaces the connection list (reload). Running SAs keep the config they started with.
+    /// A remote-access connection whose pool is the same range keeps its leases.
     pub fn set_peers(&mut self, peers: Vec<PeerConfig>) {
         self.peers = peers.into_iter().map(Arc::new).collect();
+        self.sync_pools();
+    }
+
+    fn with_pools(mut self) -> Endpoint {
+        self.sync_pools();
+        self
+    }
+
+    /// One pool per remote-access connection (`VipRole::Assign`): new ones made, unchanged
+    /// ones kept with their leases, others dropped. A range that does not parse gives no pool
+    /// (the owner's config check refuses it first), so its clients get
+    /// INTERNAL_ADDRESS_FAILURE.
+    fn sync_pools(&mut self) {
+        let mut pools = std::mem::take(&mut self.out.pools);
+        let mut next = HashMap::new();
+        for p in &self.peers {
+            let crate::config::VipRole::Assign(v) = &p.vip else {
+                continue;
+            };
+            let kept = pools
+                .remove(&p.name)
+                .filter(|old| old.range_text() == v.range && old.grace() == v.grace);
+            let pool =
+                kept.or_else(|| crate::pool::AddressPool::new(&p.name, &v.range, v.grace).ok());
+            if let Some(pool) = pool {
+                next.insert(p.name.clone(), pool);
+            }
+        }
+        self.out.pools = next;
+    }
+
+    /// The leases of remote-access connection `conn`'s pool.
+    pub fn leases(&self, conn: &str) -> Vec<crate::pool::Lease> {
+        self.out
+            .pools
+            .get(conn)
+            .map(|p| p.leases().cloned().collect())
+            .unwrap_or_default()
     }
 
     /// The engine-wide settings in force.

@@ -152,6 +152,15 @@ pub enum Event {
         rekey_of: Option<u32>,
         retry_at: Option<std::time::Instant>,
     },
+    /// A virtual IP (RFC 7296 §3.15) on IKE SA `ike`: leased by us to a remote-access client
+    /// (`to_peer`), or given to us by the gateway.
+    VirtualIp {
+        conn: Arc<str>,
+        ike: IkeSaId,
+        address: std::net::Ipv4Addr,
+        dns: Vec<std::net::Ipv4Addr>,
+        to_peer: bool,
+    },
     /// A negotiation failed in a way the operator should hear about (log it): which peer,
     /// which notify, and details such as the offered and configured proposals.
     Failure {

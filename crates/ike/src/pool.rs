@@ -57,6 +57,8 @@ pub enum LeaseState {
 /// One pool of IPv4 addresses, `first..=last`.
 pub struct AddressPool {
     name: String,
+    /// As configured, to tell whether a reload changed the pool.
+    text: String,
     first: u32,
     last: u32,
     grace: Duration,
@@ -99,6 +101,7 @@ impl AddressPool {
         }
         Ok(AddressPool {
             name: name.to_string(),
+            text: text.to_string(),
             first,
             last,
             grace,
@@ -112,6 +115,15 @@ impl AddressPool {
 
     pub fn name(&self) -> &str {
         &self.name
+    }
+
+    /// The prefix or range it was made from.
+    pub fn range_text(&self) -> &str {
+        &self.text
+    }
+
+    pub fn grace(&self) -> Duration {
+        self.grace
     }
 
     /// How many addresses the pool holds.

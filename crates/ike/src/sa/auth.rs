@@ -5,7 +5,7 @@ use std::net::SocketAddr;
 
 use super::proof::{self, Signed};
 use super::{Ctx, IkeSa, Request, SaAction, State};
-use crate::config::Identity;
+use crate::config::{Identity, VipRole};
 use crate::events::{CloseReason, Event};
 use crate::sa::child::ChildOffer;
 use crate::wire::{ExchangeType, NotifyType, Payload, Payloads};
@@ -67,6 +67,9 @@ impl IkeSa {
         payloads.push(auth);
         if self.replaces.is_none() && !self.siblings {
             payloads.push(Payload::notify(NotifyType::InitialContact, Vec::new()));
+        }
+        if conn.vip == VipRole::Request {
+            payloads.push(super::vip::request());
         }
         payloads.extend(child.payloads(&conn, None));
         self.send_request(
@@ -144,6 +147,7 @@ impl IkeSa {
             initiator: true,
             nat: self.nat,
         });
+        self.read_vip(ctx, &conn, payloads);
         let (ni, nr) = self.nonces.clone();
         self.complete_child(ctx, payloads, child, &ni, &nr, None);
     }
@@ -272,8 +276,17 @@ impl IkeSa {
         let mut response = vec![Payload::IdR(idr_p)];
         response.extend(certs);
         response.push(auth);
+        // RFC 7296 §3.15.4: no address for a client that asked for one, no CHILD_SA; the IKE
+        // SA stands (the client may ask again or give up).
+        let vip = self.assign_vip(ctx, &conn, payloads, &peer_id_v);
+        if let Ok(Some(cp)) = &vip {
+            response.push(cp.clone());
+        }
         let (ni, nr) = self.nonces.clone();
-        let child = self.accept_child(ctx, payloads, &ni, &nr, true);
+        let child = match vip {
+            Ok(_) => self.accept_child(ctx, payloads, &ni, &nr, true),
+            Err(detail) => Err((NotifyType::InternalAddressFailure, Vec::new(), detail)),
+        };
         match &child {
             Ok((p, _)) => response.extend(p.iter().cloned()),
             Err((kind, data, _)) => response.push(Payload::notify(*kind, data.clone())),

@@ -221,7 +221,7 @@ impl IkeSa {
                 Vec::new(),
                 "peer's ESP SPI is not 4 bytes".to_string(),
             ))?;
-        let tsi_n = ts::narrow(tsi, &conn.remote_ts);
+        let tsi_n = ts::narrow(tsi, &self.peer_selectors(&conn));
         let tsr_n = ts::narrow(tsr, &conn.local_ts);
         if tsi_n.is_empty() || tsr_n.is_empty() {
             return Err((
@@ -897,6 +897,9 @@ impl IkeSa {
         new.fragmentation = self.fragmentation;
         new.crypto = Some(crypto);
         new.children = std::mem::take(&mut self.children);
+        // Who the peer is and its leased address go with the SA (the lease is not released).
+        new.peer_id = self.peer_id.clone();
+        new.vip = self.vip.take();
         new.state = State::Established;
         new.established(ctx);
         ctx.events.push_back(Event::IkeSaRekeyed {

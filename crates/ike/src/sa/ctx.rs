@@ -2,13 +2,15 @@
 //! endpoint's output queues, among them [`SaAction`]s, the requests an SA makes of the
 //! endpoint (the way quinn-proto's connections hand `EndpointEvent`s to their endpoint).
 
-use std::collections::VecDeque;
+use std::collections::{HashMap, VecDeque};
+use std::sync::Arc;
 use std::time::Instant;
 
 use super::IkeSa;
 use crate::config::EndpointConfig;
 use crate::crypto::Rng;
 use crate::events::{Event, IkeSaId, Transmit};
+use crate::pool::AddressPool;
 use crate::stats::EndpointStats;
 
 /// What an SA cannot do itself because it touches other SAs or the SA table: the endpoint
@@ -26,13 +28,16 @@ pub(crate) enum SaAction {
     DeleteReplaced { by: IkeSaId, old: IkeSaId },
 }
 
-/// The endpoint's output queues, in one place so one [`Ctx`] borrows them all.
+/// The endpoint's output queues, and the shared state SAs change (the virtual IP pools), in
+/// one place so one [`Ctx`] borrows them all.
 #[derive(Default)]
 pub(crate) struct Outputs {
     pub transmits: VecDeque<Transmit>,
     pub events: VecDeque<Event>,
     pub stats: EndpointStats,
     pub actions: VecDeque<SaAction>,
+    /// Each remote-access connection's address pool, by connection name.
+    pub pools: HashMap<Arc<str>, AddressPool>,
 }
 
 /// Wall-clock time for certificate validity, handed in by the owner
@@ -69,6 +74,7 @@ pub(crate) struct Ctx<'a> {
     pub events: &'a mut VecDeque<Event>,
     pub stats: &'a mut EndpointStats,
     pub actions: &'a mut VecDeque<SaAction>,
+    pub pools: &'a mut HashMap<Arc<str>, AddressPool>,
 }
 
 impl<'a> Ctx<'a> {
@@ -84,6 +90,7 @@ impl<'a> Ctx<'a> {
             events,
             stats,
             actions,
+            pools,
         } = out;
         Ctx {
             now,
@@ -94,6 +101,7 @@ impl<'a> Ctx<'a> {
             events,
             stats,
             actions,
+            pools,
         }
     }
 }

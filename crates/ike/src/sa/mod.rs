@@ -12,6 +12,7 @@ pub(crate) mod info;
 pub(crate) mod init;
 pub(crate) mod proof;
 pub(crate) mod proposals;
+pub(crate) mod vip;
 
 use std::collections::VecDeque;
 use std::net::SocketAddr;
@@ -200,6 +201,9 @@ pub(crate) struct IkeSa {
     pub wishes: proof::PeerWishes,
     /// The identity the peer authenticated as (a `remote_id` may be a pattern).
     pub peer_id: Option<crate::config::Identity>,
+    /// The virtual IP of this IKE SA: as the gateway, the client's (leased from the
+    /// connection's pool, released when the SA closes); as the client, ours.
+    pub vip: Option<vip::Vip>,
 }
 
 impl IkeSa {
@@ -249,6 +253,7 @@ impl IkeSa {
             invalid_syntax_sent: false,
             wishes: Default::default(),
             peer_id: None,
+            vip: None,
         }
     }
 
@@ -528,6 +533,7 @@ impl IkeSa {
             reason
         };
         let was_up = self.established_at.is_some();
+        self.release_vip(ctx);
         for c in std::mem::take(&mut self.children) {
             if let Some(conn) = self.conn_name() {
                 ctx.events.push_back(Event::ChildSaDown {

@@ -58,6 +58,7 @@ pub fn peer(
         lifetimes: Default::default(),
         dpd_interval: Some(Duration::from_secs(30)),
         force_encap: true,
+        vip: crate::config::VipRole::None,
     }
 }
 

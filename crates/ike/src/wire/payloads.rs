@@ -2,6 +2,7 @@
 //! notify", written once here rather than as a `find_map` at every place a message is read.
 
 use super::auth::{AuthPayload, CertPayload};
+use super::cp::CpPayload;
 use super::id::IdPayload;
 use super::ke::KePayload;
 use super::notify::NotifyPayload;
@@ -22,6 +23,8 @@ pub trait Payloads {
     /// IDr.
     fn id_r(&self) -> Option<&IdPayload>;
     fn auth(&self) -> Option<&AuthPayload>;
+    /// The first Configuration payload (RFC 7296 §3.15).
+    fn cp(&self) -> Option<&CpPayload>;
     /// Every CERT payload, in order (end-entity certificate first, RFC 7296 §3.6).
     fn certs(&self) -> Vec<&CertPayload>;
     /// Every CERTREQ payload; empty when the peer asked for none.
@@ -78,6 +81,13 @@ impl Payloads for [Payload] {
     fn auth(&self) -> Option<&AuthPayload> {
         self.iter().find_map(|p| match p {
             Payload::Auth(a) => Some(a),
+            _ => None,
+        })
+    }
+
+    fn cp(&self) -> Option<&CpPayload> {
+        self.iter().find_map(|p| match p {
+            Payload::Cp(c) => Some(c),
             _ => None,
         })
     }

@@ -90,6 +90,7 @@ fn peer_config(c: &Connection, trust: &Trust) -> Option<PeerConfig> {
         },
         dpd_interval: k.dpd_interval,
         force_encap: k.encap,
+        vip: ironsec_ike::config::VipRole::None,
     })
 }
 

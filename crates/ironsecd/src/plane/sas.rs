@@ -244,6 +244,17 @@ impl Plane {
                 }
                 false
             }
+            // Remote access is engine-only so far (issue 24): no connection of the daemon's
+            // hands out or asks for addresses yet, so this only shows in the log.
+            Event::VirtualIp {
+                conn,
+                address,
+                to_peer,
+                ..
+            } => {
+                tracing::info!(connection = %conn, %address, to_peer, "virtual IP");
+                false
+            }
             Event::InvalidSpiHint { remote } => {
                 if self
                     .log_limit
