@@ -120,6 +120,18 @@ impl Identity {
         }
     }
 
+    /// How narrowly this `remote_id` names a peer: an exact identity (2) before a pattern
+    /// (1) before `%any` (0). A responder picks, among the connections whose `remote_id`
+    /// matches, the most specific, so a remote-access connection for `%any` or `*.example.org`
+    /// never takes a peer that has a connection of its own.
+    pub fn specificity(&self) -> u8 {
+        match self {
+            Identity::Any => 0,
+            id if id.is_pattern() => 1,
+            _ => 2,
+        }
+    }
+
     pub fn from_payload(p: &IdPayload) -> Option<Identity> {
         Some(match p.id_type {
             IdType::Fqdn => Identity::Fqdn(String::from_utf8(p.data.clone()).ok()?),

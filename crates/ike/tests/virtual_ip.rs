@@ -150,3 +150,35 @@ fn an_exhausted_pool_answers_internal_address_failure() {
     assert!(children(&n.events_a).is_empty() && vips(&n.events_a).is_empty());
     assert!(failed(&n.events_a), "A: {:?}", n.events_a);
 }
+
+/// A gateway with a remote-access connection for `*.example` listed before a site's own
+/// connection for `gw-a.example`: the site gets its own connection (the most specific
+/// `remote_id`), another identity the remote-access one.
+#[test]
+fn the_most_specific_remote_id_wins() {
+    let (a, site) = pair_configs(IKE, ESP);
+    let (_, mut ra) = client_and_gateway("10.10.0.0/29");
+    ra.name = "clients".into();
+    let mut n = Net::new(a.clone(), site.clone());
+    n.b.set_peers(vec![ra.clone(), site.clone()]);
+    n.initiate_a();
+    let up_conn = |ev: &[Event]| {
+        ev.iter()
+            .find_map(|e| match e {
+                Event::IkeSaUp { conn, .. } => Some(conn.to_string()),
+                _ => None,
+            })
+            .unwrap_or_default()
+    };
+    assert_eq!(up_conn(&n.events_b), "to-a");
+    // The same gateway, a client under another name: the remote-access connection.
+    let mut client = a;
+    client.local_id = Identity::parse("laptop.example");
+    client.vip = VipRole::Request;
+    client.local_ts = vec![sel("0.0.0.0/0")];
+    let mut n = Net::new(client, site.clone());
+    n.b.set_peers(vec![ra, site]);
+    n.initiate_a();
+    assert_eq!(up_conn(&n.events_b), "clients");
+    assert_eq!(vips(&n.events_a)[0].0, ip("10.10.0.1"));
+}

@@ -197,10 +197,14 @@ impl IkeSa {
             reject(self, ctx, "IKE_AUTH without IDi or AUTH".into());
             return;
         };
+        // The most specific match; among equals, the first configured.
         let conn = peer_id.as_ref().and_then(|pid| {
             self.candidates
                 .iter()
-                .find(|c| c.remote_id.matches(pid) && idr.as_ref().is_none_or(|r| *r == c.local_id))
+                .filter(|c| {
+                    c.remote_id.matches(pid) && idr.as_ref().is_none_or(|r| *r == c.local_id)
+                })
+                .min_by_key(|c| std::cmp::Reverse(c.remote_id.specificity()))
                 .cloned()
         });
         let (Some(conn), Some(peer_id_v)) = (conn, peer_id.clone()) else {
