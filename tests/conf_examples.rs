@@ -439,6 +439,38 @@ struct Lab {
     psk: PathBuf,
 }
 
+/// Rewrites the config file `cfg` with `f`, which must change it.
+fn edit_config(cfg: &Path, f: impl FnOnce(String) -> String) {
+    let t = std::fs::read_to_string(cfg).unwrap();
+    let new = f(t.clone());
+    assert_ne!(new, t, "the edit did not apply");
+    std::fs::write(cfg, new).unwrap();
+}
+
+/// Sets `key = value` on the first line of `cfg` that sets `key` (the example's comments go
+/// too).
+fn set_config_key(cfg: &Path, key: &str, value: &str) {
+    edit_config(cfg, |t| {
+        let mut done = false;
+        let lines: Vec<String> = t
+            .lines()
+            .map(|l| {
+                let is = l
+                    .strip_prefix(key)
+                    .is_some_and(|r| r.trim_start().starts_with('='));
+                if is && !done {
+                    done = true;
+                    format!("{key} = {value}")
+                } else {
+                    l.to_string()
+                }
+            })
+            .collect();
+        assert!(done, "no `{key} =` line in the example");
+        lines.join("\n") + "\n"
+    });
+}
+
 impl Lab {
     fn new() -> Lab {
         let dir = TempDir::new("bad");
@@ -450,33 +482,11 @@ impl Lab {
     }
 
     fn edit(&self, f: impl FnOnce(String) -> String) {
-        let t = std::fs::read_to_string(&self.cfg).unwrap();
-        let new = f(t.clone());
-        assert_ne!(new, t, "the edit did not apply");
-        std::fs::write(&self.cfg, new).unwrap();
+        edit_config(&self.cfg, f);
     }
 
-    /// Sets `key = value` on the first line that sets `key` (the example's comments go too).
     fn set(&self, key: &str, value: &str) {
-        self.edit(|t| {
-            let mut done = false;
-            let lines: Vec<String> = t
-                .lines()
-                .map(|l| {
-                    let is = l
-                        .strip_prefix(key)
-                        .is_some_and(|r| r.trim_start().starts_with('='));
-                    if is && !done {
-                        done = true;
-                        format!("{key} = {value}")
-                    } else {
-                        l.to_string()
-                    }
-                })
-                .collect();
-            assert!(done, "no `{key} =` line in the example");
-            lines.join("\n") + "\n"
-        });
+        set_config_key(&self.cfg, key, value);
     }
 
     /// The example's connection, renamed, for other selectors, with an absolute psk_file.
@@ -1030,25 +1040,23 @@ impl CertLab {
     }
 
     fn edit(&self, f: impl FnOnce(String) -> String) {
-        let t = std::fs::read_to_string(&self.cfg).unwrap();
-        write(&self.cfg, &f(t), 0o644);
+        edit_config(&self.cfg, f);
     }
 
-    /// Replaces the line that starts with `key =` in the connection.
-    fn set(&self, key: &str, value: &str) {
+    /// `local_certs = [ENTRIES]` instead of local_cert/local_key (commented out).
+    fn use_local_certs(&self, entries: &str) {
         self.edit(|t| {
-            t.lines()
-                .map(|l| {
-                    if l.starts_with(&format!("{key} =")) {
-                        format!("{key} = {value}")
-                    } else {
-                        l.to_string()
-                    }
-                })
-                .collect::<Vec<_>>()
-                .join("\n")
-                + "\n"
+            t.replace("local_cert =", "# local_cert =")
+                .replace("local_key =", "# local_key =")
+                .replace(
+                    "[[connection]]\n",
+                    &format!("[[connection]]\nlocal_certs = [{entries}]\n"),
+                )
         });
+    }
+
+    fn set(&self, key: &str, value: &str) {
+        set_config_key(&self.cfg, key, value);
     }
 }
 
@@ -1155,38 +1163,24 @@ fn bad_certificate_configs_are_refused_with_file_key_and_reason() {
             )],
         ),
         (
-            "a local_certs entry without its key, another whose key is not its own",
+            "a local_certs entry without its key",
             Box::new(|l| {
-                l.edit(|t| {
-                    t.replace("local_cert =", "# local_cert =")
-                        .replace("local_key =", "# local_key =")
-                        .replace(
-                            "[[connection]]\n",
-                            &format!(
-                                "[[connection]]\nlocal_certs = [{{ cert = {c} }}, {{ cert = {c}, key = {o} }}]\n",
-                                c = q(&l.cert),
-                                o = q(&l.other_key)
-                            ),
-                        )
-                })
+                l.use_local_certs(&format!(
+                    "{{ cert = {c} }}, {{ cert = {c}, key = {k} }}",
+                    c = q(&l.cert),
+                    k = q(&l.key)
+                ))
             }),
             vec![("connection[0].local_certs[0].key", "required".to_string())],
         ),
         (
             "a local_certs entry that does not carry local_id",
             Box::new(|l| {
-                l.edit(|t| {
-                    t.replace("local_cert =", "# local_cert =")
-                        .replace("local_key =", "# local_key =")
-                        .replace(
-                            "[[connection]]\n",
-                            &format!(
-                                "[[connection]]\nlocal_certs = [{{ cert = {c}, key = {k} }}, {{ cert = {c}, key = {k} }}]\n",
-                                c = q(&l.cert),
-                                k = q(&l.key)
-                            ),
-                        )
-                });
+                l.use_local_certs(&format!(
+                    "{{ cert = {c}, key = {k} }}, {{ cert = {c}, key = {k} }}",
+                    c = q(&l.cert),
+                    k = q(&l.key)
+                ));
                 l.set("local_id", "\"C=CH, O=ironsec test, CN=gw-z.example\"");
             }),
             vec![

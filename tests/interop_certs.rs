@@ -330,6 +330,27 @@ impl CertLab {
         )
     }
 
+    /// [`CertLab::start`], then strongSwan's `swanctl --initiate` when it initiates (which
+    /// must succeed), then [`CertLab::wait_up`].
+    fn connect(
+        &mut self,
+        a: &Cert,
+        b: &Cert,
+        ids: Ids,
+        init: Initiator,
+    ) -> (Duration, Value, SwIke) {
+        self.start(a, b, ids, init);
+        if init == Initiator::StrongSwan {
+            let out = self.sw_initiate();
+            assert!(
+                out.contains("initiate completed successfully"),
+                "swanctl --initiate: {out}\n{}",
+                self.logs()
+            );
+        }
+        self.wait_up()
+    }
+
     fn wait_up(&self) -> (Duration, Value, SwIke) {
         wait_both_up(&self.a().socket, self.sw(), SW_CONN, UP_TIMEOUT)
             .unwrap_or_else(|e| panic!("{e}\n{}", self.logs()))
@@ -447,16 +468,7 @@ fn ping_both_ways(lab: &CertLab, count: u16) {
 fn authenticates(kind: KeyKind, ids: Ids, init: Initiator) {
     let mut lab = CertLab::new(kind);
     let (a, b) = (lab.pki.gw_a.clone(), lab.pki.gw_b.clone());
-    lab.start(&a, &b, ids, init);
-    if init == Initiator::StrongSwan {
-        let out = lab.sw_initiate();
-        assert!(
-            out.contains("initiate completed successfully"),
-            "swanctl --initiate: {out}\n{}",
-            lab.logs()
-        );
-    }
-    let (took, st, ike) = lab.wait_up();
+    let (took, st, ike) = lab.connect(&a, &b, ids, init);
     let ours = ike_of(&st).unwrap();
     assert_eq!(
         ours["initiator"].as_bool(),
@@ -703,16 +715,7 @@ fn certreq_chooses_among_local_certs(init: Initiator) {
     let rsa = Pki::shared(KeyKind::Rsa3072).copy_to(&lab.dir.join("pki-rsa"));
     lab.decoy_first = Some(rsa.gw_a.clone());
     let (a, b) = (lab.pki.gw_a.clone(), lab.pki.gw_b.clone());
-    lab.start(&a, &b, Ids::Fqdn, init);
-    if init == Initiator::StrongSwan {
-        let out = lab.sw_initiate();
-        assert!(
-            out.contains("initiate completed successfully"),
-            "swanctl --initiate: {out}\n{}",
-            lab.logs()
-        );
-    }
-    lab.wait_up();
+    lab.connect(&a, &b, Ids::Fqdn, init);
     let log = lab.sw().log_text();
     let int = format!("received issuer cert \"{ORG}, CN=ironsec test intermediate CA ecdsa\"");
     assert!(
@@ -757,16 +760,7 @@ fn strongswan_signs_with_rsa_pss(init: Initiator) {
     .unwrap();
     lab.sw_template = Some(template);
     let (a, b) = (lab.pki.gw_a.clone(), lab.pki.gw_b.clone());
-    lab.start(&a, &b, Ids::Dn, init);
-    if init == Initiator::StrongSwan {
-        let out = lab.sw_initiate();
-        assert!(
-            out.contains("initiate completed successfully"),
-            "swanctl --initiate: {out}\n{}",
-            lab.logs()
-        );
-    }
-    lab.wait_up();
+    lab.connect(&a, &b, Ids::Dn, init);
     let mine = format!("authentication of '{}' (myself) with RSA_EMSA_PSS", GW_B.dn);
     assert!(
         lab.sw().log_text().lines().any(|l| l.contains(&mine)),
@@ -783,8 +777,7 @@ fn ironsec_signs_with_rsa_pss() {
     let mut lab = CertLab::new(KeyKind::Rsa3072);
     lab.ironsec_rsa_pss = true;
     let (a, b) = (lab.pki.gw_a.clone(), lab.pki.gw_b.clone());
-    lab.start(&a, &b, Ids::Dn, Initiator::Ironsec);
-    lab.wait_up();
+    lab.connect(&a, &b, Ids::Dn, Initiator::Ironsec);
     let theirs = format!("authentication of '{}' with RSA_EMSA_PSS", GW_A.dn);
     let log = lab.sw().log_text();
     assert!(
@@ -815,16 +808,7 @@ fn pinned_strongswan_certificate(init: Initiator) {
     lab.sw_send_cert = Some("never");
     lab.pinned_peer = Some(lab.pki.gw_b.cert.clone());
     let (a, b) = (lab.pki.gw_a.clone(), lab.pki.gw_b.clone());
-    lab.start(&a, &b, Ids::Fqdn, init);
-    if init == Initiator::StrongSwan {
-        let out = lab.sw_initiate();
-        assert!(
-            out.contains("initiate completed successfully"),
-            "swanctl --initiate: {out}\n{}",
-            lab.logs()
-        );
-    }
-    lab.wait_up();
+    lab.connect(&a, &b, Ids::Fqdn, init);
     let log = lab.sw().log_text();
     assert!(
         !log.contains("sending end entity cert"),

@@ -307,26 +307,7 @@ impl Pki {
 
         // End-entity certificates, issued by the intermediate.
         let issue = |c: &Cert, key: &Path, extra: &[&str]| {
-            let dn = c.id.dn.to_string();
-            let mut args = vec![
-                "--issue".to_string(),
-                "--type".into(),
-                "priv".into(),
-                "--in".into(),
-                s(key),
-                "--cacert".into(),
-                s(&p.int),
-                "--cakey".into(),
-                s(&p.int_key),
-                "--dn".into(),
-                dn,
-                "--san".into(),
-                c.id.fqdn.to_string(),
-            ];
-            args.extend(extra.iter().map(|x| x.to_string()));
-            args.extend(["--outform".to_string(), "pem".to_string()]);
-            let args: Vec<&str> = args.iter().map(String::as_str).collect();
-            pki(&conf, &args, &c.cert, 0o644);
+            p.issue_end_entity(&conf, c, key, extra, &c.cert);
             concat(&[&c.cert, &p.int], &c.chain);
             if c.key != key {
                 fs::copy(key, &c.key).unwrap();
@@ -345,28 +326,7 @@ impl Pki {
         issue(&p.gw_b_wrongid, &p.gw_b.key, &[]);
 
         // CRLs: the intermediate's lists both revoked certificates; the root's is empty.
-        pki(
-            &conf,
-            &[
-                "--signcrl",
-                "--cacert",
-                &s(&p.int),
-                "--cakey",
-                &s(&p.int_key),
-                "--reason",
-                "key-compromise",
-                "--cert",
-                &s(&p.gw_a_revoked.cert),
-                "--reason",
-                "key-compromise",
-                "--cert",
-                &s(&p.gw_b_revoked.cert),
-                "--outform",
-                "pem",
-            ],
-            &p.int_crl,
-            0o644,
-        );
+        p.sign_int_crl(&conf, &[], &p.int_crl);
         pki(
             &conf,
             &[
@@ -435,33 +395,9 @@ impl Pki {
     /// ironsec's `local_cert` names). Returns `NAME.renewed.pem`.
     pub fn renew(&self, c: &Cert, days: u32) -> PathBuf {
         let conf = self.dir.join("pki.conf");
-        let s = |p: &Path| p.to_str().unwrap().to_string();
         let out = self.dir.join(format!("{}.renewed.pem", c.name));
         let days = days.to_string();
-        pki(
-            &conf,
-            &[
-                "--issue",
-                "--type",
-                "priv",
-                "--in",
-                &s(&c.key),
-                "--cacert",
-                &s(&self.int),
-                "--cakey",
-                &s(&self.int_key),
-                "--dn",
-                c.id.dn,
-                "--san",
-                c.id.fqdn,
-                "--lifetime",
-                &days,
-                "--outform",
-                "pem",
-            ],
-            &out,
-            0o644,
-        );
+        self.issue_end_entity(&conf, c, &c.key, &["--lifetime", &days], &out);
         concat(&[&out, &self.int], &c.chain);
         out
     }
@@ -470,6 +406,40 @@ impl Pki {
     /// two revoked certificates, and writes it over `crls/int.crl.pem` (ironsec's crl_dir).
     pub fn revoke_also(&self, certs: &[&Path]) {
         let conf = self.dir.join("pki.conf");
+        self.sign_int_crl(&conf, certs, &self.crl_dir.join("int.crl.pem"));
+    }
+
+    /// `pki --issue` by the intermediate of a certificate for `c`'s identity (DN and SAN) and
+    /// `key`, with `extra` options, written to `out`.
+    fn issue_end_entity(&self, conf: &Path, c: &Cert, key: &Path, extra: &[&str], out: &Path) {
+        let s = |p: &Path| p.to_str().unwrap().to_string();
+        let mut args: Vec<String> = [
+            "--issue",
+            "--type",
+            "priv",
+            "--in",
+            &s(key),
+            "--cacert",
+            &s(&self.int),
+            "--cakey",
+            &s(&self.int_key),
+            "--dn",
+            c.id.dn,
+            "--san",
+            c.id.fqdn,
+        ]
+        .iter()
+        .map(|a| a.to_string())
+        .collect();
+        args.extend(extra.iter().map(|x| x.to_string()));
+        args.extend(["--outform".into(), "pem".into()]);
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        pki(conf, &args, out, 0o644);
+    }
+
+    /// `pki --signcrl` of the intermediate revoking (key compromise) the two revoked
+    /// certificates and `more`, written to `out`.
+    fn sign_int_crl(&self, conf: &Path, more: &[&Path], out: &Path) {
         let s = |p: &Path| p.to_str().unwrap().to_string();
         let mut args: Vec<String> = [
             "--signcrl",
@@ -484,7 +454,7 @@ impl Pki {
         for c in [&self.gw_a_revoked.cert, &self.gw_b_revoked.cert]
             .into_iter()
             .map(PathBuf::as_path)
-            .chain(certs.iter().copied())
+            .chain(more.iter().copied())
         {
             args.extend([
                 "--reason".into(),
@@ -495,7 +465,7 @@ impl Pki {
         }
         args.extend(["--outform".into(), "pem".into()]);
         let args: Vec<&str> = args.iter().map(String::as_str).collect();
-        pki(&conf, &args, &self.crl_dir.join("int.crl.pem"), 0o644);
+        pki(conf, &args, out, 0o644);
     }
 
     /// Fills swanctl's credential directories under `swanctl_dir` (strongswan.sh's DIR): `own`

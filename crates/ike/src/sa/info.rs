@@ -71,17 +71,8 @@ impl IkeSa {
     /// authentication (RFC 7296 §2.21.2), so that a responder whose IKE_AUTH response we reject
     /// drops the IKE SA it already considers up. Sent once: the IKE SA is closed right after.
     pub(crate) fn notify_authentication_failed(&mut self, ctx: &mut Ctx) {
-        let id = self.next_request_id;
-        let header = self.header(ExchangeType::Informational, false, id);
         let n = Payload::notify(NotifyType::AuthenticationFailed, Vec::new());
-        let Some(datagrams) = self.seal_datagrams(ctx.cfg, ctx.rng, &header, &[n]) else {
-            return;
-        };
-        self.next_request_id = self.next_request_id.wrapping_add(1);
-        ctx.stats.requests_sent += 1;
-        for d in datagrams {
-            self.transmit(ctx, d);
-        }
+        self.transmit_request(ctx, ExchangeType::Informational, &[n]);
     }
 
     pub(crate) fn start_delete_ike(&mut self, ctx: &mut Ctx) {

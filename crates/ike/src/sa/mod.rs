@@ -315,17 +315,10 @@ impl IkeSa {
         payloads: &[Payload],
         what: Request,
     ) {
-        let id = self.next_request_id;
-        let header = self.header(exchange, false, id);
-        let Some(datagrams) = self.seal_datagrams(ctx.cfg, ctx.rng, &header, payloads) else {
+        let Some((id, datagrams)) = self.transmit_request(ctx, exchange, payloads) else {
             return;
         };
-        self.next_request_id = self.next_request_id.wrapping_add(1);
-        for d in &datagrams {
-            self.transmit(ctx, d.clone());
-        }
         let rt = self.retransmit_config();
-        ctx.stats.requests_sent += 1;
         self.pending = Some(Pending {
             id,
             datagrams,
@@ -334,6 +327,25 @@ impl IkeSa {
             deadline: self.retransmit_deadline(&rt, ctx.now, ctx.now, 0),
             sent: ctx.now,
         });
+    }
+
+    /// Seals `payloads` as a request with the next message ID and sends it once; returns the
+    /// ID and the datagrams (for retransmissions), or None when sealing failed.
+    pub(crate) fn transmit_request(
+        &mut self,
+        ctx: &mut Ctx,
+        exchange: ExchangeType,
+        payloads: &[Payload],
+    ) -> Option<(u32, Vec<Vec<u8>>)> {
+        let id = self.next_request_id;
+        let header = self.header(exchange, false, id);
+        let datagrams = self.seal_datagrams(ctx.cfg, ctx.rng, &header, payloads)?;
+        self.next_request_id = self.next_request_id.wrapping_add(1);
+        for d in &datagrams {
+            self.transmit(ctx, d.clone());
+        }
+        ctx.stats.requests_sent += 1;
+        Some((id, datagrams))
     }
 
     /// Sends an encrypted response to request `id` and caches it for retransmissions.

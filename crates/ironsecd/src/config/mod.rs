@@ -430,27 +430,48 @@ fn validate(
     let mut spis_in: HashMap<u32, (PathBuf, String)> = HashMap::new();
     let mut example_secrets = Vec::new();
     for SourcedConnection { file, key, schema } in loaded.connections {
+        // What an example secret file is for decides how to replace it.
+        #[derive(Clone, Copy)]
+        enum Secret {
+            Psk,
+            StaticKeys,
+            PrivateKey,
+        }
         let more_keys = schema.local_certs.iter().flatten().enumerate();
         let secret_files = [
-            ("psk_file".to_string(), schema.psk_file.clone()),
-            ("keys_file".to_string(), schema.keys_file.clone()),
-            ("local_key".to_string(), schema.local_key.clone()),
+            ("psk_file".to_string(), Secret::Psk, schema.psk_file.clone()),
+            (
+                "keys_file".to_string(),
+                Secret::StaticKeys,
+                schema.keys_file.clone(),
+            ),
+            (
+                "local_key".to_string(),
+                Secret::PrivateKey,
+                schema.local_key.clone(),
+            ),
         ]
         .into_iter()
-        .chain(more_keys.map(|(i, e)| (format!("local_certs[{i}].key"), e.key.clone())));
-        for (name, path) in secret_files {
+        .chain(more_keys.map(|(i, e)| {
+            (
+                format!("local_certs[{i}].key"),
+                Secret::PrivateKey,
+                e.key.clone(),
+            )
+        }));
+        for (name, kind, path) in secret_files {
             let Some(path) = path.as_deref().filter(|p| keys::is_example(p)) else {
                 continue;
             };
-            let how = if name == "psk_file" {
-                format!("rm {0} && ironsecctl genpsk {0}", path.display())
-            } else if name.contains("key") && name != "keys_file" {
-                "make a key and certificate of your own (README, \"Certificates\": \
-                 conf/pki/make-pki.sh) and point local_cert and local_key at them"
-                    .to_string()
-            } else {
-                "put keys of your own in it (README, keying = \"static\") and chmod 600 it"
-                    .to_string()
+            let how = match kind {
+                Secret::Psk => format!("rm {0} && ironsecctl genpsk {0}", path.display()),
+                Secret::PrivateKey => "make a key and certificate of your own (README, \
+                                       \"Certificates\": conf/pki/make-pki.sh) and point \
+                                       local_cert and local_key at them"
+                    .to_string(),
+                Secret::StaticKeys => "put keys of your own in it (README, keying = \"static\") \
+                                       and chmod 600 it"
+                    .to_string(),
             };
             let e = ConfigError::new(
                 &file,
