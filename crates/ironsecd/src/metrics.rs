@@ -107,12 +107,43 @@ pub fn render(s: &Status) -> String {
         "1 when at least one tunnel of the connection has an SA to send with.",
     );
     for c in &s.connections {
-        let any = c.tunnels.iter().any(|t| t.state == "up");
+        let any = c.tunnels.iter().any(|t| t.state == "up")
+            || c.clients.iter().any(|cl| cl.tunnel.state == "up");
         o.sample(
             "ironsec_connection_up",
             &[("connection", &c.name)],
             u64::from(any),
         );
+    }
+    o.help(
+        "ironsec_clients",
+        "gauge",
+        "Remote-access clients connected (each with its address from the connection's pool).",
+    );
+    for c in &s.connections {
+        if c.pool.is_some() {
+            o.sample(
+                "ironsec_clients",
+                &[("connection", &c.name)],
+                c.clients.len() as u64,
+            );
+        }
+    }
+    o.help(
+        "ironsec_pool_addresses",
+        "gauge",
+        "A remote-access pool's addresses by state: online (held by a connected client), offline (kept for a client that left, until its grace period ends), free.",
+    );
+    for c in &s.connections {
+        let Some(p) = &c.pool else { continue };
+        let free = p.size.saturating_sub(p.online + p.offline);
+        for (state, n) in [("online", p.online), ("offline", p.offline), ("free", free)] {
+            o.sample(
+                "ironsec_pool_addresses",
+                &[("connection", &c.name), ("state", state)],
+                u64::from(n),
+            );
+        }
     }
     o.help(
         "ironsec_interface_up",
@@ -892,8 +923,51 @@ pub(crate) mod tests {
                         esn: false,
                     }),
                 }],
+                pool: None,
+                clients: vec![],
             }],
         }
+    }
+
+    /// A remote-access connection: clients counted, the pool by state; clients' tunnels do
+    /// not make per-tunnel series (their number and addresses come and go).
+    #[test]
+    fn remote_access_series() {
+        let mut st = sample_status();
+        let mut rw = st.connections[0].clone();
+        rw.name = "rw".into();
+        rw.interface = None;
+        let tunnel = rw.tunnels.remove(0);
+        rw.pool = Some(crate::status::PoolStatus {
+            prefix: "10.99.0.0/24".into(),
+            size: 254,
+            online: 1,
+            offline: 2,
+        });
+        rw.clients = vec![crate::status::ClientStatus {
+            identity: "alice".into(),
+            address: "10.99.0.1".into(),
+            connected_secs: 5,
+            tunnel,
+        }];
+        st.connections.push(rw);
+        let text = render(&st);
+        for line in [
+            "ironsec_clients{connection=\"rw\"} 1",
+            "ironsec_pool_addresses{connection=\"rw\",state=\"online\"} 1",
+            "ironsec_pool_addresses{connection=\"rw\",state=\"offline\"} 2",
+            "ironsec_pool_addresses{connection=\"rw\",state=\"free\"} 251",
+            "ironsec_connection_up{connection=\"rw\"} 1",
+        ] {
+            assert!(text.lines().any(|l| l == line), "missing {line}\n{text}");
+        }
+        assert!(!text.contains("ironsec_clients{connection=\"site-b\"}"));
+        assert!(
+            !text
+                .lines()
+                .any(|l| l.starts_with("ironsec_tunnel_up{connection=\"rw\"")),
+            "{text}"
+        );
     }
 
     fn cert(role: CertRole, file: &str, connections: &[&str], not_after: i64) -> CertInfo {

@@ -11,6 +11,7 @@ use crate::plane::volume::{left, ChildVolume};
 use crate::plane::Plane;
 use crate::status::{self, Status};
 use crate::tables::ts_selectors;
+use ironsec_ike::pool::LeaseState;
 
 fn drops_map(d: &DropTotals) -> BTreeMap<String, u64> {
     d.iter().map(|(r, n)| (r.name().to_string(), n)).collect()
@@ -129,6 +130,23 @@ pub fn status(dp: &Dataplane, plane: &Plane, started: Instant) -> Status {
                     }
                 }),
                 tunnels: Vec::new(),
+                pool: match &c.keying {
+                    Keying::Ike(k) => k.remote_access.as_ref().map(|ra| {
+                        let leases = plane.leases(&c.name);
+                        let online = leases
+                            .iter()
+                            .filter(|l| matches!(l.state, LeaseState::Active { .. }))
+                            .count() as u32;
+                        status::PoolStatus {
+                            prefix: ra.pool.to_string(),
+                            size: plane.pool_size(&c.name),
+                            online,
+                            offline: leases.len() as u32 - online,
+                        }
+                    }),
+                    Keying::Static(_) => None,
+                },
+                clients: Vec::new(),
             }
         })
         .collect();
@@ -307,7 +325,15 @@ pub fn status(dp: &Dataplane, plane: &Plane, started: Instant) -> Status {
             if let Some(i) = c.interface.as_mut().filter(|_| ts.state == "up") {
                 i.state = "up".into();
             }
-            c.tunnels.push(ts);
+            match plane.client(&key) {
+                Some(cl) => c.clients.push(status::ClientStatus {
+                    identity: cl.identity.clone(),
+                    address: cl.vip.to_string(),
+                    connected_secs: now.saturating_duration_since(cl.since_instant).as_secs(),
+                    tunnel: ts,
+                }),
+                None => c.tunnels.push(ts),
+            }
         }
     }
     let es = plane.engine_stats();

@@ -200,6 +200,37 @@ pub struct ConnectionStatus {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub interface: Option<InterfaceStatus>,
     pub tunnels: Vec<TunnelStatus>,
+    /// A remote-access connection's address pool.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pool: Option<PoolStatus>,
+    /// A remote-access connection's connected clients.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub clients: Vec<ClientStatus>,
+}
+
+/// A remote-access connection's address pool.
+#[derive(Serialize, Deserialize, Debug, Clone, PartialEq, Eq)]
+pub struct PoolStatus {
+    /// The prefix, as configured.
+    pub prefix: String,
+    /// Addresses that can be handed out.
+    pub size: u32,
+    /// Held by a connected client.
+    pub online: u32,
+    /// Kept for a client that left, until its grace period ends.
+    pub offline: u32,
+}
+
+/// One connected remote-access client: who, its address, and its tunnel.
+#[derive(Serialize, Deserialize, Debug, Clone, PartialEq, Eq)]
+pub struct ClientStatus {
+    /// The identity it authenticated with (escaped).
+    pub identity: String,
+    /// Its virtual address.
+    pub address: String,
+    pub connected_secs: u64,
+    /// `remote` is where it connects from now (its NAT's address and port).
+    pub tunnel: TunnelStatus,
 }
 
 /// A route-based connection's tunnel interface, as ironsecd made it and as the kernel
@@ -694,6 +725,33 @@ impl Status {
                         .as_deref()
                         .map(|f| format!(", last {f}"))
                         .unwrap_or_default()
+                );
+            }
+            if let Some(p) = &conn.pool {
+                let _ = writeln!(
+                    s,
+                    "  pool {}: {} of {} addresses in use ({} connected, {} kept for clients that left)",
+                    p.prefix,
+                    p.online + p.offline,
+                    p.size,
+                    p.online,
+                    p.offline
+                );
+            }
+            for c in &conn.clients {
+                let t = &c.tunnel;
+                let _ = writeln!(
+                    s,
+                    "  client {} {} from {}: {} for {}s, out {} packets {} bytes, in {} packets {} bytes",
+                    ironsec_ike::PeerText::new(c.identity.as_bytes()),
+                    c.address,
+                    t.remote,
+                    t.state,
+                    c.connected_secs,
+                    t.total_out.packets,
+                    t.total_out.bytes,
+                    t.total_in.packets,
+                    t.total_in.bytes
                 );
             }
             for t in &conn.tunnels {

@@ -42,12 +42,21 @@ pub enum BuildError {
 pub struct TunnelKey {
     pub conn: Arc<str>,
     pub local: IpAddr,
+    /// The peer's address: configured for a site, where the client connected from for a
+    /// remote-access client (several clients behind one NAT share it).
     pub remote: IpAddr,
+    /// A remote-access client's tunnel: the client's virtual address, which no other
+    /// connected client holds. None for a site's tunnel.
+    pub client: Option<IpAddr>,
 }
 
 impl std::fmt::Display for TunnelKey {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{} {} -> {}", self.conn, self.local, self.remote)
+        write!(f, "{} {} -> {}", self.conn, self.local, self.remote)?;
+        match self.client {
+            Some(v) => write!(f, " (client {v})"),
+            None => Ok(()),
+        }
     }
 }
 
@@ -63,6 +72,9 @@ pub struct TunnelSpec {
     /// The peer was given by this DNS name: `remote` is what it resolved to at load, and
     /// every initiation resolves it again.
     pub remote_name: Option<Arc<str>>,
+    /// A remote-access client's tunnel (see [`TunnelKey::client`]): made when the client
+    /// connected, after the config's tunnels.
+    pub client: Option<IpAddr>,
 }
 
 impl TunnelSpec {
@@ -71,6 +83,7 @@ impl TunnelSpec {
             conn: self.conn.clone(),
             local: self.local,
             remote: self.remote,
+            client: self.client,
         }
     }
 }
@@ -98,6 +111,7 @@ pub fn tunnel_specs(cfg: &Config) -> Vec<TunnelSpec> {
                 remote,
                 ike,
                 remote_name,
+                client: None,
             });
         }
     }
@@ -265,6 +279,7 @@ impl SaStore {
                     conn: c.name.as_str().into(),
                     local: t.local,
                     remote: t.remote.ip(),
+                    client: None,
                 },
                 StaticSas {
                     outbound: Arc::new(OutboundEntry {
@@ -667,6 +682,31 @@ pub fn build(
     for (c, ids) in cfg.connections.iter().zip(&by_conn) {
         let Some(&first) = ids.first() else { continue };
         let scope = devices.get(c.name.as_str()).copied();
+        if c.is_remote_access() {
+            // Every client is its own tunnel with its own selectors (its address): all of
+            // them carry traffic at once. A client without an SA gets no policy (its
+            // address is no one's yet: dropped as matching none, never sent in clear).
+            for &id in ids {
+                let chosen = store.sending.get(&specs[id].key()).into_iter().flatten();
+                for (n, spi) in chosen.enumerate() {
+                    let entry = if n == 0 {
+                        Some(id)
+                    } else {
+                        extra.get(spi).copied()
+                    };
+                    if let (Some(entry), Some(child)) = (entry, store.children.get(spi)) {
+                        policies_for(
+                            &ts_selectors(&child.info.local_ts),
+                            &ts_selectors(&child.info.remote_ts),
+                            entry,
+                            scope,
+                            &mut policies,
+                        );
+                    }
+                }
+            }
+            continue;
+        }
         if c.route_based.is_some() && scope.is_none() {
             continue;
         }

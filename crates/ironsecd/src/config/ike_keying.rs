@@ -61,6 +61,9 @@ pub struct IkeKeying {
     pub volume: VolumeLimits,
     pub encap: bool,
     pub tunnels: Vec<IkeTunnel>,
+    /// A remote-access connection's listening address and pool: its tunnels are its clients',
+    /// made as they connect (`tunnels` is then empty).
+    pub remote_access: Option<super::remote_access::RemoteAccess>,
 }
 
 /// A CHILD_SA's volume lifetimes, counted per direction (the busier one decides): past
@@ -365,6 +368,7 @@ pub(super) fn validate(
     }
     // An inline `psk` is read: clear the schema's copy rather than free it as it is.
     c.psk.zeroize();
+    let remote_access = super::remote_access::validate(file, key, &c, errs);
     let allow_legacy_crypto = c.allow_legacy_crypto.unwrap_or(false);
     let ike_proposals = proposals(
         file,
@@ -386,6 +390,10 @@ pub(super) fn validate(
     );
     let mut tunnels = Vec::new();
     for (j, t) in c.tunnels.iter().flatten().enumerate() {
+        if t.remote.as_deref() == Some(super::remote_access::ANY) {
+            // A remote-access connection's (checked above): its tunnels are its clients'.
+            continue;
+        }
         let tk = format!("{key}.tunnels[{j}]");
         if t.spi_in.is_some() || t.spi_out.is_some() {
             errs.push(ConfigError::new(
@@ -508,7 +516,13 @@ pub(super) fn validate(
             retransmit.factor = b;
         }
     }
-    let start_action = c.start_action.unwrap_or(StartAction::Start);
+    let start_action =
+        c.start_action
+            .unwrap_or(if remote_access.as_ref().is_some_and(Option::is_some) {
+                StartAction::None
+            } else {
+                StartAction::Start
+            });
     let failover_after = match c.failover_after {
         None => Duration::from_secs(3),
         Some(f) if (0.3..=600.0).contains(&f) => Duration::from_secs_f64(f),
@@ -596,6 +610,7 @@ pub(super) fn validate(
         preempt_hold: (c.preempt == Some(true))
             .then(|| Duration::from_secs(c.preempt_hold.unwrap_or(10).min(MAX_SECS))),
         tunnels,
+        remote_access: remote_access?,
     })
 }
 

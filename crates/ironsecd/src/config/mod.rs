@@ -9,6 +9,7 @@ pub mod keys;
 pub mod load;
 pub mod peer_name;
 pub mod pki;
+pub mod remote_access;
 pub mod schema;
 pub mod static_keying;
 pub mod suggest;
@@ -81,6 +82,13 @@ pub struct Connection {
     /// shared TUN device, with a route per remote selector).
     pub route_based: Option<RouteBased>,
     pub keying: Keying,
+}
+
+impl Connection {
+    /// A remote-access connection: its tunnels are its clients' (see `remote_access`).
+    pub fn is_remote_access(&self) -> bool {
+        matches!(&self.keying, Keying::Ike(k) if k.remote_access.is_some())
+    }
 }
 
 /// What makes a connection route-based (ARCHITECTURE.md, "Route-based connections").
@@ -205,7 +213,12 @@ impl Keying {
     pub fn local_ips(&self) -> Vec<IpAddr> {
         match self {
             Keying::Static(s) => s.tunnels.iter().map(|t| t.local).collect(),
-            Keying::Ike(i) => i.tunnels.iter().map(|t| t.local).collect(),
+            Keying::Ike(i) => i
+                .tunnels
+                .iter()
+                .map(|t| t.local)
+                .chain(i.remote_access.as_ref().map(|r| r.local))
+                .collect(),
         }
     }
 
@@ -858,6 +871,8 @@ fn validate_connection(
         c.local_ts = c.local_ts.take().or_else(any);
         c.remote_ts = c.remote_ts.take().or_else(any);
     }
+    remote_access::default_remote_ts(file, key, &mut c, errs);
+    remote_access::refuse_on_site(file, key, &c, errs);
     match &c.name {
         None => missing(errs, "name"),
         Some(name)
@@ -877,7 +892,11 @@ fn validate_connection(
     for (name, present) in [
         ("keying", c.keying.is_some()),
         ("local_ts", c.local_ts.is_some()),
-        ("remote_ts", c.remote_ts.is_some()),
+        // A remote-access connection's is its pool (missing: said about `pool`).
+        (
+            "remote_ts",
+            c.remote_ts.is_some() || remote_access::is_remote_access(&c),
+        ),
         ("tunnels", c.tunnels.is_some()),
     ] {
         if !present {

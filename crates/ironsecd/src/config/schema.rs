@@ -363,6 +363,15 @@ pub struct ConnectionSchema {
     pub preempt: Option<bool>,
     /// Seconds the higher-priority tunnel must stay up before traffic moves back.
     pub preempt_hold: Option<u64>,
+    // remote access (keying = "ike", a tunnel with remote = "%any")
+    /// The clients' virtual addresses: an IPv4 prefix (its network and broadcast addresses
+    /// are never handed out). The connection's remote side is this prefix, routed into the
+    /// shared TUN device as one route.
+    pub pool: Option<String>,
+    /// DNS servers sent to clients (INTERNAL_IP4_DNS).
+    pub pool_dns: Option<Vec<String>>,
+    /// Seconds a client's address stays reserved for it after it left (default 600).
+    pub lease_grace: Option<u64>,
     // both keyings
     /// TCP MSS clamping of SYNs through the tunnels: "auto" (default: to what fits), "off",
     /// or a fixed MSS such as 1350 (never above what fits).

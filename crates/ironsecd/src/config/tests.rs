@@ -1886,3 +1886,130 @@ fn route_based_connections_default_to_any_selectors_and_check_their_keys() {
         "{e:?}"
     );
 }
+
+/// A remote-access connection (PSK here: the config checks do not depend on the method).
+fn rw_conn(extra: &str, tunnels: &str) -> String {
+    format!(
+        "[[connection]]\nname = \"rw\"\nkeying = \"ike\"\nlocal_id = \"gw-a.example\"\n\
+         remote_id = \"laptop.example\"\npsk_file = \"psk/b.psk\"\nlocal_ts = [\"10.1.0.0/24\"]\n\
+         {extra}\ntunnels = [ {tunnels} ]\n"
+    )
+}
+
+const RW_TUNNEL: &str = "{ local = \"192.0.2.1\", remote = \"%any\" }";
+
+#[test]
+fn remote_access_connection_takes_its_remote_side_from_the_pool() {
+    let d = Dir::new("rw-ok");
+    let p = tree(
+        &d,
+        &format!(
+            "{}{}",
+            rw_conn(
+                "pool = \"10.99.0.0/24\"\npool_dns = [\"10.1.0.53\"]\nlease_grace = 60",
+                RW_TUNNEL
+            ),
+            ike_conn("b", "10.2.0.0/24", "psk/b.psk", "192.0.2.2")
+        ),
+        &[],
+    );
+    let c = Config::load_with_env(&p, no_env()).unwrap_or_else(|e| panic!("{e}"));
+    let rw = &c.connections[0];
+    assert!(rw.is_remote_access() && !c.connections[1].is_remote_access());
+    assert_eq!(rw.remote_ts, ["10.99.0.0/24".parse::<Prefix>().unwrap()]);
+    let Keying::Ike(k) = &rw.keying else {
+        panic!("ike")
+    };
+    assert!(k.tunnels.is_empty(), "clients' tunnels come at run time");
+    assert_eq!(k.start_action, StartAction::None);
+    let ra = k.remote_access.as_ref().unwrap();
+    assert_eq!(ra.local, "192.0.2.1".parse::<std::net::IpAddr>().unwrap());
+    assert_eq!(ra.dns, ["10.1.0.53".parse::<std::net::Ipv4Addr>().unwrap()]);
+    assert_eq!(ra.lease_grace, std::time::Duration::from_secs(60));
+    assert_eq!(ra.vip_pool().range, "10.99.0.0/24");
+    assert_eq!(c.local_addrs().len(), 1, "one socket for both connections");
+}
+
+#[test]
+fn remote_access_mistakes_are_refused_all_at_once() {
+    let d = Dir::new("rw-bad");
+    let bad = [
+        (
+            rw_conn(
+                "pool = \"10.99.0.0/24\"\nremote_ts = [\"10.99.0.0/24\"]\nstart_action = \"start\"",
+                RW_TUNNEL,
+            ),
+            vec![
+                ("connection[0].remote_ts", "remote side is its pool"),
+                ("connection[0].start_action", "must be \"none\""),
+            ],
+        ),
+        (
+            rw_conn("", RW_TUNNEL),
+            vec![("connection[0].pool", "required with remote = \"%any\"")],
+        ),
+        (
+            rw_conn(
+                "pool = \"10.99.0.0/24\"",
+                &format!("{RW_TUNNEL}, {{ local = \"192.0.2.1\", remote = \"192.0.2.9\" }}"),
+            ),
+            vec![("connection[0].tunnels", "exactly one tunnel")],
+        ),
+        (
+            rw_conn("pool = \"2001:db8::/64\"", RW_TUNNEL),
+            vec![("connection[0].pool", "only IPv4 pools")],
+        ),
+        (
+            rw_conn("pool = \"10.99.0.7/24\"", RW_TUNNEL),
+            vec![("connection[0].pool", "did you mean 10.99.0.0/24")],
+        ),
+        (
+            rw_conn("pool = \"192.0.2.0/24\"", RW_TUNNEL),
+            vec![("connection[0].pool", "contains 192.0.2.1")],
+        ),
+        (
+            rw_conn("pool = \"10.0.0.0/8\"", RW_TUNNEL),
+            vec![("connection[0].pool", "10.0.0.0/8")],
+        ),
+        (
+            rw_conn(
+                "pool = \"10.99.0.0/24\"\npool_dns = [\"dns.example\"]\nlease_grace = 9999999",
+                RW_TUNNEL,
+            ),
+            vec![
+                ("connection[0].pool_dns[0]", "not an IPv4 address"),
+                ("connection[0].lease_grace", "more than a week"),
+            ],
+        ),
+        (
+            // A pool must not overlap another connection's remote side.
+            format!(
+                "{}{}",
+                rw_conn("pool = \"10.2.0.0/24\"", RW_TUNNEL),
+                ike_conn("b", "10.2.0.0/24", "psk/b.psk", "192.0.2.2")
+            ),
+            vec![("remote_ts", "10.2.0.0/24")],
+        ),
+        (
+            format!(
+                "{}pool_dns = [\"10.1.0.53\"]\n",
+                ike_conn("b", "10.2.0.0/24", "psk/b.psk", "192.0.2.2")
+            ),
+            vec![(
+                "connection[0].pool_dns",
+                "only for a remote-access connection",
+            )],
+        ),
+    ];
+    for (toml, want) in bad {
+        let p = tree(&d, &toml, &[]);
+        let errs = refused(&p, no_env());
+        for (key, reason) in &want {
+            assert!(
+                errs.iter().any(|e| e.contains(key) && e.contains(reason)),
+                "want {key}: {reason} in {errs:#?}\n{toml}"
+            );
+        }
+        assert_eq!(errs.len(), want.len(), "{errs:#?}\n{toml}");
+    }
+}

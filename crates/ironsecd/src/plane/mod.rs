@@ -14,6 +14,7 @@
 //! - `peer`: the config translated into the engine's peer settings;
 //! - [`deadlines`]: per-key timers, so idle tunnels cost nothing;
 //! - [`volume`]: volume lifetimes and the sequence space from the fast path's counters;
+//! - [`clients`]: remote-access clients, each a tunnel of its connection while connected;
 //! - [`view`]: the read-only accessors `ironsecctl status` and metrics are built from.
 //!
 //! Per-tunnel state is kept by [`TunnelKey`] (connection name and addresses), never by the
@@ -21,6 +22,7 @@
 //! where it was.
 
 pub mod child_retry;
+pub mod clients;
 pub mod commands;
 pub mod deadlines;
 pub mod failover;
@@ -86,7 +88,10 @@ pub struct ConnStats {
 
 pub struct Plane {
     cfg: Config,
+    /// The config's tunnels, then the connected remote-access clients' ([`Plane::respec`]).
     specs: Vec<TunnelSpec>,
+    /// Connected remote-access clients.
+    clients: clients::Clients,
     /// Per connection (config index): its tunnels' positions in `specs` (config order keeps
     /// them together), so per-connection work never scans every tunnel.
     spans: Vec<Range<usize>>,
@@ -206,6 +211,7 @@ impl Plane {
             volume_samples: HashMap::new(),
             cfg,
             specs,
+            clients: Default::default(),
             store,
             workers,
             tunnels,
@@ -306,7 +312,19 @@ impl Plane {
         &self.devices
     }
 
-    /// The tunnels of connection number `conn_index`, in config order.
+    /// The tunnels again: the config's (their positions in config order, `spans` over
+    /// them), then one per connected remote-access client. After a reload and whenever a
+    /// client comes or goes.
+    fn respec(&mut self) {
+        self.specs = tables::tunnel_specs(&self.cfg);
+        self.spans = spans_of(&self.cfg, &self.specs);
+        let by_name = &self.by_name;
+        self.specs
+            .extend(self.clients.specs(|n| by_name.get(n).copied()));
+    }
+
+    /// The tunnels of connection number `conn_index`, in config order (a remote-access
+    /// connection's clients are not among them).
     fn specs_of(&self, conn_index: usize) -> &[TunnelSpec] {
         self.spans
             .get(conn_index)
@@ -317,8 +335,14 @@ impl Plane {
     /// Local addresses that take IKE on the IKE port (UDP 500).
     pub fn ike_addrs(&self) -> Vec<SocketAddr> {
         let mut v: Vec<SocketAddr> = Vec::new();
-        for s in self.specs.iter().filter(|s| s.ike) {
-            let a = SocketAddr::new(s.local, self.cfg.gateway.ike_port);
+        let ike_locals = self
+            .cfg
+            .connections
+            .iter()
+            .filter(|c| matches!(c.keying, Keying::Ike(_)))
+            .flat_map(|c| c.keying.local_ips());
+        for ip in ike_locals {
+            let a = SocketAddr::new(ip, self.cfg.gateway.ike_port);
             if !v.contains(&a) {
                 v.push(a);
             }

@@ -90,7 +90,12 @@ fn peer_config(c: &Connection, trust: &Trust) -> Option<PeerConfig> {
         },
         dpd_interval: k.dpd_interval,
         force_encap: k.encap,
-        vip: ironsec_ike::config::VipRole::None,
+        // A remote-access connection answers any address (remote_addrs is empty: it has no
+        // configured tunnels) and leases each client an address.
+        vip: match &k.remote_access {
+            Some(ra) => ironsec_ike::config::VipRole::Assign(ra.vip_pool()),
+            None => ironsec_ike::config::VipRole::None,
+        },
     })
 }
 

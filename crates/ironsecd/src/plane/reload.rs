@@ -9,10 +9,9 @@ use std::time::Instant;
 use ironsec_ike::IkeSaId;
 
 use super::sas::RETIRE_GRACE;
-use super::{peer, spans_of, tunnels, Plane};
+use super::{peer, tunnels, Plane};
 use crate::config::gateway::NeedsRestart;
 use crate::config::Config;
-use crate::tables;
 
 /// What a reload did, for the operator.
 #[derive(Default, Debug, Clone, PartialEq, Eq)]
@@ -150,10 +149,12 @@ impl Plane {
                 self.stats.remove(name.as_str());
             }
         }
+        for name in &gone {
+            self.clients.forget_connection(name);
+        }
         self.cfg = new;
-        self.specs = tables::tunnel_specs(&self.cfg);
-        self.spans = spans_of(&self.cfg, &self.specs);
         self.by_name = super::names_of(&self.cfg);
+        self.respec();
         self.ep.set_peers(peer::peer_configs(&self.cfg));
         self.ep.set_limits(peer::endpoint_config(&self.cfg));
         self.admission.set_peers(&self.cfg);

@@ -25,7 +25,15 @@ impl Plane {
         info: ironsec_ike::ChildSaInfo,
         now: Instant,
     ) -> Option<(TunnelKey, u32)> {
-        let key = self.tunnel_for(&conn, info.local, info.remote)?;
+        let key = match self.clients.key_of(ike) {
+            Some(k) => k.clone(),
+            // A remote-access connection's SAs belong to their client or to nothing.
+            None if self.connection(&conn).is_some_and(|c| c.is_remote_access()) => {
+                tracing::warn!(connection = %conn, "CHILD_SA of a client without an address: not installed");
+                return None;
+            }
+            None => self.tunnel_for(&conn, info.local, info.remote)?,
+        };
         let watch = self.watch_for(&key, now);
         let (outbound, inbound) = match SaStore::child_entries(
             &info,
@@ -88,6 +96,9 @@ impl Plane {
             } => {
                 tracing::info!(connection = %conn, %local, %remote, %remote_id, %algorithms, initiator, "IKE SA up");
                 self.stats_of(&conn).ike_up += 1;
+                if self.connection(&conn).is_some_and(|c| c.is_remote_access()) {
+                    return self.client_up(&conn, ike, local, remote, &remote_id, nat, now);
+                }
                 if let Some(key) = self.tunnel_for(&conn, local, remote) {
                     self.restarts.clear(&key);
                     self.schedule_preempt(&key, now);
@@ -191,6 +202,7 @@ impl Plane {
             } => {
                 tracing::info!(connection = %conn, %algorithms, "IKE SA rekeyed");
                 self.stats_of(&conn).ike_rekeys += 1;
+                self.clients.rekeyed(old, new);
                 for st in self.tunnels.values_mut() {
                     if st.ike == Some(old) {
                         st.ike = Some(new);
@@ -244,15 +256,18 @@ impl Plane {
                 }
                 false
             }
-            // Remote access is engine-only so far (issue 24): no connection of the daemon's
-            // hands out or asks for addresses yet, so this only shows in the log.
+            // The lease comes just before its IKE SA's IkeSaUp, which makes the client.
             Event::VirtualIp {
                 conn,
+                ike,
                 address,
                 to_peer,
                 ..
             } => {
                 tracing::info!(connection = %conn, %address, to_peer, "virtual IP");
+                if to_peer {
+                    self.clients.leased(ike, address);
+                }
                 false
             }
             Event::InvalidSpiHint { remote } => {
@@ -295,6 +310,19 @@ impl Plane {
         now: Instant,
     ) -> bool {
         let conn_s = conn.as_deref().unwrap_or("-").to_string();
+        if let Some((key, client)) = self.clients.gone(ike) {
+            tracing::info!(
+                connection = %conn_s,
+                %remote,
+                identity = %client.identity,
+                address = %client.vip,
+                reason = %reason,
+                "client disconnected"
+            );
+            self.forget_tunnel(&key);
+            self.respec();
+            return true;
+        }
         let key = self.tunnel_of_ike(ike);
         let peer_fault = matches!(
             reason,
@@ -352,6 +380,52 @@ impl Plane {
             self.restarts.set(key, now + RESTART_DELAY);
         }
         changed
+    }
+}
+
+impl Plane {
+    /// IKE SA `ike` of remote-access connection `conn` is up: with the address the engine
+    /// leased it, the client gets a tunnel of its own. Returns whether the tables change.
+    #[allow(clippy::too_many_arguments)]
+    fn client_up(
+        &mut self,
+        conn: &Arc<str>,
+        ike: IkeSaId,
+        local: SocketAddr,
+        remote: SocketAddr,
+        remote_id: &ironsec_ike::Identity,
+        nat: ironsec_ike::NatDetected,
+        now: Instant,
+    ) -> bool {
+        let Some(key) =
+            self.clients
+                .connected(conn, ike, local, remote, remote_id.to_string(), now)
+        else {
+            // The engine told the client why (INTERNAL_ADDRESS_FAILURE) and logged it.
+            return false;
+        };
+        tracing::info!(connection = %conn, %remote, identity = %remote_id, address = ?key.client, "client connected");
+        let st = self.tunnels.entry(key.clone()).or_default();
+        st.ike = Some(ike);
+        st.established_at = Some(now);
+        self.nat_up(&key, local, remote, nat, now);
+        self.respec();
+        true
+    }
+
+    /// A client's tunnel is gone: its state and timers with it (its SAs retire on their own).
+    fn forget_tunnel(&mut self, key: &TunnelKey) {
+        if let Some(st) = self.tunnels.remove(key) {
+            if let Some(p) = st.nat {
+                self.nat_paths.remove(&(p.local, p.remote));
+            }
+        }
+        self.restarts.clear(key);
+        self.child_retries.clear(key);
+        self.keepalives.clear(key);
+        self.rearm.clear(key);
+        self.silence.clear(key);
+        self.reselect.clear(key);
     }
 }
 

@@ -133,6 +133,7 @@ fn key(conn: &str, local: &str, remote: &str) -> TunnelKey {
         conn: conn.into(),
         local: local.parse().unwrap(),
         remote: remote.parse().unwrap(),
+        client: None,
     }
 }
 
@@ -389,6 +390,7 @@ fn status_shows_a_static_sas_sequence_space() {
         conn: "st".into(),
         local: "192.0.2.1".parse().unwrap(),
         remote: "192.0.2.2".parse().unwrap(),
+        client: None,
     };
     // Static SAs have ESN (the config requires it): the space is 2^64 - 1.
     let q = p.static_seq_space(&key).unwrap();
@@ -416,6 +418,7 @@ fn status_shows_a_static_sas_sequence_space() {
         conn: "st".into(),
         local: "192.0.2.1".parse().unwrap(),
         remote: "192.0.2.9".parse().unwrap(),
+        client: None,
     };
     assert_eq!(p.static_seq_space(&other), None);
 }

@@ -116,7 +116,12 @@ impl Plane {
         local: SocketAddr,
         remote: SocketAddr,
     ) -> Option<TunnelKey> {
-        let of_conn = || self.specs.iter().filter(|s| &*s.conn == conn);
+        // Clients' tunnels are found by their IKE SA (`Clients::key_of`), never by address.
+        let of_conn = || {
+            self.specs
+                .iter()
+                .filter(|s| &*s.conn == conn && s.client.is_none())
+        };
         let dialed = |s: &&TunnelSpec| {
             self.tunnels
                 .get(&s.key())
@@ -131,6 +136,9 @@ impl Plane {
     }
 
     pub(super) fn tunnel_of_ike(&self, ike: IkeSaId) -> Option<TunnelKey> {
+        if let Some(k) = self.clients.key_of(ike) {
+            return Some(k.clone());
+        }
         self.tunnels
             .iter()
             .find(|(_, s)| s.ike == Some(ike))
@@ -188,7 +196,7 @@ impl Plane {
     /// whose restart time has come.
     pub fn start_tunnels(&mut self, now: Instant) {
         for s in self.specs.clone() {
-            if !s.ike {
+            if !s.ike || s.client.is_some() {
                 continue;
             }
             let Keying::Ike(k) = &self.cfg.connections[s.conn_index].keying else {

@@ -4,7 +4,7 @@
 use ironsec_ike::{EndpointStats, IkeSaSummary};
 
 use super::{ConnStats, Plane, Selection, ShareState, TunnelState};
-use crate::config::Config;
+use crate::config::{Config, Keying};
 use crate::tables::{SaStore, TunnelKey, TunnelSpec};
 
 impl Plane {
@@ -17,6 +17,35 @@ impl Plane {
     /// ids).
     pub fn specs(&self) -> &[TunnelSpec] {
         &self.specs
+    }
+
+    /// The connected remote-access client of a tunnel, if it is one.
+    pub fn client(&self, key: &TunnelKey) -> Option<&super::clients::Client> {
+        self.clients.get(key)
+    }
+
+    /// Every connected remote-access client.
+    pub fn clients(&self) -> &super::clients::Clients {
+        &self.clients
+    }
+
+    /// A remote-access connection's leases: addresses held by connected clients and those
+    /// kept for clients that left.
+    pub fn leases(&self, conn: &str) -> Vec<ironsec_ike::pool::Lease> {
+        self.ep.leases(conn)
+    }
+
+    /// How many addresses a remote-access connection's pool can hand out (0 for others).
+    pub fn pool_size(&self, conn: &str) -> u32 {
+        let Some(Keying::Ike(k)) = self.connection(conn).map(|c| &c.keying) else {
+            return 0;
+        };
+        k.remote_access
+            .as_ref()
+            .and_then(|ra| {
+                ironsec_ike::pool::AddressPool::new(conn, &ra.pool.to_string(), ra.lease_grace).ok()
+            })
+            .map_or(0, |p| p.size())
     }
 
     /// The SAs that exist.
