@@ -41,6 +41,12 @@ pub enum Request {
     /// The certificates and CRLs the running config loaded. Answered with
     /// [`Response::Certificates`].
     Certs,
+    /// The remote-access pools' leases. Answered with [`Response::Leases`].
+    Leases,
+    /// Delete the IKE SAs of the remote-access clients that authenticated as `identity`.
+    Disconnect {
+        identity: String,
+    },
 }
 
 #[derive(Serialize, Deserialize, Debug, Clone, PartialEq, Eq)]
@@ -59,6 +65,8 @@ pub enum Response {
     Connections(Vec<ConnConfig>),
     /// The answer to `certs`.
     Certificates(CertList),
+    /// The answer to `leases`.
+    Leases(Vec<crate::leases::LeaseInfo>),
 }
 
 /// Binds the control socket, replacing a stale one left by a crashed daemon but refusing to

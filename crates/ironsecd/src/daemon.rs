@@ -798,5 +798,11 @@ fn handle(r: &Running, req: Request) -> Response {
         }
         Request::ListConns => Response::Connections(crate::conns::list(r.plane().config())),
         Request::Certs => Response::Certificates(r.certs()),
+        Request::Leases => Response::Leases(r.plane().lease_list(std::time::Instant::now())),
+        Request::Disconnect { identity } => {
+            let res = r.act(|plane, now| plane.disconnect(&identity, now));
+            r.wake.notify_one();
+            answer(res)
+        }
     }
 }

@@ -14,6 +14,7 @@ pub mod genpsk;
 pub mod guards;
 pub mod ikeadmit;
 pub mod ikelog;
+pub mod leases;
 pub mod limits;
 pub mod logging;
 pub mod loglimit;

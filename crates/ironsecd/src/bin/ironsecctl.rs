@@ -88,6 +88,7 @@ fn unexpected(r: &Response) -> Failure {
         Response::Rekeying(_) => "a rekey answer",
         Response::Connections(_) => "a connection list",
         Response::Certificates(_) => "a certificate list",
+        Response::Leases(_) => "a lease list",
     };
     Failure::Ctl(format!(
         "unexpected answer from ironsecd ({what}); is it the same version as ironsecctl?"
@@ -315,6 +316,19 @@ fn certs(cli: &Cli) -> Result<(), Failure> {
     Ok(())
 }
 
+fn leases(cli: &Cli) -> Result<(), Failure> {
+    let list = match ask(cli, &Request::Leases)? {
+        Response::Leases(l) => l,
+        r => return Err(unexpected(&r)),
+    };
+    if cli.json {
+        print_json(&list);
+    } else {
+        print_text(&ironsecd::leases::render(&list));
+    }
+    Ok(())
+}
+
 fn rekey(cli: &Cli, connection: &str, ike: bool) -> Result<(), Failure> {
     let req = Request::Rekey {
         connection: connection.into(),
@@ -378,6 +392,15 @@ fn run(cli: &Cli) -> Result<(), Failure> {
             Some(connection),
         ),
         Command::Reload => simple(cli, Request::Reload, "reload", None),
+        Command::Leases => leases(cli),
+        Command::Disconnect { identity } => simple(
+            cli,
+            Request::Disconnect {
+                identity: identity.clone(),
+            },
+            "disconnect",
+            None,
+        ),
         Command::Rekey { connection, ike } => rekey(cli, connection, *ike),
         Command::Genpsk { file } => genpsk(cli, file.as_deref()),
     }

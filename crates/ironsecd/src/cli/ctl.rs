@@ -59,6 +59,12 @@ pub enum Command {
     Terminate { connection: String },
     /// Re-read the configuration; a bad one is refused and the running one stays.
     Reload,
+    /// The remote-access pools' leases: each address held by a connected client or kept for
+    /// one that left (until its grace period ends), with the client's identity.
+    Leases,
+    /// Disconnect a remote-access client: delete the IKE SAs of every session that
+    /// authenticated as IDENTITY (as `status` and `leases` show it). It may connect again.
+    Disconnect { identity: String },
     /// Rekey a connection's CHILD_SAs now (or its IKE SAs with --ike), make-before-break as
     /// lifetimes do; the new SPIs show in `status` once the exchanges complete.
     Rekey {

@@ -21,6 +21,8 @@ pub enum CommandDone {
     Deleting { connection: String, ike_sas: usize },
     /// `rekey` started these rekeys.
     Rekeying(RekeyStarted),
+    /// `disconnect` deletes the IKE SAs of this many clients of that identity.
+    Disconnecting { identity: String, clients: usize },
 }
 
 fn plural(n: usize) -> &'static str {
@@ -51,6 +53,12 @@ impl std::fmt::Display for CommandDone {
                 plural(*ike_sas)
             ),
             CommandDone::Rekeying(r) => r.fmt(f),
+            CommandDone::Disconnecting { identity, clients } => write!(
+                f,
+                "client '{}': disconnecting {clients} session{}",
+                ironsec_ike::PeerText::new(identity.as_bytes()),
+                plural(*clients)
+            ),
         }
     }
 }
@@ -77,6 +85,9 @@ pub enum CommandError {
          new keys_file and a reload)"
     )]
     StaticNoRekey(String),
+    /// `disconnect` found no connected client of that identity.
+    #[error("no connected client '{}'", ironsec_ike::PeerText::new(.0.as_bytes()))]
+    NoClient(String),
     /// `rekey` found no tunnel it could rekey; the text says each tunnel's reason.
     #[error("connection '{connection}': nothing to rekey: {}", .reasons.join("; "))]
     NothingToRekey {
@@ -168,6 +179,36 @@ impl Plane {
         Ok(CommandDone::Deleting {
             connection: name.into(),
             ike_sas: ids.len(),
+        })
+    }
+
+    /// `ironsecctl disconnect`: deletes the IKE SAs of every connected remote-access client
+    /// that authenticated as `identity` (the identity `status` and `leases` show). The client
+    /// may connect again (and gets its address back within the pool's grace period).
+    pub fn disconnect(
+        &mut self,
+        identity: &str,
+        now: Instant,
+    ) -> Result<CommandDone, CommandError> {
+        self.saw(now);
+        let ids: Vec<IkeSaId> = self
+            .clients
+            .iter()
+            .filter(|(_, c)| c.identity == identity)
+            .map(|(_, c)| c.ike)
+            .collect();
+        if ids.is_empty() {
+            return Err(CommandError::NoClient(identity.into()));
+        }
+        for id in &ids {
+            if let Err(e) = self.ep.terminate(now, *id) {
+                tracing::debug!(error = %e, "disconnect");
+            }
+        }
+        tracing::info!(identity = %ironsec_ike::PeerText::new(identity.as_bytes()), sessions = ids.len(), "client disconnected by the operator");
+        Ok(CommandDone::Disconnecting {
+            identity: identity.into(),
+            clients: ids.len(),
         })
     }
 

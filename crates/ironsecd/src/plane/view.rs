@@ -35,6 +35,38 @@ impl Plane {
         self.ep.leases(conn)
     }
 
+    /// Every lease of every remote-access pool, for `ironsecctl leases`.
+    pub fn lease_list(&self, now: std::time::Instant) -> Vec<crate::leases::LeaseInfo> {
+        use ironsec_ike::pool::LeaseState;
+        let mut out = Vec::new();
+        for c in &self.cfg.connections {
+            let Keying::Ike(k) = &c.keying else { continue };
+            let Some(ra) = &k.remote_access else { continue };
+            for l in self.ep.leases(&c.name) {
+                let (state, secs, expires) = match l.state {
+                    LeaseState::Active { since, .. } => {
+                        ("online", now.saturating_duration_since(since), None)
+                    }
+                    LeaseState::Released { at } => (
+                        "offline",
+                        now.saturating_duration_since(at),
+                        Some((at + ra.lease_grace).saturating_duration_since(now)),
+                    ),
+                };
+                out.push(crate::leases::LeaseInfo {
+                    connection: c.name.clone(),
+                    pool: ra.pool.to_string(),
+                    address: l.address.to_string(),
+                    identity: l.owner.clone(),
+                    state: state.into(),
+                    secs: secs.as_secs(),
+                    expires_in_secs: expires.map(|d| d.as_secs()),
+                });
+            }
+        }
+        out
+    }
+
     /// How many addresses a remote-access connection's pool can hand out (0 for others).
     pub fn pool_size(&self, conn: &str) -> u32 {
         let Some(Keying::Ike(k)) = self.connection(conn).map(|c| &c.keying) else {
