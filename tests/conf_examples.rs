@@ -41,6 +41,7 @@ const REQUIRED_EXAMPLES: &[&str] = &[
     "azure-bgp.toml",
     "cert-gw-a.toml",
     "cert-gw-b.toml",
+    "p2s-gw.toml",
 ];
 
 fn conf_dir() -> PathBuf {
@@ -188,7 +189,10 @@ fn supply_secrets(file: &Path, abs_dir: &Path, secrets: &mut Vec<String>) -> usi
             }
             write(&to, &body, 0o600);
         }
-        if let Some(p) = c.get("local_key").and_then(|v| v.as_str()) {
+        // A key (and certificate) named by several connections is made once: the first
+        // rewrite changed every mention.
+        let local_key = c.get("local_key").and_then(|v| v.as_str());
+        if let Some(p) = local_key.filter(|p| text.contains(&format!("\"{p}\""))) {
             let cert_named = c["local_cert"]
                 .as_str()
                 .expect("local_key without local_cert");
