@@ -40,7 +40,20 @@ pub struct ConnConfig {
     /// Route-based connections only: their tunnel interface.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub route_based: Option<RouteBasedConfig>,
+    /// A remote-access connection's listening address and pool (its tunnels are its
+    /// clients', listed by `status`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub remote_access: Option<RemoteAccessConfig>,
     pub tunnels: Vec<TunnelConfig>,
+}
+
+/// A remote-access connection's keys as configured.
+#[derive(Serialize, Deserialize, Debug, Clone, PartialEq, Eq)]
+pub struct RemoteAccessConfig {
+    pub local: String,
+    pub pool: String,
+    pub dns: Vec<String>,
+    pub lease_grace_secs: u64,
 }
 
 /// A route-based connection's interface keys as configured.
@@ -333,6 +346,15 @@ pub fn conn_config(c: &Connection) -> ConnConfig {
             routes: rb.routes.iter().map(|p| p.to_string()).collect(),
             protect: rb.protect.iter().map(|p| p.to_string()).collect(),
         }),
+        remote_access: match &c.keying {
+            Keying::Ike(k) => k.remote_access.as_ref().map(|ra| RemoteAccessConfig {
+                local: ra.local.to_string(),
+                pool: ra.pool.to_string(),
+                dns: ra.dns.iter().map(|d| d.to_string()).collect(),
+                lease_grace_secs: ra.lease_grace.as_secs(),
+            }),
+            Keying::Static(_) => None,
+        },
         tunnels,
     }
 }
@@ -434,6 +456,20 @@ pub fn render(conns: &[ConnConfig]) -> String {
             (None, None) => {
                 let _ = writeln!(s, "{}", c.keying);
             }
+        }
+        if let Some(ra) = &c.remote_access {
+            let _ = writeln!(
+                s,
+                "  remote access: clients connect to {}, addresses from {}{}, kept {}s after a client leaves",
+                ra.local,
+                ra.pool,
+                if ra.dns.is_empty() {
+                    String::new()
+                } else {
+                    format!(", DNS {}", ra.dns.join(","))
+                },
+                ra.lease_grace_secs
+            );
         }
         if let Some(rb) = &c.route_based {
             let _ = writeln!(
