@@ -14,6 +14,11 @@ apt-get update -qq
 # has no ESP transform), curve25519 (libstrongswan-extra-plugins), AES-GCM (-standard-plugins).
 # strongswan.sh runs its own charon per namespace (own /run, VICI socket, config): a system
 # charon the packages may start on a systemd host stays in the root namespace, apart.
+# libcharon-extauth-plugins: strongSwan's eap-mschapv2 plugin (and xauth-generic), which Debian 12
+# ships apart from libcharon-extra-plugins (that one has eap-identity, eap-tls, eap-radius and
+# kernel-libipsec): the remote-access clients and the strongSwan gateway of
+# tests/interop_remote_access.rs authenticate users with EAP-MSCHAPv2
+# (conf/strongswan/strongswan-rw.conf loads it).
 # strongswan-pki: strongSwan's `pki` tool (no service), with which tests/common/pki.rs makes the
 # test PKI (RSA and ECDSA CAs, gateway certificates, CRLs) of tests/interop_certs.rs.
 # ethtool: netns-scripts/bench.sh --lan-gro and tests/static_tunnel.rs turn on GRO for forwarded UDP
@@ -34,7 +39,7 @@ apt-get install -y -qq --no-install-recommends \
     iproute2 iputils-ping nftables procps iperf3 tcpdump tshark jq python3 ca-certificates gcc \
     systemd \
     strongswan-charon strongswan-swanctl libcharon-extra-plugins libstrongswan-extra-plugins \
-    libstrongswan-standard-plugins strongswan-pki \
+    libstrongswan-standard-plugins libcharon-extauth-plugins strongswan-pki \
     wireguard-tools ethtool \
     libfaketime g++ python3-seccomp gdb libcap2-bin man-db zsh fish \
     >/dev/null

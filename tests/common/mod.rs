@@ -5,8 +5,9 @@
 //! [`pcap`]), packet builders ([`packets`]), pingers ([`ping`]), bulk traffic ([`traffic`]),
 //! daemon log times ([`logtime`]), the outside judge of fail-closed tests ([`judge`]), the `netns-scripts` reports ([`scripts`]), BIRD 2 under guard
 //! with `birdc` queries for BGP sessions, routes and BFD sessions ([`bird`]), strongSwan as
-//! a peer ([`strongswan`]) and a test PKI made with strongSwan's `pki` tool ([`pki`]).
-//! Everything but `strongswan` and `pki` is re-exported here, so a test file says
+//! a peer ([`strongswan`]), a test PKI made with strongSwan's `pki` tool ([`pki`]) and
+//! remote-access clients with their topology ([`rwclient`]).
+//! Everything but `strongswan`, `pki` and `rwclient` is re-exported here, so a test file says
 //! `use common::*;`.
 //!
 //! Tests that need root (namespaces, TUN devices, raw sockets) are marked
@@ -34,6 +35,7 @@ mod pcap;
 mod ping;
 pub mod pki;
 mod process;
+pub mod rwclient;
 mod scripts;
 mod status;
 pub mod strongswan;

@@ -215,6 +215,16 @@ pub struct SwIke {
     /// In strongSwan proposal syntax (`aes128gcm16-prfsha256-x25519`).
     pub algorithms: String,
     pub children: Vec<SwChild>,
+    /// Virtual IPs this end got (`local-vips`: a remote-access client's lease) and handed out
+    /// (`remote-vips`: a gateway's view of its client).
+    pub local_vips: Vec<String>,
+    pub remote_vips: Vec<String>,
+    /// The peer's address and port as strongSwan last saw them (after NAT).
+    pub remote_host: String,
+    pub remote_port: String,
+    /// The peer's IKE identity, and its EAP identity when EAP was used (empty otherwise).
+    pub remote_id: String,
+    pub remote_eap_id: String,
 }
 
 /// A section of swanctl's pretty output: `key = value`, `key = [ items ]`, `key { ... }`.
@@ -382,6 +392,12 @@ pub fn parse_list_sas(text: &str) -> Vec<SwIke> {
                     sw_group(&ike.str("dh-group"))
                 ),
                 children,
+                local_vips: ike.list("local-vips"),
+                remote_vips: ike.list("remote-vips"),
+                remote_host: ike.str("remote-host"),
+                remote_port: ike.str("remote-port"),
+                remote_id: ike.str("remote-id"),
+                remote_eap_id: ike.str("remote-eap-id"),
             });
         }
     }

@@ -1,0 +1,390 @@
+//! Remote access (point-to-site, issue 24): road-warrior clients (strongSwan 5.9.8 with
+//! kernel-libipsec, conf/strongswan/swanctl-rw-client.conf, tests/common/rwclient.rs) get a
+//! virtual IP from a gateway's pool and reach its LAN, and the LAN reaches them:
+//!
+//!   lan 10.1.0.2 -- gw 10.1.0.1 | 192.0.2.1 -- [wan switch] -- clients 192.0.2.1x
+//!                                                        `-- nat 192.0.2.254 -- clients 172.16.0.1x
+//!
+//! The gateway is a [`GatewayKind`]. Today only strongSwan's (conf/strongswan/swanctl-rw-gateway.conf:
+//! pool 10.99.0.0/24, certificate gw-a of tests/common/pki.rs, EAP-MSCHAPv2 users in `secrets`,
+//! pubkey clients `*@example.org`, EAP-TLS clients `*@tls.example.org`): the CONTROL, which
+//! proves the client recipes and the lab, so that a failure against ironsec's gateway can be
+//! told apart from a broken client config or topology. ironsec's gateway goes beside it as
+//! another kind, with the same clients and checks ([`RaLab::connect_and_check`]).
+//!
+//! - Every emulated client profile (strongSwan defaults, Windows 10 / 11 / DH2048, Apple,
+//!   Android) as an EAP-MSCHAPv2 user of its own, all connected at once: each gets a distinct
+//!   address of the pool (on its ipsec0, routes in table 220 with that source), the gateway
+//!   agrees (its `remote-vips` and EAP identity), Windows profiles end up on MODP1024 and
+//!   Apple on MODP2048, and every client pings the LAN host and is pinged back, with the
+//!   CHILD_SA byte counters showing the traffic went through the tunnel.
+//! - Three clients behind one masquerading NAT (EAP-MSCHAPv2, pubkey, EAP-TLS): one public
+//!   address, three ports, three leases, traffic both ways for each.
+//!
+//! Each test has its own namespace prefix and directory and is torn down by its guards
+//! (charons stopped by PID, namespaces removed), also when it fails. They need root, the
+//! strongSwan packages of tests/install-deps.sh (libcharon-extauth-plugins for EAP-MSCHAPv2)
+//! and strongswan-pki: `#[ignore = "needs root and strongswan"]` (tests/run.sh runs them) and
+//! FAIL (never skip) without them.
+//!
+//! Run: `cargo test -p ironsecd --test interop_remote_access -- --include-ignored --test-threads=1`
+
+mod common;
+
+use std::collections::BTreeSet;
+use std::fs;
+use std::net::Ipv4Addr;
+use std::time::Duration;
+
+use common::pki::*;
+use common::rwclient::*;
+use common::strongswan::*;
+use common::*;
+
+const PING_PATTERN: &[u8] = b"\x5a\x17\xc0\xde-IRONSEC-RW-PING!\xa5";
+
+/// The pool's prefix as an address and length (RA_POOL).
+const POOL: (Ipv4Addr, u8) = (Ipv4Addr::new(10, 99, 0, 0), 24);
+
+// ------------------------------------------------------------------------------------------
+// The lab
+
+/// Which gateway serves the clients. ironsec's goes here as another variant (ironsecd in the
+/// gateway namespace with a remote-access connection), started by its own `start_*` method.
+enum GatewayKind {
+    /// strongSwan as the gateway (the control).
+    StrongSwan(StrongSwan),
+}
+
+/// Field order matters: clients and the gateway stop before the namespaces go, the directory
+/// (logs, configs, the PKI copy; kept on failure) last.
+struct RaLab {
+    clients: Vec<RwClient>,
+    gateway: Option<GatewayKind>,
+    topo: RaTopology,
+    pki: Pki,
+    dir: TempDir,
+}
+
+impl RaLab {
+    /// The topology (`direct` clients on the WAN, `behind_nat` behind one NAT) and this
+    /// test's copy of the ECDSA PKI (fast keys); nothing runs yet.
+    fn new(direct: usize, behind_nat: usize) -> RaLab {
+        require_root();
+        let prefix = unique_prefix();
+        let dir = TempDir::new(&prefix);
+        let pki = Pki::shared(KeyKind::EcdsaP256).copy_to(&dir.join("pki"));
+        let topo = RaTopology::up(&prefix, direct, behind_nat);
+        RaLab {
+            clients: Vec::new(),
+            gateway: None,
+            topo,
+            pki,
+            dir,
+        }
+    }
+
+    /// strongSwan as the gateway: conf/strongswan/swanctl-rw-gateway.conf with the
+    /// certificate gw-a and one EAP-MSCHAPv2 secret per `users` entry (user, password).
+    fn start_strongswan_gateway(&mut self, users: &[(&str, &str)]) {
+        let sw_dir = self.dir.join("gateway");
+        fs::create_dir_all(&sw_dir).unwrap();
+        let file = self.pki.install_swanctl(&sw_dir, &self.pki.gw_a);
+        assert_eq!(file, "gw-a.pem");
+        let mut text = example_config("strongswan/swanctl-rw-gateway.conf");
+        let (first, rest) = users.split_first().expect("at least one user");
+        text = set_swanctl_key(&text, "eap-alice", "id", &quote(first.0));
+        text = set_swanctl_key(&text, "eap-alice", "secret", &quote(first.1));
+        // More users: another `secrets` section (strongSwan merges sections of one name).
+        if !rest.is_empty() {
+            text.push_str("\nsecrets {\n");
+            for (i, (user, password)) in rest.iter().enumerate() {
+                text.push_str(&format!(
+                    "    eap-user{i} {{\n        id = {}\n        secret = {}\n    }}\n",
+                    quote(user),
+                    quote(password)
+                ));
+            }
+            text.push_str("}\n");
+        }
+        let template = rw_strongswan_template();
+        let sw = StrongSwan::start_with(
+            &self.topo.gw,
+            &sw_dir,
+            &text,
+            SwOptions {
+                template: Some(&template),
+                ..SwOptions::default()
+            },
+        );
+        self.gateway = Some(GatewayKind::StrongSwan(sw));
+    }
+
+    /// The gateway's view of its clients' IKE SAs (ESTABLISHED ones).
+    fn gateway_sas(&self) -> Vec<SwIke> {
+        match self.gateway.as_ref().expect("a gateway runs") {
+            GatewayKind::StrongSwan(sw) => sw
+                .sas()
+                .into_iter()
+                .filter(|s| s.state == "ESTABLISHED")
+                .collect(),
+        }
+    }
+
+    /// Starts a client in the namespace of topology client `i`, aimed at the gateway's LAN.
+    fn start_client(&mut self, i: usize, auth: ClientAuth) {
+        let ns = self.topo.clients[i].ns.clone();
+        let dir = self.dir.join(&format!("client{i}"));
+        let c = RwClient::start(&ns, &dir, &self.pki, auth, RA_GW_WAN, RA_LAN_NET);
+        self.clients.push(c);
+    }
+
+    fn logs(&self) -> String {
+        let mut s = String::new();
+        if let Some(GatewayKind::StrongSwan(sw)) = &self.gateway {
+            s.push_str(&format!(
+                "----- gateway (strongSwan) charon.log -----\n{}\n",
+                sw.log_text()
+            ));
+        }
+        for (i, c) in self.clients.iter().enumerate() {
+            s.push_str(&format!(
+                "----- client {i} ({}) charon.log -----\n{}\n",
+                c.ns,
+                c.log_text()
+            ));
+        }
+        s
+    }
+
+    /// Client `i` connects with `profile`; then the checks every gateway kind must pass: a
+    /// virtual IP from the pool, on the client's ipsec0 and as the source of its table-220
+    /// route to the LAN, the CHILD_SA's local selector = vip/32, and pings both ways (client
+    /// -> LAN host, LAN host -> vip) that went through the CHILD_SA (byte counters).
+    /// Returns the virtual IP.
+    fn connect_and_check(&self, i: usize, profile: Profile) -> Ipv4Addr {
+        let c = &self.clients[i];
+        let t0 = std::time::Instant::now();
+        if let Err(out) = c.initiate(profile) {
+            panic!(
+                "client {i} ({profile:?}) did not connect: {out}\n{}",
+                self.logs()
+            );
+        }
+        let took = t0.elapsed();
+        let ike = c
+            .ike(profile)
+            .unwrap_or_else(|| panic!("no ESTABLISHED IKE SA on client {i}\n{}", self.logs()));
+        let vip = c
+            .vip(profile)
+            .unwrap_or_else(|| panic!("client {i} got no virtual IP: {ike:#?}\n{}", self.logs()));
+        eprintln!(
+            "[test] client {i} ({profile:?}, {}): vip {vip} in {:.0} ms, IKE {}, ESP {}",
+            c.auth.identity(),
+            took.as_secs_f64() * 1e3,
+            ike.algorithms,
+            ike.children
+                .first()
+                .map(|ch| ch.algorithms.as_str())
+                .unwrap_or("-")
+        );
+        assert!(in_pool(vip), "vip {vip} outside {RA_POOL}");
+        if let Some(group) = profile.ike_group() {
+            assert!(
+                ike.algorithms.ends_with(group),
+                "{profile:?}: IKE {} is not on {group}",
+                ike.algorithms
+            );
+        }
+        let child = ike
+            .children
+            .iter()
+            .find(|ch| ch.name == RW_CHILD && ch.state == "INSTALLED")
+            .unwrap_or_else(|| panic!("no INSTALLED CHILD_SA: {ike:#?}\n{}", self.logs()))
+            .clone();
+        assert_eq!(child.local_ts, vec![format!("{vip}/32")], "{child:#?}");
+        assert_eq!(child.remote_ts, vec![RA_LAN_NET.to_string()], "{child:#?}");
+        // kernel-libipsec: the vip on ipsec0, the route to the LAN from it.
+        assert_eq!(
+            c.interface_of(vip).as_deref(),
+            Some("ipsec0"),
+            "vip {vip} not on ipsec0 in {}",
+            c.ns
+        );
+        let routes = c.routes_220();
+        assert!(
+            routes.lines().any(|l| l.starts_with(RA_LAN_NET)
+                && l.contains("dev ipsec0")
+                && l.contains(&format!("src {vip}"))),
+            "no table-220 route to {RA_LAN_NET} via ipsec0 from {vip} in {}:\n{routes}",
+            c.ns
+        );
+        // Traffic both ways, through the tunnel.
+        let before = child.clone();
+        self.ping_ok(&c.ns, RA_LAN_HOST, 5);
+        self.ping_ok(&self.topo.lan, vip, 5);
+        let after = c
+            .ike(profile)
+            .and_then(|s| s.children.into_iter().find(|ch| ch.spi_in == before.spi_in))
+            .unwrap_or_else(|| panic!("CHILD_SA gone on client {i}\n{}", self.logs()));
+        // 10 echo requests and replies of 84 bytes each way at least.
+        for (what, b, a) in [
+            ("out", before.bytes_out, after.bytes_out),
+            ("in", before.bytes_in, after.bytes_in),
+        ] {
+            assert!(
+                a >= b + 10 * 84,
+                "client {i}: CHILD_SA bytes {what} {b} -> {a}: the pings bypassed the tunnel"
+            );
+        }
+        vip
+    }
+
+    fn ping_ok(&self, ns: &str, dst: Ipv4Addr, count: u16) {
+        let r = ping_paced(
+            ns,
+            dst,
+            count,
+            pattern_payload(PING_PATTERN, 56),
+            Duration::from_millis(20),
+            Duration::from_secs(2),
+        );
+        assert_eq!(
+            r.received(),
+            r.sent(),
+            "ping {ns} -> {dst}: {} of {} answered\n{}",
+            r.received(),
+            r.sent(),
+            self.logs()
+        );
+    }
+}
+
+impl Drop for RaLab {
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            eprintln!(
+                "[test] remote-access lab {} failed; files kept in {}",
+                self.topo.prefix,
+                self.dir.path.display()
+            );
+        }
+    }
+}
+
+fn quote(s: &str) -> String {
+    format!("\"{}\"", s.replace('\\', "\\\\").replace('"', "\\\""))
+}
+
+fn in_pool(a: Ipv4Addr) -> bool {
+    let mask = u32::MAX << (32 - POOL.1);
+    u32::from(a) & mask == u32::from(POOL.0)
+}
+
+/// A fresh password (printable, as users type them).
+fn password() -> String {
+    format!("pw-{}", hex(&random_bytes(12)))
+}
+
+// ------------------------------------------------------------------------------------------
+// strongSwan gateway (the control)
+
+#[test]
+#[ignore = "needs root and strongswan"]
+fn strongswan_gateway_every_profile_eap_mschapv2_lease_and_ping_both_ways() {
+    let _g = serial();
+    let profiles = Profile::ALL;
+    let mut lab = RaLab::new(profiles.len(), 0);
+    let users: Vec<(String, String)> = (0..profiles.len())
+        .map(|i| (format!("user{i}"), password()))
+        .collect();
+    let u: Vec<(&str, &str)> = users
+        .iter()
+        .map(|(a, b)| (a.as_str(), b.as_str()))
+        .collect();
+    lab.start_strongswan_gateway(&u);
+    for (i, (user, pw)) in users.iter().enumerate() {
+        lab.start_client(i, ClientAuth::eap(user, pw));
+    }
+    let mut vips = BTreeSet::new();
+    for (i, profile) in profiles.iter().enumerate() {
+        let vip = lab.connect_and_check(i, *profile);
+        assert!(vips.insert(vip), "vip {vip} handed out twice");
+    }
+    // The gateway's view: one IKE SA per user, each with the lease its client has, seen at
+    // the client's own address.
+    let sas = lab.gateway_sas();
+    assert_eq!(sas.len(), profiles.len(), "{sas:#?}");
+    for (i, (user, _)) in users.iter().enumerate() {
+        let vip = lab.clients[i].vip(profiles[i]).unwrap();
+        let sa = sas
+            .iter()
+            .find(|s| s.remote_eap_id == *user)
+            .unwrap_or_else(|| panic!("no gateway IKE SA for {user}: {sas:#?}"));
+        assert_eq!(sa.remote_vips, vec![vip.to_string()], "{sa:#?}");
+        assert_eq!(sa.remote_host, lab.topo.clients[i].addr.to_string());
+    }
+    // Still all up, and every client still reaches the LAN (no lease was taken over).
+    for (i, c) in lab.clients.iter().enumerate() {
+        assert!(c.ike(profiles[i]).is_some(), "client {i} lost its IKE SA");
+        lab.ping_ok(&c.ns, RA_LAN_HOST, 2);
+    }
+}
+
+#[test]
+#[ignore = "needs root and strongswan"]
+fn strongswan_gateway_three_clients_behind_one_nat_distinct_leases_both_ways() {
+    let _g = serial();
+    let mut lab = RaLab::new(0, 3);
+    let carol = lab.pki.issue_extra(
+        "carol",
+        Identity {
+            dn: "C=CH, O=ironsec test, CN=carol@example.org",
+            fqdn: "carol@example.org",
+        },
+    );
+    let dave = lab.pki.issue_extra(
+        "dave",
+        Identity {
+            dn: "C=CH, O=ironsec test, CN=dave@tls.example.org",
+            fqdn: "dave@tls.example.org",
+        },
+    );
+    let pw = password();
+    lab.start_strongswan_gateway(&[("alice", &pw)]);
+    lab.start_client(0, ClientAuth::eap("alice", &pw));
+    lab.start_client(1, ClientAuth::Pubkey { cert: carol });
+    lab.start_client(2, ClientAuth::EapTls { cert: dave });
+    let mut vips = BTreeSet::new();
+    for i in 0..3 {
+        let vip = lab.connect_and_check(i, Profile::StrongSwan);
+        assert!(vips.insert(vip), "vip {vip} handed out twice");
+    }
+    // The gateway sees all three at the NAT's address, on three different ports, each with
+    // its own lease and identity.
+    let sas = lab.gateway_sas();
+    assert_eq!(sas.len(), 3, "{sas:#?}");
+    let ports: BTreeSet<&str> = sas.iter().map(|s| s.remote_port.as_str()).collect();
+    assert_eq!(ports.len(), 3, "{sas:#?}");
+    for sa in &sas {
+        assert_eq!(sa.remote_host, RA_NAT_PUBLIC.to_string(), "{sa:#?}");
+        assert_eq!(sa.remote_vips.len(), 1, "{sa:#?}");
+    }
+    // The EAP identity shows only where it differs from the IKE identity: alice's (her IKE
+    // identity is her address), not dave's (EAP-TLS with the certificate's identity for both).
+    for (conn, want_id, want_eap) in [
+        ("rw", "172.16.0.11", "alice"),
+        ("rw-pubkey", "carol@example.org", ""),
+        ("rw-eap-tls", "dave@tls.example.org", ""),
+    ] {
+        assert!(
+            sas.iter()
+                .any(|s| s.name == conn && s.remote_id == want_id && s.remote_eap_id == want_eap),
+            "no gateway IKE SA {conn} for {want_id} (EAP {want_eap:?}): {sas:#?}"
+        );
+    }
+    // Each still reaches the LAN after the others came up.
+    for c in &lab.clients {
+        lab.ping_ok(&c.ns, RA_LAN_HOST, 2);
+    }
+}
