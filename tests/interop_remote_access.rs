@@ -54,6 +54,8 @@ const POOL: (Ipv4Addr, u8) = (Ipv4Addr::new(10, 99, 0, 0), 24);
 enum GatewayKind {
     /// strongSwan as the gateway (the control).
     StrongSwan(StrongSwan),
+    /// ironsecd with conf/strongswan/ironsec-rw-gateway.toml.
+    Ironsec(Daemon),
 }
 
 /// Field order matters: clients and the gateway stop before the namespaces go, the directory
@@ -120,6 +122,53 @@ impl RaLab {
         self.gateway = Some(GatewayKind::StrongSwan(sw));
     }
 
+    /// ironsecd as the gateway: conf/strongswan/ironsec-rw-gateway.toml with this test's PKI
+    /// (gw-a presenting itself, the root as the trust anchor).
+    fn start_ironsec_gateway(&mut self) {
+        let sock = self.dir.join("gw.sock");
+        let p = |p: &std::path::Path| toml_str(p.to_str().unwrap());
+        let text = rewrite_toml_lines(
+            &example_config("strongswan/ironsec-rw-gateway.toml"),
+            &[
+                ("control_socket", p(&sock)),
+                ("ca_dir", p(&self.pki.ca_dir)),
+                ("crl_dir", p(&self.pki.crl_dir)),
+                ("local_cert", p(&self.pki.gw_a.chain)),
+                ("local_key", p(&self.pki.gw_a.key)),
+            ],
+        );
+        let cfg = self.dir.join("ironsec-rw-gateway.toml");
+        fs::write(&cfg, text).unwrap();
+        self.gateway = Some(GatewayKind::Ironsec(Daemon::start(
+            "gw",
+            &self.topo.gw,
+            &cfg,
+            &sock,
+            self.dir.join("ironsecd.log"),
+        )));
+    }
+
+    fn ironsec(&self) -> &Daemon {
+        match self.gateway.as_ref() {
+            Some(GatewayKind::Ironsec(d)) => d,
+            _ => panic!("ironsec is not the gateway"),
+        }
+    }
+
+    /// `ironsecctl ARGS` against the gateway; its stdout, or a panic with the logs.
+    fn ctl(&self, args: &[&str]) -> String {
+        let d = self.ironsec();
+        let out = ironsecctl(&d.socket, args);
+        assert!(
+            out.status.success(),
+            "ironsecctl {args:?}: {}{}\n{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr),
+            self.logs()
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
     /// The gateway's view of its clients' IKE SAs (ESTABLISHED ones).
     fn gateway_sas(&self) -> Vec<SwIke> {
         match self.gateway.as_ref().expect("a gateway runs") {
@@ -128,7 +177,26 @@ impl RaLab {
                 .into_iter()
                 .filter(|s| s.state == "ESTABLISHED")
                 .collect(),
+            GatewayKind::Ironsec(_) => panic!("ironsec's clients: see ironsec_clients()"),
         }
+    }
+
+    /// ironsec's connected clients (`ironsecctl status --json`): (connection, identity,
+    /// address, remote "ADDRESS:PORT").
+    fn ironsec_clients(&self) -> Vec<(String, String, String, String)> {
+        let st = self.ironsec().status();
+        let mut out = Vec::new();
+        for c in st["connections"].as_array().unwrap() {
+            for cl in c["clients"].as_array().into_iter().flatten() {
+                out.push((
+                    c["name"].as_str().unwrap().to_string(),
+                    cl["identity"].as_str().unwrap().to_string(),
+                    cl["address"].as_str().unwrap().to_string(),
+                    cl["tunnel"]["remote"].as_str().unwrap().to_string(),
+                ));
+            }
+        }
+        out
     }
 
     /// Starts a client in the namespace of topology client `i`, aimed at the gateway's LAN.
@@ -141,11 +209,16 @@ impl RaLab {
 
     fn logs(&self) -> String {
         let mut s = String::new();
-        if let Some(GatewayKind::StrongSwan(sw)) = &self.gateway {
-            s.push_str(&format!(
+        match &self.gateway {
+            Some(GatewayKind::StrongSwan(sw)) => s.push_str(&format!(
                 "----- gateway (strongSwan) charon.log -----\n{}\n",
                 sw.log_text()
-            ));
+            )),
+            Some(GatewayKind::Ironsec(d)) => s.push_str(&format!(
+                "----- gateway (ironsecd) log -----\n{}\n",
+                d.log_text()
+            )),
+            None => {}
         }
         for (i, c) in self.clients.iter().enumerate() {
             s.push_str(&format!(
@@ -387,4 +460,108 @@ fn strongswan_gateway_three_clients_behind_one_nat_distinct_leases_both_ways() {
     for c in &lab.clients {
         lab.ping_ok(&c.ns, RA_LAN_HOST, 2);
     }
+}
+
+// ------------------------------------------------------------------------------------------
+// ironsec gateway
+
+/// A client certificate *@example.org (ironsec-rw-gateway.toml's remote_id) named `name`.
+fn example_org_client(lab: &RaLab, name: &'static str) -> Cert {
+    let fqdn: &'static str = Box::leak(format!("{name}@example.org").into_boxed_str());
+    let dn: &'static str =
+        Box::leak(format!("C=CH, O=ironsec test, CN={name}@example.org").into_boxed_str());
+    lab.pki.issue_extra(name, Identity { dn, fqdn })
+}
+
+/// Certificate clients of an ironsec gateway: one on the WAN and two behind one NAT (one
+/// public address, two ports). Each gets its own address of the pool, traffic passes both
+/// ways for each, `ironsecctl status` lists each with its identity, address and outer
+/// address, `leases` shows them; `disconnect` ends one and it gets the same address back
+/// when it reconnects (lease grace); the pool's route into the TUN device is one route.
+#[test]
+#[ignore = "needs root and strongswan"]
+fn ironsec_gateway_pubkey_clients_direct_and_behind_one_nat() {
+    let _g = serial();
+    let mut lab = RaLab::new(1, 2);
+    let names = ["carol", "erin", "frank"];
+    let certs: Vec<Cert> = names.iter().map(|n| example_org_client(&lab, n)).collect();
+    lab.start_ironsec_gateway();
+    for (i, cert) in certs.into_iter().enumerate() {
+        lab.start_client(i, ClientAuth::Pubkey { cert });
+    }
+    let mut vips = Vec::new();
+    for i in 0..3 {
+        let vip = lab.connect_and_check(i, Profile::StrongSwan);
+        assert!(!vips.contains(&vip), "vip {vip} handed out twice");
+        vips.push(vip);
+    }
+    let clients = lab.ironsec_clients();
+    assert_eq!(clients.len(), 3, "{clients:#?}");
+    for (i, name) in names.iter().enumerate() {
+        let want_id = format!("{name}@example.org");
+        let c = clients
+            .iter()
+            .find(|c| c.1 == want_id)
+            .unwrap_or_else(|| panic!("no client {want_id}: {clients:#?}"));
+        assert_eq!(c.0, "rw-pubkey");
+        assert_eq!(c.2, vips[i].to_string(), "{c:?}");
+        let host = if i == 0 {
+            lab.topo.clients[0].addr.to_string()
+        } else {
+            RA_NAT_PUBLIC.to_string()
+        };
+        assert!(c.3.starts_with(&format!("{host}:")), "{c:?} not from {host}");
+    }
+    // Behind the NAT: one address, two ports.
+    assert_ne!(clients[1].3, clients[2].3, "{clients:#?}");
+    let text = lab.ctl(&["status"]);
+    assert!(
+        text.contains("pool 10.99.0.0/25: 3 of 126 addresses in use (3 connected, 0 kept"),
+        "{text}"
+    );
+    // One route for the whole pool into the TUN device, however many clients.
+    let out = ns_cmd(&lab.topo.gw, "ip")
+        .args(["route", "show", "10.99.0.0/25"])
+        .output()
+        .unwrap();
+    let routes = String::from_utf8_lossy(&out.stdout);
+    assert!(routes.contains("dev ipsec0"), "{routes}");
+    let leases = lab.ctl(&["leases"]);
+    for (i, name) in names.iter().enumerate() {
+        assert!(
+            leases.lines().any(|l| l.contains(&vips[i].to_string())
+                && l.contains("online")
+                && l.contains(&format!("{name}@example.org"))),
+            "{leases}"
+        );
+    }
+    // The operator disconnects erin: her client's IKE SA goes, her lease is kept.
+    let out = lab.ctl(&["disconnect", "erin@example.org"]);
+    assert!(out.contains("disconnecting 1 session"), "{out}");
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while lab.clients[1].ike(Profile::StrongSwan).is_some() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "erin's client kept its IKE SA\n{}",
+            lab.logs()
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let leases = lab.ctl(&["leases"]);
+    assert!(
+        leases.lines().any(|l| l.contains(&vips[1].to_string()) && l.contains("offline")),
+        "{leases}"
+    );
+    assert_eq!(lab.ironsec_clients().len(), 2);
+    // The others still pass traffic; erin's address is no one's (dropped, never in clear).
+    lab.ping_ok(&lab.clients[0].ns, RA_LAN_HOST, 2);
+    lab.ping_ok(&lab.clients[2].ns, RA_LAN_HOST, 2);
+    // She comes back: the same address (within lease_grace).
+    let vip = lab.connect_and_check(1, Profile::StrongSwan);
+    assert_eq!(vip, vips[1], "erin did not get her address back");
+    // A client that is not there: an error, exit status 1.
+    let out = ironsecctl(&lab.ironsec().socket, &["disconnect", "nobody@example.org"]);
+    assert!(!out.status.success());
+    let log = lab.ironsec().log_text();
+    assert!(log.contains("client connected") && log.contains("client disconnected"), "{log}");
 }
