@@ -510,7 +510,10 @@ fn ironsec_gateway_pubkey_clients_direct_and_behind_one_nat() {
         } else {
             RA_NAT_PUBLIC.to_string()
         };
-        assert!(c.3.starts_with(&format!("{host}:")), "{c:?} not from {host}");
+        assert!(
+            c.3.starts_with(&format!("{host}:")),
+            "{c:?} not from {host}"
+        );
     }
     // Behind the NAT: one address, two ports.
     assert_ne!(clients[1].3, clients[2].3, "{clients:#?}");
@@ -549,7 +552,9 @@ fn ironsec_gateway_pubkey_clients_direct_and_behind_one_nat() {
     }
     let leases = lab.ctl(&["leases"]);
     assert!(
-        leases.lines().any(|l| l.contains(&vips[1].to_string()) && l.contains("offline")),
+        leases
+            .lines()
+            .any(|l| l.contains(&vips[1].to_string()) && l.contains("offline")),
         "{leases}"
     );
     assert_eq!(lab.ironsec_clients().len(), 2);
@@ -563,5 +568,8 @@ fn ironsec_gateway_pubkey_clients_direct_and_behind_one_nat() {
     let out = ironsecctl(&lab.ironsec().socket, &["disconnect", "nobody@example.org"]);
     assert!(!out.status.success());
     let log = lab.ironsec().log_text();
-    assert!(log.contains("client connected") && log.contains("client disconnected"), "{log}");
+    assert!(
+        log.contains("client connected") && log.contains("client disconnected"),
+        "{log}"
+    );
 }
