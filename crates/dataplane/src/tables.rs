@@ -4,7 +4,8 @@
 //! once per batch without taking a lock. SAs sit behind `Arc`s so a snapshot swap keeps their
 //! sequence counters, replay windows and counters: a rebuilt table can carry the same SA on.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
+use std::hash::{BuildHasher, Hasher, RandomState};
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, OnceLock};
@@ -313,15 +314,198 @@ struct InboundSlot {
 #[derive(Default)]
 pub struct Tables {
     inbound: HashMap<u32, InboundSlot>,
-    /// The shared TUN device's policies, most specific remote prefix first, so the first
-    /// match is the longest match.
-    policies: Vec<Policy>,
-    /// Each route-based device's policies, in the same order.
-    scoped: HashMap<IfaceId, Vec<Policy>>,
+    /// The shared TUN device's policies.
+    policies: PolicySet,
+    /// Each route-based device's policies.
+    scoped: HashMap<IfaceId, PolicySet>,
     tunnels: Vec<Tunnel>,
     /// Some tunnel has `dscp_in`: only then do workers read the outer TOS of what they
     /// receive and look up the route back of each decrypted packet.
     any_dscp_in: bool,
+}
+
+/// The order of the policy table: longest remote prefix first, then longest local prefix,
+/// and among equal prefixes the narrower protocol/ports (as strongSwan orders its policies),
+/// so a port-specific SA beside an address-only one for the same subnets gets its ports'
+/// traffic and the other the rest. The first match in this order is the one that applies.
+fn policy_order(a: &Policy, b: &Policy) -> std::cmp::Ordering {
+    let narrowness = |p: &Policy| p.ports.map_or((false, 0), |pp| pp.specificity());
+    b.remote
+        .len()
+        .cmp(&a.remote.len())
+        .then(b.local.len().cmp(&a.local.len()))
+        .then(narrowness(b).cmp(&narrowness(a)))
+}
+
+/// One device's policies, split so that a lookup need not walk the policies of every
+/// remote-access client (one per virtual IP, a /32 or /128 remote selector) to reach a
+/// site's.
+///
+/// The first match in [`policy_order`] is the answer, and the index keeps it: a host's
+/// prefix is the longest of its family, so no policy before a host's own policies can match
+/// a packet to that host (longer prefixes are of the other family, equal ones of other
+/// hosts). So a host whose policies are all address-only goes into `hosts4`/`hosts6` with all
+/// of them, in table order; a lookup tries that host's policies first and then `rest`, which
+/// holds no policy for that host. A host that has a policy narrowed to a protocol or ports
+/// keeps all of its policies in `rest`, where the ports order them as before.
+#[derive(Default)]
+struct PolicySet {
+    hosts4: HashMap<u32, Box<[HostPolicy]>, HostHash>,
+    hosts6: HashMap<u128, Box<[HostPolicy]>, HostHash>,
+    /// Every other policy, in table order.
+    rest: Vec<Policy>,
+}
+
+/// An address-only policy to one host: where the index keeps it.
+#[derive(Clone, Copy, Debug)]
+struct HostPolicy {
+    local: Prefix,
+    tunnel: TunnelId,
+}
+
+impl PolicySet {
+    /// Splits `sorted`, policies in [`policy_order`].
+    fn new(sorted: Vec<Policy>) -> PolicySet {
+        let is_host = |p: &Policy| {
+            matches!(
+                p.remote,
+                Prefix::V4 { len: 32, .. } | Prefix::V6 { len: 128, .. }
+            )
+        };
+        let narrowed: HashSet<Prefix> = sorted
+            .iter()
+            .filter(|p| p.ports.is_some() && is_host(p))
+            .map(|p| p.remote)
+            .collect();
+        let (mut hosts4, mut hosts6) = (HashMap::new(), HashMap::new());
+        let mut rest = Vec::new();
+        for p in sorted {
+            if !is_host(&p) || narrowed.contains(&p.remote) {
+                rest.push(p);
+                continue;
+            }
+            let h = HostPolicy {
+                local: p.local,
+                tunnel: p.tunnel,
+            };
+            match p.remote {
+                Prefix::V4 { addr, .. } => hosts4.entry(addr).or_insert_with(Vec::new).push(h),
+                Prefix::V6 { addr, .. } => hosts6.entry(addr).or_insert_with(Vec::new).push(h),
+            }
+        }
+        fn boxed<K: Eq + std::hash::Hash>(
+            m: HashMap<K, Vec<HostPolicy>>,
+        ) -> HashMap<K, Box<[HostPolicy]>, HostHash> {
+            let mut out = HashMap::with_capacity_and_hasher(m.len(), HostHash::default());
+            out.extend(m.into_iter().map(|(k, v)| (k, v.into_boxed_slice())));
+            out
+        }
+        PolicySet {
+            hosts4: boxed(hosts4),
+            hosts6: boxed(hosts6),
+            rest,
+        }
+    }
+
+    /// The tunnel of the first policy in table order whose remote selector holds `remote`,
+    /// whose local one holds `local` and, for a policy narrowed to them, whose protocol and
+    /// ports `ports` admits.
+    #[inline]
+    fn find(
+        &self,
+        remote: InnerAddr,
+        local: InnerAddr,
+        ports: impl Fn(&PolicyPorts) -> bool,
+    ) -> Option<TunnelId> {
+        // The emptiness checks spare a table without clients the call and the hashing.
+        let host = match remote {
+            InnerAddr::V4(a) if !self.hosts4.is_empty() => self.host4(a, local),
+            InnerAddr::V6(a) if !self.hosts6.is_empty() => self.host6(a, local),
+            _ => None,
+        };
+        if host.is_some() {
+            return host;
+        }
+        self.rest
+            .iter()
+            .find(|p| {
+                remote.matches(&p.remote)
+                    && local.matches(&p.local)
+                    && p.ports.as_ref().is_none_or(&ports)
+            })
+            .map(|p| p.tunnel)
+    }
+
+    /// The first of IPv4 host `remote`'s policies whose local selector holds `local`. Out of
+    /// line, so that a lookup in a table without clients stays small.
+    #[inline(never)]
+    fn host4(&self, remote: u32, local: InnerAddr) -> Option<TunnelId> {
+        first_local(self.hosts4.get(&remote)?, local)
+    }
+
+    /// [`host4`](Self::host4) for IPv6.
+    #[inline(never)]
+    fn host6(&self, remote: u128, local: InnerAddr) -> Option<TunnelId> {
+        first_local(self.hosts6.get(&remote)?, local)
+    }
+}
+
+#[inline]
+fn first_local(hosts: &[HostPolicy], local: InnerAddr) -> Option<TunnelId> {
+    hosts
+        .iter()
+        .find(|h| local.matches(&h.local))
+        .map(|h| h.tunnel)
+}
+
+/// The hash of the host index: one [`mix64`] round per word, keyed per table. The standard
+/// SipHash costs about 100 instructions more per lookup (`examples/path_instructions.rs`);
+/// the keys are addresses the control plane chose and the seed is random, so packets cannot
+/// aim at a crowded slot.
+#[derive(Clone, Copy)]
+struct HostHash(u64);
+
+impl Default for HostHash {
+    fn default() -> HostHash {
+        HostHash(RandomState::new().hash_one(0x6873_7473u32))
+    }
+}
+
+impl BuildHasher for HostHash {
+    type Hasher = HostHasher;
+
+    #[inline]
+    fn build_hasher(&self) -> HostHasher {
+        HostHasher(self.0)
+    }
+}
+
+/// See [`HostHash`]; only `u32` and `u128` keys are hashed with it.
+struct HostHasher(u64);
+
+impl Hasher for HostHasher {
+    #[inline]
+    fn finish(&self) -> u64 {
+        mix64(self.0)
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        for c in bytes.chunks(8) {
+            let mut w = [0u8; 8];
+            w[..c.len()].copy_from_slice(c);
+            self.0 = mix64(self.0 ^ u64::from_le_bytes(w));
+        }
+    }
+
+    #[inline]
+    fn write_u32(&mut self, n: u32) {
+        self.0 ^= u64::from(n);
+    }
+
+    #[inline]
+    fn write_u128(&mut self, n: u128) {
+        self.0 = mix64(self.0 ^ n as u64) ^ (n >> 64) as u64;
+    }
 }
 
 #[derive(thiserror::Error, Debug, PartialEq, Eq)]
@@ -378,17 +562,7 @@ impl Tables {
                 return Err(TableError::DuplicateSpi(spi));
             }
         }
-        // Longest prefixes first, and among equal prefixes the narrower protocol/ports (as
-        // strongSwan orders its policies), so a port-specific SA beside an address-only one
-        // for the same subnets gets its ports' traffic and the other the rest.
-        let narrowness = |p: &Policy| p.ports.map_or((false, 0), |pp| pp.specificity());
-        policies.sort_by(|a, b| {
-            b.remote
-                .len()
-                .cmp(&a.remote.len())
-                .then(b.local.len().cmp(&a.local.len()))
-                .then(narrowness(b).cmp(&narrowness(a)))
-        });
+        policies.sort_by(policy_order);
         let mut scoped: HashMap<IfaceId, Vec<Policy>> = HashMap::new();
         let policies = policies
             .into_iter()
@@ -402,8 +576,11 @@ impl Tables {
             .collect();
         Ok(Tables {
             inbound: map,
-            policies,
-            scoped,
+            policies: PolicySet::new(policies),
+            scoped: scoped
+                .into_iter()
+                .map(|(dev, ps)| (dev, PolicySet::new(ps)))
+                .collect(),
             any_dscp_in: tunnels.iter().any(|t| t.dscp_in),
             tunnels,
         })
@@ -480,14 +657,10 @@ impl Tables {
         src: InnerAddr,
         dst: InnerAddr,
     ) -> Option<(TunnelId, &Tunnel)> {
-        self.policies_of(scope)
-            .iter()
-            .find(|p| {
-                dst.matches(&p.remote)
-                    && src.matches(&p.local)
-                    && p.ports.as_ref().is_none_or(|pp| pp.admits_packet(pkt))
-            })
-            .map(|p| (p.tunnel, &self.tunnels[p.tunnel]))
+        let t = self
+            .policy_set(scope)?
+            .find(dst, src, |pp| pp.admits_packet(pkt))?;
+        Some((t, &self.tunnels[t]))
     }
 
     /// The tunnel that carries the flow of packet `pkt` arriving from the peer, `src` (remote)
@@ -505,23 +678,19 @@ impl Tables {
         src: InnerAddr,
         dst: InnerAddr,
     ) -> Option<&Tunnel> {
-        self.policies_of(scope)
-            .iter()
-            .find(|p| {
-                src.matches(&p.remote)
-                    && dst.matches(&p.local)
-                    && p.ports.as_ref().is_none_or(|pp| pp.admits_arriving(pkt))
-            })
-            .map(|p| &self.tunnels[p.tunnel])
+        let t = self
+            .policy_set(scope)?
+            .find(src, dst, |pp| pp.admits_arriving(pkt))?;
+        Some(&self.tunnels[t])
     }
 
     /// The policies of one device: the shared TUN device's (`None`) or a route-based
-    /// device's (none if it has no policies in this snapshot: its packets are dropped).
+    /// device's (`None` if it has no policies in this snapshot: its packets are dropped).
     #[inline]
-    pub fn policies_of(&self, scope: Option<IfaceId>) -> &[Policy] {
+    fn policy_set(&self, scope: Option<IfaceId>) -> Option<&PolicySet> {
         match scope {
-            None => &self.policies,
-            Some(dev) => self.scoped.get(&dev).map_or(&[], |v| v.as_slice()),
+            None => Some(&self.policies),
+            Some(dev) => self.scoped.get(&dev),
         }
     }
 
@@ -759,6 +928,282 @@ mod tests {
         later[7] = 0x10;
         assert_eq!(flow_hash(&pkt(40000, true)), flow_hash(&later));
         assert_eq!(flow_hash(&[]), flow_hash(&[0x45]));
+    }
+
+    fn v6(s: &str) -> InnerAddr {
+        let a: std::net::Ipv6Addr = s.parse().unwrap();
+        InnerAddr::V6(a.into())
+    }
+
+    fn policy(local: &str, remote: &str, tunnel: TunnelId) -> Policy {
+        Policy {
+            local: local.parse().unwrap(),
+            remote: remote.parse().unwrap(),
+            tunnel,
+            ports: None,
+            scope: None,
+        }
+    }
+
+    /// Tables with a tunnel per policy, named by its index.
+    fn tables_of(policies: Vec<Policy>) -> Tables {
+        let n = policies.iter().map(|p| p.tunnel + 1).max().unwrap_or(0);
+        let tunnels = (0..n).map(|i| tunnel(&i.to_string(), None)).collect();
+        Tables::new(tunnels, policies, vec![]).unwrap()
+    }
+
+    /// An IPv4 or IPv6 packet from `src` to `dst` with transport `proto` and ports (or, for
+    /// ICMP, type and code in `sport`).
+    fn packet(src: InnerAddr, dst: InnerAddr, proto: u8, sport: u16, dport: u16) -> Vec<u8> {
+        let mut p = match (src, dst) {
+            (InnerAddr::V4(s), InnerAddr::V4(d)) => {
+                let mut p = vec![0u8; 20];
+                p[0] = 0x45;
+                p[9] = proto;
+                p[12..16].copy_from_slice(&s.to_be_bytes());
+                p[16..20].copy_from_slice(&d.to_be_bytes());
+                p
+            }
+            (InnerAddr::V6(s), InnerAddr::V6(d)) => {
+                let mut p = vec![0u8; 40];
+                p[0] = 0x60;
+                p[6] = proto;
+                p[8..24].copy_from_slice(&s.to_be_bytes());
+                p[24..40].copy_from_slice(&d.to_be_bytes());
+                p
+            }
+            _ => panic!("addresses of two families"),
+        };
+        p.extend_from_slice(&sport.to_be_bytes());
+        p.extend_from_slice(&dport.to_be_bytes());
+        p.extend_from_slice(&[0u8; 16]);
+        p
+    }
+
+    #[test]
+    fn a_client_host_beside_a_site_subnet() {
+        // A client's virtual IP inside the site's remote subnet, its policy for a narrower
+        // local subnet than the site's.
+        let t = tables_of(vec![
+            policy("10.1.0.0/16", "10.2.0.0/24", 0),
+            policy("10.1.0.0/24", "10.2.0.77/32", 1),
+            policy("10.1.0.0/16", "10.2.0.0/16", 2),
+        ]);
+        assert_eq!(t.policies.hosts4.len(), 1, "the /32 is in the index");
+        assert_eq!(t.policies.rest.len(), 2);
+        let r = |s, d| t.route(v4(s), v4(d)).map(|t| &*t.connection);
+        assert_eq!(r("10.1.0.2", "10.2.0.77"), Some("1"));
+        assert_eq!(r("10.1.0.2", "10.2.0.78"), Some("0"));
+        assert_eq!(r("10.1.0.2", "10.2.1.77"), Some("2"));
+        assert_eq!(
+            r("10.1.5.2", "10.2.0.77"),
+            Some("0"),
+            "outside the client's local selector the site's policy applies"
+        );
+        assert_eq!(r("10.3.0.2", "10.2.0.77"), None);
+        // The route back: the client's packets to its local selector, the rest to the site.
+        let back = |s, d| t.route_back(&[], v4(s), v4(d)).map(|t| &*t.connection);
+        assert_eq!(back("10.2.0.77", "10.1.0.9"), Some("1"));
+        assert_eq!(back("10.2.0.77", "10.1.7.9"), Some("0"));
+        assert_eq!(back("10.2.0.78", "10.1.0.9"), Some("0"));
+    }
+
+    #[test]
+    fn a_hosts_policies_keep_their_order_among_themselves() {
+        // Two policies for one host: the longer local prefix first, whatever the order given.
+        let t = tables_of(vec![
+            policy("10.1.0.0/16", "10.9.0.1/32", 0),
+            policy("10.1.2.0/24", "10.9.0.1/32", 1),
+        ]);
+        let r = |s| t.route(v4(s), v4("10.9.0.1")).map(|t| &*t.connection);
+        assert_eq!(r("10.1.2.3"), Some("1"));
+        assert_eq!(r("10.1.3.3"), Some("0"));
+    }
+
+    #[test]
+    fn a_host_with_a_port_policy_stays_in_the_linear_list() {
+        let tcp443 = PolicyPorts::of(
+            crate::selector::Ports::ANY,
+            crate::selector::Ports {
+                proto: PROTO_TCP,
+                start: 443,
+                end: 443,
+            },
+        );
+        let mut web = policy("10.1.0.0/16", "10.9.0.1/32", 1);
+        web.ports = tcp443;
+        let t = tables_of(vec![
+            policy("10.1.0.0/16", "10.9.0.1/32", 0),
+            web,
+            policy("10.1.0.0/16", "10.9.0.2/32", 2),
+        ]);
+        assert!(!t.policies.hosts4.contains_key(&0x0a09_0001));
+        assert!(t.policies.hosts4.contains_key(&0x0a09_0002));
+        assert_eq!(t.policies.rest.len(), 2, "both of 10.9.0.1's policies");
+        let (src, dst) = (v4("10.1.0.5"), v4("10.9.0.1"));
+        let r = |pkt: &[u8]| t.route_id(pkt, src, dst).map(|(id, _)| id);
+        assert_eq!(r(&packet(src, dst, PROTO_TCP, 40000, 443)), Some(1));
+        assert_eq!(r(&packet(src, dst, PROTO_TCP, 40000, 80)), Some(0));
+        assert_eq!(r(&packet(src, dst, PROTO_UDP, 40000, 443)), Some(0));
+        let back = |pkt: &[u8]| t.route_back(pkt, dst, src).map(|t| &*t.connection);
+        assert_eq!(back(&packet(dst, src, PROTO_TCP, 443, 40000)), Some("1"));
+        assert_eq!(back(&packet(dst, src, PROTO_TCP, 80, 40000)), Some("0"));
+    }
+
+    #[test]
+    fn ipv6_hosts_are_indexed_apart_from_ipv4() {
+        let t = tables_of(vec![
+            policy("2001:db8:1::/48", "2001:db8:2::/64", 0),
+            policy("2001:db8:1::/48", "2001:db8:2::77/128", 1),
+            policy("10.1.0.0/16", "10.2.0.0/24", 2),
+            // A /32 of IPv6 sorts among the IPv4 hosts but is not one.
+            policy("2001:db8:1::/48", "2001:db9::/32", 3),
+        ]);
+        assert_eq!((t.policies.hosts4.len(), t.policies.hosts6.len()), (0, 1));
+        let r = |s, d| t.route(v6(s), v6(d)).map(|t| &*t.connection);
+        assert_eq!(r("2001:db8:1::5", "2001:db8:2::77"), Some("1"));
+        assert_eq!(r("2001:db8:1::5", "2001:db8:2::78"), Some("0"));
+        assert_eq!(r("2001:db8:1::5", "2001:db9::1"), Some("3"));
+        assert_eq!(r("2001:db8:9::5", "2001:db8:2::77"), None);
+        assert_eq!(
+            t.route(v4("10.1.0.1"), v4("10.2.0.77"))
+                .map(|t| &*t.connection),
+            Some("2")
+        );
+        assert!(t
+            .route_back(&[], v6("2001:db8:2::77"), v6("2001:db8:1::1"))
+            .is_some_and(|t| &*t.connection == "1"));
+    }
+
+    /// The policy lookup as it was before the host index: the first match in table order.
+    fn linear(
+        policies: &[Policy],
+        scope: Option<IfaceId>,
+        remote: InnerAddr,
+        local: InnerAddr,
+        ports: impl Fn(&PolicyPorts) -> bool,
+    ) -> Option<TunnelId> {
+        let mut sorted: Vec<&Policy> = policies.iter().filter(|p| p.scope == scope).collect();
+        sorted.sort_by(|a, b| policy_order(a, b));
+        sorted
+            .into_iter()
+            .find(|p| {
+                remote.matches(&p.remote)
+                    && local.matches(&p.local)
+                    && p.ports.as_ref().is_none_or(&ports)
+            })
+            .map(|p| p.tunnel)
+    }
+
+    mod index_is_linear {
+        use super::*;
+        use crate::selector::Ports;
+        use proptest::prelude::*;
+        use proptest::sample::select;
+
+        /// Addresses from a small pool, so that hosts, subnets and packets meet often.
+        fn addr(v6: bool, pick: u8) -> InnerAddr {
+            let low = u32::from(pick % 4) << 8 | u32::from(pick / 4 % 4);
+            if v6 {
+                InnerAddr::V6(0x2001_0db8_u128 << 96 | u128::from(low))
+            } else {
+                InnerAddr::V4(0x0a00_0000 | low)
+            }
+        }
+
+        /// The prefix of `a` of one of eight lengths, hosts among them.
+        fn prefix(a: InnerAddr, pick: u8) -> Prefix {
+            let i = usize::from(pick % 8);
+            match a {
+                InnerAddr::V4(a) => {
+                    let len = [0, 8, 16, 22, 24, 30, 31, 32][i];
+                    let mask = u32::MAX.checked_shl(32 - u32::from(len)).unwrap_or(0);
+                    Prefix::V4 {
+                        addr: a & mask,
+                        len,
+                    }
+                }
+                InnerAddr::V6(a) => {
+                    let len = [0, 32, 96, 112, 118, 120, 127, 128][i];
+                    let mask = u128::MAX.checked_shl(128 - u32::from(len)).unwrap_or(0);
+                    Prefix::V6 {
+                        addr: a & mask,
+                        len,
+                    }
+                }
+            }
+        }
+
+        fn ports() -> impl Strategy<Value = Option<PolicyPorts>> {
+            let one = (
+                select(vec![0u8, PROTO_TCP, PROTO_UDP]),
+                select(vec![(0u16, u16::MAX), (443, 443), (1024, u16::MAX)]),
+            )
+                .prop_map(|(proto, (start, end))| Ports { proto, start, end });
+            prop_oneof![
+                3 => Just(None),
+                1 => (one.clone(), one).prop_map(|(l, r)| PolicyPorts::of(l, r)),
+            ]
+        }
+
+        prop_compose! {
+            fn a_policy(tunnels: usize)(
+                v6 in any::<bool>(),
+                (l, ll) in (any::<u8>(), any::<u8>()),
+                // Mostly hosts, as with remote-access clients.
+                (r, rl) in (any::<u8>(), prop_oneof![3 => Just(7u8), 2 => any::<u8>()]),
+                tunnel in 0..tunnels,
+                ports in ports(),
+                scope in select(vec![None, Some(1u32), Some(2)]),
+            ) -> Policy {
+                Policy {
+                    local: prefix(addr(v6, l), ll),
+                    remote: prefix(addr(v6, r), rl),
+                    tunnel,
+                    ports,
+                    scope: scope.and_then(IfaceId::new),
+                }
+            }
+        }
+
+        proptest! {
+            #[test]
+            fn for_random_policies_and_packets(
+                policies in proptest::collection::vec(a_policy(6), 0..40),
+                packets in proptest::collection::vec(
+                    (any::<bool>(), any::<u8>(), any::<u8>(),
+                     select(vec![PROTO_TCP, PROTO_UDP, 1u8]),
+                     select(vec![53u16, 443, 40000])),
+                    1..30,
+                ),
+            ) {
+                let t = Tables::new(
+                    (0..6).map(|i| tunnel(&i.to_string(), None)).collect(),
+                    policies.clone(),
+                    vec![],
+                ).unwrap();
+                for (v6, s, d, proto, port) in packets {
+                    let (src, dst) = (addr(v6, s), addr(v6, d));
+                    let out = packet(src, dst, proto, 40000, port);
+                    let back = packet(dst, src, proto, port, 40000);
+                    for scope in [None, IfaceId::new(1), IfaceId::new(2), IfaceId::new(3)] {
+                        prop_assert_eq!(
+                            t.route_id_in(scope, &out, src, dst).map(|(id, _)| id),
+                            linear(&policies, scope, dst, src, |pp| pp.admits_packet(&out)),
+                            "outbound {:?} -> {:?} proto {} port {} scope {:?}",
+                            src, dst, proto, port, scope
+                        );
+                        let expect = linear(&policies, scope, dst, src, |pp| pp.admits_arriving(&back));
+                        prop_assert_eq!(
+                            t.route_back_in(scope, &back, dst, src).map(|t| t.connection.to_string()),
+                            expect.map(|id| id.to_string()),
+                            "back {:?} -> {:?} proto {} port {} scope {:?}",
+                            dst, src, proto, port, scope
+                        );
+                    }
+                }
+            }
+        }
     }
 
     #[test]

@@ -36,3 +36,50 @@ pub fn tso_super_packet() -> (Vec<u8>, VnetHdr) {
     };
     (sup, h)
 }
+
+/// The tables of a gateway with one site-to-site tunnel (10.1.0.0/16 <-> 10.2.0.0/24,
+/// AES-128-GCM, sending with `out`) and `hosts` remote-access clients beside it: a tunnel per
+/// client (no SA; only its policy matters here) and a policy 10.1.0.0/16 <-> 10.9.x.y/32 for
+/// its virtual IP, the [`host`]th. [`udp4`] is a site packet of these tables.
+#[allow(dead_code)] // each of the bench and the example uses its own part of this module
+pub fn site_and_hosts(hosts: usize, out: (u32, &[u8])) -> ironsec_dataplane::Tables {
+    use std::sync::Arc;
+
+    use ironsec_dataplane::{OutboundEntry, PerWorker, Policy, Tables, Tunnel};
+    let wan = |host: u8| std::net::SocketAddr::from(([192, 0, 2, host], 4500));
+    let sa = ironsec_esp::OutboundSa::new(ironsec_esp::Suite::Aes128Gcm16, out.0, out.1, true)
+        .expect("key");
+    let site = Tunnel::new(
+        "site".into(),
+        0,
+        wan(1),
+        wan(2),
+        Some(Arc::new(OutboundEntry {
+            sa,
+            counters: PerWorker::new(1),
+            watch: None,
+        })),
+    );
+    let local: ironsec_dataplane::Prefix = "10.1.0.0/16".parse().expect("prefix");
+    let policy = |remote: std::net::Ipv4Addr, len: u8, tunnel| Policy {
+        local,
+        remote: ironsec_dataplane::Prefix::new(remote.into(), len).expect("prefix"),
+        tunnel,
+        ports: None,
+        scope: None,
+    };
+    let mut tunnels = vec![site];
+    let mut policies = vec![policy([10, 2, 0, 0].into(), 24, 0)];
+    for i in 0..hosts {
+        tunnels.push(Tunnel::new("client".into(), 0, wan(1), wan(3), None));
+        policies.push(policy(host(i), 32, i + 1));
+    }
+    Tables::new(tunnels, policies, vec![]).expect("tables")
+}
+
+/// The virtual IP of remote-access client `i` in [`site_and_hosts`]: 10.9.0.1 on.
+#[allow(dead_code)]
+pub fn host(i: usize) -> std::net::Ipv4Addr {
+    let n = u32::from(std::net::Ipv4Addr::new(10, 9, 0, 1)) + i as u32;
+    n.into()
+}
