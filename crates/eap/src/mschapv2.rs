@@ -92,7 +92,7 @@ fn des_key(k: &[u8; 7]) -> [u8; 8] {
     for (i, o) in out.iter_mut().enumerate() {
         let seven = ((bits >> (49 - 7 * i)) & 0x7f) as u8;
         let b = seven << 1;
-        *o = b | u8::from(b.count_ones() % 2 == 0);
+        *o = b | u8::from(b.count_ones() & 1 == 0);
     }
     out
 }
