@@ -242,7 +242,13 @@ impl IkeSa {
         let peer_id = idi.and_then(Identity::from_payload);
         let auth = payloads.auth();
         let Some(idi) = idi else {
-            self.refuse_auth(ctx, id, from, peer_id, "IKE_AUTH without IDi or AUTH".into());
+            self.refuse_auth(
+                ctx,
+                id,
+                from,
+                peer_id,
+                "IKE_AUTH without IDi or AUTH".into(),
+            );
             return;
         };
         // The most specific match; among equals, the first configured. A request without
@@ -261,7 +267,13 @@ impl IkeSa {
         });
         let (Some(conn), Some(peer_id_v)) = (conn, peer_id.clone()) else {
             if auth.is_none() && !self.candidates.iter().any(|c| c.remote_auth.is_eap()) {
-                self.refuse_auth(ctx, id, from, peer_id, "IKE_AUTH without IDi or AUTH".into());
+                self.refuse_auth(
+                    ctx,
+                    id,
+                    from,
+                    peer_id,
+                    "IKE_AUTH without IDi or AUTH".into(),
+                );
                 return;
             }
             let who = Identity::describe(idi);
@@ -270,11 +282,7 @@ impl IkeSa {
                 .iter()
                 .map(|c| format!("'{}'", c.remote_id))
                 .collect();
-            let wants = if auth.is_none() {
-                " with EAP"
-            } else {
-                ""
-            };
+            let wants = if auth.is_none() { " with EAP" } else { "" };
             self.refuse_auth(
                 ctx,
                 id,

@@ -29,7 +29,9 @@ use crate::crypto::{psk_auth, verify_psk_auth};
 use crate::events::{CloseReason, Event};
 use crate::peer_text::PeerText;
 use crate::sa::child::ChildOffer;
-use crate::wire::{AuthMethod, AuthPayload, EapPayload, ExchangeType, NotifyType, Payload, Payloads};
+use crate::wire::{
+    AuthMethod, AuthPayload, EapPayload, ExchangeType, NotifyType, Payload, Payloads,
+};
 
 /// The gateway's side of one client's EAP dialogue.
 pub(crate) struct ServerSession {
@@ -291,15 +293,17 @@ impl IkeSa {
                 self.fail(ctx, kind, format!("peer refused IKE_AUTH with {kind:?}"));
                 return;
             };
-            let Some(peer_id) =
-                Identity::from_payload(idr).filter(|id| conn.remote_id.matches(id))
+            let Some(peer_id) = Identity::from_payload(idr).filter(|id| conn.remote_id.matches(id))
             else {
                 let seen = Identity::describe(idr);
                 self.notify_authentication_failed(ctx);
                 self.fail(
                     ctx,
                     NotifyType::AuthenticationFailed,
-                    format!("peer identity '{seen}' does not match remote_id '{}'", conn.remote_id),
+                    format!(
+                        "peer identity '{seen}' does not match remote_id '{}'",
+                        conn.remote_id
+                    ),
                 );
                 return;
             };
@@ -354,11 +358,18 @@ impl IkeSa {
         }
         let Some(eap) = payloads.eap() else {
             let kind = refused(payloads);
-            self.fail(ctx, kind, "IKE_AUTH response during EAP without an EAP payload".into());
+            self.fail(
+                ctx,
+                kind,
+                "IKE_AUTH response during EAP without an EAP payload".into(),
+            );
             return;
         };
         let user = PeerText::new(s.user.as_bytes()).to_string();
-        match s.client.step(&eap.data) {
+        let step = s.client.step(&eap.data);
+        #[cfg(any(test, feature = "testkit"))]
+        let step = test_misbehaviour(step, &eap.data);
+        match step {
             Ok(ClientStep::Respond(next)) => {
                 self.eap_client = Some(s);
                 self.send_request(
@@ -391,7 +402,9 @@ impl IkeSa {
             Ok(ClientStep::Failure) => self.fail(
                 ctx,
                 NotifyType::AuthenticationFailed,
-                format!("the gateway refused EAP-MSCHAPv2 authentication as '{user}' (EAP-Failure)"),
+                format!(
+                    "the gateway refused EAP-MSCHAPv2 authentication as '{user}' (EAP-Failure)"
+                ),
             ),
             Err(e) => self.fail(
                 ctx,
@@ -399,5 +412,31 @@ impl IkeSa {
                 format!("EAP-MSCHAPv2 as '{user}' failed: {e}"),
             ),
         }
+    }
+}
+
+/// The testkit's misbehaving client ([`crate::testkit::eap_hooks`]).
+#[cfg(any(test, feature = "testkit"))]
+fn test_misbehaviour(
+    step: Result<ClientStep, ironsec_eap::mschapv2::ClientError>,
+    request: &[u8],
+) -> Result<ClientStep, ironsec_eap::mschapv2::ClientError> {
+    use crate::testkit::eap_hooks;
+    use ironsec_eap::codec::{Body, Code, MsChapV2, Packet};
+    match (step, Packet::parse(request)) {
+        (Ok(ClientStep::Success(msk)), _) if eap_hooks::msk_corrupted() => {
+            let mut b = msk.bytes().to_vec();
+            b[0] ^= 1;
+            Ok(ClientStep::Success(Msk::new(b)))
+        }
+        (Ok(ClientStep::Respond(_)), Ok(p))
+            if matches!(p.body, Body::MsChapV2(MsChapV2::Challenge { .. }))
+                && eap_hooks::nak().is_some() =>
+        {
+            let wanted = eap_hooks::nak().into_iter().collect();
+            let nak = Packet::new(Code::Response, p.identifier, Body::Nak(wanted));
+            Ok(ClientStep::Respond(nak.encode()))
+        }
+        (step, _) => step,
     }
 }
