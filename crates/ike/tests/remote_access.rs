@@ -419,3 +419,22 @@ fn auth_in_first_request_does_not_match_an_eap_connection() {
     );
     assert_eq!(up(&n.events_b), 0);
 }
+
+/// An IKE rekey of an EAP client's SA keeps its EAP identity and its lease.
+#[test]
+fn ike_rekey_keeps_the_eap_identity_and_lease() {
+    let (mut a, b) = client_and_gateway("alice", PASSWORD);
+    a.lifetimes.ike_rekey = Duration::from_secs(100);
+    a.lifetimes.jitter = Duration::ZERO;
+    let mut n = net(a, b);
+    n.initiate_a();
+    let first = n.b.ike_sas()[0].id;
+    n.run_for(Duration::from_secs(150));
+    let rekeys = n.count(|e| matches!(e, Event::IkeSaRekeyed { .. }));
+    assert!(rekeys.1 >= 1, "no IKE rekey: {rekeys:?}");
+    let sas = n.b.ike_sas();
+    assert_eq!(sas.len(), 1);
+    assert_ne!(sas[0].id, first);
+    assert_eq!(sas[0].eap_identity.as_deref(), Some("alice"));
+    assert_eq!(leases(&n), [(ip("10.10.0.1"), "alice".to_string(), true)]);
+}
