@@ -14,6 +14,13 @@ use crate::config::{Identity, Psk};
 pub enum LocalAuth {
     Psk(Psk),
     Pubkey(Credentials),
+    /// As a remote-access client: EAP-MSCHAPv2 as `user` (RFC 7296 §2.16). The gateway proves
+    /// itself with a certificate (`remote_auth` pubkey); our AUTH is keyed by the EAP MSK.
+    /// The NT hash is zeroed on drop and never shown.
+    EapMschapv2 {
+        user: String,
+        hash: ironsec_eap::NtHash,
+    },
 }
 
 /// A connection's certificates, in configured order; never empty. Several are for a peer
@@ -86,6 +93,11 @@ impl Credentials {
 pub enum RemoteAuth {
     Psk(Psk),
     Pubkey(Arc<PeerTrust>),
+    /// Remote-access clients authenticate with EAP-MSCHAPv2 (RFC 7296 §2.16) against these
+    /// users, checked by the engine itself. Needs `local_auth` pubkey: the gateway always
+    /// proves itself with its certificate first. (EAP-TLS and EAP via RADIUS will be variants
+    /// of their own.)
+    EapMschapv2(Arc<ironsec_eap::Users>),
 }
 
 /// Our certificate chain and the key that signs for it.
@@ -157,13 +169,13 @@ impl LocalAuth {
     pub fn psk(&self) -> Option<&Psk> {
         match self {
             LocalAuth::Psk(p) => Some(p),
-            LocalAuth::Pubkey(_) => None,
+            _ => None,
         }
     }
     pub fn credentials(&self) -> Option<&Credentials> {
         match self {
-            LocalAuth::Psk(_) => None,
             LocalAuth::Pubkey(c) => Some(c),
+            _ => None,
         }
     }
 }
@@ -172,14 +184,18 @@ impl RemoteAuth {
     pub fn psk(&self) -> Option<&Psk> {
         match self {
             RemoteAuth::Psk(p) => Some(p),
-            RemoteAuth::Pubkey(_) => None,
+            _ => None,
         }
     }
     pub fn trust(&self) -> Option<&Arc<PeerTrust>> {
         match self {
-            RemoteAuth::Psk(_) => None,
             RemoteAuth::Pubkey(t) => Some(t),
+            _ => None,
         }
+    }
+    /// The peer authenticates with EAP: its first IKE_AUTH request carries no AUTH.
+    pub fn is_eap(&self) -> bool {
+        matches!(self, RemoteAuth::EapMschapv2(_))
     }
 }
 

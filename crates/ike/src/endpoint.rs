@@ -104,6 +104,8 @@ pub struct IkeSaSummary {
     pub next_request_id: u32,
     /// Message ID the peer's next request must carry to be processed.
     pub expected_request_id: u32,
+    /// The EAP user a remote-access client authenticated as (escaped), if it used EAP.
+    pub eap_identity: Option<String>,
 }
 
 #[derive(Clone, Debug)]
@@ -595,6 +597,7 @@ impl Endpoint {
                     .collect(),
                 next_request_id: s.next_request_id,
                 expected_request_id: s.expected_request_id,
+                eap_identity: s.eap_identity.clone(),
             })
             .collect()
     }

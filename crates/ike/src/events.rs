@@ -160,6 +160,10 @@ pub enum Event {
         address: std::net::Ipv4Addr,
         dns: Vec<std::net::Ipv4Addr>,
         to_peer: bool,
+        /// The EAP user the client authenticated as (escaped), when it used EAP: the lease's
+        /// owner. None for a certificate client (its IKE identity owns the lease) and on the
+        /// client side.
+        eap_identity: Option<String>,
     },
     /// A negotiation failed in a way the operator should hear about (log it): which peer,
     /// which notify, and details such as the offered and configured proposals.

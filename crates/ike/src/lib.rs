@@ -33,6 +33,7 @@ pub use config::{EndpointConfig, Identity, Keymat, Lifetimes, PeerConfig, Psk, R
 pub use credentials::{Credential, Credentials, LocalAuth, PeerTrust, RemoteAuth, SendCert};
 pub use endpoint::{ChildSummary, CommandError, Endpoint, IkeSaSummary, PeerLiveness};
 pub use events::{ChildSaInfo, CloseReason, Event, IkeSaId, NatDetected, Transmit};
+pub use ironsec_eap as eap;
 pub use ironsec_pki as pki;
 pub use peer_text::PeerText;
 pub use stats::EndpointStats;

@@ -37,4 +37,7 @@ pub struct EndpointStats {
     /// address, or none of its proposals acceptable. Counted even when the log line is not
     /// written (log lines of unauthenticated traffic are rate-limited).
     pub no_proposal_chosen: u64,
+    /// EAP dialogues of remote-access clients that ended in EAP-Failure: wrong password,
+    /// unknown user, a Nak, or an EAP message that does not parse (counted as malformed too).
+    pub eap_failures: u64,
 }

@@ -13,7 +13,7 @@ use crate::wire::{ExchangeType, NotifyType, Payload, Payloads};
 impl IkeSa {
     /// Initiator: IDi, [CERT], [CERTREQ], [IDr], AUTH, and the first CHILD_SA (SA, TSi, TSr).
     pub(crate) fn start_auth(&mut self, ctx: &mut Ctx) {
-        let (Some(conn), Some(crypto)) = (self.conn.clone(), self.crypto.as_ref()) else {
+        let (Some(conn), Some(_)) = (self.conn.clone(), self.crypto.as_ref()) else {
             return;
         };
         let Some(idi) = conn.local_id.to_payload() else {
@@ -24,23 +24,35 @@ impl IkeSa {
             );
             return;
         };
-        let proof = proof::prove(
-            &conn,
-            &self.wishes,
-            &Signed {
-                prf: crypto.algs.prf,
-                sk_p: &crypto.sk_pi,
-                real_message: &self.init_messages.0,
-                nonce: &self.nonces.1,
-                id_body: &idi.body_bytes(),
-            },
-        );
-        let (certs, auth) = match proof {
-            Ok(p) => p,
-            Err(detail) => {
-                self.fail(ctx, NotifyType::AuthenticationFailed, detail);
+        // An EAP client sends no AUTH now (RFC 7296 §2.16): it comes after EAP, keyed by the MSK.
+        let proof = if self.start_eap_client(ctx, idi.body_bytes()) {
+            None
+        } else {
+            let Some(crypto) = self.crypto.as_ref() else {
                 return;
+            };
+            let proof = proof::prove(
+                &conn,
+                &self.wishes,
+                &Signed {
+                    prf: crypto.algs.prf,
+                    sk_p: &crypto.sk_pi,
+                    real_message: &self.init_messages.0,
+                    nonce: &self.nonces.1,
+                    id_body: &idi.body_bytes(),
+                },
+            );
+            match proof {
+                Ok(p) => Some(p),
+                Err(detail) => {
+                    self.fail(ctx, NotifyType::AuthenticationFailed, detail);
+                    return;
+                }
             }
+        };
+        let (certs, auth) = match proof {
+            Some((certs, auth)) => (certs, Some(auth)),
+            None => (Vec::new(), None),
         };
         // The first CHILD_SA uses the IKE SA's key exchange: no KE, so no DH transforms.
         let child = ChildOffer::new(
@@ -64,7 +76,7 @@ impl IkeSa {
         {
             payloads.push(Payload::IdR(idr));
         }
-        payloads.push(auth);
+        payloads.extend(auth);
         if self.replaces.is_none() && !self.siblings {
             payloads.push(Payload::notify(NotifyType::InitialContact, Vec::new()));
         }
@@ -82,6 +94,10 @@ impl IkeSa {
 
     /// Initiator: the IKE_AUTH response.
     pub(crate) fn auth_response(&mut self, ctx: &mut Ctx, payloads: &[Payload], child: ChildOffer) {
+        if self.eap_client.is_some() {
+            self.eap_auth_response(ctx, payloads, child);
+            return;
+        }
         let (Some(conn), Some(crypto)) = (self.conn.clone(), self.crypto.as_ref()) else {
             return;
         };
@@ -134,7 +150,22 @@ impl IkeSa {
             self.fail(ctx, NotifyType::AuthenticationFailed, detail);
             return;
         }
-        let algorithms = crypto.algs;
+        self.up_as_initiator(ctx, &conn, peer_id, payloads, child);
+    }
+
+    /// Initiator: the peer proved itself; the IKE SA is up, with the virtual IP and the first
+    /// CHILD_SA from the last IKE_AUTH response.
+    pub(crate) fn up_as_initiator(
+        &mut self,
+        ctx: &mut Ctx,
+        conn: &crate::config::PeerConfig,
+        peer_id: Identity,
+        payloads: &[Payload],
+        child: ChildOffer,
+    ) {
+        let Some(algorithms) = self.crypto.as_ref().map(|c| c.algs) else {
+            return;
+        };
         self.established(ctx);
         self.peer_id = Some(peer_id.clone());
         ctx.events.push_back(Event::IkeSaUp {
@@ -147,13 +178,49 @@ impl IkeSa {
             initiator: true,
             nat: self.nat,
         });
-        self.read_vip(ctx, &conn, payloads);
+        self.read_vip(ctx, conn, payloads);
         let (ni, nr) = self.nonces.clone();
         self.complete_child(ctx, payloads, child, &ni, &nr, None);
     }
 
+    /// Responder: refuses the IKE_AUTH request `id` with AUTHENTICATION_FAILED, logs why
+    /// (`detail`) and ends the half-open SA.
+    pub(crate) fn refuse_auth(
+        &mut self,
+        ctx: &mut Ctx,
+        id: u32,
+        from: SocketAddr,
+        remote_id: Option<Identity>,
+        detail: String,
+    ) {
+        self.send_response(
+            ctx,
+            ExchangeType::IkeAuth,
+            id,
+            &[Payload::notify(
+                NotifyType::AuthenticationFailed,
+                Vec::new(),
+            )],
+        );
+        ctx.events.push_back(Event::Failure {
+            conn: self
+                .conn
+                .as_ref()
+                .or(self.candidates.first())
+                .map(|c| c.name.clone()),
+            remote: from,
+            remote_id,
+            notify: NotifyType::AuthenticationFailed,
+            detail,
+            legacy_refused: Vec::new(),
+        });
+        self.close(ctx, CloseReason::Refused(NotifyType::AuthenticationFailed));
+    }
+
     /// Responder: IKE_AUTH request. Picks the connection by the peer's identity (and the IDr it
-    /// asked for), checks its proof, answers with ours and the first CHILD_SA.
+    /// asked for), checks its proof, answers with ours and the first CHILD_SA. A request
+    /// without AUTH from a peer of an EAP connection starts EAP instead ([`super::eap`]); the
+    /// later requests of that dialogue go there too.
     pub(crate) fn auth_request(
         &mut self,
         ctx: &mut Ctx,
@@ -161,71 +228,79 @@ impl IkeSa {
         payloads: &[Payload],
         from: SocketAddr,
     ) {
+        if self.eap_server.is_some() {
+            self.eap_request(ctx, id, payloads, from);
+            return;
+        }
         let Some(crypto) = self.crypto.as_ref() else {
             return;
         };
-        let (prf, algorithms) = (crypto.algs.prf, crypto.algs);
+        let prf = crypto.algs.prf;
         let (sk_pi, sk_pr) = (crypto.sk_pi.clone(), crypto.sk_pr.clone());
         let idi = payloads.id_i();
         let idr = payloads.id_r().and_then(Identity::from_payload);
         let peer_id = idi.and_then(Identity::from_payload);
-        let reject = |sa: &mut IkeSa, ctx: &mut Ctx, detail: String| {
-            sa.send_response(
+        let auth = payloads.auth();
+        let Some(idi) = idi else {
+            self.refuse_auth(
                 ctx,
-                ExchangeType::IkeAuth,
                 id,
-                &[Payload::notify(
-                    NotifyType::AuthenticationFailed,
-                    Vec::new(),
-                )],
+                from,
+                peer_id,
+                "IKE_AUTH without IDi or AUTH".into(),
             );
-            ctx.events.push_back(Event::Failure {
-                conn: sa
-                    .conn
-                    .as_ref()
-                    .or(sa.candidates.first())
-                    .map(|c| c.name.clone()),
-                remote: from,
-                remote_id: peer_id.clone(),
-                notify: NotifyType::AuthenticationFailed,
-                detail,
-                legacy_refused: Vec::new(),
-            });
-            sa.close(ctx, CloseReason::Refused(NotifyType::AuthenticationFailed));
-        };
-        let (Some(idi), Some(auth)) = (idi, payloads.auth()) else {
-            reject(self, ctx, "IKE_AUTH without IDi or AUTH".into());
             return;
         };
-        // The most specific match; among equals, the first configured.
+        // The most specific match; among equals, the first configured. A request without
+        // AUTH asks for EAP (RFC 7296 §2.16): only EAP connections take it, and only those
+        // take no AUTH.
         let conn = peer_id.as_ref().and_then(|pid| {
             self.candidates
                 .iter()
                 .filter(|c| {
-                    c.remote_id.matches(pid) && idr.as_ref().is_none_or(|r| *r == c.local_id)
+                    c.remote_id.matches(pid)
+                        && idr.as_ref().is_none_or(|r| *r == c.local_id)
+                        && c.remote_auth.is_eap() == auth.is_none()
                 })
                 .min_by_key(|c| std::cmp::Reverse(c.remote_id.specificity()))
                 .cloned()
         });
         let (Some(conn), Some(peer_id_v)) = (conn, peer_id.clone()) else {
+            if auth.is_none() && !self.candidates.iter().any(|c| c.remote_auth.is_eap()) {
+                self.refuse_auth(
+                    ctx,
+                    id,
+                    from,
+                    peer_id,
+                    "IKE_AUTH without IDi or AUTH".into(),
+                );
+                return;
+            }
             let who = Identity::describe(idi);
             let configured: Vec<String> = self
                 .candidates
                 .iter()
                 .map(|c| format!("'{}'", c.remote_id))
                 .collect();
-            reject(
-                self,
+            let wants = if auth.is_none() { " with EAP" } else { "" };
+            self.refuse_auth(
                 ctx,
+                id,
+                from,
+                peer_id,
                 format!(
-                    "no connection for peer identity '{who}': it does not match any remote_id \
-                     for this address ({})",
+                    "no connection for peer identity '{who}'{wants}: it does not match any \
+                     remote_id for this address ({})",
                     configured.join(", ")
                 ),
             );
             return;
         };
         self.wishes.read_certreqs(payloads);
+        let Some(auth) = auth else {
+            self.start_eap(ctx, id, payloads, from, conn, peer_id_v, idi);
+            return;
+        };
         let checked = proof::check(
             &conn,
             ctx.unix,
@@ -242,16 +317,13 @@ impl IkeSa {
         );
         if let Err(detail) = checked {
             self.conn = Some(conn.clone());
-            reject(self, ctx, detail);
+            self.refuse_auth(ctx, id, from, peer_id, detail);
             return;
         }
         let Some(idr_p) = conn.local_id.to_payload() else {
             self.conn = Some(conn.clone());
-            reject(
-                self,
-                ctx,
-                format!("local identity '{}' cannot be sent", conn.local_id),
-            );
+            let detail = format!("local identity '{}' cannot be sent", conn.local_id);
+            self.refuse_auth(ctx, id, from, peer_id, detail);
             return;
         };
         let ours = proof::prove(
@@ -269,7 +341,7 @@ impl IkeSa {
             Ok(p) => p,
             Err(detail) => {
                 self.conn = Some(conn.clone());
-                reject(self, ctx, detail);
+                self.refuse_auth(ctx, id, from, peer_id, detail);
                 return;
             }
         };
@@ -280,15 +352,37 @@ impl IkeSa {
         let mut response = vec![Payload::IdR(idr_p)];
         response.extend(certs);
         response.push(auth);
+        let owner = peer_id_v.to_string();
+        self.finish_auth(ctx, id, &conn, peer_id_v, response, payloads, &owner);
+    }
+
+    /// Responder, the peer authenticated: the last IKE_AUTH response (`response` holds what
+    /// proves us) with the CFG_REPLY and the first CHILD_SA asked for in `request` (the first
+    /// IKE_AUTH request, which for EAP came several rounds earlier). The client's address is
+    /// leased to `owner`.
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) fn finish_auth(
+        &mut self,
+        ctx: &mut Ctx,
+        id: u32,
+        conn: &std::sync::Arc<crate::config::PeerConfig>,
+        peer_id: Identity,
+        mut response: Vec<Payload>,
+        request: &[Payload],
+        owner: &str,
+    ) {
+        let Some(algorithms) = self.crypto.as_ref().map(|c| c.algs) else {
+            return;
+        };
         // RFC 7296 §3.15.4: no address for a client that asked for one, no CHILD_SA; the IKE
         // SA stands (the client may ask again or give up).
-        let vip = self.assign_vip(ctx, &conn, payloads, &peer_id_v);
+        let vip = self.assign_vip(ctx, conn, request, owner);
         if let Ok(Some(cp)) = &vip {
             response.push(cp.clone());
         }
         let (ni, nr) = self.nonces.clone();
         let child = match vip {
-            Ok(_) => self.accept_child(ctx, payloads, &ni, &nr, true),
+            Ok(_) => self.accept_child(ctx, request, &ni, &nr, true),
             Err(detail) => Err((NotifyType::InternalAddressFailure, Vec::new(), detail)),
         };
         match &child {
@@ -297,13 +391,13 @@ impl IkeSa {
         }
         self.send_response(ctx, ExchangeType::IkeAuth, id, &response);
         self.established(ctx);
-        self.peer_id = Some(peer_id_v.clone());
+        self.peer_id = Some(peer_id.clone());
         ctx.events.push_back(Event::IkeSaUp {
             conn: conn.name.clone(),
             ike: self.id,
             local: self.local,
             remote: self.remote,
-            remote_id: peer_id_v.clone(),
+            remote_id: peer_id.clone(),
             algorithms,
             initiator: false,
             nat: self.nat,
@@ -313,13 +407,13 @@ impl IkeSa {
             Err((kind, _, detail)) => ctx.events.push_back(Event::Failure {
                 conn: Some(conn.name.clone()),
                 remote: self.remote,
-                remote_id: Some(peer_id_v),
+                remote_id: Some(peer_id),
                 notify: kind,
                 detail,
                 legacy_refused: Vec::new(),
             }),
         }
-        if payloads.notify(NotifyType::InitialContact).is_some() {
+        if request.notify(NotifyType::InitialContact).is_some() {
             ctx.stats.initial_contacts += 1;
             ctx.actions
                 .push_back(SaAction::InitialContact { ike: self.id });
@@ -328,7 +422,7 @@ impl IkeSa {
     }
 
     /// The responder learns the NAT-T addresses from the first authenticated message.
-    fn learn_endpoint(&mut self, from: SocketAddr) {
+    pub(crate) fn learn_endpoint(&mut self, from: SocketAddr) {
         if self.natt {
             self.remote = from;
         }

@@ -900,6 +900,7 @@ impl IkeSa {
         // Who the peer is and its leased address go with the SA (the lease is not released).
         new.peer_id = self.peer_id.clone();
         new.vip = self.vip.take();
+        new.eap_identity = self.eap_identity.clone();
         new.state = State::Established;
         new.established(ctx);
         ctx.events.push_back(Event::IkeSaRekeyed {

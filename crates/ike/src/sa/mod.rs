@@ -7,6 +7,7 @@
 pub(crate) mod auth;
 pub(crate) mod child;
 mod ctx;
+pub(crate) mod eap;
 pub(crate) mod fragment;
 pub(crate) mod info;
 pub(crate) mod init;
@@ -204,6 +205,13 @@ pub(crate) struct IkeSa {
     /// The virtual IP of this IKE SA: as the gateway, the client's (leased from the
     /// connection's pool, released when the SA closes); as the client, ours.
     pub vip: Option<vip::Vip>,
+    /// Gateway: the EAP dialogue of a client still authenticating (RFC 7296 §2.16).
+    pub eap_server: Option<Box<eap::ServerSession>>,
+    /// Client: our EAP dialogue with the gateway.
+    pub eap_client: Option<Box<eap::ClientSession>>,
+    /// The user an EAP client authenticated as (escaped with `PeerText`): the name the
+    /// daemon shows and the owner of its address lease.
+    pub eap_identity: Option<String>,
 }
 
 impl IkeSa {
@@ -254,6 +262,9 @@ impl IkeSa {
             wishes: Default::default(),
             peer_id: None,
             vip: None,
+            eap_server: None,
+            eap_client: None,
+            eap_identity: None,
         }
     }
 

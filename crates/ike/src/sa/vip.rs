@@ -6,7 +6,7 @@
 use std::net::{IpAddr, Ipv4Addr};
 
 use super::{Ctx, IkeSa};
-use crate::config::{Identity, PeerConfig, VipRole};
+use crate::config::{PeerConfig, VipRole};
 use crate::events::Event;
 use crate::ts;
 use crate::wire::{CpPayload, Payload, Payloads, TrafficSelector, CFG_REPLY, CFG_REQUEST};
@@ -58,7 +58,7 @@ impl IkeSa {
         ctx: &mut Ctx,
         conn: &PeerConfig,
         payloads: &[Payload],
-        owner: &Identity,
+        owner: &str,
     ) -> Result<Option<Payload>, String> {
         let VipRole::Assign(cfg) = &conn.vip else {
             return Ok(None);
@@ -84,7 +84,7 @@ impl IkeSa {
             )
         })?;
         let address = pool
-            .acquire(&owner.to_string(), requested, ctx.now)
+            .acquire(owner, requested, ctx.now)
             .map_err(|e| e.to_string())?;
         self.vip = Some(Vip {
             address,
@@ -109,6 +109,7 @@ impl IkeSa {
             address,
             dns: cfg.dns.clone(),
             to_peer: true,
+            eap_identity: self.eap_identity.clone(),
         });
         Ok(Some(Payload::Cp(CpPayload {
             cfg_type: CFG_REPLY,
@@ -144,6 +145,7 @@ impl IkeSa {
             address,
             dns: v4(INTERNAL_IP4_DNS).collect(),
             to_peer: false,
+            eap_identity: None,
         });
     }
 

@@ -10,6 +10,7 @@
 //!   framing, so that fuzz inputs replay byte for byte in regression tests.
 
 pub mod certauth;
+pub mod eap_hooks;
 pub mod responder;
 
 use std::net::SocketAddr;

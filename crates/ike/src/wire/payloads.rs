@@ -3,6 +3,7 @@
 
 use super::auth::{AuthPayload, CertPayload};
 use super::cp::CpPayload;
+use super::eap::EapPayload;
 use super::id::IdPayload;
 use super::ke::KePayload;
 use super::notify::NotifyPayload;
@@ -25,6 +26,8 @@ pub trait Payloads {
     fn auth(&self) -> Option<&AuthPayload>;
     /// The first Configuration payload (RFC 7296 §3.15).
     fn cp(&self) -> Option<&CpPayload>;
+    /// The first EAP payload (RFC 7296 §3.16).
+    fn eap(&self) -> Option<&EapPayload>;
     /// Every CERT payload, in order (end-entity certificate first, RFC 7296 §3.6).
     fn certs(&self) -> Vec<&CertPayload>;
     /// Every CERTREQ payload; empty when the peer asked for none.
@@ -88,6 +91,13 @@ impl Payloads for [Payload] {
     fn cp(&self) -> Option<&CpPayload> {
         self.iter().find_map(|p| match p {
             Payload::Cp(c) => Some(c),
+            _ => None,
+        })
+    }
+
+    fn eap(&self) -> Option<&EapPayload> {
+        self.iter().find_map(|p| match p {
+            Payload::Eap(e) => Some(e),
             _ => None,
         })
     }

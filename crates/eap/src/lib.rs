@@ -1,0 +1,20 @@
+//! EAP for IKEv2 remote access (RFC 7296 §2.16), sans-IO: bytes in, bytes out, randomness
+//! handed in by the caller.
+//!
+//! - [`codec`]: EAP packets and the EAP-MSCHAPv2 type-data, parsed strictly.
+//! - [`mschapv2`]: EAP-MSCHAPv2 (RFC 2759 computations, the MSK as strongSwan derives it, the
+//!   server and the client state machines).
+//! - [`users`]: the users file (`name:NT-hash`) and [`nthash`].
+//!
+//! A crate of its own so that MD4 and DES (and later rustls for EAP-TLS, MD5 for RADIUS) stay
+//! out of the IKE engine's other code; see ARCHITECTURE.md.
+
+#![forbid(unsafe_code)]
+
+pub mod codec;
+pub mod mschapv2;
+pub mod users;
+
+pub use codec::{Body, Code, MsChapV2, Packet, ParseError};
+pub use mschapv2::{Client, ClientStep, FailReason, Msk, Server, ServerStep};
+pub use users::{nthash, NtHash, Users, UsersError, UsersErrorKind};

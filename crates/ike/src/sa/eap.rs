@@ -1,0 +1,442 @@
+//! EAP in IKE_AUTH (RFC 7296 §2.16), both roles, with EAP-MSCHAPv2 from `ironsec_eap`.
+//!
+//! ```text
+//! I: IDi, [CERTREQ], [IDr], SAi2, TSi, TSr, CP(CFG_REQUEST)       <- no AUTH: wants EAP
+//! R: IDr, [CERT], AUTH, EAP(Request/Identity)                       <- gateway signs now
+//! I: EAP(Response) ... R: EAP(Request) ...                          <- one message ID each
+//! R: EAP(Success)
+//! I: AUTH = prf(prf(MSK, "Key Pad for IKEv2"), InitiatorSignedOctets with the FIRST IDi)
+//! R: AUTH (MSK), CP(CFG_REPLY), SAr2, TSi, TSr
+//! ```
+//!
+//! The gateway keeps the first request (IDi body, SA, TS, CP, INITIAL_CONTACT) until the end,
+//! when the CHILD_SA and the lease are made exactly as without EAP ([`IkeSa::finish_auth`]).
+//! The SA stays half-open meanwhile, so the half-open timeout bounds the dialogue, and each
+//! round is an ordinary request/response pair (response cache, retransmissions unchanged).
+//! EAP bytes, NT-Responses and hashes are never logged: only the user name, escaped.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use ironsec_eap::mschapv2::{Client, ClientStep, Server, ServerStep};
+use ironsec_eap::Msk;
+
+use super::proof::{self, Signed};
+use super::{Ctx, IkeSa, Request};
+use crate::config::{Identity, PeerConfig};
+use crate::credentials::{LocalAuth, RemoteAuth};
+use crate::crypto::{psk_auth, verify_psk_auth};
+use crate::events::{CloseReason, Event};
+use crate::peer_text::PeerText;
+use crate::sa::child::ChildOffer;
+use crate::wire::{
+    AuthMethod, AuthPayload, EapPayload, ExchangeType, NotifyType, Payload, Payloads,
+};
+
+/// The gateway's side of one client's EAP dialogue.
+pub(crate) struct ServerSession {
+    server: Server,
+    peer_id: Identity,
+    /// IDi' and IDr' bodies: the final AUTHs cover them.
+    idi_body: Vec<u8>,
+    idr_body: Vec<u8>,
+    /// The first IKE_AUTH request's payloads: SAi2, TSi, TSr, CP, INITIAL_CONTACT.
+    first: Vec<Payload>,
+    /// After EAP-Success: the MSK and the user (users file name).
+    done: Option<(Msk, String)>,
+}
+
+/// The client's side.
+pub(crate) struct ClientSession {
+    client: Client,
+    user: String,
+    idi_body: Vec<u8>,
+    /// From the gateway's first response (its identity and signature checked).
+    idr: Option<(Vec<u8>, Identity)>,
+    /// After EAP-Success: our AUTH went out keyed by it.
+    msk: Option<Msk>,
+}
+
+fn eap_payload(data: Vec<u8>) -> Payload {
+    Payload::Eap(EapPayload { data })
+}
+
+impl IkeSa {
+    /// Gateway: the client's first IKE_AUTH request had no AUTH and `conn` wants EAP. Answers
+    /// with our identity, certificate and signature and EAP-Request/Identity.
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) fn start_eap(
+        &mut self,
+        ctx: &mut Ctx,
+        id: u32,
+        payloads: &[Payload],
+        from: SocketAddr,
+        conn: Arc<PeerConfig>,
+        peer_id: Identity,
+        idi: &crate::wire::IdPayload,
+    ) {
+        self.conn = Some(conn.clone());
+        let RemoteAuth::EapMschapv2(users) = &conn.remote_auth else {
+            return;
+        };
+        if !matches!(conn.local_auth, LocalAuth::Pubkey(_)) {
+            let detail = format!(
+                "connection '{}' authenticates clients with EAP but has no certificate of its \
+                 own (local_auth must be pubkey with EAP)",
+                conn.name
+            );
+            self.refuse_auth(ctx, id, from, Some(peer_id), detail);
+            return;
+        }
+        let Some(crypto) = self.crypto.as_ref() else {
+            return;
+        };
+        let Some(idr) = conn.local_id.to_payload() else {
+            let detail = format!("local identity '{}' cannot be sent", conn.local_id);
+            self.refuse_auth(ctx, id, from, Some(peer_id), detail);
+            return;
+        };
+        let ours = proof::prove(
+            &conn,
+            &self.wishes,
+            &Signed {
+                prf: crypto.algs.prf,
+                sk_p: &crypto.sk_pr,
+                real_message: &self.init_messages.1,
+                nonce: &self.nonces.0,
+                id_body: &idr.body_bytes(),
+            },
+        );
+        let (certs, auth) = match ours {
+            Ok(p) => p,
+            Err(detail) => {
+                self.refuse_auth(ctx, id, from, Some(peer_id), detail);
+                return;
+            }
+        };
+        let mut challenge = [0u8; 16];
+        ctx.rng.fill(&mut challenge);
+        let mut first_id = [0u8; 1];
+        ctx.rng.fill(&mut first_id);
+        let mut server = Server::new(users.clone(), challenge, first_id[0]);
+        let request = server.start();
+        self.candidates.clear();
+        self.learn_endpoint(from);
+        let idr_body = idr.body_bytes();
+        let mut response = vec![Payload::IdR(idr)];
+        response.extend(certs);
+        response.push(auth);
+        response.push(eap_payload(request));
+        self.send_response(ctx, ExchangeType::IkeAuth, id, &response);
+        self.eap_server = Some(Box::new(ServerSession {
+            server,
+            peer_id,
+            idi_body: idi.body_bytes(),
+            idr_body,
+            first: payloads.to_vec(),
+            done: None,
+        }));
+    }
+
+    /// Gateway: a later IKE_AUTH request of the dialogue: an EAP response, or after
+    /// EAP-Success the client's AUTH.
+    pub(crate) fn eap_request(
+        &mut self,
+        ctx: &mut Ctx,
+        id: u32,
+        payloads: &[Payload],
+        from: SocketAddr,
+    ) {
+        let (Some(mut s), Some(conn)) = (self.eap_server.take(), self.conn.clone()) else {
+            return;
+        };
+        let peer = Some(s.peer_id.clone());
+        if let Some((msk, user)) = s.done.take() {
+            self.eap_final_auth(ctx, id, payloads, from, &conn, *s, msk, user);
+            return;
+        }
+        let Some(eap) = payloads.eap() else {
+            let detail = "IKE_AUTH request during EAP without an EAP payload".to_string();
+            self.refuse_auth(ctx, id, from, peer, detail);
+            return;
+        };
+        match s.server.step(&eap.data) {
+            ServerStep::Continue(next) => {
+                self.send_response(ctx, ExchangeType::IkeAuth, id, &[eap_payload(next)]);
+                self.eap_server = Some(s);
+            }
+            ServerStep::Success { packet, msk, user } => {
+                self.send_response(ctx, ExchangeType::IkeAuth, id, &[eap_payload(packet)]);
+                s.done = Some((msk, user));
+                self.eap_server = Some(s);
+            }
+            ServerStep::Failure { packet, reason } => {
+                self.send_response(ctx, ExchangeType::IkeAuth, id, &[eap_payload(packet)]);
+                let user = s.server.peer_name().unwrap_or_default();
+                ctx.stats.eap_failures += 1;
+                if matches!(reason, ironsec_eap::FailReason::Malformed(_)) {
+                    ctx.stats.malformed += 1;
+                }
+                ctx.events.push_back(Event::Failure {
+                    conn: Some(conn.name.clone()),
+                    remote: from,
+                    remote_id: peer,
+                    notify: NotifyType::AuthenticationFailed,
+                    detail: format!(
+                        "EAP-MSCHAPv2 authentication failed for user '{}': {reason}",
+                        PeerText::new(user).limit(64)
+                    ),
+                    legacy_refused: Vec::new(),
+                });
+                self.close(ctx, CloseReason::Refused(NotifyType::AuthenticationFailed));
+            }
+        }
+    }
+
+    /// Gateway: EAP succeeded; the client's AUTH must be the MSK-keyed MAC over its signed
+    /// octets (with the first request's IDi). Then our AUTH, the lease and the CHILD_SA.
+    #[allow(clippy::too_many_arguments)]
+    fn eap_final_auth(
+        &mut self,
+        ctx: &mut Ctx,
+        id: u32,
+        payloads: &[Payload],
+        from: SocketAddr,
+        conn: &Arc<PeerConfig>,
+        s: ServerSession,
+        msk: Msk,
+        user: String,
+    ) {
+        let Some(crypto) = self.crypto.as_ref() else {
+            return;
+        };
+        let prf = crypto.algs.prf;
+        let shown = PeerText::new(user.as_bytes()).to_string();
+        let ok = payloads.auth().is_some_and(|a| {
+            a.method == AuthMethod::SharedKeyMic
+                && verify_psk_auth(
+                    prf,
+                    msk.bytes(),
+                    &self.init_messages.0,
+                    &self.nonces.1,
+                    &crypto.sk_pi,
+                    &s.idi_body,
+                    &a.data,
+                )
+        });
+        if !ok {
+            let detail = format!(
+                "AUTH of EAP user '{shown}' does not verify with the EAP-MSCHAPv2 MSK (or is \
+                 missing) after EAP-Success"
+            );
+            self.refuse_auth(ctx, id, from, Some(s.peer_id), detail);
+            return;
+        }
+        let ours = psk_auth(
+            prf,
+            msk.bytes(),
+            &self.init_messages.1,
+            &self.nonces.0,
+            &crypto.sk_pr,
+            &s.idr_body,
+        );
+        self.eap_identity = Some(shown.clone());
+        let response = vec![Payload::Auth(AuthPayload {
+            method: AuthMethod::SharedKeyMic,
+            data: ours,
+        })];
+        self.finish_auth(ctx, id, conn, s.peer_id, response, &s.first, &shown);
+    }
+
+    /// Client: the first IKE_AUTH request, without AUTH (RFC 7296 §2.16). Returns false when
+    /// the connection does not use EAP.
+    pub(crate) fn start_eap_client(&mut self, ctx: &mut Ctx, idi_body: Vec<u8>) -> bool {
+        let Some(LocalAuth::EapMschapv2 { user, hash }) = self.conn.as_ref().map(|c| &c.local_auth)
+        else {
+            return false;
+        };
+        let mut peer_challenge = [0u8; 16];
+        ctx.rng.fill(&mut peer_challenge);
+        self.eap_client = Some(Box::new(ClientSession {
+            client: Client::new(user, hash.clone(), peer_challenge),
+            user: user.clone(),
+            idi_body,
+            idr: None,
+            msk: None,
+        }));
+        true
+    }
+
+    /// Client: an IKE_AUTH response while EAP runs.
+    pub(crate) fn eap_auth_response(
+        &mut self,
+        ctx: &mut Ctx,
+        payloads: &[Payload],
+        child: ChildOffer,
+    ) {
+        let (Some(mut s), Some(conn)) = (self.eap_client.take(), self.conn.clone()) else {
+            return;
+        };
+        let Some(crypto) = self.crypto.as_ref() else {
+            return;
+        };
+        let prf = crypto.algs.prf;
+        let refused = |payloads: &[Payload]| {
+            payloads
+                .error_notify()
+                .map_or(NotifyType::AuthenticationFailed, |n| n.kind)
+        };
+        if s.idr.is_none() {
+            // The gateway's identity and signature, checked as without EAP.
+            let (Some(idr), Some(auth)) = (payloads.id_r(), payloads.auth()) else {
+                let kind = refused(payloads);
+                self.fail(ctx, kind, format!("peer refused IKE_AUTH with {kind:?}"));
+                return;
+            };
+            let Some(peer_id) = Identity::from_payload(idr).filter(|id| conn.remote_id.matches(id))
+            else {
+                let seen = Identity::describe(idr);
+                self.notify_authentication_failed(ctx);
+                self.fail(
+                    ctx,
+                    NotifyType::AuthenticationFailed,
+                    format!(
+                        "peer identity '{seen}' does not match remote_id '{}'",
+                        conn.remote_id
+                    ),
+                );
+                return;
+            };
+            let checked = proof::check(
+                &conn,
+                ctx.unix,
+                &Signed {
+                    prf,
+                    sk_p: &crypto.sk_pr,
+                    real_message: &self.init_messages.1,
+                    nonce: &self.nonces.0,
+                    id_body: &idr.body_bytes(),
+                },
+                &peer_id,
+                auth,
+                &payloads.certs(),
+            );
+            if let Err(detail) = checked {
+                self.notify_authentication_failed(ctx);
+                self.fail(ctx, NotifyType::AuthenticationFailed, detail);
+                return;
+            }
+            s.idr = Some((idr.body_bytes(), peer_id));
+        } else if let (Some(msk), Some((idr_body, peer_id))) = (&s.msk, &s.idr) {
+            // The last response: the gateway's MSK-keyed AUTH, the CP reply and the CHILD_SA.
+            let ok = payloads.auth().is_some_and(|a| {
+                a.method == AuthMethod::SharedKeyMic
+                    && verify_psk_auth(
+                        prf,
+                        msk.bytes(),
+                        &self.init_messages.1,
+                        &self.nonces.0,
+                        &crypto.sk_pr,
+                        idr_body,
+                        &a.data,
+                    )
+            });
+            if !ok {
+                let kind = refused(payloads);
+                let detail = if payloads.auth().is_none() {
+                    format!("peer refused our EAP authentication's AUTH with {kind:?}")
+                } else {
+                    "the gateway's AUTH does not verify with the EAP MSK".to_string()
+                };
+                self.fail(ctx, kind, detail);
+                return;
+            }
+            let peer_id = peer_id.clone();
+            self.eap_identity = Some(PeerText::new(s.user.as_bytes()).to_string());
+            self.up_as_initiator(ctx, &conn, peer_id, payloads, child);
+            return;
+        }
+        let Some(eap) = payloads.eap() else {
+            let kind = refused(payloads);
+            self.fail(
+                ctx,
+                kind,
+                "IKE_AUTH response during EAP without an EAP payload".into(),
+            );
+            return;
+        };
+        let user = PeerText::new(s.user.as_bytes()).to_string();
+        let step = s.client.step(&eap.data);
+        #[cfg(any(test, feature = "testkit"))]
+        let step = test_misbehaviour(step, &eap.data);
+        match step {
+            Ok(ClientStep::Respond(next)) => {
+                self.eap_client = Some(s);
+                self.send_request(
+                    ctx,
+                    ExchangeType::IkeAuth,
+                    &[eap_payload(next)],
+                    Request::Auth { child },
+                );
+            }
+            Ok(ClientStep::Success(msk)) => {
+                let Some(crypto) = self.crypto.as_ref() else {
+                    return;
+                };
+                let auth = psk_auth(
+                    prf,
+                    msk.bytes(),
+                    &self.init_messages.0,
+                    &self.nonces.1,
+                    &crypto.sk_pi,
+                    &s.idi_body,
+                );
+                s.msk = Some(msk);
+                self.eap_client = Some(s);
+                let auth = Payload::Auth(AuthPayload {
+                    method: AuthMethod::SharedKeyMic,
+                    data: auth,
+                });
+                self.send_request(ctx, ExchangeType::IkeAuth, &[auth], Request::Auth { child });
+            }
+            Ok(ClientStep::Failure) => self.fail(
+                ctx,
+                NotifyType::AuthenticationFailed,
+                format!(
+                    "the gateway refused EAP-MSCHAPv2 authentication as '{user}' (EAP-Failure)"
+                ),
+            ),
+            Err(e) => self.fail(
+                ctx,
+                NotifyType::AuthenticationFailed,
+                format!("EAP-MSCHAPv2 as '{user}' failed: {e}"),
+            ),
+        }
+    }
+}
+
+/// The testkit's misbehaving client ([`crate::testkit::eap_hooks`]).
+#[cfg(any(test, feature = "testkit"))]
+fn test_misbehaviour(
+    step: Result<ClientStep, ironsec_eap::mschapv2::ClientError>,
+    request: &[u8],
+) -> Result<ClientStep, ironsec_eap::mschapv2::ClientError> {
+    use crate::testkit::eap_hooks;
+    use ironsec_eap::codec::{Body, Code, MsChapV2, Packet};
+    match (step, Packet::parse(request)) {
+        (Ok(ClientStep::Success(msk)), _) if eap_hooks::msk_corrupted() => {
+            let mut b = msk.bytes().to_vec();
+            b[0] ^= 1;
+            Ok(ClientStep::Success(Msk::new(b)))
+        }
+        (Ok(ClientStep::Respond(_)), Ok(p))
+            if matches!(p.body, Body::MsChapV2(MsChapV2::Challenge { .. }))
+                && eap_hooks::nak().is_some() =>
+        {
+            let wanted = eap_hooks::nak().into_iter().collect();
+            let nak = Packet::new(Code::Response, p.identifier, Body::Nak(wanted));
+            Ok(ClientStep::Respond(nak.encode()))
+        }
+        (step, _) => step,
+    }
+}
