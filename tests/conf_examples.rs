@@ -167,6 +167,13 @@ fn supply_secrets(file: &Path, abs_dir: &Path, secrets: &mut Vec<String>) -> usi
             write(&to, &format!("{PSK}\n"), 0o600);
             secrets.push(PSK.to_string());
         }
+        if let Some(p) = c.get("eap_users_file").and_then(|v| v.as_str()) {
+            let to = place(p, &mut text);
+            // The NT hash of the PSK string as a password.
+            let line = ironsecd::nthash::users_line("alice", PSK).unwrap();
+            write(&to, &format!("{line}\n"), 0o600);
+            secrets.push(line.split(':').nth(1).unwrap().to_string());
+        }
         if let Some(p) = c.get("keys_file").and_then(|v| v.as_str()) {
             let to = place(p, &mut text);
             let suite: ironsec_esp::Suite = c["esp"].as_str().unwrap().parse().unwrap();

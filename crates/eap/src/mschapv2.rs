@@ -312,6 +312,17 @@ impl Server {
 
     /// The name the client authenticated under (its MSCHAPv2 Name), else its EAP identity:
     /// raw peer bytes, for a log line once escaped.
+    /// The client's answer did not verify (or it refused the method): the Failure request is
+    /// on its way, and the dialogue ends in EAP-Failure whatever comes next. Known here, one
+    /// round before [`ServerStep::Failure`], which a client may never let happen: strongSwan
+    /// answers a Failure request by giving up on the IKE SA (AUTHENTICATION_FAILED).
+    pub fn refused(&self) -> Option<&FailReason> {
+        match &self.state {
+            ServerState::FailureSent(r) => Some(r),
+            _ => None,
+        }
+    }
+
     pub fn peer_name(&self) -> Option<&[u8]> {
         self.name.as_deref().or(self.identity.as_deref())
     }

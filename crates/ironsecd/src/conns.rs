@@ -237,6 +237,7 @@ fn auth_view(a: &AuthConfig) -> AuthView {
             "pubkey",
             pinned.as_ref().map(|p| p.file.display().to_string()),
         ),
+        RemoteAuthConfig::EapMschapv2(_) => ("eap-mschapv2", None),
     };
     AuthView {
         auth: if local == remote {

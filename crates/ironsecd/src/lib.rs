@@ -20,6 +20,7 @@ pub mod logging;
 pub mod loglimit;
 pub mod metrics;
 pub mod namefilter;
+pub mod nthash;
 pub mod pathmtu;
 pub mod plane;
 pub mod privs;

@@ -44,6 +44,8 @@ pub(crate) struct ServerSession {
     first: Vec<Payload>,
     /// After EAP-Success: the MSK and the user (users file name).
     done: Option<(Msk, String)>,
+    /// The failure was reported (event and counter) when the Failure request went out.
+    reported: bool,
 }
 
 /// The client's side.
@@ -135,6 +137,7 @@ impl IkeSa {
             idr_body,
             first: payloads.to_vec(),
             done: None,
+            reported: false,
         }));
     }
 
@@ -163,6 +166,13 @@ impl IkeSa {
         match s.server.step(&eap.data) {
             ServerStep::Continue(next) => {
                 self.send_response(ctx, ExchangeType::IkeAuth, id, &[eap_payload(next)]);
+                // A wrong password is told now: the client may answer our Failure request by
+                // abandoning the IKE SA, and the dialogue never reaches EAP-Failure.
+                if let Some(reason) = s.server.refused().filter(|_| !s.reported) {
+                    let detail = eap_failure_detail(&s.server, reason);
+                    s.reported = true;
+                    self.report_eap_failure(ctx, &conn, from, peer, detail, reason);
+                }
                 self.eap_server = Some(s);
             }
             ServerStep::Success { packet, msk, user } => {
@@ -172,25 +182,37 @@ impl IkeSa {
             }
             ServerStep::Failure { packet, reason } => {
                 self.send_response(ctx, ExchangeType::IkeAuth, id, &[eap_payload(packet)]);
-                let user = s.server.peer_name().unwrap_or_default();
-                ctx.stats.eap_failures += 1;
-                if matches!(reason, ironsec_eap::FailReason::Malformed(_)) {
-                    ctx.stats.malformed += 1;
+                if !s.reported {
+                    let detail = eap_failure_detail(&s.server, &reason);
+                    self.report_eap_failure(ctx, &conn, from, peer, detail, &reason);
                 }
-                ctx.events.push_back(Event::Failure {
-                    conn: Some(conn.name.clone()),
-                    remote: from,
-                    remote_id: peer,
-                    notify: NotifyType::AuthenticationFailed,
-                    detail: format!(
-                        "EAP-MSCHAPv2 authentication failed for user '{}': {reason}",
-                        PeerText::new(user).limit(64)
-                    ),
-                    legacy_refused: Vec::new(),
-                });
                 self.close(ctx, CloseReason::Refused(NotifyType::AuthenticationFailed));
             }
         }
+    }
+
+    /// Counts and tells a failed EAP login (once per dialogue).
+    fn report_eap_failure(
+        &mut self,
+        ctx: &mut Ctx,
+        conn: &Arc<PeerConfig>,
+        from: SocketAddr,
+        peer: Option<Identity>,
+        detail: String,
+        reason: &ironsec_eap::FailReason,
+    ) {
+        ctx.stats.eap_failures += 1;
+        if matches!(reason, ironsec_eap::FailReason::Malformed(_)) {
+            ctx.stats.malformed += 1;
+        }
+        ctx.events.push_back(Event::Failure {
+            conn: Some(conn.name.clone()),
+            remote: from,
+            remote_id: peer,
+            notify: NotifyType::AuthenticationFailed,
+            detail,
+            legacy_refused: Vec::new(),
+        });
     }
 
     /// Gateway: EAP succeeded; the client's AUTH must be the MSK-keyed MAC over its signed
@@ -439,4 +461,14 @@ fn test_misbehaviour(
         }
         (step, _) => step,
     }
+}
+
+/// What a failed EAP-MSCHAPv2 login says: the user name as the client gave it (escaped and
+/// cut short) and why, never anything derived from the password.
+fn eap_failure_detail(server: &Server, reason: &ironsec_eap::FailReason) -> String {
+    let user = server.peer_name().unwrap_or_default();
+    format!(
+        "EAP-MSCHAPv2 authentication failed for user '{}': {reason}",
+        PeerText::new(user).limit(64)
+    )
 }

@@ -403,6 +403,16 @@ fn run(cli: &Cli) -> Result<(), Failure> {
         ),
         Command::Rekey { connection, ike } => rekey(cli, connection, *ike),
         Command::Genpsk { file } => genpsk(cli, file.as_deref()),
+        Command::Nthash { user } => {
+            let pw = ironsecd::nthash::read_password().map_err(Failure::Ctl)?;
+            let line = ironsecd::nthash::users_line(user, &pw).map_err(Failure::Ctl)?;
+            if cli.json {
+                print_json(&json!({ "command": "nthash", "line": line }));
+            } else {
+                println!("{line}");
+            }
+            Ok(())
+        }
     }
 }
 

@@ -73,6 +73,10 @@ pub enum Command {
         #[arg(long)]
         ike: bool,
     },
+    /// Print the eap_users_file line (`USER:NT-hash`) for USER, the password read from the
+    /// terminal (asked twice, not echoed) or from stdin. The password is never an argument and
+    /// never stored; only its NT hash is. Needs no running daemon.
+    Nthash { user: String },
     /// Print a new random pre-shared key (32 bytes, hex) in the format psk_file takes, or
     /// write it to FILE (created mode 0600; an existing file is never overwritten). Needs no
     /// running daemon.

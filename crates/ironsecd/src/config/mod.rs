@@ -449,6 +449,7 @@ fn validate(
             Psk,
             StaticKeys,
             PrivateKey,
+            EapUsers,
         }
         let more_keys = schema.local_certs.iter().flatten().enumerate();
         let secret_files = [
@@ -462,6 +463,11 @@ fn validate(
                 "local_key".to_string(),
                 Secret::PrivateKey,
                 schema.local_key.clone(),
+            ),
+            (
+                "eap_users_file".to_string(),
+                Secret::EapUsers,
+                schema.eap_users_file.clone(),
             ),
         ]
         .into_iter()
@@ -481,6 +487,10 @@ fn validate(
                 Secret::PrivateKey => "make a key and certificate of your own (README, \
                                        \"Certificates\": conf/pki/make-pki.sh) and point \
                                        local_cert and local_key at them"
+                    .to_string(),
+                Secret::EapUsers => "write your users' lines into a file of your own with \
+                                     `ironsecctl nthash USER >> FILE` (chmod 600) and point \
+                                     eap_users_file at it (this one's password is in it)"
                     .to_string(),
                 Secret::StaticKeys => "put keys of your own in it (README, keying = \"static\") \
                                        and chmod 600 it"

@@ -172,7 +172,59 @@ impl LocalCerts {
 #[derive(Debug, Clone, PartialEq)]
 pub enum RemoteAuthConfig {
     Psk,
-    Pubkey { pinned: Option<PinnedCert> },
+    Pubkey {
+        pinned: Option<PinnedCert>,
+    },
+    /// Remote-access clients with EAP-MSCHAPv2 against a users file (NT hashes).
+    EapMschapv2(EapUsers),
+}
+
+/// The users of `eap_users_file`, as loaded. Equal when the same file is named: a reload
+/// that changed its users gives the engine the new list for the next logins without
+/// counting the connection as changed (its clients stay connected).
+#[derive(Debug, Clone)]
+pub struct EapUsers {
+    pub file: PathBuf,
+    pub users: Arc<ironsec_ike::eap::Users>,
+}
+
+impl PartialEq for EapUsers {
+    fn eq(&self, other: &Self) -> bool {
+        self.file == other.file
+    }
+}
+
+/// Reads a users file: `name:NT-hash` lines, private like a PSK file.
+fn eap_users(
+    file: &Path,
+    key: &str,
+    path: &Path,
+    allow_readable: bool,
+    errs: &mut Vec<ConfigError>,
+) -> Option<EapUsers> {
+    let k = format!("{key}.eap_users_file");
+    let read = super::keys::check_secret_file(file, &k, path, allow_readable).and_then(|()| {
+        let fail =
+            |reason: String| ConfigError::new(file, &k, format!("{}: {reason}", path.display()));
+        let text = zeroize::Zeroizing::new(
+            std::fs::read_to_string(path).map_err(|e| fail(format!("cannot read: {e}")))?,
+        );
+        let users = ironsec_ike::eap::Users::parse(&text).map_err(|e| fail(e.to_string()))?;
+        if users.is_empty() {
+            return Err(fail("no user in it".into()));
+        }
+        Ok(users)
+    });
+    match read {
+        Ok(users) => Some(EapUsers {
+            file: path.to_path_buf(),
+            users: Arc::new(users),
+        }),
+        Err(e) => {
+            errs.push(e);
+            None
+        }
+    }
 }
 
 /// Our certificate and key as loaded. Equal when the same files are named with the same
@@ -211,6 +263,7 @@ impl PartialEq for PinnedCert {
 enum Method {
     Psk,
     Pubkey,
+    EapMschapv2,
 }
 
 fn method(
@@ -223,11 +276,26 @@ fn method(
     match v? {
         "psk" => Some(Method::Psk),
         "pubkey" => Some(Method::Pubkey),
-        other => {
+        "eap-mschapv2" if name == "remote_auth" => Some(Method::EapMschapv2),
+        "eap-mschapv2" => {
             errs.push(ConfigError::new(
                 file,
                 format!("{key}.{name}"),
-                format!("'{other}' is not one of: \"psk\", \"pubkey\""),
+                "EAP is how remote-access clients prove themselves (remote_auth); the gateway \
+                 proves itself with its certificate (local_auth = \"pubkey\")",
+            ));
+            None
+        }
+        other => {
+            let choices = if name == "remote_auth" {
+                "\"psk\", \"pubkey\", \"eap-mschapv2\""
+            } else {
+                "\"psk\", \"pubkey\""
+            };
+            errs.push(ConfigError::new(
+                file,
+                format!("{key}.{name}"),
+                format!("'{other}' is not one of: {choices}"),
             ));
             None
         }
@@ -254,6 +322,13 @@ pub fn validate_auth(
         },
     );
     let remote = method(file, key, "remote_auth", c.remote_auth.as_deref(), errs).unwrap_or(local);
+    if remote != Method::EapMschapv2 && c.eap_users_file.is_some() {
+        errs.push(ConfigError::new(
+            file,
+            format!("{key}.eap_users_file"),
+            "set, but remote_auth is not \"eap-mschapv2\": we would not use it",
+        ));
+    }
     let send_cert = match c.send_cert.as_deref() {
         None | Some("ifasked") => SendCert::IfAsked,
         Some("always") => SendCert::Always,
@@ -300,6 +375,8 @@ pub fn validate_auth(
             Some(lc) => LocalAuthConfig::Pubkey(lc),
             None => return None,
         },
+        // `method` refuses EAP as local_auth.
+        Method::EapMschapv2 => return None,
     };
     let remote_cfg = match remote {
         Method::Psk => {
@@ -323,6 +400,39 @@ pub fn validate_auth(
                 }),
             };
             RemoteAuthConfig::Pubkey { pinned }
+        }
+        Method::EapMschapv2 => {
+            // RFC 7296 2.16: with EAP the gateway authenticates with its certificate first,
+            // and clients (strongSwan, Windows, Apple, Android) insist on it.
+            if local != Method::Pubkey {
+                errs.push(ConfigError::new(
+                    file,
+                    format!("{key}.local_auth"),
+                    "EAP clients authenticate the gateway by its certificate: needs local_auth \
+                     = \"pubkey\" and local_cert",
+                ));
+            }
+            if c.pool.is_none() {
+                errs.push(ConfigError::new(
+                    file,
+                    format!("{key}.remote_auth"),
+                    "EAP is for remote-access connections (a `pool` and a tunnel with remote = \
+                     \"%any\")",
+                ));
+            }
+            let allow = c.allow_readable_secret_file.unwrap_or(false);
+            match &c.eap_users_file {
+                None => {
+                    errs.push(ConfigError::new(
+                        file,
+                        format!("{key}.eap_users_file"),
+                        "required with remote_auth = \"eap-mschapv2\": a file of name:NT-hash \
+                         lines (ironsecctl nthash makes them)",
+                    ));
+                    return None;
+                }
+                Some(p) => RemoteAuthConfig::EapMschapv2(eap_users(file, key, p, allow, errs)?),
+            }
         }
     };
     if needs_psk && !psk_given {

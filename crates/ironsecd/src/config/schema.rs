@@ -307,8 +307,12 @@ pub struct ConnectionSchema {
     pub remote_cert: Option<PathBuf>,
     /// "psk" or "pubkey": how we prove ourselves (default pubkey with local_cert, else psk).
     pub local_auth: Option<String>,
-    /// "psk" or "pubkey": how the peer must (default: as local_auth).
+    /// "psk", "pubkey" or "eap-mschapv2" (remote-access clients): how the peer must
+    /// (default: as local_auth).
     pub remote_auth: Option<String>,
+    /// With remote_auth = "eap-mschapv2": the users, one `name:NT-hash` line each (MD4 of
+    /// the UTF-16LE password, 32 hex digits; never the password), mode 0600.
+    pub eap_users_file: Option<PathBuf>,
     /// "ifasked" (default), "always" or "never": when our certificates go out.
     pub send_cert: Option<String>,
     /// Sign with RSASSA-PSS instead of PKCS#1 v1.5 when our key is RSA (default false).

@@ -33,20 +33,22 @@ pub struct Client {
 #[derive(Default, Debug)]
 pub struct Clients {
     /// Addresses leased on IKE SAs that are not up yet (the engine reports the lease just
-    /// before the IKE SA).
-    leased: HashMap<IkeSaId, Ipv4Addr>,
+    /// before the IKE SA), with the EAP user when the client used EAP.
+    leased: HashMap<IkeSaId, (Ipv4Addr, Option<String>)>,
     by_ike: HashMap<IkeSaId, TunnelKey>,
     all: BTreeMap<TunnelKey, Client>,
 }
 
 impl Clients {
-    /// The engine leased `vip` on IKE SA `ike`.
-    pub fn leased(&mut self, ike: IkeSaId, vip: Ipv4Addr) {
-        self.leased.insert(ike, vip);
+    /// The engine leased `vip` on IKE SA `ike` to a client that authenticated as EAP user
+    /// `eap_identity` (None: by its IKE identity).
+    pub fn leased(&mut self, ike: IkeSaId, vip: Ipv4Addr, eap_identity: Option<String>) {
+        self.leased.insert(ike, (vip, eap_identity));
     }
 
     /// IKE SA `ike` of remote-access connection `conn` is up: its client's tunnel key, if the
-    /// engine leased it an address (a client refused one has no tunnel).
+    /// engine leased it an address (a client refused one has no tunnel). The client is named
+    /// by its EAP user if it had one, else by `identity` (its IKE identity).
     pub fn connected(
         &mut self,
         conn: &Arc<str>,
@@ -56,7 +58,8 @@ impl Clients {
         identity: String,
         now: Instant,
     ) -> Option<TunnelKey> {
-        let vip = self.leased.remove(&ike)?;
+        let (vip, eap_identity) = self.leased.remove(&ike)?;
+        let identity = eap_identity.unwrap_or(identity);
         let key = TunnelKey {
             conn: conn.clone(),
             local: local.ip(),
@@ -164,8 +167,8 @@ mod tests {
         let nat: SocketAddr = "198.51.100.7:4500".parse().unwrap();
         let nat2: SocketAddr = "198.51.100.7:4501".parse().unwrap();
         let now = Instant::now();
-        c.leased(sa(1), "10.99.0.2".parse().unwrap());
-        c.leased(sa(2), "10.99.0.3".parse().unwrap());
+        c.leased(sa(1), "10.99.0.2".parse().unwrap(), None);
+        c.leased(sa(2), "10.99.0.3".parse().unwrap(), Some("bob".into()));
         let a = c
             .connected(&conn, sa(1), gw, nat, "alice".into(), now)
             .unwrap();

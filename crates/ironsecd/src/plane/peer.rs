@@ -70,6 +70,7 @@ fn peer_config(c: &Connection, trust: &Trust) -> Option<PeerConfig> {
             })),
             (RemoteAuthConfig::Psk, Some(psk)) => RemoteAuth::Psk(psk.clone()),
             (RemoteAuthConfig::Psk, None) => return None,
+            (RemoteAuthConfig::EapMschapv2(u), _) => RemoteAuth::EapMschapv2(u.users.clone()),
         },
         ike_proposals: k.ike_proposals.clone(),
         esp_proposals: k.esp_proposals.clone(),

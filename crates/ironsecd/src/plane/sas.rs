@@ -262,11 +262,12 @@ impl Plane {
                 ike,
                 address,
                 to_peer,
+                eap_identity,
                 ..
             } => {
                 tracing::info!(connection = %conn, %address, to_peer, "virtual IP");
                 if to_peer {
-                    self.clients.leased(ike, address);
+                    self.clients.leased(ike, address, eap_identity);
                 }
                 false
             }
@@ -404,7 +405,15 @@ impl Plane {
             // The engine told the client why (INTERNAL_ADDRESS_FAILURE) and logged it.
             return false;
         };
-        tracing::info!(connection = %conn, %remote, identity = %remote_id, address = ?key.client, "client connected");
+        let identity = self.clients.get(&key).map(|c| c.identity.clone());
+        tracing::info!(
+            connection = %conn,
+            %remote,
+            identity = %identity.as_deref().unwrap_or("-"),
+            ike_identity = %remote_id,
+            address = %key.client.map(|a| a.to_string()).unwrap_or_default(),
+            "client connected"
+        );
         let st = self.tunnels.entry(key.clone()).or_default();
         st.ike = Some(ike);
         st.established_at = Some(now);
