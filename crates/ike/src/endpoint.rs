@@ -355,14 +355,26 @@ impl Endpoint {
         else {
             return;
         };
+        // A remote-access client comes back from wherever it is now (another network, a
+        // new NAT mapping), and its EAP user, not its IKE identity (often just its address),
+        // names it: its INITIAL_CONTACT replaces the sessions of the same user from any
+        // address, as strongSwan's default `unique = no` does. A site is replaced only from
+        // its own address.
+        let remote_access = matches!(conn.vip, crate::config::VipRole::Assign(_));
+        let eap_id = sa.eap_identity.clone();
         let stale: Vec<IkeSaId> = self
             .sas
             .iter()
             .filter(|(other, s)| {
                 **other != id
-                    && s.remote.ip() == peer
                     && s.conn.as_ref().is_some_and(|c| c.name == conn.name)
-                    && s.remote_identity() == peer_id
+                    && if remote_access {
+                        s.state == State::Established
+                            && s.eap_identity == eap_id
+                            && (eap_id.is_some() || s.remote_identity() == peer_id)
+                    } else {
+                        s.remote.ip() == peer && s.remote_identity() == peer_id
+                    }
             })
             .map(|(k, _)| *k)
             .collect();

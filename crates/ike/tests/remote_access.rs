@@ -438,3 +438,81 @@ fn ike_rekey_keeps_the_eap_identity_and_lease() {
     assert_eq!(sas[0].eap_identity.as_deref(), Some("alice"));
     assert_eq!(leases(&n), [(ip("10.10.0.1"), "alice".to_string(), true)]);
 }
+
+/// A laptop that lost its IKE state (sleep, crash, network change) connects again as the
+/// same EAP user from another address, with INITIAL_CONTACT: its old session is replaced
+/// (strongSwan's default `unique = no`), whatever address it came from, and it keeps its
+/// address; another user's session is untouched.
+#[test]
+fn initial_contact_replaces_the_same_eap_users_session_from_any_address() {
+    let (alice, b) = client_and_gateway("alice", PASSWORD);
+    let mut bob = alice.clone();
+    bob.local_auth = LocalAuth::EapMschapv2 {
+        user: "bob".into(),
+        hash: nthash("bob's password"),
+    };
+    let mut n = net(bob, b);
+    n.initiate_a();
+    // Alice on a laptop of her own: a fresh endpoint (no SA of the earlier session).
+    let fresh = |n: &Net, peer: PeerConfig| {
+        let mut e = ironsec_ike::Endpoint::new(
+            Default::default(),
+            vec![peer],
+            Box::new(ironsec_ike::crypto::TestRng::new(7)),
+        );
+        let t = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .unwrap()
+            .as_secs() as i64;
+        e.set_wall_clock(n.now, t);
+        e
+    };
+    n.a = fresh(&n, alice.clone());
+    n.a.initiate(n.now, "to-b", addr("192.0.2.7", 500), addr(B, 500))
+        .unwrap();
+    n.pump();
+    let first: Vec<_> =
+        n.b.ike_sas()
+            .iter()
+            .filter(|s| s.established)
+            .map(|s| s.id)
+            .collect();
+    assert_eq!(first.len(), 2, "bob and alice");
+    n.events_b.clear();
+    // Alice again, from another address, having forgotten the first session.
+    n.a = fresh(&n, alice);
+    n.a.initiate(n.now, "to-b", addr("198.51.100.9", 4500), addr(B, 4500))
+        .unwrap();
+    n.pump();
+    let replaced = n
+        .events_b
+        .iter()
+        .filter(|e| {
+            matches!(
+                e,
+                Event::IkeSaDown {
+                    reason: ironsec_ike::CloseReason::Replaced,
+                    ..
+                }
+            )
+        })
+        .count();
+    assert_eq!(replaced, 1, "{:?}", n.events_b);
+    let sas: Vec<_> =
+        n.b.ike_sas()
+            .into_iter()
+            .filter(|s| s.established)
+            .collect();
+    assert_eq!(sas.len(), 2, "bob's session and alice's new one: {sas:?}");
+    let mut who: Vec<_> = sas
+        .iter()
+        .map(|s| s.eap_identity.clone().unwrap())
+        .collect();
+    who.sort();
+    assert_eq!(who, ["alice", "bob"]);
+    assert_eq!(
+        vips(&n.events_b),
+        [(ip("10.10.0.2"), true, Some("alice".into()))],
+        "alice keeps her address"
+    );
+}
