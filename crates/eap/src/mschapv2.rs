@@ -310,8 +310,6 @@ impl Server {
         self.identity.as_deref()
     }
 
-    /// The name the client authenticated under (its MSCHAPv2 Name), else its EAP identity:
-    /// raw peer bytes, for a log line once escaped.
     /// The client's answer did not verify (or it refused the method): the Failure request is
     /// on its way, and the dialogue ends in EAP-Failure whatever comes next. Known here, one
     /// round before [`ServerStep::Failure`], which a client may never let happen: strongSwan
@@ -323,6 +321,8 @@ impl Server {
         }
     }
 
+    /// The name the client authenticated under (its MSCHAPv2 Name), else its EAP identity:
+    /// raw peer bytes, for a log line once escaped.
     pub fn peer_name(&self) -> Option<&[u8]> {
         self.name.as_deref().or(self.identity.as_deref())
     }

@@ -11,6 +11,7 @@
 // The engine parses hostile bytes and needs no raw memory access: keep it that way.
 #![forbid(unsafe_code)]
 
+pub mod authlimit;
 pub mod config;
 pub mod cookie_secret;
 pub mod credentials;

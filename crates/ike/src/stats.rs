@@ -40,4 +40,7 @@ pub struct EndpointStats {
     /// EAP dialogues of remote-access clients that ended in EAP-Failure: wrong password,
     /// unknown user, a Nak, or an EAP message that does not parse (counted as malformed too).
     pub eap_failures: u64,
+    /// EAP logins refused before any challenge: too many recent failures from the source
+    /// address or for the user (`crate::authlimit`).
+    pub auth_rate_limited: u64,
 }

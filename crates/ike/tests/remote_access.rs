@@ -516,3 +516,52 @@ fn initial_contact_replaces_the_same_eap_users_session_from_any_address() {
         "alice keeps her address"
     );
 }
+
+/// Password guessing: after 5 wrong passwords for alice, her next login is refused at its EAP
+/// identity, before any challenge (no password check, nothing to learn), and counted; bob,
+/// from the same address, still gets in; a minute later alice may try again.
+#[test]
+fn wrong_passwords_are_limited_per_user_without_locking_out_others() {
+    let wrong = "alice's wrong password";
+    let (a, b) = client_and_gateway("alice", wrong);
+    let mut bob = a.clone();
+    bob.local_auth = LocalAuth::EapMschapv2 {
+        user: "bob".into(),
+        hash: nthash("bob's password"),
+    };
+    let mut alice_right = a.clone();
+    alice_right.local_auth = LocalAuth::EapMschapv2 {
+        user: "alice".into(),
+        hash: nthash(PASSWORD),
+    };
+    let mut n = net(a, b);
+    for _ in 0..5 {
+        n.initiate_a();
+    }
+    assert_eq!(n.b.stats().eap_failures, 5);
+    assert_eq!(n.b.stats().auth_rate_limited, 0);
+    // The sixth try, now with the right password: refused without a challenge.
+    n.a.set_peers(vec![alice_right.clone()]);
+    n.events_b.clear();
+    n.initiate_a();
+    assert_eq!(up(&n.events_b), 0);
+    assert_eq!(n.b.stats().auth_rate_limited, 1);
+    assert_eq!(n.b.stats().eap_failures, 5, "no password was checked");
+    let fb = failures(&n.events_b);
+    assert!(
+        fb.iter()
+            .any(|(_, d)| d.contains("user 'alice'") && d.contains("too many failed logins")),
+        "{fb:?}"
+    );
+    // Bob, from the same address (6 failures there, under its limit of 10), gets in.
+    n.a.set_peers(vec![bob]);
+    n.events_b.clear();
+    n.initiate_a();
+    assert_eq!(up(&n.events_b), 1, "{:?}", failures(&n.events_b));
+    // A minute later alice may try again, and gets in.
+    n.run_for(Duration::from_secs(61));
+    n.a.set_peers(vec![alice_right]);
+    n.events_b.clear();
+    n.initiate_a();
+    assert_eq!(up(&n.events_b), 1, "{:?}", failures(&n.events_b));
+}

@@ -406,6 +406,16 @@ pub fn render(s: &Status) -> String {
             ike.no_proposal_chosen,
         ),
         (
+            "ironsec_eap_failures_total",
+            "Remote-access EAP logins that failed: wrong password, unknown user, a refused method, a malformed EAP message.",
+            ike.eap_failures,
+        ),
+        (
+            "ironsec_auth_rate_limited_total",
+            "Remote-access EAP logins refused before any challenge: too many recent failures from the source address or for the user.",
+            ike.auth_rate_limited,
+        ),
+        (
             "ironsec_log_lines_suppressed_total",
             "Log lines caused by unauthenticated datagrams and not written (per-source rate limit).",
             ike.log_suppressed,

@@ -376,6 +376,8 @@ pub fn status(dp: &Dataplane, plane: &Plane, started: Instant) -> Status {
             invalid_major_version_sent: es.invalid_major_version_sent,
             queue_dropped: plane.admission().dropped(),
             no_proposal_chosen: es.no_proposal_chosen,
+            eap_failures: es.eap_failures,
+            auth_rate_limited: es.auth_rate_limited,
             log_suppressed: plane.log_suppressed(),
         },
         guards: None,

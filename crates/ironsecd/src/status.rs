@@ -86,6 +86,13 @@ pub struct IkeCounters {
     /// IKE_SA_INIT requests answered with NO_PROPOSAL_CHOSEN (unconfigured sender included).
     #[serde(default)]
     pub no_proposal_chosen: u64,
+    /// Remote-access EAP logins that failed (wrong password, unknown user, refused method).
+    #[serde(default)]
+    pub eap_failures: u64,
+    /// EAP logins refused before any challenge: too many recent failures from the address or
+    /// for the user.
+    #[serde(default)]
+    pub auth_rate_limited: u64,
     /// Log lines caused by unauthenticated datagrams and not written: over the per-source
     /// rate limit (README, "Log rate limit").
     #[serde(default)]
@@ -659,6 +666,8 @@ impl Status {
             ("invalid_spi_hints", k.invalid_spi_hints),
             ("invalid_major_version_sent", k.invalid_major_version_sent),
             ("no_proposal_chosen", k.no_proposal_chosen),
+            ("eap_failures", k.eap_failures),
+            ("auth_rate_limited", k.auth_rate_limited),
             ("log_suppressed", k.log_suppressed),
         ]
         .into_iter()

@@ -38,6 +38,8 @@ pub(crate) struct Outputs {
     pub actions: VecDeque<SaAction>,
     /// Each remote-access connection's address pool, by connection name.
     pub pools: HashMap<Arc<str>, AddressPool>,
+    /// Failed EAP logins per source and per user (password guessing limits).
+    pub auth: crate::authlimit::AuthLimiter,
 }
 
 /// Wall-clock time for certificate validity, handed in by the owner
@@ -75,6 +77,7 @@ pub(crate) struct Ctx<'a> {
     pub stats: &'a mut EndpointStats,
     pub actions: &'a mut VecDeque<SaAction>,
     pub pools: &'a mut HashMap<Arc<str>, AddressPool>,
+    pub auth: &'a mut crate::authlimit::AuthLimiter,
 }
 
 impl<'a> Ctx<'a> {
@@ -91,6 +94,7 @@ impl<'a> Ctx<'a> {
             stats,
             actions,
             pools,
+            auth,
         } = out;
         Ctx {
             now,
@@ -102,6 +106,7 @@ impl<'a> Ctx<'a> {
             stats,
             actions,
             pools,
+            auth,
         }
     }
 }

@@ -46,6 +46,8 @@ pub(crate) struct ServerSession {
     done: Option<(Msk, String)>,
     /// The failure was reported (event and counter) when the Failure request went out.
     reported: bool,
+    /// The user's failure limit was looked at (once its EAP identity came).
+    user_checked: bool,
 }
 
 /// The client's side.
@@ -88,6 +90,17 @@ impl IkeSa {
                 conn.name
             );
             self.refuse_auth(ctx, id, from, Some(peer_id), detail);
+            return;
+        }
+        if let Err(why) = ctx.auth.check_source(from.ip(), ctx.now) {
+            ctx.stats.auth_rate_limited += 1;
+            self.refuse_auth(
+                ctx,
+                id,
+                from,
+                Some(peer_id),
+                format!("EAP login refused: {why}"),
+            );
             return;
         }
         let Some(crypto) = self.crypto.as_ref() else {
@@ -138,6 +151,7 @@ impl IkeSa {
             first: payloads.to_vec(),
             done: None,
             reported: false,
+            user_checked: false,
         }));
     }
 
@@ -163,15 +177,52 @@ impl IkeSa {
             self.refuse_auth(ctx, id, from, peer, detail);
             return;
         };
-        match s.server.step(&eap.data) {
+        let step = s.server.step(&eap.data);
+        // The user's limit, as soon as its name is known and before any challenge: a
+        // limited user gets EAP-Failure without a password check.
+        if !s.user_checked {
+            if let Some(user) = s
+                .server
+                .identity()
+                .map(|u| String::from_utf8_lossy(u).into_owned())
+            {
+                s.user_checked = true;
+                if let Err(why) = ctx.auth.check_user(&user, ctx.now) {
+                    ctx.stats.auth_rate_limited += 1;
+                    let eap_id = eap.data.get(1).copied().unwrap_or(0);
+                    let failure = ironsec_eap::codec::Packet::new(
+                        ironsec_eap::codec::Code::Failure,
+                        eap_id,
+                        ironsec_eap::codec::Body::Empty,
+                    )
+                    .encode();
+                    self.send_response(ctx, ExchangeType::IkeAuth, id, &[eap_payload(failure)]);
+                    ctx.events.push_back(Event::Failure {
+                        conn: Some(conn.name.clone()),
+                        remote: from,
+                        remote_id: peer,
+                        notify: NotifyType::AuthenticationFailed,
+                        detail: format!(
+                            "EAP login of user '{}' refused: {why}",
+                            PeerText::new(user.as_bytes()).limit(64)
+                        ),
+                        legacy_refused: Vec::new(),
+                    });
+                    self.close(ctx, CloseReason::Refused(NotifyType::AuthenticationFailed));
+                    return;
+                }
+            }
+        }
+        match step {
             ServerStep::Continue(next) => {
                 self.send_response(ctx, ExchangeType::IkeAuth, id, &[eap_payload(next)]);
                 // A wrong password is told now: the client may answer our Failure request by
                 // abandoning the IKE SA, and the dialogue never reaches EAP-Failure.
                 if let Some(reason) = s.server.refused().filter(|_| !s.reported) {
                     let detail = eap_failure_detail(&s.server, reason);
+                    let user = eap_user(&s.server);
                     s.reported = true;
-                    self.report_eap_failure(ctx, &conn, from, peer, detail, reason);
+                    self.report_eap_failure(ctx, &conn, from, peer, detail, reason, user);
                 }
                 self.eap_server = Some(s);
             }
@@ -184,7 +235,8 @@ impl IkeSa {
                 self.send_response(ctx, ExchangeType::IkeAuth, id, &[eap_payload(packet)]);
                 if !s.reported {
                     let detail = eap_failure_detail(&s.server, &reason);
-                    self.report_eap_failure(ctx, &conn, from, peer, detail, &reason);
+                    let user = eap_user(&s.server);
+                    self.report_eap_failure(ctx, &conn, from, peer, detail, &reason, user);
                 }
                 self.close(ctx, CloseReason::Refused(NotifyType::AuthenticationFailed));
             }
@@ -192,6 +244,7 @@ impl IkeSa {
     }
 
     /// Counts and tells a failed EAP login (once per dialogue).
+    #[allow(clippy::too_many_arguments)]
     fn report_eap_failure(
         &mut self,
         ctx: &mut Ctx,
@@ -200,11 +253,13 @@ impl IkeSa {
         peer: Option<Identity>,
         detail: String,
         reason: &ironsec_eap::FailReason,
+        user: Option<String>,
     ) {
         ctx.stats.eap_failures += 1;
         if matches!(reason, ironsec_eap::FailReason::Malformed(_)) {
             ctx.stats.malformed += 1;
         }
+        ctx.auth.failed(from.ip(), user.as_deref(), ctx.now);
         ctx.events.push_back(Event::Failure {
             conn: Some(conn.name.clone()),
             remote: from,
@@ -471,4 +526,11 @@ fn eap_failure_detail(server: &Server, reason: &ironsec_eap::FailReason) -> Stri
         "EAP-MSCHAPv2 authentication failed for user '{}': {reason}",
         PeerText::new(user).limit(64)
     )
+}
+
+/// The user a failed login counts against: its EAP identity, as the limiter keys it.
+fn eap_user(server: &Server) -> Option<String> {
+    server
+        .identity()
+        .map(|u| String::from_utf8_lossy(u).into_owned())
 }
