@@ -125,6 +125,15 @@ impl RaLab {
     /// ironsecd as the gateway: conf/strongswan/ironsec-rw-gateway.toml with this test's PKI
     /// (gw-a presenting itself, the root as the trust anchor).
     fn start_ironsec_gateway(&mut self, users: &[(&str, &str)]) {
+        self.start_ironsec_gateway_with(users, |t| t)
+    }
+
+    /// As [`RaLab::start_ironsec_gateway`], the config text changed by `edit` first.
+    fn start_ironsec_gateway_with(
+        &mut self,
+        users: &[(&str, &str)],
+        edit: impl FnOnce(String) -> String,
+    ) {
         let sock = self.dir.join("gw.sock");
         let p = |p: &std::path::Path| toml_str(p.to_str().unwrap());
         // The EAP users as the operator makes them: `ironsecctl nthash USER`, password on stdin.
@@ -165,7 +174,7 @@ impl RaLab {
                 &p(&self.pki.gw_a.key),
             );
         let text = rewrite_toml_lines(
-            &text,
+            &edit(text),
             &[
                 ("control_socket", p(&sock)),
                 ("ca_dir", p(&self.pki.ca_dir)),
@@ -700,5 +709,78 @@ fn ironsec_gateway_eap_mschapv2_every_profile_and_a_wrong_password() {
         lab.ironsec_clients().len(),
         profiles.len(),
         "the others stay"
+    );
+}
+
+/// A pool of two addresses and three certificate clients: the third is answered
+/// INTERNAL_ADDRESS_FAILURE (no CHILD_SA; logged by the gateway as an exhausted pool). The
+/// first client's charon is then killed (no DELETE): DPD finds it dead, its address is
+/// released (kept for it, "offline"), and the third client, trying again, gets that address:
+/// a full pool takes the one released longest ago.
+#[test]
+#[ignore = "needs root and strongswan"]
+fn ironsec_gateway_pool_exhausted_then_a_dead_clients_address_reused() {
+    let _g = serial();
+    let mut lab = RaLab::new(3, 0);
+    let names = ["gina", "hank", "ivan"];
+    let certs: Vec<Cert> = names.iter().map(|n| example_org_client(&lab, n)).collect();
+    lab.start_ironsec_gateway_with(&[("alice", "unused")], |t| {
+        let t = t.replacen("pool = \"10.99.0.0/25\"", "pool = \"10.99.0.0/30\"", 1);
+        // Quick DPD on both connections (the dead client is found in seconds).
+        t.replace("dpd_interval = 10", "dpd_interval = 1")
+            .replace("dpd_timeout = 30", "dpd_timeout = 4")
+    });
+    for (i, cert) in certs.into_iter().enumerate() {
+        lab.start_client(i, ClientAuth::Pubkey { cert });
+    }
+    let a = lab.connect_and_check(0, Profile::StrongSwan);
+    let b = lab.connect_and_check(1, Profile::StrongSwan);
+    assert_ne!(a, b);
+    let refused = lab.clients[2].initiate(Profile::StrongSwan);
+    assert!(
+        refused.is_err(),
+        "a third client got an address from a pool of two: {refused:?}"
+    );
+    let clog = lab.clients[2].log_text();
+    assert!(
+        clog.contains("INTERNAL_ADDRESS_FAILURE"),
+        "the client was not told INTERNAL_ADDRESS_FAILURE:\n{clog}"
+    );
+    let log = lab.ironsec().log_text();
+    assert!(log.contains("exhausted"), "no exhausted-pool line:\n{log}");
+    assert_eq!(lab.ironsec_clients().len(), 2);
+    // Gina's laptop dies without a word.
+    let _ = lab.clients[2].terminate(Profile::StrongSwan);
+    lab.clients[0].sw.kill9();
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    loop {
+        let leases = lab.ctl(&["leases"]);
+        if leases
+            .lines()
+            .any(|l| l.contains(&a.to_string()) && l.contains("offline"))
+        {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "gina's address not released after DPD:\n{leases}\n{}",
+            lab.logs()
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let log = lab.ironsec().log_text();
+    assert!(
+        log.lines().any(|l| l.contains("client disconnected")
+            && l.contains("gina@example.org")
+            && l.contains("PeerUnreachable")),
+        "{log}"
+    );
+    // Ivan again: the pool is still full of leases, and gina's is the one released longest ago.
+    let c = lab.connect_and_check(2, Profile::StrongSwan);
+    assert_eq!(c, a, "ivan did not get the address gina left");
+    let leases = lab.ctl(&["leases"]);
+    assert!(
+        !leases.contains("gina@example.org"),
+        "gina's lease was handed on, not kept:\n{leases}"
     );
 }
