@@ -72,11 +72,24 @@ impl RaLab {
     /// The topology (`direct` clients on the WAN, `behind_nat` behind one NAT) and this
     /// test's copy of the ECDSA PKI (fast keys); nothing runs yet.
     fn new(direct: usize, behind_nat: usize) -> RaLab {
+        RaLab::build(direct, behind_nat, false)
+    }
+
+    /// With a second site on the WAN (see [`RaTopology::up_with_site`]).
+    fn with_site(direct: usize) -> RaLab {
+        RaLab::build(direct, 0, true)
+    }
+
+    fn build(direct: usize, behind_nat: usize, site: bool) -> RaLab {
         require_root();
         let prefix = unique_prefix();
         let dir = TempDir::new(&prefix);
         let pki = Pki::shared(KeyKind::EcdsaP256).copy_to(&dir.join("pki"));
-        let topo = RaTopology::up(&prefix, direct, behind_nat);
+        let topo = if site {
+            RaTopology::up_with_site(&prefix, direct, behind_nat)
+        } else {
+            RaTopology::up(&prefix, direct, behind_nat)
+        };
         RaLab {
             clients: Vec::new(),
             gateway: None,
@@ -246,9 +259,14 @@ impl RaLab {
 
     /// Starts a client in the namespace of topology client `i`, aimed at the gateway's LAN.
     fn start_client(&mut self, i: usize, auth: ClientAuth) {
+        self.start_client_reaching(i, auth, RA_LAN_NET);
+    }
+
+    /// Starts a client asking to reach `remote_ts` (comma-separated).
+    fn start_client_reaching(&mut self, i: usize, auth: ClientAuth, remote_ts: &str) {
         let ns = self.topo.clients[i].ns.clone();
         let dir = self.dir.join(&format!("client{i}"));
-        let c = RwClient::start(&ns, &dir, &self.pki, auth, RA_GW_WAN, RA_LAN_NET);
+        let c = RwClient::start(&ns, &dir, &self.pki, auth, RA_GW_WAN, remote_ts);
         self.clients.push(c);
     }
 
@@ -783,4 +801,117 @@ fn ironsec_gateway_pool_exhausted_then_a_dead_clients_address_reused() {
         !leases.contains("gina@example.org"),
         "gina's lease was handed on, not kept:\n{leases}"
     );
+}
+
+/// Site-to-site and remote access on one gateway, conf/p2s-gw.toml as shipped (with this
+/// test's PKI): ironsecd holds a certificate tunnel to site B (strongSwan,
+/// conf/strongswan/swanctl-certs.conf with the pool in its remote_ts) and serves certificate
+/// clients; a client reaches A's LAN and B's LAN through A, both answer, and B's LAN reaches
+/// the client: the client's packets are opened by A, routed back into the TUN device and
+/// sealed for B.
+#[test]
+#[ignore = "needs root and strongswan"]
+fn ironsec_gateway_clients_reach_a_site_through_its_tunnel() {
+    let _g = serial();
+    let mut lab = RaLab::with_site(2);
+    let (gwb, lanb) = lab.topo.site_b.clone().unwrap();
+    // Site B: strongSwan with gw-b, routing the pool back to A.
+    let sw_dir = lab.dir.join("site-b");
+    fs::create_dir_all(&sw_dir).unwrap();
+    let file = lab.pki.install_swanctl(&sw_dir, &lab.pki.gw_b);
+    let text = example_config("strongswan/swanctl-certs.conf")
+        .replace(
+            "id = \"C=CH, O=ironsec test, CN=gw-a.example\"",
+            "id = gw-a.example",
+        )
+        .replace(
+            "aes128gcm16-prfsha256-x25519",
+            "aes256gcm16-prfsha256-x25519",
+        )
+        .replace("esp_proposals = aes128gcm16", "esp_proposals = aes256gcm16")
+        .replace(
+            "remote_ts = 10.1.0.0/24",
+            "remote_ts = 10.1.0.0/24,10.99.0.0/24",
+        );
+    let text = common::rewrite_swanctl_template(
+        &text,
+        "conf/strongswan/swanctl-certs.conf",
+        &[("certs", file), ("start_action", "none".to_string())],
+    );
+    let site = StrongSwan::start(&gwb, &sw_dir, &text);
+    // Gateway A: conf/p2s-gw.toml with this test's PKI.
+    let sock = lab.dir.join("gw.sock");
+    let p = |p: &std::path::Path| toml_str(p.to_str().unwrap());
+    let text = example_config("p2s-gw.toml")
+        .replace("\"pki/certs/gw-a.example.pem\"", &p(&lab.pki.gw_a.chain))
+        .replace("\"pki/private/gw-a.example.key\"", &p(&lab.pki.gw_a.key));
+    let text = rewrite_toml_lines(
+        &text,
+        &[
+            ("control_socket", p(&sock)),
+            ("ca_dir", p(&lab.pki.ca_dir)),
+            ("crl_dir", p(&lab.pki.crl_dir)),
+        ],
+    );
+    let cfg = lab.dir.join("p2s-gw.toml");
+    fs::write(&cfg, text).unwrap();
+    lab.gateway = Some(GatewayKind::Ironsec(Daemon::start(
+        "gw",
+        &lab.topo.gw,
+        &cfg,
+        &sock,
+        lab.dir.join("ironsecd.log"),
+    )));
+    // The site tunnel comes up (ironsec initiates).
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    while !site
+        .sas()
+        .iter()
+        .any(|s| s.state == "ESTABLISHED" && !s.children.is_empty())
+    {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the site tunnel did not come up\n{}\n{}",
+            site.log_text(),
+            lab.logs()
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let both = format!("{RA_LAN_NET},{RA_SITE_B_NET}");
+    for (i, name) in ["jane", "karl"].iter().enumerate() {
+        let cert = example_org_client(&lab, name);
+        lab.start_client_reaching(i, ClientAuth::Pubkey { cert }, &both);
+    }
+    for i in 0..2 {
+        let c = &lab.clients[i];
+        if let Err(out) = c.initiate(Profile::StrongSwan) {
+            panic!("client {i} did not connect: {out}\n{}", lab.logs());
+        }
+        let vip = c.vip(Profile::StrongSwan).expect("a virtual IP");
+        assert!(in_pool(vip), "{vip}");
+        let ike = c.ike(Profile::StrongSwan).unwrap();
+        let child = &ike.children[0];
+        let mut remote = child.remote_ts.clone();
+        remote.sort();
+        assert_eq!(remote, [RA_LAN_NET, RA_SITE_B_NET], "{child:#?}");
+        // A's LAN, B's LAN, and back from each.
+        lab.ping_ok(&c.ns, RA_LAN_HOST, 3);
+        lab.ping_ok(&c.ns, RA_SITE_B_HOST, 3);
+        lab.ping_ok(&lab.topo.lan, vip, 3);
+        lab.ping_ok(&lanb, vip, 3);
+    }
+    // Both the client tunnels and the site tunnel carried it (B's CHILD_SA counted the
+    // clients' pings).
+    let b = site.sas();
+    let sb = b.iter().find(|s| s.state == "ESTABLISHED").unwrap();
+    assert!(
+        sb.children.iter().any(|c| c.bytes_in >= 4 * 3 * 84),
+        "site B's CHILD_SA did not carry the clients' traffic: {sb:#?}"
+    );
+    let st = lab.ctl(&["status"]);
+    assert!(
+        st.contains("site-b") && st.contains("client jane@example.org"),
+        "{st}"
+    );
+    drop(site);
 }

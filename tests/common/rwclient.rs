@@ -104,7 +104,15 @@ pub struct RaTopology {
     pub nat: Option<String>,
     /// Direct clients first, then those behind the NAT.
     pub clients: Vec<ClientNs>,
+    /// A second site on the WAN switch ([`RaTopology::up_with_site`]): its gateway
+    /// (192.0.2.2, LAN 10.2.0.1/24) and its LAN host (10.2.0.2).
+    pub site_b: Option<(String, String)>,
 }
+
+/// The second site's gateway WAN address, LAN and LAN host (see [`RaTopology::up_with_site`]).
+pub const RA_SITE_B_WAN: Ipv4Addr = Ipv4Addr::new(192, 0, 2, 2);
+pub const RA_SITE_B_NET: &str = "10.2.0.0/24";
+pub const RA_SITE_B_HOST: Ipv4Addr = Ipv4Addr::new(10, 2, 0, 2);
 
 fn ip(args: &[&str]) {
     run_ok(Command::new("ip").args(args), Duration::from_secs(10));
@@ -130,6 +138,7 @@ impl RaTopology {
             wan: format!("{prefix}-wan"),
             nat: (behind_nat > 0).then(|| format!("{prefix}-nat")),
             clients: Vec::new(),
+            site_b: None,
         };
         for i in 0..direct {
             t.clients.push(ClientNs {
@@ -229,9 +238,68 @@ impl RaTopology {
         t
     }
 
+    /// As [`RaTopology::up`], plus a second site on the WAN switch for site-to-site beside
+    /// remote access: gateway B (namespace `PREFIX-gwb`, 192.0.2.2 on the switch, 10.2.0.1/24
+    /// on its LAN, forwarding) and its LAN host (`PREFIX-lanb`, 10.2.0.2, default route via B).
+    pub fn up_with_site(prefix: &str, direct: usize, behind_nat: usize) -> RaTopology {
+        let mut t = RaTopology::up(prefix, direct, behind_nat);
+        let (gwb, lanb) = (format!("{prefix}-gwb"), format!("{prefix}-lanb"));
+        // In the list before anything can fail, so the guard removes them.
+        t.site_b = Some((gwb.clone(), lanb.clone()));
+        for ns in [&gwb, &lanb] {
+            ip(&["netns", "add", ns]);
+            ip(&["-n", ns, "link", "set", "lo", "up"]);
+        }
+        ip(&[
+            "link", "add", "wan", "netns", &gwb, "type", "veth", "peer", "name", "p-gwb", "netns",
+            &t.wan,
+        ]);
+        ip(&["-n", &gwb, "link", "set", "wan", "up"]);
+        ip(&["-n", &t.wan, "link", "set", "p-gwb", "up"]);
+        ip(&["-n", &t.wan, "link", "set", "dev", "p-gwb", "master", "br0"]);
+        ip(&[
+            "-n",
+            &gwb,
+            "addr",
+            "add",
+            &format!("{RA_SITE_B_WAN}/24"),
+            "dev",
+            "wan",
+        ]);
+        ip(&[
+            "link", "add", "lan", "netns", &lanb, "type", "veth", "peer", "name", "lan", "netns",
+            &gwb,
+        ]);
+        ip(&["-n", &lanb, "link", "set", "lan", "up"]);
+        ip(&["-n", &gwb, "link", "set", "lan", "up"]);
+        ip(&[
+            "-n",
+            &lanb,
+            "addr",
+            "add",
+            &format!("{RA_SITE_B_HOST}/24"),
+            "dev",
+            "lan",
+        ]);
+        ip(&["-n", &gwb, "addr", "add", "10.2.0.1/24", "dev", "lan"]);
+        ip(&["-n", &lanb, "route", "add", "default", "via", "10.2.0.1"]);
+        for kv in [
+            "net.ipv4.ip_forward=1",
+            "net.ipv4.conf.all.rp_filter=0",
+            "net.ipv4.conf.default.rp_filter=0",
+        ] {
+            sysctl(&gwb, kv);
+        }
+        t
+    }
+
     fn all(&self) -> Vec<String> {
         let mut v = vec![self.gw.clone(), self.lan.clone(), self.wan.clone()];
         v.extend(self.nat.iter().cloned());
+        if let Some((g, l)) = &self.site_b {
+            v.push(g.clone());
+            v.push(l.clone());
+        }
         v.extend(self.clients.iter().map(|c| c.ns.clone()));
         v
     }
