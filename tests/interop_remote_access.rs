@@ -728,6 +728,31 @@ fn ironsec_gateway_eap_mschapv2_every_profile_and_a_wrong_password() {
         profiles.len(),
         "the others stay"
     );
+    // The operator sets mallory's password to the one she types and reloads: she gets in,
+    // and nobody connected is touched (a users file is read again, not a changed connection).
+    let users_file = lab.dir.join("rw-users.txt");
+    let text = fs::read_to_string(&users_file).unwrap();
+    let fixed: String = text
+        .lines()
+        .map(|l| {
+            if l.starts_with("mallory:") {
+                ironsecd::nthash::users_line("mallory", &wrong).unwrap()
+            } else {
+                l.to_string()
+            }
+        })
+        .collect::<Vec<_>>()
+        .join("\n");
+    fs::write(&users_file, fixed + "\n").unwrap();
+    let out = lab.ctl(&["reload"]);
+    assert!(out.contains("unchanged"), "{out}");
+    let vip = lab.connect_and_check(profiles.len(), Profile::StrongSwan);
+    assert!(!vips.contains(&vip));
+    assert_eq!(lab.ironsec_clients().len(), profiles.len() + 1);
+    assert!(
+        !lab.ironsec().log_text().contains("client disconnected"),
+        "the reload disconnected a client"
+    );
 }
 
 /// A pool of two addresses and three certificate clients: the third is answered
