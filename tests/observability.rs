@@ -446,11 +446,13 @@ fn contrib_metrics_exist_in_a_live_scrape() {
         .filter(|l| !l.starts_with('#') && l.starts_with("ironsec_"))
         .map(|l| l.split(['{', ' ']).next().unwrap().to_string())
         .collect();
-    // Only static tunnels have the first, only certificates the second; the IKE lab (PSK)
-    // has neither (tests/interop_certs.rs scrapes a gateway with certificates).
+    // Only static tunnels have the first, only certificates the second, only remote-access
+    // connections the third; the IKE lab (PSK, one site) has none of them
+    // (tests/interop_certs.rs scrapes a gateway with certificates).
     let conditional = [
         "ironsec_static_seq_space_used_percent",
         "ironsec_certificate_expiry_timestamp_seconds",
+        "ironsec_pool_addresses",
     ];
     for (file, names) in [
         (
