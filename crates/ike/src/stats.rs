@@ -40,4 +40,7 @@ pub struct EndpointStats {
     /// EAP dialogues of remote-access clients that ended in EAP-Failure: wrong password,
     /// unknown user, a Nak, or an EAP message that does not parse (counted as malformed too).
     pub eap_failures: u64,
+    /// Retransmissions of an IKE_AUTH request whose EAP message waits for the RADIUS server's
+    /// answer: dropped (the answer, once there, goes out and is cached for the next one).
+    pub eap_radius_retransmits: u64,
 }
