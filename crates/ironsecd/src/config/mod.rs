@@ -9,6 +9,7 @@ pub mod keys;
 pub mod load;
 pub mod peer_name;
 pub mod pki;
+pub mod radius;
 pub mod remote_access;
 pub mod schema;
 pub mod static_keying;
