@@ -444,7 +444,7 @@ pub fn decrypt_mppe_key(
     request_auth: &[u8; 16],
     value: &[u8],
 ) -> Option<Zeroizing<Vec<u8>>> {
-    if value.len() < 2 + 16 || (value.len() - 2) % 16 != 0 || value[0] & 0x80 == 0 {
+    if value.len() < 2 + 16 || (value.len() - 2) & 0xf != 0 || value[0] & 0x80 == 0 {
         return None;
     }
     let (salt, cipher) = value.split_at(2);
