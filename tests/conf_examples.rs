@@ -167,6 +167,11 @@ fn supply_secrets(file: &Path, abs_dir: &Path, secrets: &mut Vec<String>) -> usi
             write(&to, &format!("{PSK}\n"), 0o600);
             secrets.push(PSK.to_string());
         }
+        if let Some(p) = c.get("radius_secret_file").and_then(|v| v.as_str()) {
+            let to = place(p, &mut text);
+            write(&to, &format!("{PSK}\n"), 0o600);
+            secrets.push(PSK.to_string());
+        }
         if let Some(p) = c.get("eap_users_file").and_then(|v| v.as_str()) {
             let to = place(p, &mut text);
             // The NT hash of the PSK string as a password.

@@ -77,6 +77,11 @@ if ! command -v promtool >/dev/null 2>&1; then install_quietly prometheus promet
 # gateway namespace, and tests/route_bgp.rs parses conf/bird/*.conf with `bird -p`. The
 # package's own bird (service bird) is not wanted.
 if ! command -v bird >/dev/null 2>&1 || ! command -v birdc >/dev/null 2>&1; then install_quietly bird2 bird; fi
+# freeradius + freeradius-utils (radtest, radclient): the RADIUS server of
+# tests/interop_remote_access.rs's `eap-radius` test (tests/common/radius.rs runs its own
+# instance in a namespace, with its own config directory); the package's service is not wanted.
+if ! command -v freeradius >/dev/null 2>&1; then install_quietly freeradius freeradius; fi
+if ! command -v radtest >/dev/null 2>&1; then apt-get install -y -qq --no-install-recommends freeradius-utils >/dev/null; fi
 # cargo-fuzz for fuzz/ci-smoke.sh (tests/run.sh runs every fuzz target for 60 s).
 if ! cargo fuzz --version >/dev/null 2>&1; then
     cargo install cargo-fuzz --locked --quiet

@@ -35,6 +35,7 @@ mod pcap;
 mod ping;
 pub mod pki;
 mod process;
+pub mod radius;
 pub mod rwclient;
 mod scripts;
 mod status;

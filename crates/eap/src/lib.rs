@@ -5,6 +5,7 @@
 //! - [`mschapv2`]: EAP-MSCHAPv2 (RFC 2759 computations, the MSK as strongSwan derives it, the
 //!   server and the client state machines).
 //! - [`users`]: the users file (`name:NT-hash`) and [`nthash`].
+//! - [`radius`]: a RADIUS client for EAP pass-through (RFC 2865, RFC 3579, RFC 2548).
 //!
 //! A crate of its own so that MD4 and DES (and later rustls for EAP-TLS, MD5 for RADIUS) stay
 //! out of the IKE engine's other code; see ARCHITECTURE.md.
@@ -13,6 +14,7 @@
 
 pub mod codec;
 pub mod mschapv2;
+pub mod radius;
 pub mod users;
 
 pub use codec::{Body, Code, MsChapV2, Packet, ParseError};

@@ -98,6 +98,13 @@ pub enum RemoteAuth {
     /// proves itself with its certificate first. (EAP-TLS and EAP via RADIUS will be variants
     /// of their own.)
     EapMschapv2(Arc<ironsec_eap::Users>),
+    /// Remote-access clients authenticate with EAP through the RADIUS server named `server`
+    /// (RFC 3579 pass-through): the engine sends EAP-Request/Identity itself, then hands each
+    /// EAP response out ([`crate::Event::EapRadius`]) and takes the server's answers back
+    /// ([`crate::Endpoint::eap_radius_answer`]). Needs `local_auth` pubkey.
+    EapRadius {
+        server: Arc<str>,
+    },
 }
 
 /// Our certificate chain and the key that signs for it.
@@ -195,7 +202,10 @@ impl RemoteAuth {
     }
     /// The peer authenticates with EAP: its first IKE_AUTH request carries no AUTH.
     pub fn is_eap(&self) -> bool {
-        matches!(self, RemoteAuth::EapMschapv2(_))
+        matches!(
+            self,
+            RemoteAuth::EapMschapv2(_) | RemoteAuth::EapRadius { .. }
+        )
     }
 }
 

@@ -453,6 +453,19 @@ impl Endpoint {
         Ok(spi)
     }
 
+    /// The RADIUS server's answer to the EAP message of [`crate::Event::EapRadius`] for `ike`:
+    /// it goes to the client in the IKE_AUTH response that was waiting for it. Ignored when
+    /// the SA waits for no answer (it was answered already, or gave up).
+    pub fn eap_radius_answer(
+        &mut self,
+        now: Instant,
+        ike: IkeSaId,
+        answer: crate::events::RadiusAnswer,
+    ) -> Result<(), CommandError> {
+        self.with_sa(ike, now, |sa, ctx| sa.eap_radius_answer(ctx, answer))
+            .ok_or(CommandError::NoSuchSa(ike))
+    }
+
     /// Deletes an IKE SA and its CHILD_SAs (INFORMATIONAL with DELETE).
     pub fn terminate(&mut self, now: Instant, ike: IkeSaId) -> Result<(), CommandError> {
         self.with_sa(ike, now, |sa, ctx| {

@@ -82,8 +82,60 @@ impl std::fmt::Display for CloseReason {
     }
 }
 
+/// A RADIUS server's answer to an EAP message relayed with [`Event::EapRadius`], handed back
+/// with [`crate::Endpoint::eap_radius_answer`].
+pub enum RadiusAnswer {
+    /// Access-Challenge: this EAP request goes to the client.
+    Challenge(Vec<u8>),
+    /// Access-Accept: EAP-Success for the client; the final AUTHs are keyed by `msk`.
+    Accept { eap: Vec<u8>, msk: ironsec_eap::Msk },
+    /// Access-Reject (or an Accept the gateway cannot use): EAP-Failure for the client (this
+    /// one, else one the engine makes); `detail` says why, for the log (no secret in it).
+    Reject {
+        eap: Option<Vec<u8>>,
+        detail: String,
+    },
+    /// No answer through every try: the client gets EAP-Failure.
+    Unreachable,
+}
+
+impl std::fmt::Debug for RadiusAnswer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            RadiusAnswer::Challenge(e) => write!(f, "Challenge({} bytes)", e.len()),
+            RadiusAnswer::Accept { eap, .. } => write!(f, "Accept({} bytes, msk)", eap.len()),
+            RadiusAnswer::Reject { detail, .. } => write!(f, "Reject({detail})"),
+            RadiusAnswer::Unreachable => f.write_str("Unreachable"),
+        }
+    }
+}
+
+/// EAP bytes relayed for a client: `Debug` shows only their length.
+#[derive(Clone, PartialEq, Eq)]
+pub struct EapBytes(pub Vec<u8>);
+
+impl std::fmt::Debug for EapBytes {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "EapBytes({} bytes)", self.0.len())
+    }
+}
+
 #[derive(Clone, Debug)]
 pub enum Event {
+    /// Gateway: a remote-access client's EAP response, to relay to the RADIUS server `server`
+    /// (RFC 3579). `identity` (raw peer bytes: escape before showing) is set on the first
+    /// one, the EAP-Response/Identity: it starts a conversation and is its User-Name. Answer
+    /// with [`crate::Endpoint::eap_radius_answer`]; until then, the client's retransmissions
+    /// are dropped. An [`Event::IkeSaDown`] for `ike` ends the conversation.
+    EapRadius {
+        conn: Arc<str>,
+        ike: IkeSaId,
+        server: Arc<str>,
+        local: SocketAddr,
+        remote: SocketAddr,
+        identity: Option<Vec<u8>>,
+        eap: EapBytes,
+    },
     IkeSaUp {
         conn: Arc<str>,
         ike: IkeSaId,

@@ -33,7 +33,9 @@ pub mod wire;
 pub use config::{EndpointConfig, Identity, Keymat, Lifetimes, PeerConfig, Psk, Retransmit};
 pub use credentials::{Credential, Credentials, LocalAuth, PeerTrust, RemoteAuth, SendCert};
 pub use endpoint::{ChildSummary, CommandError, Endpoint, IkeSaSummary, PeerLiveness};
-pub use events::{ChildSaInfo, CloseReason, Event, IkeSaId, NatDetected, Transmit};
+pub use events::{
+    ChildSaInfo, CloseReason, EapBytes, Event, IkeSaId, NatDetected, RadiusAnswer, Transmit,
+};
 pub use ironsec_eap as eap;
 pub use ironsec_pki as pki;
 pub use peer_text::PeerText;

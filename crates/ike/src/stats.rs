@@ -43,4 +43,7 @@ pub struct EndpointStats {
     /// EAP logins refused before any challenge: too many recent failures from the source
     /// address or for the user (`crate::authlimit`).
     pub auth_rate_limited: u64,
+    /// Retransmissions of an IKE_AUTH request whose EAP message waits for the RADIUS server's
+    /// answer: dropped (the answer, once there, goes out and is cached for the next one).
+    pub eap_radius_retransmits: u64,
 }

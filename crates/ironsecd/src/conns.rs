@@ -238,6 +238,7 @@ fn auth_view(a: &AuthConfig) -> AuthView {
             pinned.as_ref().map(|p| p.file.display().to_string()),
         ),
         RemoteAuthConfig::EapMschapv2(_) => ("eap-mschapv2", None),
+        RemoteAuthConfig::EapRadius(_) => ("eap-radius", None),
     };
     AuthView {
         auth: if local == remote {

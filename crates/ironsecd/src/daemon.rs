@@ -106,6 +106,10 @@ struct Running {
     guard_start: GuardStart,
     /// Wakes the event loop after a control command changed the engine's timers.
     wake: Notify,
+    /// The RADIUS client socket (`remote_auth = "eap-radius"`): any local port, in the
+    /// daemon's network namespace; answers are taken only from the configured servers
+    /// (plane/radius.rs). None when it could not be bound (logged).
+    radius: Option<tokio::net::UdpSocket>,
 }
 
 /// One route into a TUN device (the shared one, or a route-based connection's) as the
@@ -451,6 +455,16 @@ impl Running {
                 tracing::debug!(local = %t.local, remote = %t.remote, error = %e, "IKE send failed");
             }
         }
+        while let Some((to, bytes)) = plane.poll_radius() {
+            let sent = match &self.radius {
+                Some(s) => s.try_send_to(&bytes, to).map(|_| ()),
+                None => Err(std::io::Error::other("no RADIUS socket")),
+            };
+            // A lost request is sent again on its timer, and counted as unreachable at last.
+            if let Err(e) = sent {
+                tracing::debug!(radius_server = %to, error = %e, "RADIUS send failed");
+            }
+        }
     }
 }
 
@@ -568,7 +582,15 @@ pub fn run(cfg: Config) -> Result<(), DaemonError> {
             let sender = bind(addr).map_err(|source| DaemonError::Ike { addr, source })?;
             ike_sockets.push((addr, sender));
         }
+        let radius = match tokio::net::UdpSocket::bind("0.0.0.0:0").await {
+            Ok(s) => Some(s),
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot bind the RADIUS client socket: eap-radius clients will be refused");
+                None
+            }
+        };
         let running = Arc::new(Running {
+            radius,
             dp,
             plane: Mutex::new(plane),
             ike_sockets,
@@ -676,8 +698,15 @@ async fn event_loop(running: Arc<Running>, queues: Queues) -> Result<(), DaemonE
         control_socket = %sock_path.display(),
         "ironsecd ready"
     );
+    let mut radius_buf = vec![0u8; 4096];
     loop {
         let deadline = running.plane().next_deadline();
+        let radius_in = async {
+            match &running.radius {
+                Some(s) => s.recv_from(&mut radius_buf).await,
+                None => std::future::pending().await,
+            }
+        };
         let sleep = async {
             match deadline {
                 Some(d) => tokio::time::sleep_until(tokio::time::Instant::from_std(d)).await,
@@ -718,6 +747,10 @@ async fn event_loop(running: Arc<Running>, queues: Queues) -> Result<(), DaemonE
                 running.act(|plane, now| plane.on_peer_moved(now, spi, from));
             }
             _ = sleep => running.act(|plane, now| plane.on_timeout(now)),
+            Ok((n, from)) = radius_in => {
+                let data = radius_buf[..n].to_vec();
+                running.act(|plane, now| plane.on_radius_datagram(now, from, &data));
+            }
             _ = watchdog.tick(), if watchdog_every.is_some() => crate::sdnotify::notify("WATCHDOG=1"),
             _ = share.tick() => running.act(|plane, now| plane.reshare(now)),
             Some(a) = act_rx.recv() => running.act(|plane, now| {

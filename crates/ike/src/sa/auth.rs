@@ -232,6 +232,10 @@ impl IkeSa {
             self.eap_request(ctx, id, payloads, from);
             return;
         }
+        if self.eap_radius.is_some() {
+            self.eap_radius_request(ctx, id, payloads, from);
+            return;
+        }
         let Some(crypto) = self.crypto.as_ref() else {
             return;
         };
@@ -298,6 +302,10 @@ impl IkeSa {
         };
         self.wishes.read_certreqs(payloads);
         let Some(auth) = auth else {
+            if matches!(conn.remote_auth, crate::RemoteAuth::EapRadius { .. }) {
+                self.start_eap_radius(ctx, id, payloads, from, conn, peer_id_v, idi);
+                return;
+            }
             self.start_eap(ctx, id, payloads, from, conn, peer_id_v, idi);
             return;
         };

@@ -8,6 +8,7 @@ pub(crate) mod auth;
 pub(crate) mod child;
 mod ctx;
 pub(crate) mod eap;
+pub(crate) mod eap_radius;
 pub(crate) mod fragment;
 pub(crate) mod info;
 pub(crate) mod init;
@@ -209,6 +210,8 @@ pub(crate) struct IkeSa {
     pub eap_server: Option<Box<eap::ServerSession>>,
     /// Client: our EAP dialogue with the gateway.
     pub eap_client: Option<Box<eap::ClientSession>>,
+    /// Gateway: the EAP dialogue of a client relayed to a RADIUS server (RFC 3579).
+    pub eap_radius: Option<Box<eap_radius::RadiusSession>>,
     /// The user an EAP client authenticated as (escaped with `PeerText`): the name the
     /// daemon shows and the owner of its address lease.
     pub eap_identity: Option<String>,
@@ -264,6 +267,7 @@ impl IkeSa {
             vip: None,
             eap_server: None,
             eap_client: None,
+            eap_radius: None,
             eap_identity: None,
         }
     }
@@ -735,6 +739,12 @@ impl IkeSa {
                 ctx.stats.retransmits_answered += 1;
                 return;
             }
+        }
+        // A retransmission of the request whose EAP message waits for the RADIUS server: its
+        // answer is not there yet. Dropped (it must not go to the server twice), counted.
+        if self.eap_radius_waits_for(id) {
+            ctx.stats.eap_radius_retransmits += 1;
+            return;
         }
         // Neither the next request nor a retransmission of the last: outside our window of
         // one (RFC 7296 2.3). Checked before decrypting, so it costs no AEAD work.

@@ -280,6 +280,10 @@ pub(crate) fn check(
             "'{peer_id}' sent AUTH in its first IKE_AUTH request but this connection expects \
              EAP-MSCHAPv2 (remote_auth = \"eap-mschapv2\")"
         )),
+        RemoteAuth::EapRadius { .. } => Err(format!(
+            "'{peer_id}' sent AUTH in its first IKE_AUTH request but this connection expects \
+             EAP via RADIUS (remote_auth = \"eap-radius\")"
+        )),
     }
 }
 

@@ -320,6 +320,7 @@ fn with_resolved_paths(file: &Path, mut c: ConnectionSchema) -> ConnectionSchema
     }
     c.remote_cert = c.remote_cert.map(|p| base.join(p));
     c.eap_users_file = c.eap_users_file.map(|p| base.join(p));
+    c.radius_secret_file = c.radius_secret_file.map(|p| base.join(p));
     c
 }
 

@@ -9,6 +9,7 @@ pub mod keys;
 pub mod load;
 pub mod peer_name;
 pub mod pki;
+pub mod radius;
 pub mod remote_access;
 pub mod schema;
 pub mod static_keying;
@@ -468,6 +469,11 @@ fn validate(
                 "eap_users_file".to_string(),
                 Secret::EapUsers,
                 schema.eap_users_file.clone(),
+            ),
+            (
+                "radius_secret_file".to_string(),
+                Secret::Psk,
+                schema.radius_secret_file.clone(),
             ),
         ]
         .into_iter()

@@ -177,6 +177,8 @@ pub enum RemoteAuthConfig {
     },
     /// Remote-access clients with EAP-MSCHAPv2 against a users file (NT hashes).
     EapMschapv2(EapUsers),
+    /// Remote-access clients' EAP relayed to a RADIUS server (RFC 3579).
+    EapRadius(super::radius::RadiusConfig),
 }
 
 /// The users of `eap_users_file`, as loaded. Equal when the same file is named: a reload
@@ -264,6 +266,7 @@ enum Method {
     Psk,
     Pubkey,
     EapMschapv2,
+    EapRadius,
 }
 
 fn method(
@@ -277,7 +280,8 @@ fn method(
         "psk" => Some(Method::Psk),
         "pubkey" => Some(Method::Pubkey),
         "eap-mschapv2" if name == "remote_auth" => Some(Method::EapMschapv2),
-        "eap-mschapv2" => {
+        "eap-radius" if name == "remote_auth" => Some(Method::EapRadius),
+        "eap-mschapv2" | "eap-radius" => {
             errs.push(ConfigError::new(
                 file,
                 format!("{key}.{name}"),
@@ -288,7 +292,7 @@ fn method(
         }
         other => {
             let choices = if name == "remote_auth" {
-                "\"psk\", \"pubkey\", \"eap-mschapv2\""
+                "\"psk\", \"pubkey\", \"eap-mschapv2\", \"eap-radius\""
             } else {
                 "\"psk\", \"pubkey\""
             };
@@ -328,6 +332,9 @@ pub fn validate_auth(
             format!("{key}.eap_users_file"),
             "set, but remote_auth is not \"eap-mschapv2\": we would not use it",
         ));
+    }
+    if remote != Method::EapRadius {
+        super::radius::unused_keys(file, key, c, errs);
     }
     let send_cert = match c.send_cert.as_deref() {
         None | Some("ifasked") => SendCert::IfAsked,
@@ -376,7 +383,7 @@ pub fn validate_auth(
             None => return None,
         },
         // `method` refuses EAP as local_auth.
-        Method::EapMschapv2 => return None,
+        Method::EapMschapv2 | Method::EapRadius => return None,
     };
     let remote_cfg = match remote {
         Method::Psk => {
@@ -400,6 +407,25 @@ pub fn validate_auth(
                 }),
             };
             RemoteAuthConfig::Pubkey { pinned }
+        }
+        Method::EapRadius => {
+            if local != Method::Pubkey {
+                errs.push(ConfigError::new(
+                    file,
+                    format!("{key}.local_auth"),
+                    "EAP clients authenticate the gateway by its certificate: needs local_auth \
+                     = \"pubkey\" and local_cert",
+                ));
+            }
+            if c.pool.is_none() {
+                errs.push(ConfigError::new(
+                    file,
+                    format!("{key}.remote_auth"),
+                    "EAP is for remote-access connections (a `pool` and a tunnel with remote = \
+                     \"%any\")",
+                ));
+            }
+            RemoteAuthConfig::EapRadius(super::radius::validate(file, key, c, errs)?)
         }
         Method::EapMschapv2 => {
             // RFC 7296 2.16: with EAP the gateway authenticates with its certificate first,

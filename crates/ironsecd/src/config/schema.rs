@@ -313,6 +313,16 @@ pub struct ConnectionSchema {
     /// With remote_auth = "eap-mschapv2": the users, one `name:NT-hash` line each (MD4 of
     /// the UTF-16LE password, 32 hex digits; never the password), mode 0600.
     pub eap_users_file: Option<PathBuf>,
+    /// With remote_auth = "eap-radius": the RADIUS server ("ip:port", or "ip" for 1812).
+    pub radius_server: Option<String>,
+    /// The secret shared with the RADIUS server, first line of this file (mode 0600).
+    pub radius_secret_file: Option<PathBuf>,
+    /// Seconds before an unanswered RADIUS request is sent again (default 3).
+    pub radius_timeout: Option<u64>,
+    /// How many times a RADIUS request is sent in all (default 3).
+    pub radius_tries: Option<u32>,
+    /// NAS-Identifier in our Access-Requests (default "ironsec").
+    pub radius_nas_identifier: Option<String>,
     /// "ifasked" (default), "always" or "never": when our certificates go out.
     pub send_cert: Option<String>,
     /// Sign with RSASSA-PSS instead of PKCS#1 v1.5 when our key is RSA (default false).

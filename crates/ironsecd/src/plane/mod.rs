@@ -29,6 +29,7 @@ pub mod failover;
 pub mod nat;
 mod peer;
 pub mod probing;
+mod radius;
 pub mod reload;
 pub mod sas;
 pub mod seqspace;
@@ -136,6 +137,8 @@ pub struct Plane {
     clock: Option<Instant>,
     /// Datagrams the plane itself sends (NAT keepalives), after the engine's.
     outbox: std::collections::VecDeque<Transmit>,
+    /// EAP via RADIUS: the servers' clients and their outbox ([`radius`]).
+    radius: radius::Relay,
     stats: HashMap<Arc<str>, ConnStats>,
     selections: HashMap<Arc<str>, Selection>,
     /// Bandwidth sharing: one bucket per connection while any cap is configured.
@@ -221,6 +224,7 @@ impl Plane {
             nat_paths: HashMap::new(),
             clock: None,
             outbox: Default::default(),
+            radius: Default::default(),
             stats,
             selections: HashMap::new(),
             shares,
@@ -399,6 +403,7 @@ impl Plane {
             self.volume.next(),
             self.keepalives.next(),
             self.log_limit.next_deadline(),
+            self.radius_deadline(),
         ]
         .into_iter()
         .flatten()
@@ -411,6 +416,7 @@ impl Plane {
     pub fn on_timeout(&mut self, now: Instant) {
         self.saw(now);
         self.ep.handle_timeout(now);
+        self.radius_timeouts(now);
         if self.restarts.any_due(now) {
             self.start_tunnels(now);
         }

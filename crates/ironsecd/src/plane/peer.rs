@@ -71,6 +71,10 @@ fn peer_config(c: &Connection, trust: &Trust) -> Option<PeerConfig> {
             (RemoteAuthConfig::Psk, Some(psk)) => RemoteAuth::Psk(psk.clone()),
             (RemoteAuthConfig::Psk, None) => return None,
             (RemoteAuthConfig::EapMschapv2(u), _) => RemoteAuth::EapMschapv2(u.users.clone()),
+            // One RADIUS server per connection: named after it (plane/radius.rs).
+            (RemoteAuthConfig::EapRadius(_), _) => RemoteAuth::EapRadius {
+                server: c.name.as_str().into(),
+            },
         },
         ike_proposals: k.ike_proposals.clone(),
         esp_proposals: k.esp_proposals.clone(),

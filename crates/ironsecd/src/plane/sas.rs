@@ -271,6 +271,18 @@ impl Plane {
                 }
                 false
             }
+            Event::EapRadius {
+                conn,
+                ike,
+                local,
+                remote,
+                identity,
+                eap,
+                ..
+            } => {
+                self.on_eap_radius(now, &conn, ike, local, remote, identity, &eap.0);
+                false
+            }
             Event::InvalidSpiHint { remote } => {
                 if self
                     .log_limit
@@ -311,6 +323,7 @@ impl Plane {
         now: Instant,
     ) -> bool {
         let conn_s = conn.as_deref().unwrap_or("-").to_string();
+        self.radius.forget(ike);
         if let Some((key, client)) = self.clients.gone(ike) {
             tracing::info!(
                 connection = %conn_s,

@@ -1,0 +1,436 @@
+//! EAP in IKE_AUTH relayed to a RADIUS server (RFC 3579 §2.1 pass-through), gateway side.
+//!
+//! ```text
+//! I: IDi, [IDr], SAi2, TSi, TSr, CP           (no AUTH)
+//! R: IDr, [CERT], AUTH, EAP(Request/Identity)  <- the gateway asks for the identity itself
+//! I: EAP(Response/Identity)      -> Event::EapRadius { identity: Some(name) }
+//!                                   ... the owner sends Access-Request, gets Access-Challenge
+//! R: EAP(Request)                <- Endpoint::eap_radius_answer(Challenge)
+//! I: EAP(Response)               -> Event::EapRadius { identity: None } ...
+//! R: EAP(Success)                <- Accept { msk } (MS-MPPE keys, RFC 2548)
+//! I: AUTH (MSK)   R: AUTH (MSK), CP(CFG_REPLY), SAr2, TSi, TSr
+//! ```
+//!
+//! The engine does not block: the IKE_AUTH request whose EAP message went out waits, with its
+//! message ID, for the answer; retransmissions of it meanwhile are dropped and counted
+//! (`eap_radius_retransmits`), and once the answer has gone out the response cache answers
+//! them. The half-open timeout bounds the whole dialogue. Apart from [`super::eap`] (where the
+//! engine is the EAP server itself) so that methods land without reshaping each other; the
+//! gateway's own proof and the final AUTH are the same computations.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use ironsec_eap::codec::{Body, Code, Packet};
+use ironsec_eap::Msk;
+
+use super::proof::{self, Signed};
+use super::{Ctx, IkeSa};
+use crate::config::{Identity, PeerConfig};
+use crate::credentials::{LocalAuth, RemoteAuth};
+use crate::crypto::{psk_auth, verify_psk_auth};
+use crate::events::{CloseReason, EapBytes, Event, RadiusAnswer};
+use crate::peer_text::PeerText;
+use crate::wire::{
+    AuthMethod, AuthPayload, EapPayload, ExchangeType, NotifyType, Payload, Payloads,
+};
+
+/// The longest EAP identity taken: it becomes the RADIUS User-Name (RFC 2865 §5.1).
+const MAX_IDENTITY: usize = 253;
+
+/// The gateway's side of one client's EAP dialogue relayed to RADIUS.
+pub(crate) struct RadiusSession {
+    server: Arc<str>,
+    peer_id: Identity,
+    idi_body: Vec<u8>,
+    idr_body: Vec<u8>,
+    /// The first IKE_AUTH request's payloads: SAi2, TSi, TSr, CP, INITIAL_CONTACT.
+    first: Vec<Payload>,
+    /// Identifier of our EAP-Request/Identity.
+    identity_request: u8,
+    /// The client's EAP identity (raw), once it answered the Identity request.
+    identity: Option<Vec<u8>>,
+    /// Identifier of the client's last EAP response (an EAP-Failure we make carries it).
+    last_response: u8,
+    /// The IKE_AUTH request (message ID) whose EAP message waits for the server's answer.
+    waiting: Option<u32>,
+    /// After Access-Accept: the MSK.
+    done: Option<Msk>,
+}
+
+fn eap_payload(data: Vec<u8>) -> Payload {
+    Payload::Eap(EapPayload { data })
+}
+
+impl IkeSa {
+    /// Whether request `id` is the one waiting for the RADIUS server's answer.
+    pub(crate) fn eap_radius_waits_for(&self, id: u32) -> bool {
+        self.eap_radius
+            .as_ref()
+            .is_some_and(|s| s.waiting == Some(id))
+    }
+
+    fn radius_user(&self) -> String {
+        let raw = self
+            .eap_radius
+            .as_ref()
+            .and_then(|s| s.identity.clone())
+            .unwrap_or_default();
+        PeerText::new(&raw).limit(64).to_string()
+    }
+
+    /// Gateway: the client's first IKE_AUTH request had no AUTH and `conn` relays EAP to a
+    /// RADIUS server. Answers with our identity, certificate and signature and
+    /// EAP-Request/Identity (RFC 3579 §2.1: the NAS may ask for the identity itself).
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) fn start_eap_radius(
+        &mut self,
+        ctx: &mut Ctx,
+        id: u32,
+        payloads: &[Payload],
+        from: SocketAddr,
+        conn: Arc<PeerConfig>,
+        peer_id: Identity,
+        idi: &crate::wire::IdPayload,
+    ) {
+        self.conn = Some(conn.clone());
+        let RemoteAuth::EapRadius { server } = &conn.remote_auth else {
+            return;
+        };
+        if let Err(why) = ctx.auth.check_source(from.ip(), ctx.now) {
+            ctx.stats.auth_rate_limited += 1;
+            self.refuse_auth(
+                ctx,
+                id,
+                from,
+                Some(peer_id),
+                format!("EAP login refused: {why}"),
+            );
+            return;
+        }
+        if !matches!(conn.local_auth, LocalAuth::Pubkey(_)) {
+            let detail = format!(
+                "connection '{}' authenticates clients with EAP but has no certificate of its \
+                 own (local_auth must be pubkey with EAP)",
+                conn.name
+            );
+            self.refuse_auth(ctx, id, from, Some(peer_id), detail);
+            return;
+        }
+        let Some(crypto) = self.crypto.as_ref() else {
+            return;
+        };
+        let Some(idr) = conn.local_id.to_payload() else {
+            let detail = format!("local identity '{}' cannot be sent", conn.local_id);
+            self.refuse_auth(ctx, id, from, Some(peer_id), detail);
+            return;
+        };
+        let ours = proof::prove(
+            &conn,
+            &self.wishes,
+            &Signed {
+                prf: crypto.algs.prf,
+                sk_p: &crypto.sk_pr,
+                real_message: &self.init_messages.1,
+                nonce: &self.nonces.0,
+                id_body: &idr.body_bytes(),
+            },
+        );
+        let (certs, auth) = match ours {
+            Ok(p) => p,
+            Err(detail) => {
+                self.refuse_auth(ctx, id, from, Some(peer_id), detail);
+                return;
+            }
+        };
+        let mut first_id = [0u8; 1];
+        ctx.rng.fill(&mut first_id);
+        let request = Packet::new(Code::Request, first_id[0], Body::Identity(Vec::new())).encode();
+        self.candidates.clear();
+        self.learn_endpoint(from);
+        let idr_body = idr.body_bytes();
+        let mut response = vec![Payload::IdR(idr)];
+        response.extend(certs);
+        response.push(auth);
+        response.push(eap_payload(request));
+        self.send_response(ctx, ExchangeType::IkeAuth, id, &response);
+        self.eap_radius = Some(Box::new(RadiusSession {
+            server: server.clone(),
+            peer_id,
+            idi_body: idi.body_bytes(),
+            idr_body,
+            first: payloads.to_vec(),
+            identity_request: first_id[0],
+            identity: None,
+            last_response: first_id[0],
+            waiting: None,
+            done: None,
+        }));
+    }
+
+    /// Gateway: a later IKE_AUTH request of the dialogue: an EAP response to relay, or after
+    /// the Access-Accept the client's AUTH.
+    pub(crate) fn eap_radius_request(
+        &mut self,
+        ctx: &mut Ctx,
+        id: u32,
+        payloads: &[Payload],
+        from: SocketAddr,
+    ) {
+        let Some(conn) = self.conn.clone() else {
+            return;
+        };
+        let Some(s) = self.eap_radius.as_mut() else {
+            return;
+        };
+        let peer = Some(s.peer_id.clone());
+        if s.waiting.is_some() {
+            // Window of one: the client cannot send another request before our response.
+            ctx.stats.eap_radius_retransmits += 1;
+            return;
+        }
+        if let Some(msk) = s.done.take() {
+            self.eap_radius_final_auth(ctx, id, payloads, from, &conn, msk);
+            return;
+        }
+        let Some(eap) = payloads.eap() else {
+            let detail = "IKE_AUTH request during EAP without an EAP payload".to_string();
+            self.refuse_auth(ctx, id, from, peer, detail);
+            return;
+        };
+        let data = eap.data.clone();
+        match self.eap_radius_read(&data) {
+            Ok(identity) => {
+                let Some(s) = self.eap_radius.as_mut() else {
+                    return;
+                };
+                if let Some(name) = &identity {
+                    s.identity = identity.clone();
+                    // The user's failure limit, before anything goes to the server.
+                    let user = String::from_utf8_lossy(name).into_owned();
+                    if let Err(why) = ctx.auth.check_user(&user, ctx.now) {
+                        ctx.stats.auth_rate_limited += 1;
+                        let failure = Packet::new(Code::Failure, data[1], Body::Empty).encode();
+                        let peer_id = s.peer_id.clone();
+                        self.eap_radius = None;
+                        self.send_response(ctx, ExchangeType::IkeAuth, id, &[eap_payload(failure)]);
+                        ctx.events.push_back(Event::Failure {
+                            conn: Some(conn.name.clone()),
+                            remote: from,
+                            remote_id: Some(peer_id),
+                            notify: NotifyType::AuthenticationFailed,
+                            detail: format!(
+                                "EAP login of user '{}' refused: {why}",
+                                PeerText::new(name).limit(64)
+                            ),
+                            legacy_refused: Vec::new(),
+                        });
+                        self.close(ctx, CloseReason::Refused(NotifyType::AuthenticationFailed));
+                        return;
+                    }
+                }
+                s.last_response = data[1];
+                s.waiting = Some(id);
+                let server = s.server.clone();
+                ctx.events.push_back(Event::EapRadius {
+                    conn: conn.name.clone(),
+                    ike: self.id,
+                    server,
+                    local: self.local,
+                    remote: from,
+                    identity,
+                    eap: EapBytes(data),
+                });
+            }
+            Err(detail) => {
+                ctx.stats.malformed += 1;
+                self.eap_radius_fail(ctx, id, &conn, from, detail.into());
+            }
+        }
+    }
+
+    /// Checks a client's EAP response before it goes to the server: an EAP Response with the
+    /// right length; the first one must be the Response/Identity to our request, whose name
+    /// (non-empty, at most 253 bytes) is returned. The rest goes to the server as it is.
+    fn eap_radius_read(&self, data: &[u8]) -> Result<Option<Vec<u8>>, &'static str> {
+        let Some(s) = self.eap_radius.as_ref() else {
+            return Err("no EAP dialogue");
+        };
+        if !(data.len() >= 5 && is_eap(data, Code::Response)) {
+            return Err("malformed EAP response");
+        }
+        if s.identity.is_some() {
+            return Ok(None);
+        }
+        match Packet::parse(data) {
+            Ok(p) if p.identifier == s.identity_request => match p.body {
+                Body::Identity(name) if !name.is_empty() && name.len() <= MAX_IDENTITY => {
+                    Ok(Some(name))
+                }
+                _ => Err("EAP identity missing, empty or over 253 bytes"),
+            },
+            _ => Err("the first EAP response is not an EAP-Response/Identity to our request"),
+        }
+    }
+
+    /// Gateway: the RADIUS server's answer for the waiting request.
+    pub(crate) fn eap_radius_answer(&mut self, ctx: &mut Ctx, answer: RadiusAnswer) {
+        let Some(conn) = self.conn.clone() else {
+            return;
+        };
+        let Some(s) = self.eap_radius.as_mut() else {
+            return;
+        };
+        let Some(id) = s.waiting.take() else {
+            return;
+        };
+        let from = self.respond_to.unwrap_or(self.remote);
+        let server = s.server.clone();
+        let user = self.radius_user();
+        match answer {
+            RadiusAnswer::Challenge(eap) if is_eap(&eap, Code::Request) => {
+                self.send_response(ctx, ExchangeType::IkeAuth, id, &[eap_payload(eap)]);
+            }
+            RadiusAnswer::Accept { eap, msk } if is_eap(&eap, Code::Success) => {
+                self.send_response(ctx, ExchangeType::IkeAuth, id, &[eap_payload(eap)]);
+                if let Some(s) = self.eap_radius.as_mut() {
+                    s.done = Some(msk);
+                }
+            }
+            RadiusAnswer::Challenge(_) | RadiusAnswer::Accept { .. } => {
+                ctx.stats.malformed += 1;
+                let detail = format!(
+                    "RADIUS server '{server}' answered EAP user '{user}' with an EAP message \
+                     that does not fit (not a Request in a Challenge, not a Success in an Accept)"
+                );
+                self.eap_radius_fail(ctx, id, &conn, from, detail);
+            }
+            RadiusAnswer::Reject { eap, detail } => {
+                let detail = format!(
+                    "RADIUS server '{server}' rejected EAP user '{user}' (Access-Reject{})",
+                    if detail.is_empty() {
+                        String::new()
+                    } else {
+                        format!(": {detail}")
+                    }
+                );
+                let eap = eap.filter(|e| is_eap(e, Code::Failure));
+                // A rejected login counts against its address and user (password guessing).
+                let raw = self
+                    .eap_radius
+                    .as_ref()
+                    .and_then(|s| s.identity.as_deref())
+                    .map(|n| String::from_utf8_lossy(n).into_owned());
+                ctx.auth.failed(from.ip(), raw.as_deref(), ctx.now);
+                self.eap_radius_fail_with(ctx, id, &conn, from, detail, eap);
+            }
+            RadiusAnswer::Unreachable => {
+                let detail = format!(
+                    "radius server unreachable: '{server}' did not answer for EAP user '{user}'"
+                );
+                self.eap_radius_fail(ctx, id, &conn, from, detail);
+            }
+        }
+    }
+
+    fn eap_radius_fail(
+        &mut self,
+        ctx: &mut Ctx,
+        id: u32,
+        conn: &Arc<PeerConfig>,
+        from: SocketAddr,
+        detail: String,
+    ) {
+        self.eap_radius_fail_with(ctx, id, conn, from, detail, None);
+    }
+
+    /// EAP-Failure to the client, the failure told and counted, the SA closed.
+    fn eap_radius_fail_with(
+        &mut self,
+        ctx: &mut Ctx,
+        id: u32,
+        conn: &Arc<PeerConfig>,
+        from: SocketAddr,
+        detail: String,
+        eap: Option<Vec<u8>>,
+    ) {
+        let Some(s) = self.eap_radius.take() else {
+            return;
+        };
+        let failure = eap
+            .unwrap_or_else(|| Packet::new(Code::Failure, s.last_response, Body::Empty).encode());
+        self.send_response(ctx, ExchangeType::IkeAuth, id, &[eap_payload(failure)]);
+        ctx.stats.eap_failures += 1;
+        ctx.events.push_back(Event::Failure {
+            conn: Some(conn.name.clone()),
+            remote: from,
+            remote_id: Some(s.peer_id.clone()),
+            notify: NotifyType::AuthenticationFailed,
+            detail,
+            legacy_refused: Vec::new(),
+        });
+        self.close(ctx, CloseReason::Refused(NotifyType::AuthenticationFailed));
+    }
+
+    /// Gateway: the server accepted; the client's AUTH must be the MSK-keyed MAC over its
+    /// signed octets (with the first request's IDi). Then our AUTH, the lease and the
+    /// CHILD_SA, owned by the EAP identity.
+    fn eap_radius_final_auth(
+        &mut self,
+        ctx: &mut Ctx,
+        id: u32,
+        payloads: &[Payload],
+        from: SocketAddr,
+        conn: &Arc<PeerConfig>,
+        msk: Msk,
+    ) {
+        let user = self.radius_user();
+        let Some(s) = self.eap_radius.take() else {
+            return;
+        };
+        let Some(crypto) = self.crypto.as_ref() else {
+            return;
+        };
+        let prf = crypto.algs.prf;
+        let ok = payloads.auth().is_some_and(|a| {
+            a.method == AuthMethod::SharedKeyMic
+                && verify_psk_auth(
+                    prf,
+                    msk.bytes(),
+                    &self.init_messages.0,
+                    &self.nonces.1,
+                    &crypto.sk_pi,
+                    &s.idi_body,
+                    &a.data,
+                )
+        });
+        if !ok {
+            let detail = format!(
+                "AUTH of EAP user '{user}' does not verify with the MSK from RADIUS server \
+                 '{}' (or is missing) after EAP-Success",
+                s.server
+            );
+            self.refuse_auth(ctx, id, from, Some(s.peer_id), detail);
+            return;
+        }
+        let ours = psk_auth(
+            prf,
+            msk.bytes(),
+            &self.init_messages.1,
+            &self.nonces.0,
+            &crypto.sk_pr,
+            &s.idr_body,
+        );
+        self.eap_identity = Some(user.clone());
+        let response = vec![Payload::Auth(AuthPayload {
+            method: AuthMethod::SharedKeyMic,
+            data: ours,
+        })];
+        self.finish_auth(ctx, id, conn, s.peer_id, response, &s.first, &user);
+    }
+}
+
+/// An EAP packet of `code` whose length field is right.
+fn is_eap(e: &[u8], code: Code) -> bool {
+    e.len() >= 4 && e[0] == code as u8 && u16::from_be_bytes([e[2], e[3]]) as usize == e.len()
+}
