@@ -316,6 +316,27 @@ pub struct PeerConfig {
     /// Virtual IPs (RFC 7296 §3.15): whether we ask for an inner address, hand them out, or
     /// neither.
     pub vip: VipRole,
+    /// What a peer's new IKE SA does to the established ones of the same identity.
+    pub unique: Unique,
+}
+
+/// strongSwan's `unique`: what a new IKE SA (from IKE_AUTH, as responder) of an identity does
+/// to the established IKE SAs of the same identity on the same connection. The identity is a
+/// remote-access client's EAP user if it has one, else the IKE identity; a site is matched at
+/// its own address only, a remote-access client at any address (it comes back from wherever
+/// it is).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Unique {
+    /// Replace them when the new one says INITIAL_CONTACT (the peer has no other SA with us):
+    /// strongSwan's default `no`.
+    #[default]
+    No,
+    /// Never replace, even on INITIAL_CONTACT: several sessions per identity.
+    Never,
+    /// Replace them always: one session per identity, the newest.
+    Replace,
+    /// Keep the established one: the new IKE SA is deleted as soon as it is up.
+    Keep,
 }
 
 /// A connection's part in virtual IP assignment (remote access).

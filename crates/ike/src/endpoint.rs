@@ -306,7 +306,10 @@ impl Endpoint {
                     self.sas.insert(id, *new);
                     self.reindex(id);
                 }
-                SaAction::InitialContact { ike } => self.drop_stale(now, ike),
+                SaAction::Unique {
+                    ike,
+                    initial_contact,
+                } => self.apply_unique(now, ike, initial_contact),
                 SaAction::Reauthenticate { ike } => {
                     // Fails only if the SA went away meanwhile: then there is nothing to renew.
                     let _ = self.reauthenticate(now, ike);
@@ -343,41 +346,71 @@ impl Endpoint {
         }
     }
 
-    /// INITIAL_CONTACT (RFC 7296 3.16): the peer of SA `id` restarted, so every other SA of
-    /// the same connection and identity is stale; close them without a DELETE they could
-    /// not read. Only those from the same peer address: a connection's other tunnels (other
-    /// addresses of the same peer) come back with their own IKE SA, and a peer that sends
-    /// INITIAL_CONTACT on one tunnel while another is up (older ironsec, strongSwan with
-    /// several connections) must not tear down the tunnel that still carries the traffic.
-    fn drop_stale(&mut self, now: Instant, id: IkeSaId) {
-        let Some(sa) = self.sas.get(&id) else { return };
-        let (Some(conn), peer, peer_id) = (sa.conn.clone(), sa.remote.ip(), sa.remote_identity())
+    /// The `unique` policy of IKE SA `id`'s connection (it just came up by IKE_AUTH). With
+    /// the default (`No`), INITIAL_CONTACT (RFC 7296 3.16) means the peer restarted, so every
+    /// other SA of the same connection and identity is stale: they are closed without a
+    /// DELETE it could not read. For a site, only those from the same peer address: a
+    /// connection's other tunnels (other addresses of the same peer) come back with their own
+    /// IKE SA, and a peer that sends INITIAL_CONTACT on one tunnel while another is up (older
+    /// ironsec, strongSwan with several connections) must not tear down the tunnel that still
+    /// carries the traffic. A remote-access client is matched by its user at any address.
+    fn apply_unique(&mut self, now: Instant, id: IkeSaId, initial_contact: bool) {
+        let Some(policy) = self
+            .sas
+            .get(&id)
+            .and_then(|s| s.conn.as_ref())
+            .map(|c| c.unique)
         else {
             return;
         };
-        // A remote-access client comes back from wherever it is now (another network, a
-        // new NAT mapping), and its EAP user, not its IKE identity (often just its address),
-        // names it: its INITIAL_CONTACT replaces the sessions of the same user from any
-        // address, as strongSwan's default `unique = no` does. A site is replaced only from
-        // its own address.
+        let others = self.same_identity(id, policy == crate::config::Unique::No);
+        match policy {
+            crate::config::Unique::Never => {}
+            crate::config::Unique::No if !initial_contact => {}
+            crate::config::Unique::No | crate::config::Unique::Replace => {
+                self.close_stale(now, others)
+            }
+            crate::config::Unique::Keep => {
+                if !others.is_empty() {
+                    // The established session stays; the new one goes (with a DELETE, so
+                    // the peer knows).
+                    let _ = self.terminate(now, id);
+                }
+            }
+        }
+    }
+
+    /// The other established IKE SAs of IKE SA `id`'s connection and peer identity (a
+    /// remote-access client's EAP user when it has one): from any address for a remote-access
+    /// connection, else (`same_address`) from the same address only.
+    fn same_identity(&self, id: IkeSaId, same_address: bool) -> Vec<IkeSaId> {
+        let Some(sa) = self.sas.get(&id) else {
+            return Vec::new();
+        };
+        let (Some(conn), peer, peer_id) = (sa.conn.clone(), sa.remote.ip(), sa.remote_identity())
+        else {
+            return Vec::new();
+        };
         let remote_access = matches!(conn.vip, crate::config::VipRole::Assign(_));
         let eap_id = sa.eap_identity.clone();
-        let stale: Vec<IkeSaId> = self
-            .sas
+        self.sas
             .iter()
             .filter(|(other, s)| {
                 **other != id
+                    // A client's login in progress is not a session yet; a site's SAs of
+                    // any state go (the peer that restarted has none of them).
+                    && (!remote_access || s.state == State::Established)
                     && s.conn.as_ref().is_some_and(|c| c.name == conn.name)
-                    && if remote_access {
-                        s.state == State::Established
-                            && s.eap_identity == eap_id
-                            && (eap_id.is_some() || s.remote_identity() == peer_id)
-                    } else {
-                        s.remote.ip() == peer && s.remote_identity() == peer_id
-                    }
+                    && s.eap_identity == eap_id
+                    && (eap_id.is_some() || s.remote_identity() == peer_id)
+                    && (remote_access || !same_address || s.remote.ip() == peer)
             })
             .map(|(k, _)| *k)
-            .collect();
+            .collect()
+    }
+
+    /// Closes `stale` (replaced by a newer IKE SA of the same identity).
+    fn close_stale(&mut self, now: Instant, stale: Vec<IkeSaId>) {
         for old in stale {
             if let Some(s) = self.sas.get_mut(&old) {
                 let mut ctx = Ctx::new(now, self.clock, &mut *self.rng, &self.cfg, &mut self.out);

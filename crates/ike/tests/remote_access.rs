@@ -565,3 +565,47 @@ fn wrong_passwords_are_limited_per_user_without_locking_out_others() {
     n.initiate_a();
     assert_eq!(up(&n.events_b), 1, "{:?}", failures(&n.events_b));
 }
+
+/// `unique` (strongSwan's words): alice opens a second session from the same laptop (no
+/// INITIAL_CONTACT: it has one already), then from a fresh one (INITIAL_CONTACT). Which of
+/// her sessions the gateway keeps after each.
+#[test]
+fn unique_policies_decide_which_sessions_of_a_user_stay() {
+    use ironsec_ike::config::Unique;
+    let run = |policy: Unique| -> (usize, usize, bool) {
+        let (alice, mut b) = client_and_gateway("alice", PASSWORD);
+        b.unique = policy;
+        let mut n = net(alice.clone(), b);
+        let first = n.initiate_a();
+        let first_b = n.b.ike_sas()[0].id;
+        let _ = first;
+        // A second session from the same endpoint: no INITIAL_CONTACT.
+        n.initiate_a();
+        let after_second = n.b.ike_sas().iter().filter(|s| s.established).count();
+        // A fresh endpoint (the laptop restarted): INITIAL_CONTACT.
+        let mut e = ironsec_ike::Endpoint::new(
+            Default::default(),
+            vec![alice],
+            Box::new(ironsec_ike::crypto::TestRng::new(9)),
+        );
+        let t = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .unwrap()
+            .as_secs() as i64;
+        e.set_wall_clock(n.now, t);
+        n.a = e;
+        n.initiate_a();
+        let sas = n.b.ike_sas();
+        let after_third = sas.iter().filter(|s| s.established).count();
+        let first_stays = sas.iter().any(|s| s.id == first_b && s.established);
+        (after_second, after_third, first_stays)
+    };
+    // no: the second stays beside the first; the third (INITIAL_CONTACT) replaces both.
+    assert_eq!(run(Unique::No), (2, 1, false));
+    // never: all three.
+    assert_eq!(run(Unique::Never), (2, 3, true));
+    // replace: always the newest only.
+    assert_eq!(run(Unique::Replace), (1, 1, false));
+    // keep: the first only; each newcomer is deleted once up.
+    assert_eq!(run(Unique::Keep), (1, 1, true));
+}

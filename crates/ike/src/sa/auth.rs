@@ -421,11 +421,14 @@ impl IkeSa {
                 legacy_refused: Vec::new(),
             }),
         }
-        if request.notify(NotifyType::InitialContact).is_some() {
+        let initial_contact = request.notify(NotifyType::InitialContact).is_some();
+        if initial_contact {
             ctx.stats.initial_contacts += 1;
-            ctx.actions
-                .push_back(SaAction::InitialContact { ike: self.id });
         }
+        ctx.actions.push_back(SaAction::Unique {
+            ike: self.id,
+            initial_contact,
+        });
         debug_assert!(self.state == State::Established);
     }
 

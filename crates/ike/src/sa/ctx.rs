@@ -20,7 +20,9 @@ pub(crate) enum SaAction {
     Adopt(Box<IkeSa>),
     /// The peer of `ike` authenticated with INITIAL_CONTACT (RFC 7296 3.16): its older SAs
     /// from the same address are stale, and the endpoint closes them.
-    InitialContact { ike: IkeSaId },
+    /// A peer's IKE SA came up by IKE_AUTH (we responded): its connection's `unique` policy
+    /// applies to the other IKE SAs of its identity.
+    Unique { ike: IkeSaId, initial_contact: bool },
     /// Reauthentication of `ike` is due: the endpoint starts its replacement.
     Reauthenticate { ike: IkeSaId },
     /// `by`, which reauthenticates `old`, is up with its CHILD_SAs: now `old` may go

@@ -60,6 +60,7 @@ pub fn peer(
         dpd_interval: Some(Duration::from_secs(30)),
         force_encap: true,
         vip: crate::config::VipRole::None,
+        unique: Default::default(),
     }
 }
 

@@ -38,6 +38,8 @@ pub struct IkeKeying {
     pub allow_legacy_crypto: bool,
     pub start_action: StartAction,
     pub close_action: CloseAction,
+    /// What a peer's new IKE SA does to its identity's established ones.
+    pub unique: ironsec_ike::config::Unique,
     pub dpd_interval: Option<Duration>,
     /// NAT keepalives (RFC 3948 2.3) this often while we are behind a NAT and the tunnel
     /// sends nothing; None = off.
@@ -579,6 +581,7 @@ pub(super) fn validate(
         esp_proposals,
         allow_legacy_crypto,
         start_action,
+        unique: c.unique.map(Into::into).unwrap_or_default(),
         close_action: c.close_action.unwrap_or(match start_action {
             StartAction::Start => CloseAction::Restart,
             StartAction::Trap => CloseAction::Trap,

@@ -202,6 +202,7 @@ macro_rules! config_word {
 
 config_word!(KeyingKind, "keying", ["static" => Static, "ike" => Ike]);
 config_word!(StartAction, "start_action", ["start" => Start, "trap" => Trap, "none" => None]);
+config_word!(UniqueWord, "unique", ["no" => No, "never" => Never, "replace" => Replace, "keep" => Keep]);
 config_word!(Mode, "mode", ["active-standby" => ActiveStandby, "active-active" => ActiveActive]);
 config_word!(
     CloseAction,
@@ -217,6 +218,27 @@ pub enum KeyingKind {
     Static,
     /// IKEv2 with a pre-shared key.
     Ike,
+}
+
+/// strongSwan's `unique` (see `ironsec_ike::config::Unique`).
+#[derive(Deserialize, Debug, Clone, Copy, PartialEq, Eq)]
+#[serde(try_from = "String")]
+pub enum UniqueWord {
+    No,
+    Never,
+    Replace,
+    Keep,
+}
+
+impl From<UniqueWord> for ironsec_ike::config::Unique {
+    fn from(w: UniqueWord) -> Self {
+        match w {
+            UniqueWord::No => ironsec_ike::config::Unique::No,
+            UniqueWord::Never => ironsec_ike::config::Unique::Never,
+            UniqueWord::Replace => ironsec_ike::config::Unique::Replace,
+            UniqueWord::Keep => ironsec_ike::config::Unique::Keep,
+        }
+    }
 }
 
 #[derive(Deserialize, Debug, Clone, Copy, PartialEq, Eq)]
@@ -333,6 +355,10 @@ pub struct ConnectionSchema {
     /// 3DES; `ironsec_ike::crypto::LegacyLevel::OptIn`). Default false.
     pub allow_legacy_crypto: Option<bool>,
     pub start_action: Option<StartAction>,
+    /// What a peer's new IKE SA does to the established ones of the same identity, as
+    /// strongSwan's `unique`: "no" (default: replace them on INITIAL_CONTACT), "never",
+    /// "replace", "keep".
+    pub unique: Option<UniqueWord>,
     pub close_action: Option<CloseAction>,
     /// Seconds a request on an established IKE SA may go unanswered before the peer is
     /// declared dead; absent = when the retransmissions run out.

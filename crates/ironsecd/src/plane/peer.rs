@@ -101,6 +101,7 @@ fn peer_config(c: &Connection, trust: &Trust) -> Option<PeerConfig> {
             Some(ra) => ironsec_ike::config::VipRole::Assign(ra.vip_pool()),
             None => ironsec_ike::config::VipRole::None,
         },
+        unique: k.unique,
     })
 }
 
