@@ -98,6 +98,7 @@ fn hostile_initiator(ns: &str, id: Identity, timeout: Duration) -> Vec<Event> {
         dpd_interval: None,
         force_encap: true,
         vip: ironsec_ike::config::VipRole::None,
+        unique: Default::default(),
     };
     let mut ep = Endpoint::new(
         EndpointConfig::default(),
