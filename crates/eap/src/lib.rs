@@ -4,6 +4,8 @@
 //! - [`codec`]: EAP packets and the EAP-MSCHAPv2 type-data, parsed strictly.
 //! - [`mschapv2`]: EAP-MSCHAPv2 (RFC 2759 computations, the MSK as strongSwan derives it, the
 //!   server and the client state machines).
+//! - [`tls`]: EAP-TLS (RFC 5216) over rustls driven from memory, TLS 1.2, client certificates
+//!   checked by `ironsec_pki`; server and client.
 //! - [`users`]: the users file (`name:NT-hash`) and [`nthash`].
 //!
 //! A crate of its own so that MD4 and DES (and later rustls for EAP-TLS, MD5 for RADIUS) stay
@@ -13,6 +15,7 @@
 
 pub mod codec;
 pub mod mschapv2;
+pub mod tls;
 pub mod users;
 
 pub use codec::{Body, Code, MsChapV2, Packet, ParseError};
