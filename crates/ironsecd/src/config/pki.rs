@@ -177,6 +177,9 @@ pub enum RemoteAuthConfig {
     },
     /// Remote-access clients with EAP-MSCHAPv2 against a users file (NT hashes).
     EapMschapv2(EapUsers),
+    /// Remote-access clients with EAP-TLS: a client certificate chaining to `gateway.ca_dir`
+    /// (CRLs from `crl_dir`), whose identity is the EAP identity the client gives.
+    EapTls,
 }
 
 /// The users of `eap_users_file`, as loaded. Equal when the same file is named: a reload
@@ -264,6 +267,7 @@ enum Method {
     Psk,
     Pubkey,
     EapMschapv2,
+    EapTls,
 }
 
 fn method(
@@ -277,7 +281,8 @@ fn method(
         "psk" => Some(Method::Psk),
         "pubkey" => Some(Method::Pubkey),
         "eap-mschapv2" if name == "remote_auth" => Some(Method::EapMschapv2),
-        "eap-mschapv2" => {
+        "eap-tls" if name == "remote_auth" => Some(Method::EapTls),
+        "eap-mschapv2" | "eap-tls" => {
             errs.push(ConfigError::new(
                 file,
                 format!("{key}.{name}"),
@@ -288,7 +293,7 @@ fn method(
         }
         other => {
             let choices = if name == "remote_auth" {
-                "\"psk\", \"pubkey\", \"eap-mschapv2\""
+                "\"psk\", \"pubkey\", \"eap-mschapv2\", \"eap-tls\""
             } else {
                 "\"psk\", \"pubkey\""
             };
@@ -376,8 +381,11 @@ pub fn validate_auth(
             None => return None,
         },
         // `method` refuses EAP as local_auth.
-        Method::EapMschapv2 => return None,
+        Method::EapMschapv2 | Method::EapTls => return None,
     };
+    if remote == Method::EapTls {
+        eap_tls_needs(file, key, c, local, errs);
+    }
     let remote_cfg = match remote {
         Method::Psk => {
             if c.remote_cert.is_some() {
@@ -401,6 +409,7 @@ pub fn validate_auth(
             };
             RemoteAuthConfig::Pubkey { pinned }
         }
+        Method::EapTls => RemoteAuthConfig::EapTls,
         Method::EapMschapv2 => {
             // RFC 7296 2.16: with EAP the gateway authenticates with its certificate first,
             // and clients (strongSwan, Windows, Apple, Android) insist on it.
@@ -450,6 +459,58 @@ pub fn validate_auth(
         local_id,
         needs_psk,
     ))
+}
+
+/// What `remote_auth = "eap-tls"` needs besides `gateway.ca_dir` (checked with the gateway,
+/// [`eap_tls_without_anchors`]): our certificate (the TLS server's and the IKE AUTH's) and a
+/// pool; a pinned `remote_cert` means nothing to it.
+fn eap_tls_needs(
+    file: &Path,
+    key: &str,
+    c: &ConnectionSchema,
+    local: Method,
+    errs: &mut Vec<ConfigError>,
+) {
+    if local != Method::Pubkey {
+        errs.push(ConfigError::new(
+            file,
+            format!("{key}.local_auth"),
+            "EAP-TLS clients authenticate the gateway by its certificate, which is also the TLS \
+             server's: needs local_auth = \"pubkey\" and local_cert",
+        ));
+    }
+    if c.pool.is_none() {
+        errs.push(ConfigError::new(
+            file,
+            format!("{key}.remote_auth"),
+            "EAP is for remote-access connections (a `pool` and a tunnel with remote = \"%any\")",
+        ));
+    }
+    if c.remote_cert.is_some() {
+        errs.push(ConfigError::new(
+            file,
+            format!("{key}.remote_cert"),
+            "set, but remote_auth = \"eap-tls\" accepts any client certificate chaining to \
+             gateway.ca_dir: we would not use it",
+        ));
+    }
+}
+
+/// An EAP-TLS connection on a gateway without trust anchors: no client could ever log in.
+pub fn eap_tls_without_anchors(
+    file: &Path,
+    key: &str,
+    auth: &RemoteAuthConfig,
+    trust: &Trust,
+) -> Option<ConfigError> {
+    (matches!(auth, RemoteAuthConfig::EapTls) && trust.store.anchors().is_empty()).then(|| {
+        ConfigError::new(
+            file,
+            format!("{key}.remote_auth"),
+            "\"eap-tls\" checks client certificates against gateway.ca_dir, which holds no CA \
+             certificate (or is not set)",
+        )
+    })
 }
 
 fn read_certs(

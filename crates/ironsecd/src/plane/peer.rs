@@ -71,6 +71,10 @@ fn peer_config(c: &Connection, trust: &Trust) -> Option<PeerConfig> {
             (RemoteAuthConfig::Psk, Some(psk)) => RemoteAuth::Psk(psk.clone()),
             (RemoteAuthConfig::Psk, None) => return None,
             (RemoteAuthConfig::EapMschapv2(u), _) => RemoteAuth::EapMschapv2(u.users.clone()),
+            (RemoteAuthConfig::EapTls, _) => RemoteAuth::EapTls(Arc::new(PeerTrust {
+                store: trust.store.clone(),
+                pinned: None,
+            })),
         },
         ike_proposals: k.ike_proposals.clone(),
         esp_proposals: k.esp_proposals.clone(),
