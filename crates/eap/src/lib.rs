@@ -8,7 +8,7 @@
 //!   checked by `ironsec_pki`; server and client.
 //! - [`users`]: the users file (`name:NT-hash`) and [`nthash`].
 //!
-//! A crate of its own so that MD4 and DES (and later rustls for EAP-TLS, MD5 for RADIUS) stay
+//! A crate of its own so that MD4, DES and rustls (EAP-TLS) (and later MD5 for RADIUS) stay
 //! out of the IKE engine's other code; see ARCHITECTURE.md.
 
 #![forbid(unsafe_code)]
