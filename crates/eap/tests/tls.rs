@@ -75,6 +75,9 @@ struct Run {
     client_fragments: usize,
     server_more: usize,
     client_more: usize,
+    /// EAP packet bytes each way (EAP headers and EAP-TLS flags/lengths included).
+    server_bytes: usize,
+    client_bytes: usize,
 }
 
 fn tls_flags(packet: &[u8]) -> Option<(u8, usize)> {
@@ -91,9 +94,12 @@ fn run(server: &mut Server, client: &mut Client) -> Run {
         client_fragments: 0,
         server_more: 0,
         client_more: 0,
+        server_bytes: 0,
+        client_bytes: 0,
     };
     for _ in 0..100 {
         r.rounds += 1;
+        r.server_bytes += req.len();
         if let Some((f, len)) = tls_flags(&req) {
             if len > 6 {
                 r.server_fragments += 1;
@@ -110,6 +116,7 @@ fn run(server: &mut Server, client: &mut Client) -> Run {
             }
             ClientStep::Failure => return r,
         };
+        r.client_bytes += resp.len();
         if let Some((f, len)) = tls_flags(&resp) {
             if len > 6 {
                 r.client_fragments += 1;
@@ -157,8 +164,9 @@ fn handshake_with_rustls_client_msk_equal_both_sides() {
     assert_eq!(msk, cm, "both ends derive one MSK");
     assert_ne!(msk.bytes(), &[0u8; 64][..]);
     eprintln!(
-        "rounds {} server fragments {} client fragments {}",
-        r.rounds, r.server_fragments, r.client_fragments
+        "P-256, one certificate each way: rounds {} server fragments {} ({} EAP bytes) client \
+         fragments {} ({} EAP bytes)",
+        r.rounds, r.server_fragments, r.server_bytes, r.client_fragments, r.client_bytes
     );
 }
 
@@ -188,8 +196,15 @@ fn fragmented_1024_reassembled() {
     );
     assert!(r.rounds as u32 <= tls::MAX_ROUNDS);
     eprintln!(
-        "rounds {} server fragments {} (M {}) client fragments {} (M {})",
-        r.rounds, r.server_fragments, r.server_more, r.client_fragments, r.client_more
+        "large flights: rounds {} server fragments {} (M {}, {} EAP bytes) client fragments {} \
+         (M {}, {} EAP bytes)",
+        r.rounds,
+        r.server_fragments,
+        r.server_more,
+        r.server_bytes,
+        r.client_fragments,
+        r.client_more,
+        r.client_bytes
     );
 }
 
@@ -337,5 +352,60 @@ fn oversized_and_malformed_fragments_refused_without_panic() {
         let (mut server, id) = started();
         let p = [2, id, 0, 12, 13, 0x80, 0, 0, 0, 2, 0x16, 3];
         let _ = server.step(&p[..n]);
+    }
+}
+
+mod prop {
+    use super::*;
+    use proptest::prelude::*;
+    use std::sync::OnceLock;
+
+    fn shared_setup() -> &'static ServerSetup {
+        static S: OnceLock<ServerSetup> = OnceLock::new();
+        S.get_or_init(|| setup(&ca("Root")))
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(256))]
+
+        /// Any sequence of responses (each given the Identifier the server expects, so that
+        /// they reach the EAP-TLS and TLS layers): a step, never a panic, and after a Failure
+        /// nothing but more Failures.
+        #[test]
+        fn arbitrary_responses_never_panic(
+            bodies in proptest::collection::vec(
+                proptest::collection::vec(any::<u8>(), 0..300), 1..12),
+            tls_typed in any::<bool>(),
+        ) {
+            let mut server = Server::new(shared_setup(), NOW, 0).unwrap();
+            let first = server.start();
+            let mut id = first[1];
+            let mut over = false;
+            for (i, body) in bodies.into_iter().enumerate() {
+                // The Identity first, then EAP-TLS type-data (or anything, when not tls_typed).
+                let (typ, data) = if i == 0 {
+                    (1u8, b"x@y.example".to_vec())
+                } else if tls_typed {
+                    (13u8, body)
+                } else {
+                    (*body.first().unwrap_or(&0), body.get(1..).unwrap_or_default().to_vec())
+                };
+                let mut p = vec![2, id, 0, 0, typ];
+                p.extend_from_slice(&data);
+                let len = p.len().min(usize::from(u16::MAX)) as u16;
+                p[2..4].copy_from_slice(&len.to_be_bytes());
+                match server.step(&p) {
+                    ServerStep::Continue(next) => {
+                        prop_assert!(!over);
+                        id = next[1];
+                    }
+                    ServerStep::Failure { packet, .. } => {
+                        prop_assert_eq!(packet[0], 4);
+                        over = true;
+                    }
+                    ServerStep::Success { .. } => prop_assert!(false, "success from noise"),
+                }
+            }
+        }
     }
 }
