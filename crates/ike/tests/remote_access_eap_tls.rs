@@ -242,3 +242,49 @@ fn eap_tls_certificate_identity_outside_remote_id_refused() {
     n.initiate_a();
     assert_refused(&n, "does not match remote_id");
 }
+
+/// Two EAP connections on one gateway address: EAP-MSCHAPv2 for anyone (`%any`, configured
+/// first) and EAP-TLS for `*@tls.example.org`. A client without AUTH is given the connection
+/// whose remote_id names its IDi most specifically: the EAP-TLS client lands on the EAP-TLS
+/// connection and an EAP-MSCHAPv2 client with another identity on the other one.
+#[test]
+fn eap_tls_and_mschapv2_connections_chosen_by_remote_id() {
+    use ironsec_ike::eap::{nthash, Users};
+    let root = ca("RA Root CA");
+    let (a, tls_conn) = client_and_gateway(&root, &root, ALICE, ALICE, ALICE);
+    let mut tls_conn = tls_conn;
+    tls_conn.name = "to-a-tls".into();
+    let mut mschap = tls_conn.clone();
+    mschap.name = "to-a".into();
+    mschap.remote_id = Identity::Any;
+    let mut users = Users::new();
+    users.insert("bob", nthash("bob's password"));
+    mschap.remote_auth = RemoteAuth::EapMschapv2(Arc::new(users));
+    mschap.vip = VipRole::Assign(VipPool {
+        range: "10.99.0.128/29".into(),
+        grace: Duration::from_secs(60),
+        dns: vec![],
+    });
+    let mut n = net(a.clone(), tls_conn.clone());
+    n.b.set_peers(vec![mschap.clone(), tls_conn.clone()]);
+    n.initiate_a();
+    assert_eq!(up(&n.events_b), 1, "B: {:?}", n.events_b);
+    let tls_leases = n.b.leases("to-a-tls");
+    assert_eq!(tls_leases.len(), 1);
+    assert_eq!(tls_leases[0].owner, ALICE);
+    assert!(n.b.leases("to-a").is_empty());
+
+    // An EAP-MSCHAPv2 client (IDi outside *@tls.example.org) on the same gateway.
+    let mut b_client = a;
+    b_client.local_id = Identity::parse("laptop.example");
+    b_client.local_auth = LocalAuth::EapMschapv2 {
+        user: "bob".into(),
+        hash: nthash("bob's password"),
+    };
+    let mut n = net(b_client, tls_conn.clone());
+    n.b.set_peers(vec![mschap, tls_conn]);
+    n.initiate_a();
+    assert_eq!(up(&n.events_b), 1, "B: {:?}", n.events_b);
+    assert_eq!(n.b.leases("to-a")[0].owner, "bob");
+    assert!(n.b.leases("to-a-tls").is_empty());
+}
