@@ -66,25 +66,33 @@ struct RaLab {
     topo: RaTopology,
     pki: Pki,
     dir: TempDir,
+    /// The pool the clients' addresses must come from ([`POOL`] unless a test says otherwise).
+    pool: (Ipv4Addr, u8),
 }
 
 impl RaLab {
     /// The topology (`direct` clients on the WAN, `behind_nat` behind one NAT) and this
     /// test's copy of the ECDSA PKI (fast keys); nothing runs yet.
     fn new(direct: usize, behind_nat: usize) -> RaLab {
-        RaLab::build(direct, behind_nat, false)
+        RaLab::build(direct, behind_nat, false, KeyKind::EcdsaP256)
     }
 
     /// With a second site on the WAN (see [`RaTopology::up_with_site`]).
     fn with_site(direct: usize) -> RaLab {
-        RaLab::build(direct, 0, true)
+        RaLab::build(direct, 0, true, KeyKind::EcdsaP256)
     }
 
-    fn build(direct: usize, behind_nat: usize, site: bool) -> RaLab {
+    /// The same with a PKI of keys `kind` (RSA-3072: large certificates, so IKE and EAP-TLS
+    /// fragmentation).
+    fn with_keys(direct: usize, behind_nat: usize, kind: KeyKind) -> RaLab {
+        RaLab::build(direct, behind_nat, false, kind)
+    }
+
+    fn build(direct: usize, behind_nat: usize, site: bool, kind: KeyKind) -> RaLab {
         require_root();
         let prefix = unique_prefix();
         let dir = TempDir::new(&prefix);
-        let pki = Pki::shared(KeyKind::EcdsaP256).copy_to(&dir.join("pki"));
+        let pki = Pki::shared(kind).copy_to(&dir.join("pki"));
         let topo = if site {
             RaTopology::up_with_site(&prefix, direct, behind_nat)
         } else {
@@ -96,6 +104,7 @@ impl RaLab {
             topo,
             pki,
             dir,
+            pool: POOL,
         }
     }
 
@@ -324,7 +333,12 @@ impl RaLab {
                 .map(|ch| ch.algorithms.as_str())
                 .unwrap_or("-")
         );
-        assert!(in_pool(vip), "vip {vip} outside {RA_POOL}");
+        assert!(
+            in_pool(vip, self.pool),
+            "vip {vip} outside {}/{}",
+            self.pool.0,
+            self.pool.1
+        );
         if let Some(group) = profile.ike_group() {
             assert!(
                 ike.algorithms.ends_with(group),
@@ -412,9 +426,9 @@ fn quote(s: &str) -> String {
     format!("\"{}\"", s.replace('\\', "\\\\").replace('"', "\\\""))
 }
 
-fn in_pool(a: Ipv4Addr) -> bool {
-    let mask = u32::MAX << (32 - POOL.1);
-    u32::from(a) & mask == u32::from(POOL.0)
+fn in_pool(a: Ipv4Addr, pool: (Ipv4Addr, u8)) -> bool {
+    let mask = u32::MAX << (32 - pool.1);
+    u32::from(a) & mask == u32::from(pool.0)
 }
 
 /// A fresh password (printable, as users type them).
@@ -913,7 +927,7 @@ fn ironsec_gateway_clients_reach_a_site_through_its_tunnel() {
             panic!("client {i} did not connect: {out}\n{}", lab.logs());
         }
         let vip = c.vip(Profile::StrongSwan).expect("a virtual IP");
-        assert!(in_pool(vip), "{vip}");
+        assert!(in_pool(vip, POOL), "{vip}");
         let ike = c.ike(Profile::StrongSwan).unwrap();
         let child = &ike.children[0];
         let mut remote = child.remote_ts.clone();
@@ -1138,4 +1152,149 @@ fn ironsec_gateway_eap_radius_via_freeradius() {
         }
     }
     assert_eq!(lab.ironsec_clients().len(), 1, "alice stays");
+}
+
+/// A client certificate `NAME@tls.example.org` (ironsec-rw-gateway.toml's EAP-TLS remote_id)
+/// from `pki`, in files named `file`.
+fn tls_client(pki: &Pki, file: &str, name: &str) -> Cert {
+    let fqdn: &'static str = Box::leak(format!("{name}@tls.example.org").into_boxed_str());
+    let dn: &'static str =
+        Box::leak(format!("C=CH, O=ironsec test, CN={name}@tls.example.org").into_boxed_str());
+    pki.issue_extra(file, Identity { dn, fqdn })
+}
+
+/// The EAP-TLS connection's pool (ironsec-rw-gateway.toml).
+const TLS_POOL: (Ipv4Addr, u8) = (Ipv4Addr::new(10, 98, 0, 0), 24);
+
+/// What one client's charon.log says of its EAP-TLS dialogue: IKE_AUTH requests carrying
+/// EAP-TLS, and IKE fragments sent and received.
+fn eap_tls_rounds(c: &RwClient) -> (usize, usize, usize) {
+    let log = c.log_text();
+    if let Some(l) = log.lines().find(|l| l.contains("negotiated TLS")) {
+        eprintln!("[test] client: {}", l.trim());
+    }
+    let tls = log
+        .lines()
+        .filter(|l| l.contains("generating IKE_AUTH request") && l.contains("EAP/RES/TLS"))
+        .count();
+    let frag_out = log
+        .lines()
+        .filter(|l| l.contains("generating IKE_AUTH request") && l.contains("EF("))
+        .count();
+    let frag_in = log
+        .lines()
+        .filter(|l| l.contains("received fragment #"))
+        .count();
+    (tls, frag_out, frag_in)
+}
+
+/// EAP-TLS clients (strongSwan 5.9.8, `auth = eap-tls`, their certificate identity as IDi and
+/// EAP identity) of an ironsec gateway that also serves EAP-MSCHAPv2 (`%any`) and pubkey
+/// clients: one on the WAN and one behind the NAT each land on "rw-eap-tls" (the more specific
+/// remote_id), get an address of its pool and pass traffic both ways; status names them by
+/// their certificate identity. A client whose certificate is revoked (the gateway's crl_dir)
+/// and one whose certificate comes from another CA are refused (EAP-Failure), and the gateway
+/// logs why, naming the client.
+#[test]
+#[ignore = "needs root and strongswan"]
+fn ironsec_gateway_eap_tls_clients() {
+    let _g = serial();
+    require_eap_plugins();
+    let mut lab = RaLab::new(3, 1);
+    lab.pool = TLS_POOL;
+    let dave = tls_client(&lab.pki, "dave", "dave");
+    let erin = tls_client(&lab.pki, "erin", "erin");
+    let mallory = tls_client(&lab.pki, "mallory", "mallory");
+    lab.pki.revoke_also(&[&mallory.cert]);
+    // Same identity pattern, another CA (the RSA test PKI: its own root and intermediate).
+    let eve = tls_client(Pki::shared(KeyKind::Rsa3072), "eve-foreign", "eve");
+    lab.start_ironsec_gateway(&[("alice", "unused")]);
+    lab.start_client(0, ClientAuth::EapTls { cert: dave });
+    lab.start_client(1, ClientAuth::EapTls { cert: mallory });
+    lab.start_client(2, ClientAuth::EapTls { cert: eve });
+    lab.start_client(3, ClientAuth::EapTls { cert: erin });
+    let vd = lab.connect_and_check(0, Profile::StrongSwan);
+    let ve = lab.connect_and_check(3, Profile::StrongSwan);
+    assert_ne!(vd, ve);
+    let (rounds, frag_out, frag_in) = eap_tls_rounds(&lab.clients[0]);
+    eprintln!(
+        "[test] EAP-TLS (ECDSA P-256): {rounds} IKE_AUTH requests with EAP-TLS, IKE fragments \
+         {frag_out} sent / {frag_in} received by the client"
+    );
+    let clients = lab.ironsec_clients();
+    assert_eq!(clients.len(), 2, "{clients:#?}");
+    for (name, vip, host) in [
+        ("dave", vd, lab.topo.clients[0].addr.to_string()),
+        ("erin", ve, RA_NAT_PUBLIC.to_string()),
+    ] {
+        let id = format!("{name}@tls.example.org");
+        let c = clients
+            .iter()
+            .find(|c| c.1 == id)
+            .unwrap_or_else(|| panic!("no client {id}: {clients:#?}"));
+        assert_eq!((c.0.as_str(), c.2.clone()), ("rw-eap-tls", vip.to_string()));
+        assert!(
+            c.3.starts_with(&format!("{host}:")),
+            "{c:?} not from {host}"
+        );
+    }
+    let text = lab.ctl(&["status"]);
+    assert!(
+        text.contains("pool 10.98.0.0/24: 2 of 254 addresses in use"),
+        "{text}"
+    );
+    let leases = lab.ctl(&["leases"]);
+    assert!(
+        leases
+            .lines()
+            .any(|l| l.contains(&vd.to_string()) && l.contains("dave@tls.example.org")),
+        "{leases}"
+    );
+    // Refused: the revoked certificate, and the one from another CA.
+    for (i, name, why) in [(1, "mallory", "revoked"), (2, "eve", "not a trusted CA")] {
+        let c = &lab.clients[i];
+        let out = c.initiate(Profile::StrongSwan);
+        assert!(out.is_err(), "{name} connected: {out:?}\n{}", lab.logs());
+        assert!(c.ike(Profile::StrongSwan).is_none());
+        let log = lab.ironsec().log_text();
+        assert!(
+            log.lines()
+                .any(|l| l.contains("EAP-TLS authentication failed")
+                    && l.contains(&format!("{name}@tls.example.org"))
+                    && l.contains(why)),
+            "no log line tells why {name} was refused ({why}):\n{log}"
+        );
+    }
+    assert_eq!(lab.ironsec_clients().len(), 2, "the others stay");
+    lab.ping_ok(&lab.clients[0].ns, RA_LAN_HOST, 2);
+}
+
+/// One EAP-TLS client with RSA-3072 certificates on both sides (the gateway's chain and the
+/// client's): the TLS flights exceed 1024 bytes (EAP-TLS fragments with ACKs both ways) and
+/// the IKE_AUTH response with the gateway's certificate exceeds the MTU (IKE fragmentation).
+#[test]
+#[ignore = "needs root and strongswan"]
+fn ironsec_gateway_eap_tls_client_rsa3072() {
+    let _g = serial();
+    require_eap_plugins();
+    let mut lab = RaLab::with_keys(1, 0, KeyKind::Rsa3072);
+    lab.pool = TLS_POOL;
+    let dave = tls_client(&lab.pki, "dave-rsa", "dave");
+    lab.start_ironsec_gateway(&[("alice", "unused")]);
+    lab.start_client(0, ClientAuth::EapTls { cert: dave });
+    lab.connect_and_check(0, Profile::StrongSwan);
+    let (rounds, frag_out, frag_in) = eap_tls_rounds(&lab.clients[0]);
+    eprintln!(
+        "[test] EAP-TLS (RSA-3072): {rounds} IKE_AUTH requests with EAP-TLS, IKE fragments \
+         {frag_out} sent / {frag_in} received by the client"
+    );
+    let log = lab.clients[0].log_text();
+    assert!(
+        log.lines().filter(|l| l.contains("EAP/RES/TLS")).count() >= 6,
+        "fewer EAP-TLS rounds than fragmented flights need:\n{log}"
+    );
+    let clients = lab.ironsec_clients();
+    assert_eq!(clients.len(), 1, "{clients:#?}");
+    assert_eq!(clients[0].0, "rw-eap-tls");
+    assert_eq!(clients[0].1, "dave@tls.example.org");
 }

@@ -21,6 +21,13 @@ pub enum LocalAuth {
         user: String,
         hash: ironsec_eap::NtHash,
     },
+    /// As a remote-access client: EAP-TLS (RFC 5216) as `identity` (the EAP identity, one
+    /// the certificate speaks for) with this certificate and key. The gateway's TLS
+    /// certificate is checked against the connection's `RemoteAuth::Pubkey` trust store.
+    EapTls {
+        identity: String,
+        cred: Arc<Credential>,
+    },
 }
 
 /// A connection's certificates, in configured order; never empty. Several are for a peer
@@ -105,6 +112,11 @@ pub enum RemoteAuth {
     EapRadius {
         server: Arc<str>,
     },
+    /// Remote-access clients authenticate with EAP-TLS (RFC 5216): a client certificate
+    /// checked against this trust (anchors and CRLs at the engine's clock; `pinned` is not
+    /// used), and an EAP identity the certificate speaks for. The TLS server certificate and
+    /// key are our `local_auth` pubkey credential's first.
+    EapTls(Arc<PeerTrust>),
 }
 
 /// Our certificate chain and the key that signs for it.
@@ -147,6 +159,13 @@ impl fmt::Debug for Credential {
             .field("send_cert", &self.send_cert)
             .field("rsa_pss", &self.rsa_pss)
             .finish()
+    }
+}
+
+/// EAP-TLS signs with the credential's key where it lies.
+impl AsRef<PrivateKey> for Credential {
+    fn as_ref(&self) -> &PrivateKey {
+        &self.key
     }
 }
 
@@ -204,7 +223,7 @@ impl RemoteAuth {
     pub fn is_eap(&self) -> bool {
         matches!(
             self,
-            RemoteAuth::EapMschapv2(_) | RemoteAuth::EapRadius { .. }
+            RemoteAuth::EapMschapv2(_) | RemoteAuth::EapRadius { .. } | RemoteAuth::EapTls(_)
         )
     }
 }

@@ -239,6 +239,7 @@ fn auth_view(a: &AuthConfig) -> AuthView {
         ),
         RemoteAuthConfig::EapMschapv2(_) => ("eap-mschapv2", None),
         RemoteAuthConfig::EapRadius(_) => ("eap-radius", None),
+        RemoteAuthConfig::EapTls => ("eap-tls", None),
     };
     AuthView {
         auth: if local == remote {
@@ -781,5 +782,93 @@ tunnels = [ {{ local = "192.0.2.1", remote = "198.51.100.2" }} ]
         for line in key.lines().filter(|l| !l.starts_with('-') && l.len() > 16) {
             assert!(!text.contains(line) && !json.contains(line), "{line}");
         }
+    }
+
+    #[test]
+    fn eap_tls_connection_is_listed_and_its_mistakes_refused() {
+        let d = Dir::new("eaptls");
+        let q = |p: &Path| format!("{:?}", p.to_str().unwrap());
+        let conn = |extra: &str| {
+            format!(
+                r#"
+[[connection]]
+name = "rw-eap-tls"
+keying = "ike"
+local_cert = {cert}
+local_key = {key}
+remote_auth = "eap-tls"
+local_id = "gw-a.example"
+remote_id = "*@tls.example.org"
+local_ts = ["10.1.0.0/24"]
+pool = "10.98.0.0/24"
+tunnels = [ {{ local = "192.0.2.1", remote = "%any" }} ]
+{extra}
+"#,
+                cert = q(&conf("pki/certs/gw-a.example.pem")),
+                key = q(&conf("pki/private/gw-a.example.key")),
+            )
+        };
+        let gw = |ca: bool| {
+            format!(
+                "[gateway]\ntun = \"ipsec0\"\n{}\n",
+                if ca {
+                    format!("ca_dir = {}", q(&conf("pki/cacerts")))
+                } else {
+                    String::new()
+                }
+            )
+        };
+        let p = d.write("ok.toml", &format!("{}{}", gw(true), conn("")));
+        let cfg = Config::load_for_check_with_env(&p, []).unwrap_or_else(|e| panic!("{e}"));
+        let l = list(&cfg);
+        let k = l[0].ike.as_ref().unwrap();
+        assert_eq!(
+            (k.auth.as_str(), k.remote_auth.as_str()),
+            ("pubkey/eap-tls", "eap-tls")
+        );
+        let text = render(&l);
+        assert!(
+            text.contains("rw-eap-tls: IKEv2, local pubkey / remote eap-tls auth"),
+            "{text}"
+        );
+        let refused = |name: &str, toml: String| -> Vec<String> {
+            let p = d.write(name, &toml);
+            Config::load_for_check_with_env(&p, [])
+                .expect_err("refused")
+                .0
+                .iter()
+                .map(|e| e.to_string())
+                .collect()
+        };
+        // No CA to check client certificates against.
+        let e = refused("noca.toml", format!("{}{}", gw(false), conn("")));
+        assert!(
+            e.len() == 1 && e[0].contains("remote_auth") && e[0].contains("gateway.ca_dir"),
+            "{e:#?}"
+        );
+        // A pinned remote_cert, and EAP-TLS offered as our own method.
+        let peer = q(&conf("pki/certs/gw-b.example.pem"));
+        let e = refused(
+            "pinned.toml",
+            format!("{}{}", gw(true), conn(&format!("remote_cert = {peer}"))),
+        );
+        assert!(
+            e.iter()
+                .any(|e| e.contains("remote_cert") && e.contains("eap-tls")),
+            "{e:#?}"
+        );
+        let e = refused(
+            "local.toml",
+            format!(
+                "{}{}",
+                gw(true),
+                conn("").replace("remote_auth = \"eap-tls\"", "local_auth = \"eap-tls\"")
+            ),
+        );
+        assert!(
+            e.iter()
+                .any(|e| e.contains("local_auth") && e.contains("remote-access clients")),
+            "{e:#?}"
+        );
     }
 }

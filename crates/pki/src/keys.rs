@@ -62,6 +62,14 @@ impl std::fmt::Debug for PrivateKey {
     }
 }
 
+/// A key held directly is a key reference too (EAP-TLS takes `Arc<dyn AsRef<PrivateKey>>`, so
+/// that an IKE credential can lend its key without a copy).
+impl AsRef<PrivateKey> for PrivateKey {
+    fn as_ref(&self) -> &PrivateKey {
+        self
+    }
+}
+
 const OID_RSA: &str = "1.2.840.113549.1.1.1";
 const OID_EC: &str = "1.2.840.10045.2.1";
 const OID_ED25519: &str = "1.3.101.112";

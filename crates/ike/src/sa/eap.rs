@@ -1,4 +1,5 @@
-//! EAP in IKE_AUTH (RFC 7296 §2.16), both roles, with EAP-MSCHAPv2 from `ironsec_eap`.
+//! EAP in IKE_AUTH (RFC 7296 §2.16), both roles, with EAP-MSCHAPv2 or EAP-TLS from
+//! `ironsec_eap` ([`super::eap_method`]).
 //!
 //! ```text
 //! I: IDi, [CERTREQ], [IDr], SAi2, TSi, TSr, CP(CFG_REQUEST)       <- no AUTH: wants EAP
@@ -18,13 +19,14 @@
 use std::net::SocketAddr;
 use std::sync::Arc;
 
-use ironsec_eap::mschapv2::{Client, ClientStep, Server, ServerStep};
+use ironsec_eap::mschapv2::ClientStep;
 use ironsec_eap::Msk;
 
+use super::eap_method::{ClientMethod, MethodStep, ServerMethod};
 use super::proof::{self, Signed};
 use super::{Ctx, IkeSa, Request};
 use crate::config::{Identity, PeerConfig};
-use crate::credentials::{LocalAuth, RemoteAuth};
+use crate::credentials::LocalAuth;
 use crate::crypto::{psk_auth, verify_psk_auth};
 use crate::events::{CloseReason, Event};
 use crate::peer_text::PeerText;
@@ -35,7 +37,7 @@ use crate::wire::{
 
 /// The gateway's side of one client's EAP dialogue.
 pub(crate) struct ServerSession {
-    server: Server,
+    server: ServerMethod,
     peer_id: Identity,
     /// IDi' and IDr' bodies: the final AUTHs cover them.
     idi_body: Vec<u8>,
@@ -52,7 +54,7 @@ pub(crate) struct ServerSession {
 
 /// The client's side.
 pub(crate) struct ClientSession {
-    client: Client,
+    client: ClientMethod,
     user: String,
     idi_body: Vec<u8>,
     /// From the gateway's first response (its identity and signature checked).
@@ -80,9 +82,9 @@ impl IkeSa {
         idi: &crate::wire::IdPayload,
     ) {
         self.conn = Some(conn.clone());
-        let RemoteAuth::EapMschapv2(users) = &conn.remote_auth else {
+        if !conn.remote_auth.is_eap() {
             return;
-        };
+        }
         if !matches!(conn.local_auth, LocalAuth::Pubkey(_)) {
             let detail = format!(
                 "connection '{}' authenticates clients with EAP but has no certificate of its \
@@ -129,11 +131,13 @@ impl IkeSa {
                 return;
             }
         };
-        let mut challenge = [0u8; 16];
-        ctx.rng.fill(&mut challenge);
-        let mut first_id = [0u8; 1];
-        ctx.rng.fill(&mut first_id);
-        let mut server = Server::new(users.clone(), challenge, first_id[0]);
+        let mut server = match ServerMethod::new(ctx, &conn) {
+            Ok(s) => s,
+            Err(detail) => {
+                self.refuse_auth(ctx, id, from, Some(peer_id), detail);
+                return;
+            }
+        };
         let request = server.start();
         self.candidates.clear();
         self.learn_endpoint(from);
@@ -177,7 +181,7 @@ impl IkeSa {
             self.refuse_auth(ctx, id, from, peer, detail);
             return;
         };
-        let step = s.server.step(&eap.data);
+        let step = s.server.step(&conn, &eap.data);
         // The user's limit, as soon as its name is known and before any challenge: a
         // limited user gets EAP-Failure without a password check.
         if !s.user_checked {
@@ -214,29 +218,31 @@ impl IkeSa {
             }
         }
         match step {
-            ServerStep::Continue(next) => {
+            MethodStep::Continue(next) => {
                 self.send_response(ctx, ExchangeType::IkeAuth, id, &[eap_payload(next)]);
                 // A wrong password is told now: the client may answer our Failure request by
                 // abandoning the IKE SA, and the dialogue never reaches EAP-Failure.
-                if let Some(reason) = s.server.refused().filter(|_| !s.reported) {
-                    let detail = eap_failure_detail(&s.server, reason);
+                if let Some((detail, malformed)) = s.server.refused().filter(|_| !s.reported) {
                     let user = eap_user(&s.server);
                     s.reported = true;
-                    self.report_eap_failure(ctx, &conn, from, peer, detail, reason, user);
+                    self.report_eap_failure(ctx, &conn, from, peer, detail, malformed, user);
                 }
                 self.eap_server = Some(s);
             }
-            ServerStep::Success { packet, msk, user } => {
+            MethodStep::Success { packet, msk, user } => {
                 self.send_response(ctx, ExchangeType::IkeAuth, id, &[eap_payload(packet)]);
                 s.done = Some((msk, user));
                 self.eap_server = Some(s);
             }
-            ServerStep::Failure { packet, reason } => {
+            MethodStep::Failure {
+                packet,
+                detail,
+                malformed,
+            } => {
                 self.send_response(ctx, ExchangeType::IkeAuth, id, &[eap_payload(packet)]);
                 if !s.reported {
-                    let detail = eap_failure_detail(&s.server, &reason);
                     let user = eap_user(&s.server);
-                    self.report_eap_failure(ctx, &conn, from, peer, detail, &reason, user);
+                    self.report_eap_failure(ctx, &conn, from, peer, detail, malformed, user);
                 }
                 self.close(ctx, CloseReason::Refused(NotifyType::AuthenticationFailed));
             }
@@ -252,11 +258,11 @@ impl IkeSa {
         from: SocketAddr,
         peer: Option<Identity>,
         detail: String,
-        reason: &ironsec_eap::FailReason,
+        malformed: bool,
         user: Option<String>,
     ) {
         ctx.stats.eap_failures += 1;
-        if matches!(reason, ironsec_eap::FailReason::Malformed(_)) {
+        if malformed {
             ctx.stats.malformed += 1;
         }
         ctx.auth.failed(from.ip(), user.as_deref(), ctx.now);
@@ -303,8 +309,9 @@ impl IkeSa {
         });
         if !ok {
             let detail = format!(
-                "AUTH of EAP user '{shown}' does not verify with the EAP-MSCHAPv2 MSK (or is \
-                 missing) after EAP-Success"
+                "AUTH of EAP user '{shown}' does not verify with the {} MSK (or is missing) \
+                 after EAP-Success",
+                s.server.name()
             );
             self.refuse_auth(ctx, id, from, Some(s.peer_id), detail);
             return;
@@ -328,15 +335,15 @@ impl IkeSa {
     /// Client: the first IKE_AUTH request, without AUTH (RFC 7296 §2.16). Returns false when
     /// the connection does not use EAP.
     pub(crate) fn start_eap_client(&mut self, ctx: &mut Ctx, idi_body: Vec<u8>) -> bool {
-        let Some(LocalAuth::EapMschapv2 { user, hash }) = self.conn.as_ref().map(|c| &c.local_auth)
-        else {
+        let Some(conn) = self.conn.clone() else {
             return false;
         };
-        let mut peer_challenge = [0u8; 16];
-        ctx.rng.fill(&mut peer_challenge);
+        let Some((client, user)) = ClientMethod::new(ctx, &conn) else {
+            return false;
+        };
         self.eap_client = Some(Box::new(ClientSession {
-            client: Client::new(user, hash.clone(), peer_challenge),
-            user: user.clone(),
+            client,
+            user,
             idi_body,
             idr: None,
             msk: None,
@@ -480,13 +487,14 @@ impl IkeSa {
                 ctx,
                 NotifyType::AuthenticationFailed,
                 format!(
-                    "the gateway refused EAP-MSCHAPv2 authentication as '{user}' (EAP-Failure)"
+                    "the gateway refused {} authentication as '{user}' (EAP-Failure)",
+                    s.client.name()
                 ),
             ),
             Err(e) => self.fail(
                 ctx,
                 NotifyType::AuthenticationFailed,
-                format!("EAP-MSCHAPv2 as '{user}' failed: {e}"),
+                format!("{} as '{user}' failed: {e}", s.client.name()),
             ),
         }
     }
@@ -518,18 +526,8 @@ fn test_misbehaviour(
     }
 }
 
-/// What a failed EAP-MSCHAPv2 login says: the user name as the client gave it (escaped and
-/// cut short) and why, never anything derived from the password.
-fn eap_failure_detail(server: &Server, reason: &ironsec_eap::FailReason) -> String {
-    let user = server.peer_name().unwrap_or_default();
-    format!(
-        "EAP-MSCHAPv2 authentication failed for user '{}': {reason}",
-        PeerText::new(user).limit(64)
-    )
-}
-
 /// The user a failed login counts against: its EAP identity, as the limiter keys it.
-fn eap_user(server: &Server) -> Option<String> {
+fn eap_user(server: &ServerMethod) -> Option<String> {
     server
         .identity()
         .map(|u| String::from_utf8_lossy(u).into_owned())

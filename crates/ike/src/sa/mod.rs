@@ -8,6 +8,7 @@ pub(crate) mod auth;
 pub(crate) mod child;
 mod ctx;
 pub(crate) mod eap;
+mod eap_method;
 pub(crate) mod eap_radius;
 pub(crate) mod fragment;
 pub(crate) mod info;

@@ -169,7 +169,9 @@ pub(crate) fn prove(
             Ok((out, Payload::Auth(sign(cred, wishes, &signed.octets())?)))
         }
         // An EAP client's AUTH is keyed by the MSK once EAP is done (`sa::eap`).
-        LocalAuth::EapMschapv2 { .. } => Err("an EAP client has no AUTH before EAP".into()),
+        LocalAuth::EapMschapv2 { .. } | LocalAuth::EapTls { .. } => {
+            Err("an EAP client has no AUTH before EAP".into())
+        }
     }
 }
 
@@ -283,6 +285,10 @@ pub(crate) fn check(
         RemoteAuth::EapRadius { .. } => Err(format!(
             "'{peer_id}' sent AUTH in its first IKE_AUTH request but this connection expects \
              EAP via RADIUS (remote_auth = \"eap-radius\")"
+        )),
+        RemoteAuth::EapTls(_) => Err(format!(
+            "'{peer_id}' sent AUTH in its first IKE_AUTH request but this connection expects \
+             EAP-TLS (remote_auth = \"eap-tls\")"
         )),
     }
 }

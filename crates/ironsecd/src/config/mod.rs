@@ -555,6 +555,13 @@ fn validate(
             origins.push((file, key));
         }
     }
+    if gateway.is_some() {
+        for (c, (f, k)) in connections.iter().zip(&origins) {
+            if let Keying::Ike(ike) = &c.keying {
+                errs.extend(pki::eap_tls_without_anchors(f, k, &ike.auth.remote, &trust));
+            }
+        }
+    }
     // Two connections claiming the same remote addresses would make routing ambiguous and let
     // one site receive another's traffic. Selectors that differ in protocol or ports may
     // share addresses (`10.2.0.0/24[tcp/443]` on one, `10.2.0.0/24` on another): the fast

@@ -179,6 +179,9 @@ pub enum RemoteAuthConfig {
     EapMschapv2(EapUsers),
     /// Remote-access clients' EAP relayed to a RADIUS server (RFC 3579).
     EapRadius(super::radius::RadiusConfig),
+    /// Remote-access clients with EAP-TLS: a client certificate chaining to `gateway.ca_dir`
+    /// (CRLs from `crl_dir`), whose identity is the EAP identity the client gives.
+    EapTls,
 }
 
 /// The users of `eap_users_file`, as loaded. Equal when the same file is named: a reload
@@ -267,6 +270,7 @@ enum Method {
     Pubkey,
     EapMschapv2,
     EapRadius,
+    EapTls,
 }
 
 fn method(
@@ -281,7 +285,8 @@ fn method(
         "pubkey" => Some(Method::Pubkey),
         "eap-mschapv2" if name == "remote_auth" => Some(Method::EapMschapv2),
         "eap-radius" if name == "remote_auth" => Some(Method::EapRadius),
-        "eap-mschapv2" | "eap-radius" => {
+        "eap-tls" if name == "remote_auth" => Some(Method::EapTls),
+        "eap-mschapv2" | "eap-radius" | "eap-tls" => {
             errs.push(ConfigError::new(
                 file,
                 format!("{key}.{name}"),
@@ -292,7 +297,7 @@ fn method(
         }
         other => {
             let choices = if name == "remote_auth" {
-                "\"psk\", \"pubkey\", \"eap-mschapv2\", \"eap-radius\""
+                "\"psk\", \"pubkey\", \"eap-mschapv2\", \"eap-radius\", \"eap-tls\""
             } else {
                 "\"psk\", \"pubkey\""
             };
@@ -383,8 +388,11 @@ pub fn validate_auth(
             None => return None,
         },
         // `method` refuses EAP as local_auth.
-        Method::EapMschapv2 | Method::EapRadius => return None,
+        Method::EapMschapv2 | Method::EapRadius | Method::EapTls => return None,
     };
+    if remote == Method::EapTls {
+        eap_tls_needs(file, key, c, local, errs);
+    }
     let remote_cfg = match remote {
         Method::Psk => {
             if c.remote_cert.is_some() {
@@ -427,6 +435,7 @@ pub fn validate_auth(
             }
             RemoteAuthConfig::EapRadius(super::radius::validate(file, key, c, errs)?)
         }
+        Method::EapTls => RemoteAuthConfig::EapTls,
         Method::EapMschapv2 => {
             // RFC 7296 2.16: with EAP the gateway authenticates with its certificate first,
             // and clients (strongSwan, Windows, Apple, Android) insist on it.
@@ -476,6 +485,58 @@ pub fn validate_auth(
         local_id,
         needs_psk,
     ))
+}
+
+/// What `remote_auth = "eap-tls"` needs besides `gateway.ca_dir` (checked with the gateway,
+/// [`eap_tls_without_anchors`]): our certificate (the TLS server's and the IKE AUTH's) and a
+/// pool; a pinned `remote_cert` means nothing to it.
+fn eap_tls_needs(
+    file: &Path,
+    key: &str,
+    c: &ConnectionSchema,
+    local: Method,
+    errs: &mut Vec<ConfigError>,
+) {
+    if local != Method::Pubkey {
+        errs.push(ConfigError::new(
+            file,
+            format!("{key}.local_auth"),
+            "EAP-TLS clients authenticate the gateway by its certificate, which is also the TLS \
+             server's: needs local_auth = \"pubkey\" and local_cert",
+        ));
+    }
+    if c.pool.is_none() {
+        errs.push(ConfigError::new(
+            file,
+            format!("{key}.remote_auth"),
+            "EAP is for remote-access connections (a `pool` and a tunnel with remote = \"%any\")",
+        ));
+    }
+    if c.remote_cert.is_some() {
+        errs.push(ConfigError::new(
+            file,
+            format!("{key}.remote_cert"),
+            "set, but remote_auth = \"eap-tls\" accepts any client certificate chaining to \
+             gateway.ca_dir: we would not use it",
+        ));
+    }
+}
+
+/// An EAP-TLS connection on a gateway without trust anchors: no client could ever log in.
+pub fn eap_tls_without_anchors(
+    file: &Path,
+    key: &str,
+    auth: &RemoteAuthConfig,
+    trust: &Trust,
+) -> Option<ConfigError> {
+    (matches!(auth, RemoteAuthConfig::EapTls) && trust.store.anchors().is_empty()).then(|| {
+        ConfigError::new(
+            file,
+            format!("{key}.remote_auth"),
+            "\"eap-tls\" checks client certificates against gateway.ca_dir, which holds no CA \
+             certificate (or is not set)",
+        )
+    })
 }
 
 fn read_certs(

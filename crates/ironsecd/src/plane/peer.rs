@@ -75,6 +75,10 @@ fn peer_config(c: &Connection, trust: &Trust) -> Option<PeerConfig> {
             (RemoteAuthConfig::EapRadius(_), _) => RemoteAuth::EapRadius {
                 server: c.name.as_str().into(),
             },
+            (RemoteAuthConfig::EapTls, _) => RemoteAuth::EapTls(Arc::new(PeerTrust {
+                store: trust.store.clone(),
+                pinned: None,
+            })),
         },
         ike_proposals: k.ike_proposals.clone(),
         esp_proposals: k.esp_proposals.clone(),
