@@ -20,7 +20,8 @@
 # Reported:
 #   setup        the load client's start -> every client holding its virtual IP and its
 #                CHILD_SA (as the client sees it): seconds, clients/s, each client's own setup
-#                time (median, 95th percentile, max), failures and why; what it cost: the IKE
+#                time (median, 95th percentile, max), failures and why; what it cost: the CPU
+#                time of ironsecd (and per client) and of the load client, the IKE
 #                messages the gateway received, dropped (queue, half-open limit) and the
 #                cookies it sent, the client's retransmissions, UDP receive-buffer drops
 #   gateway      `ironsecctl status --json` after setup: connected clients (with their tunnel
@@ -258,6 +259,7 @@ R_RSS0=$(vm_kib "$PID_GW" VmRSS)
 log "    ironsecd up (VmRSS $R_RSS0 KiB); starting $CLIENTS clients"
 
 HOLD=$((TIMEOUT + SETTLE + SECS + 600))
+s0=$(cpu_ticks "$PID_GW") sn0=$(run_ns "$PID_GW")
 ip netns exec "$CL" "$LOAD" --gateway "$GW_WAN" --local "$CL_WAN" --ca "$WORK/pki/cacerts/root.pem" \
     --gateway-id "$GW_ID" --password-file "$WORK/password" --clients "$CLIENTS" --rate "$RATE" \
     --timeout "$TIMEOUT" --hold "$HOLD" --remote-ts 10.1.0.0/24 </dev/null >"$WORK/load.out" 2>"$WORK/load.err" &
@@ -272,12 +274,23 @@ until grep -q '"phase":"setup"' "$WORK/load.out" 2>/dev/null; do
     if [ -n "$line" ] && [ "$line" != "$last" ]; then log "    $line"; last=$line; fi
     sleep 0.2
 done
+s1=$(cpu_ticks "$PID_GW") sn1=$(run_ns "$PID_GW") lt=$(cpu_ticks "$PID_LOAD")
+# What setup cost ironsecd and the load client in CPU time (the gateway's from its threads' run
+# times; both include the last poll interval of up to 0.2 s).
+R_SETUP_CPU=$(awk -v t=$((s1 - s0)) -v hz="$CLK_TCK" 'BEGIN { printf "%.2f", t / hz }')
+R_SETUP_CPU_NS=null R_SETUP_CPU_PER=null
+if [ "$sn0" != - ] && [ "$sn1" != - ]; then
+    R_SETUP_CPU_NS=$(awk -v a="$sn0" -v b="$sn1" 'BEGIN { printf "%.3f", (b - a) / 1e9 }')
+    R_SETUP_CPU_PER=$(awk -v a="$sn0" -v b="$sn1" -v n="$CLIENTS" 'BEGIN { printf "%.3f", (b - a) / 1e6 / n }')
+fi
+R_LOAD_SETUP_CPU=$(awk -v t="$lt" -v hz="$CLK_TCK" 'BEGIN { printf "%.2f", t / hz }')
 for k in up failed setup_secs setup_per_sec client_setup_median_secs client_setup_p95_secs client_setup_max_secs retransmits_sent reasons first_vip last_vip; do
     printf -v "L_$k" '%s' "$(load_field setup "$k")"
 done
 R_CONVERGED=false
 [ "$L_up" = "$CLIENTS" ] && R_CONVERGED=true
 log "    setup: $L_up/$CLIENTS up in $L_setup_secs s ($L_setup_per_sec/s; each client median $L_client_setup_median_secs s, p95 $L_client_setup_p95_secs s), $L_failed failed, $L_retransmits_sent retransmissions"
+log "    CPU during setup: ironsecd $R_SETUP_CPU_NS s ($R_SETUP_CPU_PER ms per client), load client $R_LOAD_SETUP_CPU s"
 [ "$L_failed" = 0 ] || log "    failures: $L_reasons"
 
 ctl status --json >"$WORK/status.json" || die "ironsecd does not answer status"
@@ -331,16 +344,17 @@ OK=false
 if [ "$R_CONVERGED" = true ] && [ "$G_CLIENTS" = "$CLIENTS" ] && [ "$G_UP" = "$CLIENTS" ] && [ "$G_ADDRS" = "$CLIENTS" ]; then OK=true; fi
 CONDITIONS="one remote-access connection (EAP-MSCHAPv2, gateway certificate ECDSA P-256, aes128gcm16-prfsha256-x25519, ESP aes128gcm16), pool $POOL; clients: ironsec's own IKE engine (examples/p2s_load.rs), N clients from one address and ports 500/4500, $( [ "$RATE" = 0 ] && echo "all started at once" || echo "$RATE started a second"); DPD every $DPD s; no traffic"
 if [ "$JSON_OUT" = 1 ]; then
-    printf '{"script":"p2s-scale","ironsecd":"%s","load_client":"%s","conditions":"%s","cpus":%s,"clk_tck":%s,"clients":%s,"rate":%s,"dpd_secs":%s,"pool":"%s","converged":%s,"ok":%s,"up":%s,"failed":%s,"failure_reasons":%s,"setup_secs":%s,"setup_per_sec":%s,"client_setup_median_secs":%s,"client_setup_p95_secs":%s,"client_setup_max_secs":%s,"client_retransmits":%s,"first_vip":%s,"last_vip":%s,"gw_clients":%s,"gw_clients_up":%s,"gw_distinct_addresses":%s,"pool_size":%s,"pool_online":%s,"gw_ike_received":%s,"gw_ike_queue_dropped":%s,"gw_ike_half_open_dropped":%s,"gw_ike_cookies_sent":%s,"gw_udp_rcvbuf_errors":%s,"client_udp_rcvbuf_errors":%s,"rss_before_kib":%s,"rss_after_kib":%s,"hwm_kib":%s,"rss_per_client_kib":%s,"window_secs":%s,"gw_cpu_pct":%s,"gw_cpu_pct_schedstat":%s,"load_client_cpu_pct":%s,"gw_ike_received_during":%s,"gw_clients_after_window":%s,"status_json_secs":%s,"status_json_bytes":%s,"status_text_secs":%s,"leases_secs":%s,"deleted":%s,"delete_secs":%s,"lost":%s,"gw_clients_after_delete":%s,"rss_after_delete_kib":%s}\n' \
+    printf '{"script":"p2s-scale","ironsecd":"%s","load_client":"%s","conditions":"%s","cpus":%s,"clk_tck":%s,"clients":%s,"rate":%s,"dpd_secs":%s,"pool":"%s","converged":%s,"ok":%s,"up":%s,"failed":%s,"failure_reasons":%s,"setup_secs":%s,"setup_per_sec":%s,"client_setup_median_secs":%s,"client_setup_p95_secs":%s,"client_setup_max_secs":%s,"client_retransmits":%s,"gw_setup_cpu_secs":%s,"gw_setup_cpu_secs_schedstat":%s,"gw_setup_cpu_ms_per_client":%s,"load_client_setup_cpu_secs":%s,"first_vip":%s,"last_vip":%s,"gw_clients":%s,"gw_clients_up":%s,"gw_distinct_addresses":%s,"pool_size":%s,"pool_online":%s,"gw_ike_received":%s,"gw_ike_queue_dropped":%s,"gw_ike_half_open_dropped":%s,"gw_ike_cookies_sent":%s,"gw_udp_rcvbuf_errors":%s,"client_udp_rcvbuf_errors":%s,"rss_before_kib":%s,"rss_after_kib":%s,"hwm_kib":%s,"rss_per_client_kib":%s,"window_secs":%s,"gw_cpu_pct":%s,"gw_cpu_pct_schedstat":%s,"load_client_cpu_pct":%s,"gw_ike_received_during":%s,"gw_clients_after_window":%s,"status_json_secs":%s,"status_json_bytes":%s,"status_text_secs":%s,"leases_secs":%s,"deleted":%s,"delete_secs":%s,"lost":%s,"gw_clients_after_delete":%s,"rss_after_delete_kib":%s}\n' \
         "$D" "$LOAD" "$CONDITIONS" "$(nproc)" "$CLK_TCK" "$CLIENTS" "$RATE" "$DPD" "$POOL" "$R_CONVERGED" "$OK" "$L_up" "$L_failed" "$L_reasons" \
         "$L_setup_secs" "$L_setup_per_sec" "$L_client_setup_median_secs" "$L_client_setup_p95_secs" "$L_client_setup_max_secs" "$L_retransmits_sent" \
-        "$L_first_vip" "$L_last_vip" "$G_CLIENTS" "$G_UP" "$G_ADDRS" "$G_POOL_SIZE" "$G_POOL_ONLINE" "$G_IKE_RX" "$G_QDROP" "$G_HALFOPEN" "$G_COOKIES" \
+        "$R_SETUP_CPU" "$R_SETUP_CPU_NS" "$R_SETUP_CPU_PER" "$R_LOAD_SETUP_CPU" "$L_first_vip" "$L_last_vip" "$G_CLIENTS" "$G_UP" "$G_ADDRS" "$G_POOL_SIZE" "$G_POOL_ONLINE" "$G_IKE_RX" "$G_QDROP" "$G_HALFOPEN" "$G_COOKIES" \
         "$R_UDP_GW" "$R_UDP_CL" "$R_RSS0" "$R_RSS1" "$R_HWM" "$R_PER" "$R_WINDOW" "$R_CPU" "$R_CPU_NS" "$R_LOAD_CPU" "$R_IKE_DURING" "$G_CLIENTS2" \
         "$R_STATUS" "$R_STATUS_BYTES" "$R_STATUS_TEXT" "$R_LEASES" "$L_deleted" "$L_delete_secs" "$L_lost" "$G_AFTER" "$R_RSS2"
 else
     say "ironsecd with $CLIENTS remote-access clients ($D, $(nproc) CPUs)"
     say "conditions: $CONDITIONS"
     say "setup: $L_up/$CLIENTS up in $L_setup_secs s ($L_setup_per_sec clients/s; each client: median $L_client_setup_median_secs s, p95 $L_client_setup_p95_secs s, max $L_client_setup_max_secs s); failed $L_failed; client retransmissions $L_retransmits_sent"
+    say "CPU during setup: ironsecd $R_SETUP_CPU_NS s ($R_SETUP_CPU_PER ms per client), load client $R_LOAD_SETUP_CPU s"
     say "gateway: $G_CLIENTS clients listed ($G_UP up, $G_ADDRS distinct addresses), pool $G_POOL_ONLINE/$G_POOL_SIZE online; IKE received $G_IKE_RX, queue dropped $G_QDROP, half-open dropped $G_HALFOPEN, cookies sent $G_COOKIES"
     say "memory: VmRSS $R_RSS0 KiB before, $R_RSS1 KiB with $CLIENTS clients (peak $R_HWM KiB): $R_PER KiB per client; $R_RSS2 KiB after they left"
     say "idle CPU over $R_WINDOW s: ironsecd $R_CPU % of one core ($R_CPU_NS by schedstat), load client $R_LOAD_CPU %; gateway IKE messages meanwhile $R_IKE_DURING (DPD every $DPD s)"
