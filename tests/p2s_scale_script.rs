@@ -54,7 +54,14 @@ fn load_client() -> PathBuf {
     let mut build = Command::new(cargo);
     build
         .current_dir(workspace_root())
-        .args(["build", "--locked", "-p", "ironsecd", "--example", "p2s_load"])
+        .args([
+            "build",
+            "--locked",
+            "-p",
+            "ironsecd",
+            "--example",
+            "p2s_load",
+        ])
         .arg("--target-dir")
         .arg(target_dir);
     if bin_dir.file_name().is_some_and(|n| n == "release") {
@@ -107,7 +114,10 @@ fn fifty_clients_connect_stay_through_dpd_and_leave_and_the_report_says_so() {
     );
     assert_eq!(j["converged"], true, "{j:#}");
     assert_eq!(j["ok"], true, "{j:#}");
-    assert_eq!(j["pool"], "10.100.0.0/26", "the smallest pool for 50: {j:#}");
+    assert_eq!(
+        j["pool"], "10.100.0.0/26",
+        "the smallest pool for 50: {j:#}"
+    );
     for key in [
         "clients",
         "up",

@@ -36,7 +36,7 @@ use ironsec_ike::crypto::SystemRng;
 use ironsec_ike::eap::nthash;
 use ironsec_ike::pki::{Certificate, TrustStore};
 use ironsec_ike::{
-    CloseReason, Endpoint, EndpointConfig, Event, IkeSaId, Identity, LocalAuth, PeerConfig,
+    CloseReason, Endpoint, EndpointConfig, Event, Identity, IkeSaId, LocalAuth, PeerConfig,
     PeerTrust, RemoteAuth,
 };
 
@@ -467,11 +467,7 @@ fn main() {
         libc::signal(libc::SIGTERM, on_signal as *const () as libc::sighandler_t);
         libc::signal(libc::SIGINT, on_signal as *const () as libc::sighandler_t);
     }
-    let ep = Endpoint::new(
-        EndpointConfig::default(),
-        peers,
-        Box::new(SystemRng::new()),
-    );
+    let ep = Endpoint::new(EndpointConfig::default(), peers, Box::new(SystemRng::new()));
     let mut l = Load {
         ep,
         s500: bind(a.local, 500),
@@ -560,12 +556,7 @@ fn main() {
             );
         }
     }
-    let setup_end = l
-        .clients
-        .iter()
-        .filter_map(|c| c.up_at)
-        .max()
-        .unwrap_or(t0);
+    let setup_end = l.clients.iter().filter_map(|c| c.up_at).max().unwrap_or(t0);
     let setup = setup_end.saturating_duration_since(t0);
     let mut each: Vec<f64> = l
         .clients
