@@ -36,7 +36,8 @@
 #   status       how long one `ironsecctl status --json`, one `ironsecctl status` and one
 #                `ironsecctl leases` take with N clients, and the JSON's size
 #   teardown     SIGTERM to the load client: it deletes every IKE SA (INFORMATIONAL DELETE);
-#                how many were deleted, the gateway's client count after, its VmRSS after
+#                how many were deleted, the gateway's client count after, its IKE queue
+#                drops since its start, its VmRSS after
 #
 # Usage (as root):
 #   netns-scripts/p2s-scale.sh [--clients N] [--rate R] [--seconds S] [--dpd D]
@@ -328,15 +329,15 @@ PID_LOAD=""
 for k in deleted delete_secs lost received_during_hold; do
     printf -v "L_$k" '%s' "$(load_field done "$k")"
 done
-G_AFTER=null
+G_AFTER=null G_QDROP_END=null
 for _ in $(seq 50); do
     ctl status --json >"$WORK/status3.json" 2>/dev/null || break
-    read -r G_AFTER _ < <(gw_summary "$WORK/status3.json")
+    read -r G_AFTER _ _ _ _ _ G_QDROP_END _ < <(gw_summary "$WORK/status3.json")
     [ "$G_AFTER" = 0 ] && break
     sleep 0.1
 done
 R_RSS2=$(vm_kib "$PID_GW" VmRSS)
-log "    deleted $L_deleted IKE SAs in $L_delete_secs s; the gateway lists $G_AFTER clients after; VmRSS $R_RSS2 KiB"
+log "    deleted $L_deleted IKE SAs in $L_delete_secs s; the gateway lists $G_AFTER clients after (IKE queue drops since its start: $G_QDROP_END); VmRSS $R_RSS2 KiB"
 stop_pid "$PID_GW"
 PID_GW=""
 
@@ -344,12 +345,12 @@ OK=false
 if [ "$R_CONVERGED" = true ] && [ "$G_CLIENTS" = "$CLIENTS" ] && [ "$G_UP" = "$CLIENTS" ] && [ "$G_ADDRS" = "$CLIENTS" ]; then OK=true; fi
 CONDITIONS="one remote-access connection (EAP-MSCHAPv2, gateway certificate ECDSA P-256, aes128gcm16-prfsha256-x25519, ESP aes128gcm16), pool $POOL; clients: ironsec's own IKE engine (examples/p2s_load.rs), N clients from one address and ports 500/4500, $( [ "$RATE" = 0 ] && echo "all started at once" || echo "$RATE started a second"); DPD every $DPD s; no traffic"
 if [ "$JSON_OUT" = 1 ]; then
-    printf '{"script":"p2s-scale","ironsecd":"%s","load_client":"%s","conditions":"%s","cpus":%s,"clk_tck":%s,"clients":%s,"rate":%s,"dpd_secs":%s,"pool":"%s","converged":%s,"ok":%s,"up":%s,"failed":%s,"failure_reasons":%s,"setup_secs":%s,"setup_per_sec":%s,"client_setup_median_secs":%s,"client_setup_p95_secs":%s,"client_setup_max_secs":%s,"client_retransmits":%s,"gw_setup_cpu_secs":%s,"gw_setup_cpu_secs_schedstat":%s,"gw_setup_cpu_ms_per_client":%s,"load_client_setup_cpu_secs":%s,"first_vip":%s,"last_vip":%s,"gw_clients":%s,"gw_clients_up":%s,"gw_distinct_addresses":%s,"pool_size":%s,"pool_online":%s,"gw_ike_received":%s,"gw_ike_queue_dropped":%s,"gw_ike_half_open_dropped":%s,"gw_ike_cookies_sent":%s,"gw_udp_rcvbuf_errors":%s,"client_udp_rcvbuf_errors":%s,"rss_before_kib":%s,"rss_after_kib":%s,"hwm_kib":%s,"rss_per_client_kib":%s,"window_secs":%s,"gw_cpu_pct":%s,"gw_cpu_pct_schedstat":%s,"load_client_cpu_pct":%s,"gw_ike_received_during":%s,"gw_clients_after_window":%s,"status_json_secs":%s,"status_json_bytes":%s,"status_text_secs":%s,"leases_secs":%s,"deleted":%s,"delete_secs":%s,"lost":%s,"gw_clients_after_delete":%s,"rss_after_delete_kib":%s}\n' \
+    printf '{"script":"p2s-scale","ironsecd":"%s","load_client":"%s","conditions":"%s","cpus":%s,"clk_tck":%s,"clients":%s,"rate":%s,"dpd_secs":%s,"pool":"%s","converged":%s,"ok":%s,"up":%s,"failed":%s,"failure_reasons":%s,"setup_secs":%s,"setup_per_sec":%s,"client_setup_median_secs":%s,"client_setup_p95_secs":%s,"client_setup_max_secs":%s,"client_retransmits":%s,"gw_setup_cpu_secs":%s,"gw_setup_cpu_secs_schedstat":%s,"gw_setup_cpu_ms_per_client":%s,"load_client_setup_cpu_secs":%s,"first_vip":%s,"last_vip":%s,"gw_clients":%s,"gw_clients_up":%s,"gw_distinct_addresses":%s,"pool_size":%s,"pool_online":%s,"gw_ike_received":%s,"gw_ike_queue_dropped":%s,"gw_ike_half_open_dropped":%s,"gw_ike_cookies_sent":%s,"gw_udp_rcvbuf_errors":%s,"client_udp_rcvbuf_errors":%s,"rss_before_kib":%s,"rss_after_kib":%s,"hwm_kib":%s,"rss_per_client_kib":%s,"window_secs":%s,"gw_cpu_pct":%s,"gw_cpu_pct_schedstat":%s,"load_client_cpu_pct":%s,"gw_ike_received_during":%s,"gw_clients_after_window":%s,"status_json_secs":%s,"status_json_bytes":%s,"status_text_secs":%s,"leases_secs":%s,"deleted":%s,"delete_secs":%s,"lost":%s,"gw_clients_after_delete":%s,"gw_ike_queue_dropped_end":%s,"rss_after_delete_kib":%s}\n' \
         "$D" "$LOAD" "$CONDITIONS" "$(nproc)" "$CLK_TCK" "$CLIENTS" "$RATE" "$DPD" "$POOL" "$R_CONVERGED" "$OK" "$L_up" "$L_failed" "$L_reasons" \
         "$L_setup_secs" "$L_setup_per_sec" "$L_client_setup_median_secs" "$L_client_setup_p95_secs" "$L_client_setup_max_secs" "$L_retransmits_sent" \
         "$R_SETUP_CPU" "$R_SETUP_CPU_NS" "$R_SETUP_CPU_PER" "$R_LOAD_SETUP_CPU" "$L_first_vip" "$L_last_vip" "$G_CLIENTS" "$G_UP" "$G_ADDRS" "$G_POOL_SIZE" "$G_POOL_ONLINE" "$G_IKE_RX" "$G_QDROP" "$G_HALFOPEN" "$G_COOKIES" \
         "$R_UDP_GW" "$R_UDP_CL" "$R_RSS0" "$R_RSS1" "$R_HWM" "$R_PER" "$R_WINDOW" "$R_CPU" "$R_CPU_NS" "$R_LOAD_CPU" "$R_IKE_DURING" "$G_CLIENTS2" \
-        "$R_STATUS" "$R_STATUS_BYTES" "$R_STATUS_TEXT" "$R_LEASES" "$L_deleted" "$L_delete_secs" "$L_lost" "$G_AFTER" "$R_RSS2"
+        "$R_STATUS" "$R_STATUS_BYTES" "$R_STATUS_TEXT" "$R_LEASES" "$L_deleted" "$L_delete_secs" "$L_lost" "$G_AFTER" "$G_QDROP_END" "$R_RSS2"
 else
     say "ironsecd with $CLIENTS remote-access clients ($D, $(nproc) CPUs)"
     say "conditions: $CONDITIONS"

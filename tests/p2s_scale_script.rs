@@ -162,6 +162,7 @@ fn fifty_clients_connect_stay_through_dpd_and_leave_and_the_report_says_so() {
         "gw_ike_queue_dropped",
         "gw_ike_half_open_dropped",
         "gw_ike_cookies_sent",
+        "gw_ike_queue_dropped_end",
         "gw_udp_rcvbuf_errors",
         "client_udp_rcvbuf_errors",
         "load_client_cpu_pct",
