@@ -537,7 +537,7 @@ fn main() {
             }
             next += 1;
             // Answers to the first ones are read while the rest start.
-            if next % 64 == 0 {
+            if next.is_multiple_of(64) {
                 l.flush(now);
                 l.receive(Instant::now());
             }
