@@ -459,6 +459,7 @@ fn main() {
                 dpd_interval: None,
                 force_encap: true,
                 vip: VipRole::Request,
+                unique: Default::default(),
             }
         })
         .collect();
