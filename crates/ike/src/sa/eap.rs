@@ -68,6 +68,98 @@ fn eap_payload(data: Vec<u8>) -> Payload {
 }
 
 impl IkeSa {
+    /// Gateway, every EAP method: what the first IKE_AUTH response holds before the first EAP
+    /// request (RFC 7296 2.16: IDr, [CERT], our signature AUTH), after the checks every EAP
+    /// login passes first (a certificate of our own, the source's failure limit). Returns the
+    /// IDr body (the final AUTH covers it) and those payloads; None once refused.
+    pub(crate) fn eap_opening(
+        &mut self,
+        ctx: &mut Ctx,
+        id: u32,
+        from: SocketAddr,
+        conn: &Arc<PeerConfig>,
+        peer_id: &Identity,
+    ) -> Option<(Vec<u8>, Vec<Payload>)> {
+        let refuse = |sa: &mut IkeSa, ctx: &mut Ctx, detail: String| {
+            sa.refuse_auth(ctx, id, from, Some(peer_id.clone()), detail);
+            None
+        };
+        if !matches!(conn.local_auth, LocalAuth::Pubkey(_)) {
+            let detail = format!(
+                "connection '{}' authenticates clients with EAP but has no certificate of its \
+                 own (local_auth must be pubkey with EAP)",
+                conn.name
+            );
+            return refuse(self, ctx, detail);
+        }
+        if let Err(why) = ctx.auth.check_source(from.ip(), ctx.now) {
+            ctx.stats.auth_rate_limited += 1;
+            return refuse(self, ctx, format!("EAP login refused: {why}"));
+        }
+        let crypto = self.crypto.as_ref()?;
+        let Some(idr) = conn.local_id.to_payload() else {
+            let detail = format!("local identity '{}' cannot be sent", conn.local_id);
+            return refuse(self, ctx, detail);
+        };
+        let ours = proof::prove(
+            conn,
+            &self.wishes,
+            &Signed {
+                prf: crypto.algs.prf,
+                sk_p: &crypto.sk_pr,
+                real_message: &self.init_messages.1,
+                nonce: &self.nonces.0,
+                id_body: &idr.body_bytes(),
+            },
+        );
+        let (certs, auth) = match ours {
+            Ok(p) => p,
+            Err(detail) => return refuse(self, ctx, detail),
+        };
+        let idr_body = idr.body_bytes();
+        let mut response = vec![Payload::IdR(idr)];
+        response.extend(certs);
+        response.push(auth);
+        Some((idr_body, response))
+    }
+
+    /// Gateway, every EAP method: the client's EAP identity `user` is over its failure limit
+    /// (`crate::authlimit`): EAP-Failure (answering EAP identifier `eap_id`) before any
+    /// challenge or RADIUS request, told and counted, and the SA closed.
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) fn refuse_limited_user(
+        &mut self,
+        ctx: &mut Ctx,
+        id: u32,
+        conn: &Arc<PeerConfig>,
+        from: SocketAddr,
+        peer: Option<Identity>,
+        eap_id: u8,
+        user: &[u8],
+        why: crate::authlimit::Limited,
+    ) {
+        ctx.stats.auth_rate_limited += 1;
+        let failure = ironsec_eap::codec::Packet::new(
+            ironsec_eap::codec::Code::Failure,
+            eap_id,
+            ironsec_eap::codec::Body::Empty,
+        )
+        .encode();
+        self.send_response(ctx, ExchangeType::IkeAuth, id, &[eap_payload(failure)]);
+        ctx.events.push_back(Event::Failure {
+            conn: Some(conn.name.clone()),
+            remote: from,
+            remote_id: peer,
+            notify: NotifyType::AuthenticationFailed,
+            detail: format!(
+                "EAP login of user '{}' refused: {why}",
+                PeerText::new(user).limit(64)
+            ),
+            legacy_refused: Vec::new(),
+        });
+        self.close(ctx, CloseReason::Refused(NotifyType::AuthenticationFailed));
+    }
+
     /// Gateway: the client's first IKE_AUTH request had no AUTH and `conn` wants EAP. Answers
     /// with our identity, certificate and signature and EAP-Request/Identity.
     #[allow(clippy::too_many_arguments)]
@@ -85,51 +177,9 @@ impl IkeSa {
         if !conn.remote_auth.is_eap() {
             return;
         }
-        if !matches!(conn.local_auth, LocalAuth::Pubkey(_)) {
-            let detail = format!(
-                "connection '{}' authenticates clients with EAP but has no certificate of its \
-                 own (local_auth must be pubkey with EAP)",
-                conn.name
-            );
-            self.refuse_auth(ctx, id, from, Some(peer_id), detail);
+        let Some((idr_body, mut response)) = self.eap_opening(ctx, id, from, &conn, &peer_id)
+        else {
             return;
-        }
-        if let Err(why) = ctx.auth.check_source(from.ip(), ctx.now) {
-            ctx.stats.auth_rate_limited += 1;
-            self.refuse_auth(
-                ctx,
-                id,
-                from,
-                Some(peer_id),
-                format!("EAP login refused: {why}"),
-            );
-            return;
-        }
-        let Some(crypto) = self.crypto.as_ref() else {
-            return;
-        };
-        let Some(idr) = conn.local_id.to_payload() else {
-            let detail = format!("local identity '{}' cannot be sent", conn.local_id);
-            self.refuse_auth(ctx, id, from, Some(peer_id), detail);
-            return;
-        };
-        let ours = proof::prove(
-            &conn,
-            &self.wishes,
-            &Signed {
-                prf: crypto.algs.prf,
-                sk_p: &crypto.sk_pr,
-                real_message: &self.init_messages.1,
-                nonce: &self.nonces.0,
-                id_body: &idr.body_bytes(),
-            },
-        );
-        let (certs, auth) = match ours {
-            Ok(p) => p,
-            Err(detail) => {
-                self.refuse_auth(ctx, id, from, Some(peer_id), detail);
-                return;
-            }
         };
         let mut server = match ServerMethod::new(ctx, &conn) {
             Ok(s) => s,
@@ -138,14 +188,9 @@ impl IkeSa {
                 return;
             }
         };
-        let request = server.start();
+        response.push(eap_payload(server.start()));
         self.candidates.clear();
         self.learn_endpoint(from);
-        let idr_body = idr.body_bytes();
-        let mut response = vec![Payload::IdR(idr)];
-        response.extend(certs);
-        response.push(auth);
-        response.push(eap_payload(request));
         self.send_response(ctx, ExchangeType::IkeAuth, id, &response);
         self.eap_server = Some(Box::new(ServerSession {
             server,
@@ -192,27 +237,17 @@ impl IkeSa {
             {
                 s.user_checked = true;
                 if let Err(why) = ctx.auth.check_user(&user, ctx.now) {
-                    ctx.stats.auth_rate_limited += 1;
                     let eap_id = eap.data.get(1).copied().unwrap_or(0);
-                    let failure = ironsec_eap::codec::Packet::new(
-                        ironsec_eap::codec::Code::Failure,
+                    self.refuse_limited_user(
+                        ctx,
+                        id,
+                        &conn,
+                        from,
+                        peer,
                         eap_id,
-                        ironsec_eap::codec::Body::Empty,
-                    )
-                    .encode();
-                    self.send_response(ctx, ExchangeType::IkeAuth, id, &[eap_payload(failure)]);
-                    ctx.events.push_back(Event::Failure {
-                        conn: Some(conn.name.clone()),
-                        remote: from,
-                        remote_id: peer,
-                        notify: NotifyType::AuthenticationFailed,
-                        detail: format!(
-                            "EAP login of user '{}' refused: {why}",
-                            PeerText::new(user.as_bytes()).limit(64)
-                        ),
-                        legacy_refused: Vec::new(),
-                    });
-                    self.close(ctx, CloseReason::Refused(NotifyType::AuthenticationFailed));
+                        user.as_bytes(),
+                        why,
+                    );
                     return;
                 }
             }

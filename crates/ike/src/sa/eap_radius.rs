@@ -24,10 +24,9 @@ use std::sync::Arc;
 use ironsec_eap::codec::{Body, Code, Packet};
 use ironsec_eap::Msk;
 
-use super::proof::{self, Signed};
 use super::{Ctx, IkeSa};
 use crate::config::{Identity, PeerConfig};
-use crate::credentials::{LocalAuth, RemoteAuth};
+use crate::credentials::RemoteAuth;
 use crate::crypto::{psk_auth, verify_psk_auth};
 use crate::events::{CloseReason, EapBytes, Event, RadiusAnswer};
 use crate::peer_text::PeerText;
@@ -97,65 +96,20 @@ impl IkeSa {
         let RemoteAuth::EapRadius { server } = &conn.remote_auth else {
             return;
         };
-        if let Err(why) = ctx.auth.check_source(from.ip(), ctx.now) {
-            ctx.stats.auth_rate_limited += 1;
-            self.refuse_auth(
-                ctx,
-                id,
-                from,
-                Some(peer_id),
-                format!("EAP login refused: {why}"),
-            );
+        let server = server.clone();
+        let Some((idr_body, mut response)) = self.eap_opening(ctx, id, from, &conn, &peer_id)
+        else {
             return;
-        }
-        if !matches!(conn.local_auth, LocalAuth::Pubkey(_)) {
-            let detail = format!(
-                "connection '{}' authenticates clients with EAP but has no certificate of its \
-                 own (local_auth must be pubkey with EAP)",
-                conn.name
-            );
-            self.refuse_auth(ctx, id, from, Some(peer_id), detail);
-            return;
-        }
-        let Some(crypto) = self.crypto.as_ref() else {
-            return;
-        };
-        let Some(idr) = conn.local_id.to_payload() else {
-            let detail = format!("local identity '{}' cannot be sent", conn.local_id);
-            self.refuse_auth(ctx, id, from, Some(peer_id), detail);
-            return;
-        };
-        let ours = proof::prove(
-            &conn,
-            &self.wishes,
-            &Signed {
-                prf: crypto.algs.prf,
-                sk_p: &crypto.sk_pr,
-                real_message: &self.init_messages.1,
-                nonce: &self.nonces.0,
-                id_body: &idr.body_bytes(),
-            },
-        );
-        let (certs, auth) = match ours {
-            Ok(p) => p,
-            Err(detail) => {
-                self.refuse_auth(ctx, id, from, Some(peer_id), detail);
-                return;
-            }
         };
         let mut first_id = [0u8; 1];
         ctx.rng.fill(&mut first_id);
         let request = Packet::new(Code::Request, first_id[0], Body::Identity(Vec::new())).encode();
         self.candidates.clear();
         self.learn_endpoint(from);
-        let idr_body = idr.body_bytes();
-        let mut response = vec![Payload::IdR(idr)];
-        response.extend(certs);
-        response.push(auth);
         response.push(eap_payload(request));
         self.send_response(ctx, ExchangeType::IkeAuth, id, &response);
         self.eap_radius = Some(Box::new(RadiusSession {
-            server: server.clone(),
+            server,
             peer_id,
             idi_body: idi.body_bytes(),
             idr_body,
@@ -209,23 +163,18 @@ impl IkeSa {
                     // The user's failure limit, before anything goes to the server.
                     let user = String::from_utf8_lossy(name).into_owned();
                     if let Err(why) = ctx.auth.check_user(&user, ctx.now) {
-                        ctx.stats.auth_rate_limited += 1;
-                        let failure = Packet::new(Code::Failure, data[1], Body::Empty).encode();
                         let peer_id = s.peer_id.clone();
                         self.eap_radius = None;
-                        self.send_response(ctx, ExchangeType::IkeAuth, id, &[eap_payload(failure)]);
-                        ctx.events.push_back(Event::Failure {
-                            conn: Some(conn.name.clone()),
-                            remote: from,
-                            remote_id: Some(peer_id),
-                            notify: NotifyType::AuthenticationFailed,
-                            detail: format!(
-                                "EAP login of user '{}' refused: {why}",
-                                PeerText::new(name).limit(64)
-                            ),
-                            legacy_refused: Vec::new(),
-                        });
-                        self.close(ctx, CloseReason::Refused(NotifyType::AuthenticationFailed));
+                        self.refuse_limited_user(
+                            ctx,
+                            id,
+                            &conn,
+                            from,
+                            Some(peer_id),
+                            data[1],
+                            name,
+                            why,
+                        );
                         return;
                     }
                 }
