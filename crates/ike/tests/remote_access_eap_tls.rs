@@ -3,13 +3,13 @@
 //! virtual IP), B the gateway (certificate, `RemoteAuth::EapTls` with the trust store, an
 //! address pool). The full exchange with lease and CHILD_SA, and each refusal.
 
-use std::net::Ipv4Addr;
+mod ra_common;
+use ra_common::*;
 use std::sync::Arc;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use ironsec_ike::config::{VipPool, VipRole};
 use ironsec_ike::pki::{Certificate, PrivateKey, TrustStore};
-use ironsec_ike::pool::LeaseState;
 use ironsec_ike::testkit::*;
 use ironsec_ike::wire::NotifyType;
 use ironsec_ike::{
@@ -17,13 +17,6 @@ use ironsec_ike::{
     SendCert,
 };
 use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, KeyPair, KeyUsagePurpose, SanType};
-
-const IKE: &str = "aes128gcm16-prfsha256-x25519";
-const ESP: &str = "aes128gcm16";
-
-fn ip(s: &str) -> Ipv4Addr {
-    s.parse().unwrap()
-}
 
 struct Ca {
     cert: rcgen::Certificate,
@@ -104,44 +97,6 @@ fn client_and_gateway(
         dns: vec![],
     });
     (a, b)
-}
-
-fn net(a: PeerConfig, b: PeerConfig) -> Net {
-    let mut n = Net::new(a, b);
-    let t = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap()
-        .as_secs() as i64;
-    n.a.set_wall_clock(n.now, t);
-    n.b.set_wall_clock(n.now, t);
-    n
-}
-
-fn failures(events: &[Event]) -> Vec<(NotifyType, String)> {
-    events
-        .iter()
-        .filter_map(|e| match e {
-            Event::Failure { notify, detail, .. } => Some((*notify, detail.clone())),
-            _ => None,
-        })
-        .collect()
-}
-
-fn up(events: &[Event]) -> usize {
-    events
-        .iter()
-        .filter(|e| matches!(e, Event::IkeSaUp { .. }))
-        .count()
-}
-
-fn leases(n: &Net) -> Vec<(Ipv4Addr, String, bool)> {
-    n.b.leases("to-a")
-        .into_iter()
-        .map(|l| {
-            let active = matches!(l.state, LeaseState::Active { .. });
-            (l.address, l.owner, active)
-        })
-        .collect()
 }
 
 const ALICE: &str = "alice@tls.example.org";

@@ -6,66 +6,22 @@
 //! MSK over in MS-MPPE-Recv-Key / MS-MPPE-Send-Key exactly as freeradius does, and gives the
 //! answers back with `Endpoint::eap_radius_answer`.
 
+mod ra_common;
+use ra_common::*;
 use std::collections::HashMap;
-use std::net::Ipv4Addr;
 use std::sync::Arc;
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
 use ironsec_ike::config::{VipPool, VipRole};
 use ironsec_ike::eap::mschapv2::{Server, ServerStep};
 use ironsec_ike::eap::radius::{self, Answer, Client, ClientConfig, Secret};
 use ironsec_ike::eap::{nthash, Users};
-use ironsec_ike::pki::{Certificate, PrivateKey, TrustStore};
-use ironsec_ike::pool::LeaseState;
 use ironsec_ike::testkit::*;
 use ironsec_ike::wire::NotifyType;
-use ironsec_ike::{
-    Credential, Credentials, Event, Identity, LocalAuth, PeerConfig, PeerTrust, RadiusAnswer,
-    RemoteAuth, SendCert,
-};
-use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, KeyPair, KeyUsagePurpose};
+use ironsec_ike::{Credentials, Event, Identity, LocalAuth, PeerConfig, RadiusAnswer, RemoteAuth};
 
-const IKE: &str = "aes128gcm16-prfsha256-x25519";
-const ESP: &str = "aes128gcm16";
 const PASSWORD: &str = "alice's long password";
 const SECRET: &[u8] = b"radius shared secret";
-
-fn ip(s: &str) -> Ipv4Addr {
-    s.parse().unwrap()
-}
-
-fn gateway_pki() -> (Credential, Arc<PeerTrust>) {
-    let alg = &rcgen::PKCS_ECDSA_P256_SHA256;
-    let root_key = KeyPair::generate_for(alg).unwrap();
-    let mut rp = CertificateParams::new(Vec::<String>::new()).unwrap();
-    rp.distinguished_name.push(DnType::CommonName, "RA Root CA");
-    rp.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-    rp.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign];
-    rp.not_before = rcgen::date_time_ymd(2020, 1, 1);
-    rp.not_after = rcgen::date_time_ymd(2060, 1, 1);
-    let root = rp.self_signed(&root_key).unwrap();
-    let key = KeyPair::generate_for(alg).unwrap();
-    let mut gp = CertificateParams::new(vec!["gw-b.example".to_string()]).unwrap();
-    gp.distinguished_name
-        .push(DnType::CommonName, "gw-b.example");
-    gp.key_usages = vec![KeyUsagePurpose::DigitalSignature];
-    gp.not_before = rcgen::date_time_ymd(2021, 1, 1);
-    gp.not_after = rcgen::date_time_ymd(2055, 1, 1);
-    let cert = gp.signed_by(&key, &root, &root_key).unwrap();
-    let cred = Credential::new(
-        vec![Certificate::from_der(cert.der()).unwrap()],
-        PrivateKey::from_pem_or_der(key.serialize_pem().as_bytes()).unwrap(),
-        SendCert::IfAsked,
-    );
-    let trust = Arc::new(PeerTrust {
-        store: Arc::new(TrustStore::new(
-            vec![Certificate::from_der(root.der()).unwrap()],
-            Vec::new(),
-        )),
-        pinned: None,
-    });
-    (cred, trust)
-}
 
 fn client_and_gateway(user: &str, password: &str) -> (PeerConfig, PeerConfig) {
     let (cred, trust) = gateway_pki();
@@ -90,17 +46,6 @@ fn client_and_gateway(user: &str, password: &str) -> (PeerConfig, PeerConfig) {
         dns: vec![ip("10.2.0.53")],
     });
     (a, b)
-}
-
-fn net(a: PeerConfig, b: PeerConfig) -> Net {
-    let mut n = Net::new(a, b);
-    let t = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap()
-        .as_secs() as i64;
-    n.a.set_wall_clock(n.now, t);
-    n.b.set_wall_clock(n.now, t);
-    n
 }
 
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -318,33 +263,6 @@ impl Radius {
         }
         self.run(n);
     }
-}
-
-fn failures(events: &[Event]) -> Vec<(NotifyType, String)> {
-    events
-        .iter()
-        .filter_map(|e| match e {
-            Event::Failure { notify, detail, .. } => Some((*notify, detail.clone())),
-            _ => None,
-        })
-        .collect()
-}
-
-fn up(events: &[Event]) -> usize {
-    events
-        .iter()
-        .filter(|e| matches!(e, Event::IkeSaUp { .. }))
-        .count()
-}
-
-fn leases(n: &Net) -> Vec<(Ipv4Addr, String, bool)> {
-    n.b.leases("to-a")
-        .into_iter()
-        .map(|l| {
-            let active = matches!(l.state, LeaseState::Active { .. });
-            (l.address, l.owner, active)
-        })
-        .collect()
 }
 
 fn radius_events(n: &Net) -> usize {
