@@ -52,6 +52,16 @@ pub(crate) struct ServerSession {
     user_checked: bool,
 }
 
+/// What the gateway keeps from a client's first IKE_AUTH request through the EAP dialogue,
+/// whatever the method: the final AUTHs cover IDi' and IDr', and the CHILD_SA and lease come
+/// from the first request's payloads (SAi2, TSi, TSr, CP, INITIAL_CONTACT).
+pub(crate) struct EapOpening {
+    pub peer_id: Identity,
+    pub idi_body: Vec<u8>,
+    pub idr_body: Vec<u8>,
+    pub first: Vec<Payload>,
+}
+
 /// The client's side.
 pub(crate) struct ClientSession {
     client: ClientMethod,
@@ -325,11 +335,38 @@ impl IkeSa {
         msk: Msk,
         user: String,
     ) {
+        let shown = PeerText::new(user.as_bytes()).to_string();
+        let source = format!("the {} MSK", s.server.name());
+        let opening = EapOpening {
+            peer_id: s.peer_id,
+            idi_body: s.idi_body,
+            idr_body: s.idr_body,
+            first: s.first,
+        };
+        self.finish_eap(ctx, id, payloads, from, conn, opening, &msk, shown, &source);
+    }
+
+    /// Gateway, every EAP method, after EAP-Success: the client's AUTH must be the MSK-keyed
+    /// MAC over its signed octets (RFC 7296 2.16, with the first request's IDi); then our own
+    /// MSK-keyed AUTH, and `finish_auth` makes the lease (owned by `user`, escaped) and the
+    /// CHILD_SA from the first request. `source` names the MSK's origin for the refusal.
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) fn finish_eap(
+        &mut self,
+        ctx: &mut Ctx,
+        id: u32,
+        payloads: &[Payload],
+        from: SocketAddr,
+        conn: &Arc<PeerConfig>,
+        opening: EapOpening,
+        msk: &Msk,
+        user: String,
+        source: &str,
+    ) {
         let Some(crypto) = self.crypto.as_ref() else {
             return;
         };
         let prf = crypto.algs.prf;
-        let shown = PeerText::new(user.as_bytes()).to_string();
         let ok = payloads.auth().is_some_and(|a| {
             a.method == AuthMethod::SharedKeyMic
                 && verify_psk_auth(
@@ -338,17 +375,16 @@ impl IkeSa {
                     &self.init_messages.0,
                     &self.nonces.1,
                     &crypto.sk_pi,
-                    &s.idi_body,
+                    &opening.idi_body,
                     &a.data,
                 )
         });
         if !ok {
             let detail = format!(
-                "AUTH of EAP user '{shown}' does not verify with the {} MSK (or is missing) \
-                 after EAP-Success",
-                s.server.name()
+                "AUTH of EAP user '{user}' does not verify with {source} (or is missing) after \
+                 EAP-Success"
             );
-            self.refuse_auth(ctx, id, from, Some(s.peer_id), detail);
+            self.refuse_auth(ctx, id, from, Some(opening.peer_id), detail);
             return;
         }
         let ours = psk_auth(
@@ -357,14 +393,22 @@ impl IkeSa {
             &self.init_messages.1,
             &self.nonces.0,
             &crypto.sk_pr,
-            &s.idr_body,
+            &opening.idr_body,
         );
-        self.eap_identity = Some(shown.clone());
+        self.eap_identity = Some(user.clone());
         let response = vec![Payload::Auth(AuthPayload {
             method: AuthMethod::SharedKeyMic,
             data: ours,
         })];
-        self.finish_auth(ctx, id, conn, s.peer_id, response, &s.first, &shown);
+        self.finish_auth(
+            ctx,
+            id,
+            conn,
+            opening.peer_id,
+            response,
+            &opening.first,
+            &user,
+        );
     }
 
     /// Client: the first IKE_AUTH request, without AUTH (RFC 7296 §2.16). Returns false when

@@ -27,12 +27,9 @@ use ironsec_eap::Msk;
 use super::{Ctx, IkeSa};
 use crate::config::{Identity, PeerConfig};
 use crate::credentials::RemoteAuth;
-use crate::crypto::{psk_auth, verify_psk_auth};
 use crate::events::{CloseReason, EapBytes, Event, RadiusAnswer};
 use crate::peer_text::PeerText;
-use crate::wire::{
-    AuthMethod, AuthPayload, EapPayload, ExchangeType, NotifyType, Payload, Payloads,
-};
+use crate::wire::{EapPayload, ExchangeType, NotifyType, Payload, Payloads};
 
 /// The longest EAP identity taken: it becomes the RADIUS User-Name (RFC 2865 §5.1).
 const MAX_IDENTITY: usize = 253;
@@ -337,45 +334,14 @@ impl IkeSa {
         let Some(s) = self.eap_radius.take() else {
             return;
         };
-        let Some(crypto) = self.crypto.as_ref() else {
-            return;
+        let source = format!("the MSK from RADIUS server '{}'", s.server);
+        let opening = super::eap::EapOpening {
+            peer_id: s.peer_id,
+            idi_body: s.idi_body,
+            idr_body: s.idr_body,
+            first: s.first,
         };
-        let prf = crypto.algs.prf;
-        let ok = payloads.auth().is_some_and(|a| {
-            a.method == AuthMethod::SharedKeyMic
-                && verify_psk_auth(
-                    prf,
-                    msk.bytes(),
-                    &self.init_messages.0,
-                    &self.nonces.1,
-                    &crypto.sk_pi,
-                    &s.idi_body,
-                    &a.data,
-                )
-        });
-        if !ok {
-            let detail = format!(
-                "AUTH of EAP user '{user}' does not verify with the MSK from RADIUS server \
-                 '{}' (or is missing) after EAP-Success",
-                s.server
-            );
-            self.refuse_auth(ctx, id, from, Some(s.peer_id), detail);
-            return;
-        }
-        let ours = psk_auth(
-            prf,
-            msk.bytes(),
-            &self.init_messages.1,
-            &self.nonces.0,
-            &crypto.sk_pr,
-            &s.idr_body,
-        );
-        self.eap_identity = Some(user.clone());
-        let response = vec![Payload::Auth(AuthPayload {
-            method: AuthMethod::SharedKeyMic,
-            data: ours,
-        })];
-        self.finish_auth(ctx, id, conn, s.peer_id, response, &s.first, &user);
+        self.finish_eap(ctx, id, payloads, from, conn, opening, &msk, user, &source);
     }
 }
 
