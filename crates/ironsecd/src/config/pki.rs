@@ -390,8 +390,11 @@ pub fn validate_auth(
         // `method` refuses EAP as local_auth.
         Method::EapMschapv2 | Method::EapRadius | Method::EapTls => return None,
     };
-    if remote == Method::EapTls {
-        eap_tls_needs(file, key, c, local, errs);
+    if matches!(
+        remote,
+        Method::EapMschapv2 | Method::EapRadius | Method::EapTls
+    ) {
+        eap_needs(file, key, c, local, remote, errs);
     }
     let remote_cfg = match remote {
         Method::Psk => {
@@ -417,44 +420,10 @@ pub fn validate_auth(
             RemoteAuthConfig::Pubkey { pinned }
         }
         Method::EapRadius => {
-            if local != Method::Pubkey {
-                errs.push(ConfigError::new(
-                    file,
-                    format!("{key}.local_auth"),
-                    "EAP clients authenticate the gateway by its certificate: needs local_auth \
-                     = \"pubkey\" and local_cert",
-                ));
-            }
-            if c.pool.is_none() {
-                errs.push(ConfigError::new(
-                    file,
-                    format!("{key}.remote_auth"),
-                    "EAP is for remote-access connections (a `pool` and a tunnel with remote = \
-                     \"%any\")",
-                ));
-            }
             RemoteAuthConfig::EapRadius(super::radius::validate(file, key, c, errs)?)
         }
         Method::EapTls => RemoteAuthConfig::EapTls,
         Method::EapMschapv2 => {
-            // RFC 7296 2.16: with EAP the gateway authenticates with its certificate first,
-            // and clients (strongSwan, Windows, Apple, Android) insist on it.
-            if local != Method::Pubkey {
-                errs.push(ConfigError::new(
-                    file,
-                    format!("{key}.local_auth"),
-                    "EAP clients authenticate the gateway by its certificate: needs local_auth \
-                     = \"pubkey\" and local_cert",
-                ));
-            }
-            if c.pool.is_none() {
-                errs.push(ConfigError::new(
-                    file,
-                    format!("{key}.remote_auth"),
-                    "EAP is for remote-access connections (a `pool` and a tunnel with remote = \
-                     \"%any\")",
-                ));
-            }
             let allow = c.allow_readable_secret_file.unwrap_or(false);
             match &c.eap_users_file {
                 None => {
@@ -487,22 +456,30 @@ pub fn validate_auth(
     ))
 }
 
-/// What `remote_auth = "eap-tls"` needs besides `gateway.ca_dir` (checked with the gateway,
-/// [`eap_tls_without_anchors`]): our certificate (the TLS server's and the IKE AUTH's) and a
-/// pool; a pinned `remote_cert` means nothing to it.
-fn eap_tls_needs(
+/// What every EAP method needs: our certificate (RFC 7296 2.16: with EAP the gateway
+/// authenticates with its certificate first, and clients insist on it; for EAP-TLS it is the
+/// TLS server's too) and a pool (EAP is for remote-access clients). EAP-TLS also checks
+/// `gateway.ca_dir` (with the gateway, [`eap_tls_without_anchors`]), and a pinned
+/// `remote_cert` means nothing to it.
+fn eap_needs(
     file: &Path,
     key: &str,
     c: &ConnectionSchema,
     local: Method,
+    remote: Method,
     errs: &mut Vec<ConfigError>,
 ) {
     if local != Method::Pubkey {
         errs.push(ConfigError::new(
             file,
             format!("{key}.local_auth"),
-            "EAP-TLS clients authenticate the gateway by its certificate, which is also the TLS \
-             server's: needs local_auth = \"pubkey\" and local_cert",
+            if remote == Method::EapTls {
+                "EAP-TLS clients authenticate the gateway by its certificate, which is also the \
+                 TLS server's: needs local_auth = \"pubkey\" and local_cert"
+            } else {
+                "EAP clients authenticate the gateway by its certificate: needs local_auth = \
+                 \"pubkey\" and local_cert"
+            },
         ));
     }
     if c.pool.is_none() {
@@ -512,7 +489,7 @@ fn eap_tls_needs(
             "EAP is for remote-access connections (a `pool` and a tunnel with remote = \"%any\")",
         ));
     }
-    if c.remote_cert.is_some() {
+    if remote == Method::EapTls && c.remote_cert.is_some() {
         errs.push(ConfigError::new(
             file,
             format!("{key}.remote_cert"),
