@@ -720,6 +720,12 @@ fn ironsec_gateway_eap_mschapv2_every_profile_and_a_wrong_password() {
             .any(|l| l.contains("mallory") && l.contains("EAP")),
         "no log line names mallory's failed EAP login:\n{log}"
     );
+    let st = lab.ironsec().status();
+    assert_eq!(
+        st["ike"]["eap_failure_reasons"]["wrong_password"], 1,
+        "{}",
+        st["ike"]
+    );
     let hash = |pw: &str| ironsecd::nthash::users_line("x", pw).unwrap()[2..].to_string();
     let status = lab.ctl(&["status", "--json"]);
     let leases = lab.ctl(&["leases"]);

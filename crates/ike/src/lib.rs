@@ -39,4 +39,4 @@ pub use events::{
 pub use ironsec_eap as eap;
 pub use ironsec_pki as pki;
 pub use peer_text::PeerText;
-pub use stats::EndpointStats;
+pub use stats::{EapFailure, EapFailureCounts, EndpointStats};

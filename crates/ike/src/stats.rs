@@ -40,10 +40,94 @@ pub struct EndpointStats {
     /// EAP dialogues of remote-access clients that ended in EAP-Failure: wrong password,
     /// unknown user, a Nak, or an EAP message that does not parse (counted as malformed too).
     pub eap_failures: u64,
+    /// The same failures by why.
+    pub eap_failure_reasons: EapFailureCounts,
     /// EAP logins refused before any challenge: too many recent failures from the source
     /// address or for the user (`crate::authlimit`).
     pub auth_rate_limited: u64,
     /// Retransmissions of an IKE_AUTH request whose EAP message waits for the RADIUS server's
     /// answer: dropped (the answer, once there, goes out and is cached for the next one).
     pub eap_radius_retransmits: u64,
+}
+
+/// Why one remote-access EAP login failed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum EapFailure {
+    /// EAP-MSCHAPv2: the NT-Response did not verify.
+    WrongPassword,
+    /// EAP-MSCHAPv2: no such user in the users file.
+    UnknownUser,
+    /// The client refused the method (Nak).
+    RefusedMethod,
+    /// EAP-TLS: the client's certificate chain was refused.
+    Certificate,
+    /// EAP-TLS: the certificate does not speak for the EAP identity, or that identity does not
+    /// match the connection's `remote_id`.
+    Identity,
+    /// A message that does not parse (`malformed`: also counted as a malformed message), out of
+    /// turn, too large, or a TLS handshake that failed otherwise.
+    Protocol { malformed: bool },
+    /// EAP via RADIUS: Access-Reject.
+    Rejected,
+    /// EAP via RADIUS: the server did not answer.
+    Unreachable,
+}
+
+impl EapFailure {
+    /// The metrics label.
+    pub fn name(self) -> &'static str {
+        match self {
+            EapFailure::WrongPassword => "wrong_password",
+            EapFailure::UnknownUser => "unknown_user",
+            EapFailure::RefusedMethod => "refused_method",
+            EapFailure::Certificate => "certificate",
+            EapFailure::Identity => "identity",
+            EapFailure::Protocol { .. } => "protocol",
+            EapFailure::Rejected => "radius_reject",
+            EapFailure::Unreachable => "radius_unreachable",
+        }
+    }
+}
+
+/// Failed EAP logins by [`EapFailure`].
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct EapFailureCounts {
+    pub wrong_password: u64,
+    pub unknown_user: u64,
+    pub refused_method: u64,
+    pub certificate: u64,
+    pub identity: u64,
+    pub protocol: u64,
+    pub radius_reject: u64,
+    pub radius_unreachable: u64,
+}
+
+impl EapFailureCounts {
+    pub fn add(&mut self, f: EapFailure) {
+        let n = match f {
+            EapFailure::WrongPassword => &mut self.wrong_password,
+            EapFailure::UnknownUser => &mut self.unknown_user,
+            EapFailure::RefusedMethod => &mut self.refused_method,
+            EapFailure::Certificate => &mut self.certificate,
+            EapFailure::Identity => &mut self.identity,
+            EapFailure::Protocol { .. } => &mut self.protocol,
+            EapFailure::Rejected => &mut self.radius_reject,
+            EapFailure::Unreachable => &mut self.radius_unreachable,
+        };
+        *n += 1;
+    }
+
+    /// Every reason with its count (each always present, for stable metrics series).
+    pub fn iter(&self) -> [(&'static str, u64); 8] {
+        [
+            ("wrong_password", self.wrong_password),
+            ("unknown_user", self.unknown_user),
+            ("refused_method", self.refused_method),
+            ("certificate", self.certificate),
+            ("identity", self.identity),
+            ("protocol", self.protocol),
+            ("radius_reject", self.radius_reject),
+            ("radius_unreachable", self.radius_unreachable),
+        ]
+    }
 }

@@ -150,6 +150,7 @@ fn eap_wrong_password_eap_failure_sa_closed() {
     assert!(n.b.ike_sas().is_empty() && n.a.ike_sas().is_empty());
     assert!(leases(&n).is_empty());
     assert_eq!(n.b.stats().eap_failures, 1);
+    assert_eq!(n.b.stats().eap_failure_reasons.wrong_password, 1);
     assert_no_secret(&n, wrong);
     assert_no_secret(&n, PASSWORD);
 }

@@ -116,6 +116,18 @@ pub fn render(s: &Status) -> String {
         );
     }
     o.help(
+        "ironsec_eap_failures_total",
+        "counter",
+        "Remote-access EAP logins that failed, by reason: wrong_password, unknown_user, refused_method (Nak), certificate (EAP-TLS chain refused), identity (certificate or remote_id mismatch), protocol (malformed or out of turn), radius_reject, radius_unreachable.",
+    );
+    for (reason, n) in &s.ike.eap_failure_reasons {
+        o.sample(
+            "ironsec_eap_failures_total",
+            &[("reason", reason.as_str())],
+            *n,
+        );
+    }
+    o.help(
         "ironsec_clients",
         "gauge",
         "Remote-access clients connected (each with its address from the connection's pool).",
@@ -404,11 +416,6 @@ pub fn render(s: &Status) -> String {
             "ironsec_ike_no_proposal_chosen_total",
             "IKE_SA_INIT requests answered with NO_PROPOSAL_CHOSEN (no connection for the sender, or no acceptable proposal).",
             ike.no_proposal_chosen,
-        ),
-        (
-            "ironsec_eap_failures_total",
-            "Remote-access EAP logins that failed: wrong password, unknown user, a refused method, a malformed EAP message.",
-            ike.eap_failures,
         ),
         (
             "ironsec_auth_rate_limited_total",

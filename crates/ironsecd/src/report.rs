@@ -377,6 +377,12 @@ pub fn status(dp: &Dataplane, plane: &Plane, started: Instant) -> Status {
             queue_dropped: plane.admission().dropped(),
             no_proposal_chosen: es.no_proposal_chosen,
             eap_failures: es.eap_failures,
+            eap_failure_reasons: es
+                .eap_failure_reasons
+                .iter()
+                .into_iter()
+                .map(|(k, v)| (k.to_string(), v))
+                .collect(),
             auth_rate_limited: es.auth_rate_limited,
             log_suppressed: plane.log_suppressed(),
         },

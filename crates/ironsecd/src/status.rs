@@ -89,6 +89,10 @@ pub struct IkeCounters {
     /// Remote-access EAP logins that failed (wrong password, unknown user, refused method).
     #[serde(default)]
     pub eap_failures: u64,
+    /// The same by why: wrong_password, unknown_user, refused_method, certificate, identity,
+    /// protocol, radius_reject, radius_unreachable (each always present).
+    #[serde(default)]
+    pub eap_failure_reasons: BTreeMap<String, u64>,
     /// EAP logins refused before any challenge: too many recent failures from the address or
     /// for the user.
     #[serde(default)]

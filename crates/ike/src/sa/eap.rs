@@ -31,6 +31,7 @@ use crate::crypto::{psk_auth, verify_psk_auth};
 use crate::events::{CloseReason, Event};
 use crate::peer_text::PeerText;
 use crate::sa::child::ChildOffer;
+use crate::stats::EapFailure;
 use crate::wire::{
     AuthMethod, AuthPayload, EapPayload, ExchangeType, NotifyType, Payload, Payloads,
 };
@@ -267,10 +268,10 @@ impl IkeSa {
                 self.send_response(ctx, ExchangeType::IkeAuth, id, &[eap_payload(next)]);
                 // A wrong password is told now: the client may answer our Failure request by
                 // abandoning the IKE SA, and the dialogue never reaches EAP-Failure.
-                if let Some((detail, malformed)) = s.server.refused().filter(|_| !s.reported) {
+                if let Some((detail, kind)) = s.server.refused().filter(|_| !s.reported) {
                     let user = eap_user(&s.server);
                     s.reported = true;
-                    self.report_eap_failure(ctx, &conn, from, peer, detail, malformed, user);
+                    self.report_eap_failure(ctx, &conn, from, peer, detail, kind, user);
                 }
                 self.eap_server = Some(s);
             }
@@ -282,12 +283,12 @@ impl IkeSa {
             MethodStep::Failure {
                 packet,
                 detail,
-                malformed,
+                kind,
             } => {
                 self.send_response(ctx, ExchangeType::IkeAuth, id, &[eap_payload(packet)]);
                 if !s.reported {
                     let user = eap_user(&s.server);
-                    self.report_eap_failure(ctx, &conn, from, peer, detail, malformed, user);
+                    self.report_eap_failure(ctx, &conn, from, peer, detail, kind, user);
                 }
                 self.close(ctx, CloseReason::Refused(NotifyType::AuthenticationFailed));
             }
@@ -303,11 +304,12 @@ impl IkeSa {
         from: SocketAddr,
         peer: Option<Identity>,
         detail: String,
-        malformed: bool,
+        kind: EapFailure,
         user: Option<String>,
     ) {
         ctx.stats.eap_failures += 1;
-        if malformed {
+        ctx.stats.eap_failure_reasons.add(kind);
+        if kind == (EapFailure::Protocol { malformed: true }) {
             ctx.stats.malformed += 1;
         }
         ctx.auth.failed(from.ip(), user.as_deref(), ctx.now);

@@ -10,6 +10,7 @@ use super::Ctx;
 use crate::config::{Identity, PeerConfig};
 use crate::credentials::{LocalAuth, RemoteAuth};
 use crate::peer_text::PeerText;
+use crate::stats::EapFailure;
 
 /// The gateway's side of one dialogue.
 pub(crate) enum ServerMethod {
@@ -28,7 +29,7 @@ pub(crate) enum MethodStep {
     Failure {
         packet: Vec<u8>,
         detail: String,
-        malformed: bool,
+        kind: EapFailure,
     },
 }
 
@@ -98,7 +99,7 @@ impl ServerMethod {
                 }
                 mschapv2::ServerStep::Failure { packet, reason } => MethodStep::Failure {
                     packet,
-                    malformed: matches!(reason, mschapv2::FailReason::Malformed(_)),
+                    kind: mschapv2_failure_kind(&reason),
                     detail: mschapv2_failure_detail(s, &reason),
                 },
             },
@@ -111,7 +112,7 @@ impl ServerMethod {
                     let id = packet.get(1).copied().unwrap_or_default();
                     MethodStep::Failure {
                         packet: Packet::new(Code::Failure, id, Body::Empty).encode(),
-                        malformed: false,
+                        kind: EapFailure::Identity,
                         detail: format!(
                             "EAP-TLS authentication failed for '{}': the certificate's \
                              identity does not match remote_id '{}'",
@@ -122,7 +123,7 @@ impl ServerMethod {
                 }
                 tls::ServerStep::Failure { packet, reason } => MethodStep::Failure {
                     packet,
-                    malformed: matches!(reason, tls::FailReason::Malformed(_)),
+                    kind: tls_failure_kind(&reason),
                     detail: tls_failure_detail(s, &reason),
                 },
             },
@@ -138,15 +139,12 @@ impl ServerMethod {
     }
 
     /// EAP-MSCHAPv2: the client's answer did not verify and the Failure request is out (see
-    /// [`mschapv2::Server::refused`]): the detail and whether it was malformed.
-    pub(crate) fn refused(&self) -> Option<(String, bool)> {
+    /// [`mschapv2::Server::refused`]): the detail and why.
+    pub(crate) fn refused(&self) -> Option<(String, EapFailure)> {
         match self {
-            ServerMethod::MsChapV2(s) => s.refused().map(|r| {
-                (
-                    mschapv2_failure_detail(s, r),
-                    matches!(r, mschapv2::FailReason::Malformed(_)),
-                )
-            }),
+            ServerMethod::MsChapV2(s) => s
+                .refused()
+                .map(|r| (mschapv2_failure_detail(s, r), mschapv2_failure_kind(r))),
             ServerMethod::Tls(_) => None,
         }
     }
@@ -227,5 +225,28 @@ impl ClientMethod {
             ClientMethod::MsChapV2(c) => c.step(request),
             ClientMethod::Tls(c) => c.step(request),
         }
+    }
+}
+
+fn mschapv2_failure_kind(r: &mschapv2::FailReason) -> EapFailure {
+    match r {
+        mschapv2::FailReason::Nak { .. } => EapFailure::RefusedMethod,
+        mschapv2::FailReason::UnknownUser => EapFailure::UnknownUser,
+        mschapv2::FailReason::WrongPassword => EapFailure::WrongPassword,
+        mschapv2::FailReason::Malformed(_) => EapFailure::Protocol { malformed: true },
+        mschapv2::FailReason::Unexpected(_) => EapFailure::Protocol { malformed: false },
+    }
+}
+
+fn tls_failure_kind(r: &tls::FailReason) -> EapFailure {
+    match r {
+        tls::FailReason::Nak { .. } => EapFailure::RefusedMethod,
+        tls::FailReason::Malformed(_) => EapFailure::Protocol { malformed: true },
+        tls::FailReason::Certificate(_) => EapFailure::Certificate,
+        tls::FailReason::IdentityMismatch => EapFailure::Identity,
+        tls::FailReason::Unexpected(_)
+        | tls::FailReason::Tls(_)
+        | tls::FailReason::TooLarge
+        | tls::FailReason::TooManyRounds => EapFailure::Protocol { malformed: false },
     }
 }

@@ -29,6 +29,7 @@ use crate::config::{Identity, PeerConfig};
 use crate::credentials::RemoteAuth;
 use crate::events::{CloseReason, EapBytes, Event, RadiusAnswer};
 use crate::peer_text::PeerText;
+use crate::stats::EapFailure;
 use crate::wire::{EapPayload, ExchangeType, NotifyType, Payload, Payloads};
 
 /// The longest EAP identity taken: it becomes the RADIUS User-Name (RFC 2865 §5.1).
@@ -190,7 +191,8 @@ impl IkeSa {
             }
             Err(detail) => {
                 ctx.stats.malformed += 1;
-                self.eap_radius_fail(ctx, id, &conn, from, detail.into());
+                let kind = EapFailure::Protocol { malformed: false };
+                self.eap_radius_fail(ctx, id, &conn, from, detail.into(), kind);
             }
         }
     }
@@ -249,7 +251,8 @@ impl IkeSa {
                     "RADIUS server '{server}' answered EAP user '{user}' with an EAP message \
                      that does not fit (not a Request in a Challenge, not a Success in an Accept)"
                 );
-                self.eap_radius_fail(ctx, id, &conn, from, detail);
+                let kind = EapFailure::Protocol { malformed: false };
+                self.eap_radius_fail(ctx, id, &conn, from, detail, kind);
             }
             RadiusAnswer::Reject { eap, detail } => {
                 let detail = format!(
@@ -268,13 +271,14 @@ impl IkeSa {
                     .and_then(|s| s.identity.as_deref())
                     .map(|n| String::from_utf8_lossy(n).into_owned());
                 ctx.auth.failed(from.ip(), raw.as_deref(), ctx.now);
-                self.eap_radius_fail_with(ctx, id, &conn, from, detail, eap);
+                let kind = EapFailure::Rejected;
+                self.eap_radius_fail_with(ctx, id, &conn, from, detail, eap, kind);
             }
             RadiusAnswer::Unreachable => {
                 let detail = format!(
                     "radius server unreachable: '{server}' did not answer for EAP user '{user}'"
                 );
-                self.eap_radius_fail(ctx, id, &conn, from, detail);
+                self.eap_radius_fail(ctx, id, &conn, from, detail, EapFailure::Unreachable);
             }
         }
     }
@@ -286,11 +290,13 @@ impl IkeSa {
         conn: &Arc<PeerConfig>,
         from: SocketAddr,
         detail: String,
+        kind: EapFailure,
     ) {
-        self.eap_radius_fail_with(ctx, id, conn, from, detail, None);
+        self.eap_radius_fail_with(ctx, id, conn, from, detail, None, kind);
     }
 
     /// EAP-Failure to the client, the failure told and counted, the SA closed.
+    #[allow(clippy::too_many_arguments)]
     fn eap_radius_fail_with(
         &mut self,
         ctx: &mut Ctx,
@@ -299,6 +305,7 @@ impl IkeSa {
         from: SocketAddr,
         detail: String,
         eap: Option<Vec<u8>>,
+        kind: EapFailure,
     ) {
         let Some(s) = self.eap_radius.take() else {
             return;
@@ -307,6 +314,7 @@ impl IkeSa {
             .unwrap_or_else(|| Packet::new(Code::Failure, s.last_response, Body::Empty).encode());
         self.send_response(ctx, ExchangeType::IkeAuth, id, &[eap_payload(failure)]);
         ctx.stats.eap_failures += 1;
+        ctx.stats.eap_failure_reasons.add(kind);
         ctx.events.push_back(Event::Failure {
             conn: Some(conn.name.clone()),
             remote: from,
