@@ -98,7 +98,7 @@ impl IkeSa {
             self.eap_auth_response(ctx, payloads, child);
             return;
         }
-        let (Some(conn), Some(crypto)) = (self.conn.clone(), self.crypto.as_ref()) else {
+        let Some(conn) = self.conn.clone().filter(|_| self.crypto.is_some()) else {
             return;
         };
         let (Some(idr), Some(auth)) = (payloads.id_r(), payloads.auth()) else {
@@ -117,6 +117,24 @@ impl IkeSa {
             self.fail(ctx, kind, detail);
             return;
         };
+        let Some(peer_id) = self.check_responder(ctx, &conn, payloads, idr, auth) else {
+            return;
+        };
+        self.up_as_initiator(ctx, &conn, peer_id, payloads, child);
+    }
+
+    /// Initiator (with or without EAP): the responder's IDr must match our `remote_id` and its
+    /// AUTH (and certificates) prove it; the proven identity, or None once the SA failed (after
+    /// telling the peer AUTHENTICATION_FAILED).
+    pub(crate) fn check_responder(
+        &mut self,
+        ctx: &mut Ctx,
+        conn: &crate::config::PeerConfig,
+        payloads: &[Payload],
+        idr: &crate::wire::IdPayload,
+        auth: &crate::wire::AuthPayload,
+    ) -> Option<Identity> {
+        let crypto = self.crypto.as_ref()?;
         let Some(peer_id) = Identity::from_payload(idr).filter(|id| conn.remote_id.matches(id))
         else {
             let seen = Identity::describe(idr);
@@ -129,10 +147,10 @@ impl IkeSa {
                     conn.remote_id
                 ),
             );
-            return;
+            return None;
         };
         let checked = proof::check(
-            &conn,
+            conn,
             ctx.unix,
             &Signed {
                 prf: crypto.algs.prf,
@@ -148,9 +166,9 @@ impl IkeSa {
         if let Err(detail) = checked {
             self.notify_authentication_failed(ctx);
             self.fail(ctx, NotifyType::AuthenticationFailed, detail);
-            return;
+            return None;
         }
-        self.up_as_initiator(ctx, &conn, peer_id, payloads, child);
+        Some(peer_id)
     }
 
     /// Initiator: the peer proved itself; the IKE SA is up, with the virtual IP and the first

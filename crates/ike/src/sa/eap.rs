@@ -458,39 +458,9 @@ impl IkeSa {
                 self.fail(ctx, kind, format!("peer refused IKE_AUTH with {kind:?}"));
                 return;
             };
-            let Some(peer_id) = Identity::from_payload(idr).filter(|id| conn.remote_id.matches(id))
-            else {
-                let seen = Identity::describe(idr);
-                self.notify_authentication_failed(ctx);
-                self.fail(
-                    ctx,
-                    NotifyType::AuthenticationFailed,
-                    format!(
-                        "peer identity '{seen}' does not match remote_id '{}'",
-                        conn.remote_id
-                    ),
-                );
+            let Some(peer_id) = self.check_responder(ctx, &conn, payloads, idr, auth) else {
                 return;
             };
-            let checked = proof::check(
-                &conn,
-                ctx.unix,
-                &Signed {
-                    prf,
-                    sk_p: &crypto.sk_pr,
-                    real_message: &self.init_messages.1,
-                    nonce: &self.nonces.0,
-                    id_body: &idr.body_bytes(),
-                },
-                &peer_id,
-                auth,
-                &payloads.certs(),
-            );
-            if let Err(detail) = checked {
-                self.notify_authentication_failed(ctx);
-                self.fail(ctx, NotifyType::AuthenticationFailed, detail);
-                return;
-            }
             s.idr = Some((idr.body_bytes(), peer_id));
         } else if let (Some(msk), Some((idr_body, peer_id))) = (&s.msk, &s.idr) {
             // The last response: the gateway's MSK-keyed AUTH, the CP reply and the CHILD_SA.
