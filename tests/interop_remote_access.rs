@@ -117,16 +117,16 @@ impl RaLab {
         assert_eq!(file, "gw-a.pem");
         let mut text = example_config("strongswan/swanctl-rw-gateway.conf");
         let (first, rest) = users.split_first().expect("at least one user");
-        text = set_swanctl_key(&text, "eap-alice", "id", &quote(first.0));
-        text = set_swanctl_key(&text, "eap-alice", "secret", &quote(first.1));
+        text = set_swanctl_key(&text, "eap-alice", "id", &toml_str(first.0));
+        text = set_swanctl_key(&text, "eap-alice", "secret", &toml_str(first.1));
         // More users: another `secrets` section (strongSwan merges sections of one name).
         if !rest.is_empty() {
             text.push_str("\nsecrets {\n");
             for (i, (user, password)) in rest.iter().enumerate() {
                 text.push_str(&format!(
                     "    eap-user{i} {{\n        id = {}\n        secret = {}\n    }}\n",
-                    quote(user),
-                    quote(password)
+                    toml_str(user),
+                    toml_str(password)
                 ));
             }
             text.push_str("}\n");
@@ -204,13 +204,19 @@ impl RaLab {
                 ("eap_users_file", p(&users_file)),
             ],
         );
-        let cfg = self.dir.join("ironsec-rw-gateway.toml");
+        self.start_ironsec_config("ironsec-rw-gateway.toml", &text, &sock);
+    }
+
+    /// ironsecd in the gateway namespace with config `text`, written as `name` in the test's
+    /// directory, answering on `sock`.
+    fn start_ironsec_config(&mut self, name: &str, text: &str, sock: &std::path::Path) {
+        let cfg = self.dir.join(name);
         fs::write(&cfg, text).unwrap();
         self.gateway = Some(GatewayKind::Ironsec(Daemon::start(
             "gw",
             &self.topo.gw,
             &cfg,
-            &sock,
+            sock,
             self.dir.join("ironsecd.log"),
         )));
     }
@@ -420,10 +426,6 @@ impl Drop for RaLab {
             );
         }
     }
-}
-
-fn quote(s: &str) -> String {
-    format!("\"{}\"", s.replace('\\', "\\\\").replace('"', "\\\""))
 }
 
 fn in_pool(a: Ipv4Addr, pool: (Ipv4Addr, u8)) -> bool {
@@ -898,15 +900,7 @@ fn ironsec_gateway_clients_reach_a_site_through_its_tunnel() {
             ("crl_dir", p(&lab.pki.crl_dir)),
         ],
     );
-    let cfg = lab.dir.join("p2s-gw.toml");
-    fs::write(&cfg, text).unwrap();
-    lab.gateway = Some(GatewayKind::Ironsec(Daemon::start(
-        "gw",
-        &lab.topo.gw,
-        &cfg,
-        &sock,
-        lab.dir.join("ironsecd.log"),
-    )));
+    lab.start_ironsec_config("p2s-gw.toml", &text, &sock);
     // The site tunnel comes up (ironsec initiates).
     let deadline = std::time::Instant::now() + Duration::from_secs(20);
     while !site
@@ -1080,15 +1074,7 @@ impl RaLab {
                 ("radius_secret_file", p(&secret_file)),
             ],
         );
-        let cfg = self.dir.join("ironsec-rw-radius-gateway.toml");
-        fs::write(&cfg, text).unwrap();
-        self.gateway = Some(GatewayKind::Ironsec(Daemon::start(
-            "gw",
-            &self.topo.gw,
-            &cfg,
-            &sock,
-            self.dir.join("ironsecd.log"),
-        )));
+        self.start_ironsec_config("ironsec-rw-radius-gateway.toml", &text, &sock);
         radius
     }
 }
