@@ -42,6 +42,8 @@ const REQUIRED_EXAMPLES: &[&str] = &[
     "cert-gw-a.toml",
     "cert-gw-b.toml",
     "p2s-gw.toml",
+    "ha/plink-site-a.toml",
+    "ha/plink-site-b.toml",
 ];
 
 fn conf_dir() -> PathBuf {
