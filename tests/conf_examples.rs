@@ -42,6 +42,9 @@ const REQUIRED_EXAMPLES: &[&str] = &[
     "cert-gw-a.toml",
     "cert-gw-b.toml",
     "p2s-gw.toml",
+    "ha/aa-gw-a.toml",
+    "ha/aa-gw-b.toml",
+    "ha/aa-remote.toml",
 ];
 
 fn conf_dir() -> PathBuf {

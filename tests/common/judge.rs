@@ -9,35 +9,52 @@ use super::{ns_cmd, run_ok};
 
 pub struct WireJudge {
     ns: String,
+    table: String,
 }
 
 impl WireJudge {
     /// Counters on `wan` in `ns` for packets to `clear_dst` and for UDP to port 4500.
     pub fn install(ns: &str, clear_dst: &str) -> WireJudge {
+        WireJudge::install_table(ns, "wan", "wire_judge", clear_dst)
+    }
+
+    /// The same counters on interface `device` of `ns`, e.g. a WAN router's port facing one
+    /// gateway (several judges may watch several ports of one namespace).
+    pub fn install_on(ns: &str, device: &str, clear_dst: &str) -> WireJudge {
+        let table = format!("wire_judge_{}", device.replace(['-', '.'], "_"));
+        WireJudge::install_table(ns, device, &table, clear_dst)
+    }
+
+    fn install_table(ns: &str, device: &str, table: &str, clear_dst: &str) -> WireJudge {
         let rules = format!(
-            "table netdev wire_judge {{\n\
+            "table netdev {table} {{\n\
                chain wire {{\n\
-                 type filter hook ingress device \"wan\" priority 0; policy accept;\n\
+                 type filter hook ingress device \"{device}\" priority 0; policy accept;\n\
                  ip daddr {clear_dst} counter comment \"cleartext\"\n\
                  udp dport 4500 counter comment \"esp\"\n\
                }}\n\
              }}\n"
         );
-        let path =
-            std::env::temp_dir().join(format!("ironsec-judge-{}-{ns}.nft", std::process::id()));
+        let path = std::env::temp_dir().join(format!(
+            "ironsec-judge-{}-{ns}-{table}.nft",
+            std::process::id()
+        ));
         std::fs::write(&path, rules).unwrap();
         run_ok(
             ns_cmd(ns, "nft").args(["-f", path.to_str().unwrap()]),
             Duration::from_secs(5),
         );
         let _ = std::fs::remove_file(&path);
-        WireJudge { ns: ns.to_string() }
+        WireJudge {
+            ns: ns.to_string(),
+            table: table.to_string(),
+        }
     }
 
     /// (cleartext packets to the protected prefix, ESP-in-UDP packets) seen on the wire so far.
     pub fn counts(&self) -> (u64, u64) {
         let o = run_ok(
-            ns_cmd(&self.ns, "nft").args(["list", "chain", "netdev", "wire_judge", "wire"]),
+            ns_cmd(&self.ns, "nft").args(["list", "chain", "netdev", &self.table, "wire"]),
             Duration::from_secs(5),
         );
         let out = String::from_utf8_lossy(&o.stdout).into_owned();
