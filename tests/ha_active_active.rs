@@ -309,6 +309,12 @@ impl AaLab {
 
     /// conf/bird/<example> logging to the test directory, with BIRD's events in the log too.
     fn bird_config(&self, role: &str, example: &str) -> PathBuf {
+        self.bird_config_as(role, example, &format!("{role}.bird.conf"))
+    }
+
+    /// [`AaLab::bird_config`] written to `out` (another file for the same BIRD, e.g. its
+    /// -drain variant, logging where the first one does).
+    fn bird_config_as(&self, role: &str, example: &str, out: &str) -> PathBuf {
         let path = workspace_root().join("conf/bird").join(example);
         let mut t = std::fs::read_to_string(&path).unwrap();
         let log = self.dir.join(&format!("{role}.bird.log"));
@@ -318,7 +324,7 @@ impl AaLab {
             &format!("\nlog \"{}\" all;\n", log.display()),
         );
         t = t.replace("debug { states };", "debug { states, events };");
-        let out = self.dir.join(&format!("{role}.bird.conf"));
+        let out = self.dir.join(out);
         std::fs::write(&out, t).unwrap();
         out
     }
@@ -944,7 +950,7 @@ fn failover_run(lab: &mut AaLab, fault: Fault, run_secs: u64, fault_at: Duration
     for (who, s) in &bfd {
         let at = s.since.map_or(f64::NAN, |t| since(fault_at_wall, t));
         println!(
-            "[{fault:?}] BFD: {who} declared {} {} {at:.3} s after the fault",
+            "[{fault:?}] {who}: BFD session with {} {} {at:.3} s after the fault (BFD's timeout, or its BGP session closed first)",
             g.role, s.state
         );
     }
@@ -1173,6 +1179,159 @@ fn link_packets(ns: &str, dev: &str) -> (u64, u64) {
         s["rx"]["packets"].as_u64().unwrap_or(0),
         s["tx"]["packets"].as_u64().unwrap_or(0),
     )
+}
+
+// ------------------------------------------------------------------------------------------
+// Draining by BIRD configuration (what a planned drain builds on)
+
+/// `birdc show protocols`: (name, since) of every BGP session.
+fn bgp_since(b: &Bird) -> Vec<(String, String)> {
+    b.birdc_ok(&["show", "protocols"])
+        .lines()
+        .filter_map(|l| {
+            let f: Vec<&str> = l.split_whitespace().collect();
+            (f.len() >= 6 && f[1] == "BGP")
+                .then(|| (f[0].to_string(), format!("{} {}", f[4], f[5])))
+        })
+        .collect()
+}
+
+/// `birdc configure "ha-aa-gw-X-drain.conf"` on the gateway carrying the ping flow, with 100
+/// pings/s and an iperf3 stream running, and back: no BGP session on any BIRD restarts (their
+/// "since" times stay), the draining gateway's routes arrive with GRACEFUL_SHUTDOWN and
+/// local_pref 0, both ECMP routes shrink to the other gateway while it drains and come back
+/// after; not one ping is lost.
+#[test]
+#[ignore = "needs root"]
+fn bird_drain_file_moves_traffic_without_a_session_reset() {
+    require_root();
+    let _s = serial();
+    let lab = AaLab::start();
+    let lh = lab.topo.ns("lh");
+    let rtr = lab.topo.ns("rtr");
+    let rem = lab.topo.ns("rem");
+    let (fwd_c, _) = main_flow_counters(&lab);
+    let f0 = fwd_c.read();
+    ping(
+        &lh,
+        REMOTE_HOST,
+        10,
+        pattern_payload(b"ha-probe", 56),
+        Duration::from_millis(10),
+        Duration::from_secs(1),
+    );
+    let gw = carrier(&f0, &fwd_c.read(), "LAN->remote");
+    let (g, other) = (&GWS[gw], &GWS[1 - gw]);
+    // The drain file, rewritten as the normal one was (it includes the same .inc).
+    let drain_example = g.bird.replace(".conf", "-drain.conf");
+    let drain = lab.bird_config_as(
+        g.role,
+        &drain_example,
+        &format!("{}-drain.bird.conf", g.role),
+    );
+    let normal = lab.bird(gw).config.clone();
+    let since0: Vec<Vec<(String, String)>> = lab.birds.iter().map(bgp_since).collect();
+
+    let dir = lab.dir.path.clone();
+    let (lh2, rh2) = (lh.clone(), lab.topo.ns("rh"));
+    let iperf = std::thread::spawn(move || {
+        iperf3_json(
+            &lh2,
+            &rh2,
+            REMOTE_HOST,
+            5201,
+            &["-t", "12", "-b", "50M", "-i", "1"],
+            &dir,
+            "drain",
+        )
+    });
+    std::thread::sleep(Duration::from_millis(500));
+    let pinger = ping_paced_in_background(
+        &lh,
+        REMOTE_HOST,
+        1100,
+        pattern_payload(b"ha-drain", 56),
+        PING_INTERVAL,
+        REPLY_TIMEOUT,
+    );
+    std::thread::sleep(Duration::from_secs(3));
+    let t0 = Instant::now();
+    let rtr_watch = watch_nexthops(&rtr, REMOTE_NET, other.rtr_port, t0);
+    let rem_watch = watch_nexthops(&rem, LAN_NET, other.remote_dev, t0);
+    let out = lab
+        .bird(gw)
+        .birdc_ok(&["configure", &format!("\"{}\"", drain.display())]);
+    assert!(out.contains("Reconfigured"), "{out}");
+    let (rtr_moved, rem_moved) = (rtr_watch.join().unwrap(), rem_watch.join().unwrap());
+    let f_drain0 = fwd_c.read();
+    std::thread::sleep(Duration::from_secs(3));
+    let f_drain1 = fwd_c.read();
+    // The draining gateway's route at the LAN router: community and local_pref 0.
+    let all = lab.birds[RTR].birdc_ok(&[
+        "show",
+        "route",
+        "all",
+        REMOTE_NET,
+        "protocol",
+        RTR_SESSIONS[gw],
+    ]);
+    let out = lab
+        .bird(gw)
+        .birdc_ok(&["configure", &format!("\"{}\"", normal.display())]);
+    assert!(out.contains("Reconfigured"), "{out}");
+    let back_rtr = wait_nexthops(&rtr, REMOTE_NET, &["gwa", "gwb"], Duration::from_secs(5));
+    let back_rem = wait_nexthops(
+        &rem,
+        LAN_NET,
+        &["vti-gwa", "vti-gwb"],
+        Duration::from_secs(5),
+    );
+    let run = pinger.join().unwrap();
+    let report = iperf.join().unwrap();
+    let since1: Vec<Vec<(String, String)>> = lab.birds.iter().map(bgp_since).collect();
+
+    let moved = |m: &std::collections::BTreeMap<String, u64>,
+                 n: &std::collections::BTreeMap<String, u64>,
+                 who: &str| { n[who] - m.get(who).copied().unwrap_or(0) };
+    println!(
+        "drain of {} by `birdc configure` (its -drain file): ECMP down to {} after {} on the LAN router, {} on the remote; back to both {} / {} after configuring the normal file",
+        g.role,
+        other.role,
+        rtr_moved.map_or("-".into(), secs),
+        rem_moved.map_or("-".into(), secs),
+        secs(back_rtr),
+        secs(back_rem)
+    );
+    println!(
+        "while drained (3 s): LAN->remote pings via {} {}, via {} {}; pings {} sent, {} lost; iperf3 {:.1} MB received",
+        g.role,
+        moved(&f_drain0, &f_drain1, g.role),
+        other.role,
+        moved(&f_drain0, &f_drain1, other.role),
+        run.sent(),
+        run.lost().len(),
+        report
+            .pointer("/end/sum_received/bytes")
+            .and_then(Value::as_u64)
+            .unwrap_or(0) as f64
+            / 1e6
+    );
+    println!("LAN router's route from {} while drained:\n{all}", g.role);
+    println!("BGP sessions (name, since) before: {since0:?}\nafter: {since1:?}");
+    assert!(
+        rtr_moved.is_some() && rem_moved.is_some(),
+        "traffic did not move"
+    );
+    assert!(all.contains("BGP.community: (65535,0)"), "{all}");
+    assert!(all.contains("BGP.local_pref: 0"), "{all}");
+    assert_eq!(
+        moved(&f_drain0, &f_drain1, g.role),
+        0,
+        "pings still via the drained gateway"
+    );
+    assert!(moved(&f_drain0, &f_drain1, other.role) >= 250);
+    assert_eq!(since0, since1, "a BGP session restarted");
+    assert_eq!(run.lost().len(), 0, "pings lost during drain and undrain");
 }
 
 // ------------------------------------------------------------------------------------------
