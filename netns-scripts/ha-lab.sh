@@ -31,7 +31,8 @@
 #   netns-scripts/ha-lab.sh up PREFIX aa [--net-only]
 #       builds the namespaces, writes fresh PSKs and the configs into the state directory,
 #       starts ironsecd (gwa, gwb, rem) and BIRD (rtr, gwa, gwb, rem) and waits (up to 30 s)
-#       for every BGP session to be established; then returns, leaving everything running.
+#       for every BGP session to be established and its BFD session up; then returns, leaving
+#       everything running.
 #       --net-only builds the namespaces and links only (tests start their own daemons).
 #   netns-scripts/ha-lab.sh status PREFIX aa
 #       BGP and BFD sessions of every BIRD, the ECMP routes, the tunnels (ironsecctl status)
@@ -256,7 +257,15 @@ bgp_sessions() {
         awk '$2 == "BGP" { i = ($5 ~ /^[0-9][0-9][0-9][0-9]-/) ? 7 : 6; print $1, $4, $i }'
 }
 
-# Wait up to $1 seconds for every BGP session of every BIRD to be Established.
+# BFD sessions of BIRD $1 that are Up, one address a line.
+bfd_up() {
+    birdc -s "$STATE/$1.bird.sock" show bfd sessions 2>/dev/null | awk '$3 == "Up" { print $1 }'
+}
+
+# Wait up to $1 seconds for every BGP session of every BIRD to be Established and its BFD
+# session Up. BFD comes up after BGP (it starts slow), and a BFD session that never was up
+# declares nothing when its peer dies: a fault injected before then is noticed only by BGP's
+# hold timer (30 s).
 aa_wait_bgp() {
     local deadline=$((SECONDS + $1)) g s pending
     while :; do
@@ -265,10 +274,12 @@ aa_wait_bgp() {
             for s in ${AA_SESSIONS[$g]}; do
                 bgp_sessions "$g" | grep -q "^$s up Established" || pending+=" $g:$s"
             done
+            # One BFD session per BGP session.
+            [ "$(bfd_up "$g" | wc -l)" = "$(wc -w <<<"${AA_SESSIONS[$g]}")" ] || pending+=" $g:bfd"
         done
         [ -z "$pending" ] && return 0
         if [ "$SECONDS" -ge "$deadline" ]; then
-            log "$PROG: BGP sessions not established after $1 s:$pending"
+            log "$PROG: BGP/BFD sessions not up after $1 s:$pending"
             return 1
         fi
         sleep 0.2
@@ -290,7 +301,7 @@ aa_up() {
         done
         die "BGP did not come up"
     fi
-    msg "$PROG: up in $((SECONDS - t0)) s, every BGP session established; state in $STATE"
+    msg "$PROG: up in $((SECONDS - t0)) s, every BGP session established and its BFD session up; state in $STATE"
     msg "$PROG: try: ip netns exec $(ns_of lh) ping -c 3 10.2.0.2;  $0 status $PREFIX aa;  $0 down $PREFIX"
 }
 
