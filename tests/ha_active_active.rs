@@ -8,13 +8,19 @@
 //! - both ECMP routes have two nexthops, and eight flows (one per destination address) spread
 //!   over both gateways in both directions, each flow on one gateway;
 //! - the gateway carrying the LAN -> remote ping flow (100 pings/s) and an iperf3 TCP stream
-//!   (capped at 50 Mbit/s) is "killed" (SIGKILL of its ironsecd and BIRD, links left up), or
-//!   only its ironsecd is killed, or its WAN is cut in the WAN router: at most 100 pings are
-//!   lost (the issue's limit; the outage is printed), the TCP stream completes, the ECMP
-//!   routes shrink to the surviving gateway; with the WAN cut, nothing in clear for 10.0.0.0/8
-//!   reaches the WAN router from the cut gateway (nftables counters there);
-//! - the BIRD files parse (`bird -p`), the -drain files differ from the normal ones only in
-//!   `define DRAIN`.
+//!   (capped at 50 Mbit/s) fails: its ironsecd and BIRD SIGKILLed (links left up), or the
+//!   same after the host went dark (nothing leaves it: only BFD's timeout can tell), or only
+//!   its ironsecd SIGKILLed, or its WAN cut in the WAN router. In each case at most 100 pings
+//!   are lost (the issue's limit; the outage, BFD times and route changes are printed), the TCP
+//!   stream completes and moves data in every second after the fault, both ECMP routes shrink
+//!   to the surviving gateway, and the WAN router sees nothing in clear for 10.0.0.0/8 from
+//!   either gateway (nftables counters on its ports);
+//! - `birdc configure` of a gateway's -drain file (GRACEFUL_SHUTDOWN on its routes) moves all
+//!   traffic to the other gateway and back without a BGP session restarting and without losing
+//!   a ping (what a planned drain builds on);
+//! - the BIRD files parse (`bird -p`), and the -drain files differ from the normal ones only in
+//!   `define DRAIN`;
+//! - ha-lab.sh itself: up (with daemons), status, cut, heal, kill, down, leaving nothing.
 //!
 //! Needs root (and bird2, iperf3, nftables; tests/install-deps.sh): `#[ignore = "needs
 //! root"]`; FAILS, never skips, without them. Run:
