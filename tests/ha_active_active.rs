@@ -424,14 +424,7 @@ impl FlowCounters {
             );
         }
         body += " }\n}\n";
-        let path =
-            std::env::temp_dir().join(format!("ironsec-ha-flows-{}-{ns}.nft", std::process::id()));
-        std::fs::write(&path, body).unwrap();
-        run_ok(
-            ns_cmd(ns, "nft").args(["-f", path.to_str().unwrap()]),
-            Duration::from_secs(5),
-        );
-        let _ = std::fs::remove_file(&path);
+        nft_load(ns, "flows", &body);
         FlowCounters { ns: ns.to_string() }
     }
 
@@ -1151,14 +1144,25 @@ fn go_dark(ns: &str) {
          chain out { type filter hook output priority -300; policy drop; }\n\
          chain fw { type filter hook forward priority -300; policy drop; }\n\
          }\n";
+    nft_load(ns, "dark", rules);
+}
+
+/// `nft -f` of `rules` in `ns` (through a temporary file, removed whatever nft says); panics
+/// with nft's message if it refuses them.
+fn nft_load(ns: &str, tag: &str, rules: &str) {
     let path =
-        std::env::temp_dir().join(format!("ironsec-ha-dark-{}-{ns}.nft", std::process::id()));
+        std::env::temp_dir().join(format!("ironsec-ha-{tag}-{}-{ns}.nft", std::process::id()));
     std::fs::write(&path, rules).unwrap();
-    run_ok(
+    let out = run_timeout(
         ns_cmd(ns, "nft").args(["-f", path.to_str().unwrap()]),
         Duration::from_secs(5),
     );
     let _ = std::fs::remove_file(&path);
+    assert!(
+        out.status.success(),
+        "nft -f in {ns}: {}\n{rules}",
+        text(&out.stderr)
+    );
 }
 
 /// The "Last error" BIRD shows for protocol `name` (empty if none).
