@@ -44,6 +44,9 @@ const REQUIRED_EXAMPLES: &[&str] = &[
     "p2s-gw.toml",
     "ha/plink-site-a.toml",
     "ha/plink-site-b.toml",
+    "ha/aa-gw-a.toml",
+    "ha/aa-gw-b.toml",
+    "ha/aa-remote.toml",
 ];
 
 fn conf_dir() -> PathBuf {

@@ -10,6 +10,7 @@ use super::{ns_cmd, run_ok};
 
 pub struct WireJudge {
     ns: String,
+    table: String,
 }
 
 impl WireJudge {
@@ -21,9 +22,15 @@ impl WireJudge {
     /// The same counters on each of `devices` in `ns` (one ingress chain per device), summed
     /// by [`WireJudge::counts`]: for a WAN router whose ports face several gateways, where a
     /// packet leaked by any of them arrives (the router has no route for it, so only its
-    /// ingress sees it).
+    /// ingress sees it). Each judge has a table of its own, named after its devices, so several
+    /// judges may watch several ports of one namespace apart (e.g. one per gateway).
     pub fn install_on(ns: &str, devices: &[&str], clear_dst: &str) -> WireJudge {
-        let mut rules = String::from("table netdev wire_judge {\n");
+        let table = if devices == ["wan"] {
+            "wire_judge".to_string()
+        } else {
+            format!("wire_judge_{}", devices.join("_").replace(['-', '.'], "_"))
+        };
+        let mut rules = format!("table netdev {table} {{\n");
         for (i, dev) in devices.iter().enumerate() {
             rules += &format!(
                 "  chain wire{i} {{\n\
@@ -34,22 +41,27 @@ impl WireJudge {
             );
         }
         rules += "}\n";
-        let path =
-            std::env::temp_dir().join(format!("ironsec-judge-{}-{ns}.nft", std::process::id()));
+        let path = std::env::temp_dir().join(format!(
+            "ironsec-judge-{}-{ns}-{table}.nft",
+            std::process::id()
+        ));
         std::fs::write(&path, rules).unwrap();
         run_ok(
             ns_cmd(ns, "nft").args(["-f", path.to_str().unwrap()]),
             Duration::from_secs(5),
         );
         let _ = std::fs::remove_file(&path);
-        WireJudge { ns: ns.to_string() }
+        WireJudge {
+            ns: ns.to_string(),
+            table,
+        }
     }
 
     /// (cleartext packets to the protected prefix, ESP-in-UDP packets) seen on the wire so far,
     /// over every device judged.
     pub fn counts(&self) -> (u64, u64) {
         let o = run_ok(
-            ns_cmd(&self.ns, "nft").args(["list", "table", "netdev", "wire_judge"]),
+            ns_cmd(&self.ns, "nft").args(["list", "table", "netdev", &self.table]),
             Duration::from_secs(5),
         );
         let out = String::from_utf8_lossy(&o.stdout).into_owned();
