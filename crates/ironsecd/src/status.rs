@@ -810,7 +810,12 @@ impl Status {
                     t.local,
                     t.remote,
                     if t.state == "dormant" {
-                        format!("dormant ({} not on this host)", t.local)
+                        // `local` is ADDRESS:PORT; the address is what moved.
+                        let ip = t
+                            .local
+                            .parse::<std::net::SocketAddr>()
+                            .map_or(t.local.clone(), |a| a.ip().to_string());
+                        format!("dormant ({ip} not on this host)")
                     } else {
                         t.state.clone()
                     },
