@@ -653,3 +653,64 @@ fn unplanned_failover_under_three_seconds() {
         .log_text()
         .contains("shared address is on this host"));
 }
+
+/// A planned handover: keepalived on the master is stopped (SIGTERM: it advertises priority
+/// 0 and removes the addresses), its ironsecd stays up. That ironsecd sees the address go and
+/// abandons its SAs without sending anything; the backup takes over as above.
+#[test]
+#[ignore = "needs root"]
+fn planned_handover_when_keepalived_stops() {
+    let _serial = serial();
+    let mut run = AsRun::start();
+    let lh = run.lab.ns("lh");
+    let requests_a = num(&run.gwa.status(), "/ike/requests_sent");
+    let pings = ping_paced_in_background(
+        &lh,
+        RH,
+        500,
+        pattern_payload(PING_PATTERN, 56),
+        Duration::from_millis(10),
+        Duration::from_secs(1),
+    );
+    std::thread::sleep(Duration::from_secs(2));
+    run.ka_a.stop();
+    let took_over = run.ka_b.wait_master(VIP, Duration::from_secs(5));
+    let pings = pings.join().expect("pinger");
+    assert!(took_over, "gwb never took the address over\n{}", run.logs());
+    assert!(
+        poll_until(Duration::from_secs(5), || tunnel_state(&run.gwa.status())
+            == "dormant"),
+        "{}",
+        run.logs()
+    );
+    let st_a = run.gwa.status();
+    // Not one request from the old master after it let the address go: DPD runs every 2 s,
+    // and a DELETE would be a request too.
+    let requests_after = num(&st_a, "/ike/requests_sent");
+    assert!(
+        tunnel_up(&run.gwb.status()),
+        "gwb's tunnel is not up\n{}",
+        run.logs()
+    );
+    let outage = longest_outage(&pings).map_or(0.0, |(_, g)| g);
+    eprintln!(
+        "planned handover (keepalived SIGTERM): {} of {} pings lost, longest outage {outage:.3} s; old master's IKE requests {requests_a} before, {requests_after} after",
+        pings.lost().len(),
+        pings.sent()
+    );
+    assert!(outage < 3.0, "outage {outage:.3} s\n{}", run.logs());
+    assert!(
+        run.gwa.log_text().contains("abandoned without a DELETE"),
+        "{}",
+        run.logs()
+    );
+    // DPD requests of the old master before the handover are allowed; after it, none: wait
+    // two DPD intervals more and compare.
+    std::thread::sleep(Duration::from_secs(4));
+    assert_eq!(
+        num(&run.gwa.status(), "/ike/requests_sent"),
+        requests_after,
+        "{}",
+        run.logs()
+    );
+}
