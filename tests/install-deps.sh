@@ -82,6 +82,10 @@ if ! command -v bird >/dev/null 2>&1 || ! command -v birdc >/dev/null 2>&1; then
 # instance in a namespace, with its own config directory); the package's service is not wanted.
 if ! command -v freeradius >/dev/null 2>&1; then install_quietly freeradius freeradius; fi
 if ! command -v radtest >/dev/null 2>&1; then apt-get install -y -qq --no-install-recommends freeradius-utils >/dev/null; fi
+# keepalived: VRRP for tests/ha_active_standby.rs (tests/common/keepalived.rs runs one per
+# gateway namespace with its own config and pid files, moving the shared address between two
+# ironsecd gateways). The package's own service is not wanted.
+if ! command -v keepalived >/dev/null 2>&1; then install_quietly keepalived keepalived; fi
 # cargo-fuzz for fuzz/ci-smoke.sh (tests/run.sh runs every fuzz target for 60 s).
 if ! cargo fuzz --version >/dev/null 2>&1; then
     cargo install cargo-fuzz --locked --quiet

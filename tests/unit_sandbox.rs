@@ -441,3 +441,57 @@ fn the_filter_without_capset_kills_ironsecd() {
         p.log_text()
     );
 }
+
+/// A shared address (`gateway.shared_addresses`, active-standby) under the unit's sandbox:
+/// the IKE and ESP sockets on it are bound with IP_FREEBIND and the address watch subscribes
+/// to rtnetlink's IPv4 address events, both inside the unit's syscall filter and address
+/// families. gwA's tunnel address is made a shared one; taking it away makes the tunnel
+/// dormant, giving it back brings the tunnel up again.
+#[test]
+#[ignore = "needs root"]
+fn a_shared_address_is_followed_under_the_units_sandbox() {
+    let _serial = serial();
+    require_root();
+    let scratch = TempDir::new(&format!("{}-spec", unique_prefix()));
+    let wrapper = wrapper_for(UNIT, &scratch.path, "shared");
+    let mut lab = IkeLab::start(IkeLabOpts {
+        wrapper,
+        ..IkeLabOpts::default()
+    });
+    lab.wait_up(Duration::from_secs(15)).unwrap();
+    lab.a.stop();
+    let cfg = std::fs::read_to_string(&lab.cfg_a).unwrap().replacen(
+        "[gateway]\n",
+        "[gateway]\nshared_addresses = [\"192.0.2.1\"]\n",
+        1,
+    );
+    std::fs::write(&lab.cfg_a, cfg).unwrap();
+    lab.restart_a();
+    lab.wait_up(Duration::from_secs(15))
+        .unwrap_or_else(|e| panic!("{e}\n{}", lab.logs()));
+    let addr = |verb: &str| {
+        run_ok(
+            ns_cmd(&lab.topo.gw_a, "ip").args(["addr", verb, "192.0.2.1/24", "dev", "wan"]),
+            Duration::from_secs(5),
+        );
+    };
+    let state = |lab: &IkeLab| conn_tunnel(&lab.a.status(), "site-b")["state"].clone();
+    addr("del");
+    assert!(
+        poll_until(Duration::from_secs(5), || state(&lab) == "dormant"),
+        "{}",
+        lab.logs()
+    );
+    addr("add");
+    assert!(
+        poll_until(Duration::from_secs(15), || tunnel_up(&lab.a.status())),
+        "{}",
+        lab.logs()
+    );
+    ping_both_ways(&lab);
+    assert_eq!(
+        proc_status_field(lab.a.proc_.pid(), "Seccomp"),
+        "2",
+        "gwA runs under the filter"
+    );
+}

@@ -4,7 +4,8 @@
 //! the static and IKE labs ([`lab`], [`ike_lab`]), captures and pcap files ([`capture`],
 //! [`pcap`]), packet builders ([`packets`]), pingers ([`ping`]), bulk traffic ([`traffic`]),
 //! daemon log times ([`logtime`]), the outside judge of fail-closed tests ([`judge`]), the `netns-scripts` reports ([`scripts`]), BIRD 2 under guard
-//! with `birdc` queries for BGP sessions, routes and BFD sessions ([`bird`]), strongSwan as
+//! with `birdc` queries for BGP sessions, routes and BFD sessions ([`bird`]), keepalived
+//! moving a shared address ([`keepalived`]), strongSwan as
 //! a peer ([`strongswan`]), a test PKI made with strongSwan's `pki` tool ([`pki`]) and
 //! remote-access clients with their topology ([`rwclient`]).
 //! Everything but `strongswan`, `pki` and `rwclient` is re-exported here, so a test file says
@@ -26,6 +27,7 @@ mod config;
 mod daemon;
 mod ike_lab;
 mod judge;
+mod keepalived;
 mod lab;
 mod logtime;
 mod nat_lab;
@@ -46,9 +48,9 @@ mod traffic;
 // Each test file uses its own share of these.
 #[allow(unused_imports)]
 pub use {
-    bird::*, capture::*, config::*, daemon::*, ike_lab::*, judge::*, lab::*, logtime::*,
-    nat_lab::*, netns::*, packets::*, pcap::*, ping::*, process::*, scripts::*, status::*,
-    tempdir::*, traffic::*,
+    bird::*, capture::*, config::*, daemon::*, ike_lab::*, judge::*, keepalived::*, lab::*,
+    logtime::*, nat_lab::*, netns::*, packets::*, pcap::*, ping::*, process::*, scripts::*,
+    status::*, tempdir::*, traffic::*,
 };
 
 use std::path::{Path, PathBuf};

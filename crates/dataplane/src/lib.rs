@@ -134,6 +134,9 @@ pub struct DataplaneConfig {
     pub tun_txqueuelen: u32,
     /// One socket per address (per worker); tunnels refer to them by index.
     pub local_addrs: Vec<SocketAddr>,
+    /// Those of `local_addrs`' addresses that may be absent from this host (shared addresses
+    /// of an active-standby pair): their sockets are bound with IP_FREEBIND.
+    pub freebind_addrs: Vec<std::net::IpAddr>,
     /// Worker threads; 0 = one per core.
     pub workers: usize,
     /// SO_RCVBUF / SO_SNDBUF per socket, in bytes.
@@ -220,7 +223,8 @@ impl Dataplane {
         for _ in 0..workers {
             let mut per_worker = Vec::with_capacity(cfg.local_addrs.len());
             for &addr in &cfg.local_addrs {
-                let sock = udp::bind(addr, cfg.socket_buffer)
+                let freebind = cfg.freebind_addrs.contains(&addr.ip());
+                let sock = udp::bind(addr, cfg.socket_buffer, freebind)
                     .map_err(|source| DataplaneError::Bind { addr, source })?;
                 if cfg.udp_offload && !udp::enable_gro(&sock) {
                     gro = false;

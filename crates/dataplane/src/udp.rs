@@ -15,16 +15,43 @@ use socket2::{Domain, Protocol, SockAddr, Socket, Type};
 /// Binds a UDP socket on `addr` shared with the other workers' sockets (SO_REUSEPORT), with
 /// socket buffers of `buffer` bytes. As root the buffers are forced past `rmem_max`/`wmem_max`:
 /// the default ~208 KB receive buffer is where a receiving gateway loses most packets under load.
-pub fn bind(addr: SocketAddr, buffer: usize) -> io::Result<Socket> {
+/// `freebind`: the address may be absent from this host (IP_FREEBIND, see [`bind_ike`]).
+pub fn bind(addr: SocketAddr, buffer: usize, freebind: bool) -> io::Result<Socket> {
     let sock = Socket::new(Domain::for_address(addr), Type::DGRAM, Some(Protocol::UDP))?;
     sock.set_reuse_address(true)?;
     sock.set_reuse_port(true)?;
+    set_freebind(&sock, addr, freebind)?;
     if buffer > 0 {
         set_buffer(&sock, libc::SO_RCVBUFFORCE, libc::SO_RCVBUF, buffer)?;
         set_buffer(&sock, libc::SO_SNDBUFFORCE, libc::SO_SNDBUF, buffer)?;
     }
     sock.bind(&addr.into())?;
     Ok(sock)
+}
+
+/// Binds the plain (blocking) UDP socket IKE is received and sent on, at `addr`. With
+/// `freebind` the bind succeeds while the address is not on any interface (IP_FREEBIND, ip(7)):
+/// a shared address of an active-standby pair, which the other gateway holds. Measured on
+/// Linux 6.18: such a socket's sends fail with ENETUNREACH while the address is away, and it
+/// sends and receives as soon as the address is added, so one socket bound at start serves
+/// every takeover. Other addresses are bound plainly, so a mistyped one still fails at start.
+pub fn bind_ike(addr: SocketAddr, freebind: bool) -> io::Result<std::net::UdpSocket> {
+    let sock = Socket::new(Domain::for_address(addr), Type::DGRAM, Some(Protocol::UDP))?;
+    set_freebind(&sock, addr, freebind)?;
+    sock.bind(&addr.into())?;
+    Ok(sock.into())
+}
+
+/// IP_FREEBIND (IPv4) or IPV6_FREEBIND when `on`; nothing otherwise.
+fn set_freebind(sock: &Socket, addr: SocketAddr, on: bool) -> io::Result<()> {
+    if !on {
+        return Ok(());
+    }
+    if addr.is_ipv6() {
+        sock.set_freebind_ipv6(true)
+    } else {
+        sock.set_freebind(true)
+    }
 }
 
 fn set_buffer(
@@ -584,8 +611,26 @@ mod tests {
     use super::*;
     use std::os::fd::AsFd;
 
+    /// A shared address that is not on this host: a plain bind fails (a typo is caught at
+    /// start), a freebind one succeeds, for the IKE socket and the ESP sockets alike.
+    /// 192.0.2.77 (TEST-NET-1) is on no interface of a test machine; nothing is sent.
+    #[test]
+    fn freebind_binds_an_absent_address_and_only_when_asked() {
+        let absent: SocketAddr = "192.0.2.77:0".parse().unwrap();
+        let e = bind_ike(absent, false).unwrap_err();
+        assert_eq!(e.raw_os_error(), Some(libc::EADDRNOTAVAIL), "{e}");
+        assert!(bind(absent, 0, false).is_err());
+        let s = bind_ike(absent, true).unwrap();
+        assert_eq!(s.local_addr().unwrap().ip(), absent.ip());
+        let s = bind(absent, 0, true).unwrap();
+        assert_eq!(
+            s.local_addr().unwrap().as_socket().unwrap().ip(),
+            absent.ip()
+        );
+    }
+
     fn sock(addr: &str) -> Socket {
-        bind(addr.parse().unwrap(), 1 << 20).unwrap()
+        bind(addr.parse().unwrap(), 1 << 20, false).unwrap()
     }
 
     /// Sends 20 datagrams (19 of 1000 bytes and a short last one) to `to` through one batch.
@@ -726,7 +771,7 @@ mod tests {
     /// takes both control messages together: every datagram arrives, with its TOS.
     #[test]
     fn marked_datagrams_carry_their_tos() {
-        let rx = bind("127.0.0.1:0".parse().unwrap(), 1 << 20).unwrap();
+        let rx = bind("127.0.0.1:0".parse().unwrap(), 1 << 20, false).unwrap();
         let one: libc::c_int = 1;
         // SAFETY: setsockopt with a valid fd and a pointer to a c_int of the given size.
         let r = unsafe {
@@ -740,7 +785,7 @@ mod tests {
         };
         assert_eq!(r, 0);
         let to: SockAddr = rx.local_addr().unwrap();
-        let tx = bind("127.0.0.1:0".parse().unwrap(), 1 << 20).unwrap();
+        let tx = bind("127.0.0.1:0".parse().unwrap(), 1 << 20, false).unwrap();
         let d = vec![7u8; 200];
         let mut slots = SendSlots::new(8).with_gso(true);
         let mut s = slots.batch();

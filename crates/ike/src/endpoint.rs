@@ -511,6 +511,19 @@ impl Endpoint {
         .ok_or(CommandError::NoSuchSa(ike))
     }
 
+    /// Forgets an IKE SA and its CHILD_SAs without sending anything: the down events
+    /// ([`crate::Event::ChildSaDown`], [`crate::Event::IkeSaDown`]) with
+    /// [`crate::CloseReason::Abandoned`] come out as for any close, but no DELETE, no
+    /// retransmission of a pending request and no answer. For when our local address is gone
+    /// (a shared address taken over by the other gateway of a pair): a DELETE could not leave
+    /// from it, and the peer hears of the change from the new owner's INITIAL_CONTACT.
+    pub fn abandon(&mut self, now: Instant, ike: IkeSaId) -> Result<(), CommandError> {
+        self.with_sa(ike, now, |sa, ctx| {
+            sa.close(ctx, crate::events::CloseReason::Abandoned)
+        })
+        .ok_or(CommandError::NoSuchSa(ike))
+    }
+
     pub fn rekey_child(
         &mut self,
         now: Instant,

@@ -68,6 +68,9 @@ pub enum CloseReason {
     Expired,
     /// The peer came back with INITIAL_CONTACT (it restarted): its old SAs are stale.
     Replaced,
+    /// Forgotten without a word ([`crate::Endpoint::abandon`]): our local address went away
+    /// (a shared address moved to the other gateway), so nothing could be sent from it.
+    Abandoned,
 }
 
 /// As logged (`reason=PeerUnreachable`, `reason=Refused(AUTHENTICATION_FAILED)`): the

@@ -69,6 +69,8 @@ pub enum DaemonError {
     Interface(String),
     #[error("cannot install routes: {0}")]
     Routes(String),
+    #[error("cannot watch the shared addresses (gateway.shared_addresses): {0}")]
+    AddressWatch(#[source] std::io::Error),
 }
 
 /// Why a reload did not happen; the running config stays.
@@ -567,13 +569,18 @@ pub fn run(cfg: Config) -> Result<(), DaemonError> {
     let config_path = cfg.file.clone();
     let metrics_addr = cfg.gateway.metrics;
     let metrics_token = cfg.gateway.metrics_token.as_ref().map(|(_, t)| t.clone());
+    // Shared addresses may be absent (this host is the standby): their sockets are bound with
+    // IP_FREEBIND, and the watch tells the plane when they come and go (crate::addrwatch).
+    let shared = cfg.gateway.shared_addresses.clone();
+    let addr_rx = crate::addrwatch::spawn(shared.clone()).map_err(DaemonError::AddressWatch)?;
     let r = rt.block_on(async move {
         let mut ike_sockets = Vec::new();
         for addr in plane.ike_addrs() {
             // Read on a thread of its own, so a flood cannot crowd real peers out in the
             // kernel's receive buffer (see ikeadmit).
-            let bind = |addr| -> std::io::Result<std::net::UdpSocket> {
-                let s = std::net::UdpSocket::bind(addr)?;
+            let bind = |addr: SocketAddr| -> std::io::Result<std::net::UdpSocket> {
+                let freebind = shared.contains(&addr.ip());
+                let s = ironsec_dataplane::udp::bind_ike(addr, freebind)?;
                 s.set_nonblocking(true)?;
                 let sender = s.try_clone()?;
                 crate::ikeadmit::spawn_reader(addr, s, tx.clone(), plane.admission().clone())?;
@@ -603,6 +610,7 @@ pub fn run(cfg: Config) -> Result<(), DaemonError> {
             guard_start,
             wake: Notify::new(),
         });
+        tokio::spawn(follow_addresses(addr_rx, running.clone()));
         // The route-based connections' interfaces, then tables scoped to them, then the
         // routes (some point into those interfaces).
         {
@@ -650,6 +658,16 @@ pub fn run(cfg: Config) -> Result<(), DaemonError> {
         running.dp.shutdown();
     }
     r
+}
+
+/// Hands the address watch's reports to the plane: a shared address that arrives starts its
+/// tunnels, one that leaves makes them dormant (plane/shared.rs).
+async fn follow_addresses(mut rx: mpsc::Receiver<(IpAddr, bool)>, running: Arc<Running>) {
+    while let Some((ip, present)) = rx.recv().await {
+        running.act(|plane, now| plane.set_address_present(ip, present, now));
+        // The plane's deadlines changed (a new IKE SA's retransmission, or none at all).
+        running.wake.notify_one();
+    }
 }
 
 /// What the fast path and the IKE readers hand the event loop.

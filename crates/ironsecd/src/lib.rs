@@ -4,6 +4,7 @@
 //! The crates, the control plane's modules and where each kind of change goes:
 //! `ARCHITECTURE.md` at the repository root.
 
+pub mod addrwatch;
 pub mod certs;
 pub mod cli;
 pub mod config;

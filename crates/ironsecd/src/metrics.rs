@@ -205,7 +205,7 @@ pub fn render(s: &Status) -> String {
     o.help(
         "ironsec_tunnel_up",
         "gauge",
-        "1 when the tunnel has an SA to send with, 0 when connecting, down or trapped.",
+        "1 when the tunnel has an SA to send with, 0 when connecting, down, trapped or dormant.",
     );
     for c in &s.connections {
         for t in &c.tunnels {
@@ -219,7 +219,7 @@ pub fn render(s: &Status) -> String {
     o.help(
         "ironsec_tunnel_state",
         "gauge",
-        "The tunnel's state: one series per state (up, connecting, down, trapped), 1 for the current one.",
+        "The tunnel's state: one series per state (up, connecting, down, trapped, dormant), 1 for the current one.",
     );
     for c in &s.connections {
         for t in &c.tunnels {
@@ -581,6 +581,20 @@ pub fn render(s: &Status) -> String {
             }
         }
     }
+    if !s.shared_addresses.is_empty() {
+        o.help(
+            "ironsec_shared_address_present",
+            "gauge",
+            "1 when the shared address (active-standby) is on this host, 0 when the other gateway should hold it.",
+        );
+        for a in &s.shared_addresses {
+            o.sample(
+                "ironsec_shared_address_present",
+                &[("address", &a.address)],
+                u64::from(a.present),
+            );
+        }
+    }
     if let Some(g) = &s.guards {
         for (metric, help, v) in [
             (
@@ -864,6 +878,12 @@ pub(crate) mod tests {
                 ],
                 error: None,
             }),
+            shared_addresses: vec![crate::status::SharedAddressStatus {
+                address: "192.0.2.10".into(),
+                present: false,
+                changes: 2,
+                ignored_acquires: 0,
+            }],
             connections: vec![ConnectionStatus {
                 name: "site-b".into(),
                 keying: "ike".into(),
@@ -1093,6 +1113,7 @@ pub(crate) mod tests {
             "ironsec_static_seq_space_used_percent{connection=\"site-b\",local=\"192.0.2.1\",remote=\"gw-b.example\"} 76",
             "ironsec_child_sa_volume{connection=\"site-b\",local=\"192.0.2.1\",remote=\"gw-b.example\",measure=\"bytes\"} 3000000",
             "ironsec_child_sa_volume_limit{connection=\"site-b\",local=\"192.0.2.1\",remote=\"gw-b.example\",limit=\"rekey_bytes\"} 4000000",
+            "ironsec_shared_address_present{address=\"192.0.2.10\"} 0",
             "ironsec_guard_routes 1",
             "ironsec_guard_routes_adopted 1",
             "ironsec_remote_selector_guarded{prefix=\"10.2.0.0/24\"} 1",
@@ -1129,11 +1150,17 @@ pub(crate) mod tests {
         let mut st = sample_status();
         let before = series(&st);
         let text = render(&st);
-        for (state, v) in [("up", 1), ("connecting", 0), ("down", 0), ("trapped", 0)] {
+        for (state, v) in [
+            ("up", 1),
+            ("connecting", 0),
+            ("down", 0),
+            ("trapped", 0),
+            ("dormant", 0),
+        ] {
             let line = format!("ironsec_tunnel_state{{connection=\"site-b\",local=\"192.0.2.1\",remote=\"gw-b.example\",state=\"{state}\"}} {v}");
             assert!(text.lines().any(|l| l == line), "missing {line}\n{text}");
         }
-        for state in ["connecting", "down", "trapped"] {
+        for state in ["connecting", "down", "trapped", "dormant"] {
             let t = &mut st.connections[0].tunnels[0];
             t.state = state.into();
             // The peer moved behind its NAT: `remote` changes, the labels do not.

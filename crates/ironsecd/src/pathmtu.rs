@@ -33,9 +33,21 @@ impl PathMtus {
                 return *m;
             }
         }
-        let m = route_mtu(local, remote).unwrap_or(FALLBACK_PATH_MTU);
+        // A shared address that is not on this host cannot be bound (EADDRNOTAVAIL): its
+        // tunnels cannot send anyway, and get the fallback until it arrives (`forget`).
+        let m = route_mtu(local, remote).unwrap_or_else(|e| {
+            tracing::debug!(%local, %remote, error = %e, fallback = FALLBACK_PATH_MTU, "cannot read the path MTU");
+            FALLBACK_PATH_MTU
+        });
         cache.insert((local, remote), (m, now));
         m
+    }
+
+    /// Forgets what was read for paths from `local`: a shared address that came or went (read
+    /// while it was away, the path MTU is the fallback).
+    pub fn forget(&self, local: IpAddr) {
+        let mut cache = self.cache.lock().unwrap_or_else(|p| p.into_inner());
+        cache.retain(|(l, _), _| *l != local);
     }
 
     /// What one tunnel of `c` carries: its path MTU (configured or the kernel's), the

@@ -242,6 +242,8 @@ pub fn status(dp: &Dataplane, plane: &Plane, started: Instant) -> Status {
             "up"
         } else if ike_status.is_some() {
             "connecting"
+        } else if plane.is_dormant(spec.local) {
+            "dormant"
         } else if state.is_some_and(|s| s.trapped) {
             "trapped"
         } else {
@@ -387,6 +389,17 @@ pub fn status(dp: &Dataplane, plane: &Plane, started: Instant) -> Status {
             log_suppressed: plane.log_suppressed(),
         },
         guards: None,
+        shared_addresses: plane
+            .shared_addresses()
+            .iter()
+            .enumerate()
+            .map(|(i, a)| status::SharedAddressStatus {
+                address: a.address.to_string(),
+                present: a.present,
+                changes: a.changes,
+                ignored_acquires: if i == 0 { plane.ignored_acquires() } else { 0 },
+            })
+            .collect(),
         connections,
     }
 }

@@ -27,7 +27,24 @@ pub struct Status {
     /// (README "Fail closed: guard routes"); filled by the daemon, which owns them.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub guards: Option<GuardsStatus>,
+    /// `gateway.shared_addresses` and whether each is on this host now (active-standby).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub shared_addresses: Vec<SharedAddressStatus>,
     pub connections: Vec<ConnectionStatus>,
+}
+
+/// A shared address of an active-standby pair: present on this host (the master's) or not
+/// (the standby's, whose tunnels from it are `dormant`).
+#[derive(Serialize, Deserialize, Debug, Clone, PartialEq, Eq)]
+pub struct SharedAddressStatus {
+    pub address: String,
+    pub present: bool,
+    /// Arrivals and losses since start.
+    pub changes: u64,
+    /// Traffic for a trapped tunnel that came while it was dormant and was dropped (gateway
+    /// total, on the first address only; its packets are in the `no_sa` drops).
+    #[serde(default)]
+    pub ignored_acquires: u64,
 }
 
 /// ironsec's guard routes (`blackhole PREFIX proto 147 metric 4242`) as the kernel has them now.
@@ -316,7 +333,7 @@ impl InterfaceCounters {
 }
 
 /// Every value [`TunnelStatus::state`] takes: metrics give each its own series.
-pub const TUNNEL_STATES: [&str; 4] = ["up", "connecting", "down", "trapped"];
+pub const TUNNEL_STATES: [&str; 5] = ["up", "connecting", "down", "trapped", "dormant"];
 
 #[derive(Serialize, Deserialize, Debug, Clone, PartialEq, Eq)]
 pub struct TunnelStatus {
@@ -327,7 +344,8 @@ pub struct TunnelStatus {
     /// runs, so metrics label the tunnel with it.
     #[serde(default)]
     pub peer: String,
-    /// `up` (sends with an SA), `connecting`, `down`, or `trapped` (down, comes up on traffic).
+    /// `up` (sends with an SA), `connecting`, `down`, `trapped` (down, comes up on traffic),
+    /// or `dormant` (its local address is a shared address that is not on this host).
     pub state: String,
     /// `active` (carries the traffic) or `standby`; absent for single-tunnel connections.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -632,6 +650,24 @@ impl Status {
             c.mss_clamped, c.icmp_too_big, c.icmp_limited, c.inner_fragmented
         );
         let _ = writeln!(s, "  drops: {}", nonzero(&self.drops));
+        for a in &self.shared_addresses {
+            let _ = writeln!(
+                s,
+                "  shared address {}: {} ({} change(s) since start{})",
+                a.address,
+                if a.present {
+                    "on this host"
+                } else {
+                    "not on this host, its tunnels are dormant"
+                },
+                a.changes,
+                if a.ignored_acquires > 0 {
+                    format!(", {} trap report(s) dropped", a.ignored_acquires)
+                } else {
+                    String::new()
+                }
+            );
+        }
         if let Some(g) = &self.guards {
             let unguarded: Vec<&str> = g
                 .selectors
@@ -773,7 +809,16 @@ impl Status {
                     "  tunnel {} -> {}: {}{}",
                     t.local,
                     t.remote,
-                    t.state,
+                    if t.state == "dormant" {
+                        // `local` is ADDRESS:PORT; the address is what moved.
+                        let ip = t
+                            .local
+                            .parse::<std::net::SocketAddr>()
+                            .map_or(t.local.clone(), |a| a.ip().to_string());
+                        format!("dormant ({ip} not on this host)")
+                    } else {
+                        t.state.clone()
+                    },
                     t.role
                         .as_deref()
                         .map(|r| format!(", {r} (priority {}, weight {})", t.priority, t.weight))
@@ -924,6 +969,7 @@ mod worker_failure_tests {
             ike: IkeCounters::default(),
             connections: Vec::new(),
             guards: None,
+            shared_addresses: Vec::new(),
         }
     }
 

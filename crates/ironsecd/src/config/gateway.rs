@@ -7,7 +7,7 @@
 //! default, the validated model ([`Gateway`]) and [`super::Config::dataplane_config`]. So a key
 //! that a reload could not apply can no longer be accepted by a reload and silently ignored.
 
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
 
 use ironsec_dataplane::DataplaneConfig;
@@ -46,6 +46,11 @@ pub struct Gateway {
     /// Where trust anchors and CRLs are read from (the loaded ones: [`super::Config::trust`]).
     pub ca_dir: Option<PathBuf>,
     pub crl_dir: Option<PathBuf>,
+    /// Addresses this host holds only part of the time (the shared address of an
+    /// active-standby pair, moved by keepalived): their sockets are bound with IP_FREEBIND so
+    /// ironsecd starts and runs without them, and their tunnels stay dormant while the
+    /// address is away (README "Active-standby with one shared address").
+    pub shared_addresses: Vec<IpAddr>,
 }
 
 /// The metrics endpoint's bearer token. Zeroed when dropped; `Debug` shows no byte of it;
@@ -97,6 +102,7 @@ pub enum GatewayKey {
     IkeFragmentSize,
     CaDir,
     CrlDir,
+    SharedAddresses,
 }
 
 /// When a changed value takes effect.
@@ -120,7 +126,7 @@ pub enum SetsUp {
 
 impl GatewayKey {
     /// Every key, in schema order.
-    pub const ALL: [GatewayKey; 20] = [
+    pub const ALL: [GatewayKey; 21] = [
         GatewayKey::Tun,
         GatewayKey::TunMtu,
         GatewayKey::TunTxqueuelen,
@@ -141,6 +147,7 @@ impl GatewayKey {
         GatewayKey::IkeFragmentSize,
         GatewayKey::CaDir,
         GatewayKey::CrlDir,
+        GatewayKey::SharedAddresses,
     ];
 
     /// The key as written in the file (and after `IRONSEC_GATEWAY__`).
@@ -166,6 +173,7 @@ impl GatewayKey {
             GatewayKey::IkeFragmentSize => "ike_fragment_size",
             GatewayKey::CaDir => "ca_dir",
             GatewayKey::CrlDir => "crl_dir",
+            GatewayKey::SharedAddresses => "shared_addresses",
         }
     }
 
@@ -181,7 +189,9 @@ impl GatewayKey {
             | GatewayKey::SocketBuffer
             | GatewayKey::Batch
             | GatewayKey::UdpOffload
-            | GatewayKey::TunOffload => AtStart(FastPath),
+            | GatewayKey::TunOffload
+            // How the sockets are bound (IP_FREEBIND), ESP and IKE alike: they are bound once.
+            | GatewayKey::SharedAddresses => AtStart(FastPath),
             // replay_window sizes the anti-replay window of every SA, static ones included,
             // which exist from the start: one value for all SAs keeps their behaviour alike.
             GatewayKey::IkePort
@@ -266,6 +276,18 @@ impl Gateway {
             GatewayKey::IkeFragmentSize => self.ike_fragment_size.to_string(),
             GatewayKey::CaDir => shown_path(&self.ca_dir),
             GatewayKey::CrlDir => shown_path(&self.crl_dir),
+            GatewayKey::SharedAddresses => {
+                if self.shared_addresses.is_empty() {
+                    "none".to_string()
+                } else {
+                    let v: Vec<String> = self
+                        .shared_addresses
+                        .iter()
+                        .map(|a| a.to_string())
+                        .collect();
+                    v.join(", ")
+                }
+            }
         }
     }
 
@@ -289,6 +311,7 @@ impl Gateway {
             tun_mtu: self.tun_mtu,
             tun_txqueuelen: self.tun_txqueuelen,
             local_addrs,
+            freebind_addrs: self.shared_addresses.clone(),
             workers: self.workers,
             socket_buffer: self.socket_buffer,
             batch: self.batch,

@@ -310,6 +310,16 @@ impl Config {
                 }
             }
         }
+        // A shared address no tunnel uses is bound for nothing: most likely a typo, in the
+        // list or in the tunnel that meant it (which then fails at start on the standby).
+        let used: Vec<IpAddr> = self.local_addrs().iter().map(|a| a.ip()).collect();
+        for a in &self.gateway.shared_addresses {
+            if !used.contains(a) {
+                out.push(format!(
+                    "gateway.shared_addresses: {a} is the local address of no tunnel"
+                ));
+            }
+        }
         out
     }
 
@@ -818,6 +828,7 @@ fn validate_gateway(
             ),
         );
     }
+    let shared_addresses = shared_addresses(&g.shared_addresses, &mut bad);
     Gateway {
         tun: g.tun,
         tun_mtu: g.tun_mtu,
@@ -839,7 +850,42 @@ fn validate_gateway(
         ike_fragment_size: g.ike_fragment_size,
         ca_dir: g.ca_dir.map(|d| base.join(d)),
         crl_dir: g.crl_dir.map(|d| base.join(d)),
+        shared_addresses,
     }
+}
+
+/// `gateway.shared_addresses`: unicast IPv4 addresses, each once. IPv4 only, because the
+/// address watch follows IPv4 addresses (RTNLGRP_IPV4_IFADDR); a bad entry is refused, not
+/// skipped, since skipping it would make its tunnels fail at start on the standby.
+fn shared_addresses(v: &[String], bad: &mut impl FnMut(GatewayKey, String)) -> Vec<IpAddr> {
+    let mut out: Vec<IpAddr> = Vec::new();
+    for (i, text) in v.iter().enumerate() {
+        let reason = match text.trim().parse::<IpAddr>() {
+            Err(_) => Some(format!("[{i}] '{text}' is not an IP address")),
+            Ok(IpAddr::V6(_)) => Some(format!(
+                "[{i}] {text}: only IPv4 addresses can be shared (the address watch follows IPv4)"
+            )),
+            Ok(IpAddr::V4(a))
+                if a.is_unspecified()
+                    || a.is_multicast()
+                    || a.is_broadcast()
+                    || a.is_loopback() =>
+            {
+                Some(format!(
+                    "[{i}] {a} is not a unicast address another host could take over"
+                ))
+            }
+            Ok(a) if out.contains(&a) => Some(format!("[{i}] {a} is listed twice")),
+            Ok(a) => {
+                out.push(a);
+                None
+            }
+        };
+        if let Some(r) = reason {
+            bad(GatewayKey::SharedAddresses, r);
+        }
+    }
+    out
 }
 
 /// Parses `local_ts`/`remote_ts`: each entry a prefix with an optional `[proto/port]`.

@@ -132,6 +132,10 @@ pub struct GatewaySchema {
     /// Certificate revocation lists (PEM or DER files) checked with the anchors.
     #[serde(default)]
     pub crl_dir: Option<PathBuf>,
+    /// Local tunnel addresses this host may not hold (an active-standby pair's shared
+    /// address): bound with IP_FREEBIND, their tunnels dormant while the address is away.
+    #[serde(default)]
+    pub shared_addresses: Vec<String>,
 }
 
 fn default_true() -> bool {
@@ -172,6 +176,7 @@ impl Default for GatewaySchema {
             ike_fragment_size: default_ike_fragment_size(),
             ca_dir: None,
             crl_dir: None,
+            shared_addresses: Vec::new(),
         }
     }
 }

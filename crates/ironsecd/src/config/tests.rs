@@ -1015,6 +1015,7 @@ fn sample(d: &Dir, k: GatewayKey) -> String {
         GatewayKey::CookieThreshold => "20",
         GatewayKey::HalfOpenLimit => "500",
         GatewayKey::IkeFragmentSize => "576",
+        GatewayKey::SharedAddresses => "[\"192.0.2.1\"]",
         GatewayKey::MetricsTokenFile | GatewayKey::CaDir | GatewayKey::CrlDir => unreachable!(),
     }
     .to_string()
@@ -2012,4 +2013,66 @@ fn remote_access_mistakes_are_refused_all_at_once() {
         }
         assert_eq!(errs.len(), want.len(), "{errs:#?}\n{toml}");
     }
+}
+
+/// `shared_addresses`: IPv4 unicast addresses, each once; each bad entry is refused with its
+/// index and why; one that no tunnel uses is only a warning (`ironsecd check` shows it), and
+/// the fast path's sockets on a listed address are the ones bound with IP_FREEBIND.
+#[test]
+fn shared_addresses_are_checked_and_an_unused_one_is_a_warning() {
+    let d = Dir::new("shared-addrs");
+    let main = tree(
+        &d,
+        &ike_conn("b", "10.2.0.0/24", "psk/b.psk", "192.0.2.2"),
+        &[],
+    );
+    let body = std::fs::read_to_string(&main).unwrap();
+    let with = |list: &str| {
+        let p = d.write(
+            "main.toml",
+            &body.replace(
+                "[gateway]\n",
+                &format!("[gateway]\nshared_addresses = {list}\n"),
+            ),
+            0o644,
+        );
+        Config::load_with_env(&p, no_env())
+    };
+    let c = with("[\"192.0.2.1\"]").unwrap();
+    assert_eq!(
+        c.gateway.shared_addresses,
+        ["192.0.2.1".parse::<IpAddr>().unwrap()]
+    );
+    assert!(c.warnings().is_empty(), "{:?}", c.warnings());
+    assert_eq!(
+        c.dataplane_config().freebind_addrs,
+        ["192.0.2.1".parse::<IpAddr>().unwrap()]
+    );
+    let c = with("[\"192.0.2.1\", \"192.0.2.10\"]").unwrap();
+    assert_eq!(
+        c.warnings(),
+        ["gateway.shared_addresses: 192.0.2.10 is the local address of no tunnel"]
+    );
+    let e: Vec<String> = with(
+        "[\"192.0.2.1\", \"gw-a\", \"2001:db8::1\", \"192.0.2.1\", \"0.0.0.0\", \"224.0.0.18\"]",
+    )
+    .unwrap_err()
+    .0
+    .iter()
+    .map(|e| e.to_string())
+    .collect();
+    let m = main.display();
+    assert_eq!(
+        e,
+        [
+            format!("{m}: gateway.shared_addresses: [1] 'gw-a' is not an IP address"),
+            format!("{m}: gateway.shared_addresses: [2] 2001:db8::1: only IPv4 addresses can be shared (the address watch follows IPv4)"),
+            format!("{m}: gateway.shared_addresses: [3] 192.0.2.1 is listed twice"),
+            format!("{m}: gateway.shared_addresses: [4] 0.0.0.0 is not a unicast address another host could take over"),
+            format!("{m}: gateway.shared_addresses: [5] 224.0.0.18 is not a unicast address another host could take over"),
+        ]
+    );
+    // Not a list: the schema says so, naming the key.
+    let e = with("\"192.0.2.1\"").unwrap_err().to_string();
+    assert!(e.contains("gateway.shared_addresses"), "{e}");
 }

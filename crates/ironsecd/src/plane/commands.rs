@@ -76,6 +76,15 @@ pub enum CommandError {
     StaticSasFollowConfig(String),
     #[error("connection '{0}': every tunnel already has an IKE SA")]
     AllInitiated(String),
+    /// `initiate` of a connection whose tunnels without an IKE SA are all dormant.
+    #[error(
+        "connection '{connection}': shared address {address} is not on this host (the other \
+         gateway holds it); its tunnels initiate when the address arrives"
+    )]
+    AddressAbsent {
+        connection: String,
+        address: std::net::IpAddr,
+    },
     /// `terminate` found no IKE SA (the connection is held down all the same).
     #[error("connection '{0}' has no IKE SA")]
     NoIkeSa(String),
@@ -130,16 +139,27 @@ impl Plane {
         self.ike_connection(name, CommandError::StaticNothingToNegotiate)?;
         let specs = self.specs_named(name);
         let mut started = 0;
+        let mut dormant = None;
         for s in &specs {
             let st = self.tunnels.entry(s.key()).or_default();
             st.held = false;
             if st.ike.is_none() {
+                if self.is_dormant(s.local) {
+                    dormant.get_or_insert(s.local);
+                    continue;
+                }
                 self.initiate_tunnel(s, now, "ironsecctl initiate");
                 started += 1;
             }
         }
         if started == 0 {
-            return Err(CommandError::AllInitiated(name.into()));
+            return Err(match dormant {
+                Some(address) => CommandError::AddressAbsent {
+                    connection: name.into(),
+                    address,
+                },
+                None => CommandError::AllInitiated(name.into()),
+            });
         }
         Ok(CommandDone::Initiating {
             connection: name.into(),

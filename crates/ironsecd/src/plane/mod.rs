@@ -15,6 +15,7 @@
 //! - [`deadlines`]: per-key timers, so idle tunnels cost nothing;
 //! - [`volume`]: volume lifetimes and the sequence space from the fast path's counters;
 //! - [`clients`]: remote-access clients, each a tunnel of its connection while connected;
+//! - [`shared`]: shared addresses of an active-standby pair, dormant tunnels;
 //! - [`view`]: the read-only accessors `ironsecctl status` and metrics are built from.
 //!
 //! Per-tunnel state is kept by [`TunnelKey`] (connection name and addresses), never by the
@@ -33,6 +34,7 @@ mod radius;
 pub mod reload;
 pub mod sas;
 pub mod seqspace;
+pub mod shared;
 pub mod sharing;
 pub mod tunnels;
 pub mod view;
@@ -152,6 +154,8 @@ pub struct Plane {
     /// Log lines caused by unauthenticated datagrams, limited per source (see
     /// [`crate::loglimit`]); its window's end is one of the plane's deadlines (summaries).
     log_limit: crate::loglimit::LogLimiter,
+    /// Which shared addresses are on this host (see [`shared`]).
+    shared: shared::Shared,
 }
 
 /// Connection name -> config index.
@@ -196,6 +200,7 @@ impl Plane {
             .collect();
         let mut shares = Shares::default();
         shares.sync(&cfg, Instant::now());
+        let cfg_shared = cfg.gateway.shared_addresses.clone();
         Ok(Plane {
             ep: Endpoint::new(ep_cfg, peer::peer_configs(&cfg), Box::new(SystemRng::new())),
             admission: Arc::new(crate::ikeadmit::Admission::new(&cfg)),
@@ -230,6 +235,7 @@ impl Plane {
             shares,
             tables_stale: false,
             log_limit: crate::loglimit::LogLimiter::default(),
+            shared: shared::Shared::new(&cfg_shared),
         })
     }
 
@@ -252,7 +258,9 @@ impl Plane {
         let trapped: HashSet<TunnelKey> = self
             .tunnels
             .iter()
-            .filter(|(_, s)| s.trapped)
+            // A dormant tunnel's traffic is dropped (`no_sa`) without an acquire: it could
+            // not initiate anyway.
+            .filter(|(k, s)| s.trapped && !self.is_dormant(k.local))
             .map(|(k, _)| k.clone())
             .collect();
         let choice: HashMap<Arc<str>, Choice> = self

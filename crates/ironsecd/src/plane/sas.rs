@@ -179,7 +179,13 @@ impl Plane {
                     self.stats_of(&conn).child_rekey_failures += 1;
                 }
                 self.unwatch_volume(spi_in);
-                let Some(key) = self.store.retire(spi_in, now + RETIRE_GRACE) else {
+                // An abandoned SA's address is gone: nothing of it can come in late.
+                let grace = if reason == CloseReason::Abandoned {
+                    Duration::ZERO
+                } else {
+                    RETIRE_GRACE
+                };
+                let Some(key) = self.store.retire(spi_in, now + grace) else {
                     return false;
                 };
                 self.store.stop_sending(&key, spi_in);

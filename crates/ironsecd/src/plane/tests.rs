@@ -1587,3 +1587,213 @@ fn behind_a_nat_the_first_keepalive_goes_one_interval_after_the_last_send() {
     let times = keepalive_times(&mut p, base, probe_at + 100, probe_at + 30_000, 0..0);
     assert_eq!(times, vec![probe_at + 20_000], "probe at {probe_at} ms");
 }
+
+// ---- Shared addresses (active-standby with keepalived): dormant tunnels ----
+
+/// The shared address of gateway A's single tunnel.
+const SHARED: &str = "192.0.2.1";
+
+/// One tunnel 192.0.2.1 <-> 192.0.2.2 (A's side shares 192.0.2.1 when `shared`).
+fn single(name: &str, me: &str, peer: &str, extra: &str, flip: bool, shared: bool) -> String {
+    let (l, r) = if flip { ("2", "1") } else { ("1", "2") };
+    let (lts, rts) = if flip {
+        ("10.2.0.0/24", "10.1.0.0/24")
+    } else {
+        ("10.1.0.0/24", "10.2.0.0/24")
+    };
+    let gw = if shared {
+        format!("{}shared_addresses = [\"{SHARED}\"]\n", gateway(4500))
+    } else {
+        gateway(4500)
+    };
+    format!(
+        "{gw}[[connection]]\nname = \"{name}\"\nkeying = \"ike\"\nlocal_id = \"{me}\"\nremote_id = \"{peer}\"\n\
+         psk = \"{PSK}\"\nlocal_ts = [\"{lts}\"]\nremote_ts = [\"{rts}\"]\n\
+         ike_proposals = [\"aes256gcm16-prfsha256-x25519\"]\nesp_proposals = [\"aes256gcm16\"]\n{extra}\n\
+         tunnels = [ {{ local = \"192.0.2.{l}\", remote = \"192.0.2.{r}\" }} ]\n"
+    )
+}
+
+/// A (192.0.2.1 shared, absent until told) and B, one tunnel between them.
+fn shared_pair(tag: &str, a_extra: &str) -> Pair {
+    let (a, fa) = plane_of(
+        &format!("{tag}-a"),
+        &single(
+            "site-b",
+            "gw-a.example",
+            "gw-b.example",
+            a_extra,
+            false,
+            true,
+        ),
+    );
+    let (b, fb) = plane_of(
+        &format!("{tag}-b"),
+        &single("site-a", "gw-b.example", "gw-a.example", "", true, false),
+    );
+    Pair {
+        a,
+        b,
+        _files: (fa, fb),
+    }
+}
+
+fn shared_ip() -> std::net::IpAddr {
+    SHARED.parse().unwrap()
+}
+
+/// Datagrams a plane has queued, taken (they go nowhere).
+fn outbox(p: &mut Plane) -> usize {
+    std::iter::from_fn(|| p.poll_transmit()).count()
+}
+
+#[test]
+fn dormant_tunnel_never_initiates() {
+    let base = Instant::now();
+    let at = |ms: u64| base + Duration::from_millis(ms);
+    let mut p = shared_pair("dormant", "close_action = \"restart\"\ndpd_interval = 2");
+    let a = &mut p.a;
+    // The address watch has not said the address is here: it counts as absent.
+    assert!(a.is_dormant(shared_ip()));
+    assert_eq!(
+        a.shared_addresses(),
+        [shared::SharedAddress {
+            address: shared_ip(),
+            present: false,
+            changes: 0
+        }]
+    );
+    a.start_tunnels(base);
+    a.drain_events(base);
+    assert_eq!(outbox(a), 0, "start_action start from an absent address");
+    assert!(a.tunnel(&primary()).unwrap().ike.is_none());
+    // The operator is told why.
+    assert_eq!(
+        a.initiate("site-b", at(10)).unwrap_err().to_string(),
+        "connection 'site-b': shared address 192.0.2.1 is not on this host (the other gateway \
+         holds it); its tunnels initiate when the address arrives"
+    );
+    assert_eq!(outbox(a), 0);
+    // A restart that was due (as after a loss) neither initiates nor stays due.
+    a.restarts.set(primary(), at(5000));
+    a.on_timeout(at(5000));
+    assert_eq!(outbox(a), 0);
+    assert!(a.restarts.next().is_none());
+    // Long after: still nothing, and nothing due.
+    a.on_timeout(at(600_000));
+    a.drain_events(at(600_000));
+    assert_eq!(outbox(a), 0);
+    assert!(a.tunnel(&primary()).unwrap().ike.is_none());
+    // Another address is not dormant, shared or not.
+    assert!(!a.is_dormant("192.0.2.2".parse().unwrap()));
+    // News of an address that is not shared changes nothing.
+    assert!(!a.set_address_present("192.0.2.2".parse().unwrap(), true, at(600_001)));
+    assert_eq!(outbox(a), 0);
+}
+
+#[test]
+fn address_arrival_initiates_with_initial_contact() {
+    let base = Instant::now();
+    let at = |ms: u64| base + Duration::from_millis(ms);
+    let mut p = shared_pair("arrival", "");
+    // This host becomes master: the tunnel initiates at once.
+    assert!(p.a.set_address_present(shared_ip(), true, base));
+    assert!(!p.a.is_dormant(shared_ip()));
+    assert!(p.a.tunnel(&primary()).unwrap().ike.is_some());
+    p.settle(base);
+    assert!(p.a.sas().is_sending(&primary()));
+    assert_eq!(p.b.ike_sas().len(), 1);
+    let first_on_b = p.b.ike_sas()[0].id;
+    // It loses the address (abandoning its SAs in silence: B keeps its side, stale), and
+    // gets it back, as a gateway that was master, then standby, then master again would. The
+    // new IKE SA's INITIAL_CONTACT makes B drop the stale one: B has exactly one IKE SA, the
+    // new one (without INITIAL_CONTACT it would keep both, `unique = "no"`).
+    assert!(p.a.set_address_present(shared_ip(), false, at(1000)));
+    p.settle(at(1000));
+    assert_eq!(p.b.ike_sas().len(), 1);
+    assert_eq!(p.b.ike_sas()[0].id, first_on_b, "B heard of the loss");
+    assert!(p.a.set_address_present(shared_ip(), true, at(2000)));
+    p.settle(at(2000));
+    assert!(p.a.sas().is_sending(&primary()));
+    let on_b = p.b.ike_sas();
+    assert_eq!(on_b.len(), 1, "B kept the stale IKE SA: no INITIAL_CONTACT");
+    assert_ne!(on_b[0].id, first_on_b);
+    assert!(on_b[0].established);
+    assert_eq!(
+        p.a.shared_addresses()[0],
+        shared::SharedAddress {
+            address: shared_ip(),
+            present: true,
+            changes: 3
+        }
+    );
+    // The same news twice is no news.
+    assert!(!p.a.set_address_present(shared_ip(), true, at(3000)));
+    assert_eq!(outbox(&mut p.a), 0);
+}
+
+#[test]
+fn address_loss_abandons_without_sending() {
+    let base = Instant::now();
+    let at = |ms: u64| base + Duration::from_millis(ms);
+    let mut p = shared_pair("loss", "close_action = \"restart\"\ndpd_interval = 2");
+    p.a.set_address_present(shared_ip(), true, base);
+    p.settle(base);
+    assert!(p.a.sas().is_sending(&primary()));
+    assert_eq!(p.a.ike_sas().len(), 1);
+    // The address goes (keepalived moved it): the SAs are forgotten, the tunnel is dormant.
+    assert!(p.a.set_address_present(shared_ip(), false, at(1000)));
+    assert!(p.a.drain_events(at(1000)), "the tables must lose the SA");
+    assert_eq!(
+        outbox(&mut p.a),
+        0,
+        "a DELETE (or anything) left after the loss"
+    );
+    assert!(p.a.ike_sas().is_empty());
+    assert!(!p.a.sas().is_sending(&primary()));
+    let st = p.a.tunnel(&primary()).unwrap();
+    assert!(st.ike.is_none() && st.established_at.is_none() && !st.held);
+    // The CHILD_SA retires at once, not after the usual grace.
+    assert_eq!(p.a.sas().next_retirement(), Some(at(1000)));
+    p.a.on_timeout(at(1000));
+    assert!(p.a.sas().children_of(&primary()).next().is_none());
+    // Not the peer's fault: no restart, despite close_action = "restart"; no DPD, no
+    // retransmission, for as long as the address is away.
+    assert!(p.a.restarts.next().is_none());
+    for s in [2, 5, 10, 60, 600] {
+        p.a.on_timeout(at(1000 + s * 1000));
+        p.a.drain_events(at(1000 + s * 1000));
+        assert_eq!(outbox(&mut p.a), 0, "sent {s} s after the loss");
+    }
+    // B heard nothing.
+    assert_eq!(p.b.ike_sas().len(), 1);
+}
+
+#[test]
+fn trap_on_dormant_tunnel_is_dropped_and_counted() {
+    let base = Instant::now();
+    let at = |ms: u64| base + Duration::from_millis(ms);
+    let mut p = shared_pair("trap-dormant", "start_action = \"trap\"");
+    let a = &mut p.a;
+    assert!(a.tunnel(&primary()).unwrap().trapped);
+    // Dormant: the fast path's tables carry no trap, so its packets are dropped as `no_sa`
+    // without reporting to the control plane.
+    let t = a.tables().unwrap();
+    assert_eq!(t.tunnels().len(), 1);
+    assert!(t.tunnels()[0].outbound.is_none());
+    assert!(t.tunnels()[0].trap.is_none());
+    // A report that raced the tables is dropped and counted, never an initiation.
+    a.on_acquire(0, base);
+    a.on_acquire(0, at(300));
+    assert_eq!(outbox(a), 0);
+    assert!(a.tunnel(&primary()).unwrap().ike.is_none());
+    assert_eq!(a.ignored_acquires(), 2);
+    // The address arrives: the trap is back in the tables, and the next packet initiates.
+    assert!(a.set_address_present(shared_ip(), true, at(1000)));
+    assert!(a.drain_events(at(1000)));
+    assert_eq!(outbox(a), 0, "a trapped tunnel waits for traffic");
+    assert!(a.tables().unwrap().tunnels()[0].trap.is_some());
+    a.on_acquire(0, at(1100));
+    assert_eq!(outbox(a), 1, "IKE_SA_INIT");
+    assert_eq!(a.ignored_acquires(), 2);
+}

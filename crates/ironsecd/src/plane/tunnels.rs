@@ -147,6 +147,12 @@ impl Plane {
 
     /// Starts an IKE SA for one tunnel.
     pub(super) fn initiate_tunnel(&mut self, spec: &TunnelSpec, now: Instant, why: &str) {
+        // Every way of starting a tunnel comes here: a dormant one (its shared address is
+        // on the other gateway) never speaks.
+        if self.is_dormant(spec.local) {
+            tracing::debug!(connection = %spec.conn, local = %spec.local, reason = %why, "not initiating: the shared address is not on this host");
+            return;
+        }
         let port = self.cfg.gateway.ike_port;
         let key = spec.key();
         let remote = self.resolve_peer(spec);
@@ -204,6 +210,12 @@ impl Plane {
             };
             let start = k.start_action == StartAction::Start;
             let key = s.key();
+            if self.is_dormant(s.local) {
+                // Its arrival starts it (`set_address_present`); a due restart would only
+                // stay due and spin the timers.
+                self.restarts.clear(&key);
+                continue;
+            }
             let restart_at = self.restarts.get(&key);
             let st = self.tunnels.entry(key).or_default();
             if st.ike.is_some() || st.held {
@@ -224,6 +236,12 @@ impl Plane {
         let Some(s) = self.specs.get(id).cloned() else {
             return;
         };
+        if self.is_dormant(s.local) {
+            // The fast path's report raced the tables that took the trap away: the packet
+            // was dropped (`no_sa`); counted here too, so status shows the race.
+            self.shared.ignored_acquires += 1;
+            return;
+        }
         let st = self.tunnels.entry(s.key()).or_default();
         // A trap outlives `terminate` (as in strongSwan): only removing it from the config
         // stops traffic from bringing the tunnel up.

@@ -1,0 +1,716 @@
+//! Active-standby with one shared address (README "Active-standby with one shared address"):
+//! ironsecd runs on both gateways with the same config; `gateway.shared_addresses` lets it
+//! start and run while the address is on the other gateway (IP_FREEBIND), its tunnels
+//! dormant, and its address watch starts them the moment the address arrives and abandons
+//! them, silently, the moment it leaves.
+//!
+//! `shared_address_drives_the_tunnel` moves the address by hand (`ip addr add/del`) on the
+//! standard two-site topology (netns-scripts/topology.sh), with the peer gateway's tunnel
+//! pointing at the shared address 192.0.2.10 on gwA's WAN segment:
+//!
+//!   lanA 10.1.0.2 -- gwA 10.1.0.1 / 192.0.2.1 (+ 192.0.2.10 shared) ===wan=== 192.0.2.2 / gwB -- lanB 10.2.0.2
+//!
+//! Needs root: `#[ignore = "needs root"]`, run with
+//! `cargo test -p ironsecd --test ha_active_standby -- --include-ignored --test-threads=1 --nocapture`.
+
+mod common;
+
+use std::net::Ipv4Addr;
+use std::path::PathBuf;
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use common::*;
+use serde_json::Value;
+
+const SHARED: &str = "192.0.2.10";
+const LAN_B_HOST: Ipv4Addr = Ipv4Addr::new(10, 2, 0, 2);
+const PING_PATTERN: &[u8] = b"IRONSEC-SHARED-ADDRESS-PING";
+/// Two local daemons agree on an IKE SA in well under a second; this bounds a failure.
+const UP_TIMEOUT: Duration = Duration::from_secs(15);
+
+/// Counts, at the peer's end of the WAN wire (netdev ingress on gwB's `wan`), every UDP
+/// datagram from the shared address to the IKE or NAT-T port: IKE, and ESP-in-UDP.
+struct FromShared {
+    ns: String,
+}
+
+impl FromShared {
+    fn install(ns: &str) -> FromShared {
+        let rules = format!(
+            "table netdev shared_judge {{\n\
+               chain wire {{\n\
+                 type filter hook ingress device \"wan\" priority 0; policy accept;\n\
+                 ip saddr {SHARED} udp dport {{ 500, 4500 }} counter comment \"from-shared\"\n\
+               }}\n\
+             }}\n"
+        );
+        let path = std::env::temp_dir().join(format!(
+            "ironsec-shared-judge-{}-{ns}.nft",
+            std::process::id()
+        ));
+        std::fs::write(&path, rules).unwrap();
+        run_ok(
+            ns_cmd(ns, "nft").args(["-f", path.to_str().unwrap()]),
+            Duration::from_secs(5),
+        );
+        let _ = std::fs::remove_file(&path);
+        FromShared { ns: ns.to_string() }
+    }
+
+    fn packets(&self) -> u64 {
+        let o = run_ok(
+            ns_cmd(&self.ns, "nft").args(["list", "chain", "netdev", "shared_judge", "wire"]),
+            Duration::from_secs(5),
+        );
+        let out = String::from_utf8_lossy(&o.stdout).into_owned();
+        let line = out
+            .lines()
+            .find(|l| l.contains("from-shared"))
+            .unwrap_or_else(|| panic!("no counter in:\n{out}"));
+        let mut w = line.split_whitespace();
+        w.find(|x| *x == "packets")
+            .and_then(|_| w.next())
+            .and_then(|n| n.parse().ok())
+            .unwrap_or_else(|| panic!("no packet count in {line:?}"))
+    }
+}
+
+fn ip_addr(ns: &str, verb: &str) {
+    run_ok(
+        ns_cmd(ns, "ip").args(["addr", verb, &format!("{SHARED}/24"), "dev", "wan"]),
+        Duration::from_secs(5),
+    );
+}
+
+fn tunnel_state(st: &Value) -> String {
+    conn_tunnel(st, "site-b")["state"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string()
+}
+
+/// gwA's config (conf/ike-gw-a.toml) with its tunnel on the shared address, gwB's
+/// (conf/ike-gw-b.toml) pointing at it. DPD every 2 s on gwA, so an SA it still believed in
+/// would send within the quiet windows below.
+fn configs(dir: &TempDir) -> (PathBuf, PathBuf, PathBuf, PathBuf) {
+    let psk = dir.join("psk");
+    write_secret(&psk, format!("0x{}\n", hex(&random_bytes(32))));
+    let sock_a = dir.join("a.sock");
+    let sock_b = dir.join("b.sock");
+    let a = rewrite_toml_lines(
+        &example_config("ike-gw-a.toml"),
+        &[
+            ("control_socket", toml_str(sock_a.to_str().unwrap())),
+            ("psk_file", toml_str(psk.to_str().unwrap())),
+            ("dpd_interval", "2".into()),
+            ("dpd_timeout", "10".into()),
+            (
+                "tunnels",
+                format!("[ {{ local = \"{SHARED}\", remote = \"192.0.2.2\" }} ]"),
+            ),
+        ],
+    )
+    .replacen(
+        "[gateway]\n",
+        &format!("[gateway]\nshared_addresses = [\"{SHARED}\"]\n"),
+        1,
+    );
+    let b = rewrite_toml_lines(
+        &example_config("ike-gw-b.toml"),
+        &[
+            ("control_socket", toml_str(sock_b.to_str().unwrap())),
+            ("psk_file", toml_str(psk.to_str().unwrap())),
+            (
+                "tunnels",
+                format!("[ {{ local = \"192.0.2.2\", remote = \"{SHARED}\" }} ]"),
+            ),
+        ],
+    );
+    let (cfg_a, cfg_b) = (dir.join("gw-a.toml"), dir.join("gw-b.toml"));
+    std::fs::write(&cfg_a, a).unwrap();
+    std::fs::write(&cfg_b, b).unwrap();
+    (cfg_a, sock_a, cfg_b, sock_b)
+}
+
+fn ping_through(ns: &str, count: u16) -> PingResult {
+    ping(
+        ns,
+        LAN_B_HOST,
+        count,
+        pattern_payload(PING_PATTERN, 56),
+        Duration::from_millis(50),
+        Duration::from_secs(1),
+    )
+}
+
+/// Seconds from `t` until gwA's tunnel is up (panics with both logs after [`UP_TIMEOUT`]).
+fn wait_up(a: &Daemon, b: &Daemon, t: Instant) -> f64 {
+    assert!(
+        poll_until(UP_TIMEOUT, || tunnel_up(&a.status())),
+        "tunnel not up {UP_TIMEOUT:?} after the address arrived\n{}",
+        Daemon::both_logs(a, b)
+    );
+    t.elapsed().as_secs_f64()
+}
+
+#[test]
+#[ignore = "needs root"]
+fn shared_address_drives_the_tunnel() {
+    let _serial = serial();
+    require_root();
+    let prefix = unique_prefix();
+    let dir = TempDir::new(&prefix);
+    let topo = Topology::up(&prefix);
+    let wire = FromShared::install(&topo.gw_b);
+    let clear = WireJudge::install(&topo.gw_b, "10.2.0.0/24");
+    let (cfg_a, sock_a, cfg_b, sock_b) = configs(&dir);
+    let b = Daemon::start("gwB", &topo.gw_b, &cfg_b, &sock_b, dir.join("b.log"));
+    let a = Daemon::start("gwA", &topo.gw_a, &cfg_a, &sock_a, dir.join("a.log"));
+
+    // 1. The address is on no host: gwA started all the same (IP_FREEBIND) and stays silent.
+    std::thread::sleep(Duration::from_secs(3));
+    let st = a.status();
+    assert_eq!(tunnel_state(&st), "dormant", "{st:#}");
+    assert_eq!(st["shared_addresses"][0]["address"], SHARED);
+    assert_eq!(st["shared_addresses"][0]["present"], false);
+    assert_eq!(num(&st, "/ike/requests_sent"), 0, "{}", a.log_text());
+    assert!(
+        !a.log_text().contains("initiating IKE SA"),
+        "{}",
+        a.log_text()
+    );
+    assert_eq!(wire.packets(), 0);
+    let out = ironsecctl(&sock_a, &["initiate", "site-b"]);
+    let said =
+        String::from_utf8_lossy(&out.stderr).into_owned() + &String::from_utf8_lossy(&out.stdout);
+    assert!(
+        !out.status.success() && said.contains("192.0.2.10 is not on this host"),
+        "{said}"
+    );
+    let text = String::from_utf8_lossy(&ironsecctl(&sock_a, &["status"]).stdout).into_owned();
+    assert!(
+        text.contains("dormant (192.0.2.10 not on this host)"),
+        "{text}"
+    );
+    // Traffic for the site meanwhile: dropped, never in clear.
+    assert_eq!(ping_through(&topo.lan_a, 3).received, 0);
+    assert_eq!(wire.packets(), 0);
+
+    // 2. The address arrives (keepalived's job in production): the tunnel comes up at once.
+    let t = Instant::now();
+    ip_addr(&topo.gw_a, "add");
+    let up_after = wait_up(&a, &b, t);
+    let st = a.status();
+    assert_eq!(st["shared_addresses"][0]["present"], true);
+    let r = ping_through(&topo.lan_a, 10);
+    assert_eq!(r.received, r.sent, "{}", Daemon::both_logs(&a, &b));
+    eprintln!("shared address added: tunnel up after {up_after:.3} s; 10/10 pings through it");
+
+    // 3. The address leaves: the tunnel goes dormant without a word (no DELETE, no DPD, no
+    //    retransmission, for longer than the DPD interval), and gwB still believes in its SA.
+    let requests = num(&st, "/ike/requests_sent");
+    ip_addr(&topo.gw_a, "del");
+    assert!(
+        poll_until(Duration::from_secs(5), || tunnel_state(&a.status())
+            == "dormant"),
+        "{}",
+        a.log_text()
+    );
+    let wire_at_loss = wire.packets();
+    std::thread::sleep(Duration::from_secs(5));
+    let st = a.status();
+    assert_eq!(num(&st, "/ike/requests_sent"), requests, "{}", a.log_text());
+    assert!(
+        st.pointer(&format!("{T0}/ike")).is_none_or(Value::is_null),
+        "{st:#}"
+    );
+    assert!(
+        a.log_text().contains("abandoned without a DELETE"),
+        "{}",
+        a.log_text()
+    );
+    assert_eq!(wire.packets(), wire_at_loss);
+    assert!(tunnel_up(&b.status()), "gwB heard of the loss");
+    assert_eq!(ping_through(&topo.lan_a, 3).received, 0);
+
+    // 4. Back again (this host is master once more): a new IKE SA with INITIAL_CONTACT, which
+    //    makes gwB drop the stale one, and traffic flows.
+    let t = Instant::now();
+    ip_addr(&topo.gw_a, "add");
+    let again_after = wait_up(&a, &b, t);
+    assert!(
+        poll_until(Duration::from_secs(5), || b
+            .log_text()
+            .contains("reason=Replaced")),
+        "gwB kept its stale IKE SA: no INITIAL_CONTACT\n{}",
+        Daemon::both_logs(&a, &b)
+    );
+    let r = ping_through(&topo.lan_a, 10);
+    assert_eq!(r.received, r.sent, "{}", Daemon::both_logs(&a, &b));
+    eprintln!("shared address back: tunnel up after {again_after:.3} s; gwB replaced its stale SA; 10/10 pings");
+    assert_eq!(clear.counts().0, 0, "cleartext to 10.2.0.0/24 on the WAN");
+}
+
+// ---- Two gateways, keepalived, one remote: the `as` lab ----
+//
+//   P-lh 10.1.0.2 (bridge br1) ---+--- lan 10.1.0.11  P-gwa  wan 192.0.2.11 ---+
+//        default via 10.1.0.1     |                                           |-- br0 192.0.2.1  P-wan  203.0.113.1 --- 203.0.113.10  P-rem  10.2.0.1 --- 10.2.0.2  P-rh
+//                                 +--- lan 10.1.0.12  P-gwb  wan 192.0.2.12 ---+
+//   VIPs (keepalived, one sync group): 192.0.2.10 on wan, 10.1.0.1 on lan of the master.
+//
+// ironsecd runs on gwa and gwb from conf/ha/as-gateway.toml (the same file), on rem from
+// conf/ha/as-remote.toml; keepalived from conf/keepalived/as-gw-{a,b}.conf. Only paths (control
+// socket, PSK file) are rewritten.
+
+const VIP: &str = "192.0.2.10";
+const RH: Ipv4Addr = Ipv4Addr::new(10, 2, 0, 2);
+
+/// The namespaces of the `as` lab; dropping it deletes them (the processes in them are
+/// stopped by their own guards first: declare the lab before them).
+struct AsLab {
+    prefix: String,
+}
+
+impl AsLab {
+    const ROLES: [&'static str; 6] = ["wan", "gwa", "gwb", "rem", "lh", "rh"];
+
+    fn ns(&self, role: &str) -> String {
+        format!("{}-{role}", self.prefix)
+    }
+
+    fn up(prefix: &str) -> AsLab {
+        let lab = AsLab {
+            prefix: prefix.to_string(),
+        };
+        let script = r#"
+set -e
+P=$1
+for n in wan gwa gwb rem lh rh; do ip netns add $P-$n; ip -n $P-$n link set lo up; done
+# WAN segment: a bridge in P-wan (the router, 192.0.2.1) with both gateways on it.
+ip -n $P-wan link add br0 type bridge mcast_snooping 0
+ip -n $P-wan link set br0 up
+ip -n $P-wan addr add 192.0.2.1/24 dev br0
+# LAN segment: a bridge in P-lh, the LAN host itself on it.
+ip -n $P-lh link add br1 type bridge mcast_snooping 0
+ip -n $P-lh link set br1 up
+ip -n $P-lh addr add 10.1.0.2/24 dev br1
+ip -n $P-lh route add default via 10.1.0.1
+n=11
+for g in a b; do
+    ip -n $P-gw$g link add wan type veth peer name g$g netns $P-wan
+    ip -n $P-wan link set g$g master br0 up
+    ip -n $P-gw$g addr add 192.0.2.$n/24 dev wan
+    ip -n $P-gw$g link set wan up
+    ip -n $P-gw$g route add default via 192.0.2.1
+    ip -n $P-gw$g link add lan type veth peer name g$g netns $P-lh
+    ip -n $P-lh link set g$g master br1 up
+    ip -n $P-gw$g addr add 10.1.0.$n/24 dev lan
+    ip -n $P-gw$g link set lan up
+    ip netns exec $P-gw$g sysctl -qw net.ipv4.ip_forward=1
+    n=$((n + 1))
+done
+ip -n $P-wan link add rem type veth peer name wan netns $P-rem
+ip -n $P-wan addr add 203.0.113.1/24 dev rem
+ip -n $P-wan link set rem up
+ip netns exec $P-wan sysctl -qw net.ipv4.ip_forward=1
+ip -n $P-rem addr add 203.0.113.10/24 dev wan
+ip -n $P-rem link set wan up
+ip -n $P-rem route add default via 203.0.113.1
+ip -n $P-rem link add lan type veth peer name rem netns $P-rh
+ip -n $P-rem addr add 10.2.0.1/24 dev lan
+ip -n $P-rem link set lan up
+ip netns exec $P-rem sysctl -qw net.ipv4.ip_forward=1
+ip -n $P-rh addr add 10.2.0.2/24 dev rem
+ip -n $P-rh link set rem up
+ip -n $P-rh route add default via 10.2.0.1
+"#;
+        let out = run_timeout(
+            Command::new("bash").args(["-c", script, "as-lab", prefix]),
+            Duration::from_secs(30),
+        );
+        assert!(
+            out.status.success(),
+            "as lab: {}\n{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        lab
+    }
+}
+
+impl Drop for AsLab {
+    fn drop(&mut self) {
+        for role in AsLab::ROLES {
+            let _ = Command::new("ip")
+                .args(["netns", "del", &self.ns(role)])
+                .stdin(std::process::Stdio::null())
+                .output();
+        }
+    }
+}
+
+/// The lab with everything running: keepalived on gwa (master) then gwb, ironsecd on all
+/// three, the tunnel up from gwa. Field order: processes drop before the lab, the directory
+/// last.
+struct AsRun {
+    ka_a: Keepalived,
+    ka_b: Keepalived,
+    gwa: Daemon,
+    gwb: Daemon,
+    rem: Daemon,
+    lab: AsLab,
+    dir: TempDir,
+}
+
+impl AsRun {
+    fn start() -> AsRun {
+        require_root();
+        let prefix = unique_prefix();
+        let dir = TempDir::new(&prefix);
+        let lab = AsLab::up(&prefix);
+        let psk = dir.join("psk");
+        write_secret(&psk, format!("0x{}\n", hex(&random_bytes(32))));
+        let conf = |example: &str, tag: &str| -> (PathBuf, PathBuf) {
+            let sock = dir.join(&format!("{tag}.sock"));
+            let text = rewrite_toml_lines(
+                &example_config(example),
+                &[
+                    ("control_socket", toml_str(sock.to_str().unwrap())),
+                    ("psk_file", toml_str(psk.to_str().unwrap())),
+                ],
+            );
+            let cfg = dir.join(&format!("{tag}.toml"));
+            std::fs::write(&cfg, text).unwrap();
+            (cfg, sock)
+        };
+        let (cfg_g, _) = conf("ha/as-gateway.toml", "gw");
+        let (cfg_r, sock_r) = conf("ha/as-remote.toml", "rem");
+        // One config file for both gateways, as shipped; each its own control socket.
+        let gw = |tag: &str| -> (PathBuf, PathBuf) {
+            let sock = dir.join(&format!("{tag}.sock"));
+            let text = rewrite_toml_lines(
+                &std::fs::read_to_string(&cfg_g).unwrap(),
+                &[("control_socket", toml_str(sock.to_str().unwrap()))],
+            );
+            let cfg = dir.join(&format!("{tag}.toml"));
+            std::fs::write(&cfg, text).unwrap();
+            (cfg, sock)
+        };
+        let (cfg_a, sock_a) = gw("gwa");
+        let (cfg_b, sock_b) = gw("gwb");
+        let rem = Daemon::start("rem", &lab.ns("rem"), &cfg_r, &sock_r, dir.join("rem.log"));
+        let gwa = Daemon::start("gwa", &lab.ns("gwa"), &cfg_a, &sock_a, dir.join("gwa.log"));
+        let gwb = Daemon::start("gwb", &lab.ns("gwb"), &cfg_b, &sock_b, dir.join("gwb.log"));
+        let ka_conf = |name: &str| {
+            workspace_root()
+                .join("conf/keepalived")
+                .join(format!("as-gw-{name}.conf"))
+        };
+        let ka_a = Keepalived::start("gwa", &lab.ns("gwa"), &ka_conf("a"), &dir.path);
+        assert!(
+            ka_a.wait_master(VIP, Duration::from_secs(10)),
+            "gwa never became master:\n{}",
+            ka_a.log_text()
+        );
+        let ka_b = Keepalived::start("gwb", &lab.ns("gwb"), &ka_conf("b"), &dir.path);
+        let run = AsRun {
+            ka_a,
+            ka_b,
+            gwa,
+            gwb,
+            rem,
+            lab,
+            dir,
+        };
+        assert!(
+            poll_until(UP_TIMEOUT, || tunnel_up(&run.gwa.status())
+                && tunnel_up(&run.rem.status())),
+            "tunnel gwa-rem not up\n{}",
+            run.logs()
+        );
+        run
+    }
+
+    fn logs(&self) -> String {
+        format!(
+            "----- gwa -----\n{}\n----- gwb -----\n{}\n----- rem -----\n{}\n----- keepalived gwa -----\n{}\n----- keepalived gwb -----\n{}",
+            self.gwa.log_text(),
+            self.gwb.log_text(),
+            self.rem.log_text(),
+            self.ka_a.log_text(),
+            self.ka_b.log_text()
+        )
+    }
+}
+
+/// Counts UDP to the IKE and NAT-T ports arriving at the WAN bridge from `port` (a gateway's
+/// veth in P-wan): whatever a gateway sends towards the peer.
+fn udp_counter(ns: &str, port: &str) -> impl Fn() -> u64 {
+    let table = format!("from_{port}");
+    let rules = format!(
+        "table netdev {table} {{\n\
+           chain wire {{\n\
+             type filter hook ingress device \"{port}\" priority 0; policy accept;\n\
+             udp dport {{ 500, 4500 }} counter comment \"udp\"\n\
+           }}\n\
+         }}\n"
+    );
+    let path =
+        std::env::temp_dir().join(format!("ironsec-as-{}-{ns}-{port}.nft", std::process::id()));
+    std::fs::write(&path, rules).unwrap();
+    run_ok(
+        ns_cmd(ns, "nft").args(["-f", path.to_str().unwrap()]),
+        Duration::from_secs(5),
+    );
+    let _ = std::fs::remove_file(&path);
+    let ns = ns.to_string();
+    move || {
+        let o = run_ok(
+            ns_cmd(&ns, "nft").args(["list", "chain", "netdev", &table, "wire"]),
+            Duration::from_secs(5),
+        );
+        let out = String::from_utf8_lossy(&o.stdout).into_owned();
+        let line = out
+            .lines()
+            .find(|l| l.contains("comment \"udp\""))
+            .unwrap_or_default()
+            .to_string();
+        let mut w = line.split_whitespace();
+        w.find(|x| *x == "packets")
+            .and_then(|_| w.next())
+            .and_then(|n| n.parse().ok())
+            .unwrap_or_else(|| panic!("no packet count in {out}"))
+    }
+}
+
+/// The standby runs the same config with the daemon up all along, and never speaks: not at
+/// start, not while the master's tunnel is up (DPD every 2 s on the master).
+#[test]
+#[ignore = "needs root"]
+fn standby_never_initiates() {
+    let _serial = serial();
+    let run = AsRun::start();
+    let from_b = udp_counter(&run.lab.ns("wan"), "gb");
+    let from_a = udp_counter(&run.lab.ns("wan"), "ga");
+    std::thread::sleep(Duration::from_secs(6));
+    let st = run.gwb.status();
+    assert_eq!(tunnel_state(&st), "dormant", "{st:#}");
+    assert_eq!(st["shared_addresses"][0]["present"], false);
+    assert_eq!(num(&st, "/ike/requests_sent"), 0, "{}", run.logs());
+    assert_eq!(from_b(), 0, "the standby sent IKE or ESP\n{}", run.logs());
+    // The counter can bite: the master's DPD and keepalives crossed the same bridge.
+    assert!(
+        from_a() > 0,
+        "no traffic from the master either: the counter is blind"
+    );
+    assert!(holds(&run.lab.ns("gwa"), VIP) && !holds(&run.lab.ns("gwb"), VIP));
+    // keepalived 2.2.7 took `advert_int 0.1` with VRRPv3: it says so when it does not
+    // ("... not valid ... Setting to 1 second").
+    for k in [&run.ka_a, &run.ka_b] {
+        let log = k.log_text();
+        assert!(!log.contains("not valid"), "{log}");
+    }
+    let r = ping_through(&run.lab.ns("lh"), 5);
+    assert_eq!(r.received, r.sent, "{}", run.logs());
+    eprintln!(
+        "standby: 0 IKE requests, 0 datagrams from gwb in 6 s; master: {} datagrams",
+        from_a()
+    );
+}
+
+/// The longest run of consecutive lost pings, as (first lost send time, seconds from it to
+/// the next answered one's send time): the outage a flow saw.
+fn longest_outage(run: &PingRun) -> Option<(std::time::SystemTime, f64)> {
+    let mut best: Option<(std::time::SystemTime, f64)> = None;
+    let mut start: Option<std::time::SystemTime> = None;
+    for r in &run.records {
+        match (r.rtt.is_some(), start) {
+            (false, None) => start = Some(r.sent_at),
+            (true, Some(s)) => {
+                let gap = r
+                    .sent_at
+                    .duration_since(s)
+                    .unwrap_or_default()
+                    .as_secs_f64();
+                if best.is_none_or(|(_, g)| gap > g) {
+                    best = Some((s, gap));
+                }
+                start = None;
+            }
+            _ => {}
+        }
+    }
+    if let (Some(s), Some(last)) = (start, run.records.last()) {
+        // Lost to the end: the outage never ended within the run.
+        let gap = last
+            .sent_at
+            .duration_since(s)
+            .unwrap_or_default()
+            .as_secs_f64()
+            + 1.0;
+        if best.is_none_or(|(_, g)| gap > g) {
+            best = Some((s, gap));
+        }
+    }
+    best
+}
+
+/// The master "dies" (its links go down, then keepalived and ironsecd are SIGKILLed: no
+/// priority-0 advertisement, no DELETE) while 100 pings/s and an iperf3 TCP stream cross the
+/// tunnel. The backup takes the addresses, its ironsecd initiates with INITIAL_CONTACT, the
+/// peer replaces its SAs: the issue allows an outage under 3 s, and the TCP stream survives.
+#[test]
+#[ignore = "needs root"]
+fn unplanned_failover_under_three_seconds() {
+    let _serial = serial();
+    let mut run = AsRun::start();
+    let (lh, rh) = (run.lab.ns("lh"), run.lab.ns("rh"));
+    let r = ping_through(&lh, 5);
+    assert_eq!(r.received, r.sent, "{}", run.logs());
+    let dir = run.dir.path.clone();
+    let (lh2, rh2) = (lh.clone(), rh.clone());
+    // 50 Mbit/s: survival is measured, not throughput, and two cores carry five daemons.
+    let iperf = std::thread::spawn(move || {
+        iperf3_json(
+            &lh2,
+            &rh2,
+            RH,
+            5201,
+            &["-t", "12", "-b", "50M"],
+            &dir,
+            "failover",
+        )
+    });
+    std::thread::sleep(Duration::from_secs(1));
+    let pings = ping_paced_in_background(
+        &lh,
+        RH,
+        1000,
+        pattern_payload(PING_PATTERN, 56),
+        Duration::from_millis(10),
+        Duration::from_secs(1),
+    );
+    std::thread::sleep(Duration::from_secs(3));
+    // The host dies: links first (nothing it does from here on reaches anyone), then its
+    // processes, with SIGKILL.
+    let killed_at = std::time::SystemTime::now();
+    let gwa = run.lab.ns("gwa");
+    for dev in ["wan", "lan"] {
+        run_ok(
+            Command::new("ip").args(["-n", &gwa, "link", "set", dev, "down"]),
+            Duration::from_secs(5),
+        );
+    }
+    run.ka_a.kill();
+    run.gwa.kill9();
+    let took_over = run.ka_b.wait_master(VIP, Duration::from_secs(5));
+    let pings = pings.join().expect("pinger");
+    let iperf = iperf.join();
+    assert!(took_over, "gwb never took the address over\n{}", run.logs());
+    let (lost_from, outage) = longest_outage(&pings).unwrap_or((killed_at, 0.0));
+    let lost = pings.lost().len();
+    let st_b = run.gwb.status();
+    assert!(
+        tunnel_up(&st_b),
+        "gwb's tunnel is not up: {st_b:#}\n{}",
+        run.logs()
+    );
+    assert!(
+        run.rem.log_text().contains("reason=Replaced"),
+        "the remote did not replace its SAs with gwa (INITIAL_CONTACT)\n{}",
+        run.logs()
+    );
+    let iperf =
+        iperf.unwrap_or_else(|_| panic!("iperf3 TCP stream did not survive\n{}", run.logs()));
+    let sent = iperf
+        .pointer("/end/sum_sent/bytes")
+        .and_then(Value::as_u64)
+        .unwrap_or(0);
+    let received = iperf
+        .pointer("/end/sum_received/bytes")
+        .and_then(Value::as_u64)
+        .unwrap_or(0);
+    let retransmits = iperf
+        .pointer("/end/sum_sent/retransmits")
+        .and_then(Value::as_u64)
+        .unwrap_or(0);
+    eprintln!(
+        "unplanned failover: {lost} of {} pings lost, longest outage {outage:.3} s starting {:.3} s after the kill; \
+         iperf3 TCP 12 s: {sent} bytes sent, {received} received, {retransmits} retransmits",
+        pings.sent(),
+        lost_from
+            .duration_since(killed_at)
+            .map(|d| d.as_secs_f64())
+            .unwrap_or_else(|e| -e.duration().as_secs_f64()),
+    );
+    assert!(outage < 3.0, "outage {outage:.3} s\n{}", run.logs());
+    assert!(received > 0 && sent > 0);
+    // gwb's ironsecd saw the address arrive and initiated: one IKE SA, with INITIAL_CONTACT.
+    assert_eq!(st_b["shared_addresses"][0]["present"], true);
+    assert!(run
+        .gwb
+        .log_text()
+        .contains("shared address is on this host"));
+}
+
+/// A planned handover: keepalived on the master is stopped (SIGTERM: it advertises priority
+/// 0 and removes the addresses), its ironsecd stays up. That ironsecd sees the address go and
+/// abandons its SAs without sending anything; the backup takes over as above.
+#[test]
+#[ignore = "needs root"]
+fn planned_handover_when_keepalived_stops() {
+    let _serial = serial();
+    let mut run = AsRun::start();
+    let lh = run.lab.ns("lh");
+    let requests_a = num(&run.gwa.status(), "/ike/requests_sent");
+    let pings = ping_paced_in_background(
+        &lh,
+        RH,
+        500,
+        pattern_payload(PING_PATTERN, 56),
+        Duration::from_millis(10),
+        Duration::from_secs(1),
+    );
+    std::thread::sleep(Duration::from_secs(2));
+    run.ka_a.stop();
+    let took_over = run.ka_b.wait_master(VIP, Duration::from_secs(5));
+    let pings = pings.join().expect("pinger");
+    assert!(took_over, "gwb never took the address over\n{}", run.logs());
+    assert!(
+        poll_until(Duration::from_secs(5), || tunnel_state(&run.gwa.status())
+            == "dormant"),
+        "{}",
+        run.logs()
+    );
+    let st_a = run.gwa.status();
+    // Not one request from the old master after it let the address go: DPD runs every 2 s,
+    // and a DELETE would be a request too.
+    let requests_after = num(&st_a, "/ike/requests_sent");
+    assert!(
+        tunnel_up(&run.gwb.status()),
+        "gwb's tunnel is not up\n{}",
+        run.logs()
+    );
+    let outage = longest_outage(&pings).map_or(0.0, |(_, g)| g);
+    eprintln!(
+        "planned handover (keepalived SIGTERM): {} of {} pings lost, longest outage {outage:.3} s; old master's IKE requests {requests_a} before, {requests_after} after",
+        pings.lost().len(),
+        pings.sent()
+    );
+    assert!(outage < 3.0, "outage {outage:.3} s\n{}", run.logs());
+    assert!(
+        run.gwa.log_text().contains("abandoned without a DELETE"),
+        "{}",
+        run.logs()
+    );
+    // DPD requests of the old master before the handover are allowed; after it, none: wait
+    // two DPD intervals more and compare.
+    std::thread::sleep(Duration::from_secs(4));
+    assert_eq!(
+        num(&run.gwa.status(), "/ike/requests_sent"),
+        requests_after,
+        "{}",
+        run.logs()
+    );
+}
