@@ -11,6 +11,7 @@
 //! - [`nat`]: NAT keepalives and following a peer behind a NAT to its new address;
 //! - [`sharing`]: the connections' bandwidth buckets;
 //! - [`commands`] and [`reload`]: the operator's `initiate`, `terminate` and reload;
+//! - [`drain`]: closing every connection for a planned drain, and letting them up again;
 //! - `peer`: the config translated into the engine's peer settings;
 //! - [`deadlines`]: per-key timers, so idle tunnels cost nothing;
 //! - [`volume`]: volume lifetimes and the sequence space from the fast path's counters;
@@ -25,6 +26,7 @@ pub mod child_retry;
 pub mod clients;
 pub mod commands;
 pub mod deadlines;
+pub mod drain;
 pub mod failover;
 pub mod nat;
 mod peer;
@@ -152,6 +154,9 @@ pub struct Plane {
     /// Log lines caused by unauthenticated datagrams, limited per source (see
     /// [`crate::loglimit`]); its window's end is one of the plane's deadlines (summaries).
     log_limit: crate::loglimit::LogLimiter,
+    /// A drain closed the connections ([`drain`]): nothing starts, and peers' new IKE SAs
+    /// are refused, until a rejoin.
+    drain: drain::Hold,
 }
 
 /// Connection name -> config index.
@@ -230,6 +235,7 @@ impl Plane {
             shares,
             tables_stale: false,
             log_limit: crate::loglimit::LogLimiter::default(),
+            drain: Default::default(),
         })
     }
 
@@ -372,6 +378,9 @@ impl Plane {
         data: &[u8],
     ) {
         self.saw(now);
+        if self.refuse_while_drained(local, data) {
+            return;
+        }
         self.ep.handle(now, local, remote, data);
     }
 
