@@ -21,6 +21,8 @@ use crate::limits;
 use crate::plane::Plane;
 use crate::status;
 
+mod drain;
+
 /// IKE datagrams waiting for the control plane; beyond this a flood is dropped, not queued.
 const IKE_QUEUE: usize = 1024;
 /// IKE datagrams handled under one lock and one flush at most, when several are queued: a
@@ -110,6 +112,14 @@ struct Running {
     /// daemon's network namespace; answers are taken only from the configured servers
     /// (plane/radius.rs). None when it could not be bound (logged).
     radius: Option<tokio::net::UdpSocket>,
+    /// Planned maintenance: the drain/rejoin machine (see `drain`).
+    drain: Mutex<crate::drain::Machine>,
+    /// Finished drains and rejoins, for the clients waiting for them.
+    drain_done: tokio::sync::broadcast::Sender<(u64, crate::drain::Outcome)>,
+    /// SIGTERM with `drain.on_stop`: exit once the drain is done.
+    stop_after_drain: std::sync::atomic::AtomicBool,
+    /// Told when that drain is done.
+    stop: Notify,
 }
 
 /// One route into a TUN device (the shared one, or a route-based connection's) as the
@@ -232,6 +242,7 @@ impl Running {
             (st, crate::guards::wanted(plane.config()))
         };
         st.guards = Some(crate::guards::status(&want, self.guard_start));
+        st.drain = Some(self.drain_status());
         st
     }
 
@@ -602,6 +613,10 @@ pub fn run(cfg: Config) -> Result<(), DaemonError> {
             ifaces: Mutex::new(BTreeMap::new()),
             guard_start,
             wake: Notify::new(),
+            drain: Mutex::new(crate::drain::Machine::new()),
+            drain_done: tokio::sync::broadcast::channel(drain::FINISHED_QUEUE).0,
+            stop_after_drain: Default::default(),
+            stop: Notify::new(),
         });
         // The route-based connections' interfaces, then tables scoped to them, then the
         // routes (some point into those interfaces).
@@ -692,6 +707,12 @@ async fn event_loop(running: Arc<Running>, queues: Queues) -> Result<(), DaemonE
     running.act(|plane, now| plane.start_tunnels(now));
     // Ready only now: the TUN device, routes, UDP sockets and control socket are all up.
     crate::sdnotify::notify("READY=1");
+    if running.plane().config().drain.rejoin_on_start {
+        // State file "0" now, the rejoin commands once the tunnels are up.
+        let _ = running.start_rejoin("start");
+    }
+    // SIGTERM under drain.on_stop started a drain: the next signal exits at once.
+    let mut stopping = false;
     tracing::info!(
         tun = running.dp.tun_name(),
         workers = running.dp.workers(),
@@ -715,8 +736,27 @@ async fn event_loop(running: Arc<Running>, queues: Queues) -> Result<(), DaemonE
         };
         tokio::select! {
             _ = term.recv() => {
+                if stopping {
+                    tracing::warn!("second SIGTERM: exiting without finishing the drain");
+                    return Ok(());
+                }
+                let on_stop = running.plane().config().drain.on_stop;
+                if on_stop && running.drain_state() != crate::drain::State::Drained {
+                    tracing::info!("SIGTERM: draining before exit (drain.on_stop; a second SIGTERM or SIGINT exits at once)");
+                    crate::sdnotify::notify("STATUS=draining");
+                    crate::sdnotify::notify("STOPPING=1");
+                    running.stop_after_drain.store(true, std::sync::atomic::Ordering::Relaxed);
+                    if running.start_drain("SIGTERM").is_ok() {
+                        stopping = true;
+                        continue;
+                    }
+                }
                 tracing::info!("SIGTERM: shutting down");
                 crate::sdnotify::notify("STOPPING=1");
+                return Ok(());
+            }
+            _ = running.stop.notified() => {
+                tracing::info!("drained: shutting down");
                 return Ok(());
             }
             _ = int.recv() => { tracing::info!("SIGINT: shutting down"); return Ok(()); }
@@ -752,7 +792,10 @@ async fn event_loop(running: Arc<Running>, queues: Queues) -> Result<(), DaemonE
                 running.act(|plane, now| plane.on_radius_datagram(now, from, &data));
             }
             _ = watchdog.tick(), if watchdog_every.is_some() => crate::sdnotify::notify("WATCHDOG=1"),
-            _ = share.tick() => running.act(|plane, now| plane.reshare(now)),
+            _ = share.tick() => {
+                running.act(|plane, now| plane.reshare(now));
+                running.drain_tick();
+            }
             Some(a) = act_rx.recv() => running.act(|plane, now| {
                 plane.on_activity(a, now);
                 // Whatever else came in meanwhile, under the same lock.
@@ -784,7 +827,11 @@ async fn serve_control(listener: tokio::net::UnixListener, running: Arc<Running>
                 };
                 let r = running.clone();
                 tokio::spawn(async move {
-                    control::serve(stream, move |req| handle(&r, req)).await;
+                    control::serve(stream, move |req| {
+                        let r = r.clone();
+                        async move { handle(&r, req).await }
+                    })
+                    .await;
                     drop(slot);
                 });
             }
@@ -796,7 +843,7 @@ async fn serve_control(listener: tokio::net::UnixListener, running: Arc<Running>
     }
 }
 
-fn handle(r: &Running, req: Request) -> Response {
+async fn handle(r: &Arc<Running>, req: Request) -> Response {
     fn answer<T: ToString, E: ToString>(res: Result<T, E>) -> Response {
         match res {
             Ok(m) => Response::Ok(m.to_string()),
@@ -836,6 +883,26 @@ fn handle(r: &Running, req: Request) -> Response {
             let res = r.act(|plane, now| plane.disconnect(&identity, now));
             r.wake.notify_one();
             answer(res)
+        }
+        Request::Drain { wait } => {
+            let rx = r.drain_done.subscribe();
+            match r.start_drain("ironsecctl") {
+                Err(e) => Response::Error(e.to_string()),
+                Ok(_) if !wait => {
+                    Response::Ok("draining: `ironsecctl status` shows its progress".into())
+                }
+                Ok(op) => r.wait_drain(rx, op).await,
+            }
+        }
+        Request::Rejoin { wait } => {
+            let rx = r.drain_done.subscribe();
+            match r.start_rejoin("ironsecctl") {
+                Err(e) => Response::Error(e),
+                Ok(_) if !wait => {
+                    Response::Ok("rejoining: `ironsecctl status` shows its progress".into())
+                }
+                Ok(op) => r.wait_drain(rx, op).await,
+            }
         }
     }
 }

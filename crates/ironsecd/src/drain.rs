@@ -287,7 +287,10 @@ enum Phase {
         since: Instant,
     },
     /// Waiting for the tunnels.
-    RejoinWaiting { run: Running, from: Instant },
+    RejoinWaiting {
+        run: Running,
+        from: Instant,
+    },
     /// Rejoin commands running.
     Rejoining {
         run: Running,
@@ -412,7 +415,9 @@ impl Machine {
     ) -> Result<(u64, Vec<Effect>), Refused> {
         let mut fx = Vec::new();
         match &self.phase {
-            Phase::Withdrawing(r) | Phase::Waiting { run: r, .. } | Phase::Closing { run: r, .. } => {
+            Phase::Withdrawing(r)
+            | Phase::Waiting { run: r, .. }
+            | Phase::Closing { run: r, .. } => {
                 // A rejoin asked for meanwhile is overtaken by this drain.
                 if let Some((Kind::Rejoin, op, _)) = self.pending.take() {
                     fx.push(Effect::Finished {
@@ -468,7 +473,12 @@ impl Machine {
 
     /// Starts a rejoin: from ready (after a start, or to run the rejoin commands), from
     /// drained, or cancelling a drain that is waiting for traffic.
-    pub fn rejoin(&mut self, now: Instant, settings: &Settings, origin: &str) -> (u64, Vec<Effect>) {
+    pub fn rejoin(
+        &mut self,
+        now: Instant,
+        settings: &Settings,
+        origin: &str,
+    ) -> (u64, Vec<Effect>) {
         let mut fx = Vec::new();
         match &self.phase {
             Phase::RejoinWaiting { run, .. } | Phase::Rejoining { run, .. } => {
@@ -582,7 +592,12 @@ impl Machine {
     /// A 100 ms sample: `packets` is the total every tunnel has carried both ways since
     /// start (it only grows), `up`/`wanted` the `start_action = "start"` connections with a
     /// CHILD_SA and all of them.
-    pub fn tick(&mut self, now: Instant, packets: u64, (up, wanted): (usize, usize)) -> Vec<Effect> {
+    pub fn tick(
+        &mut self,
+        now: Instant,
+        packets: u64,
+        (up, wanted): (usize, usize),
+    ) -> Vec<Effect> {
         let mut fx = Vec::new();
         match &mut self.phase {
             Phase::Waiting {
@@ -936,13 +951,21 @@ mod tests {
             fx = m.tick(t, 0, (1, 2));
         }
         assert_eq!(t, base + Duration::from_secs(2));
-        assert!(matches!(fx[0], Effect::Run { kind: Kind::Rejoin, .. }));
+        assert!(matches!(
+            fx[0],
+            Effect::Run {
+                kind: Kind::Rejoin,
+                ..
+            }
+        ));
         let fx = m.commands_done(t, &[ok("birdc", 0.0)]);
         let Some((_, Ok(Report::Rejoin(r)))) = finished(&fx).pop() else {
             panic!("{fx:?}")
         };
         assert!(r.timed_out);
-        assert!(r.to_string().contains("1 of 2 connections up after 2.00 s (timeout"));
+        assert!(r
+            .to_string()
+            .contains("1 of 2 connections up after 2.00 s (timeout"));
     }
 
     #[test]

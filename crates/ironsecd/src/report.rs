@@ -387,6 +387,7 @@ pub fn status(dp: &Dataplane, plane: &Plane, started: Instant) -> Status {
             log_suppressed: plane.log_suppressed(),
         },
         guards: None,
+        drain: None,
         connections,
     }
 }

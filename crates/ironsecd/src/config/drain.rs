@@ -170,7 +170,14 @@ pub(super) fn validate(file: &Path, d: DrainSchema, errs: &mut Vec<ConfigError>)
     }
     // The rate is sampled every 100 ms: a shorter quiet time could not be seen.
     let quiet = seconds(file, "quiet", d.quiet, DEFAULT_QUIET, (0.1, 60.0), errs);
-    let timeout = seconds(file, "timeout", d.timeout, DEFAULT_TIMEOUT, (1.0, 600.0), errs);
+    let timeout = seconds(
+        file,
+        "timeout",
+        d.timeout,
+        DEFAULT_TIMEOUT,
+        (1.0, 600.0),
+        errs,
+    );
     if quiet >= timeout {
         errs.push(ConfigError::new(
             file,
@@ -191,5 +198,126 @@ pub(super) fn validate(file: &Path, d: DrainSchema, errs: &mut Vec<ConfigError>)
         timeout,
         on_stop: d.on_stop.unwrap_or(false),
         rejoin_on_start: d.rejoin_on_start.unwrap_or(false),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::PathBuf;
+    use std::time::Duration;
+
+    use crate::config::Config;
+
+    /// A main file with `body`, in a directory of its own (removed on drop).
+    struct File(PathBuf);
+
+    impl File {
+        fn new(tag: &str, body: &str) -> File {
+            let d = std::env::temp_dir().join(format!(
+                "ironsec-drain-conf-{tag}-{}-{:?}",
+                std::process::id(),
+                std::thread::current().id()
+            ));
+            let _ = std::fs::remove_dir_all(&d);
+            std::fs::create_dir_all(&d).unwrap();
+            let p = d.join("ironsecd.toml");
+            std::fs::write(&p, body).unwrap();
+            File(p)
+        }
+    }
+
+    impl Drop for File {
+        fn drop(&mut self) {
+            if let Some(d) = self.0.parent() {
+                let _ = std::fs::remove_dir_all(d);
+            }
+        }
+    }
+
+    #[test]
+    fn defaults_without_the_table_and_values_as_written() {
+        let f = File::new("none", "[gateway]\n");
+        let c = Config::load_with_env(&f.0, Vec::new()).unwrap();
+        assert_eq!(c.drain, super::Drain::default());
+        assert!(!c.drain.on_stop && !c.drain.rejoin_on_start);
+        let f = File::new(
+            "set",
+            "[gateway]\n[drain]\nwithdraw = [[\"birdc\", \"-s\", \"/run/bird/bird.ctl\", \"configure\", \"\\\"/etc/bird/bird-drain.conf\\\"\"]]\n\
+             rejoin = [[\"/usr/sbin/birdc\", \"configure\"], [\"true\"]]\nstate_file = \"/run/ironsec/drain\"\n\
+             idle_pps = 50\nquiet = 1.5\ntimeout = 30\non_stop = true\nrejoin_on_start = true\n",
+        );
+        let c = Config::load_with_env(&f.0, Vec::new()).unwrap_or_else(|e| panic!("{e}"));
+        let d = &c.drain;
+        assert_eq!(d.withdraw[0][4], "\"/etc/bird/bird-drain.conf\"");
+        assert_eq!(d.rejoin.len(), 2);
+        assert_eq!(
+            d.state_file.as_deref(),
+            Some(std::path::Path::new("/run/ironsec/drain"))
+        );
+        assert_eq!(d.idle_pps, 50);
+        assert_eq!(d.quiet, Duration::from_millis(1500));
+        assert_eq!(d.timeout, Duration::from_secs(30));
+        assert!(d.on_stop && d.rejoin_on_start);
+        assert!(c.warnings().is_empty(), "{:?}", c.warnings());
+    }
+
+    #[test]
+    fn every_drain_error_at_once_with_file_and_key() {
+        let f = File::new(
+            "bad",
+            "[gateway]\n[drain]\nwithdraw = [[], [\"\"], [\"bin/birdc\"]]\nrejoin = \"birdc configure\"\n\
+             state_file = \"drain\"\nidle_pps = 0\nquiet = 0.05\ntimeout = 1000\non_stop = \"yes please\"\nwait = 3\n",
+        );
+        let e = Config::load_with_env(&f.0, Vec::new()).unwrap_err();
+        let file = f.0.display().to_string();
+        let lines: Vec<String> =
+            e.0.iter()
+                .map(|x| {
+                    assert_eq!(x.file.display().to_string(), file);
+                    format!("{}: {}", x.key, x.reason)
+                })
+                .collect();
+        let want = [
+            "drain.wait: unknown key",
+            "drain.on_stop: ",
+            "drain.rejoin: ",
+            "drain.withdraw[0]: an empty command",
+            "drain.withdraw[1]: the program name is empty",
+            "drain.withdraw[2]: 'bin/birdc' is a relative path",
+            "drain.state_file: 'drain' is not an absolute path",
+            "drain.idle_pps: 0 is outside 1..=10000000",
+            "drain.quiet: 0.05 is outside 0.1..=60 seconds",
+            "drain.timeout: 1000 is outside 1..=600 seconds",
+        ];
+        for w in want {
+            assert!(
+                lines.iter().any(|l| l.starts_with(w)),
+                "no error starting {w:?} in\n{}",
+                lines.join("\n")
+            );
+        }
+        assert_eq!(lines.len(), want.len(), "{}", lines.join("\n"));
+    }
+
+    #[test]
+    fn a_state_file_outside_the_runtime_directory_is_a_warning() {
+        let f = File::new(
+            "warn",
+            "[gateway]\n[drain]\nstate_file = \"/var/lib/ironsec/drain\"\nquiet = 2\ntimeout = 2\n",
+        );
+        let e = Config::load_with_env(&f.0, Vec::new()).unwrap_err();
+        assert_eq!(e.0.len(), 1, "{e}");
+        assert_eq!(e.0[0].key, "drain.quiet");
+        let f = File::new(
+            "warn2",
+            "[gateway]\n[drain]\nstate_file = \"/var/lib/ironsec/drain\"\n",
+        );
+        let c = Config::load_with_env(&f.0, Vec::new()).unwrap();
+        let w = c.warnings();
+        assert_eq!(w.len(), 1);
+        assert!(
+            w[0].starts_with("drain.state_file /var/lib/ironsec/drain is not under /run/ironsec"),
+            "{w:?}"
+        );
     }
 }

@@ -43,9 +43,8 @@ fn is_new_ike_sa(local: SocketAddr, natt_port: u16, data: &[u8]) -> bool {
     } else {
         data
     };
-    Header::decode(bytes).is_ok_and(|h| {
-        h.exchange == ExchangeType::IkeSaInit && !h.flags.response && h.spi_r == 0
-    })
+    Header::decode(bytes)
+        .is_ok_and(|h| h.exchange == ExchangeType::IkeSaInit && !h.flags.response && h.spi_r == 0)
 }
 
 impl Plane {
