@@ -41,7 +41,7 @@ fn drain_table(dir: &Path, sock: &Path, extra: &str) -> String {
         status.display()
     );
     format!(
-        "\n[drain]\nwithdraw = [{}]\nrejoin = [{}]\nstate_file = {}\nidle_pps = 30\nquiet = 0.5\ntimeout = 10\n{extra}",
+        "\n[drain]\nwithdraw = [{}]\nrejoin = [{}]\nstate_file = {}\nidle_pps = 30\n{extra}",
         toml_argv(&["touch", withdrawn.to_str().unwrap()]),
         toml_argv(&["/bin/sh", "-c", &save_status]),
         toml_str(dir.join("drain-state").to_str().unwrap()),
@@ -118,7 +118,7 @@ fn pings(lab: &IkeLab, count: u16, interval: Duration) -> PingRun {
 #[test]
 #[ignore = "needs root"]
 fn drain_waits_for_traffic_closes_and_rejoins() {
-    let (lab, judge) = lab("");
+    let (lab, judge) = lab("quiet = 0.5\ntimeout = 10\n");
     let dir = &lab.dir.path;
     assert_eq!(
         lab.a.status()["drain"]["state"],
@@ -252,7 +252,8 @@ fn drain_waits_for_traffic_closes_and_rejoins() {
 #[test]
 #[ignore = "needs root"]
 fn sigterm_drains_before_exit_and_start_rejoins() {
-    let (mut lab, judge) = lab("on_stop = true\nrejoin_on_start = true\n");
+    let (mut lab, judge) =
+        lab("quiet = 0.5\ntimeout = 10\non_stop = true\nrejoin_on_start = true\n");
     let dir = lab.dir.path.clone();
     let t0 = Instant::now();
     let status = lab
@@ -318,4 +319,98 @@ fn sigterm_drains_before_exit_and_start_rejoins() {
     lab.wait_up(UP_TIMEOUT).unwrap_or_else(|e| panic!("{e}"));
     let log = lab.log_a();
     assert!(log.contains("rejoined in "), "{log}");
+}
+
+/// Every notify datagram waiting on `sock`, one string each.
+fn notifications(sock: &std::os::unix::net::UnixDatagram) -> Vec<String> {
+    let mut v = Vec::new();
+    let mut buf = [0u8; 512];
+    while let Ok(n) = sock.recv(&mut buf) {
+        v.push(String::from_utf8_lossy(&buf[..n]).into_owned());
+    }
+    v
+}
+
+/// A stop-path drain that waits (pings keep the tunnel busy) tells systemd STATUS=draining
+/// then STOPPING=1, keeps the watchdog fed while it waits, and a second SIGTERM exits at
+/// once (exit status 0).
+#[test]
+#[ignore = "needs root"]
+fn stop_drain_feeds_the_watchdog_and_a_second_sigterm_exits_at_once() {
+    let (mut lab, _judge) = lab("quiet = 3\ntimeout = 30\non_stop = true\n");
+    // gwA again, reporting to a notify socket the test reads, as systemd would.
+    lab.a.stop();
+    let notify_path = lab.dir.join("notify.sock");
+    let notify = std::os::unix::net::UnixDatagram::bind(&notify_path).unwrap();
+    notify.set_nonblocking(true).unwrap();
+    let log = lab.dir.join("ironsecd-a.notify.log");
+    lab.logs_a.push(log.clone());
+    lab.a = Daemon::start_with_env(
+        "gwA",
+        &lab.topo.gw_a,
+        &lab.cfg_a,
+        &lab.sock_a,
+        log,
+        None,
+        &[
+            ("NOTIFY_SOCKET", notify_path.display().to_string()),
+            ("WATCHDOG_USEC", "1000000".into()),
+        ],
+    );
+    lab.wait_up(UP_TIMEOUT).unwrap_or_else(|e| panic!("{e}"));
+    // 1.5 s of pings at 100/s, then 3 s of quiet: the drain waits at least 4 s.
+    let ping = ping_paced_in_background(
+        &lab.topo.lan_a,
+        LAN_B_HOST,
+        150,
+        pattern_payload(b"IRONSEC-DRAIN", 56),
+        Duration::from_millis(10),
+        Duration::from_secs(1),
+    );
+    std::thread::sleep(Duration::from_millis(300));
+    notifications(&notify);
+    let pid = lab.a.proc_.pid() as libc::pid_t;
+    // SAFETY: kill(2) on the PID of the daemon this test started.
+    assert_eq!(unsafe { libc::kill(pid, libc::SIGTERM) }, 0);
+    std::thread::sleep(Duration::from_millis(1500));
+    assert!(
+        lab.a.proc_.try_wait().is_none(),
+        "exited before the drain was done"
+    );
+    let seen = notifications(&notify);
+    let first = |want: &str| seen.iter().position(|m| m.lines().any(|l| l == want));
+    let (draining, stopping) = (first("STATUS=draining"), first("STOPPING=1"));
+    assert!(
+        draining.is_some() && stopping.is_some() && draining < stopping,
+        "expected STATUS=draining then STOPPING=1: {seen:?}"
+    );
+    let fed = seen[stopping.unwrap()..]
+        .iter()
+        .filter(|m| m.lines().any(|l| l == "WATCHDOG=1"))
+        .count();
+    assert!(
+        fed >= 2,
+        "watchdog not fed while draining (1.5 s at one per 0.5 s): {seen:?}"
+    );
+    let run = ping.join().unwrap();
+    assert_eq!(run.lost().len(), 0, "pings lost during the drain's wait");
+    let st = lab.a.status();
+    assert_eq!(st["drain"]["state"], "draining", "{st:#}");
+    let t0 = Instant::now();
+    // SAFETY: as above.
+    assert_eq!(unsafe { libc::kill(pid, libc::SIGTERM) }, 0);
+    let status = lab.a.proc_.wait_exit(Duration::from_secs(3));
+    let took = t0.elapsed();
+    println!(
+        "second SIGTERM to exit: {:.3} s; watchdog keep-alives during 1.5 s of drain: {fed}",
+        took.as_secs_f64()
+    );
+    assert!(status.success(), "{status}");
+    assert!(took < Duration::from_secs(1), "{took:?}");
+    let log = lab.a.log_text();
+    assert!(
+        log.contains("second SIGTERM: exiting without finishing the drain"),
+        "{log}"
+    );
+    assert!(!log.contains("drained in "), "{log}");
 }

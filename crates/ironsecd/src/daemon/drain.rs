@@ -100,6 +100,9 @@ impl Running {
     }
 
     fn apply_drain(self: &Arc<Self>, fx: Vec<Effect>) {
+        if fx.is_empty() {
+            return;
+        }
         let mut queue: std::collections::VecDeque<Effect> = fx.into();
         while let Some(e) = queue.pop_front() {
             match e {
