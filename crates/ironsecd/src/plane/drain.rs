@@ -11,6 +11,7 @@ use std::net::SocketAddr;
 use std::time::Instant;
 
 use ironsec_ike::wire::{ExchangeType, Header, NON_ESP_MARKER};
+use ironsec_ike::IkeSaId;
 
 use super::Plane;
 use crate::config::{Keying, StartAction};
@@ -49,37 +50,54 @@ fn is_new_ike_sa(local: SocketAddr, natt_port: u16, data: &[u8]) -> bool {
 
 impl Plane {
     /// Closes every IKE connection as `terminate` does (DELETE to the peer, tunnels held
-    /// down) and keeps the gateway closed until [`Plane::drain_release`]. Static connections
+    /// down; `hold_and_delete`, done for all at once) and keeps the gateway closed until
+    /// [`Plane::drain_release`]. Static connections
     /// are left alone: their SAs are their config. Answers how many IKE SAs were deleted.
     pub fn drain_close(&mut self, now: Instant) -> usize {
         self.saw(now);
-        let names: Vec<String> = self
+        // One pass over the tunnels and one over the IKE SAs, whatever the number of
+        // connections (`terminate` per connection would scan both once each: quadratic for a
+        // hub, under the lock the event loop needs).
+        let names: HashSet<&str> = self
             .cfg
             .connections
             .iter()
             .filter(|c| matches!(c.keying, Keying::Ike(_)))
-            .map(|c| c.name.clone())
+            .map(|c| c.name.as_str())
             .collect();
-        let mut held: HashSet<TunnelKey> = self
-            .tunnels
-            .iter()
-            .filter(|(k, st)| !st.held && names.iter().any(|n| **n == *k.conn))
-            .map(|(k, _)| k.clone())
+        let mut held = self.drain.held.take().unwrap_or_default();
+        for (k, st) in self.tunnels.iter_mut() {
+            if !names.contains(&*k.conn) {
+                continue;
+            }
+            if !st.held {
+                held.insert(k.clone());
+            }
+            st.held = true;
+            st.ike = None;
+            self.restarts.clear(k);
+            self.child_retries.clear(k);
+        }
+        let ids: Vec<IkeSaId> = self
+            .ep
+            .ike_sas()
+            .into_iter()
+            .filter(|s| s.conn.as_deref().is_some_and(|c| names.contains(c)))
+            .map(|s| s.id)
             .collect();
-        if let Some(before) = self.drain.held.take() {
-            held.extend(before);
+        for id in &ids {
+            if let Err(e) = self.ep.terminate(now, *id) {
+                tracing::debug!(error = %e, "drain: terminate");
+            }
         }
-        let mut deleted = 0;
-        for name in &names {
-            deleted += self.hold_and_delete(name, now);
-        }
+        let connections = names.len();
         self.drain.held = Some(held);
         tracing::info!(
-            connections = names.len(),
-            ike_sas = deleted,
+            connections,
+            ike_sas = ids.len(),
             "drain: IKE SAs deleted; connections held down until a rejoin (TUN devices, routes and guards stay)"
         );
-        deleted
+        ids.len()
     }
 
     /// Ends the drain's hold: the tunnels it held may come up again, and the `start` ones
