@@ -275,6 +275,11 @@ fn sigterm_drains_before_exit_and_start_rejoins() {
         at("drained in "),
         at("drained: shutting down"),
     ];
+    // gwB answered the DELETE before gwA exited.
+    assert!(
+        log.contains("drained: shutting down unanswered_deletes=0"),
+        "{log}"
+    );
     assert!(
         order.windows(2).all(|w| w[0] < w[1]),
         "log out of order {order:?}:\n{log}"

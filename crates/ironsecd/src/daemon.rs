@@ -33,6 +33,10 @@ const IKE_BATCH: usize = 64;
 const ACQUIRE_QUEUE: usize = 256;
 /// Unknown-SPI reports from the fast path (each worker reports at most ten a second).
 const UNKNOWN_SPI_QUEUE: usize = 64;
+/// After the stop path's drain, how long the daemon waits for the peers to answer its DELETEs
+/// (the engine retransmits meanwhile): a lost DELETE would leave a peer sending into a gateway
+/// that is gone until its DPD gives up.
+const STOP_LINGER: Duration = Duration::from_secs(2);
 /// "Peer behind a NAT moved" reports from the fast path (each worker reports at most ten a
 /// second, and only until the tables send to the new address).
 const PEER_MOVED_QUEUE: usize = 64;
@@ -713,6 +717,8 @@ async fn event_loop(running: Arc<Running>, queues: Queues) -> Result<(), DaemonE
     }
     // SIGTERM under drain.on_stop started a drain: the next signal exits at once.
     let mut stopping = false;
+    // Drained on the stop path: exit once every DELETE is answered, or then.
+    let mut exit_by: Option<Instant> = None;
     tracing::info!(
         tun = running.dp.tun_name(),
         workers = running.dp.workers(),
@@ -756,8 +762,7 @@ async fn event_loop(running: Arc<Running>, queues: Queues) -> Result<(), DaemonE
                 return Ok(());
             }
             _ = running.stop.notified() => {
-                tracing::info!("drained: shutting down");
-                return Ok(());
+                exit_by = Some(Instant::now() + STOP_LINGER);
             }
             _ = int.recv() => { tracing::info!("SIGINT: shutting down"); return Ok(()); }
             _ = hup.recv() => {
@@ -795,6 +800,13 @@ async fn event_loop(running: Arc<Running>, queues: Queues) -> Result<(), DaemonE
             _ = share.tick() => {
                 running.act(|plane, now| plane.reshare(now));
                 running.drain_tick();
+                if let Some(by) = exit_by {
+                    let left = running.plane().ike_sas().len();
+                    if left == 0 || Instant::now() >= by {
+                        tracing::info!(unanswered_deletes = left, "drained: shutting down");
+                        return Ok(());
+                    }
+                }
             }
             Some(a) = act_rx.recv() => running.act(|plane, now| {
                 plane.on_activity(a, now);
