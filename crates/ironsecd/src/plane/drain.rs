@@ -240,6 +240,37 @@ mod tests {
         ));
     }
 
+    /// A connection a reload adds while drained does not start either; the rejoin starts it.
+    #[test]
+    fn a_connection_added_while_drained_waits_for_the_rejoin() {
+        let base = Instant::now();
+        let mut p = Pair::up("drain-reload", "", "", base);
+        p.a.drain_close(base);
+        p.settle(base);
+        let file = p.a.config().file.clone();
+        let text = std::fs::read_to_string(&file).unwrap()
+            + "[[connection]]\nname = \"site-c\"\nkeying = \"ike\"\nlocal_id = \"gw-a.example\"\n\
+               remote_id = \"gw-c.example\"\npsk = \"0123456789abcdef0123456789abcdef\"\n\
+               local_ts = [\"10.1.0.0/24\"]\nremote_ts = [\"10.3.0.0/24\"]\n\
+               ike_proposals = [\"aes256gcm16-prfsha256-x25519\"]\nesp_proposals = [\"aes256gcm16\"]\n\
+               start_action = \"start\"\ntunnels = [ { local = \"192.0.2.1\", remote = \"192.0.2.3\" } ]\n";
+        std::fs::write(&file, text).unwrap();
+        let cfg = crate::config::Config::load_with_env(&file, Vec::new()).unwrap();
+        p.a.reload(cfg, base).unwrap();
+        assert!(p.a.drain_holding());
+        assert!(p.a.ike_sas().is_empty(), "{:?}", p.a.ike_sas());
+        assert_eq!(p.a.drain_ready(), (0, 2));
+        p.a.drain_release(base);
+        // Both connections initiate (site-c's peer does not exist here).
+        let conns: std::collections::BTreeSet<String> =
+            p.a.ike_sas()
+                .into_iter()
+                .filter_map(|s| s.conn)
+                .map(|c| c.to_string())
+                .collect();
+        assert_eq!(conns, ["site-b".to_string(), "site-c".to_string()].into());
+    }
+
     /// A connection the operator terminated before the drain stays down after the rejoin.
     #[test]
     fn rejoin_keeps_the_operators_terminate() {
