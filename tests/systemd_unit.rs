@@ -400,6 +400,18 @@ fn unit_has_required_properties() {
         "WatchdogSec= must enable the watchdog, got {watchdog:?}"
     );
 
+    // A stop may drain first (drain.on_stop): the default drain.timeout (20 s) plus a
+    // withdraw command and the DELETEs must fit before systemd's SIGKILL.
+    let stop = single(&svc, "TimeoutStopSec");
+    let stop_secs: u64 = stop
+        .strip_suffix('s')
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("TimeoutStopSec= must be whole seconds (\"45s\"), got {stop:?}"));
+    assert!(
+        stop_secs >= 45,
+        "TimeoutStopSec={stop} leaves no room for a drain (drain.timeout 20 s by default)"
+    );
+
     // A descriptor limit well above the kernel's soft default of 1024, soft and hard alike
     // (one number), so that clients cannot exhaust it and the daemon need not raise it.
     let nofile = single(&svc, "LimitNOFILE");

@@ -495,3 +495,58 @@ fn a_shared_address_is_followed_under_the_units_sandbox() {
         "gwA runs under the filter"
     );
 }
+
+/// The drain's commands run under the unit's sandbox (they inherit it): on SIGTERM with
+/// `[drain] on_stop`, gwA runs a withdraw command that connects to an AF_UNIX stream socket
+/// and sends a line, as `birdc configure` does with BIRD's control socket, then closes its
+/// IKE SA and exits 0. (That connect() works on a read-only mount, as under
+/// ProtectSystem=strict, was checked by hand: EROFS applies to writes, not to connect.)
+#[test]
+#[ignore = "needs root"]
+fn drain_commands_run_under_the_units_sandbox() {
+    let _serial = serial();
+    require_root();
+    let scratch = TempDir::new(&format!("{}-spec", unique_prefix()));
+    let wrapper = wrapper_for(UNIT, &scratch.path, "drain");
+    let ctl = scratch.join("bird.ctl");
+    let listener = std::os::unix::net::UnixListener::bind(&ctl).unwrap();
+    let got = std::thread::spawn(move || {
+        use std::io::Read;
+        let (mut s, _) = listener.accept().unwrap();
+        s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+        let mut line = String::new();
+        let _ = s.read_to_string(&mut line);
+        line
+    });
+    let script = format!(
+        "import socket; s = socket.socket(socket.AF_UNIX); s.connect({:?}); s.sendall(b'configure\\n')",
+        ctl.to_str().unwrap()
+    );
+    let mut opts = IkeLabOpts {
+        wrapper,
+        ..IkeLabOpts::default()
+    };
+    opts.a.conn_extra = format!(
+        "\n[drain]\nwithdraw = [[{}, \"-c\", {}]]\nstate_file = {}\nquiet = 0.3\ntimeout = 5\non_stop = true\n",
+        toml_str(PYTHON),
+        toml_str(&script),
+        toml_str(scratch.join("drain-state").to_str().unwrap()),
+    );
+    let mut lab = IkeLab::start(opts);
+    lab.wait_up(Duration::from_secs(15)).unwrap();
+    let st = lab.a.stop();
+    assert_eq!(
+        st.and_then(|s| s.code()),
+        Some(0),
+        "gwA did not drain and stop cleanly under the sandbox ({st:?})\n{}",
+        lab.logs()
+    );
+    assert_eq!(got.join().unwrap(), "configure\n", "{}", lab.logs());
+    let log = lab.log_a();
+    assert!(log.contains("drain: withdraw command done"), "{log}");
+    assert!(log.contains("drained in "), "{log}");
+    assert_eq!(
+        std::fs::read_to_string(scratch.join("drain-state")).unwrap(),
+        "1\n"
+    );
+}

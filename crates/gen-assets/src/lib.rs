@@ -498,4 +498,34 @@ mod tests {
             ),
         }
     }
+
+    /// The commented `[drain]` table at the end of the shipped config loads once its lines
+    /// are uncommented, with the values it shows.
+    #[test]
+    fn shipped_config_drain_example_loads_when_uncommented() {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../packaging/ironsecd.toml");
+        let text = std::fs::read_to_string(&path).unwrap();
+        let at = text.find("# [drain]").expect("no commented [drain] table");
+        let table: Vec<&str> = text[at..]
+            .lines()
+            .map(|l| l.strip_prefix("# ").unwrap_or(l))
+            .collect();
+        let dir =
+            std::env::temp_dir().join(format!("ironsec-gen-assets-drain-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let file = dir.join("ironsecd.toml");
+        std::fs::write(&file, format!("{}{}\n", &text[..at], table.join("\n"))).unwrap();
+        let loaded = ironsecd::config::Config::load_with_env(&file, []);
+        let _ = std::fs::remove_dir_all(&dir);
+        let cfg = loaded.unwrap_or_else(|e| panic!("the [drain] example does not load:\n{e}"));
+        let d = &cfg.drain;
+        assert_eq!(d.withdraw.len(), 1);
+        assert_eq!(d.rejoin.len(), 1);
+        assert_eq!(
+            d.state_file.as_deref(),
+            Some(Path::new("/run/ironsec/drain"))
+        );
+        assert!(d.on_stop && d.rejoin_on_start);
+        assert!(cfg.warnings().is_empty(), "{:?}", cfg.warnings());
+    }
 }

@@ -103,7 +103,9 @@ pub const DAEMON_SECTIONS: &[Section] = &[
                 name: "SIGTERM, SIGINT",
                 text: "stop: the TUN device and its routes go; the guard routes stay, so \
                        traffic for the remote sites is dropped, never sent in clear, until \
-                       `ironsecd cleanup`",
+                       `ironsecd cleanup`. With [drain] on_stop = true, SIGTERM drains first \
+                       (withdraw commands, wait for traffic, DELETE to every peer) and exits \
+                       0 when drained; a second SIGTERM, or SIGINT, exits at once",
             },
         ],
     },

@@ -47,9 +47,25 @@ pub enum Request {
     Disconnect {
         identity: String,
     },
+    /// Take the gateway out of service (README "Planned maintenance"): withdraw commands,
+    /// wait for traffic to move, close every IKE SA. With `wait`, answered with
+    /// [`Response::Maintenance`] once drained; without, with [`Response::Ok`] at once.
+    Drain {
+        #[serde(default = "yes")]
+        wait: bool,
+    },
+    /// Back into service: tunnels up, then the rejoin commands. Answered as `Drain`.
+    Rejoin {
+        #[serde(default = "yes")]
+        wait: bool,
+    },
 }
 
-#[derive(Serialize, Deserialize, Debug, Clone, PartialEq, Eq)]
+fn yes() -> bool {
+    true
+}
+
+#[derive(Serialize, Deserialize, Debug, Clone, PartialEq)]
 #[serde(rename_all = "lowercase")]
 pub enum Response {
     /// Boxed: a status is large and the other answers are a line of text.
@@ -67,6 +83,8 @@ pub enum Response {
     Certificates(CertList),
     /// The answer to `leases`.
     Leases(Vec<crate::leases::LeaseInfo>),
+    /// What a finished `drain` or `rejoin` did.
+    Maintenance(crate::drain::Report),
 }
 
 /// Binds the control socket, replacing a stale one left by a crashed daemon but refusing to
@@ -157,9 +175,11 @@ pub fn busy() -> String {
 /// Serves one client connection with `handler` until it hangs up, sends a request longer than
 /// [`CONTROL_REQUEST_LINE`] (answered with an error, then closed), is silent for
 /// [`READ_DEADLINE`] or takes longer than [`WRITE_DEADLINE`] to read an answer.
-pub async fn serve<F>(stream: UnixStream, handler: F)
+/// The handler may take its time (a waiting `drain`): the client just waits for the answer.
+pub async fn serve<F, Fut>(stream: UnixStream, handler: F)
 where
-    F: Fn(Request) -> Response,
+    F: Fn(Request) -> Fut,
+    Fut: std::future::Future<Output = Response>,
 {
     let (mut r, mut w) = stream.into_split();
     let mut buf = Vec::new();
@@ -168,7 +188,7 @@ where
             match tokio::time::timeout(READ_DEADLINE, read_line(&mut r, &mut buf)).await {
                 Ok(Line::Request(line)) => {
                     let resp = match serde_json::from_slice::<Request>(&line) {
-                        Ok(req) => handler(req),
+                        Ok(req) => handler(req).await,
                         Err(e) => Response::Error(format!("bad request: {e}")),
                     };
                     (resp, false)
@@ -362,6 +382,12 @@ mod tests {
         assert_eq!(
             serde_json::to_string(&Request::Certs).unwrap(),
             r#"{"command":"certs"}"#
+        );
+        let r: Request = serde_json::from_str(r#"{"command":"drain"}"#).unwrap();
+        assert_eq!(r, Request::Drain { wait: true });
+        assert_eq!(
+            serde_json::to_string(&Request::Rejoin { wait: false }).unwrap(),
+            r#"{"command":"rejoin","wait":false}"#
         );
         // What older clients send is read as before.
         let r: Request = serde_json::from_str(r#"{"command":"status"}"#).unwrap();

@@ -21,6 +21,8 @@ use crate::limits;
 use crate::plane::Plane;
 use crate::status;
 
+mod drain;
+
 /// IKE datagrams waiting for the control plane; beyond this a flood is dropped, not queued.
 const IKE_QUEUE: usize = 1024;
 /// IKE datagrams handled under one lock and one flush at most, when several are queued: a
@@ -31,6 +33,10 @@ const IKE_BATCH: usize = 64;
 const ACQUIRE_QUEUE: usize = 256;
 /// Unknown-SPI reports from the fast path (each worker reports at most ten a second).
 const UNKNOWN_SPI_QUEUE: usize = 64;
+/// After the stop path's drain, how long the daemon waits for the peers to answer its DELETEs
+/// (the engine retransmits meanwhile): a lost DELETE would leave a peer sending into a gateway
+/// that is gone until its DPD gives up.
+const STOP_LINGER: Duration = Duration::from_secs(2);
 /// "Peer behind a NAT moved" reports from the fast path (each worker reports at most ten a
 /// second, and only until the tables send to the new address).
 const PEER_MOVED_QUEUE: usize = 64;
@@ -112,6 +118,14 @@ struct Running {
     /// daemon's network namespace; answers are taken only from the configured servers
     /// (plane/radius.rs). None when it could not be bound (logged).
     radius: Option<tokio::net::UdpSocket>,
+    /// Planned maintenance: the drain/rejoin machine (see `drain`).
+    drain: Mutex<crate::drain::Machine>,
+    /// Finished drains and rejoins, for the clients waiting for them.
+    drain_done: tokio::sync::broadcast::Sender<(u64, crate::drain::Outcome)>,
+    /// SIGTERM with `drain.on_stop`: exit once the drain is done.
+    stop_after_drain: std::sync::atomic::AtomicBool,
+    /// Told when that drain is done.
+    stop: Notify,
 }
 
 /// One route into a TUN device (the shared one, or a route-based connection's) as the
@@ -234,6 +248,7 @@ impl Running {
             (st, crate::guards::wanted(plane.config()))
         };
         st.guards = Some(crate::guards::status(&want, self.guard_start));
+        st.drain = Some(self.drain_status());
         st
     }
 
@@ -609,6 +624,10 @@ pub fn run(cfg: Config) -> Result<(), DaemonError> {
             ifaces: Mutex::new(BTreeMap::new()),
             guard_start,
             wake: Notify::new(),
+            drain: Mutex::new(crate::drain::Machine::new()),
+            drain_done: tokio::sync::broadcast::channel(drain::FINISHED_QUEUE).0,
+            stop_after_drain: Default::default(),
+            stop: Notify::new(),
         });
         tokio::spawn(follow_addresses(addr_rx, running.clone()));
         // The route-based connections' interfaces, then tables scoped to them, then the
@@ -710,6 +729,14 @@ async fn event_loop(running: Arc<Running>, queues: Queues) -> Result<(), DaemonE
     running.act(|plane, now| plane.start_tunnels(now));
     // Ready only now: the TUN device, routes, UDP sockets and control socket are all up.
     crate::sdnotify::notify("READY=1");
+    if running.plane().config().drain.rejoin_on_start {
+        // State file "0" now, the rejoin commands once the tunnels are up.
+        let _ = running.start_rejoin("start");
+    }
+    // SIGTERM under drain.on_stop started a drain: the next signal exits at once.
+    let mut stopping = false;
+    // Drained on the stop path: exit once every DELETE is answered, or then.
+    let mut exit_by: Option<Instant> = None;
     tracing::info!(
         tun = running.dp.tun_name(),
         workers = running.dp.workers(),
@@ -733,9 +760,27 @@ async fn event_loop(running: Arc<Running>, queues: Queues) -> Result<(), DaemonE
         };
         tokio::select! {
             _ = term.recv() => {
+                if stopping {
+                    tracing::warn!("second SIGTERM: exiting without finishing the drain");
+                    return Ok(());
+                }
+                let on_stop = running.plane().config().drain.on_stop;
+                if on_stop && running.drain_state() != crate::drain::State::Drained {
+                    tracing::info!("SIGTERM: draining before exit (drain.on_stop; a second SIGTERM or SIGINT exits at once)");
+                    crate::sdnotify::notify("STATUS=draining");
+                    crate::sdnotify::notify("STOPPING=1");
+                    running.stop_after_drain.store(true, std::sync::atomic::Ordering::Relaxed);
+                    if running.start_drain("SIGTERM").is_ok() {
+                        stopping = true;
+                        continue;
+                    }
+                }
                 tracing::info!("SIGTERM: shutting down");
                 crate::sdnotify::notify("STOPPING=1");
                 return Ok(());
+            }
+            _ = running.stop.notified() => {
+                exit_by = Some(Instant::now() + STOP_LINGER);
             }
             _ = int.recv() => { tracing::info!("SIGINT: shutting down"); return Ok(()); }
             _ = hup.recv() => {
@@ -770,7 +815,17 @@ async fn event_loop(running: Arc<Running>, queues: Queues) -> Result<(), DaemonE
                 running.act(|plane, now| plane.on_radius_datagram(now, from, &data));
             }
             _ = watchdog.tick(), if watchdog_every.is_some() => crate::sdnotify::notify("WATCHDOG=1"),
-            _ = share.tick() => running.act(|plane, now| plane.reshare(now)),
+            _ = share.tick() => {
+                running.act(|plane, now| plane.reshare(now));
+                running.drain_tick();
+                if let Some(by) = exit_by {
+                    let left = running.plane().ike_sas().len();
+                    if left == 0 || Instant::now() >= by {
+                        tracing::info!(unanswered_deletes = left, "drained: shutting down");
+                        return Ok(());
+                    }
+                }
+            }
             Some(a) = act_rx.recv() => running.act(|plane, now| {
                 plane.on_activity(a, now);
                 // Whatever else came in meanwhile, under the same lock.
@@ -802,7 +857,11 @@ async fn serve_control(listener: tokio::net::UnixListener, running: Arc<Running>
                 };
                 let r = running.clone();
                 tokio::spawn(async move {
-                    control::serve(stream, move |req| handle(&r, req)).await;
+                    control::serve(stream, move |req| {
+                        let r = r.clone();
+                        async move { handle(&r, req).await }
+                    })
+                    .await;
                     drop(slot);
                 });
             }
@@ -814,7 +873,7 @@ async fn serve_control(listener: tokio::net::UnixListener, running: Arc<Running>
     }
 }
 
-fn handle(r: &Running, req: Request) -> Response {
+async fn handle(r: &Arc<Running>, req: Request) -> Response {
     fn answer<T: ToString, E: ToString>(res: Result<T, E>) -> Response {
         match res {
             Ok(m) => Response::Ok(m.to_string()),
@@ -854,6 +913,26 @@ fn handle(r: &Running, req: Request) -> Response {
             let res = r.act(|plane, now| plane.disconnect(&identity, now));
             r.wake.notify_one();
             answer(res)
+        }
+        Request::Drain { wait } => {
+            let rx = r.drain_done.subscribe();
+            match r.start_drain("ironsecctl") {
+                Err(e) => Response::Error(e.to_string()),
+                Ok(_) if !wait => {
+                    Response::Ok("draining: `ironsecctl status` shows its progress".into())
+                }
+                Ok(op) => r.wait_drain(rx, op).await,
+            }
+        }
+        Request::Rejoin { wait } => {
+            let rx = r.drain_done.subscribe();
+            match r.start_rejoin("ironsecctl") {
+                Err(e) => Response::Error(e),
+                Ok(_) if !wait => {
+                    Response::Ok("rejoining: `ironsecctl status` shows its progress".into())
+                }
+                Ok(op) => r.wait_drain(rx, op).await,
+            }
         }
     }
 }

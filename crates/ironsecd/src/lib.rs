@@ -11,6 +11,7 @@ pub mod config;
 pub mod conns;
 pub mod control;
 pub mod daemon;
+pub mod drain;
 pub mod genpsk;
 pub mod guards;
 pub mod ikeadmit;

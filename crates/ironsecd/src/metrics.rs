@@ -624,6 +624,32 @@ pub fn render(s: &Status) -> String {
             );
         }
     }
+    if let Some(d) = &s.drain {
+        o.help(
+            "ironsec_drain_state",
+            "gauge",
+            "Planned maintenance: 0 ready (in service), 1 draining, 2 drained.",
+        );
+        let state = match d.state.as_str() {
+            "draining" => 1u64,
+            "drained" => 2,
+            _ => 0,
+        };
+        o.sample("ironsec_drain_state", &[], state);
+        // Absent until a drain finished: no made-up 0.
+        if let Some(ms) = d.last_drain_ms {
+            o.help(
+                "ironsec_drain_last_seconds",
+                "gauge",
+                "How long the last drain took (withdraw, wait for traffic, close).",
+            );
+            o.sample(
+                "ironsec_drain_last_seconds",
+                &[],
+                format_args!("{:.3}", ms as f64 / 1000.0),
+            );
+        }
+    }
     o.0
 }
 
@@ -884,6 +910,13 @@ pub(crate) mod tests {
                 changes: 2,
                 ignored_acquires: 0,
             }],
+            drain: Some(crate::status::DrainStatus {
+                state: "drained".into(),
+                detail: None,
+                last: None,
+                last_drain_ms: Some(1420),
+                ike_sa_init_refused: 0,
+            }),
             connections: vec![ConnectionStatus {
                 name: "site-b".into(),
                 keying: "ike".into(),
@@ -1118,6 +1151,8 @@ pub(crate) mod tests {
             "ironsec_guard_routes_adopted 1",
             "ironsec_remote_selector_guarded{prefix=\"10.2.0.0/24\"} 1",
             "ironsec_remote_selector_guarded{prefix=\"10.9.0.0/24\"} 0",
+            "ironsec_drain_state 2",
+            "ironsec_drain_last_seconds 1.420",
             "ironsec_interface_up{connection=\"site-b\",interface=\"vti-b\"} 1",
             "ironsec_interface_bytes_total{connection=\"site-b\",interface=\"vti-b\",direction=\"out\"} 840",
             "ironsec_interface_packets_total{connection=\"site-b\",interface=\"vti-b\",direction=\"in\"} 9",

@@ -400,6 +400,7 @@ pub fn status(dp: &Dataplane, plane: &Plane, started: Instant) -> Status {
                 ignored_acquires: if i == 0 { plane.ignored_acquires() } else { 0 },
             })
             .collect(),
+        drain: None,
         connections,
     }
 }

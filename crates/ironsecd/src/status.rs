@@ -30,6 +30,9 @@ pub struct Status {
     /// `gateway.shared_addresses` and whether each is on this host now (active-standby).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub shared_addresses: Vec<SharedAddressStatus>,
+    /// Planned maintenance (README "Planned maintenance"); filled by the daemon.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub drain: Option<DrainStatus>,
     pub connections: Vec<ConnectionStatus>,
 }
 
@@ -45,6 +48,47 @@ pub struct SharedAddressStatus {
     /// total, on the first address only; its packets are in the `no_sa` drops).
     #[serde(default)]
     pub ignored_acquires: u64,
+}
+
+/// `drain: ready|draining|drained` and what goes on.
+#[derive(Serialize, Deserialize, Debug, Clone, PartialEq, Eq)]
+pub struct DrainStatus {
+    /// "ready", "draining" or "drained" (a rejoin under way is "ready": its state file says
+    /// so already).
+    pub state: String,
+    /// What is happening now (waiting for traffic at N pps, rejoin commands running, ...).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub detail: Option<String>,
+    /// The last finished drain or rejoin, as `ironsecctl drain` printed it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last: Option<String>,
+    /// How long the last drain took, in milliseconds.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_drain_ms: Option<u64>,
+    /// Peers' IKE_SA_INIT requests dropped while drained.
+    #[serde(default)]
+    pub ike_sa_init_refused: u64,
+}
+
+impl DrainStatus {
+    /// The status line: "drain: ready", "drain: drained (since 12 s; ...)".
+    pub fn line(&self) -> String {
+        let mut s = format!("drain: {}", self.state);
+        let mut notes: Vec<String> = self.detail.iter().cloned().collect();
+        if self.ike_sa_init_refused > 0 {
+            notes.push(format!(
+                "{} IKE_SA_INIT from peers refused while drained",
+                self.ike_sa_init_refused
+            ));
+        }
+        if !notes.is_empty() {
+            s.push_str(&format!(" ({})", notes.join("; ")));
+        }
+        if let Some(l) = &self.last {
+            s.push_str(&format!("; last: {l}"));
+        }
+        s
+    }
 }
 
 /// ironsec's guard routes (`blackhole PREFIX proto 147 metric 4242`) as the kernel has them now.
@@ -668,6 +712,9 @@ impl Status {
                 }
             );
         }
+        if let Some(d) = &self.drain {
+            let _ = writeln!(s, "  {}", d.line());
+        }
         if let Some(g) = &self.guards {
             let unguarded: Vec<&str> = g
                 .selectors
@@ -970,6 +1017,7 @@ mod worker_failure_tests {
             connections: Vec::new(),
             guards: None,
             shared_addresses: Vec::new(),
+            drain: None,
         }
     }
 

@@ -89,6 +89,7 @@ fn unexpected(r: &Response) -> Failure {
         Response::Connections(_) => "a connection list",
         Response::Certificates(_) => "a certificate list",
         Response::Leases(_) => "a lease list",
+        Response::Maintenance(_) => "a drain report",
     };
     Failure::Ctl(format!(
         "unexpected answer from ironsecd ({what}); is it the same version as ironsecctl?"
@@ -348,6 +349,31 @@ fn rekey(cli: &Cli, connection: &str, ike: bool) -> Result<(), Failure> {
     Ok(())
 }
 
+/// `drain` and `rejoin`: the report once done, or the daemon's line with --no-wait.
+fn maintenance(cli: &Cli, req: Request, command: &str) -> Result<(), Failure> {
+    match ask(cli, &req)? {
+        Response::Maintenance(r) => {
+            if cli.json {
+                let mut v = json!(r);
+                v["command"] = json!(command);
+                print_json(&v);
+            } else {
+                print_text(&r.to_string());
+            }
+            Ok(())
+        }
+        Response::Ok(m) => {
+            if cli.json {
+                print_json(&json!({ "command": command, "ok": m }));
+            } else {
+                print_text(&m);
+            }
+            Ok(())
+        }
+        r => Err(unexpected(&r)),
+    }
+}
+
 fn genpsk(cli: &Cli, file: Option<&std::path::Path>) -> Result<(), Failure> {
     match file {
         Some(p) => {
@@ -403,6 +429,10 @@ fn run(cli: &Cli) -> Result<(), Failure> {
         ),
         Command::Rekey { connection, ike } => rekey(cli, connection, *ike),
         Command::Genpsk { file } => genpsk(cli, file.as_deref()),
+        Command::Drain { no_wait } => maintenance(cli, Request::Drain { wait: !no_wait }, "drain"),
+        Command::Rejoin { no_wait } => {
+            maintenance(cli, Request::Rejoin { wait: !no_wait }, "rejoin")
+        }
         Command::Nthash { user } => {
             let pw = ironsecd::nthash::read_password().map_err(Failure::Ctl)?;
             let line = ironsecd::nthash::users_line(user, &pw).map_err(Failure::Ctl)?;

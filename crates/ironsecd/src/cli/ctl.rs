@@ -73,6 +73,22 @@ pub enum Command {
         #[arg(long)]
         ike: bool,
     },
+    /// Take the gateway out of service for maintenance ([drain] in the config): write the
+    /// state file, run the withdraw commands, wait until the tunnels carry less than idle_pps
+    /// for `quiet` seconds (or `timeout`), then delete every IKE SA and hold the connections
+    /// down. TUN devices, routes and guards stay (fail closed). Prints a one-line report.
+    Drain {
+        /// Return once the drain has started; `status` shows its progress.
+        #[arg(long)]
+        no_wait: bool,
+    },
+    /// Bring a drained gateway back: state file "0", connections up, and once every
+    /// start_action = "start" connection has a CHILD_SA (or `timeout`), the rejoin commands.
+    Rejoin {
+        /// Return once the rejoin has started.
+        #[arg(long)]
+        no_wait: bool,
+    },
     /// Print the eap_users_file line (`USER:NT-hash`) for USER, the password read from the
     /// terminal (asked twice, not echoed) or from stdin. The password is never an argument and
     /// never stored; only its NT hash is. Needs no running daemon.

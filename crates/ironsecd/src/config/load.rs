@@ -20,8 +20,8 @@ use zeroize::Zeroizing;
 
 use super::error::ConfigError;
 use super::schema::{
-    keys_of, ConnectionSchema, FileSchema, FragmentSchema, GatewaySchema, TunnelSchema,
-    GATEWAY_KEYS,
+    keys_of, ConnectionSchema, DrainSchema, FileSchema, FragmentSchema, GatewaySchema,
+    TunnelSchema, GATEWAY_KEYS,
 };
 use super::suggest;
 
@@ -44,6 +44,8 @@ pub(super) struct SourcedConnection {
 pub(super) struct Loaded {
     /// None when the main file could not be read or parsed (its error is already reported).
     pub gateway: Option<GatewaySchema>,
+    /// `[drain]` of the main file (None as `gateway`).
+    pub drain: Option<DrainSchema>,
     pub connections: Vec<SourcedConnection>,
     /// The main file, then the fragments in name order.
     pub sources: Vec<PathBuf>,
@@ -93,20 +95,21 @@ pub(super) fn load(
     let mut found = Found::default();
     let mut sources = vec![path.to_path_buf()];
     let mut connections = Vec::new();
-    let gateway = match read_toml(path) {
+    let (gateway, drain) = match read_toml(path) {
         Ok((_, mut table)) => {
             top_level_keys(path, &mut table, None, &mut found);
             let gateway = read_gateway(path, table.remove("gateway"), &overrides, &mut found);
+            let drain = read_drain(path, table.remove("drain"), &mut found);
             connections.extend(read_connections(
                 path,
                 table.remove("connection"),
                 &mut found,
             ));
-            Some(gateway)
+            (Some(gateway), Some(drain))
         }
         Err(e) => {
             found.errs.push(e);
-            None
+            (None, None)
         }
     };
     match fragment_paths(path) {
@@ -131,6 +134,7 @@ pub(super) fn load(
     errs.extend(found.errs);
     Loaded {
         gateway,
+        drain,
         connections,
         sources,
         env: overrides.into_iter().map(|o| (o.key, o.var)).collect(),
@@ -229,6 +233,31 @@ fn read_gateway(
         found,
     );
     deserialize_all(file, "gateway", table, overrides, found).unwrap_or_default()
+}
+
+/// `[drain]`: every bad key reported and left at its default, as for `[gateway]`.
+fn read_drain(file: &Path, value: Option<toml::Value>, found: &mut Found) -> DrainSchema {
+    let mut table = match value {
+        None => return DrainSchema::default(),
+        Some(toml::Value::Table(t)) => t,
+        Some(_) => {
+            found.refuse(
+                file,
+                "drain".into(),
+                "expected a table: [drain] and key = value lines below it".into(),
+            );
+            return DrainSchema::default();
+        }
+    };
+    drop_unknown_keys(
+        file,
+        "drain",
+        &mut table,
+        keys_of::<DrainSchema>(),
+        "drain keys are",
+        found,
+    );
+    deserialize_all(file, "drain", table, &[], found).unwrap_or_default()
 }
 
 /// A file's `[[connection]]` tables, each checked on its own, tagged with its origin.

@@ -2,6 +2,7 @@
 //! file, its `conf.d` fragments and the environment ([`load`]), validated into the model below,
 //! which is what the daemon runs on. Every error names file, key and reason.
 
+pub mod drain;
 pub mod error;
 pub mod gateway;
 pub mod ike_keying;
@@ -21,6 +22,7 @@ use std::path::{Path, PathBuf};
 
 use ironsec_dataplane::{Prefix, Selector};
 
+pub use drain::Drain;
 pub use error::{ConfigError, ConfigErrors};
 pub use gateway::{Applies, Gateway, GatewayKey, MetricsToken, NeedsRestart, SetsUp};
 use ironsec_esp::Suite;
@@ -41,6 +43,8 @@ pub struct Config {
     pub env_overrides: Vec<String>,
     pub gateway: Gateway,
     pub connections: Vec<Connection>,
+    /// `[drain]`: planned maintenance (see [`drain`]).
+    pub drain: Drain,
     /// Trust anchors and CRLs read from `gateway.ca_dir` / `gateway.crl_dir`.
     pub trust: pki::Trust,
     /// The shipped example secret files this config names ([`keys::EXAMPLE_MARK`]), one line
@@ -298,8 +302,9 @@ impl Config {
         s
     }
 
-    /// What is valid but worth an operator's look, one line each, naming the connection:
-    /// today the legacy algorithms its proposals use (`IkeKeying::legacy_warnings`).
+    /// What is valid but worth an operator's look, one line each, naming the connection or
+    /// key: the legacy algorithms a connection's proposals use (`IkeKeying::legacy_warnings`)
+    /// and a drain state file the unit's sandbox would not let the daemon write.
     /// `ironsecd check` prints them and the daemon logs them at start.
     pub fn warnings(&self) -> Vec<String> {
         let mut out = Vec::new();
@@ -320,6 +325,7 @@ impl Config {
                 ));
             }
         }
+        out.extend(self.drain.warnings());
         out
     }
 
@@ -438,6 +444,10 @@ fn validate(
     let gateway = loaded
         .gateway
         .map(|g| validate_gateway(main, g, &loaded.env, &mut errs));
+    let drain = loaded
+        .drain
+        .map(|d| drain::validate(main, d, &mut errs))
+        .unwrap_or_default();
     let trust = gateway
         .as_ref()
         .map(|g| pki::load_trust(main, g, &mut errs))
@@ -689,6 +699,7 @@ fn validate(
                 env_overrides,
                 gateway,
                 connections,
+                drain,
                 trust,
                 example_secrets,
             })

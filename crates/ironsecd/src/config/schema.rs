@@ -13,6 +13,35 @@ pub struct FileSchema {
     pub gateway: GatewaySchema,
     #[serde(default)]
     pub connection: Vec<ConnectionSchema>,
+    /// Planned maintenance (`ironsecctl drain`, the stop path, rejoin): see [`DrainSchema`].
+    #[serde(default)]
+    pub drain: DrainSchema,
+}
+
+/// `[drain]`: what a planned drain runs and how it decides that traffic has moved away
+/// (validated by `super::drain`). Every key is optional; without the table a drain still
+/// closes the IKE SAs, it just runs nothing first and writes no state file.
+#[derive(Deserialize, Debug, Default, Clone)]
+#[serde(deny_unknown_fields)]
+pub struct DrainSchema {
+    /// Commands run in order when a drain starts, each an argv list (no shell), e.g.
+    /// `[["birdc", "-s", "/run/bird/bird.ctl", "configure", "\"/etc/bird/bird-drain.conf\""]]`.
+    pub withdraw: Option<Vec<Vec<String>>>,
+    /// Commands run in order once a rejoin has the tunnels up again.
+    pub rejoin: Option<Vec<Vec<String>>>,
+    /// A file holding "1" while draining or drained and "0" otherwise (keepalived's
+    /// `track_file`); none by default.
+    pub state_file: Option<PathBuf>,
+    /// Traffic counts as moved once all tunnels together carry fewer packets/s than this.
+    pub idle_pps: Option<u64>,
+    /// ... for this many seconds.
+    pub quiet: Option<f64>,
+    /// Seconds to wait for traffic to move before closing anyway; also each command's limit.
+    pub timeout: Option<f64>,
+    /// SIGTERM (systemctl stop/restart) drains before exiting.
+    pub on_stop: Option<bool>,
+    /// At start: state file "0", and the rejoin commands once the tunnels are up.
+    pub rejoin_on_start: Option<bool>,
 }
 
 fn default_tun() -> String {

@@ -1627,7 +1627,7 @@ fn errors_in_the_main_file_and_fragments_come_together() {
         [
             "D/top.toml: conection: unknown key (did you mean \"connection\"?)",
             "D/top.toml: gateways: unknown key (did you mean \"gateway\"?)",
-            "D/top.toml: zzz: unknown key; the top-level keys are gateway, connection",
+            "D/top.toml: zzz: unknown key; the top-level keys are gateway, connection, drain",
         ]
     );
 }
@@ -1696,7 +1696,7 @@ fn key_lists_are_the_schema_types_own() {
             .map(|k| k.trim().trim_matches('`').to_string())
             .collect()
     }
-    use schema::{keys_of, ConnectionSchema, FileSchema, GatewaySchema, TunnelSchema};
+    use schema::{keys_of, ConnectionSchema, DrainSchema, FileSchema, GatewaySchema, TunnelSchema};
     assert_eq!(
         serde_list::<ConnectionSchema>(),
         keys_of::<ConnectionSchema>()
@@ -1704,7 +1704,8 @@ fn key_lists_are_the_schema_types_own() {
     assert_eq!(serde_list::<TunnelSchema>(), keys_of::<TunnelSchema>());
     assert_eq!(serde_list::<GatewaySchema>(), keys_of::<GatewaySchema>());
     assert_eq!(keys_of::<GatewaySchema>(), schema::GATEWAY_KEYS);
-    assert_eq!(keys_of::<FileSchema>(), ["gateway", "connection"]);
+    assert_eq!(keys_of::<FileSchema>(), ["gateway", "connection", "drain"]);
+    assert_eq!(serde_list::<DrainSchema>(), keys_of::<DrainSchema>());
     assert!(keys_of::<ConnectionSchema>().contains(&"esp_proposals"));
 }
 

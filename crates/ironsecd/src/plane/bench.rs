@@ -2,7 +2,8 @@
 //! `IRONSEC_PLANE_BENCH_SIZES=100,1000,4000 cargo test -p ironsecd --release --lib plane::bench
 //! -- --nocapture`; it prints times and asserts nothing about them, only that every tunnel came
 //! up and that an idle plane has nothing due. The test suite runs it at 100 tunnels (the
-//! default) as that check.
+//! default) as that check. It also times a drain's 100 ms sample and its close of every IKE
+//! SA (`plane/drain.rs`).
 
 use std::time::{Duration, Instant};
 
@@ -171,6 +172,23 @@ fn idle_cost() {
             println!(
                 "{n:>5} tunnels ({}): tick {tick:>10.1?}  next_deadline {deadline:>10.1?} (engine {engine_deadline:>10.1?})  on_timeout {timeout:>10.1?} (engine {engine_timeout:>10.1?})  volume look per CHILD_SA {volume_look:>8.1?}",
                 if two { "2 per connection" } else { "1 per connection" }
+            );
+            // A drain's 100 ms sample (every tunnel's counters, the connections up), then
+            // its close of every IKE SA under the plane's lock (plane/drain.rs).
+            let sample = mean(100, |_| {
+                std::hint::black_box((a.traffic_packets(), a.drain_ready()));
+            });
+            let t = Instant::now();
+            let deleted = a.drain_close(now);
+            let close = t.elapsed();
+            assert_eq!(deleted, n, "one IKE SA per tunnel deleted");
+            println!(
+                "{n:>5} tunnels ({}): drain sample {sample:>10.1?}  drain close {close:>10.1?}",
+                if two {
+                    "2 per connection"
+                } else {
+                    "1 per connection"
+                }
             );
         }
     }

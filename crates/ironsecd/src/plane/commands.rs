@@ -85,6 +85,9 @@ pub enum CommandError {
         connection: String,
         address: std::net::IpAddr,
     },
+    /// `initiate` on a drained gateway.
+    #[error("the gateway is drained: `ironsecctl rejoin` brings every connection back")]
+    Drained,
     /// `terminate` found no IKE SA (the connection is held down all the same).
     #[error("connection '{0}' has no IKE SA")]
     NoIkeSa(String),
@@ -137,6 +140,9 @@ impl Plane {
     pub fn initiate(&mut self, name: &str, now: Instant) -> Result<CommandDone, CommandError> {
         self.saw(now);
         self.ike_connection(name, CommandError::StaticNothingToNegotiate)?;
+        if self.drain.holding() {
+            return Err(CommandError::Drained);
+        }
         let specs = self.specs_named(name);
         let mut started = 0;
         let mut dormant = None;
@@ -172,6 +178,20 @@ impl Plane {
     pub fn terminate(&mut self, name: &str, now: Instant) -> Result<CommandDone, CommandError> {
         self.saw(now);
         self.ike_connection(name, CommandError::StaticSasFollowConfig)?;
+        let deleted = self.hold_and_delete(name, now);
+        if deleted == 0 {
+            return Err(CommandError::NoIkeSa(name.into()));
+        }
+        tracing::info!(connection = %name, "terminated by the operator");
+        Ok(CommandDone::Deleting {
+            connection: name.into(),
+            ike_sas: deleted,
+        })
+    }
+
+    /// What `terminate` does to connection `name` (and a drain to every connection): holds
+    /// its tunnels down and deletes its IKE SAs (DELETE to the peer). Answers how many.
+    pub(super) fn hold_and_delete(&mut self, name: &str, now: Instant) -> usize {
         let ids: Vec<IkeSaId> = self
             .ep
             .ike_sas()
@@ -187,19 +207,12 @@ impl Plane {
                 self.child_retries.clear(k);
             }
         }
-        if ids.is_empty() {
-            return Err(CommandError::NoIkeSa(name.into()));
-        }
         for id in &ids {
             if let Err(e) = self.ep.terminate(now, *id) {
                 tracing::debug!(connection = %name, error = %e, "terminate");
             }
         }
-        tracing::info!(connection = %name, "terminated by the operator");
-        Ok(CommandDone::Deleting {
-            connection: name.into(),
-            ike_sas: ids.len(),
-        })
+        ids.len()
     }
 
     /// `ironsecctl disconnect`: deletes the IKE SAs of every connected remote-access client

@@ -11,6 +11,7 @@
 //! - [`nat`]: NAT keepalives and following a peer behind a NAT to its new address;
 //! - [`sharing`]: the connections' bandwidth buckets;
 //! - [`commands`] and [`reload`]: the operator's `initiate`, `terminate` and reload;
+//! - [`drain`]: closing every connection for a planned drain, and letting them up again;
 //! - `peer`: the config translated into the engine's peer settings;
 //! - [`deadlines`]: per-key timers, so idle tunnels cost nothing;
 //! - [`volume`]: volume lifetimes and the sequence space from the fast path's counters;
@@ -26,6 +27,7 @@ pub mod child_retry;
 pub mod clients;
 pub mod commands;
 pub mod deadlines;
+pub mod drain;
 pub mod failover;
 pub mod nat;
 mod peer;
@@ -156,6 +158,9 @@ pub struct Plane {
     log_limit: crate::loglimit::LogLimiter,
     /// Which shared addresses are on this host (see [`shared`]).
     shared: shared::Shared,
+    /// A drain closed the connections ([`drain`]): nothing starts, and peers' new IKE SAs
+    /// are refused, until a rejoin.
+    drain: drain::Hold,
 }
 
 /// Connection name -> config index.
@@ -236,6 +241,7 @@ impl Plane {
             tables_stale: false,
             log_limit: crate::loglimit::LogLimiter::default(),
             shared: shared::Shared::new(&cfg_shared),
+            drain: Default::default(),
         })
     }
 
@@ -380,6 +386,9 @@ impl Plane {
         data: &[u8],
     ) {
         self.saw(now);
+        if self.refuse_while_drained(local, data) {
+            return;
+        }
         self.ep.handle(now, local, remote, data);
     }
 

@@ -201,6 +201,10 @@ impl Plane {
     /// Initiates every tunnel of `start` connections that has no IKE SA, and every tunnel
     /// whose restart time has come.
     pub fn start_tunnels(&mut self, now: Instant) {
+        // Drained: nothing starts until a rejoin (which calls this again).
+        if self.drain.holding() {
+            return;
+        }
         for s in self.specs.clone() {
             if !s.ike || s.client.is_some() {
                 continue;
@@ -244,8 +248,9 @@ impl Plane {
         }
         let st = self.tunnels.entry(s.key()).or_default();
         // A trap outlives `terminate` (as in strongSwan): only removing it from the config
-        // stops traffic from bringing the tunnel up.
-        if !st.trapped || st.ike.is_some() {
+        // stops traffic from bringing the tunnel up. A drained gateway keeps its traps (the
+        // traffic is dropped, fail closed) but negotiates nothing.
+        if !st.trapped || st.ike.is_some() || self.drain.holding() {
             return;
         }
         self.initiate_tunnel(&s, now, "traffic for a trapped tunnel");
