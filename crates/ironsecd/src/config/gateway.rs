@@ -10,7 +10,7 @@
 use std::net::SocketAddr;
 use std::path::PathBuf;
 
-use ironsec_dataplane::DataplaneConfig;
+use ironsec_dataplane::{DataplaneConfig, Prefix};
 
 /// The validated `[gateway]` table: what the daemon runs on.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -46,6 +46,11 @@ pub struct Gateway {
     /// Where trust anchors and CRLs are read from (the loaded ones: [`super::Config::trust`]).
     pub ca_dir: Option<PathBuf>,
     pub crl_dir: Option<PathBuf>,
+    /// Prefixes guarded by a blackhole route whatever connections the config has (README
+    /// "Fail closed: guard routes"): a gateway that gives away its last connection to a site
+    /// (a share moved to another gateway) still drops, never forwards in clear, what its LAN
+    /// router sends it for those sites before the routing protocol withdraws its routes.
+    pub protect: Vec<Prefix>,
 }
 
 /// The metrics endpoint's bearer token. Zeroed when dropped; `Debug` shows no byte of it;
@@ -97,6 +102,7 @@ pub enum GatewayKey {
     IkeFragmentSize,
     CaDir,
     CrlDir,
+    Protect,
 }
 
 /// When a changed value takes effect.
@@ -120,7 +126,7 @@ pub enum SetsUp {
 
 impl GatewayKey {
     /// Every key, in schema order.
-    pub const ALL: [GatewayKey; 20] = [
+    pub const ALL: [GatewayKey; 21] = [
         GatewayKey::Tun,
         GatewayKey::TunMtu,
         GatewayKey::TunTxqueuelen,
@@ -141,6 +147,7 @@ impl GatewayKey {
         GatewayKey::IkeFragmentSize,
         GatewayKey::CaDir,
         GatewayKey::CrlDir,
+        GatewayKey::Protect,
     ];
 
     /// The key as written in the file (and after `IRONSEC_GATEWAY__`).
@@ -166,6 +173,7 @@ impl GatewayKey {
             GatewayKey::IkeFragmentSize => "ike_fragment_size",
             GatewayKey::CaDir => "ca_dir",
             GatewayKey::CrlDir => "crl_dir",
+            GatewayKey::Protect => "protect",
         }
     }
 
@@ -199,6 +207,8 @@ impl GatewayKey {
             // Read again at every reload: renewed CA certificates and fresh CRLs apply to new
             // negotiations (established SAs stay).
             GatewayKey::CaDir | GatewayKey::CrlDir => Live,
+            // Guards are reconciled with the config at every reload (`guards::wanted`).
+            GatewayKey::Protect => Live,
         }
     }
 }
@@ -266,6 +276,13 @@ impl Gateway {
             GatewayKey::IkeFragmentSize => self.ike_fragment_size.to_string(),
             GatewayKey::CaDir => shown_path(&self.ca_dir),
             GatewayKey::CrlDir => shown_path(&self.crl_dir),
+            GatewayKey::Protect if self.protect.is_empty() => "none".to_string(),
+            GatewayKey::Protect => self
+                .protect
+                .iter()
+                .map(Prefix::to_string)
+                .collect::<Vec<_>>()
+                .join(", "),
         }
     }
 

@@ -132,6 +132,10 @@ pub struct GatewaySchema {
     /// Certificate revocation lists (PEM or DER files) checked with the anchors.
     #[serde(default)]
     pub crl_dir: Option<PathBuf>,
+    /// Prefixes a guard route blackholes whatever the connections are (e.g. every spoke
+    /// site's prefix on a hub gateway that owns a share of them).
+    #[serde(default)]
+    pub protect: Vec<String>,
 }
 
 fn default_true() -> bool {
@@ -172,6 +176,7 @@ impl Default for GatewaySchema {
             ike_fragment_size: default_ike_fragment_size(),
             ca_dir: None,
             crl_dir: None,
+            protect: Vec::new(),
         }
     }
 }
