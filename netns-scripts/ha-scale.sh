@@ -8,11 +8,11 @@
 #      | 10.0.0.2/24
 #      | 10.0.0.1/24
 #   PREFIX-rtr (LAN router: BIRD AS 65001, eBGP to each gateway, ECMP `merge paths`)
-#      | g1 10.255.1.1/30     | g2 10.255.2.1/30     | g3 10.255.3.1/30
+#      | gw1 10.255.1.1/30    | gw2 10.255.2.1/30    | gw3 10.255.3.1/30
 #      | lan 10.255.1.2/30    | lan 10.255.2.2/30    | lan 10.255.3.2/30
 #   PREFIX-gw1               PREFIX-gw2              PREFIX-gw3   (ironsecd + BIRD AS 65515 each)
 #      | wan 192.0.2.11/24    | wan 192.0.2.12/24    | wan 192.0.2.13/24
-#   PREFIX-wan (WAN router: bridge br0 192.0.2.1/24 with ports g1, g2, g3; spk 198.51.100.1/24)
+#   PREFIX-wan (WAN router: bridge br0 192.0.2.1/24 with ports gw1, gw2, gw3; spk 198.51.100.1/24)
 #      | wan 198.51.100.2/24
 #   PREFIX-spk (one ironsecd playing all N spokes; lan 10.1.0.1/24)
 #      | 10.1.0.2/24
@@ -36,7 +36,7 @@
 # not a tunnel is up (fail-closed routes), so which gateway carries a site is decided by the
 # configs alone. Each gateway has a default route to the WAN router, as an Internet uplink
 # would: a packet for a spoke site that left in clear would cross the WAN router's ports, where
-# tests count it (tests/common/judge.rs, `install_on` PREFIX-wan g1 g2 g3).
+# tests count it (tests/common/judge.rs, `install_on` PREFIX-wan gw1 gw2 gw3).
 #
 # Moving a share (move): make before break.
 #   1. the receiving gateway's config gets the moved sites and is reloaded; it brings up a

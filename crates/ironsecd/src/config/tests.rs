@@ -1865,11 +1865,17 @@ fn protect_may_repeat_across_connections_and_gateway_protect_outlives_them() {
     let e = refused(&p, no_env());
     assert_eq!(e.len(), 2, "{e:?}");
     assert!(
-        e[0].starts_with(&format!("{}: gateway.protect: [0] 0.0.0.0/0 would replace", p.display())),
+        e[0].starts_with(&format!(
+            "{}: gateway.protect: [0] 0.0.0.0/0 would replace",
+            p.display()
+        )),
         "{e:?}"
     );
     assert!(
-        e[1].starts_with(&format!("{}: gateway.protect: [1] '10.300.0.0/8'", p.display())),
+        e[1].starts_with(&format!(
+            "{}: gateway.protect: [1] '10.300.0.0/8'",
+            p.display()
+        )),
         "{e:?}"
     );
 }
