@@ -24,32 +24,44 @@
 # "active-standby"` with equal priorities and `start_action = "none"`: spokes only answer.
 # Gateway gwK has a connection s<i> for each spoke i of its share: `interface = "vti<i>"`,
 # `routes = [spoke site i]`, one tunnel to the spoke, `start_action = "start"`; its
-# `[gateway] protect = ["10.128.0.0/10"]` guards every spoke site, owned or not. The hub side's identity is per site (s<i>.hub.example, the same on
-# all three gateways), the spoke's s<i>.spoke.example, the PSK per site and the same on every
-# gateway. All configs come from one generator (gw_config, spoke_config); a share is a list of
-# spoke numbers kept in the state directory.
+# `[gateway] protect = ["10.128.0.0/10"]` guards every spoke site, owned or not. The hub
+# side's identity is per site (s<i>.hub.example, the same on all three gateways: the spoke, a
+# responder, picks the connection by it), the spoke's s<i>.spoke.example, the PSK per site and
+# the same on every gateway. All configs come from one generator (gw_config, gw_bird_config,
+# spoke_config); a share is a list of spoke numbers kept in the state directory.
 #
 # BGP: each gateway's BIRD learns ironsecd's static routes from the kernel (`protocol kernel {
 # learn; ... import filter from_ironsec }`: routes the kernel reports with protocol 3, "boot",
 # through a vti* device, which is how ironsecd installs them) and announces them to the LAN
-# router; the guard blackholes (protocol 147) are never announced. The routes exist whether or
-# not a tunnel is up (fail-closed routes), so which gateway carries a site is decided by the
-# configs alone. Each gateway has a default route to the WAN router, as an Internet uplink
-# would: a packet for a spoke site that left in clear would cross the WAN router's ports, where
-# tests count it (tests/common/judge.rs, `install_on` PREFIX-wan gw1 gw2 gw3).
+# router, those of the sites in its OWNED set (its share); the guard blackholes (protocol 147)
+# are never announced. The routes exist whether or not a tunnel is up (fail-closed routes), so
+# which gateway carries a site is decided by the configs alone. Each gateway has a default
+# route to the WAN router, as an Internet uplink would: a packet for a spoke site that left in
+# clear would cross the WAN router's ports, where tests count it (tests/common/judge.rs,
+# `install_on` PREFIX-wan gw1 gw2 gw3).
 #
-# Moving a share (move): make before break.
-#   1. the receiving gateway's config gets the moved sites and is reloaded; it brings up a
-#      tunnel to each moved spoke (whose connection now has two tunnels up and keeps sending on
-#      the old one), installs the routes, and its BIRD announces them;
-#   2. wait until the receiving gateway has every moved connection up and the LAN router has
-#      a nexthop via each of both gateways for every moved prefix (ECMP: both work, since a
-#      spoke accepts inbound on every tunnel);
-#   3. the giving gateway's config loses the moved sites and is reloaded: it sends each spoke a
-#      DELETE (the spoke fails over to the other tunnel at once), removes the devices and
-#      routes, and BIRD withdraws them. What the LAN router still sends to the giving gateway
-#      before it processes the withdraw hits the guard 10.128.0.0/10 and is dropped, never sent in clear. That guard is the gateway's (`[gateway] protect`), not
-#      the connections': a gateway that gives away its whole share keeps it.
+# Moving a share (move): make before break, for the tunnels and for the routes.
+#   1. the receiving gateway's config gets the moved sites and is reloaded: it installs their
+#      devices and routes (guarded, not announced yet) and brings up a tunnel to each moved
+#      spoke, whose connection now has two tunnels up and keeps sending on the old one; wait
+#      until every moved connection is up there;
+#   2. its BIRD announces them (`birdc configure` with the sites added to its OWNED set; only
+#      the kernel channel's filter changes, the BGP session stays): wait until the LAN router
+#      has a nexthop via each of both gateways for every moved site (ECMP: both work, since a
+#      spoke accepts inbound on every tunnel). Announcing only once the tunnels are up matters:
+#      a route announced at the reload draws traffic into tunnels still negotiating, and with
+#      100 sites at once that lost up to 0.2 s of pings per site here;
+#   3. the giving gateway's BIRD withdraws them while their tunnels are still up there: wait
+#      until the LAN router uses only the receiving gateway for every moved site, then until
+#      the spokes' replies have followed (nothing written into the moved sites' devices on the
+#      giving gateway for 1 s: a spoke follows its peer to the other tunnel once its own has
+#      been silent for a sixth of failover_after, 0.5 s by default);
+#   4. the giving gateway's config loses the moved sites and is reloaded: it sends each spoke a
+#      DELETE (the spoke fails over to the other tunnel at once) and removes the devices and
+#      routes. Whatever still reaches the giving gateway for a moved site hits the guard
+#      10.128.0.0/10 and is dropped, never sent in clear. That guard is the gateway's
+#      (`[gateway] protect`), not the connections': a gateway that gives away its whole share
+#      keeps it.
 #
 # Usage (as root):
 #   netns-scripts/ha-scale.sh up PREFIX [--spokes N] [--timeout T]
@@ -327,21 +339,32 @@ EOF
     } >"$STATE/spk.toml"
 }
 
-# BIRD of gateway $1: learn ironsecd's routes through vti* from the kernel, announce them.
+# BIRD of gateway $1: learn ironsecd's routes through vti* from the kernel and announce those
+# of the sites in STATE/$1.announce (its share, except while a move is under way: a site is
+# announced once its tunnel is up, and withdrawn before its tunnel goes).
 gw_bird_config() { # gw
-    local k
+    local k i owned=""
     k=$(gw_no "$1")
-    cat >"$STATE/$1.bird.conf" <<EOF
+    for i in $(cat "$STATE/$1.announce"); do
+        site "$i"
+        owned+="${owned:+, }$SSITE.0/24"
+    done
+    # A set cannot be empty: a host route no site ever has stands for "none".
+    [ -n "$owned" ] || owned="255.255.255.255/32"
+    cat >"$STATE/$1.bird.conf.new" <<EOF
 log "$STATE/$1.bird.log" all;
 timeformat log "%F %T.%3f";
 router id 10.255.$k.2;
 
+# The sites this gateway announces (ha-scale.sh writes them from its share).
+define OWNED = [ $owned ];
+
 # ironsecd installs a route-based connection's static routes with protocol 3 ("boot") through
 # the connection's interface, and its guards as blackholes with protocol 147: announce the
-# former, never the latter.
+# former (those of OWNED), never the latter.
 filter from_ironsec
 {
-    if krt_source = 3 && dest = RTD_UNICAST && ifname ~ "vti*" then accept;
+    if krt_source = 3 && dest = RTD_UNICAST && ifname ~ "vti*" && net ~ OWNED then accept;
     reject;
 }
 
@@ -367,6 +390,18 @@ protocol bgp rtr {
     };
 }
 EOF
+    mv "$STATE/$1.bird.conf.new" "$STATE/$1.bird.conf"
+}
+
+# Rewrites gateway $1's BIRD config from STATE/$1.announce and has BIRD apply it. Only the
+# kernel channel's import filter changes: BIRD re-filters the routes it learned (the log says
+# "Reloading channel kernel1.ipv4"), announcing or withdrawing the difference; the BGP session
+# stays up.
+bird_configure() { # gw
+    local out
+    gw_bird_config "$1"
+    out=$(birdc -s "$STATE/$1.bird.sock" configure 2>&1) || true
+    [[ $out == *Reconfigured* ]] || { printf '%s\n' "$out" | indent >&2; die "birdc configure of $1 failed"; }
 }
 
 rtr_bird_config() {
@@ -421,6 +456,7 @@ write_configs() {
         n=$(( (SPOKES - a + 1 + (3 - $(gw_no "$g"))) / (4 - $(gw_no "$g")) ))
         b=$((a + n - 1))
         if [ "$n" -gt 0 ]; then seq "$a" "$b" | tr '\n' ' ' >"$STATE/$g.share"; else : >"$STATE/$g.share"; fi
+        cp "$STATE/$g.share" "$STATE/$g.announce"
         a=$((b + 1))
         gw_config "$g"
         gw_bird_config "$g"
@@ -619,8 +655,28 @@ spoke_on_to() {
     [ "$n" -eq "$MOVED_N" ]
 }
 
+# Packets the giving gateway's ironsecd has written into the moved sites' devices (what the
+# spoke sent through it), summed.
+from_moved_rx() {
+    local i files=()
+    for i in $MOVED; do files+=("/sys/class/net/vti$i/statistics/rx_packets"); done
+    ip netns exec "$(ns_of "$FROM")" cat "${files[@]}" 2>/dev/null | awk '{ s += $1 } END { print s + 0 }'
+}
+
+# Wait (up to TIMEOUT s) until from_moved_rx has not changed for QUIET s.
+wait_quiet() {
+    local deadline=$(( $(now_ns) + TIMEOUT * 1000000000 )) last now since_ns
+    last=$(from_moved_rx) since_ns=$(now_ns)
+    while [ $(( $(now_ns) - since_ns )) -lt $(( QUIET * 1000000000 )) ]; do
+        [ "$(now_ns)" -lt "$deadline" ] || die "move: the spokes still send through $FROM after $TIMEOUT s"
+        sleep 0.1
+        now=$(from_moved_rx)
+        if [ "$now" != "$last" ]; then last=$now since_ns=$(now_ns); fi
+    done
+}
+
 move() {
-    local share_from share_to i t_reload_to t_up t_ecmp t_reload_from t_spoke t_done out
+    local share_from share_to i t_reload_to t_up t_announce t_ecmp t_withdraw t_done t_quiet t_reload_from t_spoke out
     need_root
     binaries
     [ -d "$STATE" ] || die "no state directory $STATE: is $PREFIX up?"
@@ -636,37 +692,50 @@ move() {
     done
     FROM_NH="10.255.$(gw_no "$FROM").2" TO_NH="10.255.$(gw_no "$TO").2"
     M0=$(now_ns)
-    # 1. make: the receiving gateway gets the sites.
+    # 1. The receiving gateway gets the sites: devices, routes (not announced yet) and tunnels.
     printf '%s %s\n' "$share_to" "$MOVED" | tr ' ' '\n' | grep . | sort -n | tr '\n' ' ' >"$STATE/$TO.share"
     gw_config "$TO"
     ctl "$TO" reload >"$STATE/move.reload-to.out" 2>&1 ||
         { indent <"$STATE/move.reload-to.out" >&2; die "reload of $TO failed"; }
     t_reload_to=$(since)
     log "    $t_reload_to s: $TO reloaded with $MOVED_N more sites"
-    # 2. wait for their tunnels and for ECMP on the LAN router.
     wait_for "moved connections up on $TO" moved_up_on_to
     t_up=$(since)
     log "    $t_up s: all $MOVED_N moved connections up on $TO"
+    # 2. Its BIRD announces them: the LAN router has both gateways for each.
+    cp "$STATE/$TO.share" "$STATE/$TO.announce"
+    bird_configure "$TO"
+    t_announce=$(since)
     wait_for "two nexthops on the LAN router for every moved site" moved_ecmp
     t_ecmp=$(since)
-    log "    $t_ecmp s: the LAN router has $FROM and $TO for every moved site"
-    # 3. break: the giving gateway loses them.
+    log "    $t_ecmp s: the LAN router has $FROM and $TO for every moved site ($TO's BIRD reconfigured at $t_announce s)"
+    # 3. The giving gateway's BIRD withdraws them while their tunnels are still up there.
     out=""
     for i in $(cat "$STATE/$FROM.share"); do [[ " $MOVED " == *" $i "* ]] || out+="$i "; done
+    printf '%s' "$out" >"$STATE/$FROM.announce"
+    bird_configure "$FROM"
+    t_withdraw=$(since)
+    wait_for "the LAN router using only $TO for the moved sites" moved_only_to
+    t_done=$(since)
+    log "    $t_done s: the LAN router routes the moved sites only via $TO ($FROM's BIRD reconfigured at $t_withdraw s)"
+    # Then until the spokes' traffic has followed: a spoke sends on the tunnel it is on until it
+    # has heard nothing there for a sixth of failover_after (0.5 s by default) while the peer
+    # sends on another; what it sends to the giving gateway meanwhile still arrives.
+    wait_quiet
+    t_quiet=$(since)
+    log "    $t_quiet s: nothing from the spoke through $FROM for the moved sites for $QUIET s"
+    # 4. The giving gateway loses them: DELETE to each spoke, which fails over at once.
     printf '%s' "$out" >"$STATE/$FROM.share"
     gw_config "$FROM"
     ctl "$FROM" reload >"$STATE/move.reload-from.out" 2>&1 ||
         { indent <"$STATE/move.reload-from.out" >&2; die "reload of $FROM failed"; }
     t_reload_from=$(since)
     log "    $t_reload_from s: $FROM reloaded without them"
-    wait_for "the LAN router using only $TO for the moved sites" moved_only_to
-    t_done=$(since)
-    log "    $t_done s: the LAN router routes the moved sites only via $TO"
     wait_for "the spoke sending on its tunnels to $TO" spoke_on_to
     t_spoke=$(since)
     log "    $t_spoke s: the spoke sends every moved site's traffic to $TO"
-    printf '{"sites":%s,"from":"%s","to":"%s","reload_to_secs":%s,"up_on_to_secs":%s,"ecmp_secs":%s,"reload_from_secs":%s,"withdrawn_secs":%s,"spoke_switched_secs":%s}\n' \
-        "$MOVED_N" "$FROM" "$TO" "$t_reload_to" "$t_up" "$t_ecmp" "$t_reload_from" "$t_done" "$t_spoke" |
+    printf '{"sites":%s,"from":"%s","to":"%s","reload_to_secs":%s,"up_on_to_secs":%s,"announce_secs":%s,"ecmp_secs":%s,"withdraw_secs":%s,"withdrawn_secs":%s,"quiet_secs":%s,"reload_from_secs":%s,"spoke_switched_secs":%s}\n' \
+        "$MOVED_N" "$FROM" "$TO" "$t_reload_to" "$t_up" "$t_announce" "$t_ecmp" "$t_withdraw" "$t_done" "$t_quiet" "$t_reload_from" "$t_spoke" |
         tee -a "$STATE/moves.json"
 }
 
@@ -720,6 +789,9 @@ esac
 shift 2
 check_prefix
 SPOKES=12 TIMEOUT=600 SITES="" FROM="" TO=""
+# Seconds without a packet from the spokes through the giving gateway before it drops the moved
+# sites (twice the default follow time, 0.5 s).
+QUIET=1
 while [ $# -gt 0 ]; do
     case "$CMD:$1" in
         up:--spokes) SPOKES=${2:?--spokes needs a number}; shift 2 ;;
