@@ -2,8 +2,9 @@
 //! and measures what moving a share of spokes from one hub gateway to another costs. Three
 //! gateways each own a share of the spoke sites by configuration (12 spokes: gw1 1-4, gw2 5-8,
 //! gw3 9-12); the script moves sites 1-4 from gw1 to gw2, make before break (gw2 reloaded with
-//! them, their tunnels up and the LAN router on both gateways, then gw1 reloaded without them,
-//! which leaves gw1 with no connection at all). Meanwhile, from the hub LAN, 100 pings/s go to
+//! them; once their tunnels are up gw2's BIRD announces them; gw1's BIRD withdraws them; once
+//! the spokes' replies have followed to gw2, gw1 is reloaded without them, which leaves gw1
+//! with no connection at all, only its `[gateway] protect` guard). Meanwhile, from the hub LAN, 100 pings/s go to
 //! two moved sites (1, 4) and two unmoved ones (5 on the receiving gateway, 9 on the third),
 //! each from its own hub-site address, and an iperf3 TCP stream at 20 Mbit/s runs through moved
 //! site 1. Asserted: a moved site's longest run of lost pings under 100 (1 s), no unmoved site
@@ -245,6 +246,13 @@ fn moving_a_share_interrupts_only_the_moved_sites() {
         .collect();
     let iperf = iperf.join();
     let report = run(&["report", &p], Duration::from_secs(120));
+    // gw1 gave away its whole share: no connection is left, and the gateway's own guard
+    // (`[gateway] protect`) still blackholes every spoke site there.
+    let gw1_routes = run_timeout(
+        ns_cmd(&format!("{p}-gw1"), "ip").args(["route", "show", "10.128.0.0/10"]),
+        Duration::from_secs(10),
+    );
+    let gw1_routes = String::from_utf8_lossy(&gw1_routes.stdout).into_owned();
     let (clear, esp) = judge.counts();
 
     println!("[ha-scale] {spokes} spokes; up: {up}");
@@ -310,6 +318,12 @@ fn moving_a_share_interrupts_only_the_moved_sites() {
         clear, 0,
         "{clear} packets for spoke sites crossed the WAN in clear"
     );
+    if m_first == 1 && m_last == gw1 {
+        assert!(
+            gw1_routes.contains("blackhole 10.128.0.0/10 proto 147"),
+            "gw1 lost its guard with its last connection:\n{gw1_routes}"
+        );
+    }
     assert!(
         esp >= 1000,
         "only {esp} ESP packets on the WAN: did the tunnels carry the pings?"
