@@ -57,6 +57,25 @@ impl IcmpSocket {
         };
     }
 
+    /// Sends from `src` (bind(2) on a raw socket sets the source address of what it sends).
+    fn bind(&self, src: Ipv4Addr) {
+        // SAFETY: sockaddr_in is plain old data; all zeroes is a valid value.
+        let mut sa: libc::sockaddr_in = unsafe { std::mem::zeroed() };
+        sa.sin_family = libc::AF_INET as libc::sa_family_t;
+        sa.sin_addr = libc::in_addr {
+            s_addr: u32::from_ne_bytes(src.octets()),
+        };
+        // SAFETY: `sa` outlives the call and its length is passed with it.
+        let r = unsafe {
+            libc::bind(
+                self.fd,
+                &sa as *const libc::sockaddr_in as *const libc::sockaddr,
+                std::mem::size_of::<libc::sockaddr_in>() as u32,
+            )
+        };
+        assert_eq!(r, 0, "bind {src}: {}", std::io::Error::last_os_error());
+    }
+
     fn send_echo(&self, seq: u16, payload: &[u8]) {
         let msg = icmp_echo(self.ident, seq, payload);
         // SAFETY: `msg` and `self.to` outlive the call and their lengths are passed with them.
@@ -230,6 +249,24 @@ pub fn ping_paced_in_background(
     std::thread::spawn(move || ping_paced(&ns, dst, count, payload, interval, reply_timeout))
 }
 
+/// [`ping_paced_from`] on its own thread: several of them, each from its own source address,
+/// measure several sites at once (each pinger has its own echo identifier, so none takes
+/// another's replies although every raw ICMP socket sees them all).
+pub fn ping_paced_from_in_background(
+    ns: &str,
+    src: Ipv4Addr,
+    dst: Ipv4Addr,
+    count: u16,
+    payload: Vec<u8>,
+    interval: Duration,
+    reply_timeout: Duration,
+) -> std::thread::JoinHandle<PingRun> {
+    let ns = ns.to_string();
+    std::thread::spawn(move || {
+        ping_paced_from(&ns, Some(src), dst, count, payload, interval, reply_timeout)
+    })
+}
+
 /// Sends `count` echo requests from namespace `ns` to `dst`, one every `interval` on a fixed
 /// schedule (a late reply never delays the next request), each carrying `payload`; a reply
 /// counts if it comes within `reply_timeout`. Returns once every request is answered or timed
@@ -242,8 +279,26 @@ pub fn ping_paced(
     interval: Duration,
     reply_timeout: Duration,
 ) -> PingRun {
+    ping_paced_from(ns, None, dst, count, payload, interval, reply_timeout)
+}
+
+/// [`ping_paced`] with the requests' source address `src` (one of the namespace's own), so
+/// that a route chosen by source (a site's prefix routed back through its own tunnel) carries
+/// the replies; `None` lets the kernel choose.
+pub fn ping_paced_from(
+    ns: &str,
+    src: Option<Ipv4Addr>,
+    dst: Ipv4Addr,
+    count: u16,
+    payload: Vec<u8>,
+    interval: Duration,
+    reply_timeout: Duration,
+) -> PingRun {
     in_netns(ns, move || {
         let sock = IcmpSocket::open(dst, 0xa5a5);
+        if let Some(src) = src {
+            sock.bind(src);
+        }
         // A large receive buffer: at 20 requests/s nothing should ever be dropped here.
         let rcvbuf: libc::c_int = 1 << 20;
         sock.set_option(libc::SO_RCVBUF, &rcvbuf);

@@ -19,14 +19,20 @@ pub struct GuardStart {
     pub removed: usize,
 }
 
-/// What is guarded in `cfg`, each prefix once, in config order: a policy-based
-/// connection's remote selectors; a route-based connection's static `routes` and its
-/// `protect` prefixes (its selectors, 0.0.0.0/0 by default, are not routes).
+/// What is guarded in `cfg`, each prefix once, in config order: `[gateway] protect`, which
+/// stays whatever connections come and go; a policy-based connection's remote selectors; a
+/// route-based connection's static `routes` and its `protect` prefixes (its selectors,
+/// 0.0.0.0/0 by default, are not routes).
 pub fn wanted(cfg: &Config) -> Vec<Prefix> {
     // A set beside the list: this runs after every table change, and a thousand route-based
     // connections' routes made a quadratic search for duplicates show in a hub's profile.
     let mut seen: HashSet<Prefix> = HashSet::new();
     let mut out: Vec<Prefix> = Vec::new();
+    for p in &cfg.gateway.protect {
+        if seen.insert(*p) {
+            out.push(*p);
+        }
+    }
     for c in &cfg.connections {
         let guarded: Vec<&Prefix> = match &c.route_based {
             None => c.remote_ts.iter().collect(),

@@ -10,7 +10,7 @@
 use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
 
-use ironsec_dataplane::DataplaneConfig;
+use ironsec_dataplane::{DataplaneConfig, Prefix};
 
 /// The validated `[gateway]` table: what the daemon runs on.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -51,6 +51,11 @@ pub struct Gateway {
     /// ironsecd starts and runs without them, and their tunnels stay dormant while the
     /// address is away (README "Active-standby with one shared address").
     pub shared_addresses: Vec<IpAddr>,
+    /// Prefixes guarded by a blackhole route whatever connections the config has (README
+    /// "Fail closed: guard routes"): a gateway that gives away its last connection to a site
+    /// (a share moved to another gateway) still drops, never forwards in clear, what its LAN
+    /// router sends it for those sites before the routing protocol withdraws its routes.
+    pub protect: Vec<Prefix>,
 }
 
 /// The metrics endpoint's bearer token. Zeroed when dropped; `Debug` shows no byte of it;
@@ -103,6 +108,7 @@ pub enum GatewayKey {
     CaDir,
     CrlDir,
     SharedAddresses,
+    Protect,
 }
 
 /// When a changed value takes effect.
@@ -126,7 +132,7 @@ pub enum SetsUp {
 
 impl GatewayKey {
     /// Every key, in schema order.
-    pub const ALL: [GatewayKey; 21] = [
+    pub const ALL: [GatewayKey; 22] = [
         GatewayKey::Tun,
         GatewayKey::TunMtu,
         GatewayKey::TunTxqueuelen,
@@ -148,6 +154,7 @@ impl GatewayKey {
         GatewayKey::CaDir,
         GatewayKey::CrlDir,
         GatewayKey::SharedAddresses,
+        GatewayKey::Protect,
     ];
 
     /// The key as written in the file (and after `IRONSEC_GATEWAY__`).
@@ -174,6 +181,7 @@ impl GatewayKey {
             GatewayKey::CaDir => "ca_dir",
             GatewayKey::CrlDir => "crl_dir",
             GatewayKey::SharedAddresses => "shared_addresses",
+            GatewayKey::Protect => "protect",
         }
     }
 
@@ -209,6 +217,8 @@ impl GatewayKey {
             // Read again at every reload: renewed CA certificates and fresh CRLs apply to new
             // negotiations (established SAs stay).
             GatewayKey::CaDir | GatewayKey::CrlDir => Live,
+            // Guards are reconciled with the config at every reload (`guards::wanted`).
+            GatewayKey::Protect => Live,
         }
     }
 }
@@ -288,6 +298,13 @@ impl Gateway {
                     v.join(", ")
                 }
             }
+            GatewayKey::Protect if self.protect.is_empty() => "none".to_string(),
+            GatewayKey::Protect => self
+                .protect
+                .iter()
+                .map(Prefix::to_string)
+                .collect::<Vec<_>>()
+                .join(", "),
         }
     }
 

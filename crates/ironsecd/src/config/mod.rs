@@ -840,6 +840,23 @@ fn validate_gateway(
         );
     }
     let shared_addresses = shared_addresses(&g.shared_addresses, &mut bad);
+    let mut protect: Vec<Prefix> = Vec::new();
+    for (i, s) in g.protect.iter().enumerate() {
+        match s.parse::<Prefix>() {
+            Err(e) => bad(GatewayKey::Protect, format!("[{i}] '{s}': {e}")),
+            // The same reason as a connection's `protect`: a catch-all blackhole would replace
+            // the host's default route and cut the way to the peers.
+            Ok(p) if p.is_catch_all() => bad(
+                GatewayKey::Protect,
+                format!(
+                    "[{i}] {p} would replace this host's default route (and cut the way to the \
+                     peers)"
+                ),
+            ),
+            Ok(p) if protect.contains(&p) => {}
+            Ok(p) => protect.push(p),
+        }
+    }
     Gateway {
         tun: g.tun,
         tun_mtu: g.tun_mtu,
@@ -862,6 +879,7 @@ fn validate_gateway(
         ca_dir: g.ca_dir.map(|d| base.join(d)),
         crl_dir: g.crl_dir.map(|d| base.join(d)),
         shared_addresses,
+        protect,
     }
 }
 

@@ -165,6 +165,10 @@ pub struct GatewaySchema {
     /// address): bound with IP_FREEBIND, their tunnels dormant while the address is away.
     #[serde(default)]
     pub shared_addresses: Vec<String>,
+    /// Prefixes a guard route blackholes whatever the connections are (e.g. every spoke
+    /// site's prefix on a hub gateway that owns a share of them).
+    #[serde(default)]
+    pub protect: Vec<String>,
 }
 
 fn default_true() -> bool {
@@ -206,6 +210,7 @@ impl Default for GatewaySchema {
             ca_dir: None,
             crl_dir: None,
             shared_addresses: Vec::new(),
+            protect: Vec::new(),
         }
     }
 }

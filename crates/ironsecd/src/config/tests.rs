@@ -1016,6 +1016,7 @@ fn sample(d: &Dir, k: GatewayKey) -> String {
         GatewayKey::HalfOpenLimit => "500",
         GatewayKey::IkeFragmentSize => "576",
         GatewayKey::SharedAddresses => "[\"192.0.2.1\"]",
+        GatewayKey::Protect => "[\"10.128.0.0/10\"]",
         GatewayKey::MetricsTokenFile | GatewayKey::CaDir | GatewayKey::CrlDir => unreachable!(),
     }
     .to_string()
@@ -1801,6 +1802,84 @@ fn policy_based_routes_take_a_host_address_inside_the_local_selectors() {
     let (dev, src) = &routes["10.2.0.0/24"];
     assert_eq!(dev, &cfg.gateway.tun);
     assert_eq!(*src, Some("10.1.0.1".parse().unwrap()));
+}
+
+/// A hub that owns a share of many sites guards all of them: each route-based connection may
+/// carry the same `protect` prefix (guarded once), and `[gateway] protect` keeps that guard when
+/// the last connection goes (a share moved away); it is reloadable, and a catch-all or a
+/// malformed prefix there is refused with the key.
+#[test]
+fn protect_may_repeat_across_connections_and_gateway_protect_outlives_them() {
+    let d = Dir::new("gw-protect");
+    let route_based = |name: &str, iface: &str, route: &str| {
+        ike_conn(name, "10.2.0.0/24", "psk/b.psk", "198.51.100.2").replace(
+            "local_ts = [\"10.1.0.0/24\"]\nremote_ts = [\"10.2.0.0/24\"]\n",
+            &format!(
+                "interface = \"{iface}\"\nroutes = [\"{route}\"]\nprotect = [\"10.128.0.0/10\"]\n"
+            ),
+        )
+    };
+    let conns = format!(
+        "{}\n{}",
+        route_based("b", "vti1", "10.128.0.0/24"),
+        route_based("c", "vti2", "10.128.1.0/24").replace("c.example", "c2.example")
+    );
+    let main = tree(&d, &conns, &[]);
+    let cfg = Config::load(&main).unwrap_or_else(|e| panic!("{e}"));
+    let guarded = |cfg: &Config| -> Vec<String> {
+        crate::guards::wanted(cfg)
+            .iter()
+            .map(|p| p.to_string())
+            .collect()
+    };
+    assert_eq!(
+        guarded(&cfg),
+        ["10.128.0.0/24", "10.128.0.0/10", "10.128.1.0/24"]
+    );
+    assert!(cfg.gateway.protect.is_empty());
+
+    // Without connections the per-connection guard is gone; the gateway's stays.
+    let gw = "[gateway]\ntun = \"ipsec0\"\nprotect = [\"10.128.0.0/10\", \"10.128.0.0/10\"]\n\n";
+    let p = d.write("main.toml", &format!("{gw}{conns}"), 0o644);
+    let cfg = Config::load(&p).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(cfg.gateway.protect, vec!["10.128.0.0/10".parse().unwrap()]);
+    assert_eq!(
+        guarded(&cfg),
+        ["10.128.0.0/10", "10.128.0.0/24", "10.128.1.0/24"]
+    );
+    assert_eq!(cfg.gateway.shown(GatewayKey::Protect), "10.128.0.0/10");
+    assert_eq!(GatewayKey::Protect.applies(), Applies::Live);
+    let p = d.write(
+        "main.toml",
+        &format!("{gw}{}", route_based("b", "vti1", "10.128.0.0/24")),
+        0o644,
+    );
+    let cfg = Config::load(&p).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(guarded(&cfg), ["10.128.0.0/10", "10.128.0.0/24"]);
+
+    let p = d.write(
+        "main.toml",
+        &format!(
+            "[gateway]\ntun = \"ipsec0\"\nprotect = [\"0.0.0.0/0\", \"10.300.0.0/8\"]\n\n{conns}"
+        ),
+        0o644,
+    );
+    let e = refused(&p, no_env());
+    assert_eq!(e.len(), 2, "{e:?}");
+    assert!(
+        e[0].starts_with(&format!(
+            "{}: gateway.protect: [0] 0.0.0.0/0 would replace",
+            p.display()
+        )),
+        "{e:?}"
+    );
+    assert!(
+        e[1].starts_with(&format!(
+            "{}: gateway.protect: [1] '10.300.0.0/8'",
+            p.display()
+        )),
+        "{e:?}"
+    );
 }
 
 #[test]
