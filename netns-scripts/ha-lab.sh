@@ -209,10 +209,17 @@ aa_write_configs() {
     done
     for g in "${AA_IRONSEC[@]}"; do
         out="$STATE/$g.toml"
+        # The gateways' [drain] table: this lab's BIRD socket and files, a state file here.
+        # Nothing may point outside $STATE: the namespaces share the host's file system.
         sed -e "s|^control_socket = \"[^\"]*\"|control_socket = \"$STATE/$g.sock\"|" \
             -e "s|^psk_file = \"psk/\\([^\"]*\\)\"|psk_file = \"$STATE/\\1\"|" \
+            -e "s|\"/run/bird/bird.ctl\"|\"$STATE/$g.bird.sock\"|g" \
+            -e "s|/etc/bird/ha-aa-gw-[ab]-drain.conf|$STATE/$g-drain.bird.conf|g" \
+            -e "s|/etc/bird/ha-aa-gw-[ab].conf|$STATE/$g.bird.conf|g" \
+            -e "s|^state_file = \"/run/ironsec/drain\"|state_file = \"$STATE/$g.drain\"|" \
             "$ROOT/conf/ha/${AA_TOML[$g]}" >"$out"
-        grep -q "^control_socket = \"$STATE/$g.sock\"" "$out" && ! grep -q '^psk_file = "psk/' "$out" ||
+        grep -q "^control_socket = \"$STATE/$g.sock\"" "$out" && ! grep -q '^psk_file = "psk/' "$out" &&
+            ! grep -q '"/run/\|/etc/bird' "$out" ||
             die "could not derive $out from conf/ha/${AA_TOML[$g]} (did the example's layout change?)"
         ip netns exec "$(ns_of "$g")" "$D" check --config "$out" >"$STATE/$g.check" 2>&1 ||
             { indent <"$STATE/$g.check" >&2; die "ironsecd check --config $out failed"; }
@@ -225,6 +232,15 @@ aa_write_configs() {
         grep -q "^log \"$STATE/$g.bird.log\" all;" "$out" ||
             die "could not derive $out from conf/bird/${AA_BIRDCONF[$g]} (no 'log syslog all;' line?)"
         bird -p -c "$out" || die "bird -p -c $out: the config does not parse"
+        case $g in
+        gwa | gwb)
+            # Its -drain variant, for the [drain] withdraw command.
+            out="$STATE/$g-drain.bird.conf"
+            sed "s|^log syslog all;|log \"$STATE/$g.bird.log\" all;|" \
+                "$ROOT/conf/bird/${AA_BIRDCONF[$g]%.conf}-drain.conf" >"$out"
+            bird -p -c "$out" || die "bird -p -c $out: the config does not parse"
+            ;;
+        esac
     done
 }
 

@@ -18,6 +18,12 @@
 //! - `birdc configure` of a gateway's -drain file (GRACEFUL_SHUTDOWN on its routes) moves all
 //!   traffic to the other gateway and back without a BGP session restarting and without losing
 //!   a ping (what a planned drain builds on);
+//! - the daemon's drain, with the `[drain]` table of the examples (withdraw and rejoin are
+//!   `birdc configure` of the -drain and the normal file): each gateway in turn drained
+//!   (`ironsecctl drain`), stopped and started again (`rejoin_on_start`) under 100 pings/s and
+//!   an iperf3 stream loses not one ping, and so does a plain SIGTERM with `on_stop` (log order
+//!   withdraw, wait, close, exit 0); the tunnels' packet rate with BFD and BGP alone is printed
+//!   (what `idle_pps` must stay above);
 //! - the BIRD files parse (`bird -p`), and the -drain files differ from the normal ones only in
 //!   `define DRAIN`;
 //! - ha-lab.sh itself: up (with daemons), status, cut, heal, kill, down, leaving nothing.
@@ -199,6 +205,13 @@ impl AaLab {
     /// directory, the daemons started; returns once every BGP and BFD session is up and both
     /// ECMP routes have both gateways.
     fn start() -> AaLab {
+        AaLab::start_with(false)
+    }
+
+    /// [`AaLab::start`] with the gateways' `[drain]` tables as shipped (`on_stop` and
+    /// `rejoin_on_start` on) when `drain_on_stop`; otherwise those two are off, so the other
+    /// tests stop and start the daemons as they always did.
+    fn start_with(drain_on_stop: bool) -> AaLab {
         require_root();
         let prefix = unique_prefix();
         let dir = TempDir::new(&format!("ha-aa-{prefix}"));
@@ -218,7 +231,7 @@ impl AaLab {
         let mut order: Vec<(&str, &str)> = vec![("rem", REMOTE_TOML)];
         order.extend(GWS.iter().map(|g| (g.role, g.toml)));
         for (role, toml) in order {
-            let cfg = lab.ironsec_config(role, toml);
+            let cfg = lab.ironsec_config(role, toml, drain_on_stop);
             let d = Daemon::start(
                 role,
                 &lab.topo.ns(role),
@@ -285,9 +298,45 @@ impl AaLab {
         &self.birds[1 + gw]
     }
 
-    /// conf/ha/<example> with the control socket and PSK files in the test directory.
-    fn ironsec_config(&self, role: &str, example: &str) -> PathBuf {
+    /// conf/ha/<example> with the control socket and PSK files in the test directory, and a
+    /// gateway's `[drain]` table pointing at this lab's BIRD (its socket, its normal and -drain
+    /// files, both written here) and a state file in the test directory.
+    fn ironsec_config(&self, role: &str, example: &str, drain_on_stop: bool) -> PathBuf {
         let mut t = example_config(&format!("ha/{example}"));
+        if let Some(g) = GWS.iter().find(|g| g.role == role) {
+            let drain_example = g.bird.replace(".conf", "-drain.conf");
+            let drain =
+                self.bird_config_as(role, &drain_example, &format!("{role}-drain.bird.conf"));
+            let normal = self.dir.join(&format!("{role}.bird.conf"));
+            let sock = self.dir.join(&format!("{role}.bird.sock"));
+            let state = self.dir.join(&format!("{role}.drain"));
+            let mut rewrites = vec![
+                (
+                    format!("/etc/bird/{drain_example}"),
+                    drain.display().to_string(),
+                ),
+                (
+                    format!("/etc/bird/{}", g.bird),
+                    normal.display().to_string(),
+                ),
+                ("/run/bird/bird.ctl".to_string(), sock.display().to_string()),
+                (
+                    "/run/ironsec/drain".to_string(),
+                    state.display().to_string(),
+                ),
+            ];
+            if !drain_on_stop {
+                rewrites.push(("on_stop = true".into(), "on_stop = false".into()));
+                rewrites.push((
+                    "rejoin_on_start = true".into(),
+                    "rejoin_on_start = false".into(),
+                ));
+            }
+            for (from, to) in rewrites {
+                assert!(t.contains(&from), "{example}: no `{from}` in [drain]");
+                t = t.replace(&from, &to);
+            }
+        }
         let from = "control_socket = \"/run/ironsec/ironsecd.sock\"";
         assert!(t.contains(from), "{example}: no `{from}`");
         let sock = self.dir.join(&format!("{role}.sock"));
@@ -1363,6 +1412,384 @@ fn bird_drain_file_moves_traffic_without_a_session_reset() {
         }
     }
     assert_eq!(run.lost().len(), 0, "pings lost during drain and undrain");
+}
+
+// ------------------------------------------------------------------------------------------
+// Planned maintenance: the daemon's drain (`[drain]` of conf/ha/aa-gw-{a,b}.toml)
+
+/// `ironsecctl --json ARGS` against `sock`, which must succeed.
+fn ctl_json(sock: &Path, args: &[&str]) -> Value {
+    let mut all = vec!["--json"];
+    all.extend_from_slice(args);
+    let out = ironsecctl(sock, &all);
+    let v: Value = serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
+        panic!(
+            "ironsecctl {args:?}: {e}: {}{}",
+            text(&out.stdout),
+            text(&out.stderr)
+        )
+    });
+    assert!(out.status.success(), "ironsecctl {args:?}: {v:#}");
+    v
+}
+
+/// Packets per second over `vti-rem` of every gateway (both directions), counted for `over`.
+fn tunnel_rates(lab: &AaLab, over: Duration) -> Vec<f64> {
+    let count = |g: &Gw| {
+        let (rx, tx) = link_packets(&lab.topo.ns(g.role), "vti-rem");
+        rx + tx
+    };
+    let before: Vec<u64> = GWS.iter().map(count).collect();
+    let t0 = Instant::now();
+    std::thread::sleep(over);
+    let after: Vec<u64> = GWS.iter().map(count).collect();
+    let secs = t0.elapsed().as_secs_f64();
+    before
+        .iter()
+        .zip(&after)
+        .map(|(b, a)| (a - b) as f64 / secs)
+        .collect()
+}
+
+/// Lost pings, and the longest run of consecutive losses.
+fn losses(run: &PingRun) -> (usize, Duration) {
+    let mut longest = 0usize;
+    let mut cur = 0usize;
+    for r in &run.records {
+        if r.rtt.is_none() {
+            cur += 1;
+            longest = longest.max(cur);
+        } else {
+            cur = 0;
+        }
+    }
+    (run.lost().len(), PING_INTERVAL * longest as u32)
+}
+
+/// Receiver's bytes per 1 s interval of an iperf3 JSON report, in Mbit/s.
+fn iperf_intervals(report: &Value) -> Vec<f64> {
+    report["intervals"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|iv| iv["sum"]["bytes"].as_u64().unwrap_or(0) as f64 * 8.0 / 1e6)
+        .collect()
+}
+
+/// Which gateway carries the LAN host -> remote host flow (and its replies: the same one in
+/// this lab, checked).
+fn flow_carrier(lab: &AaLab) -> usize {
+    let (fwd_c, back_c) = main_flow_counters(lab);
+    let (f0, b0) = (fwd_c.read(), back_c.read());
+    let got = ping(
+        &lab.topo.ns("lh"),
+        REMOTE_HOST,
+        10,
+        pattern_payload(b"ha-probe", 56),
+        Duration::from_millis(10),
+        Duration::from_secs(1),
+    )
+    .received;
+    assert_eq!(got, 10, "{}", lab.logs());
+    let gw = carrier(&f0, &fwd_c.read(), "LAN->remote");
+    let back = carrier(&b0, &back_c.read(), "remote->LAN");
+    assert_eq!(gw, back, "the flow's replies take the other gateway");
+    gw
+}
+
+/// The iperf3 TCP stream LAN host -> remote host (-b 50M, `secs` s, 1 s intervals), in the
+/// background.
+fn iperf_in_background(
+    lab: &AaLab,
+    secs: u64,
+    tag: &'static str,
+) -> std::thread::JoinHandle<Value> {
+    let dir = lab.dir.path.clone();
+    let (lh, rh) = (lab.topo.ns("lh"), lab.topo.ns("rh"));
+    let t = secs.to_string();
+    std::thread::spawn(move || {
+        iperf3_json(
+            &lh,
+            &rh,
+            REMOTE_HOST,
+            5201,
+            &["-t", &t, "-b", "50M", "-i", "1"],
+            &dir,
+            tag,
+        )
+    })
+}
+
+/// Each gateway in turn (the one carrying the flow first), with 100 pings/s and an iperf3 TCP
+/// stream (50 Mbit/s) running through the pair all along: `ironsecctl drain` (its withdraw
+/// command switches BIRD to the -drain file: GRACEFUL_SHUTDOWN), which reports the traffic
+/// moved and the IKE SA deleted; SIGTERM; ironsecd started again with `rejoin_on_start`
+/// (tunnel up first, then the rejoin command switches BIRD back); both ECMP routes whole
+/// again. Not one ping is lost over the whole sequence, and the stream moves data every
+/// second. Also measures what the routing protocols alone send over a tunnel (what
+/// `idle_pps` must stay above).
+#[test]
+#[ignore = "needs root"]
+fn drain_and_restart_lose_nothing() {
+    require_root();
+    let _s = serial();
+    let mut lab = AaLab::start_with(true);
+    let lh = lab.topo.ns("lh");
+    let rtr = lab.topo.ns("rtr");
+    let rem = lab.topo.ns("rem");
+    // BFD and BGP alone, before any traffic: every tunnel's packet rate.
+    let idle = tunnel_rates(&lab, Duration::from_secs(3));
+    println!(
+        "[drain] idle tunnels (BFD 100 ms x 3 and BGP only, rx + tx): {} {:.1} pps, {} {:.1} pps",
+        GWS[0].role, idle[0], GWS[1].role, idle[1]
+    );
+    let first = flow_carrier(&lab);
+    const RUN_SECS: u64 = 40;
+    let iperf = iperf_in_background(&lab, RUN_SECS, "drain-restart");
+    std::thread::sleep(Duration::from_millis(500));
+    let t_start = Instant::now();
+    let pinger = ping_paced_in_background(
+        &lh,
+        REMOTE_HOST,
+        (RUN_SECS * 100 - 100) as u16,
+        pattern_payload(b"ha-drain-restart", 56),
+        PING_INTERVAL,
+        REPLY_TIMEOUT,
+    );
+    std::thread::sleep(Duration::from_secs(2));
+    let mut figures = Vec::new();
+    for gw in [first, 1 - first] {
+        let (g, other) = (&GWS[gw], &GWS[1 - gw]);
+        let sock = lab.daemons[gw].socket.clone();
+        // Under load: the tunnel of the gateway about to drain, just before.
+        let busy = tunnel_rates(&lab, Duration::from_secs(1))[gw];
+        let asked = Instant::now();
+        let report = ctl_json(&sock, &["drain"]);
+        let drain_took = asked.elapsed();
+        let r = &report["drain"];
+        println!(
+            "[drain] {}: ironsecctl drain returned after {} ({busy:.0} pps on its tunnel just before):\n{r:#}",
+            g.role,
+            secs(drain_took)
+        );
+        assert_eq!(r["withdraw"]["commands"], 1, "{r:#}");
+        assert!(
+            r["withdraw"]["failed"].as_array().unwrap().is_empty(),
+            "{r:#}\n{}",
+            lab.logs()
+        );
+        assert_eq!(
+            r["timed_out"],
+            false,
+            "traffic never moved: {r:#}\n{}",
+            lab.logs()
+        );
+        // Under the example's idle_pps: BFD and BGP alone, the traffic gone.
+        assert!(
+            r["last_pps"].as_f64().unwrap() < r["idle_pps"].as_f64().unwrap(),
+            "{r:#}"
+        );
+        assert_eq!(r["ike_sas_deleted"], 1, "{r:#}");
+        // Traffic moved: both ECMP routes are down to the other gateway.
+        let rtr_gone = wait_nexthops(&rtr, REMOTE_NET, &[other.rtr_port], Duration::from_secs(5));
+        let rem_gone = wait_nexthops(&rem, LAN_NET, &[other.remote_dev], Duration::from_secs(5));
+        // The drained gateway's tunnel carries nothing now (SA closed, routes elsewhere).
+        let drained_rate = tunnel_rates(&lab, Duration::from_secs(1))[gw];
+        // SIGTERM: already drained, so it exits at once.
+        let t_stop = Instant::now();
+        let st = lab.daemons[gw]
+            .proc_
+            .stop(libc::SIGTERM, Duration::from_secs(30))
+            .expect("ironsecd did not exit after SIGTERM");
+        let stop_took = t_stop.elapsed();
+        assert!(st.success(), "exit status {st}\n{}", lab.logs());
+        // Start again: rejoin_on_start brings the tunnel up, then switches BIRD back.
+        let t_rejoin = Instant::now();
+        let cfg = lab.daemons[gw].config.clone();
+        let restarted = Daemon::start(
+            g.role,
+            &lab.topo.ns(g.role),
+            &cfg,
+            &sock,
+            lab.dir.join(&format!(
+                "{}.ironsecd.restarted-{}.log",
+                g.role,
+                figures.len()
+            )),
+        );
+        lab.daemons[gw] = restarted;
+        let rejoined = poll_until(Duration::from_secs(30), || {
+            lab.daemons[gw].log_text().contains("rejoined in ")
+        });
+        assert!(rejoined, "no rejoin at start\n{}", lab.logs());
+        let rejoin_line = lab.daemons[gw]
+            .log_text()
+            .lines()
+            .find(|l| l.contains("rejoined in "))
+            .unwrap_or_default()
+            .to_string();
+        let rtr_back = wait_nexthops(&rtr, REMOTE_NET, &["gwa", "gwb"], Duration::from_secs(30));
+        let rem_back = wait_nexthops(
+            &rem,
+            LAN_NET,
+            &["vti-gwa", "vti-gwb"],
+            Duration::from_secs(30),
+        );
+        let back = t_rejoin.elapsed();
+        lab.birds[REM_BIRD].wait_bfd_up(g.vti_addr, Duration::from_secs(10));
+        lab.birds[RTR].wait_bfd_up(g.lan_addr, Duration::from_secs(10));
+        let state = std::fs::read_to_string(lab.dir.join(&format!("{}.drain", g.role))).unwrap();
+        assert_eq!(state, "0\n");
+        println!(
+            "[drain] {}: ECMP down to {} ({} / {} after ironsecctl returned); its tunnel then {drained_rate:.1} pps; SIGTERM to exit {}; start to both ECMP routes whole again {} (LAN router {} / remote {} of it); {}",
+            g.role,
+            other.role,
+            secs(rtr_gone),
+            secs(rem_gone),
+            secs(stop_took),
+            secs(back),
+            secs(rtr_back),
+            secs(rem_back),
+            rejoin_line.trim()
+        );
+        figures.push((
+            g.role,
+            drain_took,
+            r["wait_secs"].as_f64().unwrap_or(f64::NAN),
+            r["last_pps"].as_f64().unwrap_or(f64::NAN),
+            stop_took,
+            back,
+        ));
+        std::thread::sleep(Duration::from_secs(2));
+    }
+    let sequence = t_start.elapsed();
+    let run = pinger.join().unwrap();
+    let report = iperf.join().unwrap();
+    let (lost, outage) = losses(&run);
+    let mbit = iperf_intervals(&report);
+    println!(
+        "[drain] whole sequence {} (pings ran {} s): {} pings sent, {lost} lost, longest outage {}; iperf3 {:.1} MB received, per 1 s (Mbit/s): {:?}",
+        secs(sequence),
+        RUN_SECS - 1,
+        run.sent(),
+        secs(outage),
+        report
+            .pointer("/end/sum_received/bytes")
+            .and_then(Value::as_u64)
+            .unwrap_or(0) as f64
+            / 1e6,
+        mbit.iter().map(|m| (m * 10.0).round() / 10.0).collect::<Vec<_>>()
+    );
+    for (role, drain, wait, last, stop, back) in &figures {
+        println!(
+            "[drain] figures {role}: drain {} (wait {wait:.2} s, last {last:.0} pps), stop {}, rejoin to ECMP {}",
+            secs(*drain),
+            secs(*stop),
+            secs(*back)
+        );
+    }
+    assert!(
+        sequence + Duration::from_secs(1) < Duration::from_secs(RUN_SECS - 1),
+        "the sequence took {sequence:?}, longer than the pings ran"
+    );
+    assert_eq!(
+        lost,
+        0,
+        "pings lost during drain, stop and rejoin\n{}",
+        lab.logs()
+    );
+    assert!(
+        mbit.iter().all(|&m| m > 0.0),
+        "the TCP stream stalled: {mbit:?}"
+    );
+}
+
+/// SIGTERM to the gateway carrying the flow with `on_stop = true` and no drain before it (what
+/// `systemctl stop` does), with 100 pings/s and an iperf3 stream running: the daemon drains
+/// first (log order: withdraw, the wait, the close, then exit), exits 0, and not one ping is
+/// lost.
+#[test]
+#[ignore = "needs root"]
+fn systemd_stop_path_drains() {
+    require_root();
+    let _s = serial();
+    let mut lab = AaLab::start_with(true);
+    let lh = lab.topo.ns("lh");
+    let rtr = lab.topo.ns("rtr");
+    let rem = lab.topo.ns("rem");
+    let gw = flow_carrier(&lab);
+    let (g, other) = (&GWS[gw], &GWS[1 - gw]);
+    let iperf = iperf_in_background(&lab, 12, "stop-path");
+    std::thread::sleep(Duration::from_millis(500));
+    let pinger = ping_paced_in_background(
+        &lh,
+        REMOTE_HOST,
+        1000,
+        pattern_payload(b"ha-stop-path", 56),
+        PING_INTERVAL,
+        REPLY_TIMEOUT,
+    );
+    std::thread::sleep(Duration::from_secs(3));
+    let t0 = Instant::now();
+    let st = lab.daemons[gw]
+        .proc_
+        .stop(libc::SIGTERM, Duration::from_secs(30))
+        .expect("ironsecd did not exit within 30 s of SIGTERM");
+    let took = t0.elapsed();
+    let rtr_now = nexthop_devs(&rtr, REMOTE_NET);
+    let rem_now = nexthop_devs(&rem, LAN_NET);
+    let run = pinger.join().unwrap();
+    let report = iperf.join().unwrap();
+    let (lost, outage) = losses(&run);
+    let mbit = iperf_intervals(&report);
+    let log = lab.daemons[gw].log_text();
+    let line = |needle: &str| {
+        log.lines()
+            .find(|l| l.contains(needle))
+            .unwrap_or_else(|| panic!("no {needle:?} in {}'s log:\n{log}", g.role))
+            .to_string()
+    };
+    let at = |needle: &str| {
+        log.find(needle)
+            .unwrap_or_else(|| panic!("no {needle:?} in {}'s log:\n{log}", g.role))
+    };
+    println!(
+        "[stop] SIGTERM to {} (carrying the flow): exit {st} after {}; {}; {}",
+        g.role,
+        secs(took),
+        line("drained in ").trim(),
+        line("drained: shutting down").trim()
+    );
+    println!(
+        "[stop] pings: {} sent, {lost} lost, longest outage {}; iperf3 per 1 s (Mbit/s): {:?}; routes after: LAN router {rtr_now:?}, remote {rem_now:?}",
+        run.sent(),
+        secs(outage),
+        mbit.iter().map(|m| (m * 10.0).round() / 10.0).collect::<Vec<_>>()
+    );
+    assert!(st.success(), "exit status {st}\n{log}");
+    let order = [
+        at("SIGTERM: draining before exit"),
+        at("drain: withdraw command done"),
+        at("drain: IKE SAs deleted"),
+        at("drained in "),
+        at("drained: shutting down"),
+    ];
+    assert!(
+        order.windows(2).all(|w| w[0] < w[1]),
+        "log out of order {order:?}:\n{log}"
+    );
+    // The wait ended because traffic moved, not on the timeout.
+    assert!(
+        line("drained in ").contains("traffic under ") && !line("drained in ").contains("timeout"),
+        "{log}"
+    );
+    assert_eq!(rtr_now, [other.rtr_port], "{}", lab.logs());
+    assert_eq!(rem_now, [other.remote_dev], "{}", lab.logs());
+    assert_eq!(lost, 0, "pings lost on the stop path\n{}", lab.logs());
+    assert!(
+        mbit.iter().all(|&m| m > 0.0),
+        "the TCP stream stalled: {mbit:?}"
+    );
 }
 
 // ------------------------------------------------------------------------------------------

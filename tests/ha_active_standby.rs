@@ -10,6 +10,11 @@
 //!
 //!   lanA 10.1.0.2 -- gwA 10.1.0.1 / 192.0.2.1 (+ 192.0.2.10 shared) ===wan=== 192.0.2.2 / gwB -- lanB 10.2.0.2
 //!
+//! The lab with keepalived (`AsRun`) also covers planned maintenance with the drain: the
+//! state file tracked by keepalived (`track_file`, weight 0) hands the addresses over on
+//! `ironsecctl drain` (outage <= 1 s, nothing sent from the VIP afterwards) and on SIGTERM with
+//! `on_stop`; a rejoin, or the next start, leaves the host backup (nopreempt) without a loss.
+//!
 //! Needs root: `#[ignore = "needs root"]`, run with
 //! `cargo test -p ironsecd --test ha_active_standby -- --include-ignored --test-threads=1 --nocapture`.
 
@@ -389,9 +394,13 @@ impl AsRun {
         // One config file for both gateways, as shipped; each its own control socket.
         let gw = |tag: &str| -> (PathBuf, PathBuf) {
             let sock = dir.join(&format!("{tag}.sock"));
+            let state = dir.join(&format!("{tag}.drain"));
             let text = rewrite_toml_lines(
                 &std::fs::read_to_string(&cfg_g).unwrap(),
-                &[("control_socket", toml_str(sock.to_str().unwrap()))],
+                &[
+                    ("control_socket", toml_str(sock.to_str().unwrap())),
+                    ("state_file", toml_str(state.to_str().unwrap())),
+                ],
             );
             let cfg = dir.join(&format!("{tag}.toml"));
             std::fs::write(&cfg, text).unwrap();
@@ -402,10 +411,24 @@ impl AsRun {
         let rem = Daemon::start("rem", &lab.ns("rem"), &cfg_r, &sock_r, dir.join("rem.log"));
         let gwa = Daemon::start("gwa", &lab.ns("gwa"), &cfg_a, &sock_a, dir.join("gwa.log"));
         let gwb = Daemon::start("gwb", &lab.ns("gwb"), &cfg_b, &sock_b, dir.join("gwb.log"));
+        // keepalived's track_file follows this gateway's drain state file (in the test
+        // directory, which exists before keepalived starts: it drops a track_file whose
+        // directory is missing).
         let ka_conf = |name: &str| {
-            workspace_root()
+            let shipped = workspace_root()
                 .join("conf/keepalived")
-                .join(format!("as-gw-{name}.conf"))
+                .join(format!("as-gw-{name}.conf"));
+            let text = std::fs::read_to_string(&shipped).unwrap();
+            let from = "file \"/run/ironsec/drain\"";
+            assert!(text.contains(from), "{}: no `{from}`", shipped.display());
+            let state = dir.join(&format!("gw{name}.drain"));
+            let out = dir.join(&format!("gw{name}.keepalived.conf"));
+            std::fs::write(
+                &out,
+                text.replace(from, &format!("file \"{}\"", state.display())),
+            )
+            .unwrap();
+            out
         };
         let ka_a = Keepalived::start("gwa", &lab.ns("gwa"), &ka_conf("a"), &dir.path);
         assert!(
@@ -713,4 +736,367 @@ fn planned_handover_when_keepalived_stops() {
         "{}",
         run.logs()
     );
+}
+
+/// Counts packets from `src` arriving at the WAN bridge from `port` (a gateway's veth in
+/// P-wan), any protocol: whatever that gateway sends from `src`.
+fn src_counter(ns: &str, port: &str, src: &str) -> impl Fn() -> u64 {
+    let table = format!("src_{port}");
+    let rules = format!(
+        "table netdev {table} {{\n\
+           chain wire {{\n\
+             type filter hook ingress device \"{port}\" priority 0; policy accept;\n\
+             ip saddr {src} counter comment \"src\"\n\
+           }}\n\
+         }}\n"
+    );
+    let path = std::env::temp_dir().join(format!(
+        "ironsec-as-src-{}-{ns}-{port}.nft",
+        std::process::id()
+    ));
+    std::fs::write(&path, rules).unwrap();
+    run_ok(
+        ns_cmd(ns, "nft").args(["-f", path.to_str().unwrap()]),
+        Duration::from_secs(5),
+    );
+    let _ = std::fs::remove_file(&path);
+    let ns = ns.to_string();
+    move || {
+        let o = run_ok(
+            ns_cmd(&ns, "nft").args(["list", "chain", "netdev", &table, "wire"]),
+            Duration::from_secs(5),
+        );
+        let out = String::from_utf8_lossy(&o.stdout).into_owned();
+        let line = out
+            .lines()
+            .find(|l| l.contains("comment \"src\""))
+            .unwrap_or_default()
+            .to_string();
+        let mut w = line.split_whitespace();
+        w.find(|x| *x == "packets")
+            .and_then(|_| w.next())
+            .and_then(|n| n.parse().ok())
+            .unwrap_or_else(|| panic!("no packet count in {out}"))
+    }
+}
+
+/// `ironsecctl --json ARGS` against `sock`, which must succeed.
+fn ctl_json(sock: &std::path::Path, args: &[&str]) -> Value {
+    let mut all = vec!["--json"];
+    all.extend_from_slice(args);
+    let out = ironsecctl(sock, &all);
+    let v: Value = serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
+        panic!(
+            "ironsecctl {args:?}: {e}: {}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        )
+    });
+    assert!(out.status.success(), "ironsecctl {args:?}: {v:#}");
+    v
+}
+
+/// What a planned handover by drain left behind, for a test that goes on from there.
+struct Drained {
+    /// Packets from the VIP seen leaving the old master, read once the address had left it.
+    from_vip_a: Box<dyn Fn() -> u64>,
+    at_left: u64,
+}
+
+/// `ironsecctl drain` on the master (gwa) while 100 pings/s and an iperf3 TCP stream (12 s,
+/// 50 Mbit/s) cross the tunnel: the state file says "1", keepalived's track_file (weight 0)
+/// puts gwa's sync group into FAULT, both addresses move to gwb, whose ironsecd initiates;
+/// gwa's SAs are abandoned when the address leaves. The outage is at most 1 s (the issue:
+/// planned, 0-1 s), the stream survives, gwa's tunnel is dormant and gwa is drained.
+fn drain_master(run: &AsRun) -> Drained {
+    let (lh, rh) = (run.lab.ns("lh"), run.lab.ns("rh"));
+    let gwa_ns = run.lab.ns("gwa");
+    let r = ping_through(&lh, 5);
+    assert_eq!(r.received, r.sent, "{}", run.logs());
+    let from_vip_a: Box<dyn Fn() -> u64> = Box::new(src_counter(&run.lab.ns("wan"), "ga", VIP));
+    let dir = run.dir.path.clone();
+    let (lh2, rh2) = (lh.clone(), rh.clone());
+    let iperf = std::thread::spawn(move || {
+        iperf3_json(
+            &lh2,
+            &rh2,
+            RH,
+            5201,
+            &["-t", "12", "-b", "50M", "-i", "1"],
+            &dir,
+            "drain",
+        )
+    });
+    std::thread::sleep(Duration::from_secs(1));
+    let pings = ping_paced_in_background(
+        &lh,
+        RH,
+        1000,
+        pattern_payload(PING_PATTERN, 56),
+        Duration::from_millis(10),
+        Duration::from_secs(1),
+    );
+    std::thread::sleep(Duration::from_secs(3));
+    // When the VIP leaves gwa (polled every 5 ms).
+    let asked = Instant::now();
+    let watch = {
+        let ns = gwa_ns.clone();
+        std::thread::spawn(move || {
+            while asked.elapsed() < Duration::from_secs(10) {
+                if !holds(&ns, VIP) {
+                    return Some(asked.elapsed());
+                }
+                std::thread::sleep(Duration::from_millis(5));
+            }
+            None
+        })
+    };
+    let report = ctl_json(&run.gwa.socket, &["drain"]);
+    let drain_took = asked.elapsed();
+    let left = watch.join().unwrap();
+    // Whatever gwa sent from the VIP before it left has crossed the veth by now.
+    std::thread::sleep(Duration::from_millis(50));
+    let at_left = from_vip_a();
+    let took_over = run.ka_b.wait_master(VIP, Duration::from_secs(5));
+    let pings = pings.join().expect("pinger");
+    let iperf = iperf
+        .join()
+        .unwrap_or_else(|_| panic!("iperf3 TCP stream did not survive\n{}", run.logs()));
+    let r = &report["drain"];
+    let outage = longest_outage(&pings).map_or(0.0, |(_, g)| g);
+    let mbit: Vec<f64> = iperf["intervals"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|iv| iv["sum"]["bytes"].as_u64().unwrap_or(0) as f64 * 8.0 / 1e6)
+        .collect();
+    let ka_log = run.ka_a.log_text();
+    eprintln!(
+        "planned handover by drain: VIP left gwa {} after `ironsecctl drain`, which returned after {:.3} s: {r}",
+        left.map_or("-".into(), |d| format!("{:.3} s", d.as_secs_f64())),
+        drain_took.as_secs_f64()
+    );
+    eprintln!(
+        "planned handover by drain: {} of {} pings lost, longest outage {outage:.3} s; iperf3 per 1 s (Mbit/s): {:?}, {} retransmits",
+        pings.lost().len(),
+        pings.sent(),
+        mbit.iter().map(|m| (m * 10.0).round() / 10.0).collect::<Vec<_>>(),
+        iperf
+            .pointer("/end/sum_sent/retransmits")
+            .and_then(Value::as_u64)
+            .unwrap_or(0)
+    );
+    assert!(took_over, "gwb never took the address over\n{}", run.logs());
+    assert!(left.is_some(), "the VIP never left gwa\n{}", run.logs());
+    assert!(
+        ka_log.contains("tracked file ironsec_drain now FAULT state"),
+        "{ka_log}"
+    );
+    assert_eq!(r["timed_out"], false, "{report:#}\n{}", run.logs());
+    assert_eq!(
+        std::fs::read_to_string(run.dir.join("gwa.drain")).unwrap(),
+        "1\n"
+    );
+    assert!(outage <= 1.0, "outage {outage:.3} s\n{}", run.logs());
+    assert!(
+        mbit.iter().all(|&m| m > 0.0),
+        "the TCP stream stalled: {mbit:?}"
+    );
+    assert!(
+        poll_until(Duration::from_secs(5), || tunnel_state(&run.gwa.status())
+            == "dormant"),
+        "{}",
+        run.logs()
+    );
+    assert!(
+        tunnel_up(&run.gwb.status()),
+        "gwb's tunnel is not up\n{}",
+        run.logs()
+    );
+    assert_eq!(run.gwa.status()["drain"]["state"], "drained");
+    Drained {
+        from_vip_a,
+        at_left,
+    }
+}
+
+/// A planned handover with `ironsecctl drain` on the master: see [`drain_master`]. After it,
+/// two of gwa's DPD intervals pass without a packet from the VIP or an IKE request from it.
+#[test]
+#[ignore = "needs root"]
+fn planned_handover_drain() {
+    let _serial = serial();
+    let run = AsRun::start();
+    let d = drain_master(&run);
+    let requests = num(&run.gwa.status(), "/ike/requests_sent");
+    std::thread::sleep(Duration::from_secs(4));
+    let sent = (d.from_vip_a)() - d.at_left;
+    eprintln!("after the VIP left gwa: {sent} packets from it in 4 s");
+    assert_eq!(
+        sent,
+        0,
+        "gwa sent from the VIP after it left\n{}",
+        run.logs()
+    );
+    assert_eq!(
+        num(&run.gwa.status(), "/ike/requests_sent"),
+        requests,
+        "{}",
+        run.logs()
+    );
+}
+
+/// After a drain's handover, `ironsecctl rejoin` on the old master: its state file says "0",
+/// keepalived takes it out of FAULT, and with nopreempt it stays backup: the addresses stay on
+/// gwb, gwa's tunnel stays dormant, and 100 pings/s across the rejoin lose nothing.
+#[test]
+#[ignore = "needs root"]
+fn failback_rejoin() {
+    let _serial = serial();
+    let run = AsRun::start();
+    let d = drain_master(&run);
+    let lh = run.lab.ns("lh");
+    let pings = ping_paced_in_background(
+        &lh,
+        RH,
+        500,
+        pattern_payload(PING_PATTERN, 56),
+        Duration::from_millis(10),
+        Duration::from_secs(1),
+    );
+    std::thread::sleep(Duration::from_secs(1));
+    let asked = Instant::now();
+    let report = ctl_json(&run.gwa.socket, &["rejoin"]);
+    let took = asked.elapsed();
+    let left_fault = poll_until(Duration::from_secs(5), || {
+        run.ka_a
+            .log_text()
+            .contains("tracked file ironsec_drain leaving FAULT state")
+    });
+    let pings = pings.join().expect("pinger");
+    std::thread::sleep(Duration::from_secs(1));
+    let r = &report["rejoin"];
+    eprintln!(
+        "rejoin of the old master (ironsecctl returned after {:.3} s): {r}; {} of {} pings lost",
+        took.as_secs_f64(),
+        pings.lost().len(),
+        pings.sent()
+    );
+    assert!(left_fault, "{}", run.ka_a.log_text());
+    assert_eq!(
+        std::fs::read_to_string(run.dir.join("gwa.drain")).unwrap(),
+        "0\n"
+    );
+    assert_eq!(run.gwa.status()["drain"]["state"], "ready");
+    assert_eq!(pings.lost().len(), 0, "{}", run.logs());
+    // nopreempt: gwb keeps both addresses, gwa stays backup with its tunnel dormant.
+    let (gwa, gwb) = (run.lab.ns("gwa"), run.lab.ns("gwb"));
+    assert!(
+        holds(&gwb, VIP) && holds(&gwb, "10.1.0.1"),
+        "{}",
+        run.logs()
+    );
+    assert!(
+        !holds(&gwa, VIP) && !holds(&gwa, "10.1.0.1"),
+        "{}",
+        run.logs()
+    );
+    assert_eq!(tunnel_state(&run.gwa.status()), "dormant");
+    assert!(tunnel_up(&run.gwb.status()));
+    assert_eq!((d.from_vip_a)(), d.at_left, "gwa sent from the VIP");
+    assert!(run.ka_a.log_text().contains("Entering BACKUP STATE"));
+}
+
+/// `systemctl stop ironsecd` on the master, i.e. SIGTERM with `on_stop`: the drain's state
+/// file hands the addresses over (keepalived FAULT), the daemon exits 0, and the outage stays
+/// under 1 s. The state file outlives the daemon (as /run/ironsec does with the unit's
+/// RuntimeDirectoryPreserve=yes), so keepalived keeps the stopped host out of the election;
+/// the next start (`rejoin_on_start`) writes "0", keepalived leaves FAULT and, with
+/// nopreempt, the host stays backup: not one ping lost across the start.
+#[test]
+#[ignore = "needs root"]
+fn stop_path_hands_over_and_start_rejoins() {
+    let _serial = serial();
+    let mut run = AsRun::start();
+    let lh = run.lab.ns("lh");
+    let gwa = run.lab.ns("gwa");
+    let r = ping_through(&lh, 5);
+    assert_eq!(r.received, r.sent, "{}", run.logs());
+    let pings = ping_paced_in_background(
+        &lh,
+        RH,
+        500,
+        pattern_payload(PING_PATTERN, 56),
+        Duration::from_millis(10),
+        Duration::from_secs(1),
+    );
+    std::thread::sleep(Duration::from_secs(2));
+    let t0 = Instant::now();
+    let st = run
+        .gwa
+        .proc_
+        .stop(libc::SIGTERM, Duration::from_secs(30))
+        .expect("ironsecd did not exit after SIGTERM");
+    let took = t0.elapsed();
+    let took_over = run.ka_b.wait_master(VIP, Duration::from_secs(5));
+    let pings = pings.join().expect("pinger");
+    let outage = longest_outage(&pings).map_or(0.0, |(_, g)| g);
+    eprintln!(
+        "stop path on the master: exit {st} after {:.3} s; {} of {} pings lost, longest outage {outage:.3} s",
+        took.as_secs_f64(),
+        pings.lost().len(),
+        pings.sent()
+    );
+    assert!(st.success(), "{}", run.logs());
+    assert!(took_over, "gwb never took the address over\n{}", run.logs());
+    assert!(outage <= 1.0, "outage {outage:.3} s\n{}", run.logs());
+    let log = run.gwa.log_text();
+    assert!(log.contains("SIGTERM: draining before exit"), "{log}");
+    assert_eq!(
+        std::fs::read_to_string(run.dir.join("gwa.drain")).unwrap(),
+        "1\n"
+    );
+    // Stopped: keepalived keeps gwa in FAULT, out of the election.
+    std::thread::sleep(Duration::from_secs(1));
+    assert!(!holds(&gwa, VIP) && !holds(&gwa, "10.1.0.1"));
+    let ka = run.ka_a.log_text();
+    assert!(
+        ka.contains("tracked file ironsec_drain now FAULT state"),
+        "{ka}"
+    );
+    assert!(!ka.contains("leaving FAULT"), "{ka}");
+
+    // Start again: rejoin_on_start.
+    let pings = ping_paced_in_background(
+        &lh,
+        RH,
+        400,
+        pattern_payload(PING_PATTERN, 56),
+        Duration::from_millis(10),
+        Duration::from_secs(1),
+    );
+    std::thread::sleep(Duration::from_millis(500));
+    let cfg = run.gwa.config.clone();
+    let sock = run.gwa.socket.clone();
+    run.gwa = Daemon::start("gwa", &gwa, &cfg, &sock, run.dir.join("gwa.restarted.log"));
+    let left_fault = poll_until(Duration::from_secs(5), || {
+        run.ka_a
+            .log_text()
+            .contains("tracked file ironsec_drain leaving FAULT state")
+    });
+    let pings = pings.join().expect("pinger");
+    eprintln!(
+        "start with rejoin_on_start: {} of {} pings lost",
+        pings.lost().len(),
+        pings.sent()
+    );
+    assert!(left_fault, "{}", run.logs());
+    assert_eq!(
+        std::fs::read_to_string(run.dir.join("gwa.drain")).unwrap(),
+        "0\n"
+    );
+    assert_eq!(pings.lost().len(), 0, "{}", run.logs());
+    assert!(!holds(&gwa, VIP), "gwa took the address back (nopreempt)");
+    assert_eq!(tunnel_state(&run.gwa.status()), "dormant");
+    assert!(tunnel_up(&run.gwb.status()));
 }

@@ -455,6 +455,9 @@ fn unit_has_required_properties() {
         "ExecReload= control socket {socket} is outside /run/ironsec"
     );
     assert_eq!(single(&svc, "RuntimeDirectory"), "ironsec");
+    // The drain state file outlives a stop: keepalived's track_file loses a file whose
+    // directory was removed (README "Planned maintenance").
+    assert_eq!(single(&svc, "RuntimeDirectoryPreserve"), "yes");
     assert!(
         values(&svc, "ReadWritePaths").iter().any(|v| v
             .split_whitespace()

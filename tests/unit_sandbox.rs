@@ -63,6 +63,7 @@ const NOT_REPRODUCED: &[&str] = &[
     "ReadWritePaths",
     "RuntimeDirectory",
     "RuntimeDirectoryMode",
+    "RuntimeDirectoryPreserve",
     "ProtectKernelTunables",
     "ProtectKernelModules",
     "ProtectKernelLogs",
