@@ -15,6 +15,11 @@
 //! `ironsecctl drain` (outage <= 1 s, nothing sent from the VIP afterwards) and on SIGTERM with
 //! `on_stop`; a rejoin, or the next start, leaves the host backup (nopreempt) without a loss.
 //!
+//! `strongswan_peer_*` run the same lab with the on-premises device as the remote: strongSwan
+//! 5.9.8 with kernel-libipsec (conf/strongswan/swanctl-as-remote.conf, one connection to the
+//! shared address), through an unplanned failover and a drain; they need the strongSwan
+//! packages of tests/install-deps.sh and fail (never skip) without them.
+//!
 //! Needs root: `#[ignore = "needs root"]`, run with
 //! `cargo test -p ironsecd --test ha_active_standby -- --include-ignored --test-threads=1 --nocapture`.
 
@@ -25,6 +30,7 @@ use std::path::PathBuf;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
+use common::strongswan::*;
 use common::*;
 use serde_json::Value;
 
@@ -355,27 +361,66 @@ impl Drop for AsLab {
     }
 }
 
-/// The lab with everything running: keepalived on gwa (master) then gwb, ironsecd on all
-/// three, the tunnel up from gwa. Field order: processes drop before the lab, the directory
-/// last.
+/// The pair's peer: ironsecd (conf/ha/as-remote.toml) or strongSwan, the on-premises device
+/// (conf/strongswan/swanctl-as-remote.conf, connection `as-pair`).
+enum Remote {
+    Ironsec(Daemon),
+    Swan(StrongSwan),
+}
+
+impl Remote {
+    fn log_text(&self) -> String {
+        match self {
+            Remote::Ironsec(d) => d.log_text(),
+            Remote::Swan(s) => s.log_text(),
+        }
+    }
+
+    fn ironsec(&self) -> &Daemon {
+        match self {
+            Remote::Ironsec(d) => d,
+            Remote::Swan(_) => panic!("the remote is strongSwan"),
+        }
+    }
+
+    fn swan(&self) -> &StrongSwan {
+        match self {
+            Remote::Swan(s) => s,
+            Remote::Ironsec(_) => panic!("the remote is ironsecd"),
+        }
+    }
+}
+
+/// strongSwan's connection in conf/strongswan/swanctl-as-remote.conf.
+const SW_CONN: &str = "as-pair";
+
+/// The lab with everything running: keepalived on gwa (master) then gwb, ironsecd on both
+/// gateways, the remote, the tunnel up from gwa. Field order: processes drop before the lab,
+/// the directory last.
 struct AsRun {
     ka_a: Keepalived,
     ka_b: Keepalived,
     gwa: Daemon,
     gwb: Daemon,
-    rem: Daemon,
+    rem: Remote,
     lab: AsLab,
     dir: TempDir,
 }
 
 impl AsRun {
     fn start() -> AsRun {
+        AsRun::start_with(false)
+    }
+
+    /// With `swan`, the remote is strongSwan 5.9.8 (kernel-libipsec) instead of ironsecd.
+    fn start_with(swan: bool) -> AsRun {
         require_root();
         let prefix = unique_prefix();
         let dir = TempDir::new(&prefix);
         let lab = AsLab::up(&prefix);
         let psk = dir.join("psk");
-        write_secret(&psk, format!("0x{}\n", hex(&random_bytes(32))));
+        let psk_text = format!("0x{}", hex(&random_bytes(32)));
+        write_secret(&psk, format!("{psk_text}\n"));
         let conf = |example: &str, tag: &str| -> (PathBuf, PathBuf) {
             let sock = dir.join(&format!("{tag}.sock"));
             let text = rewrite_toml_lines(
@@ -408,7 +453,31 @@ impl AsRun {
         };
         let (cfg_a, sock_a) = gw("gwa");
         let (cfg_b, sock_b) = gw("gwb");
-        let rem = Daemon::start("rem", &lab.ns("rem"), &cfg_r, &sock_r, dir.join("rem.log"));
+        let rem = if swan {
+            let swanctl =
+                example_config("strongswan/swanctl-as-remote.conf").replace("@PSK@", &psk_text);
+            assert!(
+                !swanctl.contains('@'),
+                "a placeholder of swanctl-as-remote.conf is not filled"
+            );
+            Remote::Swan(StrongSwan::start_with(
+                &lab.ns("rem"),
+                &dir.join("strongswan"),
+                &swanctl,
+                SwOptions {
+                    template: None,
+                    utc: true,
+                },
+            ))
+        } else {
+            Remote::Ironsec(Daemon::start(
+                "rem",
+                &lab.ns("rem"),
+                &cfg_r,
+                &sock_r,
+                dir.join("rem.log"),
+            ))
+        };
         let gwa = Daemon::start("gwa", &lab.ns("gwa"), &cfg_a, &sock_a, dir.join("gwa.log"));
         let gwb = Daemon::start("gwb", &lab.ns("gwb"), &cfg_b, &sock_b, dir.join("gwb.log"));
         // keepalived's track_file follows this gateway's drain state file (in the test
@@ -447,12 +516,24 @@ impl AsRun {
             dir,
         };
         assert!(
-            poll_until(UP_TIMEOUT, || tunnel_up(&run.gwa.status())
-                && tunnel_up(&run.rem.status())),
+            poll_until(UP_TIMEOUT, || run.remote_agrees(&run.gwa)),
             "tunnel gwa-rem not up\n{}",
             run.logs()
         );
         run
+    }
+
+    /// `gw`'s tunnel is up, and so is the remote's, on the same SAs when it is strongSwan
+    /// (its IKE SA has `gw`'s SPIs, an INSTALLED CHILD_SA receiving what `gw` sends).
+    fn remote_agrees(&self, gw: &Daemon) -> bool {
+        let Ok(st) = ctl_status(&gw.socket) else {
+            return false;
+        };
+        tunnel_up(&st)
+            && match &self.rem {
+                Remote::Ironsec(d) => tunnel_up(&d.status()),
+                Remote::Swan(s) => matching_ike(&st, &s.sas(), SW_CONN).is_some(),
+            }
     }
 
     fn logs(&self) -> String {
@@ -615,18 +696,7 @@ fn unplanned_failover_under_three_seconds() {
         Duration::from_secs(1),
     );
     std::thread::sleep(Duration::from_secs(3));
-    // The host dies: links first (nothing it does from here on reaches anyone), then its
-    // processes, with SIGKILL.
-    let killed_at = std::time::SystemTime::now();
-    let gwa = run.lab.ns("gwa");
-    for dev in ["wan", "lan"] {
-        run_ok(
-            Command::new("ip").args(["-n", &gwa, "link", "set", dev, "down"]),
-            Duration::from_secs(5),
-        );
-    }
-    run.ka_a.kill();
-    run.gwa.kill9();
+    let killed_at = master_dies(&mut run);
     let took_over = run.ka_b.wait_master(VIP, Duration::from_secs(5));
     let pings = pings.join().expect("pinger");
     let iperf = iperf.join();
@@ -640,7 +710,7 @@ fn unplanned_failover_under_three_seconds() {
         run.logs()
     );
     assert!(
-        run.rem.log_text().contains("reason=Replaced"),
+        run.rem.ironsec().log_text().contains("reason=Replaced"),
         "the remote did not replace its SAs with gwa (INITIAL_CONTACT)\n{}",
         run.logs()
     );
@@ -662,10 +732,7 @@ fn unplanned_failover_under_three_seconds() {
         "unplanned failover: {lost} of {} pings lost, longest outage {outage:.3} s starting {:.3} s after the kill; \
          iperf3 TCP 12 s: {sent} bytes sent, {received} received, {retransmits} retransmits",
         pings.sent(),
-        lost_from
-            .duration_since(killed_at)
-            .map(|d| d.as_secs_f64())
-            .unwrap_or_else(|e| -e.duration().as_secs_f64()),
+        secs_between(killed_at, lost_from),
     );
     assert!(outage < 3.0, "outage {outage:.3} s\n{}", run.logs());
     assert!(received > 0 && sent > 0);
@@ -675,6 +742,216 @@ fn unplanned_failover_under_three_seconds() {
         .gwb
         .log_text()
         .contains("shared address is on this host"));
+}
+
+/// The master (gwa) dies: links first (nothing it does from here on reaches anyone), then its
+/// processes, with SIGKILL (no priority-0 advertisement, no DELETE). Returns when.
+fn master_dies(run: &mut AsRun) -> std::time::SystemTime {
+    let killed_at = std::time::SystemTime::now();
+    let gwa = run.lab.ns("gwa");
+    for dev in ["wan", "lan"] {
+        run_ok(
+            Command::new("ip").args(["-n", &gwa, "link", "set", dev, "down"]),
+            Duration::from_secs(5),
+        );
+    }
+    run.ka_a.kill();
+    run.gwa.kill9();
+    killed_at
+}
+
+/// Seconds from `t` to `u` (negative when `u` is earlier).
+fn secs_between(t: std::time::SystemTime, u: std::time::SystemTime) -> f64 {
+    u.duration_since(t)
+        .map(|d| d.as_secs_f64())
+        .unwrap_or_else(|e| -e.duration().as_secs_f64())
+}
+
+/// The on-premises device as the pair's remote: strongSwan 5.9.8 (kernel-libipsec) with ONE
+/// connection to the shared address (conf/strongswan/swanctl-as-remote.conf, `unique` at its
+/// default). The master dies as in [`unplanned_failover_under_three_seconds`] under 100
+/// pings/s and an iperf3 TCP stream (20 Mbit/s, 12 s): the outage stays under 3 s, the stream
+/// survives, and strongSwan is left with exactly one IKE SA, the new master's: the old one was
+/// destroyed on the new IKE_AUTH's INITIAL_CONTACT, not by its DPD (10 s, which never got to
+/// run out).
+#[test]
+#[ignore = "needs root"]
+fn strongswan_peer_follows_the_shared_address() {
+    let _serial = serial();
+    let mut run = AsRun::start_with(true);
+    let (lh, rh) = (run.lab.ns("lh"), run.lab.ns("rh"));
+    let r = ping_through(&lh, 5);
+    assert_eq!(r.received, r.sent, "{}", run.logs());
+    let before = run.rem.swan().sas();
+    assert_eq!(before.len(), 1, "{before:#?}");
+    let dir = run.dir.path.clone();
+    let (lh2, rh2) = (lh.clone(), rh.clone());
+    let iperf = std::thread::spawn(move || {
+        iperf3_json(
+            &lh2,
+            &rh2,
+            RH,
+            5201,
+            &["-t", "12", "-b", "20M", "-i", "1"],
+            &dir,
+            "swan-failover",
+        )
+    });
+    std::thread::sleep(Duration::from_secs(1));
+    let pings = ping_paced_in_background(
+        &lh,
+        RH,
+        1000,
+        pattern_payload(PING_PATTERN, 56),
+        Duration::from_millis(10),
+        Duration::from_secs(1),
+    );
+    // And from the strongSwan side: what strongSwan sends on the old CHILD_SA after the
+    // address moved reaches gwb with SPIs it never had.
+    let back = ping_paced_in_background(
+        &rh,
+        Ipv4Addr::new(10, 1, 0, 2),
+        1000,
+        pattern_payload(PING_PATTERN, 56),
+        Duration::from_millis(10),
+        Duration::from_secs(1),
+    );
+    std::thread::sleep(Duration::from_secs(3));
+    let killed_at = master_dies(&mut run);
+    let took_over = run.ka_b.wait_master(VIP, Duration::from_secs(5));
+    // When strongSwan agrees with gwb on one IKE SA, and nothing else (polled every ~50 ms).
+    let mut sas = Vec::new();
+    let replaced = poll_until(Duration::from_secs(5), || {
+        let Ok(st) = ctl_status(&run.gwb.socket) else {
+            return false;
+        };
+        sas = run.rem.swan().sas();
+        sas.len() == 1 && matching_ike(&st, &sas, SW_CONN).is_some()
+    });
+    let replaced_after = secs_between(killed_at, std::time::SystemTime::now());
+    let pings = pings.join().expect("pinger");
+    let back = back.join().expect("pinger");
+    let iperf = iperf.join();
+    assert!(took_over, "gwb never took the address over\n{}", run.logs());
+    let (lost_from, outage) = longest_outage(&pings).unwrap_or((killed_at, 0.0));
+    let back_outage = longest_outage(&back).map_or(0.0, |(_, g)| g);
+    let st_b = run.gwb.status();
+    let sw_log = run.rem.log_text();
+    let iperf =
+        iperf.unwrap_or_else(|_| panic!("iperf3 TCP stream did not survive\n{}", run.logs()));
+    let mbit: Vec<f64> = iperf["intervals"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|iv| iv["sum"]["bytes"].as_u64().unwrap_or(0) as f64 * 8.0 / 1e6)
+        .collect();
+    let u = |p: &str| iperf.pointer(p).and_then(Value::as_u64).unwrap_or(0);
+    eprintln!(
+        "strongSwan peer, unplanned failover: {} of {} pings lost, longest outage {outage:.3} s \
+         starting {:.3} s after the kill; strongSwan down to gwb's one IKE SA {replaced_after:.3} s \
+         after the kill; iperf3 TCP 20M per 1 s (Mbit/s): {:?}, retransmits per 1 s: {:?}; \
+         {} bytes sent, {} received, {} retransmits",
+        pings.lost().len(),
+        pings.sent(),
+        secs_between(killed_at, lost_from),
+        mbit.iter().map(|m| (m * 10.0).round() / 10.0).collect::<Vec<_>>(),
+        iperf["intervals"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .map(|iv| iv["sum"]["retransmits"].as_u64().unwrap_or(0))
+            .collect::<Vec<_>>(),
+        u("/end/sum_sent/bytes"),
+        u("/end/sum_received/bytes"),
+        u("/end/sum_sent/retransmits"),
+    );
+    eprintln!(
+        "strongSwan side -> LAN: {} of {} pings lost, longest outage {back_outage:.3} s",
+        back.lost().len(),
+        back.sent()
+    );
+    eprintln!(
+        "gwb after the takeover: drops {}, ike {}",
+        st_b["drops"], st_b["ike"]
+    );
+    for l in sw_log.lines().filter(|l| {
+        [
+            "INITIAL_CONTACT",
+            "deleting",
+            "destroying",
+            "INVALID_SPI",
+            "ignor",
+            "invalid",
+        ]
+        .iter()
+        .any(|w| l.contains(w))
+    }) {
+        eprintln!("charon: {l}");
+    }
+    assert!(
+        tunnel_up(&st_b),
+        "gwb's tunnel is not up: {st_b:#}\n{}",
+        run.logs()
+    );
+    assert!(
+        replaced,
+        "strongSwan did not end with exactly gwb's IKE SA: {sas:#?}\n{}",
+        run.logs()
+    );
+    assert_ne!(sas[0].spi_i, before[0].spi_i, "{sas:#?}");
+    // Replaced through INITIAL_CONTACT at once, not by DPD (dpd_delay 10 s: not yet run out).
+    assert!(
+        sw_log.contains("received INITIAL_CONTACT"),
+        "strongSwan did not act on INITIAL_CONTACT\n{sw_log}"
+    );
+    assert!(outage < 3.0, "outage {outage:.3} s\n{}", run.logs());
+    assert!(
+        back_outage < 3.0,
+        "outage {back_outage:.3} s from the strongSwan side\n{}",
+        run.logs()
+    );
+    assert!(
+        u("/end/sum_sent/bytes") > 0 && u("/end/sum_received/bytes") > 0,
+        "{iperf:#}"
+    );
+    // Still exactly one a while later (nothing else came back or was left half-deleted), and
+    // traffic flows on it.
+    std::thread::sleep(Duration::from_secs(2));
+    let sas = run.rem.swan().sas();
+    assert_eq!(sas.len(), 1, "{sas:#?}");
+    let r = ping_through(&lh, 5);
+    assert_eq!(r.received, r.sent, "{}", run.logs());
+}
+
+/// A planned handover (`ironsecctl drain` on the master, [`drain_master`]: outage <= 1 s, the
+/// TCP stream survives) with strongSwan as the peer; strongSwan ends with exactly one IKE SA,
+/// gwb's.
+#[test]
+#[ignore = "needs root"]
+fn strongswan_peer_follows_a_drain() {
+    let _serial = serial();
+    let run = AsRun::start_with(true);
+    let before = run.rem.swan().sas();
+    drain_master(&run);
+    let mut sas = Vec::new();
+    let replaced = poll_until(Duration::from_secs(5), || {
+        let Ok(st) = ctl_status(&run.gwb.socket) else {
+            return false;
+        };
+        sas = run.rem.swan().sas();
+        sas.len() == 1 && matching_ike(&st, &sas, SW_CONN).is_some()
+    });
+    assert!(
+        replaced,
+        "strongSwan did not end with exactly gwb's IKE SA: {sas:#?}\n{}",
+        run.logs()
+    );
+    assert_ne!(sas[0].spi_i, before[0].spi_i, "{sas:#?}");
+    assert!(
+        run.rem.log_text().contains("received INITIAL_CONTACT"),
+        "{}",
+        run.logs()
+    );
 }
 
 /// A planned handover: keepalived on the master is stopped (SIGTERM: it advertises priority

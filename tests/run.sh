@@ -47,7 +47,7 @@ declare -A WEIGHT=(
     [core_dumps]=2 [conf_examples]=1 [systemd_unit]=1 [ctl_ops]=17 [observability]=4
     [route_based]=45 [interop_route_based]=40 [route_bgp]=40 [interop_certs]=40
     [interop_remote_access]=55 [p2s_scale_script]=8 [ha_private_link]=75 [ha_active_active]=195
-    [ha_active_standby]=130 [ha_drain]=18 [ha_scale_script]=25
+    [ha_active_standby]=156 [ha_drain]=18 [ha_scale_script]=25
 )
 
 status=0

@@ -1,6 +1,7 @@
 //! strongSwan as a peer in interop tests: one charon under guard (netns-scripts/strongswan.sh,
 //! in a network namespace, all its state in one directory) and the parser of
-//! `swanctl --list-sas --pretty`. Used by tests/interop_strongswan.rs and tests/interop_ha.rs.
+//! `swanctl --list-sas --pretty`. Used by tests/interop_strongswan.rs, tests/interop_ha.rs
+//! and tests/ha_active_standby.rs (strongSwan as the peer of an active-standby pair).
 #![allow(dead_code)]
 
 use std::fs;
