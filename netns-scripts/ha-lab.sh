@@ -59,26 +59,9 @@ set -euo pipefail
 
 HERE=$(cd "$(dirname "$0")" && pwd)
 PROG=ha-lab.sh
-MSG_FD=2
-CMD=${1:-}
-PREFIX=${2:-}
+# shellcheck source=netns-scripts/bird-lib.sh
+. "$HERE/bird-lib.sh"
 KIND=${3:-}
-case "$CMD" in
-    -h | --help) PREFIX=x ;;
-esac
-# shellcheck source=netns-scripts/lib.sh
-. "$HERE/lib.sh"
-
-ns_of() { printf '%s-%s\n' "$PREFIX" "$1"; }
-ns_exists() { ip netns list | awk -v n="$1" '$1 == n { f = 1 } END { exit !f }'; }
-need_root() { [ "$(id -u)" = 0 ] || die "needs root (network namespaces)"; }
-
-check_prefix() {
-    [[ $PREFIX =~ ^[A-Za-z0-9_-]{1,24}$ ]] ||
-        die "PREFIX '$PREFIX' must be 1-24 of [A-Za-z0-9_-] (see --help)"
-    STATE="${TMPDIR:-/tmp}/ironsec-ha-$PREFIX"
-    WORK=$STATE # lib.sh's wait_ready finds the control sockets there
-}
 
 # A new namespace of ours: recorded in the state directory first (so `down` finds it whatever
 # the kind), then created with lo up and the lab's sysctls, set before any interface exists so
@@ -101,18 +84,7 @@ veth() { # ns1 if1 ns2 if2
 }
 
 # ---------------------------------------------------------------------------------------------
-# down: everything of PREFIX, whatever state it is in.
-
-# Stop PID $1 if it is still the program $2 (basename of its executable) running in namespace
-# $3: a PID file may outlive its process and the number be reused.
-stop_ours() { # pid program namespace
-    local pid=$1 exe
-    [[ $pid =~ ^[0-9]+$ ]] || return 0
-    exe=$(readlink "/proc/$pid/exe" 2>/dev/null) || return 0
-    [ "$(basename "$exe")" = "$2" ] || return 0
-    [ "$(ip netns identify "$pid" 2>/dev/null)" = "$3" ] || return 0
-    stop_pid "$pid"
-}
+# down (bird-lib.sh's): everything of PREFIX, whatever state it is in.
 
 # Every namespace this prefix may have: the ones recorded, and every kind's roles (in case the
 # state directory is gone).
@@ -120,28 +92,6 @@ all_ns() {
     local r
     if [ -f "$STATE/namespaces" ]; then cat "$STATE/namespaces"; fi
     for r in "${AA_ROLES[@]}"; do ns_of "$r"; done
-}
-
-down() {
-    local f role prog ns pid
-    if [ -d "$STATE" ]; then
-        # PID files are ROLE.PROGRAM.pid (gwa.bird.pid, rem.ironsecd.pid).
-        for f in "$STATE"/*.pid; do
-            [ -f "$f" ] || continue
-            role=$(basename "$f" .pid)
-            prog=${role#*.}
-            role=${role%%.*}
-            stop_ours "$(cat "$f" 2>/dev/null)" "$prog" "$(ns_of "$role")" || true
-        done
-    fi
-    for ns in $(all_ns | sort -u); do
-        ns_exists "$ns" || continue
-        # Anything still running inside one of our namespaces is ours (a daemon whose PID file
-        # was lost, a ping left behind): stop it by PID before the namespace goes.
-        for pid in $(ip netns pids "$ns" 2>/dev/null || true); do stop_pid "$pid" || true; done
-        ip netns del "$ns" 2>/dev/null || true
-    done
-    if [ -d "$STATE" ]; then rm -rf -- "$STATE"; fi
 }
 
 # ---------------------------------------------------------------------------------------------
@@ -178,17 +128,10 @@ aa_make_namespaces() {
     wan=$(ns_of wan) rtr=$(ns_of rtr)
     # WAN: the router with one port per site.
     for g in gwa gwb rem; do
-        ns=$(ns_of "$g")
-        veth "$wan" "$g" "$ns" wan
-        ip -n "$wan" addr add "${AA_ROUTERIP[$g]}/${AA_WANLEN[$g]}" dev "$g"
-        ip -n "$ns" addr add "${AA_WANIP[$g]}/${AA_WANLEN[$g]}" dev wan
-        ip -n "$ns" route add default via "${AA_ROUTERIP[$g]}"
+        wan_port "$wan" "$g" "$(ns_of "$g")" "${AA_ROUTERIP[$g]}" "${AA_WANIP[$g]}" "${AA_WANLEN[$g]}"
     done
     # The pair's site: LAN host, LAN router, a /30 from the router to each gateway.
-    veth "$rtr" lan "$(ns_of lh)" eth0
-    ip -n "$rtr" addr add 10.1.0.1/24 dev lan
-    ip -n "$(ns_of lh)" addr add 10.1.0.2/24 dev eth0
-    ip -n "$(ns_of lh)" route add default via 10.1.0.1
+    lan_host "$rtr" "$(ns_of lh)" 10.1.0
     for g in "${AA_GWS[@]}"; do
         ns=$(ns_of "$g")
         veth "$rtr" "$g" "$ns" lan
@@ -196,110 +139,49 @@ aa_make_namespaces() {
         ip -n "$ns" addr add "10.1.${AA_LINKNO[$g]}.2/30" dev lan
     done
     # The remote site: gateway and LAN host.
-    veth "$(ns_of rem)" lan "$(ns_of rh)" eth0
-    ip -n "$(ns_of rem)" addr add 10.2.0.1/24 dev lan
-    ip -n "$(ns_of rh)" addr add 10.2.0.2/24 dev eth0
-    ip -n "$(ns_of rh)" route add default via 10.2.0.1
+    lan_host "$(ns_of rem)" "$(ns_of rh)" 10.2.0
 }
 
 aa_write_configs() {
-    local p g out inc
-    for p in "${AA_PSKS[@]}"; do
-        (umask 077; printf '0x%s\n' "$(head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n')" >"$STATE/$p.psk")
-    done
+    local p g inc out
+    for p in "${AA_PSKS[@]}"; do new_psk "$STATE/$p.psk"; done
     for g in "${AA_IRONSEC[@]}"; do
-        out="$STATE/$g.toml"
         # The gateways' [drain] table: this lab's BIRD socket and files, a state file here.
         # Nothing may point outside $STATE: the namespaces share the host's file system.
-        sed -e "s|^control_socket = \"[^\"]*\"|control_socket = \"$STATE/$g.sock\"|" \
-            -e "s|^psk_file = \"psk/\\([^\"]*\\)\"|psk_file = \"$STATE/\\1\"|" \
+        derive_ironsecd_config "$g" "conf/ha/${AA_TOML[$g]}" sed \
             -e "s|\"/run/bird/bird.ctl\"|\"$STATE/$g.bird.sock\"|g" \
             -e "s|/etc/bird/ha-aa-gw-[ab]-drain.conf|$STATE/$g-drain.bird.conf|g" \
             -e "s|/etc/bird/ha-aa-gw-[ab].conf|$STATE/$g.bird.conf|g" \
-            -e "s|^state_file = \"/run/ironsec/drain\"|state_file = \"$STATE/$g.drain\"|" \
-            "$ROOT/conf/ha/${AA_TOML[$g]}" >"$out"
-        grep -q "^control_socket = \"$STATE/$g.sock\"" "$out" && ! grep -q '^psk_file = "psk/' "$out" &&
-            ! grep -q '"/run/\|/etc/bird' "$out" ||
-            die "could not derive $out from conf/ha/${AA_TOML[$g]} (did the example's layout change?)"
-        ip netns exec "$(ns_of "$g")" "$D" check --config "$out" >"$STATE/$g.check" 2>&1 ||
-            { indent <"$STATE/$g.check" >&2; die "ironsecd check --config $out failed"; }
+            -e "s|^state_file = \"/run/ironsec/drain\"|state_file = \"$STATE/$g.drain\"|"
+        ! grep -q '"/run/\|/etc/bird' "$STATE/$g.toml" ||
+            die "could not derive $STATE/$g.toml from conf/ha/${AA_TOML[$g]}: a path outside the lab is left"
     done
     for inc in "${AA_BIRD_INCLUDES[@]}"; do cp "$ROOT/conf/bird/$inc" "$STATE/$inc"; done
     for g in "${AA_BIRDS[@]}"; do
-        out="$STATE/$g.bird.conf"
-        sed "s|^log syslog all;|log \"$STATE/$g.bird.log\" all;|" \
-            "$ROOT/conf/bird/${AA_BIRDCONF[$g]}" >"$out"
-        grep -q "^log \"$STATE/$g.bird.log\" all;" "$out" ||
-            die "could not derive $out from conf/bird/${AA_BIRDCONF[$g]} (no 'log syslog all;' line?)"
-        bird -p -c "$out" || die "bird -p -c $out: the config does not parse"
+        derive_bird_config "$g" "${AA_BIRDCONF[$g]}"
         case $g in
         gwa | gwb)
-            # Its -drain variant, for the [drain] withdraw command.
+            # Its -drain variant, for the [drain] withdraw command (logging to the same file).
             out="$STATE/$g-drain.bird.conf"
             sed "s|^log syslog all;|log \"$STATE/$g.bird.log\" all;|" \
                 "$ROOT/conf/bird/${AA_BIRDCONF[$g]%.conf}-drain.conf" >"$out"
-            bird -p -c "$out" || die "bird -p -c $out: the config does not parse"
+            check_bird_config "$out"
             ;;
         esac
     done
 }
 
-aa_start_daemons() {
-    local g ns
-    for g in "${AA_IRONSEC[@]}"; do
-        ns=$(ns_of "$g")
-        # ip netns exec execs ironsecd in place: $! is the daemon's PID.
-        IRONSEC_LOG="${IRONSEC_LOG:-info}" ip netns exec "$ns" "$D" --config "$STATE/$g.toml" \
-            </dev/null >"$STATE/$g.ironsecd.log" 2>&1 &
-        echo "$!" >"$STATE/$g.ironsecd.pid"
+# What is still pending of BIRD $1 (for bird-lib.sh's wait_birds): each of its BGP sessions
+# must be Established and its BFD session Up. BFD comes up after BGP (it starts slow), and a
+# BFD session that never was up declares nothing when its peer dies: a fault injected before
+# then is noticed only by BGP's hold timer (30 s).
+aa_pending() { # role
+    local s
+    for s in ${AA_SESSIONS[$1]}; do
+        bgp_sessions "$1" | grep -q "^$s up Established" || printf ' %s:%s' "$1" "$s"
     done
-    for g in "${AA_IRONSEC[@]}"; do
-        wait_ready "$g" "$(cat "$STATE/$g.ironsecd.pid")" ||
-            { indent <"$STATE/$g.ironsecd.log" >&2; die "ironsecd in $(ns_of "$g"): $NOT_READY"; }
-    done
-    for g in "${AA_BIRDS[@]}"; do
-        ns=$(ns_of "$g")
-        # BIRD forks into the background and writes its PID file; TZ=UTC: log times in UTC.
-        ip netns exec "$ns" env TZ=UTC bird -c "$STATE/$g.bird.conf" -s "$STATE/$g.bird.sock" \
-            -P "$STATE/$g.bird.pid" </dev/null >"$STATE/$g.bird.out" 2>&1 ||
-            { indent <"$STATE/$g.bird.out" >&2; die "bird did not start in $ns"; }
-    done
-}
-
-# BGP sessions of BIRD $1 as "name state info" lines.
-bgp_sessions() {
-    # Columns: name proto table state since info; since is "DATE TIME" in the configs' format.
-    birdc -s "$STATE/$1.bird.sock" show protocols 2>/dev/null |
-        awk '$2 == "BGP" { i = ($5 ~ /^[0-9][0-9][0-9][0-9]-/) ? 7 : 6; print $1, $4, $i }'
-}
-
-# BFD sessions of BIRD $1 that are Up, one address a line.
-bfd_up() {
-    birdc -s "$STATE/$1.bird.sock" show bfd sessions 2>/dev/null | awk '$3 == "Up" { print $1 }'
-}
-
-# Wait up to $1 seconds for every BGP session of every BIRD to be Established and its BFD
-# session Up. BFD comes up after BGP (it starts slow), and a BFD session that never was up
-# declares nothing when its peer dies: a fault injected before then is noticed only by BGP's
-# hold timer (30 s).
-aa_wait_bgp() {
-    local deadline=$((SECONDS + $1)) g s pending
-    while :; do
-        pending=""
-        for g in "${AA_BIRDS[@]}"; do
-            for s in ${AA_SESSIONS[$g]}; do
-                bgp_sessions "$g" | grep -q "^$s up Established" || pending+=" $g:$s"
-            done
-            # One BFD session per BGP session.
-            [ "$(bfd_up "$g" | wc -l)" = "$(wc -w <<<"${AA_SESSIONS[$g]}")" ] || pending+=" $g:bfd"
-        done
-        [ -z "$pending" ] && return 0
-        if [ "$SECONDS" -ge "$deadline" ]; then
-            log "$PROG: BGP/BFD sessions not up after $1 s:$pending"
-            return 1
-        fi
-        sleep 0.2
-    done
+    # One BFD session per BGP session.
+    [ "$(bfd_up "$1" | wc -l)" = "$(wc -w <<<"${AA_SESSIONS[$1]}")" ] || printf ' %s:bfd' "$1"
 }
 
 aa_up() {
@@ -307,14 +189,10 @@ aa_up() {
     aa_make_namespaces
     if [ "$NET_ONLY" = 1 ]; then return; fi
     aa_write_configs
-    aa_start_daemons
-    if ! aa_wait_bgp 30; then
-        for g in "${AA_BIRDS[@]}"; do
-            log "--- $g: BIRD"; birdc -s "$STATE/$g.bird.sock" show protocols 2>&1 | indent >&2
-        done
-        for g in "${AA_IRONSEC[@]}"; do
-            log "--- $g: ironsecd log"; tail -n 20 "$STATE/$g.ironsecd.log" | indent >&2
-        done
+    start_daemons "${AA_IRONSEC[*]}" "${AA_BIRDS[*]}"
+    if ! wait_birds 30 "BGP/BFD sessions not up" aa_pending "${AA_BIRDS[@]}"; then
+        for g in "${AA_BIRDS[@]}"; do show_bird_protocols "$g"; done
+        for g in "${AA_IRONSEC[@]}"; do show_ironsecd_log "$g"; done
         die "BGP did not come up"
     fi
     msg "$PROG: up in $((SECONDS - t0)) s, every BGP session established and its BFD session up; state in $STATE"
@@ -322,32 +200,19 @@ aa_up() {
 }
 
 aa_status() {
-    local g ns sock
+    local g ns
     if [ -n "${IRONSECCTL:-}" ]; then CTL=$IRONSECCTL
     elif [ -n "${IRONSECD:-}" ]; then CTL="$(dirname "$IRONSECD")/ironsecctl"
     else bin_dir; CTL="$BIN/ironsecctl"; fi
     for g in rtr gwa gwb rem; do
         ns=$(ns_of "$g")
         say "=== $g ($ns)"
-        sock="$STATE/$g.sock"
-        if [ -S "$sock" ] && [ -x "$CTL" ]; then
-            say "--- tunnels (ironsecctl status)"
-            "$CTL" --socket "$sock" status 2>&1 | indent || true
-        fi
-        if [ -S "$STATE/$g.bird.sock" ]; then
-            say "--- BGP sessions"
-            bgp_sessions "$g" | indent
-            say "--- BFD sessions"
-            birdc -s "$STATE/$g.bird.sock" show bfd sessions 2>&1 | sed 1d | indent
-        fi
+        status_daemons "$g" tunnels
         say "--- the other site's LAN, and guards"
         { ip -n "$ns" route show | grep -E '^10\.[12]\.0\.0/24|nexthop|blackhole' || true; } | indent
         say "--- tunnel interfaces (packets in / out)"
         ip -n "$ns" -o link show 2>/dev/null | awk '{ sub(/:$/, "", $2); sub(/@.*/, "", $2) } $2 ~ /^vti-/ { print $2 }' |
-            while read -r dev; do
-                ip -n "$ns" -s link show "$dev" |
-                    awk -v d="$dev" '/RX:/ { getline; rx = $2 } /TX:/ { getline; tx = $2 } END { printf "%s rx %s tx %s\n", d, rx, tx }'
-            done | indent
+            while read -r dev; do link_counters "$ns" "$dev"; done | indent
     done
 }
 
@@ -410,40 +275,13 @@ aa_heal() {
 # ---------------------------------------------------------------------------------------------
 # Dispatch
 
-# The daemon binaries: IRONSECD/IRONSECCTL, else lib.sh's (release build, made if missing).
-binaries() {
-    if [ -n "${IRONSECD:-}" ]; then
-        D=$IRONSECD
-        CTL=${IRONSECCTL:-$(dirname "$D")/ironsecctl}
-    else
-        find_binaries first "building ironsecd (cargo build --release) ..."
-    fi
-    [ -x "$D" ] || die "$D not found or not executable (set IRONSECD)"
-    [ -x "$CTL" ] || die "$CTL not found or not executable (set IRONSECCTL)"
-    command -v bird >/dev/null && command -v birdc >/dev/null ||
-        die "bird and birdc not found (Debian: apt-get install bird2, or tests/install-deps.sh)"
-}
 
 up() {
-    need_root
-    command -v ip >/dev/null || die "iproute2 (ip) not installed"
-    [ "$NET_ONLY" = 1 ] || binaries
-    down
-    UP_OK=0
-    install_cleanup_traps
-    mkdir -m 700 -p "$STATE"
+    begin_up
     "${KIND}_up"
     UP_OK=1
     if [ "$NET_ONLY" = 1 ]; then
         msg "$PROG: namespaces $(tr '\n' ' ' <"$STATE/namespaces")(network only, no daemons); remove them with: $0 down $PREFIX"
-    fi
-}
-
-# A failed `up` removes everything it built; a successful one leaves it running.
-on_exit() {
-    if [ "${UP_OK:-1}" = 0 ]; then
-        log "$PROG: up failed; removing what it built"
-        down
     fi
 }
 
@@ -462,7 +300,7 @@ case "$CMD" in
     *) usage >&2; exit 2 ;;
 esac
 [ $# -ge 2 ] || die "usage: $PROG $CMD PREFIX KIND ... (see --help)"
-check_prefix
+check_prefix ha
 case "$CMD" in
     down)
         # Never fails: whatever KIND (or none) is given, everything of PREFIX goes.

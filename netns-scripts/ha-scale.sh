@@ -89,14 +89,8 @@ set -euo pipefail
 
 HERE=$(cd "$(dirname "$0")" && pwd)
 PROG=ha-scale.sh
-MSG_FD=2
-CMD=${1:-}
-PREFIX=${2:-}
-case "$CMD" in
-    -h | --help) PREFIX=x ;;
-esac
-# shellcheck source=netns-scripts/lib.sh
-. "$HERE/lib.sh"
+# shellcheck source=netns-scripts/bird-lib.sh
+. "$HERE/bird-lib.sh"
 
 GWS=(gw1 gw2 gw3)
 SPK_WAN=198.51.100.2
@@ -104,24 +98,14 @@ PROTECT=10.128.0.0/10
 PY=python3
 [ -x /usr/bin/python3 ] && PY=/usr/bin/python3
 
-ns_of() { printf '%s-%s\n' "$PREFIX" "$1"; }
 all_ns() {
     local r
     for r in lh rtr "${GWS[@]}" wan spk ls; do ns_of "$r"; done
 }
-ns_exists() { ip netns list | awk -v n="$1" '$1 == n { f = 1 } END { exit !f }'; }
 gw_no() { printf '%s\n' "${1#gw}"; }
 gw_wan() { printf '192.0.2.1%s\n' "$(gw_no "$1")"; }
 
-check_prefix() {
-    [[ $PREFIX =~ ^[A-Za-z0-9_-]{1,24}$ ]] ||
-        die "PREFIX '$PREFIX' must be 1-24 of [A-Za-z0-9_-] (see --help)"
-    STATE="${TMPDIR:-/tmp}/ironsec-hascale-$PREFIX"
-    WORK=$STATE # lib.sh's wait_ready finds the control sockets there
-}
-
-need_root() { [ "$(id -u)" = 0 ] || die "needs root (network namespaces)"; }
-
+# Unlike bird-lib.sh's binaries, builds nothing (a scale run must not start with a build).
 binaries() {
     if [ -n "${IRONSECD:-}" ]; then
         D=$IRONSECD
@@ -132,8 +116,7 @@ binaries() {
     CTL=${IRONSECCTL:-$(dirname "$D")/ironsecctl}
     [ -x "$D" ] || die "$D not found or not executable: cargo build --release -p ironsecd, or set IRONSECD"
     [ -x "$CTL" ] || die "$CTL not found or not executable (set IRONSECCTL)"
-    command -v bird >/dev/null && command -v birdc >/dev/null ||
-        die "bird and birdc not found (Debian: apt-get install bird2, or tests/install-deps.sh)"
+    need_bird
     command -v "$PY" >/dev/null || die "needs python3 to read 'ironsecctl status --json'"
 }
 
@@ -162,58 +145,13 @@ expand_list() { # list max
 }
 
 # ---------------------------------------------------------------------------------------------
-# down: everything of PREFIX, whatever state it is in.
-
-# Stop PID $1 if it is still the program $2 (basename of its executable) running in namespace
-# $3: a PID file may outlive its process and the number be reused.
-stop_ours() { # pid program namespace
-    local pid=$1 exe
-    [[ $pid =~ ^[0-9]+$ ]] || return 0
-    exe=$(readlink "/proc/$pid/exe" 2>/dev/null) || return 0
-    [ "$(basename "$exe")" = "$2" ] || return 0
-    [ "$(ip netns identify "$pid" 2>/dev/null)" = "$3" ] || return 0
-    stop_pid "$pid"
-}
-
-down() {
-    local ns r pids p
-    if [ -d "$STATE" ]; then
-        for r in rtr "${GWS[@]}" spk; do
-            ns=$(ns_of "$r")
-            [ -f "$STATE/$r.bird.pid" ] && stop_ours "$(cat "$STATE/$r.bird.pid")" bird "$ns"
-            [ -f "$STATE/$r.ironsecd.pid" ] && stop_ours "$(cat "$STATE/$r.ironsecd.pid")" ironsecd "$ns"
-        done
-    fi
-    for ns in $(all_ns); do
-        ns_exists "$ns" || continue
-        # Anything still running inside one of our namespaces is ours (a daemon whose PID file
-        # was lost, a pinger or iperf3 left behind): stop it by PID before the namespace goes.
-        pids=$(ip netns pids "$ns" 2>/dev/null || true)
-        for p in $pids; do stop_pid "$p"; done
-        ip netns del "$ns" 2>/dev/null || true
-    done
-    if [ -d "$STATE" ]; then rm -rf -- "$STATE"; fi
-    return 0
-}
-
-# ---------------------------------------------------------------------------------------------
-# Topology. Every veth is created inside a namespace of ours with its peer moved straight into
-# the other: nothing ever appears in the root namespace.
+# Topology (bird-lib.sh's veths: nothing ever appears in the root namespace).
 
 make_namespaces() {
     local r ns g k lh rtr wan spk ls i
-    for r in lh rtr "${GWS[@]}" wan spk ls; do
-        ns=$(ns_of "$r")
-        ip netns add "$ns"
-        ip -n "$ns" link set lo up
-    done
+    add_namespaces lh rtr "${GWS[@]}" wan spk ls
     lh=$(ns_of lh) rtr=$(ns_of rtr) wan=$(ns_of wan) spk=$(ns_of spk) ls=$(ns_of ls)
-    ip -n "$rtr" link add lan type veth peer name eth0 netns "$lh"
-    ip -n "$rtr" addr add 10.0.0.1/24 dev lan
-    ip -n "$rtr" link set lan up
-    ip -n "$lh" addr add 10.0.0.2/24 dev eth0
-    ip -n "$lh" link set eth0 up
-    ip -n "$lh" route add default via 10.0.0.1
+    lan_host "$rtr" "$lh" 10.0.0
     ip -n "$rtr" route add 10.64.0.0/10 via 10.0.0.2
     ip netns exec "$rtr" sysctl -qw net.ipv4.ip_forward=1
     # Spread flows over the gateways by addresses and ports (the default hashes addresses only).
@@ -244,18 +182,8 @@ make_namespaces() {
         ip netns exec "$(ns_of "$r")" sysctl -qw net.ipv4.conf.all.rp_filter=0
         ip netns exec "$(ns_of "$r")" sysctl -qw net.ipv4.conf.default.rp_filter=0
     done
-    ip -n "$wan" link add spk type veth peer name wan netns "$spk"
-    ip -n "$wan" addr add 198.51.100.1/24 dev spk
-    ip -n "$wan" link set spk up
-    ip -n "$spk" addr add "$SPK_WAN/24" dev wan
-    ip -n "$spk" link set wan up
-    ip -n "$spk" route add default via 198.51.100.1
-    ip -n "$spk" link add lan type veth peer name eth0 netns "$ls"
-    ip -n "$spk" addr add 10.1.0.1/24 dev lan
-    ip -n "$spk" link set lan up
-    ip -n "$ls" addr add 10.1.0.2/24 dev eth0
-    ip -n "$ls" link set eth0 up
-    ip -n "$ls" route add default via 10.1.0.1
+    wan_port "$wan" spk "$spk" 198.51.100.1 "$SPK_WAN" 24
+    lan_host "$spk" "$ls" 10.1.0
     ip -n "$spk" route add 10.128.0.0/10 via 10.1.0.2
     ip netns exec "$spk" sysctl -qw net.ipv4.ip_forward=1
     # Every site's .1 on the LAN hosts, for pings and TCP from and to any site.
@@ -447,7 +375,7 @@ write_configs() {
     (
         umask 077
         for ((i = 1; i <= SPOKES; i++)); do
-            printf '0x%s\n' "$(head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n')" >"$STATE/psk/s$i.psk"
+            new_psk "$STATE/psk/s$i.psk"
         done
     )
     # Three contiguous shares, the first gateways taking the remainder.
@@ -460,11 +388,11 @@ write_configs() {
         a=$((b + 1))
         gw_config "$g"
         gw_bird_config "$g"
-        bird -p -c "$STATE/$g.bird.conf" || die "bird -p -c $STATE/$g.bird.conf: the config does not parse"
+        check_bird_config "$STATE/$g.bird.conf"
     done
     spoke_config
     rtr_bird_config
-    bird -p -c "$STATE/rtr.bird.conf" || die "bird -p -c $STATE/rtr.bird.conf: the config does not parse"
+    check_bird_config "$STATE/rtr.bird.conf"
     printf '%s\n' "$SPOKES" >"$STATE/spokes"
     for r in "${GWS[@]}" spk; do
         ip netns exec "$(ns_of "$r")" "$D" check --config "$STATE/$r.toml" >"$STATE/$r.check" 2>&1 ||
@@ -475,27 +403,8 @@ write_configs() {
 # ---------------------------------------------------------------------------------------------
 # Daemons
 
+# Raised for ironsecd (bird-lib.sh's start_ironsecd) in `up`.
 NOFILE=0
-start_ironsecd() { # role
-    local ns
-    ns=$(ns_of "$1")
-    (
-        # One descriptor per device queue (one queue per CPU) and some.
-        if [ "$(ulimit -Hn)" != unlimited ] && [ "$(ulimit -Hn)" -lt "$NOFILE" ]; then ulimit -n "$NOFILE"; fi
-        IRONSEC_LOG="${IRONSEC_LOG:-info}" exec ip netns exec "$ns" "$D" --config "$STATE/$1.toml" \
-            </dev/null >>"$STATE/$1.ironsecd.log" 2>&1
-    ) &
-    echo "$!" >"$STATE/$1.ironsecd.pid"
-}
-
-start_bird() { # role
-    local ns
-    ns=$(ns_of "$1")
-    # BIRD forks into the background and writes its PID file; TZ=UTC: log times in UTC.
-    ip netns exec "$ns" env TZ=UTC bird -c "$STATE/$1.bird.conf" -s "$STATE/$1.bird.sock" \
-        -P "$STATE/$1.bird.pid" </dev/null >"$STATE/$1.bird.out" 2>&1 ||
-        { indent <"$STATE/$1.bird.out" >&2; die "bird did not start in $ns"; }
-}
 
 ctl() { # role args...
     local r=$1
@@ -539,12 +448,7 @@ rtr_routes() {
 
 up() {
     local t0 t_gw deadline g want have routes line up_total last=""
-    need_root
-    binaries
-    down
-    UP_OK=0
-    install_cleanup_traps
-    mkdir -m 700 -p "$STATE"
+    begin_up
     NOFILE=$(( SPOKES * $(nproc) + 4096 ))
     msg "$PROG: namespaces $(all_ns | tr '\n' ' ')"
     t0=$(now_ns)
@@ -553,13 +457,11 @@ up() {
     K0=$(kernel_kib)
     start_bird rtr
     start_ironsecd spk
-    wait_ready spk "$(cat "$STATE/spk.ironsecd.pid")" ||
-        { indent <"$STATE/spk.ironsecd.log" >&2; die "the spoke's ironsecd: $NOT_READY"; }
+    wait_ironsecd spk "the spoke's ironsecd"
     t_gw=$(now_ns)
     for g in "${GWS[@]}"; do start_ironsecd "$g"; done
     for g in "${GWS[@]}"; do
-        wait_ready "$g" "$(cat "$STATE/$g.ironsecd.pid")" ||
-            { indent <"$STATE/$g.ironsecd.log" >&2; die "ironsecd in $(ns_of "$g"): $NOT_READY"; }
+        wait_ironsecd "$g"
         start_bird "$g"
     done
     deadline=$(( t_gw + TIMEOUT * 1000000000 ))
@@ -593,14 +495,6 @@ up() {
     UP_OK=1
     msg "$PROG: up: $SPOKES spokes, gateways up and routed in $T_SETUP s ($T_TOTAL s with the namespaces); state in $STATE"
     cat "$STATE/up.json"
-}
-
-# A failed `up` removes everything it built; a successful one leaves it running.
-on_exit() {
-    if [ "${UP_OK:-1}" = 0 ]; then
-        log "$PROG: up failed; removing what it built"
-        down
-    fi
 }
 
 # ---------------------------------------------------------------------------------------------
@@ -787,7 +681,7 @@ case "$CMD" in
 esac
 [ $# -ge 2 ] || die "usage: $PROG $CMD PREFIX ... (see --help)"
 shift 2
-check_prefix
+check_prefix hascale
 SPOKES=12 TIMEOUT=600 SITES="" FROM="" TO=""
 # Seconds without a packet from the spokes through the giving gateway before it drops the moved
 # sites (twice the default follow time, 0.5 s).

@@ -1,5 +1,6 @@
 # shellcheck shell=bash
-# Shared helpers of netns-scripts/demo.sh, bench.sh, idle-hub.sh and route-scale.sh: binaries, process
+# Shared helpers of netns-scripts/demo.sh, bench.sh, idle-hub.sh and route-scale.sh (and, through
+# bird-lib.sh, of route-based.sh, plink-lab.sh, ha-lab.sh and ha-scale.sh): binaries, process
 # handling, cleanup traps, gateway configs with manual keys (conf/static-gw-*.toml) or IKEv2 and a
 # PSK (conf/ike-gw-*.toml), starting ironsecd in the namespaces, reading its counters and waiting
 # for its IKE SA. Not a script of its own: source it, never run it.

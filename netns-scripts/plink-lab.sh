@@ -60,14 +60,8 @@ set -euo pipefail
 
 HERE=$(cd "$(dirname "$0")" && pwd)
 PROG=plink-lab.sh
-MSG_FD=2
-CMD=${1:-}
-PREFIX=${2:-}
-case "$CMD" in
-    -h | --help) PREFIX=x ;;
-esac
-# shellcheck source=netns-scripts/lib.sh
-. "$HERE/lib.sh"
+# shellcheck source=netns-scripts/bird-lib.sh
+. "$HERE/bird-lib.sh"
 
 GWS=(gwa gwb)
 # Per gateway: example configs, WAN address, WAN router address, LAN number, private link
@@ -81,67 +75,17 @@ declare -A PLIP=([gwa]=10.255.0.1 [gwb]=10.255.0.2)
 declare -A LANOF=([gwa]=lha [gwb]=lhb)
 PSK_NAME=plink.psk
 
-ns_of() { printf '%s-%s\n' "$PREFIX" "$1"; }
 all_ns() {
     local r
     for r in wan plink "${GWS[@]}" lha lhb; do ns_of "$r"; done
-}
-ns_exists() { ip netns list | awk -v n="$1" '$1 == n { f = 1 } END { exit !f }'; }
-
-check_prefix() {
-    [[ $PREFIX =~ ^[A-Za-z0-9_-]{1,24}$ ]] ||
-        die "PREFIX '$PREFIX' must be 1-24 of [A-Za-z0-9_-] (see --help)"
-    STATE="${TMPDIR:-/tmp}/ironsec-plink-$PREFIX"
-    WORK=$STATE # lib.sh's wait_ready finds the control sockets there
-}
-
-need_root() { [ "$(id -u)" = 0 ] || die "needs root (network namespaces)"; }
-
-# ---------------------------------------------------------------------------------------------
-# down: everything of PREFIX, whatever state it is in.
-
-# Stop PID $1 if it is still the program $2 (basename of its executable) running in namespace
-# $3: a PID file may outlive its process and the number be reused.
-stop_ours() { # pid program namespace
-    local pid=$1 exe
-    [[ $pid =~ ^[0-9]+$ ]] || return 0
-    exe=$(readlink "/proc/$pid/exe" 2>/dev/null) || return 0
-    [ "$(basename "$exe")" = "$2" ] || return 0
-    [ "$(ip netns identify "$pid" 2>/dev/null)" = "$3" ] || return 0
-    stop_pid "$pid"
-}
-
-down() {
-    local ns g pids
-    if [ -d "$STATE" ]; then
-        for g in "${GWS[@]}"; do
-            ns=$(ns_of "$g")
-            [ -f "$STATE/$g.bird.pid" ] && stop_ours "$(cat "$STATE/$g.bird.pid")" bird "$ns"
-            [ -f "$STATE/$g.ironsecd.pid" ] && stop_ours "$(cat "$STATE/$g.ironsecd.pid")" ironsecd "$ns"
-        done
-    fi
-    for ns in $(all_ns); do
-        ns_exists "$ns" || continue
-        # Anything still running inside one of our namespaces is ours (a daemon whose PID file
-        # was lost, a ping left behind): stop it by PID before the namespace goes.
-        pids=$(ip netns pids "$ns" 2>/dev/null || true)
-        for g in $pids; do stop_pid "$g"; done
-        ip netns del "$ns" 2>/dev/null || true
-    done
-    if [ -d "$STATE" ]; then rm -rf -- "$STATE"; fi
-    return 0
 }
 
 # ---------------------------------------------------------------------------------------------
 # up
 
 make_namespaces() {
-    local r ns g lan n wan plink
-    for r in wan plink "${GWS[@]}" lha lhb; do
-        ns=$(ns_of "$r")
-        ip netns add "$ns"
-        ip -n "$ns" link set lo up
-    done
+    local ns g lan n wan plink
+    add_namespaces wan plink "${GWS[@]}" lha lhb
     wan=$(ns_of wan)
     plink=$(ns_of plink)
     ip netns exec "$wan" sysctl -qw net.ipv4.ip_forward=1
@@ -152,14 +96,7 @@ make_namespaces() {
         ns=$(ns_of "$g")
         lan=$(ns_of "${LANOF[$g]}")
         n=${LANNO[$g]}
-        # Each veth is created inside a namespace of ours with its peer moved straight into the
-        # other: nothing ever appears in the root namespace.
-        ip -n "$wan" link add "$g" type veth peer name wan netns "$ns"
-        ip -n "$wan" addr add "${ROUTERIP[$g]}/24" dev "$g"
-        ip -n "$wan" link set "$g" up
-        ip -n "$ns" addr add "${WANIP[$g]}/24" dev wan
-        ip -n "$ns" link set wan up
-        ip -n "$ns" route add default via "${ROUTERIP[$g]}"
+        wan_port "$wan" "$g" "$ns" "${ROUTERIP[$g]}" "${WANIP[$g]}" 24
 
         ip -n "$plink" link add "$g" type veth peer name pl netns "$ns"
         ip -n "$plink" link set "$g" master br0
@@ -167,174 +104,47 @@ make_namespaces() {
         ip -n "$ns" addr add "${PLIP[$g]}/30" dev pl
         ip -n "$ns" link set pl up
 
-        ip -n "$ns" link add lan type veth peer name eth0 netns "$lan"
-        ip -n "$ns" addr add "10.$n.0.1/24" dev lan
-        ip -n "$ns" link set lan up
-        ip -n "$lan" addr add "10.$n.0.2/24" dev eth0
-        ip -n "$lan" link set eth0 up
-        ip -n "$lan" route add default via "10.$n.0.1"
+        lan_host "$ns" "$lan" "10.$n.0"
 
-        ip netns exec "$ns" sysctl -qw net.ipv4.ip_forward=1
         # While the two sites switch paths one after the other, a request may come in over one
         # path and its reply leave over the other: no reverse-path filter.
-        ip netns exec "$ns" sysctl -qw net.ipv4.conf.all.rp_filter=0
-        ip netns exec "$ns" sysctl -qw net.ipv4.conf.default.rp_filter=0
+        forward_without_rp_filter "$ns"
     done
-}
-
-# The daemon binaries: IRONSECD/IRONSECCTL, else lib.sh's (release build, made if missing).
-binaries() {
-    if [ -n "${IRONSECD:-}" ]; then
-        D=$IRONSECD
-        CTL=${IRONSECCTL:-$(dirname "$D")/ironsecctl}
-    else
-        find_binaries first "building ironsecd (cargo build --release) ..."
-    fi
-    [ -x "$D" ] || die "$D not found or not executable (set IRONSECD)"
-    [ -x "$CTL" ] || die "$CTL not found or not executable (set IRONSECCTL)"
-    command -v bird >/dev/null && command -v birdc >/dev/null ||
-        die "bird and birdc not found (Debian: apt-get install bird2, or tests/install-deps.sh)"
 }
 
 write_configs() {
-    local g out
-    (umask 077; printf '0x%s\n' "$(head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n')" >"$STATE/$PSK_NAME")
+    local g
+    new_psk "$STATE/$PSK_NAME"
     for g in "${GWS[@]}"; do
-        out="$STATE/$g.toml"
-        sed -e "s|^control_socket = \"[^\"]*\"|control_socket = \"$STATE/$g.sock\"|" \
-            -e "s|^psk_file = \"psk/$PSK_NAME\"|psk_file = \"$STATE/$PSK_NAME\"|" \
-            "$ROOT/conf/${TOML[$g]}" >"$out"
-        grep -q "^control_socket = \"$STATE/$g.sock\"" "$out" && ! grep -q '^psk_file = "psk/' "$out" ||
-            die "could not derive $out from conf/${TOML[$g]} (did the example's layout change?)"
-        ip netns exec "$(ns_of "$g")" "$D" check --config "$out" >"$STATE/$g.check" 2>&1 ||
-            { indent <"$STATE/$g.check" >&2; die "ironsecd check --config $out failed"; }
-
-        out="$STATE/$g.bird.conf"
-        sed "s|^log syslog all;|log \"$STATE/$g.bird.log\" all;|" \
-            "$ROOT/conf/bird/${BIRDCONF[$g]}" >"$out"
-        grep -q "^log \"$STATE/$g.bird.log\" all;" "$out" ||
-            die "could not derive $out from conf/bird/${BIRDCONF[$g]} (no 'log syslog all;' line?)"
-        bird -p -c "$out" || die "bird -p -c $out: the config does not parse"
-    done
-}
-
-start_daemons() {
-    local g ns
-    for g in "${GWS[@]}"; do
-        ns=$(ns_of "$g")
-        # ip netns exec execs ironsecd in place: $! is the daemon's PID.
-        IRONSEC_LOG="${IRONSEC_LOG:-info}" ip netns exec "$ns" "$D" --config "$STATE/$g.toml" \
-            </dev/null >"$STATE/$g.ironsecd.log" 2>&1 &
-        echo "$!" >"$STATE/$g.ironsecd.pid"
-    done
-    for g in "${GWS[@]}"; do
-        wait_ready "$g" "$(cat "$STATE/$g.ironsecd.pid")" ||
-            { indent <"$STATE/$g.ironsecd.log" >&2; die "ironsecd in $(ns_of "$g"): $NOT_READY"; }
-    done
-    for g in "${GWS[@]}"; do
-        ns=$(ns_of "$g")
-        # BIRD forks into the background and writes its PID file; TZ=UTC: log times in UTC.
-        ip netns exec "$ns" env TZ=UTC bird -c "$STATE/$g.bird.conf" -s "$STATE/$g.bird.sock" \
-            -P "$STATE/$g.bird.pid" </dev/null >"$STATE/$g.bird.out" 2>&1 ||
-            { indent <"$STATE/$g.bird.out" >&2; die "bird did not start in $ns"; }
-    done
-}
-
-# BGP sessions of gateway $1 as "name state info" lines.
-bgp_sessions() {
-    # Columns: name proto table state since info; since is "DATE TIME" in the configs' format.
-    birdc -s "$STATE/$1.bird.sock" show protocols 2>/dev/null |
-        awk '$2 == "BGP" { i = ($5 ~ /^[0-9][0-9][0-9][0-9]-/) ? 7 : 6; print $1, $4, $i }'
-}
-
-# Wait up to $1 seconds for every BGP session of both gateways to be Established.
-wait_bgp() {
-    local deadline=$((SECONDS + $1)) g pending
-    while :; do
-        pending=""
-        for g in "${GWS[@]}"; do
-            if ! bgp_sessions "$g" | grep -q .; then pending+=" $g:(no answer)"; continue; fi
-            while read -r name _ info; do
-                [ "$info" = Established ] || pending+=" $g:$name"
-            done < <(bgp_sessions "$g")
-        done
-        [ -z "$pending" ] && return 0
-        if [ "$SECONDS" -ge "$deadline" ]; then
-            log "$PROG: BGP sessions not established after $1 s:$pending"
-            return 1
-        fi
-        sleep 0.2
+        derive_ironsecd_config "$g" "conf/${TOML[$g]}"
+        derive_bird_config "$g" "${BIRDCONF[$g]}"
     done
 }
 
 up() {
-    local t0=$SECONDS g
-    need_root
-    command -v ip >/dev/null || die "iproute2 (ip) not installed"
-    command -v nft >/dev/null || die "nftables (nft) not installed (cut/heal need it)"
-    [ "$NET_ONLY" = 1 ] || binaries
-    down
-    UP_OK=0
-    install_cleanup_traps
-    mkdir -m 700 -p "$STATE"
-    msg "$PROG: namespaces $(all_ns | tr '\n' ' ')"
-    make_namespaces
-    if [ "$NET_ONLY" = 1 ]; then
-        UP_OK=1
-        msg "$PROG: network only (no daemons); remove it with: $0 down $PREFIX"
-        return
-    fi
-    write_configs
-    start_daemons
-    if ! wait_bgp 30; then
-        for g in "${GWS[@]}"; do
-            log "--- $g: ironsecd log"; tail -n 20 "$STATE/$g.ironsecd.log" | indent >&2
-            log "--- $g: BIRD"; birdc -s "$STATE/$g.bird.sock" show protocols 2>&1 | indent >&2
-        done
-        die "BGP did not come up"
-    fi
-    UP_OK=1
-    msg "$PROG: up in $((SECONDS - t0)) s, all four BGP sessions established; state in $STATE"
-    msg "$PROG: try: ip netns exec $(ns_of lha) ping -c 3 10.2.0.2;  $0 cut $PREFIX;  $0 status $PREFIX;  $0 down $PREFIX"
-}
-
-# A failed `up` removes everything it built; a successful one leaves it running.
-on_exit() {
-    if [ "${UP_OK:-1}" = 0 ]; then
-        log "$PROG: up failed; removing what it built"
-        down
-    fi
+    gateways_up "all four BGP sessions" \
+        "ip netns exec $(ns_of lha) ping -c 3 10.2.0.2;  $0 cut $PREFIX;  $0 status $PREFIX;  $0 down $PREFIX" \
+        nft "nftables (nft) not installed (cut/heal need it)"
 }
 
 # ---------------------------------------------------------------------------------------------
 # status, cut, heal
 
 status() {
-    local g ns sock other dev
+    local g ns other dev
     [ -d "$STATE" ] || die "no state directory $STATE: is $PREFIX up?"
     [ -n "${IRONSECCTL:-}" ] && CTL=$IRONSECCTL || { bin_dir; CTL="$BIN/ironsecctl"; }
     for g in "${GWS[@]}"; do
         ns=$(ns_of "$g")
         if [ "$g" = gwa ]; then other=10.2.0.2; else other=10.1.0.2; fi
         say "=== $g ($ns)"
-        sock="$STATE/$g.sock"
-        if [ -S "$sock" ] && [ -x "$CTL" ]; then
-            say "--- tunnel (ironsecctl status)"
-            "$CTL" --socket "$sock" status 2>&1 | indent || true
-        fi
-        if [ -S "$STATE/$g.bird.sock" ]; then
-            say "--- BGP sessions"
-            bgp_sessions "$g" | indent
-            say "--- BFD sessions"
-            birdc -s "$STATE/$g.bird.sock" show bfd sessions 2>&1 | sed 1d | indent
-        fi
+        status_daemons "$g" tunnel
         say "--- path to $other, routes from BIRD, and guards"
         { ip -n "$ns" route get "$other" 2>&1 | head -n 1 || true; } | indent
         { ip -n "$ns" route show | grep -E 'proto bird|blackhole' || true; } | indent
         say "--- path interfaces (packets in / out)"
         for dev in $(ip -n "$ns" -o link show 2>/dev/null | awk -F': ' '{ sub(/@.*/, "", $2); print $2 }' | grep -E '^(pl|vti-.*)$'); do
-            ip -n "$ns" -s link show "$dev" |
-                awk -v d="$dev" '/RX:/ { getline; rx = $2 } /TX:/ { getline; tx = $2 } END { printf "%s rx %s tx %s\n", d, rx, tx }'
+            link_counters "$ns" "$dev"
         done | indent
     done
     ns=$(ns_of plink)
@@ -389,7 +199,7 @@ case "$CMD" in
 esac
 [ $# -ge 2 ] || die "usage: $PROG $CMD PREFIX ... (see --help)"
 shift 2
-check_prefix
+check_prefix plink
 case "$CMD" in
     up)
         while [ $# -gt 0 ]; do

@@ -230,15 +230,8 @@ fn injected_worker_failure(kind: &str, expect: &str) {
     wait_up(&lab);
     let trigger = lab.dir.join("worker-fault");
     lab.a.stop();
-    let log = lab.dir.join("ironsecd-a.fault.log");
-    lab.logs_a.push(log.clone());
-    lab.a = Daemon::start_with_env(
-        "gwA",
-        &lab.topo.gw_a,
-        &lab.cfg_a,
-        &lab.sock_a,
-        log,
-        None,
+    lab.restart_a_with_env(
+        "fault",
         &[("IRONSEC_FAULT_WORKER", trigger.display().to_string())],
     );
     wait_up(&lab);

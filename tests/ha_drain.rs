@@ -100,6 +100,23 @@ fn ike_sa_count(st: &Value) -> usize {
         .count()
 }
 
+/// What a finished drain of gwA leaves: the withdraw command ran, the state file `dir`/drain-state
+/// says drained ("1"), and gwB heard the DELETE (no IKE SA there within a moment).
+fn assert_drained(lab: &IkeLab, dir: &Path) {
+    assert!(
+        dir.join("withdrawn").exists(),
+        "withdraw command did not run"
+    );
+    assert_eq!(
+        std::fs::read_to_string(dir.join("drain-state")).unwrap(),
+        "1\n"
+    );
+    let gone = poll_until(Duration::from_secs(3), || {
+        ctl_status(&lab.sock_b).is_ok_and(|st| ike_sa_count(&st) == 0)
+    });
+    assert!(gone, "gwB still has an IKE SA: {:#}", lab.b.status());
+}
+
 fn pings(lab: &IkeLab, count: u16, interval: Duration) -> PingRun {
     ping_paced(
         &lab.topo.lan_a,
@@ -107,6 +124,18 @@ fn pings(lab: &IkeLab, count: u16, interval: Duration) -> PingRun {
         count,
         pattern_payload(b"IRONSEC-DRAIN", 56),
         interval,
+        Duration::from_secs(1),
+    )
+}
+
+/// The traffic a drain waits for: 1.5 s of pings at 100/s from lanA to lanB, in the background.
+fn traffic_in_background(lab: &IkeLab) -> std::thread::JoinHandle<PingRun> {
+    ping_paced_in_background(
+        &lab.topo.lan_a,
+        LAN_B_HOST,
+        150,
+        pattern_payload(b"IRONSEC-DRAIN", 56),
+        Duration::from_millis(10),
         Duration::from_secs(1),
     )
 }
@@ -127,17 +156,7 @@ fn drain_waits_for_traffic_closes_and_rejoins() {
         lab.a.status()
     );
     // 1.5 s of pings at 100/s, the drain asked for 0.3 s in.
-    let ping = {
-        let ns = lab.topo.lan_a.clone();
-        ping_paced_in_background(
-            &ns,
-            LAN_B_HOST,
-            150,
-            pattern_payload(b"IRONSEC-DRAIN", 56),
-            Duration::from_millis(10),
-            Duration::from_secs(1),
-        )
-    };
+    let ping = traffic_in_background(&lab);
     std::thread::sleep(Duration::from_millis(300));
     let asked = Instant::now();
     let report = ctl_json(&lab.sock_a, &["drain"]);
@@ -166,19 +185,7 @@ fn drain_waits_for_traffic_closes_and_rejoins() {
         "pings lost while draining: the SAs closed under traffic\n{}",
         lab.logs()
     );
-    assert!(
-        dir.join("withdrawn").exists(),
-        "withdraw command did not run"
-    );
-    assert_eq!(
-        std::fs::read_to_string(dir.join("drain-state")).unwrap(),
-        "1\n"
-    );
-    // gwB heard the DELETE: no IKE SA there (within a moment).
-    let gone = poll_until(Duration::from_secs(3), || {
-        ctl_status(&lab.sock_b).is_ok_and(|st| ike_sa_count(&st) == 0)
-    });
-    assert!(gone, "gwB still has an IKE SA: {:#}", lab.b.status());
+    assert_drained(&lab, dir);
     let st = lab.a.status();
     assert_eq!(st["drain"]["state"], "drained", "{st:#}");
     assert_eq!(ike_sa_count(&st), 0, "{st:#}");
@@ -284,15 +291,7 @@ fn sigterm_drains_before_exit_and_start_rejoins() {
         order.windows(2).all(|w| w[0] < w[1]),
         "log out of order {order:?}:\n{log}"
     );
-    assert!(dir.join("withdrawn").exists());
-    assert_eq!(
-        std::fs::read_to_string(dir.join("drain-state")).unwrap(),
-        "1\n"
-    );
-    let gone = poll_until(Duration::from_secs(3), || {
-        ctl_status(&lab.sock_b).is_ok_and(|st| ike_sa_count(&st) == 0)
-    });
-    assert!(gone, "gwB still has an IKE SA: {:#}", lab.b.status());
+    assert_drained(&lab, &dir);
     // Daemon gone: the guards keep lanB's traffic from leaving in clear.
     let gone_pings = pings(&lab, 10, Duration::from_millis(20));
     assert_eq!(gone_pings.received(), 0);
@@ -348,15 +347,8 @@ fn stop_drain_feeds_the_watchdog_and_a_second_sigterm_exits_at_once() {
     let notify_path = lab.dir.join("notify.sock");
     let notify = std::os::unix::net::UnixDatagram::bind(&notify_path).unwrap();
     notify.set_nonblocking(true).unwrap();
-    let log = lab.dir.join("ironsecd-a.notify.log");
-    lab.logs_a.push(log.clone());
-    lab.a = Daemon::start_with_env(
-        "gwA",
-        &lab.topo.gw_a,
-        &lab.cfg_a,
-        &lab.sock_a,
-        log,
-        None,
+    lab.restart_a_with_env(
+        "notify",
         &[
             ("NOTIFY_SOCKET", notify_path.display().to_string()),
             ("WATCHDOG_USEC", "1000000".into()),
@@ -364,14 +356,7 @@ fn stop_drain_feeds_the_watchdog_and_a_second_sigterm_exits_at_once() {
     );
     lab.wait_up(UP_TIMEOUT).unwrap_or_else(|e| panic!("{e}"));
     // 1.5 s of pings at 100/s, then 3 s of quiet: the drain waits at least 4 s.
-    let ping = ping_paced_in_background(
-        &lab.topo.lan_a,
-        LAN_B_HOST,
-        150,
-        pattern_payload(b"IRONSEC-DRAIN", 56),
-        Duration::from_millis(10),
-        Duration::from_secs(1),
-    );
+    let ping = traffic_in_background(&lab);
     std::thread::sleep(Duration::from_millis(300));
     notifications(&notify);
     let pid = lab.a.proc_.pid() as libc::pid_t;

@@ -26,7 +26,7 @@
 mod common;
 
 use std::net::Ipv4Addr;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::Command;
 use std::time::{Duration, Instant, SystemTime};
 
@@ -62,10 +62,6 @@ fn lan_host(i: usize) -> Ipv4Addr {
     Ipv4Addr::new(10, i as u8 + 1, 0, 2)
 }
 
-fn script() -> PathBuf {
-    workspace_root().join("netns-scripts/plink-lab.sh")
-}
-
 fn text(b: &[u8]) -> String {
     String::from_utf8_lossy(b).into_owned()
 }
@@ -83,83 +79,13 @@ fn rel(t: SystemTime, since: SystemTime) -> f64 {
 // ------------------------------------------------------------------------------------------
 // Topology and lab
 
-/// The namespaces of plink-lab.sh (`up PREFIX --net-only`) under guard: dropping it runs
-/// `plink-lab.sh down PREFIX`, which stops what still runs inside (by PID) and removes them.
-struct PlinkTopo {
-    prefix: String,
-    /// TMPDIR for every call (where the script keeps its state).
-    tmp: PathBuf,
-}
-
-impl PlinkTopo {
-    fn up(prefix: &str, tmp: &Path) -> PlinkTopo {
-        require_root();
-        // The guard exists first, so a half-built topology is removed too.
-        let t = PlinkTopo {
-            prefix: prefix.to_string(),
-            tmp: tmp.to_path_buf(),
-        };
-        let out = run_timeout(
-            &mut t.command(&["up", prefix, "--net-only"]),
-            Duration::from_secs(60),
-        );
-        assert!(
-            out.status.success(),
-            "plink-lab.sh up {prefix} --net-only failed ({}):\nstdout:\n{}\nstderr:\n{}",
-            out.status,
-            text(&out.stdout),
-            text(&out.stderr)
-        );
-        t
-    }
-
-    fn command(&self, args: &[&str]) -> Command {
-        let mut c = Command::new("bash");
-        c.arg(script()).args(args).env("TMPDIR", &self.tmp);
-        c
-    }
-
-    fn ns(&self, role: &str) -> String {
-        format!("{}-{role}", self.prefix)
-    }
-
-    /// `plink-lab.sh cut PREFIX WHAT` (link: everything; bfd: only BFD).
-    fn cut(&self, what: &str) {
-        run_ok(
-            &mut self.command(&["cut", &self.prefix, what]),
-            Duration::from_secs(20),
-        );
-    }
-
-    fn heal(&self) {
-        run_ok(
-            &mut self.command(&["heal", &self.prefix]),
-            Duration::from_secs(20),
-        );
-    }
-}
-
-impl Drop for PlinkTopo {
-    fn drop(&mut self) {
-        let out = self
-            .command(&["down", &self.prefix])
-            .stdin(std::process::Stdio::null())
-            .output();
-        if let Ok(o) = out {
-            if !o.status.success() {
-                eprintln!("plink-lab.sh down {}: {}", self.prefix, text(&o.stderr));
-            }
-        }
-    }
-}
-
 /// Both sites with ironsecd and BIRD, from the shipped examples. Fields drop in order: BIRD
 /// first (it removes its kernel routes), then ironsecd, then the namespaces; the directory
 /// (logs) last.
 struct PlinkLab {
     birds: Vec<Bird>,
     daemons: Vec<Daemon>,
-    topo: PlinkTopo,
+    topo: ScriptTopo,
     dir: TempDir,
 }
 
@@ -172,7 +98,13 @@ impl PlinkLab {
         require_root();
         let prefix = unique_prefix();
         let dir = TempDir::new(&format!("plink-{prefix}"));
-        let topo = PlinkTopo::up(&prefix, &dir.path);
+        let topo = ScriptTopo::up(
+            "plink-lab.sh",
+            &prefix,
+            &["--net-only"],
+            &[("TMPDIR", dir.path.to_str().unwrap())],
+            Duration::from_secs(60),
+        );
         write_psk(&dir, PSK);
         let mut lab = PlinkLab {
             birds: Vec::new(),
@@ -257,15 +189,9 @@ impl PlinkLab {
     /// attempt) in the log too, for a failure's diagnosis.
     fn bird_config(&self, i: usize) -> PathBuf {
         let path = workspace_root().join("conf/bird").join(BIRD_CONF[i]);
-        let mut t = std::fs::read_to_string(&path).unwrap();
+        let t = std::fs::read_to_string(&path).unwrap();
         let log = self.dir.join(&format!("{}.bird.log", GW[i]));
-        assert!(t.contains("\nlog syslog all;\n"), "{}", path.display());
-        assert!(t.contains("debug { states };"), "{}", path.display());
-        t = t.replace("debug { states };", "debug { states, events };");
-        t = t.replace(
-            "\nlog syslog all;\n",
-            &format!("\nlog \"{}\" all;\n", log.display()),
-        );
+        let t = bird_example_for_test(&t, &path, &log);
         let out = self.dir.join(&format!("{}.bird.conf", GW[i]));
         std::fs::write(&out, t).unwrap();
         out
@@ -309,66 +235,6 @@ impl PlinkLab {
             .trim()
             .to_string()
     }
-}
-
-/// Routes of the kernel's main table in `ns` for exactly `prefix` (`ip -j route show exact`).
-fn kernel_routes(ns: &str, prefix: &str) -> Vec<Value> {
-    let out = run_ok(
-        Command::new("ip").args(["-n", ns, "-j", "route", "show", "exact", prefix]),
-        Duration::from_secs(5),
-    );
-    let s = text(&out.stdout);
-    if s.trim().is_empty() {
-        return Vec::new();
-    }
-    serde_json::from_str::<Value>(&s)
-        .unwrap_or_else(|e| panic!("ip -j route: {e}: {s}"))
-        .as_array()
-        .cloned()
-        .unwrap_or_default()
-}
-
-fn route_table(ns: &str) -> String {
-    text(
-        &run_ok(
-            Command::new("ip").args(["-n", ns, "route", "show"]),
-            Duration::from_secs(5),
-        )
-        .stdout,
-    )
-}
-
-/// Whether `ns` routes `prefix` into `dev` through BIRD (proto bird, metric 32).
-fn has_bird_route(ns: &str, prefix: &str, dev: &str) -> bool {
-    kernel_routes(ns, prefix)
-        .iter()
-        .any(|r| r["dev"] == dev && r["protocol"] == "bird" && r["metric"] == 32)
-}
-
-/// Waits until `ns` routes `prefix` into `dev` through BIRD; returns how long it took.
-fn wait_kernel_route(ns: &str, prefix: &str, dev: &str, timeout: Duration) -> Duration {
-    let t0 = Instant::now();
-    let found = poll_until(timeout, || has_bird_route(ns, prefix, dev));
-    assert!(
-        found,
-        "{ns}: no route for {prefix} via {dev} (proto bird, metric 32) within {timeout:?}:\n{}",
-        route_table(ns)
-    );
-    t0.elapsed()
-}
-
-/// Packets (received, sent) by interface `dev` in `ns`.
-fn link_packets(ns: &str, dev: &str) -> (u64, u64) {
-    let out = run_ok(
-        Command::new("ip").args(["-n", ns, "-j", "-s", "link", "show", "dev", dev]),
-        Duration::from_secs(5),
-    );
-    let v: Value = serde_json::from_slice(&out.stdout).unwrap();
-    let s = &v[0]["stats64"];
-    (
-        s["rx"]["packets"].as_u64().unwrap_or(0),
-        s["tx"]["packets"].as_u64().unwrap_or(0),
-    )
 }
 
 /// When BIRD's log first says `protocol: State changed to STATE` (UTC, the examples' time
@@ -535,7 +401,7 @@ fn vpn_takes_over_and_gives_back_without_clear_packets() {
     sleep_until(start, CUT_AT);
     let cut_at = SystemTime::now();
     let cut_mono = Instant::now();
-    lab.topo.cut("link");
+    lab.topo.run("cut", &["link"]);
     let mut bfd_down = Vec::new();
     for i in [A, B] {
         let s = lab.birds[i].wait_bfd_not_up(PL_PEER[i], Duration::from_secs(5));
@@ -561,7 +427,7 @@ fn vpn_takes_over_and_gives_back_without_clear_packets() {
     sleep_until(start, HEAL_AT);
     let heal_at = SystemTime::now();
     let heal_mono = Instant::now();
-    lab.topo.heal();
+    lab.topo.run("heal", &[]);
     let mut back = Vec::new();
     for i in [A, B] {
         wait_kernel_route(&lab.gw(i), &lan_net(1 - i), "pl", Duration::from_secs(10));
@@ -641,19 +507,10 @@ fn vpn_takes_over_and_gives_back_without_clear_packets() {
             lab.logs()
         ),
     };
-    let intervals: Vec<f64> = iperf["intervals"]
-        .as_array()
-        .cloned()
-        .unwrap_or_default()
-        .iter()
-        .map(|i| i["sum"]["bits_per_second"].as_f64().unwrap_or(0.0) / 1e6)
-        .collect();
+    let intervals = iperf3_interval_mbits(&iperf);
     let zero = intervals.iter().filter(|&&m| m < 0.01).count();
     let min = intervals.iter().copied().fold(f64::INFINITY, f64::min);
-    let retr = iperf
-        .pointer("/end/sum_sent/retransmits")
-        .and_then(Value::as_u64)
-        .unwrap_or(0);
+    let retr = iperf3_retransmits(&iperf);
     let recv_bytes = iperf
         .pointer("/end/sum_received/bytes")
         .and_then(Value::as_u64)
@@ -761,7 +618,7 @@ fn the_judge_bites() {
     assert_eq!(pings(&lab).received, 20, "{}", lab.logs());
 
     lab.daemons[A].kill9();
-    lab.topo.cut("link");
+    lab.topo.run("cut", &["link"]);
     lab.birds[A].wait_bfd_not_up(PL_PEER[A], Duration::from_secs(5));
     assert!(
         poll_until(Duration::from_secs(5), || kernel_routes(&gwa, &lan_net(B))
@@ -829,14 +686,14 @@ fn a_link_passing_bgp_but_not_bfd_takes_the_traffic_back() {
     require_root();
     let _s = serial();
     let lab = PlinkLab::start();
-    lab.topo.cut("link");
+    lab.topo.run("cut", &["link"]);
     for i in [A, B] {
         lab.birds[i].wait_bfd_not_up(PL_PEER[i], Duration::from_secs(5));
         wait_kernel_route(&lab.gw(i), &lan_net(1 - i), VTI[i], Duration::from_secs(5));
     }
     // Partly healed: everything but BFD passes.
     let t0 = Instant::now();
-    lab.topo.cut("bfd");
+    lab.topo.run("cut", &["bfd"]);
     for i in [A, B] {
         lab.birds[i].wait_established(S_LINK, Duration::from_secs(20));
         wait_kernel_route(&lab.gw(i), &lan_net(1 - i), "pl", Duration::from_secs(5));
@@ -889,42 +746,8 @@ fn a_link_passing_bgp_but_not_bfd_takes_the_traffic_back() {
 fn plink_lab_script_up_status_cut_heal_down() {
     require_root();
     let _s = serial();
-    let prefix = unique_prefix();
-    let tmp = TempDir::new(&format!("plink-script-{prefix}"));
-    let state = tmp.join(&format!("ironsec-plink-{prefix}"));
-    let cmd = |args: &[&str]| {
-        let mut c = Command::new("bash");
-        c.arg(script())
-            .args(args)
-            .env("TMPDIR", &tmp.path)
-            .env("IRONSECD", IRONSECD)
-            .env("IRONSECCTL", IRONSECCTL);
-        c
-    };
-    // The guard first: `down` runs even if `up` fails half-way.
-    let topo = PlinkTopo {
-        prefix: prefix.clone(),
-        tmp: tmp.path.clone(),
-    };
-    let out = run_timeout(&mut cmd(&["up", &prefix]), Duration::from_secs(120));
-    assert!(
-        out.status.success(),
-        "plink-lab.sh up: {}\n{}",
-        text(&out.stdout),
-        text(&out.stderr)
-    );
-    let pids: Vec<String> = GW
-        .iter()
-        .flat_map(|g| {
-            ["ironsecd", "bird"].map(|d| {
-                std::fs::read_to_string(state.join(format!("{g}.{d}.pid")))
-                    .unwrap_or_else(|e| panic!("{g}.{d}.pid: {e}"))
-                    .trim()
-                    .to_string()
-            })
-        })
-        .collect();
-    let status = || text(&run_ok(&mut cmd(&["status", &prefix]), Duration::from_secs(30)).stdout);
+    let lab = ScriptLab::up("plink-lab.sh", "plink", &[], &GW);
+    let status = || lab.status();
     let st = status();
     println!("{st}");
     assert_eq!(st.matches(" up Established").count(), 4, "{st}");
@@ -936,7 +759,7 @@ fn plink_lab_script_up_status_cut_heal_down() {
         status()
     );
 
-    topo.cut("link");
+    lab.topo.run("cut", &["link"]);
     assert!(
         poll_until(Duration::from_secs(5), || {
             let st = status();
@@ -948,7 +771,7 @@ fn plink_lab_script_up_status_cut_heal_down() {
         status()
     );
     let got = ping(
-        &topo.ns("lha"),
+        &lab.topo.ns("lha"),
         lan_host(B),
         3,
         pattern_payload(b"script", 32),
@@ -956,7 +779,7 @@ fn plink_lab_script_up_status_cut_heal_down() {
         Duration::from_secs(1),
     );
     assert!(got.received >= 2, "lha -> 10.2.0.2 over the tunnel");
-    topo.heal();
+    lab.topo.run("heal", &[]);
     assert!(
         poll_until(Duration::from_secs(30), || {
             let st = status();
@@ -966,21 +789,5 @@ fn plink_lab_script_up_status_cut_heal_down() {
         status()
     );
 
-    drop(topo);
-    assert!(
-        namespaces_with(&prefix).is_empty(),
-        "{:?}",
-        namespaces_with(&prefix)
-    );
-    assert!(!state.exists(), "{} left behind", state.display());
-    for pid in pids {
-        assert!(
-            !Path::new(&format!("/proc/{pid}")).exists()
-                || std::fs::read_to_string(format!("/proc/{pid}/cmdline"))
-                    .map_or(true, |c| !c.contains(&prefix)),
-            "process {pid} still runs"
-        );
-    }
-    // Twice is fine.
-    run_ok(&mut cmd(&["down", &prefix]), Duration::from_secs(30));
+    lab.down_and_check();
 }

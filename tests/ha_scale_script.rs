@@ -300,17 +300,8 @@ fn moving_a_share_interrupts_only_the_moved_sites() {
     println!("[judge] WAN router's gateway ports: {clear} packets to 10.128.0.0/10 in clear, {esp} ESP-in-UDP");
     let iperf =
         iperf.unwrap_or_else(|_| panic!("iperf3 did not survive the move (its panic is above)"));
-    let intervals: Vec<f64> = iperf["intervals"]
-        .as_array()
-        .cloned()
-        .unwrap_or_default()
-        .iter()
-        .map(|i| i["sum"]["bits_per_second"].as_f64().unwrap_or(0.0) / 1e6)
-        .collect();
-    let retr = iperf
-        .pointer("/end/sum_sent/retransmits")
-        .and_then(Value::as_u64)
-        .unwrap_or(0);
+    let intervals = iperf3_interval_mbits(&iperf);
+    let retr = iperf3_retransmits(&iperf);
     println!("[iperf3] TCP -b 20M through moved site {m_first}: per second {intervals:.1?} Mbit/s, {retr} retransmits");
 
     assert!(failures.is_empty(), "{failures:?}");

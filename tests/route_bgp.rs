@@ -57,10 +57,6 @@ fn lan_host(i: usize) -> Ipv4Addr {
     Ipv4Addr::new(10, i as u8 + 1, 0, 2)
 }
 
-fn script() -> PathBuf {
-    workspace_root().join("netns-scripts/route-based.sh")
-}
-
 fn text(b: &[u8]) -> String {
     String::from_utf8_lossy(b).into_owned()
 }
@@ -80,73 +76,9 @@ fn secs(d: Duration) -> String {
 // ------------------------------------------------------------------------------------------
 // Topology and lab
 
-/// The namespaces of route-based.sh (`up PREFIX ARGS...`) under guard: dropping it runs
-/// `route-based.sh down PREFIX`, which stops what still runs inside (by PID) and removes them.
-struct RouteTopo {
-    prefix: String,
-    /// The environment `up` ran with (TMPDIR decides where the script keeps its state), for
-    /// every later call.
-    env: Vec<(String, String)>,
-}
-
-impl RouteTopo {
-    fn up(prefix: &str, args: &[&str], env: &[(&str, &str)], timeout: Duration) -> RouteTopo {
-        require_root();
-        // The guard exists first, so a half-built topology is removed too.
-        let t = RouteTopo {
-            prefix: prefix.to_string(),
-            env: env
-                .iter()
-                .map(|(k, v)| (k.to_string(), v.to_string()))
-                .collect(),
-        };
-        let out = run_timeout(t.command(&["up", prefix]).args(args), timeout);
-        assert!(
-            out.status.success(),
-            "route-based.sh up {prefix} {args:?} failed ({}):\nstdout:\n{}\nstderr:\n{}",
-            out.status,
-            text(&out.stdout),
-            text(&out.stderr)
-        );
-        println!("{}", text(&out.stderr).trim_end());
-        t
-    }
-
-    /// `bash route-based.sh ARGS...` with the topology's environment.
-    fn command(&self, args: &[&str]) -> Command {
-        let mut c = Command::new("bash");
-        c.arg(script()).args(args);
-        for (k, v) in &self.env {
-            c.env(k, v);
-        }
-        c
-    }
-
-    fn ns(&self, role: &str) -> String {
-        format!("{}-{role}", self.prefix)
-    }
-
-    /// `route-based.sh cut|heal PREFIX LINK`.
-    fn script(&self, verb: &str, link: &str) {
-        run_ok(
-            &mut self.command(&[verb, &self.prefix, link]),
-            Duration::from_secs(20),
-        );
-    }
-}
-
-impl Drop for RouteTopo {
-    fn drop(&mut self) {
-        let out = self
-            .command(&["down", &self.prefix])
-            .stdin(std::process::Stdio::null())
-            .output();
-        if let Ok(o) = out {
-            if !o.status.success() {
-                eprintln!("route-based.sh down {}: {}", self.prefix, text(&o.stderr));
-            }
-        }
-    }
+/// route-based.sh's namespaces (`up PREFIX ARGS...`) under guard.
+fn route_topo(prefix: &str, args: &[&str], env: &[(&str, &str)], timeout: Duration) -> ScriptTopo {
+    ScriptTopo::up("route-based.sh", prefix, args, env, timeout)
 }
 
 /// Three gateways with ironsecd and BIRD each, from the shipped examples. Fields drop in
@@ -155,7 +87,7 @@ impl Drop for RouteTopo {
 struct RouteLab {
     birds: Vec<Bird>,
     daemons: Vec<Daemon>,
-    topo: RouteTopo,
+    topo: ScriptTopo,
     direct: bool,
     dir: TempDir,
 }
@@ -167,7 +99,7 @@ impl RouteLab {
         require_root();
         let prefix = unique_prefix();
         let dir = TempDir::new(&format!("route-{prefix}"));
-        let topo = RouteTopo::up(
+        let topo = route_topo(
             &prefix,
             &["--net-only"],
             &[("TMPDIR", dir.path.to_str().unwrap())],
@@ -266,14 +198,7 @@ impl RouteLab {
             t = without_direct(&t);
         }
         let log = self.dir.join(&format!("{}.bird.log", GW[i]));
-        assert!(t.contains("\nlog syslog all;\n"), "{}", path.display());
-        // Connection attempts, refusals and errors in the log too, for a failure's diagnosis.
-        assert!(t.contains("debug { states };"), "{}", path.display());
-        t = t.replace("debug { states };", "debug { states, events };");
-        t = t.replace(
-            "\nlog syslog all;\n",
-            &format!("\nlog \"{}\" all;\n", log.display()),
-        );
+        let t = bird_example_for_test(&t, &path, &log);
         let out = self.dir.join(&format!("{}.bird.conf", GW[i]));
         std::fs::write(&out, t).unwrap();
         out
@@ -327,50 +252,6 @@ impl RouteLab {
     }
 }
 
-/// Routes of the kernel's main table in `ns` for exactly `prefix` (`ip -j route show exact`).
-fn kernel_routes(ns: &str, prefix: &str) -> Vec<Value> {
-    let out = run_ok(
-        Command::new("ip").args(["-n", ns, "-j", "route", "show", "exact", prefix]),
-        Duration::from_secs(5),
-    );
-    let s = text(&out.stdout);
-    if s.trim().is_empty() {
-        return Vec::new();
-    }
-    serde_json::from_str::<Value>(&s)
-        .unwrap_or_else(|e| panic!("ip -j route: {e}: {s}"))
-        .as_array()
-        .cloned()
-        .unwrap_or_default()
-}
-
-fn route_table(ns: &str) -> String {
-    text(
-        &run_ok(
-            Command::new("ip").args(["-n", ns, "route", "show"]),
-            Duration::from_secs(5),
-        )
-        .stdout,
-    )
-}
-
-/// Waits until `ns`'s kernel table routes `prefix` into interface `dev` through BIRD (proto
-/// bird, metric 32); returns how long it took.
-fn wait_kernel_route(ns: &str, prefix: &str, dev: &str, timeout: Duration) -> Duration {
-    let t0 = Instant::now();
-    let found = poll_until(timeout, || {
-        kernel_routes(ns, prefix)
-            .iter()
-            .any(|r| r["dev"] == dev && r["protocol"] == "bird" && r["metric"] == 32)
-    });
-    assert!(
-        found,
-        "{ns}: no route for {prefix} via {dev} (proto bird, metric 32) within {timeout:?}:\n{}",
-        route_table(ns)
-    );
-    t0.elapsed()
-}
-
 /// Every tunnel of every connection in an `ironsecctl status --json` document is up (IKE SA
 /// established with a CHILD_SA, SAs installed both ways).
 fn all_tunnels_up(st: &Value) -> bool {
@@ -386,20 +267,6 @@ fn all_tunnels_up(st: &Value) -> bool {
                 })
             })
         })
-}
-
-/// Packets (received, sent) by interface `dev` in `ns`.
-fn link_packets(ns: &str, dev: &str) -> (u64, u64) {
-    let out = run_ok(
-        Command::new("ip").args(["-n", ns, "-j", "-s", "link", "show", "dev", dev]),
-        Duration::from_secs(5),
-    );
-    let v: Value = serde_json::from_slice(&out.stdout).unwrap();
-    let s = &v[0]["stats64"];
-    (
-        s["rx"]["packets"].as_u64().unwrap_or(0),
-        s["tx"]["packets"].as_u64().unwrap_or(0),
-    )
 }
 
 fn ip_ok(args: &[&str]) {
@@ -879,7 +746,7 @@ fn bfd_detects_a_cut_direct_path_within_a_second_and_traffic_moves_to_the_hub() 
     let hub1 = link_packets(&b_gw, "vti-hub").1;
     let cut_at = SystemTime::now();
     let cut_mono = Instant::now();
-    lab.topo.script("cut", "b-c");
+    lab.topo.run("cut", &["b-c"]);
 
     // BFD on both ends: the session's "since" is when BIRD declared it down.
     let mut detected = Vec::new();
@@ -958,7 +825,7 @@ fn bfd_detects_a_cut_direct_path_within_a_second_and_traffic_moves_to_the_hub() 
 
     // Healed, the direct path is back and preferred again (BGP reconnects within seconds).
     let heal = Instant::now();
-    lab.topo.script("heal", "b-c");
+    lab.topo.run("heal", &["b-c"]);
     lab.birds[B].wait_established("spoke_c", Duration::from_secs(30));
     wait_kernel_route(&b_gw, &c_net, "vti-spoke-c", Duration::from_secs(10));
     println!(
@@ -1066,42 +933,15 @@ fn hub_ironsecd_restart_brings_bgp_and_traffic_back_without_an_operator() {
 fn route_based_script_up_status_cut_heal_down() {
     require_root();
     let _s = serial();
-    let prefix = unique_prefix();
-    let tmp = TempDir::new(&format!("route-script-{prefix}"));
-    let state = tmp.join(&format!("ironsec-rb-{prefix}"));
-    let env = [
-        ("TMPDIR", tmp.path.to_str().unwrap()),
-        ("IRONSECD", IRONSECD),
-        ("IRONSECCTL", IRONSECCTL),
-    ];
-    let topo = RouteTopo::up(&prefix, &["--direct"], &env, Duration::from_secs(120));
-    let pids: Vec<String> = ["hub", "spokeB", "spokeC"]
-        .iter()
-        .flat_map(|g| {
-            ["ironsecd", "bird"].map(|d| {
-                std::fs::read_to_string(state.join(format!("{g}.{d}.pid")))
-                    .unwrap_or_else(|e| panic!("{g}.{d}.pid: {e}"))
-                    .trim()
-                    .to_string()
-            })
-        })
-        .collect();
-    let status = || {
-        text(
-            &run_ok(
-                &mut topo.command(&["status", &prefix]),
-                Duration::from_secs(30),
-            )
-            .stdout,
-        )
-    };
+    let lab = ScriptLab::up("route-based.sh", "rb", &["--direct"], &GW);
+    let status = || lab.status();
     let st = status();
     println!("{st}");
     // hub: spoke_b spoke_c; B: hub spoke_c; C: hub spoke_b.
     assert_eq!(st.matches(" up Established").count(), 6, "{st}");
     assert!(st.contains("vti-spoke-c rx"), "{st}");
     let got = ping(
-        &topo.ns("lanB"),
+        &lab.topo.ns("lanB"),
         lan_host(C),
         3,
         pattern_payload(b"script", 32),
@@ -1113,7 +953,7 @@ fn route_based_script_up_status_cut_heal_down() {
         "lanB -> 10.3.0.2 through the script's network"
     );
 
-    topo.script("cut", "b-c");
+    lab.topo.run("cut", &["b-c"]);
     assert!(
         poll_until(Duration::from_secs(5), || status()
             .matches(" up Established")
@@ -1122,7 +962,7 @@ fn route_based_script_up_status_cut_heal_down() {
         "{}",
         status()
     );
-    topo.script("heal", "b-c");
+    lab.topo.run("heal", &["b-c"]);
     assert!(
         poll_until(Duration::from_secs(30), || status()
             .matches(" up Established")
@@ -1132,19 +972,5 @@ fn route_based_script_up_status_cut_heal_down() {
         status()
     );
 
-    drop(topo);
-    assert!(
-        namespaces_with(&prefix).is_empty(),
-        "{:?}",
-        namespaces_with(&prefix)
-    );
-    assert!(!state.exists(), "{} left behind", state.display());
-    for pid in pids {
-        assert!(
-            !Path::new(&format!("/proc/{pid}")).exists()
-                || std::fs::read_to_string(format!("/proc/{pid}/cmdline"))
-                    .map_or(true, |c| !c.contains(&prefix)),
-            "process {pid} still runs"
-        );
-    }
+    lab.down_and_check();
 }

@@ -425,3 +425,17 @@ impl Drop for Bird {
         // self.proc_ (BgProc) kills the process by PID when it is dropped after this.
     }
 }
+
+/// A shipped BIRD example's text `t` (from `path`, named in failures) as a test runs it:
+/// logging to `log` instead of syslog, and with BIRD's events (connection attempts, refusals,
+/// errors) in the log beside its state changes, for a failure's diagnosis. Panics if the
+/// example has no `log syslog all;` or `debug { states };` line to rewrite.
+pub fn bird_example_for_test(t: &str, path: &Path, log: &Path) -> String {
+    assert!(t.contains("\nlog syslog all;\n"), "{}", path.display());
+    assert!(t.contains("debug { states };"), "{}", path.display());
+    t.replace("debug { states };", "debug { states, events };")
+        .replace(
+            "\nlog syslog all;\n",
+            &format!("\nlog \"{}\" all;\n", log.display()),
+        )
+}

@@ -182,9 +182,13 @@ impl IkeLab {
 
     /// Starts gwA again (after [`Daemon::kill9`] or [`Daemon::stop`]) with a new log file.
     pub fn restart_a(&mut self) {
-        let log = self
-            .dir
-            .join(&format!("ironsecd-a.{}.log", self.logs_a.len()));
+        self.restart_a_with_env(&self.logs_a.len().to_string(), &[]);
+    }
+
+    /// Like [`IkeLab::restart_a`], with extra environment variables (a fault to inject, a
+    /// notify socket) and the log DIR/ironsecd-a.TAG.log.
+    pub fn restart_a_with_env(&mut self, tag: &str, env: &[(&str, String)]) {
+        let log = self.dir.join(&format!("ironsecd-a.{tag}.log"));
         self.logs_a.push(log.clone());
         self.a = Daemon::start_wrapped(
             "gwA",
@@ -193,7 +197,7 @@ impl IkeLab {
             &self.sock_a,
             log,
             self.opts.log_level.as_deref(),
-            &[],
+            env,
             &self.opts.wrapper,
         );
     }

@@ -3,7 +3,7 @@
 //! keys ([`config`]), ironsecd under guard ([`daemon`]) and its status documents ([`status`]),
 //! the static and IKE labs ([`lab`], [`ike_lab`]), captures and pcap files ([`capture`],
 //! [`pcap`]), packet builders ([`packets`]), pingers ([`ping`]), bulk traffic ([`traffic`]),
-//! daemon log times ([`logtime`]), the outside judge of fail-closed tests ([`judge`]), the `netns-scripts` reports ([`scripts`]), BIRD 2 under guard
+//! daemon log times ([`logtime`]), the outside judge of fail-closed tests ([`judge`]), the `netns-scripts` reports and lab topologies ([`scripts`]), kernel routes and interface counters in a namespace ([`routes`]), BIRD 2 under guard
 //! with `birdc` queries for BGP sessions, routes and BFD sessions ([`bird`]), keepalived
 //! moving a shared address ([`keepalived`]), strongSwan as
 //! a peer ([`strongswan`]), a test PKI made with strongSwan's `pki` tool ([`pki`]) and
@@ -38,6 +38,7 @@ mod ping;
 pub mod pki;
 mod process;
 pub mod radius;
+mod routes;
 pub mod rwclient;
 mod scripts;
 mod status;
@@ -49,8 +50,8 @@ mod traffic;
 #[allow(unused_imports)]
 pub use {
     bird::*, capture::*, config::*, daemon::*, ike_lab::*, judge::*, keepalived::*, lab::*,
-    logtime::*, nat_lab::*, netns::*, packets::*, pcap::*, ping::*, process::*, scripts::*,
-    status::*, tempdir::*, traffic::*,
+    logtime::*, nat_lab::*, netns::*, packets::*, pcap::*, ping::*, process::*, routes::*,
+    scripts::*, status::*, tempdir::*, traffic::*,
 };
 
 use std::path::{Path, PathBuf};

@@ -164,6 +164,25 @@ pub fn iperf3_json(
     serde_json::from_str(&text).unwrap_or_else(|e| panic!("iperf3 JSON ({e}): {text}"))
 }
 
+/// Throughput of each interval of an iperf3 JSON report (from [`iperf3_json`]), Mbit/s.
+pub fn iperf3_interval_mbits(report: &Value) -> Vec<f64> {
+    report["intervals"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default()
+        .iter()
+        .map(|i| i["sum"]["bits_per_second"].as_f64().unwrap_or(0.0) / 1e6)
+        .collect()
+}
+
+/// TCP retransmissions the sender of an iperf3 JSON report counted (0 when absent, as for UDP).
+pub fn iperf3_retransmits(report: &Value) -> u64 {
+    report
+        .pointer("/end/sum_sent/retransmits")
+        .and_then(Value::as_u64)
+        .unwrap_or(0)
+}
+
 /// One iperf3 TCP run of `bytes` (-n) from `client_ns` to a one-shot server (-1) on
 /// `server_ip`:5201 in `server_ns` (reverse: -R). Bounded in time; panics with both sides'
 /// output on failure. iperf3 stops counting at the sender's end-of-test message, so the

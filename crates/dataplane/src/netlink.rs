@@ -14,6 +14,7 @@
 use std::io;
 use std::net::IpAddr;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::time::Duration;
 
 use crate::{DataplaneError, Prefix};
 
@@ -26,8 +27,8 @@ const NLM_F_REPLACE: u16 = 0x100;
 const NLM_F_CREATE: u16 = 0x400;
 const NLA_F_NESTED: u16 = 0x8000;
 const RTM_NEWLINK: u16 = 16;
-const RTM_NEWADDR: u16 = 20;
-const RTM_DELADDR: u16 = 21;
+pub const RTM_NEWADDR: u16 = 20;
+pub const RTM_DELADDR: u16 = 21;
 const RTM_NEWROUTE: u16 = 24;
 const RTM_NEWQDISC: u16 = 36;
 const RTA_DST: u16 = 1;
@@ -49,11 +50,11 @@ const IFLA_TXQLEN: u16 = 13;
 const IFLA_AF_SPEC: u16 = 26;
 const IFLA_INET6_ADDR_GEN_MODE: u16 = 8;
 const IN6_ADDR_GEN_MODE_NONE: u8 = 1;
-const IFA_ADDRESS: u16 = 1;
-const IFA_LOCAL: u16 = 2;
+pub const IFA_ADDRESS: u16 = 1;
+pub const IFA_LOCAL: u16 = 2;
 const NLMSG_HDRLEN: usize = 16;
 /// How long to wait for the kernel's answer: it answers at once; this only bounds a bug.
-const ANSWER_TIMEOUT_SECS: libc::time_t = 5;
+const ANSWER_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// One request being built: the netlink header, the family header, then attributes, each
 /// padded to 4 bytes.
@@ -121,33 +122,47 @@ impl Msg {
     }
 }
 
-/// The errno of the kernel's acknowledgement of sequence number 1 in `buf` (one datagram of
-/// netlink messages): `Some(0)` for success, `None` if there is none in it.
-fn ack_errno(buf: &[u8]) -> Option<i32> {
+/// The messages of one datagram of netlink messages, in order, each as its type, sequence
+/// number and payload (what follows the 16-byte header). A header whose length does not fit
+/// the datagram ends the walk with `Err(())`: the rest cannot be framed. Shared by every
+/// reader of NETLINK_ROUTE (the answers here, the address watch of ironsecd), so that framing
+/// is written and checked once.
+pub fn messages(buf: &[u8]) -> impl Iterator<Item = Result<(u16, u32, &[u8]), ()>> + '_ {
     let mut at = 0;
-    while at + NLMSG_HDRLEN <= buf.len() {
+    std::iter::from_fn(move || {
+        if at + NLMSG_HDRLEN > buf.len() {
+            return None;
+        }
         let word = |o: usize| u32::from_ne_bytes(buf[o..o + 4].try_into().expect("4 bytes"));
         let len = word(at) as usize;
         let ty = u16::from_ne_bytes([buf[at + 4], buf[at + 5]]);
         let seq = word(at + 8);
         if len < NLMSG_HDRLEN || at + len > buf.len() {
-            return None;
+            at = buf.len();
+            return Some(Err(()));
         }
-        if ty == NLMSG_ERROR && seq == 1 && len >= NLMSG_HDRLEN + 4 {
-            let code = i32::from_ne_bytes(
-                buf[at + NLMSG_HDRLEN..at + NLMSG_HDRLEN + 4]
-                    .try_into()
-                    .expect("4 bytes"),
-            );
+        let payload = &buf[at + NLMSG_HDRLEN..at + len];
+        at += (len + 3) & !3;
+        Some(Ok((ty, seq, payload)))
+    })
+}
+
+/// The errno of the kernel's acknowledgement of sequence number 1 in `buf` (one datagram of
+/// netlink messages): `Some(0)` for success, `None` if there is none in it.
+fn ack_errno(buf: &[u8]) -> Option<i32> {
+    for m in messages(buf) {
+        let (ty, seq, payload) = m.ok()?;
+        if ty == NLMSG_ERROR && seq == 1 && payload.len() >= 4 {
+            let code = i32::from_ne_bytes(payload[..4].try_into().expect("4 bytes"));
             return Some(-code);
         }
-        at += (len + 3) & !3;
     }
     None
 }
 
-/// Sends `msg` to the kernel and waits for its acknowledgement.
-fn request(msg: Vec<u8>) -> io::Result<()> {
+/// A new NETLINK_ROUTE socket (close-on-exec) whose reads give up after `timeout`
+/// (SO_RCVTIMEO), so that no reader can hang on the kernel.
+pub fn route_socket(timeout: Duration) -> io::Result<OwnedFd> {
     // SAFETY: socket() takes plain integers; a non-negative result is a new descriptor.
     let fd = unsafe {
         libc::socket(
@@ -162,8 +177,8 @@ fn request(msg: Vec<u8>) -> io::Result<()> {
     // SAFETY: `fd` was just created and nothing else owns it.
     let fd = unsafe { OwnedFd::from_raw_fd(fd) };
     let timeout = libc::timeval {
-        tv_sec: ANSWER_TIMEOUT_SECS,
-        tv_usec: 0,
+        tv_sec: timeout.as_secs() as libc::time_t,
+        tv_usec: timeout.subsec_micros() as libc::suseconds_t,
     };
     // SAFETY: SO_RCVTIMEO reads a timeval of the size passed.
     if unsafe {
@@ -178,6 +193,12 @@ fn request(msg: Vec<u8>) -> io::Result<()> {
     {
         return Err(io::Error::last_os_error());
     }
+    Ok(fd)
+}
+
+/// Sends `msg` to the kernel and waits for its acknowledgement.
+fn request(msg: Vec<u8>) -> io::Result<()> {
+    let fd = route_socket(ANSWER_TIMEOUT)?;
     // SAFETY: an all-zero sockaddr_nl is valid; the family is set below. Port 0 is the kernel.
     let mut kernel: libc::sockaddr_nl = unsafe { std::mem::zeroed() };
     kernel.nl_family = libc::AF_NETLINK as libc::sa_family_t;

@@ -16,19 +16,14 @@
 use std::collections::HashMap;
 use std::io;
 use std::net::{IpAddr, Ipv4Addr};
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::os::fd::{AsRawFd, OwnedFd};
 use std::time::Duration;
 
+use ironsec_dataplane::netlink::{self, IFA_ADDRESS, IFA_LOCAL, RTM_DELADDR, RTM_NEWADDR};
 use tokio::sync::mpsc;
 
-const NETLINK_ROUTE: libc::c_int = 0;
 /// RTNLGRP_IPV4_IFADDR as a legacy group bit (`1 << (5 - 1)`): IPv4 address changes.
 const RTMGRP_IPV4_IFADDR: u32 = 0x10;
-const RTM_NEWADDR: u16 = 20;
-const RTM_DELADDR: u16 = 21;
-const IFA_ADDRESS: u16 = 1;
-const IFA_LOCAL: u16 = 2;
-const NLMSG_HDRLEN: usize = 16;
 /// `struct ifaddrmsg`: family, prefix length, flags, scope, interface index.
 const IFADDRMSG_LEN: usize = 8;
 /// How often the reader looks whether the daemon still listens, at most.
@@ -49,15 +44,11 @@ pub struct Changes {
 /// IFA_ADDRESS only when there is no IFA_LOCAL). Other messages are skipped.
 pub fn parse(buf: &[u8]) -> Changes {
     let mut out = Changes::default();
-    let mut at = 0;
-    while at + NLMSG_HDRLEN <= buf.len() {
-        let len = u32::from_ne_bytes(buf[at..at + 4].try_into().expect("4 bytes")) as usize;
-        let ty = u16::from_ne_bytes([buf[at + 4], buf[at + 5]]);
-        if len < NLMSG_HDRLEN || at + len > buf.len() {
+    for m in netlink::messages(buf) {
+        let Ok((ty, _, msg)) = m else {
             out.malformed += 1;
             return out;
-        }
-        let msg = &buf[at + NLMSG_HDRLEN..at + len];
+        };
         if ty == RTM_NEWADDR || ty == RTM_DELADDR {
             match address_of(msg) {
                 Ok(Some(a)) => out.addrs.push((IpAddr::V4(a), ty == RTM_NEWADDR)),
@@ -65,7 +56,6 @@ pub fn parse(buf: &[u8]) -> Changes {
                 Err(()) => out.malformed += 1,
             }
         }
-        at += (len + 3) & !3;
     }
     out
 }
@@ -104,19 +94,7 @@ fn address_of(msg: &[u8]) -> Result<Option<Ipv4Addr>, ()> {
 
 /// A NETLINK_ROUTE socket subscribed to IPv4 address changes, with a receive timeout.
 fn subscribe() -> io::Result<OwnedFd> {
-    // SAFETY: socket() takes plain integers; a non-negative result is a new descriptor.
-    let fd = unsafe {
-        libc::socket(
-            libc::AF_NETLINK,
-            libc::SOCK_RAW | libc::SOCK_CLOEXEC,
-            NETLINK_ROUTE,
-        )
-    };
-    if fd < 0 {
-        return Err(io::Error::last_os_error());
-    }
-    // SAFETY: `fd` was just created and nothing else owns it.
-    let fd = unsafe { OwnedFd::from_raw_fd(fd) };
+    let fd = netlink::route_socket(POLL)?;
     // SAFETY: an all-zero sockaddr_nl is valid; family and groups are set below. Port 0:
     // the kernel picks one.
     let mut me: libc::sockaddr_nl = unsafe { std::mem::zeroed() };
@@ -128,23 +106,6 @@ fn subscribe() -> io::Result<OwnedFd> {
             fd.as_raw_fd(),
             (&me as *const libc::sockaddr_nl).cast(),
             std::mem::size_of::<libc::sockaddr_nl>() as libc::socklen_t,
-        )
-    } < 0
-    {
-        return Err(io::Error::last_os_error());
-    }
-    let timeout = libc::timeval {
-        tv_sec: 0,
-        tv_usec: POLL.as_micros() as libc::suseconds_t,
-    };
-    // SAFETY: SO_RCVTIMEO reads a timeval of the size passed.
-    if unsafe {
-        libc::setsockopt(
-            fd.as_raw_fd(),
-            libc::SOL_SOCKET,
-            libc::SO_RCVTIMEO,
-            (&timeout as *const libc::timeval).cast(),
-            std::mem::size_of::<libc::timeval>() as libc::socklen_t,
         )
     } < 0
     {
@@ -232,6 +193,9 @@ fn watch(fd: OwnedFd, shared: Vec<IpAddr>, tx: mpsc::Sender<(IpAddr, bool)>) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A netlink message header's length (the framing itself is `netlink::messages`').
+    const NLMSG_HDRLEN: usize = 16;
 
     /// An RTM_NEWADDR/RTM_DELADDR as the kernel sends it: header, ifaddrmsg, attributes.
     fn msg(ty: u16, family: u8, attrs: &[(u16, &[u8])]) -> Vec<u8> {

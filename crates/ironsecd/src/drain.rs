@@ -260,6 +260,29 @@ struct Running {
     started: Instant,
 }
 
+impl Running {
+    /// The report of this rejoin, finished at `now`: the tunnels took `tunnels_secs`,
+    /// `up` of `wanted` connections came up, then the rejoin commands did `rejoin`.
+    fn rejoin_report(
+        &self,
+        now: Instant,
+        tunnels_secs: f64,
+        (up, wanted): (usize, usize),
+        timed_out: bool,
+        rejoin: CommandsReport,
+    ) -> RejoinReport {
+        RejoinReport {
+            origin: self.origin.clone(),
+            total_secs: secs(self.started, now),
+            tunnels_secs,
+            connections_up: up,
+            connections_wanted: wanted,
+            timed_out,
+            rejoin,
+        }
+    }
+}
+
 #[derive(Debug, Clone)]
 enum Phase {
     Ready,
@@ -561,15 +584,7 @@ impl Machine {
                 wanted,
                 timed_out,
             } => {
-                let r = RejoinReport {
-                    origin: run.origin.clone(),
-                    total_secs: secs(run.started, now),
-                    tunnels_secs,
-                    connections_up: up,
-                    connections_wanted: wanted,
-                    timed_out,
-                    rejoin: report,
-                };
+                let r = run.rejoin_report(now, tunnels_secs, (up, wanted), timed_out, report);
                 fx.push(self.finish(run.op, Report::Rejoin(r)));
                 self.start_pending(now, &mut fx);
             }
@@ -614,25 +629,28 @@ impl Machine {
                 }
                 let (t0, p0) = samples[0];
                 let dt = now.saturating_duration_since(t0);
+                // Some(timed_out) once the traffic has been quiet long enough, or the
+                // timeout has passed.
+                let mut close = None;
                 if dt >= SAMPLE_EVERY {
                     *last_pps = packets.saturating_sub(p0) as f64 / dt.as_secs_f64();
                     if *last_pps < self.settings.idle_pps as f64 {
                         let since = *under_since.get_or_insert(now);
                         if now.saturating_duration_since(since) >= self.settings.quiet {
-                            let (run, withdraw, from, last) =
-                                (run.clone(), withdraw.clone(), *from, *last_pps);
-                            self.phase = closing(run, withdraw, from, now, last, false);
-                            fx.push(Effect::CloseAll);
-                            return fx;
+                            close = Some(false);
                         }
                     } else {
                         *under_since = None;
                     }
                 }
-                if now.saturating_duration_since(*from) >= self.settings.timeout {
+                if close.is_none() && now.saturating_duration_since(*from) >= self.settings.timeout
+                {
+                    close = Some(true);
+                }
+                if let Some(timed_out) = close {
                     let (run, withdraw, from, last) =
                         (run.clone(), withdraw.clone(), *from, *last_pps);
-                    self.phase = closing(run, withdraw, from, now, last, true);
+                    self.phase = closing(run, withdraw, from, now, last, timed_out);
                     fx.push(Effect::CloseAll);
                 }
             }
@@ -644,15 +662,13 @@ impl Machine {
                     let run = run.clone();
                     let tunnels_secs = secs(*from, now);
                     if self.settings.rejoin.is_empty() {
-                        let r = RejoinReport {
-                            origin: run.origin.clone(),
-                            total_secs: secs(run.started, now),
+                        let r = run.rejoin_report(
+                            now,
                             tunnels_secs,
-                            connections_up: up,
-                            connections_wanted: wanted,
+                            (up, wanted),
                             timed_out,
-                            rejoin: CommandsReport::default(),
-                        };
+                            CommandsReport::default(),
+                        );
                         self.phase = Phase::Ready;
                         fx.push(self.finish(run.op, Report::Rejoin(r)));
                         self.start_pending(now, &mut fx);

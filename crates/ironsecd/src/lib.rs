@@ -34,3 +34,6 @@ pub mod share;
 pub mod status;
 pub mod tables;
 pub mod tuning;
+
+#[cfg(test)]
+mod testutil;

@@ -203,44 +203,18 @@ pub(super) fn validate(file: &Path, d: DrainSchema, errs: &mut Vec<ConfigError>)
 
 #[cfg(test)]
 mod tests {
-    use std::path::PathBuf;
     use std::time::Duration;
 
     use crate::config::Config;
-
-    /// A main file with `body`, in a directory of its own (removed on drop).
-    struct File(PathBuf);
-
-    impl File {
-        fn new(tag: &str, body: &str) -> File {
-            let d = std::env::temp_dir().join(format!(
-                "ironsec-drain-conf-{tag}-{}-{:?}",
-                std::process::id(),
-                std::thread::current().id()
-            ));
-            let _ = std::fs::remove_dir_all(&d);
-            std::fs::create_dir_all(&d).unwrap();
-            let p = d.join("ironsecd.toml");
-            std::fs::write(&p, body).unwrap();
-            File(p)
-        }
-    }
-
-    impl Drop for File {
-        fn drop(&mut self) {
-            if let Some(d) = self.0.parent() {
-                let _ = std::fs::remove_dir_all(d);
-            }
-        }
-    }
+    use crate::testutil::ConfFile;
 
     #[test]
     fn defaults_without_the_table_and_values_as_written() {
-        let f = File::new("none", "[gateway]\n");
+        let f = ConfFile::new("none", "[gateway]\n");
         let c = Config::load_with_env(&f.0, Vec::new()).unwrap();
         assert_eq!(c.drain, super::Drain::default());
         assert!(!c.drain.on_stop && !c.drain.rejoin_on_start);
-        let f = File::new(
+        let f = ConfFile::new(
             "set",
             "[gateway]\n[drain]\nwithdraw = [[\"birdc\", \"-s\", \"/run/bird/bird.ctl\", \"configure\", \"\\\"/etc/bird/bird-drain.conf\\\"\"]]\n\
              rejoin = [[\"/usr/sbin/birdc\", \"configure\"], [\"true\"]]\nstate_file = \"/run/ironsec/drain\"\n\
@@ -263,7 +237,7 @@ mod tests {
 
     #[test]
     fn every_drain_error_at_once_with_file_and_key() {
-        let f = File::new(
+        let f = ConfFile::new(
             "bad",
             "[gateway]\n[drain]\nwithdraw = [[], [\"\"], [\"bin/birdc\"]]\nrejoin = \"birdc configure\"\n\
              state_file = \"drain\"\nidle_pps = 0\nquiet = 0.05\ntimeout = 1000\non_stop = \"yes please\"\nwait = 3\n",
@@ -301,14 +275,14 @@ mod tests {
 
     #[test]
     fn a_state_file_outside_the_runtime_directory_is_a_warning() {
-        let f = File::new(
+        let f = ConfFile::new(
             "warn",
             "[gateway]\n[drain]\nstate_file = \"/var/lib/ironsec/drain\"\nquiet = 2\ntimeout = 2\n",
         );
         let e = Config::load_with_env(&f.0, Vec::new()).unwrap_err();
         assert_eq!(e.0.len(), 1, "{e}");
         assert_eq!(e.0[0].key, "drain.quiet");
-        let f = File::new(
+        let f = ConfFile::new(
             "warn2",
             "[gateway]\n[drain]\nstate_file = \"/var/lib/ironsec/drain\"\n",
         );

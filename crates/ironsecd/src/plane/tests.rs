@@ -1,7 +1,6 @@
 //! The plane without root: configs parsed from TOML, two planes' engines wired to each other
 //! in memory, a fake clock (`base + Duration`).
 
-use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use super::failover::{decide, Decision, FailoverReason, Policy, TunnelFacts};
@@ -10,35 +9,7 @@ use super::*;
 use crate::config::Mode;
 use ironsec_dataplane::{Direction, SaActivity};
 
-/// A config file in a directory of its own, removed on drop.
-pub(super) struct ConfFile(pub(super) PathBuf);
-
-impl ConfFile {
-    pub(super) fn new(tag: &str, body: &str) -> ConfFile {
-        let d = std::env::temp_dir().join(format!(
-            "ironsec-plane-{tag}-{}-{:?}",
-            std::process::id(),
-            std::thread::current().id()
-        ));
-        let _ = std::fs::remove_dir_all(&d);
-        std::fs::create_dir_all(&d).unwrap();
-        let p = d.join("ironsecd.toml");
-        std::fs::write(&p, body).unwrap();
-        ConfFile(p)
-    }
-
-    pub(super) fn load(&self) -> Config {
-        Config::load_with_env(&self.0, Vec::new()).unwrap_or_else(|e| panic!("{e}"))
-    }
-}
-
-impl Drop for ConfFile {
-    fn drop(&mut self) {
-        if let Some(d) = self.0.parent() {
-            let _ = std::fs::remove_dir_all(d);
-        }
-    }
-}
+pub(super) use crate::testutil::ConfFile;
 
 const PSK: &str = "0123456789abcdef0123456789abcdef";
 
