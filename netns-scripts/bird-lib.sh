@@ -123,7 +123,7 @@ begin_up() { # [command message]...
 # The whole `up` of a lab whose gateways GWS each run ironsecd and BIRD (route-based.sh,
 # plink-lab.sh): begin_up (with the COMMAND MESSAGE pairs given after $2), the namespaces
 # (make_namespaces; with NET_ONLY=1 nothing more), the configs (write_configs), the daemons,
-# every BGP session established. $1 says which sessions those are in the closing message, $2
+# every BGP session established and its BFD session up. $1 says which sessions those are in the closing message, $2
 # what to try next. Needs the script's make_namespaces and write_configs.
 gateways_up() { # sessions try [command message]...
     local t0=$SECONDS sessions=$1 try=$2
@@ -140,7 +140,7 @@ gateways_up() { # sessions try [command message]...
     start_daemons "${GWS[*]}" "${GWS[*]}"
     wait_bgp_or_die "${GWS[@]}"
     UP_OK=1
-    msg "$PROG: up in $((SECONDS - t0)) s, $sessions established; state in $STATE"
+    msg "$PROG: up in $((SECONDS - t0)) s, $sessions established, BFD up; state in $STATE"
     msg "$PROG: try: $try"
 }
 
@@ -316,20 +316,25 @@ wait_birds() { # secs what pending-function role...
     done
 }
 
-# The role's BGP sessions not Established (or that its BIRD gave no answer), for wait_birds.
+# The role's BGP sessions not Established (or that its BIRD gave no answer), and its BFD
+# sessions not Up, for wait_birds. BFD comes up after BGP (it starts slow), and a BFD session
+# that never was up declares nothing when its peer dies: a fault injected before then would be
+# noticed only by BGP's hold timer (30 s).
 bgp_pending() { # role
     local name info
     if ! bgp_sessions "$1" | grep -q .; then printf ' %s:(no answer)' "$1"; return; fi
     while read -r name _ info; do
         [ "$info" = Established ] || printf ' %s:%s' "$1" "$name"
     done < <(bgp_sessions "$1")
+    birdc -s "$STATE/$1.bird.sock" show bfd sessions 2>/dev/null |
+        awk -v r="$1" '$3 ~ /^(Down|Init|AdminDown)$/ { printf " %s:bfd-%s", r, $1 }'
 }
 
-# Wait up to 30 s for every BGP session of the BIRDs of the roles given to be Established;
-# otherwise show each role's ironsecd log and BIRD protocols and die.
+# Wait up to 30 s for every BGP session of the BIRDs of the roles given to be Established and
+# its BFD session Up; otherwise show each role's ironsecd log and BIRD protocols and die.
 wait_bgp_or_die() { # role...
     local g
-    wait_birds 30 "BGP sessions not established" bgp_pending "$@" && return 0
+    wait_birds 30 "BGP/BFD sessions not up" bgp_pending "$@" && return 0
     for g in "$@"; do show_ironsecd_log "$g"; show_bird_protocols "$g"; done
     die "BGP did not come up"
 }

@@ -34,7 +34,7 @@
 #   netns-scripts/plink-lab.sh up PREFIX [--net-only]
 #       builds the namespaces, writes a fresh PSK and the configs into the state directory,
 #       starts ironsecd and BIRD in both gateways and waits (up to 30 s) for all four BGP
-#       sessions to be established; then returns, leaving everything running. --net-only builds
+#       sessions to be established and their BFD sessions up; then returns, leaving everything running. --net-only builds
 #       the namespaces and links only (tests start their own daemons).
 #   netns-scripts/plink-lab.sh status PREFIX
 #       per gateway: the tunnel (ironsecctl status), BGP and BFD sessions, the route to the other

@@ -25,7 +25,7 @@
 #   netns-scripts/route-based.sh up PREFIX [--direct] [--net-only]
 #       builds the namespaces, writes fresh PSKs and the configs into the state directory,
 #       starts ironsecd and BIRD in each gateway and waits (up to 30 s) for every BGP session to
-#       be established; then returns, leaving everything running. --direct adds the spoke B <->
+#       be established and its BFD session up; then returns, leaving everything running. --direct adds the spoke B <->
 #       spoke C connection (a second, shorter path the spokes prefer; the hub is the backup).
 #       --net-only builds the namespaces and links only (tests start their own daemons).
 #   netns-scripts/route-based.sh status PREFIX
