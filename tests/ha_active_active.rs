@@ -28,8 +28,8 @@
 //!   `define DRAIN`;
 //! - ha-lab.sh itself: up (with daemons), status, cut, heal, kill, down, leaving nothing.
 //!
-//! Needs root (and bird2, iperf3, nftables; tests/install-deps.sh): `#[ignore = "needs
-//! root"]`; FAILS, never skips, without them. Run:
+//! Needs root (and bird2, iperf3, nftables; tests/install-deps.sh), so its
+//! tests are ignored as "needs root"; FAILS, never skips, without them. Run:
 //! `cargo test -p ironsecd --test ha_active_active -- --include-ignored --test-threads=1 --nocapture`
 
 mod common;

@@ -19,8 +19,8 @@
 //! - the BIRD examples parse (`bird -p`) and keep their promises (local_pref 200/100, BFD
 //!   100 ms x 3 on both paths, filters, metric 32).
 //!
-//! Needs root (and bird2, iperf3, nftables: tests/install-deps.sh): `#[ignore = "needs
-//! root"]`; FAILS, never skips, without them. Run:
+//! Needs root (and bird2, iperf3, nftables: tests/install-deps.sh), so its
+//! tests are ignored as "needs root"; FAILS, never skips, without them. Run:
 //! `cargo test -p ironsecd --test ha_private_link -- --include-ignored --test-threads=1 --nocapture`
 
 mod common;

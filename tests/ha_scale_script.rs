@@ -17,8 +17,8 @@
 //! last, the unmoved ones the first site of gw2's and gw3's shares) and
 //! IRONSEC_HA_SCALE_SECONDS (length of the pings, default 12).
 //!
-//! Needs root (and bird2, iperf3, nftables: tests/install-deps.sh): `#[ignore = "needs
-//! root"]`; tests/run.sh runs it. The option checks need no root.
+//! Needs root (and bird2, iperf3, nftables: tests/install-deps.sh), so its
+//! tests are ignored as "needs root"; tests/run.sh runs it. The option checks need no root.
 //!
 //! Run: `cargo test -p ironsecd --test ha_scale_script -- --include-ignored --test-threads=1
 //! --nocapture`
