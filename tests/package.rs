@@ -224,13 +224,16 @@ fn expected_commit() -> String {
 }
 
 /// The example's commented `[[connection]]` block, uncommented: what an operator gets by
-/// deleting the `# ` in front of each of its lines.
+/// deleting the `# ` in front of each of its lines. The block ends at the first blank line
+/// (the commented tables after it, such as `[drain]`, stay commented).
 fn uncomment_connection(example: &str) -> String {
     let mut out = String::new();
     let mut in_block = false;
     for line in example.lines() {
         if line.trim_end() == "# [[connection]]" {
             in_block = true;
+        } else if line.trim().is_empty() {
+            in_block = false;
         }
         let body = line.strip_prefix("# ").unwrap_or(line);
         let setting = body.split_once(" = ").is_some_and(|(k, _)| {
