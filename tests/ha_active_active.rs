@@ -572,17 +572,7 @@ fn bird_configs_parse_and_drain_files_differ_only_in_drain() {
     let dir = workspace_root().join("conf/bird");
     for n in BIRD_FILES {
         let p = dir.join(n);
-        let out = run_timeout(
-            Command::new(BIRD).arg("-p").arg("-c").arg(&p),
-            Duration::from_secs(10),
-        );
-        assert!(
-            out.status.success(),
-            "bird -p -c {}: {}{}",
-            p.display(),
-            text(&out.stdout),
-            text(&out.stderr)
-        );
+        bird_parse_ok(&p);
         let t = std::fs::read_to_string(&p).unwrap();
         assert!(
             t.contains("\nlog syslog all;\n"),
@@ -1194,24 +1184,6 @@ fn go_dark(ns: &str) {
          chain fw { type filter hook forward priority -300; policy drop; }\n\
          }\n";
     nft_load(ns, "dark", rules);
-}
-
-/// `nft -f` of `rules` in `ns` (through a temporary file, removed whatever nft says); panics
-/// with nft's message if it refuses them.
-fn nft_load(ns: &str, tag: &str, rules: &str) {
-    let path =
-        std::env::temp_dir().join(format!("ironsec-ha-{tag}-{}-{ns}.nft", std::process::id()));
-    std::fs::write(&path, rules).unwrap();
-    let out = run_timeout(
-        ns_cmd(ns, "nft").args(["-f", path.to_str().unwrap()]),
-        Duration::from_secs(5),
-    );
-    let _ = std::fs::remove_file(&path);
-    assert!(
-        out.status.success(),
-        "nft -f in {ns}: {}\n{rules}",
-        text(&out.stderr)
-    );
 }
 
 /// The "Last error" BIRD shows for protocol `name` (empty if none).

@@ -42,49 +42,10 @@ const UP_TIMEOUT: Duration = Duration::from_secs(15);
 
 /// Counts, at the peer's end of the WAN wire (netdev ingress on gwB's `wan`), every UDP
 /// datagram from the shared address to the IKE or NAT-T port: IKE, and ESP-in-UDP.
-struct FromShared {
-    ns: String,
-}
-
-impl FromShared {
-    fn install(ns: &str) -> FromShared {
-        let rules = format!(
-            "table netdev shared_judge {{\n\
-               chain wire {{\n\
-                 type filter hook ingress device \"wan\" priority 0; policy accept;\n\
-                 ip saddr {SHARED} udp dport {{ 500, 4500 }} counter comment \"from-shared\"\n\
-               }}\n\
-             }}\n"
-        );
-        let path = std::env::temp_dir().join(format!(
-            "ironsec-shared-judge-{}-{ns}.nft",
-            std::process::id()
-        ));
-        std::fs::write(&path, rules).unwrap();
-        run_ok(
-            ns_cmd(ns, "nft").args(["-f", path.to_str().unwrap()]),
-            Duration::from_secs(5),
-        );
-        let _ = std::fs::remove_file(&path);
-        FromShared { ns: ns.to_string() }
-    }
-
-    fn packets(&self) -> u64 {
-        let o = run_ok(
-            ns_cmd(&self.ns, "nft").args(["list", "chain", "netdev", "shared_judge", "wire"]),
-            Duration::from_secs(5),
-        );
-        let out = String::from_utf8_lossy(&o.stdout).into_owned();
-        let line = out
-            .lines()
-            .find(|l| l.contains("from-shared"))
-            .unwrap_or_else(|| panic!("no counter in:\n{out}"));
-        let mut w = line.split_whitespace();
-        w.find(|x| *x == "packets")
-            .and_then(|_| w.next())
-            .and_then(|n| n.parse().ok())
-            .unwrap_or_else(|| panic!("no packet count in {line:?}"))
-    }
+fn from_shared_counter(ns: &str) -> impl Fn() -> u64 {
+    let m = format!("ip saddr {SHARED} udp dport {{ 500, 4500 }}");
+    let c = IngressCounters::install(ns, "shared_judge", &["wan"], &[("from-shared", &m)]);
+    move || c.packets("from-shared")
 }
 
 fn ip_addr(ns: &str, verb: &str) {
@@ -173,7 +134,7 @@ fn shared_address_drives_the_tunnel() {
     let prefix = unique_prefix();
     let dir = TempDir::new(&prefix);
     let topo = Topology::up(&prefix);
-    let wire = FromShared::install(&topo.gw_b);
+    let wire = from_shared_counter(&topo.gw_b);
     let clear = WireJudge::install(&topo.gw_b, "10.2.0.0/24");
     let (cfg_a, sock_a, cfg_b, sock_b) = configs(&dir);
     let b = Daemon::start("gwB", &topo.gw_b, &cfg_b, &sock_b, dir.join("b.log"));
@@ -191,7 +152,7 @@ fn shared_address_drives_the_tunnel() {
         "{}",
         a.log_text()
     );
-    assert_eq!(wire.packets(), 0);
+    assert_eq!(wire(), 0);
     let out = ironsecctl(&sock_a, &["initiate", "site-b"]);
     let said =
         String::from_utf8_lossy(&out.stderr).into_owned() + &String::from_utf8_lossy(&out.stdout);
@@ -206,7 +167,7 @@ fn shared_address_drives_the_tunnel() {
     );
     // Traffic for the site meanwhile: dropped, never in clear.
     assert_eq!(ping_through(&topo.lan_a, 3).received, 0);
-    assert_eq!(wire.packets(), 0);
+    assert_eq!(wire(), 0);
 
     // 2. The address arrives (keepalived's job in production): the tunnel comes up at once.
     let t = Instant::now();
@@ -228,7 +189,7 @@ fn shared_address_drives_the_tunnel() {
         "{}",
         a.log_text()
     );
-    let wire_at_loss = wire.packets();
+    let wire_at_loss = wire();
     std::thread::sleep(Duration::from_secs(5));
     let st = a.status();
     assert_eq!(num(&st, "/ike/requests_sent"), requests, "{}", a.log_text());
@@ -241,7 +202,7 @@ fn shared_address_drives_the_tunnel() {
         "{}",
         a.log_text()
     );
-    assert_eq!(wire.packets(), wire_at_loss);
+    assert_eq!(wire(), wire_at_loss);
     assert!(tunnel_up(&b.status()), "gwB heard of the loss");
     assert_eq!(ping_through(&topo.lan_a, 3).received, 0);
 
@@ -551,41 +512,13 @@ impl AsRun {
 /// Counts UDP to the IKE and NAT-T ports arriving at the WAN bridge from `port` (a gateway's
 /// veth in P-wan): whatever a gateway sends towards the peer.
 fn udp_counter(ns: &str, port: &str) -> impl Fn() -> u64 {
-    let table = format!("from_{port}");
-    let rules = format!(
-        "table netdev {table} {{\n\
-           chain wire {{\n\
-             type filter hook ingress device \"{port}\" priority 0; policy accept;\n\
-             udp dport {{ 500, 4500 }} counter comment \"udp\"\n\
-           }}\n\
-         }}\n"
+    let c = IngressCounters::install(
+        ns,
+        &format!("from_{port}"),
+        &[port],
+        &[("udp", "udp dport { 500, 4500 }")],
     );
-    let path =
-        std::env::temp_dir().join(format!("ironsec-as-{}-{ns}-{port}.nft", std::process::id()));
-    std::fs::write(&path, rules).unwrap();
-    run_ok(
-        ns_cmd(ns, "nft").args(["-f", path.to_str().unwrap()]),
-        Duration::from_secs(5),
-    );
-    let _ = std::fs::remove_file(&path);
-    let ns = ns.to_string();
-    move || {
-        let o = run_ok(
-            ns_cmd(&ns, "nft").args(["list", "chain", "netdev", &table, "wire"]),
-            Duration::from_secs(5),
-        );
-        let out = String::from_utf8_lossy(&o.stdout).into_owned();
-        let line = out
-            .lines()
-            .find(|l| l.contains("comment \"udp\""))
-            .unwrap_or_default()
-            .to_string();
-        let mut w = line.split_whitespace();
-        w.find(|x| *x == "packets")
-            .and_then(|_| w.next())
-            .and_then(|n| n.parse().ok())
-            .unwrap_or_else(|| panic!("no packet count in {out}"))
-    }
+    move || c.packets("udp")
 }
 
 /// The standby runs the same config with the daemon up all along, and never speaks: not at
@@ -1018,43 +951,9 @@ fn planned_handover_when_keepalived_stops() {
 /// Counts packets from `src` arriving at the WAN bridge from `port` (a gateway's veth in
 /// P-wan), any protocol: whatever that gateway sends from `src`.
 fn src_counter(ns: &str, port: &str, src: &str) -> impl Fn() -> u64 {
-    let table = format!("src_{port}");
-    let rules = format!(
-        "table netdev {table} {{\n\
-           chain wire {{\n\
-             type filter hook ingress device \"{port}\" priority 0; policy accept;\n\
-             ip saddr {src} counter comment \"src\"\n\
-           }}\n\
-         }}\n"
-    );
-    let path = std::env::temp_dir().join(format!(
-        "ironsec-as-src-{}-{ns}-{port}.nft",
-        std::process::id()
-    ));
-    std::fs::write(&path, rules).unwrap();
-    run_ok(
-        ns_cmd(ns, "nft").args(["-f", path.to_str().unwrap()]),
-        Duration::from_secs(5),
-    );
-    let _ = std::fs::remove_file(&path);
-    let ns = ns.to_string();
-    move || {
-        let o = run_ok(
-            ns_cmd(&ns, "nft").args(["list", "chain", "netdev", &table, "wire"]),
-            Duration::from_secs(5),
-        );
-        let out = String::from_utf8_lossy(&o.stdout).into_owned();
-        let line = out
-            .lines()
-            .find(|l| l.contains("comment \"src\""))
-            .unwrap_or_default()
-            .to_string();
-        let mut w = line.split_whitespace();
-        w.find(|x| *x == "packets")
-            .and_then(|_| w.next())
-            .and_then(|n| n.parse().ok())
-            .unwrap_or_else(|| panic!("no packet count in {out}"))
-    }
+    let m = format!("ip saddr {src}");
+    let c = IngressCounters::install(ns, &format!("src_{port}"), &[port], &[("src", &m)]);
+    move || c.packets("src")
 }
 
 /// `ironsecctl --json ARGS` against `sock`, which must succeed.

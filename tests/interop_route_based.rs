@@ -29,7 +29,6 @@
 mod common;
 
 use std::path::Path;
-use std::process::Command;
 
 use std::fs;
 use std::net::Ipv4Addr;
@@ -68,17 +67,7 @@ const BGP_TIMEOUT: Duration = Duration::from_secs(30);
 /// Checks `conf` with `bird -p`, then starts BIRD in `ns` (tests/common/bird.rs); its
 /// stdout and stderr (where these configs log) are in `proc_.log_text()`.
 fn start_bird(name: &str, ns: &str, conf: &Path, dir: &Path) -> Bird {
-    let check = run_timeout(
-        Command::new("bird").arg("-p").arg("-c").arg(conf),
-        Duration::from_secs(10),
-    );
-    assert!(
-        check.status.success(),
-        "bird -p -c {}: {}{}",
-        conf.display(),
-        String::from_utf8_lossy(&check.stdout),
-        String::from_utf8_lossy(&check.stderr)
-    );
+    bird_parse_ok(conf);
     Bird::start(name, ns, conf, &dir.join(format!("bird-{name}.log")), dir)
 }
 

@@ -360,17 +360,7 @@ fn bird_examples_parse_and_filter_every_session() {
             variants.push((p, without_direct(&t)));
         }
         for (p, t) in variants {
-            let out = run_timeout(
-                Command::new(BIRD).arg("-p").arg("-c").arg(&p),
-                Duration::from_secs(10),
-            );
-            assert!(
-                out.status.success(),
-                "bird -p -c {}: {}{}",
-                p.display(),
-                text(&out.stdout),
-                text(&out.stderr)
-            );
+            bird_parse_ok(&p);
             // Every file parses; the hub-and-spokes and Azure examples (other files here belong
             // to other tests) also keep their promises: every BGP session has explicit filters
             // (BIRD 2 wants them for eBGP), the kernel gets only BGP routes, at metric 32

@@ -430,6 +430,21 @@ impl Drop for Bird {
 /// logging to `log` instead of syslog, and with BIRD's events (connection attempts, refusals,
 /// errors) in the log beside its state changes, for a failure's diagnosis. Panics if the
 /// example has no `log syslog all;` or `debug { states };` line to rewrite.
+/// `bird -p -c path` (parse only): panics with BIRD's message if the file does not parse.
+pub fn bird_parse_ok(path: &Path) {
+    let out = run_timeout(
+        Command::new(BIRD).arg("-p").arg("-c").arg(path),
+        Duration::from_secs(10),
+    );
+    assert!(
+        out.status.success(),
+        "bird -p -c {}: {}{}",
+        path.display(),
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
 pub fn bird_example_for_test(t: &str, path: &Path, log: &Path) -> String {
     assert!(t.contains("\nlog syslog all;\n"), "{}", path.display());
     assert!(t.contains("debug { states };"), "{}", path.display());
