@@ -27,7 +27,26 @@ sw_integ_name() {
 
 LANA_IP=10.1.0.2 LANB_IP=10.2.0.2
 LANA_NET=10.1.0.0/24 LANB_NET=10.2.0.0/24
-WAN_A=192.0.2.1 WAN_B=192.0.2.2
+WAN_A=192.0.2.1 WAN_B=192.0.2.2 WAN_FAMILY=4
+
+# The WAN the next case's tunnel uses: 4 (192.0.2.1 - 192.0.2.2) or 6 (2001:db8:f::1 -
+# 2001:db8:f::2, topology.sh with IRONSEC_IPV6=1). Sets WAN_FAMILY WAN_A WAN_B.
+wan_family() { # 4|6
+    WAN_FAMILY=$1
+    case "$1" in
+        4) WAN_A=192.0.2.1 WAN_B=192.0.2.2 ;;
+        6) WAN_A=2001:db8:f::1 WAN_B=2001:db8:f::2 ;;
+        *) die "unknown WAN family '$1'" ;;
+    esac
+}
+
+# "address:port", with brackets around an IPv6 address.
+hostport() { # addr port
+    case "$1" in
+        *:*) echo "[$1]:$2" ;;
+        *) echo "$1:$2" ;;
+    esac
+}
 BG_PIDS=()
 FAIL=""
 
@@ -315,14 +334,19 @@ check_clean() {
 # ---------------------------------------------------------------------------------------------
 # (a) no tunnel
 
+# Over the IPv6 WAN the IPv4 route has an IPv6 next hop (RFC 5549 style, `via inet6`).
+nexthop() { case "$1" in *:*) echo "inet6 $1" ;; *) echo "$1" ;; esac; }
+
 notunnel_up() {
-    ip -n "$GWA" route add "$LANB_NET" via "$WAN_B" dev wan
-    ip -n "$GWB" route add "$LANA_NET" via "$WAN_A" dev wan
+    # shellcheck disable=SC2046  # nexthop's words: "inet6 ADDR" or "ADDR"
+    ip -n "$GWA" route add "$LANB_NET" via $(nexthop "$WAN_B") dev wan
+    # shellcheck disable=SC2046
+    ip -n "$GWB" route add "$LANA_NET" via $(nexthop "$WAN_A") dev wan
     TUNNEL_KIND=none GW_PID_A="" GW_PID_B="" MTU=- QLEN=- CASE_VERSION="Linux $(uname -r) forwarding"
 }
 notunnel_down() {
-    ip -n "$GWA" route del "$LANB_NET" via "$WAN_B" dev wan 2>/dev/null || true
-    ip -n "$GWB" route del "$LANA_NET" via "$WAN_A" dev wan 2>/dev/null || true
+    ip -n "$GWA" route del "$LANB_NET" dev wan 2>/dev/null || true
+    ip -n "$GWB" route del "$LANA_NET" dev wan 2>/dev/null || true
 }
 
 # ---------------------------------------------------------------------------------------------
@@ -346,6 +370,7 @@ ironsec_up() { # ike|static suite
         write_configs
         write_keys
     fi
+    if [ "$WAN_FAMILY" = 6 ]; then configs_to_wan6 || return 1; fi
     check_configs
     # The responder first, so that it listens when the initiator's IKE_SA_INIT arrives.
     start_gateway gwB warn
@@ -365,6 +390,13 @@ ironsec_up() { # ike|static suite
     tun_queue "$GWB" "$TUN_B"
     tun_queue "$GWA" "$TUN_A"
     log "  ironsecd pids gwA $PID_A, gwB $PID_B; $TUN_A mtu $MTU txqueuelen $QLEN"
+    # Which addresses the tunnel really runs between (ironsecctl status), for the report.
+    ENDPOINTS=$(tunnel_endpoints "$WORK/gwA.sock") || { FAIL="could not read gwA's tunnel endpoints"; return 1; }
+    log "  gwA's tunnel: $ENDPOINTS"
+    case "$ENDPOINTS" in
+        "$WAN_A -> $WAN_B") ;;
+        *) FAIL="gwA's tunnel runs $ENDPOINTS, not $WAN_A -> $WAN_B"; return 1 ;;
+    esac
     check_routes "$TUN_A" "$TUN_B" || return 1
     CASE_VERSION=$("$D" --version 2>/dev/null | head -n1)
 }
@@ -525,7 +557,7 @@ bt_start() { # ns dir
 bt_conf() {
     local x=$1 ns=$2 dir=$3 addr=$4 pdir=$5 pwan=$6 allowed=$7 rlan=$8
     bt_wg "$x" set "$BT_DEV" listen-port "$BT_PORT" private-key "$dir/private.key" \
-        peer "$(cat "$pdir/public.key")" endpoint "$pwan:$BT_PORT" allowed-ips "$allowed" ||
+        peer "$(cat "$pdir/public.key")" endpoint "$(hostport "$pwan" "$BT_PORT")" allowed-ips "$allowed" ||
         { FAIL="wg set $BT_DEV failed in $ns"; return 1; }
     ip -n "$ns" addr add "$addr" dev "$BT_DEV"
     ip -n "$ns" link set dev "$BT_DEV" mtu "$BT_MTU" up
@@ -612,7 +644,7 @@ find_null_forwarder() {
 # Start the forwarder in gateway namespace $1 (local WAN address $2, peer's $3); sets BG (not
 # spawn: stop_bg, which ends the loads between figures, must leave the gateways running).
 null_start() { # ns local peer
-    ip netns exec "$1" "$NULL_FWD" "$NULL_DEV" "$2:$NULL_PORT" "$3:$NULL_PORT" 1400 "$TXQ" \
+    ip netns exec "$1" "$NULL_FWD" "$NULL_DEV" "$(hostport "$2" "$NULL_PORT")" "$(hostport "$3" "$NULL_PORT")" 1400 "$TXQ" \
         </dev/null >"$WORK/null-$1.out" 2>&1 &
     BG=$!
     local _

@@ -5,8 +5,10 @@ results.tsv: case, metric, run, value, extra...  (one line per successful run)
     metrics: tcp1_fwd tcp4_fwd tcp1_rev tcp4_rev (Mbit/s; bytes, retransmits),
              udp64_fwd udp64_rev (received packets/s; sent packets/s),
              rtt_idle rtt_load (median ms of the run; replies[, sent])
-meta.tsv: case, key, value  (kind suite status reason mtu qlen version cpu_a cpu_b tcp_cpu_a
-             tcp_cpu_b tcp_bytes wall)
+meta.tsv: case, key, value  (kind suite wan status reason mtu qlen version endpoints cpu_a
+             cpu_b tcp_cpu_a tcp_cpu_b tcp_bytes wall)
+A case with wan 6 (named CASE_wan6) is CASE over the IPv6 WAN: its ratios to no tunnel are to
+no_tunnel_wan6 when that ran, and when CASE ran too the report adds their IPv6/IPv4 ratios.
 Exit status 3 when a case that ran has a figure without a single successful run.
 """
 import argparse
@@ -29,6 +31,7 @@ p.add_argument("--wan-mtu", type=int, required=True)
 p.add_argument("--lan-gro", type=int, choices=(0, 1), default=0)
 p.add_argument("--json", action="store_true")
 p.add_argument("--figures", default="rtt,tcp,udp")
+p.add_argument("--wan", default="4", help="WAN families of the run: 4, 6 or 4,6")
 a = p.parse_args()
 
 L = a.udp_len
@@ -69,12 +72,30 @@ def label(c):
     return {"notunnel": "no tunnel", "ironsec": f"ironsec {s}", "static": f"ironsec static {s}",
             "baseline": f"ironsec {s} (baseline build)",
             "strongswan": f"strongSwan {s}", "boringtun": "boringtun (chacha20poly1305)",
-            "null": "null forwarder (no crypto)"}.get(k, c)
+            "null": "null forwarder (no crypto)"}.get(k, c) + (" [IPv6 WAN]" if wan(c) == 6 else "")
+
+
+def wan(c):
+    return 6 if meta[c].get("wan") == "6" else 4
+
+
+def twin4(c):
+    """The IPv4 WAN case of IPv6 WAN case c, if it ran."""
+    t = c[:-len("_wan6")] if c.endswith("_wan6") else None
+    return t if t in meta and wan(c) == 6 else None
 
 
 IMPL = {"notunnel": "none", "ironsec": "ironsec", "static": "ironsec", "baseline": "ironsec-baseline",
         "strongswan": "strongswan", "boringtun": "boringtun", "null": "null-forwarder"}
-base = "no_tunnel" if "no_tunnel" in meta else None
+base4 = "no_tunnel" if "no_tunnel" in meta else None
+base6 = "no_tunnel_wan6" if "no_tunnel_wan6" in meta else base4
+
+
+def base_of(c):
+    return base6 if wan(c) == 6 else base4
+
+
+base = base4 or base6
 
 missing = []
 out_cases = {}
@@ -84,7 +105,8 @@ for c in cases:
     r = {"impl": IMPL.get(m.get("kind"), m.get("kind")), "label": label(c),
          "suite": None if m.get("suite") in (None, "-") else m.get("suite"),
          "keying": {"static": "static", "ironsec": "ike", "baseline": "ike", "strongswan": "ike", "boringtun": "wireguard"}.get(m.get("kind")),
-         "status": m.get("status"), "version": m.get("version") or None}
+         "status": m.get("status"), "version": m.get("version") or None, "wan": wan(c),
+         "endpoints": m.get("endpoints") or None}
     if not ok:
         r["reason"] = m.get("reason")
     for mt in METRICS:
@@ -104,14 +126,26 @@ for c in cases:
         else:
             r[f"{mt}_ms"] = num(v, 3)
     ratio, delta = {}, {}
+    bc = base_of(c)
     for mt, _ in THRU:
-        v, b = med(c, mt), med(base, mt) if base else None
+        v, b = med(c, mt), med(bc, mt) if bc else None
         ratio[mt] = round(v / b, 3) if v is not None and b else None
     for mt in ("rtt_idle", "rtt_load"):
-        v, b = med(c, mt), med(base, mt) if base else None
+        v, b = med(c, mt), med(bc, mt) if bc else None
         delta[mt] = round(v - b, 3) if v is not None and b is not None else None
     r["ratio_to_no_tunnel"] = ratio
     r["rtt_delta_to_no_tunnel_ms"] = delta
+    # IPv6 WAN against the same case over the IPv4 WAN in this run: throughput ratios and RTT
+    # differences (null where either side has no measurement).
+    t = twin4(c)
+    if t:
+        r["ratio_wan6_to_wan4"] = {mt: (round(med(c, mt) / med(t, mt), 3)
+                                        if med(c, mt) is not None and med(t, mt) else None)
+                                   for mt, _ in THRU}
+        r["rtt_delta_wan6_to_wan4_ms"] = {mt: (round(med(c, mt) - med(t, mt), 3)
+                                               if med(c, mt) is not None and med(t, mt) is not None
+                                               else None)
+                                          for mt in ("rtt_idle", "rtt_load")}
     if m.get("kind") != "notunnel" and "cpu_a" in m:
         wall = float(m["wall"])
         gb = int(m.get("tcp_bytes", 0)) / 1e9
@@ -130,7 +164,8 @@ for c in cases:
 W = max([len(r["label"]) for r in out_cases.values()] + [10]) + 2
 print(f"ironsec bench: lanA -> lanB (->) and back (<-); median of {a.runs} run(s) of {a.time} s per figure "
       f"(TCP +{a.omit} s omitted warm-up)")
-print(f"{a.cpus} CPUs shared by both gateways, iperf3 and the kernel; WAN MTU {a.wan_mtu}; every tunnel's TUN "
+WANS = {"4": "IPv4 WAN", "6": "IPv6 WAN", "4,6": "IPv4 and IPv6 WAN (cases over IPv6: [IPv6 WAN])"}
+print(f"{a.cpus} CPUs shared by both gateways, iperf3 and the kernel; {WANS.get(a.wan, a.wan)}, MTU {a.wan_mtu}; every tunnel's TUN "
       f"txqueuelen >= {a.txqueuelen}; UDP: {a.udp_senders} iperf3 sender(s), -l {L} -b 0")
 if a.lan_gro:
     print("--lan-gro: both gateways' LAN interfaces with GRO, rx-udp-gro-forwarding and threaded NAPI")
@@ -150,7 +185,7 @@ for c, r in out_cases.items():
     row = f"{r['label']:<{W}}"
     for mt, _ in THRU:
         v = med(c, mt)
-        rr = None if c == base else r["ratio_to_no_tunnel"][mt]
+        rr = None if c in (base4, base6) else r["ratio_to_no_tunnel"][mt]
         row += f"{cell(v, rr, 1000.0 if mt.startswith('udp') else 1.0, '{:.1f}' if mt.startswith('udp') else '{:.0f}'):>16}"
     if r["status"] != "ok":
         row += f"   FAILED: {r.get('reason')}"
@@ -164,7 +199,7 @@ for c, r in out_cases.items():
     row = f"{r['label']:<{W}}"
     for mt in ("rtt_idle", "rtt_load"):
         v, d = med(c, mt), r["rtt_delta_to_no_tunnel_ms"][mt]
-        s = "-" if v is None else f"{v:.3f}" if c == base or d is None else f"{v:.3f} ({d:+.3f})"
+        s = "-" if v is None else f"{v:.3f}" if c in (base4, base6) or d is None else f"{v:.3f} ({d:+.3f})"
         row += f"{s:>18}"
     if r["cpu_s"]:
         for g in ("gwA", "gwB"):
@@ -176,6 +211,22 @@ for c, r in out_cases.items():
     row += ("-" if not r["tun"] else f"{r['tun']['mtu']}/{r['tun']['txqueuelen']}").rjust(18)
     print(row)
 print()
+pairs = [(c, r) for c, r in out_cases.items() if "ratio_wan6_to_wan4" in r]
+if pairs:
+    print(f"{'IPv6 WAN / IPv4 WAN':<{W}}" + "".join(f"{h:>16}" for _, h in THRU)
+          + "".join(f"{h:>18}" for h in ("RTT idle ms", "RTT load ms")))
+    print(f"{'(same case, this run)':<{W}}" + "".join(f"{'ratio':>16}" for _ in THRU)
+          + "".join(f"{'IPv6 - IPv4':>18}" for _ in range(2)))
+    for c, r in pairs:
+        row = f"{label(twin4(c)):<{W}}"
+        for mt, _ in THRU:
+            v = r["ratio_wan6_to_wan4"][mt]
+            row += ("-" if v is None else f"{v:.3f}").rjust(16)
+        for mt in ("rtt_idle", "rtt_load"):
+            v = r["rtt_delta_wan6_to_wan4_ms"][mt]
+            row += ("-" if v is None else f"{v:+.3f}").rjust(18)
+        print(row)
+    print()
 walls = [f"{r['label']} {r['wall_s']:.0f} s" for r in out_cases.values() if r.get("wall_s")]
 if walls:
     print("measured for: " + ", ".join(walls))
@@ -203,6 +254,7 @@ if a.json:
         "bench": "ironsec", "schema": 2, "runs": a.runs, "time_s": a.time, "omit_s": a.omit,
         "pings": a.pings, "udp_len": L, "udp_senders": a.udp_senders, "cpus": a.cpus,
         "wan_mtu": a.wan_mtu, "txqueuelen_min": a.txqueuelen, "lan_gro": bool(a.lan_gro),
+        "wan": [int(f) for f in a.wan.split(",")],
         "cases": out_cases,
     }, separators=(",", ":")))
 sys.exit(3 if missing else 0)

@@ -24,6 +24,16 @@
 #   baseline         with --baseline DIR: the ironsec case again (same configs, same suites) with
 #                    the ironsecd/ironsecctl in DIR, e.g. an older commit's release build, right
 #                    after the ironsec case of each suite: a regression check in one run
+# IPv6 WAN (--wan 6 or --wan both): the topology is dual-stack (topology.sh IRONSEC_IPV6=1:
+# WAN 2001:db8:f::1 - 2001:db8:f::2) and every case runs with the gateways talking over IPv6
+# instead, named CASE_wan6: no tunnel routes the remote LAN via the peer's IPv6 address (an IPv4
+# route with an IPv6 next hop: the same IPv4 packets on the wire, so its pair shows how much two
+# identical runs differ on the machine), ironsec's configs get the IPv6 addresses in `tunnels`,
+# strongSwan's local_addrs/remote_addrs, boringtun's endpoints and the null forwarder's sockets
+# are IPv6. The inner traffic stays IPv4 (10.1.0.2 -> 10.2.0.2) and the TUN MTUs stay the same,
+# so a case and its _wan6 twin carry the same packets and differ only in the outer header (20
+# bytes more for IPv6). With --wan both each case runs over IPv4 then at once over IPv6, and the
+# report adds a table of the IPv6-to-IPv4 ratios of every figure per case.
 # Every tunnel case first checks that both gateways route the remote LAN through the tunnel's
 # device and that no plain route bypasses it, and after every iperf3 run that gwA's tunnel
 # counters (ironsecctl status, swanctl --list-sas, wg show transfer, nt0's device counters) grew by at least 90% of the
@@ -48,7 +58,7 @@
 # Usage (as root):
 #   netns-scripts/bench.sh [--json] [--quick] [--runs N] [--time SECS] [--suite S[,S]]
 #                          [--cases C[,C]] [--udp-senders N] [--pings N] [--figures F]
-#                          [--lan-gro] [--baseline DIR]
+#                          [--lan-gro] [--baseline DIR] [--wan 4|6|both | --wan6]
 #
 #   --runs N         runs per figure (default 3); the median is reported
 #   --time S         seconds per iperf3 run (default 5; TCP runs also have a 1 s omitted warm-up)
@@ -74,6 +84,8 @@
 #   --baseline DIR   also run the ironsec case with DIR/ironsecd and DIR/ironsecctl (another
 #                    build, e.g. `git worktree add /tmp/old COMMIT && cargo build --release` there)
 #                    as case ironsec_baseline_SUITE; needs the ironsec case
+#   --wan W          the WAN family the tunnels use: 4 (default), 6, or both (every case over
+#                    IPv4 and over IPv6, with the IPv6/IPv4 ratios); --wan6 is --wan 6
 #   --json           also print one JSON object with every figure as the very last line of stdout
 #
 # Progress and diagnostics go to stderr; the tables (and the JSON line) to stdout. The exit status
@@ -112,7 +124,7 @@ TXQ="${IRONSEC_BENCH_TXQUEUELEN:-1000}"
 BT_VERSION="${IRONSEC_BENCH_BORINGTUN_VERSION:-0.7.1}"
 OMIT=1 UDP_LEN=64
 
-BASELINE="" LAN_GRO=0 JSON_OUT=0 RUNS=3 TIME=5 SUITES="" CASES="no-tunnel,ironsec,strongswan,boringtun,null" UDP_SENDERS=1 PINGS=20 FIGURES="rtt,tcp,udp"
+WAN_FAMS="4" BASELINE="" LAN_GRO=0 JSON_OUT=0 RUNS=3 TIME=5 SUITES="" CASES="no-tunnel,ironsec,strongswan,boringtun,null" UDP_SENDERS=1 PINGS=20 FIGURES="rtt,tcp,udp"
 WORK="" PID_A="" PID_B="" CLI_PID="" CLI_PIDS=() RES=""
 GW_PID_A="" GW_PID_B="" SW_DIR_A="" SW_DIR_B="" BT_PID_A="" BT_PID_B="" TUNNEL_KIND=none
 
@@ -122,6 +134,9 @@ while [ $# -gt 0 ]; do
         --baseline) [ $# -ge 2 ] || die "--baseline needs a directory"; BASELINE=$2; shift ;;
         --baseline=*) BASELINE=${1#--baseline=} ;;
         --lan-gro) LAN_GRO=1 ;;
+        --wan6) WAN_FAMS=6 ;;
+        --wan) [ $# -ge 2 ] || die "--wan needs a value"; WAN_FAMS=$2; shift ;;
+        --wan=*) WAN_FAMS=${1#--wan=} ;;
         --quick) RUNS=1 TIME=2 ;;
         --runs) [ $# -ge 2 ] || die "--runs needs a value"; RUNS=$2; shift ;;
         --runs=*) RUNS=${1#--runs=} ;;
@@ -150,6 +165,12 @@ num_in --time "$TIME" 1 600
 num_in --udp-senders "$UDP_SENDERS" 1 16
 num_in --pings "$PINGS" 1 1000
 [[ "$TXQ" =~ ^[0-9]+$ ]] || die "IRONSEC_BENCH_TXQUEUELEN must be a number"
+case "$WAN_FAMS" in
+    4|ipv4) WAN_FAMS=4 ;;
+    6|ipv6) WAN_FAMS=6 ;;
+    both|4,6|6,4) WAN_FAMS="4 6" ;;
+    *) die "--wan must be 4, 6 or both (got '$WAN_FAMS')" ;;
+esac
 FIG_RTT=0 FIG_TCP=0 FIG_UDP=0
 IFS=, read -ra figs <<<"$FIGURES"
 for f in "${figs[@]}"; do
@@ -204,6 +225,15 @@ if [ "$WANT_STATIC" = 1 ]; then for s in "${SUITE_LIST[@]}"; do CASE_LIST+=("sta
 if [ "$WANT_SW" = 1 ]; then for s in "${SUITE_LIST[@]}"; do CASE_LIST+=("strongswan $s strongswan_$s"); done; fi
 [ "$WANT_BT" = 1 ] && CASE_LIST+=("boringtun chacha20poly1305 boringtun")
 [ "$WANT_NULL" = 1 ] && CASE_LIST+=("null - null_forwarder")
+# Each case once per WAN family, the IPv6 one (CASE_wan6) right after the IPv4 one, so that a
+# burst of noise on the machine hits both alike: entries "kind suite name family".
+FAM_LIST=()
+for entry in "${CASE_LIST[@]}"; do
+    for fam in $WAN_FAMS; do
+        if [ "$fam" = 6 ]; then FAM_LIST+=("${entry}_wan6 6"); else FAM_LIST+=("$entry 4"); fi
+    done
+done
+CASE_LIST=("${FAM_LIST[@]}")
 
 [ "$(id -u)" = 0 ] || die "must run as root (network namespaces, veth, TUN)"
 needs=(ip iperf3 ping python3 timeout ss)
@@ -242,8 +272,13 @@ fi
 [ "$WANT_NULL" = 1 ] && find_null_forwarder
 
 # ---------------------------------------------------------------------------------------------
-log "topology up (namespaces $PREFIX-*)"
-topo up >&2
+if [ "$WAN_FAMS" = 4 ]; then
+    log "topology up (namespaces $PREFIX-*)"
+    topo up >&2
+else
+    log "topology up (namespaces $PREFIX-*, dual-stack: IRONSEC_IPV6=1)"
+    IRONSEC_IPV6=1 topo up >&2
+fi
 if [ "$LAN_GRO" = 1 ]; then
     for g in gwA gwB; do
         # `ip netns exec` mounts the namespace's own /sys, where `lan` is this gateway's.
@@ -417,11 +452,13 @@ case_down() { # kind
 
 FAILED=0
 for entry in "${CASE_LIST[@]}"; do
-    read -r kind suite CASE <<<"$entry"
-    log "== $CASE"
+    read -r kind suite CASE fam <<<"$entry"
+    wan_family "$fam"
+    log "== $CASE (IPv$fam WAN: $WAN_A <-> $WAN_B)"
     meta kind "$kind"
     meta suite "$suite"
-    FAIL="" MTU=- QLEN=- CASE_VERSION=""
+    meta wan "$fam"
+    FAIL="" MTU=- QLEN=- CASE_VERSION="" ENDPOINTS=""
     # The baseline case runs, measures and stops with the --baseline binaries.
     OWN_D=${D:-} OWN_CTL=${CTL:-}
     [ "$kind" = baseline ] && D="$BASELINE/ironsecd" CTL="$BASELINE/ironsecctl"
@@ -436,6 +473,7 @@ for entry in "${CASE_LIST[@]}"; do
     meta mtu "$MTU"
     meta qlen "$QLEN"
     meta version "$CASE_VERSION"
+    meta endpoints "$ENDPOINTS"
     stop_bg
     case_down "$kind"
     D=$OWN_D CTL=$OWN_CTL
@@ -447,6 +485,6 @@ rc=0 jsonopt=()
 [ "$JSON_OUT" = 1 ] && jsonopt=(--json)
 python3 "$HERE/bench-report.py" --results "$RES_TSV" --meta "$META_TSV" --runs "$RUNS" --time "$TIME" \
     --omit "$OMIT" --pings "$PINGS" --udp-len "$UDP_LEN" --udp-senders "$UDP_SENDERS" --cpus "$(nproc)" \
-    --txqueuelen "$TXQ" --wan-mtu "${IRONSEC_WAN_MTU:-1500}" --figures "$FIGURES" --lan-gro "$LAN_GRO" "${jsonopt[@]}" || rc=$?
+    --txqueuelen "$TXQ" --wan "${WAN_FAMS// /,}" --wan-mtu "${IRONSEC_WAN_MTU:-1500}" --figures "$FIGURES" --lan-gro "$LAN_GRO" "${jsonopt[@]}" || rc=$?
 [ "$rc" = 0 ] || [ "$rc" = 3 ] || die "bench-report.py failed (exit $rc)"
 if [ "$FAILED" = 1 ] || [ "$rc" = 3 ]; then exit 1; fi

@@ -14,11 +14,23 @@
 # that the WAN carried no clear-text ICMP), prints both gateways' status and tears everything
 # down.
 #
+# With --ipv6 the topology is dual-stack (topology.sh with IRONSEC_IPV6=1) and the tunnel runs
+# over the IPv6 WAN, carrying both families:
+#
+#   lanA 10.1.0.2 2001:db8:1::2 -- gwA 2001:db8:f::1 ==IPv6 WAN== 2001:db8:f::2 gwB -- lanB 10.2.0.2 2001:db8:2::2
+#
+# IKEv2: configs derived from conf/ipv6-gw-a.toml and conf/ipv6-gw-b.toml (one CHILD_SA with the
+# selectors 10.i.0.0/24 and 2001:db8:i::/64 of each site). --static: conf/static-gw-*.toml with
+# the tunnel's addresses changed to the IPv6 WAN ones and the IPv6 LAN added to the selectors.
+# It pings lanA -> lanB over IPv4 and over IPv6 through the one tunnel, and the WAN check counts
+# clear-text ICMP and ICMPv6 echoes.
+#
 # Usage (as root):
-#   netns-scripts/demo.sh [--static] [--keep] [--suite aes128gcm16|aes256gcm16|chacha20poly1305]
+#   netns-scripts/demo.sh [--static] [--ipv6] [--keep] [--suite aes128gcm16|aes256gcm16|chacha20poly1305]
 #   netns-scripts/demo.sh --down      # tear down what a --keep run left running
 #
 #   --static  manually keyed tunnel (no IKE) instead of IKEv2 with a pre-shared key
+#   --ipv6    the tunnel over an IPv6 WAN, carrying IPv4 and IPv6 (above)
 #   --keep    leave the namespaces and both daemons running and print how to use them
 #   --suite   AEAD suite of the tunnel. IKEv2: both gateways propose only ike_proposals =
 #             ["SUITE-prfsha256-x25519"] and esp_proposals = ["SUITE"] (default: the example
@@ -41,16 +53,18 @@ PREFIX="${IRONSEC_DEMO_PREFIX:-demo}"
 # shellcheck source-path=SCRIPTDIR source=lib.sh
 . "$HERE/lib.sh"    # sets ROOT TOPO LANA GWA GWB LANB; say die indent usage stop_pid ...
 LANA_IP=10.1.0.2 LANB_IP=10.2.0.2
+LANA_IP6=2001:db8:1::2 LANB_IP6=2001:db8:2::2
 PINGS=5
 if [ -d /run ] && [ -w /run ]; then STATE_DIR=/run; else STATE_DIR=/tmp; fi
 STATE="$STATE_DIR/ironsec-demo-$PREFIX.state"
 
-MODE=ike KEEP=0 SUITE="" ACTION=demo
+MODE=ike KEEP=0 SUITE="" ACTION=demo IPV6=0
 WORK="" PID_A="" PID_B="" TCPDUMP_PID="" KEEP_RUNNING=0 WROTE_STATE=0 LOG_LINES=40 IKE_PORT=""
 
 while [ $# -gt 0 ]; do
     case "$1" in
         --static) MODE=static ;;
+        --ipv6) IPV6=1 ;;
         --keep) KEEP=1 ;;
         --down) ACTION=down ;;
         --suite) [ $# -ge 2 ] || die "--suite needs a value"; SUITE=$2; shift ;;
@@ -66,6 +80,8 @@ if [ -n "$SUITE" ]; then suite_keylen; fi    # validates --suite (KEYLEN is for 
 [ "$(id -u)" = 0 ] || die "must run as root (it creates network namespaces, veth pairs and TUN devices); try: sudo $0 $*"
 command -v ip >/dev/null || die "iproute2 is not installed (Debian: apt-get install iproute2)"
 [ -x "$TOPO" ] || [ -f "$TOPO" ] || die "missing $TOPO"
+# topology.sh (run by lib.sh's topo) adds the IPv6 addresses with IRONSEC_IPV6=1.
+if [ "$IPV6" = 1 ]; then export IRONSEC_IPV6=1; fi
 
 # --down: undo a --keep run using its state file, then remove the namespaces regardless.
 down_from_state() {
@@ -121,7 +137,15 @@ do_ping() { # ns dst count
         timeout 30 ip netns exec "$1" python3 - "$2" "$3" <<'EOF'
 import os, select, socket, struct, sys, time
 dst, n = sys.argv[1], int(sys.argv[2])
-s = socket.socket(socket.AF_INET, socket.SOCK_RAW, socket.IPPROTO_ICMP)
+# IPv6: a raw ICMPv6 socket (the kernel fills in the checksum and strips the IP header),
+# echo request 128 / reply 129; IPv4: raw ICMP, 8 / 0, IP header in what recvfrom returns.
+v6 = ":" in dst
+if v6:
+    s = socket.socket(socket.AF_INET6, socket.SOCK_RAW, socket.IPPROTO_ICMPV6)
+    req, rep = 128, 129
+else:
+    s = socket.socket(socket.AF_INET, socket.SOCK_RAW, socket.IPPROTO_ICMP)
+    req, rep = 8, 0
 ident = os.getpid() & 0xFFFF
 def csum(b):
     if len(b) % 2:
@@ -134,8 +158,9 @@ print(f"PING {dst} 56(84) bytes of data (python3 ICMP echo).")
 got = 0
 for seq in range(1, n + 1):
     body = b"ironsec-demo-pad" * 3 + b"12345678"
-    pkt = struct.pack("!BBHHH", 8, 0, 0, ident, seq) + body
-    pkt = struct.pack("!BBHHH", 8, 0, csum(pkt), ident, seq) + body
+    pkt = struct.pack("!BBHHH", req, 0, 0, ident, seq) + body
+    if not v6:
+        pkt = struct.pack("!BBHHH", req, 0, csum(pkt), ident, seq) + body
     t0 = time.monotonic()
     s.sendto(pkt, (dst, 0))
     while True:
@@ -143,11 +168,14 @@ for seq in range(1, n + 1):
         if left <= 0 or not select.select([s], [], [], left)[0]:
             break
         data, addr = s.recvfrom(4096)
-        ihl = (data[0] & 15) * 4
+        ihl = 0 if v6 else (data[0] & 15) * 4
+        if len(data) < ihl + 8:
+            continue
         typ, _, _, rid, rseq = struct.unpack("!BBHHH", data[ihl:ihl + 8])
-        if typ == 0 and rid == ident and rseq == seq:
+        if typ == rep and rid == ident and rseq == seq:
             ms = (time.monotonic() - t0) * 1000
-            print(f"{len(data) - ihl} bytes from {addr[0]}: icmp_seq={seq} ttl={data[8]} time={ms:.3f} ms")
+            ttl = "" if v6 else f" ttl={data[8]}"
+            print(f"{len(data) - ihl} bytes from {addr[0]}: icmp_seq={seq}{ttl} time={ms:.3f} ms")
             got += 1
             break
     time.sleep(max(0.0, t0 + 0.2 - time.monotonic()))
@@ -186,9 +214,16 @@ fi
 if [ "$MODE" = static ]; then WHAT="manually keyed tunnel, suite $SUITE"
 elif [ -n "$SUITE" ]; then WHAT="IKEv2 with a pre-shared key, suite $SUITE"
 else WHAT="IKEv2 with a pre-shared key, the example configs' proposals"; fi
+[ "$IPV6" = 1 ] && WHAT+=", over an IPv6 WAN carrying IPv4 and IPv6"
 say "== ironsec demo: $WHAT, namespaces $PREFIX-* =="
 topo up
-say "topology: $LANA $LANA_IP -- $GWA 10.1.0.1 | 192.0.2.1 ==WAN== 192.0.2.2 | 10.2.0.1 $GWB -- $LANB $LANB_IP"
+if [ "$IPV6" = 1 ]; then
+    say "topology: $LANA $LANA_IP $LANA_IP6 -- $GWA 2001:db8:f::1 ==IPv6 WAN== 2001:db8:f::2 $GWB -- $LANB $LANB_IP $LANB_IP6"
+    SELECTORS="10.1.0.0/24 2001:db8:1::/64 <-> 10.2.0.0/24 2001:db8:2::/64"
+else
+    say "topology: $LANA $LANA_IP -- $GWA 10.1.0.1 | 192.0.2.1 ==WAN== 192.0.2.2 | 10.2.0.1 $GWB -- $LANB $LANB_IP"
+    SELECTORS="10.1.0.0/24 <-> 10.2.0.0/24"
+fi
 
 make_workdir demo
 touch "$WORK/.ironsec-demo"
@@ -208,10 +243,32 @@ write_state() {
 # Watch the WAN (optional: only if tcpdump is installed) from now until the pings are done.
 start_tcpdump() {
     command -v tcpdump >/dev/null || return 0
-    timeout 60 ip netns exec "$GWA" tcpdump -l -n -i wan 'icmp or udp' \
+    timeout 60 ip netns exec "$GWA" tcpdump -l -n -i wan "$TCPDUMP_FILTER" \
         >"$WORK/wan.txt" 2>"$WORK/tcpdump.err" &
     TCPDUMP_PID=$!
     for _ in $(seq 30); do grep -q 'listening on' "$WORK/tcpdump.err" 2>/dev/null && break; sleep 0.1; done
+}
+
+# IPv4 ICMP always; with --ipv6 also ICMPv6 (neighbour discovery too: the clear-text check below
+# counts only echoes).
+if [ "$IPV6" = 1 ]; then TCPDUMP_FILTER='icmp or icmp6 or udp'; else TCPDUMP_FILTER='icmp or udp'; fi
+
+# --static --ipv6: the tunnel's addresses of WORK/gw{A,B}.toml changed to the IPv6 WAN ones and
+# each site's IPv6 LAN added to the selectors. Dies if the example's layout no longer matches.
+static_to_ipv6() {
+    local g n m f
+    for g in A B; do
+        f="$WORK/gw$g.toml"
+        if [ "$g" = A ]; then n=1 m=2; else n=2 m=1; fi
+        sed -i -e "s|{ local = \"192\.0\.2\.$n\", remote = \"192\.0\.2\.$m\"|{ local = \"2001:db8:f::$n\", remote = \"2001:db8:f::$m\"|" \
+            -e "s|^local_ts = \[\"10\.$n\.0\.0/24\"\]|local_ts = [\"10.$n.0.0/24\", \"2001:db8:$n::/64\"]|" \
+            -e "s|^remote_ts = \[\"10\.$m\.0\.0/24\"\]|remote_ts = [\"10.$m.0.0/24\", \"2001:db8:$m::/64\"]|" "$f"
+        if ! grep -qF "{ local = \"2001:db8:f::$n\", remote = \"2001:db8:f::$m\"" "$f" ||
+            ! grep -qF "local_ts = [\"10.$n.0.0/24\", \"2001:db8:$n::/64\"]" "$f" ||
+            ! grep -qF "remote_ts = [\"10.$m.0.0/24\", \"2001:db8:$m::/64\"]" "$f"; then
+            die "could not turn $f into its IPv6 WAN form (did conf/static-gw-*.toml's layout change?)"
+        fi
+    done
 }
 
 secs_since() { awk -v a="$1" -v b="$(date +%s.%N)" 'BEGIN{printf "%.2f", b-a}'; }
@@ -219,13 +276,14 @@ secs_since() { awk -v a="$1" -v b="$(date +%s.%N)" 'BEGIN{printf "%.2f", b-a}'; 
 if [ "$MODE" = static ]; then
     # Configs: the example configs with only the keys file, control socket and suite changed.
     write_configs
+    if [ "$IPV6" = 1 ]; then static_to_ipv6; fi
     A_WAN=$(field local "$WORK/gwA.toml") B_WAN=$(field remote "$WORK/gwA.toml")
     PORT=$(sed -n 's/^port = \([0-9]*\).*/\1/p' "$WORK/gwA.toml")
 
     write_keys
     say "keys:     fresh random $SUITE keys ($KEYLEN bytes of keying material per SPI) in $KEYS (mode 600)"
     say "tunnel:   $GWA $A_WAN:$PORT <==ESP-in-UDP==> $GWB $B_WAN:$PORT, suite $SUITE"
-    say "          SPI $SPI_AB carries A->B, SPI $SPI_BA carries B->A; selectors 10.1.0.0/24 <-> 10.2.0.0/24"
+    say "          SPI $SPI_AB carries A->B, SPI $SPI_BA carries B->A; selectors $SELECTORS"
 
     check_configs
 
@@ -238,7 +296,7 @@ if [ "$MODE" = static ]; then
 else
     # Configs: the IKE example configs with only the PSK file, control socket and (with
     # --suite) the proposals changed.
-    write_ike_configs
+    if [ "$IPV6" = 1 ]; then write_ike_configs ipv6; else write_ike_configs; fi
     A_WAN=$(field local "$WORK/gwA.toml") B_WAN=$(field remote "$WORK/gwA.toml")
     PORT=$(sed -n 's/^port = \([0-9]*\).*/\1/p' "$WORK/gwA.toml")
     IKE_PORT=$(sed -n 's/^ike_port = \([0-9]*\).*/\1/p' "$WORK/gwA.toml")
@@ -248,7 +306,7 @@ else
     write_psk
     say "psk:      fresh random pre-shared key (0x + 64 hex digits) in $PSK (mode 600), used by both gateways"
     say "tunnel:   $GWA $A_WAN ($(field local_id "$WORK/gwA.toml"), initiator) <==IKEv2==> $GWB $B_WAN ($(field local_id "$WORK/gwB.toml"), responder)"
-    say "          IKE_SA_INIT on UDP/$IKE_PORT, then IKE_AUTH and ESP-in-UDP on UDP/$PORT; selectors 10.1.0.0/24 <-> 10.2.0.0/24"
+    say "          IKE_SA_INIT on UDP/$IKE_PORT, then IKE_AUTH and ESP-in-UDP on UDP/$PORT; selectors $SELECTORS"
     say "          both propose ike_proposals = $IKE_PROPS, esp_proposals = $ESP_PROPS"
 
     check_configs
@@ -299,6 +357,10 @@ else
 fi
 say "routes:   $GWA: $(ip -n "$GWA" route get 10.2.0.2 | head -n1 | sed 's/ *$//')"
 say "          $GWB: $(ip -n "$GWB" route get 10.1.0.2 | head -n1 | sed 's/ *$//')"
+if [ "$IPV6" = 1 ]; then
+    say "          $GWA: $(ip -n "$GWA" -6 route get "$LANB_IP6" | head -n1 | sed 's/ *$//')"
+    say "          $GWB: $(ip -n "$GWB" -6 route get "$LANA_IP6" | head -n1 | sed 's/ *$//')"
+fi
 
 read -r A_OUT0 _ A_IN0 _ < <(counters "$WORK/gwA.sock") || fail "ironsecctl status --json failed on gwA"
 read -r B_OUT0 _ B_IN0 _ < <(counters "$WORK/gwB.sock") || fail "ironsecctl status --json failed on gwB"
@@ -306,32 +368,45 @@ read -r B_OUT0 _ B_IN0 _ < <(counters "$WORK/gwB.sock") || fail "ironsecctl stat
 # Watch the WAN while pinging (IKEv2: already watching since before the negotiation).
 if [ "$MODE" = static ]; then start_tcpdump; fi
 
-say ""
-say "ping $LANA $LANA_IP -> $LANB $LANB_IP ($PINGS echo requests through the tunnel):"
-set +e
-do_ping "$LANA" "$LANB_IP" "$PINGS" >"$WORK/ping.txt" 2>&1
-PING_RC=$?
-set -e
-indent <"$WORK/ping.txt"
-RECEIVED=$(sed -n 's/.* \([0-9]\+\) received.*/\1/p' "$WORK/ping.txt" | tail -n1)
-RECEIVED=${RECEIVED:-0}
+# ping $1 -> $2 (addresses $3 -> $4) PINGS times into WORK/$5.txt; sets PING_RC and RECEIVED.
+ping_through() { # from to src dst tag
+    say ""
+    say "ping $1 $3 -> $2 $4 ($PINGS echo requests through the tunnel):"
+    set +e
+    do_ping "$1" "$4" "$PINGS" >"$WORK/$5.txt" 2>&1
+    PING_RC=$?
+    set -e
+    indent <"$WORK/$5.txt"
+    RECEIVED=$(sed -n 's/.* \([0-9]\+\) received.*/\1/p' "$WORK/$5.txt" | tail -n1)
+    RECEIVED=${RECEIVED:-0}
+}
+ping_through "$LANA" "$LANB" "$LANA_IP" "$LANB_IP" ping
+PING_RC4=$PING_RC RECEIVED4=$RECEIVED
+# Every ping of this run: the counters below must have grown by at least this many.
+REQUESTS=$PINGS
+if [ "$IPV6" = 1 ]; then
+    ping_through "$LANA" "$LANB" "$LANA_IP6" "$LANB_IP6" ping6
+    PING_RC6=$PING_RC RECEIVED6=$RECEIVED
+    REQUESTS=$((2 * PINGS))
+fi
 
 if [ -n "$TCPDUMP_PID" ]; then
     sleep 0.2
     kill -TERM "$TCPDUMP_PID" 2>/dev/null || true
     wait "$TCPDUMP_PID" 2>/dev/null || true
     TCPDUMP_PID=""
-    CLEAR_ICMP=$(grep -c ' ICMP echo' "$WORK/wan.txt" || true)
+    # tcpdump: "IP a > b: ICMP echo request" and "IP6 a > b: ICMP6, echo request".
+    CLEAR_ICMP=$(grep -c ' ICMP echo\| ICMP6, echo' "$WORK/wan.txt" || true)
     say ""
     if [ "$MODE" = static ]; then
         ESP_LINES=$(grep -c "\.$PORT > .*\.$PORT: " "$WORK/wan.txt" || true)
-        say "WAN of $GWA (tcpdump -i wan 'icmp or udp'): $ESP_LINES UDP/$PORT datagrams, $CLEAR_ICMP clear-text ICMP echoes; first ones:"
+        say "WAN of $GWA (tcpdump -i wan '$TCPDUMP_FILTER'): $ESP_LINES UDP/$PORT datagrams, $CLEAR_ICMP clear-text ICMP echoes; first ones:"
         head -n 4 "$WORK/wan.txt" | indent
     else
         # tcpdump decodes IKE (UDP/500, and UDP/4500 behind the non-ESP marker) as "isakmp".
         IKE_LINES=$(grep -c 'isakmp' "$WORK/wan.txt" || true)
         ESP_LINES=$(grep "\.$PORT > .*\.$PORT: " "$WORK/wan.txt" | grep -vc 'isakmp' || true)
-        say "WAN of $GWA (tcpdump -i wan 'icmp or udp', from before $GWA started): $IKE_LINES IKE datagrams,"
+        say "WAN of $GWA (tcpdump -i wan '$TCPDUMP_FILTER', from before $GWA started): $IKE_LINES IKE datagrams,"
         say "$ESP_LINES ESP-in-UDP/$PORT datagrams, $CLEAR_ICMP clear-text ICMP echoes; first ones:"
         head -n 6 "$WORK/wan.txt" | indent
     fi
@@ -352,29 +427,40 @@ for g in gwA gwB; do
 done
 say ""
 
-if [ "$PING_RC" != 0 ] || [ "$RECEIVED" -eq 0 ]; then
-    fail "no ping reply crossed the tunnel ($RECEIVED/$PINGS replies, ping exit $PING_RC)"
+if [ "$PING_RC4" != 0 ] || [ "$RECEIVED4" -eq 0 ]; then
+    fail "no IPv4 ping reply crossed the tunnel ($RECEIVED4/$PINGS replies, ping exit $PING_RC4)"
 fi
-[ "$D_A_OUT" -ge "$PINGS" ] ||
-    fail "gwA's tunnel outbound counter grew by $D_A_OUT, less than the $PINGS echo requests: the traffic did not go through the tunnel"
+if [ "$IPV6" = 1 ] && { [ "$PING_RC6" != 0 ] || [ "$RECEIVED6" -eq 0 ]; }; then
+    fail "no IPv6 ping reply crossed the tunnel ($RECEIVED6/$PINGS replies, ping exit $PING_RC6)"
+fi
+[ "$D_A_OUT" -ge "$REQUESTS" ] ||
+    fail "gwA's tunnel outbound counter grew by $D_A_OUT, less than the $REQUESTS echo requests: the traffic did not go through the tunnel"
 if [ -n "${CLEAR_ICMP:-}" ] && [ "$CLEAR_ICMP" -gt 0 ]; then
     fail "$CLEAR_ICMP ICMP echo packets crossed the WAN in clear text"
 fi
-[ "$RECEIVED" = "$PINGS" ] || echo "demo.sh: warning: only $RECEIVED of $PINGS pings were answered" >&2
-if [ "$MODE" = static ]; then
-    say "PASS: $RECEIVED/$PINGS pings crossed the tunnel; $GWA sent $D_A_OUT ESP packets on SPI $SPI_AB."
+[ "$RECEIVED4" = "$PINGS" ] || echo "demo.sh: warning: only $RECEIVED4 of $PINGS IPv4 pings were answered" >&2
+if [ "$IPV6" = 1 ]; then
+    [ "$RECEIVED6" = "$PINGS" ] || echo "demo.sh: warning: only $RECEIVED6 of $PINGS IPv6 pings were answered" >&2
+    CROSSED="$RECEIVED4/$PINGS IPv4 and $RECEIVED6/$PINGS IPv6 pings crossed"
 else
-    say "PASS: IKEv2 brought the tunnel up ($A_ALG, CHILD_SA $A_SUITE); $RECEIVED/$PINGS pings crossed it;"
+    CROSSED="$RECEIVED4/$PINGS pings crossed"
+fi
+if [ "$MODE" = static ]; then
+    say "PASS: $CROSSED the tunnel; $GWA sent $D_A_OUT ESP packets on SPI $SPI_AB."
+else
+    say "PASS: IKEv2 brought the tunnel up ($A_ALG, CHILD_SA $A_SUITE); $CROSSED it;"
     say "      $GWA sent $D_A_OUT ESP packets on SPI $SPI_AB."
 fi
 
 if [ "$KEEP" = 1 ]; then
     KEEP_RUNNING=1
     if [ "$MODE" = static ]; then KEEP_SECRET="keys: $KEYS"; else KEEP_SECRET="pre-shared key: $PSK"; fi
+    PING6_HINT=""
+    if [ "$IPV6" = 1 ]; then PING6_HINT=$'\n'"    ip netns exec $LANA ping $LANB_IP6"; fi
     cat <<EOF
 
 The demo keeps running (--keep). Try:
-    ip netns exec $LANA ping $LANB_IP
+    ip netns exec $LANA ping $LANB_IP$PING6_HINT
     ip netns exec $LANA bash                  # a shell on site A's LAN
     $CTL --socket $WORK/gwA.sock status
     $CTL --socket $WORK/gwB.sock status

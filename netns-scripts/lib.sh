@@ -220,13 +220,28 @@ make_ike_config() { # example out socket
 }
 
 # WORK/gwA.toml and WORK/gwB.toml (control sockets WORK/gwA.sock, WORK/gwB.sock) from
-# conf/ike-gw-a.toml (initiator) and conf/ike-gw-b.toml (responder). Needs ROOT, WORK, PSK, SUITE
-# (may be empty: the examples' proposals). Sets TUN_A and TUN_B.
-write_ike_configs() {
-    make_ike_config "$ROOT/conf/ike-gw-a.toml" "$WORK/gwA.toml" "$WORK/gwA.sock"
-    make_ike_config "$ROOT/conf/ike-gw-b.toml" "$WORK/gwB.toml" "$WORK/gwB.sock"
+# conf/ike-gw-a.toml (initiator) and conf/ike-gw-b.toml (responder), or from the examples
+# conf/$1-gw-a.toml and conf/$1-gw-b.toml (e.g. "ipv6": the IPv6 WAN pair). Needs ROOT, WORK,
+# PSK, SUITE (may be empty: the examples' proposals). Sets TUN_A and TUN_B.
+write_ike_configs() { # [example-prefix, default ike]
+    local ex=${1:-ike}
+    make_ike_config "$ROOT/conf/$ex-gw-a.toml" "$WORK/gwA.toml" "$WORK/gwA.sock"
+    make_ike_config "$ROOT/conf/$ex-gw-b.toml" "$WORK/gwB.toml" "$WORK/gwB.sock"
     TUN_A=$(field tun "$WORK/gwA.toml") TUN_B=$(field tun "$WORK/gwB.toml")
     if [ -z "$TUN_A" ] || [ -z "$TUN_B" ]; then die "could not read tun from the example configs"; fi
+}
+
+# WORK/gwA.toml and WORK/gwB.toml (derived from conf/static-gw-*.toml or conf/ike-gw-*.toml)
+# with their tunnel over the IPv6 WAN of topology.sh IRONSEC_IPV6=1: `{ local = "192.0.2.N",
+# remote = "192.0.2.M"` becomes `{ local = "2001:db8:f::N", remote = "2001:db8:f::M"`; the
+# selectors stay as they are. Returns 1 with FAIL set if a file has no such tunnel line.
+configs_to_wan6() {
+    local f
+    for f in "$WORK/gwA.toml" "$WORK/gwB.toml"; do
+        sed -i -E 's/\{ local = "192\.0\.2\.([0-9]+)", remote = "192\.0\.2\.([0-9]+)"/{ local = "2001:db8:f::\1", remote = "2001:db8:f::\2"/' "$f"
+        grep -qE '\{ local = "2001:db8:f::[0-9]+", remote = "2001:db8:f::[0-9]+"' "$f" ||
+            { FAIL="could not move the tunnel of $f to the IPv6 WAN (did the example's layout change?)"; return 1; }
+    done
 }
 
 # A fresh random pre-shared key, "0x" and 64 hex digits (32 bytes), shared by both gateways,
@@ -319,6 +334,34 @@ print(*s)' <<<"$out"
                   ([$t[].inbound.packets // 0] | add // 0), ([$t[].inbound.bytes // 0] | add // 0)]
                | map(tostring) | join(" ")' <<<"$out"
     fi
+}
+
+# The first tunnel of the daemon at control socket $1 as "LOCAL -> REMOTE" (addresses without
+# ports, from ironsecctl status --json); returns 1 if ironsecctl fails or there is no tunnel.
+# Needs CTL, JSON.
+tunnel_endpoints() {
+    local out line
+    out=$("$CTL" --socket "$1" status --json) || return 1
+    if [ "$JSON" = python3 ]; then
+        line=$(python3 -c '
+import json, sys
+def host(a):
+    a = str(a or "")
+    if a.startswith("["):
+        return a[1:a.index("]")]
+    return a.rsplit(":", 1)[0] if a.count(":") == 1 else a
+d = json.load(sys.stdin)
+for c in d.get("connections") or []:
+    for t in c.get("tunnels") or []:
+        print(host(t.get("local")), "->", host(t.get("remote")))
+        sys.exit()' <<<"$out")
+    else
+        line=$(jq -r 'def host: tostring | if startswith("[") then ltrimstr("[") | split("]")[0]
+                      elif (split(":") | length) == 2 then split(":")[0] else . end;
+               first(.connections[]?.tunnels[]?) | "\(.local | host) -> \(.remote | host)"' <<<"$out")
+    fi
+    [ -n "$line" ] || return 1
+    printf '%s\n' "$line"
 }
 
 # The first IKE tunnel of the daemon at control socket $1, one line of 10 words ("-" where a

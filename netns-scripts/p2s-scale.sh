@@ -189,9 +189,9 @@ for c in d.get("connections") or []:
         addrs.add(cl.get("address"))
         if (cl.get("tunnel") or {}).get("state") == "up":
             up += 1
-    p = c.get("pool") or {}
-    size += p.get("size") or 0
-    online += p.get("online") or 0
+    for p in c.get("pools") or []:
+        size += p.get("size") or 0
+        online += p.get("online") or 0
 i = d.get("ike") or {}
 print(clients, up, len(addrs), size, online,
       *[int(i.get(k) or 0) for k in ("received", "queue_dropped", "half_open_dropped", "cookies_sent")])

@@ -14,7 +14,7 @@
 # The LAN hosts lh and ls carry the first and the last site's .1 addresses, so an iperf3 TCP
 # stream from lh (bound to hub site i) to ls (spoke site i) goes through connection i only,
 # both ways; the hub's vti<i> byte counter is reported beside it to show it did. Selectors are
-# the route-based default (0.0.0.0/0) and the spoke initiates every connection at once
+# the route-based default (0.0.0.0/0 and ::/0) and the spoke initiates every connection at once
 # (start_action = "start"); the hub only answers.
 #
 # Reported for N (and with --baseline for N = 1 first, in the same namespaces):
@@ -555,7 +555,7 @@ if [ "$BASELINE" = 1 ]; then
         MARGINAL=$(awk -v a="$R_RSS" -v b="$BASE_RSS" -v n="$CONNS" 'BEGIN { printf "%.1f", (a - b) / (n - 1) }')
     fi
 fi
-CONDITIONS="route-based connections, one tunnel each, 0.0.0.0/0 selectors; spoke initiates all at once, hub answers; no traffic during the CPU window; dpd_interval = 0 (DPD off); rekey_time = ike_rekey_time = $REKEY s; TCP: iperf3 streams of $TCP_SECS s, one at a time, lh -> ls, median of $TCP_RUNS per connection"
+CONDITIONS="route-based connections, one tunnel each, 0.0.0.0/0 and ::/0 selectors (the default); spoke initiates all at once, hub answers; no traffic during the CPU window; dpd_interval = 0 (DPD off); rekey_time = ike_rekey_time = $REKEY s; TCP: iperf3 streams of $TCP_SECS s, one at a time, lh -> ls, median of $TCP_RUNS per connection"
 
 if [ "$JSON_OUT" = 1 ]; then
     printf '{"script":"route-scale","ironsecd":"%s","conditions":"%s","cpu":"%% of one core: utime+stime from /proc/PID/stat (whole clock ticks), and *_schedstat from the thread run times in /proc/PID/task/*/schedstat (ns)","clk_tck":%s,"cpus":%s,"seconds":%s,"tcp_seconds":%s,"tcp_runs":%s,"settle_secs":%s,%s,"baseline":%s,"tcp_first_vs_baseline":%s,"tcp_last_vs_baseline":%s,"hub_rss_marginal_per_connection_kib":%s}\n' \

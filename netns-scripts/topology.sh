@@ -13,6 +13,16 @@
 #   lanX 10.i.0.2/24 on x-lan --- 10.i.0.1/24 on lan  gwX  192.0.2.i/24 on wan --- port gwX of br0 (wan)
 #
 # LAN hosts route by default via their gateway; gateways forward, with rp_filter off.
+#
+# IPv6 (IRONSEC_IPV6=1): beside every IPv4 address above, the IPv6 one of the same role
+# (docs/plan-issue-26-ipv6.md section 4), so every link is dual-stack:
+#   WAN          2001:db8:f::i/64 on gwX's wan (2 sites: gwA ::1, gwB ::2)
+#   second WAN   2001:db8:e::1/64 gwA, 2001:db8:e::2/64 gwB (IRONSEC_WAN_LINKS=2)
+#   site i LAN   2001:db8:i::1/64 on gwX's lan, 2001:db8:i::2/64 on lanX, whose default IPv6
+#                route is via 2001:db8:i::1
+# Gateways forward IPv6 too. Every namespace has accept_dad=0 and every address is `nodad`:
+# duplicate address detection would keep a fresh address unusable ("tentative") for 1-2 s.
+# Without IRONSEC_IPV6 (or with 0) nothing IPv6 is configured, exactly as before.
 # Namespaces are named "$IRONSEC_NS_PREFIX-<role>" (prefix default "isec"; roles lanA gwA ...
 # wan) so tests can run their own copy beside the demo. `up` is idempotent-ish (it tears down a
 # leftover copy first, and anything it built if it fails); `down` removes every namespace of the
@@ -22,7 +32,8 @@
 #   env IRONSEC_NS_PREFIX (default isec), IRONSEC_SITES (2..4, default 2),
 #       IRONSEC_WAN_LINKS (1 or 2, two sites only: 2 adds veth `wan2` gwA 198.51.100.1/24 ===
 #       198.51.100.2/24 gwB, a second uplink for redundant tunnels),
-#       IRONSEC_WAN_MTU (default 1500, set on the gateways' wan and the bridge ports)
+#       IRONSEC_WAN_MTU (default 1500, set on the gateways' wan and the bridge ports),
+#       IRONSEC_IPV6 (0 or 1, default 0: 1 adds the IPv6 addresses and routes above)
 #   names prints the namespaces of the current IRONSEC_SITES:
 #     2 sites: "$P-lanA $P-gwA $P-gwB $P-lanB"
 #     3|4:     "$P-wan $P-lanA $P-gwA $P-lanB $P-gwB $P-lanC $P-gwC [$P-lanD $P-gwD]"
@@ -36,6 +47,7 @@ WAN="$P-wan"
 WAN_MTU="${IRONSEC_WAN_MTU:-1500}"
 SITES="${IRONSEC_SITES:-2}"
 WAN_LINKS="${IRONSEC_WAN_LINKS:-1}"
+IPV6="${IRONSEC_IPV6:-0}"
 LETTERS=(A B C D)
 # Every namespace any site count creates: what `down` removes.
 ALL_NS=("$P-lanA" "$P-gwA" "$P-gwB" "$P-lanB" "$P-gwC" "$P-lanC" "$P-gwD" "$P-lanD" "$WAN")
@@ -52,6 +64,10 @@ check_sites() {
         1) ;;
         2) [ "$SITES" = 2 ] || die "IRONSEC_WAN_LINKS=2 needs IRONSEC_SITES=2" ;;
         *) die "IRONSEC_WAN_LINKS must be 1 or 2 (got '$WAN_LINKS')" ;;
+    esac
+    case "$IPV6" in
+        0|1) ;;
+        *) die "IRONSEC_IPV6 must be 0 or 1 (got '$IPV6')" ;;
     esac
 }
 
@@ -89,14 +105,39 @@ gateway_sysctls() {
     ip netns exec "$ns" sysctl -qw net.ipv4.ip_forward=1
     ip netns exec "$ns" sysctl -qw net.ipv4.conf.all.rp_filter=0
     ip netns exec "$ns" sysctl -qw net.ipv4.conf.default.rp_filter=0
+    if [ "$IPV6" = 1 ]; then
+        ip netns exec "$ns" sysctl -qw net.ipv6.conf.all.forwarding=1
+    fi
+}
+
+# A fresh namespace with lo up; with IPv6, DAD off before any interface appears in it (interfaces
+# copy `default` when they are created, `all` covers the ones that already exist).
+new_ns() {
+    ip netns add "$1"
+    ip -n "$1" link set lo up
+    if [ "$IPV6" = 1 ]; then
+        ip netns exec "$1" sysctl -qw net.ipv6.conf.default.accept_dad=0
+        ip netns exec "$1" sysctl -qw net.ipv6.conf.all.accept_dad=0
+    fi
+}
+
+# IPv6 address $3 on device $2 in namespace $1, only with IRONSEC_IPV6=1; never tentative.
+addr6() {
+    [ "$IPV6" = 1 ] || return 0
+    ip -n "$1" -6 addr add "$3" dev "$2" nodad
+}
+
+# Default IPv6 route of LAN host namespace $1 via its gateway $2, only with IRONSEC_IPV6=1.
+route6() {
+    [ "$IPV6" = 1 ] || return 0
+    ip -n "$1" -6 route add default via "$2"
 }
 
 # Two sites: the gateways joined by one veth pair, both ends named `wan`.
 up_pair() {
     local ns
     for ns in "$LANA" "$GWA" "$GWB" "$LANB"; do
-        ip netns add "$ns"
-        ip -n "$ns" link set lo up
+        new_ns "$ns"
     done
     # Interface names are per-namespace, so short fixed names are safe.
     ip link add a-lan netns "$LANA" type veth peer name lan netns "$GWA"
@@ -106,20 +147,28 @@ up_pair() {
     ip -n "$LANA" addr add 10.1.0.2/24 dev a-lan
     ip -n "$LANA" link set a-lan up
     ip -n "$LANA" route add default via 10.1.0.1
+    addr6 "$LANA" a-lan 2001:db8:1::2/64
+    route6 "$LANA" 2001:db8:1::1
 
     ip -n "$GWA" addr add 10.1.0.1/24 dev lan
     ip -n "$GWA" addr add 192.0.2.1/24 dev wan
     ip -n "$GWA" link set lan up
     ip -n "$GWA" link set wan mtu "$WAN_MTU" up
+    addr6 "$GWA" lan 2001:db8:1::1/64
+    addr6 "$GWA" wan 2001:db8:f::1/64
 
     ip -n "$GWB" addr add 10.2.0.1/24 dev lan
     ip -n "$GWB" addr add 192.0.2.2/24 dev wan
     ip -n "$GWB" link set lan up
     ip -n "$GWB" link set wan mtu "$WAN_MTU" up
+    addr6 "$GWB" lan 2001:db8:2::1/64
+    addr6 "$GWB" wan 2001:db8:f::2/64
 
     ip -n "$LANB" addr add 10.2.0.2/24 dev b-lan
     ip -n "$LANB" link set b-lan up
     ip -n "$LANB" route add default via 10.2.0.1
+    addr6 "$LANB" b-lan 2001:db8:2::2/64
+    route6 "$LANB" 2001:db8:2::1
 
     # A second WAN link (IRONSEC_WAN_LINKS=2): redundant tunnels over two uplinks.
     if [ "$WAN_LINKS" = 2 ]; then
@@ -128,6 +177,8 @@ up_pair() {
         ip -n "$GWB" addr add 198.51.100.2/24 dev wan2
         ip -n "$GWA" link set wan2 mtu "$WAN_MTU" up
         ip -n "$GWB" link set wan2 mtu "$WAN_MTU" up
+        addr6 "$GWA" wan2 2001:db8:e::1/64
+        addr6 "$GWB" wan2 2001:db8:e::2/64
     fi
 
     for ns in "$GWA" "$GWB"; do
@@ -137,8 +188,7 @@ up_pair() {
 
 # Three or four sites: every gateway's `wan` is a port of bridge br0 in namespace $WAN.
 up_bridge() {
-    ip netns add "$WAN"
-    ip -n "$WAN" link set lo up
+    new_ns "$WAN"
     ip -n "$WAN" link add br0 type bridge stp_state 0
     ip -n "$WAN" link set br0 up
 
@@ -147,10 +197,8 @@ up_bridge() {
         n=$((i + 1)) X=${LETTERS[i]}
         x=${X,,}
         gw="$P-gw$X" lan="$P-lan$X"
-        ip netns add "$gw"
-        ip netns add "$lan"
-        ip -n "$gw" link set lo up
-        ip -n "$lan" link set lo up
+        new_ns "$gw"
+        new_ns "$lan"
 
         ip link add "$x-lan" netns "$lan" type veth peer name lan netns "$gw"
         ip link add wan netns "$gw" type veth peer name "gw$X" netns "$WAN"
@@ -159,11 +207,15 @@ up_bridge() {
         ip -n "$lan" addr add "10.$n.0.2/24" dev "$x-lan"
         ip -n "$lan" link set "$x-lan" up
         ip -n "$lan" route add default via "10.$n.0.1"
+        addr6 "$lan" "$x-lan" "2001:db8:$n::2/64"
+        route6 "$lan" "2001:db8:$n::1"
 
         ip -n "$gw" addr add "10.$n.0.1/24" dev lan
         ip -n "$gw" addr add "192.0.2.$n/24" dev wan
         ip -n "$gw" link set lan up
         ip -n "$gw" link set wan mtu "$WAN_MTU" up
+        addr6 "$gw" lan "2001:db8:$n::1/64"
+        addr6 "$gw" wan "2001:db8:f::$n/64"
 
         gateway_sysctls "$gw"
     done
@@ -187,5 +239,5 @@ case "${1:-}" in
     up) up ;;
     down) down ;;
     names) names ;;
-    *) echo "usage: $0 up|down|names  (env IRONSEC_NS_PREFIX=$P IRONSEC_SITES=$SITES, 2..4)" >&2; exit 2 ;;
+    *) echo "usage: $0 up|down|names  (env IRONSEC_NS_PREFIX=$P IRONSEC_SITES=$SITES, 2..4; IRONSEC_IPV6=0|1)" >&2; exit 2 ;;
 esac

@@ -8,6 +8,11 @@
 //! at least what iperf3 received, a loss line per UDP run in the log, and no namespace left
 //! behind. Also checks that a bad `--figures` value is refused.
 //!
+//! A second quick run covers `--wan both`: the ironsec case over the IPv4 WAN and again over
+//! the IPv6 one (RTT and UDP only): both measured, the second really between the IPv6 WAN
+//! addresses (the tunnel's endpoints as ironsecctl reports them), and the report's
+//! IPv6/IPv4 ratios present and positive. A bad `--wan` value is refused.
+//!
 //! The quick run needs root and iperf3 (tests/install-deps.sh): `#[ignore = "needs root"]`
 //! (tests/run.sh runs it); FAILS, never skips, without them.
 //!
@@ -127,6 +132,94 @@ fn quick_run_reports_selected_figures_and_cleans_up() {
     assert!(
         !stdout.contains("no successful run for"),
         "figures not selected were reported missing"
+    );
+}
+
+#[test]
+#[ignore = "needs root"]
+fn wan_both_runs_each_case_over_ipv4_and_ipv6() {
+    require_root();
+    let _serial = serial();
+    let prefix = format!("b{}", unique_prefix());
+    let bin_dir = Path::new(IRONSECD).parent().expect("binary directory");
+    let ScriptReport { json, stdout, .. } = run_json_script(
+        "bench.sh --wan both",
+        Command::new("timeout")
+            .args(["-k", "10", "300", "bash"])
+            .arg(workspace_root().join("netns-scripts/bench.sh"))
+            .args([
+                "--quick",
+                "--cases",
+                "ironsec",
+                "--suite",
+                "aes128gcm16",
+                "--figures",
+                "rtt,udp",
+                "--pings",
+                "5",
+                "--wan",
+                "both",
+                "--json",
+            ])
+            .env("IRONSEC_BENCH_PREFIX", &prefix)
+            .env("IRONSEC_BIN_DIR", bin_dir),
+        &prefix,
+    );
+    assert_eq!(
+        json["wan"],
+        serde_json::json!([4, 6]),
+        "WAN families of the run"
+    );
+    for (case, wan, endpoints) in [
+        ("ironsec_aes128gcm16", 4, "192.0.2.1 -> 192.0.2.2"),
+        (
+            "ironsec_aes128gcm16_wan6",
+            6,
+            "2001:db8:f::1 -> 2001:db8:f::2",
+        ),
+    ] {
+        let c = &json["cases"][case];
+        assert_eq!(c["status"], "ok", "{case}: {c}");
+        assert_eq!(c["wan"], wan, "{case}: {c}");
+        assert_eq!(c["endpoints"], endpoints, "{case}: tunnel endpoints");
+        for key in ["udp64_fwd_pps", "udp64_rev_pps", "rtt_idle_ms"] {
+            let v = c[key].as_f64().unwrap_or(0.0);
+            assert!(v > 0.0, "{case}: {key} = {}", c[key]);
+        }
+    }
+    let v6 = &json["cases"]["ironsec_aes128gcm16_wan6"];
+    for key in ["udp64_fwd", "udp64_rev"] {
+        let r = v6["ratio_wan6_to_wan4"][key].as_f64().unwrap_or(0.0);
+        assert!(r > 0.0, "ratio_wan6_to_wan4.{key} = {r}");
+    }
+    assert!(
+        v6["rtt_delta_wan6_to_wan4_ms"]["rtt_idle"].is_f64(),
+        "no IPv6 - IPv4 idle RTT difference: {v6}"
+    );
+    assert!(
+        json["cases"]["ironsec_aes128gcm16"]
+            .get("ratio_wan6_to_wan4")
+            .is_none(),
+        "the IPv4 case has an IPv6/IPv4 ratio"
+    );
+    assert!(
+        stdout.contains("IPv6 WAN / IPv4 WAN"),
+        "no IPv6/IPv4 table in the report"
+    );
+}
+
+#[test]
+fn unknown_wan_is_refused() {
+    let out = Command::new("bash")
+        .arg(workspace_root().join("netns-scripts/bench.sh"))
+        .args(["--wan", "5"])
+        .output()
+        .expect("run bench.sh");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "accepted --wan 5");
+    assert!(
+        stderr.contains("--wan must be 4, 6 or both"),
+        "unexpected error: {stderr}"
     );
 }
 

@@ -30,6 +30,8 @@ const REQUIRED_EXAMPLES: &[&str] = &[
     "ike-gw-b.toml",
     "static-gw-a.toml",
     "static-gw-b.toml",
+    "ipv6-gw-a.toml",
+    "ipv6-gw-b.toml",
     "multisite-hub.toml",
     "multisite-spoke-b.toml",
     "multisite-spoke-c.toml",

@@ -26,11 +26,6 @@ const PING_PATTERN: &[u8] = b"IRONSEC-FAIL-CLOSED-CANARY";
 const GUARD_PROTO: &str = "147";
 const UP_TIMEOUT: Duration = Duration::from_secs(20);
 
-fn ip(ns: &str, args: &[&str]) -> String {
-    let o = run_ok(ns_cmd(ns, "ip").args(args), Duration::from_secs(5));
-    String::from_utf8_lossy(&o.stdout).into_owned()
-}
-
 /// The guard routes in `ns`, as `ip route show` prints them.
 fn guards(ns: &str) -> String {
     ip(ns, &["-4", "route", "show", "proto", GUARD_PROTO])

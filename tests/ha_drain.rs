@@ -20,11 +20,6 @@ const LAN_B_HOST: Ipv4Addr = Ipv4Addr::new(10, 2, 0, 2);
 const LAN_B_NET: &str = "10.2.0.0/24";
 const UP_TIMEOUT: Duration = Duration::from_secs(20);
 
-fn ip(ns: &str, args: &[&str]) -> String {
-    let o = run_ok(ns_cmd(ns, "ip").args(args), Duration::from_secs(5));
-    String::from_utf8_lossy(&o.stdout).into_owned()
-}
-
 fn toml_argv(argv: &[&str]) -> String {
     let items: Vec<String> = argv.iter().map(|a| toml_str(a)).collect();
     format!("[{}]", items.join(", "))

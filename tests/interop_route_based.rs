@@ -641,6 +641,21 @@ fn route_based(who: Initiator) {
         .unwrap();
     assert_eq!(c.local_ts, ["0.0.0.0/0"], "strongSwan CHILD_SA: {c:#?}");
     assert_eq!(c.remote_ts, ["0.0.0.0/0"], "strongSwan CHILD_SA: {c:#?}");
+    // ironsec's route-based default is both families; strongSwan, configured for IPv4 only,
+    // narrows to it (initiator) or proposes only it (responder), and ironsec's CHILD_SA is the
+    // narrowed pair, not a refusal.
+    for side in ["local_ts", "remote_ts"] {
+        assert_eq!(
+            st["connections"][0][side],
+            serde_json::json!(["0.0.0.0/0", "::/0"]),
+            "ironsec's configured {side}: {st:#}"
+        );
+        assert_eq!(
+            st.pointer(&format!("{T0}/child/{side}")),
+            Some(&serde_json::json!(["0.0.0.0/0"])),
+            "ironsec's CHILD_SA {side}: {st:#}"
+        );
+    }
     println!(
         "{who:?} initiates: tunnel up on both sides {t_up:.2?} after the initiator's start began \
          (ironsecd: its start-up; charon: strongswan.sh start, ipsec0's address, gwB's BIRD)"

@@ -21,7 +21,6 @@ mod common;
 
 use std::fs;
 use std::net::Ipv4Addr;
-use std::path::PathBuf;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
@@ -33,20 +32,9 @@ const LAN_A_HOST: Ipv4Addr = Ipv4Addr::new(10, 1, 0, 2);
 const LAN_B_HOST: Ipv4Addr = Ipv4Addr::new(10, 2, 0, 2);
 const PING_PATTERN: &[u8] = b"\x5a\x17\xc0\xde-IRONSEC-STRONGSWAN-PING!\xa5";
 
-/// strongSwan's names in conf/strongswan/swanctl.conf: the connection and its CHILD_SA.
-const SW_CONN: &str = "gw-a";
-const SW_CHILD: &str = "site-a";
-
-/// How long an IKE_SA_INIT + IKE_AUTH between the two may take (both answer in milliseconds).
-const UP_TIMEOUT: Duration = Duration::from_secs(15);
-
 // ------------------------------------------------------------------------------------------
-// Configs from conf/strongswan/
-
-/// The shared rewrite ([`common::rewrite_swanctl_template`]) for this file's template.
-fn rewrite_swanctl(text: &str, replacements: &[(&str, String)]) -> String {
-    common::rewrite_swanctl_template(text, "conf/strongswan/swanctl.conf", replacements)
-}
+// Configs from conf/strongswan/ (the lab itself, `SwLab` and `Setup`, with the checks of both
+// sides' views and counters, is tests/common/strongswan.rs's, shared with tests/interop_ipv6.rs)
 
 /// A copy of the `children { NAME { ... } }` block of CHILD_SA `name`, renamed to `new` and
 /// with `replacements` applied, inserted after it (a second CHILD_SA on the same IKE SA).
@@ -65,265 +53,6 @@ fn add_child(text: &str, name: &str, new: &str, replacements: &[(&str, String)])
     let block = text[start..end].replacen(&open, &format!("{new} {{"), 1);
     let block = rewrite_swanctl(&block, replacements);
     format!("{}{}{}", &text[..end], block, &text[end..])
-}
-
-fn toml_array(v: &[&str]) -> String {
-    let items: Vec<String> = v.iter().map(|s| toml_str(s)).collect();
-    format!("[{}]", items.join(", "))
-}
-
-/// What one test runs: the two configs as edits of conf/strongswan/*.
-#[derive(Clone, Debug)]
-struct Setup {
-    /// `key = value` rewrites of conf/strongswan/ironsec-gw-a.toml (value in TOML syntax).
-    ironsec: Vec<(&'static str, String)>,
-    /// Lines appended to the [[connection]] (keys the example does not set).
-    ironsec_extra: Vec<String>,
-    /// Rewrites of conf/strongswan/swanctl.conf (every line with that key).
-    swanctl: Vec<(&'static str, String)>,
-    /// Replaces the swanctl.conf text after the rewrites (e.g. a second child).
-    swanctl_edit: Option<fn(String) -> String>,
-    /// A different PSK for strongSwan (wrong PSK test).
-    sw_psk: Option<String>,
-    /// Edits conf/strongswan/strongswan.conf for this test (e.g. charon.fragment_size).
-    sw_settings: Option<fn(String) -> String>,
-}
-
-impl Setup {
-    /// ironsec initiates (`start_action = "start"`), strongSwan responds: the examples as is.
-    fn ironsec_initiates() -> Setup {
-        Setup {
-            ironsec: vec![("start_action", toml_str("start"))],
-            ironsec_extra: vec!["retransmit_timeout = 0.5".into()],
-            swanctl: Vec::new(),
-            swanctl_edit: None,
-            sw_psk: None,
-            sw_settings: None,
-        }
-    }
-
-    /// strongSwan initiates (`swanctl --initiate`), ironsec waits (`start_action = "none"`).
-    fn strongswan_initiates() -> Setup {
-        let mut s = Setup::ironsec_initiates();
-        s.ironsec = vec![("start_action", toml_str("none"))];
-        s
-    }
-
-    /// The same IKE and ESP proposals on both sides.
-    fn proposals(mut self, ike: &str, esp: &str) -> Setup {
-        self.ironsec.push(("ike_proposals", toml_array(&[ike])));
-        self.ironsec.push(("esp_proposals", toml_array(&[esp])));
-        self.swanctl.push(("proposals", ike.to_string()));
-        self.swanctl.push(("esp_proposals", esp.to_string()));
-        self
-    }
-}
-
-/// Field order matters: ironsecd and charon stop before the namespaces go, the directory
-/// (logs, kept on failure) last.
-struct SwLab {
-    ironsec: Option<Daemon>,
-    sw: Option<StrongSwan>,
-    topo: Topology,
-    psk: String,
-    cfg_a: PathBuf,
-    sock_a: PathBuf,
-    sw_dir: PathBuf,
-    starts: usize,
-    dir: TempDir,
-}
-
-impl SwLab {
-    /// The topology and a fresh PSK; nothing runs yet.
-    fn new() -> SwLab {
-        require_root();
-        let prefix = unique_prefix();
-        let dir = TempDir::new(&prefix);
-        let topo = Topology::up(&prefix);
-        SwLab {
-            ironsec: None,
-            sw: None,
-            psk: format!("0x{}", hex(&random_bytes(32))),
-            cfg_a: dir.join("ironsec-gw-a.toml"),
-            sock_a: dir.join("a.sock"),
-            sw_dir: dir.join("strongswan"),
-            starts: 0,
-            topo,
-            dir,
-        }
-    }
-
-    /// Starts strongSwan (first, as a responder must be) and then ironsecd as `s` says.
-    fn start(s: &Setup) -> SwLab {
-        let mut lab = SwLab::new();
-        lab.start_strongswan(s);
-        lab.start_ironsec(s);
-        lab
-    }
-
-    fn start_strongswan(&mut self, s: &Setup) {
-        let psk = s.sw_psk.clone().unwrap_or_else(|| self.psk.clone());
-        let mut rw = vec![("secret", psk)];
-        rw.extend(s.swanctl.iter().cloned());
-        let mut text = rewrite_swanctl(&example_config("strongswan/swanctl.conf"), &rw);
-        if let Some(f) = s.swanctl_edit {
-            text = f(text);
-        }
-        let template = s.sw_settings.map(|edit| {
-            let t = self.dir.join("strongswan.conf.template");
-            fs::write(&t, edit(example_config("strongswan/strongswan.conf"))).unwrap();
-            t
-        });
-        let opts = SwOptions {
-            template: template.as_deref(),
-            ..SwOptions::default()
-        };
-        self.sw = Some(StrongSwan::start_with(
-            &self.topo.gw_b,
-            &self.sw_dir,
-            &text,
-            opts,
-        ));
-    }
-
-    fn start_ironsec(&mut self, s: &Setup) {
-        let psk = self.dir.join("site-b.psk");
-        write_secret(&psk, format!("{}\n", self.psk));
-        let mut rw = vec![
-            ("control_socket", toml_str(self.sock_a.to_str().unwrap())),
-            ("psk_file", toml_str(psk.to_str().unwrap())),
-        ];
-        rw.extend(s.ironsec.iter().cloned());
-        let mut text = rewrite_toml_lines(&example_config("strongswan/ironsec-gw-a.toml"), &rw);
-        for l in &s.ironsec_extra {
-            text.push_str(l);
-            text.push('\n');
-        }
-        self.start_ironsec_text(&text);
-    }
-
-    /// Starts ironsecd with `text` as its whole config (which names the lab's control socket
-    /// and PSK file, as [`SwLab::start_ironsec`] writes them).
-    fn start_ironsec_text(&mut self, text: &str) {
-        fs::write(&self.cfg_a, text).unwrap();
-        let log = self.dir.join(&format!("ironsecd-a.{}.log", self.starts));
-        self.starts += 1;
-        self.ironsec = Some(Daemon::start(
-            "gwA",
-            &self.topo.gw_a,
-            &self.cfg_a,
-            &self.sock_a,
-            log,
-        ));
-    }
-
-    /// Stops both (ironsecd first) so the next [`SwLab::start_strongswan`] /
-    /// [`SwLab::start_ironsec`] begin afresh in the same namespaces.
-    fn stop_both(&mut self) {
-        if let Some(mut d) = self.ironsec.take() {
-            d.stop();
-        }
-        if let Some(mut sw) = self.sw.take() {
-            sw.stop();
-        }
-    }
-
-    fn a(&self) -> &Daemon {
-        self.ironsec.as_ref().expect("ironsecd runs")
-    }
-
-    fn sw(&self) -> &StrongSwan {
-        self.sw.as_ref().expect("strongSwan runs")
-    }
-
-    fn logs(&self) -> String {
-        format!(
-            "----- ironsecd (gwA) log -----\n{}\n----- strongSwan (gwB) charon.log -----\n{}",
-            self.ironsec
-                .as_ref()
-                .map(Daemon::log_text)
-                .unwrap_or_default(),
-            self.sw
-                .as_ref()
-                .map(StrongSwan::log_text)
-                .unwrap_or_default()
-        )
-    }
-
-    /// Waits until ironsec's tunnel is up and strongSwan has an ESTABLISHED IKE SA whose
-    /// INSTALLED CHILD_SA is the one ironsec sends on; returns the time it took and both views.
-    fn wait_up(&self) -> (Duration, Value, SwIke) {
-        self.wait_up_within(UP_TIMEOUT)
-    }
-
-    /// [`SwLab::wait_up`] with another bound.
-    fn wait_up_within(&self, timeout: Duration) -> (Duration, Value, SwIke) {
-        wait_both_up(&self.a().socket, self.sw(), SW_CONN, timeout)
-            .unwrap_or_else(|e| panic!("{e}\n{}", self.logs()))
-    }
-}
-
-impl Drop for SwLab {
-    fn drop(&mut self) {
-        if std::thread::panicking() {
-            eprintln!(
-                "[test] strongSwan lab {} failed; files kept in {}",
-                self.topo.prefix,
-                self.dir.path.display()
-            );
-        }
-    }
-}
-
-fn str_at<'a>(v: &'a Value, ptr: &str) -> &'a str {
-    v.pointer(ptr)
-        .and_then(Value::as_str)
-        .unwrap_or_else(|| panic!("status has no string at {ptr}: {v:#}"))
-}
-
-fn strs_at(v: &Value, ptr: &str) -> Vec<String> {
-    v.pointer(ptr)
-        .and_then(Value::as_array)
-        .unwrap_or_else(|| panic!("status has no array at {ptr}: {v:#}"))
-        .iter()
-        .map(|x| x.as_str().unwrap_or_default().to_string())
-        .collect()
-}
-
-/// The CHILD_SA of strongSwan's IKE SA that receives what ironsec sends.
-fn sw_child_for<'a>(ike: &'a SwIke, st: &Value) -> &'a SwChild {
-    let out = bare(str_at(st, &format!("{T0}/outbound/spi")));
-    ike.children
-        .iter()
-        .find(|c| c.spi_in == out)
-        .unwrap_or_else(|| panic!("strongSwan has no CHILD_SA with inbound SPI {out}: {ike:#?}"))
-}
-
-/// Both sides agree on the IKE SA and the CHILD_SA: SPIs crossed, algorithms, selectors.
-fn check_views(st: &Value, ike: &SwIke, ike_algs: &str, esp_algs: &str) {
-    let ours = ike_of(st).unwrap();
-    assert_eq!(ours["algorithms"], ike_algs, "ironsec IKE SA: {ours}");
-    assert_eq!(ike.algorithms, ike_algs, "strongSwan IKE SA: {ike:#?}");
-    assert_eq!(
-        ours["initiator"].as_bool(),
-        Some(!ike.initiator),
-        "exactly one side initiated: ironsec {ours}, strongSwan {ike:#?}"
-    );
-    let c = sw_child_for(ike, st);
-    assert_eq!(c.state, "INSTALLED", "{c:#?}");
-    assert_eq!(
-        c.spi_out,
-        bare(str_at(st, &format!("{T0}/inbound/spi"))),
-        "strongSwan's outbound SPI is ironsec's inbound: {c:#?}\n{st:#}"
-    );
-    assert_eq!(c.algorithms, esp_algs, "strongSwan CHILD_SA: {c:#?}");
-    assert_eq!(
-        str_at(st, &format!("{T0}/child/algorithms")),
-        esp_algs,
-        "ironsec CHILD_SA"
-    );
-    assert_eq!(c.local_ts, strs_at(st, &format!("{T0}/child/remote_ts")));
-    assert_eq!(c.remote_ts, strs_at(st, &format!("{T0}/child/local_ts")));
 }
 
 // ------------------------------------------------------------------------------------------
@@ -357,38 +86,6 @@ fn ping_both_ways(lab: &SwLab, count: u16) {
     ping_ok(lab, &lab.topo.lan_b, LAN_A_HOST, count);
 }
 
-/// iputils ping from a chosen source address: how many of `count` were answered.
-fn ping_from(ns: &str, src: &str, dst: &str, count: u32) -> u32 {
-    let out = run_timeout(
-        ns_cmd(ns, "ping").args([
-            "-n",
-            "-q",
-            "-c",
-            &count.to_string(),
-            "-i",
-            "0.05",
-            "-W",
-            "1",
-            "-I",
-            src,
-            dst,
-        ]),
-        Duration::from_secs(30),
-    );
-    let text = String::from_utf8_lossy(&out.stdout);
-    text.lines()
-        .find_map(|l| {
-            let (_, rest) = l.split_once(" transmitted, ")?;
-            rest.split_whitespace().next()?.parse().ok()
-        })
-        .unwrap_or_else(|| {
-            panic!(
-                "ping -I {src} {dst} in {ns}: no summary\n{text}{}",
-                String::from_utf8_lossy(&out.stderr)
-            )
-        })
-}
-
 /// A short iperf3 TCP run each way through the tunnel; returns Mbit/s (A->B, B->A).
 fn iperf_both_ways(lab: &SwLab, bytes: u64) -> (f64, f64) {
     let mut rates = [0.0; 2];
@@ -415,51 +112,6 @@ fn iperf_both_ways(lab: &SwLab, bytes: u64) -> (f64, f64) {
     (rates[0], rates[1])
 }
 
-/// gwB (strongSwan with libipsec) sends `dst` into its ipsec0 TUN, through table 220, and has
-/// no other route for it.
-fn check_gw_b_routes(lab: &SwLab, dst: &str) {
-    let out = run_ok(
-        ns_cmd(&lab.topo.gw_b, "ip").args(["route", "get", dst]),
-        Duration::from_secs(5),
-    );
-    let text = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        text.contains("dev ipsec0") && text.contains("table 220"),
-        "gwB routes {dst} via {text} (expected ipsec0 in table 220)"
-    );
-    let main = run_ok(
-        ns_cmd(&lab.topo.gw_b, "ip").args(["route", "show", "table", "main"]),
-        Duration::from_secs(5),
-    );
-    let main = String::from_utf8_lossy(&main.stdout);
-    assert!(
-        !main.contains("10.1.") && !main.contains("default"),
-        "gwB's main table has a route that would bypass the tunnel:\n{main}"
-    );
-}
-
-/// strongSwan's counters of the CHILD_SA ironsec sends on, once both directions carried
-/// traffic; panics if it never does.
-fn sw_counts_traffic(lab: &SwLab) -> SwChild {
-    let mut last = None;
-    let ok = poll_until(Duration::from_secs(5), || {
-        let st = lab.a().status();
-        let Some(ike) = matching_ike(&st, &lab.sw().sas(), SW_CONN) else {
-            return false;
-        };
-        let c = sw_child_for(&ike, &st).clone();
-        let ok = c.bytes_in > 0 && c.bytes_out > 0 && c.packets_in > 0 && c.packets_out > 0;
-        last = Some(c);
-        ok
-    });
-    assert!(
-        ok,
-        "strongSwan's CHILD_SA counted no traffic: {last:#?}\n{}",
-        lab.logs()
-    );
-    last.unwrap()
-}
-
 /// The usual checks once up: both views, pings both ways, strongSwan and ironsec counting.
 fn check_tunnel(lab: &SwLab, ike_algs: &str, esp_algs: &str, pings: u16) -> (Value, SwChild) {
     let (_, st, ike) = lab.wait_up();
@@ -484,19 +136,6 @@ fn check_tunnel(lab: &SwLab, ike_algs: &str, esp_algs: &str, pings: u16) -> (Val
         assert_eq!(num(&st, &format!("/drops/{d}")), 0, "drops.{d}: {st:#}");
     }
     (st, c)
-}
-
-fn first_line_with<'a>(log: &'a str, needles: &[&str]) -> Option<&'a str> {
-    log.lines().find(|l| needles.iter().all(|n| l.contains(n)))
-}
-
-/// Time from ironsec's first 'initiating IKE SA' log line to its first 'CHILD_SA up', as text.
-fn exchange_time(log: &str) -> String {
-    let at = |needle: &str| first_line_with(log, &[needle]).and_then(log_line_time);
-    match (at("initiating IKE SA"), at("CHILD_SA up")) {
-        (Some(a), Some(b)) => format!("{:.1} ms", (b - a) * 1e3),
-        _ => "? (log lines missing)".to_string(),
-    }
 }
 
 // ------------------------------------------------------------------------------------------
@@ -2265,71 +1904,6 @@ fn modp_and_ecp521_groups_with_strongswan() {
 const WAN_A: Ipv4Addr = Ipv4Addr::new(192, 0, 2, 1);
 const WAN_B: Ipv4Addr = Ipv4Addr::new(192, 0, 2, 2);
 
-/// strongSwan's settings with CHILD_SA key material in charon.log: `chd 4` makes
-/// keymat_v2.c's derive_child_keys dump the encryption and integrity keys of both directions
-/// (never do this outside a test).
-fn sw_chd_keys(text: String) -> String {
-    text.replace("cfg = 2", "cfg = 2\n            chd = 4")
-}
-
-/// One key dump of charon.log: `... encryption initiator key => 36 bytes @ 0x...` and the
-/// hex lines after it (`   0: 3C 1F ...  ascii`); the last dump of that name (the newest
-/// CHILD_SA), or None if the log has none.
-fn sw_logged_key(log: &str, name: &str) -> Option<Vec<u8>> {
-    let lines: Vec<&str> = log.lines().collect();
-    let head = format!("{name} key => ");
-    let at = lines.iter().rposition(|l| l.contains(&head))?;
-    let after = lines[at].split(&head).nth(1)?;
-    let len: usize = after.split_whitespace().next()?.parse().ok()?;
-    let mut key = Vec::with_capacity(len);
-    for l in &lines[at + 1..] {
-        if key.len() >= len {
-            break;
-        }
-        // "<time> 09[CHD] <gw-a|1>    0: 3C 1F ..." : the 48 columns after "N: " are hex.
-        let (_, rest) = l.split_once("> ")?;
-        let (off, hexpart) = rest.trim_start().split_once(": ")?;
-        if off.parse::<usize>().ok()? != key.len() {
-            return None;
-        }
-        let hexpart: String = hexpart.chars().take(48).collect();
-        for b in hexpart.split_whitespace().take(len - key.len()) {
-            key.push(u8::from_str_radix(b, 16).ok()?);
-        }
-    }
-    (key.len() == len).then_some(key)
-}
-
-/// tshark 4.0's names for an ESP proposal's cipher and integrity algorithm.
-fn tshark_esp_names(esp: &str) -> (&'static str, &'static str) {
-    let enc = if esp.contains("gcm16") {
-        "AES-GCM with 16 octet ICV [RFC4106]"
-    } else {
-        "AES-CBC [RFC3602]"
-    };
-    let auth = if esp.contains("gcm16") {
-        "NULL"
-    } else if esp.contains("sha1") {
-        "HMAC-SHA-1-96 [RFC2404]"
-    } else if esp.contains("sha256") {
-        "HMAC-SHA-256-128 [RFC4868]"
-    } else if esp.contains("sha384") {
-        "HMAC-SHA-384-192 [RFC4868]"
-    } else {
-        "HMAC-SHA-512-256 [RFC4868]"
-    };
-    (enc, auth)
-}
-
-fn tshark_out(args: &[&str]) -> String {
-    let out = run_ok(Command::new("tshark").args(args), Duration::from_secs(60));
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
-
-fn count_lines(s: &str) -> usize {
-    s.lines().filter(|l| !l.trim().is_empty()).count()
-}
-
 /// Captures the WAN during pings and a bounded iperf3 run each way, then has tshark decrypt
 /// every ESP frame with the keys strongSwan logged and check every ICV; returns (ESP frames,
 /// decrypted ICMP, decrypted TCP).
@@ -2367,75 +1941,15 @@ fn tshark_decrypts_with_strongswans_keys(lab: &SwLab, esp: &str) -> (usize, usiz
     } else {
         ((&er, &ir), (&ei, &ii))
     };
-    let (enc, auth) = tshark_esp_names(esp);
-    let uat = |src: Ipv4Addr, dst: Ipv4Addr, spi: &str, (ek, ak): (&Vec<u8>, &Vec<u8>)| {
-        let ak = if ak.is_empty() {
-            String::new()
-        } else {
-            format!("0x{}", hex(ak))
-        };
-        format!(
-            "uat:esp_sa:\"IPv4\",\"{src}\",\"{dst}\",\"0x{spi}\",\"{enc}\",\"0x{}\",\"{auth}\",\"{ak}\"",
-            hex(ek)
-        )
-    };
-    let sa_out = uat(WAN_B, WAN_A, &c.spi_out, sw_out);
-    let sa_in = uat(WAN_A, WAN_B, &c.spi_in, sw_in);
+    let (a, b) = (WAN_A.into(), WAN_B.into());
+    let sa_out = esp_sa_uat(b, a, &c.spi_out, esp, sw_out.0, sw_out.1);
+    let sa_in = esp_sa_uat(a, b, &c.spi_in, esp, sw_in.0, sw_in.1);
     let f = file.to_str().unwrap();
-    // iperf3's random payload on TCP 5201 is data: left to the heuristics, tshark now and
-    // then takes a segment for Thrift and reports it malformed.
+    let sas = [sa_out.as_str(), sa_in.as_str()];
     let fields = |filter: &str, fields: &[&str]| -> String {
-        let mut a = vec![
-            "-r",
-            f,
-            "-n",
-            "-d",
-            "udp.port==4500,udpencap",
-            "-d",
-            "tcp.port==5201,data",
-            "-o",
-            "esp.enable_encryption_decode:TRUE",
-            "-o",
-            "esp.enable_authentication_check:TRUE",
-            "-o",
-            &sa_out,
-            "-o",
-            &sa_in,
-            "-Y",
-            filter,
-            "-T",
-            "fields",
-        ];
-        for e in fields {
-            a.extend(["-e", e]);
-        }
-        tshark_out(&a)
+        tshark_esp_fields(f, &sas, true, filter, &[], fields)
     };
-    let run = |filter: &str| -> usize {
-        count_lines(&tshark_out(&[
-            "-r",
-            f,
-            "-n",
-            "-d",
-            "udp.port==4500,udpencap",
-            "-d",
-            "tcp.port==5201,data",
-            "-o",
-            "esp.enable_encryption_decode:TRUE",
-            "-o",
-            "esp.enable_authentication_check:TRUE",
-            "-o",
-            &sa_out,
-            "-o",
-            &sa_in,
-            "-Y",
-            filter,
-            "-T",
-            "fields",
-            "-e",
-            "frame.number",
-        ]))
-    };
+    let run = |filter: &str| -> usize { count_lines(&fields(filter, &["frame.number"])) };
     let esp_n = run("esp");
     let icmp_n = run("esp && icmp");
     let tcp_n = run("esp && tcp");

@@ -148,20 +148,11 @@ fn conn(st: &Value) -> &Value {
 }
 
 fn active(d: &Daemon) -> Vec<String> {
-    conn(&d.status())["active"]
-        .as_array()
-        .map(|v| {
-            v.iter()
-                .filter_map(|x| x.as_str().map(String::from))
-                .collect()
-        })
-        .unwrap_or_default()
+    active_tunnels(&d.status())
 }
 
 fn both_up(d: &Daemon) -> bool {
-    let st = d.status();
-    let t = &conn(&st)["tunnels"];
-    t[0]["state"] == "up" && t[1]["state"] == "up"
+    two_tunnels_up(&d.status())
 }
 
 fn wait_for(lab: &Lab, what: &str, timeout: Duration, mut f: impl FnMut() -> bool) {

@@ -26,18 +26,6 @@ use serde_json::Value;
 const UP_TIMEOUT: Duration = Duration::from_secs(20);
 const CANARY: &[u8] = b"IRONSEC-ROUTE-BASED-CANARY";
 
-fn ip(ns: &str, args: &[&str]) -> String {
-    let o = run_ok(ns_cmd(ns, "ip").args(args), Duration::from_secs(5));
-    String::from_utf8_lossy(&o.stdout).into_owned()
-}
-
-fn sysctl(ns: &str, kv: &str) {
-    run_ok(
-        ns_cmd(ns, "sysctl").args(["-qw", kv]),
-        Duration::from_secs(5),
-    );
-}
-
 /// A route-based `[[connection]]` table: selectors left to their 0.0.0.0/0 default.
 #[allow(clippy::too_many_arguments)]
 fn rb_conn(

@@ -10,7 +10,9 @@
 //! "next segment" and "stretch" kinds. `inner` seeds are inner packets the fast path reads
 //! beyond the addresses: SYNs with an MSS option (IPv4, IPv6 with a destination options
 //! header, the option at an odd offset), UDP, ICMP echo and a long non-DF IPv4 packet, each
-//! behind `[mss][mtu][limit]`.
+//! behind `[mss][mtu][limit]`. The IPv6 rows of issue 26 add hop-by-hop, routing and
+//! fragment headers, ICMPv6 too big for the tunnel, chains too long or past the packet and a
+//! jumbogram (`*6-*` seeds of `inner` and `offload`, and their segments in `gro`).
 
 use std::path::Path;
 
@@ -82,6 +84,22 @@ fn offload_seeds() -> Vec<(&'static str, Vec<u8>)> {
             }),
         ),
     ];
+    // IPv6 (issue 26): hop-by-hop instead of destination options (split), a routing header
+    // (refused), a payload length of 0 as a BIG TCP super-packet carries (split by the
+    // read's length).
+    let mut hbh = super_packet(&Shape {
+        ip_extra: 16,
+        ..shape(true, false, 1000, 2500)
+    });
+    hbh[VNET_HDR_LEN + 6] = 0;
+    v.push(("tcp6-hbh", hbh.clone()));
+    let mut rh = hbh;
+    rh[VNET_HDR_LEN + 6] = 43;
+    rh[VNET_HDR_LEN + 42..VNET_HDR_LEN + 44].fill(0);
+    v.push(("tcp6-routing", rh));
+    let mut zero = super_packet(&shape(true, true, 1200, 3 * 1200));
+    zero[VNET_HDR_LEN + 4..VNET_HDR_LEN + 6].fill(0);
+    v.push(("udp6-payload-length-0", zero));
     // A plain packet whose checksum the kernel left partial.
     let mut plain = super_packet(&shape(false, false, 0, 300));
     plain[1] = 0;
@@ -170,6 +188,108 @@ fn inner_seeds(dir: &Path) {
     let mut big = super_packet(&shape(false, false, 0, 2948))[VNET_HDR_LEN..].to_vec();
     big[6] = 0;
     write(dir, "tcp4-nodf-3000", &inner(0, 1400, 1400, &big));
+    inner_v6_seeds(dir);
+}
+
+/// Rewrites the destination options header that [`Shape`]'s `ip_extra` puts after the IPv6
+/// header into header `kind` (0 hop-by-hop, 43 routing, 44 fragment with `frag` as its
+/// offset-and-flags word), keeping the chain's lengths.
+fn v6_ext_as(p: &mut [u8], kind: u8, frag: u16) {
+    p[6] = kind;
+    match kind {
+        43 => p[42..44].fill(0), // routing type 0, segments left 0
+        44 => {
+            p[41] = 0;
+            p[42..44].copy_from_slice(&frag.to_be_bytes());
+            p[44..48].copy_from_slice(&[0, 0, 0, 7]);
+        }
+        _ => {}
+    }
+}
+
+/// IPv6 rows for the `inner` target (issue 26): SYNs behind hop-by-hop, routing and fragment
+/// headers (clamped only behind options), ICMPv6 packets too big for the tunnel (an echo
+/// request, and errors behind a routing header and in a later fragment, which are never
+/// answered), a chain of nine destination options headers, a header claiming more than the
+/// packet and a jumbogram's payload length 0.
+fn inner_v6_seeds(dir: &Path) {
+    for (name, kind) in [("syn6-hbh", 0u8), ("syn6-routing", 43), ("syn6-frag", 44)] {
+        let mut p = syn(true, true, 0);
+        v6_ext_as(&mut p, kind, 1);
+        if kind != 44 {
+            finish_tcp(&mut p, 48);
+        }
+        write(dir, name, &inner(1220, 1280, 1280, &p));
+    }
+    // ICMPv6 of 1400 bytes: `kind` header (or none) then type `icmp_type`.
+    let icmp6 = |ext: Option<(u8, u16)>, icmp_type: u8| {
+        let s = Shape {
+            ip_extra: if ext.is_some() { 8 } else { 0 },
+            ..shape(true, true, 0, 1400 - 48 - if ext.is_some() { 8 } else { 0 })
+        };
+        let mut p = super_packet(&s)[VNET_HDR_LEN..].to_vec();
+        let at = 40 + s.ip_extra;
+        if let Some((kind, frag)) = ext {
+            p[40] = 58;
+            v6_ext_as(&mut p, kind, frag);
+        } else {
+            p[6] = 58;
+        }
+        p[at..at + 8].copy_from_slice(&[icmp_type, 0, 0, 0, 0, 0, 5, 0x78]);
+        p
+    };
+    write(
+        dir,
+        "icmp6-echo-big",
+        &inner(0, 1280, 1280, &icmp6(None, 128)),
+    );
+    write(
+        dir,
+        "icmp6-ptb-behind-routing",
+        &inner(0, 1280, 1280, &icmp6(Some((43, 0)), 2)),
+    );
+    write(
+        dir,
+        "icmp6-later-fragment",
+        &inner(0, 1280, 1280, &icmp6(Some((44, 0x0101)), 1)),
+    );
+    // Nine destination options headers of 8 bytes, then UDP.
+    let mut nine = super_packet(&Shape {
+        ip_extra: 72,
+        ..shape(true, true, 0, 64)
+    })[VNET_HDR_LEN..]
+        .to_vec();
+    for i in 0..9 {
+        nine[40 + 8 * i..48 + 8 * i].copy_from_slice(&[
+            if i < 8 { 60 } else { 17 },
+            0,
+            1,
+            4,
+            0,
+            0,
+            0,
+            0,
+        ]);
+    }
+    write(dir, "udp6-nine-destopts", &inner(0, 1280, 1280, &nine));
+    // A destination options header claiming 2 KB in a 200-byte packet.
+    let mut long = super_packet(&Shape {
+        ip_extra: 8,
+        ..shape(true, true, 0, 144)
+    })[VNET_HDR_LEN..]
+        .to_vec();
+    long[41] = 255;
+    write(dir, "udp6-destopts-past-end", &inner(0, 1280, 1280, &long));
+    // A jumbogram: payload length 0, hop-by-hop with a Jumbo Payload option.
+    let mut jumbo = super_packet(&Shape {
+        ip_extra: 8,
+        ..shape(true, true, 0, 100)
+    })[VNET_HDR_LEN..]
+        .to_vec();
+    jumbo[4..6].fill(0);
+    jumbo[6] = 0;
+    jumbo[42..48].copy_from_slice(&[0xc2, 4, 0, 0, 0, 116]);
+    write(dir, "udp6-jumbo", &inner(0, 1280, 1280, &jumbo));
 }
 
 fn main() {
@@ -184,7 +304,11 @@ fn main() {
     let seeds = offload_seeds();
     for (name, s) in &seeds {
         write(&off, name, s);
-        if *name == "tcp4-plain-partial" {
+        // Not splittable, or not a packet the kernel's GRO would have made segments of.
+        if matches!(
+            *name,
+            "tcp4-plain-partial" | "tcp6-routing" | "udp6-payload-length-0"
+        ) {
             continue;
         }
         let mut r = Vec::new();

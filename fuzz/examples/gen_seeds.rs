@@ -281,7 +281,6 @@ fn responder_seeds(root: &Path) -> Vec<Vec<u8>> {
     r.initiate(0);
     save("to-c-chacha-ecp384", &r, 1);
 
-
     // 5. INVALID_KE_PAYLOAD: the initiator guesses ECP-256, the responder wants X25519 first.
     let mut r = Rec::single(
         initiator_peer("aes128gcm16-prfsha256-ecp256-x25519", "aes128gcm16-esn"),
@@ -377,7 +376,149 @@ fn responder_seeds(root: &Path) -> Vec<Vec<u8>> {
     r.initiate(0);
     save("to-c-cbc-sha256", &r, 1);
 
+    // 12. IPv6 traffic selectors (issue 26): the initiator proposes both families, the
+    // responder (IPv4 only) narrows to the IPv4 ranges; then IPv6 alone, refused with
+    // TS_UNACCEPTABLE after the IKE SA is up. The TS_IPV6_ADDR_RANGE selectors travel in the
+    // IKE_AUTH request, which the target's responder decrypts and parses.
+    let mixed = peer(
+        "to-b",
+        "gw-a.example",
+        "gw-b.example",
+        "10.1.0.0/24,2001:db8:1::/64",
+        "10.2.0.0/24,2001:db8:2::/64",
+        default_ike,
+        default_esp,
+        PSK,
+    );
+    let mut r = Rec::single(mixed, EndpointConfig::default(), 112);
+    r.initiate(0);
+    save("ts-ipv6-mixed", &r, 1);
+    let only6 = peer(
+        "to-b",
+        "gw-a.example",
+        "gw-b.example",
+        "2001:db8:1::/64",
+        "2001:db8:2::/64",
+        default_ike,
+        default_esp,
+        PSK,
+    );
+    let mut r = Rec::single(only6, EndpointConfig::default(), 113);
+    r.initiate(0);
+    save("ts-ipv6-only", &r, 0);
+
     messages
+}
+
+/// IPv6 payload chains for the `ike_message` target's `parse_chain` half (`[first payload]
+/// ++ payloads`, as `seed-chain-*`), encoded by the crate's own writer: what an IKE_AUTH
+/// exchange carries inside SK, where the message seeds cannot show it: ID_IPV6_ADDR,
+/// TS_IPV6_ADDR_RANGE (alone, mixed with IPv4, a single address, port and ICMPv6 type
+/// ranges, inverted), NAT detection notifies hashed over IPv6 addresses, and a
+/// CFG_REQUEST for INTERNAL_IP6_ADDRESS and INTERNAL_IP6_DNS (attributes 8 and 10).
+fn ipv6_chain_seeds(root: &Path) {
+    use ironsec_ike::wire::{
+        encode_chain, IdPayload, IdType, NotifyType, Payload, TrafficSelector,
+    };
+    use std::net::Ipv6Addr;
+    let dir = root.join("ike_message");
+    let a6 = |s: &str| IpAddr::V6(s.parse::<Ipv6Addr>().unwrap());
+    let range = |proto: u8, ports: (u16, u16), start: &str, end: &str| TrafficSelector {
+        ip_protocol: proto,
+        start_port: ports.0,
+        end_port: ports.1,
+        start: a6(start),
+        end: a6(end),
+    };
+    let any = (0, 65535);
+    let site1 = range(0, any, "2001:db8:1::", "2001:db8:1::ffff:ffff:ffff:ffff");
+    let site2 = range(0, any, "2001:db8:2::", "2001:db8:2::ffff:ffff:ffff:ffff");
+    let v4 = TrafficSelector {
+        ip_protocol: 0,
+        start_port: 0,
+        end_port: 65535,
+        start: IpAddr::V4([10, 1, 0, 0].into()),
+        end: IpAddr::V4([10, 1, 0, 255].into()),
+    };
+    let id6 = Payload::IdI(IdPayload {
+        id_type: IdType::Ipv6Addr,
+        data: "2001:db8:f::1"
+            .parse::<Ipv6Addr>()
+            .unwrap()
+            .octets()
+            .to_vec(),
+    });
+    let natd = |spi_r: u64, addr: &str| {
+        let a: SocketAddr = addr.parse().unwrap();
+        ironsec_ike::crypto::nat_detection_hash(0x1111_1111_1111_1111, spi_r, a).to_vec()
+    };
+    // CFG_REQUEST (1), reserved, then attributes: INTERNAL_IP6_ADDRESS (8) empty,
+    // INTERNAL_IP6_DNS (10) empty.
+    let cp6 = Payload::Unknown {
+        kind: 47,
+        critical: false,
+        data: vec![1, 0, 0, 0, 0, 8, 0, 0, 0, 10, 0, 0],
+    };
+    let chains: Vec<(&str, Vec<Payload>)> = vec![
+        (
+            "auth",
+            vec![
+                id6.clone(),
+                Payload::TsI(vec![site1.clone()]),
+                Payload::TsR(vec![site2.clone()]),
+            ],
+        ),
+        (
+            "mixed",
+            vec![
+                Payload::TsI(vec![v4.clone(), site1.clone()]),
+                Payload::TsR(vec![site2.clone(), v4.clone()]),
+            ],
+        ),
+        (
+            "narrow",
+            vec![
+                Payload::TsI(vec![
+                    range(6, (443, 443), "2001:db8:1::2", "2001:db8:1::2"),
+                    range(
+                        58,
+                        (0x8000, 0x80ff),
+                        "::",
+                        "ffff:ffff:ffff:ffff:ffff:ffff:ffff:ffff",
+                    ),
+                    range(17, (65535, 0), "2001:db8:1::", "2001:db8:1::ff"),
+                ]),
+                Payload::TsR(vec![range(0, any, "::", "::")]),
+            ],
+        ),
+        (
+            "inverted",
+            vec![Payload::TsI(vec![
+                range(0, any, "2001:db8:1::ff", "2001:db8:1::"),
+                range(6, (2000, 1000), "2001:db8:1::", "2001:db8:1::ff"),
+            ])],
+        ),
+        (
+            "natd",
+            vec![
+                Payload::notify(
+                    NotifyType::NatDetectionSourceIp,
+                    natd(0, "[2001:db8:f::1]:500"),
+                ),
+                Payload::notify(
+                    NotifyType::NatDetectionDestinationIp,
+                    natd(0, "[2001:db8:f::2]:500"),
+                ),
+            ],
+        ),
+        ("cp", vec![id6, cp6]),
+    ];
+    for (name, payloads) in chains {
+        let (first, bytes) = encode_chain(&payloads);
+        let mut seed = vec![first];
+        seed.extend_from_slice(&bytes);
+        write(&dir, &format!("seed-v6-chain-{name}"), &seed);
+    }
 }
 
 fn message_seeds(root: &Path, messages: &[Vec<u8>]) {
@@ -469,6 +610,62 @@ fn esp_seeds(root: &Path) {
         v.extend_from_slice(&[0u8; 32]);
         write(&dir, &format!("seed-flags{flags:02}"), &v);
     }
+
+    // IPv6 inside ESP (issue 26): well-formed IPv6 inner packets (plain UDP, hop-by-hop and
+    // destination options, routing and fragment headers, TFC padding) and the malformed
+    // ones of crates/esp/tests/malformed.rs (jumbogram, payload length past the data, a
+    // chain past the payload length, version and next header disagreeing, next headers
+    // that are not tunnel mode), for an AEAD and AES-CBC, with and without ESN.
+    let v6 = |next: u8, ext: &[u8], upper: usize, payload: Option<u16>| {
+        let mut p = vec![0u8; 40 + ext.len() + upper];
+        p[0] = 0x60;
+        let n = payload.unwrap_or((ext.len() + upper) as u16);
+        p[4..6].copy_from_slice(&n.to_be_bytes());
+        p[6] = next;
+        p[7] = 64;
+        p[8..24].copy_from_slice(&0x2001_0db8_0002_0000_0000_0000_0000_0002u128.to_be_bytes());
+        p[24..40].copy_from_slice(&0x2001_0db8_0001_0000_0000_0000_0000_0002u128.to_be_bytes());
+        p[40..40 + ext.len()].copy_from_slice(ext);
+        p
+    };
+    let hbh_dst = [
+        60, 0, 1, 4, 0, 0, 0, 0, 17, 1, 1, 12, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+    ];
+    let rh_frag = [44, 0, 0, 0, 0, 0, 0, 0, 17, 0, 0, 1, 0, 0, 0, 7];
+    let udp6 = v6(17, &[], 24, None);
+    for flags in [0x00u8, 0x01, 0x20, 0x21] {
+        let mut v = vec![flags];
+        sealed(&mut v, true, 1, 41, &udp6);
+        sealed(&mut v, true, 2, 41, &v6(0, &hbh_dst, 8, None));
+        sealed(&mut v, true, 3, 41, &v6(43, &rh_frag, 8, None));
+        let mut tfc = udp6.clone();
+        tfc.extend_from_slice(&[0; 24]);
+        sealed(&mut v, true, 4, 41, &tfc);
+        sealed(
+            &mut v,
+            true,
+            5,
+            41,
+            &v6(0, &[17, 0, 0xc2, 4, 0, 0, 0, 16], 8, Some(0)),
+        );
+        sealed(&mut v, true, 6, 41, &v6(17, &[], 24, Some(25)));
+        sealed(&mut v, true, 7, 41, &v6(0, &hbh_dst, 8, Some(20)));
+        sealed(&mut v, true, 8, 4, &udp6);
+        sealed(&mut v, true, 9, 41, &ipv4);
+        for (i, nh) in [0u8, 43, 44, 60, 255].into_iter().enumerate() {
+            sealed(&mut v, true, 10 + i as u64, nh, &udp6);
+        }
+        // A hand-framed body: the IPv6 packet, default padding to 16 bytes, next header 41.
+        let mut b = udp6.clone();
+        let pad = (b.len() + 2).next_multiple_of(16) - 2 - b.len();
+        b.extend((1..=pad).map(|i| i as u8));
+        b.extend([pad as u8, 41]);
+        body(&mut v, 20, &b);
+        if flags & 1 != 0 {
+            sealed(&mut v, true, (1 << 32) + 1, 41, &udp6);
+        }
+        write(&dir, &format!("seed-v6-flags{flags:02}"), &v);
+    }
 }
 
 fn config_seeds(root: &Path, conf: &Path) {
@@ -541,6 +738,7 @@ fn main() {
     let root = fuzz_dir.join("corpus");
     let messages = responder_seeds(&root);
     message_seeds(&root, &messages);
+    ipv6_chain_seeds(&root);
     esp_seeds(&root);
     config_seeds(&root, &fuzz_dir.join("../conf"));
 }

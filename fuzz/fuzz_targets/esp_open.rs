@@ -29,8 +29,8 @@ use std::collections::BTreeSet;
 use aes::cipher::block_padding::NoPadding;
 use aes::cipher::{BlockEncryptMut, KeyIvInit};
 use ironsec_esp::{
-    classify, CbcCipher, Datagram, InboundSa, OpenError, OutboundSa, Suite, HEADROOM,
-    MAX_TRAILER, MIN_ESP_LEN,
+    classify, CbcCipher, Datagram, InboundSa, OpenError, OutboundSa, Suite, HEADROOM, MAX_TRAILER,
+    MIN_ESP_LEN,
 };
 use libfuzzer_sys::fuzz_target;
 use ring::{aead, hmac};
@@ -258,6 +258,18 @@ fn check_opened(
             "{o:?} beyond the body"
         );
         assert!(o.next_header == 4 || o.next_header == 41, "{o:?}");
+        // The inner packet's own header states the length delivered and agrees with the
+        // next header; an IPv6 jumbogram (payload length 0 before hop-by-hop) never opens.
+        let inner = &buf[o.range()];
+        if o.next_header == 4 {
+            assert_eq!(inner[0] >> 4, 4, "{o:?}");
+            assert_eq!(usize::from(u16::from_be_bytes([inner[2], inner[3]])), o.len);
+        } else {
+            assert_eq!(inner[0] >> 4, 6, "{o:?}");
+            let payload = usize::from(u16::from_be_bytes([inner[4], inner[5]]));
+            assert_eq!(40 + payload, o.len, "{o:?}");
+            assert!(payload != 0 || inner[6] != 0, "jumbogram delivered: {o:?}");
+        }
         if let Some(s) = seq {
             assert_eq!(o.seq, s, "opened at another sequence number");
         }
@@ -335,8 +347,8 @@ fuzz_target!(|data: &[u8]| {
                     assert_eq!(classify(&buf), Datagram::Esp { spi: SPI });
                 }
                 let overhead = suite.header_len() + suite.icv_len();
-                let aligned = buf.len() >= overhead
-                    && (buf.len() - overhead) % suite.block_len() == 0;
+                let aligned =
+                    buf.len() >= overhead && (buf.len() - overhead) % suite.block_len() == 0;
                 let size_verdict = if buf.len() < suite.min_packet_len() {
                     Some(OpenError::Truncated)
                 } else if !aligned {

@@ -104,19 +104,33 @@ impl WireJudge {
     /// table of its own, named after its devices, so several judges may watch several ports
     /// of one namespace apart (e.g. one per gateway).
     pub fn install_on(ns: &str, devices: &[&str], clear_dst: &str) -> WireJudge {
+        WireJudge::install_prefixes(ns, devices, &[clear_dst])
+    }
+
+    /// Like [`WireJudge::install_on`] for several protected prefixes, IPv4 or IPv6 (an
+    /// IPv6 prefix is matched as `ip6 daddr`), all counted as cleartext: a dual-stack site's
+    /// packets leaking in either family. ESP-in-UDP is counted over either family.
+    pub fn install_prefixes(ns: &str, devices: &[&str], clear_dsts: &[&str]) -> WireJudge {
         let table = if devices == ["wan"] {
             "wire_judge".to_string()
         } else {
             format!("wire_judge_{}", devices.join("_").replace(['-', '.'], "_"))
         };
-        let clear = format!("ip daddr {clear_dst}");
+        let clear: Vec<String> = clear_dsts
+            .iter()
+            .map(|d| {
+                if d.contains(':') {
+                    format!("ip6 daddr {d}")
+                } else {
+                    format!("ip daddr {d}")
+                }
+            })
+            .collect();
+        let mut rules: Vec<(&str, &str)> =
+            clear.iter().map(|m| ("cleartext", m.as_str())).collect();
+        rules.push(("esp", "udp dport 4500"));
         WireJudge {
-            counters: IngressCounters::install(
-                ns,
-                &table,
-                devices,
-                &[("cleartext", &clear), ("esp", "udp dport 4500")],
-            ),
+            counters: IngressCounters::install(ns, &table, devices, &rules),
         }
     }
 

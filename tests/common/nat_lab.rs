@@ -16,6 +16,12 @@
 //!
 //!   gwA 172.16.0.2 -- nat 192.0.2.254 ====== 192.0.2.2 natB 172.17.0.1 -- 172.17.0.2 gwB
 //!
+//! [`NatLab::up_v6`] builds the same shape over IPv6 (NAT66: nftables `ip6` masquerade), with
+//! both LANs dual-stack:
+//!
+//!   lanA 2001:db8:1::2 -- gwA fd00:a::2 --in-- nat --out-- 2001:db8:f::2 gwB -- lanB 2001:db8:2::2
+//!                                     fd00:a::1  2001:db8:f::254
+//!
 //! Dropping it kills whatever still runs in its namespaces (processes the test started are
 //! stopped by their own guards first) and deletes them.
 
@@ -33,6 +39,11 @@ pub const GW_A_PRIVATE: &str = "172.16.0.2";
 pub const GW_B_PUBLIC: &str = "192.0.2.2";
 /// gwB's address behind natB ([`NatLab::up_both`]).
 pub const GW_B_PRIVATE: &str = "172.17.0.2";
+/// The IPv6 lab's ([`NatLab::up_v6`]) NAT public address, gwA's private (ULA) WAN address and
+/// gwB's address.
+pub const NAT6_PUBLIC: &str = "2001:db8:f::254";
+pub const GW_A_PRIVATE6: &str = "fd00:a::2";
+pub const GW_B_PUBLIC6: &str = "2001:db8:f::2";
 /// Where [`NatLab::remap`] moves the NAT's source ports.
 pub const REMAP_PORTS: (u16, u16) = (30000, 30999);
 
@@ -45,6 +56,8 @@ pub struct NatLab {
     pub lan_b: String,
     /// gwB's own NAT, with [`NatLab::up_both`].
     pub nat_b: Option<String>,
+    /// The nftables family of the NAT and judge tables: `ip`, or `ip6` ([`NatLab::up_v6`]).
+    family: &'static str,
 }
 
 fn ip(args: &[&str]) {
@@ -57,17 +70,18 @@ fn in_ns(ns: &str, prog: &str, args: &[&str]) -> String {
 }
 
 /// The judge and the masquerade rules (`masq` is the first rule's tail: `masquerade`, or a
-/// UDP port range followed by more rules), as one nft script.
-fn ruleset(masq: &str) -> String {
+/// UDP port range followed by more rules), as one nft script, for nftables family `fam`
+/// (`ip` or `ip6`: the rules read only the UDP header, so they are the same for both).
+fn ruleset(fam: &str, masq: &str) -> String {
     format!(
         r#"
-table ip nat {{
+table {fam} nat {{
     chain post {{
         type nat hook postrouting priority srcnat; policy accept;
         oifname "out" {masq}
     }}
 }}
-table ip judge {{
+table {fam} judge {{
     counter keepalive_out {{ }}
     counter keepalive_in {{ }}
     counter remapped_in {{ }}
@@ -123,9 +137,10 @@ impl NatLab {
         NatLab::build(prefix, true)
     }
 
-    fn build(prefix: &str, both: bool) -> NatLab {
-        require_root();
-        let lab = NatLab {
+    /// The lab's namespace names (`{prefix}-lanA` ...; `{prefix}-natB` when gwB is behind a
+    /// NAT of its own too) and the nftables family of its NATs; nothing made yet.
+    fn named(prefix: &str, both: bool, family: &'static str) -> NatLab {
+        NatLab {
             nat_b: both.then(|| format!("{prefix}-natB")),
             prefix: prefix.to_string(),
             lan_a: format!("{prefix}-lanA"),
@@ -133,7 +148,13 @@ impl NatLab {
             nat: format!("{prefix}-nat"),
             gw_b: format!("{prefix}-gwB"),
             lan_b: format!("{prefix}-lanB"),
-        };
+            family,
+        }
+    }
+
+    fn build(prefix: &str, both: bool) -> NatLab {
+        require_root();
+        let lab = NatLab::named(prefix, both, "ip");
         // The guard exists before the first namespace, so a half-built lab is removed too.
         for ns in lab.all() {
             ip(&["netns", "add", ns]);
@@ -232,6 +253,90 @@ impl NatLab {
         lab
     }
 
+    /// The lab over IPv6 (module doc): gwA behind a NAT66 that masquerades its ULA WAN
+    /// address as [`NAT6_PUBLIC`]; both LANs carry IPv4 and IPv6. Addresses skip duplicate
+    /// address detection (it would hold a fresh address unusable for a second or two).
+    pub fn up_v6(prefix: &str) -> NatLab {
+        require_root();
+        let lab = NatLab::named(prefix, false, "ip6");
+        for ns in lab.all() {
+            ip(&["netns", "add", ns]);
+            ip(&["-n", ns, "link", "set", "lo", "up"]);
+            for kv in [
+                "net.ipv6.conf.all.accept_dad=0",
+                "net.ipv6.conf.default.accept_dad=0",
+            ] {
+                in_ns(ns, "sysctl", &["-qw", kv]);
+            }
+        }
+        let link = |a: &str, an: &str, b: &str, bn: &str| {
+            ip(&[
+                "link", "add", an, "netns", a, "type", "veth", "peer", "name", bn, "netns", b,
+            ]);
+            ip(&["-n", a, "link", "set", an, "up"]);
+            ip(&["-n", b, "link", "set", bn, "up"]);
+        };
+        link(&lab.lan_a, "a-lan", &lab.gw_a, "lan");
+        link(&lab.gw_a, "wan", &lab.nat, "in");
+        link(&lab.nat, "out", &lab.gw_b, "wan");
+        link(&lab.gw_b, "lan", &lab.lan_b, "b-lan");
+        let addr = |ns: &str, a: &str, dev: &str| {
+            ip(&["-n", ns, "addr", "add", a, "dev", dev, "nodad"]);
+        };
+        addr(&lab.lan_a, "10.1.0.2/24", "a-lan");
+        addr(&lab.lan_a, "2001:db8:1::2/64", "a-lan");
+        addr(&lab.gw_a, "10.1.0.1/24", "lan");
+        addr(&lab.gw_a, "2001:db8:1::1/64", "lan");
+        addr(&lab.gw_a, &format!("{GW_A_PRIVATE6}/64"), "wan");
+        addr(&lab.nat, "fd00:a::1/64", "in");
+        addr(&lab.nat, &format!("{NAT6_PUBLIC}/64"), "out");
+        addr(&lab.gw_b, &format!("{GW_B_PUBLIC6}/64"), "wan");
+        addr(&lab.gw_b, "10.2.0.1/24", "lan");
+        addr(&lab.gw_b, "2001:db8:2::1/64", "lan");
+        addr(&lab.lan_b, "10.2.0.2/24", "b-lan");
+        addr(&lab.lan_b, "2001:db8:2::2/64", "b-lan");
+        for (ns, v4, v6) in [
+            (&lab.lan_a, "10.1.0.1", "2001:db8:1::1"),
+            (&lab.lan_b, "10.2.0.1", "2001:db8:2::1"),
+        ] {
+            ip(&["-n", ns, "route", "add", "default", "via", v4]);
+            ip(&["-n", ns, "-6", "route", "add", "default", "via", v6]);
+        }
+        // gwA reaches the world through the NAT only; gwB knows only its own WAN.
+        ip(&[
+            "-n",
+            &lab.gw_a,
+            "-6",
+            "route",
+            "add",
+            "default",
+            "via",
+            "fd00:a::1",
+        ]);
+        for ns in [&lab.gw_a, &lab.nat, &lab.gw_b] {
+            for kv in [
+                "net.ipv4.ip_forward=1",
+                "net.ipv6.conf.all.forwarding=1",
+                "net.ipv4.conf.all.rp_filter=0",
+                "net.ipv4.conf.default.rp_filter=0",
+            ] {
+                in_ns(ns, "sysctl", &["-qw", kv]);
+            }
+        }
+        lab.set_nat("masquerade");
+        for key in [
+            "net.netfilter.nf_conntrack_udp_timeout",
+            "net.netfilter.nf_conntrack_udp_timeout_stream",
+        ] {
+            in_ns(
+                &lab.nat,
+                "sysctl",
+                &["-qw", &format!("{key}={NAT_UDP_TIMEOUT_S}")],
+            );
+        }
+        lab
+    }
+
     fn all(&self) -> Vec<&String> {
         let mut v = vec![&self.lan_a, &self.gw_a, &self.nat, &self.gw_b, &self.lan_b];
         v.extend(&self.nat_b);
@@ -240,7 +345,7 @@ impl NatLab {
 
     /// Replaces the NAT's ruleset (judge counters start again at zero).
     fn set_nat(&self, masq: &str) {
-        load_ruleset(&self.prefix, &self.nat, &ruleset(masq));
+        load_ruleset(&self.prefix, &self.nat, &ruleset(self.family, masq));
     }
 
     /// The NAT re-maps its source ports mid-session, as a NAT that rebooted or ran out of
@@ -260,12 +365,12 @@ impl NatLab {
     /// A judge counter's packets: `keepalive_out` (gwA -> gwB through the NAT),
     /// `keepalive_in` (gwB -> gwA), `remapped_in` (to the re-mapped ports).
     pub fn counter(&self, name: &str) -> u64 {
-        nft_counter(&self.nat, name)
+        nft_counter(&self.nat, self.family, name)
     }
 
     /// natB's `keepalive_out` (gwB's keepalives on their way out), with [`NatLab::up_both`].
     pub fn counter_b(&self, name: &str) -> u64 {
-        nft_counter(self.nat_b.as_ref().expect("a lab with natB"), name)
+        nft_counter(self.nat_b.as_ref().expect("a lab with natB"), "ip", name)
     }
 }
 
@@ -285,8 +390,8 @@ fn load_ruleset(prefix: &str, ns: &str, script: &str) {
     );
 }
 
-fn nft_counter(ns: &str, name: &str) -> u64 {
-    let text = in_ns(ns, "nft", &["list", "counter", "ip", "judge", name]);
+fn nft_counter(ns: &str, family: &str, name: &str) -> u64 {
+    let text = in_ns(ns, "nft", &["list", "counter", family, "judge", name]);
     text.split_whitespace()
         .skip_while(|w| *w != "packets")
         .nth(1)

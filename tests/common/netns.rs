@@ -2,13 +2,27 @@
 //! code or binding sockets inside a namespace from the test process.
 
 use std::fs::File;
-use std::net::{Ipv4Addr, SocketAddr, UdpSocket};
+use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr, UdpSocket};
 use std::os::unix::io::AsRawFd;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
-use super::{conn_toml, require_root, run_timeout, workspace_root, Conn};
+use super::{conn_toml, ns_cmd, require_root, run_ok, run_timeout, workspace_root, Conn};
+
+/// `ip ARGS` in namespace `ns` (5 s at most); panics unless it succeeds; its stdout.
+pub fn ip(ns: &str, args: &[&str]) -> String {
+    let o = run_ok(ns_cmd(ns, "ip").args(args), Duration::from_secs(5));
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+/// `sysctl -qw KEY=VALUE` in namespace `ns`; panics unless it succeeds.
+pub fn sysctl(ns: &str, kv: &str) {
+    run_ok(
+        ns_cmd(ns, "sysctl").args(["-qw", kv]),
+        Duration::from_secs(5),
+    );
+}
 
 pub fn topology_script() -> PathBuf {
     workspace_root().join("netns-scripts/topology.sh")
@@ -67,7 +81,91 @@ impl Topology {
     fn down(&self) {
         topology_down(&self.prefix);
     }
+
+    /// Adds the IPv6 addresses of docs/plan-issue-26-ipv6.md section 4 beside the IPv4 ones
+    /// of a two-site topology: WAN 2001:db8:f::1 (gwA) / ::2 (gwB), LAN i 2001:db8:i::/64 with
+    /// the gateway at ::1 and the host at ::2 (default route via ::1), IPv6 forwarding on the
+    /// gateways. Duplicate address detection is off everywhere (`accept_dad=0` on every
+    /// interface, also those created later such as the TUN devices, and `nodad`): DAD keeps a
+    /// fresh address unusable for 1-2 s.
+    pub fn add_ipv6(&self) {
+        // (namespace, LAN device, its address, default route, link-local address on each
+        // device): the link-local addresses the kernel gave the veths when topology.sh made
+        // them are still in DAD, and a router cannot resolve a neighbour (its solicitations
+        // come from the link-local address) until that ends: they are replaced by fixed ones
+        // without DAD.
+        let hosts = [
+            (
+                &self.lan_a,
+                "a-lan",
+                "2001:db8:1::2/64",
+                Some("2001:db8:1::1"),
+                &[("a-lan", "fe80::2")][..],
+            ),
+            (
+                &self.gw_a,
+                "lan",
+                "2001:db8:1::1/64",
+                None,
+                &[("lan", "fe80::1"), ("wan", "fe80::1")][..],
+            ),
+            (
+                &self.gw_b,
+                "lan",
+                "2001:db8:2::1/64",
+                None,
+                &[("lan", "fe80::1"), ("wan", "fe80::2")][..],
+            ),
+            (
+                &self.lan_b,
+                "b-lan",
+                "2001:db8:2::2/64",
+                Some("2001:db8:2::1"),
+                &[("b-lan", "fe80::2")][..],
+            ),
+        ];
+        for (ns, dev, addr, gw, lls) in hosts {
+            let mut script = String::from(
+                "set -e; for c in /proc/sys/net/ipv6/conf/*/accept_dad; do echo 0 >\"$c\"; done; ",
+            );
+            for (d, ll) in lls {
+                script += &format!(
+                    "ip -6 addr flush dev {d} scope link; ip -6 addr add {ll}/64 dev {d} nodad; "
+                );
+            }
+            script += &format!("ip -6 addr add {addr} dev {dev} nodad; ");
+            if let Some(gw) = gw {
+                script += &format!("ip -6 route add default via {gw} dev {dev}; ");
+            } else {
+                let wan = if ns == &self.gw_a { WAN6_A } else { WAN6_B };
+                script += &format!(
+                    "ip -6 addr add {wan}/64 dev wan nodad; sysctl -qw net.ipv6.conf.all.forwarding=1; "
+                );
+            }
+            run_ok(
+                ns_cmd(ns, "sh").args(["-c", &script]),
+                Duration::from_secs(10),
+            );
+        }
+    }
+
+    /// Removes the IPv4 addresses of the WAN link (192.0.2.1 and .2): what crosses it after
+    /// that can only be IPv6.
+    pub fn remove_wan_ipv4(&self) {
+        for (ns, addr) in [(&self.gw_a, "192.0.2.1/24"), (&self.gw_b, "192.0.2.2/24")] {
+            run_ok(
+                ns_cmd(ns, "ip").args(["addr", "del", addr, "dev", "wan"]),
+                Duration::from_secs(5),
+            );
+        }
+    }
 }
+
+/// The IPv6 addresses [`Topology::add_ipv6`] gives the two-site topology.
+pub const WAN6_A: Ipv6Addr = Ipv6Addr::new(0x2001, 0xdb8, 0xf, 0, 0, 0, 0, 1);
+pub const WAN6_B: Ipv6Addr = Ipv6Addr::new(0x2001, 0xdb8, 0xf, 0, 0, 0, 0, 2);
+pub const LAN6_A_HOST: Ipv6Addr = Ipv6Addr::new(0x2001, 0xdb8, 1, 0, 0, 0, 0, 2);
+pub const LAN6_B_HOST: Ipv6Addr = Ipv6Addr::new(0x2001, 0xdb8, 2, 0, 0, 0, 0, 2);
 
 /// `topology.sh up` for `prefix` with extra settings in `env`; panics with its output if it
 /// fails (it removes what it built before it exits).

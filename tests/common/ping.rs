@@ -1,17 +1,19 @@
 //! Pingers from inside a namespace. iputils ping is not installed on this machine; a raw ICMP
 //! socket does the same job and lets the test choose the payload exactly.
 
-use std::net::Ipv4Addr;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
-use super::{icmp_echo, in_netns, NEXT_ID};
+use super::{icmp_echo, in_netns, ns_cmd, run_timeout, NEXT_ID};
 
-/// A raw ICMP socket aimed at one destination: what both pingers below send and receive with.
+/// A raw ICMP (or ICMPv6) socket aimed at one destination: what both pingers below send and
+/// receive with.
 struct IcmpSocket {
     fd: i32,
-    dst: Ipv4Addr,
-    to: libc::sockaddr_in,
+    dst: IpAddr,
+    /// The destination as a sockaddr_in or sockaddr_in6, and its length.
+    to: (libc::sockaddr_storage, libc::socklen_t),
     /// Echo identifier of this pinger, so concurrent pingers do not take each other's replies.
     ident: u16,
 }
@@ -19,29 +21,26 @@ struct IcmpSocket {
 impl IcmpSocket {
     /// Opens the socket in the calling thread's namespace. `salt` keeps the identifiers of the
     /// two pinger kinds apart.
-    fn open(dst: Ipv4Addr, salt: u16) -> IcmpSocket {
-        // SAFETY: socket(2) takes no pointers; the result is checked below.
-        let fd = unsafe {
-            libc::socket(
-                libc::AF_INET,
-                libc::SOCK_RAW | libc::SOCK_CLOEXEC,
-                libc::IPPROTO_ICMP,
-            )
+    fn open(dst: IpAddr, salt: u16) -> IcmpSocket {
+        let (family, proto) = match dst {
+            IpAddr::V4(_) => (libc::AF_INET, libc::IPPROTO_ICMP),
+            IpAddr::V6(_) => (libc::AF_INET6, libc::IPPROTO_ICMPV6),
         };
+        // SAFETY: socket(2) takes no pointers; the result is checked below.
+        let fd = unsafe { libc::socket(family, libc::SOCK_RAW | libc::SOCK_CLOEXEC, proto) };
         assert!(
             fd >= 0,
             "raw ICMP socket: {}",
             std::io::Error::last_os_error()
         );
-        // SAFETY: sockaddr_in is plain old data; all zeroes is a valid value.
-        let mut to: libc::sockaddr_in = unsafe { std::mem::zeroed() };
-        to.sin_family = libc::AF_INET as libc::sa_family_t;
-        to.sin_addr = libc::in_addr {
-            s_addr: u32::from_ne_bytes(dst.octets()),
-        };
         let ident =
             (std::process::id() as u16) ^ salt ^ (NEXT_ID.fetch_add(1, Ordering::SeqCst) as u16);
-        IcmpSocket { fd, dst, to, ident }
+        IcmpSocket {
+            fd,
+            dst,
+            to: raw_sockaddr(dst),
+            ident,
+        }
     }
 
     fn set_option<T>(&self, name: libc::c_int, value: &T) {
@@ -58,26 +57,32 @@ impl IcmpSocket {
     }
 
     /// Sends from `src` (bind(2) on a raw socket sets the source address of what it sends).
-    fn bind(&self, src: Ipv4Addr) {
-        // SAFETY: sockaddr_in is plain old data; all zeroes is a valid value.
-        let mut sa: libc::sockaddr_in = unsafe { std::mem::zeroed() };
-        sa.sin_family = libc::AF_INET as libc::sa_family_t;
-        sa.sin_addr = libc::in_addr {
-            s_addr: u32::from_ne_bytes(src.octets()),
-        };
+    fn bind(&self, src: IpAddr) {
+        let (sa, len) = raw_sockaddr(src);
         // SAFETY: `sa` outlives the call and its length is passed with it.
         let r = unsafe {
             libc::bind(
                 self.fd,
-                &sa as *const libc::sockaddr_in as *const libc::sockaddr,
-                std::mem::size_of::<libc::sockaddr_in>() as u32,
+                &sa as *const libc::sockaddr_storage as *const libc::sockaddr,
+                len,
             )
         };
         assert_eq!(r, 0, "bind {src}: {}", std::io::Error::last_os_error());
     }
 
     fn send_echo(&self, seq: u16, payload: &[u8]) {
-        let msg = icmp_echo(self.ident, seq, payload);
+        let msg = match self.dst {
+            IpAddr::V4(_) => icmp_echo(self.ident, seq, payload),
+            // ICMPv6 echo request (type 128); a raw ICMPv6 socket has the kernel fill in the
+            // checksum (it covers a pseudo-header the socket knows, RFC 4443).
+            IpAddr::V6(_) => {
+                let mut m = vec![128u8, 0, 0, 0];
+                m.extend_from_slice(&self.ident.to_be_bytes());
+                m.extend_from_slice(&seq.to_be_bytes());
+                m.extend_from_slice(payload);
+                m
+            }
+        };
         // SAFETY: `msg` and `self.to` outlive the call and their lengths are passed with them.
         let n = unsafe {
             libc::sendto(
@@ -85,8 +90,8 @@ impl IcmpSocket {
                 msg.as_ptr() as *const libc::c_void,
                 msg.len(),
                 0,
-                &self.to as *const libc::sockaddr_in as *const libc::sockaddr,
-                std::mem::size_of::<libc::sockaddr_in>() as u32,
+                &self.to.0 as *const libc::sockaddr_storage as *const libc::sockaddr,
+                self.to.1,
             )
         };
         assert_eq!(
@@ -101,31 +106,89 @@ impl IcmpSocket {
     /// number, whether its data is `payload`). None for anything else, or nothing to read.
     fn recv_reply(&self, flags: libc::c_int, payload: &[u8]) -> Option<Option<(u16, bool)>> {
         let mut buf = [0u8; 4096];
-        // SAFETY: `buf` is writable for buf.len() bytes for the call.
+        // SAFETY: sockaddr_storage is plain old data; all zeroes is a valid value.
+        let mut from: libc::sockaddr_storage = unsafe { std::mem::zeroed() };
+        let mut from_len = std::mem::size_of::<libc::sockaddr_storage>() as libc::socklen_t;
+        // SAFETY: `buf` is writable for buf.len() bytes and `from` for `from_len` bytes.
         let n = unsafe {
-            libc::recv(
+            libc::recvfrom(
                 self.fd,
                 buf.as_mut_ptr() as *mut libc::c_void,
                 buf.len(),
                 flags,
+                &mut from as *mut libc::sockaddr_storage as *mut libc::sockaddr,
+                &mut from_len,
             )
         };
         if n <= 0 {
             return None;
         }
         let p = &buf[..n as usize];
-        let ihl = ((p[0] & 0x0f) as usize) * 4;
-        if p.len() < ihl + 8 || p[12..16] != self.dst.octets() {
-            return Some(None);
-        }
-        let icmp = &p[ihl..];
-        if icmp[0] != 0 || u16::from_be_bytes([icmp[4], icmp[5]]) != self.ident {
+        // An IPv4 raw socket hands over the IP header, an ICMPv6 one only the message.
+        let (icmp, reply_type) = match self.dst {
+            IpAddr::V4(dst) => {
+                let ihl = ((p[0] & 0x0f) as usize) * 4;
+                if p.len() < ihl + 8 || p[12..16] != dst.octets() {
+                    return Some(None);
+                }
+                (&p[ihl..], 0u8)
+            }
+            IpAddr::V6(_) => {
+                let src = (i32::from(from.ss_family) == libc::AF_INET6).then(|| {
+                    // SAFETY: the kernel wrote a sockaddr_in6 into this storage (its family
+                    // says so), which is large and aligned enough for one.
+                    let sa = unsafe {
+                        &*(&from as *const libc::sockaddr_storage as *const libc::sockaddr_in6)
+                    };
+                    IpAddr::V6(Ipv6Addr::from(sa.sin6_addr.s6_addr))
+                });
+                let _ = from_len;
+                if p.len() < 8 || src != Some(self.dst) {
+                    return Some(None);
+                }
+                (p, 129u8)
+            }
+        };
+        if icmp[0] != reply_type || u16::from_be_bytes([icmp[4], icmp[5]]) != self.ident {
             return Some(None);
         }
         Some(Some((
             u16::from_be_bytes([icmp[6], icmp[7]]),
             icmp[8..] == *payload,
         )))
+    }
+}
+
+/// `ip` (port 0) as the sockaddr_in or sockaddr_in6 the socket calls take, with its length.
+fn raw_sockaddr(ip: IpAddr) -> (libc::sockaddr_storage, libc::socklen_t) {
+    // SAFETY: sockaddr_storage is plain old data; all zeroes is a valid value.
+    let mut ss: libc::sockaddr_storage = unsafe { std::mem::zeroed() };
+    let p = &mut ss as *mut libc::sockaddr_storage;
+    match ip {
+        IpAddr::V4(a) => {
+            // SAFETY: sockaddr_storage is large and aligned enough for a sockaddr_in.
+            let sa = unsafe { &mut *(p as *mut libc::sockaddr_in) };
+            sa.sin_family = libc::AF_INET as libc::sa_family_t;
+            sa.sin_addr = libc::in_addr {
+                s_addr: u32::from_ne_bytes(a.octets()),
+            };
+            (
+                ss,
+                std::mem::size_of::<libc::sockaddr_in>() as libc::socklen_t,
+            )
+        }
+        IpAddr::V6(a) => {
+            // SAFETY: sockaddr_storage is large and aligned enough for a sockaddr_in6.
+            let sa = unsafe { &mut *(p as *mut libc::sockaddr_in6) };
+            sa.sin6_family = libc::AF_INET6 as libc::sa_family_t;
+            sa.sin6_addr = libc::in6_addr {
+                s6_addr: a.octets(),
+            };
+            (
+                ss,
+                std::mem::size_of::<libc::sockaddr_in6>() as libc::socklen_t,
+            )
+        }
     }
 }
 
@@ -152,7 +215,7 @@ pub fn ping(
     reply_timeout: Duration,
 ) -> PingResult {
     in_netns(ns, move || {
-        let sock = IcmpSocket::open(dst, 0x5a5a);
+        let sock = IcmpSocket::open(dst.into(), 0x5a5a);
         sock.set_option(
             libc::SO_RCVTIMEO,
             &libc::timeval {
@@ -294,6 +357,60 @@ pub fn ping_paced_from(
     interval: Duration,
     reply_timeout: Duration,
 ) -> PingRun {
+    paced(
+        ns,
+        src.map(IpAddr::V4),
+        IpAddr::V4(dst),
+        count,
+        payload,
+        interval,
+        reply_timeout,
+    )
+}
+
+/// [`ping_paced`] over IPv6 (ICMPv6 echo), on its own thread.
+pub fn ping6_paced_in_background(
+    ns: &str,
+    dst: Ipv6Addr,
+    count: u16,
+    payload: Vec<u8>,
+    interval: Duration,
+    reply_timeout: Duration,
+) -> std::thread::JoinHandle<PingRun> {
+    let ns = ns.to_string();
+    std::thread::spawn(move || ping6_paced(&ns, dst, count, payload, interval, reply_timeout))
+}
+
+/// [`ping_paced`] over IPv6 (ICMPv6 echo).
+pub fn ping6_paced(
+    ns: &str,
+    dst: Ipv6Addr,
+    count: u16,
+    payload: Vec<u8>,
+    interval: Duration,
+    reply_timeout: Duration,
+) -> PingRun {
+    paced(
+        ns,
+        None,
+        IpAddr::V6(dst),
+        count,
+        payload,
+        interval,
+        reply_timeout,
+    )
+}
+
+/// The paced pinger of either family.
+fn paced(
+    ns: &str,
+    src: Option<IpAddr>,
+    dst: IpAddr,
+    count: u16,
+    payload: Vec<u8>,
+    interval: Duration,
+    reply_timeout: Duration,
+) -> PingRun {
     in_netns(ns, move || {
         let sock = IcmpSocket::open(dst, 0xa5a5);
         if let Some(src) = src {
@@ -370,4 +487,38 @@ pub fn ping_paced_from(
         }
         run
     })
+}
+
+/// iputils ping from a chosen source address, 50 ms apart: how many of `count` were answered.
+/// IPv4 or IPv6 (iputils takes the family from the addresses); the raw-socket pingers above
+/// are IPv4 only.
+pub fn ping_from(ns: &str, src: &str, dst: &str, count: u32) -> u32 {
+    let out = run_timeout(
+        ns_cmd(ns, "ping").args([
+            "-n",
+            "-q",
+            "-c",
+            &count.to_string(),
+            "-i",
+            "0.05",
+            "-W",
+            "1",
+            "-I",
+            src,
+            dst,
+        ]),
+        Duration::from_secs(30),
+    );
+    let text = String::from_utf8_lossy(&out.stdout);
+    text.lines()
+        .find_map(|l| {
+            let (_, rest) = l.split_once(" transmitted, ")?;
+            rest.split_whitespace().next()?.parse().ok()
+        })
+        .unwrap_or_else(|| {
+            panic!(
+                "ping -I {src} {dst} in {ns}: no summary\n{text}{}",
+                String::from_utf8_lossy(&out.stderr)
+            )
+        })
 }

@@ -9,10 +9,12 @@ use serde_json::Value;
 
 use super::{poll_until, run_ok};
 
-/// Routes of the kernel's main table in `ns` for exactly `prefix` (`ip -j route show exact`).
+/// Routes of the kernel's main table in `ns` for exactly `prefix` (`ip -j route show exact`),
+/// of either family (`ip` shows IPv4 unless told `-6`, even for an IPv6 prefix).
 pub fn kernel_routes(ns: &str, prefix: &str) -> Vec<Value> {
+    let family = if prefix.contains(':') { "-6" } else { "-4" };
     let out = run_ok(
-        Command::new("ip").args(["-n", ns, "-j", "route", "show", "exact", prefix]),
+        Command::new("ip").args(["-n", ns, family, "-j", "route", "show", "exact", prefix]),
         Duration::from_secs(5),
     );
     let s = String::from_utf8_lossy(&out.stdout);

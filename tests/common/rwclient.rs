@@ -32,7 +32,7 @@
 #![allow(dead_code)]
 
 use std::fs;
-use std::net::Ipv4Addr;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
@@ -125,7 +125,57 @@ fn sysctl(ns: &str, kv: &str) {
     );
 }
 
+/// The gateway's IPv6 WAN address ([`RaTopology::add_ipv6_wan`]); direct client `i` is
+/// 2001:db8:f::(0x11 + i).
+pub const RA_GW_WAN6: Ipv6Addr = Ipv6Addr::new(0x2001, 0xdb8, 0xf, 0, 0, 0, 0, 1);
+
+/// The gateway's IPv6 LAN ([`RaTopology::add_ipv6_lan`]): the gateway ::1, the host ::2.
+pub const RA_LAN6_NET: &str = "2001:db8:1::/64";
+pub const RA_GW_LAN6: Ipv6Addr = Ipv6Addr::new(0x2001, 0xdb8, 1, 0, 0, 0, 0, 1);
+pub const RA_LAN6_HOST: Ipv6Addr = Ipv6Addr::new(0x2001, 0xdb8, 1, 0, 0, 0, 0, 2);
+
 impl RaTopology {
+    /// Adds IPv6 to the LAN side (issue 26's addresses): 2001:db8:1::1/64 on the gateway's
+    /// `lan` (IPv6 forwarding on), 2001:db8:1::2/64 on the LAN host with its default route via
+    /// the gateway. `nodad`: duplicate address detection would hold a fresh address unusable
+    /// for a second or two. The WAN stays IPv4.
+    pub fn add_ipv6_lan(&self) {
+        sysctl(&self.gw, "net.ipv6.conf.all.forwarding=1");
+        for ns in [&self.gw, &self.lan] {
+            sysctl(ns, "net.ipv6.conf.all.accept_dad=0");
+            sysctl(ns, "net.ipv6.conf.default.accept_dad=0");
+        }
+        let addr = |ns: &str, a: String| ip(&["-n", ns, "addr", "add", &a, "dev", "lan", "nodad"]);
+        addr(&self.gw, format!("{RA_GW_LAN6}/64"));
+        addr(&self.lan, format!("{RA_LAN6_HOST}/64"));
+        ip(&[
+            "-n",
+            &self.lan,
+            "-6",
+            "route",
+            "add",
+            "default",
+            "via",
+            &RA_GW_LAN6.to_string(),
+        ]);
+    }
+
+    /// Adds IPv6 to the WAN switch (issue 26's WAN prefix, 2001:db8:f::/64): the gateway ::1,
+    /// direct client `i` ::(0x11 + i), `nodad`. Clients behind the NAT stay IPv4-only.
+    pub fn add_ipv6_wan(&self) {
+        let direct: Vec<&ClientNs> = self.clients.iter().filter(|c| !c.behind_nat).collect();
+        for ns in std::iter::once(&self.gw).chain(direct.iter().map(|c| &c.ns)) {
+            sysctl(ns, "net.ipv6.conf.all.accept_dad=0");
+            sysctl(ns, "net.ipv6.conf.default.accept_dad=0");
+        }
+        let addr = |ns: &str, a: String| ip(&["-n", ns, "addr", "add", &a, "dev", "wan", "nodad"]);
+        addr(&self.gw, format!("{RA_GW_WAN6}/64"));
+        for (i, c) in direct.iter().enumerate() {
+            let a = Ipv6Addr::new(0x2001, 0xdb8, 0xf, 0, 0, 0, 0, 0x11 + i as u16);
+            addr(&c.ns, format!("{a}/64"));
+        }
+    }
+
     /// `direct` clients on the WAN and `behind_nat` clients behind one masquerading NAT (no NAT
     /// namespace when 0).
     pub fn up(prefix: &str, direct: usize, behind_nat: usize) -> RaTopology {
@@ -492,7 +542,12 @@ impl ClientAuth {
 
 /// swanctl-rw-client.conf for `auth`, aimed at `gateway` (its WAN address), reaching
 /// `remote_ts`; the certificate file (x509/) is `cert_file` for certificate methods.
-pub fn client_swanctl_conf(auth: &ClientAuth, gateway: Ipv4Addr, remote_ts: &str) -> String {
+pub fn client_swanctl_conf(
+    auth: &ClientAuth,
+    gateway: impl Into<IpAddr>,
+    remote_ts: &str,
+) -> String {
+    let gateway: IpAddr = gateway.into();
     let text = super::rewrite_swanctl_template(
         &example_config("strongswan/swanctl-rw-client.conf"),
         "conf/strongswan/swanctl-rw-client.conf",
@@ -569,10 +624,36 @@ impl RwClient {
         gateway: Ipv4Addr,
         remote_ts: &str,
     ) -> RwClient {
+        RwClient::start_with(
+            ns,
+            dir,
+            pki,
+            auth,
+            gateway.into(),
+            remote_ts,
+            "0.0.0.0",
+            &rw_strongswan_template(),
+        )
+    }
+
+    /// [`RwClient::start`] asking for the virtual IPs `vips` (swanctl's `vips`: "0.0.0.0",
+    /// "::" or "0.0.0.0,::"), with strongswan.conf template `template`.
+    #[allow(clippy::too_many_arguments)]
+    pub fn start_with(
+        ns: &str,
+        dir: &Path,
+        pki: &Pki,
+        auth: ClientAuth,
+        gateway: IpAddr,
+        remote_ts: &str,
+        vips: &str,
+        template: &Path,
+    ) -> RwClient {
         fs::create_dir_all(dir).unwrap();
         install_client_credentials(dir, pki, &auth);
         let conf = client_swanctl_conf(&auth, gateway, remote_ts);
-        let template = rw_strongswan_template();
+        let conf = set_swanctl_key(&conf, "rw", "vips", vips);
+        let template = template.to_path_buf();
         let sw = StrongSwan::start_with(
             ns,
             dir,
@@ -646,18 +727,32 @@ impl RwClient {
             .find_map(|v| v.parse().ok())
     }
 
+    /// The virtual IPv6 address the gateway gave this client on `profile`'s IKE SA.
+    pub fn vip6(&self, profile: Profile) -> Option<Ipv6Addr> {
+        self.ike(profile)?
+            .local_vips
+            .iter()
+            .find_map(|v| v.parse().ok())
+    }
+
     /// The interface of the client's namespace that holds `addr` (ipsec0 for a virtual IP
     /// with kernel-libipsec).
-    pub fn interface_of(&self, addr: Ipv4Addr) -> Option<String> {
+    pub fn interface_of(&self, addr: impl Into<IpAddr>) -> Option<String> {
+        let addr: IpAddr = addr.into();
+        let (family, word) = if addr.is_ipv6() {
+            ("-6", "inet6")
+        } else {
+            ("-4", "inet")
+        };
         let out = run_ok(
-            Command::new("ip").args(["-n", &self.ns, "-4", "-o", "addr", "show"]),
+            Command::new("ip").args(["-n", &self.ns, family, "-o", "addr", "show"]),
             Duration::from_secs(10),
         );
         // "5: ipsec0    inet 10.99.0.1/32 scope global ipsec0\ ..."
         String::from_utf8_lossy(&out.stdout).lines().find_map(|l| {
             let mut w = l.split_whitespace();
             let dev = w.nth(1)?;
-            let a = w.skip_while(|x| *x != "inet").nth(1)?;
+            let a = w.skip_while(|x| *x != word).nth(1)?;
             (a.split('/').next()? == addr.to_string()).then(|| dev.to_string())
         })
     }
@@ -666,6 +761,15 @@ impl RwClient {
     pub fn routes_220(&self) -> String {
         let out = run_ok(
             Command::new("ip").args(["-n", &self.ns, "route", "show", "table", "220"]),
+            Duration::from_secs(10),
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    /// `ip -6 route show table 220` in the client's namespace.
+    pub fn routes6_220(&self) -> String {
+        let out = run_ok(
+            Command::new("ip").args(["-n", &self.ns, "-6", "route", "show", "table", "220"]),
             Duration::from_secs(10),
         );
         String::from_utf8_lossy(&out.stdout).into_owned()

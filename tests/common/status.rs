@@ -39,3 +39,21 @@ pub fn tunnel_up(st: &Value) -> bool {
             .pointer(&format!("{T0}/inbound"))
             .is_some_and(|v| !v.is_null())
 }
+
+/// The names of the first connection's active tunnels (`connections[0].active`).
+pub fn active_tunnels(st: &Value) -> Vec<String> {
+    st["connections"][0]["active"]
+        .as_array()
+        .map(|v| {
+            v.iter()
+                .filter_map(|x| x.as_str().map(String::from))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// The first connection's first two tunnels are both `up` (a two-tunnel connection).
+pub fn two_tunnels_up(st: &Value) -> bool {
+    let t = &st["connections"][0]["tunnels"];
+    t[0]["state"] == "up" && t[1]["state"] == "up"
+}

@@ -1,7 +1,7 @@
 //! Bulk traffic between namespaces: a TCP transfer of a known pattern, and iperf3 runs.
 
 use std::io::{Read, Write};
-use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4, TcpListener, TcpStream};
+use std::net::{IpAddr, SocketAddr, TcpListener, TcpStream};
 use std::path::Path;
 use std::time::{Duration, Instant};
 
@@ -14,11 +14,12 @@ use super::{in_netns, ns_cmd, pattern_payload, poll_until, run_timeout, BgProc};
 pub fn tcp_transfer(
     client_ns: &str,
     server_ns: &str,
-    server: SocketAddrV4,
+    server: impl Into<SocketAddr>,
     pattern: &'static [u8],
     total: usize,
     timeout: Duration,
 ) -> usize {
+    let server: SocketAddr = server.into();
     let listener: TcpListener = in_netns(server_ns, move || {
         TcpListener::bind(server).expect("bind TCP listener")
     });
@@ -54,7 +55,7 @@ pub fn tcp_transfer(
         }
     });
     let client: Result<(), String> = in_netns(client_ns, move || {
-        let mut c = TcpStream::connect_timeout(&SocketAddr::V4(server), Duration::from_secs(5))
+        let mut c = TcpStream::connect_timeout(&server, Duration::from_secs(5))
             .map_err(|e| format!("connect {server}: {e}"))?;
         c.set_write_timeout(Some(timeout)).unwrap();
         let chunk = pattern_payload(pattern, 16384);
@@ -91,7 +92,7 @@ pub struct Iperf3Result {
 /// A one-shot iperf3 server (-s -1, JSON report in DIR/iperf3-server-TAG.json) on
 /// `server_ip`:`port` in `server_ns`; returns once it listens (TCP or UDP), panics with its
 /// output if it does not within 10 s.
-fn iperf3_server(server_ns: &str, server_ip: Ipv4Addr, port: u16, dir: &Path, tag: &str) -> BgProc {
+fn iperf3_server(server_ns: &str, server_ip: IpAddr, port: u16, dir: &Path, tag: &str) -> BgProc {
     let port_s = port.to_string();
     let mut srv_cmd = ns_cmd(server_ns, "iperf3");
     srv_cmd.args([
@@ -135,12 +136,13 @@ fn iperf3_server(server_ns: &str, server_ip: Ipv4Addr, port: u16, dir: &Path, ta
 pub fn iperf3_json(
     client_ns: &str,
     server_ns: &str,
-    server_ip: Ipv4Addr,
+    server_ip: impl Into<IpAddr>,
     port: u16,
     args: &[&str],
     dir: &Path,
     tag: &str,
 ) -> Value {
+    let server_ip = server_ip.into();
     let port_s = port.to_string();
     let mut srv = iperf3_server(server_ns, server_ip, port, dir, tag);
     let secs: u64 = args
@@ -184,18 +186,19 @@ pub fn iperf3_retransmits(report: &Value) -> u64 {
 }
 
 /// One iperf3 TCP run of `bytes` (-n) from `client_ns` to a one-shot server (-1) on
-/// `server_ip`:5201 in `server_ns` (reverse: -R). Bounded in time; panics with both sides'
+/// `server_ip`:5201 in `server_ns` (reverse: -R), IPv4 or IPv6. Bounded in time; panics with both sides'
 /// output on failure. iperf3 stops counting at the sender's end-of-test message, so the
 /// receiver's total may fall short of `bytes` (esnet/iperf#382): only the sender's is exact.
 pub fn iperf3_tcp(
     client_ns: &str,
     server_ns: &str,
-    server_ip: Ipv4Addr,
+    server_ip: impl Into<IpAddr>,
     bytes: u64,
     reverse: bool,
     dir: &Path,
     tag: &str,
 ) -> Iperf3Result {
+    let server_ip = server_ip.into();
     let port = "5201";
     let mut srv = iperf3_server(server_ns, server_ip, 5201, dir, tag);
     let t0 = Instant::now();

@@ -37,10 +37,15 @@ pub enum DropReason {
     /// Larger than the tunnel carries in one datagram, and DF (or IPv6): the sender gets an
     /// ICMP "fragmentation needed" / "packet too big" instead (see `icmp_too_big`).
     TooBig,
+    /// IPv6 from the TUN device with a link-scoped destination (ff01::/16, ff02::/16 or
+    /// fe80::/10) that matches no policy: what the kernel sends into any IPv6-enabled device by
+    /// itself (MLD reports from `::` to ff02::16 when it comes up, with forwarding on). It can
+    /// never be tunnel traffic; counted apart so that `no_policy` means a real miss.
+    LinkLocal,
 }
 
 impl DropReason {
-    pub const COUNT: usize = 12;
+    pub const COUNT: usize = 13;
     pub const ALL: [DropReason; DropReason::COUNT] = [
         DropReason::Replay,
         DropReason::Authentication,
@@ -54,6 +59,7 @@ impl DropReason {
         DropReason::Io,
         DropReason::Shaped,
         DropReason::TooBig,
+        DropReason::LinkLocal,
     ];
 
     /// Name used in status JSON and metrics labels.
@@ -71,6 +77,7 @@ impl DropReason {
             DropReason::Io => "io",
             DropReason::Shaped => "shaped",
             DropReason::TooBig => "too_big",
+            DropReason::LinkLocal => "link_local",
         }
     }
 }
@@ -122,6 +129,8 @@ pub struct GatewayCounters {
     tun_tx_super: AtomicU64,
     udp_rx: AtomicU64,
     udp_tx: AtomicU64,
+    udp_rx_super: AtomicU64,
+    udp_tx_super: AtomicU64,
     ike: AtomicU64,
     keepalives: AtomicU64,
     mss_clamped: AtomicU64,
@@ -158,6 +167,16 @@ impl GatewayCounters {
     #[inline]
     pub fn udp_tx(&self, n: u64) {
         bump(&self.udp_tx, n);
+    }
+    /// One coalesced (UDP GRO) receive: its datagrams count in `udp_rx`.
+    #[inline]
+    pub fn udp_rx_super(&self) {
+        bump(&self.udp_rx_super, 1);
+    }
+    /// `n` segmented (UDP GSO) sends: their datagrams count in `udp_tx`.
+    #[inline]
+    pub fn udp_tx_super(&self, n: u64) {
+        bump(&self.udp_tx_super, n);
     }
     #[inline]
     pub fn ike(&self) {
@@ -284,6 +303,10 @@ pub struct GatewayTotals {
     pub tun_tx_super_packets: u64,
     pub udp_rx_packets: u64,
     pub udp_tx_packets: u64,
+    /// Coalesced receives (UDP GRO) and segmented sends (UDP GSO) on the ESP sockets: whether
+    /// UDP offload is doing its job.
+    pub udp_rx_super_packets: u64,
+    pub udp_tx_super_packets: u64,
     pub ike_packets: u64,
     pub keepalives: u64,
     /// SYNs whose MSS was clamped; ICMP too-big errors sent to the site, and those the rate
@@ -308,6 +331,8 @@ impl PerWorker<GatewayCounters> {
             t.tun_tx_super_packets += s.tun_tx_super.load(Relaxed);
             t.udp_rx_packets += s.udp_rx.load(Relaxed);
             t.udp_tx_packets += s.udp_tx.load(Relaxed);
+            t.udp_rx_super_packets += s.udp_rx_super.load(Relaxed);
+            t.udp_tx_super_packets += s.udp_tx_super.load(Relaxed);
             t.ike_packets += s.ike.load(Relaxed);
             t.keepalives += s.keepalives.load(Relaxed);
             t.mss_clamped += s.mss_clamped.load(Relaxed);

@@ -909,6 +909,69 @@ mod udp_tests {
         assert_eq!(runs(&d), (vec![1, 2, 1], 2));
     }
 
+    /// IPv6 rows: what the coalescers must write alone (Refused) rather than merge: extension
+    /// headers (hop-by-hop, destination options, routing, fragment), payload lengths that
+    /// disagree with the packet (a jumbogram's 0, one byte more or less), a UDP length that
+    /// disagrees with the payload length, and a version nibble that is not 6.
+    #[test]
+    fn ipv6_packets_written_alone() {
+        let good = udp6(100, 7);
+        let with_ext = |next: u8| {
+            let mut p = good[..40].to_vec();
+            p[6] = next;
+            p[4..6].copy_from_slice(&(8 + 108u16).to_be_bytes());
+            p.extend_from_slice(&[17, 0, 1, 4, 0, 0, 0, 0]);
+            p.extend_from_slice(&good[40..]);
+            p
+        };
+        let edit = |f: &dyn Fn(&mut Vec<u8>)| {
+            let mut p = good.clone();
+            f(&mut p);
+            p
+        };
+        let rows: Vec<(&str, Vec<u8>)> = vec![
+            ("hop-by-hop", with_ext(0)),
+            ("destination options", with_ext(60)),
+            ("routing header", with_ext(43)),
+            ("fragment header", with_ext(44)),
+            ("payload length 0 (jumbogram)", edit(&|p| p[4..6].fill(0))),
+            (
+                "payload length one more",
+                edit(&|p| p[4..6].copy_from_slice(&109u16.to_be_bytes())),
+            ),
+            (
+                "payload length one less",
+                edit(&|p| p[4..6].copy_from_slice(&107u16.to_be_bytes())),
+            ),
+            (
+                "UDP length disagrees",
+                edit(&|p| p[44..46].copy_from_slice(&100u16.to_be_bytes())),
+            ),
+            ("version 4 nibble", edit(&|p| p[0] = 0x40)),
+            ("cut short", good[..47].to_vec()),
+        ];
+        let mut tcp_rows = rows.clone();
+        for (_, p) in &mut tcp_rows {
+            if p.len() > 6 && p[6] == 17 {
+                p[6] = PROTO_TCP;
+            }
+        }
+        for (what, p) in &rows {
+            let mut u = UdpCoalescer::default();
+            assert_eq!(u.offer(&good), Offer::Held, "{what}");
+            // Behind a pending run: the run goes out first, then the packet is refused.
+            assert_eq!(probe(&u, p), Offer::FlushFirst, "udp {what}");
+            let mut empty = UdpCoalescer::default();
+            assert_eq!(empty.offer(p), Offer::Refused, "udp {what}");
+            assert!(!empty.pending());
+        }
+        for (what, p) in &tcp_rows {
+            let mut c = Coalescer::default();
+            assert_eq!(c.offer(p), Offer::Refused, "tcp {what}");
+            assert!(!c.pending());
+        }
+    }
+
     #[test]
     fn same_flow_same_size_datagrams_merge() {
         let mut c = UdpCoalescer::default();

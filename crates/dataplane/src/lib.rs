@@ -147,6 +147,8 @@ pub struct DataplaneConfig {
     pub udp_offload: bool,
     /// TUN offload: TSO super-packets from the device, split in the fast path.
     pub tun_offload: bool,
+    /// UDP_NO_CHECK6_RX on the IPv6 sockets: accept zero-checksum UDP (RFC 6936).
+    pub udp6_zero_checksum_rx: bool,
 }
 
 impl DataplaneConfig {
@@ -226,6 +228,10 @@ impl Dataplane {
                 let freebind = cfg.freebind_addrs.contains(&addr.ip());
                 let sock = udp::bind(addr, cfg.socket_buffer, freebind)
                     .map_err(|source| DataplaneError::Bind { addr, source })?;
+                if addr.is_ipv6() && cfg.udp6_zero_checksum_rx {
+                    udp::accept_zero_checksum6(&sock)
+                        .map_err(|source| DataplaneError::Bind { addr, source })?;
+                }
                 if cfg.udp_offload && !udp::enable_gro(&sock) {
                     gro = false;
                 }

@@ -456,9 +456,12 @@ fn too_big_v6(pkt: &[u8], mtu: u16, out: &mut [u8]) -> Option<usize> {
     if src[0] == 0xff || src.iter().all(|b| *b == 0) {
         return None;
     }
-    // ICMPv6 errors (types below 128) are not answered.
-    if let Some((PROTO_ICMPV6, off)) = packet::ipv6_transport(pkt) {
-        if pkt.get(off).is_some_and(|t| *t < 128) {
+    // ICMPv6 errors (types below 128) are not answered (RFC 4443 2.4 (e)), wherever the
+    // extension headers put them: behind a routing or fragment header too. An ICMPv6 type
+    // that cannot be read (cut short, or a later fragment) may be an error: not answered
+    // either, as Linux's icmp6_send decides.
+    if let Some(t) = crate::selector::Transport::of(pkt) {
+        if t.proto == PROTO_ICMPV6 && t.ports.is_none_or(|(tc, _)| tc >> 8 < 128) {
             return None;
         }
     }
@@ -834,6 +837,107 @@ mod tests {
         let mut mcast = pkt.clone();
         mcast[8] = 0xff;
         assert_eq!(write_too_big(&mcast, 1198, &mut out), None);
+    }
+
+    /// IPv6 rows for the inner-packet readers: a Packet Too Big is never sent for an ICMPv6
+    /// error however it is wrapped, SYNs behind extension headers are clamped only where the
+    /// chain is whole, and no length of a cut chain panics.
+    #[test]
+    fn ipv6_extension_headers_too_big_and_syns() {
+        // 1400 bytes from fd02::2 to fd01::2: `next` first, `ext` at 40, then `l4`.
+        let v6 = |next: u8, ext: &[u8], l4: &[u8]| {
+            let mut p = vec![0u8; 1400];
+            p[0] = 0x60;
+            p[4..6].copy_from_slice(&1360u16.to_be_bytes());
+            p[6] = next;
+            p[7] = 64;
+            p[8] = 0xfd;
+            p[9] = 2;
+            p[23] = 2;
+            p[24] = 0xfd;
+            p[25] = 1;
+            p[39] = 2;
+            p[40..40 + ext.len()].copy_from_slice(ext);
+            p[40 + ext.len()..40 + ext.len() + l4.len()].copy_from_slice(l4);
+            p
+        };
+        let mut out = [0u8; TOO_BIG_BUF];
+        let dst_opts = [PROTO_ICMPV6, 0, 1, 4, 0, 0, 0, 0];
+        let routing = [PROTO_ICMPV6, 0, 0, 0, 0, 0, 0, 0];
+        let first_frag = [PROTO_ICMPV6, 0, 0, 1, 0, 0, 0, 9];
+        let later_frag = [PROTO_ICMPV6, 0, 0x05, 0x01, 0, 0, 0, 9];
+        let unreachable = [1u8, 0, 0, 0];
+        let echo = [128u8, 0, 0, 0];
+        for (what, next, ext, answered) in [
+            ("after destination options", 60, &dst_opts, false),
+            ("after a routing header", 43, &routing, false),
+            ("in a first fragment", 44, &first_frag, false),
+            (
+                "in a later fragment (type unreadable)",
+                44,
+                &later_frag,
+                false,
+            ),
+        ] {
+            let p = v6(next, ext, &unreachable);
+            assert_eq!(
+                write_too_big(&p, 1280, &mut out).is_some(),
+                answered,
+                "{what}"
+            );
+            // An echo request in the same wrapping is answered, except in a later fragment,
+            // whose type cannot be told.
+            let p = v6(next, ext, &echo);
+            assert_eq!(
+                write_too_big(&p, 1280, &mut out).is_some(),
+                next != 44 || ext[2] == 0,
+                "echo {what}"
+            );
+        }
+        // A chain running past the packet: the transport is unknown, the packet is quoted.
+        let cut = v6(60, &[60, 255], &[]);
+        assert_eq!(write_too_big(&cut, 1280, &mut out), Some(1280));
+        // Fewer than 40 bytes: no answer (the addresses are not there), never a panic.
+        assert_eq!(write_too_big(&v6(17, &[], &[])[..39], 1280, &mut out), None);
+
+        // A SYN (MSS 1460) behind destination options is clamped; behind a routing header
+        // or in a fragment it is left alone (the checksum's pseudo-header would need the
+        // routing header's final address; GSO never fragments).
+        let syn = {
+            let mut t = [0u8; 24];
+            t[12] = 6 << 4;
+            t[13] = TCP_SYN;
+            t[20..24].copy_from_slice(&[2, 4, 0x05, 0xb4]);
+            t
+        };
+        let tcp_dst = [PROTO_TCP, 0, 1, 4, 0, 0, 0, 0];
+        let mut p = v6(60, &tcp_dst, &syn);
+        assert!(may_be_syn(&p));
+        assert_eq!(syn_offset(&p), Some(48));
+        assert!(clamp_mss(&mut p, 1200));
+        assert_eq!(&p[70..72], &1200u16.to_be_bytes());
+        for (next, ext) in [
+            (43u8, [PROTO_TCP, 0, 0, 0, 0, 0, 0, 0]),
+            (44, [PROTO_TCP, 0, 0, 1, 0, 0, 0, 9]),
+        ] {
+            let mut p = v6(next, &ext, &syn);
+            let before = p.clone();
+            assert!(!clamp_mss(&mut p, 1200), "next header {next}");
+            assert_eq!(p, before);
+        }
+        // A destination options header claiming 2 KB: the SYN's flags are beyond the
+        // packet; nothing is read or written out of bounds.
+        let mut long = v6(60, &[PROTO_TCP, 255, 1, 4, 0, 0, 0, 0], &syn);
+        long.truncate(200);
+        assert!(may_be_syn(&long));
+        assert_eq!(syn_offset(&long), None);
+        assert!(!clamp_mss(&mut long, 1200));
+        // Every cut of the SYN with its chain: never a panic, clamped only when whole.
+        let whole = v6(60, &tcp_dst, &syn)[..72].to_vec();
+        for n in 0..=whole.len() {
+            let mut t = whole[..n].to_vec();
+            assert_eq!(clamp_mss(&mut t, 1200), n == 72, "cut at {n}");
+        }
     }
 
     #[test]

@@ -668,6 +668,74 @@ mod tests {
                 v6_ext(60)[..44].to_vec(),
                 None,
             ),
+            (
+                "IPv6 hop-by-hop then destination options",
+                uso6,
+                {
+                    let mut p = udp6[..40].to_vec();
+                    p[6] = 0;
+                    p.extend_from_slice(&[60, 0, 1, 4, 0, 0, 0, 0, 17, 0, 1, 4, 0, 0, 0, 0]);
+                    p.extend_from_slice(&udp6[40..]);
+                    p
+                },
+                Some(3),
+            ),
+            (
+                "IPv6 nine destination options headers",
+                uso6,
+                {
+                    let mut p = udp6[..40].to_vec();
+                    p[6] = 60;
+                    for i in 0..9 {
+                        p.extend_from_slice(&[if i < 8 { 60 } else { 17 }, 0, 1, 4, 0, 0, 0, 0]);
+                    }
+                    p.extend_from_slice(&udp6[40..]);
+                    p
+                },
+                None,
+            ),
+            (
+                "IPv6 destination options longer than the packet",
+                uso6,
+                edit(&v6_ext(60), &|p| p[41] = 255),
+                None,
+            ),
+            (
+                "IPv6 unknown next header after hop-by-hop",
+                uso6,
+                edit(&v6_ext(0), &|p| p[40] = 253),
+                None,
+            ),
+            (
+                "IPv6 ESP as the next header",
+                uso6,
+                edit(&udp6, &|p| p[6] = 50),
+                None,
+            ),
+            // The payload length is not read: the split follows the read's length and every
+            // segment gets its own, as the kernel's ipv6_gso_segment does (a BIG TCP
+            // super-packet, longer than 64 KiB, carries 0).
+            (
+                "IPv6 payload length 0 (jumbo)",
+                uso6,
+                edit(&udp6, &|p| p[4..6].fill(0)),
+                Some(3),
+            ),
+            (
+                "IPv6 payload length beyond the read",
+                uso6,
+                edit(&udp6, &|p| p[4..6].copy_from_slice(&u16::MAX.to_be_bytes())),
+                Some(3),
+            ),
+            (
+                "IPv4 nibble under GSO_TCPV6",
+                VnetHdr {
+                    gso_type: GSO_TCPV6,
+                    ..uso6
+                },
+                edit(&udp6, &|p| p[0] = 0x40),
+                None,
+            ),
             ("IPv6 UDP header cut short", uso6, udp6[..46].to_vec(), None),
             ("IPv6 header cut short", uso6, udp6[..30].to_vec(), None),
             ("empty", uso6, Vec::new(), None),
@@ -683,7 +751,19 @@ mod tests {
             assert_eq!(q, p, "{what}: prepare changed a super-packet");
             if let Read::Segments(s) = prepare(&mut q, &h) {
                 let mut out = vec![0u8; 70_000];
-                let total: usize = (0..s.count()).map(|i| s.segment(&p, i, &mut out)).sum();
+                let mut total = 0;
+                for i in 0..s.count() {
+                    let n = s.segment(&p, i, &mut out);
+                    total += n;
+                    // Every IPv6 segment states its own length, whatever the read said.
+                    if p[0] >> 4 == 6 {
+                        assert_eq!(
+                            usize::from(u16::from_be_bytes([out[4], out[5]])) + 40,
+                            n,
+                            "{what}: segment {i}"
+                        );
+                    }
+                }
                 assert!(total >= p.len(), "{what}");
             }
         }

@@ -140,6 +140,20 @@ impl InnerAddr {
         }
     }
 
+    /// Whether this is an IPv6 address that never leaves its link: link-local unicast
+    /// (fe80::/10) or interface- and link-scoped multicast (ff01::/16, ff02::/16, RFC 4291
+    /// 2.7). IPv4's 169.254/16 is not included: route-based tunnels run BGP over it.
+    #[inline]
+    pub fn is_link_scoped_v6(self) -> bool {
+        match self {
+            InnerAddr::V4(_) => false,
+            InnerAddr::V6(a) => {
+                let top = (a >> 112) as u16;
+                top & 0xffc0 == 0xfe80 || top & 0xff0f == 0xff01 || top & 0xff0f == 0xff02
+            }
+        }
+    }
+
     #[inline]
     pub(crate) fn matches(self, p: &Prefix) -> bool {
         match self {
@@ -171,6 +185,32 @@ pub fn inner_addrs(pkt: &[u8]) -> Option<(InnerAddr, InnerAddr)> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn link_scoped_ipv6_addresses() {
+        let v6 = |s: &str| InnerAddr::V6(u128::from(s.parse::<std::net::Ipv6Addr>().unwrap()));
+        for a in [
+            "ff02::16",
+            "ff02::1:ff00:1",
+            "ff01::1",
+            "fe80::1",
+            "febf::1",
+            "ff12::2",
+        ] {
+            assert!(v6(a).is_link_scoped_v6(), "{a}");
+        }
+        for a in [
+            "ff05::2",
+            "ff0e::1",
+            "fec0::1",
+            "2001:db8::1",
+            "::",
+            "ff00::",
+        ] {
+            assert!(!v6(a).is_link_scoped_v6(), "{a}");
+        }
+        assert!(!InnerAddr::V4(0xa9fe_0001).is_link_scoped_v6());
+    }
 
     fn v4_packet() -> [u8; 40] {
         let mut p = [0u8; 40];
@@ -224,6 +264,57 @@ mod tests {
         assert_eq!(ipv6_transport(&d), Some((PROTO_UDP, 56)));
         assert_eq!(ipv6_transport(&v6_packet(43)), None, "routing header");
         assert_eq!(ipv6_transport(&v6_packet(44)), None, "fragment header");
+    }
+
+    #[test]
+    fn ipv6_extension_header_rows() {
+        // Hop-by-hop (8) then destination options (16) then TCP at 64.
+        let mut p = v6_packet(0);
+        p[40] = 60;
+        p[48] = PROTO_TCP;
+        p[49] = 1;
+        p.resize(84, 0);
+        assert_eq!(ipv6_transport(&p), Some((PROTO_TCP, 64)));
+        // Cut inside the second header's length byte: no answer rather than a guess.
+        assert_eq!(ipv6_transport(&p[..49]), None);
+        // A header whose length runs past the packet: the offset is returned as the chain
+        // states it, past the end; every caller reads the transport through `get` (the
+        // offload, SYN and ICMPv6 rows check it) and finds nothing there.
+        let mut long = v6_packet(60);
+        long[40] = PROTO_UDP;
+        long[41] = 255;
+        assert_eq!(ipv6_transport(&long), Some((PROTO_UDP, 40 + 256 * 8)));
+        assert!(long.get(40 + 256 * 8..).is_none());
+        // Eight destination options headers are walked, a ninth is too many.
+        let chain = |n: usize| {
+            let mut p = v6_packet(60);
+            p.resize(40 + 8 * n + 8, 0);
+            for i in 0..n {
+                p[40 + 8 * i] = if i + 1 < n { 60 } else { PROTO_UDP };
+            }
+            p
+        };
+        assert_eq!(ipv6_transport(&chain(7)), Some((PROTO_UDP, 40 + 56)));
+        assert_eq!(
+            ipv6_transport(&chain(8)),
+            None,
+            "8 headers then the transport"
+        );
+        assert_eq!(ipv6_transport(&chain(9)), None);
+        // Unknown or odd next headers are the transport for all this parser knows: "no next
+        // header", ESP, AH (not walked), IPv4-in-IPv6, reserved 255.
+        for next in [59, 50, 51, 4, 255] {
+            assert_eq!(ipv6_transport(&v6_packet(next)), Some((next, 40)), "{next}");
+        }
+        // A version-6 nibble on fewer than 40 bytes has no addresses; a version-4 packet is
+        // not read as IPv6 by `inner_addrs` (version decides).
+        assert_eq!(inner_addrs(&v6_packet(PROTO_UDP)[..39]), None);
+        let mut v4_as_v6 = v6_packet(PROTO_UDP);
+        v4_as_v6[0] = 0x45;
+        assert!(matches!(
+            inner_addrs(&v4_as_v6),
+            Some((InnerAddr::V4(_), _))
+        ));
     }
 
     #[test]

@@ -353,7 +353,8 @@ impl Transport {
 }
 
 /// IPv6: the upper-layer protocol, its offset and whether this is the first fragment (or no
-/// fragment), past hop-by-hop, routing, destination options and fragment headers.
+/// fragment), past hop-by-hop, routing, destination options and fragment headers (a later
+/// fragment stops at its fragment header, whose next header is then the protocol).
 fn ipv6_walk(pkt: &[u8]) -> Option<(u8, usize, bool)> {
     let mut next = *pkt.get(6)?;
     let mut off = packet::IPV6_HEADER;
@@ -369,6 +370,12 @@ fn ipv6_walk(pkt: &[u8]) -> Option<(u8, usize, bool)> {
                 let o = pkt.get(off + 2..off + 4)?;
                 first = u16::from_be_bytes([o[0], o[1]]) & 0xfff8 == 0;
                 off += 8;
+                // A later fragment carries data, not headers: its next header is the
+                // protocol (RFC 8200 4.5), and reading on would take payload bytes for an
+                // extension header chain.
+                if !first {
+                    return Some((next, off, false));
+                }
             }
             _ => return Some((next, off, first)),
         }
@@ -683,6 +690,98 @@ mod tests {
                 ports: None
             })
         );
+    }
+
+    /// An IPv6 packet from 2001:db8:1::2 to 2001:db8:2::2 whose first next header is `next`,
+    /// then `rest` (extension headers and transport), payload length right.
+    fn v6(next: u8, rest: &[u8]) -> Vec<u8> {
+        let mut p = vec![0u8; 40];
+        p[0] = 0x60;
+        p[4..6].copy_from_slice(&(rest.len() as u16).to_be_bytes());
+        p[6] = next;
+        p[7] = 64;
+        p[8..24].copy_from_slice(&0x2001_0db8_0001_0000_0000_0000_0000_0002u128.to_be_bytes());
+        p[24..40].copy_from_slice(&0x2001_0db8_0002_0000_0000_0000_0000_0002u128.to_be_bytes());
+        p.extend_from_slice(rest);
+        p
+    }
+
+    /// IPv6 rows: extension header chains the walk passes, stops at or refuses, and what a
+    /// port selector then makes of the packet (a port-specific selector refuses what has no
+    /// readable ports).
+    #[test]
+    fn ipv6_extension_header_chains() {
+        let udp = [0x13, 0x88, 0x00, 0x35, 0, 8, 0, 0];
+        let t = |p: &[u8]| Transport::of(p);
+        let dns = ports("[udp/53]");
+        let m = |p: &[u8]| dns.admits(t(p).as_ref(), t(p).and_then(|t| t.dst_port()));
+        let with = |headers: &[&[u8]], l4: &[u8]| {
+            let mut r: Vec<u8> = headers.concat();
+            r.extend_from_slice(l4);
+            r
+        };
+        // Hop-by-hop, routing (type 0 segments left 0), destination options, then UDP.
+        let hbh: &[u8] = &[43, 0, 1, 4, 0, 0, 0, 0];
+        let rh: &[u8] = &[60, 0, 0, 0, 0, 0, 0, 0];
+        let dst: &[u8] = &[17, 0, 1, 4, 0, 0, 0, 0];
+        let chain = v6(0, &with(&[hbh, rh, dst], &udp));
+        assert_eq!(
+            t(&chain),
+            Some(Transport {
+                proto: 17,
+                ports: Some((5000, 53))
+            })
+        );
+        assert!(m(&chain));
+        // Cut inside the chain: the transport cannot be told; only address-only selectors
+        // take it.
+        for n in [41, 48, 49, 55] {
+            assert_eq!(t(&chain[..n]), None, "cut at {n}");
+            assert!(!m(&chain[..n]), "cut at {n}");
+            assert!(Ports::ANY.admits(t(&chain[..n]).as_ref(), None));
+        }
+        // Cut inside the last extension header (whose next header and length are there),
+        // at its end, or inside the UDP header: protocol known, ports not.
+        for n in [60, 64, 66] {
+            assert_eq!(t(&chain[..n]).map(|t| (t.proto, t.ports)), Some((17, None)));
+            assert!(!m(&chain[..n]), "cut at {n}");
+        }
+        // A header whose length runs past the packet.
+        let long = v6(60, &[17, 255, 0, 0, 0, 0, 0, 0]);
+        assert_eq!(t(&long).map(|t| (t.proto, t.ports)), Some((17, None)));
+        // More than 8 extension headers: not walked to the end.
+        let nine: Vec<&[u8]> = vec![&[60, 0, 1, 4, 0, 0, 0, 0]; 8];
+        let nine = v6(60, &with(&[&nine.concat(), dst], &udp));
+        assert_eq!(t(&nine), None);
+        assert!(!m(&nine));
+        // An unknown next header is the protocol; "no next header" has no ports.
+        assert_eq!(
+            t(&v6(0, &[253, 0, 1, 4, 0, 0, 0, 0, 1, 2, 3, 4])).map(|t| (t.proto, t.ports)),
+            Some((253, None))
+        );
+        assert_eq!(
+            t(&v6(59, &[])).map(|t| (t.proto, t.ports)),
+            Some((59, None))
+        );
+        // A later fragment whose fragment header names a destination options header: the
+        // bytes after it are fragment data (here made to look like a header chain leading
+        // to UDP port 53), so the walk stops and the packet has no ports.
+        let later = v6(44, &with(&[&[60, 0, 0x01, 0x00, 0, 0, 0, 7], dst], &udp));
+        assert_eq!(
+            t(&later),
+            Some(Transport {
+                proto: 60,
+                ports: None
+            })
+        );
+        assert!(!m(&later), "fragment data is not read as ports");
+        // The first fragment of the same packet is walked to its ports.
+        let first = v6(44, &with(&[&[60, 0, 0, 1, 0, 0, 0, 7], dst], &udp));
+        assert_eq!(t(&first).and_then(|t| t.ports), Some((5000, 53)));
+        // A fragment header cut short.
+        assert_eq!(t(&v6(44, &[17, 0, 0])), None);
+        // Version 6 with fewer than 40 bytes.
+        assert_eq!(t(&chain[..39]), None);
     }
 
     #[test]

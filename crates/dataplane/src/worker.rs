@@ -500,6 +500,7 @@ impl Worker {
             if !send.is_empty() {
                 let (sent, failed) = send.flush(self.sockets[s].as_fd());
                 gw.udp_tx(sent as u64);
+                gw.udp_tx_super(send.take_sent_super());
                 for _ in 0..failed {
                     gw.drop(DropReason::Io);
                 }
@@ -616,6 +617,9 @@ impl Worker {
             let dscp_in = tables.any_dscp_in();
             for i in 0..n {
                 let seg = recv.segment_size(i);
+                if seg.is_some() {
+                    gw.udp_rx_super();
+                }
                 let outer_tos = if dscp_in { recv.tos(i) } else { None };
                 let (buf, truncated, from) = recv.datagram_from(i);
                 if truncated {
@@ -784,7 +788,12 @@ pub fn seal_in<'t>(
     let Some((mut tid, mut tunnel)) =
         tables.route_id_in(scope, &buf[HEADROOM..HEADROOM + n], src, dst)
     else {
-        return Outbound::Drop(DropReason::NoPolicy, None);
+        let reason = if dst.is_link_scoped_v6() {
+            DropReason::LinkLocal
+        } else {
+            DropReason::NoPolicy
+        };
+        return Outbound::Drop(reason, None);
     };
     if let Some(spread) = &tunnel.spread {
         tid = spread.pick(crate::tables::flow_hash(&buf[HEADROOM..HEADROOM + n]));
@@ -1413,6 +1422,192 @@ mod tests {
             verdict_name(&open_one(&b, &mut [1, 2, 3])),
             "drop malformed"
         );
+    }
+
+    /// IPv6 sites 2001:db8:1::/64 (A) and 2001:db8:2::/64 (B), the SPIs of [`pair`].
+    fn pair6() -> (Tables, Tables) {
+        (
+            side(
+                "2001:db8:1::/64",
+                "2001:db8:2::/64",
+                (0x201, &KEY_AB),
+                (0x102, &KEY_BA),
+            ),
+            side(
+                "2001:db8:2::/64",
+                "2001:db8:1::/64",
+                (0x102, &KEY_BA),
+                (0x201, &KEY_AB),
+            ),
+        )
+    }
+
+    /// An IPv6 UDP packet from 2001:db8:`src`::2 to 2001:db8:`dst`::2 with `ext` (extension
+    /// headers, `next` the first) before 8 bytes of UDP and `data` bytes; payload length right.
+    fn ipv6(src: u16, dst: u16, next: u8, ext: &[u8], data: usize) -> Vec<u8> {
+        let addr = |site: u16| (0x2001_0db8u128 << 96) | (u128::from(site) << 80) | 2;
+        let payload = ext.len() + 8 + data;
+        let mut p = vec![0u8; 40 + payload];
+        p[0] = 0x60;
+        p[4..6].copy_from_slice(&(payload as u16).to_be_bytes());
+        p[6] = next;
+        p[7] = 64;
+        p[8..24].copy_from_slice(&addr(src).to_be_bytes());
+        p[24..40].copy_from_slice(&addr(dst).to_be_bytes());
+        p[40..40 + ext.len()].copy_from_slice(ext);
+        p
+    }
+
+    /// What the kernel sends into an IPv6-enabled TUN device by itself (an MLDv2 report from
+    /// `::` to ff02::16, a router solicitation to ff02::2, anything to fe80::/10) matches no
+    /// policy and is never sent; it is counted as `link_local`, not as a policy miss. A
+    /// link-scoped destination inside a policy is sealed like any other, and a global
+    /// destination outside every policy stays `no_policy`.
+    #[test]
+    fn link_scoped_ipv6_from_the_tun_is_counted_apart() {
+        let (a, _) = pair6();
+        let pw = PerWorker::<GatewayCounters>::new(1);
+        let gw = pw.get(0);
+        let to = |dst: u128| {
+            let mut p = ipv6(1, 2, 17, &[], 8);
+            p[8..24].fill(0);
+            p[24..40].copy_from_slice(&dst.to_be_bytes());
+            p
+        };
+        let mld = to(0xff02_u128 << 112 | 0x16);
+        let rs = to(0xff02_u128 << 112 | 2);
+        let ll = to(0xfe80_u128 << 112 | 1);
+        let global = to((0x2001_0db8u128 << 96) | (9u128 << 80) | 2);
+        for p in [&mld, &rs, &ll, &global] {
+            assert!(seal(&a, p, gw).is_none());
+        }
+        let d = pw.totals().drops;
+        assert_eq!(d.get(DropReason::LinkLocal), 3);
+        assert_eq!(d.get(DropReason::NoPolicy), 1);
+        // Inside the policy: sealed.
+        assert!(seal(&a, &ipv6(1, 2, 17, &[], 8), gw).is_some());
+    }
+
+    /// IPv6 rows of the malformed-input table at the worker: what B's inbound path does with
+    /// ESP from A's keys whose inner IPv6 packet or trailer is wrong (each dropped and
+    /// counted under the reason named), and what A's outbound path does with IPv6 reads
+    /// from the TUN device it cannot send.
+    #[test]
+    fn ipv6_inside_esp_malformed_rows() {
+        let (a, b) = pair6();
+        let gw = GatewayCounters::default();
+        let out = a.tunnels()[0].outbound.as_ref().unwrap();
+        // Sealed by A's SA as it stands: next header `nh` however wrong.
+        let forge = |inner: &[u8], nh: u8| {
+            let mut buf = vec![0u8; HEADROOM + inner.len() + MAX_TRAILER];
+            buf[HEADROOM..HEADROOM + inner.len()].copy_from_slice(inner);
+            let r = out.sa.seal_in_place(&mut buf, inner.len(), nh).unwrap();
+            buf[r].to_vec()
+        };
+        let dst_opts = [17, 0, 1, 4, 0, 0, 0, 0];
+        let good = ipv6(1, 2, 60, &dst_opts, 32);
+        let mut rows: Vec<(&str, Vec<u8>, &str)> = vec![
+            (
+                "genuine, destination options",
+                forge(&good, NEXT_HEADER_IPV6),
+                "deliver 88",
+            ),
+            (
+                "TFC padding after it",
+                forge(&[&good[..], &[0u8; 40][..]].concat(), NEXT_HEADER_IPV6),
+                "deliver 88",
+            ),
+            (
+                "source outside the peer's selectors",
+                forge(&ipv6(9, 2, 17, &[], 32), NEXT_HEADER_IPV6),
+                "drop selector",
+            ),
+            (
+                "IPv6 under next header 4",
+                forge(&good, NEXT_HEADER_IPV4),
+                "drop malformed",
+            ),
+            (
+                "IPv4 under next header 41",
+                forge(&ipv4([10, 1, 0, 2], [10, 2, 0, 2], 60), NEXT_HEADER_IPV6),
+                "drop malformed",
+            ),
+            (
+                "payload length beyond the data",
+                forge(
+                    &{
+                        let mut p = good.clone();
+                        p[5] += 1;
+                        p
+                    },
+                    NEXT_HEADER_IPV6,
+                ),
+                "drop malformed",
+            ),
+            (
+                "payload length ends inside the extension header",
+                forge(
+                    &{
+                        let mut p = good.clone();
+                        p[4..6].copy_from_slice(&4u16.to_be_bytes());
+                        p
+                    },
+                    NEXT_HEADER_IPV6,
+                ),
+                "drop malformed",
+            ),
+            (
+                "jumbogram (payload length 0, Jumbo Payload option)",
+                forge(
+                    &{
+                        let mut p = ipv6(1, 2, 0, &[17, 0, 0xc2, 4, 0, 0, 0, 48], 32);
+                        p[4..6].fill(0);
+                        p
+                    },
+                    NEXT_HEADER_IPV6,
+                ),
+                "drop malformed",
+            ),
+            (
+                "shorter than the fixed header",
+                forge(&good[..39], NEXT_HEADER_IPV6),
+                "drop malformed",
+            ),
+            ("dummy", forge(&good, 59), "drop dummy"),
+        ];
+        for nh in [0u8, 43, 44, 60, 6, 17, 58, 255] {
+            rows.push((
+                "next header not tunnel mode",
+                forge(&good, nh),
+                "drop malformed",
+            ));
+        }
+        let pw = PerWorker::<GatewayCounters>::new(1);
+        let counted = pw.get(0);
+        for (what, mut esp, want) in rows {
+            let v = open_one(&b, &mut esp);
+            assert_eq!(verdict_name(&v), want, "{what}");
+            if let Inbound::Drop(reason, _) = v {
+                counted.drop(reason);
+            }
+        }
+        let d = pw.totals().drops;
+        assert_eq!(d.get(DropReason::Malformed), 14);
+        assert_eq!(d.get(DropReason::Selector), 1);
+        assert_eq!(d.get(DropReason::Dummy), 1);
+
+        // Outbound: a read with the version-6 nibble shorter than the fixed header is
+        // malformed; an IPv6 packet outside every policy has none; an IPv4 read on an
+        // IPv6-only table has none either. None is sent.
+        let pw = PerWorker::<GatewayCounters>::new(1);
+        let counted = pw.get(0);
+        assert!(seal(&a, &good[..39], counted).is_none());
+        assert!(seal(&a, &ipv6(1, 9, 17, &[], 8), counted).is_none());
+        assert!(seal(&a, &ipv4([10, 1, 0, 2], [10, 2, 0, 2], 60), counted).is_none());
+        assert!(seal(&a, &good, &gw).is_some());
+        let d = pw.totals().drops;
+        assert_eq!(d.get(DropReason::Malformed), 1);
+        assert_eq!(d.get(DropReason::NoPolicy), 2);
     }
 
     /// A UDP packet from `src:sport` to `dst:dport`, or a non-initial fragment of one.

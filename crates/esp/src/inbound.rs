@@ -41,7 +41,8 @@ pub enum OpenError {
     #[error("dummy packet")]
     Dummy,
     /// Misaligned ciphertext, or an inner packet whose own header disagrees
-    /// with what was decrypted.
+    /// with what was decrypted (for IPv6 also a jumbogram, or extension
+    /// headers running past the stated payload length).
     #[error("malformed ESP payload")]
     Malformed,
 }

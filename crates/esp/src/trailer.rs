@@ -79,7 +79,19 @@ pub(crate) fn inner_len(data: &[u8], next_header: u8) -> Result<usize, OpenError
             if data.len() < 40 || data[0] >> 4 != 6 {
                 return Err(OpenError::Malformed);
             }
-            40 + usize::from(u16::from_be_bytes([data[4], data[5]]))
+            let payload = usize::from(u16::from_be_bytes([data[4], data[5]]));
+            // Payload length 0 before a hop-by-hop header announces a jumbogram (RFC 2675),
+            // whose real length is in an option: one cannot come through ESP in UDP (a UDP
+            // datagram, like a write to the TUN device, holds at most 65,535 bytes), and
+            // taking the 0 at its word would deliver the bare 40-byte header.
+            if payload == 0 && data[6] == 0 {
+                return Err(OpenError::Malformed);
+            }
+            let stated = 40 + payload;
+            if stated > data.len() || !ipv6_chain_fits(&data[..stated]) {
+                return Err(OpenError::Malformed);
+            }
+            return Ok(stated);
         }
         _ => return Err(OpenError::BadNextHeader),
     };
@@ -87,6 +99,34 @@ pub(crate) fn inner_len(data: &[u8], next_header: u8) -> Result<usize, OpenError
         return Err(OpenError::Malformed);
     }
     Ok(stated)
+}
+
+/// Whether the extension headers of IPv6 packet `pkt` (cut to its stated length) that come
+/// before the fragmentable part or the upper layer (hop-by-hop, routing, destination options,
+/// up to a fragment header; at most 8 of them) end within it: the IPv6 counterpart of
+/// IPv4's header length within the total length. A chain longer than its packet would
+/// otherwise be delivered, for the receiving host's stack to parse past the end. What
+/// follows a fragment header is the fragment's data (or, for the first fragment, headers the
+/// reassembly checks), and chains longer than 8 are left to the host.
+fn ipv6_chain_fits(pkt: &[u8]) -> bool {
+    let mut next = pkt[6];
+    let mut off = 40;
+    for _ in 0..8 {
+        let len = match next {
+            0 | 43 | 60 => match pkt.get(off + 1) {
+                Some(l) => (usize::from(*l) + 1) * 8,
+                None => return false,
+            },
+            44 => return off + 8 <= pkt.len(),
+            _ => return true,
+        };
+        if off + len > pkt.len() {
+            return false;
+        }
+        next = pkt[off];
+        off += len;
+    }
+    true
 }
 
 #[cfg(test)]
@@ -150,12 +190,78 @@ mod tests {
         let mut v6 = vec![0u8; 100];
         v6[0] = 0x60;
         v6[5] = 8;
+        v6[6] = 17; // UDP (0 would be a hop-by-hop header, which must fit)
         assert_eq!(inner_len(&v6, 41), Ok(48));
         assert_eq!(inner_len(&v6, 4), Err(OpenError::Malformed));
         assert_eq!(inner_len(&ipv4(20, 64), 41), Err(OpenError::Malformed));
         assert_eq!(inner_len(&v6[..39], 41), Err(OpenError::Malformed));
         v6[5] = 61;
         assert_eq!(inner_len(&v6, 41), Err(OpenError::Malformed));
+    }
+
+    /// An IPv6 packet of `len` bytes whose payload length says `payload` and whose header
+    /// chain is `chain` (from byte 6: next header, then the extension headers at 40).
+    fn ipv6(payload: u16, next: u8, ext: &[u8], len: usize) -> Vec<u8> {
+        let mut p = vec![0u8; len.max(40 + ext.len())];
+        p[0] = 0x60;
+        p[4..6].copy_from_slice(&payload.to_be_bytes());
+        p[6] = next;
+        p[40..40 + ext.len()].copy_from_slice(ext);
+        p.truncate(len);
+        p
+    }
+
+    /// IPv6 rows of the inner-length table: extension header chains within, across and past
+    /// the stated length, jumbograms, and lengths that disagree with the data.
+    #[test]
+    fn ipv6_extension_headers_and_jumbo_lengths() {
+        let m = Err(OpenError::Malformed);
+        // Hop-by-hop (8 bytes), destination options (16), then UDP: 8 + 16 + 8 = 32.
+        let chain = [
+            60, 0, 1, 4, 0, 0, 0, 0, 17, 1, 1, 12, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+        ];
+        let ok = ipv6(32, 0, &chain, 72);
+        assert_eq!(inner_len(&ok, 41), Ok(72));
+        // With TFC padding after it.
+        assert_eq!(inner_len(&ipv6(32, 0, &chain, 200), 41), Ok(72));
+        // The stated length ends inside the destination options header, or right after the
+        // hop-by-hop header whose next header (destination options) is then missing.
+        assert_eq!(inner_len(&ipv6(20, 0, &chain, 72), 41), m);
+        assert_eq!(inner_len(&ipv6(8, 0, &chain, 72), 41), m);
+        // Stated lengths past the decrypted data.
+        assert_eq!(inner_len(&ipv6(33, 0, &chain, 72), 41), m);
+        assert_eq!(inner_len(&ipv6(u16::MAX, 0, &chain, 72), 41), m);
+        // A routing header claiming 255 * 8 + 8 bytes in a short packet.
+        assert_eq!(inner_len(&ipv6(16, 43, &[17, 255, 0, 0], 56), 41), m);
+        // A routing header that fits, then TCP.
+        assert_eq!(inner_len(&ipv6(8, 43, &[6, 0, 0, 0], 48), 41), Ok(48));
+        // A fragment header must fit; what follows it is fragment data, not walked.
+        assert_eq!(
+            inner_len(&ipv6(8, 44, &[60, 0, 0, 8, 0, 0, 0, 1], 48), 41),
+            Ok(48)
+        );
+        assert_eq!(inner_len(&ipv6(4, 44, &[60, 0, 0, 8], 44), 41), m);
+        // Nine chained destination options headers: past the 8 walked, left to the host.
+        let nine: Vec<u8> = (0..9).flat_map(|_| [60, 0, 1, 4, 0, 0, 0, 0]).collect();
+        assert_eq!(inner_len(&ipv6(72, 60, &nine, 112), 41), Ok(112));
+        // Unknown next headers (an upper layer for all the check knows) and "no next
+        // header" end the walk.
+        assert_eq!(inner_len(&ipv6(0, 59, &[], 40), 41), Ok(40));
+        assert_eq!(inner_len(&ipv6(4, 255, &[1, 2, 3, 4], 44), 41), Ok(44));
+        // A jumbogram: payload length 0, hop-by-hop with a Jumbo Payload option (0xc2, 4
+        // bytes) giving 16, then UDP. Never carried: refused instead of cut to 40 bytes.
+        let jumbo = [17, 0, 0xc2, 4, 0, 0, 0, 16, 0, 0, 0, 0, 0, 0, 0, 0];
+        assert_eq!(inner_len(&ipv6(0, 0, &jumbo, 56), 41), m);
+        assert_eq!(inner_len(&ipv6(0, 0, &[], 40), 41), m);
+        // Payload length 0 with another next header is a bare 40-byte packet.
+        assert_eq!(inner_len(&ipv6(0, 17, &[], 40), 41), Ok(40));
+        // Version nibble and next header disagree.
+        assert_eq!(inner_len(&ok, 4), m);
+        let mut v4_under_41 = ok.clone();
+        v4_under_41[0] = 0x45;
+        assert_eq!(inner_len(&v4_under_41, 41), m);
+        // An IPv6 packet whose next header is IPv4 (IPv4-in-IPv6) is an upper layer here.
+        assert_eq!(inner_len(&ipv6(20, 4, &[0x45; 20], 60), 41), Ok(60));
     }
 
     proptest! {
@@ -166,6 +272,14 @@ mod tests {
                 let _ = inner_len(&body[..len], nh2);
             }
             let _ = inner_len(&body, nh);
+            // And as an IPv6 packet, whatever its chain: a length within the data or an error.
+            let mut v6 = body.clone();
+            if v6.len() >= 40 {
+                v6[0] = 0x60 | (v6[0] & 0x0f);
+                if let Ok(n) = inner_len(&v6, 41) {
+                    prop_assert!((40..=v6.len()).contains(&n));
+                }
+            }
         }
     }
 }

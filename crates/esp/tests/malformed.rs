@@ -21,10 +21,10 @@ mod common;
 
 use aes::cipher::block_padding::NoPadding;
 use aes::cipher::{BlockEncryptMut, KeyIvInit};
-use common::{ipv4_packet, keymat, pair, seal, SPI};
+use common::{ipv4_packet, ipv6_packet, keymat, pair, seal, SPI};
 use ironsec_esp::{
     CbcCipher, InboundSa, OpenError, OutboundSa, Suite, MIN_ESP_LEN, NEXT_HEADER_IPV4,
-    NEXT_HEADER_NONE,
+    NEXT_HEADER_IPV6, NEXT_HEADER_NONE,
 };
 use ring::aead::{self, Aad, LessSafeKey, Nonce, UnboundKey};
 use ring::hmac;
@@ -202,38 +202,56 @@ fn run(row: Row) {
             let f = Fixture::new(suite, esn);
             let packets = (row.build)(&f);
             assert!(!packets.is_empty());
-            for p in &packets {
-                let what = format!("{suite} esn={esn} {:02x?}", &p[..p.len().min(24)]);
-                assert_eq!(f.open(p), Err(row.error), "{what}");
-                // A second copy gets the same answer (or, once recorded, is a replay).
-                let again = f.open(p);
-                match row.window {
-                    Window::Unchanged => {
-                        assert_eq!(again, Err(row.error), "{what}");
-                        assert_eq!(f.inb.highest_seq(), HIGHEST, "{what}");
-                    }
-                    Window::Records => {
-                        assert_eq!(again, Err(OpenError::Replay), "{what}");
-                        assert_eq!(f.inb.highest_seq(), FRESH, "{what}");
-                    }
-                }
-            }
-            // The window accepts and refuses exactly what it did before.
-            let what = format!("{suite} esn={esn}");
             match row.window {
-                Window::Unchanged => assert_eq!(f.open(&f.fresh), Ok(FRESH), "{what}"),
+                Window::Unchanged => probe(&f, &packets, &row),
+                // A recorded packet uses up FRESH, so each of the row's packets (all sealed
+                // as FRESH) meets a fixture of its own; packets depend on the keys only, which
+                // every fixture of the suite shares.
                 Window::Records => {
-                    assert_eq!(f.open(&f.fresh), Err(OpenError::Replay), "{what}")
+                    probe(&f, &packets[..1], &row);
+                    for p in &packets[1..] {
+                        probe(&Fixture::new(suite, esn), std::slice::from_ref(p), &row);
+                    }
                 }
             }
-            assert_eq!(f.open(&f.hole), Ok(HOLE), "{what}");
-            assert_eq!(f.open(&f.received), Err(OpenError::Replay), "{what}");
-            assert_eq!(f.open(&f.old), Err(OpenError::TooOld), "{what}");
-            // And the sender's next packet goes through.
-            let next = seal(&f.out, &ipv4_packet(60, 1), NEXT_HEADER_IPV4);
-            assert_eq!(f.open(&next), Ok(FRESH + 1), "{what}");
         }
     }
+}
+
+/// Offers `packets` to the fixture twice each, then checks the window with the packets kept
+/// aside and the sender's next packet.
+fn probe(f: &Fixture, packets: &[Vec<u8>], row: &Row) {
+    let (suite, esn) = (f.suite, f.esn);
+    for p in packets {
+        let what = format!("{suite} esn={esn} {:02x?}", &p[..p.len().min(24)]);
+        assert_eq!(f.open(p), Err(row.error), "{what}");
+        // A second copy gets the same answer (or, once recorded, is a replay).
+        let again = f.open(p);
+        match row.window {
+            Window::Unchanged => {
+                assert_eq!(again, Err(row.error), "{what}");
+                assert_eq!(f.inb.highest_seq(), HIGHEST, "{what}");
+            }
+            Window::Records => {
+                assert_eq!(again, Err(OpenError::Replay), "{what}");
+                assert_eq!(f.inb.highest_seq(), FRESH, "{what}");
+            }
+        }
+    }
+    // The window accepts and refuses exactly what it did before.
+    let what = format!("{suite} esn={esn}");
+    match row.window {
+        Window::Unchanged => assert_eq!(f.open(&f.fresh), Ok(FRESH), "{what}"),
+        Window::Records => {
+            assert_eq!(f.open(&f.fresh), Err(OpenError::Replay), "{what}")
+        }
+    }
+    assert_eq!(f.open(&f.hole), Ok(HOLE), "{what}");
+    assert_eq!(f.open(&f.received), Err(OpenError::Replay), "{what}");
+    assert_eq!(f.open(&f.old), Err(OpenError::TooOld), "{what}");
+    // And the sender's next packet goes through.
+    let next = seal(&f.out, &ipv4_packet(60, 1), NEXT_HEADER_IPV4);
+    assert_eq!(f.open(&next), Ok(FRESH + 1), "{what}");
 }
 
 /// One `#[test]` per row: `name: esn, build => OpenError variant, Window variant;`.
@@ -265,6 +283,46 @@ fn body(f: &Fixture, trailer: [u8; 4]) -> Vec<u8> {
     b.resize((20 + 4usize).next_multiple_of(f.suite.block_len()) - 4, 0);
     b.extend(trailer);
     b
+}
+
+/// A body of whole blocks of the suite: `inner` (any bytes), the default padding, pad length
+/// and next header `nh`, so only the inner packet or the next header can be wrong.
+fn body_with(f: &Fixture, inner: &[u8], nh: u8) -> Vec<u8> {
+    let len = (inner.len() + 2).next_multiple_of(f.suite.block_len());
+    let pad = len - 2 - inner.len();
+    let mut b = inner.to_vec();
+    b.extend((1..=pad).map(|i| i as u8));
+    b.extend([pad as u8, nh]);
+    b
+}
+
+/// An IPv6 packet of 40 + `ext.len()` + `upper` bytes from 2001:db8:2::2 to 2001:db8:1::2
+/// whose first next header is `next`, extension headers `ext` and payload length `payload`
+/// (None: the true one).
+fn ipv6_inner(next: u8, ext: &[u8], upper: usize, payload: Option<u16>) -> Vec<u8> {
+    let mut p = ipv6_packet(40 + ext.len() + upper, 0x5c);
+    p[6] = next;
+    p[7] = 64;
+    p[8..24].copy_from_slice(&0x2001_0db8_0002_0000_0000_0000_0000_0002u128.to_be_bytes());
+    p[24..40].copy_from_slice(&0x2001_0db8_0001_0000_0000_0000_0000_0002u128.to_be_bytes());
+    p[40..40 + ext.len()].copy_from_slice(ext);
+    if let Some(n) = payload {
+        p[4..6].copy_from_slice(&n.to_be_bytes());
+    }
+    p
+}
+
+/// Hop-by-hop (8 bytes: PadN) then destination options (16 bytes: PadN), then UDP.
+const HBH_DEST_UDP: [u8; 24] = [
+    60, 0, 1, 4, 0, 0, 0, 0, 17, 1, 1, 12, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+];
+
+/// Sealed as [`FRESH`]: one IPv6 packet per next header that is not tunnel mode.
+fn ipv6_under(f: &Fixture, nhs: &[u8]) -> Vec<Vec<u8>> {
+    let inner = ipv6_inner(17, &[], 24, None);
+    nhs.iter()
+        .map(|nh| f.seal_raw(FRESH, &body_with(f, &inner, *nh)))
+        .collect()
 }
 
 rows! {
@@ -394,6 +452,106 @@ rows! {
             f.seal_raw((1 << 32) + 120, &body(f, [1, 2, 2, NEXT_HEADER_IPV4])),
         ]
     } => Authentication, Unchanged;
+
+    /// IPv6 inside: ESP trailers whose next header is an IPv6 extension header or another
+    /// protocol rather than IPv4 (4), IPv6 (41) or none (59): hop-by-hop 0, routing 43,
+    /// fragment 44, destination options 60, ESP 50, AH 51, TCP 6, UDP 17, ICMPv6 58,
+    /// reserved 255. Authentic, so recorded, then refused (tunnel mode only).
+    ipv6_inner_under_a_next_header_not_tunnel_mode: None, |f| {
+        ipv6_under(f, &[0, 43, 44, 60, 50, 51, 6, 17, 58, 255])
+    } => BadNextHeader, Records;
+
+    /// The trailer says IPv4 (4) but the inner packet is IPv6 (version nibble 6), with and
+    /// without extension headers; and an IPv4 packet under next header 41.
+    inner_version_disagrees_with_the_next_header: None, |f| {
+        vec![
+            f.seal_raw(FRESH, &body_with(f, &ipv6_inner(17, &[], 24, None), NEXT_HEADER_IPV4)),
+            f.seal_raw(
+                FRESH,
+                &body_with(f, &ipv6_inner(0, &HBH_DEST_UDP, 8, None), NEXT_HEADER_IPV4),
+            ),
+            f.seal_raw(FRESH, &body_with(f, &ipv4_packet(60, 0x11), NEXT_HEADER_IPV6)),
+        ]
+    } => Malformed, Records;
+
+    /// IPv6 payload lengths that disagree with the decrypted data: larger than what
+    /// follows the fixed header (by one byte, and 65,535), an inner packet shorter than the
+    /// 40-byte fixed header, and payload lengths that end inside the extension header
+    /// chain (in the destination options header, right after the hop-by-hop header whose
+    /// next header is then missing).
+    ipv6_payload_length_disagrees_with_the_packet: None, |f| {
+        let cut = |payload| ipv6_inner(0, &HBH_DEST_UDP, 8, Some(payload));
+        [
+            ipv6_inner(17, &[], 24, Some(25)),
+            ipv6_inner(17, &[], 24, Some(u16::MAX)),
+            ipv6_inner(17, &[], 24, None)[..39].to_vec(),
+            cut(20),
+            cut(8),
+        ]
+        .iter()
+        .map(|inner| f.seal_raw(FRESH, &body_with(f, inner, NEXT_HEADER_IPV6)))
+        .collect()
+    } => Malformed, Records;
+
+    /// IPv6 extension headers whose own length runs past the packet: a routing header of
+    /// (255 + 1) * 8 bytes, a fragment header cut to 4 bytes, a destination options header
+    /// whose length byte is missing.
+    ipv6_extension_header_longer_than_the_packet: None, |f| {
+        [
+            ipv6_inner(43, &[17, 255, 2, 1, 0, 0, 0, 0], 8, None),
+            ipv6_inner(44, &[17, 0, 0, 0], 0, None),
+            ipv6_inner(60, &[17], 0, None),
+        ]
+        .iter()
+        .map(|inner| f.seal_raw(FRESH, &body_with(f, inner, NEXT_HEADER_IPV6)))
+        .collect()
+    } => Malformed, Records;
+
+    /// A jumbogram (RFC 2675): payload length 0, a hop-by-hop header with a Jumbo Payload
+    /// option (0xc2) giving the real length, then UDP; and payload length 0 before a
+    /// hop-by-hop header that is not even there. Refused rather than cut to the bare 40-byte
+    /// header (what the stated length 0 alone would give).
+    ipv6_jumbo_payload_length: None, |f| {
+        let jumbo = [17, 0, 0xc2, 4, 0, 0, 0, 16];
+        [
+            ipv6_inner(0, &jumbo, 8, Some(0)),
+            ipv6_inner(0, &[], 0, Some(0)),
+        ]
+        .iter()
+        .map(|inner| f.seal_raw(FRESH, &body_with(f, inner, NEXT_HEADER_IPV6)))
+        .collect()
+    } => Malformed, Records;
+}
+
+/// The IPv6 packets the rows above are made from open when nothing is wrong: an extension
+/// header chain that fits, TFC padding after an IPv6 packet (cut off by its payload
+/// length), IPv4-in-IPv6 and "no next header" inside the inner packet, for every suite.
+#[test]
+fn well_formed_ipv6_inner_packets_open() {
+    for suite in Suite::ALL {
+        for esn in [false, true] {
+            let f = Fixture::new(suite, esn);
+            let chain = ipv6_inner(0, &HBH_DEST_UDP, 8, None);
+            let mut padded = chain.clone();
+            padded.extend([0; 37]);
+            let cases = [
+                (chain.clone(), 72),
+                (padded, 72),
+                (ipv6_inner(4, &[], 20, None), 60),
+                (ipv6_inner(59, &[], 0, None), 40),
+                (ipv6_inner(43, &[17, 0, 0, 0, 0, 0, 0, 0], 8, None), 56),
+            ];
+            for (i, (inner, len)) in cases.iter().enumerate() {
+                let p = f.seal_raw(FRESH + i as u64, &body_with(&f, inner, NEXT_HEADER_IPV6));
+                let o = f.inb.open_in_place(&mut p.clone());
+                assert_eq!(
+                    o.map(|o| (o.len, o.next_header)),
+                    Ok((*len, NEXT_HEADER_IPV6)),
+                    "{suite} esn={esn} case {i}"
+                );
+            }
+        }
+    }
 }
 
 /// ESN from the other side: a receiver past the 2^32 boundary refuses a packet sealed in the

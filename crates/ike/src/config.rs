@@ -344,22 +344,45 @@ pub enum Unique {
 pub enum VipRole {
     #[default]
     None,
-    /// We are the client: ask the gateway for an inner address (CFG_REQUEST in IKE_AUTH).
-    Request,
+    /// We are the client: ask the gateway for an inner address of each family in the request
+    /// (CFG_REQUEST in IKE_AUTH).
+    Request(VipRequest),
     /// We are the gateway: a client that asks gets an address from this pool, and its
     /// CHILD_SAs are narrowed to that address.
     Assign(VipPool),
 }
 
-/// The pool of a remote-access connection and what comes with an address.
+/// Which families of inner address a client asks for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct VipRequest {
+    pub v4: bool,
+    pub v6: bool,
+}
+
+impl VipRequest {
+    pub const V4: VipRequest = VipRequest {
+        v4: true,
+        v6: false,
+    };
+    pub const V6: VipRequest = VipRequest {
+        v4: false,
+        v6: true,
+    };
+    /// Both: a dual-stack client (one CHILD_SA carries its /32 and its /128).
+    pub const DUAL: VipRequest = VipRequest { v4: true, v6: true };
+}
+
+/// The pools of a remote-access connection and what comes with an address.
 #[derive(Clone, Debug, PartialEq)]
 pub struct VipPool {
-    /// A prefix or range ([`crate::pool::AddressPool::new`]).
-    pub range: String,
+    /// Prefixes or ranges ([`crate::pool::AddressPool::new`]), at most one per family: a
+    /// client gets an address from each whose family it asks for.
+    pub ranges: Vec<String>,
     /// How long a client's address stays its own after it left.
     pub grace: Duration,
-    /// Sent as INTERNAL_IP4_DNS.
-    pub dns: Vec<std::net::Ipv4Addr>,
+    /// Sent as INTERNAL_IP4_DNS and INTERNAL_IP6_DNS, each family to a client that got an
+    /// address of that family.
+    pub dns: Vec<std::net::IpAddr>,
 }
 
 /// Engine-wide settings.

@@ -184,9 +184,10 @@ impl Endpoint {
         self
     }
 
-    /// One pool per remote-access connection (`VipRole::Assign`): new ones made, unchanged
-    /// ones kept with their leases, others dropped. A range that does not parse gives no pool
-    /// (the owner's config check refuses it first), so its clients get
+    /// The pools of each remote-access connection (`VipRole::Assign`, one per range): new
+    /// ones made, unchanged ones kept with their leases (a connection that gains an IPv6
+    /// pool keeps its IPv4 leases), others dropped. A range that does not parse gives no
+    /// pool (the owner's config check refuses it first), so its clients get
     /// INTERNAL_ADDRESS_FAILURE.
     fn sync_pools(&mut self) {
         let mut pools = std::mem::take(&mut self.out.pools);
@@ -195,25 +196,34 @@ impl Endpoint {
             let crate::config::VipRole::Assign(v) = &p.vip else {
                 continue;
             };
-            let kept = pools
-                .remove(&p.name)
-                .filter(|old| old.range_text() == v.range && old.grace() == v.grace);
-            let pool =
-                kept.or_else(|| crate::pool::AddressPool::new(&p.name, &v.range, v.grace).ok());
-            if let Some(pool) = pool {
-                next.insert(p.name.clone(), pool);
+            let mut old = pools.remove(&p.name).unwrap_or_default();
+            let mut mine = Vec::new();
+            for range in &v.ranges {
+                let kept = old
+                    .iter()
+                    .position(|o| o.range_text() == range && o.grace() == v.grace)
+                    .map(|i| old.swap_remove(i));
+                let pool =
+                    kept.or_else(|| crate::pool::AddressPool::new(&p.name, range, v.grace).ok());
+                mine.extend(pool);
             }
+            next.insert(p.name.clone(), mine);
         }
         self.out.pools = next;
     }
 
-    /// The leases of remote-access connection `conn`'s pool.
+    /// The leases of remote-access connection `conn`'s pools (IPv4 first, by address).
     pub fn leases(&self, conn: &str) -> Vec<crate::pool::Lease> {
-        self.out
+        let mut out: Vec<_> = self
+            .out
             .pools
             .get(conn)
-            .map(|p| p.leases().cloned().collect())
-            .unwrap_or_default()
+            .into_iter()
+            .flatten()
+            .flat_map(|p| p.leases().cloned())
+            .collect();
+        out.sort_by_key(|l| l.address);
+        out
     }
 
     /// The engine-wide settings in force.

@@ -212,8 +212,9 @@ pub enum Event {
     VirtualIp {
         conn: Arc<str>,
         ike: IkeSaId,
-        address: std::net::Ipv4Addr,
-        dns: Vec<std::net::Ipv4Addr>,
+        /// At most one per family, IPv4 first (a dual-stack client has both).
+        addresses: Vec<std::net::IpAddr>,
+        dns: Vec<std::net::IpAddr>,
         to_peer: bool,
         /// The EAP user the client authenticated as (escaped), when it used EAP: the lease's
         /// owner. None for a certificate client (its IKE identity owns the lease) and on the

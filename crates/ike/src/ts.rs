@@ -193,6 +193,45 @@ mod tests {
         assert!(within(&opaque, &any_udp));
     }
 
+    /// IPv6 rows: ranges that are inverted (addresses or ports), of the other family or
+    /// outside the configuration narrow to nothing (TS_UNACCEPTABLE); a proposal of both
+    /// families narrows to the family configured; a response wider than the proposal or
+    /// inverted is refused by the initiator.
+    #[test]
+    fn ipv6_ranges_inverted_or_foreign_are_refused() {
+        let v6 = |s: &str| -> IpAddr { s.parse().unwrap() };
+        let configured = [ts("2001:db8:1::/64")];
+        let mut inverted = ts("2001:db8:1::/64");
+        std::mem::swap(&mut inverted.start, &mut inverted.end);
+        assert!(narrow(&[inverted.clone()], &configured).is_empty());
+        assert!(narrow(&[ts("2001:db8:1::/64")], &[inverted.clone()]).is_empty());
+        // Inverted by a single address: ::2 to ::1.
+        let mut close = ts("2001:db8:1::1/128");
+        close.start = v6("2001:db8:1::2");
+        assert!(intersect(&close, &configured[0]).is_none());
+        // Inverted ports that are not OPAQUE.
+        let mut ports = ts("2001:db8:1::/64");
+        (ports.ip_protocol, ports.start_port, ports.end_port) = (6, 2000, 1000);
+        assert!(narrow(&[ports], &configured).is_empty());
+        // Other family or outside: nothing.
+        assert!(narrow(&[ts("10.1.0.0/24")], &configured).is_empty());
+        assert!(narrow(&[ts("2001:db8:9::/64")], &configured).is_empty());
+        assert!(narrow(&[ts("::ffff:10.1.0.0/120")], &[ts("10.1.0.0/24")]).is_empty());
+        // Both families proposed: each narrows to its own family's configuration.
+        assert_eq!(
+            narrow(
+                &[ts("0.0.0.0/0"), ts("::/0")],
+                &[ts("2001:db8:1::/64"), ts("10.1.0.0/24")]
+            ),
+            vec![ts("10.1.0.0/24"), ts("2001:db8:1::/64")]
+        );
+        // The initiator refuses a wider, foreign or inverted answer.
+        assert!(all_within(&[ts("2001:db8:1::/65")], &configured));
+        assert!(!all_within(&[ts("2001:db8:1::/63")], &configured));
+        assert!(!all_within(&[ts("10.1.0.0/24")], &configured));
+        assert!(!all_within(&[inverted], &configured));
+    }
+
     #[test]
     fn responses_must_stay_within_the_proposal() {
         assert!(all_within(&[ts("10.2.0.0/25")], &[ts("10.2.0.0/24")]));

@@ -4,7 +4,7 @@
 use std::time::{Duration, Instant};
 
 use ironsec_ike::crypto::TestRng;
-use ironsec_ike::wire::NotifyType;
+use ironsec_ike::wire::{NotifyType, TrafficSelector};
 use ironsec_ike::{CloseReason, Endpoint, EndpointConfig, Event, LocalAuth, Psk, RemoteAuth};
 
 use ironsec_ike::testkit::*;
@@ -606,6 +606,50 @@ fn traffic_selectors_are_narrowed_or_refused() {
     b.local_ts = vec![sel("10.3.0.0/24")];
     let mut net = Net::new(a, b);
     net.initiate_a();
+    assert!(children_up(&net.events_a).is_empty());
+    assert_eq!(failures(&net.events_a), [NotifyType::TsUnacceptable]);
+}
+
+/// IPv6 rows of the same: a v6 proposal is narrowed like a v4 one; one whose range is
+/// inverted (start after end, which the wire keeps as given) or of a family the responder
+/// does not serve gets TS_UNACCEPTABLE and no CHILD_SA on either side.
+#[test]
+fn ipv6_traffic_selectors_are_narrowed_or_refused() {
+    let v6 = |a: &mut EndpointConfigs, b: &mut EndpointConfigs| {
+        a.0 = vec![sel("2001:db8:1::/64")];
+        a.1 = vec![sel("2001:db8:2::/64")];
+        b.0 = vec![sel("2001:db8:2::/80")];
+        b.1 = vec![sel("2001:db8:1::/64")];
+    };
+    type EndpointConfigs = (Vec<TrafficSelector>, Vec<TrafficSelector>);
+    let run = |edit: &dyn Fn(&mut EndpointConfigs, &mut EndpointConfigs)| {
+        let (mut a, mut b) = pair_configs("aes128gcm16-prfsha256-x25519", "aes128gcm16");
+        let mut ta = (a.local_ts.clone(), a.remote_ts.clone());
+        let mut tb = (b.local_ts.clone(), b.remote_ts.clone());
+        v6(&mut ta, &mut tb);
+        edit(&mut ta, &mut tb);
+        (a.local_ts, a.remote_ts) = ta;
+        (b.local_ts, b.remote_ts) = tb;
+        let mut net = Net::new(a, b);
+        net.initiate_a();
+        net
+    };
+    let net = run(&|_, _| {});
+    let c = children_up(&net.events_a)[0];
+    assert_eq!(c.remote_ts, vec![sel("2001:db8:2::/80")]);
+    assert_eq!(c.local_ts, vec![sel("2001:db8:1::/64")]);
+
+    // Inverted: A proposes 2001:db8:2::ffff .. 2001:db8:2:: as its remote range.
+    let net = run(&|a, _| {
+        let t = &mut a.1[0];
+        std::mem::swap(&mut t.start, &mut t.end);
+    });
+    assert!(children_up(&net.events_a).is_empty());
+    assert!(children_up(&net.events_b).is_empty());
+    assert_eq!(failures(&net.events_a), [NotifyType::TsUnacceptable]);
+
+    // IPv4 proposed, IPv6 configured.
+    let net = run(&|a, _| a.1 = vec![sel("10.2.0.0/24")]);
     assert!(children_up(&net.events_a).is_empty());
     assert_eq!(failures(&net.events_a), [NotifyType::TsUnacceptable]);
 }

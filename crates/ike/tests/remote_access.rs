@@ -6,11 +6,11 @@
 
 mod ra_common;
 use ra_common::*;
-use std::net::Ipv4Addr;
+use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use ironsec_ike::config::{VipPool, VipRole};
+use ironsec_ike::config::{VipPool, VipRequest, VipRole};
 use ironsec_ike::eap::{nthash, Users};
 use ironsec_ike::testkit::*;
 use ironsec_ike::wire::NotifyType;
@@ -36,30 +36,30 @@ fn client_and_gateway(user: &str, password: &str) -> (PeerConfig, PeerConfig) {
         hash: nthash(password),
     };
     a.remote_auth = RemoteAuth::Pubkey(trust);
-    a.vip = VipRole::Request;
+    a.vip = VipRole::Request(VipRequest::V4);
     a.local_ts = vec![sel("0.0.0.0/0")];
     b.local_auth = LocalAuth::Pubkey(Credentials::one(cred));
     b.remote_auth = RemoteAuth::EapMschapv2(users());
     b.remote_id = Identity::Any;
     b.remote_ts = vec![sel("0.0.0.0/0")];
     b.vip = VipRole::Assign(VipPool {
-        range: "10.10.0.0/29".into(),
+        ranges: vec!["10.10.0.0/29".into()],
         grace: Duration::from_secs(60),
         dns: vec![ip("10.2.0.53")],
     });
     (a, b)
 }
 
-fn vips(events: &[Event]) -> Vec<(Ipv4Addr, bool, Option<String>)> {
+fn vips(events: &[Event]) -> Vec<(IpAddr, bool, Option<String>)> {
     events
         .iter()
         .filter_map(|e| match e {
             Event::VirtualIp {
-                address,
+                addresses,
                 to_peer,
                 eap_identity,
                 ..
-            } => Some((*address, *to_peer, eap_identity.clone())),
+            } => Some((addresses[0], *to_peer, eap_identity.clone())),
             _ => None,
         })
         .collect()

@@ -8,7 +8,7 @@ use ra_common::*;
 use std::sync::Arc;
 use std::time::Duration;
 
-use ironsec_ike::config::{VipPool, VipRole};
+use ironsec_ike::config::{VipPool, VipRequest, VipRole};
 use ironsec_ike::pki::{Certificate, PrivateKey, TrustStore};
 use ironsec_ike::testkit::*;
 use ironsec_ike::wire::NotifyType;
@@ -85,14 +85,14 @@ fn client_and_gateway(
         cred: Arc::new(client),
     };
     a.remote_auth = RemoteAuth::Pubkey(trust(root));
-    a.vip = VipRole::Request;
+    a.vip = VipRole::Request(VipRequest::V4);
     a.local_ts = vec![sel("0.0.0.0/0")];
     b.local_auth = LocalAuth::Pubkey(Credentials::one(gw));
     b.remote_auth = RemoteAuth::EapTls(trust(root));
     b.remote_id = Identity::parse("*@tls.example.org");
     b.remote_ts = vec![sel("0.0.0.0/0")];
     b.vip = VipRole::Assign(VipPool {
-        range: "10.98.0.0/29".into(),
+        ranges: vec!["10.98.0.0/29".into()],
         grace: Duration::from_secs(60),
         dns: vec![],
     });
@@ -115,10 +115,10 @@ fn eap_tls_full_exchange_lease_and_child() {
         .iter()
         .filter_map(|e| match e {
             Event::VirtualIp {
-                address,
+                addresses,
                 eap_identity,
                 ..
-            } => Some((*address, eap_identity.clone())),
+            } => Some((addresses[0], eap_identity.clone())),
             _ => None,
         })
         .collect();
@@ -216,7 +216,7 @@ fn eap_tls_and_mschapv2_connections_chosen_by_remote_id() {
     users.insert("bob", nthash("bob's password"));
     mschap.remote_auth = RemoteAuth::EapMschapv2(Arc::new(users));
     mschap.vip = VipRole::Assign(VipPool {
-        range: "10.99.0.128/29".into(),
+        ranges: vec!["10.99.0.128/29".into()],
         grace: Duration::from_secs(60),
         dns: vec![],
     });

@@ -12,7 +12,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use ironsec_ike::config::{VipPool, VipRole};
+use ironsec_ike::config::{VipPool, VipRequest, VipRole};
 use ironsec_ike::eap::mschapv2::{Server, ServerStep};
 use ironsec_ike::eap::radius::{self, Answer, Client, ClientConfig, Secret};
 use ironsec_ike::eap::{nthash, Users};
@@ -32,7 +32,7 @@ fn client_and_gateway(user: &str, password: &str) -> (PeerConfig, PeerConfig) {
         hash: nthash(password),
     };
     a.remote_auth = RemoteAuth::Pubkey(trust);
-    a.vip = VipRole::Request;
+    a.vip = VipRole::Request(VipRequest::V4);
     a.local_ts = vec![sel("0.0.0.0/0")];
     b.local_auth = LocalAuth::Pubkey(Credentials::one(cred));
     b.remote_auth = RemoteAuth::EapRadius {
@@ -41,7 +41,7 @@ fn client_and_gateway(user: &str, password: &str) -> (PeerConfig, PeerConfig) {
     b.remote_id = Identity::Any;
     b.remote_ts = vec![sel("0.0.0.0/0")];
     b.vip = VipRole::Assign(VipPool {
-        range: "10.10.0.0/29".into(),
+        ranges: vec!["10.10.0.0/29".into()],
         grace: Duration::from_secs(60),
         dns: vec![ip("10.2.0.53")],
     });

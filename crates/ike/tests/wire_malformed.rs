@@ -676,6 +676,82 @@ fn ts_with_wrong_length() {
     ));
 }
 
+/// A TS_IPV6_ADDR_RANGE selector stating `len` bytes: ports any, 2001:db8:1:: to
+/// 2001:db8:1::ffff (or `start`/`end` last bytes swapped for an inverted range).
+fn v6_selector(len: u16, start_last: u8, end_last: u8) -> Vec<u8> {
+    let mut s = vec![8, 0];
+    s.extend(len.to_be_bytes());
+    s.extend([0, 0, 0xff, 0xff]);
+    let mut a = [0x20, 0x01, 0x0d, 0xb8, 0, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0];
+    a[15] = start_last;
+    s.extend(a);
+    a[15] = end_last;
+    s.extend(a);
+    s
+}
+
+/// IPv6 rows: TS_IPV6_ADDR_RANGE with every wrong length near the right one (and the IPv4
+/// length), cut short, mixed with IPv4 selectors, and in the right shape but inverted (start
+/// after end), which the wire keeps as given: narrowing refuses it (`ts.rs`, and
+/// `exchange.rs` `ipv6_traffic_selectors_are_narrowed_or_refused`).
+#[test]
+fn ipv6_traffic_selectors() {
+    let parse = |sels: &[u8], count: u8| parse_chain(TSI, &payload(0, &ts_body(count, sels)));
+    assert!(parse(&v6_selector(40, 0, 0xff), 1).is_ok());
+    for len in [0, 4, 8, 16, 24, 32, 39, 41, 44, 48, 80, 1000] {
+        // Padded or cut to the stated length, so only the length field is wrong.
+        let mut s = v6_selector(len, 0, 0xff);
+        s.resize(usize::from(len).max(4), 0);
+        assert!(
+            matches!(
+                parse(&s, 1),
+                Err(ParseError::LengthMismatch {
+                    what: "traffic selector",
+                    offset: 8,
+                    declared,
+                    actual: 40,
+                }) if declared == usize::from(len)
+            ),
+            "{len}: {:?}",
+            parse(&s, 1)
+        );
+    }
+    // The right length field with fewer bytes behind it: cut inside the ports or addresses.
+    for cut in [4, 6, 8, 20, 24, 39] {
+        let s = v6_selector(40, 0, 0xff)[..cut].to_vec();
+        assert!(
+            matches!(parse(&s, 1), Err(ParseError::Truncated { .. })),
+            "cut at {cut}: {:?}",
+            parse(&s, 1)
+        );
+    }
+    // An IPv4 selector stating the IPv6 length.
+    let mut v4_as_40 = v4_selector(40);
+    v4_as_40.resize(40, 0);
+    assert!(matches!(
+        parse(&v4_as_40, 1),
+        Err(ParseError::LengthMismatch { actual: 16, .. })
+    ));
+    // Mixed families: both counted parse; a count of one leaves the IPv6 one as trailing
+    // bytes; a count of three runs out.
+    let mixed = [v4_selector(16), v6_selector(40, 0, 0xff)].concat();
+    assert_eq!(parse(&mixed, 2).map(|p| p.len()), Ok(1));
+    assert!(matches!(
+        parse(&mixed, 1),
+        Err(ParseError::TrailingBytes { extra: 40, .. })
+    ));
+    assert!(matches!(
+        parse(&mixed, 3),
+        Err(ParseError::Truncated { .. })
+    ));
+    // Inverted addresses (start ::ff after end ::0) or ports (start 2000 after end 1000,
+    // not the OPAQUE 65535-0): syntactically fine, kept as given.
+    assert!(parse(&v6_selector(40, 0xff, 0), 1).is_ok());
+    let mut ports = v6_selector(40, 0, 0xff);
+    ports[4..8].copy_from_slice(&[0x07, 0xd0, 0x03, 0xe8]);
+    assert!(parse(&ports, 1).is_ok());
+}
+
 #[test]
 fn ts_of_unknown_type() {
     let mut s = v4_selector(16);

@@ -171,6 +171,40 @@ fn sample_payloads() -> Vec<Payload> {
             cfg_type: CFG_REQUEST,
             attributes: vec![(1, vec![]), (19, vec![0, 0, 0, 0, 0])],
         }),
+        // A dual-stack CFG_REPLY: INTERNAL_IP4_ADDRESS, INTERNAL_IP6_ADDRESS (address and
+        // prefix length 128), INTERNAL_IP6_DNS, INTERNAL_IP6_SUBNET (address and prefix length).
+        Payload::Cp(CpPayload {
+            cfg_type: CFG_REPLY,
+            attributes: vec![
+                (1, vec![10, 99, 0, 1]),
+                (
+                    8,
+                    [
+                        Ipv6Addr::new(0x2001, 0xdb8, 0x99, 0, 0, 0, 0, 1)
+                            .octets()
+                            .to_vec(),
+                        vec![128],
+                    ]
+                    .concat(),
+                ),
+                (
+                    10,
+                    Ipv6Addr::new(0x2001, 0xdb8, 1, 0, 0, 0, 0, 0x53)
+                        .octets()
+                        .to_vec(),
+                ),
+                (
+                    15,
+                    [
+                        Ipv6Addr::new(0x2001, 0xdb8, 1, 0, 0, 0, 0, 0)
+                            .octets()
+                            .to_vec(),
+                        vec![64],
+                    ]
+                    .concat(),
+                ),
+            ],
+        }),
         Payload::Eap(EapPayload {
             data: vec![EAP_REQUEST, 7, 0, 10, 1, b'h', b'e', b'l', b'l', b'o'],
         }),

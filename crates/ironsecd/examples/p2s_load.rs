@@ -248,12 +248,16 @@ impl Load {
         match e {
             Event::VirtualIp {
                 ike,
-                address,
+                addresses,
                 to_peer: false,
                 ..
             } => {
-                if let Some(&i) = self.by_ike.get(&ike) {
-                    self.clients[i].vip = Some(address);
+                let v4 = addresses.iter().find_map(|a| match a {
+                    IpAddr::V4(a) => Some(*a),
+                    IpAddr::V6(_) => None,
+                });
+                if let (Some(&i), Some(v4)) = (self.by_ike.get(&ike), v4) {
+                    self.clients[i].vip = Some(v4);
                     self.check_up(i, now);
                 }
             }
@@ -458,7 +462,7 @@ fn main() {
                 // The gateway checks liveness; the clients only answer.
                 dpd_interval: None,
                 force_encap: true,
-                vip: VipRole::Request,
+                vip: VipRole::Request(ironsec_ike::config::VipRequest::V4),
                 unique: Default::default(),
             }
         })

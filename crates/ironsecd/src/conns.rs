@@ -352,7 +352,7 @@ pub fn conn_config(c: &Connection) -> ConnConfig {
         remote_access: match &c.keying {
             Keying::Ike(k) => k.remote_access.as_ref().map(|ra| RemoteAccessConfig {
                 local: ra.local.to_string(),
-                pool: ra.pool.to_string(),
+                pool: ra.pools_text(),
                 dns: ra.dns.iter().map(|d| d.to_string()).collect(),
                 lease_grace_secs: ra.lease_grace.as_secs(),
             }),

@@ -587,6 +587,8 @@ pub fn run(cfg: Config) -> Result<(), DaemonError> {
     // Shared addresses may be absent (this host is the standby): their sockets are bound with
     // IP_FREEBIND, and the watch tells the plane when they come and go (crate::addrwatch).
     let shared = cfg.gateway.shared_addresses.clone();
+    let accept_zero_checksum6 =
+        cfg.gateway.udp6_zero_checksum == crate::config::gateway::Udp6ZeroChecksum::Accept;
     let addr_rx = crate::addrwatch::spawn(shared.clone()).map_err(DaemonError::AddressWatch)?;
     let r = rt.block_on(async move {
         let mut ike_sockets = Vec::new();
@@ -596,6 +598,9 @@ pub fn run(cfg: Config) -> Result<(), DaemonError> {
             let bind = |addr: SocketAddr| -> std::io::Result<std::net::UdpSocket> {
                 let freebind = shared.contains(&addr.ip());
                 let s = ironsec_dataplane::udp::bind_ike(addr, freebind)?;
+                if addr.is_ipv6() && accept_zero_checksum6 {
+                    ironsec_dataplane::udp::accept_zero_checksum6(&s)?;
+                }
                 s.set_nonblocking(true)?;
                 let sender = s.try_clone()?;
                 crate::ikeadmit::spawn_reader(addr, s, tx.clone(), plane.admission().clone())?;

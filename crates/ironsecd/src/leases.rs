@@ -30,10 +30,11 @@ pub fn render(leases: &[LeaseInfo]) -> String {
             .into();
     }
     let mut s = String::new();
-    let mut conn = "";
+    let (mut conn, mut pool) = ("", "");
     for l in leases {
-        if l.connection != conn {
+        if l.connection != conn || l.pool != pool {
             conn = &l.connection;
+            pool = &l.pool;
             let _ = writeln!(s, "{} (pool {}):", l.connection, l.pool);
         }
         let when = match (l.state.as_str(), l.expires_in_secs) {

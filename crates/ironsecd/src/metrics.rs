@@ -133,7 +133,7 @@ pub fn render(s: &Status) -> String {
         "Remote-access clients connected (each with its address from the connection's pool).",
     );
     for c in &s.connections {
-        if c.pool.is_some() {
+        if !c.pools.is_empty() {
             o.sample(
                 "ironsec_clients",
                 &[("connection", &c.name)],
@@ -144,17 +144,22 @@ pub fn render(s: &Status) -> String {
     o.help(
         "ironsec_pool_addresses",
         "gauge",
-        "A remote-access pool's addresses by state: online (held by a connected client), offline (kept for a client that left, until its grace period ends), free.",
+        "A remote-access pool's addresses by state: online (held by a connected client), offline (kept for a client that left, until its grace period ends), free; one pool per family (label pool: its prefix).",
     );
     for c in &s.connections {
-        let Some(p) = &c.pool else { continue };
-        let free = p.size.saturating_sub(p.online + p.offline);
-        for (state, n) in [("online", p.online), ("offline", p.offline), ("free", free)] {
-            o.sample(
-                "ironsec_pool_addresses",
-                &[("connection", &c.name), ("state", state)],
-                u64::from(n),
-            );
+        for p in &c.pools {
+            let free = p.size.saturating_sub(p.online + p.offline);
+            for (state, n) in [("online", p.online), ("offline", p.offline), ("free", free)] {
+                o.sample(
+                    "ironsec_pool_addresses",
+                    &[
+                        ("connection", &c.name),
+                        ("pool", &p.prefix),
+                        ("state", state),
+                    ],
+                    n,
+                );
+            }
         }
     }
     o.help(
@@ -490,6 +495,25 @@ pub fn render(s: &Status) -> String {
         ("tx", c.tun_tx_super_packets),
     ] {
         o.sample("ironsec_tun_super_packets_total", &[("direction", dir)], v);
+    }
+    o.help(
+        "ironsec_udp_super_packets_total",
+        "counter",
+        "UDP offload at work on the ESP sockets: coalesced receives (rx, GRO), segmented sends (tx, GSO).",
+    );
+    for (dir, v) in [
+        ("rx", c.udp_rx_super_packets),
+        ("tx", c.udp_tx_super_packets),
+    ] {
+        o.sample("ironsec_udp_super_packets_total", &[("direction", dir)], v);
+    }
+    if let Some(n) = c.udp6_checksum_errors {
+        o.help(
+            "ironsec_udp6_checksum_errors_total",
+            "counter",
+            "UDP/IPv6 datagrams the kernel dropped for a bad checksum, or a zero one unless gateway.udp6_zero_checksum = \"accept\" (the namespace's Udp6InCsumErrors).",
+        );
+        o.sample("ironsec_udp6_checksum_errors_total", &[], n);
     }
     for (metric, help, v) in [
         (
@@ -993,7 +1017,7 @@ pub(crate) mod tests {
                         esn: false,
                     }),
                 }],
-                pool: None,
+                pools: vec![],
                 clients: vec![],
             }],
         }
@@ -1008,15 +1032,23 @@ pub(crate) mod tests {
         rw.name = "rw".into();
         rw.interface = None;
         let tunnel = rw.tunnels.remove(0);
-        rw.pool = Some(crate::status::PoolStatus {
-            prefix: "10.99.0.0/24".into(),
-            size: 254,
-            online: 1,
-            offline: 2,
-        });
+        rw.pools = vec![
+            crate::status::PoolStatus {
+                prefix: "10.99.0.0/24".into(),
+                size: 254,
+                online: 1,
+                offline: 2,
+            },
+            crate::status::PoolStatus {
+                prefix: "2001:db8:99::/64".into(),
+                size: u64::MAX,
+                online: 1,
+                offline: 0,
+            },
+        ];
         rw.clients = vec![crate::status::ClientStatus {
             identity: "alice".into(),
-            address: "10.99.0.1".into(),
+            address: "10.99.0.1, 2001:db8:99::1".into(),
             connected_secs: 5,
             tunnel,
         }];
@@ -1024,9 +1056,11 @@ pub(crate) mod tests {
         let text = render(&st);
         for line in [
             "ironsec_clients{connection=\"rw\"} 1",
-            "ironsec_pool_addresses{connection=\"rw\",state=\"online\"} 1",
-            "ironsec_pool_addresses{connection=\"rw\",state=\"offline\"} 2",
-            "ironsec_pool_addresses{connection=\"rw\",state=\"free\"} 251",
+            "ironsec_pool_addresses{connection=\"rw\",pool=\"10.99.0.0/24\",state=\"online\"} 1",
+            "ironsec_pool_addresses{connection=\"rw\",pool=\"10.99.0.0/24\",state=\"offline\"} 2",
+            "ironsec_pool_addresses{connection=\"rw\",pool=\"10.99.0.0/24\",state=\"free\"} 251",
+            "ironsec_pool_addresses{connection=\"rw\",pool=\"2001:db8:99::/64\",state=\"online\"} 1",
+            "ironsec_pool_addresses{connection=\"rw\",pool=\"2001:db8:99::/64\",state=\"free\"} 18446744073709551614",
             "ironsec_connection_up{connection=\"rw\"} 1",
         ] {
             assert!(text.lines().any(|l| l == line), "missing {line}\n{text}");

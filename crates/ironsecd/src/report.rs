@@ -130,21 +130,30 @@ pub fn status(dp: &Dataplane, plane: &Plane, started: Instant) -> Status {
                     }
                 }),
                 tunnels: Vec::new(),
-                pool: match &c.keying {
-                    Keying::Ike(k) => k.remote_access.as_ref().map(|ra| {
-                        let leases = plane.leases(&c.name);
-                        let online = leases
-                            .iter()
-                            .filter(|l| matches!(l.state, LeaseState::Active { .. }))
-                            .count() as u32;
-                        status::PoolStatus {
-                            prefix: ra.pool.to_string(),
-                            size: plane.pool_size(&c.name),
-                            online,
-                            offline: leases.len() as u32 - online,
-                        }
-                    }),
-                    Keying::Static(_) => None,
+                pools: match &c.keying {
+                    Keying::Ike(k) => k
+                        .remote_access
+                        .iter()
+                        .flat_map(|ra| &ra.pools)
+                        .map(|pool| {
+                            let leases: Vec<_> = plane
+                                .leases(&c.name)
+                                .into_iter()
+                                .filter(|l| pool.contains(l.address))
+                                .collect();
+                            let online = leases
+                                .iter()
+                                .filter(|l| matches!(l.state, LeaseState::Active { .. }))
+                                .count() as u64;
+                            status::PoolStatus {
+                                prefix: pool.to_string(),
+                                size: plane.pool_size(&c.name, pool),
+                                online,
+                                offline: leases.len() as u64 - online,
+                            }
+                        })
+                        .collect(),
+                    Keying::Static(_) => Vec::new(),
                 },
                 clients: Vec::new(),
             }
@@ -330,7 +339,7 @@ pub fn status(dp: &Dataplane, plane: &Plane, started: Instant) -> Status {
             match plane.client(&key) {
                 Some(cl) => c.clients.push(status::ClientStatus {
                     identity: cl.identity.clone(),
-                    address: cl.vip.to_string(),
+                    address: crate::plane::clients::Clients::vips_text(cl),
                     connected_secs: now.saturating_duration_since(cl.since_instant).as_secs(),
                     tunnel: ts,
                 }),
@@ -352,6 +361,9 @@ pub fn status(dp: &Dataplane, plane: &Plane, started: Instant) -> Status {
             tun_tx_super_packets: totals.tun_tx_super_packets,
             udp_rx_packets: totals.udp_rx_packets,
             udp_tx_packets: totals.udp_tx_packets,
+            udp_rx_super_packets: totals.udp_rx_super_packets,
+            udp_tx_super_packets: totals.udp_tx_super_packets,
+            udp6_checksum_errors: udp6_checksum_errors(),
             ike_packets: totals.ike_packets,
             keepalives: totals.keepalives,
             mss_clamped: totals.mss_clamped,
@@ -402,5 +414,40 @@ pub fn status(dp: &Dataplane, plane: &Plane, started: Instant) -> Status {
             .collect(),
         drain: None,
         connections,
+    }
+}
+
+/// Udp6InCsumErrors of this process's network namespace: UDP over IPv6 the kernel dropped
+/// for a bad checksum, or a zero one on a socket without UDP_NO_CHECK6_RX (RFC 6936; the
+/// kernel counts both alike, so one number tells the operator both). Read per status request
+/// (one small file), so the fast path pays nothing. None without IPv6.
+fn udp6_checksum_errors() -> Option<u64> {
+    let text = std::fs::read_to_string("/proc/net/snmp6").ok()?;
+    snmp6_value(&text, "Udp6InCsumErrors")
+}
+
+/// A counter of /proc/net/snmp6's `NAME VALUE` lines.
+fn snmp6_value(text: &str, name: &str) -> Option<u64> {
+    text.lines().find_map(|l| {
+        let mut w = l.split_whitespace();
+        (w.next() == Some(name)).then(|| w.next()?.parse().ok())?
+    })
+}
+
+#[cfg(test)]
+mod snmp6_tests {
+    use super::snmp6_value;
+
+    #[test]
+    fn reads_one_snmp6_counter_and_nothing_else() {
+        let text = "Udp6InDatagrams                 \t5\nUdp6InErrors                    \t3\n\
+                    Udp6InCsumErrors                \t2\nUdpLite6InCsumErrors            \t9\n";
+        assert_eq!(snmp6_value(text, "Udp6InCsumErrors"), Some(2));
+        assert_eq!(snmp6_value(text, "Udp6InErrors"), Some(3));
+        assert_eq!(snmp6_value(text, "Udp6NoPorts"), None);
+        assert_eq!(
+            snmp6_value("Udp6InCsumErrors x\n", "Udp6InCsumErrors"),
+            None
+        );
     }
 }

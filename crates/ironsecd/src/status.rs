@@ -225,6 +225,18 @@ pub struct Counters {
     pub tun_tx_super_packets: u64,
     pub udp_rx_packets: u64,
     pub udp_tx_packets: u64,
+    /// UDP offload at work on the ESP sockets: coalesced receives (GRO) and segmented sends
+    /// (GSO), each carrying several of the datagrams counted above.
+    #[serde(default)]
+    pub udp_rx_super_packets: u64,
+    #[serde(default)]
+    pub udp_tx_super_packets: u64,
+    /// UDP over IPv6 the kernel dropped for a bad checksum in this gateway's network
+    /// namespace (/proc/net/snmp6 Udp6InCsumErrors, every socket's share): with
+    /// `udp6_zero_checksum = "refuse"` zero checksums count here too. None where the kernel
+    /// has no IPv6.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub udp6_checksum_errors: Option<u64>,
     pub ike_packets: u64,
     pub keepalives: u64,
     /// MTU: SYNs whose MSS was clamped to fit a tunnel (both directions); ICMP "fragmentation
@@ -272,9 +284,9 @@ pub struct ConnectionStatus {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub interface: Option<InterfaceStatus>,
     pub tunnels: Vec<TunnelStatus>,
-    /// A remote-access connection's address pool.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub pool: Option<PoolStatus>,
+    /// A remote-access connection's address pools (one per family, IPv4 first).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub pools: Vec<PoolStatus>,
     /// A remote-access connection's connected clients.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub clients: Vec<ClientStatus>,
@@ -285,12 +297,12 @@ pub struct ConnectionStatus {
 pub struct PoolStatus {
     /// The prefix, as configured.
     pub prefix: String,
-    /// Addresses that can be handed out.
-    pub size: u32,
+    /// Addresses that can be handed out (an IPv6 /64: 2^64 - 1).
+    pub size: u64,
     /// Held by a connected client.
-    pub online: u32,
+    pub online: u64,
     /// Kept for a client that left, until its grace period ends.
-    pub offline: u32,
+    pub offline: u64,
 }
 
 /// One connected remote-access client: who, its address, and its tunnel.
@@ -298,7 +310,7 @@ pub struct PoolStatus {
 pub struct ClientStatus {
     /// The identity it authenticated with (escaped).
     pub identity: String,
-    /// Its virtual address.
+    /// Its virtual addresses: one per family, IPv4 first, comma-separated.
     pub address: String,
     pub connected_secs: u64,
     /// `remote` is where it connects from now (its NAT's address and port).
@@ -681,6 +693,17 @@ impl Status {
             c.ike_packets,
             c.keepalives
         );
+        let _ = writeln!(
+            s,
+            "  udp offload: rx {} coalesced, tx {} segmented",
+            c.udp_rx_super_packets, c.udp_tx_super_packets
+        );
+        if let Some(n) = c.udp6_checksum_errors.filter(|n| *n > 0) {
+            let _ = writeln!(
+                s,
+                "  udp/ipv6 dropped by the kernel for a bad or zero checksum: {n}"
+            );
+        }
         if c.gro_bad_checksums > 0 {
             let _ = writeln!(
                 s,
@@ -823,7 +846,7 @@ impl Status {
                         .unwrap_or_default()
                 );
             }
-            if let Some(p) = &conn.pool {
+            for p in &conn.pools {
                 let _ = writeln!(
                     s,
                     "  pool {}: {} of {} addresses in use ({} connected, {} kept for clients that left)",

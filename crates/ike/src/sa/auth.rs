@@ -80,8 +80,8 @@ impl IkeSa {
         if self.replaces.is_none() && !self.siblings {
             payloads.push(Payload::notify(NotifyType::InitialContact, Vec::new()));
         }
-        if conn.vip == VipRole::Request {
-            payloads.push(super::vip::request());
+        if let VipRole::Request(want) = conn.vip {
+            payloads.push(super::vip::request(want));
         }
         payloads.extend(child.payloads(&conn, None));
         self.send_request(

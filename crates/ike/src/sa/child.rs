@@ -222,7 +222,7 @@ impl IkeSa {
                 "peer's ESP SPI is not 4 bytes".to_string(),
             ))?;
         let tsi_n = ts::narrow(tsi, &self.peer_selectors(&conn));
-        let tsr_n = ts::narrow(tsr, &conn.local_ts);
+        let tsr_n = ts::narrow(tsr, &self.own_selectors(&conn));
         if tsi_n.is_empty() || tsr_n.is_empty() {
             return Err((
                 NotifyType::TsUnacceptable,

@@ -38,8 +38,9 @@ pub(crate) struct Outputs {
     pub events: VecDeque<Event>,
     pub stats: EndpointStats,
     pub actions: VecDeque<SaAction>,
-    /// Each remote-access connection's address pool, by connection name.
-    pub pools: HashMap<Arc<str>, AddressPool>,
+    /// Each remote-access connection's address pools, by connection name: at most one per
+    /// family.
+    pub pools: HashMap<Arc<str>, Vec<AddressPool>>,
     /// Failed EAP logins per source and per user (password guessing limits).
     pub auth: crate::authlimit::AuthLimiter,
 }
@@ -78,7 +79,7 @@ pub(crate) struct Ctx<'a> {
     pub events: &'a mut VecDeque<Event>,
     pub stats: &'a mut EndpointStats,
     pub actions: &'a mut VecDeque<SaAction>,
-    pub pools: &'a mut HashMap<Arc<str>, AddressPool>,
+    pub pools: &'a mut HashMap<Arc<str>, Vec<AddressPool>>,
     pub auth: &'a mut crate::authlimit::AuthLimiter,
 }
 

@@ -3,7 +3,7 @@
 //! readers of the events and leases. Each test binary uses part of it.
 #![allow(dead_code)]
 
-use std::net::Ipv4Addr;
+use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
@@ -17,7 +17,11 @@ use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, KeyPair, KeyUsage
 pub const IKE: &str = "aes128gcm16-prfsha256-x25519";
 pub const ESP: &str = "aes128gcm16";
 
-pub fn ip(s: &str) -> Ipv4Addr {
+/// An address of the type the caller wants (Ipv4Addr, IpAddr, ...).
+pub fn ip<T: std::str::FromStr>(s: &str) -> T
+where
+    T::Err: std::fmt::Debug,
+{
     s.parse().unwrap()
 }
 
@@ -83,7 +87,7 @@ pub fn up(events: &[Event]) -> usize {
         .count()
 }
 
-pub fn leases(n: &Net) -> Vec<(Ipv4Addr, String, bool)> {
+pub fn leases(n: &Net) -> Vec<(IpAddr, String, bool)> {
     n.b.leases("to-a")
         .into_iter()
         .map(|l| {

@@ -12,6 +12,8 @@ use std::path::PathBuf;
 
 use ironsec_dataplane::{DataplaneConfig, Prefix};
 
+pub use super::schema::Udp6ZeroChecksum;
+
 /// The validated `[gateway]` table: what the daemon runs on.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Gateway {
@@ -36,6 +38,8 @@ pub struct Gateway {
     pub udp_offload: bool,
     /// TSO super-packets from the TUN device.
     pub tun_offload: bool,
+    /// Whether the IPv6 ESP and IKE sockets accept zero-checksum UDP (UDP_NO_CHECK6_RX).
+    pub udp6_zero_checksum: Udp6ZeroChecksum,
     /// Half-open IKE SAs above which IKE_SA_INIT must carry a cookie (RFC 7296 2.6).
     pub cookie_threshold: usize,
     /// Half-open IKE SAs above which new IKE_SA_INIT requests are dropped.
@@ -102,6 +106,7 @@ pub enum GatewayKey {
     Bandwidth,
     UdpOffload,
     TunOffload,
+    Udp6ZeroChecksum,
     CookieThreshold,
     HalfOpenLimit,
     IkeFragmentSize,
@@ -132,7 +137,7 @@ pub enum SetsUp {
 
 impl GatewayKey {
     /// Every key, in schema order.
-    pub const ALL: [GatewayKey; 22] = [
+    pub const ALL: [GatewayKey; 23] = [
         GatewayKey::Tun,
         GatewayKey::TunMtu,
         GatewayKey::TunTxqueuelen,
@@ -148,6 +153,7 @@ impl GatewayKey {
         GatewayKey::Bandwidth,
         GatewayKey::UdpOffload,
         GatewayKey::TunOffload,
+        GatewayKey::Udp6ZeroChecksum,
         GatewayKey::CookieThreshold,
         GatewayKey::HalfOpenLimit,
         GatewayKey::IkeFragmentSize,
@@ -175,6 +181,7 @@ impl GatewayKey {
             GatewayKey::Bandwidth => "bandwidth",
             GatewayKey::UdpOffload => "udp_offload",
             GatewayKey::TunOffload => "tun_offload",
+            GatewayKey::Udp6ZeroChecksum => "udp6_zero_checksum",
             GatewayKey::CookieThreshold => "cookie_threshold",
             GatewayKey::HalfOpenLimit => "half_open_limit",
             GatewayKey::IkeFragmentSize => "ike_fragment_size",
@@ -198,6 +205,8 @@ impl GatewayKey {
             | GatewayKey::Batch
             | GatewayKey::UdpOffload
             | GatewayKey::TunOffload
+            // A socket option set when the sockets are bound, ESP and IKE alike.
+            | GatewayKey::Udp6ZeroChecksum
             // How the sockets are bound (IP_FREEBIND), ESP and IKE alike: they are bound once.
             | GatewayKey::SharedAddresses => AtStart(FastPath),
             // replay_window sizes the anti-replay window of every SA, static ones included,
@@ -281,6 +290,7 @@ impl Gateway {
                 .map_or("none".to_string(), |b| format!("{b} bit/s")),
             GatewayKey::UdpOffload => self.udp_offload.to_string(),
             GatewayKey::TunOffload => self.tun_offload.to_string(),
+            GatewayKey::Udp6ZeroChecksum => self.udp6_zero_checksum.word().to_string(),
             GatewayKey::CookieThreshold => self.cookie_threshold.to_string(),
             GatewayKey::HalfOpenLimit => self.half_open_limit.to_string(),
             GatewayKey::IkeFragmentSize => self.ike_fragment_size.to_string(),
@@ -334,6 +344,7 @@ impl Gateway {
             batch: self.batch,
             udp_offload: self.udp_offload,
             tun_offload: self.tun_offload,
+            udp6_zero_checksum_rx: self.udp6_zero_checksum == Udp6ZeroChecksum::Accept,
         }
     }
 }

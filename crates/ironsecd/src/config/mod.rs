@@ -582,6 +582,9 @@ fn validate(
             }
         }
     }
+    if let Some(g) = &gateway {
+        errs.extend(inner_v6_mtu(main, g, &loaded.env, &connections, &origins));
+    }
     // Two connections claiming the same remote addresses would make routing ambiguous and let
     // one site receive another's traffic. Selectors that differ in protocol or ports may
     // share addresses (`10.2.0.0/24[tcp/443]` on one, `10.2.0.0/24` on another): the fast
@@ -706,6 +709,58 @@ fn validate(
         }
         _ => Err(ConfigErrors(errs)),
     }
+}
+
+/// The TUN devices' MTU (`gateway.tun_mtu`: the shared device's and every route-based
+/// interface's) against IPv6's minimum link MTU, 1280 (RFC 8200 §5): a connection with an
+/// IPv6 selector on either side would carry IPv6 over a link no IPv6 host may be told is
+/// smaller (the fast path never sends a Packet Too Big below 1280, `mtu::TunnelMtu::limit`),
+/// so the kernel would drop what the site's hosts rightly send. Refused, one error per such
+/// connection, at `gateway.tun_mtu` (or its environment variable) naming the selector.
+fn inner_v6_mtu(
+    main: &Path,
+    g: &Gateway,
+    env: &BTreeMap<String, String>,
+    connections: &[Connection],
+    origins: &[(PathBuf, String)],
+) -> Vec<ConfigError> {
+    use ironsec_dataplane::mtu::MIN_PATH_MTU;
+    if g.tun_mtu >= MIN_PATH_MTU {
+        return Vec::new();
+    }
+    let mut out = Vec::new();
+    for (c, (f, k)) in connections.iter().zip(origins) {
+        let sides = [
+            ("local_ts", &c.local_selectors),
+            ("remote_ts", &c.remote_selectors),
+        ];
+        let Some((side, i, sel)) = sides.iter().find_map(|(side, sels)| {
+            sels.iter()
+                .enumerate()
+                .find(|(_, s)| !s.prefix.is_v4())
+                .map(|(i, s)| (*side, i, s))
+        }) else {
+            continue;
+        };
+        let how = if c.route_based.is_some() {
+            " (a route-based connection carries ::/0 unless local_ts/remote_ts say otherwise: \
+             write local_ts = remote_ts = [\"0.0.0.0/0\"] to keep it IPv4-only)"
+        } else {
+            ""
+        };
+        let reason = format!(
+            "{} is below 1280, IPv6's minimum MTU, and connection '{}' carries IPv6 ({} is \
+             {sel}){how}; raise tun_mtu to 1280 or more",
+            g.tun_mtu,
+            c.name,
+            place(main, f, &format!("{k}.{side}[{i}]")),
+        );
+        out.push(match env.get("tun_mtu") {
+            Some(var) => ConfigError::new(Path::new(ENVIRONMENT), var.as_str(), reason),
+            None => ConfigError::new(main, "gateway.tun_mtu", reason),
+        });
+    }
+    out
 }
 
 /// `env` maps gateway keys set by the environment to their variables: a bad value from there
@@ -873,6 +928,7 @@ fn validate_gateway(
         bandwidth: g.bandwidth.map(|b| b.0),
         udp_offload: g.udp_offload,
         tun_offload: g.tun_offload,
+        udp6_zero_checksum: g.udp6_zero_checksum,
         cookie_threshold: g.cookie_threshold,
         half_open_limit: g.half_open_limit,
         ike_fragment_size: g.ike_fragment_size,
@@ -964,8 +1020,11 @@ fn validate_connection(
     let route_based = route_based(file, key, &c, errs);
     if c.interface.is_some() {
         // Route-based: the routing table decides what enters the tunnel, so by default the
-        // tunnel carries anything (narrowable in config).
-        let any = || Some(vec!["0.0.0.0/0".to_string()]);
+        // tunnel carries anything of either family (narrowable in config), as an operator
+        // expects of a tunnel interface (Azure's route-based gateways too). A peer configured
+        // for one family narrows the pair to it (RFC 7296 2.9; ike's `ts::narrow` and
+        // strongSwan both do), so offering both costs nothing against an IPv4-only peer.
+        let any = || Some(vec!["0.0.0.0/0".to_string(), "::/0".to_string()]);
         c.local_ts = c.local_ts.take().or_else(any);
         c.remote_ts = c.remote_ts.take().or_else(any);
     }

@@ -12,11 +12,15 @@
 //! tunnels = [{ local = "192.0.2.1", remote = "%any" }]
 //! ```
 //!
-//! The pool is the connection's `remote_ts` (so it gets one route into the TUN device and its
-//! guard route like any policy-based remote selector, and overlaps with other connections are
-//! refused the same way); each client's CHILD_SAs are narrowed to its own address.
+//! `pool` may list one prefix per family, `pool = ["10.99.0.0/24", "2001:db8:99::/112"]`: a
+//! client gets an address of each family it asks for (a dual-stack client both, in one
+//! CHILD_SA). An IPv6 pool is a /64 or longer and hands out /128s.
+//!
+//! The pools are the connection's `remote_ts` (so each gets one route into the TUN device and
+//! its guard route like any policy-based remote selector, and overlaps with other connections
+//! are refused the same way); each client's CHILD_SAs are narrowed to its own addresses.
 
-use std::net::{IpAddr, Ipv4Addr};
+use std::net::IpAddr;
 use std::path::Path;
 use std::time::Duration;
 
@@ -37,19 +41,29 @@ pub const DEFAULT_LEASE_GRACE: Duration = Duration::from_secs(600);
 pub struct RemoteAccess {
     /// Where clients connect to (IKE and ESP).
     pub local: IpAddr,
-    /// The clients' addresses.
-    pub pool: Prefix,
-    /// Sent to clients as INTERNAL_IP4_DNS.
-    pub dns: Vec<Ipv4Addr>,
+    /// The clients' addresses: one prefix per family, IPv4 first.
+    pub pools: Vec<Prefix>,
+    /// Sent to clients as INTERNAL_IP4_DNS and INTERNAL_IP6_DNS (each family only to a
+    /// client that got an address of it).
+    pub dns: Vec<IpAddr>,
     /// How long an address stays its client's after the client left.
     pub lease_grace: Duration,
 }
 
 impl RemoteAccess {
-    /// The pool as the IKE engine's pools take it.
+    /// The pools as the IKE engine's pools take them.
+    /// The pools as written in status and `leases`: "10.99.0.0/24, 2001:db8:99::/112".
+    pub fn pools_text(&self) -> String {
+        self.pools
+            .iter()
+            .map(|p| p.to_string())
+            .collect::<Vec<_>>()
+            .join(", ")
+    }
+
     pub fn vip_pool(&self) -> ironsec_ike::config::VipPool {
         ironsec_ike::config::VipPool {
-            range: self.pool.to_string(),
+            ranges: self.pools.iter().map(|p| p.to_string()).collect(),
             grace: self.lease_grace,
             dns: self.dns.clone(),
         }
@@ -66,7 +80,7 @@ pub(super) fn is_remote_access(c: &ConnectionSchema) -> bool {
             .any(|t| t.remote.as_deref() == Some(ANY))
 }
 
-/// Its remote side is the pool: `remote_ts` is not written but taken from `pool`.
+/// Its remote side is the pools: `remote_ts` is not written but taken from `pool`.
 pub(super) fn default_remote_ts(
     file: &Path,
     key: &str,
@@ -83,7 +97,8 @@ pub(super) fn default_remote_ts(
     }
     // A bad pool is reported once, as `pool` (validate), not again as a remote_ts the
     // operator never wrote.
-    c.remote_ts = pool.parse::<Prefix>().is_ok().then(|| vec![pool]);
+    c.remote_ts = (!pool.0.is_empty() && pool.0.iter().all(|p| p.parse::<Prefix>().is_ok()))
+        .then_some(pool.0);
 }
 
 /// Checks the remote-access keys of connection `key`; `Some(None)` for a site connection,
@@ -155,52 +170,81 @@ pub(super) fn validate(
             );
         }
     }
-    let pool = match c.pool.as_deref() {
-        None => {
-            err(
-                errs,
-                "pool",
-                "required with remote = \"%any\": the prefix clients get their addresses from"
-                    .into(),
-            );
-            None
+    let written = c.pool.as_ref().map(|p| p.0.as_slice()).unwrap_or_default();
+    // One pool is `pool` (however written), several are `pool[i]`.
+    let pool_key = |i: usize| {
+        if written.len() == 1 {
+            "pool".to_string()
+        } else {
+            format!("pool[{i}]")
         }
-        Some(p) => match p.parse::<Prefix>() {
-            Ok(pre) if !pre.is_v4() => {
-                err(errs, "pool", format!("'{p}': only IPv4 pools so far"));
-                None
-            }
-            Ok(pre) => match ironsec_ike::pool::AddressPool::new("pool", p, DEFAULT_LEASE_GRACE) {
-                Ok(_) => Some(pre),
-                Err(e) => {
-                    err(errs, "pool", format!("'{p}': {e}"));
-                    None
-                }
-            },
-            Err(e) => {
-                err(errs, "pool", format!("'{p}': {e}"));
-                None
-            }
-        },
     };
-    if let (Some(pool), Some(local)) = (pool, local) {
-        if pool.contains(local) {
+    let mut pools: Vec<Prefix> = Vec::new();
+    if written.is_empty() {
+        err(
+            errs,
+            "pool",
+            "required with remote = \"%any\": the prefix clients get their addresses from \
+             (or one IPv4 and one IPv6 prefix)"
+                .into(),
+        );
+    }
+    for (i, p) in written.iter().enumerate() {
+        let key = pool_key(i);
+        let pre = match p.parse::<Prefix>() {
+            Ok(pre) => pre,
+            Err(e) => {
+                err(errs, &key, format!("'{p}': {e}"));
+                continue;
+            }
+        };
+        if let Err(e) = ironsec_ike::pool::AddressPool::new("pool", p, DEFAULT_LEASE_GRACE) {
+            err(errs, &key, format!("'{p}': {e}"));
+            continue;
+        }
+        if let Some(other) = pools.iter().find(|o| o.is_v4() == pre.is_v4()) {
             err(
                 errs,
-                "pool",
-                format!("{pool} contains {local}, the address clients connect to"),
+                &key,
+                format!(
+                    "'{p}': {other} is this connection's {} pool already; one pool per family",
+                    if pre.is_v4() { "IPv4" } else { "IPv6" }
+                ),
             );
+            continue;
         }
+        if let Some(local) = local.filter(|l| pre.contains(*l)) {
+            err(
+                errs,
+                &key,
+                format!("{pre} contains {local}, the address clients connect to"),
+            );
+            continue;
+        }
+        pools.push(pre);
     }
+    pools.sort_by_key(|p| !p.is_v4());
     let mut dns = Vec::new();
     for (i, d) in c.pool_dns.iter().flatten().enumerate() {
-        match d.parse::<Ipv4Addr>() {
+        let key = format!("pool_dns[{i}]");
+        match d.parse::<IpAddr>() {
+            // Only a client with an address of the resolver's family can reach it.
+            Ok(a)
+                if !written.is_empty()
+                    && !written.iter().any(|p| p.contains(':') == a.is_ipv6()) =>
+            {
+                err(
+                    errs,
+                    &key,
+                    format!(
+                        "'{d}' is {} but the connection has no {} pool: no client could reach it",
+                        if a.is_ipv6() { "IPv6" } else { "IPv4" },
+                        if a.is_ipv6() { "IPv6" } else { "IPv4" },
+                    ),
+                );
+            }
             Ok(a) => dns.push(a),
-            Err(_) => err(
-                errs,
-                &format!("pool_dns[{i}]"),
-                format!("'{d}' is not an IPv4 address"),
-            ),
+            Err(_) => err(errs, &key, format!("'{d}' is not an IP address")),
         }
     }
     const MAX_GRACE: u64 = 7 * 86400;
@@ -221,7 +265,7 @@ pub(super) fn validate(
     }
     Some(Some(RemoteAccess {
         local: local?,
-        pool: pool?,
+        pools,
         dns,
         lease_grace,
     }))

@@ -144,6 +144,10 @@ pub struct GatewaySchema {
     /// TSO and checksum offload on the TUN device (default on).
     #[serde(default = "default_true")]
     pub tun_offload: bool,
+    /// Zero-checksum UDP over IPv6 on the ESP and IKE sockets (RFC 6935/6936): refused
+    /// (default) or accepted.
+    #[serde(default)]
+    pub udp6_zero_checksum: Udp6ZeroChecksum,
     /// Half-open IKE SAs above which IKE_SA_INIT must carry a cookie.
     #[serde(default = "default_cookie_threshold")]
     pub cookie_threshold: usize,
@@ -204,6 +208,7 @@ impl Default for GatewaySchema {
             bandwidth: None,
             udp_offload: true,
             tun_offload: true,
+            udp6_zero_checksum: Udp6ZeroChecksum::Refuse,
             cookie_threshold: default_cookie_threshold(),
             half_open_limit: default_half_open_limit(),
             ike_fragment_size: default_ike_fragment_size(),
@@ -242,6 +247,11 @@ macro_rules! config_word {
 config_word!(KeyingKind, "keying", ["static" => Static, "ike" => Ike]);
 config_word!(StartAction, "start_action", ["start" => Start, "trap" => Trap, "none" => None]);
 config_word!(UniqueWord, "unique", ["no" => No, "never" => Never, "replace" => Replace, "keep" => Keep]);
+config_word!(
+    Udp6ZeroChecksum,
+    "udp6_zero_checksum",
+    ["refuse" => Refuse, "accept" => Accept]
+);
 config_word!(Mode, "mode", ["active-standby" => ActiveStandby, "active-active" => ActiveActive]);
 config_word!(
     CloseAction,
@@ -249,6 +259,30 @@ config_word!(
     ["none" => None, "trap" => Trap, "restart" => Restart],
     aliases ["start" => Restart]
 );
+
+/// What the IPv6 sockets do with a UDP datagram whose checksum is zero. RFC 8200 makes the
+/// checksum mandatory over IPv6; RFC 6935 lets a tunnel protocol send zero and RFC 6936 says
+/// a receiver accepts zero only on a port configured for it. ESP carries its own integrity
+/// check, so accepting zero endangers no data, but a corrupted address or port would then go
+/// unnoticed: refusing is the default, as the kernel does, and ironsecd always sends checksums.
+#[derive(Deserialize, Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[serde(try_from = "String")]
+pub enum Udp6ZeroChecksum {
+    /// The kernel drops them (counted in the namespace's Udp6InCsumErrors).
+    #[default]
+    Refuse,
+    /// UDP_NO_CHECK6_RX on the IPv6 sockets: delivered as if checksummed.
+    Accept,
+}
+
+impl Udp6ZeroChecksum {
+    pub fn word(self) -> &'static str {
+        match self {
+            Udp6ZeroChecksum::Refuse => "refuse",
+            Udp6ZeroChecksum::Accept => "accept",
+        }
+    }
+}
 
 #[derive(Deserialize, Debug, Clone, Copy, PartialEq, Eq)]
 #[serde(try_from = "String")]
@@ -329,7 +363,7 @@ pub struct ConnectionSchema {
     /// Required.
     pub keying: Option<KeyingKind>,
     /// Required, except for a route-based connection (`interface`), where both default to
-    /// ["0.0.0.0/0"].
+    /// ["0.0.0.0/0", "::/0"] (both families; the peer narrows to what it has).
     pub local_ts: Option<Vec<String>>,
     /// Required, except for a route-based connection (as `local_ts`).
     pub remote_ts: Option<Vec<String>>,
@@ -443,11 +477,13 @@ pub struct ConnectionSchema {
     /// Seconds the higher-priority tunnel must stay up before traffic moves back.
     pub preempt_hold: Option<u64>,
     // remote access (keying = "ike", a tunnel with remote = "%any")
-    /// The clients' virtual addresses: an IPv4 prefix (its network and broadcast addresses
-    /// are never handed out). The connection's remote side is this prefix, routed into the
+    /// The clients' virtual addresses: a prefix, or a list of at most one per family
+    /// (`["10.99.0.0/24", "2001:db8:99::/112"]`: dual-stack clients get one of each). An IPv4
+    /// prefix's network and broadcast addresses and an IPv6 prefix's first address are never
+    /// handed out. The connection's remote side is these prefixes, each routed into the
     /// shared TUN device as one route.
-    pub pool: Option<String>,
-    /// DNS servers sent to clients (INTERNAL_IP4_DNS).
+    pub pool: Option<OneOrMany>,
+    /// DNS servers sent to clients (INTERNAL_IP4_DNS, INTERNAL_IP6_DNS).
     pub pool_dns: Option<Vec<String>>,
     /// Seconds a client's address stays reserved for it after it left (default 600).
     pub lease_grace: Option<u64>,
@@ -499,6 +535,34 @@ pub struct TunnelSchema {
 pub enum WordOrNumber {
     Word(String),
     Number(i64),
+}
+
+/// A string or a list of strings (`pool = "10.99.0.0/24"` or `pool = ["10.99.0.0/24",
+/// "2001:db8:99::/112"]`): the single form stays valid for configs written before IPv6 pools.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OneOrMany(pub Vec<String>);
+
+impl<'de> Deserialize<'de> for OneOrMany {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<OneOrMany, D::Error> {
+        struct V;
+        impl<'de> Visitor<'de> for V {
+            type Value = OneOrMany;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("a string or a list of strings")
+            }
+            fn visit_str<E: de::Error>(self, v: &str) -> Result<OneOrMany, E> {
+                Ok(OneOrMany(vec![v.to_string()]))
+            }
+            fn visit_seq<A: de::SeqAccess<'de>>(self, mut seq: A) -> Result<OneOrMany, A::Error> {
+                let mut out = Vec::new();
+                while let Some(s) = seq.next_element::<String>()? {
+                    out.push(s);
+                }
+                Ok(OneOrMany(out))
+            }
+        }
+        d.deserialize_any(V)
+    }
 }
 
 impl<'de> Deserialize<'de> for WordOrNumber {

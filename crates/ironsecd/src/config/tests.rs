@@ -1012,6 +1012,7 @@ fn sample(d: &Dir, k: GatewayKey) -> String {
         GatewayKey::Bandwidth => "\"100M\"",
         GatewayKey::UdpOffload => "false",
         GatewayKey::TunOffload => "false",
+        GatewayKey::Udp6ZeroChecksum => "\"accept\"",
         GatewayKey::CookieThreshold => "20",
         GatewayKey::HalfOpenLimit => "500",
         GatewayKey::IkeFragmentSize => "576",
@@ -1885,29 +1886,48 @@ fn protect_may_repeat_across_connections_and_gateway_protect_outlives_them() {
 #[test]
 fn route_based_connections_default_to_any_selectors_and_check_their_keys() {
     let d = Dir::new("route-based");
-    // Route-based: no selectors written, 0.0.0.0/0 both ways; its routes and guards parsed.
+    // Route-based: no selectors written, 0.0.0.0/0 and ::/0 both ways; its routes (of both
+    // families) and guards parsed.
     let t = example(&d, "a")
         .replace("local_ts = [\"10.1.0.0/24\"]\n", "")
         .replace(
             "remote_ts = [\"10.2.0.0/24\"]",
             "interface = \"vti-b\"\ninterface_address = \"169.254.21.1/30\"\n\
-             routes = [\"10.2.0.0/24\", \"10.20.0.0/16\"]\nprotect = [\"10.0.0.0/8\"]",
+             routes = [\"10.2.0.0/24\", \"10.20.0.0/16\", \"2001:db8:2::/64\"]\n\
+             protect = [\"10.0.0.0/8\", \"2001:db8::/32\"]",
         );
     let p = d.write("rb.toml", &t, 0o644);
     let cfg = Config::load(&p).unwrap_or_else(|e| panic!("{e}"));
     let c = &cfg.connections[0];
-    assert_eq!(c.remote_ts, vec!["0.0.0.0/0".parse().unwrap()]);
-    assert_eq!(c.local_ts, vec!["0.0.0.0/0".parse().unwrap()]);
+    let any: Vec<Prefix> = vec!["0.0.0.0/0".parse().unwrap(), "::/0".parse().unwrap()];
+    assert_eq!(c.remote_ts, any);
+    assert_eq!(c.local_ts, any);
     let rb = c.route_based.as_ref().expect("route-based");
     assert_eq!(rb.interface, "vti-b");
     assert_eq!(rb.address_text().as_deref(), Some("169.254.21.1/30"));
-    assert_eq!(rb.routes.len(), 2);
-    assert_eq!(rb.protect, vec!["10.0.0.0/8".parse().unwrap()]);
+    assert_eq!(rb.routes.len(), 3);
+    assert_eq!(
+        rb.protect,
+        vec![
+            "10.0.0.0/8".parse().unwrap(),
+            "2001:db8::/32".parse().unwrap()
+        ]
+    );
+    // Guards for both families: an IPv6 route's traffic is as protected as an IPv4 one's.
     let guarded: Vec<String> = crate::guards::wanted(&cfg)
         .iter()
         .map(|p| p.to_string())
         .collect();
-    assert_eq!(guarded, ["10.2.0.0/24", "10.20.0.0/16", "10.0.0.0/8"]);
+    assert_eq!(
+        guarded,
+        [
+            "10.2.0.0/24",
+            "10.20.0.0/16",
+            "2001:db8:2::/64",
+            "10.0.0.0/8",
+            "2001:db8::/32"
+        ]
+    );
     // Its routes go into its interface with no source address: the host's addresses (every
     // interface dumped, after every table change) are not read for them.
     let routes = crate::daemon::wanted_routes(&cfg, || {
@@ -1922,8 +1942,26 @@ fn route_based_connections_default_to_any_selectors_and_check_their_keys() {
         .collect();
     assert_eq!(
         routes,
-        [("10.2.0.0/24", "vti-b"), ("10.20.0.0/16", "vti-b")]
+        [
+            ("10.2.0.0/24", "vti-b"),
+            ("10.20.0.0/16", "vti-b"),
+            ("2001:db8:2::/64", "vti-b")
+        ]
     );
+    // Selectors written are taken as written: an IPv4-only route-based connection.
+    let v4 = t.replace(
+        "interface = \"vti-b\"",
+        "local_ts = [\"0.0.0.0/0\"]\nremote_ts = [\"0.0.0.0/0\"]\ninterface = \"vti-b\"",
+    );
+    let p = d.write("rb4.toml", &v4, 0o644);
+    let cfg = Config::load(&p).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(cfg.connections[0].remote_ts, any[..1]);
+    assert_eq!(cfg.connections[0].local_ts, any[..1]);
+    // An IPv6 catch-all is no static route either.
+    let e = errors(&d, &t.replace("\"2001:db8:2::/64\"", "\"::/0\""));
+    assert_eq!(e.len(), 1, "{e:?}");
+    assert_eq!(e[0].key, "connection[0].routes[2]");
+    assert!(e[0].reason.contains("default route"), "{}", e[0]);
 
     // Bad values, all reported at once, each at its key.
     let bad = t
@@ -2005,10 +2043,49 @@ fn remote_access_connection_takes_its_remote_side_from_the_pool() {
     assert_eq!(k.start_action, StartAction::None);
     let ra = k.remote_access.as_ref().unwrap();
     assert_eq!(ra.local, "192.0.2.1".parse::<std::net::IpAddr>().unwrap());
-    assert_eq!(ra.dns, ["10.1.0.53".parse::<std::net::Ipv4Addr>().unwrap()]);
+    assert_eq!(ra.dns, ["10.1.0.53".parse::<std::net::IpAddr>().unwrap()]);
     assert_eq!(ra.lease_grace, std::time::Duration::from_secs(60));
-    assert_eq!(ra.vip_pool().range, "10.99.0.0/24");
+    assert_eq!(ra.vip_pool().ranges, ["10.99.0.0/24"]);
     assert_eq!(c.local_addrs().len(), 1, "one socket for both connections");
+}
+
+/// A dual-stack pool: both prefixes are the remote side (each its route into the TUN
+/// device), IPv4 first whatever the order written; resolvers of both families.
+#[test]
+fn remote_access_connection_with_an_ipv4_and_an_ipv6_pool() {
+    let d = Dir::new("rw-dual");
+    let p = tree(
+        &d,
+        &rw_conn(
+            "pool = [\"2001:db8:99::/112\", \"10.99.0.0/24\"]\n\
+             pool_dns = [\"2001:db8:1::53\", \"10.1.0.53\"]",
+            RW_TUNNEL,
+        ),
+        &[],
+    );
+    let c = Config::load_with_env(&p, no_env()).unwrap_or_else(|e| panic!("{e}"));
+    let rw = &c.connections[0];
+    let pre = |s: &str| s.parse::<Prefix>().unwrap();
+    let mut remote = rw.remote_ts.clone();
+    remote.sort_by_key(|p| !p.is_v4());
+    assert_eq!(remote, [pre("10.99.0.0/24"), pre("2001:db8:99::/112")]);
+    let Keying::Ike(k) = &rw.keying else {
+        panic!("ike")
+    };
+    let ra = k.remote_access.as_ref().unwrap();
+    assert_eq!(ra.pools, [pre("10.99.0.0/24"), pre("2001:db8:99::/112")]);
+    assert_eq!(ra.pools_text(), "10.99.0.0/24, 2001:db8:99::/112");
+    let ip = |s: &str| s.parse::<std::net::IpAddr>().unwrap();
+    assert_eq!(ra.dns, [ip("2001:db8:1::53"), ip("10.1.0.53")]);
+    assert_eq!(ra.vip_pool().ranges, ["10.99.0.0/24", "2001:db8:99::/112"]);
+    // An IPv6 pool alone is a connection too.
+    let p = tree(
+        &d,
+        &rw_conn("pool = [\"2001:db8:99::/64\"]", RW_TUNNEL),
+        &[],
+    );
+    let c = Config::load_with_env(&p, no_env()).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(c.connections[0].remote_ts, [pre("2001:db8:99::/64")]);
 }
 
 #[test]
@@ -2037,8 +2114,29 @@ fn remote_access_mistakes_are_refused_all_at_once() {
             vec![("connection[0].tunnels", "exactly one tunnel")],
         ),
         (
-            rw_conn("pool = \"2001:db8::/64\"", RW_TUNNEL),
-            vec![("connection[0].pool", "only IPv4 pools")],
+            rw_conn("pool = \"2001:db8::/48\"", RW_TUNNEL),
+            vec![("connection[0].pool", "shorter than /64")],
+        ),
+        (
+            rw_conn(
+                "pool = [\"10.99.0.0/24\", \"10.98.0.0/24\", \"2001:db8:99::7/112\", \"fd00::/64\"]",
+                RW_TUNNEL,
+            ),
+            vec![
+                ("connection[0].pool[1]", "one pool per family"),
+                ("connection[0].pool[2]", "did you mean 2001:db8:99::/112"),
+            ],
+        ),
+        (
+            rw_conn("pool = []", RW_TUNNEL),
+            vec![("connection[0].pool", "required with remote = \"%any\"")],
+        ),
+        (
+            rw_conn(
+                "pool = \"10.99.0.0/24\"\npool_dns = [\"10.1.0.53\", \"2001:db8:1::53\"]",
+                RW_TUNNEL,
+            ),
+            vec![("connection[0].pool_dns[1]", "no IPv6 pool")],
         ),
         (
             rw_conn("pool = \"10.99.0.7/24\"", RW_TUNNEL),
@@ -2058,7 +2156,7 @@ fn remote_access_mistakes_are_refused_all_at_once() {
                 RW_TUNNEL,
             ),
             vec![
-                ("connection[0].pool_dns[0]", "not an IPv4 address"),
+                ("connection[0].pool_dns[0]", "not an IP address"),
                 ("connection[0].lease_grace", "more than a week"),
             ],
         ),
@@ -2155,4 +2253,154 @@ fn shared_addresses_are_checked_and_an_unused_one_is_a_warning() {
     // Not a list: the schema says so, naming the key.
     let e = with("\"192.0.2.1\"").unwrap_err().to_string();
     assert!(e.contains("gateway.shared_addresses"), "{e}");
+}
+
+/// A dual-stack connection: one IPv4 tunnel and one IPv6 tunnel to the same peer are fine
+/// (each tunnel is one outer family); one tunnel whose local and remote are of different
+/// families is refused with its file, key and reason.
+#[test]
+fn tunnels_may_mix_families_across_tunnels_but_not_within_one() {
+    let d = Dir::new("dual-stack");
+    let conn = |tunnels: &str| {
+        format!(
+            "{GATEWAY}[[connection]]\nname = \"b\"\nkeying = \"ike\"\nlocal_id = \"gw-a.example\"\n\
+             remote_id = \"gw-b.example\"\npsk_file = \"psk/b.psk\"\n\
+             local_ts = [\"10.1.0.0/24\", \"2001:db8:1::/64\"]\n\
+             remote_ts = [\"10.2.0.0/24\", \"2001:db8:2::/64\"]\nmode = \"active-standby\"\n\
+             tunnels = [ {tunnels} ]\n"
+        )
+    };
+    std::fs::create_dir_all(d.0.join("psk")).unwrap();
+    d.write("psk/b.psk", &format!("{PSK}\n"), 0o600);
+    let p = d.write(
+        "main.toml",
+        &conn(
+            "{ local = \"192.0.2.1\", remote = \"192.0.2.2\" }, \
+             { local = \"2001:db8:e::1\", remote = \"2001:db8:e::2\" }",
+        ),
+        0o644,
+    );
+    let c = Config::load_with_env(&p, no_env()).unwrap_or_else(|e| panic!("{e}"));
+    let Keying::Ike(ike) = &c.connections[0].keying else {
+        panic!("an IKE connection")
+    };
+    let fams: Vec<bool> = ike.tunnels.iter().map(|t| t.remote.is_ipv6()).collect();
+    assert_eq!(fams, [false, true]);
+    for (l, r) in [
+        ("192.0.2.1", "2001:db8:e::2"),
+        ("2001:db8:e::1", "192.0.2.2"),
+    ] {
+        let p = d.write(
+            "main.toml",
+            &conn(&format!(
+                "{{ local = \"192.0.2.1\", remote = \"192.0.2.2\" }}, \
+                 {{ local = \"{l}\", remote = \"{r}\" }}"
+            )),
+            0o644,
+        );
+        let errs = refused(&p, no_env());
+        assert_eq!(errs.len(), 1, "{errs:?}");
+        let e = &errs[0];
+        assert!(e.contains(&p.display().to_string()), "{e}");
+        assert!(e.contains("connection[0].tunnels[1]"), "{e}");
+        assert!(e.contains("same IP version"), "{e}");
+    }
+}
+
+/// `udp6_zero_checksum` takes "refuse" (the default) or "accept"; anything else is refused
+/// with the key and the choices.
+#[test]
+fn udp6_zero_checksum_is_a_word_with_a_safe_default() {
+    let d = Dir::new("udp6-csum");
+    let base = {
+        let p = d.write("c.toml", &example(&d, "a"), 0o644);
+        Config::load(&p).unwrap()
+    };
+    assert_eq!(
+        base.gateway.udp6_zero_checksum,
+        gateway::Udp6ZeroChecksum::Refuse
+    );
+    assert!(!base.dataplane_config().udp6_zero_checksum_rx);
+    let accept = example_with(&d, GatewayKey::Udp6ZeroChecksum, "\"accept\"");
+    assert!(accept.dataplane_config().udp6_zero_checksum_rx);
+    let t = example(&d, "a").replace("[gateway]", "[gateway]\nudp6_zero_checksum = \"acept\"");
+    let errs: Vec<String> = errors(&d, &t).iter().map(|e| e.to_string()).collect();
+    assert!(
+        errs.iter().any(|e| e.contains("udp6_zero_checksum")
+            && e.contains("\"refuse\", \"accept\"")
+            && e.contains("did you mean")),
+        "{errs:?}"
+    );
+}
+
+/// IPv6's minimum link MTU: a TUN device (`gateway.tun_mtu`) below 1280 is refused when a
+/// connection carries IPv6, at the key to change, naming the connection's selector; IPv4-only
+/// connections keep the old range (576..=9000).
+#[test]
+fn tun_mtu_below_1280_is_refused_when_a_connection_carries_ipv6() {
+    let d = Dir::new("v6-mtu");
+    let base = example(&d, "a");
+    let small = |t: &str| {
+        if t.contains("tun_mtu") {
+            t.lines()
+                .map(|l| {
+                    if l.trim_start().starts_with("tun_mtu") {
+                        "tun_mtu = 1200".to_string()
+                    } else {
+                        l.to_string()
+                    }
+                })
+                .collect::<Vec<_>>()
+                .join("\n")
+        } else {
+            t.replacen("[gateway]\n", "[gateway]\ntun_mtu = 1200\n", 1)
+        }
+    };
+    // IPv4 only: 1200 is fine.
+    let p = d.write("v4.toml", &small(&base), 0o644);
+    let cfg = Config::load(&p).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(cfg.gateway.tun_mtu, 1200);
+    // A policy-based IPv6 remote selector.
+    let v6 = small(&base).replace(
+        "remote_ts = [\"10.2.0.0/24\"]",
+        "remote_ts = [\"10.2.0.0/24\", \"2001:db8:2::/64\"]",
+    );
+    let e = errors(&d, &v6);
+    assert_eq!(e.len(), 1, "{e:?}");
+    assert_eq!(e[0].key, "gateway.tun_mtu");
+    assert!(e[0].file.ends_with("c.toml"), "{}", e[0]);
+    assert!(
+        e[0].reason.contains("1200 is below 1280")
+            && e[0]
+                .reason
+                .contains("connection[0].remote_ts[1] is 2001:db8:2::/64"),
+        "{}",
+        e[0]
+    );
+    // A route-based connection's default selectors carry IPv6: refused, with the way to keep
+    // it IPv4-only; written IPv4-only, accepted.
+    let rb = small(&base)
+        .replace("local_ts = [\"10.1.0.0/24\"]\n", "")
+        .replace("remote_ts = [\"10.2.0.0/24\"]", "interface = \"vti-b\"");
+    let e = errors(&d, &rb);
+    assert_eq!(e.len(), 1, "{e:?}");
+    assert_eq!(e[0].key, "gateway.tun_mtu");
+    assert!(
+        e[0].reason.contains("local_ts[1] is ::/0") && e[0].reason.contains("IPv4-only"),
+        "{}",
+        e[0]
+    );
+    let rb4 = rb.replace(
+        "interface = \"vti-b\"",
+        "interface = \"vti-b\"\nlocal_ts = [\"0.0.0.0/0\"]\nremote_ts = [\"0.0.0.0/0\"]",
+    );
+    let p = d.write("rb4.toml", &rb4, 0o644);
+    Config::load(&p).unwrap_or_else(|e| panic!("{e}"));
+    // 1280 itself is IPv6's minimum, allowed.
+    let p = d.write(
+        "1280.toml",
+        &v6.replace("tun_mtu = 1200", "tun_mtu = 1280"),
+        0o644,
+    );
+    Config::load(&p).unwrap_or_else(|e| panic!("{e}"));
 }

@@ -1,13 +1,14 @@
 //! Remote-access clients: each connected client is a tunnel of its connection, made when its
 //! IKE SA comes up with a leased address and gone when that IKE SA goes. Its key carries the
-//! client's virtual address, so clients behind one NAT (one outer address) are told apart.
+//! client's virtual address (its first: IPv4 when it has one, else IPv6; each address is
+//! no other client's), so clients behind one NAT (one outer address) are told apart.
 //!
 //! The engine leases the address (`ironsec_ike::pool`) and narrows the client's CHILD_SAs to
 //! it; the plane only keeps which IKE SA is which client, for the tables (one policy per
 //! client: the connection's local selectors to its address), status and `disconnect`.
 
 use std::collections::{BTreeMap, HashMap};
-use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::time::{Instant, SystemTime};
 
@@ -22,7 +23,8 @@ pub struct Client {
     pub ike: IkeSaId,
     /// Who it authenticated as (its IKE identity), as the engine escaped it.
     pub identity: String,
-    pub vip: Ipv4Addr,
+    /// Its virtual addresses: one per family, IPv4 first (a dual-stack client has two).
+    pub vips: Vec<IpAddr>,
     /// Where it connected from (its NAT's address, if any).
     pub remote: SocketAddr,
     pub since: SystemTime,
@@ -34,16 +36,18 @@ pub struct Client {
 pub struct Clients {
     /// Addresses leased on IKE SAs that are not up yet (the engine reports the lease just
     /// before the IKE SA), with the EAP user when the client used EAP.
-    leased: HashMap<IkeSaId, (Ipv4Addr, Option<String>)>,
+    leased: HashMap<IkeSaId, (Vec<IpAddr>, Option<String>)>,
     by_ike: HashMap<IkeSaId, TunnelKey>,
     all: BTreeMap<TunnelKey, Client>,
 }
 
 impl Clients {
-    /// The engine leased `vip` on IKE SA `ike` to a client that authenticated as EAP user
-    /// `eap_identity` (None: by its IKE identity).
-    pub fn leased(&mut self, ike: IkeSaId, vip: Ipv4Addr, eap_identity: Option<String>) {
-        self.leased.insert(ike, (vip, eap_identity));
+    /// The engine leased `vips` on IKE SA `ike` to a client that authenticated as EAP user
+    /// `eap_identity` (None: by its IKE identity). No address: no client.
+    pub fn leased(&mut self, ike: IkeSaId, vips: Vec<IpAddr>, eap_identity: Option<String>) {
+        if !vips.is_empty() {
+            self.leased.insert(ike, (vips, eap_identity));
+        }
     }
 
     /// IKE SA `ike` of remote-access connection `conn` is up: its client's tunnel key, if the
@@ -58,13 +62,13 @@ impl Clients {
         identity: String,
         now: Instant,
     ) -> Option<TunnelKey> {
-        let (vip, eap_identity) = self.leased.remove(&ike)?;
+        let (vips, eap_identity) = self.leased.remove(&ike)?;
         let identity = eap_identity.unwrap_or(identity);
         let key = TunnelKey {
             conn: conn.clone(),
             local: local.ip(),
             remote: remote.ip(),
-            client: Some(IpAddr::V4(vip)),
+            client: vips.first().copied(),
         };
         self.by_ike.insert(ike, key.clone());
         self.all.insert(
@@ -72,7 +76,7 @@ impl Clients {
             Client {
                 ike,
                 identity,
-                vip,
+                vips,
                 remote,
                 since: SystemTime::now(),
                 since_instant: now,
@@ -116,6 +120,15 @@ impl Clients {
     /// The client of a tunnel.
     pub fn get(&self, key: &TunnelKey) -> Option<&Client> {
         self.all.get(key)
+    }
+
+    /// Its virtual addresses as status and logs write them: "10.99.0.2, 2001:db8:99::2".
+    pub fn vips_text(c: &Client) -> String {
+        c.vips
+            .iter()
+            .map(|a| a.to_string())
+            .collect::<Vec<_>>()
+            .join(", ")
     }
 
     /// Every connected client, by tunnel key (connection, then addresses).
@@ -167,8 +180,18 @@ mod tests {
         let nat: SocketAddr = "198.51.100.7:4500".parse().unwrap();
         let nat2: SocketAddr = "198.51.100.7:4501".parse().unwrap();
         let now = Instant::now();
-        c.leased(sa(1), "10.99.0.2".parse().unwrap(), None);
-        c.leased(sa(2), "10.99.0.3".parse().unwrap(), Some("bob".into()));
+        let ip = |s: &str| s.parse::<IpAddr>().unwrap();
+        c.leased(sa(1), vec![ip("10.99.0.2")], None);
+        // A dual-stack client: its tunnel is keyed by its IPv4 address.
+        c.leased(
+            sa(2),
+            vec![ip("10.99.0.3"), ip("2001:db8:99::3")],
+            Some("bob".into()),
+        );
+        // An IPv6-only client: by its IPv6 address.
+        c.leased(sa(4), vec![ip("2001:db8:99::4")], None);
+        // Nothing leased: nothing to remember.
+        c.leased(sa(5), vec![], None);
         let a = c
             .connected(&conn, sa(1), gw, nat, "alice".into(), now)
             .unwrap();
@@ -177,6 +200,19 @@ mod tests {
             .unwrap();
         assert_ne!(a, b);
         assert_eq!(a.remote, b.remote, "one NAT address");
+        assert_eq!(b.client, Some(ip("10.99.0.3")));
+        assert_eq!(
+            Clients::vips_text(c.get(&b).unwrap()),
+            "10.99.0.3, 2001:db8:99::3"
+        );
+        let v6 = c
+            .connected(&conn, sa(4), gw, nat, "dave".into(), now)
+            .unwrap();
+        assert_eq!(v6.client, Some(ip("2001:db8:99::4")));
+        assert!(c
+            .connected(&conn, sa(5), gw, nat, "erin".into(), now)
+            .is_none());
+        c.gone(sa(4));
         // No lease (the pool was full): no tunnel.
         assert!(c
             .connected(&conn, sa(3), gw, nat, "carol".into(), now)

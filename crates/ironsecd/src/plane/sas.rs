@@ -266,14 +266,20 @@ impl Plane {
             Event::VirtualIp {
                 conn,
                 ike,
-                address,
+                addresses,
                 to_peer,
                 eap_identity,
                 ..
             } => {
-                tracing::info!(connection = %conn, %address, to_peer, "virtual IP");
+                let text: Vec<String> = addresses.iter().map(|a| a.to_string()).collect();
+                tracing::info!(
+                    connection = %conn,
+                    address = %text.join(", "),
+                    to_peer,
+                    "virtual IP"
+                );
                 if to_peer {
-                    self.clients.leased(ike, address, eap_identity);
+                    self.clients.leased(ike, addresses, eap_identity);
                 }
                 false
             }
@@ -335,7 +341,7 @@ impl Plane {
                 connection = %conn_s,
                 %remote,
                 identity = %client.identity,
-                address = %client.vip,
+                address = %super::clients::Clients::vips_text(&client),
                 reason = %reason,
                 "client disconnected"
             );
@@ -424,13 +430,17 @@ impl Plane {
             // The engine told the client why (INTERNAL_ADDRESS_FAILURE) and logged it.
             return false;
         };
-        let identity = self.clients.get(&key).map(|c| c.identity.clone());
+        let (identity, addresses) = self
+            .clients
+            .get(&key)
+            .map(|c| (c.identity.clone(), super::clients::Clients::vips_text(c)))
+            .unwrap_or_default();
         tracing::info!(
             connection = %conn,
             %remote,
-            identity = %identity.as_deref().unwrap_or("-"),
+            identity = %identity,
             ike_identity = %remote_id,
-            address = %key.client.map(|a| a.to_string()).unwrap_or_default(),
+            address = %addresses,
             "client connected"
         );
         let st = self.tunnels.entry(key.clone()).or_default();

@@ -55,7 +55,12 @@ impl Plane {
                 };
                 out.push(crate::leases::LeaseInfo {
                     connection: c.name.clone(),
-                    pool: ra.pool.to_string(),
+                    pool: ra
+                        .pools
+                        .iter()
+                        .find(|p| p.contains(l.address))
+                        .map(|p| p.to_string())
+                        .unwrap_or_default(),
                     address: l.address.to_string(),
                     identity: l.owner.clone(),
                     state: state.into(),
@@ -67,15 +72,17 @@ impl Plane {
         out
     }
 
-    /// How many addresses a remote-access connection's pool can hand out (0 for others).
-    pub fn pool_size(&self, conn: &str) -> u32 {
+    /// How many addresses pool `pool` of a remote-access connection can hand out (0 for
+    /// others).
+    pub fn pool_size(&self, conn: &str, pool: &ironsec_dataplane::Prefix) -> u64 {
         let Some(Keying::Ike(k)) = self.connection(conn).map(|c| &c.keying) else {
             return 0;
         };
         k.remote_access
             .as_ref()
+            .filter(|ra| ra.pools.contains(pool))
             .and_then(|ra| {
-                ironsec_ike::pool::AddressPool::new(conn, &ra.pool.to_string(), ra.lease_grace).ok()
+                ironsec_ike::pool::AddressPool::new(conn, &pool.to_string(), ra.lease_grace).ok()
             })
             .map_or(0, |p| p.size())
     }
