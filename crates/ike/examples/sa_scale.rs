@@ -90,8 +90,10 @@ fn run(n: usize) {
         max_half_open: usize::MAX,
         ..EndpointConfig::default()
     };
-    let (spoke_addr, hub_addr): (SocketAddr, SocketAddr) =
-        ("192.0.2.1:500".parse().unwrap(), "192.0.2.2:500".parse().unwrap());
+    let (spoke_addr, hub_addr): (SocketAddr, SocketAddr) = (
+        "192.0.2.1:500".parse().unwrap(),
+        "192.0.2.2:500".parse().unwrap(),
+    );
     let hub_peers: Vec<_> = (0..n)
         .map(|i| {
             let mut p = peer(
@@ -159,7 +161,11 @@ fn main() {
         .skip(1)
         .map(|a| a.parse().expect("a number of SAs"))
         .collect();
-    let ns = if ns.is_empty() { vec![1000, 10_000] } else { ns };
+    let ns = if ns.is_empty() {
+        vec![1000, 10_000]
+    } else {
+        ns
+    };
     for n in ns {
         run(n);
     }
