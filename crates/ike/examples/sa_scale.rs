@@ -55,6 +55,21 @@ static ALLOC: Counting = Counting;
 const IKE: &str = "aes128gcm16-prfsha256-x25519";
 const ESP: &str = "aes128gcm16";
 
+/// CPU time (user + system) this thread has used, from /proc/thread-self/stat (Linux): the
+/// figure that holds on a machine busy with other work, where wall time does not.
+fn thread_cpu() -> f64 {
+    let stat = std::fs::read_to_string("/proc/thread-self/stat").expect("Linux /proc");
+    let rest = &stat[stat.rfind(')').expect("stat format") + 2..];
+    let f: Vec<u64> = rest
+        .split_whitespace()
+        .skip(11)
+        .take(2)
+        .map(|x| x.parse().expect("stat field"))
+        .collect();
+    // USER_HZ is 100 on every Linux architecture we run on.
+    (f[0] + f[1]) as f64 / 100.0
+}
+
 fn spoke_net(i: usize) -> String {
     format!("10.{}.{}.0/24", 1 + i / 256, i % 256)
 }
@@ -83,6 +98,26 @@ fn pump(now: Instant, a: &mut Endpoint, b: &mut Endpoint) -> usize {
     }
 }
 
+/// The hub's connections: spoke `i` as `spoke{i}.example`, every one at address `spokes`.
+fn hub_peers(n: usize, spokes: std::net::IpAddr) -> Vec<ironsec_ike::PeerConfig> {
+    (0..n)
+        .map(|i| {
+            let mut p = peer(
+                &format!("spoke{i}"),
+                "hub.example",
+                &format!("spoke{i}.example"),
+                "10.0.0.0/16",
+                &spoke_net(i),
+                IKE,
+                ESP,
+            );
+            p.remote_addrs = vec![spokes];
+            p.dpd_interval = None;
+            p
+        })
+        .collect()
+}
+
 fn run(n: usize) {
     let cfg = EndpointConfig {
         cookie_threshold: usize::MAX,
@@ -94,22 +129,7 @@ fn run(n: usize) {
         "192.0.2.1:500".parse().unwrap(),
         "192.0.2.2:500".parse().unwrap(),
     );
-    let hub_peers: Vec<_> = (0..n)
-        .map(|i| {
-            let mut p = peer(
-                &format!("spoke{i}"),
-                "hub.example",
-                &format!("spoke{i}.example"),
-                "10.0.0.0/16",
-                &spoke_net(i),
-                IKE,
-                ESP,
-            );
-            p.remote_addrs = vec![spoke_addr.ip()];
-            p.dpd_interval = None;
-            p
-        })
-        .collect();
+    let hub_config = hub_peers(n, spoke_addr.ip());
     let spoke_peers: Vec<_> = (0..n)
         .map(|i| {
             let mut p = peer(
@@ -126,12 +146,13 @@ fn run(n: usize) {
         })
         .collect();
     let live0 = LIVE.load(Relaxed);
-    let mut hub = Endpoint::new(cfg.clone(), hub_peers, Box::new(TestRng::new(2)));
+    let mut hub = Endpoint::new(cfg.clone(), hub_config, Box::new(TestRng::new(2)));
     let live_hub_config = LIVE.load(Relaxed);
     let mut spokes = Endpoint::new(cfg, spoke_peers, Box::new(TestRng::new(1)));
     let now = Instant::now();
     let total0 = TOTAL.load(Relaxed);
     let t0 = Instant::now();
+    let cpu0 = thread_cpu();
     let mut up = 0;
     for batch in (0..n).collect::<Vec<_>>().chunks(100) {
         for &i in batch {
@@ -142,17 +163,26 @@ fn run(n: usize) {
         up += pump(now, &mut spokes, &mut hub);
     }
     let secs = t0.elapsed().as_secs_f64();
+    let cpu = thread_cpu() - cpu0;
     let churn = TOTAL.load(Relaxed) - total0;
     assert_eq!(up, n, "every IKE SA came up");
     drop(spokes);
     let live_hub = LIVE.load(Relaxed);
+    // What a reload that replaces the connection list costs the engine (index and pools).
+    let again = hub_peers(n, spoke_addr.ip());
+    let (t1, cpu1) = (Instant::now(), thread_cpu());
+    hub.set_peers(again);
+    let (reload, reload_cpu) = (t1.elapsed().as_secs_f64(), thread_cpu() - cpu1);
     println!(
-        "N={n}: {secs:.3} s, {:.1} us/SA (both sides), hub config {} B/peer, hub {} B/SA \
-         established, {} B/SA allocated in all (both sides)",
-        secs * 1e6 / n as f64,
+        "N={n}: {secs:.3} s wall, {cpu:.2} s CPU, {:.1} us CPU/SA (both sides), hub config {} \
+         B/peer, hub {} B/SA established, {} B/SA allocated in all (both sides), set_peers \
+         {:.1} ms wall {:.0} ms CPU",
+        cpu * 1e6 / n as f64,
         (live_hub_config - live0) / n,
         (live_hub - live_hub_config) / n,
         churn / n,
+        reload * 1e3,
+        reload_cpu * 1e3,
     );
 }
 

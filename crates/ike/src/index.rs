@@ -155,6 +155,22 @@ impl PeerIndex {
         &self.peers
     }
 
+    /// The index with one connection changed: `conn` replaces the connection of its name
+    /// where it stands (a new name goes last), or, with None, connection `name` is gone. The
+    /// other connections keep their order and their `Arc`s. For a reload that changes one
+    /// connection; O(connections) (a rebuild from the edited list: a few ms at 10,000).
+    #[allow(dead_code)] // For the per-connection reload (`Endpoint::set_peer`/`remove_peer`).
+    pub(crate) fn edited(&self, name: &str, conn: Option<Arc<PeerConfig>>) -> PeerIndex {
+        let mut peers = self.peers.clone();
+        match (self.by_name.get(name).map(|&i| i as usize), conn) {
+            (Some(i), Some(c)) => peers[i] = c,
+            (Some(_), None) => peers.retain(|p| &*p.name != name),
+            (None, Some(c)) => peers.push(c),
+            (None, None) => {}
+        }
+        PeerIndex::new(peers)
+    }
+
     /// The connection named `name` (the first, should there be two).
     pub(crate) fn by_name(&self, name: &str) -> Option<&Arc<PeerConfig>> {
         visit(1);
@@ -611,6 +627,41 @@ mod tests {
                 }
             }
         }
+    }
+
+    #[test]
+    fn an_edit_is_the_index_of_the_edited_list() {
+        let ix = PeerIndex::new(vec![
+            conn(1, "a.example", &["192.0.2.1"]),
+            conn(2, "b.example", &[]),
+            conn(4, "c.example", &["192.0.2.1"]),
+        ]);
+        let here = |ix: PeerIndex| Candidates::new(Arc::new(ix), "192.0.2.1".parse().unwrap());
+        let names = |c: &Candidates| -> Vec<String> {
+            c.iter()
+                .map(|p| format!("{}={}", p.name, p.remote_id))
+                .collect()
+        };
+        let all = |_: &PeerConfig| true;
+        let found = |c: &Candidates, id: &str| {
+            c.by_identity(&Identity::parse(id), all)
+                .map(|p| p.name.to_string())
+        };
+        // Replaced where it stood, found by its new identity only.
+        let mut c2 = (*conn(2, "z.example", &["192.0.2.1"])).clone();
+        c2.name = "c2".into();
+        let e = here(ix.edited("c2", Some(Arc::new(c2))));
+        assert_eq!(names(&e), ["c1=a.example", "c2=z.example", "c4=c.example"]);
+        assert_eq!(found(&e, "b.example"), None);
+        assert_eq!(found(&e, "z.example"), Some("c2".into()));
+        // Removed; added last; an unknown name removed changes nothing.
+        let e = here(ix.edited("c1", None));
+        assert_eq!(names(&e), ["c2=b.example", "c4=c.example"]);
+        assert_eq!(found(&e, "a.example"), None);
+        let e = here(ix.edited("c9", Some(conn(9, "d.example", &[]))));
+        assert_eq!(names(&e).last().unwrap(), "c9=d.example");
+        assert_eq!(found(&e, "d.example"), Some("c9".into()));
+        assert_eq!(ix.edited("c7", None).peers().len(), 3);
     }
 
     #[test]
