@@ -188,6 +188,28 @@ fn push_once(v: &mut Vec<u32>, i: u32) {
     }
 }
 
+/// How many connections a refusal names at most: with thousands for one address, the detail
+/// of each refused datagram would otherwise grow with them (and an unauthenticated
+/// IKE_SA_INIT could make us write it).
+pub(crate) const LISTED: usize = 8;
+
+/// `items` described by `describe` and joined by `sep`; past [`LISTED`] of them, the rest
+/// only counted (`... and 3 more`).
+pub(crate) fn listed<T>(
+    items: impl Iterator<Item = T>,
+    describe: impl Fn(T) -> String,
+    sep: &str,
+) -> String {
+    let mut items = items.peekable();
+    let shown: Vec<String> = items.by_ref().take(LISTED).map(describe).collect();
+    let mut out = shown.join(sep);
+    let rest = items.count();
+    if rest > 0 {
+        out.push_str(&format!("{sep}... and {rest} more"));
+    }
+    out
+}
+
 /// The ascending union of two ascending lists of positions.
 fn merge<'a>(a: &'a [u32], b: &'a [u32]) -> impl Iterator<Item = u32> + 'a {
     let (mut a, mut b) = (a.iter().peekable(), b.iter().peekable());
@@ -662,6 +684,18 @@ mod tests {
         assert_eq!(names(&e).last().unwrap(), "c9=d.example");
         assert_eq!(found(&e, "d.example"), Some("c9".into()));
         assert_eq!(ix.edited("c7", None).peers().len(), 3);
+    }
+
+    #[test]
+    fn a_refusal_names_a_few_connections_and_counts_the_rest() {
+        let d = |n: usize| listed(0..n, |i| format!("c{i}"), ", ");
+        assert_eq!(d(0), "");
+        assert_eq!(d(2), "c0, c1");
+        assert_eq!(d(LISTED), "c0, c1, c2, c3, c4, c5, c6, c7");
+        assert_eq!(
+            d(10_000),
+            "c0, c1, c2, c3, c4, c5, c6, c7, ... and 9992 more"
+        );
     }
 
     #[test]

@@ -295,12 +295,11 @@ impl IkeSa {
                 return;
             }
             let who = Identity::describe(idi);
-            let configured: Vec<String> = self
-                .candidates
-                .iter()
-                .flat_map(|c| c.iter())
-                .map(|c| format!("'{}'", c.remote_id))
-                .collect();
+            let configured = crate::index::listed(
+                self.candidates.iter().flat_map(|c| c.iter()),
+                |c| format!("'{}'", c.remote_id),
+                ", ",
+            );
             let wants = if auth.is_none() { " with EAP" } else { "" };
             self.refuse_auth(
                 ctx,
@@ -309,8 +308,7 @@ impl IkeSa {
                 peer_id,
                 format!(
                     "no connection for peer identity '{who}'{wants}: it does not match any \
-                     remote_id for this address ({})",
-                    configured.join(", ")
+                     remote_id for this address ({configured})",
                 ),
             );
             return;

@@ -413,10 +413,11 @@ pub(crate) fn respond(
         .iter()
         .find_map(|c| choose_ike(&offer, &c.ike_proposals).map(|x| (c.clone(), x)));
     let Some((conn, (number, algs))) = chosen else {
-        let configured: Vec<String> = candidates
-            .iter()
-            .map(|c| describe_ike(&c.ike_proposals))
-            .collect();
+        let configured = crate::index::listed(
+            candidates.iter(),
+            |c| describe_ike(&c.ike_proposals),
+            " or ",
+        );
         ctx.stats.no_proposal_chosen += 1;
         // Legacy groups the peer offered that none of the candidates lists: the config
         // refuses them without `allow_legacy_crypto`, which the operator should hear about.
@@ -448,7 +449,7 @@ pub(crate) fn respond(
                 format!(
                     "peer offered IKE proposals {} but we accept {}",
                     describe_offer(sa),
-                    configured.join(" or ")
+                    configured
                 )
             },
             legacy_refused,
