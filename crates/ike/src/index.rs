@@ -12,12 +12,13 @@
 //! [`Candidates`]), as it kept its copy of the list before: a reload does not change the
 //! connections an SA in progress may become.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::net::IpAddr;
 use std::sync::Arc;
 
 use crate::config::{Identity, PeerConfig};
 use crate::credentials::PeerTrust;
+use crate::crypto::IkeProposal;
 use crate::events::IkeSaId;
 use crate::sa::{IkeSa, State};
 
@@ -77,6 +78,9 @@ struct Group {
     all: Vec<u32>,
     /// Those whose `remote_id` has no [`IdKey`] (patterns, `%any`, DNs), ascending.
     unkeyed: Vec<u32>,
+    /// The first of each distinct list of IKE proposals, ascending: what an IKE_SA_INIT
+    /// tries, however many connections share the list.
+    proposals: Vec<u32>,
     /// The first that authenticates the peer by certificate.
     first_trust: Option<u32>,
     /// Whether any of them signs or checks signatures.
@@ -106,6 +110,7 @@ impl Group {
 static EMPTY: Group = Group {
     all: Vec::new(),
     unkeyed: Vec::new(),
+    proposals: Vec::new(),
     first_trust: None,
     signatures: false,
     eap: false,
@@ -130,10 +135,22 @@ impl PeerIndex {
     /// it from the edited list.
     pub(crate) fn new(peers: Vec<Arc<PeerConfig>>) -> PeerIndex {
         let mut ix = PeerIndex::default();
+        // The proposal lists each group has seen (while building only).
+        let mut seen: HashMap<Option<IpAddr>, HashSet<&[IkeProposal]>> = HashMap::new();
         for (i, p) in peers.iter().enumerate() {
             let i = u32::try_from(i).expect("fewer than 2^32 connections");
             ix.by_name.entry(p.name.clone()).or_insert(i);
             let key = IdKey::of_config(&p.remote_id);
+            let groups = p.remote_addrs.iter().map(|a| Some(*a));
+            for g in groups.chain(p.remote_addrs.is_empty().then_some(None)) {
+                if seen.entry(g).or_default().insert(&p.ike_proposals) {
+                    let group = match g {
+                        Some(a) => ix.by_addr.entry(a).or_default(),
+                        None => &mut ix.any,
+                    };
+                    group.proposals.push(i);
+                }
+            }
             if p.remote_addrs.is_empty() {
                 ix.any.push(i, p);
                 if let Some(k) = &key {
@@ -147,6 +164,7 @@ impl PeerIndex {
                 }
             }
         }
+        drop(seen);
         ix.peers = peers;
         ix
     }
@@ -247,6 +265,14 @@ impl Candidates {
     pub(crate) fn iter(&self) -> impl Iterator<Item = &Arc<PeerConfig>> + '_ {
         let (g, any) = self.groups();
         merge(&g.all, &any.all).map(|i| self.at(i))
+    }
+
+    /// The first of them with each distinct list of IKE proposals, in configuration order:
+    /// `find_map` over these with a function of the proposals alone finds what it finds over
+    /// [`Candidates::iter`], trying each list once.
+    pub(crate) fn by_proposals(&self) -> impl Iterator<Item = &Arc<PeerConfig>> + '_ {
+        let (g, any) = self.groups();
+        merge(&g.proposals, &any.proposals).map(|i| self.at(i))
     }
 
     pub(crate) fn first(&self) -> Option<&Arc<PeerConfig>> {
@@ -604,6 +630,11 @@ mod tests {
         "CN=b, O=x",
     ];
     const ADDRS: &[&str] = &["192.0.2.1", "192.0.2.2", "2001:db8::1"];
+    const PROPOSALS: &[&str] = &[
+        "aes128gcm16-prfsha256-x25519",
+        "aes256gcm16-prfsha384-ecp384",
+        "aes256gcm16-prfsha384-ecp384,aes128gcm16-prfsha256-x25519",
+    ];
 
     /// Random connection lists (identities, patterns, DNs, duplicates, addresses, EAP or
     /// not) and random peers: the index picks exactly what the scan picked, with every
@@ -620,7 +651,12 @@ mod tests {
             let peers: Vec<Arc<PeerConfig>> = (0..1 + pick(12))
                 .map(|i| {
                     let addrs: Vec<&str> = (0..pick(3)).map(|_| ADDRS[pick(ADDRS.len())]).collect();
-                    conn(i, IDS[pick(IDS.len())], &addrs)
+                    let mut c = (*conn(i, IDS[pick(IDS.len())], &addrs)).clone();
+                    c.ike_proposals = PROPOSALS[pick(PROPOSALS.len())]
+                        .split(',')
+                        .map(|p| p.parse().unwrap())
+                        .collect();
+                    Arc::new(c)
                 })
                 .collect();
             let ix = Arc::new(PeerIndex::new(peers.clone()));
@@ -634,6 +670,36 @@ mod tests {
                     .collect();
                 let got: Vec<_> = c.iter().map(|p| p.name.clone()).collect();
                 assert_eq!(got, expected);
+                // One of each proposal list, the first configured.
+                let mut firsts: Vec<Arc<str>> = Vec::new();
+                let mut lists: Vec<&[IkeProposal]> = Vec::new();
+                for p in c.iter() {
+                    if !lists.contains(&&p.ike_proposals[..]) {
+                        lists.push(&p.ike_proposals);
+                        firsts.push(p.name.clone());
+                    }
+                }
+                let reps: Vec<Arc<str>> = c.by_proposals().map(|p| p.name.clone()).collect();
+                assert!(
+                    firsts.iter().all(|f| reps.contains(f)),
+                    "{firsts:?} in {reps:?}"
+                );
+                for p in c.iter() {
+                    let first = c
+                        .by_proposals()
+                        .find(|r| r.ike_proposals == p.ike_proposals);
+                    assert_eq!(
+                        first.map(|r| r.name.clone()),
+                        firsts
+                            .get(
+                                lists
+                                    .iter()
+                                    .position(|l| *l == &p.ike_proposals[..])
+                                    .unwrap()
+                            )
+                            .cloned()
+                    );
+                }
                 assert_eq!(c.is_empty(), expected.is_empty());
                 for id in IDS.iter().skip(1) {
                     let id = Identity::parse(id);

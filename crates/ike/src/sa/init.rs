@@ -409,8 +409,9 @@ pub(crate) fn respond(
         return None;
     };
     let offer = offered(sa, ProtocolId::Ike);
+    // Each distinct proposal list once, in configuration order: the same first match.
     let chosen = candidates
-        .iter()
+        .by_proposals()
         .find_map(|c| choose_ike(&offer, &c.ike_proposals).map(|x| (c.clone(), x)));
     let Some((conn, (number, algs))) = chosen else {
         let configured = crate::index::listed(
@@ -430,7 +431,7 @@ pub(crate) fn respond(
                 continue;
             };
             let accepted = candidates
-                .iter()
+                .by_proposals()
                 .any(|c| c.ike_proposals.iter().any(|p| p.dh.contains(&g)));
             if let Some(l) = crypto::legacy_group(g) {
                 if !accepted && !legacy_refused.contains(&l) {
