@@ -11,6 +11,7 @@ use crate::cookie_secret::CookieSecrets;
 use crate::crypto::{cookie, verify_cookie, Rng};
 use crate::deadlines::Deadlines;
 use crate::events::{Event, IkeSaId, Transmit};
+use crate::index::{PeerIndex, SaIdent, SaIndex};
 use crate::sa::{self, Ctx, IkeSa, Outputs, SaAction, State, Task, WallClock};
 use crate::spi::random_ike_spi;
 pub use crate::stats::EndpointStats;
@@ -123,11 +124,18 @@ pub struct ChildSummary {
 pub struct Endpoint {
     cfg: EndpointConfig,
     rng: Box<dyn Rng + Send>,
-    peers: Vec<Arc<PeerConfig>>,
+    /// The connections, indexed by name, address and identity; shared with the half-open SAs
+    /// made from it (their candidates).
+    peers: Arc<PeerIndex>,
     sas: HashMap<IkeSaId, IkeSa>,
     /// Responder: (initiator SPI, peer address) -> our half-open SA, to recognise a
     /// retransmitted IKE_SA_INIT.
     init_index: HashMap<(u64, SocketAddr), IkeSaId>,
+    /// The reverse of `init_index`: what a half-open SA is entered under there.
+    init_of: HashMap<IkeSaId, (u64, SocketAddr)>,
+    /// The SAs by connection, identity, address and state ([`SaIndex`]). Updated by
+    /// [`Endpoint::reindex`] with the deadlines.
+    ix: SaIndex,
     /// Every SA's next deadline, sorted: [`Endpoint::poll_timeout`] and
     /// [`Endpoint::handle_timeout`] look only here, never at every SA. Updated by
     /// [`Endpoint::reindex`] whenever an SA may have changed.
@@ -156,9 +164,11 @@ impl Endpoint {
         Endpoint {
             cfg,
             rng,
-            peers: peers.into_iter().map(Arc::new).collect(),
+            peers: Arc::new(PeerIndex::new(peers.into_iter().map(Arc::new).collect())),
             sas: HashMap::new(),
             init_index: HashMap::new(),
+            init_of: HashMap::new(),
+            ix: SaIndex::default(),
             deadlines: Deadlines::default(),
             clock: WallClock::default(),
             #[cfg(test)]
@@ -174,8 +184,10 @@ impl Endpoint {
 
     /// Replaces the connection list (reload). Running SAs keep the config they started with.
     /// A remote-access connection whose pool is the same range keeps its leases.
+    /// The connections are indexed anew (O(connections)); SAs in progress keep the index
+    /// they were made with.
     pub fn set_peers(&mut self, peers: Vec<PeerConfig>) {
-        self.peers = peers.into_iter().map(Arc::new).collect();
+        self.peers = Arc::new(PeerIndex::new(peers.into_iter().map(Arc::new).collect()));
         self.sync_pools();
     }
 
@@ -192,7 +204,7 @@ impl Endpoint {
     fn sync_pools(&mut self) {
         let mut pools = std::mem::take(&mut self.out.pools);
         let mut next = HashMap::new();
-        for p in &self.peers {
+        for p in self.peers.peers() {
             let crate::config::VipRole::Assign(v) = &p.vip else {
                 continue;
             };
@@ -267,12 +279,22 @@ impl Endpoint {
         self.deadlines.first()
     }
 
-    /// Brings SA `id`'s entry in the deadline index up to date (or drops it, if the SA is
-    /// gone). Called after anything that may have changed the SA; costs one SA's
-    /// [`IkeSa::deadline`], not a scan.
+    /// Brings SA `id`'s entries in the deadline index and the SA index up to date (or drops
+    /// them, if the SA is gone). Called after anything that may have changed the SA; costs
+    /// one SA's [`IkeSa::deadline`] and O(log n) index updates, not a scan.
     fn reindex(&mut self, id: IkeSaId) {
-        let when = self.sas.get(&id).and_then(|s| s.deadline());
-        self.deadlines.set(id, when);
+        let sa = self.sas.get(&id);
+        self.deadlines.set(id, sa.and_then(|s| s.deadline()));
+        self.ix.update(id, sa);
+    }
+
+    /// Removes SA `id` and every index entry of it.
+    fn forget(&mut self, id: IkeSaId) {
+        self.sas.remove(&id);
+        self.reindex(id);
+        if let Some(key) = self.init_of.remove(&id) {
+            self.init_index.remove(&key);
+        }
     }
 
     fn with_sa<R>(
@@ -290,10 +312,8 @@ impl Endpoint {
             .filter(|s| s.initiator && s.state == crate::sa::State::Init)
             .and_then(|s| s.conn.as_ref().map(|c| c.name.clone()));
         if let Some(name) = initiating {
-            let siblings = self
-                .sas
-                .iter()
-                .any(|(k, s)| *k != id && s.conn.as_ref().is_some_and(|c| c.name == name));
+            // Looks at two SAs of the connection at most, not at every SA.
+            let siblings = self.ix.of_conn(&name).any(|k| k != id);
             if let Some(sa) = self.sas.get_mut(&id) {
                 sa.siblings |= siblings;
             }
@@ -301,6 +321,8 @@ impl Endpoint {
         let sa = self.sas.get_mut(&id)?;
         let mut ctx = Ctx::new(now, self.clock, &mut *self.rng, &self.cfg, &mut self.out);
         let r = f(sa, &mut ctx);
+        // The actions look the SAs up in the indexes: this one's entries go first.
+        self.reindex(id);
         self.apply_actions(now);
         self.settle(id);
         self.reindex(id);
@@ -342,16 +364,14 @@ impl Endpoint {
         let Some(sa) = self.sas.get(&id) else { return };
         if sa.state == State::Dead {
             let key = (sa.spi_i, sa.remote);
-            self.sas.remove(&id);
-            self.init_index.retain(|k, v| *v != id && *k != key);
+            self.forget(id);
+            // What another SA may be entered under with this SA's SPI and address goes too.
+            if let Some(other) = self.init_index.remove(&key) {
+                self.init_of.remove(&other);
+            }
         } else if sa.state == State::Established {
-            let key = self
-                .init_index
-                .iter()
-                .find(|(_, v)| **v == id)
-                .map(|(k, _)| *k);
-            if let Some(k) = key {
-                self.init_index.remove(&k);
+            if let Some(key) = self.init_of.remove(&id) {
+                self.init_index.remove(&key);
             }
         }
     }
@@ -402,20 +422,23 @@ impl Endpoint {
             return Vec::new();
         };
         let remote_access = matches!(conn.vip, crate::config::VipRole::Assign(_));
-        let eap_id = sa.eap_identity.clone();
-        self.sas
-            .iter()
-            .filter(|(other, s)| {
-                **other != id
+        // The EAP user when there is one, else the IKE identity: one index lookup, in
+        // (address, id) order.
+        let ident = match &sa.eap_identity {
+            Some(e) => SaIdent::Eap(e.clone()),
+            None => SaIdent::Ike(peer_id),
+        };
+        let at = (!remote_access && same_address).then_some(peer);
+        self.ix
+            .same_identity(&conn.name, ident, at)
+            .into_iter()
+            .filter(|other| {
+                *other != id
                     // A client's login in progress is not a session yet; a site's SAs of
                     // any state go (the peer that restarted has none of them).
-                    && (!remote_access || s.state == State::Established)
-                    && s.conn.as_ref().is_some_and(|c| c.name == conn.name)
-                    && s.eap_identity == eap_id
-                    && (eap_id.is_some() || s.remote_identity() == peer_id)
-                    && (remote_access || !same_address || s.remote.ip() == peer)
+                    && (!remote_access
+                        || self.sas.get(other).is_some_and(|s| s.state == State::Established))
             })
-            .map(|(k, _)| *k)
             .collect()
     }
 
@@ -426,9 +449,7 @@ impl Endpoint {
                 let mut ctx = Ctx::new(now, self.clock, &mut *self.rng, &self.cfg, &mut self.out);
                 s.close(&mut ctx, crate::events::CloseReason::Replaced);
             }
-            self.sas.remove(&old);
-            self.deadlines.set(old, None);
-            self.init_index.retain(|_, v| *v != old);
+            self.forget(old);
         }
     }
 
@@ -461,18 +482,14 @@ impl Endpoint {
     ) -> Result<IkeSaId, CommandError> {
         let c = self
             .peers
-            .iter()
-            .find(|p| &*p.name == conn)
+            .by_name(conn)
             .cloned()
             .ok_or_else(|| CommandError::NoSuchConnection(conn.to_string()))?;
         let spi = self.new_spi();
         let mut sa = IkeSa::new(spi, true, spi, 0, local, remote, now);
         // INITIAL_CONTACT says "I have no other IKE SA with you" (RFC 7296 3.16): false while
         // another tunnel of this connection is up, and the peer would drop that one.
-        sa.siblings = self
-            .sas
-            .values()
-            .any(|s| s.conn.as_ref().is_some_and(|o| o.name == c.name));
+        sa.siblings = self.ix.count_of_conn(&c.name) > 0;
         sa.conn = Some(c);
         self.sas.insert(spi, sa);
         self.with_sa(spi, now, |sa, ctx| sa.start_init(ctx, None, None, None));
@@ -649,38 +666,53 @@ impl Endpoint {
         .ok_or(CommandError::NoSuchSa(ike))
     }
 
+    /// A summary of every IKE SA (for a full status; O(SAs)). See [`Endpoint::sa_count`] and
+    /// [`Endpoint::ike_sas_of`] for the cheaper questions.
     pub fn ike_sas(&self) -> Vec<IkeSaSummary> {
-        self.sas
-            .values()
-            .map(|s| IkeSaSummary {
-                id: s.id,
-                conn: s.conn_name(),
-                initiator: s.initiator,
-                spi_i: s.spi_i,
-                spi_r: s.spi_r,
-                local: s.local,
-                remote: s.remote,
-                established: s.state == State::Established,
-                established_at: s.established_at,
-                rekey_at: s.rekey_at,
-                algorithms: s.crypto.as_ref().map(|c| c.algs),
-                children: s
-                    .children
-                    .iter()
-                    .map(|c| ChildSummary {
-                        spi_in: c.info.spi_in,
-                        spi_out: c.info.spi_out,
-                        algorithms: c.info.algorithms,
-                        rekey_at: c.rekey_at,
-                        expire_at: c.expire_at,
-                        rekeying: c.rekeyed,
-                    })
-                    .collect(),
-                next_request_id: s.next_request_id,
-                expected_request_id: s.expected_request_id,
-                eap_identity: s.eap_identity.clone(),
-            })
+        self.sas.values().map(summary).collect()
+    }
+
+    /// How many IKE SAs there are, in any state. O(1).
+    pub fn sa_count(&self) -> usize {
+        self.sas.len()
+    }
+
+    /// How many IKE SAs connection `conn` has, in any state. O(log n).
+    pub fn sa_count_of(&self, conn: &str) -> usize {
+        self.ix.count_of_conn(conn)
+    }
+
+    /// A summary of each IKE SA of connection `conn`, by id. O(log n + its SAs).
+    pub fn ike_sas_of(&self, conn: &str) -> Vec<IkeSaSummary> {
+        self.ix
+            .of_conn(conn)
+            .filter_map(|id| self.sas.get(&id))
+            .map(summary)
             .collect()
+    }
+
+    /// A summary of IKE SA `id`. O(1).
+    pub fn ike_sa(&self, id: IkeSaId) -> Option<IkeSaSummary> {
+        self.sas.get(&id).map(summary)
+    }
+
+    /// Panics unless every index (deadlines, the SA index, the half-open index) says what a
+    /// scan of every SA would. For the tests and the fuzzer, which call it after every step
+    /// (feature `testkit`).
+    #[cfg(any(test, feature = "testkit"))]
+    #[doc(hidden)]
+    pub fn check_indexes(&self) {
+        self.check_deadline_index();
+        self.ix.check(&self.sas);
+        assert_eq!(
+            self.init_index.len(),
+            self.init_of.len(),
+            "init index reverse"
+        );
+        for (key, id) in &self.init_index {
+            assert_eq!(self.init_of.get(id), Some(key), "init index reverse");
+            assert!(self.sas.contains_key(id), "init index: a forgotten SA");
+        }
     }
 
     /// Panics unless the deadline index says what a scan of every SA would. For the tests and
@@ -733,11 +765,7 @@ impl Endpoint {
         spi: u32,
     ) {
         let peer = remote.ip();
-        if self
-            .sas
-            .values()
-            .any(|s| s.state == State::Established && s.remote.ip() == peer)
-        {
+        if self.ix.has_established(peer) {
             return;
         }
         if !self.invalid_spi.allow(now, peer) {
@@ -774,9 +802,10 @@ impl Endpoint {
         self.out.stats.invalid_spi_hints += 1;
         self.out.events.push_back(Event::InvalidSpiHint { remote });
         let ids: Vec<(IkeSaId, Duration)> = self
-            .sas
-            .values()
-            .filter(|s| s.state == State::Established && s.remote.ip() == remote.ip())
+            .ix
+            .established_at(remote.ip())
+            .into_iter()
+            .filter_map(|id| self.sas.get(&id))
             .map(|s| {
                 let give_up = s
                     .conn
@@ -825,11 +854,9 @@ impl Endpoint {
         self.out.stats.invalid_major_version_sent += 1;
     }
 
+    /// Responders' SAs between IKE_SA_INIT and IKE_AUTH: a count kept by the SA index.
     fn half_open(&self) -> usize {
-        self.sas
-            .values()
-            .filter(|s| !s.initiator && s.state == State::Init)
-            .count()
+        self.ix.half_open()
     }
 
     /// One UDP datagram received on `local` from `remote` (the whole UDP payload: on the NAT-T
@@ -954,9 +981,42 @@ impl Endpoint {
         if let Some(sa) = sa::init::respond(&mut ctx, &self.peers, spi, local, remote, bytes, &msg)
         {
             self.init_index.insert((h.spi_i, remote), spi);
+            self.init_of.insert(spi, (h.spi_i, remote));
             self.sas.insert(spi, sa);
             self.reindex(spi);
         }
+    }
+}
+
+/// What status shows of one IKE SA.
+fn summary(s: &IkeSa) -> IkeSaSummary {
+    IkeSaSummary {
+        id: s.id,
+        conn: s.conn_name(),
+        initiator: s.initiator,
+        spi_i: s.spi_i,
+        spi_r: s.spi_r,
+        local: s.local,
+        remote: s.remote,
+        established: s.state == State::Established,
+        established_at: s.established_at,
+        rekey_at: s.rekey_at,
+        algorithms: s.crypto.as_ref().map(|c| c.algs),
+        children: s
+            .children
+            .iter()
+            .map(|c| ChildSummary {
+                spi_in: c.info.spi_in,
+                spi_out: c.info.spi_out,
+                algorithms: c.info.algorithms,
+                rekey_at: c.rekey_at,
+                expire_at: c.expire_at,
+                rekeying: c.rekeyed,
+            })
+            .collect(),
+        next_request_id: s.next_request_id,
+        expected_request_id: s.expected_request_id,
+        eap_identity: s.eap_identity.clone(),
     }
 }
 
@@ -982,7 +1042,7 @@ mod tests {
     }
 
     fn index_matches_a_scan(ep: &Endpoint) {
-        ep.check_deadline_index();
+        ep.check_indexes();
     }
 
     #[test]
@@ -1081,5 +1141,287 @@ mod tests {
         ep.handle_timeout(first);
         assert_eq!(ep.timeout_visits, [ids[1]]);
         index_matches_a_scan(&ep);
+    }
+}
+
+/// The per-datagram lookups cost the same with 10 SAs and connections as with 10,000: the
+/// connections and SAs the indexes hand out are counted ([`crate::index::VISITS`]), the way
+/// `handle_timeout_visits_only_the_due_sas` counts timer visits, not timed.
+#[cfg(test)]
+mod scale_tests {
+    use super::*;
+    use crate::config::Identity;
+    use crate::crypto::TestRng;
+    use crate::index::VISITS;
+
+    const SPOKES: &str = "192.0.2.1";
+    const HUB: &str = "192.0.2.2";
+
+    fn open() -> EndpointConfig {
+        EndpointConfig {
+            cookie_threshold: usize::MAX,
+            cookie_rate_threshold: u64::MAX,
+            max_half_open: usize::MAX,
+            ..EndpointConfig::default()
+        }
+    }
+
+    fn spoke_id(i: usize) -> String {
+        format!("spoke{i}.example")
+    }
+
+    /// The hub's connection for spoke `i`: every spoke behind the one address `SPOKES`.
+    fn hub_peer(i: usize) -> PeerConfig {
+        let mut p = crate::testkit::peer(
+            &format!("spoke{i}"),
+            "hub.example",
+            &spoke_id(i),
+            "10.0.0.0/16",
+            &format!("10.{}.{}.0/24", 1 + i / 256, i % 256),
+            "aes128gcm16-prfsha256-x25519",
+            "aes128gcm16",
+        );
+        p.remote_addrs = vec![SPOKES.parse().unwrap()];
+        p
+    }
+
+    /// Spoke `i`'s side of it.
+    fn spoke_peer(i: usize) -> PeerConfig {
+        crate::testkit::peer(
+            &format!("hub{i}"),
+            &spoke_id(i),
+            "hub.example",
+            &format!("10.{}.{}.0/24", 1 + i / 256, i % 256),
+            "10.0.0.0/16",
+            "aes128gcm16-prfsha256-x25519",
+            "aes128gcm16",
+        )
+    }
+
+    /// A hub with `n + 1` connections and an established IKE SA for each of the first `n`
+    /// (made up: nothing but the indexes looks at them here).
+    fn hub_with(n: usize, t0: Instant) -> Endpoint {
+        let mut hub = Endpoint::new(
+            open(),
+            (0..=n).map(hub_peer).collect(),
+            Box::new(TestRng::new(2)),
+        );
+        let local: SocketAddr = format!("{HUB}:500").parse().unwrap();
+        for i in 0..n {
+            let id = 0x1000_0000 + i as u64;
+            let port = 1024 + u16::try_from(i).unwrap();
+            let remote = SocketAddr::new(SPOKES.parse().unwrap(), port);
+            let mut sa = IkeSa::new(id, false, id << 8, id, local, remote, t0);
+            sa.state = State::Established;
+            sa.conn = Some(hub.peers.peers()[i].clone());
+            sa.peer_id = Some(Identity::parse(&spoke_id(i)));
+            hub.sas.insert(id, sa);
+            hub.reindex(id);
+        }
+        hub.check_indexes();
+        hub
+    }
+
+    /// Brings up spoke `n` against [`hub_with`]`(n)`; returns what the hub looked at while
+    /// it handled the datagrams (IKE_SA_INIT, IKE_AUTH).
+    fn hub_visits_for_one_more(n: usize) -> u64 {
+        let t0 = Instant::now();
+        let mut hub = hub_with(n, t0);
+        let mut spoke = Endpoint::new(open(), vec![spoke_peer(n)], Box::new(TestRng::new(1)));
+        let (s, h): (SocketAddr, SocketAddr) = (
+            format!("{SPOKES}:500").parse().unwrap(),
+            format!("{HUB}:500").parse().unwrap(),
+        );
+        spoke.initiate(t0, &format!("hub{n}"), s, h).unwrap();
+        let mut visits = 0;
+        let mut handled = 0;
+        loop {
+            let mut moved = false;
+            while let Some(t) = spoke.poll_transmit() {
+                moved = true;
+                let before = VISITS.with(|v| v.get());
+                hub.handle(t0, t.remote, t.local, &t.payload);
+                visits += VISITS.with(|v| v.get()) - before;
+                handled += 1;
+            }
+            while let Some(t) = hub.poll_transmit() {
+                moved = true;
+                spoke.handle(t0, t.remote, t.local, &t.payload);
+            }
+            hub.check_indexes();
+            spoke.check_indexes();
+            if !moved {
+                break;
+            }
+        }
+        assert_eq!(handled, 2, "IKE_SA_INIT and IKE_AUTH");
+        assert!(
+            std::iter::from_fn(|| spoke.poll_event()).any(|e| matches!(e, Event::IkeSaUp { .. }))
+        );
+        assert_eq!(hub.sa_count(), n + 1);
+        assert_eq!(hub.ix.count_of_conn(&format!("spoke{n}")), 1);
+        visits
+    }
+
+    #[test]
+    fn admission_and_auth_look_at_as_much_with_10_000_sas_as_with_10() {
+        let small = hub_visits_for_one_more(10);
+        let large = hub_visits_for_one_more(10_000);
+        assert_eq!(small, large, "visits at 10: {small}, at 10,000: {large}");
+        // The exact connection, and nothing of the other spokes' SAs.
+        assert!(small <= 4, "{small} visits");
+    }
+
+    #[test]
+    fn half_open_is_a_count_kept_on_state_changes() {
+        let t0 = Instant::now();
+        let mut hub = Endpoint::new(
+            open(),
+            (0..3).map(hub_peer).collect(),
+            Box::new(TestRng::new(2)),
+        );
+        let mut spokes = Endpoint::new(
+            open(),
+            (0..3).map(spoke_peer).collect(),
+            Box::new(TestRng::new(1)),
+        );
+        let (s, h): (SocketAddr, SocketAddr) = (
+            format!("{SPOKES}:500").parse().unwrap(),
+            format!("{HUB}:500").parse().unwrap(),
+        );
+        for i in 0..3 {
+            spokes.initiate(t0, &format!("hub{i}"), s, h).unwrap();
+        }
+        // The IKE_SA_INITs only: three half-open SAs at the hub.
+        while let Some(t) = spokes.poll_transmit() {
+            hub.handle(t0, t.remote, t.local, &t.payload);
+            hub.check_indexes();
+        }
+        assert_eq!(hub.half_open(), 3);
+        let answers: Vec<Transmit> = std::iter::from_fn(|| hub.poll_transmit()).collect();
+        for t in answers {
+            spokes.handle(t0, t.remote, t.local, &t.payload);
+        }
+        // Their IKE_AUTHs: established, none half-open.
+        while let Some(t) = spokes.poll_transmit() {
+            hub.handle(t0, t.remote, t.local, &t.payload);
+            hub.check_indexes();
+        }
+        assert_eq!(hub.half_open(), 0);
+        assert_eq!(hub.init_index.len(), 0);
+        assert_eq!(hub.sa_count(), 3);
+        assert_eq!(hub.ike_sas_of("spoke1").len(), 1);
+        assert_eq!(hub.sa_count_of("spoke1"), 1);
+        assert!(hub.ike_sas_of("nobody").is_empty());
+    }
+
+    /// INITIAL_CONTACT from a spoke with several stale SAs (same connection, identity and
+    /// address) closes them all, in the order of their ids, every run.
+    #[test]
+    fn initial_contact_closes_the_stale_sas_in_id_order() {
+        let t0 = Instant::now();
+        let mut hub = Endpoint::new(open(), vec![hub_peer(0)], Box::new(TestRng::new(2)));
+        let local: SocketAddr = format!("{HUB}:500").parse().unwrap();
+        let remote: SocketAddr = format!("{SPOKES}:500").parse().unwrap();
+        let ids = [0x9000_0003u64, 0x9000_0001, 0x9000_0005, 0x9000_0002];
+        for id in ids {
+            let mut sa = IkeSa::new(id, false, id << 8, id, local, remote, t0);
+            sa.state = State::Established;
+            sa.established_at = Some(t0);
+            sa.conn = Some(hub.peers.peers()[0].clone());
+            sa.peer_id = Some(Identity::parse(&spoke_id(0)));
+            hub.sas.insert(id, sa);
+            hub.reindex(id);
+        }
+        // And one of another identity, which stays.
+        let other = 0x9000_0004;
+        let mut sa = IkeSa::new(other, false, 7, other, local, remote, t0);
+        sa.state = State::Established;
+        sa.conn = Some(hub.peers.peers()[0].clone());
+        sa.peer_id = Some(Identity::parse("someone-else.example"));
+        hub.sas.insert(other, sa);
+        hub.reindex(other);
+        hub.check_indexes();
+
+        let mut spoke = Endpoint::new(open(), vec![spoke_peer(0)], Box::new(TestRng::new(1)));
+        let fresh = spoke.initiate(t0, "hub0", remote, local).unwrap();
+        loop {
+            let mut moved = false;
+            while let Some(t) = spoke.poll_transmit() {
+                moved = true;
+                hub.handle(t0, t.remote, t.local, &t.payload);
+                hub.check_indexes();
+            }
+            while let Some(t) = hub.poll_transmit() {
+                moved = true;
+                spoke.handle(t0, t.remote, t.local, &t.payload);
+            }
+            if !moved {
+                break;
+            }
+        }
+        assert!(spoke.sas[&fresh].state == State::Established);
+        let closed: Vec<IkeSaId> = std::iter::from_fn(|| hub.poll_event())
+            .filter_map(|e| match e {
+                Event::IkeSaDown { ike, .. } => Some(ike),
+                _ => None,
+            })
+            .collect();
+        let mut sorted = ids.to_vec();
+        sorted.sort();
+        assert_eq!(closed, sorted);
+        assert!(hub.sas.contains_key(&other));
+        assert_eq!(hub.sa_count(), 2);
+    }
+
+    /// Two runs with the same seeds send the same bytes and report the same events, with
+    /// many connections behind one address.
+    #[test]
+    fn same_seed_same_wire_and_events_with_many_peers() {
+        fn run(t0: Instant) -> (Vec<Vec<u8>>, Vec<String>) {
+            const N: usize = 100;
+            let mut hub = Endpoint::new(
+                open(),
+                (0..N).map(hub_peer).collect(),
+                Box::new(TestRng::new(2)),
+            );
+            let mut spokes = Endpoint::new(
+                open(),
+                (0..N).map(spoke_peer).collect(),
+                Box::new(TestRng::new(1)),
+            );
+            let (s, h): (SocketAddr, SocketAddr) = (
+                format!("{SPOKES}:500").parse().unwrap(),
+                format!("{HUB}:500").parse().unwrap(),
+            );
+            for i in 0..N {
+                spokes.initiate(t0, &format!("hub{i}"), s, h).unwrap();
+            }
+            let (mut wire, mut events) = (Vec::new(), Vec::new());
+            loop {
+                let mut moved = false;
+                while let Some(t) = spokes.poll_transmit() {
+                    moved = true;
+                    hub.handle(t0, t.remote, t.local, &t.payload);
+                    wire.push(t.payload);
+                }
+                while let Some(t) = hub.poll_transmit() {
+                    moved = true;
+                    spokes.handle(t0, t.remote, t.local, &t.payload);
+                    wire.push(t.payload);
+                }
+                events.extend(std::iter::from_fn(|| hub.poll_event()).map(|e| format!("{e:?}")));
+                if !moved {
+                    break;
+                }
+            }
+            hub.check_indexes();
+            assert_eq!(hub.sa_count(), N);
+            (wire, events)
+        }
+        let t0 = Instant::now();
+        let (a, b) = (run(t0), run(t0));
+        assert!(a.0 == b.0, "the same datagrams");
+        assert_eq!(a.1, b.1);
     }
 }

@@ -19,6 +19,7 @@ pub mod crypto;
 mod deadlines;
 pub mod endpoint;
 pub mod events;
+pub(crate) mod index;
 mod invalid_spi;
 pub mod peer_text;
 pub mod pool;

@@ -824,7 +824,7 @@ async fn event_loop(running: Arc<Running>, queues: Queues) -> Result<(), DaemonE
                 running.act(|plane, now| plane.reshare(now));
                 running.drain_tick();
                 if let Some(by) = exit_by {
-                    let left = running.plane().ike_sas().len();
+                    let left = running.plane().ike_sa_count();
                     if left == 0 || Instant::now() >= by {
                         tracing::info!(unanswered_deletes = left, "drained: shutting down");
                         return Ok(());

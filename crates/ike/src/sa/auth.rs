@@ -224,7 +224,7 @@ impl IkeSa {
             conn: self
                 .conn
                 .as_ref()
-                .or(self.candidates.first())
+                .or(self.candidates.as_ref().and_then(|c| c.first()))
                 .map(|c| c.name.clone()),
             remote: from,
             remote_id,
@@ -276,19 +276,15 @@ impl IkeSa {
         // The most specific match; among equals, the first configured. A request without
         // AUTH asks for EAP (RFC 7296 §2.16): only EAP connections take it, and only those
         // take no AUTH.
+        // (An index lookup: [`crate::index::Candidates::by_identity`].)
         let conn = peer_id.as_ref().and_then(|pid| {
-            self.candidates
-                .iter()
-                .filter(|c| {
-                    c.remote_id.matches(pid)
-                        && idr.as_ref().is_none_or(|r| *r == c.local_id)
-                        && c.remote_auth.is_eap() == auth.is_none()
-                })
-                .min_by_key(|c| std::cmp::Reverse(c.remote_id.specificity()))
-                .cloned()
+            self.candidates.as_ref()?.by_identity(pid, |c| {
+                idr.as_ref().is_none_or(|r| *r == c.local_id)
+                    && c.remote_auth.is_eap() == auth.is_none()
+            })
         });
         let (Some(conn), Some(peer_id_v)) = (conn, peer_id.clone()) else {
-            if auth.is_none() && !self.candidates.iter().any(|c| c.remote_auth.is_eap()) {
+            if auth.is_none() && !self.candidates.as_ref().is_some_and(|c| c.any_eap()) {
                 self.refuse_auth(
                     ctx,
                     id,
@@ -299,11 +295,11 @@ impl IkeSa {
                 return;
             }
             let who = Identity::describe(idi);
-            let configured: Vec<String> = self
-                .candidates
-                .iter()
-                .map(|c| format!("'{}'", c.remote_id))
-                .collect();
+            let configured = crate::index::listed(
+                self.candidates.iter().flat_map(|c| c.iter()),
+                |c| format!("'{}'", c.remote_id),
+                ", ",
+            );
             let wants = if auth.is_none() { " with EAP" } else { "" };
             self.refuse_auth(
                 ctx,
@@ -312,8 +308,7 @@ impl IkeSa {
                 peer_id,
                 format!(
                     "no connection for peer identity '{who}'{wants}: it does not match any \
-                     remote_id for this address ({})",
-                    configured.join(", ")
+                     remote_id for this address ({configured})",
                 ),
             );
             return;
@@ -372,7 +367,7 @@ impl IkeSa {
             }
         };
         self.conn = Some(conn.clone());
-        self.candidates.clear();
+        self.candidates = None;
         self.learn_endpoint(from);
         // RFC 7296 §1.2: IDr, [CERT], AUTH, then the CHILD_SA.
         let mut response = vec![Payload::IdR(idr_p)];

@@ -200,7 +200,7 @@ impl IkeSa {
             }
         };
         response.push(eap_payload(server.start()));
-        self.candidates.clear();
+        self.candidates = None;
         self.learn_endpoint(from);
         self.send_response(ctx, ExchangeType::IkeAuth, id, &response);
         self.eap_server = Some(Box::new(ServerSession {

@@ -102,7 +102,7 @@ impl IkeSa {
         let mut first_id = [0u8; 1];
         ctx.rng.fill(&mut first_id);
         let request = Packet::new(Code::Request, first_id[0], Body::Identity(Vec::new())).encode();
-        self.candidates.clear();
+        self.candidates = None;
         self.learn_endpoint(from);
         response.push(eap_payload(request));
         self.send_response(ctx, ExchangeType::IkeAuth, id, &response);

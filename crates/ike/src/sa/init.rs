@@ -374,7 +374,7 @@ pub(crate) fn stateless_reply(
 #[allow(clippy::too_many_arguments)]
 pub(crate) fn respond(
     ctx: &mut Ctx,
-    peers: &[Arc<PeerConfig>],
+    peers: &Arc<crate::index::PeerIndex>,
     new_spi: u64,
     local: SocketAddr,
     remote: SocketAddr,
@@ -385,11 +385,8 @@ pub(crate) fn respond(
     let reply = |ctx: &mut Ctx, payloads: Vec<Payload>| {
         stateless_reply(ctx.cfg, ctx.transmits, h.spi_i, local, remote, &payloads)
     };
-    let candidates: Vec<Arc<PeerConfig>> = peers
-        .iter()
-        .filter(|c| c.remote_addrs.is_empty() || c.remote_addrs.contains(&remote.ip()))
-        .cloned()
-        .collect();
+    // The connections for this address: a view of the index, built once per connection list.
+    let candidates = crate::index::Candidates::new(peers.clone(), remote.ip());
     let p = &msg.payloads;
     if let Some(kind) = p.unsupported_critical() {
         reply(
@@ -412,14 +409,16 @@ pub(crate) fn respond(
         return None;
     };
     let offer = offered(sa, ProtocolId::Ike);
+    // Each distinct proposal list once, in configuration order: the same first match.
     let chosen = candidates
-        .iter()
+        .by_proposals()
         .find_map(|c| choose_ike(&offer, &c.ike_proposals).map(|x| (c.clone(), x)));
     let Some((conn, (number, algs))) = chosen else {
-        let configured: Vec<String> = candidates
-            .iter()
-            .map(|c| describe_ike(&c.ike_proposals))
-            .collect();
+        let configured = crate::index::listed(
+            candidates.iter(),
+            |c| describe_ike(&c.ike_proposals),
+            " or ",
+        );
         ctx.stats.no_proposal_chosen += 1;
         // Legacy groups the peer offered that none of the candidates lists: the config
         // refuses them without `allow_legacy_crypto`, which the operator should hear about.
@@ -432,7 +431,7 @@ pub(crate) fn respond(
                 continue;
             };
             let accepted = candidates
-                .iter()
+                .by_proposals()
                 .any(|c| c.ike_proposals.iter().any(|p| p.dh.contains(&g)));
             if let Some(l) = crypto::legacy_group(g) {
                 if !accepted && !legacy_refused.contains(&l) {
@@ -451,7 +450,7 @@ pub(crate) fn respond(
                 format!(
                     "peer offered IKE proposals {} but we accept {}",
                     describe_offer(sa),
-                    configured.join(" or ")
+                    configured
                 )
             },
             legacy_refused,
@@ -485,7 +484,7 @@ pub(crate) fn respond(
     };
     let nr = random_bytes(ctx.rng, NONCE_LEN);
     let mut sa_state = IkeSa::new(new_spi, false, h.spi_i, new_spi, local, remote, ctx.now);
-    sa_state.candidates = candidates;
+    sa_state.candidates = Some(candidates);
     sa_state.nat = nat_between(p, h.spi_i, 0, local, remote);
     sa_state.natt = conn.force_encap || sa_state.nat.local || sa_state.nat.remote;
     let mut payloads = vec![
@@ -506,18 +505,14 @@ pub(crate) fn respond(
     ];
     // RFC 7296 §1.2: HDR, SAr1, KEr, Nr, [CERTREQ]. Which connection the peer is, is known
     // only at IKE_AUTH: ask for a certificate if one it might be authenticates by one.
-    if let Some(trust) = sa_state
-        .candidates
-        .iter()
-        .find_map(|c| c.remote_auth.trust())
-    {
+    if let Some(trust) = sa_state.candidates.as_ref().and_then(|c| c.first_trust()) {
         payloads.push(proof::certreq(trust));
     }
     sa_state.wishes.read_hashes(p);
     if sa_state
         .candidates
-        .iter()
-        .any(|c| proof::uses_signatures(c))
+        .as_ref()
+        .is_some_and(|c| c.any_signatures())
     {
         payloads.push(proof::hash_notify());
     }

@@ -146,8 +146,9 @@ pub(crate) enum Task {
 pub(crate) struct IkeSa {
     pub id: IkeSaId,
     pub conn: Option<Arc<PeerConfig>>,
-    /// Responder before IKE_AUTH: the connections this peer might be.
-    pub candidates: Vec<Arc<PeerConfig>>,
+    /// Responder before IKE_AUTH: the connections this peer might be (a view of the shared
+    /// index, not a copy). Dropped once IKE_AUTH picked one.
+    pub candidates: Option<crate::index::Candidates>,
     pub initiator: bool,
     pub spi_i: u64,
     pub spi_r: u64,
@@ -231,7 +232,7 @@ impl IkeSa {
         IkeSa {
             id,
             conn: None,
-            candidates: Vec::new(),
+            candidates: None,
             initiator,
             spi_i,
             spi_r,
@@ -394,7 +395,7 @@ impl IkeSa {
     pub fn retransmit_config(&self) -> crate::config::Retransmit {
         self.conn
             .as_ref()
-            .or(self.candidates.first())
+            .or(self.candidates.as_ref().and_then(|c| c.first()))
             .map(|c| c.retransmit)
             .unwrap_or_default()
     }

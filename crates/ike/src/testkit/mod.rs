@@ -4,7 +4,7 @@
 //!
 //! - [`peer`] and [`pair_configs`]: the site-to-site connections the protocol tests use.
 //! - [`Net`]: two endpoints wired in memory on a fake clock, with a filter that can lose or
-//!   duplicate datagrams and a tap on the wire. It checks the endpoints' deadline index after
+//!   duplicate datagrams and a tap on the wire. It checks the endpoints' indexes (deadlines, SAs) after
 //!   every step. The clock starts at `Instant::now()` and only moves by `run_for`.
 //! - [`responder`]: the fixed responder the `ike_responder` fuzz target drives, and its input
 //!   framing, so that fuzz inputs replay byte for byte in regression tests.
@@ -193,8 +193,8 @@ impl Net {
                     }
                 }
             }
-            self.a.check_deadline_index();
-            self.b.check_deadline_index();
+            self.a.check_indexes();
+            self.b.check_indexes();
             while let Some(e) = self.a.poll_event() {
                 self.events_a.push(e);
             }

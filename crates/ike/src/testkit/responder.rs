@@ -202,7 +202,7 @@ impl Responder {
             check_transmit(&t);
             out.push(t);
         }
-        self.ep.check_deadline_index();
+        self.ep.check_indexes();
         while let Some(e) = self.ep.poll_event() {
             check_event(&e);
             self.events.push(e);

@@ -122,6 +122,11 @@ impl Plane {
         self.ep.ike_sas()
     }
 
+    /// How many IKE SAs the engine has (in any state), without copying them.
+    pub fn ike_sa_count(&self) -> usize {
+        self.ep.sa_count()
+    }
+
     /// The engine's counters.
     pub fn engine_stats(&self) -> EndpointStats {
         self.ep.stats()
