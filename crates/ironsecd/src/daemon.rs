@@ -19,7 +19,6 @@ use crate::control::{self, Request, Response};
 use crate::guards::GuardStart;
 use crate::limits;
 use crate::plane::Plane;
-use crate::routemtu::TunRoute;
 use crate::status;
 
 mod drain;
@@ -139,7 +138,7 @@ pub(crate) fn wanted_tun_routes<'a>(
     cfg: &'a Config,
     tunnels: impl IntoIterator<Item = (&'a str, ironsec_dataplane::mtu::TunnelMtu)>,
     host: impl FnOnce() -> Vec<IpAddr>,
-) -> BTreeMap<String, TunRoute> {
+) -> BTreeMap<String, crate::routemtu::TunRoute> {
     let policy_based = || cfg.connections.iter().filter(|c| c.route_based.is_none());
     let mtus = crate::routemtu::route_mtus(
         policy_based().map(|c| (c.name.as_str(), c.remote_ts.as_slice())),
@@ -156,7 +155,7 @@ pub(crate) fn wanted_tun_routes<'a>(
         .into_iter()
         .map(|(p, (dev, src))| {
             let mtu = out.get(&p).copied().flatten();
-            (p, TunRoute { dev, src, mtu })
+            (p, crate::routemtu::TunRoute { dev, src, mtu })
         })
         .collect()
 }

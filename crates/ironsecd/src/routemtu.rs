@@ -770,7 +770,6 @@ mod by_change {
         assert_eq!(st.recomputed, 1001);
         assert_eq!(kernel.apply(&mut st, || false), 1);
         assert_eq!(kernel.routes[&p("10.0.4.0/24")].mtu, Some(1218));
-        drop(update);
         assert_eq!(reads, 1, "the host's addresses were read once");
         // The watch saw an address change: read again, every policy-based route checked,
         // none recomputed from the config.
