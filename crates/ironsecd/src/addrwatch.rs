@@ -17,6 +17,8 @@ use std::collections::HashMap;
 use std::io;
 use std::net::{IpAddr, Ipv4Addr};
 use std::os::fd::{AsRawFd, OwnedFd};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
 use std::time::Duration;
 
 use ironsec_dataplane::netlink::{self, IFA_ADDRESS, IFA_LOCAL, RTM_DELADDR, RTM_NEWADDR};
@@ -24,6 +26,8 @@ use tokio::sync::mpsc;
 
 /// RTNLGRP_IPV4_IFADDR as a legacy group bit (`1 << (5 - 1)`): IPv4 address changes.
 const RTMGRP_IPV4_IFADDR: u32 = 0x10;
+/// RTNLGRP_IPV6_IFADDR (`1 << (9 - 1)`): IPv6 address changes (routes' sources, below).
+const RTMGRP_IPV6_IFADDR: u32 = 0x100;
 /// `struct ifaddrmsg`: family, prefix length, flags, scope, interface index.
 const IFADDRMSG_LEN: usize = 8;
 /// How often the reader looks whether the daemon still listens, at most.
@@ -58,6 +62,15 @@ pub fn parse(buf: &[u8]) -> Changes {
         }
     }
     out
+}
+
+/// Whether `buf` says an address (of any family) came or went on the host, or cannot be read
+/// (then it may have).
+pub fn any_address_change(buf: &[u8]) -> bool {
+    netlink::messages(buf).any(|m| match m {
+        Ok((ty, _, _)) => ty == RTM_NEWADDR || ty == RTM_DELADDR,
+        Err(_) => true,
+    })
 }
 
 /// The address an `ifaddrmsg` and its attributes carry; `Ok(None)` for another family.
@@ -99,7 +112,7 @@ fn subscribe() -> io::Result<OwnedFd> {
     // the kernel picks one.
     let mut me: libc::sockaddr_nl = unsafe { std::mem::zeroed() };
     me.nl_family = libc::AF_NETLINK as libc::sa_family_t;
-    me.nl_groups = RTMGRP_IPV4_IFADDR;
+    me.nl_groups = RTMGRP_IPV4_IFADDR | RTMGRP_IPV6_IFADDR;
     // SAFETY: `me` is a sockaddr_nl of the size passed, valid for the call.
     if unsafe {
         libc::bind(
@@ -120,23 +133,42 @@ fn presence(shared: &[IpAddr]) -> Vec<(IpAddr, bool)> {
     shared.iter().map(|a| (*a, host.contains(a))).collect()
 }
 
-/// Starts watching `shared` (nothing to do when it is empty): the current state of each
-/// address is reported at once, then every change. The receiver gets `(address, present)`,
-/// possibly repeating what it knows already (the plane ignores that).
-pub fn spawn(shared: Vec<IpAddr>) -> io::Result<mpsc::Receiver<(IpAddr, bool)>> {
+/// Starts watching the host's addresses: `shared`'s state is reported at once, then every
+/// change (the receiver gets `(address, present)`, possibly repeating what it knows already:
+/// the plane ignores that), and `changes` is bumped at every address that comes or goes (the
+/// routes read the host's addresses again only then, `crate::routemtu::HostAddrs`). With no
+/// shared address, a watch that cannot start is not fatal: `changes` says
+/// [`crate::routemtu::UNWATCHED`], the addresses are read whenever the routes need them.
+pub fn spawn(
+    shared: Vec<IpAddr>,
+    changes: Arc<AtomicU64>,
+) -> io::Result<mpsc::Receiver<(IpAddr, bool)>> {
     let (tx, rx) = mpsc::channel(QUEUE);
-    if shared.is_empty() {
-        return Ok(rx);
-    }
-    let fd = subscribe()?;
+    let fd = match subscribe() {
+        Ok(fd) => fd,
+        Err(e) if shared.is_empty() => {
+            tracing::warn!(error = %e, "cannot watch the host's addresses: routes read them at every change");
+            changes.store(crate::routemtu::UNWATCHED, Ordering::Release);
+            return Ok(rx);
+        }
+        Err(e) => return Err(e),
+    };
     std::thread::Builder::new()
         .name("addr-watch".into())
-        .spawn(move || watch(fd, shared, tx))?;
+        .spawn(move || watch(fd, shared, changes, tx))?;
     Ok(rx)
 }
 
-fn watch(fd: OwnedFd, shared: Vec<IpAddr>, tx: mpsc::Sender<(IpAddr, bool)>) {
-    // What was last reported, so only changes go out after the first report.
+/// The watch's thread: reads address changes until the receiver is gone.
+fn watch(
+    fd: OwnedFd,
+    shared: Vec<IpAddr>,
+    changes: Arc<AtomicU64>,
+    tx: mpsc::Sender<(IpAddr, bool)>,
+) {
+    let bump = || {
+        changes.fetch_add(1, Ordering::AcqRel);
+    };
     let mut told: HashMap<IpAddr, bool> = HashMap::new();
     let mut report = |now: Vec<(IpAddr, bool)>, tx: &mpsc::Sender<(IpAddr, bool)>| -> bool {
         for (a, present) in now {
@@ -149,7 +181,7 @@ fn watch(fd: OwnedFd, shared: Vec<IpAddr>, tx: mpsc::Sender<(IpAddr, bool)>) {
         }
         true
     };
-    if !report(presence(&shared), &tx) {
+    if !shared.is_empty() && !report(presence(&shared), &tx) {
         return;
     }
     let mut malformed = 0usize;
@@ -170,21 +202,25 @@ fn watch(fd: OwnedFd, shared: Vec<IpAddr>, tx: mpsc::Sender<(IpAddr, bool)>) {
                     std::thread::sleep(Duration::from_secs(1));
                 }
             }
-            if !report(presence(&shared), &tx) {
+            bump();
+            if !shared.is_empty() && !report(presence(&shared), &tx) {
                 return;
             }
             continue;
         }
-        let changes = parse(&buf[..n as usize]);
-        if changes.malformed > 0 {
-            malformed += changes.malformed;
+        let datagram = &buf[..n as usize];
+        if any_address_change(datagram) {
+            bump();
+        }
+        let parsed = parse(datagram);
+        if parsed.malformed > 0 {
+            malformed += parsed.malformed;
             tracing::debug!(
                 malformed,
                 "address watch: unreadable netlink messages skipped"
             );
         }
-        if changes.addrs.iter().any(|(a, _)| shared.contains(a)) && !report(presence(&shared), &tx)
-        {
+        if parsed.addrs.iter().any(|(a, _)| shared.contains(a)) && !report(presence(&shared), &tx) {
             return;
         }
     }

@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 
 use ironsec_dataplane::{
     guard, iproute, netlink, AcquireSink, ActivitySink, Dataplane, IfaceId, IkeSink, PeerMovedSink,
-    Prefix, SaActivity, Sinks, Tables, TunnelId, UnknownSpiSink,
+    Prefix, SaActivity, Sinks, TunnelId, UnknownSpiSink,
 };
 use tokio::signal::unix::{signal, SignalKind};
 use tokio::sync::{mpsc, Notify, Semaphore};
@@ -104,10 +104,9 @@ struct Running {
     control_socket: PathBuf,
     /// The file a reload reads again.
     config_path: PathBuf,
-    /// Routes into the TUN devices as installed: prefix -> device, source and MTU.
-    routes: Mutex<BTreeMap<String, TunRoute>>,
-    /// Guard routes as installed (the config's guarded prefixes).
-    guards: Mutex<Vec<Prefix>>,
+    /// Routes into the TUN devices and guard routes, as wanted and as installed (prefix ->
+    /// device, source and MTU), kept by change (see `crate::routemtu::RouteState`).
+    routes: Mutex<crate::routemtu::RouteState>,
     /// Route-based connections' interfaces, by connection name.
     ifaces: Mutex<BTreeMap<String, Iface>>,
     /// What the start found of the guard routes (status shows it).
@@ -128,26 +127,22 @@ struct Running {
     stop: Notify,
 }
 
-/// One route into a TUN device (the shared one, or a route-based connection's) as the
-/// daemon wants it.
-#[derive(Clone, Debug, PartialEq, Eq)]
-struct TunRoute {
-    /// The device: the gateway's `tun`, or a route-based connection's `interface`.
-    dev: String,
-    /// The source of the gateway's own packets to the site.
-    src: Option<IpAddr>,
-    /// The tunnels' MTU, when less than the device's (see `crate::routemtu`).
-    mtu: Option<u16>,
-}
-
-/// The routes a config needs with the fast path's `tables`: [`wanted_routes`] with each
+/// The routes a config needs with the fast path's `tunnels`: [`wanted_routes`] with each
 /// route's MTU from the tunnels that carry it (the shared device's routes; a route-based
 /// connection's static routes take its interface's MTU).
-fn wanted_tun_routes(cfg: &Config, tables: &Tables) -> BTreeMap<String, TunRoute> {
+///
+/// The daemon keeps this up to date by change (`crate::routemtu::RouteState`); this whole
+/// computation is what that must equal (its tests, the flush bench).
+#[cfg(test)]
+pub(crate) fn wanted_tun_routes<'a>(
+    cfg: &'a Config,
+    tunnels: impl IntoIterator<Item = (&'a str, ironsec_dataplane::mtu::TunnelMtu)>,
+    host: impl FnOnce() -> Vec<IpAddr>,
+) -> BTreeMap<String, crate::routemtu::TunRoute> {
     let policy_based = || cfg.connections.iter().filter(|c| c.route_based.is_none());
     let mtus = crate::routemtu::route_mtus(
         policy_based().map(|c| (c.name.as_str(), c.remote_ts.as_slice())),
-        tables.tunnels().iter().map(|t| (&*t.connection, t.mtu)),
+        tunnels,
         cfg.gateway.tun_mtu,
     );
     let mut out = BTreeMap::new();
@@ -156,11 +151,11 @@ fn wanted_tun_routes(cfg: &Config, tables: &Tables) -> BTreeMap<String, TunRoute
             out.insert(p.to_string(), mtus.get(p).copied());
         }
     }
-    wanted_routes(cfg, iproute::host_addresses)
+    wanted_routes(cfg, host)
         .into_iter()
         .map(|(p, (dev, src))| {
             let mtu = out.get(&p).copied().flatten();
-            (p, TunRoute { dev, src, mtu })
+            (p, crate::routemtu::TunRoute { dev, src, mtu })
         })
         .collect()
 }
@@ -169,9 +164,10 @@ fn wanted_tun_routes(cfg: &Config, tables: &Tables) -> BTreeMap<String, TunRoute
 /// every route-based connection's static route into its interface. Traffic the gateway itself
 /// sends to a policy-based site should come from one of its own addresses inside the local
 /// selectors, or no policy would match it: `host` gives the host's addresses, read only when
-/// there is such a route. It runs after every table change, and reading the addresses means
-/// dumping every interface: with a thousand route-based connections (a device each) that was
-/// most of what a hub did while they came up, for routes that take no source address.
+/// there is such a route. The daemon keeps this up to date by change
+/// (`crate::routemtu::RouteState`, which reads the addresses only after the address watch saw
+/// them change); this whole computation is what that must equal.
+#[cfg(test)]
 pub(crate) fn wanted_routes(
     cfg: &Config,
     host: impl FnOnce() -> Vec<IpAddr>,
@@ -261,66 +257,72 @@ impl Running {
     /// Brings the kernel's routes in line with `cfg` and the installed tables (a route's MTU
     /// follows its tunnels'), and the guard routes with the config's guarded prefixes: a new
     /// guard before its route, a stale one after its route went; returns what failed.
+    ///
+    /// By change: only the routes of connections whose config or tunnel MTU changed are
+    /// computed again, and only those (and the ones that failed before) are compared with the
+    /// kernel's; the host's addresses are read again only after the address watch saw them
+    /// change (`crate::routemtu::RouteState`).
     fn apply_routes(&self, cfg: &Config) -> Vec<String> {
-        let want = wanted_tun_routes(cfg, &self.dp.tables());
-        let want_guards = crate::guards::wanted(cfg);
-        let mut have = self.routes.lock().unwrap_or_else(|p| p.into_inner());
-        let mut guards = self.guards.lock().unwrap_or_else(|p| p.into_inner());
+        let mut st = self.routes.lock().unwrap_or_else(|p| p.into_inner());
+        {
+            let tables = self.dp.tables();
+            st.update(
+                cfg,
+                tables.tunnels().iter().map(|t| (&*t.connection, t.mtu)),
+                iproute::host_addresses,
+            );
+        }
+        let work = st.work();
         let mut errs = Vec::new();
         // The guards first, so a new prefix never follows the main table in clear.
-        for g in &want_guards {
-            if !guards.contains(g) {
-                match guard::install(g) {
-                    Ok(()) => guards.push(*g),
-                    Err(e) => errs.push(e.to_string()),
+        for g in work.add_guards {
+            match guard::install(&g) {
+                Ok(()) => st.guard_added(g),
+                Err(e) => {
+                    st.retry_guard(g);
+                    errs.push(e.to_string());
                 }
             }
         }
-        for (p, r) in &want {
-            if have.get(p) != Some(r) {
-                match iproute::route_via(p, &r.dev, r.src, r.mtu) {
-                    Ok(()) => {
-                        if have.get(p).map(|h| h.mtu) != Some(r.mtu) && r.mtu.is_some() {
-                            tracing::info!(
-                                prefix = %p,
-                                mtu = r.mtu.map_or("device".to_string(), |m| m.to_string()),
-                                "route into the TUN device sized to its tunnels"
-                            );
-                        }
-                        have.insert(p.clone(), r.clone());
+        for (p, r) in work.set {
+            let text = p.to_string();
+            match iproute::route_via(&text, &r.dev, r.src, r.mtu) {
+                Ok(()) => {
+                    if st.installed(&p).map(|h| h.mtu) != Some(r.mtu) && r.mtu.is_some() {
+                        tracing::info!(
+                            prefix = %text,
+                            mtu = r.mtu.map_or("device".to_string(), |m| m.to_string()),
+                            "route into the TUN device sized to its tunnels"
+                        );
                     }
-                    Err(e) => errs.push(e.to_string()),
+                    st.route_set(p, r);
+                }
+                Err(e) => {
+                    st.retry_route(p);
+                    errs.push(e.to_string());
                 }
             }
         }
-        let stale: Vec<(String, String)> = have
-            .iter()
-            .filter(|(p, _)| !want.contains_key(*p))
-            .map(|(p, r)| (p.clone(), r.dev.clone()))
-            .collect();
-        for (p, dev) in stale {
+        for (p, dev) in work.del {
             // A removed interface took its routes with it.
             let gone = !std::path::Path::new("/sys/class/net").join(&dev).exists();
-            match iproute::route_del(&p, &dev) {
-                Ok(()) => {
-                    have.remove(&p);
+            match iproute::route_del(&p.to_string(), &dev) {
+                Ok(()) => st.route_gone(p),
+                Err(_) if gone => st.route_gone(p),
+                Err(e) => {
+                    st.retry_route(p);
+                    errs.push(e.to_string());
                 }
-                Err(_) if gone => {
-                    have.remove(&p);
-                }
-                Err(e) => errs.push(e.to_string()),
             }
         }
         // A removed connection's traffic is no longer ours to guard: its guards go too.
-        let stale_guards: Vec<Prefix> = guards
-            .iter()
-            .filter(|g| !want_guards.contains(g))
-            .copied()
-            .collect();
-        for g in stale_guards {
+        for g in work.del_guards {
             match guard::remove(&g) {
-                Ok(()) => guards.retain(|h| *h != g),
-                Err(e) => errs.push(e.to_string()),
+                Ok(()) => st.guard_removed(g),
+                Err(e) => {
+                    st.retry_guard(g);
+                    errs.push(e.to_string());
+                }
             }
         }
         errs
@@ -589,7 +591,10 @@ pub fn run(cfg: Config) -> Result<(), DaemonError> {
     let shared = cfg.gateway.shared_addresses.clone();
     let accept_zero_checksum6 =
         cfg.gateway.udp6_zero_checksum == crate::config::gateway::Udp6ZeroChecksum::Accept;
-    let addr_rx = crate::addrwatch::spawn(shared.clone()).map_err(DaemonError::AddressWatch)?;
+    // The watch also tells the routes when the host's addresses change (their sources).
+    let host_changes = Arc::new(std::sync::atomic::AtomicU64::new(0));
+    let addr_rx = crate::addrwatch::spawn(shared.clone(), host_changes.clone())
+        .map_err(DaemonError::AddressWatch)?;
     let r = rt.block_on(async move {
         let mut ike_sockets = Vec::new();
         for addr in plane.ike_addrs() {
@@ -624,8 +629,10 @@ pub fn run(cfg: Config) -> Result<(), DaemonError> {
             started: Instant::now(),
             control_socket,
             config_path,
-            routes: Mutex::new(BTreeMap::new()),
-            guards: Mutex::new(guards),
+            routes: Mutex::new(crate::routemtu::RouteState::new(
+                &guards,
+                crate::routemtu::HostAddrs::new(host_changes),
+            )),
             ifaces: Mutex::new(BTreeMap::new()),
             guard_start,
             wake: Notify::new(),

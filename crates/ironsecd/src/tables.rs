@@ -819,6 +819,9 @@ pub fn build(
 }
 
 #[cfg(test)]
+mod bench;
+
+#[cfg(test)]
 mod tests {
     use super::*;
 
