@@ -1408,4 +1408,8 @@ pub(crate) fn refuse_keys(
 }
 
 #[cfg(test)]
+mod bench;
+#[cfg(test)]
+pub(crate) mod fixtures;
+#[cfg(test)]
 mod tests;

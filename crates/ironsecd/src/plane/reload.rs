@@ -188,3 +188,51 @@ impl Plane {
         Ok(summary)
     }
 }
+
+/// What a reload that changes one site's fragment among many costs, the whole way the daemon
+/// goes: loading the config again, [`Plane::reload`], the new tables. Measure with
+/// `IRONSEC_RELOAD_BENCH_SIZES=1000,5000,10000 cargo test -p ironsecd --release --lib
+/// plane::reload::bench -- --nocapture`; it prints times and asserts only that the one
+/// connection changed. The suite runs it at 100 connections.
+#[cfg(test)]
+mod bench {
+    use std::time::Instant;
+
+    use super::Plane;
+    use crate::config::fixtures::{fragment, hub, site, sizes, TempDir};
+    use crate::config::Config;
+
+    #[test]
+    fn reload_one_fragment_cost() {
+        for n in sizes("IRONSEC_RELOAD_BENCH_SIZES", &[100]) {
+            let d = TempDir::new("reload-bench");
+            let main = hub(&d.0, n);
+            let load =
+                || Config::load_with_env(&main, Vec::new()).unwrap_or_else(|e| panic!("{e}"));
+            let now = Instant::now();
+            let mut plane = Plane::new(load(), 1).unwrap();
+            plane.start_tunnels(now);
+            plane.drain_events(now);
+            plane.tables().unwrap();
+            let k = n / 2;
+            std::fs::write(fragment(&main, k), site(k, 30)).unwrap();
+            let t = Instant::now();
+            let new = load();
+            let loaded = t.elapsed();
+            let t = Instant::now();
+            let s = plane.reload(new, now).unwrap();
+            let reloaded = t.elapsed();
+            let t = Instant::now();
+            assert!(plane.drain_events(now), "a reload asks for tables");
+            std::hint::black_box(plane.tables().unwrap());
+            let built = t.elapsed();
+            assert_eq!(s.changed, [format!("s{k}")]);
+            assert!(s.added.is_empty() && s.removed.is_empty());
+            let line = s.to_string();
+            println!(
+                "{n:>6} connections, one fragment changed: load {loaded:>10.1?}  Plane::reload {reloaded:>10.1?}  tables {built:>10.1?}  summary {} bytes",
+                line.len()
+            );
+        }
+    }
+}
