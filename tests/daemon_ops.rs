@@ -423,7 +423,7 @@ fn reload_adds_changes_and_removes_sites_without_touching_the_others() {
     println!("reload: {out}{err}");
     assert!(o.status.success(), "reload: {out}{err}\n{}", a.log_text());
     assert!(out.contains("added: site-d"), "{out}");
-    assert!(out.contains("unchanged: site-b, site-c"), "{out}");
+    assert!(out.contains("unchanged: 2"), "{out}");
     wait_notify(&notify, "RELOADING=1", Duration::from_secs(2), &mut seen);
     wait_notify(&notify, "READY=1", Duration::from_secs(2), &mut seen);
     let reloading = seen.iter().position(|m| m.starts_with("RELOADING=1"));

@@ -396,6 +396,9 @@ impl Running {
     /// a restart, is refused whole: the running one stays.
     fn reload(&self, origin: &str) -> Result<String, String> {
         crate::sdnotify::reloading();
+        // The whole path, config read to routes applied, for the log: what an operator
+        // changing one site among thousands waits for.
+        let begun = Instant::now();
         let path = self.config_path.display().to_string();
         let result = (|| -> Result<String, ReloadFailed> {
             let new = Config::load(&self.config_path)?;
@@ -420,7 +423,11 @@ impl Running {
         })()
         .map_err(|e| e.to_string());
         match &result {
-            Ok(m) => tracing::info!(origin = %origin, "{m}"),
+            Ok(m) => tracing::info!(
+                origin = %origin,
+                took_ms = begun.elapsed().as_millis() as u64,
+                "{m}"
+            ),
             Err(e) => {
                 for line in e.lines() {
                     tracing::error!(origin = %origin, "reload refused, the running config stays: {line}");

@@ -33,6 +33,7 @@ pub const ENV_PREFIX: &str = "IRONSEC_GATEWAY__";
 pub const FRAGMENT_DIR: &str = "conf.d";
 
 /// A connection as written, with where it was written.
+#[derive(Clone)]
 pub(super) struct SourcedConnection {
     pub file: PathBuf,
     /// `connection[i]`, indexed within `file`.
@@ -55,6 +56,9 @@ pub(super) struct Loaded {
     /// read. Validation sees those keys as absent (or defaulted), so what it would say about
     /// them ("missing", a range against a default) is not reported a second time.
     pub refused: Vec<(PathBuf, String)>,
+    /// How many fragments were parsed this time: the others were read before with the
+    /// same bytes ([`FRAGMENTS`]).
+    pub fragments_parsed: usize,
 }
 
 /// A validated override: the variable, the gateway key it sets and the typed value.
@@ -65,7 +69,7 @@ struct EnvOverride {
 }
 
 /// Errors found while reading, and the keys they set aside (see [`Loaded::refused`]).
-#[derive(Default)]
+#[derive(Default, Clone)]
 struct Found {
     errs: Vec<ConfigError>,
     refused: Vec<(PathBuf, String)>,
@@ -112,22 +116,51 @@ pub(super) fn load(
             (None, None)
         }
     };
+    let mut fragments_parsed = 0;
     match fragment_paths(path) {
         Ok(fragments) => {
-            for f in fragments {
-                match read_toml(&f) {
-                    Ok((_, mut table)) => {
-                        top_level_keys(&f, &mut table, Some(path), &mut found);
-                        connections.extend(read_connections(
-                            &f,
-                            table.remove("connection"),
-                            &mut found,
-                        ));
+            let mut cache = FRAGMENTS.lock().unwrap_or_else(|p| p.into_inner());
+            for f in &fragments {
+                match read_text(f) {
+                    Ok((text, size, mtime)) => {
+                        let stamp = Stamp {
+                            main: path.to_path_buf(),
+                            size,
+                            mtime,
+                            hash: ring::digest::digest(&ring::digest::SHA256, text.as_bytes())
+                                .as_ref()
+                                .to_vec(),
+                        };
+                        let read = match cache.get(f) {
+                            Some(c) if c.stamp == stamp => c.read.clone(),
+                            _ => {
+                                fragments_parsed += 1;
+                                let read = read_fragment(path, f, &text);
+                                cache.insert(
+                                    f.clone(),
+                                    CachedFragment {
+                                        stamp,
+                                        read: read.clone(),
+                                    },
+                                );
+                                read
+                            }
+                        };
+                        connections.extend(read.connections);
+                        found.errs.extend(read.found.errs);
+                        found.refused.extend(read.found.refused);
                     }
-                    Err(e) => found.errs.push(e),
+                    Err(e) => {
+                        cache.remove(f);
+                        found.errs.push(e);
+                    }
                 }
-                sources.push(f);
+                sources.push(f.clone());
             }
+            // Fragments gone from the directory are forgotten.
+            let dir = path.parent().unwrap_or(Path::new("")).join(FRAGMENT_DIR);
+            let present: std::collections::HashSet<&PathBuf> = fragments.iter().collect();
+            cache.retain(|p, _| p.parent() != Some(dir.as_path()) || present.contains(p));
         }
         Err(e) => found.errs.push(e),
     }
@@ -139,7 +172,65 @@ pub(super) fn load(
         sources,
         env: overrides.into_iter().map(|o| (o.key, o.var)).collect(),
         refused: found.refused,
+        fragments_parsed,
     }
+}
+
+/// What a fragment's bytes were, to tell whether it must be parsed again: the main file
+/// (named in its errors), its size and modification time, a SHA-256 of its text.
+#[derive(PartialEq, Eq)]
+struct Stamp {
+    main: PathBuf,
+    size: u64,
+    mtime: Option<std::time::SystemTime>,
+    hash: Vec<u8>,
+}
+
+/// What reading a fragment gave: its connections, its errors and the keys set aside.
+#[derive(Clone, Default)]
+struct ReadFragment {
+    connections: Vec<SourcedConnection>,
+    found: Found,
+}
+
+struct CachedFragment {
+    stamp: Stamp,
+    read: ReadFragment,
+}
+
+impl Drop for CachedFragment {
+    /// An inline `psk` kept here does not outlive its entry in memory.
+    fn drop(&mut self) {
+        use zeroize::Zeroize;
+        for c in &mut self.read.connections {
+            if let Some(p) = &mut c.schema.psk {
+                p.zeroize();
+            }
+        }
+    }
+}
+
+/// Every fragment read, by path: a reload reads each fragment's bytes again (cheap) but
+/// parses and checks only those whose bytes changed, so that editing one site's fragment
+/// among 10,000 costs one parse. What a fragment gives depends on its path, its bytes and
+/// the main file's path only (environment overrides concern `[gateway]`), so a cached
+/// result is what parsing again would give. Secret files named in it are read by
+/// validation, every time.
+static FRAGMENTS: std::sync::Mutex<BTreeMap<PathBuf, CachedFragment>> =
+    std::sync::Mutex::new(BTreeMap::new());
+
+/// A fragment's connections and problems, from its text.
+fn read_fragment(main: &Path, f: &Path, text: &str) -> ReadFragment {
+    let mut found = Found::default();
+    let mut connections = Vec::new();
+    match parse_toml(f, text) {
+        Ok(mut table) => {
+            top_level_keys(f, &mut table, Some(main), &mut found);
+            connections = read_connections(f, table.remove("connection"), &mut found);
+        }
+        Err(e) => found.errs.push(e),
+    }
+    ReadFragment { connections, found }
 }
 
 /// Refuses (and removes) the top-level keys a file may not have: anything but `[gateway]` and
@@ -380,11 +471,25 @@ pub fn fragment_paths(main: &Path) -> Result<Vec<PathBuf>, ConfigError> {
 /// A file's text, checked to be TOML. The parser's own message quotes the offending line,
 /// which may hold an inline `psk`: report its position and reason only.
 fn read_toml(path: &Path) -> Result<(Zeroizing<String>, toml::Table), ConfigError> {
-    let text = Zeroizing::new(
-        std::fs::read_to_string(path)
-            .map_err(|e| ConfigError::new(path, "", format!("cannot read: {e}")))?,
-    );
-    let table = text.parse::<toml::Table>().map_err(|e| {
+    let (text, _, _) = read_text(path)?;
+    let table = parse_toml(path, &text)?;
+    Ok((text, table))
+}
+
+/// A file's text, with its size and modification time.
+fn read_text(
+    path: &Path,
+) -> Result<(Zeroizing<String>, u64, Option<std::time::SystemTime>), ConfigError> {
+    let cannot = |e: std::io::Error| ConfigError::new(path, "", format!("cannot read: {e}"));
+    let text = Zeroizing::new(std::fs::read_to_string(path).map_err(cannot)?);
+    let meta = std::fs::metadata(path).map_err(cannot)?;
+    Ok((text, meta.len(), meta.modified().ok()))
+}
+
+/// `text` (of file `path`) as a TOML table; an error gives the position only (see
+/// [`read_toml`]).
+fn parse_toml(path: &Path, text: &str) -> Result<toml::Table, ConfigError> {
+    text.parse::<toml::Table>().map_err(|e| {
         let at = e.span().map_or(String::new(), |s| {
             let before = &text[..s.start.min(text.len())];
             let line = before.matches('\n').count() + 1;
@@ -398,8 +503,7 @@ fn read_toml(path: &Path) -> Result<(Zeroizing<String>, toml::Table), ConfigErro
             .filter(|l| !l.is_empty())
             .collect();
         ConfigError::new(path, "", format!("not valid TOML{at}: {}", msg.join("; ")))
-    })?;
-    Ok((text, table))
+    })
 }
 
 /// Deserializes `table` (at `key`; with `overrides` set in it) as a `T`, reporting every

@@ -8,6 +8,7 @@ pub mod gateway;
 pub mod ike_keying;
 pub mod keys;
 pub mod load;
+mod overlap;
 pub mod peer_name;
 pub mod pki;
 pub mod radius;
@@ -338,10 +339,11 @@ impl Config {
 
     pub fn local_addrs(&self) -> Vec<SocketAddr> {
         let mut out: Vec<SocketAddr> = Vec::new();
+        let mut seen: std::collections::HashSet<SocketAddr> = std::collections::HashSet::new();
         for c in &self.connections {
             for ip in c.keying.local_ips() {
                 let a = SocketAddr::new(ip, self.gateway.port);
-                if !out.contains(&a) {
+                if seen.insert(a) {
                     out.push(a);
                 }
             }
@@ -400,6 +402,11 @@ fn in_file_order(errs: &mut [ConfigError], sources: &[PathBuf]) {
             .and_then(|i| i.parse::<usize>().ok())
             .map_or(0, |i| i + 1)
     };
+    // File -> its place in `sources` (the first, as a search would find it).
+    let mut place_of: HashMap<&Path, usize> = HashMap::with_capacity(sources.len());
+    for (i, s) in sources.iter().enumerate() {
+        place_of.entry(s.as_path()).or_insert(i);
+    }
     let mut last = (0, 0);
     let mut ranked: Vec<((usize, usize), ConfigError)> = errs
         .iter()
@@ -407,7 +414,7 @@ fn in_file_order(errs: &mut [ConfigError], sources: &[PathBuf]) {
         .map(|e| {
             let rank = if e.file == Path::new(ENVIRONMENT) {
                 (0, 0)
-            } else if let Some(i) = sources.iter().position(|s| *s == e.file) {
+            } else if let Some(&i) = place_of.get(e.file.as_path()) {
                 (i + 1, table(&e.key))
             } else {
                 last
@@ -438,6 +445,11 @@ fn validate(
     mut errs: Vec<ConfigError>,
     examples: Examples,
 ) -> Result<Config, ConfigErrors> {
+    tracing::debug!(
+        fragments = loaded.sources.len().saturating_sub(1),
+        parsed = loaded.fragments_parsed,
+        "conf.d fragments read (those not parsed had the same bytes as at the last load)"
+    );
     // What validation finds below about a key the loader refused and set aside (now absent
     // or defaulted) is a consequence of that error, not news: dropped at the end.
     let from_loader = errs.len();
@@ -592,105 +604,30 @@ fn validate(
     // Route-based connections are apart: their selectors apply to their own interface's
     // packets only, so they overlap nothing; their interfaces and static routes must be
     // their own, though.
-    for (i, a) in connections.iter().enumerate() {
-        let (fa, ka) = &origins[i];
-        if let Some(ra) = &a.route_based {
-            if gateway.as_ref().is_some_and(|g| g.tun == ra.interface) {
-                errs.push(ConfigError::new(
-                    fa,
-                    format!("{ka}.interface"),
-                    format!(
-                        "'{}' is the gateway's shared TUN device (gateway.tun); a route-based \
-                         connection needs an interface of its own",
-                        ra.interface
-                    ),
-                ));
-            }
-        }
-        for (b, (fb, kb)) in connections[i + 1..].iter().zip(&origins[i + 1..]) {
-            if let (Some(ra), Some(rb)) = (&a.route_based, &b.route_based) {
-                if ra.interface == rb.interface {
-                    errs.push(ConfigError::new(
-                        fb,
-                        format!("{kb}.interface"),
-                        format!(
-                            "'{}' is already the interface of connection '{}' ({})",
-                            rb.interface,
-                            a.name,
-                            place(fb, fa, &format!("{ka}.interface"))
-                        ),
-                    ));
-                }
-            }
-            // The same prefix routed two ways: the kernel keeps one route per prefix.
-            for (x, y, fy, ky) in [(a, b, fb, kb), (b, a, fa, ka)] {
-                let Some(ry) = &y.route_based else { continue };
-                let claimed: Vec<Prefix> = match &x.route_based {
-                    Some(rx) => rx.routes.clone(),
-                    None => x.remote_ts.clone(),
-                };
-                for (iy, p) in ry.routes.iter().enumerate() {
-                    if claimed.contains(p) {
-                        errs.push(ConfigError::new(
-                            fy,
-                            format!("{ky}.routes[{iy}]"),
-                            format!(
-                                "{p} is routed by connection '{}' already; one prefix takes one \
-                                 route (several paths for a prefix: let the routing daemon \
-                                 choose)",
-                                x.name
-                            ),
-                        ));
-                    }
-                }
-            }
-            if a.route_based.is_some() || b.route_based.is_some() {
-                continue;
-            }
-            for (ia, pa) in a.remote_selectors.iter().enumerate() {
-                if let Some((ib, pb)) = b
-                    .remote_selectors
-                    .iter()
-                    .enumerate()
-                    .find(|(_, pb)| pa.prefix.overlaps(&pb.prefix) && pa.ports == pb.ports)
-                {
-                    errs.push(ConfigError::new(
-                        fb,
-                        format!("{kb}.remote_ts[{ib}]"),
-                        format!(
-                            "{pb} overlaps {pa} of connection '{}' ({})",
-                            a.name,
-                            place(fb, fa, &format!("{ka}.remote_ts[{ia}]"))
-                        ),
-                    ));
-                }
-            }
-        }
-    }
+    errs.extend(overlap::between_connections(
+        gateway.as_ref().map(|g| g.tun.as_str()),
+        &connections,
+        &origins,
+    ));
     // `psk` and `psk_file` are alternatives: with one set aside, the other looks required.
-    let refused: Vec<(PathBuf, String)> = loaded
-        .refused
-        .iter()
-        .flat_map(|(f, k)| {
-            let other = k
-                .strip_suffix(".psk_file")
-                .map(|c| format!("{c}.psk"))
-                .or_else(|| k.strip_suffix(".psk").map(|c| format!("{c}.psk_file")));
-            std::iter::once((f.clone(), k.clone())).chain(other.map(|o| (f.clone(), o)))
-        })
-        .collect();
-    let mut i = from_loader;
-    while i < errs.len() {
-        let e = &errs[i];
-        if refused
-            .iter()
-            .any(|(f, k)| *f == e.file && related(k, &e.key))
-        {
-            errs.remove(i);
-        } else {
-            i += 1;
-        }
+    // File -> its keys set aside (and their alternatives), so each finding looks at its own
+    // file's few keys only.
+    let mut refused: HashMap<&Path, Vec<String>> = HashMap::new();
+    for (f, k) in &loaded.refused {
+        let other = k
+            .strip_suffix(".psk_file")
+            .map(|c| format!("{c}.psk"))
+            .or_else(|| k.strip_suffix(".psk").map(|c| format!("{c}.psk_file")));
+        let keys = refused.entry(f.as_path()).or_default();
+        keys.push(k.clone());
+        keys.extend(other);
     }
+    let findings = errs.split_off(from_loader);
+    errs.extend(findings.into_iter().filter(|e| {
+        !refused
+            .get(e.file.as_path())
+            .is_some_and(|keys| keys.iter().any(|k| related(k, &e.key)))
+    }));
     in_file_order(&mut errs, &loaded.sources);
     match gateway {
         Some(gateway) if errs.is_empty() => {
@@ -1407,5 +1344,9 @@ pub(crate) fn refuse_keys(
     }
 }
 
+#[cfg(test)]
+mod bench;
+#[cfg(test)]
+pub(crate) mod fixtures;
 #[cfg(test)]
 mod tests;

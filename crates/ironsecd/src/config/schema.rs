@@ -355,7 +355,7 @@ pub enum CloseAction {
 /// Every key is an `Option`, the required ones too (validation reports those missing): so a
 /// connection whose bad keys were set aside still deserializes, and its other keys are still
 /// checked in the same run ([`super::load`]).
-#[derive(Deserialize, Debug)]
+#[derive(Deserialize, Debug, Clone)]
 #[serde(deny_unknown_fields)]
 pub struct ConnectionSchema {
     /// Required.
@@ -504,7 +504,7 @@ pub struct ConnectionSchema {
 }
 
 /// One entry of `local_certs`.
-#[derive(Deserialize, Debug)]
+#[derive(Deserialize, Debug, Clone)]
 #[serde(deny_unknown_fields)]
 pub struct LocalCertSchema {
     /// Required: the certificate, then its intermediates.
@@ -513,7 +513,7 @@ pub struct LocalCertSchema {
     pub key: Option<PathBuf>,
 }
 
-#[derive(Deserialize, Debug)]
+#[derive(Deserialize, Debug, Clone)]
 #[serde(deny_unknown_fields)]
 pub struct TunnelSchema {
     /// Required (an `Option` for the same reason as [`ConnectionSchema`]'s keys).

@@ -2404,3 +2404,93 @@ fn tun_mtu_below_1280_is_refused_when_a_connection_carries_ipv6() {
     );
     Config::load(&p).unwrap_or_else(|e| panic!("{e}"));
 }
+
+#[test]
+fn thousands_of_fragments_validate_and_one_overlap_among_them_is_found_once() {
+    use super::fixtures::{fragment, hub, site, TempDir};
+    let n = 3000;
+    let d = TempDir::new("many-fragments");
+    let main = hub(&d.0, n);
+    let c = Config::load_with_env(&main, no_env()).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(c.connections.len(), n);
+    assert_eq!(c.sources.len(), n + 1);
+    // The last site takes the third one's remote subnet as a second selector.
+    let last = site(n - 1, 0).replace(
+        "remote_ts = [\"10.139.",
+        "remote_ts = [\"10.128.3.0/25\", \"10.139.",
+    );
+    assert_ne!(last, site(n - 1, 0));
+    std::fs::write(fragment(&main, n - 1), last).unwrap();
+    assert_eq!(
+        refused(&main, no_env()),
+        [format!(
+            "{}: connection[0].remote_ts[0]: 10.128.3.0/25 overlaps 10.128.3.0/24 of connection 's3' ({}: connection[0].remote_ts[0])",
+            fragment(&main, n - 1).display(),
+            fragment(&main, 3).display()
+        )]
+    );
+}
+
+#[test]
+fn a_fragment_is_parsed_again_only_when_its_bytes_change() {
+    use super::fixtures::{fragment, hub, site, TempDir};
+    let n = 50;
+    let d = TempDir::new("fragment-cache");
+    let main = hub(&d.0, n);
+    let parse = || {
+        let mut errs = Vec::new();
+        let loaded = load::load(&main, no_env(), &mut errs);
+        let parsed = loaded.fragments_parsed;
+        (validate(&main, loaded, errs, Examples::Refuse), parsed)
+    };
+    let (first, parsed) = parse();
+    assert_eq!(parsed, n, "the first load parses every fragment");
+    let first = first.unwrap_or_else(|e| panic!("{e}"));
+    let (again, parsed) = parse();
+    assert_eq!(parsed, 0, "nothing changed, nothing parsed");
+    assert_eq!(again.unwrap(), first, "the same config from what was kept");
+    // Same size, same modification time, other bytes: parsed again all the same.
+    let f = fragment(&main, 7);
+    let mtime = std::fs::metadata(&f).unwrap().modified().unwrap();
+    let edited = site(7, 3);
+    assert_eq!(edited.len(), site(7, 0).len());
+    std::fs::write(&f, &edited).unwrap();
+    std::fs::File::options()
+        .write(true)
+        .open(&f)
+        .unwrap()
+        .set_modified(mtime)
+        .unwrap();
+    let (edited_cfg, parsed) = parse();
+    assert_eq!(parsed, 1);
+    let edited_cfg = edited_cfg.unwrap();
+    let changed: Vec<&str> = edited_cfg
+        .connections
+        .iter()
+        .zip(&first.connections)
+        .filter(|(a, b)| a != b)
+        .map(|(a, _)| a.name.as_str())
+        .collect();
+    assert_eq!(changed, ["s7"]);
+    // A broken fragment: the same errors whether parsed or kept; a removed one is gone.
+    std::fs::write(
+        fragment(&main, 9),
+        "[[connection]]\nname = 3\nfrobnicate = 1\n",
+    )
+    .unwrap();
+    std::fs::remove_file(fragment(&main, 11)).unwrap();
+    let (broken, parsed) = parse();
+    assert_eq!(parsed, 1);
+    let (kept, parsed) = parse();
+    assert_eq!(parsed, 0);
+    let broken = broken.unwrap_err();
+    assert_eq!(kept.unwrap_err(), broken);
+    assert!(
+        !broken.0.is_empty() && broken.0.iter().all(|e| e.file == fragment(&main, 9)),
+        "{broken}"
+    );
+    std::fs::write(fragment(&main, 9), site(9, 0)).unwrap();
+    let (fixed, parsed) = parse();
+    assert_eq!(parsed, 1);
+    assert_eq!(fixed.unwrap().connections.len(), n - 1);
+}
