@@ -32,7 +32,10 @@
 #                  a `tail -F` of the log feeds an awk that prints each site's name the first
 #                  time its CHILD_SA comes up (ironsecd: the "CHILD_SA up" info line;
 #                  charon: "CHILD_SA NAME{n} established"), and the script counts those lines
-#                  every 0.1 s. Once all are counted, one status confirms them (up_after)
+#                  every 0.1 s. Once all are counted, one status confirms them (up_after).
+#                  Also the time to the first site up, and the rate from there, (N - 1) /
+#                  (setup - first): setup includes the spoke's own start (binding a socket per
+#                  site address), which this rate leaves out
 #   hub start      the hub launched -> it answers (ironsecd: status; charon: VICI and
 #                  `swanctl --load-all` of N connections done)
 #   memory         the hub's VmRSS and VmHWM after bring-up, and per added tunnel
@@ -468,6 +471,7 @@ run_case() { # hub n
     local n=$2 t0 t_ready="" deadline next_log up=0 last=-1 line hu0 su0 s0 w0 w1 h0 h1 hn0 hn1 pn0 pn1 c0 c1
     local rx0=null rx1=null
     R_HUB=$1 R_SITES=$n R_CONVERGED=false R_SETUP=null R_RATE=null R_SPK_READY=null R_UP=0
+    R_FIRST_UP=null R_RATE_AFTER=null
     R_TIME=$(date -u +%H:%M:%S)
     read -r R_LOAD _ </proc/loadavg
     log "$PROG: $R_HUB hub, $n site(s) ($R_TIME UTC, load $R_LOAD): starting the hub"
@@ -503,10 +507,14 @@ run_case() { # hub n
             R_SPK_READY=$(secs_between "$t0" "$t_ready")
         fi
         up=$(up_count)
+        if [ "$R_FIRST_UP" = null ] && [ "$up" -ge 1 ]; then R_FIRST_UP=$(secs_between "$t0" "$(now_ns)"); fi
         if [ "$up" -ge "$n" ]; then
             R_CONVERGED=true
             R_SETUP=$(secs_between "$t0" "$(now_ns)")
             R_RATE=$(awk -v n="$n" -v s="$R_SETUP" 'BEGIN { printf "%.1f", n / s }')
+            if [ "$n" -gt 1 ]; then
+                R_RATE_AFTER=$(awk -v n="$n" -v s="$R_SETUP" -v f="$R_FIRST_UP" 'BEGIN { if (s > f) printf "%.1f", (n - 1) / (s - f); else print "null" }')
+            fi
             break
         fi
         if [ "$(now_ns)" -ge "$deadline" ]; then
@@ -522,7 +530,7 @@ run_case() { # hub n
     done
     R_UP=$up
     stop_up_watch
-    [ "$R_CONVERGED" = true ] && log "    all $n sites up on the hub $R_SETUP s after the spoke's start ($R_RATE/s; the spoke's control socket appeared after $R_SPK_READY s)"
+    [ "$R_CONVERGED" = true ] && log "    all $n sites up on the hub $R_SETUP s after the spoke's start ($R_RATE/s; the first after $R_FIRST_UP s, $R_RATE_AFTER/s from there; the spoke's control socket appeared after $R_SPK_READY s)"
     sleep "$SETTLE"
     R_RSS=$(vm_kib "$PID_HUB" VmRSS) R_HWM=$(vm_kib "$PID_HUB" VmHWM)
     R_RSS_PER=$(awk -v r="$R_RSS" -v n="$n" 'BEGIN { printf "%.1f", r / n }')
@@ -591,8 +599,8 @@ case_json() {
         per=$(awk -v a="$R_RSS" -v b="$BASE_RSS" -v n="$R_SITES" 'BEGIN { printf "%.2f", (a - b) / (n - 1) }')
     fi
     first_r=$(ratio "$R_TCP_FIRST" "${BASE_TCP:-null}") last_r=$(ratio "$R_TCP_LAST" "${BASE_TCP:-null}")
-    printf '{"hub":"%s","sites":%s,"time_utc":"%s","loadavg_1min_before":%s,"converged":%s,"hub_start_secs":%s,"hub_rss_before_kib":%s,"spoke_ready_secs":%s,"setup_secs":%s,"setup_per_sec":%s,"sites_up_hub":%s,"sites_up_hub_after":%s,"sites_up_spoke_after":%s,"hub_rss_kib":%s,"hub_hwm_kib":%s,"hub_rss_per_site_kib":%s,"hub_rss_marginal_per_site_kib":%s,"window_secs":%s,"hub_cpu_pct":%s,"hub_cpu_pct_schedstat":%s,"spoke_cpu_pct_schedstat":%s,"hub_ike_received_during":%s,"hub_status_secs":%s,"hub_status_json_secs":%s,"hub_status_json_bytes":%s,"hub_ike_received":%s,"hub_ike_queue_dropped":%s,"hub_ike_half_open_dropped":%s,"hub_ike_cookies_sent":%s,"spoke_ike_retransmits_sent":%s,"hub_udp_rcvbuf_errors":%s,"spoke_udp_rcvbuf_errors":%s,"tcp_first_mbps":%s,"tcp_last_mbps":%s,"tcp_first_vs_1":%s,"tcp_last_vs_1":%s,"tcp_cpu_busy_pct":%s,"tcp_cpu_steal_pct":%s}' \
-        "$R_HUB" "$R_SITES" "$R_TIME" "$R_LOAD" "$R_CONVERGED" "$R_HUB_START" "$R_RSS0" "$R_SPK_READY" "$R_SETUP" "$R_RATE" \
+    printf '{"hub":"%s","sites":%s,"time_utc":"%s","loadavg_1min_before":%s,"converged":%s,"hub_start_secs":%s,"hub_rss_before_kib":%s,"spoke_ready_secs":%s,"setup_secs":%s,"setup_per_sec":%s,"first_up_secs":%s,"setup_per_sec_after_first":%s,"sites_up_hub":%s,"sites_up_hub_after":%s,"sites_up_spoke_after":%s,"hub_rss_kib":%s,"hub_hwm_kib":%s,"hub_rss_per_site_kib":%s,"hub_rss_marginal_per_site_kib":%s,"window_secs":%s,"hub_cpu_pct":%s,"hub_cpu_pct_schedstat":%s,"spoke_cpu_pct_schedstat":%s,"hub_ike_received_during":%s,"hub_status_secs":%s,"hub_status_json_secs":%s,"hub_status_json_bytes":%s,"hub_ike_received":%s,"hub_ike_queue_dropped":%s,"hub_ike_half_open_dropped":%s,"hub_ike_cookies_sent":%s,"spoke_ike_retransmits_sent":%s,"hub_udp_rcvbuf_errors":%s,"spoke_udp_rcvbuf_errors":%s,"tcp_first_mbps":%s,"tcp_last_mbps":%s,"tcp_first_vs_1":%s,"tcp_last_vs_1":%s,"tcp_cpu_busy_pct":%s,"tcp_cpu_steal_pct":%s}' \
+        "$R_HUB" "$R_SITES" "$R_TIME" "$R_LOAD" "$R_CONVERGED" "$R_HUB_START" "$R_RSS0" "$R_SPK_READY" "$R_SETUP" "$R_RATE" "$R_FIRST_UP" "$R_RATE_AFTER" \
         "$R_UP" "$R_UP_AFTER" "$R_SPK_UP" "$R_RSS" "$R_HWM" "$R_RSS_PER" "$per" "$R_WINDOW" "$R_HUB_CPU" "$R_HUB_NS" "$R_SPK_NS" \
         "$R_IKE_RX" "$R_STATUS" "$R_STATUS_JSON" "$R_STATUS_BYTES" "$R_HUB_IKE_IN" "$R_QDROP" "$R_HALFOPEN" "$R_COOKIES" \
         "$R_SPK_RETX" "$R_HUB_UDP" "$R_SPK_UDP" "$R_TCP_FIRST" "$R_TCP_LAST" "$first_r" "$last_r" "$R_TCP_BUSY" "$R_TCP_STEAL"
@@ -609,7 +617,7 @@ log "$PROG: namespaces $PREFIX-*, $MAX site addresses on the spoke"
 make_topology
 
 CASES=() ALL_OK=true
-TABLE=$(printf '%-10s %6s %9s %9s %10s %9s %8s %8s %8s %8s %7s %7s %6s %8s %8s %6s %6s\n' hub sites setup_s per_s rss_MiB KiB/site cpu_% status_s json_s qdrop hopen retx rcvbuf tcp1 tcpN r1 rN)
+TABLE=$(printf '%-10s %6s %9s %9s %8s %9s %10s %9s %8s %8s %8s %8s %7s %7s %6s %8s %8s %6s %6s\n' hub sites setup_s per_s first_s per_s_1st rss_MiB KiB/site cpu_% status_s json_s qdrop hopen retx rcvbuf tcp1 tcpN r1 rN)
 for hub in $HUBS; do
     BASE_RSS="" BASE_TCP=null
     for n in "${NS_LIST[@]}"; do
@@ -622,8 +630,9 @@ for hub in $HUBS; do
 import json, sys
 c = json.loads(sys.argv[1])
 f = lambda k, fmt="%s": "-" if c.get(k) is None else fmt % c[k]
-print("%-10s %6s %9s %9s %10s %9s %8s %8s %8s %8s %7s %7s %6s %8s %8s %6s %6s" % (
-    c["hub"], c["sites"], f("setup_secs"), f("setup_per_sec"), "%.1f" % (c["hub_rss_kib"] / 1024),
+print("%-10s %6s %9s %9s %8s %9s %10s %9s %8s %8s %8s %8s %7s %7s %6s %8s %8s %6s %6s" % (
+    c["hub"], c["sites"], f("setup_secs"), f("setup_per_sec"), f("first_up_secs"),
+    f("setup_per_sec_after_first"), "%.1f" % (c["hub_rss_kib"] / 1024),
     f("hub_rss_marginal_per_site_kib"), f("hub_cpu_pct_schedstat"), f("hub_status_secs"),
     f("hub_status_json_secs"), f("hub_ike_queue_dropped"), f("hub_ike_half_open_dropped"),
     f("spoke_ike_retransmits_sent"), f("hub_udp_rcvbuf_errors"), f("tcp_first_mbps"),
@@ -645,7 +654,7 @@ OUT=1
 {
     say "ironsec scale: N sites on one hub ($D, $(nproc) CPUs; idle window $IDLE s; TCP $TCP_SECS s per stream)"
     say "conditions: $CONDITIONS"
-    say "columns: setup_s/per_s spoke start -> all up on the hub; rss_MiB hub VmRSS; KiB/site (RSS(N)-RSS(1))/(N-1); cpu_% hub idle CPU (schedstat); status_s/json_s one status / status --json; qdrop/hopen hub IKE queue / half-open drops; retx spoke retransmits; rcvbuf hub UDP RcvbufErrors; tcp1/tcpN Mbit/s first/last site; r1/rN vs N = 1"
+    say "columns: setup_s/per_s spoke start -> all up on the hub; first_s spoke start -> the first up; per_s_1st (N-1) / (setup_s - first_s), the rate without the spoke's own start; rss_MiB hub VmRSS; KiB/site (RSS(N)-RSS(1))/(N-1); cpu_% hub idle CPU (schedstat); status_s/json_s one status / status --json; qdrop/hopen hub IKE queue / half-open drops; retx spoke retransmits; rcvbuf hub UDP RcvbufErrors; tcp1/tcpN Mbit/s first/last site; r1/rN vs N = 1"
     say "$TABLE"
 } >&"$OUT"
 if [ "$JSON_FILE" = - ]; then
