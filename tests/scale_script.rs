@@ -104,7 +104,10 @@ fn check_case(c: &Value, hub: &str) {
     assert!(number(c, "setup_per_sec") > 0.0, "{c:#}");
     assert!(number(c, "hub_start_secs") > 0.0, "{c:#}");
     assert!(number(c, "hub_rss_kib") > 1000.0, "{c:#}");
-    assert!(number(c, "hub_hwm_kib") >= number(c, "hub_rss_kib"), "{c:#}");
+    assert!(
+        number(c, "hub_hwm_kib") >= number(c, "hub_rss_kib"),
+        "{c:#}"
+    );
     assert!(number(c, "window_secs") >= 2.0, "{c:#}");
     for key in [
         "hub_cpu_pct",
@@ -149,7 +152,10 @@ fn check_case(c: &Value, hub: &str) {
         }
     }
     for key in ["tcp_first_mbps", "tcp_last_mbps"] {
-        assert!(number(c, key) > 0.0, "no TCP through the tunnel: {key}: {c:#}");
+        assert!(
+            number(c, key) > 0.0,
+            "no TCP through the tunnel: {key}: {c:#}"
+        );
     }
     for key in ["tcp_first_vs_1", "tcp_last_vs_1"] {
         assert!(number(c, key) > 0.0, "{key}: {c:#}");
@@ -185,7 +191,10 @@ fn bad_options_are_refused() {
     for (args, expect) in [
         (&["--sites", "0"][..], "--sites must be numbers 1..16000"),
         (&["--sites", "1 x"][..], "--sites must be numbers 1..16000"),
-        (&["--hub", "openvpn"][..], "--hub must be ironsec, strongswan or both"),
+        (
+            &["--hub", "openvpn"][..],
+            "--hub must be ironsec, strongswan or both",
+        ),
         (&["--idle", "0"][..], "--idle must be 1..3600"),
         (&["--nope"][..], "unknown option '--nope'"),
     ] {
