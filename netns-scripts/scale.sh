@@ -31,8 +31,10 @@
 #                  of thousands of tunnels costs the hub seconds and would be the measurement):
 #                  a `tail -F` of the log feeds an awk that prints each site's name the first
 #                  time its CHILD_SA comes up (ironsecd: the "CHILD_SA up" info line;
-#                  charon: "CHILD_SA NAME{n} established"), and the script counts those lines
-#                  every 0.1 s. Once all are counted, one status confirms them (up_after).
+#                  charon: "CHILD_SA NAME{n} established") with its time (ironsecd: the log
+#                  line's own, to the microsecond; charon logs whole seconds: when the line
+#                  was read), and the script counts those lines every 0.1 s. Once all are
+#                  counted, one status confirms them (up_after).
 #                  Also the time to the first site up, and the rate from there, (N - 1) /
 #                  (setup - first): setup includes the spoke's own start (binding a socket per
 #                  site address), which this rate leaves out
@@ -353,7 +355,7 @@ start_up_watch() { # log kind
     : >"$WORK/up.names"
     # python3, not awk: mawk waits for a full input buffer before it reads a line from a pipe.
     "$PY" -c '
-import re, sys
+import datetime, re, sys, time
 pat = re.compile(r"CHILD_SA up .*\bconnection=(\S+)" if sys.argv[1] == "ironsec"
                  else r"CHILD_SA ([^ {]+)\{[0-9]+\} established")
 seen = set()
@@ -364,7 +366,17 @@ while True:
     m = pat.search(line)
     if m and m.group(1) not in seen:
         seen.add(m.group(1))
-        print(m.group(1), flush=True)' "$2" <"$WORK/up.fifo" >"$WORK/up.names" &
+        # When: the log line'"'"'s own time where it has one to the microsecond (ironsecd:
+        # 2026-12-08T01:09:28.123456Z), else when it was read (charon logs whole seconds).
+        ns = time.time_ns()
+        t = line.split(" ", 1)[0]
+        if t.endswith("Z") and "T" in t:
+            try:
+                d = datetime.datetime.strptime(t[:-1], "%Y-%m-%dT%H:%M:%S.%f")
+                ns = int(d.replace(tzinfo=datetime.timezone.utc).timestamp()) * 10**9 + d.microsecond * 1000
+            except ValueError:
+                pass
+        print(m.group(1), ns, flush=True)' "$2" <"$WORK/up.fifo" >"$WORK/up.names" &
     PID_FILTER=$!
     tail -n +1 -F "$1" >"$WORK/up.fifo" 2>/dev/null &
     PID_TAIL=$!
@@ -377,6 +389,8 @@ stop_up_watch() {
     PID_TAIL="" PID_FILTER=""
 }
 up_count() { wc -l <"$WORK/up.names"; }
+# The time (ns since the epoch) site number $1 (1 = the first) came up, from WORK/up.names.
+up_time() { awk -v k="$1" 'NR == k { print $2; exit }' "$WORK/up.names"; }
 
 # ironsecd side $1's status --json, summed: "up received retransmits_sent queue_dropped
 # half_open_dropped cookies_sent" (up: tunnels with an established IKE SA with a CHILD_SA and
@@ -507,10 +521,10 @@ run_case() { # hub n
             R_SPK_READY=$(secs_between "$t0" "$t_ready")
         fi
         up=$(up_count)
-        if [ "$R_FIRST_UP" = null ] && [ "$up" -ge 1 ]; then R_FIRST_UP=$(secs_between "$t0" "$(now_ns)"); fi
         if [ "$up" -ge "$n" ]; then
             R_CONVERGED=true
-            R_SETUP=$(secs_between "$t0" "$(now_ns)")
+            R_FIRST_UP=$(secs_between "$t0" "$(up_time 1)")
+            R_SETUP=$(secs_between "$t0" "$(up_time "$n")")
             R_RATE=$(awk -v n="$n" -v s="$R_SETUP" 'BEGIN { printf "%.1f", n / s }')
             if [ "$n" -gt 1 ]; then
                 R_RATE_AFTER=$(awk -v n="$n" -v s="$R_SETUP" -v f="$R_FIRST_UP" 'BEGIN { if (s > f) printf "%.1f", (n - 1) / (s - f); else print "null" }')
@@ -643,7 +657,7 @@ done
 SW_VERSION=null
 [[ " $HUBS " == *" strongswan "* ]] && SW_VERSION="\"strongSwan $(dpkg-query -W -f '${Version}' strongswan-charon 2>/dev/null || echo '?') kernel-libipsec\""
 CONDITIONS="one ironsecd plays every spoke from its own /32 WAN address (the hub sees N peers), one connection and one tunnel per site, policy-based, IKEv2 PSK aes128gcm16-prfsha256-x25519 / aes128gcm16; the spoke initiates every site at once, the hub answers; dpd off, rekeying a day away; no traffic and no status request during the CPU window"
-UPCOUNT="a site is up once the hub logs its first CHILD_SA (ironsecd: the 'CHILD_SA up' info line; charon: 'CHILD_SA NAME{n} established'), read by tail -F and counted every 0.1 s without asking the hub; sites_up_hub_after is a status after the window (ironsecd: tunnels up with both ESP SAs; charon: INSTALLED CHILD_SAs)"
+UPCOUNT="a site is up once the hub logs its first CHILD_SA (ironsecd: the 'CHILD_SA up' info line, timed by the line's own timestamp; charon: 'CHILD_SA NAME{n} established', timed when read), read by tail -F and counted every 0.1 s without asking the hub; sites_up_hub_after is a status after the window (ironsecd: tunnels up with both ESP SAs; charon: INSTALLED CHILD_SAs)"
 JOINED=$(IFS=,; printf '%s' "${CASES[*]}")
 REPORT=$(printf '{"script":"scale","ironsecd":"%s","strongswan":%s,"conditions":"%s","up_counting":"%s","cpu":"%% of one core: utime+stime from /proc/PID/stat (whole clock ticks), and *_schedstat from the thread run times in /proc/PID/task/*/schedstat (ns)","cpus":%s,"clk_tck":%s,"idle_secs":%s,"settle_secs":%s,"tcp_seconds":%s,"tcp":%s,"cases":[%s]}' \
     "$D" "$SW_VERSION" "$CONDITIONS" "$UPCOUNT" "$(nproc)" "$CLK_TCK" "$IDLE" "$SETTLE" "$TCP_SECS" \
