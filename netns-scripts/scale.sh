@@ -148,15 +148,32 @@ MAX=${NS_LIST[-1]}
 LH="$PREFIX-lh" HUB="$PREFIX-hub" SPK="$PREFIX-spk"
 HUB_WAN=192.0.2.1 SPK_WAN=192.0.2.2
 REKEY=86400
-# The spoke's descriptors: an IKE socket and one ESP socket per worker (one per CPU) per site.
-NOFILE=$(( MAX * ($(nproc) + 2) + 4096 ))
-PID_HUB="" PID_SPK="" PID_TAIL="" PID_FILTER="" SW_DIR="" WORK="" NS_MADE=() IPERF_PIDS=()
+# The spoke's descriptors: an IKE socket and one ESP socket per worker (one per CPU) per site
+# address (crates/ironsecd/src/daemon.rs, the IKE sockets of plane.ike_addrs();
+# crates/dataplane/src/lib.rs, a socket per worker per local address), and some. Where the
+# hard limit is lower than that and cannot be raised (no CAP_SYS_RESOURCE, e.g. in a
+# container), the sites are split over several spoke ironsecd processes in the same namespace,
+# each under the limit: SPK_CAP sites each.
+NOFILE=$(( MAX * ($(nproc) + 1) + 2048 ))
+HARD_NOFILE=$(ulimit -Hn)
+if [ "$HARD_NOFILE" = unlimited ] || [ "$HARD_NOFILE" -ge "$NOFILE" ] ||
+    (ulimit -n "$NOFILE") 2>/dev/null; then
+    SPK_CAP=$MAX
+else
+    SPK_CAP=$(( (HARD_NOFILE - 2048) / ($(nproc) + 1) ))
+    NOFILE=$HARD_NOFILE
+fi
+# IRONSEC_SCALE_SPOKE_SITES: at most that many sites per spoke process (to try the split).
+SPK_CAP=${IRONSEC_SCALE_SPOKE_SITES:-$SPK_CAP}
+is_count "$SPK_CAP" 1 16000 || die "cannot run a spoke: descriptor hard limit $HARD_NOFILE"
+PID_HUB="" PIDS_SPK=() PID_TAIL="" PID_FILTER="" SW_DIR="" WORK="" NS_MADE=() IPERF_PIDS=()
 
 on_exit() {
     local p ns
     stop_pid "$PID_TAIL"; stop_pid "$PID_FILTER"
     for p in "${IPERF_PIDS[@]}"; do stop_pid "$p"; done
-    stop_pid "$PID_SPK"; stop_pid "$PID_HUB"
+    for p in "${PIDS_SPK[@]}"; do stop_pid "$p"; done
+    stop_pid "$PID_HUB"
     if [ -n "$SW_DIR" ] && [ -f "$SW_DIR/charon.pid" ]; then "$HERE/strongswan.sh" stop "$SW_DIR" >&2; fi
     for ns in "${NS_MADE[@]}"; do ip netns del "$ns" 2>/dev/null; done
     if [ -n "$WORK" ]; then rm -rf -- "$WORK"; fi
@@ -247,12 +264,15 @@ del_site_host() { # i
 # ---------------------------------------------------------------------------------------------
 # Configs (written by awk: a bash loop over 10,000 heredocs takes half a minute)
 
-# ironsecd config of side $1 (hub|spk) with $2 sites to WORK/$1.toml.
-write_ironsec_config() { # side n
-    awk -v side="$1" -v n="$2" -v sock="$WORK/$1.sock" -v psk="$WORK/scale.psk" -v rekey="$REKEY" \
+# ironsecd config of side $1 (hub, or spk<p>: spoke process p) with sites $3..$2 (default 1)
+# to WORK/$1.toml.
+write_ironsec_config() { # side last [first]
+    awk -v side="$1" -v n="$2" -v lo="${3:-1}" -v sock="$WORK/$1.sock" -v psk="$WORK/scale.psk" -v rekey="$REKEY" \
         -v hubwan="$HUB_WAN" 'BEGIN {
-        printf "[gateway]\ntun = \"%s\"\ncontrol_socket = \"%s\"\n\n", (side == "hub" ? "schub0" : "scspk0"), sock
-        for (i = 1; i <= n; i++) {
+        printf "[gateway]\ntun = \"sc%s\"\ncontrol_socket = \"%s\"\n", side, sock
+        # Spoke processes share a namespace: only the hub listens for metrics (127.0.0.1:14500).
+        printf "%s\n", (side == "hub" ? "" : "metrics = \"off\"\n")
+        for (i = lo; i <= n; i++) {
             k = i - 1
             spka = sprintf("172.16.%d.%d", int(i / 256), i % 256)
             hs = sprintf("10.%d.%d.0/24", 64 + int(k / 256), k % 256)
@@ -308,18 +328,18 @@ write_swanctl_conf() { # n
 # ---------------------------------------------------------------------------------------------
 # Daemons and the hub's views
 
-# ironsecd for side $1 (hub|spk) in its namespace; sets PID_HUB or PID_SPK. The subshell raises
-# the descriptor limit where needed and execs `ip netns exec`, which execs the daemon, so $! is
-# the daemon's own PID.
+# ironsecd for side $1 (hub, or spk<p>) in its namespace; sets PID_HUB or adds to PIDS_SPK.
+# The subshell raises the descriptor limit where needed and execs `ip netns exec`, which execs
+# the daemon, so $! is the daemon's own PID.
 start_ironsecd() { # side
     local ns=$HUB level=info
-    [ "$1" = spk ] && ns=$SPK level=${IRONSEC_LOG:-warn}
+    [ "$1" != hub ] && ns=$SPK level=${IRONSEC_LOG:-warn}
     (
-        if [ "$(ulimit -Hn)" != unlimited ] && [ "$(ulimit -Hn)" -lt "$NOFILE" ]; then ulimit -n "$NOFILE"; fi
+        if [ "$(ulimit -n)" != unlimited ] && [ "$(ulimit -n)" -lt "$NOFILE" ]; then ulimit -n "$NOFILE"; fi
         IRONSEC_LOG="$level" exec ip netns exec "$ns" "$D" --config "$WORK/$1.toml" \
             </dev/null >"$WORK/$1.log" 2>&1
     ) &
-    if [ "$1" = hub ]; then PID_HUB=$!; else PID_SPK=$!; fi
+    if [ "$1" = hub ]; then PID_HUB=$!; else PIDS_SPK+=("$!"); fi
 }
 
 # ironsecctl for side $1 (hub|spk), bounded to 120 s (a daemon busy with thousands of tunnels
@@ -341,6 +361,17 @@ wait_ironsecd() { # side pid secs
     done
     tail -n 20 "$WORK/$1.log" | indent >&2
     die "the $1's ironsecd does not answer on $WORK/$1.sock after $3 s"
+}
+
+# Run time (ns) of every spoke process, summed; "-" without schedstat.
+spoke_run_ns() {
+    local p t sum=0
+    for p in "${PIDS_SPK[@]}"; do
+        t=$(run_ns "$p")
+        [ "$t" = - ] && { echo -; return; }
+        sum=$((sum + t))
+    done
+    echo "$sum"
 }
 
 # swanctl against the hub's charon, bounded to 120 s.
@@ -465,11 +496,13 @@ stop_case_daemons() {
     stop_up_watch
     if [ -n "${IRONSEC_SCALE_LOGS:-}" ]; then
         mkdir -p "$IRONSEC_SCALE_LOGS"
-        cp "$WORK/spk.log" "$IRONSEC_SCALE_LOGS/$R_HUB-$R_SITES-spoke.log" 2>/dev/null || true
+        for ((p = 0; p < R_SPK_PROCS; p++)); do
+            cp "$WORK/spk$p.log" "$IRONSEC_SCALE_LOGS/$R_HUB-$R_SITES-spoke$p.log" 2>/dev/null || true
+        done
         cp "$HLOG" "$IRONSEC_SCALE_LOGS/$R_HUB-$R_SITES-hub.log" 2>/dev/null || true
     fi
-    stop_pid "$PID_SPK"; wait "$PID_SPK" 2>/dev/null || true
-    PID_SPK=""
+    for p in "${PIDS_SPK[@]}"; do stop_pid "$p"; wait "$p" 2>/dev/null || true; done
+    PIDS_SPK=()
     if [ "$R_HUB" = ironsec ]; then
         stop_pid "$PID_HUB"; wait "$PID_HUB" 2>/dev/null || true
     else
@@ -483,13 +516,18 @@ stop_case_daemons() {
 
 run_case() { # hub n
     local n=$2 t0 t_ready="" deadline next_log up=0 last=-1 line hu0 su0 s0 w0 w1 h0 h1 hn0 hn1 pn0 pn1 c0 c1
-    local rx0=null rx1=null
+    local rx0=null rx1=null u x
     R_HUB=$1 R_SITES=$n R_CONVERGED=false R_SETUP=null R_RATE=null R_SPK_READY=null R_UP=0
     R_FIRST_UP=null R_RATE_AFTER=null
     R_TIME=$(date -u +%H:%M:%S)
     read -r R_LOAD _ </proc/loadavg
     log "$PROG: $R_HUB hub, $n site(s) ($R_TIME UTC, load $R_LOAD): starting the hub"
-    write_ironsec_config spk "$n"
+    # The spoke processes (one unless the descriptor limit says otherwise), sites split evenly.
+    R_SPK_PROCS=$(( (n + SPK_CAP - 1) / SPK_CAP ))
+    local per=$(( (n + R_SPK_PROCS - 1) / R_SPK_PROCS )) p
+    for ((p = 0; p < R_SPK_PROCS; p++)); do
+        write_ironsec_config "spk$p" "$(( (p + 1) * per < n ? (p + 1) * per : n ))" $(( p * per + 1 ))
+    done
     t0=$(now_ns)
     if [ "$R_HUB" = ironsec ]; then
         write_ironsec_config hub "$n"
@@ -511,12 +549,14 @@ run_case() { # hub n
     hu0=$(udp_rcvbuf_errors "$HUB") su0=$(udp_rcvbuf_errors "$SPK")
     start_up_watch "$HLOG" "$R_HUB"
     t0=$(now_ns)
-    start_ironsecd spk
+    for ((p = 0; p < R_SPK_PROCS; p++)); do start_ironsecd "spk$p"; done
     deadline=$(( t0 + TIMEOUT * 1000000000 )) next_log=0
     while :; do
         alive "$PID_HUB" || { tail -n 20 "$HLOG" | indent >&2; die "the hub exited during bring-up"; }
-        alive "$PID_SPK" || { tail -n 20 "$WORK/spk.log" | indent >&2; die "the spoke's ironsecd exited during bring-up"; }
-        if [ -z "$t_ready" ] && [ -S "$WORK/spk.sock" ]; then
+        for ((p = 0; p < R_SPK_PROCS; p++)); do
+            alive "${PIDS_SPK[$p]}" || { tail -n 20 "$WORK/spk$p.log" | indent >&2; die "the spoke's ironsecd $p exited during bring-up"; }
+        done
+        if [ -z "$t_ready" ] && [ -S "$WORK/spk$((R_SPK_PROCS - 1)).sock" ] && [ -S "$WORK/spk0.sock" ]; then
             t_ready=$(now_ns)
             R_SPK_READY=$(secs_between "$t0" "$t_ready")
         fi
@@ -555,9 +595,9 @@ run_case() { # hub n
         sleep 1
     fi
     log "    hub VmRSS $R_RSS KiB (peak $R_HWM KiB); measuring idle CPU for $IDLE s (no traffic, no status requests)"
-    h0=$(cpu_ticks "$PID_HUB") hn0=$(run_ns "$PID_HUB") pn0=$(run_ns "$PID_SPK") w0=$(now_ns)
+    h0=$(cpu_ticks "$PID_HUB") hn0=$(run_ns "$PID_HUB") pn0=$(spoke_run_ns) w0=$(now_ns)
     sleep "$IDLE"
-    h1=$(cpu_ticks "$PID_HUB") hn1=$(run_ns "$PID_HUB") pn1=$(run_ns "$PID_SPK") w1=$(now_ns)
+    h1=$(cpu_ticks "$PID_HUB") hn1=$(run_ns "$PID_HUB") pn1=$(spoke_run_ns) w1=$(now_ns)
     R_WINDOW=$(secs_between "$w0" "$w1")
     R_HUB_CPU=$(awk -v t=$((h1 - h0)) -v hz="$CLK_TCK" -v w="$R_WINDOW" 'BEGIN { printf "%.2f", t / hz / w * 100 }')
     R_HUB_NS=$(ns_pct "$hn0" "$hn1" "$w0" "$w1") R_SPK_NS=$(ns_pct "$pn0" "$pn1" "$w0" "$w1")
@@ -583,8 +623,12 @@ run_case() { # hub n
         R_QDROP=null R_HALFOPEN=null R_COOKIES=null R_IKE_RX=null R_HUB_IKE_IN=null
     fi
     R_STATUS_BYTES=$(wc -c <"$WORK/status.json")
-    line=$(ironsec_view spk) || die "the spoke's ironsecd does not answer status"
-    read -r R_SPK_UP _ R_SPK_RETX _ <<<"$line"
+    R_SPK_UP=0 R_SPK_RETX=0
+    for ((p = 0; p < R_SPK_PROCS; p++)); do
+        line=$(ironsec_view "spk$p") || die "the spoke's ironsecd $p does not answer status"
+        read -r u _ x _ <<<"$line"
+        R_SPK_UP=$((R_SPK_UP + u)) R_SPK_RETX=$((R_SPK_RETX + x))
+    done
     R_HUB_UDP=$(( $(udp_rcvbuf_errors "$HUB") - hu0 )) R_SPK_UDP=$(( $(udp_rcvbuf_errors "$SPK") - su0 ))
     log "    hub $R_HUB_CPU % CPU ($R_HUB_NS by schedstat), spoke ($R_SPK_NS by schedstat) over $R_WINDOW s; hub IKE messages meanwhile: $R_IKE_RX"
     log "    after: $R_UP_AFTER up on the hub, $R_SPK_UP on the spoke; status $R_STATUS s, status --json $R_STATUS_JSON s ($R_STATUS_BYTES bytes); hub IKE queue drops $R_QDROP, half-open drops $R_HALFOPEN, cookies $R_COOKIES; spoke retransmits $R_SPK_RETX; RcvbufErrors hub $R_HUB_UDP, spoke $R_SPK_UDP"
@@ -613,8 +657,8 @@ case_json() {
         per=$(awk -v a="$R_RSS" -v b="$BASE_RSS" -v n="$R_SITES" 'BEGIN { printf "%.2f", (a - b) / (n - 1) }')
     fi
     first_r=$(ratio "$R_TCP_FIRST" "${BASE_TCP:-null}") last_r=$(ratio "$R_TCP_LAST" "${BASE_TCP:-null}")
-    printf '{"hub":"%s","sites":%s,"time_utc":"%s","loadavg_1min_before":%s,"converged":%s,"hub_start_secs":%s,"hub_rss_before_kib":%s,"spoke_ready_secs":%s,"setup_secs":%s,"setup_per_sec":%s,"first_up_secs":%s,"setup_per_sec_after_first":%s,"sites_up_hub":%s,"sites_up_hub_after":%s,"sites_up_spoke_after":%s,"hub_rss_kib":%s,"hub_hwm_kib":%s,"hub_rss_per_site_kib":%s,"hub_rss_marginal_per_site_kib":%s,"window_secs":%s,"hub_cpu_pct":%s,"hub_cpu_pct_schedstat":%s,"spoke_cpu_pct_schedstat":%s,"hub_ike_received_during":%s,"hub_status_secs":%s,"hub_status_json_secs":%s,"hub_status_json_bytes":%s,"hub_ike_received":%s,"hub_ike_queue_dropped":%s,"hub_ike_half_open_dropped":%s,"hub_ike_cookies_sent":%s,"spoke_ike_retransmits_sent":%s,"hub_udp_rcvbuf_errors":%s,"spoke_udp_rcvbuf_errors":%s,"tcp_first_mbps":%s,"tcp_last_mbps":%s,"tcp_first_vs_1":%s,"tcp_last_vs_1":%s,"tcp_cpu_busy_pct":%s,"tcp_cpu_steal_pct":%s}' \
-        "$R_HUB" "$R_SITES" "$R_TIME" "$R_LOAD" "$R_CONVERGED" "$R_HUB_START" "$R_RSS0" "$R_SPK_READY" "$R_SETUP" "$R_RATE" "$R_FIRST_UP" "$R_RATE_AFTER" \
+    printf '{"hub":"%s","sites":%s,"time_utc":"%s","loadavg_1min_before":%s,"converged":%s,"hub_start_secs":%s,"hub_rss_before_kib":%s,"spoke_processes":%s,"spoke_ready_secs":%s,"setup_secs":%s,"setup_per_sec":%s,"first_up_secs":%s,"setup_per_sec_after_first":%s,"sites_up_hub":%s,"sites_up_hub_after":%s,"sites_up_spoke_after":%s,"hub_rss_kib":%s,"hub_hwm_kib":%s,"hub_rss_per_site_kib":%s,"hub_rss_marginal_per_site_kib":%s,"window_secs":%s,"hub_cpu_pct":%s,"hub_cpu_pct_schedstat":%s,"spoke_cpu_pct_schedstat":%s,"hub_ike_received_during":%s,"hub_status_secs":%s,"hub_status_json_secs":%s,"hub_status_json_bytes":%s,"hub_ike_received":%s,"hub_ike_queue_dropped":%s,"hub_ike_half_open_dropped":%s,"hub_ike_cookies_sent":%s,"spoke_ike_retransmits_sent":%s,"hub_udp_rcvbuf_errors":%s,"spoke_udp_rcvbuf_errors":%s,"tcp_first_mbps":%s,"tcp_last_mbps":%s,"tcp_first_vs_1":%s,"tcp_last_vs_1":%s,"tcp_cpu_busy_pct":%s,"tcp_cpu_steal_pct":%s}' \
+        "$R_HUB" "$R_SITES" "$R_TIME" "$R_LOAD" "$R_CONVERGED" "$R_HUB_START" "$R_RSS0" "$R_SPK_PROCS" "$R_SPK_READY" "$R_SETUP" "$R_RATE" "$R_FIRST_UP" "$R_RATE_AFTER" \
         "$R_UP" "$R_UP_AFTER" "$R_SPK_UP" "$R_RSS" "$R_HWM" "$R_RSS_PER" "$per" "$R_WINDOW" "$R_HUB_CPU" "$R_HUB_NS" "$R_SPK_NS" \
         "$R_IKE_RX" "$R_STATUS" "$R_STATUS_JSON" "$R_STATUS_BYTES" "$R_HUB_IKE_IN" "$R_QDROP" "$R_HALFOPEN" "$R_COOKIES" \
         "$R_SPK_RETX" "$R_HUB_UDP" "$R_SPK_UDP" "$R_TCP_FIRST" "$R_TCP_LAST" "$first_r" "$last_r" "$R_TCP_BUSY" "$R_TCP_STEAL"
