@@ -160,7 +160,8 @@ if [ "$HARD_NOFILE" = unlimited ] || [ "$HARD_NOFILE" -ge "$NOFILE" ] ||
     (ulimit -n "$NOFILE") 2>/dev/null; then
     SPK_CAP=$MAX
 else
-    SPK_CAP=$(( (HARD_NOFILE - 2048) / ($(nproc) + 1) ))
+    # Room for everything else a daemon opens: 2048 descriptors, or a quarter of a low limit.
+    SPK_CAP=$(( (HARD_NOFILE - (HARD_NOFILE / 4 < 2048 ? HARD_NOFILE / 4 : 2048)) / ($(nproc) + 1) ))
     NOFILE=$HARD_NOFILE
 fi
 # IRONSEC_SCALE_SPOKE_SITES: at most that many sites per spoke process (to try the split).
