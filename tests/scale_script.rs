@@ -100,7 +100,12 @@ fn check_case(c: &Value, hub: &str) {
     for key in ["sites_up_hub", "sites_up_hub_after", "sites_up_spoke_after"] {
         assert_eq!(c[key], n, "{key}: {c:#}");
     }
+    assert!(number(c, "spoke_processes") >= 1.0, "{c:#}");
     assert!(number(c, "setup_secs") > 0.0, "{c:#}");
+    assert!(
+        number(c, "first_up_secs") <= number(c, "setup_secs"),
+        "{c:#}"
+    );
     assert!(number(c, "setup_per_sec") > 0.0, "{c:#}");
     assert!(number(c, "hub_start_secs") > 0.0, "{c:#}");
     assert!(number(c, "hub_rss_kib") > 1000.0, "{c:#}");
