@@ -148,21 +148,22 @@ MAX=${NS_LIST[-1]}
 LH="$PREFIX-lh" HUB="$PREFIX-hub" SPK="$PREFIX-spk"
 HUB_WAN=192.0.2.1 SPK_WAN=192.0.2.2
 REKEY=86400
-# The spoke's descriptors: two for the IKE socket (its reader's and the sender's clone) and one
-# ESP socket per worker (one per CPU) per site address (crates/ironsecd/src/daemon.rs, the IKE
-# sockets of plane.ike_addrs(); crates/dataplane/src/lib.rs, a socket per worker per local
-# address), and some. Where the
+# The spoke's descriptors per site address: two for the IKE socket (its reader's and the
+# sender's clone: crates/ironsecd/src/daemon.rs, the sockets of plane.ike_addrs()) and, per
+# worker (one per CPU), an ESP socket and its clone for the control plane, plus one more clone
+# (crates/dataplane/src/lib.rs: `sockets`, `all_sockets`, `control`): 2 * CPUs + 3; and some. Where the
 # hard limit is lower than that and cannot be raised (no CAP_SYS_RESOURCE, e.g. in a
 # container), the sites are split over several spoke ironsecd processes in the same namespace,
 # each under the limit: SPK_CAP sites each.
-NOFILE=$(( MAX * ($(nproc) + 2) + 2048 ))
+PER_ADDR=$(( 2 * $(nproc) + 3 ))
+NOFILE=$(( MAX * PER_ADDR + 2048 ))
 HARD_NOFILE=$(ulimit -Hn)
 if [ "$HARD_NOFILE" = unlimited ] || [ "$HARD_NOFILE" -ge "$NOFILE" ] ||
     (ulimit -n "$NOFILE") 2>/dev/null; then
     SPK_CAP=$MAX
 else
     # Room for everything else a daemon opens: 2048 descriptors, or a quarter of a low limit.
-    SPK_CAP=$(( (HARD_NOFILE - (HARD_NOFILE / 4 < 2048 ? HARD_NOFILE / 4 : 2048)) / ($(nproc) + 2) ))
+    SPK_CAP=$(( (HARD_NOFILE - (HARD_NOFILE / 4 < 2048 ? HARD_NOFILE / 4 : 2048)) / PER_ADDR ))
     NOFILE=$HARD_NOFILE
 fi
 # IRONSEC_SCALE_SPOKE_SITES: at most that many sites per spoke process (to try the split).
