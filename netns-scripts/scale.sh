@@ -7,7 +7,8 @@
 # Namespaces (PREFIX-...), every veth created inside one of them:
 #   lh 10.10.0.2 --- 10.10.0.1 hub 192.0.2.1 ==== 192.0.2.2 spk --- S1.1 s1 S1.2
 #                                                 + 172.16.0.0/16     --- SN.1 sN SN.2
-# The spoke namespace plays every site with ONE ironsecd: site i has its own WAN address
+# The spoke namespace plays every site with one ironsecd (or several, when one would need more
+# descriptors than the hard limit allows: see NOFILE below): site i has its own WAN address
 # 172.16.(i/256).(i%256) (a /32 on the spoke's WAN veth; the hub routes 172.16.0.0/16 to the
 # spoke, so either side has one neighbour), so the hub sees N distinct peers, one connection
 # (one tunnel) per site. Site i's prefixes: the hub side's the i-th /24 of 10.64.0.0/10 (routed
@@ -77,14 +78,15 @@
 # Environment: IRONSECD (the daemon; default target/release/ironsecd, or
 # $CARGO_TARGET_DIR/release/ironsecd), IRONSECCTL (default: ironsecctl next to IRONSECD),
 # IRONSEC_SCALE_PREFIX (namespace prefix; default sc<pid>), IRONSEC_SCALE_LOGS (a directory to keep
-# each case's hub and spoke logs in, HUB-N-hub.log and HUB-N-spoke.log), IRONSEC_LOG (the spoke's log level,
-# default warn; the hub's ironsecd always logs at info: its "CHILD_SA up" lines are what is
+# each case's hub and spoke logs in, HUB-N-hub.log and HUB-N-spoke<p>.log),
+# IRONSEC_SCALE_SPOKE_SITES (at most that many sites per spoke process), IRONSEC_LOG (the
+# spokes' log level, default warn; the hub's ironsecd always logs at info: its "CHILD_SA up" lines are what is
 # counted). This script builds nothing: `cargo build --release -p ironsecd` first. Needs
 # python3, iperf3 (unless --no-tcp), and for --hub strongswan the strongSwan packages of
 # tests/install-deps.sh. Progress goes to stderr. Every process it starts is stopped by PID,
 # its namespaces are removed on exit; the root namespace's interfaces are never touched. The
-# spoke's descriptor limit is raised for it alone (it binds 1 IKE socket and a few ESP sockets
-# per site address).
+# spoke's descriptor limit is raised for it alone where it can be (it needs 2 * CPUs + 3
+# descriptors per site address).
 set -euo pipefail
 
 HERE=$(cd "$(dirname "$0")" && pwd)
@@ -151,10 +153,10 @@ REKEY=86400
 # The spoke's descriptors per site address: two for the IKE socket (its reader's and the
 # sender's clone: crates/ironsecd/src/daemon.rs, the sockets of plane.ike_addrs()) and, per
 # worker (one per CPU), an ESP socket and its clone for the control plane, plus one more clone
-# (crates/dataplane/src/lib.rs: `sockets`, `all_sockets`, `control`): 2 * CPUs + 3; and some. Where the
-# hard limit is lower than that and cannot be raised (no CAP_SYS_RESOURCE, e.g. in a
+# (crates/dataplane/src/lib.rs: `sockets`, `all_sockets`, `control`): 2 * CPUs + 3; and some.
+# Where the hard limit is lower than that and cannot be raised (no CAP_SYS_RESOURCE, e.g. in a
 # container), the sites are split over several spoke ironsecd processes in the same namespace,
-# each under the limit: SPK_CAP sites each.
+# each under the limit: SPK_CAP sites each ("spoke_processes" in the report).
 PER_ADDR=$(( 2 * $(nproc) + 3 ))
 NOFILE=$(( MAX * PER_ADDR + 2048 ))
 HARD_NOFILE=$(ulimit -Hn)
