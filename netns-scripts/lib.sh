@@ -1,7 +1,7 @@
 # shellcheck shell=bash
 # Shared helpers of netns-scripts/demo.sh, bench.sh, idle-hub.sh, route-scale.sh, p2s-scale.sh and
-# scale.sh (and, through bird-lib.sh, of route-based.sh, plink-lab.sh, ha-lab.sh and ha-scale.sh): binaries, process
-# handling, cleanup traps, gateway configs with manual keys (conf/static-gw-*.toml) or IKEv2 and a
+# scale.sh (and, through bird-lib.sh, of route-based.sh, plink-lab.sh, ha-lab.sh and
+# ha-scale.sh): binaries, process handling, cleanup traps, gateway configs with manual keys (conf/static-gw-*.toml) or IKEv2 and a
 # PSK (conf/ike-gw-*.toml), starting ironsecd in the namespaces, reading its counters and waiting
 # for its IKE SA. Not a script of its own: source it, never run it.
 #
