@@ -1,7 +1,7 @@
 # shellcheck shell=bash
-# Shared helpers of netns-scripts/demo.sh, bench.sh, idle-hub.sh and route-scale.sh (and, through
-# bird-lib.sh, of route-based.sh, plink-lab.sh, ha-lab.sh and ha-scale.sh): binaries, process
-# handling, cleanup traps, gateway configs with manual keys (conf/static-gw-*.toml) or IKEv2 and a
+# Shared helpers of netns-scripts/demo.sh, bench.sh, idle-hub.sh, route-scale.sh, p2s-scale.sh and
+# scale.sh (and, through bird-lib.sh, of route-based.sh, plink-lab.sh, ha-lab.sh and
+# ha-scale.sh): binaries, process handling, cleanup traps, gateway configs with manual keys (conf/static-gw-*.toml) or IKEv2 and a
 # PSK (conf/ike-gw-*.toml), starting ironsecd in the namespaces, reading its counters and waiting
 # for its IKE SA. Not a script of its own: source it, never run it.
 #
@@ -474,4 +474,35 @@ cpu_ticks() {
 ns_pct() {
     if [ "$1" = - ] || [ "$2" = - ]; then echo null; return; fi
     awk -v a="$1" -v b="$2" -v s="$3" -v e="$4" 'BEGIN { printf "%.3f", (b - a) / (e - s) * 100 }'
+}
+
+# ---------------------------------------------------------------------------------------------
+# Measuring helpers of route-scale.sh, p2s-scale.sh and scale.sh (memory, drops, machine CPU).
+
+# Field $2 (VmRSS, VmHWM) of /proc/PID/status in KiB.
+vm_kib() { # pid field
+    awk -v f="$2:" '$1 == f { print $2 }' "/proc/$1/status"
+}
+
+# The kernel's UDP receive-buffer drops (/proc/net/snmp Udp RcvbufErrors) in namespace $1.
+udp_rcvbuf_errors() { # namespace
+    ip netns exec "$1" awk '$1 == "Udp:" && !h { for (i = 1; i <= NF; i++) c[$i] = i; h = 1; next }
+        $1 == "Udp:" { print $c["RcvbufErrors"] }' /proc/net/snmp
+}
+
+# "busy steal total" clock ticks of all CPUs from /proc/stat (steal: time the hypervisor gave
+# this machine's CPUs to someone else, which a TCP figure on a shared host depends on).
+cpu_ticks_all() {
+    awk '$1 == "cpu" { t = 0; for (i = 2; i <= NF; i++) t += $i; print t - $5 - $6 - $9, $9, t; exit }' /proc/stat
+}
+
+# "busy steal" % of the machine's CPU time between two cpu_ticks_all lines $1 and $2.
+cpu_busy_steal() { # before after
+    awk -v a="$1" -v b="$2" 'BEGIN { split(a, x, " "); split(b, y, " "); t = y[3] - x[3]; if (t <= 0) t = 1; printf "%.1f %.1f\n", (y[1] - x[1]) / t * 100, (y[2] - x[2]) / t * 100 }'
+}
+
+# Ratio $1 / $2 with 3 decimals, or null when either is null or $2 is 0.
+ratio() {
+    if [ "$1" = null ] || [ "$2" = null ]; then echo null; return; fi
+    awk -v a="$1" -v b="$2" 'BEGIN { if (b + 0 == 0) print "null"; else printf "%.3f", a / b }'
 }

@@ -198,13 +198,6 @@ print(clients, up, len(addrs), size, online,
 EOF
 }
 
-udp_rcvbuf_errors() { # namespace
-    ip netns exec "$1" awk '$1 == "Udp:" && !h { for (i = 1; i <= NF; i++) c[$i] = i; h = 1; next }
-        $1 == "Udp:" { print $c["RcvbufErrors"] }' /proc/net/snmp
-}
-
-vm_kib() { awk -v f="$2:" '$1 == f { print $2 }' "/proc/$1/status"; }
-
 # Field $2 of the load client's JSON line of phase $1 (null if absent).
 load_field() { # phase key
     "$PY" - "$WORK/load.out" "$1" "$2" <<'EOF'

@@ -302,28 +302,14 @@ for c in d.get("connections") or []:
 print(up, (d.get("ike") or {}).get("received", 0))'
 }
 
-# Field $2 (VmRSS, VmHWM) of /proc/PID/status in KiB.
-vm_kib() { # pid field
-    awk -v f="$2:" '$1 == f { print $2 }' "/proc/$1/status"
-}
-
 # IKE counters of side $1 after bring-up: "received retransmits_sent queue_dropped
-# half_open_dropped cookies_sent"; the kernel's UDP receive-buffer drops in its namespace.
+# half_open_dropped cookies_sent" (the kernel's UDP receive-buffer drops: lib.sh's
+# udp_rcvbuf_errors).
 ike_counters() { # side
     ctl "$1" status --json 2>/dev/null | "$PY" -c '
 import json, sys
 i = json.load(sys.stdin).get("ike") or {}
 print(*[int(i.get(k) or 0) for k in ("received", "retransmits_sent", "queue_dropped", "half_open_dropped", "cookies_sent")])'
-}
-udp_rcvbuf_errors() { # namespace
-    ip netns exec "$1" awk '$1 == "Udp:" && !h { for (i = 1; i <= NF; i++) c[$i] = i; h = 1; next }
-        $1 == "Udp:" { print $c["RcvbufErrors"] }' /proc/net/snmp
-}
-
-# "busy steal total" clock ticks of all CPUs from /proc/stat (steal: time the hypervisor gave
-# this machine's CPUs to someone else, which a TCP figure on a shared host depends on).
-cpu_ticks_all() {
-    awk '$1 == "cpu" { t = 0; for (i = 2; i <= NF; i++) t += $i; print t - $5 - $6 - $9, $9, t; exit }' /proc/stat
 }
 
 # SUnreclaim + Percpu of /proc/meminfo, KiB: the kernel memory devices and routes take.
@@ -491,7 +477,7 @@ run_case() { # conns
     c1=$(cpu_ticks_all)
     # Of the machine's CPU time while the streams ran: busy (all of ours and anyone else's in
     # this machine) and stolen by the hypervisor, %.
-    read -r R_TCP_BUSY R_TCP_STEAL < <(awk -v a="$c0" -v b="$c1" 'BEGIN { split(a, x, " "); split(b, y, " "); t = y[3] - x[3]; if (t <= 0) t = 1; printf "%.1f %.1f\n", (y[1] - x[1]) / t * 100, (y[2] - x[2]) / t * 100 }')
+    read -r R_TCP_BUSY R_TCP_STEAL < <(cpu_busy_steal "$c0" "$c1")
     R_TCP_FIRST=${TCP_MEDIAN[1]} R_TCP_FIRST_BYTES=${TCP_BYTES[1]} R_TCP_FIRST_ALL=${TCP_ALL[1]}
     R_TCP_LAST=${TCP_MEDIAN[$n]} R_TCP_LAST_BYTES=${TCP_BYTES[$n]} R_TCP_LAST_ALL=${TCP_ALL[$n]}
     log "    TCP (median of $TCP_RUNS): c1 $R_TCP_FIRST Mbit/s $R_TCP_FIRST_ALL, c$n $R_TCP_LAST Mbit/s $R_TCP_LAST_ALL (CPUs busy $R_TCP_BUSY %, stolen $R_TCP_STEAL %)"
@@ -520,12 +506,6 @@ case_text() {
         "$R_WINDOW" "$R_HUB_CPU" "$R_HUB_NS" "$R_SPK_CPU" "$R_SPK_NS" "$R_HUB_IKE_RX" "$R_STATUS" "$R_STATUS_BYTES"
     printf '      TCP (median of %s): first connection (vti1) %s Mbit/s %s, last connection (vti%s) %s Mbit/s %s; stop: spoke %s s, hub %s s\n' \
         "$TCP_RUNS" "$R_TCP_FIRST" "$R_TCP_FIRST_ALL" "$R_CONNS" "$R_TCP_LAST" "$R_TCP_LAST_ALL" "$R_SPK_STOP" "$R_HUB_STOP"
-}
-
-# Ratio $1 / $2 with 3 decimals, or null when either is null or $2 is 0.
-ratio() {
-    if [ "$1" = null ] || [ "$2" = null ]; then echo null; return; fi
-    awk -v a="$1" -v b="$2" 'BEGIN { if (b + 0 == 0) print "null"; else printf "%.3f", a / b }'
 }
 
 # ---------------------------------------------------------------------------------------------

@@ -43,7 +43,7 @@ SERIAL=(bandwidth floods bench_script client_limits package)
 declare -A WEIGHT=(
     [faults]=212 [interop_strongswan]=290 [interop_ipv6]=35 [ike_tunnel]=164 [nat_traversal]=105 [redundancy]=89
     [static_tunnel]=57 [interop_ha]=43 [volume_rekey]=43 [log_hygiene]=39 [fail_closed]=34
-    [daemon_ops]=31 [mtu]=31 [secrets]=17 [idle_hub_script]=12 [route_scale_script]=16 [unit_sandbox]=11
+    [daemon_ops]=31 [mtu]=31 [secrets]=17 [idle_hub_script]=12 [route_scale_script]=16 [scale_script]=60 [unit_sandbox]=11
     [core_dumps]=2 [conf_examples]=1 [systemd_unit]=1 [ctl_ops]=17 [observability]=4
     [route_based]=45 [interop_route_based]=40 [route_bgp]=40 [interop_certs]=40
     [interop_remote_access]=69 [p2s_scale_script]=8 [ha_private_link]=75 [ha_active_active]=195
