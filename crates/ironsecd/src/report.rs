@@ -547,11 +547,7 @@ mod scale {
 
     /// `n` connections of one tunnel each: the hub side (`a`, initiating when `start`) and
     /// the sites' side (`b`), as plane/bench.rs's.
-    fn configs(n: usize, start: &str) -> (String, String) {
-        configs_from(0, n, start)
-    }
-
-    /// [`configs`] for connections `from..from + n`.
+    /// Connections `from..from + n`.
     fn configs_from(from: usize, n: usize, start: &str) -> (String, String) {
         let gw = "[gateway]\ntun = \"ipsec0\"\nport = 4500\nike_port = 500\n";
         let (mut a, mut b) = (gw.to_string(), gw.to_string());
@@ -605,13 +601,8 @@ mod scale {
         if !up {
             return Plane::new(load_in_chunks(n), 1).unwrap();
         }
-        let (ca, cb) = configs(n, "start");
-        let (fa, fb) = (
-            ConfFile::new("report-a", &ca),
-            ConfFile::new("report-b", &cb),
-        );
-        let mut a = Plane::new(fa.load(), 1).unwrap();
-        let mut b = Plane::new(fb.load(), 1).unwrap();
+        let mut a = Plane::new(load_side_in_chunks(n, true), 1).unwrap();
+        let mut b = Plane::new(load_side_in_chunks(n, false), 1).unwrap();
         let mut now = Instant::now();
         a.start_tunnels(now);
         let all_up = |a: &Plane| a.specs().iter().all(|s| a.sas().is_sending(&s.key()));
@@ -633,11 +624,16 @@ mod scale {
     /// all of them (the connections are apart by construction), which at 10,000 takes most
     /// of a minute in a debug build.
     fn load_in_chunks(n: usize) -> crate::config::Config {
+        load_side_in_chunks(n, true)
+    }
+
+    /// [`load_in_chunks`] for the hub (`a`) or the sites' side.
+    fn load_side_in_chunks(n: usize, a: bool) -> crate::config::Config {
         const CHUNK: usize = 1_000;
         let mut all: Option<crate::config::Config> = None;
         for from in (0..n).step_by(CHUNK) {
-            let (ca, _) = configs_from(from, CHUNK.min(n - from), "start");
-            let cfg = ConfFile::new("report-chunk", &ca).load();
+            let (ca, cb) = configs_from(from, CHUNK.min(n - from), "start");
+            let cfg = ConfFile::new("report-chunk", if a { &ca } else { &cb }).load();
             match &mut all {
                 None => all = Some(cfg),
                 Some(a) => a.connections.extend(cfg.connections),
