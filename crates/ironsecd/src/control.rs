@@ -5,8 +5,9 @@ use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
-use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::{UnixListener, UnixStream};
+use tokio::sync::mpsc;
 
 use crate::certs::CertList;
 use crate::conns::ConnConfig;
@@ -17,15 +18,23 @@ use crate::status::Status;
 #[derive(Serialize, Deserialize, Debug, Clone, PartialEq, Eq)]
 #[serde(tag = "command", rename_all = "lowercase")]
 pub enum Request {
-    Status,
+    /// The status document. Both fields came later: a client from before sends neither (and
+    /// gets everything, as it did), a daemon from before ignores them (and sends everything,
+    /// which ironsecctl then filters and summarises itself).
+    Status {
+        /// Only the connections this name or glob pattern matches (`namefilter`): the daemon
+        /// builds only those. Nothing matching is said in the answer's `no_match`.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        filter: Option<String>,
+        /// With the `summary`; past [`crate::status::BRIEF_OVER`] matching connections, only
+        /// the connections that are not up are listed.
+        #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+        brief: bool,
+    },
     /// Negotiate the connection's tunnels now.
-    Initiate {
-        connection: String,
-    },
+    Initiate { connection: String },
     /// Delete the connection's IKE SAs and keep them down until `initiate`.
-    Terminate {
-        connection: String,
-    },
+    Terminate { connection: String },
     /// Re-read the config file (and conf.d, and the environment at the daemon's start).
     Reload,
     /// Rekey the connection's CHILD_SAs (or, with `ike`, its IKE SAs) now. Answered with
@@ -44,9 +53,7 @@ pub enum Request {
     /// The remote-access pools' leases. Answered with [`Response::Leases`].
     Leases,
     /// Delete the IKE SAs of the remote-access clients that authenticated as `identity`.
-    Disconnect {
-        identity: String,
-    },
+    Disconnect { identity: String },
     /// Take the gateway out of service (README "Planned maintenance"): withdraw commands,
     /// wait for traffic to move, close every IKE SA. With `wait`, answered with
     /// [`Response::Maintenance`] once drained; without, with [`Response::Ok`] at once.
@@ -165,6 +172,90 @@ fn encode(resp: &Response) -> String {
     out
 }
 
+/// How much of an answer is handed to the socket at once: [`WRITE_DEADLINE`] applies to each
+/// chunk, so a 40 MB status (10,000 tunnels) is not held to the time a line of text gets.
+const CHUNK: usize = 64 * 1024;
+/// Chunks serialised ahead of the socket: the encoder waits for a slow reader, and never
+/// holds more than this many chunks of the answer.
+const CHUNKS_AHEAD: usize = 4;
+/// The most a client may take to read one answer in all, however steadily it reads: a
+/// client reading a chunk every few seconds would otherwise keep a control slot and an
+/// encoder thread for an hour.
+const ANSWER_DEADLINE: std::time::Duration = std::time::Duration::from_secs(120);
+
+/// An [`std::io::Write`] that hands what is written to the socket's task in [`CHUNK`]s; it
+/// fails once the task stopped taking them (the client is gone or too slow).
+struct ChunkWriter {
+    buf: Vec<u8>,
+    tx: mpsc::Sender<Vec<u8>>,
+    chunk: usize,
+}
+
+impl ChunkWriter {
+    fn send(&mut self) -> std::io::Result<()> {
+        let full = std::mem::replace(&mut self.buf, Vec::with_capacity(self.chunk));
+        self.tx
+            .blocking_send(full)
+            .map_err(|_| std::io::Error::new(std::io::ErrorKind::BrokenPipe, "control client gone"))
+    }
+}
+
+impl std::io::Write for ChunkWriter {
+    fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
+        self.buf.extend_from_slice(b);
+        if self.buf.len() >= self.chunk {
+            self.send()?;
+        }
+        Ok(b.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        if self.buf.is_empty() {
+            return Ok(());
+        }
+        self.send()
+    }
+}
+
+/// Writes `resp` and a newline to `w`, serialised on a blocking thread straight into
+/// [`CHUNK`]-sized writes (never one string of the whole answer), each under
+/// [`WRITE_DEADLINE`], all under [`ANSWER_DEADLINE`]. False if the client did not take it
+/// (the encoder then stops at its next chunk).
+async fn write_answer<W: AsyncWrite + Unpin>(
+    w: &mut W,
+    resp: Response,
+    chunk: usize,
+    write_deadline: std::time::Duration,
+) -> bool {
+    let (tx, mut rx) = mpsc::channel::<Vec<u8>>(CHUNKS_AHEAD);
+    let encoder = tokio::task::spawn_blocking(move || {
+        use std::io::Write;
+        let mut out = std::io::BufWriter::with_capacity(
+            chunk,
+            ChunkWriter {
+                buf: Vec::with_capacity(chunk),
+                tx,
+                chunk,
+            },
+        );
+        serde_json::to_writer(&mut out, &resp)
+            .map_err(std::io::Error::from)
+            .and_then(|()| out.write_all(b"\n"))
+            .and_then(|()| out.flush())
+            .and_then(|()| out.get_mut().flush())
+            .is_ok()
+    });
+    let all = tokio::time::Instant::now() + ANSWER_DEADLINE;
+    while let Some(c) = rx.recv().await {
+        let deadline = all.min(tokio::time::Instant::now() + write_deadline);
+        match tokio::time::timeout_at(deadline, w.write_all(&c)).await {
+            Ok(Ok(())) => {}
+            _ => return false,
+        }
+    }
+    encoder.await.unwrap_or(false)
+}
+
 /// What a client beyond [`CONTROL_CONNECTIONS`] is told before its connection is closed.
 pub fn busy() -> String {
     encode(&Response::Error(format!(
@@ -174,7 +265,7 @@ pub fn busy() -> String {
 
 /// Serves one client connection with `handler` until it hangs up, sends a request longer than
 /// [`CONTROL_REQUEST_LINE`] (answered with an error, then closed), is silent for
-/// [`READ_DEADLINE`] or takes longer than [`WRITE_DEADLINE`] to read an answer.
+/// [`READ_DEADLINE`] or takes longer than [`WRITE_DEADLINE`] to read a chunk of an answer.
 /// The handler may take its time (a waiting `drain`): the client just waits for the answer.
 pub async fn serve<F, Fut>(stream: UnixStream, handler: F)
 where
@@ -201,10 +292,8 @@ where
                 ),
                 Ok(Line::Gone) | Err(_) => return,
             };
-        let out = encode(&resp);
-        match tokio::time::timeout(WRITE_DEADLINE, w.write_all(out.as_bytes())).await {
-            Ok(Ok(())) if !last => {}
-            _ => return,
+        if !write_answer(&mut w, resp, CHUNK, WRITE_DEADLINE).await || last {
+            return;
         }
     }
 }
@@ -292,6 +381,7 @@ mod tests {
 
     fn block_on<T>(f: impl std::future::Future<Output = T>) -> T {
         tokio::runtime::Builder::new_current_thread()
+            .enable_time()
             .build()
             .unwrap()
             .block_on(f)
@@ -389,8 +479,78 @@ mod tests {
             serde_json::to_string(&Request::Rejoin { wait: false }).unwrap(),
             r#"{"command":"rejoin","wait":false}"#
         );
-        // What older clients send is read as before.
+        // What older clients send is read as before, and a plain status is sent as before.
         let r: Request = serde_json::from_str(r#"{"command":"status"}"#).unwrap();
-        assert_eq!(r, Request::Status);
+        let plain = Request::Status {
+            filter: None,
+            brief: false,
+        };
+        assert_eq!(r, plain);
+        assert_eq!(
+            serde_json::to_string(&plain).unwrap(),
+            r#"{"command":"status"}"#
+        );
+        let asked = Request::Status {
+            filter: Some("site-*".into()),
+            brief: true,
+        };
+        let line = serde_json::to_string(&asked).unwrap();
+        assert_eq!(
+            line,
+            r#"{"command":"status","filter":"site-*","brief":true}"#
+        );
+        // A daemon from before (a unit `status`) reads it as a plain status.
+        #[derive(Deserialize, Debug, PartialEq)]
+        #[serde(tag = "command", rename_all = "lowercase")]
+        enum Before {
+            Status,
+            Reload,
+        }
+        assert_eq!(
+            serde_json::from_str::<Before>(&line).unwrap(),
+            Before::Status
+        );
+        assert_eq!(
+            serde_json::from_str::<Before>(r#"{"command":"reload"}"#).unwrap(),
+            Before::Reload
+        );
+    }
+
+    #[test]
+    fn an_answer_is_written_in_chunks_and_reads_back_whole() {
+        let text = "x".repeat(100_000);
+        let (mut a, b) = tokio::io::duplex(1 << 20);
+        let ok = block_on(write_answer(
+            &mut a,
+            Response::Ok(text.clone()),
+            4096,
+            WRITE_DEADLINE,
+        ));
+        assert!(ok);
+        drop(a);
+        let got = block_on(async move {
+            let mut b = b;
+            let mut v = Vec::new();
+            b.read_to_end(&mut v).await.unwrap();
+            v
+        });
+        assert_eq!(got.last(), Some(&b'\n'));
+        assert_eq!(got.iter().filter(|&&c| c == b'\n').count(), 1);
+        let back: Response = serde_json::from_slice(&got).unwrap();
+        assert_eq!(back, Response::Ok(text));
+    }
+
+    #[test]
+    fn a_client_that_stops_reading_stops_the_encoder() {
+        // A pipe that holds 8 KiB and is never read: the writer gives up after its deadline
+        // for that chunk, and the encoder, blocked on the full queue, ends too.
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_time()
+            .build()
+            .unwrap();
+        let (mut a, _b) = tokio::io::duplex(8192);
+        let big = Response::Ok("y".repeat(1 << 20));
+        let wait = std::time::Duration::from_millis(50);
+        assert!(!rt.block_on(write_answer(&mut a, big, 4096, wait)));
     }
 }

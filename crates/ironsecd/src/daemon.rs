@@ -230,20 +230,47 @@ struct Iface {
     address: Option<(IpAddr, u8)>,
 }
 
+/// The guard routes' status as last read from the kernel: when, in which
+/// `metrics::generation`, for which wanted prefixes.
+type GuardsRead = Option<(Instant, u64, Vec<Prefix>, status::GuardsStatus)>;
+static GUARDS_READ: Mutex<GuardsRead> = Mutex::new(None);
+
+/// `guards::status` (a dump of the kernel's routes, ~10,000 of them on a big hub) at most
+/// once per `metrics::CACHE_FOR` for the same wanted prefixes, and afresh after every
+/// control command that may have changed them (`handle` bumps the generation): an
+/// `initiate` polling status every 100 ms, or a scrape storm, does not dump the table each
+/// time. A guard deleted by hand shows as missing within a second.
+fn guards_status(want: &[Prefix], start: GuardStart) -> status::GuardsStatus {
+    let mut last = GUARDS_READ.lock().unwrap_or_else(|p| p.into_inner());
+    let generation = crate::metrics::generation();
+    if let Some((at, g, w, st)) = &*last {
+        if *g == generation && at.elapsed() < crate::metrics::CACHE_FOR && w == want {
+            return st.clone();
+        }
+    }
+    let st = crate::guards::status(want, start);
+    *last = Some((Instant::now(), generation, want.to_vec(), st.clone()));
+    st
+}
+
 impl Running {
     fn plane(&self) -> MutexGuard<'_, Plane> {
         self.plane.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// The status document: the plane's and the fast path's, with the guard routes as the
-    /// kernel has them now (read outside the plane's lock).
-    fn status(&self) -> status::Status {
+    /// The status document of the connections `filter` matches (all without one): the
+    /// plane's and the fast path's, built under the plane's lock (O(tunnels), no file or
+    /// kernel read); the interfaces' counters and the guard routes as the kernel has them now
+    /// are read after it is released. Called on a blocking thread (`handle`, metrics), never
+    /// on the event loop's.
+    fn status(&self, filter: Option<&crate::namefilter::NameFilter>) -> status::Status {
         let (mut st, want) = {
             let plane = self.plane();
-            let st = crate::report::status(&self.dp, &plane, self.started);
+            let st = crate::report::status(&self.dp, &plane, self.started, filter);
             (st, crate::guards::wanted(plane.config()))
         };
-        st.guards = Some(crate::guards::status(&want, self.guard_start));
+        crate::report::read_interfaces(&mut st);
+        st.guards = Some(guards_status(&want, self.guard_start));
         st.drain = Some(self.drain_status());
         st
     }
@@ -673,7 +700,7 @@ pub fn run(cfg: Config) -> Result<(), DaemonError> {
                 "none"
             };
             tokio::spawn(crate::metrics::serve(l, metrics_token, move || {
-                crate::metrics::render_all(&r.status(), &r.certs())
+                crate::metrics::render_all(&r.status(None), &r.certs())
             }));
             tracing::info!(listen = %addr, auth, "metrics endpoint listening");
         }
@@ -893,6 +920,19 @@ async fn serve_control(listener: tokio::net::UnixListener, running: Arc<Running>
 }
 
 async fn handle(r: &Arc<Running>, req: Request) -> Response {
+    let reads_only = matches!(
+        req,
+        Request::Status { .. } | Request::ListConns | Request::Certs | Request::Leases
+    );
+    let resp = apply(r, req).await;
+    if !reads_only {
+        // A scrape right after a command shows what it did, not the cached state from before.
+        crate::metrics::invalidate();
+    }
+    resp
+}
+
+async fn apply(r: &Arc<Running>, req: Request) -> Response {
     fn answer<T: ToString, E: ToString>(res: Result<T, E>) -> Response {
         match res {
             Ok(m) => Response::Ok(m.to_string()),
@@ -900,7 +940,24 @@ async fn handle(r: &Arc<Running>, req: Request) -> Response {
         }
     }
     match req {
-        Request::Status => Response::Status(Box::new(r.status())),
+        Request::Status { filter, brief } => {
+            // Built on a blocking thread: the event loop waits only while the plane's lock is
+            // held for the build, and the answer is serialised off it too (control::serve).
+            let r = r.clone();
+            let built = tokio::task::spawn_blocking(move || {
+                let filter = filter.as_deref().map(crate::namefilter::NameFilter::new);
+                let mut st = r.status(filter.as_ref());
+                if brief {
+                    st.make_brief();
+                }
+                st
+            })
+            .await;
+            match built {
+                Ok(st) => Response::Status(Box::new(st)),
+                Err(e) => Response::Error(format!("status failed: {e}")),
+            }
+        }
         Request::Initiate { connection } => {
             let res = r.act(|plane, now| plane.initiate(&connection, now));
             r.wake.notify_one();

@@ -11,8 +11,9 @@
 //! 1 for the current one), never a label of a series that comes and goes.
 
 use std::fmt::Write as _;
-use std::sync::Arc;
-use std::time::Instant;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
@@ -814,10 +815,77 @@ fn busy() -> String {
 /// Answers one HTTP request on `stream` with `body()` for `GET /metrics` (or `/`), if it
 /// carries `token` when there is one. A client gets [`READ_DEADLINE`] to send its request
 /// head and [`WRITE_DEADLINE`] to read the answer.
-async fn answer(
+/// How long a rendered scrape is served again: a Prometheus scrape storm (or several
+/// Prometheus servers) costs one status build per second at most, not one per request.
+pub const CACHE_FOR: Duration = Duration::from_secs(1);
+
+/// Bumped by [`invalidate`]: a cached scrape from an older generation is not served.
+static GENERATION: AtomicU64 = AtomicU64::new(0);
+
+/// Makes the next scrape render afresh: the daemon calls it after a command changed the
+/// configuration or the tunnels (a reload, initiate, terminate, ...), so a scrape right
+/// after one never shows the state from before it.
+pub fn invalidate() {
+    GENERATION.fetch_add(1, Ordering::Relaxed);
+}
+
+/// The current generation: what is cached with an older one is stale (the daemon's guard
+/// status is cached the same way).
+pub fn generation() -> u64 {
+    GENERATION.load(Ordering::Relaxed)
+}
+
+/// The last rendered scrape, when and in which [`GENERATION`].
+type Rendered = Option<(Instant, u64, Arc<String>)>;
+
+/// Renders scrapes with `body`, each at most once per [`CACHE_FOR`]: the render runs on a
+/// blocking thread (it builds the status, which takes the plane's lock), never on the event
+/// loop's, and concurrent scrapes wait for the one render under way and share it.
+#[derive(Clone)]
+struct Cache<F> {
+    body: F,
+    last: Arc<Mutex<Rendered>>,
+    /// Renders done (tests count them).
+    renders: Arc<AtomicU64>,
+}
+
+impl<F: Fn() -> String + Clone + Send + Sync + 'static> Cache<F> {
+    fn new(body: F) -> Self {
+        Cache {
+            body,
+            last: Arc::new(Mutex::new(None)),
+            renders: Arc::new(AtomicU64::new(0)),
+        }
+    }
+
+    /// The text as of at most [`CACHE_FOR`] ago (and no older than the last [`invalidate`]).
+    fn get_blocking(&self, now: Instant) -> Arc<String> {
+        let mut last = self.last.lock().unwrap_or_else(|p| p.into_inner());
+        let generation = generation();
+        if let Some((at, g, text)) = &*last {
+            if *g == generation && now.saturating_duration_since(*at) < CACHE_FOR {
+                return text.clone();
+            }
+        }
+        self.renders.fetch_add(1, Ordering::Relaxed);
+        let text = Arc::new((self.body)());
+        *last = Some((Instant::now(), generation, text.clone()));
+        text
+    }
+
+    async fn get(&self) -> Arc<String> {
+        let me = self.clone();
+        match tokio::task::spawn_blocking(move || me.get_blocking(Instant::now())).await {
+            Ok(t) => t,
+            Err(e) => Arc::new(format!("# metrics render failed: {e}\n")),
+        }
+    }
+}
+
+async fn answer<F: Fn() -> String + Clone + Send + Sync + 'static>(
     mut stream: TcpStream,
     token: Option<&MetricsToken>,
-    body: impl FnOnce() -> String,
+    body: Cache<F>,
 ) {
     let mut buf = Vec::with_capacity(1024);
     let head = tokio::time::timeout(READ_DEADLINE, read_head(&mut stream, &mut buf)).await;
@@ -831,7 +899,7 @@ async fn answer(
                 ("GET", "/metrics") | ("GET", "/") => response(
                     "200 OK",
                     "text/plain; version=0.0.4; charset=utf-8",
-                    &body(),
+                    &body.get().await,
                 ),
                 ("GET", _) => response("404 Not Found", "text/plain", "try /metrics\n"),
                 _ => response("405 Method Not Allowed", "text/plain", "GET only\n"),
@@ -857,14 +925,15 @@ async fn answer(
 }
 
 /// Serves metrics until the runtime stops; `body` (the exposition text, [`render_all`]) is
-/// called once per scrape. At most
+/// called on a blocking thread, at most once per [`CACHE_FOR`] however many scrape. At most
 /// [`METRICS_CONNECTIONS`] clients are served at once; one more is answered 503 without
 /// waiting (a non-blocking write into its empty send buffer) and closed, so a flood of
 /// connections holds no descriptors.
 pub async fn serve<F>(listener: TcpListener, token: Option<MetricsToken>, body: F)
 where
-    F: Fn() -> String + Clone + Send + 'static,
+    F: Fn() -> String + Clone + Send + Sync + 'static,
 {
+    let body = Cache::new(body);
     let slots = Arc::new(Semaphore::new(METRICS_CONNECTIONS));
     let token = token.map(Arc::new);
     let mut backoff = AcceptBackoff::new("metrics");
@@ -941,6 +1010,8 @@ pub(crate) mod tests {
                 last_drain_ms: Some(1420),
                 ike_sa_init_refused: 0,
             }),
+            summary: None,
+            no_match: None,
             connections: vec![ConnectionStatus {
                 name: "site-b".into(),
                 keying: "ike".into(),
@@ -1326,6 +1397,37 @@ pub(crate) mod tests {
             held, METRICS_REQUEST_HEAD,
             "reads no further than the limit"
         );
+    }
+
+    #[test]
+    fn scrapes_within_a_second_share_one_render_unless_invalidated() {
+        let n = Arc::new(AtomicU64::new(0));
+        let counted = n.clone();
+        let cache = Cache::new(move || format!("x {}\n", counted.fetch_add(1, Ordering::Relaxed)));
+        let t0 = Instant::now();
+        let first = cache.get_blocking(t0);
+        for ms in [0, 10, 500, 999] {
+            assert_eq!(cache.get_blocking(t0 + Duration::from_millis(ms)), first);
+        }
+        assert_eq!(cache.renders.load(Ordering::Relaxed), 1);
+        let later = cache.get_blocking(Instant::now() + CACHE_FOR);
+        assert_ne!(later, first);
+        assert_eq!(cache.renders.load(Ordering::Relaxed), 2);
+        // A command that changed something: the next scrape renders again at once.
+        let before = cache.get_blocking(Instant::now());
+        invalidate();
+        assert_ne!(cache.get_blocking(Instant::now()), before);
+        // Concurrent scrapes on a runtime: rendered off its thread, once.
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap();
+        invalidate();
+        let renders = cache.renders.load(Ordering::Relaxed);
+        rt.block_on(async {
+            let (a, b) = tokio::join!(cache.get(), cache.get());
+            assert_eq!(a, b);
+        });
+        assert_eq!(cache.renders.load(Ordering::Relaxed), renders + 1);
     }
 
     #[test]

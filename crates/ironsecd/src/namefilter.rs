@@ -1,6 +1,8 @@
 //! Which connections `ironsecctl status NAME|PATTERN` and `list-conns NAME|PATTERN` show: one
 //! by name, or those a shell-style glob matches (`*` any run of characters, `?` one). The
-//! CLI filters what the daemon sent, so any daemon version serves a filtered listing.
+//! daemon filters `status` (it builds only what matches; `Request::Status`'s `filter`) and
+//! says when nothing matched; the CLI filters again what it got, so a daemon from before the
+//! field (which sends everything) serves a filtered listing too.
 
 /// A connection name, or a pattern when it holds `*` or `?` (which no sane connection name
 /// does; a name with them is still found by the pattern, which matches itself).
@@ -11,7 +13,8 @@ pub enum NameFilter {
 }
 
 /// Nothing matched: an unknown name is an error; a pattern matching nothing is only news.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
 pub enum NoMatch {
     #[error("no connection named '{name}' (configured: {})", known(.configured))]
     UnknownName {
@@ -25,9 +28,19 @@ pub enum NoMatch {
     },
 }
 
+/// The configured names an error lists at most: a typo among 10,000 connections gets a
+/// line, not a page.
+const KNOWN_SHOWN: usize = 20;
+
 fn known(names: &[String]) -> String {
     if names.is_empty() {
         "none".into()
+    } else if names.len() > KNOWN_SHOWN {
+        format!(
+            "{}, ... and {} more",
+            names[..KNOWN_SHOWN].join(", "),
+            names.len() - KNOWN_SHOWN
+        )
     } else {
         names.join(", ")
     }
@@ -66,7 +79,12 @@ impl NameFilter {
         if !kept.is_empty() {
             return Ok(kept);
         }
-        Err(match self {
+        Err(self.no_match(configured))
+    }
+
+    /// Why nothing of `configured` (every name there was to match) matched.
+    pub fn no_match(&self, configured: Vec<String>) -> NoMatch {
+        match self {
             NameFilter::Name(n) => NoMatch::UnknownName {
                 name: n.clone(),
                 configured,
@@ -75,7 +93,14 @@ impl NameFilter {
                 pattern: p.clone(),
                 configured,
             },
-        })
+        }
+    }
+
+    /// The text it was made from (what a request carries).
+    pub fn as_str(&self) -> &str {
+        match self {
+            NameFilter::Name(s) | NameFilter::Pattern(s) => s,
+        }
     }
 }
 
@@ -162,5 +187,23 @@ mod tests {
             e.to_string(),
             "no connection matches 'x*' (configured: none)"
         );
+    }
+
+    #[test]
+    fn a_long_list_of_names_is_cut_short() {
+        let names: Vec<String> = (0..10_000).map(|i| format!("s{i}")).collect();
+        let e = NameFilter::new("nope").no_match(names);
+        let m = e.to_string();
+        assert!(
+            m.ends_with("s18, s19, ... and 9980 more)"),
+            "{}",
+            &m[m.len() - 60..]
+        );
+        assert!(m.len() < 200, "{m}");
+        // It travels in a status answer and reads back the same.
+        let back: NoMatch = serde_json::from_str(&serde_json::to_string(&e).unwrap()).unwrap();
+        assert_eq!(back, e);
+        assert!(back.is_error());
+        assert_eq!(NameFilter::new("s*").as_str(), "s*");
     }
 }

@@ -33,7 +33,88 @@ pub struct Status {
     /// Planned maintenance (README "Planned maintenance"); filled by the daemon.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub drain: Option<DrainStatus>,
+    /// Counts over the connections asked for; only in a brief answer (`Request::Status`
+    /// with `brief`), whose `connections` then hold just those not up when more than
+    /// [`BRIEF_OVER`] matched.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub summary: Option<Summary>,
+    /// Set when the request's filter matched no connection (a daemon that filters says so,
+    /// as the CLI did with the whole list): the listing is then empty.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub no_match: Option<crate::namefilter::NoMatch>,
     pub connections: Vec<ConnectionStatus>,
+}
+
+/// Above this many connections `ironsecctl status` without a filter (or `--all`) prints the
+/// summary line and the tunnels that are not up instead of every tunnel: 50 connections of
+/// one or two tunnels are 400-800 lines, about what an operator still scrolls through; past
+/// that the one line that says "all up" or names what is not is what is read.
+pub const BRIEF_OVER: usize = 50;
+
+/// Counts over a set of connections: what `ironsecctl status` says first when there are many.
+#[derive(Serialize, Deserialize, Debug, Clone, PartialEq, Eq, Default)]
+pub struct Summary {
+    /// Connections counted (the configured ones, or those a filter matched).
+    pub connections: usize,
+    /// Every tunnel (and remote-access client) up; a remote-access connection without
+    /// clients counts as up.
+    pub up: usize,
+    /// At least one tunnel not up.
+    pub down: usize,
+    /// Of `down`: a tunnel that is not up has an error (its last negotiation failed or the
+    /// peer refused its CHILD_SA).
+    pub failing: usize,
+    pub tunnels: usize,
+    pub tunnels_up: usize,
+    /// Connected remote-access clients (their tunnels are not in `tunnels`).
+    pub clients: usize,
+    /// Connections left out of the answer's list because they are up.
+    #[serde(default)]
+    pub omitted: usize,
+}
+
+impl ConnectionStatus {
+    /// Every tunnel and client tunnel of the connection.
+    fn all_tunnels(&self) -> impl Iterator<Item = &TunnelStatus> {
+        self.tunnels
+            .iter()
+            .chain(self.clients.iter().map(|c| &c.tunnel))
+    }
+
+    /// Every tunnel up (vacuously, a remote-access connection without clients).
+    pub fn is_up(&self) -> bool {
+        self.all_tunnels().all(|t| t.state == "up")
+    }
+
+    /// Not up, and a tunnel that is not up says why.
+    pub fn is_failing(&self) -> bool {
+        self.all_tunnels()
+            .any(|t| t.state != "up" && (t.last_error.is_some() || t.child_refused.is_some()))
+    }
+}
+
+impl Summary {
+    /// The counts over `conns`.
+    pub fn of(conns: &[ConnectionStatus]) -> Summary {
+        let mut s = Summary {
+            connections: conns.len(),
+            ..Summary::default()
+        };
+        for c in conns {
+            if c.is_up() {
+                s.up += 1;
+            } else {
+                s.down += 1;
+                if c.is_failing() {
+                    s.failing += 1;
+                }
+            }
+            s.tunnels += c.tunnels.len();
+            s.tunnels_up += c.tunnels.iter().filter(|t| t.state == "up").count();
+            s.clients += c.clients.len();
+        }
+        s
+    }
 }
 
 /// A shared address of an active-standby pair: present on this host (the master's) or not
@@ -663,6 +744,90 @@ fn nonzero(drops: &BTreeMap<String, u64>) -> String {
 }
 
 impl Status {
+    /// Makes this a brief answer: the summary over all its connections and, when more than
+    /// [`BRIEF_OVER`], only the connections that are not up.
+    pub fn make_brief(&mut self) {
+        let mut sum = Summary::of(&self.connections);
+        if self.connections.len() > BRIEF_OVER {
+            self.connections.retain(|c| !c.is_up());
+            sum.omitted = sum.connections - self.connections.len();
+        }
+        self.summary = Some(sum);
+    }
+
+    /// The summary line: `connections: 10000 configured, 9998 up, 2 down (1 failing);
+    /// tunnels: 9998 of 10000 up; ike: 20000 received, 3 retransmitted, 0 queue drops, 0
+    /// half-open drops`.
+    pub fn summary_line(&self) -> String {
+        let s = self
+            .summary
+            .clone()
+            .unwrap_or_else(|| Summary::of(&self.connections));
+        let k = &self.ike;
+        format!(
+            "connections: {} configured, {} up, {} down ({} failing); tunnels: {} of {} up{}; \
+             ike: {} received, {} retransmitted, {} queue drops, {} half-open drops",
+            s.connections,
+            s.up,
+            s.down,
+            s.failing,
+            s.tunnels_up,
+            s.tunnels,
+            if s.clients > 0 {
+                format!(", {} client(s)", s.clients)
+            } else {
+                String::new()
+            },
+            k.received,
+            k.retransmits_sent,
+            k.queue_dropped,
+            k.half_open_dropped
+        )
+    }
+
+    /// `ironsecctl status` with many connections: the first line, the summary, then one line
+    /// per tunnel that is not up (its error escaped as in [`Status::render`]).
+    pub fn render_brief(&self) -> String {
+        let mut s = String::new();
+        let _ = writeln!(
+            s,
+            "ironsecd {}  tun {}  workers {}  up {}s",
+            self.version, self.tun, self.workers, self.uptime_secs
+        );
+        if self.workers_failed > 0 {
+            let _ = writeln!(
+                s,
+                "  FAST PATH DOWN: {} worker(s) failed; ironsecd is exiting to be restarted",
+                self.workers_failed
+            );
+        }
+        let _ = writeln!(s, "{}", self.summary_line());
+        for c in &self.connections {
+            for t in c.all_tunnels().filter(|t| t.state != "up") {
+                let _ = writeln!(
+                    s,
+                    "{}: tunnel {} -> {}: {}{}{}",
+                    c.name,
+                    t.local,
+                    t.remote,
+                    t.state,
+                    t.last_error
+                        .as_deref()
+                        .map(|e| format!(" (last error: {})", PeerText::relayed(e)))
+                        .unwrap_or_default(),
+                    t.child_refused
+                        .as_ref()
+                        .map(|r| format!(
+                            " (child SA refused {} time(s): {})",
+                            r.refusals, r.notify
+                        ))
+                        .unwrap_or_default()
+                );
+            }
+        }
+        s
+    }
+
     /// Human-readable rendering for `ironsecctl status`. Free text that may hold what a peer
     /// sent (errors, details) is escaped again on the way to the terminal (`PeerText`), so
     /// the document of any daemon, old or new, cannot forge a line or send an escape sequence.
@@ -1041,6 +1206,8 @@ mod worker_failure_tests {
             guards: None,
             shared_addresses: Vec::new(),
             drain: None,
+            summary: None,
+            no_match: None,
         }
     }
 
@@ -1130,5 +1297,115 @@ mod volume_tests {
             none.render(),
             "volume: 10 bytes, 1 packets, seq 1; no volume limit"
         );
+    }
+}
+
+#[cfg(test)]
+mod summary_tests {
+    use super::*;
+    use crate::metrics::tests::sample_status;
+
+    /// `n` connections like the sample's (one tunnel, up), the ones in `down` with their
+    /// tunnel down, those in `failing` down with an error.
+    fn many(n: usize, down: &[usize], failing: &[usize]) -> Status {
+        let mut st = sample_status();
+        st.workers_failed = 0;
+        let one = st.connections[0].clone();
+        st.connections = (0..n)
+            .map(|i| {
+                let mut c = one.clone();
+                c.name = format!("s{i}");
+                if down.contains(&i) || failing.contains(&i) {
+                    c.tunnels[0].state = "connecting".into();
+                }
+                if failing.contains(&i) {
+                    c.tunnels[0].last_error = Some("AUTHENTICATION_FAILED\x1b[2J".into());
+                }
+                c
+            })
+            .collect();
+        st
+    }
+
+    #[test]
+    fn many_connections_make_one_line_and_the_tunnels_not_up() {
+        let mut st = many(BRIEF_OVER + 1, &[3], &[7]);
+        st.make_brief();
+        let s = st.summary.clone().unwrap();
+        assert_eq!(
+            s,
+            Summary {
+                connections: BRIEF_OVER + 1,
+                up: BRIEF_OVER - 1,
+                down: 2,
+                failing: 1,
+                tunnels: BRIEF_OVER + 1,
+                tunnels_up: BRIEF_OVER - 1,
+                clients: 0,
+                omitted: BRIEF_OVER - 1,
+            }
+        );
+        // Only the two not up are still listed.
+        let names: Vec<&str> = st.connections.iter().map(|c| c.name.as_str()).collect();
+        assert_eq!(names, ["s3", "s7"]);
+        let text = st.render_brief();
+        let lines: Vec<&str> = text.lines().collect();
+        assert_eq!(lines.len(), 4, "{text}");
+        assert_eq!(
+            lines[1],
+            "connections: 51 configured, 49 up, 2 down (1 failing); tunnels: 49 of 51 up; \
+             ike: 0 received, 1 retransmitted, 0 queue drops, 0 half-open drops"
+        );
+        assert!(
+            lines[2].starts_with("s3: tunnel ") && lines[2].ends_with(": connecting"),
+            "{text}"
+        );
+        assert!(
+            lines[3].ends_with(": connecting (last error: AUTHENTICATION_FAILED\\x1b[2J)"),
+            "{text}"
+        );
+        // The summary survives the wire; a document without one still reads.
+        let back: Status = serde_json::from_str(&serde_json::to_string(&st).unwrap()).unwrap();
+        assert_eq!(back, st);
+        let plain = sample_status();
+        let v = serde_json::to_value(&plain).unwrap();
+        assert!(v.get("summary").is_none() && v.get("no_match").is_none());
+    }
+
+    #[test]
+    fn few_connections_stay_listed_whole() {
+        let mut st = many(BRIEF_OVER, &[3], &[]);
+        let full = st.render();
+        st.make_brief();
+        assert_eq!(st.connections.len(), BRIEF_OVER);
+        assert_eq!(st.summary.as_ref().unwrap().omitted, 0);
+        // Rendering ignores the summary: small configs print as they always did.
+        assert_eq!(st.render(), full);
+        // Without a summary (a daemon from before), the line is counted here.
+        let st = many(3, &[], &[1]);
+        assert!(st.summary_line().starts_with(
+            "connections: 3 configured, 2 up, 1 down (1 failing); tunnels: 2 of 3 up"
+        ));
+    }
+
+    #[test]
+    fn a_remote_access_connection_counts_its_clients() {
+        let mut st = sample_status();
+        let mut c = st.connections[0].clone();
+        let t = c.tunnels.remove(0);
+        c.name = "ra".into();
+        // Without clients: up (it waits for them).
+        st.connections.push(c.clone());
+        c.name = "ra2".into();
+        c.clients.push(ClientStatus {
+            identity: "alice".into(),
+            address: "10.9.0.1".into(),
+            connected_secs: 1,
+            tunnel: t,
+        });
+        st.connections.push(c);
+        let s = Summary::of(&st.connections);
+        assert_eq!((s.connections, s.up, s.down), (3, 3, 0));
+        assert_eq!((s.tunnels, s.clients), (1, 1));
     }
 }

@@ -11,7 +11,7 @@ use ironsec_ike::PeerText;
 use ironsecd::cli::ctl::{Cli, Command};
 use ironsecd::control::{request, Request, Response};
 use ironsecd::namefilter::NameFilter;
-use ironsecd::status::{ChildRefusedStatus, Status};
+use ironsecd::status::{ChildRefusedStatus, Status, BRIEF_OVER};
 use serde::Serialize;
 use serde_json::{json, Value};
 
@@ -96,8 +96,15 @@ fn unexpected(r: &Response) -> Failure {
     ))
 }
 
-fn status(cli: &Cli) -> Result<Status, Failure> {
-    match ask(cli, &Request::Status)? {
+/// The status of the connections `filter` matches (the daemon filters; one from before
+/// the filter sends everything, filtered in [`show_status`]); `brief` asks for the summary
+/// and, past `BRIEF_OVER` connections, only those not up.
+fn status(cli: &Cli, filter: Option<&str>, brief: bool) -> Result<Status, Failure> {
+    let req = Request::Status {
+        filter: filter.map(str::to_string),
+        brief,
+    };
+    match ask(cli, &req)? {
         Response::Status(s) => Ok(*s),
         r => Err(unexpected(&r)),
     }
@@ -150,7 +157,9 @@ fn wait_up(
 ) -> Result<Result<Vec<TunnelOutcome>, Vec<TunnelOutcome>>, Failure> {
     let deadline = Instant::now() + timeout;
     loop {
-        let st = status(cli)?;
+        // Only this connection: a poll every 100 ms costs the daemon one connection's
+        // status, not the gateway's.
+        let st = status(cli, Some(name), false)?;
         let conn = st
             .connections
             .iter()
@@ -254,20 +263,47 @@ fn simple(cli: &Cli, req: Request, command: &str, connection: Option<&str>) -> R
     Ok(())
 }
 
-fn show_status(cli: &Cli, filter: Option<&str>) -> Result<(), Failure> {
-    let mut st = status(cli)?;
+fn show_status(cli: &Cli, filter: Option<&str>, all: bool, summary: bool) -> Result<(), Failure> {
+    // Text without a filter is brief past BRIEF_OVER connections; --json is the document.
+    let brief = summary || (!all && filter.is_none() && !cli.json);
+    let mut st = status(cli, filter, brief)?;
     let mut note = None;
-    if let Some(f) = filter.map(NameFilter::new) {
+    if let Some(e) = st.no_match.take() {
+        if e.is_error() {
+            return Err(Failure::Ctl(e.to_string()));
+        }
+        note = Some(e.to_string());
+    } else if let Some(f) = filter.map(NameFilter::new) {
+        // A daemon from before the filter sent every connection.
         match f.select(std::mem::take(&mut st.connections), |c| &c.name) {
             Ok(v) => st.connections = v,
             Err(e) if e.is_error() => return Err(Failure::Ctl(e.to_string())),
             Err(e) => note = Some(e.to_string()),
         }
     }
+    if brief && st.summary.is_none() {
+        // A daemon from before `brief`: the same, here.
+        st.make_brief();
+    }
+    let many = st
+        .summary
+        .as_ref()
+        .is_some_and(|s| s.connections > BRIEF_OVER);
     if cli.json {
-        print_json(&st);
+        if summary {
+            print_json(&json!({ "summary": st.summary, "ike": st.ike }));
+        } else {
+            st.summary = None;
+            print_json(&st);
+        }
     } else {
-        print_text(&st.render());
+        if summary {
+            print_text(&st.summary_line());
+        } else if many {
+            print_text(&st.render_brief());
+        } else {
+            print_text(&st.render());
+        }
         if let Some(n) = note {
             print_text(&n);
         }
@@ -402,7 +438,11 @@ fn genpsk(cli: &Cli, file: Option<&std::path::Path>) -> Result<(), Failure> {
 
 fn run(cli: &Cli) -> Result<(), Failure> {
     match &cli.command {
-        Command::Status { connection } => show_status(cli, connection.as_deref()),
+        Command::Status {
+            connection,
+            all,
+            summary,
+        } => show_status(cli, connection.as_deref(), *all, *summary),
         Command::ListConns { connection } => list_conns(cli, connection.as_deref()),
         Command::Certs => certs(cli),
         Command::Initiate {

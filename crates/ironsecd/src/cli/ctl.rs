@@ -31,10 +31,21 @@ pub struct Cli {
 #[derive(Subcommand)]
 pub enum Command {
     /// Connections, tunnels, IKE and CHILD SAs, counters (swanctl --list-sas).
+    ///
+    /// With more than 50 connections and no filter, the text is one summary line and the
+    /// tunnels that are not up (`--all` for everything); `--json` is always the whole
+    /// document.
     Status {
         /// Only this connection, or the connections a glob pattern (`*`, `?`) matches, e.g.
-        /// `site-*`. An unknown name is an error.
+        /// `site-*` (the daemon builds only those). An unknown name is an error.
         connection: Option<String>,
+        /// Every connection and tunnel, however many.
+        #[arg(long, conflicts_with = "summary")]
+        all: bool,
+        /// Only the summary line (with --json, the summary and IKE counters): connections
+        /// configured, up, down and failing, tunnels up, IKE drops and retransmissions.
+        #[arg(long)]
+        summary: bool,
     },
     /// The running config's connections: keying, identities, selectors, proposals, mode,
     /// tunnels and lifetimes (swanctl --list-conns). Secrets are never shown.
