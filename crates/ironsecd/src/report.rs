@@ -389,6 +389,7 @@ pub fn status(dp: &Dataplane, plane: &Plane, started: Instant) -> Status {
             wrong_message_id: es.wrong_message_id,
             invalid_major_version_sent: es.invalid_major_version_sent,
             queue_dropped: plane.admission().dropped(),
+            socket_dropped: plane.admission().socket_dropped(),
             no_proposal_chosen: es.no_proposal_chosen,
             eap_failures: es.eap_failures,
             eap_failure_reasons: es
