@@ -35,9 +35,19 @@ pub fn bind(addr: SocketAddr, buffer: usize, freebind: bool) -> io::Result<Socke
 /// Linux 6.18: such a socket's sends fail with ENETUNREACH while the address is away, and it
 /// sends and receives as soon as the address is added, so one socket bound at start serves
 /// every takeover. Other addresses are bound plainly, so a mistyped one still fails at start.
-pub fn bind_ike(addr: SocketAddr, freebind: bool) -> io::Result<std::net::UdpSocket> {
+/// `rcvbuf` (0: the kernel's default) is its receive buffer, forced past `rmem_max` as root as
+/// the ESP sockets' are: a burst of IKE_SA_INIT from thousands of peers must wait there while
+/// the reader thread has no core.
+pub fn bind_ike(
+    addr: SocketAddr,
+    freebind: bool,
+    rcvbuf: usize,
+) -> io::Result<std::net::UdpSocket> {
     let sock = Socket::new(Domain::for_address(addr), Type::DGRAM, Some(Protocol::UDP))?;
     set_freebind(&sock, addr, freebind)?;
+    if rcvbuf > 0 {
+        set_buffer(&sock, libc::SO_RCVBUFFORCE, libc::SO_RCVBUF, rcvbuf)?;
+    }
     sock.bind(&addr.into())?;
     Ok(sock.into())
 }
@@ -656,10 +666,10 @@ mod tests {
     #[test]
     fn freebind_binds_an_absent_address_and_only_when_asked() {
         let absent: SocketAddr = "192.0.2.77:0".parse().unwrap();
-        let e = bind_ike(absent, false).unwrap_err();
+        let e = bind_ike(absent, false, 0).unwrap_err();
         assert_eq!(e.raw_os_error(), Some(libc::EADDRNOTAVAIL), "{e}");
         assert!(bind(absent, 0, false).is_err());
-        let s = bind_ike(absent, true).unwrap();
+        let s = bind_ike(absent, true, 0).unwrap();
         assert_eq!(s.local_addr().unwrap().ip(), absent.ip());
         let s = bind(absent, 0, true).unwrap();
         assert_eq!(

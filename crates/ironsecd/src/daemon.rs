@@ -23,12 +23,13 @@ use crate::status;
 
 mod drain;
 
-/// IKE datagrams waiting for the control plane; beyond this a flood is dropped, not queued.
-const IKE_QUEUE: usize = 1024;
-/// IKE datagrams handled under one lock and one flush at most, when several are queued: a
-/// flush rebuilds the fast path's tables and checks every route, work that grows with the
-/// connections, so a thousand peers' messages one flush each made bring-up quadratic.
-const IKE_BATCH: usize = 64;
+/// How long the event loop keeps taking queued IKE datagrams under one lock before one
+/// flush: a flush installs the fast path's tables and checks routes, so a burst of peers'
+/// messages shares one rather than paying one each; the bound keeps timers, commands and
+/// the fast path's reports from waiting long behind a burst.
+const IKE_BATCH_TIME: Duration = Duration::from_millis(5);
+/// And at most this many datagrams (each is at least a parse, most a cookie or a reply).
+const IKE_BATCH_MAX: usize = 1024;
 /// Trapped tunnels reported by the fast path; each tunnel reports at most every 250 ms.
 const ACQUIRE_QUEUE: usize = 256;
 /// Unknown-SPI reports from the fast path (each worker reports at most ten a second).
@@ -553,7 +554,12 @@ pub fn run(cfg: Config) -> Result<(), DaemonError> {
     }
     let dp_cfg = cfg.dataplane_config();
     let plane = Plane::new(cfg.clone(), dp_cfg.resolved_workers())?;
-    let (tx, rx) = mpsc::channel::<IkeDatagram>(IKE_QUEUE);
+    // IKE datagrams waiting for the control plane, sized for a burst of every configured
+    // peer at once; beyond it a flood is dropped, not queued (see ikeadmit).
+    let ike_queue = crate::ikeadmit::queue_size(&cfg);
+    let ike_rcvbuf = crate::ikeadmit::receive_buffer(&cfg, ike_queue);
+    tracing::debug!(queue = ike_queue, receive_buffer = ike_rcvbuf, "IKE intake");
+    let (tx, rx) = mpsc::channel::<IkeDatagram>(ike_queue);
     let sink_tx = tx.clone();
     let sink_admission = plane.admission().clone();
     // Always handed over, even when no connection negotiates yet: a reload may add one.
@@ -636,7 +642,7 @@ pub fn run(cfg: Config) -> Result<(), DaemonError> {
             // kernel's receive buffer (see ikeadmit).
             let bind = |addr: SocketAddr| -> std::io::Result<std::net::UdpSocket> {
                 let freebind = shared.contains(&addr.ip());
-                let s = ironsec_dataplane::udp::bind_ike(addr, freebind)?;
+                let s = ironsec_dataplane::udp::bind_ike(addr, freebind, ike_rcvbuf)?;
                 if addr.is_ipv6() && accept_zero_checksum6 {
                     ironsec_dataplane::udp::accept_zero_checksum6(&s)?;
                 }
@@ -840,11 +846,12 @@ async fn event_loop(running: Arc<Running>, queues: Queues) -> Result<(), DaemonE
                 // than once per message; the flush still installs them before anything is sent.
                 let mut next = Some(first);
                 let mut taken = 0;
+                let until = Instant::now() + IKE_BATCH_TIME;
                 while let Some((local, from, data)) = next.take() {
                     tracing::debug!(%local, remote = %from, "IKE in: {}", crate::ikelog::summary(&data));
                     plane.on_ike_datagram(now, local, from, &data);
                     taken += 1;
-                    if taken < IKE_BATCH {
+                    if taken < IKE_BATCH_MAX && Instant::now() < until {
                         next = ike_rx.try_recv().ok();
                     }
                 }

@@ -20,7 +20,7 @@ use std::io;
 use std::net::{IpAddr, SocketAddr, UdpSocket};
 use std::os::fd::AsRawFd;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, RwLock};
+use std::sync::{Arc, Mutex, RwLock};
 
 use tokio::sync::mpsc;
 
@@ -29,11 +29,66 @@ use crate::config::{Config, Keying};
 /// An IKE datagram for the control plane: (local address, remote address, UDP payload).
 pub type IkeDatagram = (SocketAddr, SocketAddr, Vec<u8>);
 
+/// The smallest queue (what it was before it grew with the config).
+const MIN_QUEUE: usize = 1024;
+/// The largest queue: datagrams are at most a few KB, so a full queue stays below ~100 MB
+/// even of the largest IKE_AUTH messages, and is a few MB of IKE_SA_INIT requests.
+const MAX_QUEUE: usize = 65_536;
+/// Receive buffer per queued datagram: the kernel charges a datagram's buffer (its
+/// truesize, ~1-2.5 KB for an IKE_SA_INIT) against SO_RCVBUF, which it doubles.
+const RCVBUF_PER_DATAGRAM: usize = 1024;
+/// The largest IKE receive buffer asked for (the kernel doubles it).
+const MAX_RCVBUF: usize = 32 << 20;
+
+/// How many IKE datagrams may wait for the control plane: two per IKE tunnel (a burst of
+/// every peer's IKE_SA_INIT, then its retry with the cookie), two per address a
+/// remote-access pool can lease, at least [`MIN_QUEUE`], at most [`MAX_QUEUE`]. Fixed at
+/// start (a reload that adds tunnels does not grow it).
+pub fn queue_size(cfg: &Config) -> usize {
+    let per_tunnel: usize = cfg
+        .connections
+        .iter()
+        .map(|c| match &c.keying {
+            Keying::Ike(k) => match &k.remote_access {
+                // A client per address its pools lease.
+                Some(ra) => ra
+                    .pools
+                    .iter()
+                    .filter_map(|p| {
+                        ironsec_ike::pool::AddressPool::new(&c.name, &p.to_string(), ra.lease_grace)
+                            .ok()
+                    })
+                    .map(|p| {
+                        usize::try_from(p.size())
+                            .unwrap_or(MAX_QUEUE)
+                            .min(MAX_QUEUE)
+                    })
+                    .fold(0usize, |a, b| a.saturating_add(b.saturating_mul(2))),
+                None => 2 * k.tunnels.len(),
+            },
+            Keying::Static(_) => 0,
+        })
+        .fold(0usize, |a, b| a.saturating_add(b));
+    per_tunnel.clamp(MIN_QUEUE, MAX_QUEUE)
+}
+
+/// The IKE sockets' receive buffer for a queue of `queue` datagrams: room for as many again
+/// in the kernel while the reader thread waits for a core, and never less than the fast
+/// path's sockets get (`gateway.socket_buffer`).
+pub fn receive_buffer(cfg: &Config, queue: usize) -> usize {
+    (queue * RCVBUF_PER_DATAGRAM)
+        .min(MAX_RCVBUF)
+        .max(cfg.gateway.socket_buffer)
+}
+
 /// The admission rule and what it dropped.
 #[derive(Debug, Default)]
 pub struct Admission {
     peers: RwLock<HashSet<IpAddr>>,
     dropped: AtomicU64,
+    /// The IKE sockets the readers drain (copies of their descriptors), for the kernel's
+    /// count of what it dropped before a reader got to it.
+    sockets: Mutex<Vec<UdpSocket>>,
 }
 
 impl Admission {
@@ -84,6 +139,51 @@ impl Admission {
     pub fn dropped(&self) -> u64 {
         self.dropped.load(Ordering::Relaxed)
     }
+
+    /// Datagrams the kernel dropped on the IKE sockets before a reader took them (their
+    /// receive buffer was full: `RcvbufErrors`, per socket), since the sockets were made.
+    /// IKE on the NAT-T port arrives on the fast path's sockets and is not counted here.
+    pub fn socket_dropped(&self) -> u64 {
+        let sockets = self.sockets.lock().unwrap_or_else(|e| e.into_inner());
+        sockets.iter().map(|s| socket_drops(s).unwrap_or(0)).sum()
+    }
+
+    fn watch_socket(&self, s: &UdpSocket) {
+        match s.try_clone() {
+            Ok(c) => self
+                .sockets
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .push(c),
+            Err(e) => tracing::debug!(error = %e, "IKE socket: no copy for its drop count"),
+        }
+    }
+}
+
+/// The kernel's count of datagrams a socket dropped (SO_MEMINFO, `SK_MEMINFO_DROPS`: a full
+/// receive buffer, mostly).
+fn socket_drops(s: &UdpSocket) -> io::Result<u64> {
+    // SK_MEMINFO_VARS (9) u32 values; newer kernels may add more, so room for a few.
+    let mut info = [0u32; 16];
+    let mut len = std::mem::size_of_val(&info) as libc::socklen_t;
+    // SAFETY: getsockopt on a valid fd with a buffer of `len` bytes it may fill.
+    let r = unsafe {
+        libc::getsockopt(
+            s.as_raw_fd(),
+            libc::SOL_SOCKET,
+            libc::SO_MEMINFO,
+            info.as_mut_ptr() as *mut libc::c_void,
+            &mut len,
+        )
+    };
+    if r != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    let at = libc::SK_MEMINFO_DROPS as usize;
+    if (len as usize) < (at + 1) * 4 {
+        return Err(io::Error::other("SO_MEMINFO: no drop count"));
+    }
+    Ok(u64::from(info[at]))
 }
 
 /// Reads `socket` (non-blocking, bound to `local`) on a thread of its own and offers every
@@ -95,6 +195,7 @@ pub fn spawn_reader(
     tx: mpsc::Sender<IkeDatagram>,
     adm: Arc<Admission>,
 ) -> io::Result<()> {
+    adm.watch_socket(&socket);
     std::thread::Builder::new()
         .name("ike-rx".into())
         .spawn(move || {

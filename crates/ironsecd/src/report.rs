@@ -468,6 +468,7 @@ pub fn build(
             wrong_message_id: es.wrong_message_id,
             invalid_major_version_sent: es.invalid_major_version_sent,
             queue_dropped: plane.admission().dropped(),
+            socket_dropped: plane.admission().socket_dropped(),
             no_proposal_chosen: es.no_proposal_chosen,
             eap_failures: es.eap_failures,
             eap_failure_reasons: es

@@ -47,11 +47,14 @@ pub fn allocate(total: f64, claims: &[Claim]) -> Vec<f64> {
             left = 0.0;
             break;
         }
+        let mut done = vec![false; claims.len()];
         for &i in &satisfied {
             rate[i] = want[i];
             left -= want[i];
+            done[i] = true;
         }
-        open.retain(|i| !satisfied.contains(i));
+        // (A mark per claim, not a search of `satisfied`: O(claims) a round, not quadratic.)
+        open.retain(|&i| !done[i]);
     }
     // Hand out what nobody wanted, by weight, within each connection's own cap.
     if left > 0.0 {

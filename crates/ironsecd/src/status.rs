@@ -225,6 +225,10 @@ pub struct IkeCounters {
     /// they came from an address no connection names (a flood).
     #[serde(default)]
     pub queue_dropped: u64,
+    /// Datagrams the kernel dropped on the IKE sockets (UDP 500) before the reader took them:
+    /// their receive buffer was full (RcvbufErrors, per socket).
+    #[serde(default)]
+    pub socket_dropped: u64,
     /// IKE_SA_INIT requests answered with NO_PROPOSAL_CHOSEN (unconfigured sender included).
     #[serde(default)]
     pub no_proposal_chosen: u64,

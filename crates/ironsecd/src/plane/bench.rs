@@ -4,6 +4,12 @@
 //! up and that an idle plane has nothing due. The test suite runs it at 100 tunnels (the
 //! default) as that check. It also times a drain's 100 ms sample and its close of every IKE
 //! SA (`plane/drain.rs`).
+//!
+//! [`bring_up_per_event`] times one connection coming up again while every other one is up
+//! (the initiator's plane only: its engine's and the plane's work per event), at the sizes of
+//! `IRONSEC_PLANE_BRINGUP_SIZES` (default 100): the cost per event should not grow with the
+//! number of tunnels, e.g. `IRONSEC_PLANE_BRINGUP_SIZES=1000,10000 cargo test -p ironsecd
+//! --release --lib plane::bench::bring_up -- --nocapture`.
 
 use std::time::{Duration, Instant};
 
@@ -12,7 +18,7 @@ use super::Plane;
 
 /// `n` tunnels, every one up (an IKE SA and a CHILD_SA each) and idle: either one tunnel
 /// per connection, or two (active-standby) so the liveness tick has work.
-fn configs(n: usize, two_per_connection: bool) -> (String, String) {
+pub(super) fn configs(n: usize, two_per_connection: bool) -> (String, String) {
     let gw = "[gateway]\ntun = \"ipsec0\"\nport = 4500\nike_port = 500\n";
     let (mut a, mut b) = (gw.to_string(), gw.to_string());
     let conns = if two_per_connection { n / 2 } else { n };
@@ -67,7 +73,7 @@ fn configs(n: usize, two_per_connection: bool) -> (String, String) {
     (a, b)
 }
 
-fn settle(a: &mut Plane, b: &mut Plane, now: Instant) {
+pub(super) fn settle(a: &mut Plane, b: &mut Plane, now: Instant) {
     loop {
         let mut moved = false;
         for a_to_b in [true, false] {
@@ -99,14 +105,19 @@ fn mean(rounds: u32, mut f: impl FnMut(u32)) -> Duration {
 
 /// Sizes from `IRONSEC_PLANE_BENCH_SIZES` (comma-separated tunnel counts), default 100.
 fn sizes() -> Vec<usize> {
-    std::env::var("IRONSEC_PLANE_BENCH_SIZES")
+    sizes_of("IRONSEC_PLANE_BENCH_SIZES")
+}
+
+/// Tunnel counts from environment variable `var` (comma-separated), default 100.
+fn sizes_of(var: &str) -> Vec<usize> {
+    std::env::var(var)
         .ok()
         .map(|v| {
             v.split(',')
                 .map(|n| {
                     n.trim()
                         .parse()
-                        .expect("IRONSEC_PLANE_BENCH_SIZES: tunnel counts")
+                        .unwrap_or_else(|_| panic!("{var}: tunnel counts"))
                 })
                 .collect()
         })
@@ -191,5 +202,121 @@ fn idle_cost() {
                 }
             );
         }
+    }
+}
+
+/// Both planes up with `n` tunnels, one per connection: A initiates every one.
+pub(super) fn all_up(n: usize, tag: &str, now: &mut Instant) -> (Plane, Plane, ConfFile, ConfFile) {
+    let (ca, cb) = configs(n, false);
+    let (fa, fb) = (
+        ConfFile::new(&format!("{tag}-a"), &ca),
+        ConfFile::new(&format!("{tag}-b"), &cb),
+    );
+    let mut a = Plane::new(fa.load(), 1).unwrap();
+    let mut b = Plane::new(fb.load(), 1).unwrap();
+    a.start_tunnels(*now);
+    let up = |a: &Plane| a.specs().iter().all(|s| a.sas().is_sending(&s.key()));
+    for _ in 0..120 {
+        settle(&mut a, &mut b, *now);
+        if up(&a) {
+            break;
+        }
+        *now += Duration::from_millis(500);
+        a.on_timeout(*now);
+        b.on_timeout(*now);
+    }
+    assert!(up(&a), "every tunnel is up");
+    (a, b, fa, fb)
+}
+
+/// This thread's CPU time: what a call cost, however busy the machine's other cores are
+/// and whoever else had this one meanwhile.
+fn cpu_now() -> Duration {
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: clock_gettime writes one timespec it is given.
+    unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut ts) };
+    Duration::new(ts.tv_sec as u64, ts.tv_nsec as u32)
+}
+
+/// Like [`settle`], one message or event at a time, timing A's calls only (thread CPU
+/// time): returns A's time, the part of it spent applying engine events (the plane's own
+/// work: `drain_events`), and the number of calls made into A (datagrams handled and event
+/// batches).
+fn settle_timed(a: &mut Plane, b: &mut Plane, now: Instant) -> (Duration, Duration, u32) {
+    let (mut spent, mut events, mut calls) = (Duration::ZERO, Duration::ZERO, 0);
+    loop {
+        let mut moved = false;
+        let t = cpu_now();
+        a.drain_events(now);
+        events += cpu_now() - t;
+        let mut out = Vec::new();
+        while let Some(t) = a.poll_transmit() {
+            out.push(t);
+        }
+        spent += cpu_now() - t;
+        calls += 1;
+        for t in out {
+            b.on_ike_datagram(now, t.remote, t.local, &t.payload);
+            moved = true;
+        }
+        b.drain_events(now);
+        while let Some(t) = b.poll_transmit() {
+            let s = cpu_now();
+            a.on_ike_datagram(now, t.remote, t.local, &t.payload);
+            // The daemon drains the events of every message it handles (its batch).
+            let e = cpu_now();
+            a.drain_events(now);
+            events += cpu_now() - e;
+            spent += cpu_now() - s;
+            calls += 1;
+            moved = true;
+        }
+        if !moved {
+            return (spent, events, calls);
+        }
+    }
+}
+
+/// One connection brought up again (the operator's terminate, then initiate, at one moment:
+/// no other timer comes due) while every other connection is up: A's CPU time per call (an IKE
+/// message handled, a batch of events applied, the initiate) and per connection. Flat in
+/// the number of tunnels when per-event work is per connection.
+#[test]
+fn bring_up_per_event() {
+    const AGAIN: usize = 20;
+    for n in sizes_of("IRONSEC_PLANE_BRINGUP_SIZES") {
+        let mut now = Instant::now();
+        let (mut a, mut b, _fa, _fb) = all_up(n, "bringup", &mut now);
+        let (mut spent, mut events, mut calls) = (Duration::ZERO, Duration::ZERO, 0);
+        let mut restarted = 0;
+        // Spread over the config: the first, the last and some between.
+        for j in 0..AGAIN.min(n) {
+            let i = j * (n - 1) / AGAIN.min(n).saturating_sub(1).max(1);
+            let name = format!("s{i}");
+            a.terminate(&name, now).unwrap();
+            settle(&mut a, &mut b, now);
+            let key = a.specs()[i].key();
+            assert!(!a.sas().is_sending(&key), "{name} is down");
+            let t = cpu_now();
+            a.initiate(&name, now).unwrap();
+            spent += cpu_now() - t;
+            calls += 1;
+            let (s, e, c) = settle_timed(&mut a, &mut b, now);
+            spent += s;
+            events += e;
+            calls += c;
+            assert!(a.sas().is_sending(&key), "{name} is up again");
+            restarted += 1;
+        }
+        println!(
+            "{n:>5} tunnels: bring-up of one connection among them: {:>10.1?} per call into the plane ({} calls), {:>10.1?} per connection, of which {:>10.1?} applying engine events",
+            spent / calls.max(1),
+            calls,
+            spent / restarted.max(1),
+            events / restarted.max(1),
+        );
     }
 }

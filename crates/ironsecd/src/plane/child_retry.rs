@@ -168,8 +168,8 @@ impl Plane {
                 tracing::debug!(connection = %key.conn, error = %e, "delete the IKE SA without a CHILD_SA");
             }
             if let Some(st) = self.tunnels.get_mut(&key) {
-                st.ike = None;
                 st.established_at = None;
+                self.set_ike(&key, None);
             }
             self.initiate_tunnel(&spec, now, "retry after a refused CHILD_SA");
         }

@@ -128,11 +128,9 @@ impl Plane {
     /// The tunnels of connection `name` (a copy of `specs_of`'s: the commands change the
     /// plane while they walk them).
     fn specs_named(&self, name: &str) -> Vec<TunnelSpec> {
-        self.cfg
-            .connections
-            .iter()
-            .position(|c| c.name == name)
-            .map(|i| self.specs_of(i).to_vec())
+        self.by_name
+            .get(name)
+            .map(|&i| self.specs_of(i).to_vec())
             .unwrap_or_default()
     }
 

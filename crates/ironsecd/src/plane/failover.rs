@@ -1,8 +1,9 @@
 //! Which tunnels carry a connection's traffic: all that are up (active-active), or one
 //! (active-standby) chosen by priority, moved off a tunnel that fails, to the tunnel the
 //! peer moved to, and back to a better one with preempt. [`decide`] is the policy, a pure
-//! function of the tunnels' facts and `now`; [`Plane::select_all`] gathers the facts and
-//! applies the decision (failure marks, counters, log lines).
+//! function of the tunnels' facts and `now`; [`Plane::select`] gathers the facts and
+//! applies the decision (failure marks, counters, log lines), for the connections an event
+//! touched (`select_dirty`), or all of them after a start, reload or rejoin.
 
 use std::net::IpAddr;
 use std::sync::Arc;
@@ -205,6 +206,26 @@ impl Plane {
         for i in 0..self.cfg.connections.len() {
             changed |= self.select(i, now);
         }
+        self.dirty.clear();
+        self.dirty_all = false;
+        changed
+    }
+
+    /// Re-decides the connections an event touched since their last decision (all of them
+    /// after a start, reload or rejoin); returns whether anything changed. The cost is
+    /// O(touched connections), not O(connections).
+    pub(super) fn select_dirty(&mut self, now: Instant) -> bool {
+        if self.dirty_all {
+            return self.select_all(now);
+        }
+        let mut changed = false;
+        for i in std::mem::take(&mut self.dirty) {
+            // An index from before a reload that shrank the config (a reload sets
+            // `dirty_all` anyway).
+            if i < self.cfg.connections.len() {
+                changed |= self.select(i, now);
+            }
+        }
         changed
     }
 
@@ -236,6 +257,10 @@ impl Plane {
     /// Re-decides connection `conn_index`'s tunnels and applies the decision; returns whether
     /// it changed.
     pub(super) fn select(&mut self, conn_index: usize, now: Instant) -> bool {
+        #[cfg(test)]
+        {
+            self.select_visits += 1;
+        }
         let c = &self.cfg.connections[conn_index];
         let crate::config::Keying::Ike(k) = &c.keying else {
             return false;

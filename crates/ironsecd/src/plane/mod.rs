@@ -47,7 +47,7 @@ mod bench;
 #[cfg(test)]
 mod tests;
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::net::SocketAddr;
 use std::ops::Range;
 use std::sync::Arc;
@@ -55,7 +55,7 @@ use std::time::Instant;
 
 use ironsec_dataplane::{Bucket, IfaceId, Prefix, Tables, WatchId};
 use ironsec_ike::crypto::SystemRng;
-use ironsec_ike::{Endpoint, Transmit};
+use ironsec_ike::{Endpoint, Event, IkeSaId, Transmit};
 
 use crate::config::{Config, Connection, Keying, Mode};
 use crate::tables::{self, BuildError, Choice, SaStore, TunnelKey, TunnelSpec};
@@ -127,6 +127,20 @@ pub struct Plane {
     /// the plane only scopes tables to them).
     devices: HashMap<Arc<str>, IfaceId>,
     tunnels: HashMap<TunnelKey, TunnelState>,
+    /// IKE SA -> the tunnel whose state's `ike` it is (kept by [`Plane::set_ike`]; an entry
+    /// whose tunnel forgot the SA by another way is stale and ignored, and dropped when the
+    /// SA goes down). Clients' IKE SAs are in `clients`.
+    ike_index: HashMap<IkeSaId, TunnelKey>,
+    /// Connections (config index) an event touched since their traffic was last decided:
+    /// the next [`Plane::drain_events`] that changes the tables re-decides only these.
+    dirty: BTreeSet<usize>,
+    /// Every connection is to be decided again (start, reload, rejoin: see
+    /// [`Plane::start_tunnels`]).
+    dirty_all: bool,
+    /// How many times a connection's traffic was decided ([`Plane::select`]), for tests that
+    /// count work.
+    #[cfg(test)]
+    select_visits: u64,
     /// When tunnels initiate again (close action `restart`).
     restarts: Deadlines<TunnelKey>,
     /// When tunnels whose CHILD_SA was refused try again (see [`child_retry`]).
@@ -228,6 +242,11 @@ impl Plane {
             store,
             workers,
             tunnels,
+            ike_index: HashMap::new(),
+            dirty: BTreeSet::new(),
+            dirty_all: false,
+            #[cfg(test)]
+            select_visits: 0,
             restarts: Deadlines::default(),
             child_retries: Deadlines::default(),
             keepalives: Deadlines::default(),
@@ -368,8 +387,19 @@ impl Plane {
         v
     }
 
+    /// The connection named `name`, by the name index (O(1)).
     fn connection(&self, name: &str) -> Option<&Connection> {
-        self.cfg.connections.iter().find(|c| c.name == name)
+        self.by_name
+            .get(name)
+            .and_then(|&i| self.cfg.connections.get(i))
+    }
+
+    /// Connection `conn`'s traffic is decided again at the next [`Plane::drain_events`] that
+    /// changes the tables.
+    fn mark_dirty(&mut self, conn: &str) {
+        if let Some(&i) = self.by_name.get(conn) {
+            self.dirty.insert(i);
+        }
     }
 
     fn stats_of(&mut self, conn: &str) -> &mut ConnStats {
@@ -435,7 +465,7 @@ impl Plane {
         self.ep.handle_timeout(now);
         self.radius_timeouts(now);
         if self.restarts.any_due(now) {
-            self.start_tunnels(now);
+            self.restart_due(now);
         }
         if self.child_retries.any_due(now) {
             self.retry_refused_children(now);
@@ -477,10 +507,13 @@ impl Plane {
         self.saw(now);
         let mut changed = false;
         while let Some(e) = self.ep.poll_event() {
+            if let Some(c) = event_conn(&e) {
+                self.mark_dirty(c);
+            }
             changed |= self.on_event(e, now);
         }
         if changed {
-            self.select_all(now);
+            self.select_dirty(now);
         }
         changed | std::mem::take(&mut self.tables_stale)
     }
@@ -492,5 +525,23 @@ impl Plane {
             .iter()
             .map(|c| (c.name.clone(), (c.local_ts.clone(), c.remote_ts.clone())))
             .collect()
+    }
+}
+
+/// The connection an engine event is about, when it names one.
+fn event_conn(e: &Event) -> Option<&str> {
+    match e {
+        Event::EapRadius { conn, .. }
+        | Event::IkeSaUp { conn, .. }
+        | Event::IkeSaRekeyed { conn, .. }
+        | Event::ChildSaUp { conn, .. }
+        | Event::ChildSaRekeyed { conn, .. }
+        | Event::ChildSaDown { conn, .. }
+        | Event::ChildSaRefused { conn, .. }
+        | Event::VirtualIp { conn, .. } => Some(conn),
+        Event::IkeSaDown { conn, .. }
+        | Event::Failure { conn, .. }
+        | Event::PeerAddressChanged { conn, .. } => conn.as_deref(),
+        Event::InvalidSpiHint { .. } | Event::InvalidSpiSent { .. } => None,
     }
 }

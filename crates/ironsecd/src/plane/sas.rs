@@ -34,6 +34,7 @@ impl Plane {
             }
             None => self.tunnel_for(&conn, info.local, info.remote)?,
         };
+        self.mark_dirty(&key.conn);
         let watch = self.watch_for(&key, now);
         let (outbound, inbound) = match SaStore::child_entries(
             &info,
@@ -102,8 +103,8 @@ impl Plane {
                 if let Some(key) = self.tunnel_for(&conn, local, remote) {
                     self.restarts.clear(&key);
                     self.schedule_preempt(&key, now);
+                    self.set_ike(&key, Some(ike));
                     let st = self.tunnels.entry(key.clone()).or_default();
-                    st.ike = Some(ike);
                     st.held = false;
                     st.last_error = None;
                     st.established_at = Some(now);
@@ -209,11 +210,10 @@ impl Plane {
                 tracing::info!(connection = %conn, %algorithms, "IKE SA rekeyed");
                 self.stats_of(&conn).ike_rekeys += 1;
                 self.clients.rekeyed(old, new);
-                for st in self.tunnels.values_mut() {
-                    if st.ike == Some(old) {
-                        st.ike = Some(new);
-                    }
+                if let Some(key) = self.tunnel_of_ike(old).filter(|k| k.client.is_none()) {
+                    self.set_ike(&key, Some(new));
                 }
+                self.ike_index.remove(&old);
                 self.store.move_children(old, new);
                 false
             }
@@ -254,8 +254,28 @@ impl Plane {
                 if let Some(c) = conn.as_deref() {
                     self.stats_of(c).failures += 1;
                     let msg = format!("{notify}: {detail}");
-                    for (k, st) in self.tunnels.iter_mut() {
-                        if *k.conn == *c && k.remote == remote.ip() {
+                    // The connection's own tunnels (its span), and its clients' when it has
+                    // clients: never every tunnel.
+                    let mut keys: Vec<TunnelKey> = match self.by_name.get(c) {
+                        Some(&ci) => self
+                            .specs_of(ci)
+                            .iter()
+                            .filter(|s| s.remote == remote.ip())
+                            .map(|s| s.key())
+                            .collect(),
+                        None => Vec::new(),
+                    };
+                    if self.connection(c).is_some_and(|c| c.is_remote_access()) {
+                        keys.extend(
+                            self.clients
+                                .iter()
+                                .map(|(k, _)| k)
+                                .filter(|k| *k.conn == *c && k.remote == remote.ip())
+                                .cloned(),
+                        );
+                    }
+                    for k in keys {
+                        if let Some(st) = self.tunnels.get_mut(&k) {
                             st.last_error = Some(msg.clone());
                         }
                     }
@@ -366,9 +386,11 @@ impl Plane {
             }
             _ => tracing::info!(connection = %conn_s, %remote, reason = %reason, "IKE SA down"),
         }
+        self.ike_index.remove(&ike);
         let Some(key) = key else {
             return false;
         };
+        self.mark_dirty(&key.conn);
         let established = self
             .tunnels
             .get(&key)
@@ -384,6 +406,7 @@ impl Plane {
         let Some(st) = self.tunnels.get_mut(&key) else {
             return false;
         };
+        // (The index entry went above.)
         st.ike = None;
         st.established_at = None;
         let was_trapped = st.trapped;

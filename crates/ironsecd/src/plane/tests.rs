@@ -93,6 +93,9 @@ impl Pair {
             if !moved {
                 self.a.drain_events(now);
                 self.b.drain_events(now);
+                // The IKE SA index agrees with a scan after every step.
+                self.a.check_ike_index();
+                self.b.check_ike_index();
                 return;
             }
         }
@@ -1769,4 +1772,110 @@ fn trap_on_dormant_tunnel_is_dropped_and_counted() {
     a.on_acquire(0, at(1100));
     assert_eq!(outbox(a), 1, "IKE_SA_INIT");
     assert_eq!(a.ignored_acquires(), 2);
+}
+
+/// Visits of `select` (connections whose traffic was decided) while `f` runs.
+fn visits(p: &mut Plane, f: impl FnOnce(&mut Plane)) -> u64 {
+    let before = p.select_visits;
+    f(p);
+    p.select_visits - before
+}
+
+/// One connection among `n` goes down (its peer deletes its IKE SA) and comes back after the
+/// restart delay: how many connections A decided again, and A's plane checked against scans.
+fn one_down_and_up_again(n: usize) -> (u64, u64) {
+    let mut now = Instant::now();
+    let (mut a, mut b, _fa, _fb) = super::bench::all_up(n, &format!("dirty{n}"), &mut now);
+    a.check_ike_index();
+    let i = n / 2;
+    let key = a.specs()[i].key();
+    let name = format!("s{i}");
+    b.terminate(&format!("h{i}"), now).unwrap();
+    let down = visits(&mut a, |a| {
+        // A hears the deletes and drains their events.
+        super::bench::settle(a, &mut b, now);
+    });
+    assert!(!a.sas().is_sending(&key));
+    assert_eq!(a.selection(&name).unwrap().active, Vec::<TunnelKey>::new());
+    assert!(a.tunnel(&key).unwrap().ike.is_none());
+    a.check_ike_index();
+    now += super::tunnels::RESTART_DELAY;
+    let up = visits(&mut a, |a| {
+        a.on_timeout(now);
+        super::bench::settle(a, &mut b, now);
+    });
+    assert!(a.sas().is_sending(&key), "{name} is up again");
+    assert_eq!(a.selection(&name).unwrap().active, vec![key]);
+    a.check_ike_index();
+    // Every other connection kept its tunnel.
+    for s in a.specs() {
+        assert!(a.sas().is_sending(&s.key()));
+        assert_eq!(a.selection(&s.conn).unwrap().active, vec![s.key()]);
+    }
+    (down, up)
+}
+
+#[test]
+fn an_event_decides_only_its_own_connections_traffic_again() {
+    // The same work among 4 connections as among 60: only the one that changed is decided
+    // again, never every connection.
+    let small = one_down_and_up_again(4);
+    let large = one_down_and_up_again(60);
+    assert_eq!(
+        small, large,
+        "work per event does not grow with the connections"
+    );
+    let (down, up) = large;
+    assert!((1..=2).contains(&down), "down: {down} connections decided");
+    assert!((1..=2).contains(&up), "up: {up} connections decided");
+}
+
+#[test]
+fn start_and_rejoin_decide_every_connection_again() {
+    let n = 6;
+    let mut now = Instant::now();
+    let (mut a, mut b, _fa, _fb) = super::bench::all_up(n, "dirtyall", &mut now);
+    // A drain and a rejoin: every connection starts again and is decided again, once each
+    // batch of changes.
+    a.drain_close(now);
+    super::bench::settle(&mut a, &mut b, now);
+    assert!(a.specs().iter().all(|s| !a.sas().is_sending(&s.key())));
+    now += Duration::from_secs(1);
+    a.drain_release(now);
+    assert!(a.dirty_all, "a rejoin decides every connection again");
+    let v = visits(&mut a, |a| super::bench::settle(a, &mut b, now));
+    assert!(!a.dirty_all && a.dirty.is_empty());
+    assert!(
+        v >= n as u64,
+        "every connection decided after the rejoin: {v}"
+    );
+    for s in a.specs() {
+        assert!(a.sas().is_sending(&s.key()));
+        assert_eq!(a.selection(&s.conn).unwrap().active, vec![s.key()]);
+    }
+    // Nothing changed since: a quiet drain decides nothing.
+    assert_eq!(visits(&mut a, |a| assert!(!a.drain_events(now))), 0);
+}
+
+#[test]
+fn due_restarts_start_only_their_own_tunnels() {
+    let base = Instant::now();
+    let at = |ms: u64| base + Duration::from_millis(ms);
+    let mut p = Pair::up("due", "", "", base);
+    p.b.terminate("site-a", at(1000)).unwrap();
+    p.settle(at(1000));
+    assert_eq!(p.a.restarts.get(&primary()), Some(at(6000)));
+    // The primary's restart moved later: only the standby is due at 6 s.
+    p.a.restarts.set(primary(), at(9000));
+    p.a.on_timeout(at(6000));
+    assert!(p.a.tunnel(&standby()).unwrap().ike.is_some());
+    assert!(p.a.tunnel(&primary()).unwrap().ike.is_none());
+    assert_eq!(p.a.restarts.get(&primary()), Some(at(9000)));
+    assert!(p.a.restarts.get(&standby()).is_none());
+    p.settle(at(6000));
+    assert!(p.a.sas().is_sending(&standby()));
+    p.a.on_timeout(at(9000));
+    assert!(p.a.restarts.next().is_none());
+    p.settle(at(9000));
+    assert!(p.a.sas().is_sending(&primary()));
 }

@@ -109,19 +109,17 @@ impl Plane {
     }
 
     /// The tunnel of `conn` an SA between these addresses belongs to: the exact pair, else
-    /// the remote address alone (NAT), else the connection's first tunnel.
+    /// the remote address alone (NAT), else the connection's first tunnel. Looks only at the
+    /// connection's own tunnels (its span of `specs`).
     pub(super) fn tunnel_for(
         &self,
         conn: &str,
         local: SocketAddr,
         remote: SocketAddr,
     ) -> Option<TunnelKey> {
+        let &ci = self.by_name.get(conn)?;
         // Clients' tunnels are found by their IKE SA (`Clients::key_of`), never by address.
-        let of_conn = || {
-            self.specs
-                .iter()
-                .filter(|s| &*s.conn == conn && s.client.is_none())
-        };
+        let of_conn = || self.specs_of(ci).iter().filter(|s| s.client.is_none());
         let dialed = |s: &&TunnelSpec| {
             self.tunnels
                 .get(&s.key())
@@ -135,14 +133,59 @@ impl Plane {
             .map(|s| s.key())
     }
 
+    /// The tunnel IKE SA `ike` serves (O(1): the IKE SA index, checked against the tunnel's
+    /// state so an entry left behind by a state cleared elsewhere is never believed).
     pub(super) fn tunnel_of_ike(&self, ike: IkeSaId) -> Option<TunnelKey> {
         if let Some(k) = self.clients.key_of(ike) {
             return Some(k.clone());
         }
+        let k = self.ike_index.get(&ike)?;
         self.tunnels
-            .iter()
-            .find(|(_, s)| s.ike == Some(ike))
-            .map(|(k, _)| k.clone())
+            .get(k)
+            .is_some_and(|s| s.ike == Some(ike))
+            .then(|| k.clone())
+    }
+
+    /// Sets (or clears) the IKE SA of tunnel `key`'s state and keeps the IKE SA index with
+    /// it. One IKE SA serves one tunnel: another tunnel that had it forgets it.
+    pub(super) fn set_ike(&mut self, key: &TunnelKey, ike: Option<IkeSaId>) {
+        let st = self.tunnels.entry(key.clone()).or_default();
+        let old = std::mem::replace(&mut st.ike, ike);
+        if let Some(o) = old.filter(|o| Some(*o) != ike) {
+            if self.ike_index.get(&o) == Some(key) {
+                self.ike_index.remove(&o);
+            }
+        }
+        if let Some(n) = ike {
+            if let Some(prev) = self.ike_index.insert(n, key.clone()) {
+                if prev != *key {
+                    if let Some(p) = self.tunnels.get_mut(&prev).filter(|p| p.ike == Some(n)) {
+                        p.ike = None;
+                    }
+                }
+            }
+        }
+    }
+
+    /// Test check: the IKE SA index agrees with a scan of the tunnel states (every tunnel
+    /// with an IKE SA is found by it, and one IKE SA serves one tunnel).
+    #[cfg(test)]
+    pub(super) fn check_ike_index(&self) {
+        let mut seen = std::collections::HashMap::new();
+        for (k, st) in &self.tunnels {
+            let Some(ike) = st.ike else { continue };
+            if k.client.is_some() {
+                continue;
+            }
+            assert_eq!(
+                self.tunnel_of_ike(ike).as_ref(),
+                Some(k),
+                "IKE SA index: {ike:?} is not found as {k:?}'s"
+            );
+            if let Some(other) = seen.insert(ike, k.clone()) {
+                panic!("IKE SA {ike:?} serves both {other:?} and {k:?}");
+            }
+        }
     }
 
     /// Starts an IKE SA for one tunnel.
@@ -165,8 +208,8 @@ impl Plane {
             Ok(ike) => {
                 tracing::info!(connection = %spec.conn, local = %spec.local, %remote, reason = %why, "initiating IKE SA");
                 self.restarts.clear(&key);
+                self.set_ike(&key, Some(ike));
                 let st = self.tunnels.entry(key).or_default();
-                st.ike = Some(ike);
                 st.dialed = (remote != spec.remote).then_some(remote);
             }
             Err(e) => tracing::error!(connection = %spec.conn, error = %e, "cannot initiate"),
@@ -199,40 +242,78 @@ impl Plane {
     }
 
     /// Initiates every tunnel of `start` connections that has no IKE SA, and every tunnel
-    /// whose restart time has come.
+    /// whose restart time has come: a walk over every tunnel, at start, rejoin, reload and
+    /// when a shared address arrives. Every connection is decided again at the next change.
+    /// Restarts that come due later go through [`Plane::restart_due`] alone.
     pub fn start_tunnels(&mut self, now: Instant) {
+        self.dirty_all = true;
         // Drained: nothing starts until a rejoin (which calls this again).
         if self.drain.holding() {
             return;
         }
         for s in self.specs.clone() {
-            if !s.ike || s.client.is_some() {
-                continue;
-            }
-            let Keying::Ike(k) = &self.cfg.connections[s.conn_index].keying else {
-                continue;
-            };
-            let start = k.start_action == StartAction::Start;
-            let key = s.key();
-            if self.is_dormant(s.local) {
-                // Its arrival starts it (`set_address_present`); a due restart would only
-                // stay due and spin the timers.
-                self.restarts.clear(&key);
-                continue;
-            }
-            let restart_at = self.restarts.get(&key);
-            let st = self.tunnels.entry(key).or_default();
-            if st.ike.is_some() || st.held {
-                continue;
-            }
-            let why = match restart_at {
-                Some(t) if t <= now => "restart",
-                Some(_) => continue,
-                None if start => "start_action start",
-                None => continue,
-            };
-            self.initiate_tunnel(&s, now, why);
+            self.start_one(&s, now, true);
         }
+    }
+
+    /// Initiates the tunnels whose restart time has come (close action `restart`): only
+    /// those, however many tunnels there are.
+    pub(super) fn restart_due(&mut self, now: Instant) {
+        if self.drain.holding() {
+            return;
+        }
+        for key in self.restarts.take_due(now) {
+            let Some(&ci) = self.by_name.get(&key.conn) else {
+                continue;
+            };
+            let Some(s) = self.specs_of(ci).iter().find(|s| s.key() == key).cloned() else {
+                continue;
+            };
+            // Still due for `start_one` (it was taken off the deadlines above).
+            self.restarts.set(key.clone(), now);
+            self.start_one(&s, now, false);
+            // Not started (it has an IKE SA already, or the operator holds it): nothing to
+            // restart. Started but the engine refused: try again later, not at once.
+            if self.restarts.get(&key).is_some_and(|t| t <= now) {
+                match self.tunnels.get(&key) {
+                    Some(st) if st.ike.is_none() && !st.held => {
+                        self.restarts.set(key, now + RESTART_DELAY)
+                    }
+                    _ => self.restarts.clear(&key),
+                }
+            }
+        }
+    }
+
+    /// Initiates tunnel `s` if it is due: its restart time has come, or (`at_start`) its
+    /// connection starts at once and it has no IKE SA.
+    fn start_one(&mut self, s: &TunnelSpec, now: Instant, at_start: bool) {
+        if !s.ike || s.client.is_some() {
+            return;
+        }
+        let Keying::Ike(k) = &self.cfg.connections[s.conn_index].keying else {
+            return;
+        };
+        let start = at_start && k.start_action == StartAction::Start;
+        let key = s.key();
+        if self.is_dormant(s.local) {
+            // Its arrival starts it (`set_address_present`); a due restart would only
+            // stay due and spin the timers.
+            self.restarts.clear(&key);
+            return;
+        }
+        let restart_at = self.restarts.get(&key);
+        let st = self.tunnels.entry(key).or_default();
+        if st.ike.is_some() || st.held {
+            return;
+        }
+        let why = match restart_at {
+            Some(t) if t <= now => "restart",
+            Some(_) => return,
+            None if start => "start_action start",
+            None => return,
+        };
+        self.initiate_tunnel(s, now, why);
     }
 
     /// The fast path saw traffic for trapped tunnel `id` with no SA.
