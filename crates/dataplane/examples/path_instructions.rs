@@ -10,6 +10,7 @@
 //! valgrind --tool=callgrind --toggle-collect='*split_loop*' target/release/examples/path_instructions 100000
 //! valgrind --tool=callgrind --toggle-collect='*hosts_seal_loop*' target/release/examples/path_instructions 100000
 //! valgrind --tool=callgrind --toggle-collect='*route_site_loop*' target/release/examples/path_instructions 100000
+//! valgrind --tool=callgrind --toggle-collect='*route_last_site_loop*' target/release/examples/path_instructions 100000
 //! ```
 //!
 //! Instructions per packet = the collected total / the count. 64-byte packets, AES-128-GCM,
@@ -22,6 +23,10 @@
 //! policy each): `hosts_seal_loop` seals site packets, `route_site_loop`,
 //! `route_client_loop` and `route_back_loop` time the policy lookup alone, of a site packet,
 //! of a packet to the last client and of a site packet arriving (the route back).
+//!
+//! With [`SITES`] policy-based sites, a /24 each (`packets::many_sites`):
+//! `route_first_site_loop` and `route_last_site_loop` time the lookup of a packet to the
+//! first and to the last site in table order, `sites_seal_loop` seals packets to the last.
 
 use std::hint::black_box;
 
@@ -37,7 +42,7 @@ use ironsec_esp::{Suite, HEADROOM, MAX_TRAILER};
 
 #[path = "../benches/packets/mod.rs"]
 mod packets;
-use packets::{host, site_and_hosts, tso_super_packet, udp4};
+use packets::{host, many_sites, site_and_hosts, site_net, tso_super_packet, udp4};
 
 const SIZE: usize = 64;
 
@@ -138,6 +143,32 @@ fn route_client_loop(t: &Tables, pkt: &[u8], n: usize) {
     route_loop(t, pkt, n)
 }
 
+/// How many policy-based sites the `*_site_loop` loops on [`many_sites`] see.
+const SITES: usize = 10_000;
+
+#[inline(never)]
+fn route_first_site_loop(t: &Tables, pkt: &[u8], n: usize) {
+    black_box("first site");
+    route_loop(t, pkt, n)
+}
+
+#[inline(never)]
+fn route_last_site_loop(t: &Tables, pkt: &[u8], n: usize) {
+    black_box("last site");
+    route_loop(t, pkt, n)
+}
+
+/// Seals packet `pkt` `n` times into `buf` on the tables of [`SITES`] sites.
+#[inline(never)]
+fn sites_seal_loop(a: &Tables, gw: &GatewayCounters, pkt: &[u8], buf: &mut [u8], n: usize) {
+    black_box("sites");
+    for _ in 0..n {
+        buf[HEADROOM..HEADROOM + pkt.len()].copy_from_slice(pkt);
+        let verdict = seal_one(a, buf, pkt.len());
+        black_box(account_sealed(0, verdict, gw, None).expect("sealed"));
+    }
+}
+
 /// The route back of packet `pkt` arriving from a peer, `n` times.
 #[inline(never)]
 fn route_back_loop(t: &Tables, pkt: &[u8], n: usize) {
@@ -179,5 +210,19 @@ fn main() {
     arriving[12..16].copy_from_slice(&pkt[16..20]);
     arriving[16..20].copy_from_slice(&pkt[12..16]);
     route_back_loop(&hosts, &arriving, n);
+
+    let sites = many_sites(SITES, (0x4000, &k1)).with_mtu(mtu);
+    let to_site = |i: usize| {
+        let mut p = pkt.clone();
+        let mut a = site_net(i).octets();
+        a[3] = 7;
+        p[16..20].copy_from_slice(&a);
+        // The header checksum does not matter to the lookup, and seal_one does not check it.
+        p
+    };
+    route_first_site_loop(&sites, &to_site(0), n);
+    let last = to_site(SITES - 1);
+    route_last_site_loop(&sites, &last, n);
+    sites_seal_loop(&sites, &gw, &last, &mut buf, n);
     println!("sealed and opened {n} packets of {SIZE} bytes");
 }

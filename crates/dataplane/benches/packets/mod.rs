@@ -77,6 +77,50 @@ pub fn site_and_hosts(hosts: usize, out: (u32, &[u8])) -> ironsec_dataplane::Tab
     Tables::new(tunnels, policies, vec![]).expect("tables")
 }
 
+/// `sites` site-to-site connections from 10.1.0.0/16, each to a /24 of its own (site `i`:
+/// [`site_net`]`(i)`), every one a policy-based tunnel sharing one outbound SA.
+#[allow(dead_code)]
+pub fn many_sites(sites: usize, out: (u32, &[u8])) -> ironsec_dataplane::Tables {
+    use std::sync::Arc;
+
+    use ironsec_dataplane::{OutboundEntry, PerWorker, Policy, Tables, Tunnel};
+    let wan = |host: u8| std::net::SocketAddr::from(([192, 0, 2, host], 4500));
+    let sa = ironsec_esp::OutboundSa::new(ironsec_esp::Suite::Aes128Gcm16, out.0, out.1, true)
+        .expect("key");
+    let entry = Arc::new(OutboundEntry {
+        sa,
+        counters: PerWorker::new(1),
+        watch: None,
+    });
+    let local: ironsec_dataplane::Prefix = "10.1.0.0/16".parse().expect("prefix");
+    let mut tunnels = Vec::with_capacity(sites);
+    let mut policies = Vec::with_capacity(sites);
+    for i in 0..sites {
+        tunnels.push(Tunnel::new(
+            "site".into(),
+            0,
+            wan(1),
+            wan(2),
+            Some(entry.clone()),
+        ));
+        policies.push(Policy {
+            local,
+            remote: ironsec_dataplane::Prefix::new(site_net(i).into(), 24).expect("prefix"),
+            tunnel: i,
+            ports: None,
+            scope: None,
+        });
+    }
+    Tables::new(tunnels, policies, vec![]).expect("tables")
+}
+
+/// The /24 of site `i` in [`many_sites`]: 10.128.0.0/24 on (up to 32,768 sites).
+#[allow(dead_code)]
+pub fn site_net(i: usize) -> std::net::Ipv4Addr {
+    let n = u32::from(std::net::Ipv4Addr::new(10, 128, 0, 0)) + ((i as u32) << 8);
+    n.into()
+}
+
 /// The virtual IP of remote-access client `i` in [`site_and_hosts`]: 10.9.0.1 on.
 #[allow(dead_code)]
 pub fn host(i: usize) -> std::net::Ipv4Addr {
