@@ -583,14 +583,22 @@ pub struct Shaping<'a> {
     pub devices: &'a HashMap<Arc<str>, IfaceId>,
 }
 
-/// Builds the fast path's tables from the config and the SAs that exist. Tunnels in
-/// `trapped` report packets that find no SA, so the control plane negotiates one.
+/// Whether `s` is the tunnel of `k` (as `s.key() == *k`, without making the key).
+fn is_spec_of(s: &TunnelSpec, k: &TunnelKey) -> bool {
+    s.local == k.local && s.remote == k.remote && s.client == k.client && s.conn == k.conn
+}
+
+/// Builds the fast path's tables from the config and the SAs that exist. Tunnels for which
+/// `trapped` is true report packets that find no SA, so the control plane negotiates one.
+///
+/// Called at every SA change, so its cost is linear in the tunnels and SAs, with as few
+/// lookups per tunnel as it can: each tunnel's key is looked up in the SA store once.
 pub fn build(
     cfg: &Config,
     specs: &[TunnelSpec],
     store: &SaStore,
-    trapped: &HashSet<TunnelKey>,
-    choice: &HashMap<Arc<str>, Choice>,
+    trapped: &dyn Fn(&TunnelKey) -> bool,
+    choice: &dyn Fn(&crate::config::Connection) -> Option<Choice>,
     shaping: Shaping,
     addrs: &[SocketAddr],
 ) -> Result<Tables, BuildError> {
@@ -599,18 +607,25 @@ pub fn build(
         mtus,
         devices,
     } = shaping;
+    // One clock reading for the whole build (path MTUs read at most once per TTL).
+    let now = Instant::now();
     let mut tunnels = Vec::with_capacity(specs.len());
+    // Per spec: the CHILD_SAs its tunnel sends with (inbound SPIs), looked up once.
+    let mut sending_of: Vec<&[u32]> = Vec::with_capacity(specs.len());
+    // And the first of them (its main one), found once.
+    let mut main_of: Vec<Option<&IkeChild>> = Vec::with_capacity(specs.len());
     for s in specs {
         let key = s.key();
+        let sending: &[u32] = store.sending.get(&key).map_or(&[], |v| v.as_slice());
+        let main = sending.first().and_then(|spi| store.children.get(spi));
+        sending_of.push(sending);
+        main_of.push(main);
         let socket = addrs
             .iter()
             .position(|a| a.ip() == s.local)
             .ok_or(BuildError::NoSocket(s.local))?;
         let (remote, outbound) = if s.ike {
-            match store
-                .active_out(&key)
-                .and_then(|spi| store.children.get(&spi))
-            {
+            match main {
                 Some(c) => (c.info.remote, Some(c.outbound.clone())),
                 None => (SocketAddr::new(s.remote, cfg.gateway.port), None),
             }
@@ -631,21 +646,16 @@ pub fn build(
             .as_ref()
             .map_or_else(|| conn.costliest_suite(), |o| o.sa.suite());
         let mut t = Tunnel::new(s.conn.clone(), socket, addrs[socket], remote, outbound);
-        t.mtu = mtus.tunnel(conn, cfg.gateway.tun_mtu, s.local, remote, suite);
+        t.mtu = mtus.tunnel_at(now, conn, cfg.gateway.tun_mtu, s.local, remote, suite);
         t.dscp_out = conn.copy_dscp.outwards();
         t.dscp_in = conn.copy_dscp.inwards();
-        tunnels.push(if trapped.contains(&key) {
-            t.with_trap()
-        } else {
-            t
-        });
+        tunnels.push(if trapped(&key) { t.with_trap() } else { t });
     }
     // Every CHILD_SA a tunnel sends with beyond its main one gets an entry of its own (same
     // addresses, its own SA), reached by the policies of its selectors.
     let mut extra: HashMap<u32, TunnelId> = HashMap::new();
-    for s in specs.iter().filter(|s| s.ike) {
-        let key = s.key();
-        for spi in store.sending.get(&key).into_iter().flatten().skip(1) {
+    for (s, sending) in specs.iter().zip(&sending_of).filter(|(s, _)| s.ike) {
+        for spi in sending.iter().skip(1) {
             let Some(c) = store.children.get(spi) else {
                 continue;
             };
@@ -663,7 +673,14 @@ pub fn build(
             );
             let conn = &cfg.connections[s.conn_index];
             let suite = c.outbound.sa.suite();
-            t.mtu = mtus.tunnel(conn, cfg.gateway.tun_mtu, s.local, c.info.remote, suite);
+            t.mtu = mtus.tunnel_at(
+                now,
+                conn,
+                cfg.gateway.tun_mtu,
+                s.local,
+                c.info.remote,
+                suite,
+            );
             t.dscp_out = conn.copy_dscp.outwards();
             t.dscp_in = conn.copy_dscp.inwards();
             tunnels.push(t);
@@ -687,14 +704,13 @@ pub fn build(
             // them carry traffic at once. A client without an SA gets no policy (its
             // address is no one's yet: dropped as matching none, never sent in clear).
             for &id in ids {
-                let chosen = store.sending.get(&specs[id].key()).into_iter().flatten();
-                for (n, spi) in chosen.enumerate() {
-                    let entry = if n == 0 {
-                        Some(id)
+                for (n, spi) in sending_of[id].iter().enumerate() {
+                    let (entry, child) = if n == 0 {
+                        (Some(id), main_of[id])
                     } else {
-                        extra.get(spi).copied()
+                        (extra.get(spi).copied(), store.children.get(spi))
                     };
-                    if let (Some(entry), Some(child)) = (entry, store.children.get(spi)) {
+                    if let (Some(entry), Some(child)) = (entry, child) {
                         policies_for(
                             &ts_selectors(&child.info.local_ts),
                             &ts_selectors(&child.info.remote_ts),
@@ -710,12 +726,12 @@ pub fn build(
         if c.route_based.is_some() && scope.is_none() {
             continue;
         }
-        let id_of = |k: &TunnelKey| ids.iter().copied().find(|i| specs[*i].key() == *k);
+        let id_of = |k: &TunnelKey| ids.iter().copied().find(|i| is_spec_of(&specs[*i], k));
         // The control plane's choice if it made one; else the connection's first tunnel that
         // has an SA; with none, traffic for the site still matches (and is dropped as no_sa)
         // rather than leaking elsewhere.
-        let up = match choice.get(c.name.as_str()) {
-            Some(Choice::One(k)) => id_of(k),
+        let up = match choice(c) {
+            Some(Choice::One(k)) => id_of(&k),
             Some(Choice::Spread(members)) => {
                 let weighted: Vec<(TunnelId, u32)> = members
                     .iter()
@@ -737,20 +753,18 @@ pub fn build(
                 .copied()
         });
         let sending: Vec<(TunnelId, &IkeChild)> = up
-            .and_then(|id| {
-                store.sending.get(&specs[id].key()).map(|v| {
-                    v.iter()
-                        .enumerate()
-                        .filter_map(|(n, spi)| {
-                            let entry = if n == 0 {
-                                Some(id)
-                            } else {
-                                extra.get(spi).copied()
-                            };
-                            entry.zip(store.children.get(spi))
-                        })
-                        .collect()
-                })
+            .map(|id| {
+                sending_of[id]
+                    .iter()
+                    .enumerate()
+                    .filter_map(|(n, spi)| {
+                        if n == 0 {
+                            Some(id).zip(main_of[id])
+                        } else {
+                            extra.get(spi).copied().zip(store.children.get(spi))
+                        }
+                    })
+                    .collect()
             })
             .unwrap_or_default();
         match (&c.keying, sending.is_empty()) {
@@ -774,10 +788,11 @@ pub fn build(
             ),
         }
     }
-    for t in tunnels.iter_mut() {
-        t.shaper = shapers.get(&t.connection).cloned();
+    if !shapers.is_empty() {
+        for t in tunnels.iter_mut() {
+            t.shaper = shapers.get(&t.connection).cloned();
+        }
     }
-    let live: HashSet<TunnelKey> = specs.iter().map(|s| s.key()).collect();
     // Each SA delivers to its connection's device as it is now (a reload may have made or
     // removed it); a route-based connection without one delivers nowhere (dropped, counted),
     // never to the shared device. An SA of a connection a reload removed keeps its device.
@@ -796,15 +811,21 @@ pub fn build(
             (None, false) => None,
         });
     };
-    let mut inbound: Vec<Arc<InboundEntry>> = store
-        .statics
-        .iter()
-        .filter(|(k, _)| live.contains(*k))
-        .map(|(k, s)| {
-            point(&s.inbound, &k.conn);
-            s.inbound.clone()
-        })
-        .collect();
+    let mut inbound: Vec<Arc<InboundEntry>> =
+        Vec::with_capacity(store.statics.len() + store.children.len());
+    if !store.statics.is_empty() {
+        let live: HashSet<TunnelKey> = specs.iter().map(|s| s.key()).collect();
+        inbound.extend(
+            store
+                .statics
+                .iter()
+                .filter(|(k, _)| live.contains(*k))
+                .map(|(k, s)| {
+                    point(&s.inbound, &k.conn);
+                    s.inbound.clone()
+                }),
+        );
+    }
     // A retiring SA of a tunnel a reload removed still takes its last packets in flight.
     inbound.extend(store.children.values().map(|c| {
         point(&c.inbound, &c.tunnel.conn);

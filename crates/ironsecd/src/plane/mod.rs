@@ -47,7 +47,7 @@ mod bench;
 #[cfg(test)]
 mod tests;
 
-use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::net::SocketAddr;
 use std::ops::Range;
 use std::sync::Arc;
@@ -280,35 +280,30 @@ impl Plane {
     }
 
     pub fn tables(&self) -> Result<Tables, BuildError> {
-        let trapped: HashSet<TunnelKey> = self
-            .tunnels
-            .iter()
-            // A dormant tunnel's traffic is dropped (`no_sa`) without an acquire: it could
-            // not initiate anyway.
-            .filter(|(k, s)| s.trapped && !self.is_dormant(k.local))
-            .map(|(k, _)| k.clone())
-            .collect();
-        let choice: HashMap<Arc<str>, Choice> = self
-            .cfg
-            .connections
-            .iter()
-            .filter_map(|c| {
-                let Keying::Ike(k) = &c.keying else {
-                    return None;
-                };
-                let sel = self.selections.get(c.name.as_str())?;
-                let choice = match k.mode {
-                    Mode::ActiveStandby => Choice::One(sel.active.first()?.clone()),
-                    Mode::ActiveActive => Choice::Spread(
-                        sel.active
-                            .iter()
-                            .map(|key| (key.clone(), failover::weight_of(k, key)))
-                            .collect(),
-                    ),
-                };
-                Some((Arc::from(c.name.as_str()), choice))
+        // Asked once per tunnel while building (no set of every trapped key made first). A
+        // dormant tunnel's traffic is dropped (`no_sa`) without an acquire: it could not
+        // initiate anyway.
+        let trapped = |k: &TunnelKey| {
+            self.tunnels
+                .get(k)
+                .is_some_and(|s| s.trapped && !self.is_dormant(k.local))
+        };
+        // Each connection's choice as the build asks for it (no map of them made first).
+        let choice = |c: &crate::config::Connection| {
+            let Keying::Ike(k) = &c.keying else {
+                return None;
+            };
+            let sel = self.selections.get(c.name.as_str())?;
+            Some(match k.mode {
+                Mode::ActiveStandby => Choice::One(sel.active.first()?.clone()),
+                Mode::ActiveActive => Choice::Spread(
+                    sel.active
+                        .iter()
+                        .map(|key| (key.clone(), failover::weight_of(k, key)))
+                        .collect(),
+                ),
             })
-            .collect();
+        };
         let shapers: HashMap<Arc<str>, Arc<Bucket>> = self.shares.buckets();
         tables::build(
             &self.cfg,
