@@ -231,27 +231,11 @@ struct Iface {
     address: Option<(IpAddr, u8)>,
 }
 
-/// The guard routes' status as last read from the kernel: when, in which
-/// `metrics::generation`, for which wanted prefixes.
-type GuardsRead = Option<(Instant, u64, Vec<Prefix>, status::GuardsStatus)>;
-static GUARDS_READ: Mutex<GuardsRead> = Mutex::new(None);
-
-/// `guards::status` (a dump of the kernel's routes, ~10,000 of them on a big hub) at most
-/// once per `metrics::CACHE_FOR` for the same wanted prefixes, and afresh after every
-/// control command that may have changed them (`handle` bumps the generation): an
-/// `initiate` polling status every 100 ms, or a scrape storm, does not dump the table each
-/// time. A guard deleted by hand shows as missing within a second.
+/// The guard routes as the kernel has them now (one dump of its routes, read on the
+/// status request's blocking thread, after the plane's lock is released). Not cached: a
+/// guard deleted by hand must show as missing in the very next status.
 fn guards_status(want: &[Prefix], start: GuardStart) -> status::GuardsStatus {
-    let mut last = GUARDS_READ.lock().unwrap_or_else(|p| p.into_inner());
-    let generation = crate::metrics::generation();
-    if let Some((at, g, w, st)) = &*last {
-        if *g == generation && at.elapsed() < crate::metrics::CACHE_FOR && w == want {
-            return st.clone();
-        }
-    }
-    let st = crate::guards::status(want, start);
-    *last = Some((Instant::now(), generation, want.to_vec(), st.clone()));
-    st
+    crate::guards::status(want, start)
 }
 
 impl Running {
