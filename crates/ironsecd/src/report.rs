@@ -544,7 +544,7 @@ mod scale {
     use std::time::{Duration, Instant};
 
     use super::*;
-    use crate::testutil::ConfFile;
+    use crate::testutil::{settle, ConfFile};
 
     /// `n` connections of one tunnel each: the hub side (`a`, initiating when `start`) and
     /// the sites' side (`b`), as plane/bench.rs's.
@@ -574,27 +574,6 @@ mod scale {
             b += &conn(&format!("h{i}"), &ib, &ia, &site, &hub, "none", &tb);
         }
         (a, b)
-    }
-
-    fn settle(a: &mut Plane, b: &mut Plane, now: Instant) {
-        loop {
-            let mut moved = false;
-            for a_to_b in [true, false] {
-                let (from, to) = if a_to_b {
-                    (&mut *a, &mut *b)
-                } else {
-                    (&mut *b, &mut *a)
-                };
-                from.drain_events(now);
-                while let Some(t) = from.poll_transmit() {
-                    to.on_ike_datagram(now, t.remote, t.local, &t.payload);
-                    moved = true;
-                }
-            }
-            if !moved {
-                return;
-            }
-        }
     }
 
     /// A hub plane of `n` connections, every tunnel up when `up` (else never started).

@@ -15,6 +15,7 @@ use std::time::{Duration, Instant};
 
 use super::tests::ConfFile;
 use super::Plane;
+use crate::testutil::settle;
 
 /// `n` tunnels, every one up (an IKE SA and a CHILD_SA each) and idle: either one tunnel
 /// per connection, or two (active-standby) so the liveness tick has work.
@@ -71,27 +72,6 @@ pub(super) fn configs(n: usize, two_per_connection: bool) -> (String, String) {
         );
     }
     (a, b)
-}
-
-pub(super) fn settle(a: &mut Plane, b: &mut Plane, now: Instant) {
-    loop {
-        let mut moved = false;
-        for a_to_b in [true, false] {
-            let (from, to) = if a_to_b {
-                (&mut *a, &mut *b)
-            } else {
-                (&mut *b, &mut *a)
-            };
-            from.drain_events(now);
-            while let Some(t) = from.poll_transmit() {
-                to.on_ike_datagram(now, t.remote, t.local, &t.payload);
-                moved = true;
-            }
-        }
-        if !moved {
-            return;
-        }
-    }
 }
 
 /// Mean time of `f` over `rounds` calls.

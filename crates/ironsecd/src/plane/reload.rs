@@ -326,7 +326,7 @@ mod tests {
 
     use super::*;
     use crate::config::fixtures::{fragment, hub, site, TempDir};
-    use crate::testutil::ConfFile;
+    use crate::testutil::{settle, ConfFile};
 
     fn load(main: &std::path::Path) -> Config {
         Config::load_with_env(main, Vec::new()).unwrap_or_else(|e| panic!("{e}"))
@@ -440,28 +440,6 @@ mod tests {
             128 + hi,
             64 + hi
         )
-    }
-
-    /// Hands each plane's datagrams to the other until neither has any.
-    fn settle(a: &mut Plane, b: &mut Plane, now: Instant) {
-        loop {
-            let mut moved = false;
-            for a_to_b in [true, false] {
-                let (from, to) = if a_to_b {
-                    (&mut *a, &mut *b)
-                } else {
-                    (&mut *b, &mut *a)
-                };
-                from.drain_events(now);
-                while let Some(t) = from.poll_transmit() {
-                    to.on_ike_datagram(now, t.remote, t.local, &t.payload);
-                    moved = true;
-                }
-            }
-            if !moved {
-                return;
-            }
-        }
     }
 
     /// Each connection's IKE SAs in the engine.

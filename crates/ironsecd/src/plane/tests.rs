@@ -1793,7 +1793,7 @@ fn one_down_and_up_again(n: usize) -> (u64, u64) {
     b.terminate(&format!("h{i}"), now).unwrap();
     let down = visits(&mut a, |a| {
         // A hears the deletes and drains their events.
-        super::bench::settle(a, &mut b, now);
+        crate::testutil::settle(a, &mut b, now);
     });
     assert!(!a.sas().is_sending(&key));
     assert_eq!(a.selection(&name).unwrap().active, Vec::<TunnelKey>::new());
@@ -1802,7 +1802,7 @@ fn one_down_and_up_again(n: usize) -> (u64, u64) {
     now += super::tunnels::RESTART_DELAY;
     let up = visits(&mut a, |a| {
         a.on_timeout(now);
-        super::bench::settle(a, &mut b, now);
+        crate::testutil::settle(a, &mut b, now);
     });
     assert!(a.sas().is_sending(&key), "{name} is up again");
     assert_eq!(a.selection(&name).unwrap().active, vec![key]);
@@ -1838,12 +1838,12 @@ fn start_and_rejoin_decide_every_connection_again() {
     // A drain and a rejoin: every connection starts again and is decided again, once each
     // batch of changes.
     a.drain_close(now);
-    super::bench::settle(&mut a, &mut b, now);
+    crate::testutil::settle(&mut a, &mut b, now);
     assert!(a.specs().iter().all(|s| !a.sas().is_sending(&s.key())));
     now += Duration::from_secs(1);
     a.drain_release(now);
     assert!(a.dirty_all, "a rejoin decides every connection again");
-    let v = visits(&mut a, |a| super::bench::settle(a, &mut b, now));
+    let v = visits(&mut a, |a| crate::testutil::settle(a, &mut b, now));
     assert!(!a.dirty_all && a.dirty.is_empty());
     assert!(
         v >= n as u64,

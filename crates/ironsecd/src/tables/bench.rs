@@ -17,7 +17,7 @@ use std::sync::atomic::AtomicU64;
 
 use crate::plane::Plane;
 use crate::routemtu::{HostAddrs, RouteState};
-use crate::testutil::ConfFile;
+use crate::testutil::{settle, ConfFile};
 
 /// `n` connections of one tunnel each, hub (`a`) and spokes (`b`).
 fn configs(n: usize) -> (String, String) {
@@ -56,27 +56,6 @@ fn configs(n: usize) -> (String, String) {
         .replace("start_action = \"start\"", "start_action = \"none\"");
     }
     (a, b)
-}
-
-fn settle(a: &mut Plane, b: &mut Plane, now: Instant) {
-    loop {
-        let mut moved = false;
-        for a_to_b in [true, false] {
-            let (from, to) = if a_to_b {
-                (&mut *a, &mut *b)
-            } else {
-                (&mut *b, &mut *a)
-            };
-            from.drain_events(now);
-            while let Some(t) = from.poll_transmit() {
-                to.on_ike_datagram(now, t.remote, t.local, &t.payload);
-                moved = true;
-            }
-        }
-        if !moved {
-            return;
-        }
-    }
 }
 
 /// Sizes from `IRONSEC_FLUSH_BENCH_SIZES` (comma-separated connection counts), default 100.
