@@ -178,27 +178,6 @@ start_daemon() { # side
     if [ "$1" = hub ]; then PID_HUB=$!; else PID_PEER=$!; fi
 }
 
-# ironsecctl for side $1 (hub|peer) with the rest of the arguments, bounded to 60 s (a daemon
-# busy bringing up thousands of tunnels answers slowly, but must answer).
-ctl() { # side args...
-    local side=$1
-    shift
-    timeout -k 5 60 "$CTL" --socket "$WORK/$side.sock" "$@"
-}
-
-# Wait up to 60 s for side $1's daemon (PID $2) to answer status; dies with its log otherwise.
-wait_daemon() { # side pid
-    local deadline
-    deadline=$(( $(now_ns) + 60 * 1000000000 ))
-    while [ "$(now_ns)" -lt "$deadline" ]; do
-        if ctl "$1" status >/dev/null 2>&1; then return 0; fi
-        alive "$2" || { tail -n 20 "$WORK/$1.log" | indent >&2; die "the $1's ironsecd exited during startup"; }
-        sleep 0.1
-    done
-    tail -n 20 "$WORK/$1.log" | indent >&2
-    die "the $1's ironsecd does not answer on $WORK/$1.sock after 60 s"
-}
-
 stop_daemons() {
     stop_pid "$PID_HUB"; stop_pid "$PID_PEER"
     wait "$PID_HUB" "$PID_PEER" 2>/dev/null || true

@@ -303,6 +303,29 @@ wait_ready() { # gw pid
     return 1
 }
 
+# ironsecctl for side $1 (its socket $WORK/$1.sock) with the rest of the arguments, bounded to
+# CTL_TIMEOUT s (default 60: a daemon busy bringing up thousands of tunnels answers slowly, but
+# must answer). Needs CTL, WORK. The scale scripts' sides are hub, spk and peer.
+ctl() { # side args...
+    local side=$1
+    shift
+    timeout -k 5 "${CTL_TIMEOUT:-60}" "$CTL" --socket "$WORK/$side.sock" "$@"
+}
+
+# Wait up to $3 s (default 60) for side $1's daemon (PID $2, log $WORK/$1.log) to answer
+# status; dies with the log's tail otherwise.
+wait_daemon() { # side pid [secs]
+    local secs=${3:-60} deadline
+    deadline=$(( $(now_ns) + secs * 1000000000 ))
+    while [ "$(now_ns)" -lt "$deadline" ]; do
+        if ctl "$1" status >/dev/null 2>&1; then return 0; fi
+        alive "$2" || { tail -n 20 "$WORK/$1.log" | indent >&2; die "the $1's ironsecd exited during startup"; }
+        sleep 0.05
+    done
+    tail -n 20 "$WORK/$1.log" | indent >&2
+    die "the $1's ironsecd does not answer on $WORK/$1.sock after $secs s"
+}
+
 # Sets JSON to the tool counters uses: python3, else jq; dies if neither is installed.
 pick_json_tool() {
     if command -v python3 >/dev/null; then JSON=python3

@@ -246,26 +246,6 @@ start_daemon() { # side
     if [ "$1" = hub ]; then PID_HUB=$!; else PID_SPK=$!; fi
 }
 
-# ironsecctl for side $1 (hub|spk) with the rest of the arguments, bounded to 60 s.
-ctl() { # side args...
-    local side=$1
-    shift
-    timeout -k 5 60 "$CTL" --socket "$WORK/$side.sock" "$@"
-}
-
-# Wait up to $3 s for side $1's daemon (PID $2) to answer status; dies with its log otherwise.
-wait_daemon() { # side pid secs
-    local deadline
-    deadline=$(( $(now_ns) + $3 * 1000000000 ))
-    while [ "$(now_ns)" -lt "$deadline" ]; do
-        if ctl "$1" status >/dev/null 2>&1; then return 0; fi
-        alive "$2" || { tail -n 20 "$WORK/$1.log" | indent >&2; die "the $1's ironsecd exited during startup"; }
-        sleep 0.05
-    done
-    tail -n 20 "$WORK/$1.log" | indent >&2
-    die "the $1's ironsecd does not answer on $WORK/$1.sock after $3 s"
-}
-
 # SIGTERM to PID $1, and up to 120 s for it to go (removing thousands of devices takes the
 # kernel a while), then SIGKILL; prints the seconds it took.
 stop_timed() { # pid

@@ -140,6 +140,8 @@ else
     D="$BIN/ironsecd"
 fi
 CTL=${IRONSECCTL:-$(dirname "$D")/ironsecctl}
+# A hub busy with thousands of tunnels answers slowly, but must answer (ctl in lib.sh).
+CTL_TIMEOUT=120
 [ -x "$D" ] || die "$D not found or not executable: cargo build --release -p ironsecd, or set IRONSECD"
 [ -x "$CTL" ] || die "$CTL not found or not executable (set IRONSECCTL)"
 CLK_TCK=$(getconf CLK_TCK)
@@ -347,27 +349,6 @@ start_ironsecd() { # side
     if [ "$1" = hub ]; then PID_HUB=$!; else PIDS_SPK+=("$!"); fi
 }
 
-# ironsecctl for side $1 (hub|spk), bounded to 120 s (a daemon busy with thousands of tunnels
-# answers slowly, but must answer).
-ctl() { # side args...
-    local side=$1
-    shift
-    timeout -k 5 120 "$CTL" --socket "$WORK/$side.sock" "$@"
-}
-
-# Wait up to $3 s for ironsecd side $1 (PID $2) to answer status; dies with its log otherwise.
-wait_ironsecd() { # side pid secs
-    local deadline
-    deadline=$(( $(now_ns) + $3 * 1000000000 ))
-    while [ "$(now_ns)" -lt "$deadline" ]; do
-        if ctl "$1" status >/dev/null 2>&1; then return 0; fi
-        alive "$2" || { tail -n 20 "$WORK/$1.log" | indent >&2; die "the $1's ironsecd exited during startup"; }
-        sleep 0.05
-    done
-    tail -n 20 "$WORK/$1.log" | indent >&2
-    die "the $1's ironsecd does not answer on $WORK/$1.sock after $3 s"
-}
-
 # Run time (ns) of every spoke process, summed; "-" without schedstat.
 spoke_run_ns() {
     local p t sum=0
@@ -537,7 +518,7 @@ run_case() { # hub n
     if [ "$R_HUB" = ironsec ]; then
         write_ironsec_config hub "$n"
         start_ironsecd hub
-        wait_ironsecd hub "$PID_HUB" 300
+        wait_daemon hub "$PID_HUB" 300
         HLOG="$WORK/hub.log"
     else
         SW_DIR="$WORK/swan-$n"
